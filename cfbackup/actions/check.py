@@ -1,0 +1,74 @@
+"""``cfbackup check``: is this profile ready to run? Config, tools, keys, Swift, plugins."""
+
+from __future__ import annotations
+
+import shutil
+
+from cfbackup import execute, gpgkeys, swift
+from cfbackup.duplicity.environment import duplicity_environment
+from cfbackup.duplicity.run import duplicity_executable
+from cfbackup.duplicity.target import swift_target
+from cfbackup.errors import CfbackupError, ExitCode
+from cfbackup.runner import Run, RunResult
+
+
+def run_check(run: Run) -> RunResult:
+    profile = run.profile
+    rows: list[tuple[str, bool, str]] = [("config", True, f"{run.config.path} is valid")]
+    for tool in ("duplicity", "gpg"):
+        path = duplicity_executable() if tool == "duplicity" else shutil.which(tool)
+        path = path if path and shutil.which(path) else None
+        if path is None:
+            rows.append((tool, False, f"{tool} not found on PATH: install it"))
+            continue
+        version = execute.capture([path, "--version"], timeout=30).stdout.splitlines()
+        rows.append((tool, True, (version[0] if version else path).strip()))
+    rows.append(
+        (
+            "source",
+            profile.source.is_dir(),
+            f"{profile.source}" + ("" if profile.source.is_dir() else " is not a directory"),
+        )
+    )
+    for what, step in (
+        ("secrets", lambda: duplicity_environment(profile)),
+        ("gpg keys", lambda: gpgkeys.check_keys(profile)),
+    ):
+        try:
+            step()
+            rows.append((what, True, "resolved" if what == "secrets" else "usable"))
+        except CfbackupError as error:
+            rows.append((what, False, error.message))
+    if swift_target(profile.target) is not None:
+        try:
+            account = swift.account_stats(profile)
+            container = swift.container_stats(profile)
+            rows.append(("swift", True, f"authenticated, storage URL {account['storage_url']}"))
+            rows.append(
+                (
+                    "container",
+                    True,
+                    f"{container['container']}: "
+                    + (
+                        f"{container['bytes_used']} bytes in {container['object_count']} objects"
+                        if container["exists"]
+                        else "does not exist yet (created by the first backup)"
+                    ),
+                )
+            )
+        except CfbackupError as error:
+            rows.append(("swift", False, error.message))
+    for plugin_rows in run.hooks.cfbackup_check(run=run):
+        rows.extend(plugin_rows or [])
+    failed = [r for r in rows if not r[1]]
+    return RunResult(
+        profile=profile.name,
+        action="check",
+        data=rows,
+        exit_code=ExitCode.REFUSED if failed else ExitCode.OK,
+        message=(
+            f"{len(failed)} check(s) failed for {profile.name}"
+            if failed
+            else f"{profile.name} is ready"
+        ),
+    )

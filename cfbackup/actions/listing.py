@@ -1,0 +1,41 @@
+"""``cfbackup list``: the files in a backup (latest or at ``--time``)."""
+
+from __future__ import annotations
+
+import ast
+
+from cfbackup.actions.common import duplicity, prepare
+from cfbackup.duplicity import commands, machinelog
+from cfbackup.runner import Run, RunResult
+
+
+def run_list(run: Run) -> RunResult:
+    profile = run.profile
+    env = prepare(run, need_secret_key=True)
+    result = duplicity(
+        run, lambda fd: commands.list_argv(profile, time=run.options.get("time"), log_fd=fd), env
+    )
+    entries = [
+        entry
+        for r in result.records_with("INFO", machinelog.INFO_FILE_LIST)
+        if (entry := parse_file_entry(r.extra))
+    ]
+    return RunResult(
+        profile=profile.name,
+        action="list",
+        data=entries,
+        message=f"{len(entries)} entries in the backup of {profile.name}",
+    )
+
+
+def parse_file_entry(extra: str) -> dict | None:
+    """``20261126T022239Z 'sub/b c.txt' reg`` -> time, path, type."""
+    timestamp, _, rest = extra.partition(" ")
+    path_part, _, kind = rest.rpartition(" ")
+    try:
+        path = ast.literal_eval(path_part) if path_part[:1] in "'\"" else path_part
+    except (ValueError, SyntaxError):
+        path = path_part.strip("'")
+    if isinstance(path, bytes):
+        path = path.decode("utf-8", "surrogateescape")
+    return {"time": timestamp, "path": path, "type": kind}

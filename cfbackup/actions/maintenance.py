@@ -1,0 +1,27 @@
+"""``cfbackup prune`` (retention) and ``cfbackup cleanup`` (duplicity's leftovers)."""
+
+from __future__ import annotations
+
+from cfbackup.actions.backup import apply_retention
+from cfbackup.actions.common import duplicity, prepare
+from cfbackup.duplicity import commands
+from cfbackup.runner import Run, RunResult
+
+
+def run_prune(run: Run) -> RunResult:
+    env = prepare(run)
+    rules = apply_retention(run, env)
+    applied = ", ".join(f"{command} {value}" for command, value in rules)
+    return RunResult(
+        profile=run.profile.name, action="prune", message=f"retention applied: {applied}"
+    )
+
+
+def run_cleanup(run: Run) -> RunResult:
+    env = prepare(run)
+    duplicity(run, lambda fd: commands.cleanup_argv(run.profile, log_fd=fd), env)
+    return RunResult(
+        profile=run.profile.name,
+        action="cleanup",
+        message="cleanup done: leftovers of interrupted runs removed from the target",
+    )

@@ -1,0 +1,69 @@
+"""``cfbackup status``: chains, last full and incremental, last cfbackup runs, remote usage."""
+
+from __future__ import annotations
+
+from cfbackup import history, swift
+from cfbackup.actions.common import duplicity, prepare
+from cfbackup.duplicity import commands, machinelog
+from cfbackup.duplicity.target import swift_target
+from cfbackup.errors import CfbackupError
+from cfbackup.runner import Run, RunResult
+
+
+def run_status(run: Run) -> RunResult:
+    profile = run.profile
+    env = prepare(run)
+    result = duplicity(
+        run, lambda fd: commands.collection_status_argv(profile, log_fd=fd), env, check=False
+    )
+    status: dict = {"profile": profile.name, "target": profile.target}
+    records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
+    if result.returncode != 0 and not records:
+        from cfbackup.duplicity.run import classify_failure
+
+        raise classify_failure(result)
+    collection = (
+        machinelog.parse_collection_status(records[-1].extra)
+        if records
+        else {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
+    )
+    status.update(collection)
+    sets = [s for chain in collection["chains"] for s in chain["sets"]]
+    status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)
+    status["last_incremental"] = max((s["time"] for s in sets if s["type"] == "inc"), default=None)
+    status["broken"] = any(c["state"] != "complete" for c in collection["chains"])
+    state_dir = run.config.state_dir
+    for outcome in ("success", "failure"):
+        if outcome == "success":
+            row = history.last(state_dir, profile.name, "backup", "success")
+        else:
+            rows = [
+                r
+                for r in history.runs(state_dir, profile.name, limit=200)
+                if r["action"] == "backup" and r["result"] not in ("success", None)
+            ]
+            row = rows[0] if rows else None
+        status[f"last_{outcome}"] = (
+            {
+                "at": row["finished"] or row["started"],
+                "exit_code": row["exit_code"],
+                "message": row["message"],
+            }
+            if row
+            else None
+        )
+    if swift_target(profile.target) is not None:
+        try:
+            status["remote"] = swift.container_stats(profile)
+        except CfbackupError as error:
+            status["remote"] = {"error": error.message}
+    extra = (
+        [row for rows in run.hooks.cfbackup_check(run=run) or [] for row in (rows or [])]
+        if run.options.get("with_checks")
+        else []
+    )
+    if extra:
+        status["checks"] = extra
+    return RunResult(
+        profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
+    )

@@ -1,0 +1,59 @@
+"""The ``cfbackup`` command: parse options, call an action, turn errors into exit codes.
+
+Nothing here runs duplicity or talks to Swift; ``main`` is the one place where a
+:class:`CfbackupError` becomes a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from cfbackup.errors import CfbackupError, ExitCode
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: contexts unwind
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cfbackup.cli.context import CliContext
+    from cfbackup.cli.output import print_error
+    from cfbackup.cli.parser import make_parser
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    context = CliContext()
+    parser = make_parser(context)
+    args = parser.parse_args(argv)
+    context.args = args
+    _setup_logging(args)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return int(ExitCode.USAGE)
+    try:
+        code = handler(args, context)
+    except CfbackupError as error:
+        print_error(error, debug=args.debug)
+        code = error.exit_code
+    except KeyboardInterrupt:
+        print_error(CfbackupError("interrupted.", exit_code=ExitCode.INTERRUPTED), debug=False)
+        code = ExitCode.INTERRUPTED
+    return int(code)
+
+
+def _setup_logging(args) -> None:
+    from cfbackup.redact import RedactingFilter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
+    handler.setLevel(level)
+    logging.getLogger("cfbackup").addHandler(handler)
+    logging.getLogger("cfbackup").setLevel(logging.DEBUG)
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Command handlers: pick profiles, run the action for each, print, return the exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from cfbackup.cli import output
+from cfbackup.errors import ExitCode
+
+
+def _actions():
+    from cfbackup.actions import backup, check, listing, maintenance, restore, status, verify
+
+    return {
+        "backup": backup.run_backup,
+        "verify": verify.run_verify,
+        "restore": restore.run_restore,
+        "list": listing.run_list,
+        "status": status.run_status,
+        "prune": maintenance.run_prune,
+        "cleanup": maintenance.run_cleanup,
+        "check": check.run_check,
+    }
+
+
+PRINTERS = {}
+
+
+def profile_action(name: str, *, many: bool = False, take_lock: bool = True):
+    """A handler running action ``name`` for the profile(s) named on the command line."""
+
+    def handler(args, context) -> int:
+        from cfbackup.runner import execute_run
+
+        config = context.config
+        names = args.profiles if many else [args.profile] if args.profile else []
+        profiles = config.select(names) if many else [config.profile(args.profile)]
+        del names
+        action = _actions()[name]
+        options = {k: v for k, v in vars(args).items() if k not in ("handler",)}
+        results = []
+        for profile in profiles:
+            result = execute_run(
+                config, profile, name, options, context.plugin_manager, action, take_lock=take_lock
+            )
+            results.append(result)
+            PRINTERS.get(name, _print_plain)(result, args)
+        failed = [r for r in results if not r.ok]
+        return int(failed[0].exit_code) if failed else int(ExitCode.OK)
+
+    return handler
+
+
+def _print_plain(result, args) -> None:
+    output.print_result(result)
+
+
+def _print_list(result, args) -> None:
+    if not result.ok:
+        return output.print_result(result)
+    if args.json:
+        return output.print_json(result.data)
+    for entry in result.data:
+        output.info(f"{entry['time']}  {entry['type']:<4} {entry['path']}")
+
+
+def _print_status(result, args) -> None:
+    if not result.ok:
+        return output.print_result(result)
+    if getattr(args, "json", False):
+        return output.print_json(result.data)
+    s = result.data
+    output.info(f"profile {s['profile']}: {s['target']}")
+    output.info(f"  last full:        {s['last_full'] or 'none'}")
+    output.info(f"  last incremental: {s['last_incremental'] or 'none'}")
+    for chain in s["chains"]:
+        output.info(
+            f"  chain ({chain['state']}): "
+            + ", ".join(f"{x['type']} {x['time']}" for x in chain["sets"])
+        )
+    if s["broken"] or s["incomplete_sets"] or s["orphaned_sets"]:
+        output.info(
+            f"  BROKEN: incomplete sets {s['incomplete_sets']}, orphaned sets "
+            f"{s['orphaned_sets']}: run cfbackup cleanup, then a full backup"
+        )
+    for outcome in ("success", "failure"):
+        last = s.get(f"last_{outcome}")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"])) if last else "never"
+        output.info(
+            f"  last {outcome}: {when}"
+            + (f" ({last['message']})" if last and outcome == "failure" else "")
+        )
+    remote = s.get("remote")
+    if remote:
+        if "error" in remote:
+            output.info(f"  remote: {remote['error']}")
+        else:
+            quota = remote.get("quota_bytes")
+            used = remote["bytes_used"]
+            output.info(
+                f"  remote: {used} bytes in {remote['object_count']} objects"
+                + (
+                    f", quota {quota} bytes ({100 * used / quota:.0f}% used)"
+                    if quota
+                    else ", no quota"
+                )
+            )
+
+
+def _print_check(result, args) -> None:
+    if getattr(args, "json", False):
+        return output.print_json(
+            {
+                "profile": result.profile,
+                "ok": result.ok,
+                "checks": [{"what": w, "ok": ok, "detail": d} for w, ok, d in result.data or []],
+            }
+        )
+    if result.data is None:
+        return output.print_result(result)
+    output.info(f"profile {result.profile}:")
+    for what, ok, detail in result.data:
+        output.info(f"  [{'ok' if ok else 'FAIL'}] {what}: {detail}")
+    output.print_result(result)
+
+
+PRINTERS.update(list=_print_list, status=_print_status, check=_print_check)
+
+
+def show_history(args, context) -> int:
+    from cfbackup import history
+
+    rows = history.runs(context.config.state_dir, args.profile, limit=args.limit)
+    if args.json:
+        output.print_json(rows)
+        return 0
+    for row in rows:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
+        duration = f"{row['finished'] - row['started']:.1f}s" if row["finished"] else "running"
+        output.info(
+            f"{started}  {row['profile']:<16} {row['action']:<8} "
+            f"{row['result'] or '-':<10} {duration:>8}  {row['message'] or ''}"
+        )
+    return 0
+
+
+def config_migrate(args, context) -> int:
+    import tomli_w
+
+    from cfbackup.config.load import build_config, read_raw
+    from cfbackup.errors import ConfigError
+
+    path = Path(args.file).expanduser()
+    raw, kind, warnings = read_raw(path)
+    if kind != "legacy":
+        raise ConfigError(f"{path}: is already a native config; nothing to migrate.")
+    build_config(raw, path=None, kind=kind)  # the result must validate like any config
+    if not args.output:  # never print a secret: point at environment variables instead
+        raw, moved = move_secrets_to_env(raw)
+        for variable, key in moved:
+            output.warn(
+                f"{key} is read from ${variable} in the printed config: export it, or "
+                "use -o FILE to write the secret into a mode 0600 file"
+            )
+    text = (
+        f"# cfbackup config migrated from {path}\n"
+        + "".join(f"# not carried over: {w}\n" for w in warnings)
+        + "\n"
+        + tomli_w.dumps(raw)
+    )
+    for warning in warnings:
+        output.warn(f"not carried over: {warning}")
+    if args.output:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        output.info(f"wrote {args.output} (mode 0600: it may hold secrets)")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def move_secrets_to_env(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
+    """Replace inline secrets with ``*_env`` keys naming CFBACKUP_* variables."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    moved = []
+    for name, profile in raw.get("profiles", {}).items():
+        for section, key in (("encryption", "passphrase"), ("swift", "password")):
+            table = profile.get(section, {})
+            if table.get(key):
+                variable = f"CFBACKUP_{section.upper()}_{key.upper()}"
+                del table[key]
+                table[f"{key}_env"] = variable
+                moved.append((variable, f"profiles.{name}.{section}.{key}"))
+    return raw, moved
+
+
+def config_reference(args, context) -> int:
+    from cfbackup.config.reference import render_reference
+
+    sys.stdout.write(render_reference(context.plugin_sections()))
+    return 0
+
+
+def list_plugins(args, context) -> int:
+    from cfbackup.plugins import describe_plugins
+
+    rows = describe_plugins(context.plugin_manager)
+    if args.json:
+        output.print_json(rows)
+        return 0
+    for row in rows:
+        output.info(
+            f"{row['name']} {row['version'] or ''} ({row['module']}): "
+            + ", ".join(h.removeprefix("cfbackup_") for h in row["hooks"])
+        )
+    return 0

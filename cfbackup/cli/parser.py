@@ -1,0 +1,98 @@
+"""The argument parser: built-in commands, then the ones plugins add."""
+
+from __future__ import annotations
+
+import argparse
+
+from cfbackup import __version__
+from cfbackup.cli import commands
+
+
+def make_parser(context) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cfbackup",
+        description="duplicity backups to OpenStack Swift, and the incident-recovery steps "
+        "around them. Exit codes: see docs/exit-codes.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"cfbackup {__version__}")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="config file: native TOML or a legacy ~/.dt-cf-backup.conf",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="show progress messages")
+    parser.add_argument(
+        "--debug", action="store_true", help="show duplicity's output tail on errors"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("backup", help="back up profiles (all when none is named)")
+    p.add_argument("profiles", nargs="*", metavar="PROFILE")
+    p.add_argument("--full", action="store_true", help="force a full backup")
+    p.add_argument("--dry-run", action="store_true", help="show what would be backed up")
+    p.set_defaults(handler=commands.profile_action("backup", many=True))
+
+    p = sub.add_parser(
+        "verify", help="check the backup's volumes (and with --compare-data, the files)"
+    )
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument("--compare-data", action="store_true", help="also compare file contents on disk")
+    p.add_argument("--time", metavar="T", help="verify the backup as of this time")
+    p.set_defaults(handler=commands.profile_action("verify"))
+
+    p = sub.add_parser("restore", help="restore the whole tree or one path into TARGET")
+    p.add_argument("profile", metavar="PROFILE")
+    p.add_argument("target", metavar="TARGET", help="directory to restore into")
+    p.add_argument("--path", metavar="P", help="restore only this path (relative to the source)")
+    p.add_argument("--time", metavar="T", help="as of this time (e.g. 3D, 2026-11-01)")
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty TARGET")
+    p.set_defaults(handler=commands.profile_action("restore"))
+
+    p = sub.add_parser("list", help="list the files in a backup")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument("--time", metavar="T")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.profile_action("list"))
+
+    p = sub.add_parser("status", help="chains, last runs and remote usage")
+    p.add_argument("profiles", nargs="*", metavar="PROFILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.profile_action("status", many=True, take_lock=False))
+
+    p = sub.add_parser("prune", help="apply the retention rules")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.set_defaults(handler=commands.profile_action("prune"))
+
+    p = sub.add_parser("cleanup", help="remove leftovers of interrupted runs from the target")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.set_defaults(handler=commands.profile_action("cleanup"))
+
+    p = sub.add_parser("check", help="is the profile ready: config, tools, keys, Swift")
+    p.add_argument("profiles", nargs="*", metavar="PROFILE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.profile_action("check", many=True, take_lock=False))
+
+    p = sub.add_parser("history", help="past runs from the run history")
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.show_history)
+
+    p = sub.add_parser("config", help="config tools")
+    config_sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    m = config_sub.add_parser("migrate", help="print the native config for a ~/.dt-cf-backup.conf")
+    m.add_argument("file", metavar="FILE")
+    m.add_argument("-o", "--output", metavar="OUT", help="write it to OUT (mode 0600)")
+    m.set_defaults(handler=commands.config_migrate)
+    r = config_sub.add_parser("reference", help="print the config reference (Markdown)")
+    r.set_defaults(handler=commands.config_reference)
+
+    p = sub.add_parser("plugins", help="list loaded plugins and their hooks")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=commands.list_plugins)
+
+    for name, command_parser in sub.choices.items():
+        context.plugin_manager.hook.cfbackup_add_arguments(command=name, parser=command_parser)
+    context.plugin_manager.hook.cfbackup_register_commands(subparsers=sub, context=context)
+    return parser

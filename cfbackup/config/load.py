@@ -1,0 +1,189 @@
+"""Find, read and validate a config file of either kind (native TOML or legacy bash).
+
+Both kinds end as the same validated :class:`Config`; only the reading differs.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from cfbackup.config import legacy
+from cfbackup.config.model import Config, Profile
+from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
+from cfbackup.config.validate import deep_merge, validate_table
+from cfbackup.errors import ConfigError
+
+SEARCH_PATHS = (
+    "~/.config/cfbackup/config.toml",
+    "/etc/cfbackup/config.toml",
+    "~/.dt-cf-backup.conf",
+)
+
+
+def find_config(explicit: str | os.PathLike | None) -> Path:
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get("CFBACKUP_CONFIG")
+    if env:
+        return Path(env).expanduser()
+    for candidate in SEARCH_PATHS:
+        path = Path(candidate).expanduser()
+        if path.exists():
+            return path
+    raise ConfigError(
+        "no config file found (looked for " + ", ".join(SEARCH_PATHS) + "): create one "
+        "(see conf/example.toml) or pass -c FILE."
+    )
+
+
+def read_raw(path: Path) -> tuple[dict[str, Any], str, list[str]]:
+    """The config as a native-shaped dict, its kind, and legacy warnings."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file: check the path given with -c.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file.") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied: run as its owner or fix its mode.") from None
+    if len(data) > 1_000_000:
+        raise ConfigError(f"{path}: {len(data)} bytes is too large for a config file.")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} is not UTF-8 text: save the file as UTF-8."
+        ) from None
+    if legacy.looks_legacy(text):
+        raw, warnings = legacy.load_legacy(path)
+        return raw, "legacy", warnings
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}.") from None
+    return raw, "native", []
+
+
+def load_config(
+    explicit: str | os.PathLike | None = None,
+    plugin_sections: dict[str, tuple[Option, ...]] | None = None,
+) -> Config:
+    path = find_config(explicit)
+    raw, kind, warnings = read_raw(path)
+    return build_config(
+        raw, path=path, kind=kind, plugin_sections=plugin_sections or {}, warnings=warnings
+    )
+
+
+def build_config(
+    raw: dict[str, Any],
+    *,
+    path: Path | None,
+    kind: str = "native",
+    plugin_sections: dict[str, tuple[Option, ...]] | None = None,
+    warnings: list[str] | None = None,
+) -> Config:
+    where = str(path) if path else "config"
+    problems: list[str] = []
+    profile_schema = with_plugin_sections(plugin_sections or {})
+    top_schema = tuple(o for o in TOP if o.name not in ("profiles", "defaults"))
+    top_raw = {k: v for k, v in raw.items() if k not in ("profiles", "defaults")}
+    top = validate_table(top_raw, top_schema, "", problems)
+    defaults = raw.get("defaults", {})
+    if not isinstance(defaults, dict):
+        problems.append("defaults: expected a table")
+        defaults = {}
+    raw_profiles = raw.get("profiles")
+    if not isinstance(raw_profiles, dict) or not raw_profiles:
+        problems.append("profiles: at least one [profiles.NAME] table is required")
+        raw_profiles = {}
+    profiles: dict[str, Profile] = {}
+    for name, body in raw_profiles.items():
+        if not isinstance(body, dict):
+            problems.append(f"profiles.{name}: expected a table")
+            continue
+        if not _valid_profile_name(name):
+            problems.append(f"profiles.{name}: a profile name uses letters, digits, . _ - only")
+            continue
+        data = validate_table(
+            deep_merge(defaults, body), profile_schema, f"profiles.{name}", problems
+        )
+        _check_profile(data, f"profiles.{name}", problems)
+        profiles[name] = Profile(name=name, data=data, source_file=path)
+    if problems:
+        raise ConfigError(
+            f"{where}: {len(problems)} problem(s) in the config: " + "; ".join(problems) + "."
+        )
+    if path is not None and _has_inline_secret(raw, profile_schema):
+        _require_private(path)
+    state_dir = Path(top["state_dir"]).expanduser()
+    return Config(
+        path=path,
+        kind=kind,
+        profiles=profiles,
+        state_dir=state_dir,
+        warnings=list(warnings or []),
+        log_dir=_log_dir(top, state_dir),
+    )
+
+
+def _log_dir(top: dict[str, Any], state_dir: Path) -> Path:
+    return Path(top["log_dir"]).expanduser() if top.get("log_dir") else state_dir / "logs"
+
+
+def _valid_profile_name(name: str) -> bool:
+    return (
+        bool(name)
+        and len(name) <= 64
+        and all(c.isalnum() or c in "._-" for c in name)
+        and name.isascii()
+        and not name.startswith(".")
+    )
+
+
+def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> None:
+    target = data.get("target") or ""
+    if target and "://" not in target:
+        problems.append(f"{where}.target: {target!r} is not a URL such as swift://container")
+    elif target.startswith("cf+http"):
+        problems.append(
+            f"{where}.target: cf+http:// is the legacy Cloud Files scheme: use swift://CONTAINER "
+            'with [swift] auth_version = "1" (cfbackup config migrate does this)'
+        )
+    enc = data.get("encryption", {})
+    if enc.get("mode") == "pubkey" and not enc.get("encrypt_keys"):
+        problems.append(f"{where}.encryption.encrypt_keys: mode pubkey needs at least one key")
+
+
+def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:
+    secrets = {o.name for o in _walk(schema) if o.kind == "secret"}
+
+    def visit(node: Any) -> bool:
+        if isinstance(node, dict):
+            return any((k in secrets and v) or visit(v) for k, v in node.items())
+        return False
+
+    return visit(raw)
+
+
+def _walk(options: tuple[Option, ...]):
+    for option in options:
+        yield option
+        yield from _walk(option.children)
+
+
+def _require_private(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: holds a secret inline but is readable by others (mode {mode:04o}): "
+            f"run chmod 600 {path}, or move the secret to an environment variable, file or command."
+        )
+
+
+__all__ = ["load_config", "build_config", "find_config", "read_raw", "secret_keys", "PROFILE"]

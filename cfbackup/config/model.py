@@ -1,0 +1,79 @@
+"""The validated config as the rest of cfbackup sees it: a Config holding Profiles."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass
+class Profile:
+    """One profile, validated, with every default filled in.
+
+    ``data`` is the nested dict the schema describes (``data["swift"]["auth_url"]``);
+    ``secrets_base`` is the folder relative ``*_file`` secrets are resolved against.
+    """
+
+    name: str
+    data: dict[str, Any]
+    source_file: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @property
+    def source(self) -> Path:
+        return Path(self.data["source"]).expanduser()
+
+    @property
+    def target(self) -> str:
+        return self.data["target"]
+
+    @property
+    def backup_name(self) -> str:
+        return self.data.get("name") or self.name
+
+    @property
+    def archive_dir(self) -> Path:
+        return Path(self.data["archive_dir"]).expanduser()
+
+    def plugin_config(self, section: str) -> dict[str, Any]:
+        return self.data.get(section) or {}
+
+
+@dataclasses.dataclass
+class Config:
+    """A loaded config file: its profiles and the top-level settings."""
+
+    path: Path | None
+    kind: str  # "native" or "legacy"
+    profiles: dict[str, Profile]
+    state_dir: Path
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    log_dir: Path | None = None
+
+    def profile(self, name: str | None) -> Profile:
+        from cfbackup.errors import ConfigError
+
+        if name is None:
+            if len(self.profiles) == 1:
+                return next(iter(self.profiles.values()))
+            raise ConfigError(
+                f"{self.path}: several profiles ({', '.join(self.profiles)}); name the one to use."
+            )
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(self.profiles) or "none"
+            raise ConfigError(
+                f"{self.path}: no profile named {name!r} (profiles: {known})."
+            ) from None
+
+    def select(self, names: list[str] | None) -> list[Profile]:
+        if not names:
+            return list(self.profiles.values())
+        return [self.profile(n) for n in names]

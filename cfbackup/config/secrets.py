@@ -1,0 +1,64 @@
+"""Resolve a secret from the environment, a file or a command: never from argv, never logged.
+
+Every resolved value is registered with :mod:`cfbackup.redact`, so it is masked wherever
+cfbackup writes output, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+from cfbackup import redact
+from cfbackup.errors import ConfigError
+
+
+def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
+    """The value of secret ``name`` in ``table`` (inline, ``_env``, ``_file`` or ``_command``)."""
+    value: str | None = None
+    if table.get(name):
+        value = table[name]
+    elif table.get(name + "_env"):
+        var = table[name + "_env"]
+        value = os.environ.get(var)
+        if not value:
+            raise ConfigError(
+                f"{where}.{name}_env names the environment variable {var}, which is not set: "
+                "export it or use another source for the secret."
+            )
+    elif table.get(name + "_file"):
+        path = Path(table[name + "_file"]).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            raise ConfigError(f"{where}.{name}_file: cannot read {path}: {reason}.") from None
+        if not value:
+            raise ConfigError(f"{where}.{name}_file: {path} is empty.")
+    elif table.get(name + "_command"):
+        value = _run_secret_command(table[name + "_command"], f"{where}.{name}_command")
+    if value:
+        redact.register(value)
+    return value or None
+
+
+def _run_secret_command(command: str, where: str) -> str:
+    from cfbackup import execute
+
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise ConfigError(f"{where}: cannot split the command: {error}.") from None
+    if not argv:
+        raise ConfigError(f"{where}: the command is empty.")
+    result = execute.capture(argv, timeout=60)
+    if result.returncode != 0:
+        raise ConfigError(
+            f"{where}: the command exited with code {result.returncode}; run it by hand to see why."
+        )
+    value = result.stdout.rstrip("\r\n")
+    if not value:
+        raise ConfigError(f"{where}: the command printed nothing.")
+    return value

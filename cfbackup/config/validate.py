@@ -1,0 +1,132 @@
+"""Check a parsed config against the schema, reporting every problem at once.
+
+Each problem names the key by its dotted path and says what is allowed; the caller adds the
+file name. Defaults from the schema are filled in here, so no other module repeats them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from cfbackup.config.schema import DURATION_RE, Option, secret_keys
+
+
+def validate_table(
+    data: Any, options: tuple[Option, ...], path: str, problems: list[str]
+) -> dict[str, Any]:
+    """Return ``data`` with defaults filled in; append a message per problem to ``problems``."""
+    if not isinstance(data, dict):
+        problems.append(f"{path or 'the file'}: expected a table, got {_type_name(data)}")
+        return {}
+    known: dict[str, Option] = {}
+    for option in options:
+        if option.kind == "secret":
+            for key in secret_keys(option):
+                known[key] = option
+        else:
+            known[option.name] = option
+    result: dict[str, Any] = {}
+    for key in data:
+        if key not in known:
+            allowed = ", ".join(sorted(known)) or "none"
+            problems.append(f"{_join(path, key)}: unknown key (allowed here: {allowed})")
+    for option in options:
+        here = _join(path, option.name)
+        if option.kind == "secret":
+            given = [k for k in secret_keys(option) if k in data]
+            if len(given) > 1:
+                problems.append(f"{here}: give only one of {', '.join(given)}")
+            for key in given:
+                value = data[key]
+                if not isinstance(value, str) or not value:
+                    problems.append(f"{_join(path, key)}: expected a non-empty string")
+                else:
+                    result[key] = value
+            continue
+        if option.name not in data:
+            if option.required:
+                problems.append(f"{here}: required key is missing ({option.description})")
+            elif option.kind == "table":
+                result[option.name] = validate_table({}, option.children, here, problems)
+            else:
+                result[option.name] = copy.deepcopy(option.default)
+            continue
+        result[option.name] = _check_value(data[option.name], option, here, problems)
+    return result
+
+
+def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> Any:
+    kind = option.kind
+    if kind == "table":
+        return validate_table(value, option.children, here, problems)
+    if kind in ("string", "path", "duration", "choice"):
+        if not isinstance(value, str):
+            problems.append(f"{here}: expected a string, got {_type_name(value)}")
+            return None
+        if "\x00" in value or len(value) > 4096:
+            problems.append(f"{here}: a string without NUL bytes, at most 4096 characters")
+            return None
+        if kind == "choice" and value not in option.choices:
+            problems.append(f"{here}: {value!r} is not one of {', '.join(option.choices)}")
+            return None
+        if kind == "duration" and not DURATION_RE.match(value):
+            problems.append(
+                f"{here}: {value!r} is not a duration such as 14D, 6M, 1Y, 12h or a date 2026-01-31"
+            )
+            return None
+        if kind == "path" and not value:
+            problems.append(f"{here}: expected a non-empty path")
+            return None
+        return value
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{here}: expected an integer, got {_type_name(value)}")
+            return None
+        if option.minimum is not None and value < option.minimum:
+            problems.append(f"{here}: must be at least {option.minimum}, got {value}")
+            return None
+        if value > 2**40:
+            problems.append(f"{here}: {value} is too large")
+            return None
+        return value
+    if kind == "boolean":
+        if not isinstance(value, bool):
+            problems.append(f"{here}: expected true or false, got {_type_name(value)}")
+            return None
+        return value
+    if kind == "list":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"{here}: expected a list of strings")
+            return None
+        if any("\x00" in v or "\n" in v for v in value):
+            problems.append(f"{here}: list items must not contain NUL bytes or newlines")
+            return None
+        return list(value)
+    raise AssertionError(f"unknown option kind {kind}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _type_name(value: Any) -> str:
+    return {
+        dict: "a table",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``; tables merge, everything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged

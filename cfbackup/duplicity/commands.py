@@ -1,0 +1,183 @@
+"""Pure functions from a profile to duplicity's argv: one place builds every command line.
+
+Nothing here reads the environment or runs anything, so tests compare exact tuples. Secrets never
+appear here: they travel in the environment (``environment.py``).
+"""
+
+from __future__ import annotations
+
+from cfbackup.config.model import Profile
+from cfbackup.config.schema import DEFAULT_KEEP_FULL
+from cfbackup.duplicity.flags import flag, repeated
+from cfbackup.duplicity.target import duplicity_url
+
+DUPLICITY = "duplicity"
+VERBOSITY = {
+    "error": "error",
+    "warning": "warning",
+    "notice": "notice",
+    "info": "info",
+    "debug": "debug",
+}
+
+
+def common_flags(profile: Profile, log_fd: int | None = None) -> tuple[str, ...]:
+    """Options every duplicity command of this profile takes."""
+    return (
+        *flag("--archive-dir", str(profile.archive_dir)),
+        *flag("--name", profile.backup_name),
+        *flag("--verbosity", VERBOSITY[profile["verbosity"]]),
+        *flag("--log-fd", log_fd),
+        *flag("--tempdir", profile.get("tempdir")),
+        *encryption_flags(profile),
+    )
+
+
+def encryption_flags(profile: Profile) -> tuple[str, ...]:
+    enc = profile["encryption"]
+    if enc["mode"] == "none":
+        return ("--no-encryption",)
+    gpg_options = f"--compress-level={enc['compress_level']}"
+    return (
+        *repeated("--encrypt-key", enc["encrypt_keys"] if enc["mode"] == "pubkey" else ()),
+        *flag("--sign-key", enc.get("sign_key")),
+        *flag("--gpg-options", gpg_options),
+    )
+
+
+def selection_flags(profile: Profile) -> tuple[str, ...]:
+    """Excludes first, then includes, then everything else excluded when includes exist.
+
+    duplicity applies the first matching rule; this is the order dt-cf-backup.sh emitted.
+    """
+    includes = profile["include"]
+    return (
+        *repeated("--exclude", profile["exclude"]),
+        *repeated("--include", includes),
+        *(("--exclude=**",) if includes else ()),
+    )
+
+
+def extra_flags(profile: Profile) -> tuple[str, ...]:
+    return tuple(profile["extra_options"])
+
+
+def backup_argv(
+    profile: Profile, *, full: bool = False, dry_run: bool = False, log_fd: int | None = None
+) -> tuple[str, ...]:
+    return (
+        DUPLICITY,
+        "full" if full else "backup",
+        *common_flags(profile, log_fd),
+        *selection_flags(profile),
+        *(() if full else flag("--full-if-older-than", profile["full_if_older_than"])),
+        *flag("--volsize", profile["volsize"]),
+        *flag("--dry-run", dry_run),
+        *extra_flags(profile),
+        str(profile.source),
+        duplicity_url(profile.target),
+    )
+
+
+def verify_argv(
+    profile: Profile,
+    *,
+    compare_data: bool = False,
+    time: str | None = None,
+    log_fd: int | None = None,
+) -> tuple[str, ...]:
+    return (
+        DUPLICITY,
+        "verify",
+        *common_flags(profile, log_fd),
+        *selection_flags(profile),
+        *flag("--compare-data", compare_data),
+        *flag("--time", time),
+        *extra_flags(profile),
+        duplicity_url(profile.target),
+        str(profile.source),
+    )
+
+
+def restore_argv(
+    profile: Profile,
+    target_dir: str,
+    *,
+    path: str | None = None,
+    time: str | None = None,
+    force: bool = False,
+    log_fd: int | None = None,
+) -> tuple[str, ...]:
+    return (
+        DUPLICITY,
+        "restore",
+        *common_flags(profile, log_fd),
+        *flag("--path-to-restore", path),
+        *flag("--time", time),
+        *flag("--force", force),
+        *extra_flags(profile),
+        duplicity_url(profile.target),
+        target_dir,
+    )
+
+
+def list_argv(profile: Profile, *, time: str | None = None, log_fd: int | None = None):
+    return (
+        DUPLICITY,
+        "list-current-files",
+        *common_flags(profile, log_fd),
+        *flag("--time", time),
+        *extra_flags(profile),
+        duplicity_url(profile.target),
+    )
+
+
+def collection_status_argv(profile: Profile, *, log_fd: int | None = None) -> tuple[str, ...]:
+    return (
+        DUPLICITY,
+        "collection-status",
+        *common_flags(profile, log_fd),
+        *extra_flags(profile),
+        duplicity_url(profile.target),
+    )
+
+
+def retention_rules(profile: Profile) -> list[tuple[str, str]]:
+    """The duplicity retention commands a profile asks for (the default rule when none)."""
+    retention = profile["retention"]
+    rules: list[tuple[str, str]] = []
+    if retention.get("remove_older_than"):
+        rules.append(("remove-older-than", retention["remove_older_than"]))
+    if retention.get("keep_full"):
+        rules.append(("remove-all-but-n-full", str(retention["keep_full"])))
+    if retention.get("keep_incrementals_of_full"):
+        rules.append(("remove-all-inc-of-but-n-full", str(retention["keep_incrementals_of_full"])))
+    if not rules:
+        rules.append(("remove-all-but-n-full", str(DEFAULT_KEEP_FULL)))
+    return rules
+
+
+def retention_argv(
+    profile: Profile, rule: tuple[str, str], *, log_fd: int | None = None
+) -> tuple[str, ...]:
+    command, value = rule
+    return (
+        DUPLICITY,
+        command,
+        value,
+        *common_flags(profile, log_fd),
+        "--force",
+        *extra_flags(profile),
+        duplicity_url(profile.target),
+    )
+
+
+def cleanup_argv(profile: Profile, *, log_fd: int | None = None) -> tuple[str, ...]:
+    return (
+        DUPLICITY,
+        "cleanup",
+        *common_flags(profile, log_fd),
+        "--force",
+        *extra_flags(profile),
+        duplicity_url(profile.target),
+    )

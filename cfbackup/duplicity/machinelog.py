@@ -1,0 +1,129 @@
+"""Parse duplicity's machine-readable log (``--log-fd``).
+
+Each record is a control line ``LEVEL CODE [extra...]`` followed by message lines that start
+with ``. ``, and a blank line. Codes are duplicity's stable Info/Warning/Error codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+# duplicity.log InfoCode / WarningCode / ErrorCode values used here
+INFO_PROGRESS = 2
+INFO_COLLECTION_STATUS = 3
+INFO_FILE_LIST = 10
+INFO_UPLOAD_PROGRESS = 16
+WARNING_CANNOT_STAT = 9
+WARNING_CANNOT_READ = 10
+WARNING_CANNOT_ITERATE = 8
+WARNING_CANNOT_PROCESS = 12
+
+
+@dataclasses.dataclass
+class Record:
+    level: str  # ERROR, WARNING, NOTICE, INFO, DEBUG
+    code: int
+    extra: str
+    message: str
+
+
+class MachineLogParser:
+    """Feed it lines as they arrive; it returns each record when its closing blank line comes.
+
+    The control part may span several lines (collection status puts its chain list there);
+    message lines start with ``. ``; a blank line ends the record.
+    """
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def feed(self, line: str) -> Record | None:
+        line = line.rstrip("\n")
+        if line.strip() == "":
+            return self._finish()
+        self._lines.append(line)
+        return None
+
+    def close(self) -> Record | None:
+        return self._finish()
+
+    def _finish(self) -> Record | None:
+        lines, self._lines = self._lines, []
+        if not lines:
+            return None
+        control = [ln for ln in lines if not ln.startswith(".")]
+        message = [ln[2:] if ln.startswith(". ") else ln[1:] for ln in lines if ln.startswith(".")]
+        head = control[0] if control else ""
+        parts = head.split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit():
+            return Record(
+                level="UNKNOWN", code=0, extra="\n".join(control), message="\n".join(message)
+            )
+        extra = "\n".join([parts[2] if len(parts) > 2 else ""] + control[1:]).strip("\n ")
+        return Record(level=parts[0], code=int(parts[1]), extra=extra, message="\n".join(message))
+
+
+def parse_collection_status(extra: str) -> dict:
+    """The control lines of an ``INFO 3`` record: chains with their sets, orphaned/incomplete."""
+    chains: list[dict] = []
+    status: dict = {"chains": chains, "orphaned_sets": 0, "incomplete_sets": 0}
+    for line in extra.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0].startswith("chain-"):
+            chains.append({"state": words[0].removeprefix("chain-"), "sets": []})
+        elif words[0] in ("full", "inc") and chains and len(words) >= 3:
+            chains[-1]["sets"].append(
+                {
+                    "type": words[0],
+                    "time": words[1],
+                    "volumes": int(words[2]) if words[2].isdigit() else None,
+                    "encrypted": "enc" in words[3:],
+                }
+            )
+        elif words[0] == "orphaned-sets-num" and len(words) > 1:
+            status["orphaned_sets"] = int(words[1])
+        elif words[0] == "incomplete-sets-num" and len(words) > 1:
+            status["incomplete_sets"] = int(words[1])
+    return status
+
+
+STAT_LINE = re.compile(r"^(\w+) (\S+)(?: \((.*)\))?$")
+
+
+def parse_statistics(message: str) -> dict[str, float | int | str]:
+    """The ``[ Backup Statistics ]`` block duplicity prints at the end of a backup."""
+    stats: dict[str, float | int | str] = {}
+    for line in message.splitlines():
+        match = STAT_LINE.match(line.strip())
+        if not match:
+            continue
+        key, value = match.group(1), match.group(2)
+        try:
+            stats[key] = int(value)
+        except ValueError:
+            try:
+                stats[key] = float(value)
+            except ValueError:
+                stats[key] = value
+    return stats
+
+
+@dataclasses.dataclass
+class Progress:
+    """Upload progress from ``INFO 16`` records: bytes done, total (estimated), speed."""
+
+    bytes_done: int = 0
+    bytes_total: int = 0
+    speed: float = 0.0
+
+
+def parse_upload_progress(extra: str) -> Progress | None:
+    # extra: "<bytes_done> <bytes_total_estimate> <speed> <stalled>" (duplicity progress.py)
+    fields = extra.split()
+    try:
+        return Progress(int(float(fields[0])), int(float(fields[1])), float(fields[2]))
+    except (IndexError, ValueError):
+        return None

@@ -1,0 +1,30 @@
+"""Targets: what a profile's ``target`` means for duplicity and for Swift."""
+
+from __future__ import annotations
+
+import dataclasses
+import urllib.parse
+
+
+@dataclasses.dataclass(frozen=True)
+class SwiftTarget:
+    container: str
+    prefix: str  # "" or "some/prefix" (no leading or trailing slash)
+
+    @property
+    def object_prefix(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
+
+
+def swift_target(url: str) -> SwiftTarget | None:
+    """The container and prefix of a ``swift://`` target, None for any other scheme."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme != "swift":
+        return None
+    prefix = parsed.path.strip("/")
+    return SwiftTarget(container=parsed.netloc, prefix=prefix)
+
+
+def duplicity_url(url: str) -> str:
+    """The URL as duplicity wants it (``swift://c/prefix`` and other schemes pass through)."""
+    return url

@@ -1,0 +1,105 @@
+"""One error type with a user message and an exit code, converted once at the CLI boundary.
+
+The exit codes are a published contract (docs/exit-codes.md, kept honest by a test): scripts
+compare them, so a code is never reused for another meaning.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    INTERNAL = 1  # a bug in cfbackup: the only case that may show a traceback (with --debug)
+    USAGE = 2  # bad command line (argparse uses 2 as well)
+    CONFIG = 3  # the config file is missing, unreadable, invalid or unsafe
+    LOCKED = 4  # another cfbackup run holds this profile's lock
+    REFUSED = 5  # a precondition or a plugin guard vetoed the run before anything changed
+    QUOTA = 6  # a Swift quota would be, or was, exceeded
+    DUPLICITY = 7  # duplicity failed; its own exit code is in the message
+    VERIFY_DIFFERENCES = 8  # verify found differences between the backup and the files
+    PARTIAL = 9  # the run completed but some files could not be read
+    BACKEND = 10  # Swift unreachable, or it rejected the credentials
+    CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
+    RESTORE_TARGET = 12  # restore target not empty (without --force) or not writable
+    INTERRUPTED = 130  # SIGINT/SIGTERM: as a shell reports a signal-killed command
+
+
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL: "internal error (a bug: please report it with the log file)",
+    ExitCode.USAGE: "bad command line",
+    ExitCode.CONFIG: "configuration error (missing, invalid or unsafe config file)",
+    ExitCode.LOCKED: "another run holds the profile's lock",
+    ExitCode.REFUSED: "a precondition or plugin guard refused to start the run",
+    ExitCode.QUOTA: "a Swift container or account quota would be or was exceeded",
+    ExitCode.DUPLICITY: "duplicity failed (its exit code is in the message)",
+    ExitCode.VERIFY_DIFFERENCES: "verify found differences",
+    ExitCode.PARTIAL: "completed, but some files could not be read",
+    ExitCode.BACKEND: "Swift unreachable or credentials rejected",
+    ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",
+    ExitCode.RESTORE_TARGET: "restore target is not empty (use --force) or not writable",
+    ExitCode.INTERRUPTED: "interrupted by SIGINT or SIGTERM",
+}
+
+
+class CfbackupError(Exception):
+    """A failure the user can act on: one sentence naming the cause and the fix."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, exit_code: ExitCode | None = None, detail: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.detail = detail  # e.g. the tail of duplicity's output, already redacted
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(CfbackupError):
+    exit_code = ExitCode.CONFIG
+
+
+class LockHeld(CfbackupError):
+    exit_code = ExitCode.LOCKED
+
+
+class RunRefused(CfbackupError):
+    exit_code = ExitCode.REFUSED
+
+
+class QuotaExceeded(CfbackupError):
+    exit_code = ExitCode.QUOTA
+
+
+class DuplicityFailed(CfbackupError):
+    exit_code = ExitCode.DUPLICITY
+
+    def __init__(self, message: str, *, returncode: int, detail: str = "", **kwargs):
+        super().__init__(message, detail=detail, **kwargs)
+        self.returncode = returncode
+
+
+class VerifyDifferences(CfbackupError):
+    exit_code = ExitCode.VERIFY_DIFFERENCES
+
+
+class PartialBackup(CfbackupError):
+    exit_code = ExitCode.PARTIAL
+
+
+class BackendError(CfbackupError):
+    exit_code = ExitCode.BACKEND
+
+
+class CryptoError(CfbackupError):
+    exit_code = ExitCode.CRYPTO
+
+
+class RestoreTargetError(CfbackupError):
+    exit_code = ExitCode.RESTORE_TARGET
+
+
+class Interrupted(CfbackupError):
+    exit_code = ExitCode.INTERRUPTED

@@ -1,0 +1,156 @@
+"""The only place that spawns processes.
+
+Children get their own environment (secrets travel there, never in argv), die with cfbackup
+(PR_SET_PDEATHSIG), and their output is redacted before it reaches a log or the terminal.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+from cfbackup import redact
+from cfbackup.errors import CfbackupError, ExitCode
+
+log = logging.getLogger(__name__)
+
+# Only these variables of the parent reach a child; secrets are added explicitly per command.
+PASSTHROUGH_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "GNUPGHOME",
+    "GPG_AGENT_INFO",
+    "PYTHONPATH",
+)
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclasses.dataclass
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str = ""
+    tail: tuple[str, ...] = ()  # the last lines of stderr/stdout, redacted
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH_ENV or k.startswith("CFBACKUP_")}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("LANG", "C.UTF-8")
+    env.update(extra or {})
+    return env
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: a SIGTERM arrives when cfbackup dies, even by kill -9."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def capture(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    input_text: str | None = None,
+) -> Result:
+    """Run a short command and capture its output (secret commands, gpg checks, bash)."""
+    argv = tuple(argv)
+    try:
+        completed = subprocess.run(
+            argv,
+            env=child_environment(env),
+            input=input_text,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            preexec_fn=_die_with_parent,
+        )
+    except FileNotFoundError:
+        raise CfbackupError(
+            f"{argv[0]} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise CfbackupError(
+            f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s.",
+            exit_code=ExitCode.CONFIG,
+        ) from None
+    tail = tuple(redact.redact(line) for line in completed.stderr.splitlines()[-20:])
+    return Result(argv, completed.returncode, completed.stdout, tail)
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+    pass_fds: Sequence[int] = (),
+    on_start: Callable[[subprocess.Popen], None] | None = None,
+    tail_lines: int = 40,
+) -> Result:
+    """Run a long command (duplicity), feeding each redacted output line to ``on_line``."""
+    argv = tuple(argv)
+    log.debug("running: %s", " ".join(argv))
+    try:
+        process = subprocess.Popen(
+            argv,
+            env=child_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            pass_fds=tuple(pass_fds),
+            preexec_fn=_die_with_parent,
+        )
+    except FileNotFoundError:
+        raise CfbackupError(
+            f"{argv[0]} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
+        ) from None
+    if on_start:
+        on_start(process)
+    tail: deque[str] = deque(maxlen=tail_lines)
+    try:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = redact.redact(raw.rstrip("\n"))
+            tail.append(line)
+            if on_line:
+                on_line(line)
+        returncode = process.wait()
+    except BaseException:
+        _terminate(process)
+        raise
+    return Result(argv, returncode, "", tuple(tail))
+
+
+def _terminate(process: subprocess.Popen) -> None:
+    """Stop a child on interruption: SIGINT first (duplicity cleans up), then harder."""
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        if process.poll() is not None:
+            return
+        try:
+            process.send_signal(sig)
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            return

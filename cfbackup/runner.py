@@ -1,0 +1,164 @@
+"""One profile's run: log file, lock, plugin contexts and hooks, the action, history, result.
+
+The lifecycle is a stack of context managers so that every exit path (success, failure,
+interruption) releases the lock, leaves the plugins' contexts (firewall rules restored) and fires
+``on_error``/``run_finished``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cfbackup import history, lock, plugins, redact
+from cfbackup.config.model import Config, Profile
+from cfbackup.errors import CfbackupError, ExitCode, Interrupted
+
+log = logging.getLogger("cfbackup")
+
+
+@dataclasses.dataclass
+class Run:
+    """What a hook sees of the run in progress."""
+
+    config: Config
+    profile: Profile
+    action: str
+    options: dict[str, Any]
+    hooks: Any
+    started: float = dataclasses.field(default_factory=time.time)
+    log_file: Path | None = None
+    log: logging.Logger = log
+
+    @property
+    def dry_run(self) -> bool:
+        return bool(self.options.get("dry_run"))
+
+    def plugin_config(self, section: str) -> dict[str, Any]:
+        return self.profile.plugin_config(section)
+
+
+@dataclasses.dataclass
+class RunResult:
+    profile: str
+    action: str
+    exit_code: ExitCode = ExitCode.OK
+    message: str = ""
+    stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    data: Any = None  # action-specific payload (file list, status)
+    error: BaseException | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+    @property
+    def result(self) -> str:
+        return "success" if self.ok else ExitCode(self.exit_code).name.lower()
+
+
+@contextlib.contextmanager
+def run_log(config: Config, profile: Profile, action: str) -> Iterator[Path]:
+    """A log file for this run (mode 0600, secrets masked), attached to the cfbackup logger."""
+    log_dir = config.log_dir or config.state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    path = log_dir / f"{profile.name}-{action}-{stamp}-{os.getpid()}.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(redact.RedactingFilter())
+    root = logging.getLogger("cfbackup")
+    previous_level = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+        handler.close()
+
+
+def execute_run(
+    config: Config,
+    profile: Profile,
+    action: str,
+    options: dict[str, Any],
+    pm,
+    body: Callable[[Run], RunResult],
+    *,
+    take_lock: bool = True,
+) -> RunResult:
+    """Run ``body`` for one profile inside the full lifecycle; never raises CfbackupError:
+    the failure is in the returned result (so one failing profile does not stop the others)."""
+    hooks = plugins.hooks_for_profile(pm, profile["disable_plugins"])
+    run = Run(config=config, profile=profile, action=action, options=options, hooks=hooks)
+    result = RunResult(profile=profile.name, action=action)
+    with run_log(config, profile, action) as log_path:
+        run.log_file = log_path
+        log.info("cfbackup %s of profile %s started", action, profile.name)
+        run_id = history.record_start(config.state_dir, profile.name, action)
+        try:
+            with contextlib.ExitStack() as stack:
+                if take_lock:
+                    stack.enter_context(lock.profile_lock(config.state_dir, profile.name, action))
+                for context in hooks.cfbackup_run_context(run=run):
+                    if context is not None:
+                        stack.enter_context(context)
+                result = body(run)
+        except (CfbackupError, KeyboardInterrupt) as error:
+            if isinstance(error, KeyboardInterrupt):
+                error = Interrupted(
+                    "interrupted: duplicity was stopped; run the command again "
+                    "to resume (a backup resumes where it stopped)."
+                )
+            result = RunResult(
+                profile=profile.name,
+                action=action,
+                exit_code=error.exit_code,
+                message=redact.redact(error.message),
+                error=error,
+                stats=result.stats,
+            )
+            log.info("run failed: %s", result.message)  # the CLI prints it once
+            if error.detail:
+                log.info("duplicity output (last lines):\n%s", error.detail)
+            _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
+        finally:
+            result.duration = time.time() - run.started
+            history.record_finish(
+                config.state_dir,
+                run_id,
+                int(result.exit_code),
+                result.result,
+                result.message,
+                result.stats,
+            )
+            _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
+            log.info(
+                "cfbackup %s of profile %s finished: %s in %.1f s",
+                action,
+                profile.name,
+                result.result,
+                result.duration,
+            )
+    return result
+
+
+def _fire_safely(hook, **kwargs) -> None:
+    """Notification-style hooks must never turn a result into a traceback."""
+    try:
+        hook(**kwargs)
+    except Exception as error:  # a plugin bug must not hide the run's own outcome
+        log.warning(
+            "a plugin failed in %s: %s", getattr(hook, "name", "hook"), redact.redact(str(error))
+        )
