@@ -18,6 +18,7 @@ from cfbackup import hookspecs
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "cfbackup"
+_VERSIONS: dict[str, str | None] = {}
 
 
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
@@ -38,9 +39,20 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         if names is not None and ep.name not in names:
             continue
-        if pm.get_plugin(ep.name) is not None:
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
             continue
-        pm.register(ep.load(), name=ep.name)
+        try:
+            plugin = ep.load()
+        except Exception as error:  # a broken plugin is reported, not a traceback
+            log.warning(
+                "plugin %s could not be loaded (%s: %s): reinstall or remove it",
+                ep.name,
+                type(error).__name__,
+                error,
+            )
+            continue
+        pm.register(plugin, name=ep.name)
+        _VERSIONS[ep.name] = ep.dist.version if ep.dist else None
 
 
 def plugin_names(pm: pluggy.PluginManager) -> list[str]:
@@ -68,16 +80,14 @@ class _SubsetRelay:
 
 def describe_plugins(pm: pluggy.PluginManager) -> list[dict]:
     """Each loaded plugin with its distribution version and implemented hooks."""
-    dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     rows = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: str(item[0])):
         if name is None or plugin is None:
             continue
-        dist = dists.get(id(plugin))
         rows.append(
             {
                 "name": name,
-                "version": dist.version if dist else None,
+                "version": _VERSIONS.get(name),
                 "module": getattr(plugin, "__name__", type(plugin).__name__),
                 "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or ()),
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cfbackup import passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import PartialBackup, RunRefused
@@ -12,6 +13,7 @@ def run_backup(run: Run) -> RunResult:
     profile = run.profile
     check_source(run)
     env = prepare(run)
+    passcheck.check_passphrase(profile, env)
     vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from pathlib import Path, PurePosixPath
 
+from cfbackup import passcheck
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import RestoreTargetError, RunRefused
@@ -46,23 +49,27 @@ def run_restore(run: Run) -> RunResult:
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
+    passcheck.check_passphrase(profile, env)
     created = _make_parents(destination.parent)
-    exists = os.path.lexists(destination)
+    occupied = _occupied(destination)
+    existed = os.path.lexists(destination)
     try:
-        duplicity(
-            run,
-            lambda fd: commands.restore_argv(
-                profile,
-                str(destination),
-                path=rel,
-                time=run.options.get("time"),
-                force=exists,
-                log_fd=fd,
-            ),
-            env,
-        )
+        with _staging(destination, occupied) as restore_into:
+            duplicity(
+                run,
+                lambda fd: commands.restore_argv(
+                    profile, str(restore_into), path=rel, time=run.options.get("time"), log_fd=fd
+                ),
+                env,
+            )
+            if occupied:
+                _merge(restore_into, destination)
     except BaseException:
-        for folder in reversed(created):  # leave no empty folders behind a failed restore
+        if not existed:  # what a failed restore wrote where nothing was: remove it
+            shutil.rmtree(destination, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                destination.unlink()
+        for folder in created:  # leave no empty folders behind a failed restore
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
@@ -75,6 +82,46 @@ def run_restore(run: Run) -> RunResult:
     )
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
+
+
+def _occupied(destination: Path) -> bool:
+    if not os.path.lexists(destination):
+        return False
+    return not (
+        destination.is_dir() and not destination.is_symlink() and not any(destination.iterdir())
+    )
+
+
+@contextlib.contextmanager
+def _staging(destination: Path, occupied: bool):
+    """duplicity never restores over existing files, even with --force; with --force cfbackup
+    restores next to the target (same filesystem) and moves each entry into place."""
+    if not occupied:
+        yield destination
+        return
+    stage = Path(tempfile.mkdtemp(prefix=".cfbackup-restore-", dir=destination.parent))
+    try:
+        yield stage / "restored"
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _merge(source: Path, destination: Path) -> None:
+    """Move ``source`` over ``destination``: files replaced one by one (os.replace, atomic),
+    directories merged; entries only in ``destination`` are kept."""
+    if (
+        source.is_dir()
+        and not source.is_symlink()
+        and destination.is_dir()
+        and not destination.is_symlink()
+    ):
+        for entry in source.iterdir():
+            _merge(entry, destination / entry.name)
+        shutil.copystat(source, destination, follow_symlinks=False)
+        return
+    if destination.is_dir() and not destination.is_symlink():
+        shutil.rmtree(destination)
+    os.replace(source, destination)
 
 
 def _make_parents(folder: Path) -> list[Path]:

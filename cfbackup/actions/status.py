@@ -54,7 +54,9 @@ def run_status(run: Run) -> RunResult:
         )
     if swift_target(profile.target) is not None:
         try:
-            status["remote"] = swift.container_stats(profile)
+            conn = swift.connect(profile)
+            status["remote"] = swift.container_stats(profile, conn)
+            status["remote"]["account"] = swift.account_stats(profile, conn)
         except CfbackupError as error:
             status["remote"] = {"error": error.message}
     extra = (

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from cfbackup import progress
 from cfbackup.cli import output
 from cfbackup.errors import ExitCode
 
@@ -43,9 +44,17 @@ def profile_action(name: str, *, many: bool = False, take_lock: bool = True):
         options = {k: v for k, v in vars(args).items() if k not in ("handler",)}
         results = []
         for profile in profiles:
-            result = execute_run(
-                config, profile, name, options, context.plugin_manager, action, take_lock=take_lock
-            )
+            quiet = getattr(args, "quiet", False)
+            with progress.reporting(name, profile.name, quiet=quiet) as options["progress"]:
+                result = execute_run(
+                    config,
+                    profile,
+                    name,
+                    options,
+                    context.plugin_manager,
+                    action,
+                    take_lock=take_lock,
+                )
             results.append(result)
             PRINTERS.get(name, _print_plain)(result, args)
         failed = [r for r in results if not r.ok]
@@ -98,16 +107,35 @@ def _print_status(result, args) -> None:
         if "error" in remote:
             output.info(f"  remote: {remote['error']}")
         else:
-            quota = remote.get("quota_bytes")
-            used = remote["bytes_used"]
             output.info(
-                f"  remote: {used} bytes in {remote['object_count']} objects"
-                + (
-                    f", quota {quota} bytes ({100 * used / quota:.0f}% used)"
-                    if quota
-                    else ", no quota"
-                )
+                f"  remote: container {remote['container']}: "
+                + _quota_use(remote["bytes_used"], remote["object_count"], remote)
             )
+            if remote.get("prefix"):
+                output.info(
+                    f"  prefix {remote['prefix']}: {remote['prefix_bytes']} bytes in "
+                    f"{remote['prefix_objects']} objects"
+                )
+            account = remote.get("account")
+            if account:
+                output.info(
+                    "  account: "
+                    + _quota_use(account["bytes_used"], account["object_count"], account)
+                )
+
+
+def _quota_use(used: int, count: int, stats: dict) -> str:
+    """``N bytes in M objects`` and each quota that is set, with the percentage used."""
+    text = f"{used} bytes in {count} objects"
+    quotas = [
+        f"{value} {unit} ({100 * have / value:.0f}% used)" if value else f"{value} {unit}"
+        for value, have, unit in (
+            (stats.get("quota_bytes"), used, "bytes"),
+            (stats.get("quota_count"), count, "objects"),
+        )
+        if value is not None
+    ]
+    return text + (", quota " + " and ".join(quotas) if quotas else ", no quota")
 
 
 def _print_check(result, args) -> None:

@@ -25,6 +25,9 @@ def make_parser(context) -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show duplicity's output tail on errors"
     )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar or progress lines"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("backup", help="back up profiles (all when none is named)")

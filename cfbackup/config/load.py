@@ -6,6 +6,7 @@ Both kinds end as the same validated :class:`Config`; only the reading differs.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -155,9 +156,33 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
             f"{where}.target: cf+http:// is the legacy Cloud Files scheme: use swift://CONTAINER "
             'with [swift] auth_version = "1" (cfbackup config migrate does this)'
         )
+    source = os.path.normpath(os.path.expanduser(data.get("source") or "/"))
+    for key in ("include", "exclude"):
+        for pattern in data.get(key) or []:
+            if not _pattern_under(pattern, source):
+                problems.append(
+                    f"{where}.{key}: {pattern!r} is not under source {source}: a pattern is an "
+                    "absolute path or glob under source, or starts with **"
+                )
     enc = data.get("encryption", {})
     if enc.get("mode") == "pubkey" and not enc.get("encrypt_keys"):
         problems.append(f"{where}.encryption.encrypt_keys: mode pubkey needs at least one key")
+
+
+def _pattern_under(pattern: str, source: str) -> bool:
+    """duplicity refuses a selection pattern that cannot match inside source (FilePrefixError)."""
+    pattern = pattern.removeprefix("ignorecase:")
+    if pattern.startswith("**"):
+        return True
+    if not pattern.startswith("/"):
+        return False
+    root = source.rstrip("/") + "/"
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return (
+        (pattern.rstrip("/") + "/").startswith(root)
+        or root.startswith(literal)
+        or pattern.rstrip("/") == source.rstrip("/")
+    )
 
 
 def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:

@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""A real, throw-away OpenStack Swift on 127.0.0.1 for the tests and the demo.
+
+Proxy, account, container and object servers from the ``swift`` package, their updaters,
+memcached (tempauth keeps tokens there) and tempauth users, all on free loopback ports under
+one directory. Standard library only at import time; Swift itself runs in child processes.
+
+    python scripts/local_swift.py run [--dir DIR]          # foreground, prints JSON
+    python scripts/local_swift.py start --state-file F     # background, state in F
+    python scripts/local_swift.py stop --state-file F
+
+Surprises about Swift on this machine (measured with swift 2.38.3, keep them true here):
+- Swift finds swift.conf (the hash path suffix) through ``swift_dir`` only in a WSGI server's
+  conf; its daemons (updaters) always open /etc/swift/swift.conf (FileNotFoundError without
+  it). Every Swift process therefore starts through ``local_swift.py _launch``, which calls
+  ``utils.set_swift_dir`` (and reloads policies/constraints) before the real ``main()``:
+  nothing is written to /etc/swift.
+- No syslog here: without ``-v`` (log to console) Swift's errors are invisible.
+- Every Swift server and daemon calls setsid() at start (clean_up_daemon_hygiene), leaving
+  the caller's process group; start_new_session=True makes that a no-op, so each one is its
+  own group and stop() kills it with its forks. ``workers = 0``: one process per server.
+- Daemons drop privileges to ``user`` (default "swift", absent here): we use the current user.
+- X-Account-Bytes-Used only moves when the container-updater sweeps (300 s by default);
+  it runs here as a daemon every ``updater_interval`` seconds.
+- swift-ring-builder costs ~0.7 s of imports per call; the nine calls run in one interpreter
+  (which must update sys.argv in place: swift.cli.ringbuilder binds it at import).
+- Start-up takes 3.5-4.5 s (5.5-6.5 s with three object servers) on this 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import atexit
+import importlib.util
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+# name -> (tempauth user, key, groups); "admin" is the reseller admin (may set account quotas)
+_TEMPAUTH = {
+    "admin": ("test:tester", "testing", ".admin .reseller_admin"),
+    "user": ("test:tester2", "testing2", ".admin"),
+    "other": ("test2:tester3", "testing3", ".admin"),
+}
+
+# Runs .venv/bin/swift-ring-builder once per argv list, in one interpreter (imports are slow).
+_RINGS = """\
+import json, runpy, sys
+script, calls = sys.argv[1], json.loads(sys.argv[2])
+for argv in calls:
+    sys.argv[:] = [script] + argv  # in place: ringbuilder bound sys.argv at import
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0, 1):  # 1 is a warning (balance), 2 an error
+            sys.exit("swift-ring-builder %s failed (%s)" % (" ".join(argv), exc.code))
+"""
+
+PIPELINE = (
+    "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempauth "
+    "copy container-quotas account-quotas slo dlo versioned_writes proxy-logging proxy-server"
+)
+
+
+def _launch(argv: list[str]) -> int:
+    """`_launch SWIFT_DIR MODULE ARGS...`: run a Swift entry point after pointing Swift at our
+    swift.conf (its daemons otherwise read /etc/swift/swift.conf; see module doc)."""
+    from swift.common import utils
+
+    utils.set_swift_dir(argv[0])
+    from swift.common import constraints, storage_policy
+
+    storage_policy.reload_storage_policies()
+    constraints.reload_constraints()
+    sys.argv = [argv[1], *argv[2:]]
+    return importlib.import_module(argv[1]).main()
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports (all bound at once so none repeats)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _http(method: str, url: str, headers: dict | None = None, timeout: float = 5.0):
+    """(status, headers) of one request; never raises for an HTTP error status."""
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+            return resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers
+
+
+class LocalSwift:
+    """A real Swift (proxy + account + container + object servers from the `swift` package,
+    memcached, tempauth) on free 127.0.0.1 ports under a temp dir."""
+
+    def __init__(self, base_dir: str | os.PathLike | None = None, *, replicas: int = 1,
+                 object_servers: int = 1, updater_interval: float = 2.0):
+        if not 1 <= replicas <= object_servers:
+            raise ValueError("need 1 <= replicas <= object_servers")
+        self._owns_dir = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir else None
+        self.replicas, self.object_servers = replicas, object_servers
+        self.updater_interval = updater_interval
+        self.users = {name: (u, k) for name, (u, k, _g) in _TEMPAUTH.items()}
+        self._procs: dict[str, dict] = {}  # name -> {"argv", "log", "pid", "port"}
+        self._popen: dict[str, subprocess.Popen] = {}
+        self.auth_url = self.proxy_url = ""
+
+    # ---- public API -------------------------------------------------------------------
+    @property
+    def log_dir(self) -> Path:
+        return self.base_dir / "log"
+
+    def storage_url(self, account: str = "test") -> str:
+        return f"{self.proxy_url}/v1/AUTH_{account}"
+
+    def env_v1(self, who: str = "admin") -> dict[str, str]:
+        """Environment for duplicity (SWIFT_*) and swiftclient (ST_*; DESIGN.md section 5)."""
+        user, key = self.users[who]
+        return {"SWIFT_AUTHURL": self.auth_url, "SWIFT_USERNAME": user, "SWIFT_PASSWORD": key,
+                "SWIFT_AUTHVERSION": "1", "ST_AUTH": self.auth_url, "ST_USER": user,
+                "ST_KEY": key}
+
+    def start(self, timeout: float = 30.0) -> LocalSwift:
+        """Build rings, write configs, start everything, wait until an authenticated
+        request works. On failure everything started is stopped and the logs are quoted."""
+        if self._procs:
+            raise RuntimeError("already started")
+        if importlib.util.find_spec("swift") is None:
+            raise RuntimeError("run me with the project's .venv python (`uv sync --all-extras`)")
+        if shutil.which("memcached") is None:
+            raise RuntimeError("memcached not found (Debian: apt-get install memcached)")
+        if self.base_dir is None:
+            self.base_dir = Path(tempfile.mkdtemp(prefix="local-swift-"))
+        atexit.register(self.stop)
+        deadline = time.monotonic() + timeout
+        try:
+            self._setup()
+            for name in self._procs:
+                self._spawn(name)
+            self._wait_ready(deadline)
+        except BaseException as exc:
+            logs = self._log_tails()
+            self.stop()
+            if isinstance(exc, Exception):
+                raise RuntimeError(f"local Swift failed to start: {exc}\n{logs}") from exc
+            raise
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM every process group, SIGKILL what is left after 5 s; idempotent."""
+        self._kill(list(self._procs), grace=5.0)
+        self._procs.clear()
+        atexit.unregister(self.stop)
+        if self._owns_dir and self.base_dir is not None and self.base_dir.exists():
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def stop_proxy(self) -> None:
+        """Stop the proxy (clients get connection refused) until start_proxy()."""
+        self._kill(["proxy"], grace=5.0)
+
+    def start_proxy(self, timeout: float = 15.0) -> None:
+        """Start the proxy again on the same port and wait for its /healthcheck."""
+        self._spawn("proxy")
+        self._wait_healthy("proxy", time.monotonic() + timeout)
+
+    def kill_object_server(self, index: int) -> None:
+        """SIGKILL object server ``index`` (a disk/node failure for replicas=3 tests)."""
+        self._kill([f"object{index}"], grace=0.0)
+
+    def start_object_server(self, index: int, timeout: float = 15.0) -> None:
+        """Bring a killed object server back."""
+        self._spawn(f"object{index}")
+        self._wait_healthy(f"object{index}", time.monotonic() + timeout)
+
+    def __enter__(self) -> LocalSwift:
+        return self.start() if not self._procs else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---- state file (for `start`/`stop` from the command line) -------------------------
+    def state(self) -> dict:
+        return {"base_dir": str(self.base_dir), "owns_dir": self._owns_dir,
+                "auth_url": self.auth_url, "proxy_url": self.proxy_url,
+                "storage_url": self.storage_url(), "users": self.users,
+                "log_dir": str(self.log_dir), "processes": self._procs}
+
+    def detach(self) -> None:
+        """Forget the processes (stop() becomes a no-op) and leave them running; the state
+        saved before lets `from_state(...).stop()` end them later."""
+        atexit.unregister(self.stop)
+        self._popen.clear()
+        self._procs = {}
+        self._owns_dir = False
+
+    @classmethod
+    def from_state(cls, state: dict) -> LocalSwift:
+        self = cls(state["base_dir"])
+        self._owns_dir = state["owns_dir"]
+        self._procs = state["processes"]
+        self.auth_url, self.proxy_url = state["auth_url"], state["proxy_url"]
+        self.users = {k: tuple(v) for k, v in state["users"].items()}
+        return self
+
+    # ---- internals ---------------------------------------------------------------------
+    def _setup(self) -> None:
+        """Directories, swift.conf, rings and server configs; fills self._procs."""
+        base = self.base_dir
+        for sub in ("log", "tmp", "recon"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        swift_conf = base / "swift.conf"
+        if not swift_conf.exists():  # a reused --dir keeps its hash, so its data stays valid
+            swift_conf.write_text(
+                "[swift-hash]\n"
+                f"swift_hash_path_suffix = {uuid.uuid4().hex}\n"
+                f"swift_hash_path_prefix = {uuid.uuid4().hex}\n\n"
+                "[storage-policy:0]\nname = Policy-0\ndefault = yes\n")
+        mc_port, proxy_port, acc_port, con_port, *obj_ports = _free_ports(4 + self.object_servers)
+        self.proxy_url = f"http://127.0.0.1:{proxy_port}"
+        self.auth_url = f"{self.proxy_url}/auth/v1.0"
+
+        backends = [("account", acc_port), ("container", con_port)]
+        backends += [(f"object{i}", p) for i, p in enumerate(obj_ports)]
+        for name, _port in backends:
+            (base / "nodes" / name / name).mkdir(parents=True, exist_ok=True)
+        self._build_rings(backends)
+
+        mc_argv = ["memcached", "-l", "127.0.0.1", "-p", str(mc_port), "-U", "0",
+                   "-m", "64", "-t", "2"]
+        if os.geteuid() == 0:
+            mc_argv += ["-u", "root"]
+        self._add("memcached", mc_argv, mc_port)
+        for name, port in backends:
+            kind = name.rstrip("0123456789")
+            pkg = {"account": "account", "container": "container", "object": "obj"}[kind]
+            conf = self._write_conf(name, port, self._backend_sections(kind))
+            self._add(name, self._swift_argv(f"swift.{pkg}.server", conf), port)
+            if kind in ("container", "object"):
+                self._add(f"{name}-updater", self._swift_argv(f"swift.{pkg}.updater", conf), None)
+        conf = self._write_conf("proxy", proxy_port, self._proxy_sections(mc_port))
+        self._add("proxy", self._swift_argv("swift.proxy.server", conf), proxy_port)
+
+    def _build_rings(self, backends: list[tuple[str, int]]) -> None:
+        """account/container rings: 1 replica; object ring: `replicas` over all servers."""
+        calls = []
+        for ring in ("account", "container", "object"):
+            builder = str(self.base_dir / f"{ring}.builder")
+            Path(builder).unlink(missing_ok=True)  # ports change on every start
+            devs = [(n, p) for n, p in backends if n.startswith(ring)]
+            replicas = self.replicas if ring == "object" else 1
+            calls.append([builder, "create", "8", str(replicas), "0"])
+            add = [builder, "add"]
+            for zone, (name, port) in enumerate(devs, start=1):
+                add += [f"r1z{zone}-127.0.0.1:{port}/{name}", "1"]
+            calls += [add, [builder, "rebalance"]]
+        script = Path(sys.executable).parent / "swift-ring-builder"
+        out = subprocess.run([sys.executable, "-c", _RINGS, str(script), json.dumps(calls)],
+                             capture_output=True, text=True, cwd=self.base_dir)
+        (self.log_dir / "ring-builder.log").write_text(out.stdout + out.stderr)
+        if out.returncode != 0:
+            raise RuntimeError(f"building rings failed:\n{out.stdout}{out.stderr}")
+
+    def _write_conf(self, name: str, port: int, sections: str) -> Path:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        path = self.base_dir / f"{name}.conf"
+        path.write_text(
+            "[DEFAULT]\n"
+            f"bind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nuser = {user}\n"
+            f"swift_dir = {self.base_dir}\ndevices = {self.base_dir / 'nodes' / name}\n"
+            "mount_check = false\ndisable_fallocate = true\n"
+            f"recon_cache_path = {self.base_dir / 'recon'}\n"
+            f"log_name = {name}\nlog_level = INFO\n\n" + sections)
+        return path
+
+    def _backend_sections(self, kind: str) -> str:
+        text = (f"[pipeline:main]\npipeline = healthcheck {kind}-server\n\n"
+                f"[app:{kind}-server]\nuse = egg:swift#{kind}\n\n"
+                "[filter:healthcheck]\nuse = egg:swift#healthcheck\n\n")
+        if kind in ("container", "object"):
+            text += (f"[{kind}-updater]\ninterval = {self.updater_interval}\n"
+                     "concurrency = 1\nnode_timeout = 3\n\n")
+        return text
+
+    def _proxy_sections(self, mc_port: int) -> str:
+        users = "".join(f"user_{u.replace(':', '_')} = {k} {g}\n"
+                        for u, k, g in _TEMPAUTH.values())
+        filters = dict.fromkeys(f for f in PIPELINE.split()
+                                if f not in ("cache", "tempauth", "proxy-server"))
+        text = (f"[pipeline:main]\npipeline = {PIPELINE}\n\n"
+                "[app:proxy-server]\nuse = egg:swift#proxy\nallow_account_management = true\n"
+                "account_autocreate = true\nnode_timeout = 5\nconn_timeout = 0.5\n\n"
+                f"[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_life = 86400\n{users}\n"
+                f"[filter:cache]\nuse = egg:swift#memcache\n"
+                f"memcache_servers = 127.0.0.1:{mc_port}\n\n")
+        return text + "".join(f"[filter:{f}]\nuse = egg:swift#{f.replace('-', '_')}\n\n"
+                              for f in filters)
+
+    def _swift_argv(self, module: str, conf: Path) -> list[str]:
+        return [sys.executable, str(Path(__file__).resolve()), "_launch", str(self.base_dir),
+                module, str(conf), "-v"]
+
+    def _add(self, name: str, argv: list[str], port: int | None) -> None:
+        self._procs[name] = {"argv": argv, "log": str(self.log_dir / f"{name}.log"),
+                             "pid": None, "port": port}
+
+    def _spawn(self, name: str) -> None:
+        proc = self._procs[name]
+        env = dict(os.environ, TMPDIR=str(self.base_dir / "tmp"), PYTHONUNBUFFERED="1")
+        with open(proc["log"], "ab") as log:
+            popen = subprocess.Popen(proc["argv"], stdin=subprocess.DEVNULL, stdout=log,
+                                     stderr=subprocess.STDOUT, env=env, cwd=self.base_dir,
+                                     start_new_session=True)  # own process group
+        proc["pid"] = popen.pid
+        self._popen[name] = popen
+
+    def _alive(self, name: str) -> bool:
+        """True while the leader or any other member of its process group lives
+        (a forked updater sweep may outlive its parent); zombies do not count."""
+        pid = self._procs[name]["pid"]
+        if not pid:
+            return False
+        popen = self._popen.get(name)
+        if popen is not None and popen.poll() is None:
+            return True
+        return self._group_has_live_member(pid)
+
+    @staticmethod
+    def _group_has_live_member(pgid: int) -> bool:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    return True
+        return False
+
+    def _owned(self, name: str) -> bool:
+        """Guard against pid reuse when stopping from a state file: same command line."""
+        if name in self._popen:
+            return True
+        try:
+            cmdline = Path(f"/proc/{self._procs[name]['pid']}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return cmdline.split(b"\0")[:-1] == [a.encode() for a in self._procs[name]["argv"]]
+
+    def _kill(self, names: list[str], grace: float) -> None:
+        """SIGTERM the groups, wait up to `grace` s, then SIGKILL the rest."""
+        names = [n for n in names if n in self._procs and self._procs[n]["pid"]]
+        targets = [n for n in names if self._owned(n)]
+        steps = [(signal.SIGTERM, grace)] if grace > 0 else []
+        for sig, wait in steps + [(signal.SIGKILL, 2.0)]:
+            for n in targets:
+                try:
+                    os.killpg(self._procs[n]["pid"], sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            end = time.monotonic() + wait
+            while time.monotonic() < end and any(self._alive(n) for n in targets):
+                time.sleep(0.05)
+            targets = [n for n in targets if self._alive(n)]
+            if not targets:
+                break
+        for n in names:
+            popen = self._popen.pop(n, None)
+            if popen is not None:
+                popen.wait(timeout=5)
+            self._procs[n]["pid"] = None
+
+    def _wait_healthy(self, name: str, deadline: float) -> None:
+        """Until GET /healthcheck answers 200 (memcached: until its port accepts)."""
+        port = self._procs[name]["port"]
+        url = f"http://127.0.0.1:{port}/healthcheck"
+        while self._alive(name):
+            try:
+                if name == "memcached":
+                    return socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                if _http("GET", url, timeout=1.0)[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name}: not ready on port {port}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{name} exited (log: {self._procs[name]['log']})")
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Every server healthy, then tempauth issues a token that the account accepts."""
+        for name, proc in self._procs.items():
+            if proc["port"]:
+                self._wait_healthy(name, deadline)
+        user, key = self.users["admin"]
+        status, headers = _http("GET", self.auth_url, {"X-Auth-User": user, "X-Auth-Key": key})
+        if status != 200:
+            raise RuntimeError(f"tempauth answered {status}")
+        status, _ = _http("HEAD", headers["X-Storage-Url"],
+                          {"X-Auth-Token": headers["X-Auth-Token"]})
+        if status // 100 != 2:
+            raise RuntimeError(f"authenticated HEAD of the account answered {status}")
+        dead = [n for n in self._procs if not self._alive(n)]
+        if dead:
+            raise RuntimeError(f"exited during start: {', '.join(dead)}")
+
+    def _log_tails(self, lines: int = 15) -> str:
+        """The end of every non-empty log, for the error message of a failed start."""
+        logs = [(n, Path(p["log"])) for n, p in self._procs.items()]
+        return "\n".join(f"--- {n} ---\n" + "\n".join(log.read_text(errors="replace")
+                                                       .splitlines()[-lines:])
+                         for n, log in logs if log.exists() and log.stat().st_size)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["run", "start", "stop"])
+    parser.add_argument("--dir", help="base directory (default: a new temp dir, removed)")
+    parser.add_argument("--state-file", help="JSON state for start/stop")
+    parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--object-servers", type=int, default=None)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_launch"]:
+        return _launch(argv[1:])
+    args = parser.parse_args(argv)
+    if args.command in ("start", "stop") and not args.state_file:
+        parser.error(f"{args.command} needs --state-file")
+    if args.command == "stop":
+        state_file = Path(args.state_file)
+        LocalSwift.from_state(json.loads(state_file.read_text())).stop()
+        state_file.unlink()
+        return 0
+
+    def interrupt(*_):
+        raise KeyboardInterrupt  # also for SIGINT, which a background job may ignore
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
+    swift = LocalSwift(args.dir, replicas=args.replicas,
+                       object_servers=args.object_servers or args.replicas)
+    try:
+        swift.start()
+        info = swift.state()
+        if args.command == "start":
+            Path(args.state_file).write_text(json.dumps(info, indent=2))
+            swift.detach()
+        del info["processes"]
+        print(json.dumps(info, indent=2), flush=True)
+        while args.command == "run":
+            signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)  # let stop() finish
+        swift.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

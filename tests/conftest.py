@@ -1,0 +1,187 @@
+"""Shared pytest fixtures.
+
+``local_swift`` is a real Swift (scripts/local_swift.py) started once per test session on
+loopback; tests that use it must create their own, uniquely named containers. ``gpg_keys``
+is a throw-away GNUPGHOME with generated keys. ``make_config`` writes a profile for a test and
+``cfbackup`` runs the installed CLI as a user would, checking that no secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from local_swift import LocalSwift  # noqa: E402
+
+# Secrets used by the tests: none of them may ever appear in output, logs or argv.
+PASSPHRASE = "test-Passphrase-8d1f"
+KEY_PASSPHRASE = "key-Passphrase-55aa"
+
+
+@pytest.fixture(scope="session")
+def local_swift():
+    """A started LocalSwift (1 replica), stopped at the end of the session."""
+    with LocalSwift() as swift:
+        yield swift
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_home(tmp_path, monkeypatch):
+    """Keep every test away from the real ~/.config and ~/.dt-cf-backup.conf."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("CFBACKUP_CONFIG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def gpg_keys(tmp_path_factory):
+    """A GNUPGHOME with one key pair (encrypt + sign, protected by KEY_PASSPHRASE)."""
+    import gnupg
+
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    gpg = gnupg.GPG(gnupghome=str(home))
+    params = gpg.gen_key_input(
+        key_type="EDDSA",
+        key_curve="ed25519",
+        key_usage="sign",
+        subkey_type="ECDH",
+        subkey_curve="cv25519",
+        subkey_usage="encrypt",
+        name_real="cfbackup test",
+        name_email="test@cfbackup.invalid",
+        passphrase=KEY_PASSPHRASE,
+        expire_date=0,
+    )
+    key = gpg.gen_key(params)
+    assert key.fingerprint, key.stderr
+    (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
+    (home / "gpg.conf").write_text("pinentry-mode loopback\n")
+    return {"home": str(home), "fingerprint": key.fingerprint}
+
+
+@pytest.fixture
+def container():
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def make_config(tmp_path, local_swift, container):
+    """Write a config for a swift profile 'main' and return its path.
+
+    Keyword arguments are TOML snippets appended to the profile table ("encryption",
+    "extra" for more profile keys, "more" for whole extra tables).
+    """
+
+    def make(
+        *,
+        encryption: str | None = None,
+        extra: str = "",
+        more: str = "",
+        target: str | None = None,
+        source: Path | None = None,
+        name: str = "config.toml",
+        mode: int = 0o600,
+    ) -> Path:
+        source = source or tmp_path / "src"
+        source.mkdir(exist_ok=True)
+        enc = encryption if encryption is not None else 'passphrase_env = "T_PASSPHRASE"'
+        text = (
+            textwrap.dedent(f"""\
+            state_dir = "{tmp_path}/state"
+
+            [profiles.main]
+            source = "{source}"
+            target = "{target or f"swift://{container}/host1"}"
+            archive_dir = "{tmp_path}/archive"
+            """)
+            + extra
+            + textwrap.dedent(f"""
+
+            [profiles.main.swift]
+            auth_url = "{local_swift.auth_url}"
+            username = "{local_swift.users["admin"][0]}"
+            password_env = "T_SWIFT_KEY"
+
+            [profiles.main.encryption]
+            """)
+            + enc
+            + "\n"
+            + more
+        )
+        path = tmp_path / name
+        path.write_text(text)
+        path.chmod(mode)
+        return path
+
+    return make
+
+
+class CliResult:
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.output = completed.stdout + completed.stderr
+
+    def __repr__(self):
+        return f"<exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}>"
+
+
+def secret_values(local_swift=None) -> list[str]:
+    values = [PASSPHRASE, KEY_PASSPHRASE]
+    if local_swift is not None:
+        values += [key for _, key in local_swift.users.values()]
+    return values
+
+
+def assert_no_secret(text: str, local_swift=None) -> None:
+    for secret in secret_values(local_swift):
+        assert secret not in text, f"a secret leaked: {text[:2000]}"
+
+
+@pytest.fixture
+def cli_env(local_swift, gpg_keys):
+    env = dict(os.environ)
+    env.update(
+        T_PASSPHRASE=PASSPHRASE,
+        T_SWIFT_KEY=local_swift.users["admin"][1],
+        GNUPGHOME=gpg_keys["home"],
+    )
+    env.pop("CFBACKUP_CONFIG", None)
+    return env
+
+
+@pytest.fixture
+def cfbackup(cli_env, local_swift):
+    """Run ``cfbackup ARGS`` (or ``dt-cf-backup`` with program=...) as a user would."""
+
+    def run(
+        *args: str, program: str = "cfbackup", env: dict | None = None, timeout: float = 300
+    ) -> CliResult:
+        completed = subprocess.run(
+            [str(BIN / program), *map(str, args)],
+            env={**cli_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+        result = CliResult(completed)
+        assert "Traceback" not in result.output, result
+        assert_no_secret(result.output, local_swift)
+        return result
+
+    return run

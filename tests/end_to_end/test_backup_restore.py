@@ -1,0 +1,145 @@
+"""The core promise, end to end: the installed CLI backs up to a real Swift with real duplicity
+and gpg, and what comes back is byte-identical (content, modes, symlinks, empty dirs)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+from support.trees import assert_same_tree, make_awkward_tree
+
+from cfbackup.errors import ExitCode
+
+pytestmark = pytest.mark.swift
+
+
+def test_full_incremental_restore_latest_and_point_in_time(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src")
+    config = make_config(source=src)
+    first = cfbackup("-c", config, "backup")
+    assert first.returncode == 0, first
+    assert "backup of main done" in first.stdout
+    before = tmp_path / "before"
+    shutil.copytree(src, before, symlinks=True)
+    time.sleep(1.1)  # duplicity's times have one-second resolution
+    (src / "plain.txt").write_text("changed after the full\n")
+    (src / "new file.txt").write_text("added later\n")
+    (src / "zero bytes").unlink()
+    (src / "run.sh").chmod(0o700)
+    between = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    time.sleep(1.1)
+    second = cfbackup("-c", config, "backup")
+    assert second.returncode == 0, second
+
+    status = cfbackup("-c", config, "status", "--json")
+    assert status.returncode == 0, status
+    assert '"last_incremental": null' not in status.stdout
+
+    latest = tmp_path / "latest"
+    restored = cfbackup("-c", config, "restore", "main", latest)
+    assert restored.returncode == 0, restored
+    assert_same_tree(src, latest)
+
+    old = tmp_path / "old"
+    restored = cfbackup("-c", config, "restore", "main", old, "--time", between)
+    assert restored.returncode == 0, restored
+    assert_same_tree(before, old)
+
+
+def test_restore_one_path_verify_and_difference(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+
+    one = tmp_path / "one"
+    result = cfbackup("-c", config, "restore", "main", one, "--path", "dir one/nested")
+    assert result.returncode == 0, result
+    assert_same_tree(src / "dir one" / "nested", one / "dir one" / "nested")
+    assert sorted(p.name for p in one.iterdir()) == ["dir one"]
+
+    result = cfbackup(
+        "-c",
+        config,
+        "restore",
+        "main",
+        tmp_path / "file",
+        "--path",
+        str(src / "naïve ünïcode — ✓.txt"),
+    )
+    assert result.returncode == 0, result
+    assert (tmp_path / "file" / "naïve ünïcode — ✓.txt").read_text() == "non-ASCII name\n"
+
+    assert cfbackup("-c", config, "verify").returncode == 0
+    assert cfbackup("-c", config, "verify", "--compare-data").returncode == 0
+    time.sleep(1.1)
+    (src / "plain.txt").write_text("changed locally\n")
+    result = cfbackup("-c", config, "verify", "--compare-data")
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
+    assert "plain.txt" in result.stderr
+
+
+def test_restore_refuses_non_empty_target_without_force(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "keep me").write_text("precious")
+    result = cfbackup("-c", config, "restore", "main", target)
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert "--force" in result.stderr and "not empty" in result.stderr
+    assert (target / "keep me").read_text() == "precious"
+    assert sorted(p.name for p in target.iterdir()) == ["keep me"]
+    forced = cfbackup("-c", config, "restore", "main", target, "--force")
+    assert forced.returncode == 0, forced
+    assert (target / "plain.txt").read_text() == "plain file\n"
+
+
+def test_list_plain_and_json(tmp_path, make_config, cfbackup):
+    import json
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    listing = cfbackup("-c", config, "list", "--json")
+    assert listing.returncode == 0, listing
+    paths = {entry["path"]: entry["type"] for entry in json.loads(listing.stdout)}
+    assert paths["naïve ünïcode — ✓.txt"] == "reg"
+    assert paths["link to plain"] == "sym"
+    assert paths["empty dir/also empty"] == "dir"
+    plain = cfbackup("-c", config, "list")
+    assert "with space.txt" in plain.stdout
+
+
+def test_include_exclude_follow_the_old_rule(tmp_path, make_config, cfbackup):
+    import json
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    extra = (
+        f'include = ["{src}/dir one", "{src}/plain.txt"]\n'
+        f'exclude = ["{src}/dir one/nested/deeper"]\n'
+    )
+    config = make_config(source=src, extra=extra)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    listing = json.loads(cfbackup("-c", config, "list", "--json").stdout)
+    paths = sorted(entry["path"] for entry in listing)
+    assert paths == [".", "dir one", "dir one/nested", "plain.txt"]
+
+
+def test_dry_run_uploads_nothing(tmp_path, make_config, cfbackup, local_swift, container):
+    from swiftclient import client
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    result = cfbackup("-c", config, "backup", "--dry-run")
+    assert result.returncode == 0, result
+    assert "dry run" in result.stdout
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    try:
+        objects = conn.get_container(container)[1]
+    except client.ClientException as error:
+        assert error.http_status == 404
+        objects = []
+    assert objects == []

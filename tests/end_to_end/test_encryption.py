@@ -1,0 +1,81 @@
+"""Symmetric and public-key encryption round-trip; a wrong passphrase and a missing key fail
+before anything is uploaded, with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import KEY_PASSPHRASE
+from support.trees import assert_same_tree, make_awkward_tree
+from swiftclient import client
+
+from cfbackup.errors import ExitCode
+
+pytestmark = pytest.mark.swift
+
+
+def _objects(local_swift, container):
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    try:
+        return sorted(o["name"] for o in conn.get_container(container, full_listing=True)[1])
+    except client.ClientException as error:
+        assert error.http_status == 404
+        return []
+
+
+def test_public_key_round_trip(tmp_path, make_config, cfbackup, gpg_keys, local_swift, container):
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    enc = (
+        f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
+        f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
+    )
+    config = make_config(source=src, encryption=enc)
+    env = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
+    assert cfbackup("-c", config, "backup", env=env).returncode == 0
+    assert any(name.endswith(".difftar.gpg") for name in _objects(local_swift, container))
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out, env=env)
+    assert result.returncode == 0, result
+    assert_same_tree(src, out)
+
+
+def test_wrong_passphrase_fails_before_upload(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    before = _objects(local_swift, container)
+    (src / "plain.txt").write_text("changed\n")
+    for args in (("backup",), ("backup", "--full")):
+        result = cfbackup("-c", config, *args, env={"T_PASSPHRASE": "not-the-passphrase"})
+        assert result.returncode == ExitCode.CRYPTO, result
+        assert "passphrase" in result.stderr
+        assert len(result.stderr.strip().splitlines()) <= 3, result
+    assert _objects(local_swift, container) == before
+    result = cfbackup(
+        "-c", config, "restore", "main", tmp_path / "r", env={"T_PASSPHRASE": "not-the-passphrase"}
+    )
+    assert result.returncode == ExitCode.CRYPTO, result
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_key_fails_before_upload(
+    tmp_path, make_config, cfbackup, gpg_keys, local_swift, container
+):
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    enc = (
+        f'mode = "pubkey"\nencrypt_keys = ["0xDEADBEEFDEADBEEF"]\ngpg_home = "{gpg_keys["home"]}"\n'
+    )
+    config = make_config(source=src, encryption=enc)
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.CRYPTO, result
+    assert "DEADBEEFDEADBEEF" in result.stderr and "not in the keyring" in result.stderr
+    assert _objects(local_swift, container) == []
+
+
+def test_symmetric_without_passphrase_is_a_config_error(tmp_path, make_config, cfbackup):
+    config = make_config(encryption="")
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.CONFIG, result
+    assert "passphrase" in result.stderr

@@ -1,0 +1,167 @@
+"""Every error a user can cause ends in one clear line, a documented exit code, no traceback."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+
+import pytest
+
+from cfbackup.errors import ExitCode
+
+pytestmark = pytest.mark.swift
+
+
+def _one_line(result):
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("cfbackup: error:")]
+    assert len(lines) == 1, result
+    return lines[0]
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_swift_unreachable(tmp_path, make_config, cfbackup):
+    config = make_config()
+    text = config.read_text()
+    import re
+
+    text = re.sub(
+        r'auth_url = "[^"]+"', f'auth_url = "http://127.0.0.1:{_closed_port()}/auth/v1.0"', text
+    )
+    config.write_text(text)
+    (tmp_path / "src" / "f").write_text("x")
+    result = cfbackup("-c", config, "backup", timeout=200)
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "cannot reach Swift" in _one_line(result)
+
+
+def test_wrong_credentials(tmp_path, make_config, cfbackup):
+    config = make_config()
+    (tmp_path / "src" / "f").write_text("x")
+    result = cfbackup("-c", config, "backup", env={"T_SWIFT_KEY": "wrong-key-123"})
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "rejected the credentials" in _one_line(result)
+    result = cfbackup("-c", config, "check", env={"T_SWIFT_KEY": "wrong-key-123"})
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "rejected the credentials" in result.stdout
+
+
+def test_lock_held_names_the_holder(tmp_path, make_config, cfbackup):
+    config = make_config()
+    lock_dir = tmp_path / "state" / "locks"
+    lock_dir.mkdir(parents=True)
+    with open(lock_dir / "main.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.write(json.dumps({"pid": os.getpid(), "action": "backup", "since": 0}))
+        handle.flush()
+        result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.LOCKED, result
+    assert f"PID {os.getpid()}" in _one_line(result)
+
+
+def test_stale_lock_file_is_taken_over(tmp_path, make_config, cfbackup):
+    config = make_config()
+    (tmp_path / "src" / "f").write_text("x")
+    lock_dir = tmp_path / "state" / "locks"
+    lock_dir.mkdir(parents=True)
+    (lock_dir / "main.lock").write_text(json.dumps({"pid": 999999, "action": "backup"}))
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
+
+
+BAD_CONFIGS = {
+    "not toml": ("profiles = [[[", "not valid TOML"),
+    "no profiles": ('state_dir = "/tmp"\n', "at least one [profiles.NAME]"),
+    "missing source": ('[profiles.a]\ntarget = "file:///tmp/x"\n', "profiles.a.source"),
+    "wrong type": (
+        '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\nvolsize = "big"\n',
+        "profiles.a.volsize: expected an integer",
+    ),
+    "unknown key": (
+        '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\nvolsise = 3\n',
+        "profiles.a.volsise: unknown key",
+    ),
+    "bad choice": (
+        '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\n'
+        '[profiles.a.encryption]\nmode = "rot13"\n',
+        "is not one of",
+    ),
+    "bad duration": (
+        '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\n'
+        'full_if_older_than = "fortnight"\n',
+        "is not a duration",
+    ),
+    "target not url": ('[profiles.a]\nsource = "/tmp"\ntarget = "/srv/backup"\n', "is not a URL"),
+    "non utf8": (b"# \xff\xfe\n[profiles.a]\n", "not UTF-8"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config(tmp_path, cfbackup, case):
+    content, expected = BAD_CONFIGS[case]
+    path = tmp_path / "bad.toml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    result = cfbackup("-c", path, "backup")
+    assert result.returncode == ExitCode.CONFIG, result
+    line = _one_line(result)
+    assert str(path) in line and expected in line
+
+
+def test_several_problems_are_reported_at_once(tmp_path, cfbackup):
+    path = tmp_path / "bad.toml"
+    path.write_text("[profiles.a]\ntarget = 3\nvolsize = -1\n")
+    result = cfbackup("-c", path, "check")
+    assert result.returncode == ExitCode.CONFIG
+    line = _one_line(result)
+    assert "3 problem(s)" in line and "profiles.a.source" in line and "profiles.a.target" in line
+
+
+def test_inline_secret_needs_mode_600(tmp_path, make_config, cfbackup):
+    config = make_config(encryption='passphrase = "inline-Secret-99"', mode=0o644)
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.CONFIG, result
+    assert "chmod 600" in _one_line(result)
+    assert "inline-Secret-99" not in result.output
+
+
+def test_missing_config_file(tmp_path, cfbackup):
+    result = cfbackup("-c", tmp_path / "nope.toml", "backup")
+    assert result.returncode == ExitCode.CONFIG
+    assert "no such file" in _one_line(result)
+
+
+def test_unknown_profile(tmp_path, make_config, cfbackup):
+    result = cfbackup("-c", make_config(), "backup", "nosuch")
+    assert result.returncode == ExitCode.CONFIG
+    assert "no profile named 'nosuch'" in _one_line(result)
+
+
+def test_source_missing(tmp_path, make_config, cfbackup):
+    config = make_config(source=tmp_path / "gone")
+    (tmp_path / "gone").rmdir()
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.CONFIG
+    assert "is not a directory" in _one_line(result)
+
+
+def test_pattern_is_never_run_by_a_shell(tmp_path, make_config, cfbackup):
+    marker = tmp_path / "pwned"
+    config = make_config(extra=f'exclude = ["$(touch {marker})", "`touch {marker}`"]\n')
+    (tmp_path / "src" / "f").write_text("x")
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.CONFIG, result
+    assert "$(touch" in _one_line(result) and "is not under source" in result.stderr
+    assert not marker.exists()
+    inside = make_config(extra=f'exclude = ["{tmp_path}/src/$(touch {marker})"]\n')
+    result = cfbackup("-c", inside, "backup")
+    assert result.returncode == 0, result
+    assert not marker.exists()
