@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Set up everything, then show the whole product in a minute against a real local Swift.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+exec .venv/bin/python scripts/demo.py "$@"
