@@ -31,9 +31,11 @@ def connect(
     retries: int = 1,
     username: str | None = None,
     password: str | None = None,
+    storage_url: str | None = None,
 ):
     """A swiftclient Connection for the profile's credentials (or another user's, e.g. a
-    reseller admin setting an account quota: ``username``/``password`` override them)."""
+    reseller admin setting an account quota: ``username``/``password`` override them, and
+    ``storage_url`` points that user at the profile's account instead of its own)."""
     import swiftclient
 
     swift = dict(profile["swift"])
@@ -51,6 +53,7 @@ def connect(
             auth_version="1",
             retries=retries,
             timeout=30,
+            os_options={"object_storage_url": storage_url} if storage_url else {},
         )
     from keystoneauth1 import session as ks_session
     from keystoneauth1.identity import v3
@@ -75,6 +78,7 @@ def connect(
             "region_name": swift.get("region_name"),
             "interface": swift["interface"],
             "endpoint_type": swift["interface"],
+            **({"object_storage_url": storage_url} if storage_url else {}),
         },
     )
 

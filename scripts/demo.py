@@ -46,8 +46,10 @@ keep_full = 2
 
 
 def step(title: str, *args: str, env: dict, check: bool = True) -> None:
-    print(f"\n\033[1m== {title}\033[0m\n$ cfbackup {' '.join(shlex.quote(a) for a in args)}",
-          flush=True)
+    print(
+        f"\n\033[1m== {title}\033[0m\n$ cfbackup {' '.join(shlex.quote(a) for a in args)}",
+        flush=True,
+    )
     result = subprocess.run([str(BIN / "cfbackup"), *args], env=env)
     if check and result.returncode != 0:
         raise SystemExit(f"demo: step failed with exit code {result.returncode}")
@@ -91,15 +93,31 @@ def main() -> int:
         step("second backup (an incremental)", *c, "backup", env=env)
         step("what is in the backup", *c, "list", env=env)
         restore_to = work / "restored-file"
-        step("restore one file", *c, "restore", "demo", str(restore_to),
-             "--path", "etc/nginx/nginx.conf", env=env)
+        step(
+            "restore one file",
+            *c,
+            "restore",
+            "demo",
+            str(restore_to),
+            "--path",
+            "etc/nginx/nginx.conf",
+            env=env,
+        )
         print((restore_to / "etc" / "nginx" / "nginx.conf").read_text(), end="")
         step("restore the whole tree", *c, "restore", "demo", str(work / "restored"), env=env)
-        diff = subprocess.run(["diff", "-r", "--no-dereference", str(work / "data"),
-                               str(work / "restored")], capture_output=True, text=True)
-        print("diff against the original: "
-              + ("only the excluded *.tmp file" if "cache.tmp" in diff.stdout
-                 and diff.stdout.count("\n") == 1 else diff.stdout or "identical"))
+        diff = subprocess.run(
+            ["diff", "-r", "--no-dereference", str(work / "data"), str(work / "restored")],
+            capture_output=True,
+            text=True,
+        )
+        print(
+            "diff against the original: "
+            + (
+                "only the excluded *.tmp file"
+                if "cache.tmp" in diff.stdout and diff.stdout.count("\n") == 1
+                else diff.stdout or "identical"
+            )
+        )
         step("verify the backup against the files", *c, "verify", "--compare-data", env=env)
         step("status, with quota use", *c, "status", env=env)
         step("run history", *c, "history", env=env)

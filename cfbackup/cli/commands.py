@@ -235,6 +235,12 @@ def config_reference(args, context) -> int:
     return 0
 
 
+def recovery_kit(args, context) -> int:
+    from cfbackup.cli.recovery import export_recovery_kit
+
+    return export_recovery_kit(args, context)
+
+
 def list_plugins(args, context) -> int:
     from cfbackup.plugins import describe_plugins
 

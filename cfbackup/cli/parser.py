@@ -91,6 +91,13 @@ def make_parser(context) -> argparse.ArgumentParser:
     r = config_sub.add_parser("reference", help="print the config reference (Markdown)")
     r.set_defaults(handler=commands.config_reference)
 
+    p = sub.add_parser("recovery-kit", help="what it takes to restore from nothing")
+    kit_sub = p.add_subparsers(dest="kit_command", metavar="SUBCOMMAND", required=True)
+    k = kit_sub.add_parser("export", help="write the encrypted recovery kit into DIR")
+    k.add_argument("directory", metavar="DIR")
+    k.add_argument("--profile", metavar="PROFILE")
+    k.set_defaults(handler=commands.recovery_kit)
+
     p = sub.add_parser("plugins", help="list loaded plugins and their hooks")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=commands.list_plugins)

@@ -105,11 +105,13 @@ def build_config(
         raw_profiles = {}
     profiles: dict[str, Profile] = {}
     for name, body in raw_profiles.items():
+        if not _valid_profile_name(name):
+            problems.append(
+                f"profiles.{name[:64]!r}: a profile name uses letters, digits, . _ - only"
+            )
+            continue
         if not isinstance(body, dict):
             problems.append(f"profiles.{name}: expected a table")
-            continue
-        if not _valid_profile_name(name):
-            problems.append(f"profiles.{name}: a profile name uses letters, digits, . _ - only")
             continue
         data = validate_table(
             deep_merge(defaults, body), profile_schema, f"profiles.{name}", problems

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import redact
-from cfbackup.errors import ConfigError
+from cfbackup.errors import CfbackupError, ConfigError
 
 
 def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
@@ -53,7 +53,10 @@ def _run_secret_command(command: str, where: str) -> str:
         raise ConfigError(f"{where}: cannot split the command: {error}.") from None
     if not argv:
         raise ConfigError(f"{where}: the command is empty.")
-    result = execute.capture(argv, timeout=60)
+    try:
+        result = execute.capture(argv, timeout=60)
+    except CfbackupError as error:
+        raise ConfigError(f"{where}: {error.message}") from None
     if result.returncode != 0:
         raise ConfigError(
             f"{where}: the command exited with code {result.returncode}; run it by hand to see why."

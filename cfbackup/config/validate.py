@@ -107,6 +107,7 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
 
 
 def _join(path: str, key: str) -> str:
+    key = key if key.isprintable() and key and len(key) <= 64 else repr(key[:64])
     return f"{path}.{key}" if path else key
 
 

@@ -126,11 +126,18 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
         ),
     ),
     (
-        re.compile(r"413|Upload exceeds quota|Request Entity Too Large", re.I),
-        lambda text: QuotaExceeded(
-            "container quota exceeded: Swift refused an upload (413); raise the quota or prune old "
-            "backups, then run the backup again (the chain resumes)."
-        ),
+        # "Upload exceeds quota (HTTP 413): scope=...; <numbers>" comes from the quota_guard
+        # plugin's duplicity shim; a bare "413" would also match sizes and transaction ids.
+        re.compile(r"Upload exceeds (policy )?quota|Request Entity Too Large|\bHTTP 413\b", re.I),
+        lambda text: (
+            lambda found: QuotaExceeded(
+                f"{'account' if found and found[1] == 'account' else 'container'} quota "
+                "exceeded: Swift refused an upload (413)"
+                + (f": {found[2].strip().rstrip('.')}" if found else "")
+                + "; raise the quota (cfbackup quota set PROFILE --bytes N) or prune old backups "
+                "(cfbackup prune PROFILE), then run the backup again (the chain resumes)."
+            )
+        )(re.search(r"HTTP 413\): scope=(container|account); ([^\n]*)", text)),
     ),
     (
         re.compile(r"401 Unauthorized|Unauthorized|Authorization Failure|\b401\b", re.I),

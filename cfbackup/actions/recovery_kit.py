@@ -1,0 +1,87 @@
+"""``cfbackup recovery-kit export DIR``: what it takes to restore from nothing, in one file.
+
+The successor of dt-cf-backup.sh's ``--backup-script``: the config (and, for public-key
+encryption, the public and secret keys) in a tar archive encrypted with the profile's
+passphrase, plus a plain README saying how to use it. Keep it off the server it protects.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tarfile
+import time
+from pathlib import Path
+
+from cfbackup.config.model import Config, Profile
+from cfbackup.config.secrets import resolve_secret
+from cfbackup.errors import ConfigError, CryptoError
+
+README = """\
+cfbackup recovery kit for {host}, made {when}
+
+{kit} is a tar archive encrypted with the passphrase of profile {profile}
+(the backup passphrase). On a new machine:
+
+    gpg --decrypt {kit} | tar -x         # asks for the passphrase
+    gpg --import keys.asc                # only when the kit holds keys
+    cfbackup -c config.toml check {profile}
+    cfbackup -c config.toml restore {profile} /srv/restore
+
+Secrets the config reads from the environment, files or commands are NOT in the kit.
+"""
+
+
+def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
+    enc = profile["encryption"]
+    passphrase = resolve_secret(enc, "passphrase", f"profiles.{profile.name}.encryption")
+    if not passphrase:
+        raise ConfigError(
+            f"profiles.{profile.name}.encryption: the recovery kit is encrypted with the profile's "
+            "passphrase, and none is set: set passphrase_file (or _env, _command)."
+        )
+    import gnupg
+
+    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
+    members: dict[str, bytes] = {
+        "config.toml" if config.kind == "native" else "dt-cf-backup.conf": Path(
+            config.path
+        ).read_bytes()
+    }
+    if enc["mode"] == "pubkey":
+        keys = list(enc["encrypt_keys"]) + ([enc["sign_key"]] if enc.get("sign_key") else [])
+        public = gpg.export_keys(keys)
+        secret = gpg.export_keys(keys, secret=True, passphrase=passphrase, expect_passphrase=True)
+        if not public:
+            raise CryptoError(f"cannot export the keys {', '.join(keys)}: are they in the keyring?")
+        members["keys.asc"] = (public + (secret or "")).encode()
+    host = socket.gethostname()
+    when = time.strftime("%Y%m%dT%H%M%S")
+    kit = f"cfbackup-recovery-kit-{host}-{profile.name}-{when}.tar.gpg"
+    members["README.txt"] = README.format(
+        host=host, when=when, kit=kit, profile=profile.name
+    ).encode()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    encrypted = gpg.encrypt(
+        buffer.getvalue(),
+        recipients=None,
+        symmetric="AES256",
+        passphrase=passphrase,
+        armor=False,
+        extra_args=["--pinentry-mode", "loopback"],
+    )
+    if not encrypted.ok:
+        raise CryptoError(f"gpg could not encrypt the recovery kit: {encrypted.status}.")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / kit
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(encrypted.data)
+    (directory / f"{kit}.README.txt").write_text(members["README.txt"].decode())
+    return path

@@ -1,0 +1,126 @@
+"""duplicity command lines are pure data: exact argv tuples, no secret ever in them."""
+
+from __future__ import annotations
+
+from cfbackup.config import build_config
+from cfbackup.duplicity import commands
+from cfbackup.duplicity.environment import duplicity_environment
+
+
+def _profile(**extra):
+    profile = {"source": "/srv", "target": "swift://box/host", "archive_dir": "/a", **extra}
+    profile.setdefault("encryption", {"passphrase_env": "T_PASS"})
+    profile.setdefault(
+        "swift", {"auth_url": "http://k/auth/v1.0", "username": "u", "password_env": "T_KEY"}
+    )
+    return build_config({"profiles": {"p": profile}}, path=None).profiles["p"]
+
+
+COMMON = ("--archive-dir=/a", "--name=p", "--verbosity=notice", "--gpg-options=--compress-level=1")
+
+
+def test_backup_argv():
+    argv = commands.backup_argv(_profile(include=["/srv/a"], exclude=["/srv/a/tmp"]))
+    assert argv == (
+        "duplicity",
+        "backup",
+        *COMMON,
+        "--exclude=/srv/a/tmp",
+        "--include=/srv/a",
+        "--exclude=**",
+        "--full-if-older-than=14D",
+        "--volsize=200",
+        "/srv",
+        "swift://box/host",
+    )
+
+
+def test_full_dry_run_and_log_fd():
+    argv = commands.backup_argv(_profile(), full=True, dry_run=True, log_fd=7)
+    assert argv[:2] == ("duplicity", "full")
+    assert "--log-fd=7" in argv and "--dry-run" in argv
+    assert not any(a.startswith("--full-if-older-than") for a in argv)
+
+
+def test_no_includes_means_no_catch_all_exclude():
+    argv = commands.backup_argv(_profile(exclude=["**/.cache"]))
+    assert "--exclude=**/.cache" in argv and "--exclude=**" not in argv
+
+
+def test_option_values_starting_with_dash_are_bound():
+    argv = commands.backup_argv(
+        _profile(exclude=["/srv/-weird"], extra_options=["--num-retries=3"])
+    )
+    assert "--gpg-options=--compress-level=1" in argv  # duplicity 3 needs the = binding
+    assert "--exclude=/srv/-weird" in argv and argv[-3] == "--num-retries=3"
+
+
+def test_restore_verify_list_argv():
+    profile = _profile()
+    assert commands.restore_argv(profile, "/out", path="etc/hosts", time="3D") == (
+        "duplicity",
+        "restore",
+        *COMMON,
+        "--path-to-restore=etc/hosts",
+        "--time=3D",
+        "swift://box/host",
+        "/out",
+    )
+    assert commands.verify_argv(profile, compare_data=True)[-2:] == ("swift://box/host", "/srv")
+    assert "--compare-data" in commands.verify_argv(profile, compare_data=True)
+    assert commands.list_argv(profile, time="2026-01-01")[:2] == ("duplicity", "list-current-files")
+
+
+def test_encryption_modes():
+    none = _profile(encryption={"mode": "none"})
+    assert "--no-encryption" in commands.backup_argv(none)
+    pub = _profile(encryption={"mode": "pubkey", "encrypt_keys": ["AB", "CD"], "sign_key": "EF"})
+    argv = commands.backup_argv(pub)
+    assert "--encrypt-key=AB" in argv and "--encrypt-key=CD" in argv and "--sign-key=EF" in argv
+
+
+def test_retention_rules():
+    assert commands.retention_rules(_profile()) == [("remove-all-but-n-full", "2")]
+    profile = _profile(retention={"remove_older_than": "6M", "keep_incrementals_of_full": 1})
+    assert commands.retention_rules(profile) == [
+        ("remove-older-than", "6M"),
+        ("remove-all-inc-of-but-n-full", "1"),
+    ]
+    argv = commands.retention_argv(profile, ("remove-older-than", "6M"))
+    assert argv[:3] == ("duplicity", "remove-older-than", "6M") and "--force" in argv
+
+
+def test_secrets_go_to_the_environment_only(monkeypatch):
+    monkeypatch.setenv("T_PASS", "pass-Phrase-1")
+    monkeypatch.setenv("T_KEY", "api-Key-2")
+    profile = _profile()
+    env = duplicity_environment(profile)
+    assert env["PASSPHRASE"] == "pass-Phrase-1"
+    assert env["SWIFT_PASSWORD"] == env["ST_KEY"] == "api-Key-2"
+    assert env["ST_AUTH"] == env["SWIFT_AUTHURL"] and env["SWIFT_AUTHVERSION"] == "1"
+    for argv in (
+        commands.backup_argv(profile),
+        commands.restore_argv(profile, "/o"),
+        *[commands.retention_argv(profile, r) for r in commands.retention_rules(profile)],
+    ):
+        assert "pass-Phrase-1" not in " ".join(argv) and "api-Key-2" not in " ".join(argv)
+
+
+def test_keystone_v3_environment(monkeypatch):
+    monkeypatch.setenv("T_PASS", "x" * 8)
+    monkeypatch.setenv("T_KEY", "y" * 8)
+    profile = _profile(
+        swift={
+            "auth_version": "3",
+            "auth_url": "https://k/v3",
+            "username": "u",
+            "password_env": "T_KEY",
+            "project_name": "p",
+            "user_domain_name": "Default",
+            "region_name": "R1",
+        }
+    )
+    env = duplicity_environment(profile)
+    assert env["SWIFT_AUTHVERSION"] == "3" and env["SWIFT_PROJECT_NAME"] == "p"
+    assert env["SWIFT_USER_DOMAIN_NAME"] == "Default" and env["SWIFT_REGIONNAME"] == "R1"
+    assert "ST_KEY" not in env

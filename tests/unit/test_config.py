@@ -1,0 +1,164 @@
+"""Config loading: schema defaults, every problem at once, secrets, and the legacy reader."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from cfbackup.config import build_config, load_config
+from cfbackup.config.legacy import load_legacy, normalize
+from cfbackup.config.schema import PROFILE, REQUIRED
+from cfbackup.config.secrets import resolve_secret
+from cfbackup.errors import ConfigError
+from cfbackup.redact import redact
+
+
+def test_defaults_come_from_the_schema():
+    config = build_config({"profiles": {"p": {"source": "/", "target": "file:///t"}}}, path=None)
+    data = config.profiles["p"].data
+    for option in PROFILE:
+        if option.kind not in ("table",) and option.default not in (None, REQUIRED):
+            assert data[option.name] == option.default
+    assert data["encryption"]["mode"] == "symmetric"
+    assert data["swift"]["auth_version"] == "1"
+
+
+def test_defaults_table_is_merged_and_profile_wins():
+    config = build_config(
+        {
+            "defaults": {"volsize": 50, "exclude": ["**/x"]},
+            "profiles": {
+                "a": {"source": "/", "target": "file:///a"},
+                "b": {"source": "/", "target": "file:///b", "volsize": 10},
+            },
+        },
+        path=None,
+    )
+    assert config.profiles["a"]["volsize"] == 50 and config.profiles["b"]["volsize"] == 10
+    assert config.profiles["b"]["exclude"] == ["**/x"]
+
+
+def test_all_problems_reported_together():
+    with pytest.raises(ConfigError) as error:
+        build_config(
+            {
+                "profiles": {
+                    "p": {"target": 5, "volsize": 0, "bogus": 1, "encryption": {"mode": "x"}}
+                }
+            },
+            path=None,
+        )
+    message = error.value.message
+    for part in (
+        "profiles.p.source: required",
+        "profiles.p.target: expected a string",
+        "profiles.p.volsize: must be at least 1",
+        "profiles.p.bogus: unknown key",
+        "profiles.p.encryption.mode: 'x' is not one of",
+    ):
+        assert part in message
+
+
+def test_secret_given_twice_is_an_error():
+    with pytest.raises(ConfigError, match="give only one of"):
+        build_config(
+            {
+                "profiles": {
+                    "p": {
+                        "source": "/",
+                        "target": "file:///t",
+                        "encryption": {"passphrase_env": "A", "passphrase_file": "/f"},
+                    }
+                }
+            },
+            path=None,
+        )
+
+
+def test_inline_secret_requires_private_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[profiles.p]\nsource = "/"\ntarget = "file:///t"\n'
+        '[profiles.p.encryption]\npassphrase = "inline-pass"\n'
+    )
+    path.chmod(0o640)
+    with pytest.raises(ConfigError, match="chmod 600") as error:
+        load_config(path)
+    assert "inline-pass" not in error.value.message
+    path.chmod(0o600)
+    assert load_config(path).profiles["p"]
+
+
+def test_secret_sources(tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_SECRET", "from-env-secret")
+    assert resolve_secret({"p_env": "MY_SECRET"}, "p", "x") == "from-env-secret"
+    secret = tmp_path / "s"
+    secret.write_text("from-file-secret\n")
+    assert resolve_secret({"p_file": str(secret)}, "p", "x") == "from-file-secret"
+    assert resolve_secret({"p_command": f"cat {secret}"}, "p", "x") == "from-file-secret"
+    assert redact("it is from-env-secret and from-file-secret") == "it is *** and ***"
+    with pytest.raises(ConfigError, match="NOT_SET_VAR, which is not set"):
+        resolve_secret({"p_env": "NOT_SET_VAR"}, "p", "x")
+    with pytest.raises(ConfigError, match="exited with code"):
+        resolve_secret({"p_command": "false"}, "p", "x")
+    with pytest.raises(ConfigError, match="was not found"):
+        resolve_secret({"p_command": "$(touch /tmp/cfbackup-pwned)"}, "p", "x")
+
+
+def test_legacy_reader_sources_bash(tmp_path):
+    conf = tmp_path / "dt.conf"
+    conf.write_text(
+        textwrap.dedent("""\
+        # comment
+        ROOT=/srv
+        DEST='cf+http://box'
+        INCLIST=( "/srv/a b"   # inline comment
+                  /srv/c
+                  "$(echo /srv/d)" )
+        EXCLIST=("/srv/a b/tmp")
+        GPG_KEY=ABCDEF12
+        PASSPHRASE="p@ss word"
+        CLOUDFILES_USERNAME=me
+        CLOUDFILES_APIKEY=key
+        STATIC_OPTIONS="--full-if-older-than 1M --volsize 50 --num-retries 3"
+        CLEAN_UP_TYPE=remove-older-than
+        CLEAN_UP_VARIABLE=6M
+        echo this output must not confuse the reader
+        """)
+    )
+    raw, warnings = load_legacy(conf)
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["include"] == ["/srv/a b", "/srv/c", "/srv/d"]
+    assert profile["exclude"] == ["/srv/a b/tmp"]
+    assert profile["target"] == "swift://box"
+    assert profile["swift"] == {
+        "auth_version": "1",
+        "username": "me",
+        "password": "key",
+        "auth_url": "https://auth.api.rackspacecloud.com/v1.0",
+    }
+    assert profile["encryption"] == {
+        "mode": "pubkey",
+        "encrypt_keys": ["ABCDEF12"],
+        "passphrase": "p@ss word",
+    }
+    assert profile["full_if_older_than"] == "1M" and profile["volsize"] == 50
+    assert profile["extra_options"] == ["--num-retries=3"]
+    assert profile["retention"] == {"remove_older_than": "6M"}
+    build_config(raw, path=None)  # the normalized form validates like a native config
+
+
+def test_legacy_old_defaults_apply():
+    raw, _ = normalize({"ROOT": "/", "DEST": "file:///x"})
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["full_if_older_than"] == "14D"
+    assert profile["retention"] == {"keep_full": 2}
+    assert profile["encryption"]["mode"] == "symmetric"
+
+
+def test_legacy_broken_bash_is_a_config_error(tmp_path):
+    conf = tmp_path / "dt.conf"
+    conf.write_text('ROOT="/\nDEST=x\n')
+    with pytest.raises(ConfigError, match="bash could not read this file"):
+        load_legacy(conf)

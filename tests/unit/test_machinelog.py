@@ -1,0 +1,77 @@
+"""duplicity's machine log (--log-fd), parsed from real output captured from duplicity 3.2.1."""
+
+from __future__ import annotations
+
+from cfbackup.actions.listing import parse_file_entry
+from cfbackup.duplicity import machinelog
+
+COLLECTION = """\
+NOTICE 1
+. Local and Remote metadata are synchronized, no sync needed.
+
+INFO 3 
+backend BackendWrapper
+archive-dir (. dir)
+chain-complete
+ full 20261126T022239Z 1 enc
+ inc 20261126T022301Z 1 enc
+orphaned-sets-num 0
+incomplete-sets-num 1
+. Collection Status
+. -----------------
+
+INFO 10 20261126T022239Z 'sub/b c.txt' reg
+. Thu Nov 26 02:22:39 2026 sub/b c.txt
+
+NOTICE 1
+. --------------[ Backup Statistics ]--------------
+. SourceFiles 5
+. SourceFileSize 8205 (8.01 KB)
+. TotalDestinationSizeChange 291 (291 bytes)
+. Errors 0
+. 
+"""
+
+
+def _records(text):
+    parser = machinelog.MachineLogParser()
+    records = [r for line in text.splitlines(keepends=True) if (r := parser.feed(line))]
+    last = parser.close()
+    return records + ([last] if last else [])
+
+
+def test_records_and_multiline_control():
+    records = _records(COLLECTION)
+    assert [(r.level, r.code) for r in records] == [
+        ("NOTICE", 1),
+        ("INFO", 3),
+        ("INFO", 10),
+        ("NOTICE", 1),
+    ]
+    status = machinelog.parse_collection_status(records[1].extra)
+    assert status["chains"] == [
+        {
+            "state": "complete",
+            "sets": [
+                {"type": "full", "time": "20261126T022239Z", "volumes": 1, "encrypted": True},
+                {"type": "inc", "time": "20261126T022301Z", "volumes": 1, "encrypted": True},
+            ],
+        }
+    ]
+    assert status["incomplete_sets"] == 1
+
+
+def test_file_list_entry_and_statistics():
+    records = _records(COLLECTION)
+    assert parse_file_entry(records[2].extra) == {
+        "time": "20261126T022239Z",
+        "path": "sub/b c.txt",
+        "type": "reg",
+    }
+    stats = machinelog.parse_statistics(records[3].message)
+    assert stats == {
+        "SourceFiles": 5,
+        "SourceFileSize": 8205,
+        "TotalDestinationSizeChange": 291,
+        "Errors": 0,
+    }
