@@ -143,3 +143,25 @@ def test_dry_run_uploads_nothing(tmp_path, make_config, cfbackup, local_swift, c
         assert error.http_status == 404
         objects = []
     assert objects == []
+
+
+def test_prune_keeps_the_newest_full_chains_and_cleanup_runs(tmp_path, make_config, cfbackup):
+    import json
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n"
+                         "after_backup = false\n")
+    for _ in range(2):
+        assert cfbackup("-c", config, "backup", "--full").returncode == 0
+        time.sleep(1.1)
+    chains = json.loads(cfbackup("-c", config, "status", "--json").stdout)["chains"]
+    assert len(chains) == 2
+    result = cfbackup("-c", config, "prune")
+    assert result.returncode == 0, result
+    assert "remove-all-but-n-full 1" in result.stdout
+    chains = json.loads(cfbackup("-c", config, "status", "--json").stdout)["chains"]
+    assert len(chains) == 1
+    assert cfbackup("-c", config, "cleanup").returncode == 0
+    out = tmp_path / "out"
+    assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert_same_tree(src, out)
