@@ -165,3 +165,41 @@ def test_prune_keeps_the_newest_full_chains_and_cleanup_runs(tmp_path, make_conf
     out = tmp_path / "out"
     assert cfbackup("-c", config, "restore", "main", out).returncode == 0
     assert_same_tree(src, out)
+
+
+def test_file_target_round_trip(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(source=src, target=f"file://{tmp_path}/target dir")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    assert any((tmp_path / "target dir").glob("duplicity-full.*.manifest.gpg"))
+    out = tmp_path / "out"
+    assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert_same_tree(src, out)
+    assert cfbackup("-c", config, "verify", "--compare-data").returncode == 0
+
+
+def test_recovery_kit_holds_config_and_keys(tmp_path, make_config, cfbackup, gpg_keys):
+    import io
+    import subprocess
+    import tarfile
+
+    from conftest import KEY_PASSPHRASE
+
+    enc = (f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
+           f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n')
+    config = make_config(encryption=enc)
+    kit_dir = tmp_path / "kit"
+    result = cfbackup("-c", config, "recovery-kit", "export", kit_dir,
+                      env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
+    assert result.returncode == 0, result
+    (kit,) = kit_dir.glob("*.tar.gpg")
+    assert oct(kit.stat().st_mode & 0o777) == "0o600"
+    plain = subprocess.run(
+        ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--decrypt",
+         str(kit)], input=KEY_PASSPHRASE.encode(), capture_output=True,
+        env={"GNUPGHOME": gpg_keys["home"], "PATH": "/usr/bin:/bin"}, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        names = set(tar.getnames())
+        keys = tar.extractfile("keys.asc").read().decode()
+    assert names == {"config.toml", "keys.asc", "README.txt"}
+    assert "BEGIN PGP PUBLIC KEY BLOCK" in keys and "BEGIN PGP PRIVATE KEY BLOCK" in keys
