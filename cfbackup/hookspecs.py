@@ -111,9 +111,12 @@ def cfbackup_check(run: Run) -> list[tuple[str, bool, str]] | None:
 
 
 @hookspec
-def cfbackup_server_ip_changed(server: str, old: list[str], new: list[str], config: Any) -> None:
+def cfbackup_server_ip_changed(
+    server: str, old: list[str], new: list[str], config: Any
+) -> list[str] | None:
     """Fires when a re-created server has new addresses (``server unpark``, ``ip-fixup``).
 
     ``old`` and ``new`` are lists of IP address strings (v4 and v6). ``config`` is the loaded
-    :class:`cfbackup.config.Config`. Implementations update DNS, hosts files and the like.
+    :class:`cfbackup.config.Config`. Implementations update DNS, hosts files and the like, and
+    may return a list of one-line outcomes that ``unpark`` and ``ip-fixup`` print.
     """

@@ -1,0 +1,64 @@
+"""DNS A/AAAA updates through OpenStack Designate (openstacksdk's ``dns`` proxy).
+
+The cloud credentials are the profile's, found exactly as ``server_image`` finds them
+(``server_image.cloud``, ``swift.cloud``, the Keystone v3 keys of ``[swift]``, ``$OS_CLOUD``).
+Tested against the emulator in tests/support, not against a real Designate.
+"""
+
+from __future__ import annotations
+
+from cfbackup.config.model import Profile
+from cfbackup.errors import ConfigError
+
+
+def _zone(conn, wanted: str | None, name: str, where: str):
+    from cfbackup_server_image.cloud import cloud_errors
+    from openstack import exceptions as sdk
+
+    with cloud_errors("looking up Designate zones"):
+        if wanted:
+            try:
+                return conn.dns.find_zone(
+                    wanted if wanted.endswith(".") else wanted + ".", ignore_missing=False
+                )
+            except sdk.NotFoundException:
+                raise ConfigError(
+                    f"{where}.dns_zone: Designate has no zone {wanted} in this "
+                    "project: check the name and the credentials."
+                ) from None
+        fqdn = name if name.endswith(".") else name + "."
+        matches = [z for z in conn.dns.zones() if fqdn == z.name or fqdn.endswith("." + z.name)]
+    if not matches:
+        raise ConfigError(
+            f"{where}.dns_zone: Designate has no zone containing {name}: set "
+            "dns_zone or create the zone."
+        )
+    return max(matches, key=lambda z: len(z.name))
+
+
+def replace(
+    profile: Profile,
+    zone_name: str | None,
+    records: dict[str, dict[str, list[str]]],
+    ttl: int,
+    where: str,
+) -> list[str]:
+    """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done."""
+    from cfbackup_server_image.cloud import cloud_errors, connect
+
+    conn = connect(profile)
+    done = []
+    for name, by_type in records.items():
+        fqdn = name if name.endswith(".") else name + "."
+        zone = _zone(conn, zone_name, fqdn, where)
+        for rtype, addresses in by_type.items():
+            with cloud_errors(f"updating the {rtype} recordset of {fqdn} in Designate"):
+                existing = list(conn.dns.recordsets(zone, name=fqdn, type=rtype))
+                if existing:
+                    conn.dns.update_recordset(existing[0], records=addresses, ttl=ttl)
+                else:
+                    conn.dns.create_recordset(
+                        zone, name=fqdn, type=rtype, records=addresses, ttl=ttl
+                    )
+            done.append(f"{fqdn} {rtype} {' '.join(addresses)}")
+    return done

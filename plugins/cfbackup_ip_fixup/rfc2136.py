@@ -1,0 +1,230 @@
+"""DNS A/AAAA updates by RFC 2136 dynamic update, signed with TSIG (dnspython).
+
+One UPDATE message per zone, so the names of a zone change together or not at all. What a
+server answers is turned into one sentence (DESIGN.md section 5): a wrong secret, an unknown key
+or a skewed clock make dnspython raise ``dns.tsig.PeerBadSignature`` / ``PeerBadKey`` /
+``PeerBadTime`` without a reply; a policy refusal (REFUSED) and a failed prerequisite (NXRRSET)
+are ordinary replies; and ``dns.rcode.to_text(16)`` says BADVERS, so TSIG codes are named here.
+"""
+
+from __future__ import annotations
+
+import binascii
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+from cfbackup.errors import BackendError, ConfigError
+
+TSIG_RCODES = {16: "BADSIG", 17: "BADKEY", 18: "BADTIME", 22: "BADTRUNC"}
+
+
+def _rcode_text(code: int) -> str:
+    import dns.rcode
+
+    return TSIG_RCODES.get(code) or dns.rcode.to_text(code)
+
+
+class Server:
+    """Where updates go and how they are signed, from a profile's [ip_fixup] section."""
+
+    def __init__(self, settings: dict[str, Any], secret: str | None, where: str):
+        import dns.name
+        import dns.tsig
+        import dns.tsigkeyring
+
+        if not settings.get("dns_server"):
+            raise ConfigError(
+                f"{where}.dns_server: required for RFC 2136 updates: name the "
+                "primary server of the zone."
+            )
+        self.host = settings["dns_server"]
+        self.port = settings["dns_port"]
+        self.timeout = settings["dns_timeout"]
+        self.where = where
+        self.key_name = settings.get("tsig_key_name")
+        self.keyring = None
+        self.algorithm = dns.tsig.default_algorithm
+        if self.key_name:
+            if not secret:
+                raise ConfigError(
+                    f"{where}.tsig_secret: tsig_key_name is set but no secret is "
+                    "given (tsig_secret_file, _env or _command)."
+                )
+            try:
+                self.keyring = dns.tsigkeyring.from_text({self.key_name: secret})
+            except (binascii.Error, ValueError):
+                raise ConfigError(
+                    f"{where}.tsig_secret: not a base64 TSIG secret: copy the "
+                    "secret of the key from the server's config."
+                ) from None
+            self.algorithm = dns.name.from_text(settings["tsig_algorithm"])
+        try:
+            self.address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][4][
+                0
+            ]
+        except OSError as error:
+            raise BackendError(
+                f"{where}.dns_server: cannot resolve {self.host}: {error.strerror or error}."
+            ) from None
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.port}" if self.port != 53 else self.host
+
+    def _send(self, message, doing: str):
+        import dns.exception
+        import dns.query
+        import dns.tsig
+
+        key = f"TSIG key {self.key_name}"
+        try:
+            return dns.query.tcp(message, self.address, port=self.port, timeout=self.timeout)
+        except dns.tsig.PeerBadSignature:
+            raise BackendError(
+                f"DNS server {self.label} rejected the signature of {key} "
+                f"(BADSIG) {doing}: tsig_secret does not match the secret the "
+                "server has for that key; nothing was changed."
+            ) from None
+        except dns.tsig.PeerBadKey:
+            raise BackendError(
+                f"DNS server {self.label} does not know {key} (BADKEY) {doing}: "
+                "check tsig_key_name and tsig_algorithm against the server's "
+                "key statement; nothing was changed."
+            ) from None
+        except dns.tsig.PeerBadTime:
+            raise BackendError(
+                f"DNS server {self.label} rejected the time of {key} (BADTIME) "
+                f"{doing}: this machine's clock and the server's differ by more "
+                "than the allowed fudge; fix the clock (NTP); nothing was "
+                "changed."
+            ) from None
+        except dns.tsig.PeerError as error:
+            raise BackendError(
+                f"DNS server {self.label} rejected {key} ({error}) {doing}; nothing was changed."
+            ) from None
+        except dns.exception.Timeout:
+            raise BackendError(
+                f"DNS server {self.label} did not answer within {self.timeout} s "
+                f"{doing}: check dns_server and dns_port."
+            ) from None
+        except OSError as error:
+            raise BackendError(
+                f"cannot reach DNS server {self.label} {doing}: "
+                f"{error.strerror or error}: check dns_server and dns_port."
+            ) from None
+        except dns.exception.DNSException as error:
+            raise BackendError(
+                f"DNS server {self.label} sent an unusable answer {doing}: {error}."
+            ) from None
+
+    def _message(self, kind, *args):
+        message = kind(*args)
+        if self.keyring is not None:
+            message.use_tsig(self.keyring, keyname=self.key_name, algorithm=self.algorithm)
+        return message
+
+    def zone_of(self, name: str) -> str:
+        """The zone holding ``name``: the closest enclosing SOA the server itself serves."""
+        import dns.message
+        import dns.name
+        import dns.rcode
+        import dns.rdatatype
+
+        candidate = dns.name.from_text(name)
+        while True:
+            query = self._message(dns.message.make_query, candidate, dns.rdatatype.SOA)
+            reply = self._send(query, f"while looking for the zone of {name}")
+            if reply.rcode() == dns.rcode.NOERROR and any(
+                r.rdtype == dns.rdatatype.SOA and r.name == candidate for r in reply.answer
+            ):
+                return candidate.to_text()
+            if candidate == dns.name.root or len(candidate.labels) <= 2:
+                raise ConfigError(
+                    f"{self.where}.dns_zone: DNS server {self.label} serves no "
+                    f"zone containing {name}: set dns_zone, or check dns_server."
+                )
+            candidate = candidate.parent()
+
+    def check(self, zone: str) -> str:
+        """A signed SOA query: proves the server answers and accepts the key, changes nothing."""
+        import dns.message
+        import dns.rcode
+        import dns.rdatatype
+
+        query = self._message(dns.message.make_query, zone, dns.rdatatype.SOA)
+        reply = self._send(query, f"to an SOA query for {zone}")
+        if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
+            raise BackendError(
+                f"DNS server {self.label} answered {_rcode_text(reply.rcode())} "
+                f"for the SOA of {zone}: check dns_zone."
+            )
+        return f"{self.label} serves {zone}" + (
+            f", accepts TSIG key {self.key_name}" if self.key_name else ""
+        )
+
+    def replace(
+        self,
+        zone: str,
+        records: dict[str, dict[str, list[str]]],
+        ttl: int,
+        check_old: dict[str, dict[str, list[str]]] | None = None,
+    ) -> None:
+        """Replace the ``{name: {"A": [...], "AAAA": [...]}}`` rrsets of ``zone`` in one message.
+
+        With ``check_old`` each rrset must still hold exactly those old addresses (an RFC 2136
+        value-dependent prerequisite), so a record someone changed by hand is not overwritten.
+        """
+        import dns.rcode
+        import dns.rdata
+        import dns.rdataclass
+        import dns.rdataset
+        import dns.rdatatype
+        import dns.update
+
+        update = self._message(dns.update.UpdateMessage, zone)
+        for name, by_type in (check_old or {}).items():
+            for rtype, addresses in by_type.items():
+                if addresses:
+                    rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, rtype, 0, addresses)
+                    update.present(name, rdataset)
+        for name, by_type in records.items():
+            for rtype, addresses in by_type.items():
+                update.replace(name, ttl, rtype, *addresses)
+        names = ", ".join(sorted(records))
+        reply = self._send(update, f"while updating {names} in zone {zone}")
+        code = reply.rcode()
+        if code == dns.rcode.NOERROR:
+            return
+        problem = {
+            dns.rcode.REFUSED: f"refused the update: its update-policy (or allow-update) does "
+            f"not let {self._who()} change {names} in zone {zone}",
+            dns.rcode.NOTAUTH: f"is not authoritative for zone {zone} (or did not accept "
+            f"{self._who()}): send updates to the zone's primary",
+            dns.rcode.NOTZONE: f"says {names} is not in zone {zone}: check dns_zone",
+            dns.rcode.NXRRSET: f"found that the records of {names} no longer hold the old "
+            "addresses (dns_check_old): someone changed them; check them "
+            "by hand",
+            dns.rcode.YXRRSET: "found an rrset the update did not expect",
+            dns.rcode.NXDOMAIN: f"found that {names} does not exist (prerequisite failed)",
+            dns.rcode.SERVFAIL: "could not apply the update: see its log (can it write the "
+            "zone's journal?)",
+        }.get(code, "could not apply the update")
+        raise BackendError(
+            f"DNS server {self.label} answered {_rcode_text(code)}: it "
+            f"{problem}; nothing was changed in zone {zone}."
+        )
+
+    def _who(self) -> str:
+        return f"TSIG key {self.key_name}" if self.key_name else "unsigned updates"
+
+
+def by_family(addresses: Iterable[str]) -> dict[str, list[str]]:
+    """``{"A": [...], "AAAA": [...]}`` (only families that have addresses)."""
+    import ipaddress
+
+    result: dict[str, list[str]] = {}
+    for text in addresses:
+        address = ipaddress.ip_address(text)
+        result.setdefault("A" if address.version == 4 else "AAAA", []).append(str(address))
+    return result

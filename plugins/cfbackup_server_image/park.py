@@ -1,0 +1,296 @@
+"""Park a server: optional final backup, snapshot, wait for the image, record, then delete.
+
+The order of ``park`` is the safety argument: the server is deleted only after its image is
+``active`` and the record is stored in Swift and locally. Real Nova lets a server be deleted
+while its snapshot is still saving (DESIGN.md section 5), so nothing here relies on Nova to
+refuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cfbackup.config.model import Config, Profile
+from cfbackup.errors import BackendError, CfbackupError, LockHeld, RunRefused
+
+from . import records
+from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
+
+SNAPSHOT_STATES = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
+Progress = Callable[[str], None]
+
+
+@contextlib.contextmanager
+def server_lock(config: Config, server: str, action: str):
+    from cfbackup import lock
+
+    try:
+        with lock.profile_lock(
+            config.state_dir, "server-" + records.file_name(server)[:-5], action
+        ):
+            yield
+    except LockHeld:
+        raise LockHeld(
+            f"another cfbackup run is parking or unparking {server}: wait for it to finish."
+        ) from None
+
+
+def settings_of(profile: Profile) -> dict[str, Any]:
+    return profile.plugin_config("server_image")
+
+
+def flat_ips(addresses: dict[str, list[dict]] | None) -> list[str]:
+    """Every address of a server (fixed and floating, v4 and v6), in Nova's order, once."""
+    seen: list[str] = []
+    for entries in (addresses or {}).values():
+        for entry in entries:
+            if entry.get("addr") and entry["addr"] not in seen:
+                seen.append(entry["addr"])
+    return seen
+
+
+def find_server(conn, name: str):
+    """The server named (or with the id) ``name``, or None; deleted ones do not count."""
+    from openstack import exceptions as sdk
+
+    with cloud_errors(f"looking up server {name}"):
+        try:
+            server = conn.compute.find_server(name, ignore_missing=False)
+        except sdk.NotFoundException:
+            return None
+        except sdk.DuplicateResource:
+            raise RunRefused(
+                f"several servers are named {name}: give the server's id instead of its name."
+            ) from None
+    return None if server.status in ("DELETED", "SOFT_DELETED") else server
+
+
+def _flavor_record(conn, server) -> dict[str, Any]:
+    """Compute >= 2.47 returns the flavor by name and properties, older ones by id."""
+    flavor = server.flavor
+    if getattr(flavor, "original_name", None):
+        record = {"id": None, "name": flavor.original_name}
+    else:
+        with cloud_errors(f"reading flavor {flavor.id}"):
+            flavor = conn.compute.get_flavor(flavor.id)
+        record = {"id": flavor.id, "name": flavor.name}
+    for key in ("vcpus", "ram", "disk", "ephemeral", "swap"):
+        record[key] = getattr(flavor, key, None)
+    record["extra_specs"] = dict(getattr(flavor, "extra_specs", None) or {})
+    return record
+
+
+def _network_record(conn, server, progress: Progress) -> list[dict[str, Any]]:
+    """The networks by id (from the server's ports), so unpark can pass them to Nova."""
+    names_by_ip = {
+        a["addr"]: net for net, entries in (server.addresses or {}).items() for a in entries
+    }
+    try:
+        with cloud_errors("listing the server's ports"):
+            ports = list(conn.compute.server_interfaces(server))
+    except BackendError as error:
+        progress(f"warning: {error.message} Networks are recorded by name only.")
+        return [{"id": None, "name": name} for name in (server.addresses or {})]
+    networks: list[dict[str, Any]] = []
+    for port in ports:
+        ips = [f.get("ip_address") for f in port.fixed_ips or []]
+        name = next((names_by_ip[ip] for ip in ips if ip in names_by_ip), None)
+        if all(n["id"] != port.net_id for n in networks):
+            networks.append({"id": port.net_id, "name": name, "fixed_ips": ips})
+    return networks
+
+
+def build_record(conn, server, profile: Profile, progress: Progress) -> dict[str, Any]:
+    groups: list[str] = []
+    for group in server.security_groups or []:
+        if group.get("name") and group["name"] not in groups:
+            groups.append(group["name"])
+    return {
+        "state": "parking",
+        "profile": profile.name,
+        "server": {"name": server.name, "id": server.id},
+        "flavor": _flavor_record(conn, server),
+        "networks": _network_record(conn, server, progress),
+        "security_groups": groups,
+        "key_name": server.key_name,
+        "metadata": dict(server.metadata or {}),
+        "addresses": server.addresses or {},
+        "ips": flat_ips(server.addresses),
+        "availability_zone": server.availability_zone,
+    }
+
+
+def _final_backup(config: Config, name: str, pm, progress: Progress) -> dict[str, Any]:
+    from cfbackup.actions.backup import run_backup
+    from cfbackup.runner import execute_run
+
+    profile = config.profile(name)
+    progress(f"final backup of profile {profile.name}")
+    options = {"profiles": [profile.name], "full": False, "dry_run": False}
+    result = execute_run(config, profile, "backup", options, pm, run_backup)
+    if not result.ok:
+        raise CfbackupError(
+            f"the final backup of profile {profile.name} failed ({result.message}):"
+            " nothing was parked; fix the backup and run park again.",
+            exit_code=result.exit_code,
+        )
+    progress(result.message)
+    return {"profile": profile.name, "message": result.message, "at": records.utc_now()}
+
+
+def park(
+    config: Config,
+    profile: Profile,
+    name: str,
+    *,
+    pm=None,
+    final_backup: str | None = None,
+    progress: Progress = print,
+    conn=None,
+) -> dict[str, Any]:
+    """Image server ``name``, wait for the image, store the record, then delete the server."""
+    settings = settings_of(profile)
+    with server_lock(config, name, "park"):
+        conn = conn or connect(profile)
+        server = find_server(conn, name)
+        if server is None:
+            known = records.load(config, profile, name)
+            if known and known.get("state") == "parked":
+                raise RunRefused(
+                    f"server {name} is already parked (image {known['image']['id']}"
+                    f" since {known.get('parked_at')}): use cfbackup server unpark."
+                )
+            raise RunRefused(
+                f"no server named {name} in this cloud: check the name "
+                "(openstack server list) and the profile's credentials."
+            )
+        if server.status not in SNAPSHOT_STATES:
+            raise RunRefused(
+                f"server {name} is {server.status}: Nova snapshots only a server "
+                f"that is {', '.join(SNAPSHOT_STATES)}; nothing was done."
+            )
+        volumes = [v.id for v in server.attached_volumes or []]
+        if volumes:
+            raise RunRefused(
+                f"server {name} has volumes attached ({', '.join(volumes)}): a park image holds "
+                "only the root disk and unpark would not attach them again; detach them first "
+                "(they are kept, and billed, on their own); nothing was done."
+            )
+        record = build_record(conn, server, profile, progress)
+        if final_backup:
+            record["final_backup"] = _final_backup(config, final_backup, pm, progress)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        image_name = f"cfbackup-park-{server.name}-{stamp}"
+        metadata = {
+            "cfbackup_parked_server": server.name,
+            "cfbackup_profile": profile.name,
+            "cfbackup_parked_at": stamp,
+        }
+        with (
+            _not_deleted(name),
+            cloud_errors(
+                f"snapshotting server {name}",
+                conflict_fix="the server is busy (another "
+                "snapshot or task); wait until it is idle and run park again",
+            ),
+        ):
+            image = conn.compute.create_server_image(server, image_name, metadata=metadata)
+        progress(f"snapshot of {name} started: image {image_name} ({image.id})")
+        image = _wait_image(conn, image.id, name, settings, progress)
+        record.update(
+            state="parked",
+            parked_at=records.utc_now(),
+            server_deleted=False,
+            image={"id": image.id, "name": image.name, "size": image.size},
+        )
+        with _not_deleted(name):
+            records.save(config, profile, record)
+        progress(f"record stored in {records.describe_locations(config, profile, name)}")
+        _delete_server(conn, server, image.id, settings, progress)
+        record["server_deleted"] = True
+        records.save(config, profile, record)
+        progress(f"{name} parked: image {image.name} ({image.id}), server deleted")
+        return record
+
+
+@contextlib.contextmanager
+def _not_deleted(name: str):
+    """Errors before the deletion step say that the server is still there."""
+    try:
+        yield
+    except CfbackupError as error:
+        raise CfbackupError(
+            f"{error.message.rstrip('.')}; server {name} was NOT deleted.",
+            exit_code=error.exit_code,
+        ) from None
+
+
+def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
+    def fetch():
+        with cloud_errors(f"checking image {image_id}"):
+            return conn.image.get_image(image_id)
+
+    keep = f"the server {name} was NOT deleted"
+    try:
+        return wait_for(
+            fetch,
+            what=f"image of {name}",
+            ready=("active",),
+            failures=("killed", "deleted", "deactivated"),
+            timeout=settings["image_timeout"],
+            max_interval=settings["poll_interval"],
+            progress=progress,
+        )
+    except WaitFailed as failed:
+        raise BackendError(
+            f"the image {image_id} of {name} ended {failed.status} (the cloud could not save the "
+            f"snapshot): {keep}; remove the image (cfbackup images prune) and run park again."
+        ) from None
+    except WaitTimedOut as late:
+        raise BackendError(
+            f"the image {image_id} of {name} was still {late.status} after {late.waited:.0f} s: "
+            f"{keep}; check it (openstack image show {image_id}) and run park again, or raise "
+            "server_image.image_timeout."
+        ) from None
+
+
+def _delete_server(conn, server, image_id: str, settings, progress: Progress) -> None:
+    stored = f"the image {image_id} is active and the record is stored"
+    with cloud_errors(
+        f"deleting server {server.name}",
+        conflict_fix=f"{stored}; unlock or stop what holds the server, then "
+        "delete it by hand (openstack server delete).",
+    ):
+        conn.compute.delete_server(server)
+    try:
+        wait_gone(conn, server.id, server.name, settings, progress)
+    except (WaitFailed, WaitTimedOut) as error:
+        raise BackendError(
+            f"server {server.name} was not deleted ({error.status}): {stored}; "
+            "delete the server by hand (openstack server delete)."
+        ) from None
+
+
+def wait_gone(conn, server_id: str, name: str, settings, progress: Progress) -> None:
+    from openstack import exceptions as sdk
+
+    def fetch():
+        with cloud_errors(f"checking the deletion of {name}"):
+            try:
+                return conn.compute.get_server(server_id)
+            except sdk.NotFoundException:
+                return None
+
+    wait_for(
+        fetch,
+        what=f"deletion of {name}",
+        ready=("gone",),
+        failures=("error",),
+        timeout=settings["server_timeout"],
+        max_interval=settings["poll_interval"],
+        progress=progress,
+        status_of=lambda s: "gone" if s is None else str(s.status),
+    )

@@ -1,0 +1,183 @@
+"""Fixtures of the incident-recovery tests: the Nova/Glance emulator, a real BIND, configs, and
+the cfbackup CLI run in-process with the server_image and ip_fixup plugins loaded."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from support.bind import Bind
+from support.openstack_emulator import OpenStackEmulator
+
+from cfbackup import plugins as _plugins
+
+BUILTINS = ("server_image", "ip_fixup")
+# openstacksdk warns about its own internal calls (create_server_image -> find_image with
+# ignore_missing=True, ...): nothing cfbackup can act on.
+SDK_DEPRECATIONS = [
+    pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedInSDK50Warning"),
+    pytest.mark.filterwarnings("ignore::openstack.warnings.RemovedInSDK60Warning"),
+]
+_ORIGINAL_MAKE = _plugins.make_plugin_manager
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "recovery: incident recovery (server parking, IP fix-ups) against the "
+        "Nova/Glance emulator, a real BIND and the local Swift",
+    )
+
+
+def plugin_manager():
+    """The real plugin manager, plus the two plugins when their entry points are missing."""
+    import cfbackup_ip_fixup
+    import cfbackup_server_image
+
+    pm = _ORIGINAL_MAKE(load_entry_points=True)
+    for name, module in zip(BUILTINS, (cfbackup_server_image, cfbackup_ip_fixup), strict=True):
+        if pm.get_plugin(name) is None and not pm.is_registered(module):
+            pm.register(module, name=name)
+    return pm
+
+
+def load_config(path):
+    """The validated Config, with the plugins' sections, as the CLI would load it."""
+    from cfbackup.config import load_config as load
+
+    sections: dict = {}
+    plugin_manager().hook.cfbackup_config_schema(
+        register=lambda section, options: sections.__setitem__(section, tuple(options))
+    )
+    return load(path, sections)
+
+
+@pytest.fixture
+def emulator():
+    with OpenStackEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture(scope="session")
+def bind():
+    with Bind(records={}) as server:
+        yield server
+
+
+@pytest.fixture
+def clouds(emulator, tmp_path, monkeypatch):
+    """A clouds.yaml naming the emulator as cloud ``emulator`` (found through
+    OS_CLIENT_CONFIG_FILE, openstacksdk's own loader)."""
+    path = tmp_path / "clouds.yaml"
+    path.write_text(emulator.clouds_yaml("emulator"))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(path))
+    monkeypatch.delenv("OS_CLOUD", raising=False)
+    return path
+
+
+@pytest.fixture
+def host_name():
+    """A unique host label, so tests sharing the session's BIND never collide."""
+    return f"web-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config with one profile per keyword section set; returns its path.
+
+    ``profiles`` maps a profile name to a dict: ``target`` (default a file:// URL, so park
+    records stay local), ``swift`` / ``server_image`` / ``ip_fixup`` (TOML body lines) and
+    ``extra`` (more profile keys).
+    """
+
+    def write(profiles: dict[str, dict], name: str = "config.toml") -> Path:
+        text = f'state_dir = "{tmp_path}/state"\n'
+        for profile, parts in profiles.items():
+            source = tmp_path / f"src-{profile}"
+            source.mkdir(exist_ok=True)
+            target = parts.get("target") or f"file://{tmp_path}/backup-{profile}"
+            text += textwrap.dedent(f"""
+                [profiles.{profile}]
+                source = "{source}"
+                target = "{target}"
+                archive_dir = "{tmp_path}/archive"
+                """) + parts.get("extra", "")
+            for section in ("swift", "encryption", "server_image", "ip_fixup"):
+                body = parts.get(section)
+                if section == "encryption" and body is None:
+                    body = 'mode = "none"'
+                if body is not None:
+                    text += f"\n[profiles.{profile}.{section}]\n" + textwrap.dedent(body) + "\n"
+        path = tmp_path / name
+        path.write_text(text)
+        path.chmod(0o600)
+        return path
+
+    return write
+
+
+def server_image_section(**overrides) -> str:
+    settings = {
+        "cloud": '"emulator"',
+        "image_timeout": 5,
+        "server_timeout": 5,
+        "api_timeout": 3,
+        "poll_interval": 1,
+    }
+    settings.update(overrides)
+    return "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def ip_fixup_section(bind: Bind, hosts: Path, names: list[str], **overrides) -> str:
+    settings = {
+        "dns_names": "[" + ", ".join(f'"{n}"' for n in names) + "]",
+        "dns_server": '"127.0.0.1"',
+        "dns_port": bind.port,
+        "dns_timeout": 3,
+        "tsig_key_name": f'"{bind.key_name}"',
+        "tsig_secret_env": '"T_TSIG_SECRET"',
+        "hosts_file": f'"{hosts}"',
+    }
+    settings.update(overrides)
+    return "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+class CliRun:
+    def __init__(self, code: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = code, out, err
+        self.output = out + err
+
+    def __repr__(self) -> str:
+        return f"<exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}>"
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run ``cfbackup ARGS`` in-process (the plugins' entry points are not installed yet)."""
+    from cfbackup.cli import main
+
+    monkeypatch.setattr(
+        _plugins, "make_plugin_manager", lambda load_entry_points=True: plugin_manager()
+    )
+
+    def run(*args) -> CliRun:
+        logger = logging.getLogger("cfbackup")
+        handlers = list(logger.handlers)
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main([str(a) for a in args])
+        finally:
+            for handler in logger.handlers[:]:
+                if handler not in handlers:
+                    logger.removeHandler(handler)
+        result = CliRun(code, out.getvalue(), err.getvalue())
+        assert "Traceback" not in result.output, result
+        return result
+
+    return run

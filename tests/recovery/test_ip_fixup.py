@@ -1,0 +1,267 @@
+"""``ip_fixup`` against a real BIND: records really change (queried back with dnspython), every
+refusal is one clear sentence with nothing changed, and the ``cfbackup ip-fixup`` CLI."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+import pytest
+from conftest import SDK_DEPRECATIONS, ip_fixup_section, load_config, server_image_section
+
+from cfbackup.errors import CfbackupError, ExitCode
+
+pytestmark = [pytest.mark.recovery, *SDK_DEPRECATIONS]
+
+OLD4, NEW4, OLD6, NEW6 = "10.0.0.5", "10.0.0.9", "2001:db8::5", "2001:db8::9"
+
+
+@pytest.fixture
+def setup(bind, host_name, write_config, tmp_path, monkeypatch):
+    """(config path, hosts path, fqdn) for a profile following ``host_name``."""
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)
+    hosts = tmp_path / "hosts"
+    fqdn = bind.fqdn(host_name)
+    hosts.write_bytes(
+        f"127.0.0.1 localhost\n{OLD4}\t{host_name} {fqdn[:-1]}  # app\n"
+        f"{OLD6} {host_name}\n127.0.1.1 {host_name}\n".encode()
+    )
+    bind.set_records(host_name, [OLD4])
+    bind.set_records(host_name, [OLD6], "AAAA")
+
+    def make(**overrides):
+        section = ip_fixup_section(bind, hosts, [fqdn], servers=f'["{host_name}"]', **overrides)
+        return write_config({"main": {"ip_fixup": section}})
+
+    return make, hosts, host_name
+
+
+def test_dns_and_hosts_follow_the_new_addresses_and_a_rerun_is_a_no_op(cli, setup, bind):
+    make, hosts, host = setup
+    config = make()
+    before = hosts.read_bytes()
+    result = cli(
+        "-c",
+        config,
+        "ip-fixup",
+        "--name",
+        host,
+        "--old",
+        f"{OLD4},{OLD6}",
+        "--new",
+        NEW4,
+        "--new",
+        NEW6,
+    )
+    assert result.returncode == 0, result
+    assert bind.query(host, "A") == [NEW4] and bind.query(host, "AAAA") == [NEW6]
+    assert hosts.read_bytes() == before.replace(OLD4.encode(), NEW4.encode()).replace(
+        OLD6.encode(), NEW6.encode()
+    )
+    assert b"127.0.1.1 " + host.encode() in hosts.read_bytes()  # other addresses: untouched
+    assert (hosts.parent / "hosts.cfbackup.bak").read_bytes() == before
+    assert f"DNS {bind.fqdn(host)} A {NEW4}" in result.stdout and "hosts" in result.stdout
+    fixed, inode = hosts.read_bytes(), hosts.stat().st_ino
+    again = cli(
+        "-c",
+        config,
+        "ip-fixup",
+        "--name",
+        host,
+        "--old",
+        f"{OLD4},{OLD6}",
+        "--new",
+        f"{NEW4},{NEW6}",
+    )
+    assert again.returncode == 0, again
+    assert hosts.read_bytes() == fixed and hosts.stat().st_ino == inode
+    assert bind.query(host, "A") == [NEW4]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tsig_secret_env": '"T_WRONG_SECRET"'}, "(BADSIG)"),
+        ({"tsig_key_name": '"no-such-key"'}, "(BADKEY)"),
+        (
+            {"tsig_key_name": '"cfbackup-nogrant"', "tsig_secret_env": '"T_NOGRANT_SECRET"'},
+            "answered REFUSED",
+        ),
+    ],
+)
+def test_rejected_updates_are_clear_and_change_nothing(
+    cli, setup, bind, monkeypatch, change, message
+):
+    make, hosts, host = setup
+    monkeypatch.setenv("T_WRONG_SECRET", base64.b64encode(secrets.token_bytes(32)).decode())
+    monkeypatch.setenv("T_NOGRANT_SECRET", bind.nogrant_secret)
+    before = hosts.read_bytes()
+    result = cli(
+        "-c",
+        make(dns_zone=f'"{bind.zone}"', **change),
+        "ip-fixup",
+        "--name",
+        host,
+        "--old",
+        OLD4,
+        "--new",
+        NEW4,
+    )
+    assert result.returncode == ExitCode.BACKEND, result
+    assert message in result.stderr and "nothing was changed" in result.stderr
+    assert result.stderr.count("\n") == 1  # one sentence, no traceback
+    assert bind.query(host, "A") == [OLD4]
+    assert hosts.read_bytes() == before
+    assert not (hosts.parent / "hosts.cfbackup.bak").exists()
+
+
+def test_skewed_clock_is_badtime(setup, bind, monkeypatch):
+    import dns.message
+    from cfbackup_ip_fixup import fix_profile
+
+    make, hosts, host = setup
+    profile = load_config(make()).profile("main")
+
+    class Skewed:
+        @staticmethod
+        def time():
+            import time
+
+            return time.time() - 3 * 3600
+
+    monkeypatch.setattr(dns.message, "time", Skewed)
+    with pytest.raises(CfbackupError, match=r"BADTIME.*fix the clock") as error:
+        fix_profile(profile, host, [OLD4], [NEW4])
+    assert error.value.exit_code == ExitCode.BACKEND
+    monkeypatch.undo()
+    assert bind.query(host, "A") == [OLD4]
+
+
+def test_check_old_prerequisite_nxrrset(cli, setup, bind):
+    make, hosts, host = setup
+    bind.set_records(host, ["10.9.9.9"])  # changed by hand since the server was parked
+    config = make(dns_check_old="true")
+    refused = cli("-c", config, "ip-fixup", "--name", host, "--old", OLD4, "--new", NEW4)
+    assert refused.returncode == ExitCode.BACKEND, refused
+    assert "NXRRSET" in refused.stderr and "no longer hold the old addresses" in refused.stderr
+    assert bind.query(host, "A") == ["10.9.9.9"]
+    bind.set_records(host, [OLD4])
+    done = cli("-c", config, "ip-fixup", "--name", host, "--old", OLD4, "--new", NEW4)
+    assert done.returncode == 0, done
+    assert bind.query(host, "A") == [NEW4]
+
+
+def test_dns_networks_keep_private_addresses_out_of_dns(cli, setup, bind):
+    make, hosts, host = setup
+    config = make(dns_networks='["203.0.113.0/24"]', update_hosts="false")
+    result = cli(
+        "-c", config, "ip-fixup", "--name", host, "--old", OLD4, "--new", "10.0.0.77,203.0.113.44"
+    )
+    assert result.returncode == 0, result
+    assert bind.query(host, "A") == ["203.0.113.44"]
+    assert bind.query(host, "AAAA") == [OLD6]  # no new v6 address: left alone
+
+
+def test_configuration_and_usage_errors(cli, setup, bind, monkeypatch, write_config, tmp_path):
+    make, hosts, host = setup
+    config = make()
+    bad_ip = cli("-c", config, "ip-fixup", "--name", host, "--new", "10.0.0.300")
+    assert bad_ip.returncode == ExitCode.USAGE and "not an IPv4 or IPv6" in bad_ip.stderr
+    nobody = cli("-c", config, "ip-fixup", "--name", "other-host", "--new", NEW4)
+    assert nobody.returncode == ExitCode.CONFIG and "servers = [" in nobody.stderr
+    monkeypatch.setenv("T_TSIG_SECRET", "not base64 at all!")
+    garbled = cli("-c", config, "ip-fixup", "--name", host, "--new", NEW4)
+    assert garbled.returncode == ExitCode.CONFIG and "base64" in garbled.stderr
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)
+    closed = cli(
+        "-c", make(dns_port=1, dns_zone=f'"{bind.zone}"'), "ip-fixup", "--name", host, "--new", NEW4
+    )
+    assert closed.returncode == ExitCode.BACKEND and "cannot reach" in closed.stderr, closed
+
+
+def test_profile_option_limits_the_fixup(cli, bind, host_name, write_config, tmp_path, monkeypatch):
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)
+    files = {}
+    profiles = {}
+    for name in ("a", "b"):
+        files[name] = tmp_path / f"hosts-{name}"
+        files[name].write_text(f"{OLD4} {host_name}\n")
+        profiles[name] = {"ip_fixup": f'servers = ["{host_name}"]\nhosts_file = "{files[name]}"\n'}
+    config = write_config(profiles)
+    result = cli(
+        "-c",
+        config,
+        "ip-fixup",
+        "--name",
+        host_name,
+        "--old",
+        OLD4,
+        "--new",
+        NEW4,
+        "--profile",
+        "b",
+    )
+    assert result.returncode == 0, result
+    assert files["a"].read_text() == f"{OLD4} {host_name}\n"
+    assert files["b"].read_text() == f"{NEW4} {host_name}\n"
+
+
+def test_designate_through_openstacksdk_against_the_emulator(
+    cli, emulator, clouds, write_config, tmp_path
+):
+    """Designate is exercised only against the emulator (a test double), not a real one."""
+    zone = emulator.add_zone("example.org.")
+    config = write_config(
+        {
+            "web1": {
+                "server_image": server_image_section(),
+                "ip_fixup": 'dns_backend = "designate"\ndns_names = ["web1.example.org."]\n'
+                "update_hosts = false\n",
+            }
+        }
+    )
+    first = cli("-c", config, "ip-fixup", "--name", "web1", "--new", f"{NEW4},{NEW6}")
+    assert first.returncode == 0, first
+    found = {
+        (r["name"], r["type"]): r["records"]
+        for r in emulator.recordsets.values()
+        if r["zone_id"] == zone["id"]
+    }
+    assert found == {("web1.example.org.", "A"): [NEW4], ("web1.example.org.", "AAAA"): [NEW6]}
+    second = cli("-c", config, "ip-fixup", "--name", "web1", "--old", NEW4, "--new", "10.0.0.10")
+    assert second.returncode == 0, second
+    records = {(r["name"], r["type"]): r["records"] for r in emulator.recordsets.values()}
+    assert records[("web1.example.org.", "A")] == ["10.0.0.10"] and len(records) == 2
+
+
+def test_check_proves_the_tsig_key_without_changing_anything(cli, setup, bind, monkeypatch):
+    make, hosts, host = setup
+    config = make()
+    good = cli("-c", config, "check", "main")
+    assert "[ok] DNS updates: 127.0.0.1" in good.stdout and "accepts TSIG key" in good.stdout
+    assert "[ok] hosts file" in good.stdout, good
+    monkeypatch.setenv("T_TSIG_SECRET", base64.b64encode(secrets.token_bytes(32)).decode())
+    bad = cli("-c", config, "check", "main")
+    assert "[FAIL] DNS updates" in bad.stdout and "(BADSIG)" in bad.stdout, bad
+    assert bad.returncode == ExitCode.REFUSED
+    assert bind.query(host, "A") == [OLD4]
+
+
+def test_unwritable_hosts_file_after_dns_is_a_clear_config_error(cli, setup, bind, tmp_path):
+    make, hosts, host = setup
+    missing = tmp_path / "no-such-dir" / "hosts"
+    result = cli(
+        "-c",
+        make(hosts_file=f'"{missing}"'),
+        "ip-fixup",
+        "--name",
+        host,
+        "--old",
+        OLD4,
+        "--new",
+        NEW4,
+    )
+    assert result.returncode == ExitCode.CONFIG, result
+    assert f"cannot rewrite {missing}" in result.stderr
+    assert "DNS was already updated" in result.stderr
+    assert bind.query(host, "A") == [NEW4]

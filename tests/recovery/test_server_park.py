@@ -1,0 +1,317 @@
+"""``cfbackup server park|unpark|list-parked`` and ``images prune`` through real openstacksdk
+against the Nova/Glance emulator: the happy path and every injected failure."""
+
+from __future__ import annotations
+
+import json
+
+import openstack
+import pytest
+from conftest import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
+
+from cfbackup.errors import ExitCode
+
+pytestmark = [pytest.mark.recovery, *SDK_DEPRECATIONS]
+
+
+@pytest.fixture
+def config(write_config, clouds, tmp_path):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+
+    def make(**overrides):
+        return write_config(
+            {
+                "web1": {
+                    "server_image": server_image_section(**overrides),
+                    "ip_fixup": f'update_hosts = true\nhosts_file = "{hosts}"\n',
+                }
+            }
+        )
+
+    return make
+
+
+def _record(tmp_path, name="web1"):
+    return json.loads((tmp_path / "state" / "parked" / f"{name}.json").read_text())
+
+
+def test_emulator_is_driven_by_real_openstacksdk_with_microversions(emulator, clouds):
+    emulator.add_server("probe")
+    conn = openstack.connect(cloud="emulator")
+    server = conn.compute.find_server("probe", ignore_missing=False)
+    # microversion negotiated from the compute version document: >= 2.47, flavor by name
+    assert ("GET", "/compute/v2.1", "") in emulator.requests
+    assert server.flavor.original_name == "m1.medium" and server.flavor.vcpus == 2
+    assert all(
+        tuple(map(int, mv.split("."))) >= (2, 47) for mv in emulator.microversions("/servers/")
+    )
+    # as real Nova >= 2.37: the proxy's create_server without networks is a 400 (DESIGN 5)
+    with pytest.raises(openstack.exceptions.BadRequestException, match="networks"):
+        conn.compute.create_server(name="x", image_id="i", flavor_id="1")
+
+
+def test_park_then_unpark_happy_path(cli, config, emulator, tmp_path):
+    old = emulator.add_server(
+        "web1",
+        floating=True,
+        ipv6=True,
+        metadata={"role": "web"},
+        security_groups=("default", "web"),
+    )
+    old_ips = [a["addr"] for entries in old["addresses"].values() for a in entries]
+    cfg = config()
+
+    parked = cli("-c", cfg, "server", "park", "web1")
+    assert parked.returncode == 0, parked
+    assert "image of web1: active" in parked.stdout and "server deleted" in parked.stdout
+    assert emulator.server_named("web1") is None
+    record = _record(tmp_path)
+    image = emulator.images[record["image"]["id"]]
+    assert image["status"] == "active" and image["cfbackup_parked_server"] == "web1"
+    assert record["state"] == "parked" and record["server_deleted"] is True
+    assert record["flavor"]["name"] == "m1.medium" and record["flavor"]["ram"] == 4096
+    assert record["networks"][0]["id"] == emulator.networks["private"]
+    assert record["security_groups"] == ["default", "web"]
+    assert record["key_name"] == "ops" and record["metadata"] == {"role": "web"}
+    assert record["availability_zone"] == "nova" and sorted(record["ips"]) == sorted(old_ips)
+    assert any(p.endswith("/action") and mv == "2.45" for _m, p, mv in emulator.requests)
+
+    listed = cli("-c", cfg, "server", "list-parked", "--json")
+    assert listed.returncode == 0, listed
+    assert [r["server"]["name"] for r in json.loads(listed.stdout)] == ["web1"]
+
+    unparked = cli("-c", cfg, "server", "unpark", "web1")
+    assert unparked.returncode == 0, unparked
+    new = emulator.server_named("web1")
+    assert new["status"] == "ACTIVE" and new["id"] != old["id"]
+    assert new["image"]["id"] == record["image"]["id"] and new["flavor_id"] == "2"
+    assert new["net_ids"] == [emulator.networks["private"]] and new["key_name"] == "ops"
+    assert new["metadata"] == {"role": "web"}
+    assert [g["name"] for g in new["security_groups"]] == ["default", "web"]
+    after = _record(tmp_path)
+    assert after["state"] == "unparked" and after["new_server"]["id"] == new["id"]
+    assert "is ACTIVE: addresses" in unparked.stdout
+    assert cli("-c", cfg, "server", "list-parked").stdout.strip() == "no parked servers"
+
+
+def test_killed_image_refuses_to_delete_the_server(cli, config, emulator, tmp_path):
+    emulator.add_server("web1")
+    emulator.image_fate = "killed"
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "ended killed" in result.stderr and "was NOT deleted" in result.stderr
+    assert emulator.server_named("web1")["status"] == "ACTIVE"
+    assert not (tmp_path / "state" / "parked" / "web1.json").exists()
+    assert not any(m == "DELETE" for m, _p, _v in emulator.requests)
+
+
+def test_image_never_active_times_out_and_keeps_the_server(cli, config, emulator, tmp_path):
+    emulator.add_server("web1")
+    emulator.image_fate = "stuck"
+    result = cli("-c", config(image_timeout=1), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "still saving after" in result.stderr and "image_timeout" in result.stderr
+    assert emulator.server_named("web1") is not None
+    assert not (tmp_path / "state" / "parked" / "web1.json").exists()
+
+
+def test_snapshot_conflict_409_is_one_sentence(cli, config, emulator):
+    emulator.add_server("web1")
+    emulator.conflicts.add("createImage")
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "409 Conflict" in result.stderr and "task_state" in result.stderr
+    assert "was NOT deleted" in result.stderr and emulator.server_named("web1")
+
+
+def test_api_that_hangs_is_a_timeout_not_a_hang(cli, config, emulator):
+    emulator.add_server("web1")
+    emulator.hang("POST", r"/action$", 4)
+    result = cli("-c", config(api_timeout=1), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "did not answer in time" in result.stderr and "api_timeout" in result.stderr
+    assert emulator.server_named("web1") is not None
+
+
+def test_delete_conflict_keeps_image_and_record(cli, config, emulator, tmp_path):
+    emulator.add_server("web1")
+    emulator.conflicts.add("delete")
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert (
+        "409" in result.stderr and "image" in result.stderr and "record is stored" in result.stderr
+    )
+    record = _record(tmp_path)
+    assert record["state"] == "parked" and record["server_deleted"] is False
+    listed = cli("-c", config(), "server", "list-parked")
+    assert "(server not deleted)" in listed.stdout
+
+
+def test_unpark_error_state_reports_the_fault_then_retry_works(cli, config, emulator, tmp_path):
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.boot_fate = "error"
+    failed = cli("-c", cfg, "server", "unpark", "web1")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    assert "went to ERROR" in failed.stderr and "No valid host was found" in failed.stderr
+    assert "failed server was deleted" in failed.stderr
+    assert _record(tmp_path)["state"] == "parked"
+    emulator.boot_fate = "active"
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert emulator.server_named("web1")["status"] == "ACTIVE"
+
+
+def test_unpark_build_timeout_and_boot_conflict(cli, config, emulator):
+    emulator.add_server("web1")
+    assert cli("-c", config(), "server", "park", "web1").returncode == 0
+    emulator.conflicts.add("boot")
+    conflict = cli("-c", config(), "server", "unpark", "web1")
+    assert conflict.returncode == ExitCode.BACKEND and "409" in conflict.stderr, conflict
+    emulator.conflicts.clear()
+    emulator.build_polls = 10_000
+    slow = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
+    assert slow.returncode == ExitCode.BACKEND, slow
+    assert "was still BUILD after" in slow.stderr and "server_timeout" in slow.stderr
+
+
+def test_unpark_refusals_and_flavor_choice(cli, config, emulator):
+    emulator.add_server("web1")
+    cfg = config()
+    missing = cli("-c", cfg, "server", "unpark", "web1")
+    assert missing.returncode == ExitCode.REFUSED and "no park record" in missing.stderr
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    again = cli("-c", cfg, "server", "park", "web1")
+    assert again.returncode == ExitCode.REFUSED and "already parked" in again.stderr
+
+    emulator.add_server("web1")  # someone re-created it by hand
+    taken = cli("-c", cfg, "server", "unpark", "web1")
+    assert taken.returncode == ExitCode.REFUSED and "already exists" in taken.stderr
+    emulator.servers.pop(emulator.server_named("web1")["id"])
+
+    del emulator.flavors["2"]  # the recorded flavor is gone
+    gone = cli("-c", cfg, "server", "unpark", "web1")
+    assert gone.returncode == ExitCode.REFUSED and "--flavor" in gone.stderr, gone
+    bad = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m9.huge")
+    assert bad.returncode == ExitCode.USAGE and "no flavor named m9.huge" in bad.stderr
+    ok = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m1.large")
+    assert ok.returncode == 0, ok
+    assert emulator.server_named("web1")["flavor_id"] == "3"
+    twice = cli("-c", cfg, "server", "unpark", "web1")
+    assert twice.returncode == ExitCode.REFUSED and "--force" in twice.stderr
+
+
+def test_images_prune_keeps_newest_and_the_parked_image(cli, config, emulator, tmp_path):
+    emulator.add_server("web1")
+    cfg = config()
+    for _ in range(3):
+        assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+        assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    emulator.image_fate = "killed"
+    assert cli("-c", cfg, "server", "park", "web1").returncode == ExitCode.BACKEND
+    emulator.image_fate = "active"
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    parked_image = _record(tmp_path)["image"]["id"]
+    ordered = sorted(emulator.images.values(), key=lambda i: i["created_at"])
+    for index, image in enumerate(ordered):  # distinct times: creation within one second
+        image["created_at"] = f"2026-01-0{index + 1}T00:00:00Z"
+    oldest_first = [i["id"] for i in ordered]
+    killed = [i["id"] for i in ordered if i["status"] == "killed"]
+    assert len(oldest_first) == 5 and len(killed) == 1
+
+    dry = cli("-c", cfg, "images", "prune", "--keep", "1", "--dry-run")
+    assert dry.returncode == 0 and "would delete 4 image(s)" in dry.stdout, dry
+    assert len(emulator.images) == 5
+    # make the parked image look old: prune must keep it anyway
+    emulator.images[parked_image]["created_at"] = "2025-01-01T00:00:00Z"
+    pruned = cli("-c", cfg, "images", "prune", "--keep", "1")
+    assert pruned.returncode == 0, pruned
+    newest_other = [i for i in oldest_first if i not in killed and i != parked_image][-1]
+    assert set(emulator.images) == {parked_image, newest_other}
+
+
+def test_credentials_missing_or_rejected(cli, write_config, emulator, clouds, monkeypatch):
+    emulator.add_server("web1")
+    none = write_config({"web1": {"server_image": "image_timeout = 5\n"}})
+    result = cli("-c", none, "server", "park", "web1")
+    assert result.returncode == ExitCode.CONFIG and "Keystone v3" in result.stderr, result
+
+    v3 = write_config(
+        {
+            "web1": {
+                "swift": f"""
+        auth_version = "3"
+        auth_url = "{emulator.auth_url}"
+        username = "admin"
+        password_env = "T_OS_PASSWORD"
+        project_name = "demo"
+        user_domain_name = "Default"
+        project_domain_name = "Default"
+        """,
+                "server_image": "poll_interval = 1\n",
+            }
+        },
+        name="v3.toml",
+    )
+    monkeypatch.setenv("T_OS_PASSWORD", "wrong-password")
+    rejected = cli("-c", v3, "server", "park", "web1")
+    assert rejected.returncode == ExitCode.BACKEND, rejected
+    assert "rejected the credentials" in rejected.stderr
+    assert "wrong-password" not in rejected.output
+    monkeypatch.setenv("T_OS_PASSWORD", emulator.password)
+    parked = cli("-c", v3, "server", "park", "web1")  # the [swift] v3 keys work too
+    assert parked.returncode == 0, parked
+
+
+def test_check_row_for_the_cloud(cli, config, emulator):
+    result = cli("-c", config(), "check", "web1")
+    assert "[ok] compute and image API: credentials accepted, 3 flavors visible" in result.stdout, (
+        result
+    )
+
+
+def test_unpark_reports_a_failed_ip_fixup_with_the_command_to_rerun(
+    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
+):
+    old = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    bind.set_records(host_name, [old])
+    monkeypatch.setenv("T_TSIG_SECRET", "c2VjcmV0LWJ1dC1ub3QtdGhlLXJpZ2h0LW9uZQ==")
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"{old} web1\n")
+    section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)])
+    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    new = emulator.server_named("web1")["addresses"]["private"][0]["addr"]
+    assert f"web1 is ACTIVE at {new}, but the IP fix-up failed" in result.stderr
+    assert "(BADSIG)" in result.stderr
+    assert f"cfbackup ip-fixup --name web1 --old {old} --new {new}" in result.stderr
+    assert bind.query(host_name) == [old] and hosts.read_text() == f"{old} web1\n"
+    assert _record(tmp_path)["state"] == "unparked"
+
+
+def test_server_with_volumes_is_refused(cli, config, emulator):
+    emulator.add_server("web1", volumes=("vol-1",))
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "volumes attached (vol-1)" in result.stderr and "nothing was done" in result.stderr
+    assert not emulator.images and emulator.server_named("web1")["status"] == "ACTIVE"
+
+
+def test_older_compute_microversion_flavor_by_id_and_image_id_from_location(
+    cli, config, emulator, clouds, tmp_path
+):
+    """Before 2.45 the image id comes in a Location header, before 2.47 the flavor by id."""
+    clouds.write_text(emulator.clouds_yaml("emulator") + "    compute_api_version: '2.44'\n")
+    emulator.add_server("web1")
+    cfg = config()
+    parked = cli("-c", cfg, "server", "park", "web1")
+    assert parked.returncode == 0, parked
+    assert emulator.microversions("/action") == ["2.44"]
+    flavor = _record(tmp_path)["flavor"]
+    assert (flavor["id"], flavor["name"], flavor["vcpus"]) == ("2", "m1.medium", 2)
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    assert emulator.server_named("web1")["flavor_id"] == "2"
