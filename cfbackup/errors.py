@@ -20,7 +20,7 @@ class ExitCode(enum.IntEnum):
     DUPLICITY = 7  # duplicity failed; its own exit code is in the message
     VERIFY_DIFFERENCES = 8  # verify found differences between the backup and the files
     PARTIAL = 9  # the run completed but some files could not be read
-    BACKEND = 10  # Swift, a cloud API or a DNS server unreachable, or it rejected the request
+    BACKEND = 10  # Swift, a cloud API, a DNS server or a remote host unreachable or refusing
     CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
     RESTORE_TARGET = 12  # restore target not empty (without --force) or not writable
     INTERRUPTED = 130  # SIGINT/SIGTERM: as a shell reports a signal-killed command
@@ -37,7 +37,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.DUPLICITY: "duplicity failed (its exit code is in the message)",
     ExitCode.VERIFY_DIFFERENCES: "verify found differences",
     ExitCode.PARTIAL: "completed, but some files could not be read",
-    ExitCode.BACKEND: "Swift, a cloud API or a DNS server unreachable, or it rejected the request",
+    ExitCode.BACKEND: "Swift, a cloud API, a DNS server or a remote host unreachable or refusing",
     ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",
     ExitCode.RESTORE_TARGET: "restore target is not empty (use --force) or not writable",
     ExitCode.INTERRUPTED: "interrupted by SIGINT or SIGTERM",

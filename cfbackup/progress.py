@@ -108,11 +108,12 @@ class Reporter:
         self.snapshot = Snapshot()
         self._lock = threading.Lock()
 
-    def duplicity_flags(self, command: str) -> tuple[str, ...]:
-        """Options duplicity needs to report progress for ``command`` (its first argument)."""
+    def duplicity_flags(self, command: str, verbosity: str = "notice") -> tuple[str, ...]:
+        """Options to append to duplicity's argv so that ``command`` (its first argument) reports
+        progress; ``verbosity`` is the profile's, never lowered."""
         if command in ("backup", "full", "incremental", "incr"):
             return ("--progress", f"--progress-rate={self.progress_rate}")
-        if command == "restore":
+        if command == "restore" and verbosity not in ("info", "debug"):
             return ("--verbosity=info",)
         return ()
 

@@ -18,15 +18,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO / "scripts"))
 sys.path.insert(0, str(REPO / "tests"))
 
 from local_swift import LocalSwift  # noqa: E402
-
-# Secrets used by the tests: none of them may ever appear in output, logs or argv.
-PASSPHRASE = "test-Passphrase-8d1f"
-KEY_PASSPHRASE = "key-Passphrase-55aa"
+from support.cli import (  # noqa: E402
+    BIN,
+    KEY_PASSPHRASE,
+    PASSPHRASE,
+    CliResult,
+    assert_no_secret,
+)
 
 
 @pytest.fixture(scope="session")
@@ -127,29 +129,6 @@ def make_config(tmp_path, local_swift, container):
         return path
 
     return make
-
-
-class CliResult:
-    def __init__(self, completed: subprocess.CompletedProcess):
-        self.returncode = completed.returncode
-        self.stdout = completed.stdout
-        self.stderr = completed.stderr
-        self.output = completed.stdout + completed.stderr
-
-    def __repr__(self):
-        return f"<exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}>"
-
-
-def secret_values(local_swift=None) -> list[str]:
-    values = [PASSPHRASE, KEY_PASSPHRASE]
-    if local_swift is not None:
-        values += [key for _, key in local_swift.users.values()]
-    return values
-
-
-def assert_no_secret(text: str, local_swift=None) -> None:
-    for secret in secret_values(local_swift):
-        assert secret not in text, f"a secret leaked: {text[:2000]}"
 
 
 @pytest.fixture

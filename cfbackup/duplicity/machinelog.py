@@ -13,7 +13,6 @@ import re
 INFO_PROGRESS = 2
 INFO_COLLECTION_STATUS = 3
 INFO_FILE_LIST = 10
-INFO_UPLOAD_PROGRESS = 16
 WARNING_CANNOT_STAT = 9
 WARNING_CANNOT_READ = 10
 WARNING_CANNOT_ITERATE = 8
@@ -109,21 +108,3 @@ def parse_statistics(message: str) -> dict[str, float | int | str]:
             except ValueError:
                 stats[key] = value
     return stats
-
-
-@dataclasses.dataclass
-class Progress:
-    """Upload progress from ``INFO 16`` records: bytes done, total (estimated), speed."""
-
-    bytes_done: int = 0
-    bytes_total: int = 0
-    speed: float = 0.0
-
-
-def parse_upload_progress(extra: str) -> Progress | None:
-    # extra: "<bytes_done> <bytes_total_estimate> <speed> <stalled>" (duplicity progress.py)
-    fields = extra.split()
-    try:
-        return Progress(int(float(fields[0])), int(float(fields[1])), float(fields[2]))
-    except (IndexError, ValueError):
-        return None

@@ -183,7 +183,7 @@ def test_recovery_kit_holds_config_and_keys(tmp_path, make_config, cfbackup, gpg
     import subprocess
     import tarfile
 
-    from conftest import KEY_PASSPHRASE
+    from support.cli import KEY_PASSPHRASE
 
     enc = (f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
            f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n')

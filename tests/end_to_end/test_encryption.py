@@ -4,7 +4,7 @@ before anything is uploaded, with one clear line."""
 from __future__ import annotations
 
 import pytest
-from conftest import KEY_PASSPHRASE
+from support.cli import KEY_PASSPHRASE
 from support.trees import assert_same_tree, make_awkward_tree
 from swiftclient import client
 

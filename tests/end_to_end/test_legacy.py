@@ -8,7 +8,7 @@ import os
 import textwrap
 
 import pytest
-from conftest import PASSPHRASE
+from support.cli import PASSPHRASE
 from support.trees import make_awkward_tree
 
 from cfbackup.errors import ExitCode

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, assert_no_secret, secret_values
+from support.cli import BIN, assert_no_secret, secret_values
 from support.trees import make_awkward_tree
 
 pytestmark = pytest.mark.swift
@@ -60,7 +60,7 @@ def test_no_secret_in_argv_logs_or_output(tmp_path, make_config, cli_env, local_
 
 
 def test_secret_from_file_and_command(tmp_path, make_config, cfbackup, cli_env):
-    from conftest import PASSPHRASE
+    from support.cli import PASSPHRASE
 
     secret_file = tmp_path / "passphrase"
     secret_file.write_text(PASSPHRASE + "\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
+from recovery_support import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
 from support.trees import assert_same_tree, make_awkward_tree
 from swiftclient import client as swiftclient
 

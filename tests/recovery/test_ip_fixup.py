@@ -7,7 +7,7 @@ import base64
 import secrets
 
 import pytest
-from conftest import SDK_DEPRECATIONS, ip_fixup_section, load_config, server_image_section
+from recovery_support import SDK_DEPRECATIONS, ip_fixup_section, load_config, server_image_section
 
 from cfbackup.errors import CfbackupError, ExitCode
 

@@ -7,7 +7,7 @@ import json
 
 import openstack
 import pytest
-from conftest import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
+from recovery_support import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
 
 from cfbackup.errors import ExitCode
 

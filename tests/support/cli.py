@@ -1,0 +1,39 @@
+"""What tests share besides fixtures: the test secrets, the installed CLI, leak checks.
+
+Import from here, not from ``conftest`` (several conftest modules exist; the name is ambiguous).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+# Secrets used by the tests: none of them may ever appear in output, logs or argv.
+PASSPHRASE = "test-Passphrase-8d1f"
+KEY_PASSPHRASE = "key-Passphrase-55aa"
+
+
+class CliResult:
+    def __init__(self, completed: subprocess.CompletedProcess):
+        self.returncode = completed.returncode
+        self.stdout = completed.stdout
+        self.stderr = completed.stderr
+        self.output = completed.stdout + completed.stderr
+
+    def __repr__(self):
+        return f"<exit {self.returncode}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}>"
+
+
+def secret_values(local_swift=None) -> list[str]:
+    values = [PASSPHRASE, KEY_PASSPHRASE]
+    if local_swift is not None:
+        values += [key for _, key in local_swift.users.values()]
+    return values
+
+
+def assert_no_secret(text: str, local_swift=None) -> None:
+    for secret in secret_values(local_swift):
+        assert secret not in text, f"a secret leaked: {text[:2000]}"
