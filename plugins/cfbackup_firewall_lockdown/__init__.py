@@ -1,0 +1,79 @@
+"""Built-in plugin ``firewall_lockdown``: keep a server unreachable while it is being restored.
+
+Around ``cfbackup restore`` (when ``[profiles.NAME.firewall_lockdown] enabled = true``) it saves
+the ruleset, drops new inbound connections except loopback, established traffic, SSH from the
+management networks and an allow list, and restores the ruleset afterwards, whatever the end of
+the restore (success, failure, SIGINT/SIGTERM); a detached dead-man restores it if cfbackup
+itself dies. ``cfbackup firewall`` does the same by hand and manages the "seed" firewall of the
+old fw-control.py, locally or on many servers over SSH. nftables first, iptables where nft is
+absent. Manual: docs/plugins/firewall_lockdown.md.
+
+Modules: ``settings`` (schema, rule grammar), ``render`` (rulesets as text), ``backends``
+(nft, iptables), ``lockdown`` (lock/unlock/status), ``deadman``, ``seed``, ``remote`` (SSH),
+``cli``.
+"""
+
+from __future__ import annotations
+
+from cfbackup.hookspecs import hookimpl
+from cfbackup_firewall_lockdown.settings import OPTIONS, SECTION, settings_from_section
+
+__all__ = ["OPTIONS", "SECTION"]
+
+
+@hookimpl
+def cfbackup_config_schema(register):
+    register(SECTION, OPTIONS)
+
+
+@hookimpl
+def cfbackup_register_commands(subparsers, context):
+    from cfbackup_firewall_lockdown import cli
+
+    cli.add_parser(subparsers)
+
+
+@hookimpl
+def cfbackup_run_context(run):
+    if run.action != "restore":
+        return None
+    section = run.plugin_config(SECTION)
+    if not section.get("enabled"):
+        return None
+    from cfbackup_firewall_lockdown import lockdown
+
+    where = f"profiles.{run.profile.name}.{SECTION}"
+    settings = settings_from_section(section, where)
+    return lockdown.hold(settings, run.config.state_dir,
+                         reason=f"cfbackup restore of profile {run.profile.name}",
+                         logger=run.log)
+
+
+@hookimpl
+def cfbackup_check(run):
+    section = run.plugin_config(SECTION)
+    if not section.get("enabled"):
+        return None
+    from cfbackup.errors import CfbackupError
+    from cfbackup_firewall_lockdown import backends, lockdown
+
+    rows = []
+    try:
+        settings = settings_from_section(section, f"profiles.{run.profile.name}.{SECTION}")
+    except CfbackupError as error:
+        return [("firewall lock-down settings", False, error.message)]
+    ssh_from = ", ".join(str(n) for n in settings.management_networks) or \
+        "anywhere (set management_networks to narrow it)"
+    rows.append(("firewall lock-down settings", True,
+                 f"SSH {settings.ssh_port}/tcp from {ssh_from}; "
+                 f"{len(settings.allow)} more allow rule(s); dead-man after "
+                 f"{settings.deadman_timeout or 'no'} s"))
+    try:
+        backend = backends.detect(settings.backend)
+        rows.append(("firewall tool", True, f"{backend.name}: {backend.version()}"))
+    except CfbackupError as error:
+        rows.append(("firewall tool", False, error.message))
+    admin = lockdown.can_change_firewall()
+    rows.append(("firewall privileges", admin, "root (CAP_NET_ADMIN)" if admin else
+                 "not root: restores of this profile will be refused; run them as root"))
+    return rows

@@ -1,0 +1,137 @@
+"""The dead-man: a detached process that lifts a lock-down nobody else will lift.
+
+Like ``iptables-apply``, but watching a process instead of waiting for a keypress: started
+before the lock-down is applied, it polls twice a second and lifts the lock-down (only the one
+whose token it was given) when
+
+- the cfbackup process holding it is gone (killed with -9, crashed, or its PID now belongs to
+  another process: the start time is compared), or
+- the deadline passes (``deadman_timeout`` after the start, or ``lock --timeout``).
+
+It ends quietly when the lock-down is lifted by its owner (the record disappears) or on SIGTERM.
+It is double-forked into its own session so that neither kill -9 of cfbackup, a Ctrl-C in the
+terminal, nor cfbackup's "children die with me" rule (PR_SET_PDEATHSIG) takes it down; its
+output goes to ``STATE_DIR/firewall/deadman.log``.
+
+Run as ``python -m cfbackup_firewall_lockdown.deadman --state-dir DIR --token TOKEN``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from cfbackup import execute
+from cfbackup_firewall_lockdown import backends, lockdown
+
+POLL_SECONDS = 0.5
+log = logging.getLogger("cfbackup.firewall_lockdown.deadman")
+
+
+def spawn(state_dir: Path, token: str) -> int:
+    """Start the dead-man for the recorded lock-down ``token``; returns its PID once it runs."""
+    argv = [sys.executable, "-m", "cfbackup_firewall_lockdown.deadman", "--daemonize",
+            "--state-dir", str(state_dir), "--token", token]
+    result = execute.capture(argv, timeout=20)
+    pid = result.stdout.strip()
+    if result.returncode != 0 or not pid.isdigit():
+        detail = " ".join(result.tail[-2:]) or f"exit {result.returncode}"
+        raise backends.FirewallError(
+            f"the firewall dead-man could not be started ({detail}): the firewall was not "
+            f"changed; see {lockdown.firewall_dir(state_dir) / 'deadman.log'}.")
+    return int(pid)
+
+
+def _daemonize(log_path: Path) -> None:
+    """Double fork; returns in the detached grandchild only. The first process prints the
+    grandchild's PID once the grandchild has let go of the caller's pipes, then exits."""
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first > 0:
+        os.close(write_end)
+        data = b""
+        while chunk := os.read(read_end, 64):
+            data += chunk
+        os.waitpid(first, 0)
+        sys.stdout.write(data.decode())
+        sys.stdout.flush()
+        os._exit(0 if data.strip() else 1)
+    os.close(read_end)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+    os.write(write_end, f"{os.getpid()}\n".encode())
+    os.close(write_end)
+
+
+def _why_lift(record: dict) -> str | None:
+    owner, start = record.get("owner_pid"), record.get("owner_start")
+    if owner and not lockdown.process_alive(owner, start):
+        return f"cfbackup (pid {owner}) ended without lifting it"
+    deadline = record.get("deadline")
+    if deadline and time.time() >= deadline:
+        return f"its timeout of {deadline - record['since']:.0f} s passed"
+    return None
+
+
+def watch(state_dir: Path, token: str) -> int:
+    record = lockdown.read_record(state_dir)
+    if not record or record.get("token") != token:
+        log.info("lock-down %s: no record, nothing to watch", token)
+        return 0
+    backend = backends.from_description(record["backend"])
+    log.info("watching lock-down %s (owner pid %s, deadline %s)", token,
+             record.get("owner_pid"), record.get("deadline"))
+    while True:
+        record = lockdown.read_record(state_dir)
+        if not record or record.get("token") != token:
+            log.info("lock-down %s was lifted by its owner: done", token)
+            return 0
+        reason = _why_lift(record)
+        if reason:
+            break
+        time.sleep(POLL_SECONDS)
+    log.warning("lifting lock-down %s: %s", token, reason)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # finish what we started
+    result = lockdown.unlock(backend, state_dir, token=token)
+    log.warning("lock-down %s %s", token, "lifted" if result.removed else "was already gone")
+    if result.drift:
+        log.warning("%s", result.drift)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cfbackup-firewall-deadman")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--daemonize", action="store_true")
+    args = parser.parse_args(argv)
+    if args.daemonize:
+        _daemonize(lockdown.firewall_dir(args.state_dir, create=True) / "deadman.log")
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s dead-man[{os.getpid()}] %(levelname)s %(message)s")
+    try:
+        return watch(args.state_dir, args.token)
+    except Exception:
+        log.exception("the dead-man failed: run cfbackup firewall unlock by hand")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Lock the firewall down, lift the lock-down, and say whether one is in force.
+
+Lifecycle of a lock-down (every step is undone if a later one fails, so nothing is
+half-applied):
+
+1. refuse unless we may change the firewall (CAP_NET_ADMIN, i.e. root);
+2. under a file lock, look for a lock-down already in force (then leave it alone);
+3. save the whole ruleset to ``STATE_DIR/firewall/saved-ruleset.*`` (mode 0600);
+4. write the record ``lockdown.json`` (token, start, owner process, deadline, backend);
+5. start the dead-man (:mod:`.deadman`) and wait until it is watching;
+6. add the lock-down in one transaction, its comment carrying start time and token.
+
+Lifting it removes only what step 6 added (the lock-down table or chain), so the other tables
+and chains are exactly as they were, then checks the ruleset against the saved copy and warns
+when something else changed it meanwhile (``--reload-saved`` puts the saved copy back whole).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from cfbackup.errors import CfbackupError, ExitCode, RunRefused
+from cfbackup_firewall_lockdown import backends
+from cfbackup_firewall_lockdown.settings import Settings
+
+log = logging.getLogger("cfbackup.firewall_lockdown")
+
+DEFAULT_STATE_DIR = Path("/var/lib/cfbackup")
+RECORD = "lockdown.json"
+_CAP_NET_ADMIN = 12
+
+
+def firewall_dir(state_dir: Path, *, create: bool = False) -> Path:
+    """``STATE_DIR/firewall``; readers (status) do not create it, writers do (mode 0700)."""
+    path = Path(state_dir) / "firewall"
+    if create:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def can_change_firewall() -> bool:
+    """True when this process holds CAP_NET_ADMIN (root has it), which nft and iptables need."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> _CAP_NET_ADMIN & 1)
+    except OSError:
+        pass
+    return os.geteuid() == 0
+
+
+def require_admin(command: str, *, verb: str = "changes") -> None:
+    if not can_change_firewall():
+        raise RunRefused(f"{command} {verb} the firewall, which needs root (CAP_NET_ADMIN): "
+                         "run it as root, e.g. with sudo.")
+
+
+@contextlib.contextmanager
+def exclusive(state_dir: Path) -> Iterator[None]:
+    """Serialize lock, unlock and seed changes between cfbackup processes (and the dead-man)."""
+    fd = os.open(firewall_dir(state_dir, create=True) / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+# --- the record and the saved ruleset ------------------------------------------------------
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        log.warning("ignoring unreadable %s (%s)", path, error)
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Atomically (a crash never leaves half a record), mode 0600."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_record(state_dir: Path) -> dict[str, Any] | None:
+    return read_json(firewall_dir(state_dir) / RECORD)
+
+
+def _drop_record(state_dir: Path, token: str) -> dict[str, Any] | None:
+    record = read_record(state_dir)
+    if record and record.get("token") == token:
+        (firewall_dir(state_dir) / RECORD).unlink(missing_ok=True)
+        return record
+    return None
+
+
+def _save_ruleset(backend: backends.Backend, state_dir: Path) -> dict[str, str]:
+    files = {}
+    for name, text in backend.save().items():
+        path = firewall_dir(state_dir, create=True) / f"saved-ruleset.{name}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        files[name] = str(path)
+    return files
+
+
+def _read_saved(record: dict[str, Any]) -> dict[str, str] | None:
+    try:
+        return {name: Path(path).read_text(encoding="utf-8")
+                for name, path in record.get("saved", {}).items()}
+    except OSError:
+        return None
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of ``pid`` in clock ticks since boot (tells a reused PID apart)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):  # a zombie is dead: killed, not yet reaped by its parent
+        return None
+    return int(fields[19])
+
+
+def process_alive(pid: int, start: int | None) -> bool:
+    now = process_start(pid)
+    return now is not None and (start is None or now == start)
+
+
+def _stop_deadman(record: dict[str, Any]) -> None:
+    pid = record.get("deadman_pid")
+    if not pid or pid == os.getpid():
+        return
+    try:  # only our own dead-man: its command line carries the token
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if record["token"].encode() not in cmdline.read():
+                return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, KeyError):
+        pass
+
+
+# --- lock, unlock, status ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Locked:
+    """The outcome of :func:`lock`: ours (with a token), or one that was already in force."""
+
+    backend: backends.Backend
+    token: str | None
+    since: float
+    deadline: float | None
+    deadman_pid: int | None
+    already: backends.LockInfo | None = None
+
+
+def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
+         owner_pid: int | None, timeout: int, reason: str) -> Locked:
+    """Apply the lock-down (idempotent: an existing one is reported, not replaced)."""
+    from cfbackup_firewall_lockdown import deadman
+
+    with exclusive(state_dir):
+        present = backend.lockdown_info()
+        if present is not None:
+            return Locked(backend, None, present.since or 0, None, None, already=present)
+        saved = _save_ruleset(backend, state_dir)
+        token = secrets.token_hex(6)
+        since = time.time()
+        deadline = since + timeout if timeout > 0 else None
+        record = {
+            "token": token, "since": since, "deadline": deadline, "reason": reason,
+            "backend": backend.describe(), "saved": saved,
+            "owner_pid": owner_pid,
+            "owner_start": process_start(owner_pid) if owner_pid else None,
+            "deadman_pid": None,
+        }
+        write_json(firewall_dir(state_dir) / RECORD, record)
+        deadman_pid = None
+        try:
+            if deadline is not None or owner_pid is not None:
+                deadman_pid = deadman.spawn(state_dir, token)
+                record["deadman_pid"] = deadman_pid
+                write_json(firewall_dir(state_dir) / RECORD, record)
+            backend.apply_lockdown(settings.lockdown_rules,
+                                   backends.comment_for(token, since, owner_pid))
+        except BaseException:
+            cleaned = False
+            with contextlib.suppress(Exception):  # an interrupted nft may have committed
+                backend.remove_lockdown(token)
+                cleaned = True
+            if cleaned:  # else the dead-man stays, to lift it once this process is gone
+                _drop_record(state_dir, token)
+                _stop_deadman(record)
+            raise
+    log.info("firewall lock-down in force (%s, token %s)", backend.name, token)
+    return Locked(backend, token, since, deadline, deadman_pid)
+
+
+@dataclasses.dataclass
+class Unlocked:
+    removed: bool
+    drift: str | None = None  # how the ruleset now differs from the saved one, if it does
+    record: dict[str, Any] | None = None
+
+
+def unlock(backend: backends.Backend, state_dir: Path, *, token: str | None = None,
+           reload_saved: bool = False) -> Unlocked:
+    """Lift the lock-down (only the one with ``token`` when given); idempotent."""
+    with exclusive(state_dir):
+        record = read_record(state_dir)
+        if token is not None and record is not None and record.get("token") != token:
+            record = None
+        removed = backend.remove_lockdown(token)
+        saved = _read_saved(record) if record else None
+        if reload_saved:
+            if saved is None:
+                raise CfbackupError(
+                    "no saved ruleset was found in "
+                    f"{firewall_dir(state_dir)}: lift the lock-down without --reload-saved.",
+                    exit_code=ExitCode.REFUSED)
+            backend.reload_saved(saved)
+        drift = None
+        if saved is not None:
+            now = backend.save()
+            changed = [name for name, text in saved.items()
+                       if backend.normalize(text) != backend.normalize(now.get(name, ""))]
+            if changed:
+                drift = (f"the ruleset ({', '.join(changed)}) differs from the copy saved before "
+                         f"the lock-down: something else changed it meanwhile; the saved copy is "
+                         f"in {firewall_dir(state_dir)}")
+        if record is not None:
+            _drop_record(state_dir, record["token"])
+            _stop_deadman(record)
+    return Unlocked(removed, drift, record)
+
+
+def status(backend: backends.Backend, state_dir: Path) -> dict[str, Any]:
+    """What is in force, from the kernel first and the record second."""
+    info = backend.lockdown_info()
+    record = read_record(state_dir)
+    if record and info and record.get("token") != info.token:
+        record = None  # the record belongs to another (or no) lock-down
+    state: dict[str, Any] = {"locked": info is not None, "backend": backend.name}
+    if info is None:
+        return state
+    state.update(where=info.where, since=info.since, token=info.token, owner_pid=info.pid,
+                 dropped_packets=info.dropped)
+    if record:
+        state.update(reason=record.get("reason"), deadline=record.get("deadline"),
+                     deadman_pid=record.get("deadman_pid"),
+                     deadman_alive=bool(record.get("deadman_pid"))
+                     and process_alive(record["deadman_pid"], None),
+                     saved=record.get("saved"))
+    return state
+
+
+@contextlib.contextmanager
+def hold(settings: Settings, state_dir: Path, *, reason: str,
+         logger: logging.Logger = log) -> Iterator[Locked]:
+    """The lock-down around a run: on whatever exit (success, error, SIGINT/SIGTERM) it is
+    lifted; if cfbackup dies without getting here, the dead-man lifts it."""
+    require_admin("a restore with firewall_lockdown enabled")
+    backend = backends.detect(settings.backend)
+    locked = lock(settings, backend, state_dir, owner_pid=os.getpid(),
+                  timeout=settings.deadman_timeout, reason=reason)
+    if locked.already is not None:
+        logger.warning("a firewall lock-down is already in force (%s): the run keeps it and "
+                       "leaves it in force", locked.already.where)
+        yield locked
+        return
+    limit = f", lifted at the latest after {settings.deadman_timeout} s" \
+        if locked.deadline else ""
+    logger.info("firewall locked down with %s (dead-man pid %s%s)", backend.name,
+                locked.deadman_pid, limit)
+    try:
+        yield locked
+    except BaseException:
+        _release(backend, state_dir, locked, logger, quiet=True)
+        raise
+    _release(backend, state_dir, locked, logger, quiet=False)
+
+
+def _release(backend: backends.Backend, state_dir: Path, locked: Locked,
+             logger: logging.Logger, *, quiet: bool) -> None:
+    try:
+        result = unlock(backend, state_dir, token=locked.token)
+    except (CfbackupError, OSError) as error:
+        message = (f"the firewall lock-down could not be lifted ({error}): the dead-man "
+                   f"(pid {locked.deadman_pid}) lifts it once cfbackup has exited, or run "
+                   "cfbackup firewall unlock.")
+        if quiet:
+            logger.error("%s", message)
+            return
+        raise CfbackupError(message, exit_code=ExitCode.REFUSED) from None
+    if not result.removed:
+        logger.warning("the firewall lock-down was lifted before the run ended (by hand, or by "
+                       "the dead-man at its timeout: raise deadman_timeout for long restores)")
+    else:
+        logger.info("firewall lock-down lifted, ruleset restored")
+    if result.drift:
+        logger.warning("%s", result.drift)

@@ -1,0 +1,64 @@
+"""Fixtures of the firewall_lockdown tests: the namespaces of :mod:`fwlab`, created once per
+session, and a clean server namespace holding only the site's own firewall for each test."""
+
+from __future__ import annotations
+
+import pytest
+from fwlab import (
+    MGMT4,
+    MGMT6,
+    OTHER4,
+    OTHER6,
+    SERVER4,
+    SERVER6,
+    SERVICE_PORT,
+    SITE_RULESET,
+    SSH_PORT,
+    Lab,
+    Listeners,
+    Netns,
+    link,
+)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "firewall: needs root and network namespaces (real nft/iptables traffic)")
+
+
+@pytest.fixture(scope="session")
+def lab():
+    server, client = Netns("srv"), Netns("cli")
+    listeners = None
+    try:
+        server.create()
+        client.create()
+        link(server, client, [f"{SERVER4}/24", f"{SERVER6}/64"],
+             [f"{MGMT4}/24", f"{OTHER4}/24", f"{MGMT6}/64", f"{OTHER6}/64"])
+        listeners = Listeners(server, (SSH_PORT, SERVICE_PORT))
+        lab = Lab(server, client, listeners)
+        # the first packets may go out before the veth pair has its carrier: warm up
+        for src, dst in ((MGMT4, SERVER4), (OTHER4, SERVER4), (MGMT6, SERVER6), (OTHER6, SERVER6)):
+            assert lab.probe(src, dst, SERVICE_PORT, timeout=5) == "open"
+        yield lab
+    finally:
+        if listeners is not None:
+            listeners.close()
+        for ns in (client, server):
+            ns.delete()
+
+
+@pytest.fixture
+def site(lab):
+    """A clean server namespace holding only the site's own firewall (nft and iptables rules);
+    afterwards every process left in it is killed and its ruleset flushed."""
+    lab.server.kill_all()
+    lab.server.run("nft", "flush", "ruleset")
+    lab.server.run("nft", "-f", "-", input=SITE_RULESET)
+    lab.server.run("iptables", "-A", "INPUT", "-p", "tcp", "--dport", "9999", "-j", "ACCEPT")
+    lab.server.run("ip6tables", "-A", "INPUT", "-p", "udp", "--dport", "9998", "-j", "DROP")
+    yield lab
+    lab.server.kill_all()
+    lab.server.run("nft", "flush", "ruleset")
+
+

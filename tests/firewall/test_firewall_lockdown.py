@@ -1,0 +1,282 @@
+"""The lock-down with real packets: by hand, around a real restore, and when cfbackup dies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+from fwlab import (
+    CFBACKUP,
+    OTHER4,
+    SERVER4,
+    SERVICE_PORT,
+    cfbackup_env,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.firewall
+
+HOOK = """#!/bin/sh
+# before_restore hook: says "locked" and waits for the test to say how the hook ends
+touch "$1/locked"
+n=0
+while [ ! -e "$1/go" ]; do
+  sleep 0.05; n=$((n+1)); [ "$n" -gt 1200 ] && exit 3
+done
+exit "$(cat "$1/go")"
+"""
+
+
+def _without_nft(tmp_path) -> dict:
+    """A tool search path holding iptables and ip6tables but no nft: a host without nftables."""
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    for tool in ("iptables", "ip6tables"):
+        for suffix in ("", "-save", "-restore"):
+            os.symlink(shutil.which(tool + suffix), sbin / (tool + suffix))
+    return {"CFBACKUP_FIREWALL_PATH": str(sbin)}
+
+
+@pytest.mark.parametrize("backend, nft_installed, used", [
+    ("nft", True, "nft"),
+    ("auto", False, "iptables"),  # the fallback: auto picks iptables where nft is absent
+])
+def test_lock_and_unlock_by_hand(site, tmp_path, backend, nft_installed, used):
+    config = str(write_config(tmp_path / "config.toml", backend=backend))
+    env = {} if nft_installed else _without_nft(tmp_path)
+    before, before_iptables = site.ruleset(), site.iptables_save()
+    site.expect(service="open")
+
+    locked = site.cfbackup("-c", config, "firewall", "lock", env=env)
+    assert locked.returncode == 0, locked.stderr
+    assert f"firewall locked down ({used})" in locked.stdout
+    site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
+    during = site.ruleset()
+
+    status = site.cfbackup("-c", config, "firewall", "status", env=env)
+    assert "lock-down: in force since" in status.stdout, status.stderr
+    assert "dead-man: pid" in status.stdout and "(running)" in status.stdout
+
+    again = site.cfbackup("-c", config, "firewall", "lock", env=env)
+    assert again.returncode == 0 and "already in force" in again.stdout
+    assert site.ruleset() == during
+
+    unlocked = site.cfbackup("-c", config, "firewall", "unlock", env=env)
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "lock-down lifted" in unlocked.stdout
+    assert "differs" not in unlocked.stderr
+    site.expect(service="open")
+    assert site.ruleset() == before
+    assert site.iptables_save() == before_iptables
+
+    again = site.cfbackup("-c", config, "firewall", "unlock", env=env)
+    assert again.returncode == 0 and "no firewall lock-down was in force" in again.stdout
+    assert "not in force" in site.cfbackup("-c", config, "firewall", "status", env=env).stdout
+    # the dead-man of the manual lock went away with the unlock
+    assert wait_for(lambda: not site.server.pids(), 10)
+
+
+def test_changes_made_during_the_lockdown_are_reported_and_reload_saved_undoes_them(
+        site, tmp_path):
+    config = str(write_config(tmp_path / "config.toml"))
+    before = site.ruleset()
+    site.cfbackup("-c", config, "firewall", "lock", check=True)
+    # something else (a restored service, an admin) changes the firewall meanwhile
+    site.server.run("nft", "add", "table", "inet", "meanwhile")
+    unlocked = site.cfbackup("-c", config, "firewall", "unlock")
+    assert unlocked.returncode == 0
+    assert "differs from the copy saved before the lock-down" in unlocked.stderr
+    assert "table inet meanwhile" in site.ruleset()  # other changes are not clobbered...
+
+    site.cfbackup("-c", config, "firewall", "lock", check=True)
+    site.server.run("nft", "add", "table", "inet", "later")
+    unlocked = site.cfbackup("-c", config, "firewall", "unlock", "--reload-saved")
+    assert unlocked.returncode == 0, unlocked.stderr
+    assert "saved ruleset reloaded" in unlocked.stdout
+    assert "table inet later" not in site.ruleset()  # ...unless asked to
+    assert "table inet meanwhile" in site.ruleset()  # (saved by the second lock)
+    site.server.run("nft", "delete", "table", "inet", "meanwhile")
+    assert site.ruleset() == before
+
+
+def test_manual_lock_is_lifted_by_the_dead_man_at_its_timeout(site, tmp_path):
+    config = str(write_config(tmp_path / "config.toml"))
+    before = site.ruleset()
+    started = time.monotonic()
+    locked = site.cfbackup("-c", config, "firewall", "lock", "--timeout", "2")
+    assert locked.returncode == 0, locked.stderr
+    assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
+    assert wait_for(lambda: site.ruleset() == before, 8, interval=0.2)
+    assert time.monotonic() - started >= 1.5
+    site.expect(service="open")
+    log = tmp_path / "state" / "firewall" / "deadman.log"
+    assert wait_for(lambda: log.read_text().endswith("lifted\n"), 5), log.read_text()
+    assert "timeout of 2 s passed" in log.read_text()
+
+
+@pytest.fixture(scope="module")
+def backed_up(tmp_path_factory):
+    """A small tree backed up once (file:// target, duplicity) for the restore tests."""
+    data = tmp_path_factory.mktemp("data")
+    (data / "src").mkdir()
+    (data / "src" / "data.txt").write_text("restored bytes\n")
+    config = str(write_config(data / "config.toml", data=data))
+    backup = subprocess.run([CFBACKUP, "-c", config, "backup"], env=cfbackup_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert backup.returncode == 0, backup.stderr
+    return data
+
+
+def _start_restore(site, tmp_path, data, backend="nft", deadman_timeout=60):
+    """Start ``cfbackup restore`` of the backup in ``data`` in the server namespace; it stops
+    in its before_restore hook, inside the lock-down, until the test writes flags/go."""
+    (tmp_path / "flags").mkdir()
+    (tmp_path / "hook.sh").write_text(HOOK)
+    config = str(write_config(tmp_path / "config.toml", backend=backend, data=data,
+                              deadman_timeout=deadman_timeout,
+                              hook=f"sh {tmp_path}/hook.sh {tmp_path}/flags"))
+    process = site.server.popen(CFBACKUP, "-c", config, "restore", "site",
+                                str(tmp_path / "restored"), env=cfbackup_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: (tmp_path / "flags" / "locked").exists(), 30), \
+            process.communicate(timeout=5) if process.poll() is not None else "hook not reached"
+    except BaseException:
+        process.kill()
+        raise
+    return process, config
+
+
+def test_restore_runs_locked_down_and_the_ruleset_comes_back_exactly(site, tmp_path, backed_up):
+    before = site.ruleset()
+    site.expect(service="open")
+    process, config = _start_restore(site, tmp_path, backed_up)
+    with process:
+        site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
+        status = site.cfbackup("-c", config, "firewall", "status")
+        assert "held by: cfbackup restore of profile site" in status.stdout
+        (tmp_path / "flags" / "go").write_text("0")
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert (tmp_path / "restored" / "data.txt").read_text() == "restored bytes\n"
+    site.expect(service="open")
+    assert site.ruleset() == before
+    assert not (tmp_path / "state" / "firewall" / "lockdown.json").exists()
+    assert wait_for(lambda: not site.server.pids(), 10)  # the dead-man was called off
+
+
+def test_failed_restore_restores_the_ruleset(site, tmp_path, backed_up):
+    before = site.ruleset()
+    process, _ = _start_restore(site, tmp_path, backed_up)
+    with process:
+        assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
+        (tmp_path / "flags" / "go").write_text("1")  # the hook fails: the restore is vetoed
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 5, err
+    assert "before_restore command" in err
+    assert site.ruleset() == before
+    site.expect(service="open")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_restore_restores_the_ruleset(site, tmp_path, backed_up, signum):
+    before = site.ruleset()
+    process, _ = _start_restore(site, tmp_path, backed_up)
+    with process:
+        assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert site.ruleset() == before
+    site.expect(service="open")
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_kill_9_during_restore_the_dead_man_restores_it(site, tmp_path, backed_up, backend):
+    before, before_iptables = site.ruleset(), site.iptables_save()
+    process, _ = _start_restore(site, tmp_path, backed_up, backend=backend,
+                                  deadman_timeout=600)
+    with process:
+        assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
+        process.kill()
+        process.wait(10)
+        killed = time.monotonic()
+        # the dead-man polls twice a second: at once, not at its timeout (600 s)
+        assert wait_for(lambda: site.ruleset() == before, 10), site.ruleset()
+        assert time.monotonic() - killed < 10
+    assert site.iptables_save() == before_iptables
+    site.expect(service="open")
+    log = tmp_path / "state" / "firewall" / "deadman.log"
+    assert wait_for(lambda: log.read_text().endswith("lifted\n"), 5), log.read_text()
+    assert "ended without lifting it" in log.read_text()
+
+
+def test_invalid_allow_rule_changes_nothing(site, tmp_path):
+    config = write_config(tmp_path / "config.toml")
+    config.write_text(config.read_text().replace('"tcp/8443 from 10.231.9.0/24"',
+                                                 '"tcp/99999", "ssh from nowhere"'))
+    before = site.ruleset()
+    result = site.cfbackup("-c", str(config), "firewall", "lock")
+    assert result.returncode == 3
+    assert "profiles.site.firewall_lockdown.allow: '99999' is not a port number" in result.stderr
+    assert "'ssh from nowhere' is not a rule" in result.stderr
+    assert site.ruleset() == before
+
+
+def test_not_root_is_refused_with_a_clear_message(site, tmp_path):
+    before = site.ruleset()
+    result = site.server.run(
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+        CFBACKUP, "firewall", "lock", env=cfbackup_env({"HOME": "/nonexistent"}), check=False,
+        cwd="/")
+    assert result.returncode == 5, result.stderr
+    assert result.stderr.strip() == (
+        "cfbackup: error: cfbackup firewall lock changes the firewall, which needs root "
+        "(CAP_NET_ADMIN): run it as root, e.g. with sudo.")
+    assert site.ruleset() == before
+    result = site.server.run(
+        "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+        CFBACKUP, "firewall", "status", env=cfbackup_env({"HOME": "/nonexistent"}), check=False,
+        cwd="/")
+    assert result.returncode == 5
+    assert "cfbackup firewall status reads the firewall, which needs root" in result.stderr
+
+
+@pytest.mark.parametrize("backend, message", [
+    ("auto", "neither nft nor iptables was found (looked in /nonexistent): install nftables"),
+    ("nft", "nft was not found (looked in /nonexistent): install nftables"),
+    ("iptables", "iptables, iptables-save and iptables-restore were not all found"),
+])
+def test_missing_firewall_tools_are_a_clear_error(site, tmp_path, backend, message):
+    config = str(write_config(tmp_path / "config.toml", backend=backend))
+    result = site.cfbackup("-c", config, "firewall", "lock",
+                           env={"CFBACKUP_FIREWALL_PATH": "/nonexistent"})
+    assert result.returncode == 5
+    assert message in result.stderr
+    assert not (tmp_path / "state" / "firewall" / "lockdown.json").exists()
+
+
+def test_status_works_without_a_config_file(site, tmp_path):
+    """No config anywhere: defaults (SSH from anywhere), state in /var/lib/cfbackup."""
+    env = {"HOME": str(tmp_path)}  # so ~/.config/cfbackup and ~/.dt-cf-backup.conf are absent
+    status = site.cfbackup("firewall", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "lock-down: not in force" in status.stdout
+    assert "SSH 22/tcp from anywhere" in status.stdout
+
+
+def test_check_reports_the_lockdown_settings_tool_and_privileges(tmp_path):
+    (tmp_path / "src").mkdir()
+    config = str(write_config(tmp_path / "config.toml", management=()))
+    result = subprocess.run([CFBACKUP, "-c", config, "check"], env=cfbackup_env(),
+                            capture_output=True, text=True, timeout=60)
+    assert "[ok] firewall lock-down settings: SSH 22/tcp from anywhere (set " \
+           "management_networks to narrow it); 2 more allow rule(s); dead-man after 60 s" \
+        in result.stdout, result.stdout + result.stderr
+    assert "[ok] firewall tool: nft: nftables v" in result.stdout
+    assert "[ok] firewall privileges: root (CAP_NET_ADMIN)" in result.stdout
