@@ -1,0 +1,275 @@
+"""Built-in plugin ``notify``: tell people how runs went, without their reading logs.
+
+Per profile (``[profiles.NAME.notify]``): a mail through SMTP (STARTTLS, SSL or plain, with
+login), healthchecks.io-style pings (start, then success or fail) and a generic JSON webhook,
+for the actions listed in ``actions``; mail and webhook on failure only or always. Nothing is
+sent for ``--dry-run``. Every text is redacted (``summary.py``); a delivery problem is logged
+as a warning and never changes the run's result.
+
+It also keeps a Prometheus textfile (``--metrics-file`` or ``notify.metrics_file``) up to date
+after each run (``metrics.py``). Documented in docs/plugins/notify.md and docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+
+from cfbackup.config.schema import Option
+from cfbackup.config.secrets import resolve_secret
+from cfbackup.errors import CfbackupError
+from cfbackup.hookspecs import hookimpl
+from cfbackup.redact import redact
+
+SECTION = "notify"
+log = logging.getLogger("cfbackup.notify")
+
+WHEN = ("failure", "always")
+
+EMAIL = (
+    Option(
+        "to",
+        "list",
+        "Recipients; no mail is sent when empty.",
+        default=[],
+        example=["ops@example.com"],
+    ),
+    Option(
+        "from",
+        "string",
+        "Sender address; cfbackup@HOSTNAME when unset.",
+        example="backup@example.com",
+    ),
+    Option("host", "string", "SMTP server.", default="localhost"),
+    Option(
+        "port",
+        "integer",
+        "SMTP port; 587 for starttls, 465 for ssl, 25 for none when unset.",
+        minimum=1,
+    ),
+    Option(
+        "security",
+        "choice",
+        "starttls (refuses a server without STARTTLS), ssl (TLS from the start, port 465) or "
+        "none (a local mail server; never with a password over the network).",
+        default="starttls",
+        choices=("starttls", "ssl", "none"),
+    ),
+    Option("ca_file", "path", "CA certificates to verify the server with (system store if unset)."),
+    Option("username", "string", "SMTP login name; no login when unset."),
+    Option("password", "secret", "SMTP password (use password_env, _file or _command)."),
+    Option(
+        "when",
+        "choice",
+        "Mail on failure only, or after every run.",
+        default="failure",
+        choices=WHEN,
+    ),
+    Option("subject_prefix", "string", "Start of the subject line.", default="[cfbackup]"),
+)
+
+HEALTHCHECKS = (
+    Option(
+        "url",
+        "string",
+        "A healthchecks.io-style check URL: start pings go to URL/start, success to URL, "
+        "failure to URL/fail (each with the summary as its body). Pings are sent after every "
+        "run of the listed actions: the check's schedule detects runs that never happen.",
+        example="https://hc-ping.com/your-check-uuid",
+    ),
+    Option("start_url", "string", "Ping when a run starts (overrides URL/start)."),
+    Option("success_url", "string", "Ping when a run succeeds (overrides URL)."),
+    Option("fail_url", "string", "Ping when a run fails (overrides URL/fail)."),
+)
+
+WEBHOOK = (
+    Option(
+        "url",
+        "string",
+        "POST a JSON summary of the run here.",
+        example="https://chat.example.com/hooks/backup",
+    ),
+    Option(
+        "when",
+        "choice",
+        "Post on failure only, or after every run.",
+        default="failure",
+        choices=WHEN,
+    ),
+    Option("bearer_token", "secret", "Sent as Authorization: Bearer TOKEN."),
+)
+
+OPTIONS = (
+    Option(
+        "actions",
+        "list",
+        "Which actions notify (backup, verify, restore, prune, cleanup).",
+        default=["backup"],
+        example=["backup", "verify"],
+    ),
+    Option(
+        "timeout",
+        "integer",
+        "Seconds each SMTP conversation or HTTP request may take.",
+        default=10,
+        minimum=1,
+    ),
+    Option(
+        "metrics_file",
+        "path",
+        "Prometheus textfile updated after every backup, verify, restore, prune and cleanup "
+        "(last success time, duration, bytes, exit code); --metrics-file overrides it.",
+        example="/var/lib/prometheus/node-exporter/cfbackup.prom",
+    ),
+    Option("email", "table", "Mail through SMTP.", children=EMAIL),
+    Option("healthchecks", "table", "healthchecks.io-style pings.", children=HEALTHCHECKS),
+    Option("webhook", "table", "A generic JSON webhook.", children=WEBHOOK),
+)
+
+METRICS_COMMANDS = ("backup", "verify", "restore", "prune", "cleanup")
+
+
+@hookimpl
+def cfbackup_config_schema(register):
+    register(SECTION, OPTIONS)
+
+
+@hookimpl
+def cfbackup_add_arguments(command, parser):
+    if command in METRICS_COMMANDS:
+        parser.add_argument(
+            "--metrics-file",
+            metavar="PATH",
+            help="update this Prometheus textfile after the run (node_exporter textfile dir)",
+        )
+
+
+def _wanted(run) -> bool:
+    return not run.dry_run and run.action in run.plugin_config(SECTION).get("actions", ())
+
+
+def _ping_urls(config: dict) -> dict[str, str | None]:
+    base = (config.get("url") or "").rstrip("/")
+    return {
+        "start": config.get("start_url") or (base + "/start" if base else None),
+        "success": config.get("success_url") or base or None,
+        "fail": config.get("fail_url") or (base + "/fail" if base else None),
+    }
+
+
+@hookimpl
+def cfbackup_run_context(run):
+    """Send the start ping when the run begins (after the lock, before the pre hooks)."""
+    if not _wanted(run):
+        return None
+    config = run.plugin_config(SECTION)
+    url = _ping_urls(config.get("healthchecks") or {})["start"]
+    if not url:
+        return None
+    return _start_ping(url, config["timeout"])
+
+
+@contextlib.contextmanager
+def _start_ping(url: str, timeout: float):
+    from cfbackup_notify.senders import NotifyError, http_request
+
+    try:
+        http_request(url, body=b"", timeout=timeout, attempts=1)
+    except NotifyError as error:
+        log.warning("notify: start ping failed: %s", error)
+    yield
+
+
+@hookimpl
+def cfbackup_run_finished(run, result):
+    _record_metrics(run, result)
+    if not _wanted(run):
+        return
+    from cfbackup_notify import summary as summaries
+
+    config = run.plugin_config(SECTION)
+    summary = summaries.build(run, result)
+    for channel in (_ping, _mail, _webhook):
+        try:
+            channel(run, config, summary)
+        except CfbackupError as error:  # e.g. a password_env naming an unset variable
+            log.warning("notify: %s", redact(error.message))
+        except Exception as error:  # one broken channel must not silence the others
+            log.warning("notify: %s", redact(str(error)))
+
+
+def _ping(run, config: dict, summary: dict) -> None:
+    from cfbackup_notify import summary as summaries
+    from cfbackup_notify.senders import NotifyError, http_request
+
+    url = _ping_urls(config.get("healthchecks") or {})["success" if summary["ok"] else "fail"]
+    if not url:
+        return
+    try:
+        http_request(url, body=summaries.text(summary).encode(), timeout=config["timeout"])
+        log.info("notify: %s ping sent", "success" if summary["ok"] else "failure")
+    except NotifyError as error:
+        log.warning("notify: healthchecks ping failed: %s", error)
+
+
+def _mail(run, config: dict, summary: dict) -> None:
+    from cfbackup_notify import summary as summaries
+    from cfbackup_notify.senders import NotifyError, send_mail
+
+    email = config.get("email") or {}
+    if not email.get("to") or (summary["ok"] and email.get("when") != "always"):
+        return
+    where = f"profiles.{run.profile.name}.{SECTION}.email"
+    password = resolve_secret(email, "password", where)
+    try:
+        send_mail(
+            host=email["host"],
+            port=email.get("port"),
+            security=email["security"],
+            sender=email.get("from") or f"cfbackup@{socket.gethostname()}",
+            recipients=email["to"],
+            subject=summaries.subject(summary, email["subject_prefix"]),
+            body=summaries.text(summary),
+            username=email.get("username"),
+            password=password,
+            ca_file=email.get("ca_file"),
+            timeout=config["timeout"],
+        )
+        log.info("notify: mail sent to %s", ", ".join(email["to"]))
+    except NotifyError as error:
+        log.warning("notify: %s", error)
+
+
+def _webhook(run, config: dict, summary: dict) -> None:
+    from cfbackup_notify.senders import NotifyError, post_json
+
+    hook = config.get("webhook") or {}
+    if not hook.get("url") or (summary["ok"] and hook.get("when") != "always"):
+        return
+    where = f"profiles.{run.profile.name}.{SECTION}.webhook"
+    token = resolve_secret(hook, "bearer_token", where)
+    try:
+        post_json(hook["url"], summary, token=token, timeout=config["timeout"])
+        log.info("notify: webhook posted")
+    except NotifyError as error:
+        log.warning("notify: webhook failed: %s", error)
+
+
+def _record_metrics(run, result) -> None:
+    path = run.options.get("metrics_file") or run.plugin_config(SECTION).get("metrics_file")
+    if not path or run.dry_run or run.action not in METRICS_COMMANDS:
+        return
+    from cfbackup_notify import metrics
+
+    try:
+        metrics.record_run(
+            path,
+            run.profile.name,
+            run.action,
+            int(result.exit_code),
+            result.duration,
+            result.stats or {},
+        )
+    except OSError as error:
+        log.warning("metrics: cannot write %s: %s", path, error.strerror or error)

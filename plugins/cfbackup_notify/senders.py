@@ -1,0 +1,139 @@
+"""Deliver a notification: SMTP mail and HTTP requests (pings, the JSON webhook).
+
+Each function raises :class:`NotifyError` with a sentence naming the server and what to fix;
+the plugin logs it as a warning. A notification never changes a run's result.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+import time
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from cfbackup import __version__
+from cfbackup.redact import redact
+
+HTTP_ATTEMPTS = 3  # a ping lost to a blip would page someone: retry 5xx and network errors
+DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+class NotifyError(Exception):
+    pass
+
+
+def _tls_context(ca_file: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+
+
+def send_mail(
+    *,
+    host: str,
+    port: int | None,
+    security: str,
+    sender: str,
+    recipients: list[str],
+    subject: str,
+    body: str,
+    username: str | None = None,
+    password: str | None = None,
+    ca_file: str | None = None,
+    timeout: float = 30,
+) -> None:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["X-Mailer"] = f"cfbackup {__version__}"
+    message.set_content(body)
+    port = port or DEFAULT_PORTS[security]
+    where = f"SMTP server {host}:{port}"
+    try:
+        if security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                host, port, timeout=timeout, context=_tls_context(ca_file)
+            )
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+        with smtp:
+            smtp.ehlo()
+            if security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise NotifyError(
+                        f"{where} does not offer STARTTLS: set notify.email.security to "
+                        '"ssl", or to "none" for a local mail server without TLS'
+                    )
+                smtp.starttls(context=_tls_context(ca_file))
+                smtp.ehlo()
+            if username:
+                smtp.login(username, password or "")
+            smtp.send_message(message)
+    except NotifyError:
+        raise
+    except smtplib.SMTPAuthenticationError as error:
+        raise NotifyError(
+            f"{where} rejected the login of {username} ({error.smtp_code}): check "
+            "notify.email.username and password"
+        ) from None
+    except smtplib.SMTPNotSupportedError:
+        raise NotifyError(
+            f"{where} does not offer AUTH on this connection: use security starttls or ssl"
+        ) from None
+    except ssl.SSLError as error:
+        raise NotifyError(
+            f"TLS with {where} failed ({error.reason or error}): check notify.email.ca_file"
+        ) from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise NotifyError(f"sending mail through {where} failed: {redact(str(error))}") from None
+
+
+def http_request(
+    url: str,
+    *,
+    body: bytes | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+    attempts: int = HTTP_ATTEMPTS,
+    backoff: float = 0.5,
+) -> int:
+    """POST ``body`` (GET when None) to ``url``; the status code. Retries 5xx and network
+    errors, not 4xx (a wrong URL stays wrong)."""
+    request_headers = {"User-Agent": f"cfbackup/{__version__}", **(headers or {})}
+    if body is not None:
+        request_headers["Content-Type"] = content_type
+    shown = redact(url.split("?")[0])
+    last = ""
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(
+            url, data=body, headers=request_headers, method="POST" if body is not None else "GET"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read(65536)
+                return response.status
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code} {error.reason}"
+            if error.code < 500:
+                break
+        except (TimeoutError, urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            last = redact(str(reason))
+        if attempt < attempts:
+            time.sleep(backoff * attempt)
+    raise NotifyError(f"request to {shown} failed: {last}")
+
+
+def post_json(url: str, data: Any, *, token: str | None = None, timeout: float = 10) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = json.dumps(data, sort_keys=True, default=str).encode("utf-8")
+    return http_request(
+        url, body=body, content_type="application/json", headers=headers, timeout=timeout
+    )

@@ -1,0 +1,207 @@
+"""Built-in plugin ``scheduler``: backups on a schedule, from cfbackup's own daemon, systemd
+timers or cron.
+
+Each profile may have a ``[profiles.NAME.schedule]`` table (a cron expression or an interval,
+jitter, enabled). ``cfbackup schedule run`` is an APScheduler daemon (``daemon.py``);
+``cfbackup schedule install --systemd|--cron`` writes timer units or prints crontab lines
+(``install.py``); ``cfbackup schedule list`` shows each schedule and its next run. Parsing and
+conversions are pure functions in ``spec.py``. Documented in docs/plugins/scheduler.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cfbackup.config.schema import Option
+from cfbackup.errors import ConfigError
+from cfbackup.hookspecs import hookimpl
+
+SECTION = "schedule"
+
+OPTIONS = (
+    Option(
+        "cron",
+        "string",
+        "When to back up, as a 5-field cron expression (minute hour day-of-month month "
+        "day-of-week, local time; names, ranges, steps and @daily-style aliases allowed). "
+        "Give cron or interval, not both.",
+        example="30 2 * * *",
+    ),
+    Option(
+        "interval",
+        "duration",
+        "Back up every so often instead (s, m, h, D, W; e.g. 6h). In the daemon the first run "
+        "comes one interval after it starts.",
+        example="6h",
+    ),
+    Option(
+        "jitter",
+        "duration",
+        "Delay each run by a random time up to this much, so that many hosts do not start at "
+        "once (systemd RandomizedDelaySec).",
+        example="10m",
+    ),
+    Option(
+        "misfire_grace_time",
+        "duration",
+        "A run that could not start on time (daemon busy or stopped) still starts when it is "
+        "late by at most this much; missed runs are coalesced into one.",
+        default="1h",
+    ),
+    Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),
+)
+
+
+@hookimpl
+def cfbackup_config_schema(register):
+    register(SECTION, OPTIONS)
+
+
+@hookimpl
+def cfbackup_check(run):
+    from cfbackup_scheduler.spec import schedule_for
+
+    try:
+        schedule = schedule_for(run.profile)
+    except ConfigError as error:
+        return [("schedule", False, error.message)]
+    if schedule is None:
+        return None
+    return [("schedule", True, schedule.describe())]
+
+
+@hookimpl
+def cfbackup_register_commands(subparsers, context):
+    p = subparsers.add_parser("schedule", help="run or install the profiles' backup schedules")
+    sub = p.add_subparsers(dest="schedule_command", metavar="SUBCOMMAND", required=True)
+
+    r = sub.add_parser("run", help="run due backups from the config's schedules (a daemon)")
+    r.add_argument(
+        "--max-parallel",
+        type=int,
+        default=1,
+        metavar="N",
+        help="at most N profiles back up at the same time (default 1)",
+    )
+    r.set_defaults(handler=run_daemon)
+
+    i = sub.add_parser("install", help="write systemd timers or print crontab lines")
+    how = i.add_mutually_exclusive_group(required=True)
+    how.add_argument("--systemd", action="store_true", help="a .service and .timer per profile")
+    how.add_argument("--cron", action="store_true", help="print crontab lines")
+    i.add_argument("profiles", nargs="*", metavar="PROFILE", help="only these profiles")
+    i.add_argument("--print", action="store_true", help="print the units instead of writing")
+    i.add_argument("--unit-dir", metavar="DIR", default=None, help="default /etc/systemd/system")
+    i.add_argument(
+        "--environment-file",
+        metavar="FILE",
+        help="EnvironmentFile= for the services (for secrets given as *_env)",
+    )
+    i.add_argument(
+        "--cron-user", metavar="USER", help="add the user column (/etc/crontab, /etc/cron.d)"
+    )
+    i.set_defaults(handler=install)
+
+    s = sub.add_parser("list", help="each profile's schedule and its next run")
+    s.set_defaults(handler=list_schedules)
+
+
+def _schedules(config, names=None):
+    from cfbackup_scheduler.spec import schedule_for
+
+    profiles = config.select(names or None)
+    found = [s for s in (schedule_for(p) for p in profiles) if s is not None]
+    return found
+
+
+def _config_path(context) -> Path:
+    path = context.config.path
+    if path is None:
+        raise ConfigError("the schedule needs a config file: pass -c FILE.")
+    return Path(path).absolute()
+
+
+def run_daemon(args, context) -> int:
+    import logging
+
+    from cfbackup.config import load_config
+    from cfbackup_scheduler.daemon import Daemon, cfbackup_command, daemon_logging
+
+    if args.max_parallel < 1:
+        raise ConfigError("--max-parallel must be at least 1.")
+    path = _config_path(context)
+    sections = context.plugin_sections()
+
+    def load():
+        return _schedules(load_config(path, sections))
+
+    level = logging.DEBUG if args.debug else logging.INFO
+    with daemon_logging(level):
+        return Daemon(load, cfbackup_command(), path, max_parallel=args.max_parallel).run()
+
+
+def install(args, context) -> int:
+    from cfbackup_scheduler.daemon import cfbackup_command
+    from cfbackup_scheduler.install import (
+        DEFAULT_UNIT_DIR,
+        cron_line,
+        systemd_units,
+        unit_name,
+        write_atomically,
+    )
+
+    path = _config_path(context)
+    schedules = _schedules(context.config, args.profiles)
+    if not schedules:
+        raise ConfigError(
+            f"{path}: no profile has a [schedule] with cron or interval: nothing to install."
+        )
+    command = cfbackup_command()
+    if args.cron:
+        try:
+            lines = [cron_line(s, command, path, user=args.cron_user) for s in schedules]
+        except ValueError as error:
+            raise ConfigError(str(error) + ".") from None
+        print("# cfbackup schedules (cfbackup schedule install --cron)")
+        for schedule, line in zip(schedules, lines, strict=True):
+            print(f"# profile {schedule.profile}: {schedule.describe()}")
+            print(line)
+        return 0
+    units = {}
+    for schedule in schedules:
+        units.update(systemd_units(schedule, command, path, environment_file=args.environment_file))
+    if args.print:
+        for name, text in units.items():
+            print(f"# {name}\n{text}")
+        return 0
+    unit_dir = Path(args.unit_dir or DEFAULT_UNIT_DIR)
+    if not unit_dir.is_dir():
+        raise ConfigError(f"{unit_dir}: no such directory: create it or pass --unit-dir.")
+    for name, text in units.items():
+        changed = write_atomically(unit_dir / name, text)
+        print(f"{'wrote' if changed else 'unchanged'} {unit_dir / name}")
+    timers = " ".join(f"{unit_name(s.profile)}.timer" for s in schedules)
+    print(f"now run: systemctl daemon-reload && systemctl enable --now {timers}", file=sys.stderr)
+    return 0
+
+
+def list_schedules(args, context) -> int:
+    from datetime import datetime
+
+    from cfbackup_scheduler.spec import systemd_calendars
+
+    schedules = _schedules(context.config)
+    if not schedules:
+        print("no profile has a schedule")
+    now = datetime.now().astimezone()
+    for schedule in schedules:
+        next_run = schedule.trigger(timezone=now.tzinfo, jitter=False).get_next_fire_time(None, now)
+        calendar = (
+            "; OnCalendar=" + " | ".join(systemd_calendars(schedule.cron)) if schedule.cron else ""
+        )
+        print(
+            f"{schedule.profile}: {schedule.describe()}{calendar}; next run "
+            f"{next_run:%Y-%m-%d %H:%M:%S %Z}"
+        )
+    return 0

@@ -1,0 +1,329 @@
+"""``cfbackup schedule run``: an APScheduler 3 ``BlockingScheduler`` running due backups.
+
+Each due profile runs as ``cfbackup -c CONFIG --quiet backup PROFILE`` in a child process
+(through :mod:`cfbackup.execute`): exactly what a user or a timer would type, with the profile
+lock, hooks, history, notifications and metrics, and isolated from the daemon (a crash or a
+leak in one run cannot take the schedules down; config changes to a profile apply at its next
+run). One job per profile with ``max_instances=1``; missed runs are coalesced and run late only
+within ``misfire_grace_time``.
+
+Signals are handled outside the handler: the handler only puts the signal number on a
+``SimpleQueue`` (safe in signal handlers) and a control thread acts on it, so the scheduler's
+locks are never taken inside a handler. SIGHUP reloads the schedules; SIGTERM/SIGINT stop
+scheduling, send SIGTERM to the runs in progress (cfbackup stops duplicity cleanly: the backup
+resumes next time), wait for them, and exit 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cfbackup import execute
+from cfbackup.errors import CfbackupError, ExitCode
+from cfbackup.redact import RedactingFilter
+from cfbackup_scheduler.install import backup_argv
+from cfbackup_scheduler.spec import Schedule
+
+log = logging.getLogger("cfbackup.scheduler")
+STOP_TIMEOUT = 90.0  # seconds a run may take to stop before it is killed
+_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
+
+
+class JournalFormatter(logging.Formatter):
+    """``<priority>message`` lines: journald stores the priority and adds its own timestamp."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelname, 6)
+        return "\n".join(
+            f"<{priority}>{line}" for line in super().format(record).splitlines() or [""]
+        )
+
+
+def stderr_is_journal() -> bool:
+    """systemd sets JOURNAL_STREAM=dev:inode when stderr is connected to the journal."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(x) for x in stream.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
+
+
+@contextlib.contextmanager
+def daemon_logging(level: int):
+    """The daemon's own stderr lines (not the CLI's terse handler), for journald or a terminal."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    if stderr_is_journal():
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    loggers = [(log, level), (logging.getLogger("apscheduler"), max(level, logging.WARNING))]
+    saved = [(lg, lg.level, lg.propagate) for lg, _ in loggers]
+    for logger, lvl in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(lvl)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, lvl, propagate in saved:
+            logger.removeHandler(handler)
+            logger.setLevel(lvl)
+            logger.propagate = propagate
+
+
+class Daemon:
+    """The scheduler process: schedules from the config, runs as children, signals handled."""
+
+    def __init__(
+        self,
+        load_schedules: Callable[[], list[Schedule]],
+        command: Sequence[str],
+        config_path: Path,
+        *,
+        max_parallel: int = 1,
+    ):
+        self.load_schedules = load_schedules
+        self.command = list(command)
+        self.config_path = config_path
+        self.max_parallel = max_parallel
+        self.schedules: dict[str, Schedule] = {}
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._children: dict[str, subprocess.Popen] = {}
+        self._children_lock = threading.Lock()
+        self._started = threading.Event()
+        self._stopping = False
+        self.scheduler = None
+
+    # --- lifecycle ---
+
+    def run(self) -> int:
+        from apscheduler.events import EVENT_SCHEDULER_STARTED
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.blocking import BlockingScheduler
+
+        schedules = self.load_schedules()
+        if not schedules:
+            raise CfbackupError(
+                f"{self.config_path}: no profile has a [schedule] with cron or interval: add "
+                "one (see docs/plugins/scheduler.md).",
+                exit_code=ExitCode.CONFIG,
+            )
+        self.scheduler = BlockingScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=self.max_parallel)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        self.scheduler.add_listener(lambda event: self._started.set(), EVENT_SCHEDULER_STARTED)
+        self._apply(schedules)
+        previous = {
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        control = threading.Thread(target=self._control, name="scheduler-control", daemon=True)
+        control.start()
+        log.info(
+            "cfbackup scheduler started (pid %d, config %s, %d schedule(s), at most %d run(s) "
+            "at a time)",
+            os.getpid(),
+            self.config_path,
+            len(schedules),
+            self.max_parallel,
+        )
+        try:
+            self.scheduler.start()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("cfbackup scheduler stopped")
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        self._signals.put(signum)
+
+    def _control(self) -> None:
+        self._started.wait()
+        for job in self.scheduler.get_jobs():
+            log.info("profile %s: next run at %s", job.id, _when(job.next_run_time))
+        while True:
+            signum = self._signals.get()
+            try:
+                if signum == signal.SIGHUP:
+                    self.reload()
+                    continue
+                self.stop(signal.Signals(signum).name)
+            except Exception:  # this thread must survive to handle the next signal
+                log.exception("handling %s failed", signal.Signals(signum).name)
+                if signum == signal.SIGHUP:
+                    continue
+                self.scheduler.shutdown(wait=False)
+            return
+
+    def reload(self) -> None:
+        log.info("SIGHUP received: reloading %s", self.config_path)
+        try:
+            schedules = self.load_schedules()
+        except CfbackupError as error:
+            log.error("reload failed, keeping the previous schedules: %s", error.message)
+            return
+        added, changed, removed = self._apply(schedules)
+        log.info(
+            "reloaded: %d schedule(s) (added %s, changed %s, removed %s)",
+            len(schedules),
+            ", ".join(added) or "none",
+            ", ".join(changed) or "none",
+            ", ".join(removed) or "none",
+        )
+        for name in added + changed:
+            job = self.scheduler.get_job(name)
+            if job is not None:
+                log.info("profile %s: next run at %s", name, _when(job.next_run_time))
+
+    def stop(self, why: str) -> None:
+        with self._children_lock:  # a run starting from now on is stopped at once (register)
+            self._stopping = True
+            running = dict(self._children)
+        log.info(
+            "%s received: stopping%s",
+            why,
+            f"; interrupting {', '.join(running)} (the backup resumes at its next run)"
+            if running
+            else "",
+        )
+        for child in running.values():
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for name, child in running.items():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error(
+                    "profile %s: the run did not stop in %.0f s: killing it", name, STOP_TIMEOUT
+                )
+                child.kill()
+        self.scheduler.shutdown(wait=True)
+
+    # --- jobs ---
+
+    def _apply(self, schedules: list[Schedule]) -> tuple[list[str], list[str], list[str]]:
+        """Make the scheduler's jobs match ``schedules``; unchanged jobs keep their next run."""
+        wanted = {s.profile: s for s in schedules}
+        removed = [name for name in self.schedules if name not in wanted]
+        for name in removed:
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(name)
+        added, changed = [], []
+        for name, schedule in wanted.items():
+            if self.schedules.get(name) == schedule:
+                continue
+            (changed if name in self.schedules else added).append(name)
+            self.scheduler.add_job(
+                self.run_profile,
+                trigger=schedule.trigger(),
+                args=(name,),
+                id=name,
+                name=f"backup {name}",
+                replace_existing=True,
+                misfire_grace_time=schedule.misfire_grace_time,
+            )
+            log.info("profile %s: %s", name, schedule.describe())
+        self.schedules = wanted
+        return added, changed, removed
+
+    def run_profile(self, name: str) -> int:
+        """One scheduled backup, as a child ``cfbackup ... backup NAME``; its exit code."""
+        if self._stopping:
+            return int(ExitCode.INTERRUPTED)
+        if name not in self.schedules:  # queued before a reload removed its schedule
+            log.info("profile %s: its schedule was removed; run skipped", name)
+            return int(ExitCode.OK)
+        argv = backup_argv(self.command, self.config_path, name)
+        started = time.monotonic()
+        log.info("profile %s: backup started", name)
+
+        def register(process: subprocess.Popen) -> None:
+            with self._children_lock:
+                self._children[name] = process
+                if self._stopping:  # started while the daemon was stopping
+                    process.send_signal(signal.SIGTERM)
+
+        try:
+            # the child is cfbackup itself: it gets the whole environment (secrets named by
+            # *_env keys live there), unlike duplicity, which gets only what it needs
+            result = execute.stream(
+                argv,
+                env=dict(os.environ),
+                on_start=register,
+                on_line=lambda line: log.log(_level(line), "[%s] %s", name, line),
+            )
+            code = result.returncode
+        except CfbackupError as error:
+            log.error("profile %s: could not start the backup: %s", name, error.message)
+            return int(error.exit_code)
+        finally:
+            with self._children_lock:
+                self._children.pop(name, None)
+        if self._stopping and code == ExitCode.INTERRUPTED:
+            log.info("profile %s: backup interrupted by the shutdown", name)
+            return code
+        meaning = _meaning(code)
+        level = logging.INFO if code == 0 else logging.ERROR
+        log.log(
+            level,
+            "profile %s: backup finished: %s (exit code %d) in %.1f s",
+            name,
+            meaning,
+            code,
+            time.monotonic() - started,
+        )
+        job = None if self._stopping else self.scheduler.get_job(name)
+        if job is not None:
+            log.info("profile %s: next run at %s", name, _when(job.next_run_time))
+        return code
+
+
+def _level(line: str) -> int:
+    """The child's own error and warning lines keep their weight in the journal."""
+    if line.startswith("cfbackup: error"):
+        return logging.ERROR
+    if line.startswith("cfbackup: warning") or line.startswith("plugin "):
+        return logging.WARNING
+    return logging.INFO
+
+
+def _meaning(code: int) -> str:
+    from cfbackup.errors import EXIT_CODE_MEANINGS
+
+    try:
+        return EXIT_CODE_MEANINGS[ExitCode(code)]
+    except ValueError:
+        return "unexpected exit code"
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "never (paused)"
+
+
+def cfbackup_command() -> list[str]:
+    """How to start this cfbackup: its console script beside the interpreter, else on PATH."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "cfbackup"
+    if os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which("cfbackup")
+    if found:
+        return [found]
+    return [sys.executable, "-c", "from cfbackup.cli import run; run()"]

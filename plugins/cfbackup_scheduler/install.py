@@ -1,0 +1,122 @@
+"""Render schedules as systemd ``.service`` + ``.timer`` pairs or crontab lines, and write them.
+
+The generated units run ``cfbackup -c CONFIG --quiet backup PROFILE``: the same path as a backup
+typed by hand, with its lock, hooks, history and notifications. ``KillMode=mixed`` sends the
+stop signal to cfbackup alone, which stops duplicity with SIGINT (it cleans up and the next run
+resumes) before systemd's final SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from cfbackup_scheduler.spec import Schedule, interval_as_cron, systemd_calendars
+
+DEFAULT_UNIT_DIR = "/etc/systemd/system"
+
+
+def unit_name(profile: str) -> str:
+    return f"cfbackup-{profile}"
+
+
+def backup_argv(command: Sequence[str], config_path: Path, profile: str) -> list[str]:
+    return [*command, "-c", str(config_path), "--quiet", "backup", profile]
+
+
+def _systemd_word(word: str) -> str:
+    """Quote one ExecStart word: ``%`` and ``$`` are specifiers/variables in unit files."""
+    word = word.replace("%", "%%").replace("$", "$$")
+    if word and not any(c in word for c in " \t\"'\\;"):
+        return word
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def systemd_units(
+    schedule: Schedule,
+    command: Sequence[str],
+    config_path: Path,
+    *,
+    environment_file: str | None = None,
+) -> dict[str, str]:
+    """``{file name: text}`` for the profile's service and timer."""
+    name = unit_name(schedule.profile)
+    exec_start = " ".join(
+        _systemd_word(w) for w in backup_argv(command, config_path, schedule.profile)
+    )
+    service = [
+        "[Unit]",
+        f"Description=cfbackup backup of profile {schedule.profile}",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"ExecStart={exec_start}",
+        *([f"EnvironmentFile={environment_file}"] if environment_file else []),
+        "# SIGTERM reaches cfbackup only: it stops duplicity cleanly, the next run resumes",
+        "KillMode=mixed",
+        "TimeoutStopSec=120",
+        "Nice=10",
+        "IOSchedulingClass=best-effort",
+        "IOSchedulingPriority=7",
+        "",
+    ]
+    if schedule.cron:
+        when = [f"OnCalendar={calendar}" for calendar in systemd_calendars(schedule.cron)]
+        when.append("# a run missed while the machine was off starts at the next boot")
+        when.append("Persistent=true")
+    else:
+        when = [f"OnActiveSec={schedule.interval}s", f"OnUnitActiveSec={schedule.interval}s"]
+    timer = [
+        "[Unit]",
+        f"Description=cfbackup schedule of profile {schedule.profile} ({schedule.describe()})",
+        "",
+        "[Timer]",
+        *when,
+        *([f"RandomizedDelaySec={schedule.jitter}s"] if schedule.jitter else []),
+        f"Unit={name}.service",
+        "",
+        "[Install]",
+        "WantedBy=timers.target",
+        "",
+    ]
+    return {f"{name}.service": "\n".join(service), f"{name}.timer": "\n".join(timer)}
+
+
+def cron_line(
+    schedule: Schedule, command: Sequence[str], config_path: Path, *, user: str | None = None
+) -> str:
+    """One crontab line (``user`` adds the user column of /etc/crontab and /etc/cron.d)."""
+    when = " ".join(
+        schedule.cron.expression.split()
+        if schedule.cron
+        else [interval_as_cron(schedule.interval or 0)]
+    )
+    run = shlex.join(backup_argv(command, config_path, schedule.profile))
+    if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
+        run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
+    run = run.replace("%", "\\%")  # % ends the command in a crontab line
+    return " ".join([when, *([user] if user else []), run])
+
+
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> bool:
+    """Replace ``path`` with ``text``; False when it already held exactly that."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return True

@@ -1,0 +1,318 @@
+"""A profile's ``[schedule]`` as data: cron expressions and intervals, parsed once, rendered as
+an APScheduler trigger, a systemd ``OnCalendar=`` value or a crontab time field.
+
+Pure functions, no I/O. Two traps this module exists to avoid:
+
+- APScheduler 3's ``CronTrigger.from_crontab`` numbers weekdays from Monday (0 = Monday), cron
+  from Sunday (0 and 7 = Sunday): ``0 2 * * 0`` would run on Mondays. We parse cron ourselves
+  and hand APScheduler weekday *names*.
+- cron (Vixie/cronie) runs a job when the day of month OR the weekday matches if both fields
+  are restricted (neither starts with ``*``); APScheduler and systemd require both. Such an
+  expression becomes two triggers (APScheduler ``OrTrigger``, two ``OnCalendar=`` lines).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from cfbackup.errors import ConfigError
+
+ALIASES = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # cron numbering: 0 = Sunday
+# (name, lowest, highest, names mapped to numbers)
+FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {name: i + 1 for i, name in enumerate(MONTHS)}),
+    ("day of week", 0, 7, {name: i for i, name in enumerate(WEEKDAYS)}),
+)
+SYSTEMD_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)  # systemd writes weekday ranges Monday to Sunday
+UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400}
+DURATION = re.compile(r"^(\d+[smhDW])+$")
+PART = re.compile(r"(\d+)([smhDW])")
+
+
+@dataclasses.dataclass(frozen=True)
+class CronSpec:
+    """One cron expression as the sets of values it allows, in cron's numbering."""
+
+    expression: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    days_restricted: bool
+    weekdays_restricted: bool
+
+    @property
+    def alternatives(self) -> tuple[CronSpec, ...]:
+        """Specs whose union is this one, each with AND semantics for day and weekday."""
+        if not (self.days_restricted and self.weekdays_restricted):
+            return (self,)
+        return (
+            dataclasses.replace(self, weekdays=frozenset(range(7)), weekdays_restricted=False),
+            dataclasses.replace(self, days=frozenset(range(1, 32)), days_restricted=False),
+        )
+
+
+def parse_cron(expression: str) -> CronSpec:
+    """Parse a 5-field cron expression (names, ranges, steps, lists, @daily-style aliases)."""
+    text = " ".join(expression.split())
+    text = ALIASES.get(text.lower(), text)
+    if text.startswith("@"):
+        raise ValueError(
+            f"{expression!r}: unknown alias (known: {', '.join(ALIASES)}; @reboot is not a "
+            "schedule)"
+        )
+    parts = text.split(" ")
+    if len(parts) != 5:
+        raise ValueError(
+            f"{expression!r}: a cron expression has 5 fields (minute hour day-of-month month "
+            f"day-of-week), not {len(parts)}"
+        )
+    values = [_parse_field(part, *field) for part, field in zip(parts, FIELDS, strict=True)]
+    weekdays = frozenset(0 if d == 7 else d for d in values[4])
+    return CronSpec(
+        expression=expression.strip(),
+        minutes=values[0],
+        hours=values[1],
+        days=values[2],
+        months=values[3],
+        weekdays=weekdays,
+        days_restricted=not parts[2].startswith("*"),
+        weekdays_restricted=not parts[4].startswith("*"),
+    )
+
+
+def _parse_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> frozenset:
+    found: set[int] = set()
+    for item in text.split(","):
+        body, _, step_text = item.partition("/")
+        step = 1
+        if step_text:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise ValueError(f"{name} {item!r}: the step after / must be a positive number")
+            step = int(step_text)
+        if body == "*":
+            start, end = low, high
+        elif "-" in body:
+            first, _, last = body.partition("-")
+            start, end = _value(first, name, low, high, names), _value(last, name, low, high, names)
+            if name == "day of week" and end == 0:
+                end = 7  # fri-sun: Sunday is also 7
+            if start > end:
+                raise ValueError(f"{name} {item!r}: a range must go from low to high")
+        else:
+            start = _value(body, name, low, high, names)
+            end = high if step_text else start
+        found.update(range(start, end + 1, step))
+    return frozenset(found)
+
+
+def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
+    if text.lower() in names:
+        return names[text.lower()]
+    if not text.isdigit():
+        allowed = f"{low}-{high}" + (f" or a name ({', '.join(names)})" if names else "")
+        raise ValueError(f"{name} {text!r} is not a number {allowed}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ValueError(f"{name} {value} is outside {low}-{high}")
+    return value
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as ``90s``, ``15m``, ``6h``, ``1D``, ``1W`` or ``1h30m``."""
+    if not DURATION.match(text):
+        raise ValueError(
+            f"{text!r} is not a duration in s, m, h, D or W (e.g. 30m, 6h, 1D); "
+            "months and years vary in length: use a cron expression"
+        )
+    return sum(int(n) * UNITS[unit] for n, unit in PART.findall(text))
+
+
+def human(seconds: int | None) -> str:
+    """``5400`` -> ``1h30m``: durations written back the way the config writes them."""
+    if not seconds:
+        return "0s"
+    out = ""
+    for unit in ("W", "D", "h", "m", "s"):
+        count, seconds = divmod(seconds, UNITS[unit])
+        if count:
+            out += f"{count}{unit}"
+    return out
+
+
+# --- renderers -----------------------------------------------------------------------------
+
+
+def _numbers(values: frozenset[int], low: int, high: int) -> str:
+    """A systemd calendar component: ``*``, ``start/step``, or a list with ``a..b`` runs."""
+    ordered = sorted(values)
+    if ordered == list(range(low, high + 1)):
+        return "*"
+    if len(ordered) > 2:
+        step = ordered[1] - ordered[0]
+        if step > 1 and ordered == list(range(ordered[0], high + 1, step)):
+            return f"{ordered[0]:02d}/{step}"
+    return ",".join(
+        f"{a:02d}" if a == b else f"{a:02d},{b:02d}" if b == a + 1 else f"{a:02d}..{b:02d}"
+        for a, b in _runs(ordered)
+    )
+
+
+def _runs(ordered: list[int]) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    for value in ordered:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
+def _weekdays(values: frozenset[int]) -> str:
+    positions = sorted(MONDAY_FIRST.index(d) for d in values)
+    return ",".join(
+        SYSTEMD_WEEKDAYS[MONDAY_FIRST[a]]
+        if a == b
+        else f"{SYSTEMD_WEEKDAYS[MONDAY_FIRST[a]]},{SYSTEMD_WEEKDAYS[MONDAY_FIRST[b]]}"
+        if b == a + 1
+        else f"{SYSTEMD_WEEKDAYS[MONDAY_FIRST[a]]}..{SYSTEMD_WEEKDAYS[MONDAY_FIRST[b]]}"
+        for a, b in _runs(positions)
+    )
+
+
+def systemd_calendars(spec: CronSpec) -> list[str]:
+    """``OnCalendar=`` values (one per alternative) equivalent to the cron expression."""
+    out = []
+    for alt in spec.alternatives:
+        weekday = "" if len(alt.weekdays) == 7 else _weekdays(alt.weekdays) + " "
+        out.append(
+            f"{weekday}*-{_numbers(alt.months, 1, 12)}-{_numbers(alt.days, 1, 31)} "
+            f"{_numbers(alt.hours, 0, 23)}:{_numbers(alt.minutes, 0, 59)}:00"
+        )
+    return out
+
+
+def _aps_field(values: frozenset[int], low: int, high: int) -> str:
+    if values == frozenset(range(low, high + 1)):
+        return "*"
+    return ",".join(str(v) for v in sorted(values))
+
+
+def aps_trigger(spec: CronSpec, jitter: int | None = None, timezone: Any = None):
+    """An APScheduler 3 trigger with cron's semantics (weekday names, day OR weekday)."""
+    from apscheduler.triggers.combining import OrTrigger
+    from apscheduler.triggers.cron import CronTrigger
+
+    triggers = [
+        CronTrigger(
+            minute=_aps_field(alt.minutes, 0, 59),
+            hour=_aps_field(alt.hours, 0, 23),
+            day=_aps_field(alt.days, 1, 31),
+            month=_aps_field(alt.months, 1, 12),
+            day_of_week="*"
+            if len(alt.weekdays) == 7
+            else ",".join(WEEKDAYS[d] for d in sorted(alt.weekdays, key=MONDAY_FIRST.index)),
+            second="0",
+            timezone=timezone,
+            jitter=jitter,
+        )
+        for alt in spec.alternatives
+    ]
+    return triggers[0] if len(triggers) == 1 else OrTrigger(triggers, jitter=jitter)
+
+
+def interval_as_cron(seconds: int) -> str:
+    """A crontab time field firing every ``seconds``, when cron can express it exactly."""
+    minutes, rest = divmod(seconds, 60)
+    if rest == 0:
+        if minutes < 60 and 60 % minutes == 0:
+            return "* * * * *" if minutes == 1 else f"*/{minutes} * * * *"
+        hours, rest = divmod(minutes, 60)
+        if rest == 0 and hours < 24 and 24 % hours == 0:
+            return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
+        if minutes == 24 * 60:
+            return "0 0 * * *"
+        if minutes == 7 * 24 * 60:
+            return "0 0 * * 0"
+    raise ValueError(
+        f"an interval of {seconds} s cannot be written as a crontab line: use a cron expression "
+        "in [schedule] cron, or --systemd"
+    )
+
+
+# --- a profile's schedule ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    profile: str
+    cron: CronSpec | None
+    interval: int | None  # seconds
+    jitter: int  # seconds
+    misfire_grace_time: int  # seconds
+
+    def describe(self) -> str:
+        what = f"cron {self.cron.expression!r}" if self.cron else f"every {human(self.interval)}"
+        return what + (f", jitter up to {human(self.jitter)}" if self.jitter else "")
+
+    def trigger(self, timezone: Any = None, *, jitter: bool = True):
+        """The APScheduler trigger (``jitter=False``: the nominal times, for display)."""
+        jitter = (self.jitter or None) if jitter else None
+        if self.cron:
+            return aps_trigger(self.cron, jitter, timezone)
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        return IntervalTrigger(seconds=self.interval, jitter=jitter, timezone=timezone)
+
+
+def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
+    """The profile's schedule, None when it has none or it is off; ConfigError when invalid."""
+    table = profile.plugin_config(section)
+    where = f"profiles.{profile.name}.{section}"
+    if "scheduler" in profile.get("disable_plugins", ()):
+        return None
+    cron, interval = table.get("cron"), table.get("interval")
+    if not table.get("enabled", True) or (cron is None and interval is None):
+        return None
+    if cron is not None and interval is not None:
+        raise ConfigError(f"{where}: give cron or interval, not both.")
+    try:
+        spec = parse_cron(cron) if cron is not None else None
+    except ValueError as error:
+        raise ConfigError(f"{where}.cron: {error}.") from None
+    seconds = {}
+    for key in ("interval", "jitter", "misfire_grace_time"):
+        value = table.get(key)
+        if value is None:
+            seconds[key] = 0
+            continue
+        try:
+            seconds[key] = parse_duration(value)
+        except ValueError as error:
+            raise ConfigError(f"{where}.{key}: {error}.") from None
+    if interval is not None and seconds["interval"] < 1:
+        raise ConfigError(f"{where}.interval: must be at least 1s.")
+    return Schedule(
+        profile=profile.name,
+        cron=spec,
+        interval=seconds["interval"] if interval is not None else None,
+        jitter=seconds["jitter"],
+        misfire_grace_time=seconds["misfire_grace_time"] or 1,
+    )

@@ -1,0 +1,133 @@
+"""``cfbackup schedule install`` and ``schedule list`` through the installed CLI."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+CFBACKUP = Path(sys.executable).parent / "cfbackup"
+
+
+def _schedule(setup, name, **schedule):
+    setup.profile(name)["schedule"] = schedule
+    setup.write()
+
+
+def _unit(text: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str
+    parser.read_string(text)
+    return parser
+
+
+def test_systemd_units_verify_and_say_what_they_should(setup, tmp_path):
+    setup.add_profile("nightly", schedule={"cron": "30 2 * * *", "jitter": "15m"})
+    setup.add_profile("often", schedule={"interval": "6h"})
+    setup.add_profile("both", schedule={"cron": "0 4 1 * sun"})
+    setup.add_profile("off", schedule={"cron": "@daily", "enabled": False})
+    setup.write()
+    units = tmp_path / "units"
+    units.mkdir()
+    result = setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    assert "systemctl daemon-reload" in result.stderr
+    names = sorted(p.name for p in units.iterdir())
+    assert names == sorted(
+        f"cfbackup-{p}.{kind}"
+        for p in ("nightly", "often", "both")
+        for kind in ("service", "timer")
+    )
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", *(str(p) for p in sorted(units.iterdir()))],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0 and verify.stderr == "" and verify.stdout == "", verify
+
+    service = _unit((units / "cfbackup-nightly.service").read_text())
+    argv = shlex.split(service["Service"]["ExecStart"])
+    assert argv == [str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"]
+    assert service["Service"]["Type"] == "oneshot"
+    assert service["Service"]["KillMode"] == "mixed"
+
+    timer = (units / "cfbackup-nightly.timer").read_text()
+    assert "OnCalendar=*-*-* 02:30:00\n" in timer
+    assert "RandomizedDelaySec=900s\n" in timer
+    assert "Persistent=true\n" in timer
+    assert "Unit=cfbackup-nightly.service\n" in timer
+    both = (units / "cfbackup-both.timer").read_text()
+    assert "OnCalendar=*-*-01 04:00:00\nOnCalendar=Sun *-*-* 04:00:00\n" in both
+    often = (units / "cfbackup-often.timer").read_text()
+    assert "OnUnitActiveSec=21600s" in often and "OnCalendar" not in often
+
+    # a second install changes nothing; --print writes nothing
+    again = setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    assert again.stdout.count("unchanged") == 6
+    printed = setup.cli("schedule", "install", "--systemd", "--print", "nightly", check=0)
+    assert "# cfbackup-nightly.timer" in printed.stdout and "often" not in printed.stdout
+
+
+def test_unit_quoting_survives_odd_paths(tmp_path):
+    from cfbackup_scheduler.install import systemd_units
+    from cfbackup_scheduler.spec import Schedule, parse_cron
+
+    schedule = Schedule("p", parse_cron("@daily"), None, 0, 3600)
+    config = tmp_path / "my 100% config$.toml"
+    units = systemd_units(schedule, [str(CFBACKUP)], config)
+    for name, text in units.items():
+        (tmp_path / name).write_text(text)
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "cfbackup-p.service")],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0 and verify.stderr == "", verify
+    assert '"-c" ' not in units["cfbackup-p.service"]
+    assert '"' + str(tmp_path) + '/my 100%% config$$.toml"' in units["cfbackup-p.service"]
+
+
+def test_cron_lines(setup):
+    setup.add_profile("nightly", schedule={"cron": "30 2 * * 1-5", "jitter": "10m"})
+    setup.add_profile("often", schedule={"interval": "15m"})
+    setup.write()
+    out = setup.cli("schedule", "install", "--cron", check=0).stdout
+    lines = [line for line in out.splitlines() if line and not line.startswith("#")]
+    assert len(lines) == 2
+    fields = lines[0].split(" ", 5)
+    assert fields[:5] == ["30", "2", "*", "*", "1-5"]
+    assert fields[5].startswith("sleep $(shuf -i 0-600 -n 1) && ")
+    command = shlex.split(fields[5].split(" && ", 1)[1])
+    assert command == [str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"]
+    assert lines[1].startswith("*/15 * * * * " + str(CFBACKUP))
+    # the line really runs under /bin/sh, as cron would run it (here without the schedule)
+    sh = subprocess.run(["/bin/sh", "-c", lines[1].split(" ", 5)[5]], capture_output=True)
+    assert sh.returncode == 0, sh.stderr
+    assert setup.history("often")[0]["result"] == "success"
+
+    with_user = setup.cli("schedule", "install", "--cron", "--cron-user", "root", "often", check=0)
+    assert "*/15 * * * * root " in with_user.stdout
+
+
+def test_interval_cron_cannot_express_is_a_config_error(setup):
+    _schedule(setup, "demo", interval="7m")
+    result = setup.cli("schedule", "install", "--cron", check=3)
+    assert "cannot be written as a crontab line" in result.stderr
+
+
+def test_invalid_schedule_is_reported_with_its_key(setup):
+    _schedule(setup, "demo", cron="61 * * * *")
+    result = setup.cli("schedule", "install", "--cron", check=3)
+    assert "profiles.demo.schedule.cron" in result.stderr and "outside 0-59" in result.stderr
+    check = setup.cli("check", "demo")
+    assert "[FAIL] schedule: profiles.demo.schedule.cron" in check.stdout
+
+
+def test_no_schedule_is_an_error_and_list_shows_next_runs(setup):
+    result = setup.cli("schedule", "install", "--systemd", "--print", check=3)
+    assert "no profile has a [schedule]" in result.stderr
+    _schedule(setup, "demo", cron="0 3 * * sun", jitter="5m")
+    out = setup.cli("schedule", "list", check=0).stdout
+    assert "demo: cron '0 3 * * sun', jitter up to 5m; OnCalendar=Sun *-*-* 03:00:00" in out
+    assert " 03:00:00 " in out

@@ -1,0 +1,183 @@
+"""Cron expressions and intervals: parsing, and the same instants from APScheduler and from the
+systemd calendar we generate (checked by systemd-analyze itself)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cfbackup_scheduler import spec
+
+from cfbackup.config.model import Profile
+from cfbackup.errors import ConfigError
+
+
+def test_parse_fields_names_ranges_steps():
+    s = spec.parse_cron("*/15 2-4 1,15 jan-mar mon-fri")
+    assert s.minutes == {0, 15, 30, 45}
+    assert s.hours == {2, 3, 4}
+    assert s.days == {1, 15}
+    assert s.months == {1, 2, 3}
+    assert s.weekdays == {1, 2, 3, 4, 5}
+    assert s.days_restricted and s.weekdays_restricted
+
+
+def test_sunday_is_0_and_7_and_aliases():
+    assert spec.parse_cron("0 0 * * 7").weekdays == {0}
+    assert spec.parse_cron("0 0 * * 0").weekdays == {0}
+    assert spec.systemd_calendars(spec.parse_cron("@daily")) == ["*-*-* 00:00:00"]
+    assert spec.parse_cron("@weekly").weekdays == {0}
+    assert spec.parse_cron("5/20 * * * *").minutes == {5, 25, 45}
+
+
+@pytest.mark.parametrize(
+    "expression, fragment",
+    [
+        ("* * * *", "5 fields"),
+        ("60 * * * *", "outside 0-59"),
+        ("* 24 * * *", "outside 0-23"),
+        ("* * 0 * *", "outside 1-31"),
+        ("* * * 13 *", "outside 1-12"),
+        ("*/0 * * * *", "positive number"),
+        ("5-1 * * * *", "low to high"),
+        ("* * * * funday", "not a number"),
+        ("@reboot", "unknown alias"),
+        ("0 0 L * *", "not a number"),
+    ],
+)
+def test_bad_cron_expressions(expression, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        spec.parse_cron(expression)
+
+
+def test_durations():
+    assert spec.parse_duration("90s") == 90
+    assert spec.parse_duration("1h30m") == 5400
+    assert spec.parse_duration("1D") == 86400
+    assert spec.human(5400) == "1h30m"
+    for bad in ("1M", "1Y", "now", "2026-01-01", "10", ""):
+        with pytest.raises(ValueError):
+            spec.parse_duration(bad)
+
+
+def test_interval_as_cron():
+    assert spec.interval_as_cron(60) == "* * * * *"
+    assert spec.interval_as_cron(15 * 60) == "*/15 * * * *"
+    assert spec.interval_as_cron(6 * 3600) == "0 */6 * * *"
+    assert spec.interval_as_cron(86400) == "0 0 * * *"
+    with pytest.raises(ValueError, match="cannot be written"):
+        spec.interval_as_cron(7 * 60)
+
+
+def test_calendar_rendering():
+    assert spec.systemd_calendars(spec.parse_cron("30 2 * * *")) == ["*-*-* 02:30:00"]
+    assert spec.systemd_calendars(spec.parse_cron("*/15 * * * 1-5")) == [
+        "Mon..Fri *-*-* *:00/15:00"
+    ]
+    assert spec.systemd_calendars(spec.parse_cron("0 3 * * sat,sun")) == ["Sat,Sun *-*-* 03:00:00"]
+    # day of month OR weekday, as cron does when both are restricted
+    assert spec.systemd_calendars(spec.parse_cron("0 4 1 * 0")) == [
+        "*-*-01 04:00:00",
+        "Sun *-*-* 04:00:00",
+    ]
+
+
+def _profile(schedule: dict, disable=()) -> Profile:
+    return Profile(name="p", data={"schedule": schedule, "disable_plugins": list(disable)})
+
+
+def test_schedule_for_profile_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"profiles\.p\.schedule: give cron or interval"):
+        spec.schedule_for(_profile({"cron": "@daily", "interval": "1h"}))
+    with pytest.raises(ConfigError, match=r"profiles\.p\.schedule\.cron: .*outside 0-59"):
+        spec.schedule_for(_profile({"cron": "61 * * * *"}))
+    with pytest.raises(ConfigError, match=r"profiles\.p\.schedule\.interval: .*months"):
+        spec.schedule_for(_profile({"interval": "1M"}))
+    assert spec.schedule_for(_profile({"cron": "@daily", "enabled": False})) is None
+    assert spec.schedule_for(_profile({})) is None
+    assert spec.schedule_for(_profile({"cron": "@daily"}, disable=["scheduler"])) is None
+    s = spec.schedule_for(_profile({"interval": "2s", "jitter": "1s", "misfire_grace_time": "1h"}))
+    assert (s.interval, s.jitter, s.misfire_grace_time) == (2, 1, 3600)
+
+
+# --- the same instants three ways -----------------------------------------------------------
+
+EXPRESSIONS = [
+    "30 2 * * *",
+    "*/15 * * * 1-5",
+    "0 0 * * 0",  # Sunday: APScheduler's from_crontab would say Monday
+    "0 0 * * 7",
+    "0 4 1,15 * sun",  # day OR weekday
+    "*/20 9-17 * * mon-fri",
+    "0 */6 * * *",
+    "5 4 * jan,jul *",
+    "0 12 */10 * *",
+    "0 1 * * fri-sun",
+    "@monthly",
+]
+ELAPSE = re.compile(r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC")
+
+
+def _systemd_instants(calendars: list[str], count: int) -> list[datetime]:
+    found: set[datetime] = set()
+    for calendar in calendars:
+        out = subprocess.run(
+            ["systemd-analyze", "calendar", f"--iterations={count}", calendar],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"TZ": "UTC", "PATH": "/usr/bin:/bin"},
+        ).stdout
+        found.update(
+            datetime.strptime(m, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            for m in ELAPSE.findall(out)
+        )
+    return sorted(found)[:count]
+
+
+def _aps_instants(s: spec.CronSpec, count: int, now: datetime) -> list[datetime]:
+    trigger = spec.aps_trigger(s, timezone=UTC)
+    out, previous, moment = [], None, now
+    for _ in range(count):
+        moment = trigger.get_next_fire_time(previous, moment)
+        out.append(moment)
+        previous, moment = moment, moment + timedelta(seconds=1)
+    return out
+
+
+def _cron_matches(s: spec.CronSpec, moment: datetime) -> bool:
+    """Vixie cron's rule, written out independently of the code under test."""
+    weekday = (moment.weekday() + 1) % 7  # Python Monday=0 -> cron Sunday=0
+    day_ok, weekday_ok = moment.day in s.days, weekday in s.weekdays
+    if s.days_restricted and s.weekdays_restricted:
+        days = day_ok or weekday_ok
+    else:
+        days = day_ok and weekday_ok
+    return (
+        moment.minute in s.minutes and moment.hour in s.hours and moment.month in s.months and days
+    )
+
+
+@pytest.mark.parametrize("expression", EXPRESSIONS)
+def test_systemd_and_apscheduler_agree_with_cron(expression):
+    s = spec.parse_cron(expression)
+    for _attempt in range(2):  # a minute boundary may pass between the two computations
+        now = datetime.now(UTC)
+        systemd = _systemd_instants(spec.systemd_calendars(s), 8)
+        aps = _aps_instants(s, 8, now)
+        if systemd == aps:
+            break
+    assert systemd == aps
+    assert all(_cron_matches(s, moment) for moment in aps)
+    # and no cron instant between now and the last one is missing
+    moment = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    expected = []
+    while len(expected) < 8:
+        if _cron_matches(s, moment):
+            expected.append(moment)
+        moment += timedelta(minutes=1)
+        if moment > aps[-1]:
+            break
+    assert expected == aps
