@@ -1,19 +1,22 @@
 """Where cfbackup talks to Swift itself: authentication, container and account stats.
 
 duplicity has its own client; this one serves ``check``, ``status`` and the plugins (quota
-guard). v1 (tempauth, Rackspace) goes through swiftclient's own auth, Keystone v3 through a
-keystoneauth1 session. Heavy imports stay inside the functions so ``cfbackup --help`` is fast.
+guard). v1 (tempauth, Rackspace) goes through swiftclient's own auth, Keystone v3 (password,
+application credential, clouds.yaml) through one keystoneauth1 session (``keystone.py``), which
+also renews the token when Swift answers 401. Heavy imports stay inside the functions so
+``cfbackup --help`` is fast.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Any
 
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.duplicity.target import SwiftTarget, swift_target
-from cfbackup.errors import BackendError, ConfigError
+from cfbackup.errors import BackendError, CfbackupError, ConfigError
 
 
 def target_of(profile: Profile) -> SwiftTarget:
@@ -38,6 +41,15 @@ def connect(
     ``storage_url`` points that user at the profile's account instead of its own)."""
     import swiftclient
 
+    from cfbackup import keystone
+
+    if keystone.uses_keystone(profile):
+        creds = keystone.credentials(profile)
+        if username:  # another Keystone user (e.g. a reseller admin), same domains and project
+            creds = dataclasses.replace(
+                creds, method=keystone.PASSWORD, username=username, user_id=None, password=password
+            )
+        return keystone.connection(creds, retries=retries, timeout=30, storage_url=storage_url)
     swift = dict(profile["swift"])
     where = f"profiles.{profile.name}.swift"
     if username:
@@ -45,41 +57,14 @@ def connect(
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
         raise ConfigError(f"{where}: auth_url, username and a password are required.")
-    if swift["auth_version"] == "1":
-        return swiftclient.Connection(
-            authurl=swift["auth_url"],
-            user=swift["username"],
-            key=password,
-            auth_version="1",
-            retries=retries,
-            timeout=30,
-            os_options={"object_storage_url": storage_url} if storage_url else {},
-        )
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3
-
-    auth = v3.Password(
-        auth_url=swift["auth_url"],
-        username=swift["username"],
-        password=password,
-        user_domain_name=swift.get("user_domain_name"),
-        user_domain_id=swift.get("user_domain_id"),
-        project_name=swift.get("project_name"),
-        project_id=swift.get("project_id"),
-        project_domain_name=swift.get("project_domain_name"),
-        project_domain_id=swift.get("project_domain_id"),
-    )
-    sess = ks_session.Session(auth=auth)
     return swiftclient.Connection(
-        session=sess,
+        authurl=swift["auth_url"],
+        user=swift["username"],
+        key=password,
+        auth_version="1",
         retries=retries,
         timeout=30,
-        os_options={
-            "region_name": swift.get("region_name"),
-            "interface": swift["interface"],
-            "endpoint_type": swift["interface"],
-            **({"object_storage_url": storage_url} if storage_url else {}),
-        },
+        os_options={"object_storage_url": storage_url} if storage_url else {},
     )
 
 
@@ -93,6 +78,8 @@ def swift_errors(profile: Profile):
         yield
     except ClientException as error:
         status = getattr(error, "http_status", None)
+        if _keystone_profile(profile) and status in (401, 403, None):
+            raise _keystone_swift_error(profile, error) from None
         if status == 401:
             raise BackendError(
                 f"Swift at {url} rejected the credentials of {profile['swift'].get('username')} "
@@ -111,6 +98,12 @@ def swift_errors(profile: Profile):
             f"Swift answered {status} {error.http_reason}: {_short(error)}."
         ) from None
     except (OSError, ConnectionError) as error:
+        if _keystone_profile(profile):  # Keystone answered; the storage URL is the catalog's
+            raise BackendError(
+                f"cannot reach Swift at the storage URL Keystone's catalog gave ({_short(error)}):"
+                " check the proxy and, with several regions, swift.region_name and "
+                "swift.interface."
+            ) from None
         raise BackendError(
             f"cannot reach Swift at {url}: {_short(error)}: check swift.auth_url and the network."
         ) from None
@@ -118,6 +111,40 @@ def swift_errors(profile: Profile):
         if type(error).__module__.startswith("keystoneauth1"):
             raise BackendError(f"Keystone authentication failed: {_short(error)}.") from None
         raise
+
+
+def _keystone_profile(profile: Profile) -> bool:
+    from cfbackup import keystone
+
+    return keystone.uses_keystone(profile)
+
+
+def _keystone_swift_error(profile: Profile, error) -> BackendError:
+    """Swift's refusal of a Keystone token, naming the identity (Keystone itself accepted it)."""
+    from cfbackup import keystone
+
+    try:
+        creds = keystone.credentials(profile)
+        who = f"{creds.who}" + (f" on {creds.project}" if creds.project else "")
+    except CfbackupError:
+        who = "the profile's Keystone identity"
+    status = error.http_status
+    if status == 403:
+        return BackendError(
+            f"Swift refused access (403) to {who}: Keystone authenticated it, but none of its "
+            "roles is one Swift accepts (the proxy's operator_roles, often member or "
+            "swiftoperator): ask the cloud's admin to grant one on the project."
+        )
+    if status == 401:
+        return BackendError(
+            f"Swift rejected the token Keystone issued to {who} (401) even after a fresh one: "
+            "Swift's authtoken middleware cannot validate it (its service user or its Keystone "
+            "URL); ask the cloud's admin."
+        )
+    return BackendError(
+        f"cannot reach Swift at the storage URL Keystone's catalog gave ({_short(error)}): "
+        "check the proxy and, with several regions, swift.region_name and swift.interface."
+    )
 
 
 def _short(error: BaseException) -> str:

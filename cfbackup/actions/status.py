@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from cfbackup import history, swift
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands, machinelog
@@ -31,7 +33,11 @@ def run_status(run: Run) -> RunResult:
     sets = [s for chain in collection["chains"] for s in chain["sets"]]
     status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)
     status["last_incremental"] = max((s["time"] for s in sets if s["type"] == "inc"), default=None)
-    status["broken"] = any(c["state"] != "complete" for c in collection["chains"])
+    # broken: a restore would fail (a volume is gone, or incrementals lost their full). Not
+    # broken: an interrupted backup (an incomplete set the next backup resumes), or older chains
+    # (duplicity calls every chain but the newest "no-sig", even with signatures).
+    status["missing_volumes"] = _missing_volumes(run, collection)
+    status["broken"] = bool(status["missing_volumes"]) or collection["orphaned_sets"] > 0
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
@@ -69,3 +75,40 @@ def run_status(run: Run) -> RunResult:
     return RunResult(
         profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
     )
+
+
+def _missing_volumes(run: Run, collection: dict) -> list[dict]:
+    """Sets with fewer volumes at the target than their manifest lists: a volume deleted behind
+    cfbackup's back, which duplicity's collection-status does not notice (it counts the volumes
+    it sees). The manifests are the copies duplicity keeps in the archive dir; a set whose
+    manifest is not there is not checked."""
+    folder = run.profile.archive_dir / run.profile.backup_name
+    missing = []
+    for chain in collection["chains"]:
+        for backup_set in chain["sets"]:
+            time, present = backup_set["time"], backup_set["volumes"]
+            pattern = (
+                f"duplicity-full.{time}.manifest"
+                if backup_set["type"] == "full"
+                else f"duplicity-inc.*.to.{time}.manifest"
+            )
+            manifest = next(iter(sorted(folder.glob(pattern))), None)
+            if manifest is None or present is None:
+                continue
+            try:
+                expected = len(set(VOLUME_LINE.findall(manifest.read_bytes())))
+            except OSError:
+                continue
+            if present < expected:
+                missing.append(
+                    {
+                        "type": backup_set["type"],
+                        "time": time,
+                        "volumes": present,
+                        "expected": expected,
+                    }
+                )
+    return missing
+
+
+VOLUME_LINE = re.compile(rb"^Volume (\d+):", re.M)  # a resumed set may list one twice

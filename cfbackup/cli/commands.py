@@ -90,10 +90,21 @@ def _print_status(result, args) -> None:
             f"  chain ({chain['state']}): "
             + ", ".join(f"{x['type']} {x['time']}" for x in chain["sets"])
         )
-    if s["broken"] or s["incomplete_sets"] or s["orphaned_sets"]:
+    for gone in s.get("missing_volumes", []):
         output.info(
-            f"  BROKEN: incomplete sets {s['incomplete_sets']}, orphaned sets "
-            f"{s['orphaned_sets']}: run cfbackup cleanup, then a full backup"
+            f"  BROKEN: the {gone['type']} set of {gone['time']} has {gone['volumes']} of "
+            f"{gone['expected']} volumes at the target: restore from before it "
+            "(--time), then take a full backup"
+        )
+    if s["broken"] or s["orphaned_sets"]:
+        output.info(
+            f"  BROKEN: orphaned sets {s['orphaned_sets']}: run cfbackup cleanup, then a "
+            "full backup"
+        )
+    elif s["incomplete_sets"]:
+        output.info(
+            f"  incomplete sets {s['incomplete_sets']} (an interrupted backup): the next "
+            "backup resumes it"
         )
     for outcome in ("success", "failure"):
         last = s.get(f"last_{outcome}")

@@ -1,0 +1,215 @@
+"""Built-in plugin ``quota_guard``: never start a backup that a Swift quota will cut off.
+
+Before a backup it compares the container's and the account's quotas (bytes and objects)
+with their current usage plus an upper bound of the upload (``estimate.py``, from file
+metadata only), refuses the run with the numbers and the fix when it would not fit (exit code
+QUOTA), and warns above ``warn_percent``; ``backup --ignore-quota`` overrides. During the
+backup it makes duplicity send a Content-Length with every upload (``shim/``), so that Swift
+itself enforces the quotas and a 413 ends the run at once with the numbers; the chain resumes
+after the quota is raised. ``cfbackup quota show|set`` reads and sets quotas.
+See docs/plugins/quota_guard.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from cfbackup.config.schema import Option
+from cfbackup.hookspecs import hookimpl
+
+SECTION = "quota_guard"
+SHIM_DIR = Path(__file__).resolve().parent / "shim"
+log = logging.getLogger("cfbackup.quota_guard")
+
+OPTIONS = (
+    Option(
+        "enabled",
+        "boolean",
+        "Check the quotas before every backup to a swift:// target.",
+        default=True,
+    ),
+    Option(
+        "warn_percent",
+        "integer",
+        "Warn when the backup would bring a quota's usage to this percentage or more.",
+        default=80,
+        minimum=1,
+    ),
+    Option(
+        "check_account",
+        "boolean",
+        "Also check the account's quotas (and add up its containers' current usage).",
+        default=True,
+    ),
+    Option(
+        "max_container_heads",
+        "integer",
+        "The account's current usage is the sum of its containers' HEADs (its own figure lags "
+        "behind by up to the container-updater's interval); above this many containers the "
+        "rest count with their listed figures.",
+        default=100,
+        minimum=0,
+    ),
+    Option(
+        "sized_uploads",
+        "boolean",
+        "Make duplicity send a Content-Length with every upload, so that Swift enforces the "
+        "quotas (duplicity 3.2 uploads chunked, which Swift's quota middlewares do not check), "
+        "and stop at the first 413 instead of retrying.",
+        default=True,
+    ),
+)
+
+
+def _settings(run) -> dict:
+    settings = {option.name: option.default for option in OPTIONS}
+    settings.update(run.plugin_config(SECTION) or {})
+    return settings
+
+
+def _swift_target(profile) -> bool:
+    from cfbackup.duplicity.target import swift_target
+
+    return swift_target(profile.target) is not None
+
+
+@hookimpl
+def cfbackup_config_schema(register):
+    register(SECTION, OPTIONS)
+
+
+@hookimpl
+def cfbackup_add_arguments(command, parser):
+    if command == "backup":
+        parser.add_argument(
+            "--ignore-quota",
+            action="store_true",
+            help="run even when the quota guard says the backup will not fit",
+        )
+
+
+@hookimpl
+def cfbackup_register_commands(subparsers, context):
+    from cfbackup_quota_guard import commands
+
+    commands.register(subparsers)
+
+
+@hookimpl
+def cfbackup_run_context(run):
+    settings = _settings(run)
+    if run.action != "backup" or not settings["sized_uploads"] or not _swift_target(run.profile):
+        return None
+    return sized_uploads()
+
+
+@contextlib.contextmanager
+def sized_uploads():
+    """Put the duplicity shim on PYTHONPATH for the children started inside (duplicity)."""
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SHIM_DIR), before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+@hookimpl(trylast=True)  # after the others: a before_backup dump lands in the source first
+def cfbackup_pre_backup(run):
+    from cfbackup.errors import CfbackupError, QuotaExceeded
+    from cfbackup_quota_guard import guard
+
+    settings = _settings(run)
+    if not settings["enabled"] or not _swift_target(run.profile):
+        return None
+    ignore = bool(run.options.get("ignore_quota"))
+    try:
+        found = guard.assess(
+            run.profile,
+            settings,
+            force_full=bool(run.options.get("full")),
+            state_dir=run.config.state_dir,
+        )
+    except CfbackupError as error:
+        if ignore:
+            run.log.warning("quota guard: could not check (%s); --ignore-quota: going on", error)
+            return None
+        raise
+    run.log.info("quota guard: %s", found.summary())
+    if found.estimate.errors:
+        run.log.warning(
+            "quota guard: %d folder(s) or file(s) could not be read; duplicity will not read "
+            "them either, but the estimate may be low if that changes (see the run log)",
+            found.estimate.errors,
+        )
+    for check in found.checks:
+        run.log.info("quota guard: %s", check.describe())
+    for check in found.unenforced:
+        run.log.warning(
+            "quota guard: %s, but Swift does not enforce it (its %s middleware is off)",
+            check.describe(),
+            "container_quotas" if check.scope == "container" else "account_quotas",
+        )
+    for check in found.warnings:
+        run.log.warning(
+            "quota guard: after this backup %s (warn_percent %d)",
+            check.describe(),
+            found.warn_percent,
+        )
+    if found.refused:
+        message = found.refusal()
+        if ignore:
+            run.log.warning("%s -- going on because of --ignore-quota", message)
+        elif run.dry_run:
+            run.log.warning("dry run; a real backup would be refused: %s", message)
+        else:
+            raise QuotaExceeded(message)
+    return None
+
+
+@hookimpl
+def cfbackup_on_error(run, error):
+    from cfbackup.errors import QuotaExceeded
+
+    if run.action == "backup" and isinstance(error, QuotaExceeded) and error.detail:
+        name = run.profile.name
+        run.log.warning(
+            "Swift refused an upload of %s with 413 while the backup ran (another writer may "
+            "have filled the quota): see `cfbackup quota show %s`, raise the quota with "
+            "`cfbackup quota set %s --bytes N`, then run `cfbackup backup %s` again: it resumes.",
+            name,
+            name,
+            name,
+            name,
+        )
+
+
+@hookimpl
+def cfbackup_check(run):
+    from cfbackup import swift
+    from cfbackup.errors import CfbackupError
+    from cfbackup_quota_guard import guard
+
+    settings = _settings(run)
+    if not settings["enabled"] or not _swift_target(run.profile):
+        return None
+    try:
+        container = swift.container_stats(run.profile)
+        account = swift.account_stats(run.profile) if settings["check_account"] else None
+    except CfbackupError as error:
+        return [("quota", False, error.message)]
+    checks = guard.evaluate(container, account, None, 0, 0)
+    if not checks:
+        return [("quota", True, "no container or account quota set")]
+    over = [c for c in checks if c.exceeded]
+    high = [c for c in checks if c.percent >= settings["warn_percent"]]
+    detail = "; ".join(c.describe() for c in checks)
+    if high and not over:
+        detail += f" (at or above warn_percent {settings['warn_percent']}%)"
+    return [("quota", not over, detail)]

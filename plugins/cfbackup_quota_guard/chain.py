@@ -1,0 +1,182 @@
+"""What the next ``duplicity backup`` will be, read from the target's object names.
+
+duplicity decides from the same listing (its collection status): no complete full set means a
+full backup; a last full older than ``--full-if-older-than`` means a full; otherwise an
+incremental against the newest complete set. An interrupted set (volumes, no manifest) is
+resumed when the local archive dir still holds its ``.manifest.part``: its volumes already
+uploaded are not sent again. Names follow duplicity 3.2's ``file_naming`` (long names only).
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import re
+import time
+from pathlib import Path
+
+_TIME = r"(?P<{}>\d{{8}}T\d{{6}}Z)"
+_PATTERNS = (
+    ("full", "volume", re.compile(rf"^duplicity-full\.{_TIME.format('end')}\.vol\d+\.difftar")),
+    ("full", "manifest", re.compile(rf"^duplicity-full\.{_TIME.format('end')}\.manifest(\.|$)")),
+    (
+        "full",
+        "signature",
+        re.compile(rf"^duplicity-full-signatures\.{_TIME.format('end')}\.sigtar(\.|$)"),
+    ),
+    (
+        "inc",
+        "volume",
+        re.compile(
+            rf"^duplicity-inc\.{_TIME.format('start')}\.to\.{_TIME.format('end')}\.vol\d+\.difftar"
+        ),
+    ),
+    (
+        "inc",
+        "manifest",
+        re.compile(
+            rf"^duplicity-inc\.{_TIME.format('start')}\.to\.{_TIME.format('end')}\.manifest(\.|$)"
+        ),
+    ),
+    (
+        "inc",
+        "signature",
+        re.compile(
+            rf"^duplicity-new-signatures\.{_TIME.format('start')}\.to\."
+            rf"{_TIME.format('end')}\.sigtar(\.|$)"
+        ),
+    ),
+)
+_INTERVAL = re.compile(r"(\d+)([smhDWMY])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
+
+
+def parse_time(stamp: str) -> float:
+    """duplicity's ``20261126T022746Z`` (UTC) as seconds since the epoch."""
+    return float(calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ")))
+
+
+@dataclasses.dataclass
+class BackupSet:
+    type: str  # "full" or "inc"
+    start: str | None
+    end: str
+    manifest: bool = False
+    signature: bool = False
+    volumes: list[int] = dataclasses.field(default_factory=list)  # sizes in bytes
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest and bool(self.volumes)
+
+    @property
+    def end_time(self) -> float:
+        return parse_time(self.end)
+
+    @property
+    def manifest_stem(self) -> str:
+        if self.type == "full":
+            return f"duplicity-full.{self.end}.manifest"
+        return f"duplicity-inc.{self.start}.to.{self.end}.manifest"
+
+
+def read_sets(objects) -> list[BackupSet]:
+    """The backup sets among ``objects`` (dicts with ``name`` and ``bytes``), oldest first."""
+    sets: dict[tuple, BackupSet] = {}
+    for obj in objects:
+        for kind, role, pattern in _PATTERNS:
+            match = pattern.match(obj["name"])
+            if not match:
+                continue
+            start = match.groupdict().get("start")
+            key = (kind, start, match["end"])
+            entry = sets.setdefault(key, BackupSet(kind, start, match["end"]))
+            if role == "volume":
+                entry.volumes.append(int(obj.get("bytes", 0)))
+            elif role == "manifest":
+                entry.manifest = True
+            else:
+                entry.signature = True
+            break
+    return sorted(sets.values(), key=lambda s: (s.end, s.type == "inc"))
+
+
+def interval_seconds(value: str | None, now: float) -> float | None:
+    """When a full backup is forced: the time before which the last full is too old."""
+    if not value:
+        return None
+    if value == "now":
+        return now
+    if re.fullmatch(r"(\d+[smhDWMY])+", value):
+        return now - sum(int(n) * _UNITS[u] for n, u in _INTERVAL.findall(value))
+    for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            parsed = time.strptime(value.rstrip("Z") if layout[-1] != "Z" else value, layout)
+        except ValueError:
+            continue
+        return calendar.timegm(parsed) if layout.endswith("Z") else time.mktime(parsed)
+    return None
+
+
+@dataclasses.dataclass
+class Plan:
+    """The backup duplicity will run next, as far as the names tell."""
+
+    kind: str  # "full" or "incremental"
+    reason: str
+    since: float | None = None  # incremental: the newest complete set's time
+    last_full: float | None = None
+    resume_bytes: int = 0  # already uploaded volumes of a set that will be resumed
+    resume_objects: int = 0
+
+
+def plan_next(
+    sets: list[BackupSet],
+    *,
+    force_full: bool,
+    full_if_older_than: str | None,
+    archive_dir: Path | None,
+    now: float | None = None,
+) -> Plan:
+    now = time.time() if now is None else now
+    complete = [s for s in sets if s.complete]
+    fulls = [s for s in complete if s.type == "full"]
+    last_full = fulls[-1].end_time if fulls else None
+    if force_full:
+        plan = Plan("full", "--full was given", last_full=last_full)
+    elif last_full is None:
+        plan = Plan("full", "no complete full backup at the target yet")
+    else:
+        too_old = interval_seconds(full_if_older_than, now)
+        if too_old is not None and last_full < too_old:
+            plan = Plan(
+                "full",
+                f"the last full backup is older than full_if_older_than ({full_if_older_than})",
+                last_full=last_full,
+            )
+        else:
+            newest = max(s.end_time for s in complete if s.end_time >= last_full)
+            plan = Plan(
+                "incremental",
+                "files changed since the last backup",
+                since=newest,
+                last_full=last_full,
+            )
+    newest_complete = complete[-1].end if complete else ""
+    interrupted = [s for s in sets if not s.complete and s.volumes and s.end > newest_complete]
+    if interrupted and archive_dir is not None:
+        last = interrupted[-1]
+        if (archive_dir / f"{last.manifest_stem}.part").exists():
+            # duplicity resumes it, whatever was asked (dup_main.do_backup: "restarting")
+            if last.type == "full":
+                plan = Plan("full", f"resuming the interrupted full backup of {last.end}")
+            else:
+                plan = Plan(
+                    "incremental",
+                    f"resuming the interrupted incremental backup of {last.end}",
+                    since=parse_time(last.start or last.end),
+                    last_full=last_full,
+                )
+            plan.resume_bytes = sum(last.volumes) - max(last.volumes)
+            plan.resume_objects = len(last.volumes) - 1
+    return plan

@@ -1,0 +1,131 @@
+"""Loaded by duplicity's interpreter during a cfbackup backup (quota_guard puts this folder on
+PYTHONPATH). Two fixes to duplicity 3.2's swift backend, applied when it is imported:
+
+1. Uploads carry a Content-Length. The backend hands swiftclient an open file without a length,
+   so swiftclient sends it chunked, and Swift's quota middlewares do not check a chunked PUT
+   (DESIGN.md section 5): over-quota volumes were accepted.
+2. A 413 ("Upload exceeds quota.") stops the backup at once, with the container's and the
+   account's numbers in the message, instead of five retries 30 s apart.
+
+Nothing else changes; in any other program this file only chains to the next sitecustomize.
+"""
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_TARGET = "duplicity.backends.swiftbackend"
+
+
+def _with_length(put_object):
+    def put_object_with_length(self, container, obj, contents, content_length=None, **kwargs):
+        if content_length is None and hasattr(contents, "fileno") and hasattr(contents, "tell"):
+            try:
+                size = os.fstat(contents.fileno()).st_size
+                content_length = max(0, size - contents.tell())
+            except (OSError, ValueError):
+                content_length = None
+        return put_object(self, container, obj, contents, content_length=content_length, **kwargs)
+
+    put_object_with_length.cfbackup_patched = True
+    return put_object_with_length
+
+
+def _numbers(backend, name, size):
+    """One line with what Swift says now; best effort (the 413 is the real news)."""
+    parts = [f"object {name} ({size} bytes)"]
+    try:
+        h = backend.conn.head_container(backend.container)
+        parts.append(
+            f"container {backend.container}: {h.get('x-container-bytes-used')} bytes in "
+            f"{h.get('x-container-object-count')} objects, quota "
+            f"{h.get('x-container-meta-quota-bytes') or 'none'} bytes / "
+            f"{h.get('x-container-meta-quota-count') or 'none'} objects"
+        )
+        a = backend.conn.head_account()
+        quota = a.get("x-account-quota-bytes") or a.get("x-account-meta-quota-bytes")
+        parts.append(
+            f"account: {a.get('x-account-bytes-used')} bytes in "
+            f"{a.get('x-account-object-count')} objects, quota {quota or 'none'} bytes / "
+            f"{a.get('x-account-quota-count') or 'none'} objects"
+        )
+        used, limit = int(h.get("x-container-bytes-used", 0)), h.get("x-container-meta-quota-bytes")
+        count, climit = (
+            int(h.get("x-container-object-count", 0)),
+            h.get("x-container-meta-quota-count"),
+        )
+        container_full = (limit and used + size > int(limit)) or (
+            climit and count + 1 > int(climit)
+        )
+        parts.insert(0, "scope=container" if container_full or not quota else "scope=account")
+    except Exception as error:  # noqa: BLE001 - numbers are a bonus
+        parts.append(f"(could not read usage: {type(error).__name__})")
+    return "; ".join(parts)
+
+
+def _fatal_on_413(put):
+    def _put(self, source_path, remote_filename):
+        try:
+            return put(self, source_path, remote_filename)
+        except Exception as error:
+            if getattr(error, "http_status", None) != 413:
+                raise
+            from duplicity.errors import FatalBackendException
+
+            name = self.prefix + os.fsdecode(remote_filename)
+            try:
+                size = os.path.getsize(os.fsdecode(source_path.name))
+            except OSError:
+                size = -1
+            raise FatalBackendException(
+                f"Upload exceeds quota (HTTP 413): {_numbers(self, name, size)}", code=53
+            ) from None
+
+    _put.cfbackup_patched = True
+    return _put
+
+
+def _patch(module):
+    import swiftclient.client
+
+    connection = swiftclient.client.Connection
+    if not getattr(connection.put_object, "cfbackup_patched", False):
+        connection.put_object = _with_length(connection.put_object)
+    backend = getattr(module, "SwiftBackend", None)
+    put = getattr(backend, "_put", None)
+    if put is not None and not getattr(put, "cfbackup_patched", False):
+        backend._put = _fatal_on_413(put)
+
+
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name != _TARGET:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+def _chain_next_sitecustomize():
+    """Run the sitecustomize this one shadows (Debian ships one), as if it were first."""
+    others = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", others)
+    if spec is not None and spec.loader is not None:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+if not os.environ.get("CFBACKUP_NO_SIZED_UPLOADS"):
+    sys.meta_path.insert(0, _PatchOnImport())
+_chain_next_sitecustomize()
