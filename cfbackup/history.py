@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -26,8 +27,11 @@ CREATE INDEX IF NOT EXISTS runs_profile ON runs(profile, started);
 
 
 def _connect(state_dir: Path) -> sqlite3.Connection:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(state_dir / "history.sqlite3", timeout=10)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / "history.sqlite3"
+    if not path.exists():  # messages may name hosts and paths: private, like the run logs
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    conn = sqlite3.connect(path, timeout=10)
     conn.executescript(SCHEMA)
     return conn
 

@@ -111,6 +111,7 @@ def execute_run(
             with contextlib.ExitStack() as stack:
                 if take_lock:
                     stack.enter_context(lock.profile_lock(config.state_dir, profile.name, action))
+                    _close_abandoned_runs(config.state_dir, profile.name, run_id)
                 for context in hooks.cfbackup_run_context(run=run):
                     if context is not None:
                         stack.enter_context(context)
@@ -152,6 +153,35 @@ def execute_run(
                 result.duration,
             )
     return result
+
+
+ABANDONED = (
+    "the run ended without recording its outcome: it was killed (kill -9, the OOM killer) or the "
+    "machine stopped; the next run found it. Run it again: a backup resumes where it stopped."
+)
+
+
+def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
+    """Record a failure for this profile's runs that never finished: whoever held the lock
+    before us is dead, so an open run of a locking action died without a word (kill -9 skips
+    every ``finally``). status and check run without the lock and may still be running; a run
+    closed here by mistake would overwrite this record when it finishes."""
+    for row in history.runs(state_dir, profile, limit=200):
+        if row["finished"] is None and row["id"] < current and row["action"] not in UNLOCKED:
+            log.warning(
+                "an earlier %s of %s (run %s): %s", row["action"], profile, row["id"], ABANDONED
+            )
+            history.record_finish(
+                state_dir,
+                row["id"],
+                int(ExitCode.INTERRUPTED),
+                ExitCode.INTERRUPTED.name.lower(),
+                ABANDONED,
+                row["stats"],
+            )
+
+
+UNLOCKED = ("status", "check")  # the commands that run without the profile lock (cli/parser.py)
 
 
 def _fire_safely(hook, **kwargs) -> None:

@@ -25,7 +25,14 @@ def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
 
 def check_source(run: Run) -> None:
     source = run.profile.source
-    if not source.is_dir():
+    try:
+        is_dir = source.is_dir()
+    except OSError as error:  # e.g. a name longer than the filesystem allows
+        raise ConfigError(
+            f"profiles.{run.profile.name}.source: {str(source)[:200]}: {error.strerror}: fix the "
+            "path."
+        ) from None
+    if not is_dir:
         raise ConfigError(
             f"profiles.{run.profile.name}.source: {source} is not a directory: fix the path."
         )

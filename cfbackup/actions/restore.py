@@ -50,7 +50,12 @@ def run_restore(run: Run) -> RunResult:
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
     passcheck.check_passphrase(profile, env)
-    created = _make_parents(destination.parent)
+    try:
+        created = _make_parents(destination.parent)
+    except OSError as error:  # a name too long, a parent that is a file, no permission
+        raise RestoreTargetError(
+            f"{str(destination)[:200]}: {error.strerror}: choose another target."
+        ) from None
     occupied = _occupied(destination)
     existed = os.path.lexists(destination)
     try:

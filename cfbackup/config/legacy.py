@@ -76,8 +76,11 @@ VERBOSITY_LEVELS = {
     "d": "debug",
 }
 
+# dt-cf-backup.sh sourced the file and went on whatever its last command returned (a final
+# `[ -f x ] && VAR=...` is common); only a syntax error, found by `bash -n` first, is refused.
 _READER = r"""
-source "$1" >&2 || exit 97
+"$BASH" -n "$1" || exit 97
+source "$1" >&2
 shift
 for __v in "$@"; do
   __d=$(declare -p "$__v" 2>/dev/null) || continue
@@ -116,11 +119,19 @@ def read_variables(path: Path) -> dict[str, str | list[str]]:
         ["bash", "--noprofile", "--norc", "-c", _READER, "cfbackup-legacy", str(path), *VARIABLES],
         env=env,
         timeout=30,
+        input_text="",  # a `read` in the file gets end-of-file, never the user's terminal
     )
     if result.returncode != 0:
         detail = result.tail[-1] if result.tail else f"bash exited with {result.returncode}"
+        detail = next((line for line in result.tail if "syntax error" in line), detail)
         raise ConfigError(f"{path}: bash could not read this file: {detail}")
-    return _parse_nul_stream(result.stdout)
+    try:
+        return _parse_nul_stream(result.stdout)
+    except ValueError:
+        raise ConfigError(
+            f"{path}: bash ran this file but its variables could not be read back (does it "
+            "redefine printf or declare, or print to standard output with exec?): fix the file."
+        ) from None
 
 
 def _parse_nul_stream(data: str) -> dict[str, str | list[str]]:
@@ -130,6 +141,8 @@ def _parse_nul_stream(data: str) -> dict[str, str | list[str]]:
     while i + 2 < len(fields):
         name, kind, third = fields[i], fields[i + 1], fields[i + 2]
         if kind == "a":
+            if not third.isdigit():  # only a file redefining printf/declare gets here
+                raise ValueError(f"bad array length {third[:20]!r} for {name[:40]!r}")
             count = int(third)
             values[name] = fields[i + 3 : i + 3 + count]
             i += 3 + count

@@ -21,9 +21,18 @@ VERBOSITY = {
 }
 
 
+# duplicity retries a failed backend request 5 times, 30 s apart, and swiftclient already
+# retries each attempt for about 30 s: a Swift outage meant 277 s of silence before the run
+# failed (measured). cfbackup's defaults bound that to about 2 minutes and tell the user about
+# each failed attempt; a profile's extra_options
+# (appended last, and the last occurrence wins) still override them. docs/reliability.md.
+RETRY_FLAGS = ("--num-retries=3", "--backend-retry-delay=10")
+
+
 def common_flags(profile: Profile, log_fd: int | None = None) -> tuple[str, ...]:
     """Options every duplicity command of this profile takes."""
     return (
+        *RETRY_FLAGS,
         *flag("--archive-dir", str(profile.archive_dir)),
         *flag("--name", profile.backup_name),
         *flag("--verbosity", VERBOSITY[profile["verbosity"]]),

@@ -16,7 +16,14 @@ def _profile(**extra):
     return build_config({"profiles": {"p": profile}}, path=None).profiles["p"]
 
 
-COMMON = ("--archive-dir=/a", "--name=p", "--verbosity=notice", "--gpg-options=--compress-level=1")
+COMMON = (
+    "--num-retries=3",
+    "--backend-retry-delay=10",
+    "--archive-dir=/a",
+    "--name=p",
+    "--verbosity=notice",
+    "--gpg-options=--compress-level=1",
+)
 
 
 def test_backup_argv():

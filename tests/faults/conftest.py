@@ -1,0 +1,113 @@
+"""Fixtures of the fault suite (tools in faultkit.py). Each test module sets
+``pytestmark = pytest.mark.faults``, so ``pytest -m faults`` runs the suite alone.
+
+Every test here is also checked, after it ran, for secrets: in the argv of every process it
+started (sampled from /proc while it runs), in every log file and in the run history it left.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from faultkit import (
+    LEGACY_PROFILE,
+    CmdlineWatcher,
+    LocalSwift,
+    Setup,
+    Webhook,
+    assert_clean,
+    legacy_config,
+    native_config,
+)
+
+
+@pytest.fixture(scope="session")
+def local_swift():
+    """The fault suite's Swift, in place of the session one of tests/conftest.py: 3 replicas
+    over 3 object servers (the multi-node layout cfbackup's users grow into; one test kills a
+    storage server, others stop the proxy), its updaters every 30 s instead of 2 (account usage
+    matters nowhere here; the CPU time they take from a 2-core machine does)."""
+    with LocalSwift(replicas=3, object_servers=3, updater_interval=30) as swift:
+        yield swift
+
+
+@pytest.fixture(autouse=True)
+def no_secret_anywhere(tmp_path):
+    """After each fault test: no secret in any process's argv, log file or run history."""
+    with CmdlineWatcher() as watcher:
+        yield
+    assert not watcher.leaks, f"secrets in argv: {watcher.leaks[:3]}"
+    for path in list(tmp_path.rglob("*.log")) + list(tmp_path.rglob("history.sqlite3")):
+        assert_clean(path.read_bytes().decode("utf-8", "replace"), str(path))
+
+
+@pytest.fixture
+def webhook():
+    """A webhook receiver for the notify plugin (``make_setup(notify_url=webhook.url)``)."""
+    receiver = Webhook()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def make_setup(tmp_path, cli_env, local_swift):
+    """``make_setup(front_end, source=..., swift=..., profiles=(...), extra=..., encryption=...)``:
+    a profile on its own container; the source tree is empty unless given."""
+
+    def make(
+        front_end: str = "cfbackup",
+        *,
+        source: Path | None = None,
+        swift: LocalSwift | None = None,
+        profiles: tuple[str, ...] = ("main",),
+        extra: str = "",
+        encryption: str = 'passphrase_env = "T_PASSPHRASE"',
+        static_options: str = "--volsize 1",
+        notify_url: str | None = None,
+    ) -> Setup:
+        swift = swift or local_swift
+        source = source or tmp_path / "src"
+        source.mkdir(parents=True, exist_ok=True)
+        container = f"f-{uuid.uuid4().hex[:10]}"
+        home = Path(cli_env["HOME"])
+        if front_end == "dt-cf-backup":
+            config = legacy_config(
+                home / ".dt-cf-backup.conf",
+                source=source,
+                swift=swift,
+                container=container,
+                static_options=static_options,
+            )
+            state_dir = home / ".local" / "state" / "cfbackup"
+            archive_dir = home / ".cache" / "cfbackup" / "duplicity"
+            profile = LEGACY_PROFILE
+        else:
+            config = tmp_path / "config.toml"
+            native_config(
+                config,
+                source=source,
+                swift=swift,
+                container=container,
+                workdir=tmp_path,
+                profiles=profiles,
+                extra=extra,
+                encryption=encryption,
+                notify_url=notify_url,
+            )
+            state_dir, archive_dir, profile = tmp_path / "state", tmp_path / "archive", profiles[0]
+        return Setup(
+            front_end=front_end,
+            config=config,
+            source=source,
+            container=container,
+            state_dir=state_dir,
+            archive_dir=archive_dir,
+            profile=profile,
+            swift=swift,
+            env=dict(cli_env),
+            workdir=tmp_path,
+        )
+
+    return make

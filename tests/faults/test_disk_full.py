@@ -1,0 +1,77 @@
+"""A full local disk under duplicity's temp dir or archive dir (a real 2 MB tmpfs): a clear
+error, nothing inconsistent left at the target, and the next run with space completes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from faultkit import error_line, write_tree
+from support.trees import assert_same_tree
+
+from cfbackup.errors import ExitCode
+
+pytestmark = [pytest.mark.faults, pytest.mark.swift]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(name)``: a 2 MB tmpfs mounted at tmp_path/name, unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(name: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], check=True)
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["umount", "-l", str(path)], check=True, capture_output=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` but ``leave`` bytes (rounded to tmpfs pages)."""
+    import os
+
+    stats = os.statvfs(disk)
+    filler = disk / "filler"
+    filler.write_bytes(bytes(stats.f_bavail * stats.f_frsize - leave))
+    return filler
+
+
+def test_temp_dir_then_archive_dir_full(make_setup, small_disk, webhook, tmp_path):
+    tempdir, archive = small_disk("tmp"), small_disk("archive")
+    setup = make_setup(extra=f'tempdir = "{tempdir}"\n', notify_url=webhook.url)
+    write_tree(setup.source, mb=3)
+
+    # the temp dir cannot hold a volume: duplicity's own check stops it before any upload
+    result = setup.run("backup")
+    assert result.returncode == ExitCode.DUPLICITY, result
+    assert "no space left on the local disk" in error_line(result)
+    assert "bytes free in the temp dir" in error_line(result)
+    assert not setup.volumes("full")
+
+    # the archive dir (duplicity's cache of manifests and signatures) fills up mid-run
+    text = setup.config.read_text().replace(f'tempdir = "{tempdir}"\n', "")
+    setup.config.write_text(text.replace(str(setup.archive_dir), str(archive / "cache")))
+    filler = fill(archive, leave=16 << 10)
+    result = setup.run("backup")
+    assert result.returncode == ExitCode.DUPLICITY, result
+    assert "no space left on the local disk" in error_line(result)
+
+    filler.unlink()  # space again: the next run completes what is at the target
+    result = setup.run("backup")
+    assert result.returncode == 0, result
+    status = json.loads(setup.run("status", "--json").stdout)
+    assert not status["broken"] and not status["incomplete_sets"], status
+    out = tmp_path / "restored"
+    assert setup.run("restore", out).returncode == 0
+    assert_same_tree(setup.source, out)
+    setup.assert_history(ExitCode.DUPLICITY, ExitCode.OK)
+    assert webhook.failures() == [("backup", ExitCode.DUPLICITY)] * 2  # each failure notified

@@ -1,0 +1,69 @@
+"""kill -9 in the middle of a backup, as a crash or the OOM killer does: the next run resumes
+(no stale lock, cfbackup's or duplicity's) and the restore is byte-identical."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+
+import pytest
+from faultkit import FRONT_ENDS, alive, duplicity_child, wait_for, write_tree
+from support.trees import assert_same_tree
+
+from cfbackup.errors import ExitCode
+
+pytestmark = [pytest.mark.faults, pytest.mark.swift]
+
+
+def kill_mid_upload(setup, kind: str) -> None:
+    """kill -9 a backup (cfbackup and duplicity) in the middle of uploading a ``kind`` set."""
+    setup.spawn_until_uploading(kind).kill_group()
+    assert setup.lock_is_free(), "a killed run left its profile lock held"
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, tmp_path):
+    """Both front-ends through a killed full; the incremental part (the same code path once
+    the command line is parsed) only through cfbackup, to keep the suite short."""
+    setup = make_setup(front_end)
+    write_tree(setup.source, mb=3)
+
+    kill_mid_upload(setup, "full")
+    result = setup.run("backup")
+    assert result.returncode == 0, result
+    assert "the run ended without recording its outcome" in result.stderr  # found the killed run
+
+    if not setup.legacy:
+        (setup.source / "plain.txt").write_text("changed after the full backup\n")
+        (setup.source / "data" / "new.bin").write_bytes(random.Random(9).randbytes(3 << 20))
+        kill_mid_upload(setup, "inc")
+        result = setup.run("backup")
+        assert result.returncode == 0, result
+
+    out = tmp_path / "restored"
+    result = setup.run("restore", out)
+    assert result.returncode == 0, result
+    assert_same_tree(setup.source, out)
+    rows = setup.assert_history(ExitCode.INTERRUPTED, ExitCode.OK)
+    killed = [r for r in rows if r["exit_code"] == ExitCode.INTERRUPTED]
+    assert len(killed) == (1 if setup.legacy else 2), rows
+    assert all("killed" in r["message"] for r in killed), rows
+
+
+def test_kill_9_of_cfbackup_alone_takes_duplicity_with_it(make_setup):
+    """duplicity gets SIGTERM when cfbackup dies (PR_SET_PDEATHSIG), so no orphan keeps
+    uploading or holds duplicity's lock on the archive dir."""
+    setup = make_setup()
+    write_tree(setup.source, mb=3)
+    run = setup.spawn_until_uploading()
+    child = duplicity_child(run.pid, "backup")
+    assert child, f"no duplicity child of {run.pid}"
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    wait_for(lambda: not alive(child), 10, f"duplicity (pid {child}) to die with cfbackup")
+
+    result = setup.run("backup")
+    assert result.returncode == 0, result
+    assert "the run ended without recording its outcome" in result.stderr  # the killed run
+    setup.assert_history(ExitCode.INTERRUPTED, ExitCode.OK)
