@@ -25,6 +25,17 @@ Surprises about Swift on this machine (measured with swift 2.38.3, keep them tru
 - swift-ring-builder costs ~0.7 s of imports per call; the nine calls run in one interpreter
   (which must update sys.argv in place: swift.cli.ringbuilder binds it at import).
 - Start-up takes 3.5-4.5 s (5.5-6.5 s with three object servers) on this 2-core machine.
+
+Keystone mode (``LocalSwift(keystone={...})``, see scripts/local_keystone.py) replaces tempauth
+with keystonemiddleware ``authtoken`` + Swift's ``keystoneauth`` (DESIGN.md section 5):
+- ``cache = swift.cache`` in [filter:authtoken]: with ``memcached_servers`` instead every
+  authenticated request is a 500 (python-memcached is not installed; /healthcheck still 200).
+- ``interface = public`` in [filter:authtoken]: it looks for an *internal* identity endpoint by
+  default, and every authenticated request is a 500 (EndpointNotFound) when there is none.
+- ``operator_roles`` holds ``admin, member, swiftoperator``: a user with only ``reader`` gets 403.
+- ``ratelimit`` is in the pipeline: an account's writes can be throttled through its
+  ``X-Account-Sysmeta-Global-Write-Ratelimit`` (set_account_sysmeta), which stretches a backup
+  over several token lifetimes without touching anyone else's account.
 """
 from __future__ import annotations
 
@@ -70,6 +81,8 @@ PIPELINE = (
     "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempauth "
     "copy container-quotas account-quotas slo dlo versioned_writes proxy-logging proxy-server"
 )
+KEYSTONE_PIPELINE = PIPELINE.replace("bulk tempauth", "bulk ratelimit authtoken keystoneauth")
+OPERATOR_ROLES = "admin, member, swiftoperator"
 
 
 def _launch(argv: list[str]) -> int:
@@ -84,6 +97,30 @@ def _launch(argv: list[str]) -> int:
     constraints.reload_constraints()
     sys.argv = [argv[1], *argv[2:]]
     return importlib.import_module(argv[1]).main()
+
+
+def _account_sysmeta(argv: list[str]) -> int:
+    """`_account_sysmeta SWIFT_DIR ACCOUNT HEADERS_JSON`: PUT the account on its account
+    server(s) with those headers (sysmeta is stripped from client requests by the proxy)."""
+    import http.client
+
+    from swift.common import utils
+
+    utils.set_swift_dir(argv[0])
+    from swift.common.ring import Ring
+
+    account, headers = argv[1], json.loads(argv[2])
+    part, nodes = Ring(argv[0], ring_name="account").get_nodes(account)
+    for node in nodes:
+        conn = http.client.HTTPConnection(node["ip"], node["port"], timeout=10)
+        path = f"/{node['device']}/{part}/{urllib.request.quote(account)}"
+        conn.request("PUT", path, headers={"X-Timestamp": utils.Timestamp.now().internal,
+                                           **headers})
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status // 100 != 2:
+            sys.exit(f"account server {node['port']} answered {resp.status} to PUT {path}")
+    return 0
 
 
 def _free_ports(n: int) -> list[int]:
@@ -116,14 +153,21 @@ class LocalSwift:
     memcached, tempauth) on free 127.0.0.1 ports under a temp dir."""
 
     def __init__(self, base_dir: str | os.PathLike | None = None, *, replicas: int = 1,
-                 object_servers: int = 1, updater_interval: float = 2.0):
+                 object_servers: int = 1, updater_interval: float = 2.0,
+                 keystone: dict | None = None):
+        """``keystone``: trust that Keystone instead of tempauth. Keys: auth_url, the service
+        user (username, password, user_domain_name, project_name, project_domain_name),
+        optional operator_roles, and ``probe`` (a user and project, same keys) whose token
+        proves readiness."""
         if not 1 <= replicas <= object_servers:
             raise ValueError("need 1 <= replicas <= object_servers")
+        self.keystone = dict(keystone) if keystone else None
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else None
         self.replicas, self.object_servers = replicas, object_servers
         self.updater_interval = updater_interval
-        self.users = {name: (u, k) for name, (u, k, _g) in _TEMPAUTH.items()}
+        self.users = ({} if keystone else
+                      {name: (u, k) for name, (u, k, _g) in _TEMPAUTH.items()})
         self._procs: dict[str, dict] = {}  # name -> {"argv", "log", "pid", "port"}
         self._popen: dict[str, subprocess.Popen] = {}
         self.auth_url = self.proxy_url = ""
@@ -135,6 +179,16 @@ class LocalSwift:
 
     def storage_url(self, account: str = "test") -> str:
         return f"{self.proxy_url}/v1/AUTH_{account}"
+
+    def set_account_sysmeta(self, account: str, headers: dict[str, str]) -> None:
+        """Write ``X-Account-Sysmeta-*`` headers (which the proxy never accepts from a client)
+        straight to the account server, creating the account. Do it before the proxy first
+        touches the account: it caches account info."""
+        out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_account_sysmeta",
+                              str(self.base_dir), account, json.dumps(headers)],
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise RuntimeError(f"setting sysmeta of {account} failed:\n{out.stdout}{out.stderr}")
 
     def env_v1(self, who: str = "admin") -> dict[str, str]:
         """Environment for duplicity (SWIFT_*) and swiftclient (ST_*; DESIGN.md section 5)."""
@@ -206,7 +260,8 @@ class LocalSwift:
         return {"base_dir": str(self.base_dir), "owns_dir": self._owns_dir,
                 "auth_url": self.auth_url, "proxy_url": self.proxy_url,
                 "storage_url": self.storage_url(), "users": self.users,
-                "log_dir": str(self.log_dir), "processes": self._procs}
+                "log_dir": str(self.log_dir), "processes": self._procs,
+                "keystone": self.keystone}
 
     def detach(self) -> None:
         """Forget the processes (stop() becomes a no-op) and leave them running; the state
@@ -218,7 +273,7 @@ class LocalSwift:
 
     @classmethod
     def from_state(cls, state: dict) -> LocalSwift:
-        self = cls(state["base_dir"])
+        self = cls(state["base_dir"], keystone=state.get("keystone"))
         self._owns_dir = state["owns_dir"]
         self._procs = state["processes"]
         self.auth_url, self.proxy_url = state["auth_url"], state["proxy_url"]
@@ -240,7 +295,8 @@ class LocalSwift:
                 "[storage-policy:0]\nname = Policy-0\ndefault = yes\n")
         mc_port, proxy_port, acc_port, con_port, *obj_ports = _free_ports(4 + self.object_servers)
         self.proxy_url = f"http://127.0.0.1:{proxy_port}"
-        self.auth_url = f"{self.proxy_url}/auth/v1.0"
+        self.auth_url = (self.keystone["auth_url"] if self.keystone
+                         else f"{self.proxy_url}/auth/v1.0")
 
         backends = [("account", acc_port), ("container", con_port)]
         backends += [(f"object{i}", p) for i, p in enumerate(obj_ports)]
@@ -305,18 +361,42 @@ class LocalSwift:
         return text
 
     def _proxy_sections(self, mc_port: int) -> str:
-        users = "".join(f"user_{u.replace(':', '_')} = {k} {g}\n"
-                        for u, k, g in _TEMPAUTH.values())
-        filters = dict.fromkeys(f for f in PIPELINE.split()
-                                if f not in ("cache", "tempauth", "proxy-server"))
-        text = (f"[pipeline:main]\npipeline = {PIPELINE}\n\n"
+        pipeline = KEYSTONE_PIPELINE if self.keystone else PIPELINE
+        own = ("cache", "tempauth", "authtoken", "keystoneauth", "ratelimit", "proxy-server")
+        filters = dict.fromkeys(f for f in pipeline.split() if f not in own)
+        text = (f"[pipeline:main]\npipeline = {pipeline}\n\n"
                 "[app:proxy-server]\nuse = egg:swift#proxy\nallow_account_management = true\n"
                 "account_autocreate = true\nnode_timeout = 5\nconn_timeout = 0.5\n\n"
-                f"[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_life = 86400\n{users}\n"
-                f"[filter:cache]\nuse = egg:swift#memcache\n"
+                + (self._keystone_sections() if self.keystone else self._tempauth_section())
+                + f"[filter:cache]\nuse = egg:swift#memcache\n"
                 f"memcache_servers = 127.0.0.1:{mc_port}\n\n")
         return text + "".join(f"[filter:{f}]\nuse = egg:swift#{f.replace('-', '_')}\n\n"
                               for f in filters)
+
+    @staticmethod
+    def _tempauth_section() -> str:
+        users = "".join(f"user_{u.replace(':', '_')} = {k} {g}\n"
+                        for u, k, g in _TEMPAUTH.values())
+        return f"[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_life = 86400\n{users}\n"
+
+    def _keystone_sections(self) -> str:
+        ks = self.keystone
+        return (
+            "[filter:authtoken]\n"
+            "paste.filter_factory = keystonemiddleware.auth_token:filter_factory\n"
+            f"www_authenticate_uri = {ks['auth_url']}\nauth_url = {ks['auth_url']}\n"
+            "auth_type = password\ninterface = public\n"
+            f"username = {ks['username']}\npassword = {ks['password']}\n"
+            f"user_domain_name = {ks.get('user_domain_name', 'Default')}\n"
+            f"project_name = {ks.get('project_name', 'service')}\n"
+            f"project_domain_name = {ks.get('project_domain_name', 'Default')}\n"
+            "cache = swift.cache\ndelay_auth_decision = true\n"
+            "include_service_catalog = false\nhttp_connect_timeout = 5\n\n"
+            "[filter:keystoneauth]\nuse = egg:swift#keystoneauth\n"
+            f"operator_roles = {ks.get('operator_roles', OPERATOR_ROLES)}\n"
+            "reseller_admin_role = ResellerAdmin\n\n"
+            "[filter:ratelimit]\nuse = egg:swift#ratelimit\nlog_sleep_time_seconds = 1\n\n"
+        )
 
     def _swift_argv(self, module: str, conf: Path) -> list[str]:
         return [sys.executable, str(Path(__file__).resolve()), "_launch", str(self.base_dir),
@@ -414,6 +494,8 @@ class LocalSwift:
         for name, proc in self._procs.items():
             if proc["port"]:
                 self._wait_healthy(name, deadline)
+        if self.keystone:
+            return self._wait_keystone_ready(deadline)
         user, key = self.users["admin"]
         status, headers = _http("GET", self.auth_url, {"X-Auth-User": user, "X-Auth-Key": key})
         if status != 200:
@@ -422,6 +504,39 @@ class LocalSwift:
                           {"X-Auth-Token": headers["X-Auth-Token"]})
         if status // 100 != 2:
             raise RuntimeError(f"authenticated HEAD of the account answered {status}")
+        dead = [n for n in self._procs if not self._alive(n)]
+        if dead:
+            raise RuntimeError(f"exited during start: {', '.join(dead)}")
+
+    def _wait_keystone_ready(self, deadline: float) -> None:
+        """A Keystone token of the probe user opens its account (authtoken validated it and
+        keystoneauth accepted its role). Keystone may still be starting: retry until then."""
+        probe = self.keystone["probe"]
+        body = {"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": probe["username"], "password": probe["password"],
+                "domain": {"name": probe.get("user_domain_name", "Default")}}}},
+            "scope": {"project": {"name": probe["project_name"], "domain": {
+                "name": probe.get("project_domain_name", "Default")}}}}}
+        url = self.keystone["auth_url"].rstrip("/") + "/auth/tokens"
+        last = ""
+        while True:
+            req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    token = resp.headers["X-Subject-Token"]
+                    project = json.loads(resp.read())["token"]["project"]["id"]
+                status, _ = _http("HEAD", f"{self.proxy_url}/v1/AUTH_{project}",
+                                  {"X-Auth-Token": token}, timeout=30)
+                if status // 100 == 2:
+                    break
+                last = f"authenticated HEAD of the account answered {status}"
+            except (OSError, urllib.error.HTTPError, ValueError, KeyError) as exc:
+                last = f"Keystone: {exc}"
+            if time.monotonic() > deadline:
+                raise TimeoutError(last)
+            time.sleep(0.2)
         dead = [n for n in self._procs if not self._alive(n)]
         if dead:
             raise RuntimeError(f"exited during start: {', '.join(dead)}")
@@ -444,6 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_launch"]:
         return _launch(argv[1:])
+    if argv[:1] == ["_account_sysmeta"]:
+        return _account_sysmeta(argv[1:])
     args = parser.parse_args(argv)
     if args.command in ("start", "stop") and not args.state_file:
         parser.error(f"{args.command} needs --state-file")

@@ -34,7 +34,7 @@ from support.cli import (  # noqa: E402
 @pytest.fixture(scope="session")
 def local_swift():
     """A started LocalSwift (1 replica), stopped at the end of the session."""
-    with LocalSwift() as swift:
+    with LocalSwift(updater_interval=5.0) as swift:  # the updaters cost CPU
         yield swift
 
 
@@ -45,6 +45,15 @@ def _hermetic_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("CFBACKUP_CONFIG", raising=False)
+    yield
+    _kill_gpg_agent(home / ".gnupg")
+
+
+def _kill_gpg_agent(gnupghome: Path) -> None:
+    """gpg starts an agent per GNUPGHOME that outlives the test: stop it."""
+    if gnupghome.is_dir():
+        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+                       capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +80,8 @@ def gpg_keys(tmp_path_factory):
     assert key.fingerprint, key.stderr
     (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
     (home / "gpg.conf").write_text("pinentry-mode loopback\n")
-    return {"home": str(home), "fingerprint": key.fingerprint}
+    yield {"home": str(home), "fingerprint": key.fingerprint}
+    _kill_gpg_agent(home)
 
 
 @pytest.fixture

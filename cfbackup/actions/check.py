@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from cfbackup import execute, gpgkeys, swift
+from cfbackup import execute, gpgkeys, keystone, swift
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
 from cfbackup.duplicity.target import swift_target
@@ -41,8 +41,15 @@ def run_check(run: Run) -> RunResult:
             rows.append((what, False, error.message))
     if swift_target(profile.target) is not None:
         try:
-            account = swift.account_stats(profile)
-            container = swift.container_stats(profile)
+            conn = None
+            if keystone.uses_keystone(profile):
+                try:
+                    conn = _keystone_rows(profile, rows)
+                except CfbackupError as error:
+                    rows.append(("keystone", False, error.message))
+                    raise
+            account = swift.account_stats(profile, conn)
+            container = swift.container_stats(profile, conn)
             rows.append(("swift", True, f"authenticated, storage URL {account['storage_url']}"))
             rows.append(
                 (
@@ -57,7 +64,8 @@ def run_check(run: Run) -> RunResult:
                 )
             )
         except CfbackupError as error:
-            rows.append(("swift", False, error.message))
+            if rows[-1][0] != "keystone" or rows[-1][1]:
+                rows.append(("swift", False, error.message))
     for plugin_rows in run.hooks.cfbackup_check(run=run):
         rows.extend(plugin_rows or [])
     failed = [r for r in rows if not r[1]]
@@ -72,3 +80,30 @@ def run_check(run: Run) -> RunResult:
             else f"{profile.name} is ready"
         ),
     )
+
+
+def _keystone_rows(profile, rows: list[tuple[str, bool, str]]):
+    """A "keystone" row (who, which project, the token's expiry, the endpoint chosen) and the
+    connection to reuse for the Swift rows; raises the CfbackupError explaining a failure."""
+    creds = keystone.credentials(profile)
+    session = keystone.session(creds)
+    who = keystone.identity(creds, session)
+    if who["application_credential"]:
+        name = who["application_credential_name"]
+        method = (
+            f"application credential {name + ' ' if name else ''}({who['application_credential']})"
+        )
+    else:
+        method = "password"
+    rows.append(
+        (
+            "keystone",
+            True,
+            f"authenticated as user {who['user']} (domain {who['user_domain']}) with {method}, "
+            f"project {who['project']} (id {who['project_id']}, domain {who['project_domain']}), "
+            f"roles {', '.join(who['roles']) or 'none'}; token expires {who['expires_at']} "
+            f"(in {who['expires_in']} s); object-store endpoint {who['storage_url']} "
+            f"(region {who['region'] or 'any'}, interface {who['interface']})",
+        )
+    )
+    return keystone.connection(creds, keystone_session=session)

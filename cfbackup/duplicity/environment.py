@@ -1,16 +1,26 @@
 """Secrets and credentials for duplicity, in its environment (never in argv).
 
-Variable names are the ones duplicity 3.2.1's swift backend reads (DESIGN.md section 5).
+Variable names are the ones duplicity 3.2.1's swift backend reads (DESIGN.md section 5). A
+Keystone password goes to duplicity itself (its swiftclient re-authenticates on a 401). An
+application credential, which duplicity cannot take, goes in the ``OS_*`` variables that the
+launcher (``launcher.py``) reads: the run then starts through it instead of ``duplicity``.
+:func:`credentials_from_environment` reads either set back (the launcher, and the diagnosis of
+a failed run in ``run.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from cfbackup import keystone
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import ConfigError
 
-# profile [swift] key -> duplicity variable, for Keystone v3
+APPLICATION_CREDENTIAL_AUTH_TYPE = "v3applicationcredential"  # OS_AUTH_TYPE: use the launcher
+
+# Keystone credential field -> duplicity variable (password authentication)
 V3_VARIABLES = {
     "user_domain_name": "SWIFT_USER_DOMAIN_NAME",
     "user_domain_id": "SWIFT_USER_DOMAIN_ID",
@@ -55,11 +65,8 @@ def encryption_environment(profile: Profile) -> dict[str, str]:
 def swift_environment(profile: Profile) -> dict[str, str]:
     swift = profile["swift"]
     where = f"profiles.{profile.name}.swift"
-    if swift.get("cloud") or swift.get("application_credential_id"):
-        raise ConfigError(
-            f"{where}: clouds.yaml and application credentials are not supported by this version "
-            "of cfbackup yet: use auth_version 3 with username and password, or auth_version 1."
-        )
+    if keystone.uses_keystone(profile):
+        return keystone_environment(keystone.credentials(profile))
     for key in ("auth_url", "username"):
         if not swift.get(key):
             raise ConfigError(f"{where}.{key}: required for a swift:// target.")
@@ -75,13 +82,75 @@ def swift_environment(profile: Profile) -> dict[str, str]:
         "SWIFT_PASSWORD": password,
         "SWIFT_AUTHVERSION": swift["auth_version"],
     }
-    if swift["auth_version"] == "1":
-        # duplicity's second client (a SwiftService for size queries) ignores the SWIFT_* v1
-        # credentials and retries 5 x 30 s per volume unless swiftclient's own ST_* are set.
-        env.update(ST_AUTH=swift["auth_url"], ST_USER=swift["username"], ST_KEY=password)
-    else:
-        for key, variable in V3_VARIABLES.items():
-            if swift.get(key):
-                env[variable] = swift[key]
-        env["SWIFT_ENDPOINT_TYPE"] = f"{swift['interface']}URL"
+    # duplicity's second client (a SwiftService for size queries) ignores the SWIFT_* v1
+    # credentials and retries 5 x 30 s per volume unless swiftclient's own ST_* are set.
+    env.update(ST_AUTH=swift["auth_url"], ST_USER=swift["username"], ST_KEY=password)
     return env
+
+
+def keystone_environment(creds: keystone.Credentials) -> dict[str, str]:
+    """duplicity's variables for a Keystone password; the launcher's for an application
+    credential (plus SWIFT_AUTHURL/SWIFT_AUTHVERSION, which duplicity's backend requires)."""
+    env = {"SWIFT_AUTHURL": creds.auth_url, "SWIFT_AUTHVERSION": "3"}
+    if creds.method == keystone.APPLICATION_CREDENTIAL:
+        env.update(
+            OS_AUTH_TYPE=APPLICATION_CREDENTIAL_AUTH_TYPE,
+            OS_AUTH_URL=creds.auth_url,
+            OS_APPLICATION_CREDENTIAL_ID=creds.application_credential_id,
+            OS_APPLICATION_CREDENTIAL_SECRET=creds.application_credential_secret,
+            OS_INTERFACE=creds.interface,
+        )
+        if creds.region_name:
+            env["OS_REGION_NAME"] = creds.region_name
+        if creds.verify is False:
+            env["OS_INSECURE"] = "true"
+    else:
+        if creds.verify is False:
+            raise ConfigError(
+                f"{creds.where}: duplicity's Swift backend cannot skip TLS verification with a "
+                "password: give the CA bundle (cacert) instead of verify: false."
+            )
+        env.update(
+            SWIFT_USERNAME=creds.username or creds.user_id,
+            SWIFT_PASSWORD=creds.password,
+            SWIFT_ENDPOINT_TYPE=f"{creds.interface}URL",
+        )
+        if creds.user_id:
+            env["SWIFT_USERID"] = creds.user_id
+        for key, variable in V3_VARIABLES.items():
+            if getattr(creds, key):
+                env[variable] = getattr(creds, key)
+    if isinstance(creds.verify, str):
+        env["REQUESTS_CA_BUNDLE"] = env["OS_CACERT"] = creds.verify
+    return env
+
+
+def credentials_from_environment(env: Mapping[str, str]) -> keystone.Credentials | None:
+    """The Keystone credentials a duplicity (or launcher) environment carries; None for v1."""
+    if env.get("SWIFT_AUTHVERSION") != "3" or not env.get("SWIFT_AUTHURL"):
+        return None
+    verify: bool | str = env.get("OS_CACERT") or env.get("OS_INSECURE") != "true"
+    if env.get("OS_AUTH_TYPE") == APPLICATION_CREDENTIAL_AUTH_TYPE:
+        return keystone.Credentials(
+            method=keystone.APPLICATION_CREDENTIAL,
+            auth_url=env.get("OS_AUTH_URL") or env["SWIFT_AUTHURL"],
+            where="the profile's [swift] settings",
+            interface=env.get("OS_INTERFACE") or "public",
+            region_name=env.get("OS_REGION_NAME") or None,
+            application_credential_id=env.get("OS_APPLICATION_CREDENTIAL_ID"),
+            application_credential_secret=env.get("OS_APPLICATION_CREDENTIAL_SECRET"),
+            verify=verify,
+        )
+    fields = {key: env.get(variable) for key, variable in V3_VARIABLES.items()}
+    return keystone.Credentials(
+        method=keystone.PASSWORD,
+        auth_url=env["SWIFT_AUTHURL"],
+        where="the profile's [swift] settings",
+        interface=(env.get("SWIFT_ENDPOINT_TYPE") or "publicURL").removesuffix("URL"),
+        region_name=fields.pop("region_name"),
+        username=None if env.get("SWIFT_USERID") else env.get("SWIFT_USERNAME"),
+        user_id=env.get("SWIFT_USERID"),
+        password=env.get("SWIFT_PASSWORD"),
+        verify=verify,
+        **fields,
+    )

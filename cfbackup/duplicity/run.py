@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from cfbackup import execute, redact
-from cfbackup.duplicity import machinelog
+from cfbackup.duplicity import launcher, machinelog
 from cfbackup.errors import (
     BackendError,
     CfbackupError,
@@ -36,6 +36,8 @@ class DuplicityResult:
     records: list[machinelog.Record]
     output_tail: tuple[str, ...]
     statistics: dict = dataclasses.field(default_factory=dict)
+    # the run's environment (secrets: never shown), for the diagnosis of a Keystone failure
+    env: Mapping[str, str] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def records_with(self, level: str, code: int | None = None) -> list[machinelog.Record]:
         return [r for r in self.records if r.level == level and (code is None or r.code == code)]
@@ -48,11 +50,14 @@ class DuplicityResult:
             machinelog.WARNING_CANNOT_ITERATE,
             machinelog.WARNING_CANNOT_PROCESS,
         }
-        return [
-            r.extra.strip("'\"") or r.message
-            for r in self.records
-            if r.level == "WARNING" and r.code in codes
-        ]
+        # duplicity warns twice about a file it cannot read (signatures, then data): once here
+        return list(
+            dict.fromkeys(
+                r.extra.strip("'\"") or r.message
+                for r in self.records
+                if r.level == "WARNING" and r.code in codes
+            )
+        )
 
 
 def duplicity_executable() -> str:
@@ -88,6 +93,11 @@ def run_duplicity(
 
     def _accept(record: machinelog.Record) -> None:
         records.append(record)
+        if record.level == "WARNING" and record.message.startswith("Attempt of "):
+            log.warning(
+                "a request to the backend failed, duplicity retries it: %s",
+                record.message.splitlines()[0][:300],
+            )
         if on_record:
             on_record(record)
 
@@ -96,7 +106,9 @@ def run_duplicity(
     try:
         argv = tuple(build_argv(write_fd))
         if argv and argv[0] == "duplicity":
-            argv = (duplicity_executable(), *argv[1:])
+            # an application credential needs the launcher (duplicity cannot take one)
+            program = launcher.command() if launcher.needed(env) else (duplicity_executable(),)
+            argv = (*program, *argv[1:])
         result = execute.stream(
             argv,
             env=env,
@@ -111,13 +123,96 @@ def run_duplicity(
     for record in records:
         if record.level == "NOTICE" and "Backup Statistics" in record.message:
             stats = machinelog.parse_statistics(record.message)
-    outcome = DuplicityResult(argv, result.returncode, records, result.tail, stats)
+    outcome = DuplicityResult(argv, result.returncode, records, result.tail, stats, env)
     if check and result.returncode != 0:
         raise classify_failure(outcome)
     return outcome
 
 
+# Keystone failures as duplicity (its swiftclient and keystoneclient) or the launcher report
+# them; classify_failure replaces the generic message with a diagnosis when it can make one.
+_KEYSTONE = re.compile(
+    r"\[cfbackup\] |Unauthorized\. Check (username|application credential)|"
+    r"Authorization Failure|Endpoint for object-store not found|"
+    r"Unable to establish connection to \S*/auth/tokens",
+)
+_UNAUTHORIZED = re.compile(r"\b401\b|Unauthorized")  # Swift refused a Keystone token
+_KEYSTONE_PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
+    (  # the launcher's own sentence, without duplicity's "(for trace back ...)" suffix
+        re.compile(r"\[cfbackup\] "),
+        lambda text: BackendError(
+            re.search(r"\[cfbackup\] (.+?)\.?(?: \(for trace back[^\n]*)?$", text, re.M)[1] + "."
+        ),
+    ),
+    (
+        re.compile(r"Unable to establish connection to \S*/auth/tokens"),
+        lambda text: BackendError(
+            "cannot reach Keystone (connection failed): check swift.auth_url and that Keystone is "
+            "up and reachable from here."
+        ),
+    ),
+    (
+        re.compile(r"Endpoint for object-store not found"),
+        lambda text: BackendError(
+            "the Keystone catalog has no object-store endpoint for the profile's region and "
+            "interface: check swift.region_name and swift.interface (cfbackup check PROFILE "
+            "lists the endpoints there are)."
+        ),
+    ),
+    (
+        re.compile(r"Unauthorized\. Check|Authorization Failure"),
+        lambda text: BackendError(
+            "Keystone rejected the credentials (401): wrong password, or an unknown user, "
+            "domain or project, or no role on the project: cfbackup check PROFILE tells which."
+        ),
+    ),
+)
+
+_CORRUPT = re.compile(r"hash mismatch for file:\s*(\S+)", re.I)  # the name is on the next line
+_MISSING = re.compile(r"difftar volume (\d+) not found in backup", re.I)
+_DAMAGED = (
+    "the backup at the target is damaged (changed behind cfbackup's back): restore an earlier "
+    "state with --time if an older chain exists, and run cfbackup backup --full to start a sound "
+    "chain."
+)
+
+
+def _damaged(what: str) -> CfbackupError:
+    return CfbackupError(f"{what}: {_DAMAGED}", exit_code=ExitCode.DUPLICITY)
+
+
+def _no_space(text: str) -> CfbackupError:
+    found = re.search(r"Temp space has ([\d,]+) available, backup needs approx ([\d,]+)", text)
+    numbers = (
+        f": {found[1]} bytes free in the temp dir, duplicity needs {found[2]}" if found else ""
+    )
+    return CfbackupError(
+        f"no space left on the local disk (archive dir or temp dir{numbers}): free some space or "
+        "set tempdir/archive_dir elsewhere, then run again (a backup resumes where it stopped).",
+        exit_code=ExitCode.DUPLICITY,
+    )
+
+
 _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
+    (
+        _CORRUPT,
+        lambda text: _damaged(
+            f"remote volume {_CORRUPT.search(text)[1]} is corrupt (its hash does not match the "
+            "manifest)"
+        ),
+    ),
+    (
+        _MISSING,
+        lambda text: _damaged(
+            f"remote volume vol{_MISSING.search(text)[1]}.difftar of the backup set is missing "
+            "at the target"
+        ),
+    ),
+    (
+        # before the gpg and network patterns: a full disk also makes gpg or a download fail
+        re.compile(r"not enough free space|No space left on device|Temp space has", re.I),
+        lambda text: _no_space(text),
+    ),
     (
         re.compile(r"Another duplicity instance is already running|lockfile .* is locked", re.I),
         lambda text: LockHeld(
@@ -148,7 +243,9 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
     (
         re.compile(r"403 Forbidden|\b403\b", re.I),
         lambda text: BackendError(
-            "Swift refused access (403): the user lacks a role Swift accepts for this container."
+            "Swift refused access (403): the user lacks a role Swift accepts for this container "
+            "(with Keystone: one of the proxy's operator_roles on the project, often member or "
+            "swiftoperator): ask the cloud's admin to grant one."
         ),
     ),
     (
@@ -190,14 +287,6 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
         ),
     ),
     (
-        re.compile(r"not enough free space|No space left on device", re.I),
-        lambda text: CfbackupError(
-            "no space left on the local disk (archive dir or temp dir): free some space or set "
-            "tempdir/archive_dir elsewhere, then run again.",
-            exit_code=ExitCode.DUPLICITY,
-        ),
-    ),
-    (
         re.compile(r"file_prefix_error|is not under|Fatal Error: The file specification", re.I),
         lambda text: ConfigError(
             "an include or exclude path is not under the profile's source: fix include/exclude."
@@ -206,17 +295,29 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
 )
 
 
-def classify_failure(result: DuplicityResult) -> CfbackupError:
-    """One clear error for a failed duplicity run, with its exit code and output tail."""
+def classify_failure(
+    result: DuplicityResult, env: Mapping[str, str] | None = None
+) -> CfbackupError:
+    """One clear error for a failed duplicity run, with its exit code and output tail.
+
+    ``env`` (default: the result's), the run's environment, lets a Keystone failure be
+    diagnosed precisely: the same credentials authenticate once more in cfbackup
+    (keystone.diagnose), only after a failure.
+    """
+    env = env if env is not None else result.env
     errors = [r.message for r in result.records if r.level == "ERROR"]
     text = "\n".join(errors + list(result.output_tail))
     detail = "\n".join(result.output_tail[-15:])
-    for pattern, make in _PATTERNS:
-        if pattern.search(text):
+    error = None
+    if _KEYSTONE.search(text) or _UNAUTHORIZED.search(text):
+        error = _keystone_diagnosis(env)
+    for pattern, make in (*_KEYSTONE_PATTERNS, *_PATTERNS):
+        if error is None and pattern.search(text):
             error = make(text)
-            error.detail = detail
-            error.message = f"{error.message} (duplicity exit code {result.returncode})"
-            return error
+    if error is not None:
+        error.detail = detail
+        error.message = f"{error.message} (duplicity exit code {result.returncode})"
+        return error
     first = (errors[-1].splitlines() or [""])[0] if errors else ""
     summary = first or (result.output_tail[-1] if result.output_tail else "no output")
     command = result.argv[1] if len(result.argv) > 1 else ""
@@ -225,3 +326,19 @@ def classify_failure(result: DuplicityResult) -> CfbackupError:
         returncode=result.returncode,
         detail=detail,
     )
+
+
+def _keystone_diagnosis(env: Mapping[str, str] | None) -> CfbackupError | None:
+    """What is wrong with the Keystone credentials in ``env``, or None (a passing failure, or
+    not Keystone at all)."""
+    from cfbackup import keystone
+    from cfbackup.duplicity.environment import credentials_from_environment
+
+    creds = credentials_from_environment(env or {})
+    if creds is None:
+        return None
+    try:
+        return keystone.diagnose(creds)
+    except Exception as error:  # noqa: BLE001 - a diagnosis must never hide the failure
+        log.debug("Keystone diagnosis failed: %s", redact.redact(str(error)))
+        return None

@@ -1,0 +1,46 @@
+"""Application-credential profiles: every duplicity command goes through the launcher."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from keystone_helpers import appcred_swift, run_logs
+from support.trees import assert_same_tree
+
+pytestmark = pytest.mark.keystone
+
+
+def test_application_credential_backup_incremental_verify_restore_list_status(
+    tmp_path, tier, write_config, source, cfbackup
+):
+    cred_id, secret = tier.application_credential()
+    config = write_config(appcred_swift(tier, cred_id))
+    env = {"T_KS_APPCRED": secret}
+
+    check = cfbackup("-c", config, "check", env=env)
+    assert check.returncode == 0, check
+    row = next(line for line in check.stdout.splitlines() if "keystone:" in line)
+    assert "user backup (domain BackupDomain) with application credential cfbackup-test" in row
+    assert f"({cred_id})" in row and "project backups" in row
+
+    assert cfbackup("-c", config, "backup", env=env).returncode == 0
+    time.sleep(1.1)
+    (source / "etc" / "app.conf").write_text("setting = 3\n")
+    incremental = cfbackup("-c", config, "backup", env=env)
+    assert incremental.returncode == 0, incremental
+    verify = cfbackup("-c", config, "verify", env=env)
+    assert verify.returncode == 0, verify
+    restored = tmp_path / "restored"
+    restore = cfbackup("-c", config, "restore", "main", restored, env=env)
+    assert restore.returncode == 0, restore
+    assert_same_tree(source, restored)
+    listing = cfbackup("-c", config, "list", "main", env=env)
+    assert listing.returncode == 0 and "app.conf" in listing.stdout, listing
+    status = cfbackup("-c", config, "status", "main", env=env)
+    assert status.returncode == 0 and "error" not in status.stdout.lower(), status
+
+    logs = run_logs(tmp_path)
+    runs = [line for line in logs.splitlines() if "running:" in line]
+    assert runs and all("-m cfbackup.duplicity.launcher" in line for line in runs), runs
+    tier.assert_no_secret(logs)  # nor in argv: the run log records every command line

@@ -1,0 +1,81 @@
+"""Keystone v3 password profiles through the CLI: the whole life of a backup, names and ids."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from keystone_helpers import password_swift, run_logs
+from support.trees import assert_same_tree
+
+pytestmark = pytest.mark.keystone
+
+
+def test_password_profile_backup_incremental_verify_restore_list_status_quota(
+    tmp_path, tier, write_config, source, cfbackup
+):
+    config = write_config(password_swift(tier))
+
+    check = cfbackup("-c", config, "check")
+    assert check.returncode == 0, check
+    row = next(line for line in check.stdout.splitlines() if "keystone:" in line)
+    assert "user backup (domain BackupDomain) with password" in row
+    assert f"project backups (id {tier.keystone.project('backups')['id']}" in row
+    assert "token expires 20" in row and "(in " in row
+    assert f"{tier.swift.proxy_url}/v1/{tier.account('backups')}" in row
+    assert "region RegionOne, interface public" in row
+
+    full = cfbackup("-c", config, "backup")
+    assert full.returncode == 0, full
+    time.sleep(1.1)  # duplicity's times have one-second resolution
+    (source / "etc" / "app.conf").write_text("setting = 2\n")
+    (source / "new.txt").write_text("added later\n")
+    incremental = cfbackup("-c", config, "backup")
+    assert incremental.returncode == 0, incremental
+    assert "2 new" in incremental.stdout or "1 changed" in incremental.stdout, incremental
+
+    verify = cfbackup("-c", config, "verify")
+    assert verify.returncode == 0, verify
+    restored = tmp_path / "restored"
+    restore = cfbackup("-c", config, "restore", "main", restored)
+    assert restore.returncode == 0, restore
+    assert_same_tree(source, restored)
+    listing = cfbackup("-c", config, "list", "main")
+    assert listing.returncode == 0 and "new.txt" in listing.stdout, listing
+
+    status = cfbackup("-c", config, "status", "main", "--json")
+    assert status.returncode == 0, status
+    data = json.loads(status.stdout)
+    data = data[0] if isinstance(data, list) else data
+    assert "error" not in json.dumps(data.get("remote", {})), data
+    assert data["remote"]["account"]["storage_url"].endswith(tier.account("backups"))
+    quota = cfbackup("-c", config, "quota", "show", "main", "--json")
+    assert quota.returncode == 0, quota
+
+    # plain duplicity for a password (the launcher is for application credentials only)
+    logs = run_logs(tmp_path)
+    assert "cfbackup.duplicity.launcher" not in logs and "/duplicity backup" in logs
+    tier.assert_no_secret(logs)
+
+
+def test_domain_and_project_ids_and_the_internal_endpoint(tmp_path, tier, write_config, cfbackup):
+    """Domains and the project by id, the catalog's internal endpoint."""
+    backup_user = tier.keystone.user("backup")
+    config = write_config(
+        password_swift(
+            tier,
+            user_domain_name=None,
+            user_domain_id=backup_user["domain_id"],
+            project_name=None,
+            project_domain_name=None,
+            project_id=tier.keystone.project("backups")["id"],
+            interface="internal",
+        )
+    )
+    check = cfbackup("-c", config, "check")
+    assert check.returncode == 0, check
+    assert "interface internal" in check.stdout
+    backup = cfbackup("-c", config, "backup")
+    assert backup.returncode == 0, backup
+    assert "backup of main done" in backup.stdout, backup
