@@ -9,7 +9,7 @@ import pytest
 from faultkit import write_tree
 from support.trees import assert_same_tree
 
-from cfbackup.duplicity.run import RETRY_DEFAULTS
+from cfbackup.duplicity.commands import RETRY_FLAGS
 from cfbackup.errors import ExitCode
 
 pytestmark = [pytest.mark.faults, pytest.mark.swift]
@@ -32,7 +32,7 @@ def test_storage_server_lost_mid_backup(local_swift, make_setup, tmp_path):
 
 def test_proxy_down_for_seconds_mid_upload(local_swift, make_setup, tmp_path):
     """A short outage is ridden out (swiftclient retries each request for about 30 s, then
-    duplicity retries it: RETRY_DEFAULTS)."""
+    duplicity retries it: RETRY_FLAGS)."""
     setup = make_setup()
     write_tree(setup.source, mb=3)
     run = setup.spawn_until_uploading()
@@ -66,7 +66,7 @@ def test_proxy_down_for_good_fails_in_bounded_time_then_resumes(local_swift, mak
     assert "cannot reach Swift" in output
     assert elapsed < 120, f"the run took {elapsed:.0f} s to give up"
     logs = "\n".join(p.read_text() for p in (setup.state_dir / "logs").glob("*-backup-*.log"))
-    assert " ".join(RETRY_DEFAULTS) in logs and "--num-retries=1" in logs  # the profile's wins
+    assert " ".join(RETRY_FLAGS) in logs and "--num-retries=1" in logs  # the profile's wins
 
     result = setup.run("backup")
     assert result.returncode == 0, result
