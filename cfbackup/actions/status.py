@@ -65,13 +65,6 @@ def run_status(run: Run) -> RunResult:
             status["remote"]["account"] = swift.account_stats(profile, conn)
         except CfbackupError as error:
             status["remote"] = {"error": error.message}
-    extra = (
-        [row for rows in run.hooks.cfbackup_check(run=run) or [] for row in (rows or [])]
-        if run.options.get("with_checks")
-        else []
-    )
-    if extra:
-        status["checks"] = extra
     return RunResult(
         profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
     )
