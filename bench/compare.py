@@ -368,6 +368,16 @@ class Bench:
     def note_argv(self, tool: str, what: str, argv: list) -> None:
         self.argv.setdefault(tool, {}).setdefault(what, [str(a) for a in argv])
 
+    def keep_logs(self, rep: Rep, tool: Tool) -> None:
+        """Keep each tool's output (and cfbackup's run logs) in WORK/logs for a post-mortem."""
+        logs = self.work / "logs"
+        logs.mkdir(exist_ok=True)
+        sources = [tool.log(rep), *sorted((tool.dir(rep) / "state" / "logs").glob("*.log"))]
+        with open(logs / f"r{rep.index}-{tool.name}.log", "wb") as out:
+            for path in sources:
+                if path.exists():
+                    out.write(f"==> {path.name}\n".encode() + path.read_bytes())
+
     def note_ran(self, command: str) -> None:
         """A duplicity command line cfbackup ran (from its run log), keyed by its command word."""
         words = command.split()
@@ -423,6 +433,7 @@ class Bench:
             finally:
                 for tool in order:
                     self.swift.delete_container(tool.container(rep))
+                    self.keep_logs(rep, tool)
                 shutil.rmtree(rep.dir, ignore_errors=True)
 
     def repetition(self, rep: Rep, order: list[Tool]) -> None:
@@ -465,7 +476,9 @@ class Bench:
                             f"{tool.name} {op}: restored data differ from the source ({landed})"
                         )
                     self.samples[tool.name][op].append(sample)
-                    shutil.rmtree(target, ignore_errors=True)
+                    # restored trees stay until the repetition ends: ext4 scans recently
+                    # deleted inodes when it allocates new ones, and creating 100k files
+                    # right after deleting 100k took 10-25x the system time (measured)
                     self.log(f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s (verified)")
         finally:
             if undo:
@@ -746,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write every sample to this file")
     args = parser.parse_args(argv)
+    harness.stop_on_signals()
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = set(args.tools) - set(TOOLS)
     if unknown:

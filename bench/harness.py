@@ -61,6 +61,7 @@ def measure(
     with open(log_path, "ab") as log:
         log.write(f"\n$ {shlex.join(argv)}\n".encode())
         log.flush()
+        settle()
         swift_before = swift_cpu_probe() if swift_cpu_probe else 0.0
         start = time.perf_counter()
         process = subprocess.Popen(
@@ -86,6 +87,25 @@ def measure(
         tail = log_path.read_text(errors="replace").splitlines()[-25:]
         raise BenchError(f"exit code {sample.returncode}: {shlex.join(argv)}\n" + "\n".join(tail))
     return sample
+
+
+def settle() -> None:
+    """Write back dirty pages before a timed run: otherwise a run pays for the writeback of
+    what the previous one wrote (a restored tree, Swift's objects), and the tools' order
+    decides the numbers."""
+    os.sync()
+
+
+def stop_on_signals() -> None:
+    """SIGTERM (and SIGINT, which a background job ignores) unwind normally, so the Swift and
+    the contestants' processes are stopped and temporary data removed."""
+    import signal
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
 
 
 def peak_wrapper(peak_file: Path) -> list[str]:

@@ -120,6 +120,7 @@ def measure_parallel(commands: list[list[str]], env: dict, log: Path) -> Sample:
     """Start every command at once; wall time until the last ends, CPU summed, peak max."""
     peaks = [log.with_name(f"{log.name}.{i}") for i in range(len(commands))]
     with open(log, "ab") as out:
+        harness.settle()
         swift_before = harness.swift_cpu_probe() if harness.swift_cpu_probe else 0.0
         start = time.perf_counter()
         procs = [
@@ -178,8 +179,14 @@ class Levers:
                 file=sys.stderr,
                 flush=True,
             )
-            for variant in order:
-                self.one(variant, index, rel, want_file, want_tree)
+            try:
+                for variant in order:
+                    self.one(variant, index, rel, want_file, want_tree)
+            finally:
+                # restored trees go at the end of the repetition, not before the next variant's
+                # restore: ext4 allocates new inodes slowly next to recently deleted ones
+                for variant in order:
+                    shutil.rmtree(self.work / f"r{index}-{variant.name}", ignore_errors=True)
 
     def one(self, v: Variant, index: int, rel: str, want_file: str, want_tree: str) -> None:
         base = self.work / f"r{index}-{v.name}"
@@ -258,7 +265,6 @@ class Levers:
         finally:
             for part in ("", "a", "b"):
                 self.swift.delete_container(f"lever-{index}-{v.name}{part}")
-            shutil.rmtree(base, ignore_errors=True)
 
     def report(self, source_bytes: int) -> str:
         reference = median([s.wall for s in self.results.get("defaults", {}).get("full", [])])
@@ -317,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work", type=Path)
     args = parser.parse_args(argv)
+    harness.stop_on_signals()
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in args.variants if v not in CATALOG]
     if unknown:
