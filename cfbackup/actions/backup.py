@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cfbackup import passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
-from cfbackup.duplicity import commands
+from cfbackup.duplicity import archive, commands
 from cfbackup.errors import PartialBackup, RunRefused
 from cfbackup.runner import Run, RunResult
 
@@ -25,7 +25,7 @@ def run_backup(run: Run) -> RunResult:
     )
     outcome = RunResult(profile=profile.name, action="backup", stats=dict(result.statistics))
     if not run.dry_run and profile["retention"]["after_backup"]:
-        apply_retention(run, env)
+        apply_retention(run, env, skip_idle=True)
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
     unreadable = result.unreadable
     if unreadable:
@@ -45,9 +45,25 @@ def run_backup(run: Run) -> RunResult:
     return outcome
 
 
-def apply_retention(run: Run, env: dict[str, str]) -> list[tuple[str, str]]:
-    """Run each retention rule of the profile; returns the rules applied."""
+def apply_retention(
+    run: Run, env: dict[str, str], *, skip_idle: bool = False
+) -> list[tuple[str, str]]:
+    """Run each retention rule of the profile; returns the rules applied.
+
+    ``skip_idle`` (right after a backup, when the local archive is in step with the target)
+    leaves out the rules that cannot remove anything (``duplicity/archive.py``).
+    """
     rules = commands.retention_rules(run.profile)
+    if skip_idle:
+        fulls = archive.full_backups(run.profile)
+        idle = [rule for rule in rules if not archive.rule_can_remove(rule, fulls)]
+        for rule in idle:
+            log.info(
+                "retention: duplicity %s %s skipped: %d full backup(s), nothing it could remove",
+                *rule,
+                len(fulls or ()),
+            )
+        rules = [rule for rule in rules if rule not in idle]
     for rule in rules:
         log.info("retention: duplicity %s %s", *rule)
         duplicity(

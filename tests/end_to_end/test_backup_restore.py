@@ -203,3 +203,25 @@ def test_recovery_kit_holds_config_and_keys(tmp_path, make_config, cfbackup, gpg
         keys = tar.extractfile("keys.asc").read().decode()
     assert names == {"config.toml", "keys.asc", "README.txt"}
     assert "BEGIN PGP PUBLIC KEY BLOCK" in keys and "BEGIN PGP PRIVATE KEY BLOCK" in keys
+
+
+def test_retention_after_backup_runs_only_when_it_can_remove(tmp_path, make_config, cfbackup):
+    """The retention run after a backup is skipped while the local archive shows no more full
+    chains than kept, and still removes the old chain as soon as there is one."""
+    import json
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n")
+    first = cfbackup("-c", config, "--verbose", "backup")
+    assert first.returncode == 0, first
+    assert "remove-all-but-n-full 1 skipped: 1 full backup(s)" in first.stderr
+    time.sleep(1.1)
+    second = cfbackup("-c", config, "--verbose", "backup", "--full")
+    assert second.returncode == 0, second
+    assert "skipped" not in second.stderr
+    assert "retention: duplicity remove-all-but-n-full 1" in second.stderr
+    chains = json.loads(cfbackup("-c", config, "status", "--json").stdout)["chains"]
+    assert len(chains) == 1
+    out = tmp_path / "out"
+    assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert_same_tree(src, out)
