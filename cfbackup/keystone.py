@@ -339,9 +339,11 @@ def _endpoint(access, creds: Credentials) -> str:
 
 @functools.cache
 def connection_class():
-    import swiftclient.client
+    from cfbackup.swift import load_client
 
-    class KeystoneConnection(swiftclient.client.Connection):
+    client = load_client()
+
+    class KeystoneConnection(client.Connection):
         """A swiftclient Connection that takes its token and storage URL from one keystoneauth1
         session. On a 401 swiftclient invalidates that session, forgets its token and calls
         get_auth() again: a fresh token from Keystone, so an expired token costs one retry."""

@@ -119,9 +119,9 @@ def load_local(config: Config, server: str) -> dict[str, Any] | None:
 
 
 def load_swift(profile: Profile, server: str) -> dict[str, Any] | None:
-    from swiftclient.exceptions import ClientException
-
     from cfbackup import swift
+
+    ClientException = swift.load_client().ClientException  # noqa: N806
 
     container, name = swift_location(profile, server)
     with swift.swift_errors(profile):
@@ -180,9 +180,9 @@ def list_all(config: Config, profiles: list[Profile], warn=None) -> list[dict[st
 
 
 def _swift_records(profile: Profile) -> list[dict[str, Any]]:
-    from swiftclient.exceptions import ClientException
-
     from cfbackup import swift
+
+    ClientException = swift.load_client().ClientException  # noqa: N806
 
     target = swift_target(profile.target)
     prefix = f"{target.object_prefix}{FOLDER}/"
