@@ -12,10 +12,9 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from cfbackup import passcheck
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
-from cfbackup.errors import RestoreTargetError, RunRefused
+from cfbackup.errors import CryptoError, RestoreTargetError, RunRefused
 from cfbackup.runner import Run, RunResult
 
 
@@ -49,7 +48,6 @@ def run_restore(run: Run) -> RunResult:
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
-    passcheck.check_passphrase(profile, env)
     try:
         created = _make_parents(destination.parent)
     except OSError as error:  # a name too long, a parent that is a file, no permission
@@ -59,7 +57,7 @@ def run_restore(run: Run) -> RunResult:
     occupied = _occupied(destination)
     existed = os.path.lexists(destination)
     try:
-        with _staging(destination, occupied) as restore_into:
+        with _staging(destination, occupied) as restore_into, _passphrase_hint(profile):
             duplicity(
                 run,
                 lambda fd: commands.restore_argv(
@@ -87,6 +85,23 @@ def run_restore(run: Run) -> RunResult:
     )
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
+
+
+@contextlib.contextmanager
+def _passphrase_hint(profile):
+    """A restore has no passphrase pre-check (``passcheck.py`` guards backups against starting
+    a chain with a typo; it costs a listing and a key derivation, 0.3 s, measured): duplicity
+    fails on the first volume instead, before anything is in place, and with a symmetric
+    profile that failure names the passphrase."""
+    try:
+        yield
+    except CryptoError:
+        if profile["encryption"]["mode"] != "symmetric":
+            raise
+        raise CryptoError(
+            f"gpg could not decrypt the backups at {profile.target} with the passphrase of "
+            f"profile {profile.name}: check encryption.passphrase."
+        ) from None
 
 
 def _occupied(destination: Path) -> bool:

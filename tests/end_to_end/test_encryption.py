@@ -57,7 +57,19 @@ def test_wrong_passphrase_fails_before_upload(
         "-c", config, "restore", "main", tmp_path / "r", env={"T_PASSPHRASE": "not-the-passphrase"}
     )
     assert result.returncode == ExitCode.CRYPTO, result
+    assert "passphrase" in result.stderr
     assert not (tmp_path / "r").exists()
+    occupied = tmp_path / "occupied"  # --force over files: they stay as they were
+    occupied.mkdir()
+    (occupied / "plain.txt").write_text("mine\n")
+    result = cfbackup(
+        "-c", config, "restore", "main", occupied, "--force",
+        env={"T_PASSPHRASE": "not-the-passphrase"},
+    )
+    assert result.returncode == ExitCode.CRYPTO, result
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".cfbackup")) == []
+    assert [p.name for p in occupied.iterdir()] == ["plain.txt"]
+    assert (occupied / "plain.txt").read_text() == "mine\n"
 
 
 def test_missing_key_fails_before_upload(

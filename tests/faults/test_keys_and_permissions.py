@@ -37,6 +37,7 @@ def test_wrong_passphrase(front_end, make_setup, tmp_path):
     out = tmp_path / "restored"
     result = setup.run("restore", out, env=env)
     assert result.returncode == ExitCode.CRYPTO, result
+    assert "with the passphrase of profile" in error_line(result)
     assert not out.exists()
     result = setup.run("verify", env=env)  # verify starts duplicity without the pre-check
     assert result.returncode == ExitCode.CRYPTO, result
