@@ -26,6 +26,10 @@ from cfbackup.errors import (
 
 log = logging.getLogger("cfbackup.duplicity")
 
+# duplicity's interpreter loads the sitecustomize in this folder (last on its PYTHONPATH, after
+# a plugin's own, which chains to it): startup/sitecustomize.py says what it changes and why
+STARTUP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup")
+
 LOG_FD_PLACEHOLDER = -1  # argv builders get this and it is replaced by the real descriptor
 
 
@@ -58,6 +62,12 @@ class DuplicityResult:
                 if r.level == "WARNING" and r.code in codes
             )
         )
+
+
+def startup_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with :data:`STARTUP_DIR` appended to the PYTHONPATH the child would get."""
+    current = env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (current, STARTUP_DIR) if p)}
 
 
 def duplicity_executable() -> str:
@@ -111,7 +121,7 @@ def run_duplicity(
             argv = (*program, *argv[1:])
         result = execute.stream(
             argv,
-            env=env,
+            env=startup_environment(env),
             pass_fds=(write_fd,),
             on_start=on_start,
             on_line=lambda line: log.info("%s", line),
