@@ -53,6 +53,11 @@ CATALOG = {
         Variant("level0-vol25", (GPG + "--compress-level=0", "--volsize=25")),
         Variant("level0-vol50", (GPG + "--compress-level=0", "--volsize=50")),
         Variant("level0-vol100", (GPG + "--compress-level=0", "--volsize=100")),
+        # the per-file key derivation of symmetric mode (gpg's agent-calibrated s2k count) at a
+        # trivial count: how much of a run it costs. Not a setting to use with a weak passphrase.
+        Variant(
+            "level0-vol50-s2k64k", (GPG + "--compress-level=0 --s2k-count=65536", "--volsize=50")
+        ),
         Variant("level0-vol500", (GPG + "--compress-level=0", "--volsize=500")),
         Variant("defaults-conc1", ("--concurrency=1",)),
         Variant("level1-conc1", (GPG + "--compress-level=1", "--concurrency=1")),

@@ -27,7 +27,7 @@ def test_defaults_come_from_the_schema():
 def test_defaults_table_is_merged_and_profile_wins():
     config = build_config(
         {
-            "defaults": {"volsize": 50, "exclude": ["**/x"]},
+            "defaults": {"volsize": 75, "exclude": ["**/x"]},
             "profiles": {
                 "a": {"source": "/", "target": "file:///a"},
                 "b": {"source": "/", "target": "file:///b", "volsize": 10},
@@ -35,7 +35,7 @@ def test_defaults_table_is_merged_and_profile_wins():
         },
         path=None,
     )
-    assert config.profiles["a"]["volsize"] == 50 and config.profiles["b"]["volsize"] == 10
+    assert config.profiles["a"]["volsize"] == 75 and config.profiles["b"]["volsize"] == 10
     assert config.profiles["b"]["exclude"] == ["**/x"]
 
 
