@@ -66,6 +66,16 @@ def toml_value(value: object) -> str:
     return json.dumps(value) if not isinstance(value, bool) else str(value).lower()
 
 
+def with_source(value: object, source: Path) -> object:
+    """``{src}`` in a --set value (or in the strings of a list) is the data set's tree, e.g.
+    ``--set 'include=["{src}/d00","{src}/large"]' --set split_chains=true``."""
+    if isinstance(value, str):
+        return value.replace("{src}", str(source))
+    if isinstance(value, list):
+        return [with_source(v, source) for v in value]
+    return value
+
+
 def write_config(path: Path, rep: Rep, container: str, sw: harness.Swift, extra: dict) -> Path:
     """A cfbackup config with its defaults, plus ``--set`` overrides (KEY or TABLE.KEY)."""
     tables: dict[str, dict] = {
@@ -78,6 +88,7 @@ def write_config(path: Path, rep: Rep, container: str, sw: harness.Swift, extra:
         "swift": {"auth_url": sw.auth_url, "username": sw.user, "password_env": "BENCH_SWIFT_KEY"},
     }
     for key, value in extra.items():
+        value = with_source(value, rep.source)
         table, _, name = key.rpartition(".")
         tables.setdefault(table, {})[name] = value
     lines = ["# written by bench/compare.py", f'state_dir = "{path.parent / "state"}"', ""]
@@ -177,10 +188,8 @@ class DupSame(Tool):
         log_fd = os.open(os.devnull, os.O_WRONLY)  # --log-fd as cfbackup passes it
         try:
             argv = [str(a) for a in build(log_fd)]
-            if argv[0] == "duplicity":  # what cfbackup's runner does to the builder's argv
-                from cfbackup.duplicity import run as runner
-
-                argv = [str(DUPLICITY), argv[1], *getattr(runner, "RETRY_DEFAULTS", ()), *argv[2:]]
+            if argv[0] == "duplicity":  # the runner starts the duplicity beside cfbackup
+                argv = [str(DUPLICITY), *argv[1:]]
             self.bench.note_argv(self.name, what, argv)
             return measure(argv, self.env, self.log(rep), pass_fds=(log_fd,))
         finally:
@@ -766,6 +775,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tools: {', '.join(sorted(unknown))}")
     if args.repeat is None:
         args.repeat = 1 if args.scale else 3
+    if "dup-same" in args.tools and any(s.startswith("split_chains=true") for s in args.set):
+        parser.error(
+            "dup-same runs one duplicity command per step and cannot mirror split_chains: "
+            "pass --tools cfbackup,dup-def,restic (bench/levers.py *-halves runs raw duplicity "
+            "on two roots side by side)"
+        )
     for path in (CFBACKUP, DUPLICITY):
         if not Path(path).exists():
             parser.error(f"{path} is missing: build the environment first (scripts/test.sh)")
