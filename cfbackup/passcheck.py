@@ -62,13 +62,15 @@ def _manifest_time(name: str) -> str:
     return stamps[-1] if stamps else ""
 
 
-def check_passphrase(profile: Profile, env: dict[str, str]) -> None:
+def check_passphrase(profile: Profile, env: dict[str, str]) -> bool:
+    """Raise CryptoError when the passphrase does not open the newest backup at the target;
+    True when it was checked, False when there was nothing to check it against."""
     enc = profile["encryption"]
     if enc["mode"] != "symmetric" or not env.get("PASSPHRASE"):
-        return
+        return False
     data = newest_manifest(profile)
     if data is None:
-        return
+        return False
     import gnupg
 
     gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
@@ -81,3 +83,4 @@ def check_passphrase(profile: Profile, env: dict[str, str]) -> None:
             f"{profile.target}: check encryption.passphrase (a backup with another passphrase "
             "would start a chain only that passphrase can restore)."
         )
+    return True

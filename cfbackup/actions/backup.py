@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cfbackup import passcheck
+from cfbackup import chains, passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
+from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.errors import PartialBackup, RunRefused
 from cfbackup.runner import Run, RunResult
 
@@ -12,61 +13,100 @@ from cfbackup.runner import Run, RunResult
 def run_backup(run: Run) -> RunResult:
     profile = run.profile
     check_source(run)
+    chain_list = chains.of(profile)
     env = prepare(run)
-    passcheck.check_passphrase(profile, env)
+    for chain in chain_list:  # one decryption proves the passphrase for every chain
+        if passcheck.check_passphrase(chain.profile, env):
+            break
     vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     full = bool(run.options.get("full"))
-    result = duplicity(
-        run,
-        lambda fd: commands.backup_argv(profile, full=full, dry_run=run.dry_run, log_fd=fd),
-        env,
-    )
-    outcome = RunResult(profile=profile.name, action="backup", stats=dict(result.statistics))
-    if not run.dry_run and profile["retention"]["after_backup"]:
-        apply_retention(run, env, skip_idle=True)
+    after = not run.dry_run and profile["retention"]["after_backup"]
+
+    def back_up(chain: chains.Chain) -> DuplicityResult:
+        result = duplicity(
+            run,
+            lambda fd: commands.backup_argv(
+                chain.profile, full=full, dry_run=run.dry_run, log_fd=fd
+            ),
+            env,
+        )
+        if after:
+            retention(run, chain, env, skip_idle=True)
+        return result
+
+    results = chains.run_each(profile, chain_list, back_up)
+    stats = merged_statistics([r.statistics for r in results])
+    outcome = RunResult(profile=profile.name, action="backup", stats=stats)
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
-    unreadable = result.unreadable
+    unreadable = [path for result in results for path in result.unreadable]
     if unreadable:
         shown = ", ".join(unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
         raise PartialBackup(
             f"backup completed but {len(unreadable)} file(s) could not be read and are not in "
             f"it: {shown}: fix their permissions or exclude them."
         )
-    stats = result.statistics
     outcome.message = (
         f"{'dry run: ' if run.dry_run else ''}backup of {profile.name} done: "
         f"{stats.get('SourceFiles', '?')} files, {stats.get('NewFiles', '?')} new, "
         f"{stats.get('ChangedFiles', '?')} changed, {stats.get('TotalDestinationSizeChange', 0)} "
         "bytes uploaded"
+        + (f" ({len(chain_list)} chains)" if chains.is_split(profile) else "")
     )
     log.info("%s", outcome.message)
     return outcome
 
 
-def apply_retention(
-    run: Run, env: dict[str, str], *, skip_idle: bool = False
-) -> list[tuple[str, str]]:
-    """Run each retention rule of the profile; returns the rules applied.
+def merged_statistics(parts: list[dict]) -> dict:
+    """One backup's statistics from each chain's: counts and sizes add up, times span."""
+    if len(parts) == 1:
+        return dict(parts[0])
+    merged: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                merged.setdefault(key, value)
+            elif key == "StartTime":
+                merged[key] = min(merged.get(key, value), value)
+            elif key in ("EndTime", "ElapsedTime"):
+                merged[key] = max(merged.get(key, value), value)
+            else:
+                merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def apply_retention(run: Run, env: dict[str, str]) -> list[tuple[str, str]]:
+    """Run each retention rule of the profile on each of its chains; returns the rules."""
+    chain_list = chains.of(run.profile)
+    chains.run_each(run.profile, chain_list, lambda chain: retention(run, chain, env))
+    return commands.retention_rules(run.profile)
+
+
+def retention(
+    run: Run, chain: chains.Chain, env: dict[str, str], *, skip_idle: bool = False
+) -> None:
+    """Run each retention rule on one chain.
 
     ``skip_idle`` (right after a backup, when the local archive is in step with the target)
     leaves out the rules that cannot remove anything (``duplicity/archive.py``).
     """
-    rules = commands.retention_rules(run.profile)
+    rules = commands.retention_rules(chain.profile)
+    where = f" on chain {chain.label}" if chain.root else ""
     if skip_idle:
-        fulls = archive.full_backups(run.profile)
+        fulls = archive.full_backups(chain.profile)
         idle = [rule for rule in rules if not archive.rule_can_remove(rule, fulls)]
         for rule in idle:
             log.info(
-                "retention: duplicity %s %s skipped: %d full backup(s), nothing it could remove",
+                "retention: duplicity %s %s skipped%s: %d full backup(s), nothing it could "
+                "remove",
                 *rule,
+                where,
                 len(fulls or ()),
             )
         rules = [rule for rule in rules if rule not in idle]
     for rule in rules:
-        log.info("retention: duplicity %s %s", *rule)
+        log.info("retention: duplicity %s %s%s", *rule, where)
         duplicity(
-            run, lambda fd, rule=rule: commands.retention_argv(run.profile, rule, log_fd=fd), env
+            run, lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd), env
         )
-    return rules

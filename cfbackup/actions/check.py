@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from cfbackup import execute, gpgkeys, keystone, swift
+from cfbackup import chains, execute, gpgkeys, keystone, swift
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
 from cfbackup.duplicity.target import swift_target
@@ -30,13 +30,17 @@ def run_check(run: Run) -> RunResult:
             f"{profile.source}" + ("" if profile.source.is_dir() else " is not a directory"),
         )
     )
-    for what, step in (
-        ("secrets", lambda: duplicity_environment(profile)),
-        ("gpg keys", lambda: gpgkeys.check_keys(profile)),
-    ):
+    steps = [
+        ("secrets", lambda: duplicity_environment(profile), "resolved"),
+        ("gpg keys", lambda: gpgkeys.check_keys(profile), "usable"),
+    ]
+    if chains.is_split(profile):
+        roots = len(profile["include"])
+        steps.append(("chains", lambda: chains.of(profile), f"one per include root ({roots})"))
+    for what, step, fine in steps:
         try:
             step()
-            rows.append((what, True, "resolved" if what == "secrets" else "usable"))
+            rows.append((what, True, fine))
         except CfbackupError as error:
             rows.append((what, False, error.message))
     if swift_target(profile.target) is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from cfbackup import gpgkeys
+from cfbackup import chains, gpgkeys
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import DuplicityResult, run_duplicity
 from cfbackup.errors import ConfigError
@@ -44,6 +44,10 @@ def duplicity(
     """Run one duplicity command; with a progress reporter, ask duplicity for the progress
     records it only emits on request (``--progress`` costs ~18% on a small incremental)."""
     progress = run.options.get("progress")
+    on_start = chains.on_start()  # inside a chain's thread: stoppable with the others
+    if on_start is not None:
+        kwargs.setdefault("on_start", on_start)
+        progress = None  # several processes at once: one bar cannot show them
     if progress is None:
         return run_duplicity(build, env, **kwargs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 
+from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.runner import Run, RunResult
@@ -12,20 +13,39 @@ from cfbackup.runner import Run, RunResult
 def run_list(run: Run) -> RunResult:
     profile = run.profile
     env = prepare(run, need_secret_key=True)
-    result = duplicity(
-        run, lambda fd: commands.list_argv(profile, time=run.options.get("time"), log_fd=fd), env
-    )
-    entries = [
-        entry
-        for r in result.records_with("INFO", machinelog.INFO_FILE_LIST)
-        if (entry := parse_file_entry(r.extra))
-    ]
+
+    def listing(chain: chains.Chain) -> list[dict]:
+        result = duplicity(
+            run,
+            lambda fd: commands.list_argv(chain.profile, time=run.options.get("time"), log_fd=fd),
+            env,
+        )
+        return [
+            entry
+            for r in result.records_with("INFO", machinelog.INFO_FILE_LIST)
+            if (entry := parse_file_entry(r.extra))
+        ]
+
+    chain_list = chains.of(profile)
+    parts = chains.run_each(profile, chain_list, listing)
+    if len(parts) == 1:
+        entries = parts[0]
+    else:  # the roots' parent folders are in every chain: the newest of each path, in order
+        newest: dict[str, dict] = {}
+        for entry in (e for part in parts for e in part):
+            if entry["path"] not in newest or entry["time"] > newest[entry["path"]]["time"]:
+                newest[entry["path"]] = entry
+        entries = [newest[path] for path in sorted(newest, key=_path_order)]
     return RunResult(
         profile=profile.name,
         action="list",
         data=entries,
         message=f"{len(entries)} entries in the backup of {profile.name}",
     )
+
+
+def _path_order(path: str) -> tuple[str, ...]:
+    return () if path == "." else tuple(path.split("/"))
 
 
 def parse_file_entry(extra: str) -> dict | None:

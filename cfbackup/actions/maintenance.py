@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cfbackup import chains
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
@@ -19,7 +20,11 @@ def run_prune(run: Run) -> RunResult:
 
 def run_cleanup(run: Run) -> RunResult:
     env = prepare(run)
-    duplicity(run, lambda fd: commands.cleanup_argv(run.profile, log_fd=fd), env)
+
+    def clean(chain: chains.Chain) -> None:
+        duplicity(run, lambda fd: commands.cleanup_argv(chain.profile, log_fd=fd), env)
+
+    chains.run_each(run.profile, chains.of(run.profile), clean)
     return RunResult(
         profile=run.profile.name,
         action="cleanup",

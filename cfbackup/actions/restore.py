@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
+from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import CryptoError, RestoreTargetError, RunRefused
@@ -58,13 +59,7 @@ def run_restore(run: Run) -> RunResult:
     existed = os.path.lexists(destination)
     try:
         with _staging(destination, occupied) as restore_into, _passphrase_hint(profile):
-            duplicity(
-                run,
-                lambda fd: commands.restore_argv(
-                    profile, str(restore_into), path=rel, time=run.options.get("time"), log_fd=fd
-                ),
-                env,
-            )
+            _restore_chains(run, restore_into, rel, env)
             if occupied:
                 _merge(restore_into, destination)
     except BaseException:
@@ -85,6 +80,42 @@ def run_restore(run: Run) -> RunResult:
     )
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
+
+
+def _restore_chains(run: Run, into: Path, rel: str | None, env: dict[str, str]) -> None:
+    """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
+    when it holds several include roots of a split profile, each root from its chain."""
+    profile, when = run.profile, run.options.get("time")
+    picked, inside = chains.for_path(chains.of(profile), rel or "")
+    if not picked:
+        roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
+        raise RestoreTargetError(
+            f"{rel} is in none of the include roots backed up by profile {profile.name} "
+            f"({roots}): give a path under one of them."
+        )
+    if inside:
+        chain = picked[0]
+        duplicity(
+            run,
+            lambda fd: commands.restore_argv(
+                chain.profile, str(into), path=rel, time=when, log_fd=fd
+            ),
+            env,
+        )
+        return
+
+    def restore_root(chain: chains.Chain) -> None:
+        place = into / (chain.root[len(rel) + 1 :] if rel else chain.root)
+        place.parent.mkdir(parents=True, exist_ok=True)
+        duplicity(
+            run,
+            lambda fd: commands.restore_argv(
+                chain.profile, str(place), path=chain.root, time=when, log_fd=fd
+            ),
+            env,
+        )
+
+    chains.run_each(profile, picked, restore_root)
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import history, swift
+from cfbackup import chains, history, swift
 from cfbackup.actions.common import duplicity, prepare
+from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
@@ -15,20 +16,19 @@ from cfbackup.runner import Run, RunResult
 def run_status(run: Run) -> RunResult:
     profile = run.profile
     env = prepare(run)
-    result = duplicity(
-        run, lambda fd: commands.collection_status_argv(profile, log_fd=fd), env, check=False
-    )
+    chain_list = chains.of(profile)
+    parts = chains.run_each(profile, chain_list, lambda chain: _collection(run, chain, env))
     status: dict = {"profile": profile.name, "target": profile.target}
-    records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
-    if result.returncode != 0 and not records:
-        from cfbackup.duplicity.run import classify_failure
-
-        raise classify_failure(result)
-    collection = (
-        machinelog.parse_collection_status(records[-1].extra)
-        if records
-        else {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
-    )
+    collection: dict = {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
+    missing: list[dict] = []
+    for chain, part in zip(chain_list, parts, strict=True):
+        if chain.root:  # a split profile: each duplicity chain says which include root it holds
+            for found in part["chains"]:
+                found["root"] = f"/{chain.root}"
+        collection["chains"] += part["chains"]
+        collection["orphaned_sets"] += part.get("orphaned_sets", 0)
+        collection["incomplete_sets"] += part.get("incomplete_sets", 0)
+        missing += _missing_volumes(chain.profile, part)
     status.update(collection)
     sets = [s for chain in collection["chains"] for s in chain["sets"]]
     status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)
@@ -36,7 +36,7 @@ def run_status(run: Run) -> RunResult:
     # broken: a restore would fail (a volume is gone, or incrementals lost their full). Not
     # broken: an interrupted backup (an incomplete set the next backup resumes), or older chains
     # (duplicity calls every chain but the newest "no-sig", even with signatures).
-    status["missing_volumes"] = _missing_volumes(run, collection)
+    status["missing_volumes"] = missing
     status["broken"] = bool(status["missing_volumes"]) or collection["orphaned_sets"] > 0
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
@@ -70,12 +70,27 @@ def run_status(run: Run) -> RunResult:
     )
 
 
-def _missing_volumes(run: Run, collection: dict) -> list[dict]:
+def _collection(run: Run, chain: chains.Chain, env: dict[str, str]) -> dict:
+    """duplicity's collection-status of one chain, parsed."""
+    result = duplicity(
+        run, lambda fd: commands.collection_status_argv(chain.profile, log_fd=fd), env, check=False
+    )
+    records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
+    if result.returncode != 0 and not records:
+        from cfbackup.duplicity.run import classify_failure
+
+        raise classify_failure(result)
+    if not records:
+        return {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
+    return machinelog.parse_collection_status(records[-1].extra)
+
+
+def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
     """Sets with fewer volumes at the target than their manifest lists: a volume deleted behind
     cfbackup's back, which duplicity's collection-status does not notice (it counts the volumes
     it sees). The manifests are the copies duplicity keeps in the archive dir; a set whose
     manifest is not there is not checked."""
-    folder = run.profile.archive_dir / run.profile.backup_name
+    folder = profile.archive_dir / profile.backup_name
     missing = []
     for chain in collection["chains"]:
         for backup_set in chain["sets"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import VerifyDifferences
@@ -17,33 +18,41 @@ def run_verify(run: Run) -> RunResult:
     profile = run.profile
     env = prepare(run, need_secret_key=True)
     compare = bool(run.options.get("compare_data"))
-    result = duplicity(
-        run,
-        lambda fd: commands.verify_argv(
-            profile, compare_data=compare, time=run.options.get("time"), log_fd=fd
-        ),
-        env,
-        check=False,
-    )
-    compared = differences = None
-    found: list[str] = []
-    for record in result.records:
-        match = SUMMARY.search(record.message)
-        if match:
-            compared, differences = int(match.group(1)), int(match.group(2))
-        if record.message.startswith("Difference found:"):
-            found.append(record.message.removeprefix("Difference found:").strip())
+
+    def verify(chain: chains.Chain) -> tuple[int, int, list[str]]:
+        result = duplicity(
+            run,
+            lambda fd: commands.verify_argv(
+                chain.profile, compare_data=compare, time=run.options.get("time"), log_fd=fd
+            ),
+            env,
+            check=False,
+        )
+        compared = differences = 0
+        found: list[str] = []
+        for record in result.records:
+            match = SUMMARY.search(record.message)
+            if match:
+                compared, differences = int(match.group(1)), int(match.group(2))
+            if record.message.startswith("Difference found:"):
+                found.append(record.message.removeprefix("Difference found:").strip())
+        if result.returncode != 0 and not (result.returncode == 1 and differences):
+            from cfbackup.duplicity.run import classify_failure
+
+            raise classify_failure(result)
+        return compared, differences, found
+
+    parts = chains.run_each(profile, chains.of(profile), verify)
+    compared = sum(p[0] for p in parts)
+    differences = sum(p[1] for p in parts)
+    found = [f for p in parts for f in p[2]]
     stats = {"compared": compared, "differences": differences}
-    if result.returncode == 1 and differences:
+    if differences:
         shown = "; ".join(found[:5]) + (" ..." if len(found) > 5 else "")
         raise VerifyDifferences(
             f"verify of {profile.name} found {differences} difference(s) in {compared} file(s): "
             f"{shown}"
         )
-    if result.returncode != 0:
-        from cfbackup.duplicity.run import classify_failure
-
-        raise classify_failure(result)
     what = "backup and files match" if compare else "every volume is intact"
     return RunResult(
         profile=profile.name,

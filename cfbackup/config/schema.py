@@ -164,6 +164,23 @@ PROFILE = (
         example=["**/.cache"],
     ),
     Option(
+        "split_chains",
+        "boolean",
+        "One duplicity chain per include root, each under its own sub-prefix of target: "
+        "backups, restores, verify, list and retention run the chains side by side on several "
+        "cores, and a restore takes what it needs from each. Every include must then be a "
+        "plain path under source, none inside another. Changing it starts new chains; the old "
+        "ones stay at the target until removed (docs/performance.md).",
+        default=False,
+    ),
+    Option(
+        "parallel",
+        "integer",
+        "With split_chains: how many duplicity processes run at once (0: one per CPU).",
+        default=0,
+        minimum=0,
+    ),
+    Option(
         "full_if_older_than",
         "duration",
         "Start a new full backup when the last full is older than this.",

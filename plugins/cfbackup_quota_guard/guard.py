@@ -222,6 +222,10 @@ def previous_entries(state_dir, profile_name: str) -> int | None:
 
 def estimate_next(profile, objects, *, force_full: bool, state_dir=None):
     """The plan and the estimate of the next backup of ``profile``."""
+    from cfbackup import chains
+
+    if chains.is_split(profile):
+        return _estimate_chains(profile, objects, force_full=force_full)
     archive = profile.archive_dir / profile.backup_name
     plan = chain.plan_next(
         chain.read_sets(objects),
@@ -255,6 +259,35 @@ def estimate_next(profile, objects, *, force_full: bool, state_dir=None):
         found.objects += 1
         found.bytes += 64 * 1024
     found.resume_credit = plan.resume_bytes
+    return plan, found
+
+
+def _estimate_chains(profile, objects, *, force_full: bool):
+    """A split profile's next backup: each chain's plan and estimate, added up (a full when
+    any chain is due one)."""
+    from cfbackup import chains
+
+    parts = [
+        (c, *estimate_next(c.profile, chains.objects_of(c, objects), force_full=force_full))
+        for c in chains.of(profile)
+    ]
+    plans = [plan for _, plan, _ in parts]
+    kind = "full" if any(p.kind == "full" for p in plans) else "incremental"
+    sinces = [p.since for p in plans if p.since is not None]
+    fulls = [p.last_full for p in plans if p.last_full is not None]
+    plan = chain.Plan(
+        kind=kind,
+        reason="; ".join(f"/{c.root}: {p.kind} ({p.reason})" for c, p, _ in parts),
+        since=min(sinces) if sinces else None,
+        last_full=min(fulls) if fulls else None,
+        resume_bytes=sum(p.resume_bytes for p in plans),
+        resume_objects=sum(p.resume_objects for p in plans),
+    )
+    found = estimate.Estimate(kind=kind, since=plan.since)
+    for _, _, part in parts:
+        for field in dataclasses.fields(estimate.Estimate):
+            if field.name not in ("kind", "since"):
+                setattr(found, field.name, getattr(found, field.name) + getattr(part, field.name))
     return plan, found
 
 

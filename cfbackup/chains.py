@@ -1,0 +1,222 @@
+"""A profile's duplicity chains: one (duplicity's layout), or one per include root.
+
+With ``split_chains`` each include root is backed up as its own chain under a sub-prefix of
+the target (``<target>/<slug>``, slug = the root's path and a short hash) with its own archive
+name, so several duplicity processes use several cores (bench/levers.py ``*-halves``). Every
+chain keeps the profile's source, so paths inside a backup are the same as in one chain: a
+restore of one path goes to the chain whose root holds it, a full restore puts each root in
+place. :func:`run_each` runs one step per chain side by side and stops them all on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import PurePosixPath
+from typing import TypeVar
+
+from cfbackup.config.model import Profile
+from cfbackup.errors import CfbackupError, ConfigError
+
+log = logging.getLogger("cfbackup")
+T = TypeVar("T")
+GLOB = re.compile(r"[*?\[\]{}]")
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    """One duplicity chain of a profile: ``profile`` is what duplicity's argv is built from
+    (target, name and include narrowed to the chain); ``root`` is the include root relative
+    to the source ("" for the single chain of an unsplit profile)."""
+
+    profile: Profile
+    root: str
+    slug: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"/{self.root}" if self.root else self.profile.name
+
+
+def of(profile: Profile) -> list[Chain]:
+    """The chains of a profile, in include order."""
+    if not profile.get("split_chains"):
+        return [Chain(profile, "")]
+    roots = include_roots(profile)
+    return [_chain(profile, root) for root in roots]
+
+
+def is_split(profile: Profile) -> bool:
+    return bool(profile.get("split_chains"))
+
+
+def include_roots(profile: Profile) -> list[str]:
+    """The include roots relative to the source; ConfigError when they cannot be chains."""
+    where = f"profiles.{profile.name}"
+    source = PurePosixPath(str(profile.source))
+    includes = list(profile["include"])
+    if not includes:
+        raise ConfigError(
+            f"{where}.split_chains: needs include roots (one chain each): list them in include, "
+            "or set split_chains = false."
+        )
+    roots: list[str] = []
+    for item in includes:
+        path = PurePosixPath(item)
+        if GLOB.search(item) or not path.is_absolute() or ".." in path.parts:
+            raise ConfigError(
+                f"{where}.include: {item!r} is a pattern, not a directory: with split_chains "
+                "every include is a plain absolute path (one chain each)."
+            )
+        try:
+            rel = path.relative_to(source)
+        except ValueError:
+            raise ConfigError(
+                f"{where}.include: {item} is not under source {source}: fix the path."
+            ) from None
+        if not rel.parts:
+            raise ConfigError(
+                f"{where}.include: {item} is the whole source: with split_chains list the "
+                "directories under it, or set split_chains = false."
+            )
+        roots.append(rel.as_posix())
+    for a in roots:
+        for b in roots:
+            if a != b and (b + "/").startswith(a + "/"):
+                raise ConfigError(
+                    f"{where}.include: /{b} is inside /{a}: with split_chains the include roots "
+                    "cannot nest (each path belongs to one chain)."
+                )
+    if len(set(roots)) != len(roots):
+        raise ConfigError(f"{where}.include: a root is listed twice.")
+    return roots
+
+
+def slug_of(root: str) -> str:
+    """``srv/www`` -> ``srv-www-1b2c3d4e``: readable, one folder deep, unique per root."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "-", root).strip("-.")[:60] or "root"
+    return f"{readable}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+
+
+def _chain(profile: Profile, root: str) -> Chain:
+    slug = slug_of(root)
+    data = copy.deepcopy(profile.data)
+    data["target"] = profile.target.rstrip("/") + "/" + slug
+    data["name"] = f"{profile.backup_name}.{slug}"
+    data["include"] = [str(PurePosixPath(str(profile.source)) / root)]
+    data["split_chains"] = False
+    return Chain(Profile(profile.name, data, profile.source_file), root, slug)
+
+
+def objects_of(chain: Chain, objects: list[dict]) -> list[dict]:
+    """The objects of one chain among a listing of the profile's target prefix."""
+    if not chain.slug:
+        return [o for o in objects if "/" not in o["name"]]
+    prefix = chain.slug + "/"
+    return [dict(o, name=o["name"][len(prefix) :]) for o in objects if o["name"].startswith(prefix)]
+
+
+def for_path(chains: list[Chain], rel: str) -> tuple[list[Chain], bool]:
+    """The chains holding path ``rel`` (relative to source): ``([chain], True)`` when one
+    chain's root holds it, ``(chains under it, False)`` when it holds roots."""
+    if len(chains) == 1 and not chains[0].root:
+        return chains, True
+    for chain in chains:
+        if rel == chain.root or rel.startswith(chain.root + "/"):
+            return [chain], True
+    under = [c for c in chains if not rel or c.root.startswith(rel + "/")]
+    return under, False
+
+
+def workers(profile: Profile, count: int) -> int:
+    wanted = int(profile.get("parallel") or 0) or os.cpu_count() or 1
+    return max(1, min(wanted, count))
+
+
+def run_each(profile: Profile, chains: list[Chain], step: Callable[[Chain], T]) -> list[T]:
+    """``step(chain)`` for every chain, side by side; results in chain order.
+
+    Every chain runs to its end even when another fails (a chain that completed is a good
+    backup of its root); then the first failure is raised, naming its root. Ctrl-C (or SIGTERM)
+    stops every duplicity still running, as a single run would be stopped.
+    """
+    if len(chains) == 1:
+        return [step(chains[0])]
+    track = _Tracker()
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=workers(profile, len(chains)), thread_name_prefix="chain"
+    ) as pool:
+        futures = [pool.submit(_tracked, track, step, chain) for chain in chains]
+        try:
+            concurrent.futures.wait(futures)
+        except BaseException:
+            track.stop_all()
+            concurrent.futures.wait(futures)
+            raise
+    failures = [(c, f.exception()) for c, f in zip(chains, futures, strict=True) if f.exception()]
+    for chain, error in failures[1:]:
+        log.error("chain %s failed too: %s", chain.label, getattr(error, "message", error))
+    if failures:
+        chain, error = failures[0]
+        if isinstance(error, CfbackupError):
+            others = len(chains) - len(failures)
+            error.message = (
+                f"chain {chain.label}: {error.message}"
+                + (f" ({others} other chain(s) completed)" if others else "")
+            )
+        raise error
+    return [f.result() for f in futures]
+
+
+class _Tracker:
+    """The duplicity processes the chains' threads started, to stop them on interruption."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: list[subprocess.Popen] = []
+        self.stopping = False
+
+    def started(self, process: subprocess.Popen) -> None:
+        with self._lock:
+            self._live.append(process)
+            stopping = self.stopping
+        if stopping:
+            process.send_signal(signal.SIGINT)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self.stopping = True
+            live = [p for p in self._live if p.poll() is None]
+        for process in live:  # SIGINT: duplicity cleans up, as for a single interrupted run
+            try:
+                process.send_signal(signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+
+_current = threading.local()
+
+
+def _tracked(track: _Tracker, step: Callable[[Chain], T], chain: Chain) -> T:
+    if track.stopping:
+        raise KeyboardInterrupt
+    _current.tracker = track
+    try:
+        return step(chain)
+    finally:
+        _current.tracker = None
+
+
+def on_start() -> Callable[[subprocess.Popen], None] | None:
+    """For the duplicity runner: register the process with the chains' tracker, if any."""
+    track = getattr(_current, "tracker", None)
+    return track.started if track else None

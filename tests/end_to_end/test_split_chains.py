@@ -1,0 +1,180 @@
+"""split_chains: one duplicity chain per include root, side by side, and every command works
+across them as with one chain (real Swift, duplicity, gpg)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+from support.cli import BIN
+from support.trees import assert_same_tree, make_awkward_tree
+
+from cfbackup import chains
+from cfbackup.errors import ExitCode
+
+
+def _tree(root):
+    make_awkward_tree(root / "etc", big_mb=0)
+    make_awkward_tree(root / "srv" / "www", big_mb=2, seed=11)
+    (root / "other").mkdir()
+    (root / "other" / "not backed up.txt").write_text("outside the include roots\n")
+    return root
+
+
+def _config(make_config, src, more=""):
+    extra = f'include = ["{src}/etc", "{src}/srv/www"]\nsplit_chains = true\n'
+    return make_config(source=src, extra=extra, more=more)
+
+
+def _objects(local_swift, container):
+    from swiftclient import client
+
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    return [o["name"] for o in conn.get_container(container, full_listing=True)[1]]
+
+
+def test_each_root_is_its_own_chain_and_commands_work_across_them(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    src = _tree(tmp_path / "src")
+    config = _config(make_config, src)
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
+    assert "(2 chains)" in result.stdout
+    names = _objects(local_swift, container)
+    for root in ("etc", "srv/www"):
+        prefix = f"host1/{chains.slug_of(root)}/"
+        assert any(n.startswith(prefix + "duplicity-full.") for n in names), (root, names)
+    assert not any(n.startswith("host1/duplicity-") for n in names)  # nothing at the top
+
+    listing = json.loads(cfbackup("-c", config, "list", "--json").stdout)
+    paths = [entry["path"] for entry in listing]
+    assert paths.count(".") == 1 and paths.count("srv") == 1
+    assert "etc/dir one/nested/deeper/leaf.conf" in paths and "srv/www/big.bin" in paths
+    assert not any(p.startswith("other") for p in paths)
+    assert paths == sorted(paths, key=lambda p: () if p == "." else tuple(p.split("/")))
+
+    (src / "srv" / "www" / "plain.txt").write_text("changed after the full\n")
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
+
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out)
+    assert result.returncode == 0, result
+    assert_same_tree(src / "etc", out / "etc")
+    assert_same_tree(src / "srv" / "www", out / "srv" / "www")
+    assert sorted(os.listdir(out)) == ["etc", "srv"]
+
+    one = tmp_path / "one"
+    result = cfbackup("-c", config, "restore", "main", one, "--path", "srv/www/plain.txt")
+    assert result.returncode == 0, result
+    assert (one / "srv" / "www" / "plain.txt").read_text() == "changed after the full\n"
+    part = tmp_path / "part"  # a folder above the roots: each root under it, from its chain
+    result = cfbackup("-c", config, "restore", "main", part, "--path", "srv")
+    assert result.returncode == 0, result
+    assert_same_tree(src / "srv" / "www", part / "srv" / "www")
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "x", "--path", "other")
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert "in none of the include roots" in result.stderr
+    assert not (tmp_path / "x").exists()
+
+    assert cfbackup("-c", config, "verify").returncode == 0
+    (src / "etc" / "plain.txt").write_text("edited, not backed up\n")
+    result = cfbackup("-c", config, "verify", "--compare-data")
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
+    assert "1 difference(s)" in result.stderr
+
+    status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
+    assert sorted(c["root"] for c in status["chains"]) == ["/etc", "/srv/www"]
+    assert status["last_incremental"] and not status["broken"]
+
+
+def test_retention_and_cleanup_run_on_every_chain(tmp_path, make_config, cfbackup):
+    src = _tree(tmp_path / "src")
+    config = _config(make_config, src, more="[profiles.main.retention]\nkeep_full = 1\n")
+    for _ in range(2):
+        assert cfbackup("-c", config, "backup", "--full").returncode == 0
+        time.sleep(1.1)
+    status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
+    assert sorted(c["root"] for c in status["chains"]) == ["/etc", "/srv/www"]
+    assert cfbackup("-c", config, "prune").returncode == 0
+    assert cfbackup("-c", config, "cleanup").returncode == 0
+
+
+def test_include_roots_that_cannot_be_chains_are_config_errors(tmp_path, make_config, cfbackup):
+    src = _tree(tmp_path / "src")
+    for include, says in (
+        (f'["{src}/etc", "**/*.conf"]', "is a pattern, not a directory"),
+        (f'["{src}/srv", "{src}/srv/www"]', "cannot nest"),
+        ('["/elsewhere"]', "is not under source"),
+        ("[]", "needs include roots"),
+    ):
+        config = make_config(source=src, extra=f"include = {include}\nsplit_chains = true\n")
+        result = cfbackup("-c", config, "backup")
+        assert result.returncode == ExitCode.CONFIG, result
+        assert says in result.stderr, result
+        check = cfbackup("-c", config, "check")
+        assert check.returncode != 0 and says in check.output, check
+
+
+def test_interrupting_a_split_backup_stops_every_chain(tmp_path, make_config, cli_env):
+    """SIGTERM stops both duplicity processes (SIGINT, as for one chain), the run ends with
+    the interrupted exit code, and the next backup completes."""
+    src = tmp_path / "src"
+    for root in ("etc", "srv/www"):
+        (src / root).mkdir(parents=True)
+        (src / root / "big.bin").write_bytes(os.urandom(40 * 1024 * 1024))
+    config = _config(make_config, src, more="")
+    process = subprocess.Popen(
+        [str(BIN / "cfbackup"), "-c", str(config), "backup", "--full"],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    children: list[int] = []
+    while time.monotonic() < deadline and len(children) < 2:
+        children = _duplicity_children(process.pid)
+        time.sleep(0.1)
+    assert len(children) == 2, "two duplicity processes should run side by side"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=90)
+    assert process.returncode == ExitCode.INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+    for pid in children:
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), pid
+    result = subprocess.run(
+        [str(BIN / "cfbackup"), "-c", str(config), "backup"],
+        env=cli_env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _duplicity_children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"duplicity" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
