@@ -86,8 +86,9 @@ def _print_status(result, args) -> None:
     output.info(f"  last full:        {s['last_full'] or 'none'}")
     output.info(f"  last incremental: {s['last_incremental'] or 'none'}")
     for chain in s["chains"]:
+        root = f" of {chain['root']}" if chain.get("root") else ""  # split_chains
         output.info(
-            f"  chain ({chain['state']}): "
+            f"  chain{root} ({chain['state']}): "
             + ", ".join(f"{x['type']} {x['time']}" for x in chain["sets"])
         )
     for gone in s.get("missing_volumes", []):

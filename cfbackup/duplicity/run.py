@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -9,7 +10,7 @@ import re
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cfbackup import execute, redact
 from cfbackup.duplicity import launcher, machinelog
@@ -26,9 +27,10 @@ from cfbackup.errors import (
 
 log = logging.getLogger("cfbackup.duplicity")
 
-# duplicity's interpreter loads the sitecustomize in this folder (last on its PYTHONPATH, after
-# a plugin's own, which chains to it): startup/sitecustomize.py says what it changes and why
+# duplicity's interpreter loads the sitecustomize in this folder (last on its PYTHONPATH):
+# startup/sitecustomize.py says what it changes and why
 STARTUP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup")
+STARTUP_FILES = "CFBACKUP_DUPLICITY_STARTUP"  # more files it runs (os.pathsep-separated)
 
 LOG_FD_PLACEHOLDER = -1  # argv builders get this and it is replaced by the real descriptor
 
@@ -68,6 +70,21 @@ def startup_environment(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` with :data:`STARTUP_DIR` appended to the PYTHONPATH the child would get."""
     current = env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
     return {**env, "PYTHONPATH": os.pathsep.join(p for p in (current, STARTUP_DIR) if p)}
+
+
+@contextlib.contextmanager
+def startup_file(path: str | os.PathLike) -> Iterator[None]:
+    """Have the duplicity processes started inside run ``path`` at start-up (after cfbackup's
+    own start-up, ``startup/sitecustomize.py``): how a plugin patches duplicity for one run."""
+    before = os.environ.get(STARTUP_FILES)
+    os.environ[STARTUP_FILES] = os.pathsep.join(p for p in (before, os.fspath(path)) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STARTUP_FILES, None)
+        else:
+            os.environ[STARTUP_FILES] = before
 
 
 def duplicity_executable() -> str:

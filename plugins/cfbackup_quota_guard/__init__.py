@@ -12,16 +12,14 @@ See docs/plugins/quota_guard.md.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from pathlib import Path
 
 from cfbackup.config.schema import Option
 from cfbackup.hookspecs import hookimpl
 
 SECTION = "quota_guard"
-SHIM_DIR = Path(__file__).resolve().parent / "shim"
+SHIM = Path(__file__).resolve().parent / "shim" / "sized_uploads.py"
 log = logging.getLogger("cfbackup.quota_guard")
 
 OPTIONS = (
@@ -106,18 +104,11 @@ def cfbackup_run_context(run):
     return sized_uploads()
 
 
-@contextlib.contextmanager
 def sized_uploads():
-    """Put the duplicity shim on PYTHONPATH for the children started inside (duplicity)."""
-    before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(SHIM_DIR), before) if p)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = before
+    """duplicity runs shim/sized_uploads.py at start-up during this backup."""
+    from cfbackup.duplicity.run import startup_file
+
+    return startup_file(SHIM)
 
 
 @hookimpl(trylast=True)  # after the others: a before_backup dump lands in the source first

@@ -50,6 +50,8 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
         prefix = f"host1/{chains.slug_of(root)}/"
         assert any(n.startswith(prefix + "duplicity-full.") for n in names), (root, names)
     assert not any(n.startswith("host1/duplicity-") for n in names)  # nothing at the top
+    logs = "".join(p.read_text() for p in (tmp_path / "state" / "logs").glob("*.log"))
+    assert "Error in sitecustomize" not in logs and "Traceback" not in logs  # start-up files
 
     listing = json.loads(cfbackup("-c", config, "list", "--json").stdout)
     paths = [entry["path"] for entry in listing]
@@ -103,6 +105,11 @@ def test_retention_and_cleanup_run_on_every_chain(tmp_path, make_config, cfbacku
     assert sorted(c["root"] for c in status["chains"]) == ["/etc", "/srv/www"]
     assert cfbackup("-c", config, "prune").returncode == 0
     assert cfbackup("-c", config, "cleanup").returncode == 0
+    result = cfbackup("-c", config, "backup", "--full", env={"T_PASSPHRASE": "a typo"})
+    assert result.returncode == ExitCode.CRYPTO, result  # checked once, against a chain
+    assert "does not decrypt the backups" in result.stderr
+    text = cfbackup("-c", config, "status").stdout
+    assert "chain of /etc (" in text and "chain of /srv/www (" in text
 
 
 def test_include_roots_that_cannot_be_chains_are_config_errors(tmp_path, make_config, cfbackup):

@@ -1,5 +1,6 @@
-"""Loaded by duplicity's interpreter during a cfbackup backup (quota_guard puts this folder on
-PYTHONPATH). Two fixes to duplicity 3.2's swift backend, applied when it is imported:
+"""Run by duplicity's interpreter at start-up during a cfbackup backup (quota_guard names this
+file in cfbackup's start-up list, ``cfbackup.duplicity.run.startup_file``). Two fixes to
+duplicity 3.2's swift backend, applied when it is imported:
 
 1. Uploads carry a Content-Length. The backend hands swiftclient an open file without a length,
    so swiftclient sends it chunked, and Swift's quota middlewares do not check a chunked PUT
@@ -7,16 +8,14 @@ PYTHONPATH). Two fixes to duplicity 3.2's swift backend, applied when it is impo
 2. A 413 ("Upload exceeds quota.") stops the backup at once, with the container's and the
    account's numbers in the message, instead of five retries 30 s apart.
 
-Nothing else changes; in any other program this file only chains to the next sitecustomize.
+Nothing else changes.
 """
 
 import importlib.abc
 import importlib.machinery
-import importlib.util
 import os
 import sys
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
 _TARGET = "duplicity.backends.swiftbackend"
 
 
@@ -117,15 +116,5 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _chain_next_sitecustomize():
-    """Run the sitecustomize this one shadows (Debian ships one), as if it were first."""
-    others = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", others)
-    if spec is not None and spec.loader is not None:
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-
-
 if not os.environ.get("CFBACKUP_NO_SIZED_UPLOADS"):
     sys.meta_path.insert(0, _PatchOnImport())
-_chain_next_sitecustomize()
