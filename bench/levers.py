@@ -59,6 +59,9 @@ CATALOG = {
             "level0-vol50-s2k64k", (GPG + "--compress-level=0 --s2k-count=65536", "--volsize=50")
         ),
         Variant("level0-vol500", (GPG + "--compress-level=0", "--volsize=500")),
+        Variant(
+            "level0-vol50-nfc", (GPG + "--compress-level=0", "--volsize=50", "--no-files-changed")
+        ),
         Variant("defaults-conc1", ("--concurrency=1",)),
         Variant("level1-conc1", (GPG + "--compress-level=1", "--concurrency=1")),
         Variant("level0-conc1", (GPG + "--compress-level=0", "--concurrency=1")),
