@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import TypeVar
 
 from cfbackup.config.model import Profile
-from cfbackup.errors import CfbackupError, ConfigError
+from cfbackup.errors import CfbackupError, ConfigError, NoBackupFound
 
 log = logging.getLogger("cfbackup")
 T = TypeVar("T")
@@ -142,15 +142,35 @@ def workers(profile: Profile, count: int) -> int:
     return max(1, min(wanted, count))
 
 
-def run_each(profile: Profile, chains: list[Chain], step: Callable[[Chain], T]) -> list[T]:
+def run_each(
+    profile: Profile,
+    chains: list[Chain],
+    step: Callable[[Chain], T],
+    *,
+    skip_empty: bool = False,
+) -> list[T]:
     """``step(chain)`` for every chain, side by side; results in chain order.
 
     Every chain runs to its end even when another fails (a chain that completed is a good
     backup of its root); then the first failure is raised, naming its root. Ctrl-C (or SIGTERM)
-    stops every duplicity still running, as a single run would be stopped.
+    stops every duplicity still running, as a single run would be stopped. ``skip_empty``
+    (restore, list, verify): a chain with no backup yet (a root added since the last backup)
+    is left out with a warning, as long as another chain has one; its result is None.
     """
     if len(chains) == 1:
         return [step(chains[0])]
+    skipped: list[Chain] = []
+    if skip_empty:
+        plain = step
+
+        def step(chain: Chain) -> T | None:  # type: ignore[misc]
+            try:
+                return plain(chain)
+            except NoBackupFound:
+                log.warning("chain %s has no backup yet: left out", chain.label)
+                skipped.append(chain)
+                return None
+
     track = _Tracker()
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=workers(profile, len(chains)), thread_name_prefix="chain"
@@ -165,6 +185,12 @@ def run_each(profile: Profile, chains: list[Chain], step: Callable[[Chain], T]) 
     failures = [(c, f.exception()) for c, f in zip(chains, futures, strict=True) if f.exception()]
     for chain, error in failures[1:]:
         log.error("chain %s failed too: %s", chain.label, getattr(error, "message", error))
+    results = [f.result() for f in futures] if not failures else []
+    if skipped and len(skipped) == len(chains):
+        raise NoBackupFound(
+            f"no backup found for any include root of profile {profile.name}: run a backup "
+            "first or check the profile's target."
+        )
     if failures:
         chain, error = failures[0]
         if isinstance(error, CfbackupError):
@@ -174,7 +200,7 @@ def run_each(profile: Profile, chains: list[Chain], step: Callable[[Chain], T]) 
                 + (f" ({others} other chain(s) completed)" if others else "")
             )
         raise error
-    return [f.result() for f in futures]
+    return results
 
 
 class _Tracker:

@@ -69,6 +69,10 @@ class RunRefused(CfbackupError):
     exit_code = ExitCode.REFUSED
 
 
+class NoBackupFound(RunRefused):
+    """The target holds no backup (yet) for what was asked."""
+
+
 class QuotaExceeded(CfbackupError):
     exit_code = ExitCode.QUOTA
 

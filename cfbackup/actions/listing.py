@@ -27,9 +27,9 @@ def run_list(run: Run) -> RunResult:
         ]
 
     chain_list = chains.of(profile)
-    parts = chains.run_each(profile, chain_list, listing)
-    if len(parts) == 1:
-        entries = parts[0]
+    parts = [p for p in chains.run_each(profile, chain_list, listing, skip_empty=True) if p]
+    if len(chain_list) == 1:
+        entries = parts[0] if parts else []
     else:  # the roots' parent folders are in every chain: the newest of each path, in order
         newest: dict[str, dict] = {}
         for entry in (e for part in parts for e in part):

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
-from cfbackup.errors import CryptoError, RestoreTargetError, RunRefused
+from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
 from cfbackup.runner import Run, RunResult
 
 
@@ -106,16 +106,22 @@ def _restore_chains(run: Run, into: Path, rel: str | None, env: dict[str, str]) 
 
     def restore_root(chain: chains.Chain) -> None:
         place = into / (chain.root[len(rel) + 1 :] if rel else chain.root)
-        place.parent.mkdir(parents=True, exist_ok=True)
-        duplicity(
-            run,
-            lambda fd: commands.restore_argv(
-                chain.profile, str(place), path=chain.root, time=when, log_fd=fd
-            ),
-            env,
-        )
+        made = _make_parents(place.parent)
+        try:
+            duplicity(
+                run,
+                lambda fd: commands.restore_argv(
+                    chain.profile, str(place), path=chain.root, time=when, log_fd=fd
+                ),
+                env,
+            )
+        except NoBackupFound:  # a root with no backup yet leaves no empty folder behind
+            for folder in (place, *made):  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            raise
 
-    chains.run_each(profile, picked, restore_root)
+    chains.run_each(profile, picked, restore_root, skip_empty=True)
 
 
 @contextlib.contextmanager
@@ -181,7 +187,7 @@ def _make_parents(folder: Path) -> list[Path]:
         missing.append(folder)
         folder = folder.parent
     for path in reversed(missing):
-        path.mkdir()
+        path.mkdir(exist_ok=True)  # split chains' threads may make the same parent
     return missing
 
 

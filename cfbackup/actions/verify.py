@@ -42,7 +42,7 @@ def run_verify(run: Run) -> RunResult:
             raise classify_failure(result)
         return compared, differences, found
 
-    parts = chains.run_each(profile, chains.of(profile), verify)
+    parts = [p for p in chains.run_each(profile, chains.of(profile), verify, skip_empty=True) if p]
     compared = sum(p[0] for p in parts)
     differences = sum(p[1] for p in parts)
     found = [f for p in parts for f in p[2]]

@@ -22,6 +22,7 @@ from cfbackup.errors import (
     DuplicityFailed,
     ExitCode,
     LockHeld,
+    NoBackupFound,
     QuotaExceeded,
 )
 
@@ -301,9 +302,8 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
             r"'.*manifest",
             re.I,
         ),
-        lambda text: CfbackupError(
-            "no backup found at the target: run a backup first or check the profile's target.",
-            exit_code=ExitCode.REFUSED,
+        lambda text: NoBackupFound(
+            "no backup found at the target: run a backup first or check the profile's target."
         ),
     ),
     (

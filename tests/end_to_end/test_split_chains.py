@@ -185,3 +185,27 @@ def _zombie(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_root_added_later_is_left_out_until_its_first_backup(tmp_path, make_config, cfbackup):
+    src = _tree(tmp_path / "src")
+    config = _config(make_config, src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    config.write_text(
+        config.read_text().replace(
+            f'include = ["{src}/etc", "{src}/srv/www"]',
+            f'include = ["{src}/etc", "{src}/srv/www", "{src}/other"]',
+        )
+    )
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out)
+    assert result.returncode == 0, result
+    assert "chain /other has no backup yet" in result.stderr
+    assert sorted(os.listdir(out)) == ["etc", "srv"]
+    listing = json.loads(cfbackup("-c", config, "list", "--json").stdout)
+    assert not any(e["path"].startswith("other") for e in listing)
+    assert cfbackup("-c", config, "verify").returncode == 0
+    assert cfbackup("-c", config, "backup").returncode == 0  # starts the new root's chain
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "o", "--path", "other")
+    assert result.returncode == 0, result
+    assert (tmp_path / "o" / "other" / "not backed up.txt").exists()

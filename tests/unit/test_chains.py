@@ -12,7 +12,7 @@ from cfbackup import chains
 from cfbackup.actions.backup import merged_statistics
 from cfbackup.config import build_config
 from cfbackup.duplicity import commands
-from cfbackup.errors import BackendError, ConfigError
+from cfbackup.errors import BackendError, ConfigError, NoBackupFound
 
 
 def _profile(include, split=True, **extra):
@@ -132,3 +132,22 @@ def test_parallel_limits_the_processes_at_once():
     assert chains.workers(_profile(["/srv/a", "/srv/b"], parallel=1), 2) == 1
     assert chains.workers(_profile(["/srv/a", "/srv/b"], parallel=8), 2) == 2
     assert chains.workers(_profile(["/srv/a", "/srv/b"]), 2) >= 1
+
+
+def test_chains_without_a_backup_yet_are_left_out_of_reads():
+    profile = _profile(["/srv/a", "/srv/b"])
+
+    def step(chain):
+        if chain.root == "b":
+            raise NoBackupFound("no backup found at the target.")
+        return chain.root
+
+    assert chains.run_each(profile, chains.of(profile), step, skip_empty=True) == ["a", None]
+    with pytest.raises(NoBackupFound):  # without skip_empty (a backup): a failure
+        chains.run_each(profile, chains.of(profile), step)
+
+    def nothing(chain):
+        raise NoBackupFound("no backup found at the target.")
+
+    with pytest.raises(NoBackupFound, match="for any include root of profile p"):
+        chains.run_each(profile, chains.of(profile), nothing, skip_empty=True)
