@@ -132,6 +132,12 @@ def backed_up(tmp_path_factory):
     return data
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """A suite started as a background job inherits SIGINT ignored (POSIX shells do that
+    without job control), and so would cfbackup: the interrupt tests need Ctrl-C's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_restore(site, tmp_path, data, backend="nft", deadman_timeout=60):
     """Start ``cfbackup restore`` of the backup in ``data`` in the server namespace; it stops
     in its before_restore hook, inside the lock-down, until the test writes flags/go."""
@@ -142,7 +148,8 @@ def _start_restore(site, tmp_path, data, backend="nft", deadman_timeout=60):
                               hook=f"sh {tmp_path}/hook.sh {tmp_path}/flags"))
     process = site.server.popen(CFBACKUP, "-c", config, "restore", "site",
                                 str(tmp_path / "restored"), env=cfbackup_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_sigint_as_at_a_terminal)
     try:
         assert wait_for(lambda: (tmp_path / "flags" / "locked").exists(), 30), \
             process.communicate(timeout=5) if process.poll() is not None else "hook not reached"
