@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import TypeVar
 
+from cfbackup import execute
 from cfbackup.config.model import Profile
 from cfbackup.errors import CfbackupError, ConfigError, NoBackupFound
 
@@ -219,14 +220,12 @@ class _Tracker:
             process.send_signal(signal.SIGINT)
 
     def stop_all(self) -> None:
+        """SIGINT to every duplicity (it cleans up, as a single interrupted run does), then
+        harder if it does not end (execute.terminate)."""
         with self._lock:
             self.stopping = True
-            live = [p for p in self._live if p.poll() is None]
-        for process in live:  # SIGINT: duplicity cleans up, as for a single interrupted run
-            try:
-                process.send_signal(signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            live = list(self._live)
+        execute.terminate(live)
 
 
 _current = threading.local()

@@ -6,12 +6,14 @@ Children get their own environment (secrets travel there, never in argv), die wi
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import logging
 import os
 import signal
 import subprocess
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
@@ -56,7 +58,10 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child: a SIGTERM arrives when cfbackup dies, even by kill -9."""
+    """Runs in the child: a SIGTERM arrives when cfbackup dies, even by kill -9. SIGINT gets
+    its default back (a background job inherits it ignored): it is how cfbackup asks duplicity
+    to stop cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -143,14 +148,19 @@ def stream(
 
 
 def _terminate(process: subprocess.Popen) -> None:
-    """Stop a child on interruption: SIGINT first (duplicity cleans up), then harder."""
+    terminate([process])
+
+
+def terminate(processes: Sequence[subprocess.Popen]) -> None:
+    """Stop children on interruption: SIGINT first (duplicity cleans up), then harder."""
     for sig, wait in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        if process.poll() is not None:
+        live = [p for p in processes if p.poll() is None]
+        if not live:
             return
-        try:
-            process.send_signal(sig)
-            process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return
+        for process in live:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(sig)
+        deadline = time.monotonic() + wait
+        for process in live:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
