@@ -50,10 +50,9 @@ class Chain:
 
 def of(profile: Profile) -> list[Chain]:
     """The chains of a profile, in include order."""
-    if not profile.get("split_chains"):
+    if not is_split(profile):
         return [Chain(profile, "")]
-    roots = include_roots(profile)
-    return [_chain(profile, root) for root in roots]
+    return [_chain(profile, root) for root in include_roots(profile)]
 
 
 def is_split(profile: Profile) -> bool:
@@ -183,7 +182,7 @@ def run_each(
             track.stop_all()
             concurrent.futures.wait(futures)
             raise
-    failures = [(c, f.exception()) for c, f in zip(chains, futures, strict=True) if f.exception()]
+    failures = [(c, e) for c, f in zip(chains, futures, strict=True) if (e := f.exception())]
     for chain, error in failures[1:]:
         log.error("chain %s failed too: %s", chain.label, getattr(error, "message", error))
     results = [f.result() for f in futures] if not failures else []

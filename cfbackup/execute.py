@@ -142,13 +142,9 @@ def stream(
                 on_line(line)
         returncode = process.wait()
     except BaseException:
-        _terminate(process)
+        terminate([process])
         raise
     return Result(argv, returncode, "", tuple(tail))
-
-
-def _terminate(process: subprocess.Popen) -> None:
-    terminate([process])
 
 
 def terminate(processes: Sequence[subprocess.Popen]) -> None:

@@ -341,9 +341,7 @@ def _endpoint(access, creds: Credentials) -> str:
 def connection_class():
     from cfbackup.swift import load_client
 
-    client = load_client()
-
-    class KeystoneConnection(client.Connection):
+    class KeystoneConnection(load_client().Connection):
         """A swiftclient Connection that takes its token and storage URL from one keystoneauth1
         session. On a 401 swiftclient invalidates that session, forgets its token and calls
         get_auth() again: a fresh token from Keystone, so an expired token costs one retry."""

@@ -60,8 +60,6 @@ def run_backup(run: Run) -> RunResult:
 
 def merged_statistics(parts: list[dict]) -> dict:
     """One backup's statistics from each chain's: counts and sizes add up, times span."""
-    if len(parts) == 1:
-        return dict(parts[0])
     merged: dict = {}
     for part in parts:
         for key, value in part.items():

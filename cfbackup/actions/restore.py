@@ -86,9 +86,10 @@ def _restore_chains(run: Run, into: Path, rel: str | None, env: dict[str, str]) 
     """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
     when it holds several include roots of a split profile, each root from its chain."""
     profile, when = run.profile, run.options.get("time")
-    picked, inside = chains.for_path(chains.of(profile), rel or "")
+    chain_list = chains.of(profile)
+    picked, inside = chains.for_path(chain_list, rel or "")
     if not picked:
-        roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
+        roots = ", ".join(f"/{c.root}" for c in chain_list)
         raise RestoreTargetError(
             f"{rel} is in none of the include roots backed up by profile {profile.name} "
             f"({roots}): give a path under one of them."
