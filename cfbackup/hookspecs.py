@@ -4,7 +4,7 @@ Built-in plugins (``plugins/cfbackup_*.py``) and third-party ones implement thes
 ``cfbackup`` entry-point group; ``docs/plugins.md`` documents each with an example and
 ``tests/unit/test_docs.py`` fails when the two drift apart.
 
-``run`` is a :class:`cfbackup.runner.Run`: the profile (validated, defaults applied), the action
+``run`` is a :class:`cfbackup.runtypes.Run`: the profile (validated, defaults applied), the action
 name, the command-line options, a ``plugin_config(name)`` accessor and a logger. Hooks are called
 only for plugins enabled in that profile.
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import argparse
     import contextlib
 
-    from cfbackup.runner import Run, RunResult
+    from cfbackup.runtypes import Run, RunResult
 
 hookspec = pluggy.HookspecMarker("cfbackup")
 hookimpl = pluggy.HookimplMarker("cfbackup")

@@ -8,7 +8,6 @@ interruption) releases the lock, leaves the plugins' contexts (firewall rules re
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -19,49 +18,9 @@ from typing import Any
 from cfbackup import history, lock, plugins, redact
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import CfbackupError, ExitCode, Interrupted
+from cfbackup.runtypes import Run, RunResult
 
 log = logging.getLogger("cfbackup")
-
-
-@dataclasses.dataclass
-class Run:
-    """What a hook sees of the run in progress."""
-
-    config: Config
-    profile: Profile
-    action: str
-    options: dict[str, Any]
-    hooks: Any
-    started: float = dataclasses.field(default_factory=time.time)
-    log_file: Path | None = None
-    log: logging.Logger = log
-
-    @property
-    def dry_run(self) -> bool:
-        return bool(self.options.get("dry_run"))
-
-    def plugin_config(self, section: str) -> dict[str, Any]:
-        return self.profile.plugin_config(section)
-
-
-@dataclasses.dataclass
-class RunResult:
-    profile: str
-    action: str
-    exit_code: ExitCode = ExitCode.OK
-    message: str = ""
-    stats: dict[str, Any] = dataclasses.field(default_factory=dict)
-    data: Any = None  # action-specific payload (file list, status)
-    error: BaseException | None = None
-    duration: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == ExitCode.OK
-
-    @property
-    def result(self) -> str:
-        return "success" if self.ok else ExitCode(self.exit_code).name.lower()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 
 def run_check(run: Run) -> RunResult:

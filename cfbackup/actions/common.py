@@ -9,7 +9,7 @@ from cfbackup import chains, gpgkeys
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import DuplicityResult, run_duplicity
 from cfbackup.errors import ConfigError
-from cfbackup.runner import Run
+from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
 

@@ -6,7 +6,7 @@ from cfbackup import chains
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 
 def run_prune(run: Run) -> RunResult:

@@ -30,7 +30,7 @@ STATS = {
 
 
 def build(run: Any, result: Any) -> dict[str, Any]:
-    """The summary of a finished run (``run``: :class:`cfbackup.runner.Run`)."""
+    """The summary of a finished run (``run``: :class:`cfbackup.runtypes.Run`)."""
     finished = time.time()
     summary = {
         "profile": run.profile.name,
