@@ -110,4 +110,4 @@ def _keystone_rows(profile, rows: list[tuple[str, bool, str]]):
             f"(region {who['region'] or 'any'}, interface {who['interface']})",
         )
     )
-    return keystone.connection(creds, keystone_session=session)
+    return swift.keystone_connection(creds, keystone_session=session)

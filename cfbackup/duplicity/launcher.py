@@ -5,8 +5,9 @@ pre-minted token (``SWIFT_PREAUTHTOKEN``), cannot be renewed, and the run dies w
 expires (DESIGN.md section 5). This launcher runs duplicity's own ``main`` in this process after
 replacing swiftclient's ``Connection`` (both the backend's and its SwiftService's) with one that
 authenticates through a keystoneauth1 session built from the application credential
-(cfbackup.keystone.connection). When Swift answers 401 swiftclient invalidates that session and
-asks it again: Keystone issues a new token and the request is retried, however long the run.
+(cfbackup.swift.keystone_connection). When Swift answers 401 swiftclient invalidates that
+session and asks it again: Keystone issues a new token and the request is retried, however long
+the run.
 
 Arguments are duplicity's, unchanged. The credential comes from the environment only (never
 argv): ``OS_AUTH_URL``, ``OS_APPLICATION_CREDENTIAL_ID``, ``OS_APPLICATION_CREDENTIAL_SECRET``,
@@ -42,7 +43,7 @@ def install(env: Mapping[str, str]) -> None:
     import swiftclient.client
     import swiftclient.service
 
-    from cfbackup import keystone, redact
+    from cfbackup import keystone, redact, swift
     from cfbackup.duplicity.environment import credentials_from_environment
 
     creds = credentials_from_environment(env)
@@ -52,7 +53,7 @@ def install(env: Mapping[str, str]) -> None:
         raise SystemExit("cfbackup launcher: OS_APPLICATION_CREDENTIAL_ID/_SECRET are not set")
     redact.register(creds.application_credential_secret)
     shared = keystone.session(creds)
-    base = keystone.connection_class()
+    base = swift.keystone_connection_class()
 
     class LauncherConnection(base):
         """What duplicity's backend and SwiftService get for ``Connection(...)``: their
