@@ -12,8 +12,9 @@ from cfbackup.errors import ConfigError
 
 
 def _zone(conn, wanted: str | None, name: str, where: str):
-    from cfbackup_server_image.cloud import cloud_errors
     from openstack import exceptions as sdk
+
+    from cfbackup.cloud import cloud_errors
 
     with cloud_errors("looking up Designate zones"):
         if wanted:
@@ -44,7 +45,7 @@ def replace(
     where: str,
 ) -> list[str]:
     """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done."""
-    from cfbackup_server_image.cloud import cloud_errors, connect
+    from cfbackup.cloud import cloud_errors, connect
 
     conn = connect(profile)
     done = []
