@@ -1,18 +1,32 @@
-"""The cloud side of server parking: an openstacksdk connection from a profile, one place that
-turns openstacksdk/keystoneauth1 exceptions into one-sentence errors, and a wait loop.
+"""The cloud's APIs beyond Swift (compute, image, DNS): one openstacksdk connection, and their
+failures in one sentence. Beside ``swift.py`` and ``keystone.py``; plugins (server_image,
+ip_fixup) and ``cfbackup firewall`` use it, never each other.
 
-openstacksdk's own waits are not used for images: ``create_server_image(wait=True)`` does not
-treat an image that ends ``killed`` as a failure and waits out its timeout (DESIGN.md section
-5). :func:`wait_for` has the semantics of ``image.wait_for_status(..., failures=['killed'])``
-plus progress lines and a back-off that starts short (quick operations return quickly).
+- :func:`connect` returns an ``openstack.connection.Connection`` (authenticated lazily), from a
+  profile, a clouds.yaml entry, or both:
+
+  - ``connect(profile)``: the profile's credentials: ``swift.cloud``, else the Keystone v3 keys
+    of ``[swift]``, else ``$OS_CLOUD``;
+  - ``connect(profile, section="server_image")``: that section's ``cloud``, ``region_name`` and
+    ``api_timeout`` first (a plugin's own settings), then as above;
+  - ``connect(profile, cloud=NAME)`` or ``connect(cloud=NAME)``: the clouds.yaml entry NAME
+    (e.g. chosen on a command line); ``connect()`` alone uses ``$OS_CLOUD``.
+
+  ``region_name`` falls back to ``swift.region_name``, ``api_timeout`` (seconds per answer) to
+  60.
+- :func:`cloud_errors` wraps the calls: a clouds.yaml problem or incomplete credentials become a
+  :class:`ConfigError`, every other openstacksdk/keystoneauth1 failure a :class:`BackendError`
+  (401, 403, 409, timeouts, unreachable, no endpoint), each one sentence with the fix, secrets
+  masked.
+
+Heavy imports (openstacksdk) stay inside the functions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from cfbackup.config.model import Profile
@@ -20,69 +34,90 @@ from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import BackendError, ConfigError
 from cfbackup.redact import redact
 
-SECTION = "server_image"
-TRANSIENT_ERRORS = 3  # consecutive failed polls a wait tolerates
 
-
-def cloud_settings(profile: Profile) -> dict[str, Any]:
+def cloud_settings(
+    profile: Profile | None = None,
+    *,
+    cloud: str | None = None,
+    section: str | None = None,
+    region_name: str | None = None,
+    api_timeout: float | None = None,
+) -> dict[str, Any]:
     """The keyword arguments for ``openstack.connect`` (secrets resolved), by precedence:
-    ``server_image.cloud``, ``swift.cloud``, the Keystone v3 keys of ``[swift]``, ``$OS_CLOUD``."""
-    section = profile.plugin_config(SECTION)
-    swift = profile.get("swift") or {}
-    timeout = section.get("api_timeout", 60)
-    region = section.get("region_name") or swift.get("region_name")
-    common: dict[str, Any] = {"api_timeout": timeout}
+    ``cloud``, the ``cloud`` of the profile's config ``section`` (a plugin's, when given),
+    ``swift.cloud``, the Keystone v3 keys of ``[swift]``, ``$OS_CLOUD``. ``region_name`` and
+    ``api_timeout`` likewise: argument, section, then ``swift.region_name`` and 60 s."""
+    swift = (profile.get("swift") if profile is not None else None) or {}
+    own = (profile.plugin_config(section) if profile is not None and section else None) or {}
+    region = region_name or own.get("region_name") or swift.get("region_name")
+    common: dict[str, Any] = {"api_timeout": api_timeout or own.get("api_timeout", 60)}
     if region:
         common["region_name"] = region
-    cloud = section.get("cloud") or swift.get("cloud")
+    cloud = cloud or own.get("cloud") or swift.get("cloud")
     if cloud:
         return {"cloud": cloud, **common}
-    where = f"profiles.{profile.name}.swift"
-    if swift.get("auth_version") == "3" and swift.get("auth_url"):
-        settings: dict[str, Any] = {
-            "auth_url": swift["auth_url"],
-            "interface": swift.get("interface") or "public",
-            "load_yaml_config": False,
-            "load_envvars": False,
-            **common,
-        }
-        if swift.get("application_credential_id"):
-            settings.update(
-                auth_type="v3applicationcredential",
-                application_credential_id=swift["application_credential_id"],
-                application_credential_secret=resolve_secret(
-                    swift, "application_credential_secret", where
-                ),
-            )
-            return settings
-        settings["password"] = resolve_secret(swift, "password", where)
-        for key in (
-            "username",
-            "user_domain_name",
-            "user_domain_id",
-            "project_name",
-            "project_id",
-            "project_domain_name",
-            "project_domain_id",
-        ):
-            if swift.get(key):
-                settings[key] = swift[key]
-        return settings
+    if profile is not None and swift.get("auth_version") == "3" and swift.get("auth_url"):
+        return {**_keystone_v3(profile, swift), **common}
     if os.environ.get("OS_CLOUD"):
         return {"cloud": os.environ["OS_CLOUD"], **common}
+    if profile is None:
+        raise ConfigError("no cloud named: give a clouds.yaml entry's name, or export OS_CLOUD.")
     raise ConfigError(
-        f"profiles.{profile.name}.server_image: the compute and image APIs need Keystone v3 "
-        "credentials, and this profile has none: set server_image.cloud to a clouds.yaml "
-        'entry (or export OS_CLOUD), or use swift.auth_version = "3".'
+        f"profiles.{profile.name}.{section or 'swift'}: the compute and image APIs need "
+        f"Keystone v3 credentials, and this profile has none: set {section or 'swift'}.cloud to "
+        "a clouds.yaml entry (or export OS_CLOUD), or use swift.auth_version = \"3\"."
     )
 
 
-def connect(profile: Profile):
-    """An ``openstack.connection.Connection`` for the profile (authenticated lazily)."""
+def _keystone_v3(profile: Profile, swift: dict[str, Any]) -> dict[str, Any]:
+    where = f"profiles.{profile.name}.swift"
+    settings: dict[str, Any] = {
+        "auth_url": swift["auth_url"],
+        "interface": swift.get("interface") or "public",
+        "load_yaml_config": False,
+        "load_envvars": False,
+    }
+    if swift.get("application_credential_id"):
+        settings.update(
+            auth_type="v3applicationcredential",
+            application_credential_id=swift["application_credential_id"],
+            application_credential_secret=resolve_secret(
+                swift, "application_credential_secret", where
+            ),
+        )
+        return settings
+    settings["password"] = resolve_secret(swift, "password", where)
+    for key in (
+        "username",
+        "user_domain_name",
+        "user_domain_id",
+        "project_name",
+        "project_id",
+        "project_domain_name",
+        "project_domain_id",
+    ):
+        if swift.get(key):
+            settings[key] = swift[key]
+    return settings
+
+
+def connect(
+    profile: Profile | None = None,
+    *,
+    cloud: str | None = None,
+    section: str | None = None,
+    region_name: str | None = None,
+    api_timeout: float | None = None,
+):
+    """An ``openstack.connection.Connection`` (authenticated lazily); what ``profile``,
+    ``cloud`` and ``section`` select: the module docstring. Raises ConfigError or BackendError."""
     import openstack
 
-    settings = cloud_settings(profile)
-    with cloud_errors(f"connecting to the cloud of profile {profile.name}"):
+    settings = cloud_settings(
+        profile, cloud=cloud, section=section, region_name=region_name, api_timeout=api_timeout
+    )
+    what = f"the cloud of profile {profile.name}" if profile is not None else "the cloud"
+    with cloud_errors(f"connecting to {what}"):
         return openstack.connect(**settings)
 
 
@@ -94,9 +129,13 @@ def _short(error: BaseException) -> str:
 
 
 @contextlib.contextmanager
-def cloud_errors(doing: str, *, conflict_fix: str = "") -> Iterator[None]:
+def cloud_errors(
+    doing: str, *, conflict_fix: str = "", timeout_setting: str | None = None
+) -> Iterator[None]:
     """Turn openstacksdk/keystoneauth1 failures of ``doing`` into a :class:`BackendError`
-    (or a :class:`ConfigError` for a clouds.yaml problem): one sentence, no traceback."""
+    (or a :class:`ConfigError` for a clouds.yaml problem): one sentence, no traceback.
+    ``conflict_fix`` is the advice for a 409; ``timeout_setting`` the config key that raises
+    the API timeout, named when the cloud does not answer in time."""
     from keystoneauth1 import exceptions as ks
     from openstack import exceptions as sdk
     from openstack.config import exceptions as cfg
@@ -129,8 +168,8 @@ def cloud_errors(doing: str, *, conflict_fix: str = "") -> Iterator[None]:
         ) from None
     except ks.ConnectTimeout as error:
         raise BackendError(
-            f"{doing}: the cloud did not answer in time ({_short(error)}): "
-            "check the endpoint, or raise server_image.api_timeout."
+            f"{doing}: the cloud did not answer in time ({_short(error)}): check the endpoint"
+            + (f", or raise {timeout_setting}." if timeout_setting else " and the network.")
         ) from None
     except ks.ConnectFailure as error:
         raise BackendError(
@@ -148,69 +187,3 @@ def cloud_errors(doing: str, *, conflict_fix: str = "") -> Iterator[None]:
         raise BackendError(f"{doing}: {_short(error)}.") from None
     except sdk.SDKException as error:
         raise BackendError(f"{doing}: {_short(error)}.") from None
-
-
-class WaitFailed(Exception):
-    """The resource reached a failure status."""
-
-    def __init__(self, status: str, resource: Any):
-        super().__init__(status)
-        self.status, self.resource = status, resource
-
-
-class WaitTimedOut(Exception):
-    """The resource did not reach the wanted status within the timeout."""
-
-    def __init__(self, status: str, waited: float):
-        super().__init__(status)
-        self.status, self.waited = status, waited
-
-
-def wait_for(
-    fetch: Callable[[], Any],
-    *,
-    what: str,
-    ready: tuple[str, ...],
-    failures: tuple[str, ...],
-    timeout: float,
-    max_interval: float,
-    progress: Callable[[str], None],
-    status_of: Callable[[Any], str] = lambda r: str(r.status),
-) -> Any:
-    """Poll ``fetch()`` until its status is in ``ready`` (returns the resource); raise
-    :class:`WaitFailed` on a status in ``failures`` and :class:`WaitTimedOut` after
-    ``timeout`` seconds. Statuses compare case-insensitively; a progress line is printed when
-    the status changes and every 30 s; a poll that fails is retried, up to
-    ``TRANSIENT_ERRORS`` in a row."""
-    from cfbackup.errors import CfbackupError
-
-    ready_l = {s.lower() for s in ready}
-    failures_l = {s.lower() for s in failures}
-    start = time.monotonic()
-    interval, last_status, last_report, errors_in_row = 0.1, None, start, 0
-    while True:
-        try:
-            resource = fetch()
-            errors_in_row = 0
-        except CfbackupError as error:  # one failed poll in a long wait is not the end
-            errors_in_row += 1
-            if errors_in_row >= TRANSIENT_ERRORS or time.monotonic() - start >= timeout:
-                raise
-            progress(f"{what}: {error.message} (retrying)")
-            time.sleep(min(interval, max_interval))
-            continue
-        status = status_of(resource)
-        now = time.monotonic()
-        waited = now - start
-        if status.lower() in ready_l:
-            progress(f"{what}: {status} after {waited:.0f} s")
-            return resource
-        if status.lower() in failures_l:
-            raise WaitFailed(status, resource)
-        if status != last_status or now - last_report >= 30:
-            progress(f"{what}: {status} ({waited:.0f} s of at most {timeout:.0f} s)")
-            last_status, last_report = status, now
-        if waited >= timeout:
-            raise WaitTimedOut(status, waited)
-        time.sleep(max(0.0, min(interval, timeout - waited)))
-        interval = min(interval * 2, max_interval)

@@ -95,8 +95,9 @@ def cfbackup_check(run):
     swift = run.profile.get("swift") or {}
     if not (section.get("cloud") or swift.get("cloud")):
         return None
-    from cfbackup.cloud import cloud_errors, connect
     from cfbackup.errors import CfbackupError
+
+    from .cloud import cloud_errors, connect
 
     try:
         conn = connect(run.profile)

@@ -6,10 +6,10 @@ server needs (named in its record) is never deleted, nor one still being saved.
 
 from __future__ import annotations
 
-from cfbackup.cloud import cloud_errors, connect
 from cfbackup.config.model import Config, Profile
 
 from . import records
+from .cloud import cloud_errors, connect
 from .park import Progress
 
 

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cfbackup.cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import BackendError, CfbackupError, LockHeld, RunRefused
 
 from . import records
+from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 
 SNAPSHOT_STATES = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
 Progress = Callable[[str], None]

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from cfbackup.cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import BackendError, CfbackupError, ExitCode, RunRefused
 
 from . import records
+from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 from .park import Progress, find_server, flat_ips, server_lock, settings_of, wait_gone
 
 

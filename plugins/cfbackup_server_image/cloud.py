@@ -1,0 +1,91 @@
+"""server_image's side of the cloud: the core connection (``cfbackup.cloud``) with this
+plugin's settings, and a wait loop.
+
+openstacksdk's own waits are not used for images: ``create_server_image(wait=True)`` does not
+treat an image that ends ``killed`` as a failure and waits out its timeout (DESIGN.md section
+5). :func:`wait_for` has the semantics of ``image.wait_for_status(..., failures=['killed'])``
+plus progress lines and a back-off that starts short (quick operations return quickly).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cfbackup import cloud
+
+SECTION = "server_image"
+TRANSIENT_ERRORS = 3  # consecutive failed polls a wait tolerates
+
+# connect(profile): this section's cloud, region_name and api_timeout come first
+connect = functools.partial(cloud.connect, section=SECTION)
+# a timeout names the setting that raises it
+cloud_errors = functools.partial(cloud.cloud_errors, timeout_setting=f"{SECTION}.api_timeout")
+
+
+class WaitFailed(Exception):
+    """The resource reached a failure status."""
+
+    def __init__(self, status: str, resource: Any):
+        super().__init__(status)
+        self.status, self.resource = status, resource
+
+
+class WaitTimedOut(Exception):
+    """The resource did not reach the wanted status within the timeout."""
+
+    def __init__(self, status: str, waited: float):
+        super().__init__(status)
+        self.status, self.waited = status, waited
+
+
+def wait_for(
+    fetch: Callable[[], Any],
+    *,
+    what: str,
+    ready: tuple[str, ...],
+    failures: tuple[str, ...],
+    timeout: float,
+    max_interval: float,
+    progress: Callable[[str], None],
+    status_of: Callable[[Any], str] = lambda r: str(r.status),
+) -> Any:
+    """Poll ``fetch()`` until its status is in ``ready`` (returns the resource); raise
+    :class:`WaitFailed` on a status in ``failures`` and :class:`WaitTimedOut` after
+    ``timeout`` seconds. Statuses compare case-insensitively; a progress line is printed when
+    the status changes and every 30 s; a poll that fails is retried, up to
+    ``TRANSIENT_ERRORS`` in a row."""
+    from cfbackup.errors import CfbackupError
+
+    ready_l = {s.lower() for s in ready}
+    failures_l = {s.lower() for s in failures}
+    start = time.monotonic()
+    interval, last_status, last_report, errors_in_row = 0.1, None, start, 0
+    while True:
+        try:
+            resource = fetch()
+            errors_in_row = 0
+        except CfbackupError as error:  # one failed poll in a long wait is not the end
+            errors_in_row += 1
+            if errors_in_row >= TRANSIENT_ERRORS or time.monotonic() - start >= timeout:
+                raise
+            progress(f"{what}: {error.message} (retrying)")
+            time.sleep(min(interval, max_interval))
+            continue
+        status = status_of(resource)
+        now = time.monotonic()
+        waited = now - start
+        if status.lower() in ready_l:
+            progress(f"{what}: {status} after {waited:.0f} s")
+            return resource
+        if status.lower() in failures_l:
+            raise WaitFailed(status, resource)
+        if status != last_status or now - last_report >= 30:
+            progress(f"{what}: {status} ({waited:.0f} s of at most {timeout:.0f} s)")
+            last_status, last_report = status, now
+        if waited >= timeout:
+            raise WaitTimedOut(status, waited)
+        time.sleep(max(0.0, min(interval, timeout - waited)))
+        interval = min(interval * 2, max_interval)
