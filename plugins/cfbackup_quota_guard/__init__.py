@@ -15,11 +15,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cfbackup.duplicity
 from cfbackup.config.schema import Option
 from cfbackup.hookspecs import hookimpl
 
 SECTION = "quota_guard"
-SHIM = Path(__file__).resolve().parent / "shim" / "sized_uploads.py"
+SHIM = Path(cfbackup.duplicity.__file__).resolve().parent / "patches" / "sized_uploads.py"
 log = logging.getLogger("cfbackup.quota_guard")
 
 OPTIONS = (
