@@ -348,6 +348,16 @@ def run_log_commands(log_dir: Path) -> list[str]:
     return found
 
 
+def duplicity_words(command: str) -> list[str]:
+    """A duplicity command line from its command word on: cfbackup starts duplicity through its
+    launcher (``cfbackup-duplicity``, or ``python -m cfbackup.duplicity.launcher``), dup-same
+    runs the ``duplicity`` executable."""
+    words = command.split()
+    if words[1:3] == ["-m", "cfbackup.duplicity.launcher"]:
+        return words[3:]
+    return words[1:]
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -392,9 +402,9 @@ class Bench:
 
     def note_ran(self, command: str) -> None:
         """A duplicity command line cfbackup ran (from its run log), keyed by its command word."""
-        words = command.split()
-        if len(words) > 1:
-            self.ran.setdefault(words[1], command)
+        words = duplicity_words(command)
+        if words:
+            self.ran.setdefault(words[0], " ".join(words))
 
     def argv_check(self) -> str:
         """Compare what dup-same ran with what cfbackup ran, paths and names normalized."""
@@ -405,10 +415,13 @@ class Bench:
             text = text.replace(str(self.work), "<work>").replace(tool, "<tool>")
             return re.sub(r"--log-fd=\d+", "--log-fd=N", text)
 
-        same = {w: normal(" ".join(a), "dup-same") for w, a in self.argv["dup-same"].items()}
+        same = {
+            w: normal(" ".join(duplicity_words(" ".join(a))), "dup-same")
+            for w, a in self.argv["dup-same"].items()
+        }
         lines = []
         for what, mine in same.items():
-            word = mine.split()[1]
+            word = mine.split()[0]
             theirs = self.ran.get(word)
             if theirs is None:
                 lines.append(f"- {what}: cfbackup ran no `duplicity {word}`")
@@ -423,7 +436,8 @@ class Bench:
             )
         return (
             "argv check: dup-same ran exactly the duplicity command lines cfbackup ran "
-            f"({', '.join(same)}; paths, container names and the log descriptor normalized)."
+            f"({', '.join(same)}; from the command word on, cfbackup's through its launcher; "
+            "paths, container names and the log descriptor normalized)."
         )
 
     def note_phases(self, what: str, phases: dict | None, wall: float) -> None:

@@ -56,6 +56,18 @@ def cfbackup_add_arguments(command: str, parser: argparse.ArgumentParser) -> Non
     """
 
 
+@hookspec
+def cfbackup_duplicity_patches(register: Any) -> None:
+    """Add code that runs inside duplicity's interpreter (``cfbackup/duplicity/patches/``).
+
+    Call ``register(patch)`` with a :class:`cfbackup.duplicity.patches.Patch`: its ``module``,
+    importable by duplicity's Python, defines ``applies(env) -> bool`` and ``apply(env)``; the
+    patch names the duplicity version it was written against and the attributes it targets.
+    Called for every duplicity command of a run, for the plugins the profile enables; the
+    launcher applies core's patches first, then these, in order.
+    """
+
+
 # --- a run's lifecycle -------------------------------------------------------------------
 
 

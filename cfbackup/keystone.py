@@ -3,8 +3,8 @@
 The credentials come from the profile's ``[swift]`` keys (a password, or an application
 credential's id and secret) or from a ``clouds.yaml`` entry (``swift.cloud``, else ``OS_CLOUD``
 when the profile names no ``auth_url``), read with openstacksdk's own loader. cfbackup's Swift
-client (``swift.py``: check, status, quotas, plugins) and the duplicity launcher (application
-credentials, ``duplicity/launcher.py``) both talk to Swift through
+client (``swift.py``: check, status, quotas, plugins) and duplicity's application-credential
+patch (``duplicity/patches/application_credential.py``) both talk to Swift through
 ``swift.keystone_connection``, whose swiftclient Connection asks this session for the token and
 the storage URL, and asks again when Swift answers 401 (an expired token), so a run outlives any
 token lifetime. This module knows Keystone only: ``swift.py`` builds on it, never the reverse.
