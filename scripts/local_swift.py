@@ -150,9 +150,10 @@ class LocalSwift:
                 "SWIFT_AUTHVERSION": "1", "ST_AUTH": self.auth_url, "ST_USER": user,
                 "ST_KEY": key}
 
-    def start(self, timeout: float = 30.0) -> LocalSwift:
+    def start(self, timeout: float = 120.0) -> LocalSwift:
         """Build rings, write configs, start everything, wait until an authenticated
-        request works. On failure everything started is stopped and the logs are quoted."""
+        request works (a deadline, not a wait: a loaded machine may need a minute). On
+        failure everything started is stopped and the logs are quoted."""
         if self._procs:
             raise RuntimeError("already started")
         if importlib.util.find_spec("swift") is None:
@@ -188,7 +189,7 @@ class LocalSwift:
         """Stop the proxy (clients get connection refused) until start_proxy()."""
         self._kill(["proxy"], grace=5.0)
 
-    def start_proxy(self, timeout: float = 15.0) -> None:
+    def start_proxy(self, timeout: float = 60.0) -> None:
         """Start the proxy again on the same port and wait for its /healthcheck."""
         self._spawn("proxy")
         self._wait_healthy("proxy", time.monotonic() + timeout)
@@ -197,7 +198,7 @@ class LocalSwift:
         """SIGKILL object server ``index`` (a disk/node failure for replicas=3 tests)."""
         self._kill([f"object{index}"], grace=0.0)
 
-    def start_object_server(self, index: int, timeout: float = 15.0) -> None:
+    def start_object_server(self, index: int, timeout: float = 60.0) -> None:
         """Bring a killed object server back."""
         self._spawn(f"object{index}")
         self._wait_healthy(f"object{index}", time.monotonic() + timeout)

@@ -161,7 +161,18 @@ def test_pattern_is_never_run_by_a_shell(tmp_path, make_config, cfbackup):
     assert result.returncode == ExitCode.CONFIG, result
     assert "$(touch" in _one_line(result) and "is not under source" in result.stderr
     assert not marker.exists()
-    inside = make_config(extra=f'exclude = ["{tmp_path}/src/$(touch {marker})"]\n')
+    src = tmp_path / "src"
+    (src / "$(id)").write_text("a file named like a command substitution\n")
+    inside = make_config(
+        extra=f'exclude = ["{src}/$(touch {marker})", "{src}/`touch {marker}`"]\n'
+        f'include = ["{src}/f", "{src}/$(id)", "{src}/*$(touch {marker})*"]\n'
+    )
     result = cfbackup("-c", inside, "backup")
     assert result.returncode == 0, result
+    listed = cfbackup("-c", inside, "list", "main")
+    assert "$(id)" in listed.stdout, listed
+    restored = tmp_path / "restored"
+    result = cfbackup("-c", inside, "restore", "main", restored)
+    assert result.returncode == 0, result
+    assert sorted(p.name for p in restored.iterdir()) == ["$(id)", "f"]
     assert not marker.exists()

@@ -323,13 +323,30 @@ class Setup:
             )
         return self._connection
 
-    def remote_objects(self) -> list[str]:
-        """Object names in the container (empty while Swift is unreachable)."""
+    def listing(self) -> list[dict]:
+        """The container's objects (name, last_modified, hash...); empty while Swift is
+        unreachable or the container absent."""
         try:
-            listing = self.connection().get_container(self.container, full_listing=True)[1]
+            return self.connection().get_container(self.container, full_listing=True)[1]
         except Exception:  # noqa: BLE001 - polled while Swift may be down or the container absent
             return []
-        return [o["name"] for o in listing]
+
+    def remote_objects(self) -> list[str]:
+        """Object names in the container (empty while Swift is unreachable)."""
+        return [o["name"] for o in self.listing()]
+
+    def last_log(self, action: str = "backup") -> str:
+        """The newest run log of ``action`` for the profile (duplicity's output is in it)."""
+        logs = sorted((self.state_dir / "logs").glob(f"{self.profile}-{action}-*.log"),
+                      key=os.path.getmtime)
+        assert logs, f"no {action} log in {self.state_dir / 'logs'}"
+        return logs[-1].read_text(errors="replace")
+
+    def status(self) -> dict:
+        result = self.run("status", "--json")
+        assert result.returncode == 0, result
+        found = json.loads(result.stdout)
+        return found[0] if isinstance(found, list) else found
 
     def spawn_until_uploading(self, kind: str = "full", volumes: int = 1) -> Spawned:
         """Start a backup and return once ``volumes`` new volumes of a ``kind`` ("full" or

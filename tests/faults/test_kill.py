@@ -1,5 +1,6 @@
 """kill -9 in the middle of a backup, as a crash or the OOM killer does: the next run resumes
-(no stale lock, cfbackup's or duplicity's) and the restore is byte-identical."""
+the interrupted set (no stale lock, cfbackup's or duplicity's; the volumes already at the
+target are not uploaded again but the last one) and the restore is byte-identical."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 
 import pytest
 from faultkit import FRONT_ENDS, alive, duplicity_child, wait_for, write_tree
+from support.resume import assert_resumed, volume_stamps
 from support.trees import assert_same_tree
 
 from cfbackup.errors import ExitCode
@@ -16,10 +18,23 @@ from cfbackup.errors import ExitCode
 pytestmark = [pytest.mark.faults, pytest.mark.swift]
 
 
-def kill_mid_upload(setup, kind: str) -> None:
-    """kill -9 a backup (cfbackup and duplicity) in the middle of uploading a ``kind`` set."""
-    setup.spawn_until_uploading(kind).kill_group()
+def kill_mid_upload(setup, kind: str) -> dict[str, str]:
+    """kill -9 a backup (cfbackup and duplicity) in the middle of uploading a ``kind`` set,
+    three volumes in (so that duplicity can resume rather than start again); returns the
+    volumes then at the target."""
+    setup.spawn_until_uploading(kind, volumes=3).kill_group()
     assert setup.lock_is_free(), "a killed run left its profile lock held"
+    return volume_stamps(setup.listing(), kind)
+
+
+def resume(setup, kind: str, before: dict[str, str]) -> None:
+    """The next run resumes the killed set, finds the killed run and records it."""
+    result = setup.run("backup")
+    assert result.returncode == 0, result
+    assert "the run ended without recording its outcome" in result.stderr  # found the killed run
+    assert_resumed(before, volume_stamps(setup.listing(), kind), setup.last_log())
+    failure = setup.status()["last_failure"]
+    assert failure["exit_code"] == ExitCode.INTERRUPTED and "killed" in failure["message"]
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
@@ -27,19 +42,14 @@ def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, 
     """Both front-ends through a killed full; the incremental part (the same code path once
     the command line is parsed) only through cfbackup, to keep the suite short."""
     setup = make_setup(front_end)
-    write_tree(setup.source, mb=3)
+    write_tree(setup.source, mb=6)
 
-    kill_mid_upload(setup, "full")
-    result = setup.run("backup")
-    assert result.returncode == 0, result
-    assert "the run ended without recording its outcome" in result.stderr  # found the killed run
+    resume(setup, "full", kill_mid_upload(setup, "full"))
 
     if not setup.legacy:
         (setup.source / "plain.txt").write_text("changed after the full backup\n")
-        (setup.source / "data" / "new.bin").write_bytes(random.Random(9).randbytes(3 << 20))
-        kill_mid_upload(setup, "inc")
-        result = setup.run("backup")
-        assert result.returncode == 0, result
+        (setup.source / "data" / "new.bin").write_bytes(random.Random(9).randbytes(6 << 20))
+        resume(setup, "inc", kill_mid_upload(setup, "inc"))
 
     out = tmp_path / "restored"
     result = setup.run("restore", out)
@@ -53,17 +63,15 @@ def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, 
 
 def test_kill_9_of_cfbackup_alone_takes_duplicity_with_it(make_setup):
     """duplicity gets SIGTERM when cfbackup dies (PR_SET_PDEATHSIG), so no orphan keeps
-    uploading or holds duplicity's lock on the archive dir."""
+    uploading or holds duplicity's lock on the archive dir; the next run resumes its set."""
     setup = make_setup()
-    write_tree(setup.source, mb=3)
-    run = setup.spawn_until_uploading()
+    write_tree(setup.source, mb=6)
+    run = setup.spawn_until_uploading(volumes=3)
     child = duplicity_child(run.pid, "backup")
     assert child, f"no duplicity child of {run.pid}"
     os.kill(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
     wait_for(lambda: not alive(child), 10, f"duplicity (pid {child}) to die with cfbackup")
 
-    result = setup.run("backup")
-    assert result.returncode == 0, result
-    assert "the run ended without recording its outcome" in result.stderr  # the killed run
+    resume(setup, "full", volume_stamps(setup.listing(), "full"))
     setup.assert_history(ExitCode.INTERRUPTED, ExitCode.OK)

@@ -1,6 +1,7 @@
 """Another writer fills the container while duplicity uploads: the run stops at the 413 with
-the numbers and exit code QUOTA, and after the quota is raised the next run resumes the chain
-and the restore is byte-identical."""
+the numbers and exit code QUOTA, and after the quota is raised the next run resumes the set
+(the volumes already there are not uploaded again but the last) and the restore is
+byte-identical. When the 413 comes at the second volume, duplicity starts the set again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 
 import pytest
 from quota_helpers import CFBACKUP, random_files, tree_digest
+from support.resume import assert_resumed, volume_stamps
 
 pytestmark = [pytest.mark.quota, pytest.mark.swift, pytest.mark.slow]
 
@@ -20,7 +22,7 @@ def _volumes(profile) -> list[str]:
 
 def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
     p = quota_profile(encrypted=True, volsize=1)
-    random_files(p.source, 600, 8000, per_dir=100, seed=3)  # ~5 volumes of 1 MiB
+    random_files(p.source, 1200, 8000, per_dir=100, seed=3)  # ~10 volumes of 1 MiB
     (p.source / "link").symlink_to("d000/f00000.bin")
     estimate = p.next_backup()
     assert estimate["plan"]["kind"] == "full"
@@ -36,7 +38,7 @@ def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
     )
     writer = p.conn("user")  # the other writer: same account, same container
     deadline = time.monotonic() + 120
-    while not _volumes(p):
+    while len(_volumes(p)) < 3:  # three volumes in: duplicity can resume after the second
         assert backup.poll() is None, "the backup ended before the other writer could act"
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -50,8 +52,8 @@ def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
     assert f"container {p.container}: " in err and f"quota {quota} bytes" in err
     assert "duplicity exit code" in err
     assert "Traceback" not in err
-    uploaded = _volumes(p)
-    assert uploaded
+    before = volume_stamps(p.objects(), "full")
+    assert len(before) >= 3, before
 
     # the quota is raised (the other writer's blob stays): the next run resumes the chain
     p.cli("quota", "set", "qg", "--bytes", str(quota * 3), check=0)
@@ -61,11 +63,34 @@ def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
     assert [c["state"] for c in status["chains"]] == ["complete"]
     assert [s["type"] for s in status["chains"][0]["sets"]] == ["full"]
     assert status["incomplete_sets"] == 0 and status["orphaned_sets"] == 0
-    # duplicity resumes after the last volume its local manifest recorded; when that is none
-    # (it flushes the manifest from the second volume on) it starts the set again
     log = max((p.base / "state" / "logs").glob("qg-backup-*.log")).read_text()
-    assert "Last full backup left a partial set, restarting." in log
+    assert_resumed(before, volume_stamps(p.objects(), "full"), log)
 
+    restored = tmp_path / "restored"
+    p.cli("restore", "qg", str(restored), check=0)
+    assert tree_digest(restored) == tree_digest(p.source)
+
+
+def test_413_at_the_second_volume_starts_the_set_again(quota_profile, tmp_path):
+    """Only the first volume is at the target: duplicity cannot resume (it goes back one
+    volume), deletes it and starts the set again, as docs/plugins/quota_guard.md says. The
+    quota fits the first volume only; the guard is off, so duplicity meets the 413 itself."""
+    guard_off = ['disable_plugins = ["quota_guard"]']
+    p = quota_profile(encrypted=True, volsize=1, profile_lines=guard_off)
+    random_files(p.source, 300, 8000, per_dir=100, seed=4)  # ~3 volumes of 1 MiB
+    p.set_container_quota(quota_bytes=1_600_000)  # one volume (about 1.05 MB) and its manifest fit
+    failed = p.cli("backup")
+    assert failed.returncode == 6, failed.stderr  # ExitCode.QUOTA
+    before = volume_stamps(p.objects(), "full")
+    assert [n.rsplit(".vol", 1)[1] for n in before] == ["1.difftar.gpg"], before
+
+    p.set_container_quota(quota_bytes=100_000_000)
+    p.cli("backup", check=0)
+    log = max((p.base / "state" / "logs").glob("qg-backup-*.log")).read_text()
+    assert "The first volume failed to upload before termination" in log
+    assert "Restart is impossible...starting backup from beginning" in log
+    after = volume_stamps(p.objects(), "full")
+    assert len(after) >= 3 and not set(after.items()) & set(before.items())  # all uploaded anew
     restored = tmp_path / "restored"
     p.cli("restore", "qg", str(restored), check=0)
     assert tree_digest(restored) == tree_digest(p.source)

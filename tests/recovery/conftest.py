@@ -15,8 +15,6 @@ from recovery_support import load_config, plugin_manager  # noqa: F401
 from support.bind import Bind
 from support.openstack_emulator import OpenStackEmulator
 
-from cfbackup import plugins as _plugins
-
 
 def pytest_configure(config):
     config.addinivalue_line(
@@ -100,13 +98,11 @@ class CliRun:
 
 
 @pytest.fixture
-def cli(monkeypatch):
-    """Run ``cfbackup ARGS`` in-process (the plugins' entry points are not installed yet)."""
+def cli():
+    """Run ``cfbackup ARGS`` in-process, with the plugins its entry points load (checked)."""
     from cfbackup.cli import main
 
-    monkeypatch.setattr(
-        _plugins, "make_plugin_manager", lambda load_entry_points=True: plugin_manager()
-    )
+    plugin_manager()  # fails the test when server_image or ip_fixup did not load
 
     def run(*args) -> CliRun:
         logger = logging.getLogger("cfbackup")

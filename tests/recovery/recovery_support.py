@@ -11,7 +11,6 @@ from support.bind import Bind
 from cfbackup import plugins as _plugins
 
 BUILTINS = ("server_image", "ip_fixup")
-_ORIGINAL_MAKE = _plugins.make_plugin_manager
 # openstacksdk warns about its own internal calls (create_server_image -> find_image with
 # ignore_missing=True, ...): nothing cfbackup can act on.
 SDK_DEPRECATIONS = [
@@ -22,14 +21,13 @@ _ORIGINAL_MAKE = _plugins.make_plugin_manager
 
 
 def plugin_manager():
-    """The real plugin manager, plus the two plugins when their entry points are missing."""
-    import cfbackup_ip_fixup
-    import cfbackup_server_image
-
+    """The real plugin manager, as the CLI makes it: the two plugins must come from their
+    entry points (pyproject.toml); a broken or missing entry point fails the test."""
     pm = _ORIGINAL_MAKE(load_entry_points=True)
-    for name, module in zip(BUILTINS, (cfbackup_server_image, cfbackup_ip_fixup), strict=True):
-        if pm.get_plugin(name) is None and not pm.is_registered(module):
-            pm.register(module, name=name)
+    missing = [name for name in BUILTINS if pm.get_plugin(name) is None]
+    if missing:
+        pytest.fail(f"built-in plugin(s) {', '.join(missing)} not loaded through the 'cfbackup' "
+                    "entry points: reinstall (uv sync) or fix pyproject.toml", pytrace=False)
     return pm
 
 

@@ -72,15 +72,21 @@ def test_random_bytes_as_a_file(tmp_path, data):
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.text(max_size=60))
-def test_shell_metacharacters_in_native_values_never_run(tmp_path, text):
-    marker = tmp_path / "pwned"
+def test_shell_metacharacters_in_native_values_reach_duplicity_verbatim(tmp_path, text):
+    """A value never passes through a shell: an accepted pattern is one item of duplicity's
+    argv, byte for byte (no expansion, no splitting). That no shell runs it is proven by a
+    real backup and restore: tests/end_to_end/test_failures.py::
+    test_pattern_is_never_run_by_a_shell."""
+    from cfbackup.duplicity.commands import backup_argv
+
+    pattern = f"{tmp_path}/$(touch {tmp_path}/pwned){text}"
     raw = {
         "profiles": {
             "p": {
                 "source": str(tmp_path),
                 "target": f"file://{tmp_path}/t",
-                "exclude": [f"{tmp_path}/$(touch {marker}){text}"],
-                "name": text or "n",
+                "exclude": [pattern, f"{tmp_path}/`id`{text}"],
+                "encryption": {"mode": "none"},
             }
         }
     }
@@ -88,7 +94,9 @@ def test_shell_metacharacters_in_native_values_never_run(tmp_path, text):
     path.write_text(tomli_w.dumps(raw))
     try:
         read = read_raw(path)
-        build_config(read[0], path=path, kind=read[1])
+        config = build_config(read[0], path=path, kind=read[1])
     except ConfigError:
-        pass
-    assert not marker.exists()
+        return
+    argv = backup_argv(config.profiles["p"])
+    assert f"--exclude={pattern}" in argv
+    assert f"--exclude={tmp_path}/`id`{text}" in argv
