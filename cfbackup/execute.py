@@ -57,6 +57,15 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def gnupg_client(gnupghome: str | None = None):
+    """python-gnupg's ``GPG``, whose gpg processes get the minimal environment too: they would
+    otherwise inherit cfbackup's whole environment (a ``passphrase_env`` variable included), and
+    so would the gpg-agent the first of them starts, for as long as it lives."""
+    import gnupg  # heavy-ish; only where keys or manifests are read
+
+    return gnupg.GPG(gnupghome=gnupghome, env=child_environment())
+
+
 def _die_with_parent() -> None:
     """Runs in the child: a SIGTERM arrives when cfbackup dies, even by kill -9. SIGINT gets
     its default back (a background job inherits it ignored): it is how cfbackup asks duplicity

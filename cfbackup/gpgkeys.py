@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from cfbackup import execute
 from cfbackup.config.model import Profile
 from cfbackup.errors import CryptoError
 
@@ -14,9 +15,7 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
     enc = profile["encryption"]
     if enc["mode"] != "pubkey":
         return
-    import gnupg  # heavy-ish; only when keys are checked
-
-    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or None)
+    gpg = execute.gnupg_client(enc.get("gpg_home") or None)
     where = f"profiles.{profile.name}.encryption"
     public = gpg.list_keys()
     secret = gpg.list_keys(secret=True)

@@ -12,6 +12,7 @@ import re
 import urllib.parse
 from pathlib import Path
 
+from cfbackup import execute
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CryptoError
@@ -71,9 +72,7 @@ def check_passphrase(profile: Profile, env: dict[str, str]) -> bool:
     data = newest_manifest(profile)
     if data is None:
         return False
-    import gnupg
-
-    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
+    gpg = execute.gnupg_client(enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
     result = gpg.decrypt(
         data, passphrase=env["PASSPHRASE"], extra_args=["--pinentry-mode", "loopback"]
     )

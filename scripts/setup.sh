@@ -12,6 +12,7 @@ DEBIAN_PACKAGES=(
   openssh-server openssh-client      # remote firewall operations over SSH (tests)
   restic           # the peer in bench/
   rsync
+  strace           # tests: every program a run starts, with its argv and environment
 )
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -14,6 +14,7 @@ import tarfile
 import time
 from pathlib import Path
 
+from cfbackup import execute
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import ConfigError, CryptoError
@@ -41,9 +42,7 @@ def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
             f"profiles.{profile.name}.encryption: the recovery kit is encrypted with the profile's "
             "passphrase, and none is set: set passphrase_file (or _env, _command)."
         )
-    import gnupg
-
-    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
+    gpg = execute.gnupg_client(enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
     members: dict[str, bytes] = {
         "config.toml" if config.kind == "native" else "dt-cf-backup.conf": Path(
             config.path

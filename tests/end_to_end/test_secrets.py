@@ -1,55 +1,126 @@
-"""No secret reaches argv (checked in /proc while duplicity runs), a log, or the output,
-even with duplicity at debug verbosity, which logs its connection arguments."""
+"""No secret reaches an argv, an environment it does not belong in (every program started is
+recorded by strace), a log, or the output, even with duplicity at debug verbosity, which logs
+its connection arguments."""
 
 from __future__ import annotations
 
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
-from support.cli import BIN, assert_no_secret, secret_values
+from support.cli import BIN, PASSPHRASE, assert_no_secret, secret_values
 from support.trees import make_awkward_tree
+
+from cfbackup.errors import ExitCode
+from cfbackup.execute import PASSTHROUGH_ENV
 
 pytestmark = pytest.mark.swift
 
 
-def _cmdlines() -> dict[int, str]:
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found[int(entry.name)] = (
-                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                )
-            except OSError:
-                continue
-    return found
+HOOK = """#!/bin/sh
+# a command hook: says it ran; fails when the flag file exists (to make a run fail)
+echo "hook $1 ran"
+[ ! -e "{flag}" ]
+"""
+SECRET_COMMAND = """#!/bin/sh
+exec cat "{secret_file}"
+"""
+# what a command hook may find in its environment (docs/plugins/command_hooks.md)
+HOOK_VARIABLES = {*PASSTHROUGH_ENV, "CFBACKUP_PROFILE", "CFBACKUP_ACTION", "CFBACKUP_ERROR"}
+# the two processes that need a secret: cfbackup (given them by the test, as a user does) and
+# duplicity (they travel in its environment, never in argv)
+WITH_SECRETS = ("cfbackup", "cfbackup-duplicity")
 
 
-def test_no_secret_in_argv_logs_or_output(tmp_path, make_config, cli_env, local_swift):
-    src = make_awkward_tree(tmp_path / "src", big_mb=20)
-    config = make_config(source=src, extra='verbosity = "debug"\nvolsize = 5\n')
-    process = subprocess.Popen(
-        [str(BIN / "cfbackup"), "-c", str(config), "backup"],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+def test_every_program_started_is_recorded_and_none_gets_a_secret(
+    tmp_path, make_config, cli_env, local_swift
+):
+    """strace records every execve of backup, restore, verify and a failing backup: argv and
+    environment of cfbackup, duplicity, each gpg and gpg-agent, the passphrase command and
+    each command hook. No secret in any argv; secrets only in cfbackup's and duplicity's
+    environment; command hooks get exactly the documented minimal environment."""
+    from support.exectrace import run_traced
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    flag = tmp_path / "fail-the-hook"
+    secret_file = tmp_path / "passphrase"
+    secret_file.write_text(PASSPHRASE + "\n")
+    secret_file.chmod(0o600)
+    for name, text in (("cfb-hook", HOOK.format(flag=flag)),
+                       ("cfb-passphrase", SECRET_COMMAND.format(secret_file=secret_file))):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    hooks = "".join(f'{key} = ["cfb-hook {key}"]\n' for key in (
+        "before_backup", "after_backup", "before_restore", "after_restore", "on_error"))
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(
+        source=src,
+        encryption='passphrase_command = "cfb-passphrase"',
+        extra='volsize = 1\n',
+        more=f"[profiles.main.command_hooks]\n{hooks}",
     )
-    seen_duplicity = False
+    gnupghome = tmp_path / "gnupg"  # a new agent is started, and recorded, under the trace
+    gnupghome.mkdir(mode=0o700)
+    env = {**cli_env, "PATH": f"{bin_dir}:{cli_env['PATH']}", "GNUPGHOME": str(gnupghome)}
+
+    def kill_agent():
+        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+                       env=env, check=False)
+
+    execs, hook_runs = [], []
+    for n, (args, code) in enumerate((
+        (("backup",), 0),
+        (("restore", "main", tmp_path / "restored"), 0),
+        (("verify", "main"), 0),
+        (("backup",), ExitCode.REFUSED),  # before_backup fails: on_error runs
+    )):
+        if code:
+            flag.touch()
+        traced = run_traced([str(BIN / "cfbackup"), "-c", str(config), *map(str, args)],
+                            env=env, log=tmp_path / f"trace-{n}.log", after_exit=kill_agent)
+        assert traced.returncode == code, traced.stderr
+        assert_no_secret(traced.stdout + traced.stderr, local_swift)
+        execs += traced.execs
+        hook_runs += [e for e in traced.execs if e.argv[:2] == ["/bin/sh", "-c"]]
+
     secrets = secret_values(local_swift)
-    while process.poll() is None:
-        for pid, cmdline in _cmdlines().items():
-            if "duplicity" in cmdline and "backup" in cmdline:
-                seen_duplicity = True
-                for secret in secrets:
-                    assert secret not in cmdline, f"secret in argv of {pid}: {cmdline}"
-        time.sleep(0.05)
-    out, err = process.communicate()
-    assert process.returncode == 0, err
-    assert seen_duplicity, "never saw the duplicity child to check its argv"
-    assert_no_secret(out + err, local_swift)
+    for record in execs:
+        for secret in secrets:
+            assert not any(secret in arg for arg in record.argv), f"secret in argv: {record}"
+            if record.program not in WITH_SECRETS:
+                assert not any(secret in value for value in record.env.values()), (
+                    f"secret in the environment of {record}: "
+                    f"{[k for k, v in record.env.items() if secret in v]}")
+    programs = [r.program for r in execs]
+    # the trace saw what it was meant to see: four cfbackup runs, duplicity for the first
+    # three, gpg under it, the agent gpg starts, the passphrase command each time
+    assert programs.count("cfbackup") == 4, programs
+    assert programs.count("cfbackup-duplicity") >= 3, programs
+    assert programs.count("gpg") >= 3 and "gpg-agent" in programs, programs
+    assert programs.count("cfb-passphrase") >= 4, programs
+    ran = [r.argv[2] for r in hook_runs]
+    assert ran == [
+        "cfb-hook before_backup", "cfb-hook after_backup",
+        "cfb-hook before_restore", "cfb-hook after_restore",
+        "cfb-hook before_backup", "cfb-hook on_error",
+    ], ran
+    for record in hook_runs:
+        extra = set(record.env) - HOOK_VARIABLES
+        assert not extra, f"{record}: variables a hook must not get: {sorted(extra)}"
+        assert record.env["CFBACKUP_PROFILE"] == "main"
+        assert record.env["CFBACKUP_ACTION"] in ("backup", "restore")
+    assert "before_backup command 'cfb-hook before_backup' exited with code 1" in (
+        hook_runs[-1].env["CFBACKUP_ERROR"])
+
+
+def test_no_secret_in_logs_or_output_at_debug_verbosity(tmp_path, make_config, cfbackup,
+                                                        local_swift):
+    """duplicity's swift backend logs its connection arguments, password included, at debug
+    level: the run log holds that output, masked."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(source=src, extra='verbosity = "debug"\n')
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
     logs = list((tmp_path / "state" / "logs").glob("*.log"))
     assert logs
     for log in logs:

@@ -149,8 +149,10 @@ def test_mapping_follows_the_longest_prefix_and_keeps_addresses_still_owned():
 @given(case=hosts_file(), mode=st.sampled_from([0o644, 0o600, 0o640, 0o444]))
 def test_file_replaced_atomically_with_owner_mode_and_backup(tmp_path, case, mode):
     data, expected = case
-    path = tmp_path / "hosts"
-    backup = tmp_path / "hosts.cfbackup.bak"
+    etc = tmp_path / "etc"  # the hosts file's folder holds nothing else
+    etc.mkdir(exist_ok=True)
+    path = etc / "hosts"
+    backup = etc / "hosts.cfbackup.bak"
     backup.unlink(missing_ok=True)
     path.write_bytes(data)
     path.chmod(mode)
@@ -172,7 +174,7 @@ def test_file_replaced_atomically_with_owner_mode_and_backup(tmp_path, case, mod
     assert hosts.fix_file(path, NAMES, OLD, NEW)[0] == []
     assert path.stat().st_ino == info.st_ino  # the second run does not even rewrite
     # exactly these files: a leftover temp file (.hosts.cfbackup-*) from the rewrite fails here
-    left = sorted(p.name for p in tmp_path.iterdir())
+    left = sorted(p.name for p in etc.iterdir())
     assert left == (["hosts", "hosts.cfbackup.bak"] if changes else ["hosts"]), left
 
 

@@ -65,6 +65,14 @@ CORE: tuple[Patch, ...] = (
         "duplicity uploads chunked, which Swift's quotas never check; a 413 is retried for "
         "minutes instead of ending the run with the numbers",
     ),
+    Patch(
+        "gpg-environment",
+        "cfbackup.duplicity.patches.gpg_environment",
+        "3.2.1",
+        ("duplicity.gpginterface:GnuPG._as_child", "subprocess:Popen.__init__"),
+        "gpg and other programs inherit duplicity's environment, passphrase and Swift key "
+        "included, and the gpg-agent gpg starts keeps them for as long as it lives",
+    ),
 )
 
 

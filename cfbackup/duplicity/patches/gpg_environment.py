@@ -1,0 +1,58 @@
+"""The programs duplicity starts (gpg, the gpg-agent gpg starts, ``uname``) get its environment
+without the secrets in it.
+
+duplicity starts gpg with ``os.fork`` and ``os.execvp`` (``gpginterface.GnuPG._as_child``), so
+gpg inherits duplicity's whole environment: ``PASSPHRASE``, ``SWIFT_PASSWORD``, ``ST_KEY``...
+(seen with ``strace -f -e execve -v``, tests/end_to_end/test_secrets.py). gpg needs none of
+them: duplicity hands it the passphrase on a pipe (``--passphrase-fd``). The first gpg also
+starts gpg-agent, a daemon that outlives the run with that environment readable in
+``/proc/PID/environ`` for as long as it lives. In the forked child, just before gpg is
+executed, the secret variables are removed; ``subprocess.Popen`` without an ``env`` (Python's
+``platform`` runs ``uname -p`` so) gets the environment without them. duplicity's own
+environment is untouched: it re-executes itself with it to restart a backup, and its upload
+pool's workers (multiprocessing, not subprocess) need the Swift key.
+"""
+
+import os
+
+# every variable cfbackup puts a secret in (cfbackup/duplicity/environment.py and the
+# application-credential patch)
+SECRET_VARIABLES = (
+    "PASSPHRASE",
+    "SIGN_PASSPHRASE",
+    "SWIFT_PASSWORD",
+    "SWIFT_PREAUTHTOKEN",
+    "ST_KEY",
+    "OS_PASSWORD",
+    "OS_APPLICATION_CREDENTIAL_SECRET",
+)
+
+
+def applies(env):
+    return True
+
+
+def without_secrets() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+
+
+def apply(env):
+    import subprocess
+
+    from duplicity import gpginterface
+
+    popen_init = subprocess.Popen.__init__
+
+    def __init__(self, args, *more, env=None, **options):
+        popen_init(self, args, *more, env=without_secrets() if env is None else env, **options)
+
+    subprocess.Popen.__init__ = __init__
+
+    as_child = gpginterface.GnuPG._as_child
+
+    def _as_child(self, process, gnupg_commands, args):
+        for name in SECRET_VARIABLES:  # in the forked child only
+            os.environ.pop(name, None)
+        return as_child(self, process, gnupg_commands, args)
+
+    gpginterface.GnuPG._as_child = _as_child
