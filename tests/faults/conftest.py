@@ -37,7 +37,7 @@ def local_swift():
 def no_secret_anywhere(tmp_path):
     """After each fault test: no secret in any process's argv, log file or run history."""
     with CmdlineWatcher() as watcher:
-        yield
+        yield watcher  # tests that run duplicity for seconds assert watcher.saw(...)
     assert not watcher.leaks, f"secrets in argv: {watcher.leaks[:3]}"
     for path in list(tmp_path.rglob("*.log")) + list(tmp_path.rglob("history.sqlite3")):
         assert_clean(path.read_bytes().decode("utf-8", "replace"), str(path))

@@ -130,6 +130,7 @@ class CmdlineWatcher:
         self.interval = interval
         self.leaks: list[str] = []
         self.sampled = 0
+        self.seen: set[str] = set()  # every distinct command line sampled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cmdline-watch", daemon=True)
         self._secrets = all_secrets()
@@ -148,9 +149,16 @@ class CmdlineWatcher:
             for pid in descendants(me):
                 line = cmdline(pid)
                 self.sampled += 1
+                self.seen.add(line)
                 for secret in self._secrets:
                     if secret in line:
                         self.leaks.append(f"pid {pid}: {line[:300]}")
+
+
+    def saw(self, *words: str) -> bool:
+        """True when some sampled command line held all ``words`` (the watch really looked
+        at the processes it guards)."""
+        return any(all(word in line for word in words) for line in self.seen)
 
 
 class Webhook:

@@ -38,7 +38,8 @@ def resume(setup, kind: str, before: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
-def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, tmp_path):
+def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, tmp_path,
+                                                          no_secret_anywhere):
     """Both front-ends through a killed full; the incremental part (the same code path once
     the command line is parsed) only through cfbackup, to keep the suite short."""
     setup = make_setup(front_end)
@@ -51,6 +52,8 @@ def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, 
         (setup.source / "data" / "new.bin").write_bytes(random.Random(9).randbytes(6 << 20))
         resume(setup, "inc", kill_mid_upload(setup, "inc"))
 
+    # the argv watch saw the runs it guards (duplicity's backups run for seconds)
+    assert no_secret_anywhere.saw("cfbackup-duplicity", " backup ", "--archive-dir")
     out = tmp_path / "restored"
     result = setup.run("restore", out)
     assert result.returncode == 0, result
