@@ -31,6 +31,33 @@ from support.cli import (  # noqa: E402
 )
 
 
+def _hypothesis_profile() -> str:
+    """CI runs hypothesis derandomized (each test's examples derive from the test itself, so a
+    failure replays by running the same test again) and prints a failing example's
+    ``@reproduce_failure`` blob; elsewhere examples are random. HYPOTHESIS_PROFILE overrides."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    settings.register_profile("dev", print_blob=True)
+    name = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+    settings.load_profile(name)
+    return name
+
+
+def pytest_configure(config):
+    config._cfbackup_hypothesis_profile = _hypothesis_profile()
+
+
+def pytest_sessionstart(session):
+    """Printed even with -q: the profile CI ran with is in CI's log."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"hypothesis profile: {session.config._cfbackup_hypothesis_profile} (run with "
+            "HYPOTHESIS_PROFILE=ci to replay CI's examples; a failure prints its "
+            "@reproduce_failure blob)")
+
+
 @pytest.fixture(scope="session")
 def local_swift():
     """A started LocalSwift (1 replica), stopped at the end of the session."""

@@ -65,8 +65,8 @@ def parse(text: str) -> list[Exec]:
 def run_traced(argv: list[str], *, env: dict, log: Path, timeout: float = 300,
                after_exit: Callable[[], None] = lambda: None) -> Traced:
     """Run ``argv`` under strace: its exit code, output, and every program it (or its
-    children) started. Daemons it left (gpg-agent) keep strace waiting: ``after_exit`` ends them once
-    the command itself has exited."""
+    children) started. Daemons it left (gpg-agent) keep strace waiting: ``after_exit`` ends
+    them once the command itself has exited."""
     strace = shutil.which("strace")
     assert strace, "strace is missing (scripts/setup.sh installs it)"
     process = subprocess.Popen(
