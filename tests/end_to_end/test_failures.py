@@ -176,3 +176,32 @@ def test_pattern_is_never_run_by_a_shell(tmp_path, make_config, cfbackup):
     assert result.returncode == 0, result
     assert sorted(p.name for p in restored.iterdir()) == ["$(id)", "f"]
     assert not marker.exists()
+
+
+def test_several_profiles_the_first_failure_decides_and_the_others_still_run(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """docs/exit-codes.md: every profile is attempted; the exit code is that of the first
+    profile that failed (here REFUSED by a hook), not the last (BACKEND)."""
+
+    def profile(name: str, extra: str, password_env: str) -> str:
+        return (
+            f'[profiles.{name}]\nsource = "{tmp_path / "src"}"\n'
+            f'target = "swift://{container}-{name}"\narchive_dir = "{tmp_path}/archive"\n'
+            f'{extra}[profiles.{name}.swift]\nauth_url = "{local_swift.auth_url}"\n'
+            f'username = "{local_swift.users["admin"][0]}"\npassword_env = "{password_env}"\n'
+            f'[profiles.{name}.encryption]\npassphrase_env = "T_PASSPHRASE"\n'
+        )
+
+    refused = profile("refused", "", "T_SWIFT_KEY") + (
+        '[profiles.refused.command_hooks]\nbefore_backup = ["exit 3"]\n'
+    )
+    config = make_config(more=refused + profile("unreachable", "", "T_WRONG_KEY"))
+    (tmp_path / "src" / "f").write_text("x")
+    result = cfbackup("-c", config, "backup", env={"T_WRONG_KEY": "wrong-key-123"})
+    assert result.returncode == ExitCode.REFUSED, result
+    history = cfbackup("-c", config, "history", "--json")
+    codes = {row["profile"]: row["exit_code"] for row in json.loads(history.stdout)}
+    assert codes == {"main": 0, "refused": ExitCode.REFUSED, "unreachable": ExitCode.BACKEND}
+    assert "before_backup command 'exit 3' exited with code 3" in result.stderr
+    assert "rejected the credentials" in result.stderr

@@ -75,3 +75,21 @@ def test_temp_dir_then_archive_dir_full(make_setup, small_disk, webhook, tmp_pat
     assert_same_tree(setup.source, out)
     setup.assert_history(ExitCode.DUPLICITY, ExitCode.OK)
     assert webhook.failures() == [("backup", ExitCode.DUPLICITY)] * 2  # each failure notified
+
+
+def test_restore_target_full(make_setup, small_disk, tmp_path):
+    """The restore's own disk (a 2 MB tmpfs) cannot hold the 3 MB tree: one clear error, and
+    what the failed restore wrote is removed (the target held nothing before)."""
+    setup = make_setup()
+    write_tree(setup.source, mb=3)
+    assert setup.run("backup").returncode == 0
+    target = small_disk("restore") / "srv"
+    result = setup.run("restore", target)
+    assert result.returncode == ExitCode.DUPLICITY, result
+    assert "no space left on the local disk" in error_line(result)
+    assert not target.exists() or not any(target.iterdir()), sorted(target.rglob("*"))
+    setup.assert_history(ExitCode.DUPLICITY)
+    # with space, the same restore completes
+    out = tmp_path / "restored"
+    assert setup.run("restore", out).returncode == 0
+    assert_same_tree(setup.source, out)
