@@ -67,3 +67,39 @@ def test_check_reports_each_item(tmp_path, make_config, cfbackup):
     assert result.returncode == 0, result
     for item in ("config", "duplicity", "gpg", "source", "secrets", "swift"):
         assert f"[ok] {item}" in result.stdout
+
+
+def test_a_broken_entry_point_is_named_on_every_command_and_the_rest_still_runs(
+    tmp_path, make_config, cfbackup
+):
+    """An installed distribution whose cfbackup entry points are broken (a module that is
+    gone, an attribute that is not there): each is named as not loaded, with the cause and
+    the fix, on every command; never a traceback, never silently missing; the other plugins
+    load and the run completes."""
+    site = tmp_path / "site"
+    dist = site / "brokenplug-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplug\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[cfbackup]\ngone = cfbackup_no_such_module\nhalf = json:no_such_attribute\n"
+    )
+    env = {"PYTHONPATH": str(site)}
+    wanted = (
+        "plugin gone could not be loaded (ModuleNotFoundError: No module named "
+        "'cfbackup_no_such_module'): reinstall or remove it",
+        "plugin half could not be loaded (AttributeError: module 'json' has no attribute "
+        "'no_such_attribute'): reinstall or remove it",
+    )
+    listed = cfbackup("plugins", env=env)
+    assert listed.returncode == 0, listed
+    assert all(line in listed.stderr for line in wanted), listed
+    assert "command_hooks" in listed.stdout and "gone" not in listed.stdout
+    hook = tmp_path / "hook-ran"
+    config = make_config(
+        target=f"file://{tmp_path}/backup", encryption='mode = "none"',
+        more=f'[profiles.main.command_hooks]\nbefore_backup = ["touch {hook}"]\n')
+    (tmp_path / "src" / "f").write_text("x")
+    result = cfbackup("-c", config, "backup", env=env)
+    assert result.returncode == 0, result
+    assert all(line in result.stderr for line in wanted), result
+    assert hook.exists()  # the plugins that load still run

@@ -1,7 +1,8 @@
 """Token expiry never breaks a run: backups that outlive several token lifetimes complete, with a
 password (duplicity's swiftclient re-authenticates) and with an application credential (the
 application-credential patch's keystoneauth1 session does), and Swift's proxy log shows the 401s
-mid-run.
+mid-run. Restores and verifies of those backups are frozen (SIGSTOP) in the middle of their
+downloads for longer than a token lives, and complete when they go on.
 
 The two backups (keystone_helpers.ExpiryRuns) start with the session, in the background; this
 test waits for them and reads the evidence.
@@ -10,10 +11,15 @@ test waits for them and reads the evidence.
 from __future__ import annotations
 
 import datetime
+import os
 import re
+import signal
+import subprocess
+import time
 
 import pytest
 from keystone_helpers import TOKEN_LIFETIME, ExpiryRuns, run_logs
+from support.cli import BIN
 
 pytestmark = [pytest.mark.keystone, pytest.mark.slow]
 
@@ -52,3 +58,50 @@ def test_backups_outlive_the_token_with_a_password_and_an_application_credential
         patched = "duplicity patches: application-credential" in logs
         assert patched == (project == "expiry-appcred"), project
         tier.assert_no_secret(logs)
+
+
+def _new_requests(tier, account: str, skip: int) -> list[tuple[str, str, int]]:
+    """(method, path, status) of the requests to ``account`` logged after line ``skip``."""
+    found = []
+    for line in tier.proxy_log()[skip:]:
+        match = LOG_LINE.search(line)
+        if match and match[3].startswith(f"/v1/{account}"):
+            found.append((match[2], match[3], int(match[4])))
+    return found
+
+
+@pytest.mark.parametrize("project", ExpiryRuns.PROJECTS)
+def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, project, tmp_path):
+    """The run is frozen once it has downloaded a volume, for longer than a token lives; the
+    next download is refused (401), the client authenticates again, the run completes."""
+    result, _seconds = token_expiry_runs.results()[project]
+    assert result.returncode == 0, result
+    config = token_expiry_runs.configs[project]
+    env = {**tier.cli_env(token_expiry_runs.base), "T_KS_APPCRED": token_expiry_runs.secret}
+    account = tier.account(project)
+    for action in (("restore", "main", str(tmp_path / "restored")), ("verify", "main")):
+        skip = len(tier.proxy_log())
+        process = subprocess.Popen(
+            [str(BIN / "cfbackup"), "-c", str(config), *action], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not any(m == "GET" and ".vol" in p and s == 200
+                      for m, p, s in _new_requests(tier, account, skip)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{action[0]} never downloaded a volume"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGSTOP)  # cfbackup and duplicity, mid-download
+        time.sleep(TOKEN_LIFETIME + 3)  # the token's lifetime is the point: it must pass
+        os.killpg(process.pid, signal.SIGCONT)
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, (project, action[0], err)
+        tier.assert_no_secret(out + err)
+        requests = _new_requests(tier, account, skip)
+        refused = [i for i, (_m, _p, status) in enumerate(requests) if status == 401]
+        assert refused, f"{project} {action[0]}: no 401: the token did not expire mid-run"
+        later = [p for m, p, s in requests[refused[0]:] if m == "GET" and s == 200]
+        assert any(".vol" in p for p in later), (project, action[0], requests)
+        print(f"{project} {action[0]}: {len(refused)} x 401, {len(later)} downloads after it")
+    assert (tmp_path / "restored").is_dir()
+    assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == sorted(
+        p.name for p in token_expiry_runs.source.iterdir())
