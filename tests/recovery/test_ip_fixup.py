@@ -265,3 +265,43 @@ def test_unwritable_hosts_file_after_dns_is_a_clear_config_error(cli, setup, bin
     assert f"cannot rewrite {missing}" in result.stderr
     assert "DNS was already updated" in result.stderr
     assert bind.query(host, "A") == [NEW4]
+
+
+@pytest.fixture
+def silent_dns():
+    """A TCP port that accepts connections and never answers (a hung DNS server)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server.getsockname()[1]
+    server.close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("case", ["notauth", "timeout", "refused"])
+def test_dns_server_not_authoritative_hung_or_down(cli, setup, bind, silent_dns, case):
+    """docs/plugins/ip_fixup.md's table: NOTAUTH, a timeout and a refused connection are
+    each one sentence naming the setting to check, exit BACKEND, nothing changed."""
+    make, hosts, host = setup
+    change, message = {
+        "notauth": ({"dns_zone": '"elsewhere.test."', "dns_names": f'["{host}.elsewhere.test."]'},
+                    "answered NOTAUTH: it is not authoritative for zone elsewhere.test."),
+        "timeout": ({"dns_port": silent_dns, "dns_timeout": 1},
+                    "did not answer within 1 s"),
+        "refused": ({"dns_port": _closed_port()}, "cannot reach DNS server"),
+    }[case]
+    before = hosts.read_bytes()
+    result = cli("-c", make(**change), "ip-fixup", "--name", host, "--old", OLD4, "--new", NEW4)
+    assert result.returncode == ExitCode.BACKEND, result
+    assert message in result.stderr, result
+    if case != "notauth":
+        assert "check dns_server and dns_port" in result.stderr
+    assert result.stderr.count("\n") == 1  # one sentence, no traceback
+    assert bind.query(host, "A") == [OLD4]
+    assert hosts.read_bytes() == before

@@ -94,7 +94,8 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     pid, keystoneclient = marker.read_text().split()
     assert int(pid) != os.getpid() and keystoneclient == "None"  # core's patch came first
     assert (
-        "duplicity patches: skip-keystoneclient, sized-uploads, gpg-environment, marker"
+        "duplicity patches: skip-keystoneclient, sized-uploads, gpg-environment, gpg-waiters, "
+        "marker"
         in caplog.text
     )
 
@@ -102,5 +103,8 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     caplog.clear()
     del env["MARKER"]
     run_duplicity(lambda fd: ("duplicity", "--version"), env, patches=found)
-    assert "duplicity patches: skip-keystoneclient, sized-uploads, gpg-environment\n" in caplog.text
+    assert (
+        "duplicity patches: skip-keystoneclient, sized-uploads, gpg-environment, gpg-waiters\n"
+        in caplog.text
+    )
     assert not marker.exists()

@@ -73,6 +73,14 @@ CORE: tuple[Patch, ...] = (
         "gpg and other programs inherit duplicity's environment, passphrase and Swift key "
         "included, and the gpg-agent gpg starts keeps them for as long as it lives",
     ),
+    Patch(
+        "gpg-waiters",
+        "cfbackup.duplicity.patches.gpg_waiters",
+        "3.2.1",
+        ("duplicity.gpginterface:threading.Thread", "duplicity.gpginterface:threaded_waitpid"),
+        "a restore that fails mid-volume (a full disk) hung for ever at exit: Python waited "
+        "for the thread waiting for a gpg blocked on a pipe nobody reads",
+    ),
 )
 
 
