@@ -315,3 +315,34 @@ def test_older_compute_microversion_flavor_by_id_and_image_id_from_location(
     assert (flavor["id"], flavor["name"], flavor["vcpus"]) == ("2", "m1.medium", 2)
     assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
     assert emulator.server_named("web1")["flavor_id"] == "2"
+
+
+def test_a_failing_final_backup_parks_nothing(cli, config, emulator, tmp_path):
+    """--final-backup: the backup fails (its source is gone): park exits with that backup's
+    code, no snapshot is taken and the server keeps running."""
+    emulator.add_server("web1")
+    cfg = config()
+    (tmp_path / "src-web1").rmdir()
+    result = cli("-c", cfg, "server", "park", "web1", "--final-backup", "web1")
+    assert result.returncode == ExitCode.CONFIG, result  # the backup's own code
+    assert "the final backup of profile web1 failed" in result.stderr
+    assert "nothing was parked" in result.stderr and "Traceback" not in result.output
+    assert emulator.server_named("web1")["status"] == "ACTIVE"
+    assert not emulator.images
+    assert not (tmp_path / "state" / "parked" / "web1.json").exists()
+
+
+def test_a_record_that_cannot_be_stored_stops_the_park_before_the_delete(
+        cli, config, emulator, tmp_path):
+    """The local record's folder cannot be created (a file is in its way): the park stops
+    with the image taken and the server still there, and says so."""
+    emulator.add_server("web1")
+    cfg = config()
+    (tmp_path / "state").mkdir(exist_ok=True)
+    (tmp_path / "state" / "parked").write_text("not a folder\n")
+    result = cli("-c", cfg, "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert result.stderr.count("\n") == 1, result  # one sentence
+    assert "cannot write the park record" in result.stderr
+    assert "check state_dir and its permissions; server web1 was NOT deleted." in result.stderr
+    assert emulator.server_named("web1")["status"] == "ACTIVE"
