@@ -194,6 +194,21 @@ class LocalSwift:
         self._spawn("proxy")
         self._wait_healthy("proxy", time.monotonic() + timeout)
 
+    def run_container_updaters_once(self, timeout: float = 120.0) -> None:
+        """One sweep of every container-updater now (``once`` mode, a separate process each):
+        the account's usage (X-Account-Bytes-Used) catches up with its containers, without
+        running the updater daemons often (each sweep forks and costs CPU all session long)."""
+        for name, proc in self._procs.items():
+            if name.startswith("container") and name.endswith("-updater"):
+                conf = proc["argv"][proc["argv"].index("-v") - 1]
+                module = proc["argv"][proc["argv"].index("-v") - 2]
+                done = subprocess.run(
+                    [*self._swift_argv(module, Path(conf)), "once"], capture_output=True,
+                    text=True, timeout=timeout, cwd=self.base_dir,
+                    env=dict(os.environ, TMPDIR=str(self.base_dir / "tmp")))
+                if done.returncode != 0:
+                    raise RuntimeError(f"{name} once failed:\n{done.stdout}{done.stderr}")
+
     def kill_object_server(self, index: int) -> None:
         """SIGKILL object server ``index`` (a disk/node failure for replicas=3 tests)."""
         self._kill([f"object{index}"], grace=0.0)

@@ -60,8 +60,13 @@ def pytest_sessionstart(session):
 
 @pytest.fixture(scope="session")
 def local_swift():
-    """A started LocalSwift (1 replica), stopped at the end of the session."""
-    with LocalSwift(updater_interval=5.0) as swift:  # the updaters cost CPU
+    """One real Swift for the whole session, the fault suite's included: 3 replicas over 3
+    object servers (the multi-node layout cfbackup's users grow into; a fault test kills a
+    storage server, others stop the proxy, and bring them back). Its updater daemons sweep
+    every 300 s, Swift's default: a sweep forks and costs CPU all session long (about a fifth of
+    a core at 5 s), and the one test that needs account usage to catch up runs a sweep itself
+    (``run_container_updaters_once``)."""
+    with LocalSwift(replicas=3, object_servers=3, updater_interval=300) as swift:
         yield swift
 
 

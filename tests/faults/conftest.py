@@ -1,8 +1,10 @@
 """Fixtures of the fault suite (tools in faultkit.py). Each test module sets
 ``pytestmark = pytest.mark.faults``, so ``pytest -m faults`` runs the suite alone.
 
-Every test here is also checked, after it ran, for secrets: in the argv of every process it
-started (sampled from /proc while it runs), in every log file and in the run history it left.
+They run on the session's Swift (tests/conftest.py: 3 replicas over 3 object servers), which
+the outage tests stop and start again. Every test here is also checked, after it ran, for
+secrets: in the argv of every process it started (sampled from /proc while it runs), in every
+log file and in the run history it left.
 """
 
 from __future__ import annotations
@@ -21,16 +23,6 @@ from faultkit import (
     legacy_config,
     native_config,
 )
-
-
-@pytest.fixture(scope="session")
-def local_swift():
-    """The fault suite's Swift, in place of the session one of tests/conftest.py: 3 replicas
-    over 3 object servers (the multi-node layout cfbackup's users grow into; one test kills a
-    storage server, others stop the proxy), its updaters every 30 s instead of 2 (account usage
-    matters nowhere here; the CPU time they take from a 2-core machine does)."""
-    with LocalSwift(replicas=3, object_servers=3, updater_interval=30) as swift:
-        yield swift
 
 
 @pytest.fixture(autouse=True)
