@@ -305,3 +305,28 @@ def test_dns_server_not_authoritative_hung_or_down(cli, setup, bind, silent_dns,
     assert result.stderr.count("\n") == 1  # one sentence, no traceback
     assert bind.query(host, "A") == [OLD4]
     assert hosts.read_bytes() == before
+
+
+def test_dns_server_that_cannot_write_its_zone_answers_servfail(cli, write_config, host_name,
+                                                                tmp_path, monkeypatch):
+    """A server of its own whose zone folder it may not write (no journal): SERVFAIL, one
+    sentence pointing at the server's log, nothing changed."""
+    import os
+
+    from support.bind import Bind
+
+    with Bind(records={host_name: [OLD4]}) as private:
+        os.chown(private.dir, 0, 0)  # named runs as bind: it can no longer write there
+        private.dir.chmod(0o755)
+        monkeypatch.setenv("T_TSIG_SECRET", private.secret)
+        hosts = tmp_path / "hosts"
+        hosts.write_bytes(f"{OLD4} {host_name}\n".encode())
+        section = ip_fixup_section(private, hosts, [private.fqdn(host_name)],
+                                   servers=f'["{host_name}"]', dns_zone=f'"{private.zone}"')
+        config = write_config({"main": {"ip_fixup": section}})
+        result = cli("-c", config, "ip-fixup", "--name", host_name, "--old", OLD4, "--new", NEW4)
+        assert result.returncode == ExitCode.BACKEND, result
+        assert "answered SERVFAIL" in result.stderr and "see its log" in result.stderr
+        assert result.stderr.count("\n") == 1
+        assert private.query(host_name, "A") == [OLD4]
+        assert hosts.read_bytes() == f"{OLD4} {host_name}\n".encode()
