@@ -14,10 +14,11 @@ Pure functions, no I/O. Two traps this module exists to avoid:
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from cfbackup.errors import ConfigError
+from cfbackup.units import human_duration as human
+from cfbackup.units import parse_duration
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -40,9 +41,6 @@ FIELDS = (
 )
 SYSTEMD_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)  # systemd writes weekday ranges Monday to Sunday
-UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400}
-DURATION = re.compile(r"^(\d+[smhDW])+$")
-PART = re.compile(r"(\d+)([smhDW])")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,28 +131,6 @@ def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> 
     if not low <= value <= high:
         raise ValueError(f"{name} {value} is outside {low}-{high}")
     return value
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as ``90s``, ``15m``, ``6h``, ``1D``, ``1W`` or ``1h30m``."""
-    if not DURATION.match(text):
-        raise ValueError(
-            f"{text!r} is not a duration in s, m, h, D or W (e.g. 30m, 6h, 1D); "
-            "months and years vary in length: use a cron expression"
-        )
-    return sum(int(n) * UNITS[unit] for n, unit in PART.findall(text))
-
-
-def human(seconds: int | None) -> str:
-    """``5400`` -> ``1h30m``: durations written back the way the config writes them."""
-    if not seconds:
-        return "0s"
-    out = ""
-    for unit in ("W", "D", "h", "m", "s"):
-        count, seconds = divmod(seconds, UNITS[unit])
-        if count:
-            out += f"{count}{unit}"
-    return out
 
 
 # --- renderers -----------------------------------------------------------------------------
