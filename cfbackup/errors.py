@@ -49,10 +49,18 @@ class CfbackupError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
 
-    def __init__(self, message: str, *, exit_code: ExitCode | None = None, detail: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: ExitCode | None = None,
+        detail: str = "",
+        stats: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.detail = detail  # e.g. the tail of duplicity's output, already redacted
+        self.stats = stats or {}  # what a failed run still found out, for the run history
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -128,7 +128,8 @@ def execute_run(
                 exit_code=error.exit_code,
                 message=redact.redact(error.message),
                 error=error,
-                stats=result.stats,
+                stats=error.stats or result.stats,
+                data=getattr(error, "data", None),  # e.g. a failed drill's report
             )
             log.info("run failed: %s", result.message)  # the CLI prints it once
             if error.detail:

@@ -13,11 +13,21 @@ from cfbackup.errors import ExitCode
 
 
 def _actions():
-    from cfbackup.actions import backup, check, listing, maintenance, restore, status, verify
+    from cfbackup.actions import (
+        backup,
+        check,
+        drill,
+        listing,
+        maintenance,
+        restore,
+        status,
+        verify,
+    )
 
     return {
         "backup": backup.run_backup,
         "verify": verify.run_verify,
+        "drill": drill.run_drill,
         "restore": restore.run_restore,
         "list": listing.run_list,
         "status": status.run_status,
@@ -167,7 +177,30 @@ def _print_check(result, args) -> None:
     output.print_result(result)
 
 
-PRINTERS.update(list=_print_list, status=_print_status, check=_print_check)
+def _print_drill(result, args) -> None:
+    """The summary, then every file that did not match (the history keeps the first 100)."""
+    report = result.data
+    if getattr(args, "json", False):
+        import dataclasses
+
+        return output.print_json(
+            {
+                "profile": result.profile,
+                "ok": result.ok,
+                "exit_code": int(result.exit_code),
+                "message": result.message,
+                "stats": result.stats,
+                "files": [dataclasses.asdict(f) for f in report.files] if report else [],
+            }
+        )
+    if report is not None:
+        for item in report.files:
+            if item.status != "match":
+                output.info(f"  {item.status.upper()} {item.describe()}")
+    output.print_result(result)
+
+
+PRINTERS.update(list=_print_list, status=_print_status, check=_print_check, drill=_print_drill)
 
 
 def show_history(args, context) -> int:

@@ -40,9 +40,36 @@ def make_parser(context) -> argparse.ArgumentParser:
         "verify", help="check the backup's volumes (and with --compare-data, the files)"
     )
     p.add_argument("profile", nargs="?", metavar="PROFILE")
-    p.add_argument("--compare-data", action="store_true", help="also compare file contents on disk")
+    check = p.add_mutually_exclusive_group()
+    check.add_argument(
+        "--compare-data", action="store_true", help="also compare file contents on disk"
+    )
+    check.add_argument(
+        "--read-data",
+        nargs="?",
+        const="all",
+        metavar="SUBSET",
+        help="instead: download, decrypt and hash-check volumes without the source; SUBSET "
+        "n/t, next/t, x%% or a size (500M), all when not given (put PROFILE first)",
+    )
     p.add_argument("--time", metavar="T", help="verify the backup as of this time")
+    p.add_argument("--seed", type=int, metavar="N", help="repeat a random --read-data pick")
     p.set_defaults(handler=commands.profile_action("verify"))
+
+    p = sub.add_parser(
+        "drill", help="restore a random sample of files and compare them byte for byte"
+    )
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument(
+        "--sample",
+        metavar="S",
+        help="2%% of the files, 200M of them, or 50 files (default: the profile's drill.sample)",
+    )
+    p.add_argument("--max-duration", metavar="D", help="stop after this long (30m, 2h) and report")
+    p.add_argument("--time", metavar="T", help="drill the backup as of this time")
+    p.add_argument("--seed", type=int, metavar="N", help="repeat an earlier drill's sample")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(handler=commands.profile_action("drill"))
 
     p = sub.add_parser("restore", help="restore the whole tree or one path into TARGET")
     p.add_argument("profile", metavar="PROFILE")

@@ -243,10 +243,22 @@ class Schedule:
     interval: int | None  # seconds
     jitter: int  # seconds
     misfire_grace_time: int  # seconds
+    action: str = "backup"  # the cfbackup command it runs: backup, drill or verify
+    arguments: tuple[str, ...] = ()  # after the profile name, e.g. --read-data=next/7
+
+    @property
+    def key(self) -> str:
+        """Names the schedule among a config's: the profile, and the action unless a backup."""
+        return self.profile if self.action == "backup" else f"{self.profile}:{self.action}"
+
+    @property
+    def command(self) -> str:
+        return " ".join((self.action, *self.arguments))
 
     def describe(self) -> str:
         what = f"cron {self.cron.expression!r}" if self.cron else f"every {human(self.interval)}"
-        return what + (f", jitter up to {human(self.jitter)}" if self.jitter else "")
+        what += f", jitter up to {human(self.jitter)}" if self.jitter else ""
+        return what if self.action == "backup" else f"{self.command}: {what}"
 
     def trigger(self, timezone: Any = None, *, jitter: bool = True):
         """The APScheduler trigger (``jitter=False``: the nominal times, for display)."""
@@ -258,8 +270,20 @@ class Schedule:
         return IntervalTrigger(seconds=self.interval, jitter=jitter, timezone=timezone)
 
 
+# profile table -> the command its schedule runs
+SECTIONS = {"schedule": "backup", "drill": "drill", "verify": "verify"}
+
+
+def schedules_for(profile: Any) -> list[Schedule]:
+    """The profile's schedules: its backups (``[schedule]``), drills (``[drill]``) and checks
+    of the volumes (``[verify]``)."""
+    found = (schedule_for(profile, section) for section in SECTIONS)
+    return [schedule for schedule in found if schedule is not None]
+
+
 def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
-    """The profile's schedule, None when it has none or it is off; ConfigError when invalid."""
+    """The profile's schedule in table ``section``, None when it has none or it is off;
+    ConfigError when invalid."""
     table = profile.plugin_config(section)
     where = f"profiles.{profile.name}.{section}"
     if "scheduler" in profile.get("disable_plugins", ()):
@@ -285,10 +309,13 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
             raise ConfigError(f"{where}.{key}: {error}.") from None
     if interval is not None and seconds["interval"] < 1:
         raise ConfigError(f"{where}.interval: must be at least 1s.")
+    read_data = table.get("read_data") if section == "verify" else None
     return Schedule(
         profile=profile.name,
         cron=spec,
         interval=seconds["interval"] if interval is not None else None,
         jitter=seconds["jitter"],
         misfire_grace_time=seconds["misfire_grace_time"] or 1,
+        action=SECTIONS[section],
+        arguments=(f"--read-data={read_data}",) if read_data else (),
     )

@@ -1,0 +1,525 @@
+"""A restore drill: restore a random sample of files with duplicity and compare them.
+
+The drill is a function of a loaded profile, its duplicity environment and a scratch folder
+(:func:`run`), nothing else on this machine: with another HOME, GNUPGHOME and config it drills
+a backup from nothing (the local signature cache is used when present, the target's copy
+otherwise).
+
+Steps: read the manifests and signatures of the backup chain at the requested time (per chain
+of a split profile); pick the sample from the files the signatures list (``sampling.py``);
+plan the duplicity restores (``drillplan.py``); fetch the volumes they need into a local copy,
+several at once, each checked against its manifest hash (``volumes.py``): a missing or corrupt
+volume fails exactly the files that need it; run the restores from that copy (``file://``,
+duplicity's own restore code, several at once), and compare each restored file:
+
+- with the source file, byte for byte, when its modification time and size are as the backup
+  recorded them;
+- otherwise with the signature duplicity recorded when it read the file (``signatures.py``), so
+  a file changed since the backup is no mismatch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import filecmp
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from cfbackup import chains, drillplan, execute, sampling, signatures, volumes
+from cfbackup.config.model import Profile
+from cfbackup.duplicity import commands
+from cfbackup.errors import CfbackupError, NoBackupFound, RunRefused, VerifyDifferences
+from cfbackup.progress import human_bytes
+
+log = logging.getLogger("cfbackup")
+
+MATCH, MISMATCH, FAILED, SKIPPED = "match", "mismatch", "failed", "skipped"
+ENCRYPTION_VARIABLES = ("PASSPHRASE", "SIGN_PASSPHRASE", "GNUPGHOME")
+
+
+@dataclasses.dataclass
+class FileResult:
+    path: str
+    size: int
+    status: str = SKIPPED
+    reference: str = ""  # "source", "signature" or "link target"
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.reason}" if self.reason else self.path
+
+
+@dataclasses.dataclass
+class Report:
+    seed: int
+    sample: str
+    files_in_backup: int = 0
+    files: list[FileResult] = dataclasses.field(default_factory=list)
+    restores: int = 0
+    bytes_restored: int = 0
+    volumes_fetched: int = 0
+    bytes_fetched: int = 0
+    bad_volumes: list[str] = dataclasses.field(default_factory=list)
+    stopped: bool = False  # --max-duration reached
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    def named(self, status: str) -> list[FileResult]:
+        return [f for f in self.files if f.status == status]
+
+    @property
+    def checked(self) -> int:
+        return self.count(MATCH) + self.count(MISMATCH)
+
+    def stats(self) -> dict:
+        """What the run history keeps (and the metrics read)."""
+        return {
+            "seed": self.seed,
+            "sample": self.sample,
+            "files_in_backup": self.files_in_backup,
+            "files_sampled": len(self.files),
+            "files_checked": self.checked,
+            "matches": self.count(MATCH),
+            "matched_source": sum(1 for f in self.files if f.reference == "source"),
+            "mismatches": self.count(MISMATCH),
+            "failures": self.count(FAILED),
+            "skipped": self.count(SKIPPED),
+            "bytes_restored": self.bytes_restored,
+            "restores": self.restores,
+            "volumes_fetched": self.volumes_fetched,
+            "bytes_fetched": self.bytes_fetched,
+            "bad_volumes": self.bad_volumes,
+            "stopped_at_max_duration": self.stopped,
+            "problems": [
+                {"path": f.path, "status": f.status, "reason": f.reason}
+                for f in self.files
+                if f.status in (MISMATCH, FAILED)
+            ][:100],
+        }
+
+
+@dataclasses.dataclass
+class _Chain:
+    """What the drill knows of one duplicity chain."""
+
+    chain: chains.Chain
+    store: volumes.Store
+    sets: list[volumes.BackupSet]
+    entries: dict[str, signatures.Entry]
+    sigtars: list[Path]
+    copy: Path
+    _cache: dict = dataclasses.field(default_factory=dict)
+
+    def volumes_for(self, index: tuple[bytes, ...]) -> list[volumes.VolumeRef]:
+        if index not in self._cache:
+            self._cache[index] = volumes.needed_for(self.sets, [index])
+        return self._cache[index]
+
+
+def run(
+    profile: Profile,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    sample: sampling.Sample,
+    seed: int,
+    when: float | None = None,
+    deadline: float | None = None,
+) -> Report:
+    """Drill ``profile`` (its chain at ``when``, Unix time; the newest when None) in
+    ``workdir``, an empty private folder the caller removes; stop at ``deadline``
+    (time.monotonic())."""
+    report = Report(seed=seed, sample=sample.describe())
+    keys = volumes.Keys.for_profile(profile, env)
+    stop = threading.Event()
+    group = execute.ProcessGroup()
+    timer = None
+    if deadline is not None:
+        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _time_up, (stop, group))
+        timer.daemon = True
+        timer.start()
+    try:
+        with contextlib.ExitStack() as cleanup:
+            found = [
+                c
+                for c in (
+                    _read_chain(chain, keys, workdir, cleanup, when) for chain in chains.of(profile)
+                )
+                if c is not None
+            ]
+            if not found:
+                raise NoBackupFound(
+                    f"no backup of profile {profile.name} at {profile.target}"
+                    + (" at that time" if when else "")
+                    + ": run a backup first, or check the profile's target and --time."
+                )
+            population = [
+                (c, e)
+                for c in found
+                for e in sorted(c.entries.values(), key=lambda e: e.index)
+                if e.kind in (signatures.FILE, signatures.SYMLINK)
+            ]
+            report.files_in_backup = len(population)
+            picked = sampling.pick_files(
+                population, sample, random.Random(seed), size=lambda item: item[1].size
+            )
+            log.info("drill: %d of %d files sampled (seed %d)", len(picked), len(population), seed)
+            for c in found:  # the signatures of the sample, read again (all would not fit)
+                wanted = {e.path for chain, e in picked if chain is c}
+                if wanted:
+                    kept = signatures.read(c.sigtars, keep=wanted)
+                    for path in wanted:
+                        c.entries[path] = kept[path]
+            results = {}
+            for c in found:
+                members = [c.entries[e.path] for chain, e in picked if chain is c]
+                for entry in members:
+                    results[(id(c), entry.path)] = FileResult(entry.path, entry.size)
+                if members:
+                    limit = (deadline - time.monotonic()) / 4 if deadline is not None else None
+                    _drill_chain(
+                        c, members, profile, env, workdir, results, report, stop, group, limit
+                    )
+            report.files = [results[(id(c), e.path)] for c, e in picked]
+            report.stopped = stop.is_set() and deadline is not None
+            for result in report.named(SKIPPED):
+                result.reason = result.reason or "max-duration reached before it was restored"
+    except KeyboardInterrupt:
+        stop.set()
+        group.stop_all()
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return report
+
+
+def _time_up(stop: threading.Event, group: execute.ProcessGroup) -> None:
+    log.info("drill: max-duration reached, stopping")
+    stop.set()
+    group.stop_all()
+
+
+def _read_chain(
+    chain: chains.Chain,
+    keys: volumes.Keys,
+    workdir: Path,
+    cleanup: contextlib.ExitStack,
+    when: float | None,
+) -> _Chain | None:
+    store = volumes.open_store(chain.profile)
+    sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
+    if not sets:
+        if chain.root:
+            log.warning("chain %s has no backup yet: left out", chain.label)
+        return None
+    unreadable = volumes.read_manifests(store, sets, keys)
+    volumes.check_keys_open(keys, unreadable, sets)
+    if unreadable:
+        raise VerifyDifferences(
+            f"the manifest of the {unreadable[0].label} ({unreadable[0].manifest}) cannot be "
+            "read: the backup is damaged; run cfbackup verify --read-data for details and "
+            "cfbackup backup --full to start a sound chain."
+        )
+    private = workdir / "signatures" / (chain.slug or "main")
+    private.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sigtars = []
+    for backup_set in sets:
+        if not backup_set.signatures:
+            raise VerifyDifferences(
+                f"the {backup_set.label} has no signatures at {store.label}: the drill has "
+                "nothing to compare with; run cfbackup backup --full to start a sound chain."
+            )
+        local = _cached_signatures(chain.profile, backup_set.signatures)
+        sigtars.append(
+            local
+            or cleanup.enter_context(
+                volumes.clear_copy(store, backup_set.signatures, keys, private)
+            )
+        )
+    copy = workdir / "copy" / (chain.slug or "main")
+    return _Chain(chain, store, sets, signatures.read(sigtars), sigtars, copy)
+
+
+def _cached_signatures(profile: Profile, name: str) -> Path | None:
+    """duplicity's own clear copy of a signature tar in the archive dir, if it has one."""
+    local = name[: -len(".gpg")] + ".gz" if name.endswith(".gpg") else name
+    path = profile.archive_dir / profile.backup_name / local
+    return path if path.is_file() else None
+
+
+def _drill_chain(
+    c: _Chain,
+    members: list[signatures.Entry],
+    profile: Profile,
+    env: dict[str, str],
+    workdir: Path,
+    results: dict,
+    report: Report,
+    stop: threading.Event,
+    group: execute.ProcessGroup,
+    max_unit_seconds: float | None,
+) -> None:
+    """Fetch what the sample of one chain needs, restore it, compare."""
+    sizes = drillplan.Sizes(list(c.entries.values()))
+    fetched: dict[str, volumes.Outcome] = {}
+    remaining = list(members)
+    volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy)
+    units: list[drillplan.Unit] = []
+    while remaining and not stop.is_set():
+        bad = {key for key, outcome in fetched.items() if not outcome.ok}
+        units = drillplan.plan(
+            remaining,
+            c.volumes_for,
+            sizes,
+            usable=lambda unit, bad=bad: not any(v.key in bad for v in unit.volumes),
+            max_unit_seconds=max_unit_seconds,
+        )
+        need = list({v.key: v for u in units for v in u.volumes if v.key not in fetched}.values())
+        if not need:
+            break
+        _check_space(c.copy, need, units)
+        for outcome in volumes.fetch(c.store, need, c.copy, stop=stop):
+            fetched[outcome.ref.key] = outcome
+            report.volumes_fetched += 1
+            report.bytes_fetched += outcome.bytes
+            if not outcome.ok:
+                report.bad_volumes.append(outcome.describe())
+                log.warning("drill: %s", outcome.describe())
+        bad = {key: o for key, o in fetched.items() if not o.ok}
+        still = []
+        for entry in remaining:
+            broken = [bad[v.key] for v in c.volumes_for(entry.index) if v.key in bad]
+            if broken:
+                result = results[(id(c), entry.path)]
+                result.status = FAILED
+                result.reason = "cannot be restored: " + "; ".join(o.describe() for o in broken)
+            else:
+                still.append(entry)
+        if len(still) == len(remaining):
+            break
+        remaining = still
+    runnable = [u for u in units if all(v.key in fetched and fetched[v.key].ok for v in u.volumes)]
+    _restore_units(c, runnable, profile, env, workdir, results, report, stop, group)
+
+
+def _check_space(folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
+    """Enough room for the volumes and the largest restore (deleted after its comparison)."""
+    largest = max((sum(e.size for e in u.files) for u in units), default=0)
+    wanted = sum(v.size or 0 for v in need) + largest
+    free = shutil.disk_usage(folder).free
+    if wanted * 1.1 > free:
+        raise RunRefused(
+            f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
+            f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
+            "free some space, or drill a smaller --sample."
+        )
+
+
+def _restore_units(
+    c: _Chain,
+    units: list[drillplan.Unit],
+    profile: Profile,
+    env: dict[str, str],
+    workdir: Path,
+    results: dict,
+    report: Report,
+    stop: threading.Event,
+    group: execute.ProcessGroup,
+) -> None:
+    """Run the units' restores (``parallel`` at once, each worker its own archive dir:
+    duplicity locks it) and compare what they restored."""
+    restore_env = {k: v for k, v in env.items() if k in ENCRYPTION_VARIABLES}
+    archives = _WorkerFolders(workdir / "archive")
+    lock = threading.Lock()
+
+    def one(number: int, unit: drillplan.Unit) -> None:
+        if stop.is_set():
+            return
+        local = _local_profile(c.chain.profile, c.copy, archives.mine())
+        out = workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
+        try:
+            _restore(local, unit, out, restore_env, group, workdir)
+        except CfbackupError as error:
+            if stop.is_set():
+                return
+            for entry in unit.files:
+                result = results[(id(c), entry.path)]
+                result.status, result.reason = FAILED, f"duplicity restore failed: {error.message}"
+            return
+        finally:
+            with lock:
+                report.restores += 1
+        try:
+            for entry in unit.files:
+                result = results[(id(c), entry.path)]
+                _compare(entry, _restored_path(unit, entry, out), profile.source, result)
+                with lock:
+                    report.bytes_restored += result.size if result.status != FAILED else 0
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        log.info("drill: restore %d of %d done (%s)", number + 1, len(units), unit.path or "/")
+
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=chains.workers(profile, len(units)), thread_name_prefix="drill"
+    ) as pool:
+        futures = [pool.submit(one, i, u) for i, u in enumerate(units)]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+        except BaseException:
+            stop.set()
+            group.stop_all()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+class _WorkerFolders:
+    """One archive dir per worker thread (duplicity allows one process per archive dir)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._local = threading.local()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def mine(self) -> Path:
+        folder = getattr(self._local, "folder", None)
+        if folder is None:
+            with self._lock:
+                self._count += 1
+                folder = self._local.folder = self.root / f"worker-{self._count}"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder
+
+
+def _local_profile(profile: Profile, copy: Path, archive: Path) -> Profile:
+    """The chain's profile pointed at the local copy and a worker's archive dir."""
+    data = dict(profile.data)
+    data["target"] = f"file://{copy}"
+    data["archive_dir"] = str(archive)
+    return Profile(profile.name, data, profile.source_file)
+
+
+def _restore(
+    profile: Profile,
+    unit: drillplan.Unit,
+    out: Path,
+    env: dict[str, str],
+    group: execute.ProcessGroup,
+    workdir: Path,
+) -> None:
+    from cfbackup.duplicity.run import run_duplicity
+
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if unit.whole:
+        listing = workdir / "lists" / f"{out.name}.list"
+        listing.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        listing.write_bytes(b"".join(os.fsencode(e.path) + b"\0" for e in unit.files))
+        build = lambda fd: commands.restore_argv(  # noqa: E731
+            profile, str(out / "tree"), only=str(listing), log_fd=fd
+        )
+    else:
+        build = lambda fd: commands.restore_argv(  # noqa: E731
+            profile, str(out / "tree"), path=unit.path, log_fd=fd
+        )
+    run_duplicity(build, env, on_start=group.started)
+
+
+def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> Path:
+    tree = out / "tree"
+    if unit.whole:
+        return tree / entry.path
+    if not unit.folder:
+        return tree
+    return tree / os.fsdecode(b"/".join(entry.index[len(unit.prefix) :]))
+
+
+def _compare(entry: signatures.Entry, restored: Path, source: Path, result: FileResult) -> None:
+    """Set ``result`` from what was restored at ``restored``."""
+    try:
+        st = restored.lstat()
+    except FileNotFoundError:
+        result.status, result.reason = MISMATCH, "duplicity's restore did not produce it"
+        return
+    if entry.kind == signatures.SYMLINK:
+        target = os.readlink(restored) if restored.is_symlink() else None
+        if target == entry.linkname:
+            result.status, result.reference = MATCH, "link target"
+        else:
+            result.status = MISMATCH
+            result.reason = (
+                f"restored as {target!r}, the backup recorded a link to {entry.linkname!r}"
+            )
+        return
+    if not restored.is_file() or restored.is_symlink():
+        result.status, result.reason = MISMATCH, "not restored as a regular file"
+        return
+    result.size = st.st_size
+    original = source / entry.path
+    if _unchanged(original, entry, st.st_size) and filecmp.cmp(restored, original, shallow=False):
+        result.status, result.reference = MATCH, "source"
+        return
+    if (
+        entry.signature is not None
+        and signatures.of_file(restored, entry.block_len) == entry.signature
+    ):
+        result.status, result.reference = MATCH, "signature"
+        return
+    result.status = MISMATCH
+    result.reason = "the restored bytes differ from what the backup read (its signature)"
+
+
+def _unchanged(original: Path, entry: signatures.Entry, size: int) -> bool:
+    """The source file looks as the backup recorded it: same mtime (whole seconds, as the
+    backup has it) and a size the signature allows."""
+    try:
+        st = original.lstat()
+    except OSError:
+        return False
+    return (
+        original.is_file()
+        and not original.is_symlink()
+        and int(st.st_mtime) == entry.mtime
+        and st.st_size == size
+        and entry.could_be(st.st_size)
+    )
+
+
+@contextlib.contextmanager
+def scratch(state_dir: Path, profile: str) -> Iterator[Path]:
+    """A private scratch folder under the state dir, removed on every way out; folders that
+    drills killed with -9 left behind are removed first."""
+    root = state_dir / "drill"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in root.glob(f"{profile}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f"{profile}-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
