@@ -97,13 +97,15 @@ def run_drill(run: Run) -> RunResult:
         error.data = report
         raise error
     if report.stopped and not report.checked:
-        raise CfbackupError(
+        error = CfbackupError(
             f"drill of {profile.name} checked no file before --max-duration "
             f"{human_duration(limit)} ran out ({summary}): allow more time or drill a smaller "
             "--sample.",
             exit_code=ExitCode.PARTIAL,
             stats=stats,
         )
+        error.data = report
+        raise error
     return RunResult(
         profile=profile.name,
         action="drill",

@@ -37,6 +37,11 @@ def test_public_key_round_trip(tmp_path, make_config, cfbackup, gpg_keys, local_
     result = cfbackup("-c", config, "restore", "main", out, env=env)
     assert result.returncode == 0, result
     assert_same_tree(src, out)
+    # cfbackup decrypts volumes itself too: with the secret key and its passphrase
+    result = cfbackup("-c", config, "verify", "main", "--read-data", env=env)
+    assert result.returncode == 0, result
+    result = cfbackup("-c", config, "drill", "main", "--sample", "3 files", env=env)
+    assert result.returncode == 0 and "3 match, 0 mismatch" in result.stdout, result
 
 
 def test_wrong_passphrase_fails_before_upload(
