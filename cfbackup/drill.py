@@ -223,12 +223,11 @@ def _read_chain(
             log.warning("chain %s has no backup yet: left out", chain.label)
         return None
     unreadable = volumes.read_manifests(store, sets, keys)
-    volumes.check_keys_open(keys, unreadable, sets)
     if unreadable:
         raise VerifyDifferences(
-            f"the manifest of the {unreadable[0].label} ({unreadable[0].manifest}) cannot be "
-            "read: the backup is damaged; run cfbackup verify --read-data for details and "
-            "cfbackup backup --full to start a sound chain."
+            f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
+            f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier chain "
+            "(--time) if there is one, and run cfbackup backup --full to start a sound chain."
         )
     private = workdir / "signatures" / (chain.slug or "main")
     private.mkdir(parents=True, exist_ok=True, mode=0o700)

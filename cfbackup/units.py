@@ -26,8 +26,8 @@ def parse_duration(text: str) -> int:
     """Seconds in a duration such as ``90s``, ``15m``, ``6h``, ``1D``, ``1W`` or ``1h30m``."""
     if not _DURATION.match(text):
         raise ValueError(
-            f"{text!r} is not a duration in s, m, h, D or W (e.g. 30m, 6h, 1D); "
-            "months and years vary in length: use a cron expression"
+            f"{text!r} is not a duration in s, m, h, D or W (e.g. 30m, 6h, 1D; months and "
+            "years vary in length)"
         )
     return sum(int(n) * DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
 

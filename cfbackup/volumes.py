@@ -207,6 +207,8 @@ class BackupSet:
     sizes: dict[str, int] = dataclasses.field(default_factory=dict)
     info: Any = None  # duplicity's Manifest, once read_manifests ran
     chain: str = ""
+    problem: str = ""  # why the manifest could not be read
+    key_problem: bool = False  # ... because of the keys or passphrase, not the manifest
 
     @property
     def label(self) -> str:
@@ -306,7 +308,8 @@ def chain_at(sets: list[BackupSet], when: float | None = None) -> list[BackupSet
 
 def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[BackupSet]:
     """Download, decrypt and parse each set's manifest (duplicity's Manifest in ``set.info``).
-    Returns the sets whose manifest could not be read (missing, or it does not decrypt)."""
+    Returns the sets whose manifest could not be read (``set.problem`` says why); raises
+    CryptoError when the keys or the passphrase are the reason."""
     from duplicity import manifest as duplicity_manifest
 
     unreadable = []
@@ -316,9 +319,27 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             store.download(backup_set.manifest, data.extend, threading.Event())
             plain = keys.decrypt_bytes(bytes(data), backup_set.manifest)
             backup_set.info = duplicity_manifest.Manifest().from_string(plain)
-        except (Missing, _Undecryptable, duplicity_manifest.ManifestError, ValueError) as error:
-            log.warning("manifest %s cannot be read: %s", backup_set.manifest, error)
+        except Missing:
+            backup_set.problem = "it is missing at the target"
+        except _Undecryptable as error:
+            backup_set.problem = f"it does not decrypt ({error})"
+            backup_set.key_problem = error.keys
+        except (
+            duplicity_manifest.ManifestError,
+            duplicity_manifest.VolumeInfoError,
+            ValueError,
+            IndexError,
+        ) as error:
+            backup_set.problem = f"it is not a manifest duplicity can read ({error})"
+        if backup_set.problem:
+            log.warning("manifest %s cannot be read: %s", backup_set.manifest, backup_set.problem)
             unreadable.append(backup_set)
+    if any(s.key_problem for s in unreadable) and keys.mode != "none":
+        raise CryptoError(
+            f"gpg could not decrypt the manifests at {store.label} ({unreadable[0].problem}): "
+            "wrong passphrase, or the secret key is missing from the keyring: check "
+            "encryption.passphrase and the keys (cfbackup check PROFILE)."
+        )
     return unreadable
 
 
@@ -346,7 +367,14 @@ def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) 
 
 
 class _Undecryptable(Exception):
-    pass
+    """gpg (or gzip) could not decrypt an object; ``keys``: because of the keys or passphrase
+    (gpg's own words), not the object's bytes."""
+
+    KEY_REASONS = ("Bad session key", "No secret key", "bad passphrase", "Bad passphrase")
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.keys = any(words in reason for words in self.KEY_REASONS)
 
 
 @dataclasses.dataclass
@@ -409,20 +437,9 @@ class Keys:
 
 
 def _gpg_reason(result) -> str:
-    """gpg's own words for a failed decryption: its status and last stderr line."""
+    """gpg's own words for a failed decryption: its last ``gpg:`` line."""
     lines = [line for line in (result.stderr or "").splitlines() if line.startswith("gpg:")]
-    status = getattr(result, "status", None) or ""
-    return "; ".join(filter(None, (status, lines[-1] if lines else ""))) or "gpg failed"
-
-
-def check_keys_open(keys: Keys, unreadable: list[BackupSet], sets: list[BackupSet]) -> None:
-    """When no manifest at all decrypts, the keys are wrong (not the backup): say so once."""
-    if sets and len(unreadable) == len(sets) and keys.mode != "none":
-        raise CryptoError(
-            "gpg could not decrypt any manifest at the target: wrong passphrase, or the secret "
-            "key is missing from the keyring: check encryption.passphrase and the keys "
-            "(cfbackup check PROFILE)."
-        )
+    return lines[-1] if lines else getattr(result, "status", None) or "gpg failed"
 
 
 # ---- fetching -------------------------------------------------------------------------------

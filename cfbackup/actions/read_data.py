@@ -27,7 +27,11 @@ def parse(text: str | None) -> sampling.Subset:
     try:
         return sampling.parse_subset(text)
     except ValueError as error:
-        raise CfbackupError(f"--read-data: {error}.", exit_code=ExitCode.USAGE) from None
+        raise CfbackupError(
+            f"--read-data: {error}; a profile goes before it: cfbackup verify PROFILE "
+            "--read-data[=SUBSET].",
+            exit_code=ExitCode.USAGE,
+        ) from None
 
 
 def run_read_data(run: Run) -> RunResult:
@@ -51,12 +55,7 @@ def run_read_data(run: Run) -> RunResult:
         store = volumes.open_store(chain.profile)
         sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
         unreadable = volumes.read_manifests(store, sets, keys)
-        volumes.check_keys_open(keys, unreadable, sets)
-        bad += [
-            f"the manifest {s.manifest} of the {s.label} cannot be read (missing or it does not "
-            "decrypt)"
-            for s in unreadable
-        ]
+        bad += [f"the manifest {s.manifest} of the {s.label}: {s.problem}" for s in unreadable]
         every += [(store, ref) for s in sets if s.info is not None for ref in s.volume_refs()]
     if not every and not bad:
         raise NoBackupFound(

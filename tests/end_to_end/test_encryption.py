@@ -64,6 +64,10 @@ def test_wrong_passphrase_fails_before_upload(
     assert result.returncode == ExitCode.CRYPTO, result
     assert "passphrase" in result.stderr
     assert not (tmp_path / "r").exists()
+    for args in (("verify", "main", "--read-data"), ("drill", "main")):
+        result = cfbackup("-c", config, *args, env={"T_PASSPHRASE": "not-the-passphrase"})
+        assert result.returncode == ExitCode.CRYPTO, result
+        assert "Bad session key" in result.stderr and "encryption.passphrase" in result.stderr
     occupied = tmp_path / "occupied"  # --force over files: they stay as they were
     occupied.mkdir()
     (occupied / "plain.txt").write_text("mine\n")
