@@ -138,115 +138,227 @@ def run(
     """Drill ``profile`` (its chain at ``when``, Unix time; the newest when None) in
     ``workdir``, an empty private folder the caller removes; stop at ``deadline``
     (time.monotonic())."""
-    report = Report(seed=seed, sample=sample.describe())
-    keys = volumes.Keys.for_profile(profile, env)
-    stop = threading.Event()
-    group = execute.ProcessGroup()
-    timer = None
-    if deadline is not None:
-        timer = threading.Timer(max(0.0, deadline - time.monotonic()), _time_up, (stop, group))
-        timer.daemon = True
-        timer.start()
-    try:
-        with contextlib.ExitStack() as cleanup:
-            found = [
-                c
-                for c in (
-                    _read_chain(chain, keys, workdir, cleanup, when) for chain in chains.of(profile)
-                )
-                if c is not None
-            ]
-            if not found:
-                raise NoBackupFound(
-                    f"no backup of profile {profile.name} at {profile.target}"
-                    + (" at that time" if when else "")
-                    + ": run a backup first, or check the profile's target and --time."
-                )
-            population = [
-                (c, e)
-                for c in found
-                for e in sorted(c.entries.values(), key=lambda e: e.index)
-                if e.kind in (signatures.FILE, signatures.SYMLINK)
-            ]
-            report.files_in_backup = len(population)
-            picked = sampling.pick_files(
-                population, sample, random.Random(seed), size=lambda item: item[1].size
+    return _Drill(profile, env, workdir, Report(seed=seed, sample=sample.describe()), deadline).run(
+        sample, when
+    )
+
+
+class _Drill:
+    """One drill's state: what it found so far, and how to stop it (deadline, Ctrl-C)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        env: dict[str, str],
+        workdir: Path,
+        report: Report,
+        deadline: float | None,
+    ):
+        self.profile, self.env, self.workdir, self.report = profile, env, workdir, report
+        self.deadline = deadline
+        self.keys = volumes.Keys.for_profile(profile, env)
+        self.stop = threading.Event()
+        self.group = execute.ProcessGroup()
+        self.results: dict[tuple[int, str], FileResult] = {}
+        self.lock = threading.Lock()
+
+    def run(self, sample: sampling.Sample, when: float | None) -> Report:
+        timer = None
+        if self.deadline is not None:
+            timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._time_up)
+            timer.daemon = True
+            timer.start()
+        try:
+            with contextlib.ExitStack() as cleanup:
+                self._drill(sample, when, cleanup)
+        except KeyboardInterrupt:
+            self._halt()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return self.report
+
+    def _time_up(self) -> None:
+        log.info("drill: max-duration reached, stopping")
+        self._halt()
+
+    def _halt(self) -> None:
+        self.stop.set()
+        self.group.stop_all()
+
+    def _drill(self, sample: sampling.Sample, when: float | None, cleanup) -> None:
+        report = self.report
+        found = [
+            c
+            for c in (self._read_chain(chain, cleanup, when) for chain in chains.of(self.profile))
+            if c is not None
+        ]
+        if not found:
+            raise NoBackupFound(
+                f"no backup of profile {self.profile.name} at {self.profile.target}"
+                + (" at that time" if when else "")
+                + ": run a backup first, or check the profile's target and --time."
             )
-            log.info("drill: %d of %d files sampled (seed %d)", len(picked), len(population), seed)
-            for c in found:  # the signatures of the sample, read again (all would not fit)
-                wanted = {e.path for chain, e in picked if chain is c}
-                if wanted:
-                    kept = signatures.read(c.sigtars, keep=wanted)
-                    for path in wanted:
-                        c.entries[path] = kept[path]
-            results = {}
-            for c in found:
-                members = [c.entries[e.path] for chain, e in picked if chain is c]
+        population = [
+            (c, e)
+            for c in found
+            for e in sorted(c.entries.values(), key=lambda e: e.index)
+            if e.kind in (signatures.FILE, signatures.SYMLINK)
+        ]
+        report.files_in_backup = len(population)
+        picked = sampling.pick_files(
+            population, sample, random.Random(report.seed), size=lambda item: item[1].size
+        )
+        log.info(
+            "drill: %d of %d files sampled (seed %d)", len(picked), len(population), report.seed
+        )
+        for c in found:
+            members = [e for chain, e in picked if chain is c]
+            if members:  # their signatures, read again (all of them would not fit)
+                kept = signatures.read(c.sigtars, keep={e.path for e in members})
+                members = [kept[e.path] for e in members]
                 for entry in members:
-                    results[(id(c), entry.path)] = FileResult(entry.path, entry.size)
-                if members:
-                    limit = (deadline - time.monotonic()) / 4 if deadline is not None else None
-                    _drill_chain(
-                        c, members, profile, env, workdir, results, report, stop, group, limit
-                    )
-            report.files = [results[(id(c), e.path)] for c, e in picked]
-            report.stopped = stop.is_set() and deadline is not None
-            for result in report.named(SKIPPED):
-                result.reason = result.reason or "max-duration reached before it was restored"
-    except KeyboardInterrupt:
-        stop.set()
-        group.stop_all()
-        raise
-    finally:
-        if timer is not None:
-            timer.cancel()
-    return report
+                    self.results[(id(c), entry.path)] = FileResult(entry.path, entry.size)
+                self._drill_chain(c, members)
+        report.files = [self.results[(id(c), e.path)] for c, e in picked]
+        report.stopped = self.stop.is_set() and self.deadline is not None
+        for result in report.named(SKIPPED):
+            result.reason = result.reason or "max-duration reached before it was restored"
 
-
-def _time_up(stop: threading.Event, group: execute.ProcessGroup) -> None:
-    log.info("drill: max-duration reached, stopping")
-    stop.set()
-    group.stop_all()
-
-
-def _read_chain(
-    chain: chains.Chain,
-    keys: volumes.Keys,
-    workdir: Path,
-    cleanup: contextlib.ExitStack,
-    when: float | None,
-) -> _Chain | None:
-    store = volumes.open_store(chain.profile)
-    sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
-    if not sets:
-        if chain.root:
-            log.warning("chain %s has no backup yet: left out", chain.label)
-        return None
-    unreadable = volumes.read_manifests(store, sets, keys)
-    if unreadable:
-        raise VerifyDifferences(
-            f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
-            f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier chain "
-            "(--time) if there is one, and run cfbackup backup --full to start a sound chain."
-        )
-    private = workdir / "signatures" / (chain.slug or "main")
-    private.mkdir(parents=True, exist_ok=True, mode=0o700)
-    sigtars = []
-    for backup_set in sets:
-        if not backup_set.signatures:
+    def _read_chain(
+        self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
+    ) -> _Chain | None:
+        store = volumes.open_store(chain.profile)
+        sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
+        if not sets:
+            if chain.root:
+                log.warning("chain %s has no backup yet: left out", chain.label)
+            return None
+        unreadable = volumes.read_manifests(store, sets, self.keys)
+        if unreadable:
             raise VerifyDifferences(
-                f"the {backup_set.label} has no signatures at {store.label}: the drill has "
-                "nothing to compare with; run cfbackup backup --full to start a sound chain."
+                f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
+                f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier "
+                "chain (--time) if there is one, and run cfbackup backup --full to start a "
+                "sound chain."
             )
-        local = _cached_signatures(chain.profile, backup_set.signatures)
-        sigtars.append(
-            local
-            or cleanup.enter_context(
-                volumes.clear_copy(store, backup_set.signatures, keys, private)
+        private = self.workdir / "signatures" / (chain.slug or "main")
+        private.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sigtars = []
+        for backup_set in sets:
+            if not backup_set.signatures:
+                raise VerifyDifferences(
+                    f"the {backup_set.label} has no signatures at {store.label}: the drill has "
+                    "nothing to compare with; run cfbackup backup --full to start a sound chain."
+                )
+            local = _cached_signatures(chain.profile, backup_set.signatures)
+            sigtars.append(
+                local
+                or cleanup.enter_context(
+                    volumes.clear_copy(store, backup_set.signatures, self.keys, private)
+                )
             )
-        )
-    copy = workdir / "copy" / (chain.slug or "main")
-    return _Chain(chain, store, sets, signatures.read(sigtars), sigtars, copy)
+        copy = self.workdir / "copy" / (chain.slug or "main")
+        return _Chain(chain, store, sets, signatures.read(sigtars), sigtars, copy)
+
+    def _drill_chain(self, c: _Chain, members: list[signatures.Entry]) -> None:
+        """Fetch what the sample of one chain needs, restore it, compare. With a time limit no
+        restore is planned to take more than a quarter of the time left."""
+        limit = (self.deadline - time.monotonic()) / 4 if self.deadline is not None else None
+        sizes = drillplan.Sizes(list(c.entries.values()))
+        fetched: dict[str, volumes.Outcome] = {}
+        remaining = list(members)
+        volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy)
+        units: list[drillplan.Unit] = []
+        while remaining and not self.stop.is_set():
+            bad = {key for key, outcome in fetched.items() if not outcome.ok}
+            units = drillplan.plan(
+                remaining,
+                c.volumes_for,
+                sizes,
+                usable=lambda unit, bad=bad: not any(v.key in bad for v in unit.volumes),
+                max_unit_seconds=limit,
+            )
+            need = {v.key: v for u in units for v in u.volumes if v.key not in fetched}
+            if not need:
+                break
+            _check_space(c.copy, list(need.values()), units)
+            for outcome in volumes.fetch(c.store, need.values(), c.copy, stop=self.stop):
+                fetched[outcome.ref.key] = outcome
+                self.report.volumes_fetched += 1
+                self.report.bytes_fetched += outcome.bytes
+                if not outcome.ok:
+                    self.report.bad_volumes.append(outcome.describe())
+                    log.warning("drill: %s", outcome.describe())
+            still = [e for e in remaining if not self._fail_if_broken(c, e, fetched)]
+            if len(still) == len(remaining):
+                break
+            remaining = still
+        runnable = [
+            u for u in units if all(v.key in fetched and fetched[v.key].ok for v in u.volumes)
+        ]
+        self._restore_units(c, runnable)
+
+    def _fail_if_broken(self, c: _Chain, entry: signatures.Entry, fetched: dict) -> bool:
+        """Mark a file that needs a bad volume as failed, naming the volume."""
+        broken = [fetched[v.key] for v in c.volumes_for(entry.index) if v.key in fetched]
+        broken = [outcome for outcome in broken if not outcome.ok]
+        if broken:
+            result = self.results[(id(c), entry.path)]
+            result.status = FAILED
+            result.reason = "cannot be restored: " + "; ".join(o.describe() for o in broken)
+        return bool(broken)
+
+    def _restore_units(self, c: _Chain, units: list[drillplan.Unit]) -> None:
+        """Run the units' restores (``parallel`` at once, each worker its own archive dir:
+        duplicity locks it) and compare what they restored."""
+        archives = _WorkerFolders(self.workdir / "archive")
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=chains.workers(self.profile, len(units)), thread_name_prefix="drill"
+        ) as pool:
+            futures = [
+                pool.submit(self._restore_unit, c, i, u, len(units), archives)
+                for i, u in enumerate(units)
+            ]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+            except BaseException:
+                self._halt()
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _restore_unit(
+        self, c: _Chain, number: int, unit: drillplan.Unit, count: int, archives: _WorkerFolders
+    ) -> None:
+        if self.stop.is_set():
+            return
+        local = _local_profile(c.chain.profile, c.copy, archives.mine())
+        out = self.workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
+        env = {k: v for k, v in self.env.items() if k in ENCRYPTION_VARIABLES}
+        try:
+            _restore(local, unit, out, env, self.group, self.workdir)
+        except CfbackupError as error:
+            if not self.stop.is_set():  # cut short by the deadline: skipped, not failed
+                for entry in unit.files:
+                    result = self.results[(id(c), entry.path)]
+                    result.status = FAILED
+                    result.reason = f"duplicity restore failed: {error.message}"
+            return
+        finally:
+            with self.lock:
+                self.report.restores += 1
+        try:
+            for entry in unit.files:
+                result = self.results[(id(c), entry.path)]
+                _compare(entry, _restored_path(unit, entry, out), self.profile.source, result)
+                with self.lock:
+                    self.report.bytes_restored += result.size
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        log.info("drill: restore %d of %d done (%s)", number + 1, count, unit.path or "/")
 
 
 def _cached_signatures(profile: Profile, name: str) -> Path | None:
@@ -254,61 +366,6 @@ def _cached_signatures(profile: Profile, name: str) -> Path | None:
     local = name[: -len(".gpg")] + ".gz" if name.endswith(".gpg") else name
     path = profile.archive_dir / profile.backup_name / local
     return path if path.is_file() else None
-
-
-def _drill_chain(
-    c: _Chain,
-    members: list[signatures.Entry],
-    profile: Profile,
-    env: dict[str, str],
-    workdir: Path,
-    results: dict,
-    report: Report,
-    stop: threading.Event,
-    group: execute.ProcessGroup,
-    max_unit_seconds: float | None,
-) -> None:
-    """Fetch what the sample of one chain needs, restore it, compare."""
-    sizes = drillplan.Sizes(list(c.entries.values()))
-    fetched: dict[str, volumes.Outcome] = {}
-    remaining = list(members)
-    volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy)
-    units: list[drillplan.Unit] = []
-    while remaining and not stop.is_set():
-        bad = {key for key, outcome in fetched.items() if not outcome.ok}
-        units = drillplan.plan(
-            remaining,
-            c.volumes_for,
-            sizes,
-            usable=lambda unit, bad=bad: not any(v.key in bad for v in unit.volumes),
-            max_unit_seconds=max_unit_seconds,
-        )
-        need = list({v.key: v for u in units for v in u.volumes if v.key not in fetched}.values())
-        if not need:
-            break
-        _check_space(c.copy, need, units)
-        for outcome in volumes.fetch(c.store, need, c.copy, stop=stop):
-            fetched[outcome.ref.key] = outcome
-            report.volumes_fetched += 1
-            report.bytes_fetched += outcome.bytes
-            if not outcome.ok:
-                report.bad_volumes.append(outcome.describe())
-                log.warning("drill: %s", outcome.describe())
-        bad = {key: o for key, o in fetched.items() if not o.ok}
-        still = []
-        for entry in remaining:
-            broken = [bad[v.key] for v in c.volumes_for(entry.index) if v.key in bad]
-            if broken:
-                result = results[(id(c), entry.path)]
-                result.status = FAILED
-                result.reason = "cannot be restored: " + "; ".join(o.describe() for o in broken)
-            else:
-                still.append(entry)
-        if len(still) == len(remaining):
-            break
-        remaining = still
-    runnable = [u for u in units if all(v.key in fetched and fetched[v.key].ok for v in u.volumes)]
-    _restore_units(c, runnable, profile, env, workdir, results, report, stop, group)
 
 
 def _check_space(folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
@@ -322,65 +379,6 @@ def _check_space(folder: Path, need: list[volumes.VolumeRef], units: list) -> No
             f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
             "free some space, or drill a smaller --sample."
         )
-
-
-def _restore_units(
-    c: _Chain,
-    units: list[drillplan.Unit],
-    profile: Profile,
-    env: dict[str, str],
-    workdir: Path,
-    results: dict,
-    report: Report,
-    stop: threading.Event,
-    group: execute.ProcessGroup,
-) -> None:
-    """Run the units' restores (``parallel`` at once, each worker its own archive dir:
-    duplicity locks it) and compare what they restored."""
-    restore_env = {k: v for k, v in env.items() if k in ENCRYPTION_VARIABLES}
-    archives = _WorkerFolders(workdir / "archive")
-    lock = threading.Lock()
-
-    def one(number: int, unit: drillplan.Unit) -> None:
-        if stop.is_set():
-            return
-        local = _local_profile(c.chain.profile, c.copy, archives.mine())
-        out = workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
-        try:
-            _restore(local, unit, out, restore_env, group, workdir)
-        except CfbackupError as error:
-            if stop.is_set():
-                return
-            for entry in unit.files:
-                result = results[(id(c), entry.path)]
-                result.status, result.reason = FAILED, f"duplicity restore failed: {error.message}"
-            return
-        finally:
-            with lock:
-                report.restores += 1
-        try:
-            for entry in unit.files:
-                result = results[(id(c), entry.path)]
-                _compare(entry, _restored_path(unit, entry, out), profile.source, result)
-                with lock:
-                    report.bytes_restored += result.size if result.status != FAILED else 0
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-        log.info("drill: restore %d of %d done (%s)", number + 1, len(units), unit.path or "/")
-
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=chains.workers(profile, len(units)), thread_name_prefix="drill"
-    ) as pool:
-        futures = [pool.submit(one, i, u) for i, u in enumerate(units)]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
-        except BaseException:
-            stop.set()
-            group.stop_all()
-            for future in futures:
-                future.cancel()
-            raise
 
 
 class _WorkerFolders:

@@ -23,6 +23,15 @@ def _unit(text: str) -> configparser.ConfigParser:
     return parser
 
 
+def _systemd_verify(units: Path) -> None:
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", *(str(p) for p in sorted(units.iterdir()))],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0 and verify.stderr == "" and verify.stdout == "", verify
+
+
 def test_systemd_units_verify_and_say_what_they_should(setup, tmp_path):
     setup.add_profile("nightly", schedule={"cron": "30 2 * * *", "jitter": "15m"})
     setup.add_profile("often", schedule={"interval": "6h"})
@@ -39,12 +48,7 @@ def test_systemd_units_verify_and_say_what_they_should(setup, tmp_path):
         for p in ("nightly", "often", "both")
         for kind in ("service", "timer")
     )
-    verify = subprocess.run(
-        ["systemd-analyze", "verify", *(str(p) for p in sorted(units.iterdir()))],
-        capture_output=True,
-        text=True,
-    )
-    assert verify.returncode == 0 and verify.stderr == "" and verify.stdout == "", verify
+    _systemd_verify(units)
 
     service = _unit((units / "cfbackup-nightly.service").read_text())
     argv = shlex.split(service["Service"]["ExecStart"])
@@ -153,12 +157,7 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
         for suffix in ("", "-drill", "-verify")
         for kind in ("service", "timer")
     )
-    verify = subprocess.run(
-        ["systemd-analyze", "verify", *(str(p) for p in sorted(units.iterdir()))],
-        capture_output=True,
-        text=True,
-    )
-    assert verify.returncode == 0 and verify.stderr == "" and verify.stdout == "", verify
+    _systemd_verify(units)
     base = [str(CFBACKUP), "-c", str(setup.path), "--quiet"]
     drill = _unit((units / "cfbackup-demo-drill.service").read_text())["Service"]
     assert shlex.split(drill["ExecStart"]) == [*base, "drill", "demo"]
