@@ -197,6 +197,11 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     read = setup.cli("verify", "demo", "--read-data", check=0)  # plain .difftar.gz volumes
     assert "1 of 1 volume(s) (all volumes" in read.stdout
     assert 'cfbackup_verify_volumes_checked{profile="demo"} 1\n' in prom.read_text()
+    # next/t: each run reads the slice after the last one (what the verify timer runs daily)
+    for _ in range(4):
+        setup.cli("verify", "demo", "--read-data=next/3", check=0)
+    slices = [r["stats"]["slice"] for r in setup.history("demo") if r["stats"].get("slice")]
+    assert slices == ["1/3", "3/3", "2/3", "1/3"]
 
     # a profile whose backup unit would take the drill's name is refused
     setup.add_profile("demo-drill", schedule={"cron": "@daily"})
