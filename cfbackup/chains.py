@@ -194,8 +194,9 @@ def run_each(
         chain, error = failures[0]
         if isinstance(error, CfbackupError):
             others = len(chains) - len(failures)
-            error.message = f"chain {chain.label}: {error.message}" + (
-                f" ({others} other chain(s) completed)" if others else ""
+            error.message = (
+                f"chain {chain.label}: {error.message}"
+                + (f" ({others} other chain(s) completed)" if others else "")
             )
         raise error
     return results

@@ -51,7 +51,8 @@ def run_backup(run: Run) -> RunResult:
         f"{'dry run: ' if run.dry_run else ''}backup of {profile.name} done: "
         f"{stats.get('SourceFiles', '?')} files, {stats.get('NewFiles', '?')} new, "
         f"{stats.get('ChangedFiles', '?')} changed, {stats.get('TotalDestinationSizeChange', 0)} "
-        "bytes uploaded" + (f" ({len(chain_list)} chains)" if chains.is_split(profile) else "")
+        "bytes uploaded"
+        + (f" ({len(chain_list)} chains)" if chains.is_split(profile) else "")
     )
     log.info("%s", outcome.message)
     return outcome
@@ -95,7 +96,8 @@ def retention(
         idle = [rule for rule in rules if not archive.rule_can_remove(rule, fulls)]
         for rule in idle:
             log.info(
-                "retention: duplicity %s %s skipped%s: %d full backup(s), nothing it could remove",
+                "retention: duplicity %s %s skipped%s: %d full backup(s), nothing it could "
+                "remove",
                 *rule,
                 where,
                 len(fulls or ()),

@@ -13,16 +13,7 @@ from cfbackup.errors import ExitCode
 
 
 def _actions():
-    from cfbackup.actions import (
-        backup,
-        check,
-        drill,
-        listing,
-        maintenance,
-        restore,
-        status,
-        verify,
-    )
+    from cfbackup.actions import backup, check, drill, listing, maintenance, restore, status, verify
 
     return {
         "backup": backup.run_backup,

@@ -44,12 +44,9 @@ def cfbackup_run_context(run):
 
     where = f"profiles.{run.profile.name}.{SECTION}"
     settings = settings_from_section(section, where)
-    return lockdown.hold(
-        settings,
-        run.config.state_dir,
-        reason=f"cfbackup restore of profile {run.profile.name}",
-        logger=run.log,
-    )
+    return lockdown.hold(settings, run.config.state_dir,
+                         reason=f"cfbackup restore of profile {run.profile.name}",
+                         logger=run.log)
 
 
 @hookimpl
@@ -65,32 +62,18 @@ def cfbackup_check(run):
         settings = settings_from_section(section, f"profiles.{run.profile.name}.{SECTION}")
     except CfbackupError as error:
         return [("firewall lock-down settings", False, error.message)]
-    ssh_from = (
-        ", ".join(str(n) for n in settings.management_networks)
-        or "anywhere (set management_networks to narrow it)"
-    )
-    rows.append(
-        (
-            "firewall lock-down settings",
-            True,
-            f"SSH {settings.ssh_port}/tcp from {ssh_from}; "
-            f"{len(settings.allow)} more allow rule(s); dead-man after "
-            f"{settings.deadman_timeout or 'no'} s",
-        )
-    )
+    ssh_from = ", ".join(str(n) for n in settings.management_networks) or \
+        "anywhere (set management_networks to narrow it)"
+    rows.append(("firewall lock-down settings", True,
+                 f"SSH {settings.ssh_port}/tcp from {ssh_from}; "
+                 f"{len(settings.allow)} more allow rule(s); dead-man after "
+                 f"{settings.deadman_timeout or 'no'} s"))
     try:
         backend = backends.detect(settings.backend)
         rows.append(("firewall tool", True, f"{backend.name}: {backend.version()}"))
     except CfbackupError as error:
         rows.append(("firewall tool", False, error.message))
     admin = lockdown.can_change_firewall()
-    rows.append(
-        (
-            "firewall privileges",
-            admin,
-            "root (CAP_NET_ADMIN)"
-            if admin
-            else "not root: restores of this profile will be refused; run them as root",
-        )
-    )
+    rows.append(("firewall privileges", admin, "root (CAP_NET_ADMIN)" if admin else
+                 "not root: restores of this profile will be refused; run them as root"))
     return rows

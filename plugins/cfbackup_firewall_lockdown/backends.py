@@ -61,25 +61,17 @@ def _parse_comment(comment: str, where: str, dropped: int | None = None) -> Lock
     match = _COMMENT_RE.search(comment)
     if not match:
         return LockInfo("", None, None, where, dropped)
-    return LockInfo(
-        match["token"],
-        float(match["since"]),
-        int(match["pid"]) if match["pid"] else None,
-        where,
-        dropped,
-    )
+    return LockInfo(match["token"], float(match["since"]),
+                    int(match["pid"]) if match["pid"] else None, where, dropped)
 
 
-def _run(
-    argv: list[str], what: str, input_text: str | None = None, ok_codes: tuple[int, ...] = (0,)
-) -> execute.Result:
+def _run(argv: list[str], what: str, input_text: str | None = None,
+         ok_codes: tuple[int, ...] = (0,)) -> execute.Result:
     result = execute.capture(argv, timeout=TIMEOUT, input_text=input_text)
     if result.returncode not in ok_codes:
         detail = " ".join(line.strip() for line in result.tail[-3:]) or f"exit {result.returncode}"
-        raise FirewallError(
-            f"{what} failed ({os.path.basename(argv[0])}: {detail}): check that "
-            "the kernel has nftables/netfilter support and that you are root."
-        )
+        raise FirewallError(f"{what} failed ({os.path.basename(argv[0])}: {detail}): check that "
+                            "the kernel has nftables/netfilter support and that you are root.")
     return result
 
 
@@ -120,22 +112,17 @@ class Nft:
     def _info(listing: str) -> LockInfo:
         comment = re.search(r'comment "([^"]*)"', listing)
         dropped = re.search(r"counter packets (\d+) bytes \d+ drop", listing)
-        return _parse_comment(
-            comment[1] if comment else "",
-            f"nft table inet {render.LOCKDOWN_TABLE}",
-            int(dropped[1]) if dropped else None,
-        )
+        return _parse_comment(comment[1] if comment else "",
+                              f"nft table inet {render.LOCKDOWN_TABLE}",
+                              int(dropped[1]) if dropped else None)
 
     def lockdown_info(self) -> LockInfo | None:
         table = self._table(render.LOCKDOWN_TABLE)
         return None if table is None else self._info(table[0])
 
     def apply_lockdown(self, rules: tuple[AllowRule, ...], comment: str) -> None:
-        _run(
-            [self.nft, "-f", "-"],
-            "applying the lock-down",
-            input_text=render.nft_lockdown(rules, comment),
-        )
+        _run([self.nft, "-f", "-"], "applying the lock-down",
+             input_text=render.nft_lockdown(rules, comment))
 
     def remove_lockdown(self, token: str | None = None) -> bool:
         """Delete the lock-down table (only the one carrying ``token``, when given)."""
@@ -146,9 +133,8 @@ class Nft:
         if token is not None and self._info(listing).token != token:
             return False
         # By handle: a newer lock-down that replaced this one in between is left alone.
-        result = execute.capture(
-            [self.nft, "delete", "table", "inet", "handle", handle], timeout=TIMEOUT
-        )
+        result = execute.capture([self.nft, "delete", "table", "inet", "handle", handle],
+                                 timeout=TIMEOUT)
         if result.returncode != 0:
             again = self._table(render.LOCKDOWN_TABLE)
             if again is None or again[1] != handle:
@@ -157,11 +143,8 @@ class Nft:
         return True
 
     def reload_saved(self, saved: dict[str, str]) -> None:
-        _run(
-            [self.nft, "-f", "-"],
-            "reloading the saved ruleset",
-            input_text="flush ruleset\n" + saved["nft"],
-        )
+        _run([self.nft, "-f", "-"], "reloading the saved ruleset",
+             input_text="flush ruleset\n" + saved["nft"])
 
     def seed_active(self) -> bool:
         return self._table(render.SEED_TABLE) is not None
@@ -173,7 +156,8 @@ class Nft:
     def remove_seed(self) -> bool:
         if not self.seed_active():
             return False
-        _run([self.nft, "delete", "table", "inet", render.SEED_TABLE], "removing the seed firewall")
+        _run([self.nft, "delete", "table", "inet", render.SEED_TABLE],
+             "removing the seed firewall")
         return True
 
 
@@ -190,10 +174,8 @@ class Iptables:
     def find(cls) -> Iptables | None:
         families: dict[int, dict[str, str]] = {}
         for version, prefix in ((4, "iptables"), (6, "ip6tables")):
-            tools = {
-                key: find_tool(prefix + suffix)
-                for key, suffix in (("cmd", ""), ("save", "-save"), ("restore", "-restore"))
-            }
+            tools = {key: find_tool(prefix + suffix)
+                     for key, suffix in (("cmd", ""), ("save", "-save"), ("restore", "-restore"))}
             if all(tools.values()):
                 families[version] = tools  # type: ignore[assignment]
         if 4 not in families:
@@ -208,15 +190,12 @@ class Iptables:
         return {"kind": "iptables", "families": {str(k): v for k, v in self.families.items()}}
 
     def version(self) -> str:
-        return execute.capture(
-            [self.families[4]["cmd"], "--version"], timeout=TIMEOUT
-        ).stdout.strip() + ("" if 6 in self.families else " (no ip6tables)")
+        return execute.capture([self.families[4]["cmd"], "--version"], timeout=TIMEOUT)\
+            .stdout.strip() + ("" if 6 in self.families else " (no ip6tables)")
 
     def save(self) -> dict[str, str]:
-        return {
-            f"ip{'' if v == 4 else '6'}tables": _run([t["save"]], "saving the ruleset").stdout
-            for v, t in self.families.items()
-        }
+        return {f"ip{'' if v == 4 else '6'}tables": _run([t["save"]], "saving the ruleset").stdout
+                for v, t in self.families.items()}
 
     @staticmethod
     def normalize(text: str) -> str:
@@ -228,9 +207,8 @@ class Iptables:
         return [line for line in result.stdout.splitlines() if line.endswith(f"-j {chain}")]
 
     def _chain_exists(self, version: int, chain: str) -> bool:
-        result = execute.capture(
-            [self.families[version]["cmd"], "-w", "-S", chain], timeout=TIMEOUT
-        )
+        result = execute.capture([self.families[version]["cmd"], "-w", "-S", chain],
+                                 timeout=TIMEOUT)
         return result.returncode == 0
 
     def _restore(self, version: int, script: str, what: str) -> None:
@@ -241,19 +219,15 @@ class Iptables:
         if not jumps and not self._chain_exists(4, render.LOCKDOWN_CHAIN):
             return None
         comment = re.search(r'--comment "?([^"]*)"?', jumps[0]) if jumps else None
-        return _parse_comment(
-            comment[1] if comment else "", f"iptables chain {render.LOCKDOWN_CHAIN}"
-        )
+        return _parse_comment(comment[1] if comment else "",
+                              f"iptables chain {render.LOCKDOWN_CHAIN}")
 
     def apply_lockdown(self, rules: tuple[AllowRule, ...], comment: str) -> None:
         done: list[int] = []
         try:
             for version in self.families:
-                self._restore(
-                    version,
-                    render.iptables_lockdown(rules, version, comment),
-                    f"applying the IPv{version} lock-down",
-                )
+                self._restore(version, render.iptables_lockdown(rules, version, comment),
+                              f"applying the IPv{version} lock-down")
                 done.append(version)
         except BaseException:
             for version in done:  # nothing half-applied: IPv4 without IPv6 is rolled back
@@ -286,9 +260,8 @@ class Iptables:
 
     def apply_seed(self, rules: tuple[AllowRule, ...], comment: str) -> None:
         for version in self.families:
-            script = render.iptables_seed(
-                rules, version, comment, self._jumps(version, render.SEED_CHAIN)
-            )
+            script = render.iptables_seed(rules, version, comment,
+                                          self._jumps(version, render.SEED_CHAIN))
             self._restore(version, script, f"applying the IPv{version} seed firewall")
 
     def remove_seed(self) -> bool:
@@ -305,22 +278,16 @@ def detect(choice: str = "auto") -> Backend:
     if nft:
         return Nft(nft)
     if choice == "nft":
-        raise FirewallError(
-            f"nft was not found (looked in {looked}): install nftables "
-            '(apt install nftables) or set backend = "iptables".'
-        )
+        raise FirewallError(f"nft was not found (looked in {looked}): install nftables "
+                            "(apt install nftables) or set backend = \"iptables\".")
     iptables = Iptables.find()
     if iptables:
         return iptables
     if choice == "iptables":
-        raise FirewallError(
-            f"iptables, iptables-save and iptables-restore were not all found "
-            f'(looked in {looked}): install iptables or set backend = "nft".'
-        )
-    raise FirewallError(
-        f"neither nft nor iptables was found (looked in {looked}): install "
-        "nftables (apt install nftables) or iptables."
-    )
+        raise FirewallError(f"iptables, iptables-save and iptables-restore were not all found "
+                            f"(looked in {looked}): install iptables or set backend = \"nft\".")
+    raise FirewallError(f"neither nft nor iptables was found (looked in {looked}): install "
+                        "nftables (apt install nftables) or iptables.")
 
 
 def from_description(description: dict) -> Backend:

@@ -28,79 +28,41 @@ def add_parser(subparsers: Any) -> None:
         description="Lock-down (as around a restore) and the seed firewall (base policy), on "
         "this host or, with -s, on the inventory's servers over SSH. Needs root.",
     )
-    p.add_argument(
-        "--profile",
-        metavar="NAME",
-        help="profile whose [firewall_lockdown] settings apply (when several)",
-    )
-    p.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="firewall tool (default: from the "
-        "config, else auto: nft when installed, else iptables)",
-    )
-    p.add_argument(
-        "-s",
-        "--servers",
-        metavar="NAMES",
-        help="run OPERATION over SSH on the servers whose names contain one of "
-        'these words, e.g. -s "web db"',
-    )
-    p.add_argument(
-        "--inventory",
-        metavar="FILE",
-        help="servers for -s (default $CFBACKUP_INVENTORY or /etc/cfbackup/inventory.toml)",
-    )
-    p.add_argument(
-        "--parallel",
-        type=int,
-        default=8,
-        metavar="N",
-        help="servers handled at once with -s (default 8)",
-    )
-    p.add_argument(
-        "--ssh-timeout",
-        type=float,
-        default=120,
-        metavar="S",
-        help="seconds one server may take with -s (default 120)",
-    )
+    p.add_argument("--profile", metavar="NAME",
+                   help="profile whose [firewall_lockdown] settings apply (when several)")
+    p.add_argument("--backend", choices=BACKENDS, help="firewall tool (default: from the "
+                   "config, else auto: nft when installed, else iptables)")
+    p.add_argument("-s", "--servers", metavar="NAMES",
+                   help='run OPERATION over SSH on the servers whose names contain one of '
+                   'these words, e.g. -s "web db"')
+    p.add_argument("--inventory", metavar="FILE",
+                   help="servers for -s (default $CFBACKUP_INVENTORY or "
+                   "/etc/cfbackup/inventory.toml)")
+    p.add_argument("--parallel", type=int, default=8, metavar="N",
+                   help="servers handled at once with -s (default 8)")
+    p.add_argument("--ssh-timeout", type=float, default=120, metavar="S",
+                   help="seconds one server may take with -s (default 120)")
     ops = p.add_subparsers(dest="firewall_op", metavar="OPERATION", required=True)
     o = ops.add_parser("status", help="is a lock-down in force, since when; the seed firewall")
     o.add_argument("--json", action="store_true")
     o = ops.add_parser("lock", help="lock the firewall down until unlock or the timeout")
-    o.add_argument(
-        "--timeout",
-        type=int,
-        metavar="S",
-        help="the dead-man lifts it after S seconds (default deadman_timeout; "
-        "0: only cfbackup firewall unlock lifts it)",
-    )
+    o.add_argument("--timeout", type=int, metavar="S",
+                   help="the dead-man lifts it after S seconds (default deadman_timeout; "
+                   "0: only cfbackup firewall unlock lifts it)")
     o = ops.add_parser("unlock", help="lift the lock-down, restoring the saved ruleset")
-    o.add_argument(
-        "--reload-saved",
-        action="store_true",
-        help="also load the whole saved ruleset back (undoing other changes made "
-        "during the lock-down)",
-    )
-    ops.add_parser(
-        "enable",
-        help="turn the seed firewall on (drop inbound except what is "
-        "allowed, SSH from the management networks)",
-    )
+    o.add_argument("--reload-saved", action="store_true",
+                   help="also load the whole saved ruleset back (undoing other changes made "
+                   "during the lock-down)")
+    ops.add_parser("enable", help="turn the seed firewall on (drop inbound except what is "
+                   "allowed, SSH from the management networks)")
     ops.add_parser("disable", help="turn the seed firewall off (its lists are kept)")
-    for verb, text in (
-        ("allow", "allow a port or a network in the seed firewall"),
-        ("disallow", "remove an allowed port or network"),
-        ("deny", "alias of disallow (fw-control.py's verb)"),
-    ):
+    for verb, text in (("allow", "allow a port or a network in the seed firewall"),
+                       ("disallow", "remove an allowed port or network"),
+                       ("deny", "alias of disallow (fw-control.py's verb)")):
         o = ops.add_parser(verb, help=text)
         o.add_argument("what", choices=("port", "network"))
-        o.add_argument(
-            "value",
-            metavar="VALUE",
-            help="port: 80, 53/udp, 60000-61000/udp; network: CIDR such as 10.0.0.0/8",
-        )
+        o.add_argument("value", metavar="VALUE", help="port: 80, 53/udp, 60000-61000/udp; "
+                       "network: CIDR such as 10.0.0.0/8")
     p.set_defaults(handler=handle)
 
 
@@ -128,10 +90,8 @@ def handle(args: argparse.Namespace, context: Any) -> int:
 
     if args.servers:
         return _handle_remote(args, output)
-    lockdown.require_admin(
-        f"cfbackup firewall {args.firewall_op}",
-        verb="reads" if args.firewall_op == "status" else "changes",
-    )
+    lockdown.require_admin(f"cfbackup firewall {args.firewall_op}",
+                           verb="reads" if args.firewall_op == "status" else "changes")
     settings, state_dir = local_settings(args, context)
     op = args.firewall_op
     if op == "status":
@@ -142,16 +102,8 @@ def handle(args: argparse.Namespace, context: Any) -> int:
     if op == "lock":
         return _lock(settings, backend, state_dir, args, output)
     verb = "disallow" if op == "deny" else op
-    output.info(
-        seed.change(
-            backend,
-            settings,
-            state_dir,
-            verb,
-            getattr(args, "what", None),
-            getattr(args, "value", None),
-        )
-    )
+    output.info(seed.change(backend, settings, state_dir, verb, getattr(args, "what", None),
+                            getattr(args, "value", None)))
     return int(ExitCode.OK)
 
 
@@ -163,11 +115,11 @@ def local_settings(args: argparse.Namespace, context: Any) -> tuple[Settings, Pa
     else:
         state_dir = config.state_dir
         # status and unlock find the lock-down without settings: no need to pick a profile
-        profile = _pick_profile(
-            config, args.profile, required=args.firewall_op not in ("status", "unlock")
-        )
+        profile = _pick_profile(config, args.profile,
+                                required=args.firewall_op not in ("status", "unlock"))
         where = f"{config.path}: profiles.{profile.name}.{SECTION}" if profile else SECTION
-        settings = settings_from_section(profile.plugin_config(SECTION) if profile else None, where)
+        settings = settings_from_section(profile.plugin_config(SECTION) if profile else None,
+                                         where)
     if args.backend:
         settings = dataclasses.replace(settings, backend=args.backend)
     return settings, state_dir
@@ -196,10 +148,8 @@ def _pick_profile(config: Any, name: str | None, *, required: bool):
         return enabled[0]
     if not required:
         return None
-    raise ConfigError(
-        f"{config.path}: several profiles ({', '.join(config.profiles)}): name "
-        "the one whose [firewall_lockdown] settings apply with --profile."
-    )
+    raise ConfigError(f"{config.path}: several profiles ({', '.join(config.profiles)}): name "
+                      "the one whose [firewall_lockdown] settings apply with --profile.")
 
 
 def _when(stamp: float | None) -> str:
@@ -221,40 +171,23 @@ def _candidates(settings: Settings, state_dir: Path) -> list[backends.Backend]:
     return found
 
 
-def _lock(
-    settings: Settings,
-    backend: backends.Backend,
-    state_dir: Path,
-    args: argparse.Namespace,
-    output: Any,
-) -> int:
+def _lock(settings: Settings, backend: backends.Backend, state_dir: Path,
+          args: argparse.Namespace, output: Any) -> int:
     timeout = settings.deadman_timeout if args.timeout is None else args.timeout
     if timeout < 0:
         raise ConfigError("--timeout must be 0 or more seconds.", exit_code=ExitCode.USAGE)
-    locked = lockdown.lock(
-        settings,
-        backend,
-        state_dir,
-        owner_pid=None,
-        timeout=timeout,
-        reason="cfbackup firewall lock",
-    )
+    locked = lockdown.lock(settings, backend, state_dir, owner_pid=None, timeout=timeout,
+                           reason="cfbackup firewall lock")
     if locked.already:
-        output.info(
-            f"a lock-down is already in force since {_when(locked.already.since)} "
-            f"({locked.already.where}): nothing changed"
-        )
+        output.info(f"a lock-down is already in force since {_when(locked.already.since)} "
+                    f"({locked.already.where}): nothing changed")
         return int(ExitCode.OK)
     allowed = ", ".join(rule.describe() for rule in settings.lockdown_rules)
-    output.info(
-        f"firewall locked down ({backend.name}): new inbound connections are dropped "
-        f"except loopback, established traffic and {allowed}"
-    )
+    output.info(f"firewall locked down ({backend.name}): new inbound connections are dropped "
+                f"except loopback, established traffic and {allowed}")
     if locked.deadline:
-        output.info(
-            f"the dead-man (pid {locked.deadman_pid}) lifts it at "
-            f"{_when(locked.deadline)} unless cfbackup firewall unlock comes first"
-        )
+        output.info(f"the dead-man (pid {locked.deadman_pid}) lifts it at "
+                    f"{_when(locked.deadline)} unless cfbackup firewall unlock comes first")
     else:
         output.warn("no dead-man timeout: the lock-down stays until cfbackup firewall unlock")
     return int(ExitCode.OK)
@@ -271,10 +204,8 @@ def _unlock(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
         what = "saved ruleset reloaded" if args.reload_saved else "ruleset as saved"
         output.info(f"firewall lock-down lifted ({what})")
     else:
-        output.info(
-            "no firewall lock-down was in force"
-            + ("; saved ruleset reloaded" if args.reload_saved else "")
-        )
+        output.info("no firewall lock-down was in force" +
+                    ("; saved ruleset reloaded" if args.reload_saved else ""))
     return int(ExitCode.OK)
 
 
@@ -292,21 +223,15 @@ def _status(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
     if state["locked"]:
         minutes = (time.time() - state["since"]) / 60 if state.get("since") else None
         age = f" ({minutes:.0f} min ago)" if minutes is not None else ""
-        output.info(
-            f"lock-down: in force since {_when(state.get('since'))}{age} ({state['where']})"
-        )
+        output.info(f"lock-down: in force since {_when(state.get('since'))}{age} "
+                    f"({state['where']})")
         if state.get("reason"):
-            output.info(
-                f"  held by: {state['reason']}"
-                + (f" (pid {state['owner_pid']})" if state.get("owner_pid") else "")
-            )
+            output.info(f"  held by: {state['reason']}" + (
+                f" (pid {state['owner_pid']})" if state.get("owner_pid") else ""))
         if state.get("deadman_pid"):
             alive = "running" if state.get("deadman_alive") else "NOT running"
-            until = (
-                f", lifts it at {_when(state['deadline'])} at the latest"
-                if state.get("deadline")
-                else ""
-            )
+            until = f", lifts it at {_when(state['deadline'])} at the latest" \
+                if state.get("deadline") else ""
             output.info(f"  dead-man: pid {state['deadman_pid']} ({alive}){until}")
         if state.get("dropped_packets") is not None:
             output.info(f"  dropped so far: {state['dropped_packets']} packets")
@@ -317,10 +242,9 @@ def _status(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
     ports, networks = ", ".join(s["ports"]) or "none", ", ".join(s["networks"]) or "none"
     output.info(f"seed firewall: {active}; SSH {s['ssh']}; ports: {ports}; networks: {networks}")
     if s["enabled"] != s["active"]:
-        output.warn(
-            "the seed firewall's rules do not match its saved state (after a reboot or "
-            "a firewall reload): run cfbackup firewall " + ("enable" if s["enabled"] else "disable")
-        )
+        output.warn("the seed firewall's rules do not match its saved state (after a reboot or "
+                    "a firewall reload): run cfbackup firewall " +
+                    ("enable" if s["enabled"] else "disable"))
     return int(ExitCode.OK)
 
 
@@ -329,10 +253,10 @@ def _handle_remote(args: argparse.Namespace, output: Any) -> int:
 
     path = remote.inventory_path(args.inventory)
     servers = remote.select(remote.load_inventory(path), args.servers, path)
-    outcomes = remote.run_everywhere(
-        servers, operation_argv(args), parallel=args.parallel, timeout=args.ssh_timeout
-    )
+    outcomes = remote.run_everywhere(servers, operation_argv(args), parallel=args.parallel,
+                                     timeout=args.ssh_timeout)
     for outcome in outcomes:
         # one line per server on stdout, in name order, failures included (scripts read it)
-        output.info(f"{outcome.server.name}: {'ok' if outcome.ok else 'failed'}: {outcome.message}")
+        output.info(f"{outcome.server.name}: {'ok' if outcome.ok else 'failed'}: "
+                    f"{outcome.message}")
     return remote.exit_code(outcomes)

@@ -35,24 +35,15 @@ log = logging.getLogger("cfbackup.firewall_lockdown.deadman")
 
 def spawn(state_dir: Path, token: str) -> int:
     """Start the dead-man for the recorded lock-down ``token``; returns its PID once it runs."""
-    argv = [
-        sys.executable,
-        "-m",
-        "cfbackup_firewall_lockdown.deadman",
-        "--daemonize",
-        "--state-dir",
-        str(state_dir),
-        "--token",
-        token,
-    ]
+    argv = [sys.executable, "-m", "cfbackup_firewall_lockdown.deadman", "--daemonize",
+            "--state-dir", str(state_dir), "--token", token]
     result = execute.capture(argv, timeout=20)
     pid = result.stdout.strip()
     if result.returncode != 0 or not pid.isdigit():
         detail = " ".join(result.tail[-2:]) or f"exit {result.returncode}"
         raise backends.FirewallError(
             f"the firewall dead-man could not be started ({detail}): the firewall was not "
-            f"changed; see {lockdown.firewall_dir(state_dir) / 'deadman.log'}."
-        )
+            f"changed; see {lockdown.firewall_dir(state_dir) / 'deadman.log'}.")
     return int(pid)
 
 
@@ -102,12 +93,8 @@ def watch(state_dir: Path, token: str) -> int:
         log.info("lock-down %s: no record, nothing to watch", token)
         return 0
     backend = backends.from_description(record["backend"])
-    log.info(
-        "watching lock-down %s (owner pid %s, deadline %s)",
-        token,
-        record.get("owner_pid"),
-        record.get("deadline"),
-    )
+    log.info("watching lock-down %s (owner pid %s, deadline %s)", token,
+             record.get("owner_pid"), record.get("deadline"))
     while True:
         record = lockdown.read_record(state_dir)
         if not record or record.get("token") != token:
@@ -137,11 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"%(asctime)s dead-man[{os.getpid()}] %(levelname)s %(message)s",
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s dead-man[{os.getpid()}] %(levelname)s %(message)s")
     try:
         return watch(args.state_dir, args.token)
     except Exception:

@@ -63,10 +63,8 @@ def can_change_firewall() -> bool:
 
 def require_admin(command: str, *, verb: str = "changes") -> None:
     if not can_change_firewall():
-        raise RunRefused(
-            f"{command} {verb} the firewall, which needs root (CAP_NET_ADMIN): "
-            "run it as root, e.g. with sudo."
-        )
+        raise RunRefused(f"{command} {verb} the firewall, which needs root (CAP_NET_ADMIN): "
+                         "run it as root, e.g. with sudo.")
 
 
 @contextlib.contextmanager
@@ -129,10 +127,8 @@ def _save_ruleset(backend: backends.Backend, state_dir: Path) -> dict[str, str]:
 
 def _read_saved(record: dict[str, Any]) -> dict[str, str] | None:
     try:
-        return {
-            name: Path(path).read_text(encoding="utf-8")
-            for name, path in record.get("saved", {}).items()
-        }
+        return {name: Path(path).read_text(encoding="utf-8")
+                for name, path in record.get("saved", {}).items()}
     except OSError:
         return None
 
@@ -185,15 +181,8 @@ class Locked:
     already: backends.LockInfo | None = None
 
 
-def lock(
-    settings: Settings,
-    backend: backends.Backend,
-    state_dir: Path,
-    *,
-    owner_pid: int | None,
-    timeout: int,
-    reason: str,
-) -> Locked:
+def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
+         owner_pid: int | None, timeout: int, reason: str) -> Locked:
     """Apply the lock-down (idempotent: an existing one is reported, not replaced)."""
     from cfbackup_firewall_lockdown import deadman
 
@@ -206,12 +195,8 @@ def lock(
         since = time.time()
         deadline = since + timeout if timeout > 0 else None
         record = {
-            "token": token,
-            "since": since,
-            "deadline": deadline,
-            "reason": reason,
-            "backend": backend.describe(),
-            "saved": saved,
+            "token": token, "since": since, "deadline": deadline, "reason": reason,
+            "backend": backend.describe(), "saved": saved,
             "owner_pid": owner_pid,
             "owner_start": process_start(owner_pid) if owner_pid else None,
             "deadman_pid": None,
@@ -223,9 +208,8 @@ def lock(
                 deadman_pid = deadman.spawn(state_dir, token)
                 record["deadman_pid"] = deadman_pid
                 write_json(firewall_dir(state_dir) / RECORD, record)
-            backend.apply_lockdown(
-                settings.lockdown_rules, backends.comment_for(token, since, owner_pid)
-            )
+            backend.apply_lockdown(settings.lockdown_rules,
+                                   backends.comment_for(token, since, owner_pid))
         except BaseException:
             cleaned = False
             with contextlib.suppress(Exception):  # an interrupted nft may have committed
@@ -246,13 +230,8 @@ class Unlocked:
     record: dict[str, Any] | None = None
 
 
-def unlock(
-    backend: backends.Backend,
-    state_dir: Path,
-    *,
-    token: str | None = None,
-    reload_saved: bool = False,
-) -> Unlocked:
+def unlock(backend: backends.Backend, state_dir: Path, *, token: str | None = None,
+           reload_saved: bool = False) -> Unlocked:
     """Lift the lock-down (only the one with ``token`` when given); idempotent."""
     with exclusive(state_dir):
         record = read_record(state_dir)
@@ -265,23 +244,17 @@ def unlock(
                 raise CfbackupError(
                     "no saved ruleset was found in "
                     f"{firewall_dir(state_dir)}: lift the lock-down without --reload-saved.",
-                    exit_code=ExitCode.REFUSED,
-                )
+                    exit_code=ExitCode.REFUSED)
             backend.reload_saved(saved)
         drift = None
         if saved is not None:
             now = backend.save()
-            changed = [
-                name
-                for name, text in saved.items()
-                if backend.normalize(text) != backend.normalize(now.get(name, ""))
-            ]
+            changed = [name for name, text in saved.items()
+                       if backend.normalize(text) != backend.normalize(now.get(name, ""))]
             if changed:
-                drift = (
-                    f"the ruleset ({', '.join(changed)}) differs from the copy saved before "
-                    f"the lock-down: something else changed it meanwhile; the saved copy is "
-                    f"in {firewall_dir(state_dir)}"
-                )
+                drift = (f"the ruleset ({', '.join(changed)}) differs from the copy saved before "
+                         f"the lock-down: something else changed it meanwhile; the saved copy is "
+                         f"in {firewall_dir(state_dir)}")
         if record is not None:
             _drop_record(state_dir, record["token"])
             _stop_deadman(record)
@@ -297,53 +270,35 @@ def status(backend: backends.Backend, state_dir: Path) -> dict[str, Any]:
     state: dict[str, Any] = {"locked": info is not None, "backend": backend.name}
     if info is None:
         return state
-    state.update(
-        where=info.where,
-        since=info.since,
-        token=info.token,
-        owner_pid=info.pid,
-        dropped_packets=info.dropped,
-    )
+    state.update(where=info.where, since=info.since, token=info.token, owner_pid=info.pid,
+                 dropped_packets=info.dropped)
     if record:
-        state.update(
-            reason=record.get("reason"),
-            deadline=record.get("deadline"),
-            deadman_pid=record.get("deadman_pid"),
-            deadman_alive=bool(record.get("deadman_pid"))
-            and process_alive(record["deadman_pid"], None),
-            saved=record.get("saved"),
-        )
+        state.update(reason=record.get("reason"), deadline=record.get("deadline"),
+                     deadman_pid=record.get("deadman_pid"),
+                     deadman_alive=bool(record.get("deadman_pid"))
+                     and process_alive(record["deadman_pid"], None),
+                     saved=record.get("saved"))
     return state
 
 
 @contextlib.contextmanager
-def hold(
-    settings: Settings, state_dir: Path, *, reason: str, logger: logging.Logger = log
-) -> Iterator[Locked]:
+def hold(settings: Settings, state_dir: Path, *, reason: str,
+         logger: logging.Logger = log) -> Iterator[Locked]:
     """The lock-down around a run: on whatever exit (success, error, SIGINT/SIGTERM) it is
     lifted; if cfbackup dies without getting here, the dead-man lifts it."""
     require_admin("a restore with firewall_lockdown enabled")
     backend = backends.detect(settings.backend)
-    locked = lock(
-        settings,
-        backend,
-        state_dir,
-        owner_pid=os.getpid(),
-        timeout=settings.deadman_timeout,
-        reason=reason,
-    )
+    locked = lock(settings, backend, state_dir, owner_pid=os.getpid(),
+                  timeout=settings.deadman_timeout, reason=reason)
     if locked.already is not None:
-        logger.warning(
-            "a firewall lock-down is already in force (%s): the run keeps it and "
-            "leaves it in force",
-            locked.already.where,
-        )
+        logger.warning("a firewall lock-down is already in force (%s): the run keeps it and "
+                       "leaves it in force", locked.already.where)
         yield locked
         return
-    limit = f", lifted at the latest after {settings.deadman_timeout} s" if locked.deadline else ""
-    logger.info(
-        "firewall locked down with %s (dead-man pid %s%s)", backend.name, locked.deadman_pid, limit
-    )
+    limit = f", lifted at the latest after {settings.deadman_timeout} s" \
+        if locked.deadline else ""
+    logger.info("firewall locked down with %s (dead-man pid %s%s)", backend.name,
+                locked.deadman_pid, limit)
     try:
         yield locked
     except BaseException:
@@ -352,31 +307,21 @@ def hold(
     _release(backend, state_dir, locked, logger, quiet=False)
 
 
-def _release(
-    backend: backends.Backend,
-    state_dir: Path,
-    locked: Locked,
-    logger: logging.Logger,
-    *,
-    quiet: bool,
-) -> None:
+def _release(backend: backends.Backend, state_dir: Path, locked: Locked,
+             logger: logging.Logger, *, quiet: bool) -> None:
     try:
         result = unlock(backend, state_dir, token=locked.token)
     except (CfbackupError, OSError) as error:
-        message = (
-            f"the firewall lock-down could not be lifted ({error}): the dead-man "
-            f"(pid {locked.deadman_pid}) lifts it once cfbackup has exited, or run "
-            "cfbackup firewall unlock."
-        )
+        message = (f"the firewall lock-down could not be lifted ({error}): the dead-man "
+                   f"(pid {locked.deadman_pid}) lifts it once cfbackup has exited, or run "
+                   "cfbackup firewall unlock.")
         if quiet:
             logger.error("%s", message)
             return
         raise CfbackupError(message, exit_code=ExitCode.REFUSED) from None
     if not result.removed:
-        logger.warning(
-            "the firewall lock-down was lifted before the run ended (by hand, or by "
-            "the dead-man at its timeout: raise deadman_timeout for long restores)"
-        )
+        logger.warning("the firewall lock-down was lifted before the run ended (by hand, or by "
+                       "the dead-man at its timeout: raise deadman_timeout for long restores)")
     else:
         logger.info("firewall lock-down lifted, ruleset restored")
     if result.drift:

@@ -24,23 +24,11 @@ from typing import Any
 from cfbackup.errors import ConfigError, ExitCode
 
 DEFAULT_INVENTORY = Path("/etc/cfbackup/inventory.toml")
-SERVER_KEYS = {
-    "address": str,
-    "port": int,
-    "user": str,
-    "identity": str,
-    "known_hosts": str,
-    "command": str,
-    "connect_timeout": int,
-}
-DEFAULTS: dict[str, Any] = {
-    "port": 22,
-    "user": "root",
-    "identity": None,
-    "known_hosts": "~/.ssh/known_hosts",
-    "command": "cfbackup firewall",
-    "connect_timeout": 10,
-}
+SERVER_KEYS = {"address": str, "port": int, "user": str, "identity": str, "known_hosts": str,
+               "command": str, "connect_timeout": int}
+DEFAULTS: dict[str, Any] = {"port": 22, "user": "root", "identity": None,
+                            "known_hosts": "~/.ssh/known_hosts", "command": "cfbackup firewall",
+                            "connect_timeout": 10}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +52,8 @@ class Outcome:
 
 
 def inventory_path(explicit: str | None) -> Path:
-    return Path(explicit or os.environ.get("CFBACKUP_INVENTORY") or DEFAULT_INVENTORY).expanduser()
+    return Path(explicit or os.environ.get("CFBACKUP_INVENTORY") or DEFAULT_INVENTORY)\
+        .expanduser()
 
 
 def load_inventory(path: Path) -> list[Server]:
@@ -72,18 +61,15 @@ def load_inventory(path: Path) -> list[Server]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such inventory: create it (see "
-            "docs/plugins/firewall_lockdown.md) or pass --inventory FILE."
-        ) from None
+        raise ConfigError(f"{path}: no such inventory: create it (see "
+                          "docs/plugins/firewall_lockdown.md) or pass --inventory FILE.") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the inventory ({error.strerror}).") from None
     try:
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(
-            f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {error}."
-        ) from None
+        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
+                          f"{error}.") from None
     problems: list[str] = []
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a table with [defaults] and [servers.NAME].")
@@ -103,9 +89,8 @@ def load_inventory(path: Path) -> list[Server]:
             continue
         result.append(Server(name=name, **entry))
     if problems:
-        raise ConfigError(
-            f"{path}: {len(problems)} problem(s) in the inventory: " + "; ".join(problems) + "."
-        )
+        raise ConfigError(f"{path}: {len(problems)} problem(s) in the inventory: "
+                          + "; ".join(problems) + ".")
     return sorted(result, key=lambda server: server.name)
 
 
@@ -132,17 +117,13 @@ def select(servers: list[Server], pattern: str, path: Path) -> list[Server]:
     chosen = [s for s in servers if any(w in s.name.lower() for w in words)]
     if not chosen:
         known = ", ".join(s.name for s in servers)
-        raise ConfigError(
-            f"no server in {path} matches {pattern!r} (servers: {known}): check "
-            "the names given with -s.",
-            exit_code=ExitCode.USAGE,
-        )
+        raise ConfigError(f"no server in {path} matches {pattern!r} (servers: {known}): check "
+                          "the names given with -s.", exit_code=ExitCode.USAGE)
     return chosen
 
 
-async def _run_one(
-    server: Server, argv: list[str], limit: asyncio.Semaphore, timeout: float
-) -> Outcome:
+async def _run_one(server: Server, argv: list[str], limit: asyncio.Semaphore,
+                   timeout: float) -> Outcome:
     import asyncssh
 
     command = f"{server.command} {shlex.join(argv)}"
@@ -150,75 +131,48 @@ async def _run_one(
     identity = os.path.expanduser(server.identity) if server.identity else None
     async with limit:
         if not os.path.exists(known_hosts):
-            return Outcome(
-                server,
-                False,
-                f"no known_hosts file {known_hosts}: add the server's "
-                "host key (ssh-keyscan, checked by hand) first",
-                int(ExitCode.CONFIG),
-            )
+            return Outcome(server, False, f"no known_hosts file {known_hosts}: add the server's "
+                           "host key (ssh-keyscan, checked by hand) first",
+                           int(ExitCode.CONFIG))
         if identity and not os.path.exists(identity):
-            return Outcome(
-                server,
-                False,
-                f"no identity file {identity}: fix identity in the inventory",
-                int(ExitCode.CONFIG),
-            )
+            return Outcome(server, False, f"no identity file {identity}: fix identity in the "
+                           "inventory", int(ExitCode.CONFIG))
         try:
             async with asyncssh.connect(
-                server.address,
-                port=server.port,
-                username=server.user,
+                server.address, port=server.port, username=server.user,
                 known_hosts=known_hosts,
                 client_keys=[identity] if identity else (),
-                password_auth=False,
-                kbdint_auth=False,
+                password_auth=False, kbdint_auth=False,
                 connect_timeout=server.connect_timeout,
             ) as connection:
                 result = await asyncio.wait_for(connection.run(command, check=False), timeout)
         except asyncssh.HostKeyNotVerifiable as error:
-            return Outcome(
-                server,
-                False,
-                f"host key not trusted ({error.reason}): check {known_hosts}",
-                int(ExitCode.BACKEND),
-            )
+            return Outcome(server, False, f"host key not trusted ({error.reason}): check "
+                           f"{known_hosts}", int(ExitCode.BACKEND))
         except asyncssh.PermissionDenied:
-            return Outcome(
-                server, False, f"key authentication as {server.user} refused", int(ExitCode.BACKEND)
-            )
+            return Outcome(server, False, f"key authentication as {server.user} refused",
+                           int(ExitCode.BACKEND))
         except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as error:
-            return Outcome(
-                server,
-                False,
-                f"cannot use identity file {identity} ({error}): it "
-                "must be an unencrypted private key",
-                int(ExitCode.CONFIG),
-            )
+            return Outcome(server, False, f"cannot use identity file {identity} ({error}): it "
+                           "must be an unencrypted private key", int(ExitCode.CONFIG))
         except TimeoutError:
-            return Outcome(
-                server, False, f"no answer within {timeout:.0f} s", int(ExitCode.BACKEND)
-            )
+            return Outcome(server, False, f"no answer within {timeout:.0f} s",
+                           int(ExitCode.BACKEND))
         except (OSError, asyncssh.Error) as error:
             if isinstance(error, OSError) and error.errno:
                 reason = os.strerror(error.errno)
             else:
                 reason = getattr(error, "reason", None) or str(error) or type(error).__name__
-            return Outcome(
-                server,
-                False,
-                f"cannot connect to {server.address}:{server.port} ({reason})",
-                int(ExitCode.BACKEND),
-            )
+            return Outcome(server, False, f"cannot connect to {server.address}:{server.port} "
+                           f"({reason})", int(ExitCode.BACKEND))
     output = _lines(result.stdout) + _lines(result.stderr)
     summary = "; ".join(output) or "(no output)"
     code = result.exit_status if result.exit_status is not None else -1
     if code == 0:
         return Outcome(server, True, summary)
     known = code in ExitCode._value2member_map_
-    return Outcome(
-        server, False, f"exit {code}: {summary}", code if known else int(ExitCode.BACKEND)
-    )
+    return Outcome(server, False, f"exit {code}: {summary}",
+                   code if known else int(ExitCode.BACKEND))
 
 
 def _lines(text: Any) -> list[str]:
@@ -227,9 +181,8 @@ def _lines(text: Any) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def run_everywhere(
-    servers: list[Server], argv: list[str], *, parallel: int, timeout: float
-) -> list[Outcome]:
+def run_everywhere(servers: list[Server], argv: list[str], *, parallel: int,
+                   timeout: float) -> list[Outcome]:
     """Run ``argv`` on every server, at most ``parallel`` at a time; results in name order."""
 
     async def everything() -> list[Outcome]:

@@ -19,12 +19,8 @@ SEED_CHAIN = "CFBACKUP_SEED"
 
 # IPv6 stops working without neighbour discovery, which is "new" inbound traffic to conntrack.
 ND_TYPES = ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-solicit", "nd-router-advert")
-ND_TYPES_IPTABLES = (
-    "neighbour-solicitation",
-    "neighbour-advertisement",
-    "router-solicitation",
-    "router-advertisement",
-)
+ND_TYPES_IPTABLES = ("neighbour-solicitation", "neighbour-advertisement",
+                     "router-solicitation", "router-advertisement")
 
 _SAFE_COMMENT = re.compile(r"^[A-Za-z0-9 =:._/+-]*$")
 
@@ -68,44 +64,40 @@ def nft_lockdown(rules: tuple[AllowRule, ...], comment: str) -> str:
     """The lock-down table: it runs before the usual filter priority and drops new inbound
     traffic that is not on loopback, established/related, neighbour discovery or allowed."""
     allowed = [f"\t\t{match} accept" for rule in rules for match in nft_matches(rule)]
-    return "\n".join(
-        [
-            f"table inet {LOCKDOWN_TABLE} {{",
-            f'\tcomment "{_check_comment(comment)}"',
-            "\tchain input {",
-            "\t\ttype filter hook input priority filter - 10; policy accept;",
-            '\t\tiif "lo" accept',
-            "\t\tct state established,related accept",
-            f"\t\ticmpv6 type {{ {', '.join(ND_TYPES)} }} accept",
-            *allowed,
-            "\t\tcounter drop",
-            "\t}",
-            "}",
-            "",
-        ]
-    )
+    return "\n".join([
+        f"table inet {LOCKDOWN_TABLE} {{",
+        f'\tcomment "{_check_comment(comment)}"',
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter - 10; policy accept;",
+        '\t\tiif "lo" accept',
+        "\t\tct state established,related accept",
+        f"\t\ticmpv6 type {{ {', '.join(ND_TYPES)} }} accept",
+        *allowed,
+        "\t\tcounter drop",
+        "\t}",
+        "}",
+        "",
+    ])
 
 
 def nft_seed(rules: tuple[AllowRule, ...], comment: str) -> str:
     """The seed firewall: a base policy dropping inbound traffic except what is listed (and
     ICMP, whose errors and pings a server is expected to answer)."""
     allowed = [f"\t\t{match} accept" for rule in rules for match in nft_matches(rule)]
-    return "\n".join(
-        [
-            f"table inet {SEED_TABLE} {{",
-            f'\tcomment "{_check_comment(comment)}"',
-            "\tchain input {",
-            "\t\ttype filter hook input priority filter; policy drop;",
-            '\t\tiif "lo" accept',
-            "\t\tct state established,related accept",
-            "\t\tct state invalid drop",
-            "\t\tmeta l4proto { icmp, ipv6-icmp } accept",
-            *allowed,
-            "\t}",
-            "}",
-            "",
-        ]
-    )
+    return "\n".join([
+        f"table inet {SEED_TABLE} {{",
+        f'\tcomment "{_check_comment(comment)}"',
+        "\tchain input {",
+        "\t\ttype filter hook input priority filter; policy drop;",
+        '\t\tiif "lo" accept',
+        "\t\tct state established,related accept",
+        "\t\tct state invalid drop",
+        "\t\tmeta l4proto { icmp, ipv6-icmp } accept",
+        *allowed,
+        "\t}",
+        "}",
+        "",
+    ])
 
 
 def nft_replace(table: str, body: str) -> str:
@@ -121,11 +113,8 @@ def iptables_matches(rule: AllowRule, version: int) -> list[list[str]]:
     if not rule.applies_to(version):
         return []
     if rule.proto == "icmp":
-        proto = (
-            ["-p", "icmp", "-m", "icmp", "--icmp-type", "echo-request"]
-            if version == 4
-            else ["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", "echo-request"]
-        )
+        proto = (["-p", "icmp", "-m", "icmp", "--icmp-type", "echo-request"] if version == 4
+                 else ["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", "echo-request"])
     elif rule.proto:
         low, high = rule.ports  # type: ignore[misc]
         ports = str(low) if low == high else f"{low}:{high}"
@@ -147,62 +136,37 @@ def iptables_lockdown(rules: tuple[AllowRule, ...], version: int, comment: str) 
     """An ``iptables-restore --noflush`` script adding the lock-down chain and its jump at the
     top of INPUT, in one commit."""
     chain = LOCKDOWN_CHAIN
-    lines = [
-        "*filter",
-        f":{chain} - [0:0]",
-        f"-A {chain} -i lo -j RETURN",
-        f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
-    ]
+    lines = ["*filter", f":{chain} - [0:0]", f"-A {chain} -i lo -j RETURN",
+             f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
     if version == 6:
-        lines += [
-            f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
-            for t in ND_TYPES_IPTABLES
-        ]
-    lines += [
-        " ".join([f"-A {chain}", *args, "-j RETURN"])
-        for rule in rules
-        for args in iptables_matches(rule, version)
-    ]
-    lines += [
-        f"-A {chain} -j DROP",
-        f'-I INPUT 1 -m comment --comment "{_check_comment(comment)}" -j {chain}',
-        "COMMIT",
-        "",
-    ]
+        lines += [f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"
+                  for t in ND_TYPES_IPTABLES]
+    lines += [" ".join([f"-A {chain}", *args, "-j RETURN"])
+              for rule in rules for args in iptables_matches(rule, version)]
+    lines += [f"-A {chain} -j DROP",
+              f'-I INPUT 1 -m comment --comment "{_check_comment(comment)}" -j {chain}',
+              "COMMIT", ""]
     return "\n".join(lines)
 
 
-def iptables_seed(
-    rules: tuple[AllowRule, ...], version: int, comment: str, jumps: list[str]
-) -> str:
+def iptables_seed(rules: tuple[AllowRule, ...], version: int, comment: str,
+                  jumps: list[str]) -> str:
     """Replace the seed chain (and its jump) in one commit; ``jumps`` are the current ones."""
     chain = SEED_CHAIN
-    lines = [
-        "*filter",
-        *_jump_deletions(jumps),
-        f":{chain} - [0:0]",
-        f"-F {chain}",
-        f"-A {chain} -i lo -j RETURN",
-        f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
-        f"-A {chain} -m conntrack --ctstate INVALID -j DROP",
-        f"-A {chain} -p {'icmp' if version == 4 else 'ipv6-icmp'} -j RETURN",
-    ]
-    lines += [
-        " ".join([f"-A {chain}", *args, "-j RETURN"])
-        for rule in rules
-        for args in iptables_matches(rule, version)
-    ]
-    lines += [
-        f"-A {chain} -j DROP",
-        f'-I INPUT 1 -m comment --comment "{_check_comment(comment)}" -j {chain}',
-        "COMMIT",
-        "",
-    ]
+    lines = ["*filter", *_jump_deletions(jumps), f":{chain} - [0:0]", f"-F {chain}",
+             f"-A {chain} -i lo -j RETURN",
+             f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+             f"-A {chain} -m conntrack --ctstate INVALID -j DROP",
+             f"-A {chain} -p {'icmp' if version == 4 else 'ipv6-icmp'} -j RETURN"]
+    lines += [" ".join([f"-A {chain}", *args, "-j RETURN"])
+              for rule in rules for args in iptables_matches(rule, version)]
+    lines += [f"-A {chain} -j DROP",
+              f'-I INPUT 1 -m comment --comment "{_check_comment(comment)}" -j {chain}',
+              "COMMIT", ""]
     return "\n".join(lines)
 
 
 def iptables_remove(chain: str, jumps: list[str]) -> str:
     """Delete ``chain`` and every jump to it in one commit."""
-    return "\n".join(
-        ["*filter", *_jump_deletions(jumps), f"-F {chain}", f"-X {chain}", "COMMIT", ""]
-    )
+    return "\n".join(["*filter", *_jump_deletions(jumps), f"-F {chain}", f"-X {chain}",
+                      "COMMIT", ""])

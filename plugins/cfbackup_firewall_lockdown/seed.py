@@ -69,9 +69,8 @@ def normalize_network(text: str) -> str:
 
 def load(state_dir: Path) -> Seed:
     data = lockdown.read_json(lockdown.firewall_dir(state_dir) / SEED_FILE) or {}
-    return Seed(
-        bool(data.get("enabled")), list(data.get("ports", [])), list(data.get("networks", []))
-    )
+    return Seed(bool(data.get("enabled")), list(data.get("ports", [])),
+                list(data.get("networks", [])))
 
 
 def save(state_dir: Path, seed: Seed) -> None:
@@ -87,14 +86,8 @@ def apply(backend: backends.Backend, seed: Seed, settings: Settings) -> None:
         backend.remove_seed()
 
 
-def change(
-    backend: backends.Backend,
-    settings: Settings,
-    state_dir: Path,
-    verb: str,
-    what: str | None = None,
-    value: str | None = None,
-) -> str:
+def change(backend: backends.Backend, settings: Settings, state_dir: Path, verb: str,
+           what: str | None = None, value: str | None = None) -> str:
     """Run one seed operation; returns the line to print."""
     with lockdown.exclusive(state_dir):
         seed = load(state_dir)

@@ -48,8 +48,8 @@ OPTIONS = (
         "allow",
         "list",
         "More inbound traffic allowed during a lock-down, one rule per item: "
-        'PROTO/PORT[-PORT] [from CIDR[, CIDR...]] with PROTO tcp or udp, "icmp" (ping, v4 and '
-        'v6) or "from CIDR[, CIDR...]" alone (anything from those networks).',
+        "PROTO/PORT[-PORT] [from CIDR[, CIDR...]] with PROTO tcp or udp, \"icmp\" (ping, v4 and "
+        "v6) or \"from CIDR[, CIDR...]\" alone (anything from those networks).",
         default=[],
         example=["tcp/5666 from 10.0.5.10", "udp/161 from 10.0.5.0/24", "icmp"],
     ),
@@ -130,8 +130,8 @@ def parse_allow_rule(text: str) -> AllowRule:
     match = _RULE_RE.match(text)
     if not match or not text.strip() or not (match["proto"] or match["icmp"] or match["from"]):
         raise ValueError(
-            f'{text!r} is not a rule such as "tcp/443", "udp/53 from 10.0.0.0/8", "icmp" '
-            'or "from 10.0.0.0/8"'
+            f"{text!r} is not a rule such as \"tcp/443\", \"udp/53 from 10.0.0.0/8\", \"icmp\" "
+            "or \"from 10.0.0.0/8\""
         )
     sources: tuple[IPNetwork, ...] = ()
     if match["from"]:
