@@ -185,9 +185,14 @@ def _print_drill(result, args) -> None:
             }
         )
     if report is not None:
+        skipped: dict[str, int] = {}
         for item in report.files:
-            if item.status != "match":
+            if item.status == "skipped":
+                skipped[item.reason] = skipped.get(item.reason, 0) + 1
+            elif item.status != "match":
                 output.info(f"  {item.status.upper()} {item.describe()}")
+        for reason, count in skipped.items():
+            output.info(f"  SKIPPED {count} file(s): {reason}")
     output.print_result(result)
 
 
