@@ -240,8 +240,7 @@ class _Drill:
             raise VerifyDifferences(
                 f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
                 f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier "
-                "chain (--time) if there is one, and run cfbackup backup --full to start a "
-                "sound chain."
+                "chain (--time) if there is one, and start a sound chain with a full backup."
             )
         private = self.workdir / "signatures" / (chain.slug or "main")
         private.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -250,7 +249,7 @@ class _Drill:
             if not backup_set.signatures:
                 raise VerifyDifferences(
                     f"the {backup_set.label} has no signatures at {store.label}: the drill has "
-                    "nothing to compare with; run cfbackup backup --full to start a sound chain."
+                    "nothing to compare with; start a sound chain with a full backup."
                 )
             local = _cached_signatures(chain.profile, backup_set.signatures)
             sigtars.append(
@@ -290,7 +289,7 @@ class _Drill:
                 self.report.bytes_fetched += outcome.bytes
                 if not outcome.ok:
                     self.report.bad_volumes.append(outcome.describe())
-                    log.warning("drill: %s", outcome.describe())
+                    log.info("drill: %s (%s)", outcome.describe(), outcome.detail)
             still = [e for e in remaining if not self._fail_if_broken(c, e, fetched)]
             if len(still) == len(remaining):
                 break
@@ -307,7 +306,7 @@ class _Drill:
         if broken:
             result = self.results[(id(c), entry.path)]
             result.status = FAILED
-            result.reason = "cannot be restored: " + "; ".join(o.describe() for o in broken)
+            result.reason = "; ".join(f"its {o.describe()}" for o in broken)
         return bool(broken)
 
     def _restore_units(self, c: _Chain, units: list[drillplan.Unit]) -> None:

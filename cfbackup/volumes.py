@@ -338,7 +338,7 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
         raise CryptoError(
             f"gpg could not decrypt the manifests at {store.label} ({unreadable[0].problem}): "
             "wrong passphrase, or the secret key is missing from the keyring: check "
-            "encryption.passphrase and the keys (cfbackup check PROFILE)."
+            "encryption.passphrase and the keys (cfbackup check tests them)."
         )
     return unreadable
 
@@ -464,7 +464,8 @@ class Outcome:
         """``volume NAME (volume 3 of the full backup of ...) is missing at the target``."""
         what = PROBLEMS[self.problem].format(hash=self.ref.hash[0] if self.ref.hash else "hash")
         where = f"{self.ref.chain}/" if self.ref.chain else ""
-        detail = f" ({self.detail})" if self.detail and self.problem != MISSING else ""
+        shown = self.detail and self.problem in (UNDECRYPTABLE, UNREADABLE)  # gpg's words
+        detail = f" ({self.detail})" if shown else ""
         return (
             f"volume {where}{self.ref.name} (volume {self.ref.number} of the {self.ref.set_label})"
             f" {what}{detail}"
@@ -608,7 +609,7 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
         except _Undecryptable as error:
             raise VerifyDifferences(
                 f"{name} at {store.label} does not decrypt ({error}): the backup's signatures "
-                "are damaged; run cfbackup backup --full to start a sound chain."
+                "are damaged; start a sound chain with a full backup."
             ) from None
         encrypted.unlink()
         yield plain

@@ -14,7 +14,7 @@ import random
 import time
 
 from cfbackup import drill, sampling
-from cfbackup.actions.common import prepare
+from cfbackup.actions.common import command, prepare
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runner import Run, RunResult
@@ -87,11 +87,11 @@ def run_drill(run: Run) -> RunResult:
         shown = "; ".join(p.describe() for p in problems[:SHOWN])
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         error = VerifyDifferences(
-            f"drill of {profile.name} ({summary}) found {report.count(drill.MISMATCH)} "
-            f"mismatch(es) and {report.count(drill.FAILED)} file(s) that cannot be restored: "
-            f"{shown}{more}: the backup is damaged; cfbackup verify {profile.name} --read-data "
-            f"names the bad volumes, and cfbackup backup {profile.name} --full starts a sound "
-            "chain.",
+            f"drill of {profile.name} found {report.count(drill.MISMATCH)} mismatch(es) and "
+            f"{report.count(drill.FAILED)} file(s) that cannot be restored: {shown}{more}: the "
+            f"backup is damaged; {command(run, 'verify', profile.name, '--read-data')} names "
+            f"the bad volumes, and {command(run, 'backup', profile.name, '--full')} starts a "
+            f"sound chain [{summary}].",
             stats=stats,
         )
         error.data = report
@@ -99,8 +99,8 @@ def run_drill(run: Run) -> RunResult:
     if report.stopped and not report.checked:
         error = CfbackupError(
             f"drill of {profile.name} checked no file before --max-duration "
-            f"{human_duration(limit)} ran out ({summary}): allow more time or drill a smaller "
-            "--sample.",
+            f"{human_duration(limit)} ran out: allow more time or drill a smaller --sample "
+            f"[{summary}].",
             exit_code=ExitCode.PARTIAL,
             stats=stats,
         )
@@ -118,8 +118,8 @@ def run_drill(run: Run) -> RunResult:
 def _summary(report: drill.Report, elapsed: float, limit: int | None) -> str:
     """``40 of 2000 files sampled (seed 7, 2%), 38 checked ...``: what the drill did."""
     text = (
-        f"{len(report.files)} of {report.files_in_backup} files sampled (seed {report.seed}, "
-        f"sample {report.sample}), {human_bytes(report.bytes_restored)} restored in "
+        f"{len(report.files)} of {report.files_in_backup} files sampled (sample {report.sample}, "
+        f"seed {report.seed}); {human_bytes(report.bytes_restored)} restored by "
         f"{report.restores} duplicity restore(s) from {report.volumes_fetched} volume(s); "
         f"{report.count(drill.MATCH)} match, {report.count(drill.MISMATCH)} mismatch, "
         f"{report.count(drill.FAILED)} failed, {report.count(drill.SKIPPED)} skipped"

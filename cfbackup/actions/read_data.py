@@ -15,7 +15,7 @@ import random
 import time
 
 from cfbackup import chains, history, sampling, volumes
-from cfbackup.actions.common import prepare
+from cfbackup.actions.common import command, prepare
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runner import Run, RunResult
@@ -103,8 +103,9 @@ def run_read_data(run: Run) -> RunResult:
             f"verify --read-data of {profile.name} found {len(bad)} bad volume(s) among {what}: "
             + "; ".join(bad[:5])
             + (f"; and {len(bad) - 5} more (cfbackup history --json)" if len(bad) > 5 else "")
-            + f": restores that need them will fail; run cfbackup backup {profile.name} --full "
-            "to start a sound chain.",
+            + ": restores that need them will fail; start a sound chain with "
+            + command(run, "backup", profile.name, "--full")
+            + ".",
             stats=stats,
         )
         raise error

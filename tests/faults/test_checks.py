@@ -119,6 +119,9 @@ def test_damaged_volumes_are_named_by_read_data_and_drill(make_setup, webhook, t
     assert any(gone in why for why in failed.values())
     assert "data/random-1.bin" in failed  # 3 MB over volumes 1-4
     assert "cannot be restored" in report["message"]
+    # the commands it suggests run as printed: with the config file this drill was given
+    assert f"cfbackup -c {setup.config} verify main --read-data names" in report["message"]
+    assert f"cfbackup -c {setup.config} backup main --full starts" in report["message"]
     # duplicity agrees, file by file
     for path, code in ((sorted(failed)[-1], ExitCode.DUPLICITY), (matched[0], ExitCode.OK)):
         restored = setup.run("restore", tmp_path / f"restored-{int(code)}", "--path", path)
