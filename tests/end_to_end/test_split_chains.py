@@ -60,6 +60,8 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
     assert not any(p.startswith("other") for p in paths)
     assert paths == sorted(paths, key=lambda p: () if p == "." else tuple(p.split("/")))
 
+    between = time.strftime("%Y-%m-%dT%H:%M:%S")  # after the full, before the incremental
+    time.sleep(1.1)
     (src / "srv" / "www" / "plain.txt").write_text("changed after the full\n")
     result = cfbackup("-c", config, "backup")
     assert result.returncode == 0, result
@@ -104,6 +106,13 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
     assert files["etc/plain.txt"]["reference"] == "signature"  # edited after the backup
     assert files["srv/www/plain.txt"]["reference"] == "source"  # as the incremental has it
     assert not any(p.startswith("other") for p in files)
+    drill = cfbackup("-c", config, "drill", "--sample", "100%", "--time", between, "--json")
+    assert drill.returncode == 0, drill  # the full backups alone: plain.txt as it was then
+    files = {f["path"]: f for f in json.loads(drill.stdout)["files"]}
+    assert files["srv/www/plain.txt"] == {
+        "path": "srv/www/plain.txt", "size": 11, "status": "match", "reference": "signature",
+        "reason": "",
+    }  # fmt: skip
 
     status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
     assert sorted(c["root"] for c in status["chains"]) == ["/etc", "/srv/www"]
