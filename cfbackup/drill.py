@@ -30,7 +30,6 @@ import random
 import shutil
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from cfbackup import chains, drillplan, execute, sampling, signatures, volumes
@@ -490,32 +489,3 @@ def _unchanged(original: Path, entry: signatures.Entry, size: int) -> bool:
         and st.st_size == size
         and entry.could_be(st.st_size)
     )
-
-
-@contextlib.contextmanager
-def scratch(state_dir: Path, profile: str) -> Iterator[Path]:
-    """A private scratch folder under the state dir, removed on every way out; folders that
-    drills killed with -9 left behind are removed first."""
-    root = state_dir / "drill"
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for old in root.glob(f"{profile}-*"):
-        pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    folder = root / f"{profile}-{os.getpid()}"
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(mode=0o700)
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

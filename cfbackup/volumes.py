@@ -560,11 +560,12 @@ def _fetch_one(
     else:
         part.unlink(missing_ok=True)
     log.debug(
-        "volume %s: %s (%d bytes, %.1f s)",
+        "volume %s: %s (%d bytes, %.1f s) %s",
         ref.key,
         outcome.problem or "intact",
         outcome.bytes,
         outcome.seconds,
+        outcome.detail,
     )
     return outcome
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from cfbackup import chains, gpgkeys
 from cfbackup.duplicity.environment import duplicity_environment
@@ -30,6 +34,36 @@ def command(run: Run, *args: str) -> str:
 
     config = ("-c", str(run.config.path)) if run.config.path else ()
     return shlex.join(("cfbackup", *config, *args))
+
+
+@contextlib.contextmanager
+def scratch(run: Run, kind: str) -> Iterator[Path]:
+    """A private folder ``state_dir/KIND/PROFILE-PID`` for one run (a drill's downloads and
+    restores), removed on every way out; folders that runs killed with -9 left behind are
+    removed first."""
+    root = run.config.state_dir / kind
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in root.glob(f"{run.profile.name}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f"{run.profile.name}-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_source(run: Run) -> None:

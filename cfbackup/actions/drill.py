@@ -14,7 +14,7 @@ import random
 import time
 
 from cfbackup import drill, sampling
-from cfbackup.actions.common import command, prepare
+from cfbackup.actions.common import command, prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runner import Run, RunResult
@@ -75,7 +75,7 @@ def run_drill(run: Run) -> RunResult:
     env = prepare(run, need_secret_key=True)
     started = time.monotonic()
     deadline = started + limit if limit else None
-    with drill.scratch(run.config.state_dir, profile.name) as workdir:
+    with scratch(run, "drill") as workdir:
         report = drill.run(
             profile, env, workdir, sample=sample, seed=seed, when=when, deadline=deadline
         )

@@ -15,7 +15,7 @@ import random
 import time
 
 from cfbackup import chains, history, sampling, volumes
-from cfbackup.actions.common import command, prepare
+from cfbackup.actions.common import command, prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runner import Run, RunResult
@@ -73,7 +73,7 @@ def run_read_data(run: Run) -> RunResult:
     by_store: dict[int, list] = {}
     for store, ref in chosen:
         by_store.setdefault(id(store), [store, []])[1].append(ref)
-    with _workdir(run) as folder:
+    with scratch(run, "read-data") as folder:
         for store, refs in by_store.values():
             outcomes += volumes.fetch(
                 store,
@@ -127,10 +127,3 @@ def _next_slice(run: Run, t: int) -> int:
             if total == str(t) and n.isdigit():
                 return int(n) % t + 1
     return 1
-
-
-def _workdir(run: Run):
-    """A private folder for the downloads, under the state dir (removed afterwards)."""
-    from cfbackup.drill import scratch
-
-    return scratch(run.config.state_dir / "read-data", run.profile.name)
