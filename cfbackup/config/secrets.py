@@ -32,11 +32,22 @@ def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
         path = Path(table[name + "_file"]).expanduser()
         try:
             value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{where}.{name}_file: the secret file {path} does not exist on this machine: "
+                f"re-create it holding the {name} (chmod 600 {path}), or point {name}_file at "
+                "the file that holds it."
+            ) from None
         except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(f"{where}.{name}_file: cannot read {path}: {reason}.") from None
+            reason = getattr(error, "strerror", None) or "it is not UTF-8 text"
+            raise ConfigError(
+                f"{where}.{name}_file: cannot read the secret file {path} ({reason.lower()}): "
+                "fix its owner or mode, or point the setting at a readable file."
+            ) from None
         if not value:
-            raise ConfigError(f"{where}.{name}_file: {path} is empty.")
+            raise ConfigError(
+                f"{where}.{name}_file: the secret file {path} is empty: write the {name} into it."
+            )
     elif table.get(name + "_command"):
         value = _run_secret_command(table[name + "_command"], f"{where}.{name}_command")
     if value:
