@@ -358,7 +358,7 @@ def classify_failure(
             error = make(text, result.profile)
     if error is not None:
         error.detail = detail
-        error.message = f"{error.message} (duplicity exit code {result.returncode})"
+        error.message = f"{error.message.rstrip('.')} (duplicity exit code {result.returncode})."
         return error
     first = (errors[-1].splitlines() or [""])[0] if errors else ""
     summary = first or (result.output_tail[-1] if result.output_tail else "no output")

@@ -85,6 +85,19 @@ def test_from_the_kit_alone_to_a_full_restore(
     passphrase_file = tmp_path / "new" / "kit-passphrase"
     passphrase_file.write_text(KEY_PASSPHRASE + "\n")
     try:
+        asked = cfbackup("recovery-kit", "import", kit, env=on_new)  # no terminal, no file
+        assert asked.returncode == ExitCode.USAGE and "--passphrase-file" in asked.stderr, asked
+        wrong = tmp_path / "new" / "wrong"
+        wrong.write_text("not-the-passphrase\n")
+        refused = cfbackup("recovery-kit", "import", kit, "--passphrase-file", wrong, env=on_new)
+        assert refused.returncode == ExitCode.CRYPTO, refused
+        assert "does not decrypt the recovery kit" in refused.stderr
+        assert not (new_home / ".config").exists() and not new_gnupg.exists()  # nothing done
+        elsewhere = tmp_path / "new" / "elsewhere.toml"
+        moved = cfbackup("recovery-kit", "import", kit, "--passphrase-file", passphrase_file,
+                         "--to", elsewhere, env=on_new)  # fmt: skip
+        assert moved.returncode == 0, moved
+        assert f"cfbackup -c {elsewhere} check web1 --for-restore" in moved.stdout  # as it runs
         imported = cfbackup(
             "recovery-kit", "import", kit, "--passphrase-file", passphrase_file, env=on_new
         )
