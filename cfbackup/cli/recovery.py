@@ -9,13 +9,12 @@ from pathlib import Path
 
 from cfbackup import redact, suggest
 from cfbackup.cli import output
-from cfbackup.errors import CfbackupError, ConfigError, ExitCode
+from cfbackup.errors import CfbackupError, ExitCode
 
 
 def export_recovery_kit(args, context) -> int:
     from cfbackup import history
     from cfbackup.actions.recovery_kit import KIT_ACTION, export_kit
-    from cfbackup.errors import CfbackupError
 
     config = context.config
     profile = config.profile(getattr(args, "profile", None))
@@ -23,9 +22,9 @@ def export_recovery_kit(args, context) -> int:
     try:
         path = export_kit(config, profile, Path(args.directory).expanduser())
     except CfbackupError as error:
-        history.record_finish(
-            config.state_dir, run_id, int(error.exit_code), "failure", error.message, {}
-        )
+        result = ExitCode(error.exit_code).name.lower()
+        history.record_finish(config.state_dir, run_id, int(error.exit_code), result,
+                              error.message, {})  # fmt: skip
         raise
     history.record_finish(config.state_dir, run_id, 0, "success", f"kit {path.name}", {})
     output.info(
@@ -52,10 +51,9 @@ def import_recovery_kit(args, context) -> int:
         force=args.force,
         plugin_sections=context.plugin_sections(),
     )
-    default = kit.config_path == home / ".config/cfbackup/config.toml" or (
-        kit.kind == "legacy" and kit.config_path == home / ".dt-cf-backup.conf"
-    )
-    suggest.use_config(None if default else kit.config_path)
+    # the commands it suggests run as printed: without -c only where cfbackup looks first
+    found_first = kit.config_path == home / ".config/cfbackup/config.toml"
+    suggest.use_config(None if found_first else kit.config_path)
     output.info(
         f"installed the config of profile(s) {', '.join(kit.profiles)} at {kit.config_path} "
         "(mode 0600)"
@@ -89,16 +87,9 @@ def import_recovery_kit(args, context) -> int:
 def _kit_passphrase(path: str | None) -> str:
     """From ``--passphrase-file``, else asked on the terminal; never from argv."""
     if path:
-        try:
-            value = Path(path).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or "it is not UTF-8 text"
-            raise ConfigError(
-                f"--passphrase-file: cannot read {path} ({reason.lower()}): give a readable file "
-                "holding the passphrase."
-            ) from None
-        if not value:
-            raise ConfigError(f"--passphrase-file: {path} is empty: write the passphrase into it.")
+        from cfbackup.config.secrets import read_secret_file
+
+        value = read_secret_file(path, "--passphrase-file", "passphrase")
         redact.register(value)
         return value
     if not sys.stdin.isatty():
