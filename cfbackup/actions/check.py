@@ -34,31 +34,31 @@ def run_check(run: Run) -> RunResult:
     rows.append(_source_row(profile, for_restore))
     env: dict[str, str] = {}
 
-    def secrets() -> None:
+    def secrets() -> str:
         env.update(duplicity_environment(profile))
+        return "resolved"
 
-    steps = [
-        ("secrets", secrets, lambda: "resolved"),
-        ("gpg keys", lambda: gpgkeys.check_keys(profile, need_secret=for_restore), _keys_ok),
-    ]
+    def keys() -> str:
+        gpgkeys.check_keys(profile, need_secret=for_restore)
+        return "usable"
+
+    def split_chains() -> str:
+        chains.of(profile)
+        return f"one per include root ({len(profile['include'])})"
+
+    steps = [("secrets", secrets), ("gpg keys", keys)]
     if profile["encryption"]["mode"] != "none":
-        steps.append(
-            ("passphrase test", lambda: None, lambda: passcheck.verify_passphrase(profile, env))
-        )
+        steps.append(("passphrase test", lambda: passcheck.verify_passphrase(profile, env)))
     if chains.is_split(profile):
-        roots = len(profile["include"])
-        steps.append(
-            ("chains", lambda: chains.of(profile), lambda: f"one per include root ({roots})")
-        )
-    failed_steps: set[str] = set()
-    for what, step, fine in steps:
-        if what == "passphrase test" and failed_steps & {"secrets", "gpg keys"}:
-            continue  # nothing to test it with; the rows above say why
+        steps.append(("chains", split_chains))
+    broken: set[str] = set()
+    for what, step in steps:
+        if what == "passphrase test" and broken:
+            continue  # nothing to test it with (no passphrase or no keyring): rows above say why
         try:
-            step()
-            rows.append((what, True, fine()))
+            rows.append((what, True, step()))
         except CfbackupError as error:
-            failed_steps.add(what)
+            broken.add(what)
             rows.append((what, False, error.message))
     if swift_target(profile.target) is not None:
         try:
@@ -103,10 +103,6 @@ def run_check(run: Run) -> RunResult:
             else f"{profile.name} is ready" + (" to restore" if for_restore else "")
         ),
     )
-
-
-def _keys_ok() -> str:
-    return "usable"
 
 
 def _source_row(profile, for_restore: bool) -> tuple[str, bool | None, str]:
