@@ -87,6 +87,7 @@ def duplicity(
     """Run one duplicity command; with a progress reporter, ask duplicity for the progress
     records it only emits on request (``--progress`` costs ~18% on a small incremental)."""
     progress = run.options.get("progress")
+    kwargs.setdefault("profile", run.profile)
     on_start = chains.on_start()  # inside a chain's thread: stoppable with the others
     if on_start is not None:
         kwargs.setdefault("on_start", on_start)

@@ -101,6 +101,11 @@ def make_parser(context) -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="is the profile ready: config, tools, keys, Swift")
     p.add_argument("profiles", nargs="*", metavar="PROFILE")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--for-restore",
+        action="store_true",
+        help="check what a restore needs (the secret key; a missing source is only a note)",
+    )
     p.set_defaults(handler=commands.profile_action("check", many=True, take_lock=False))
 
     p = sub.add_parser("history", help="past runs from the run history")
@@ -124,6 +129,23 @@ def make_parser(context) -> argparse.ArgumentParser:
     k.add_argument("directory", metavar="DIR")
     k.add_argument("--profile", metavar="PROFILE")
     k.set_defaults(handler=commands.recovery_kit)
+    k = kit_sub.add_parser(
+        "import",
+        help="on a new machine: install the kit's config and keys for the user running it",
+    )
+    k.add_argument("kit", metavar="KIT", help="the .tar.gpg file recovery-kit export wrote")
+    k.add_argument(
+        "--passphrase-file",
+        metavar="F",
+        help="read the kit's passphrase from F (else it is asked for on the terminal)",
+    )
+    k.add_argument(
+        "--to",
+        metavar="FILE",
+        help="install the config here (default: -c FILE, else ~/.config/cfbackup/config.toml)",
+    )
+    k.add_argument("--force", action="store_true", help="overwrite a config already there")
+    k.set_defaults(handler=commands.recovery_kit_import)
 
     p = sub.add_parser("plugins", help="list loaded plugins and their hooks")
     p.add_argument("--json", action="store_true")
