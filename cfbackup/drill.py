@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from cfbackup import chains, drillplan, execute, sampling, signatures, volumes
+from cfbackup import chains, drillplan, execute, sampling, signatures, suggest, volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.errors import CfbackupError, NoBackupFound, RunRefused, VerifyDifferences
@@ -239,7 +239,8 @@ class _Drill:
             raise VerifyDifferences(
                 f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
                 f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier "
-                "chain (--time) if there is one, and start a sound chain with a full backup."
+                "chain (--time) if there is one, and start a sound chain with "
+                f"{suggest.command('backup', self.profile.name, '--full')}."
             )
         private = self.workdir / "signatures" / (chain.slug or "main")
         private.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -248,7 +249,8 @@ class _Drill:
             if not backup_set.signatures:
                 raise VerifyDifferences(
                     f"the {backup_set.label} has no signatures at {store.label}: the drill has "
-                    "nothing to compare with; start a sound chain with a full backup."
+                    "nothing to compare with; start a sound chain with "
+                    f"{suggest.command('backup', self.profile.name, '--full')}."
                 )
             local = _cached_signatures(chain.profile, backup_set.signatures)
             sigtars.append(
@@ -428,7 +430,7 @@ def _restore(
         build = lambda fd: commands.restore_argv(  # noqa: E731
             profile, str(out / "tree"), path=unit.path, log_fd=fd
         )
-    run_duplicity(build, env, on_start=group.started)
+    run_duplicity(build, env, on_start=group.started, profile=profile)
 
 
 def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> Path:

@@ -27,15 +27,6 @@ def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
     return env
 
 
-def command(run: Run, *args: str) -> str:
-    """A cfbackup command line to suggest in a message, with the config file of this run, so
-    that it runs as printed."""
-    import shlex
-
-    config = ("-c", str(run.config.path)) if run.config.path else ()
-    return shlex.join(("cfbackup", *config, *args))
-
-
 @contextlib.contextmanager
 def scratch(run: Run, kind: str) -> Iterator[Path]:
     """A private folder ``state_dir/KIND/PROFILE-PID`` for one run (a drill's downloads and

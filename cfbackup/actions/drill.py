@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 import time
 
-from cfbackup import drill, sampling
-from cfbackup.actions.common import command, prepare, scratch
+from cfbackup import drill, sampling, suggest
+from cfbackup.actions.common import prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runner import Run, RunResult
@@ -89,8 +89,8 @@ def run_drill(run: Run) -> RunResult:
         error = VerifyDifferences(
             f"drill of {profile.name} found {report.count(drill.MISMATCH)} mismatch(es) and "
             f"{report.count(drill.FAILED)} file(s) that cannot be restored: {shown}{more}: the "
-            f"backup is damaged; {command(run, 'verify', profile.name, '--read-data')} names "
-            f"the bad volumes, and {command(run, 'backup', profile.name, '--full')} starts a "
+            f"backup is damaged; {suggest.command('verify', profile.name, '--read-data')} names "
+            f"the bad volumes, and {suggest.command('backup', profile.name, '--full')} starts a "
             f"sound chain [{summary}].",
             stats=stats,
         )

@@ -14,8 +14,8 @@ import logging
 import random
 import time
 
-from cfbackup import chains, history, sampling, volumes
-from cfbackup.actions.common import command, prepare, scratch
+from cfbackup import chains, history, sampling, suggest, volumes
+from cfbackup.actions.common import prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runner import Run, RunResult
@@ -104,7 +104,7 @@ def run_read_data(run: Run) -> RunResult:
             + "; ".join(bad[:5])
             + (f"; and {len(bad) - 5} more (cfbackup history --json)" if len(bad) > 5 else "")
             + ": restores that need them will fail; start a sound chain with "
-            + command(run, "backup", profile.name, "--full")
+            + suggest.command("backup", profile.name, "--full")
             + ".",
             stats=stats,
         )
