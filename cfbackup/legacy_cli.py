@@ -49,10 +49,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfbackup.cli import _raise_interrupt, _setup_logging
-    from cfbackup.cli.commands import profile_action
+    from cfbackup import suggest
+    from cfbackup.cli import _raise_interrupt, _setup_logging, output
     from cfbackup.cli.context import CliContext
-    from cfbackup.cli.output import print_error
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     parser = make_parser()
@@ -62,7 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args)
     context = CliContext()
     context.args = args
+    suggest.use_config(args.config)
     common = {"profile": None, "time": args.time, "json": False}
+    try:
+        return _dispatch(args, parser, context, common)
+    finally:
+        output.flush_stdout()
+
+
+def _dispatch(args, parser, context, common) -> int:
+    from cfbackup.cli.commands import profile_action
+    from cfbackup.cli.output import print_error
+
     try:
         if args.backup or args.full:
             ns = argparse.Namespace(**common, profiles=[], full=args.full, dry_run=args.dry_run)

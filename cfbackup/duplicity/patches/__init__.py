@@ -17,7 +17,11 @@ swiftclient no longer has an attribute a patch targets: review the patch against
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import NamedTuple
 
 ENV = "CFBACKUP_DUPLICITY_PATCHES"  # the patch modules the launcher applies, comma-separated
@@ -55,6 +59,18 @@ CORE: tuple[Patch, ...] = (
         "token would expire mid-run",
     ),
     Patch(
+        "upload-progress",
+        "cfbackup.duplicity.patches.upload_progress",
+        "3.2.1",
+        (
+            "duplicity.backend:BackendWrapper.put",
+            "duplicity.progress:report_transfer",
+            "duplicity.progress:tracker",
+        ),
+        "duplicity's --progress adds up the bytes a backend reports, and the swift backend "
+        "reports none: every progress record of a Swift backup said 0 bytes",
+    ),
+    Patch(
         "sized-uploads",
         "cfbackup.duplicity.patches.sized_uploads",
         "3.2.1",
@@ -86,3 +102,29 @@ def apply(modules: Iterable[str], env: Mapping[str, str]) -> None:
         if name not in _applied:
             _applied.add(name)
             importlib.import_module(name).apply(env)
+
+
+def after_import(name: str, patch: Callable[[ModuleType], None]) -> None:
+    """Run ``patch(module)`` once module ``name`` is imported (duplicity imports its backends
+    itself, late), or now when it already is."""
+    if name in sys.modules:
+        patch(sys.modules[name])
+        return
+
+    class AfterImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_patch(module):
+                exec_module(module)
+                patch(module)
+
+            spec.loader.exec_module = exec_and_patch
+            return spec
+
+    sys.meta_path.insert(0, AfterImport())
