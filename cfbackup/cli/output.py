@@ -7,13 +7,13 @@ import sys
 from typing import Any
 
 from cfbackup.errors import CfbackupError
-from cfbackup.redact import redact
+from cfbackup.redact import redact, redact_output
 
 
 def print_error(error: CfbackupError, *, debug: bool) -> None:
     print(f"cfbackup: error: {redact(error.message)}", file=sys.stderr)
     if debug and error.detail:
-        print(redact(error.detail), file=sys.stderr)
+        print(redact_output(error.detail), file=sys.stderr)
 
 
 def warn(message: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import BackendError, ConfigError
-from cfbackup.redact import redact
+from cfbackup.redact import redact_output
 
 SECTION = "server_image"
 TRANSIENT_ERRORS = 3  # consecutive failed polls a wait tolerates
@@ -90,7 +90,7 @@ def _short(error: BaseException) -> str:
     details = getattr(error, "details", None)
     text = str(details) if details else str(error)
     text = text.splitlines()[0] if text else type(error).__name__
-    return redact(text)[:300]
+    return redact_output(text)[:300]
 
 
 @contextlib.contextmanager
