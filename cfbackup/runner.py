@@ -106,6 +106,8 @@ def execute_run(
     with run_log(config, profile, action) as log_path:
         run.log_file = log_path
         log.info("cfbackup %s of profile %s started", action, profile.name)
+        if config.permission_warning:  # on stderr already (cli.context); here for the run log
+            log.info("warning: %s", config.permission_warning)
         run_id = history.record_start(config.state_dir, profile.name, action)
         try:
             with contextlib.ExitStack() as stack:
@@ -141,7 +143,7 @@ def execute_run(
                 run_id,
                 int(result.exit_code),
                 result.result,
-                result.message,
+                _with_warning(result.message, config),
                 result.stats,
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
@@ -153,6 +155,14 @@ def execute_run(
                 result.duration,
             )
     return result
+
+
+def _with_warning(message: str, config: Config) -> str:
+    """The history keeps the loose-mode warning of a legacy file beside every run's outcome."""
+    if not config.permission_warning:
+        return message
+    warning = f"warning: {config.permission_warning}"
+    return f"{message} ({warning})" if message else warning
 
 
 ABANDONED = (
@@ -190,5 +200,7 @@ def _fire_safely(hook, **kwargs) -> None:
         hook(**kwargs)
     except Exception as error:  # a plugin bug must not hide the run's own outcome
         log.warning(
-            "a plugin failed in %s: %s", getattr(hook, "name", "hook"), redact.redact(str(error))
+            "a plugin failed in %s: %s",
+            getattr(hook, "name", "hook"),
+            redact.redact_output(str(error)),
         )

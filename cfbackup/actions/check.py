@@ -15,6 +15,8 @@ from cfbackup.runner import Run, RunResult
 def run_check(run: Run) -> RunResult:
     profile = run.profile
     rows: list[tuple[str, bool, str]] = [("config", True, f"{run.config.path} is valid")]
+    if run.config.permission_warning:
+        rows.append(("config mode", False, run.config.permission_warning))
     for tool in ("duplicity", "gpg"):
         path = duplicity_executable() if tool == "duplicity" else shutil.which(tool)
         path = path if path and shutil.which(path) else None
