@@ -78,7 +78,12 @@ def connect(
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
         raise ConfigError(f"{where}: auth_url, username and a password are required.")
-    return client.Connection(
+    connection = client.Connection
+    if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
+        from cfbackup import servicenet
+
+        connection = servicenet.connection_class(connection)
+    return connection(
         authurl=swift["auth_url"],
         user=swift["username"],
         key=password,
@@ -169,10 +174,10 @@ def _keystone_swift_error(profile: Profile, error) -> BackendError:
 
 
 def _short(error: BaseException) -> str:
-    from cfbackup.redact import redact
+    from cfbackup.redact import redact_output
 
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return redact(text)[:200]
+    return redact_output(text)[:200]
 
 
 def container_stats(profile: Profile, conn=None, objects=None) -> dict[str, Any]:

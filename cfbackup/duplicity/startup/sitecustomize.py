@@ -1,5 +1,6 @@
 """Loaded by duplicity's interpreter when cfbackup starts it: this folder is last on its
-PYTHONPATH (``cfbackup/duplicity/run.py``). Plain Python, no cfbackup imports. The one way
+PYTHONPATH (``cfbackup/duplicity/run.py``). Plain Python, no cfbackup imports but the
+standard-library-only ``cfbackup.servicenet`` when asked for. The one way
 cfbackup and its plugins change anything inside duplicity's process:
 
 1. With Swift v1 auth (tempauth, Rackspace: ``SWIFT_AUTHVERSION=1``) swiftclient never uses
@@ -7,9 +8,11 @@ cfbackup and its plugins change anything inside duplicity's process:
    0.2 s of every duplicity run (``python -X importtime``), a tenth of a one-file restore. The
    import is refused (swiftclient catches the ImportError and keeps its v1 path); Keystone runs
    are untouched.
-2. The files a plugin names for this run (``CFBACKUP_DUPLICITY_STARTUP``, set through
+2. A v1 profile with ``interface = "internal"`` (Rackspace ServiceNet) gets swiftclient's
+   storage URL rewritten (``cfbackup/servicenet.py``, standard library only).
+3. The files a plugin names for this run (``CFBACKUP_DUPLICITY_STARTUP``, set through
    ``run.startup_file``) run next, e.g. quota_guard's sized uploads.
-3. Then the sitecustomize this one shadows, if any (Debian ships one), as if it were first.
+4. Then the sitecustomize this one shadows, if any (Debian ships one), as if it were first.
 """
 
 import importlib.machinery
@@ -20,6 +23,11 @@ import sys
 
 if os.environ.get("SWIFT_AUTHVERSION") in ("1", "1.0") and "keystoneclient" not in sys.modules:
     sys.modules["keystoneclient"] = None
+
+if os.environ.get("CFBACKUP_SWIFT_SERVICENET") == "1":  # v1 with interface internal
+    from cfbackup import servicenet
+
+    servicenet.install()
 
 for _file in filter(None, os.environ.get("CFBACKUP_DUPLICITY_STARTUP", "").split(os.pathsep)):
     runpy.run_path(_file, run_name="cfbackup_duplicity_startup")
