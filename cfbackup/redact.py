@@ -59,25 +59,14 @@ def redact_output(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks secrets in every record passing through a handler: the
-    registered values everywhere, credential shapes in the arguments only (what duplicity and
-    the libraries said), never in cfbackup's own message template."""
+    """A logging filter that masks the registered secret values in every record passing
+    through a handler. Credential shapes are masked where other programs' text enters cfbackup
+    (``execute``, duplicity's log reader, the ``_short`` helpers of swift, keystone and the
+    cloud), not here: a record mixes that text with cfbackup's own sentences."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            try:
-                record.msg = str(record.msg) % tuple(_masked_arg(a) for a in args)
-            except (TypeError, ValueError):  # a template that does not match its arguments
-                record.msg = redact_output(record.getMessage())
-        record.msg = redact(str(record.msg))
+        record.msg = redact(record.getMessage())
         record.args = None
         if record.exc_text:
             record.exc_text = redact_output(record.exc_text)
         return True
-
-
-def _masked_arg(arg: object) -> object:
-    if isinstance(arg, str | BaseException):
-        return redact_output(str(arg))
-    return arg

@@ -272,6 +272,8 @@ def _encryption_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         keys, sign = [dt_key], dt_key
     enc_key, sign_key = _key(v, "GPG_ENC_KEY", warnings), _key(v, "GPG_SIGN_KEY", warnings)
     if enc_key and sign_key:
+        if sign and sign != sign_key:
+            warnings.append("GPG_SIGN_KEY is not used: GPG_KEY signs (duplicity takes one)")
         keys, sign = [*keys, enc_key], sign or sign_key
     elif enc_key or sign_key:
         name = "GPG_ENC_KEY" if enc_key else "GPG_SIGN_KEY"
@@ -398,7 +400,12 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
     else:
         warnings.append(f"CLEAN_UP_TYPE={kind!r} is unknown; kept the default retention")
     older = v.scalar("REMOVE_OLDER_THAN").strip()
-    if older:
+    if older and "remove_older_than" in retention:
+        warnings.append(
+            f"REMOVE_OLDER_THAN is not used: CLEAN_UP_TYPE=remove-older-than already removes "
+            f"sets older than {retention['remove_older_than']}"
+        )
+    elif older:
         retention["remove_older_than"] = older
     incrementals = v.scalar("REMOVE_INCREMENTALS_OLDER_THAN").strip()
     if incrementals.isdigit() and int(incrementals) > 0:
