@@ -210,7 +210,7 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             warnings.append(f"{name} is not carried over: {why}")
     for name in sorted(set(v.values) - v.used):
         if v.values[name]:
-            warnings.append(f"{name} is not used with this DEST ({profile.get('target', '')})")
+            warnings.append(f"{name} is not used with DEST={v.values.get('DEST', '')!r}")
     return top, warnings
 
 

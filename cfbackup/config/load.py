@@ -103,6 +103,18 @@ def build_config(
     if not isinstance(raw_profiles, dict) or not raw_profiles:
         problems.append("profiles: at least one [profiles.NAME] table is required")
         raw_profiles = {}
+    warnings = list(warnings or [])
+    if kind == "legacy":  # a plugin switched off (CFBACKUP_LOAD_PLUGINS) must not stop the run
+        known = {option.name for option in profile_schema}
+        raw_profiles = {
+            name: {k: v for k, v in body.items() if k in known}
+            for name, body in raw_profiles.items()
+        }
+        dropped = {k for body in raw.get("profiles", {}).values() for k in body if k not in known}
+        warnings += [
+            f"{k} settings are not carried over: the {k} plugin is not loaded"
+            for k in sorted(dropped)
+        ]
     profiles: dict[str, Profile] = {}
     for name, body in raw_profiles.items():
         if not _valid_profile_name(name):
@@ -131,7 +143,7 @@ def build_config(
         kind=kind,
         profiles=profiles,
         state_dir=state_dir,
-        warnings=[*(warnings or []), *([loose] if loose else [])],
+        warnings=[*warnings, *([loose] if loose else [])],
         log_dir=_log_dir(top, state_dir),
         permission_warning=loose,
     )

@@ -255,3 +255,12 @@ def test_a_loose_legacy_file_loads_with_the_warning_and_native_still_refuses(tmp
     native.chmod(0o644)
     with pytest.raises(ConfigError, match="chmod 600"):
         load_config(native)
+
+
+def test_a_plugin_switched_off_does_not_stop_a_legacy_run():
+    raw, _ = normalize({**BASE, "EMAIL_TO": "ops@x.invalid"})
+    config = build_config(raw, path=None, kind="legacy", plugin_sections={})
+    assert "notify" not in config.profiles["dt-cf-backup"].data
+    assert "notify settings are not carried over: the notify plugin is not loaded" in (
+        config.warnings
+    )
