@@ -92,19 +92,22 @@ class LegacyFile:
         return notes
 
 
+_TOML_TABLE = re.compile(r"""^\[\[?\s*[\w"'.\-]+\s*\]\]?\s*(#.*)?$""")
+_ASSIGNMENT = re.compile(r"^(export\s+)?[A-Z_][A-Z0-9_]*=")
+
+
 def looks_legacy(text: str) -> bool:
-    """A shell file of NAME=value lines (what dt-cf-backup.sh sourced), not TOML with tables."""
+    """A shell file setting NAME=value variables (what the old scripts sourced), not TOML: TOML
+    configs have [tables]; a legacy file may start with any shell statement (set -e, a test)."""
+    assigns = False
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        if stripped.startswith("["):
+        if _TOML_TABLE.match(stripped):
             return False
-        name = stripped.split("=", 1)[0].strip()
-        if name.startswith("export "):
-            name = name[len("export ") :].strip()
-        return "=" in stripped and name.isupper() and " " not in name
-    return False
+        assigns = assigns or bool(_ASSIGNMENT.match(stripped))
+    return assigns
 
 
 _COMPUTED = re.compile(r"\$\(|`")

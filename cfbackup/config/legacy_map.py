@@ -190,14 +190,14 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         encryption = {"mode": "none"}
         for name in ("PASSPHRASE", "GPG_KEY", "GPG_ENC_KEY", "GPG_SIGN_KEY", "GPG_OPTIONS"):
             if v.values.get(name):
-                warnings.append(f"{name} is not used: ENCRYPTION=no (no encryption)")
+                warnings.append(f"{name} is not used: the backup is not encrypted")
     profile["encryption"] = encryption
     if extra:
         profile["extra_options"] = extra
     profile["retention"] = _retention_section(v, warnings)
     _verbosity(v, profile, warnings)
-    if v.scalar("TMPDIR"):
-        profile["tempdir"] = v.scalar("TMPDIR")
+    if v.scalar("TMPDIR"):  # exported for duplicity; a --tempdir in STATIC_OPTIONS won
+        profile.setdefault("tempdir", v.scalar("TMPDIR"))
     notify = _notify_section(v, warnings)
     if notify:
         profile["notify"] = notify

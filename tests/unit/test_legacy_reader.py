@@ -160,3 +160,20 @@ def test_a_syntax_error_is_one_config_error(tmp_path):
     path.write_text('ROOT="/srv\nDEST=x\n')
     with pytest.raises(ConfigError, match="bash could not read this file"):
         read_variables(path)
+
+
+@pytest.mark.parametrize(
+    "text, legacy",
+    [
+        ('[profiles.a]\nsource = "/"\n', False),
+        ('state_dir = "/x"\n\n[profiles.a]\nsource = "/"\n', False),
+        ('source = "/"\n', False),
+        ('ROOT="/srv"\n', True),
+        ("#!/bin/bash\nset -e\n[ -f /etc/x ] && . /etc/x\nexport ROOT=/srv\n", True),
+        ("ROOT=/srv\nif [[ -n $X ]]; then DEST=y; fi\n", True),
+    ],
+)
+def test_legacy_files_are_told_from_toml(text, legacy):
+    from cfbackup.config.legacy import looks_legacy
+
+    assert looks_legacy(text) is legacy
