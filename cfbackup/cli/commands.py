@@ -196,6 +196,7 @@ def config_migrate(args, context) -> int:
 
     from cfbackup.config import legacy
     from cfbackup.config.load import build_config, read_raw
+    from cfbackup.config.schema import with_plugin_sections
     from cfbackup.errors import ConfigError
 
     path = Path(args.file).expanduser()
@@ -204,6 +205,12 @@ def config_migrate(args, context) -> int:
         raise ConfigError(f"{path}: is already a native config; nothing to migrate.")
     sections = context.plugin_sections()
     before = build_config(raw, path=None, kind=kind, plugin_sections=sections)
+    warnings = [w for w in before.warnings if w not in warnings] + warnings
+    known = {option.name for option in with_plugin_sections(sections)}  # a plugin switched off
+    raw["profiles"] = {
+        name: {k: v for k, v in body.items() if k in known}
+        for name, body in raw["profiles"].items()
+    }
     notes = legacy.read_file(path).notes()
     if not args.output:  # never print a secret: point at environment variables instead
         raw, moved = move_secrets_to_env(raw)
@@ -222,13 +229,13 @@ def config_migrate(args, context) -> int:
             )
     text = (
         f"# cfbackup config migrated from {path}\n"
-        + "".join(f"# not carried over: {w}\n" for w in warnings)
+        + "".join(f"# warning: {w}\n" for w in warnings)
         + "".join(f"# note: {n}\n" for n in notes)
         + "\n"
         + body
     )
     for warning in warnings:
-        output.warn(f"not carried over: {warning}")
+        output.warn(warning)
     for note in notes:
         output.warn(f"note: {note}")
     if args.output:

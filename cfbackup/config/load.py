@@ -112,7 +112,7 @@ def build_config(
         }
         dropped = {k for body in raw.get("profiles", {}).values() for k in body if k not in known}
         warnings += [
-            f"{k} settings are not carried over: the {k} plugin is not loaded"
+            f"the {k} settings are not carried over: the {k} plugin is not loaded"
             for k in sorted(dropped)
         ]
     profiles: dict[str, Profile] = {}

@@ -261,6 +261,29 @@ def test_a_plugin_switched_off_does_not_stop_a_legacy_run():
     raw, _ = normalize({**BASE, "EMAIL_TO": "ops@x.invalid"})
     config = build_config(raw, path=None, kind="legacy", plugin_sections={})
     assert "notify" not in config.profiles["dt-cf-backup"].data
-    assert "notify settings are not carried over: the notify plugin is not loaded" in (
+    assert "the notify settings are not carried over: the notify plugin is not loaded" in (
         config.warnings
     )
+
+
+def test_migrate_with_a_plugin_switched_off_writes_a_config_that_loads(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=file:///t\nEMAIL_TO=ops@x.invalid\nPASSPHRASE=pass-words\n")
+    conf.chmod(0o600)
+    out = tmp_path / "native.toml"
+    env = {**os.environ, "CFBACKUP_LOAD_PLUGINS": "quota_guard", "HOME": str(tmp_path)}
+    cfbackup = Path(sys.executable).parent / "cfbackup"
+    done = subprocess.run(
+        [str(cfbackup), "config", "migrate", str(conf), "-o", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the notify plugin is not loaded" in done.stderr and "[profiles" in out.read_text()
+    assert "notify" not in out.read_text().split("\n\n", 1)[1]  # only in the warning comment
