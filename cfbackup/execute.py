@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -166,3 +167,29 @@ def terminate(processes: Sequence[subprocess.Popen]) -> None:
         for process in live:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class ProcessGroup:
+    """Processes started from several threads (split chains, a drill's restores), to stop them
+    all at once: on interruption, or when a run's time is up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: list[subprocess.Popen] = []
+        self.stopping = False
+
+    def started(self, process: subprocess.Popen) -> None:
+        """``on_start`` for :func:`stream`: a process started after stop_all is stopped too."""
+        with self._lock:
+            self._live.append(process)
+            stopping = self.stopping
+        if stopping:
+            process.send_signal(signal.SIGINT)
+
+    def stop_all(self) -> None:
+        """SIGINT to every process (duplicity cleans up, as a single interrupted run does),
+        then harder if one does not end (:func:`terminate`)."""
+        with self._lock:
+            self.stopping = True
+            live = list(self._live)
+        terminate(live)

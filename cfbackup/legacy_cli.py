@@ -81,9 +81,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfbackup.cli import _raise_interrupt, _setup_logging
+    from cfbackup import suggest
+    from cfbackup.cli import _raise_interrupt, _setup_logging, output
     from cfbackup.cli.context import CliContext
-    from cfbackup.cli.output import print_error
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     parser = make_parser()
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return _print_versions()
     context = CliContext()
     context.args = args
+    suggest.use_config(args.config)
     try:
         command = _command(args, parser)
         if command is None:
@@ -102,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             return int(ExitCode.USAGE)
         return command(context)
     except CfbackupError as error:
-        print_error(error, debug=args.debug)
+        output.print_error(error, debug=args.debug)
         return int(error.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    finally:
+        output.flush_stdout()
 
 
 def _command(args, parser):

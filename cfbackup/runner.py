@@ -130,12 +130,33 @@ def execute_run(
                 exit_code=error.exit_code,
                 message=redact.redact(error.message),
                 error=error,
-                stats=result.stats,
+                stats=error.stats or result.stats,
+                data=getattr(error, "data", None),  # e.g. a failed drill's report
             )
             log.info("run failed: %s", result.message)  # the CLI prints it once
             if error.detail:
                 log.info("duplicity output (last lines):\n%s", error.detail)
             _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
+        except Exception as error:  # a bug: record the failure (never a success), then raise
+            result = RunResult(
+                profile=profile.name,
+                action=action,
+                exit_code=ExitCode.INTERNAL,
+                message=redact.redact(internal_error_message(error)),
+                error=error,
+                stats=result.stats,
+            )
+            import traceback
+
+            # the traceback goes to the run log (and to stderr with --debug), masked
+            log.debug(
+                "run failed with an internal error:\n%s",
+                redact.redact_output(traceback.format_exc()),
+            )
+            error.cfbackup_traceback_logged = True  # type: ignore[attr-defined]
+            log.info("run failed: %s", result.message)
+            _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
+            raise
         finally:
             result.duration = time.time() - run.started
             history.record_finish(
@@ -189,6 +210,15 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
                 ABANDONED,
                 row["stats"],
             )
+
+
+def internal_error_message(error: BaseException) -> str:
+    """The one line an unexpected exception (a bug) becomes."""
+    text = redact.redact_output(str(error).splitlines()[0]) if str(error) else ""
+    return (
+        f"internal error ({type(error).__name__}{': ' + text[:300] if text else ''}): this is a "
+        "bug in cfbackup; please report it with the run log (--debug shows the traceback)."
+    )
 
 
 UNLOCKED = ("status", "check")  # the commands that run without the profile lock (cli/parser.py)

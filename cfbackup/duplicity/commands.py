@@ -123,12 +123,26 @@ def restore_argv(
     time: str | None = None,
     force: bool = False,
     log_fd: int | None = None,
+    only: str | None = None,
 ) -> tuple[str, ...]:
+    """``only``: a file listing archive paths (NUL-separated, taken literally, not as globs):
+    restore just those (duplicity 3.2 applies selection to a restore of the whole backup)."""
     return (
         DUPLICITY,
         "restore",
         *common_flags(profile, log_fd),
         *flag("--path-to-restore", path),
+        *(
+            (
+                "--filter-literal",
+                "--null-separator",
+                f"--include-filelist={only}",
+                "--filter-globbing",
+                "--exclude=**",
+            )
+            if only
+            else ()
+        ),
         *flag("--time", time),
         *flag("--force", force),
         *extra_flags(profile),

@@ -11,6 +11,7 @@ a failed run in ``run.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from cfbackup import keystone, servicenet
 from cfbackup.config.model import Profile
@@ -46,7 +47,7 @@ def encryption_environment(profile: Profile) -> dict[str, str]:
     where = f"profiles.{profile.name}.encryption"
     env: dict[str, str] = {}
     if enc.get("gpg_home"):
-        env["GNUPGHOME"] = enc["gpg_home"]
+        env["GNUPGHOME"] = str(Path(enc["gpg_home"]).expanduser())
     if enc["mode"] == "none":
         return env
     passphrase = resolve_secret(enc, "passphrase", where)

@@ -120,7 +120,8 @@ OPTIONS = (
     Option(
         "actions",
         "list",
-        "Which actions notify (backup, verify, restore, prune, cleanup).",
+        "Which actions notify (backup, verify, drill, restore, prune, cleanup); add drill "
+        "and verify to hear of a failed check.",
         default=["backup"],
         example=["backup", "verify"],
     ),
@@ -134,8 +135,9 @@ OPTIONS = (
     Option(
         "metrics_file",
         "path",
-        "Prometheus textfile updated after every backup, verify, restore, prune and cleanup "
-        "(last success time, duration, bytes, exit code); --metrics-file overrides it.",
+        "Prometheus textfile updated after every backup, verify, drill, restore, prune and "
+        "cleanup (last success time, duration, bytes, exit code, what a drill or "
+        "verify --read-data checked); --metrics-file overrides it.",
         example="/var/lib/prometheus/node-exporter/cfbackup.prom",
     ),
     Option("email", "table", "Mail through SMTP.", children=EMAIL),
@@ -143,7 +145,7 @@ OPTIONS = (
     Option("webhook", "table", "A generic JSON webhook.", children=WEBHOOK),
 )
 
-METRICS_COMMANDS = ("backup", "verify", "restore", "prune", "cleanup")
+METRICS_COMMANDS = ("backup", "verify", "drill", "restore", "prune", "cleanup")
 
 
 @hookimpl

@@ -26,6 +26,13 @@ STATS = {
     "RawDeltaSize": ("changed data", True),
     "TotalDestinationSizeChange": ("uploaded", True),
     "Errors": ("errors", False),
+    # a drill and a verify --read-data (cfbackup's own statistics)
+    "files_sampled": ("files sampled", False),
+    "files_checked": ("files checked", False),
+    "mismatches": ("mismatches", False),
+    "failures": ("not restorable", False),
+    "seed": ("seed (--seed)", False),
+    "volumes_checked": ("volumes checked", False),
 }
 
 

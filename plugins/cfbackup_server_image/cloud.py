@@ -90,7 +90,7 @@ def _short(error: BaseException) -> str:
     details = getattr(error, "details", None)
     text = str(details) if details else str(error)
     text = text.splitlines()[0] if text else type(error).__name__
-    return redact_output(text)[:300]
+    return redact_output(text)[:300].rstrip(" .")  # inside a sentence: its own full stop goes
 
 
 @contextlib.contextmanager
@@ -104,7 +104,10 @@ def cloud_errors(doing: str, *, conflict_fix: str = "") -> Iterator[None]:
     try:
         yield
     except cfg.OpenStackConfigException as error:
-        raise ConfigError(f"{doing}: {_short(error)}: check clouds.yaml and OS_CLOUD.") from None
+        raise ConfigError(
+            f"{doing}: the cloud settings are unusable ({_short(error)}): check clouds.yaml and "
+            "OS_CLOUD."
+        ) from None
     except sdk.ConflictException as error:
         raise BackendError(
             f"{doing}: the cloud refused with 409 Conflict ({_short(error)})"
@@ -121,7 +124,7 @@ def cloud_errors(doing: str, *, conflict_fix: str = "") -> Iterator[None]:
             raise BackendError(
                 f"{doing}: forbidden (403): the user lacks a role for this ({_short(error)})."
             ) from None
-        raise BackendError(f"{doing}: the cloud answered {status}: {_short(error)}.") from None
+        raise BackendError(f"{doing}: the cloud answered {status} ({_short(error)}).") from None
     except ks.Unauthorized:
         raise BackendError(
             f"{doing}: Keystone rejected the credentials (401): check the user "
@@ -145,9 +148,9 @@ def cloud_errors(doing: str, *, conflict_fix: str = "") -> Iterator[None]:
     except ks.AuthPluginException as error:
         raise ConfigError(f"{doing}: incomplete credentials ({_short(error)}).") from None
     except ks.ClientException as error:
-        raise BackendError(f"{doing}: {_short(error)}.") from None
+        raise BackendError(f"{doing} failed ({_short(error)}).") from None
     except sdk.SDKException as error:
-        raise BackendError(f"{doing}: {_short(error)}.") from None
+        raise BackendError(f"{doing} failed ({_short(error)}).") from None
 
 
 class WaitFailed(Exception):
@@ -170,6 +173,7 @@ def wait_for(
     fetch: Callable[[], Any],
     *,
     what: str,
+    goal: str,
     ready: tuple[str, ...],
     failures: tuple[str, ...],
     timeout: float,
@@ -179,9 +183,9 @@ def wait_for(
 ) -> Any:
     """Poll ``fetch()`` until its status is in ``ready`` (returns the resource); raise
     :class:`WaitFailed` on a status in ``failures`` and :class:`WaitTimedOut` after
-    ``timeout`` seconds. Statuses compare case-insensitively; a progress line is printed when
-    the status changes and every 30 s; a poll that fails is retried, up to
-    ``TRANSIENT_ERRORS`` in a row."""
+    ``timeout`` seconds. Statuses compare case-insensitively; a progress line saying what is
+    awaited ("waiting for ``what`` to be ``goal``") is printed when the status changes and
+    every 30 s; a poll that fails is retried, up to ``TRANSIENT_ERRORS`` in a row."""
     from cfbackup.errors import CfbackupError
 
     ready_l = {s.lower() for s in ready}
@@ -196,19 +200,22 @@ def wait_for(
             errors_in_row += 1
             if errors_in_row >= TRANSIENT_ERRORS or time.monotonic() - start >= timeout:
                 raise
-            progress(f"{what}: {error.message} (retrying)")
+            progress(f"waiting for {what} to be {goal}: {error.message.rstrip('.')} (retrying)")
             time.sleep(min(interval, max_interval))
             continue
         status = status_of(resource)
         now = time.monotonic()
         waited = now - start
         if status.lower() in ready_l:
-            progress(f"{what}: {status} after {waited:.0f} s")
+            progress(f"{what} is {goal} after {waited:.0f} s")
             return resource
         if status.lower() in failures_l:
             raise WaitFailed(status, resource)
         if status != last_status or now - last_report >= 30:
-            progress(f"{what}: {status} ({waited:.0f} s of at most {timeout:.0f} s)")
+            progress(
+                f"waiting for {what} to be {goal}: it is {status} ({waited:.0f} s of at most "
+                f"{timeout:.0f} s)"
+            )
             last_status, last_report = status, now
         if waited >= timeout:
             raise WaitTimedOut(status, waited)

@@ -56,7 +56,7 @@ EXPECTED = [
 
 
 def test_dt_cf_backup_flags_drive_backup_restore_and_list(
-    tmp_path, cfbackup, cli_env, local_swift, container
+    tmp_path, cfbackup, local_swift, container, cli_env
 ):
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
     conf = _legacy_conf(tmp_path / "home" / ".dt-cf-backup.conf", src, local_swift, container)
@@ -87,18 +87,27 @@ def test_dt_cf_backup_flags_drive_backup_restore_and_list(
     )
     assert result.returncode == 0, result
     assert into.is_dir() and not (into / "deeper").exists()  # EXCLIST kept it out
+
+    # --backup-script still writes the recovery kit (into the current directory), and the
+    # kit brings the legacy file to a new HOME, where the old flags work again
     kit_dir = tmp_path / "kit"
     kit_dir.mkdir()
-    kit = subprocess.run(
-        [str(BIN / "dt-cf-backup"), "-c", str(conf), "--backup-script"],
-        env=cli_env,
-        cwd=kit_dir,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert kit.returncode == 0, kit.stderr
-    assert any(p.suffix == ".gpg" for p in kit_dir.iterdir()), list(kit_dir.iterdir())
+    made = subprocess.run([str(BIN / "dt-cf-backup"), "--backup-script"], cwd=kit_dir,
+                          env=cli_env, capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (kit,) = kit_dir.glob("*.tar.gpg")
+    new_home = tmp_path / "new-home"
+    new_home.mkdir()
+    secret = tmp_path / "kit-passphrase"
+    secret.write_text(PASSPHRASE + "\n")
+    on_new = {"HOME": str(new_home)}
+    imported = cfbackup("recovery-kit", "import", kit, "--passphrase-file", secret, env=on_new)
+    assert imported.returncode == 0, imported
+    installed = new_home / ".dt-cf-backup.conf"
+    assert installed.read_bytes() == conf.read_bytes()
+    assert oct(installed.stat().st_mode & 0o777) == "0o600"
+    again = cfbackup("--list-current-files", program="dt-cf-backup", env=on_new)
+    assert again.returncode == 0 and "with space.txt" in again.stdout, again
 
 
 def test_migrate_prints_no_secret_and_names_what_it_drops(

@@ -60,6 +60,26 @@ def test_all_problems_reported_together():
         assert part in message
 
 
+def test_unknown_key_names_the_close_match():
+    with pytest.raises(ConfigError) as error:
+        build_config(
+            {
+                "profiles": {
+                    "p": {
+                        "source": "/",
+                        "target": "swift://c",
+                        "swift": {"auth_ulr": "http://x", "usrname": "u", "zzz": 1},
+                    }
+                }
+            },
+            path=None,
+        )
+    message = error.value.message
+    assert "profiles.p.swift.auth_ulr: unknown key: did you mean auth_url?" in message
+    assert "profiles.p.swift.usrname: unknown key: did you mean username?" in message
+    assert "profiles.p.swift.zzz: unknown key (allowed here:" in message  # nothing close
+
+
 def test_secret_given_twice_is_an_error():
     with pytest.raises(ConfigError, match="give only one of"):
         build_config(
