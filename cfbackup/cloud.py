@@ -32,7 +32,7 @@ from typing import Any
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import BackendError, ConfigError
-from cfbackup.redact import redact
+from cfbackup.redact import redact_output
 
 
 def cloud_settings(
@@ -125,7 +125,7 @@ def _short(error: BaseException) -> str:
     details = getattr(error, "details", None)
     text = str(details) if details else str(error)
     text = text.splitlines()[0] if text else type(error).__name__
-    return redact(text)[:300].rstrip(" .")  # inside a sentence: its own full stop goes
+    return redact_output(text)[:300].rstrip(" .")  # inside a sentence: its own full stop goes
 
 
 @contextlib.contextmanager

@@ -80,7 +80,12 @@ def connect(
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
         raise ConfigError(f"{where}: auth_url, username and a password are required.")
-    return client.Connection(
+    connection = client.Connection
+    if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
+        from cfbackup import servicenet
+
+        connection = servicenet.connection_class(connection)
+    return connection(
         authurl=swift["auth_url"],
         user=swift["username"],
         key=password,
@@ -239,9 +244,9 @@ def password_source(profile: Profile) -> str:
 
 
 def _short(error: BaseException) -> str:
-    from cfbackup.redact import redact
+    from cfbackup.redact import redact_output
 
-    text = redact(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    text = redact_output(str(error).splitlines()[0] if str(error) else type(error).__name__)
     if len(text) > 200:  # at a word's end, never in the middle of one
         text = text[:200].rsplit(" ", 1)[0] + " ..."
     return text.rstrip(" .")

@@ -23,6 +23,8 @@ def run_check(run: Run) -> RunResult:
     profile = run.profile
     for_restore = bool(run.options.get("for_restore"))
     rows: list[tuple[str, bool | None, str]] = [("config", True, f"{run.config.path} is valid")]
+    if run.config.permission_warning:
+        rows.append(("config mode", False, run.config.permission_warning))
     for tool in ("duplicity", "gpg"):
         path = duplicity_executable() if tool == "duplicity" else shutil.which(tool)
         path = path if path and shutil.which(path) else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from cfbackup import keystone
+from cfbackup import keystone, servicenet
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.duplicity.target import swift_target
@@ -86,6 +86,8 @@ def swift_environment(profile: Profile) -> dict[str, str]:
     # duplicity's second client (a SwiftService for size queries) ignores the SWIFT_* v1
     # credentials and retries 5 x 30 s per volume unless swiftclient's own ST_* are set.
     env.update(ST_AUTH=swift["auth_url"], ST_USER=swift["username"], ST_KEY=password)
+    if swift["interface"] == "internal":  # Rackspace ServiceNet: duplicity's start-up file
+        env[servicenet.ENVIRONMENT] = "1"
     return env
 
 

@@ -101,7 +101,7 @@ def run_duplicity(
         parser = machinelog.MachineLogParser()
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
             for line in stream:
-                record = parser.feed(redact.redact(line))
+                record = parser.feed(redact.redact_output(line))
                 if record:
                     _accept(record)
         last = parser.close()
@@ -366,5 +366,5 @@ def _keystone_diagnosis(env: Mapping[str, str] | None) -> CfbackupError | None:
     try:
         return keystone.diagnose(creds)
     except Exception as error:  # noqa: BLE001 - a diagnosis must never hide the failure
-        log.debug("Keystone diagnosis failed: %s", redact.redact(str(error)))
+        log.debug("Keystone diagnosis failed: %s", redact.redact_output(str(error)))
         return None

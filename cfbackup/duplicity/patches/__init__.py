@@ -46,6 +46,18 @@ CORE: tuple[Patch, ...] = (
         "oslo.utils, which v1 never uses: 0.2 s of every run",
     ),
     Patch(
+        "servicenet",
+        "cfbackup.duplicity.patches.servicenet",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+        ),
+        "a v1 profile with interface internal (Rackspace ServiceNet) must reach the snet- storage "
+        "host; swiftclient 4 dropped its snet option and duplicity never had one",
+    ),
+    Patch(
         "application-credential",
         "cfbackup.duplicity.patches.application_credential",
         "3.2.1",
