@@ -75,18 +75,22 @@ def run_traced(argv: list[str], *, env: dict, log: Path, timeout: float = 300,
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     deadline = time.monotonic() + timeout
-    exited = re.compile(r"^(\d+) \+\+\+ exited with (\d+) \+\+\+$", re.M)
+    exited = re.compile(r"^(\d+) +\+\+\+ exited with (\d+) \+\+\+$", re.M)  # pids padded
     code = None
-    while code is None:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        first = re.match(r"^(\d+) ", text)
-        for pid, status in exited.findall(text):
-            if first and pid == first[1]:
-                code = int(status)
-        if process.poll() is not None and code is None:
-            raise AssertionError(f"strace ended first: {process.communicate()}")
-        assert time.monotonic() < deadline, f"{argv} did not end within {timeout} s"
-        time.sleep(0.1)
-    after_exit()
+    try:
+        while code is None:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            first = re.match(r"^(\d+) ", text)
+            for pid, status in exited.findall(text):
+                if first and pid == first[1]:
+                    code = int(status)
+            if process.poll() is not None and code is None:
+                raise AssertionError(f"strace ended first: {process.communicate()}")
+            assert time.monotonic() < deadline, f"{argv} did not end within {timeout} s"
+            time.sleep(0.1)
+    finally:
+        after_exit()
+        if code is None:  # failed: leave no strace (nor what it runs) behind
+            process.kill()
     out, err = process.communicate(timeout=60)
     return Traced(code, out, err, parse(log.read_text(errors="replace")))
