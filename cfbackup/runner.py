@@ -97,6 +97,7 @@ def execute_run(
                 log.info("duplicity output (last lines):\n%s", error.detail)
             _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
         except Exception as error:  # a bug: record the failure (never a success), then raise
+            error.cfbackup_log_file = run.log_file  # type: ignore[attr-defined]
             result = RunResult(
                 profile=profile.name,
                 action=action,
@@ -172,11 +173,18 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
 
 
 def internal_error_message(error: BaseException) -> str:
-    """The one line an unexpected exception (a bug) becomes."""
+    """The one line an unexpected exception (a bug) becomes; it names the run log, which holds
+    the traceback, when the bug struck inside a run (:func:`execute_run` notes it)."""
     text = redact.redact_output(str(error).splitlines()[0]) if str(error) else ""
+    log_file = getattr(error, "cfbackup_log_file", None)
+    report = (
+        f"the run log {log_file}, which holds the traceback"
+        if log_file
+        else "the output of --debug, which shows the traceback"
+    )
     return (
         f"internal error ({type(error).__name__}{': ' + text[:300] if text else ''}): this is a "
-        "bug in cfbackup; please report it with the run log (--debug shows the traceback)."
+        f"bug in cfbackup; please report it with {report}."
     )
 
 

@@ -8,6 +8,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from support.cli import BIN, KEY_PASSPHRASE
@@ -162,5 +163,10 @@ def test_a_crash_is_one_line_and_recorded_as_a_failure(tmp_path, make_config, mo
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.count("\n") == 1 and "internal error (ValueError: gnupghome" in err, err
+    # the sentence names the run log, and the log holds the traceback to report
+    log_file = re.search(r"please report it with the run log (\S+), which holds", err)[1]
+    logged = Path(log_file).read_text()
+    assert "Traceback" in logged and "in cfbackup_check" in logged, logged
     (row,) = history.runs(tmp_path / "state", "main")
     assert row["result"] == "internal" and row["exit_code"] == ExitCode.INTERNAL, row
+    assert log_file in row["message"], row
