@@ -35,7 +35,7 @@ from typing import Any
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import BackendError, ConfigError
-from cfbackup.redact import redact
+from cfbackup.redact import redact_output
 
 
 def cloud_settings(
@@ -142,7 +142,7 @@ def _short(error: BaseException) -> str:
     details = getattr(error, "details", None)
     text = str(details) if details else str(error)
     text = text.splitlines()[0] if text else type(error).__name__
-    return redact(text)[:300].rstrip(".")  # the message goes on after it
+    return redact_output(text)[:300].rstrip(" .")  # inside a sentence: its own full stop goes
 
 
 def _caused_by(error: BaseException, kind, *, errno: bool = False) -> BaseException | None:
@@ -165,7 +165,7 @@ def _unreachable(doing: str, error: BaseException, timeout_setting: str | None) 
     from keystoneauth1 import exceptions as ks
 
     found = re.search(r"(https?://\S+?):? ", str(error))
-    url = found.group(1) if found else ""
+    url = redact_output(found.group(1)) if found else ""
     os_error = _caused_by(error, OSError, errno=True)
     reason = os.strerror(os_error.errno) if os_error is not None else _short(error)
     if isinstance(error, ks.ConnectTimeout):
@@ -207,7 +207,10 @@ def cloud_errors(
         with _quiet("keystoneauth"):  # its warnings would add lines to our one sentence
             yield
     except cfg.OpenStackConfigException as error:
-        raise ConfigError(f"{doing}: {_short(error)}: check clouds.yaml and OS_CLOUD.") from None
+        raise ConfigError(
+            f"{doing}: the cloud settings are unusable ({_short(error)}): check clouds.yaml and "
+            "OS_CLOUD."
+        ) from None
     except sdk.ConflictException as error:
         raise BackendError(
             f"{doing}: the cloud refused with 409 Conflict ({_short(error)})"
@@ -224,7 +227,7 @@ def cloud_errors(
             raise BackendError(
                 f"{doing}: forbidden (403): the user lacks a role for this ({_short(error)})."
             ) from None
-        raise BackendError(f"{doing}: the cloud answered {status}: {_short(error)}.") from None
+        raise BackendError(f"{doing}: the cloud answered {status} ({_short(error)}).") from None
     except ks.Unauthorized:
         raise BackendError(
             f"{doing}: Keystone rejected the credentials (401): check the user "
@@ -245,6 +248,6 @@ def cloud_errors(
     except ks.AuthPluginException as error:
         raise ConfigError(f"{doing}: incomplete credentials ({_short(error)}).") from None
     except ks.ClientException as error:
-        raise BackendError(f"{doing}: {_short(error)}.") from None
+        raise BackendError(f"{doing} failed ({_short(error)}).") from None
     except sdk.SDKException as error:
-        raise BackendError(f"{doing}: {_short(error)}.") from None
+        raise BackendError(f"{doing} failed ({_short(error)}).") from None

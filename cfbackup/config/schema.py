@@ -75,6 +75,13 @@ ENCRYPTION = (
         default=0,
         minimum=0,
     ),
+    Option(
+        "gpg_options",
+        "string",
+        "More gpg options, passed with duplicity --gpg-options after the compression level (a "
+        "--compress-level here wins). The old scripts' GPG_OPTIONS.",
+        example="--cipher-algo=AES256",
+    ),
 )
 
 SWIFT = (
@@ -100,7 +107,9 @@ SWIFT = (
     Option(
         "interface",
         "choice",
-        "Catalog interface of the object-store endpoint.",
+        "Which storage endpoint: with v3, the catalog interface of the object-store endpoint; "
+        "with v1, internal is Rackspace ServiceNet (the storage host prefixed with snet-, as "
+        "RACKSPACE_SERVICENET=True did).",
         default="public",
         choices=("public", "internal", "admin"),
     ),
@@ -135,6 +144,70 @@ RETENTION = (
         "Apply retention after every successful backup, as dt-cf-backup.sh did.",
         default=True,
     ),
+)
+
+SCHEDULE = (
+    Option(
+        "cron",
+        "string",
+        "When to run, as a 5-field cron expression (minute hour day-of-month month "
+        "day-of-week, local time; names, ranges, steps and @daily-style aliases allowed). "
+        "Give cron or interval, not both.",
+        example="30 2 * * *",
+    ),
+    Option(
+        "interval",
+        "duration",
+        "Run every so often instead (s, m, h, D, W; e.g. 6h). In the daemon the first run "
+        "comes one interval after it starts.",
+        example="6h",
+    ),
+    Option(
+        "jitter",
+        "duration",
+        "Delay each run by a random time up to this much, so that many hosts do not start at "
+        "once (systemd RandomizedDelaySec).",
+        example="10m",
+    ),
+    Option(
+        "misfire_grace_time",
+        "duration",
+        "A run that could not start on time (daemon busy or stopped) still starts when it is "
+        "late by at most this much; missed runs are coalesced into one.",
+        default="1h",
+    ),
+    Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),
+)
+
+DRILL = (
+    Option(
+        "sample",
+        "string",
+        "What cfbackup drill restores when --sample is not given: a percentage of the files "
+        "(2%), a size (200M) or a number of files (50 files), picked at random with large and "
+        "small files both represented (docs/checks.md).",
+        default="2%",
+    ),
+    Option(
+        "max_duration",
+        "duration",
+        "Stop a drill after this long (s, m, h, D, W; e.g. 30m) when --max-duration is not "
+        "given; it passes on the files it checked and says how far it got.",
+        example="30m",
+    ),
+    *SCHEDULE,
+)
+
+VERIFY = (
+    Option(
+        "read_data",
+        "string",
+        "What the scheduled cfbackup verify reads: --read-data=THIS (n/t, next/t, x%, a size "
+        "or all; next/7 on a daily schedule reads every volume once a week). Empty: "
+        "duplicity's own verify instead.",
+        default="next/7",
+    ),
+    *SCHEDULE,
 )
 
 PROFILE = (
@@ -213,7 +286,9 @@ PROFILE = (
     Option(
         "extra_options",
         "list",
-        "Extra duplicity options, appended last (one option per list item, bind values with =).",
+        "Extra duplicity options, one per list item, values bound with =. They come last, "
+        "except selection options (--exclude-if-present, --exclude-other-filesystems, ...), "
+        "which duplicity applies in order: they come before exclude and include.",
         default=[],
         example=["--num-retries=3"],
     ),
@@ -228,6 +303,20 @@ PROFILE = (
         "swift", "table", "Swift credentials (for swift:// and cf+http:// targets).", children=SWIFT
     ),
     Option("retention", "table", "What old backups to remove.", children=RETENTION),
+    Option(
+        "drill",
+        "table",
+        "cfbackup drill's defaults, and its schedule (cron or interval: run by the scheduler "
+        "plugin, like [schedule]).",
+        children=DRILL,
+    ),
+    Option(
+        "verify",
+        "table",
+        "A scheduled cfbackup verify (cron or interval: run by the scheduler plugin), by "
+        "default a rotating slice of --read-data.",
+        children=VERIFY,
+    ),
 )
 
 TOP = (

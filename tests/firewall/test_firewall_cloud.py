@@ -195,8 +195,8 @@ def test_the_profile_names_the_cloud_and_no_cloud_leaves_it_out(cloud):
 
 
 @pytest.mark.parametrize("name, code, message", [
-    ("nosuch", 3, "connecting to cloud nosuch: Cloud nosuch was not found: check clouds.yaml "
-     "and OS_CLOUD."),
+    ("nosuch", 3, "connecting to cloud nosuch: the cloud settings are unusable (Cloud nosuch "
+     "was not found): check clouds.yaml and OS_CLOUD."),
     ("wrongpass", 10, "listing the servers of cloud wrongpass: Keystone rejected the "
      "credentials (401): check the user name, password and project."),
     ("gone", 10, "listing the servers of cloud gone: cannot reach the cloud at "
