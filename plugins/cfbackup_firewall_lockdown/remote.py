@@ -7,7 +7,8 @@ the others nor goes unnoticed (non-zero exit). Which servers, and at which addre
 Host keys are always checked against a known_hosts file and only key authentication is used,
 also on the jump host when there is one (the same identity and known_hosts). The remote side
 runs ``cfbackup firewall OPERATION`` (the ``command`` setting changes that, e.g. to ``sudo
-cfbackup firewall``).
+cfbackup firewall``). What a server prints comes back masked like any other program's output
+(a ``command`` wrapper may print more than cfbackup does).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shlex
 from typing import Any
 
 from cfbackup.errors import ExitCode
+from cfbackup.redact import redact_output
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +105,8 @@ async def _open(stack: contextlib.AsyncExitStack, where: str, host: str, port: i
         if isinstance(error, OSError) and error.errno:
             reason = os.strerror(error.errno)
         else:
-            reason = getattr(error, "reason", None) or str(error) or type(error).__name__
+            reason = redact_output(getattr(error, "reason", None) or str(error)) \
+                or type(error).__name__
         shown = f"[{host}]" if ":" in host else host
         raise _Unreachable(f"{where}cannot connect to {shown}:{port} ({reason})",
                            ExitCode.BACKEND) from None
@@ -142,7 +145,7 @@ async def _run_one(server: Server, argv: list[str], limit: asyncio.Semaphore,
             return Outcome(server.name, "failed", f"no answer within {timeout:.0f} s",
                            int(ExitCode.BACKEND))
     output = _lines(result.stdout) + _lines(result.stderr)
-    summary = "; ".join(output) or "(no output)"
+    summary = redact_output("; ".join(output)) or "(no output)"  # another host's words
     code = result.exit_status if result.exit_status is not None else -1
     if code == 0:
         return Outcome(server.name, "ok", summary)

@@ -206,3 +206,15 @@ def test_cloud_errors_are_one_sentence(cloud, name, code, message):
     result = fw(cloud, "--cloud", name, "-s", "web", "enable")
     assert (result.returncode, result.stdout) == (code, ""), result
     assert result.stderr == f"cfbackup: error: {message}\n"
+
+
+def test_network_chooses_the_address_and_a_server_without_one_fails(cloud):
+    words = ("--cloud", "emulator", "-s", "web1", "--exact", "--dry-run")
+    on = fw(cloud, *words, "--network", "private", "status")
+    assert on.returncode == 0, on
+    assert on.stdout.splitlines()[1] == "  web1: root@10.231.1.1:2222 (cloud: network private)"
+    off = fw(cloud, *words, "--network", "public", "status")
+    assert off.returncode == 2, off
+    assert off.stdout.splitlines()[1:] == [
+        "  web1: failed: no address on network public (its networks: private) (cloud)",
+        "dry run: nothing was changed"]

@@ -10,9 +10,9 @@ from fwlab import CFBACKUP, Netns, cfbackup_env
 
 pytestmark = pytest.mark.firewall
 
-def fw(fleet, *words: str) -> subprocess.CompletedProcess:
+def fw(fleet, *words: str, inventory: str = "inventory.toml") -> subprocess.CompletedProcess:
     ctl, _, base = fleet
-    return ctl.run(CFBACKUP, "firewall", "--inventory", str(base / "inventory.toml"), *words,
+    return ctl.run(CFBACKUP, "firewall", "--inventory", str(base / inventory), *words,
                    env=cfbackup_env({"HOME": str(base)}), check=False, timeout=60)
 
 
@@ -69,6 +69,24 @@ def test_a_remote_cfbackup_error_is_reported_with_its_exit_code(fleet):
     assert result.returncode == 2
     assert result.stdout.strip() == ("web1: failed: exit 2: cfbackup: error: 'http' is not a "
                                      "port such as 80, 53/udp or 60000-61000/udp.")
+
+
+def test_what_a_server_prints_comes_back_masked(fleet):
+    # a command wrapper printing more than cfbackup would (a debug line with a credential)
+    _, _, base = fleet
+    secret = "s3cret-from-the-wrapper"
+    (base / "wrapper.toml").write_text(f"""
+[servers.web-wrapper]
+address = "10.231.1.1"
+port = 2222
+identity = "{base}/admin_key"
+known_hosts = "{base}/known_hosts"
+command = "sh -c 'echo \\"wrapper: password={secret}\\" >&2; exit 5' wrapper"
+""")
+    result = fw(fleet, "-s", "web-wrapper", "status", inventory="wrapper.toml")
+    assert result.returncode == 5, result
+    assert result.stdout == "web-wrapper: failed: exit 5: wrapper: password=***\n"
+    assert secret not in result.stdout + result.stderr
 
 
 def test_no_matching_server_is_a_usage_error(fleet):
