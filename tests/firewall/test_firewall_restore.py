@@ -247,8 +247,14 @@ def test_a_newer_lockdown_is_left_alone(site, tmp_path):
     assert site.cfbackup("-c", other_config, "firewall", "lock", "--timeout", "0").returncode == 0
     during = site.ruleset()
     log = tmp_path / "a" / "state" / "firewall" / "deadman.log"
-    assert wait_for(lambda: log.read_text().endswith("was already gone\n"), 15), log.read_text()
-    assert f"lifting lock-down {first['token']}: its timeout of 3 s passed" in log.read_text()
+    assert wait_for(lambda: "was already gone\n" in log.read_text(), 15), log.read_text()
+    deadman = re.search(r"dead-man\[(\d+)\]", log.read_text())[1]
+    assert wait_for(lambda: not os.path.exists(f"/proc/{deadman}"), 10), log.read_text()
+    text = log.read_text()
+    assert f"lifting lock-down {first['token']}: its timeout of 3 s passed" in text
+    assert f"lock-down {first['token']} was already gone\n" in text
+    # its saved copy predates the newer lock-down: it says the ruleset differs, and changes nothing
+    assert "differs from the copy saved before the lock-down" in text
     assert site.ruleset() == during and "cfbackup_lockdown" in during  # the newer one stays
     assert site.cfbackup("-c", other_config, "firewall", "unlock").returncode == 0
     assert site.ruleset() == before
