@@ -6,8 +6,11 @@ byte-identical. When the 413 comes at the second volume, duplicity starts the se
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
+import textwrap
 import time
+from pathlib import Path
 
 import pytest
 from quota_helpers import CFBACKUP, random_files, tree_digest
@@ -71,16 +74,50 @@ def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
     assert tree_digest(restored) == tree_digest(p.source)
 
 
+def _gpg_held_at_second_volume(folder) -> tuple[str, Path, Path]:
+    """A ``--gpg-binary`` for duplicity that runs the real gpg, but encrypts the second volume
+    (the second gpg writing into duplicity's temp folder: duplicity writes a volume once the one
+    before is uploaded) only once ``go`` exists; it creates ``held`` while it waits."""
+    held, go, count = folder / "held", folder / "go", folder / "count"
+    wrapper = folder / "gpg"
+    wrapper.write_text(textwrap.dedent(f"""\
+        #!/bin/bash
+        case "$(readlink /proc/$$/fd/1)" in */mktemp-*)
+            n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}
+            if [ $n = 2 ]; then touch {held}; while [ ! -e {go} ]; do sleep 0.05; done; fi;;
+        esac
+        exec {shutil.which("gpg")} "$@"
+        """))
+    wrapper.chmod(0o755)
+    return str(wrapper), held, go
+
+
 def test_413_at_the_second_volume_starts_the_set_again(quota_profile, tmp_path):
     """Only the first volume is at the target: duplicity cannot resume (it goes back one
     volume), deletes it and starts the set again, as docs/plugins/quota_guard.md says. The
-    quota fits the first volume only; the guard is off, so duplicity meets the 413 itself."""
-    guard_off = ['disable_plugins = ["quota_guard"]']
-    p = quota_profile(encrypted=True, volsize=1, profile_lines=guard_off)
+    quota fits the first volume only; the guard is off, so duplicity meets the 413 itself.
+    Swift checks an upload against the container usage its proxy cached (up to 60 s), so
+    volume 2 waits until a reader has seen volume 1 counted, as a monitoring client would."""
+    gpg, held, go = _gpg_held_at_second_volume(tmp_path)
+    lines = ['disable_plugins = ["quota_guard"]', f'extra_options = ["--gpg-binary={gpg}"]']
+    p = quota_profile(encrypted=True, volsize=1, profile_lines=lines)
     random_files(p.source, 300, 8000, per_dir=100, seed=4)  # ~3 volumes of 1 MiB
     p.set_container_quota(quota_bytes=1_600_000)  # one volume (about 1.05 MB) and its manifest fit
-    failed = p.cli("backup")
-    assert failed.returncode == 6, failed.stderr  # ExitCode.QUOTA
+    backup = subprocess.Popen([str(CFBACKUP), "-c", str(p.config), "backup"], env=p.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not held.exists():
+            assert backup.poll() is None and time.monotonic() < deadline, "no volume 2 began"
+            time.sleep(0.05)
+        reader = p.conn("user")  # each HEAD refreshes the proxy's cached usage
+        while int(reader.head_container(p.container)["x-container-bytes-used"]) < 1_000_000:
+            assert time.monotonic() < deadline, "volume 1 is not counted in the container usage"
+            time.sleep(0.2)
+    finally:
+        go.touch()
+    out, err = backup.communicate(timeout=300)
+    assert backup.returncode == 6, err  # ExitCode.QUOTA
     before = volume_stamps(p.objects(), "full")
     assert [n.rsplit(".vol", 1)[1] for n in before] == ["1.difftar.gpg"], before
 
