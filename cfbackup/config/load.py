@@ -132,6 +132,7 @@ def build_config(
         state_dir=state_dir,
         warnings=list(warnings or []),
         log_dir=_log_dir(top, state_dir),
+        plugin_sections=dict(plugin_sections or {}),
     )
 
 

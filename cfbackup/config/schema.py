@@ -186,6 +186,13 @@ DRILL = (
         "given; it passes on the files it checked and says how far it got.",
         example="30m",
     ),
+    Option(
+        "from_nothing",
+        "boolean",
+        "Run the scheduled drill with --from-nothing: from the newest recovery kit alone, in a "
+        "throw-away HOME and keyring (docs/checks.md); proves the kit and the runbook.",
+        default=False,
+    ),
     *SCHEDULE,
 )
 

@@ -310,6 +310,9 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
     if interval is not None and seconds["interval"] < 1:
         raise ConfigError(f"{where}.interval: must be at least 1s.")
     read_data = table.get("read_data") if section == "verify" else None
+    arguments = (f"--read-data={read_data}",) if read_data else ()
+    if section == "drill" and table.get("from_nothing"):
+        arguments = ("--from-nothing",)
     return Schedule(
         profile=profile.name,
         cron=spec,
@@ -317,5 +320,5 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
         jitter=seconds["jitter"],
         misfire_grace_time=seconds["misfire_grace_time"] or 1,
         action=SECTIONS[section],
-        arguments=(f"--read-data={read_data}",) if read_data else (),
+        arguments=arguments,
     )
