@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import compare
 import dataset
 import harness
+import loop
 from harness import DUPLICITY, Sample, median
 
 GPG = "--gpg-options="
@@ -176,8 +176,8 @@ class Levers:
         self.split = halves(source)
 
     def run(self) -> None:
-        rel = compare.pick_file(self.source, set())
-        want_file = compare.file_digest(self.source / rel)
+        rel = loop.pick_file(self.source, set())
+        want_file = loop.file_digest(self.source / rel)
         want_tree = dataset.tree_digest(self.source)
         for index in range(self.args.repeat):
             shift = index % len(self.variants)
@@ -245,7 +245,7 @@ class Levers:
                 str(destination),
             ]
             record["restore-one"].append(harness.measure(argv, self.env, log))
-            if compare.file_digest(destination) != want_file:
+            if loop.file_digest(destination) != want_file:
                 raise harness.BenchError(f"{v.name}: restored file differs")
             if self.args.restore_all:
                 targets = [base / f"all{p}" for p, _ in parts]
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     before = harness.uptime()
     try:
-        source = compare.ensure_dataset(
+        source = loop.ensure_dataset(
             work, args.size_mb, args.files, args.seed, args.large_fraction
         )
         source_bytes = sum(p.stat().st_size for p in dataset.files_of(source))

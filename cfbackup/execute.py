@@ -76,17 +76,20 @@ def capture(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     input_text: str | None = None,
+    exact: bool = False,
 ) -> Result:
-    """Run a short command and capture its output (secret commands, gpg checks, bash)."""
+    """Run a short command and capture its output (secret commands, gpg checks, bash).
+
+    ``exact`` keeps the output as it was written (a CR before a LF is data, not a line end)."""
     argv = tuple(argv)
     try:
         completed = subprocess.run(
             argv,
             env=child_environment(env),
-            input=input_text,
+            input=input_text.encode() if exact and input_text is not None else input_text,
             capture_output=True,
-            text=True,
-            errors="replace",
+            text=not exact,
+            errors=None if exact else "replace",
             timeout=timeout,
             preexec_fn=_die_with_parent,
         )
@@ -99,8 +102,11 @@ def capture(
             f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s.",
             exit_code=ExitCode.CONFIG,
         ) from None
-    tail = tuple(redact.redact(line) for line in completed.stderr.splitlines()[-20:])
-    return Result(argv, completed.returncode, completed.stdout, tail)
+    stdout, stderr = completed.stdout, completed.stderr
+    if exact:
+        stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    tail = tuple(redact.redact_output(line) for line in stderr.splitlines()[-20:])
+    return Result(argv, completed.returncode, stdout, tail)
 
 
 def stream(
@@ -137,7 +143,7 @@ def stream(
     try:
         assert process.stdout is not None
         for raw in process.stdout:
-            line = redact.redact(raw.rstrip("\n"))
+            line = redact.redact_output(raw.rstrip("\n"))
             tail.append(line)
             if on_line:
                 on_line(line)

@@ -4,7 +4,7 @@ Built-in plugins (``plugins/cfbackup_*.py``) and third-party ones implement thes
 ``cfbackup`` entry-point group; ``docs/plugins.md`` documents each with an example and
 ``tests/unit/test_docs.py`` fails when the two drift apart.
 
-``run`` is a :class:`cfbackup.runner.Run`: the profile (validated, defaults applied), the action
+``run`` is a :class:`cfbackup.runtypes.Run`: the profile (validated, defaults applied), the action
 name, the command-line options, a ``plugin_config(name)`` accessor and a logger. Hooks are called
 only for plugins enabled in that profile.
 """
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import argparse
     import contextlib
 
-    from cfbackup.runner import Run, RunResult
+    from cfbackup.runtypes import Run, RunResult
 
 hookspec = pluggy.HookspecMarker("cfbackup")
 hookimpl = pluggy.HookimplMarker("cfbackup")
@@ -53,6 +53,18 @@ def cfbackup_add_arguments(command: str, parser: argparse.ArgumentParser) -> Non
     """Add options to a built-in command's parser (e.g. ``--ignore-quota`` on ``backup``).
 
     The parsed values reach hooks in ``run.options`` under their ``dest`` names.
+    """
+
+
+@hookspec
+def cfbackup_duplicity_patches(register: Any) -> None:
+    """Add code that runs inside duplicity's interpreter (``cfbackup/duplicity/patches/``).
+
+    Call ``register(patch)`` with a :class:`cfbackup.duplicity.patches.Patch`: its ``module``,
+    importable by duplicity's Python, defines ``applies(env) -> bool`` and ``apply(env)``; the
+    patch names the duplicity version it was written against and the attributes it targets.
+    Called for every duplicity command of a run, for the plugins the profile enables; the
+    launcher applies core's patches first, then these, in order.
     """
 
 

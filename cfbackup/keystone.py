@@ -3,10 +3,11 @@
 The credentials come from the profile's ``[swift]`` keys (a password, or an application
 credential's id and secret) or from a ``clouds.yaml`` entry (``swift.cloud``, else ``OS_CLOUD``
 when the profile names no ``auth_url``), read with openstacksdk's own loader. cfbackup's Swift
-client (``swift.py``: check, status, quotas, plugins) and the duplicity launcher (application
-credentials, ``duplicity/launcher.py``) both talk to Swift through :func:`connection`, whose
-swiftclient Connection asks this session for the token and the storage URL, and asks again when
-Swift answers 401 (an expired token), so a run outlives any token lifetime.
+client (``swift.py``: check, status, quotas, plugins) and duplicity's application-credential
+patch (``duplicity/patches/application_credential.py``) both talk to Swift through
+``swift.keystone_connection``, whose swiftclient Connection asks this session for the token and
+the storage URL, and asks again when Swift answers 401 (an expired token), so a run outlives any
+token lifetime. This module knows Keystone only: ``swift.py`` builds on it, never the reverse.
 
 Keystone answers 401 to a wrong password, an unknown user, user domain, project or project
 domain alike (measured); :func:`explain` tells them apart where it can by also trying an
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import functools
 import os
 from typing import Any
 
@@ -337,49 +337,6 @@ def _endpoint(access, creds: Credentials) -> str:
     )
 
 
-@functools.cache
-def connection_class():
-    from cfbackup.swift import load_client
-
-    class KeystoneConnection(load_client().Connection):
-        """A swiftclient Connection that takes its token and storage URL from one keystoneauth1
-        session. On a 401 swiftclient invalidates that session, forgets its token and calls
-        get_auth() again: a fresh token from Keystone, so an expired token costs one retry."""
-
-        def __init__(self, *args, credentials: Credentials, keystone_session, **kwargs):
-            kwargs["session"] = keystone_session
-            super().__init__(*args, **kwargs)
-            self.credentials = credentials
-
-        def get_auth(self):
-            url, token = storage_url_and_token(self.session, self.credentials)
-            self.url = self.os_options.get("object_storage_url") or url
-            self.token = token
-            return self.url, self.token
-
-    return KeystoneConnection
-
-
-def connection(
-    creds: Credentials,
-    *,
-    keystone_session=None,
-    storage_url: str | None = None,
-    retries: int = 1,
-    timeout: float = 30.0,
-    **kwargs,
-):
-    """A swiftclient Connection authenticated through Keystone (lazily, on first request)."""
-    return connection_class()(
-        credentials=creds,
-        keystone_session=keystone_session or session(creds),
-        retries=retries,
-        timeout=timeout,
-        os_options={"object_storage_url": storage_url} if storage_url else {},
-        **kwargs,
-    )
-
-
 # ---- what went wrong, in one sentence ---------------------------------------------------
 def explain(error: BaseException, creds: Credentials) -> CfbackupError:
     """One BackendError naming the cause and the fix for a keystoneauth1 failure."""
@@ -497,4 +454,4 @@ def identity(creds: Credentials, sess=None) -> dict[str, Any]:
 
 def _short(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return redact.redact(text)[:200].rstrip(" .")  # inside our sentence: its full stop goes
+    return redact.redact_output(text)[:200].rstrip(" .")  # inside our sentence: its full stop goes

@@ -8,7 +8,6 @@ interruption) releases the lock, leaves the plugins' contexts (firewall rules re
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
@@ -19,49 +18,9 @@ from typing import Any
 from cfbackup import history, lock, plugins, redact
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import CfbackupError, ExitCode, Interrupted
+from cfbackup.runtypes import Run, RunResult
 
 log = logging.getLogger("cfbackup")
-
-
-@dataclasses.dataclass
-class Run:
-    """What a hook sees of the run in progress."""
-
-    config: Config
-    profile: Profile
-    action: str
-    options: dict[str, Any]
-    hooks: Any
-    started: float = dataclasses.field(default_factory=time.time)
-    log_file: Path | None = None
-    log: logging.Logger = log
-
-    @property
-    def dry_run(self) -> bool:
-        return bool(self.options.get("dry_run"))
-
-    def plugin_config(self, section: str) -> dict[str, Any]:
-        return self.profile.plugin_config(section)
-
-
-@dataclasses.dataclass
-class RunResult:
-    profile: str
-    action: str
-    exit_code: ExitCode = ExitCode.OK
-    message: str = ""
-    stats: dict[str, Any] = dataclasses.field(default_factory=dict)
-    data: Any = None  # action-specific payload (file list, status)
-    error: BaseException | None = None
-    duration: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == ExitCode.OK
-
-    @property
-    def result(self) -> str:
-        return "success" if self.ok else ExitCode(self.exit_code).name.lower()
 
 
 @contextlib.contextmanager
@@ -106,6 +65,8 @@ def execute_run(
     with run_log(config, profile, action) as log_path:
         run.log_file = log_path
         log.info("cfbackup %s of profile %s started", action, profile.name)
+        if config.permission_warning:  # on stderr already (cli.context); here for the run log
+            log.info("warning: %s", config.permission_warning)
         run_id = history.record_start(config.state_dir, profile.name, action)
         try:
             with contextlib.ExitStack() as stack:
@@ -148,7 +109,8 @@ def execute_run(
 
             # the traceback goes to the run log (and to stderr with --debug), masked
             log.debug(
-                "run failed with an internal error:\n%s", redact.redact(traceback.format_exc())
+                "run failed with an internal error:\n%s",
+                redact.redact_output(traceback.format_exc()),
             )
             error.cfbackup_traceback_logged = True  # type: ignore[attr-defined]
             log.info("run failed: %s", result.message)
@@ -161,7 +123,7 @@ def execute_run(
                 run_id,
                 int(result.exit_code),
                 result.result,
-                result.message,
+                _with_warning(result.message, config),
                 result.stats,
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
@@ -173,6 +135,14 @@ def execute_run(
                 result.duration,
             )
     return result
+
+
+def _with_warning(message: str, config: Config) -> str:
+    """The history keeps the loose-mode warning of a legacy file beside every run's outcome."""
+    if not config.permission_warning:
+        return message
+    warning = f"warning: {config.permission_warning}"
+    return f"{message} ({warning})" if message else warning
 
 
 ABANDONED = (
@@ -203,7 +173,7 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
 
 def internal_error_message(error: BaseException) -> str:
     """The one line an unexpected exception (a bug) becomes."""
-    text = str(error).splitlines()[0] if str(error) else ""
+    text = redact.redact_output(str(error).splitlines()[0]) if str(error) else ""
     return (
         f"internal error ({type(error).__name__}{': ' + text[:300] if text else ''}): this is a "
         "bug in cfbackup; please report it with the run log (--debug shows the traceback)."
@@ -219,5 +189,7 @@ def _fire_safely(hook, **kwargs) -> None:
         hook(**kwargs)
     except Exception as error:  # a plugin bug must not hide the run's own outcome
         log.warning(
-            "a plugin failed in %s: %s", getattr(hook, "name", "hook"), redact.redact(str(error))
+            "a plugin failed in %s: %s",
+            getattr(hook, "name", "hook"),
+            redact.redact_output(str(error)),
         )

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from cfbackup import keystone
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.duplicity.target import SwiftTarget, swift_target
@@ -64,15 +66,13 @@ def connect(
     reseller admin setting an account quota: ``username``/``password`` override them, and
     ``storage_url`` points that user at the profile's account instead of its own)."""
     client = load_client()
-    from cfbackup import keystone
-
     if keystone.uses_keystone(profile):
         creds = keystone.credentials(profile)
         if username:  # another Keystone user (e.g. a reseller admin), same domains and project
             creds = dataclasses.replace(
                 creds, method=keystone.PASSWORD, username=username, user_id=None, password=password
             )
-        return keystone.connection(creds, retries=retries, timeout=30, storage_url=storage_url)
+        return keystone_connection(creds, retries=retries, timeout=30, storage_url=storage_url)
     swift = dict(profile["swift"])
     where = f"profiles.{profile.name}.swift"
     if username:
@@ -80,7 +80,12 @@ def connect(
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
         raise ConfigError(f"{where}: auth_url, username and a password are required.")
-    return client.Connection(
+    connection = client.Connection
+    if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
+        from cfbackup import servicenet
+
+        connection = servicenet.connection_class(connection)
+    return connection(
         authurl=swift["auth_url"],
         user=swift["username"],
         key=password,
@@ -88,6 +93,47 @@ def connect(
         retries=retries,
         timeout=30,
         os_options={"object_storage_url": storage_url} if storage_url else {},
+    )
+
+
+@functools.cache
+def keystone_connection_class():
+    class KeystoneConnection(load_client().Connection):
+        """A swiftclient Connection that takes its token and storage URL from one keystoneauth1
+        session. On a 401 swiftclient invalidates that session, forgets its token and calls
+        get_auth() again: a fresh token from Keystone, so an expired token costs one retry."""
+
+        def __init__(self, *args, credentials: keystone.Credentials, keystone_session, **kwargs):
+            kwargs["session"] = keystone_session
+            super().__init__(*args, **kwargs)
+            self.credentials = credentials
+
+        def get_auth(self):
+            url, token = keystone.storage_url_and_token(self.session, self.credentials)
+            self.url = self.os_options.get("object_storage_url") or url
+            self.token = token
+            return self.url, self.token
+
+    return KeystoneConnection
+
+
+def keystone_connection(
+    creds: keystone.Credentials,
+    *,
+    keystone_session=None,
+    storage_url: str | None = None,
+    retries: int = 1,
+    timeout: float = 30.0,
+    **kwargs,
+):
+    """A swiftclient Connection authenticated through Keystone (lazily, on first request)."""
+    return keystone_connection_class()(
+        credentials=creds,
+        keystone_session=keystone_session or keystone.session(creds),
+        retries=retries,
+        timeout=timeout,
+        os_options={"object_storage_url": storage_url} if storage_url else {},
+        **kwargs,
     )
 
 
@@ -101,7 +147,7 @@ def swift_errors(profile: Profile):
         yield
     except ClientException as error:
         status = getattr(error, "http_status", None)
-        if _keystone_profile(profile) and status in (401, 403, None):
+        if keystone.uses_keystone(profile) and status in (401, 403, None):
             raise _keystone_swift_error(profile, error) from None
         if status == 401:
             raise BackendError(
@@ -118,7 +164,7 @@ def swift_errors(profile: Profile):
             f"Swift answered {status} {error.http_reason} ({_short(error)})."
         ) from None
     except (OSError, ConnectionError) as error:
-        if _keystone_profile(profile):  # Keystone answered; the storage URL is the catalog's
+        if keystone.uses_keystone(profile):  # Keystone answered; the storage URL is the catalog's
             raise unreachable(None, str(error), fix=CATALOG_FIX) from None
         raise unreachable(url, str(error)) from None
     except Exception as error:  # keystoneauth1 raises its own hierarchy
@@ -127,16 +173,8 @@ def swift_errors(profile: Profile):
         raise
 
 
-def _keystone_profile(profile: Profile) -> bool:
-    from cfbackup import keystone
-
-    return keystone.uses_keystone(profile)
-
-
 def _keystone_swift_error(profile: Profile, error) -> BackendError:
     """Swift's refusal of a Keystone token, naming the identity (Keystone itself accepted it)."""
-    from cfbackup import keystone
-
     try:
         creds = keystone.credentials(profile)
         who = f"{creds.who}" + (f" on {creds.project}" if creds.project else "")
@@ -206,9 +244,9 @@ def password_source(profile: Profile) -> str:
 
 
 def _short(error: BaseException) -> str:
-    from cfbackup.redact import redact
+    from cfbackup.redact import redact_output
 
-    text = redact(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    text = redact_output(str(error).splitlines()[0] if str(error) else type(error).__name__)
     if len(text) > 200:  # at a word's end, never in the middle of one
         text = text[:200].rsplit(" ", 1)[0] + " ..."
     return text.rstrip(" .")

@@ -3,18 +3,19 @@
 
 ``keystone`` from PyPI (in .venv-keystone/, made by scripts/setup_keystone.sh), sqlite, fernet
 tokens, served by Debian's uwsgi. Standard library only at import time; Keystone itself runs in
-.venv-keystone's Python (the ``_bootstrap`` sub-command) and under uwsgi.
+.venv-keystone's Python (``keystone_config.py``, which also writes keystone.conf and holds the
+test identities) and under uwsgi, started and stopped through ``supervise.py``.
 
     python scripts/local_keystone.py run [--expiration S] [--with-swift]    # foreground, JSON
     python scripts/local_keystone.py start --state-file F [--with-swift]    # background
     python scripts/local_keystone.py stop --state-file F
 
-What it holds (see IDENTITIES): the bootstrap admin; a ``swift`` service user for Swift's
-keystonemiddleware; user ``backup`` (domain ``BackupDomain``) with ``member`` on the projects
-``backups``, ``expiry-password``, ``expiry-appcred`` and ``nocatalog``; user ``auditor``
-(domain ``Default``) with only ``reader`` on ``backups`` (Swift refuses it: 403). The catalog
-has identity and object-store (public + internal) in ``RegionOne``, and an empty ``RegionTwo``;
-project ``nocatalog`` sees only the identity endpoint (an endpoint-filter association).
+What it holds (keystone_config.IDENTITIES): the bootstrap admin; a ``swift`` service user for
+Swift's keystonemiddleware; user ``backup`` (domain ``BackupDomain``) with ``member`` on the
+projects ``backups``, ``expiry-password``, ``expiry-appcred`` and ``nocatalog``; user ``auditor``
+(domain ``Default``) with only ``reader`` on ``backups`` (Swift refuses it: 403). The catalog has
+identity and object-store (public + internal) in ``RegionOne``, and an empty ``RegionTwo``; project
+``nocatalog`` sees only the identity endpoint (an endpoint-filter association).
 
 Measured on this machine (keystone 30, uwsgi 2.0.21-debian; keep them true here):
 - ``keystone-manage db_sync``, ``fernet_setup``, ``credential_setup`` and ``bootstrap`` as four
@@ -43,7 +44,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -53,47 +53,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import supervise
+from keystone_config import TEMPLATE_VERSION, config
+
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv-keystone"
 UWSGI = "/usr/bin/uwsgi"
-TEMPLATE_VERSION = "3"  # bump when _provision changes: the template is rebuilt
-
-ADMIN_PASSWORD = "ks-Admin-7f3c19"  # noqa: S105 - throw-away test credentials
-SERVICE_PASSWORD = "ks-Service-2b8e44"  # noqa: S105
-BACKUP_PASSWORD = "ks-Backup-9d04a1"  # noqa: S105
-AUDITOR_PASSWORD = "ks-Auditor-51c6e0"  # noqa: S105
-
-# What _provision creates; ids are filled in from the template's identities.json.
-IDENTITIES = {
-    "domains": {"BackupDomain": {}},
-    "projects": {
-        # name -> domain name
-        "service": "Default",
-        "backups": "BackupDomain",
-        "expiry-password": "BackupDomain",
-        "expiry-appcred": "BackupDomain",
-        "nocatalog": "BackupDomain",
-    },
-    "users": {
-        # key -> (name, domain, password, {project: [roles]})
-        "swift": ("swift", "Default", SERVICE_PASSWORD, {"service": ["service", "admin"]}),
-        "backup": (
-            "backup",
-            "BackupDomain",
-            BACKUP_PASSWORD,
-            {p: ["member"] for p in ("backups", "expiry-password", "expiry-appcred", "nocatalog")},
-        ),
-        "auditor": ("auditor", "Default", AUDITOR_PASSWORD, {"backups": ["reader"]}),
-    },
-}
-SECRETS = (ADMIN_PASSWORD, SERVICE_PASSWORD, BACKUP_PASSWORD, AUDITOR_PASSWORD)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _request(method: str, url: str, body: dict | None = None, headers: dict | None = None,
              timeout: float = 30.0) -> tuple[int, dict, dict]:
@@ -186,16 +151,8 @@ class LocalKeystone:
     def stop(self) -> None:
         """SIGTERM uwsgi's process group, SIGKILL after 10 s; idempotent."""
         if self.pid and self._owned():
-            for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-                try:
-                    os.killpg(self.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    break
-                end = time.monotonic() + wait
-                while time.monotonic() < end and self._alive():
-                    time.sleep(0.05)
-                if not self._alive():
-                    break
+            supervise.stop_groups([self.pid], lambda _pgid: self._alive(), grace=10.0,
+                                  kill_wait=5.0)
             if self._popen is not None:
                 self._popen.wait(timeout=5)
         self.pid, self._popen = None, None
@@ -223,8 +180,9 @@ class LocalKeystone:
         building = self.venv / f"cfbackup-template.{os.getpid()}"
         shutil.rmtree(building, ignore_errors=True)
         building.mkdir(parents=True)
-        out = subprocess.run([str(self.venv / "bin" / "python"), "-W", "ignore", __file__,
-                              "_bootstrap", str(building)], capture_output=True, text=True)
+        script = Path(__file__).resolve().parent / "keystone_config.py"
+        out = subprocess.run([str(self.venv / "bin" / "python"), "-W", "ignore", str(script),
+                              str(building)], capture_output=True, text=True)
         if out.returncode != 0:
             shutil.rmtree(building, ignore_errors=True)
             raise RuntimeError(f"building the Keystone template failed:\n{out.stdout}"
@@ -238,11 +196,14 @@ class LocalKeystone:
         except OSError:
             shutil.rmtree(building, ignore_errors=True)
 
-    def set_endpoint(self, service_type: str, url: str) -> None:
-        """Point every endpoint of ``service_type`` at ``url`` (may hold ``%(project_id)s``)."""
+    def set_endpoint(self, service_type: str, url: str, interface: str | None = None) -> None:
+        """Point every endpoint of ``service_type`` (or only its ``interface`` one) at ``url``
+        (may hold ``%(project_id)s``)."""
         with sqlite3.connect(self.base_dir / "keystone.db", timeout=30) as db:
             db.execute("UPDATE endpoint SET url = ? WHERE service_id IN "
-                       "(SELECT id FROM service WHERE type = ?)", (url, service_type))
+                       "(SELECT id FROM service WHERE type = ?)"
+                       + (" AND interface = ?" if interface else ""),
+                       (url, service_type, *([interface] if interface else [])))
 
     def user(self, key: str) -> dict:
         """{"id", "name", "domain", "domain_id", "password"} of a user in IDENTITIES."""
@@ -330,8 +291,8 @@ class LocalKeystone:
             shutil.rmtree(base / keys, ignore_errors=True)
             shutil.copytree(template / keys, base / keys)
         self.identities = json.loads((template / "identities.json").read_text())
-        self.port = _free_port()
-        (base / "keystone.conf").write_text(_config(base, self.token_expiration))
+        self.port = supervise.free_ports(1)[0]
+        (base / "keystone.conf").write_text(config(base, self.token_expiration))
         self.set_endpoint("identity", self.url)
 
     def _spawn(self) -> None:
@@ -343,36 +304,18 @@ class LocalKeystone:
         env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=str(self.base_dir / "keystone.conf"),
                    PYTHONWARNINGS="ignore")
         env.pop("PYTHONPATH", None)
-        with open(self.log_file, "ab") as log:
-            self._popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                           stderr=subprocess.STDOUT, env=env, cwd=self.base_dir,
-                                           start_new_session=True)
+        self._popen = supervise.spawn(argv, self.log_file, env, self.base_dir)
         self.pid = self._popen.pid
 
     def _owned(self) -> bool:
         """Guard against pid reuse when stopping from a state file: our uwsgi, our port."""
         if self._popen is not None:
             return True
-        try:
-            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return cmdline[:1] == [UWSGI.encode()] and f"127.0.0.1:{self.port}".encode() in cmdline
+        argv = supervise.cmdline(self.pid) or []
+        return argv[:1] == [UWSGI.encode()] and f"127.0.0.1:{self.port}".encode() in argv
 
     def _alive(self) -> bool:
-        if self._popen is not None and self._popen.poll() is None:
-            return True
-        if not self.pid:
-            return False
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == self.pid and fields[0] != "Z":
-                    return True
-        return False
+        return supervise.group_alive(self.pid, self._popen)
 
     def _wait_ready(self, deadline: float) -> None:
         while True:
@@ -397,105 +340,6 @@ class LocalKeystone:
                 texts.append(f"--- {log.name} ---\n" + "\n".join(
                     log.read_text(errors="replace").splitlines()[-lines:]))
         return "\n".join(texts)
-
-
-def _config(base: Path, expiration: int) -> str:
-    return (
-        "[DEFAULT]\n"
-        f"log_file = {base / 'keystone.log'}\n"
-        "debug = false\n\n"
-        f"[database]\nconnection = sqlite:///{base / 'keystone.db'}\n\n"
-        f"[token]\nprovider = fernet\nexpiration = {expiration}\n\n"
-        f"[fernet_tokens]\nkey_repository = {base / 'fernet-keys'}\n\n"
-        f"[fernet_receipts]\nkey_repository = {base / 'fernet-keys'}\n\n"
-        f"[credential]\nkey_repository = {base / 'credential-keys'}\n\n"
-        "[identity]\npassword_hash_rounds = 4\n\n"
-        "[cache]\nenabled = true\nbackend = dogpile.cache.memory\n\n"
-        "[catalog]\ncaching = false\n"
-    )
-
-
-# ---- runs in .venv-keystone's Python -------------------------------------------------------
-def _bootstrap(target: str) -> int:
-    """keystone-manage db_sync, fernet_setup, credential_setup and bootstrap in one
-    interpreter, then the test identities and the catalog; writes identities.json."""
-    import getpass
-
-    base = Path(target)
-    conf = base / "keystone.conf"
-    conf.write_text(_config(base, 3600))
-    from keystone.cmd import cli
-
-    me = getpass.getuser()
-    for args in (
-        ["db_sync"],
-        ["fernet_setup", "--keystone-user", me, "--keystone-group", me],
-        ["credential_setup", "--keystone-user", me, "--keystone-group", me],
-        ["bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
-         "--bootstrap-public-url", "http://127.0.0.1:1/v3", "--bootstrap-region-id", "RegionOne"],
-    ):
-        cli.CONF.clear()  # one process, several commands: parse the command line again
-        cli.main(argv=["keystone-manage", "--config-file", str(conf), *args])
-    identities = _provision()
-    identities["version"] = TEMPLATE_VERSION
-    (base / "identities.json").write_text(json.dumps(identities, indent=2))
-    conf.unlink()
-    (base / "keystone.log").unlink(missing_ok=True)
-    return 0
-
-
-def _provision() -> dict:
-    import uuid
-
-    from keystone.common import provider_api
-
-    api = provider_api.ProviderAPIs
-    domains = {"Default": "default"}
-    for name in IDENTITIES["domains"]:
-        domain_id = uuid.uuid4().hex
-        api.resource_api.create_domain(domain_id, {"id": domain_id, "name": name,
-                                                   "enabled": True})
-        domains[name] = domain_id
-    projects = {}
-    for name, domain in IDENTITIES["projects"].items():
-        project_id = uuid.uuid4().hex
-        api.resource_api.create_project(project_id, {
-            "id": project_id, "name": name, "domain_id": domains[domain],
-            "parent_id": domains[domain], "enabled": True, "is_domain": False,
-            "description": "cfbackup tests"})
-        projects[name] = {"id": project_id, "name": name, "domain": domain,
-                          "domain_id": domains[domain]}
-    roles = {r["name"]: r["id"] for r in api.role_api.list_roles()}
-    users = {}
-    for key, (name, domain, password, grants) in IDENTITIES["users"].items():
-        user = api.identity_api.create_user({"name": name, "domain_id": domains[domain],
-                                             "password": password, "enabled": True})
-        for project, role_names in grants.items():
-            for role in role_names:
-                api.assignment_api.add_role_to_user_and_project(
-                    user_id=user["id"], project_id=projects[project]["id"], role_id=roles[role])
-        users[key] = {"id": user["id"], "name": name, "domain": domain,
-                      "domain_id": domains[domain], "password": password}
-    admin = api.identity_api.get_user_by_name("admin", "default")
-    users["admin"] = {"id": admin["id"], "name": "admin", "domain": "Default",
-                      "domain_id": "default", "password": ADMIN_PASSWORD}
-
-    api.catalog_api.create_region({"id": "RegionTwo"})
-    service_id = uuid.uuid4().hex
-    api.catalog_api.create_service(service_id, {"id": service_id, "type": "object-store",
-                                                "name": "swift", "enabled": True})
-    for interface in ("public", "internal"):
-        endpoint_id = uuid.uuid4().hex
-        api.catalog_api.create_endpoint(endpoint_id, {
-            "id": endpoint_id, "service_id": service_id, "interface": interface,
-            "region_id": "RegionOne", "enabled": True,
-            "url": "http://127.0.0.1:1/v1/AUTH_%(project_id)s"})
-    identity = [e for e in api.catalog_api.list_endpoints()
-                if api.catalog_api.get_service(e["service_id"])["type"] == "identity"]
-    for endpoint in identity:  # nocatalog sees only these: no object-store in its catalog
-        api.catalog_api.add_endpoint_to_project(endpoint["id"], projects["nocatalog"]["id"])
-    return {"domains": domains, "projects": projects, "users": users,
-            "regions": ["RegionOne", "RegionTwo"]}
 
 
 def start_with_swift(keystone: LocalKeystone, **swift_kwargs):
@@ -526,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expiration", type=int, default=3600, help="[token] expiration, s")
     parser.add_argument("--with-swift", action="store_true",
                         help="also start a local Swift that trusts this Keystone")
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["_bootstrap"]:
-        return _bootstrap(argv[1])
-    args = parser.parse_args(argv)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command in ("start", "stop") and not args.state_file:
         parser.error(f"{args.command} needs --state-file")
     if args.command == "stop":

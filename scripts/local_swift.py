@@ -26,16 +26,9 @@ Surprises about Swift on this machine (measured with swift 2.38.3, keep them tru
   (which must update sys.argv in place: swift.cli.ringbuilder binds it at import).
 - Start-up takes 3.5-4.5 s (5.5-6.5 s with three object servers) on this 2-core machine.
 
-Keystone mode (``LocalSwift(keystone={...})``, see scripts/local_keystone.py) replaces tempauth
-with keystonemiddleware ``authtoken`` + Swift's ``keystoneauth`` (DESIGN.md section 5):
-- ``cache = swift.cache`` in [filter:authtoken]: with ``memcached_servers`` instead every
-  authenticated request is a 500 (python-memcached is not installed; /healthcheck still 200).
-- ``interface = public`` in [filter:authtoken]: it looks for an *internal* identity endpoint by
-  default, and every authenticated request is a 500 (EndpointNotFound) when there is none.
-- ``operator_roles`` holds ``admin, member, swiftoperator``: a user with only ``reader`` gets 403.
-- ``ratelimit`` is in the pipeline: an account's writes can be throttled through its
-  ``X-Account-Sysmeta-Global-Write-Ratelimit`` (set_account_sysmeta), which stretches a backup
-  over several token lifetimes without touching anyone else's account.
+Keystone mode (``LocalSwift(keystone={...})``, see scripts/local_keystone.py) trusts a Keystone
+instead of tempauth; what its proxy config needs is in ``swift_config.py``, which writes every
+config, swift.conf and the rings. ``supervise.py`` runs and stops the processes.
 """
 from __future__ import annotations
 
@@ -44,7 +37,6 @@ import atexit
 import importlib.util
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -54,35 +46,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
-# name -> (tempauth user, key, groups); "admin" is the reseller admin (may set account quotas)
-_TEMPAUTH = {
-    "admin": ("test:tester", "testing", ".admin .reseller_admin"),
-    "user": ("test:tester2", "testing2", ".admin"),
-    "other": ("test2:tester3", "testing3", ".admin"),
-}
-
-# Runs .venv/bin/swift-ring-builder once per argv list, in one interpreter (imports are slow).
-_RINGS = """\
-import json, runpy, sys
-script, calls = sys.argv[1], json.loads(sys.argv[2])
-for argv in calls:
-    sys.argv[:] = [script] + argv  # in place: ringbuilder bound sys.argv at import
-    try:
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as exc:
-        if exc.code not in (None, 0, 1):  # 1 is a warning (balance), 2 an error
-            sys.exit("swift-ring-builder %s failed (%s)" % (" ".join(argv), exc.code))
-"""
-
-PIPELINE = (
-    "catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk tempauth "
-    "copy container-quotas account-quotas slo dlo versioned_writes proxy-logging proxy-server"
-)
-KEYSTONE_PIPELINE = PIPELINE.replace("bulk tempauth", "bulk ratelimit authtoken keystoneauth")
-OPERATOR_ROLES = "admin, member, swiftoperator"
+import supervise
+import swift_config
 
 
 def _launch(argv: list[str]) -> int:
@@ -123,20 +90,6 @@ def _account_sysmeta(argv: list[str]) -> int:
     return 0
 
 
-def _free_ports(n: int) -> list[int]:
-    """n distinct free loopback ports (all bound at once so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _http(method: str, url: str, headers: dict | None = None, timeout: float = 5.0):
     """(status, headers) of one request; never raises for an HTTP error status."""
     req = urllib.request.Request(url, method=method, headers=headers or {})
@@ -167,7 +120,7 @@ class LocalSwift:
         self.replicas, self.object_servers = replicas, object_servers
         self.updater_interval = updater_interval
         self.users = ({} if keystone else
-                      {name: (u, k) for name, (u, k, _g) in _TEMPAUTH.items()})
+                      {name: (u, k) for name, (u, k, _g) in swift_config.TEMPAUTH.items()})
         self._procs: dict[str, dict] = {}  # name -> {"argv", "log", "pid", "port"}
         self._popen: dict[str, subprocess.Popen] = {}
         self.auth_url = self.proxy_url = ""
@@ -286,14 +239,9 @@ class LocalSwift:
         base = self.base_dir
         for sub in ("log", "tmp", "recon"):
             (base / sub).mkdir(parents=True, exist_ok=True)
-        swift_conf = base / "swift.conf"
-        if not swift_conf.exists():  # a reused --dir keeps its hash, so its data stays valid
-            swift_conf.write_text(
-                "[swift-hash]\n"
-                f"swift_hash_path_suffix = {uuid.uuid4().hex}\n"
-                f"swift_hash_path_prefix = {uuid.uuid4().hex}\n\n"
-                "[storage-policy:0]\nname = Policy-0\ndefault = yes\n")
-        mc_port, proxy_port, acc_port, con_port, *obj_ports = _free_ports(4 + self.object_servers)
+        swift_config.write_swift_conf(base)
+        ports = supervise.free_ports(4 + self.object_servers)
+        mc_port, proxy_port, acc_port, con_port, *obj_ports = ports
         self.proxy_url = f"http://127.0.0.1:{proxy_port}"
         self.auth_url = (self.keystone["auth_url"] if self.keystone
                          else f"{self.proxy_url}/auth/v1.0")
@@ -302,101 +250,19 @@ class LocalSwift:
         backends += [(f"object{i}", p) for i, p in enumerate(obj_ports)]
         for name, _port in backends:
             (base / "nodes" / name / name).mkdir(parents=True, exist_ok=True)
-        self._build_rings(backends)
-
-        mc_argv = ["memcached", "-l", "127.0.0.1", "-p", str(mc_port), "-U", "0",
-                   "-m", "64", "-t", "2"]
-        if os.geteuid() == 0:
-            mc_argv += ["-u", "root"]
-        self._add("memcached", mc_argv, mc_port)
+        swift_config.build_rings(base, self.log_dir, backends, self.replicas)
+        self._add("memcached", swift_config.memcached_argv(mc_port), mc_port)
         for name, port in backends:
             kind = name.rstrip("0123456789")
             pkg = {"account": "account", "container": "container", "object": "obj"}[kind]
-            conf = self._write_conf(name, port, self._backend_sections(kind))
+            sections = swift_config.backend_sections(kind, self.updater_interval)
+            conf = swift_config.write_conf(base, name, port, sections)
             self._add(name, self._swift_argv(f"swift.{pkg}.server", conf), port)
             if kind in ("container", "object"):
                 self._add(f"{name}-updater", self._swift_argv(f"swift.{pkg}.updater", conf), None)
-        conf = self._write_conf("proxy", proxy_port, self._proxy_sections(mc_port))
+        sections = swift_config.proxy_sections(mc_port, self.keystone)
+        conf = swift_config.write_conf(base, "proxy", proxy_port, sections)
         self._add("proxy", self._swift_argv("swift.proxy.server", conf), proxy_port)
-
-    def _build_rings(self, backends: list[tuple[str, int]]) -> None:
-        """account/container rings: 1 replica; object ring: `replicas` over all servers."""
-        calls = []
-        for ring in ("account", "container", "object"):
-            builder = str(self.base_dir / f"{ring}.builder")
-            Path(builder).unlink(missing_ok=True)  # ports change on every start
-            devs = [(n, p) for n, p in backends if n.startswith(ring)]
-            replicas = self.replicas if ring == "object" else 1
-            calls.append([builder, "create", "8", str(replicas), "0"])
-            add = [builder, "add"]
-            for zone, (name, port) in enumerate(devs, start=1):
-                add += [f"r1z{zone}-127.0.0.1:{port}/{name}", "1"]
-            calls += [add, [builder, "rebalance"]]
-        script = Path(sys.executable).parent / "swift-ring-builder"
-        out = subprocess.run([sys.executable, "-c", _RINGS, str(script), json.dumps(calls)],
-                             capture_output=True, text=True, cwd=self.base_dir)
-        (self.log_dir / "ring-builder.log").write_text(out.stdout + out.stderr)
-        if out.returncode != 0:
-            raise RuntimeError(f"building rings failed:\n{out.stdout}{out.stderr}")
-
-    def _write_conf(self, name: str, port: int, sections: str) -> Path:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-        path = self.base_dir / f"{name}.conf"
-        path.write_text(
-            "[DEFAULT]\n"
-            f"bind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nuser = {user}\n"
-            f"swift_dir = {self.base_dir}\ndevices = {self.base_dir / 'nodes' / name}\n"
-            "mount_check = false\ndisable_fallocate = true\n"
-            f"recon_cache_path = {self.base_dir / 'recon'}\n"
-            f"log_name = {name}\nlog_level = INFO\n\n" + sections)
-        return path
-
-    def _backend_sections(self, kind: str) -> str:
-        text = (f"[pipeline:main]\npipeline = healthcheck {kind}-server\n\n"
-                f"[app:{kind}-server]\nuse = egg:swift#{kind}\n\n"
-                "[filter:healthcheck]\nuse = egg:swift#healthcheck\n\n")
-        if kind in ("container", "object"):
-            text += (f"[{kind}-updater]\ninterval = {self.updater_interval}\n"
-                     "concurrency = 1\nnode_timeout = 3\n\n")
-        return text
-
-    def _proxy_sections(self, mc_port: int) -> str:
-        pipeline = KEYSTONE_PIPELINE if self.keystone else PIPELINE
-        own = ("cache", "tempauth", "authtoken", "keystoneauth", "ratelimit", "proxy-server")
-        filters = dict.fromkeys(f for f in pipeline.split() if f not in own)
-        text = (f"[pipeline:main]\npipeline = {pipeline}\n\n"
-                "[app:proxy-server]\nuse = egg:swift#proxy\nallow_account_management = true\n"
-                "account_autocreate = true\nnode_timeout = 5\nconn_timeout = 0.5\n\n"
-                + (self._keystone_sections() if self.keystone else self._tempauth_section())
-                + f"[filter:cache]\nuse = egg:swift#memcache\n"
-                f"memcache_servers = 127.0.0.1:{mc_port}\n\n")
-        return text + "".join(f"[filter:{f}]\nuse = egg:swift#{f.replace('-', '_')}\n\n"
-                              for f in filters)
-
-    @staticmethod
-    def _tempauth_section() -> str:
-        users = "".join(f"user_{u.replace(':', '_')} = {k} {g}\n"
-                        for u, k, g in _TEMPAUTH.values())
-        return f"[filter:tempauth]\nuse = egg:swift#tempauth\ntoken_life = 86400\n{users}\n"
-
-    def _keystone_sections(self) -> str:
-        ks = self.keystone
-        return (
-            "[filter:authtoken]\n"
-            "paste.filter_factory = keystonemiddleware.auth_token:filter_factory\n"
-            f"www_authenticate_uri = {ks['auth_url']}\nauth_url = {ks['auth_url']}\n"
-            "auth_type = password\ninterface = public\n"
-            f"username = {ks['username']}\npassword = {ks['password']}\n"
-            f"user_domain_name = {ks.get('user_domain_name', 'Default')}\n"
-            f"project_name = {ks.get('project_name', 'service')}\n"
-            f"project_domain_name = {ks.get('project_domain_name', 'Default')}\n"
-            "cache = swift.cache\ndelay_auth_decision = true\n"
-            "include_service_catalog = false\nhttp_connect_timeout = 5\n\n"
-            "[filter:keystoneauth]\nuse = egg:swift#keystoneauth\n"
-            f"operator_roles = {ks.get('operator_roles', OPERATOR_ROLES)}\n"
-            "reseller_admin_role = ResellerAdmin\n\n"
-            "[filter:ratelimit]\nuse = egg:swift#ratelimit\nlog_sleep_time_seconds = 1\n\n"
-        )
 
     def _swift_argv(self, module: str, conf: Path) -> list[str]:
         return [sys.executable, str(Path(__file__).resolve()), "_launch", str(self.base_dir),
@@ -409,63 +275,26 @@ class LocalSwift:
     def _spawn(self, name: str) -> None:
         proc = self._procs[name]
         env = dict(os.environ, TMPDIR=str(self.base_dir / "tmp"), PYTHONUNBUFFERED="1")
-        with open(proc["log"], "ab") as log:
-            popen = subprocess.Popen(proc["argv"], stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env, cwd=self.base_dir,
-                                     start_new_session=True)  # own process group
+        popen = supervise.spawn(proc["argv"], proc["log"], env, self.base_dir)
         proc["pid"] = popen.pid
         self._popen[name] = popen
 
     def _alive(self, name: str) -> bool:
-        """True while the leader or any other member of its process group lives
-        (a forked updater sweep may outlive its parent); zombies do not count."""
-        pid = self._procs[name]["pid"]
-        if not pid:
-            return False
-        popen = self._popen.get(name)
-        if popen is not None and popen.poll() is None:
-            return True
-        return self._group_has_live_member(pid)
-
-    @staticmethod
-    def _group_has_live_member(pgid: int) -> bool:
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[2]) == pgid and fields[0] != "Z":
-                    return True
-        return False
+        return supervise.group_alive(self._procs[name]["pid"], self._popen.get(name))
 
     def _owned(self, name: str) -> bool:
         """Guard against pid reuse when stopping from a state file: same command line."""
         if name in self._popen:
             return True
-        try:
-            cmdline = Path(f"/proc/{self._procs[name]['pid']}/cmdline").read_bytes()
-        except OSError:
-            return False
-        return cmdline.split(b"\0")[:-1] == [a.encode() for a in self._procs[name]["argv"]]
+        argv = supervise.cmdline(self._procs[name]["pid"])
+        return argv == [a.encode() for a in self._procs[name]["argv"]]
 
     def _kill(self, names: list[str], grace: float) -> None:
         """SIGTERM the groups, wait up to `grace` s, then SIGKILL the rest."""
         names = [n for n in names if n in self._procs and self._procs[n]["pid"]]
-        targets = [n for n in names if self._owned(n)]
-        steps = [(signal.SIGTERM, grace)] if grace > 0 else []
-        for sig, wait in steps + [(signal.SIGKILL, 2.0)]:
-            for n in targets:
-                try:
-                    os.killpg(self._procs[n]["pid"], sig)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            end = time.monotonic() + wait
-            while time.monotonic() < end and any(self._alive(n) for n in targets):
-                time.sleep(0.05)
-            targets = [n for n in targets if self._alive(n)]
-            if not targets:
-                break
+        by_pgid = {self._procs[n]["pid"]: n for n in names if self._owned(n)}
+        supervise.stop_groups(list(by_pgid), lambda pgid: self._alive(by_pgid[pgid]),
+                              grace=grace)
         for n in names:
             popen = self._popen.pop(n, None)
             if popen is not None:

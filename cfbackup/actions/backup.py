@@ -7,7 +7,7 @@ from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.errors import PartialBackup, RunRefused
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 
 def run_backup(run: Run) -> RunResult:

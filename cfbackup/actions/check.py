@@ -11,7 +11,7 @@ from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 NOTE = None  # a row's "ok" for a note: worth reading, not a failure
 
@@ -23,6 +23,8 @@ def run_check(run: Run) -> RunResult:
     profile = run.profile
     for_restore = bool(run.options.get("for_restore"))
     rows: list[tuple[str, bool | None, str]] = [("config", True, f"{run.config.path} is valid")]
+    if run.config.permission_warning:
+        rows.append(("config mode", False, run.config.permission_warning))
     for tool in ("duplicity", "gpg"):
         path = duplicity_executable() if tool == "duplicity" else shutil.which(tool)
         path = path if path and shutil.which(path) else None
@@ -180,4 +182,4 @@ def _keystone_rows(profile, rows: list[tuple[str, bool, str]]):
             f"(region {who['region'] or 'any'}, interface {who['interface']})",
         )
     )
-    return keystone.connection(creds, keystone_session=session)
+    return swift.keystone_connection(creds, keystone_session=session)

@@ -10,10 +10,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cfbackup import chains, gpgkeys
+from cfbackup.duplicity import patches
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import DuplicityResult, run_duplicity
 from cfbackup.errors import ConfigError
-from cfbackup.runner import Run
+from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
 
@@ -75,8 +76,10 @@ def check_source(run: Run) -> None:
 def duplicity(
     run: Run, build: Callable[[int], tuple[str, ...]], env: dict[str, str], **kwargs
 ) -> DuplicityResult:
-    """Run one duplicity command; with a progress reporter, ask duplicity for the progress
-    records it only emits on request (``--progress`` costs ~18% on a small incremental)."""
+    """Run one duplicity command, with the patches the profile's plugins register for it; with a
+    progress reporter, ask duplicity for the progress records it only emits on request
+    (``--progress`` costs ~18% on a small incremental)."""
+    kwargs.setdefault("patches", patches.from_plugins(run.hooks))
     progress = run.options.get("progress")
     kwargs.setdefault("profile", run.profile)
     on_start = chains.on_start()  # inside a chain's thread: stoppable with the others

@@ -21,7 +21,7 @@ from cfbackup.actions import from_nothing
 from cfbackup.actions.common import prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 from cfbackup.units import human_duration, parse_duration
 
 SHOWN = 5  # problems named in the one-line message (all of them are in the report and history)

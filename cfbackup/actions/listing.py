@@ -7,7 +7,7 @@ import ast
 from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands, machinelog
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 
 def run_list(run: Run) -> RunResult:

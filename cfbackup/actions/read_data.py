@@ -18,7 +18,7 @@ from cfbackup import chains, history, sampling, suggest, volumes
 from cfbackup.actions.common import prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 log = logging.getLogger("cfbackup")
 

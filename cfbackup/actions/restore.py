@@ -16,7 +16,7 @@ from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 
 def relative_path(run: Run, path: str) -> str:

@@ -10,7 +10,7 @@ from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 
 def run_status(run: Run) -> RunResult:

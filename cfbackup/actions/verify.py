@@ -11,7 +11,7 @@ from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import VerifyDifferences
-from cfbackup.runner import Run, RunResult
+from cfbackup.runtypes import Run, RunResult
 
 SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) difference\(s\) found")
 

@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug and not getattr(error, "cfbackup_traceback_logged", False):
             import traceback
 
-            from cfbackup.redact import redact
+            from cfbackup.redact import redact_output
 
-            print(redact(traceback.format_exc()), file=sys.stderr)
+            print(redact_output(traceback.format_exc()), file=sys.stderr)
         print_error(CfbackupError(internal_error_message(error)), debug=False)
         code = ExitCode.INTERNAL
     output.flush_stdout()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import tomllib
 from pathlib import Path
 
 from cfbackup import progress, suggest
@@ -228,16 +229,29 @@ def show_history(args, context) -> int:
 
 
 def config_migrate(args, context) -> int:
+    """Print (or write, mode 0600) the native config of a legacy file. Every variable it set is
+    in the result or named in a warning; the encryption is checked to come out as the
+    legacy file gives it, so a migrated config never starts a differently encrypted chain."""
     import tomli_w
 
+    from cfbackup.config import legacy
     from cfbackup.config.load import build_config, read_raw
+    from cfbackup.config.schema import with_plugin_sections
     from cfbackup.errors import ConfigError
 
     path = Path(args.file).expanduser()
     raw, kind, warnings = read_raw(path)
     if kind != "legacy":
         raise ConfigError(f"{path}: is already a native config; nothing to migrate.")
-    build_config(raw, path=None, kind=kind)  # the result must validate like any config
+    sections = context.plugin_sections()
+    before = build_config(raw, path=None, kind=kind, plugin_sections=sections)
+    warnings = [w for w in before.warnings if w not in warnings] + warnings
+    known = {option.name for option in with_plugin_sections(sections)}  # a plugin switched off
+    raw["profiles"] = {
+        name: {k: v for k, v in body.items() if k in known}
+        for name, body in raw["profiles"].items()
+    }
+    notes = legacy.read_file(path).notes()
     if not args.output:  # never print a secret: point at environment variables instead
         raw, moved = move_secrets_to_env(raw)
         for variable, key in moved:
@@ -245,22 +259,39 @@ def config_migrate(args, context) -> int:
                 f"{key} is read from ${variable} in the printed config: export it, or "
                 "use -o FILE to write the secret into a mode 0600 file"
             )
+    body = tomli_w.dumps(raw)
+    after = build_config(tomllib.loads(body), path=None, plugin_sections=sections)
+    for name, profile in before.profiles.items():
+        if _encryption(profile) != _encryption(after.profiles[name]):
+            raise ConfigError(  # a bug, never a user's mistake: say so rather than write it
+                f"{path}: the migrated config would encrypt differently from the legacy file; "
+                "nothing was written: report this with the file's variables (not their values)."
+            )
     text = (
         f"# cfbackup config migrated from {path}\n"
-        + "".join(f"# not carried over: {w}\n" for w in warnings)
+        + "".join(f"# warning: {w}\n" for w in warnings)
+        + "".join(f"# note: {n}\n" for n in notes)
         + "\n"
-        + tomli_w.dumps(raw)
+        + body
     )
     for warning in warnings:
-        output.warn(f"not carried over: {warning}")
+        output.warn(warning)
+    for note in notes:
+        output.warn(f"note: {note}")
     if args.output:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         output.info(f"wrote {args.output} (mode 0600: it may hold secrets)")
     else:
         output.emit(text, end="")
     return 0
+
+
+def _encryption(profile) -> tuple:
+    enc = profile["encryption"]
+    return enc["mode"], tuple(enc["encrypt_keys"]), enc.get("sign_key"), enc.get("gpg_options")
 
 
 def move_secrets_to_env(raw: dict) -> tuple[dict, list[tuple[str, str]]]:

@@ -8,7 +8,7 @@ import sys
 from typing import IO, Any
 
 from cfbackup.errors import CfbackupError
-from cfbackup.redact import redact
+from cfbackup.redact import redact, redact_output
 
 
 def emit(text: str, stream: IO[str] | None = None, *, end: str = "\n") -> None:
@@ -44,7 +44,7 @@ def close_broken_pipe(stream: IO[str]) -> None:
 def print_error(error: CfbackupError, *, debug: bool) -> None:
     emit(f"cfbackup: error: {redact(error.message)}", sys.stderr)
     if debug and error.detail:
-        emit(redact(error.detail), sys.stderr)
+        emit(redact_output(error.detail), sys.stderr)
 
 
 def warn(message: str) -> None:

@@ -112,6 +112,7 @@ def make_parser(context) -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", help="remove leftovers of interrupted runs from the target")
     p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.set_defaults(handler=commands.profile_action("cleanup"))
 
     p = sub.add_parser("check", help="is the profile ready: config, tools, keys, Swift")

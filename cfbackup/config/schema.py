@@ -75,6 +75,13 @@ ENCRYPTION = (
         default=0,
         minimum=0,
     ),
+    Option(
+        "gpg_options",
+        "string",
+        "More gpg options, passed with duplicity --gpg-options after the compression level (a "
+        "--compress-level here wins). The old scripts' GPG_OPTIONS.",
+        example="--cipher-algo=AES256",
+    ),
 )
 
 SWIFT = (
@@ -100,7 +107,9 @@ SWIFT = (
     Option(
         "interface",
         "choice",
-        "Catalog interface of the object-store endpoint.",
+        "Which storage endpoint: with v3, the catalog interface of the object-store endpoint; "
+        "with v1, internal is Rackspace ServiceNet (the storage host prefixed with snet-, as "
+        "RACKSPACE_SERVICENET=True did).",
         default="public",
         choices=("public", "internal", "admin"),
     ),
@@ -284,7 +293,9 @@ PROFILE = (
     Option(
         "extra_options",
         "list",
-        "Extra duplicity options, appended last (one option per list item, bind values with =).",
+        "Extra duplicity options, one per list item, values bound with =. They come last, "
+        "except selection options (--exclude-if-present, --exclude-other-filesystems, ...), "
+        "which duplicity applies in order: they come before exclude and include.",
         default=[],
         example=["--num-retries=3"],
     ),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cfbackup.config.model import Profile
 from cfbackup.config.schema import DEFAULT_KEEP_FULL
+from cfbackup.duplicity import options
 from cfbackup.duplicity.flags import flag, repeated
 from cfbackup.duplicity.target import duplicity_url
 
@@ -46,7 +47,9 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
     enc = profile["encryption"]
     if enc["mode"] == "none":
         return ("--no-encryption",)
-    gpg_options = f"--compress-level={enc['compress_level']}"
+    gpg_options = " ".join(
+        filter(None, (f"--compress-level={enc['compress_level']}", enc.get("gpg_options")))
+    )
     return (
         *repeated("--encrypt-key", enc["encrypt_keys"] if enc["mode"] == "pubkey" else ()),
         *flag("--sign-key", enc.get("sign_key")),
@@ -55,12 +58,15 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
 
 
 def selection_flags(profile: Profile) -> tuple[str, ...]:
-    """Excludes first, then includes, then everything else excluded when includes exist.
+    """Selection options from extra_options, excludes, includes, then everything else excluded
+    when includes exist.
 
-    duplicity applies the first matching rule; this is the order dt-cf-backup.sh emitted.
+    duplicity applies the first matching rule; this is the order dt-cf-backup.sh emitted (its
+    STATIC_OPTIONS came before the excludes).
     """
     includes = profile["include"]
     return (
+        *(o for o in profile["extra_options"] if options.is_selection(o)),
         *repeated("--exclude", profile["exclude"]),
         *repeated("--include", includes),
         *(("--exclude=**",) if includes else ()),
@@ -68,7 +74,8 @@ def selection_flags(profile: Profile) -> tuple[str, ...]:
 
 
 def extra_flags(profile: Profile) -> tuple[str, ...]:
-    return tuple(profile["extra_options"])
+    """extra_options but the selection ones (those are in :func:`selection_flags`)."""
+    return tuple(o for o in profile["extra_options"] if not options.is_selection(o))
 
 
 def backup_argv(
@@ -195,12 +202,15 @@ def retention_argv(
     )
 
 
-def cleanup_argv(profile: Profile, *, log_fd: int | None = None) -> tuple[str, ...]:
+def cleanup_argv(
+    profile: Profile, *, dry_run: bool = False, log_fd: int | None = None
+) -> tuple[str, ...]:
+    """Without ``--force`` (a dry run) duplicity only lists what it would delete."""
     return (
         DUPLICITY,
         "cleanup",
         *common_flags(profile, log_fd),
-        "--force",
+        *flag("--force", not dry_run),
         *extra_flags(profile),
         duplicity_url(profile.target),
     )

@@ -3,9 +3,9 @@
 Variable names are the ones duplicity 3.2.1's swift backend reads (DESIGN.md section 5). A
 Keystone password goes to duplicity itself (its swiftclient re-authenticates on a 401). An
 application credential, which duplicity cannot take, goes in the ``OS_*`` variables that the
-launcher (``launcher.py``) reads: the run then starts through it instead of ``duplicity``.
-:func:`credentials_from_environment` reads either set back (the launcher, and the diagnosis of
-a failed run in ``run.py``).
+application-credential patch (``patches/application_credential.py``) reads inside duplicity.
+:func:`credentials_from_environment` reads either set back (that patch, and the diagnosis of a
+failed run in ``run.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from cfbackup import keystone
+from cfbackup import keystone, servicenet
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import ConfigError
 
-APPLICATION_CREDENTIAL_AUTH_TYPE = "v3applicationcredential"  # OS_AUTH_TYPE: use the launcher
+APPLICATION_CREDENTIAL_AUTH_TYPE = "v3applicationcredential"  # OS_AUTH_TYPE: the patch applies
 
 # Keystone credential field -> duplicity variable (password authentication)
 V3_VARIABLES = {
@@ -86,12 +86,15 @@ def swift_environment(profile: Profile) -> dict[str, str]:
     # duplicity's second client (a SwiftService for size queries) ignores the SWIFT_* v1
     # credentials and retries 5 x 30 s per volume unless swiftclient's own ST_* are set.
     env.update(ST_AUTH=swift["auth_url"], ST_USER=swift["username"], ST_KEY=password)
+    if swift["interface"] == "internal":  # Rackspace ServiceNet: duplicity's start-up file
+        env[servicenet.ENVIRONMENT] = "1"
     return env
 
 
 def keystone_environment(creds: keystone.Credentials) -> dict[str, str]:
-    """duplicity's variables for a Keystone password; the launcher's for an application
-    credential (plus SWIFT_AUTHURL/SWIFT_AUTHVERSION, which duplicity's backend requires)."""
+    """duplicity's variables for a Keystone password; the application-credential patch's for an
+    application credential (plus SWIFT_AUTHURL/SWIFT_AUTHVERSION, which duplicity's backend
+    requires)."""
     env = {"SWIFT_AUTHURL": creds.auth_url, "SWIFT_AUTHVERSION": "3"}
     if creds.method == keystone.APPLICATION_CREDENTIAL:
         env.update(
@@ -127,7 +130,7 @@ def keystone_environment(creds: keystone.Credentials) -> dict[str, str]:
 
 
 def credentials_from_environment(env: Mapping[str, str]) -> keystone.Credentials | None:
-    """The Keystone credentials a duplicity (or launcher) environment carries; None for v1."""
+    """The Keystone credentials a duplicity environment carries; None for v1."""
     if env.get("SWIFT_AUTHVERSION") != "3" or not env.get("SWIFT_AUTHURL"):
         return None
     verify: bool | str = env.get("OS_CACERT") or env.get("OS_INSECURE") != "true"

@@ -1,111 +1,78 @@
-"""Run duplicity with a Keystone application credential: ``python -m cfbackup.duplicity.launcher``.
+"""The one way cfbackup starts duplicity: ``cfbackup-duplicity ARGS``, the console script beside
+cfbackup's Python (``python -m cfbackup.duplicity.launcher ARGS`` where it is missing).
 
-duplicity 3.2.1's swift backend knows user names and passwords only; the one other way in, a
-pre-minted token (``SWIFT_PREAUTHTOKEN``), cannot be renewed, and the run dies when the token
-expires (DESIGN.md section 5). This launcher runs duplicity's own ``main`` in this process after
-replacing swiftclient's ``Connection`` (both the backend's and its SwiftService's) with one that
-authenticates through a keystoneauth1 session built from the application credential
-(cfbackup.keystone.connection). When Swift answers 401 swiftclient invalidates that session and
-asks it again: Keystone issues a new token and the request is retried, however long the run.
+Arguments are duplicity's, unchanged. The launcher applies the patches chosen for the run
+(``patches/``: core's, then the profile's plugins'), in order, then runs duplicity's own
+``main`` in this process: no PYTHONPATH or sitecustomize of cfbackup's is involved, and the
+system's own sitecustomize runs as usual. cfbackup names the chosen patch modules in
+``CFBACKUP_DUPLICITY_PATCHES`` (:func:`environment`, logged in the run log); without that
+variable (the launcher run by hand) core's patches that apply to the environment are used.
 
-Arguments are duplicity's, unchanged. The credential comes from the environment only (never
-argv): ``OS_AUTH_URL``, ``OS_APPLICATION_CREDENTIAL_ID``, ``OS_APPLICATION_CREDENTIAL_SECRET``,
-``OS_REGION_NAME``, ``OS_INTERFACE`` (see environment.keystone_environment). cfbackup uses the
-launcher only for application-credential profiles; v1 and password profiles run plain duplicity.
+duplicity's upload pool (``--concurrency``) starts its workers with multiprocessing's "spawn":
+fresh interpreters (``python -c ... --multiprocessing-fork``) that first run the main module
+(the console script, or this module) again as ``__mp_main__``. Importing this module in such a
+worker applies the same patches, before the worker loads the swift backend.
+
+When the first volume of a backup failed to upload, duplicity restarts itself from scratch by
+executing ``sys.argv[0]`` again: that is the console script, so the restarted duplicity is
+patched too (the ``-m`` form cannot be re-executed).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from cfbackup.duplicity import patches
 
 MODULE = "cfbackup.duplicity.launcher"
-
-
-def needed(env: Mapping[str, str]) -> bool:
-    """True when this environment is for the launcher (an application credential)."""
-    from cfbackup.duplicity.environment import APPLICATION_CREDENTIAL_AUTH_TYPE
-
-    return env.get("OS_AUTH_TYPE") == APPLICATION_CREDENTIAL_AUTH_TYPE
+SCRIPT = "cfbackup-duplicity"  # pyproject.toml's console script for run()
 
 
 def command() -> tuple[str, ...]:
     """argv prefix that runs the launcher with the Python cfbackup (and duplicity) live in."""
-    return (sys.executable, "-m", MODULE)
+    script = os.path.join(os.path.dirname(sys.executable), SCRIPT)
+    return (script,) if os.access(script, os.X_OK) else (sys.executable, "-m", MODULE)
 
 
-def install(env: Mapping[str, str]) -> None:
-    """Make every swiftclient Connection created from now on authenticate with the
-    application credential in ``env``, sharing one keystoneauth1 session (one token)."""
-    import swiftclient
-    import swiftclient.client
-    import swiftclient.service
+def environment(
+    env: Mapping[str, str], extra: Iterable[patches.Patch] = ()
+) -> tuple[dict[str, str], tuple[patches.Patch, ...]]:
+    """``env`` naming the patches (core's, then ``extra``) that apply to it, and those patches."""
+    chosen = patches.chosen(env, extra)
+    return {**env, patches.ENV: ",".join(p.module for p in chosen)}, chosen
 
-    from cfbackup import keystone, redact
-    from cfbackup.duplicity.environment import credentials_from_environment
 
-    creds = credentials_from_environment(env)
-    if creds is None or creds.method != keystone.APPLICATION_CREDENTIAL:
-        raise SystemExit("cfbackup launcher: no application credential in the environment")
-    if not creds.application_credential_id or not creds.application_credential_secret:
-        raise SystemExit("cfbackup launcher: OS_APPLICATION_CREDENTIAL_ID/_SECRET are not set")
-    redact.register(creds.application_credential_secret)
-    shared = keystone.session(creds)
-    base = keystone.connection_class()
-
-    class LauncherConnection(base):
-        """What duplicity's backend and SwiftService get for ``Connection(...)``: their
-        user/key/auth settings are ignored; a Keystone failure that retrying cannot fix
-        stops duplicity at once (FatalBackendException) instead of five retries."""
-
-        def __init__(self, *args, **kwargs):
-            for unused in ("session", "auth_version", "tenant_name", "preauthurl"):
-                kwargs.pop(unused, None)
-            os_options = {
-                key: value
-                for key, value in (kwargs.pop("os_options", None) or {}).items()
-                if key == "object_storage_url" and value
-            }
-            super().__init__(
-                *args,
-                credentials=creds,
-                keystone_session=shared,
-                os_options=os_options,
-                **kwargs,
-            )
-
-        def get_auth(self):
-            from cfbackup.errors import CfbackupError
-
-            try:
-                return super().get_auth()
-            except CfbackupError as error:
-                from duplicity.errors import BackendException, FatalBackendException
-
-                # Keystone unreachable may pass: duplicity's own retries apply; a refusal will not
-                transient = isinstance(error, keystone.KeystoneUnreachable)
-                kind = BackendException if transient else FatalBackendException
-                raise kind(f"[cfbackup] {error.message}") from None
-
-    swiftclient.Connection = LauncherConnection
-    swiftclient.client.Connection = LauncherConnection
-    swiftclient.service.Connection = LauncherConnection
+def _apply() -> None:
+    listed = os.environ.get(patches.ENV)
+    if listed is None:
+        modules = [p.module for p in patches.chosen(os.environ)]
+    else:
+        modules = [name for name in listed.split(",") if name]
+    patches.apply(modules, os.environ)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    install(os.environ)
-    # duplicity's backend refuses to start without these, then never uses them (see install)
-    os.environ.setdefault("SWIFT_USERNAME", os.environ["OS_APPLICATION_CREDENTIAL_ID"])
-    os.environ.setdefault("SWIFT_PASSWORD", "unused-application-credential")
-    for variable in ("OS_APPLICATION_CREDENTIAL_SECRET", "SWIFT_PREAUTHTOKEN"):
-        os.environ.pop(variable, None)  # gpg and other children need none of them
+    _apply()
     from duplicity.__main__ import dup_run
 
-    sys.argv = ["duplicity", *argv]
+    # argv[0] stays what duplicity re-executes to restart a backup (see above)
+    sys.argv = [sys.argv[0], *argv]
     return dup_run()
 
 
-if __name__ == "__main__":
+def run() -> None:
     sys.exit(main())
+
+
+def _in_pool_worker() -> bool:
+    """True in an interpreter multiprocessing spawned (only duplicity's upload pool does)."""
+    return "--multiprocessing-fork" in sys.orig_argv
+
+
+if __name__ == "__main__":
+    run()
+elif _in_pool_worker():
+    _apply()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -10,11 +9,12 @@ import re
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from cfbackup import execute, redact, suggest, swift
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import launcher, machinelog
+from cfbackup.duplicity.patches import Patch
 from cfbackup.errors import (
     BackendError,
     CfbackupError,
@@ -28,11 +28,6 @@ from cfbackup.errors import (
 )
 
 log = logging.getLogger("cfbackup.duplicity")
-
-# duplicity's interpreter loads the sitecustomize in this folder (last on its PYTHONPATH):
-# startup/sitecustomize.py says what it changes and why
-STARTUP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "startup")
-STARTUP_FILES = "CFBACKUP_DUPLICITY_STARTUP"  # more files it runs (os.pathsep-separated)
 
 LOG_FD_PLACEHOLDER = -1  # argv builders get this and it is replaced by the real descriptor
 
@@ -48,6 +43,12 @@ class DuplicityResult:
     env: Mapping[str, str] | None = dataclasses.field(default=None, repr=False, compare=False)
     # the profile it ran for: the fix commands a failure suggests name it
     profile: Profile | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def command(self) -> str:
+        """duplicity's command word (``backup``, ``restore``...), also behind the launcher."""
+        words = self.argv[3:] if self.argv[1:3] == ("-m", launcher.MODULE) else self.argv[1:]
+        return words[0] if words else ""
 
     def records_with(self, level: str, code: int | None = None) -> list[machinelog.Record]:
         return [r for r in self.records if r.level == level and (code is None or r.code == code)]
@@ -70,27 +71,6 @@ class DuplicityResult:
         )
 
 
-def startup_environment(env: Mapping[str, str]) -> dict[str, str]:
-    """``env`` with :data:`STARTUP_DIR` appended to the PYTHONPATH the child would get."""
-    current = env.get("PYTHONPATH", os.environ.get("PYTHONPATH"))
-    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (current, STARTUP_DIR) if p)}
-
-
-@contextlib.contextmanager
-def startup_file(path: str | os.PathLike) -> Iterator[None]:
-    """Have the duplicity processes started inside run ``path`` at start-up (after cfbackup's
-    own start-up, ``startup/sitecustomize.py``): how a plugin patches duplicity for one run."""
-    before = os.environ.get(STARTUP_FILES)
-    os.environ[STARTUP_FILES] = os.pathsep.join(p for p in (before, os.fspath(path)) if p)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(STARTUP_FILES, None)
-        else:
-            os.environ[STARTUP_FILES] = before
-
-
 def duplicity_executable() -> str:
     """The duplicity installed beside cfbackup (its venv), else the one on PATH."""
     beside = os.path.join(os.path.dirname(sys.executable), "duplicity")
@@ -103,13 +83,17 @@ def run_duplicity(
     build_argv: Callable[[int], Sequence[str]],
     env: Mapping[str, str],
     *,
+    patches: Sequence[Patch] = (),
     on_record: Callable[[machinelog.Record], None] | None = None,
     on_start: Callable | None = None,
     check: bool = True,
     profile: Profile | None = None,
 ) -> DuplicityResult:
     """Run the command ``build_argv(log_fd)`` returns; raise a CfbackupError when it fails
-    (naming ``profile`` in the commands it suggests)."""
+    (naming ``profile`` in the commands it suggests).
+
+    A ``duplicity`` command runs through the launcher with core's patches and ``patches`` (the
+    plugins') that apply to ``env``."""
     read_fd, write_fd = os.pipe()
     records: list[machinelog.Record] = []
 
@@ -117,7 +101,7 @@ def run_duplicity(
         parser = machinelog.MachineLogParser()
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
             for line in stream:
-                record = parser.feed(redact.redact(line))
+                record = parser.feed(redact.redact_output(line))
                 if record:
                     _accept(record)
         last = parser.close()
@@ -139,12 +123,12 @@ def run_duplicity(
     try:
         argv = tuple(build_argv(write_fd))
         if argv and argv[0] == "duplicity":
-            # an application credential needs the launcher (duplicity cannot take one)
-            program = launcher.command() if launcher.needed(env) else (duplicity_executable(),)
-            argv = (*program, *argv[1:])
+            env, chosen = launcher.environment(execute.child_environment(env), patches)
+            log.debug("duplicity patches: %s", ", ".join(p.name for p in chosen) or "none")
+            argv = (*launcher.command(), *argv[1:])
         result = execute.stream(
             argv,
-            env=startup_environment(env),
+            env=env,
             pass_fds=(write_fd,),
             on_start=on_start,
             on_line=lambda line: log.info("%s", line),
@@ -162,7 +146,7 @@ def run_duplicity(
     return outcome
 
 
-# Keystone failures as duplicity (its swiftclient and keystoneclient) or the launcher report
+# Keystone failures as duplicity (its swiftclient and keystoneclient) or cfbackup's patch report
 # them; classify_failure replaces the generic message with a diagnosis when it can make one.
 _KEYSTONE = re.compile(
     r"\[cfbackup\] |Unauthorized\. Check (username|application credential)|"
@@ -172,7 +156,7 @@ _KEYSTONE = re.compile(
 _UNAUTHORIZED = re.compile(r"\b401\b|Unauthorized")  # Swift refused a Keystone token
 Make = Callable[[str, "Profile | None"], CfbackupError]  # (failure text, profile) -> error
 _KEYSTONE_PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
-    (  # the launcher's own sentence, without duplicity's "(for trace back ...)" suffix
+    (  # the application-credential patch's sentence, without duplicity's trace-back suffix
         re.compile(r"\[cfbackup\] "),
         lambda text, profile: BackendError(
             re.search(r"\[cfbackup\] (.+?)\.?(?: \(for trace back[^\n]*)?$", text, re.M)[1] + "."
@@ -262,8 +246,8 @@ _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
         ),
     ),
     (
-        # "Upload exceeds quota (HTTP 413): scope=...; <numbers>" comes from the quota_guard
-        # plugin's duplicity shim; a bare "413" would also match sizes and transaction ids.
+        # "Upload exceeds quota (HTTP 413): scope=...; <numbers>" comes from the sized-uploads
+        # patch (patches/sized_uploads.py); a bare "413" would also match sizes and ids.
         re.compile(r"Upload exceeds (policy )?quota|Request Entity Too Large|\bHTTP 413\b", re.I),
         lambda text, profile: (
             lambda found: QuotaExceeded(
@@ -362,9 +346,9 @@ def classify_failure(
         return error
     first = (errors[-1].splitlines() or [""])[0] if errors else ""
     summary = first or (result.output_tail[-1] if result.output_tail else "no output")
-    command = result.argv[1] if len(result.argv) > 1 else ""
     return DuplicityFailed(
-        f"duplicity {command} failed with exit code {result.returncode}: {summary.strip()[:300]}",
+        f"duplicity {result.command} failed with exit code {result.returncode}: "
+        f"{summary.strip()[:300]}",
         returncode=result.returncode,
         detail=detail,
     )
@@ -382,5 +366,5 @@ def _keystone_diagnosis(env: Mapping[str, str] | None) -> CfbackupError | None:
     try:
         return keystone.diagnose(creds)
     except Exception as error:  # noqa: BLE001 - a diagnosis must never hide the failure
-        log.debug("Keystone diagnosis failed: %s", redact.redact(str(error)))
+        log.debug("Keystone diagnosis failed: %s", redact.redact_output(str(error)))
         return None

@@ -16,7 +16,8 @@ from typing import Any
 
 from cfbackup import suggest
 from cfbackup.errors import ConfigError, ExitCode
-from cfbackup_firewall_lockdown import backends, lockdown, seed
+from cfbackup_firewall_lockdown import backends, lift, lockdown, seed
+from cfbackup_firewall_lockdown.record import read_record
 from cfbackup_firewall_lockdown.settings import BACKENDS, SECTION, Settings, settings_from_section
 
 SEED_VERBS = ("enable", "disable", "allow", "disallow", "deny")
@@ -159,7 +160,7 @@ def _when(stamp: float | None) -> str:
 
 def _candidates(settings: Settings, state_dir: Path) -> list[backends.Backend]:
     """Where to look for a lock-down: the recorded backend, else every available one."""
-    record = lockdown.read_record(state_dir)
+    record = read_record(state_dir)
     if record and record.get("backend"):
         return [backends.from_description(record["backend"])]
     if settings.backend != "auto":
@@ -199,7 +200,7 @@ def _lock(settings: Settings, backend: backends.Backend, state_dir: Path,
 def _unlock(settings: Settings, state_dir: Path, args: argparse.Namespace, output: Any) -> int:
     removed = False
     for backend in _candidates(settings, state_dir):
-        result = lockdown.unlock(backend, state_dir, reload_saved=args.reload_saved)
+        result = lift.unlock(backend, state_dir, reload_saved=args.reload_saved)
         removed = removed or result.removed
         if result.drift and not args.reload_saved:
             reload = suggest.command("firewall", "unlock", "--reload-saved")

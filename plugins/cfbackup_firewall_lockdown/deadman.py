@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 from cfbackup import execute
-from cfbackup_firewall_lockdown import backends, lockdown
+from cfbackup_firewall_lockdown import backends, lift
+from cfbackup_firewall_lockdown.record import firewall_dir, process_alive, read_record
 
 POLL_SECONDS = 0.5
 log = logging.getLogger("cfbackup.firewall_lockdown.deadman")
@@ -43,7 +44,7 @@ def spawn(state_dir: Path, token: str) -> int:
         detail = " ".join(result.tail[-2:]) or f"exit {result.returncode}"
         raise backends.FirewallError(
             f"the firewall dead-man could not be started ({detail}): the firewall was not "
-            f"changed; see {lockdown.firewall_dir(state_dir) / 'deadman.log'}.")
+            f"changed; see {firewall_dir(state_dir) / 'deadman.log'}.")
     return int(pid)
 
 
@@ -79,7 +80,7 @@ def _daemonize(log_path: Path) -> None:
 
 def _why_lift(record: dict) -> str | None:
     owner, start = record.get("owner_pid"), record.get("owner_start")
-    if owner and not lockdown.process_alive(owner, start):
+    if owner and not process_alive(owner, start):
         return f"cfbackup (pid {owner}) ended without lifting it"
     deadline = record.get("deadline")
     if deadline and time.time() >= deadline:
@@ -88,7 +89,7 @@ def _why_lift(record: dict) -> str | None:
 
 
 def watch(state_dir: Path, token: str) -> int:
-    record = lockdown.read_record(state_dir)
+    record = read_record(state_dir)
     if not record or record.get("token") != token:
         log.info("lock-down %s: no record, nothing to watch", token)
         return 0
@@ -96,7 +97,7 @@ def watch(state_dir: Path, token: str) -> int:
     log.info("watching lock-down %s (owner pid %s, deadline %s)", token,
              record.get("owner_pid"), record.get("deadline"))
     while True:
-        record = lockdown.read_record(state_dir)
+        record = read_record(state_dir)
         if not record or record.get("token") != token:
             log.info("lock-down %s was lifted by its owner: done", token)
             return 0
@@ -106,7 +107,7 @@ def watch(state_dir: Path, token: str) -> int:
         time.sleep(POLL_SECONDS)
     log.warning("lifting lock-down %s: %s", token, reason)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # finish what we started
-    result = lockdown.unlock(backend, state_dir, token=token)
+    result = lift.unlock(backend, state_dir, token=token)
     log.warning("lock-down %s %s", token, "lifted" if result.removed else "was already gone")
     if result.drift:
         log.warning("%s", result.drift)
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemonize", action="store_true")
     args = parser.parse_args(argv)
     if args.daemonize:
-        _daemonize(lockdown.firewall_dir(args.state_dir, create=True) / "deadman.log")
+        _daemonize(firewall_dir(args.state_dir, create=True) / "deadman.log")
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)

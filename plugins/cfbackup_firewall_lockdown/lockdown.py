@@ -1,4 +1,4 @@
-"""Lock the firewall down, lift the lock-down, and say whether one is in force.
+"""Lock the firewall down, hold it around a run, and say whether one is in force.
 
 Lifecycle of a lock-down (every step is undone if a later one fails, so nothing is
 half-applied):
@@ -10,21 +10,17 @@ half-applied):
 5. start the dead-man (:mod:`.deadman`) and wait until it is watching;
 6. add the lock-down in one transaction, its comment carrying start time and token.
 
-Lifting it removes only what step 6 added (the lock-down table or chain), so the other tables
-and chains are exactly as they were, then checks the ruleset against the saved copy and warns
-when something else changed it meanwhile (``--reload-saved`` puts the saved copy back whole).
+The record and the saved ruleset live in :mod:`.record`; lifting the lock-down (:mod:`.lift`)
+removes only what step 6 added, and is shared with ``cfbackup firewall unlock`` and the dead-man.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
-import json
 import logging
 import os
 import secrets
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,21 +29,25 @@ from typing import Any
 from cfbackup import suggest
 from cfbackup.errors import CfbackupError, ExitCode, RunRefused
 from cfbackup_firewall_lockdown import backends
+from cfbackup_firewall_lockdown.lift import unlock
+from cfbackup_firewall_lockdown.record import (
+    RECORD,
+    drop_record,
+    exclusive,
+    firewall_dir,
+    process_alive,
+    process_start,
+    read_record,
+    save_ruleset,
+    stop_deadman,
+    write_json,
+)
 from cfbackup_firewall_lockdown.settings import Settings
 
 log = logging.getLogger("cfbackup.firewall_lockdown")
 
 DEFAULT_STATE_DIR = Path("/var/lib/cfbackup")
-RECORD = "lockdown.json"
 _CAP_NET_ADMIN = 12
-
-
-def firewall_dir(state_dir: Path, *, create: bool = False) -> Path:
-    """``STATE_DIR/firewall``; readers (status) do not create it, writers do (mode 0700)."""
-    path = Path(state_dir) / "firewall"
-    if create:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
 
 
 def can_change_firewall() -> bool:
@@ -66,105 +66,6 @@ def require_admin(command: str, *, verb: str = "changes") -> None:
     if not can_change_firewall():
         raise RunRefused(f"{command} {verb} the firewall, which needs root (CAP_NET_ADMIN): "
                          "run it as root, e.g. with sudo.")
-
-
-@contextlib.contextmanager
-def exclusive(state_dir: Path) -> Iterator[None]:
-    """Serialize lock, unlock and seed changes between cfbackup processes (and the dead-man)."""
-    fd = os.open(firewall_dir(state_dir, create=True) / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-# --- the record and the saved ruleset ------------------------------------------------------
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as error:
-        log.warning("ignoring unreadable %s (%s)", path, error)
-        return None
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Atomically (a crash never leaves half a record), mode 0600."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def read_record(state_dir: Path) -> dict[str, Any] | None:
-    return read_json(firewall_dir(state_dir) / RECORD)
-
-
-def _drop_record(state_dir: Path, token: str) -> dict[str, Any] | None:
-    record = read_record(state_dir)
-    if record and record.get("token") == token:
-        (firewall_dir(state_dir) / RECORD).unlink(missing_ok=True)
-        return record
-    return None
-
-
-def _save_ruleset(backend: backends.Backend, state_dir: Path) -> dict[str, str]:
-    files = {}
-    for name, text in backend.save().items():
-        path = firewall_dir(state_dir, create=True) / f"saved-ruleset.{name}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        files[name] = str(path)
-    return files
-
-
-def _read_saved(record: dict[str, Any]) -> dict[str, str] | None:
-    try:
-        return {name: Path(path).read_text(encoding="utf-8")
-                for name, path in record.get("saved", {}).items()}
-    except OSError:
-        return None
-
-
-# --- processes --------------------------------------------------------------------------------
-
-
-def process_start(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot (tells a reused PID apart)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] in ("Z", "X"):  # a zombie is dead: killed, not yet reaped by its parent
-        return None
-    return int(fields[19])
-
-
-def process_alive(pid: int, start: int | None) -> bool:
-    now = process_start(pid)
-    return now is not None and (start is None or now == start)
-
-
-def _stop_deadman(record: dict[str, Any]) -> None:
-    pid = record.get("deadman_pid")
-    if not pid or pid == os.getpid():
-        return
-    try:  # only our own dead-man: its command line carries the token
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            if record["token"].encode() not in cmdline.read():
-                return
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, KeyError):
-        pass
 
 
 # --- lock, unlock, status ----------------------------------------------------------------------
@@ -191,7 +92,7 @@ def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
         present = backend.lockdown_info()
         if present is not None:
             return Locked(backend, None, present.since or 0, None, None, already=present)
-        saved = _save_ruleset(backend, state_dir)
+        saved = save_ruleset(backend, state_dir)
         token = secrets.token_hex(6)
         since = time.time()
         deadline = since + timeout if timeout > 0 else None
@@ -217,49 +118,11 @@ def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
                 backend.remove_lockdown(token)
                 cleaned = True
             if cleaned:  # else the dead-man stays, to lift it once this process is gone
-                _drop_record(state_dir, token)
-                _stop_deadman(record)
+                drop_record(state_dir, token)
+                stop_deadman(record)
             raise
     log.info("firewall lock-down in force (%s, token %s)", backend.name, token)
     return Locked(backend, token, since, deadline, deadman_pid)
-
-
-@dataclasses.dataclass
-class Unlocked:
-    removed: bool
-    drift: str | None = None  # how the ruleset now differs from the saved one, if it does
-    record: dict[str, Any] | None = None
-
-
-def unlock(backend: backends.Backend, state_dir: Path, *, token: str | None = None,
-           reload_saved: bool = False) -> Unlocked:
-    """Lift the lock-down (only the one with ``token`` when given); idempotent."""
-    with exclusive(state_dir):
-        record = read_record(state_dir)
-        if token is not None and record is not None and record.get("token") != token:
-            record = None
-        removed = backend.remove_lockdown(token)
-        saved = _read_saved(record) if record else None
-        if reload_saved:
-            if saved is None:
-                raise CfbackupError(
-                    "no saved ruleset was found in "
-                    f"{firewall_dir(state_dir)}: lift the lock-down without --reload-saved.",
-                    exit_code=ExitCode.REFUSED)
-            backend.reload_saved(saved)
-        drift = None
-        if saved is not None:
-            now = backend.save()
-            changed = [name for name, text in saved.items()
-                       if backend.normalize(text) != backend.normalize(now.get(name, ""))]
-            if changed:
-                drift = (f"the ruleset ({', '.join(changed)}) differs from the copy saved before "
-                         f"the lock-down: something else changed it meanwhile; the saved copy is "
-                         f"in {firewall_dir(state_dir)}")
-        if record is not None:
-            _drop_record(state_dir, record["token"])
-            _stop_deadman(record)
-    return Unlocked(removed, drift, record)
 
 
 def status(backend: backends.Backend, state_dir: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup_firewall_lockdown import backends, lockdown
+from cfbackup_firewall_lockdown import backends, record
 from cfbackup_firewall_lockdown.settings import (
     AllowRule,
     Settings,
@@ -68,14 +68,14 @@ def normalize_network(text: str) -> str:
 
 
 def load(state_dir: Path) -> Seed:
-    data = lockdown.read_json(lockdown.firewall_dir(state_dir) / SEED_FILE) or {}
+    data = record.read_json(record.firewall_dir(state_dir) / SEED_FILE) or {}
     return Seed(bool(data.get("enabled")), list(data.get("ports", [])),
                 list(data.get("networks", [])))
 
 
 def save(state_dir: Path, seed: Seed) -> None:
-    path = lockdown.firewall_dir(state_dir, create=True) / SEED_FILE
-    lockdown.write_json(path, dataclasses.asdict(seed))
+    path = record.firewall_dir(state_dir, create=True) / SEED_FILE
+    record.write_json(path, dataclasses.asdict(seed))
 
 
 def apply(backend: backends.Backend, seed: Seed, settings: Settings) -> None:
@@ -89,7 +89,7 @@ def apply(backend: backends.Backend, seed: Seed, settings: Settings) -> None:
 def change(backend: backends.Backend, settings: Settings, state_dir: Path, verb: str,
            what: str | None = None, value: str | None = None) -> str:
     """Run one seed operation; returns the line to print."""
-    with lockdown.exclusive(state_dir):
+    with record.exclusive(state_dir):
         seed = load(state_dir)
         if verb in ("enable", "disable"):
             was = seed.enabled

@@ -1,20 +1,29 @@
 """DNS A/AAAA updates through OpenStack Designate (openstacksdk's ``dns`` proxy).
 
-The cloud credentials are the profile's, found exactly as ``server_image`` finds them
-(``server_image.cloud``, ``swift.cloud``, the Keystone v3 keys of ``[swift]``, ``$OS_CLOUD``).
+The connection is core's (``cfbackup.cloud``) with the cloud the servers are parked in: the
+``server_image`` section's ``cloud``, ``region_name`` and ``api_timeout`` (read as config, not
+imported), then ``swift.cloud``, the Keystone v3 keys of ``[swift]``, ``$OS_CLOUD``.
 Tested against the emulator in tests/support, not against a real Designate.
 """
 
 from __future__ import annotations
 
+import functools
+
+from cfbackup import cloud
 from cfbackup.config.model import Profile
 from cfbackup.errors import ConfigError
 
 from .rfc2136 import shown
 
+CLOUD_SECTION = "server_image"  # docs/plugins/ip_fixup.md: the same cloud as server_image's
+cloud_errors = functools.partial(
+    cloud.cloud_errors, timeout_setting=f"{CLOUD_SECTION}.api_timeout"
+)
+connect = functools.partial(cloud.connect, section=CLOUD_SECTION)
+
 
 def _zone(conn, wanted: str | None, name: str, where: str):
-    from cfbackup_server_image.cloud import cloud_errors
     from openstack import exceptions as sdk
 
     with cloud_errors("looking up Designate zones"):
@@ -46,8 +55,6 @@ def replace(
     where: str,
 ) -> list[str]:
     """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done."""
-    from cfbackup_server_image.cloud import cloud_errors, connect
-
     conn = connect(profile)
     done = []
     for name, by_type in records.items():

@@ -37,7 +37,7 @@ STATS = {
 
 
 def build(run: Any, result: Any) -> dict[str, Any]:
-    """The summary of a finished run (``run``: :class:`cfbackup.runner.Run`)."""
+    """The summary of a finished run (``run``: :class:`cfbackup.runtypes.Run`)."""
     finished = time.time()
     summary = {
         "profile": run.profile.name,
@@ -56,6 +56,8 @@ def build(run: Any, result: Any) -> dict[str, Any]:
         "log_tail": [] if result.ok else log_tail(result, run.log_file),
         "log_file": str(run.log_file) if run.log_file else None,
         "cfbackup_version": __version__,
+        # e.g. a legacy config readable by others: repeated on every run until it is fixed
+        "warnings": [w for w in (getattr(run.config, "permission_warning", None),) if w],
     }
     return scrub(summary)
 
@@ -99,6 +101,7 @@ def text(summary: dict[str, Any]) -> str:
     lines = [
         f"cfbackup {summary['action']} of profile {summary['profile']} on {summary['host']} "
         f"{outcome}.",
+        *(f"WARNING: {warning}" for warning in summary.get("warnings", ())),
         "",
         f"Result:    {summary['result']} (exit code {summary['exit_code']})",
         f"Message:   {summary['message'] or '-'}",

@@ -4,22 +4,21 @@ Before a backup it compares the container's and the account's quotas (bytes and 
 with their current usage plus an upper bound of the upload (``estimate.py``, from file
 metadata only), refuses the run with the numbers and the fix when it would not fit (exit code
 QUOTA), and warns above ``warn_percent``; ``backup --ignore-quota`` overrides. During the
-backup it makes duplicity send a Content-Length with every upload (``shim/``), so that Swift
-itself enforces the quotas and a 413 ends the run at once with the numbers; the chain resumes
-after the quota is raised. ``cfbackup quota show|set`` reads and sets quotas.
+backup Swift itself enforces the quotas, because core makes duplicity send a Content-Length with
+every upload (``cfbackup/duplicity/patches/sized_uploads.py``, on whether or not this plugin
+is); a 413 ends the run at once with the numbers, and the plugin says how to go on (the chain
+resumes after the quota is raised). ``cfbackup quota show|set`` reads and sets quotas.
 See docs/plugins/quota_guard.md.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from cfbackup.config.schema import Option
 from cfbackup.hookspecs import hookimpl
 
 SECTION = "quota_guard"
-SHIM = Path(__file__).resolve().parent / "shim" / "sized_uploads.py"
 log = logging.getLogger("cfbackup.quota_guard")
 
 OPTIONS = (
@@ -54,9 +53,10 @@ OPTIONS = (
     Option(
         "sized_uploads",
         "boolean",
-        "Make duplicity send a Content-Length with every upload, so that Swift enforces the "
-        "quotas (duplicity 3.2 uploads chunked, which Swift's quota middlewares do not check), "
-        "and stop at the first 413 instead of retrying.",
+        "No effect any more, kept so that configs setting it stay valid: cfbackup always makes "
+        "duplicity send a Content-Length with every upload (duplicity 3.2 uploads chunked, "
+        "which Swift's quota middlewares do not check) and stop at the first 413; "
+        "CFBACKUP_NO_SIZED_UPLOADS=1 switches that off for one run.",
         default=True,
     ),
 )
@@ -96,27 +96,18 @@ def cfbackup_register_commands(subparsers, context):
     commands.register(subparsers)
 
 
-@hookimpl
-def cfbackup_run_context(run):
-    settings = _settings(run)
-    if run.action != "backup" or not settings["sized_uploads"] or not _swift_target(run.profile):
-        return None
-    return sized_uploads()
-
-
-def sized_uploads():
-    """duplicity runs shim/sized_uploads.py at start-up during this backup."""
-    from cfbackup.duplicity.run import startup_file
-
-    return startup_file(SHIM)
-
-
 @hookimpl(trylast=True)  # after the others: a before_backup dump lands in the source first
 def cfbackup_pre_backup(run):
     from cfbackup.errors import CfbackupError, QuotaExceeded
     from cfbackup_quota_guard import guard
 
     settings = _settings(run)
+    if settings["sized_uploads"] is False:
+        run.log.warning(
+            "quota_guard.sized_uploads = false has no effect any more: every upload carries a "
+            "Content-Length, so that Swift enforces quotas; remove the key (or set "
+            "CFBACKUP_NO_SIZED_UPLOADS=1 for one run)"
+        )
     if not settings["enabled"] or not _swift_target(run.profile):
         return None
     ignore = bool(run.options.get("ignore_quota"))

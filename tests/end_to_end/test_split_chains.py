@@ -51,7 +51,7 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
         assert any(n.startswith(prefix + "duplicity-full.") for n in names), (root, names)
     assert not any(n.startswith("host1/duplicity-") for n in names)  # nothing at the top
     logs = "".join(p.read_text() for p in (tmp_path / "state" / "logs").glob("*.log"))
-    assert "Error in sitecustomize" not in logs and "Traceback" not in logs  # start-up files
+    assert "Error in sitecustomize" not in logs and "Traceback" not in logs  # launcher, patches
 
     listing = json.loads(cfbackup("-c", config, "list", "--json").stdout)
     paths = [entry["path"] for entry in listing]

@@ -11,7 +11,8 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from local_keystone import SECRETS, LocalKeystone
+from keystone_config import SECRETS
+from local_keystone import LocalKeystone
 from support.cli import BIN, KEY_PASSPHRASE, PASSPHRASE, CliResult
 
 REPO = Path(__file__).resolve().parents[2]

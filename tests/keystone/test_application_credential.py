@@ -1,4 +1,5 @@
-"""Application-credential profiles: every duplicity command goes through the launcher."""
+"""Application-credential profiles: every duplicity command gets the application-credential
+patch through the launcher."""
 
 from __future__ import annotations
 
@@ -42,5 +43,9 @@ def test_application_credential_backup_incremental_verify_restore_list_status(
 
     logs = run_logs(tmp_path)
     runs = [line for line in logs.splitlines() if "running:" in line]
-    assert runs and all("-m cfbackup.duplicity.launcher" in line for line in runs), runs
+    assert runs and all("/cfbackup-duplicity " in line for line in runs), runs
+    patched = [line for line in logs.splitlines() if "duplicity patches:" in line]
+    assert len(patched) == len(runs), patched
+    core = "duplicity patches: application-credential, upload-progress, sized-uploads"
+    assert all(core in line for line in patched), patched
     tier.assert_no_secret(logs)  # nor in argv: the run log records every command line

@@ -81,7 +81,7 @@ def test_cloud_key_with_an_application_credential_and_os_cloud_with_a_password(
     assert restore.returncode == 0, restore
     assert_same_tree(source, restored)
     logs = run_logs(tmp_path)
-    assert "cfbackup.duplicity.launcher" in logs  # the application credential's runs
+    assert "duplicity patches: application-credential" in logs  # the credential's runs
     tier.assert_no_secret(logs)
 
 

@@ -1,8 +1,8 @@
 """Every way Keystone authentication goes wrong: one line naming the cause and the fix, the
 documented exit code, no traceback and no secret. Each case runs ``check`` (cfbackup's own
 client, which pinpoints the cause); the cases marked DUPLICITY also run ``list``, where duplicity
-(or the launcher) fails first and cfbackup diagnoses the failure afterwards: one case per way
-duplicity reports it. The cases run concurrently to keep the tier short."""
+(or its application-credential patch) fails first and cfbackup diagnoses the failure afterwards:
+one case per way duplicity reports it. The cases run concurrently to keep the tier short."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from cfbackup.errors import ExitCode
 pytestmark = pytest.mark.keystone
 
 WRONG = "Xq7-not-the-password"
-DUPLICITY = {  # one case per kind of failure duplicity or the launcher reports
+DUPLICITY = {  # one case per kind of failure duplicity or cfbackup's patch reports
     "wrong password",  # keystoneclient: "Unauthorized. Check username/id, password, ..."
     "a role Swift does not accept",  # swiftclient: "Container PUT failed ... 403 Forbidden"
     "none in the region",  # swiftclient: "Endpoint for object-store not found"
     "Keystone unreachable",  # keystoneauth1: "Unable to establish connection to .../auth/tokens"
-    "application credential deleted",  # the launcher: "[cfbackup] Keystone does not know ..."
+    "application credential deleted",  # the patch: "[cfbackup] Keystone does not know ..."
 }
 
 

@@ -53,9 +53,11 @@ def test_password_profile_backup_incremental_verify_restore_list_status_quota(
     quota = cfbackup("-c", config, "quota", "show", "main", "--json")
     assert quota.returncode == 0, quota
 
-    # plain duplicity for a password (the launcher is for application credentials only)
+    # duplicity's own authentication for a password (the patch is for application credentials)
     logs = run_logs(tmp_path)
-    assert "cfbackup.duplicity.launcher" not in logs and "/duplicity backup" in logs
+    assert "/cfbackup-duplicity backup" in logs
+    assert "duplicity patches: upload-progress, sized-uploads\n" in logs
+    assert "application-credential" not in logs
     tier.assert_no_secret(logs)
 
 

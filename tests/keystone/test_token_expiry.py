@@ -1,6 +1,7 @@
 """Token expiry never breaks a run: backups that outlive several token lifetimes complete, with a
 password (duplicity's swiftclient re-authenticates) and with an application credential (the
-launcher's keystoneauth1 session does), and Swift's proxy log shows the 401s mid-run.
+application-credential patch's keystoneauth1 session does), and Swift's proxy log shows the 401s
+mid-run.
 
 The two backups (keystone_helpers.ExpiryRuns) start with the session, in the background; this
 test waits for them and reads the evidence.
@@ -48,6 +49,6 @@ def test_backups_outlive_the_token_with_a_password_and_an_application_credential
         print(f"{project}: {seconds:.0f} s, {len(puts)} uploads, {len(rejected)} x 401")
 
         logs = run_logs(token_expiry_runs.base / project)
-        launcher = "-m cfbackup.duplicity.launcher" in logs
-        assert launcher == (project == "expiry-appcred"), project
+        patched = "duplicity patches: application-credential" in logs
+        assert patched == (project == "expiry-appcred"), project
         tier.assert_no_secret(logs)

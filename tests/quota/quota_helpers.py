@@ -17,7 +17,8 @@ class QuotaProfile:
     """One profile in its own config file, backing up ``source`` to a fresh container."""
 
     def __init__(self, swift, base: Path, gpg_home: Path, *, who="user", encrypted=False,
-                 volsize=1, include=(), exclude=(), prefix="", plugin=None):  # fmt: skip
+                 volsize=1, include=(), exclude=(), prefix="", plugin=None,
+                 profile_lines=()):  # fmt: skip
         self.swift, self.base, self.who = swift, base, who
         self.container = f"quota-{uuid.uuid4().hex[:12]}"
         self.prefix = prefix
@@ -36,6 +37,7 @@ class QuotaProfile:
             f"volsize = {volsize}",
             f"include = {json.dumps(list(include))}",
             f"exclude = {json.dumps(list(exclude))}",
+            *profile_lines,
             "[profiles.qg.encryption]",
             f'gpg_home = "{gpg_home}"',
             'passphrase_env = "QG_PASSPHRASE"' if encrypted else 'mode = "none"',

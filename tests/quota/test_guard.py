@@ -80,13 +80,37 @@ def test_duplicity_uploads_carry_a_content_length_so_swift_refuses(quota_profile
     assert f"container {p.container}: 0 bytes in 0 objects, quota 100000 bytes" in done.stderr
     assert int(p.head()["x-container-bytes-used"]) == 0
 
-    # without the shim (and the guard switched off) duplicity sends the volume chunked and
-    # Swift lets it through: the guard would then be the only protection
-    q = quota_profile(plugin={"enabled": False, "sized_uploads": False})
-    random_files(q.source, 1, 600_000)
-    q.set_container_quota(quota_bytes=100_000)
-    q.cli("backup", check=0)
-    assert int(q.head()["x-container-bytes-used"]) > 100_000
+
+
+def test_swift_enforces_the_quota_with_the_plugin_off_too(quota_profile):
+    """Content-Length is core's: with quota_guard disabled, duplicity's uploads (also from its
+    upload pool's worker processes, --concurrency) are still sized, so Swift refuses with 413."""
+    for extra in ([], ["--concurrency=1"]):
+        p = quota_profile(
+            profile_lines=['disable_plugins = ["quota_guard"]', f"extra_options = {extra}"]
+        )
+        random_files(p.source, 1, 600_000)
+        p.set_container_quota(quota_bytes=100_000)
+        done = p.cli("backup", check=6)
+        assert "container quota exceeded: Swift refused an upload (413)" in done.stderr, extra
+        assert f"container {p.container}: 0 bytes in 0 objects, quota 100000 bytes" in (
+            done.stderr
+        )
+        assert int(p.head()["x-container-bytes-used"]) == 0
+
+
+def test_a_chunked_upload_is_what_swift_lets_through(quota_profile):
+    """The control: with the patch switched off for one run (CFBACKUP_NO_SIZED_UPLOADS=1) and
+    the plugin off, duplicity sends the volume chunked and Swift accepts it over the quota; an
+    old config's sized_uploads = false is only a warning now."""
+    p = quota_profile(
+        plugin={"enabled": False, "sized_uploads": False},
+    )
+    random_files(p.source, 1, 600_000)
+    p.set_container_quota(quota_bytes=100_000)
+    done = p.cli("backup", env={**p.env, "CFBACKUP_NO_SIZED_UPLOADS": "1"}, check=0)
+    assert "quota_guard.sized_uploads = false has no effect any more" in done.stderr
+    assert int(p.head()["x-container-bytes-used"]) > 100_000
 
 
 def test_quota_show_and_set_container(quota_profile):

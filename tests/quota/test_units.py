@@ -109,7 +109,7 @@ def test_account_quota_header_generations():
     assert legacy["quota_count"] is None
 
 
-def test_a_413_from_the_shim_becomes_container_quota_exceeded_with_numbers():
+def test_a_413_from_the_sized_uploads_patch_becomes_container_quota_exceeded_with_numbers():
     line = (
         "FatalBackendException: Upload exceeds quota (HTTP 413): scope=container; object v1 "
         "(5 bytes); container c: 9 bytes in 1 objects, quota 10 bytes / none objects"

@@ -161,6 +161,7 @@ def test_legacy_reader_sources_bash(tmp_path):
     assert profile["encryption"] == {
         "mode": "pubkey",
         "encrypt_keys": ["ABCDEF12"],
+        "sign_key": "ABCDEF12",  # dt-s3-backup.sh: --encrypt-key and --sign-key ${GPG_KEY}
         "passphrase": "p@ss word",
     }
     assert profile["full_if_older_than"] == "1M" and profile["volsize"] == 50

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from cfbackup.cli.commands import _print_status
-from cfbackup.runner import RunResult
+from cfbackup.runtypes import RunResult
 
 
 def _status(account: dict) -> RunResult:

@@ -1,8 +1,8 @@
-"""cfbackup's own Swift client loads without python-keystoneclient (0.2 s of every run)."""
+"""Neither cfbackup's Swift client nor duplicity (v1 auth) loads python-keystoneclient (0.2 s of
+every run), and duplicity's uploads carry a Content-Length."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -25,31 +25,29 @@ def test_swiftclient_loads_without_keystoneclient_and_leaves_it_importable():
     assert result.stdout.strip() == "ok"
 
 
-DUPLICITY_PROBE = """
+LAUNCHER_PROBE = """
 import sys
+from cfbackup.duplicity import launcher
+launcher._apply()  # what launcher.main does before it runs duplicity
 import swiftclient.client
 print("keystoneclient" in sys.modules and sys.modules["keystoneclient"] is not None)
 print(getattr(sys, "chained", False))
 """
 
 
-def _duplicity_interpreter(tmp_path, auth_version: str) -> list[str]:
-    """What duplicity's interpreter imports when cfbackup starts it, with a plugin's start-up
-    file and a sitecustomize of the system's behind ours (both must run, once)."""
-    from cfbackup.duplicity.run import startup_environment, startup_file
+def _launcher(tmp_path, env: dict[str, str], probe: str = "") -> list[str]:
+    """What duplicity's interpreter imports when cfbackup's launcher starts it, with the
+    environment run.py gives it and a sitecustomize of the system's on its path (it must run:
+    the launcher shadows nothing)."""
+    from cfbackup.duplicity import launcher
 
     system = tmp_path / "system"
     system.mkdir(exist_ok=True)
     (system / "sitecustomize.py").write_text("import sys\nsys.chained = True\n")
-    plugin = tmp_path / "plugin_patch.py"
-    plugin.write_text("import sys\nsys.plugin_runs = getattr(sys, 'plugin_runs', 0) + 1\n")
-    with startup_file(plugin):
-        env = startup_environment({"SWIFT_AUTHVERSION": auth_version, "PYTHONPATH": ""})
-    env["PYTHONPATH"] += f":{system}"
-    env["PATH"] = "/usr/bin:/bin"
+    env, _ = launcher.environment({**env, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(system)})
     result = subprocess.run(
-        [sys.executable, "-c", DUPLICITY_PROBE + "print(sys.plugin_runs)\n"],
-        env={**env, "CFBACKUP_DUPLICITY_STARTUP": str(plugin)},
+        [sys.executable, "-c", LAUNCHER_PROBE + probe],
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -59,28 +57,51 @@ def _duplicity_interpreter(tmp_path, auth_version: str) -> list[str]:
 
 
 def test_duplicity_skips_keystoneclient_with_v1_auth_only(tmp_path):
-    assert _duplicity_interpreter(tmp_path, "1") == ["False", "True", "1"]
-    assert _duplicity_interpreter(tmp_path, "3") == ["True", "True", "1"]
+    assert _launcher(tmp_path, {"SWIFT_AUTHVERSION": "1"}) == ["False", "True"]
+    assert _launcher(tmp_path, {"SWIFT_AUTHVERSION": "3"}) == ["True", "True"]
 
 
-def test_the_quota_plugins_patch_loads_through_the_startup_list(tmp_path):
-    """quota_guard's sized uploads (shim/sized_uploads.py) patch swiftclient inside duplicity."""
-    from cfbackup_quota_guard import SHIM
-
-    from cfbackup.duplicity.run import startup_environment, startup_file
-
-    with startup_file(SHIM):
-        env = startup_environment(
-            {"SWIFT_AUTHVERSION": "1", "PYTHONPATH": "", "PATH": "/usr/bin:/bin"}
-        )
-        env["CFBACKUP_DUPLICITY_STARTUP"] = os.environ["CFBACKUP_DUPLICITY_STARTUP"]
+def test_uploads_are_sized_in_every_duplicity_unless_switched_off(tmp_path):
+    """Core's sized-uploads patch is on for every run, whatever the plugins."""
     probe = (
-        "import duplicity.backends.swiftbackend as b, swiftclient.client as c\n"
-        "print(getattr(c.Connection.put_object, 'cfbackup_patched', False),"
+        "import duplicity.backends.swiftbackend as b\n"
+        "print(getattr(swiftclient.client.Connection.put_object, 'cfbackup_patched', False),"
         " getattr(b.SwiftBackend._put, 'cfbackup_patched', False))\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    on = _launcher(tmp_path, {"SWIFT_AUTHVERSION": "1"}, probe)
+    assert on[2:] == ["True", "True"]
+    off = _launcher(tmp_path, {"SWIFT_AUTHVERSION": "1", "CFBACKUP_NO_SIZED_UPLOADS": "1"}, probe)
+    assert off[2:] == ["False", "False"]
+
+
+def test_uploads_the_backend_does_not_report_are_counted_for_progress(tmp_path):
+    """duplicity's swift backend reports no transferred bytes: the upload-progress patch counts
+    an upload once it is done (a backend that reports is left alone)."""
+    probe = (
+        "from duplicity import backend, log, progress\n"
+        "log.setup()\n"
+        "class Tracker:\n"
+        "    total_bytecount = 0\n"
+        "progress.tracker = Tracker()\n"
+        "seen = []\n"
+        "def report(done, total):\n"
+        "    seen.append(f'{done}/{total}')\n"
+        "    progress.tracker.total_bytecount += done\n"
+        "progress.report_transfer = report\n"
+        "class Source:\n"
+        "    def getsize(self):\n"
+        "        return 1234\n"
+        "class Silent:\n"
+        "    def _put(self, source_path, remote_filename):\n"
+        "        pass\n"
+        "class Reporting:\n"
+        "    def _put(self, source_path, remote_filename):\n"
+        "        progress.report_transfer(1234, 1234)\n"
+        "backend.BackendWrapper(Silent()).put(Source(), b'vol1.difftar.gpg')\n"
+        "print(','.join(seen))\n"
+        "seen.clear()\n"
+        "backend.BackendWrapper(Reporting()).put(Source(), b'vol2.difftar.gpg')\n"
+        "print(','.join(seen))\n"
     )
-    assert result.returncode == 0 and "Error" not in result.stderr, result.stderr
-    assert result.stdout.split() == ["True", "True"]
+    words = _launcher(tmp_path, {"SWIFT_AUTHVERSION": "1"}, probe)
+    assert words[2:] == ["0/1234,1234/1234", "1234/1234"]  # counted once, and only if unreported

@@ -1,18 +1,16 @@
-"""Run by duplicity's interpreter at start-up during a cfbackup backup (quota_guard names this
-file in cfbackup's start-up list, ``cfbackup.duplicity.run.startup_file``). Two fixes to
-duplicity 3.2's swift backend, applied when it is imported:
+"""Uploads carry a Content-Length, and a 413 ends the run at once (a core patch).
+
+Two fixes to duplicity 3.2's swift backend, applied when duplicity imports it:
 
 1. Uploads carry a Content-Length. The backend hands swiftclient an open file without a length,
    so swiftclient sends it chunked, and Swift's quota middlewares do not check a chunked PUT
-   (DESIGN.md section 5): over-quota volumes were accepted.
+   (DESIGN.md section 5): over-quota volumes were accepted, whatever plugins were on.
 2. A 413 ("Upload exceeds quota.") stops the backup at once, with the container's and the
    account's numbers in the message, instead of five retries 30 s apart.
 
-Nothing else changes.
+Nothing else changes. ``CFBACKUP_NO_SIZED_UPLOADS=1`` switches it off for one run.
 """
 
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 
@@ -72,6 +70,8 @@ def _fatal_on_413(put):
         except Exception as error:
             if getattr(error, "http_status", None) != 413:
                 raise
+            import multiprocessing
+
             from duplicity.errors import FatalBackendException
 
             name = self.prefix + os.fsdecode(remote_filename)
@@ -79,9 +79,12 @@ def _fatal_on_413(put):
                 size = os.path.getsize(os.fsdecode(source_path.name))
             except OSError:
                 size = -1
-            raise FatalBackendException(
-                f"Upload exceeds quota (HTTP 413): {_numbers(self, name, size)}", code=53
-            ) from None
+            message = f"Upload exceeds quota (HTTP 413): {_numbers(self, name, size)}"
+            if multiprocessing.parent_process() is not None:
+                # a worker of duplicity's upload pool (--concurrency): the pool passes on the
+                # exception's type and code, not its message; its stderr reaches cfbackup
+                print(message, file=sys.stderr, flush=True)
+            raise FatalBackendException(message, code=53) from None
 
     _put.cfbackup_patched = True
     return _put
@@ -99,22 +102,11 @@ def _patch(module):
         backend._put = _fatal_on_413(put)
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name != _TARGET:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_and_patch(module):
-            exec_module(module)
-            _patch(module)
-
-        spec.loader.exec_module = exec_and_patch
-        return spec
+def applies(env):
+    return not env.get("CFBACKUP_NO_SIZED_UPLOADS")
 
 
-if not os.environ.get("CFBACKUP_NO_SIZED_UPLOADS"):
-    sys.meta_path.insert(0, _PatchOnImport())
+def apply(env):
+    from cfbackup.duplicity.patches import after_import
+
+    after_import(_TARGET, _patch)

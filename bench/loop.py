@@ -1,0 +1,233 @@
+"""The loop of ``compare.py``: repetitions of every operation by every contestant, on one data
+set, with the samples, stored bytes and phases kept for the report."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import dataset
+import harness
+from contestants import TOOL_CLASSES, Rep, Tool
+from harness import CFBACKUP, DUPLICITY, RESTIC, Sample, measure, median
+from runlog import duplicity_words
+
+BACKUP_OPS = ("full", "incremental", "no-change")
+RESTORE_OPS = ("restore-one", "restore-all")
+OPS = BACKUP_OPS + RESTORE_OPS
+CHANGE_SEED = 2
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, swift: harness.Swift, work: Path) -> None:
+        self.args = args
+        self.swift = swift
+        self.work = work
+        self.passphrase = "bench-" + os.urandom(8).hex()
+        (work / "passphrase").write_text(self.passphrase + "\n")
+        (work / "passphrase").chmod(0o600)
+        self.settings = dict(parse_set(s) for s in args.set)
+        self.tools = [TOOL_CLASSES[name](self) for name in args.tools]
+        self.samples: dict[str, dict[str, list[Sample]]] = {
+            t.name: {op: [] for op in OPS} for t in self.tools
+        }
+        self.retention: dict[str, list[Sample]] = {op: [] for op in BACKUP_OPS}
+        self.stored: dict[str, dict[str, list[int]]] = {
+            t.name: {op: [] for op in BACKUP_OPS} for t in self.tools
+        }
+        self.phases: dict[str, list[dict]] = {}
+        self.argv: dict[str, dict[str, list[str]]] = {}
+        self.ran: dict[str, str] = {}  # duplicity command word -> what cfbackup ran
+        self.startup: dict[str, list[float]] = {}
+        self._op = ""
+        self.source_bytes = 0
+        self.dirty = False  # the source is changed and not (yet) put back
+
+    def note_argv(self, tool: str, what: str, argv: list) -> None:
+        self.argv.setdefault(tool, {}).setdefault(what, [str(a) for a in argv])
+
+    def keep_logs(self, rep: Rep, tool: Tool) -> None:
+        """Keep each tool's output (and cfbackup's run logs) in WORK/logs for a post-mortem."""
+        logs = self.work / "logs"
+        logs.mkdir(exist_ok=True)
+        sources = [tool.log(rep), *sorted((tool.dir(rep) / "state" / "logs").glob("*.log"))]
+        with open(logs / f"r{rep.index}-{tool.name}.log", "wb") as out:
+            for path in sources:
+                if path.exists():
+                    out.write(f"==> {path.name}\n".encode() + path.read_bytes())
+
+    def note_ran(self, command: str) -> None:
+        """A duplicity command line cfbackup ran (from its run log), keyed by its command word."""
+        words = duplicity_words(command)
+        if words:
+            self.ran.setdefault(words[0], " ".join(words))
+
+    def note_phases(self, what: str, phases: dict | None, wall: float) -> None:
+        if phases:
+            phases = {"start-up and config": wall - phases["in-run total"], **phases}
+            self.phases.setdefault(self._op, []).append(phases)
+
+    def run(self, source: Path) -> None:
+        for index in range(self.args.repeat):
+            rep = Rep(index, self.work / f"r{index}", source)
+            shift = index % len(self.tools)
+            order = self.tools[shift:] + self.tools[:shift]
+            self.log(
+                f"repetition {index + 1}/{self.args.repeat} (load {harness.load_average()})"
+                f", order: {', '.join(t.name for t in order)}"
+            )
+            try:
+                self.repetition(rep, order)
+            finally:
+                for tool in order:
+                    self.swift.delete_container(tool.container(rep))
+                    self.keep_logs(rep, tool)
+                shutil.rmtree(rep.dir, ignore_errors=True)
+
+    def repetition(self, rep: Rep, order: list[Tool]) -> None:
+        for tool in order:
+            tool.setup(rep)
+        undo = None
+        try:
+            for op in BACKUP_OPS:
+                if op == "incremental":
+                    self.dirty = True
+                    undo = dataset.change(rep.source, self.args.change, CHANGE_SEED)
+                for tool in order:
+                    self._op = op
+                    sample = tool.backup(rep)
+                    self.samples[tool.name][op].append(sample)
+                    self.stored[tool.name][op].append(
+                        self.swift.container_bytes(tool.container(rep))[0]
+                    )
+                    extra = tool.after_backup(rep)
+                    if extra is not None:
+                        self.retention[op].append(extra)
+                    self.log(
+                        f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s"
+                        + (f" (+ retention {extra.wall:.2f} s)" if extra else "")
+                    )
+            changed = {rel for rel, _ in undo["rewritten"]} if undo else set()
+            rel = pick_file(rep.source, changed)
+            want_file = file_digest(rep.source / rel)
+            want_tree = dataset.tree_digest(rep.source)
+            for op in RESTORE_OPS:
+                for tool in order:
+                    self._op = op
+                    target = rep.dir / f"restore-{op}-{tool.name}"
+                    sample, landed = tool.restore(rep, target, rel if op == "restore-one" else None)
+                    got = (
+                        file_digest(landed) if op == "restore-one" else dataset.tree_digest(landed)
+                    )
+                    if got != (want_file if op == "restore-one" else want_tree):
+                        raise harness.BenchError(
+                            f"{tool.name} {op}: restored data differ from the source ({landed})"
+                        )
+                    self.samples[tool.name][op].append(sample)
+                    # restored trees stay until the repetition ends: ext4 scans recently
+                    # deleted inodes when it allocates new ones, and creating 100k files
+                    # right after deleting 100k took 10-25x the system time (measured)
+                    self.log(f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s (verified)")
+        finally:
+            if undo:
+                dataset.undo_change(rep.source, undo)
+                self.dirty = False
+
+    def measure_startup(self) -> None:
+        commands = {
+            "cfbackup": [CFBACKUP, "--help"],
+            "duplicity": [DUPLICITY, "--help"],
+            "restic": [RESTIC, "--help"],
+        }
+        log = self.work / "startup.log"
+        for _ in range(max(10, self.args.repeat)):
+            for name, argv in commands.items():
+                sample = measure(argv, harness.base_environment(), log)
+                self.startup.setdefault(name, []).append(sample.wall)
+
+    @staticmethod
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    # ---- results -------------------------------------------------------------------------
+    def medians(self, tool: str, op: str) -> float:
+        return median([s.wall for s in self.samples.get(tool, {}).get(op, [])])
+
+    def with_retention(self, op: str) -> float:
+        backups = self.samples.get("dup-same", {}).get(op, [])
+        extra = self.retention.get(op, [])
+        if not backups or op not in BACKUP_OPS:
+            return float("nan")
+        if not extra:
+            return median([s.wall for s in backups])
+        return median([b.wall + r.wall for b, r in zip(backups, extra, strict=True)])
+
+
+def pick_file(source: Path, changed: set[str]) -> str:
+    """A small file in the middle of the tree that the 1% change left alone."""
+    files = [
+        p for p in dataset.files_of(source) if p.parent.name != "large" and p.parent.name != "added"
+    ]
+    ordered = files[len(files) // 2 :] + files[: len(files) // 2]
+    for path in ordered:
+        rel = str(path.relative_to(source))
+        if rel not in changed and path.stat().st_size > 1000:
+            return rel
+    return str(ordered[0].relative_to(source))
+
+
+def parse_set(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    import tomllib
+
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def ensure_dataset(
+    work: Path, size_mb: float, files: int, seed: int, large_fraction: float
+) -> Path:
+    """The tree for these parameters, generated once and reused while intact."""
+    name = f"data-{files}f-{size_mb:g}mb-s{seed}-l{large_fraction:g}"
+    root = work / name / "src"
+    marker = work / name / "intact.json"
+    if marker.exists():
+        return root
+    shutil.rmtree(root.parent, ignore_errors=True)
+    started = time.monotonic()
+    summary = dataset.make(root, size_mb, files, seed, large_fraction=large_fraction)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    marker.write_text(json.dumps(summary))
+    print(f"dataset: {summary}", file=sys.stderr)
+    return root
+
+
+def run_one(
+    args, swift, work: Path, size_mb: float, files: int, large_fraction: float, startup: bool
+) -> Bench:
+    source = ensure_dataset(work, size_mb, files, args.seed, large_fraction)
+    bench = Bench(args, swift, work)
+    bench.source_bytes = sum(p.stat().st_size for p in dataset.files_of(source))
+    marker = source.parent / "intact.json"
+    marker.rename(source.parent / "in-use.json")  # a crash mid-change forces a fresh tree
+    try:
+        bench.run(source)
+    finally:
+        if not bench.dirty:
+            (source.parent / "in-use.json").rename(marker)
+    if startup:
+        bench.measure_startup()
+    return bench

@@ -1,0 +1,208 @@
+"""The report of ``compare.py``: Markdown tables of medians and ratios, CPU and memory, stored
+bytes and cfbackup's phases, the argv each side ran, and growth across data set sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import harness
+from harness import median
+from loop import OPS, Bench
+from runlog import duplicity_words
+
+
+def render(bench: Bench, title: str = "") -> str:
+    names = [t.name for t in bench.tools]
+    out = []
+    if title:
+        out.append(f"### {title}\n")
+    headers = ["operation (median s)"] + names
+    has_same = "dup-same" in names
+    if has_same:
+        headers.insert(headers.index("dup-same") + 1, "dup-same+ret")
+    ratios = []
+    if "cfbackup" in names:
+        for other in ("dup-same", "dup-same+ret", "dup-def", "restic"):
+            if other in names or (other == "dup-same+ret" and has_same):
+                ratios.append(other)
+    headers += [f"cfb/{r}" for r in ratios]
+    rows = []
+    for op in OPS:
+        values = {n: bench.medians(n, op) for n in names}
+        if has_same:
+            values["dup-same+ret"] = bench.with_retention(op)
+        row = [op] + [
+            harness.seconds(values[h]) for h in headers[1 : len(headers) - len(ratios)]
+        ]
+        row += [harness.ratio(values["cfbackup"], values[r]) for r in ratios]
+        rows.append(row)
+    if bench.startup:
+        start = {
+            "cfbackup": median(bench.startup["cfbackup"]),
+            "restic": median(bench.startup["restic"]),
+        }
+        for n in ("dup-same", "dup-same+ret", "dup-def"):
+            start[n] = median(bench.startup["duplicity"])
+        row = ["start-up (--help)"] + [
+            harness.seconds(start.get(h, float("nan")))
+            for h in headers[1 : len(headers) - len(ratios)]
+        ]
+        row += [harness.ratio(start["cfbackup"], start[r]) for r in ratios]
+        rows.append(row)
+    out.append(harness.table(headers, rows))
+    out.append("")
+    rows = []
+    for op in OPS:
+        row = [op]
+        for n in names:
+            found = bench.samples[n][op]
+            cpu = median([s.cpu for s in found])
+            swift_cpu = median([s.swift_cpu for s in found])
+            peak = max((s.peak_rss for s in found), default=float("nan"))
+            row.append(
+                f"{harness.seconds(cpu)} + {harness.seconds(swift_cpu)} / {harness.mib(peak)}"
+            )
+        rows.append(row)
+    out.append(
+        harness.table(["CPU s: tool + Swift (median) / peak RSS MiB (max)"] + names, rows)
+    )
+    out.append("")
+    source_bytes = bench.source_bytes
+    rows = []
+    for op in ("full", "incremental"):
+        rows.append(
+            [f"after {op}"]
+            + [
+                f"{harness.mb(median(bench.stored[n][op]))} MB "
+                f"({median(bench.stored[n][op]) / source_bytes:.2f}x)"
+                for n in names
+            ]
+        )
+    out.append(
+        harness.table([f"stored in Swift (source {source_bytes / 1e6:.0f} MB)"] + names, rows)
+    )
+    if bench.phases:
+        out.append("")
+        keys = list(next(iter(bench.phases.values()))[0])
+        rows = []
+        for op in OPS:
+            found = bench.phases.get(op)
+            if found:
+                rows.append(
+                    [op]
+                    + [
+                        harness.seconds(median([p[k] for p in found]))
+                        for k in keys
+                        if k != "in-run total"
+                    ]
+                )
+        out.append(
+            harness.table(
+                ["cfbackup phases (median s)"] + [k for k in keys if k != "in-run total"], rows
+            )
+        )
+    return "\n".join(out)
+
+
+def as_json(bench: Bench) -> dict:
+    return {
+        "samples": {
+            n: {op: [dataclasses.asdict(s) for s in v] for op, v in ops.items()}
+            for n, ops in bench.samples.items()
+        },
+        "retention_after_backup": {
+            op: [dataclasses.asdict(s) for s in v] for op, v in bench.retention.items()
+        },
+        "stored_bytes": bench.stored,
+        "cfbackup_phases": bench.phases,
+        "startup": bench.startup,
+        "argv": bench.argv,
+        "settings": bench.settings,
+    }
+
+
+def argv_check(bench: Bench) -> str:
+    """Compare what dup-same ran with what cfbackup ran, paths and names normalized."""
+    if "dup-same" not in bench.argv or not bench.ran:
+        return ""
+
+    def normal(text: str, tool: str) -> str:
+        text = text.replace(str(bench.work), "<work>").replace(tool, "<tool>")
+        return re.sub(r"--log-fd=\d+", "--log-fd=N", text)
+
+    same = {
+        w: normal(" ".join(duplicity_words(" ".join(a))), "dup-same")
+        for w, a in bench.argv["dup-same"].items()
+    }
+    lines = []
+    for what, mine in same.items():
+        word = mine.split()[0]
+        theirs = bench.ran.get(word)
+        if theirs is None:
+            lines.append(f"- {what}: cfbackup ran no `duplicity {word}`")
+        elif normal(theirs, "cfbackup") != mine:
+            lines.append(
+                f"- {what} DIFFERS:\n  cfbackup: `{normal(theirs, 'cfbackup')}`\n"
+                f"  dup-same: `{mine}`"
+            )
+    if lines:
+        return "argv check: dup-same did NOT run exactly what cfbackup ran:\n" + "\n".join(
+            lines
+        )
+    return (
+        "argv check: dup-same ran exactly the duplicity command lines cfbackup ran "
+        f"({', '.join(same)}; from the command word on, cfbackup's through its launcher; "
+        "paths, container names and the log descriptor normalized)."
+    )
+
+
+def header(args, before: str, after: str, extra: str = "") -> str:
+    v = harness.versions()
+    lines = [
+        f"- machine: {harness.machine()}",
+        f"- uptime before: `{before}`",
+        f"- uptime after: `{after}`",
+        f"- versions: {v['duplicity']}; {v['restic']}; {v['gpg']}; Python {v['python']}",
+        f"- repetitions: {args.repeat} (median), change for the incremental: {args.change}%",
+    ]
+    if args.bandwidth:
+        lines.append(f"- link to Swift capped at {args.bandwidth:g} MB/s each way (bench throttle)")
+    if args.set:
+        lines.append(f"- cfbackup settings (--set): {', '.join(args.set)}")
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines)
+
+
+def print_argv(bench: Bench) -> str:
+    out = ["Exactly what each side ran (first repetition; secrets are in the environment):", ""]
+    for tool, commands in bench.argv.items():
+        for what, argv in commands.items():
+            out.append(f"- {tool} {what}: `{' '.join(argv)}`")
+    return "\n".join(out)
+
+
+def scale_report(benches: dict[int, Bench], tools: list[str]) -> str:
+    """Time and peak memory per operation at each size, with the growth per step."""
+    counts = list(benches)
+    headers = ["operation", "tool"]
+    for i, count in enumerate(counts):
+        headers.append(f"{count} files s")
+        if i:
+            headers.append(f"x{count // counts[i - 1]} files: time x")
+    headers += [f"peak MiB @{c}" for c in counts]
+    rows = []
+    for op in OPS:
+        for tool in tools:
+            row = [op, tool]
+            times = [benches[c].medians(tool, op) for c in counts]
+            for i, value in enumerate(times):
+                row.append(harness.seconds(value))
+                if i:
+                    row.append(harness.ratio(value, times[i - 1]))
+            for c in counts:
+                peaks = [s.peak_rss for s in benches[c].samples[tool][op]]
+                row.append(harness.mib(max(peaks) if peaks else float("nan")))
+            rows.append(row)
+    return harness.table(headers, rows)

@@ -1,0 +1,142 @@
+"""Everything cfbackup changes inside duplicity's interpreter, in one registry.
+
+cfbackup starts every duplicity command through one launcher (``cfbackup/duplicity/launcher.py``,
+``python -m cfbackup.duplicity.launcher ARGS``): it applies the patches chosen for the run, in
+order, then runs duplicity's own ``main`` in the same process. A patch is a module with two
+functions, ``applies(env) -> bool`` (does this run need it; from the environment duplicity
+gets) and ``apply(env)``; :class:`Patch` says what it changes, why, and against which duplicity
+it was written. Core's patches are :data:`CORE`; a plugin adds its own with the
+``cfbackup_duplicity_patches(register)`` hook (``docs/plugins.md``), only for the profiles that
+enable it.
+
+Patch modules load in every duplicity process: standard library only at import time, the rest
+inside ``apply``. ``tests/unit/test_duplicity_patches.py`` fails when the installed duplicity or
+swiftclient no longer has an attribute a patch targets: review the patch against that version.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
+from typing import NamedTuple
+
+ENV = "CFBACKUP_DUPLICITY_PATCHES"  # the patch modules the launcher applies, comma-separated
+_applied: set[str] = set()  # in this interpreter: each patch once
+
+
+class Patch(NamedTuple):
+    name: str
+    module: str  # importable in duplicity's interpreter: defines applies(env) and apply(env)
+    written_for: str  # the duplicity version it was written and tested against
+    targets: tuple[str, ...]  # "module:attribute.path" it replaces, wraps or relies on
+    why: str
+
+
+CORE: tuple[Patch, ...] = (
+    Patch(
+        "skip-keystoneclient",
+        "cfbackup.duplicity.patches.skip_keystoneclient",
+        "3.2.1",
+        ("swiftclient.client:ksclient_v3",),
+        "with Swift v1 auth, importing swiftclient also imports python-keystoneclient and "
+        "oslo.utils, which v1 never uses: 0.2 s of every run",
+    ),
+    Patch(
+        "servicenet",
+        "cfbackup.duplicity.patches.servicenet",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+        ),
+        "a v1 profile with interface internal (Rackspace ServiceNet) must reach the snet- storage "
+        "host; swiftclient 4 dropped its snet option and duplicity never had one",
+    ),
+    Patch(
+        "application-credential",
+        "cfbackup.duplicity.patches.application_credential",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+            "duplicity.backends.swiftbackend:SwiftBackend",
+        ),
+        "duplicity's swift backend knows no Keystone application credential; a pre-minted "
+        "token would expire mid-run",
+    ),
+    Patch(
+        "upload-progress",
+        "cfbackup.duplicity.patches.upload_progress",
+        "3.2.1",
+        (
+            "duplicity.backend:BackendWrapper.put",
+            "duplicity.progress:report_transfer",
+            "duplicity.progress:tracker",
+        ),
+        "duplicity's --progress adds up the bytes a backend reports, and the swift backend "
+        "reports none: every progress record of a Swift backup said 0 bytes",
+    ),
+    Patch(
+        "sized-uploads",
+        "cfbackup.duplicity.patches.sized_uploads",
+        "3.2.1",
+        (
+            "swiftclient.client:Connection.put_object",
+            "duplicity.backends.swiftbackend:SwiftBackend._put",
+        ),
+        "duplicity uploads chunked, which Swift's quotas never check; a 413 is retried for "
+        "minutes instead of ending the run with the numbers",
+    ),
+)
+
+
+def from_plugins(hooks) -> tuple[Patch, ...]:
+    """The patches the plugins behind ``hooks`` (a profile's, or the manager's) register."""
+    found: list[Patch] = []
+    hooks.cfbackup_duplicity_patches(register=found.append)
+    return tuple(found)
+
+
+def chosen(env: Mapping[str, str], extra: Iterable[Patch] = ()) -> tuple[Patch, ...]:
+    """Core's patches, then ``extra``, that apply to a duplicity run with environment ``env``."""
+    return tuple(p for p in (*CORE, *extra) if importlib.import_module(p.module).applies(env))
+
+
+def apply(modules: Iterable[str], env: Mapping[str, str]) -> None:
+    """Apply the patch modules in order (inside duplicity's interpreter), each once."""
+    for name in modules:
+        if name not in _applied:
+            _applied.add(name)
+            importlib.import_module(name).apply(env)
+
+
+def after_import(name: str, patch: Callable[[ModuleType], None]) -> None:
+    """Run ``patch(module)`` once module ``name`` is imported (duplicity imports its backends
+    itself, late), or now when it already is."""
+    if name in sys.modules:
+        patch(sys.modules[name])
+        return
+
+    class AfterImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_patch(module):
+                exec_module(module)
+                patch(module)
+
+            spec.loader.exec_module = exec_and_patch
+            return spec
+
+    sys.meta_path.insert(0, AfterImport())

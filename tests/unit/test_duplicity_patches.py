@@ -1,0 +1,104 @@
+"""The registry of code that runs inside duplicity (cfbackup/duplicity/patches/): every
+attribute a patch targets exists in the installed duplicity and swiftclient, and a plugin's
+patch runs inside the real duplicity, after core's, only for the profiles that enable it."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+import pytest
+
+from cfbackup import plugins
+from cfbackup.duplicity import patches
+from cfbackup.duplicity.run import run_duplicity
+from cfbackup.hookspecs import hookimpl
+
+
+def _registered() -> tuple[patches.Patch, ...]:
+    """Core's patches and every installed plugin's."""
+    return (*patches.CORE, *patches.from_plugins(plugins.make_plugin_manager().hook))
+
+
+def missing_targets(patch: patches.Patch) -> list[str]:
+    missing = []
+    for target in patch.targets:
+        module_name, _, path = target.partition(":")
+        try:
+            found = importlib.import_module(module_name)
+            for attribute in path.split("."):
+                found = getattr(found, attribute)
+        except (ImportError, AttributeError) as error:
+            missing.append(f"{target} ({error})")
+    return missing
+
+
+@pytest.mark.parametrize("patch", _registered(), ids=lambda patch: patch.name)
+def test_every_attribute_a_patch_targets_exists_in_the_installed_duplicity(patch):
+    import duplicity
+
+    missing = missing_targets(patch)
+    assert not missing, (
+        f"patch {patch.name} was written against duplicity {patch.written_for}; the installed "
+        f"duplicity {duplicity.__version__} (or its swiftclient) lacks {', '.join(missing)}: "
+        f"review {patch.module} against it"
+    )
+    module = importlib.import_module(patch.module)
+    assert callable(module.applies) and callable(module.apply), patch.module
+    assert patch.written_for.count(".") == 2 and patch.targets, patch
+
+
+def test_a_target_duplicity_no_longer_has_is_reported():
+    gone = patches.Patch(
+        "gone", "x", "3.2.1", ("duplicity.backends.swiftbackend:SwiftBackend._no_such_put",), ""
+    )
+    assert missing_targets(gone)[0].startswith(
+        "duplicity.backends.swiftbackend:SwiftBackend._no_such_put ("
+    )
+
+
+MARKER_PATCH = """
+import os, sys
+
+def applies(env):
+    return "MARKER" in env
+
+def apply(env):
+    with open(env["MARKER"], "w") as out:
+        out.write(f"{os.getpid()} {sys.modules.get('keystoneclient', 'absent')}")
+"""
+
+
+class MarkerPlugin:
+    @hookimpl
+    def cfbackup_duplicity_patches(self, register):
+        register(patches.Patch("marker", "cfbackup_test_marker_patch", "3.2.1", (), "a test"))
+
+
+def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, monkeypatch):
+    (tmp_path / "cfbackup_test_marker_patch.py").write_text(MARKER_PATCH)
+    monkeypatch.syspath_prepend(str(tmp_path))  # importable here and in duplicity's Python
+    marker = tmp_path / "marker"
+    pm = plugins.make_plugin_manager(load_entry_points=False)
+    pm.register(MarkerPlugin(), name="marker")
+    env = {"PYTHONPATH": str(tmp_path), "MARKER": str(marker), "SWIFT_AUTHVERSION": "1"}
+    caplog.set_level(logging.DEBUG, logger="cfbackup")
+
+    assert patches.from_plugins(plugins.hooks_for_profile(pm, ["marker"])) == ()
+    found = patches.from_plugins(plugins.hooks_for_profile(pm, []))
+    result = run_duplicity(lambda fd: ("duplicity", "--version"), env, patches=found)
+
+    assert result.returncode == 0 and any("duplicity 3." in line for line in result.output_tail)
+    assert result.argv[0].endswith("/cfbackup-duplicity") and result.argv[1] == "--version"
+    pid, keystoneclient = marker.read_text().split()
+    assert int(pid) != os.getpid() and keystoneclient == "None"  # core's patch came first
+    core = "skip-keystoneclient, upload-progress, sized-uploads"
+    assert f"duplicity patches: {core}, marker" in caplog.text
+
+    marker.unlink()  # a patch that does not apply to the run's environment is left out
+    caplog.clear()
+    del env["MARKER"]
+    run_duplicity(lambda fd: ("duplicity", "--version"), env, patches=found)
+    assert f"duplicity patches: {core}\n" in caplog.text
+    assert not marker.exists()
