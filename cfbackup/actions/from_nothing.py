@@ -44,7 +44,7 @@ from cfbackup.config.model import Profile
 from cfbackup.config.schema import PROFILE
 from cfbackup.config.secrets import read_secret_file, resolve_secret
 from cfbackup.errors import CfbackupError, ConfigError, CryptoError, ExitCode, RunRefused
-from cfbackup.runner import Run
+from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
 
@@ -218,10 +218,10 @@ def _on_throwaway_home(profile: Profile, home: Path) -> Profile:
 def _stale(run: Run, kit: Path, error: CryptoError) -> CryptoError:
     log.info("the recovery kit's keys failed: %s", error.message)
     return CryptoError(
-        f"the keys and passphrase in the recovery kit {kit} do not decrypt the backup of "
-        f"profile {run.profile.name} at {run.profile.target}: the kit is stale (the keys or the "
-        f"passphrase changed after it was made): make a new kit with {_export(run)} (the run "
-        "log has gpg's words)."
+        f"the keys in the recovery kit {kit}, with the passphrase its config reads on this "
+        f"machine, do not decrypt the backup of profile {run.profile.name} at "
+        f"{run.profile.target}: the kit is stale (the keys or the passphrase changed after it "
+        f"was made): make a new kit with {_export(run)} (the run log has gpg's words)."
     )
 
 

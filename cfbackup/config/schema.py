@@ -195,13 +195,6 @@ DRILL = (
         "given; it passes on the files it checked and says how far it got.",
         example="30m",
     ),
-    Option(
-        "from_nothing",
-        "boolean",
-        "Run the scheduled drill with --from-nothing: from the newest recovery kit alone, in a "
-        "throw-away HOME and keyring (docs/checks.md); proves the kit and the runbook.",
-        default=False,
-    ),
     *SCHEDULE,
 )
 
@@ -316,6 +309,15 @@ PROFILE = (
         "cfbackup drill's defaults, and its schedule (cron or interval: run by the scheduler "
         "plugin, like [schedule]).",
         children=DRILL,
+    ),
+    Option(
+        "drill_from_nothing",
+        "table",
+        "A scheduled cfbackup drill --from-nothing (cron or interval: run by the scheduler "
+        "plugin): the drill from the newest recovery kit alone, in a throw-away HOME and "
+        "keyring, with [drill]'s sample and max_duration; proves the kit (docs/checks.md). "
+        "Rarer than [drill]: it downloads the signatures and volumes it needs every time.",
+        children=SCHEDULE,
     ),
     Option(
         "verify",

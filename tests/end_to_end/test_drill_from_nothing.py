@@ -3,7 +3,8 @@ local Swift, gpg and duplicity.
 
 The proof that nothing local is used: the profile's keyring (``gpg_home`` and ``GNUPGHOME``)
 and its duplicity archive dir are moved away for the drill and are still absent after it (a
-drill that used them would fail, or re-create them), the history shows the drill's archive dir
+drill that used them would fail, or re-create them), HOME is a file (nothing can be read or
+made under it), the drill restores every file of the backup, the history shows its archive dir
 and keyring inside its throw-away HOME, and that HOME is gone afterwards (TMPDIR is left empty,
 no gpg-agent is left serving it), also after Ctrl-C. A stale kit (a wrong passphrase, keys
 rotated since it was made) fails in one line with exit 11.
@@ -124,9 +125,12 @@ def test_drill_from_nothing_uses_the_kit_alone(
     assert "profiles.main.swift.password_env: export T_SWIFT_KEY" in line
     assert not list(short_tmpdir.iterdir())
 
+    # and so is this machine's HOME: a file, so anything made or read under it fails
+    no_home = tmp_path / "no-home"
+    no_home.write_text("not a directory\n")
     started = time.time()
     drilled = cfbackup("-c", config, "drill", "main", "--from-nothing", "--sample", "100%",
-                       "--json", env=env)  # fmt: skip
+                       "--json", env={**env, "HOME": str(no_home)})  # fmt: skip
     assert drilled.returncode == 0, drilled
     report = json.loads(drilled.stdout)
     stats = report["stats"]
@@ -179,9 +183,7 @@ def test_drill_from_nothing_uses_the_kit_alone(
     assert not list((tmp_path / "state" / "drill").iterdir())
 
 
-def test_a_stale_kit_fails_clearly(
-    tmp_path, make_config, cfbackup, gpg_keys, short_tmpdir
-):
+def test_a_stale_kit_fails_clearly(tmp_path, make_config, cfbackup, gpg_keys, short_tmpdir):
     config, keyring = _pubkey_profile(tmp_path, make_config, gpg_keys)
     env = {"GNUPGHOME": str(keyring), "TMPDIR": str(short_tmpdir)}
     assert cfbackup("-c", config, "backup", env=env).returncode == 0
@@ -212,7 +214,8 @@ def test_a_stale_kit_fails_clearly(
     stale = cfbackup("-c", config, "drill", "main", "--from-nothing", env=env)
     assert stale.returncode == ExitCode.CRYPTO, stale
     line = _one_line(stale)
-    assert f"the recovery kit {old_kit} do not decrypt the backup of profile main" in line
+    assert f"the keys in the recovery kit {old_kit}," in line
+    assert "do not decrypt the backup of profile main" in line
     assert "the kit is stale" in line and f"cfbackup -c {config} recovery-kit export" in line
     assert not list(short_tmpdir.iterdir()) and not _agents_serving(short_tmpdir)
     history = json.loads(cfbackup("-c", config, "history", "--json", env=env).stdout)
