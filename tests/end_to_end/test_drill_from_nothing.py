@@ -199,6 +199,32 @@ def test_a_stale_kit_fails_clearly(tmp_path, make_config, cfbackup, gpg_keys, sh
     assert refused.returncode == ExitCode.CRYPTO, refused
     assert "does not decrypt the recovery kit" in _one_line(refused)
 
+    # the profile's own passphrase changed since the kit was made (nothing downloaded yet)
+    secret = tmp_path / "key-passphrase"
+    secret.write_text("a-new-passphrase\n")
+    changed = cfbackup("-c", config, "drill", "main", "--from-nothing", env=env)
+    assert changed.returncode == ExitCode.CRYPTO, changed
+    line = _one_line(changed)
+    assert f"the passphrase of profile main does not open the recovery kit {old_kit}" in line
+    assert f"cfbackup -c {config} recovery-kit export" in line
+    secret.write_text(KEY_PASSPHRASE + "\n")
+
+    # this machine backs up elsewhere now: the kit's config is stale
+    encryption = config.read_text().split("[profiles.main.encryption]\n")[1]
+    moved = make_config(source=tmp_path / "src", encryption=encryption,
+                        target="swift://elsewhere/host1", name="moved.toml")  # fmt: skip
+    elsewhere = cfbackup("-c", moved, "drill", "main", "--from-nothing", env=env)
+    assert elsewhere.returncode == ExitCode.REFUSED, elsewhere
+    assert "is stale: its config backs up profile main to swift://" in _one_line(elsewhere)
+
+    # the kit the history names was moved away
+    old_kit.rename(tmp_path / "kit-away")
+    gone = cfbackup("-c", config, "drill", "main", "--from-nothing", env=env)
+    assert gone.returncode == ExitCode.CONFIG, gone
+    assert f"{old_kit}, is no longer there: give --kit KIT" in _one_line(gone)
+    (tmp_path / "kit-away").rename(old_kit)
+    assert not list(short_tmpdir.iterdir())
+
     # the keys rotated: a new key, a new chain encrypted to it; the old kit cannot open it
     gpg = gnupg.GPG(gnupghome=str(keyring))
     new_key = gpg.gen_key(
