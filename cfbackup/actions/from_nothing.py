@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cfbackup import gpgkeys, history, redact, suggest
+from cfbackup import gpgkeys, history, redact
 from cfbackup.actions.common import pid_alive
 from cfbackup.actions.recovery_import import (
     SecretNeed,
@@ -39,7 +39,7 @@ from cfbackup.actions.recovery_import import (
     import_kit,
     secret_needs,
 )
-from cfbackup.actions.recovery_kit import KIT_ACTION
+from cfbackup.actions.recovery_kit import KIT_ACTION, export_command
 from cfbackup.config.model import Profile
 from cfbackup.config.schema import PROFILE
 from cfbackup.config.secrets import read_secret_file, resolve_secret
@@ -226,13 +226,7 @@ def _stale(run: Run, kit: Path, error: CryptoError) -> CryptoError:
 
 
 def _export(run: Run) -> str:
-    return suggest.command(
-        "recovery-kit",
-        "export",
-        run.config.state_dir / "recovery-kit",
-        "--profile",
-        run.profile.name,
-    )
+    return export_command(run.config, run.profile.name)
 
 
 @contextlib.contextmanager
