@@ -95,7 +95,7 @@ def empty_keyring(copy_of: str | None = None) -> Iterator:
         try:
             yield execute.gnupg_client(str(home))
         finally:
-            execute.capture(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30)
+            gpgkeys.stop_agent(home)
 
 
 def _not_keyring(folder: str, names: list[str]) -> list[str]:
