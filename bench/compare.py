@@ -196,33 +196,13 @@ def run_wan(args, work: Path, profile) -> dict:
     import wan
 
     before = harness.uptime()
-    print(f"wan: building {profile.name}", file=sys.stderr, flush=True)
-    try:
-        rig_context = wan.Rig(profile, work)
-        rig = rig_context.__enter__()
-    except wan.WanError as error:
-        sys.exit(f"compare.py --wan: {error}")
-    try:
-        probed = rig.probe()
-        print(f"wan: probe {json.dumps(probed)}", file=sys.stderr, flush=True)
-        with harness.Swift(rig=rig) as swift:
-            bench = run_one(
-                args, swift, work, args.size_mb, args.files, args.large_fraction, startup=False
-            )
-    finally:
-        rig_context.__exit__(None, None, None)
+    with wan.swift_over(profile, work) as (swift, probed):
+        bench = run_one(
+            args, swift, work, args.size_mb, args.files, args.large_fraction, startup=False
+        )
     after = harness.uptime()
-    relay, veth = probed["relay"], probed["veth"]
-    link = (
-        f"- link: {profile.name} asked; probed through the relay: round trip "
-        f"{relay['rtt_ms_median']} ms median ({relay['rtt_ms_min']}-{relay['rtt_ms_max']}), "
-        f"first exchange of a new connection {relay['first_exchange_ms']} ms, "
-        f"{relay['down_mbit']} Mbit/s down, {relay['up_mbit']} Mbit/s up "
-        f"({relay['megabytes']:g} MB each way); the bare veth: {veth['rtt_ms_median']} ms, "
-        f"{veth['down_mbit']}/{veth['up_mbit']} Mbit/s"
-    )
     print(f"## Over a simulated WAN: {profile.name}, {args.size_mb:g} MB, {args.files} files\n")
-    print(report.header(args, before, after, link) + "\n")
+    print(report.header(args, before, after, wan.describe(profile, probed)) + "\n")
     print(report.render(bench))
     print("\n" + report.argv_check(bench))
     return {"profile": profile.name, "probe": probed, **report.as_json(bench), "finished": after}

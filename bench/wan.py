@@ -36,6 +36,39 @@ class WanError(RuntimeError):
     pass
 
 
+@contextlib.contextmanager
+def swift_over(profile: Profile, work: Path):
+    """``(harness.Swift, probe figures)`` over a rig of ``profile``: the benchmarks' entry
+    point. Exits with the reason when the rig cannot be built."""
+    import harness
+
+    print(f"wan: building {profile.name}", file=sys.stderr, flush=True)
+    try:
+        rig = Rig(profile, work).__enter__()
+    except WanError as error:
+        sys.exit(f"--wan: {error}")
+    try:
+        probed = rig.probe()
+        print(f"wan: probe {json.dumps(probed)}", file=sys.stderr, flush=True)
+        with harness.Swift(rig=rig) as swift:
+            yield swift, probed
+    finally:
+        rig.close()
+
+
+def describe(profile: Profile, probed: dict) -> str:
+    """The link as asked and as probed, one Markdown list item."""
+    relay, veth = probed["relay"], probed["veth"]
+    return (
+        f"- link: {profile.name} asked; probed through the relay: round trip "
+        f"{relay['rtt_ms_median']} ms median ({relay['rtt_ms_min']}-{relay['rtt_ms_max']}), "
+        f"first exchange of a new connection {relay['first_exchange_ms']} ms, "
+        f"{relay['down_mbit']} Mbit/s down, {relay['up_mbit']} Mbit/s up "
+        f"({relay['megabytes']:g} MB each way); the bare veth: {veth['rtt_ms_median']} ms, "
+        f"{veth['down_mbit']}/{veth['up_mbit']} Mbit/s"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Profile:
     rtt_ms: float

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from cfbackup import chains, gpgkeys
 from cfbackup.duplicity import patches
@@ -22,6 +26,36 @@ def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
     gpgkeys.check_keys(profile, need_secret=need_secret_key)
     profile.archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return env
+
+
+@contextlib.contextmanager
+def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
+    """A private folder ``state_dir/KIND/PROFILE-PID`` (or under ``under``) for one run (a
+    drill's downloads and restores), removed on every way out; folders that runs killed with -9
+    left behind are removed first."""
+    root = (under or run.config.state_dir) / kind
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in root.glob(f"{run.profile.name}-*"):
+        pid = old.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    folder = root / f"{run.profile.name}-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def check_source(run: Run) -> None:

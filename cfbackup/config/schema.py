@@ -66,14 +66,27 @@ ENCRYPTION = (
     ),
     Option("gpg_home", "path", "GNUPGHOME holding the keys; gpg's default when unset."),
     Option(
-        "compress_level",
+        "compression",
+        "choice",
+        "How gpg compresses each volume. none: fastest backups, the most bytes stored and "
+        "downloaded (1.4x duplicity's default on half-text data). fast (zlib level 1): about "
+        "duplicity's bytes or fewer for half as much CPU as its default, but a full backup "
+        "takes about twice as long as with none on a fast link; pays when the link or the "
+        "storage is what costs (a WAN). small (zlib level 6): fewest bytes, most CPU. "
+        "Incompressible data costs the same CPU for nothing saved. Measured: "
+        "docs/performance.md.",
+        default="none",
+        choices=("none", "fast", "small"),
+    ),
+    Option(
+        "s2k_count",
         "integer",
-        "gpg compression level (0-9). gpg's zlib is most of a backup's CPU time: 0 (none) "
-        "makes a full about 2x faster than duplicity's default (6; 1 saves only 10-20%), for "
-        "more bytes stored (1.4x duplicity's default on mixed data, 2.3x on 2 KB files). "
-        "Raise it when storage or the uplink costs more than CPU (docs/performance.md).",
-        default=0,
-        minimum=0,
+        "Mode symmetric: how many times gpg hashes the passphrase into each volume's key (its "
+        "S2K count; unset: gpg-agent's calibration, 65011712 on the test machine, about 0.3 s "
+        "of CPU per volume at backup and at restore). Lower makes both faster and makes each "
+        "guess of the passphrase by someone holding the volumes as much cheaper: lower it only "
+        "with a long random passphrase (docs/performance.md says what it buys).",
+        minimum=1024,
     ),
 )
 
@@ -194,6 +207,16 @@ PROFILE = (
         "a passphrase (gpg derives the key again for each volume; docs/performance.md).",
         default=50,
         minimum=1,
+    ),
+    Option(
+        "restore_prefetch",
+        "integer",
+        "Swift targets: volumes a restore fetches ahead, two at a time, each checked and "
+        "decrypted before duplicity reads it, while it restores (duplicity alone downloads and "
+        "decrypts one volume at a time). Uses up to this many volumes of space under state_dir. "
+        "0: duplicity downloads itself (docs/performance.md).",
+        default=4,
+        minimum=0,
     ),
     Option(
         "archive_dir",

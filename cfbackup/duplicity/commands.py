@@ -28,6 +28,14 @@ VERBOSITY = {
 # (appended last, and the last occurrence wins) still override them. docs/reliability.md.
 RETRY_FLAGS = ("--num-retries=3", "--backend-retry-delay=10")
 
+# encryption.compression -> gpg's options (docs/performance.md). zlib, not gpg's default ZIP: the
+# same deflate with a 32 KB window instead of 8 KB, 0.85x the bytes at the same level (measured)
+COMPRESSION = {
+    "none": "--compress-level=0",
+    "fast": "--compress-algo=zlib --compress-level=1",
+    "small": "--compress-algo=zlib --compress-level=6",
+}
+
 
 def common_flags(profile: Profile, log_fd: int | None = None) -> tuple[str, ...]:
     """Options every duplicity command of this profile takes."""
@@ -46,7 +54,9 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
     enc = profile["encryption"]
     if enc["mode"] == "none":
         return ("--no-encryption",)
-    gpg_options = f"--compress-level={enc['compress_level']}"
+    gpg_options = COMPRESSION[enc["compression"]]
+    if enc.get("s2k_count") and enc["mode"] == "symmetric":
+        gpg_options += f" --s2k-count={enc['s2k_count']}"
     return (
         *repeated("--encrypt-key", enc["encrypt_keys"] if enc["mode"] == "pubkey" else ()),
         *flag("--sign-key", enc.get("sign_key")),

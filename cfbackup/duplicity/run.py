@@ -189,7 +189,8 @@ _DAMAGED = (
 )
 
 
-def _damaged(what: str) -> CfbackupError:
+def damaged(what: str) -> CfbackupError:
+    """The error for a backup whose remote objects changed: ``what`` names the object."""
     return CfbackupError(f"{what}: {_DAMAGED}", exit_code=ExitCode.DUPLICITY)
 
 
@@ -208,14 +209,14 @@ def _no_space(text: str) -> CfbackupError:
 _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
     (
         _CORRUPT,
-        lambda text: _damaged(
+        lambda text: damaged(
             f"remote volume {_CORRUPT.search(text)[1]} is corrupt (its hash does not match the "
             "manifest)"
         ),
     ),
     (
         _MISSING,
-        lambda text: _damaged(
+        lambda text: damaged(
             f"remote volume vol{_MISSING.search(text)[1]}.difftar of the backup set is missing "
             "at the target"
         ),

@@ -65,6 +65,19 @@ CORE: tuple[Patch, ...] = (
         "duplicity uploads chunked, which Swift's quotas never check; a 413 is retried for "
         "minutes instead of ending the run with the numbers",
     ),
+    Patch(
+        "prefetched-volumes",
+        "cfbackup.duplicity.patches.prefetched_volumes",
+        "3.2.1",
+        (
+            "duplicity.backends.localbackend:LocalBackend._get",
+            "duplicity.backends.localbackend:LocalBackend._list",
+            "duplicity.dup_main:restore_check_hash",
+        ),
+        "duplicity restores from a local copy cfbackup fills while it runs (cfbackup/prefetch.py): "
+        "it must wait for a volume on its way, and a volume cfbackup checked and decrypted no "
+        "longer has the hash its manifest records",
+    ),
 )
 
 

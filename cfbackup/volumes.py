@@ -1,0 +1,619 @@
+"""A backup's volumes read straight from its target: which backup sets and volumes there are,
+and fetching a set of volumes into a directory, several at once, each checked against the hash
+its manifest records and, on request, decrypted and read as a tar.
+
+``verify --read-data`` fetches a subset of every volume and keeps none of them; ``drill`` keeps
+the volumes a sample of files needs as a local copy that duplicity restores from through a
+``file://`` URL. A prefetch before a restore is the same calls::
+
+    store = volumes.open_store(chain.profile)              # the chain's swift:// or file:// target
+    keys = volumes.Keys.for_profile(chain.profile, env)    # env: duplicity_environment(...)
+    sets = volumes.chain_at(volumes.backup_sets(store), when)  # the sets duplicity would read
+    volumes.read_manifests(store, sets, keys)
+    wanted = volumes.needed_for(sets, [index])             # index: path in the backup, as bytes
+    volumes.copy_objects(store, [s.manifest for s in sets], directory)
+    outcomes = volumes.fetch(store, wanted, directory)     # Outcome per volume; .ok, .describe()
+    # directory is now a target ``duplicity restore --path-to-restore PATH --time WHEN
+    # file://DIRECTORY`` reads: it holds the manifests and every volume that path needs.
+
+Names are parsed with duplicity's own ``file_naming`` and manifests with its ``Manifest``
+class, so cfbackup reads them exactly as duplicity does. The hash a manifest records (SHA1 in
+duplicity 3.2) is that of the encrypted object, the check duplicity makes before it restores
+from a volume. Secrets: the passphrase reaches gpg on its standard input (python-gnupg's
+``--passphrase-fd 0``), never its command line.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import functools
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import tarfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from cfbackup.config.model import Profile
+from cfbackup.duplicity.target import swift_target
+from cfbackup.errors import ConfigError, CryptoError, VerifyDifferences
+
+log = logging.getLogger("cfbackup")
+
+# Downloads at once: Swift serves each object from one connection at a few tens of MB/s, and
+# gpg decrypts a 50 MB volume in about half a second of one core (measured, docs/checks.md)
+DEFAULT_WORKERS = 4
+CHUNK = 1 << 20
+
+MISSING, CORRUPT, UNDECRYPTABLE, UNREADABLE = "missing", "corrupt", "undecryptable", "unreadable"
+PROBLEMS = {
+    MISSING: "is missing at the target",
+    CORRUPT: "is corrupt (its {hash} differs from the one in the manifest)",
+    UNDECRYPTABLE: "does not decrypt",
+    UNREADABLE: "decrypts but is not a readable tar",
+}
+
+
+class Missing(Exception):
+    """The object is not at the target."""
+
+
+# ---- where the objects are ------------------------------------------------------------------
+
+
+class Store(Protocol):
+    label: str
+
+    def list(self) -> dict[str, int]: ...  # object name -> size, for the chain's own objects
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        """Feed the object's bytes to ``into``; Missing when it is not there."""
+
+
+class SwiftStore:
+    """A chain's objects in a Swift container (under its prefix), one connection per thread
+    (a swiftclient Connection is not thread-safe)."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.target = swift_target(profile.target)
+        self.label = profile.target
+        self._local = threading.local()
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            from cfbackup import swift
+
+            conn = self._local.conn = swift.connect(self.profile, retries=3)
+        return conn
+
+    def list(self) -> dict[str, int]:
+        from cfbackup import swift
+
+        prefix = self.target.object_prefix
+        with swift.swift_errors(self.profile):
+            client = swift.load_client()
+            try:
+                listing = self._conn().get_container(
+                    self.target.container, prefix=prefix, full_listing=True
+                )[1]
+            except client.ClientException as error:
+                if error.http_status == 404:
+                    return {}
+                raise
+        names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
+        return {name: size for name, size in names.items() if "/" not in name}
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        from cfbackup import swift
+
+        with swift.swift_errors(self.profile):
+            client = swift.load_client()
+            try:
+                _, body = self._conn().get_object(
+                    self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
+                )
+            except client.ClientException as error:
+                if error.http_status == 404:
+                    raise Missing(name) from None
+                raise
+            for chunk in body:
+                if stop.is_set():
+                    raise _Stopped
+                into(chunk)
+
+
+class FileStore:
+    """A chain's objects in a local folder (a ``file://`` target, or a copy made by fetch)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.label = f"file://{folder}"
+
+    def list(self) -> dict[str, int]:
+        if not self.folder.is_dir():
+            return {}
+        return {e.name: e.stat().st_size for e in os.scandir(self.folder) if e.is_file()}
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        try:
+            handle = open(self.folder / name, "rb")
+        except FileNotFoundError:
+            raise Missing(name) from None
+        with handle:
+            while chunk := handle.read(CHUNK):
+                if stop.is_set():
+                    raise _Stopped
+                into(chunk)
+
+
+def open_store(profile: Profile) -> Store:
+    """The store of a (chain's) profile target: swift:// or file://."""
+    if swift_target(profile.target) is not None:
+        return SwiftStore(profile)
+    parsed = urllib.parse.urlsplit(profile.target)
+    if parsed.scheme == "file":
+        return FileStore(Path(urllib.parse.unquote(parsed.netloc + parsed.path)))
+    raise ConfigError(
+        f"profiles.{profile.name}.target: {profile.target}: cfbackup reads volumes itself only "
+        "from swift:// and file:// targets; use cfbackup verify (duplicity's own check) here."
+    )
+
+
+class _Stopped(Exception):
+    """A download given up because the caller asked (deadline, Ctrl-C)."""
+
+
+# ---- backup sets and volumes ----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class VolumeRef:
+    """One volume a manifest lists. ``chain`` tells split chains apart ("" for one chain);
+    ``size`` is None when the object is not at the target."""
+
+    name: str
+    number: int
+    set_label: str
+    size: int | None
+    hash: tuple[str, str] | None  # (algorithm as duplicity names it, hex digest)
+    chain: str = ""
+
+    @property
+    def key(self) -> str:
+        """Unique among a profile's volumes (split chains may repeat a name)."""
+        return f"{self.chain}/{self.name}" if self.chain else self.name
+
+
+@dataclasses.dataclass
+class BackupSet:
+    """A full or incremental backup set as its object names describe it."""
+
+    kind: str  # "full" or "inc"
+    end: int  # the set's time (Unix time, UTC)
+    start: int | None = None  # an incremental's base time
+    manifest: str | None = None
+    volumes: dict[int, str] = dataclasses.field(default_factory=dict)
+    signatures: str | None = None
+    sizes: dict[str, int] = dataclasses.field(default_factory=dict)
+    info: Any = None  # duplicity's Manifest, once read_manifests ran
+    chain: str = ""
+    problem: str = ""  # why the manifest could not be read
+    key_problem: bool = False  # ... because of the keys or passphrase, not the manifest
+
+    @property
+    def label(self) -> str:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.end))
+        return f"{'full' if self.kind == 'full' else 'incremental'} backup of {stamp} UTC"
+
+    def volume_refs(self) -> list[VolumeRef]:
+        """Every volume the manifest lists, in order (read_manifests first)."""
+        refs = []
+        for number, info in sorted(self.info.volume_info_dict.items()):
+            name = self.volumes.get(number) or self._expected_name(number)
+            best = info.get_best_hash()
+            refs.append(
+                VolumeRef(
+                    name=name,
+                    number=number,
+                    set_label=self.label,
+                    size=self.sizes.get(name),
+                    hash=(best[0], best[1]) if best else None,
+                    chain=self.chain,
+                )
+            )
+        return refs
+
+    def _expected_name(self, number: int) -> str:
+        """The name duplicity would have given a volume that is not at the target."""
+        known = next(iter(self.volumes.values()), None)
+        if known:
+            suffix = known[known.index(".difftar") + len(".difftar") :]
+        else:
+            suffix = ".gpg" if (self.manifest or "").endswith(".gpg") else ".gz"
+        base = self.manifest[: self.manifest.index(".manifest")] if self.manifest else "?"
+        return f"{base}.vol{number}.difftar{suffix}"
+
+
+def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
+    """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
+    from duplicity import file_naming
+
+    sets: dict[tuple, BackupSet] = {}
+    signatures: dict[tuple, str] = {}
+    for name, size in store.list().items():
+        if name.endswith(".part"):
+            continue
+        parsed = file_naming.parse(os.fsencode(name))
+        if parsed is None:
+            continue
+        if parsed.type in ("full-sig", "new-sig"):
+            key = (
+                (parsed.time,)
+                if parsed.type == "full-sig"
+                else (parsed.start_time, parsed.end_time)
+            )
+            signatures[key] = name
+            continue
+        if parsed.type not in ("full", "inc"):
+            continue
+        key = (parsed.time,) if parsed.type == "full" else (parsed.start_time, parsed.end_time)
+        found = sets.setdefault(
+            key,
+            BackupSet(
+                kind=parsed.type,
+                end=int(parsed.time if parsed.type == "full" else parsed.end_time),
+                start=None if parsed.type == "full" else int(parsed.start_time),
+                chain=chain,
+            ),
+        )
+        found.sizes[name] = size
+        if parsed.manifest:
+            found.manifest = name
+        elif parsed.volume_number:
+            found.volumes[int(parsed.volume_number)] = name
+    for key, backup_set in sets.items():
+        backup_set.signatures = signatures.get(key)
+    return sorted(sets.values(), key=lambda s: (s.end, s.kind != "full"))
+
+
+def complete(sets: Iterable[BackupSet]) -> list[BackupSet]:
+    """The sets with a manifest: a set without one is an interrupted backup, which duplicity
+    neither restores from nor verifies (the next backup resumes or replaces it)."""
+    return [s for s in sets if s.manifest]
+
+
+def chain_at(sets: list[BackupSet], when: float | None = None) -> list[BackupSet]:
+    """The sets duplicity restores from at time ``when`` (now when None): the newest full
+    backup at or before it and the incrementals that follow it without a gap."""
+    chosen: list[BackupSet] = []
+    for backup_set in complete(sets):
+        if when is not None and backup_set.end > when:
+            break
+        if backup_set.kind == "full":
+            chosen = [backup_set]
+        elif chosen and backup_set.start == chosen[-1].end:
+            chosen.append(backup_set)
+    return chosen
+
+
+def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[BackupSet]:
+    """Download, decrypt and parse each set's manifest (duplicity's Manifest in ``set.info``).
+    Returns the sets whose manifest could not be read (``set.problem`` says why); raises
+    CryptoError when the keys or the passphrase are the reason."""
+    from duplicity import manifest as duplicity_manifest
+
+    unreadable = []
+    for backup_set in sets:
+        data = bytearray()
+        try:
+            store.download(backup_set.manifest, data.extend, threading.Event())
+            plain = keys.decrypt_bytes(bytes(data), backup_set.manifest)
+            backup_set.info = duplicity_manifest.Manifest().from_string(plain)
+        except Missing:
+            backup_set.problem = "it is missing at the target"
+        except _Undecryptable as error:
+            backup_set.problem = f"it does not decrypt ({error})"
+            backup_set.key_problem = error.keys
+        except (
+            duplicity_manifest.ManifestError,
+            duplicity_manifest.VolumeInfoError,
+            ValueError,
+            IndexError,
+        ) as error:
+            backup_set.problem = f"it is not a manifest duplicity can read ({error})"
+        if backup_set.problem:
+            log.warning("manifest %s cannot be read: %s", backup_set.manifest, backup_set.problem)
+            unreadable.append(backup_set)
+    if any(s.key_problem for s in unreadable) and keys.mode != "none":
+        raise CryptoError(
+            f"gpg could not decrypt the manifests at {store.label} ({unreadable[0].problem}): "
+            "wrong passphrase, or the secret key is missing from the keyring: check "
+            "encryption.passphrase and the keys (cfbackup check tests them)."
+        )
+    return unreadable
+
+
+def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) -> list[VolumeRef]:
+    """The volumes duplicity reads to restore each path (an index: the path's components as
+    bytes, ``()`` for everything), in set order, each once: per set, the volumes whose
+    recorded path range may hold the path (``Manifest.get_containing_volumes``)."""
+    wanted: list[VolumeRef] = []
+    seen: set[str] = set()
+    indexes = list(indexes)
+    for backup_set in sets:
+        refs = {ref.number: ref for ref in backup_set.volume_refs()}
+        numbers: set[int] = set()
+        for index in indexes:
+            numbers.update(backup_set.info.get_containing_volumes(index))
+        for number in sorted(numbers):
+            ref = refs[number]
+            if ref.key not in seen:
+                seen.add(ref.key)
+                wanted.append(ref)
+    return wanted
+
+
+# ---- decryption -----------------------------------------------------------------------------
+
+
+class _Undecryptable(Exception):
+    """gpg (or gzip) could not decrypt an object; ``keys``: because of the keys or passphrase
+    (gpg's own words), not the object's bytes."""
+
+    KEY_REASONS = ("Bad session key", "No secret key", "bad passphrase", "Bad passphrase")
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.keys = any(words in reason for words in self.KEY_REASONS)
+
+
+@dataclasses.dataclass
+class Keys:
+    """What it takes to decrypt a profile's objects: gpg with its passphrase, or nothing."""
+
+    mode: str
+    passphrase: str | None = None
+    gnupghome: str | None = None
+
+    @classmethod
+    def for_profile(cls, profile: Profile, env: dict[str, str]) -> Keys:
+        enc = profile["encryption"]
+        return cls(
+            mode=enc["mode"],
+            passphrase=env.get("PASSPHRASE"),
+            gnupghome=env.get("GNUPGHOME") or os.environ.get("GNUPGHOME") or None,
+        )
+
+    @functools.cached_property
+    def _gpg(self):
+        import gnupg
+
+        return gnupg.GPG(gnupghome=self.gnupghome)
+
+    def _gpg_args(self) -> dict[str, Any]:
+        return {
+            "passphrase": self.passphrase,
+            "extra_args": ["--pinentry-mode", "loopback"],
+            "always_trust": True,
+        }
+
+    def decrypt_bytes(self, data: bytes, name: str) -> bytes:
+        """A small object (a manifest) in clear."""
+        if name.endswith(".gpg"):
+            result = self._gpg.decrypt(data, **self._gpg_args())
+            if not result.ok:
+                raise _Undecryptable(_gpg_reason(result))
+            return result.data
+        if name.endswith(".gz"):
+            return gzip.decompress(data)
+        return data
+
+    def decrypt_file(self, source: Path, name: str, output: Path) -> None:
+        """Object ``name`` downloaded to ``source``, in clear into ``output``."""
+        if name.endswith(".gpg"):
+            with open(source, "rb") as handle:
+                result = self._gpg.decrypt_file(handle, output=str(output), **self._gpg_args())
+            if not result.ok:
+                output.unlink(missing_ok=True)
+                raise _Undecryptable(_gpg_reason(result))
+        elif name.endswith(".gz"):
+            try:
+                with gzip.open(source, "rb") as plain, open(output, "wb") as out:
+                    shutil.copyfileobj(plain, out, CHUNK)
+            except (OSError, EOFError) as error:
+                raise _Undecryptable(f"gzip: {error}") from None
+        else:
+            shutil.copyfile(source, output)
+
+
+def _gpg_reason(result) -> str:
+    """gpg's own words for a failed decryption: its last ``gpg:`` line."""
+    lines = [line for line in (result.stderr or "").splitlines() if line.startswith("gpg:")]
+    return lines[-1] if lines else getattr(result, "status", None) or "gpg failed"
+
+
+# ---- fetching -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of one volume: ``problem`` is None when it arrived intact."""
+
+    ref: VolumeRef
+    problem: str | None = None
+    detail: str = ""
+    bytes: int = 0
+    seconds: float = 0.0
+    path: Path | None = None  # the kept (still encrypted) copy
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def describe(self) -> str:
+        """``volume NAME (volume 3 of the full backup of ...) is missing at the target``."""
+        what = PROBLEMS[self.problem].format(hash=self.ref.hash[0] if self.ref.hash else "hash")
+        where = f"{self.ref.chain}/" if self.ref.chain else ""
+        shown = self.detail and self.problem in (UNDECRYPTABLE, UNREADABLE)  # gpg's words
+        detail = f" ({self.detail})" if shown else ""
+        return (
+            f"volume {where}{self.ref.name} (volume {self.ref.number} of the {self.ref.set_label})"
+            f" {what}{detail}"
+        )
+
+
+def fetch(
+    store: Store,
+    refs: Iterable[VolumeRef],
+    directory: Path,
+    *,
+    keys: Keys | None = None,
+    keep: bool = True,
+    workers: int = DEFAULT_WORKERS,
+    stop: threading.Event | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Download ``refs`` into ``directory`` (up to ``workers`` at once), check each against
+    its manifest hash, and with ``keys`` decrypt it and read it as a tar. ``keep``: leave the
+    intact volumes there under their own names (a copy duplicity can restore from); otherwise
+    delete each once checked. Outcomes come back in the order of ``refs``; a volume not
+    fetched because ``stop`` was set has no outcome. A Swift failure (unreachable, refused)
+    raises, a bad volume does not."""
+    refs = list(refs)
+    stop = stop or threading.Event()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    results: dict[int, Outcome] = {}
+
+    def one(position: int, ref: VolumeRef) -> None:
+        if stop.is_set():
+            return
+        outcome = _fetch_one(store, ref, directory, keys, keep, stop)
+        if outcome is not None:
+            results[position] = outcome
+            if on_outcome:
+                on_outcome(outcome)
+
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(refs) or 1)), thread_name_prefix="fetch"
+    ) as pool:
+        futures = [pool.submit(one, i, ref) for i, ref in enumerate(refs)]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+    return [results[i] for i in sorted(results)]
+
+
+def _fetch_one(
+    store: Store,
+    ref: VolumeRef,
+    directory: Path,
+    keys: Keys | None,
+    keep: bool,
+    stop: threading.Event,
+) -> Outcome | None:
+    started = time.monotonic()
+    outcome = Outcome(ref)
+    part = directory / f"{ref.name}.part"
+    digest = hashlib.new(ref.hash[0].lower()) if ref.hash else None
+    try:
+        with open(part, "wb") as handle:
+
+            def write(chunk: bytes) -> None:
+                handle.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                outcome.bytes += len(chunk)
+
+            store.download(ref.name, write, stop)
+        if digest is not None and digest.hexdigest() != ref.hash[1].lower():
+            outcome.problem = CORRUPT
+            outcome.detail = f"{ref.hash[0]} {digest.hexdigest()}, manifest {ref.hash[1]}"
+        elif keys is not None:
+            _check_contents(keys, part, ref.name, outcome)
+    except Missing:
+        outcome.problem = MISSING
+    except _Stopped:
+        part.unlink(missing_ok=True)
+        return None
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    outcome.seconds = time.monotonic() - started
+    if keep and outcome.ok:
+        outcome.path = directory / ref.name
+        os.replace(part, outcome.path)
+    else:
+        part.unlink(missing_ok=True)
+    log.debug(
+        "volume %s: %s (%d bytes, %.1f s) %s",
+        ref.key,
+        outcome.problem or "intact",
+        outcome.bytes,
+        outcome.seconds,
+        outcome.detail,
+    )
+    return outcome
+
+
+def _check_contents(keys: Keys, path: Path, name: str, outcome: Outcome) -> None:
+    """Decrypt the volume and walk its tar to the end; the clear copy is deleted at once."""
+    plain = path.with_name(path.name + ".tar")
+    try:
+        try:
+            keys.decrypt_file(path, name, plain)
+        except _Undecryptable as error:
+            outcome.problem, outcome.detail = UNDECRYPTABLE, str(error)
+            return
+        try:
+            with tarfile.open(plain, "r:") as archive:
+                for _member in archive:
+                    pass
+        except (tarfile.TarError, OSError, EOFError) as error:
+            outcome.problem, outcome.detail = UNREADABLE, str(error)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
+def copy_objects(store: Store, names: Iterable[str], directory: Path) -> None:
+    """Copy objects as they are (manifests, signatures) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in names:
+        with open(directory / name, "wb") as handle:
+            store.download(name, handle.write, threading.Event())
+
+
+@contextlib.contextmanager
+def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator[Path]:
+    """Object ``name`` (e.g. a signature tar) decrypted into ``directory``, deleted after."""
+    encrypted = directory / name
+    plain = directory / f"{name}.clear"
+    try:
+        with open(encrypted, "wb") as handle:
+            store.download(name, handle.write, threading.Event())
+        try:
+            keys.decrypt_file(encrypted, name, plain)
+        except _Undecryptable as error:
+            raise VerifyDifferences(
+                f"{name} at {store.label} does not decrypt ({error}): the backup's signatures "
+                "are damaged; start a sound chain with a full backup."
+            ) from None
+        encrypted.unlink()
+        yield plain
+    finally:
+        encrypted.unlink(missing_ok=True)
+        plain.unlink(missing_ok=True)
