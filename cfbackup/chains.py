@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 import re
-import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -171,7 +170,7 @@ def run_each(
                 skipped.append(chain)
                 return None
 
-    track = _Tracker()
+    track = execute.ProcessGroup()
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=workers(profile, len(chains)), thread_name_prefix="chain"
     ) as pool:
@@ -203,34 +202,10 @@ def run_each(
     return results
 
 
-class _Tracker:
-    """The duplicity processes the chains' threads started, to stop them on interruption."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._live: list[subprocess.Popen] = []
-        self.stopping = False
-
-    def started(self, process: subprocess.Popen) -> None:
-        with self._lock:
-            self._live.append(process)
-            stopping = self.stopping
-        if stopping:
-            process.send_signal(signal.SIGINT)
-
-    def stop_all(self) -> None:
-        """SIGINT to every duplicity (it cleans up, as a single interrupted run does), then
-        harder if it does not end (execute.terminate)."""
-        with self._lock:
-            self.stopping = True
-            live = list(self._live)
-        execute.terminate(live)
-
-
 _current = threading.local()
 
 
-def _tracked(track: _Tracker, step: Callable[[Chain], T], chain: Chain) -> T:
+def _tracked(track: execute.ProcessGroup, step: Callable[[Chain], T], chain: Chain) -> T:
     if track.stopping:
         raise KeyboardInterrupt
     _current.tracker = track

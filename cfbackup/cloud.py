@@ -32,7 +32,7 @@ from typing import Any
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import BackendError, ConfigError
-from cfbackup.redact import redact
+from cfbackup.redact import redact_output
 
 
 def cloud_settings(
@@ -125,7 +125,7 @@ def _short(error: BaseException) -> str:
     details = getattr(error, "details", None)
     text = str(details) if details else str(error)
     text = text.splitlines()[0] if text else type(error).__name__
-    return redact(text)[:300]
+    return redact_output(text)[:300].rstrip(" .")  # inside a sentence: its own full stop goes
 
 
 @contextlib.contextmanager
@@ -143,7 +143,10 @@ def cloud_errors(
     try:
         yield
     except cfg.OpenStackConfigException as error:
-        raise ConfigError(f"{doing}: {_short(error)}: check clouds.yaml and OS_CLOUD.") from None
+        raise ConfigError(
+            f"{doing}: the cloud settings are unusable ({_short(error)}): check clouds.yaml and "
+            "OS_CLOUD."
+        ) from None
     except sdk.ConflictException as error:
         raise BackendError(
             f"{doing}: the cloud refused with 409 Conflict ({_short(error)})"
@@ -160,7 +163,7 @@ def cloud_errors(
             raise BackendError(
                 f"{doing}: forbidden (403): the user lacks a role for this ({_short(error)})."
             ) from None
-        raise BackendError(f"{doing}: the cloud answered {status}: {_short(error)}.") from None
+        raise BackendError(f"{doing}: the cloud answered {status} ({_short(error)}).") from None
     except ks.Unauthorized:
         raise BackendError(
             f"{doing}: Keystone rejected the credentials (401): check the user "
@@ -184,6 +187,6 @@ def cloud_errors(
     except ks.AuthPluginException as error:
         raise ConfigError(f"{doing}: incomplete credentials ({_short(error)}).") from None
     except ks.ClientException as error:
-        raise BackendError(f"{doing}: {_short(error)}.") from None
+        raise BackendError(f"{doing} failed ({_short(error)}).") from None
     except sdk.SDKException as error:
-        raise BackendError(f"{doing}: {_short(error)}.") from None
+        raise BackendError(f"{doing} failed ({_short(error)}).") from None

@@ -18,8 +18,8 @@ class ExitCode(enum.IntEnum):
     REFUSED = 5  # a precondition or a plugin guard vetoed the run before anything changed
     QUOTA = 6  # a Swift quota would be, or was, exceeded
     DUPLICITY = 7  # duplicity failed; its own exit code is in the message
-    VERIFY_DIFFERENCES = 8  # verify found differences between the backup and the files
-    PARTIAL = 9  # the run completed but some files could not be read
+    VERIFY_DIFFERENCES = 8  # verify/drill: differences, damaged volumes, files not restorable
+    PARTIAL = 9  # completed, but some files could not be read (a drill: none checked in time)
     BACKEND = 10  # Swift, a cloud API, a DNS server or a remote host unreachable or refusing
     CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
     RESTORE_TARGET = 12  # restore target not empty (without --force) or not writable
@@ -35,8 +35,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.REFUSED: "a precondition or plugin guard refused to start the run",
     ExitCode.QUOTA: "a Swift container or account quota would be or was exceeded",
     ExitCode.DUPLICITY: "duplicity failed (its exit code is in the message)",
-    ExitCode.VERIFY_DIFFERENCES: "verify found differences",
-    ExitCode.PARTIAL: "completed, but some files could not be read",
+    ExitCode.VERIFY_DIFFERENCES: "verify or a drill found differences or damaged volumes",
+    ExitCode.PARTIAL: "completed, but some files could not be read (or a drill checked none)",
     ExitCode.BACKEND: "Swift, a cloud API, a DNS server or a remote host unreachable or refusing",
     ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",
     ExitCode.RESTORE_TARGET: "restore target is not empty (use --force) or not writable",
@@ -49,10 +49,18 @@ class CfbackupError(Exception):
 
     exit_code: ExitCode = ExitCode.INTERNAL
 
-    def __init__(self, message: str, *, exit_code: ExitCode | None = None, detail: str = ""):
+    def __init__(
+        self,
+        message: str,
+        *,
+        exit_code: ExitCode | None = None,
+        detail: str = "",
+        stats: dict | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.detail = detail  # e.g. the tail of duplicity's output, already redacted
+        self.stats = stats or {}  # what a failed run still found out, for the run history
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -75,17 +76,20 @@ def capture(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
     input_text: str | None = None,
+    exact: bool = False,
 ) -> Result:
-    """Run a short command and capture its output (secret commands, gpg checks, bash)."""
+    """Run a short command and capture its output (secret commands, gpg checks, bash).
+
+    ``exact`` keeps the output as it was written (a CR before a LF is data, not a line end)."""
     argv = tuple(argv)
     try:
         completed = subprocess.run(
             argv,
             env=child_environment(env),
-            input=input_text,
+            input=input_text.encode() if exact and input_text is not None else input_text,
             capture_output=True,
-            text=True,
-            errors="replace",
+            text=not exact,
+            errors=None if exact else "replace",
             timeout=timeout,
             preexec_fn=_die_with_parent,
         )
@@ -98,8 +102,11 @@ def capture(
             f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s.",
             exit_code=ExitCode.CONFIG,
         ) from None
-    tail = tuple(redact.redact(line) for line in completed.stderr.splitlines()[-20:])
-    return Result(argv, completed.returncode, completed.stdout, tail)
+    stdout, stderr = completed.stdout, completed.stderr
+    if exact:
+        stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    tail = tuple(redact.redact_output(line) for line in stderr.splitlines()[-20:])
+    return Result(argv, completed.returncode, stdout, tail)
 
 
 def stream(
@@ -136,7 +143,7 @@ def stream(
     try:
         assert process.stdout is not None
         for raw in process.stdout:
-            line = redact.redact(raw.rstrip("\n"))
+            line = redact.redact_output(raw.rstrip("\n"))
             tail.append(line)
             if on_line:
                 on_line(line)
@@ -160,3 +167,29 @@ def terminate(processes: Sequence[subprocess.Popen]) -> None:
         for process in live:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
+
+
+class ProcessGroup:
+    """Processes started from several threads (split chains, a drill's restores), to stop them
+    all at once: on interruption, or when a run's time is up."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live: list[subprocess.Popen] = []
+        self.stopping = False
+
+    def started(self, process: subprocess.Popen) -> None:
+        """``on_start`` for :func:`stream`: a process started after stop_all is stopped too."""
+        with self._lock:
+            self._live.append(process)
+            stopping = self.stopping
+        if stopping:
+            process.send_signal(signal.SIGINT)
+
+    def stop_all(self) -> None:
+        """SIGINT to every process (duplicity cleans up, as a single interrupted run does),
+        then harder if one does not end (:func:`terminate`)."""
+        with self._lock:
+            self.stopping = True
+            live = list(self._live)
+        terminate(live)

@@ -2,26 +2,58 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from cfbackup.config.model import Profile
-from cfbackup.errors import CryptoError
+from cfbackup.errors import ConfigError, CryptoError
+
+
+def gpg_home(profile: Profile) -> str | None:
+    """The keyring gpg uses for this profile: ``encryption.gpg_home``, else ``$GNUPGHOME``, else
+    None (gpg's default, ``~/.gnupg``). One that is not a directory (a config carried over from
+    another machine, e.g. in the recovery kit) is a one-line error with its fix."""
+    configured = profile["encryption"].get("gpg_home")
+    home = configured or os.environ.get("GNUPGHOME")
+    if not home:
+        return None
+    path = Path(home).expanduser()
+    if not path.is_dir():
+        where = (
+            f"profiles.{profile.name}.encryption.gpg_home" if configured else "$GNUPGHOME"
+        )
+        raise ConfigError(
+            f"{where}: the keyring directory {path} does not exist on this machine: point "
+            "gpg_home at the directory holding the keys (cfbackup recovery-kit import sets it), "
+            f"or create it (mkdir -m 700 {path}) and import the keys into it (gpg --homedir "
+            f"{path} --import keys.asc)."
+        )
+    return str(path)
+
+
+def keyring(profile: Profile):
+    """A python-gnupg handle on the profile's keyring (:func:`gpg_home`)."""
+    import gnupg  # heavy-ish; only when keys are used
+
+    return gnupg.GPG(gnupghome=gpg_home(profile))
 
 
 def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
-    """Every encrypt key exists, is not expired or revoked, and can encrypt; the sign key (and
-    with ``need_secret`` the decryption key) has its secret part."""
+    """The keyring exists; every encrypt key exists, is not expired or revoked, and can encrypt;
+    the sign key (and with ``need_secret`` the decryption key) has its secret part."""
     enc = profile["encryption"]
+    if enc["mode"] == "none":
+        return
+    gpg_home(profile)
     if enc["mode"] != "pubkey":
         return
-    import gnupg  # heavy-ish; only when keys are checked
-
-    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or None)
+    gpg = keyring(profile)
     where = f"profiles.{profile.name}.encryption"
     public = gpg.list_keys()
     secret = gpg.list_keys(secret=True)
     for key_id in enc["encrypt_keys"]:
-        key = _find(public, key_id)
+        key = find_key(public, key_id)
         if key is None:
             raise CryptoError(
                 f"{where}.encrypt_keys: key {key_id} is not in the keyring"
@@ -29,13 +61,13 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
                 "gpg --import, or fix the key id."
             )
         _check_usable(key, key_id, where + ".encrypt_keys", capability="e")
-        if need_secret and _find(secret, key_id) is None:
+        if need_secret and find_key(secret, key_id) is None:
             raise CryptoError(
                 f"{where}: the secret key for {key_id} is missing, so backups cannot be "
                 "decrypted: import the secret key (e.g. from the recovery kit)."
             )
     if enc.get("sign_key"):
-        key = _find(secret, enc["sign_key"])
+        key = find_key(secret, enc["sign_key"])
         if key is None:
             raise CryptoError(
                 f"{where}.sign_key: no secret key {enc['sign_key']} in the keyring: import it or "
@@ -44,7 +76,7 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
         _check_usable(key, enc["sign_key"], where + ".sign_key", capability="s")
 
 
-def _find(keys, key_id: str):
+def find_key(keys, key_id: str):
     wanted = key_id.upper().removeprefix("0X")
     for key in keys:
         ids = [key.get("fingerprint", ""), key.get("keyid", "")]
@@ -67,5 +99,20 @@ def _check_usable(key, key_id: str, where: str, capability: str) -> None:
         )
     caps = key.get("cap", "")
     if capability.upper() not in caps and capability not in caps:
-        kind = "encrypt" if capability == "e" else "sign"
-        raise CryptoError(f"{where}: key {key_id} cannot {kind} (capabilities {caps!r}).")
+        fingerprint = key.get("fingerprint") or key_id
+        if capability == "e":  # e.g. gpg --quick-gen-key NAME rsa3072: certify and sign only
+            raise CryptoError(
+                f"{where}: key {key_id} has no encryption subkey (it can only "
+                f"{_abilities(caps)}): add one with gpg --quick-add-key {fingerprint} rsa3072 "
+                "encr, or use a key that can encrypt."
+            )
+        raise CryptoError(
+            f"{where}: key {key_id} cannot sign (it can only {_abilities(caps)}): add a signing "
+            f"subkey with gpg --quick-add-key {fingerprint} rsa3072 sign, or remove sign_key."
+        )
+
+
+def _abilities(caps: str) -> str:
+    names = {"c": "certify", "s": "sign", "e": "encrypt", "a": "authenticate"}
+    found = [names[c] for c in dict.fromkeys(caps.lower()) if c in names]
+    return " and ".join(found) or "nothing"

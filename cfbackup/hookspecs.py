@@ -116,7 +116,9 @@ def cfbackup_run_finished(run: Run, result: RunResult) -> None:
 
 @hookspec
 def cfbackup_check(run: Run) -> list[tuple[str, bool, str]] | None:
-    """Contribute rows to ``cfbackup check``: ``(what, ok, detail)`` for this profile."""
+    """Contribute rows to ``cfbackup check``: ``(what, ok, detail)`` for this profile; ``ok``
+    is True, False (a failure: check exits 5) or None (a note worth reading, not a failure).
+    ``run.options["for_restore"]`` is set by ``check --for-restore``."""
 
 
 # --- incident recovery -------------------------------------------------------------------

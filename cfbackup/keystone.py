@@ -454,4 +454,4 @@ def identity(creds: Credentials, sess=None) -> dict[str, Any]:
 
 def _short(error: BaseException) -> str:
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return redact.redact(text)[:200]
+    return redact.redact_output(text)[:200].rstrip(" .")  # inside our sentence: its full stop goes

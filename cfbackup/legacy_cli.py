@@ -1,10 +1,15 @@
-"""``dt-cf-backup``: the old script's flags on top of cfbackup, so existing cron lines keep
-working when the script is replaced. Reads ``~/.dt-cf-backup.conf`` unless ``--config`` is given;
-exit codes are cfbackup's (the old script exited 0 even when duplicity failed)."""
+"""``dt-cf-backup``: the old scripts' command lines on top of cfbackup, so existing cron lines
+keep working when the script is replaced: dt-cf-backup.sh's long flags and zertrin's
+duplicity-backup.sh ones (``-c FILE -b``, ``-v``, ``-e``, ``-s``, ``--restore-dir`` ...). Reads
+``~/.dt-cf-backup.conf`` unless ``-c/--config`` is given; exit codes are cfbackup's (the old
+scripts exited 0 even when duplicity failed). Nothing asks a question: where the old scripts
+prompted for a missing path, the error says what to add to the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,15 +22,31 @@ DEFAULT_CONFIG = "~/.dt-cf-backup.conf"
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dt-cf-backup",
-        description="Compatibility front-end for dt-cf-backup.sh users; see cfbackup --help.",
+        description="Compatibility front-end for dt-cf-backup.sh and duplicity-backup.sh users: "
+        "their flags and their config file; see cfbackup --help for the rest.",
     )
     parser.add_argument(
-        "--config", metavar="FILE", default=None, help=f"config file (default {DEFAULT_CONFIG})"
+        "-c",
+        "--config",
+        metavar="FILE",
+        default=None,
+        help=f"config file (default {DEFAULT_CONFIG})",
     )
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--backup", action="store_true", help="incremental backup (full if due)")
-    group.add_argument("--full", action="store_true", help="full backup")
-    group.add_argument("--verify", action="store_true", help="verify the backup")
+    group.add_argument(
+        "-b", "--backup", action="store_true", help="incremental backup (full if due)"
+    )
+    group.add_argument("-f", "--full", action="store_true", help="full backup")
+    group.add_argument("-v", "--verify", action="store_true", help="verify the backup")
+    group.add_argument(
+        "-e", "--cleanup", action="store_true", help="remove leftovers of interrupted runs"
+    )
+    group.add_argument(
+        "-l", "--list-current-files", action="store_true", help="list files in the backup"
+    )
+    group.add_argument(
+        "-s", "--collection-status", action="store_true", help="show the backup sets (status)"
+    )
     group.add_argument(
         "--restore", nargs="?", const="", metavar="PATH", help="restore the entire backup into PATH"
     )
@@ -33,26 +54,36 @@ def make_parser() -> argparse.ArgumentParser:
         "--restore-file",
         nargs="+",
         metavar=("FILE", "DEST"),
-        help="restore FILE (relative to ROOT) to DEST",
+        help="restore FILE (relative to ROOT) to DEST (default: its name, here)",
     )
-    group.add_argument("--list-current-files", action="store_true", help="list files in the backup")
+    group.add_argument(
+        "--restore-dir",
+        nargs="+",
+        metavar=("DIR", "DEST"),
+        help="restore DIR (relative to ROOT) to DEST (default: its name, here)",
+    )
     group.add_argument(
         "--backup-script",
         action="store_true",
-        help="write a recovery kit (config and keys) to restore from nothing",
+        help="write a recovery kit (config and keys) to restore from nothing, here",
     )
-    parser.add_argument("--time", metavar="T", help="restore or list as of this time")
+    group.add_argument(
+        "-V", "--version", action="store_true", help="print the versions of cfbackup and duplicity"
+    )
+    parser.add_argument("-t", "--time", metavar="TIME", help="restore or list as of this time")
+    parser.add_argument("-n", "--dry-run", action="store_true", help="change nothing")
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty restore target")
-    parser.add_argument("--dry-run", action="store_true", help="back up without uploading")
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    parser.add_argument(
+        "-d", "--debug", action="store_true", help="show duplicity's output on errors"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cfbackup.cli import _raise_interrupt, _setup_logging
-    from cfbackup.cli.commands import profile_action
+    from cfbackup import suggest
+    from cfbackup.cli import _raise_interrupt, _setup_logging, output
     from cfbackup.cli.context import CliContext
-    from cfbackup.cli.output import print_error
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
     parser = make_parser()
@@ -60,50 +91,82 @@ def main(argv: list[str] | None = None) -> int:
     args.verbose = False
     args.config = args.config or str(Path(DEFAULT_CONFIG).expanduser())
     _setup_logging(args)
+    if args.version:
+        return _print_versions()
     context = CliContext()
     context.args = args
-    common = {"profile": None, "time": args.time, "json": False}
+    suggest.use_config(args.config)
     try:
-        if args.backup or args.full:
-            ns = argparse.Namespace(**common, profiles=[], full=args.full, dry_run=args.dry_run)
-            return profile_action("backup", many=True)(ns, context)
-        if args.verify:
-            ns = argparse.Namespace(**common, compare_data=True)
-            return profile_action("verify")(ns, context)
-        if args.list_current_files:
-            return profile_action("list")(argparse.Namespace(**common), context)
-        if args.restore is not None:
-            if not args.restore:
-                raise CfbackupError(
-                    "--restore needs the directory to restore into: "
-                    "dt-cf-backup --restore /path/to/empty/dir",
-                    exit_code=ExitCode.USAGE,
-                )
-            ns = argparse.Namespace(**common, target=args.restore, path=None, force=args.force)
-            return profile_action("restore")(ns, context)
-        if args.restore_file:
-            if len(args.restore_file) > 2:
-                parser.error("--restore-file takes FILE and an optional DEST")
-            file, dest = args.restore_file[0], (args.restore_file[1:] or [None])[0]
-            ns = argparse.Namespace(
-                **common,
-                target=dest or ".",
-                path=file,
-                force=args.force,
-                exact_destination=bool(dest),
-            )
-            return profile_action("restore")(ns, context)
-        if args.backup_script:
-            from cfbackup.cli.recovery import export_recovery_kit
-
-            return export_recovery_kit(argparse.Namespace(**common, directory="."), context)
-        parser.print_help(sys.stderr)
-        return int(ExitCode.USAGE)
+        command = _command(args, parser)
+        if command is None:
+            parser.print_help(sys.stderr)
+            return int(ExitCode.USAGE)
+        return command(context)
     except CfbackupError as error:
-        print_error(error, debug=args.debug)
+        output.print_error(error, debug=args.debug)
         return int(error.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
+    finally:
+        output.flush_stdout()
+
+
+def _command(args, parser):
+    """The cfbackup handler the flags ask for, bound to its options; None for no command."""
+    from cfbackup.cli.commands import profile_action
+
+    common = {"profile": None, "time": args.time, "json": False, "quiet": args.quiet}
+
+    def action(name: str, many: bool = False, take_lock: bool = True, **options):
+        handler = profile_action(name, many=many, take_lock=take_lock)
+        return lambda context: handler(argparse.Namespace(**common, **options), context)
+
+    if args.backup or args.full:
+        return action("backup", many=True, profiles=[], full=args.full, dry_run=args.dry_run)
+    if args.verify:
+        return action("verify", compare_data=True)
+    if args.cleanup:
+        return action("cleanup", dry_run=args.dry_run)
+    if args.list_current_files:
+        return action("list")
+    if args.collection_status:
+        return action("status", many=True, take_lock=False, profiles=[])
+    if args.restore is not None:
+        if not args.restore:
+            raise CfbackupError(
+                "--restore needs the directory to restore into: "
+                "dt-cf-backup --restore /path/to/empty/dir",
+                exit_code=ExitCode.USAGE,
+            )
+        return action("restore", target=args.restore, path=None, force=args.force)
+    one = args.restore_file or args.restore_dir
+    if one:
+        flag = "--restore-file" if args.restore_file else "--restore-dir"
+        if len(one) > 2:
+            parser.error(f"{flag} takes a path and an optional DEST")
+        path = one[0]
+        dest = one[1] if len(one) > 1 else os.path.basename(path.rstrip("/")) or "."
+        return action("restore", target=dest, path=path, force=args.force, exact_destination=True)
+    if args.backup_script:
+        from cfbackup.cli.recovery import export_recovery_kit
+
+        return lambda context: export_recovery_kit(
+            argparse.Namespace(**common, directory="."), context
+        )
+    return None
+
+
+def _print_versions() -> int:
+    from cfbackup import __version__, execute
+    from cfbackup.duplicity.run import duplicity_executable
+
+    print(f"dt-cf-backup (cfbackup {__version__})")
+    try:
+        found = execute.capture([duplicity_executable(), "--version"], timeout=30).stdout
+    except CfbackupError as error:
+        found = error.message
+    print(found.strip() or "duplicity: version unknown")
+    return int(ExitCode.OK)
 
 
 def run() -> None:

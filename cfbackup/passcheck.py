@@ -1,17 +1,28 @@
-"""Prove the passphrase opens the existing backups before a backup starts.
+"""Prove the passphrase itself: before a backup, and in ``cfbackup check``.
 
 duplicity happily starts a new full chain with a mistyped passphrase when a full is due, and
 that chain can only be restored with the typo. Decrypting the newest remote manifest (a few KB)
 first turns that into a clear error before anything is uploaded.
+
+The decryption runs in a throw-away copy of the keyring with its own gpg-agent (measured with
+gpg 2.2: while the user's agent holds a secret key unlocked, gpg decrypts with it whatever
+passphrase it is given, so a wrong passphrase file passes until the cache is cold, e.g. on the
+new machine at 3 a.m.). A symmetric passphrase is never answered from the cache, but gets the
+same empty keyring: one path for both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shutil
+import tempfile
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
+from cfbackup import execute, gpgkeys
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CryptoError
@@ -62,6 +73,73 @@ def _manifest_time(name: str) -> str:
     return stamps[-1] if stamps else ""
 
 
+def fresh_keyring(profile: Profile, *, with_keys: bool):
+    """A throw-away copy of the profile's keyring (``with_keys``), else an empty one: see
+    :func:`empty_keyring`."""
+    source = gpgkeys.gpg_home(profile) or os.path.expanduser("~/.gnupg")
+    return empty_keyring(source if with_keys else None)
+
+
+@contextlib.contextmanager
+def empty_keyring(copy_of: str | None = None) -> Iterator:
+    """A python-gnupg handle on a throw-away keyring (empty, or a copy of ``copy_of``) served by
+    its own gpg-agent, which is stopped and removed after: nothing an agent has cached can
+    stand in for a passphrase, and nothing is left in the user's keyring or agent."""
+    import gnupg
+
+    with tempfile.TemporaryDirectory(prefix="cfbackup-gpg-") as scratch:
+        home = Path(scratch) / "gnupg"  # short: gpg-agent's socket lives in it
+        if copy_of and os.path.isdir(copy_of):
+            shutil.copytree(copy_of, home, ignore=_not_keyring)
+        else:
+            home.mkdir()
+        home.chmod(0o700)
+        try:
+            yield gnupg.GPG(gnupghome=str(home))
+        finally:
+            execute.capture(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30)
+
+
+def _not_keyring(folder: str, names: list[str]) -> list[str]:
+    """What a keyring copy leaves out: sockets and locks of the running agent, and the agent's
+    own settings (a plain agent, with loopback pinentry allowed, is what the test needs)."""
+    return [
+        n
+        for n in names
+        if n.startswith("S.")
+        or n.endswith(".lock")
+        or n == "gpg-agent.conf"
+        or not (os.path.isfile(os.path.join(folder, n)) or os.path.isdir(os.path.join(folder, n)))
+    ]
+
+
+def _decrypts(gpg, data: bytes | str, passphrase: str | None) -> bool:
+    result = gpg.decrypt(
+        data,
+        passphrase=passphrase,
+        always_trust=True,
+        extra_args=["--pinentry-mode", "loopback"],
+    )
+    return bool(result.ok)
+
+
+def _wrong(profile: Profile, what: str) -> CryptoError:
+    enc = profile["encryption"]
+    source = next(
+        (
+            f"{k} ({enc[k]})"
+            for k in ("passphrase_file", "passphrase_env", "passphrase_command")
+            if enc.get(k)
+        ),
+        "passphrase",
+    )
+    return CryptoError(
+        f"the passphrase of profile {profile.name} (encryption.{source}) does not {what}: fix "
+        "it, or the backups cannot be restored (a backup with another passphrase would start a "
+        "chain only that passphrase can restore)."
+    )
+
+
 def check_passphrase(profile: Profile, env: dict[str, str]) -> bool:
     """Raise CryptoError when the passphrase does not open the newest backup at the target;
     True when it was checked, False when there was nothing to check it against."""
@@ -71,16 +149,42 @@ def check_passphrase(profile: Profile, env: dict[str, str]) -> bool:
     data = newest_manifest(profile)
     if data is None:
         return False
-    import gnupg
-
-    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
-    result = gpg.decrypt(
-        data, passphrase=env["PASSPHRASE"], extra_args=["--pinentry-mode", "loopback"]
-    )
-    if not result.ok:
-        raise CryptoError(
-            f"the passphrase of profile {profile.name} does not decrypt the backups already at "
-            f"{profile.target}: check encryption.passphrase (a backup with another passphrase "
-            "would start a chain only that passphrase can restore)."
-        )
+    with fresh_keyring(profile, with_keys=False) as gpg:
+        if not _decrypts(gpg, data, env["PASSPHRASE"]):
+            raise _wrong(profile, f"decrypt the backups already at {profile.target}")
     return True
+
+
+def verify_passphrase(profile: Profile, env: dict[str, str]) -> str:
+    """``cfbackup check``'s test of the passphrase itself (never an agent's cache): what it
+    proved, in a few words; CryptoError when the passphrase is wrong. Symmetric: it opens the
+    newest backup. Public keys: it unlocks the secret key, on the newest backup or, before the
+    first, on a message encrypted here; a machine without the secret key (backups only) has
+    nothing to test."""
+    enc = profile["encryption"]
+    passphrase = env.get("PASSPHRASE")
+    if enc["mode"] == "symmetric":
+        if check_passphrase(profile, env):
+            return f"opens the newest backup at {profile.target}"
+        return "set (no backup at the target yet to test it against)"
+    if enc["mode"] != "pubkey":
+        return "not needed (encryption mode none)"
+    secret = gpgkeys.keyring(profile).list_keys(secret=True)
+    holders = [k for k in enc["encrypt_keys"] if gpgkeys.find_key(secret, k) is not None]
+    if not holders:
+        return (
+            "not tested: no secret key for encrypt_keys here (this machine can back up, and "
+            "restores need the secret key, e.g. from the recovery kit)"
+        )
+    data = newest_manifest(profile)
+    with fresh_keyring(profile, with_keys=True) as gpg:
+        if data is not None:
+            if not _decrypts(gpg, data, passphrase):
+                raise _wrong(profile, f"unlock the secret key that decrypts {profile.target}")
+            return f"unlocks the secret key; opens the newest backup at {profile.target}"
+        sealed = gpg.encrypt("cfbackup check", holders, always_trust=True, armor=True)
+        if not sealed.ok:
+            raise CryptoError(f"gpg could not encrypt a test message to {holders[0]}.")
+        if not _decrypts(gpg, str(sealed), passphrase):
+            raise _wrong(profile, f"unlock the secret key of {holders[0]}")
+    return "unlocks the secret key (no backup at the target yet)"

@@ -194,7 +194,7 @@ class Prefetch:
         if gone:  # as duplicity does, before anything is restored
             from cfbackup.duplicity.run import damaged
 
-            raise damaged(volumes.Outcome(gone[0], volumes.MISSING).describe())
+            raise damaged(volumes.Outcome(gone[0], volumes.MISSING).describe(), self.profile)
         (self.copy / protocol.LISTING).write_bytes(
             b"".join(os.fsencode(name) + b"\n" for name in listing)
         )
@@ -375,7 +375,7 @@ class Prefetch:
         if self.failed:
             from cfbackup.duplicity.run import damaged
 
-            return damaged(self.failed[0].describe())
+            return damaged(self.failed[0].describe(), self.profile)
         return None
 
 

@@ -178,15 +178,19 @@ class PlainReporter(Reporter):
         self.interval = interval
         self._last_shown: float | None = None
         self._last_text = ""
+        self._gone = False  # the stream's reader has left
 
     def show(self, snapshot: Snapshot) -> None:
         now = time.monotonic()
         due = self._last_shown is None or now - self._last_shown >= self.interval
         text = self.describe(snapshot)
-        if (due or snapshot.final) and text != self._last_text:
+        if (due or snapshot.final) and text != self._last_text and not self._gone:
             self._last_shown, self._last_text = now, text
-            print(redact(f"cfbackup: {self.action} {self.profile}: {text}"), file=self.stream)
-            self.stream.flush()
+            try:
+                print(redact(f"cfbackup: {self.action} {self.profile}: {text}"), file=self.stream)
+                self.stream.flush()
+            except BrokenPipeError:  # the reader left (... 2>&1 | head): the run goes on
+                self._gone = True
 
 
 class RichReporter(Reporter):

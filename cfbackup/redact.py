@@ -1,7 +1,13 @@
 """Mask secrets in anything cfbackup prints or logs.
 
-Secret values are registered when they are resolved (config/secrets.py); patterns catch what
-is not known in advance, such as tokens in duplicity's debug output.
+Two levels, because cfbackup's own sentences must stay readable ("mode symmetric needs a
+passphrase: set passphrase_file ..." must not lose the word after "passphrase:"):
+
+- :func:`redact` masks the secret values registered when they were resolved
+  (config/secrets.py). It is safe on any text, cfbackup's messages included.
+- :func:`redact_output` also masks what looks like a credential in text cfbackup did not write:
+  duplicity's and the libraries' output (tokens in debug lines, ``'key': '...'`` in a logged
+  connection dict). Use it where such text enters cfbackup, never on a message template.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ def register(value: str) -> None:
 
 
 def redact(text: str) -> str:
+    """``text`` with every registered secret value masked."""
     if not text:
         return text
     with _lock:
@@ -38,18 +45,28 @@ def redact(text: str) -> str:
     for value in values:
         if value in text:
             text = text.replace(value, MASK)
+    return text
+
+
+def redact_output(text: str) -> str:
+    """Output of another program or library: registered values and credential shapes masked."""
+    text = redact(text)
+    if not text:
+        return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that masks secrets in every record passing through a handler."""
+    """A logging filter that masks the registered secret values in every record passing
+    through a handler. Credential shapes are masked where other programs' text enters cfbackup
+    (``execute``, duplicity's log reader, the ``_short`` helpers of swift, keystone and the
+    cloud), not here: a record mixes that text with cfbackup's own sentences."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        record.msg = redact(message)
+        record.msg = redact(record.getMessage())
         record.args = None
         if record.exc_text:
-            record.exc_text = redact(record.exc_text)
+            record.exc_text = redact_output(record.exc_text)
         return True

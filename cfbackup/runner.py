@@ -65,6 +65,8 @@ def execute_run(
     with run_log(config, profile, action) as log_path:
         run.log_file = log_path
         log.info("cfbackup %s of profile %s started", action, profile.name)
+        if config.permission_warning:  # on stderr already (cli.context); here for the run log
+            log.info("warning: %s", config.permission_warning)
         run_id = history.record_start(config.state_dir, profile.name, action)
         try:
             with contextlib.ExitStack() as stack:
@@ -87,12 +89,33 @@ def execute_run(
                 exit_code=error.exit_code,
                 message=redact.redact(error.message),
                 error=error,
-                stats=result.stats,
+                stats=error.stats or result.stats,
+                data=getattr(error, "data", None),  # e.g. a failed drill's report
             )
             log.info("run failed: %s", result.message)  # the CLI prints it once
             if error.detail:
                 log.info("duplicity output (last lines):\n%s", error.detail)
             _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
+        except Exception as error:  # a bug: record the failure (never a success), then raise
+            result = RunResult(
+                profile=profile.name,
+                action=action,
+                exit_code=ExitCode.INTERNAL,
+                message=redact.redact(internal_error_message(error)),
+                error=error,
+                stats=result.stats,
+            )
+            import traceback
+
+            # the traceback goes to the run log (and to stderr with --debug), masked
+            log.debug(
+                "run failed with an internal error:\n%s",
+                redact.redact_output(traceback.format_exc()),
+            )
+            error.cfbackup_traceback_logged = True  # type: ignore[attr-defined]
+            log.info("run failed: %s", result.message)
+            _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
+            raise
         finally:
             result.duration = time.time() - run.started
             history.record_finish(
@@ -100,7 +123,7 @@ def execute_run(
                 run_id,
                 int(result.exit_code),
                 result.result,
-                result.message,
+                _with_warning(result.message, config),
                 result.stats,
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
@@ -112,6 +135,14 @@ def execute_run(
                 result.duration,
             )
     return result
+
+
+def _with_warning(message: str, config: Config) -> str:
+    """The history keeps the loose-mode warning of a legacy file beside every run's outcome."""
+    if not config.permission_warning:
+        return message
+    warning = f"warning: {config.permission_warning}"
+    return f"{message} ({warning})" if message else warning
 
 
 ABANDONED = (
@@ -140,6 +171,15 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
             )
 
 
+def internal_error_message(error: BaseException) -> str:
+    """The one line an unexpected exception (a bug) becomes."""
+    text = redact.redact_output(str(error).splitlines()[0]) if str(error) else ""
+    return (
+        f"internal error ({type(error).__name__}{': ' + text[:300] if text else ''}): this is a "
+        "bug in cfbackup; please report it with the run log (--debug shows the traceback)."
+    )
+
+
 UNLOCKED = ("status", "check")  # the commands that run without the profile lock (cli/parser.py)
 
 
@@ -149,5 +189,7 @@ def _fire_safely(hook, **kwargs) -> None:
         hook(**kwargs)
     except Exception as error:  # a plugin bug must not hide the run's own outcome
         log.warning(
-            "a plugin failed in %s: %s", getattr(hook, "name", "hook"), redact.redact(str(error))
+            "a plugin failed in %s: %s",
+            getattr(hook, "name", "hook"),
+            redact.redact_output(str(error)),
         )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from cfbackup import keystone
@@ -78,7 +80,12 @@ def connect(
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
         raise ConfigError(f"{where}: auth_url, username and a password are required.")
-    return client.Connection(
+    connection = client.Connection
+    if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
+        from cfbackup import servicenet
+
+        connection = servicenet.connection_class(connection)
+    return connection(
         authurl=swift["auth_url"],
         user=swift["username"],
         key=password,
@@ -145,33 +152,24 @@ def swift_errors(profile: Profile):
         if status == 401:
             raise BackendError(
                 f"Swift at {url} rejected the credentials of {profile['swift'].get('username')} "
-                "(401): check swift.username and the password."
+                f"(401): check swift.username and {password_source(profile)}."
             ) from None
         if status == 403:
             raise BackendError(
                 "Swift refused access (403): the user lacks a role that Swift accepts."
             ) from None
         if status is None:
-            raise BackendError(
-                f"cannot reach Swift at {url}: {_short(error)}: check swift.auth_url and that "
-                "the proxy is running."
-            ) from None
+            raise unreachable(url, str(error)) from None
         raise BackendError(
-            f"Swift answered {status} {error.http_reason}: {_short(error)}."
+            f"Swift answered {status} {error.http_reason} ({_short(error)})."
         ) from None
     except (OSError, ConnectionError) as error:
         if keystone.uses_keystone(profile):  # Keystone answered; the storage URL is the catalog's
-            raise BackendError(
-                f"cannot reach Swift at the storage URL Keystone's catalog gave ({_short(error)}):"
-                " check the proxy and, with several regions, swift.region_name and "
-                "swift.interface."
-            ) from None
-        raise BackendError(
-            f"cannot reach Swift at {url}: {_short(error)}: check swift.auth_url and the network."
-        ) from None
+            raise unreachable(None, str(error), fix=CATALOG_FIX) from None
+        raise unreachable(url, str(error)) from None
     except Exception as error:  # keystoneauth1 raises its own hierarchy
         if type(error).__module__.startswith("keystoneauth1"):
-            raise BackendError(f"Keystone authentication failed: {_short(error)}.") from None
+            raise BackendError(f"Keystone authentication failed ({_short(error)}).") from None
         raise
 
 
@@ -195,17 +193,63 @@ def _keystone_swift_error(profile: Profile, error) -> BackendError:
             "Swift's authtoken middleware cannot validate it (its service user or its Keystone "
             "URL); ask the cloud's admin."
         )
+    return unreachable(None, str(error), fix=CATALOG_FIX)
+
+
+AUTH_URL_FIX = "check swift.auth_url and that the proxy is up and reachable from here"
+CATALOG_FIX = (  # Keystone answered: the storage URL is its catalog's
+    "check the proxy at the storage URL Keystone's catalog gives and, with several regions, "
+    "swift.region_name and swift.interface"
+)
+_REASONS = (  # what a connection failure says, in every client's words -> a few plain ones
+    (re.compile(r"Connection refused|ConnectionRefused|Errno 111", re.I), "connection refused"),
+    (
+        re.compile(
+            r"Name or service not known|Temporary failure in name resolution|"
+            r"nodename nor servname|getaddrinfo failed|No address associated",
+            re.I,
+        ),
+        "host name not found",
+    ),
+    (re.compile(r"Network is unreachable", re.I), "network unreachable"),
+    (re.compile(r"No route to host", re.I), "no route to host"),
+    (re.compile(r"timed out|timeout", re.I), "timed out"),
+    (re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
+     "its TLS certificate is not trusted"),
+    (re.compile(r"Connection reset|RemoteDisconnected|Connection aborted", re.I),
+     "the connection was closed"),
+)
+
+
+def unreachable(url: str | None, text: str, *, fix: str = AUTH_URL_FIX) -> BackendError:
+    """The one wording of "Swift cannot be reached", whether cfbackup's client or duplicity's
+    hit it: the URL, the cause in plain words (never the client's text cut mid-word), the fix."""
+    reason = next((plain for pattern, plain in _REASONS if pattern.search(text)), "")
+    where = f" at {url}" if url else " at the storage URL Keystone's catalog gave"
     return BackendError(
-        f"cannot reach Swift at the storage URL Keystone's catalog gave ({_short(error)}): "
-        "check the proxy and, with several regions, swift.region_name and swift.interface."
+        f"cannot reach Swift{where} (connection failed{': ' + reason if reason else ''}): {fix}."
     )
 
 
-def _short(error: BaseException) -> str:
-    from cfbackup.redact import redact
+def password_source(profile: Profile) -> str:
+    """Where the Swift password came from, for a message about its rejection."""
+    swift = profile["swift"]
+    if swift.get("password_file"):
+        return f"the password read from {Path(swift['password_file']).expanduser()}"
+    if swift.get("password_env"):
+        return f"the password in ${swift['password_env']}"
+    if swift.get("password_command"):
+        return "the password printed by swift.password_command"
+    return "the password"
 
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return redact(text)[:200]
+
+def _short(error: BaseException) -> str:
+    from cfbackup.redact import redact_output
+
+    text = redact_output(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if len(text) > 200:  # at a word's end, never in the middle of one
+        text = text[:200].rsplit(" ", 1)[0] + " ..."
+    return text.rstrip(" .")
 
 
 def container_stats(profile: Profile, conn=None, objects=None) -> dict[str, Any]:

@@ -196,11 +196,14 @@ class LocalKeystone:
         except OSError:
             shutil.rmtree(building, ignore_errors=True)
 
-    def set_endpoint(self, service_type: str, url: str) -> None:
-        """Point every endpoint of ``service_type`` at ``url`` (may hold ``%(project_id)s``)."""
+    def set_endpoint(self, service_type: str, url: str, interface: str | None = None) -> None:
+        """Point every endpoint of ``service_type`` (or only its ``interface`` one) at ``url``
+        (may hold ``%(project_id)s``)."""
         with sqlite3.connect(self.base_dir / "keystone.db", timeout=30) as db:
             db.execute("UPDATE endpoint SET url = ? WHERE service_id IN "
-                       "(SELECT id FROM service WHERE type = ?)", (url, service_type))
+                       "(SELECT id FROM service WHERE type = ?)"
+                       + (" AND interface = ?" if interface else ""),
+                       (url, service_type, *([interface] if interface else [])))
 
     def user(self, key: str) -> dict:
         """{"id", "name", "domain", "domain_id", "password"} of a user in IDENTITIES."""

@@ -11,6 +11,7 @@ DEBIAN_PACKAGES=(
   bind9 bind9-utils bind9-dnsutils   # a real DNS server for the IP fix-up tests
   openssh-server openssh-client      # remote firewall operations over SSH (tests)
   restic           # the peer in bench/
+  msmtp            # a real sendmail-compatible client for the notify sendmail tests
   rsync
 )
 missing=()

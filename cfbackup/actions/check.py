@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import shutil
+import time
 
-from cfbackup import chains, execute, gpgkeys, keystone, swift
+from cfbackup import chains, execute, gpgkeys, history, keystone, passcheck, suggest, swift
+from cfbackup.actions.recovery_kit import KIT_ACTION
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.runtypes import Run, RunResult
 
+NOTE = None  # a row's "ok" for a note: worth reading, not a failure
+
 
 def run_check(run: Run) -> RunResult:
+    """Rows ``(what, ok, detail)``; ``ok`` is True, False (a failure: exit 5) or None (a note).
+    ``--for-restore`` checks what a restore needs: the secret key, and a missing source is
+    expected (a note), where a backup needs the source and only the public key."""
     profile = run.profile
-    rows: list[tuple[str, bool, str]] = [("config", True, f"{run.config.path} is valid")]
+    for_restore = bool(run.options.get("for_restore"))
+    rows: list[tuple[str, bool | None, str]] = [("config", True, f"{run.config.path} is valid")]
+    if run.config.permission_warning:
+        rows.append(("config mode", False, run.config.permission_warning))
     for tool in ("duplicity", "gpg"):
         path = duplicity_executable() if tool == "duplicity" else shutil.which(tool)
         path = path if path and shutil.which(path) else None
@@ -23,25 +33,34 @@ def run_check(run: Run) -> RunResult:
             continue
         version = execute.capture([path, "--version"], timeout=30).stdout.splitlines()
         rows.append((tool, True, (version[0] if version else path).strip()))
-    rows.append(
-        (
-            "source",
-            profile.source.is_dir(),
-            f"{profile.source}" + ("" if profile.source.is_dir() else " is not a directory"),
-        )
-    )
-    steps = [
-        ("secrets", lambda: duplicity_environment(profile), "resolved"),
-        ("gpg keys", lambda: gpgkeys.check_keys(profile), "usable"),
-    ]
+    rows.append(_source_row(profile, for_restore))
+    env: dict[str, str] = {}
+
+    def secrets() -> str:
+        env.update(duplicity_environment(profile))
+        return "resolved"
+
+    def keys() -> str:
+        gpgkeys.check_keys(profile, need_secret=for_restore)
+        return "usable"
+
+    def split_chains() -> str:
+        chains.of(profile)
+        return f"one per include root ({len(profile['include'])})"
+
+    steps = [("secrets", secrets), ("gpg keys", keys)]
+    if profile["encryption"]["mode"] != "none":
+        steps.append(("passphrase test", lambda: passcheck.verify_passphrase(profile, env)))
     if chains.is_split(profile):
-        roots = len(profile["include"])
-        steps.append(("chains", lambda: chains.of(profile), f"one per include root ({roots})"))
-    for what, step, fine in steps:
+        steps.append(("chains", split_chains))
+    broken: set[str] = set()
+    for what, step in steps:
+        if what == "passphrase test" and broken:
+            continue  # nothing to test it with (no passphrase or no keyring): rows above say why
         try:
-            step()
-            rows.append((what, True, fine))
+            rows.append((what, True, step()))
         except CfbackupError as error:
+            broken.add(what)
             rows.append((what, False, error.message))
     if swift_target(profile.target) is not None:
         try:
@@ -72,7 +91,9 @@ def run_check(run: Run) -> RunResult:
                 rows.append(("swift", False, error.message))
     for plugin_rows in run.hooks.cfbackup_check(run=run):
         rows.extend(plugin_rows or [])
-    failed = [r for r in rows if not r[1]]
+    if not for_restore:
+        rows.append(_kit_row(run))
+    failed = [r for r in rows if r[1] is False]
     return RunResult(
         profile=profile.name,
         action="check",
@@ -81,8 +102,59 @@ def run_check(run: Run) -> RunResult:
         message=(
             f"{len(failed)} check(s) failed for {profile.name}"
             if failed
-            else f"{profile.name} is ready"
+            else f"{profile.name} is ready" + (" to restore" if for_restore else "")
         ),
+    )
+
+
+def _source_row(profile, for_restore: bool) -> tuple[str, bool | None, str]:
+    source = profile.source
+    if source.is_dir():
+        return ("source", True, str(source))
+    if for_restore:
+        return (
+            "source",
+            NOTE,
+            f"{source} does not exist yet, as expected before a restore (restore into an empty "
+            "directory first, then move the files into place)",
+        )
+    return (
+        "source",
+        False,
+        f"{source} is not a directory: fix source (before a restore on a new machine, "
+        f"{suggest.command('check', profile.name, '--for-restore')} checks what a restore "
+        "needs)",
+    )
+
+
+def _kit_row(run: Run) -> tuple[str, bool | None, str]:
+    """Whether a recovery kit was made here: the one thing a from-nothing restore needs that
+    only this machine can make, and nobody thinks of before the disaster."""
+    made = history.last(run.config.state_dir, run.profile.name, KIT_ACTION, "success")
+    advice = (
+        f"keep it, and a copy of the passphrase of profile {run.profile.name} that encrypts it, "
+        "away from this server"
+    )
+    if made:
+        when = time.strftime("%Y-%m-%d", time.localtime(made["started"]))
+        return (
+            "recovery kit",
+            True,
+            f"made on {when} ({made['message']}): {advice}; make a new one after changing the "
+            "config or the keys",
+        )
+    export = suggest.command(
+        "recovery-kit",
+        "export",
+        run.config.state_dir / "recovery-kit",
+        "--profile",
+        run.profile.name,
+    )
+    return (
+        "recovery kit",
+        NOTE,
+        "none made from this machine yet, and a restore on a new machine starts from it: run "
+        f"{export}, then {advice}",
     )
 
 

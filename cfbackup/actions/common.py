@@ -81,6 +81,7 @@ def duplicity(
     (``--progress`` costs ~18% on a small incremental)."""
     kwargs.setdefault("patches", patches.from_plugins(run.hooks))
     progress = run.options.get("progress")
+    kwargs.setdefault("profile", run.profile)
     on_start = chains.on_start()  # inside a chain's thread: stoppable with the others
     if on_start is not None:
         kwargs.setdefault("on_start", on_start)

@@ -22,11 +22,17 @@ def run_cleanup(run: Run) -> RunResult:
     env = prepare(run)
 
     def clean(chain: chains.Chain) -> None:
-        duplicity(run, lambda fd: commands.cleanup_argv(chain.profile, log_fd=fd), env)
+        duplicity(
+            run,
+            lambda fd: commands.cleanup_argv(chain.profile, dry_run=run.dry_run, log_fd=fd),
+            env,
+        )
 
     chains.run_each(run.profile, chains.of(run.profile), clean)
     return RunResult(
         profile=run.profile.name,
         action="cleanup",
-        message="cleanup done: leftovers of interrupted runs removed from the target",
+        message="dry run: cleanup would remove the leftovers listed in the run log"
+        if run.dry_run
+        else "cleanup done: leftovers of interrupted runs removed from the target",
     )

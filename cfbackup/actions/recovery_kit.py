@@ -14,24 +14,30 @@ import tarfile
 import time
 from pathlib import Path
 
+from cfbackup import gpgkeys
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import ConfigError, CryptoError
+
+KIT_ACTION = "recovery-kit"  # its name in the run history (check looks for it)
 
 README = """\
 cfbackup recovery kit for {host}, made {when}
 
 {kit} is a tar archive encrypted with the passphrase of profile {profile}
-(the backup passphrase). On a new machine:
+(the backup passphrase): keep a copy of that passphrase away from the server too.
+On a new machine, with cfbackup installed (docs/runbook-restore.md):
 
-    gpg --decrypt {kit} | tar -x         # asks for the passphrase
-    gpg --import keys.asc                # only when the kit holds keys
-    cfbackup -c config.toml check {profile}
-    cfbackup -c config.toml restore {profile} /srv/restore
+    cfbackup recovery-kit import {kit}   # asks for the passphrase
+    cfbackup check {profile} --for-restore
+    cfbackup restore {profile} /srv/restore
 
-Secrets the config reads from the environment, files or commands are NOT in the kit.
+By hand: gpg --decrypt {kit} | tar -x, then gpg --import keys.asc (only when the
+kit holds keys) and cfbackup -c config.toml check {profile} --for-restore.
+
+Secrets the config reads from the environment, files or commands are NOT in the kit:
+recovery-kit import lists the ones to set or re-create.
 """
-
 
 def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
     enc = profile["encryption"]
@@ -41,9 +47,7 @@ def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
             f"profiles.{profile.name}.encryption: the recovery kit is encrypted with the profile's "
             "passphrase, and none is set: set passphrase_file (or _env, _command)."
         )
-    import gnupg
-
-    gpg = gnupg.GPG(gnupghome=enc.get("gpg_home") or os.environ.get("GNUPGHOME") or None)
+    gpg = gpgkeys.keyring(profile)
     members: dict[str, bytes] = {
         "config.toml" if config.kind == "native" else "dt-cf-backup.conf": Path(
             config.path

@@ -62,7 +62,9 @@ def run_status(run: Run) -> RunResult:
         try:
             conn = swift.connect(profile)
             status["remote"] = swift.container_stats(profile, conn)
-            status["remote"]["account"] = swift.account_stats(profile, conn)
+            # the account's own totals move only when Swift's container-updater runs (minutes
+            # later): the sum of the containers' figures is current
+            status["remote"]["account"] = swift.account_usage(profile, conn)
         except CfbackupError as error:
             status["remote"] = {"error": error.message}
     return RunResult(

@@ -1,5 +1,7 @@
-"""``cfbackup verify``: every volume downloads, decrypts and matches its hashes; with
-``--compare-data`` also the files on disk. A difference is its own exit code."""
+"""``cfbackup verify``: duplicity's verify (every volume of the newest backup downloads,
+decrypts and restores, and the files' metadata match the source); with ``--compare-data`` also
+the files' contents; with ``--read-data`` cfbackup's own check of the volumes against their
+manifests, without the source (``read_data.py``). A difference is its own exit code."""
 
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) differen
 
 
 def run_verify(run: Run) -> RunResult:
+    if run.options.get("read_data") is not None:
+        from cfbackup.actions.read_data import run_read_data
+
+        return run_read_data(run)
     profile = run.profile
     env = prepare(run, need_secret_key=True)
     compare = bool(run.options.get("compare_data"))

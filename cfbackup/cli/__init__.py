@@ -18,6 +18,8 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: contexts un
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cfbackup import suggest
+    from cfbackup.cli import output
     from cfbackup.cli.context import CliContext
     from cfbackup.cli.output import print_error
     from cfbackup.cli.parser import make_parser
@@ -32,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return int(ExitCode.USAGE)
+    suggest.use_config(getattr(args, "config", None))
     try:
         code = handler(args, context)
     except CfbackupError as error:
@@ -40,6 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error(CfbackupError("interrupted.", exit_code=ExitCode.INTERRUPTED), debug=False)
         code = ExitCode.INTERRUPTED
+    except BrokenPipeError:  # the reader left (cfbackup list | head): stop quietly, like cat
+        output.close_broken_pipe(sys.stdout)
+        code = ExitCode.OK
+    except Exception as error:  # a bug: one line, the traceback only with --debug
+        from cfbackup.runner import internal_error_message
+
+        if args.debug and not getattr(error, "cfbackup_traceback_logged", False):
+            import traceback
+
+            from cfbackup.redact import redact_output
+
+            print(redact_output(traceback.format_exc()), file=sys.stderr)
+        print_error(CfbackupError(internal_error_message(error)), debug=False)
+        code = ExitCode.INTERNAL
+    output.flush_stdout()
     return int(code)
 
 

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
+import tomllib
 from pathlib import Path
 
-from cfbackup import progress
+from cfbackup import progress, suggest
 from cfbackup.cli import output
 from cfbackup.errors import ExitCode
 
 
 def _actions():
-    from cfbackup.actions import backup, check, listing, maintenance, restore, status, verify
+    from cfbackup.actions import backup, check, drill, listing, maintenance, restore, status, verify
 
     return {
         "backup": backup.run_backup,
         "verify": verify.run_verify,
+        "drill": drill.run_drill,
         "restore": restore.run_restore,
         "list": listing.run_list,
         "status": status.run_status,
@@ -91,16 +92,17 @@ def _print_status(result, args) -> None:
             f"  chain{root} ({chain['state']}): "
             + ", ".join(f"{x['type']} {x['time']}" for x in chain["sets"])
         )
+    full = suggest.command("backup", s["profile"], "--full")
     for gone in s.get("missing_volumes", []):
         output.info(
             f"  BROKEN: the {gone['type']} set of {gone['time']} has {gone['volumes']} of "
             f"{gone['expected']} volumes at the target: restore from before it "
-            "(--time), then take a full backup"
+            f"(--time), then take a full backup ({full})"
         )
     if s["broken"] or s["orphaned_sets"]:
         output.info(
-            f"  BROKEN: orphaned sets {s['orphaned_sets']}: run cfbackup cleanup, then a "
-            "full backup"
+            f"  BROKEN: orphaned sets {s['orphaned_sets']}: run "
+            f"{suggest.command('cleanup', s['profile'])}, then {full}"
         )
     elif s["incomplete_sets"]:
         output.info(
@@ -130,10 +132,17 @@ def _print_status(result, args) -> None:
                 )
             account = remote.get("account")
             if account:
-                output.info(
-                    "  account: "
-                    + _quota_use(account["bytes_used"], account["object_count"], account)
-                )
+                used = account.get("bytes_used_current", account["bytes_used"])
+                count = account.get("object_count_current", account["object_count"])
+                lag = ""
+                if used != account["bytes_used"] or count != account["object_count"]:
+                    lag = (
+                        f" (Swift's own account total still says {account['bytes_used']} bytes "
+                        f"in {account['object_count']} objects: it lags by minutes)"
+                    )
+                if not account.get("current_exact", True):
+                    lag += " (more than 100 containers: partly Swift's lagging totals)"
+                output.info("  account: " + _quota_use(used, count, account) + lag)
 
 
 def _quota_use(used: int, count: int, stats: dict) -> str:
@@ -156,18 +165,50 @@ def _print_check(result, args) -> None:
             {
                 "profile": result.profile,
                 "ok": result.ok,
-                "checks": [{"what": w, "ok": ok, "detail": d} for w, ok, d in result.data or []],
+                "checks": [
+                    {"what": w, "ok": ok is not False, "note": ok is None, "detail": d}
+                    for w, ok, d in result.data or []
+                ],
             }
         )
     if result.data is None:
         return output.print_result(result)
     output.info(f"profile {result.profile}:")
     for what, ok, detail in result.data:
-        output.info(f"  [{'ok' if ok else 'FAIL'}] {what}: {detail}")
+        mark = "note" if ok is None else "ok" if ok else "FAIL"
+        output.info(f"  [{mark}] {what}: {detail}")
     output.print_result(result)
 
 
-PRINTERS.update(list=_print_list, status=_print_status, check=_print_check)
+def _print_drill(result, args) -> None:
+    """The summary, then every file that did not match (the history keeps the first 100)."""
+    report = result.data
+    if getattr(args, "json", False):
+        import dataclasses
+
+        return output.print_json(
+            {
+                "profile": result.profile,
+                "ok": result.ok,
+                "exit_code": int(result.exit_code),
+                "message": result.message,
+                "stats": result.stats,
+                "files": [dataclasses.asdict(f) for f in report.files] if report else [],
+            }
+        )
+    if report is not None:
+        skipped: dict[str, int] = {}
+        for item in report.files:
+            if item.status == "skipped":
+                skipped[item.reason] = skipped.get(item.reason, 0) + 1
+            elif item.status != "match":
+                output.info(f"  {item.status.upper()} {item.describe()}")
+        for reason, count in skipped.items():
+            output.info(f"  SKIPPED {count} file(s): {reason}")
+    output.print_result(result)
+
+
+PRINTERS.update(list=_print_list, status=_print_status, check=_print_check, drill=_print_drill)
 
 
 def show_history(args, context) -> int:
@@ -188,16 +229,29 @@ def show_history(args, context) -> int:
 
 
 def config_migrate(args, context) -> int:
+    """Print (or write, mode 0600) the native config of a legacy file. Every variable it set is
+    in the result or named in a warning; the encryption is checked to come out as the
+    legacy file gives it, so a migrated config never starts a differently encrypted chain."""
     import tomli_w
 
+    from cfbackup.config import legacy
     from cfbackup.config.load import build_config, read_raw
+    from cfbackup.config.schema import with_plugin_sections
     from cfbackup.errors import ConfigError
 
     path = Path(args.file).expanduser()
     raw, kind, warnings = read_raw(path)
     if kind != "legacy":
         raise ConfigError(f"{path}: is already a native config; nothing to migrate.")
-    build_config(raw, path=None, kind=kind)  # the result must validate like any config
+    sections = context.plugin_sections()
+    before = build_config(raw, path=None, kind=kind, plugin_sections=sections)
+    warnings = [w for w in before.warnings if w not in warnings] + warnings
+    known = {option.name for option in with_plugin_sections(sections)}  # a plugin switched off
+    raw["profiles"] = {
+        name: {k: v for k, v in body.items() if k in known}
+        for name, body in raw["profiles"].items()
+    }
+    notes = legacy.read_file(path).notes()
     if not args.output:  # never print a secret: point at environment variables instead
         raw, moved = move_secrets_to_env(raw)
         for variable, key in moved:
@@ -205,22 +259,39 @@ def config_migrate(args, context) -> int:
                 f"{key} is read from ${variable} in the printed config: export it, or "
                 "use -o FILE to write the secret into a mode 0600 file"
             )
+    body = tomli_w.dumps(raw)
+    after = build_config(tomllib.loads(body), path=None, plugin_sections=sections)
+    for name, profile in before.profiles.items():
+        if _encryption(profile) != _encryption(after.profiles[name]):
+            raise ConfigError(  # a bug, never a user's mistake: say so rather than write it
+                f"{path}: the migrated config would encrypt differently from the legacy file; "
+                "nothing was written: report this with the file's variables (not their values)."
+            )
     text = (
         f"# cfbackup config migrated from {path}\n"
-        + "".join(f"# not carried over: {w}\n" for w in warnings)
+        + "".join(f"# warning: {w}\n" for w in warnings)
+        + "".join(f"# note: {n}\n" for n in notes)
         + "\n"
-        + tomli_w.dumps(raw)
+        + body
     )
     for warning in warnings:
-        output.warn(f"not carried over: {warning}")
+        output.warn(warning)
+    for note in notes:
+        output.warn(f"note: {note}")
     if args.output:
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         output.info(f"wrote {args.output} (mode 0600: it may hold secrets)")
     else:
-        sys.stdout.write(text)
+        output.emit(text, end="")
     return 0
+
+
+def _encryption(profile) -> tuple:
+    enc = profile["encryption"]
+    return enc["mode"], tuple(enc["encrypt_keys"]), enc.get("sign_key"), enc.get("gpg_options")
 
 
 def move_secrets_to_env(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
@@ -243,7 +314,7 @@ def move_secrets_to_env(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
 def config_reference(args, context) -> int:
     from cfbackup.config.reference import render_reference
 
-    sys.stdout.write(render_reference(context.plugin_sections()))
+    output.emit(render_reference(context.plugin_sections()), end="")
     return 0
 
 
@@ -251,6 +322,12 @@ def recovery_kit(args, context) -> int:
     from cfbackup.cli.recovery import export_recovery_kit
 
     return export_recovery_kit(args, context)
+
+
+def recovery_kit_import(args, context) -> int:
+    from cfbackup.cli.recovery import import_recovery_kit
+
+    return import_recovery_kit(args, context)
 
 
 def list_plugins(args, context) -> int:

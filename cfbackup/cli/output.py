@@ -3,29 +3,60 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
-from typing import Any
+from typing import IO, Any
 
 from cfbackup.errors import CfbackupError
-from cfbackup.redact import redact
+from cfbackup.redact import redact, redact_output
+
+
+def emit(text: str, stream: IO[str] | None = None, *, end: str = "\n") -> None:
+    """Write a line (already redacted) to stdout or ``stream``; when the reader has gone
+    (``cfbackup list | head``) stay quiet, as Unix tools do, and let the run finish."""
+    stream = stream or sys.stdout
+    try:
+        stream.write(text + end)
+    except BrokenPipeError:
+        close_broken_pipe(stream)
+
+
+def flush_stdout() -> None:
+    """The last write of a command (its buffered output) may be the one that finds the pipe
+    closed: flush it here, where that is still quiet."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        close_broken_pipe(sys.stdout)
+
+
+def close_broken_pipe(stream: IO[str]) -> None:
+    """Point a stream whose reader has gone at /dev/null, so the writes still buffered, later
+    ones and the interpreter's flush at exit neither fail nor print a complaint."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's StringIO)
+        pass
 
 
 def print_error(error: CfbackupError, *, debug: bool) -> None:
-    print(f"cfbackup: error: {redact(error.message)}", file=sys.stderr)
+    emit(f"cfbackup: error: {redact(error.message)}", sys.stderr)
     if debug and error.detail:
-        print(redact(error.detail), file=sys.stderr)
+        emit(redact_output(error.detail), sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"cfbackup: warning: {redact(message)}", file=sys.stderr)
+    emit(f"cfbackup: warning: {redact(message)}", sys.stderr)
 
 
 def info(message: str) -> None:
-    print(redact(message))
+    emit(redact(message))
 
 
 def print_json(data: Any) -> None:
-    print(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
+    emit(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
 
 
 def print_result(result) -> None:
@@ -33,7 +64,7 @@ def print_result(result) -> None:
     if result.ok:
         info(result.message)
     else:
-        print(f"cfbackup: error: {redact(result.message)}", file=sys.stderr)
+        emit(f"cfbackup: error: {redact(result.message)}", sys.stderr)
         log_file = getattr(result, "log_file", None)
         if log_file:
-            print(f"cfbackup: the run log is {log_file}", file=sys.stderr)
+            emit(f"cfbackup: the run log is {log_file}", sys.stderr)

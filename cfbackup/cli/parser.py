@@ -40,9 +40,36 @@ def make_parser(context) -> argparse.ArgumentParser:
         "verify", help="check the backup's volumes (and with --compare-data, the files)"
     )
     p.add_argument("profile", nargs="?", metavar="PROFILE")
-    p.add_argument("--compare-data", action="store_true", help="also compare file contents on disk")
+    check = p.add_mutually_exclusive_group()
+    check.add_argument(
+        "--compare-data", action="store_true", help="also compare file contents on disk"
+    )
+    check.add_argument(
+        "--read-data",
+        nargs="?",
+        const="all",
+        metavar="SUBSET",
+        help="instead: download, decrypt and hash-check volumes without the source; SUBSET "
+        "n/t, next/t, x%% or a size (500M), all when not given (put PROFILE first)",
+    )
     p.add_argument("--time", metavar="T", help="verify the backup as of this time")
+    p.add_argument("--seed", type=int, metavar="N", help="repeat a random --read-data pick")
     p.set_defaults(handler=commands.profile_action("verify"))
+
+    p = sub.add_parser(
+        "drill", help="restore a random sample of files and compare them byte for byte"
+    )
+    p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument(
+        "--sample",
+        metavar="S",
+        help="2%% of the files, 200M of them, or 50 files (default: the profile's drill.sample)",
+    )
+    p.add_argument("--max-duration", metavar="D", help="stop after this long (30m, 2h) and report")
+    p.add_argument("--time", metavar="T", help="drill the backup as of this time")
+    p.add_argument("--seed", type=int, metavar="N", help="repeat an earlier drill's sample")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(handler=commands.profile_action("drill"))
 
     p = sub.add_parser("restore", help="restore the whole tree or one path into TARGET")
     p.add_argument("profile", metavar="PROFILE")
@@ -69,11 +96,17 @@ def make_parser(context) -> argparse.ArgumentParser:
 
     p = sub.add_parser("cleanup", help="remove leftovers of interrupted runs from the target")
     p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be removed")
     p.set_defaults(handler=commands.profile_action("cleanup"))
 
     p = sub.add_parser("check", help="is the profile ready: config, tools, keys, Swift")
     p.add_argument("profiles", nargs="*", metavar="PROFILE")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--for-restore",
+        action="store_true",
+        help="check what a restore needs (the secret key; a missing source is only a note)",
+    )
     p.set_defaults(handler=commands.profile_action("check", many=True, take_lock=False))
 
     p = sub.add_parser("history", help="past runs from the run history")
@@ -97,6 +130,23 @@ def make_parser(context) -> argparse.ArgumentParser:
     k.add_argument("directory", metavar="DIR")
     k.add_argument("--profile", metavar="PROFILE")
     k.set_defaults(handler=commands.recovery_kit)
+    k = kit_sub.add_parser(
+        "import",
+        help="on a new machine: install the kit's config and keys for the user running it",
+    )
+    k.add_argument("kit", metavar="KIT", help="the .tar.gpg file recovery-kit export wrote")
+    k.add_argument(
+        "--passphrase-file",
+        metavar="F",
+        help="read the kit's passphrase from F (else it is asked for on the terminal)",
+    )
+    k.add_argument(
+        "--to",
+        metavar="FILE",
+        help="install the config here (default: -c FILE, else ~/.config/cfbackup/config.toml)",
+    )
+    k.add_argument("--force", action="store_true", help="overwrite a config already there")
+    k.set_defaults(handler=commands.recovery_kit_import)
 
     p = sub.add_parser("plugins", help="list loaded plugins and their hooks")
     p.add_argument("--json", action="store_true")

@@ -103,6 +103,18 @@ def build_config(
     if not isinstance(raw_profiles, dict) or not raw_profiles:
         problems.append("profiles: at least one [profiles.NAME] table is required")
         raw_profiles = {}
+    warnings = list(warnings or [])
+    if kind == "legacy":  # a plugin switched off (CFBACKUP_LOAD_PLUGINS) must not stop the run
+        known = {option.name for option in profile_schema}
+        raw_profiles = {
+            name: {k: v for k, v in body.items() if k in known}
+            for name, body in raw_profiles.items()
+        }
+        dropped = {k for body in raw.get("profiles", {}).values() for k in body if k not in known}
+        warnings += [
+            f"the {k} settings are not carried over: the {k} plugin is not loaded"
+            for k in sorted(dropped)
+        ]
     profiles: dict[str, Profile] = {}
     for name, body in raw_profiles.items():
         if not _valid_profile_name(name):
@@ -122,16 +134,18 @@ def build_config(
         raise ConfigError(
             f"{where}: {len(problems)} problem(s) in the config: " + "; ".join(problems) + "."
         )
+    loose = None
     if path is not None and _has_inline_secret(raw, profile_schema):
-        _require_private(path)
+        loose = _require_private(path, refuse=kind != "legacy")
     state_dir = Path(top["state_dir"]).expanduser()
     return Config(
         path=path,
         kind=kind,
         profiles=profiles,
         state_dir=state_dir,
-        warnings=list(warnings or []),
+        warnings=[*warnings, *([loose] if loose else [])],
         log_dir=_log_dir(top, state_dir),
+        permission_warning=loose,
     )
 
 
@@ -166,6 +180,12 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
                     f"{where}.{key}: {pattern!r} is not under source {source}: a pattern is an "
                     "absolute path or glob under source, or starts with **"
                 )
+    swift = data.get("swift") or {}
+    if swift.get("auth_version") == "1" and swift.get("interface") == "admin":
+        problems.append(
+            f"{where}.swift.interface: with auth_version 1 it is public, or internal for "
+            "Rackspace ServiceNet"
+        )
     enc = data.get("encryption", {})
     if enc.get("mode") == "pubkey" and not enc.get("encrypt_keys"):
         problems.append(f"{where}.encryption.encrypt_keys: mode pubkey needs at least one key")
@@ -204,13 +224,22 @@ def _walk(options: tuple[Option, ...]):
         yield from _walk(option.children)
 
 
-def _require_private(path: Path) -> None:
+def _require_private(path: Path, *, refuse: bool) -> str | None:
+    """A native file holding a secret must be private, as ssh wants its keys. A legacy file
+    worked with the old script whatever its mode: the problem is returned, to be repeated on
+    every run (stderr, run history, notification, ``check``), and the run goes on."""
     mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
+    if not mode & 0o077:
+        return None
+    if refuse:
         raise ConfigError(
             f"{path}: holds a secret inline but is readable by others (mode {mode:04o}): "
             f"run chmod 600 {path}, or move the secret to an environment variable, file or command."
         )
+    return (
+        f"{path} holds secrets (passphrase, API key) and is mode {mode:04o}, readable by other "
+        f"users: run chmod 600 {path}"
+    )
 
 
 __all__ = ["load_config", "build_config", "find_config", "read_raw", "secret_keys", "PROFILE"]

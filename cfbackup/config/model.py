@@ -55,6 +55,8 @@ class Config:
     state_dir: Path
     warnings: list[str] = dataclasses.field(default_factory=list)
     log_dir: Path | None = None
+    # a legacy file holding secrets that others can read: it runs, and every run says so
+    permission_warning: str | None = None
 
     def profile(self, name: str | None) -> Profile:
         from cfbackup.errors import ConfigError

@@ -28,7 +28,36 @@ def render_reference(plugin_sections: dict[str, tuple[Option, ...]]) -> str:
     for section in (o for o in profile if o.kind == "table"):
         lines += ["", f"### `[profiles.NAME.{section.name}]`", "", section.description, ""]
         _table(lines, section.children, "")
+    _legacy(lines)
     return "\n".join(lines) + "\n"
+
+
+def _legacy(lines: list[str]) -> None:
+    """Where each variable of a legacy file goes (cfbackup/config/legacy_map.py)."""
+    from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED, OLD_DEFAULTS
+
+    defaults = ", ".join(f"`{k}={v}`" for k, v in OLD_DEFAULTS.items())
+    lines += [
+        "",
+        "## Legacy `~/.dt-cf-backup.conf`",
+        "",
+        "A bash file of dt-cf-backup.sh, dt-s3-backup.sh or zertrin's duplicity-backup.sh is",
+        "read by bash itself and becomes the profile `dt-cf-backup` (`cfbackup config migrate",
+        "FILE -o OUT` writes the native equivalent, mode 0600). Omitted variables take the old",
+        "script's defaults:",
+        defaults + ".",
+        "Every variable set is carried over or named in a warning; a legacy file holding",
+        "secrets with a mode other users can read runs, with a warning on every run (stderr,",
+        "run history, notifications, a failing `check` row).",
+        "",
+        "| variable | becomes | how |",
+        "|---|---|---|",
+    ]
+    for name, (where, how) in MAPPING.items():
+        escaped = how.replace("|", "\\|") or "-"
+        lines.append(f"| `{name}` | `{where}` | {escaped} |")
+    for name, why in NOT_CARRIED.items():
+        lines.append(f"| `{name}` | not carried over | {why} |")
 
 
 def _table(lines: list[str], options: tuple[Option, ...], prefix: str) -> None:

@@ -66,27 +66,21 @@ ENCRYPTION = (
     ),
     Option("gpg_home", "path", "GNUPGHOME holding the keys; gpg's default when unset."),
     Option(
-        "compression",
-        "choice",
-        "How gpg compresses each volume. none: fastest backups, the most bytes stored and "
-        "downloaded (1.4x duplicity's default on half-text data). fast (zlib level 1): about "
-        "duplicity's bytes or fewer for half as much CPU as its default, but a full backup "
-        "takes about twice as long as with none on a fast link; pays when the link or the "
-        "storage is what costs (a WAN). small (zlib level 6): fewest bytes, most CPU. "
-        "Incompressible data costs the same CPU for nothing saved. Measured: "
-        "docs/performance.md.",
-        default="none",
-        choices=("none", "fast", "small"),
+        "compress_level",
+        "integer",
+        "gpg compression level (0-9). gpg's zlib is most of a backup's CPU time: 0 (none) "
+        "makes a full about 2x faster than duplicity's default (6; 1 saves only 10-20%), for "
+        "more bytes stored (1.4x duplicity's default on mixed data, 2.3x on 2 KB files). "
+        "Raise it when storage or the uplink costs more than CPU (docs/performance.md).",
+        default=0,
+        minimum=0,
     ),
     Option(
-        "s2k_count",
-        "integer",
-        "Mode symmetric: how many times gpg hashes the passphrase into each volume's key (its "
-        "S2K count; unset: gpg-agent's calibration, 65011712 on the test machine, about 0.3 s "
-        "of CPU per volume at backup and at restore). Lower makes both faster and makes each "
-        "guess of the passphrase by someone holding the volumes as much cheaper: lower it only "
-        "with a long random passphrase (docs/performance.md says what it buys).",
-        minimum=1024,
+        "gpg_options",
+        "string",
+        "More gpg options, passed with duplicity --gpg-options after the compression level (a "
+        "--compress-level here wins). The old scripts' GPG_OPTIONS.",
+        example="--cipher-algo=AES256",
     ),
 )
 
@@ -113,7 +107,9 @@ SWIFT = (
     Option(
         "interface",
         "choice",
-        "Catalog interface of the object-store endpoint.",
+        "Which storage endpoint: with v3, the catalog interface of the object-store endpoint; "
+        "with v1, internal is Rackspace ServiceNet (the storage host prefixed with snet-, as "
+        "RACKSPACE_SERVICENET=True did).",
         default="public",
         choices=("public", "internal", "admin"),
     ),
@@ -148,6 +144,70 @@ RETENTION = (
         "Apply retention after every successful backup, as dt-cf-backup.sh did.",
         default=True,
     ),
+)
+
+SCHEDULE = (
+    Option(
+        "cron",
+        "string",
+        "When to run, as a 5-field cron expression (minute hour day-of-month month "
+        "day-of-week, local time; names, ranges, steps and @daily-style aliases allowed). "
+        "Give cron or interval, not both.",
+        example="30 2 * * *",
+    ),
+    Option(
+        "interval",
+        "duration",
+        "Run every so often instead (s, m, h, D, W; e.g. 6h). In the daemon the first run "
+        "comes one interval after it starts.",
+        example="6h",
+    ),
+    Option(
+        "jitter",
+        "duration",
+        "Delay each run by a random time up to this much, so that many hosts do not start at "
+        "once (systemd RandomizedDelaySec).",
+        example="10m",
+    ),
+    Option(
+        "misfire_grace_time",
+        "duration",
+        "A run that could not start on time (daemon busy or stopped) still starts when it is "
+        "late by at most this much; missed runs are coalesced into one.",
+        default="1h",
+    ),
+    Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),
+)
+
+DRILL = (
+    Option(
+        "sample",
+        "string",
+        "What cfbackup drill restores when --sample is not given: a percentage of the files "
+        "(2%), a size (200M) or a number of files (50 files), picked at random with large and "
+        "small files both represented (docs/checks.md).",
+        default="2%",
+    ),
+    Option(
+        "max_duration",
+        "duration",
+        "Stop a drill after this long (s, m, h, D, W; e.g. 30m) when --max-duration is not "
+        "given; it passes on the files it checked and says how far it got.",
+        example="30m",
+    ),
+    *SCHEDULE,
+)
+
+VERIFY = (
+    Option(
+        "read_data",
+        "string",
+        "What the scheduled cfbackup verify reads: --read-data=THIS (n/t, next/t, x%, a size "
+        "or all; next/7 on a daily schedule reads every volume once a week). Empty: "
+        "duplicity's own verify instead.",
+        default="next/7",
+    ),
+    *SCHEDULE,
 )
 
 PROFILE = (
@@ -213,8 +273,8 @@ PROFILE = (
         "integer",
         "Swift targets: volumes a restore fetches ahead, two at a time, each checked and "
         "decrypted before duplicity reads it, while it restores (duplicity alone downloads and "
-        "decrypts one volume at a time). Uses up to this many volumes of space under state_dir. "
-        "0: duplicity downloads itself (docs/performance.md).",
+        "decrypts one volume at a time). Uses up to this many volumes of space under tempdir "
+        "(else state_dir). 0: duplicity downloads itself (docs/performance.md).",
         default=4,
         minimum=0,
     ),
@@ -236,7 +296,9 @@ PROFILE = (
     Option(
         "extra_options",
         "list",
-        "Extra duplicity options, appended last (one option per list item, bind values with =).",
+        "Extra duplicity options, one per list item, values bound with =. They come last, "
+        "except selection options (--exclude-if-present, --exclude-other-filesystems, ...), "
+        "which duplicity applies in order: they come before exclude and include.",
         default=[],
         example=["--num-retries=3"],
     ),
@@ -251,6 +313,20 @@ PROFILE = (
         "swift", "table", "Swift credentials (for swift:// and cf+http:// targets).", children=SWIFT
     ),
     Option("retention", "table", "What old backups to remove.", children=RETENTION),
+    Option(
+        "drill",
+        "table",
+        "cfbackup drill's defaults, and its schedule (cron or interval: run by the scheduler "
+        "plugin, like [schedule]).",
+        children=DRILL,
+    ),
+    Option(
+        "verify",
+        "table",
+        "A scheduled cfbackup verify (cron or interval: run by the scheduler plugin), by "
+        "default a rotating slice of --read-data.",
+        children=VERIFY,
+    ),
 )
 
 TOP = (

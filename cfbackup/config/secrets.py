@@ -29,19 +29,35 @@ def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
                 "export it or use another source for the secret."
             )
     elif table.get(name + "_file"):
-        path = Path(table[name + "_file"]).expanduser()
-        try:
-            value = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or "not UTF-8 text"
-            raise ConfigError(f"{where}.{name}_file: cannot read {path}: {reason}.") from None
-        if not value:
-            raise ConfigError(f"{where}.{name}_file: {path} is empty.")
+        value = read_secret_file(table[name + "_file"], f"{where}.{name}_file", name)
     elif table.get(name + "_command"):
         value = _run_secret_command(table[name + "_command"], f"{where}.{name}_command")
     if value:
         redact.register(value)
     return value or None
+
+
+def read_secret_file(path: str | os.PathLike, where: str, what: str) -> str:
+    """The secret in file ``path`` (one line; final newline dropped), named ``what`` in the
+    errors, which say which setting (``where``) pointed there and how to fix it."""
+    path = Path(path).expanduser()
+    try:
+        value = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where}: the secret file {path} does not exist on this machine: re-create it "
+            f"holding the {what} (chmod 600 {path}), or point {where.rsplit('.', 1)[-1]} at "
+            "the file that holds it."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "it is not UTF-8 text"
+        raise ConfigError(
+            f"{where}: cannot read the secret file {path} ({reason.lower()}): fix its owner or "
+            "mode, or point the setting at a readable file."
+        ) from None
+    if not value:
+        raise ConfigError(f"{where}: the secret file {path} is empty: write the {what} into it.")
+    return value
 
 
 def _run_secret_command(command: str, where: str) -> str:

@@ -7,6 +7,7 @@ file name. Defaults from the schema are filled in here, so no other module repea
 from __future__ import annotations
 
 import copy
+import difflib
 from typing import Any
 
 from cfbackup.config.schema import DURATION_RE, Option, secret_keys
@@ -30,7 +31,9 @@ def validate_table(
     for key in data:
         if key not in known:
             allowed = ", ".join(sorted(known)) or "none"
-            problems.append(f"{_join(path, key)}: unknown key (allowed here: {allowed})")
+            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.75)
+            guess = f": did you mean {close[0]}?" if close else ""
+            problems.append(f"{_join(path, key)}: unknown key{guess} (allowed here: {allowed})")
     for option in options:
         here = _join(path, option.name)
         if option.kind == "secret":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from cfbackup.config.model import Profile
 from cfbackup.config.schema import DEFAULT_KEEP_FULL
+from cfbackup.duplicity import options
 from cfbackup.duplicity.flags import flag, repeated
 from cfbackup.duplicity.target import duplicity_url
 
@@ -28,14 +29,6 @@ VERBOSITY = {
 # (appended last, and the last occurrence wins) still override them. docs/reliability.md.
 RETRY_FLAGS = ("--num-retries=3", "--backend-retry-delay=10")
 
-# encryption.compression -> gpg's options (docs/performance.md). zlib, not gpg's default ZIP: the
-# same deflate with a 32 KB window instead of 8 KB, 0.85x the bytes at the same level (measured)
-COMPRESSION = {
-    "none": "--compress-level=0",
-    "fast": "--compress-algo=zlib --compress-level=1",
-    "small": "--compress-algo=zlib --compress-level=6",
-}
-
 
 def common_flags(profile: Profile, log_fd: int | None = None) -> tuple[str, ...]:
     """Options every duplicity command of this profile takes."""
@@ -54,9 +47,9 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
     enc = profile["encryption"]
     if enc["mode"] == "none":
         return ("--no-encryption",)
-    gpg_options = COMPRESSION[enc["compression"]]
-    if enc.get("s2k_count") and enc["mode"] == "symmetric":
-        gpg_options += f" --s2k-count={enc['s2k_count']}"
+    gpg_options = " ".join(
+        filter(None, (f"--compress-level={enc['compress_level']}", enc.get("gpg_options")))
+    )
     return (
         *repeated("--encrypt-key", enc["encrypt_keys"] if enc["mode"] == "pubkey" else ()),
         *flag("--sign-key", enc.get("sign_key")),
@@ -65,12 +58,15 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
 
 
 def selection_flags(profile: Profile) -> tuple[str, ...]:
-    """Excludes first, then includes, then everything else excluded when includes exist.
+    """Selection options from extra_options, excludes, includes, then everything else excluded
+    when includes exist.
 
-    duplicity applies the first matching rule; this is the order dt-cf-backup.sh emitted.
+    duplicity applies the first matching rule; this is the order dt-cf-backup.sh emitted (its
+    STATIC_OPTIONS came before the excludes).
     """
     includes = profile["include"]
     return (
+        *(o for o in profile["extra_options"] if options.is_selection(o)),
         *repeated("--exclude", profile["exclude"]),
         *repeated("--include", includes),
         *(("--exclude=**",) if includes else ()),
@@ -78,7 +74,8 @@ def selection_flags(profile: Profile) -> tuple[str, ...]:
 
 
 def extra_flags(profile: Profile) -> tuple[str, ...]:
-    return tuple(profile["extra_options"])
+    """extra_options but the selection ones (those are in :func:`selection_flags`)."""
+    return tuple(o for o in profile["extra_options"] if not options.is_selection(o))
 
 
 def backup_argv(
@@ -126,12 +123,26 @@ def restore_argv(
     time: str | None = None,
     force: bool = False,
     log_fd: int | None = None,
+    only: str | None = None,
 ) -> tuple[str, ...]:
+    """``only``: a file listing archive paths (NUL-separated, taken literally, not as globs):
+    restore just those (duplicity 3.2 applies selection to a restore of the whole backup)."""
     return (
         DUPLICITY,
         "restore",
         *common_flags(profile, log_fd),
         *flag("--path-to-restore", path),
+        *(
+            (
+                "--filter-literal",
+                "--null-separator",
+                f"--include-filelist={only}",
+                "--filter-globbing",
+                "--exclude=**",
+            )
+            if only
+            else ()
+        ),
         *flag("--time", time),
         *flag("--force", force),
         *extra_flags(profile),
@@ -191,12 +202,15 @@ def retention_argv(
     )
 
 
-def cleanup_argv(profile: Profile, *, log_fd: int | None = None) -> tuple[str, ...]:
+def cleanup_argv(
+    profile: Profile, *, dry_run: bool = False, log_fd: int | None = None
+) -> tuple[str, ...]:
+    """Without ``--force`` (a dry run) duplicity only lists what it would delete."""
     return (
         DUPLICITY,
         "cleanup",
         *common_flags(profile, log_fd),
-        "--force",
+        *flag("--force", not dry_run),
         *extra_flags(profile),
         duplicity_url(profile.target),
     )

@@ -11,8 +11,9 @@ failed run in ``run.py``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
-from cfbackup import keystone
+from cfbackup import keystone, servicenet
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.duplicity.target import swift_target
@@ -46,7 +47,7 @@ def encryption_environment(profile: Profile) -> dict[str, str]:
     where = f"profiles.{profile.name}.encryption"
     env: dict[str, str] = {}
     if enc.get("gpg_home"):
-        env["GNUPGHOME"] = enc["gpg_home"]
+        env["GNUPGHOME"] = str(Path(enc["gpg_home"]).expanduser())
     if enc["mode"] == "none":
         return env
     passphrase = resolve_secret(enc, "passphrase", where)
@@ -85,6 +86,8 @@ def swift_environment(profile: Profile) -> dict[str, str]:
     # duplicity's second client (a SwiftService for size queries) ignores the SWIFT_* v1
     # credentials and retries 5 x 30 s per volume unless swiftclient's own ST_* are set.
     env.update(ST_AUTH=swift["auth_url"], ST_USER=swift["username"], ST_KEY=password)
+    if swift["interface"] == "internal":  # Rackspace ServiceNet: duplicity's start-up file
+        env[servicenet.ENVIRONMENT] = "1"
     return env
 
 

@@ -11,7 +11,8 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from cfbackup import execute, redact
+from cfbackup import execute, redact, suggest, swift
+from cfbackup.config.model import Profile
 from cfbackup.duplicity import launcher, machinelog
 from cfbackup.duplicity.patches import Patch
 from cfbackup.errors import (
@@ -40,6 +41,8 @@ class DuplicityResult:
     statistics: dict = dataclasses.field(default_factory=dict)
     # the run's environment (secrets: never shown), for the diagnosis of a Keystone failure
     env: Mapping[str, str] | None = dataclasses.field(default=None, repr=False, compare=False)
+    # the profile it ran for: the fix commands a failure suggests name it
+    profile: Profile | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def command(self) -> str:
@@ -84,8 +87,10 @@ def run_duplicity(
     on_record: Callable[[machinelog.Record], None] | None = None,
     on_start: Callable | None = None,
     check: bool = True,
+    profile: Profile | None = None,
 ) -> DuplicityResult:
-    """Run the command ``build_argv(log_fd)`` returns; raise a CfbackupError when it fails.
+    """Run the command ``build_argv(log_fd)`` returns; raise a CfbackupError when it fails
+    (naming ``profile`` in the commands it suggests).
 
     A ``duplicity`` command runs through the launcher with core's patches and ``patches`` (the
     plugins') that apply to ``env``."""
@@ -96,7 +101,7 @@ def run_duplicity(
         parser = machinelog.MachineLogParser()
         with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
             for line in stream:
-                record = parser.feed(redact.redact(line))
+                record = parser.feed(redact.redact_output(line))
                 if record:
                     _accept(record)
         last = parser.close()
@@ -135,7 +140,7 @@ def run_duplicity(
     for record in records:
         if record.level == "NOTICE" and "Backup Statistics" in record.message:
             stats = machinelog.parse_statistics(record.message)
-    outcome = DuplicityResult(argv, result.returncode, records, result.tail, stats, env)
+    outcome = DuplicityResult(argv, result.returncode, records, result.tail, stats, env, profile)
     if check and result.returncode != 0:
         raise classify_failure(outcome)
     return outcome
@@ -149,49 +154,55 @@ _KEYSTONE = re.compile(
     r"Unable to establish connection to \S*/auth/tokens",
 )
 _UNAUTHORIZED = re.compile(r"\b401\b|Unauthorized")  # Swift refused a Keystone token
-_KEYSTONE_PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
+Make = Callable[[str, "Profile | None"], CfbackupError]  # (failure text, profile) -> error
+_KEYSTONE_PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     (  # the application-credential patch's sentence, without duplicity's trace-back suffix
         re.compile(r"\[cfbackup\] "),
-        lambda text: BackendError(
+        lambda text, profile: BackendError(
             re.search(r"\[cfbackup\] (.+?)\.?(?: \(for trace back[^\n]*)?$", text, re.M)[1] + "."
         ),
     ),
     (
         re.compile(r"Unable to establish connection to \S*/auth/tokens"),
-        lambda text: BackendError(
+        lambda text, profile: BackendError(
             "cannot reach Keystone (connection failed): check swift.auth_url and that Keystone is "
             "up and reachable from here."
         ),
     ),
     (
         re.compile(r"Endpoint for object-store not found"),
-        lambda text: BackendError(
+        lambda text, profile: BackendError(
             "the Keystone catalog has no object-store endpoint for the profile's region and "
-            "interface: check swift.region_name and swift.interface (cfbackup check PROFILE "
+            f"interface: check swift.region_name and swift.interface ({_cmd(profile, 'check')} "
             "lists the endpoints there are)."
         ),
     ),
     (
         re.compile(r"Unauthorized\. Check|Authorization Failure"),
-        lambda text: BackendError(
+        lambda text, profile: BackendError(
             "Keystone rejected the credentials (401): wrong password, or an unknown user, "
-            "domain or project, or no role on the project: cfbackup check PROFILE tells which."
+            f"domain or project, or no role on the project: {_cmd(profile, 'check')} tells which."
         ),
     ),
 )
 
 _CORRUPT = re.compile(r"hash mismatch for file:\s*(\S+)", re.I)  # the name is on the next line
 _MISSING = re.compile(r"difftar volume (\d+) not found in backup", re.I)
-_DAMAGED = (
-    "the backup at the target is damaged (changed behind cfbackup's back): restore an earlier "
-    "state with --time if an older chain exists, and run cfbackup backup --full to start a sound "
-    "chain."
-)
 
 
-def damaged(what: str) -> CfbackupError:
+def _cmd(profile: Profile | None, command: str, *more: str) -> str:
+    """A cfbackup command naming the profile, as it runs (with the user's -c FILE)."""
+    return suggest.command(command, profile.name if profile else "PROFILE", *more)
+
+
+def damaged(what: str, profile: Profile | None) -> CfbackupError:
     """The error for a backup whose remote objects changed: ``what`` names the object."""
-    return CfbackupError(f"{what}: {_DAMAGED}", exit_code=ExitCode.DUPLICITY)
+    return CfbackupError(
+        f"{what}: the backup at the target is damaged (changed behind cfbackup's back): restore "
+        "an earlier state with --time if an older chain exists, and run "
+        f"{_cmd(profile, 'backup', '--full')} to start a sound chain.",
+        exit_code=ExitCode.DUPLICITY,
+    )
 
 
 def _no_space(text: str) -> CfbackupError:
@@ -206,29 +217,31 @@ def _no_space(text: str) -> CfbackupError:
     )
 
 
-_PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
+_PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     (
         _CORRUPT,
-        lambda text: damaged(
+        lambda text, profile: damaged(
             f"remote volume {_CORRUPT.search(text)[1]} is corrupt (its hash does not match the "
-            "manifest)"
+            "manifest)",
+            profile,
         ),
     ),
     (
         _MISSING,
-        lambda text: damaged(
+        lambda text, profile: damaged(
             f"remote volume vol{_MISSING.search(text)[1]}.difftar of the backup set is missing "
-            "at the target"
+            "at the target",
+            profile,
         ),
     ),
     (
         # before the gpg and network patterns: a full disk also makes gpg or a download fail
         re.compile(r"not enough free space|No space left on device|Temp space has", re.I),
-        lambda text: _no_space(text),
+        lambda text, profile: _no_space(text),
     ),
     (
         re.compile(r"Another duplicity instance is already running|lockfile .* is locked", re.I),
-        lambda text: LockHeld(
+        lambda text, profile: LockHeld(
             "another duplicity process is using this profile's archive dir; wait for it or, if it "
             "is dead, run the command again (a stale duplicity lock is released with its process)."
         ),
@@ -237,25 +250,27 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
         # "Upload exceeds quota (HTTP 413): scope=...; <numbers>" comes from the sized-uploads
         # patch (patches/sized_uploads.py); a bare "413" would also match sizes and ids.
         re.compile(r"Upload exceeds (policy )?quota|Request Entity Too Large|\bHTTP 413\b", re.I),
-        lambda text: (
+        lambda text, profile: (
             lambda found: QuotaExceeded(
                 f"{'account' if found and found[1] == 'account' else 'container'} quota "
                 "exceeded: Swift refused an upload (413)"
                 + (f": {found[2].strip().rstrip('.')}" if found else "")
-                + "; raise the quota (cfbackup quota set PROFILE --bytes N) or prune old backups "
-                "(cfbackup prune PROFILE), then run the backup again (the chain resumes)."
+                + f"; raise the quota ({_cmd(profile, 'quota', 'set')} --bytes N, N the new "
+                f"limit) or prune old backups ({_cmd(profile, 'prune')}), then run the backup "
+                "again (the chain resumes)."
             )
         )(re.search(r"HTTP 413\): scope=(container|account); ([^\n]*)", text)),
     ),
     (
         re.compile(r"401 Unauthorized|Unauthorized|Authorization Failure|\b401\b", re.I),
-        lambda text: BackendError(
-            "Swift rejected the credentials (401): check swift.username and the password."
+        lambda text, profile: BackendError(
+            "Swift rejected the credentials (401): check swift.username and "
+            f"{swift.password_source(profile) if profile else 'the password'}."
         ),
     ),
     (
         re.compile(r"403 Forbidden|\b403\b", re.I),
-        lambda text: BackendError(
+        lambda text, profile: BackendError(
             "Swift refused access (403): the user lacks a role Swift accepts for this container "
             "(with Keystone: one of the proxy's operator_roles on the project, often member or "
             "swiftoperator): ask the cloud's admin to grant one."
@@ -267,8 +282,8 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
             r"Failed to establish a new connection|Temporary failure in name resolution",
             re.I,
         ),
-        lambda text: BackendError(
-            "cannot reach Swift (connection failed): check swift.auth_url and that the proxy is up."
+        lambda text, profile: swift.unreachable(
+            profile["swift"].get("auth_url") if profile else None, text
         ),
     ),
     (
@@ -277,7 +292,7 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
             r"GPG error|gpg: decryption failed|GPGError",
             re.I,
         ),
-        lambda text: CryptoError(
+        lambda text, profile: CryptoError(
             "gpg could not decrypt: wrong passphrase or the secret key is missing from the keyring."
         ),
     ),
@@ -287,20 +302,20 @@ _PATTERNS: tuple[tuple[re.Pattern, Callable[[str], CfbackupError]], ...] = (
             r"'.*manifest",
             re.I,
         ),
-        lambda text: NoBackupFound(
+        lambda text, profile: NoBackupFound(
             "no backup found at the target: run a backup first or check the profile's target."
         ),
     ),
     (
         re.compile(r"not found in archive|no files? to restore|File .* not found", re.I),
-        lambda text: CfbackupError(
-            "the path to restore is not in that backup: check it with cfbackup list.",
+        lambda text, profile: CfbackupError(
+            f"the path to restore is not in that backup: check it with {_cmd(profile, 'list')}.",
             exit_code=ExitCode.REFUSED,
         ),
     ),
     (
         re.compile(r"file_prefix_error|is not under|Fatal Error: The file specification", re.I),
-        lambda text: ConfigError(
+        lambda text, profile: ConfigError(
             "an include or exclude path is not under the profile's source: fix include/exclude."
         ),
     ),
@@ -325,10 +340,10 @@ def classify_failure(
         error = _keystone_diagnosis(env)
     for pattern, make in (*_KEYSTONE_PATTERNS, *_PATTERNS):
         if error is None and pattern.search(text):
-            error = make(text)
+            error = make(text, result.profile)
     if error is not None:
         error.detail = detail
-        error.message = f"{error.message} (duplicity exit code {result.returncode})"
+        error.message = f"{error.message.rstrip('.')} (duplicity exit code {result.returncode})."
         return error
     first = (errors[-1].splitlines() or [""])[0] if errors else ""
     summary = first or (result.output_tail[-1] if result.output_tail else "no output")
@@ -352,5 +367,5 @@ def _keystone_diagnosis(env: Mapping[str, str] | None) -> CfbackupError | None:
     try:
         return keystone.diagnose(creds)
     except Exception as error:  # noqa: BLE001 - a diagnosis must never hide the failure
-        log.debug("Keystone diagnosis failed: %s", redact.redact(str(error)))
+        log.debug("Keystone diagnosis failed: %s", redact.redact_output(str(error)))
         return None

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cfbackup import suggest
 from cfbackup.errors import ConfigError, ExitCode
 from cfbackup_firewall_lockdown import backends, lift, lockdown, seed
 from cfbackup_firewall_lockdown.record import read_record
@@ -188,9 +189,11 @@ def _lock(settings: Settings, backend: backends.Backend, state_dir: Path,
                 f"except loopback, established traffic and {allowed}")
     if locked.deadline:
         output.info(f"the dead-man (pid {locked.deadman_pid}) lifts it at "
-                    f"{_when(locked.deadline)} unless cfbackup firewall unlock comes first")
+                    f"{_when(locked.deadline)} unless {suggest.command('firewall', 'unlock')} "
+                    "comes first")
     else:
-        output.warn("no dead-man timeout: the lock-down stays until cfbackup firewall unlock")
+        output.warn("no dead-man timeout: the lock-down stays until "
+                    + suggest.command("firewall", "unlock"))
     return int(ExitCode.OK)
 
 
@@ -200,7 +203,8 @@ def _unlock(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
         result = lift.unlock(backend, state_dir, reload_saved=args.reload_saved)
         removed = removed or result.removed
         if result.drift and not args.reload_saved:
-            output.warn(result.drift + " (cfbackup firewall unlock --reload-saved loads it back)")
+            reload = suggest.command("firewall", "unlock", "--reload-saved")
+            output.warn(result.drift + f" ({reload} loads it back)")
     if removed:
         what = "saved ruleset reloaded" if args.reload_saved else "ruleset as saved"
         output.info(f"firewall lock-down lifted ({what})")
@@ -244,8 +248,8 @@ def _status(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
     output.info(f"seed firewall: {active}; SSH {s['ssh']}; ports: {ports}; networks: {networks}")
     if s["enabled"] != s["active"]:
         output.warn("the seed firewall's rules do not match its saved state (after a reboot or "
-                    "a firewall reload): run cfbackup firewall " +
-                    ("enable" if s["enabled"] else "disable"))
+                    "a firewall reload): run " +
+                    suggest.command("firewall", "enable" if s["enabled"] else "disable"))
     return int(ExitCode.OK)
 
 

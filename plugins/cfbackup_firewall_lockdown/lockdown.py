@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cfbackup import suggest
 from cfbackup.errors import CfbackupError, ExitCode, RunRefused
 from cfbackup_firewall_lockdown import backends
 from cfbackup_firewall_lockdown.lift import unlock
@@ -177,7 +178,7 @@ def _release(backend: backends.Backend, state_dir: Path, locked: Locked,
     except (CfbackupError, OSError) as error:
         message = (f"the firewall lock-down could not be lifted ({error}): the dead-man "
                    f"(pid {locked.deadman_pid}) lifts it once cfbackup has exited, or run "
-                   "cfbackup firewall unlock.")
+                   f"{suggest.command('firewall', 'unlock')}.")
         if quiet:
             logger.error("%s", message)
             return

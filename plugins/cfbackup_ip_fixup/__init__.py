@@ -16,6 +16,8 @@ from cfbackup.config.schema import Option
 from cfbackup.errors import CfbackupError, ConfigError, ExitCode
 from cfbackup.hookspecs import hookimpl
 
+from .rfc2136 import TSIG_ALGORITHMS
+
 SECTION = "ip_fixup"
 log = logging.getLogger("cfbackup.ip_fixup")
 
@@ -82,28 +84,24 @@ OPTIONS = (
     Option(
         "tsig_key_name",
         "string",
-        "Name of the TSIG key signing updates (unsigned when unset).",
+        "Name of the TSIG key signing updates. Updates are unsigned when neither this nor a "
+        "secret is set; a BIND key file (tsig_secret) names the key itself.",
         example="cfbackup-update",
     ),
     Option(
         "tsig_secret",
         "secret",
-        "Base64 secret of the TSIG key.",
-        example='from tsig_secret_file = "/etc/cfbackup/tsig.key"',
+        "The TSIG key: its bare base64 secret (with tsig_key_name and tsig_algorithm), or the "
+        'BIND key file as tsig-keygen writes it (key "NAME" { algorithm ALG; secret "..."; };), '
+        "from which the key's name and algorithm are taken.",
+        example='from tsig_secret_file = "/etc/cfbackup/tsig.key" (tsig-keygen NAME > FILE)',
     ),
     Option(
         "tsig_algorithm",
         "choice",
-        "Algorithm of the TSIG key.",
+        "Algorithm of the TSIG key (a BIND key file's own algorithm wins).",
         default="hmac-sha256",
-        choices=(
-            "hmac-sha256",
-            "hmac-sha384",
-            "hmac-sha512",
-            "hmac-sha224",
-            "hmac-sha1",
-            "hmac-md5",
-        ),
+        choices=TSIG_ALGORITHMS,
     ),
     Option(
         "update_hosts", "boolean", "Rewrite the hosts-file lines naming the host.", default=True
@@ -178,8 +176,8 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
         for rtype in ("A", "AAAA"):
             if dns_old.get(rtype) and not dns_new.get(rtype):
                 outcome.warnings.append(
-                    f"no new {rtype} address for {', '.join(names)}: those "
-                    "records were left as they are"
+                    f"no new {rtype} address for {', '.join(rfc2136.shown(n) for n in names)}, "
+                    "so those records were left as they are"
                 )
         records = {name: dict(dns_new) for name in names}
         if dns_new and section["dns_backend"] == "designate":

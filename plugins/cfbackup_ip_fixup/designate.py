@@ -14,6 +14,8 @@ from cfbackup import cloud
 from cfbackup.config.model import Profile
 from cfbackup.errors import ConfigError
 
+from .rfc2136 import shown
+
 CLOUD_SECTION = "server_image"  # docs/plugins/ip_fixup.md: the same cloud as server_image's
 cloud_errors = functools.partial(
     cloud.cloud_errors, timeout_setting=f"{CLOUD_SECTION}.api_timeout"
@@ -32,14 +34,14 @@ def _zone(conn, wanted: str | None, name: str, where: str):
                 )
             except sdk.NotFoundException:
                 raise ConfigError(
-                    f"{where}.dns_zone: Designate has no zone {wanted} in this "
+                    f"{where}.dns_zone: Designate has no zone {shown(wanted)} in this "
                     "project: check the name and the credentials."
                 ) from None
         fqdn = name if name.endswith(".") else name + "."
         matches = [z for z in conn.dns.zones() if fqdn == z.name or fqdn.endswith("." + z.name)]
     if not matches:
         raise ConfigError(
-            f"{where}.dns_zone: Designate has no zone containing {name}: set "
+            f"{where}.dns_zone: Designate has no zone containing {shown(name)}: set "
             "dns_zone or create the zone."
         )
     return max(matches, key=lambda z: len(z.name))
@@ -59,7 +61,7 @@ def replace(
         fqdn = name if name.endswith(".") else name + "."
         zone = _zone(conn, zone_name, fqdn, where)
         for rtype, addresses in by_type.items():
-            with cloud_errors(f"updating the {rtype} recordset of {fqdn} in Designate"):
+            with cloud_errors(f"updating the {rtype} recordset of {shown(fqdn)} in Designate"):
                 existing = list(conn.dns.recordsets(zone, name=fqdn, type=rtype))
                 if existing:
                     conn.dns.update_recordset(existing[0], records=addresses, ttl=ttl)

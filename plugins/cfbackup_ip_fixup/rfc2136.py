@@ -10,6 +10,7 @@ are ordinary replies; and ``dns.rcode.to_text(16)`` says BADVERS, so TSIG codes 
 from __future__ import annotations
 
 import binascii
+import re
 import socket
 from collections.abc import Iterable
 from typing import Any
@@ -17,12 +18,81 @@ from typing import Any
 from cfbackup.errors import BackendError, ConfigError
 
 TSIG_RCODES = {16: "BADSIG", 17: "BADKEY", 18: "BADTIME", 22: "BADTRUNC"}
+TSIG_ALGORITHMS = (  # the choices of ip_fixup.tsig_algorithm
+    "hmac-sha256",
+    "hmac-sha384",
+    "hmac-sha512",
+    "hmac-sha224",
+    "hmac-sha1",
+    "hmac-md5",
+)
+
+
+def shown(name: str) -> str:
+    """A DNS name for a sentence: without the root's final dot, which would read as a full
+    stop before the colon or period that follows ("zone example.test.: ...")."""
+    return str(name).rstrip(".") or "."
 
 
 def _rcode_text(code: int) -> str:
     import dns.rcode
 
     return TSIG_RCODES.get(code) or dns.rcode.to_text(code)
+
+
+_COMMENTS = re.compile(r"/\*.*?\*/|(?://|#)[^\n]*", re.S)
+_KEY = re.compile(r'\bkey\s+"?([^"\s{;]+)"?\s*\{(.*?)\}\s*;', re.S)
+_ALGORITHM = re.compile(r'\balgorithm\s+"?([\w.-]+)"?\s*;', re.I)
+_SECRET = re.compile(r'\bsecret\s+"([^"]+)"\s*;')
+
+
+def tsig_key(text: str, key_name: str | None, where: str) -> tuple[str | None, str | None, str]:
+    """(key name, algorithm or None, base64 secret) from what ``tsig_secret`` holds: a bare
+    base64 secret (the name is ``tsig_key_name``), or a BIND key statement as ``tsig-keygen``
+    writes it, ``key "NAME" { algorithm ALG; secret "..."; };``, which names the key and its
+    algorithm itself (``tsig_key_name``, when set, picks one of several keys)."""
+    from cfbackup import redact
+
+    keys = _KEY.findall(_COMMENTS.sub("", text))
+    if not keys:
+        secret = text.strip()
+        if not key_name:
+            raise ConfigError(
+                f"{where}.tsig_key_name: a TSIG secret is given but not the name of its key: set "
+                "tsig_key_name, or give the key file tsig-keygen wrote (it names the key)."
+            )
+        return key_name, None, secret
+    if key_name:
+        keys = [k for k in keys if k[0] == key_name] or keys
+        if keys[0][0] != key_name:
+            raise ConfigError(
+                f"{where}.tsig_key_name: the key file names key {keys[0][0]}, not {key_name}: "
+                "fix tsig_key_name (or remove it: the file names the key)."
+            )
+    elif len(keys) > 1:
+        raise ConfigError(
+            f"{where}.tsig_secret: the key file holds {len(keys)} keys "
+            f"({', '.join(k[0] for k in keys)}): set tsig_key_name to the one to use."
+        )
+    name, body = keys[0]
+    secret = _SECRET.search(body)
+    algorithm = _ALGORITHM.search(body)
+    if secret is None:
+        raise ConfigError(
+            f'{where}.tsig_secret: key {name} in the key file has no secret "..."; statement: '
+            "give the file tsig-keygen wrote."
+        )
+    redact.register(secret[1])
+    if algorithm is None:
+        return name, None, secret[1]
+    alg = algorithm[1].lower().rstrip(".").removesuffix(".sig-alg.reg.int")
+    if alg not in TSIG_ALGORITHMS:
+        raise ConfigError(
+            f"{where}.tsig_secret: key {name} uses algorithm {alg}, which cfbackup cannot sign "
+            f"with (it knows {', '.join(TSIG_ALGORITHMS)}): make a key with tsig-keygen -a "
+            "hmac-sha256."
+        )
+    return name, alg, secret[1]
 
 
 class Server:
@@ -45,6 +115,10 @@ class Server:
         self.key_name = settings.get("tsig_key_name")
         self.keyring = None
         self.algorithm = dns.tsig.default_algorithm
+        algorithm = settings["tsig_algorithm"]
+        if secret:
+            self.key_name, from_file, secret = tsig_key(secret, self.key_name, where)
+            algorithm = from_file or algorithm
         if self.key_name:
             if not secret:
                 raise ConfigError(
@@ -56,9 +130,10 @@ class Server:
             except (binascii.Error, ValueError):
                 raise ConfigError(
                     f"{where}.tsig_secret: not a base64 TSIG secret: copy the "
-                    "secret of the key from the server's config."
+                    "secret of the key from the server's config, or give the key file "
+                    "tsig-keygen wrote."
                 ) from None
-            self.algorithm = dns.name.from_text(settings["tsig_algorithm"])
+            self.algorithm = dns.name.from_text(algorithm)
         try:
             self.address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][4][
                 0
@@ -134,7 +209,7 @@ class Server:
         candidate = dns.name.from_text(name)
         while True:
             query = self._message(dns.message.make_query, candidate, dns.rdatatype.SOA)
-            reply = self._send(query, f"while looking for the zone of {name}")
+            reply = self._send(query, f"while looking for the zone of {shown(name)}")
             if reply.rcode() == dns.rcode.NOERROR and any(
                 r.rdtype == dns.rdatatype.SOA and r.name == candidate for r in reply.answer
             ):
@@ -142,7 +217,7 @@ class Server:
             if candidate == dns.name.root or len(candidate.labels) <= 2:
                 raise ConfigError(
                     f"{self.where}.dns_zone: DNS server {self.label} serves no "
-                    f"zone containing {name}: set dns_zone, or check dns_server."
+                    f"zone containing {shown(name)}: set dns_zone, or check dns_server."
                 )
             candidate = candidate.parent()
 
@@ -153,13 +228,13 @@ class Server:
         import dns.rdatatype
 
         query = self._message(dns.message.make_query, zone, dns.rdatatype.SOA)
-        reply = self._send(query, f"to an SOA query for {zone}")
+        reply = self._send(query, f"to an SOA query for {shown(zone)}")
         if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
             raise BackendError(
                 f"DNS server {self.label} answered {_rcode_text(reply.rcode())} "
-                f"for the SOA of {zone}: check dns_zone."
+                f"for the SOA of {shown(zone)}: check dns_zone."
             )
-        return f"{self.label} serves {zone}" + (
+        return f"{self.label} serves {shown(zone)}" + (
             f", accepts TSIG key {self.key_name}" if self.key_name else ""
         )
 
@@ -191,17 +266,18 @@ class Server:
         for name, by_type in records.items():
             for rtype, addresses in by_type.items():
                 update.replace(name, ttl, rtype, *addresses)
-        names = ", ".join(sorted(records))
-        reply = self._send(update, f"while updating {names} in zone {zone}")
+        names = ", ".join(shown(n) for n in sorted(records))
+        where_zone = f"zone {shown(zone)}"
+        reply = self._send(update, f"while updating {names} in {where_zone}")
         code = reply.rcode()
         if code == dns.rcode.NOERROR:
             return
         problem = {
             dns.rcode.REFUSED: f"refused the update: its update-policy (or allow-update) does "
-            f"not let {self._who()} change {names} in zone {zone}",
-            dns.rcode.NOTAUTH: f"is not authoritative for zone {zone} (or did not accept "
+            f"not let {self._who()} change {names} in {where_zone}",
+            dns.rcode.NOTAUTH: f"is not authoritative for {where_zone} (or did not accept "
             f"{self._who()}): send updates to the zone's primary",
-            dns.rcode.NOTZONE: f"says {names} is not in zone {zone}: check dns_zone",
+            dns.rcode.NOTZONE: f"says {names} is not in {where_zone}: check dns_zone",
             dns.rcode.NXRRSET: f"found that the records of {names} no longer hold the old "
             "addresses (dns_check_old): someone changed them; check them "
             "by hand",
@@ -212,7 +288,7 @@ class Server:
         }.get(code, "could not apply the update")
         raise BackendError(
             f"DNS server {self.label} answered {_rcode_text(code)}: it "
-            f"{problem}; nothing was changed in zone {zone}."
+            f"{problem}; nothing was changed in {where_zone}."
         )
 
     def _who(self) -> str:

@@ -1,10 +1,10 @@
 """Built-in plugin ``notify``: tell people how runs went, without their reading logs.
 
 Per profile (``[profiles.NAME.notify]``): a mail through SMTP (STARTTLS, SSL or plain, with
-login), healthchecks.io-style pings (start, then success or fail) and a generic JSON webhook,
-for the actions listed in ``actions``; mail and webhook on failure only or always. Nothing is
-sent for ``--dry-run``. Every text is redacted (``summary.py``); a delivery problem is logged
-as a warning and never changes the run's result.
+login) or the local ``sendmail -t``, healthchecks.io-style pings (start, then success or fail)
+and a generic JSON webhook, for the actions listed in ``actions``; mail and webhook on failure
+only or always. Nothing is sent for ``--dry-run``. Every text is redacted (``summary.py``); a
+delivery problem is logged as a warning and never changes the run's result.
 
 It also keeps a Prometheus textfile (``--metrics-file`` or ``notify.metrics_file``) up to date
 after each run (``metrics.py``). Documented in docs/plugins/notify.md and docs/operations.md.
@@ -20,7 +20,7 @@ from cfbackup.config.schema import Option
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import CfbackupError
 from cfbackup.hookspecs import hookimpl
-from cfbackup.redact import redact
+from cfbackup.redact import redact, redact_output
 
 SECTION = "notify"
 log = logging.getLogger("cfbackup.notify")
@@ -40,6 +40,22 @@ EMAIL = (
         "string",
         "Sender address; cfbackup@HOSTNAME when unset.",
         example="backup@example.com",
+    ),
+    Option(
+        "transport",
+        "choice",
+        "smtp: talk to an SMTP server (host, port, security, login); sendmail: hand the mail "
+        "to the local mail system with sendmail_command, as the old scripts did.",
+        default="smtp",
+        choices=("smtp", "sendmail"),
+    ),
+    Option(
+        "sendmail_command",
+        "string",
+        "With transport sendmail: the command that reads the mail (headers name the "
+        "recipients) on standard input; run without a shell.",
+        default="/usr/sbin/sendmail -t",
+        example="msmtp -t",
     ),
     Option("host", "string", "SMTP server.", default="localhost"),
     Option(
@@ -104,7 +120,8 @@ OPTIONS = (
     Option(
         "actions",
         "list",
-        "Which actions notify (backup, verify, restore, prune, cleanup).",
+        "Which actions notify (backup, verify, drill, restore, prune, cleanup); add drill "
+        "and verify to hear of a failed check.",
         default=["backup"],
         example=["backup", "verify"],
     ),
@@ -118,8 +135,9 @@ OPTIONS = (
     Option(
         "metrics_file",
         "path",
-        "Prometheus textfile updated after every backup, verify, restore, prune and cleanup "
-        "(last success time, duration, bytes, exit code); --metrics-file overrides it.",
+        "Prometheus textfile updated after every backup, verify, drill, restore, prune and "
+        "cleanup (last success time, duration, bytes, exit code, what a drill or "
+        "verify --read-data checked); --metrics-file overrides it.",
         example="/var/lib/prometheus/node-exporter/cfbackup.prom",
     ),
     Option("email", "table", "Mail through SMTP.", children=EMAIL),
@@ -127,7 +145,7 @@ OPTIONS = (
     Option("webhook", "table", "A generic JSON webhook.", children=WEBHOOK),
 )
 
-METRICS_COMMANDS = ("backup", "verify", "restore", "prune", "cleanup")
+METRICS_COMMANDS = ("backup", "verify", "drill", "restore", "prune", "cleanup")
 
 
 @hookimpl
@@ -196,7 +214,7 @@ def cfbackup_run_finished(run, result):
         except CfbackupError as error:  # e.g. a password_env naming an unset variable
             log.warning("notify: %s", redact(error.message))
         except Exception as error:  # one broken channel must not silence the others
-            log.warning("notify: %s", redact(str(error)))
+            log.warning("notify: %s", redact_output(str(error)))
 
 
 def _ping(run, config: dict, summary: dict) -> None:
@@ -215,27 +233,33 @@ def _ping(run, config: dict, summary: dict) -> None:
 
 def _mail(run, config: dict, summary: dict) -> None:
     from cfbackup_notify import summary as summaries
-    from cfbackup_notify.senders import NotifyError, send_mail
+    from cfbackup_notify.senders import NotifyError, make_message, pipe_to_sendmail, send_mail
 
     email = config.get("email") or {}
     if not email.get("to") or (summary["ok"] and email.get("when") != "always"):
         return
     where = f"profiles.{run.profile.name}.{SECTION}.email"
-    password = resolve_secret(email, "password", where)
+    mail = {
+        "sender": email.get("from") or f"cfbackup@{socket.gethostname()}",
+        "recipients": email["to"],
+        "subject": summaries.subject(summary, email["subject_prefix"]),
+        "body": summaries.text(summary),
+    }
     try:
-        send_mail(
-            host=email["host"],
-            port=email.get("port"),
-            security=email["security"],
-            sender=email.get("from") or f"cfbackup@{socket.gethostname()}",
-            recipients=email["to"],
-            subject=summaries.subject(summary, email["subject_prefix"]),
-            body=summaries.text(summary),
-            username=email.get("username"),
-            password=password,
-            ca_file=email.get("ca_file"),
-            timeout=config["timeout"],
-        )
+        if email["transport"] == "sendmail":
+            command = email["sendmail_command"]
+            pipe_to_sendmail(command, make_message(**mail), timeout=config["timeout"])
+        else:
+            send_mail(
+                host=email["host"],
+                port=email.get("port"),
+                security=email["security"],
+                username=email.get("username"),
+                password=resolve_secret(email, "password", where),
+                ca_file=email.get("ca_file"),
+                timeout=config["timeout"],
+                **mail,
+            )
         log.info("notify: mail sent to %s", ", ".join(email["to"]))
     except NotifyError as error:
         log.warning("notify: %s", error)

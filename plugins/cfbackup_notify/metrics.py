@@ -29,8 +29,16 @@ METRICS = {
     "cfbackup_last_backup_source_files": "Files in the source at the last successful backup.",
     "cfbackup_last_backup_changed_files": "New, changed and deleted files in the last "
     "successful backup.",
+    "cfbackup_drill_last_success_timestamp": "When a restore drill last passed (Unix time).",
+    "cfbackup_drill_files_checked": "Files the last restore drill restored and compared.",
+    "cfbackup_drill_mismatches": "Files the last restore drill found different or could not "
+    "restore (0 when it passed).",
+    "cfbackup_verify_volumes_checked": "Volumes the last verify --read-data downloaded and "
+    "checked.",
+    "cfbackup_verify_bad_volumes": "Volumes the last verify --read-data found missing, corrupt "
+    "or undecryptable.",
 }
-ACTIONS = ("backup", "verify", "restore", "prune", "cleanup")
+ACTIONS = ("backup", "verify", "drill", "restore", "prune", "cleanup")
 SAMPLE = re.compile(r'^(cfbackup_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
 
@@ -71,6 +79,7 @@ def run_samples(
         ("cfbackup_last_run_exit_code", labels): exit_code,
         ("cfbackup_last_run_success", labels): 1 if exit_code == 0 else 0,
     }
+    out.update(_check_samples(profile, action, exit_code, stats, finished))
     if exit_code != 0:
         return out
     out[("cfbackup_last_success_timestamp_seconds", labels)] = finished
@@ -87,6 +96,26 @@ def run_samples(
         ):
             if isinstance(value, int | float):
                 out[(name, only)] = value
+    return out
+
+
+def _check_samples(
+    profile: str, action: str, exit_code: int, stats: dict[str, Any], finished: float
+) -> dict[Key, float]:
+    """What a drill or a verify --read-data found, also when it failed (a failed drill's
+    mismatches are the point); only a run that got as far as checking has the stats."""
+    only = (("profile", profile),)
+    out: dict[Key, float] = {}
+    if action == "drill" and "files_checked" in stats:
+        out[("cfbackup_drill_files_checked", only)] = stats["files_checked"]
+        out[("cfbackup_drill_mismatches", only)] = stats.get("mismatches", 0) + stats.get(
+            "failures", 0
+        )
+        if exit_code == 0:
+            out[("cfbackup_drill_last_success_timestamp", only)] = finished
+    if action == "verify" and "volumes_checked" in stats:
+        out[("cfbackup_verify_volumes_checked", only)] = stats["volumes_checked"]
+        out[("cfbackup_verify_bad_volumes", only)] = len(stats.get("bad_volumes") or ())
     return out
 
 

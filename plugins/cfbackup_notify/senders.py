@@ -1,4 +1,5 @@
-"""Deliver a notification: SMTP mail and HTTP requests (pings, the JSON webhook).
+"""Deliver a notification: mail (SMTP, or the local sendmail) and HTTP requests (pings, the
+JSON webhook).
 
 Each function raises :class:`NotifyError` with a sentence naming the server and what to fix;
 the plugin logs it as a warning. A notification never changes a run's result.
@@ -7,6 +8,7 @@ the plugin logs it as a warning. A notification never changes a run's result.
 from __future__ import annotations
 
 import json
+import shlex
 import smtplib
 import ssl
 import time
@@ -17,7 +19,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from cfbackup import __version__
-from cfbackup.redact import redact
+from cfbackup.redact import redact, redact_output
 
 HTTP_ATTEMPTS = 3  # a ping lost to a blip would page someone: retry 5xx and network errors
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -29,6 +31,45 @@ class NotifyError(Exception):
 
 def _tls_context(ca_file: str | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+
+
+def make_message(*, sender: str, recipients: list[str], subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=True)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["X-Mailer"] = f"cfbackup {__version__}"
+    message.set_content(body)
+    return message
+
+
+def pipe_to_sendmail(command: str, message: EmailMessage, *, timeout: float = 30) -> None:
+    """Hand ``message`` to the local mail system, as the old scripts did: ``sendmail -t``
+    reads the recipients from the headers, the message from stdin (nothing on argv but the
+    command itself; a password, if the mail system needs one, stays in its own config)."""
+    from cfbackup import execute
+    from cfbackup.errors import CfbackupError
+
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise NotifyError(f"notify.email.sendmail_command cannot be split: {error}") from None
+    if not argv:
+        raise NotifyError("notify.email.sendmail_command is empty")
+    try:
+        result = execute.capture(argv, input_text=message.as_string(), timeout=timeout)
+    except CfbackupError as error:  # not found, or it hung
+        raise NotifyError(
+            f"{error.message.rstrip('.')}: check notify.email.sendmail_command"
+        ) from None
+    if result.returncode != 0:
+        said = redact_output(" ".join(result.tail[-3:])) or "no message"
+        raise NotifyError(
+            f"{argv[0]} exited with code {result.returncode} ({said}): check the mail system "
+            "and notify.email.sendmail_command"
+        )
 
 
 def send_mail(
@@ -45,14 +86,7 @@ def send_mail(
     ca_file: str | None = None,
     timeout: float = 30,
 ) -> None:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
-    message["Date"] = formatdate(localtime=True)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message["X-Mailer"] = f"cfbackup {__version__}"
-    message.set_content(body)
+    message = make_message(sender=sender, recipients=recipients, subject=subject, body=body)
     port = port or DEFAULT_PORTS[security]
     where = f"SMTP server {host}:{port}"
     try:
@@ -91,7 +125,9 @@ def send_mail(
             f"TLS with {where} failed ({error.reason or error}): check notify.email.ca_file"
         ) from None
     except (smtplib.SMTPException, OSError) as error:
-        raise NotifyError(f"sending mail through {where} failed: {redact(str(error))}") from None
+        raise NotifyError(
+            f"sending mail through {where} failed: {redact_output(str(error))}"
+        ) from None
 
 
 def http_request(
@@ -125,7 +161,7 @@ def http_request(
                 break
         except (TimeoutError, urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            last = redact(str(reason))
+            last = redact_output(str(reason))
         if attempt < attempts:
             time.sleep(backoff * attempt)
     raise NotifyError(f"request to {shown} failed: {last}")

@@ -26,6 +26,13 @@ STATS = {
     "RawDeltaSize": ("changed data", True),
     "TotalDestinationSizeChange": ("uploaded", True),
     "Errors": ("errors", False),
+    # a drill and a verify --read-data (cfbackup's own statistics)
+    "files_sampled": ("files sampled", False),
+    "files_checked": ("files checked", False),
+    "mismatches": ("mismatches", False),
+    "failures": ("not restorable", False),
+    "seed": ("seed (--seed)", False),
+    "volumes_checked": ("volumes checked", False),
 }
 
 
@@ -49,6 +56,8 @@ def build(run: Any, result: Any) -> dict[str, Any]:
         "log_tail": [] if result.ok else log_tail(result, run.log_file),
         "log_file": str(run.log_file) if run.log_file else None,
         "cfbackup_version": __version__,
+        # e.g. a legacy config readable by others: repeated on every run until it is fixed
+        "warnings": [w for w in (getattr(run.config, "permission_warning", None),) if w],
     }
     return scrub(summary)
 
@@ -92,6 +101,7 @@ def text(summary: dict[str, Any]) -> str:
     lines = [
         f"cfbackup {summary['action']} of profile {summary['profile']} on {summary['host']} "
         f"{outcome}.",
+        *(f"WARNING: {warning}" for warning in summary.get("warnings", ())),
         "",
         f"Result:    {summary['result']} (exit code {summary['exit_code']})",
         f"Message:   {summary['message'] or '-'}",

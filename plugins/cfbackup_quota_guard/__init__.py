@@ -160,15 +160,17 @@ def cfbackup_on_error(run, error):
     from cfbackup.errors import QuotaExceeded
 
     if run.action == "backup" and isinstance(error, QuotaExceeded) and error.detail:
+        from cfbackup import suggest
+
         name = run.profile.name
         run.log.warning(
             "Swift refused an upload of %s with 413 while the backup ran (another writer may "
-            "have filled the quota): see `cfbackup quota show %s`, raise the quota with "
-            "`cfbackup quota set %s --bytes N`, then run `cfbackup backup %s` again: it resumes.",
+            "have filled the quota): see `%s`, raise the quota with `%s` (N: the new limit), "
+            "then run `%s` again: it resumes.",
             name,
-            name,
-            name,
-            name,
+            suggest.command("quota", "show", name),
+            suggest.command("quota", "set", name, "--bytes", "N"),
+            suggest.command("backup", name),
         )
 
 

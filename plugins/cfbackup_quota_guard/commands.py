@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import os
-import re
 
 from cfbackup.errors import ConfigError, ExitCode
-
-_AMOUNT = re.compile(r"(\d+)\s*(?:([KMGT])(i)?)?B?", re.I)
 
 
 def parse_amount(text: str, *, sizes: bool) -> int | None:
     """A quota from the command line: N, N with a unit for bytes (K/M/G/T: powers of 1000;
     KiB/MiB/GiB/TiB: powers of 1024), or ``none`` to remove the quota."""
+    from cfbackup.units import parse_size
+
     text = text.strip()
     if text.lower() in ("none", "off", "remove"):
         return None
-    match = _AMOUNT.fullmatch(text)
-    if not match or (not sizes and not text.isdigit()):
+    try:
+        if not sizes and not text.isdigit():
+            raise ValueError(text)
+        return parse_size(text)
+    except ValueError:
         raise ConfigError(
             f"{text!r} is not {'a size (e.g. 500000000, 500M, 10GiB)' if sizes else 'a count'} "
             "or 'none'."
-        )
-    number, unit, binary = match.groups()
-    power = "KMGT".index(unit.upper()) + 1 if unit else 0
-    return int(number) * (1024 if binary else 1000) ** power
+        ) from None
 
 
 def register(subparsers) -> None:

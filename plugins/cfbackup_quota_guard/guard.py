@@ -13,6 +13,7 @@ import math
 import time
 from typing import Any
 
+from cfbackup import suggest
 from cfbackup_quota_guard import chain, estimate, selection
 
 log = logging.getLogger("cfbackup.quota_guard")
@@ -169,16 +170,18 @@ class Assessment:
             if check.unit == "bytes":
                 need = math.ceil(need / MIB) * MIB
             if check.scope == "container":
-                fixes.append(f"cfbackup quota set {name} {flag} {need}")
+                fixes.append(suggest.command("quota", "set", name, flag, need))
             else:
                 fixes.append(
-                    f"cfbackup quota set {name} --account {flag} {need} (as a reseller admin)"
+                    suggest.command("quota", "set", name, "--account", flag, need)
+                    + " (as a reseller admin)"
                 )
         return (
             f"quota exceeded: the {self.plan.kind} backup of {name} would not fit: {reasons}. "
             f"Raise the quota with `{'` or `'.join(dict.fromkeys(fixes))}`, or prune old backups "
-            f"with `cfbackup prune {name}` and check with `cfbackup quota show {name}`; "
-            "`cfbackup backup --ignore-quota` runs it anyway."
+            f"with `{suggest.command('prune', name)}` and check with "
+            f"`{suggest.command('quota', 'show', name)}`; "
+            f"`{suggest.command('backup', name, '--ignore-quota')}` runs it anyway."
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""Built-in plugin ``scheduler``: backups on a schedule, from cfbackup's own daemon, systemd
-timers or cron.
+"""Built-in plugin ``scheduler``: backups, restore drills and volume checks on a schedule, from
+cfbackup's own daemon, systemd timers or cron.
 
 Each profile may have a ``[profiles.NAME.schedule]`` table (a cron expression or an interval,
-jitter, enabled). ``cfbackup schedule run`` is an APScheduler daemon (``daemon.py``);
-``cfbackup schedule install --systemd|--cron`` writes timer units or prints crontab lines
-(``install.py``); ``cfbackup schedule list`` shows each schedule and its next run. Parsing and
-conversions are pure functions in ``spec.py``. Documented in docs/plugins/scheduler.md.
+jitter, enabled) for its backups, and the same keys in ``[profiles.NAME.drill]`` for
+``cfbackup drill`` and in ``[profiles.NAME.verify]`` for ``cfbackup verify --read-data``
+(those two tables belong to the core schema; this plugin runs them). ``cfbackup schedule run``
+is an APScheduler daemon (``daemon.py``); ``cfbackup schedule install --systemd|--cron``
+writes timer units or prints crontab lines (``install.py``); ``cfbackup schedule list`` shows
+each schedule and its next run. Parsing and conversions are pure functions in ``spec.py``.
+Documented in docs/plugins/scheduler.md.
 """
 
 from __future__ import annotations
@@ -13,44 +16,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from cfbackup.config.schema import Option
+from cfbackup.config.schema import SCHEDULE
 from cfbackup.errors import ConfigError
 from cfbackup.hookspecs import hookimpl
 
 SECTION = "schedule"
 
-OPTIONS = (
-    Option(
-        "cron",
-        "string",
-        "When to back up, as a 5-field cron expression (minute hour day-of-month month "
-        "day-of-week, local time; names, ranges, steps and @daily-style aliases allowed). "
-        "Give cron or interval, not both.",
-        example="30 2 * * *",
-    ),
-    Option(
-        "interval",
-        "duration",
-        "Back up every so often instead (s, m, h, D, W; e.g. 6h). In the daemon the first run "
-        "comes one interval after it starts.",
-        example="6h",
-    ),
-    Option(
-        "jitter",
-        "duration",
-        "Delay each run by a random time up to this much, so that many hosts do not start at "
-        "once (systemd RandomizedDelaySec).",
-        example="10m",
-    ),
-    Option(
-        "misfire_grace_time",
-        "duration",
-        "A run that could not start on time (daemon busy or stopped) still starts when it is "
-        "late by at most this much; missed runs are coalesced into one.",
-        default="1h",
-    ),
-    Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),
-)
+OPTIONS = SCHEDULE  # the same keys make the [drill] and [verify] schedules (core schema)
 
 
 @hookimpl
@@ -60,29 +32,35 @@ def cfbackup_config_schema(register):
 
 @hookimpl
 def cfbackup_check(run):
-    from cfbackup_scheduler.spec import schedule_for
+    from cfbackup_scheduler.spec import SECTIONS, schedule_for
 
-    try:
-        schedule = schedule_for(run.profile)
-    except ConfigError as error:
-        return [("schedule", False, error.message)]
-    if schedule is None:
-        return None
-    return [("schedule", True, schedule.describe())]
+    rows = []
+    for section, action in SECTIONS.items():
+        what = "schedule" if action == "backup" else f"{action} schedule"
+        try:
+            schedule = schedule_for(run.profile, section)
+        except ConfigError as error:
+            rows.append((what, False, error.message))
+            continue
+        if schedule is not None:
+            rows.append((what, True, schedule.describe()))
+    return rows or None
 
 
 @hookimpl
 def cfbackup_register_commands(subparsers, context):
-    p = subparsers.add_parser("schedule", help="run or install the profiles' backup schedules")
+    p = subparsers.add_parser(
+        "schedule", help="run or install the profiles' schedules (backup, drill, verify)"
+    )
     sub = p.add_subparsers(dest="schedule_command", metavar="SUBCOMMAND", required=True)
 
-    r = sub.add_parser("run", help="run due backups from the config's schedules (a daemon)")
+    r = sub.add_parser("run", help="run what is due from the config's schedules (a daemon)")
     r.add_argument(
         "--max-parallel",
         type=int,
         default=1,
         metavar="N",
-        help="at most N profiles back up at the same time (default 1)",
+        help="at most N scheduled runs at the same time (default 1)",
     )
     r.set_defaults(handler=run_daemon)
 
@@ -108,10 +86,21 @@ def cfbackup_register_commands(subparsers, context):
 
 
 def _schedules(config, names=None):
-    from cfbackup_scheduler.spec import schedule_for
+    """Every schedule of the profiles (backups, drills, verify); ConfigError when two would
+    get the same unit name (a profile ``web-drill`` and the drill of ``web``)."""
+    from cfbackup_scheduler.install import unit_name
+    from cfbackup_scheduler.spec import schedules_for
 
-    profiles = config.select(names or None)
-    found = [s for s in (schedule_for(p) for p in profiles) if s is not None]
+    found = [s for p in config.select(names or None) for s in schedules_for(p)]
+    seen: dict[str, str] = {}
+    for schedule in found:
+        name = unit_name(schedule.profile, schedule.action)
+        if name in seen:
+            raise ConfigError(
+                f"the schedules {seen[name]} and {schedule.key} would both be {name}: rename "
+                "one of the profiles."
+            )
+        seen[name] = schedule.key
     return found
 
 
@@ -181,7 +170,7 @@ def install(args, context) -> int:
     for name, text in units.items():
         changed = write_atomically(unit_dir / name, text)
         print(f"{'wrote' if changed else 'unchanged'} {unit_dir / name}")
-    timers = " ".join(f"{unit_name(s.profile)}.timer" for s in schedules)
+    timers = " ".join(f"{unit_name(s.profile, s.action)}.timer" for s in schedules)
     print(f"now run: systemctl daemon-reload && systemctl enable --now {timers}", file=sys.stderr)
     return 0
 

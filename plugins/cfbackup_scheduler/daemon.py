@@ -1,11 +1,12 @@
-"""``cfbackup schedule run``: an APScheduler 3 ``BlockingScheduler`` running due backups.
+"""``cfbackup schedule run``: an APScheduler 3 ``BlockingScheduler`` running due backups (and
+drills and volume checks).
 
-Each due profile runs as ``cfbackup -c CONFIG --quiet backup PROFILE`` in a child process
-(through :mod:`cfbackup.execute`): exactly what a user or a timer would type, with the profile
-lock, hooks, history, notifications and metrics, and isolated from the daemon (a crash or a
-leak in one run cannot take the schedules down; config changes to a profile apply at its next
-run). One job per profile with ``max_instances=1``; missed runs are coalesced and run late only
-within ``misfire_grace_time``.
+Each due run is ``cfbackup -c CONFIG --quiet backup PROFILE`` (or ``drill``, ``verify``) in a
+child process (through :mod:`cfbackup.execute`): exactly what a user or a timer would type, with
+the profile lock, hooks, history, notifications and metrics, and isolated from the daemon (a
+crash or a leak in one run cannot take the schedules down; config changes to a profile apply at
+its next run). One job per schedule with ``max_instances=1``; missed runs are coalesced and run
+late only within ``misfire_grace_time``.
 
 Signals are handled outside the handler: the handler only puts the signal number on a
 ``SimpleQueue`` (safe in signal handlers) and a control thread acts on it, so the scheduler's
@@ -31,7 +32,7 @@ from pathlib import Path
 from cfbackup import execute
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.redact import RedactingFilter
-from cfbackup_scheduler.install import backup_argv
+from cfbackup_scheduler.install import run_argv
 from cfbackup_scheduler.spec import Schedule
 
 log = logging.getLogger("cfbackup.scheduler")
@@ -219,7 +220,7 @@ class Daemon:
 
     def _apply(self, schedules: list[Schedule]) -> tuple[list[str], list[str], list[str]]:
         """Make the scheduler's jobs match ``schedules``; unchanged jobs keep their next run."""
-        wanted = {s.profile: s for s in schedules}
+        wanted = {s.key: s for s in schedules}
         removed = [name for name in self.schedules if name not in wanted]
         for name in removed:
             with contextlib.suppress(Exception):
@@ -234,7 +235,7 @@ class Daemon:
                 trigger=schedule.trigger(),
                 args=(name,),
                 id=name,
-                name=f"backup {name}",
+                name=f"{schedule.action} {schedule.profile}",
                 replace_existing=True,
                 misfire_grace_time=schedule.misfire_grace_time,
             )
@@ -243,15 +244,18 @@ class Daemon:
         return added, changed, removed
 
     def run_profile(self, name: str) -> int:
-        """One scheduled backup, as a child ``cfbackup ... backup NAME``; its exit code."""
+        """One scheduled run (``name``: a schedule's key), as a child ``cfbackup ... backup
+        PROFILE`` (or drill, verify); its exit code."""
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
-        if name not in self.schedules:  # queued before a reload removed its schedule
+        schedule = self.schedules.get(name)
+        if schedule is None:  # queued before a reload removed its schedule
             log.info("profile %s: its schedule was removed; run skipped", name)
             return int(ExitCode.OK)
-        argv = backup_argv(self.command, self.config_path, name)
+        argv = run_argv(self.command, self.config_path, schedule)
+        action = schedule.action
         started = time.monotonic()
-        log.info("profile %s: backup started", name)
+        log.info("profile %s: %s started", schedule.profile, action)
 
         def register(process: subprocess.Popen) -> None:
             with self._children_lock:
@@ -270,20 +274,21 @@ class Daemon:
             )
             code = result.returncode
         except CfbackupError as error:
-            log.error("profile %s: could not start the backup: %s", name, error.message)
+            log.error("profile %s: could not start the %s: %s", name, action, error.message)
             return int(error.exit_code)
         finally:
             with self._children_lock:
                 self._children.pop(name, None)
         if self._stopping and code == ExitCode.INTERRUPTED:
-            log.info("profile %s: backup interrupted by the shutdown", name)
+            log.info("profile %s: %s interrupted by the shutdown", schedule.profile, action)
             return code
         meaning = _meaning(code)
         level = logging.INFO if code == 0 else logging.ERROR
         log.log(
             level,
-            "profile %s: backup finished: %s (exit code %d) in %.1f s",
-            name,
+            "profile %s: %s finished: %s (exit code %d) in %.1f s",
+            schedule.profile,
+            action,
             meaning,
             code,
             time.monotonic() - started,

@@ -1,7 +1,8 @@
 """Render schedules as systemd ``.service`` + ``.timer`` pairs or crontab lines, and write them.
 
-The generated units run ``cfbackup -c CONFIG --quiet backup PROFILE``: the same path as a backup
-typed by hand, with its lock, hooks, history and notifications. ``KillMode=mixed`` sends the
+The generated units run ``cfbackup -c CONFIG --quiet backup PROFILE`` (or ``drill PROFILE``,
+``verify PROFILE --read-data=...``): the same path as a command typed by hand, with its lock,
+hooks, history and notifications. ``KillMode=mixed`` sends the
 stop signal to cfbackup alone, which stops duplicity with SIGINT (it cleans up and the next run
 resumes) before systemd's final SIGKILL.
 """
@@ -19,12 +20,26 @@ from cfbackup_scheduler.spec import Schedule, interval_as_cron, systemd_calendar
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 
 
-def unit_name(profile: str) -> str:
-    return f"cfbackup-{profile}"
+def unit_name(profile: str, action: str = "backup") -> str:
+    """``cfbackup-web1`` for backups (the name it always had), ``cfbackup-web1-drill`` else."""
+    return f"cfbackup-{profile}" if action == "backup" else f"cfbackup-{profile}-{action}"
 
 
-def backup_argv(command: Sequence[str], config_path: Path, profile: str) -> list[str]:
-    return [*command, "-c", str(config_path), "--quiet", "backup", profile]
+def run_argv(command: Sequence[str], config_path: Path, schedule: Schedule) -> list[str]:
+    return [
+        *command,
+        "-c",
+        str(config_path),
+        "--quiet",
+        schedule.action,
+        schedule.profile,
+        *schedule.arguments,
+    ]
+
+
+def _specifiers(line: str) -> str:
+    """A unit file line with ``%`` written as systemd reads it literally (``--read-data=5%``)."""
+    return line.replace("%", "%%")
 
 
 def _systemd_word(word: str) -> str:
@@ -43,13 +58,11 @@ def systemd_units(
     environment_file: str | None = None,
 ) -> dict[str, str]:
     """``{file name: text}`` for the profile's service and timer."""
-    name = unit_name(schedule.profile)
-    exec_start = " ".join(
-        _systemd_word(w) for w in backup_argv(command, config_path, schedule.profile)
-    )
+    name = unit_name(schedule.profile, schedule.action)
+    exec_start = " ".join(_systemd_word(w) for w in run_argv(command, config_path, schedule))
     service = [
         "[Unit]",
-        f"Description=cfbackup backup of profile {schedule.profile}",
+        _specifiers(f"Description=cfbackup {schedule.command} of profile {schedule.profile}"),
         "Wants=network-online.target",
         "After=network-online.target",
         "",
@@ -57,7 +70,7 @@ def systemd_units(
         "Type=oneshot",
         f"ExecStart={exec_start}",
         *([f"EnvironmentFile={environment_file}"] if environment_file else []),
-        "# SIGTERM reaches cfbackup only: it stops duplicity cleanly, the next run resumes",
+        "# SIGTERM reaches cfbackup only: it stops duplicity cleanly (a backup resumes next time)",
         "KillMode=mixed",
         "TimeoutStopSec=120",
         "Nice=10",
@@ -73,7 +86,10 @@ def systemd_units(
         when = [f"OnActiveSec={schedule.interval}s", f"OnUnitActiveSec={schedule.interval}s"]
     timer = [
         "[Unit]",
-        f"Description=cfbackup schedule of profile {schedule.profile} ({schedule.describe()})",
+        _specifiers(
+            f"Description=cfbackup {schedule.action} schedule of profile {schedule.profile} "
+            f"({schedule.describe()})"
+        ),
         "",
         "[Timer]",
         *when,
@@ -96,7 +112,7 @@ def cron_line(
         if schedule.cron
         else [interval_as_cron(schedule.interval or 0)]
     )
-    run = shlex.join(backup_argv(command, config_path, schedule.profile))
+    run = shlex.join(run_argv(command, config_path, schedule))
     if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
         run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
     run = run.replace("%", "\\%")  # % ends the command in a crontab line

@@ -14,10 +14,11 @@ Pure functions, no I/O. Two traps this module exists to avoid:
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from cfbackup.errors import ConfigError
+from cfbackup.units import human_duration as human
+from cfbackup.units import parse_duration
 
 ALIASES = {
     "@yearly": "0 0 1 1 *",
@@ -40,9 +41,6 @@ FIELDS = (
 )
 SYSTEMD_WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 MONDAY_FIRST = (1, 2, 3, 4, 5, 6, 0)  # systemd writes weekday ranges Monday to Sunday
-UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400}
-DURATION = re.compile(r"^(\d+[smhDW])+$")
-PART = re.compile(r"(\d+)([smhDW])")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,28 +131,6 @@ def _value(text: str, name: str, low: int, high: int, names: dict[str, int]) -> 
     if not low <= value <= high:
         raise ValueError(f"{name} {value} is outside {low}-{high}")
     return value
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration such as ``90s``, ``15m``, ``6h``, ``1D``, ``1W`` or ``1h30m``."""
-    if not DURATION.match(text):
-        raise ValueError(
-            f"{text!r} is not a duration in s, m, h, D or W (e.g. 30m, 6h, 1D); "
-            "months and years vary in length: use a cron expression"
-        )
-    return sum(int(n) * UNITS[unit] for n, unit in PART.findall(text))
-
-
-def human(seconds: int | None) -> str:
-    """``5400`` -> ``1h30m``: durations written back the way the config writes them."""
-    if not seconds:
-        return "0s"
-    out = ""
-    for unit in ("W", "D", "h", "m", "s"):
-        count, seconds = divmod(seconds, UNITS[unit])
-        if count:
-            out += f"{count}{unit}"
-    return out
 
 
 # --- renderers -----------------------------------------------------------------------------
@@ -267,10 +243,22 @@ class Schedule:
     interval: int | None  # seconds
     jitter: int  # seconds
     misfire_grace_time: int  # seconds
+    action: str = "backup"  # the cfbackup command it runs: backup, drill or verify
+    arguments: tuple[str, ...] = ()  # after the profile name, e.g. --read-data=next/7
+
+    @property
+    def key(self) -> str:
+        """Names the schedule among a config's: the profile, and the action unless a backup."""
+        return self.profile if self.action == "backup" else f"{self.profile}:{self.action}"
+
+    @property
+    def command(self) -> str:
+        return " ".join((self.action, *self.arguments))
 
     def describe(self) -> str:
         what = f"cron {self.cron.expression!r}" if self.cron else f"every {human(self.interval)}"
-        return what + (f", jitter up to {human(self.jitter)}" if self.jitter else "")
+        what += f", jitter up to {human(self.jitter)}" if self.jitter else ""
+        return what if self.action == "backup" else f"{self.command}: {what}"
 
     def trigger(self, timezone: Any = None, *, jitter: bool = True):
         """The APScheduler trigger (``jitter=False``: the nominal times, for display)."""
@@ -282,8 +270,20 @@ class Schedule:
         return IntervalTrigger(seconds=self.interval, jitter=jitter, timezone=timezone)
 
 
+# profile table -> the command its schedule runs
+SECTIONS = {"schedule": "backup", "drill": "drill", "verify": "verify"}
+
+
+def schedules_for(profile: Any) -> list[Schedule]:
+    """The profile's schedules: its backups (``[schedule]``), drills (``[drill]``) and checks
+    of the volumes (``[verify]``)."""
+    found = (schedule_for(profile, section) for section in SECTIONS)
+    return [schedule for schedule in found if schedule is not None]
+
+
 def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
-    """The profile's schedule, None when it has none or it is off; ConfigError when invalid."""
+    """The profile's schedule in table ``section``, None when it has none or it is off;
+    ConfigError when invalid."""
     table = profile.plugin_config(section)
     where = f"profiles.{profile.name}.{section}"
     if "scheduler" in profile.get("disable_plugins", ()):
@@ -309,10 +309,13 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
             raise ConfigError(f"{where}.{key}: {error}.") from None
     if interval is not None and seconds["interval"] < 1:
         raise ConfigError(f"{where}.interval: must be at least 1s.")
+    read_data = table.get("read_data") if section == "verify" else None
     return Schedule(
         profile=profile.name,
         cron=spec,
         interval=seconds["interval"] if interval is not None else None,
         jitter=seconds["jitter"],
         misfire_grace_time=seconds["misfire_grace_time"] or 1,
+        action=SECTIONS[section],
+        arguments=(f"--read-data={read_data}",) if read_data else (),
     )

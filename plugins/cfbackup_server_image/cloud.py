@@ -45,6 +45,7 @@ def wait_for(
     fetch: Callable[[], Any],
     *,
     what: str,
+    goal: str,
     ready: tuple[str, ...],
     failures: tuple[str, ...],
     timeout: float,
@@ -54,9 +55,9 @@ def wait_for(
 ) -> Any:
     """Poll ``fetch()`` until its status is in ``ready`` (returns the resource); raise
     :class:`WaitFailed` on a status in ``failures`` and :class:`WaitTimedOut` after
-    ``timeout`` seconds. Statuses compare case-insensitively; a progress line is printed when
-    the status changes and every 30 s; a poll that fails is retried, up to
-    ``TRANSIENT_ERRORS`` in a row."""
+    ``timeout`` seconds. Statuses compare case-insensitively; a progress line saying what is
+    awaited ("waiting for ``what`` to be ``goal``") is printed when the status changes and
+    every 30 s; a poll that fails is retried, up to ``TRANSIENT_ERRORS`` in a row."""
     from cfbackup.errors import CfbackupError
 
     ready_l = {s.lower() for s in ready}
@@ -71,19 +72,22 @@ def wait_for(
             errors_in_row += 1
             if errors_in_row >= TRANSIENT_ERRORS or time.monotonic() - start >= timeout:
                 raise
-            progress(f"{what}: {error.message} (retrying)")
+            progress(f"waiting for {what} to be {goal}: {error.message.rstrip('.')} (retrying)")
             time.sleep(min(interval, max_interval))
             continue
         status = status_of(resource)
         now = time.monotonic()
         waited = now - start
         if status.lower() in ready_l:
-            progress(f"{what}: {status} after {waited:.0f} s")
+            progress(f"{what} is {goal} after {waited:.0f} s")
             return resource
         if status.lower() in failures_l:
             raise WaitFailed(status, resource)
         if status != last_status or now - last_report >= 30:
-            progress(f"{what}: {status} ({waited:.0f} s of at most {timeout:.0f} s)")
+            progress(
+                f"waiting for {what} to be {goal}: it is {status} ({waited:.0f} s of at most "
+                f"{timeout:.0f} s)"
+            )
             last_status, last_report = status, now
         if waited >= timeout:
             raise WaitTimedOut(status, waited)

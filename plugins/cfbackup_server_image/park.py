@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cfbackup import suggest
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import BackendError, CfbackupError, LockHeld, RunRefused
 
@@ -161,7 +162,8 @@ def park(
             if known and known.get("state") == "parked":
                 raise RunRefused(
                     f"server {name} is already parked (image {known['image']['id']}"
-                    f" since {known.get('parked_at')}): use cfbackup server unpark."
+                    f" since {known.get('parked_at')}): to boot it again, run "
+                    f"{suggest.command('server', 'unpark', name, '--profile', profile.name)}."
                 )
             raise RunRefused(
                 f"no server named {name} in this cloud: check the name "
@@ -237,7 +239,8 @@ def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
     try:
         return wait_for(
             fetch,
-            what=f"image of {name}",
+            what=f"the image of {name}",
+            goal="active",
             ready=("active",),
             failures=("killed", "deleted", "deactivated"),
             timeout=settings["image_timeout"],
@@ -247,7 +250,8 @@ def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
     except WaitFailed as failed:
         raise BackendError(
             f"the image {image_id} of {name} ended {failed.status} (the cloud could not save the "
-            f"snapshot): {keep}; remove the image (cfbackup images prune) and run park again."
+            f"snapshot): {keep}; remove the image (openstack image delete {image_id}) and run "
+            "park again."
         ) from None
     except WaitTimedOut as late:
         raise BackendError(
@@ -286,7 +290,8 @@ def wait_gone(conn, server_id: str, name: str, settings, progress: Progress) -> 
 
     wait_for(
         fetch,
-        what=f"deletion of {name}",
+        what=f"server {name}",
+        goal="deleted",
         ready=("gone",),
         failures=("error",),
         timeout=settings["server_timeout"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cfbackup import suggest
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import BackendError, CfbackupError, ExitCode, RunRefused
 
@@ -80,7 +81,7 @@ def unpark(
             raise RunRefused(
                 f"no park record for {name} (looked in "
                 f"{records.describe_locations(config, profile, name)}): check the "
-                "name and --profile (cfbackup server list-parked)."
+                f"name and --profile ({suggest.command('server', 'list-parked')} lists them)."
             )
         if record.get("state") != "parked" and not force:
             raise RunRefused(
@@ -139,12 +140,17 @@ def unpark(
                     server=name, old=old_ips, new=new_ips, config=config
                 )
             except CfbackupError as error:
+                rerun = suggest.command(
+                    "ip-fixup",
+                    "--name",
+                    name,
+                    *(("--old", ",".join(old_ips)) if old_ips else ()),
+                    "--new",
+                    ",".join(new_ips),
+                )
                 raise CfbackupError(
                     f"{name} is ACTIVE at {', '.join(new_ips)}, but the IP fix-up failed: "
-                    f"{error.message.rstrip('.')}; once that is fixed, run: cfbackup ip-fixup "
-                    f"--name {name} "
-                    + (f"--old {','.join(old_ips)} " if old_ips else "")
-                    + f"--new {','.join(new_ips)}",
+                    f"{error.message.rstrip('.')}; once that is fixed, run {rerun}",
                     exit_code=error.exit_code,
                 ) from None
             _report_fixups(results, progress)
@@ -173,6 +179,7 @@ def _wait_active(conn, server, name: str, settings, progress: Progress):
         return wait_for(
             fetch,
             what=f"server {name}",
+            goal="ACTIVE",
             ready=("ACTIVE",),
             failures=("ERROR",),
             timeout=settings["server_timeout"],

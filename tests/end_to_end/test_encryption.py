@@ -37,6 +37,11 @@ def test_public_key_round_trip(tmp_path, make_config, cfbackup, gpg_keys, local_
     result = cfbackup("-c", config, "restore", "main", out, env=env)
     assert result.returncode == 0, result
     assert_same_tree(src, out)
+    # cfbackup decrypts volumes itself too: with the secret key and its passphrase
+    result = cfbackup("-c", config, "verify", "main", "--read-data", env=env)
+    assert result.returncode == 0, result
+    result = cfbackup("-c", config, "drill", "main", "--sample", "3 files", env=env)
+    assert result.returncode == 0 and "3 match, 0 mismatch" in result.stdout, result
 
 
 def test_wrong_passphrase_fails_before_upload(
@@ -59,6 +64,10 @@ def test_wrong_passphrase_fails_before_upload(
     assert result.returncode == ExitCode.CRYPTO, result
     assert "passphrase" in result.stderr
     assert not (tmp_path / "r").exists()
+    for args in (("verify", "main", "--read-data"), ("drill", "main")):
+        result = cfbackup("-c", config, *args, env={"T_PASSPHRASE": "not-the-passphrase"})
+        assert result.returncode == ExitCode.CRYPTO, result
+        assert "Bad session key" in result.stderr and "encryption.passphrase" in result.stderr
     occupied = tmp_path / "occupied"  # --force over files: they stay as they were
     occupied.mkdir()
     (occupied / "plain.txt").write_text("mine\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 
 import pytest
@@ -27,18 +28,23 @@ def _closed_port() -> int:
 
 
 def test_swift_unreachable(tmp_path, make_config, cfbackup):
+    """backup meets it in cfbackup's own client, restore and status in duplicity's: one
+    wording, with the URL and the cause in plain words, never urllib3's text cut mid-word."""
     config = make_config()
     text = config.read_text()
-    import re
 
     text = re.sub(
         r'auth_url = "[^"]+"', f'auth_url = "http://127.0.0.1:{_closed_port()}/auth/v1.0"', text
     )
     config.write_text(text)
     (tmp_path / "src" / "f").write_text("x")
-    result = cfbackup("-c", config, "backup", timeout=200)
-    assert result.returncode == ExitCode.BACKEND, result
-    assert "cannot reach Swift" in _one_line(result)
+    url = re.search(r'auth_url = "([^"]+)"', text)[1]
+    wording = f"cannot reach Swift at {url} (connection failed: connection refused): check "
+    for args in (("backup",), ("status", "main"), ("restore", "main", tmp_path / "r")):
+        result = cfbackup("-c", config, *args, timeout=200)
+        assert result.returncode == ExitCode.BACKEND, result
+        assert wording in _one_line(result), result  # one wording, whichever client met the failure
+        assert "HTTPConnectionPool" not in result.output and "Max retries" not in result.output
 
 
 def test_wrong_credentials(tmp_path, make_config, cfbackup):
@@ -47,9 +53,26 @@ def test_wrong_credentials(tmp_path, make_config, cfbackup):
     result = cfbackup("-c", config, "backup", env={"T_SWIFT_KEY": "wrong-key-123"})
     assert result.returncode == ExitCode.BACKEND, result
     assert "rejected the credentials" in _one_line(result)
+    assert "the password in $T_SWIFT_KEY" in _one_line(result)
     result = cfbackup("-c", config, "check", env={"T_SWIFT_KEY": "wrong-key-123"})
     assert result.returncode == ExitCode.REFUSED, result
     assert "rejected the credentials" in result.stdout
+
+
+def test_rejected_password_names_the_file_it_was_read_from(tmp_path, make_config, cfbackup):
+    secret = tmp_path / "swift-password"
+    secret.write_text("wrong-key-123\n")
+    config = make_config()
+    config.write_text(
+        config.read_text().replace('password_env = "T_SWIFT_KEY"', f'password_file = "{secret}"')
+    )
+    (tmp_path / "src" / "f").write_text("x")
+    for args in (("backup",), ("restore", "main", tmp_path / "r")):  # cfbackup's, duplicity's
+        result = cfbackup("-c", config, *args)
+        assert result.returncode == ExitCode.BACKEND, result
+        line = _one_line(result)
+        assert "rejected the credentials" in line, result
+        assert f"check swift.username and the password read from {secret}" in line, result
 
 
 def test_lock_held_names_the_holder(tmp_path, make_config, cfbackup):

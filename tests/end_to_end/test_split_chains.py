@@ -60,6 +60,8 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
     assert not any(p.startswith("other") for p in paths)
     assert paths == sorted(paths, key=lambda p: () if p == "." else tuple(p.split("/")))
 
+    between = time.strftime("%Y-%m-%dT%H:%M:%S")  # after the full, before the incremental
+    time.sleep(1.1)
     (src / "srv" / "www" / "plain.txt").write_text("changed after the full\n")
     result = cfbackup("-c", config, "backup")
     assert result.returncode == 0, result
@@ -89,6 +91,28 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
     result = cfbackup("-c", config, "verify", "--compare-data")
     assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
     assert "1 difference(s)" in result.stderr
+
+    # cfbackup's own checks read both chains, a full and an incremental each
+    result = cfbackup("-c", config, "verify", "--read-data")
+    assert result.returncode == 0, result
+    volumes = [n for n in _objects(local_swift, container) if ".difftar." in n]
+    assert {n.split("/")[1] for n in volumes} == {chains.slug_of(r) for r in ("etc", "srv/www")}
+    assert _history(tmp_path)[0]["stats"]["volumes_checked"] == len(volumes) >= 4
+    drill = cfbackup("-c", config, "drill", "--sample", "100%", "--json")
+    assert drill.returncode == 0, drill
+    files = {f["path"]: f for f in json.loads(drill.stdout)["files"]}
+    assert "etc/dir one/nested/deeper/leaf.conf" in files and "srv/www/big.bin" in files
+    assert {f["status"] for f in files.values()} == {"match"}
+    assert files["etc/plain.txt"]["reference"] == "signature"  # edited after the backup
+    assert files["srv/www/plain.txt"]["reference"] == "source"  # as the incremental has it
+    assert not any(p.startswith("other") for p in files)
+    drill = cfbackup("-c", config, "drill", "--sample", "100%", "--time", between, "--json")
+    assert drill.returncode == 0, drill  # the full backups alone: plain.txt as it was then
+    files = {f["path"]: f for f in json.loads(drill.stdout)["files"]}
+    assert files["srv/www/plain.txt"] == {
+        "path": "srv/www/plain.txt", "size": 11, "status": "match", "reference": "signature",
+        "reason": "",
+    }  # fmt: skip
 
     status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
     assert sorted(c["root"] for c in status["chains"]) == ["/etc", "/srv/www"]
@@ -209,3 +233,9 @@ def test_a_root_added_later_is_left_out_until_its_first_backup(tmp_path, make_co
     result = cfbackup("-c", config, "restore", "main", tmp_path / "o", "--path", "other")
     assert result.returncode == 0, result
     assert (tmp_path / "o" / "other" / "not backed up.txt").exists()
+
+
+def _history(tmp_path):
+    from cfbackup import history
+
+    return history.runs(tmp_path / "state", "main")

@@ -46,5 +46,6 @@ def test_application_credential_backup_incremental_verify_restore_list_status(
     assert runs and all("/cfbackup-duplicity " in line for line in runs), runs
     patched = [line for line in logs.splitlines() if "duplicity patches:" in line]
     assert len(patched) == len(runs), patched
-    assert all("duplicity patches: application-credential, sized-uploads" in p for p in patched)
+    core = "duplicity patches: application-credential, upload-progress, sized-uploads"
+    assert all(core in line for line in patched), patched
     tier.assert_no_secret(logs)  # nor in argv: the run log records every command line

@@ -56,7 +56,8 @@ def test_password_profile_backup_incremental_verify_restore_list_status_quota(
     # duplicity's own authentication for a password (the patch is for application credentials)
     logs = run_logs(tmp_path)
     assert "/cfbackup-duplicity backup" in logs
-    assert "duplicity patches: sized-uploads\n" in logs and "application-credential" not in logs
+    assert "duplicity patches: upload-progress, sized-uploads\n" in logs
+    assert "application-credential" not in logs
     tier.assert_no_secret(logs)
 
 

@@ -226,3 +226,43 @@ def test_secrets_never_reach_mail_or_webhook(setup, local_swift, smtp_server, ht
     logs = [p.read_text() for p in (setup.root / "state" / "logs").iterdir()]
     for text in mails + bodies + logs:
         assert key not in text and passphrase not in text
+
+
+def test_sendmail_transport_hands_the_mail_to_msmtp(setup, smtp_server, tmp_path):
+    """transport sendmail: the message on stdin of a real sendmail-compatible client (Debian's
+    msmtp, reading its own config file), which relays it to the SMTP server; a mail system that
+    refuses is a warning and never changes the run's result."""
+    import shutil
+
+    assert shutil.which("msmtp"), "msmtp is missing: run scripts/setup.sh"
+    rc = tmp_path / "msmtprc"
+    rc.write_text(
+        f"account default\nhost 127.0.0.1\nport {smtp_server.port}\nauth off\ntls off\n"
+        "from backup@example.com\n"
+    )
+    rc.chmod(0o600)
+    _notify(
+        setup,
+        email={"to": ["ops@example.com", "oncall@example.com"], "when": "always",
+               "transport": "sendmail", "sendmail_command": f"msmtp -C {rc} -t",
+               "from": "backup@example.com", "subject_prefix": "[nightly]"},
+    )  # fmt: skip
+    result = setup.cli("backup", check=0)
+    assert "notify" not in result.stderr, result.stderr
+    [mail] = smtp_server.wait(1)
+    assert sorted(mail.rcpt_tos) == ["oncall@example.com", "ops@example.com"]  # read by -t
+    text = SmtpServer.text(mail)
+    assert "Subject: [nightly] backup of demo on " in text and ": OK" in text
+    assert "cfbackup backup of profile demo on " in text and "succeeded." in text
+
+    setup.profile("demo")["notify"]["email"]["sendmail_command"] = f"msmtp -C {rc} -t --port=1"
+    setup.write()
+    result = setup.cli("backup", check=0)  # the mail fails; the backup does not
+    warning = next(line for line in result.stderr.splitlines() if "notify:" in line)
+    assert "msmtp exited with code" in warning and "sendmail_command" in warning, warning
+    missing = setup.profile("demo")["notify"]["email"]
+    missing["sendmail_command"] = "/nonexistent/sendmail -t"
+    setup.write()
+    result = setup.cli("backup", check=0)
+    assert "/nonexistent/sendmail was not found" in result.stderr, result.stderr
+    assert len(smtp_server.messages) == 1

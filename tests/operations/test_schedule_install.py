@@ -23,6 +23,15 @@ def _unit(text: str) -> configparser.ConfigParser:
     return parser
 
 
+def _systemd_verify(units: Path) -> None:
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", *(str(p) for p in sorted(units.iterdir()))],
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0 and verify.stderr == "" and verify.stdout == "", verify
+
+
 def test_systemd_units_verify_and_say_what_they_should(setup, tmp_path):
     setup.add_profile("nightly", schedule={"cron": "30 2 * * *", "jitter": "15m"})
     setup.add_profile("often", schedule={"interval": "6h"})
@@ -39,12 +48,7 @@ def test_systemd_units_verify_and_say_what_they_should(setup, tmp_path):
         for p in ("nightly", "often", "both")
         for kind in ("service", "timer")
     )
-    verify = subprocess.run(
-        ["systemd-analyze", "verify", *(str(p) for p in sorted(units.iterdir()))],
-        capture_output=True,
-        text=True,
-    )
-    assert verify.returncode == 0 and verify.stderr == "" and verify.stdout == "", verify
+    _systemd_verify(units)
 
     service = _unit((units / "cfbackup-nightly.service").read_text())
     argv = shlex.split(service["Service"]["ExecStart"])
@@ -131,3 +135,76 @@ def test_no_schedule_is_an_error_and_list_shows_next_runs(setup):
     out = setup.cli("schedule", "list", check=0).stdout
     assert "demo: cron '0 3 * * sun', jitter up to 5m; OnCalendar=Sun *-*-* 03:00:00" in out
     assert " 03:00:00 " in out
+
+
+def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_path):
+    """[drill] and [verify] schedules next to a backup schedule: their own systemd units and
+    crontab lines, running exactly the command a person would type; the drill's line really
+    runs a drill (file:// target, no encryption) and reports into the history and metrics."""
+    prom = tmp_path / "cfbackup.prom"
+    demo = setup.profile("demo")
+    demo["schedule"] = {"cron": "30 2 * * *"}
+    demo["drill"] = {"cron": "0 5 * * sun", "sample": "100%", "max_duration": "20m"}
+    demo["verify"] = {"cron": "15 4 * * *", "jitter": "10m", "read_data": "5%"}
+    demo["notify"] = {"metrics_file": str(prom)}
+    setup.write()
+    units = tmp_path / "units"
+    units.mkdir()
+    setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    names = sorted(p.name for p in units.iterdir())
+    assert names == sorted(
+        f"cfbackup-demo{suffix}.{kind}"
+        for suffix in ("", "-drill", "-verify")
+        for kind in ("service", "timer")
+    )
+    _systemd_verify(units)
+    base = [str(CFBACKUP), "-c", str(setup.path), "--quiet"]
+    drill = _unit((units / "cfbackup-demo-drill.service").read_text())["Service"]
+    assert shlex.split(drill["ExecStart"]) == [*base, "drill", "demo"]
+    checks = _unit((units / "cfbackup-demo-verify.service").read_text())["Service"]
+    assert shlex.split(checks["ExecStart"].replace("%%", "%")) == [
+        *base, "verify", "demo", "--read-data=5%"
+    ]  # fmt: skip
+    assert "OnCalendar=Sun *-*-* 05:00:00\n" in (units / "cfbackup-demo-drill.timer").read_text()
+    timer = (units / "cfbackup-demo-verify.timer").read_text()
+    assert "OnCalendar=*-*-* 04:15:00\n" in timer and "RandomizedDelaySec=600s\n" in timer
+
+    listed = setup.cli("schedule", "list", check=0).stdout
+    assert "demo: drill: cron '0 5 * * sun'" in listed
+    assert "demo: verify --read-data=5%: cron '15 4 * * *', jitter up to 10m" in listed
+    check = setup.cli("check", "demo").stdout
+    assert "[ok] drill schedule: drill: cron '0 5 * * sun'" in check
+
+    out = setup.cli("schedule", "install", "--cron", check=0).stdout
+    commands = {}
+    for line in out.splitlines():
+        if line and not line.startswith("#"):
+            command = line.split(" ", 5)[5].split(" && ")[-1]
+            commands[shlex.split(command)[len(base)]] = command
+    assert sorted(commands) == ["backup", "drill", "verify"]
+    assert shlex.split(commands["verify"].replace("\\%", "%"))[-1] == "--read-data=5%"
+    setup.cli("backup", "demo", check=0)
+    sh = subprocess.run(["/bin/sh", "-c", commands["drill"]], capture_output=True)
+    assert sh.returncode == 0, sh.stderr
+    run = setup.history("demo")[0]
+    assert (run["action"], run["result"]) == ("drill", "success")
+    assert run["stats"]["files_checked"] == run["stats"]["files_sampled"] == 2
+    assert isinstance(run["stats"]["seed"], int)
+    text = prom.read_text()
+    assert 'cfbackup_drill_files_checked{profile="demo"} 2\n' in text
+    assert 'cfbackup_drill_mismatches{profile="demo"} 0\n' in text
+    assert 'cfbackup_drill_last_success_timestamp{profile="demo"} ' in text
+    read = setup.cli("verify", "demo", "--read-data", check=0)  # plain .difftar.gz volumes
+    assert "1 of 1 volume(s) (all volumes" in read.stdout
+    assert 'cfbackup_verify_volumes_checked{profile="demo"} 1\n' in prom.read_text()
+    # next/t: each run reads the slice after the last one (what the verify timer runs daily)
+    for _ in range(4):
+        setup.cli("verify", "demo", "--read-data=next/3", check=0)
+    slices = [r["stats"]["slice"] for r in setup.history("demo") if r["stats"].get("slice")]
+    assert slices == ["1/3", "3/3", "2/3", "1/3"]
+
+    # a profile whose backup unit would take the drill's name is refused
+    setup.add_profile("demo-drill", schedule={"cron": "@daily"})
+    setup.write()
+    clash = setup.cli("schedule", "install", "--systemd", "--print", check=3)
+    assert "would both be cfbackup-demo-drill" in clash.stderr

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+import subprocess
 
 import pytest
-from quota_helpers import random_files
+from quota_helpers import CFBACKUP, random_files
 
 pytestmark = [pytest.mark.quota, pytest.mark.swift]
 
@@ -19,13 +22,19 @@ def test_guard_refuses_with_numbers_and_the_fix(quota_profile):
     assert "quota exceeded: the full backup of qg would not fit" in err
     assert f"container {p.container}: 0 bytes used + up to" in err
     assert "> quota 390.6 KiB" in err
-    assert "cfbackup quota set qg --bytes " in err and "cfbackup prune qg" in err
-    assert "--ignore-quota" in err
+    assert f"cfbackup -c {p.config} prune qg" in err
+    assert f"cfbackup -c {p.config} backup qg --ignore-quota" in err
     assert p.objects() == []  # nothing left before the first byte
     status = json.loads(p.cli("status", "--json", check=0).stdout)
     status = status[0] if isinstance(status, list) else status
     assert status["remote"]["quota_bytes"] == 400_000
     assert status["remote"]["account"]["storage_url"].endswith("/AUTH_test")
+    # the fix runs as printed (with the user's -c FILE), and then the backup fits
+    fix = re.search(r"`(cfbackup -c \S+ quota set qg --bytes \d+)`", err)[1]
+    argv = shlex.split(fix)
+    done = subprocess.run([str(CFBACKUP), *argv[1:]], env=p.env, capture_output=True, text=True)
+    assert done.returncode == 0, done
+    p.cli("backup", check=0)
 
 
 def test_guard_refuses_on_object_count(quota_profile):
@@ -34,7 +43,7 @@ def test_guard_refuses_on_object_count(quota_profile):
     p.set_container_quota(quota_count=2)  # a backup is at least 3 objects
     err = p.cli("backup", check=6).stderr
     assert "0 objects used + up to 3 objects = 3 objects > quota 2 objects" in err
-    assert "cfbackup quota set qg --count 3" in err
+    assert f"cfbackup -c {p.config} quota set qg --count 3" in err
 
 
 def test_guard_warns_above_threshold_and_backs_up(quota_profile):
@@ -162,7 +171,7 @@ def test_account_quota_needs_a_reseller_admin(quota_profile, local_swift):
 
         err = p.cli("backup", check=6).stderr
         assert "account http" in err and "/AUTH_test2" in err
-        assert "cfbackup quota set qg --account --bytes" in err
+        assert f"cfbackup -c {p.config} quota set qg --account --bytes" in err
         assert p.objects() == []
     finally:
         _clear_account_quota(local_swift)

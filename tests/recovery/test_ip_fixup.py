@@ -110,6 +110,9 @@ def test_rejected_updates_are_clear_and_change_nothing(
     assert result.returncode == ExitCode.BACKEND, result
     assert message in result.stderr and "nothing was changed" in result.stderr
     assert result.stderr.count("\n") == 1  # one sentence, no traceback
+    # names are written without the root's dot, so no "example.test.:" or "example.test.."
+    assert f"zone {bind.zone.rstrip('.')}" in result.stderr
+    assert ".:" not in result.stderr and ".." not in result.stderr, result
     assert bind.query(host, "A") == [OLD4]
     assert hosts.read_bytes() == before
     assert not (hosts.parent / "hosts.cfbackup.bak").exists()
@@ -265,3 +268,51 @@ def test_unwritable_hosts_file_after_dns_is_a_clear_config_error(cli, setup, bin
     assert f"cannot rewrite {missing}" in result.stderr
     assert "DNS was already updated" in result.stderr
     assert bind.query(host, "A") == [NEW4]
+
+
+def test_tsig_key_file_as_tsig_keygen_writes_it_or_a_bare_secret(
+    cli, host_name, write_config, tmp_path
+):
+    """``tsig_secret_file`` takes the BIND key file (name and algorithm come from it: the config
+    names neither, and its default algorithm, hmac-sha256, is not the key's) or a bare secret."""
+    import re
+    import subprocess
+
+    from support.bind import Bind
+
+    key_file = tmp_path / "tsig.key"
+    made = subprocess.run(
+        ["tsig-keygen", "-a", "hmac-sha512", "web-fix-key"], capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    key_file.write_text(made.stdout)
+    secret = re.search(r'secret "([^"]+)"', made.stdout)[1]
+    with Bind(key_name="web-fix-key", algorithm="hmac-sha512", secret=secret) as bind:
+        bind.set_records(host_name, [OLD4])
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"{OLD4} {host_name}\n")
+        section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)], servers=f'["{host_name}"]')
+        section = re.sub(r"tsig_(key_name|secret_env) = .*\n", "", section)
+        cfg = write_config({"main": {"ip_fixup": section + f'tsig_secret_file = "{key_file}"\n'}})
+        checked = cli("-c", cfg, "check", "main")
+        assert "accepts TSIG key web-fix-key" in checked.stdout, checked
+        done = cli("-c", cfg, "ip-fixup", "--name", host_name, "--old", OLD4, "--new", NEW4)
+        assert done.returncode == 0, done
+        assert bind.query(host_name) == [NEW4]
+        assert secret not in done.output + checked.output
+
+        bare = tmp_path / "bare.secret"
+        bare.write_text(secret + "\n")
+        cfg = write_config(
+            {
+                "main": {
+                    "ip_fixup": section
+                    + f'tsig_secret_file = "{bare}"\ntsig_key_name = "web-fix-key"\n'
+                    + 'tsig_algorithm = "hmac-sha512"\n'
+                }
+            },
+            "bare.toml",
+        )
+        done = cli("-c", cfg, "ip-fixup", "--name", host_name, "--old", NEW4, "--new", OLD4)
+        assert done.returncode == 0, done
+        assert bind.query(host_name) == [OLD4]

@@ -4,6 +4,7 @@ against the Nova/Glance emulator: the happy path and every injected failure."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import openstack
 import pytest
@@ -64,7 +65,11 @@ def test_park_then_unpark_happy_path(cli, config, emulator, tmp_path):
 
     parked = cli("-c", cfg, "server", "park", "web1")
     assert parked.returncode == 0, parked
-    assert "image of web1: active" in parked.stdout and "server deleted" in parked.stdout
+    out = parked.stdout
+    assert "the image of web1 is active after" in out and "server deleted" in out
+    # each wait says what it waits for (the server is listed a moment after the delete)
+    assert "waiting for server web1 to be deleted: it is DELETED (0 s of at most 5 s)" in out
+    assert "server web1 is deleted after" in out
     assert emulator.server_named("web1") is None
     record = _record(tmp_path)
     image = emulator.images[record["image"]["id"]]
@@ -237,6 +242,10 @@ def test_credentials_missing_or_rejected(cli, write_config, emulator, clouds, mo
     none = write_config({"web1": {"server_image": "image_timeout = 5\n"}})
     result = cli("-c", none, "server", "park", "web1")
     assert result.returncode == ExitCode.CONFIG and "Keystone v3" in result.stderr, result
+    unknown = write_config({"web1": {"server_image": 'cloud = "no-such-cloud"\n'}}, "u.toml")
+    result = cli("-c", unknown, "server", "park", "web1")
+    assert result.returncode == ExitCode.CONFIG and "no-such-cloud" in result.stderr, result
+    assert ".:" not in result.stderr and ".." not in result.stderr  # a sentence, not "found.:"
 
     v3 = write_config(
         {
@@ -288,9 +297,14 @@ def test_unpark_reports_a_failed_ip_fixup_with_the_command_to_rerun(
     new = emulator.server_named("web1")["addresses"]["private"][0]["addr"]
     assert f"web1 is ACTIVE at {new}, but the IP fix-up failed" in result.stderr
     assert "(BADSIG)" in result.stderr
-    assert f"cfbackup ip-fixup --name web1 --old {old} --new {new}" in result.stderr
+    rerun = f"cfbackup -c {cfg} ip-fixup --name web1 --old {old} --new {new}"
+    assert rerun in result.stderr  # the user's -c FILE kept: it runs as printed
     assert bind.query(host_name) == [old] and hosts.read_text() == f"{old} web1\n"
     assert _record(tmp_path)["state"] == "unparked"
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)  # the cause fixed
+    fixed = cli(*shlex.split(rerun)[1:])
+    assert fixed.returncode == 0, fixed
+    assert bind.query(host_name) == [new] and hosts.read_text() == f"{new} web1\n"
 
 
 def test_server_with_volumes_is_refused(cli, config, emulator):

@@ -50,11 +50,12 @@ class Bind:
         *,
         key_name: str = "cfbackup-update",
         algorithm: str = "hmac-sha256",
+        secret: str | None = None,
         records: dict[str, list[str]] | None = None,
     ):
         self.zone = zone if zone.endswith(".") else zone + "."
         self.key_name, self.algorithm = key_name, algorithm
-        self.secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.secret = secret or base64.b64encode(secrets.token_bytes(32)).decode()
         # a second key the server knows but grants nothing: its updates are REFUSED
         self.nogrant_key = "cfbackup-nogrant"
         self.nogrant_secret = base64.b64encode(secrets.token_bytes(32)).decode()

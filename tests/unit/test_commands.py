@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from cfbackup.config import build_config
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.environment import duplicity_environment
@@ -133,29 +131,3 @@ def test_keystone_v3_environment(monkeypatch):
     assert env["SWIFT_AUTHVERSION"] == "3" and env["SWIFT_PROJECT_NAME"] == "p"
     assert env["SWIFT_USER_DOMAIN_NAME"] == "Default" and env["SWIFT_REGIONNAME"] == "R1"
     assert "ST_KEY" not in env
-
-
-@pytest.mark.parametrize(
-    ("compression", "gpg_options"),
-    [
-        ("none", "--gpg-options=--compress-level=0"),
-        ("fast", "--gpg-options=--compress-algo=zlib --compress-level=1"),
-        ("small", "--gpg-options=--compress-algo=zlib --compress-level=6"),
-    ],
-)
-def test_compression_settings_are_one_gpg_options_value(compression, gpg_options):
-    """duplicity splits --gpg-options on spaces itself: one argv word, bound with =."""
-    profile = _profile(encryption={"passphrase_env": "T_PASS", "compression": compression})
-    for argv in (commands.backup_argv(profile), commands.restore_argv(profile, "/t")):
-        assert [a for a in argv if a.startswith("--gpg-options")] == [gpg_options]
-
-
-def test_s2k_count_reaches_gpg_in_symmetric_mode_only():
-    symmetric = _profile(encryption={"passphrase_env": "T_PASS", "s2k_count": 1015808})
-    assert "--gpg-options=--compress-level=0 --s2k-count=1015808" in commands.backup_argv(
-        symmetric
-    )
-    pubkey = _profile(
-        encryption={"mode": "pubkey", "encrypt_keys": ["0xABCD"], "s2k_count": 1015808}
-    )
-    assert "--gpg-options=--compress-level=0" in commands.backup_argv(pubkey)

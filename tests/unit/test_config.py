@@ -60,6 +60,26 @@ def test_all_problems_reported_together():
         assert part in message
 
 
+def test_unknown_key_names_the_close_match():
+    with pytest.raises(ConfigError) as error:
+        build_config(
+            {
+                "profiles": {
+                    "p": {
+                        "source": "/",
+                        "target": "swift://c",
+                        "swift": {"auth_ulr": "http://x", "usrname": "u", "zzz": 1},
+                    }
+                }
+            },
+            path=None,
+        )
+    message = error.value.message
+    assert "profiles.p.swift.auth_ulr: unknown key: did you mean auth_url?" in message
+    assert "profiles.p.swift.usrname: unknown key: did you mean username?" in message
+    assert "profiles.p.swift.zzz: unknown key (allowed here:" in message  # nothing close
+
+
 def test_secret_given_twice_is_an_error():
     with pytest.raises(ConfigError, match="give only one of"):
         build_config(
@@ -141,6 +161,7 @@ def test_legacy_reader_sources_bash(tmp_path):
     assert profile["encryption"] == {
         "mode": "pubkey",
         "encrypt_keys": ["ABCDEF12"],
+        "sign_key": "ABCDEF12",  # dt-s3-backup.sh: --encrypt-key and --sign-key ${GPG_KEY}
         "passphrase": "p@ss word",
     }
     assert profile["full_if_older_than"] == "1M" and profile["volsize"] == 50

@@ -72,3 +72,36 @@ def test_uploads_are_sized_in_every_duplicity_unless_switched_off(tmp_path):
     assert on[2:] == ["True", "True"]
     off = _launcher(tmp_path, {"SWIFT_AUTHVERSION": "1", "CFBACKUP_NO_SIZED_UPLOADS": "1"}, probe)
     assert off[2:] == ["False", "False"]
+
+
+def test_uploads_the_backend_does_not_report_are_counted_for_progress(tmp_path):
+    """duplicity's swift backend reports no transferred bytes: the upload-progress patch counts
+    an upload once it is done (a backend that reports is left alone)."""
+    probe = (
+        "from duplicity import backend, log, progress\n"
+        "log.setup()\n"
+        "class Tracker:\n"
+        "    total_bytecount = 0\n"
+        "progress.tracker = Tracker()\n"
+        "seen = []\n"
+        "def report(done, total):\n"
+        "    seen.append(f'{done}/{total}')\n"
+        "    progress.tracker.total_bytecount += done\n"
+        "progress.report_transfer = report\n"
+        "class Source:\n"
+        "    def getsize(self):\n"
+        "        return 1234\n"
+        "class Silent:\n"
+        "    def _put(self, source_path, remote_filename):\n"
+        "        pass\n"
+        "class Reporting:\n"
+        "    def _put(self, source_path, remote_filename):\n"
+        "        progress.report_transfer(1234, 1234)\n"
+        "backend.BackendWrapper(Silent()).put(Source(), b'vol1.difftar.gpg')\n"
+        "print(','.join(seen))\n"
+        "seen.clear()\n"
+        "backend.BackendWrapper(Reporting()).put(Source(), b'vol2.difftar.gpg')\n"
+        "print(','.join(seen))\n"
+    )
+    words = _launcher(tmp_path, {"SWIFT_AUTHVERSION": "1"}, probe)
+    assert words[2:] == ["0/1234,1234/1234", "1234/1234"]  # counted once, and only if unreported

@@ -17,7 +17,11 @@ swiftclient no longer has an attribute a patch targets: review the patch against
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Mapping
+import importlib.abc
+import importlib.machinery
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 from typing import NamedTuple
 
 ENV = "CFBACKUP_DUPLICITY_PATCHES"  # the patch modules the launcher applies, comma-separated
@@ -42,6 +46,18 @@ CORE: tuple[Patch, ...] = (
         "oslo.utils, which v1 never uses: 0.2 s of every run",
     ),
     Patch(
+        "servicenet",
+        "cfbackup.duplicity.patches.servicenet",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+        ),
+        "a v1 profile with interface internal (Rackspace ServiceNet) must reach the snet- storage "
+        "host; swiftclient 4 dropped its snet option and duplicity never had one",
+    ),
+    Patch(
         "application-credential",
         "cfbackup.duplicity.patches.application_credential",
         "3.2.1",
@@ -53,6 +69,18 @@ CORE: tuple[Patch, ...] = (
         ),
         "duplicity's swift backend knows no Keystone application credential; a pre-minted "
         "token would expire mid-run",
+    ),
+    Patch(
+        "upload-progress",
+        "cfbackup.duplicity.patches.upload_progress",
+        "3.2.1",
+        (
+            "duplicity.backend:BackendWrapper.put",
+            "duplicity.progress:report_transfer",
+            "duplicity.progress:tracker",
+        ),
+        "duplicity's --progress adds up the bytes a backend reports, and the swift backend "
+        "reports none: every progress record of a Swift backup said 0 bytes",
     ),
     Patch(
         "sized-uploads",
@@ -99,3 +127,29 @@ def apply(modules: Iterable[str], env: Mapping[str, str]) -> None:
         if name not in _applied:
             _applied.add(name)
             importlib.import_module(name).apply(env)
+
+
+def after_import(name: str, patch: Callable[[ModuleType], None]) -> None:
+    """Run ``patch(module)`` once module ``name`` is imported (duplicity imports its backends
+    itself, late), or now when it already is."""
+    if name in sys.modules:
+        patch(sys.modules[name])
+        return
+
+    class AfterImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path=None, target=None):
+            if fullname != name:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is None or spec.loader is None:
+                return spec
+            exec_module = spec.loader.exec_module
+
+            def exec_and_patch(module):
+                exec_module(module)
+                patch(module)
+
+            spec.loader.exec_module = exec_and_patch
+            return spec
+
+    sys.meta_path.insert(0, AfterImport())

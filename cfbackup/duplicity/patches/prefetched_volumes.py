@@ -20,10 +20,7 @@ Nothing changes for any other folder or backend.
 """
 
 import contextlib
-import importlib.abc
-import importlib.machinery
 import os
-import sys
 import time
 
 ENV = "CFBACKUP_PREFETCH_DIR"
@@ -124,39 +121,14 @@ def _patch_main(module):
     module.restore_check_hash = restore_check_hash
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    def __init__(self, patchers):
-        self.patchers = patchers
-
-    def find_spec(self, name, path=None, target=None):
-        if name not in self.patchers:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-        patcher = self.patchers[name]
-
-        def exec_and_patch(module):
-            exec_module(module)
-            patcher(module)
-
-        spec.loader.exec_module = exec_and_patch
-        return spec
-
-
 def applies(env):
     return bool(env.get(ENV))
 
 
 def apply(env):
+    from cfbackup.duplicity.patches import after_import
+
     folder = os.path.realpath(env[ENV])
-    patchers = {_BACKEND: lambda module: _patch_backend(module, folder)}
+    after_import(_BACKEND, lambda module: _patch_backend(module, folder))
     if env.get(CLEAR) == "1":
-        patchers[_MAIN] = _patch_main
-    for name, patcher in list(patchers.items()):
-        if name in sys.modules:
-            patcher(sys.modules[name])
-            del patchers[name]
-    if patchers:
-        sys.meta_path.insert(0, _PatchOnImport(patchers))
+        after_import(_MAIN, _patch_main)

@@ -11,8 +11,6 @@ Two fixes to duplicity 3.2's swift backend, applied when duplicity imports it:
 Nothing else changes. ``CFBACKUP_NO_SIZED_UPLOADS=1`` switches it off for one run.
 """
 
-import importlib.abc
-import importlib.machinery
 import os
 import sys
 
@@ -104,29 +102,11 @@ def _patch(module):
         backend._put = _fatal_on_413(put)
 
 
-class _PatchOnImport(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name != _TARGET:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
-            return spec
-        exec_module = spec.loader.exec_module
-
-        def exec_and_patch(module):
-            exec_module(module)
-            _patch(module)
-
-        spec.loader.exec_module = exec_and_patch
-        return spec
-
-
 def applies(env):
     return not env.get("CFBACKUP_NO_SIZED_UPLOADS")
 
 
 def apply(env):
-    if _TARGET in sys.modules:
-        _patch(sys.modules[_TARGET])
-    else:
-        sys.meta_path.insert(0, _PatchOnImport())
+    from cfbackup.duplicity.patches import after_import
+
+    after_import(_TARGET, _patch)

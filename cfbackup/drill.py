@@ -1,0 +1,493 @@
+"""A restore drill: restore a random sample of files with duplicity and compare them.
+
+The drill is a function of a loaded profile, its duplicity environment and a scratch folder
+(:func:`run`), nothing else on this machine: with another HOME, GNUPGHOME and config it drills
+a backup from nothing (the local signature cache is used when present, the target's copy
+otherwise).
+
+Steps: read the manifests and signatures of the backup chain at the requested time (per chain
+of a split profile); pick the sample from the files the signatures list (``sampling.py``);
+plan the duplicity restores (``drillplan.py``); fetch the volumes they need into a local copy,
+several at once, each checked against its manifest hash (``volumes.py``): a missing or corrupt
+volume fails exactly the files that need it; run the restores from that copy (``file://``,
+duplicity's own restore code, several at once), and compare each restored file:
+
+- with the source file, byte for byte, when its modification time and size are as the backup
+  recorded them;
+- otherwise with the signature duplicity recorded when it read the file (``signatures.py``), so
+  a file changed since the backup is no mismatch.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import filecmp
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+from pathlib import Path
+
+from cfbackup import chains, drillplan, execute, sampling, signatures, suggest, volumes
+from cfbackup.config.model import Profile
+from cfbackup.duplicity import commands
+from cfbackup.errors import CfbackupError, NoBackupFound, RunRefused, VerifyDifferences
+from cfbackup.progress import human_bytes
+
+log = logging.getLogger("cfbackup")
+
+MATCH, MISMATCH, FAILED, SKIPPED = "match", "mismatch", "failed", "skipped"
+ENCRYPTION_VARIABLES = ("PASSPHRASE", "SIGN_PASSPHRASE", "GNUPGHOME")
+
+
+@dataclasses.dataclass
+class FileResult:
+    path: str
+    size: int
+    status: str = SKIPPED
+    reference: str = ""  # "source", "signature" or "link target"
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.reason}" if self.reason else self.path
+
+
+@dataclasses.dataclass
+class Report:
+    seed: int
+    sample: str
+    files_in_backup: int = 0
+    files: list[FileResult] = dataclasses.field(default_factory=list)
+    restores: int = 0
+    bytes_restored: int = 0
+    volumes_fetched: int = 0
+    bytes_fetched: int = 0
+    bad_volumes: list[str] = dataclasses.field(default_factory=list)
+    stopped: bool = False  # --max-duration reached
+
+    def count(self, status: str) -> int:
+        return sum(1 for f in self.files if f.status == status)
+
+    def named(self, status: str) -> list[FileResult]:
+        return [f for f in self.files if f.status == status]
+
+    @property
+    def checked(self) -> int:
+        return self.count(MATCH) + self.count(MISMATCH)
+
+    def stats(self) -> dict:
+        """What the run history keeps (and the metrics read)."""
+        return {
+            "seed": self.seed,
+            "sample": self.sample,
+            "files_in_backup": self.files_in_backup,
+            "files_sampled": len(self.files),
+            "files_checked": self.checked,
+            "matches": self.count(MATCH),
+            "matched_source": sum(1 for f in self.files if f.reference == "source"),
+            "mismatches": self.count(MISMATCH),
+            "failures": self.count(FAILED),
+            "skipped": self.count(SKIPPED),
+            "bytes_restored": self.bytes_restored,
+            "restores": self.restores,
+            "volumes_fetched": self.volumes_fetched,
+            "bytes_fetched": self.bytes_fetched,
+            "bad_volumes": self.bad_volumes,
+            "stopped_at_max_duration": self.stopped,
+            "problems": [
+                {"path": f.path, "status": f.status, "reason": f.reason}
+                for f in self.files
+                if f.status in (MISMATCH, FAILED)
+            ][:100],
+        }
+
+
+@dataclasses.dataclass
+class _Chain:
+    """What the drill knows of one duplicity chain."""
+
+    chain: chains.Chain
+    store: volumes.Store
+    sets: list[volumes.BackupSet]
+    entries: dict[str, signatures.Entry]
+    sigtars: list[Path]
+    copy: Path
+    _cache: dict = dataclasses.field(default_factory=dict)
+
+    def volumes_for(self, index: tuple[bytes, ...]) -> list[volumes.VolumeRef]:
+        if index not in self._cache:
+            self._cache[index] = volumes.needed_for(self.sets, [index])
+        return self._cache[index]
+
+
+def run(
+    profile: Profile,
+    env: dict[str, str],
+    workdir: Path,
+    *,
+    sample: sampling.Sample,
+    seed: int,
+    when: float | None = None,
+    deadline: float | None = None,
+) -> Report:
+    """Drill ``profile`` (its chain at ``when``, Unix time; the newest when None) in
+    ``workdir``, an empty private folder the caller removes; stop at ``deadline``
+    (time.monotonic())."""
+    return _Drill(profile, env, workdir, Report(seed=seed, sample=sample.describe()), deadline).run(
+        sample, when
+    )
+
+
+class _Drill:
+    """One drill's state: what it found so far, and how to stop it (deadline, Ctrl-C)."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        env: dict[str, str],
+        workdir: Path,
+        report: Report,
+        deadline: float | None,
+    ):
+        self.profile, self.env, self.workdir, self.report = profile, env, workdir, report
+        self.deadline = deadline
+        self.keys = volumes.Keys.for_profile(profile, env)
+        self.stop = threading.Event()
+        self.group = execute.ProcessGroup()
+        self.results: dict[tuple[int, str], FileResult] = {}
+        self.lock = threading.Lock()
+
+    def run(self, sample: sampling.Sample, when: float | None) -> Report:
+        timer = None
+        if self.deadline is not None:
+            timer = threading.Timer(max(0.0, self.deadline - time.monotonic()), self._time_up)
+            timer.daemon = True
+            timer.start()
+        try:
+            with contextlib.ExitStack() as cleanup:
+                self._drill(sample, when, cleanup)
+        except KeyboardInterrupt:
+            self._halt()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return self.report
+
+    def _time_up(self) -> None:
+        log.info("drill: max-duration reached, stopping")
+        self._halt()
+
+    def _halt(self) -> None:
+        self.stop.set()
+        self.group.stop_all()
+
+    def _drill(self, sample: sampling.Sample, when: float | None, cleanup) -> None:
+        report = self.report
+        found = [
+            c
+            for c in (self._read_chain(chain, cleanup, when) for chain in chains.of(self.profile))
+            if c is not None
+        ]
+        if not found:
+            raise NoBackupFound(
+                f"no backup of profile {self.profile.name} at {self.profile.target}"
+                + (" at that time" if when else "")
+                + ": run a backup first, or check the profile's target and --time."
+            )
+        population = [
+            (c, e)
+            for c in found
+            for e in sorted(c.entries.values(), key=lambda e: e.index)
+            if e.kind in (signatures.FILE, signatures.SYMLINK)
+        ]
+        report.files_in_backup = len(population)
+        picked = sampling.pick_files(
+            population, sample, random.Random(report.seed), size=lambda item: item[1].size
+        )
+        log.info(
+            "drill: %d of %d files sampled (seed %d)", len(picked), len(population), report.seed
+        )
+        for c in found:
+            members = [e for chain, e in picked if chain is c]
+            if members:  # their signatures, read again (all of them would not fit)
+                kept = signatures.read(c.sigtars, keep={e.path for e in members})
+                members = [kept[e.path] for e in members]
+                for entry in members:
+                    self.results[(id(c), entry.path)] = FileResult(entry.path, entry.size)
+                self._drill_chain(c, members)
+        report.files = [self.results[(id(c), e.path)] for c, e in picked]
+        report.stopped = self.stop.is_set() and self.deadline is not None
+        for result in report.named(SKIPPED):
+            result.reason = result.reason or "max-duration reached before it was restored"
+
+    def _read_chain(
+        self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
+    ) -> _Chain | None:
+        store = volumes.open_store(chain.profile)
+        sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
+        if not sets:
+            if chain.root:
+                log.warning("chain %s has no backup yet: left out", chain.label)
+            return None
+        unreadable = volumes.read_manifests(store, sets, self.keys)
+        if unreadable:
+            raise VerifyDifferences(
+                f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
+                f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier "
+                "chain (--time) if there is one, and start a sound chain with "
+                f"{suggest.command('backup', self.profile.name, '--full')}."
+            )
+        private = self.workdir / "signatures" / (chain.slug or "main")
+        private.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sigtars = []
+        for backup_set in sets:
+            if not backup_set.signatures:
+                raise VerifyDifferences(
+                    f"the {backup_set.label} has no signatures at {store.label}: the drill has "
+                    "nothing to compare with; start a sound chain with "
+                    f"{suggest.command('backup', self.profile.name, '--full')}."
+                )
+            local = _cached_signatures(chain.profile, backup_set.signatures)
+            sigtars.append(
+                local
+                or cleanup.enter_context(
+                    volumes.clear_copy(store, backup_set.signatures, self.keys, private)
+                )
+            )
+        copy = self.workdir / "copy" / (chain.slug or "main")
+        return _Chain(chain, store, sets, signatures.read(sigtars), sigtars, copy)
+
+    def _drill_chain(self, c: _Chain, members: list[signatures.Entry]) -> None:
+        """Fetch what the sample of one chain needs, restore it, compare. With a time limit no
+        restore is planned to take more than a quarter of the time left."""
+        limit = (self.deadline - time.monotonic()) / 4 if self.deadline is not None else None
+        sizes = drillplan.Sizes(list(c.entries.values()))
+        fetched: dict[str, volumes.Outcome] = {}
+        remaining = list(members)
+        volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy)
+        units: list[drillplan.Unit] = []
+        while remaining and not self.stop.is_set():
+            bad = {key for key, outcome in fetched.items() if not outcome.ok}
+            units = drillplan.plan(
+                remaining,
+                c.volumes_for,
+                sizes,
+                usable=lambda unit, bad=bad: not any(v.key in bad for v in unit.volumes),
+                max_unit_seconds=limit,
+            )
+            need = {v.key: v for u in units for v in u.volumes if v.key not in fetched}
+            if not need:
+                break
+            _check_space(c.copy, list(need.values()), units)
+            for outcome in volumes.fetch(c.store, need.values(), c.copy, stop=self.stop):
+                fetched[outcome.ref.key] = outcome
+                self.report.volumes_fetched += 1
+                self.report.bytes_fetched += outcome.bytes
+                if not outcome.ok:
+                    self.report.bad_volumes.append(outcome.describe())
+                    log.info("drill: %s (%s)", outcome.describe(), outcome.detail)
+            still = [e for e in remaining if not self._fail_if_broken(c, e, fetched)]
+            if len(still) == len(remaining):
+                break
+            remaining = still
+        runnable = [
+            u for u in units if all(v.key in fetched and fetched[v.key].ok for v in u.volumes)
+        ]
+        self._restore_units(c, runnable)
+
+    def _fail_if_broken(self, c: _Chain, entry: signatures.Entry, fetched: dict) -> bool:
+        """Mark a file that needs a bad volume as failed, naming the volume."""
+        broken = [fetched[v.key] for v in c.volumes_for(entry.index) if v.key in fetched]
+        broken = [outcome for outcome in broken if not outcome.ok]
+        if broken:
+            result = self.results[(id(c), entry.path)]
+            result.status = FAILED
+            result.reason = "; ".join(f"its {o.describe()}" for o in broken)
+        return bool(broken)
+
+    def _restore_units(self, c: _Chain, units: list[drillplan.Unit]) -> None:
+        """Run the units' restores (``parallel`` at once, each worker its own archive dir:
+        duplicity locks it) and compare what they restored."""
+        archives = _WorkerFolders(self.workdir / "archive")
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=chains.workers(self.profile, len(units)), thread_name_prefix="drill"
+        ) as pool:
+            futures = [
+                pool.submit(self._restore_unit, c, i, u, len(units), archives)
+                for i, u in enumerate(units)
+            ]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+            except BaseException:
+                self._halt()
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _restore_unit(
+        self, c: _Chain, number: int, unit: drillplan.Unit, count: int, archives: _WorkerFolders
+    ) -> None:
+        if self.stop.is_set():
+            return
+        local = _local_profile(c.chain.profile, c.copy, archives.mine())
+        out = self.workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
+        env = {k: v for k, v in self.env.items() if k in ENCRYPTION_VARIABLES}
+        try:
+            _restore(local, unit, out, env, self.group, self.workdir)
+        except CfbackupError as error:
+            if not self.stop.is_set():  # cut short by the deadline: skipped, not failed
+                for entry in unit.files:
+                    result = self.results[(id(c), entry.path)]
+                    result.status = FAILED
+                    result.reason = f"duplicity restore failed: {error.message}"
+            return
+        finally:
+            with self.lock:
+                self.report.restores += 1
+        try:
+            for entry in unit.files:
+                result = self.results[(id(c), entry.path)]
+                _compare(entry, _restored_path(unit, entry, out), self.profile.source, result)
+                with self.lock:
+                    self.report.bytes_restored += result.size
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        log.info("drill: restore %d of %d done (%s)", number + 1, count, unit.path or "/")
+
+
+def _cached_signatures(profile: Profile, name: str) -> Path | None:
+    """duplicity's own clear copy of a signature tar in the archive dir, if it has one."""
+    local = name[: -len(".gpg")] + ".gz" if name.endswith(".gpg") else name
+    path = profile.archive_dir / profile.backup_name / local
+    return path if path.is_file() else None
+
+
+def _check_space(folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
+    """Enough room for the volumes and the largest restore (deleted after its comparison)."""
+    largest = max((sum(e.size for e in u.files) for u in units), default=0)
+    wanted = sum(v.size or 0 for v in need) + largest
+    free = shutil.disk_usage(folder).free
+    if wanted * 1.1 > free:
+        raise RunRefused(
+            f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
+            f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
+            "free some space, or drill a smaller --sample."
+        )
+
+
+class _WorkerFolders:
+    """One archive dir per worker thread (duplicity allows one process per archive dir)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._local = threading.local()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def mine(self) -> Path:
+        folder = getattr(self._local, "folder", None)
+        if folder is None:
+            with self._lock:
+                self._count += 1
+                folder = self._local.folder = self.root / f"worker-{self._count}"
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder
+
+
+def _local_profile(profile: Profile, copy: Path, archive: Path) -> Profile:
+    """The chain's profile pointed at the local copy and a worker's archive dir."""
+    data = dict(profile.data)
+    data["target"] = f"file://{copy}"
+    data["archive_dir"] = str(archive)
+    return Profile(profile.name, data, profile.source_file)
+
+
+def _restore(
+    profile: Profile,
+    unit: drillplan.Unit,
+    out: Path,
+    env: dict[str, str],
+    group: execute.ProcessGroup,
+    workdir: Path,
+) -> None:
+    from cfbackup.duplicity.run import run_duplicity
+
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if unit.whole:
+        listing = workdir / "lists" / f"{out.name}.list"
+        listing.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        listing.write_bytes(b"".join(os.fsencode(e.path) + b"\0" for e in unit.files))
+        build = lambda fd: commands.restore_argv(  # noqa: E731
+            profile, str(out / "tree"), only=str(listing), log_fd=fd
+        )
+    else:
+        build = lambda fd: commands.restore_argv(  # noqa: E731
+            profile, str(out / "tree"), path=unit.path, log_fd=fd
+        )
+    run_duplicity(build, env, on_start=group.started, profile=profile)
+
+
+def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> Path:
+    tree = out / "tree"
+    if unit.whole:
+        return tree / entry.path
+    if not unit.folder:
+        return tree
+    return tree / os.fsdecode(b"/".join(entry.index[len(unit.prefix) :]))
+
+
+def _compare(entry: signatures.Entry, restored: Path, source: Path, result: FileResult) -> None:
+    """Set ``result`` from what was restored at ``restored``."""
+    try:
+        st = restored.lstat()
+    except FileNotFoundError:
+        result.status, result.reason = MISMATCH, "duplicity's restore did not produce it"
+        return
+    if entry.kind == signatures.SYMLINK:
+        target = os.readlink(restored) if restored.is_symlink() else None
+        if target == entry.linkname:
+            result.status, result.reference = MATCH, "link target"
+        else:
+            result.status = MISMATCH
+            result.reason = (
+                f"restored as {target!r}, the backup recorded a link to {entry.linkname!r}"
+            )
+        return
+    if not restored.is_file() or restored.is_symlink():
+        result.status, result.reason = MISMATCH, "not restored as a regular file"
+        return
+    result.size = st.st_size
+    original = source / entry.path
+    if _unchanged(original, entry, st.st_size) and filecmp.cmp(restored, original, shallow=False):
+        result.status, result.reference = MATCH, "source"
+        return
+    if (
+        entry.signature is not None
+        and signatures.of_file(restored, entry.block_len) == entry.signature
+    ):
+        result.status, result.reference = MATCH, "signature"
+        return
+    result.status = MISMATCH
+    result.reason = "the restored bytes differ from what the backup read (its signature)"
+
+
+def _unchanged(original: Path, entry: signatures.Entry, size: int) -> bool:
+    """The source file looks as the backup recorded it: same mtime (whole seconds, as the
+    backup has it) and a size the signature allows."""
+    try:
+        st = original.lstat()
+    except OSError:
+        return False
+    return (
+        original.is_file()
+        and not original.is_symlink()
+        and int(st.st_mtime) == entry.mtime
+        and st.st_size == size
+        and entry.could_be(st.st_size)
+    )

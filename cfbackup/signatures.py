@@ -1,0 +1,115 @@
+"""What duplicity recorded about each file as it backed it up: its signatures.
+
+A full backup's ``duplicity-full-signatures`` tar and each incremental's
+``duplicity-new-signatures`` hold one member per path: ``signature/PATH`` for a regular file (a
+librsync signature of the bytes duplicity read: a header naming the block length, then a
+rolling checksum and an 8-byte MD4 per block), ``snapshot/PATH`` for directories, symlinks (with
+their target) and special files, ``deleted/PATH`` for what an incremental saw disappear. Each
+member carries the path's modification time. Read in chain order they give every path's state
+at a backup time.
+
+That makes them the drill's reference for a file that changed since the backup: recorded by the
+process that read the data, at no cost to the backup, and at the target for a restore from
+nothing. A block changed in a restored file changes its MD4 (random corruption goes unnoticed
+with odds of 2^-64 per block); it is not a defence against someone forging signatures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import struct
+import tarfile
+from collections.abc import Iterable
+from pathlib import Path
+
+HEADER = struct.Struct(">III")  # magic, block length, strong checksum length
+WEAK = 4  # bytes of the rolling checksum per block
+
+FILE, SYMLINK, DIRECTORY, OTHER = "file", "symlink", "dir", "other"
+
+
+@dataclasses.dataclass
+class Entry:
+    """One path of the backup (relative to the source, as duplicity names it)."""
+
+    path: str
+    kind: str
+    mtime: int
+    block_len: int = 0
+    blocks: int = 0
+    linkname: str = ""
+    signature: bytes | None = None  # kept only for the paths asked for (a sample)
+
+    @property
+    def index(self) -> tuple[bytes, ...]:
+        """The path as duplicity indexes it: its components as bytes."""
+        return tuple(os.fsencode(self.path).split(b"/")) if self.path else ()
+
+    @property
+    def size(self) -> int:
+        """The file's size at backup time, to within one block (the signature has one entry
+        per block): the middle of that range."""
+        if self.kind != FILE or not self.blocks:
+            return 0
+        return max(1, self.blocks * self.block_len - self.block_len // 2)
+
+    def could_be(self, size: int) -> bool:
+        """True when a file of ``size`` bytes has as many blocks as this signature."""
+        return self.block_len > 0 and math.ceil(size / self.block_len) == self.blocks
+
+
+def read(sigtars: Iterable[Path], keep: set[str] | None = None) -> dict[str, Entry]:
+    """Every path in the state the signature tars leave it, in chain order (full first).
+    ``keep``: the paths whose signatures to hold in memory (a full backup's can be a few
+    percent of the data); the others keep only their header."""
+    entries: dict[str, Entry] = {}
+    for sigtar in sigtars:
+        with tarfile.open(sigtar, "r:*") as archive:
+            for member in archive:
+                kind, _, path = member.name.partition("/")
+                if kind == "deleted":
+                    entries.pop(path, None)
+                    continue
+                entry = Entry(path=path, kind=_kind(member), mtime=int(member.mtime))
+                if kind == "signature":
+                    _read_signature(archive, member, entry, keep)
+                elif member.issym():
+                    entry.linkname = member.linkname
+                entries[path] = entry
+    return entries
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.name.startswith("signature/"):
+        return FILE
+    if member.issym():
+        return SYMLINK
+    if member.isdir():
+        return DIRECTORY
+    return OTHER
+
+
+def _read_signature(archive, member, entry: Entry, keep: set[str] | None) -> None:
+    handle = archive.extractfile(member)
+    wanted = keep is not None and entry.path in keep
+    data = handle.read() if wanted else handle.read(HEADER.size)
+    if len(data) < HEADER.size:
+        return
+    _magic, entry.block_len, strong = HEADER.unpack_from(data)
+    entry.blocks = (member.size - HEADER.size) // (WEAK + strong) if strong else 0
+    if wanted:
+        entry.signature = data
+
+
+def of_file(path: Path, block_len: int) -> bytes:
+    """The librsync signature duplicity would record for ``path`` (its own librsync binding,
+    the same block length, so equal bytes give equal signatures)."""
+    from duplicity import librsync
+
+    generator = librsync.SigGenerator(block_len)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            generator.update(chunk)
+    return generator.getsig()

@@ -1,0 +1,44 @@
+"""Sizes and durations as people type them (``500M``, ``10GiB``, ``1h30m``), parsed in one place
+so every command and plugin reads them alike."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE = re.compile(r"(\d+)\s*(?:([KMGT])(i)?)?B?", re.I)
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400}
+_DURATION = re.compile(r"^(\d+[smhDW])+$")
+_DURATION_PART = re.compile(r"(\d+)([smhDW])")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``N``, ``N`` with K/M/G/T (powers of 1000) or KiB/MiB/GiB/TiB (powers of 1024),
+    an optional trailing B; ValueError naming the text otherwise."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size (e.g. 500000000, 500M, 10GiB)")
+    number, unit, binary = match.groups()
+    power = "KMGT".index(unit.upper()) + 1 if unit else 0
+    return int(number) * (1024 if binary else 1000) ** power
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration such as ``90s``, ``15m``, ``6h``, ``1D``, ``1W`` or ``1h30m``."""
+    if not _DURATION.match(text):
+        raise ValueError(
+            f"{text!r} is not a duration in s, m, h, D or W (e.g. 30m, 6h, 1D; months and "
+            "years vary in length)"
+        )
+    return sum(int(n) * DURATION_UNITS[unit] for n, unit in _DURATION_PART.findall(text))
+
+
+def human_duration(seconds: int | None) -> str:
+    """``5400`` -> ``1h30m``: durations written back the way the config writes them."""
+    if not seconds:
+        return "0s"
+    out = ""
+    for unit in ("W", "D", "h", "m", "s"):
+        count, seconds = divmod(seconds, DURATION_UNITS[unit])
+        if count:
+            out += f"{count}{unit}"
+    return out

@@ -1,0 +1,179 @@
+"""The legacy reader reads back every variable exactly as bash holds it after sourcing the file.
+
+The oracle is the value written into the file: a generated bash file assigns arbitrary values
+(scalars and arrays, empty arrays, empty strings, blanks, quotes, newlines, backslashes, dollar
+signs, unicode) in the quoting styles real files use, and each one must read back equal, in any
+order, whatever came before it. Declared-but-unset variables are absent, as ``${VAR-x}`` sees.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from cfbackup.config.legacy import read_file, read_variables
+from cfbackup.config.legacy_map import VARIABLES
+from cfbackup.errors import ConfigError
+
+# Any character bash can hold (no NUL), unicode, CR and LF included. Not \x01 and \x7f: bash
+# itself doubles them when a double-quoted item of a compound array assignment holds them
+# ("\x01" becomes "\x01\x01", bash 5.2), and the reader reports what bash holds.
+values = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\x01\x7f"),
+    max_size=30,
+)
+
+
+def double(value: str) -> str:
+    return '"' + "".join("\\" + c if c in '"\\$`' else c for c in value) + '"'
+
+
+def single(value: str) -> str:
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def ansi_c(value: str) -> str:
+    out = []
+    for c in value:
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c == "\n":
+            out.append("\\n")
+        elif c == "\r":
+            out.append("\\r")
+        elif c == "\t":
+            out.append("\\t")
+        else:
+            out.append(c)
+    return "$'" + "".join(out) + "'"
+
+
+QUOTES = {"double": double, "single": single, "ansi": ansi_c}
+
+
+@st.composite
+def assignments(draw):
+    """(file text, expected variables): each known name set once, or declared and left unset."""
+    names = draw(st.lists(st.sampled_from(VARIABLES), unique=True, max_size=8))
+    lines, expected = [], {}
+    for name in names:
+        kind = draw(st.sampled_from(["scalar", "array", "unset"]))
+        export = draw(st.sampled_from(["", "export "]))
+        quote = QUOTES[draw(st.sampled_from(sorted(QUOTES)))]
+        comment = draw(st.sampled_from(["", "  # a comment, \"quoted\" and 'single'"]))
+        if kind == "scalar":
+            value = draw(values)
+            lines.append(f"{export}{name}={quote(value)}{comment}")
+            expected[name] = value
+        elif kind == "array":
+            items = draw(st.lists(values, max_size=4))
+            joiner = draw(st.sampled_from([" ", " \\\n    ", "\n    "]))
+            body = joiner.join(quote(item) for item in items)
+            lines.append(f"{name}=( {body} ){comment}")
+            if export:
+                lines.append(f"export {name}")
+            expected[name] = items
+        else:
+            lines.append(draw(st.sampled_from([f"declare {name}", f"export {name}"])))
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n"])), expected
+
+
+@settings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=assignments())
+@example(  # the bug: an empty array shifted every variable read after it
+    case=(
+        'EXCLIST=()\nGPG_KEY="ABCD1234"\nPASSPHRASE="secret words"\nSTATIC_OPTIONS="--volsize 5"',
+        {
+            "EXCLIST": [],
+            "GPG_KEY": "ABCD1234",
+            "PASSPHRASE": "secret words",
+            "STATIC_OPTIONS": "--volsize 5",
+        },
+    )
+)
+@example(
+    case=('INCLIST=( "" )\nEXCLIST=("")\nROOT=""', {"INCLIST": [""], "EXCLIST": [""], "ROOT": ""})
+)
+@example(case=("ROOT=$'a\\r\\nb'\nDEST='x'", {"ROOT": "a\r\nb", "DEST": "x"}))
+def test_each_value_reads_back_as_written(tmp_path, case):
+    text, expected = case
+    path = tmp_path / "dt-cf-backup.conf"
+    path.write_bytes(text.encode("utf-8"))
+    assert read_variables(path) == expected
+
+
+def test_what_real_files_do(tmp_path):
+    """CRLF line ends, no final newline, export mixed in, output and redirections of stdout,
+    helper variables, $(...) and backquotes."""
+    path = tmp_path / "conf"
+    text = textwrap.dedent("""\
+        # "quotes" in a comment, and an apostrophe: don't
+        export SWIFT_USERNAME="u:name" SWIFT_PASSWORD='p w'
+        HOST=$(printf web1)
+        DEST="swift://box/${HOST}"
+        EXCLIST=()
+        INCLIST=( "/srv/a b" \\
+                  "/srv/`printf c`" )
+        echo "the file talks on stdout"
+        exec >/dev/null
+        declare GPG_KEY
+        LOGDIR=""
+        ROOT=/srv""")
+    path.write_bytes(text.replace("\n", "\r\n").encode())
+    read = read_file(path)
+    assert read.variables == {
+        "SWIFT_USERNAME": "u:name",
+        "SWIFT_PASSWORD": "p w",
+        "DEST": "swift://box/web1",
+        "EXCLIST": [],
+        "INCLIST": ["/srv/a b", "/srv/c"],
+        "LOGDIR": "",
+        "ROOT": "/srv",
+    }
+    assert read.others == ["HOST"] and read.crlf
+    assert read.computed_lines == [3, 7]
+    notes = " ".join(read.notes())
+    assert "HOST" in notes and "CRLF" in notes and "line(s) 3, 7" in notes
+
+
+def test_inherited_variables_are_not_the_files(tmp_path, monkeypatch):
+    """TMPDIR set for cfbackup itself is not a TMPDIR set by the file."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    path = tmp_path / "conf"
+    path.write_text("ROOT=/srv\n")
+    assert read_variables(path) == {"ROOT": "/srv"}
+
+
+def test_a_redefined_printf_or_declare_does_not_fool_the_reader(tmp_path):
+    path = tmp_path / "conf"
+    path.write_text("printf() { :; }\ndeclare() { :; }\nROOT=/srv\nEXCLIST=()\nDEST=file:///t\n")
+    assert read_variables(path) == {"ROOT": "/srv", "EXCLIST": [], "DEST": "file:///t"}
+
+
+def test_a_syntax_error_is_one_config_error(tmp_path):
+    path = tmp_path / "conf"
+    path.write_text('ROOT="/srv\nDEST=x\n')
+    with pytest.raises(ConfigError, match="bash could not read this file"):
+        read_variables(path)
+
+
+@pytest.mark.parametrize(
+    "text, legacy",
+    [
+        ('[profiles.a]\nsource = "/"\n', False),
+        ('state_dir = "/x"\n\n[profiles.a]\nsource = "/"\n', False),
+        ('source = "/"\n', False),
+        ('ROOT="/srv"\n', True),
+        ("#!/bin/bash\nset -e\n[ -f /etc/x ] && . /etc/x\nexport ROOT=/srv\n", True),
+        ("ROOT=/srv\nif [[ -n $X ]]; then DEST=y; fi\n", True),
+    ],
+)
+def test_legacy_files_are_told_from_toml(text, legacy):
+    from cfbackup.config.legacy import looks_legacy
+
+    assert looks_legacy(text) is legacy
