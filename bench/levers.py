@@ -50,17 +50,15 @@ CATALOG = {
         Variant("algo-none", (GPG + "--compress-algo=none",)),
         Variant("zlib1", (GPG + "--compress-algo=zlib --compress-level=1",)),
         Variant("zlib6", (GPG + "--compress-algo=zlib --compress-level=6",)),
-        # cfbackup's encryption.compression settings with its 50 MB volumes
-        Variant("none-vol50", (GPG + "--compress-level=0", "--volsize=50")),
-        Variant("fast-vol50", (GPG + "--compress-algo=zlib --compress-level=1", "--volsize=50")),
-        Variant("small-vol50", (GPG + "--compress-algo=zlib --compress-level=6", "--volsize=50")),
+        # zlib (gpg's default ZIP has an 8 KB window) at levels 1 and 6 with 50 MB volumes
+        Variant("zlib1-vol50", (GPG + "--compress-algo=zlib --compress-level=1", "--volsize=50")),
+        Variant("zlib6-vol50", (GPG + "--compress-algo=zlib --compress-level=6", "--volsize=50")),
         Variant(
-            "fast-vol50-conc2",
+            "zlib1-vol50-conc2",
             (GPG + "--compress-algo=zlib --compress-level=1", "--volsize=50", "--concurrency=2"),
         ),
-        Variant("none-vol200", (GPG + "--compress-level=0", "--volsize=200")),
         Variant(
-            "none-vol50-s2k1m", (GPG + "--compress-level=0 --s2k-count=1015808", "--volsize=50")
+            "level0-vol50-s2k1m", (GPG + "--compress-level=0 --s2k-count=1015808", "--volsize=50")
         ),
         Variant("level1-vol50", (GPG + "--compress-level=1", "--volsize=50")),
         Variant("level0-vol25", (GPG + "--compress-level=0", "--volsize=25")),
