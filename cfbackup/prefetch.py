@@ -84,15 +84,16 @@ def restore_source(
     folder: Path,
     *,
     path: str | None,
-    when: str | None,
+    when: float | None,
 ) -> Iterator[Plan | None]:
-    """The local copy a restore of ``path`` (everything when None) at ``when`` reads, filled
+    """The local copy a restore of ``path`` (everything when None) at ``when`` (Unix time,
+    now when None) reads, filled
     while the restore runs; None when duplicity should read the target itself (nothing to
     restore there, or manifests it must report on). ``folder``: an empty private folder the
     caller removes. A failure inside the block that the prefetch explains (a damaged volume,
     Swift gone, no space) is replaced by the prefetch's own sentence."""
     fetcher = Prefetch(profile, env, folder, ahead=int(profile["restore_prefetch"]))
-    if not fetcher.plan(path, _when(when)):
+    if not fetcher.plan(path, when):
         yield None
         return
     local = _local_profile(profile, fetcher)
@@ -109,30 +110,16 @@ def restore_source(
             raise better from None
 
 
-def _when(text: str | None) -> float | None:
-    """``--time`` as duplicity reads it (3D, 2026-11-01, ...), in Unix time."""
-    if not text:
-        return None
-    from duplicity import dup_time
-
-    dup_time.setcurtime()
-    try:
-        return float(dup_time.genstrtotime(text))
-    except dup_time.TimeException:
-        return float("nan")  # duplicity itself reports the bad time
-
-
 def _local_profile(profile: Profile, fetcher: Prefetch) -> Profile:
     """The chain's profile pointed at the copy, with a private archive dir (its manifests are
     the copy's) and the scratch folder as temp dir (volumes move there, not copied)."""
-    data = dict(profile.data)
-    data["target"] = f"file://{fetcher.copy}"
-    data["archive_dir"] = str(fetcher.folder / "archive")
-    data["tempdir"] = str(fetcher.folder / "tmp")
-    if fetcher.clear:
-        data["encryption"] = {**data["encryption"], "mode": "none"}
     (fetcher.folder / "tmp").mkdir(mode=0o700, exist_ok=True)
-    return Profile(profile.name, data, profile.source_file)
+    local = volumes.copy_profile(
+        profile, fetcher.copy, fetcher.folder / "archive", tempdir=fetcher.folder / "tmp"
+    )
+    if fetcher.clear:
+        local.data["encryption"] = {**local.data["encryption"], "mode": "none"}
+    return local
 
 
 class Prefetch:
@@ -160,8 +147,6 @@ class Prefetch:
     def plan(self, path: str | None, when: float | None) -> bool:
         """Read the chain at ``when`` and write the copy's manifests and listing; False when
         duplicity should see the target itself."""
-        if when is not None and when != when:  # a --time duplicity will refuse
-            return False
         sets = volumes.chain_at(volumes.backup_sets(self.store), when)
         if not sets:
             return False

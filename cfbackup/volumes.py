@@ -617,3 +617,16 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
     finally:
         encrypted.unlink(missing_ok=True)
         plain.unlink(missing_ok=True)
+
+
+def copy_profile(
+    profile: Profile, copy: Path, archive: Path, *, tempdir: Path | None = None
+) -> Profile:
+    """The (chain's) profile pointed at a local copy made by ``fetch``, with its own archive
+    dir (the copy's manifests, not the target's cache), for a duplicity restore from it."""
+    data = dict(profile.data)
+    data["target"] = f"file://{copy}"
+    data["archive_dir"] = str(archive)
+    if tempdir is not None:
+        data["tempdir"] = str(tempdir)
+    return Profile(profile.name, data, profile.source_file)

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, prefetch
-from cfbackup.actions.common import duplicity, prepare, scratch
+from cfbackup.actions.common import duplicity, prepare, scratch, when_of
 from cfbackup.duplicity import commands
 from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
 from cfbackup.runtypes import Run, RunResult
@@ -135,7 +135,7 @@ def _restore_one(
             own = folder / (chain.slug or "main")
             own.mkdir(mode=0o700)
             plan = stack.enter_context(
-                prefetch.restore_source(chain.profile, env, own, path=path, when=when)
+                prefetch.restore_source(chain.profile, env, own, path=path, when=when_of(run))
             )
             if plan is not None:
                 source, extra = plan.profile, plan.env
