@@ -316,6 +316,9 @@ class Prefetch:
             try:
                 self.keys.decrypt_file(outcome.path, volume.ref.name, source)
             except Exception as error:  # noqa: BLE001 - gpg's words go into the outcome
+                if getattr(error, "keys", False):  # the passphrase or the key, not the volume
+                    what = f"{volume.ref.name} at {self.store.label} ({error})"
+                    raise volumes.keys_error(what) from None
                 outcome.problem, outcome.detail = volumes.UNDECRYPTABLE, str(error)
                 return outcome
             finally:

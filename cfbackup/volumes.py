@@ -335,12 +335,16 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             log.warning("manifest %s cannot be read: %s", backup_set.manifest, backup_set.problem)
             unreadable.append(backup_set)
     if any(s.key_problem for s in unreadable) and keys.mode != "none":
-        raise CryptoError(
-            f"gpg could not decrypt the manifests at {store.label} ({unreadable[0].problem}): "
-            "wrong passphrase, or the secret key is missing from the keyring: check "
-            "encryption.passphrase and the keys (cfbackup check tests them)."
-        )
+        raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})")
     return unreadable
+
+
+def keys_error(what: str) -> CryptoError:
+    """gpg could not decrypt ``what`` because of the passphrase or the keys."""
+    return CryptoError(
+        f"gpg could not decrypt {what}: wrong passphrase, or the secret key is missing from the "
+        "keyring: check encryption.passphrase and the keys (cfbackup check tests them)."
+    )
 
 
 def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) -> list[VolumeRef]:
