@@ -48,7 +48,7 @@ from cfbackup.errors import CfbackupError, ExitCode
 log = logging.getLogger("cfbackup")
 
 # Downloads (and decryptions) at once. Two keep a link busy while one volume decrypts, and on
-# two cores leave one to duplicity (measured: docs/performance.md, "Restore prefetch").
+# two cores leave one to duplicity (the gain at 2: docs/performance.md; other counts untried).
 WORKERS = 2
 RESERVE = 64 << 20  # free space a prefetch never takes (the restored files need room too)
 POLL = protocol.POLL
