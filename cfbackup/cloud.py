@@ -14,10 +14,12 @@ ip_fixup) and ``cfbackup firewall`` use it, never each other.
 
   ``region_name`` falls back to ``swift.region_name``, ``api_timeout`` (seconds per answer) to
   60.
+- :func:`names_cloud` says whether a profile itself names a cloud (for a caller to whom the
+  cloud is optional, such as ``cfbackup firewall -s``).
 - :func:`cloud_errors` wraps the calls: a clouds.yaml problem or incomplete credentials become a
   :class:`ConfigError`, every other openstacksdk/keystoneauth1 failure a :class:`BackendError`
   (401, 403, 409, timeouts, unreachable, no endpoint), each one sentence with the fix, secrets
-  masked.
+  masked; an unreachable endpoint is named with the system's reason ("Connection refused").
 
 Heavy imports (openstacksdk) stay inside the functions.
 """
@@ -25,6 +27,7 @@ Heavy imports (openstacksdk) stay inside the functions.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -56,7 +59,7 @@ def cloud_settings(
     cloud = cloud or own.get("cloud") or swift.get("cloud")
     if cloud:
         return {"cloud": cloud, **common}
-    if profile is not None and swift.get("auth_version") == "3" and swift.get("auth_url"):
+    if profile is not None and _has_keystone_v3(swift):
         return {**_keystone_v3(profile, swift), **common}
     if os.environ.get("OS_CLOUD"):
         return {"cloud": os.environ["OS_CLOUD"], **common}
@@ -67,6 +70,19 @@ def cloud_settings(
         f"Keystone v3 credentials, and this profile has none: set {section or 'swift'}.cloud to "
         "a clouds.yaml entry (or export OS_CLOUD), or use swift.auth_version = \"3\"."
     )
+
+
+def names_cloud(profile: Profile, *, section: str | None = None) -> bool:
+    """Whether the profile itself names a cloud (the ``section``'s or ``[swift]``'s ``cloud``,
+    or Keystone v3 keys in ``[swift]``; ``$OS_CLOUD`` does not count): for a caller to whom
+    the cloud is optional."""
+    swift = profile.get("swift") or {}
+    own = (profile.plugin_config(section) if section else None) or {}
+    return bool(own.get("cloud") or swift.get("cloud") or _has_keystone_v3(swift))
+
+
+def _has_keystone_v3(swift: dict[str, Any]) -> bool:
+    return swift.get("auth_version") == "3" and bool(swift.get("auth_url"))
 
 
 def _keystone_v3(profile: Profile, swift: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +132,8 @@ def connect(
     settings = cloud_settings(
         profile, cloud=cloud, section=section, region_name=region_name, api_timeout=api_timeout
     )
-    what = f"the cloud of profile {profile.name}" if profile is not None else "the cloud"
+    what = (f"cloud {cloud}" if cloud else
+            f"the cloud of profile {profile.name}" if profile is not None else "the cloud")
     with cloud_errors(f"connecting to {what}"):
         return openstack.connect(**settings)
 
@@ -126,6 +143,52 @@ def _short(error: BaseException) -> str:
     text = str(details) if details else str(error)
     text = text.splitlines()[0] if text else type(error).__name__
     return redact_output(text)[:300].rstrip(" .")  # inside a sentence: its own full stop goes
+
+
+def _caused_by(error: BaseException, kind, *, errno: bool = False) -> BaseException | None:
+    """The first exception of ``kind`` (with an errno, if asked) in the chain that led to
+    ``error``: keystoneauth1's version discovery hides an unreachable Keystone inside a
+    DiscoveryFailure, and the operating system's reason lies under requests and urllib3."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind) and (not errno or getattr(seen, "errno", None)):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _unreachable(doing: str, error: BaseException, timeout_setting: str | None) -> BackendError:
+    """An endpoint that did not answer: the URL and the operating system's reason, not the
+    four nested exceptions keystoneauth1 and requests wrap it in."""
+    import re
+
+    from keystoneauth1 import exceptions as ks
+
+    found = re.search(r"(https?://\S+?):? ", str(error))
+    url = redact_output(found.group(1)) if found else ""
+    os_error = _caused_by(error, OSError, errno=True)
+    reason = os.strerror(os_error.errno) if os_error is not None else _short(error)
+    if isinstance(error, ks.ConnectTimeout):
+        return BackendError(
+            f"{doing}: the cloud did not answer in time ({url or _short(error)}): check the "
+            + (f"endpoint, or raise {timeout_setting}." if timeout_setting
+               else "endpoint and the network.")
+        )
+    return BackendError(
+        f"{doing}: cannot reach the cloud{' at ' + url if url else ''} ({reason}): check the "
+        "auth URL and the network."
+    )
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    log = logging.getLogger(logger)
+    previous = log.level
+    log.setLevel(max(previous, logging.ERROR))
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
 
 
 @contextlib.contextmanager
@@ -141,7 +204,8 @@ def cloud_errors(
     from openstack.config import exceptions as cfg
 
     try:
-        yield
+        with _quiet("keystoneauth"):  # its warnings would add lines to our one sentence
+            yield
     except cfg.OpenStackConfigException as error:
         raise ConfigError(
             f"{doing}: the cloud settings are unusable ({_short(error)}): check clouds.yaml and "
@@ -169,21 +233,18 @@ def cloud_errors(
             f"{doing}: Keystone rejected the credentials (401): check the user "
             "name, password and project."
         ) from None
-    except ks.ConnectTimeout as error:
-        raise BackendError(
-            f"{doing}: the cloud did not answer in time ({_short(error)}): check the endpoint"
-            + (f", or raise {timeout_setting}." if timeout_setting else " and the network.")
-        ) from None
-    except ks.ConnectFailure as error:
-        raise BackendError(
-            f"{doing}: cannot reach the cloud ({_short(error)}): check the "
-            "auth URL and the network."
-        ) from None
+    except (ks.ConnectTimeout, ks.ConnectFailure) as error:
+        raise _unreachable(doing, error, timeout_setting) from None
     except ks.EndpointNotFound as error:
         raise BackendError(
             f"{doing}: the service catalog has no such endpoint "
             f"({_short(error)}): check region_name and interface."
         ) from None
+    except ks.DiscoveryFailure as error:
+        cause = _caused_by(error, (ks.ConnectTimeout, ks.ConnectFailure))
+        if cause is None:
+            raise BackendError(f"{doing}: {_short(error)}: check the auth URL.") from None
+        raise _unreachable(doing, cause, timeout_setting) from None
     except ks.AuthPluginException as error:
         raise ConfigError(f"{doing}: incomplete credentials ({_short(error)}).") from None
     except ks.ClientException as error:

@@ -41,7 +41,8 @@ from cfbackup.progress import human_bytes
 log = logging.getLogger("cfbackup")
 
 MATCH, MISMATCH, FAILED, SKIPPED = "match", "mismatch", "failed", "skipped"
-ENCRYPTION_VARIABLES = ("PASSPHRASE", "SIGN_PASSPHRASE", "GNUPGHOME")
+# what a restore from the local copy needs of the drill's environment (HOME: a drill from nothing)
+RESTORE_VARIABLES = ("PASSPHRASE", "SIGN_PASSPHRASE", "GNUPGHOME", "HOME")
 
 
 @dataclasses.dataclass
@@ -337,7 +338,7 @@ class _Drill:
             return
         local = volumes.copy_profile(c.chain.profile, c.copy, archives.mine())
         out = self.workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
-        env = {k: v for k, v in self.env.items() if k in ENCRYPTION_VARIABLES}
+        env = {k: v for k, v in self.env.items() if k in RESTORE_VARIABLES}
         try:
             _restore(local, unit, out, env, self.group, self.workdir)
         except CfbackupError as error:

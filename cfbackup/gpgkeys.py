@@ -76,6 +76,14 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
         _check_usable(key, enc["sign_key"], where + ".sign_key", capability="s")
 
 
+def stop_agent(home: str | os.PathLike) -> None:
+    """Stop the gpg daemons (gpg-agent) serving keyring ``home``: one that served a throw-away
+    keyring would outlive it."""
+    from cfbackup import execute
+
+    execute.capture(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=30)
+
+
 def find_key(keys, key_id: str):
     wanted = key_id.upper().removeprefix("0X")
     for key in keys:

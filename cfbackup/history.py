@@ -83,4 +83,8 @@ def last(state_dir: Path, profile: str, action: str, result: str) -> dict[str, A
             "ORDER BY started DESC, id DESC LIMIT 1",
             (profile, action, result),
         ).fetchone()
-    return dict(row) if row else None
+    if row is None:
+        return None
+    item = dict(row)
+    item["stats"] = json.loads(item["stats"]) if item["stats"] else {}
+    return item

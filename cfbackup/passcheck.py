@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup import execute, gpgkeys
+from cfbackup import gpgkeys
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CryptoError
@@ -97,7 +97,7 @@ def empty_keyring(copy_of: str | None = None) -> Iterator:
         try:
             yield gnupg.GPG(gnupghome=str(home))
         finally:
-            execute.capture(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], timeout=30)
+            gpgkeys.stop_agent(home)
 
 
 def _not_keyring(folder: str, names: list[str]) -> list[str]:

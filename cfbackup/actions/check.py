@@ -6,7 +6,7 @@ import shutil
 import time
 
 from cfbackup import chains, execute, gpgkeys, history, keystone, passcheck, suggest, swift
-from cfbackup.actions.recovery_kit import KIT_ACTION
+from cfbackup.actions.recovery_kit import KIT_ACTION, export_command
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
 from cfbackup.duplicity.target import swift_target
@@ -141,15 +141,10 @@ def _kit_row(run: Run) -> tuple[str, bool | None, str]:
             "recovery kit",
             True,
             f"made on {when} ({made['message']}): {advice}; make a new one after changing the "
-            "config or the keys",
+            "config or the keys, and prove it with "
+            f"{suggest.command('drill', run.profile.name, '--from-nothing')}",
         )
-    export = suggest.command(
-        "recovery-kit",
-        "export",
-        run.config.state_dir / "recovery-kit",
-        "--profile",
-        run.profile.name,
-    )
+    export = export_command(run.config, run.profile.name)
     return (
         "recovery kit",
         NOTE,

@@ -37,7 +37,7 @@ def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     for old in root.glob(f"{run.profile.name}-*"):
         pid = old.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
     folder = root / f"{run.profile.name}-{os.getpid()}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -48,7 +48,7 @@ def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,5 +1,7 @@
-"""``cfbackup drill PROFILE [--sample S] [--max-duration D] [--time T] [--seed N]``: restore a
-random sample of files and compare them byte for byte (the work is in ``cfbackup/drill.py``).
+"""``cfbackup drill PROFILE [--sample S] [--max-duration D] [--time T] [--seed N]
+[--from-nothing [--kit KIT] [--passphrase-file F]]``: restore a random sample of files and
+compare them byte for byte (the work is in ``cfbackup/drill.py``; ``--from-nothing`` runs it from
+the recovery kit alone, ``actions/from_nothing.py``).
 
 Options fall back to the profile's ``[drill]`` table. Each run draws a new seed unless one is
 given, and the history keeps it, so a failing drill can be repeated file for file. A
@@ -10,10 +12,12 @@ nothing).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 
 from cfbackup import drill, sampling, suggest
+from cfbackup.actions import from_nothing
 from cfbackup.actions.common import prepare, scratch, when_of
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
@@ -51,25 +55,42 @@ def _usage(run: Run, key: str, where: str, error: ValueError) -> CfbackupError:
 
 
 def run_drill(run: Run) -> RunResult:
+    facts: dict = {"from_nothing": bool(run.options.get("from_nothing"))}
+    try:
+        return _drill(run, facts)
+    except CfbackupError as error:  # the history says how the drill ran, also when it failed
+        error.stats = {**error.stats, **facts}
+        raise
+
+
+def _drill(run: Run, facts: dict) -> RunResult:
     profile = run.profile
+    what = f"drill of {profile.name}" + (" from nothing" if facts["from_nothing"] else "")
     sample, limit, seed = options_of(run)
     when = when_of(run)
-    env = prepare(run, need_secret_key=True)
-    started = time.monotonic()
-    deadline = started + limit if limit else None
-    with scratch(run, "drill") as workdir:
+    with contextlib.ExitStack() as stack:
+        box = None
+        if facts["from_nothing"]:
+            box = stack.enter_context(from_nothing.sandbox(run, facts))
+            drilled, env = box.profile, box.env
+        else:
+            from_nothing.refuse_kit_options(run)
+            drilled, env = profile, prepare(run, need_secret_key=True)
+        started = time.monotonic()
+        deadline = started + limit if limit else None
+        workdir = stack.enter_context(scratch(run, "drill"))
         report = drill.run(
-            profile, env, workdir, sample=sample, seed=seed, when=when, deadline=deadline
+            drilled, env, workdir, sample=sample, seed=seed, when=when, deadline=deadline
         )
     elapsed = time.monotonic() - started
-    stats = report.stats()
+    stats = {**report.stats(), **facts}
     summary = _summary(report, elapsed, limit)
     problems = report.named(drill.MISMATCH) + report.named(drill.FAILED)
     if problems:
         shown = "; ".join(p.describe() for p in problems[:SHOWN])
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
         error = VerifyDifferences(
-            f"drill of {profile.name} found {report.count(drill.MISMATCH)} mismatch(es) and "
+            f"{what} found {report.count(drill.MISMATCH)} mismatch(es) and "
             f"{report.count(drill.FAILED)} file(s) that cannot be restored: {shown}{more}: the "
             f"backup is damaged; {suggest.command('verify', profile.name, '--read-data')} names "
             f"the bad volumes, and {suggest.command('backup', profile.name, '--full')} starts a "
@@ -80,7 +101,7 @@ def run_drill(run: Run) -> RunResult:
         raise error
     if report.stopped and not report.checked:
         error = CfbackupError(
-            f"drill of {profile.name} checked no file before --max-duration "
+            f"{what} checked no file before --max-duration "
             f"{human_duration(limit)} ran out: allow more time or drill a smaller --sample "
             f"[{summary}].",
             exit_code=ExitCode.PARTIAL,
@@ -88,12 +109,13 @@ def run_drill(run: Run) -> RunResult:
         )
         error.data = report
         raise error
+    how = f" ({box.describe()})" if box else ""
     return RunResult(
         profile=profile.name,
         action="drill",
         stats=stats,
         data=report,
-        message=f"drill of {profile.name} passed: {summary}",
+        message=f"{what} passed{how}: {summary}",
     )
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cfbackup.config.model import Config
 from cfbackup.config.schema import Option, with_plugin_sections
 from cfbackup.errors import ConfigError, CryptoError, RunRefused
 
@@ -31,6 +32,10 @@ MEMBERS = (NATIVE, LEGACY, KEYS, "README.txt")
 MAX_MEMBER = 10_000_000  # a config, keys and a README: anything larger is not a kit
 DEFAULT_PLACES = {NATIVE: ".config/cfbackup/config.toml", LEGACY: ".dt-cf-backup.conf"}
 SECRET_HOW = {"_env": "env", "_file": "file", "_command": "command"}
+
+
+class WrongKitPassphrase(CryptoError):
+    """The passphrase does not open the kit (exit 11)."""
 
 
 @dataclasses.dataclass
@@ -64,6 +69,7 @@ class ImportedKit:
     gpg_home_was: dict[str, str]  # dotted key -> the old value, for each gpg_home rewritten
     secrets: list[SecretNeed]
     missing_sources: list[tuple[str, str]]  # (profile, source) that do not exist here yet
+    config: Config | None = None  # the installed config, loaded
 
 
 def import_kit(
@@ -119,6 +125,7 @@ def import_kit(
         missing_sources=[
             (name, str(p.source)) for name, p in config.profiles.items() if not p.source.is_dir()
         ],
+        config=config,
     )
 
 
@@ -142,7 +149,7 @@ def _open_kit(kit: Path, passphrase: str) -> dict[str, bytes]:
                 f"{kit} is not a cfbackup recovery kit (it is not gpg-encrypted): give the "
                 "*.tar.gpg file cfbackup recovery-kit export wrote."
             )
-        raise CryptoError(
+        raise WrongKitPassphrase(
             f"the passphrase does not decrypt the recovery kit {kit}: give the passphrase of "
             "the profile the kit was made for (its README names it)."
         )

@@ -21,6 +21,16 @@ from cfbackup.errors import ConfigError, CryptoError
 
 KIT_ACTION = "recovery-kit"  # its name in the run history (check looks for it)
 
+
+def export_command(config: Config, profile: str) -> str:
+    """The command that makes a (new) kit of ``profile``, as messages suggest it."""
+    from cfbackup import suggest
+
+    return suggest.command(
+        "recovery-kit", "export", config.state_dir / "recovery-kit", "--profile", profile
+    )
+
+
 README = """\
 cfbackup recovery kit for {host}, made {when}
 
@@ -38,6 +48,7 @@ kit holds keys) and cfbackup -c config.toml check {profile} --for-restore.
 Secrets the config reads from the environment, files or commands are NOT in the kit:
 recovery-kit import lists the ones to set or re-create.
 """
+
 
 def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
     enc = profile["encryption"]

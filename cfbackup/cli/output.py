@@ -55,6 +55,11 @@ def info(message: str) -> None:
     emit(redact(message))
 
 
+def note(message: str) -> None:
+    """What is about to happen, on stderr: stdout stays the result scripts read."""
+    print(redact(message), file=sys.stderr, flush=True)
+
+
 def print_json(data: Any) -> None:
     emit(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
 

@@ -69,6 +69,22 @@ def make_parser(context) -> argparse.ArgumentParser:
     p.add_argument("--time", metavar="T", help="drill the backup as of this time")
     p.add_argument("--seed", type=int, metavar="N", help="repeat an earlier drill's sample")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument(
+        "--from-nothing",
+        action="store_true",
+        help="drill as a new machine would: from the recovery kit alone, in a throw-away HOME "
+        "and keyring (no local cache, keys or config)",
+    )
+    p.add_argument(
+        "--kit",
+        metavar="KIT",
+        help="with --from-nothing: this kit (default: the newest this profile exported)",
+    )
+    p.add_argument(
+        "--passphrase-file",
+        metavar="F",
+        help="with --from-nothing: the kit's passphrase is in F (default: the profile's)",
+    )
     p.set_defaults(handler=commands.profile_action("drill"))
 
     p = sub.add_parser("restore", help="restore the whole tree or one path into TARGET")

@@ -26,7 +26,9 @@ def export_recovery_kit(args, context) -> int:
         history.record_finish(config.state_dir, run_id, int(error.exit_code), result,
                               error.message, {})  # fmt: skip
         raise
-    history.record_finish(config.state_dir, run_id, 0, "success", f"kit {path.name}", {})
+    # where it is: drill --from-nothing drills the newest kit
+    history.record_finish(config.state_dir, run_id, 0, "success", f"kit {path.name}",
+                          {"kit": str(path.absolute())})  # fmt: skip
     output.info(
         f"recovery kit written to {path}, encrypted with the passphrase of profile "
         f"{profile.name}: copy it away from this server, and keep a copy of that passphrase "

@@ -145,6 +145,7 @@ def build_config(
         state_dir=state_dir,
         warnings=[*warnings, *([loose] if loose else [])],
         log_dir=_log_dir(top, state_dir),
+        plugin_sections=dict(plugin_sections or {}),
         permission_warning=loose,
     )
 

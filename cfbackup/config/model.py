@@ -55,6 +55,8 @@ class Config:
     state_dir: Path
     warnings: list[str] = dataclasses.field(default_factory=list)
     log_dir: Path | None = None
+    # the plugins' sections it was validated with (a recovery kit's config is checked the same)
+    plugin_sections: dict[str, Any] = dataclasses.field(default_factory=dict)
     # a legacy file holding secrets that others can read: it runs, and every run says so
     permission_warning: str | None = None
 

@@ -321,6 +321,15 @@ PROFILE = (
         children=DRILL,
     ),
     Option(
+        "drill_from_nothing",
+        "table",
+        "A scheduled cfbackup drill --from-nothing (cron or interval: run by the scheduler "
+        "plugin): the drill from the newest recovery kit alone, in a throw-away HOME and "
+        "keyring, with [drill]'s sample and max_duration; proves the kit (docs/checks.md). "
+        "Rarer than [drill]: it downloads the signatures and volumes it needs every time.",
+        children=SCHEDULE,
+    ),
+    Option(
         "verify",
         "table",
         "A scheduled cfbackup verify (cron or interval: run by the scheduler plugin), by "

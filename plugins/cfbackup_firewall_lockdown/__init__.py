@@ -9,8 +9,9 @@ old fw-control.py, locally or on many servers over SSH. nftables first, iptables
 absent. Manual: docs/plugins/firewall_lockdown.md.
 
 Modules: ``settings`` (schema, rule grammar), ``render`` (rulesets as text), ``backends``
-(nft, iptables), ``lockdown`` (lock/unlock/status), ``deadman``, ``seed``, ``remote`` (SSH),
-``cli``.
+(nft, iptables), ``lockdown`` (lock/unlock/status), ``deadman``, ``seed``; for ``-s``:
+``selection`` (which servers), ``inventory`` and ``compute`` (where they come from), ``remote``
+(SSH); ``cli``.
 """
 
 from __future__ import annotations

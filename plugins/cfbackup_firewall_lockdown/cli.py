@@ -2,7 +2,9 @@
 
 Works without a config file (defaults, state in /var/lib/cfbackup); with one, the settings come
 from a profile's ``[firewall_lockdown]`` section (``--profile`` when there are several) and the
-state lives in the config's ``state_dir``.
+state lives in the config's ``state_dir``. With ``-s NAMES`` the servers come from the cloud
+(``--cloud``, or the profile's) and the inventory (:mod:`selection`); the plan is printed before
+anything runs, and ``--dry-run`` stops there.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
         "firewall",
         help="lock the firewall down by hand, show its state, manage the seed firewall",
         description="Lock-down (as around a restore) and the seed firewall (base policy), on "
-        "this host or, with -s, on the inventory's servers over SSH. Needs root.",
+        "this host or, with -s, on the cloud's and the inventory's servers over SSH. Needs root.",
     )
     p.add_argument("--profile", metavar="NAME",
                    help="profile whose [firewall_lockdown] settings apply (when several)")
@@ -37,9 +39,22 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-s", "--servers", metavar="NAMES",
                    help='run OPERATION over SSH on the servers whose names contain one of '
                    'these words, e.g. -s "web db"')
+    p.add_argument("--exact", action="store_true",
+                   help="with -s: names must equal one of the words")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--cloud", metavar="NAME",
+                        help="with -s: list the servers of this clouds.yaml entry (default: the "
+                        "cloud of the profile, as server parking uses it)")
+    source.add_argument("--no-cloud", action="store_true",
+                        help="with -s: only the inventory, even when the profile names a cloud")
+    p.add_argument("--network", metavar="NAME",
+                   help="with -s: reach cloud servers at their address on this network "
+                   "(default: access IPv4, else the first fixed address)")
     p.add_argument("--inventory", metavar="FILE",
-                   help="servers for -s (default $CFBACKUP_INVENTORY or "
-                   "/etc/cfbackup/inventory.toml)")
+                   help="servers for -s, and the SSH settings of the cloud's (default "
+                   "$CFBACKUP_INVENTORY or /etc/cfbackup/inventory.toml)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with -s: print the servers and addresses chosen, change nothing")
     p.add_argument("--parallel", type=int, default=8, metavar="N",
                    help="servers handled at once with -s (default 8)")
     p.add_argument("--ssh-timeout", type=float, default=120, metavar="S",
@@ -91,7 +106,14 @@ def handle(args: argparse.Namespace, context: Any) -> int:
     from cfbackup.cli import output
 
     if args.servers:
-        return _handle_remote(args, output)
+        return _handle_remote(args, context, output)
+    given = [flag for flag, value in (("--exact", args.exact), ("--cloud", args.cloud),
+                                      ("--no-cloud", args.no_cloud), ("--network", args.network),
+                                      ("--dry-run", args.dry_run)) if value]
+    if given:
+        verb, it = ("applies", "it") if len(given) == 1 else ("apply", "them")
+        raise ConfigError(f"{', '.join(given)} {verb} only with -s NAMES (servers over SSH): add "
+                          f"-s, or leave {it} out to act on this host.", exit_code=ExitCode.USAGE)
     lockdown.require_admin(f"cfbackup firewall {args.firewall_op}",
                            verb="reads" if args.firewall_op == "status" else "changes")
     settings, state_dir = local_settings(args, context)
@@ -253,15 +275,48 @@ def _status(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
     return int(ExitCode.OK)
 
 
-def _handle_remote(args: argparse.Namespace, output: Any) -> int:
-    from cfbackup_firewall_lockdown import remote
+def _handle_remote(args: argparse.Namespace, context: Any, output: Any) -> int:
+    from cfbackup_firewall_lockdown import compute, inventory, remote, selection
 
-    path = remote.inventory_path(args.inventory)
-    servers = remote.select(remote.load_inventory(path), args.servers, path)
-    outcomes = remote.run_everywhere(servers, operation_argv(args), parallel=args.parallel,
-                                     timeout=args.ssh_timeout)
+    profile = None if args.cloud or args.no_cloud else _cloud_profile(args, context)
+    in_cloud = bool(args.cloud or profile)
+    servers = inventory.read(args.inventory, required=not in_cloud)
+    sources = ([compute.describe(profile, args.cloud)] if in_cloud else []) + \
+        ([f"inventory {servers.path}"] if servers.found else [])
+    where = " and ".join(sources)
+    listed = compute.list_servers(profile=profile, cloud_name=args.cloud) if in_cloud else None
+    chosen = selection.select(servers, listed, args.servers, exact=args.exact,
+                              network=args.network, where=where)
+    plan = [f"-s {args.servers!r}{' --exact' if args.exact else ''} selects from {where}:"]
+    plan += [f"  {line}" for line in chosen.plan()]
+    if args.dry_run:  # the plan is the result; the exit code tells what is known already
+        for line in plan + ["dry run: nothing was changed"]:
+            output.info(line)
+        return remote.exit_code(chosen.outcomes())
+    for line in plan:  # before acting, on stderr: stdout keeps one result line per server
+        output.note(line)
+    ran = remote.run_everywhere(chosen.reachable(), operation_argv(args),
+                                parallel=args.parallel, timeout=args.ssh_timeout)
+    outcomes = sorted(ran + chosen.outcomes(), key=lambda outcome: outcome.name)
     for outcome in outcomes:
         # one line per server on stdout, in name order, failures included (scripts read it)
-        output.info(f"{outcome.server.name}: {'ok' if outcome.ok else 'failed'}: "
-                    f"{outcome.message}")
+        output.info(outcome.line())
     return remote.exit_code(outcomes)
+
+
+def _cloud_profile(args: argparse.Namespace, context: Any):
+    """The profile whose cloud lists the servers: ``--profile`` (when this host's config has
+    it: the name is also passed on to the servers), else the config's only profile, when it
+    names a cloud; None otherwise (the inventory alone)."""
+    from cfbackup_firewall_lockdown import compute
+
+    config = _config_or_none(args, context)
+    if config is None:
+        return None
+    if args.profile:
+        profile = config.profiles.get(args.profile)
+    elif len(config.profiles) == 1:
+        profile = next(iter(config.profiles.values()))
+    else:
+        profile = None
+    return profile if profile is not None and compute.profile_names_cloud(profile) else None

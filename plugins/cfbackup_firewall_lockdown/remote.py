@@ -1,38 +1,33 @@
-"""``cfbackup firewall -s "web db" OPERATION``: the same operation on many servers over SSH.
+"""``cfbackup firewall -s NAMES OPERATION``: the same operation on many servers over SSH.
 
-As fw-control.py did: servers whose names contain one of the given words (case-insensitive)
-are selected, the operation runs on each with bounded parallelism, one line per server is
-printed, and one server failing neither stops the others nor goes unnoticed (non-zero exit).
+The operation runs on each server with bounded parallelism; one server failing neither stops
+the others nor goes unnoticed (non-zero exit). Which servers, and at which address, is
+:mod:`selection`'s business; this module only connects and runs.
 
-Servers come from a static inventory (TOML or JSON; ``--inventory``, ``$CFBACKUP_INVENTORY`` or
-``/etc/cfbackup/inventory.toml``). Host keys are always checked against a known_hosts file and
-only key authentication is used. The remote side runs ``cfbackup firewall OPERATION`` (the
-``command`` key changes that, e.g. to ``sudo cfbackup firewall``).
+Host keys are always checked against a known_hosts file and only key authentication is used,
+also on the jump host when there is one (the same identity and known_hosts). The remote side
+runs ``cfbackup firewall OPERATION`` (the ``command`` setting changes that, e.g. to ``sudo
+cfbackup firewall``). What a server prints comes back masked like any other program's output
+(a ``command`` wrapper may print more than cfbackup does).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import json
 import os
 import shlex
-import tomllib
-from pathlib import Path
 from typing import Any
 
-from cfbackup.errors import ConfigError, ExitCode
-
-DEFAULT_INVENTORY = Path("/etc/cfbackup/inventory.toml")
-SERVER_KEYS = {"address": str, "port": int, "user": str, "identity": str, "known_hosts": str,
-               "command": str, "connect_timeout": int}
-DEFAULTS: dict[str, Any] = {"port": 22, "user": "root", "identity": None,
-                            "known_hosts": "~/.ssh/known_hosts", "command": "cfbackup firewall",
-                            "connect_timeout": 10}
+from cfbackup.errors import ExitCode
+from cfbackup.redact import redact_output
 
 
 @dataclasses.dataclass(frozen=True)
 class Server:
+    """Where and how to reach one server."""
+
     name: str
     address: str
     port: int = 22
@@ -41,137 +36,121 @@ class Server:
     known_hosts: str = "~/.ssh/known_hosts"
     command: str = "cfbackup firewall"
     connect_timeout: int = 10
+    jump: str | None = None  # [user@]host[:port]: an SSH jump host (ProxyJump)
+
+    def describe(self) -> str:
+        """``user@address:port`` and the jump host: what the plan shows."""
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        via = f" via {self.jump}" if self.jump else ""
+        return f"{self.user}@{host}:{self.port}{via}"
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    server: Server
-    ok: bool
+    """One line of the result: a server (or a word of -s matching none) and what happened."""
+
+    name: str
+    state: str  # ok | failed | skipped
     message: str
     exit_code: int = 0
 
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
 
-def inventory_path(explicit: str | None) -> Path:
-    return Path(explicit or os.environ.get("CFBACKUP_INVENTORY") or DEFAULT_INVENTORY)\
-        .expanduser()
+    def line(self) -> str:
+        return f"{self.name}: {self.state}: {self.message}"
 
 
-def load_inventory(path: Path) -> list[Server]:
-    """Read and check the inventory; every problem is reported at once, naming the key."""
+def parse_jump(text: str) -> tuple[str | None, str, int]:
+    """``[user@]host[:port]`` (an IPv6 host in brackets) -> (user, host, port); ValueError
+    when it is none of these."""
+    user, _, hostport = text.strip().rpartition("@")
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else rest
+    elif hostport.count(":") == 1:
+        host, port = hostport.split(":")
+    else:
+        host, port = hostport, ""
+    if not host or (port and not port.isdigit()) or " " in text.strip() or "@" in user:
+        raise ValueError(f"{text!r} is not [user@]host[:port]")
+    return user or None, host, int(port) if port else 22
+
+
+class _Unreachable(Exception):
+    def __init__(self, message: str, exit_code: ExitCode):
+        super().__init__(message)
+        self.message, self.exit_code = message, int(exit_code)
+
+
+async def _open(stack: contextlib.AsyncExitStack, where: str, host: str, port: int,
+                user: str, options: dict[str, Any]):
+    """One SSH connection, kept open by ``stack``; failures as :class:`_Unreachable`."""
+    import asyncssh
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such inventory: create it (see "
-                          "docs/plugins/firewall_lockdown.md) or pass --inventory FILE.") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read the inventory ({error.strerror}).") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'TOML'}: "
-                          f"{error}.") from None
-    problems: list[str] = []
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a table with [defaults] and [servers.NAME].")
-    for key in data:
-        if key not in ("defaults", "servers"):
-            problems.append(f"{key}: unknown key (allowed: defaults, servers)")
-    defaults = {**DEFAULTS, **_checked(data.get("defaults", {}), "defaults", problems)}
-    servers = data.get("servers")
-    if not isinstance(servers, dict) or not servers:
-        problems.append("servers: at least one [servers.NAME] table with an address is required")
-        servers = {}
-    result = []
-    for name, body in servers.items():
-        entry = {**defaults, **_checked(body, f"servers.{name}", problems)}
-        if not entry.get("address"):
-            problems.append(f"servers.{name}.address: required (host name or IP address)")
-            continue
-        result.append(Server(name=name, **entry))
-    if problems:
-        raise ConfigError(f"{path}: {len(problems)} problem(s) in the inventory: "
-                          + "; ".join(problems) + ".")
-    return sorted(result, key=lambda server: server.name)
-
-
-def _checked(table: Any, where: str, problems: list[str]) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        problems.append(f"{where}: expected a table")
-        return {}
-    values = {}
-    for key, value in table.items():
-        kind = SERVER_KEYS.get(key)
-        if kind is None:
-            problems.append(f"{where}.{key}: unknown key (allowed: {', '.join(SERVER_KEYS)})")
-        elif not isinstance(value, kind) or isinstance(value, bool):
-            expected = "an integer" if kind is int else "a string"
-            problems.append(f"{where}.{key}: expected {expected}")
+        return await stack.enter_async_context(
+            asyncssh.connect(host, port=port, username=user, **options))
+    except asyncssh.HostKeyNotVerifiable as error:
+        raise _Unreachable(f"{where}host key not trusted ({error.reason}): check "
+                           f"{options['known_hosts']}", ExitCode.BACKEND) from None
+    except asyncssh.PermissionDenied:
+        raise _Unreachable(f"{where}key authentication as {user} refused",
+                           ExitCode.BACKEND) from None
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as error:
+        raise _Unreachable(f"cannot use identity file {options['client_keys'][0]} ({error}): "
+                           "it must be an unencrypted private key", ExitCode.CONFIG) from None
+    except (OSError, asyncssh.Error) as error:
+        if isinstance(error, OSError) and error.errno:
+            reason = os.strerror(error.errno)
         else:
-            values[key] = value
-    return values
-
-
-def select(servers: list[Server], pattern: str, path: Path) -> list[Server]:
-    """Servers whose name contains one of the words of ``pattern`` (case-insensitive)."""
-    words = [w.lower() for w in pattern.replace(",", " ").split()]
-    chosen = [s for s in servers if any(w in s.name.lower() for w in words)]
-    if not chosen:
-        known = ", ".join(s.name for s in servers)
-        raise ConfigError(f"no server in {path} matches {pattern!r} (servers: {known}): check "
-                          "the names given with -s.", exit_code=ExitCode.USAGE)
-    return chosen
+            reason = redact_output(getattr(error, "reason", None) or str(error)) \
+                or type(error).__name__
+        shown = f"[{host}]" if ":" in host else host
+        raise _Unreachable(f"{where}cannot connect to {shown}:{port} ({reason})",
+                           ExitCode.BACKEND) from None
 
 
 async def _run_one(server: Server, argv: list[str], limit: asyncio.Semaphore,
                    timeout: float) -> Outcome:
-    import asyncssh
-
     command = f"{server.command} {shlex.join(argv)}"
     known_hosts = os.path.expanduser(server.known_hosts)
     identity = os.path.expanduser(server.identity) if server.identity else None
     async with limit:
         if not os.path.exists(known_hosts):
-            return Outcome(server, False, f"no known_hosts file {known_hosts}: add the server's "
-                           "host key (ssh-keyscan, checked by hand) first",
+            return Outcome(server.name, "failed", f"no known_hosts file {known_hosts}: add the "
+                           "server's host key (ssh-keyscan, checked by hand) first",
                            int(ExitCode.CONFIG))
         if identity and not os.path.exists(identity):
-            return Outcome(server, False, f"no identity file {identity}: fix identity in the "
-                           "inventory", int(ExitCode.CONFIG))
+            return Outcome(server.name, "failed", f"no identity file {identity}: fix identity "
+                           "in the inventory", int(ExitCode.CONFIG))
+        options: dict[str, Any] = {
+            "known_hosts": known_hosts, "client_keys": [identity] if identity else (),
+            "password_auth": False, "kbdint_auth": False,
+            "connect_timeout": server.connect_timeout,
+        }
         try:
-            async with asyncssh.connect(
-                server.address, port=server.port, username=server.user,
-                known_hosts=known_hosts,
-                client_keys=[identity] if identity else (),
-                password_auth=False, kbdint_auth=False,
-                connect_timeout=server.connect_timeout,
-            ) as connection:
+            async with contextlib.AsyncExitStack() as stack:
+                if server.jump:
+                    user, host, port = parse_jump(server.jump)
+                    options["tunnel"] = await _open(stack, f"jump host {server.jump}: ", host,
+                                                    port, user or server.user, options)
+                connection = await _open(stack, "", server.address, server.port, server.user,
+                                         options)
                 result = await asyncio.wait_for(connection.run(command, check=False), timeout)
-        except asyncssh.HostKeyNotVerifiable as error:
-            return Outcome(server, False, f"host key not trusted ({error.reason}): check "
-                           f"{known_hosts}", int(ExitCode.BACKEND))
-        except asyncssh.PermissionDenied:
-            return Outcome(server, False, f"key authentication as {server.user} refused",
-                           int(ExitCode.BACKEND))
-        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as error:
-            return Outcome(server, False, f"cannot use identity file {identity} ({error}): it "
-                           "must be an unencrypted private key", int(ExitCode.CONFIG))
+        except _Unreachable as error:
+            return Outcome(server.name, "failed", error.message, error.exit_code)
         except TimeoutError:
-            return Outcome(server, False, f"no answer within {timeout:.0f} s",
+            return Outcome(server.name, "failed", f"no answer within {timeout:.0f} s",
                            int(ExitCode.BACKEND))
-        except (OSError, asyncssh.Error) as error:
-            if isinstance(error, OSError) and error.errno:
-                reason = os.strerror(error.errno)
-            else:
-                reason = getattr(error, "reason", None) or str(error) or type(error).__name__
-            return Outcome(server, False, f"cannot connect to {server.address}:{server.port} "
-                           f"({reason})", int(ExitCode.BACKEND))
     output = _lines(result.stdout) + _lines(result.stderr)
-    summary = "; ".join(output) or "(no output)"
+    summary = redact_output("; ".join(output)) or "(no output)"  # another host's words
     code = result.exit_status if result.exit_status is not None else -1
     if code == 0:
-        return Outcome(server, True, summary)
+        return Outcome(server.name, "ok", summary)
     known = code in ExitCode._value2member_map_
-    return Outcome(server, False, f"exit {code}: {summary}",
+    return Outcome(server.name, "failed", f"exit {code}: {summary}",
                    code if known else int(ExitCode.BACKEND))
 
 
@@ -183,7 +162,9 @@ def _lines(text: Any) -> list[str]:
 
 def run_everywhere(servers: list[Server], argv: list[str], *, parallel: int,
                    timeout: float) -> list[Outcome]:
-    """Run ``argv`` on every server, at most ``parallel`` at a time; results in name order."""
+    """Run ``argv`` on every server, at most ``parallel`` at a time; results in their order."""
+    if not servers:
+        return []
 
     async def everything() -> list[Outcome]:
         limit = asyncio.Semaphore(max(1, parallel))
@@ -193,9 +174,10 @@ def run_everywhere(servers: list[Server], argv: list[str], *, parallel: int,
 
 
 def exit_code(outcomes: list[Outcome]) -> int:
-    """0 when every server succeeded; else the first failing server's code (the remote
-    cfbackup's own exit code when it ran, BACKEND when the server could not be reached)."""
-    failed = [o for o in outcomes if not o.ok]
+    """0 when nothing failed (skipped servers are not failures); else the first failure's
+    code: the remote cfbackup's own exit code when it ran, BACKEND when the server could not
+    be reached, USAGE for a word of -s that matched no server."""
+    failed = [o for o in outcomes if o.state == "failed"]
     if not failed:
         return int(ExitCode.OK)
     return failed[0].exit_code or int(ExitCode.BACKEND)

@@ -30,6 +30,8 @@ METRICS = {
     "cfbackup_last_backup_changed_files": "New, changed and deleted files in the last "
     "successful backup.",
     "cfbackup_drill_last_success_timestamp": "When a restore drill last passed (Unix time).",
+    "cfbackup_drill_from_nothing_last_success_timestamp": "When a restore drill from the "
+    "recovery kit alone (drill --from-nothing) last passed (Unix time).",
     "cfbackup_drill_files_checked": "Files the last restore drill restored and compared.",
     "cfbackup_drill_mismatches": "Files the last restore drill found different or could not "
     "restore (0 when it passed).",
@@ -113,6 +115,8 @@ def _check_samples(
         )
         if exit_code == 0:
             out[("cfbackup_drill_last_success_timestamp", only)] = finished
+            if stats.get("from_nothing"):
+                out[("cfbackup_drill_from_nothing_last_success_timestamp", only)] = finished
     if action == "verify" and "volumes_checked" in stats:
         out[("cfbackup_verify_volumes_checked", only)] = stats["volumes_checked"]
         out[("cfbackup_verify_bad_volumes", only)] = len(stats.get("bad_volumes") or ())

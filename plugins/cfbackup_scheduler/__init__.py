@@ -36,7 +36,7 @@ def cfbackup_check(run):
 
     rows = []
     for section, action in SECTIONS.items():
-        what = "schedule" if action == "backup" else f"{action} schedule"
+        what = "schedule" if action == "backup" else f"{section.replace('_', ' ')} schedule"
         try:
             schedule = schedule_for(run.profile, section)
         except ConfigError as error:
@@ -94,7 +94,7 @@ def _schedules(config, names=None):
     found = [s for p in config.select(names or None) for s in schedules_for(p)]
     seen: dict[str, str] = {}
     for schedule in found:
-        name = unit_name(schedule.profile, schedule.action)
+        name = unit_name(schedule.profile, schedule.label)
         if name in seen:
             raise ConfigError(
                 f"the schedules {seen[name]} and {schedule.key} would both be {name}: rename "
@@ -170,7 +170,7 @@ def install(args, context) -> int:
     for name, text in units.items():
         changed = write_atomically(unit_dir / name, text)
         print(f"{'wrote' if changed else 'unchanged'} {unit_dir / name}")
-    timers = " ".join(f"{unit_name(s.profile, s.action)}.timer" for s in schedules)
+    timers = " ".join(f"{unit_name(s.profile, s.label)}.timer" for s in schedules)
     print(f"now run: systemctl daemon-reload && systemctl enable --now {timers}", file=sys.stderr)
     return 0
 

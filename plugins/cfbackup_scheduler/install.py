@@ -20,9 +20,10 @@ from cfbackup_scheduler.spec import Schedule, interval_as_cron, systemd_calendar
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 
 
-def unit_name(profile: str, action: str = "backup") -> str:
-    """``cfbackup-web1`` for backups (the name it always had), ``cfbackup-web1-drill`` else."""
-    return f"cfbackup-{profile}" if action == "backup" else f"cfbackup-{profile}-{action}"
+def unit_name(profile: str, label: str = "backup") -> str:
+    """``cfbackup-web1`` for backups (the name it always had), ``cfbackup-web1-drill`` (or
+    ``-verify``, ``-drill-from-nothing``) else."""
+    return f"cfbackup-{profile}" if label == "backup" else f"cfbackup-{profile}-{label}"
 
 
 def run_argv(command: Sequence[str], config_path: Path, schedule: Schedule) -> list[str]:
@@ -58,7 +59,7 @@ def systemd_units(
     environment_file: str | None = None,
 ) -> dict[str, str]:
     """``{file name: text}`` for the profile's service and timer."""
-    name = unit_name(schedule.profile, schedule.action)
+    name = unit_name(schedule.profile, schedule.label)
     exec_start = " ".join(_systemd_word(w) for w in run_argv(command, config_path, schedule))
     service = [
         "[Unit]",

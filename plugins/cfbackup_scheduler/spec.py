@@ -245,11 +245,17 @@ class Schedule:
     misfire_grace_time: int  # seconds
     action: str = "backup"  # the cfbackup command it runs: backup, drill or verify
     arguments: tuple[str, ...] = ()  # after the profile name, e.g. --read-data=next/7
+    kind: str = ""  # what names its unit when the action alone does not: drill-from-nothing
+
+    @property
+    def label(self) -> str:
+        """backup, drill, verify or drill-from-nothing: what the unit name ends in."""
+        return self.kind or self.action
 
     @property
     def key(self) -> str:
-        """Names the schedule among a config's: the profile, and the action unless a backup."""
-        return self.profile if self.action == "backup" else f"{self.profile}:{self.action}"
+        """Names the schedule among a config's: the profile, and its label unless a backup."""
+        return self.profile if self.label == "backup" else f"{self.profile}:{self.label}"
 
     @property
     def command(self) -> str:
@@ -271,12 +277,18 @@ class Schedule:
 
 
 # profile table -> the command its schedule runs
-SECTIONS = {"schedule": "backup", "drill": "drill", "verify": "verify"}
+SECTIONS = {
+    "schedule": "backup",
+    "drill": "drill",
+    "drill_from_nothing": "drill",  # drill --from-nothing, on its own (rarer) schedule
+    "verify": "verify",
+}
 
 
 def schedules_for(profile: Any) -> list[Schedule]:
-    """The profile's schedules: its backups (``[schedule]``), drills (``[drill]``) and checks
-    of the volumes (``[verify]``)."""
+    """The profile's schedules: its backups (``[schedule]``), drills (``[drill]``, and
+    ``[drill_from_nothing]`` from the recovery kit alone) and checks of the volumes
+    (``[verify]``)."""
     found = (schedule_for(profile, section) for section in SECTIONS)
     return [schedule for schedule in found if schedule is not None]
 
@@ -310,6 +322,9 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
     if interval is not None and seconds["interval"] < 1:
         raise ConfigError(f"{where}.interval: must be at least 1s.")
     read_data = table.get("read_data") if section == "verify" else None
+    arguments = (f"--read-data={read_data}",) if read_data else ()
+    if section == "drill_from_nothing":
+        arguments = ("--from-nothing",)
     return Schedule(
         profile=profile.name,
         cron=spec,
@@ -317,5 +332,6 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
         jitter=seconds["jitter"],
         misfire_grace_time=seconds["misfire_grace_time"] or 1,
         action=SECTIONS[section],
-        arguments=(f"--read-data={read_data}",) if read_data else (),
+        arguments=arguments,
+        kind=section.replace("_", "-") if section == "drill_from_nothing" else "",
     )

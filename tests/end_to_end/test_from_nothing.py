@@ -74,6 +74,7 @@ def test_from_the_kit_alone_to_a_full_restore(
     (kit,) = (old / "kit").glob("*.tar.gpg")
     check = cfbackup("-c", config, "check", "web1", env=on_old)
     assert "[ok] recovery kit: made on" in check.stdout, check
+    assert f"prove it with cfbackup -c {config} drill web1 --from-nothing" in check.stdout
     kit = shutil.copy(kit, tmp_path / kit.name)  # the copy kept away from the server
     subprocess.run(["gpgconf", "--homedir", str(old / "gnupg"), "--kill", "gpg-agent"], check=False)
     shutil.rmtree(old)  # the machine is gone: config, keys, secrets, cache, data

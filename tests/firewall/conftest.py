@@ -1,5 +1,6 @@
-"""Fixtures of the firewall_lockdown tests: the namespaces of :mod:`fwlab`, created once per
-session, and a clean server namespace holding only the site's own firewall for each test."""
+"""Fixtures of the firewall_lockdown tests: the namespaces of :mod:`fwlab` and the sshd fleet
+of :mod:`sshfleet`, created once per session, and a clean server namespace holding only the
+site's own firewall for each test."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fwlab import (
     Netns,
     link,
 )
+from sshfleet import ssh_fleet
 
 
 def pytest_configure(config):
@@ -62,3 +64,10 @@ def site(lab):
     lab.server.run("nft", "flush", "ruleset")
 
 
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory):
+    """Servers with real sshd in namespaces, for ``firewall -s`` (:mod:`sshfleet`)."""
+    with ssh_fleet(tmp_path_factory.mktemp("fleet")) as found:
+        yield found

@@ -1,134 +1,18 @@
-"""``cfbackup firewall -s "web db" OPERATION`` against real sshd servers in namespaces.
-
-    ctl ns (the admin's machine, 10.231.1.2 / 10.231.2.2)
-      |-- veth --> web ns 10.231.1.1, sshd on 2222 (throwaway host key)
-      '-- veth --> db  ns 10.231.2.1, sshd on 2222 (another host key)
-
-Each server's ``cfbackup firewall`` uses its own config and state dir, keeps SSH (2222) open
-from 10.231.0.0/16 and runs inside its namespace (sshd's sessions are there).
-"""
+"""``cfbackup firewall -s "web db" OPERATION`` against real sshd servers in namespaces (the
+session's ``fleet``, :mod:`sshfleet`), the servers listed in its static inventory."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import time
 
 import pytest
-from fwlab import CFBACKUP, Netns, cfbackup_env, link, sh
+from fwlab import CFBACKUP, Netns, cfbackup_env
 
 pytestmark = pytest.mark.firewall
 
-SSHD_CONFIG = """Port 2222
-ListenAddress {address}
-HostKey {dir}/host_key
-PidFile {dir}/sshd.pid
-AuthorizedKeysFile {authorized_keys}
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-"""
-
-SERVER_CONFIG = """state_dir = "{dir}/state"
-[profiles.site]
-source = "{dir}"
-target = "file://{dir}/backup"
-[profiles.site.firewall_lockdown]
-management_networks = ["10.231.0.0/16"]
-ssh_port = 2222
-backend = "nft"
-"""
-
-
-def _connectable(ns: Netns, address: str, port: int) -> bool:
-    def attempt() -> bool:
-        try:
-            with socket.create_connection((address, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    return ns.pool().submit(attempt).result()
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    base = tmp_path_factory.mktemp("fleet")
-    ctl, web, db = Netns("ctl"), Netns("web"), Netns("db")
-    sshds: list[subprocess.Popen] = []
-    try:
-        for ns in (ctl, web, db):
-            ns.create()
-        link(web, ctl, ["10.231.1.1/24"], ["10.231.1.2/24"], ifname="eth1")
-        link(db, ctl, ["10.231.2.1/24"], ["10.231.2.2/24"], ifname="eth2")
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation dir
-        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(base / "admin_key"))
-        shutil.copy(base / "admin_key.pub", base / "authorized_keys")
-        known, wrong = [], []
-        servers = {}
-        for name, ns, address in (("web1", web, "10.231.1.1"), ("db1", db, "10.231.2.1")):
-            home = base / name
-            home.mkdir()
-            sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key"))
-            (home / "sshd_config").write_text(SSHD_CONFIG.format(
-                address=address, dir=home, authorized_keys=base / "authorized_keys"))
-            (home / "config.toml").write_text(SERVER_CONFIG.format(dir=home))
-            key = (home / "host_key.pub").read_text().split()[:2]
-            known.append(f"[{address}]:2222 {' '.join(key)}")
-            servers[name] = (ns, address, home, key)
-            sshds.append(ns.popen("/usr/sbin/sshd", "-D", "-e", "-f", str(home / "sshd_config"),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        # db-badkey is db1's address with web1's host key: it must be refused
-        wrong.append(f"[10.231.2.1]:2222 {' '.join(servers['web1'][3])}")
-        (base / "known_hosts").write_text("\n".join(known) + "\n")
-        (base / "wrong_known_hosts").write_text("\n".join(wrong) + "\n")
-        command = ("env CFBACKUP_LOAD_PLUGINS=command_hooks,firewall_lockdown "
-                   f"{CFBACKUP} -c {{config}} firewall")
-        (base / "inventory.toml").write_text(f"""
-[defaults]
-user = "root"
-port = 2222
-identity = "{base}/admin_key"
-known_hosts = "{base}/known_hosts"
-connect_timeout = 5
-
-[servers.web1]
-address = "10.231.1.1"
-command = "{command.format(config=base / 'web1' / 'config.toml')}"
-
-[servers.db1]
-address = "10.231.2.1"
-command = "{command.format(config=base / 'db1' / 'config.toml')}"
-
-[servers.db-badkey]
-address = "10.231.2.1"
-known_hosts = "{base}/wrong_known_hosts"
-
-[servers.web-down]
-address = "10.231.1.1"
-port = 2299
-""")
-        deadline = time.monotonic() + 10
-        for _, address in (("web1", "10.231.1.1"), ("db1", "10.231.2.1")):
-            while not _connectable(ctl, address, 2222):
-                assert time.monotonic() < deadline, "sshd did not start"
-                time.sleep(0.05)
-        yield ctl, servers, base
-    finally:
-        for process in sshds:
-            process.kill()
-            process.wait(5)
-        for ns in (ctl, web, db):
-            ns.delete()
-
-
-def fw(fleet, *words: str) -> subprocess.CompletedProcess:
+def fw(fleet, *words: str, inventory: str = "inventory.toml") -> subprocess.CompletedProcess:
     ctl, _, base = fleet
-    return ctl.run(CFBACKUP, "firewall", "--inventory", str(base / "inventory.toml"), *words,
+    return ctl.run(CFBACKUP, "firewall", "--inventory", str(base / inventory), *words,
                    env=cfbackup_env({"HOME": str(base)}), check=False, timeout=60)
 
 
@@ -185,6 +69,24 @@ def test_a_remote_cfbackup_error_is_reported_with_its_exit_code(fleet):
     assert result.returncode == 2
     assert result.stdout.strip() == ("web1: failed: exit 2: cfbackup: error: 'http' is not a "
                                      "port such as 80, 53/udp or 60000-61000/udp.")
+
+
+def test_what_a_server_prints_comes_back_masked(fleet):
+    # a command wrapper printing more than cfbackup would (a debug line with a credential)
+    _, _, base = fleet
+    secret = "s3cret-from-the-wrapper"
+    (base / "wrapper.toml").write_text(f"""
+[servers.web-wrapper]
+address = "10.231.1.1"
+port = 2222
+identity = "{base}/admin_key"
+known_hosts = "{base}/known_hosts"
+command = "sh -c 'echo \\"wrapper: password={secret}\\" >&2; exit 5' wrapper"
+""")
+    result = fw(fleet, "-s", "web-wrapper", "status", inventory="wrapper.toml")
+    assert result.returncode == 5, result
+    assert result.stdout == "web-wrapper: failed: exit 5: wrapper: password=***\n"
+    assert secret not in result.stdout + result.stderr
 
 
 def test_no_matching_server_is_a_usage_error(fleet):

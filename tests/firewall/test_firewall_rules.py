@@ -1,4 +1,5 @@
-"""The pure parts: the allow-rule grammar, the rendered rulesets, the inventory, the argv."""
+"""The pure parts: the allow-rule grammar, the rendered rulesets, the argv (the inventory and
+the selection of servers: test_firewall_selection.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import ipaddress
 
 import pytest
-from cfbackup_firewall_lockdown import cli, remote, render, seed
+from cfbackup_firewall_lockdown import cli, render, seed
 from cfbackup_firewall_lockdown.settings import AllowRule, parse_allow_rule, settings_from_section
 
 from cfbackup.errors import ConfigError
@@ -105,31 +106,6 @@ def test_comments_cannot_inject_rules():
                                           ("60000-61000/udp", "60000-61000/udp")])
 def test_seed_ports_are_normalized(text, normal):
     assert seed.normalize_port(text) == normal
-
-
-def test_inventory_problems_are_reported_at_once(tmp_path):
-    path = tmp_path / "inventory.toml"
-    path.write_text('[defaults]\nport = "22"\n[servers.web1]\nuser = "root"\n'
-                    '[servers.db1]\naddress = "db1"\nshell = "x"\n')
-    with pytest.raises(ConfigError) as caught:
-        remote.load_inventory(path)
-    assert "3 problem(s)" in caught.value.message
-    assert "defaults.port: expected an integer" in caught.value.message
-    assert "servers.web1.address: required" in caught.value.message
-    assert "servers.db1.shell: unknown key" in caught.value.message
-
-
-def test_inventory_selection_matches_words_case_insensitively(tmp_path):
-    path = tmp_path / "inventory.json"
-    path.write_text('{"defaults": {"user": "admin", "command": "sudo cfbackup firewall"},'
-                    ' "servers": {"web1": {"address": "192.0.2.1"},'
-                    ' "web2": {"address": "192.0.2.2", "port": 2222},'
-                    ' "db1": {"address": "192.0.2.3"}, "mail": {"address": "192.0.2.4"}}}')
-    servers = remote.load_inventory(path)
-    chosen = remote.select(servers, "WEB db", path)
-    assert [s.name for s in chosen] == ["db1", "web1", "web2"]
-    assert chosen[2].port == 2222 and chosen[0].user == "admin"
-    assert chosen[0].command == "sudo cfbackup firewall"
 
 
 def test_the_remote_operation_keeps_its_words():

@@ -145,6 +145,7 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     demo = setup.profile("demo")
     demo["schedule"] = {"cron": "30 2 * * *"}
     demo["drill"] = {"cron": "0 5 * * sun", "sample": "100%", "max_duration": "20m"}
+    demo["drill_from_nothing"] = {"cron": "0 6 1 * *"}
     demo["verify"] = {"cron": "15 4 * * *", "jitter": "10m", "read_data": "5%"}
     demo["notify"] = {"metrics_file": str(prom)}
     setup.write()
@@ -154,13 +155,15 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     names = sorted(p.name for p in units.iterdir())
     assert names == sorted(
         f"cfbackup-demo{suffix}.{kind}"
-        for suffix in ("", "-drill", "-verify")
+        for suffix in ("", "-drill", "-drill-from-nothing", "-verify")
         for kind in ("service", "timer")
     )
     _systemd_verify(units)
     base = [str(CFBACKUP), "-c", str(setup.path), "--quiet"]
     drill = _unit((units / "cfbackup-demo-drill.service").read_text())["Service"]
     assert shlex.split(drill["ExecStart"]) == [*base, "drill", "demo"]
+    kit = _unit((units / "cfbackup-demo-drill-from-nothing.service").read_text())["Service"]
+    assert shlex.split(kit["ExecStart"]) == [*base, "drill", "demo", "--from-nothing"]
     checks = _unit((units / "cfbackup-demo-verify.service").read_text())["Service"]
     assert shlex.split(checks["ExecStart"].replace("%%", "%")) == [
         *base, "verify", "demo", "--read-data=5%"
@@ -174,14 +177,16 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     assert "demo: verify --read-data=5%: cron '15 4 * * *', jitter up to 10m" in listed
     check = setup.cli("check", "demo").stdout
     assert "[ok] drill schedule: drill: cron '0 5 * * sun'" in check
+    assert "[ok] drill from nothing schedule: drill --from-nothing: cron '0 6 1 * *'" in check
 
     out = setup.cli("schedule", "install", "--cron", check=0).stdout
     commands = {}
     for line in out.splitlines():
         if line and not line.startswith("#"):
             command = line.split(" ", 5)[5].split(" && ")[-1]
-            commands[shlex.split(command)[len(base)]] = command
-    assert sorted(commands) == ["backup", "drill", "verify"]
+            words = shlex.split(command)[len(base) :]
+            commands[words[0] + ("-from-nothing" if "--from-nothing" in words else "")] = command
+    assert sorted(commands) == ["backup", "drill", "drill-from-nothing", "verify"]
     assert shlex.split(commands["verify"].replace("\\%", "%"))[-1] == "--read-data=5%"
     setup.cli("backup", "demo", check=0)
     sh = subprocess.run(["/bin/sh", "-c", commands["drill"]], capture_output=True)

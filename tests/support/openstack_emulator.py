@@ -142,7 +142,11 @@ class OpenStackEmulator:
         floating: bool = False,
         ipv6: bool = False,
         volumes: tuple[str, ...] = (),
+        fixed: dict[str, list[str]] | None = None,
+        access_ipv4: str = "",
     ) -> dict:
+        """A server as if booted long ago. ``fixed``: its fixed addresses by network name
+        (default: one made up on each of ``networks``); ``access_ipv4``: Nova's accessIPv4."""
         with self.lock:
             server = self._new_server(
                 name,
@@ -154,6 +158,12 @@ class OpenStackEmulator:
                 az,
             )
             server["status"] = status
+            server["access_ipv4"] = access_ipv4
+            if fixed is not None:
+                server["addresses"] = {
+                    net: [self._address(6 if ":" in a else 4, "fixed", a) for a in addrs]
+                    for net, addrs in fixed.items()
+                }
             server["volumes"] = [{"id": v, "delete_on_termination": False} for v in volumes]
             if floating:
                 server["addresses"].setdefault("public", []).append(self._address(4, "floating"))
@@ -194,9 +204,9 @@ class OpenStackEmulator:
         return [mv for _m, p, mv in self.requests if path_fragment in p and mv]
 
     # ---- internals ------------------------------------------------------------------------
-    def _address(self, version: int, kind: str) -> dict:
+    def _address(self, version: int, kind: str, addr: str = "") -> dict:
         n = next(self._ipv4)
-        addr = f"10.0.{n // 250}.{n % 250 + 2}" if version == 4 else f"2001:db8::{n:x}"
+        addr = addr or (f"10.0.{n // 250}.{n % 250 + 2}" if version == 4 else f"2001:db8::{n:x}")
         if kind == "floating":
             addr = f"203.0.113.{n % 250 + 2}"
         return {

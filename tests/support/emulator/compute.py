@@ -142,7 +142,7 @@ def _server_view(h: Any, server: dict, mv) -> dict:
         "os-extended-volumes:volumes_attached": server.get("volumes", []),
         "OS-EXT-STS:task_state": server["task_state"],
         "OS-EXT-STS:vm_state": server["status"].lower(),
-        "accessIPv4": "",
+        "accessIPv4": server.get("access_ipv4", ""),
         "accessIPv6": "",
         "progress": 0,
         "hostId": "h1",
