@@ -208,26 +208,34 @@ class Throttle:
 class Swift:
     """A LocalSwift for the benchmark (updaters slowed down: they only burn CPU here) and a
     swiftclient connection to read container usage and delete containers. ``bandwidth``
-    (bytes/s) puts a Throttle between the contestants and the proxy."""
+    (bytes/s) puts a Throttle between the contestants and the proxy; ``rig`` (a ``wan.Rig``)
+    brings its own Swift, in its namespace, reached through its delay relay (the relay's CPU
+    is counted with the Swift's: both stand for what a remote end would spend)."""
 
-    def __init__(self, bandwidth: float | None = None) -> None:
+    def __init__(self, bandwidth: float | None = None, rig=None) -> None:
         from local_swift import LocalSwift
 
-        self.local = LocalSwift(updater_interval=3600)
+        self.rig = rig
+        if rig is None:
+            self.local = LocalSwift(updater_interval=3600)
+        else:
+            self.local = LocalSwift.from_state(rig.swift_state)
         self.conn = None
         self.bandwidth = bandwidth
         self.throttle = None
 
     def __enter__(self) -> Swift:
-        self.local.start()
+        if self.rig is None:
+            self.local.start()
         global swift_cpu_probe
         swift_cpu_probe = self.cpu_seconds
         from swiftclient import client
 
         user, key = self.local.users["admin"]
         self.user, self.key = user, key
-        self.auth_url = self.local.auth_url
-        self.conn = client.Connection(authurl=self.auth_url, user=user, key=key, auth_version="1")
+        self.auth_url = self.rig.auth_url if self.rig else self.local.auth_url
+        direct = self.rig.direct_auth_url if self.rig else self.auth_url
+        self.conn = client.Connection(authurl=direct, user=user, key=key, auth_version="1")
         if self.bandwidth:
             proxy_port = int(self.local.proxy_url.rsplit(":", 1)[1])
             self.throttle = Throttle(proxy_port, self.bandwidth)
@@ -240,15 +248,19 @@ class Swift:
         swift_cpu_probe = None
         if self.throttle:
             self.throttle.stop()
-        self.local.stop()
+        if self.rig is None:  # a rig stops its own Swift
+            self.local.stop()
 
     def cpu_seconds(self) -> float:
         """CPU time used so far by the Swift servers and memcached (they share the machine with
-        the contestants: uploading and downloading cost CPU here, not only on a real Swift)."""
+        the contestants: uploading and downloading cost CPU here, not only on a real Swift),
+        and by a WAN rig's relay."""
         ticks = os.sysconf("SC_CLK_TCK")
+        pids = [p.get("pid") for p in self.local.state()["processes"].values()]
+        if self.rig is not None:
+            pids += self.rig.pids()
         total = 0.0
-        for proc in self.local.state()["processes"].values():
-            pid = proc.get("pid")
+        for pid in pids:
             if not pid:
                 continue
             try:

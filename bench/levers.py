@@ -49,6 +49,17 @@ CATALOG = {
         Variant("level0", (GPG + "--compress-level=0",)),
         Variant("algo-none", (GPG + "--compress-algo=none",)),
         Variant("zlib1", (GPG + "--compress-algo=zlib --compress-level=1",)),
+        Variant("zlib6", (GPG + "--compress-algo=zlib --compress-level=6",)),
+        # zlib (gpg's default ZIP has an 8 KB window) at levels 1 and 6 with 50 MB volumes
+        Variant("zlib1-vol50", (GPG + "--compress-algo=zlib --compress-level=1", "--volsize=50")),
+        Variant("zlib6-vol50", (GPG + "--compress-algo=zlib --compress-level=6", "--volsize=50")),
+        Variant(
+            "zlib1-vol50-conc2",
+            (GPG + "--compress-algo=zlib --compress-level=1", "--volsize=50", "--concurrency=2"),
+        ),
+        Variant(
+            "level0-vol50-s2k1m", (GPG + "--compress-level=0 --s2k-count=1015808", "--volsize=50")
+        ),
         Variant("level1-vol50", (GPG + "--compress-level=1", "--volsize=50")),
         Variant("level0-vol25", (GPG + "--compress-level=0", "--volsize=25")),
         Variant("level0-vol50", (GPG + "--compress-level=0", "--volsize=50")),
@@ -318,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mb", type=float, default=200)
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--large-fraction", type=float, default=0.4)
+    parser.add_argument(
+        "--text-fraction", type=float, default=0.5, help="share of compressible text (bytes)"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
@@ -328,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         "--bandwidth",
         type=float,
         help="cap the link to Swift at this many MB/s each way (a remote Swift); default: none",
+    )
+    parser.add_argument(
+        "--wan", help="RTT_MS:MBIT: over a simulated WAN (compare.py --wan; needs root)"
     )
     parser.add_argument("--work", type=Path)
     args = parser.parse_args(argv)
@@ -341,18 +358,31 @@ def main(argv: list[str] | None = None) -> int:
     before = harness.uptime()
     try:
         source = loop.ensure_dataset(
-            work, args.size_mb, args.files, args.seed, args.large_fraction
+            work, args.size_mb, args.files, args.seed, args.large_fraction, args.text_fraction
         )
         source_bytes = sum(p.stat().st_size for p in dataset.files_of(source))
-        with harness.Swift(args.bandwidth * 1e6 if args.bandwidth else None) as swift:
-            levers = Levers(args, swift, work, source)
-            levers.run()
+        link = ""
+        if args.wan:
+            import wan
+
+            profile = wan.Profile.parse(args.wan)
+            with wan.swift_over(profile, work) as (swift, probed):
+                levers = Levers(args, swift, work, source)
+                levers.run()
+            link = wan.describe(profile, probed)
+        else:
+            with harness.Swift(args.bandwidth * 1e6 if args.bandwidth else None) as swift:
+                levers = Levers(args, swift, work, source)
+                levers.run()
         after = harness.uptime()
         print(f"## duplicity levers: {args.size_mb:g} MB, {args.files} files\n")
         print(f"- machine: {harness.machine()}")
         print(f"- uptime before: `{before}`\n- uptime after: `{after}`")
         if args.bandwidth:
             print(f"- link to Swift capped at {args.bandwidth:g} MB/s each way (bench throttle)")
+        if link:
+            print(link)
+        print(f"- text: {args.text_fraction:.0%} of the bytes (the rest incompressible)")
         print(f"- repetitions: {args.repeat} (median); halves: {levers.split}\n")
         print(levers.report(source_bytes))
     finally:

@@ -198,17 +198,26 @@ def parse_set(text: str) -> tuple[str, object]:
 
 
 def ensure_dataset(
-    work: Path, size_mb: float, files: int, seed: int, large_fraction: float
+    work: Path,
+    size_mb: float,
+    files: int,
+    seed: int,
+    large_fraction: float,
+    text_fraction: float = 0.5,
 ) -> Path:
     """The tree for these parameters, generated once and reused while intact."""
     name = f"data-{files}f-{size_mb:g}mb-s{seed}-l{large_fraction:g}"
+    if text_fraction != 0.5:
+        name += f"-t{text_fraction:g}"
     root = work / name / "src"
     marker = work / name / "intact.json"
     if marker.exists():
         return root
     shutil.rmtree(root.parent, ignore_errors=True)
     started = time.monotonic()
-    summary = dataset.make(root, size_mb, files, seed, large_fraction=large_fraction)
+    summary = dataset.make(
+        root, size_mb, files, seed, large_fraction=large_fraction, text_fraction=text_fraction
+    )
     summary["seconds"] = round(time.monotonic() - started, 1)
     marker.write_text(json.dumps(summary))
     print(f"dataset: {summary}", file=sys.stderr)
@@ -218,7 +227,9 @@ def ensure_dataset(
 def run_one(
     args, swift, work: Path, size_mb: float, files: int, large_fraction: float, startup: bool
 ) -> Bench:
-    source = ensure_dataset(work, size_mb, files, args.seed, large_fraction)
+    source = ensure_dataset(
+        work, size_mb, files, args.seed, large_fraction, getattr(args, "text_fraction", 0.5)
+    )
     bench = Bench(args, swift, work)
     bench.source_bytes = sum(p.stat().st_size for p in dataset.files_of(source))
     marker = source.parent / "intact.json"

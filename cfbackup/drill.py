@@ -336,7 +336,7 @@ class _Drill:
     ) -> None:
         if self.stop.is_set():
             return
-        local = _local_profile(c.chain.profile, c.copy, archives.mine())
+        local = volumes.copy_profile(c.chain.profile, c.copy, archives.mine())
         out = self.workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
         env = {k: v for k, v in self.env.items() if k in RESTORE_VARIABLES}
         try:
@@ -399,14 +399,6 @@ class _WorkerFolders:
                 folder = self._local.folder = self.root / f"worker-{self._count}"
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         return folder
-
-
-def _local_profile(profile: Profile, copy: Path, archive: Path) -> Profile:
-    """The chain's profile pointed at the local copy and a worker's archive dir."""
-    data = dict(profile.data)
-    data["target"] = f"file://{copy}"
-    data["archive_dir"] = str(archive)
-    return Profile(profile.name, data, profile.source_file)
 
 
 def _restore(

@@ -336,12 +336,16 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             log.warning("manifest %s cannot be read: %s", backup_set.manifest, backup_set.problem)
             unreadable.append(backup_set)
     if any(s.key_problem for s in unreadable) and keys.mode != "none":
-        raise CryptoError(
-            f"gpg could not decrypt the manifests at {store.label} ({unreadable[0].problem}): "
-            "wrong passphrase, or the secret key is missing from the keyring: check "
-            "encryption.passphrase and the keys (cfbackup check tests them)."
-        )
+        raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})")
     return unreadable
+
+
+def keys_error(what: str) -> CryptoError:
+    """gpg could not decrypt ``what`` because of the passphrase or the keys."""
+    return CryptoError(
+        f"gpg could not decrypt {what}: wrong passphrase, or the secret key is missing from the "
+        "keyring: check encryption.passphrase and the keys (cfbackup check tests them)."
+    )
 
 
 def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) -> list[VolumeRef]:
@@ -616,3 +620,16 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
     finally:
         encrypted.unlink(missing_ok=True)
         plain.unlink(missing_ok=True)
+
+
+def copy_profile(
+    profile: Profile, copy: Path, archive: Path, *, tempdir: Path | None = None
+) -> Profile:
+    """The (chain's) profile pointed at a local copy made by ``fetch``, with its own archive
+    dir (the copy's manifests, not the target's cache), for a duplicity restore from it."""
+    data = dict(profile.data)
+    data["target"] = f"file://{copy}"
+    data["archive_dir"] = str(archive)
+    if tempdir is not None:
+        data["tempdir"] = str(tempdir)
+    return Profile(profile.name, data, profile.source_file)

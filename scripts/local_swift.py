@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A real, throw-away OpenStack Swift on 127.0.0.1 for the tests and the demo.
+"""A real, throw-away OpenStack Swift on 127.0.0.1 for the tests, the demo and the benchmarks.
 
 Proxy, account, container and object servers from the ``swift`` package, their updaters,
 memcached (tempauth keeps tokens there) and tempauth users, all on free loopback ports under
@@ -110,14 +110,17 @@ class LocalSwift:
 
     def __init__(self, base_dir: str | os.PathLike | None = None, *, replicas: int = 1,
                  object_servers: int = 1, updater_interval: float = 2.0,
-                 keystone: dict | None = None):
+                 keystone: dict | None = None, proxy_ip: str = "127.0.0.1"):
         """``keystone``: trust that Keystone instead of tempauth. Keys: auth_url, the service
         user (username, password, user_domain_name, project_name, project_domain_name),
         optional operator_roles, and ``probe`` (a user and project, same keys) whose token
-        proves readiness."""
+        proves readiness. ``proxy_ip``: the address the proxy listens on (the benchmark's
+        WAN binds it to a veth address inside a network namespace; tempauth hands out storage
+        URLs on the host the client asked); the other servers stay on 127.0.0.1."""
         if not 1 <= replicas <= object_servers:
             raise ValueError("need 1 <= replicas <= object_servers")
         self.keystone = dict(keystone) if keystone else None
+        self.proxy_ip = proxy_ip
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir else None
         self.replicas, self.object_servers = replicas, object_servers
@@ -261,7 +264,7 @@ class LocalSwift:
         swift_config.write_swift_conf(base)
         ports = supervise.free_ports(4 + self.object_servers)
         mc_port, proxy_port, acc_port, con_port, *obj_ports = ports
-        self.proxy_url = f"http://127.0.0.1:{proxy_port}"
+        self.proxy_url = f"http://{self.proxy_ip}:{proxy_port}"
         self.auth_url = (self.keystone["auth_url"] if self.keystone
                          else f"{self.proxy_url}/auth/v1.0")
 
@@ -280,7 +283,7 @@ class LocalSwift:
             if kind in ("container", "object"):
                 self._add(f"{name}-updater", self._swift_argv(f"swift.{pkg}.updater", conf), None)
         sections = swift_config.proxy_sections(mc_port, self.keystone)
-        conf = swift_config.write_conf(base, "proxy", proxy_port, sections)
+        conf = swift_config.write_conf(base, "proxy", proxy_port, sections, self.proxy_ip)
         self._add("proxy", self._swift_argv("swift.proxy.server", conf), proxy_port)
 
     def _swift_argv(self, module: str, conf: Path) -> list[str]:
@@ -323,7 +326,8 @@ class LocalSwift:
     def _wait_healthy(self, name: str, deadline: float) -> None:
         """Until GET /healthcheck answers 200 (memcached: until its port accepts)."""
         port = self._procs[name]["port"]
-        url = f"http://127.0.0.1:{port}/healthcheck"
+        host = self.proxy_ip if name == "proxy" else "127.0.0.1"
+        url = f"http://{host}:{port}/healthcheck"
         while self._alive(name):
             try:
                 if name == "memcached":
@@ -404,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-file", help="JSON state for start/stop")
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--object-servers", type=int, default=None)
+    parser.add_argument("--proxy-ip", default="127.0.0.1",
+                        help="address the proxy listens on (default 127.0.0.1)")
+    parser.add_argument("--updater-interval", type=float, default=2.0,
+                        help="seconds between the updaters' sweeps (default 2)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_launch"]:
         return _launch(argv[1:])
@@ -424,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, interrupt)
     swift = LocalSwift(args.dir, replicas=args.replicas,
-                       object_servers=args.object_servers or args.replicas)
+                       object_servers=args.object_servers or args.replicas,
+                       updater_interval=args.updater_interval, proxy_ip=args.proxy_ip)
     try:
         swift.start()
         info = swift.state()

@@ -93,12 +93,13 @@ def memcached_argv(port: int) -> list[str]:
     return argv
 
 
-def write_conf(base_dir: Path, name: str, port: int, sections: str) -> Path:
+def write_conf(base_dir: Path, name: str, port: int, sections: str,
+               bind_ip: str = "127.0.0.1") -> Path:
     user = pwd.getpwuid(os.geteuid()).pw_name
     path = base_dir / f"{name}.conf"
     path.write_text(
         "[DEFAULT]\n"
-        f"bind_ip = 127.0.0.1\nbind_port = {port}\nworkers = 0\nuser = {user}\n"
+        f"bind_ip = {bind_ip}\nbind_port = {port}\nworkers = 0\nuser = {user}\n"
         f"swift_dir = {base_dir}\ndevices = {base_dir / 'nodes' / name}\n"
         "mount_check = false\ndisable_fallocate = true\n"
         f"recon_cache_path = {base_dir / 'recon'}\n"

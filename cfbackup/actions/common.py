@@ -13,7 +13,7 @@ from cfbackup import chains, gpgkeys
 from cfbackup.duplicity import patches
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import DuplicityResult, run_duplicity
-from cfbackup.errors import ConfigError
+from cfbackup.errors import CfbackupError, ConfigError, ExitCode
 from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
@@ -29,11 +29,11 @@ def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def scratch(run: Run, kind: str) -> Iterator[Path]:
-    """A private folder ``state_dir/KIND/PROFILE-PID`` for one run (a drill's downloads and
-    restores), removed on every way out; folders that runs killed with -9 left behind are
-    removed first."""
-    root = run.config.state_dir / kind
+def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
+    """A private folder ``state_dir/KIND/PROFILE-PID`` (or under ``under``) for one run (a
+    drill's downloads and restores), removed on every way out; folders that runs killed with -9
+    left behind are removed first."""
+    root = (under or run.config.state_dir) / kind
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     for old in root.glob(f"{run.profile.name}-*"):
         pid = old.name.rsplit("-", 1)[-1]
@@ -94,3 +94,21 @@ def duplicity(
         return argv[:-2] + progress.duplicity_flags(argv[1], run.profile["verbosity"]) + argv[-2:]
 
     return run_duplicity(build_with_progress, env, on_record=progress.on_record, **kwargs)
+
+
+def when_of(run: Run) -> float | None:
+    """``--time`` as duplicity reads it (3D, 2026-11-01, ...), in Unix time."""
+    text = run.options.get("time")
+    if not text:
+        return None
+    from duplicity import dup_time
+
+    dup_time.setcurtime()
+    try:
+        return float(dup_time.genstrtotime(text))
+    except dup_time.TimeException:
+        raise CfbackupError(
+            f"--time {text!r} is not a time duplicity reads: give an age (3D, 12h) or a date "
+            "(2026-11-01, 2026-11-01T02:30:00).",
+            exit_code=ExitCode.USAGE,
+        ) from None

@@ -18,7 +18,7 @@ import time
 
 from cfbackup import drill, sampling, suggest
 from cfbackup.actions import from_nothing
-from cfbackup.actions.common import prepare, scratch
+from cfbackup.actions.common import prepare, scratch, when_of
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
@@ -52,24 +52,6 @@ def _usage(run: Run, key: str, where: str, error: ValueError) -> CfbackupError:
     if run.options.get(key):
         return CfbackupError(f"{flag}: {error}.", exit_code=ExitCode.USAGE)
     return CfbackupError(f"{where}.{key}: {error}.", exit_code=ExitCode.CONFIG)
-
-
-def when_of(run: Run) -> float | None:
-    """``--time`` as duplicity reads it (3D, 2026-11-01, ...), in Unix time."""
-    text = run.options.get("time")
-    if not text:
-        return None
-    from duplicity import dup_time
-
-    dup_time.setcurtime()
-    try:
-        return float(dup_time.genstrtotime(text))
-    except dup_time.TimeException:
-        raise CfbackupError(
-            f"--time {text!r} is not a time duplicity reads: give an age (3D, 12h) or a date "
-            "(2026-11-01, 2026-11-01T02:30:00).",
-            exit_code=ExitCode.USAGE,
-        ) from None
 
 
 def run_drill(run: Run) -> RunResult:

@@ -12,8 +12,8 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains
-from cfbackup.actions.common import duplicity, prepare
+from cfbackup import chains, prefetch
+from cfbackup.actions.common import duplicity, prepare, scratch, when_of
 from cfbackup.duplicity import commands
 from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
 from cfbackup.runtypes import Run, RunResult
@@ -58,8 +58,12 @@ def run_restore(run: Run) -> RunResult:
     occupied = _occupied(destination)
     existed = os.path.lexists(destination)
     try:
-        with _staging(destination, occupied) as restore_into, _passphrase_hint(profile):
-            _restore_chains(run, restore_into, rel, env)
+        with (
+            _staging(destination, occupied) as restore_into,
+            _passphrase_hint(profile),
+            _prefetch_folder(run) as folder,
+        ):
+            _restore_chains(run, restore_into, rel, env, folder)
             if occupied:
                 _merge(restore_into, destination)
     except BaseException:
@@ -82,10 +86,12 @@ def run_restore(run: Run) -> RunResult:
     return outcome
 
 
-def _restore_chains(run: Run, into: Path, rel: str | None, env: dict[str, str]) -> None:
+def _restore_chains(
+    run: Run, into: Path, rel: str | None, env: dict[str, str], folder: Path | None
+) -> None:
     """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
     when it holds several include roots of a split profile, each root from its chain."""
-    profile, when = run.profile, run.options.get("time")
+    profile = run.profile
     chain_list = chains.of(profile)
     picked, inside = chains.for_path(chain_list, rel or "")
     if not picked:
@@ -95,34 +101,62 @@ def _restore_chains(run: Run, into: Path, rel: str | None, env: dict[str, str]) 
             f"({roots}): give a path under one of them."
         )
     if inside:
-        chain = picked[0]
-        duplicity(
-            run,
-            lambda fd: commands.restore_argv(
-                chain.profile, str(into), path=rel, time=when, log_fd=fd
-            ),
-            env,
-        )
+        _restore_one(run, picked[0], into, rel, env, folder)
         return
 
     def restore_root(chain: chains.Chain) -> None:
         place = into / (chain.root[len(rel) + 1 :] if rel else chain.root)
         made = _make_parents(place.parent)
         try:
-            duplicity(
-                run,
-                lambda fd: commands.restore_argv(
-                    chain.profile, str(place), path=chain.root, time=when, log_fd=fd
-                ),
-                env,
-            )
+            _restore_one(run, chain, place, chain.root, env, folder)
         except NoBackupFound:  # a root with no backup yet leaves no empty folder behind
-            for folder in (place, *made):  # deepest first
+            for folder_made in (place, *made):  # deepest first
                 with contextlib.suppress(OSError):
-                    folder.rmdir()
+                    folder_made.rmdir()
             raise
 
     chains.run_each(profile, picked, restore_root, skip_empty=True)
+
+
+def _restore_one(
+    run: Run,
+    chain: chains.Chain,
+    into: Path,
+    path: str | None,
+    env: dict[str, str],
+    folder: Path | None,
+) -> None:
+    """One duplicity restore of one chain: from a local copy filled ahead while it runs when
+    the profile prefetches (``prefetch.py``), else straight from the target."""
+    when = run.options.get("time")
+    source, extra = chain.profile, {}
+    with contextlib.ExitStack() as stack:
+        if folder is not None:
+            own = folder / (chain.slug or "main")
+            own.mkdir(mode=0o700)
+            plan = stack.enter_context(
+                prefetch.restore_source(chain.profile, env, own, path=path, when=when_of(run))
+            )
+            if plan is not None:
+                source, extra = plan.profile, plan.env
+        duplicity(
+            run,
+            lambda fd: commands.restore_argv(source, str(into), path=path, time=when, log_fd=fd),
+            {**env, **extra},
+        )
+
+
+@contextlib.contextmanager
+def _prefetch_folder(run: Run):
+    """The run's scratch folder for prefetched volumes (under the profile's tempdir when it has
+    one, else under state_dir), or None when it does not prefetch. duplicity's temp dir goes
+    there too: it moves each volume out of the copy instead of copying it."""
+    if not prefetch.enabled(run.profile):
+        yield None
+        return
+    tempdir = run.profile.get("tempdir")
+    with scratch(run, "restore", Path(tempdir).expanduser() if tempdir else None) as folder:
+        yield folder
 
 
 @contextlib.contextmanager

@@ -269,6 +269,16 @@ PROFILE = (
         minimum=1,
     ),
     Option(
+        "restore_prefetch",
+        "integer",
+        "Swift targets: volumes a restore fetches ahead, two at a time, each checked and "
+        "decrypted before duplicity reads it, while it restores (duplicity alone downloads and "
+        "decrypts one volume at a time). Uses up to this many volumes of space under tempdir "
+        "(else state_dir). 0: duplicity downloads itself (docs/performance.md).",
+        default=4,
+        minimum=0,
+    ),
+    Option(
         "archive_dir",
         "path",
         "duplicity's local cache of manifests and signatures.",

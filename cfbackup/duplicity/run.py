@@ -195,7 +195,8 @@ def _cmd(profile: Profile | None, command: str, *more: str) -> str:
     return suggest.command(command, profile.name if profile else "PROFILE", *more)
 
 
-def _damaged(what: str, profile: Profile | None) -> CfbackupError:
+def damaged(what: str, profile: Profile | None) -> CfbackupError:
+    """The error for a backup whose remote objects changed: ``what`` names the object."""
     return CfbackupError(
         f"{what}: the backup at the target is damaged (changed behind cfbackup's back): restore "
         "an earlier state with --time if an older chain exists, and run "
@@ -219,7 +220,7 @@ def _no_space(text: str) -> CfbackupError:
 _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     (
         _CORRUPT,
-        lambda text, profile: _damaged(
+        lambda text, profile: damaged(
             f"remote volume {_CORRUPT.search(text)[1]} is corrupt (its hash does not match the "
             "manifest)",
             profile,
@@ -227,7 +228,7 @@ _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     ),
     (
         _MISSING,
-        lambda text, profile: _damaged(
+        lambda text, profile: damaged(
             f"remote volume vol{_MISSING.search(text)[1]}.difftar of the backup set is missing "
             "at the target",
             profile,

@@ -9,6 +9,8 @@ log file and in the run history it left.
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -33,6 +35,24 @@ def no_secret_anywhere(tmp_path):
     assert not watcher.leaks, f"secrets in argv: {watcher.leaks[:3]}"
     for path in list(tmp_path.rglob("*.log")) + list(tmp_path.rglob("history.sqlite3")):
         assert_clean(path.read_bytes().decode("utf-8", "replace"), str(path))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(name)``: a 2 MB tmpfs mounted at tmp_path/name, unmounted after the test."""
+    mounted: list[Path] = []
+
+    def mount(name: str) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], check=True)
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in reversed(mounted):
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["umount", "-l", str(path)], check=True, capture_output=True)
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ error, nothing inconsistent left at the target, and the next run with space comp
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,24 +13,6 @@ from support.trees import assert_same_tree
 from cfbackup.errors import ExitCode
 
 pytestmark = [pytest.mark.faults, pytest.mark.swift]
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """``small_disk(name)``: a 2 MB tmpfs mounted at tmp_path/name, unmounted after the test."""
-    mounted: list[Path] = []
-
-    def mount(name: str) -> Path:
-        path = tmp_path / name
-        path.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(path)], check=True)
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in reversed(mounted):
-        with contextlib.suppress(subprocess.CalledProcessError):
-            subprocess.run(["umount", "-l", str(path)], check=True, capture_output=True)
 
 
 def fill(disk: Path, leave: int) -> Path:

@@ -109,6 +109,19 @@ CORE: tuple[Patch, ...] = (
         "a restore that fails mid-volume (a full disk) hung for ever at exit: Python waited "
         "for the thread waiting for a gpg blocked on a pipe nobody reads",
     ),
+    Patch(
+        "prefetched-volumes",
+        "cfbackup.duplicity.patches.prefetched_volumes",
+        "3.2.1",
+        (
+            "duplicity.backends.localbackend:LocalBackend._get",
+            "duplicity.backends.localbackend:LocalBackend._list",
+            "duplicity.dup_main:restore_check_hash",
+        ),
+        "duplicity restores from a local copy cfbackup fills while it runs (cfbackup/prefetch.py): "
+        "it must wait for a volume on its way, and a volume cfbackup checked and decrypted no "
+        "longer has the hash its manifest records",
+    ),
 )
 
 
