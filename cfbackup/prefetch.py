@@ -226,6 +226,7 @@ class Prefetch:
 
     def close(self) -> None:
         self.stop.set()
+        self.store.abort()  # a download stalled on the link must not hold up Ctrl-C or SIGTERM
         if self._thread is not None:
             self._thread.join()
             self._thread = None
