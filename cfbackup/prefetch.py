@@ -43,7 +43,7 @@ from cfbackup import volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import CfbackupError, ExitCode
+from cfbackup.errors import BackendError, CfbackupError, ExitCode
 
 log = logging.getLogger("cfbackup")
 
@@ -52,6 +52,7 @@ log = logging.getLogger("cfbackup")
 WORKERS = 2
 RESERVE = 64 << 20  # free space a prefetch never takes (the restored files need room too)
 POLL = protocol.POLL
+DOWNLOAD_ATTEMPTS = 4  # as duplicity's own --num-retries=3 gives each get
 
 
 @dataclasses.dataclass
@@ -60,6 +61,7 @@ class _Volume:
     name: str  # its name in the copy (without .gpg/.gz when decrypted ahead)
     order: int | None  # its place in duplicity's reading order; None: fetched only if asked
     state: str = "queued"  # queued, fetching, ready (in the copy), taken (by duplicity), failed
+    attempts: int = 0  # downloads begun; a Swift error is retried up to DOWNLOAD_ATTEMPTS
 
 
 @dataclasses.dataclass
@@ -136,7 +138,8 @@ class Prefetch:
         self.keys = volumes.Keys.for_profile(profile, env)
         enc = profile["encryption"]
         self.clear = not enc.get("sign_key")
-        self.stop = threading.Event()
+        self.stop = threading.Event()  # downloads stop (set by close, and by a failed fetch)
+        self.closing = threading.Event()  # the restore is over: the scheduler stops
         self.volumes: dict[str, _Volume] = {}  # by name in the copy
         self.failed: list[volumes.Outcome] = []
         self.error: BaseException | None = None
@@ -225,6 +228,7 @@ class Prefetch:
         self.close()
 
     def close(self) -> None:
+        self.closing.set()
         self.stop.set()
         self.store.abort()  # a download stalled on the link must not hold up Ctrl-C or SIGTERM
         if self._thread is not None:
@@ -237,7 +241,9 @@ class Prefetch:
         running: dict[concurrent.futures.Future, _Volume] = {}
         pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="prefetch")
         try:
-            while not self.stop.is_set():
+            # not self.stop: volumes.fetch sets it when a download fails, and that failure must
+            # still be seen here (else duplicity waits for a volume nobody fetches)
+            while not self.closing.is_set():
                 for future in [f for f in running if f.done()]:
                     self._finished(running.pop(future), future)
                 if self.error is not None:
@@ -245,13 +251,14 @@ class Prefetch:
                 self._notice_taken()
                 for volume in self._to_start(len(running)):
                     volume.state = "fetching"
+                    volume.attempts += 1
                     running[pool.submit(self._fetch, volume)] = volume
                 if running:
                     concurrent.futures.wait(
                         running, timeout=POLL, return_when=concurrent.futures.FIRST_COMPLETED
                     )
                 else:
-                    self.stop.wait(POLL)
+                    self.closing.wait(POLL)
         except BaseException as error:  # noqa: BLE001 - reported through failure()
             self._fail_all(error)
         finally:
@@ -330,7 +337,14 @@ class Prefetch:
     def _finished(self, volume: _Volume, future: concurrent.futures.Future) -> None:
         error = future.exception()
         if error is not None:
-            raise error
+            retry = isinstance(error, BackendError) and volume.attempts < DOWNLOAD_ATTEMPTS
+            log.debug("prefetch: %s: %s%s", volume.name, error, " (again)" if retry else "")
+            if not retry:
+                raise error
+            volume.state = "queued"
+            if not self.closing.is_set():
+                self.stop.clear()  # volumes.fetch set it; the other downloads came back queued
+            return
         outcome = future.result()
         if outcome is None:
             volume.state = "queued"

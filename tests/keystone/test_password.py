@@ -56,7 +56,7 @@ def test_password_profile_backup_incremental_verify_restore_list_status_quota(
     # duplicity's own authentication for a password (the patch is for application credentials)
     logs = run_logs(tmp_path)
     assert "/cfbackup-duplicity backup" in logs
-    assert "duplicity patches: upload-progress, sized-uploads\n" in logs
+    assert "duplicity patches: upload-progress, sized-uploads, " in logs  # then gpg's, prefetch's
     assert "application-credential" not in logs
     tier.assert_no_secret(logs)
 

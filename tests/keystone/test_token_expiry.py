@@ -73,7 +73,8 @@ def _new_requests(tier, account: str, skip: int) -> list[tuple[str, str, int]]:
 @pytest.mark.parametrize("project", ExpiryRuns.PROJECTS)
 def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, project, tmp_path):
     """The run is frozen once it has downloaded a volume, for longer than a token lives; the
-    next download is refused (401), the client authenticates again, the run completes."""
+    downloads after the pause use a new token (duplicity's after a 401; the restore prefetch's
+    keystoneauth renews before it asks), the run completes."""
     result, _seconds = token_expiry_runs.results()[project]
     assert result.returncode == 0, result
     config = token_expiry_runs.configs[project]
@@ -93,15 +94,20 @@ def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, project, 
         os.killpg(process.pid, signal.SIGSTOP)  # cfbackup and duplicity, mid-download
         time.sleep(TOKEN_LIFETIME + 3)  # the token's lifetime is the point: it must pass
         os.killpg(process.pid, signal.SIGCONT)
+        resumed = len(tier.proxy_log())
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, (project, action[0], err)
         tier.assert_no_secret(out + err)
         requests = _new_requests(tier, account, skip)
         refused = [i for i, (_m, _p, status) in enumerate(requests) if status == 401]
-        assert refused, f"{project} {action[0]}: no 401: the token did not expire mid-run"
-        later = [p for m, p, s in requests[refused[0]:] if m == "GET" and s == 200]
+        # every token issued before the pause has expired: a volume downloaded after it was
+        # downloaded with a new one. duplicity learns it from a 401; cfbackup's own restore
+        # prefetch (keystoneauth) renews an expired token before using it, so no 401 there.
+        later = [p for m, p, s in _new_requests(tier, account, resumed) if m == "GET" and s == 200]
         assert any(".vol" in p for p in later), (project, action[0], requests)
-        print(f"{project} {action[0]}: {len(refused)} x 401, {len(later)} downloads after it")
+        if action[0] == "verify":  # duplicity's own downloads
+            assert refused, f"{project} verify: no 401: the token did not expire mid-run"
+        print(f"{project} {action[0]}: {len(refused)} x 401, {len(later)} downloads after pause")
     assert (tmp_path / "restored").is_dir()
     assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == sorted(
         p.name for p in token_expiry_runs.source.iterdir())
