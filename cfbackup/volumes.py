@@ -151,13 +151,9 @@ class SwiftStore:
                     if stop.is_set() or self._aborted:
                         raise _Stopped
                     into(chunk)
-            except client.ClientException as error:
-                if error.http_status == 404:
+            except Exception as error:
+                if isinstance(error, client.ClientException) and error.http_status == 404:
                     raise Missing(name) from None
-                if self._aborted:
-                    raise _Stopped from None
-                raise
-            except Exception:
                 if self._aborted:
                     raise _Stopped from None
                 raise
