@@ -4,4 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q -ra --durations=30 "$@"
+# Several workers (pytest-xdist), each with its own session fixtures (its own Swift, BIND,
+# namespaces): the tests mostly wait on servers and subprocesses, so 3 workers on 2 cores.
+exec .venv/bin/python -m pytest -q -ra --durations=30 -n "${CFBACKUP_TEST_WORKERS:-3}" \
+    --dist loadgroup "$@"
