@@ -25,7 +25,6 @@ from a volume. Secrets: the passphrase reaches gpg on its standard input (python
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -43,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from cfbackup import execute
+from cfbackup import execute, workpool
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import ConfigError, CryptoError, VerifyDifferences
@@ -537,18 +536,12 @@ def fetch(
             if on_outcome:
                 on_outcome(outcome)
 
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(refs) or 1)), thread_name_prefix="fetch"
-    ) as pool:
-        futures = [pool.submit(one, i, ref) for i, ref in enumerate(refs)]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
-        except BaseException:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            raise
+    workpool.run_all(
+        [functools.partial(one, i, ref) for i, ref in enumerate(refs)],
+        workers=workers,
+        name="fetch",
+        halt=stop.set,
+    )
     return [results[i] for i in sorted(results)]
 
 
