@@ -275,10 +275,23 @@ class BackupSet:
         return f"{base}.vol{number}.difftar{suffix}"
 
 
-def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
-    """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
+_NAMING = threading.Lock()
+
+
+def _file_naming():
+    """duplicity's ``file_naming`` with its name patterns built. ``prepare_regex`` (which its
+    ``parse`` calls) assigns them one by one and returns early once the first is set, so a
+    second thread parsing meanwhile (split chains restore side by side) found one still None."""
     from duplicity import file_naming
 
+    with _NAMING:
+        file_naming.prepare_regex()
+    return file_naming
+
+
+def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
+    """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
+    file_naming = _file_naming()
     sets: dict[tuple, BackupSet] = {}
     signatures: dict[tuple, str] = {}
     for name, size in store.list().items():
