@@ -20,10 +20,10 @@ duplicity's own restore code, several at once), and compare each restored file:
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import filecmp
+import functools
 import logging
 import os
 import random
@@ -32,7 +32,16 @@ import threading
 import time
 from pathlib import Path
 
-from cfbackup import chains, drillplan, execute, sampling, signatures, suggest, volumes
+from cfbackup import (
+    chains,
+    drillplan,
+    execute,
+    sampling,
+    signatures,
+    suggest,
+    volumes,
+    workpool,
+)
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.errors import CfbackupError, NoBackupFound, RunRefused, VerifyDifferences
@@ -315,21 +324,13 @@ class _Drill:
         """Run the units' restores (``parallel`` at once, each worker its own archive dir:
         duplicity locks it) and compare what they restored."""
         archives = _WorkerFolders(self.workdir / "archive")
-        with concurrent.futures.ThreadPoolExecutor(
-            max_workers=chains.workers(self.profile, len(units)), thread_name_prefix="drill"
-        ) as pool:
-            futures = [
-                pool.submit(self._restore_unit, c, i, u, len(units), archives)
-                for i, u in enumerate(units)
-            ]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
-            except BaseException:
-                self._halt()
-                for future in futures:
-                    future.cancel()
-                raise
+        workpool.run_all(
+            [functools.partial(self._restore_unit, c, i, u, len(units), archives)
+             for i, u in enumerate(units)],
+            workers=chains.workers(self.profile, len(units)),
+            name="drill",
+            halt=self._halt,
+        )
 
     def _restore_unit(
         self, c: _Chain, number: int, unit: drillplan.Unit, count: int, archives: _WorkerFolders

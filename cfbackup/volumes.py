@@ -25,7 +25,6 @@ from a volume. Secrets: the passphrase reaches gpg on its standard input (python
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -43,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from cfbackup import execute
+from cfbackup import execute, workpool
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import ConfigError, CryptoError, VerifyDifferences
@@ -276,10 +275,23 @@ class BackupSet:
         return f"{base}.vol{number}.difftar{suffix}"
 
 
-def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
-    """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
+_NAMING = threading.Lock()
+
+
+def _file_naming():
+    """duplicity's ``file_naming`` with its name patterns built. ``prepare_regex`` (which its
+    ``parse`` calls) assigns them one by one and returns early once the first is set, so a
+    second thread parsing meanwhile (split chains restore side by side) found one still None."""
     from duplicity import file_naming
 
+    with _NAMING:
+        file_naming.prepare_regex()
+    return file_naming
+
+
+def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
+    """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
+    file_naming = _file_naming()
     sets: dict[tuple, BackupSet] = {}
     signatures: dict[tuple, str] = {}
     for name, size in store.list().items():
@@ -537,18 +549,12 @@ def fetch(
             if on_outcome:
                 on_outcome(outcome)
 
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=max(1, min(workers, len(refs) or 1)), thread_name_prefix="fetch"
-    ) as pool:
-        futures = [pool.submit(one, i, ref) for i, ref in enumerate(refs)]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
-        except BaseException:
-            stop.set()
-            for future in futures:
-                future.cancel()
-            raise
+    workpool.run_all(
+        [functools.partial(one, i, ref) for i, ref in enumerate(refs)],
+        workers=workers,
+        name="fetch",
+        halt=stop.set,
+    )
     return [results[i] for i in sorted(results)]
 
 

@@ -18,7 +18,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-_EXECVE = re.compile(r'^(\d+) +execve\("((?:[^"\\]|\\.)*)", \[(.*?)\], \[(.*)\]\) = 0$')
+_LINE = re.compile(r"^(\d+) +(.*)$")
+# execve's arguments as strace -v prints them: path, [argv], [environment]
+_CALL = re.compile(r'^execve\("((?:[^"\\]|\\.)*)", \[(.*?)\], \[(.*)\]$')
+_OK = re.compile(r"\)\s*= 0$")
+_UNFINISHED = " <unfinished ...>"
+_RESUMED = "<... execve resumed>"
+_SUPERSEDED = re.compile(r"^\+\+\+ superseded by execve in pid (\d+) \+\+\+$")
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 
 
@@ -50,15 +56,43 @@ class Traced:
 
 
 def parse(text: str) -> list[Exec]:
+    """Every successful execve in an ``strace -f`` log. When another traced process has an event
+    between an execve's start and its end, strace splits it in two lines (``<unfinished ...>``,
+    then ``<... execve resumed>) = 0``, busy machines see it often); a thread that is not its
+    process's leader resumes under the leader's pid (``+++ superseded by execve in pid N``).
+    A resumed execve whose start cannot be found fails: the record must be exhaustive."""
     records = []
+    pending: dict[int, str] = {}  # pid -> the arguments of its unfinished execve
+    superseded: dict[int, int] = {}  # leader pid -> pid of the thread whose execve replaced it
+
+    def add(pid: int, call: str) -> None:
+        found = _CALL.match(call)
+        assert found, f"unparsed execve in the strace log: {call[:300]}"
+        path, argv, env = found.groups()
+        records.append(Exec(
+            pid, _unescape(path), [_unescape(a) for a in _STRING.findall(argv)],
+            dict(_unescape(e).partition("=")[::2] for e in _STRING.findall(env)),
+        ))
+
     for line in text.splitlines():
-        found = _EXECVE.match(line)
-        if found:
-            pid, path, argv, env = found.groups()
-            records.append(Exec(
-                int(pid), _unescape(path), [_unescape(a) for a in _STRING.findall(argv)],
-                dict(_unescape(e).partition("=")[::2] for e in _STRING.findall(env)),
-            ))
+        found = _LINE.match(line)
+        if not found:
+            continue
+        pid, rest = int(found[1]), found[2]
+        if rest.startswith("execve("):
+            if rest.endswith(_UNFINISHED):
+                pending[pid] = rest[: -len(_UNFINISHED)]
+            elif ok := _OK.search(rest):
+                add(pid, rest[: ok.start()])
+        elif rest.startswith(_RESUMED):
+            call = pending.pop(pid, None)
+            if call is None and pid in superseded:
+                call = pending.pop(superseded.pop(pid), None)
+            if _OK.search(rest):
+                assert call is not None, f"execve resumed with no start in the strace log: {line}"
+                add(pid, call)
+        elif gone := _SUPERSEDED.match(rest):
+            superseded[pid] = int(gone[1])
     return records
 
 
