@@ -28,6 +28,7 @@ from support.cli import (  # noqa: E402
     PASSPHRASE,
     CliResult,
     assert_no_secret,
+    stop_gpg_agent,
 )
 
 
@@ -101,14 +102,7 @@ def _hermetic_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("CFBACKUP_CONFIG", raising=False)
     yield
-    _kill_gpg_agent(home / ".gnupg")
-
-
-def _kill_gpg_agent(gnupghome: Path) -> None:
-    """gpg starts an agent per GNUPGHOME that outlives the test: stop it."""
-    if gnupghome.is_dir():
-        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
-                       capture_output=True, check=False)
+    stop_gpg_agent(home / ".gnupg")
 
 
 @pytest.fixture(scope="session")
@@ -136,7 +130,7 @@ def gpg_keys(tmp_path_factory):
     (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
     (home / "gpg.conf").write_text("pinentry-mode loopback\n")
     yield {"home": str(home), "fingerprint": key.fingerprint}
-    _kill_gpg_agent(home)
+    stop_gpg_agent(home)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import uuid
 import pytest
 from cloudlink import CLOUD4, Relay
 from fwlab import CFBACKUP, OTHER4, SERVER4, SERVICE_PORT, cfbackup_env, wait_for, write_config
-from support.cli import PASSPHRASE
+from support.cli import PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree
 
 pytestmark = [pytest.mark.firewall, pytest.mark.swift]
@@ -54,7 +54,8 @@ def stored(tmp_path_factory, local_swift):
     done = subprocess.run([CFBACKUP, "-c", str(config), "backup"], env=_env(local_swift, base),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    return {"source": source, "container": container}
+    yield {"source": source, "container": container}
+    stop_gpg_agent(base / "gnupg")
 
 
 def _env(local_swift, base) -> dict:

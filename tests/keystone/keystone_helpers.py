@@ -13,7 +13,7 @@ from pathlib import Path
 
 from keystone_config import SECRETS
 from local_keystone import LocalKeystone
-from support.cli import BIN, KEY_PASSPHRASE, PASSPHRASE, CliResult
+from support.cli import BIN, KEY_PASSPHRASE, PASSPHRASE, CliResult, stop_gpg_agent
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN_LIFETIME = 15  # [token] expiration, seconds
@@ -186,3 +186,4 @@ class ExpiryRuns:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        stop_gpg_agent(self.base / ".gnupg")  # HOME is base: the backups' agent

@@ -37,3 +37,10 @@ def secret_values(local_swift=None) -> list[str]:
 def assert_no_secret(text: str, local_swift=None) -> None:
     for secret in secret_values(local_swift):
         assert secret not in text, f"a secret leaked: {text[:2000]}"
+
+
+def stop_gpg_agent(gnupghome: Path) -> None:
+    """gpg starts an agent per GNUPGHOME that outlives the command and the test: stop it."""
+    if Path(gnupghome).is_dir():
+        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+                       capture_output=True, check=False)
