@@ -57,6 +57,7 @@ _FIRST_TO_LAST = ("keystone", "faults", "end_to_end", "firewall", "quota", "reco
                   "operations", "integration", "unit")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """The Keystone tier's tests share one worker (``xdist_group``): the tier takes about 20 s to
     start, and the token-expiry backups start in the background with its first test."""
