@@ -73,6 +73,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("keystone"))
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook, on the controller
+def pytest_xdist_node_collection_finished(node, ids):
+    """With ``--dist loadgroup``, check that the Keystone group took (xdist marks a grouped test
+    by a suffix to its node id). Where xdist cannot mark them, the Keystone tests would spread
+    over every worker, each starting its own tier and token-expiry backups, silently."""
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    lost = [i for i in ids if i.startswith("tests/keystone/") and not i.endswith("@keystone")]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist's loadgroup did not group {lost[0]} (and {len(lost) - 1} more) with "
+            "this pytest: keep the pytest pin in pyproject.toml (pytest-xdist#1386).")
+
+
 def pytest_sessionstart(session):
     """Printed even with -q: the profile CI ran with is in CI's log."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
