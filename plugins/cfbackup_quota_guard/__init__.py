@@ -117,6 +117,7 @@ def cfbackup_pre_backup(run):
             settings,
             force_full=bool(run.options.get("full")),
             state_dir=run.config.state_dir,
+            view=run.target_view,
         )
     except CfbackupError as error:
         if ignore:

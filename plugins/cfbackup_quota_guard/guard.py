@@ -300,22 +300,42 @@ def assess(
     *,
     force_full: bool = False,
     state_dir=None,
+    view=None,
 ) -> Assessment:
-    """Ask Swift, estimate the upload, compare. Raises BackendError when Swift cannot answer."""
+    """Ask Swift, estimate the upload, compare. Raises BackendError when Swift cannot answer.
+
+    ``view``: the run's ``swift.TargetView`` (the connection and the listing the passphrase
+    check used). The container's HEAD, the account's listing and /info do not depend on each
+    other and go out together; the account's sum reuses the container's HEAD.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from cfbackup import swift
 
     started = time.perf_counter()
-    conn = swift.connect(profile)
-    objects = swift.list_target_objects(profile, conn)
-    container = swift.container_stats(
-        profile, conn, objects=[{"bytes": o["bytes"]} for o in objects]
-    )
-    account = (
-        swift.account_usage(profile, conn, max_heads=settings.get("max_container_heads", 100))
-        if settings.get("check_account", True)
-        else None
-    )
-    info = swift.swift_info(profile, conn)
+    conn = view.connection() if view is not None else swift.connect(profile)
+    with swift.swift_errors(profile):
+        objects = view.objects() if view is not None else None
+        if objects is None:
+            objects = swift.list_target_objects(profile, conn)
+        sizes = [{"bytes": o["bytes"]} for o in objects]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            info_asked = pool.submit(swift.swift_info, profile, swift.sibling(conn))
+            container_asked = pool.submit(
+                swift.container_stats, profile, swift.sibling(conn), objects=sizes
+            )
+            account = (
+                swift.account_usage(
+                    profile,
+                    conn,
+                    max_heads=settings.get("max_container_heads", 100),
+                    known={swift.target_of(profile).container: container_asked},
+                )
+                if settings.get("check_account", True)
+                else None
+            )
+            container = container_asked.result()
+            info = info_asked.result()
     plan, found = estimate_next(profile, objects, force_full=force_full, state_dir=state_dir)
     upload_bytes = max(0, found.bytes - plan.resume_bytes)
     upload_objects = max(0, found.objects - plan.resume_objects)
