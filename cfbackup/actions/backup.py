@@ -20,6 +20,7 @@ def run_backup(run: Run) -> RunResult:
     chain_list = chains.of(profile)
     env = prepare(run)
     with target_view(run):
+        run.hooks.cfbackup_backup_lookups(run=run)
         for chain in chain_list:  # one decryption proves the passphrase for every chain
             if passcheck.check_passphrase(chain.profile, env, run.target_view):
                 break

@@ -294,27 +294,28 @@ def _estimate_chains(profile, objects, *, force_full: bool):
     return plan, found
 
 
-def assess(
-    profile,
-    settings: dict[str, Any],
-    *,
-    force_full: bool = False,
-    state_dir=None,
-    view=None,
-) -> Assessment:
-    """Ask Swift, estimate the upload, compare. Raises BackendError when Swift cannot answer.
+@dataclasses.dataclass
+class SwiftFacts:
+    """What the guard reads from Swift: the target's listing, the container's and the account's
+    usage and quotas, /info."""
 
-    ``view``: the run's ``swift.TargetView`` (the connection and the listing the passphrase
-    check used). The container's HEAD, the account's listing and /info do not depend on each
-    other and go out together; the account's sum reuses the container's HEAD.
-    """
+    objects: list[dict[str, Any]]
+    container: dict[str, Any]
+    account: dict[str, Any] | None
+    info: dict[str, Any] | None
+
+
+def ask_swift(profile, settings: dict[str, Any], view=None) -> SwiftFacts:
+    """Read the facts. ``view``: the run's ``swift.TargetView`` (its connection and the listing
+    the passphrase check uses too). The container's HEAD, the account's listing and /info do
+    not depend on each other and go out together; the account's sum reuses the container's
+    HEAD. Raises BackendError when Swift cannot answer."""
     from concurrent.futures import ThreadPoolExecutor
 
     from cfbackup import swift
 
-    started = time.perf_counter()
-    conn = view.connection() if view is not None else swift.connect(profile)
     with swift.swift_errors(profile):
+        conn = view.connection() if view is not None else swift.connect(profile)
         objects = view.objects() if view is not None else None
         if objects is None:
             objects = swift.list_target_objects(profile, conn)
@@ -334,8 +335,23 @@ def assess(
                 if settings.get("check_account", True)
                 else None
             )
-            container = container_asked.result()
-            info = info_asked.result()
+            return SwiftFacts(objects, container_asked.result(), account, info_asked.result())
+
+
+def assess(
+    profile,
+    settings: dict[str, Any],
+    *,
+    force_full: bool = False,
+    state_dir=None,
+    view=None,
+    asked=None,
+) -> Assessment:
+    """Ask Swift (or take ``asked``, the future of :func:`ask_swift` started ahead), estimate
+    the upload, compare. Raises BackendError when Swift cannot answer."""
+    started = time.perf_counter()
+    facts = asked.result() if asked is not None else ask_swift(profile, settings, view)
+    objects, container, account, info = facts.objects, facts.container, facts.account, facts.info
     plan, found = estimate_next(profile, objects, force_full=force_full, state_dir=state_dir)
     upload_bytes = max(0, found.bytes - plan.resume_bytes)
     upload_objects = max(0, found.objects - plan.resume_objects)

@@ -102,3 +102,32 @@ def test_a_view_lists_once_per_run_and_never_beyond_its_checks(quota_profile):
             [f"{FULL}.manifest.gpg", f"{FULL}.vol1.difftar.gpg", "root-abc/x"]
         )
         assert [o["name"] for o in run.target_view.objects(chain)] == ["x"]
+
+
+def test_lookups_started_ahead_share_one_authentication(quota_profile, monkeypatch):
+    """What the quota guard starts beside the passphrase check: its own connection (a
+    swiftclient Connection is not thread-safe) with the run's token, the same listing, its
+    error handed to whoever takes it; a failed authentication is not tried twice."""
+    p = quota_profile()
+    _put(p, f"{FULL}.manifest.gpg")
+    view = swift.TargetView(_profile(p))
+    view.start("look", lambda v: (v.connection(), v.objects()))
+    view.start("bug", lambda v: 1 / 0)
+    mine = view.connection()
+    theirs, objects = view.take("look").result()
+    assert theirs is not mine and (theirs.url, theirs.token) == (mine.url, mine.token)
+    assert view.objects() is objects and [o["name"] for o in objects] == [f"{FULL}.manifest.gpg"]
+    with pytest.raises(ZeroDivisionError):
+        view.take("bug").result()
+    assert view.take("look") is None
+    view.close()
+
+    monkeypatch.setenv("QG_SWIFT_KEY", "not-the-key")
+    refused = swift.TargetView(_profile(p))
+    refused.start("look", lambda v: v.connection())
+    first = refused.take("look").exception()
+    assert isinstance(first, ClientException) and first.http_status == 401
+    with pytest.raises(ClientException) as again:
+        refused.connection()
+    assert again.value is first
+    refused.close()
