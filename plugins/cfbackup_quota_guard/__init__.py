@@ -100,11 +100,11 @@ def cfbackup_register_commands(subparsers, context):
 def cfbackup_backup_lookups(run):
     """Swift's side of the guard (listing, usage, quotas, /info) does not depend on what the
     pre_backup hooks before it do: it starts now, beside the passphrase check."""
-    if run.target_view is None or not _settings(run)["enabled"]:
+    settings = _settings(run)
+    if run.target_view is None or not settings["enabled"]:
         return
     from cfbackup_quota_guard import guard
 
-    settings = _settings(run)
     run.target_view.start(SECTION, lambda view: guard.ask_swift(run.profile, settings, view))
 
 
