@@ -81,6 +81,19 @@ def cfbackup_run_context(run: Run) -> contextlib.AbstractContextManager | None:
 
 
 @hookspec
+def cfbackup_backup_lookups(run: Run) -> None:
+    """Start read-only look-ups a ``cfbackup_pre_backup`` hook will need, before the checks.
+
+    Fires before a backup's passphrase check (gpg's key derivation, 0.3-0.5 s) so that
+    requests started here overlap it: ``run.target_view.start(key, fn)`` runs ``fn(view)`` in
+    a thread (``view.connection()``, ``view.objects()``: the run's Swift connection and
+    listing), and the pre_backup hook takes it with ``run.target_view.take(key)``.
+    ``run.target_view`` is None when the target is not Swift. Nothing here may change
+    anything: a refused passphrase ends the run before any pre_backup hook.
+    """
+
+
+@hookspec
 def cfbackup_pre_backup(run: Run) -> str | None:
     """Fires before duplicity backs up. Return a reason string to veto the run.
 

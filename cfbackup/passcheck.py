@@ -30,31 +30,24 @@ from cfbackup.errors import CryptoError
 MANIFEST = re.compile(r"^duplicity-(?:full|inc)\.[^/]*\.manifest\.gpg$")
 
 
-def newest_manifest(profile: Profile) -> bytes | None:
+def newest_manifest(profile: Profile, view=None) -> bytes | None:
     """The newest encrypted manifest at the target, or None when there is none (or the scheme
-    is not one cfbackup can read itself)."""
+    is not one cfbackup can read itself). ``view``: the run's ``swift.TargetView``, whose
+    connection and listing the quota guard uses too."""
     target = swift_target(profile.target)
     if target is not None:
         from cfbackup import swift
 
         with swift.swift_errors(profile):
-            conn = swift.connect(profile)
-            from swiftclient.exceptions import ClientException
-
-            try:
-                listing = conn.get_container(
-                    target.container, prefix=target.object_prefix, full_listing=True
-                )[1]
-            except ClientException as error:
-                if error.http_status == 404:
-                    return None
-                raise
-            names = [
-                o["name"] for o in listing if MANIFEST.match(o["name"][len(target.object_prefix) :])
-            ]
+            objects = view.objects(profile) if view is not None else None
+            conn = view.connection() if view is not None else swift.connect(profile)
+            if objects is None:
+                objects = swift.list_target_objects(profile, conn)
+            names = [o["name"] for o in objects if MANIFEST.match(o["name"])]
             if not names:
                 return None
-            return conn.get_object(target.container, max(names, key=_manifest_time))[1]
+            name = target.object_prefix + max(names, key=_manifest_time)
+            return conn.get_object(target.container, name)[1]
     parsed = urllib.parse.urlsplit(profile.target)
     if parsed.scheme == "file":
         folder = Path(urllib.parse.unquote(parsed.path))
@@ -138,13 +131,13 @@ def _wrong(profile: Profile, what: str) -> CryptoError:
     )
 
 
-def check_passphrase(profile: Profile, env: dict[str, str]) -> bool:
+def check_passphrase(profile: Profile, env: dict[str, str], view=None) -> bool:
     """Raise CryptoError when the passphrase does not open the newest backup at the target;
     True when it was checked, False when there was nothing to check it against."""
     enc = profile["encryption"]
     if enc["mode"] != "symmetric" or not env.get("PASSPHRASE"):
         return False
-    data = newest_manifest(profile)
+    data = newest_manifest(profile, view)
     if data is None:
         return False
     with fresh_keyring(profile, with_keys=False) as gpg:

@@ -30,6 +30,9 @@ class Run:
     started: float = dataclasses.field(default_factory=time.time)
     log_file: Path | None = None
     log: logging.Logger = log
+    # a backup's checks share one connection and listing of the target (swift.TargetView);
+    # set from the start of the checks until duplicity starts, None otherwise
+    target_view: Any = None
 
     @property
     def dry_run(self) -> bool:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from cfbackup import chains, passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.run import DuplicityResult
+from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
 from cfbackup.runtypes import Run, RunResult
 
@@ -15,10 +19,12 @@ def run_backup(run: Run) -> RunResult:
     check_source(run)
     chain_list = chains.of(profile)
     env = prepare(run)
-    for chain in chain_list:  # one decryption proves the passphrase for every chain
-        if passcheck.check_passphrase(chain.profile, env):
-            break
-    vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
+    with target_view(run):
+        run.hooks.cfbackup_backup_lookups(run=run)
+        for chain in chain_list:  # one decryption proves the passphrase for every chain
+            if passcheck.check_passphrase(chain.profile, env, run.target_view):
+                break
+        vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     full = bool(run.options.get("full"))
@@ -56,6 +62,23 @@ def run_backup(run: Run) -> RunResult:
     )
     log.info("%s", outcome.message)
     return outcome
+
+
+@contextlib.contextmanager
+def target_view(run: Run) -> Iterator[None]:
+    """One connection and one listing of a Swift target for the checks before a backup (the
+    passphrase check, the quota guard), dropped before duplicity changes the target."""
+    if swift_target(run.profile.target) is None:
+        yield
+        return
+    from cfbackup import swift
+
+    run.target_view = swift.TargetView(run.profile)
+    try:
+        yield
+    finally:
+        view, run.target_view = run.target_view, None
+        view.close()
 
 
 def merged_statistics(parts: list[dict]) -> dict:

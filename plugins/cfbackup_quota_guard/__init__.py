@@ -96,6 +96,18 @@ def cfbackup_register_commands(subparsers, context):
     commands.register(subparsers)
 
 
+@hookimpl
+def cfbackup_backup_lookups(run):
+    """Swift's side of the guard (listing, usage, quotas, /info) does not depend on what the
+    pre_backup hooks before it do: it starts now, beside the passphrase check."""
+    settings = _settings(run)
+    if run.target_view is None or not settings["enabled"]:
+        return
+    from cfbackup_quota_guard import guard
+
+    run.target_view.start(SECTION, lambda view: guard.ask_swift(run.profile, settings, view))
+
+
 @hookimpl(trylast=True)  # after the others: a before_backup dump lands in the source first
 def cfbackup_pre_backup(run):
     from cfbackup.errors import CfbackupError, QuotaExceeded
@@ -117,6 +129,8 @@ def cfbackup_pre_backup(run):
             settings,
             force_full=bool(run.options.get("full")),
             state_dir=run.config.state_dir,
+            view=run.target_view,
+            asked=run.target_view.take(SECTION) if run.target_view is not None else None,
         )
     except CfbackupError as error:
         if ignore:

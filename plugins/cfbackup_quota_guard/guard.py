@@ -294,28 +294,64 @@ def _estimate_chains(profile, objects, *, force_full: bool):
     return plan, found
 
 
+@dataclasses.dataclass
+class SwiftFacts:
+    """What the guard reads from Swift: the target's listing, the container's and the account's
+    usage and quotas, /info."""
+
+    objects: list[dict[str, Any]]
+    container: dict[str, Any]
+    account: dict[str, Any] | None
+    info: dict[str, Any] | None
+
+
+def ask_swift(profile, settings: dict[str, Any], view=None) -> SwiftFacts:
+    """Read the facts. ``view``: the run's ``swift.TargetView`` (its connection and the listing
+    the passphrase check uses too). The container's HEAD, the account's listing and /info do
+    not depend on each other and go out together; the account's sum reuses the container's
+    HEAD. Raises BackendError when Swift cannot answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cfbackup import swift
+
+    with swift.swift_errors(profile):
+        conn = view.connection() if view is not None else swift.connect(profile)
+        objects = view.objects() if view is not None else None
+        if objects is None:
+            objects = swift.list_target_objects(profile, conn)
+        sizes = [{"bytes": o["bytes"]} for o in objects]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            info_asked = pool.submit(swift.swift_info, profile, swift.sibling(conn))
+            container_asked = pool.submit(
+                swift.container_stats, profile, swift.sibling(conn), objects=sizes
+            )
+            account = (
+                swift.account_usage(
+                    profile,
+                    conn,
+                    max_heads=settings.get("max_container_heads", 100),
+                    known={swift.target_of(profile).container: container_asked},
+                )
+                if settings.get("check_account", True)
+                else None
+            )
+            return SwiftFacts(objects, container_asked.result(), account, info_asked.result())
+
+
 def assess(
     profile,
     settings: dict[str, Any],
     *,
     force_full: bool = False,
     state_dir=None,
+    view=None,
+    asked=None,
 ) -> Assessment:
-    """Ask Swift, estimate the upload, compare. Raises BackendError when Swift cannot answer."""
-    from cfbackup import swift
-
+    """Ask Swift (or take ``asked``, the future of :func:`ask_swift` started ahead), estimate
+    the upload, compare. Raises BackendError when Swift cannot answer."""
     started = time.perf_counter()
-    conn = swift.connect(profile)
-    objects = swift.list_target_objects(profile, conn)
-    container = swift.container_stats(
-        profile, conn, objects=[{"bytes": o["bytes"]} for o in objects]
-    )
-    account = (
-        swift.account_usage(profile, conn, max_heads=settings.get("max_container_heads", 100))
-        if settings.get("check_account", True)
-        else None
-    )
-    info = swift.swift_info(profile, conn)
+    facts = asked.result() if asked is not None else ask_swift(profile, settings, view)
+    objects, container, account, info = facts.objects, facts.container, facts.account, facts.info
     plan, found = estimate_next(profile, objects, force_full=force_full, state_dir=state_dir)
     upload_bytes = max(0, found.bytes - plan.resume_bytes)
     upload_objects = max(0, found.objects - plan.resume_objects)

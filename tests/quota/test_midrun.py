@@ -68,6 +68,8 @@ def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
     assert status["incomplete_sets"] == 0 and status["orphaned_sets"] == 0
     log = max((p.base / "state" / "logs").glob("qg-backup-*.log")).read_text()
     assert_resumed(before, volume_stamps(p.objects(), "full"), log)
+    # the guard's listing (shared with the passphrase check) held the interrupted set
+    assert "already uploaded" in log
 
     restored = tmp_path / "restored"
     p.cli("restore", "qg", str(restored), check=0)
