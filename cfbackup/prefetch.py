@@ -36,11 +36,13 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from cfbackup import volumes
 from cfbackup.config.model import Profile
+from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import BackendError, CfbackupError, ExitCode
@@ -52,7 +54,6 @@ log = logging.getLogger("cfbackup")
 WORKERS = 2
 RESERVE = 64 << 20  # free space a prefetch never takes (the restored files need room too)
 POLL = protocol.POLL
-DOWNLOAD_ATTEMPTS = 4  # as duplicity's own --num-retries=3 gives each get
 
 
 @dataclasses.dataclass
@@ -61,7 +62,8 @@ class _Volume:
     name: str  # its name in the copy (without .gpg/.gz when decrypted ahead)
     order: int | None  # its place in duplicity's reading order; None: fetched only if asked
     state: str = "queued"  # queued, fetching, ready (in the copy), taken (by duplicity), failed
-    attempts: int = 0  # downloads begun; a Swift error is retried up to DOWNLOAD_ATTEMPTS
+    attempts: int = 0  # downloads begun; a Swift error is tried again as duplicity would
+    not_before: float = 0.0  # monotonic time its next try may start (the retry delay)
 
 
 @dataclasses.dataclass
@@ -134,6 +136,8 @@ class Prefetch:
         self.copy = folder / "copy"
         self.work = folder / "fetching"
         self.ahead = max(1, ahead)
+        # a download that fails on Swift is tried again as duplicity tries its own requests
+        self.attempts, self.retry_delay = commands.retry_policy(profile)
         self.store = volumes.open_store(profile)
         self.keys = volumes.Keys.for_profile(profile, env)
         enc = profile["encryption"]
@@ -275,8 +279,9 @@ class Prefetch:
         )
         start = []
         free = self._free()
+        now = time.monotonic()
         for volume in asked + queued:
-            if volume in start:
+            if volume in start or volume.not_before > now:
                 continue
             urgent = volume in asked
             if not urgent and running + waiting + len(start) >= self.ahead:
@@ -337,11 +342,15 @@ class Prefetch:
     def _finished(self, volume: _Volume, future: concurrent.futures.Future) -> None:
         error = future.exception()
         if error is not None:
-            retry = isinstance(error, BackendError) and volume.attempts < DOWNLOAD_ATTEMPTS
-            log.debug("prefetch: %s: %s%s", volume.name, error, " (again)" if retry else "")
+            retry = isinstance(error, BackendError) and volume.attempts < self.attempts
             if not retry:
+                log.debug("prefetch: %s: %s", volume.name, error)
                 raise error
+            log.warning(  # as duplicity announces its own retries: the user sees the outage
+                "restore: fetching %s failed, trying again in %g s (try %d of %d): %s",
+                volume.ref.name, self.retry_delay, volume.attempts + 1, self.attempts, error)
             volume.state = "queued"
+            volume.not_before = time.monotonic() + self.retry_delay
             if not self.closing.is_set():
                 self.stop.clear()  # volumes.fetch set it; the other downloads came back queued
             return

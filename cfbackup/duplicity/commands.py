@@ -30,6 +30,22 @@ VERBOSITY = {
 RETRY_FLAGS = ("--num-retries=3", "--backend-retry-delay=10")
 
 
+def retry_policy(profile: Profile) -> tuple[int, float]:
+    """(tries, seconds between them) duplicity makes of a backend request (``--num-retries`` is
+    the number of tries, duplicity's backend.retry): RETRY_FLAGS, or the
+    profile's extra_options where they set ``--num-retries``/``--backend-retry-delay`` (the
+    last one wins, as in duplicity). What cfbackup's own downloads (restore prefetch) follow."""
+    values = dict(f.split("=", 1) for f in RETRY_FLAGS)
+    words = list(profile["extra_options"])
+    for index, word in enumerate(words):
+        name, bound, value = word.partition("=")
+        if name in values:
+            value = value if bound else (words[index + 1] if index + 1 < len(words) else "")
+            if value.strip().isdigit():
+                values[name] = value.strip()
+    return max(1, int(values["--num-retries"])), float(values["--backend-retry-delay"])
+
+
 def common_flags(profile: Profile, log_fd: int | None = None) -> tuple[str, ...]:
     """Options every duplicity command of this profile takes."""
     return (

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import error_line, wait_for, write_tree
+from faultkit import duplicity_child, error_line, wait_for, write_tree
 from support.trees import assert_same_tree
 
 from cfbackup.errors import ExitCode
@@ -110,3 +110,69 @@ def test_ctrl_c_mid_restore_removes_the_copy_and_the_partial_tree(make_setup, tm
     assert not out.exists(), "an interrupted restore left a partial tree"
     _no_copy_left(setup)
     assert not [p for p in Path(copy).rglob("*") if p.is_file()]
+
+
+def _log_of(run_log_dir: Path) -> str:
+    logs = sorted(run_log_dir.glob("*-restore-*.log"), key=os.path.getmtime)
+    return logs[-1].read_text() if logs else ""
+
+
+RETRIED = re.compile(
+    r"restore: fetching \S+ failed, trying again in 2 s \(try 2 of 3\): cannot reach Swift")
+
+
+def _outage_mid_prefetch(setup, out: Path):
+    """Spawn a restore; once its first volume is in the copy, hold duplicity (the prefetch stops
+    with volumes ahead) and stop Swift's proxy, then let duplicity go on: the next downloads
+    find Swift unreachable. Returns the run."""
+    run = setup.spawn("restore", out)
+    copy = setup.state_dir / "restore"
+    wait_for(lambda: any(copy.glob("*/main/copy/*.difftar")) or run.process.poll() is not None,
+             timeout=120, what="a volume in the copy", step=0.02)
+    duplicity = wait_for(lambda: duplicity_child(run.pid, "restore"), 30, "the restore's duplicity")
+    os.kill(duplicity, signal.SIGSTOP)
+    try:
+        setup.swift.stop_proxy()
+    finally:
+        os.kill(duplicity, signal.SIGCONT)
+    return run
+
+
+def test_a_swift_outage_mid_prefetch_is_tried_again_and_one_that_persists_ends_the_restore(
+    make_setup, tmp_path
+):
+    """A download that fails on Swift (its proxy down, after swiftclient's own retries) is tried
+    again as the profile's duplicity options say (here 3 tries, 2 s apart); the outage over,
+    the restore completes byte for byte. An outage that outlasts the tries ends the restore with
+    exit 10 and one sentence, no partial tree and no copy left."""
+    setup = make_setup(extra='extra_options = ["--num-retries=3", "--backend-retry-delay", "2"]\n')
+    write_tree(setup.source, mb=12)  # about 13 volumes: more than the 4 fetched ahead
+    assert setup.run("backup").returncode == 0
+    logs = setup.state_dir / "logs"
+
+    out = tmp_path / "restored"
+    run = _outage_mid_prefetch(setup, out)
+    try:
+        wait_for(lambda: RETRIED.search(_log_of(logs)), timeout=90,
+                 what="a download to be tried again")
+    finally:
+        setup.swift.start_proxy()
+    assert run.wait() == 0, run.output()
+    assert RETRIED.search(run.output()), "the retry was not announced on stderr"
+    assert_same_tree(setup.source, out)
+    _no_copy_left(setup)
+
+    out = tmp_path / "never"
+    run = _outage_mid_prefetch(setup, out)
+    try:
+        code = run.wait(timeout=240)
+    finally:
+        setup.swift.start_proxy()
+    output = run.output()
+    assert code == ExitCode.BACKEND, output
+    errors = [line for line in output.splitlines() if line.startswith("cfbackup: error:")]
+    assert len(errors) == 1 and "Swift" in errors[0], output
+    tries = [int(n) for n in re.findall(r"trying again in 2 s \(try (\d) of 3\)", output)]
+    assert tries and max(tries) == 3, output  # the third try was the last
+    assert not out.exists(), "a failed restore left a partial tree"
+    _no_copy_left(setup)

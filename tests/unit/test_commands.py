@@ -131,3 +131,13 @@ def test_keystone_v3_environment(monkeypatch):
     assert env["SWIFT_AUTHVERSION"] == "3" and env["SWIFT_PROJECT_NAME"] == "p"
     assert env["SWIFT_USER_DOMAIN_NAME"] == "Default" and env["SWIFT_REGIONNAME"] == "R1"
     assert "ST_KEY" not in env
+
+
+def test_retry_policy_is_duplicitys_own_with_the_profiles_options_winning():
+    """The tries and pause cfbackup's own downloads (restore prefetch) use: the ones every
+    duplicity command gets, unless the profile's extra_options set them (either form, the last
+    one wins, as on duplicity's command line)."""
+    assert commands.retry_policy(_profile()) == (3, 10.0)
+    options = ["--num-retries=5", "--backend-retry-delay", "30", "--num-retries", "2"]
+    assert commands.retry_policy(_profile(extra_options=options)) == (2, 30.0)
+    assert commands.retry_policy(_profile(extra_options=["--num-retries=0"])) == (1, 10.0)
