@@ -38,6 +38,7 @@ from cfbackup import (
     execute,
     sampling,
     signatures,
+    stores,
     suggest,
     volumes,
     workpool,
@@ -121,7 +122,7 @@ class _Chain:
     """What the drill knows of one duplicity chain."""
 
     chain: chains.Chain
-    store: volumes.Store
+    store: stores.Store
     sets: list[volumes.BackupSet]
     entries: dict[str, signatures.Entry]
     sigtars: list[Path]
@@ -238,7 +239,7 @@ class _Drill:
     def _read_chain(
         self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
     ) -> _Chain | None:
-        store = volumes.open_store(chain.profile)
+        store = stores.open_store(chain.profile)
         sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
         if not sets:
             if chain.root:

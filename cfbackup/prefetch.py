@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup import volumes
+from cfbackup import stores, volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
@@ -138,7 +138,7 @@ class Prefetch:
         self.ahead = max(1, ahead)
         # a download that fails on Swift is tried again as duplicity tries its own requests
         self.attempts, self.retry_delay = commands.retry_policy(profile)
-        self.store = volumes.open_store(profile)
+        self.store = stores.open_store(profile)
         self.keys = volumes.Keys.for_profile(profile, env)
         enc = profile["encryption"]
         self.clear = not enc.get("sign_key")

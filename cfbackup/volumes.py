@@ -6,7 +6,7 @@ its manifest records and, on request, decrypted and read as a tar.
 the volumes a sample of files needs as a local copy that duplicity restores from through a
 ``file://`` URL. A prefetch before a restore is the same calls::
 
-    store = volumes.open_store(chain.profile)              # the chain's swift:// or file:// target
+    store = stores.open_store(chain.profile)               # the chain's swift:// or file:// target
     keys = volumes.Keys.for_profile(chain.profile, env)    # env: duplicity_environment(...)
     sets = volumes.chain_at(volumes.backup_sets(store), when)  # the sets duplicity would read
     volumes.read_manifests(store, sets, keys)
@@ -33,26 +33,23 @@ import hashlib
 import logging
 import os
 import shutil
-import socket
 import tarfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cfbackup import execute, workpool
 from cfbackup.config.model import Profile
-from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import ConfigError, CryptoError, VerifyDifferences
+from cfbackup.errors import CryptoError, VerifyDifferences
+from cfbackup.stores import CHUNK, Missing, Stopped, Store
 
 log = logging.getLogger("cfbackup")
 
 # Downloads at once: Swift serves each object from one connection at a few tens of MB/s, and
 # gpg decrypts a 50 MB volume in about half a second of one core (measured, docs/checks.md)
 DEFAULT_WORKERS = 4
-CHUNK = 1 << 20
 
 MISSING, CORRUPT, UNDECRYPTABLE, UNREADABLE = "missing", "corrupt", "undecryptable", "unreadable"
 PROBLEMS = {
@@ -61,147 +58,6 @@ PROBLEMS = {
     UNDECRYPTABLE: "does not decrypt",
     UNREADABLE: "decrypts but is not a readable tar",
 }
-
-
-class Missing(Exception):
-    """The object is not at the target."""
-
-
-# ---- where the objects are ------------------------------------------------------------------
-
-
-class Store(Protocol):
-    label: str
-
-    def list(self) -> dict[str, int]: ...  # object name -> size, for the chain's own objects
-
-    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
-        """Feed the object's bytes to ``into``; Missing when it is not there."""
-
-    def abort(self) -> None:
-        """End the downloads in progress now (a stalled one too): the caller is leaving."""
-
-
-class SwiftStore:
-    """A chain's objects in a Swift container (under its prefix), one connection per thread
-    (a swiftclient Connection is not thread-safe)."""
-
-    def __init__(self, profile: Profile):
-        self.profile = profile
-        self.target = swift_target(profile.target)
-        self.label = profile.target
-        self._local = threading.local()
-        self._reading: dict[int, tuple[Any, Any]] = {}  # thread -> (connection, object body)
-        self._aborted = False
-
-    def _conn(self):
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            from cfbackup import swift
-
-            conn = self._local.conn = swift.connect(self.profile, retries=3)
-        return conn
-
-    def abort(self) -> None:
-        """Shut the sockets of the downloads in progress, and let swiftclient retry none of
-        them: a read that waits on a stalled link (up to ``timeout`` per retry, minutes in all)
-        ends at once, so Ctrl-C or SIGTERM mid-restore is not held up by the network."""
-        self._aborted = True
-        for conn, body in list(self._reading.values()):
-            conn.retries = 0  # swiftclient resumes a broken read while attempts <= retries
-            sock = getattr(getattr(getattr(body, "resp", None), "raw", None), "connection", None)
-            sock = getattr(sock, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def list(self) -> dict[str, int]:
-        from cfbackup import swift
-
-        prefix = self.target.object_prefix
-        with swift.swift_errors(self.profile):
-            client = swift.load_client()
-            try:
-                listing = self._conn().get_container(
-                    self.target.container, prefix=prefix, full_listing=True
-                )[1]
-            except client.ClientException as error:
-                if error.http_status == 404:
-                    return {}
-                raise
-        names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
-        return {name: size for name, size in names.items() if "/" not in name}
-
-    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
-        from cfbackup import swift
-
-        me, conn = threading.get_ident(), self._conn()
-        self._reading[me] = (conn, None)
-        with swift.swift_errors(self.profile):
-            client = swift.load_client()
-            try:
-                if self._aborted:
-                    raise _Stopped
-                _, body = conn.get_object(
-                    self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
-                )
-                self._reading[me] = (conn, body)
-                for chunk in body:
-                    if stop.is_set() or self._aborted:
-                        raise _Stopped
-                    into(chunk)
-            except Exception as error:
-                if isinstance(error, client.ClientException) and error.http_status == 404:
-                    raise Missing(name) from None
-                if self._aborted:
-                    raise _Stopped from None
-                raise
-            finally:
-                self._reading.pop(me, None)
-
-
-class FileStore:
-    """A chain's objects in a local folder (a ``file://`` target, or a copy made by fetch)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.label = f"file://{folder}"
-
-    def list(self) -> dict[str, int]:
-        if not self.folder.is_dir():
-            return {}
-        return {e.name: e.stat().st_size for e in os.scandir(self.folder) if e.is_file()}
-
-    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
-        try:
-            handle = open(self.folder / name, "rb")
-        except FileNotFoundError:
-            raise Missing(name) from None
-        with handle:
-            while chunk := handle.read(CHUNK):
-                if stop.is_set():
-                    raise _Stopped
-                into(chunk)
-
-    def abort(self) -> None:
-        """Local reads never stall: the stop event between chunks is enough."""
-
-
-def open_store(profile: Profile) -> Store:
-    """The store of a (chain's) profile target: swift:// or file://."""
-    if swift_target(profile.target) is not None:
-        return SwiftStore(profile)
-    parsed = urllib.parse.urlsplit(profile.target)
-    if parsed.scheme == "file":
-        return FileStore(Path(urllib.parse.unquote(parsed.netloc + parsed.path)))
-    raise ConfigError(
-        f"profiles.{profile.name}.target: {profile.target}: cfbackup reads volumes itself only "
-        "from swift:// and file:// targets; use cfbackup verify (duplicity's own check) here."
-    )
-
-
-class _Stopped(Exception):
-    """A download given up because the caller asked (deadline, Ctrl-C)."""
 
 
 # ---- backup sets and volumes ----------------------------------------------------------------
@@ -587,7 +443,7 @@ def _fetch_one(
             _check_contents(keys, part, ref.name, outcome)
     except Missing:
         outcome.problem = MISSING
-    except _Stopped:
+    except Stopped:
         part.unlink(missing_ok=True)
         return None
     except BaseException:

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 
-from cfbackup import chains, history, sampling, suggest, volumes
+from cfbackup import chains, history, sampling, stores, suggest, volumes
 from cfbackup.actions.common import prepare, scratch
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
@@ -50,9 +50,9 @@ def run_read_data(run: Run) -> RunResult:
     started = time.monotonic()
 
     bad: list[str] = []
-    every: list[tuple[volumes.Store, volumes.VolumeRef]] = []
+    every: list[tuple[stores.Store, volumes.VolumeRef]] = []
     for chain in chains.of(profile):
-        store = volumes.open_store(chain.profile)
+        store = stores.open_store(chain.profile)
         sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
         unreadable = volumes.read_manifests(store, sets, keys)
         bad += [f"the manifest {s.manifest} of the {s.label}: {s.problem}" for s in unreadable]

@@ -9,7 +9,7 @@ import threading
 
 from duplicity import file_naming
 
-from cfbackup import volumes
+from cfbackup import stores, volumes
 
 NAMES = (
     "duplicity-full.20261204T101010Z.manifest.gpg",
@@ -26,7 +26,7 @@ PATTERNS = [name for name in vars(file_naming) if name.endswith(("_re", "_re_sho
 def test_sets_are_read_from_the_names(tmp_path):
     for name in NAMES:
         (tmp_path / name).write_bytes(b"x")
-    sets = volumes.backup_sets(volumes.FileStore(tmp_path))
+    sets = volumes.backup_sets(stores.FileStore(tmp_path))
     assert [(s.kind, sorted(s.volumes)) for s in sets] == [("full", [1, 2]), ("inc", [1])]
 
 
@@ -35,7 +35,7 @@ def test_threads_reading_sets_at_once_all_see_duplicity_names(tmp_path):
     starts the threads together (the race a split-chain restore met)."""
     for name in NAMES:
         (tmp_path / name).write_bytes(b"x")
-    store = volumes.FileStore(tmp_path)
+    store = stores.FileStore(tmp_path)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads switch as often as they can: the window is wide
     try:

@@ -1,0 +1,162 @@
+"""Where a backup's objects are read from: a Swift container (under the target's prefix) or a
+local folder (a ``file://`` target, or a copy cfbackup fetched), behind one small interface:
+list the chain's objects, stream one into a callback, end the downloads in progress at once.
+
+``volumes.py`` reads backup sets and fetches volumes through it; restore prefetch, ``verify
+--read-data`` and drills open one per chain with :func:`open_store`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from cfbackup.config.model import Profile
+from cfbackup.duplicity.target import swift_target
+from cfbackup.errors import ConfigError
+
+CHUNK = 1 << 20
+
+
+class Stopped(Exception):
+    """A download given up because the caller asked (deadline, Ctrl-C)."""
+
+
+class Missing(Exception):
+    """The object is not at the target."""
+
+
+class Store(Protocol):
+    label: str
+
+    def list(self) -> dict[str, int]: ...  # object name -> size, for the chain's own objects
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        """Feed the object's bytes to ``into``; Missing when it is not there."""
+
+    def abort(self) -> None:
+        """End the downloads in progress now (a stalled one too): the caller is leaving."""
+
+
+class SwiftStore:
+    """A chain's objects in a Swift container (under its prefix), one connection per thread
+    (a swiftclient Connection is not thread-safe)."""
+
+    def __init__(self, profile: Profile):
+        self.profile = profile
+        self.target = swift_target(profile.target)
+        self.label = profile.target
+        self._local = threading.local()
+        self._reading: dict[int, tuple[Any, Any]] = {}  # thread -> (connection, object body)
+        self._aborted = False
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            from cfbackup import swift
+
+            conn = self._local.conn = swift.connect(self.profile, retries=3)
+        return conn
+
+    def abort(self) -> None:
+        """Shut the sockets of the downloads in progress, and let swiftclient retry none of
+        them: a read that waits on a stalled link (up to ``timeout`` per retry, minutes in all)
+        ends at once, so Ctrl-C or SIGTERM mid-restore is not held up by the network."""
+        self._aborted = True
+        for conn, body in list(self._reading.values()):
+            conn.retries = 0  # swiftclient resumes a broken read while attempts <= retries
+            sock = getattr(getattr(getattr(body, "resp", None), "raw", None), "connection", None)
+            sock = getattr(sock, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def list(self) -> dict[str, int]:
+        from cfbackup import swift
+
+        prefix = self.target.object_prefix
+        with swift.swift_errors(self.profile):
+            client = swift.load_client()
+            try:
+                listing = self._conn().get_container(
+                    self.target.container, prefix=prefix, full_listing=True
+                )[1]
+            except client.ClientException as error:
+                if error.http_status == 404:
+                    return {}
+                raise
+        names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
+        return {name: size for name, size in names.items() if "/" not in name}
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        from cfbackup import swift
+
+        me, conn = threading.get_ident(), self._conn()
+        self._reading[me] = (conn, None)
+        with swift.swift_errors(self.profile):
+            client = swift.load_client()
+            try:
+                if self._aborted:
+                    raise Stopped
+                _, body = conn.get_object(
+                    self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
+                )
+                self._reading[me] = (conn, body)
+                for chunk in body:
+                    if stop.is_set() or self._aborted:
+                        raise Stopped
+                    into(chunk)
+            except Exception as error:
+                if isinstance(error, client.ClientException) and error.http_status == 404:
+                    raise Missing(name) from None
+                if self._aborted:
+                    raise Stopped from None
+                raise
+            finally:
+                self._reading.pop(me, None)
+
+
+class FileStore:
+    """A chain's objects in a local folder (a ``file://`` target, or a copy made by fetch)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.label = f"file://{folder}"
+
+    def list(self) -> dict[str, int]:
+        if not self.folder.is_dir():
+            return {}
+        return {e.name: e.stat().st_size for e in os.scandir(self.folder) if e.is_file()}
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        try:
+            handle = open(self.folder / name, "rb")
+        except FileNotFoundError:
+            raise Missing(name) from None
+        with handle:
+            while chunk := handle.read(CHUNK):
+                if stop.is_set():
+                    raise Stopped
+                into(chunk)
+
+    def abort(self) -> None:
+        """Local reads never stall: the stop event between chunks is enough."""
+
+
+def open_store(profile: Profile) -> Store:
+    """The store of a (chain's) profile target: swift:// or file://."""
+    if swift_target(profile.target) is not None:
+        return SwiftStore(profile)
+    parsed = urllib.parse.urlsplit(profile.target)
+    if parsed.scheme == "file":
+        return FileStore(Path(urllib.parse.unquote(parsed.netloc + parsed.path)))
+    raise ConfigError(
+        f"profiles.{profile.name}.target: {profile.target}: cfbackup reads volumes itself only "
+        "from swift:// and file:// targets; use cfbackup verify (duplicity's own check) here."
+    )
