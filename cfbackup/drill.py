@@ -295,7 +295,9 @@ class _Drill:
             if not need:
                 break
             _check_space(c.copy, list(need.values()), units)
-            for outcome in volumes.fetch(c.store, need.values(), c.copy, stop=self.stop):
+            for outcome in volumes.fetch(c.store, need.values(), c.copy, stop=self.stop,
+                                         retry=commands.retry_policy(self.profile),
+                                         action="drill"):
                 fetched[outcome.ref.key] = outcome
                 self.report.volumes_fetched += 1
                 self.report.bytes_fetched += outcome.bytes

@@ -346,9 +346,8 @@ class Prefetch:
             if not retry:
                 log.debug("prefetch: %s: %s", volume.name, error)
                 raise error
-            log.warning(  # as duplicity announces its own retries: the user sees the outage
-                "restore: fetching %s failed, trying again in %g s (try %d of %d): %s",
-                volume.ref.name, self.retry_delay, volume.attempts + 1, self.attempts, error)
+            volumes.announce_retry("restore", volume.ref.name, self.retry_delay,
+                                   volume.attempts + 1, self.attempts, error)
             volume.state = "queued"
             volume.not_before = time.monotonic() + self.retry_delay
             if not self.closing.is_set():

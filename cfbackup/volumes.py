@@ -42,7 +42,7 @@ from typing import Any
 
 from cfbackup import execute, workpool
 from cfbackup.config.model import Profile
-from cfbackup.errors import CryptoError, VerifyDifferences
+from cfbackup.errors import BackendError, CryptoError, VerifyDifferences
 from cfbackup.stores import CHUNK, Missing, Stopped, Store
 
 log = logging.getLogger("cfbackup")
@@ -384,22 +384,35 @@ def fetch(
     workers: int = DEFAULT_WORKERS,
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    retry: tuple[int, float] = (1, 0.0),
+    action: str = "fetch",
 ) -> list[Outcome]:
     """Download ``refs`` into ``directory`` (up to ``workers`` at once), check each against
     its manifest hash, and with ``keys`` decrypt it and read it as a tar. ``keep``: leave the
     intact volumes there under their own names (a copy duplicity can restore from); otherwise
     delete each once checked. Outcomes come back in the order of ``refs``; a volume not
     fetched because ``stop`` was set has no outcome. A Swift failure (unreachable, refused)
-    raises, a bad volume does not."""
+    is tried again, ``retry`` = (tries, seconds between them; ``commands.retry_policy``, as
+    duplicity would), announced for ``action``; then it raises. A bad volume does not."""
     refs = list(refs)
     stop = stop or threading.Event()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     results: dict[int, Outcome] = {}
 
     def one(position: int, ref: VolumeRef) -> None:
-        if stop.is_set():
-            return
-        outcome = _fetch_one(store, ref, directory, keys, keep, stop)
+        tries, delay = retry
+        for attempt in range(1, tries + 1):
+            if stop.is_set():
+                return
+            try:
+                outcome = _fetch_one(store, ref, directory, keys, keep, stop)
+                break
+            except BackendError as error:
+                if attempt == tries:
+                    raise
+                announce_retry(action, ref.name, delay, attempt + 1, tries, error)
+                if stop.wait(delay):
+                    return
         if outcome is not None:
             results[position] = outcome
             if on_outcome:
@@ -412,6 +425,14 @@ def fetch(
         halt=stop.set,
     )
     return [results[i] for i in sorted(results)]
+
+
+def announce_retry(
+    action: str, name: str, delay: float, attempt: int, tries: int, error: Exception
+) -> None:
+    """On stderr, as duplicity announces its own retries: a slow run is never a silent one."""
+    log.warning("%s: fetching %s failed, trying again in %g s (try %d of %d): %s",
+                action, name, delay, attempt, tries, error)
 
 
 def _fetch_one(

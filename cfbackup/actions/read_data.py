@@ -16,6 +16,7 @@ import time
 
 from cfbackup import chains, history, sampling, stores, suggest, volumes
 from cfbackup.actions.common import prepare, scratch
+from cfbackup.duplicity import commands
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
@@ -81,6 +82,8 @@ def run_read_data(run: Run) -> RunResult:
                 folder,
                 keys=keys,
                 keep=False,
+                retry=commands.retry_policy(run.profile),
+                action="verify",
             )
     bad += [o.describe() for o in outcomes if not o.ok]
     checked = sum(o.bytes for o in outcomes)

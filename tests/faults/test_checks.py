@@ -246,3 +246,32 @@ def _member(tar_bytes: bytes, name: str):
             if member.name == name:
                 return member
     return None
+
+
+def test_a_swift_outage_mid_read_data_is_tried_again(make_setup, tmp_path):
+    """``verify --read-data`` downloads volumes itself: one that fails on Swift (its proxy
+    stopped once the first volume is in) is announced and tried again as the profile's duplicity
+    options say; with Swift back, every volume is checked and the run passes."""
+    setup = make_setup(extra='extra_options = ["--num-retries=3", "--backend-retry-delay=2"]\n')
+    write_tree(setup.source, mb=16)  # about 17 volumes, fetched 4 at a time
+    assert setup.run("backup").returncode == 0
+    logs = setup.state_dir / "logs"
+
+    def verify_log() -> str:
+        found = sorted(logs.glob("*-verify-*.log"), key=os.path.getmtime)
+        return found[-1].read_text() if found else ""
+
+    run = setup.spawn("cli", "verify", "main", "--read-data")
+    wait_for(lambda: ": intact (" in verify_log() or run.process.poll() is not None,
+             timeout=120, what="the first volume checked", step=0.01)
+    try:
+        with run.frozen():  # the downloads not yet begun meet a stopped proxy
+            setup.swift.stop_proxy()
+        wait_for(lambda: re.search(r"verify: fetching \S+ failed, trying again in 2 s \(try 2 of "
+                                   r"3\): cannot reach Swift", run.out.read_text()),
+                 timeout=90, what="a download to be tried again")
+    finally:
+        setup.swift.start_proxy()
+    assert run.wait() == 0, run.output()
+    checked = re.search(r"(\d+) of (\d+) volume\(s\)", run.output())
+    assert checked and checked[1] == checked[2] and int(checked[1]) > 10, run.output()
