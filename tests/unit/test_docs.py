@@ -61,3 +61,23 @@ def test_every_builtin_plugin_has_a_page():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     for name in project["entry-points"]["cfbackup"]:
         assert (DOCS / "plugins" / f"{name}.md").exists(), f"docs/plugins/{name}.md is missing"
+
+
+def test_every_test_the_docs_cite_exists():
+    """docs/reliability.md and the others cite the test that proves each promise
+    (``test_file.py::test_name``): a renamed or deleted test must not leave a proof that is
+    not there."""
+    cited = {
+        (found[1], found[2])
+        for path in [*DOCS.rglob("*.md"), REPO / "README.txt"]
+        for found in re.finditer(r"(test_\w+\.py)::(test_\w+)", path.read_text())
+    }
+    assert cited, "the docs cite no test: the pattern no longer matches"
+    files = {p.name: p for p in (REPO / "tests").rglob("test_*.py")}
+    missing = [
+        f"{name}::{test}"
+        for name, test in sorted(cited)
+        if name not in files or not re.search(rf"^(async )?def {test}\(", files[name].read_text(),
+                                              re.M)
+    ]
+    assert not missing, f"cited in docs/ but not in tests/: {missing}"
