@@ -97,6 +97,13 @@ class VerifyDifferences(CfbackupError):
     exit_code = ExitCode.VERIFY_DIFFERENCES
 
 
+class BackupDamaged(CfbackupError):
+    """A remote volume is corrupt or missing. A command that needed it failed (7); for
+    ``verify`` finding it is the answer it was asked for (8, as read-data and drills)."""
+
+    exit_code = ExitCode.DUPLICITY
+
+
 class PartialBackup(CfbackupError):
     exit_code = ExitCode.PARTIAL
 

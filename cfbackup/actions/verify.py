@@ -10,7 +10,7 @@ import re
 from cfbackup import chains
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.duplicity import commands
-from cfbackup.errors import VerifyDifferences
+from cfbackup.errors import BackupDamaged, ExitCode, VerifyDifferences
 from cfbackup.runtypes import Run, RunResult
 
 SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) difference\(s\) found")
@@ -45,7 +45,10 @@ def run_verify(run: Run) -> RunResult:
         if result.returncode != 0 and not (result.returncode == 1 and differences):
             from cfbackup.duplicity.run import classify_failure
 
-            raise classify_failure(result)
+            error = classify_failure(result)
+            if isinstance(error, BackupDamaged):  # what verify was asked to find
+                error.exit_code = ExitCode.VERIFY_DIFFERENCES
+            raise error
         return compared, differences, found
 
     parts = [p for p in chains.run_each(profile, chains.of(profile), verify, skip_empty=True) if p]

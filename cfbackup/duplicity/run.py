@@ -17,6 +17,7 @@ from cfbackup.duplicity import launcher, machinelog
 from cfbackup.duplicity.patches import Patch
 from cfbackup.errors import (
     BackendError,
+    BackupDamaged,
     CfbackupError,
     ConfigError,
     CryptoError,
@@ -195,13 +196,12 @@ def _cmd(profile: Profile | None, command: str, *more: str) -> str:
     return suggest.command(command, profile.name if profile else "PROFILE", *more)
 
 
-def damaged(what: str, profile: Profile | None) -> CfbackupError:
+def damaged(what: str, profile: Profile | None) -> BackupDamaged:
     """The error for a backup whose remote objects changed: ``what`` names the object."""
-    return CfbackupError(
+    return BackupDamaged(
         f"{what}: the backup at the target is damaged (changed behind cfbackup's back): restore "
         "an earlier state with --time if an older chain exists, and run "
-        f"{_cmd(profile, 'backup', '--full')} to start a sound chain.",
-        exit_code=ExitCode.DUPLICITY,
+        f"{_cmd(profile, 'backup', '--full')} to start a sound chain."
     )
 
 

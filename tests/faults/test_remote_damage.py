@@ -25,8 +25,8 @@ def test_corrupted_then_deleted_volume(make_setup, tmp_path):
     data = bytearray(conn.get_object(setup.container, corrupt)[1])
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, other bytes
     conn.put_object(setup.container, corrupt, bytes(data))
-    result = setup.run("verify")
-    assert result.returncode == ExitCode.DUPLICITY, result
+    result = setup.run("verify")  # a damaged volume is what verify is there to find: 8
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
     assert corrupt in error_line(result) and "is corrupt" in error_line(result)
     out = tmp_path / "restored"
     result = setup.run("restore", out)
@@ -42,7 +42,7 @@ def test_corrupted_then_deleted_volume(make_setup, tmp_path):
     assert report["broken"], report
     assert report["missing_volumes"][0]["expected"] == len(volumes), report
     result = setup.run("verify")
-    assert result.returncode == ExitCode.DUPLICITY, result
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
     assert volume in error_line(result) and "missing" in error_line(result)
 
     # the same backup read through the compatibility script (its own cache, synced from Swift)
@@ -51,5 +51,5 @@ def test_corrupted_then_deleted_volume(make_setup, tmp_path):
     result = legacy.run("restore", tmp_path / "legacy-restored")
     assert result.returncode == ExitCode.DUPLICITY, result
     assert volume in error_line(result)
-    setup.assert_history(ExitCode.DUPLICITY)
+    setup.assert_history(ExitCode.VERIFY_DIFFERENCES, ExitCode.DUPLICITY)  # verify, restore
     legacy.assert_history(ExitCode.DUPLICITY)
