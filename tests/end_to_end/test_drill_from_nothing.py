@@ -24,7 +24,7 @@ from pathlib import Path
 
 import gnupg
 import pytest
-from support.cli import BIN, KEY_PASSPHRASE
+from support.cli import BIN, KEY_PASSPHRASE, stop_gpg_agent
 from support.trees import make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -39,8 +39,7 @@ def short_tmpdir():
     folder = Path(tempfile.mkdtemp(prefix="cf-", dir="/tmp"))
     yield folder
     for home in folder.glob("cfbackup-home-*"):  # only when the test failed
-        subprocess.run(["gpgconf", "--homedir", str(home / ".gnupg"), "--kill", "all"],
-                       capture_output=True, check=False)  # fmt: skip
+        stop_gpg_agent(home / ".gnupg")
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -66,7 +65,7 @@ def _pubkey_profile(tmp_path, make_config, gpg_keys, *, fingerprint=None, more="
 
 
 def _stop_agent(keyring: Path) -> None:
-    subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "all"], check=False)
+    stop_gpg_agent(keyring)
 
 
 def _agents_serving(folder: Path) -> list[int]:

@@ -11,7 +11,7 @@ import subprocess
 import textwrap
 
 import pytest
-from support.cli import KEY_PASSPHRASE
+from support.cli import KEY_PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree, make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -76,7 +76,7 @@ def test_from_the_kit_alone_to_a_full_restore(
     assert "[ok] recovery kit: made on" in check.stdout, check
     assert f"prove it with cfbackup -c {config} drill web1 --from-nothing" in check.stdout
     kit = shutil.copy(kit, tmp_path / kit.name)  # the copy kept away from the server
-    subprocess.run(["gpgconf", "--homedir", str(old / "gnupg"), "--kill", "gpg-agent"], check=False)
+    stop_gpg_agent(old / "gnupg")
     shutil.rmtree(old)  # the machine is gone: config, keys, secrets, cache, data
 
     # --- the new machine: nothing but cfbackup, the kit and the passphrase -----------------
@@ -143,5 +143,4 @@ def test_from_the_kit_alone_to_a_full_restore(
                               capture_output=True, text=True)  # fmt: skip
         assert diff.returncode == 0, diff.stdout + diff.stderr
     finally:
-        subprocess.run(["gpgconf", "--homedir", str(new_gnupg), "--kill", "gpg-agent"],
-                       check=False)  # fmt: skip
+        stop_gpg_agent(new_gnupg)

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import BIN, KEY_PASSPHRASE
+from support.cli import BIN, KEY_PASSPHRASE, stop_gpg_agent
 from support.trees import make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -34,7 +34,7 @@ def _keyring_copy(source: str, destination) -> str:
 
 
 def _kill_agent(home) -> None:
-    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+    stop_gpg_agent(home)
 
 
 def test_progress_line_shows_what_was_uploaded(tmp_path, make_config, cfbackup):

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 from faultkit import FRONT_ENDS, error_line, write_tree
+from support.cli import stop_gpg_agent
 
 from cfbackup.errors import ExitCode
 
@@ -83,7 +84,7 @@ def keyrings(tmp_path, gpg_keys):
     _gpg(public, "--import-ownertrust", input=f"{fpr}:6:\n".encode())
     yield {"expired": (expired, expired_fpr), "public": (public, fpr)}
     for home in (expired, public):
-        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True)
+        stop_gpg_agent(home)
 
 
 def test_missing_and_expired_keys(make_setup, keyrings, tmp_path):

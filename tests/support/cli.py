@@ -40,7 +40,8 @@ def assert_no_secret(text: str, local_swift=None) -> None:
 
 
 def stop_gpg_agent(gnupghome: Path) -> None:
-    """gpg starts an agent per GNUPGHOME that outlives the command and the test: stop it."""
+    """gpg starts an agent (and any daemon it needs) per GNUPGHOME that outlives the command
+    and the test: stop them."""
     if Path(gnupghome).is_dir():
-        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "all"],
                        capture_output=True, check=False)
