@@ -17,20 +17,21 @@ from pathlib import Path
 import pytest
 from faultkit import (
     LEGACY_PROFILE,
-    CmdlineWatcher,
     LocalSwift,
     Setup,
-    Webhook,
+    all_secrets,
     assert_clean,
     legacy_config,
     native_config,
 )
+from procwatch import CmdlineWatcher
+from webhook_receiver import Webhook
 
 
 @pytest.fixture(autouse=True)
 def no_secret_anywhere(tmp_path):
     """After each fault test: no secret in any process's argv, log file or run history."""
-    with CmdlineWatcher() as watcher:
+    with CmdlineWatcher(all_secrets()) as watcher:
         yield watcher  # tests that run duplicity for seconds assert watcher.saw(...)
     assert not watcher.leaks, f"secrets in argv: {watcher.leaks[:3]}"
     for path in list(tmp_path.rglob("*.log")) + list(tmp_path.rglob("history.sqlite3")):

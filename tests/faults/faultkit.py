@@ -1,5 +1,6 @@
 """The fault suite's tools: one profile reachable through either front-end, runs to kill or to
-freeze, the remote objects to damage, and a watch on every secret.
+freeze, the remote objects to damage, and the secrets to watch for (processes in
+``procwatch.py``, the webhook receiver in ``webhook_receiver.py``).
 
 A plain module (``from faultkit import ...``): ``conftest`` is a name every test directory's
 conftest.py takes in turn, so importing helpers from it is ambiguous.
@@ -16,7 +17,6 @@ import random
 import signal
 import subprocess
 import textwrap
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from local_swift import LocalSwift
+from procwatch import group_members
 from support.cli import BIN, PASSPHRASE, CliResult, secret_values
 
 FRONT_ENDS = ("cfbackup", "dt-cf-backup")
@@ -54,142 +55,6 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, step: f
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(step)
-
-
-# ---- processes ------------------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of a process group."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields and fields[0] != "Z" and int(fields[2]) == pgid:
-                members.append(int(entry.name))
-    return members
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline")
-            .read_bytes()
-            .replace(b"\0", b" ")
-            .decode("utf-8", "replace")
-        )
-    except OSError:
-        return ""
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                found += [int(c) for c in (task / "children").read_text().split()]
-    return found
-
-
-def descendants(pid: int) -> list[int]:
-    todo, seen = [pid], []
-    while todo:
-        for child in children(todo.pop()):
-            seen.append(child)
-            todo.append(child)
-    return seen
-
-
-def duplicity_child(pid: int, command: str = "") -> int | None:
-    """The duplicity process cfbackup ``pid`` runs (for ``command``, e.g. "backup")."""
-    for child in children(pid):
-        line = cmdline(child)
-        if "duplicity" in line and f" {command} " in f"{line} ":
-            return child
-    return None
-
-
-class CmdlineWatcher:
-    """Samples the argv of every process this test session started (its descendants) while a
-    test runs: a secret there is visible to every user of the machine (ps, /proc)."""
-
-    def __init__(self, interval: float = 0.2):
-        self.interval = interval
-        self.leaks: list[str] = []
-        self.sampled = 0
-        self.seen: set[str] = set()  # every distinct command line sampled
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="cmdline-watch", daemon=True)
-        self._secrets = all_secrets()
-
-    def __enter__(self) -> CmdlineWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        me = os.getpid()
-        while not self._stop.wait(self.interval):
-            for pid in descendants(me):
-                line = cmdline(pid)
-                self.sampled += 1
-                self.seen.add(line)
-                for secret in self._secrets:
-                    if secret in line:
-                        self.leaks.append(f"pid {pid}: {line[:300]}")
-
-
-    def saw(self, *words: str) -> bool:
-        """True when some sampled command line held all ``words`` (the watch really looked
-        at the processes it guards)."""
-        return any(all(word in line for word in words) for line in self.seen)
-
-
-class Webhook:
-    """A JSON webhook receiver on loopback: what the notify plugin posts."""
-
-    def __init__(self):
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        posts = self.posts = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                posts.append(json.loads(body or b"{}"))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def failures(self) -> list[tuple[str, int]]:
-        return [(p.get("action"), p.get("exit_code")) for p in self.posts if not p.get("ok")]
 
 
 # ---- one profile, either front-end ----------------------------------------------------------

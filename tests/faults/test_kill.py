@@ -9,7 +9,8 @@ import random
 import signal
 
 import pytest
-from faultkit import FRONT_ENDS, alive, duplicity_child, wait_for, write_tree
+from faultkit import FRONT_ENDS, wait_for, write_tree
+from procwatch import alive, duplicity_child
 from support.resume import assert_resumed, volume_stamps
 from support.trees import assert_same_tree
 

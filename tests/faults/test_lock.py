@@ -7,7 +7,8 @@ import json
 import time
 
 import pytest
-from faultkit import FRONT_ENDS, duplicity_child, error_line, wait_for, write_tree
+from faultkit import FRONT_ENDS, error_line, wait_for, write_tree
+from procwatch import duplicity_child
 
 from cfbackup.errors import ExitCode
 

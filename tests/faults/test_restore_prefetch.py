@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import duplicity_child, error_line, wait_for, write_tree
+from faultkit import error_line, wait_for, write_tree
+from procwatch import duplicity_child
 from support.trees import assert_same_tree
 
 from cfbackup.errors import ExitCode
