@@ -36,7 +36,6 @@ import logging
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +44,7 @@ from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import BackendError, CfbackupError, ExitCode
+from cfbackup.errors import CfbackupError, ExitCode
 
 log = logging.getLogger("cfbackup")
 
@@ -62,8 +61,6 @@ class _Volume:
     name: str  # its name in the copy (without .gpg/.gz when decrypted ahead)
     order: int | None  # its place in duplicity's reading order; None: fetched only if asked
     state: str = "queued"  # queued, fetching, ready (in the copy), taken (by duplicity), failed
-    attempts: int = 0  # downloads begun; a Swift error is tried again as duplicity would
-    not_before: float = 0.0  # monotonic time its next try may start (the retry delay)
 
 
 @dataclasses.dataclass
@@ -137,7 +134,7 @@ class Prefetch:
         self.work = folder / "fetching"
         self.ahead = max(1, ahead)
         # a download that fails on Swift is tried again as duplicity tries its own requests
-        self.attempts, self.retry_delay = commands.retry_policy(profile)
+        self.retry = commands.retry_policy(profile)
         self.store = stores.open_store(profile)
         self.keys = volumes.Keys.for_profile(profile, env)
         enc = profile["encryption"]
@@ -255,7 +252,6 @@ class Prefetch:
                 self._notice_taken()
                 for volume in self._to_start(len(running)):
                     volume.state = "fetching"
-                    volume.attempts += 1
                     running[pool.submit(self._fetch, volume)] = volume
                 if running:
                     concurrent.futures.wait(
@@ -279,9 +275,8 @@ class Prefetch:
         )
         start = []
         free = self._free()
-        now = time.monotonic()
         for volume in asked + queued:
-            if volume in start or volume.not_before > now:
+            if volume in start:
                 continue
             urgent = volume in asked
             if not urgent and running + waiting + len(start) >= self.ahead:
@@ -317,7 +312,8 @@ class Prefetch:
 
     def _fetch(self, volume: _Volume) -> volumes.Outcome | None:
         """Download, check, decrypt (clear copy) one volume into the copy."""
-        outcomes = volumes.fetch(self.store, [volume.ref], self.work, stop=self.stop, workers=1)
+        outcomes = volumes.fetch(self.store, [volume.ref], self.work, stop=self.stop, workers=1,
+                                 retry=self.retry, action="restore")
         if not outcomes:
             return None  # stopped
         outcome = outcomes[0]
@@ -341,18 +337,9 @@ class Prefetch:
 
     def _finished(self, volume: _Volume, future: concurrent.futures.Future) -> None:
         error = future.exception()
-        if error is not None:
-            retry = isinstance(error, BackendError) and volume.attempts < self.attempts
-            if not retry:
-                log.debug("prefetch: %s: %s", volume.name, error)
-                raise error
-            volumes.announce_retry("restore", volume.ref.name, self.retry_delay,
-                                   volume.attempts + 1, self.attempts, error)
-            volume.state = "queued"
-            volume.not_before = time.monotonic() + self.retry_delay
-            if not self.closing.is_set():
-                self.stop.clear()  # volumes.fetch set it; the other downloads came back queued
-            return
+        if error is not None:  # volumes.fetch tried it again as often as duplicity would
+            log.debug("prefetch: %s: %s", volume.name, error)
+            raise error
         outcome = future.result()
         if outcome is None:
             volume.state = "queued"
