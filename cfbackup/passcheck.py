@@ -39,10 +39,7 @@ def newest_manifest(profile: Profile, view=None) -> bytes | None:
         from cfbackup import swift
 
         with swift.swift_errors(profile):
-            objects = view.objects(profile) if view is not None else None
-            conn = view.connection() if view is not None else swift.connect(profile)
-            if objects is None:
-                objects = swift.list_target_objects(profile, conn)
+            conn, objects = swift.target_listing(profile, view)
             names = [o["name"] for o in objects if MANIFEST.match(o["name"])]
             if not names:
                 return None

@@ -496,6 +496,17 @@ def list_target_objects(profile: Profile, conn=None) -> list[dict[str, Any]]:
         return [{"name": o["name"][cut:], "bytes": int(o.get("bytes", 0))} for o in objects]
 
 
+def target_listing(profile: Profile, view=None) -> tuple[Any, list[dict[str, Any]]]:
+    """A connection and :func:`list_target_objects` of ``profile``'s target: the run's
+    :class:`TargetView`'s when there is one and it covers that target, else a fresh one."""
+    if view is None:
+        conn = connect(profile)
+        return conn, list_target_objects(profile, conn)
+    objects = view.objects(profile)
+    conn = view.connection()
+    return conn, objects if objects is not None else list_target_objects(profile, conn)
+
+
 class TargetView:
     """What the checks before a backup read of the target, read once: one authentication and
     one listing, shared by the passphrase check and the quota guard (each of them used to

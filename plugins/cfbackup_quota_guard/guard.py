@@ -315,10 +315,7 @@ def ask_swift(profile, settings: dict[str, Any], view=None) -> SwiftFacts:
     from cfbackup import swift
 
     with swift.swift_errors(profile):
-        conn = view.connection() if view is not None else swift.connect(profile)
-        objects = view.objects() if view is not None else None
-        if objects is None:
-            objects = swift.list_target_objects(profile, conn)
+        conn, objects = swift.target_listing(profile, view)
         sizes = [{"bytes": o["bytes"]} for o in objects]
         with ThreadPoolExecutor(max_workers=2) as pool:
             info_asked = pool.submit(swift.swift_info, profile, swift.sibling(conn))
