@@ -19,16 +19,22 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import secrets
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-# name -> (tempauth user, key, groups); "admin" is the reseller admin (may set account quotas)
+# name -> (tempauth user, key, groups); "admin" is the reseller admin (may set account quotas).
+# The keys are drawn once per process (every LocalSwift of a process shares them, and a state
+# file carries them to another): no secret is written in the code.
 TEMPAUTH = {
-    "admin": ("test:tester", "testing", ".admin .reseller_admin"),
-    "user": ("test:tester2", "testing2", ".admin"),
-    "other": ("test2:tester3", "testing3", ".admin"),
+    name: (user, f"key-{name}-{secrets.token_hex(6)}", groups)
+    for name, user, groups in (
+        ("admin", "test:tester", ".admin .reseller_admin"),
+        ("user", "test:tester2", ".admin"),
+        ("other", "test2:tester3", ".admin"),
+    )
 }
 
 # Runs .venv/bin/swift-ring-builder once per argv list, in one interpreter (imports are slow).

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 CFBACKUP = Path(sys.executable).parent / "cfbackup"
+
+QG_PASSPHRASE = f"quota-guard-{secrets.token_hex(6)}"  # drawn per process: none in the code
 
 
 class QuotaProfile:
@@ -26,7 +29,7 @@ class QuotaProfile:
         self.source.mkdir(parents=True, exist_ok=True)
         self.config = base / "config.toml"
         user, key = swift.users[who]
-        self.env = dict(os.environ, QG_PASSPHRASE="quota-guard-test", QG_SWIFT_KEY=key)
+        self.env = dict(os.environ, QG_PASSPHRASE=QG_PASSPHRASE, QG_SWIFT_KEY=key)
         target = f"swift://{self.container}" + (f"/{prefix}" if prefix else "")
         lines = [
             f'state_dir = "{base / "state"}"',

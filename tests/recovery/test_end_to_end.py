@@ -5,6 +5,7 @@ the Nova/Glance emulator: the park record lives next to the backups; park -> unp
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 from recovery_support import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
@@ -13,7 +14,7 @@ from swiftclient import client as swiftclient
 
 pytestmark = [pytest.mark.recovery, pytest.mark.swift, *SDK_DEPRECATIONS]
 
-PASSPHRASE = "recovery-Passphrase-31c7"
+PASSPHRASE = f"recovery-Passphrase-{secrets.token_hex(6)}"
 
 
 @pytest.fixture

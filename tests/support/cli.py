@@ -5,15 +5,17 @@ Import from here, not from ``conftest`` (several conftest modules exist; the nam
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
 
-# Secrets used by the tests: none of them may ever appear in output, logs or argv.
-PASSPHRASE = "test-Passphrase-8d1f"
-KEY_PASSPHRASE = "key-Passphrase-55aa"
+# Secrets used by the tests: none of them may ever appear in output, logs or argv. Drawn once
+# per test process, so no secret is written in the code (and none can match by accident).
+PASSPHRASE = f"test-Passphrase-{secrets.token_hex(6)}"
+KEY_PASSPHRASE = f"key-Passphrase-{secrets.token_hex(6)}"
 
 
 class CliResult:
