@@ -15,6 +15,8 @@ import contextlib
 import socket
 import threading
 
+from fwlab import serve_in
+
 CLOUD4, CLOUD_PORT = "10.231.0.9", 8080
 
 
@@ -32,19 +34,12 @@ class Relay:
         # (and the relay threads it starts) enter the client namespace
         self._host = concurrent.futures.ThreadPoolExecutor(1)
         self._host.submit(lambda: None).result()  # its thread starts here, not in a namespace
-        ready = threading.Event()
-        failure: list[BaseException] = []
+
+        def listen() -> None:
+            self.listener = socket.create_server((CLOUD4, CLOUD_PORT))
+            self.listener.settimeout(0.2)
 
         def serve() -> None:
-            try:
-                client_ns.enter()
-                self.listener = socket.create_server((CLOUD4, CLOUD_PORT))
-                self.listener.settimeout(0.2)
-            except BaseException as error:
-                failure.append(error)
-                return
-            finally:
-                ready.set()
             while not self._stop.is_set():
                 try:
                     conn, _ = self.listener.accept()
@@ -54,11 +49,7 @@ class Relay:
                     return
                 threading.Thread(target=self._connect, args=(conn,), daemon=True).start()
 
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
+        self.thread = serve_in(client_ns, listen, serve)
 
     @property
     def url(self) -> str:

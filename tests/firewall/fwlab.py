@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -135,30 +136,49 @@ def link(a: Netns, b: Netns, addrs_a: list[str], addrs_b: list[str], ifname: str
         ns.run("ip", "link", "set", ifname, "up")
 
 
+def serve_in(ns: Netns, setup: Callable[[], None], serve: Callable[[], None]) -> threading.Thread:
+    """Run ``setup()`` and then ``serve()`` on a daemon thread inside ``ns`` (a socket belongs to
+    the namespace of the thread that creates it); returns once ``setup`` is done, raising its
+    error if it failed."""
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ns.enter()
+            setup()
+        except BaseException as error:
+            failure.append(error)
+            return
+        finally:
+            ready.set()
+        serve()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    if failure:
+        raise failure[0]
+    return thread
+
+
 class Listeners:
     """TCP servers in a namespace that greet each connection with b"hello"."""
 
     def __init__(self, ns: Netns, ports: tuple[int, ...]):
         self.sockets: list[socket.socket] = []
         self.stop = threading.Event()
-        ready = threading.Event()
-        failure: list[BaseException] = []
+
+        def listen() -> None:
+            for port in ports:
+                sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                sock.bind(("::", port))
+                sock.listen(64)
+                self.sockets.append(sock)
 
         def serve() -> None:
-            try:
-                ns.enter()
-                for port in ports:
-                    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                    sock.bind(("::", port))
-                    sock.listen(64)
-                    self.sockets.append(sock)
-            except BaseException as error:
-                failure.append(error)
-                return
-            finally:
-                ready.set()
             while not self.stop.is_set():
                 readable, _, _ = select.select(self.sockets, [], [], 0.1)
                 for sock in readable:
@@ -167,11 +187,7 @@ class Listeners:
                         conn.sendall(b"hello\n")
                         conn.close()
 
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-        if failure:
-            raise failure[0]
+        self.thread = serve_in(ns, listen, serve)
 
     def close(self) -> None:
         self.stop.set()
