@@ -5,7 +5,17 @@ from __future__ import annotations
 import shutil
 import time
 
-from cfbackup import chains, execute, gpgkeys, history, keystone, passcheck, suggest, swift
+from cfbackup import (
+    chains,
+    execute,
+    gpgkeys,
+    history,
+    keystone,
+    passcheck,
+    suggest,
+    swift,
+    swift_usage,
+)
 from cfbackup.actions.recovery_kit import KIT_ACTION, export_command
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import duplicity_executable
@@ -71,8 +81,8 @@ def run_check(run: Run) -> RunResult:
                 except CfbackupError as error:
                     rows.append(("keystone", False, error.message))
                     raise
-            account = swift.account_stats(profile, conn)
-            container = swift.container_stats(profile, conn)
+            account = swift_usage.account_stats(profile, conn)
+            container = swift_usage.container_stats(profile, conn)
             rows.append(("swift", True, f"authenticated, storage URL {account['storage_url']}"))
             rows.append(
                 (

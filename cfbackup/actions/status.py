@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import chains, history, swift
+from cfbackup import chains, history, swift, swift_usage
 from cfbackup.actions.common import duplicity, prepare
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, machinelog
@@ -61,10 +61,10 @@ def run_status(run: Run) -> RunResult:
     if swift_target(profile.target) is not None:
         try:
             conn = swift.connect(profile)
-            status["remote"] = swift.container_stats(profile, conn)
+            status["remote"] = swift_usage.container_stats(profile, conn)
             # the account's own totals move only when Swift's container-updater runs (minutes
             # later): the sum of the containers' figures is current
-            status["remote"]["account"] = swift.account_usage(profile, conn)
+            status["remote"]["account"] = swift_usage.account_usage(profile, conn)
         except CfbackupError as error:
             status["remote"] = {"error": error.message}
     return RunResult(

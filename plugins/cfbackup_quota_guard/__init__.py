@@ -190,7 +190,7 @@ def cfbackup_on_error(run, error):
 
 @hookimpl
 def cfbackup_check(run):
-    from cfbackup import swift
+    from cfbackup import swift_usage
     from cfbackup.errors import CfbackupError
     from cfbackup_quota_guard import guard
 
@@ -198,8 +198,8 @@ def cfbackup_check(run):
     if not settings["enabled"] or not _swift_target(run.profile):
         return None
     try:
-        container = swift.container_stats(run.profile)
-        account = swift.account_stats(run.profile) if settings["check_account"] else None
+        container = swift_usage.container_stats(run.profile)
+        account = swift_usage.account_stats(run.profile) if settings["check_account"] else None
     except CfbackupError as error:
         return [("quota", False, error.message)]
     checks = guard.evaluate(container, account, None, 0, 0)

@@ -62,14 +62,14 @@ def _percent(used: int, quota: int | None) -> str:
 
 
 def gather(profile, *, with_estimate: bool, state_dir) -> dict:
-    from cfbackup import swift
+    from cfbackup import swift, swift_usage
     from cfbackup_quota_guard import guard
 
     conn = swift.connect(profile)
     data: dict = {"profile": profile.name, "target": profile.target}
-    data["container"] = swift.container_stats(profile, conn)
-    data["account"] = swift.account_usage(profile, conn)
-    info = swift.swift_info(profile, conn)
+    data["container"] = swift_usage.container_stats(profile, conn)
+    data["account"] = swift_usage.account_usage(profile, conn)
+    info = swift_usage.swift_info(profile, conn)
     data["middlewares"] = (
         None
         if info is None
@@ -167,7 +167,7 @@ def show(args, context) -> int:
 
 
 def set_quota(args, context) -> int:
-    from cfbackup import swift
+    from cfbackup import swift, swift_usage
     from cfbackup.cli import output
     from cfbackup_quota_guard.guard import human
 
@@ -197,10 +197,10 @@ def set_quota(args, context) -> int:
             profile, username=args.admin_user, password=password, storage_url=account_url
         )
     if args.account:
-        result = swift.set_account_quota(profile, conn=conn, **changes)
+        result = swift_usage.set_account_quota(profile, conn=conn, **changes)
         where = f"account {result['storage_url']}"
     else:
-        result = swift.set_container_quota(profile, conn=conn, **changes)
+        result = swift_usage.set_container_quota(profile, conn=conn, **changes)
         where = f"container {result['container']}"
     if args.json:
         output.print_json(result)

@@ -312,18 +312,18 @@ def ask_swift(profile, settings: dict[str, Any], view=None) -> SwiftFacts:
     HEAD. Raises BackendError when Swift cannot answer."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from cfbackup import swift
+    from cfbackup import swift, swift_usage
 
     with swift.swift_errors(profile):
         conn, objects = swift.target_listing(profile, view)
         sizes = [{"bytes": o["bytes"]} for o in objects]
         with ThreadPoolExecutor(max_workers=2) as pool:
-            info_asked = pool.submit(swift.swift_info, profile, swift.sibling(conn))
+            info_asked = pool.submit(swift_usage.swift_info, profile, swift.sibling(conn))
             container_asked = pool.submit(
-                swift.container_stats, profile, swift.sibling(conn), objects=sizes
+                swift_usage.container_stats, profile, swift.sibling(conn), objects=sizes
             )
             account = (
-                swift.account_usage(
+                swift_usage.account_usage(
                     profile,
                     conn,
                     max_heads=settings.get("max_container_heads", 100),

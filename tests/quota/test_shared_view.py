@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from swiftclient.exceptions import ClientException
 
-from cfbackup import swift
+from cfbackup import swift, swift_usage
 from cfbackup.actions.backup import target_view
 from cfbackup.cli.context import CliContext
 from cfbackup.config import load_config
@@ -65,9 +65,11 @@ def test_account_usage_equals_a_head_per_container(quota_profile):
         sum(int(h["x-container-bytes-used"]) for h in heads),
         sum(int(h["x-container-object-count"]) for h in heads),
     )
-    together = swift.account_usage(profile)
-    reused = swift.account_usage(
-        profile, known={p.container: swift.container_stats(profile)}, max_heads=len(containers)
+    together = swift_usage.account_usage(profile)
+    reused = swift_usage.account_usage(
+        profile,
+        known={p.container: swift_usage.container_stats(profile)},
+        max_heads=len(containers),
     )
     for stats in (together, reused):
         assert stats["current_exact"]

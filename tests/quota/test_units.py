@@ -10,7 +10,7 @@ import time
 import pytest
 from cfbackup_quota_guard import chain, commands, estimate, guard, selection
 
-from cfbackup import swift
+from cfbackup import swift_usage
 from cfbackup.duplicity.run import DuplicityResult, classify_failure
 from cfbackup.errors import ExitCode
 
@@ -95,13 +95,13 @@ def test_evaluate_is_inclusive_and_covers_every_quota():
 
 
 def test_account_quota_header_generations():
-    new = swift._account_from_headers("u", {"x-account-quota-bytes": "5",
+    new = swift_usage._account_from_headers("u", {"x-account-quota-bytes": "5",
                                             "x-account-meta-quota-bytes": "9",
                                             "x-account-quota-count": "3"})  # fmt: skip
     assert (new["quota_bytes"], new["quota_bytes_header"], new["quota_count"]) == (
         5, "X-Account-Quota-Bytes", 3
     )  # fmt: skip
-    legacy = swift._account_from_headers("u", {"x-account-meta-quota-bytes": "9"})
+    legacy = swift_usage._account_from_headers("u", {"x-account-meta-quota-bytes": "9"})
     assert (legacy["quota_bytes"], legacy["quota_bytes_header"]) == (
         9,
         "X-Account-Meta-Quota-Bytes",
