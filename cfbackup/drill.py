@@ -40,6 +40,7 @@ from cfbackup import (
     signatures,
     stores,
     suggest,
+    volume_keys,
     volumes,
     workpool,
 )
@@ -166,7 +167,7 @@ class _Drill:
     ):
         self.profile, self.env, self.workdir, self.report = profile, env, workdir, report
         self.deadline = deadline
-        self.keys = volumes.Keys.for_profile(profile, env)
+        self.keys = volume_keys.Keys.for_profile(profile, env)
         self.stop = threading.Event()
         self.group = execute.ProcessGroup()
         self.results: dict[tuple[int, str], FileResult] = {}

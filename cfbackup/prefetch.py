@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup import stores, volumes
+from cfbackup import stores, volume_keys, volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
@@ -136,7 +136,7 @@ class Prefetch:
         # a download that fails on Swift is tried again as duplicity tries its own requests
         self.retry = commands.retry_policy(profile)
         self.store = stores.open_store(profile)
-        self.keys = volumes.Keys.for_profile(profile, env)
+        self.keys = volume_keys.Keys.for_profile(profile, env)
         enc = profile["encryption"]
         self.clear = not enc.get("sign_key")
         self.stop = threading.Event()  # downloads stop (set by close, and by a failed fetch)
@@ -327,7 +327,7 @@ class Prefetch:
             except Exception as error:  # noqa: BLE001 - gpg's words go into the outcome
                 if getattr(error, "keys", False):  # the passphrase or the key, not the volume
                     what = f"{volume.ref.name} at {self.store.label} ({error})"
-                    raise volumes.keys_error(what) from None
+                    raise volume_keys.keys_error(what) from None
                 outcome.problem, outcome.detail = volumes.UNDECRYPTABLE, str(error)
                 return outcome
             finally:

@@ -7,7 +7,7 @@ the volumes a sample of files needs as a local copy that duplicity restores from
 ``file://`` URL. A prefetch before a restore is the same calls::
 
     store = stores.open_store(chain.profile)               # the chain's swift:// or file:// target
-    keys = volumes.Keys.for_profile(chain.profile, env)    # env: duplicity_environment(...)
+    keys = volume_keys.Keys.for_profile(chain.profile, env)  # env: duplicity_environment(...)
     sets = volumes.chain_at(volumes.backup_sets(store), when)  # the sets duplicity would read
     volumes.read_manifests(store, sets, keys)
     wanted = volumes.needed_for(sets, [index])             # index: path in the backup, as bytes
@@ -19,8 +19,8 @@ the volumes a sample of files needs as a local copy that duplicity restores from
 Names are parsed with duplicity's own ``file_naming`` and manifests with its ``Manifest``
 class, so cfbackup reads them exactly as duplicity does. The hash a manifest records (SHA1 in
 duplicity 3.2) is that of the encrypted object, the check duplicity makes before it restores
-from a volume. Secrets: the passphrase reaches gpg on its standard input (python-gnupg's
-``--passphrase-fd 0``), never its command line.
+from a volume. Decryption is ``volume_keys.py``'s: the passphrase reaches gpg on its standard
+input (python-gnupg's ``--passphrase-fd 0``), never its command line.
 """
 
 from __future__ import annotations
@@ -28,11 +28,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gzip
 import hashlib
 import logging
 import os
-import shutil
 import tarfile
 import threading
 import time
@@ -40,10 +38,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cfbackup import execute, workpool
+from cfbackup import workpool
 from cfbackup.config.model import Profile
-from cfbackup.errors import BackendError, CryptoError, VerifyDifferences
-from cfbackup.stores import CHUNK, Missing, Stopped, Store
+from cfbackup.errors import BackendError, VerifyDifferences
+from cfbackup.stores import Missing, Stopped, Store
+from cfbackup.volume_keys import Keys, Undecryptable, keys_error
 
 log = logging.getLogger("cfbackup")
 
@@ -221,7 +220,7 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             backup_set.info = duplicity_manifest.Manifest().from_string(plain)
         except Missing:
             backup_set.problem = "it is missing at the target"
-        except _Undecryptable as error:
+        except Undecryptable as error:
             backup_set.problem = f"it does not decrypt ({error})"
             backup_set.key_problem = error.keys
         except (
@@ -237,14 +236,6 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
     if any(s.key_problem for s in unreadable) and keys.mode != "none":
         raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})")
     return unreadable
-
-
-def keys_error(what: str) -> CryptoError:
-    """gpg could not decrypt ``what`` because of the passphrase or the keys."""
-    return CryptoError(
-        f"gpg could not decrypt {what}: wrong passphrase, or the secret key is missing from the "
-        "keyring: check encryption.passphrase and the keys (cfbackup check tests them)."
-    )
 
 
 def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) -> list[VolumeRef]:
@@ -265,83 +256,6 @@ def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) 
                 seen.add(ref.key)
                 wanted.append(ref)
     return wanted
-
-
-# ---- decryption -----------------------------------------------------------------------------
-
-
-class _Undecryptable(Exception):
-    """gpg (or gzip) could not decrypt an object; ``keys``: because of the keys or passphrase
-    (gpg's own words), not the object's bytes."""
-
-    KEY_REASONS = ("Bad session key", "No secret key", "bad passphrase", "Bad passphrase")
-
-    def __init__(self, reason: str):
-        super().__init__(reason)
-        self.keys = any(words in reason for words in self.KEY_REASONS)
-
-
-@dataclasses.dataclass
-class Keys:
-    """What it takes to decrypt a profile's objects: gpg with its passphrase, or nothing."""
-
-    mode: str
-    passphrase: str | None = None
-    gnupghome: str | None = None
-
-    @classmethod
-    def for_profile(cls, profile: Profile, env: dict[str, str]) -> Keys:
-        enc = profile["encryption"]
-        return cls(
-            mode=enc["mode"],
-            passphrase=env.get("PASSPHRASE"),
-            gnupghome=env.get("GNUPGHOME") or os.environ.get("GNUPGHOME") or None,
-        )
-
-    @functools.cached_property
-    def _gpg(self):
-        return execute.gnupg_client(self.gnupghome)
-
-    def _gpg_args(self) -> dict[str, Any]:
-        return {
-            "passphrase": self.passphrase,
-            "extra_args": ["--pinentry-mode", "loopback"],
-            "always_trust": True,
-        }
-
-    def decrypt_bytes(self, data: bytes, name: str) -> bytes:
-        """A small object (a manifest) in clear."""
-        if name.endswith(".gpg"):
-            result = self._gpg.decrypt(data, **self._gpg_args())
-            if not result.ok:
-                raise _Undecryptable(_gpg_reason(result))
-            return result.data
-        if name.endswith(".gz"):
-            return gzip.decompress(data)
-        return data
-
-    def decrypt_file(self, source: Path, name: str, output: Path) -> None:
-        """Object ``name`` downloaded to ``source``, in clear into ``output``."""
-        if name.endswith(".gpg"):
-            with open(source, "rb") as handle:
-                result = self._gpg.decrypt_file(handle, output=str(output), **self._gpg_args())
-            if not result.ok:
-                output.unlink(missing_ok=True)
-                raise _Undecryptable(_gpg_reason(result))
-        elif name.endswith(".gz"):
-            try:
-                with gzip.open(source, "rb") as plain, open(output, "wb") as out:
-                    shutil.copyfileobj(plain, out, CHUNK)
-            except (OSError, EOFError) as error:
-                raise _Undecryptable(f"gzip: {error}") from None
-        else:
-            shutil.copyfile(source, output)
-
-
-def _gpg_reason(result) -> str:
-    """gpg's own words for a failed decryption: its last ``gpg:`` line."""
-    lines = [line for line in (result.stderr or "").splitlines() if line.startswith("gpg:")]
-    return lines[-1] if lines else getattr(result, "status", None) or "gpg failed"
 
 
 # ---- fetching -------------------------------------------------------------------------------
@@ -493,7 +407,7 @@ def _check_contents(keys: Keys, path: Path, name: str, outcome: Outcome) -> None
     try:
         try:
             keys.decrypt_file(path, name, plain)
-        except _Undecryptable as error:
+        except Undecryptable as error:
             outcome.problem, outcome.detail = UNDECRYPTABLE, str(error)
             return
         try:
@@ -524,7 +438,7 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
             store.download(name, handle.write, threading.Event())
         try:
             keys.decrypt_file(encrypted, name, plain)
-        except _Undecryptable as error:
+        except Undecryptable as error:
             raise VerifyDifferences(
                 f"{name} at {store.label} does not decrypt ({error}): the backup's signatures "
                 "are damaged; start a sound chain with a full backup."

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 
-from cfbackup import chains, history, sampling, stores, suggest, volumes
+from cfbackup import chains, history, sampling, stores, suggest, volume_keys, volumes
 from cfbackup.actions.common import prepare, scratch
 from cfbackup.duplicity import commands
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
@@ -47,7 +47,7 @@ def run_read_data(run: Run) -> RunResult:
         subset = sampling.Subset("slice", n=_next_slice(run, subset.t), t=subset.t)
     seed = int(run.options.get("seed") or random.SystemRandom().randrange(2**32))
     env = prepare(run, need_secret_key=True)
-    keys = volumes.Keys.for_profile(profile, env)
+    keys = volume_keys.Keys.for_profile(profile, env)
     started = time.monotonic()
 
     bad: list[str] = []
