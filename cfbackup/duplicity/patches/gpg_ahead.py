@@ -87,7 +87,11 @@ def _adopt(volume_name: bytes, profile):
     if not fits or gpg_file.gpg_process.returned is not None:  # a gpg that ended is no use
         _end(spare)
         return None
-    os.rename(name, volume_name)
+    try:
+        os.rename(name, volume_name)
+    except OSError:
+        _end(spare)
+        return None
     temp.forget(name)
     log.Debug(f"gpg-ahead: adopted the gpg started ahead for {os.fsdecode(volume_name)}")
     return gpg_file
@@ -190,5 +194,6 @@ def apply(env):
 
     tempdir.TemporaryDirectory.cleanup = cleanup_after_the_spare
     atexit.register(discard)
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _on_sigterm)
