@@ -10,7 +10,9 @@ volume, which starts ``gpg --symmetric``, then feeds it the tar blocks), so ever
 waited for that derivation while the other core idled: 1.5-3 s on a 600 MB full with 50 MB
 volumes (docs/performance.md, levers ``level0-vol50`` against ``level0-vol50-s2k64k``).
 
-Once a volume is half written, a spare is started for the next one: duplicity's own
+A spare is started for the next volume once the first volume is half written (most
+incrementals have one volume and need none), then as soon as each adopted volume begins
+(deriving takes about as long as writing a 10 MB volume, longer on busy cores): duplicity's own
 ``GPGFile`` (the same gpg arguments, the user's gpg options, compression and sign key, the
 passphrase on a pipe), writing into a temporary file of duplicity's temp dir. When duplicity
 starts the next volume in that directory, the spare's file is renamed to the volume's name
@@ -20,6 +22,9 @@ volume, on an error, Ctrl-C, SIGTERM, at exit) is killed and its file removed, b
 duplicity removes its temp dir. gpginterface leaves both ends of every gpg pipe inheritable: a
 spare would hold the current volume's stdin open and that gpg would never see its end, so the
 pipes of the gpgs duplicity starts here are made private to duplicity.
+
+Measured (600 MB, 12 volumes of 50 MB, file:// target, 2 busy cores): a full took 9.0-10.3 s
+instead of 12.5-12.8 s; with s2k reduced to 65536 (not acceptable, only the floor) 7.0-9.3 s.
 
 Only symmetric encryption with the passphrase on a pipe: public keys need no derivation, and
 with gpg-agent or gpgsm gpg may ask for the passphrase itself. ``CFBACKUP_NO_GPG_AHEAD=1``
