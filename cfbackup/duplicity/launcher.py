@@ -67,12 +67,7 @@ def run() -> None:
     sys.exit(main())
 
 
-def _in_pool_worker() -> bool:
-    """True in an interpreter multiprocessing spawned (only duplicity's upload pool does)."""
-    return "--multiprocessing-fork" in sys.orig_argv
-
-
 if __name__ == "__main__":
     run()
-elif _in_pool_worker():
+elif patches.in_pool_worker():
     _apply()

@@ -22,8 +22,10 @@ from __future__ import annotations
 import dataclasses
 import email
 import json
+import os
 import shutil
 import subprocess
+import textwrap
 import time
 from email import policy
 from pathlib import Path
@@ -376,3 +378,44 @@ def _drives(config: Path, env: dict) -> dict:
     )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout)
+
+
+def test_servicenet_uploads_from_duplicitys_upload_pool(
+    tmp_path, cli_env, local_swift, container, private_hosts
+):
+    """duplicity's upload pool (--concurrency) uploads from processes of its own ("spawn"):
+    they run the launcher again, so every volume still goes to the snet- host."""
+    prefix, relay, port = private_hosts
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.bin").write_bytes(os.urandom(3 << 20))  # 1 MB volumes: several uploads
+    config = tmp_path / "config.toml"
+    config.write_text(
+        textwrap.dedent(f"""\
+        state_dir = "{tmp_path}/state"
+        [profiles.main]
+        source = "{source}"
+        target = "swift://{container}"
+        archive_dir = "{tmp_path}/archive"
+        volsize = 1
+        extra_options = ["--concurrency=1"]
+        [profiles.main.swift]
+        auth_url = "http://{PUBLIC_HOST}:{port}/auth/v1.0"
+        auth_version = "1"
+        interface = "internal"
+        username = "{local_swift.users["admin"][0]}"
+        password_env = "T_SWIFT_KEY"
+        [profiles.main.encryption]
+        passphrase_env = "T_PASSPHRASE"
+        """)
+    )
+    config.chmod(0o600)
+    done = subprocess.run(
+        [*prefix, str(BIN / "cfbackup"), "-c", str(config), "backup"],
+        env=cli_env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    volumes = [n for n in _objects(local_swift, container) if ".vol" in n]
+    sent = {path.rsplit("/", 1)[-1] for method, path, host in relay.requests()
+            if method == "PUT" and host == f"{SERVICENET_HOST}:{port}"}
+    assert len(volumes) >= 3 and set(volumes) <= sent, (volumes, sorted(sent))

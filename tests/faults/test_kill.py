@@ -10,7 +10,7 @@ import signal
 
 import pytest
 from faultkit import FRONT_ENDS, wait_for, write_tree
-from procwatch import alive, duplicity_child
+from procwatch import alive, cmdline, descendants, duplicity_child
 from support.resume import assert_resumed, volume_stamps
 from support.trees import assert_same_tree
 
@@ -65,17 +65,22 @@ def test_kill_9_mid_full_and_mid_incremental_then_resume(front_end, make_setup, 
     assert all("killed" in r["message"] for r in killed), rows
 
 
-def test_kill_9_of_cfbackup_alone_takes_duplicity_with_it(make_setup):
+@pytest.mark.parametrize("pool", [False, True], ids=["", "upload-pool"])
+def test_kill_9_of_cfbackup_alone_takes_duplicity_with_it(make_setup, pool):
     """duplicity gets SIGTERM when cfbackup dies (PR_SET_PDEATHSIG), so no orphan keeps
-    uploading or holds duplicity's lock on the archive dir; the next run resumes its set."""
-    setup = make_setup()
+    uploading or holds duplicity's lock on the archive dir; the next run resumes its set. The
+    processes of duplicity's upload pool (--concurrency) die with duplicity in turn."""
+    setup = make_setup(extra='extra_options = ["--concurrency=1"]\n' if pool else "")
     write_tree(setup.source, mb=6)
     run = setup.spawn_until_uploading(volumes=3)
     child = duplicity_child(run.pid, "backup")
     assert child, f"no duplicity child of {run.pid}"
+    workers = [p for p in descendants(child) if "--multiprocessing-fork" in cmdline(p)]
+    assert bool(workers) == pool, [cmdline(p) for p in descendants(child)]
     os.kill(run.pid, signal.SIGKILL)
     run.wait(timeout=30)
     wait_for(lambda: not alive(child), 10, f"duplicity (pid {child}) to die with cfbackup")
+    wait_for(lambda: not any(map(alive, workers)), 10, f"its upload pool {workers} to die too")
 
     resume(setup, "full", volume_stamps(setup.listing(), "full"))
     setup.assert_history(ExitCode.INTERRUPTED, ExitCode.OK)

@@ -3,6 +3,7 @@ patch through the launcher."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import pytest
@@ -49,3 +50,25 @@ def test_application_credential_backup_incremental_verify_restore_list_status(
     core = "duplicity patches: application-credential, upload-progress, sized-uploads"
     assert all(core in line for line in patched), patched
     tier.assert_no_secret(logs)  # nor in argv: the run log records every command line
+
+
+def test_application_credential_through_duplicitys_upload_pool(
+    tmp_path, tier, write_config, source, cfbackup
+):
+    """duplicity's upload pool (--concurrency) uploads from processes of its own ("spawn"):
+    they authenticate with the application credential too (the launcher patches them), and
+    every volume they upload is restored."""
+    (source / "big.bin").write_bytes(os.urandom(3 << 20))  # 1 MB volumes: several uploads
+    cred_id, secret = tier.application_credential()
+    extra = 'volsize = 1\nextra_options = ["--concurrency=1"]\n'
+    config = write_config(appcred_swift(tier, cred_id), extra=extra)
+    env = {"T_KS_APPCRED": secret}
+
+    backup = cfbackup("-c", config, "backup", env=env)
+    assert backup.returncode == 0, backup
+    restored = tmp_path / "restored"
+    assert cfbackup("-c", config, "restore", "main", restored, env=env).returncode == 0
+    assert_same_tree(source, restored)
+    logs = run_logs(tmp_path)
+    assert " --concurrency=1 " in logs  # the pool did the uploads
+    tier.assert_no_secret(logs)

@@ -23,8 +23,11 @@ def _volumes(profile) -> list[str]:
     return [o["name"] for o in profile.objects() if ".vol" in o["name"]]
 
 
-def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
-    p = quota_profile(encrypted=True, volsize=1)
+@pytest.mark.parametrize("pool", [False, True], ids=["", "upload-pool"])
+def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path, pool):
+    """Also through duplicity's upload pool (--concurrency), whose processes meet the 413."""
+    lines = ['extra_options = ["--concurrency=1"]'] if pool else []
+    p = quota_profile(encrypted=True, volsize=1, profile_lines=lines)
     random_files(p.source, 1200, 8000, per_dir=100, seed=3)  # ~10 volumes of 1 MiB
     (p.source / "link").symlink_to("d000/f00000.bin")
     estimate = p.next_backup()

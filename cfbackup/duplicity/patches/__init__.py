@@ -94,6 +94,21 @@ CORE: tuple[Patch, ...] = (
         "minutes instead of ending the run with the numbers",
     ),
     Patch(
+        "upload-pool",
+        "cfbackup.duplicity.patches.upload_pool",
+        "3.2.1",
+        (
+            "duplicity.dup_main:time.sleep",
+            "duplicity.backend_pool:BackendPool.__init__",
+            "duplicity.backend_pool:BackendPool.shutdown",
+            "duplicity.backend_pool:BackendPool._collect_finished_cmds",
+            "duplicity.backend_pool:BackendPool._raise_exception_if_any",
+        ),
+        "with --concurrency duplicity polls its upload pool every 2 s at the end, waits 0.1 s "
+        "twice a volume, and starts the upload processes only once the first volume is ready; "
+        "killed, it leaves them behind",
+    ),
+    Patch(
         "gpg-environment",
         "cfbackup.duplicity.patches.gpg_environment",
         "3.2.1",
@@ -140,6 +155,11 @@ CORE: tuple[Patch, ...] = (
         "longer has the hash its manifest records",
     ),
 )
+
+
+def in_pool_worker() -> bool:
+    """True in an interpreter multiprocessing spawned (only duplicity's upload pool does)."""
+    return "--multiprocessing-fork" in sys.orig_argv
 
 
 def from_plugins(hooks) -> tuple[Patch, ...]:

@@ -31,8 +31,10 @@ def apply(env: Mapping[str, str]) -> None:
     # duplicity's backend refuses to start without these, then never uses them (see install)
     os.environ.setdefault("SWIFT_USERNAME", env["OS_APPLICATION_CREDENTIAL_ID"])
     os.environ.setdefault("SWIFT_PASSWORD", "unused-application-credential")
-    for variable in ("OS_APPLICATION_CREDENTIAL_SECRET", "SWIFT_PREAUTHTOKEN"):
-        os.environ.pop(variable, None)  # gpg and other children need none of them
+    os.environ.pop("SWIFT_PREAUTHTOKEN", None)
+    # The secret stays in duplicity's own environment: the workers of its upload pool
+    # (--concurrency) and a restarted duplicity run the launcher again and authenticate with
+    # it. The gpg-environment patch keeps it from gpg and every other program duplicity starts.
 
 
 def install(env: Mapping[str, str]) -> None:

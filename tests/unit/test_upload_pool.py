@@ -1,0 +1,57 @@
+"""The upload-pool patch (cfbackup/duplicity/patches/upload_pool.py) on duplicity's real
+BackendPool: its worker processes, a real upload through duplicity's file backend, and the wait
+``dup_main`` does at the end of a backup. The orphan half (workers die with duplicity) is in
+tests/faults/test_kill.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = """
+import os, sys, time
+
+def main():
+    if sys.argv[1] == "patched":
+        from cfbackup.duplicity import patches
+
+        patches.apply(["cfbackup.duplicity.patches.upload_pool"], os.environ)
+    from duplicity import backend, backend_pool, dup_main, log, path
+
+    log.setup()
+    backend.import_backends()
+    url = "file://" + sys.argv[2]
+    pool = backend_pool.BackendPool(url, processes=1)
+    started = len(pool.ppe._processes)
+    pool.command("put_validated", args=(path.Path(sys.argv[3]), b"vol1"))
+    t = time.monotonic()
+    dup_main.time.sleep(3)  # what dup_main does while uploads are left (2 s there)
+    slept = time.monotonic() - t
+    sizes = [r.result for r in pool.results_since_last_call()]
+    pool.shutdown()
+    print(started, round(slept, 2), sizes)
+
+if __name__ == "__main__":  # the pool's "spawn" workers run this file again
+    main()
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "patched"])
+def test_the_pool_starts_with_its_workers_and_the_wait_ends_with_the_upload(tmp_path, mode):
+    script, target, volume = tmp_path / "pool.py", tmp_path / "target", tmp_path / "vol"
+    script.write_text(SCRIPT)
+    target.mkdir()
+    volume.write_bytes(b"v" * 300_000)
+    done = subprocess.run(
+        [sys.executable, str(script), mode, str(target), str(volume)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    started, slept, sizes = done.stdout.strip().split(maxsplit=2)
+    assert (target / "vol1").stat().st_size == 300_000
+    if mode == "plain":  # duplicity 3.2.1 as it is: what the patch is for
+        assert (started, float(slept)) == ("0", pytest.approx(3, abs=0.5)), done.stdout
+    else:
+        assert started == "1" and float(slept) < 2 and sizes == "[300000]", done.stdout
