@@ -1,8 +1,9 @@
 """Token expiry never breaks a run: backups that outlive several token lifetimes complete, with a
 password (duplicity's swiftclient re-authenticates) and with an application credential (the
 application-credential patch's keystoneauth1 session does), and Swift's proxy log shows the 401s
-mid-run. Restores and verifies of those backups are frozen (SIGSTOP) in the middle of their
-downloads for longer than a token lives, and complete when they go on.
+mid-run; duplicity starts with the token of cfbackup's checks (the handed-token patch), which
+expires in its hands. Restores and verifies of those backups are frozen (SIGSTOP) in the middle
+of their downloads for longer than a token lives, and complete when they go on.
 
 The two backups (keystone_helpers.ExpiryRuns) start with the session, in the background; this
 test waits for them and reads the evidence.
@@ -57,6 +58,9 @@ def test_backups_outlive_the_token_with_a_password_and_an_application_credential
         logs = run_logs(token_expiry_runs.base / project)
         patched = "duplicity patches: application-credential" in logs
         assert patched == (project == "expiry-appcred"), project
+        # duplicity started with the checks' token: it expired in its hands (with an
+        # application credential, swiftclient alone would have given up on that first 401)
+        assert "handed-token" in logs, project
         tier.assert_no_secret(logs)
 
 
