@@ -58,9 +58,12 @@ def test_backups_outlive_the_token_with_a_password_and_an_application_credential
         logs = run_logs(token_expiry_runs.base / project)
         patched = "duplicity patches: application-credential" in logs
         assert patched == (project == "expiry-appcred"), project
-        # duplicity started with the checks' token: it expired in its hands (with an
-        # application credential, swiftclient alone would have given up on that first 401)
+        # duplicity started with the checks' token: it expired in its hands, and was replaced
+        # inside swiftclient's own retry, never by duplicity's (which waits and spends one of
+        # its attempts: with an application credential swiftclient alone gives up on the 401
+        # to a token its session did not issue, and duplicity retried the PUT)
         assert "handed-token" in logs, project
+        assert "duplicity retries it" not in logs, (project, logs[-3000:])
         tier.assert_no_secret(logs)
 
 

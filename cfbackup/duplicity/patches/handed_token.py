@@ -13,10 +13,11 @@ Every Connection created without a token of its own then starts with that one, a
 credentials duplicity gave it: when Swift rejects the token (expired, revoked) the request is
 retried once after authenticating as it would have without the patch. swiftclient does so
 itself when it holds a user and key (v1, a Keystone password); a Connection on a keystoneauth1
-session (the application-credential patch) would give up, since its session never issued the
-refused token: :meth:`_retry` authenticates and retries it. duplicity's own
-``SWIFT_PREAUTHTOKEN`` is not used: with it, its backend passes no credentials at all and an
-expired token ends the run (DESIGN.md section 5).
+session (the application-credential patch) gives up, since its session never issued the
+refused token, and duplicity retried the whole operation after its retry delay, spending one of
+its attempts (seen in the Keystone expiry test): ``_retry`` authenticates and retries it.
+duplicity's own ``SWIFT_PREAUTHTOKEN`` is not used: with it, its backend passes no credentials
+at all and an expired token ends the run (DESIGN.md section 5).
 
 The variables leave duplicity's environment when the patch is applied: gpg, a restarted
 duplicity and upload-pool workers authenticate as before.
