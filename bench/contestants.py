@@ -171,7 +171,22 @@ class DupSame(Tool):
     def backup(self, rep: Rep) -> Sample:
         from cfbackup.duplicity import commands
 
-        return self._run(rep, lambda fd: commands.backup_argv(self.profile, log_fd=fd), "backup")
+        profile = self._with_cfbackups_level()
+        return self._run(rep, lambda fd: commands.backup_argv(profile, log_fd=fd), "backup")
+
+    def _with_cfbackups_level(self):
+        """The profile with the compression level cfbackup's "auto" would choose for this run
+        (``cfbackup/compression.py``, same probe and sample), decided before the timing."""
+        from cfbackup import compression, swift
+
+        if not compression.is_auto(self.profile):
+            return self.profile
+        conn = swift.connect(self.profile)
+        try:
+            seconds = compression.round_trip(conn)
+        finally:
+            conn.close()
+        return compression.with_level(self.profile, compression.choose(self.profile, seconds).level)
 
     def after_backup(self, rep: Rep) -> Sample | None:
         """The retention cfbackup runs after each backup (retention.after_backup)."""

@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
 
-from cfbackup_quota_guard import estimate, selection  # noqa: E402
+from cfbackup_quota_guard import estimate  # noqa: E402
+
+from cfbackup import selection  # noqa: E402
 
 
 def generate(root: Path, count: int) -> None:

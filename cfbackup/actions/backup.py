@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, passcheck
+from cfbackup import chains, compression, passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import handover_environment
@@ -21,14 +21,19 @@ def run_backup(run: Run) -> RunResult:
     chain_list = chains.of(profile)
     env = prepare(run)
     with target_view(run):
+        compression.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         for chain in chain_list:  # one decryption proves the passphrase for every chain
             if passcheck.check_passphrase(chain.profile, env, run.target_view):
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
+        round_trip = compression.probed(run)
         handover = run.target_view.handover() if run.target_view is not None else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
+    choice = compression.choose(profile, round_trip, swift=swift_target(profile.target) is not None)
+    if profile["encryption"]["mode"] != "none":
+        log.info("compression: %s", choice.reason)
     full = bool(run.options.get("full"))
     after = not run.dry_run and profile["retention"]["after_backup"]
 
@@ -36,7 +41,10 @@ def run_backup(run: Run) -> RunResult:
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
-                chain.profile, full=full, dry_run=run.dry_run, log_fd=fd
+                compression.with_level(chain.profile, choice.level),
+                full=full,
+                dry_run=run.dry_run,
+                log_fd=fd,
             ),
             {**env, **handover_environment(handover)},  # the checks' token, while young
         )
@@ -59,8 +67,7 @@ def run_backup(run: Run) -> RunResult:
         f"{'dry run: ' if run.dry_run else ''}backup of {profile.name} done: "
         f"{stats.get('SourceFiles', '?')} files, {stats.get('NewFiles', '?')} new, "
         f"{stats.get('ChangedFiles', '?')} changed, {stats.get('TotalDestinationSizeChange', 0)} "
-        "bytes uploaded"
-        + (f" ({len(chain_list)} chains)" if chains.is_split(profile) else "")
+        "bytes uploaded" + (f" ({len(chain_list)} chains)" if chains.is_split(profile) else "")
     )
     log.info("%s", outcome.message)
     return outcome
@@ -122,8 +129,7 @@ def retention(
         idle = [rule for rule in rules if not archive.rule_can_remove(rule, fulls)]
         for rule in idle:
             log.info(
-                "retention: duplicity %s %s skipped%s: %d full backup(s), nothing it could "
-                "remove",
+                "retention: duplicity %s %s skipped%s: %d full backup(s), nothing it could remove",
                 *rule,
                 where,
                 len(fulls or ()),

@@ -72,6 +72,8 @@ def _table(lines: list[str], options: tuple[Option, ...], prefix: str) -> None:
         kind = option.kind
         if option.choices:
             kind = " \\| ".join(f"`{c}`" for c in option.choices)
+            if option.kind == "integer":  # named values besides a number
+                kind += f" \\| integer {option.minimum}-{option.maximum}"
         if option.default is REQUIRED:
             default = "**required**"
         elif option.default in (None, [], ""):

@@ -30,6 +30,7 @@ class Option:
     choices: tuple[str, ...] = ()
     children: tuple[Option, ...] = ()
     minimum: int | None = None
+    maximum: int | None = None
 
     @property
     def required(self) -> bool:
@@ -68,12 +69,18 @@ ENCRYPTION = (
     Option(
         "compress_level",
         "integer",
-        "gpg compression level (0-9). gpg's zlib is most of a backup's CPU time: 0 (none) "
-        "makes a full about 2x faster than duplicity's default (6; 1 saves only 10-20%), for "
-        "more bytes stored (1.4x duplicity's default on mixed data, 2.3x on 2 KB files). "
-        "Raise it when storage or the uplink costs more than CPU (docs/performance.md).",
-        default=0,
+        'gpg compression level for backups: "auto", or 0 (none) to 9. "auto" compresses at '
+        "level 1 when the Swift is across a network (the fastest of a few small requests "
+        "sent beside the checks before a backup takes 10 ms or more) and a sample of the "
+        "source compresses to 90% or less; otherwise 0, so a nearby Swift gets the fastest "
+        "full (about 2x faster than duplicity's default, 6) and a distant one fewer bytes "
+        "(level 1 stores about what duplicity's default stores, level 0 about 1.5x that on "
+        "mixed data). The run's log says what it chose and why; a number pins it "
+        "(docs/performance.md).",
+        default="auto",
+        choices=("auto",),
         minimum=0,
+        maximum=9,
     ),
     Option(
         "gpg_options",

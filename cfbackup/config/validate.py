@@ -83,11 +83,17 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
             return None
         return value
     if kind == "integer":
+        if isinstance(value, str) and value in option.choices:  # a named value ("auto")
+            return value
         if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{here}: expected an integer, got {_type_name(value)}")
+            named = "".join(f"{c!r} or " for c in option.choices)
+            problems.append(f"{here}: expected {named}an integer, got {_type_name(value)}")
             return None
         if option.minimum is not None and value < option.minimum:
             problems.append(f"{here}: must be at least {option.minimum}, got {value}")
+            return None
+        if option.maximum is not None and value > option.maximum:
+            problems.append(f"{here}: must be at most {option.maximum}, got {value}")
             return None
         if value > 2**40:
             problems.append(f"{here}: {value} is too large")

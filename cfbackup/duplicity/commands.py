@@ -63,9 +63,10 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
     enc = profile["encryption"]
     if enc["mode"] == "none":
         return ("--no-encryption",)
-    gpg_options = " ".join(
-        filter(None, (f"--compress-level={enc['compress_level']}", enc.get("gpg_options")))
-    )
+    level = enc["compress_level"]
+    if level == "auto":  # a backup decides it (cfbackup/compression.py); other commands decrypt
+        level = 0
+    gpg_options = " ".join(filter(None, (f"--compress-level={level}", enc.get("gpg_options"))))
     return (
         *repeated("--encrypt-key", enc["encrypt_keys"] if enc["mode"] == "pubkey" else ()),
         *flag("--sign-key", enc.get("sign_key")),

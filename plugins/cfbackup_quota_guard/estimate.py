@@ -31,7 +31,7 @@ import stat as stat_module
 import time
 from collections.abc import Callable
 
-from cfbackup_quota_guard.selection import EXCLUDE, INCLUDE, SCAN, Selector
+from cfbackup.selection import EXCLUDE, INCLUDE, SCAN, Selector
 
 MIB = 1024 * 1024
 BLOCK = 512

@@ -13,8 +13,8 @@ import math
 import time
 from typing import Any
 
-from cfbackup import suggest
-from cfbackup_quota_guard import chain, estimate, selection
+from cfbackup import selection, suggest
+from cfbackup_quota_guard import chain, estimate
 
 log = logging.getLogger("cfbackup.quota_guard")
 MIB = 1024 * 1024

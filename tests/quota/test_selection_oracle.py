@@ -14,9 +14,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from cfbackup_quota_guard import estimate, selection
+from cfbackup_quota_guard import estimate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from cfbackup import selection
 
 pytestmark = pytest.mark.quota
 

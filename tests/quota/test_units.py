@@ -8,9 +8,9 @@ import tarfile
 import time
 
 import pytest
-from cfbackup_quota_guard import chain, commands, estimate, guard, selection
+from cfbackup_quota_guard import chain, commands, estimate, guard
 
-from cfbackup import swift_usage
+from cfbackup import selection, swift_usage
 from cfbackup.duplicity.run import DuplicityResult, classify_failure
 from cfbackup.errors import ExitCode
 

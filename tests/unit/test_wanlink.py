@@ -7,24 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-WANLINK = Path(__file__).resolve().parents[2] / "bench" / "wanlink.py"
-
-
-def _serve(*args: str) -> tuple[subprocess.Popen, int]:
-    process = subprocess.Popen(
-        [sys.executable, str(WANLINK), *args], stdout=subprocess.PIPE, text=True
-    )
-    return process, json.loads(process.stdout.readline())["port"]
+from support.wanlink import WANLINK, processes, serve
 
 
 def test_relay_holds_each_direction_for_half_the_round_trip():
-    started: list[subprocess.Popen] = []
-    try:
-        echo, echo_port = _serve("echo", "--listen", "127.0.0.1:0")
+    with processes() as started:
+        echo, echo_port = serve("echo", "--listen", "127.0.0.1:0")
         started.append(echo)
-        relay, relay_port = _serve(
+        relay, relay_port = serve(
             "relay", "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{echo_port}",
             "--rtt-ms", "60",
         )  # fmt: skip
@@ -35,10 +26,6 @@ def test_relay_holds_each_direction_for_half_the_round_trip():
             capture_output=True, text=True, timeout=60, check=True,
         )  # fmt: skip
         figures = json.loads(probe.stdout)
-    finally:
-        for process in started:
-            process.terminate()
-            process.wait(timeout=10)
     # a lower bound only: a loaded machine adds time, never removes it
     assert figures["rtt_ms_min"] >= 60, figures
     assert figures["first_exchange_ms"] >= 120, figures

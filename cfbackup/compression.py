@@ -1,0 +1,207 @@
+"""gpg's compression level for one backup when the profile says ``compress_level = "auto"``.
+
+Which level pays depends on the link (measured, ``docs/performance.md``): gpg's deflate at
+level 1 costs about 1.3x level 0's CPU on a full of text and 1.6x on data that does not
+compress, and saves a quarter to a third of the bytes of text. With the Swift on the same host
+or LAN the CPU decides and no compression makes the fastest full; across a WAN of tens of
+Mbit/s the bytes decide, and level 1 makes both the backup and the restore faster, and the bill
+(stored and downloaded bytes) smaller. So "auto" compresses at level 1 when both:
+
+- the Swift is across a network: the fastest of :data:`PROBES` requests on one kept-alive
+  connection takes :data:`FAR` or more (:func:`round_trip`; a Swift on this host or its LAN
+  answers in 1-5 ms). The requests run beside the passphrase check's gpg, so they add no
+  time before duplicity starts;
+- the data compresses: :data:`SAMPLES` pieces of the files duplicity will back up, spread
+  evenly over their bytes, deflate at level 1 to :data:`SAVES` of their size or less. The walk
+  and the sample run after the pre_backup hooks (a dump lands first) and only when the Swift
+  is far.
+
+Otherwise level 0. The choice and its reason go to the run's log; a number pins the level.
+Mixed levels in one chain are fine: gpg reads what each volume says when it decrypts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+import time
+import zlib
+from typing import Any
+
+from cfbackup.config.model import Profile
+
+AUTO = "auto"
+FAR = 0.010  # seconds: the fastest answer of a Swift across a network, at least
+PROBES = 4  # requests on one connection at most; the fastest counts
+SAVES = 0.90  # compressed / raw of the sample, at most, for level 1
+SAMPLES = 64  # pieces of the source, evenly spread over its bytes
+PIECE = 64 * 1024  # bytes read at each: 4 MiB in all
+WALK_SECONDS = 2.0  # the walk for the sample stops here (a huge tree: sampled in part)
+PROBE_KEY = "compression-link"
+_GPG_SETS_IT = re.compile(r"(?:^|\s)(?:--compress-level|--compress-algo|-z)(?:[=\s]|\d|$)")
+log = logging.getLogger("cfbackup")
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    level: int
+    reason: str
+
+
+def is_auto(profile: Profile) -> bool:
+    enc = profile["encryption"]
+    return enc["mode"] != "none" and enc["compress_level"] == AUTO
+
+
+def start_probe(run) -> None:
+    """Time the Swift's answers beside the passphrase check (``run.target_view`` runs it in a
+    thread), when this backup's level is "auto" and its target is Swift."""
+    if run.target_view is not None and is_auto(run.profile):
+        run.target_view.start(PROBE_KEY, lambda view: round_trip(view.connection()))
+
+
+def round_trip(conn) -> float:
+    """The fastest of up to :data:`PROBES` requests for the storage host's ``/info`` on
+    ``conn``, in seconds: a round trip plus the proxy's quickest answer (the proxy answers
+    ``/info`` itself, no storage server behind it: 2-5 ms on this machine's loaded loopback,
+    where a HEAD of the account took 5-10 ms). A cluster that hides ``/info`` answers too,
+    and that counts."""
+
+    from swiftclient.exceptions import ClientException
+
+    times = []
+    for _ in range(PROBES):
+        start = time.monotonic()
+        try:
+            conn.get_capabilities()
+        except ClientException as error:
+            if not error.http_status:  # no answer at all: no round trip to count
+                raise
+        times.append(time.monotonic() - start)
+        if times[-1] < FAR:  # near is proven; far needs every try (one may be slow)
+            break
+    return min(times)
+
+
+def probed(run) -> float | None:
+    """What :func:`start_probe` measured; None when it did not run or its requests failed
+    (the checks report an unreachable Swift themselves)."""
+    future = run.target_view.take(PROBE_KEY) if run.target_view is not None else None
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except Exception as error:  # noqa: BLE001 - a failed measurement means "unknown"
+        log.debug("compression: the round-trip probe failed: %s", type(error).__name__)
+        return None
+
+
+def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Choice:
+    """The level of this backup and why, from the probe's round trip (``seconds``)."""
+    level = profile["encryption"]["compress_level"]
+    if not is_auto(profile):
+        return Choice(0 if level == AUTO else level, f"level {level}, the profile's")
+    if _GPG_SETS_IT.search(profile["encryption"].get("gpg_options") or ""):
+        return Choice(0, "gpg_options sets gpg's compression, and it wins over the level")
+    if not swift:
+        return Choice(0, "level 0 (none): the target is not across a network")
+    if seconds is None:
+        return Choice(0, "level 0 (none): how far the Swift is could not be measured")
+    ms = f"{seconds * 1000:.0f} ms" if seconds >= 0.002 else f"{seconds * 1000:.1f} ms"
+    if seconds < FAR:
+        return Choice(
+            0, f"level 0 (none): Swift answers in {ms}, so the CPU, not the link, decides"
+        )
+    ratio, sampled = sample_ratio(profile)
+    if ratio is None:
+        return Choice(0, f"level 0 (none): Swift answers in {ms}, and no file was sampled")
+    where = (
+        f"Swift answers in {ms}, and a {_size(sampled)} sample of the source deflates to "
+        f"{ratio:.0%}"
+    )
+    if ratio > SAVES:
+        return Choice(0, f"level 0 (none): {where}")
+    return Choice(1, f"level 1: {where}")
+
+
+def with_level(profile: Profile, level: int) -> Profile:
+    """A copy of ``profile`` with the chosen level (the run's profile stays "auto": a daemon
+    decides again at its next run)."""
+    if profile["encryption"]["compress_level"] == level:
+        return profile
+    data = dict(profile.data, encryption=dict(profile["encryption"], compress_level=level))
+    return dataclasses.replace(profile, data=data)
+
+
+def sample_ratio(profile: Profile) -> tuple[float | None, int]:
+    """Deflated / raw size of :data:`SAMPLES` pieces of the source spread evenly over its
+    bytes (a file holding 10% of the bytes gets about 10% of the pieces), and the bytes read;
+    None when there is nothing to read."""
+    files = selected_files(profile, time.monotonic() + WALK_SECONDS)
+    total = sum(size for _, size in files)
+    if not total:
+        return None, 0
+    step = total / SAMPLES
+    raw = packed = 0
+    position, start = step / 2, 0
+    for path, size in files:
+        offsets = []
+        while position < start + size:
+            offsets.append(max(0, min(int(position - start), size - PIECE)))
+            position += step
+        start += size
+        if offsets:
+            raw, packed = _deflate(path, offsets, raw, packed)
+    return (packed / raw if raw else None), raw
+
+
+def _deflate(path: str, offsets: list[int], raw: int, packed: int) -> tuple[int, int]:
+    try:
+        with open(path, "rb") as handle:
+            for offset in offsets:
+                handle.seek(offset)
+                piece = handle.read(PIECE)
+                raw += len(piece)
+                packed += len(zlib.compress(piece, 1))
+    except OSError:  # gone or unreadable since the walk: duplicity reports it, not this
+        pass
+    return raw, packed
+
+
+def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int]]:
+    """(path, size) of the regular files the profile's include/exclude rules select under its
+    source, as duplicity selects them (``cfbackup/selection.py``), until ``deadline``."""
+    from cfbackup import selection
+
+    try:
+        selector = selection.selector_for(profile)
+    except selection.SelectionError:  # duplicity refuses the rules itself, in its words
+        return []
+    select: Any = None if selector.selects_everything else selector
+    found: list[tuple[str, int]] = []
+    folders = [str(profile.source)]
+    while folders and time.monotonic() < deadline:
+        try:
+            entries = os.scandir(folders.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    verdict = selection.INCLUDE if select is None else select(entry.path, is_dir)
+                    if verdict == selection.EXCLUDE:
+                        continue
+                    if is_dir:
+                        folders.append(entry.path)  # included, or scanned for what is
+                    elif verdict == selection.INCLUDE and entry.is_file(follow_symlinks=False):
+                        found.append((entry.path, entry.stat(follow_symlinks=False).st_size))
+                except OSError:
+                    continue
+    return found
+
+
+def _size(count: int) -> str:
+    return f"{count / 1048576:.1f} MiB" if count >= 1048576 else f"{count // 1024} KiB"
