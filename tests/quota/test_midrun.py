@@ -78,8 +78,9 @@ def test_413_from_a_concurrent_writer_then_recovery(quota_profile, tmp_path):
 
 def _gpg_held_at_second_volume(folder) -> tuple[str, Path, Path]:
     """A ``--gpg-binary`` for duplicity that runs the real gpg, but encrypts the second volume
-    (the second gpg writing into duplicity's temp folder: duplicity writes a volume once the one
-    before is uploaded) only once ``go`` exists; it creates ``held`` while it waits."""
+    (the second gpg writing into duplicity's temp folder: the gpg-ahead patch starts it while
+    the first volume is written, and duplicity feeds it once the first is uploaded) only once
+    ``go`` exists; it creates ``held`` while it waits."""
     held, go, count = folder / "held", folder / "go", folder / "count"
     wrapper = folder / "gpg"
     wrapper.write_text(textwrap.dedent(f"""\

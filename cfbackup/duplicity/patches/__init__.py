@@ -125,6 +125,23 @@ CORE: tuple[Patch, ...] = (
         "for the thread waiting for a gpg blocked on a pipe nobody reads",
     ),
     Patch(
+        "gpg-ahead",
+        "cfbackup.duplicity.patches.gpg_ahead",
+        "3.2.1",
+        (
+            "duplicity.gpg:GPGFile.__init__",
+            "duplicity.gpg:GPGFile.write",
+            "duplicity.gpg:GPGWriteFile",
+            "duplicity.tempdir:TemporaryDirectory.cleanup",
+            "duplicity.tempdir:TemporaryDirectory.mktemp",
+            "duplicity.tempdir:TemporaryDirectory.forget",
+            "duplicity.config:use_agent",
+            "duplicity.config:use_gpgsm",
+        ),
+        "with a passphrase, gpg derives the key again for each volume (0.2 s of CPU) before "
+        "reading it, while duplicity waits: the next volume's gpg starts while one is written",
+    ),
+    Patch(
         "prefetched-volumes",
         "cfbackup.duplicity.patches.prefetched_volumes",
         "3.2.1",
