@@ -17,8 +17,9 @@ import functools
 import re
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cfbackup import keystone
 from cfbackup.config.model import Profile
@@ -344,6 +345,14 @@ def target_listing(profile: Profile, view=None) -> tuple[Any, list[dict[str, Any
     return conn, objects if objects is not None else list_target_objects(profile, conn)
 
 
+class Handover(NamedTuple):
+    """A storage URL and token cfbackup obtained, and when (``time.monotonic()``)."""
+
+    url: str
+    token: str
+    obtained: float
+
+
 class TargetView:
     """What the checks before a backup read of the target, read once: one authentication and
     one listing, shared by the passphrase check and the quota guard (each of them used to
@@ -352,7 +361,8 @@ class TargetView:
 
     A backup makes one in front of its checks and drops it when duplicity starts
     (``actions/backup.py``), so the listing is never older than the run's checks: a partial
-    set that an interrupted run left is in it, and nothing after the checks reads it.
+    set that an interrupted run left is in it, and nothing after the checks reads it. Only its
+    token goes on, to that backup's duplicity (:meth:`handover`).
     Thread-safe: each thread gets its own connection with the run's token.
     """
 
@@ -366,6 +376,7 @@ class TargetView:
         self._made: list = []
         self._pool = None
         self._started: dict[str, Any] = {}
+        self._authenticated_at: float | None = None
 
     def connection(self):
         """This thread's connection, with the token of the run's one authentication."""
@@ -379,6 +390,7 @@ class TargetView:
                 try:
                     origin = connect(self.profile)
                     origin.get_auth()
+                    self._authenticated_at = time.monotonic()
                 except Exception as error:
                     self._failed = error
                     raise
@@ -407,6 +419,15 @@ class TargetView:
         if not theirs.object_prefix.startswith(mine.object_prefix) or not sub:
             return None
         return [dict(o, name=o["name"][len(sub) :]) for o in objects if o["name"].startswith(sub)]
+
+    def handover(self) -> Handover | None:
+        """The storage URL and token of the view's authentication, for the backup's duplicity
+        (``patches/handed_token.py``); None when the checks never authenticated."""
+        with self._lock:
+            origin = self._origin
+            if origin is None or not origin.url or not origin.token:
+                return None
+            return Handover(origin.url, origin.token, self._authenticated_at or 0.0)
 
     def start(self, key: str, work) -> None:
         """Run ``work(view)`` in a thread now; :meth:`take` gets its result (or its error)."""

@@ -136,6 +136,12 @@ class LocalSwift:
     def log_dir(self) -> Path:
         return self.base_dir / "log"
 
+    @property
+    def memcache_port(self) -> int:
+        """memcached's port: tempauth keeps its tokens there and nowhere else (flushing it
+        revokes every token issued so far, which tempauth has no call for)."""
+        return self._procs["memcached"]["port"]
+
     def storage_url(self, account: str = "test") -> str:
         return f"{self.proxy_url}/v1/AUTH_{account}"
 

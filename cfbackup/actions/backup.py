@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from cfbackup import chains, compression, passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
+from cfbackup.duplicity.environment import handover_environment
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
@@ -27,6 +28,7 @@ def run_backup(run: Run) -> RunResult:
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = compression.probed(run)
+        handover = run.target_view.handover() if run.target_view is not None else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     choice = compression.choose(profile, round_trip, swift=swift_target(profile.target) is not None)
@@ -44,7 +46,7 @@ def run_backup(run: Run) -> RunResult:
                 dry_run=run.dry_run,
                 log_fd=fd,
             ),
-            env,
+            {**env, **handover_environment(handover)},  # the checks' token, while young
         )
         if after:
             retention(run, chain, env, skip_idle=True)
@@ -74,7 +76,8 @@ def run_backup(run: Run) -> RunResult:
 @contextlib.contextmanager
 def target_view(run: Run) -> Iterator[None]:
     """One connection and one listing of a Swift target for the checks before a backup (the
-    passphrase check, the quota guard), dropped before duplicity changes the target."""
+    passphrase check, the quota guard), dropped before duplicity changes the target (only its
+    token goes on, to the backup's duplicity: ``environment.handover_environment``)."""
     if swift_target(run.profile.target) is None:
         yield
         return

@@ -5,11 +5,13 @@ Keystone password goes to duplicity itself (its swiftclient re-authenticates on 
 application credential, which duplicity cannot take, goes in the ``OS_*`` variables that the
 application-credential patch (``patches/application_credential.py``) reads inside duplicity.
 :func:`credentials_from_environment` reads either set back (that patch, and the diagnosis of a
-failed run in ``run.py``).
+failed run in ``run.py``). A backup's duplicity also gets the token cfbackup's checks obtained
+(:func:`handover_environment`, ``patches/handed_token.py``), with the credentials kept.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -158,3 +160,28 @@ def credentials_from_environment(env: Mapping[str, str]) -> keystone.Credentials
         verify=verify,
         **fields,
     )
+
+
+HANDOVER_MAX_AGE = 300.0  # seconds: older than that, duplicity authenticates itself
+NO_HANDOVER = "CFBACKUP_NO_HANDED_TOKEN"  # =1: duplicity authenticates itself (one run)
+
+
+def handover_environment(handover, *, now: float | None = None) -> dict[str, str]:
+    """The variables that hand a backup's duplicity the storage URL and token cfbackup's checks
+    obtained in this run (``swift.TargetView.handover``; ``patches/handed_token.py``), or none.
+
+    Only a token of this run, and only while young: a pre_backup hook (a dump) may take longer
+    than a token lives, and each refused token costs a request and swiftclient's back-off.
+    duplicity keeps its credentials either way and re-authenticates when Swift rejects it."""
+    import time
+
+    from cfbackup import redact
+    from cfbackup.duplicity.patches import handed_token
+
+    if handover is None or os.environ.get(NO_HANDOVER):
+        return {}
+    age = (time.monotonic() if now is None else now) - handover.obtained
+    if not 0 <= age <= HANDOVER_MAX_AGE:
+        return {}
+    redact.register(handover.token)
+    return {handed_token.URL: handover.url, handed_token.TOKEN: handover.token}

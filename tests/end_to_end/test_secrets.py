@@ -4,6 +4,7 @@ its connection arguments."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import pytest
@@ -29,6 +30,7 @@ HOOK_VARIABLES = {*PASSTHROUGH_ENV, "CFBACKUP_PROFILE", "CFBACKUP_ACTION", "CFBA
 # the two processes that need a secret: cfbackup (given them by the test, as a user does) and
 # duplicity (they travel in its environment, never in argv)
 WITH_SECRETS = ("cfbackup", "cfbackup-duplicity")
+TOKEN = re.compile(r"AUTH_tk[0-9a-f]{32}")  # a tempauth token
 
 
 def test_every_program_started_is_recorded_and_none_gets_a_secret(
@@ -91,6 +93,15 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
                 assert not any(secret in value for value in record.env.values()), (
                     f"secret in the environment of {record}: "
                     f"{[k for k, v in record.env.items() if secret in v]}")
+    # the token of the backups' checks goes to their duplicity only, in its environment
+    for record in execs:
+        assert not any(TOKEN.search(arg) for arg in record.argv), f"token in argv: {record}"
+        if record.program != "cfbackup-duplicity":
+            assert not any(TOKEN.search(value) for value in record.env.values()), (
+                f"token in the environment of {record}")
+    handed = [r.env.get("SWIFT_HANDOVER_TOKEN", "") for r in execs
+              if r.program == "cfbackup-duplicity" and r.argv[1:2] == ["backup"]]
+    assert handed and all(TOKEN.fullmatch(token) for token in handed), handed
     programs = [r.program for r in execs]
     # the trace saw what it was meant to see: four cfbackup runs, duplicity for the first
     # three, gpg under it, the agent gpg starts, the passphrase command each time
@@ -128,6 +139,7 @@ def test_no_secret_in_logs_or_output_at_debug_verbosity(tmp_path, make_config, c
         text = log.read_text()
         assert "SWIFT" in text or "swift" in text  # the debug output really is in the log
         assert_no_secret(text, local_swift)
+        assert not TOKEN.search(text), "a token in the run log"
 
 
 def test_secret_from_file_and_command(tmp_path, make_config, cfbackup, cli_env):

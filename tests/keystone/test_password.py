@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -10,6 +11,19 @@ from keystone_helpers import password_swift, run_logs
 from support.trees import assert_same_tree
 
 pytestmark = pytest.mark.keystone
+
+TOKEN_FIELD = re.compile(r" /v1/\S+ HTTP/1\.\d \d{3} \S+ \S+ (\S+) ")  # after the user agent
+
+
+def _tokens(tier, skip: int) -> set[str]:
+    """The tokens (as the proxy logs them: their first 16 characters, each Keystone token's
+    differ) of the requests logged after line ``skip``: one per authentication."""
+    found = set()
+    for line in tier.proxy_log()[skip:]:
+        match = TOKEN_FIELD.search(line)
+        if match and match[1] != "-":
+            found.add(match[1])
+    return found
 
 
 def test_password_profile_backup_incremental_verify_restore_list_status_quota(
@@ -26,14 +40,20 @@ def test_password_profile_backup_incremental_verify_restore_list_status_quota(
     assert f"{tier.swift.proxy_url}/v1/{tier.account('backups')}" in row
     assert "region RegionOne, interface public" in row
 
-    full = cfbackup("-c", config, "backup")
+    # without the hand-over (one run's switch), duplicity's three connections each get their
+    # own token from Keystone after the checks got one; with it, the checks' token serves all
+    skip = len(tier.proxy_log())
+    full = cfbackup("-c", config, "backup", env={"CFBACKUP_NO_HANDED_TOKEN": "1"})
     assert full.returncode == 0, full
+    assert len(_tokens(tier, skip)) == 4, _tokens(tier, skip)
     time.sleep(1.1)  # duplicity's times have one-second resolution
     (source / "etc" / "app.conf").write_text("setting = 2\n")
     (source / "new.txt").write_text("added later\n")
+    skip = len(tier.proxy_log())
     incremental = cfbackup("-c", config, "backup")
     assert incremental.returncode == 0, incremental
     assert "2 new" in incremental.stdout or "1 changed" in incremental.stdout, incremental
+    assert len(_tokens(tier, skip)) == 1, _tokens(tier, skip)
 
     verify = cfbackup("-c", config, "verify")
     assert verify.returncode == 0, verify
@@ -57,6 +77,7 @@ def test_password_profile_backup_incremental_verify_restore_list_status_quota(
     logs = run_logs(tmp_path)
     assert "/cfbackup-duplicity backup" in logs
     assert "duplicity patches: upload-progress, sized-uploads, " in logs  # then gpg's, prefetch's
+    assert "duplicity patches: handed-token, upload-progress, " in logs  # the incremental's
     assert "application-credential" not in logs
     tier.assert_no_secret(logs)
 

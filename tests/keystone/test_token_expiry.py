@@ -1,8 +1,9 @@
 """Token expiry never breaks a run: backups that outlive several token lifetimes complete, with a
 password (duplicity's swiftclient re-authenticates) and with an application credential (the
 application-credential patch's keystoneauth1 session does), and Swift's proxy log shows the 401s
-mid-run. Restores and verifies of those backups are frozen (SIGSTOP) in the middle of their
-downloads for longer than a token lives, and complete when they go on.
+mid-run; duplicity starts with the token of cfbackup's checks (the handed-token patch), which
+expires in its hands. Restores and verifies of those backups are frozen (SIGSTOP) in the middle
+of their downloads for longer than a token lives, and complete when they go on.
 
 The two backups (keystone_helpers.ExpiryRuns) start with the session, in the background; this
 test waits for them and reads the evidence.
@@ -57,6 +58,12 @@ def test_backups_outlive_the_token_with_a_password_and_an_application_credential
         logs = run_logs(token_expiry_runs.base / project)
         patched = "duplicity patches: application-credential" in logs
         assert patched == (project == "expiry-appcred"), project
+        # duplicity started with the checks' token: it expired in its hands, and was replaced
+        # inside swiftclient's own retry, never by duplicity's (which waits and spends one of
+        # its attempts: with an application credential swiftclient alone gives up on the 401
+        # to a token its session did not issue, and duplicity retried the PUT)
+        assert "handed-token" in logs, project
+        assert "duplicity retries it" not in logs, (project, logs[-3000:])
         tier.assert_no_secret(logs)
 
 

@@ -71,6 +71,21 @@ CORE: tuple[Patch, ...] = (
         "token would expire mid-run",
     ),
     Patch(
+        "handed-token",
+        "cfbackup.duplicity.patches.handed_token",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+            "swiftclient.client:Connection._retry",
+            "swiftclient.client:Connection.get_auth",
+        ),
+        "a backup's duplicity authenticated three times (2 round trips each across a WAN) "
+        "right after cfbackup's checks had; it starts with their token, and re-authenticates "
+        "with its own credentials when Swift rejects it",
+    ),
+    Patch(
         "upload-progress",
         "cfbackup.duplicity.patches.upload_progress",
         "3.2.1",

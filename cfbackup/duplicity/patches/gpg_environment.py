@@ -15,13 +15,14 @@ pool's workers (multiprocessing, not subprocess) need the Swift key.
 
 import os
 
-# every variable cfbackup puts a secret in (cfbackup/duplicity/environment.py and the
-# application-credential patch)
+# every variable cfbackup puts a secret in (cfbackup/duplicity/environment.py, the
+# application-credential and handed-token patches)
 SECRET_VARIABLES = (
     "PASSPHRASE",
     "SIGN_PASSPHRASE",
     "SWIFT_PASSWORD",
     "SWIFT_PREAUTHTOKEN",
+    "SWIFT_HANDOVER_TOKEN",
     "ST_KEY",
     "OS_PASSWORD",
     "OS_APPLICATION_CREDENTIAL_SECRET",
