@@ -184,9 +184,12 @@ class DupSame(Tool):
         conn = swift.connect(self.profile)
         try:
             seconds = compression.round_trip(conn)
+            objects = swift.list_target_objects(self.profile, conn)
         finally:
             conn.close()
-        return compression.with_level(self.profile, compression.choose(self.profile, seconds).level)
+        since = compression.since_of(self.profile, objects, force_full=False)
+        choice = compression.choose(self.profile, seconds, since=since)
+        return compression.with_level(self.profile, choice.level)
 
     def after_backup(self, rep: Rep) -> Sample | None:
         """The retention cfbackup runs after each backup (retention.after_backup)."""

@@ -12,9 +12,11 @@ Mbit/s the bytes decide, and level 1 makes both the backup and the restore faste
   answers in 1-5 ms). The requests run beside the passphrase check's gpg, so they add no
   time before duplicity starts;
 - the data compresses: :data:`SAMPLES` pieces of the files duplicity will back up, spread
-  evenly over their bytes, deflate at level 1 to :data:`SAVES` of their size or less. The walk
-  and the sample run after the pre_backup hooks (a dump lands first) and only when the Swift
-  is far.
+  evenly over their bytes, deflate at level 1 to :data:`SAVES` of their size or less. For an
+  incremental those are the files changed since the newest backup set at the target
+  (``next_backup``: a nightly dump in a tree of photos is judged as a dump), unless they hold
+  less than :data:`MIN_CHANGED`. The walk and the sample run after the pre_backup hooks (a
+  dump lands first) and only when the Swift is far.
 
 Otherwise level 0. The choice and its reason go to the run's log; a number pins the level.
 Mixed levels in one chain are fine: gpg reads what each volume says when it decrypts.
@@ -39,6 +41,7 @@ SAVES = 0.90  # compressed / raw of the sample, at most, for level 1
 SAMPLES = 64  # pieces of the source, evenly spread over its bytes
 PIECE = 64 * 1024  # bytes read at each: 4 MiB in all
 WALK_SECONDS = 2.0  # the walk for the sample stops here (a huge tree: sampled in part)
+MIN_CHANGED = 1024 * 1024  # changed bytes below this: the whole selection is sampled
 PROBE_KEY = "compression-link"
 _GPG_SETS_IT = re.compile(r"(?:^|\s)(?:--compress-level|--compress-algo|-z)(?:[=\s]|\d|$)")
 log = logging.getLogger("cfbackup")
@@ -98,8 +101,11 @@ def probed(run) -> float | None:
         return None
 
 
-def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Choice:
-    """The level of this backup and why, from the probe's round trip (``seconds``)."""
+def choose(
+    profile: Profile, seconds: float | None, *, swift: bool = True, since: float | None = None
+) -> Choice:
+    """The level of this backup and why, from the probe's round trip (``seconds``); ``since``:
+    the time of the set an incremental follows (:func:`changed_since`), None for a full."""
     level = profile["encryption"]["compress_level"]
     if not is_auto(profile):
         return Choice(0 if level == AUTO else level, f"level {level}, the profile's")
@@ -114,16 +120,44 @@ def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Ch
         return Choice(
             0, f"level 0 (none): Swift answers in {ms}, so the CPU, not the link, decides"
         )
-    ratio, sampled = sample_ratio(profile)
+    ratio, sampled, changed = sample_ratio(profile, since)
     if ratio is None:
         return Choice(0, f"level 0 (none): Swift answers in {ms}, and no file was sampled")
-    where = (
-        f"Swift answers in {ms}, and a {_size(sampled)} sample of the source deflates to "
-        f"{ratio:.0%}"
-    )
+    of = "the files changed since the last backup" if changed else "the source"
+    where = f"Swift answers in {ms}, and a {_size(sampled)} sample of {of} deflates to {ratio:.0%}"
     if ratio > SAVES:
         return Choice(0, f"level 0 (none): {where}")
     return Choice(1, f"level 1: {where}")
+
+
+def changed_since(run) -> float | None:
+    """:func:`since_of` this run's profile, from the run's listing of the target. Read only for
+    "auto" across a network."""
+    view, profile = run.target_view, run.profile
+    if view is None or not is_auto(profile):
+        return None
+    try:
+        objects = view.objects()
+    except Exception:  # noqa: BLE001 - the checks report Swift's errors; here: sample it all
+        return None
+    return since_of(profile, objects or [], force_full=bool(run.options.get("full")))
+
+
+def since_of(profile: Profile, objects: list[dict], *, force_full: bool) -> float | None:
+    """The time of the newest backup set an incremental of ``profile`` follows, from a listing
+    of its target (``next_backup``, as the quota guard reads it); None for a full, or for a
+    split profile, whose chains differ (the whole selection is sampled)."""
+    from cfbackup import chains, next_backup
+
+    if chains.is_split(profile):
+        return None
+    plan = next_backup.plan_next(
+        next_backup.read_sets(objects),
+        force_full=force_full,
+        full_if_older_than=profile["full_if_older_than"],
+        archive_dir=profile.archive_dir / profile.backup_name,
+    )
+    return plan.since
 
 
 def with_level(profile: Profile, level: int) -> Profile:
@@ -135,14 +169,21 @@ def with_level(profile: Profile, level: int) -> Profile:
     return dataclasses.replace(profile, data=data)
 
 
-def sample_ratio(profile: Profile) -> tuple[float | None, int]:
-    """Deflated / raw size of :data:`SAMPLES` pieces of the source spread evenly over its
-    bytes (a file holding 10% of the bytes gets about 10% of the pieces), and the bytes read;
-    None when there is nothing to read."""
-    files = selected_files(profile, time.monotonic() + WALK_SECONDS)
+def sample_ratio(profile: Profile, since: float | None = None) -> tuple[float | None, int, bool]:
+    """Deflated / raw size of :data:`SAMPLES` pieces of the selected files spread evenly over
+    their bytes (a file holding 10% of the bytes gets about 10% of the pieces), the bytes read,
+    and whether they were the files changed since ``since`` (at least :data:`MIN_CHANGED` of
+    them; else every selected file); None when there is nothing to read."""
+    found = selected_files(profile, time.monotonic() + WALK_SECONDS)
+    files = [(path, size) for path, size, _ in found]
+    changed = False
+    if since is not None:
+        recent = [(path, size) for path, size, when in found if when >= since]
+        if sum(size for _, size in recent) >= MIN_CHANGED:
+            files, changed = recent, True
     total = sum(size for _, size in files)
     if not total:
-        return None, 0
+        return None, 0, changed
     step = total / SAMPLES
     raw = packed = 0
     position, start = step / 2, 0
@@ -154,7 +195,7 @@ def sample_ratio(profile: Profile) -> tuple[float | None, int]:
         start += size
         if offsets:
             raw, packed = _deflate(path, offsets, raw, packed)
-    return (packed / raw if raw else None), raw
+    return (packed / raw if raw else None), raw, changed
 
 
 def _deflate(path: str, offsets: list[int], raw: int, packed: int) -> tuple[int, int]:
@@ -170,9 +211,10 @@ def _deflate(path: str, offsets: list[int], raw: int, packed: int) -> tuple[int,
     return raw, packed
 
 
-def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int]]:
-    """(path, size) of the regular files the profile's include/exclude rules select under its
-    source, as duplicity selects them (``cfbackup/selection.py``), until ``deadline``."""
+def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int, float]]:
+    """(path, size, last change: the later of mtime and ctime) of the regular files the
+    profile's include/exclude rules select under its source, as duplicity selects them
+    (``cfbackup/selection.py``), until ``deadline``."""
     from cfbackup import selection
 
     try:
@@ -180,7 +222,7 @@ def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int]]:
     except selection.SelectionError:  # duplicity refuses the rules itself, in its words
         return []
     select: Any = None if selector.selects_everything else selector
-    found: list[tuple[str, int]] = []
+    found: list[tuple[str, int, float]] = []
     folders = [str(profile.source)]
     while folders and time.monotonic() < deadline:
         try:
@@ -197,7 +239,8 @@ def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int]]:
                     if is_dir:
                         folders.append(entry.path)  # included, or scanned for what is
                     elif verdict == selection.INCLUDE and entry.is_file(follow_symlinks=False):
-                        found.append((entry.path, entry.stat(follow_symlinks=False).st_size))
+                        st = entry.stat(follow_symlinks=False)
+                        found.append((entry.path, st.st_size, max(st.st_mtime, st.st_ctime)))
                 except OSError:
                     continue
     return found

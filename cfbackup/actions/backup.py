@@ -28,10 +28,14 @@ def run_backup(run: Run) -> RunResult:
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = compression.probed(run)
+        far = round_trip is not None and round_trip >= compression.FAR
+        since = compression.changed_since(run) if far else None
         handover = run.target_view.handover() if run.target_view is not None else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
-    choice = compression.choose(profile, round_trip, swift=swift_target(profile.target) is not None)
+    choice = compression.choose(
+        profile, round_trip, swift=swift_target(profile.target) is not None, since=since
+    )
     if profile["encryption"]["mode"] != "none":
         log.info("compression: %s", choice.reason)
     full = bool(run.options.get("full"))

@@ -72,7 +72,8 @@ ENCRYPTION = (
         'gpg compression level for backups: "auto", or 0 (none) to 9. "auto" compresses at '
         "level 1 when the Swift is across a network (the fastest of a few small requests "
         "sent beside the checks before a backup takes 10 ms or more) and a sample of the "
-        "source compresses to 90% or less; otherwise 0, so a nearby Swift gets the fastest "
+        "files it backs up (an incremental: those changed since the last backup) compresses "
+        "to 90% or less; otherwise 0, so a nearby Swift gets the fastest "
         "full (about 2x faster than duplicity's default, 6) and a distant one fewer bytes "
         "(level 1 stores about what duplicity's default stores, level 0 about 1.5x that on "
         "mixed data). The run's log says what it chose and why; a number pins it "

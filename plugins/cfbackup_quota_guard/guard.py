@@ -13,8 +13,8 @@ import math
 import time
 from typing import Any
 
-from cfbackup import selection, suggest
-from cfbackup_quota_guard import chain, estimate
+from cfbackup import next_backup, selection, suggest
+from cfbackup_quota_guard import estimate
 
 log = logging.getLogger("cfbackup.quota_guard")
 MIB = 1024 * 1024
@@ -125,7 +125,7 @@ def evaluate(
 @dataclasses.dataclass
 class Assessment:
     profile: str
-    plan: chain.Plan
+    plan: next_backup.Plan
     estimate: estimate.Estimate
     upload_bytes: int  # the estimate less what an interrupted set already uploaded
     upload_objects: int
@@ -230,8 +230,8 @@ def estimate_next(profile, objects, *, force_full: bool, state_dir=None):
     if chains.is_split(profile):
         return _estimate_chains(profile, objects, force_full=force_full)
     archive = profile.archive_dir / profile.backup_name
-    plan = chain.plan_next(
-        chain.read_sets(objects),
+    plan = next_backup.plan_next(
+        next_backup.read_sets(objects),
         force_full=force_full,
         full_if_older_than=profile["full_if_older_than"],
         archive_dir=archive,
@@ -278,7 +278,7 @@ def _estimate_chains(profile, objects, *, force_full: bool):
     kind = "full" if any(p.kind == "full" for p in plans) else "incremental"
     sinces = [p.since for p in plans if p.since is not None]
     fulls = [p.last_full for p in plans if p.last_full is not None]
-    plan = chain.Plan(
+    plan = next_backup.Plan(
         kind=kind,
         reason="; ".join(f"/{c.root}: {p.kind} ({p.reason})" for c, p, _ in parts),
         since=min(sinces) if sinces else None,

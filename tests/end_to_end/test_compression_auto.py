@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -67,21 +68,34 @@ def test_text_across_a_wan_is_compressed_and_restores(tmp_path, make_config, cfb
 def test_random_bytes_across_a_wan_and_text_nearby_are_not_compressed(
     tmp_path, make_config, cfbackup, local_swift
 ):
+    """...and tonight's dump in that tree of random bytes is: the incremental that carries it
+    is judged by the files changed since the last backup, not by the whole tree."""
     noise = _tree(tmp_path / "noise", "random")
     with delayed(local_swift.auth_url, 30) as relay_url:
         config = _far_config(make_config, local_swift, relay_url, noise)
         result = cfbackup("-c", config, "backup")
-    assert result.returncode == 0, result
-    assert re.search(
-        r"compression: level 0 \(none\): Swift answers in \d+ ms, and a", _logs(tmp_path)
-    )
-    assert _ran_level(tmp_path) == {"0"}
+        assert result.returncode == 0, result
+        assert re.search(
+            r"compression: level 0 \(none\): Swift answers in \d+ ms, and a [^\n]* of the source",
+            _logs(tmp_path),
+        )
+        assert _ran_level(tmp_path) == {"0"}
+        time.sleep(1.1)  # duplicity's set times are whole seconds
+        _tree(noise / "dumps", "text")
+        result = cfbackup("-c", config, "backup")
+        assert result.returncode == 0, result
+        log = _logs(tmp_path)
+        assert re.search(r"level 1: [^\n]* of the files changed since the last backup", log), log
+        assert _ran_level(tmp_path) == {"0", "1"}
+        out = tmp_path / "out"
+        assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert_same_tree(noise, out)
 
     text = _tree(tmp_path / "text", "text")
     near = make_config(source=text, name="near.toml", target=f"swift://near-{tmp_path.name}/x")
     result = cfbackup("-c", near, "backup")
     assert result.returncode == 0, result
-    assert re.search(
-        r"compression: level 0 \(none\): Swift answers in [\d.]+ ms, so the CPU", _logs(tmp_path)
-    )
-    assert _ran_level(tmp_path) == {"0"}
+    newest = max((tmp_path / "state" / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    log = newest.read_text()
+    assert re.search(r"compression: level 0 \(none\): Swift answers in [\d.]+ ms, so the CPU", log)
+    assert set(re.findall(r"running: .* backup .*--compress-level=(\d)", log)) == {"0"}

@@ -8,8 +8,9 @@ import tarfile
 import time
 
 import pytest
-from cfbackup_quota_guard import chain, commands, estimate, guard
+from cfbackup_quota_guard import commands, estimate, guard
 
+from cfbackup import next_backup as chain
 from cfbackup import selection, swift_usage
 from cfbackup.duplicity.run import DuplicityResult, classify_failure
 from cfbackup.errors import ExitCode

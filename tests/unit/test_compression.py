@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -49,9 +50,9 @@ def test_a_tree_of_text_compresses_and_one_of_random_bytes_does_not(tmp_path):
     for i in range(30):
         _text(tmp_path / "text" / f"d{i % 3}" / f"f{i}.txt", 20_000 + i * 1000, seed=i)
         _random(tmp_path / "random" / f"d{i % 3}" / f"f{i}.bin", 20_000 + i * 1000)
-    text, read = compression.sample_ratio(_profile(tmp_path / "text"))
+    text, read, _ = compression.sample_ratio(_profile(tmp_path / "text"))
     assert text is not None and text < 0.5 and read > 500_000
-    noise, _ = compression.sample_ratio(_profile(tmp_path / "random"))
+    noise, _, _ = compression.sample_ratio(_profile(tmp_path / "random"))
     assert noise is not None and noise > 0.99
 
 
@@ -60,7 +61,7 @@ def test_the_sample_weighs_bytes_not_files(tmp_path):
     for i in range(200):
         _text(tmp_path / "src" / "etc" / f"conf{i}", 2_000, seed=i)
     _random(tmp_path / "src" / "media" / "video.bin", 8 * 1024 * 1024)
-    ratio, _ = compression.sample_ratio(_profile(tmp_path / "src"))
+    ratio, _, _ = compression.sample_ratio(_profile(tmp_path / "src"))
     assert ratio > 0.9
     choice = compression.choose(_profile(tmp_path / "src"), 0.080)
     assert choice.level == 0 and "deflates to" in choice.reason
@@ -73,9 +74,30 @@ def test_excluded_files_are_not_sampled(tmp_path):
     _random(src / "www" / "tmp" / "upload", 4 * 1024 * 1024)
     rules = {"exclude": [f"{src}/www/tmp"], "include": [f"{src}/www"]}
     files = compression.selected_files(_profile(src, **rules), deadline=float("inf"))
-    assert [Path(p).relative_to(src).as_posix() for p, _ in files] == ["www/index.html"]
-    ratio, _ = compression.sample_ratio(_profile(src, **rules))
+    assert [Path(p).relative_to(src).as_posix() for p, _, _ in files] == ["www/index.html"]
+    ratio, _, _ = compression.sample_ratio(_profile(src, **rules))
     assert ratio < 0.5
+
+
+def test_an_incremental_is_judged_by_the_files_changed_since_the_last_set(tmp_path):
+    """A tree of photos (old) with tonight's database dump (new): the full sees photos, the
+    incremental sees the dump; a few changed bytes are too few to judge, so the tree decides."""
+    src = tmp_path / "src"
+    for i in range(4):
+        _random(src / "photos" / f"p{i}.jpg", 2 * 1024 * 1024)
+    time.sleep(0.05)
+    last_set = time.time()  # the newest set at the target ends here (ctime cannot be set back)
+    time.sleep(0.05)
+    _text(src / "dumps" / "db.sql", 2 * 1024 * 1024)  # tonight's dump, after the last set
+    profile = _profile(src)
+    full, _, changed = compression.sample_ratio(profile)
+    assert full > 0.7 and not changed
+    incremental, _, changed = compression.sample_ratio(profile, since=last_set)
+    assert incremental < 0.5 and changed
+    choice = compression.choose(profile, 0.080, since=last_set)
+    assert choice.level == 1 and "files changed since the last backup" in choice.reason
+    (src / "dumps" / "db.sql").write_text("small\n")  # too little changed: the tree decides
+    assert compression.sample_ratio(profile, since=last_set)[2] is False
 
 
 def test_the_rule(tmp_path):
