@@ -43,7 +43,9 @@ PIECE = 64 * 1024  # bytes read at each: 4 MiB in all
 WALK_SECONDS = 2.0  # the walk for the sample stops here (a huge tree: sampled in part)
 MIN_CHANGED = 1024 * 1024  # changed bytes below this: the whole selection is sampled
 PROBE_KEY = "compression-link"
-_GPG_SETS_IT = re.compile(r"(?:^|\s)(?:--compress-level|--compress-algo|-z)(?:[=\s]|\d|$)")
+# gpg_options that set gpg's level themselves (they come after cfbackup's), or turn it off
+_GPG_LEVEL = re.compile(r"(?:^|\s)(?:--compress-level|--bzip2-compress-level|-z)(?:[=\s]|\d|$)")
+_GPG_OFF = re.compile(r"(?:^|\s)--compress(?:ion)?-algo[=\s]+[\"']?(?:none|uncompressed|0)\b", re.I)
 log = logging.getLogger("cfbackup")
 
 
@@ -109,8 +111,11 @@ def choose(
     level = profile["encryption"]["compress_level"]
     if not is_auto(profile):
         return Choice(0 if level == AUTO else level, f"level {level}, the profile's")
-    if _GPG_SETS_IT.search(profile["encryption"].get("gpg_options") or ""):
-        return Choice(0, "gpg_options sets gpg's compression, and it wins over the level")
+    gpg_options = profile["encryption"].get("gpg_options") or ""
+    if _GPG_OFF.search(gpg_options):
+        return Choice(0, "level 0 (none): gpg_options turn gpg's compression off")
+    if _GPG_LEVEL.search(gpg_options):
+        return Choice(0, "gpg_options set gpg's compression level, and it wins over cfbackup's")
     if not swift:
         return Choice(0, "level 0 (none): the target is not across a network")
     if seconds is None:
@@ -151,12 +156,15 @@ def since_of(profile: Profile, objects: list[dict], *, force_full: bool) -> floa
 
     if chains.is_split(profile):
         return None
-    plan = next_backup.plan_next(
-        next_backup.read_sets(objects),
-        force_full=force_full,
-        full_if_older_than=profile["full_if_older_than"],
-        archive_dir=profile.archive_dir / profile.backup_name,
-    )
+    try:
+        plan = next_backup.plan_next(
+            next_backup.read_sets(objects),
+            force_full=force_full,
+            full_if_older_than=profile["full_if_older_than"],
+            archive_dir=profile.archive_dir / profile.backup_name,
+        )
+    except ValueError:  # a name with an impossible date: sample the whole selection
+        return None
     return plan.since
 
 
@@ -219,7 +227,7 @@ def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int, fl
 
     try:
         selector = selection.selector_for(profile)
-    except selection.SelectionError:  # duplicity refuses the rules itself, in its words
+    except (selection.SelectionError, re.error):  # duplicity refuses them in its own words
         return []
     select: Any = None if selector.selects_everything else selector
     found: list[tuple[str, int, float]] = []
@@ -231,6 +239,8 @@ def selected_files(profile: Profile, deadline: float) -> list[tuple[str, int, fl
             continue
         with entries:
             for entry in entries:
+                if time.monotonic() >= deadline:  # one huge folder (a maildir) included
+                    break
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                     verdict = selection.INCLUDE if select is None else select(entry.path, is_dir)

@@ -153,3 +153,23 @@ def test_compress_level_values(tmp_path, value, problem):
     config.chmod(0o600)
     with pytest.raises(ConfigError, match=problem):
         load_config(config)
+
+
+def test_gpg_options_that_set_the_level_or_turn_compression_off(tmp_path):
+    src = tmp_path / "src"
+    _text(src / "a.txt", 200_000)
+    for options, level, words in [
+        ("--compress-algo=none", 0, "turn gpg's compression off"),
+        ("--compression-algo uncompressed", 0, "turn gpg's compression off"),
+        ("--bzip2-compress-level=9", 0, "set gpg's compression level"),
+        ("--compress-algo zlib", 1, "level 1: Swift answers"),  # the algorithm: auto's level
+    ]:
+        choice = compression.choose(_profile(src, gpg_options=options), 0.080)
+        assert (choice.level, words in choice.reason) == (level, True), (options, choice)
+
+
+def test_rules_duplicity_refuses_are_left_to_duplicity(tmp_path):
+    _text(tmp_path / "src" / "a.txt", 100_000)
+    bad = _profile(tmp_path / "src", exclude=[f"{tmp_path}/src/[z-a]"])
+    assert compression.selected_files(bad, deadline=float("inf")) == []
+    assert compression.choose(bad, 0.080).level == 0

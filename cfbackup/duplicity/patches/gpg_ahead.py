@@ -73,7 +73,14 @@ def _start(genuine, volume_name: bytes, profile) -> None:
     if _spare is not None or os.path.dirname(volume_name) != os.fsencode(temp.dir()):
         return
     name = temp.mktemp()
-    spare = genuine(True, path.Path(name), profile)
+    try:
+        spare = genuine(True, path.Path(name), profile)
+    except Exception as error:  # noqa: BLE001 - a speed-up gives up quietly (fork: EAGAIN...)
+        log.Debug(f"gpg-ahead: no gpg started ahead: {error}")
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        temp.forget(name)
+        return
     _private(spare)
     _spare = (spare, name, profile, temp)
     log.Debug(f"gpg-ahead: started gpg {spare.gpg_process.pid} ahead into {os.fsdecode(name)}")
@@ -102,7 +109,9 @@ def _adopt(volume_name: bytes, profile):
     return gpg_file
 
 
-def _end(spare) -> None:
+def _end(spare, *, forget: bool = True) -> None:
+    """Kill the spare gpg, reap it, remove its file; ``forget``: also drop it from duplicity's
+    temp dir records (which takes duplicity's lock: never from a signal handler)."""
     gpg_file, name, _, temp = spare
     process = gpg_file.gpg_process
     if process.returned is None:  # not reaped yet by its waiter thread: the pid is still gpg's
@@ -114,7 +123,8 @@ def _end(spare) -> None:
     gpg_file.stderr_fp.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(name)
-    temp.forget(name)
+    if forget:
+        temp.forget(name)
 
 
 def discard(temp=None) -> None:
@@ -129,9 +139,14 @@ def discard(temp=None) -> None:
 
 
 def _on_sigterm(signum, frame):
-    """duplicity dies of SIGTERM as before, without leaving the spare behind."""
-    discard()
+    """duplicity dies of SIGTERM as before, without leaving the spare behind. The default
+    comes back first and no duplicity lock is taken here: the main thread may hold one (it
+    logs under its temp dir's lock), and a second SIGTERM must still end the process."""
+    global _spare
     signal.signal(signum, signal.SIG_DFL)
+    spare, _spare = _spare, None
+    if spare is not None and os.getpid() == _owner:
+        _end(spare, forget=False)
     os.kill(os.getpid(), signum)
 
 
