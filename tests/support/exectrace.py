@@ -113,12 +113,13 @@ def run_traced(argv: list[str], *, env: dict, log: Path, timeout: float = 300,
     code = None
     try:
         while code is None:
+            ended = process.poll() is not None  # asked before the read: then the log is whole
             text = log.read_text(errors="replace") if log.exists() else ""
             first = re.match(r"^(\d+) ", text)
             for pid, status in exited.findall(text):
                 if first and pid == first[1]:
                     code = int(status)
-            if process.poll() is not None and code is None:
+            if ended and code is None:
                 raise AssertionError(f"strace ended first: {process.communicate()}")
             assert time.monotonic() < deadline, f"{argv} did not end within {timeout} s"
             time.sleep(0.1)
