@@ -119,16 +119,21 @@ def test_the_rule(tmp_path):
     assert compression.choose(_profile(tmp_path / "empty"), 0.082).level == 0
 
 
-def test_the_chosen_level_reaches_duplicity_and_leaves_the_profile_alone(tmp_path):
-    from cfbackup.config.load import load_config
-
+def _config(tmp_path: Path, encryption: str = "") -> Path:
+    """A config file with one profile "p" (its passphrase from the environment, read only when
+    a command needs it) and ``encryption`` lines added to its encryption table."""
     config = tmp_path / "c.toml"
     config.write_text(
         f'[profiles.p]\nsource = "{tmp_path}"\ntarget = "file://{tmp_path}/t"\n'
-        '[profiles.p.encryption]\npassphrase = "x"\n'
+        f'[profiles.p.encryption]\npassphrase_env = "T_PASSPHRASE"\n{encryption}'
     )
-    config.chmod(0o600)
-    profile = load_config(config).profile("p")
+    return config
+
+
+def test_the_chosen_level_reaches_duplicity_and_leaves_the_profile_alone(tmp_path):
+    from cfbackup.config.load import load_config
+
+    profile = load_config(_config(tmp_path)).profile("p")
     assert profile["encryption"]["compress_level"] == "auto"  # the default
     assert "--gpg-options=--compress-level=0" in commands.backup_argv(profile)
     chosen = compression.with_level(profile, 1)
@@ -144,15 +149,9 @@ def test_compress_level_values(tmp_path, value, problem):
     from cfbackup.config.load import load_config
     from cfbackup.errors import ConfigError
 
-    config = tmp_path / "c.toml"
     shown = f'"{value}"' if isinstance(value, str) else value
-    config.write_text(
-        f'[profiles.p]\nsource = "{tmp_path}"\ntarget = "file://{tmp_path}/t"\n'
-        f'[profiles.p.encryption]\npassphrase = "x"\ncompress_level = {shown}\n'
-    )
-    config.chmod(0o600)
     with pytest.raises(ConfigError, match=problem):
-        load_config(config)
+        load_config(_config(tmp_path, f"compress_level = {shown}\n"))
 
 
 def test_gpg_options_that_set_the_level_or_turn_compression_off(tmp_path):
