@@ -3,7 +3,7 @@ Swift: the volumes, the signatures and the manifest of a set are written by gpgs
 and a full and an incremental so written restore byte for byte with plain duplicity; a spare
 nobody adopts is gone, its file and directory too, after a success, a failed upload, and Ctrl-C
 or SIGTERM in the middle of the backup (what cfbackup sends duplicity when it is interrupted or
-killed)."""
+killed); what SIGKILL leaves in the archive dir, the next backup removes."""
 
 from __future__ import annotations
 
@@ -179,3 +179,22 @@ def test_the_spares_are_gone_after_an_interrupted_backup(tmp_path, dup_env, sig)
     assert "Processed volume 8" not in output  # it was stopped mid-backup
     if sig == signal.SIGINT:  # duplicity cleans up (SIGTERM kills it: its temp dir stays)
         assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_what_a_killed_run_leaves_the_next_backup_removes(tmp_path, dup_env):
+    """SIGKILL (the OOM killer) runs nothing: the signatures' and the manifest's spares end
+    when their input closes and leave their files in the archive dir, until the next backup."""
+    write_tree(tmp_path / "src", mb=4)
+    run = _backup(tmp_path, dup_env, "gpg-ahead-sigkill")
+    seen: list[str] = []
+    while ADOPTED not in "".join(seen):  # the set's files' spares wait, volume 1 is written
+        seen.append(run.stdout.readline())
+        assert seen[-1], "".join(seen)[-3000:]
+    run.kill()
+    run.communicate(timeout=60)
+    left = {os.path.dirname(name) for _, name, target in _spares("".join(seen)) if target}
+    assert left and all(os.path.isdir(d) for d in left), "".join(seen)[-3000:]
+
+    output = _finish(_backup(tmp_path, dup_env, "gpg-ahead-sigkill"))
+    assert not [d for d in left if os.path.exists(d)], output[-3000:]
+    _assert_spares_gone(output)

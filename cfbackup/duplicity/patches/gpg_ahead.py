@@ -29,10 +29,11 @@ temporary file.
   ``GPGFile``.
 - The signatures and the manifest: when duplicity makes their files (``get_fileobj_duppath``,
   where their remote names are known), one spare each, keyed by the exact path
-  ``to_remote`` will encrypt into, writing in a temp dir of its own inside the archive dir
+  ``to_remote`` will encrypt into, writing in a directory of its own inside the archive dir
   (the same filesystem, so adopting is a rename; if the rename fails the spare is killed and
   duplicity starts its own gpg). They wait, gpg idle on its input, for the set's end, however
-  long a full takes.
+  long a full takes. A run killed with SIGKILL leaves that directory behind: the next backup
+  of that archive dir removes it.
 
 gpg writes what it would have written anyway: plain duplicity restores it. A spare nobody
 adopts (after the last volume for the volume spare; on an error, Ctrl-C, SIGTERM, at exit, or
@@ -59,6 +60,7 @@ from typing import NamedTuple
 
 OFF = "CFBACKUP_NO_GPG_AHEAD"
 _SET_FILES = ("full-sig", "new-sig")  # with the manifests: the set's files sent at its end
+_PREFIX = "cfbackup-gpg-ahead-"  # + pid: the archive dir's directory for the set files' spares
 
 
 class _Spare(NamedTuple):
@@ -67,14 +69,15 @@ class _Spare(NamedTuple):
     gpg_file: object
     name: bytes
     profile: object
-    temp: object  # the duplicity TemporaryDirectory ``name`` is registered with
+    temp: object  # the directory ``name`` is registered with (a duplicity TemporaryDirectory)
     first: bool = False  # started for the first volume of a set
 
 
 _writing = threading.local()  # .volume: (file name, volume size) GPGWriteFile writes here
 _spare = None  # the next volume's _Spare, in duplicity's temp dir
 _named = {}  # target path -> _Spare: the signatures' and the manifest's, in the archive dir
-_archive_temp = None  # the TemporaryDirectory in the archive dir the _named spares write into
+_archive_temp = None  # the _ArchiveTemp the _named spares write into
+_swept = False  # directories killed runs left in the archive dir were removed
 _owner = os.getpid()  # a forked child (gpginterface's, before exec) must not touch the spares
 
 
@@ -97,6 +100,63 @@ def _private(gpg_file) -> None:
     for handle in gpg_file.gpg_process.handles.values():
         with contextlib.suppress(ValueError, OSError):  # the passphrase pipe is closed already
             os.set_inheritable(handle.fileno(), False)
+
+
+class _ArchiveTemp:
+    """The archive dir's directory for the set files' spares, on its filesystem: adopting is a
+    rename. Named after this process, so that the next run can tell one a killed run left
+    (SIGKILL: nothing runs) and remove it; files are registered as duplicity's temp dirs do."""
+
+    def __init__(self, parent: bytes):
+        import tempfile
+
+        self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=os.fsdecode(parent))
+        self._files = []
+
+    def dir(self) -> str:
+        return self._dir
+
+    def mktemp(self) -> bytes:
+        name = os.fsencode(os.path.join(self._dir, f"spare-{len(self._files) + 1}"))
+        self._files.append(name)
+        return name
+
+    def forget(self, name: bytes) -> None:
+        with contextlib.suppress(ValueError):
+            self._files.remove(name)
+
+    def cleanup(self) -> None:
+        for name in self._files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._dir)
+
+
+def _sweep(parent: bytes) -> None:
+    """Remove the spares' directories runs killed with SIGKILL left in the archive dir (only
+    their ``spare-N`` files; a directory holding anything else stays)."""
+    with contextlib.suppress(OSError), os.scandir(os.fsdecode(parent)) as entries:
+        for entry in entries:
+            pid = entry.name[len(_PREFIX):].split("-")[0] if entry.name.startswith(_PREFIX) else ""
+            if not pid.isdigit() or not entry.is_dir(follow_symlinks=False) or _alive(int(pid)):
+                continue
+            with contextlib.suppress(OSError), os.scandir(entry.path) as files:
+                for file in files:
+                    if file.name.startswith("spare-") and file.is_file(follow_symlinks=False):
+                        os.unlink(file.path)
+            with contextlib.suppress(OSError):
+                os.rmdir(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != 0
 
 
 def _launch(genuine, temp, profile, *, first: bool = False):
@@ -131,13 +191,13 @@ def _start(genuine, profile, *, first: bool = False) -> None:
 def _start_for(genuine, target: bytes, profile) -> None:
     """Start the spare gpg for the set's file ``target`` (in the archive dir), beside it."""
     global _archive_temp
-    from duplicity import log, tempdir
+    from duplicity import log
 
     if target in _named:
         return
-    if _archive_temp is None:  # as duplicity does for the unencrypted copies: same filesystem
+    if _archive_temp is None:
         try:
-            _archive_temp = tempdir.TemporaryDirectory(os.path.dirname(target))
+            _archive_temp = _ArchiveTemp(os.path.dirname(target))
         except OSError as error:
             log.Debug(f"gpg-ahead: no gpg started ahead: {error}")
             return
@@ -159,19 +219,43 @@ def _set_begins() -> bool:
     )
 
 
+def _ahead_of_check(genuine) -> None:
+    """An incremental's set begins with the check of its last manifest (fetched and decrypted:
+    a round trip and a key derivation): the first volume's gpg derives its key meanwhile."""
+    from duplicity import config
+
+    if _set_begins():
+        _start(genuine, config.gpg_profile, first=True)
+
+
 def _ahead_of_set(genuine, dirpath, remname) -> None:
     """duplicity made the signatures' or the manifest's file of a backup set (both just before
     it writes the volumes): start the gpgs that will encrypt them at the set's end, and, with
     the manifest, the first volume's."""
+    global _swept
     from duplicity import config, file_naming
 
     parsed = file_naming.parse(remname)
     wanted = parsed and parsed.encrypted and (parsed.manifest or parsed.type in _SET_FILES)
+    if wanted and not _swept and os.getpid() == _owner:  # a restart too: it follows a kill
+        _swept = True
+        _sweep(os.fsencode(dirpath.name))
     if not wanted or not _set_begins():
         return
     if parsed.manifest:  # if check_last_manifest did not start it already
         _start(genuine, config.gpg_profile, first=True)
     _start_for(genuine, os.fsencode(dirpath.append(remname).name), config.gpg_profile)
+
+
+def _quietly(start, *args) -> None:
+    """Start spares ahead; a speed-up that fails never fails the backup (duplicity starts its
+    own gpgs, as without this patch)."""
+    from duplicity import log
+
+    try:
+        start(*args)
+    except Exception as error:  # noqa: BLE001
+        log.Debug(f"gpg-ahead: no gpg started ahead: {error!r}")
 
 
 def _take(spare, target: bytes, profile):
@@ -250,16 +334,13 @@ def discard(temp=None) -> None:
         _end(spare)
 
 
-def _discard_named(temp=None) -> None:
-    """Kill the signatures' and the manifest's spares (with ``temp``: those in it)."""
+def _discard_named() -> None:
+    """Kill the signatures' and the manifest's spares, remove their directory."""
     if os.getpid() != _owner:
         return
-    for target, spare in list(_named.items()):
-        if temp is None or spare.temp is temp:
-            del _named[target]
-            _end(spare)
-    if not _named and (temp is None or temp is _archive_temp):
-        _release_archive_temp()
+    while _named:
+        _end(_named.popitem()[1])
+    _release_archive_temp()
 
 
 def _discard_all() -> None:
@@ -282,8 +363,8 @@ def _on_sigterm(signum, frame):
         for spare in spares:
             if spare is not None:
                 _end(spare, forget=False)
-        if _archive_temp is not None and _archive_temp.dir() is not None:
-            with contextlib.suppress(OSError):  # not a registered file of it is left
+        if _archive_temp is not None:
+            with contextlib.suppress(OSError):  # none of its files is left
                 os.rmdir(_archive_temp.dir())
     os.kill(os.getpid(), signum)
 
@@ -354,20 +435,14 @@ def apply(env):
 
     def get_fileobj_duppath(dirpath, partname, permname, remname, overwrite=False):
         fileobj = get_fileobj(dirpath, partname, permname, remname, overwrite)
-        _ahead_of_set(genuine, dirpath, remname)
+        _quietly(_ahead_of_set, genuine, dirpath, remname)
         return fileobj
 
     def patch_dup_main(dup_main):
         check_last_manifest = dup_main.check_last_manifest
 
         def check_last_manifest_beside_the_first_gpg(col_stats):
-            # an incremental's first step of the set: the remote manifest is fetched and
-            # decrypted (a round trip, and a key derivation), the first volume's gpg derives
-            # its key meanwhile
-            if _set_begins():
-                from duplicity import config
-
-                _start(genuine, config.gpg_profile, first=True)
+            _quietly(_ahead_of_check, genuine)
             return check_last_manifest(col_stats)
 
         check_last_manifest_beside_the_first_gpg.__doc__ = check_last_manifest.__doc__
@@ -381,12 +456,11 @@ def apply(env):
 
     cleanup = tempdir.TemporaryDirectory.cleanup
 
-    def cleanup_after_the_spares(self):
-        discard(self)  # first: a spare's file may be in this directory
-        _discard_named(self)
+    def cleanup_after_the_spare(self):
+        discard(self)  # first: the volume spare's file may be in this directory
         return cleanup(self)
 
-    tempdir.TemporaryDirectory.cleanup = cleanup_after_the_spares
+    tempdir.TemporaryDirectory.cleanup = cleanup_after_the_spare
     after_import("duplicity.dup_main", patch_dup_main)
     atexit.register(_discard_all)
     main = threading.current_thread() is threading.main_thread()
