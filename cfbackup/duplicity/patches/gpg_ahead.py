@@ -69,7 +69,7 @@ class _Spare(NamedTuple):
     gpg_file: object
     name: bytes
     profile: object
-    temp: object  # the directory ``name`` is registered with (a duplicity TemporaryDirectory)
+    temp: object  # where ``name`` is registered: duplicity's TemporaryDirectory, _ArchiveTemp
     first: bool = False  # started for the first volume of a set
 
 
@@ -112,12 +112,14 @@ class _ArchiveTemp:
 
         self._dir = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=os.fsdecode(parent))
         self._files = []
+        self._count = 0
 
     def dir(self) -> str:
         return self._dir
 
     def mktemp(self) -> bytes:
-        name = os.fsencode(os.path.join(self._dir, f"spare-{len(self._files) + 1}"))
+        self._count += 1
+        name = os.fsencode(os.path.join(self._dir, f"spare-{self._count}"))
         self._files.append(name)
         return name
 
