@@ -98,20 +98,6 @@ CORE: tuple[Patch, ...] = (
         "reports none: every progress record of a Swift backup said 0 bytes",
     ),
     Patch(
-        "progress-stop",
-        "cfbackup.duplicity.patches.progress_stop",
-        "3.2.1",
-        (
-            "duplicity.progress:LogProgressThread",
-            "duplicity.progress:LogProgressThread.run",
-            "duplicity.progress:tracker",
-            "duplicity.config:progress_rate",
-        ),
-        "with --progress duplicity joins its progress thread at the end of a backup, which "
-        "sleeps --progress-rate seconds between reports: interactive backups ended up to 1 s "
-        "late",
-    ),
-    Patch(
         "sized-uploads",
         "cfbackup.duplicity.patches.sized_uploads",
         "3.2.1",
@@ -152,6 +138,20 @@ CORE: tuple[Patch, ...] = (
         ("duplicity.gpginterface:threading.Thread", "duplicity.gpginterface:threaded_waitpid"),
         "a restore that fails mid-volume (a full disk) hung for ever at exit: Python waited "
         "for the thread waiting for a gpg blocked on a pipe nobody reads",
+    ),
+    Patch(
+        "progress-stop",
+        "cfbackup.duplicity.patches.progress_stop",
+        "3.2.1",
+        (
+            "duplicity.progress:LogProgressThread",
+            "duplicity.progress:LogProgressThread.run",
+            "duplicity.progress:tracker",
+            "duplicity.config:progress_rate",
+        ),
+        "with --progress duplicity joins its progress thread at the end of a backup, which "
+        "sleeps --progress-rate seconds between reports: interactive backups ended up to 1 s "
+        "late",
     ),
     Patch(
         "gpg-ahead",
