@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 from cfbackup import chains, compression, passcheck
-from cfbackup.actions.common import check_source, duplicity, log, prepare
+from cfbackup.actions.common import check_source, duplicity, log, prepare, warm_duplicity
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import handover_environment
 from cfbackup.duplicity.run import DuplicityResult
@@ -20,9 +20,18 @@ def run_backup(run: Run) -> RunResult:
     check_source(run)
     chain_list = chains.of(profile)
     env = prepare(run)
+    with contextlib.ExitStack() as stack:
+        return _back_up(run, chain_list, env, stack)
+
+
+def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stack) -> RunResult:
+    profile = run.profile
     with target_view(run):
         compression.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
+        handover = authenticated(run)
+        # duplicity starts now and waits for its arguments while the checks below run
+        warm = stack.enter_context(warm_duplicity(run, {**env, **handover_environment(handover)}))
         for chain in chain_list:  # one decryption proves the passphrase for every chain
             if passcheck.check_passphrase(chain.profile, env, run.target_view):
                 break
@@ -30,7 +39,6 @@ def run_backup(run: Run) -> RunResult:
         round_trip = compression.probed(run)
         far = round_trip is not None and round_trip >= compression.FAR
         since = compression.changed_since(run) if far else None
-        handover = run.target_view.handover() if run.target_view is not None else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     choice = compression.choose(
@@ -51,6 +59,7 @@ def run_backup(run: Run) -> RunResult:
                 log_fd=fd,
             ),
             {**env, **handover_environment(handover)},  # the checks' token, while young
+            warm=warm,  # unless the token grew too old meanwhile (then a cold start)
         )
         if after:
             retention(run, chain, env, skip_idle=True)
@@ -93,6 +102,18 @@ def target_view(run: Run) -> Iterator[None]:
     finally:
         view, run.target_view = run.target_view, None
         view.close()
+
+
+def authenticated(run: Run):
+    """The target view's token (it authenticates now, once for the run), for duplicity
+    (``environment.handover_environment``); None for a target that is not Swift."""
+    if run.target_view is None:
+        return None
+    from cfbackup import swift
+
+    with swift.swift_errors(run.profile):
+        run.target_view.connection()
+    return run.target_view.handover()
 
 
 def merged_statistics(parts: list[dict]) -> dict:
