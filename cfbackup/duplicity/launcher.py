@@ -21,7 +21,8 @@ A backup starts its duplicity early, "warm" (``ARGV_FROM``, ``run.warm_duplicity
 launcher applies the patches and imports duplicity, its backends and swiftclient (0.3-0.4 s of
 CPU) while cfbackup's checks still run, then waits for its arguments on a pipe. It does
 nothing else before them: no lock, no file, no request. When the pipe closes without them (a
-check failed, a guard refused), it exits 0 at once.
+check failed, a guard refused), it exits 0 at once. Once it has them, its process title shows
+them (setproctitle), so ``ps`` shows the duplicity command as it would for a cold start.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = _argv_from(int(argv[0][len(ARGV_FROM) :]))
         if argv is None:
             return 0
+        import setproctitle  # ps and /proc show the command it runs, as for a cold start
+
+        setproctitle.setproctitle(" ".join([sys.argv[0], *argv]))
     from duplicity.__main__ import dup_run
 
     # argv[0] stays what duplicity re-executes to restart a backup (see above)
