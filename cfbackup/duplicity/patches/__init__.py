@@ -132,6 +132,15 @@ CORE: tuple[Patch, ...] = (
         "included, and the gpg-agent gpg starts keeps them for as long as it lives",
     ),
     Patch(
+        "gpg-selftest",
+        "cfbackup.duplicity.patches.gpg_selftest",
+        "3.2.1",
+        ("duplicity.gpg:check_gpg", "duplicity.gpginterface:GnuPG.run"),
+        "before every action duplicity tested loopback pinentry with a symmetric encryption: "
+        "a key derivation (0.3 s of CPU) for output nobody reads; the test asks gpg-agent "
+        "the same without deriving",
+    ),
+    Patch(
         "gpg-waiters",
         "cfbackup.duplicity.patches.gpg_waiters",
         "3.2.1",
