@@ -86,6 +86,14 @@ CORE: tuple[Patch, ...] = (
         "with its own credentials when Swift rejects it",
     ),
     Patch(
+        "handed-manifest",
+        "cfbackup.duplicity.patches.handed_manifest",
+        "3.2.1",
+        ("duplicity.dup_collections:BackupSet.get_remote_manifest",),
+        "an incremental's duplicity downloaded and decrypted the manifest cfbackup's passphrase "
+        "check had just opened (a request and a gpg key derivation): it gets the check's copy",
+    ),
+    Patch(
         "upload-progress",
         "cfbackup.duplicity.patches.upload_progress",
         "3.2.1",
