@@ -7,7 +7,6 @@ last set's name, it takes them (and its comparison with its local copy refuses t
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import time
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from support import proxylog
-from support.cli import PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree, make_awkward_tree
 
 from cfbackup.duplicity import launcher
@@ -65,19 +63,6 @@ def test_an_incremental_uses_the_manifest_the_check_decrypted(
     restored = cfbackup("-c", config, "restore", "main", tmp_path / "restored")
     assert restored.returncode == 0, restored
     assert_same_tree(src, tmp_path / "restored")
-
-
-@pytest.fixture
-def dup_env(local_swift, tmp_path):
-    """duplicity's environment as cfbackup gives it for a symmetric profile, its own
-    GNUPGHOME."""
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SWIFT_", "ST_", "OS_", "CFBACKUP_"))}
-    env.update(local_swift.env_v1("user"), PASSPHRASE=PASSPHRASE, GNUPGHOME=str(home))
-    yield env
-    stop_gpg_agent(home)
 
 
 def test_duplicity_downloads_its_own_unless_the_names_match(
