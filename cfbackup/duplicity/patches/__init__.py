@@ -157,6 +157,20 @@ CORE: tuple[Patch, ...] = (
         "for the thread waiting for a gpg blocked on a pipe nobody reads",
     ),
     Patch(
+        "progress-stop",
+        "cfbackup.duplicity.patches.progress_stop",
+        "3.2.1",
+        (
+            "duplicity.progress:LogProgressThread",
+            "duplicity.progress:LogProgressThread.run",
+            "duplicity.progress:tracker",
+            "duplicity.config:progress_rate",
+        ),
+        "with --progress duplicity joins its progress thread at the end of a backup, which "
+        "sleeps --progress-rate seconds between reports: interactive backups ended up to 1 s "
+        "late",
+    ),
+    Patch(
         "gpg-ahead",
         "cfbackup.duplicity.patches.gpg_ahead",
         "3.2.1",
