@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from cfbackup import chains, compression, passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
-from cfbackup.duplicity.environment import handover_environment
+from cfbackup.duplicity.environment import handover_environment, manifest_handover
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
@@ -23,8 +23,11 @@ def run_backup(run: Run) -> RunResult:
     with target_view(run):
         compression.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
+        opened = None  # (chain, the manifest of it the check decrypted): for its duplicity
         for chain in chain_list:  # one decryption proves the passphrase for every chain
-            if passcheck.check_passphrase(chain.profile, env, run.target_view):
+            manifest = passcheck.check_passphrase(chain.profile, env, run.target_view)
+            if manifest is not None:
+                opened = (chain, manifest)
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = compression.probed(run)
@@ -42,16 +45,18 @@ def run_backup(run: Run) -> RunResult:
     after = not run.dry_run and profile["retention"]["after_backup"]
 
     def back_up(chain: chains.Chain) -> DuplicityResult:
-        result = duplicity(
-            run,
-            lambda fd: commands.backup_argv(
-                compression.with_level(chain.profile, choice.level),
-                full=full,
-                dry_run=run.dry_run,
-                log_fd=fd,
-            ),
-            {**env, **handover_environment(handover)},  # the checks' token, while young
-        )
+        checked = opened[1] if opened is not None and opened[0] is chain and not full else None
+        with manifest_handover(checked) as handed:  # the manifest duplicity would download
+            result = duplicity(
+                run,
+                lambda fd: commands.backup_argv(
+                    compression.with_level(chain.profile, choice.level),
+                    full=full,
+                    dry_run=run.dry_run,
+                    log_fd=fd,
+                ),
+                {**env, **handover_environment(handover), **handed},  # the checks' token too
+            )
         if after:
             retention(run, chain, env, skip_idle=True)
         return result

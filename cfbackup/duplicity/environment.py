@@ -6,13 +6,16 @@ application credential, which duplicity cannot take, goes in the ``OS_*`` variab
 application-credential patch (``patches/application_credential.py``) reads inside duplicity.
 :func:`credentials_from_environment` reads either set back (that patch, and the diagnosis of a
 failed run in ``run.py``). A backup's duplicity also gets the token cfbackup's checks obtained
-(:func:`handover_environment`, ``patches/handed_token.py``), with the credentials kept.
+(:func:`handover_environment`, ``patches/handed_token.py``), with the credentials kept, and
+the manifest the passphrase check decrypted (:func:`manifest_handover`,
+``patches/handed_manifest.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from cfbackup import keystone, servicenet
@@ -185,3 +188,29 @@ def handover_environment(handover, *, now: float | None = None) -> dict[str, str
         return {}
     redact.register(handover.token)
     return {handed_token.URL: handover.url, handed_token.TOKEN: handover.token}
+
+
+NO_MANIFEST_HANDOVER = "CFBACKUP_NO_HANDED_MANIFEST"  # =1: duplicity downloads it itself
+
+
+@contextlib.contextmanager
+def manifest_handover(opened) -> Iterator[dict[str, str]]:
+    """The variables that hand a backup's duplicity the manifest cfbackup's passphrase check
+    downloaded and decrypted (``passcheck.Manifest``, its name and plaintext, or None: no
+    variables), in a file of a private temporary directory that is removed when the block ends
+    (duplicity ended, or failed). duplicity uses it instead of downloading and decrypting the
+    same manifest again, only when its last set has that manifest (``patches/handed_manifest.py``).
+    """
+    import tempfile
+
+    from cfbackup.duplicity.patches import handed_manifest
+
+    if opened is None or os.environ.get(NO_MANIFEST_HANDOVER):
+        yield {}
+        return
+    with tempfile.TemporaryDirectory(prefix="cfbackup-manifest-") as folder:  # mode 0700
+        path = os.path.join(folder, "manifest")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(opened.data)
+        yield {handed_manifest.FILE: path, handed_manifest.NAME: opened.name}
