@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from cfbackup import chains, compression, passcheck
 from cfbackup.actions.common import check_source, duplicity, log, prepare, warm_duplicity
 from cfbackup.duplicity import archive, commands
-from cfbackup.duplicity.environment import handover_environment
+from cfbackup.duplicity.environment import handover_environment, manifest_handover
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
@@ -30,10 +30,18 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         compression.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         handover = authenticated(run)
+        slot = stack.enter_context(manifest_handover())  # for the manifest the check decrypts
         # duplicity starts now and waits for its arguments while the checks below run
-        warm = stack.enter_context(warm_duplicity(run, {**env, **handover_environment(handover)}))
+        warm = stack.enter_context(
+            warm_duplicity(run, {**env, **handover_environment(handover), **slot.env})
+        )
+        opened = None  # the chain whose manifest the check decrypted: for its duplicity
         for chain in chain_list:  # one decryption proves the passphrase for every chain
-            if passcheck.check_passphrase(chain.profile, env, run.target_view):
+            manifest = passcheck.check_passphrase(chain.profile, env, run.target_view)
+            if manifest is not None:
+                opened = chain
+                if not run.options.get("full"):  # a full reads no manifest of the last set
+                    slot.put(manifest)
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = compression.probed(run)
@@ -50,6 +58,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     after = not run.dry_run and profile["retention"]["after_backup"]
 
     def back_up(chain: chains.Chain) -> DuplicityResult:
+        handed = slot.env if opened is None or chain is opened else {}  # never another's
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
@@ -58,7 +67,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
                 dry_run=run.dry_run,
                 log_fd=fd,
             ),
-            {**env, **handover_environment(handover)},  # the checks' token, while young
+            {**env, **handover_environment(handover), **handed},  # the checks' token too
             warm=warm,  # unless the token grew too old meanwhile (then a cold start)
         )
         if after:
