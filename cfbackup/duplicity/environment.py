@@ -193,24 +193,41 @@ def handover_environment(handover, *, now: float | None = None) -> dict[str, str
 NO_MANIFEST_HANDOVER = "CFBACKUP_NO_HANDED_MANIFEST"  # =1: duplicity downloads it itself
 
 
+class ManifestSlot:
+    """Where a backup's duplicity finds the manifest cfbackup's passphrase check decrypted
+    (``patches/handed_manifest.py``): a file in a private temporary directory, named in
+    duplicity's environment (:attr:`env`) before the check has run, so that a duplicity
+    started warm during the check (``run.WarmDuplicity``) gets the same environment; the
+    check's manifest goes in with :meth:`put` before duplicity reads it. No file, no hand-over:
+    duplicity downloads the manifest itself."""
+
+    def __init__(self, folder: str | None):
+        self.path = os.path.join(folder, "manifest") if folder else None
+
+    @property
+    def env(self) -> dict[str, str]:
+        from cfbackup.duplicity.patches import handed_manifest
+
+        return {handed_manifest.FILE: self.path} if self.path else {}
+
+    def put(self, opened) -> None:
+        """Hand over ``opened`` (``passcheck.Manifest``): its name on the first line, then its
+        plaintext, in a 0600 file."""
+        if self.path is None:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(os.fsencode(opened.name) + b"\n" + opened.data)
+
+
 @contextlib.contextmanager
-def manifest_handover(opened) -> Iterator[dict[str, str]]:
-    """The variables that hand a backup's duplicity the manifest cfbackup's passphrase check
-    downloaded and decrypted (``passcheck.Manifest``, its name and plaintext, or None: no
-    variables), in a file of a private temporary directory that is removed when the block ends
-    (duplicity ended, or failed). duplicity uses it instead of downloading and decrypting the
-    same manifest again, only when its last set has that manifest (``patches/handed_manifest.py``).
-    """
+def manifest_handover() -> Iterator[ManifestSlot]:
+    """A :class:`ManifestSlot` whose directory (mode 0700) is removed when the block ends
+    (duplicity ended, or failed); an empty one with ``CFBACKUP_NO_HANDED_MANIFEST=1``."""
     import tempfile
 
-    from cfbackup.duplicity.patches import handed_manifest
-
-    if opened is None or os.environ.get(NO_MANIFEST_HANDOVER):
-        yield {}
+    if os.environ.get(NO_MANIFEST_HANDOVER):
+        yield ManifestSlot(None)
         return
-    with tempfile.TemporaryDirectory(prefix="cfbackup-manifest-") as folder:  # mode 0700
-        path = os.path.join(folder, "manifest")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(opened.data)
-        yield {handed_manifest.FILE: path, handed_manifest.NAME: opened.name}
+    with tempfile.TemporaryDirectory(prefix="cfbackup-manifest-") as folder:
+        yield ManifestSlot(folder)

@@ -77,9 +77,8 @@ def test_duplicity_downloads_its_own_unless_the_names_match(
     ) -> subprocess.CompletedProcess:
         env = dict(dup_env)
         if handed is not None:
-            (tmp_path / "handed").write_bytes(handed[1])
-            env.update({handed_manifest.FILE: str(tmp_path / "handed"),
-                        handed_manifest.NAME: handed[0]})
+            (tmp_path / "handed").write_bytes(handed[0].encode() + b"\n" + handed[1])
+            env[handed_manifest.FILE] = str(tmp_path / "handed")
         time.sleep(1.1)  # a new second: a new set
         (src / "plain.txt").write_text(f"changed at {time.time()}\n")
         return subprocess.run(

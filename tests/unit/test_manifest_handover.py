@@ -1,6 +1,7 @@
 """The manifest a backup hands its duplicity (``environment.manifest_handover``): a 0600 file in
-a private folder named in duplicity's environment, gone when duplicity has ended, failed
-included; nothing when the check opened no manifest or the hand-over is switched off."""
+a private folder named in duplicity's environment before the check has run, filled after it,
+gone when duplicity has ended, failed included; no file when the check opened no manifest,
+nothing at all when the hand-over is switched off."""
 
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ def temp(tmp_path, monkeypatch):
 
 
 def test_the_plaintext_is_private_and_gone_after_a_failed_run(temp):
-    with pytest.raises(RuntimeError), manifest_handover(OPENED) as env:
-        path = env[handed_manifest.FILE]
-        assert env[handed_manifest.NAME] == OPENED.name
-        assert open(path, "rb").read() == OPENED.data
+    with pytest.raises(RuntimeError), manifest_handover() as slot:
+        path = slot.env[handed_manifest.FILE]
+        assert not os.path.exists(path)  # named before the check, filled after it
+        slot.put(OPENED)
+        assert handed_manifest.read(path) == (OPENED.name, OPENED.data)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
         assert os.path.dirname(os.path.dirname(path)) == str(temp)
@@ -39,8 +41,9 @@ def test_the_plaintext_is_private_and_gone_after_a_failed_run(temp):
 
 
 def test_nothing_to_hand_over(temp, monkeypatch):
-    with manifest_handover(None) as env:
-        assert env == {}
+    with manifest_handover() as slot:  # the check opened no manifest: no file, nothing read
+        assert handed_manifest.read(slot.env[handed_manifest.FILE]) is None
     monkeypatch.setenv(NO_MANIFEST_HANDOVER, "1")
-    with manifest_handover(OPENED) as env:
-        assert env == {} and list(temp.iterdir()) == []
+    with manifest_handover() as slot:
+        slot.put(OPENED)
+        assert slot.env == {} and list(temp.iterdir()) == []
