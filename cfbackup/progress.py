@@ -98,9 +98,10 @@ def human_duration(seconds: float | None) -> str:
 class Reporter:
     """Turns machine-log records into snapshots; subclasses decide how to show them."""
 
-    # duplicity --progress-rate, seconds (an integer). Its progress thread sleeps that long
-    # between reports and duplicity joins it before exiting: at 5 every backup ended up to 5 s
-    # late (measured); the plain reporter throttles its own lines.
+    # duplicity --progress-rate, seconds (an integer): how often its progress thread reports.
+    # duplicity joins that thread at the end of a backup, which waited out the thread's sleep
+    # (at 5, every backup ended up to 5 s late) until ``patches/progress_stop.py``; the plain
+    # reporter throttles its own lines.
     progress_rate = 1
 
     def __init__(self, action: str, profile: str, stream: IO[str]):

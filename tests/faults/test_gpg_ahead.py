@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from faultkit import wait_for, write_tree
 from procwatch import alive, descendants
-from support.cli import PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree
 from swiftclient import client as swiftclient
 
@@ -31,19 +30,6 @@ STARTED = re.compile(r"gpg-ahead: started gpg (\d+) ahead into (\S+)(?: for (\S+
 ADOPTED = "gpg-ahead: adopted the gpg started ahead for "
 SET_FILES = (r"duplicity-(full|new)-signatures\.\S+\.sigtar\.gpg",
              r"duplicity-(full|inc)\.\S+\.manifest\.gpg")
-
-
-@pytest.fixture
-def dup_env(local_swift, tmp_path):
-    """duplicity's environment as cfbackup gives it for a symmetric profile: the passphrase in
-    PASSPHRASE, the Swift credentials in ST_*; its own GNUPGHOME."""
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SWIFT_", "ST_", "OS_", "CFBACKUP_"))}
-    env.update(local_swift.env_v1("user"), PASSPHRASE=PASSPHRASE, GNUPGHOME=str(home))
-    yield env
-    stop_gpg_agent(home)
 
 
 def _backup(tmp_path: Path, env: dict, container: str, action: str = "full",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 from cfbackup import progress
 from cfbackup.config.load import build_config
@@ -65,7 +66,6 @@ def test_who_gets_a_reporter():
     assert progress.make_reporter("verify", "p") is None
     plain = progress.make_reporter("backup", "p", stream=io.StringIO())
     assert isinstance(plain, progress.PlainReporter)
-    # duplicity waits up to one --progress-rate interval before it exits: keep it at 1 s
     assert plain.duplicity_flags("backup") == ("--progress", "--progress-rate=1")
     assert plain.duplicity_flags("full") == ("--progress", "--progress-rate=1")
     assert plain.duplicity_flags("restore") == ("--verbosity=info",)
@@ -138,3 +138,40 @@ def test_plain_lines_from_a_real_backup_and_quiet(setup):
     quiet = setup.cli("--quiet", "backup", "--full", check=0)
     assert "cfbackup: backup demo" not in quiet.stderr
     assert "backup of demo done" in quiet.stdout
+
+
+def test_a_backup_with_progress_ends_when_its_uploads_do(tmp_path):
+    """duplicity joins its progress thread at the end of a backup; unpatched, that thread
+    finished its --progress-rate sleep first (``patches/progress_stop.py``)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "f").write_bytes(os.urandom(300_000))
+    config = build_config(
+        {
+            "state_dir": str(tmp_path / "state"),
+            "profiles": {
+                "demo": {
+                    "source": str(source),
+                    "target": f"file://{tmp_path / 'target'}",
+                    "archive_dir": str(tmp_path / "archive"),
+                    "encryption": {"mode": "none"},
+                }
+            },
+        },
+        path=None,
+    )
+    profile = config.profile("demo")
+    out = io.StringIO()
+    reporter = progress.PlainReporter("backup", "demo", out, interval=0)
+    started = time.monotonic()
+    run_duplicity(
+        lambda fd: (
+            commands.backup_argv(profile, full=True, log_fd=fd)
+            + reporter.duplicity_flags("full")
+            + ("--progress-rate=120",)  # the last one wins: a sleep no backup should wait for
+        ),
+        {},
+        on_record=reporter.on_record,
+    )
+    assert time.monotonic() - started < 60
+    assert out.getvalue().splitlines()[-1].startswith("cfbackup: backup demo: ")

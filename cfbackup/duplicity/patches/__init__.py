@@ -86,6 +86,14 @@ CORE: tuple[Patch, ...] = (
         "with its own credentials when Swift rejects it",
     ),
     Patch(
+        "handed-manifest",
+        "cfbackup.duplicity.patches.handed_manifest",
+        "3.2.1",
+        ("duplicity.dup_collections:BackupSet.get_remote_manifest",),
+        "an incremental's duplicity downloaded and decrypted the manifest cfbackup's passphrase "
+        "check had just opened (a request and a gpg key derivation): it gets the check's copy",
+    ),
+    Patch(
         "upload-progress",
         "cfbackup.duplicity.patches.upload_progress",
         "3.2.1",
@@ -132,12 +140,35 @@ CORE: tuple[Patch, ...] = (
         "included, and the gpg-agent gpg starts keeps them for as long as it lives",
     ),
     Patch(
+        "gpg-selftest",
+        "cfbackup.duplicity.patches.gpg_selftest",
+        "3.2.1",
+        ("duplicity.gpg:check_gpg", "duplicity.gpginterface:GnuPG.run"),
+        "before every action duplicity tested loopback pinentry with a symmetric encryption: "
+        "a key derivation (0.3 s of CPU) for output nobody reads; the test asks gpg-agent "
+        "the same without deriving",
+    ),
+    Patch(
         "gpg-waiters",
         "cfbackup.duplicity.patches.gpg_waiters",
         "3.2.1",
         ("duplicity.gpginterface:threading.Thread", "duplicity.gpginterface:threaded_waitpid"),
         "a restore that fails mid-volume (a full disk) hung for ever at exit: Python waited "
         "for the thread waiting for a gpg blocked on a pipe nobody reads",
+    ),
+    Patch(
+        "progress-stop",
+        "cfbackup.duplicity.patches.progress_stop",
+        "3.2.1",
+        (
+            "duplicity.progress:LogProgressThread",
+            "duplicity.progress:LogProgressThread.run",
+            "duplicity.progress:tracker",
+            "duplicity.config:progress_rate",
+        ),
+        "with --progress duplicity joins its progress thread at the end of a backup, which "
+        "sleeps --progress-rate seconds between reports: interactive backups ended up to 1 s "
+        "late",
     ),
     Patch(
         "gpg-ahead",
