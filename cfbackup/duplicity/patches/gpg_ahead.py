@@ -20,9 +20,9 @@ user's gpg options, compression and sign key, the passphrase on a pipe), writing
 temporary file.
 
 - Volumes: the first volume's when the set begins (an incremental's ``check_last_manifest``,
-  which fetches and decrypts the last manifest meanwhile, or else when duplicity makes the
-  set's manifest, just before the volumes), in duplicity's temp dir; the next volume's once
-  the first is half written (most incrementals have one volume and need none), then as soon as
+  which may fetch and decrypt the last manifest, or else when duplicity makes the set's
+  manifest, just before the volumes), in duplicity's temp dir; the next volume's once the
+  first is half written (most incrementals have one volume and need none), then as soon as
   each adopted volume begins (deriving takes about as long as writing a 10 MB volume, longer on
   busy cores). When duplicity starts a volume in that directory, the spare's file is renamed
   to the volume's name (gpg's open file follows it) and the spare becomes that volume's
@@ -217,8 +217,8 @@ def _set_begins() -> bool:
 
 
 def _ahead_of_check(genuine) -> None:
-    """An incremental's set begins with the check of its last manifest (fetched and decrypted:
-    a round trip and a key derivation): the first volume's gpg derives its key meanwhile."""
+    """An incremental's set begins with the check of its last manifest (fetched and decrypted
+    unless cfbackup handed it over): the first volume's gpg derives its key meanwhile."""
     from duplicity import config
 
     if _set_begins():
