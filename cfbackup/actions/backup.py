@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, passcheck
+from cfbackup import chains, compression, link, passcheck, upload_workers
 from cfbackup.actions.common import check_source, duplicity, log, prepare
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import handover_environment
@@ -21,23 +21,24 @@ def run_backup(run: Run) -> RunResult:
     chain_list = chains.of(profile)
     env = prepare(run)
     with target_view(run):
-        compression.start_probe(run)
+        if compression.is_auto(profile) or upload_workers.is_auto(profile):
+            link.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         for chain in chain_list:  # one decryption proves the passphrase for every chain
             if passcheck.check_passphrase(chain.profile, env, run.target_view):
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
-        round_trip = compression.probed(run)
-        far = round_trip is not None and round_trip >= compression.FAR
-        since = compression.changed_since(run) if far else None
+        round_trip = link.probed(run)
+        since = compression.changed_since(run) if link.is_far(round_trip) else None
         handover = run.target_view.handover() if run.target_view is not None else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
-    choice = compression.choose(
-        profile, round_trip, swift=swift_target(profile.target) is not None, since=since
-    )
+    swift = swift_target(profile.target) is not None
+    choice = compression.choose(profile, round_trip, swift=swift, since=since)
     if profile["encryption"]["mode"] != "none":
         log.info("compression: %s", choice.reason)
+    uploads = upload_workers.choose(profile, round_trip, swift=swift)
+    log.info("upload workers: %s", uploads.reason)
     full = bool(run.options.get("full"))
     after = not run.dry_run and profile["retention"]["after_backup"]
 
@@ -45,7 +46,9 @@ def run_backup(run: Run) -> RunResult:
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
-                compression.with_level(chain.profile, choice.level),
+                upload_workers.with_workers(
+                    compression.with_level(chain.profile, choice.level), uploads
+                ),
                 full=full,
                 dry_run=run.dry_run,
                 log_fd=fd,
