@@ -22,14 +22,14 @@ With ``--concurrency N`` duplicity builds the next volume while N processes of i
    uploaded by duplicity's own process, as without ``--concurrency``, and nothing is started:
    neither a worker nor the pool's resource tracker (``backend_pool`` sees a
    ``concurrent.futures`` whose ``ProcessPoolExecutor`` is made when the first worker is).
-4. A volume was handed to the pool while one more than it has workers waited: its local
-   manifest (which records an upload when duplicity collects it, after building the next
-   volume) fell two volumes behind the target, and a backup killed then could not resume
-   (duplicity resumes one volume back: "Impossible backup state", the set started again). A
-   volume is handed once a worker is free: with one worker a killed backup always resumes.
-   Measured on loopback, 1 MB volumes: resumed 6 of 6 runs, 1 of 6 with the extra volume
-   waiting (its worker started late, so volumes piled up). Building overlaps uploading as
-   before; only a volume built faster than the previous one uploads waits for it.
+4. duplicity queues one volume more than the pool has workers. Its local manifest records an
+   upload only when duplicity collects it (after building the next volume), so it could fall
+   two volumes behind the target, and a backup killed then could not resume (duplicity
+   resumes one volume back; else "Impossible backup state", and the set starts again). A
+   volume is now handed over once a worker is free: with one worker a killed backup resumes
+   (``tests/faults/test_kill.py`` on loopback, 1 MB volumes: 6 runs of 6; 1 of 6 with the
+   extra volume queued and the workers starting late). Building still overlaps uploading; only
+   a volume built faster than the one before it uploads waits for that upload.
 
 A worker is not killed with duplicity: killed without its ``finally`` (SIGTERM, SIGKILL) it
 would leave them waiting for work for ever. Each worker asks the kernel for a SIGTERM when
