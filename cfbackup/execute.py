@@ -130,9 +130,20 @@ def stream(
     """Run a long command (duplicity), feeding each redacted output line to ``on_line``."""
     argv = tuple(argv)
     log.debug("running: %s", " ".join(argv))
+    process = spawn(argv, env=env, pass_fds=pass_fds)
+    if on_start:
+        on_start(process)
+    return follow(process, argv, on_line=on_line, tail_lines=tail_lines)
+
+
+def spawn(
+    argv: Sequence[str], *, env: Mapping[str, str] | None = None, pass_fds: Sequence[int] = ()
+) -> subprocess.Popen:
+    """Start a long command whose output :func:`follow` reads (a warm duplicity is started
+    before its arguments are known: ``duplicity/run.py``)."""
     try:
-        process = subprocess.Popen(
-            argv,
+        return subprocess.Popen(
+            tuple(argv),
             env=child_environment(env),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -146,8 +157,17 @@ def stream(
         raise CfbackupError(
             f"{argv[0]} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
         ) from None
-    if on_start:
-        on_start(process)
+
+
+def follow(
+    process: subprocess.Popen,
+    argv: tuple[str, ...],
+    *,
+    on_line: Callable[[str], None] | None = None,
+    tail_lines: int = 40,
+) -> Result:
+    """Read a spawned command's output to its end (each line redacted, to ``on_line``) and
+    wait for it; interrupted, it is stopped (:func:`terminate`)."""
     tail: deque[str] = deque(maxlen=tail_lines)
     try:
         assert process.stdout is not None

@@ -9,6 +9,10 @@ gpg 2.2: while the user's agent holds a secret key unlocked, gpg decrypts with i
 passphrase it is given, so a wrong passphrase file passes until the cache is cold, e.g. on the
 new machine at 3 a.m.). A symmetric passphrase is never answered from the cache, but gets the
 same empty keyring: one path for both.
+
+Before an incremental duplicity downloads and decrypts that same manifest again (it compares it
+with its local copy): the backup hands it what the check decrypted (:class:`Manifest`,
+``environment.manifest_handover``, ``duplicity/patches/handed_manifest.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tempfile
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from cfbackup import execute, gpgkeys
 from cfbackup.config.model import Profile
@@ -30,7 +35,16 @@ from cfbackup.errors import CryptoError
 MANIFEST = re.compile(r"^duplicity-(?:full|inc)\.[^/]*\.manifest\.gpg$")
 
 
-def newest_manifest(profile: Profile, view=None) -> bytes | None:
+class Manifest(NamedTuple):
+    """A manifest at the target: its name as duplicity names it (the object's name without the
+    target's prefix, or the file's name), and its bytes (encrypted, or as the check decrypted
+    them)."""
+
+    name: str
+    data: bytes
+
+
+def newest_manifest(profile: Profile, view=None) -> Manifest | None:
     """The newest encrypted manifest at the target, or None when there is none (or the scheme
     is not one cfbackup can read itself). ``view``: the run's ``swift.TargetView``, whose
     connection and listing the quota guard uses too."""
@@ -43,8 +57,8 @@ def newest_manifest(profile: Profile, view=None) -> bytes | None:
             names = [o["name"] for o in objects if MANIFEST.match(o["name"])]
             if not names:
                 return None
-            name = target.object_prefix + max(names, key=_manifest_time)
-            return conn.get_object(target.container, name)[1]
+            name = max(names, key=_manifest_time)
+            return Manifest(name, conn.get_object(target.container, target.object_prefix + name)[1])
     parsed = urllib.parse.urlsplit(profile.target)
     if parsed.scheme == "file":
         folder = Path(urllib.parse.unquote(parsed.path))
@@ -53,7 +67,8 @@ def newest_manifest(profile: Profile, view=None) -> bytes | None:
         names = [n for n in os.listdir(folder) if MANIFEST.match(n)]
         if not names:
             return None
-        return (folder / max(names, key=_manifest_time)).read_bytes()
+        name = max(names, key=_manifest_time)
+        return Manifest(name, (folder / name).read_bytes())
     return None
 
 
@@ -101,14 +116,15 @@ def _not_keyring(folder: str, names: list[str]) -> list[str]:
     ]
 
 
-def _decrypts(gpg, data: bytes | str, passphrase: str | None) -> bool:
+def _decrypted(gpg, data: bytes | str, passphrase: str | None) -> bytes | None:
+    """The plaintext, or None when gpg could not decrypt ``data``."""
     result = gpg.decrypt(
         data,
         passphrase=passphrase,
         always_trust=True,
         extra_args=["--pinentry-mode", "loopback"],
     )
-    return bool(result.ok)
+    return result.data if result.ok else None
 
 
 def _wrong(profile: Profile, what: str) -> CryptoError:
@@ -128,19 +144,21 @@ def _wrong(profile: Profile, what: str) -> CryptoError:
     )
 
 
-def check_passphrase(profile: Profile, env: dict[str, str], view=None) -> bool:
+def check_passphrase(profile: Profile, env: dict[str, str], view=None) -> Manifest | None:
     """Raise CryptoError when the passphrase does not open the newest backup at the target;
-    True when it was checked, False when there was nothing to check it against."""
+    the manifest it opened (decrypted) when it was checked, None when there was nothing to
+    check it against."""
     enc = profile["encryption"]
     if enc["mode"] != "symmetric" or not env.get("PASSPHRASE"):
-        return False
-    data = newest_manifest(profile, view)
-    if data is None:
-        return False
+        return None
+    found = newest_manifest(profile, view)
+    if found is None:
+        return None
     with fresh_keyring(profile, with_keys=False) as gpg:
-        if not _decrypts(gpg, data, env["PASSPHRASE"]):
+        plaintext = _decrypted(gpg, found.data, env["PASSPHRASE"])
+        if plaintext is None:
             raise _wrong(profile, f"decrypt the backups already at {profile.target}")
-    return True
+    return Manifest(found.name, plaintext)
 
 
 def verify_passphrase(profile: Profile, env: dict[str, str]) -> str:
@@ -152,7 +170,7 @@ def verify_passphrase(profile: Profile, env: dict[str, str]) -> str:
     enc = profile["encryption"]
     passphrase = env.get("PASSPHRASE")
     if enc["mode"] == "symmetric":
-        if check_passphrase(profile, env):
+        if check_passphrase(profile, env) is not None:
             return f"opens the newest backup at {profile.target}"
         return "set (no backup at the target yet to test it against)"
     if enc["mode"] != "pubkey":
@@ -164,15 +182,15 @@ def verify_passphrase(profile: Profile, env: dict[str, str]) -> str:
             "not tested: no secret key for encrypt_keys here (this machine can back up, and "
             "restores need the secret key, e.g. from the recovery kit)"
         )
-    data = newest_manifest(profile)
+    found = newest_manifest(profile)
     with fresh_keyring(profile, with_keys=True) as gpg:
-        if data is not None:
-            if not _decrypts(gpg, data, passphrase):
+        if found is not None:
+            if _decrypted(gpg, found.data, passphrase) is None:
                 raise _wrong(profile, f"unlock the secret key that decrypts {profile.target}")
             return f"unlocks the secret key; opens the newest backup at {profile.target}"
         sealed = gpg.encrypt("cfbackup check", holders, always_trust=True, armor=True)
         if not sealed.ok:
             raise CryptoError(f"gpg could not encrypt a test message to {holders[0]}.")
-        if not _decrypts(gpg, str(sealed), passphrase):
+        if _decrypted(gpg, str(sealed), passphrase) is None:
             raise _wrong(profile, f"unlock the secret key of {holders[0]}")
     return "unlocks the secret key (no backup at the target yet)"

@@ -218,6 +218,20 @@ def cli_env(local_swift, gpg_keys):
 
 
 @pytest.fixture
+def dup_env(local_swift, tmp_path):
+    """duplicity's environment as cfbackup gives it for a symmetric profile (for cfbackup's
+    launcher run directly): the passphrase in PASSPHRASE, the Swift credentials in SWIFT_*/ST_*;
+    its own GNUPGHOME."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SWIFT_", "ST_", "OS_", "CFBACKUP_"))}
+    env.update(local_swift.env_v1("user"), PASSPHRASE=PASSPHRASE, GNUPGHOME=str(home))
+    yield env
+    stop_gpg_agent(home)
+
+
+@pytest.fixture
 def cfbackup(cli_env, local_swift):
     """Run ``cfbackup ARGS`` (or ``dt-cf-backup`` with program=...) as a user would."""
 

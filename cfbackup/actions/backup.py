@@ -6,9 +6,9 @@ import contextlib
 from collections.abc import Iterator
 
 from cfbackup import chains, compression, link, passcheck, upload_workers
-from cfbackup.actions.common import check_source, duplicity, log, prepare
+from cfbackup.actions.common import check_source, duplicity, log, prepare, warm_duplicity
 from cfbackup.duplicity import archive, commands
-from cfbackup.duplicity.environment import handover_environment
+from cfbackup.duplicity.environment import handover_environment, manifest_handover
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
@@ -20,17 +20,33 @@ def run_backup(run: Run) -> RunResult:
     check_source(run)
     chain_list = chains.of(profile)
     env = prepare(run)
+    with contextlib.ExitStack() as stack:
+        return _back_up(run, chain_list, env, stack)
+
+
+def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stack) -> RunResult:
+    profile = run.profile
     with target_view(run):
         if compression.is_auto(profile) or upload_workers.is_auto(profile):
             link.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
+        handover = authenticated(run)
+        slot = stack.enter_context(manifest_handover())  # for the manifest the check decrypts
+        # duplicity starts now and waits for its arguments while the checks below run
+        warm = stack.enter_context(
+            warm_duplicity(run, {**env, **handover_environment(handover), **slot.env})
+        )
+        opened = None  # the chain whose manifest the check decrypted: for its duplicity
         for chain in chain_list:  # one decryption proves the passphrase for every chain
-            if passcheck.check_passphrase(chain.profile, env, run.target_view):
+            manifest = passcheck.check_passphrase(chain.profile, env, run.target_view)
+            if manifest is not None:
+                opened = chain
+                if not run.options.get("full"):  # a full reads no manifest of the last set
+                    slot.put(manifest)
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = link.probed(run)
         since = compression.changed_since(run) if link.is_far(round_trip) else None
-        handover = run.target_view.handover() if run.target_view is not None else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     swift = swift_target(profile.target) is not None
@@ -43,6 +59,7 @@ def run_backup(run: Run) -> RunResult:
     after = not run.dry_run and profile["retention"]["after_backup"]
 
     def back_up(chain: chains.Chain) -> DuplicityResult:
+        handed = slot.env if opened is None or chain is opened else {}  # never another's
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
@@ -53,7 +70,8 @@ def run_backup(run: Run) -> RunResult:
                 dry_run=run.dry_run,
                 log_fd=fd,
             ),
-            {**env, **handover_environment(handover)},  # the checks' token, while young
+            {**env, **handover_environment(handover), **handed},  # the checks' token too
+            warm=warm,  # unless the token grew too old meanwhile (then a cold start)
         )
         if after:
             retention(run, chain, env, skip_idle=True)
@@ -96,6 +114,18 @@ def target_view(run: Run) -> Iterator[None]:
     finally:
         view, run.target_view = run.target_view, None
         view.close()
+
+
+def authenticated(run: Run):
+    """The target view's token (it authenticates now, once for the run), for duplicity
+    (``environment.handover_environment``); None for a target that is not Swift."""
+    if run.target_view is None:
+        return None
+    from cfbackup import swift
+
+    with swift.swift_errors(run.profile):
+        run.target_view.connection()
+    return run.target_view.handover()
 
 
 def merged_statistics(parts: list[dict]) -> dict:

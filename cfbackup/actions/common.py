@@ -12,7 +12,7 @@ from pathlib import Path
 from cfbackup import chains, gpgkeys
 from cfbackup.duplicity import patches
 from cfbackup.duplicity.environment import duplicity_environment
-from cfbackup.duplicity.run import DuplicityResult, run_duplicity
+from cfbackup.duplicity.run import DuplicityResult, WarmDuplicity, run_duplicity
 from cfbackup.errors import CfbackupError, ConfigError, ExitCode
 from cfbackup.runtypes import Run
 
@@ -94,6 +94,22 @@ def duplicity(
         return argv[:-2] + progress.duplicity_flags(argv[1], run.profile["verbosity"]) + argv[-2:]
 
     return run_duplicity(build_with_progress, env, on_record=progress.on_record, **kwargs)
+
+
+@contextlib.contextmanager
+def warm_duplicity(run: Run, env: dict[str, str]) -> Iterator[WarmDuplicity | None]:
+    """A duplicity started now for a backup's or a restore's duplicity command, with ``env``
+    and the profile's patches (``run.WarmDuplicity``), given to :func:`duplicity` as
+    ``warm=``; None where several run at once (split chains) or with ``CFBACKUP_NO_WARM=1``.
+    Stopped on the way out when nothing used it."""
+    if os.environ.get(WarmDuplicity.OFF) or chains.is_split(run.profile):
+        yield None
+        return
+    warm = WarmDuplicity(env, patches.from_plugins(run.hooks))
+    try:
+        yield warm
+    finally:
+        warm.close()
 
 
 def when_of(run: Run) -> float | None:

@@ -6,13 +6,16 @@ application credential, which duplicity cannot take, goes in the ``OS_*`` variab
 application-credential patch (``patches/application_credential.py``) reads inside duplicity.
 :func:`credentials_from_environment` reads either set back (that patch, and the diagnosis of a
 failed run in ``run.py``). A backup's duplicity also gets the token cfbackup's checks obtained
-(:func:`handover_environment`, ``patches/handed_token.py``), with the credentials kept.
+(:func:`handover_environment`, ``patches/handed_token.py``), with the credentials kept, and
+the manifest the passphrase check decrypted (:func:`manifest_handover`,
+``patches/handed_manifest.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from cfbackup import keystone, servicenet
@@ -185,3 +188,46 @@ def handover_environment(handover, *, now: float | None = None) -> dict[str, str
         return {}
     redact.register(handover.token)
     return {handed_token.URL: handover.url, handed_token.TOKEN: handover.token}
+
+
+NO_MANIFEST_HANDOVER = "CFBACKUP_NO_HANDED_MANIFEST"  # =1: duplicity downloads it itself
+
+
+class ManifestSlot:
+    """Where a backup's duplicity finds the manifest cfbackup's passphrase check decrypted
+    (``patches/handed_manifest.py``): a file in a private temporary directory, named in
+    duplicity's environment (:attr:`env`) before the check has run, so that a duplicity
+    started warm during the check (``run.WarmDuplicity``) gets the same environment; the
+    check's manifest goes in with :meth:`put` before duplicity reads it. No file, no hand-over:
+    duplicity downloads the manifest itself."""
+
+    def __init__(self, folder: str | None):
+        self.path = os.path.join(folder, "manifest") if folder else None
+
+    @property
+    def env(self) -> dict[str, str]:
+        from cfbackup.duplicity.patches import handed_manifest
+
+        return {handed_manifest.FILE: self.path} if self.path else {}
+
+    def put(self, opened) -> None:
+        """Hand over ``opened`` (``passcheck.Manifest``): its name on the first line, then its
+        plaintext, in a 0600 file."""
+        if self.path is None:
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(os.fsencode(opened.name) + b"\n" + opened.data)
+
+
+@contextlib.contextmanager
+def manifest_handover() -> Iterator[ManifestSlot]:
+    """A :class:`ManifestSlot` whose directory (mode 0700) is removed when the block ends
+    (duplicity ended, or failed); an empty one with ``CFBACKUP_NO_HANDED_MANIFEST=1``."""
+    import tempfile
+
+    if os.environ.get(NO_MANIFEST_HANDOVER):
+        yield ManifestSlot(None)
+        return
+    with tempfile.TemporaryDirectory(prefix="cfbackup-manifest-") as folder:
+        yield ManifestSlot(folder)

@@ -5,34 +5,21 @@ replaced, with the backup complete and restored byte for byte."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 
 import pytest
+from support import proxylog
 from support.trees import assert_same_tree, make_awkward_tree
 
 pytestmark = pytest.mark.swift
 
-REQUEST = re.compile(r" (GET|HEAD|PUT|POST|DELETE) (/\S+) HTTP/1\.\d (\d{3}) ")
-
-
-def _requests(local_swift, skip: int) -> list[tuple[str, str, int]]:
-    """(method, path, status) of every request the proxy logged after line ``skip``."""
-    lines = (local_swift.log_dir / "proxy.log").read_text(errors="replace").splitlines()
-    return [(m[1], m[2], int(m[3])) for m in map(REQUEST.search, lines[skip:]) if m]
-
-
-def _log_length(local_swift) -> int:
-    return len((local_swift.log_dir / "proxy.log").read_text(errors="replace").splitlines())
-
 
 def _backup(cfbackup, config, local_swift, **env) -> list[tuple[str, str, int]]:
-    skip = _log_length(local_swift)
+    skip = proxylog.length(local_swift)
     result = cfbackup("-c", config, "backup", env=env)
     assert result.returncode == 0, result
-    time.sleep(0.3)  # the proxy logs a request once its response is out
-    return _requests(local_swift, skip)
+    return proxylog.requests_since(local_swift, skip)
 
 
 def _auths(requests) -> int:

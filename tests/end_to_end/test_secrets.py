@@ -11,6 +11,7 @@ import pytest
 from support.cli import BIN, PASSPHRASE, assert_no_secret, secret_values
 from support.trees import make_awkward_tree
 
+from cfbackup.duplicity import launcher
 from cfbackup.errors import ExitCode
 from cfbackup.execute import PASSTHROUGH_ENV
 
@@ -100,7 +101,8 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
             assert not any(TOKEN.search(value) for value in record.env.values()), (
                 f"token in the environment of {record}")
     handed = [r.env.get("SWIFT_HANDOVER_TOKEN", "") for r in execs
-              if r.program == "cfbackup-duplicity" and r.argv[1:2] == ["backup"]]
+              if r.program == "cfbackup-duplicity"
+              and (r.argv[1:2] == ["backup"] or r.argv[1].startswith(launcher.ARGV_FROM))]
     assert handed and all(TOKEN.fullmatch(token) for token in handed), handed
     programs = [r.program for r in execs]
     # the trace saw what it was meant to see: four cfbackup runs, duplicity for the first

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 
+from support import proxylog
 from support.cli import BIN
 from support.trees import assert_same_tree, make_awkward_tree
 
@@ -63,8 +64,16 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
     between = time.strftime("%Y-%m-%dT%H:%M:%S")  # after the full, before the incremental
     time.sleep(1.1)
     (src / "srv" / "www" / "plain.txt").write_text("changed after the full\n")
+    skip = proxylog.length(local_swift)
     result = cfbackup("-c", config, "backup")
     assert result.returncode == 0, result
+    # the passphrase check opens the first chain's manifest and hands it to that chain's
+    # duplicity only (patches/handed_manifest.py): one GET of each chain's manifest
+    requests = proxylog.requests_since(local_swift, skip)
+    for root in ("etc", "srv/www"):
+        prefix = f"/{container}/host1/{chains.slug_of(root)}/duplicity-full."
+        gets = [p for m, p, _s in requests if m == "GET" and prefix in p and "manifest" in p]
+        assert len(gets) == 1, (root, requests)
 
     out = tmp_path / "out"
     result = cfbackup("-c", config, "restore", "main", out)

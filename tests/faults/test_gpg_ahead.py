@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from faultkit import wait_for, write_tree
 from procwatch import alive, descendants
-from support.cli import PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree
 
 from cfbackup.duplicity import launcher
@@ -25,19 +24,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.swift]
 
 STARTED = re.compile(r"gpg-ahead: started gpg (\d+) ahead into (\S+)")
 ADOPTED = "gpg-ahead: adopted the gpg started ahead for "
-
-
-@pytest.fixture
-def dup_env(local_swift, tmp_path):
-    """duplicity's environment as cfbackup gives it for a symmetric profile: the passphrase in
-    PASSPHRASE, the Swift credentials in ST_*; its own GNUPGHOME."""
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SWIFT_", "ST_", "OS_", "CFBACKUP_"))}
-    env.update(local_swift.env_v1("user"), PASSPHRASE=PASSPHRASE, GNUPGHOME=str(home))
-    yield env
-    stop_gpg_agent(home)
 
 
 def _full(tmp_path: Path, env: dict, container: str) -> subprocess.Popen:

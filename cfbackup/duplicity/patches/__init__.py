@@ -86,6 +86,14 @@ CORE: tuple[Patch, ...] = (
         "with its own credentials when Swift rejects it",
     ),
     Patch(
+        "handed-manifest",
+        "cfbackup.duplicity.patches.handed_manifest",
+        "3.2.1",
+        ("duplicity.dup_collections:BackupSet.get_remote_manifest",),
+        "an incremental's duplicity downloaded and decrypted the manifest cfbackup's passphrase "
+        "check had just opened (a request and a gpg key derivation): it gets the check's copy",
+    ),
+    Patch(
         "upload-progress",
         "cfbackup.duplicity.patches.upload_progress",
         "3.2.1",
@@ -139,6 +147,15 @@ CORE: tuple[Patch, ...] = (
         ("duplicity.gpginterface:GnuPG._as_child", "subprocess:Popen.__init__"),
         "gpg and other programs inherit duplicity's environment, passphrase and Swift key "
         "included, and the gpg-agent gpg starts keeps them for as long as it lives",
+    ),
+    Patch(
+        "gpg-selftest",
+        "cfbackup.duplicity.patches.gpg_selftest",
+        "3.2.1",
+        ("duplicity.gpg:check_gpg", "duplicity.gpginterface:GnuPG.run"),
+        "before every action duplicity tested loopback pinentry with a symmetric encryption: "
+        "a key derivation (0.3 s of CPU) for output nobody reads; the test asks gpg-agent "
+        "the same without deriving",
     ),
     Patch(
         "gpg-waiters",

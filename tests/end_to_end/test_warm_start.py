@@ -1,0 +1,150 @@
+"""A backup's duplicity starts while cfbackup's checks run and waits for its arguments
+(``WarmDuplicity`` in ``duplicity/run.py``, ``launcher.ARGV_FROM``): a before_backup hook sees it
+waiting, it then runs the backup (restored byte for byte); when a check refuses the backup it
+exits without having touched anything; ``CFBACKUP_NO_WARM=1`` starts it after the checks. A
+restore's starts while the volumes to fetch are planned."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from support.trees import assert_same_tree, make_awkward_tree
+
+from cfbackup.duplicity import launcher
+from cfbackup.duplicity.run import WarmDuplicity
+
+pytestmark = pytest.mark.swift
+
+# a before_backup hook: the pids and command lines of the children of its ancestors (cfbackup's, the
+# shell's that runs the hook), one per line, into a file
+SNAPSHOT = """#!{python}
+import os, sys
+def parent(pid):
+    with open(f"/proc/{{pid}}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+ancestors, pid = set(), os.getpid()
+while pid > 1:
+    pid = parent(pid)
+    ancestors.add(pid)
+lines = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        ppid = parent(pid)
+        with open(f"/proc/{{pid}}/cmdline", "rb") as f:
+            args = f.read().split(b"\\0")
+    except OSError:
+        continue
+    if ppid in ancestors - {{1}}:
+        lines.append(pid + " " + " ".join(a.decode() for a in args if a))
+open({out!r}, "w").write("\\n".join(lines))
+sys.exit({status})
+"""
+
+
+def _hook(tmp_path, status: int = 0):
+    out = tmp_path / f"children-{status}"
+    hook = tmp_path / f"snapshot-{status}"
+    hook.write_text(SNAPSHOT.format(python=sys.executable, out=str(out), status=status))
+    hook.chmod(0o700)
+    return hook, out
+
+
+def _waiting(children: str) -> list[str]:
+    return [line for line in children.splitlines() if launcher.ARGV_FROM in line]
+
+
+def test_duplicity_waits_warm_during_the_checks(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    hook, out = _hook(tmp_path)
+    config = make_config(
+        source=src, more=f'[profiles.main.command_hooks]\nbefore_backup = ["{hook}"]\n'
+    )
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
+    waiting = _waiting(out.read_text())
+    assert len(waiting) == 1, out.read_text()  # started, its arguments not given yet
+    assert " backup " not in waiting[0] and "swift://" not in waiting[0]
+    logs = "\n".join(p.read_text() for p in (tmp_path / "state" / "logs").glob("*.log"))
+    assert "running: " in logs and " backup " in logs  # the arguments it was given, logged
+
+    restored = cfbackup("-c", config, "restore", "main", tmp_path / "restored")
+    assert restored.returncode == 0, restored
+    assert_same_tree(src, tmp_path / "restored")
+
+
+def test_a_refused_backup_leaves_its_warm_duplicity_unused(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    hook, out = _hook(tmp_path, status=3)
+    config = make_config(
+        source=src, more=f'[profiles.main.command_hooks]\nbefore_backup = ["{hook}"]\n'
+    )
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode != 0 and "refused" in result.output, result
+    waiting = _waiting(out.read_text())
+    assert len(waiting) == 1, out.read_text()
+    pid = int(waiting[0].split()[0])
+    assert not os.path.exists(f"/proc/{pid}"), "the unused duplicity outlived cfbackup"
+    archive = tmp_path / "archive"
+    assert not archive.exists() or not [p for p in archive.rglob("*") if p.is_file()]
+    listing = cfbackup("-c", config, "list", "main")
+    assert "no backup" in listing.output.lower() or listing.returncode != 0, listing
+
+
+def test_the_switch_starts_duplicity_after_the_checks(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    hook, out = _hook(tmp_path)
+    config = make_config(
+        source=src, more=f'[profiles.main.command_hooks]\nbefore_backup = ["{hook}"]\n'
+    )
+    result = cfbackup("-c", config, "backup", env={WarmDuplicity.OFF: "1"})
+    assert result.returncode == 0, result
+    assert _waiting(out.read_text()) == [], out.read_text()
+
+
+def test_a_warm_duplicity_fits_only_its_own_environment():
+    env = {"PASSPHRASE": "x-not-used"}
+    warm = WarmDuplicity(env)
+    try:
+        assert warm.fits(env)
+        assert not warm.fits({**env, "SWIFT_HANDOVER_TOKEN": "t"})  # e.g. a token handed later
+    finally:
+        warm.close()
+    assert warm.process.returncode == 0  # its pipe closed without arguments: it just exits
+    assert not warm.fits(env)  # closed: never used after
+
+
+def test_a_restore_runs_in_a_duplicity_started_before_its_plan(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """A restore's duplicity starts while cfbackup reads the manifests and plans the volumes
+    it fetches ahead (``prefetch.py``): strace sees it started with no command, and the
+    restore is complete; with the switch it starts with its command, after the plan."""
+    import subprocess
+
+    from support.cli import BIN
+    from support.exectrace import run_traced
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    gnupghome = tmp_path / "gnupg"
+    gnupghome.mkdir(mode=0o700)
+    env = {**cli_env, "GNUPGHOME": str(gnupghome)}
+
+    def kill_agent():
+        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+                       capture_output=True, check=False)
+
+    for switch, first in (({}, launcher.ARGV_FROM), ({WarmDuplicity.OFF: "1"}, "restore")):
+        into = tmp_path / f"restored{len(switch)}"
+        traced = run_traced(
+            [str(BIN / "cfbackup"), "-c", str(config), "restore", "main", str(into)],
+            env={**env, **switch}, log=tmp_path / f"trace{len(switch)}.log",
+            after_exit=kill_agent,
+        )
+        assert traced.returncode == 0, traced.stderr
+        assert_same_tree(src, into)
+        started = [r.argv[1] for r in traced.execs if r.program == "cfbackup-duplicity"]
+        assert len(started) == 1 and started[0].startswith(first), started
