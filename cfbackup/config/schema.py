@@ -277,6 +277,22 @@ PROFILE = (
         minimum=1,
     ),
     Option(
+        "upload_workers",
+        "integer",
+        'Backups: processes that upload volumes while duplicity builds the next (duplicity '
+        '--concurrency): "auto", or 0 (none) to 8. "auto" is 1 when the Swift is across a '
+        "network (the round trip compress_level \"auto\" measures: 10 ms or more), where "
+        "uploading a volume takes about as long as building one; else 0. They start only "
+        "when a backup has a second volume (about 0.5 s of CPU and 40 MB of memory each), so "
+        "a one-volume incremental starts none; they pay with several volumes (volsize). The "
+        "run's log says what it chose and why; a --concurrency in extra_options wins "
+        "(docs/performance.md).",
+        default="auto",
+        choices=("auto",),
+        minimum=0,
+        maximum=8,
+    ),
+    Option(
         "restore_prefetch",
         "integer",
         "Swift targets: volumes a restore fetches ahead, two at a time, each checked and "

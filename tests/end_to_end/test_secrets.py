@@ -58,7 +58,9 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
     config = make_config(
         source=src,
         encryption='passphrase_command = "cfb-passphrase"',
-        extra='volsize = 1\n',
+        # no upload processes: they are duplicity's own, with its environment
+        # (test_upload_workers.py counts them), and "auto" may start one on a loaded loopback
+        extra='volsize = 1\nupload_workers = 0\n',
         more=f"[profiles.main.command_hooks]\n{hooks}",
     )
     gnupghome = tmp_path / "gnupg"  # a new agent is started, and recorded, under the trace
