@@ -175,12 +175,12 @@ class DupSame(Tool):
         return self._run(rep, lambda fd: commands.backup_argv(profile, log_fd=fd), "backup")
 
     def _as_cfbackup_decides(self):
-        """The profile with the compression level and upload processes cfbackup's "auto" would
-        choose for this run (``cfbackup/compression.py``, ``cfbackup/upload_workers.py``: the
-        same probe, the same sample), decided before the timing."""
-        from cfbackup import compression, link, swift, upload_workers
+        """The profile with the compression level, upload processes and volume size cfbackup's
+        "auto" would choose for this run (``cfbackup/compression.py``, ``upload_workers.py``,
+        ``volume_size.py``: the same probe, the same sample), decided before the timing."""
+        from cfbackup import compression, link, swift, upload_workers, volume_size
 
-        if not (compression.is_auto(self.profile) or upload_workers.is_auto(self.profile)):
+        if not any(m.is_auto(self.profile) for m in (compression, upload_workers, volume_size)):
             return self.profile
         conn = swift.connect(self.profile)
         try:
@@ -191,7 +191,10 @@ class DupSame(Tool):
         since = compression.since_of(self.profile, objects, force_full=False)
         level = compression.choose(self.profile, seconds, since=since).level
         workers = upload_workers.choose(self.profile, seconds)
-        return upload_workers.with_workers(compression.with_level(self.profile, level), workers)
+        size = volume_size.choose(self.profile, seconds)
+        return volume_size.with_size(
+            upload_workers.with_workers(compression.with_level(self.profile, level), workers), size
+        )
 
     def after_backup(self, rep: Rep) -> Sample | None:
         """The retention cfbackup runs after each backup (retention.after_backup)."""

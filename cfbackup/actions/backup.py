@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, link, passcheck, upload_workers
+from cfbackup import chains, compression, link, passcheck, upload_workers, volume_size
 from cfbackup.actions.common import check_source, duplicity, log, prepare, warm_duplicity
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import handover_environment, manifest_handover
@@ -27,7 +27,7 @@ def run_backup(run: Run) -> RunResult:
 def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stack) -> RunResult:
     profile = run.profile
     with target_view(run):
-        if compression.is_auto(profile) or upload_workers.is_auto(profile):
+        if any(m.is_auto(profile) for m in (compression, upload_workers, volume_size)):
             link.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         handover = authenticated(run)
@@ -55,6 +55,8 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         log.info("compression: %s", choice.reason)
     uploads = upload_workers.choose(profile, round_trip, swift=swift)
     log.info("upload workers: %s", uploads.reason)
+    size = volume_size.choose(profile, round_trip, swift=swift)
+    log.info("volume size: %s", size.reason)
     full = bool(run.options.get("full"))
     after = not run.dry_run and profile["retention"]["after_backup"]
 
@@ -63,8 +65,11 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
-                upload_workers.with_workers(
-                    compression.with_level(chain.profile, choice.level), uploads
+                volume_size.with_size(
+                    upload_workers.with_workers(
+                        compression.with_level(chain.profile, choice.level), uploads
+                    ),
+                    size,
                 ),
                 full=full,
                 dry_run=run.dry_run,

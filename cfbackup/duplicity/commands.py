@@ -6,6 +6,7 @@ appear here: they travel in the environment (``environment.py``).
 
 from __future__ import annotations
 
+from cfbackup import volume_size
 from cfbackup.config.model import Profile
 from cfbackup.config.schema import DEFAULT_KEEP_FULL
 from cfbackup.duplicity import options
@@ -113,7 +114,7 @@ def backup_argv(
         *common_flags(profile, log_fd),
         *selection_flags(profile),
         *(() if full else flag("--full-if-older-than", profile["full_if_older_than"])),
-        *flag("--volsize", profile["volsize"]),
+        *flag("--volsize", volume_size.argv_value(profile)),
         *upload_flags(profile),
         *flag("--dry-run", dry_run),
         *extra_flags(profile),

@@ -85,6 +85,8 @@ def test_auto_is_one_across_a_wan_and_extra_options_win(
         )
         assert chosen and int(chosen[1]) >= 30, _logs(tmp_path)
         assert " --concurrency=1 " in _backup_argv(tmp_path)[-1]
+        assert " --volsize=20 " in _backup_argv(tmp_path)[-1]  # volsize "auto", the same probe
+        assert "volume size: 20 MB: Swift answers in " in _logs(tmp_path)
 
         (src / "plain.txt").write_text("changed after the full backup\n")
         text = config.read_text()
@@ -110,3 +112,4 @@ def test_auto_is_one_across_a_wan_and_extra_options_win(
     log = newest.read_text()
     assert re.search(r"upload workers: 0: Swift answers in [\d.]+ ms, so building the", log)
     assert "--concurrency" not in log
+    assert " --volsize=50 " in log and re.search(r"volume size: 50 MB: Swift answers in ", log)
