@@ -171,25 +171,30 @@ class DupSame(Tool):
     def backup(self, rep: Rep) -> Sample:
         from cfbackup.duplicity import commands
 
-        profile = self._with_cfbackups_level()
+        profile = self._as_cfbackup_decides()
         return self._run(rep, lambda fd: commands.backup_argv(profile, log_fd=fd), "backup")
 
-    def _with_cfbackups_level(self):
-        """The profile with the compression level cfbackup's "auto" would choose for this run
-        (``cfbackup/compression.py``, same probe and sample), decided before the timing."""
-        from cfbackup import compression, swift
+    def _as_cfbackup_decides(self):
+        """The profile with the compression level, upload processes and volume size cfbackup's
+        "auto" would choose for this run (``cfbackup/compression.py``, ``upload_workers.py``,
+        ``volume_size.py``: the same probe, the same sample), decided before the timing."""
+        from cfbackup import compression, link, swift, upload_workers, volume_size
 
-        if not compression.is_auto(self.profile):
+        if not any(m.is_auto(self.profile) for m in (compression, upload_workers, volume_size)):
             return self.profile
         conn = swift.connect(self.profile)
         try:
-            seconds = compression.round_trip(conn)
+            seconds = link.round_trip(conn)
             objects = swift.list_target_objects(self.profile, conn)
         finally:
             conn.close()
         since = compression.since_of(self.profile, objects, force_full=False)
-        choice = compression.choose(self.profile, seconds, since=since)
-        return compression.with_level(self.profile, choice.level)
+        level = compression.choose(self.profile, seconds, since=since).level
+        workers = upload_workers.choose(self.profile, seconds)
+        size = volume_size.choose(self.profile, seconds)
+        return volume_size.with_size(
+            upload_workers.with_workers(compression.with_level(self.profile, level), workers), size
+        )
 
     def after_backup(self, rep: Rep) -> Sample | None:
         """The retention cfbackup runs after each backup (retention.after_backup)."""

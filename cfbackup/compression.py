@@ -7,9 +7,9 @@ or LAN the CPU decides and no compression makes the fastest full; across a WAN o
 Mbit/s the bytes decide, and level 1 makes both the backup and the restore faster, and the bill
 (stored and downloaded bytes) smaller. So "auto" compresses at level 1 when both:
 
-- the Swift is across a network: the fastest of :data:`PROBES` requests on one kept-alive
-  connection takes :data:`FAR` or more (:func:`round_trip`; a Swift on this host or its LAN
-  answers in 1-5 ms). The requests run beside the passphrase check's gpg, so they add no
+- the Swift is across a network: the fastest of a few requests on one kept-alive
+  connection takes ``link.FAR`` or more (``cfbackup/link.py``; a Swift on this host or its
+  LAN answers in 1-5 ms). The requests run beside the passphrase check's gpg, so they add no
   time before duplicity starts;
 - the data compresses: :data:`SAMPLES` pieces of the files duplicity will back up, spread
   evenly over their bytes, deflate at level 1 to :data:`SAVES` of their size or less. For an
@@ -25,7 +25,6 @@ Mixed levels in one chain are fine: gpg reads what each volume says when it decr
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import re
 import time
@@ -33,20 +32,17 @@ import zlib
 from typing import Any
 
 from cfbackup.config.model import Profile
+from cfbackup.link import FAR, in_ms
 
 AUTO = "auto"
-FAR = 0.010  # seconds: the fastest answer of a Swift across a network, at least
-PROBES = 4  # requests on one connection at most; the fastest counts
 SAVES = 0.90  # compressed / raw of the sample, at most, for level 1
 SAMPLES = 64  # pieces of the source, evenly spread over its bytes
 PIECE = 64 * 1024  # bytes read at each: 4 MiB in all
 WALK_SECONDS = 2.0  # the walk for the sample stops here (a huge tree: sampled in part)
 MIN_CHANGED = 1024 * 1024  # changed bytes below this: the whole selection is sampled
-PROBE_KEY = "compression-link"
 # gpg_options that set gpg's level themselves (they come after cfbackup's), or turn it off
 _GPG_LEVEL = re.compile(r"(?:^|\s)(?:--compress-level|--bzip2-compress-level|-z)(?:[=\s]|\d|$)")
 _GPG_OFF = re.compile(r"(?:^|\s)--compress(?:ion)?-algo[=\s]+[\"']?(?:none|uncompressed|0)\b", re.I)
-log = logging.getLogger("cfbackup")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,49 +54,6 @@ class Choice:
 def is_auto(profile: Profile) -> bool:
     enc = profile["encryption"]
     return enc["mode"] != "none" and enc["compress_level"] == AUTO
-
-
-def start_probe(run) -> None:
-    """Time the Swift's answers beside the passphrase check (``run.target_view`` runs it in a
-    thread), when this backup's level is "auto" and its target is Swift."""
-    if run.target_view is not None and is_auto(run.profile):
-        run.target_view.start(PROBE_KEY, lambda view: round_trip(view.connection()))
-
-
-def round_trip(conn) -> float:
-    """The fastest of up to :data:`PROBES` requests for the storage host's ``/info`` on
-    ``conn``, in seconds: a round trip plus the proxy's quickest answer (the proxy answers
-    ``/info`` itself, no storage server behind it: 2-5 ms on this machine's loaded loopback,
-    where a HEAD of the account took 5-10 ms). A cluster that hides ``/info`` answers too,
-    and that counts."""
-
-    from swiftclient.exceptions import ClientException
-
-    times = []
-    for _ in range(PROBES):
-        start = time.monotonic()
-        try:
-            conn.get_capabilities()
-        except ClientException as error:
-            if not error.http_status:  # no answer at all: no round trip to count
-                raise
-        times.append(time.monotonic() - start)
-        if times[-1] < FAR:  # near is proven; far needs every try (one may be slow)
-            break
-    return min(times)
-
-
-def probed(run) -> float | None:
-    """What :func:`start_probe` measured; None when it did not run or its requests failed
-    (the checks report an unreachable Swift themselves)."""
-    future = run.target_view.take(PROBE_KEY) if run.target_view is not None else None
-    if future is None:
-        return None
-    try:
-        return future.result()
-    except Exception as error:  # noqa: BLE001 - a failed measurement means "unknown"
-        log.debug("compression: the round-trip probe failed: %s", type(error).__name__)
-        return None
 
 
 def choose(
@@ -120,7 +73,7 @@ def choose(
         return Choice(0, "level 0 (none): the target is not across a network")
     if seconds is None:
         return Choice(0, "level 0 (none): how far the Swift is could not be measured")
-    ms = f"{seconds * 1000:.0f} ms" if seconds >= 0.002 else f"{seconds * 1000:.1f} ms"
+    ms = in_ms(seconds)
     if seconds < FAR:
         return Choice(
             0, f"level 0 (none): Swift answers in {ms}, so the CPU, not the link, decides"

@@ -98,7 +98,7 @@ def restore_source(
         yield None
         return
     local = _local_profile(profile, fetcher)
-    extra = {protocol.ENV: str(fetcher.copy), protocol.CLEAR: "1" if fetcher.clear else "0"}
+    extra = environment(profile, folder)
     with fetcher:
         try:
             yield Plan(local, extra, fetcher)
@@ -109,6 +109,13 @@ def restore_source(
                 raise
             better.detail = error.detail
             raise better from None
+
+
+def environment(profile: Profile, folder: Path) -> dict[str, str]:
+    """What duplicity's environment gets for a restore from the copy :func:`restore_source`
+    fills in ``folder`` (known before the plan: a duplicity started warm gets it)."""
+    clear = not profile["encryption"].get("sign_key")  # as Prefetch decides
+    return {protocol.ENV: str(folder / "copy"), protocol.CLEAR: "1" if clear else "0"}
 
 
 def _local_profile(profile: Profile, fetcher: Prefetch) -> Profile:
@@ -130,7 +137,7 @@ class Prefetch:
     def __init__(self, profile: Profile, env: dict[str, str], folder: Path, *, ahead: int):
         self.profile = profile
         self.folder = folder
-        self.copy = folder / "copy"
+        self.copy = folder / "copy"  # environment() names it
         self.work = folder / "fetching"
         self.ahead = max(1, ahead)
         # a download that fails on Swift is tried again as duplicity tries its own requests
@@ -138,7 +145,7 @@ class Prefetch:
         self.store = stores.open_store(profile)
         self.keys = volume_keys.Keys.for_profile(profile, env)
         enc = profile["encryption"]
-        self.clear = not enc.get("sign_key")
+        self.clear = not enc.get("sign_key")  # environment() decides the same
         self.stop = threading.Event()  # downloads stop (set by close, and by a failed fetch)
         self.closing = threading.Event()  # the restore is over: the scheduler stops
         self.volumes: dict[str, _Volume] = {}  # by name in the copy

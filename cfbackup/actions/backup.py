@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, passcheck
+from cfbackup import chains, compression, link, passcheck, upload_workers, volume_size
 from cfbackup.actions.common import check_source, duplicity, log, prepare, warm_duplicity
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import handover_environment, manifest_handover
@@ -27,7 +27,8 @@ def run_backup(run: Run) -> RunResult:
 def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stack) -> RunResult:
     profile = run.profile
     with target_view(run):
-        compression.start_probe(run)
+        if any(m.is_auto(profile) for m in (compression, upload_workers, volume_size)):
+            link.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         handover = authenticated(run)
         slot = stack.enter_context(manifest_handover())  # for the manifest the check decrypts
@@ -44,16 +45,18 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
                     slot.put(manifest)
                 break
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
-        round_trip = compression.probed(run)
-        far = round_trip is not None and round_trip >= compression.FAR
-        since = compression.changed_since(run) if far else None
+        round_trip = link.probed(run)
+        since = compression.changed_since(run) if link.is_far(round_trip) else None
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
-    choice = compression.choose(
-        profile, round_trip, swift=swift_target(profile.target) is not None, since=since
-    )
+    swift = swift_target(profile.target) is not None
+    choice = compression.choose(profile, round_trip, swift=swift, since=since)
     if profile["encryption"]["mode"] != "none":
         log.info("compression: %s", choice.reason)
+    uploads = upload_workers.choose(profile, round_trip, swift=swift)
+    log.info("upload workers: %s", uploads.reason)
+    size = volume_size.choose(profile, round_trip, swift=swift)
+    log.info("volume size: %s", size.reason)
     full = bool(run.options.get("full"))
     after = not run.dry_run and profile["retention"]["after_backup"]
 
@@ -62,7 +65,12 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
-                compression.with_level(chain.profile, choice.level),
+                volume_size.with_size(
+                    upload_workers.with_workers(
+                        compression.with_level(chain.profile, choice.level), uploads
+                    ),
+                    size,
+                ),
                 full=full,
                 dry_run=run.dry_run,
                 log_fd=fd,

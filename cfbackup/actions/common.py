@@ -98,10 +98,10 @@ def duplicity(
 
 @contextlib.contextmanager
 def warm_duplicity(run: Run, env: dict[str, str]) -> Iterator[WarmDuplicity | None]:
-    """A duplicity started now for the run's one duplicity command, with ``env`` and the
-    profile's patches (``run.WarmDuplicity``), given to :func:`duplicity` as ``warm=``; None
-    where several run at once (split chains) or with ``CFBACKUP_NO_WARM=1``. Stopped on the
-    way out when nothing used it."""
+    """A duplicity started now for a backup's or a restore's duplicity command, with ``env``
+    and the profile's patches (``run.WarmDuplicity``), given to :func:`duplicity` as
+    ``warm=``; None where several run at once (split chains) or with ``CFBACKUP_NO_WARM=1``.
+    Stopped on the way out when nothing used it."""
     if os.environ.get(WarmDuplicity.OFF) or chains.is_split(run.profile):
         yield None
         return

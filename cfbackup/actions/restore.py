@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, prefetch
-from cfbackup.actions.common import duplicity, prepare, scratch, when_of
+from cfbackup.actions.common import duplicity, prepare, scratch, warm_duplicity, when_of
 from cfbackup.duplicity import commands
 from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
 from cfbackup.runtypes import Run, RunResult
@@ -131,8 +131,11 @@ def _restore_one(
     when = run.options.get("time")
     source, extra = chain.profile, {}
     with contextlib.ExitStack() as stack:
-        if folder is not None:
-            own = folder / (chain.slug or "main")
+        own = folder / (chain.slug or "main") if folder is not None else None
+        # duplicity starts now and waits for its arguments while the volumes are planned
+        expected = {**env, **prefetch.environment(chain.profile, own)} if own else env
+        warm = stack.enter_context(warm_duplicity(run, expected))
+        if own is not None:
             own.mkdir(mode=0o700)
             plan = stack.enter_context(
                 prefetch.restore_source(chain.profile, env, own, path=path, when=when_of(run))
@@ -143,6 +146,7 @@ def _restore_one(
             run,
             lambda fd: commands.restore_argv(source, str(into), path=path, time=when, log_fd=fd),
             {**env, **extra},
+            warm=warm,  # unless there is no copy to read after all (then a cold start)
         )
 
 

@@ -270,11 +270,32 @@ PROFILE = (
     Option(
         "volsize",
         "integer",
-        "Volume size in MB. Restoring one file downloads and decrypts each volume it is in: "
-        "50 makes that about 2x faster than duplicity's 200, for ~20% more time on a full with "
-        "a passphrase (gpg derives the key again for each volume; docs/performance.md).",
-        default=50,
+        'Volume size in MB: "auto", or a number. Restoring one file downloads and decrypts each '
+        'volume it is in. "auto" is 20 when the Swift is across a network (the round trip '
+        'compress_level "auto" measures: 10 ms or more), where that download is most of a '
+        "one-file restore (a 50 MB volume: 5.8 s at 50 Mbit/s), else 50, which makes such a "
+        "restore about 2x faster than duplicity's 200. A volume costs a key derivation with "
+        "a passphrase (0.2 s of CPU, started ahead, beside the volume before) and an object "
+        "(docs/performance.md). The run's log says what it chose and why.",
+        default="auto",
+        choices=("auto",),
         minimum=1,
+    ),
+    Option(
+        "upload_workers",
+        "integer",
+        'Backups: processes that upload volumes while duplicity builds the next (duplicity '
+        '--concurrency): "auto", or 0 (none) to 8. "auto" is 1 when the Swift is across a '
+        "network (the round trip compress_level \"auto\" measures: 10 ms or more), where "
+        "uploading a volume takes about as long as building one; else 0. They start only "
+        "when a backup has a second volume (about 0.5 s of CPU and 40 MB of memory each), so "
+        "a one-volume incremental starts none; they pay with several volumes (volsize). The "
+        "run's log says what it chose and why; a --concurrency in extra_options wins "
+        "(docs/performance.md).",
+        default="auto",
+        choices=("auto",),
+        minimum=0,
+        maximum=8,
     ),
     Option(
         "restore_prefetch",

@@ -6,6 +6,7 @@ appear here: they travel in the environment (``environment.py``).
 
 from __future__ import annotations
 
+from cfbackup import volume_size
 from cfbackup.config.model import Profile
 from cfbackup.config.schema import DEFAULT_KEEP_FULL
 from cfbackup.duplicity import options
@@ -36,13 +37,10 @@ def retry_policy(profile: Profile) -> tuple[int, float]:
     profile's extra_options where they set ``--num-retries``/``--backend-retry-delay`` (the
     last one wins, as in duplicity). What cfbackup's own downloads (restore prefetch) follow."""
     values = dict(f.split("=", 1) for f in RETRY_FLAGS)
-    words = list(profile["extra_options"])
-    for index, word in enumerate(words):
-        name, bound, value = word.partition("=")
-        if name in values:
-            value = value if bound else (words[index + 1] if index + 1 < len(words) else "")
-            if value.strip().isdigit():
-                values[name] = value.strip()
+    for name in values:
+        value = (options.last_value(list(profile["extra_options"]), name) or "").strip()
+        if value.isdigit():
+            values[name] = value
     return max(1, int(values["--num-retries"])), float(values["--backend-retry-delay"])
 
 
@@ -95,6 +93,18 @@ def extra_flags(profile: Profile) -> tuple[str, ...]:
     return tuple(o for o in profile["extra_options"] if not options.is_selection(o))
 
 
+def upload_flags(profile: Profile) -> tuple[str, ...]:
+    """``--concurrency=N``: duplicity's upload processes (``upload_workers``). None for 0, for
+    "auto" not yet decided (a backup decides it: ``cfbackup/upload_workers.py``), and when
+    extra_options set ``--concurrency`` (they win)."""
+    workers = profile["upload_workers"]
+    if workers == "auto" or not workers:
+        return ()
+    if options.last_value(list(profile["extra_options"]), "--concurrency") is not None:
+        return ()
+    return (f"--concurrency={workers}",)
+
+
 def backup_argv(
     profile: Profile, *, full: bool = False, dry_run: bool = False, log_fd: int | None = None
 ) -> tuple[str, ...]:
@@ -104,7 +114,8 @@ def backup_argv(
         *common_flags(profile, log_fd),
         *selection_flags(profile),
         *(() if full else flag("--full-if-older-than", profile["full_if_older_than"])),
-        *flag("--volsize", profile["volsize"]),
+        *flag("--volsize", volume_size.argv_value(profile)),
+        *upload_flags(profile),
         *flag("--dry-run", dry_run),
         *extra_flags(profile),
         str(profile.source),

@@ -81,3 +81,14 @@ def takes_value(name: str) -> bool:
 
 def is_selection(word: str) -> bool:
     return option_name(word) in SELECTION_OPTIONS
+
+
+def last_value(words: list[str], name: str) -> str | None:
+    """The value of the last option ``name`` in ``words`` (``--name=V`` or ``--name V``, or a
+    unique abbreviation: the last one wins on duplicity's command line), None when absent."""
+    found = None
+    for index, word in enumerate(words):
+        if option_name(word) == name:
+            _, bound, value = word.partition("=")
+            found = value if bound else (words[index + 1] if index + 1 < len(words) else "")
+    return found

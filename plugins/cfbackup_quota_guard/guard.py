@@ -13,7 +13,7 @@ import math
 import time
 from typing import Any
 
-from cfbackup import next_backup, selection, suggest
+from cfbackup import next_backup, selection, suggest, volume_size
 from cfbackup_quota_guard import estimate
 
 log = logging.getLogger("cfbackup.quota_guard")
@@ -250,7 +250,7 @@ def estimate_next(profile, objects, *, force_full: bool, state_dir=None):
     found = estimate.estimate(
         root,
         selector,
-        volsize_mb=profile["volsize"],
+        volsize_mb=volume_size.planned(profile),
         since=plan.since,
         encrypted=profile["encryption"]["mode"] != "none",
         keys=gpg_key_count(profile),

@@ -11,7 +11,6 @@ import pytest
 from support.cli import BIN, PASSPHRASE, assert_no_secret, secret_values
 from support.trees import make_awkward_tree
 
-from cfbackup.duplicity import launcher
 from cfbackup.errors import ExitCode
 from cfbackup.execute import PASSTHROUGH_ENV
 
@@ -59,7 +58,9 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
     config = make_config(
         source=src,
         encryption='passphrase_command = "cfb-passphrase"',
-        extra='volsize = 1\n',
+        # no upload processes: they are duplicity's own, with its environment
+        # (test_upload_workers.py counts them), and "auto" may start one on a loaded loopback
+        extra='volsize = 1\nupload_workers = 0\n',
         more=f"[profiles.main.command_hooks]\n{hooks}",
     )
     gnupghome = tmp_path / "gnupg"  # a new agent is started, and recorded, under the trace
@@ -70,7 +71,7 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
         subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
                        env=env, check=False)
 
-    execs, hook_runs = [], []
+    execs, hook_runs, handed = [], [], []
     for n, (args, code) in enumerate((
         (("backup",), 0),
         (("restore", "main", tmp_path / "restored"), 0),
@@ -84,6 +85,9 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
         assert traced.returncode == code, traced.stderr
         assert_no_secret(traced.stdout + traced.stderr, local_swift)
         execs += traced.execs
+        if args[0] == "backup":  # its duplicity, started warm or with its command
+            handed += [r.env.get("SWIFT_HANDOVER_TOKEN", "") for r in traced.execs
+                       if r.program == "cfbackup-duplicity"]
         hook_runs += [e for e in traced.execs if e.argv[:2] == ["/bin/sh", "-c"]]
 
     secrets = secret_values(local_swift)
@@ -100,9 +104,6 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
         if record.program != "cfbackup-duplicity":
             assert not any(TOKEN.search(value) for value in record.env.values()), (
                 f"token in the environment of {record}")
-    handed = [r.env.get("SWIFT_HANDOVER_TOKEN", "") for r in execs
-              if r.program == "cfbackup-duplicity"
-              and (r.argv[1:2] == ["backup"] or r.argv[1].startswith(launcher.ARGV_FROM))]
     assert handed and all(TOKEN.fullmatch(token) for token in handed), handed
     programs = [r.program for r in execs]
     # the trace saw what it was meant to see: four cfbackup runs, duplicity for the first

@@ -1,7 +1,8 @@
 """A backup's duplicity starts while cfbackup's checks run and waits for its arguments
 (``WarmDuplicity`` in ``duplicity/run.py``, ``launcher.ARGV_FROM``): a before_backup hook sees it
 waiting, it then runs the backup (restored byte for byte); when a check refuses the backup it
-exits without having touched anything; ``CFBACKUP_NO_WARM=1`` starts it after the checks."""
+exits without having touched anything; ``CFBACKUP_NO_WARM=1`` starts it after the checks. A
+restore's starts while the volumes to fetch are planned."""
 
 from __future__ import annotations
 
@@ -112,3 +113,38 @@ def test_a_warm_duplicity_fits_only_its_own_environment():
         warm.close()
     assert warm.process.returncode == 0  # its pipe closed without arguments: it just exits
     assert not warm.fits(env)  # closed: never used after
+
+
+def test_a_restore_runs_in_a_duplicity_started_before_its_plan(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """A restore's duplicity starts while cfbackup reads the manifests and plans the volumes
+    it fetches ahead (``prefetch.py``): strace sees it started with no command, and the
+    restore is complete; with the switch it starts with its command, after the plan."""
+    import subprocess
+
+    from support.cli import BIN
+    from support.exectrace import run_traced
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    gnupghome = tmp_path / "gnupg"
+    gnupghome.mkdir(mode=0o700)
+    env = {**cli_env, "GNUPGHOME": str(gnupghome)}
+
+    def kill_agent():
+        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+                       capture_output=True, check=False)
+
+    for switch, first in (({}, launcher.ARGV_FROM), ({WarmDuplicity.OFF: "1"}, "restore")):
+        into = tmp_path / f"restored{len(switch)}"
+        traced = run_traced(
+            [str(BIN / "cfbackup"), "-c", str(config), "restore", "main", str(into)],
+            env={**env, **switch}, log=tmp_path / f"trace{len(switch)}.log",
+            after_exit=kill_agent,
+        )
+        assert traced.returncode == 0, traced.stderr
+        assert_same_tree(src, into)
+        started = [r.argv[1] for r in traced.execs if r.program == "cfbackup-duplicity"]
+        assert len(started) == 1 and started[0].startswith(first), started

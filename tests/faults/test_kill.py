@@ -70,7 +70,10 @@ def test_kill_9_of_cfbackup_alone_takes_duplicity_with_it(make_setup, pool):
     """duplicity gets SIGTERM when cfbackup dies (PR_SET_PDEATHSIG), so no orphan keeps
     uploading or holds duplicity's lock on the archive dir; the next run resumes its set. The
     processes of duplicity's upload pool (--concurrency) die with duplicity in turn."""
-    setup = make_setup(extra='extra_options = ["--concurrency=1"]\n' if pool else "")
+    # without: none, whatever upload_workers "auto" would make of a loaded loopback
+    setup = make_setup(
+        extra='extra_options = ["--concurrency=1"]\n' if pool else "upload_workers = 0\n"
+    )
     write_tree(setup.source, mb=6)
     run = setup.spawn_until_uploading(volumes=3)
     child = duplicity_child(run.pid, "backup")

@@ -77,7 +77,7 @@ def test_password_profile_backup_incremental_verify_restore_list_status_quota(
     logs = run_logs(tmp_path)
     assert "/cfbackup-duplicity backup" in logs
     assert "duplicity patches: upload-progress, sized-uploads, " in logs  # then gpg's, prefetch's
-    assert "duplicity patches: handed-token, upload-progress, " in logs  # the incremental's
+    assert "duplicity patches: handed-token, handed-manifest, upload-progress, " in logs  # backups
     assert "application-credential" not in logs
     tier.assert_no_secret(logs)
 

@@ -84,12 +84,13 @@ def test_duplicity_uploads_carry_a_content_length_so_swift_refuses(quota_profile
 
 def test_swift_enforces_the_quota_with_the_plugin_off_too(quota_profile):
     """Content-Length is core's: with quota_guard disabled, duplicity's uploads (also from its
-    upload pool's worker processes, --concurrency) are still sized, so Swift refuses with 413."""
+    upload pool's worker processes, --concurrency, which start for a backup with a second
+    volume) are still sized, so Swift refuses with 413."""
     for extra in ([], ["--concurrency=1"]):
         p = quota_profile(
             profile_lines=['disable_plugins = ["quota_guard"]', f"extra_options = {extra}"]
         )
-        random_files(p.source, 1, 600_000)
+        random_files(p.source, 1, 1_500_000)  # two volumes of 1 MB
         p.set_container_quota(quota_bytes=100_000)
         done = p.cli("backup", check=6)
         assert "container quota exceeded: Swift refused an upload (413)" in done.stderr, extra

@@ -1,7 +1,8 @@
 """The upload-pool patch (cfbackup/duplicity/patches/upload_pool.py) on duplicity's real
 BackendPool: its worker processes, a real upload through duplicity's file backend, and the wait
 ``dup_main`` does at the end of a backup. The orphan half (workers die with duplicity) is in
-tests/faults/test_kill.py."""
+tests/faults/test_kill.py; whole backups (workers only for a set with a second volume) in
+tests/end_to_end/test_upload_workers.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import sys
 import pytest
 
 SCRIPT = """
-import os, sys, time
+import glob, os, sys, time
+
+def children():
+    return sum(len(open(f).read().split()) for f in glob.glob("/proc/self/task/*/children"))
 
 def main():
     if sys.argv[1] == "patched":
@@ -24,14 +28,16 @@ def main():
     backend.import_backends()
     url = "file://" + sys.argv[2]
     pool = backend_pool.BackendPool(url, processes=1)
-    started = len(pool.ppe._processes)
+    time.sleep(0.3)  # what the pool started at once is under way
+    created = children()
     pool.command("put_validated", args=(path.Path(sys.argv[3]), b"vol1"))
+    started = len(pool.ppe._processes)
     t = time.monotonic()
     dup_main.time.sleep(3)  # what dup_main does while uploads are left (2 s there)
     slept = time.monotonic() - t
     sizes = [r.result for r in pool.results_since_last_call()]
     pool.shutdown()
-    print(started, round(slept, 2), sizes)
+    print(created, started, round(slept, 2), sizes)
 
 if __name__ == "__main__":  # the pool's "spawn" workers run this file again
     main()
@@ -39,7 +45,10 @@ if __name__ == "__main__":  # the pool's "spawn" workers run this file again
 
 
 @pytest.mark.parametrize("mode", ["plain", "patched"])
-def test_the_pool_starts_with_its_workers_and_the_wait_ends_with_the_upload(tmp_path, mode):
+def test_the_pool_starts_its_workers_for_an_upload_and_the_wait_ends_with_it(tmp_path, mode):
+    """Patched, a new pool starts no process (the worker and multiprocessing's resource
+    tracker wait for an upload); its first upload (here: not known to be a set's only one)
+    starts its worker at once."""
     script, target, volume = tmp_path / "pool.py", tmp_path / "target", tmp_path / "vol"
     script.write_text(SCRIPT)
     target.mkdir()
@@ -49,9 +58,11 @@ def test_the_pool_starts_with_its_workers_and_the_wait_ends_with_the_upload(tmp_
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    started, slept, sizes = done.stdout.strip().split(maxsplit=2)
+    created, started, slept, sizes = done.stdout.strip().split(maxsplit=3)
     assert (target / "vol1").stat().st_size == 300_000
     if mode == "plain":  # duplicity 3.2.1 as it is: what the patch is for
-        assert (started, float(slept)) == ("0", pytest.approx(3, abs=0.5)), done.stdout
+        assert created == "1", done.stdout  # the resource tracker, in every pool
+        assert (started, float(slept)) == ("1", pytest.approx(3, abs=0.5)), done.stdout
     else:
-        assert started == "1" and float(slept) < 2 and sizes == "[300000]", done.stdout
+        assert created == "0" and started == "1", done.stdout
+        assert float(slept) < 2 and sizes == "[300000]", done.stdout

@@ -122,14 +122,23 @@ CORE: tuple[Patch, ...] = (
         "3.2.1",
         (
             "duplicity.dup_main:time.sleep",
+            "duplicity.backend_pool:concurrent.futures.ProcessPoolExecutor",
             "duplicity.backend_pool:BackendPool.__init__",
+            "duplicity.backend_pool:BackendPool.command",
             "duplicity.backend_pool:BackendPool.shutdown",
             "duplicity.backend_pool:BackendPool._collect_finished_cmds",
             "duplicity.backend_pool:BackendPool._raise_exception_if_any",
+            "duplicity.backend_pool:TrackRecord",
+            "duplicity.gpg:GPGWriteFile",
+            "duplicity.gpg:GzipWriteFile",
+            "duplicity.gpg:PlainWriteFile",
+            "duplicity.config:backend",
+            "duplicity.config:volsize",
         ),
         "with --concurrency duplicity polls its upload pool every 2 s at the end, waits 0.1 s "
-        "twice a volume, and starts the upload processes only once the first volume is ready; "
-        "killed, it leaves them behind",
+        "twice a volume, and starts the upload processes only once the first volume is ready "
+        "(or, started with the pool, in every one-volume incremental too); killed, it leaves "
+        "them behind",
     ),
     Patch(
         "gpg-environment",
