@@ -187,14 +187,20 @@ CORE: tuple[Patch, ...] = (
             "duplicity.gpg:GPGFile.__init__",
             "duplicity.gpg:GPGFile.write",
             "duplicity.gpg:GPGWriteFile",
+            "duplicity.dup_temp:get_fileobj_duppath",
+            "duplicity.dup_main:check_last_manifest",
+            "duplicity.file_naming:parse",
             "duplicity.tempdir:TemporaryDirectory.cleanup",
             "duplicity.tempdir:TemporaryDirectory.mktemp",
             "duplicity.tempdir:TemporaryDirectory.forget",
             "duplicity.config:use_agent",
             "duplicity.config:use_gpgsm",
+            "duplicity.config:restart",
+            "duplicity.config:dry_run",
         ),
-        "with a passphrase, gpg derives the key again for each volume (0.2 s of CPU) before "
-        "reading it, while duplicity waits: the next volume's gpg starts while one is written",
+        "with a passphrase, gpg derives the key again for each file (0.2 s of CPU) before "
+        "reading it, while duplicity waits: each volume's, the signatures' and the manifest's "
+        "gpg starts ahead, beside the work before it",
     ),
     Patch(
         "prefetched-volumes",
