@@ -105,3 +105,22 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     run_duplicity(lambda fd: ("duplicity", "--version"), env, patches=found)
     assert f"duplicity patches: {core}\n" in caplog.text
     assert not marker.exists()
+
+
+def test_every_patch_of_a_module_runs_after_its_import(tmp_path, monkeypatch):
+    """Two patches of one module (gpg-ahead's and upload-pool's of duplicity.dup_main): each
+    runs, in order. With a finder per patch, the last one registered shadowed the first, whose
+    patch never ran (upload-pool's: every pooled backup waited 2 s at its end)."""
+    import importlib
+    import sys
+
+    (tmp_path / "cfb_probe_module.py").write_text("ran = []\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "cfb_probe_module", raising=False)
+    patches.after_import("cfb_probe_module", lambda module: module.ran.append("first"))
+    patches.after_import("cfb_probe_module", lambda module: module.ran.append("second"))
+    module = importlib.import_module("cfb_probe_module")
+    assert module.ran == ["first", "second"]
+    patches.after_import("cfb_probe_module", lambda module: module.ran.append("now"))
+    assert module.ran == ["first", "second", "now"]  # already imported: at once
+    monkeypatch.delitem(sys.modules, "cfb_probe_module")

@@ -243,27 +243,38 @@ def apply(modules: Iterable[str], env: Mapping[str, str]) -> None:
             importlib.import_module(name).apply(env)
 
 
+_after: dict[str, list[Callable[[ModuleType], None]]] = {}  # module name -> its patches
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs the patches waiting for a module right after it is executed (one finder for every
+    module and patch: with a finder per patch, the last one registered for a module shadowed
+    the others, and their patches never ran)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _after:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            for patch in _after.pop(fullname, ()):
+                patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
 def after_import(name: str, patch: Callable[[ModuleType], None]) -> None:
     """Run ``patch(module)`` once module ``name`` is imported (duplicity imports its backends
-    itself, late), or now when it already is."""
+    itself, late), or now when it already is; several patches of one module run in the order
+    they were registered."""
     if name in sys.modules:
         patch(sys.modules[name])
         return
-
-    class AfterImport(importlib.abc.MetaPathFinder):
-        def find_spec(self, fullname, path=None, target=None):
-            if fullname != name:
-                return None
-            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-            if spec is None or spec.loader is None:
-                return spec
-            exec_module = spec.loader.exec_module
-
-            def exec_and_patch(module):
-                exec_module(module)
-                patch(module)
-
-            spec.loader.exec_module = exec_and_patch
-            return spec
-
-    sys.meta_path.insert(0, AfterImport())
+    _after.setdefault(name, []).append(patch)
+    if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport())
