@@ -73,12 +73,8 @@ def test_who_gets_a_reporter():
     assert plain.duplicity_flags("remove-all-but-n-full") == ()
 
 
-def test_real_duplicity_backup_and_restore_feed_the_reporter(tmp_path):
-    """The flags a reporter asks for work with the installed duplicity, and its records parse."""
-    source = tmp_path / "src"
-    source.mkdir()
-    for i in range(3):
-        (source / f"f{i}").write_bytes(os.urandom(700_000))
+def _file_profile(tmp_path, source, **more):
+    """Profile "demo": ``source`` to a file:// target, unencrypted, its state under tmp_path."""
     config = build_config(
         {
             "state_dir": str(tmp_path / "state"),
@@ -87,14 +83,23 @@ def test_real_duplicity_backup_and_restore_feed_the_reporter(tmp_path):
                     "source": str(source),
                     "target": f"file://{tmp_path / 'target'}",
                     "archive_dir": str(tmp_path / "archive"),
-                    "volsize": 1,
                     "encryption": {"mode": "none"},
+                    **more,
                 }
             },
         },
         path=None,
     )
-    profile = config.profile("demo")
+    return config.profile("demo")
+
+
+def test_real_duplicity_backup_and_restore_feed_the_reporter(tmp_path):
+    """The flags a reporter asks for work with the installed duplicity, and its records parse."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(3):
+        (source / f"f{i}").write_bytes(os.urandom(700_000))
+    profile = _file_profile(tmp_path, source, volsize=1)
 
     out = io.StringIO()
     reporter = progress.PlainReporter("backup", "demo", out, interval=0)
@@ -146,21 +151,7 @@ def test_a_backup_with_progress_ends_when_its_uploads_do(tmp_path):
     source = tmp_path / "src"
     source.mkdir()
     (source / "f").write_bytes(os.urandom(300_000))
-    config = build_config(
-        {
-            "state_dir": str(tmp_path / "state"),
-            "profiles": {
-                "demo": {
-                    "source": str(source),
-                    "target": f"file://{tmp_path / 'target'}",
-                    "archive_dir": str(tmp_path / "archive"),
-                    "encryption": {"mode": "none"},
-                }
-            },
-        },
-        path=None,
-    )
-    profile = config.profile("demo")
+    profile = _file_profile(tmp_path, source)
     out = io.StringIO()
     reporter = progress.PlainReporter("backup", "demo", out, interval=0)
     started = time.monotonic()
