@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from cfbackup.config.model import Profile
+from cfbackup.duplicity import options
 from cfbackup.link import FAR, in_ms
 
 AUTO = "auto"
@@ -30,19 +31,32 @@ class Choice:
     reason: str
 
 
+def from_extra_options(profile: Profile) -> int | None:
+    """A ``--volsize`` in the profile's extra_options (the last; duplicity takes it over
+    cfbackup's, which comes first), None when there is none or it is not a number."""
+    given = options.last_value(list(profile["extra_options"]), "--volsize")
+    return int(given) if given is not None and given.strip().isdigit() else None
+
+
 def is_auto(profile: Profile) -> bool:
-    return profile["volsize"] == AUTO
+    return profile["volsize"] == AUTO and from_extra_options(profile) is None
 
 
 def planned(profile: Profile) -> int:
     """The size to plan with before a backup has decided (the quota guard's estimate): the
     smaller one for "auto", which makes the most objects."""
+    given = from_extra_options(profile)
+    if given is not None:
+        return given
     return FAR_MB if is_auto(profile) else int(profile["volsize"])
 
 
 def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Choice:
     """This backup's volume size and why, from the probe's round trip (``seconds``; None when
     it did not run or failed)."""
+    given = from_extra_options(profile)
+    if given is not None:
+        return Choice(given, f"{given} MB, extra_options' --volsize (it wins over volsize)")
     if not is_auto(profile):
         return Choice(int(profile["volsize"]), f"{profile['volsize']} MB, the profile's")
     if not swift or seconds is None or seconds < FAR:
@@ -61,11 +75,11 @@ def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Ch
 
 def with_size(profile: Profile, choice: Choice) -> Profile:
     """A copy of ``profile`` with the chosen size (the run's profile stays "auto")."""
-    if profile["volsize"] == choice.megabytes:
-        return profile
+    if profile["volsize"] == choice.megabytes or from_extra_options(profile) is not None:
+        return profile  # (extra_options' --volsize comes last in the argv: it wins anyway)
     return dataclasses.replace(profile, data=dict(profile.data, volsize=choice.megabytes))
 
 
 def argv_value(profile: Profile) -> int:
     """``--volsize``'s value: the profile's number, :data:`NEAR_MB` for an undecided "auto"."""
-    return NEAR_MB if is_auto(profile) else int(profile["volsize"])
+    return NEAR_MB if profile["volsize"] == AUTO else int(profile["volsize"])

@@ -6,9 +6,16 @@ import contextlib
 from collections.abc import Iterator
 
 from cfbackup import chains, compression, link, passcheck, upload_workers, volume_size
-from cfbackup.actions.common import check_source, duplicity, log, prepare, warm_duplicity
+from cfbackup.actions.common import (
+    check_source,
+    duplicity,
+    log,
+    prepare,
+    scratch,
+    warm_duplicity,
+)
 from cfbackup.duplicity import archive, commands
-from cfbackup.duplicity.environment import handover_environment, manifest_handover
+from cfbackup.duplicity.environment import handover_environment, manifest_slot
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
@@ -31,7 +38,8 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
             link.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         handover = authenticated(run)
-        slot = stack.enter_context(manifest_handover())  # for the manifest the check decrypts
+        # where duplicity finds the manifest the check decrypts
+        slot = manifest_slot(stack.enter_context(scratch(run, "manifest")))
         # duplicity starts now and waits for its arguments while the checks below run
         warm = stack.enter_context(
             warm_duplicity(run, {**env, **handover_environment(handover), **slot.env})

@@ -132,9 +132,10 @@ def _restore_one(
     source, extra = chain.profile, {}
     with contextlib.ExitStack() as stack:
         own = folder / (chain.slug or "main") if folder is not None else None
-        # duplicity starts now and waits for its arguments while the volumes are planned
-        expected = {**env, **prefetch.environment(chain.profile, own)} if own else env
-        warm = stack.enter_context(warm_duplicity(run, expected))
+        warm = None
+        if own is not None:  # duplicity starts now and waits while the volumes are planned
+            expected = {**env, **prefetch.environment(chain.profile, own)}
+            warm = stack.enter_context(warm_duplicity(run, expected))
         if own is not None:
             own.mkdir(mode=0o700)
             plan = stack.enter_context(

@@ -13,9 +13,8 @@ the manifest the passphrase check decrypted (:func:`manifest_handover`,
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from cfbackup import keystone, servicenet
@@ -195,7 +194,7 @@ NO_MANIFEST_HANDOVER = "CFBACKUP_NO_HANDED_MANIFEST"  # =1: duplicity downloads 
 
 class ManifestSlot:
     """Where a backup's duplicity finds the manifest cfbackup's passphrase check decrypted
-    (``patches/handed_manifest.py``): a file in a private temporary directory, named in
+    (``patches/handed_manifest.py``): a file in a private folder of the run, named in
     duplicity's environment (:attr:`env`) before the check has run, so that a duplicity
     started warm during the check (``run.WarmDuplicity``) gets the same environment; the
     check's manifest goes in with :meth:`put` before duplicity reads it. No file, no hand-over:
@@ -220,14 +219,8 @@ class ManifestSlot:
             out.write(os.fsencode(opened.name) + b"\n" + opened.data)
 
 
-@contextlib.contextmanager
-def manifest_handover() -> Iterator[ManifestSlot]:
-    """A :class:`ManifestSlot` whose directory (mode 0700) is removed when the block ends
-    (duplicity ended, or failed); an empty one with ``CFBACKUP_NO_HANDED_MANIFEST=1``."""
-    import tempfile
-
-    if os.environ.get(NO_MANIFEST_HANDOVER):
-        yield ManifestSlot(None)
-        return
-    with tempfile.TemporaryDirectory(prefix="cfbackup-manifest-") as folder:
-        yield ManifestSlot(folder)
+def manifest_slot(folder) -> ManifestSlot:
+    """A :class:`ManifestSlot` in ``folder``, a private folder the caller removes
+    (``actions.common.scratch``, which also removes what a killed run left: the plaintext
+    never outlives its run for long); an empty one with ``CFBACKUP_NO_HANDED_MANIFEST=1``."""
+    return ManifestSlot(None if os.environ.get(NO_MANIFEST_HANDOVER) else str(folder))

@@ -80,6 +80,18 @@ def _argv_from(fd: int) -> list[str] | None:
     return json.loads(data) if data else None
 
 
+def _show(argv: list[str]) -> None:
+    """ps and /proc show the command a warm duplicity runs, as for a cold start. Cosmetic: a
+    name that is not UTF-8 (an old file name to restore) is shown with replacement marks."""
+    import setproctitle
+
+    title = os.fsencode(" ".join([sys.argv[0], *argv])).decode("utf-8", "replace")
+    try:
+        setproctitle.setproctitle(title)
+    except Exception:  # noqa: BLE001 - never worth failing a backup for
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _apply()
@@ -88,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = _argv_from(int(argv[0][len(ARGV_FROM) :]))
         if argv is None:
             return 0
-        import setproctitle  # ps and /proc show the command it runs, as for a cold start
-
-        setproctitle.setproctitle(" ".join([sys.argv[0], *argv]))
+        _show(argv)
     from duplicity.__main__ import dup_run
 
     # argv[0] stays what duplicity re-executes to restart a backup (see above)

@@ -102,7 +102,7 @@ def run_duplicity(
     if warm is not None and not warm.fits(env, patches):
         warm.close()
         warm = None
-    read_fd, write_fd = (warm.log_read, warm.log_write) if warm else os.pipe()
+    read_fd, write_fd = warm.take() if warm is not None else os.pipe()
     records: list[machinelog.Record] = []
 
     def reader() -> None:
@@ -151,6 +151,8 @@ def run_duplicity(
                 on_line=lambda line: log.info("%s", line),
             )
     finally:
+        if warm is not None:
+            warm.close()  # stopped when its arguments never went out (an error, Ctrl-C)
         os.close(write_fd)
         thread.join(timeout=30)
     stats: dict = {}
@@ -167,8 +169,12 @@ class WarmDuplicity:
     """A backup's duplicity started before its arguments are known, while cfbackup's checks
     run: the launcher's start-up (patches, duplicity's imports: 0.3-0.4 s of CPU) overlaps
     them instead of following them (``launcher.ARGV_FROM``). It does nothing until
-    :meth:`start` sends the arguments; :meth:`close` without them makes it exit at once (a
-    check failed, a guard refused). ``CFBACKUP_NO_WARM=1`` switches it off for one run."""
+    :meth:`start` sends the arguments; :meth:`close` without them stops it at once (a check
+    failed, a guard refused: it holds nothing yet). ``CFBACKUP_NO_WARM=1`` switches it off for
+    one run.
+
+    Its log pipe belongs to it until :meth:`take` hands both ends to ``run_duplicity``; from
+    then on :meth:`close` only stops the process (when its arguments never went out)."""
 
     OFF = "CFBACKUP_NO_WARM"
 
@@ -188,41 +194,60 @@ class WarmDuplicity:
             raise
         finally:
             os.close(argv_read)
-        self.started = False
+        self.taken = self.sent = self.closed = False
 
     def fits(self, env: Mapping[str, str], patches: Sequence[Patch] = ()) -> bool:
-        """Was it started with what a run with ``env`` and ``patches`` would get? (The checks'
-        token, for one, is only handed over while young.)"""
+        """Was it started with what a run with ``env`` and ``patches`` would get (the checks'
+        token, for one, is only handed over while young), and is it still waiting? One that
+        died waiting (a patch failed, a kill) is not used: a cold start says why."""
         wanted, chosen = launcher.environment(execute.child_environment(env), patches)
-        return not self.started and wanted == self.env and chosen == self.chosen
+        return (
+            not (self.taken or self.closed)
+            and wanted == self.env
+            and chosen == self.chosen
+            and self.process.poll() is None
+        )
+
+    def take(self) -> tuple[int, int]:
+        """The log pipe's (read, write) ends, now the caller's to close."""
+        self.taken = True
+        return self.log_read, self.log_write
 
     def start(self, args: Sequence[str]) -> subprocess.Popen:
-        """Send duplicity its arguments; from now on the caller owns the log descriptors."""
-        self.started = True
-        with os.fdopen(self._argv_write, "wb") as pipe:
-            self._argv_write = None
-            try:
-                pipe.write(json.dumps(list(args)).encode())
-            except BrokenPipeError:  # it died waiting: follow() reads why
-                pass
+        """Send duplicity its arguments (the pipe then closes)."""
+        fd, self._argv_write = self._argv_write, None
+        self.sent = True
+        data = json.dumps(list(args)).encode()
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except BrokenPipeError:  # it died meanwhile: follow() reads why, classify says it
+            pass
+        finally:
+            os.close(fd)
         return self.process
 
     def close(self) -> None:
-        """Unused: close its argument pipe (it exits 0) and wait for it; then its log pipe."""
+        """Stop it when its arguments never went out (it holds nothing: SIGTERM at once), then
+        close what it still owns; idempotent."""
+        if self.closed:
+            return
+        self.closed = True
         if self._argv_write is not None:
             os.close(self._argv_write)
             self._argv_write = None
-        if self.started:
-            return
-        self.started = True  # (closed: never used after this)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            execute.terminate([self.process])
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        os.close(self.log_read)
-        os.close(self.log_write)
+        if not self.sent:
+            if self.process.poll() is None:
+                self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                execute.terminate([self.process])
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+        if not self.taken:
+            os.close(self.log_read)
+            os.close(self.log_write)
 
 
 # Keystone failures as duplicity (its swiftclient and keystoneclient) or cfbackup's patch report

@@ -103,8 +103,8 @@ BAD_CONFIGS = {
     "no profiles": ('state_dir = "/tmp"\n', "at least one [profiles.NAME]"),
     "missing source": ('[profiles.a]\ntarget = "file:///tmp/x"\n', "profiles.a.source"),
     "wrong type": (
-        '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\nvolsize = "big"\n',
-        "profiles.a.volsize: expected an integer",
+        '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\nrestore_prefetch = "big"\n',
+        "profiles.a.restore_prefetch: expected an integer",
     ),
     "unknown key": (
         '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\nvolsise = 3\n',

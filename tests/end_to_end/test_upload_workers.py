@@ -110,6 +110,12 @@ def test_auto_is_one_across_a_wan_and_extra_options_win(
     assert cfbackup("-c", near, "backup").returncode == 0
     newest = max((tmp_path / "state" / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
     log = newest.read_text()
-    assert re.search(r"upload workers: 0: Swift answers in [\d.]+ ms, so building the", log)
-    assert "--concurrency" not in log
-    assert " --volsize=50 " in log and re.search(r"volume size: 50 MB: Swift answers in ", log)
+    # the loopback Swift: near, unless a loaded machine (the suite's workers) delayed every
+    # probe past 10 ms; either way the choices follow the round trip the log shows
+    chosen = re.search(r"upload workers: (\d): Swift answers in ([\d.]+) ms", log)
+    assert chosen, log
+    far = float(chosen[2]) >= 10
+    assert int(chosen[1]) == far, log
+    assert ("--concurrency" in log) == far, log
+    size = 20 if far else 50
+    assert f" --volsize={size} " in log and f"volume size: {size} MB: Swift answers in " in log

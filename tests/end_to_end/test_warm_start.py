@@ -111,7 +111,8 @@ def test_a_warm_duplicity_fits_only_its_own_environment():
         assert not warm.fits({**env, "SWIFT_HANDOVER_TOKEN": "t"})  # e.g. a token handed later
     finally:
         warm.close()
-    assert warm.process.returncode == 0  # its pipe closed without arguments: it just exits
+    # stopped at once (it holds nothing yet), or gone already: its pipe closed without arguments
+    assert warm.process.returncode in (0, -15)
     assert not warm.fits(env)  # closed: never used after
 
 
@@ -148,3 +149,41 @@ def test_a_restore_runs_in_a_duplicity_started_before_its_plan(
         assert_same_tree(src, into)
         started = [r.argv[1] for r in traced.execs if r.program == "cfbackup-duplicity"]
         assert len(started) == 1 and started[0].startswith(first), started
+
+
+def test_a_warm_duplicity_that_died_waiting_is_replaced_by_a_cold_one():
+    """Killed (an admin, the OOM killer) or failed in its start-up: not used; the command runs
+    in a cold duplicity, which says why if it fails too."""
+    import signal
+
+    from cfbackup.duplicity.run import run_duplicity
+
+    env = {"PASSPHRASE": "x-not-used"}
+    warm = WarmDuplicity(env)
+    warm.process.send_signal(signal.SIGKILL)
+    warm.process.wait(timeout=10)
+    assert not warm.fits(env)
+    result = run_duplicity(lambda fd: ("duplicity", "--version"), env, warm=warm)
+    assert result.returncode == 0 and any("duplicity 3." in line for line in result.output_tail)
+    assert result.argv[1] == "--version"  # the cold one's
+
+
+def test_an_error_before_the_arguments_stops_the_warm_duplicity_at_once():
+    """An error (or Ctrl-C) between taking the warm duplicity and sending its arguments: it is
+    stopped, its pipes closed once, and the error is the one raised, without a wait."""
+    import time
+
+    from cfbackup.duplicity.run import run_duplicity
+
+    env = {"PASSPHRASE": "x-not-used"}
+    warm = WarmDuplicity(env)
+
+    def refuse(fd):
+        raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_duplicity(refuse, env, warm=warm)
+    assert time.monotonic() - started < 15  # not the log reader's 30 s
+    assert warm.process.returncode is not None
+    warm.close()  # again, as the run's ExitStack does: nothing left to close

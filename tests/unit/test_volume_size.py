@@ -58,3 +58,13 @@ def test_only_auto_or_a_positive_number(bad):
 
     with pytest.raises(ConfigError):
         _profile(volsize=bad)
+
+
+def test_extra_options_volsize_wins_and_is_planned_with():
+    profile = _profile(extra_options=["--volsize", "100"])
+    assert not volume_size.is_auto(profile)
+    choice = volume_size.choose(profile, 0.03)
+    assert choice.megabytes == 100 and "extra_options' --volsize" in choice.reason
+    assert volume_size.planned(profile) == 100
+    argv = commands.backup_argv(volume_size.with_size(profile, choice))
+    assert argv.index("--volsize=50") < argv.index("--volsize")  # duplicity takes the last

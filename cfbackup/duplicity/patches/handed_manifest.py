@@ -6,10 +6,11 @@ at the target (``passcheck.check_passphrase``). An incremental's duplicity then 
 for its last set (``dup_main.check_last_manifest``, ``BackupSet.check_manifests`` ->
 ``get_remote_manifest``) to compare it with its local copy: one more request and one more gpg
 key derivation (0.2-0.3 s of CPU) on every incremental, a no-change one included. The backup
-names a file of a private temporary directory in duplicity's environment
+names a file of a private folder of the run in duplicity's environment
 (``CFBACKUP_HANDED_MANIFEST``; ``environment.manifest_handover``, only for the chain whose
 manifest the check opened) and writes into it, mode 0600, the manifest's name on a first line
-and what the check decrypted. The directory is removed when duplicity has ended. The name is
+and what the check decrypted. duplicity removes the file once it has read it, and the run's
+folder is removed when duplicity has ended (or by the next run, after a kill -9). The name is
 in the environment before the check has run (a duplicity started warm gets it then), so the
 file is read when duplicity first asks for a remote manifest, not before.
 
@@ -22,6 +23,7 @@ applied: gpg, a restarted duplicity and upload-pool workers never see it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -60,6 +62,8 @@ def install(path: str) -> None:
     def get_remote_manifest(self):
         if not handed:
             handed.append(read(path))
+            with contextlib.suppress(OSError):  # read once: the plaintext goes at once
+                os.unlink(path)
         remote = self.remote_manifest_name
         if not (handed[0] and config.check_remote and remote):
             return genuine(self)
