@@ -12,7 +12,7 @@ same empty keyring: one path for both.
 
 Before an incremental duplicity downloads and decrypts that same manifest again (it compares it
 with its local copy): the backup hands it what the check decrypted (:class:`Manifest`,
-``environment.manifest_handover``, ``duplicity/patches/handed_manifest.py``).
+``environment.manifest_slot``, ``duplicity/patches/handed_manifest.py``).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ def planned(profile: Profile) -> int:
     given = from_extra_options(profile)
     if given is not None:
         return given
-    return FAR_MB if is_auto(profile) else int(profile["volsize"])
+    return FAR_MB if profile["volsize"] == AUTO else int(profile["volsize"])
 
 
 def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Choice:

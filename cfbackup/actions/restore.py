@@ -131,12 +131,12 @@ def _restore_one(
     when = run.options.get("time")
     source, extra = chain.profile, {}
     with contextlib.ExitStack() as stack:
-        own = folder / (chain.slug or "main") if folder is not None else None
         warm = None
-        if own is not None:  # duplicity starts now and waits while the volumes are planned
+        if folder is not None:
+            own = folder / (chain.slug or "main")
+            # duplicity starts now and waits for its arguments while the volumes are planned
             expected = {**env, **prefetch.environment(chain.profile, own)}
             warm = stack.enter_context(warm_duplicity(run, expected))
-        if own is not None:
             own.mkdir(mode=0o700)
             plan = stack.enter_context(
                 prefetch.restore_source(chain.profile, env, own, path=path, when=when_of(run))

@@ -6,7 +6,7 @@ appear here: they travel in the environment (``environment.py``).
 
 from __future__ import annotations
 
-from cfbackup import volume_size
+from cfbackup import upload_workers, volume_size
 from cfbackup.config.model import Profile
 from cfbackup.config.schema import DEFAULT_KEEP_FULL
 from cfbackup.duplicity import options
@@ -98,9 +98,7 @@ def upload_flags(profile: Profile) -> tuple[str, ...]:
     "auto" not yet decided (a backup decides it: ``cfbackup/upload_workers.py``), and when
     extra_options set ``--concurrency`` (they win)."""
     workers = profile["upload_workers"]
-    if workers == "auto" or not workers:
-        return ()
-    if options.last_value(list(profile["extra_options"]), "--concurrency") is not None:
+    if workers == "auto" or not workers or upload_workers.from_extra_options(profile) is not None:
         return ()
     return (f"--concurrency={workers}",)
 

@@ -7,7 +7,7 @@ application-credential patch (``patches/application_credential.py``) reads insid
 :func:`credentials_from_environment` reads either set back (that patch, and the diagnosis of a
 failed run in ``run.py``). A backup's duplicity also gets the token cfbackup's checks obtained
 (:func:`handover_environment`, ``patches/handed_token.py``), with the credentials kept, and
-the manifest the passphrase check decrypted (:func:`manifest_handover`,
+the manifest the passphrase check decrypted (:func:`manifest_slot`,
 ``patches/handed_manifest.py``).
 """
 

@@ -17,9 +17,10 @@ When the first volume of a backup failed to upload, duplicity restarts itself fr
 executing ``sys.argv[0]`` again: that is the console script, so the restarted duplicity is
 patched too (the ``-m`` form cannot be re-executed).
 
-A backup starts its duplicity early, "warm" (``ARGV_FROM``, ``run.warm_duplicity``): the
-launcher applies the patches and imports duplicity, its backends and swiftclient (0.3-0.4 s of
-CPU) while cfbackup's checks still run, then waits for its arguments on a pipe. It does
+A backup or a restore starts its duplicity early, "warm" (``ARGV_FROM``,
+``run.WarmDuplicity``): the launcher applies the patches and imports duplicity, its backends
+and swiftclient (0.3-0.4 s of CPU) while cfbackup's checks still run, then waits for its
+arguments on a pipe. It does
 nothing else before them: no lock, no file, no request. When the pipe closes without them (a
 check failed, a guard refused), it exits 0 at once. Once it has them, its process title shows
 them (setproctitle), so ``ps`` shows the duplicity command as it would for a cold start.

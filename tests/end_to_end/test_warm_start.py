@@ -104,7 +104,7 @@ def test_the_switch_starts_duplicity_after_the_checks(tmp_path, make_config, cfb
 
 
 def test_a_warm_duplicity_fits_only_its_own_environment():
-    env = {"PASSPHRASE": "x-not-used"}
+    env = {"LANG": "C.UTF-8"}  # any environment: these test the process, not duplicity
     warm = WarmDuplicity(env)
     try:
         assert warm.fits(env)
@@ -135,14 +135,18 @@ def test_a_restore_runs_in_a_duplicity_started_before_its_plan(
     env = {**cli_env, "GNUPGHOME": str(gnupghome)}
 
     def kill_agent():
-        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
-                       capture_output=True, check=False)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
+            capture_output=True,
+            check=False,
+        )
 
     for switch, first in (({}, launcher.ARGV_FROM), ({WarmDuplicity.OFF: "1"}, "restore")):
         into = tmp_path / f"restored{len(switch)}"
         traced = run_traced(
             [str(BIN / "cfbackup"), "-c", str(config), "restore", "main", str(into)],
-            env={**env, **switch}, log=tmp_path / f"trace{len(switch)}.log",
+            env={**env, **switch},
+            log=tmp_path / f"trace{len(switch)}.log",
             after_exit=kill_agent,
         )
         assert traced.returncode == 0, traced.stderr
@@ -158,7 +162,7 @@ def test_a_warm_duplicity_that_died_waiting_is_replaced_by_a_cold_one():
 
     from cfbackup.duplicity.run import run_duplicity
 
-    env = {"PASSPHRASE": "x-not-used"}
+    env = {"LANG": "C.UTF-8"}  # any environment: these test the process, not duplicity
     warm = WarmDuplicity(env)
     warm.process.send_signal(signal.SIGKILL)
     warm.process.wait(timeout=10)
@@ -175,7 +179,7 @@ def test_an_error_before_the_arguments_stops_the_warm_duplicity_at_once():
 
     from cfbackup.duplicity.run import run_duplicity
 
-    env = {"PASSPHRASE": "x-not-used"}
+    env = {"LANG": "C.UTF-8"}  # any environment: these test the process, not duplicity
     warm = WarmDuplicity(env)
 
     def refuse(fd):

@@ -7,7 +7,7 @@ for its last set (``dup_main.check_last_manifest``, ``BackupSet.check_manifests`
 ``get_remote_manifest``) to compare it with its local copy: one more request and one more gpg
 key derivation (0.2-0.3 s of CPU) on every incremental, a no-change one included. The backup
 names a file of a private folder of the run in duplicity's environment
-(``CFBACKUP_HANDED_MANIFEST``; ``environment.manifest_handover``, only for the chain whose
+(``CFBACKUP_HANDED_MANIFEST``; ``environment.manifest_slot``, only for the chain whose
 manifest the check opened) and writes into it, mode 0600, the manifest's name on a first line
 and what the check decrypted. duplicity removes the file once it has read it, and the run's
 folder is removed when duplicity has ended (or by the next run, after a kill -9). The name is
