@@ -2,8 +2,9 @@
 clear output grows while the download is held half way, and the encrypted bytes never touch
 the disk. Stopped half way, damaged in Swift, or read with a wrong passphrase, it leaves no
 file and no gpg behind, and ends as before the change: nothing, CORRUPT (before anything gpg
-says), the keys error. The prefetch runs in the test's process against the real Swift, real
-gpg and a backup real duplicity made (``prefetchkit``)."""
+says), the keys error; broken half way on Swift, it is tried again with a new gpg. The
+prefetch runs in the test's process against the real Swift, real gpg and a backup real
+duplicity made (``prefetchkit``)."""
 
 from __future__ import annotations
 
@@ -128,3 +129,38 @@ def test_an_unencrypted_profile_restores_through_the_same_path(make_setup, tmp_p
     log = max((setup.state_dir / "logs").glob("*-restore-*.log"), key=os.path.getmtime)
     assert re.search(r"prefetch: (\d+) of \1 volumes needed, \d+ ahead, decrypted ahead",
                      log.read_text())
+
+
+def test_a_download_broken_half_way_is_tried_again_with_a_fresh_gpg(
+    make_setup, tmp_path, monkeypatch, caplog
+):
+    """Swift's proxy stops while a volume is half way through gpg: the try fails on Swift
+    (swiftclient's own resumes find no proxy), and the next try starts a new gpg with a new
+    output; the volume in the copy is then exactly the clear volume, and no gpg is left."""
+    setup = make_setup(extra='extra_options = ["--num-retries=3", "--backend-retry-delay", "2"]\n')
+    setup.config.write_text(setup.config.read_text().replace("volsize = 1", "volsize = 16"))
+    write_tree(setup.source, mb=16)
+    assert setup.run("backup").returncode == 0
+    monkeypatch.setenv("T_SWIFT_KEY", setup.env["T_SWIFT_KEY"])
+    fetcher = open_prefetch(setup, tmp_path / "retried", passphrase=PASSPHRASE)
+    volume = _first(fetcher)
+    assert volume.ref.size > 12 * MB, volume.ref
+    fetcher.store.hold_after = MB
+    part = fetcher.work / f"{volume.name}.part"
+    with fetcher:
+        wait_for(fetcher.store.holding.is_set, 60, "the download to be held half way")
+        wait_for(lambda: part.exists() and part.stat().st_size > 0, 20, "gpg's first output")
+        assert len(gpg_children()) == 1
+        setup.swift.stop_proxy()
+        try:
+            fetcher.store.hold_after = None
+            fetcher.store.release.set()
+            wait_for(lambda: "trying again in 2 s (try 2 of 3)" in caplog.text, 90,
+                     "the broken download to be tried again")
+        finally:
+            setup.swift.start_proxy()
+        wait_for(lambda: (fetcher.copy / volume.name).exists(), 90, "the volume in the copy")
+    assert (fetcher.copy / volume.name).read_bytes() == _clear_bytes(setup, volume.ref.name)
+    assert fetcher.failure() is None
+    assert files_under(fetcher.work) == []
+    assert gpg_children() == []
