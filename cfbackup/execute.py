@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from typing import IO
 
 from cfbackup import redact
 from cfbackup.errors import CfbackupError, ExitCode
@@ -141,17 +142,38 @@ def spawn(
 ) -> subprocess.Popen:
     """Start a long command whose output :func:`follow` reads (a warm duplicity is started
     before its arguments are known: ``duplicity/run.py``)."""
+    return _popen(
+        argv,
+        env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        pass_fds=tuple(pass_fds),
+    )
+
+
+def fed(
+    argv: Sequence[str],
+    *,
+    stdout: IO[bytes],
+    stderr: IO[bytes],
+    env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen:
+    """Start a command that reads what the caller writes to its (binary) ``stdin`` as it
+    comes, e.g. gpg decrypting a volume while it downloads; its output goes to files. The
+    caller closes stdin and waits, or kills it."""
+    return _popen(
+        argv, env, stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, pass_fds=tuple(pass_fds)
+    )
+
+
+def _popen(argv: Sequence[str], env: Mapping[str, str] | None, **kwargs) -> subprocess.Popen:
     try:
         return subprocess.Popen(
-            tuple(argv),
-            env=child_environment(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            pass_fds=tuple(pass_fds),
-            preexec_fn=_die_with_parent,
+            tuple(argv), env=child_environment(env), preexec_fn=_die_with_parent, **kwargs
         )
     except FileNotFoundError:
         raise CfbackupError(

@@ -12,6 +12,8 @@ whose manifest range holds the path (``volumes.needed_for``, duplicity's own rul
 
 Decrypted ahead when gpg alone opens the volumes: duplicity then reads clear tar volumes
 (``--no-encryption``), and restoring takes one core instead of gpg's and duplicity's together.
+gpg decrypts each volume while it downloads (``volumes.fetch(clear=...)``): a volume is ready
+as its last byte arrives, not a decryption later, and its encrypted bytes never touch the disk.
 With ``encryption.sign_key`` they stay as they are: duplicity decrypts them and checks their
 signatures, as always.
 
@@ -210,9 +212,7 @@ class Prefetch:
         from duplicity import manifest
 
         local = self.profile.archive_dir / self.profile.backup_name
-        name = backup_set.manifest
-        for suffix in (".gpg", ".gz"):
-            name = name[: -len(suffix)] if name.endswith(suffix) else name
+        name = volume_keys.clear_name(backup_set.manifest)
         try:
             backup_set.info = manifest.Manifest().from_string((local / name).read_bytes())
         except (OSError, manifest.ManifestError, manifest.VolumeInfoError, ValueError):
@@ -220,11 +220,7 @@ class Prefetch:
         return True
 
     def _local_name(self, name: str) -> str:
-        if self.clear:
-            for suffix in (".gpg", ".gz"):
-                if name.endswith(suffix):
-                    return name[: -len(suffix)]
-        return name
+        return volume_keys.clear_name(name) if self.clear else name
 
     # ---- running ----------------------------------------------------------------------------
     def __enter__(self) -> Prefetch:
@@ -318,28 +314,19 @@ class Prefetch:
         return shutil.disk_usage(self.folder).free
 
     def _fetch(self, volume: _Volume) -> volumes.Outcome | None:
-        """Download, check, decrypt (clear copy) one volume into the copy."""
+        """Download and check one volume (decrypted as it arrives, for a clear copy), then put
+        it into the copy."""
         outcomes = volumes.fetch(self.store, [volume.ref], self.work, stop=self.stop, workers=1,
-                                 retry=self.retry, action="restore")
+                                 retry=self.retry, action="restore",
+                                 clear=self.keys if self.clear else None)
         if not outcomes:
             return None  # stopped
         outcome = outcomes[0]
-        if not outcome.ok:
-            return outcome
-        source = outcome.path
-        if self.clear:
-            source = self.work / f"{volume.name}.clear"
-            try:
-                self.keys.decrypt_file(outcome.path, volume.ref.name, source)
-            except Exception as error:  # noqa: BLE001 - gpg's words go into the outcome
-                if getattr(error, "keys", False):  # the passphrase or the key, not the volume
-                    what = f"{volume.ref.name} at {self.store.label} ({error})"
-                    raise volume_keys.keys_error(what) from None
-                outcome.problem, outcome.detail = volumes.UNDECRYPTABLE, str(error)
-                return outcome
-            finally:
-                outcome.path.unlink(missing_ok=True)
-        os.replace(source, self.copy / volume.name)
+        if outcome.keys:  # the passphrase or the key, not the volume
+            what = f"{volume.ref.name} at {self.store.label} ({outcome.detail})"
+            raise volume_keys.keys_error(what)
+        if outcome.ok:
+            os.replace(outcome.path, self.copy / volume.name)
         return outcome
 
     def _finished(self, volume: _Volume, future: concurrent.futures.Future) -> None:

@@ -32,6 +32,36 @@ class Missing(Exception):
     """The object is not at the target."""
 
 
+class Sink(Protocol):
+    """Where a download's bytes go as they arrive: ``write`` each chunk, then ``finish`` once
+    the object is whole and its hash checked, or ``abort`` (nothing of it stays behind; safe
+    after either, and more than once)."""
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class FileSink:
+    """The bytes as they are, into ``path``."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._handle = open(path, "wb")  # noqa: SIM115 - closed by finish or abort
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+
+    def finish(self) -> None:
+        self._handle.close()
+
+    def abort(self) -> None:
+        self._handle.close()
+        self.path.unlink(missing_ok=True)
+
+
 class Store(Protocol):
     label: str
 

@@ -2,22 +2,44 @@
 or keys (python-gnupg, the passphrase on gpg's standard input, never its command line), gzip
 for an unencrypted profile, nothing for a plain one. What ``volumes.py`` reads manifests and
 checks volumes with, and restore prefetch decrypts ahead with.
+
+A volume can also be decrypted while it downloads (:meth:`Keys.decrypting`, a ``stores.Sink``):
+gpg reads its bytes as they arrive, so its key derivation and its work overlap the download
+instead of following it, and the encrypted bytes never touch the disk. That gpg is run
+directly (``execute.fed``), with python-gnupg's settings and its encoding of the passphrase,
+which reaches it on a pipe of its own (``--passphrase-fd``): python-gnupg's own streaming
+reads from a file object in a thread of its own, which a download cannot end cleanly when gpg
+fails half way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import gzip
 import os
 import shutil
+import subprocess
+import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 from cfbackup import execute
 from cfbackup.config.model import Profile
 from cfbackup.errors import CryptoError
-from cfbackup.stores import CHUNK
+from cfbackup.stores import CHUNK, FileSink, Sink
+
+SUFFIXES = (".gpg", ".gz")  # what duplicity adds to an encrypted or a compressed object
+
+
+def clear_name(name: str) -> str:
+    """Object ``name`` once decrypted: without its ``.gpg`` or ``.gz``."""
+    for suffix in SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def keys_error(what: str) -> CryptoError:
@@ -72,7 +94,7 @@ class Keys:
         if name.endswith(".gpg"):
             result = self._gpg.decrypt(data, **self._gpg_args())
             if not result.ok:
-                raise Undecryptable(_gpg_reason(result))
+                raise Undecryptable(_gpg_reason(result.stderr, result.status))
             return result.data
         if name.endswith(".gz"):
             return gzip.decompress(data)
@@ -85,7 +107,7 @@ class Keys:
                 result = self._gpg.decrypt_file(handle, output=str(output), **self._gpg_args())
             if not result.ok:
                 output.unlink(missing_ok=True)
-                raise Undecryptable(_gpg_reason(result))
+                raise Undecryptable(_gpg_reason(result.stderr, result.status))
         elif name.endswith(".gz"):
             try:
                 with gzip.open(source, "rb") as plain, open(output, "wb") as out:
@@ -96,7 +118,124 @@ class Keys:
             shutil.copyfile(source, output)
 
 
-def _gpg_reason(result) -> str:
+    def decrypting(self, name: str, output: Path) -> Sink:
+        """Object ``name`` decrypted into ``output`` as its bytes are written (a gpg, gzip or
+        plain object). ``finish`` raises Undecryptable when it does not decrypt; then, and
+        after ``abort``, there is no ``output`` and no gpg left."""
+        if name.endswith(".gpg"):
+            gpg = self._gpg
+            home = ["--homedir", self.gnupghome] if self.gnupghome else []
+            argv = [gpg.gpgbinary, "--batch", "--no-tty", *home, "--pinentry-mode", "loopback"]
+            return _GpgSink(argv, self.passphrase, gpg.encoding, output)
+        if name.endswith(".gz"):
+            return _GunzipSink(output)
+        return FileSink(output)
+
+
+class _GpgSink:
+    """gpg decrypting what is written to it into ``output``, started at once: its key
+    derivation runs while the first bytes are on their way. gpg reads its input to the end
+    even when it cannot decrypt it; when it ends before (killed: a Ctrl-C reaches the whole
+    process group) the rest is dropped, never waited on, and the download goes on to its end
+    (its hash checked as always) or its stop; ``finish`` then says what gpg said."""
+
+    def __init__(self, argv: list[str], passphrase: str | None, encoding: str, output: Path):
+        self.output = output
+        self._out = open(output, "wb")  # noqa: SIM115 - closed by finish or abort
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - gpg's few lines, no pipe to drain
+        self._ended = False  # gpg stopped reading
+        readable = None
+        try:
+            if passphrase is not None:
+                readable, writable = os.pipe()
+                with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
+                    pipe.write(f"{passphrase}\n".encode(encoding))
+                argv = [*argv, "--passphrase-fd", str(readable)]
+            self._process = execute.fed(
+                [*argv, "--decrypt"],
+                stdout=self._out,
+                stderr=self._err,
+                pass_fds=() if readable is None else (readable,),
+            )
+        except BaseException:
+            self._close_files()
+            output.unlink(missing_ok=True)
+            raise
+        finally:
+            if readable is not None:
+                os.close(readable)
+
+    def write(self, chunk: bytes) -> None:
+        if self._ended:
+            return
+        try:
+            self._process.stdin.write(chunk)  # blocks while gpg is behind: the download waits
+        except BrokenPipeError:
+            self._ended = True
+
+    def finish(self) -> None:
+        with contextlib.suppress(BrokenPipeError):
+            self._process.stdin.close()
+        code = self._process.wait()
+        if code != 0:
+            self._err.seek(0)
+            said = self._err.read().decode("utf-8", "replace")
+            self.abort()
+            raise Undecryptable(_gpg_reason(said, f"gpg exited with {code}"))
+        self._close_files()
+
+    def abort(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        with contextlib.suppress(OSError):
+            self._process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=10)
+        self._close_files()
+        self.output.unlink(missing_ok=True)
+
+    def _close_files(self) -> None:
+        self._out.close()
+        self._err.close()
+
+
+class _GunzipSink:
+    """A gzip object (an unencrypted profile's) undone as its bytes are written, a bounded
+    amount at a time; a damaged stream is reported by ``finish``, as gpg's is."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self._out = open(output, "wb")  # noqa: SIM115 - closed by finish or abort
+        self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._problem = ""
+
+    def write(self, chunk: bytes) -> None:
+        if self._problem:
+            return
+        try:
+            while chunk:
+                self._out.write(self._member.decompress(chunk, CHUNK))
+                chunk = self._member.unconsumed_tail
+                if self._member.eof and self._member.unused_data:  # a next member, as gzip reads
+                    chunk = self._member.unused_data
+                    self._member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        except zlib.error as error:
+            self._problem = f"gzip: {error}"
+
+    def finish(self) -> None:
+        if not self._problem and not self._member.eof:
+            self._problem = "gzip: the compressed stream ends before its end-of-stream marker"
+        if self._problem:
+            self.abort()
+            raise Undecryptable(self._problem)
+        self._out.close()
+
+    def abort(self) -> None:
+        self._out.close()
+        self.output.unlink(missing_ok=True)
+
+
+def _gpg_reason(stderr: str | None, fallback: str | None) -> str:
     """gpg's own words for a failed decryption: its last ``gpg:`` line."""
-    lines = [line for line in (result.stderr or "").splitlines() if line.startswith("gpg:")]
-    return lines[-1] if lines else getattr(result, "status", None) or "gpg failed"
+    lines = [line for line in (stderr or "").splitlines() if line.startswith("gpg:")]
+    return lines[-1] if lines else fallback or "gpg failed"

@@ -19,8 +19,9 @@ the volumes a sample of files needs as a local copy that duplicity restores from
 Names are parsed with duplicity's own ``file_naming`` and manifests with its ``Manifest``
 class, so cfbackup reads them exactly as duplicity does. The hash a manifest records (SHA1 in
 duplicity 3.2) is that of the encrypted object, the check duplicity makes before it restores
-from a volume. Decryption is ``volume_keys.py``'s: the passphrase reaches gpg on its standard
-input (python-gnupg's ``--passphrase-fd 0``), never its command line.
+from a volume. Decryption is ``volume_keys.py``'s: the passphrase reaches gpg on a pipe
+(``--passphrase-fd``), never its command line. ``fetch(..., clear=keys)`` keeps the volumes in
+clear instead, each decrypted while it downloads (the restore prefetch's copy).
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from typing import Any
 from cfbackup import workpool
 from cfbackup.config.model import Profile
 from cfbackup.errors import BackendError, VerifyDifferences
-from cfbackup.stores import Missing, Stopped, Store
-from cfbackup.volume_keys import Keys, Undecryptable, keys_error
+from cfbackup.stores import FileSink, Missing, Stopped, Store
+from cfbackup.volume_keys import Keys, Undecryptable, clear_name, keys_error
 
 log = logging.getLogger("cfbackup")
 
@@ -270,7 +271,8 @@ class Outcome:
     detail: str = ""
     bytes: int = 0
     seconds: float = 0.0
-    path: Path | None = None  # the kept (still encrypted) copy
+    path: Path | None = None  # the kept copy (as stored, or in clear with ``clear``)
+    keys: bool = False  # undecryptable because of the keys or the passphrase (gpg's words)
 
     @property
     def ok(self) -> bool:
@@ -295,6 +297,7 @@ def fetch(
     *,
     keys: Keys | None = None,
     keep: bool = True,
+    clear: Keys | None = None,
     workers: int = DEFAULT_WORKERS,
     stop: threading.Event | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
@@ -304,10 +307,14 @@ def fetch(
     """Download ``refs`` into ``directory`` (up to ``workers`` at once), check each against
     its manifest hash, and with ``keys`` decrypt it and read it as a tar. ``keep``: leave the
     intact volumes there under their own names (a copy duplicity can restore from); otherwise
-    delete each once checked. Outcomes come back in the order of ``refs``; a volume not
-    fetched because ``stop`` was set has no outcome. A Swift failure (unreachable, refused)
-    is tried again, ``retry`` = (tries, seconds between them; ``commands.retry_policy``, as
-    duplicity would), announced for ``action``; then it raises. A bad volume does not."""
+    delete each once checked. ``clear`` (not with ``keys``): keep each in clear instead
+    (without its .gpg/.gz), decrypted with these keys as it downloads; it is there only once
+    its hash matched and it decrypted (else UNDECRYPTABLE). Outcomes come back in the order
+    of ``refs``; a volume not fetched because ``stop`` was set has no outcome. A Swift failure
+    (unreachable, refused) is tried again, ``retry`` = (tries, seconds between them;
+    ``commands.retry_policy``, as duplicity would), announced for ``action``; then it raises.
+    A bad volume does not."""
+    assert keys is None or clear is None, "a clear copy is not checked as a tar"
     refs = list(refs)
     stop = stop or threading.Event()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -319,7 +326,7 @@ def fetch(
             if stop.is_set():
                 return
             try:
-                outcome = _fetch_one(store, ref, directory, keys, keep, stop)
+                outcome = _fetch_one(store, ref, directory, keys, keep, clear, stop)
                 break
             except BackendError as error:
                 if attempt == tries:
@@ -355,47 +362,66 @@ def _fetch_one(
     directory: Path,
     keys: Keys | None,
     keep: bool,
+    clear: Keys | None,
     stop: threading.Event,
 ) -> Outcome | None:
+    """One try at one volume: its bytes go to a sink (as they are, or decrypted as they arrive
+    with ``clear``) while they are hashed, under a ``.part`` name that becomes the volume's
+    only when the hash matched and the sink finished well. A new try starts a new sink."""
     started = time.monotonic()
     outcome = Outcome(ref)
-    part = directory / f"{ref.name}.part"
+    final = directory / (clear_name(ref.name) if clear else ref.name)
+    part = final.with_name(f"{final.name}.part")
     digest = hashlib.new(ref.hash[0].lower()) if ref.hash else None
+    sink = clear.decrypting(ref.name, part) if clear else FileSink(part)
+    downloaded = None
     try:
-        with open(part, "wb") as handle:
 
-            def write(chunk: bytes) -> None:
-                handle.write(chunk)
-                if digest is not None:
-                    digest.update(chunk)
-                outcome.bytes += len(chunk)
+        def write(chunk: bytes) -> None:
+            if digest is not None:
+                digest.update(chunk)
+            sink.write(chunk)
+            outcome.bytes += len(chunk)
 
-            store.download(ref.name, write, stop)
+        store.download(ref.name, write, stop)
+        downloaded = time.monotonic()
         if digest is not None and digest.hexdigest() != ref.hash[1].lower():
-            outcome.problem = CORRUPT
+            outcome.problem = CORRUPT  # before what gpg says: damaged bytes may not decrypt
             outcome.detail = f"{ref.hash[0]} {digest.hexdigest()}, manifest {ref.hash[1]}"
-        elif keys is not None:
-            _check_contents(keys, part, ref.name, outcome)
+        else:
+            try:
+                sink.finish()
+            except Undecryptable as error:
+                if stop.is_set():  # a Ctrl-C reaches gpg too
+                    raise Stopped from None
+                outcome.problem, outcome.detail = UNDECRYPTABLE, str(error)
+                outcome.keys = error.keys
+            else:
+                if keys is not None:
+                    _check_contents(keys, part, ref.name, outcome)
     except Missing:
         outcome.problem = MISSING
     except Stopped:
-        part.unlink(missing_ok=True)
+        sink.abort()
         return None
     except BaseException:
-        part.unlink(missing_ok=True)
+        sink.abort()
         raise
     outcome.seconds = time.monotonic() - started
     if keep and outcome.ok:
-        outcome.path = directory / ref.name
-        os.replace(part, outcome.path)
+        outcome.path = final
+        os.replace(part, final)
     else:
-        part.unlink(missing_ok=True)
+        sink.abort()
+    ready = time.monotonic() - downloaded if outcome.ok else None
+    after = f", ready {ready:.3f} s after its last byte" if ready is not None else ""
     log.debug(
-        "volume %s: %s (%d bytes, %.1f s) %s",
+        "volume %s: %s (%d bytes, %.1f s%s) %s",
         ref.key,
         outcome.problem or "intact",
         outcome.bytes,
         outcome.seconds,
+        after,
         outcome.detail,
     )
     return outcome
