@@ -112,9 +112,11 @@ CORE: tuple[Patch, ...] = (
         (
             "swiftclient.client:Connection.put_object",
             "duplicity.backends.swiftbackend:SwiftBackend._put",
+            "duplicity.backend:BackendWrapper.validate",
         ),
         "duplicity uploads chunked, which Swift's quotas never check; a 413 is retried for "
-        "minutes instead of ending the run with the numbers",
+        "minutes instead of ending the run with the numbers; each volume's size was asked "
+        "again after its upload, one more round trip per volume",
     ),
     Patch(
         "upload-pool",

@@ -1,12 +1,21 @@
-"""Uploads carry a Content-Length, and a 413 ends the run at once (a core patch).
+"""Uploads carry a Content-Length, a 413 ends the run at once, and an upload's answer is its
+check (a core patch).
 
-Two fixes to duplicity 3.2's swift backend, applied when duplicity imports it:
+Three changes to duplicity 3.2's swift backend, applied when duplicity imports it:
 
 1. Uploads carry a Content-Length. The backend hands swiftclient an open file without a length,
    so swiftclient sends it chunked, and Swift's quota middlewares do not check a chunked PUT
    (DESIGN.md section 5): over-quota volumes were accepted, whatever plugins were on.
 2. A 413 ("Upload exceeds quota.") stops the backup at once, with the container's and the
    account's numbers in the message, instead of five retries 30 s apart.
+3. An upload is checked by its own answer. After each volume's upload duplicity asked Swift
+   for the object's size (a HEAD through ``SwiftService.stat``: one more round trip per
+   volume, 20-80 ms each across a network) and compared it with the file's.
+   A PUT that carried a Content-Length and was answered 201 stored exactly that many bytes
+   (Swift reads that many bytes of the body, no more, and answers an error, not 201, when
+   fewer come), so that answer is the same check: the backend's ``_validate`` accepts the
+   upload it just made with the same length, and asks Swift as before for anything else (a
+   segmented ``--mp-segment-size`` upload, a length unknown).
 
 Nothing else changes. ``CFBACKUP_NO_SIZED_UPLOADS=1`` switches it off for one run.
 """
@@ -25,7 +34,11 @@ def _with_length(put_object):
                 content_length = max(0, size - contents.tell())
             except (OSError, ValueError):
                 content_length = None
-        return put_object(self, container, obj, contents, content_length=content_length, **kwargs)
+        self.cfbackup_stored = None
+        etag = put_object(self, container, obj, contents, content_length=content_length, **kwargs)
+        if content_length is not None:  # answered 201: Swift stored exactly that many bytes
+            self.cfbackup_stored = (container, obj, content_length)
+        return etag
 
     put_object_with_length.cfbackup_patched = True
     return put_object_with_length
@@ -90,6 +103,28 @@ def _fatal_on_413(put):
     return _put
 
 
+def _validate(self, remote_filename, expected_size, source_path=None):
+    """``SwiftBackend._validate``, which duplicity calls after an upload instead of its own
+    size query when a backend has one: the upload this backend just made with that length is
+    accepted without a request; anything else is queried as duplicity does (its retries for
+    a size that is not there yet included)."""
+    import time
+
+    from duplicity import config, log
+
+    name = self.prefix + os.fsdecode(remote_filename)
+    if getattr(self.conn, "cfbackup_stored", None) == (self.container, name, expected_size):
+        return True, "Swift answered the upload of that length with 201"
+    size = None
+    for attempt in range(config.num_retries + 1):
+        size = self._query(remote_filename)["size"]
+        if size == expected_size:
+            return True, "Validation OK, file size matches."
+        log.Notice(f"Remote filesize {size} for {name} does not match {expected_size}, retrying.")
+        time.sleep(2**attempt)
+    return False, f"Remote filesize {size} for {name} does not match local size {expected_size}."
+
+
 def _patch(module):
     import swiftclient.client
 
@@ -100,6 +135,8 @@ def _patch(module):
     put = getattr(backend, "_put", None)
     if put is not None and not getattr(put, "cfbackup_patched", False):
         backend._put = _fatal_on_413(put)
+    if backend is not None and not hasattr(backend, "_validate"):
+        backend._validate = _validate
 
 
 def applies(env):
