@@ -170,6 +170,14 @@ def fed(
     )
 
 
+def background(argv: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start a command whose output nobody reads and that nobody waits for now (the caller
+    reaps it later), e.g. a gpg-agent warmed up while the checks run."""
+    return _popen(
+        argv, env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def _popen(argv: Sequence[str], env: Mapping[str, str] | None, **kwargs) -> subprocess.Popen:
     try:
         return subprocess.Popen(

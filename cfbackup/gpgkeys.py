@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from cfbackup import execute
 from cfbackup.config.model import Profile
-from cfbackup.errors import ConfigError, CryptoError
+from cfbackup.errors import CfbackupError, ConfigError, CryptoError
 
 
 def gpg_home(profile: Profile) -> str | None:
@@ -73,6 +76,35 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
                 "remove sign_key."
             )
         _check_usable(key, enc["sign_key"], where + ".sign_key", capability="s")
+
+
+@contextlib.contextmanager
+def calibrated_agent(profile: Profile) -> Iterator[None]:
+    """gpg-agent started, and its s2k count calibrated, while the checks before a backup run.
+
+    gpg encrypting with a passphrase asks gpg-agent for the s2k count, and an agent calibrates
+    it at the first such question after it starts: 0.7 s of CPU here (docs/performance.md),
+    which a backup's first volume waited for whenever no agent ran for the keyring (the first
+    backup after a boot, and every backup of a systemd unit, whose processes end with it). The
+    question is asked now, in the background, with the minimal environment duplicity's gpg
+    gets (no secret). Only for a passphrase (``symmetric``): keys need no count. A keyring
+    directory that is missing is left to the checks to report; nothing here fails a backup."""
+    enc = profile["encryption"]
+    home = enc.get("gpg_home") or os.environ.get("GNUPGHOME")
+    where = [] if not home else ["--homedir", str(Path(home).expanduser())]
+    process = None
+    if enc["mode"] == "symmetric" and (not where or Path(where[1]).is_dir()):
+        with contextlib.suppress(CfbackupError):  # no gpg-connect-agent: gpg calibrates later
+            process = execute.background(["gpg-connect-agent", *where, "GETINFO s2k_count", "/bye"])
+    try:
+        yield
+    finally:
+        if process is not None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def stop_agent(home: str | os.PathLike) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, link, passcheck, upload_workers, volume_size
+from cfbackup import chains, compression, gpgkeys, link, passcheck, upload_workers, volume_size
 from cfbackup.actions.common import (
     check_source,
     duplicity,
@@ -40,6 +40,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         handover = authenticated(run)
         # where duplicity finds the manifest the check decrypts
         slot = manifest_slot(stack.enter_context(scratch(run, "manifest")))
+        stack.enter_context(gpgkeys.calibrated_agent(profile))  # its first gpg's wait, now
         # duplicity starts now and waits for its arguments while the checks below run
         warm = stack.enter_context(
             warm_duplicity(run, {**env, **handover_environment(handover), **slot.env})
