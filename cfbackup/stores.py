@@ -76,7 +76,11 @@ class Store(Protocol):
 
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
-    (a swiftclient Connection is not thread-safe)."""
+    (a swiftclient Connection is not thread-safe), all with the token the first one got: a
+    download thread's connection starts with it instead of logging in again (a request on a
+    connection of its own, two round trips or more across a network, before a restore's first
+    volume could start). On a 401 a connection logs in with the profile's credentials, as
+    swiftclient always does."""
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -85,6 +89,7 @@ class SwiftStore:
         self._local = threading.local()
         self._reading: dict[int, tuple[Any, Any]] = {}  # thread -> (connection, object body)
         self._aborted = False
+        self._login: tuple[str, str] | None = None  # (storage URL, token) of the last login
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
@@ -92,7 +97,13 @@ class SwiftStore:
             from cfbackup import swift
 
             conn = self._local.conn = swift.connect(self.profile, retries=3)
+            if self._login is not None:
+                conn.url, conn.token = self._login
         return conn
+
+    def _keep_login(self, conn) -> None:
+        if conn.url and conn.token:
+            self._login = (conn.url, conn.token)
 
     def abort(self) -> None:
         """Shut the sockets of the downloads in progress, and let swiftclient retry none of
@@ -114,9 +125,11 @@ class SwiftStore:
         with swift.swift_errors(self.profile):
             client = swift.load_client()
             try:
-                listing = self._conn().get_container(
+                conn = self._conn()
+                listing = conn.get_container(
                     self.target.container, prefix=prefix, full_listing=True
                 )[1]
+                self._keep_login(conn)
             except client.ClientException as error:
                 if error.http_status == 404:
                     return {}
@@ -137,6 +150,7 @@ class SwiftStore:
                 _, body = conn.get_object(
                     self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
                 )
+                self._keep_login(conn)
                 self._reading[me] = (conn, body)
                 for chunk in body:
                     if stop.is_set() or self._aborted:

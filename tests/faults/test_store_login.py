@@ -1,0 +1,85 @@
+"""A store's connections share one login (``stores.SwiftStore``): the thread that downloads a
+restore's volume starts with the token the listing got instead of logging in again, and a token
+Swift no longer takes makes it log in with the profile's credentials, as swiftclient does.
+Against the real Swift, with swiftclient's own ``get_auth`` counted (it still runs)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from faultkit import write_tree
+
+from cfbackup import stores
+from cfbackup.config.load import load_config
+
+pytestmark = [pytest.mark.faults, pytest.mark.swift]
+
+
+@pytest.fixture
+def store(make_setup, monkeypatch):
+    setup = make_setup()
+    write_tree(setup.source, mb=1)
+    assert setup.run("backup").returncode == 0
+    monkeypatch.setenv("T_SWIFT_KEY", setup.env["T_SWIFT_KEY"])
+    profile = load_config(setup.config).profiles[setup.profile]
+    return setup, stores.open_store(profile)
+
+
+@pytest.fixture
+def logins(monkeypatch):
+    """The connections that logged in (swiftclient's get_auth, run as always)."""
+    import swiftclient.client
+
+    seen = []
+    original = swiftclient.client.Connection.get_auth
+
+    def counted(self):
+        seen.append(self)
+        return original(self)
+
+    monkeypatch.setattr(swiftclient.client.Connection, "get_auth", counted)
+    return seen
+
+
+def _download_elsewhere(store, name: str) -> bytes:
+    """The object's bytes, downloaded by another thread (its own connection)."""
+    got, errors = [], []
+
+    def run():
+        try:
+            store.download(name, got.append, threading.Event())
+        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]
+    return b"".join(got)
+
+
+def _a_volume(store) -> str:
+    names = [n for n in store.list() if ".difftar." in n]
+    assert names, "the backup made no volume"
+    return names[0]
+
+
+def test_a_download_thread_starts_with_the_listing_s_login(store, logins):
+    setup, swift_store = store
+    name = _a_volume(swift_store)
+    assert len(logins) == 1  # the listing's
+    data = _download_elsewhere(swift_store, name)
+    assert len(logins) == 1, "the download thread logged in again"
+    assert data == setup.connection().get_object(setup.container, name)[1]
+
+
+def test_a_token_swift_refuses_is_replaced_by_a_new_login(store, logins):
+    setup, swift_store = store
+    name = _a_volume(swift_store)
+    url, _ = swift_store._login
+    swift_store._login = (url, "AUTH_tk" + "0" * 32)  # a token this Swift never issued
+    data = _download_elsewhere(swift_store, name)
+    assert len(logins) == 2  # the listing's, then the download's after Swift's 401
+    assert data == setup.connection().get_object(setup.container, name)[1]
