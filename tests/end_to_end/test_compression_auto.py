@@ -97,5 +97,12 @@ def test_random_bytes_across_a_wan_and_text_nearby_are_not_compressed(
     assert result.returncode == 0, result
     newest = max((tmp_path / "state" / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime)
     log = newest.read_text()
-    assert re.search(r"compression: level 0 \(none\): Swift answers in [\d.]+ ms, so the CPU", log)
-    assert set(re.findall(r"running: .* backup .*--compress-level=(\d)", log)) == {"0"}
+    # the loopback Swift: near, unless a loaded machine (the suite's workers) delayed every
+    # probe past 10 ms; either way the level follows the round trip the log shows
+    chosen = re.search(r"compression: level (\d)[^:\n]*: Swift answers in ([\d.]+) ms", log)
+    assert chosen, log
+    if float(chosen[2]) >= 10:  # "far": the text sample deflates, so level 1
+        assert chosen[1] == "1", log
+    else:
+        assert re.search(r"level 0 \(none\): Swift answers in [\d.]+ ms, so the CPU", log), log
+    assert set(re.findall(r"running: .* backup .*--compress-level=(\d)", log)) == {chosen[1]}
