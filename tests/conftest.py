@@ -120,6 +120,15 @@ def _hermetic_home(tmp_path, monkeypatch):
     stop_gpg_agent(home / ".gnupg")
 
 
+@pytest.fixture
+def empty_gnupghome(tmp_path):
+    """A new, empty keyring directory (0700); its gpg-agent, if one starts, stopped after."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    yield home
+    stop_gpg_agent(home)
+
+
 @pytest.fixture(scope="session")
 def gpg_keys(tmp_path_factory):
     """A GNUPGHOME with one key pair (encrypt + sign, protected by KEY_PASSPHRASE)."""

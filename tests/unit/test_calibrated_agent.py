@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import stop_gpg_agent
 
 from cfbackup import gpgkeys
 from cfbackup.config.load import load_config
@@ -56,11 +55,8 @@ def _running(home: Path) -> bool:
 
 
 @pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "gnupg"
-    path.mkdir(mode=0o700)
-    yield path
-    stop_gpg_agent(path)
+def home(empty_gnupghome):
+    return empty_gnupghome
 
 
 def test_a_passphrase_profile_gets_its_agent_before_the_backup(tmp_path, home, monkeypatch):

@@ -23,11 +23,8 @@ GPG_FAILED = 31  # duplicity's log.ErrorCode.gpg_failed
 
 
 @pytest.fixture
-def gnupghome(tmp_path):
-    home = tmp_path / "gnupg"
-    home.mkdir(mode=0o700)
-    yield home
-    stop_gpg_agent(home)
+def gnupghome(empty_gnupghome):
+    return empty_gnupghome
 
 
 def _env(gnupghome: Path) -> dict[str, str]:
