@@ -76,11 +76,11 @@ class Store(Protocol):
 
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
-    (a swiftclient Connection is not thread-safe), all with the token the first one got: a
-    download thread's connection starts with it instead of logging in again (a request on a
-    connection of its own, two round trips or more across a network, before a restore's first
-    volume could start). On a 401 a connection logs in with the profile's credentials, as
-    swiftclient always does."""
+    (a swiftclient Connection is not thread-safe). The first thread's connection logs in; the
+    others are its siblings (``swift.sibling``: its token, and its Keystone session to renew
+    it), so a download thread does not log in again before a restore's first volume can start
+    (a request on a connection of its own, two round trips or more across a network). On a
+    401 a connection logs in again, as swiftclient always does."""
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -89,21 +89,21 @@ class SwiftStore:
         self._local = threading.local()
         self._reading: dict[int, tuple[Any, Any]] = {}  # thread -> (connection, object body)
         self._aborted = False
-        self._login: tuple[str, str] | None = None  # (storage URL, token) of the last login
+        self._first = None  # the first thread's connection: the others are its siblings
+        self._making = threading.Lock()
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             from cfbackup import swift
 
-            conn = self._local.conn = swift.connect(self.profile, retries=3)
-            if self._login is not None:
-                conn.url, conn.token = self._login
+            with self._making:
+                if self._first is None:
+                    conn = self._first = swift.connect(self.profile, retries=3)
+                else:
+                    conn = swift.sibling(self._first)
+            self._local.conn = conn
         return conn
-
-    def _keep_login(self, conn) -> None:
-        if conn.url and conn.token:
-            self._login = (conn.url, conn.token)
 
     def abort(self) -> None:
         """Shut the sockets of the downloads in progress, and let swiftclient retry none of
@@ -125,11 +125,9 @@ class SwiftStore:
         with swift.swift_errors(self.profile):
             client = swift.load_client()
             try:
-                conn = self._conn()
-                listing = conn.get_container(
+                listing = self._conn().get_container(
                     self.target.container, prefix=prefix, full_listing=True
                 )[1]
-                self._keep_login(conn)
             except client.ClientException as error:
                 if error.http_status == 404:
                     return {}
@@ -150,7 +148,6 @@ class SwiftStore:
                 _, body = conn.get_object(
                     self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
                 )
-                self._keep_login(conn)
                 self._reading[me] = (conn, body)
                 for chunk in body:
                     if stop.is_set() or self._aborted:

@@ -1,7 +1,8 @@
 """A store's connections share one login (``stores.SwiftStore``): the thread that downloads a
 restore's volume starts with the token the listing got instead of logging in again, and a token
 Swift no longer takes makes it log in with the profile's credentials, as swiftclient does.
-Against the real Swift, with swiftclient's own ``get_auth`` counted (it still runs)."""
+Against the real Swift (tempauth), with swiftclient's own ``get_auth`` counted (it still runs);
+with Keystone: tests/keystone/test_store_login_keystone.py."""
 
 from __future__ import annotations
 
@@ -78,8 +79,7 @@ def test_a_download_thread_starts_with_the_listing_s_login(store, logins):
 def test_a_token_swift_refuses_is_replaced_by_a_new_login(store, logins):
     setup, swift_store = store
     name = _a_volume(swift_store)
-    url, _ = swift_store._login
-    swift_store._login = (url, "AUTH_tk" + "0" * 32)  # a token this Swift never issued
+    swift_store._first.token = "AUTH_tk" + "0" * 32  # a token this Swift never issued
     data = _download_elsewhere(swift_store, name)
     assert len(logins) == 2  # the listing's, then the download's after Swift's 401
     assert data == setup.connection().get_object(setup.container, name)[1]
