@@ -25,9 +25,9 @@ def _uploads_and_queries(text: str) -> tuple[set[str], set[str]]:
     return written, queried
 
 
-def _back_up(tmp_path, make_config, cfbackup, extra: str = "", env: dict | None = None):
+def _back_up(tmp_path, make_config, cfbackup, extra: str = "volsize = 1\n", env=None):
     src = make_awkward_tree(tmp_path / "src", big_mb=2)
-    config = make_config(source=src, extra='verbosity = "debug"\nvolsize = 1\n' + extra)
+    config = make_config(source=src, extra='verbosity = "debug"\n' + extra)
     done = cfbackup("-c", config, "backup", env=env)
     assert done.returncode == 0, done
     return src, config
@@ -56,10 +56,14 @@ def test_without_the_patch_duplicity_queries_every_volume(tmp_path, make_config,
 
 
 def test_a_segmented_upload_is_still_queried(tmp_path, make_config, cfbackup):
-    # volumes of 1 MB in segments of 1 MB: each full volume goes up through SwiftService's
-    # segmented upload, which this patch does not see, so its size is asked as before
+    # 2 MB volumes and 1 MB segments: a volume of 1 MiB or more goes up through SwiftService's
+    # segmented upload, which this patch does not see, so its size is asked as before (1 MB
+    # volumes would not do: gpg's output stops just under volsize)
     src, config = _back_up(
-        tmp_path, make_config, cfbackup, extra='extra_options = ["--mp-segment-size", "1"]\n'
+        tmp_path,
+        make_config,
+        cfbackup,
+        extra='volsize = 2\nextra_options = ["--mp-segment-size", "1"]\n',
     )
     written, queried = _uploads_and_queries(_backup_log(tmp_path))
     assert queried and queried < written, (written, queried)

@@ -11,11 +11,12 @@ Three changes to duplicity 3.2's swift backend, applied when duplicity imports i
 3. An upload is checked by its own answer. After each volume's upload duplicity asked Swift
    for the object's size (a HEAD through ``SwiftService.stat``: one more round trip per
    volume, 20-80 ms each across a network) and compared it with the file's.
-   A PUT that carried a Content-Length and was answered 201 stored exactly that many bytes
-   (Swift reads that many bytes of the body, no more, and answers an error, not 201, when
-   fewer come), so that answer is the same check: the backend's ``_validate`` accepts the
-   upload it just made with the same length, and asks Swift as before for anything else (a
-   segmented ``--mp-segment-size`` upload, a length unknown).
+   A PUT that carried a Content-Length and was answered with success (201) stored exactly
+   that many bytes (Swift reads that many bytes of the body, no more, and answers an error
+   when fewer come), so that answer is the same check: duplicity's ``BackendWrapper.validate``
+   accepts the upload the backend's connection just made with that length, once, and does its
+   own check as before for anything else (a segmented ``--mp-segment-size`` upload, a length
+   unknown).
 
 Nothing else changes. ``CFBACKUP_NO_SIZED_UPLOADS=1`` switches it off for one run.
 """
@@ -36,7 +37,7 @@ def _with_length(put_object):
                 content_length = None
         self.cfbackup_stored = None
         etag = put_object(self, container, obj, contents, content_length=content_length, **kwargs)
-        if content_length is not None:  # answered 201: Swift stored exactly that many bytes
+        if content_length is not None:  # a success: Swift stored exactly that many bytes
             self.cfbackup_stored = (container, obj, content_length)
         return etag
 
@@ -103,26 +104,24 @@ def _fatal_on_413(put):
     return _put
 
 
-def _validate(self, remote_filename, expected_size, source_path=None):
-    """``SwiftBackend._validate``, which duplicity calls after an upload instead of its own
-    size query when a backend has one: the upload this backend just made with that length is
-    accepted without a request; anything else is queried as duplicity does (its retries for
-    a size that is not there yet included)."""
-    import time
+def _checked_by_its_answer(validate):
+    """duplicity's ``BackendWrapper.validate`` (its check after each volume's upload): the
+    upload the Swift backend's connection just made with that length is accepted once without
+    a request; anything else goes to duplicity's own check (its query, retries and all)."""
 
-    from duplicity import config, log
+    def validate_by_answer(self, remote_filename, expected_size, source_path=None):
+        backend = self.backend
+        conn = getattr(backend, "conn", None)
+        stored = getattr(conn, "cfbackup_stored", None)
+        if stored is not None:
+            name = getattr(backend, "prefix", "") + os.fsdecode(remote_filename)
+            if stored == (getattr(backend, "container", None), name, expected_size):
+                conn.cfbackup_stored = None  # one answer checks one upload
+                return True, "Swift answered the upload of that length with success"
+        return validate(self, remote_filename, expected_size, source_path=source_path)
 
-    name = self.prefix + os.fsdecode(remote_filename)
-    if getattr(self.conn, "cfbackup_stored", None) == (self.container, name, expected_size):
-        return True, "Swift answered the upload of that length with 201"
-    size = None
-    for attempt in range(config.num_retries + 1):
-        size = self._query(remote_filename)["size"]
-        if size == expected_size:
-            return True, "Validation OK, file size matches."
-        log.Notice(f"Remote filesize {size} for {name} does not match {expected_size}, retrying.")
-        time.sleep(2**attempt)
-    return False, f"Remote filesize {size} for {name} does not match local size {expected_size}."
+    validate_by_answer.cfbackup_patched = True
+    return validate_by_answer
 
 
 def _patch(module):
@@ -135,8 +134,11 @@ def _patch(module):
     put = getattr(backend, "_put", None)
     if put is not None and not getattr(put, "cfbackup_patched", False):
         backend._put = _fatal_on_413(put)
-    if backend is not None and not hasattr(backend, "_validate"):
-        backend._validate = _validate
+    from duplicity import backend as duplicity_backend
+
+    wrapper = duplicity_backend.BackendWrapper
+    if not getattr(wrapper.validate, "cfbackup_patched", False):
+        wrapper.validate = _checked_by_its_answer(wrapper.validate)
 
 
 def applies(env):
