@@ -59,13 +59,29 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+GNUPG_ENCODING = "latin-1"  # python-gnupg's: it reads any byte gpg writes to stderr
+
+
 def gnupg_client(gnupghome: str | None = None):
     """python-gnupg's ``GPG``, whose gpg processes get the minimal environment too: they would
     otherwise inherit cfbackup's whole environment (a ``passphrase_env`` variable included), and
     so would the gpg-agent the first of them starts, for as long as it lives."""
     import gnupg  # heavy-ish; only where keys or manifests are read
 
-    return gnupg.GPG(gnupghome=gnupghome, env=child_environment())
+    gpg = gnupg.GPG(gnupghome=gnupghome, env=child_environment())
+    gpg.encoding = GNUPG_ENCODING
+    return gpg
+
+
+def duplicity_passphrase(passphrase: str | None) -> str | None:
+    """``passphrase`` as python-gnupg must be given it for gpg to get the bytes duplicity
+    gives it. duplicity writes it to gpg in UTF-8 (a text pipe, Python's UTF-8 locale);
+    python-gnupg writes it in its own encoding (:data:`GNUPG_ENCODING`), so a passphrase
+    with a non-ASCII character decrypted nothing duplicity encrypted ("Bad session key"). Its
+    UTF-8 bytes, spelled as latin-1 characters, reach gpg as those bytes."""
+    if passphrase is None:
+        return None
+    return passphrase.encode("utf-8").decode(GNUPG_ENCODING)
 
 
 def _die_with_parent() -> None:

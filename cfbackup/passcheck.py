@@ -120,7 +120,7 @@ def _decrypted(gpg, data: bytes | str, passphrase: str | None) -> bytes | None:
     """The plaintext, or None when gpg could not decrypt ``data``."""
     result = gpg.decrypt(
         data,
-        passphrase=passphrase,
+        passphrase=execute.duplicity_passphrase(passphrase),
         always_trust=True,
         extra_args=["--pinentry-mode", "loopback"],
     )

@@ -6,8 +6,9 @@ checks volumes with, and restore prefetch decrypts ahead with.
 A volume can also be decrypted while it downloads (:meth:`Keys.decrypting`, a ``stores.Sink``):
 gpg reads its bytes as they arrive, so its key derivation and its work overlap the download
 instead of following it, and the encrypted bytes never touch the disk. That gpg is run
-directly (``execute.fed``), with python-gnupg's settings and its encoding of the passphrase,
-which reaches it on a pipe of its own (``--passphrase-fd``): python-gnupg's own streaming
+directly (``execute.fed``), with python-gnupg's settings; the passphrase, in UTF-8 as duplicity
+writes it (``execute.duplicity_passphrase``), reaches it on a pipe of its own
+(``--passphrase-fd``): python-gnupg's own streaming
 reads from a file object in a thread of its own, which a download cannot end cleanly when gpg
 fails half way.
 """
@@ -29,7 +30,7 @@ from typing import Any
 from cfbackup import execute
 from cfbackup.config.model import Profile
 from cfbackup.errors import CryptoError
-from cfbackup.stores import CHUNK, FileSink, Sink
+from cfbackup.stores import CHUNK, FileSink, Sink, Stopped
 
 SUFFIXES = (".gpg", ".gz")  # what duplicity adds to an encrypted or a compressed object
 
@@ -84,7 +85,7 @@ class Keys:
 
     def _gpg_args(self) -> dict[str, Any]:
         return {
-            "passphrase": self.passphrase,
+            "passphrase": execute.duplicity_passphrase(self.passphrase),
             "extra_args": ["--pinentry-mode", "loopback"],
             "always_trust": True,
         }
@@ -117,16 +118,17 @@ class Keys:
         else:
             shutil.copyfile(source, output)
 
-
     def decrypting(self, name: str, output: Path) -> Sink:
         """Object ``name`` decrypted into ``output`` as its bytes are written (a gpg, gzip or
-        plain object). ``finish`` raises Undecryptable when it does not decrypt; then, and
-        after ``abort``, there is no ``output`` and no gpg left."""
+        plain object). ``finish`` raises Undecryptable when it does not decrypt, and
+        ``stores.Stopped`` when gpg was killed (a Ctrl-C or SIGTERM reached it before the run
+        stopped the download); then, and after ``abort``, there is no ``output`` and no gpg
+        left."""
         if name.endswith(".gpg"):
             gpg = self._gpg
             home = ["--homedir", self.gnupghome] if self.gnupghome else []
             argv = [gpg.gpgbinary, "--batch", "--no-tty", *home, "--pinentry-mode", "loopback"]
-            return _GpgSink(argv, self.passphrase, gpg.encoding, output)
+            return _GpgSink(argv, self.passphrase, output)
         if name.endswith(".gz"):
             return _GunzipSink(output)
         return FileSink(output)
@@ -139,7 +141,7 @@ class _GpgSink:
     process group) the rest is dropped, never waited on, and the download goes on to its end
     (its hash checked as always) or its stop; ``finish`` then says what gpg said."""
 
-    def __init__(self, argv: list[str], passphrase: str | None, encoding: str, output: Path):
+    def __init__(self, argv: list[str], passphrase: str | None, output: Path):
         self.output = output
         self._out = open(output, "wb")  # noqa: SIM115 - closed by finish or abort
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - gpg's few lines, no pipe to drain
@@ -149,7 +151,7 @@ class _GpgSink:
             if passphrase is not None:
                 readable, writable = os.pipe()
                 with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
-                    pipe.write(f"{passphrase}\n".encode(encoding))
+                    pipe.write(f"{passphrase}\n".encode())  # UTF-8, as duplicity writes it
                 argv = [*argv, "--passphrase-fd", str(readable)]
             self._process = execute.fed(
                 [*argv, "--decrypt"],
@@ -177,6 +179,9 @@ class _GpgSink:
         with contextlib.suppress(BrokenPipeError):
             self._process.stdin.close()
         code = self._process.wait()
+        if code < 0:  # killed (a Ctrl-C or SIGTERM reaches it first): not the volume's fault
+            self.abort()
+            raise Stopped
         if code != 0:
             self._err.seek(0)
             said = self._err.read().decode("utf-8", "replace")
