@@ -89,13 +89,15 @@ def calibrated_agent(profile: Profile) -> Iterator[None]:
     question is asked now, in the background, with the minimal environment duplicity's gpg
     gets (no secret). Only for a passphrase (``symmetric``): keys need no count. A keyring
     directory that is missing is left to the checks to report; nothing here fails a backup."""
-    enc = profile["encryption"]
-    home = enc.get("gpg_home") or os.environ.get("GNUPGHOME")
-    where = [] if not home else ["--homedir", str(Path(home).expanduser())]
     process = None
-    if enc["mode"] == "symmetric" and (not where or Path(where[1]).is_dir()):
-        with contextlib.suppress(CfbackupError):  # no gpg-connect-agent: gpg calibrates later
-            process = execute.background(["gpg-connect-agent", *where, "GETINFO s2k_count", "/bye"])
+    with contextlib.suppress(ConfigError):  # a keyring that is not there: the checks say so
+        home = gpg_home(profile)
+        where = ["--homedir", home] if home else []
+        if profile["encryption"]["mode"] == "symmetric":
+            with contextlib.suppress(CfbackupError, OSError):  # gpg calibrates later, as before
+                process = execute.background(
+                    ["gpg-connect-agent", *where, "GETINFO s2k_count", "/bye"]
+                )
     try:
         yield
     finally:

@@ -314,7 +314,8 @@ def fetch(
     (unreachable, refused) is tried again, ``retry`` = (tries, seconds between them;
     ``commands.retry_policy``, as duplicity would), announced for ``action``; then it raises.
     A bad volume does not."""
-    assert keys is None or clear is None, "a clear copy is not checked as a tar"
+    if keys is not None and clear is not None:
+        raise ValueError("fetch: keys (read as a tar) and clear (kept in clear) exclude each other")
     refs = list(refs)
     stop = stop or threading.Event()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)

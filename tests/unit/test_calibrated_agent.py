@@ -59,7 +59,14 @@ def home(empty_gnupghome):
     return empty_gnupghome
 
 
-def test_a_passphrase_profile_gets_its_agent_before_the_backup(tmp_path, home, monkeypatch):
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_passphrase_profile_gets_its_agent_calibrated_before_the_backup(
+    tmp_path, home, monkeypatch
+):
     monkeypatch.setenv("PASSPHRASE", "not-for-the-agent")  # as a legacy shell might export it
     assert not _running(home)
     with gpgkeys.calibrated_agent(_profile(tmp_path, home, "symmetric")):
@@ -67,6 +74,9 @@ def test_a_passphrase_profile_gets_its_agent_before_the_backup(tmp_path, home, m
     assert _running(home)
     agents = _agents(home)
     assert len(agents) == 1, agents
+    # the calibration times the s2k hash for at least a tenth of a second; an agent that
+    # only started has used a few milliseconds
+    assert _cpu_seconds(agents[0]) >= 0.05, _cpu_seconds(agents[0])
     environ = Path(f"/proc/{agents[0]}/environ").read_bytes().split(b"\0")
     assert not [v for v in environ if v.startswith(b"PASSPHRASE=")], environ
 
@@ -79,6 +89,7 @@ def test_keys_and_no_encryption_start_no_agent(tmp_path, home, mode):
 
 
 def test_a_missing_keyring_is_left_to_the_checks(tmp_path):
+    # gpg_home() would raise its ConfigError here: the checks say it, not this warm-up
     missing = tmp_path / "not-here"
     with gpgkeys.calibrated_agent(_profile(tmp_path, missing, "symmetric")):
         pass
