@@ -77,10 +77,13 @@ class Store(Protocol):
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
     (a swiftclient Connection is not thread-safe). The first thread's connection logs in; the
-    others are its siblings (``swift.sibling``: its token, and its Keystone session to renew
-    it), so a download thread does not log in again before a restore's first volume can start
-    (a request on a connection of its own, two round trips or more across a network). On a
-    401 a connection logs in again, as swiftclient always does."""
+    others are its siblings (``swift.sibling``), so a download thread does not log in again
+    before a restore's first volume can start (a request on a connection of its own, two round
+    trips or more across a network). With Keystone a sibling takes its token from the shared
+    keystoneauth session, which renews it before it expires; otherwise it starts with the
+    newest token a connection of the store got (one renewed after a 401 included, so each new
+    thread does not meet the same 401). On a 401 a connection logs in again, as swiftclient
+    always does."""
 
     def __init__(self, profile: Profile):
         self.profile = profile
@@ -91,6 +94,7 @@ class SwiftStore:
         self._aborted = False
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
+        self._login: tuple[str, str] | None = None  # the newest (storage URL, token) seen
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
@@ -102,8 +106,16 @@ class SwiftStore:
                     conn = self._first = swift.connect(self.profile, retries=3)
                 else:
                     conn = swift.sibling(self._first)
+                    if conn.session is not None:  # Keystone: the session's token, kept fresh
+                        conn.url = conn.token = None
+                    elif self._login is not None:
+                        conn.url, conn.token = self._login
             self._local.conn = conn
         return conn
+
+    def _logged_in(self, conn) -> None:
+        if conn.url and conn.token:
+            self._login = (conn.url, conn.token)
 
     def abort(self) -> None:
         """Shut the sockets of the downloads in progress, and let swiftclient retry none of
@@ -125,9 +137,11 @@ class SwiftStore:
         with swift.swift_errors(self.profile):
             client = swift.load_client()
             try:
-                listing = self._conn().get_container(
+                conn = self._conn()
+                listing = conn.get_container(
                     self.target.container, prefix=prefix, full_listing=True
                 )[1]
+                self._logged_in(conn)
             except client.ClientException as error:
                 if error.http_status == 404:
                     return {}
@@ -148,6 +162,7 @@ class SwiftStore:
                 _, body = conn.get_object(
                     self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
                 )
+                self._logged_in(conn)
                 self._reading[me] = (conn, body)
                 for chunk in body:
                     if stop.is_set() or self._aborted:

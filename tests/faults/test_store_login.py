@@ -79,7 +79,11 @@ def test_a_download_thread_starts_with_the_listing_s_login(store, logins):
 def test_a_token_swift_refuses_is_replaced_by_a_new_login(store, logins):
     setup, swift_store = store
     name = _a_volume(swift_store)
-    swift_store._first.token = "AUTH_tk" + "0" * 32  # a token this Swift never issued
+    url, _ = swift_store._login
+    swift_store._login = (url, "AUTH_tk" + "0" * 32)  # a token this Swift never issued
     data = _download_elsewhere(swift_store, name)
     assert len(logins) == 2  # the listing's, then the download's after Swift's 401
-    assert data == setup.connection().get_object(setup.container, name)[1]
+    # the renewed token is the one the next thread starts with: no second 401
+    again = _download_elsewhere(swift_store, name)
+    assert len(logins) == 2
+    assert data == again == setup.connection().get_object(setup.container, name)[1]

@@ -1,8 +1,10 @@
-"""With Keystone, a store's download thread shares the listing's login and its keystoneauth
-session (``stores.SwiftStore`` through ``swift.sibling``): a token Swift refuses is renewed
-from Keystone in that thread. A connection that only copied the token, with a session of its
-own that never logged in, would give up on the 401 (swiftclient asks the session whether a
-new login can help, and a session that never logged in says no)."""
+"""With Keystone, a store's download thread shares the listing's keystoneauth session
+(``stores.SwiftStore`` through ``swift.sibling``) and takes its token from it, not the token
+another connection holds: the session renews its token before it expires, so a thread started
+after the token expired meets no 401 (the token-expiry runs: tests/keystone/test_token_expiry.py).
+Here the first connection holds a token Swift refuses: the download thread does not use it and
+makes no request Swift refuses. A connection with a session of its own that never logged in
+would not even log in again on a 401 (swiftclient asks the session, which says no)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from cfbackup.config.load import load_config
 pytestmark = pytest.mark.keystone
 
 
-def test_a_refused_token_is_renewed_in_the_download_thread(
+def test_a_download_thread_takes_its_token_from_the_shared_session(
     tier, write_config, source, cfbackup, cli_env, monkeypatch
 ):
     config = write_config(password_swift(tier))
@@ -28,6 +30,7 @@ def test_a_refused_token_is_renewed_in_the_download_thread(
     sizes = store.list()
     volume = next(name for name in sizes if ".difftar." in name)
     store._first.token = "gAAAAAB" + "x" * 120  # no token Keystone issued: Swift answers 401
+    skip = len(tier.proxy_log())
 
     got, errors = [], []
 
@@ -42,3 +45,5 @@ def test_a_refused_token_is_renewed_in_the_download_thread(
     thread.join(120)
     assert not errors, errors
     assert len(b"".join(got)) == sizes[volume]
+    refused = [line for line in tier.proxy_log()[skip:] if " 401 " in line]
+    assert not refused, refused
