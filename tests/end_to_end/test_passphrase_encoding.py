@@ -8,11 +8,10 @@ wrong."""
 from __future__ import annotations
 
 import pytest
+from support.cli import UTF8_PASSPHRASE as PASSPHRASE
 from support.trees import assert_same_tree, make_awkward_tree
 
 pytestmark = pytest.mark.swift
-
-PASSPHRASE = "Größte Sicherheit: 12 € pro Tür, déjà vu"
 
 
 def test_a_non_ascii_passphrase_backs_up_checks_and_restores(tmp_path, make_config, cfbackup):

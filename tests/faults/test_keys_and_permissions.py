@@ -8,13 +8,12 @@ import subprocess
 
 import pytest
 from faultkit import FRONT_ENDS, error_line, write_tree
-from support.cli import stop_gpg_agent
+from support.cli import WRONG_PASSPHRASE, stop_gpg_agent
 
 from cfbackup.errors import ExitCode
 
 pytestmark = [pytest.mark.faults, pytest.mark.swift]
 
-WRONG = "wrong-Passphrase-0000"
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
@@ -24,10 +23,10 @@ def test_wrong_passphrase(front_end, make_setup, tmp_path):
     assert setup.run("backup").returncode == 0
     before = setup.remote_objects()
     (setup.source / "plain.txt").write_text("changed\n")
-    env = {"T_PASSPHRASE": WRONG}
+    env = {"T_PASSPHRASE": WRONG_PASSPHRASE}
     if setup.legacy:  # the old config file with a mistyped PASSPHRASE
         setup.config.write_text(
-            setup.config.read_text().replace("PASSPHRASE='", f"PASSPHRASE='{WRONG}")
+            setup.config.read_text().replace("PASSPHRASE='", f"PASSPHRASE='{WRONG_PASSPHRASE}")
         )
 
     for action in ("backup", "full"):

@@ -14,7 +14,7 @@ import re
 import pytest
 from faultkit import wait_for, write_tree
 from prefetchkit import files_under, gpg_children, open_prefetch
-from support.cli import PASSPHRASE
+from support.cli import PASSPHRASE, WRONG_PASSPHRASE
 from support.trees import assert_same_tree
 
 from cfbackup import volume_keys
@@ -92,7 +92,7 @@ def test_a_volume_decrypts_while_it_downloads_and_a_stop_leaves_nothing(backed_u
 
 def test_a_damaged_volume_or_a_wrong_passphrase_leaves_nothing_behind(backed_up, tmp_path):
     setup = backed_up
-    fetcher = open_prefetch(setup, tmp_path / "wrong", passphrase="wrong-Passphrase-0000")
+    fetcher = open_prefetch(setup, tmp_path / "wrong", passphrase=WRONG_PASSPHRASE)
     volume = _first(fetcher)
     with fetcher:
         wait_for(lambda: fetcher.error, 60, "the wrong passphrase to end the prefetch")
@@ -105,7 +105,7 @@ def test_a_damaged_volume_or_a_wrong_passphrase_leaves_nothing_behind(backed_up,
     data = bytearray(conn.get_object(setup.container, volume.ref.name)[1])
     data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, other bytes
     conn.put_object(setup.container, volume.ref.name, bytes(data))
-    for passphrase in (PASSPHRASE, "wrong-Passphrase-0000"):  # the hash speaks first
+    for passphrase in (PASSPHRASE, WRONG_PASSPHRASE):  # the hash speaks first
         fetcher = open_prefetch(setup, tmp_path / f"damaged-{len(passphrase)}",
                                 passphrase=passphrase)
         with fetcher:

@@ -16,6 +16,9 @@ BIN = Path(sys.executable).parent
 # per test process, so no secret is written in the code (and none can match by accident).
 PASSPHRASE = f"test-Passphrase-{secrets.token_hex(6)}"
 KEY_PASSPHRASE = f"key-Passphrase-{secrets.token_hex(6)}"
+# a passphrase outside ASCII (German, French, a euro sign), and one that is wrong
+UTF8_PASSPHRASE = f"Größte Sicherheit-{secrets.token_hex(6)}: 12 € pro Tür, déjà vu"
+WRONG_PASSPHRASE = f"wrong-Passphrase-{secrets.token_hex(6)}"
 
 
 class CliResult:
@@ -30,7 +33,7 @@ class CliResult:
 
 
 def secret_values(local_swift=None) -> list[str]:
-    values = [PASSPHRASE, KEY_PASSPHRASE]
+    values = [PASSPHRASE, KEY_PASSPHRASE, UTF8_PASSPHRASE]
     if local_swift is not None:
         values += [key for _, key in local_swift.users.values()]
     return values

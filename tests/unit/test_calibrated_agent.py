@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from support.cli import PASSPHRASE
 
 from cfbackup import gpgkeys
 from cfbackup.config.load import load_config
@@ -67,7 +68,7 @@ def _cpu_seconds(pid: int) -> float:
 def test_a_passphrase_profile_gets_its_agent_calibrated_before_the_backup(
     tmp_path, home, monkeypatch
 ):
-    monkeypatch.setenv("PASSPHRASE", "not-for-the-agent")  # as a legacy shell might export it
+    monkeypatch.setenv("PASSPHRASE", PASSPHRASE)  # as a legacy shell might export it
     assert not _running(home)
     with gpgkeys.calibrated_agent(_profile(tmp_path, home, "symmetric")):
         pass  # the backup; on the way out the question has been answered

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gnupg
 import pytest
-from support.cli import PASSPHRASE, stop_gpg_agent
+from support.cli import PASSPHRASE, WRONG_PASSPHRASE, stop_gpg_agent
 
 from cfbackup.stores import Stopped
 from cfbackup.volume_keys import Keys, Undecryptable
@@ -80,7 +80,7 @@ def test_damage_a_wrong_passphrase_and_an_abort_leave_nothing(gnupghome, encrypt
     right = Keys("symmetric", PASSPHRASE, str(gnupghome))
     cases = [
         (right, "v.difftar.gpg", encrypted[:200] + bytes(64) + encrypted[264:], False),
-        (Keys("symmetric", "wrong-Passphrase-0000", str(gnupghome)), "v.difftar.gpg",
+        (Keys("symmetric", WRONG_PASSPHRASE, str(gnupghome)), "v.difftar.gpg",
          encrypted, True),
         (right, "v.difftar.gpg", encrypted[: len(encrypted) // 2], False),  # cut short
         (right, "v.difftar.gz", gzip.compress(CLEAR)[:-100], False),
