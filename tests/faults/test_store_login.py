@@ -6,10 +6,9 @@ with Keystone: tests/keystone/test_store_login_keystone.py."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from faultkit import write_tree
+from support.stores import download_in_another_thread
 
 from cfbackup import stores
 from cfbackup.config.load import load_config
@@ -43,24 +42,6 @@ def logins(monkeypatch):
     return seen
 
 
-def _download_elsewhere(store, name: str) -> bytes:
-    """The object's bytes, downloaded by another thread (its own connection)."""
-    got, errors = [], []
-
-    def run():
-        try:
-            store.download(name, got.append, threading.Event())
-        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
-            errors.append(error)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if errors:
-        raise errors[0]
-    return b"".join(got)
-
-
 def _a_volume(store) -> str:
     names = [n for n in store.list() if ".difftar." in n]
     assert names, "the backup made no volume"
@@ -71,7 +52,7 @@ def test_a_download_thread_starts_with_the_listing_s_login(store, logins):
     setup, swift_store = store
     name = _a_volume(swift_store)
     assert len(logins) == 1  # the listing's
-    data = _download_elsewhere(swift_store, name)
+    data = download_in_another_thread(swift_store, name)
     assert len(logins) == 1, "the download thread logged in again"
     assert data == setup.connection().get_object(setup.container, name)[1]
 
@@ -81,9 +62,9 @@ def test_a_token_swift_refuses_is_replaced_by_a_new_login(store, logins):
     name = _a_volume(swift_store)
     url, _ = swift_store._login
     swift_store._login = (url, "AUTH_tk" + "0" * 32)  # a token this Swift never issued
-    data = _download_elsewhere(swift_store, name)
+    data = download_in_another_thread(swift_store, name)
     assert len(logins) == 2  # the listing's, then the download's after Swift's 401
     # the renewed token is the one the next thread starts with: no second 401
-    again = _download_elsewhere(swift_store, name)
+    again = download_in_another_thread(swift_store, name)
     assert len(logins) == 2
     assert data == again == setup.connection().get_object(setup.container, name)[1]

@@ -8,10 +8,9 @@ would not even log in again on a 401 (swiftclient asks the session, which says n
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from keystone_helpers import password_swift
+from support.stores import download_in_another_thread
 
 from cfbackup import stores
 from cfbackup.config.load import load_config
@@ -31,19 +30,6 @@ def test_a_download_thread_takes_its_token_from_the_shared_session(
     volume = next(name for name in sizes if ".difftar." in name)
     store._first.token = "gAAAAAB" + "x" * 120  # no token Keystone issued: Swift answers 401
     skip = len(tier.proxy_log())
-
-    got, errors = [], []
-
-    def download():
-        try:
-            store.download(volume, got.append, threading.Event())
-        except Exception as error:  # noqa: BLE001 - re-raised below, in the test's thread
-            errors.append(error)
-
-    thread = threading.Thread(target=download)
-    thread.start()
-    thread.join(120)
-    assert not errors, errors
-    assert len(b"".join(got)) == sizes[volume]
+    assert len(download_in_another_thread(store, volume)) == sizes[volume]
     refused = [line for line in tier.proxy_log()[skip:] if " 401 " in line]
     assert not refused, refused
