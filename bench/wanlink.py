@@ -45,12 +45,19 @@ def _split(address: str) -> tuple[str, int]:
 
 
 class Relay:
-    def __init__(self, upstream: tuple[str, int], rtt: float, rate_bits: float | None) -> None:
+    def __init__(
+        self,
+        upstream: tuple[str, int],
+        rtt: float,
+        rate_bits: float | None,
+        limit_bits: float | None = None,
+    ) -> None:
         self.upstream = upstream
         self.delay = rtt / 2
         self.rtt = rtt
         bdp = (rate_bits / 8 * rtt) if rate_bits else 0
         self.window = max(1 << 20, int(2 * bdp))
+        self.limit = limit_bits  # bits/s each connection sends at most, each way (tests)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -95,8 +102,12 @@ class Relay:
                 queue.put_nowait((loop.time() + self.delay, b""))
 
         async def send() -> None:
+            free = loop.time()  # with a limit: when the link is done with what went before
             while True:
                 due, data = await queue.get()
+                if self.limit:
+                    free = max(free, due) + len(data) * 8 / self.limit
+                    due = free
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -206,6 +217,12 @@ def main(argv: list[str] | None = None) -> int:
     relay.add_argument("--upstream", required=True)
     relay.add_argument("--rtt-ms", type=float, required=True)
     relay.add_argument("--rate-mbit", type=float, help="the link's rate (sizes the window)")
+    relay.add_argument(
+        "--limit-mbit",
+        type=float,
+        help="hold each connection to this rate, each way (for tests: the bench's rate is tbf "
+        "on the veth pair, shared by every connection)",
+    )
     echo = sub.add_parser("echo")
     echo.add_argument("--listen", required=True)
     check = sub.add_parser("probe")
@@ -218,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "relay":
         rate = args.rate_mbit * 1e6 if args.rate_mbit else None
-        handler = Relay(_split(args.upstream), args.rtt_ms / 1000, rate).handle
+        limit = args.limit_mbit * 1e6 if args.limit_mbit else None
+        handler = Relay(_split(args.upstream), args.rtt_ms / 1000, rate, limit).handle
     else:
         handler = _echo
     asyncio.run(_serve(handler, _split(args.listen)))

@@ -1,15 +1,20 @@
-"""The volume size of a backup (``volsize``), and why: "auto" is :data:`FAR_MB` with the Swift
-across a network, :data:`NEAR_MB` with it on this host or its LAN.
+"""The volume size of a backup (``volsize``), and why: "auto" is :data:`NEAR_MB` with the Swift
+on this host or its LAN; across a network it follows the link's rate, :data:`FAR_MB` on a fast
+link and :data:`SLOW_MB` on a slow one.
 
 Restoring one file downloads and decrypts each whole volume it is in. Across a network that
-download is most of the restore: a 50 MB volume (36 MB stored at level 1) took 2.3 s at
-200 Mbit/s and 5.8 s at 50 Mbit/s, where restic restored the same file in 1.1-2.1 s
-(docs/performance.md). Smaller volumes also give the upload process (``upload_workers``)
-volumes to overlap on a small backup. What they cost: gpg derives the key from a passphrase
-again for each volume (0.2 s of CPU; started ahead, beside the volume before it: the gpg-ahead
-patch) and there are more objects. Nearby, building the volumes takes the time and a one-file
-restore is quick anyway: the larger size. The same round-trip probe decides as for
-``compress_level`` and ``upload_workers`` (``cfbackup/link.py``); a number pins it.
+download is most of the restore: a 20 MB volume took 0.8 s at 200 Mbit/s and 3.5 s at
+48 Mbit/s, where restic restored the same file in 1.1-2.1 s (docs/performance.md). Smaller
+volumes also give the upload process (``upload_workers``) volumes to overlap on a small backup.
+What they cost: gpg derives the key from a passphrase again for each volume (0.3 s of CPU;
+started ahead, beside the volume before it: the gpg-ahead patch) and there are more objects.
+On a slow link the uploads wait for the link anyway, so the small size costs little there.
+Nearby, building the volumes takes the time and a one-file restore is quick anyway: the largest
+size. The same round-trip probe tells near from far as for ``compress_level`` and
+``upload_workers`` (``cfbackup/link.py``); the rate, which a round trip does not tell, comes
+from the uploads: the last backup's (kept in its statistics as :data:`RATE_STAT`) to start
+with, then this backup's own, volume by volume (the ``rate-sized-volumes`` patch). A number
+pins it.
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ from cfbackup.duplicity import options
 from cfbackup.link import FAR, in_ms
 
 AUTO = "auto"
-FAR_MB = 20
+SLOW_MB = 10  # across a network until the uploads show a fast link
+FAR_MB = 20  # across a network, uploads at FAST or more
 NEAR_MB = 50  # also what an undecided "auto" means (the default before "auto")
+FAST = 100e6 / 8  # bytes/s (100 Mbit/s): a FAR_MB volume downloads in 1.7 s at most
+RATE_STAT = "UploadBytesPerSecond"  # a backup's statistic: the rate its volumes uploaded at
 
 
 @dataclasses.dataclass(frozen=True)
 class Choice:
     megabytes: int
     reason: str
+    by_rate: bool = False  # the uploads' rate sizes the next volumes (rate-sized-volumes)
 
 
 def from_extra_options(profile: Profile) -> int | None:
@@ -44,16 +53,20 @@ def is_auto(profile: Profile) -> bool:
 
 def planned(profile: Profile) -> int:
     """The size to plan with before a backup has decided (the quota guard's estimate): the
-    smaller one for "auto", which makes the most objects."""
+    smallest one for "auto", which makes the most objects."""
     given = from_extra_options(profile)
     if given is not None:
         return given
-    return FAR_MB if profile["volsize"] == AUTO else int(profile["volsize"])
+    return SLOW_MB if profile["volsize"] == AUTO else int(profile["volsize"])
 
 
-def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Choice:
+def choose(
+    profile: Profile, seconds: float | None, *, swift: bool = True, learned: float | None = None
+) -> Choice:
     """This backup's volume size and why, from the probe's round trip (``seconds``; None when
-    it did not run or failed)."""
+    it did not run or failed) and the rate the last backup uploaded at (``learned``, bytes/s;
+    None when unknown). Across a network it is the first volume's: the uploads size the next
+    ones (``by_rate``)."""
     given = from_extra_options(profile)
     if given is not None:
         return Choice(given, f"{given} MB, extra_options' --volsize (it wins over volsize)")
@@ -66,11 +79,33 @@ def choose(profile: Profile, seconds: float | None, *, swift: bool = True) -> Ch
             else f"Swift answers in {in_ms(seconds)}"
         )
         return Choice(NEAR_MB, f"{NEAR_MB} MB: {where}")
-    return Choice(
-        FAR_MB,
-        f"{FAR_MB} MB: Swift answers in {in_ms(seconds)}, so a one-file restore downloads "
-        "less and the upload process has volumes to overlap",
+    rule = (
+        f"then {FAR_MB} MB while uploads run at {mbit(FAST)} or more, else {SLOW_MB} MB, so a "
+        "one-file restore downloads less"
     )
+    far = f"Swift answers in {in_ms(seconds)}"
+    if learned is None:
+        return Choice(
+            SLOW_MB, f"{SLOW_MB} MB first: {far} and the link's rate is not known yet; {rule}", True
+        )
+    size = FAR_MB if learned >= FAST else SLOW_MB
+    known = f"the last backup uploaded at {mbit(learned)}"
+    return Choice(size, f"{size} MB first: {far} and {known}; {rule}", True)
+
+
+def mbit(bytes_per_second: float) -> str:
+    return f"{bytes_per_second * 8 / 1e6:.0f} Mbit/s"
+
+
+def learned_rate(runs: list[dict]) -> float | None:
+    """The upload rate of the newest backup among ``runs`` (history rows, newest first) that
+    measured one (one that uploaded a volume of some size)."""
+    for row in runs:
+        if row.get("action") == "backup" and row.get("result") == "success":
+            value = (row.get("stats") or {}).get(RATE_STAT)
+            if isinstance(value, int | float) and value > 0:
+                return float(value)
+    return None
 
 
 def with_size(profile: Profile, choice: Choice) -> Profile:

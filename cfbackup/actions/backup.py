@@ -5,7 +5,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, gpgkeys, link, passcheck, upload_workers, volume_size
+from cfbackup import (
+    chains,
+    compression,
+    gpgkeys,
+    history,
+    link,
+    passcheck,
+    upload_workers,
+    volume_size,
+)
 from cfbackup.actions.common import (
     check_source,
     duplicity,
@@ -15,7 +24,7 @@ from cfbackup.actions.common import (
     warm_duplicity,
 )
 from cfbackup.duplicity import archive, commands
-from cfbackup.duplicity.environment import handover_environment, manifest_slot
+from cfbackup.duplicity.environment import UploadRates, handover_environment, manifest_slot
 from cfbackup.duplicity.run import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
@@ -40,6 +49,8 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         handover = authenticated(run)
         # where duplicity finds the manifest the check decrypts
         slot = manifest_slot(stack.enter_context(scratch(run, "manifest")))
+        rates = upload_rates(run, stack)  # where duplicity writes down its uploads' rates
+        env = {**env, **rates.env}
         stack.enter_context(gpgkeys.calibrated_agent(profile))  # its first gpg's wait, now
         # duplicity starts now and waits for its arguments while the checks below run
         warm = stack.enter_context(
@@ -64,8 +75,11 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         log.info("compression: %s", choice.reason)
     uploads = upload_workers.choose(profile, round_trip, swift=swift)
     log.info("upload workers: %s", uploads.reason)
-    size = volume_size.choose(profile, round_trip, swift=swift)
+    learned = volume_size.learned_rate(history.runs(run.config.state_dir, profile.name))
+    size = volume_size.choose(profile, round_trip, swift=swift, learned=learned)
     log.info("volume size: %s", size.reason)
+    if size.by_rate:
+        rates.size_by_rate(volume_size.SLOW_MB, volume_size.FAR_MB, volume_size.FAST)
     full = bool(run.options.get("full"))
     after = not run.dry_run and profile["retention"]["after_backup"]
 
@@ -93,6 +107,10 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
 
     results = chains.run_each(profile, chain_list, back_up)
     stats = merged_statistics([r.statistics for r in results])
+    uploaded = rates.measured(least=volume_size.SLOW_MB * 1024 * 1024 // 2)
+    if uploaded is not None:  # where the next backup's volume size starts
+        stats[volume_size.RATE_STAT] = round(uploaded)
+        log.info("uploads: %s", volume_size.mbit(uploaded))
     outcome = RunResult(profile=profile.name, action="backup", stats=stats)
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
     unreadable = [path for result in results for path in result.unreadable]
@@ -110,6 +128,13 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     )
     log.info("%s", outcome.message)
     return outcome
+
+
+def upload_rates(run: Run, stack: contextlib.ExitStack) -> UploadRates:
+    """A private folder of the run for its uploads' rates, when the target is Swift."""
+    if swift_target(run.profile.target) is None:
+        return UploadRates(None)
+    return UploadRates(str(stack.enter_context(scratch(run, "uploads"))))
 
 
 @contextlib.contextmanager

@@ -224,3 +224,36 @@ def manifest_slot(folder) -> ManifestSlot:
     (``actions.common.scratch``, which also removes what a killed run left: the plaintext
     never outlives its run for long); an empty one with ``CFBACKUP_NO_HANDED_MANIFEST=1``."""
     return ManifestSlot(None if os.environ.get(NO_MANIFEST_HANDOVER) else str(folder))
+
+
+class UploadRates:
+    """Where a backup's duplicity writes down how fast its uploads went, and finds the volume
+    sizes to choose between by that rate (``patches/rate_sized_volumes.py``): a private folder
+    of the run, named in duplicity's environment (:attr:`env`) before the warm start, like
+    :class:`ManifestSlot`; None for a target that is not Swift (nothing to learn)."""
+
+    def __init__(self, folder: str | None):
+        self.folder = folder
+
+    @property
+    def env(self) -> dict[str, str]:
+        from cfbackup.duplicity.patches import rate_sized_volumes
+
+        return {rate_sized_volumes.ENV: self.folder} if self.folder else {}
+
+    def size_by_rate(self, small_mb: int, large_mb: int, fast: float) -> None:
+        """Have duplicity size each next volume from the uploads before it: ``large_mb`` at
+        ``fast`` bytes/s or more, else ``small_mb``. Before duplicity gets its arguments."""
+        from cfbackup.duplicity.patches import rate_sized_volumes
+
+        if self.folder:
+            rate_sized_volumes.write_sizes(self.folder, small_mb, large_mb, fast)
+
+    def measured(self, least: int) -> float | None:
+        """Bytes per second over this run's uploads of at least ``least`` bytes; None if none."""
+        from cfbackup.duplicity.patches import rate_sized_volumes
+
+        if not self.folder:
+            return None
+        records = [r for r in rate_sized_volumes.read_rates(self.folder) if r[0] >= least]
+        return rate_sized_volumes.rate(records, newest=None)

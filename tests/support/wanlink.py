@@ -36,9 +36,10 @@ def processes() -> Iterator[list[subprocess.Popen]]:
 
 
 @contextlib.contextmanager
-def delayed(upstream_url: str, rtt_ms: int) -> Iterator[str]:
+def delayed(upstream_url: str, rtt_ms: int, limit_mbit: float | None = None) -> Iterator[str]:
     """``upstream_url`` (``http://127.0.0.1:PORT...``) behind a relay adding ``rtt_ms`` to each
-    round trip: the same URL on the relay's port."""
+    round trip (and holding each connection to ``limit_mbit`` each way): the same URL on the
+    relay's port."""
     scheme, _, rest = upstream_url.partition("://")
     hostport, slash, path = rest.partition("/")
     host, _, port = hostport.partition(":")
@@ -46,6 +47,7 @@ def delayed(upstream_url: str, rtt_ms: int) -> Iterator[str]:
         relay, relay_port = serve(
             "relay", "--listen", "127.0.0.1:0", "--upstream", f"{host}:{port}",
             "--rtt-ms", str(rtt_ms),
+            *(("--limit-mbit", str(limit_mbit)) if limit_mbit else ()),
         )  # fmt: skip
         started.append(relay)
         yield f"{scheme}://127.0.0.1:{relay_port}{slash}{path}"

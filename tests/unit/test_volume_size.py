@@ -1,6 +1,7 @@
-"""``volsize = "auto"`` (``cfbackup/volume_size.py``): 20 MB volumes across a network, 50 MB
-nearby or when the distance is unknown; a number pins it; what the quota guard plans with and
-what duplicity gets before a backup has decided."""
+"""``volsize = "auto"`` (``cfbackup/volume_size.py``): across a network 10 MB volumes first, or
+the size the last backup's upload rate gives, then sized by the uploads' rate; 50 MB nearby or
+when the distance is unknown; a number pins it; what the quota guard plans with and what
+duplicity gets before a backup has decided."""
 
 from __future__ import annotations
 
@@ -32,11 +33,47 @@ def _profile(**extra):
 def test_auto_is_the_default_and_decides_from_the_round_trip():
     profile = _profile()
     assert volume_size.is_auto(profile)
-    assert volume_size.choose(profile, 0.021).megabytes == 20
-    assert volume_size.choose(profile, 0.002).megabytes == 50
-    assert volume_size.choose(profile, None).megabytes == 50  # unknown: as nearby
-    assert volume_size.choose(profile, 0.021, swift=False).megabytes == 50
-    assert "Swift answers in 21 ms" in volume_size.choose(profile, 0.021).reason
+    far = volume_size.choose(profile, 0.021)
+    assert (far.megabytes, far.by_rate) == (10, True)  # the rate is not known yet
+    assert "Swift answers in 21 ms and the link's rate is not known yet" in far.reason
+    assert "then 20 MB while uploads run at 100 Mbit/s or more, else 10 MB" in far.reason
+    for near in (
+        volume_size.choose(profile, 0.002),
+        volume_size.choose(profile, None),  # unknown: as nearby
+        volume_size.choose(profile, 0.021, swift=False),
+        volume_size.choose(profile, 0.002, learned=1e6),  # nearby, whatever the rate
+    ):
+        assert (near.megabytes, near.by_rate) == (50, False), near
+
+
+def test_far_starts_from_the_last_backups_rate():
+    profile = _profile()
+    fast = volume_size.choose(profile, 0.03, learned=176e6 / 8)
+    assert (fast.megabytes, fast.by_rate) == (20, True)
+    assert "the last backup uploaded at 176 Mbit/s" in fast.reason
+    slow = volume_size.choose(profile, 0.08, learned=48e6 / 8)
+    assert (slow.megabytes, slow.by_rate) == (10, True)
+    assert "the last backup uploaded at 48 Mbit/s" in slow.reason
+    assert volume_size.choose(profile, 0.08, learned=volume_size.FAST).megabytes == 20
+    pinned = volume_size.choose(_profile(volsize=100), 0.08, learned=1e6)
+    assert (pinned.megabytes, pinned.by_rate) == (100, False)
+
+
+def test_the_learned_rate_is_the_newest_successful_backups_that_measured_one():
+    stat = volume_size.RATE_STAT
+
+    def row(action="backup", result="success", **stats):
+        return {"action": action, "result": result, "stats": stats}
+
+    assert volume_size.learned_rate([]) is None
+    rows = [
+        row(),  # a no-change incremental: no volume large enough to measure
+        row(result="failure", **{stat: 1.0}),
+        row(action="restore", **{stat: 2.0}),
+        row(**{stat: 6_000_000}),
+        row(**{stat: 25_000_000}),
+    ]
+    assert volume_size.learned_rate(rows) == 6_000_000
 
 
 def test_a_number_pins_it_and_argv_follows_the_choice():
@@ -45,10 +82,10 @@ def test_a_number_pins_it_and_argv_follows_the_choice():
     assert volume_size.choose(pinned, 0.08).megabytes == 100
     assert volume_size.planned(pinned) == 100
     auto = _profile()
-    assert volume_size.planned(auto) == 20  # the guard plans with the most objects
+    assert volume_size.planned(auto) == 10  # the guard plans with the most objects
     assert "--volsize=50" in commands.backup_argv(auto)  # undecided: the nearby size
     far = volume_size.with_size(auto, volume_size.choose(auto, 0.03))
-    assert "--volsize=20" in commands.backup_argv(far)
+    assert "--volsize=10" in commands.backup_argv(far)
     assert volume_size.is_auto(auto)  # the run's profile stays "auto"
 
 

@@ -205,6 +205,21 @@ CORE: tuple[Patch, ...] = (
         "gpg starts ahead, beside the work before it",
     ),
     Patch(
+        "rate-sized-volumes",
+        "cfbackup.duplicity.patches.rate_sized_volumes",
+        "3.2.1",
+        (
+            "duplicity.backend:BackendWrapper.put",
+            "duplicity.gpg:GPGWriteFile",
+            "duplicity.gpg:GzipWriteFile",
+            "duplicity.gpg:PlainWriteFile",
+            "duplicity.config:volsize",
+        ),
+        "a one-file restore downloads a whole volume, and how long that takes depends on the "
+        "link's rate, which only the uploads measure: with volsize auto across a network each "
+        "volume is sized from the rate of the uploads before it (after gpg-ahead: outermost)",
+    ),
+    Patch(
         "prefetched-volumes",
         "cfbackup.duplicity.patches.prefetched_volumes",
         "3.2.1",
