@@ -88,3 +88,20 @@ def last(state_dir: Path, profile: str, action: str, result: str) -> dict[str, A
     item = dict(row)
     item["stats"] = json.loads(item["stats"]) if item["stats"] else {}
     return item
+
+
+def newest_stat(state_dir: Path, profile: str, action: str, key: str, results: tuple[str, ...]):
+    """Statistic ``key`` of the newest ``action`` run of ``profile`` that ended in one of
+    ``results`` and recorded it, however many runs came since (most record none); None if none
+    did."""
+    if not (state_dir / "history.sqlite3").exists():
+        return None
+    marks = ", ".join("?" for _ in results)
+    with contextlib.closing(_connect(state_dir)) as conn:
+        row = conn.execute(
+            "SELECT json_extract(stats, ?) FROM runs WHERE profile=? AND action=? "
+            f"AND result IN ({marks}) AND json_extract(stats, ?) IS NOT NULL "
+            "ORDER BY started DESC, id DESC LIMIT 1",
+            (f'$."{key}"', profile, action, *results, f'$."{key}"'),
+        ).fetchone()
+    return None if row is None else row[0]

@@ -20,6 +20,7 @@ pins it.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import options
@@ -31,6 +32,7 @@ FAR_MB = 20  # across a network, uploads at FAST or more
 NEAR_MB = 50  # also what an undecided "auto" means (the default before "auto")
 FAST = 100e6 / 8  # bytes/s (100 Mbit/s): a FAR_MB volume downloads in 1.7 s at most
 RATE_STAT = "UploadBytesPerSecond"  # a backup's statistic: the rate its volumes uploaded at
+PARTS = ("success", "partial")  # the backups whose statistics hold what they uploaded
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,15 +99,13 @@ def mbit(bytes_per_second: float) -> str:
     return f"{bytes_per_second * 8 / 1e6:.0f} Mbit/s"
 
 
-def learned_rate(runs: list[dict]) -> float | None:
-    """The upload rate of the newest backup among ``runs`` (history rows, newest first) that
-    measured one (one that uploaded a volume of some size)."""
-    for row in runs:
-        if row.get("action") == "backup" and row.get("result") == "success":
-            value = (row.get("stats") or {}).get(RATE_STAT)
-            if isinstance(value, int | float) and value > 0:
-                return float(value)
-    return None
+def learned_rate(state_dir: Path, profile_name: str) -> float | None:
+    """The upload rate of the newest backup of the profile that measured one (one that
+    uploaded a volume of some size; a partial backup's counts too), in bytes/s."""
+    from cfbackup import history
+
+    value = history.newest_stat(state_dir, profile_name, "backup", RATE_STAT, PARTS)
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def with_size(profile: Profile, choice: Choice) -> Profile:

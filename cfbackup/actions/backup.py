@@ -5,16 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import (
-    chains,
-    compression,
-    gpgkeys,
-    history,
-    link,
-    passcheck,
-    upload_workers,
-    volume_size,
-)
+from cfbackup import chains, compression, gpgkeys, link, passcheck, upload_workers, volume_size
 from cfbackup.actions.common import (
     check_source,
     duplicity,
@@ -75,7 +66,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         log.info("compression: %s", choice.reason)
     uploads = upload_workers.choose(profile, round_trip, swift=swift)
     log.info("upload workers: %s", uploads.reason)
-    learned = volume_size.learned_rate(history.runs(run.config.state_dir, profile.name))
+    learned = volume_size.learned_rate(run.config.state_dir, profile.name)
     size = volume_size.choose(profile, round_trip, swift=swift, learned=learned)
     log.info("volume size: %s", size.reason)
     if size.by_rate:
@@ -118,7 +109,8 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         shown = ", ".join(unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
         raise PartialBackup(
             f"backup completed but {len(unreadable)} file(s) could not be read and are not in "
-            f"it: {shown}: fix their permissions or exclude them."
+            f"it: {shown}: fix their permissions or exclude them.",
+            stats=stats,
         )
     outcome.message = (
         f"{'dry run: ' if run.dry_run else ''}backup of {profile.name} done: "

@@ -275,11 +275,12 @@ PROFILE = (
         "duplicity's 200. When the Swift is across a network (the round trip compress_level "
         '"auto" measures: 10 ms or more) that download is most of a one-file restore and its '
         "time is the link's rate: each volume is then 20 MB while the backup's uploads run at "
-        "100 Mbit/s or more, else 10 MB (a 20 MB volume: 3.5 s at 48 Mbit/s). A backup starts "
-        "with the size the last backup's upload rate gives (10 MB when none measured one). A "
-        "volume costs a key derivation with a passphrase (0.3 s of CPU, started ahead, beside "
-        "the volume before) and an object (docs/performance.md). The run's log says what it "
-        "chose and why, and the rate the uploads ran at.",
+        "100 Mbit/s or more, else 10 MB (a 20 MB volume: 3.5 s at 48 Mbit/s). The rate is the "
+        "uploads' (each volume's bytes over its PUT's time, round trip included), not the "
+        "downloads'. A backup starts with the size the last backup's upload rate gives (10 MB "
+        "when none measured one). A volume costs a key derivation with a passphrase (0.2-0.3 s "
+        "of CPU, started ahead, beside the volume before) and an object (docs/performance.md). "
+        "The run's log says what it chose and why, and the rate the uploads ran at.",
         default="auto",
         choices=("auto",),
         minimum=1,

@@ -59,21 +59,25 @@ def test_far_starts_from_the_last_backups_rate():
     assert (pinned.megabytes, pinned.by_rate) == (100, False)
 
 
-def test_the_learned_rate_is_the_newest_successful_backups_that_measured_one():
+def test_the_learned_rate_is_the_newest_backups_that_measured_one(tmp_path):
+    from cfbackup import history
+
     stat = volume_size.RATE_STAT
+    assert volume_size.learned_rate(tmp_path, "p") is None  # no history yet
 
-    def row(action="backup", result="success", **stats):
-        return {"action": action, "result": result, "stats": stats}
+    def run(action="backup", result="success", profile="p", **stats):
+        run_id = history.record_start(tmp_path, profile, action)
+        history.record_finish(tmp_path, run_id, 0, result, "", stats)
 
-    assert volume_size.learned_rate([]) is None
-    rows = [
-        row(),  # a no-change incremental: no volume large enough to measure
-        row(result="failure", **{stat: 1.0}),
-        row(action="restore", **{stat: 2.0}),
-        row(**{stat: 6_000_000}),
-        row(**{stat: 25_000_000}),
-    ]
-    assert volume_size.learned_rate(rows) == 6_000_000
+    run(**{stat: 25_000_000})
+    run(result="partial", **{stat: 6_000_000})  # a file unreadable: the uploads still count
+    run(result="failure", **{stat: 1})
+    run(action="restore", **{stat: 2})
+    run(profile="other", **{stat: 3})
+    for _ in range(60):  # a month of small incrementals, and status every few minutes
+        run(SourceFiles=10)
+        run(action="status")
+    assert volume_size.learned_rate(tmp_path, "p") == 6_000_000
 
 
 def test_a_number_pins_it_and_argv_follows_the_choice():

@@ -209,7 +209,8 @@ CORE: tuple[Patch, ...] = (
         "cfbackup.duplicity.patches.rate_sized_volumes",
         "3.2.1",
         (
-            "duplicity.backend:BackendWrapper.put",
+            "swiftclient.client:put_object",
+            "swiftclient.client:Connection.put_object",
             "duplicity.gpg:GPGWriteFile",
             "duplicity.gpg:GzipWriteFile",
             "duplicity.gpg:PlainWriteFile",

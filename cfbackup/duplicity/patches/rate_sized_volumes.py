@@ -11,11 +11,17 @@ uploads that finished in this run went at the "fast" rate or more (the newest
 :data:`RECENT`), else the small one. Only uploads of at least half a small volume count: a
 smaller one measures the round trip more than the rate.
 
+The rate is what a whole volume's transfer took: each PUT that Swift answered with success
+(``swiftclient.client.put_object``: one attempt, a retry's wait not included), its bytes over the
+time from its request to Swift's answer, round trip and TCP's slow start
+included, which a restore's download of a volume pays too. Uploads that ran side by side (split
+chains, ``upload_workers`` 2 or more) count the time any of them ran once: they share the link.
+
 The files, in the folder ``CFBACKUP_UPLOADS`` names (the run's private scratch folder):
 
-- ``rates``: ``BYTES SECONDS`` a line, appended by whichever duplicity process uploaded (the
-  upload pool's workers too); cfbackup keeps the rate in the backup's statistics, where the next
-  backup starts from it.
+- ``rates``: ``BYTES START END`` a line (``time.monotonic``, one clock for every process of the
+  machine), appended by whichever duplicity process uploaded (the upload pool's workers too);
+  cfbackup keeps the rate in the backup's statistics, where the next backup starts from it.
 - ``sizes``: ``SMALL_MB LARGE_MB FAST_BYTES_PER_SECOND``, written by cfbackup before duplicity
   gets its arguments. Without it ``--volsize`` stands for every volume.
 
@@ -35,30 +41,43 @@ RECENT = 3  # uploads: the rate of the newest few follows a link that changes
 _MB = 1024 * 1024
 
 
-def read_rates(folder) -> list:
-    """The (bytes, seconds) of each upload written down in ``folder``, oldest first."""
+def read_rates(folder, tail: int = 0) -> list:
+    """The (bytes, start, end) of each upload written down in ``folder``, oldest first; with
+    ``tail``, only those in its last ``tail`` bytes (before each volume: the file grows with the
+    backup). A line still being written is left for the next look."""
     try:
-        with open(os.path.join(folder, RATES)) as handle:
-            lines = handle.read().splitlines()
+        with open(os.path.join(folder, RATES), "rb") as handle:
+            cut = max(0, os.fstat(handle.fileno()).st_size - tail) if tail else 0
+            handle.seek(cut)
+            lines = handle.read().decode("ascii", "replace").split("\n")
     except OSError:
         return []
     records = []
-    for line in lines:
-        parts = line.split()
+    # the first line of a tail may be cut; what follows the last newline is not whole yet
+    for line in lines[1 if cut else 0 : -1]:
         try:
-            size, seconds = int(parts[0]), float(parts[1])
-        except (IndexError, ValueError):
-            continue  # a line being written: the next look reads it whole
-        if seconds > 0:
-            records.append((size, seconds))
+            size, start, end = line.split()
+            record = (int(size), float(start), float(end))
+        except ValueError:
+            continue
+        if record[2] > record[1]:
+            records.append(record)
     return records
 
 
 def rate(records, newest=RECENT) -> "float | None":
-    """Bytes per second over the ``newest`` last uploads (all with None); None without any."""
-    recent = records[-newest:] if newest else records
-    seconds = sum(s for _, s in recent)
-    return sum(b for b, _ in recent) / seconds if recent and seconds > 0 else None
+    """Bytes per second over the ``newest`` last uploads (all with None): their bytes over the
+    time at least one of them ran; None without any."""
+    recent = sorted(records[-newest:] if newest else records, key=lambda r: r[1])
+    busy, until = 0.0, None
+    for _, start, end in recent:
+        if until is None or start >= until:
+            busy += end - start
+            until = end
+        elif end > until:
+            busy += end - until
+            until = end
+    return sum(r[0] for r in recent) / busy if recent and busy > 0 else None
 
 
 def read_sizes(folder) -> "tuple | None":
@@ -76,26 +95,31 @@ def write_sizes(folder, small: int, large: int, fast: float) -> None:
         handle.write(f"{small} {large} {fast:.0f}\n")
 
 
-def _recording(put, folder):
-    """``BackendWrapper.put``, writing down how long each upload took (retries included)."""
+def _recording(put_object, folder):
+    """swiftclient's ``put_object`` (one HTTP request), writing down when each upload of a
+    known length ran, if Swift accepted it."""
 
-    def put_and_time(self, source_path, remote_filename=None):
-        size = source_path.getsize()  # before: the local backend moves the file away
+    def put_object_timed(*args, **kwargs):
         start = time.monotonic()
-        put(self, source_path, remote_filename)
-        seconds = time.monotonic() - start
-        line = f"{size} {seconds:.6f}\n".encode()
-        try:  # one write of a short line in append mode: lines from several processes stay whole
-            fd = os.open(os.path.join(folder, RATES), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
-        except OSError:
-            pass  # the rate is advice: the upload itself succeeded
+        etag = put_object(*args, **kwargs)
+        end = time.monotonic()
+        size = kwargs.get("content_length")
+        if size:
+            line = f"{size} {start:.6f} {end:.6f}\n".encode()
+            try:  # one write of a short line in append mode: lines of several processes stay whole
+                fd = os.open(
+                    os.path.join(folder, RATES), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+                )
+                try:
+                    os.write(fd, line)
+                finally:
+                    os.close(fd)
+            except OSError:
+                pass  # the rate is advice: the upload itself succeeded
+        return etag
 
-    put_and_time.cfbackup_rate_recorded = True
-    return put_and_time
+    put_object_timed.cfbackup_rate_recorded = True
+    return put_object_timed
 
 
 def _sizing(write, folder, state):
@@ -106,10 +130,13 @@ def _sizing(write, folder, state):
     def write_sized(block_iter, *args, **kwargs):
         from duplicity import config, log
 
-        rule = state.setdefault("rule", read_sizes(folder))
+        if "rule" not in state:
+            state["rule"] = read_sizes(folder)
+        rule = state["rule"]
         if rule is not None and args and not kwargs and args[-1] == config.volsize:
             small, large, fast = rule
-            measured = rate([r for r in read_rates(folder) if r[0] >= small * _MB // 2])
+            recent = read_rates(folder, tail=4096)  # a line is about 40 bytes
+            measured = rate([r for r in recent if r[0] >= small * _MB // 2])
             if measured is not None:
                 size = (large if measured >= fast else small) * _MB
                 if size != config.volsize:
@@ -135,12 +162,11 @@ def apply(env):
 
     folder = env[ENV]
 
-    def patch_backend(backend):
-        wrapper = backend.BackendWrapper
-        if not getattr(wrapper.put, "cfbackup_rate_recorded", False):
-            wrapper.put = _recording(wrapper.put, folder)
+    def patch_swiftclient(client):
+        if not getattr(client.put_object, "cfbackup_rate_recorded", False):
+            client.put_object = _recording(client.put_object, folder)
 
-    after_import("duplicity.backend", patch_backend)
+    after_import("swiftclient.client", patch_swiftclient)
     if in_pool_worker():
         return  # the workers only upload
     state = {}
