@@ -171,16 +171,18 @@ class DupSame(Tool):
     def backup(self, rep: Rep) -> Sample:
         from cfbackup.duplicity import commands
 
-        profile = self._as_cfbackup_decides()
+        profile = self._as_cfbackup_decides(rep)
         return self._run(rep, lambda fd: commands.backup_argv(profile, log_fd=fd), "backup")
 
-    def _as_cfbackup_decides(self):
-        """The profile with the compression level, upload processes and volume size cfbackup's
-        "auto" would choose for this run (``cfbackup/compression.py``, ``upload_workers.py``,
-        ``volume_size.py``: the same probe, the same sample), decided before the timing."""
-        from cfbackup import compression, link, swift, upload_workers, volume_size
+    def _as_cfbackup_decides(self, rep: Rep):
+        """The profile with what cfbackup's "auto" settings become for this run
+        (``cfbackup/link_choices.py``: the same probe, the same sample, the upload rate
+        cfbackup's last backup of this repetition measured), decided before the timing. Only
+        the first volume's size: raw duplicity keeps it for every volume, where cfbackup's
+        follows its uploads."""
+        from cfbackup import compression, link, link_choices, swift, volume_size
 
-        if not any(m.is_auto(self.profile) for m in (compression, upload_workers, volume_size)):
+        if not link_choices.is_auto(self.profile):
             return self.profile
         conn = swift.connect(self.profile)
         try:
@@ -189,11 +191,9 @@ class DupSame(Tool):
         finally:
             conn.close()
         since = compression.since_of(self.profile, objects, force_full=False)
-        level = compression.choose(self.profile, seconds, since=since).level
-        workers = upload_workers.choose(self.profile, seconds)
-        size = volume_size.choose(self.profile, seconds)
-        return volume_size.with_size(
-            upload_workers.with_workers(compression.with_level(self.profile, level), workers), size
+        learned = volume_size.learned_rate(rep.dir / "cfbackup" / "state", PROFILE)
+        return link_choices.choose(self.profile, seconds, since=since, learned=learned).applied(
+            self.profile
         )
 
     def after_backup(self, rep: Rep) -> Sample | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, gpgkeys, link, passcheck, upload_workers, volume_size
+from cfbackup import chains, compression, gpgkeys, link, link_choices, passcheck, volume_size
 from cfbackup.actions.common import (
     check_source,
     duplicity,
@@ -34,7 +34,7 @@ def run_backup(run: Run) -> RunResult:
 def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stack) -> RunResult:
     profile = run.profile
     with target_view(run):
-        if any(m.is_auto(profile) for m in (compression, upload_workers, volume_size)):
+        if link_choices.is_auto(profile):
             link.start_probe(run)
         run.hooks.cfbackup_backup_lookups(run=run)
         handover = authenticated(run)
@@ -61,15 +61,13 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     swift = swift_target(profile.target) is not None
-    choice = compression.choose(profile, round_trip, swift=swift, since=since)
-    if profile["encryption"]["mode"] != "none":
-        log.info("compression: %s", choice.reason)
-    uploads = upload_workers.choose(profile, round_trip, swift=swift)
-    log.info("upload workers: %s", uploads.reason)
     learned = volume_size.learned_rate(run.config.state_dir, profile.name)
-    size = volume_size.choose(profile, round_trip, swift=swift, learned=learned)
-    log.info("volume size: %s", size.reason)
-    if size.by_rate:
+    choices = link_choices.choose(profile, round_trip, swift=swift, since=since, learned=learned)
+    if profile["encryption"]["mode"] != "none":
+        log.info("compression: %s", choices.compression.reason)
+    log.info("upload workers: %s", choices.workers.reason)
+    log.info("volume size: %s", choices.size.reason)
+    if choices.size.by_rate:
         rates.size_by_rate(volume_size.SLOW_MB, volume_size.FAR_MB, volume_size.FAST)
     full = bool(run.options.get("full"))
     after = not run.dry_run and profile["retention"]["after_backup"]
@@ -79,12 +77,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
         result = duplicity(
             run,
             lambda fd: commands.backup_argv(
-                volume_size.with_size(
-                    upload_workers.with_workers(
-                        compression.with_level(chain.profile, choice.level), uploads
-                    ),
-                    size,
-                ),
+                choices.applied(chain.profile),
                 full=full,
                 dry_run=run.dry_run,
                 log_fd=fd,
