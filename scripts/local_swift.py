@@ -210,8 +210,17 @@ class LocalSwift:
         """One sweep of every container-updater now (``once`` mode, a separate process each):
         the account's usage (X-Account-Bytes-Used) catches up with its containers, without
         running the updater daemons often (each sweep forks and costs CPU all session long)."""
+        self._run_updaters_once("container", timeout)
+
+    def run_object_updaters_once(self, timeout: float = 120.0) -> None:
+        """One sweep of every object-updater now: the container updates an object server could
+        not make at once (its container server answered after ``container_update_timeout``,
+        1 s: a loaded machine) and left in ``async_pending`` reach the container's usage."""
+        self._run_updaters_once("object", timeout)
+
+    def _run_updaters_once(self, kind: str, timeout: float) -> None:
         for name, proc in self._procs.items():
-            if name.startswith("container") and name.endswith("-updater"):
+            if name.startswith(kind) and name.endswith("-updater"):
                 conf = proc["argv"][proc["argv"].index("-v") - 1]
                 module = proc["argv"][proc["argv"].index("-v") - 2]
                 done = subprocess.run(
