@@ -1,16 +1,16 @@
 """Decrypting a backup's objects as duplicity wrote them: gpg with the profile's passphrase
-or keys (the passphrase on a pipe, never on gpg's command line), gzip for an unencrypted
-profile, nothing for a plain one. What ``volumes.py`` reads manifests and checks volumes with,
-and restore prefetch decrypts ahead with.
+or keys (python-gnupg, the passphrase on gpg's standard input, never its command line), gzip
+for an unencrypted profile, nothing for a plain one. What ``volumes.py`` reads manifests and
+checks volumes with, and restore prefetch decrypts ahead with.
 
-A small object (a manifest) is decrypted in memory with python-gnupg. Anything larger goes
-through a sink (:meth:`Keys.decrypting`, a ``stores.Sink``): a volume as it downloads, so gpg's
-key derivation and its work overlap the download instead of following it and the encrypted
-bytes never touch the disk, or a file already downloaded (:meth:`Keys.decrypt_file` feeds the
-same sink). That gpg is run directly (``execute.fed``), with python-gnupg's settings; the
-passphrase, in UTF-8 as duplicity writes it (``execute.duplicity_passphrase``), reaches it on a
-pipe of its own (``--passphrase-fd``): python-gnupg's own streaming reads from a file object in
-a thread of its own, which a download cannot end cleanly when gpg fails half way.
+A volume can also be decrypted while it downloads (:meth:`Keys.decrypting`, a ``stores.Sink``):
+gpg reads its bytes as they arrive, so its key derivation and its work overlap the download
+instead of following it, and the encrypted bytes never touch the disk. That gpg is run
+directly (``execute.fed``), with python-gnupg's settings; the passphrase, in UTF-8 as duplicity
+writes it (``execute.duplicity_passphrase``), reaches it on a pipe of its own
+(``--passphrase-fd``): python-gnupg's own streaming
+reads from a file object in a thread of its own, which a download cannot end cleanly when gpg
+fails half way.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import gzip
 import os
+import shutil
 import subprocess
 import tempfile
 import zlib
@@ -101,18 +102,21 @@ class Keys:
         return data
 
     def decrypt_file(self, source: Path, name: str, output: Path) -> None:
-        """Object ``name`` downloaded to ``source``, in clear into ``output``: the file fed to
-        :meth:`decrypting`'s sink, so both ways decrypt alike (the same gpg, its words, the
-        passphrase as duplicity gives it). Raises as that sink's ``finish`` does."""
-        sink = self.decrypting(name, output)
-        try:
+        """Object ``name`` downloaded to ``source``, in clear into ``output``."""
+        if name.endswith(".gpg"):
             with open(source, "rb") as handle:
-                while chunk := handle.read(CHUNK):
-                    sink.write(chunk)
-        except BaseException:
-            sink.abort()
-            raise
-        sink.finish()
+                result = self._gpg.decrypt_file(handle, output=str(output), **self._gpg_args())
+            if not result.ok:
+                output.unlink(missing_ok=True)
+                raise Undecryptable(_gpg_reason(result.stderr, result.status))
+        elif name.endswith(".gz"):
+            try:
+                with gzip.open(source, "rb") as plain, open(output, "wb") as out:
+                    shutil.copyfileobj(plain, out, CHUNK)
+            except (OSError, EOFError) as error:
+                raise Undecryptable(f"gzip: {error}") from None
+        else:
+            shutil.copyfile(source, output)
 
     def decrypting(self, name: str, output: Path) -> Sink:
         """Object ``name`` decrypted into ``output`` as its bytes are written (a gpg, gzip or

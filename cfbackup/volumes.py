@@ -41,7 +41,7 @@ from typing import Any
 
 from cfbackup import workpool
 from cfbackup.config.model import Profile
-from cfbackup.errors import BackendError, Interrupted, VerifyDifferences
+from cfbackup.errors import BackendError, VerifyDifferences
 from cfbackup.stores import FileSink, Missing, Stopped, Store
 from cfbackup.volume_keys import Keys, Undecryptable, clear_name, keys_error
 
@@ -469,10 +469,6 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
             raise VerifyDifferences(
                 f"{name} at {store.label} does not decrypt ({error}): the backup's signatures "
                 "are damaged; start a sound chain with a full backup."
-            ) from None
-        except Stopped:  # gpg killed by the Ctrl-C or SIGTERM that stops this run
-            raise Interrupted(
-                f"interrupted while decrypting {name}: run the command again."
             ) from None
         encrypted.unlink()
         yield plain

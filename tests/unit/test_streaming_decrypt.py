@@ -1,8 +1,7 @@
 """An object decrypted as its bytes are written (``volume_keys.Keys.decrypting``), with real gpg
 and real gzip: the same bytes as decrypting it whole whatever the chunks, and on a failure (a
 damaged object, a wrong passphrase, an abort half way) no output and no gpg left; a gpg that
-ends early never leaves the writer blocked on its full pipe. A file already downloaded
-(``Keys.decrypt_file``) goes through the same sink."""
+ends early never leaves the writer blocked on its full pipe."""
 
 from __future__ import annotations
 
@@ -124,53 +123,3 @@ def test_a_gpg_that_ends_early_does_not_block_the_download(gnupghome, encrypted,
     with pytest.raises(Stopped):  # killed by a signal: the run is ending, the volume is not bad
         sink.finish()
     assert not (tmp_path / "out").exists() and _gpg_children() == []
-
-
-def test_a_downloaded_file_decrypts_through_the_same_sink(gnupghome, encrypted, tmp_path):
-    keys = Keys("symmetric", PASSPHRASE, str(gnupghome))
-    (tmp_path / "v.gpg").write_bytes(encrypted)
-    keys.decrypt_file(tmp_path / "v.gpg", "v.gpg", tmp_path / "clear")
-    assert (tmp_path / "clear").read_bytes() == CLEAR
-    (tmp_path / "v.gz").write_bytes(gzip.compress(CLEAR))
-    keys.decrypt_file(tmp_path / "v.gz", "v.gz", tmp_path / "unzipped")
-    assert (tmp_path / "unzipped").read_bytes() == CLEAR
-    wrong = Keys("symmetric", WRONG_PASSPHRASE, str(gnupghome))
-    with pytest.raises(Undecryptable) as failed:
-        wrong.decrypt_file(tmp_path / "v.gpg", "v.gpg", tmp_path / "never")
-    assert failed.value.keys and not (tmp_path / "never").exists()
-    assert _gpg_children() == []
-
-
-def test_signatures_whose_gpg_a_ctrl_c_killed_are_an_interruption_not_damage(
-    gnupghome, encrypted, tmp_path
-):
-    """``volumes.clear_copy`` (the drill's signatures): gpg killed by the signal that stops the
-    run is not a damaged backup."""
-    from cfbackup import volumes
-    from cfbackup.errors import Interrupted
-    from cfbackup.stores import FileStore
-
-    (tmp_path / "store").mkdir()
-    (tmp_path / "w").mkdir()
-    (tmp_path / "store" / "sigs.gpg").write_bytes(encrypted)
-    killed = threading.Event()
-
-    def kill_the_first_gpg() -> None:  # the decrypting one, while it derives its key (0.1 s+)
-        for _ in range(2000):
-            for pid in _gpg_children():
-                with contextlib.suppress(OSError):
-                    if b"--decrypt" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
-                        os.kill(pid, signal.SIGINT)
-                        killed.set()
-                        return
-            threading.Event().wait(0.002)
-
-    killer = threading.Thread(target=kill_the_first_gpg, daemon=True)
-    killer.start()
-    keys = Keys("symmetric", PASSPHRASE, str(gnupghome))
-    with pytest.raises(Interrupted, match="interrupted while decrypting sigs.gpg"):
-        with volumes.clear_copy(FileStore(tmp_path / "store"), "sigs.gpg", keys, tmp_path / "w"):
-            pass
-    killer.join(10)
-    assert killed.is_set()
-    assert list((tmp_path / "w").iterdir()) == [] and _gpg_children() == []
