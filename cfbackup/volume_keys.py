@@ -21,6 +21,7 @@ import functools
 import gzip
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import zlib
@@ -121,9 +122,9 @@ class Keys:
     def decrypting(self, name: str, output: Path) -> Sink:
         """Object ``name`` decrypted into ``output`` as its bytes are written (a gpg, gzip or
         plain object). ``finish`` raises Undecryptable when it does not decrypt, and
-        ``stores.Stopped`` when gpg was killed (a Ctrl-C or SIGTERM reached it before the run
-        stopped the download); then, and after ``abort``, there is no ``output`` and no gpg
-        left."""
+        ``stores.Stopped`` when gpg was killed by a signal that stops runs (a Ctrl-C or SIGTERM
+        reached it before the run stopped the download; any other signal is Undecryptable);
+        then, and after ``abort``, there is no ``output`` and no gpg left."""
         if name.endswith(".gpg"):
             gpg = self._gpg
             home = ["--homedir", self.gnupghome] if self.gnupghome else []
@@ -132,6 +133,9 @@ class Keys:
         if name.endswith(".gz"):
             return _GunzipSink(output)
         return FileSink(output)
+
+
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}  # how runs are stopped
 
 
 class _GpgSink:
@@ -179,9 +183,12 @@ class _GpgSink:
         with contextlib.suppress(BrokenPipeError):
             self._process.stdin.close()
         code = self._process.wait()
-        if code < 0:  # killed (a Ctrl-C or SIGTERM reaches it first): not the volume's fault
+        if -code in _STOPS:  # the Ctrl-C or SIGTERM stopping the run reached it first
             self.abort()
             raise Stopped
+        if code < 0:  # the OOM killer, a crash: the run goes on, and this volume is not read
+            self.abort()
+            raise Undecryptable(f"gpg was killed by {signal.Signals(-code).name}")
         if code != 0:
             self._err.seek(0)
             said = self._err.read().decode("utf-8", "replace")

@@ -123,3 +123,19 @@ def test_a_gpg_that_ends_early_does_not_block_the_download(gnupghome, encrypted,
     with pytest.raises(Stopped):  # killed by a signal: the run is ending, the volume is not bad
         sink.finish()
     assert not (tmp_path / "out").exists() and _gpg_children() == []
+
+
+def test_a_gpg_killed_by_anything_but_a_stop_leaves_the_volume_unread(
+    gnupghome, encrypted, tmp_path
+):
+    """The OOM killer or a crash is not the run stopping: the volume gets a problem (and the
+    restore or check says so) instead of no outcome, which a restore would fetch again."""
+    sink = Keys("symmetric", PASSPHRASE, str(gnupghome)).decrypting("v.gpg", tmp_path / "out")
+    sink.write(encrypted[:MB])
+    os.kill(sink._process.pid, signal.SIGKILL)
+    sink._process.wait(timeout=30)
+    _feed(sink, encrypted[MB:], [64 << 10])
+    with pytest.raises(Undecryptable, match="gpg was killed by SIGKILL") as failed:
+        sink.finish()
+    assert not failed.value.keys
+    assert not (tmp_path / "out").exists() and _gpg_children() == []
