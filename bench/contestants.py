@@ -191,7 +191,13 @@ class DupSame(Tool):
         finally:
             conn.close()
         since = compression.since_of(self.profile, objects, force_full=False)
-        learned = volume_size.learned_rate(rep.dir / "cfbackup" / "state", PROFILE)
+        # cfbackup's first backup of a repetition knows no rate (a fresh state dir), whether
+        # or not its run came before this one; its later ones start from the full's
+        learned = (
+            volume_size.learned_rate(rep.dir / Cfbackup.name / "state", PROFILE)
+            if objects
+            else None
+        )
         return link_choices.choose(self.profile, seconds, since=since, learned=learned).applied(
             self.profile
         )

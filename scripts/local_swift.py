@@ -219,8 +219,11 @@ class LocalSwift:
         self._run_updaters_once("object", timeout)
 
     def _run_updaters_once(self, kind: str, timeout: float) -> None:
+        updaters = [n for n in self._procs if n.startswith(kind) and n.endswith("-updater")]
+        if not updaters:
+            raise RuntimeError(f"no {kind}-updater in this Swift: {sorted(self._procs)}")
         for name, proc in self._procs.items():
-            if name.startswith(kind) and name.endswith("-updater"):
+            if name in updaters:
                 conf = proc["argv"][proc["argv"].index("-v") - 1]
                 module = proc["argv"][proc["argv"].index("-v") - 2]
                 done = subprocess.run(
