@@ -63,6 +63,10 @@ class Undecryptable(Exception):
         self.keys = any(words in reason for words in self.KEY_REASONS)
 
 
+class Unsigned(Undecryptable):
+    """It decrypted, but without the good signature the profile's ``sign_key`` requires."""
+
+
 @dataclasses.dataclass
 class Keys:
     """What it takes to decrypt a profile's objects: gpg with its passphrase, or nothing."""
@@ -70,6 +74,7 @@ class Keys:
     mode: str
     passphrase: str | None = None
     gnupghome: str | None = None
+    sign_key: str | None = None  # objects must carry its good signature (duplicity's rule)
 
     @classmethod
     def for_profile(cls, profile: Profile, env: dict[str, str]) -> Keys:
@@ -78,7 +83,23 @@ class Keys:
             mode=enc["mode"],
             passphrase=env.get("PASSPHRASE"),
             gnupghome=env.get("GNUPGHOME") or os.environ.get("GNUPGHOME") or None,
+            sign_key=enc.get("sign_key") or None,
         )
+
+    def _check_signer(self, result) -> None:
+        """With a ``sign_key``, what duplicity's restore requires of each volume
+        (``dup_main.restore_add_sig_check``): a good signature whose key ID ends as
+        ``sign_key`` does. python-gnupg calls a decryption ok whatever its signature: a
+        volume or manifest forged with the (public) encryption key would pass without this."""
+        if not self.sign_key:
+            return
+        want = self.sign_key.upper().removeprefix("0X")
+        actual = (result.key_id or "").upper() if result.valid else ""
+        tail = min(len(actual), len(want))
+        if actual and actual[-tail:] == want[-tail:]:
+            return
+        found = f"signed by {actual}" if actual else f"gpg: {result.status or 'no signature'}"
+        raise Unsigned(f"no good signature by sign_key {want}: {found}")
 
     @functools.cached_property
     def _gpg(self):
@@ -97,6 +118,7 @@ class Keys:
             result = self._gpg.decrypt(data, **self._gpg_args())
             if not result.ok:
                 raise Undecryptable(_gpg_reason(result.stderr, result.status))
+            self._check_signer(result)
             return result.data
         if name.endswith(".gz"):
             return gzip.decompress(data)
@@ -110,6 +132,11 @@ class Keys:
             if not result.ok:
                 output.unlink(missing_ok=True)
                 raise Undecryptable(_gpg_reason(result.stderr, result.status))
+            try:
+                self._check_signer(result)
+            except Undecryptable:
+                output.unlink(missing_ok=True)
+                raise
         elif name.endswith(".gz"):
             try:
                 with gzip.open(source, "rb") as plain, open(output, "wb") as out:
@@ -126,6 +153,8 @@ class Keys:
         reached it before the run stopped the download; any other signal is Undecryptable);
         then, and after ``abort``, there is no ``output`` and no gpg left."""
         if name.endswith(".gpg"):
+            if self.sign_key:  # this gpg's signature goes unchecked: duplicity checks those
+                raise ValueError("decrypting: a signed profile's objects are decrypted whole")
             gpg = self._gpg
             home = ["--homedir", self.gnupghome] if self.gnupghome else []
             argv = [gpg.gpgbinary, "--batch", "--no-tty", *home, "--pinentry-mode", "loopback"]

@@ -43,7 +43,7 @@ from cfbackup import workpool
 from cfbackup.config.model import Profile
 from cfbackup.errors import BackendError, VerifyDifferences
 from cfbackup.stores import FileSink, Missing, Stopped, Store
-from cfbackup.volume_keys import Keys, Undecryptable, clear_name, keys_error
+from cfbackup.volume_keys import Keys, Undecryptable, Unsigned, clear_name, keys_error
 
 log = logging.getLogger("cfbackup")
 
@@ -52,11 +52,13 @@ log = logging.getLogger("cfbackup")
 DEFAULT_WORKERS = 4
 
 MISSING, CORRUPT, UNDECRYPTABLE, UNREADABLE = "missing", "corrupt", "undecryptable", "unreadable"
+UNSIGNED = "unsigned"
 PROBLEMS = {
     MISSING: "is missing at the target",
     CORRUPT: "is corrupt (its {hash} differs from the one in the manifest)",
     UNDECRYPTABLE: "does not decrypt",
     UNREADABLE: "decrypts but is not a readable tar",
+    UNSIGNED: "decrypts but has no good signature by the profile's sign_key",
 }
 
 
@@ -221,6 +223,8 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             backup_set.info = duplicity_manifest.Manifest().from_string(plain)
         except Missing:
             backup_set.problem = "it is missing at the target"
+        except Unsigned as error:
+            backup_set.problem = f"it decrypts, but with {error}"
         except Undecryptable as error:
             backup_set.problem = f"it does not decrypt ({error})"
             backup_set.key_problem = error.keys
@@ -435,7 +439,8 @@ def _check_contents(keys: Keys, path: Path, name: str, outcome: Outcome) -> None
         try:
             keys.decrypt_file(path, name, plain)
         except Undecryptable as error:
-            outcome.problem, outcome.detail = UNDECRYPTABLE, str(error)
+            unsigned = isinstance(error, Unsigned)
+            outcome.problem, outcome.detail = UNSIGNED if unsigned else UNDECRYPTABLE, str(error)
             return
         try:
             with tarfile.open(plain, "r:") as archive:
@@ -466,9 +471,14 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
         try:
             keys.decrypt_file(encrypted, name, plain)
         except Undecryptable as error:
+            what = (
+                f"decrypts, but with {error}"
+                if isinstance(error, Unsigned)
+                else f"does not decrypt ({error})"
+            )
             raise VerifyDifferences(
-                f"{name} at {store.label} does not decrypt ({error}): the backup's signatures "
-                "are damaged; start a sound chain with a full backup."
+                f"{name} at {store.label} {what}: the backup's signatures are damaged or not "
+                "signed as the profile says; start a sound chain with a full backup."
             ) from None
         encrypted.unlink()
         yield plain

@@ -3,8 +3,11 @@ before anything is uploaded, with one clear line."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
-from support.cli import KEY_PASSPHRASE
+from support.cli import KEY_PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree, make_awkward_tree
 from swiftclient import client
 
@@ -23,11 +26,16 @@ def _objects(local_swift, container):
         return []
 
 
-def test_public_key_round_trip(tmp_path, make_config, cfbackup, gpg_keys, local_swift, container):
+@pytest.mark.parametrize("signed", [False, True], ids=["encrypted", "encrypted-and-signed"])
+def test_public_key_round_trip(
+    tmp_path, make_config, cfbackup, gpg_keys, local_swift, container, signed
+):
+    # signed: what a legacy GPG_KEY (dt-cf-backup.sh) becomes, checked by every command here
     src = make_awkward_tree(tmp_path / "src", big_mb=1)
     enc = (
         f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
         f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
+        + (f'sign_key = "{gpg_keys["fingerprint"]}"\n' if signed else "")
     )
     config = make_config(source=src, encryption=enc)
     env = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
@@ -42,6 +50,40 @@ def test_public_key_round_trip(tmp_path, make_config, cfbackup, gpg_keys, local_
     assert result.returncode == 0, result
     result = cfbackup("-c", config, "drill", "main", "--sample", "3 files", env=env)
     assert result.returncode == 0 and "3 match, 0 mismatch" in result.stdout, result
+    if signed:  # volumes that decrypt but carry no good signature by sign_key do not pass
+        home = tmp_path / "keyring"  # the suite's keyring and one more signing key
+        shutil.copytree(gpg_keys["home"], home, ignore=shutil.ignore_patterns("S.*"))
+        try:
+            print(_read_data_with_another_sign_key(cfbackup, config, env, gpg_keys, home))
+        finally:
+            stop_gpg_agent(home)
+
+
+def _read_data_with_another_sign_key(cfbackup, config, env, gpg_keys, home) -> str:
+    """``verify --read-data`` of the signed backup with ``sign_key`` another key of ``home``
+    (a copy of the suite's keyring, where that key is made): its output."""
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback"]
+    made = subprocess.run(
+        [*gpg, "--passphrase", "", "--quick-gen-key", "other <other@cfbackup.invalid>",
+         "ed25519", "sign", "never"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    listed = subprocess.run(
+        [*gpg, "--with-colons", "--list-secret-keys", "other"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    other = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    text = config.read_text().replace(gpg_keys["home"], str(home))
+    config.write_text(
+        text.replace(f'sign_key = "{gpg_keys["fingerprint"]}"', f'sign_key = "{other}"')
+    )
+    result = cfbackup("-c", config, "verify", "main", "--read-data", env=env)
+    assert result.returncode != 0, result
+    out = result.stdout + result.stderr
+    assert f"it decrypts, but with no good signature by sign_key {other}" in out, result
+    assert f"signed by {gpg_keys['fingerprint'][-16:]}" in out, result
+    return out
 
 
 def test_wrong_passphrase_fails_before_upload(
