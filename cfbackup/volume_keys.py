@@ -98,8 +98,16 @@ class Keys:
         tail = min(len(actual), len(want))
         if actual and actual[-tail:] == want[-tail:]:
             return
-        found = f"signed by {actual}" if actual else f"gpg: {result.status or 'no signature'}"
-        raise Unsigned(f"no good signature by sign_key {want}: {found}")
+        if actual:
+            found = f"signed by {actual}"
+        elif result.key_status or result.problems:  # expired, revoked, no public key, bad
+            problem = result.problems[-1] if result.problems else {}
+            what = result.key_status or problem.get("status") or "no good signature"
+            by = f" {problem['keyid']}" if problem.get("keyid") else ""
+            found = f"{what}{by}: check that key in the keyring"
+        else:
+            found = "not signed"
+        raise Unsigned(f"no good signature by sign_key {want} ({found})")
 
     @functools.cached_property
     def _gpg(self):

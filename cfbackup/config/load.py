@@ -190,6 +190,18 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
     enc = data.get("encryption", {})
     if enc.get("mode") == "pubkey" and not enc.get("encrypt_keys"):
         problems.append(f"{where}.encryption.encrypt_keys: mode pubkey needs at least one key")
+    if enc.get("sign_key"):
+        # duplicity's restore compares sign_key, as written, with the end of each volume's
+        # signature key ID (upper-case hex): "0x1234ABCD" or lower case failed every restore
+        key_id = re.sub(r"\s", "", enc["sign_key"]).upper().removeprefix("0X")
+        if re.fullmatch(r"[0-9A-F]{8}|[0-9A-F]{16}|[0-9A-F]{40}", key_id):
+            enc["sign_key"] = key_id
+        else:
+            problems.append(
+                f"{where}.encryption.sign_key: {enc['sign_key']!r} is not a key ID or "
+                "fingerprint (8, 16 or 40 hex digits: gpg --list-secret-keys --keyid-format "
+                "long shows them), which duplicity's restore compares with each signature"
+            )
 
 
 def _pattern_under(pattern: str, source: str) -> bool:

@@ -63,7 +63,12 @@ ENCRYPTION = (
         example=["0x1234ABCD"],
     ),
     Option(
-        "sign_key", "string", "GPG key id that signs the backup (optional).", example="0x1234ABCD"
+        "sign_key",
+        "string",
+        "GPG key that signs the backup (optional): its key ID or fingerprint, 8, 16 or 40 hex "
+        "digits (0x and spaces allowed). duplicity's restore refuses a volume without its good "
+        "signature, and so do verify --read-data and drills.",
+        example="0x1234ABCD",
     ),
     Option("gpg_home", "path", "GNUPGHOME holding the keys; gpg's default when unset."),
     Option(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from cfbackup.config import build_config
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.environment import duplicity_environment
@@ -81,9 +83,13 @@ def test_restore_verify_list_argv():
 def test_encryption_modes():
     none = _profile(encryption={"mode": "none"})
     assert "--no-encryption" in commands.backup_argv(none)
-    pub = _profile(encryption={"mode": "pubkey", "encrypt_keys": ["AB", "CD"], "sign_key": "EF"})
+    pub = _profile(
+        encryption={"mode": "pubkey", "encrypt_keys": ["AB", "CD"], "sign_key": "0x89abcdef"}
+    )
     argv = commands.backup_argv(pub)
-    assert "--encrypt-key=AB" in argv and "--encrypt-key=CD" in argv and "--sign-key=EF" in argv
+    # sign_key as duplicity's restore compares it with a signature's key ID (config/load.py)
+    assert "--encrypt-key=AB" in argv and "--encrypt-key=CD" in argv
+    assert "--sign-key=89ABCDEF" in argv
 
 
 def test_retention_rules():
@@ -141,3 +147,24 @@ def test_retry_policy_is_duplicitys_own_with_the_profiles_options_winning():
     options = ["--num-retries=5", "--backend-retry-delay", "30", "--num-retries", "2"]
     assert commands.retry_policy(_profile(extra_options=options)) == (2, 30.0)
     assert commands.retry_policy(_profile(extra_options=["--num-retries=0"])) == (1, 10.0)
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["0x89ABCDEF", "89abcdef", "0X89ABCDEF", "1234 5678 9ABC DEF0 1234  5678 9ABC DEF0 89AB CDEF"],
+)
+def test_sign_key_is_spelled_as_duplicity_compares_it(written):
+    """duplicity's restore compares sign_key as given with the end of each signature's key ID
+    (upper-case hex): "0x89ABCDEF" or lower case made every restore of a signed backup fail."""
+    pub = _profile(encryption={"mode": "pubkey", "encrypt_keys": ["AB"], "sign_key": written})
+    wanted = "".join(written.split()).upper().removeprefix("0X")
+    assert pub["encryption"]["sign_key"] == wanted
+    assert f"--sign-key={wanted}" in commands.backup_argv(pub)
+
+
+@pytest.mark.parametrize("written", ["backup@example.com", "ABCDEF", "0xGHIJKLMN"])
+def test_a_sign_key_that_is_no_key_id_is_a_config_error(written):
+    from cfbackup.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is not a key ID or fingerprint"):
+        _profile(encryption={"mode": "pubkey", "encrypt_keys": ["AB"], "sign_key": written})
