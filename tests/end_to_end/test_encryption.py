@@ -35,7 +35,9 @@ def test_public_key_round_trip(
     enc = (
         f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
         f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
-        + (f'sign_key = "{gpg_keys["fingerprint"]}"\n' if signed else "")
+        # (written as the schema's example is: 0x, and here lower case; duplicity's restore
+        # compares upper-case hex, so cfbackup hands it that)
+        + (f'sign_key = "0x{gpg_keys["fingerprint"].lower()}"\n' if signed else "")
     )
     config = make_config(source=src, encryption=enc)
     env = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
@@ -76,7 +78,7 @@ def _read_data_with_another_sign_key(cfbackup, config, env, gpg_keys, home) -> s
     other = next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
     text = config.read_text().replace(gpg_keys["home"], str(home))
     config.write_text(
-        text.replace(f'sign_key = "{gpg_keys["fingerprint"]}"', f'sign_key = "{other}"')
+        text.replace(f'sign_key = "0x{gpg_keys["fingerprint"].lower()}"', f'sign_key = "{other}"')
     )
     result = cfbackup("-c", config, "verify", "main", "--read-data", env=env)
     assert result.returncode != 0, result
