@@ -64,7 +64,12 @@ class Undecryptable(Exception):
 
 
 class Unsigned(Undecryptable):
-    """It decrypted, but without the good signature the profile's ``sign_key`` requires."""
+    """It decrypted, but without the good signature the profile's ``sign_key`` requires;
+    ``found``: what gpg found instead."""
+
+    def __init__(self, sign_key: str, found: str):
+        super().__init__(f"no good signature by sign_key {sign_key} ({found})")
+        self.found = found
 
 
 @dataclasses.dataclass
@@ -107,7 +112,7 @@ class Keys:
             found = f"{what}{by}: check that key in the keyring"
         else:
             found = "not signed"
-        raise Unsigned(f"no good signature by sign_key {want} ({found})")
+        raise Unsigned(want, found)
 
     @functools.cached_property
     def _gpg(self):

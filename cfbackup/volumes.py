@@ -236,7 +236,7 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
         ) as error:
             backup_set.problem = f"it is not a manifest duplicity can read ({error})"
         if backup_set.problem:
-            log.warning("manifest %s cannot be read: %s", backup_set.manifest, backup_set.problem)
+            log.warning("manifest %s is not usable: %s", backup_set.manifest, backup_set.problem)
             unreadable.append(backup_set)
     if any(s.key_problem for s in unreadable) and keys.mode != "none":
         raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})")
@@ -286,7 +286,7 @@ class Outcome:
         """``volume NAME (volume 3 of the full backup of ...) is missing at the target``."""
         what = PROBLEMS[self.problem].format(hash=self.ref.hash[0] if self.ref.hash else "hash")
         where = f"{self.ref.chain}/" if self.ref.chain else ""
-        shown = self.detail and self.problem in (UNDECRYPTABLE, UNREADABLE)  # gpg's words
+        shown = self.detail and self.problem in (UNDECRYPTABLE, UNREADABLE, UNSIGNED)  # gpg's
         detail = f" ({self.detail})" if shown else ""
         return (
             f"volume {where}{self.ref.name} (volume {self.ref.number} of the {self.ref.set_label})"
@@ -439,8 +439,10 @@ def _check_contents(keys: Keys, path: Path, name: str, outcome: Outcome) -> None
         try:
             keys.decrypt_file(path, name, plain)
         except Undecryptable as error:
-            unsigned = isinstance(error, Unsigned)
-            outcome.problem, outcome.detail = UNSIGNED if unsigned else UNDECRYPTABLE, str(error)
+            if isinstance(error, Unsigned):
+                outcome.problem, outcome.detail = UNSIGNED, error.found
+            else:
+                outcome.problem, outcome.detail = UNDECRYPTABLE, str(error)
             return
         try:
             with tarfile.open(plain, "r:") as archive:
