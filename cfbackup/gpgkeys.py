@@ -76,6 +76,34 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
                 "remove sign_key."
             )
         _check_usable(key, enc["sign_key"], where + ".sign_key", capability="s")
+        _check_signing_subkey(key, enc["sign_key"], where + ".sign_key")
+
+
+def _check_signing_subkey(key, sign_key: str, where: str) -> None:
+    """gpg signs with a key's newest signing subkey when it has one, even when asked for the
+    primary key; duplicity's restore then compares that subkey's ID with ``sign_key`` and
+    refuses every volume ("Volume was signed by key SUBKEY, not PRIMARY"). So ``sign_key``
+    must name the subkey that signs."""
+    wanted = sign_key.upper().removeprefix("0X")
+    signing = [
+        sub
+        for sub in (key.get("subkey_info") or {}).values()
+        if "s" in (sub.get("cap") or "").lower()
+        and sub.get("trust") not in ("r", "e")
+        and not (sub.get("expires") and int(sub["expires"]) < time.time())
+    ]
+    if not signing or any(
+        (sub.get("fingerprint") or sub.get("keyid") or "").upper().endswith(wanted)
+        for sub in signing
+    ):
+        return
+    newest = max(signing, key=lambda sub: int(sub.get("date") or 0))
+    subkey = newest.get("fingerprint") or newest.get("keyid")
+    raise CryptoError(
+        f"{where}: {sign_key} is the primary key, but gpg signs with its subkey {subkey}, and "
+        "duplicity's restore refuses volumes not signed by sign_key: set sign_key = "
+        f'"{subkey}".'
+    )
 
 
 @contextlib.contextmanager
@@ -121,6 +149,7 @@ def find_key(keys, key_id: str):
         ids = [key.get("fingerprint", ""), key.get("keyid", "")]
         ids += [sub[0] for sub in key.get("subkeys", [])]
         ids += [fp for fp in key.get("subkey_info", {}) if fp]
+        ids += [i.get("fingerprint") or "" for i in key.get("subkey_info", {}).values()]
         if any(i and i.upper().endswith(wanted) for i in ids):
             return key
         if any(wanted.lower() in uid.lower() for uid in key.get("uids", [])):

@@ -170,3 +170,54 @@ def test_a_crash_is_one_line_and_recorded_as_a_failure(tmp_path, make_config, mo
     (row,) = history.runs(tmp_path / "state", "main")
     assert row["result"] == "internal" and row["exit_code"] == ExitCode.INTERNAL, row
     assert log_file in row["message"], row
+
+
+def test_a_sign_key_whose_signing_subkey_signs_is_named_with_the_fix(
+    tmp_path, make_config, cfbackup
+):
+    """``gpg --quick-add-key FPR ed25519 sign`` (what "cannot sign" suggests, and how keys are
+    often kept): gpg then signs with the subkey even when sign_key names the primary key, and
+    duplicity's restore refuses every volume. check says so before a backup is made; with the
+    subkey as sign_key a backup restores."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    batch = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+             "--passphrase", ""]  # fmt: skip
+    made = subprocess.run([*batch, "--quick-gen-key", "Kept Keys <k@cfbackup.invalid>",
+                           "ed25519", "cert", "never"], capture_output=True, text=True)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    listed = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "-k"],
+                            capture_output=True, text=True).stdout  # fmt: skip
+    primary = re.search(r"^fpr:+([0-9A-F]{40}):", listed, re.M)[1]
+    for usage in (("cv25519", "encr"), ("ed25519", "sign")):
+        added = subprocess.run([*batch, "--quick-add-key", primary, *usage, "never"],
+                               capture_output=True, text=True)  # fmt: skip
+        assert added.returncode == 0, added.stderr
+    listed = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "-k"],
+                            capture_output=True, text=True).stdout  # fmt: skip
+    signing = re.findall(r"^sub:(?:[^:]*:){10}s:.*\n^fpr:+([0-9A-F]{40}):", listed, re.M)
+    assert len(signing) == 1, listed
+    env = {"T_KEY_PASSPHRASE": "x"}
+    enc = _pubkey(home, primary) + f'sign_key = "{primary}"\n'
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("signed by the subkey\n")
+    config = make_config(source=src, encryption=enc)
+    try:
+        result = cfbackup("-c", config, "check", "main", env=env)
+        assert result.returncode == ExitCode.REFUSED, result
+        row = next(ln for ln in result.stdout.splitlines() if "[FAIL] gpg keys" in ln)
+        assert f"gpg signs with its subkey {signing[0]}" in row, row
+        assert f'set sign_key = "{signing[0]}"' in row, row
+        refused = cfbackup("-c", config, "backup", env=env)
+        assert refused.returncode == ExitCode.CRYPTO, refused  # nothing unrestorable is made
+
+        config.write_text(config.read_text().replace(f'sign_key = "{primary}"',
+                                                     f'sign_key = "{signing[0]}"'))  # fmt: skip
+        assert cfbackup("-c", config, "backup", env=env).returncode == 0
+        out = tmp_path / "out"
+        restored = cfbackup("-c", config, "restore", "main", out, env=env)
+        assert restored.returncode == 0, restored  # duplicity's signature check passes
+        assert (out / "a.txt").read_text() == "signed by the subkey\n"
+    finally:
+        _kill_agent(home)
