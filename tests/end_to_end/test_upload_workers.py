@@ -114,8 +114,9 @@ def test_auto_is_one_across_a_wan_and_extra_options_win(
     # probe past 10 ms; either way the choices follow the round trip the log shows
     chosen = re.search(r"upload workers: (\d): Swift answers in ([\d.]+) ms", log)
     assert chosen, log
-    far = float(chosen[2]) >= 10
-    assert int(chosen[1]) == far, log
+    far = int(chosen[1]) == 1
+    shown = float(chosen[2])  # rounded to the millisecond: 9.6 ms shows as "10 ms", and is near
+    assert (shown >= 10) if far else (shown <= 10), log
     assert ("--concurrency" in log) == far, log
     # (far: the first size, the rate unknown; the backups above had no volume to measure it)
     size, first = (10, " first") if far else (50, "")
