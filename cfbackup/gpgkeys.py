@@ -83,8 +83,8 @@ def _check_signing_subkey(key, sign_key: str, where: str) -> None:
     """gpg signs with a key's newest signing subkey when it has one, even when asked for the
     primary key; duplicity's restore then compares that subkey's ID with ``sign_key`` and
     refuses every volume ("Volume was signed by key SUBKEY, not PRIMARY"). So ``sign_key``
-    must name the subkey that signs."""
-    wanted = sign_key.upper().removeprefix("0X")
+    must name the subkey that signs (``sign_key``: upper-case hex, as the config loader spells
+    it)."""
     signing = [
         sub
         for sub in (key.get("subkey_info") or {}).values()
@@ -93,7 +93,7 @@ def _check_signing_subkey(key, sign_key: str, where: str) -> None:
         and not (sub.get("expires") and int(sub["expires"]) < time.time())
     ]
     if not signing or any(
-        (sub.get("fingerprint") or sub.get("keyid") or "").upper().endswith(wanted)
+        (sub.get("fingerprint") or sub.get("keyid") or "").upper().endswith(sign_key)
         for sub in signing
     ):
         return

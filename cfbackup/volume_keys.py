@@ -62,6 +62,10 @@ class Undecryptable(Exception):
         super().__init__(reason)
         self.keys = any(words in reason for words in self.KEY_REASONS)
 
+    def described(self) -> str:
+        """What to say of the object: ``does not decrypt (gpg's words)``."""
+        return f"does not decrypt ({self})"
+
 
 class Unsigned(Undecryptable):
     """It decrypted, but without the good signature the profile's ``sign_key`` requires;
@@ -70,6 +74,9 @@ class Unsigned(Undecryptable):
     def __init__(self, sign_key: str, found: str):
         super().__init__(f"no good signature by sign_key {sign_key} ({found})")
         self.found = found
+
+    def described(self) -> str:
+        return f"decrypts, but with {self}"
 
 
 @dataclasses.dataclass
@@ -98,7 +105,7 @@ class Keys:
         volume or manifest forged with the (public) encryption key would pass without this."""
         if not self.sign_key:
             return
-        want = self.sign_key.upper().removeprefix("0X")
+        want = self.sign_key  # upper-case hex: the config loader spells it so
         actual = (result.key_id or "").upper() if result.valid else ""
         tail = min(len(actual), len(want))
         if actual and actual[-tail:] == want[-tail:]:

@@ -223,10 +223,8 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             backup_set.info = duplicity_manifest.Manifest().from_string(plain)
         except Missing:
             backup_set.problem = "it is missing at the target"
-        except Unsigned as error:
-            backup_set.problem = f"it decrypts, but with {error}"
         except Undecryptable as error:
-            backup_set.problem = f"it does not decrypt ({error})"
+            backup_set.problem = f"it {error.described()}"
             backup_set.key_problem = error.keys
         except (
             duplicity_manifest.ManifestError,
@@ -473,14 +471,10 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
         try:
             keys.decrypt_file(encrypted, name, plain)
         except Undecryptable as error:
-            what = (
-                f"decrypts, but with {error}"
-                if isinstance(error, Unsigned)
-                else f"does not decrypt ({error})"
-            )
             raise VerifyDifferences(
-                f"{name} at {store.label} {what}: the backup's signatures are damaged or not "
-                "signed as the profile says; start a sound chain with a full backup."
+                f"{name} at {store.label} {error.described()}: the backup's signatures are "
+                "damaged or not signed as the profile says; start a sound chain with a full "
+                "backup."
             ) from None
         encrypted.unlink()
         yield plain

@@ -91,7 +91,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
 
     results = chains.run_each(profile, chain_list, back_up)
     stats = merged_statistics([r.statistics for r in results])
-    uploaded = rates.measured(least=volume_size.SLOW_MB * 1024 * 1024 // 2)
+    uploaded = rates.measured(volume_size.SLOW_MB)
     if uploaded is not None:  # where the next backup's volume size starts
         stats[volume_size.RATE_STAT] = round(uploaded)
         log.info("uploads: %s", volume_size.mbit(uploaded))

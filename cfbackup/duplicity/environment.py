@@ -249,11 +249,12 @@ class UploadRates:
         if self.folder:
             rate_sized_volumes.write_sizes(self.folder, small_mb, large_mb, fast)
 
-    def measured(self, least: int) -> float | None:
-        """Bytes per second over this run's uploads of at least ``least`` bytes; None if none."""
-        from cfbackup.duplicity.patches import rate_sized_volumes
+    def measured(self, small_mb: int) -> float | None:
+        """Bytes per second over this run's uploads that measure the rate (as the patch counts
+        them, against volumes of ``small_mb``); None if none."""
+        from cfbackup.duplicity.patches import rate_sized_volumes as patch
 
         if not self.folder:
             return None
-        records = [r for r in rate_sized_volumes.read_rates(self.folder) if r[0] >= least]
-        return rate_sized_volumes.rate(records, newest=None)
+        records = patch.measurable(patch.read_rates(self.folder), small_mb)
+        return patch.rate(records, newest=None)

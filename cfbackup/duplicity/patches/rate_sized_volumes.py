@@ -80,6 +80,12 @@ def rate(records, newest=RECENT) -> "float | None":
     return sum(r[0] for r in recent) / busy if recent and busy > 0 else None
 
 
+def measurable(records, small_mb: int) -> list:
+    """The uploads of at least half a small volume: a smaller one measures the round trip more
+    than the rate."""
+    return [r for r in records if r[0] >= small_mb * _MB // 2]
+
+
 def read_sizes(folder) -> "tuple | None":
     """(small MB, large MB, fast bytes/s) cfbackup wrote, or None: ``--volsize`` stands."""
     try:
@@ -136,7 +142,7 @@ def _sizing(write, folder, state):
         if rule is not None and args and not kwargs and args[-1] == config.volsize:
             small, large, fast = rule
             recent = read_rates(folder, tail=4096)  # a line is about 40 bytes
-            measured = rate([r for r in recent if r[0] >= small * _MB // 2])
+            measured = rate(measurable(recent, small))
             if measured is not None:
                 size = (large if measured >= fast else small) * _MB
                 if size != config.volsize:
