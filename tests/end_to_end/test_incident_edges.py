@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import BIN, KEY_PASSPHRASE, stop_gpg_agent
+from support.cli import BIN, KEY_PASSPHRASE, WRONG_PASSPHRASE, stop_gpg_agent
 from support.trees import make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -79,7 +79,7 @@ def test_wrong_passphrase_fails_check_even_with_a_warm_agent(
     home = _keyring_copy(gpg_keys["home"], tmp_path / "gnupg")
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
     config = make_config(source=src, encryption=_pubkey(home, gpg_keys["fingerprint"]))
-    right, wrong = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}, {"T_KEY_PASSPHRASE": "not-it-4711"}
+    right, wrong = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}, {"T_KEY_PASSPHRASE": WRONG_PASSPHRASE}
     try:
         assert cfbackup("-c", config, "backup", env=right).returncode == 0
         assert cfbackup("-c", config, "restore", "main", tmp_path / "r1", env=right).returncode == 0
@@ -116,7 +116,7 @@ def test_key_without_an_encryption_subkey_is_named_with_the_fix(
     assert re.search(r"^pub:(?:[^:]*:){10}scSC:", listed, re.M), listed  # certify+sign only
     config = make_config(encryption=_pubkey(home, fingerprint))
     try:
-        result = cfbackup("-c", config, "check", "main", env={"T_KEY_PASSPHRASE": "x"})
+        result = cfbackup("-c", config, "check", "main", env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
         assert result.returncode == ExitCode.REFUSED, result
         fix = f"gpg --quick-add-key {fingerprint} rsa3072 encr"
         row = next(ln for ln in result.stdout.splitlines() if "[FAIL] gpg keys" in ln)
@@ -124,7 +124,7 @@ def test_key_without_an_encryption_subkey_is_named_with_the_fix(
         assert f"add one with {fix}" in row, row
         added = subprocess.run([*batch, *shlex.split(fix)[1:]], capture_output=True, text=True)
         assert added.returncode == 0, added.stderr
-        fixed = cfbackup("-c", config, "check", "main", env={"T_KEY_PASSPHRASE": "x"})
+        fixed = cfbackup("-c", config, "check", "main", env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
         assert "[ok] gpg keys: usable" in fixed.stdout, fixed
     finally:
         _kill_agent(home)
@@ -197,7 +197,7 @@ def test_a_sign_key_whose_signing_subkey_signs_is_named_with_the_fix(
                             capture_output=True, text=True).stdout  # fmt: skip
     signing = re.findall(r"^sub:(?:[^:]*:){10}s:.*\n^fpr:+([0-9A-F]{40}):", listed, re.M)
     assert len(signing) == 1, listed
-    env = {"T_KEY_PASSPHRASE": "x"}
+    env = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}  # (the throw-away keys have none)
     enc = _pubkey(home, primary) + f'sign_key = "{primary}"\n'
     src = tmp_path / "src"
     src.mkdir()
