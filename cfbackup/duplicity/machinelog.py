@@ -17,6 +17,8 @@ WARNING_CANNOT_STAT = 9
 WARNING_CANNOT_READ = 10
 WARNING_CANNOT_ITERATE = 8
 WARNING_CANNOT_PROCESS = 12
+# duplicity's upload processes (backend_pool) start each message with "Pool1: " (log.PREFIX)
+_WORKER = re.compile(r"^(Pool\d+): ")
 
 
 @dataclasses.dataclass
@@ -25,6 +27,7 @@ class Record:
     code: int
     extra: str
     message: str
+    worker: str = ""  # "Pool1": written by that upload process of duplicity's, not by duplicity
 
 
 class MachineLogParser:
@@ -60,7 +63,15 @@ class MachineLogParser:
                 level="UNKNOWN", code=0, extra="\n".join(control), message="\n".join(message)
             )
         extra = "\n".join([parts[2] if len(parts) > 2 else ""] + control[1:]).strip("\n ")
-        return Record(level=parts[0], code=int(parts[1]), extra=extra, message="\n".join(message))
+        text = "\n".join(message)
+        worker = _WORKER.match(text)
+        return Record(
+            level=parts[0],
+            code=int(parts[1]),
+            extra=extra,
+            message=text[worker.end() :] if worker else text,
+            worker=worker.group(1) if worker else "",
+        )
 
 
 def parse_collection_status(extra: str) -> dict:

@@ -75,3 +75,21 @@ def test_file_list_entry_and_statistics():
         "TotalDestinationSizeChange": 291,
         "Errors": 0,
     }
+
+
+def test_a_record_of_an_upload_process_says_which_and_keeps_its_message_plain():
+    """duplicity's upload processes (``--concurrency``) start each message with ``PoolN: ``:
+    the message reads as duplicity's own (a retry is a retry), the process is kept apart."""
+    text = (
+        "WARNING 0\n. Pool1: Attempt of put Nr. 1 failed. ConnectionError: refused\n\n"
+        "WARNING 0\n. Attempt of put Nr. 2 failed. Pool1: not a prefix here\n\n"
+    )
+    worker, own = _records(text)
+    assert (worker.worker, worker.message) == (
+        "Pool1",
+        "Attempt of put Nr. 1 failed. ConnectionError: refused",
+    )
+    assert (own.worker, own.message) == (
+        "",
+        "Attempt of put Nr. 2 failed. Pool1: not a prefix here",
+    )

@@ -6,6 +6,7 @@ tests/end_to_end/test_upload_workers.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -55,7 +56,9 @@ def test_the_pool_starts_its_workers_for_an_upload_and_the_wait_ends_with_it(tmp
     volume.write_bytes(b"v" * 300_000)
     done = subprocess.run(
         [sys.executable, str(script), mode, str(target), str(volume)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     created, started, slept, sizes = done.stdout.strip().split(maxsplit=3)
@@ -66,3 +69,69 @@ def test_the_pool_starts_its_workers_for_an_upload_and_the_wait_ends_with_it(tmp
     else:
         assert created == "0" and started == "1", done.stdout
         assert float(slept) < 2 and sizes == "[300000]", done.stdout
+
+
+FAILING = """
+import json, os, sys, time
+
+from cfbackup.duplicity import patches
+
+if patches.in_pool_worker():  # what the launcher does in a worker (launcher.py)
+    patches.apply(["cfbackup.duplicity.patches.upload_pool"], os.environ)
+
+def main():
+    patches.apply(["cfbackup.duplicity.patches.upload_pool"], os.environ)
+    from duplicity import backend, backend_pool, config, log, path
+
+    log.setup()
+    config.num_retries = 2
+    config.backend_retry_delay = 0
+    read, write = os.pipe()
+    log.add_fd(write)  # what --log-fd does
+    backend.import_backends()
+    pool = backend_pool.BackendPool("file://" + sys.argv[1], processes=1)
+    pool.command("put_validated", args=(path.Path(sys.argv[2]), b"vol1"))
+    while not pool._command_queue[0].done():
+        time.sleep(0.05)
+    try:
+        pool.command("put_validated", args=(path.Path(sys.argv[2]), b"vol2"))
+    except Exception as error:  # both raise it: patched, before vol2 is handed over
+        second = f"{type(error).__name__} after {pool._track_id} upload(s) handed over"
+    pool.shutdown()
+    os.set_blocking(read, False)
+    print("RESULT", json.dumps([second, os.read(read, 1 << 20).decode()]))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "patched"])
+def test_a_failed_upload_stops_the_next_and_its_retries_reach_the_log(tmp_path, mode):
+    """A worker's upload that fails for good (a target that is not a directory): patched, its
+    retries and its last error reach duplicity's ``--log-fd`` (where cfbackup reads them as
+    they happen), and the next volume is not handed over (it would run its own retries first).
+    Plain duplicity 3.2.1 shows both faults."""
+    script, target, volume = tmp_path / "pool.py", tmp_path / "target", tmp_path / "vol"
+    script.write_text(
+        FAILING if mode == "patched" else FAILING.replace("patches.apply", "(lambda *_: None)")
+    )
+    target.write_text("a file where the target directory should be")
+    volume.write_bytes(b"v" * 1000)
+    done = subprocess.run(
+        [sys.executable, str(script), str(target), str(volume)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert result, done.stdout + done.stderr
+    second, machine_log = json.loads(result[0].removeprefix("RESULT "))
+    if mode == "plain":
+        assert second == "FatalError after 2 upload(s) handed over", done.stdout
+        assert "Pool1: Attempt" not in machine_log, done.stdout
+    else:
+        assert second == "FatalError after 1 upload(s) handed over", done.stdout
+        assert "WARNING" in machine_log and "Pool1: Attempt of put Nr. 1 failed" in machine_log
+        assert "Pool1: Giving up after 2 attempts" in machine_log, machine_log

@@ -130,7 +130,11 @@ CORE: tuple[Patch, ...] = (
             "duplicity.backend_pool:BackendPool.shutdown",
             "duplicity.backend_pool:BackendPool._collect_finished_cmds",
             "duplicity.backend_pool:BackendPool._raise_exception_if_any",
+            "duplicity.backend_pool:BackendPool._process_init",
             "duplicity.backend_pool:TrackRecord",
+            "duplicity.log:_logger",
+            "duplicity.log:MachineFormatter",
+            "duplicity.log:add_fd",
             "duplicity.gpg:GPGWriteFile",
             "duplicity.gpg:GzipWriteFile",
             "duplicity.gpg:PlainWriteFile",
@@ -140,7 +144,8 @@ CORE: tuple[Patch, ...] = (
         "with --concurrency duplicity polls its upload pool every 2 s at the end, waits 0.1 s "
         "twice a volume, and starts the upload processes only once the first volume is ready "
         "(or, started with the pool, in every one-volume incremental too); killed, it leaves "
-        "them behind",
+        "them behind; a failed upload let the next one run its retries too, and a worker's "
+        "retries never reached the run log as they happened",
     ),
     Patch(
         "gpg-environment",

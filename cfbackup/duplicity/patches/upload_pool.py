@@ -30,6 +30,15 @@ With ``--concurrency N`` duplicity builds the next volume while N processes of i
    (``tests/faults/test_kill.py`` on loopback, 1 MB volumes: 6 runs of 6; 1 of 6 with the
    extra volume queued and the workers starting late). Building still overlaps uploading; only
    a volume built faster than the one before it uploads waits for that upload.
+5. duplicity handed the next volume to the pool before it looked at the upload it had waited
+   for: when that upload had failed for good (Swift gone), the next one was already running
+   and ran its retries too before duplicity could stop (about a minute more with the
+   defaults). A failed upload now ends the backup before anything else is handed over.
+6. A worker's log went to stderr only: duplicity's ``--log-fd`` is not passed to "spawn"
+   processes, so cfbackup never saw a worker's "Attempt of put Nr. 1 failed" as it happened
+   (nor its warnings and errors as records). Each worker opens duplicity's log descriptor
+   again (``/proc/PID/fd/N``, named in :data:`LOG_ENV`) and writes its records there too.
+   A record shorter than the pipe's atomic write (4 KiB) never interleaves with duplicity's.
 
 A worker is not killed with duplicity: killed without its ``finally`` (SIGTERM, SIGKILL) it
 would leave them waiting for work for ever. Each worker asks the kernel for a SIGTERM when
@@ -42,6 +51,7 @@ import os
 import time
 import weakref
 
+LOG_ENV = "CFBACKUP_POOL_LOG"  # "PID:FD": duplicity's machine-readable log, for its workers
 _live = weakref.WeakSet()  # the BackendPools not yet shut down (one per duplicity process)
 _set_ends = False  # the volume written last ended its backup set (duplicity's at_end)
 
@@ -199,6 +209,9 @@ def _patch_pool(backend_pool):
     def lazy_init(self, *args, **kwargs):
         global _set_ends
         _set_ends = False
+        fd = _machine_log_fd()
+        if fd is not None:  # the workers inherit the environment as it is when they start
+            os.environ[LOG_ENV] = f"{os.getpid()}:{fd}"
         init(self, *args, **kwargs)  # its executor is an _Unstarted
         _live.add(self)
 
@@ -207,6 +220,8 @@ def _patch_pool(backend_pool):
             if _set_ends:
                 return _run_here(self, func_name, args, kwds)
             _start(self, "a volume that is not its set's last is ready")
+        else:
+            self._collect_finished_cmds()  # a failed upload ends it here (5. above)
         return command(self, func_name, args, kwds)
 
     def command_throttled(self, func_name, commands_in_buffer=1, args=(), kwds=None):
@@ -223,6 +238,35 @@ def _patch_pool(backend_pool):
     pool.command_throttled = command_throttled
     pool.shutdown = shutdown_and_forget
     pool._collect_finished_cmds = _collect_finished_cmds
+
+
+def _machine_log_fd():
+    """The descriptor duplicity's ``--log-fd`` records go to in this process, None without."""
+    from duplicity import log
+
+    for handler in getattr(log._logger, "handlers", ()):
+        if isinstance(handler.formatter, log.MachineFormatter):
+            return handler.stream.fileno()
+    return None
+
+
+def _log_to_duplicity(backend_pool):
+    """In a worker: after duplicity's own set-up of the worker's log, also write its records
+    to duplicity's machine-readable log (6. above). Without it they stay on stderr."""
+    init = backend_pool.BackendPool._process_init
+
+    def process_init(url_string, config_dump):
+        init(url_string, config_dump)
+        pid, _, fd = os.environ.get(LOG_ENV, "").partition(":")
+        try:
+            own = os.open(f"/proc/{int(pid)}/fd/{int(fd)}", os.O_WRONLY | os.O_CLOEXEC)
+        except (ValueError, OSError):
+            return
+        from duplicity import log
+
+        log.add_fd(own)
+
+    backend_pool.BackendPool._process_init = staticmethod(process_init)
 
 
 def _patch_dup_main(dup_main):
@@ -260,6 +304,7 @@ def apply(env):
 
     if in_pool_worker():
         _die_with_parent()
+        after_import("duplicity.backend_pool", _log_to_duplicity)
         return
     after_import("duplicity.backend_pool", _patch_pool)
     after_import("duplicity.dup_main", _patch_dup_main)
