@@ -259,7 +259,10 @@ def _log_to_duplicity(backend_pool):
         init(url_string, config_dump)
         pid, _, fd = os.environ.get(LOG_ENV, "").partition(":")
         try:
-            own = os.open(f"/proc/{int(pid)}/fd/{int(fd)}", os.O_WRONLY | os.O_CLOEXEC)
+            # a pipe from cfbackup; O_APPEND: a file given by hand is not written over
+            own = os.open(
+                f"/proc/{int(pid)}/fd/{int(fd)}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+            )
         except (ValueError, OSError):
             return
         from duplicity import log
