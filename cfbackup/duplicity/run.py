@@ -448,7 +448,7 @@ def classify_failure(
         error.detail = detail
         error.message = f"{error.message.rstrip('.')} (duplicity exit code {result.returncode})."
         return error
-    first = (errors[-1].splitlines() or [""])[0] if errors else ""
+    first = (_cause(result.records).splitlines() or [""])[0] if errors else ""
     summary = first or (result.output_tail[-1] if result.output_tail else "no output")
     return DuplicityFailed(
         f"duplicity {result.command} failed with exit code {result.returncode}: "
@@ -456,6 +456,16 @@ def classify_failure(
         returncode=result.returncode,
         detail=detail,
     )
+
+
+def _cause(records: Sequence[machinelog.Record]) -> str:
+    """The last error duplicity logged; for a failed upload in its upload pool, the upload
+    process's own (duplicity's is "Exception ... in background pool Pool1: . For trace back
+    set loglevel to DEBUG ..."), which names what went wrong."""
+    errors = [r for r in records if r.level == "ERROR"]
+    if "in background pool" in errors[-1].message:
+        errors = [r for r in errors if r.worker] or errors
+    return errors[-1].message
 
 
 def _keystone_diagnosis(env: Mapping[str, str] | None) -> CfbackupError | None:

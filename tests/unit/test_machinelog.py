@@ -93,3 +93,19 @@ def test_a_record_of_an_upload_process_says_which_and_keeps_its_message_plain():
         "",
         "Attempt of put Nr. 2 failed. Pool1: not a prefix here",
     )
+
+
+def test_a_failed_upload_in_the_pool_is_reported_by_the_upload_process_s_own_error():
+    """duplicity's own error for it only says "in background pool Pool1"; the upload
+    process's says what failed, and that is the sentence a failure no pattern knows ends with."""
+    from cfbackup.duplicity.run import DuplicityResult, classify_failure
+
+    text = (
+        "WARNING 0\n. Pool1: Attempt of put Nr. 1 failed. OSError: disk on fire\n\n"
+        "ERROR 50\n. Pool1: Giving up after 2 attempts. OSError: disk on fire\n\n"
+        "ERROR 50\n. Exception BackendException in background pool Pool1: . For trace back "
+        "set loglevel to DEBUG and check output for given pool.\n\n"
+    )
+    error = classify_failure(DuplicityResult(("duplicity", "backup"), 50, _records(text), ()))
+    assert "Giving up after 2 attempts. OSError: disk on fire" in error.message, error.message
+    assert "background pool" not in error.message

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from cfbackup.duplicity import machinelog
+
 SCRIPT = """
 import glob, os, sys, time
 
@@ -133,5 +135,10 @@ def test_a_failed_upload_stops_the_next_and_its_retries_reach_the_log(tmp_path, 
         assert "Pool1: Attempt" not in machine_log, done.stdout
     else:
         assert second == "FatalError after 1 upload(s) handed over", done.stdout
-        assert "WARNING" in machine_log and "Pool1: Attempt of put Nr. 1 failed" in machine_log
-        assert "Pool1: Giving up after 2 attempts" in machine_log, machine_log
+        parser = machinelog.MachineLogParser()
+        records = [r for line in machine_log.splitlines(keepends=True) if (r := parser.feed(line))]
+        from_worker = [(r.level, r.worker, r.message.split(".")[0]) for r in records if r.worker]
+        assert from_worker == [  # each once: as cfbackup reads them, as they happen
+            ("WARNING", "Pool1", "Attempt of put Nr"),
+            ("ERROR", "Pool1", "Giving up after 2 attempts"),
+        ], machine_log

@@ -135,6 +135,8 @@ CORE: tuple[Patch, ...] = (
             "duplicity.log:_logger",
             "duplicity.log:MachineFormatter",
             "duplicity.log:add_fd",
+            "duplicity.log:setup",
+            "duplicity.log:DupToLoggerLevel",
             "duplicity.gpg:GPGWriteFile",
             "duplicity.gpg:GzipWriteFile",
             "duplicity.gpg:PlainWriteFile",

@@ -37,8 +37,9 @@ With ``--concurrency N`` duplicity builds the next volume while N processes of i
 6. A worker's log went to stderr only: duplicity's ``--log-fd`` is not passed to "spawn"
    processes, so cfbackup never saw a worker's "Attempt of put Nr. 1 failed" as it happened
    (nor its warnings and errors as records). Each worker opens duplicity's log descriptor
-   again (``/proc/PID/fd/N``, named in :data:`LOG_ENV`) and writes its records there too.
-   A record shorter than the pipe's atomic write (4 KiB) never interleaves with duplicity's.
+   again (``/proc/PID/fd/N``, named in :data:`LOG_ENV`) and writes its warnings and errors
+   there too. Two records that are each shorter than the pipe's atomic write (4 KiB) never
+   interleave; a worker's are (its tracebacks are debug records, which stay on stderr).
 
 A worker is not killed with duplicity: killed without its ``finally`` (SIGTERM, SIGKILL) it
 would leave them waiting for work for ever. Each worker asks the kernel for a SIGTERM when
@@ -209,9 +210,11 @@ def _patch_pool(backend_pool):
     def lazy_init(self, *args, **kwargs):
         global _set_ends
         _set_ends = False
-        fd = _machine_log_fd()
-        if fd is not None:  # the workers inherit the environment as it is when they start
+        fd = _machine_log_fd()  # the workers inherit the environment as it is when they start
+        if fd is not None:
             os.environ[LOG_ENV] = f"{os.getpid()}:{fd}"
+        else:
+            os.environ.pop(LOG_ENV, None)
         init(self, *args, **kwargs)  # its executor is an _Unstarted
         _live.add(self)
 
@@ -251,25 +254,39 @@ def _machine_log_fd():
 
 
 def _log_to_duplicity(backend_pool):
-    """In a worker: after duplicity's own set-up of the worker's log, also write its records
-    to duplicity's machine-readable log (6. above). Without it they stay on stderr."""
+    """In a worker: its warnings and errors also go to duplicity's machine-readable log (6.
+    above), from before it connects to Swift (a failed connection is an error there too).
+    Without it, or when that log is not cfbackup's pipe, they stay on stderr."""
     init = backend_pool.BackendPool._process_init
 
     def process_init(url_string, config_dump):
+        _add_machine_log()
         init(url_string, config_dump)
-        pid, _, fd = os.environ.get(LOG_ENV, "").partition(":")
-        try:
-            # a pipe from cfbackup; O_APPEND: a file given by hand is not written over
-            own = os.open(
-                f"/proc/{int(pid)}/fd/{int(fd)}", os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
-            )
-        except (ValueError, OSError):
-            return
-        from duplicity import log
-
-        log.add_fd(own)
 
     backend_pool.BackendPool._process_init = staticmethod(process_init)
+
+
+def _add_machine_log():
+    import stat
+
+    from duplicity import log
+
+    pid, _, fd = os.environ.get(LOG_ENV, "").partition(":")
+    if not pid.isdigit() or not fd.isdigit() or int(pid) != os.getppid():
+        return  # no log descriptor, or another process's
+    try:
+        own = os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as error:  # a /proc that is not there or not ours to open
+        log.setup()
+        log.Notice(f"upload-pool: this process's records stay on stderr: {error}")
+        return
+    if not stat.S_ISFIFO(os.fstat(own).st_mode):  # a file given by hand: never written over
+        os.close(own)
+        return
+    log.setup()  # what duplicity's set-up of the worker does first (it runs once)
+    log.add_fd(own)
+    # warnings and errors only (duplicity numbers its levels its own way): see 6. above
+    log._logger.handlers[-1].setLevel(log.DupToLoggerLevel(log.WARNING))
 
 
 def _patch_dup_main(dup_main):
