@@ -78,8 +78,9 @@ def test_a_stop_signal_while_a_child_is_forked_ends_it_quietly(tmp_path):
         "for _ in range(2):\n"
         "    threading.Thread(target=spawn, daemon=True).start()\n"
         "print('ready', flush=True)\n"
-        "try:\n"
-        "    time.sleep(30)\n"
+        "try:\n"  # short sleeps: the signal may be handled in a spawning thread, and then
+        "    for _ in range(600):\n"  # this one only sees it once its sleep ends
+        "        time.sleep(0.05)\n"
         "except KeyboardInterrupt:\n"
         "    os._exit(130)\n",
     )
