@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -84,16 +85,47 @@ def duplicity_passphrase(passphrase: str | None) -> str | None:
     return passphrase.encode("utf-8").decode(GNUPG_ENCODING)
 
 
-def _die_with_parent() -> None:
-    """Runs in the child: a SIGTERM arrives when cfbackup dies, even by kill -9. SIGINT gets
+_HELD = (signal.SIGINT, signal.SIGTERM)  # how a run is stopped (cfbackup's handlers raise)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Runs in the child: a SIGTERM arrives when cfbackup dies, even by kill -9; if cfbackup
+    (``parent``) died before the prctl, none will come and the child ends here. SIGINT gets
     its default back (a background job inherits it ignored): it is how cfbackup asks duplicity
-    to stop cleanly."""
+    to stop cleanly. The stop signals were held back in the forking thread (:func:`_forking`);
+    with their defaults set they are let through, and one that came meanwhile ends the child
+    before it runs its command, quietly."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if callable(signal.getsignal(signal.SIGTERM)):  # cfbackup's handler (an ignore stays)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:
+        os._exit(128 + signal.SIGTERM)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
+
+
+def _child_setup() -> Callable[[], None]:
+    """``preexec_fn`` for a child of this process."""
+    return functools.partial(_die_with_parent, os.getpid())
+
+
+@contextlib.contextmanager
+def _forking():
+    """The stop signals held back in this thread while it starts a child. Between fork and
+    exec the child runs Python (threading's after-fork hook, then :func:`_die_with_parent`):
+    a Ctrl-C reaching the process group just then raised KeyboardInterrupt there, and the
+    child printed "Exception ignored ... Traceback" on the user's terminal. Held, the signal
+    waits in the child until its defaults are set. This process still gets it at once in
+    another thread, or here right after."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def capture(
@@ -108,17 +140,28 @@ def capture(
 
     ``exact`` keeps the output as it was written (a CR before a LF is data, not a line end)."""
     argv = tuple(argv)
+    data = input_text.encode() if exact and input_text is not None else input_text
     try:
-        completed = subprocess.run(
-            argv,
-            env=child_environment(env),
-            input=input_text.encode() if exact and input_text is not None else input_text,
-            capture_output=True,
-            text=not exact,
-            errors=None if exact else "replace",
-            timeout=timeout,
-            preexec_fn=_die_with_parent,
-        )
+        with _forking():  # subprocess.run, with the fork alone under _forking
+            process = subprocess.Popen(
+                argv,
+                env=child_environment(env),
+                stdin=subprocess.PIPE if data is not None else None,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=not exact,
+                errors=None if exact else "replace",
+                preexec_fn=_child_setup(),
+            )
+        with process:  # on the way out: the command is waited for, as subprocess.run does
+            try:
+                stdout, stderr = process.communicate(data, timeout=timeout)
+            except BaseException:
+                # killed and left, never read to its end: a command's own child (the sleep
+                # under a hook's sh) can hold the output open long after it, and an
+                # interrupted hook then stopped nothing until that child ended
+                process.kill()
+                raise
     except FileNotFoundError:
         raise CfbackupError(
             f"{argv[0]} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
@@ -128,11 +171,10 @@ def capture(
             f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s.",
             exit_code=ExitCode.CONFIG,
         ) from None
-    stdout, stderr = completed.stdout, completed.stderr
     if exact:
         stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
     tail = tuple(redact.redact_output(line) for line in stderr.splitlines()[-20:])
-    return Result(argv, completed.returncode, stdout, tail)
+    return Result(argv, process.returncode, stdout, tail)
 
 
 def stream(
@@ -196,9 +238,10 @@ def background(argv: Sequence[str], env: Mapping[str, str] | None = None) -> sub
 
 def _popen(argv: Sequence[str], env: Mapping[str, str] | None, **kwargs) -> subprocess.Popen:
     try:
-        return subprocess.Popen(
-            tuple(argv), env=child_environment(env), preexec_fn=_die_with_parent, **kwargs
-        )
+        with _forking():
+            return subprocess.Popen(
+                tuple(argv), env=child_environment(env), preexec_fn=_child_setup(), **kwargs
+            )
     except FileNotFoundError:
         raise CfbackupError(
             f"{argv[0]} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
