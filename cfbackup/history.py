@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import math
 import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("cfbackup")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,8 +55,24 @@ def record_finish(
     with contextlib.closing(_connect(state_dir)) as conn, conn:
         conn.execute(
             "UPDATE runs SET finished=?, exit_code=?, result=?, message=?, stats=? WHERE id=?",
-            (time.time(), exit_code, result, message, json.dumps(stats, default=str), run_id),
+            (time.time(), exit_code, result, message, _json(stats), run_id),
         )
+
+
+def _json(stats: dict[str, Any]) -> str:
+    """``stats`` as JSON SQLite reads: a NaN or an infinity (Python writes them as ``NaN``,
+    which is not JSON) becomes null, else every later ``json_extract`` over the table fails."""
+
+    def finite(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(stats), default=str)
 
 
 def runs(state_dir: Path, profile: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -97,11 +117,16 @@ def newest_stat(state_dir: Path, profile: str, action: str, key: str, results: t
     if not (state_dir / "history.sqlite3").exists():
         return None
     marks = ", ".join("?" for _ in results)
-    with contextlib.closing(_connect(state_dir)) as conn:
-        row = conn.execute(
-            "SELECT json_extract(stats, ?) FROM runs WHERE profile=? AND action=? "
-            f"AND result IN ({marks}) AND json_extract(stats, ?) IS NOT NULL "
-            "ORDER BY started DESC, id DESC LIMIT 1",
-            (f'$."{key}"', profile, action, *results, f'$."{key}"'),
-        ).fetchone()
+    valid = "CASE WHEN json_valid(stats) THEN json_extract(stats, ?) END"  # a row of older code
+    try:
+        with contextlib.closing(_connect(state_dir)) as conn:
+            row = conn.execute(
+                f"SELECT {valid} FROM runs WHERE profile=? AND action=? "
+                f"AND result IN ({marks}) AND {valid} IS NOT NULL "
+                "ORDER BY started DESC, id DESC LIMIT 1",
+                (f'$."{key}"', profile, action, *results, f'$."{key}"'),
+            ).fetchone()
+    except sqlite3.Error as error:  # a statistic is a hint: never a reason to stop a backup
+        log.debug("history: %s of %s not read: %s", key, profile, error)
+        return None
     return None if row is None else row[0]

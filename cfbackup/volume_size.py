@@ -105,7 +105,8 @@ def learned_rate(state_dir: Path, profile_name: str) -> float | None:
     from cfbackup import history
 
     value = history.newest_stat(state_dir, profile_name, "backup", RATE_STAT, PARTS)
-    return float(value) if isinstance(value, int | float) and value > 0 else None
+    usable = isinstance(value, int | float) and 0 < value < float("inf")
+    return float(value) if usable else None
 
 
 def with_size(profile: Profile, choice: Choice) -> Profile:

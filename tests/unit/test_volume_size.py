@@ -5,6 +5,9 @@ duplicity gets before a backup has decided."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 import pytest
 
 from cfbackup import volume_size
@@ -78,6 +81,16 @@ def test_the_learned_rate_is_the_newest_backups_that_measured_one(tmp_path):
         run(SourceFiles=10)
         run(action="status")
     assert volume_size.learned_rate(tmp_path, "p") == 6_000_000
+
+    # a statistic that is no number JSON knows (a plugin's, a parse gone wrong): stored as
+    # null, and a row older code stored as "NaN" is passed over, never a reason to fail
+    run(**{stat: float("inf"), "Other": float("nan")})
+    assert volume_size.learned_rate(tmp_path, "p") == 6_000_000
+    with contextlib.closing(sqlite3.connect(tmp_path / "history.sqlite3")) as conn, conn:
+        conn.execute("UPDATE runs SET stats=? WHERE id=(SELECT max(id) FROM runs)", ('{"X": NaN}',))
+    assert volume_size.learned_rate(tmp_path, "p") == 6_000_000
+    run(**{stat: 9_000_000})
+    assert volume_size.learned_rate(tmp_path, "p") == 9_000_000
 
 
 def test_a_number_pins_it_and_argv_follows_the_choice():
