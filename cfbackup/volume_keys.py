@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import gzip
 import os
@@ -187,6 +188,9 @@ class Keys:
 _STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}  # how runs are stopped
 
 
+_NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device", as gpg reports it
+
+
 class _GpgSink:
     """gpg decrypting what is written to it into ``output``, started at once: its key
     derivation runs while the first bytes are on their way. gpg reads its input to the end
@@ -242,6 +246,8 @@ class _GpgSink:
             self._err.seek(0)
             said = self._err.read().decode("utf-8", "replace")
             self.abort()
+            if _NO_SPACE in said:  # its output's disk, not the volume
+                raise OSError(errno.ENOSPC, _NO_SPACE)
             raise Undecryptable(_gpg_reason(said, f"gpg exited with {code}"))
         self._close_files()
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from cfbackup import workpool
 from cfbackup.config.model import Profile
-from cfbackup.errors import BackendError, VerifyDifferences
+from cfbackup.errors import BackendError, CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.stores import FileSink, Missing, Stopped, Store
 from cfbackup.volume_keys import Keys, Undecryptable, Unsigned, clear_name, keys_error
 
@@ -60,6 +60,20 @@ PROBLEMS = {
     UNREADABLE: "decrypts but is not a readable tar",
     UNSIGNED: "decrypts but has no good signature by the profile's sign_key",
 }
+
+
+class CopyNotWritten(CfbackupError):
+    """A volume's local copy could not be written (a full disk, mostly). It happens inside the
+    download, where it read as "cannot reach Swift" and was tried again, and inside gpg, where
+    it read as a volume that does not decrypt: neither is what a user must fix."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(
+            f"writing a copy of {path.name.removesuffix('.part')} under {path.parent} failed "
+            f"({error.strerror or error}): free some space there or set tempdir to a larger "
+            "disk (for a restore, restore_prefetch = 0 also does without the copy).",
+            exit_code=ExitCode.DUPLICITY,
+        )
 
 
 # ---- backup sets and volumes ----------------------------------------------------------------
@@ -383,7 +397,10 @@ def _fetch_one(
         def write(chunk: bytes) -> None:
             if digest is not None:
                 digest.update(chunk)
-            sink.write(chunk)
+            try:
+                sink.write(chunk)
+            except OSError as error:  # raised inside the download: not Swift's fault
+                raise CopyNotWritten(part, error) from None
             outcome.bytes += len(chunk)
 
         store.download(ref.name, write, stop)
@@ -394,6 +411,8 @@ def _fetch_one(
         else:
             try:
                 sink.finish()
+            except OSError as error:
+                raise CopyNotWritten(part, error) from None
             except Undecryptable as error:
                 if stop.is_set():  # a Ctrl-C reaches gpg too
                     raise Stopped from None

@@ -57,6 +57,7 @@ def run_restore(run: Run) -> RunResult:
         ) from None
     occupied = _occupied(destination)
     existed = os.path.lexists(destination)
+    emptied = existed and not occupied  # an empty folder (mkdir first, as the runbook says)
     try:
         with (
             _staging(destination, occupied) as restore_into,
@@ -65,12 +66,20 @@ def run_restore(run: Run) -> RunResult:
         ):
             _restore_chains(run, restore_into, rel, env, folder)
             if occupied:
-                _merge(restore_into, destination)
+                try:
+                    _merge(restore_into, destination)
+                except OSError as error:
+                    raise RestoreTargetError(
+                        f"moving the restored files into {destination} failed "
+                        f"({error.strerror or error}): restore into an empty directory instead."
+                    ) from None
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
             shutil.rmtree(destination, ignore_errors=True)
             with contextlib.suppress(OSError):
                 destination.unlink()
+        elif emptied:  # the folder stays, empty as it was: a retry needs no --force
+            _empty(destination)
         for folder in created:  # leave no empty folders behind a failed restore
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -189,14 +198,27 @@ def _occupied(destination: Path) -> bool:
     )
 
 
+def _empty(folder: Path) -> None:
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
 @contextlib.contextmanager
 def _staging(destination: Path, occupied: bool):
     """duplicity never restores over existing files, even with --force; with --force cfbackup
-    restores next to the target (same filesystem) and moves each entry into place."""
+    restores beside what is there, on the same filesystem, and moves each entry into place:
+    inside a target folder (which may be a mount point of its own, such as a database's
+    volume), else next to the target."""
     if not occupied:
         yield destination
         return
-    stage = Path(tempfile.mkdtemp(prefix=".cfbackup-restore-", dir=destination.parent))
+    inside = destination.is_dir() and not destination.is_symlink()
+    where = destination if inside else destination.parent
+    stage = Path(tempfile.mkdtemp(prefix=".cfbackup-restore-", dir=where))
     try:
         yield stage / "restored"
     finally:

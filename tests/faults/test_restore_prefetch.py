@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -92,11 +93,16 @@ def test_no_room_for_the_copy_is_one_sentence(make_setup, small_disk, tmp_path):
     assert not any((roomy / "restore").iterdir())
 
 
-def test_ctrl_c_mid_restore_removes_the_copy_and_the_partial_tree(make_setup, tmp_path):
+@pytest.mark.parametrize("target", ["new", "empty folder"])
+def test_ctrl_c_mid_restore_removes_the_copy_and_the_partial_tree(make_setup, tmp_path, target):
+    """Into a folder made first (the runbook's way) the folder stays, empty as it was: the
+    same restore runs again without --force."""
     setup = make_setup()
     write_tree(setup.source, mb=12)
     assert setup.run("backup").returncode == 0
     out = tmp_path / "restored"
+    if target == "empty folder":
+        out.mkdir()
     run = setup.spawn("restore", out)
     copy = setup.state_dir / "restore"
     wait_for(
@@ -105,10 +111,20 @@ def test_ctrl_c_mid_restore_removes_the_copy_and_the_partial_tree(make_setup, tm
         what="a volume in the copy",
         step=0.02,
     )
+    if target == "empty folder":  # duplicity has begun to write into it
+        wait_for(
+            lambda: any(p.is_file() for p in out.rglob("*")) or run.process.poll() is not None,
+            timeout=60,
+            what="a restored file",
+            step=0.01,
+        )
     os.killpg(run.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     assert run.wait() == ExitCode.INTERRUPTED, run.output()
     assert "Traceback" not in run.output()
-    assert not out.exists(), "an interrupted restore left a partial tree"
+    if target == "new":
+        assert not out.exists(), "an interrupted restore left a partial tree"
+    else:
+        assert out.is_dir() and not any(out.iterdir()), "an interrupted restore left a tree"
     _no_copy_left(setup)
     assert not [p for p in Path(copy).rglob("*") if p.is_file()]
 
@@ -177,3 +193,25 @@ def test_a_swift_outage_mid_prefetch_is_tried_again_and_one_that_persists_ends_t
     assert tries and max(tries) == 3, output  # the third try was the last
     assert not out.exists(), "a failed restore left a partial tree"
     _no_copy_left(setup)
+
+
+def test_force_into_a_mount_point_restores_on_its_filesystem(make_setup, tmp_path):
+    """``--force`` into a folder that is a filesystem of its own (a database's volume; a fresh
+    ext4 holds lost+found, so it is never empty): the restore is staged inside it. Staged
+    beside it, on the parent's filesystem, moving it in failed (EXDEV) after the whole restore,
+    as an internal error, and threw the restored tree away."""
+    setup = make_setup()
+    write_tree(setup.source, mb=3)
+    assert setup.run("backup").returncode == 0
+    mount = tmp_path / "volume"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
+    try:
+        (mount / "lost+found").mkdir()
+        result = setup.run("restore", mount, "--force")
+        assert result.returncode == 0, result
+        assert (mount / "lost+found").is_dir()  # what only the target held stays
+        shutil.rmtree(mount / "lost+found")
+        assert_same_tree(setup.source, mount)  # nothing of the staging is left either
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True)
