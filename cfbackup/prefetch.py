@@ -285,6 +285,12 @@ class Prefetch:
             if not urgent and running + waiting + len(start) >= self.ahead:
                 break
             need = volume.ref.size or 0
+            if free - need < RESERVE and urgent and running + len(start) == 0 and waiting:
+                # duplicity waits for this one, and the volumes fetched ahead of it fill the
+                # room: nothing would ever move (it takes none of them first). They go, and
+                # are fetched again when their turn comes.
+                free += self._evict(asked)
+                waiting = 0
             if free - need < RESERVE:
                 if urgent and running + waiting + len(start) == 0:
                     raise _NoSpace(need, free, self.folder)
@@ -292,6 +298,22 @@ class Prefetch:
             free -= need
             start.append(volume)
         return start
+
+    def _evict(self, asked: list[_Volume]) -> int:
+        """Remove the volumes fetched ahead that duplicity is not waiting for; the bytes
+        freed. duplicity, blocked on a volume it asked for, takes none of them meanwhile (and
+        one it finds gone it asks for again)."""
+        freed = 0
+        for volume in self.volumes.values():
+            if volume.state != "ready" or volume in asked:
+                continue
+            volume.state = "queued"  # first: _notice_taken must not count it as taken
+            path = self.copy / volume.name
+            with contextlib.suppress(OSError):
+                freed += path.stat().st_size
+                path.unlink()
+        log.debug("prefetch: %d bytes fetched ahead removed to make room", freed)
+        return freed
 
     def _asked(self) -> list[_Volume]:
         asked = []

@@ -1,0 +1,49 @@
+"""The prefetch's scheduler (cfbackup/prefetch.py) when the copy's disk is tight and duplicity
+asks for a volume out of the expected order: the volumes fetched ahead of it, which it takes
+none of while it waits, make room for it instead of leaving both sides waiting for ever."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfbackup import prefetch, volumes
+
+
+def _scheduler(tmp_path, free: int, ready: int, size: int = 100):
+    """A Prefetch with ``ready`` volumes of 10 bytes fetched ahead and one more, ``size``
+    bytes stored, that duplicity asks for (its .want), on a disk with ``free`` bytes free."""
+    p = prefetch.Prefetch.__new__(prefetch.Prefetch)
+    p.folder, p.copy, p.ahead = tmp_path, tmp_path / "copy", 4
+    p.copy.mkdir()
+    p.volumes = {}
+    for n in range(1, ready + 2):
+        name = f"duplicity-full.20261205T000000Z.vol{n}.difftar"
+        ref = volumes.VolumeRef(name, n, "full", size if n == ready + 1 else 10, None)
+        p.volumes[name] = prefetch._Volume(ref, name, n, "ready" if n <= ready else "queued")
+        if n <= ready:
+            (p.copy / name).write_bytes(b"x" * 10)
+    (p.copy / f"{name}.want").touch()
+    p._free = lambda: free
+    return p, p.volumes[name]
+
+
+def test_the_volumes_fetched_ahead_make_room_for_the_one_duplicity_waits_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(prefetch, "RESERVE", 1000)
+    p, asked = _scheduler(tmp_path, free=1000 + 90, ready=3)  # 10 bytes short, 30 to free
+    assert p._to_start(running=0) == [asked]
+    assert [v.state for v in p.volumes.values()] == ["queued", "queued", "queued", "queued"]
+    assert sorted(f.name for f in p.copy.iterdir()) == [f"{asked.name}.want"]
+
+
+def test_no_room_even_then_is_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(prefetch, "RESERVE", 1000)
+    p, _ = _scheduler(tmp_path, free=1000 + 50, ready=2, size=100)  # 20 bytes to free: short
+    with pytest.raises(prefetch._NoSpace):
+        p._to_start(running=0)
+
+
+def test_nothing_is_removed_while_a_download_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(prefetch, "RESERVE", 1000)
+    p, _ = _scheduler(tmp_path, free=1000 + 90, ready=3)
+    assert p._to_start(running=1) == []  # its end frees the room, or it is the one asked
+    assert sum(1 for v in p.volumes.values() if v.state == "ready") == 3
