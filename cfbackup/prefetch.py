@@ -41,7 +41,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup import stores, volume_keys, volumes
+from cfbackup import stores, volume_keys, volume_size, volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
@@ -284,7 +284,7 @@ class Prefetch:
             urgent = volume in asked
             if not urgent and running + waiting + len(start) >= self.ahead:
                 break
-            need = volume.ref.size or 0
+            need = self._room_for(volume)
             if free - need < RESERVE and urgent and running + len(start) == 0 and waiting:
                 # duplicity waits for this one, and the volumes fetched ahead of it fill the
                 # room: nothing would ever move (it takes none of them first). They go, and
@@ -298,6 +298,14 @@ class Prefetch:
             free -= need
             start.append(volume)
         return start
+
+    def _room_for(self, volume: _Volume) -> int:
+        """What ``volume`` takes in the copy: its stored size, or decrypted ahead up to the
+        size its backup wrote it at (a compressed volume decrypts larger than it is stored)."""
+        stored = volume.ref.size or 0
+        if not self.clear:
+            return stored
+        return max(stored, volume_size.largest(self.profile) << 20)  # duplicity: MiB
 
     def _evict(self, asked: list[_Volume]) -> int:
         """Remove the volumes fetched ahead that duplicity is not waiting for; the bytes

@@ -62,6 +62,15 @@ def planned(profile: Profile) -> int:
     return SLOW_MB if profile["volsize"] == AUTO else int(profile["volsize"])
 
 
+def largest(profile: Profile) -> int:
+    """The largest volume, in MB, this profile's backups write (a restore's room for one
+    volume decrypted ahead): "auto" writes at most :data:`NEAR_MB`."""
+    given = from_extra_options(profile)
+    if given is not None:
+        return given
+    return NEAR_MB if profile["volsize"] == AUTO else int(profile["volsize"])
+
+
 def choose(
     profile: Profile, seconds: float | None, *, swift: bool = True, learned: float | None = None
 ) -> Choice:

@@ -14,6 +14,7 @@ def _scheduler(tmp_path, free: int, ready: int, size: int = 100):
     bytes stored, that duplicity asks for (its .want), on a disk with ``free`` bytes free."""
     p = prefetch.Prefetch.__new__(prefetch.Prefetch)
     p.folder, p.copy, p.ahead = tmp_path, tmp_path / "copy", 4
+    p.clear, p.profile = False, {"volsize": 1, "extra_options": []}
     p.copy.mkdir()
     p.volumes = {}
     for n in range(1, ready + 2):
@@ -47,3 +48,17 @@ def test_nothing_is_removed_while_a_download_runs(tmp_path, monkeypatch):
     p, _ = _scheduler(tmp_path, free=1000 + 90, ready=3)
     assert p._to_start(running=1) == []  # its end frees the room, or it is the one asked
     assert sum(1 for v in p.volumes.values() if v.state == "ready") == 3
+
+
+def test_a_volume_decrypted_ahead_needs_room_for_its_clear_size(tmp_path, monkeypatch):
+    """A compressed volume stored in 100 bytes decrypts up to the volume size it was written
+    at (here 1 MiB): the room is counted for that, so a full disk is met before the download,
+    in one sentence, not in the middle of it."""
+    monkeypatch.setattr(prefetch, "RESERVE", 1000)
+    p, asked = _scheduler(tmp_path, free=1000 + 5000, ready=0)
+    assert p._to_start(running=0) == [asked]  # stored: 100 bytes fit
+    p.clear = True
+    with pytest.raises(prefetch._NoSpace):
+        p._to_start(running=0)
+    p._free = lambda: 1000 + (1 << 20)
+    assert p._to_start(running=0) == [asked]
