@@ -405,8 +405,11 @@ class _NoSpace(CfbackupError):
     def __init__(self, need: int, free: int, folder: Path):
         from cfbackup.progress import human_bytes
 
+        # folder: TEMPDIR/restore/PROFILE-PID/CHAIN, removed on the way out: name TEMPDIR
+        # (the profile's tempdir, else state_dir), where the user can make room
+        where = folder.parents[2] if folder.parent.parent.name == "restore" else folder.parent
         super().__init__(
-            f"no space left for the next volume of the restore under {folder.parent}: it needs "
+            f"no space left for the next volume of the restore under {where}: it needs "
             f"about {human_bytes(need + RESERVE)} and {human_bytes(free)} is free: free some "
             "space there, set tempdir to a larger disk, or set restore_prefetch = 0 (duplicity "
             "then downloads one volume at a time into its temp dir).",

@@ -62,3 +62,13 @@ def test_a_volume_decrypted_ahead_needs_room_for_its_clear_size(tmp_path, monkey
         p._to_start(running=0)
     p._free = lambda: 1000 + (1 << 20)
     assert p._to_start(running=0) == [asked]
+
+
+def test_no_room_names_the_folder_a_user_can_clear():
+    """The run's own folder (TEMPDIR/restore/PROFILE-PID/CHAIN) is gone once it stopped: the
+    sentence names the tempdir (or state_dir) it was in."""
+    from pathlib import Path
+
+    error = prefetch._NoSpace(1 << 20, 0, Path("/srv/tmp/restore/web-4242/main"))
+    assert "restore under /srv/tmp: it needs about" in error.message, error.message
+    assert "set tempdir to a larger disk" in error.message
