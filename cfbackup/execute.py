@@ -138,7 +138,8 @@ def capture(
 ) -> Result:
     """Run a short command and capture its output (secret commands, gpg checks, bash).
 
-    ``exact`` keeps the output as it was written (a CR before a LF is data, not a line end)."""
+    ``exact`` keeps the output as it was written (a CR before a LF is data, not a line end, and
+    a byte that is not UTF-8 is kept as os.fsdecode keeps it)."""
     argv = tuple(argv)
     data = input_text.encode() if exact and input_text is not None else input_text
     try:
@@ -171,8 +172,9 @@ def capture(
             f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s.",
             exit_code=ExitCode.CONFIG,
         ) from None
-    if exact:
-        stdout, stderr = stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace")
+    if exact:  # a byte that is not UTF-8 stays itself (surrogateescape), as os.fsdecode keeps it
+        stdout = stdout.decode("utf-8", "surrogateescape")
+        stderr = stderr.decode("utf-8", "replace")
     tail = tuple(redact.redact_output(line) for line in stderr.splitlines()[-20:])
     return Result(argv, process.returncode, stdout, tail)
 

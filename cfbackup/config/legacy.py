@@ -69,6 +69,16 @@ class LegacyFile:
     others: list[str]
     crlf: bool = False
     computed_lines: list[int] = dataclasses.field(default_factory=list)
+    said: list[str] = dataclasses.field(default_factory=list)  # bash's stderr, on every run
+    bom: bool = False
+
+    def warnings(self) -> list[str]:
+        """What every run of this file says: what bash printed while it read it (a line it
+        could not run is skipped and the file goes on, as in dt-cf-backup.sh, whose cron mail
+        showed it)."""
+        bom = " (it starts with a UTF-8 byte order mark: bash reads it into line 1)"
+        bom = bom if self.bom else ""
+        return [f"{self.path}: bash said while reading it{bom}: {line}" for line in self.said[-5:]]
 
     def notes(self) -> list[str]:
         """Remarks for ``config migrate`` only (the file runs as it is on every run)."""
@@ -138,6 +148,7 @@ def read_file(path: Path) -> LegacyFile:
         raise ConfigError(f"{path}: bash could not read this file: {detail}")
     try:
         values, others = _parse_nul_stream(result.stdout)
+        _refuse_undecodable(path, values)
     except ValueError:
         raise ConfigError(
             f"{path}: bash ran this file but its variables could not be read back (does it "
@@ -150,7 +161,40 @@ def read_file(path: Path) -> LegacyFile:
         if not line.lstrip().startswith("#") and _COMPUTED.search(line.split(" #", 1)[0])
     ]
     others = [name for name in others if name not in VARIABLES]
-    return LegacyFile(path, values, others, crlf, computed)
+    said = [_shown(line) for line in result.tail if line.strip()]
+    return LegacyFile(path, values, others, crlf, computed, said, data.startswith(b"\xef\xbb\xbf"))
+
+
+def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:
+    """A value with bytes that are not UTF-8 (a Latin-1 directory name in INCLIST): cfbackup
+    cannot carry it as it is, and a character put in its place would leave that directory
+    out of every backup without a word. Named, never shown (it may be a passphrase)."""
+    for name, value in values.items():
+        items = value if isinstance(value, list) else [value]
+        if any(_SURROGATE.search(item) for item in items):
+            raise ConfigError(
+                f"{path}: {name} holds bytes that are not UTF-8 text: write it in UTF-8 (a "
+                "directory's name too: rename it, or include its parent)."
+            )
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_NOT_FOUND = re.compile(r"^(.*line \d+: )(.*)(: command not found)$")
+_NAME = re.compile(r"^\W*([A-Za-z_][A-Za-z0-9_]*)(=?)")
+
+
+def _shown(line: str) -> str:
+    """bash's line with the word it could not run reduced to a variable name: the word may be a
+    secret (``PASSPHRASE= hunter2`` runs ``hunter2``; a byte order mark before
+    ``PASSPHRASE=...`` on line 1 runs the whole assignment)."""
+    found = _NOT_FOUND.match(line)
+    if not found:
+        return line
+    name = _NAME.match(found.group(2))
+    word = "a word"  # not one of the old scripts' variables: it may be a value
+    if name and name.group(1) in VARIABLES:
+        word = name.group(1) + ("=..." if name.group(2) else "")
+    return f"{found.group(1)}{word}{found.group(3)}"
 
 
 def read_variables(path: Path) -> dict[str, str | list[str]]:
@@ -190,7 +234,8 @@ def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:
     legacy = read_file(path)
     if "ROOT" not in legacy.variables and "DEST" not in legacy.variables:
         raise ConfigError(f"{path}: neither ROOT nor DEST is set; is this a dt-cf-backup config?")
-    return normalize(legacy.variables)
+    raw, warnings = normalize(legacy.variables)
+    return raw, [*legacy.warnings(), *warnings]
 
 
 __all__ = ["PROFILE_NAME", "LegacyFile", "load_legacy", "looks_legacy", "normalize", "read_file"]

@@ -102,6 +102,10 @@ NOT_CARRIED = {
     "GS_SECRET_ACCESS_KEY": "Google Cloud Storage is not supported by cfbackup",
     "FTP_PASSWORD": "cfbackup gives duplicity Swift credentials only",
     "BACKEND_PASSWORD": "cfbackup gives duplicity Swift credentials only",
+    "CLOUDFILES_REGION": "with v1 auth the storage URL is the account's default region's; for "
+    "another region use Keystone v3 auth with swift.region_name",
+    "GNUPGHOME": "export GNUPGHOME before cfbackup runs, or migrate (cfbackup config migrate) "
+    "and set encryption.gpg_home",
 }
 VARIABLES = (*MAPPING, *NOT_CARRIED)
 SECRET_VARIABLES = ("PASSPHRASE", "CLOUDFILES_APIKEY", "SWIFT_PASSWORD")

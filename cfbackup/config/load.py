@@ -56,10 +56,13 @@ def read_raw(path: Path) -> tuple[dict[str, Any], str, list[str]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ConfigError(
-            f"{path}: line {line} is not UTF-8 text: save the file as UTF-8."
-        ) from None
+        # a legacy file is read by bash, which takes any byte (a Latin-1 comment); TOML is not
+        if not legacy.looks_legacy(data.decode("utf-8", "replace")):
+            line = data[: error.start].count(b"\n") + 1
+            raise ConfigError(
+                f"{path}: line {line} is not UTF-8 text: save the file as UTF-8."
+            ) from None
+        text = data.decode("utf-8", "replace")
     if legacy.looks_legacy(text):
         raw, warnings = legacy.load_legacy(path)
         return raw, "legacy", warnings

@@ -177,3 +177,45 @@ def test_legacy_files_are_told_from_toml(text, legacy):
     from cfbackup.config.legacy import looks_legacy
 
     assert looks_legacy(text) is legacy
+
+
+def test_what_bash_says_reaches_every_run_without_a_secret(tmp_path):
+    """bash skips a line it cannot run and goes on (the old script's cron mail showed what it
+    said): each run warns with it. The word bash tried to run is shown only when it is one of
+    the old scripts' variables: after ``PASSPHRASE= `` it is the passphrase."""
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "dt.conf"
+    conf.write_bytes(
+        b"\xef\xbb\xbfGPG_KEY=ABCD1234\n"  # a byte order mark: bash runs the whole line
+        b"ROOT=/srv\nDEST=cf+http://backups\nCLOUDFILES_USERNAME=u\nCLOUDFILES_APIKEY=k\n"
+        b"PASSPHRASE= correct-horse-battery\n"
+        b"CLEAN_UP_VARIABLE = 4\n"
+    )
+    raw, warnings = load_legacy(conf)
+    said = [w for w in warnings if "bash said" in w]
+    assert len(said) == 3, warnings
+    assert "byte order mark" in said[0] and "GPG_KEY=...: command not found" in said[0]
+    assert "line 6: a word: command not found" in said[1]
+    assert "CLEAN_UP_VARIABLE: command not found" in said[2]
+    assert not any("correct-horse" in w or "ABCD1234" in w for w in warnings)
+    # as the old script ran it: GPG_KEY never set, so the chain is symmetric, unchanged
+    assert raw["profiles"]["dt-cf-backup"]["encryption"]["mode"] == "symmetric"
+
+
+def test_bytes_that_are_not_utf8(tmp_path):
+    """A Latin-1 comment is fine (bash reads any byte); a Latin-1 directory name in INCLIST is
+    refused by name: a replacement character would leave it out of every backup silently."""
+    from cfbackup.config.load import read_raw
+
+    conf = tmp_path / "dt.conf"
+    base = b"# Sicherung f\xfcr den Server\nROOT=/srv\nDEST=cf+http://b\nCLOUDFILES_USERNAME=u\n"
+    conf.write_bytes(base + b"CLOUDFILES_APIKEY=k\nPASSPHRASE=p\n")
+    raw, kind, _ = read_raw(conf)
+    assert kind == "legacy" and raw["profiles"]["dt-cf-backup"]["source"] == "/srv"
+    conf.write_bytes(base + b"CLOUDFILES_APIKEY=k\nPASSPHRASE=p\nINCLIST=( /srv/j\xfcrgen )\n")
+    with pytest.raises(ConfigError, match="INCLIST holds bytes that are not UTF-8"):
+        read_raw(conf)
+    conf.write_bytes(b"[profiles.x]\n# f\xfcr\n")
+    with pytest.raises(ConfigError, match="line 2 is not UTF-8 text"):
+        read_raw(conf)
