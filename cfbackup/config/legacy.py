@@ -78,7 +78,19 @@ class LegacyFile:
         showed it)."""
         bom = " (it starts with a UTF-8 byte order mark: bash reads it into line 1)"
         bom = bom if self.bom else ""
-        return [f"{self.path}: bash said while reading it{bom}: {line}" for line in self.said[-5:]]
+        said = [f"{self.path}: bash said while reading it{bom}: {line}" for line in self.said[-5:]]
+        ending = [
+            name
+            for name, value in self.variables.items()
+            if any(item.endswith("\r") for item in (value if isinstance(value, list) else [value]))
+        ]
+        if ending:
+            said.append(
+                f"{self.path}: {', '.join(ending)} end(s) with a carriage return (the file mixes "
+                "Windows and Unix line ends, and bash keeps the CR in the value): save the file "
+                "with Unix line ends"
+            )
+        return said
 
     def notes(self) -> list[str]:
         """Remarks for ``config migrate`` only (the file runs as it is on every run)."""

@@ -219,3 +219,19 @@ def test_bytes_that_are_not_utf8(tmp_path):
     conf.write_bytes(b"[profiles.x]\n# f\xfcr\n")
     with pytest.raises(ConfigError, match="line 2 is not UTF-8 text"):
         read_raw(conf)
+
+
+def test_a_value_ending_in_a_carriage_return_is_named(tmp_path):
+    """A Windows file with one line added on Unix (``echo >> FILE``) is not read as a CRLF
+    file: bash keeps the CR in each value, and the errors that follow hide it."""
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "dt.conf"
+    conf.write_bytes(
+        b"ROOT=/srv\r\nDEST=cf+http://b\r\nCLOUDFILES_USERNAME=u\r\nCLOUDFILES_APIKEY=k\r\n"
+        b"PASSPHRASE=p\n"
+    )
+    _, warnings = load_legacy(conf)
+    named = [w for w in warnings if "carriage return" in w]
+    assert len(named) == 1, warnings
+    assert "ROOT, DEST, CLOUDFILES_USERNAME, CLOUDFILES_APIKEY end(s)" in named[0]
