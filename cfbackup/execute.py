@@ -39,6 +39,17 @@ PASSTHROUGH_ENV = (
     "GNUPGHOME",
     "GPG_AGENT_INFO",
     "PYTHONPATH",
+    # how this host reaches the cloud: cfbackup's own requests (its checks) follow them, so
+    # duplicity must too, or a check passes and the backup cannot reach Swift
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 )
 
 _PR_SET_PDEATHSIG = 1

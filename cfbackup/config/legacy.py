@@ -54,7 +54,9 @@ for __cfb_v in "$@"; do
 done
 for __cfb_v in $(builtin compgen -v); do
   [[ $__cfb_before == *$'\n'"$__cfb_v"$'\n'* || $__cfb_v == __cfb_* ]] && continue
-  builtin printf '%s\0o\0\0' "$__cfb_v" >&3
+  __cfb_f=$(builtin declare -p "$__cfb_v" 2>/dev/null); __cfb_f=${__cfb_f#declare -}
+  [[ ${__cfb_f%% *} == *x* ]] && __cfb_f=x || __cfb_f=
+  builtin printf '%s\0o\0%s\0' "$__cfb_v" "$__cfb_f" >&3
 done
 """
 
@@ -71,6 +73,7 @@ class LegacyFile:
     computed_lines: list[int] = dataclasses.field(default_factory=list)
     said: list[str] = dataclasses.field(default_factory=list)  # bash's stderr, on every run
     bom: bool = False
+    exported: list[str] = dataclasses.field(default_factory=list)  # of ``others``
 
     def warnings(self) -> list[str]:
         """What every run of this file says: what bash printed while it read it (a line it
@@ -84,6 +87,13 @@ class LegacyFile:
             for name, value in self.variables.items()
             if any(item.endswith("\r") for item in (value if isinstance(value, list) else [value]))
         ]
+        if self.exported:  # dt-cf-backup.sh's duplicity saw them (an https_proxy, mostly)
+            said.append(
+                f"{self.path} exports {', '.join(self.exported)}, which duplicity no longer "
+                "gets from it (cfbackup starts duplicity with its own minimal environment): "
+                "set what is needed in the environment cfbackup runs in (the cron line or the "
+                "systemd unit; proxy and CA variables are passed on)"
+            )
         if ending:
             said.append(
                 f"{self.path}: {', '.join(ending)} end(s) with a carriage return (the file mixes "
@@ -159,7 +169,7 @@ def read_file(path: Path) -> LegacyFile:
         detail = next((line for line in result.tail if "syntax error" in line), detail)
         raise ConfigError(f"{path}: bash could not read this file: {detail}")
     try:
-        values, others = _parse_nul_stream(result.stdout)
+        values, others, exported = _parse_nul_stream(result.stdout)
         _refuse_undecodable(path, values)
     except ValueError:
         raise ConfigError(
@@ -173,8 +183,10 @@ def read_file(path: Path) -> LegacyFile:
         if not line.lstrip().startswith("#") and _COMPUTED.search(line.split(" #", 1)[0])
     ]
     others = [name for name in others if name not in VARIABLES]
+    exported = [name for name in exported if name in others]
     said = [_shown(line) for line in result.tail if line.strip()]
-    return LegacyFile(path, values, others, crlf, computed, said, data.startswith(b"\xef\xbb\xbf"))
+    bom = data.startswith(b"\xef\xbb\xbf")
+    return LegacyFile(path, values, others, crlf, computed, said, bom, exported)
 
 
 def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:
@@ -214,10 +226,12 @@ def read_variables(path: Path) -> dict[str, str | list[str]]:
     return read_file(path).variables
 
 
-def _parse_nul_stream(data: str) -> tuple[dict[str, str | list[str]], list[str]]:
+def _parse_nul_stream(data: str) -> tuple[dict[str, str | list[str]], list[str], list[str]]:
+    """(known variables' values, other names the file set, those of them it exported)."""
     fields = data.split("\0")
     values: dict[str, str | list[str]] = {}
     others: list[str] = []
+    exported: list[str] = []
     i = 0
     while i + 2 < len(fields):
         name, kind, third = fields[i], fields[i + 1], fields[i + 2]
@@ -232,14 +246,16 @@ def _parse_nul_stream(data: str) -> tuple[dict[str, str | list[str]], list[str]]
         elif kind == "s":
             values[name] = third
             i += 3
-        elif kind == "o":
+        elif kind == "o":  # third: "x" when the file exports it
             others.append(name)
+            if third == "x":
+                exported.append(name)
             i += 3
         else:
             raise ValueError(f"unknown record kind {kind[:10]!r}")
     if i != len(fields) - 1 or fields[-1] != "":
         raise ValueError("the stream does not end after its last record")
-    return values, others
+    return values, others, exported
 
 
 def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:

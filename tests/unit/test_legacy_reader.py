@@ -235,3 +235,22 @@ def test_a_value_ending_in_a_carriage_return_is_named(tmp_path):
     named = [w for w in warnings if "carriage return" in w]
     assert len(named) == 1, warnings
     assert "ROOT, DEST, CLOUDFILES_USERNAME, CLOUDFILES_APIKEY end(s)" in named[0]
+
+
+def test_what_the_file_exports_for_duplicity_is_named_on_every_run(tmp_path):
+    """dt-cf-backup.sh's duplicity inherited what the file exported (an https_proxy to reach
+    Cloud Files, mostly); cfbackup starts duplicity with its own environment, so each run
+    says which exports it does not pass on. A helper variable that is not exported is fine."""
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(
+        "export https_proxy=http://proxy.example:3128\n"
+        "DAY=$(date +%a)\n"  # builds another value, not exported: not named
+        "ROOT=/srv\nDEST=cf+http://b\nCLOUDFILES_USERNAME=u\nCLOUDFILES_APIKEY=k\n"
+        "export PASSPHRASE=p\n"  # one of the old variables: carried as always
+    )
+    _, warnings = load_legacy(conf)
+    named = [w for w in warnings if "which duplicity no longer gets" in w]
+    assert len(named) == 1 and f"{conf} exports https_proxy, which" in named[0], warnings
+    assert "DAY" not in named[0] and "PASSPHRASE" not in named[0]
