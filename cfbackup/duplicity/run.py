@@ -69,9 +69,14 @@ class DuplicityResult:
             dict.fromkeys(
                 r.extra.strip("'\"") or r.message
                 for r in self.records
-                if r.level == "WARNING" and r.code in codes
+                if r.level == "WARNING" and r.code in codes and not _OWN_STATE.match(r.message)
             )
         )
+
+
+# duplicity's own progress file in the archive dir, cut short by a kill -9 of the run before:
+# it warns with the code of an unreadable source file and starts afresh; no file was skipped
+_OWN_STATE = re.compile(r"WARNING\. cannot read stored progress info from previous backup")
 
 
 def duplicity_executable() -> str:

@@ -109,3 +109,18 @@ def test_a_failed_upload_in_the_pool_is_reported_by_the_upload_process_s_own_err
     error = classify_failure(DuplicityResult(("duplicity", "backup"), 50, _records(text), ()))
     assert "Giving up after 2 attempts. OSError: disk on fire" in error.message, error.message
     assert "background pool" not in error.message
+
+
+def test_duplicity_s_own_progress_file_cut_short_is_no_unreadable_source_file():
+    """A kill -9 can cut duplicity's progress file (archive dir) short; the next run warns with
+    the code of a file it cannot stat and starts afresh. No source file was skipped: the run
+    is a success, not PARTIAL (CI met it once after test_kill's kill -9)."""
+    from cfbackup.duplicity.run import DuplicityResult
+
+    text = (
+        "WARNING 9\n. WARNING. cannot read stored progress info from previous backup: Ran "
+        "out of input\n\n"
+        "WARNING 9 'srv/locked'\n. Error accessing possibly locked file srv/locked\n\n"
+    )
+    result = DuplicityResult(("duplicity", "backup"), 0, _records(text), ())
+    assert result.unreadable == ["srv/locked"]
