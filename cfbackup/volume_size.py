@@ -53,22 +53,26 @@ def is_auto(profile: Profile) -> bool:
     return profile["volsize"] == AUTO and from_extra_options(profile) is None
 
 
-def planned(profile: Profile) -> int:
-    """The size to plan with before a backup has decided (the quota guard's estimate): the
-    smallest one for "auto", which makes the most objects."""
+def _pinned(profile: Profile) -> int | None:
+    """The size the profile fixes (extra_options' --volsize, else a number), None for auto."""
     given = from_extra_options(profile)
     if given is not None:
         return given
-    return SLOW_MB if profile["volsize"] == AUTO else int(profile["volsize"])
+    return None if profile["volsize"] == AUTO else int(profile["volsize"])
+
+
+def planned(profile: Profile) -> int:
+    """The size to plan with before a backup has decided (the quota guard's estimate): the
+    smallest one for "auto", which makes the most objects."""
+    pinned = _pinned(profile)
+    return SLOW_MB if pinned is None else pinned
 
 
 def largest(profile: Profile) -> int:
     """The largest volume, in MB, this profile's backups write (a restore's room for one
     volume decrypted ahead): "auto" writes at most :data:`NEAR_MB`."""
-    given = from_extra_options(profile)
-    if given is not None:
-        return given
-    return NEAR_MB if profile["volsize"] == AUTO else int(profile["volsize"])
+    pinned = _pinned(profile)
+    return NEAR_MB if pinned is None else pinned
 
 
 def choose(

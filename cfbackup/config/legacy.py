@@ -85,7 +85,7 @@ class LegacyFile:
         ending = [
             name
             for name, value in self.variables.items()
-            if any(item.endswith("\r") for item in (value if isinstance(value, list) else [value]))
+            if any(item.endswith("\r") for item in _items(value))
         ]
         if self.exported:  # dt-cf-backup.sh's duplicity saw them (an https_proxy, mostly)
             said.append(
@@ -194,12 +194,16 @@ def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:
     cannot carry it as it is, and a character put in its place would leave that directory
     out of every backup without a word. Named, never shown (it may be a passphrase)."""
     for name, value in values.items():
-        items = value if isinstance(value, list) else [value]
-        if any(_SURROGATE.search(item) for item in items):
+        if any(_SURROGATE.search(item) for item in _items(value)):
             raise ConfigError(
                 f"{path}: {name} holds bytes that are not UTF-8 text: write it in UTF-8 (a "
                 "directory's name too: rename it, or include its parent)."
             )
+
+
+def _items(value: str | list[str]) -> list[str]:
+    """A variable's values: an array's items, or the scalar alone."""
+    return value if isinstance(value, list) else [value]
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")

@@ -54,18 +54,14 @@ def read_raw(path: Path) -> tuple[dict[str, Any], str, list[str]]:
     if len(data) > 1_000_000:
         raise ConfigError(f"{path}: {len(data)} bytes is too large for a config file.")
     try:
-        text = data.decode("utf-8")
+        text, not_utf8 = data.decode("utf-8"), None
     except UnicodeDecodeError as error:
-        # a legacy file is read by bash, which takes any byte (a Latin-1 comment); TOML is not
-        if not legacy.looks_legacy(data.decode("utf-8", "replace")):
-            line = data[: error.start].count(b"\n") + 1
-            raise ConfigError(
-                f"{path}: line {line} is not UTF-8 text: save the file as UTF-8."
-            ) from None
-        text = data.decode("utf-8", "replace")
-    if legacy.looks_legacy(text):
+        text, not_utf8 = data.decode("utf-8", "replace"), data[: error.start].count(b"\n") + 1
+    if legacy.looks_legacy(text):  # bash reads it, and takes any byte (a Latin-1 comment)
         raw, warnings = legacy.load_legacy(path)
         return raw, "legacy", warnings
+    if not_utf8 is not None:
+        raise ConfigError(f"{path}: line {not_utf8} is not UTF-8 text: save the file as UTF-8.")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

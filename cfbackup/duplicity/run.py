@@ -440,7 +440,8 @@ def classify_failure(
     (keystone.diagnose), only after a failure.
     """
     env = env if env is not None else result.env
-    errors = [r.message for r in result.records if r.level == "ERROR"]
+    error_records = [r for r in result.records if r.level == "ERROR"]
+    errors = [r.message for r in error_records]
     text = "\n".join(errors + list(result.output_tail))
     detail = "\n".join(result.output_tail[-15:])
     error = None
@@ -453,7 +454,7 @@ def classify_failure(
         error.detail = detail
         error.message = f"{error.message.rstrip('.')} (duplicity exit code {result.returncode})."
         return error
-    first = (_cause(result.records).splitlines() or [""])[0] if errors else ""
+    first = (_cause(error_records).splitlines() or [""])[0] if errors else ""
     summary = first or (result.output_tail[-1] if result.output_tail else "no output")
     return DuplicityFailed(
         f"duplicity {result.command} failed with exit code {result.returncode}: "
@@ -463,11 +464,10 @@ def classify_failure(
     )
 
 
-def _cause(records: Sequence[machinelog.Record]) -> str:
-    """The last error duplicity logged; for a failed upload in its upload pool, the upload
-    process's own (duplicity's is "Exception ... in background pool Pool1: . For trace back
-    set loglevel to DEBUG ..."), which names what went wrong."""
-    errors = [r for r in records if r.level == "ERROR"]
+def _cause(errors: Sequence[machinelog.Record]) -> str:
+    """The last of duplicity's ERROR records (``errors``, not empty); for a failed upload in
+    its upload pool, the upload process's own (duplicity's is "Exception ... in background
+    pool Pool1: . For trace back set loglevel to DEBUG ..."), which names what went wrong."""
     if "in background pool" in errors[-1].message:
         errors = [r for r in errors if r.worker] or errors
     return errors[-1].message
