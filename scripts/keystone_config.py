@@ -14,14 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-TEMPLATE_VERSION = "3"  # bump when provision() changes: the template is rebuilt
+TEMPLATE_VERSION = "4"  # bump when provision() changes: the template is rebuilt
 
-ADMIN_PASSWORD = "ks-Admin-7f3c19"  # noqa: S105 - throw-away test credentials
-SERVICE_PASSWORD = "ks-Service-2b8e44"  # noqa: S105
-BACKUP_PASSWORD = "ks-Backup-9d04a1"  # noqa: S105
-AUDITOR_PASSWORD = "ks-Auditor-51c6e0"  # noqa: S105
-
-# What provision() creates; ids are filled in from the template's identities.json.
+# What provision() creates; ids, and the passwords bootstrap() makes up for each template
+# (never written in the code), are filled in from the template's identities.json.
 IDENTITIES = {
     "domains": {"BackupDomain": {}},
     "projects": {
@@ -33,18 +29,16 @@ IDENTITIES = {
         "nocatalog": "BackupDomain",
     },
     "users": {
-        # key -> (name, domain, password, {project: [roles]})
-        "swift": ("swift", "Default", SERVICE_PASSWORD, {"service": ["service", "admin"]}),
+        # key -> (name, domain, {project: [roles]})
+        "swift": ("swift", "Default", {"service": ["service", "admin"]}),
         "backup": (
             "backup",
             "BackupDomain",
-            BACKUP_PASSWORD,
             {p: ["member"] for p in ("backups", "expiry-password", "expiry-appcred", "nocatalog")},
         ),
-        "auditor": ("auditor", "Default", AUDITOR_PASSWORD, {"backups": ["reader"]}),
+        "auditor": ("auditor", "Default", {"backups": ["reader"]}),
     },
 }
-SECRETS = (ADMIN_PASSWORD, SERVICE_PASSWORD, BACKUP_PASSWORD, AUDITOR_PASSWORD)
 
 
 def config(base: Path, expiration: int) -> str:
@@ -67,7 +61,9 @@ def bootstrap(target: str) -> int:
     """keystone-manage db_sync, fernet_setup, credential_setup and bootstrap in one
     interpreter, then the test identities and the catalog; writes identities.json."""
     import getpass
+    import secrets
 
+    passwords = {key: f"ks-{key}-{secrets.token_hex(8)}" for key in ("admin", *IDENTITIES["users"])}
     base = Path(target)
     conf = base / "keystone.conf"
     conf.write_text(config(base, 3600))
@@ -78,12 +74,12 @@ def bootstrap(target: str) -> int:
         ["db_sync"],
         ["fernet_setup", "--keystone-user", me, "--keystone-group", me],
         ["credential_setup", "--keystone-user", me, "--keystone-group", me],
-        ["bootstrap", "--bootstrap-password", ADMIN_PASSWORD,
+        ["bootstrap", "--bootstrap-password", passwords["admin"],
          "--bootstrap-public-url", "http://127.0.0.1:1/v3", "--bootstrap-region-id", "RegionOne"],
     ):
         cli.CONF.clear()  # one process, several commands: parse the command line again
         cli.main(argv=["keystone-manage", "--config-file", str(conf), *args])
-    identities = provision()
+    identities = provision(passwords)
     identities["version"] = TEMPLATE_VERSION
     (base / "identities.json").write_text(json.dumps(identities, indent=2))
     conf.unlink()
@@ -91,7 +87,7 @@ def bootstrap(target: str) -> int:
     return 0
 
 
-def provision() -> dict:
+def provision(passwords: dict[str, str]) -> dict:
     import uuid
 
     from keystone.common import provider_api
@@ -114,7 +110,8 @@ def provision() -> dict:
                           "domain_id": domains[domain]}
     roles = {r["name"]: r["id"] for r in api.role_api.list_roles()}
     users = {}
-    for key, (name, domain, password, grants) in IDENTITIES["users"].items():
+    for key, (name, domain, grants) in IDENTITIES["users"].items():
+        password = passwords[key]
         user = api.identity_api.create_user({"name": name, "domain_id": domains[domain],
                                              "password": password, "enabled": True})
         for project, role_names in grants.items():
@@ -125,7 +122,7 @@ def provision() -> dict:
                       "domain_id": domains[domain], "password": password}
     admin = api.identity_api.get_user_by_name("admin", "default")
     users["admin"] = {"id": admin["id"], "name": "admin", "domain": "Default",
-                      "domain_id": "default", "password": ADMIN_PASSWORD}
+                      "domain_id": "default", "password": passwords["admin"]}
 
     api.catalog_api.create_region({"id": "RegionTwo"})
     service_id = uuid.uuid4().hex

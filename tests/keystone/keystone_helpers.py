@@ -11,7 +11,6 @@ import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from keystone_config import SECRETS
 from local_keystone import LocalKeystone
 from support.cli import BIN, KEY_PASSPHRASE, PASSPHRASE, CliResult, stop_gpg_agent
 
@@ -26,7 +25,8 @@ class Tier:
     def __init__(self, keystone: LocalKeystone, swift):
         self.keystone = keystone
         self.swift = swift
-        self.secrets = [PASSPHRASE, KEY_PASSPHRASE, *SECRETS]
+        passwords = [user["password"] for user in keystone.identities["users"].values()]
+        self.secrets = [PASSPHRASE, KEY_PASSPHRASE, *passwords]
 
     def application_credential(self, project: str = "backups", **kwargs) -> tuple[str, str]:
         """A new application credential of user ``backup`` on ``project``: (id, secret)."""
