@@ -78,21 +78,25 @@ class Bench:
             self.phases.setdefault(self._op, []).append(phases)
 
     def run(self, source: Path) -> None:
-        for index in range(self.args.repeat):
-            rep = Rep(index, self.work / f"r{index}", source)
-            shift = index % len(self.tools)
-            order = self.tools[shift:] + self.tools[:shift]
-            self.log(
-                f"repetition {index + 1}/{self.args.repeat} (load {harness.load_average()})"
-                f", order: {', '.join(t.name for t in order)}"
-            )
-            try:
-                self.repetition(rep, order)
-            finally:
-                for tool in order:
-                    self.swift.delete_container(tool.container(rep))
-                    self.keep_logs(rep, tool)
-                shutil.rmtree(rep.dir, ignore_errors=True)
+        size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+        # every restored tree stays until the run ends: the disk holds them all
+        disk = int(size * 1.25) * len(self.tools) * self.args.repeat + (512 << 20)
+        with harness.restore_disk(self.work, disk) as self.restores:
+            for index in range(self.args.repeat):
+                rep = Rep(index, self.work / f"r{index}", source)
+                shift = index % len(self.tools)
+                order = self.tools[shift:] + self.tools[:shift]
+                self.log(
+                    f"repetition {index + 1}/{self.args.repeat} (load {harness.load_average()})"
+                    f", order: {', '.join(t.name for t in order)}"
+                )
+                try:
+                    self.repetition(rep, order)
+                finally:
+                    for tool in order:
+                        self.swift.delete_container(tool.container(rep))
+                        self.keep_logs(rep, tool)
+                    shutil.rmtree(rep.dir, ignore_errors=True)
 
     def repetition(self, rep: Rep, order: list[Tool]) -> None:
         for tool in order:
@@ -124,7 +128,7 @@ class Bench:
             for op in RESTORE_OPS:
                 for tool in order:
                     self._op = op
-                    target = rep.dir / f"restore-{op}-{tool.name}"
+                    target = self.restores / f"r{rep.index}" / f"restore-{op}-{tool.name}"
                     sample, landed = tool.restore(rep, target, rel if op == "restore-one" else None)
                     got = (
                         file_digest(landed) if op == "restore-one" else dataset.tree_digest(landed)
@@ -134,9 +138,7 @@ class Bench:
                             f"{tool.name} {op}: restored data differ from the source ({landed})"
                         )
                     self.samples[tool.name][op].append(sample)
-                    # restored trees stay until the repetition ends: ext4 scans recently
-                    # deleted inodes when it allocates new ones, and creating 100k files
-                    # right after deleting 100k took 10-25x the system time (measured)
+                    # restored trees stay until the run ends (harness.restore_disk)
                     self.log(f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s (verified)")
         finally:
             if undo:

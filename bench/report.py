@@ -32,9 +32,7 @@ def render(bench: Bench, title: str = "") -> str:
         values = {n: bench.medians(n, op) for n in names}
         if has_same:
             values["dup-same+ret"] = bench.with_retention(op)
-        row = [op] + [
-            harness.seconds(values[h]) for h in headers[1 : len(headers) - len(ratios)]
-        ]
+        row = [op] + [harness.seconds(values[h]) for h in headers[1 : len(headers) - len(ratios)]]
         row += [harness.ratio(values["cfbackup"], values[r]) for r in ratios]
         rows.append(row)
     if bench.startup:
@@ -64,9 +62,7 @@ def render(bench: Bench, title: str = "") -> str:
                 f"{harness.seconds(cpu)} + {harness.seconds(swift_cpu)} / {harness.mib(peak)}"
             )
         rows.append(row)
-    out.append(
-        harness.table(["CPU s: tool + Swift (median) / peak RSS MiB (max)"] + names, rows)
-    )
+    out.append(harness.table(["CPU s: tool + Swift (median) / peak RSS MiB (max)"] + names, rows))
     out.append("")
     source_bytes = bench.source_bytes
     rows = []
@@ -146,9 +142,11 @@ def argv_check(bench: Bench) -> str:
             )
         elif theirs is None:
             lines.append(f"- {what}: cfbackup ran no `duplicity {word}`")
-        elif "file://" in theirs and "swift://" in mine and _source_free(
-            normal(theirs, "cfbackup")
-        ) == _source_free(mine):
+        elif (
+            "file://" in theirs
+            and "swift://" in mine
+            and _source_free(normal(theirs, "cfbackup")) == _source_free(mine)
+        ):
             notes.append(
                 f"{what}: the same options, but cfbackup read its prefetched local copy "
                 "(file://, its own archive and temp dir, decrypted ahead: --no-encryption) "
@@ -160,9 +158,7 @@ def argv_check(bench: Bench) -> str:
                 f"  dup-same: `{mine}`"
             )
     if lines:
-        return "argv check: dup-same did NOT run exactly what cfbackup ran:\n" + "\n".join(
-            lines
-        )
+        return "argv check: dup-same did NOT run exactly what cfbackup ran:\n" + "\n".join(lines)
     return (
         "argv check: dup-same ran exactly the duplicity command lines cfbackup ran "
         f"({', '.join(same)}; from the command word on, cfbackup's through its launcher; "
@@ -193,6 +189,8 @@ def header(args, before: str, after: str, extra: str = "") -> str:
         lines.append(f"- link to Swift capped at {args.bandwidth:g} MB/s each way (bench throttle)")
     if args.set:
         lines.append(f"- cfbackup settings (--set): {', '.join(args.set)}")
+    if harness.restore_disk_note:
+        lines.append(harness.restore_disk_note)
     if extra:
         lines.append(extra)
     return "\n".join(lines)
