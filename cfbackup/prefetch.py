@@ -12,8 +12,9 @@ whose manifest range holds the path (``volumes.needed_for``, duplicity's own rul
 
 Decrypted ahead when gpg alone opens the volumes: duplicity then reads clear tar volumes
 (``--no-encryption``), and restoring takes one core instead of gpg's and duplicity's together.
-gpg decrypts each volume while it downloads (``volumes.fetch(clear=...)``): a volume is ready
-as its last byte arrives, not a decryption later, and its encrypted bytes never touch the disk.
+gpg decrypts each volume while it downloads (``volume_fetch.fetch(clear=...)``): a volume is
+ready as its last byte arrives, not a decryption later, and its encrypted bytes never touch the
+disk.
 With ``encryption.sign_key`` they stay as they are: duplicity decrypts them and checks their
 signatures, as always.
 
@@ -26,7 +27,8 @@ of its default 200 MB before it restores anything. Before each download the free
 checked; when even the volume duplicity waits for does not fit, the restore stops with one
 sentence saying how much is needed where.
 
-The chain is read with ``volumes.py`` (object names and manifests parsed by duplicity's own code).
+The chain is read with ``volumes.py`` (object names and manifests parsed by duplicity's own code)
+and each volume fetched with ``volume_fetch.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup import stores, volume_keys, volume_size, volumes
+from cfbackup import stores, volume_fetch, volume_keys, volume_size, volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
@@ -151,7 +153,7 @@ class Prefetch:
         self.stop = threading.Event()  # downloads stop (set by close, and by a failed fetch)
         self.closing = threading.Event()  # the restore is over: the scheduler stops
         self.volumes: dict[str, _Volume] = {}  # by name in the copy
-        self.failed: list[volumes.Outcome] = []
+        self.failed: list[volume_fetch.Outcome] = []
         self.error: BaseException | None = None
         self.fetched_bytes = 0
         self._thread: threading.Thread | None = None
@@ -192,7 +194,9 @@ class Prefetch:
         if gone:  # as duplicity does, before anything is restored
             from cfbackup.duplicity.run import damaged
 
-            raise damaged(volumes.Outcome(gone[0], volumes.MISSING).describe(), self.profile)
+            raise damaged(
+                volume_fetch.Outcome(gone[0], volume_fetch.MISSING).describe(), self.profile
+            )
         (self.copy / protocol.LISTING).write_bytes(
             b"".join(os.fsencode(name) + b"\n" for name in listing)
         )
@@ -245,8 +249,8 @@ class Prefetch:
         running: dict[concurrent.futures.Future, _Volume] = {}
         pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="prefetch")
         try:
-            # not self.stop: volumes.fetch sets it when a download fails, and that failure must
-            # still be seen here (else duplicity waits for a volume nobody fetches)
+            # not self.stop: volume_fetch.fetch sets it when a download fails, and that failure
+            # must still be seen here (else duplicity waits for a volume nobody fetches)
             while not self.closing.is_set():
                 for future in [f for f in running if f.done()]:
                     self._finished(running.pop(future), future)
@@ -343,12 +347,19 @@ class Prefetch:
     def _free(self) -> int:
         return shutil.disk_usage(self.folder).free
 
-    def _fetch(self, volume: _Volume) -> volumes.Outcome | None:
+    def _fetch(self, volume: _Volume) -> volume_fetch.Outcome | None:
         """Download and check one volume (decrypted as it arrives, for a clear copy), then put
         it into the copy."""
-        outcomes = volumes.fetch(self.store, [volume.ref], self.work, stop=self.stop, workers=1,
-                                 retry=self.retry, action="restore",
-                                 clear=self.keys if self.clear else None)
+        outcomes = volume_fetch.fetch(
+            self.store,
+            [volume.ref],
+            self.work,
+            stop=self.stop,
+            workers=1,
+            retry=self.retry,
+            action="restore",
+            clear=self.keys if self.clear else None,
+        )
         if not outcomes:
             return None  # stopped
         outcome = outcomes[0]
@@ -361,7 +372,7 @@ class Prefetch:
 
     def _finished(self, volume: _Volume, future: concurrent.futures.Future) -> None:
         error = future.exception()
-        if error is not None:  # volumes.fetch tried it again as often as duplicity would
+        if error is not None:  # volume_fetch.fetch tried it again as often as duplicity would
             log.debug("prefetch: %s: %s", volume.name, error)
             raise error
         outcome = future.result()
