@@ -90,14 +90,19 @@ def restore_source(
     *,
     path: str | None,
     when: float | None,
+    user_folder: Path,
 ) -> Iterator[Plan | None]:
     """The local copy a restore of ``path`` (everything when None) at ``when`` (Unix time,
     now when None) reads, filled
     while the restore runs; None when duplicity should read the target itself (nothing to
     restore there, or manifests it must report on). ``folder``: an empty private folder the
-    caller removes. A failure inside the block that the prefetch explains (a damaged volume,
-    Swift gone, no space) is replaced by the prefetch's own sentence."""
-    fetcher = Prefetch(profile, env, folder, ahead=int(profile["restore_prefetch"]))
+    caller removes; ``user_folder``: the folder it is in that the user chose and can make room
+    in (the profile's tempdir, else state_dir), named when there is no room. A failure inside
+    the block that the prefetch explains (a damaged volume, Swift gone, no space) is replaced
+    by the prefetch's own sentence."""
+    fetcher = Prefetch(
+        profile, env, folder, ahead=int(profile["restore_prefetch"]), user_folder=user_folder
+    )
     if not fetcher.plan(path, when):
         yield None
         return
@@ -136,11 +141,21 @@ def _local_profile(profile: Profile, fetcher: Prefetch) -> Profile:
 
 class Prefetch:
     """One chain's volumes on their way into ``copy`` while duplicity restores from it; a
-    context manager whose exit stops the downloads (the caller removes the folder)."""
+    context manager whose exit stops the downloads (the caller removes the folder).
+    ``user_folder``: where the user can make room (see :func:`restore_source`)."""
 
-    def __init__(self, profile: Profile, env: dict[str, str], folder: Path, *, ahead: int):
+    def __init__(
+        self,
+        profile: Profile,
+        env: dict[str, str],
+        folder: Path,
+        *,
+        ahead: int,
+        user_folder: Path,
+    ):
         self.profile = profile
         self.folder = folder
+        self.user_folder = user_folder
         self.copy = folder / "copy"  # environment() names it
         self.work = folder / "fetching"
         self.ahead = max(1, ahead)
@@ -297,7 +312,7 @@ class Prefetch:
                 waiting = 0
             if free - need < RESERVE:
                 if urgent and running + waiting + len(start) == 0:
-                    raise _NoSpace(need, free, self.folder)
+                    raise _NoSpace(need, free, self.user_folder)
                 break
             free -= need
             start.append(volume)
@@ -413,12 +428,13 @@ class Prefetch:
 
 
 class _NoSpace(CfbackupError):
-    def __init__(self, need: int, free: int, folder: Path):
+    """No room for the volume duplicity waits for. ``where`` is the folder the user chose (the
+    profile's tempdir, else state_dir), not the run's own folder inside it, which is gone by
+    the time the user reads this."""
+
+    def __init__(self, need: int, free: int, where: Path):
         from cfbackup.progress import human_bytes
 
-        # folder: TEMPDIR/restore/PROFILE-PID/CHAIN, removed on the way out: name TEMPDIR
-        # (the profile's tempdir, else state_dir), where the user can make room
-        where = folder.parents[2] if folder.parent.parent.name == "restore" else folder.parent
         super().__init__(
             f"no space left for the next volume of the restore under {where}: it needs "
             f"about {human_bytes(need + RESERVE)} and {human_bytes(free)} is free: free some "

@@ -14,6 +14,7 @@ def _scheduler(tmp_path, free: int, ready: int, size: int = 100):
     bytes stored, that duplicity asks for (its .want), on a disk with ``free`` bytes free."""
     p = prefetch.Prefetch.__new__(prefetch.Prefetch)
     p.folder, p.copy, p.ahead = tmp_path, tmp_path / "copy", 4
+    p.user_folder = tmp_path.parent  # the tempdir a user chose, the run's folder inside it
     p.clear, p.profile = False, {"volsize": 1, "extra_options": []}
     p.copy.mkdir()
     p.volumes = {}
@@ -64,11 +65,29 @@ def test_a_volume_decrypted_ahead_needs_room_for_its_clear_size(tmp_path, monkey
     assert p._to_start(running=0) == [asked]
 
 
-def test_no_room_names_the_folder_a_user_can_clear():
+def test_no_room_names_the_folder_a_user_can_clear(tmp_path, monkeypatch):
     """The run's own folder (TEMPDIR/restore/PROFILE-PID/CHAIN) is gone once it stopped: the
-    sentence names the tempdir (or state_dir) it was in."""
+    sentence names the folder the caller says the user chose (the tempdir, or state_dir), not
+    one guessed from the scratch folder's depth."""
     from pathlib import Path
 
-    error = prefetch._NoSpace(1 << 20, 0, Path("/srv/tmp/restore/web-4242/main"))
-    assert "restore under /srv/tmp: it needs about" in error.message, error.message
-    assert "set tempdir to a larger disk" in error.message
+    monkeypatch.setattr(prefetch, "RESERVE", 1000)
+    p, _ = _scheduler(tmp_path, free=0, ready=0)
+    p.user_folder = Path("/srv/tmp")
+    with pytest.raises(prefetch._NoSpace) as raised:
+        p._to_start(running=0)
+    assert "restore under /srv/tmp: it needs about" in raised.value.message, raised.value.message
+    assert "set tempdir to a larger disk" in raised.value.message
+
+
+def test_a_restore_names_the_tempdir_else_state_dir(tmp_path):
+    """What ``restore`` passes as the folder to name: the one its scratch folder is made in."""
+    from types import SimpleNamespace
+
+    from cfbackup.actions import restore
+
+    config = SimpleNamespace(state_dir=tmp_path / "state")
+    run = SimpleNamespace(profile={"tempdir": str(tmp_path / "big")}, config=config)
+    assert restore._prefetch_root(run) == tmp_path / "big"
+    run.profile = {"tempdir": None}
+    assert restore._prefetch_root(run) == tmp_path / "state"
