@@ -24,8 +24,8 @@ when decrypted from compressed volumes), in a private folder under the profile's
 killed run is removed by the next). duplicity's own temp dir is there too (it moves each volume
 out of the copy, no second copy), so its own check applies there: it wants room for 2.3 volumes
 of its default 200 MB before it restores anything. Before each download the free space is
-checked; when even the volume duplicity waits for does not fit, the restore stops with one
-sentence saying how much is needed where.
+checked, less what the downloads under way have still to write; when even the volume duplicity
+waits for does not fit, the restore stops with one sentence saying how much is needed where.
 
 The chain is read with ``volumes.py`` (object names and manifests parsed by duplicity's own code)
 and each volume fetched with ``volume_fetch.py``.
@@ -288,7 +288,8 @@ class Prefetch:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _to_start(self, running: int) -> list[_Volume]:
-        """Volumes duplicity waits for, then the next in reading order while there is room."""
+        """Volumes duplicity waits for, then the next in reading order while there is room (the
+        free space less what the downloads under way have still to write)."""
         asked = self._asked()
         waiting = sum(1 for v in self.volumes.values() if v.state == "ready")
         queued = sorted(
@@ -296,7 +297,7 @@ class Prefetch:
             key=lambda v: v.order,
         )
         start = []
-        free = self._free()
+        free = self._free() - self._unwritten()
         for volume in asked + queued:
             if volume in start:
                 continue
@@ -325,6 +326,22 @@ class Prefetch:
         if not self.clear:
             return stored
         return max(stored, volume_size.largest(self.profile) << 20)  # duplicity: MiB
+
+    def _unwritten(self) -> int:
+        """What the downloads under way will still write: the free space does not show it yet,
+        and two downloads started on the same room would together overrun the reserve. Each
+        counts its room less its ``.part`` file so far (``volume_fetch`` writes it in the work
+        folder; when it is not there, all of its room counts)."""
+        pending = 0
+        for volume in self.volumes.values():
+            if volume.state != "fetching":
+                continue
+            try:
+                written = (self.work / f"{volume.name}.part").stat().st_size
+            except OSError:
+                written = 0
+            pending += max(0, self._room_for(volume) - written)
+        return pending
 
     def _evict(self, asked: list[_Volume]) -> int:
         """Remove the volumes fetched ahead that duplicity is not waiting for; the bytes

@@ -13,7 +13,7 @@ def _scheduler(tmp_path, free: int, ready: int, size: int = 100):
     """A Prefetch with ``ready`` volumes of 10 bytes fetched ahead and one more, ``size``
     bytes stored, that duplicity asks for (its .want), on a disk with ``free`` bytes free."""
     p = prefetch.Prefetch.__new__(prefetch.Prefetch)
-    p.folder, p.copy, p.ahead = tmp_path, tmp_path / "copy", 4
+    p.folder, p.copy, p.work, p.ahead = tmp_path, tmp_path / "copy", tmp_path / "fetching", 4
     p.user_folder = tmp_path.parent  # the tempdir a user chose, the run's folder inside it
     p.clear, p.profile = False, {"volsize": 1, "extra_options": []}
     p.copy.mkdir()
@@ -49,6 +49,24 @@ def test_nothing_is_removed_while_a_download_runs(tmp_path, monkeypatch):
     p, _ = _scheduler(tmp_path, free=1000 + 90, ready=3)
     assert p._to_start(running=1) == []  # its end frees the room, or it is the one asked
     assert sum(1 for v in p.volumes.values() if v.state == "ready") == 3
+
+
+def test_a_download_under_way_keeps_the_room_it_has_still_to_write(tmp_path, monkeypatch):
+    """The free space does not show what a running download has still to write: counted from
+    it alone, a second download would start on the same room and the two together overrun
+    the reserve. What the first wrote so far is on the disk already and counts once."""
+    monkeypatch.setattr(prefetch, "RESERVE", 1000)
+    p, asked = _scheduler(tmp_path, free=1000 + 150, ready=0)  # room for one 100-byte volume
+    name = "duplicity-full.20261205T000000Z.vol0.difftar"
+    ref = volumes.VolumeRef(name, 0, "full", 100, None)
+    p.volumes[name] = prefetch._Volume(ref, name, 0, "fetching")
+    assert p._to_start(running=1) == []  # 100 bytes on their way: 50 are left, not 150
+    p._free = lambda: 1000 + 200  # room for both
+    assert p._to_start(running=1) == [asked]
+    p.work.mkdir()
+    (p.work / f"{name}.part").write_bytes(b"x" * 60)
+    p._free = lambda: 1000 + 200 - 60  # the 60 written are no longer free: 40 still to come
+    assert p._to_start(running=1) == [asked]
 
 
 def test_a_volume_decrypted_ahead_needs_room_for_its_clear_size(tmp_path, monkeypatch):
