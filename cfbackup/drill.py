@@ -8,9 +8,9 @@ otherwise).
 Steps: read the manifests and signatures of the backup chain at the requested time (per chain
 of a split profile); pick the sample from the files the signatures list (``sampling.py``);
 plan the duplicity restores (``drillplan.py``); fetch the volumes they need into a local copy,
-several at once, each checked against its manifest hash (``volumes.py``): a missing or corrupt
-volume fails exactly the files that need it; run the restores from that copy (``file://``,
-duplicity's own restore code, several at once), and compare each restored file:
+several at once, each checked against its manifest hash (``volume_fetch.py``): a missing or
+corrupt volume fails exactly the files that need it; run the restores from that copy
+(``file://``, duplicity's own restore code, several at once), and compare each restored file:
 
 - with the source file, byte for byte, when its modification time and size are as the backup
   recorded them;
@@ -40,6 +40,7 @@ from cfbackup import (
     signatures,
     stores,
     suggest,
+    volume_fetch,
     volume_keys,
     volumes,
     workpool,
@@ -279,7 +280,7 @@ class _Drill:
         restore is planned to take more than a quarter of the time left."""
         limit = (self.deadline - time.monotonic()) / 4 if self.deadline is not None else None
         sizes = drillplan.Sizes(list(c.entries.values()))
-        fetched: dict[str, volumes.Outcome] = {}
+        fetched: dict[str, volume_fetch.Outcome] = {}
         remaining = list(members)
         volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy)
         units: list[drillplan.Unit] = []
@@ -296,9 +297,14 @@ class _Drill:
             if not need:
                 break
             _check_space(c.copy, list(need.values()), units)
-            for outcome in volumes.fetch(c.store, need.values(), c.copy, stop=self.stop,
-                                         retry=commands.retry_policy(self.profile),
-                                         action="drill"):
+            for outcome in volume_fetch.fetch(
+                c.store,
+                need.values(),
+                c.copy,
+                stop=self.stop,
+                retry=commands.retry_policy(self.profile),
+                action="drill",
+            ):
                 fetched[outcome.ref.key] = outcome
                 self.report.volumes_fetched += 1
                 self.report.bytes_fetched += outcome.bytes
@@ -329,8 +335,10 @@ class _Drill:
         duplicity locks it) and compare what they restored."""
         archives = _WorkerFolders(self.workdir / "archive")
         workpool.run_all(
-            [functools.partial(self._restore_unit, c, i, u, len(units), archives)
-             for i, u in enumerate(units)],
+            [
+                functools.partial(self._restore_unit, c, i, u, len(units), archives)
+                for i, u in enumerate(units)
+            ],
             workers=chains.workers(self.profile, len(units)),
             name="drill",
             halt=self._halt,

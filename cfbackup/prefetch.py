@@ -12,8 +12,9 @@ whose manifest range holds the path (``volumes.needed_for``, duplicity's own rul
 
 Decrypted ahead when gpg alone opens the volumes: duplicity then reads clear tar volumes
 (``--no-encryption``), and restoring takes one core instead of gpg's and duplicity's together.
-gpg decrypts each volume while it downloads (``volumes.fetch(clear=...)``): a volume is ready
-as its last byte arrives, not a decryption later, and its encrypted bytes never touch the disk.
+gpg decrypts each volume while it downloads (``volume_fetch.fetch(clear=...)``): a volume is
+ready as its last byte arrives, not a decryption later, and its encrypted bytes never touch the
+disk.
 With ``encryption.sign_key`` they stay as they are: duplicity decrypts them and checks their
 signatures, as always.
 
@@ -23,10 +24,11 @@ when decrypted from compressed volumes), in a private folder under the profile's
 killed run is removed by the next). duplicity's own temp dir is there too (it moves each volume
 out of the copy, no second copy), so its own check applies there: it wants room for 2.3 volumes
 of its default 200 MB before it restores anything. Before each download the free space is
-checked; when even the volume duplicity waits for does not fit, the restore stops with one
-sentence saying how much is needed where.
+checked, less what the downloads under way have still to write; when even the volume duplicity
+waits for does not fit, the restore stops with one sentence saying how much is needed where.
 
-The chain is read with ``volumes.py`` (object names and manifests parsed by duplicity's own code).
+The chain is read with ``volumes.py`` (object names and manifests parsed by duplicity's own code)
+and each volume fetched with ``volume_fetch.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup import stores, volume_keys, volume_size, volumes
+from cfbackup import stores, volume_fetch, volume_keys, volume_size, volumes
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
@@ -88,14 +90,19 @@ def restore_source(
     *,
     path: str | None,
     when: float | None,
+    user_folder: Path,
 ) -> Iterator[Plan | None]:
     """The local copy a restore of ``path`` (everything when None) at ``when`` (Unix time,
     now when None) reads, filled
     while the restore runs; None when duplicity should read the target itself (nothing to
     restore there, or manifests it must report on). ``folder``: an empty private folder the
-    caller removes. A failure inside the block that the prefetch explains (a damaged volume,
-    Swift gone, no space) is replaced by the prefetch's own sentence."""
-    fetcher = Prefetch(profile, env, folder, ahead=int(profile["restore_prefetch"]))
+    caller removes; ``user_folder``: the folder it is in that the user chose and can make room
+    in (the profile's tempdir, else state_dir), named when there is no room. A failure inside
+    the block that the prefetch explains (a damaged volume, Swift gone, no space) is replaced
+    by the prefetch's own sentence."""
+    fetcher = Prefetch(
+        profile, env, folder, ahead=int(profile["restore_prefetch"]), user_folder=user_folder
+    )
     if not fetcher.plan(path, when):
         yield None
         return
@@ -134,11 +141,21 @@ def _local_profile(profile: Profile, fetcher: Prefetch) -> Profile:
 
 class Prefetch:
     """One chain's volumes on their way into ``copy`` while duplicity restores from it; a
-    context manager whose exit stops the downloads (the caller removes the folder)."""
+    context manager whose exit stops the downloads (the caller removes the folder).
+    ``user_folder``: where the user can make room (see :func:`restore_source`)."""
 
-    def __init__(self, profile: Profile, env: dict[str, str], folder: Path, *, ahead: int):
+    def __init__(
+        self,
+        profile: Profile,
+        env: dict[str, str],
+        folder: Path,
+        *,
+        ahead: int,
+        user_folder: Path,
+    ):
         self.profile = profile
         self.folder = folder
+        self.user_folder = user_folder
         self.copy = folder / "copy"  # environment() names it
         self.work = folder / "fetching"
         self.ahead = max(1, ahead)
@@ -151,7 +168,7 @@ class Prefetch:
         self.stop = threading.Event()  # downloads stop (set by close, and by a failed fetch)
         self.closing = threading.Event()  # the restore is over: the scheduler stops
         self.volumes: dict[str, _Volume] = {}  # by name in the copy
-        self.failed: list[volumes.Outcome] = []
+        self.failed: list[volume_fetch.Outcome] = []
         self.error: BaseException | None = None
         self.fetched_bytes = 0
         self._thread: threading.Thread | None = None
@@ -192,7 +209,9 @@ class Prefetch:
         if gone:  # as duplicity does, before anything is restored
             from cfbackup.duplicity.run import damaged
 
-            raise damaged(volumes.Outcome(gone[0], volumes.MISSING).describe(), self.profile)
+            raise damaged(
+                volume_fetch.Outcome(gone[0], volume_fetch.MISSING).describe(), self.profile
+            )
         (self.copy / protocol.LISTING).write_bytes(
             b"".join(os.fsencode(name) + b"\n" for name in listing)
         )
@@ -245,8 +264,8 @@ class Prefetch:
         running: dict[concurrent.futures.Future, _Volume] = {}
         pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="prefetch")
         try:
-            # not self.stop: volumes.fetch sets it when a download fails, and that failure must
-            # still be seen here (else duplicity waits for a volume nobody fetches)
+            # not self.stop: volume_fetch.fetch sets it when a download fails, and that failure
+            # must still be seen here (else duplicity waits for a volume nobody fetches)
             while not self.closing.is_set():
                 for future in [f for f in running if f.done()]:
                     self._finished(running.pop(future), future)
@@ -269,7 +288,8 @@ class Prefetch:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _to_start(self, running: int) -> list[_Volume]:
-        """Volumes duplicity waits for, then the next in reading order while there is room."""
+        """Volumes duplicity waits for, then the next in reading order while there is room (the
+        free space less what the downloads under way have still to write)."""
         asked = self._asked()
         waiting = sum(1 for v in self.volumes.values() if v.state == "ready")
         queued = sorted(
@@ -277,7 +297,7 @@ class Prefetch:
             key=lambda v: v.order,
         )
         start = []
-        free = self._free()
+        free = self._free() - self._unwritten()
         for volume in asked + queued:
             if volume in start:
                 continue
@@ -293,7 +313,7 @@ class Prefetch:
                 waiting = 0
             if free - need < RESERVE:
                 if urgent and running + waiting + len(start) == 0:
-                    raise _NoSpace(need, free, self.folder)
+                    raise _NoSpace(need, free, self.user_folder)
                 break
             free -= need
             start.append(volume)
@@ -306,6 +326,22 @@ class Prefetch:
         if not self.clear:
             return stored
         return max(stored, volume_size.largest(self.profile) << 20)  # duplicity: MiB
+
+    def _unwritten(self) -> int:
+        """What the downloads under way will still write: the free space does not show it yet,
+        and two downloads started on the same room would together overrun the reserve. Each
+        counts its room less its ``.part`` file so far (``volume_fetch`` writes it in the work
+        folder; when it is not there, all of its room counts)."""
+        pending = 0
+        for volume in self.volumes.values():
+            if volume.state != "fetching":
+                continue
+            try:
+                written = (self.work / f"{volume.name}.part").stat().st_size
+            except OSError:
+                written = 0
+            pending += max(0, self._room_for(volume) - written)
+        return pending
 
     def _evict(self, asked: list[_Volume]) -> int:
         """Remove the volumes fetched ahead that duplicity is not waiting for; the bytes
@@ -343,12 +379,19 @@ class Prefetch:
     def _free(self) -> int:
         return shutil.disk_usage(self.folder).free
 
-    def _fetch(self, volume: _Volume) -> volumes.Outcome | None:
+    def _fetch(self, volume: _Volume) -> volume_fetch.Outcome | None:
         """Download and check one volume (decrypted as it arrives, for a clear copy), then put
         it into the copy."""
-        outcomes = volumes.fetch(self.store, [volume.ref], self.work, stop=self.stop, workers=1,
-                                 retry=self.retry, action="restore",
-                                 clear=self.keys if self.clear else None)
+        outcomes = volume_fetch.fetch(
+            self.store,
+            [volume.ref],
+            self.work,
+            stop=self.stop,
+            workers=1,
+            retry=self.retry,
+            action="restore",
+            clear=self.keys if self.clear else None,
+        )
         if not outcomes:
             return None  # stopped
         outcome = outcomes[0]
@@ -361,7 +404,7 @@ class Prefetch:
 
     def _finished(self, volume: _Volume, future: concurrent.futures.Future) -> None:
         error = future.exception()
-        if error is not None:  # volumes.fetch tried it again as often as duplicity would
+        if error is not None:  # volume_fetch.fetch tried it again as often as duplicity would
             log.debug("prefetch: %s: %s", volume.name, error)
             raise error
         outcome = future.result()
@@ -402,12 +445,13 @@ class Prefetch:
 
 
 class _NoSpace(CfbackupError):
-    def __init__(self, need: int, free: int, folder: Path):
+    """No room for the volume duplicity waits for. ``where`` is the folder the user chose (the
+    profile's tempdir, else state_dir), not the run's own folder inside it, which is gone by
+    the time the user reads this."""
+
+    def __init__(self, need: int, free: int, where: Path):
         from cfbackup.progress import human_bytes
 
-        # folder: TEMPDIR/restore/PROFILE-PID/CHAIN, removed on the way out: name TEMPDIR
-        # (the profile's tempdir, else state_dir), where the user can make room
-        where = folder.parents[2] if folder.parent.parent.name == "restore" else folder.parent
         super().__init__(
             f"no space left for the next volume of the restore under {where}: it needs "
             f"about {human_bytes(need + RESERVE)} and {human_bytes(free)} is free: free some "

@@ -2,8 +2,8 @@
 local folder (a ``file://`` target, or a copy cfbackup fetched), behind one small interface:
 list the chain's objects, stream one into a callback, end the downloads in progress at once.
 
-``volumes.py`` reads backup sets and fetches volumes through it; restore prefetch, ``verify
---read-data`` and drills open one per chain with :func:`open_store`.
+``volumes.py`` reads backup sets and ``volume_fetch.py`` fetches volumes through it; restore
+prefetch, ``verify --read-data`` and drills open one per chain with :func:`open_store`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Decrypting a backup's objects as duplicity wrote them: gpg with the profile's passphrase
 or keys (python-gnupg, the passphrase on gpg's standard input, never its command line), gzip
-for an unencrypted profile, nothing for a plain one. What ``volumes.py`` reads manifests and
-checks volumes with, and restore prefetch decrypts ahead with.
+for an unencrypted profile, nothing for a plain one. What ``volumes.py`` reads manifests with,
+``volume_fetch.py`` checks volumes with, and restore prefetch decrypts ahead with.
 
 A volume can also be decrypted while it downloads (:meth:`Keys.decrypting`, a ``stores.Sink``):
 gpg reads its bytes as they arrive, so its key derivation and its work overlap the download

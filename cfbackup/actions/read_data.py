@@ -14,7 +14,7 @@ import logging
 import random
 import time
 
-from cfbackup import chains, history, sampling, stores, suggest, volume_keys, volumes
+from cfbackup import chains, history, sampling, stores, suggest, volume_fetch, volume_keys, volumes
 from cfbackup.actions.common import prepare, scratch
 from cfbackup.duplicity import commands
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
@@ -70,13 +70,13 @@ def run_read_data(run: Run) -> RunResult:
         key=lambda item: item[1].key,
         size=lambda item: item[1].size or 0,
     )
-    outcomes: list[volumes.Outcome] = []
+    outcomes: list[volume_fetch.Outcome] = []
     by_store: dict[int, list] = {}
     for store, ref in chosen:
         by_store.setdefault(id(store), [store, []])[1].append(ref)
     with scratch(run, "read-data") as folder:
         for store, refs in by_store.values():
-            outcomes += volumes.fetch(
+            outcomes += volume_fetch.fetch(
                 store,
                 refs,
                 folder,

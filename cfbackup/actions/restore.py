@@ -148,7 +148,14 @@ def _restore_one(
             warm = stack.enter_context(warm_duplicity(run, expected))
             own.mkdir(mode=0o700)
             plan = stack.enter_context(
-                prefetch.restore_source(chain.profile, env, own, path=path, when=when_of(run))
+                prefetch.restore_source(
+                    chain.profile,
+                    env,
+                    own,
+                    path=path,
+                    when=when_of(run),
+                    user_folder=_prefetch_root(run),
+                )
             )
             if plan is not None:
                 source, extra = plan.profile, plan.env
@@ -168,9 +175,15 @@ def _prefetch_folder(run: Run):
     if not prefetch.enabled(run.profile):
         yield None
         return
-    tempdir = run.profile.get("tempdir")
-    with scratch(run, "restore", Path(tempdir).expanduser() if tempdir else None) as folder:
+    with scratch(run, "restore", _prefetch_root(run)) as folder:
         yield folder
+
+
+def _prefetch_root(run: Run) -> Path:
+    """Where the prefetch's scratch folder goes: the profile's tempdir, else state_dir. The
+    user chose it and can make room there; a no-space message names it."""
+    tempdir = run.profile.get("tempdir")
+    return Path(tempdir).expanduser() if tempdir else run.config.state_dir
 
 
 @contextlib.contextmanager

@@ -55,7 +55,7 @@ def open_prefetch(setup, folder: Path, *, passphrase: str, ahead: int = 1) -> pr
     profile = load_config(setup.config).profiles[setup.profile]
     env = {"PASSPHRASE": passphrase, "GNUPGHOME": setup.env["GNUPGHOME"]}
     folder.mkdir(mode=0o700)
-    fetcher = prefetch.Prefetch(profile, env, folder, ahead=ahead)
+    fetcher = prefetch.Prefetch(profile, env, folder, ahead=ahead, user_folder=folder.parent)
     fetcher.store = HeldStore(fetcher.store)
     assert fetcher.plan(None, None)
     return fetcher

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from cfbackup import volumes
+from cfbackup import volume_fetch, volumes
 from cfbackup.errors import ExitCode
 from cfbackup.volume_keys import Keys
 
@@ -48,14 +48,16 @@ def _fill(disk, leave: int) -> None:
 
 def _fetch(store, name, disk, clear=None):
     ref = volumes.VolumeRef(name, 1, "full", len(store.data), None)
-    return volumes.fetch(store, [ref], disk, clear=clear, retry=(3, 0.1), stop=threading.Event())
+    return volume_fetch.fetch(
+        store, [ref], disk, clear=clear, retry=(3, 0.1), stop=threading.Event()
+    )
 
 
 def test_a_plain_copy_on_a_full_disk(small_disk):
     disk = small_disk("copy")
     _fill(disk, leave=256 << 10)
     store = _Store(os.urandom(1 << 20))
-    with pytest.raises(volumes.CopyNotWritten) as raised:
+    with pytest.raises(volume_fetch.CopyNotWritten) as raised:
         _fetch(store, VOLUME, disk)
     message = raised.value.message
     assert f"writing a copy of {VOLUME} under {disk} failed (No space left on device)" in message
@@ -81,7 +83,7 @@ def test_a_decrypted_copy_on_a_full_disk(small_disk, tmp_path):
     _fill(disk, leave=256 << 10)
     store = _Store(encrypted)
     keys = Keys(mode="passphrase", passphrase=passphrase, gnupghome=str(home))
-    with pytest.raises(volumes.CopyNotWritten) as raised:
+    with pytest.raises(volume_fetch.CopyNotWritten) as raised:
         _fetch(store, VOLUME + ".gpg", disk, clear=keys)
     message = raised.value.message
     assert f"writing a copy of {VOLUME} under {disk} failed (No space left on device)" in message
