@@ -19,7 +19,7 @@ class ExitCode(enum.IntEnum):
     QUOTA = 6  # a Swift quota would be, or was, exceeded
     DUPLICITY = 7  # duplicity failed; its own exit code is in the message
     VERIFY_DIFFERENCES = 8  # verify/drill: differences, damaged volumes, files not restorable
-    PARTIAL = 9  # completed, but some files could not be read (a drill: none checked in time)
+    PARTIAL = 9  # completed, not all of it: files unread, a drill checked none, a root left out
     BACKEND = 10  # Swift, a cloud API, a DNS server or a remote host unreachable or refusing
     CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
     RESTORE_TARGET = 12  # restore target not empty (without --force) or not writable
@@ -36,7 +36,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.QUOTA: "a Swift container or account quota would be or was exceeded",
     ExitCode.DUPLICITY: "duplicity failed (its exit code is in the message)",
     ExitCode.VERIFY_DIFFERENCES: "verify or a drill found differences or damaged volumes",
-    ExitCode.PARTIAL: "completed, but some files could not be read (or a drill checked none)",
+    ExitCode.PARTIAL: (
+        "completed, but some files could not be read (or a drill checked none, or a restore "
+        "left out an include root with no backup)"
+    ),
     ExitCode.BACKEND: "Swift, a cloud API, a DNS server or a remote host unreachable or refusing",
     ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",
     ExitCode.RESTORE_TARGET: "restore target is not empty (use --force) or not writable",

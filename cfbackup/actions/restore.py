@@ -15,7 +15,13 @@ from pathlib import Path, PurePosixPath
 from cfbackup import chains, prefetch
 from cfbackup.actions.common import duplicity, prepare, scratch, warm_duplicity, when_of
 from cfbackup.duplicity import commands
-from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
+from cfbackup.errors import (
+    CryptoError,
+    ExitCode,
+    NoBackupFound,
+    RestoreTargetError,
+    RunRefused,
+)
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -64,7 +70,7 @@ def run_restore(run: Run) -> RunResult:
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
-            _restore_chains(run, restore_into, rel, env, folder)
+            left_out = _restore_chains(run, restore_into, rel, env, folder)
             if occupied:
                 try:
                     _merge(restore_into, destination)
@@ -85,21 +91,27 @@ def run_restore(run: Run) -> RunResult:
                 folder.rmdir()
         raise
     what = f"{rel} restored to {destination}" if rel else f"restored into {destination}"
+    when = f" as of {run.options['time']}" if run.options.get("time") else ""
     outcome = RunResult(
-        profile=profile.name,
-        action="restore",
-        message=f"{profile.name}: {what}"
-        + (f" as of {run.options['time']}" if run.options.get("time") else ""),
+        profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
     )
+    if left_out:  # not all that was asked: a script must not read it as a whole restore
+        outcome.exit_code = ExitCode.PARTIAL
+        outcome.message += (
+            f", except {', '.join(left_out)}: the target holds no backup of "
+            f"{'it' if len(left_out) == 1 else 'them'} (an include root added since the last "
+            "backup, or its objects are gone from the target)."
+        )
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
 
 
 def _restore_chains(
     run: Run, into: Path, rel: str | None, env: dict[str, str], folder: Path | None
-) -> None:
+) -> list[str]:
     """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
-    when it holds several include roots of a split profile, each root from its chain."""
+    when it holds several include roots of a split profile, each root from its chain; the
+    roots left out because the target has no backup of them (``chains.run_each``)."""
     profile = run.profile
     chain_list = chains.of(profile)
     picked, inside = chains.for_path(chain_list, rel or "")
@@ -111,9 +123,9 @@ def _restore_chains(
         )
     if inside:
         _restore_one(run, picked[0], into, rel, env, folder)
-        return
+        return []
 
-    def restore_root(chain: chains.Chain) -> None:
+    def restore_root(chain: chains.Chain) -> bool:
         place = into / (chain.root[len(rel) + 1 :] if rel else chain.root)
         made = _make_parents(place.parent)
         try:
@@ -123,8 +135,10 @@ def _restore_chains(
                 with contextlib.suppress(OSError):
                     folder_made.rmdir()
             raise
+        return True
 
-    chains.run_each(profile, picked, restore_root, skip_empty=True)
+    restored = chains.run_each(profile, picked, restore_root, skip_empty=True)
+    return [f"/{chain.root}" for chain, done in zip(picked, restored, strict=True) if not done]
 
 
 def _restore_one(
