@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,16 +25,27 @@ def gpg_home(profile: Profile) -> str | None:
         return None
     path = Path(home).expanduser()
     if not path.is_dir():
-        where = (
-            f"profiles.{profile.name}.encryption.gpg_home" if configured else "$GNUPGHOME"
-        )
+        where = f"profiles.{profile.name}.encryption.gpg_home" if configured else "$GNUPGHOME"
         raise ConfigError(
             f"{where}: the keyring directory {path} does not exist on this machine: point "
             "gpg_home at the directory holding the keys (cfbackup recovery-kit import sets it), "
-            f"or create it (mkdir -m 700 {path}) and import the keys into it (gpg --homedir "
-            f"{path} --import keys.asc)."
+            f"or create it (mkdir -m 700 {shlex.quote(str(path))}) and import the keys into it "
+            f"({import_command(path)})."
         )
     return str(path)
+
+
+def gpg_command(home: str | os.PathLike | None) -> str:
+    """``gpg`` on the keyring ``home`` (:func:`gpg_home`), as a fix command in a message starts:
+    a plain ``gpg`` would change ``~/.gnupg`` while the profile reads another keyring, and the
+    next run fail the same way."""
+    return f"gpg --homedir {shlex.quote(str(home))}" if home else "gpg"
+
+
+def import_command(home: str | os.PathLike | None) -> str:
+    """The command that imports ``keys.asc`` (the recovery kit's keys, or an export) into
+    the keyring ``home``."""
+    return f"{gpg_command(home)} --import keys.asc"
 
 
 def keyring(profile: Profile):
@@ -41,42 +53,105 @@ def keyring(profile: Profile):
     return execute.gnupg_client(gpg_home(profile))
 
 
-def check_keys(profile: Profile, *, need_secret: bool = False) -> None:
-    """The keyring exists; every encrypt key exists, is not expired or revoked, and can encrypt;
-    the sign key (and with ``need_secret`` the decryption key) has its secret part."""
+def check_keys(profile: Profile, *, need_secret: bool = False) -> list[str]:
+    """The keys a run needs are in the keyring; what is worth a warning, one line each.
+
+    A backup (encrypting) needs every ``encrypt_keys`` entry's public key, not expired or
+    revoked and able to encrypt, and the secret part of ``sign_key``. With ``need_secret`` (a
+    restore, list, verify: decrypting) it needs the secret key of one ``encrypt_keys`` entry,
+    as gpg does (an escrow setup encrypts to two keys, a recovery kit may hold one), expired or
+    revoked or not (gpg decrypts with those: they are a warning), and only the public part of
+    ``sign_key``, which checks the volumes' signatures."""
     enc = profile["encryption"]
     if enc["mode"] == "none":
-        return
-    gpg_home(profile)
+        return []
+    home = gpg_home(profile)
     if enc["mode"] != "pubkey":
-        return
+        return []
     gpg = keyring(profile)
     where = f"profiles.{profile.name}.encryption"
-    public = gpg.list_keys()
     secret = gpg.list_keys(secret=True)
-    for key_id in enc["encrypt_keys"]:
-        key = find_key(public, key_id)
+    public = gpg.list_keys()
+    if need_secret:
+        warnings = _decryption_keys(enc["encrypt_keys"], secret, public, where, home)
+    else:
+        warnings = []
+        for key_id in enc["encrypt_keys"]:
+            key = find_key(public, key_id)
+            if key is None:
+                raise CryptoError(
+                    f"{where}.encrypt_keys: key {key_id} is not in the keyring "
+                    f"{home or '~/.gnupg'}: import it ({import_command(home)}), or fix the key id."
+                )
+            _check_usable(key, key_id, where + ".encrypt_keys", capability="e", home=home)
+    sign_key = enc.get("sign_key")
+    if sign_key and need_secret:  # checking signatures: the public key, valid (duplicity's rule)
+        key = find_key(public, sign_key)
         if key is None:
             raise CryptoError(
-                f"{where}.encrypt_keys: key {key_id} is not in the keyring"
-                f"{' at ' + enc['gpg_home'] if enc.get('gpg_home') else ''}: import it with "
-                "gpg --import, or fix the key id."
+                f"{where}.sign_key: key {sign_key} is not in the keyring {home or '~/.gnupg'}, "
+                "and a restore checks each volume's signature with it: import its public key "
+                f"({import_command(home)}), or remove sign_key."
             )
-        _check_usable(key, key_id, where + ".encrypt_keys", capability="e")
-        if need_secret and find_key(secret, key_id) is None:
-            raise CryptoError(
-                f"{where}: the secret key for {key_id} is missing, so backups cannot be "
-                "decrypted: import the secret key (e.g. from the recovery kit)."
-            )
-    if enc.get("sign_key"):
-        key = find_key(secret, enc["sign_key"])
+        _check_verifies(key, sign_key, where + ".sign_key")
+        _check_signing_subkey(key, sign_key, where + ".sign_key")
+    elif sign_key:
+        key = find_key(secret, sign_key)
         if key is None:
             raise CryptoError(
-                f"{where}.sign_key: no secret key {enc['sign_key']} in the keyring: import it or "
-                "remove sign_key."
+                f"{where}.sign_key: no secret key {sign_key} in the keyring "
+                f"{home or '~/.gnupg'}: import it ({import_command(home)}), or remove sign_key."
             )
-        _check_usable(key, enc["sign_key"], where + ".sign_key", capability="s")
-        _check_signing_subkey(key, enc["sign_key"], where + ".sign_key")
+        _check_usable(key, sign_key, where + ".sign_key", capability="s", home=home)
+        _check_signing_subkey(key, sign_key, where + ".sign_key")
+    return warnings
+
+
+def _decryption_keys(encrypt_keys, secret, public, where: str, home: str | None) -> list[str]:
+    """gpg decrypts with any one recipient's secret key, expired or revoked (passcheck's "key
+    holders" rule): refuse only when none is here; one whose backups are refused is a warning."""
+    holders = [(key_id, find_key(secret, key_id)) for key_id in encrypt_keys]
+    holders = [(key_id, key) for key_id, key in holders if key is not None]
+    if not holders:
+        keys = " and ".join(encrypt_keys)
+        what = (
+            f"the secret key for {keys} is missing"
+            if len(encrypt_keys) == 1
+            else f"the secret keys for {keys} are all missing (one is enough)"
+        )
+        raise CryptoError(
+            f"{where}.encrypt_keys: {what}, so backups cannot be decrypted: import "
+            f"{'it' if len(encrypt_keys) == 1 else 'one'} from the recovery kit's keys.asc "
+            f"({import_command(home)}), or run cfbackup recovery-kit import."
+        )
+    warnings = []
+    for key_id, key in holders:
+        listed = find_key(public, key_id) or key
+        try:
+            _check_usable(listed, key_id, f"{where}.encrypt_keys", capability="e", home=home)
+        except CryptoError as error:
+            warnings.append(
+                f"{error.message.removesuffix('.')} (until then backups are refused; restores "
+                "still decrypt with it)."
+            )
+    return warnings
+
+
+def _check_verifies(key, sign_key: str, where: str) -> None:
+    """duplicity's restore takes a volume's signer from gpg's ``GOODSIG`` line; by a revoked or
+    expired key gpg writes ``REVKEYSIG`` / ``EXPKEYSIG`` instead, and every volume is refused
+    ("Volume was signed by key None"). So that is refused here, in one line."""
+    problem = _revoked_or_expired(key)
+    if problem:
+        renew = (
+            ""
+            if problem == "is revoked"
+            else "extend it where its secret key is and import it here, or "
+        )
+        raise CryptoError(
+            f"{where}: key {sign_key} {problem}, and duplicity's restore takes no signature by "
+            f"such a key as good: {renew}remove sign_key to restore without checking signatures."
+        )
 
 
 def _check_signing_subkey(key, sign_key: str, where: str) -> None:
@@ -157,26 +232,49 @@ def find_key(keys, key_id: str):
     return None
 
 
-def _check_usable(key, key_id: str, where: str, capability: str) -> None:
+def _revoked_or_expired(key) -> str | None:
     if key.get("trust") == "r":
-        raise CryptoError(f"{where}: key {key_id} is revoked: use another key.")
+        return "is revoked"
     expires = key.get("expires")
     if expires and int(expires) < time.time():
+        return f"expired on {time.strftime('%Y-%m-%d', time.gmtime(int(expires)))}"
+    return None
+
+
+def _check_usable(key, key_id: str, where: str, capability: str, home: str | None) -> None:
+    """What encrypting to or signing with ``key`` needs: not revoked, not expired, a (sub)key
+    that can do it. Each fix command names the profile's keyring (``home``)."""
+    problem = _revoked_or_expired(key)
+    if problem == "is revoked":
+        raise CryptoError(f"{where}: key {key_id} is revoked: use another key.")
+    if problem:
         raise CryptoError(
-            f"{where}: key {key_id} expired: extend it (gpg --quick-set-expire) or use another key."
+            f"{where}: key {key_id} {problem}: extend it (gpg --quick-set-expire) or use another "
+            "key."
         )
     caps = key.get("cap", "")
     if capability.upper() not in caps and capability not in caps:
-        fingerprint = key.get("fingerprint") or key_id
-        if capability == "e":  # e.g. gpg --quick-gen-key NAME rsa3072: certify and sign only
+        add = f"{gpg_command(home)} --quick-add-key {key.get('fingerprint') or key_id} rsa3072"
+        if capability == "s":
             raise CryptoError(
-                f"{where}: key {key_id} has no encryption subkey (it can only "
-                f"{_abilities(caps)}): add one with gpg --quick-add-key {fingerprint} rsa3072 "
-                "encr, or use a key that can encrypt."
+                f"{where}: key {key_id} cannot sign (it can only {_abilities(caps)}): add a "
+                f"signing subkey with {add} sign, or remove sign_key."
             )
-        raise CryptoError(
-            f"{where}: key {key_id} cannot sign (it can only {_abilities(caps)}): add a signing "
-            f"subkey with gpg --quick-add-key {fingerprint} rsa3072 sign, or remove sign_key."
+        lapsed = [  # it had an encryption subkey, expired or revoked since
+            sub
+            for sub in (key.get("subkey_info") or {}).values()
+            if "e" in (sub.get("cap") or "").lower() and sub.get("trust") in ("e", "r")
+        ]
+        if lapsed:
+            state = "was revoked" if lapsed[-1].get("trust") == "r" else "expired"
+            raise CryptoError(
+                f"{where}: key {key_id} can no longer encrypt: its encryption subkey "
+                f"{lapsed[-1].get('fingerprint') or ''} {state}: add a new one with {add} encr, "
+                "or use another key."
+            )
+        raise CryptoError(  # e.g. gpg --quick-gen-key NAME rsa3072: certify and sign only
+            f"{where}: key {key_id} has no encryption subkey (it can only {_abilities(caps)}): "
+            f"add one with {add} encr, or use a key that can encrypt."
         )
 
 

@@ -50,8 +50,10 @@ def run_check(run: Run) -> RunResult:
         env.update(duplicity_environment(profile))
         return "resolved"
 
+    notes: list[str] = []  # shown under the row of the step that found them
+
     def keys() -> str:
-        gpgkeys.check_keys(profile, need_secret=for_restore)
+        notes.extend(gpgkeys.check_keys(profile, need_secret=for_restore))
         return "usable"
 
     def split_chains() -> str:
@@ -69,6 +71,8 @@ def run_check(run: Run) -> RunResult:
             continue  # nothing to test it with (no passphrase or no keyring): rows above say why
         try:
             rows.append((what, True, step()))
+            rows.extend((what, NOTE, note) for note in notes)
+            notes.clear()
         except CfbackupError as error:
             broken.add(what)
             rows.append((what, False, error.message))

@@ -23,7 +23,8 @@ def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
     """Resolve secrets and check keys before anything touches the target."""
     profile = run.profile
     env = duplicity_environment(profile)
-    gpgkeys.check_keys(profile, need_secret=need_secret_key)
+    for warning in gpgkeys.check_keys(profile, need_secret=need_secret_key):
+        log.warning("warning: %s", warning)
     profile.archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return env
 

@@ -58,7 +58,9 @@ ENCRYPTION = (
     Option(
         "encrypt_keys",
         "list",
-        "GPG key ids or fingerprints to encrypt to (mode pubkey).",
+        "GPG key ids or fingerprints to encrypt to (mode pubkey). A backup needs the public key "
+        "of each, usable (not expired or revoked); a restore needs the secret key of any one "
+        "(e.g. an offsite escrow key's), as gpg does, expired or revoked or not.",
         default=[],
         example=["0x1234ABCD"],
     ),
@@ -67,7 +69,8 @@ ENCRYPTION = (
         "string",
         "GPG key that signs the backup (optional): its key ID or fingerprint, 8, 16 or 40 hex "
         "digits (0x and spaces allowed). duplicity's restore refuses a volume without its good "
-        "signature, and so do verify --read-data and drills.",
+        "signature, and so do verify --read-data and drills. A backup needs its secret key, a "
+        "restore its public key, neither expired nor revoked.",
         example="0x1234ABCD",
     ),
     Option("gpg_home", "path", "GNUPGHOME holding the keys; gpg's default when unset."),
@@ -293,9 +296,9 @@ PROFILE = (
     Option(
         "upload_workers",
         "integer",
-        'Backups: processes that upload volumes while duplicity builds the next (duplicity '
+        "Backups: processes that upload volumes while duplicity builds the next (duplicity "
         '--concurrency): "auto", or 0 (none) to 8. "auto" is 1 when the Swift is across a '
-        "network (the round trip compress_level \"auto\" measures: 10 ms or more), where "
+        'network (the round trip compress_level "auto" measures: 10 ms or more), where '
         "uploading a volume takes about as long as building one; else 0. They start only "
         "when a backup has a second volume (about 0.5 s of CPU and 40 MB of memory each), so "
         "a one-volume incremental starts none; they pay with several volumes (volsize). The "

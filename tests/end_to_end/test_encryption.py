@@ -116,7 +116,12 @@ def test_wrong_passphrase_fails_before_upload(
     occupied.mkdir()
     (occupied / "plain.txt").write_text("mine\n")
     result = cfbackup(
-        "-c", config, "restore", "main", occupied, "--force",
+        "-c",
+        config,
+        "restore",
+        "main",
+        occupied,
+        "--force",
         env={"T_PASSPHRASE": "not-the-passphrase"},
     )
     assert result.returncode == ExitCode.CRYPTO, result
@@ -144,3 +149,72 @@ def test_symmetric_without_passphrase_is_a_config_error(tmp_path, make_config, c
     result = cfbackup("-c", config, "backup")
     assert result.returncode == ExitCode.CONFIG, result
     assert "passphrase" in result.stderr
+
+
+def test_an_escrow_backup_restores_from_one_secret_key_revoked_since(
+    tmp_path, make_config, cfbackup, gpg_keys, local_swift, container
+):
+    """Backups encrypted to the own key and an offsite (escrow) key, signed by the own key; the
+    restore machine holds only the offsite secret key, revoked since, and the own public key:
+    gpg and duplicity restore from that, so cfbackup's checks must let it (with a warning)."""
+    gpg = ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    offsite_home, sender, kit = tmp_path / "offsite", tmp_path / "sender", tmp_path / "kit"
+    for home in (offsite_home, sender, kit):
+        home.mkdir(mode=0o700)
+    try:
+        subprocess.run(
+            [*gpg, "--homedir", offsite_home, "--quick-gen-key",
+             "offsite <offsite@cfbackup.invalid>", "future-default", "default", "never"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        listed = subprocess.run(
+            [*gpg, "--homedir", offsite_home, "--with-colons", "--list-keys"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        offsite = next(ln.split(":")[9] for ln in listed.splitlines() if ln.startswith("fpr"))
+
+        def move(source, target, *export: str) -> None:
+            exported = subprocess.run(
+                [*gpg, "--homedir", source, *export], check=True, capture_output=True
+            ).stdout
+            subprocess.run(
+                [*gpg, "--homedir", target, "--import"], input=exported, check=True,
+                capture_output=True,
+            )  # fmt: skip
+
+        shutil.copytree(gpg_keys["home"], sender, ignore=shutil.ignore_patterns("S.*"),
+                        dirs_exist_ok=True)  # fmt: skip
+        move(offsite_home, sender, "--export", offsite)
+        move(offsite_home, kit, "--export-secret-keys", offsite)
+        move(gpg_keys["home"], kit, "--export", gpg_keys["fingerprint"])
+        revocation = (offsite_home / "openpgp-revocs.d" / f"{offsite}.rev").read_text()
+        subprocess.run(
+            [*gpg, "--homedir", kit, "--import"],
+            input=revocation.replace(":-----BEGIN", "-----BEGIN").encode(),
+            check=True, capture_output=True,
+        )  # fmt: skip
+
+        src = make_awkward_tree(tmp_path / "src", big_mb=0)
+        enc = (
+            f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}", "{offsite}"]\n'
+            f'sign_key = "{gpg_keys["fingerprint"]}"\ngpg_home = "{sender}"\n'
+            'passphrase_env = "T_KEY_PASSPHRASE"\n'
+        )
+        config = make_config(source=src, encryption=enc)
+        env = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
+        result = cfbackup("-c", config, "backup", env=env)
+        assert result.returncode == 0, result
+        config.write_text(config.read_text().replace(str(sender), str(kit)))
+        result = cfbackup("-c", config, "check", "main", "--for-restore", env=env)
+        assert "[FAIL]" not in result.stdout, result
+        assert f"key {offsite} is revoked" in result.stdout, result
+        out = tmp_path / "out"
+        result = cfbackup("-c", config, "restore", "main", out, env=env)
+        assert result.returncode == 0, result
+        assert_same_tree(src, out)
+        warned = [ln for ln in result.stderr.splitlines() if ln.startswith("warning: ")]
+        assert len(warned) == 1 and f"key {offsite} is revoked" in warned[0], result
+        assert "restores still decrypt with it" in warned[0], result
+    finally:
+        for home in (offsite_home, sender, kit):
+            stop_gpg_agent(home)
