@@ -13,7 +13,14 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, prefetch
-from cfbackup.actions.common import duplicity, prepare, scratch, warm_duplicity, when_of
+from cfbackup.actions.common import (
+    chains_at_time,
+    duplicity,
+    prepare,
+    scratch,
+    warm_duplicity,
+    when_of,
+)
 from cfbackup.duplicity import commands
 from cfbackup.errors import CryptoError, NoBackupFound, RestoreTargetError, RunRefused
 from cfbackup.runtypes import Run, RunResult
@@ -44,8 +51,12 @@ def run_restore(run: Run) -> RunResult:
     rel = relative_path(run, path) if path else None
     exact = bool(run.options.get("exact_destination"))
     destination = target / rel if rel and not exact else target
+    when_of(run)  # a mistyped --time is a usage error before anything else happens
     _check_target(destination, force)
     env = prepare(run, need_secret_key=True)
+    picked, _ = chains.for_path(chains.of(profile), rel or "")
+    kept = chains_at_time(run, picked, env)  # refused here, before the hooks: nothing to undo
+    left_out = {chain.root for chain in picked} - {chain.root for chain in kept}
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
@@ -64,7 +75,7 @@ def run_restore(run: Run) -> RunResult:
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
-            _restore_chains(run, restore_into, rel, env, folder)
+            _restore_chains(run, restore_into, rel, env, folder, left_out)
             if occupied:
                 try:
                     _merge(restore_into, destination)
@@ -96,10 +107,16 @@ def run_restore(run: Run) -> RunResult:
 
 
 def _restore_chains(
-    run: Run, into: Path, rel: str | None, env: dict[str, str], folder: Path | None
+    run: Run,
+    into: Path,
+    rel: str | None,
+    env: dict[str, str],
+    folder: Path | None,
+    left_out: set[str],
 ) -> None:
     """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
-    when it holds several include roots of a split profile, each root from its chain."""
+    when it holds several include roots of a split profile, each root from its chain but the
+    roots in ``left_out`` (no backup at --time)."""
     profile = run.profile
     chain_list = chains.of(profile)
     picked, inside = chains.for_path(chain_list, rel or "")
@@ -124,6 +141,7 @@ def _restore_chains(
                     folder_made.rmdir()
             raise
 
+    picked = [chain for chain in picked if chain.root not in left_out]
     chains.run_each(profile, picked, restore_root, skip_empty=True)
 
 

@@ -224,6 +224,9 @@ def test_a_root_added_later_is_left_out_until_its_first_backup(tmp_path, make_co
     src = _tree(tmp_path / "src")
     config = _config(make_config, src)
     assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)  # duplicity's times have one-second resolution
+    between = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    time.sleep(1.1)
     config.write_text(
         config.read_text().replace(
             f'include = ["{src}/etc", "{src}/srv/www"]',
@@ -242,6 +245,17 @@ def test_a_root_added_later_is_left_out_until_its_first_backup(tmp_path, make_co
     result = cfbackup("-c", config, "restore", "main", tmp_path / "o", "--path", "other")
     assert result.returncode == 0, result
     assert (tmp_path / "o" / "other" / "not backed up.txt").exists()
+    # as of a time before the new root's first backup: left out, never its newer state
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "then", "--time", between)
+    assert result.returncode == 0, result
+    assert "chain /other has no backup at or before --time" in result.stderr
+    assert sorted(os.listdir(tmp_path / "then")) == ["etc", "srv"]
+    result = cfbackup(
+        "-c", config, "restore", "main", tmp_path / "t", "--path", "other", "--time", between
+    )
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "is before the oldest backup of profile main" in result.stderr
+    assert not (tmp_path / "t").exists()
 
 
 def _history(tmp_path):
