@@ -175,8 +175,9 @@ def test_prune_keeps_the_newest_full_chains_and_cleanup_runs(tmp_path, make_conf
     import json
 
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n"
-                         "after_backup = false\n")
+    config = make_config(
+        source=src, more="[profiles.main.retention]\nkeep_full = 1\nafter_backup = false\n"
+    )
     for _ in range(2):
         assert cfbackup("-c", config, "backup", "--full").returncode == 0
         time.sleep(1.1)
@@ -211,19 +212,34 @@ def test_recovery_kit_holds_config_and_keys(tmp_path, make_config, cfbackup, gpg
 
     from support.cli import KEY_PASSPHRASE
 
-    enc = (f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
-           f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n')
+    enc = (
+        f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
+        f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
+    )
     config = make_config(encryption=enc)
     kit_dir = tmp_path / "kit"
-    result = cfbackup("-c", config, "recovery-kit", "export", kit_dir,
-                      env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
+    result = cfbackup(
+        "-c", config, "recovery-kit", "export", kit_dir, env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
+    )
     assert result.returncode == 0, result
     (kit,) = kit_dir.glob("*.tar.gpg")
     assert oct(kit.stat().st_mode & 0o777) == "0o600"
     plain = subprocess.run(
-        ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--decrypt",
-         str(kit)], input=KEY_PASSPHRASE.encode(), capture_output=True,
-        env={"GNUPGHOME": gpg_keys["home"], "PATH": "/usr/bin:/bin"}, check=True).stdout
+        [
+            "gpg",
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--decrypt",
+            str(kit),
+        ],
+        input=KEY_PASSPHRASE.encode(),
+        capture_output=True,
+        env={"GNUPGHOME": gpg_keys["home"], "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         names = set(tar.getnames())
         keys = tar.extractfile("keys.asc").read().decode()

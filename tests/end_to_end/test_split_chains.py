@@ -190,7 +190,10 @@ def test_interrupting_a_split_backup_stops_every_chain(tmp_path, make_config, cl
         assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), pid
     result = subprocess.run(
         [str(BIN / "cfbackup"), "-c", str(config), "backup"],
-        env=cli_env, capture_output=True, text=True, timeout=300,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
 
