@@ -82,7 +82,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from cfbackup import suggest
-    from cfbackup.cli import _raise_interrupt, _setup_logging, output
+    from cfbackup.cli import _raise_interrupt, _setup_logging, guarded
     from cfbackup.cli.context import CliContext
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -96,19 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     context = CliContext()
     context.args = args
     suggest.use_config(args.config)
-    try:
-        command = _command(args, parser)
-        if command is None:
+
+    def command() -> int:
+        chosen = _command(args, parser)
+        if chosen is None:
             parser.print_help(sys.stderr)
             return int(ExitCode.USAGE)
-        return command(context)
-    except CfbackupError as error:
-        output.print_error(error, debug=args.debug)
-        return int(error.exit_code)
-    except KeyboardInterrupt:
-        return int(ExitCode.INTERRUPTED)
-    finally:
-        output.flush_stdout()
+        return chosen(context)
+
+    return guarded(command, debug=args.debug)
 
 
 def _command(args, parser):

@@ -205,6 +205,11 @@ class FileStore:
         """Local reads never stall: the stop event between chunks is enough."""
 
 
+def readable(target: str) -> bool:
+    """Whether :func:`open_store` reads this target (swift:// and file://)."""
+    return swift_target(target) is not None or urllib.parse.urlsplit(target).scheme == "file"
+
+
 def open_store(profile: Profile) -> Store:
     """The store of a (chain's) profile target: swift:// or file://."""
     if swift_target(profile.target) is not None:

@@ -6,14 +6,15 @@ import contextlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cfbackup import chains, gpgkeys
-from cfbackup.duplicity import patches
+from cfbackup import chains, gpgkeys, suggest
+from cfbackup.duplicity import commands, machinelog, patches
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.run import DuplicityResult, WarmDuplicity, run_duplicity
-from cfbackup.errors import CfbackupError, ConfigError, ExitCode
+from cfbackup.errors import CfbackupError, ConfigError, ExitCode, RunRefused
 from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
@@ -113,11 +114,16 @@ def warm_duplicity(run: Run, env: dict[str, str]) -> Iterator[WarmDuplicity | No
         warm.close()
 
 
-def when_of(run: Run) -> float | None:
-    """``--time`` as duplicity reads it (3D, 2026-11-01, ...), in Unix time."""
-    text = run.options.get("time")
-    if not text:
-        return None
+TIME_FORMATS = (
+    "an age (3D, 12h, 1W2D; units s m h D W M Y), a date (2026-11-01, 2026/11/01, 11/01/2026), "
+    "a date and time (2026-11-01T02:30:00, local time unless it ends in Z or +01:00), "
+    "Unix seconds or now"
+)
+
+
+def parse_time(text: str) -> float:
+    """``--time`` as duplicity reads it (its ``dup_time.genstrtotime``), in Unix time; a typo is
+    a usage error naming the forms it accepts, so no path lets duplicity reject it later."""
     from duplicity import dup_time
 
     dup_time.setcurtime()
@@ -125,7 +131,101 @@ def when_of(run: Run) -> float | None:
         return float(dup_time.genstrtotime(text))
     except dup_time.TimeException:
         raise CfbackupError(
-            f"--time {text!r} is not a time duplicity reads: give an age (3D, 12h) or a date "
-            "(2026-11-01, 2026-11-01T02:30:00).",
+            f"--time {text!r} is not a time duplicity reads: give {TIME_FORMATS}.",
             exit_code=ExitCode.USAGE,
         ) from None
+
+
+def when_of(run: Run) -> float | None:
+    """``--time`` in Unix time: as the CLI parsed it before the run started (``when``), else
+    parsed now (an action called without the CLI)."""
+    text = run.options.get("time")
+    if not text:
+        return None
+    if run.options.get("when") is None:
+        run.options["when"] = parse_time(text)
+    return run.options["when"]
+
+
+def chains_at_time(
+    run: Run, chain_list: list[chains.Chain], env: dict[str, str]
+) -> list[chains.Chain]:
+    """The chains of ``chain_list`` that a restore or listing at ``--time`` reads (all of them
+    without ``--time``). duplicity given a time before a chain's oldest full backup reads that
+    oldest chain instead (``dup_collections.get_backup_chain_at_time`` falls back to the
+    earliest one): a state newer than the one asked for, which after an incident may be the
+    state after the break-in. So such a chain is left out with a warning when another chain
+    (split_chains) has a backup at that time, as a root with no backup yet is, and the run is
+    refused (REFUSED) when none has. A chain with no backup at all is kept: the errors that
+    already name that case apply."""
+    when = when_of(run)
+    if when is None:
+        return chain_list
+    kept: list[chains.Chain] = []
+    too_new: dict[str, float] = {}  # chain label -> its oldest full backup
+    covered = False  # a kept chain has a backup at --time
+    for chain in chain_list:
+        fulls = full_backup_times(run, chain, env)
+        if fulls and min(fulls) > when:
+            too_new[chain.label] = min(fulls)
+            continue
+        kept.append(chain)
+        covered = covered or bool(fulls)
+    if too_new and not covered:
+        first = _utc(min(too_new.values()))
+        raise RunRefused(
+            f"--time {run.options['time']} is before the oldest backup of profile "
+            f"{run.profile.name} (the full backup of {first}), so there is no state that old: "
+            f"give a --time at or after {first}, or see every backup with "
+            f"{suggest.command('status', run.profile.name)}."
+        )
+    for label, oldest in too_new.items():
+        log.warning(
+            "chain %s has no backup at or before --time %s (its oldest is the full backup of "
+            "%s): left out",
+            label,
+            run.options["time"],
+            _utc(oldest),
+        )
+    return kept
+
+
+def _utc(when: float) -> str:
+    """A time as --time reads it back (duplicity's w3 datetime, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def full_backup_times(run: Run, chain: chains.Chain, env: dict[str, str]) -> list[float]:
+    """The times of the complete full backups of one chain: read from the target's object
+    names where cfbackup reads the target itself (swift://, file://), else from duplicity's
+    collection-status."""
+    from cfbackup import stores, volumes
+
+    if stores.readable(chain.profile.target):
+        store = stores.open_store(chain.profile)
+        sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
+        return [float(s.end) for s in sets if s.kind == "full"]
+    from duplicity import dup_time
+
+    collection = collection_status(run, chain, env)
+    return [
+        float(dup_time.stringtotime(s["time"]))
+        for found in collection["chains"]
+        for s in found["sets"]
+        if s["type"] == "full"
+    ]
+
+
+def collection_status(run: Run, chain: chains.Chain, env: dict[str, str]) -> dict:
+    """duplicity's collection-status of one chain, parsed."""
+    result = duplicity(
+        run, lambda fd: commands.collection_status_argv(chain.profile, log_fd=fd), env, check=False
+    )
+    records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
+    if result.returncode != 0 and not records:
+        from cfbackup.duplicity.run import classify_failure
+
+        raise classify_failure(result)
+    if not records:
+        return {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
+    return machinelog.parse_collection_status(records[-1].extra)

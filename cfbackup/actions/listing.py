@@ -5,14 +5,16 @@ from __future__ import annotations
 import ast
 
 from cfbackup import chains
-from cfbackup.actions.common import duplicity, prepare
+from cfbackup.actions.common import chains_at_time, duplicity, prepare, when_of
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.runtypes import Run, RunResult
 
 
 def run_list(run: Run) -> RunResult:
     profile = run.profile
+    when_of(run)  # a mistyped --time is a usage error, not a duplicity failure
     env = prepare(run, need_secret_key=True)
+    chain_list = chains_at_time(run, chains.of(profile), env)
 
     def listing(chain: chains.Chain) -> list[dict]:
         result = duplicity(
@@ -26,7 +28,6 @@ def run_list(run: Run) -> RunResult:
             if (entry := parse_file_entry(r.extra))
         ]
 
-    chain_list = chains.of(profile)
     parts = [p for p in chains.run_each(profile, chain_list, listing, skip_empty=True) if p]
     if len(chain_list) == 1:
         entries = parts[0] if parts else []

@@ -13,7 +13,14 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, prefetch
-from cfbackup.actions.common import duplicity, prepare, scratch, warm_duplicity, when_of
+from cfbackup.actions.common import (
+    chains_at_time,
+    duplicity,
+    prepare,
+    scratch,
+    warm_duplicity,
+    when_of,
+)
 from cfbackup.duplicity import commands
 from cfbackup.errors import (
     CryptoError,
@@ -50,8 +57,12 @@ def run_restore(run: Run) -> RunResult:
     rel = relative_path(run, path) if path else None
     exact = bool(run.options.get("exact_destination"))
     destination = target / rel if rel and not exact else target
+    when_of(run)  # a mistyped --time is a usage error before anything else happens
     _check_target(destination, force)
     env = prepare(run, need_secret_key=True)
+    picked, _ = chains.for_path(chains.of(profile), rel or "")
+    kept = chains_at_time(run, picked, env)  # refused here, before the hooks: nothing to undo
+    left_out = {chain.root for chain in picked} - {chain.root for chain in kept}
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
@@ -70,7 +81,7 @@ def run_restore(run: Run) -> RunResult:
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
-            left_out = _restore_chains(run, restore_into, rel, env, folder)
+            no_backup = _restore_chains(run, restore_into, rel, env, folder, left_out)
             if occupied:
                 try:
                     _merge(restore_into, destination)
@@ -95,11 +106,11 @@ def run_restore(run: Run) -> RunResult:
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
     )
-    if left_out:  # not all that was asked: a script must not read it as a whole restore
+    if no_backup:  # not all that was asked: a script must not read it as a whole restore
         outcome.exit_code = ExitCode.PARTIAL
         outcome.message += (
-            f", except {', '.join(left_out)}: the target holds no backup of "
-            f"{'it' if len(left_out) == 1 else 'them'} (an include root added since the last "
+            f", except {', '.join(no_backup)}: the target holds no backup of "
+            f"{'it' if len(no_backup) == 1 else 'them'} (an include root added since the last "
             "backup, or its objects are gone from the target)."
         )
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
@@ -107,11 +118,17 @@ def run_restore(run: Run) -> RunResult:
 
 
 def _restore_chains(
-    run: Run, into: Path, rel: str | None, env: dict[str, str], folder: Path | None
+    run: Run,
+    into: Path,
+    rel: str | None,
+    env: dict[str, str],
+    folder: Path | None,
+    left_out: set[str],
 ) -> list[str]:
     """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
-    when it holds several include roots of a split profile, each root from its chain; the
-    roots left out because the target has no backup of them (``chains.run_each``)."""
+    when it holds several include roots of a split profile, each root from its chain but the
+    roots in ``left_out`` (no backup at --time); the roots the target holds no backup of at
+    all, also left out (``chains.run_each``)."""
     profile = run.profile
     chain_list = chains.of(profile)
     picked, inside = chains.for_path(chain_list, rel or "")
@@ -137,6 +154,7 @@ def _restore_chains(
             raise
         return True
 
+    picked = [chain for chain in picked if chain.root not in left_out]
     restored = chains.run_each(profile, picked, restore_root, skip_empty=True)
     return [f"/{chain.root}" for chain, done in zip(picked, restored, strict=True) if not done]
 

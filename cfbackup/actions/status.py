@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 from cfbackup import chains, history, swift, swift_usage
-from cfbackup.actions.common import duplicity, prepare
+from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
-from cfbackup.duplicity import commands, machinelog
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
 from cfbackup.runtypes import Run, RunResult
@@ -17,7 +16,7 @@ def run_status(run: Run) -> RunResult:
     profile = run.profile
     env = prepare(run)
     chain_list = chains.of(profile)
-    parts = chains.run_each(profile, chain_list, lambda chain: _collection(run, chain, env))
+    parts = chains.run_each(profile, chain_list, lambda chain: collection_status(run, chain, env))
     status: dict = {"profile": profile.name, "target": profile.target}
     collection: dict = {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
     missing: list[dict] = []
@@ -70,21 +69,6 @@ def run_status(run: Run) -> RunResult:
     return RunResult(
         profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
     )
-
-
-def _collection(run: Run, chain: chains.Chain, env: dict[str, str]) -> dict:
-    """duplicity's collection-status of one chain, parsed."""
-    result = duplicity(
-        run, lambda fd: commands.collection_status_argv(chain.profile, log_fd=fd), env, check=False
-    )
-    records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
-    if result.returncode != 0 and not records:
-        from cfbackup.duplicity.run import classify_failure
-
-        raise classify_failure(result)
-    if not records:
-        return {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
-    return machinelog.parse_collection_status(records[-1].extra)
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:

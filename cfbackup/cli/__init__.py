@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from cfbackup.errors import CfbackupError, ExitCode
 
@@ -19,9 +20,7 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: contexts un
 
 def main(argv: list[str] | None = None) -> int:
     from cfbackup import suggest
-    from cfbackup.cli import output
     from cfbackup.cli.context import CliContext
-    from cfbackup.cli.output import print_error
     from cfbackup.cli.parser import make_parser
 
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -35,10 +34,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return int(ExitCode.USAGE)
     suggest.use_config(getattr(args, "config", None))
+    return guarded(lambda: handler(args, context), debug=args.debug)
+
+
+def guarded(command: Callable[[], int], *, debug: bool) -> int:
+    """Run ``command`` and turn every way it can end into an exit code and at most one line on
+    stderr; shared by ``cfbackup`` and ``dt-cf-backup`` so both fail the same way."""
+    from cfbackup.cli import output
+    from cfbackup.cli.output import print_error
+
     try:
-        code = handler(args, context)
+        code = command()
     except CfbackupError as error:
-        print_error(error, debug=args.debug)
+        print_error(error, debug=debug)
         code = error.exit_code
     except KeyboardInterrupt:
         print_error(CfbackupError("interrupted.", exit_code=ExitCode.INTERRUPTED), debug=False)
@@ -49,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # a bug: one line, the traceback only with --debug
         from cfbackup.runner import internal_error_message
 
-        if args.debug and not getattr(error, "cfbackup_traceback_logged", False):
+        if debug and not getattr(error, "cfbackup_traceback_logged", False):
             import traceback
 
             from cfbackup.redact import redact_output

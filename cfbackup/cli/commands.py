@@ -48,6 +48,10 @@ def profile_action(name: str, *, many: bool = False, take_lock: bool = True):
         del names
         action = _action(name)
         options = {k: v for k, v in vars(args).items() if k not in ("handler",)}
+        if options.get("time"):  # a typo is a usage error before any run, hook or lock
+            from cfbackup.actions.common import parse_time
+
+            options["when"] = parse_time(options["time"])
         results = []
         for profile in profiles:
             quiet = getattr(args, "quiet", False)

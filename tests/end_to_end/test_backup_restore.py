@@ -3,6 +3,7 @@ and gpg, and what comes back is byte-identical (content, modes, symlinks, empty 
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 
@@ -45,6 +46,31 @@ def test_full_incremental_restore_latest_and_point_in_time(tmp_path, make_config
     restored = cfbackup("-c", config, "restore", "main", old, "--time", between)
     assert restored.returncode == 0, restored
     assert_same_tree(before, old)
+
+
+@pytest.mark.parametrize("prefetch", [4, 0])
+def test_a_time_before_the_oldest_backup_is_refused_before_anything_runs(
+    tmp_path, make_config, cfbackup, prefetch
+):
+    """duplicity given a time before its oldest chain restores that chain: a state newer than
+    the one asked for ("as of T", exit 0). With the prefetch on it stepped aside (no sets at
+    T), with it off duplicity read the target itself: both must refuse."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, extra=f"restore_prefetch = {prefetch}\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    target = tmp_path / "before the break-in"
+    for command in (("restore", "main", target), ("list", "main")):
+        result = cfbackup("-c", config, *command, "--time", "2020-01-01")
+        assert result.returncode == ExitCode.REFUSED, result
+        assert result.stderr.count("\n") == 1, result
+        assert "--time 2020-01-01 is before the oldest backup of profile main" in result.stderr
+        assert f"cfbackup -c {config} status main" in result.stderr, result
+        assert not target.exists()
+    # the time the sentence names is one --time reads, and it restores the oldest backup
+    oldest = re.search(r"give a --time at or after (\S+),", result.stderr)[1]
+    restored = cfbackup("-c", config, "restore", "main", target, "--time", oldest)
+    assert restored.returncode == 0, restored
+    assert_same_tree(src, target)
 
 
 def test_restore_one_path_verify_and_difference(tmp_path, make_config, cfbackup):
@@ -149,8 +175,9 @@ def test_prune_keeps_the_newest_full_chains_and_cleanup_runs(tmp_path, make_conf
     import json
 
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n"
-                         "after_backup = false\n")
+    config = make_config(
+        source=src, more="[profiles.main.retention]\nkeep_full = 1\nafter_backup = false\n"
+    )
     for _ in range(2):
         assert cfbackup("-c", config, "backup", "--full").returncode == 0
         time.sleep(1.1)
@@ -185,19 +212,34 @@ def test_recovery_kit_holds_config_and_keys(tmp_path, make_config, cfbackup, gpg
 
     from support.cli import KEY_PASSPHRASE
 
-    enc = (f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
-           f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n')
+    enc = (
+        f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
+        f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
+    )
     config = make_config(encryption=enc)
     kit_dir = tmp_path / "kit"
-    result = cfbackup("-c", config, "recovery-kit", "export", kit_dir,
-                      env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
+    result = cfbackup(
+        "-c", config, "recovery-kit", "export", kit_dir, env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
+    )
     assert result.returncode == 0, result
     (kit,) = kit_dir.glob("*.tar.gpg")
     assert oct(kit.stat().st_mode & 0o777) == "0o600"
     plain = subprocess.run(
-        ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase-fd", "0", "--decrypt",
-         str(kit)], input=KEY_PASSPHRASE.encode(), capture_output=True,
-        env={"GNUPGHOME": gpg_keys["home"], "PATH": "/usr/bin:/bin"}, check=True).stdout
+        [
+            "gpg",
+            "--batch",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase-fd",
+            "0",
+            "--decrypt",
+            str(kit),
+        ],
+        input=KEY_PASSPHRASE.encode(),
+        capture_output=True,
+        env={"GNUPGHOME": gpg_keys["home"], "PATH": "/usr/bin:/bin"},
+        check=True,
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
         names = set(tar.getnames())
         keys = tar.extractfile("keys.asc").read().decode()

@@ -190,7 +190,10 @@ def test_interrupting_a_split_backup_stops_every_chain(tmp_path, make_config, cl
         assert not os.path.exists(f"/proc/{pid}") or _zombie(pid), pid
     result = subprocess.run(
         [str(BIN / "cfbackup"), "-c", str(config), "backup"],
-        env=cli_env, capture_output=True, text=True, timeout=300,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
 
@@ -226,6 +229,9 @@ def test_a_root_added_later_is_left_out_until_its_first_backup_and_named(
     src = _tree(tmp_path / "src")
     config = _config(make_config, src)
     assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)  # duplicity's times have one-second resolution
+    between = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    time.sleep(1.1)
     config.write_text(
         config.read_text().replace(
             f'include = ["{src}/etc", "{src}/srv/www"]',
@@ -245,6 +251,17 @@ def test_a_root_added_later_is_left_out_until_its_first_backup_and_named(
     result = cfbackup("-c", config, "restore", "main", tmp_path / "o", "--path", "other")
     assert result.returncode == 0, result
     assert (tmp_path / "o" / "other" / "not backed up.txt").exists()
+    # as of a time before the new root's first backup: left out, never its newer state
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "then", "--time", between)
+    assert result.returncode == 0, result
+    assert "chain /other has no backup at or before --time" in result.stderr
+    assert sorted(os.listdir(tmp_path / "then")) == ["etc", "srv"]
+    result = cfbackup(
+        "-c", config, "restore", "main", tmp_path / "t", "--path", "other", "--time", between
+    )
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "is before the oldest backup of profile main" in result.stderr
+    assert not (tmp_path / "t").exists()
 
 
 def _history(tmp_path):

@@ -1,0 +1,98 @@
+"""``--time`` is read once, before any run starts, and both front-ends fail the same way."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+from cfbackup import history
+from cfbackup.actions.common import parse_time
+from cfbackup.errors import CfbackupError, ExitCode
+
+
+@pytest.fixture
+def cli(capsys):
+    """Call ``cfbackup``'s or ``dt-cf-backup``'s main in-process; returns (code, stderr)."""
+    logger = logging.getLogger("cfbackup")
+    handlers = list(logger.handlers)
+
+    def call(main, *argv: str) -> tuple[int, str]:
+        code = main([str(a) for a in argv])
+        return code, capsys.readouterr().err
+
+    yield call
+    for handler in logger.handlers[:]:
+        if handler not in handlers:
+            logger.removeHandler(handler)
+
+
+@pytest.fixture
+def config(tmp_path):
+    """A profile backing up to a file:// target: nothing needs Swift before --time is read."""
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        textwrap.dedent(f"""\
+        state_dir = "{tmp_path}/state"
+
+        [profiles.main]
+        source = "{tmp_path}/src"
+        target = "file://{tmp_path}/target"
+        archive_dir = "{tmp_path}/archive"
+        restore_prefetch = 0
+
+        [profiles.main.encryption]
+        mode = "none"
+        """)
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(
+    "text", ["3D", "1W2D", "2026-11-01", "2026/11/01", "2026-11-01T02:30:00Z", "1700000000", "now"]
+)
+def test_the_forms_duplicity_reads_are_accepted(text):
+    assert parse_time(text) > 0
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2026-11-01 02:30", "3 days"])
+def test_a_mistyped_time_names_the_forms_duplicity_reads(text):
+    with pytest.raises(CfbackupError) as caught:
+        parse_time(text)
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert f"--time {text!r} is not a time duplicity reads" in caught.value.message
+    assert "3D" in caught.value.message and "2026-11-01T02:30:00" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("restore", "main", "{tmp}/restored", "--time", "yesterday"),
+        ("restore", "main", "{tmp}/restored/deep", "--path", "a", "--time", "yesterday"),
+        ("list", "main", "--time", "yesterday"),
+    ],
+)
+def test_a_mistyped_time_is_a_usage_error_before_any_run(cli, config, tmp_path, argv):
+    """Before: exit 7 ("duplicity failed") with a file:// target or restore_prefetch = 0,
+    exit 2 only after the hooks (firewall lock-down included) ran and folders were made."""
+    from cfbackup.cli import main
+
+    code, err = cli(main, "-c", config, *(a.format(tmp=tmp_path) for a in argv))
+    assert code == ExitCode.USAGE, err
+    assert err.count("\n") == 1 and "--time 'yesterday' is not a time duplicity reads" in err
+    assert not (tmp_path / "restored").exists()
+    assert history.runs(tmp_path / "state", "main") == []  # no run, so no hook, no lock
+
+
+def test_dt_cf_backup_reads_time_the_same_way(cli, config, tmp_path):
+    from cfbackup import legacy_cli
+
+    code, err = cli(
+        legacy_cli.main, "-c", config, "--restore", tmp_path / "restored", "-t", "yesterday"
+    )
+    assert code == ExitCode.USAGE, err
+    assert "--time 'yesterday' is not a time duplicity reads" in err
+    assert not (tmp_path / "restored").exists()
