@@ -294,6 +294,8 @@ def _encryption_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         enc["mode"] = "symmetric"
     if sign:
         enc["sign_key"] = sign
+    # PASSPHRASE="" (with GPG_KEY) is no passphrase: duplicity still gets an empty one, as the
+    # old script exported it (duplicity/environment.py)
     if v.scalar("PASSPHRASE"):
         enc["passphrase"] = v.scalar("PASSPHRASE")
     if v.scalar("GPG_OPTIONS").strip():

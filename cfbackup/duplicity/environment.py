@@ -60,10 +60,13 @@ def encryption_environment(profile: Profile) -> dict[str, str]:
             f"{where}: mode symmetric needs a passphrase: set passphrase_file, passphrase_env or "
             "passphrase_command (or an inline passphrase in a mode 0600 file)."
         )
-    if passphrase:
-        env["PASSPHRASE"] = passphrase
-        if enc.get("sign_key"):
-            env["SIGN_PASSPHRASE"] = passphrase
+    # Public keys without a passphrase (an unprotected secret key, a legacy PASSPHRASE=""): an
+    # empty one, as dt-cf-backup.sh exported. Without PASSPHRASE duplicity asks for it on the
+    # terminal (a restore, a signed incremental) and dies with EOFError where there is none.
+    passphrase = passphrase or ""
+    env["PASSPHRASE"] = passphrase
+    if enc.get("sign_key"):
+        env["SIGN_PASSPHRASE"] = passphrase
     return env
 
 

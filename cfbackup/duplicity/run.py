@@ -28,6 +28,7 @@ from cfbackup.errors import (
     LockHeld,
     NoBackupFound,
     QuotaExceeded,
+    RunRefused,
 )
 
 log = logging.getLogger("cfbackup.duplicity")
@@ -295,6 +296,33 @@ _KEYSTONE_PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     ),
 )
 
+# duplicity refuses an incremental whose last manifest names another host or source folder
+# (manifest.check_dirinfo, exit codes 3 and 42): a backup after a restore onto a new machine,
+# or of the same data restored to another path. Its advice, --allow-source-mismatch, is on a
+# later line; the fixes that work through cfbackup go in the one sentence.
+_SOURCE_MISMATCH = re.compile(
+    r"Backup source (host|directory) has changed\.\s*\n(?:\. )?Current \w+: ([^\n]*)\n"
+    r"(?:\. )?Previous \w+: ([^\n]*)"
+)
+
+
+def _source_mismatch(text: str, profile: Profile | None) -> RunRefused:
+    found = _SOURCE_MISMATCH.search(text)
+    what, now, before = found[1], found[2].strip(), found[3].strip()
+    where = (
+        f"this machine is {now}, the last backup came from {before}"
+        if what == "host"
+        else f"the source is {now} now, the last backup read {before}"
+    )
+    return RunRefused(
+        f"duplicity refused the incremental backup: the backup source {what} has changed "
+        f"({where}); run {_cmd(profile, 'backup', '--full')} to start a new chain, or, if it is "
+        "the same data (restored onto a new machine or into another folder), add "
+        'extra_options = ["--allow-source-mismatch"] to the profile, or --allow-source-mismatch '
+        "to STATIC_OPTIONS in a legacy file."
+    )
+
+
 _CORRUPT = re.compile(r"hash mismatch for file:\s*(\S+)", re.I)  # the name is on the next line
 _MISSING = re.compile(r"difftar volume (\d+) not found in backup", re.I)
 
@@ -326,6 +354,7 @@ def _no_space(text: str) -> CfbackupError:
 
 
 _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
+    (_SOURCE_MISMATCH, _source_mismatch),
     (
         _CORRUPT,
         lambda text, profile: damaged(

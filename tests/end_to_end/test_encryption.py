@@ -3,11 +3,12 @@ before anything is uploaded, with one clear line."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
 import pytest
-from support.cli import KEY_PASSPHRASE, stop_gpg_agent
+from support.cli import BIN, KEY_PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree, make_awkward_tree
 from swiftclient import client
 
@@ -218,3 +219,74 @@ def test_an_escrow_backup_restores_from_one_secret_key_revoked_since(
     finally:
         for home in (offsite_home, sender, kit):
             stop_gpg_agent(home)
+
+
+def _unprotected_key(home) -> str:
+    """A throw-away key pair (sign, encrypt) whose secret key has no passphrase; its
+    fingerprint."""
+    batch = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback",
+             "--passphrase", ""]  # fmt: skip
+    made = subprocess.run(
+        [*batch, "--quick-gen-key", "Unprotected <u@cfbackup.invalid>", "ed25519", "sign,cert",
+         "never"], capture_output=True, text=True,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    listed = subprocess.run(["gpg", "--homedir", str(home), "--with-colons", "-k"],
+                            capture_output=True, text=True).stdout  # fmt: skip
+    fingerprint = next(ln.split(":")[9] for ln in listed.splitlines() if ln.startswith("fpr"))
+    added = subprocess.run([*batch, "--quick-add-key", fingerprint, "cv25519", "encr", "never"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    return fingerprint
+
+
+@pytest.mark.parametrize("front", ["cfbackup", "dt-cf-backup"])
+def test_public_keys_without_a_passphrase_need_no_terminal(tmp_path, cli_env, front):
+    """An unprotected secret key and no passphrase configured (a legacy GPG_KEY with
+    PASSPHRASE="", which dt-cf-backup.sh exported as it was): from cron (no terminal, stdin
+    not a tty) a signed incremental and a restore work. duplicity asked for the passphrase
+    it was not given, and died with EOFError."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    fingerprint = _unprotected_key(home)
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    target = f"file://{tmp_path}/target"
+    out = tmp_path / "out"
+    if front == "cfbackup":
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f'state_dir = "{tmp_path}/state"\n[profiles.main]\nsource = "{src}"\n'
+            f'target = "{target}"\narchive_dir = "{tmp_path}/archive"\n'
+            f'[profiles.main.encryption]\nmode = "pubkey"\nencrypt_keys = ["{fingerprint}"]\n'
+            f'sign_key = "{fingerprint}"\ngpg_home = "{home}"\n'
+        )
+        backup, restore = ("-c", config, "backup"), ("-c", config, "restore", "main", out)
+    else:
+        conf = tmp_path / "home" / ".dt-cf-backup.conf"  # the HOME the tests get
+        conf.write_text(f'ROOT="{src}"\nDEST="{target}"\nGPG_KEY="{fingerprint}"\nPASSPHRASE=""\n')
+        conf.chmod(0o600)
+        backup, restore = ("--backup",), ("--restore", out)
+
+    def from_cron(*args):
+        completed = subprocess.run(
+            [str(BIN / front), *map(str, args)], env={**cli_env, "GNUPGHOME": str(home)},
+            capture_output=True, text=True, timeout=300,
+            stdin=subprocess.DEVNULL, start_new_session=True,  # no controlling terminal
+        )  # fmt: skip
+        assert "Traceback" not in completed.stdout + completed.stderr, completed
+        return completed
+
+    try:
+        first = from_cron(*backup)
+        assert first.returncode == 0, first
+        changed = src / "plain.txt"
+        changed.write_text("changed for the incremental\n")
+        later = int(changed.stat().st_mtime) + 60  # duplicity compares whole seconds
+        os.utime(changed, (later, later))
+        incremental = from_cron(*backup)  # signed: duplicity wants the signing passphrase
+        assert incremental.returncode == 0, incremental
+        restored = from_cron(*restore)
+        assert restored.returncode == 0, restored
+        assert_same_tree(src, out)
+    finally:
+        stop_gpg_agent(home)

@@ -11,7 +11,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.cli import BIN, KEY_PASSPHRASE, WRONG_PASSPHRASE, stop_gpg_agent
+from support.cli import (
+    BIN,
+    KEY_PASSPHRASE,
+    WRONG_PASSPHRASE,
+    CliResult,
+    assert_no_secret,
+    stop_gpg_agent,
+)
 from support.trees import make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -99,9 +106,7 @@ def test_wrong_passphrase_fails_check_even_with_a_warm_agent(
         _kill_agent(home)
 
 
-def test_key_without_an_encryption_subkey_is_named_with_the_fix(
-    tmp_path, make_config, cfbackup
-):
+def test_key_without_an_encryption_subkey_is_named_with_the_fix(tmp_path, make_config, cfbackup):
     """``gpg --quick-gen-key NAME ALGO`` makes a key that can certify and sign, no more."""
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
@@ -221,3 +226,60 @@ def test_a_sign_key_whose_signing_subkey_signs_is_named_with_the_fix(
         assert (out / "a.txt").read_text() == "signed by the subkey\n"
     finally:
         _kill_agent(home)
+
+
+def _on_another_host(cli_env, hostname: str, *args) -> CliResult:
+    """``cfbackup ARGS`` on a machine called ``hostname``: in a UTS namespace of its own (root,
+    as the firewall tests), so duplicity reads that name as it would on a new machine."""
+    completed = subprocess.run(
+        ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname,
+         str(BIN / "cfbackup"), *map(str, args)],
+        env=cli_env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    result = CliResult(completed)
+    assert "Traceback" not in result.output, result
+    assert_no_secret(result.output)
+    return result
+
+
+def test_the_first_backup_after_a_move_names_the_fixes_that_work(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """After a restore into another folder, or onto a machine with another hostname, duplicity
+    refuses the next incremental ("Backup source directory/host has changed", exit 42 and 3)
+    and its advice was cut off: one sentence naming what changed and both fixes, exit 5; the
+    suggested full backup (run as printed) and --allow-source-mismatch then work."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("before the incident\n")
+    target = f"file://{tmp_path}/target"
+    config = make_config(source=src, target=target)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    moved = tmp_path / "restored"
+    shutil.copytree(src, moved)  # the restore, into another folder
+    (moved / "b.txt").write_text("after it\n")
+    other = make_config(source=moved, target=target, name="restored.toml")
+
+    result = cfbackup("-c", other, "backup")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert f"the backup source directory has changed (the source is {moved} now, the last " \
+        f"backup read {src}); run " in result.stderr, result  # fmt: skip
+    assert 'add extra_options = ["--allow-source-mismatch"] to the profile' in result.stderr
+    assert "(duplicity exit code 42)." in result.stderr, result
+    suggested = re.search(r"; run (cfbackup .+?) to start a new chain", result.stderr)[1]
+    assert suggested == f"cfbackup -c {other} backup main --full", suggested
+    assert cfbackup(*shlex.split(suggested)[1:]).returncode == 0  # as printed
+
+    result = _on_another_host(cli_env, "restored-host", "-c", other, "backup")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "the backup source host has changed (this machine is restored-host, the last " \
+        "backup came from " in result.stderr, result  # fmt: skip
+    assert "(duplicity exit code 3)." in result.stderr, result
+    allow = 'extra_options = ["--allow-source-mismatch"]\narchive_dir = '
+    other.write_text(other.read_text().replace("archive_dir = ", allow))
+    (moved / "c.txt").write_text("on the new machine\n")
+    result = _on_another_host(cli_env, "restored-host", "-c", other, "backup")
+    assert result.returncode == 0, result
+    out = tmp_path / "out"
+    assert cfbackup("-c", other, "restore", "main", out).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt", "c.txt"]

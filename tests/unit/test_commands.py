@@ -119,6 +119,23 @@ def test_secrets_go_to_the_environment_only(monkeypatch):
         assert "pass-Phrase-1" not in " ".join(argv) and "api-Key-2" not in " ".join(argv)
 
 
+def test_public_keys_without_a_passphrase_get_an_empty_one(monkeypatch):
+    """An unprotected secret key (a legacy GPG_KEY with PASSPHRASE=""): duplicity must find
+    PASSPHRASE (and SIGN_PASSPHRASE for a sign_key) empty, as dt-cf-backup.sh exported it, or
+    its restore and signed incrementals ask on a terminal that cron does not have."""
+    monkeypatch.setenv("T_KEY", "api-Key-2")
+    keys = {"mode": "pubkey", "encrypt_keys": ["0x" + "A" * 16]}
+    env = duplicity_environment(_profile(encryption=keys))
+    assert env["PASSPHRASE"] == "" and "SIGN_PASSPHRASE" not in env
+    env = duplicity_environment(_profile(encryption={**keys, "sign_key": "0x" + "B" * 16}))
+    assert env["PASSPHRASE"] == env["SIGN_PASSPHRASE"] == ""
+    monkeypatch.setenv("T_PASS", "pass-Phrase-1")  # a configured passphrase is given as it is
+    env = duplicity_environment(_profile(encryption={**keys, "passphrase_env": "T_PASS"}))
+    assert env["PASSPHRASE"] == "pass-Phrase-1"
+    env = duplicity_environment(_profile(encryption={"mode": "none"}))
+    assert "PASSPHRASE" not in env and "SIGN_PASSPHRASE" not in env
+
+
 def test_keystone_v3_environment(monkeypatch):
     monkeypatch.setenv("T_PASS", "x" * 8)
     monkeypatch.setenv("T_KEY", "y" * 8)

@@ -124,3 +124,55 @@ def test_duplicity_s_own_progress_file_cut_short_is_no_unreadable_source_file():
     )
     result = DuplicityResult(("duplicity", "backup"), 0, _records(text), ())
     assert result.unreadable == ["srv/locked"]
+
+
+# duplicity 3.2.1's records for an incremental after a move (manifest.check_dirinfo), captured;
+# an empty line of a message is ". " (\x20: a space)
+SOURCE_HOST_CHANGED = """\
+ERROR 3 'new-host' 'old-host.example'
+. Fatal Error: Backup source host has changed.
+. Current hostname: new-host
+. Previous hostname: old-host.example
+.\x20
+. Aborting because you may have accidentally tried to backup two different data sets to the \
+same remote location, or using the same archive directory.  If this is not a mistake, use the \
+--allow-source-mismatch switch to avoid seeing this message
+
+"""
+SOURCE_DIRECTORY_CHANGED = """\
+ERROR 42 '/srv/restored' '/srv/data'
+. Fatal Error: Backup source directory has changed.
+. Current directory: /srv/restored
+. Previous directory: /srv/data
+.\x20
+
+"""
+
+
+def test_a_changed_source_host_or_folder_is_refused_with_the_fixes_that_work(monkeypatch):
+    """The first backup after a restore onto a new machine (or into another folder): one
+    sentence with what changed, the full backup (with the user's -c FILE) and duplicity's
+    --allow-source-mismatch as a profile would set it; REFUSED, nothing was uploaded."""
+    from cfbackup import suggest
+    from cfbackup.config import build_config
+    from cfbackup.duplicity.run import DuplicityResult, classify_failure
+    from cfbackup.errors import ExitCode
+
+    monkeypatch.setattr(suggest, "_config", "/etc/cf backup.toml")
+    config = build_config(
+        {"profiles": {"web1": {"source": "/srv/data", "target": "file:///t"}}}, path=None
+    )
+    profile = config.profiles["web1"]
+    full = "cfbackup -c '/etc/cf backup.toml' backup web1 --full"
+    for text, code, changed in (
+        (SOURCE_HOST_CHANGED, 3, "host has changed (this machine is new-host, the last backup "
+         "came from old-host.example)"),
+        (SOURCE_DIRECTORY_CHANGED, 42, "directory has changed (the source is /srv/restored now, "
+         "the last backup read /srv/data)"),
+    ):  # fmt: skip
+        result = DuplicityResult(("duplicity", "backup"), code, _records(text), (), profile=profile)
+        error = classify_failure(result)
+        assert error.exit_code == ExitCode.REFUSED, error.message
+        assert f"the backup source {changed}; run {full} to start a new chain" in error.message
+        assert 'extra_options = ["--allow-source-mismatch"]' in error.message, error.message
+        assert error.message.endswith(f"(duplicity exit code {code}).")
