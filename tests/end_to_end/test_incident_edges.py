@@ -123,10 +123,11 @@ def test_key_without_an_encryption_subkey_is_named_with_the_fix(tmp_path, make_c
     try:
         result = cfbackup("-c", config, "check", "main", env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
         assert result.returncode == ExitCode.REFUSED, result
-        fix = f"gpg --quick-add-key {fingerprint} rsa3072 encr"
         row = next(ln for ln in result.stdout.splitlines() if "[FAIL] gpg keys" in ln)
         assert "has no encryption subkey (it can only sign and certify)" in row, row
-        assert f"add one with {fix}" in row, row
+        # the fix as printed, on the profile's own keyring (gpg_home), runs as it is
+        fix = f"gpg --homedir {shlex.quote(str(home))} --quick-add-key {fingerprint} rsa3072 encr"
+        assert f"add one with {fix}," in row, row
         added = subprocess.run([*batch, *shlex.split(fix)[1:]], capture_output=True, text=True)
         assert added.returncode == 0, added.stderr
         fixed = cfbackup("-c", config, "check", "main", env={"T_KEY_PASSPHRASE": KEY_PASSPHRASE})
