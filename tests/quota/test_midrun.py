@@ -117,13 +117,16 @@ def test_413_at_the_second_volume_starts_the_set_again(quota_profile, tmp_path):
             assert backup.poll() is None and time.monotonic() < deadline, "no volume 2 began"
             time.sleep(0.05)
         reader = p.conn("user")  # each HEAD refreshes the proxy's cached usage
+        # a wait of its own: under CI's load volume 2 can begin late, and the shared deadline
+        # then left the usage too little time (CI failed here once, 120 s after the start)
+        counted = time.monotonic() + 180
         swept = time.monotonic() + 5
         while int(reader.head_container(p.container)["x-container-bytes-used"]) < 1_000_000:
-            assert time.monotonic() < deadline, "volume 1 is not counted in the container usage"
+            assert time.monotonic() < counted, "volume 1 is not counted in the container usage"
             if time.monotonic() > swept:  # a loaded machine: the update waits in async_pending
                 # (the suite's updaters sweep every 300 s); again every 10 s: one that timed
                 # out after the last sweep waits there too (CI once met that)
-                p.swift.run_object_updaters_once(timeout=max(1.0, deadline - time.monotonic()))
+                p.swift.run_object_updaters_once(timeout=max(1.0, counted - time.monotonic()))
                 swept = time.monotonic() + 10
             time.sleep(0.2)
     finally:
