@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from cfbackup import chains
-from cfbackup.actions.common import duplicity, prepare
+from cfbackup.actions.common import chains_at_time, duplicity, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import BackupDamaged, ExitCode, VerifyDifferences
 from cfbackup.runtypes import Run, RunResult
@@ -51,7 +51,9 @@ def run_verify(run: Run) -> RunResult:
             raise error
         return compared, differences, found
 
-    parts = [p for p in chains.run_each(profile, chains.of(profile), verify, skip_empty=True) if p]
+    # a --time before the oldest backup: duplicity would verify the oldest one instead
+    chain_list = chains_at_time(run, chains.of(profile), env)
+    parts = [p for p in chains.run_each(profile, chain_list, verify, skip_empty=True) if p]
     compared = sum(p[0] for p in parts)
     differences = sum(p[1] for p in parts)
     found = [f for p in parts for f in p[2]]

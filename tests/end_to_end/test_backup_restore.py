@@ -52,14 +52,14 @@ def test_full_incremental_restore_latest_and_point_in_time(tmp_path, make_config
 def test_a_time_before_the_oldest_backup_is_refused_before_anything_runs(
     tmp_path, make_config, cfbackup, prefetch
 ):
-    """duplicity given a time before its oldest chain restores that chain: a state newer than
-    the one asked for ("as of T", exit 0). With the prefetch on it stepped aside (no sets at
-    T), with it off duplicity read the target itself: both must refuse."""
+    """duplicity given a time before its oldest chain restores (lists, verifies) that chain: a
+    state newer than the one asked for ("as of T", exit 0). With the prefetch on it stepped
+    aside (no sets at T), with it off duplicity read the target itself: both must refuse."""
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
     config = make_config(source=src, extra=f"restore_prefetch = {prefetch}\n")
     assert cfbackup("-c", config, "backup").returncode == 0
     target = tmp_path / "before the break-in"
-    for command in (("restore", "main", target), ("list", "main")):
+    for command in (("restore", "main", target), ("list", "main"), ("verify", "main")):
         result = cfbackup("-c", config, *command, "--time", "2020-01-01")
         assert result.returncode == ExitCode.REFUSED, result
         assert result.stderr.count("\n") == 1, result
