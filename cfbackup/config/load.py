@@ -125,7 +125,7 @@ def build_config(
             problems.append(f"profiles.{name}: expected a table")
             continue
         data = validate_table(
-            deep_merge(defaults, body), profile_schema, f"profiles.{name}", problems
+            _over_defaults(defaults, body), profile_schema, f"profiles.{name}", problems
         )
         _check_profile(data, f"profiles.{name}", problems)
         profiles[name] = Profile(name=name, data=data, source_file=path)
@@ -255,3 +255,23 @@ def _require_private(path: Path, *, refuse: bool) -> str | None:
 
 
 __all__ = ["load_config", "build_config", "find_config", "read_raw", "secret_keys", "PROFILE"]
+
+
+# keys a table holds one of (a schedule: cron or interval): a profile's own replaces the other
+# one of its defaults, as [defaults.schedule] cron and [profiles.NAME.schedule] interval mean
+ALTERNATIVES = (("cron", "interval"),)
+
+
+def _over_defaults(defaults: dict, body: dict) -> dict:
+    """The profile ``body`` on top of ``[defaults]`` (tables merge key by key), except that a
+    key the profile's table sets drops the defaults' alternatives to it (ALTERNATIVES)."""
+    merged = deep_merge(defaults, body)
+    for table, value in body.items():
+        if not isinstance(value, dict) or not isinstance(merged.get(table), dict):
+            continue
+        for group in ALTERNATIVES:
+            if any(key in value for key in group):
+                for key in group:
+                    if key not in value:
+                        merged[table].pop(key, None)
+    return merged

@@ -189,8 +189,6 @@ def list_schedules(args, context) -> int:
         calendar = (
             "; OnCalendar=" + " | ".join(systemd_calendars(schedule.cron)) if schedule.cron else ""
         )
-        print(
-            f"{schedule.profile}: {schedule.describe()}{calendar}; next run "
-            f"{next_run:%Y-%m-%d %H:%M:%S %Z}"
-        )
+        when = f"{next_run:%Y-%m-%d %H:%M:%S %Z}" if next_run else "never"
+        print(f"{schedule.profile}: {schedule.describe()}{calendar}; next run {when}")
     return 0

@@ -276,6 +276,14 @@ class Schedule:
         return IntervalTrigger(seconds=self.interval, jitter=jitter, timezone=timezone)
 
 
+def _never(spec) -> bool:
+    """A cron expression whose fields never meet (``0 0 30 2 *``): APScheduler has no next run
+    for it, the daemon would never run it and systemd's OnCalendar never elapse."""
+    from datetime import UTC, datetime
+
+    return aps_trigger(spec, None, UTC).get_next_fire_time(None, datetime.now(UTC)) is None
+
+
 # profile table -> the command its schedule runs
 SECTIONS = {
     "schedule": "backup",
@@ -309,6 +317,11 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
         spec = parse_cron(cron) if cron is not None else None
     except ValueError as error:
         raise ConfigError(f"{where}.cron: {error}.") from None
+    if spec is not None and _never(spec):
+        raise ConfigError(
+            f"{where}.cron: {cron!r} names a day that never comes (such as 30 February): "
+            "check the day of month and the month."
+        )
     seconds = {}
     for key in ("interval", "jitter", "misfire_grace_time"):
         value = table.get(key)

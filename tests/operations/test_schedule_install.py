@@ -213,3 +213,28 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     setup.write()
     clash = setup.cli("schedule", "install", "--systemd", "--print", check=3)
     assert "would both be cfbackup-demo-drill" in clash.stderr
+
+
+def test_the_documented_defaults_schedule_and_a_profile_interval(setup):
+    """docs/plugins/scheduler.md: [defaults.schedule] cron for every profile, one profile with
+    its own interval. The merged table held both, and every command refused the config."""
+    setup.config["defaults"] = {"schedule": {"cron": "15 3 * * *"}}
+    setup.add_profile("system", schedule={"cron": "30 2 * * *"})
+    setup.add_profile("home", schedule={"interval": "6h"})
+    setup.add_profile("plain")
+    setup.write()
+    result = setup.cli("schedule", "list", check=0)
+    shown = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert shown["home"].startswith("every 6h; next run"), shown  # not the defaults' cron
+    assert shown["plain"].startswith("cron '15 3 * * *'"), shown  # the defaults' cron
+    assert shown["system"].startswith("cron '30 2 * * *'"), shown
+
+
+def test_a_cron_that_never_fires_is_refused_by_name(setup):
+    setup.add_profile("feb", schedule={"cron": "0 0 30 2 *"})
+    setup.write()
+    result = setup.cli("schedule", "list")
+    assert result.returncode == 3, result  # CONFIG, not a crash (exit 1) on "next run"
+    assert "profiles.feb.schedule.cron: '0 0 30 2 *' names a day that never comes" in (
+        result.stderr
+    ), result
