@@ -4,8 +4,10 @@ systemd calendar we generate (checked by systemd-analyze itself)."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cfbackup_scheduler import spec
@@ -181,3 +183,55 @@ def test_systemd_and_apscheduler_agree_with_cron(expression):
         if moment > aps[-1]:
             break
     assert expected == aps
+
+
+# --- the daemon's control thread, without a daemon -----------------------------------------
+
+
+class _Scheduler:
+    """What Daemon._control uses of APScheduler's scheduler."""
+
+    def __init__(self, daemon, wakeups: int):
+        self.daemon, self.left, self.woken, self.shut = daemon, wakeups, 0, False
+
+    def get_jobs(self):
+        return []
+
+    def wakeup(self):
+        self.woken += 1
+        self.left -= 1
+        if self.left == 0:  # enough: stop as systemd would
+            self.daemon._signals.put(signal.SIGTERM)
+
+    def shutdown(self, wait=True):
+        self.shut = True
+
+
+def test_the_daemon_looks_at_the_clock_while_nothing_happens(monkeypatch):
+    """APScheduler sleeps until the next run on a clock that stops during a suspend: the
+    control thread wakes it every WAKE seconds, so a run due while the machine slept is not
+    found hours late and dropped as missed."""
+    import threading
+
+    from cfbackup_scheduler import daemon as daemon_module
+
+    monkeypatch.setattr(daemon_module, "WAKE", 0.01)
+    daemon = daemon_module.Daemon(list, ["cfbackup"], Path("/nonexistent.toml"))
+    daemon.scheduler = _Scheduler(daemon, wakeups=3)
+    daemon._started.set()
+    control = threading.Thread(target=daemon._control, daemon=True)
+    control.start()
+    control.join(timeout=10)
+    assert not control.is_alive()
+    assert daemon.scheduler.woken == 3 and daemon.scheduler.shut
+
+
+def test_a_missed_run_is_an_error_naming_the_profile(caplog):
+    from types import SimpleNamespace
+
+    from cfbackup_scheduler import daemon as daemon_module
+
+    due = datetime(2026, 12, 6, 2, 30, tzinfo=UTC)
+    with caplog.at_level("ERROR", logger="cfbackup"):
+        daemon_module._missed(SimpleNamespace(job_id="nightly", scheduled_run_time=due))
+    assert "profile nightly: the run due at 2026-12-06 02:30:00 UTC was missed" in caplog.text
