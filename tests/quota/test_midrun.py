@@ -117,11 +117,11 @@ def test_413_at_the_second_volume_starts_the_set_again(quota_profile, tmp_path):
             assert backup.poll() is None and time.monotonic() < deadline, "no volume 2 began"
             time.sleep(0.05)
         reader = p.conn("user")  # each HEAD refreshes the proxy's cached usage
-        # a wait of its own: under CI's load volume 2 can begin late, and the shared deadline
-        # then left the usage too little time (CI failed here once, 120 s after the start)
-        counted = time.monotonic() + 180
+        counted = time.monotonic() + 120  # a wait of its own, not what is left of the first
         swept = time.monotonic() + 5
-        while int(reader.head_container(p.container)["x-container-bytes-used"]) < 1_000_000:
+        # volume 1 alone is at the target: about 1 MB, a little under it at times (999,722
+        # bytes in a CI run that then waited here for ever), so half a volume tells it is in
+        while int(reader.head_container(p.container)["x-container-bytes-used"]) < 500_000:
             assert time.monotonic() < counted, "volume 1 is not counted in the container usage"
             if time.monotonic() > swept:  # a loaded machine: the update waits in async_pending
                 # (the suite's updaters sweep every 300 s); again every 10 s: one that timed
