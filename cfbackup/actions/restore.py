@@ -60,9 +60,8 @@ def run_restore(run: Run) -> RunResult:
     when_of(run)  # a mistyped --time is a usage error before anything else happens
     _check_target(destination, force)
     env = prepare(run, need_secret_key=True)
-    picked, _ = chains.for_path(chains.of(profile), rel or "")
-    kept = chains_at_time(run, picked, env)  # refused here, before the hooks: nothing to undo
-    left_out = {chain.root for chain in picked} - {chain.root for chain in kept}
+    picked, inside = chains.for_path(chains.of(profile), rel or "")
+    picked = chains_at_time(run, picked, env)  # refused here, before the hooks: nothing to undo
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
@@ -81,7 +80,7 @@ def run_restore(run: Run) -> RunResult:
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
-            no_backup = _restore_chains(run, restore_into, rel, env, folder, left_out)
+            no_backup = _restore_chains(run, restore_into, rel, env, folder, picked, inside)
             if occupied:
                 try:
                     _merge(restore_into, destination)
@@ -123,17 +122,16 @@ def _restore_chains(
     rel: str | None,
     env: dict[str, str],
     folder: Path | None,
-    left_out: set[str],
+    picked: list[chains.Chain],
+    inside: bool,
 ) -> list[str]:
-    """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it, or,
-    when it holds several include roots of a split profile, each root from its chain but the
-    roots in ``left_out`` (no backup at --time); the roots the target holds no backup of at
-    all, also left out (``chains.run_each``)."""
+    """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it
+    (``inside``), or, when it holds several include roots of a split profile, each root from
+    its chain: ``picked`` (``chains.for_path``, less the chains with no backup at --time);
+    the roots the target holds no backup of at all are left out (``chains.run_each``)."""
     profile = run.profile
-    chain_list = chains.of(profile)
-    picked, inside = chains.for_path(chain_list, rel or "")
-    if not picked:
-        roots = ", ".join(f"/{c.root}" for c in chain_list)
+    if not picked:  # chains_at_time refuses a --time before every picked chain's backups
+        roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
         raise RestoreTargetError(
             f"{rel} is in none of the include roots backed up by profile {profile.name} "
             f"({roots}): give a path under one of them."
@@ -154,7 +152,6 @@ def _restore_chains(
             raise
         return True
 
-    picked = [chain for chain in picked if chain.root not in left_out]
     restored = chains.run_each(profile, picked, restore_root, skip_empty=True)
     return [f"/{chain.root}" for chain, done in zip(picked, restored, strict=True) if not done]
 
