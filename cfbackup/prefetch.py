@@ -207,7 +207,7 @@ class Prefetch:
             self.volumes[name].order = order
         gone = [v.ref for v in self.volumes.values() if v.order is not None and v.ref.size is None]
         if gone:  # as duplicity does, before anything is restored
-            from cfbackup.duplicity.run import damaged
+            from cfbackup.duplicity.failures import damaged
 
             raise damaged(
                 volume_fetch.Outcome(gone[0], volume_fetch.MISSING).describe(), self.profile
@@ -438,7 +438,7 @@ class Prefetch:
         if self.error is not None:
             return CfbackupError(f"fetching the volumes failed: {self.error}")
         if self.failed:
-            from cfbackup.duplicity.run import damaged
+            from cfbackup.duplicity.failures import damaged
 
             return damaged(self.failed[0].describe(), self.profile)
         return None

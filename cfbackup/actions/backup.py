@@ -16,7 +16,7 @@ from cfbackup.actions.common import (
 )
 from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import UploadRates, handover_environment, manifest_slot
-from cfbackup.duplicity.run import DuplicityResult
+from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import PartialBackup, RunRefused
 from cfbackup.runtypes import Run, RunResult

@@ -13,7 +13,8 @@ from pathlib import Path
 from cfbackup import chains, gpgkeys, suggest
 from cfbackup.duplicity import commands, machinelog, patches
 from cfbackup.duplicity.environment import duplicity_environment
-from cfbackup.duplicity.run import DuplicityResult, WarmDuplicity, run_duplicity
+from cfbackup.duplicity.result import DuplicityResult
+from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
 from cfbackup.errors import CfbackupError, ConfigError, ExitCode, RunRefused
 from cfbackup.runtypes import Run
 
@@ -223,7 +224,7 @@ def collection_status(run: Run, chain: chains.Chain, env: dict[str, str]) -> dic
     )
     records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
     if result.returncode != 0 and not records:
-        from cfbackup.duplicity.run import classify_failure
+        from cfbackup.duplicity.failures import classify_failure
 
         raise classify_failure(result)
     if not records:

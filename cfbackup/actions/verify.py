@@ -43,7 +43,7 @@ def run_verify(run: Run) -> RunResult:
             if record.message.startswith("Difference found:"):
                 found.append(record.message.removeprefix("Difference found:").strip())
         if result.returncode != 0 and not (result.returncode == 1 and differences):
-            from cfbackup.duplicity.run import classify_failure
+            from cfbackup.duplicity.failures import classify_failure
 
             error = classify_failure(result)
             if isinstance(error, BackupDamaged):  # what verify was asked to find

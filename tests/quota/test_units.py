@@ -12,7 +12,8 @@ from cfbackup_quota_guard import commands, estimate, guard
 
 from cfbackup import next_backup as chain
 from cfbackup import selection, swift_usage
-from cfbackup.duplicity.run import DuplicityResult, classify_failure
+from cfbackup.duplicity.failures import classify_failure
+from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.errors import ExitCode
 
 pytestmark = pytest.mark.quota

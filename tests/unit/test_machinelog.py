@@ -98,7 +98,8 @@ def test_a_record_of_an_upload_process_says_which_and_keeps_its_message_plain():
 def test_a_failed_upload_in_the_pool_is_reported_by_the_upload_process_s_own_error():
     """duplicity's own error for it only says "in background pool Pool1"; the upload
     process's says what failed, and that is the sentence a failure no pattern knows ends with."""
-    from cfbackup.duplicity.run import DuplicityResult, classify_failure
+    from cfbackup.duplicity.failures import classify_failure
+    from cfbackup.duplicity.result import DuplicityResult
 
     text = (
         "WARNING 0\n. Pool1: Attempt of put Nr. 1 failed. OSError: disk on fire\n\n"
@@ -115,7 +116,7 @@ def test_duplicity_s_own_progress_file_cut_short_is_no_unreadable_source_file():
     """A kill -9 can cut duplicity's progress file (archive dir) short; the next run warns with
     the code of a file it cannot stat and starts afresh. No source file was skipped: the run
     is a success, not PARTIAL (CI met it once after test_kill's kill -9)."""
-    from cfbackup.duplicity.run import DuplicityResult
+    from cfbackup.duplicity.result import DuplicityResult
 
     text = (
         "WARNING 9\n. WARNING. cannot read stored progress info from previous backup: Ran "
@@ -155,7 +156,8 @@ def test_a_changed_source_host_or_folder_is_refused_with_the_fixes_that_work(mon
     --allow-source-mismatch as a profile would set it; REFUSED, nothing was uploaded."""
     from cfbackup import suggest
     from cfbackup.config import build_config
-    from cfbackup.duplicity.run import DuplicityResult, classify_failure
+    from cfbackup.duplicity.failures import classify_failure
+    from cfbackup.duplicity.result import DuplicityResult
     from cfbackup.errors import ExitCode
 
     monkeypatch.setattr(suggest, "_config", "/etc/cf backup.toml")

@@ -141,7 +141,7 @@ def _sweep(parent: bytes) -> None:
     their ``spare-N`` files; a directory holding anything else stays)."""
     with contextlib.suppress(OSError), os.scandir(os.fsdecode(parent)) as entries:
         for entry in entries:
-            pid = entry.name[len(_PREFIX):].split("-")[0] if entry.name.startswith(_PREFIX) else ""
+            pid = entry.name[len(_PREFIX) :].split("-")[0] if entry.name.startswith(_PREFIX) else ""
             if not pid.isdigit() or not entry.is_dir(follow_symlinks=False) or _alive(int(pid)):
                 continue
             with contextlib.suppress(OSError), os.scandir(entry.path) as files:
@@ -181,8 +181,10 @@ def _start(genuine, profile, *, first: bool = False) -> None:
     if _spare is None:
         _spare = _launch(genuine, tempdir.default(), profile, first=first)
         if _spare is not None:
-            log.Debug(f"gpg-ahead: started gpg {_spare.gpg_file.gpg_process.pid} ahead into "
-                      f"{os.fsdecode(_spare.name)}")
+            log.Debug(
+                f"gpg-ahead: started gpg {_spare.gpg_file.gpg_process.pid} ahead into "
+                f"{os.fsdecode(_spare.name)}"
+            )
 
 
 def _start_for(genuine, target: bytes, profile) -> None:
@@ -201,8 +203,10 @@ def _start_for(genuine, target: bytes, profile) -> None:
     spare = _launch(genuine, _archive_temp, profile)
     if spare is not None:
         _named[target] = spare
-        log.Debug(f"gpg-ahead: started gpg {spare.gpg_file.gpg_process.pid} ahead into "
-                  f"{os.fsdecode(spare.name)} for {os.fsdecode(target)}")
+        log.Debug(
+            f"gpg-ahead: started gpg {spare.gpg_file.gpg_process.pid} ahead into "
+            f"{os.fsdecode(spare.name)} for {os.fsdecode(target)}"
+        )
 
 
 def _set_begins() -> bool:
@@ -211,8 +215,11 @@ def _set_begins() -> bool:
     from duplicity import config
 
     return bool(
-        config.encryption and not config.restart and not config.dry_run
-        and os.getpid() == _owner and _symmetric(config.gpg_profile)
+        config.encryption
+        and not config.restart
+        and not config.dry_run
+        and os.getpid() == _owner
+        and _symmetric(config.gpg_profile)
     )
 
 
@@ -269,8 +276,10 @@ def _take(spare, target: bytes, profile):
         _end(spare)
         return None
     spare.temp.forget(spare.name)
-    log.Debug(f"gpg-ahead: adopted the gpg started ahead for {os.fsdecode(target)} "
-              f"(gpg {spare.gpg_file.gpg_process.pid})")
+    log.Debug(
+        f"gpg-ahead: adopted the gpg started ahead for {os.fsdecode(target)} "
+        f"(gpg {spare.gpg_file.gpg_process.pid})"
+    )
     return spare
 
 
@@ -416,8 +425,13 @@ def apply(env):
             return written
 
     # the same defaults as duplicity's GPGWriteFile
-    def GPGWriteFile(block_iter, filename, profile, size=200 * 1024 * 1024,  # noqa: N802
-                     max_footer_size=16 * 1024):
+    def GPGWriteFile(
+        block_iter,
+        filename,
+        profile,
+        size=200 * 1024 * 1024,  # noqa: N802
+        max_footer_size=16 * 1024,
+    ):
         _writing.volume = (os.fsencode(filename), size)
         try:
             at_end = write_volume(block_iter, filename, profile, size, max_footer_size)

@@ -1,0 +1,55 @@
+"""What one duplicity command left behind: its argv, exit code, machine-log records, the tail
+of its output and its environment; what ``run.py`` returns and ``failures.py`` reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+
+from cfbackup.config.model import Profile
+from cfbackup.duplicity import launcher, machinelog
+
+
+@dataclasses.dataclass
+class DuplicityResult:
+    argv: tuple[str, ...]
+    returncode: int
+    records: list[machinelog.Record]
+    output_tail: tuple[str, ...]
+    statistics: dict = dataclasses.field(default_factory=dict)
+    # the run's environment (secrets: never shown), for the diagnosis of a Keystone failure
+    env: Mapping[str, str] | None = dataclasses.field(default=None, repr=False, compare=False)
+    # the profile it ran for: the fix commands a failure suggests name it
+    profile: Profile | None = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def command(self) -> str:
+        """duplicity's command word (``backup``, ``restore``...), also behind the launcher."""
+        words = self.argv[3:] if self.argv[1:3] == ("-m", launcher.MODULE) else self.argv[1:]
+        return words[0] if words else ""
+
+    def records_with(self, level: str, code: int | None = None) -> list[machinelog.Record]:
+        return [r for r in self.records if r.level == level and (code is None or r.code == code)]
+
+    @property
+    def unreadable(self) -> list[str]:
+        codes = {
+            machinelog.WARNING_CANNOT_READ,
+            machinelog.WARNING_CANNOT_STAT,
+            machinelog.WARNING_CANNOT_ITERATE,
+            machinelog.WARNING_CANNOT_PROCESS,
+        }
+        # duplicity warns twice about a file it cannot read (signatures, then data): once here
+        return list(
+            dict.fromkeys(
+                r.extra.strip("'\"") or r.message
+                for r in self.records
+                if r.level == "WARNING" and r.code in codes and not _OWN_STATE.match(r.message)
+            )
+        )
+
+
+# duplicity's own progress file in the archive dir, cut short by a kill -9 of the run before:
+# it warns with the code of an unreadable source file and starts afresh; no file was skipped
+_OWN_STATE = re.compile(r"WARNING\. cannot read stored progress info from previous backup")
