@@ -289,13 +289,18 @@ class Prefetch:
 
     def _to_start(self, running: int) -> list[_Volume]:
         """Volumes duplicity waits for, then the next in reading order while there is room (the
-        free space less what the downloads under way have still to write)."""
+        free space less what the downloads under way have still to write). Once a volume has
+        failed, only the ones duplicity asks for: it stops at the failed one (its sentence is
+        the one the restore reports, not a later volume's), and nothing more is downloaded
+        for a restore that is ending."""
         asked = self._asked()
         waiting = sum(1 for v in self.volumes.values() if v.state == "ready")
         queued = sorted(
             (v for v in self.volumes.values() if v.state == "queued" and v.order is not None),
             key=lambda v: v.order,
         )
+        if self.failed:
+            queued = []
         start = []
         free = self._free() - self._unwritten()
         for volume in asked + queued:

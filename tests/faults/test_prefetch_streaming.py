@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 
 import pytest
 from faultkit import wait_for, write_tree
@@ -110,6 +111,10 @@ def test_a_damaged_volume_or_a_wrong_passphrase_leaves_nothing_behind(backed_up,
                                 passphrase=passphrase)
         with fetcher:
             wait_for(lambda fetcher=fetcher: fetcher.failed, 60, "the damaged volume's outcome")
+            time.sleep(1)  # long enough for a next volume's wrong passphrase to speak
+        # nothing is fetched ahead once a volume failed: duplicity stops at it, and its
+        # sentence is the restore's, not the next volume's wrong passphrase
+        assert list(fetcher.store.ended) == [volume.ref.name], fetcher.store.ended
         error = fetcher.failure()
         assert "is corrupt (its SHA1 differs" in error.message, error.message
         assert volume.ref.name in error.message
