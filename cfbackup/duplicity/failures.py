@@ -257,14 +257,29 @@ def classify_failure(
         error.detail = detail
         error.message = f"{error.message.rstrip('.')} (duplicity exit code {result.returncode})."
         return error
-    first = (_cause(error_records).splitlines() or [""])[0] if errors else ""
-    summary = first or (result.output_tail[-1] if result.output_tail else "no output")
+    said = _summary(_cause(error_records)) if errors else ""
+    summary = said or (result.output_tail[-1].strip() if result.output_tail else "no output")
     return DuplicityFailed(
-        f"duplicity {result.command} failed with exit code {result.returncode}: "
-        f"{summary.strip()[:300]}",
+        f"duplicity {result.command} failed with exit code {result.returncode}: {summary}",
         returncode=result.returncode,
         detail=detail,
     )
+
+
+SUMMARY_CHARS = 300
+
+
+def _summary(message: str) -> str:
+    """duplicity's error as one line: a traceback (what duplicity logs for an error it did not
+    expect) by its last line, the exception; any other message with its lines joined (its
+    first line alone, "Fatal Error: ...", often leaves out what the error is about)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].startswith("Traceback ("):
+        return lines[-1][:SUMMARY_CHARS]
+    joined = " ".join(lines)
+    return joined if len(joined) <= SUMMARY_CHARS else joined[: SUMMARY_CHARS - 3] + "..."
 
 
 def _cause(errors: Sequence[machinelog.Record]) -> str:

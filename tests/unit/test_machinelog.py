@@ -112,6 +112,31 @@ def test_a_failed_upload_in_the_pool_is_reported_by_the_upload_process_s_own_err
     assert "background pool" not in error.message
 
 
+def test_an_error_no_pattern_knows_is_summed_up_by_what_it_says_not_its_first_line():
+    """duplicity logs an error it did not expect as a traceback, whose first line says
+    nothing; a multi-line error says what it is about after its first line."""
+    from cfbackup.duplicity.failures import classify_failure
+    from cfbackup.duplicity.result import DuplicityResult
+
+    traceback = (
+        'ERROR 30 TypeError\n. Traceback (innermost last):\n.   File "dup_main.py", line 9, '
+        "in main\n.  TypeError: unsupported operand type(s) for +: 'int' and 'str'\n\n"
+    )
+    multiline = (
+        "ERROR 23\n. Fatal Error: the chain is odd.\n. The set 20261201T000000Z has no "
+        "manifest\n.\x20\n. and cannot be read.\n\n"
+    )
+    for text, summary in (
+        (traceback, "TypeError: unsupported operand type(s) for +: 'int' and 'str'"),
+        (multiline, "Fatal Error: the chain is odd. The set 20261201T000000Z has no manifest "
+         "and cannot be read."),
+    ):  # fmt: skip
+        error = classify_failure(DuplicityResult(("duplicity", "backup"), 30, _records(text), ()))
+        assert error.message == f"duplicity backup failed with exit code 30: {summary}", (
+            error.message
+        )
+
+
 def test_duplicity_s_own_progress_file_cut_short_is_no_unreadable_source_file():
     """A kill -9 can cut duplicity's progress file (archive dir) short; the next run warns with
     the code of a file it cannot stat and starts afresh. No source file was skipped: the run
