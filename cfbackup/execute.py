@@ -25,6 +25,21 @@ from cfbackup.errors import CfbackupError, ExitCode
 
 log = logging.getLogger(__name__)
 
+# How this host reaches the cloud: cfbackup's own requests (its checks) follow them, so
+# duplicity must too, or a check passes and the backup cannot reach Swift. A config's
+# [environment] table (a legacy file's exports of them) sets them for the whole run.
+NETWORK_ENV = (
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+)
+
 # Only these variables of the parent reach a child; secrets are added explicitly per command.
 PASSTHROUGH_ENV = (
     "PATH",
@@ -39,17 +54,7 @@ PASSTHROUGH_ENV = (
     "GNUPGHOME",
     "GPG_AGENT_INFO",
     "PYTHONPATH",
-    # how this host reaches the cloud: cfbackup's own requests (its checks) follow them, so
-    # duplicity must too, or a check passes and the backup cannot reach Swift
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "REQUESTS_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
+    *NETWORK_ENV,
 )
 
 _PR_SET_PDEATHSIG = 1

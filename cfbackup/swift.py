@@ -14,6 +14,7 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import os
 import re
 import sys
 import threading
@@ -218,21 +219,52 @@ _REASONS = (  # what a connection failure says, in every client's words -> a few
     (re.compile(r"Network is unreachable", re.I), "network unreachable"),
     (re.compile(r"No route to host", re.I), "no route to host"),
     (re.compile(r"timed out|timeout", re.I), "timed out"),
-    (re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
-     "its TLS certificate is not trusted"),
-    (re.compile(r"Connection reset|RemoteDisconnected|Connection aborted", re.I),
-     "the connection was closed"),
+    (
+        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
+        "its TLS certificate is not trusted",
+    ),
+    (
+        re.compile(r"Connection reset|RemoteDisconnected|Connection aborted", re.I),
+        "the connection was closed",
+    ),
 )
+
+
+_VIA_PROXY = re.compile(r"ProxyError|Unable to connect to proxy|Cannot connect to proxy", re.I)
 
 
 def unreachable(url: str | None, text: str, *, fix: str = AUTH_URL_FIX) -> BackendError:
     """The one wording of "Swift cannot be reached", whether cfbackup's client or duplicity's
-    hit it: the URL, the cause in plain words (never the client's text cut mid-word), the fix."""
+    hit it: the URL, the cause in plain words (never the client's text cut mid-word), the fix.
+    When the HTTP proxy on the way is what cannot be reached, it is named instead."""
     reason = next((plain for pattern, plain in _REASONS if pattern.search(text)), "")
     where = f" at {url}" if url else " at the storage URL Keystone's catalog gave"
-    return BackendError(
-        f"cannot reach Swift{where} (connection failed{': ' + reason if reason else ''}): {fix}."
-    )
+    failed = f"connection failed{': ' + reason if reason else ''}"
+    proxy = _proxy_for(url) if _VIA_PROXY.search(text) else None
+    if proxy is not None:
+        variable, address = proxy
+        return BackendError(
+            f"cannot reach the HTTP proxy {address} on the way to Swift{where} ({failed}): "
+            f"check that the proxy is up, or {variable}, which names it (the config file's "
+            "[environment] or export, or the environment cfbackup runs in)."
+        )
+    return BackendError(f"cannot reach Swift{where} ({failed}): {fix}.")
+
+
+def _proxy_for(url: str | None) -> tuple[str, str] | None:
+    """(the variable, the proxy's address without credentials) the request to ``url`` went
+    through, as requests chose it from the environment; None when none applies."""
+    import urllib.parse
+
+    scheme = urllib.parse.urlsplit(url).scheme if url else "https"
+    for variable in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
+        value = os.environ.get(variable)
+        if value:
+            parts = urllib.parse.urlsplit(value if "://" in value else f"http://{value}")
+            return variable, f"{parts.scheme}://{parts.hostname}" + (
+                f":{parts.port}" if parts.port else ""
+            )
+    return None
 
 
 def password_source(profile: Profile) -> str:

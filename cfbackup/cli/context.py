@@ -32,6 +32,10 @@ class CliContext:
         from cfbackup.config import load_config
 
         config = load_config(getattr(self.args, "config", None), self.plugin_sections())
+        if config.environment:  # [environment]: for cfbackup's requests and every child's
+            import os
+
+            os.environ.update(config.environment)
         if config.warnings:
             from cfbackup.cli.output import warn
 

@@ -21,8 +21,10 @@ from cfbackup.errors import ConfigError
 # `[ -f x ] && VAR=...` is common); only a syntax error, found by `bash -n` first, is refused.
 # The known names are unset first (a TMPDIR inherited from cfbackup is not the file's); the
 # file's own output goes to stderr and the values to fd 3, so `exec >/dev/null` in the file
-# cannot hide them. An empty array prints no value at all (`printf '%s\0'` with no arguments
-# would print one empty field and shift every later variable). A CRLF file is read with its
+# cannot hide them. The proxy and CA variables (``$__cfb_carry``) the file leaves exported come
+# with their values, inherited or not: dt-cf-backup.sh's duplicity ran with them. An empty
+# array prints no value at all (`printf '%s\0'` with no arguments would print one empty field
+# and shift every later variable). A CRLF file is read with its
 # line ends as LF, the way the user meant it (bash would keep a CR in every value).
 _READER = r"""
 __cfb_file=$1 __cfb_crlf=$2
@@ -56,7 +58,14 @@ for __cfb_v in $(builtin compgen -v); do
   [[ $__cfb_before == *$'\n'"$__cfb_v"$'\n'* || $__cfb_v == __cfb_* ]] && continue
   __cfb_f=$(builtin declare -p "$__cfb_v" 2>/dev/null); __cfb_f=${__cfb_f#declare -}
   [[ ${__cfb_f%% *} == *x* ]] && __cfb_f=x || __cfb_f=
+  [[ " $__cfb_carry " == *" $__cfb_v "* ]] && continue
   builtin printf '%s\0o\0%s\0' "$__cfb_v" "$__cfb_f" >&3
+done
+for __cfb_v in $__cfb_carry; do
+  __cfb_f=$(builtin declare -p "$__cfb_v" 2>/dev/null) || continue
+  __cfb_f=${__cfb_f#declare -}
+  [[ ${__cfb_f%% *} == *x* && $__cfb_f == *=* ]] || continue
+  builtin printf '%s\0e\0%s\0' "$__cfb_v" "${!__cfb_v}" >&3
 done
 """
 
@@ -74,6 +83,8 @@ class LegacyFile:
     said: list[str] = dataclasses.field(default_factory=list)  # bash's stderr, on every run
     bom: bool = False
     exported: list[str] = dataclasses.field(default_factory=list)  # of ``others``
+    # the exported proxy and CA variables (execute.NETWORK_ENV): the config's [environment]
+    carried: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def warnings(self) -> list[str]:
         """What every run of this file says: what bash printed while it read it (a line it
@@ -87,12 +98,13 @@ class LegacyFile:
             for name, value in self.variables.items()
             if any(item.endswith("\r") for item in _items(value))
         ]
-        if self.exported:  # dt-cf-backup.sh's duplicity saw them (an https_proxy, mostly)
+        if self.exported:  # dt-cf-backup.sh's duplicity saw them
             said.append(
                 f"{self.path} exports {', '.join(self.exported)}, which duplicity no longer "
-                "gets from it (cfbackup starts duplicity with its own minimal environment): "
-                "set what is needed in the environment cfbackup runs in (the cron line or the "
-                "systemd unit; proxy and CA variables are passed on)"
+                "gets from "
+                "it (cfbackup starts duplicity with its own minimal environment; the proxy "
+                "and CA variables alone are carried): set what is needed in the environment "
+                "cfbackup runs in (the cron line or the systemd unit)"
             )
         if ending:
             said.append(
@@ -155,7 +167,11 @@ def read_file(path: Path) -> LegacyFile:
         raise ConfigError(f"{path}: cannot read: {error.strerror}.") from None
     # a CRLF file: every line ends so (a CR LF inside a quoted value of a LF file is data)
     crlf = data.count(b"\n") == data.count(b"\r\n") > 0
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(Path.home()),
+        "__cfb_carry": " ".join(execute.NETWORK_ENV),
+    }
     argv = ["bash", "--noprofile", "--norc", "-c", _READER, "cfbackup-legacy", str(path)]
     result = execute.capture(
         [*argv, "1" if crlf else "0", *VARIABLES],
@@ -169,7 +185,7 @@ def read_file(path: Path) -> LegacyFile:
         detail = next((line for line in result.tail if "syntax error" in line), detail)
         raise ConfigError(f"{path}: bash could not read this file: {detail}")
     try:
-        values, others, exported = _parse_nul_stream(result.stdout)
+        values, others, exported, carried = _parse_nul_stream(result.stdout)
         _refuse_undecodable(path, values)
     except ValueError:
         raise ConfigError(
@@ -184,9 +200,13 @@ def read_file(path: Path) -> LegacyFile:
     ]
     others = [name for name in others if name not in VARIABLES]
     exported = [name for name in exported if name in others]
+    # what the run's own environment holds anyway is not the file's to carry (nor, with
+    # ``config migrate``, to write into the native config)
+    inherited = execute.child_environment()
+    carried = {k: v for k, v in carried.items() if inherited.get(k) != v}
     said = [_shown(line) for line in result.tail if line.strip()]
     bom = data.startswith(b"\xef\xbb\xbf")
-    return LegacyFile(path, values, others, crlf, computed, said, bom, exported)
+    return LegacyFile(path, values, others, crlf, computed, said, bom, exported, carried)
 
 
 def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:
@@ -230,12 +250,16 @@ def read_variables(path: Path) -> dict[str, str | list[str]]:
     return read_file(path).variables
 
 
-def _parse_nul_stream(data: str) -> tuple[dict[str, str | list[str]], list[str], list[str]]:
-    """(known variables' values, other names the file set, those of them it exported)."""
+def _parse_nul_stream(
+    data: str,
+) -> tuple[dict[str, str | list[str]], list[str], list[str], dict[str, str]]:
+    """(known variables' values, other names the file set, those of them it exported, the
+    exported proxy and CA variables' values)."""
     fields = data.split("\0")
     values: dict[str, str | list[str]] = {}
     others: list[str] = []
     exported: list[str] = []
+    carried: dict[str, str] = {}
     i = 0
     while i + 2 < len(fields):
         name, kind, third = fields[i], fields[i + 1], fields[i + 2]
@@ -250,6 +274,9 @@ def _parse_nul_stream(data: str) -> tuple[dict[str, str | list[str]], list[str],
         elif kind == "s":
             values[name] = third
             i += 3
+        elif kind == "e":  # an exported proxy or CA variable, third its value
+            carried[name] = third
+            i += 3
         elif kind == "o":  # third: "x" when the file exports it
             others.append(name)
             if third == "x":
@@ -259,7 +286,7 @@ def _parse_nul_stream(data: str) -> tuple[dict[str, str | list[str]], list[str],
             raise ValueError(f"unknown record kind {kind[:10]!r}")
     if i != len(fields) - 1 or fields[-1] != "":
         raise ValueError("the stream does not end after its last record")
-    return values, others, exported
+    return values, others, exported, carried
 
 
 def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:
@@ -267,6 +294,8 @@ def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:
     if "ROOT" not in legacy.variables and "DEST" not in legacy.variables:
         raise ConfigError(f"{path}: neither ROOT nor DEST is set; is this a dt-cf-backup config?")
     raw, warnings = normalize(legacy.variables)
+    if legacy.carried:
+        raw["environment"] = dict(legacy.carried)
     return raw, [*legacy.warnings(), *warnings]
 
 

@@ -146,6 +146,7 @@ def build_config(
         log_dir=_log_dir(top, state_dir),
         plugin_sections=dict(plugin_sections or {}),
         permission_warning=loose,
+        environment={k: v for k, v in (top.get("environment") or {}).items() if v is not None},
     )
 
 

@@ -59,6 +59,8 @@ class Config:
     plugin_sections: dict[str, Any] = dataclasses.field(default_factory=dict)
     # a legacy file holding secrets that others can read: it runs, and every run says so
     permission_warning: str | None = None
+    # [environment]: proxy and CA variables the CLI sets for the run (execute.NETWORK_ENV)
+    environment: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def profile(self, name: str | None) -> Profile:
         from cfbackup.errors import ConfigError

@@ -22,6 +22,9 @@ def render_reference(plugin_sections: dict[str, tuple[Option, ...]]) -> str:
         "",
     ]
     _table(lines, tuple(o for o in TOP if o.kind != "table"), "")
+    for section in (o for o in TOP if o.kind == "table" and o.name not in ("profiles", "defaults")):
+        lines += ["", f"### `[{section.name}]`", "", section.description, ""]
+        _table(lines, section.children, "")
     lines += ["", "## Profile: `[profiles.NAME]`", ""]
     profile = with_plugin_sections(plugin_sections)
     _table(lines, tuple(o for o in profile if o.kind != "table"), "")
@@ -46,7 +49,9 @@ def _legacy(lines: list[str]) -> None:
         "FILE -o OUT` writes the native equivalent, mode 0600). Omitted variables take the old",
         "script's defaults:",
         defaults + ".",
-        "Every variable set is carried over or named in a warning; a legacy file holding",
+        "Every variable set is carried over or named in a warning (the proxy and CA",
+        "variables it exports become `[environment]`, as the old script's duplicity ran with",
+        "them; any other export is named); a legacy file holding",
         "secrets with a mode other users can read runs, with a warning on every run (stderr,",
         "run history, notifications, a failing `check` row).",
         "",

@@ -11,6 +11,8 @@ import dataclasses
 import re
 from typing import Any
 
+from cfbackup.execute import NETWORK_ENV
+
 REQUIRED = object()  # marker: the option has no default and must be given
 
 DURATION_RE = re.compile(r"^(now|\d+[smhDWMY](\d+[smhDWMY])*|\d{4}-\d{2}-\d{2}(T[\d:]+Z?)?)$")
@@ -379,6 +381,21 @@ PROFILE = (
     ),
 )
 
+_NETWORK_HELP = {
+    "http_proxy": "Proxy for http:// URLs (the Swift, Keystone and cloud API endpoints).",
+    "https_proxy": "Proxy for https:// URLs (the Swift, Keystone and cloud API endpoints).",
+    "no_proxy": "Comma-separated hosts and domains reached without the proxy.",
+    "requests_ca_bundle": "CA bundle (PEM file) trusted for HTTPS: a private cloud's own CA.",
+    "ssl_cert_file": "CA bundle (PEM file) trusted for HTTPS by OpenSSL's default.",
+    "ssl_cert_dir": "Folder of CA certificates (hashed names) trusted for HTTPS.",
+}
+_NETWORK_EXAMPLE = {
+    "http_proxy": "http://proxy.example:3128",
+    "https_proxy": "http://proxy.example:3128",
+    "no_proxy": "localhost,127.0.0.1,.internal.example",
+    "REQUESTS_CA_BUNDLE": "/etc/ssl/private-cloud-ca.pem",
+}
+
 TOP = (
     Option(
         "state_dir",
@@ -387,6 +404,18 @@ TOP = (
         default="~/.local/state/cfbackup",
     ),
     Option("log_dir", "path", "Where each run's log file goes; state_dir/logs when unset."),
+    Option(
+        "environment",
+        "table",
+        "How this host reaches the cloud, set for every run: cfbackup's own requests and "
+        "duplicity's follow these (over the environment cfbackup was started in). A legacy "
+        "file's exports of them are read into this table, as dt-cf-backup.sh passed them to "
+        "duplicity.",
+        children=tuple(
+            Option(name, "string", _NETWORK_HELP[name.lower()], example=_NETWORK_EXAMPLE.get(name))
+            for name in NETWORK_ENV
+        ),
+    ),
     Option(
         "defaults",
         "table",

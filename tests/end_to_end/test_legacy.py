@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 from support.cli import BIN, PASSPHRASE
+from support.forward_proxy import ForwardProxy
 from support.trees import make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -108,6 +109,32 @@ def test_dt_cf_backup_flags_drive_backup_restore_and_list(
     assert oct(installed.stat().st_mode & 0o777) == "0o600"
     again = cfbackup("--list-current-files", program="dt-cf-backup", env=on_new)
     assert again.returncode == 0 and "with space.txt" in again.stdout, again
+
+
+def test_a_proxy_the_legacy_file_exports_carries_cfbackups_requests_and_duplicitys(
+    tmp_path, cfbackup, local_swift, container
+):
+    """dt-cf-backup.sh sourced the file, so its duplicity went through the proxy the file
+    exported: cfbackup's own requests (authentication, the checks) and duplicity's uploads do
+    too, on a cron line's environment that names no proxy."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    conf = _legacy_conf(tmp_path / "home" / ".dt-cf-backup.conf", src, local_swift, container)
+    no_proxy = {name: "" for name in ("http_proxy", "https_proxy", "no_proxy", "NO_PROXY")}
+    with ForwardProxy() as proxy:
+        with conf.open("a") as file:
+            file.write(f"export http_proxy={proxy.url}\n")
+        result = cfbackup("--backup", program="dt-cf-backup", env=no_proxy)
+        assert result.returncode == 0, result
+        assert "exports" not in result.stderr, result.stderr  # carried, not named
+        seen = list(proxy.seen)
+    assert any(path.startswith("/auth") for _, path in seen), seen  # cfbackup's own
+    assert any(method == "PUT" and ".vol1.difftar." in path for method, path in seen), seen
+    out = tmp_path / "restored"
+    result = cfbackup("--restore", out, program="dt-cf-backup", env=no_proxy)
+    # the proxy is gone and the file still names it: the message says so, not "Swift is down"
+    assert result.returncode == ExitCode.BACKEND, result
+    assert f"cannot reach the HTTP proxy {proxy.url} on the way to Swift at" in result.stderr
+    assert "check that the proxy is up, or http_proxy, which names it" in result.stderr
 
 
 def test_migrate_prints_no_secret_and_names_what_it_drops(

@@ -20,3 +20,28 @@ def test_the_way_to_the_cloud_reaches_duplicity_and_nothing_else_does(monkeypatc
     assert env["REQUESTS_CA_BUNDLE"] == "/etc/ssl/internal-ca.pem"
     assert env["PASSPHRASE"] == "given-explicitly"
     assert "OS_PASSWORD" not in env and "MY_DB_PASSWORD" not in env
+
+
+def test_an_unreachable_proxy_is_named_without_its_credentials(monkeypatch):
+    """requests and duplicity say "ProxyError ... Unable to connect to proxy": the message
+    names the proxy and the variable that chose it, not Swift, and never the proxy's
+    user and password."""
+    from cfbackup.swift import unreachable
+
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://backup:s3cret-proxy-pw@proxy.example:3128")
+    text = (
+        "HTTPSConnectionPool(host='swift.example', port=443): Max retries exceeded (Caused by "
+        "ProxyError('Unable to connect to proxy', NewConnectionError('Connection refused')))"
+    )
+    message = unreachable("https://swift.example/v1/AUTH_a", text).message
+    assert message.startswith(
+        "cannot reach the HTTP proxy http://proxy.example:3128 on the way to Swift at "
+        "https://swift.example/v1/AUTH_a (connection failed: connection refused): check that "
+        "the proxy is up, or HTTPS_PROXY, which names it"
+    ), message
+    assert "s3cret" not in message and "backup:" not in message
+    # the same failure without a proxy in the way is Swift's
+    plain = unreachable("https://swift.example/v1/AUTH_a", "Connection refused").message
+    assert plain.startswith("cannot reach Swift at https://swift.example/v1/AUTH_a"), plain

@@ -237,20 +237,33 @@ def test_a_value_ending_in_a_carriage_return_is_named(tmp_path):
     assert "ROOT, DEST, CLOUDFILES_USERNAME, CLOUDFILES_APIKEY end(s)" in named[0]
 
 
-def test_what_the_file_exports_for_duplicity_is_named_on_every_run(tmp_path):
+def test_what_the_file_exports_for_duplicity_is_carried_or_named_on_every_run(tmp_path):
     """dt-cf-backup.sh's duplicity inherited what the file exported (an https_proxy to reach
-    Cloud Files, mostly); cfbackup starts duplicity with its own environment, so each run
-    says which exports it does not pass on. A helper variable that is not exported is fine."""
-    from cfbackup.config.legacy import load_legacy
+    Cloud Files, mostly). The proxy and CA variables are carried, as the config's
+    [environment]; any other export is named on each run, since cfbackup starts duplicity
+    with its own environment. A helper variable that is not exported is fine, and a proxy
+    set without export never reached duplicity: it is not carried either."""
+    from cfbackup.config.legacy import load_legacy, read_file
+    from cfbackup.config.load import build_config
 
     conf = tmp_path / "dt.conf"
     conf.write_text(
         "export https_proxy=http://proxy.example:3128\n"
+        "REQUESTS_CA_BUNDLE=/etc/ssl/corp-ca.pem; export REQUESTS_CA_BUNDLE\n"
+        "http_proxy=http://not-exported.example:3128\n"
+        "export DUPLICITY_EXTRA=1\n"
         "DAY=$(date +%a)\n"  # builds another value, not exported: not named
         "ROOT=/srv\nDEST=cf+http://b\nCLOUDFILES_USERNAME=u\nCLOUDFILES_APIKEY=k\n"
         "export PASSPHRASE=p\n"  # one of the old variables: carried as always
     )
-    _, warnings = load_legacy(conf)
+    raw, warnings = load_legacy(conf)
+    carried = {
+        "https_proxy": "http://proxy.example:3128",
+        "REQUESTS_CA_BUNDLE": "/etc/ssl/corp-ca.pem",
+    }
+    assert raw["environment"] == carried
+    assert build_config(raw, path=None, kind="legacy").environment == carried
     named = [w for w in warnings if "which duplicity no longer gets" in w]
-    assert len(named) == 1 and f"{conf} exports https_proxy, which" in named[0], warnings
-    assert "DAY" not in named[0] and "PASSPHRASE" not in named[0]
+    assert len(named) == 1 and f"{conf} exports DUPLICITY_EXTRA, which" in named[0], warnings
+    assert not any(word in named[0] for word in ("https_proxy", "CA_BUNDLE", "DAY", "PASSPHRASE"))
+    assert not any("proxy.example" in w for w in read_file(conf).notes())

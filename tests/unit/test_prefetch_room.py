@@ -17,7 +17,7 @@ def _scheduler(tmp_path, free: int, ready: int, size: int = 100):
     p.user_folder = tmp_path.parent  # the tempdir a user chose, the run's folder inside it
     p.clear, p.profile = False, {"volsize": 1, "extra_options": []}
     p.copy.mkdir()
-    p.volumes = {}
+    p.volumes, p.failed = {}, []
     for n in range(1, ready + 2):
         name = f"duplicity-full.20261205T000000Z.vol{n}.difftar"
         ref = volumes.VolumeRef(name, n, "full", size if n == ready + 1 else 10, None)
@@ -109,3 +109,16 @@ def test_a_restore_names_the_tempdir_else_state_dir(tmp_path):
     assert restore._prefetch_root(run) == tmp_path / "big"
     run.profile = {"tempdir": None}
     assert restore._prefetch_root(run) == tmp_path / "state"
+
+
+def test_after_a_failed_volume_only_the_one_duplicity_asks_for_starts(tmp_path):
+    """duplicity stops at a failed volume: fetching on ahead would only download bytes for a
+    restore that is ending (and a later volume's error would stand in for the first's)."""
+    p, asked = _scheduler(tmp_path, free=1 << 40, ready=0)
+    for n in (7, 8):
+        name = f"duplicity-full.20261205T000000Z.vol{n}.difftar"
+        ref = volumes.VolumeRef(name, n, "full", 10, None)
+        p.volumes[name] = prefetch._Volume(ref, name, n, "queued")
+    assert p._to_start(running=0) == [asked, *list(p.volumes.values())[1:]]
+    p.failed = ["volume 6's outcome"]
+    assert p._to_start(running=0) == [asked]

@@ -1,0 +1,97 @@
+"""An HTTP forward proxy on loopback, what ``http_proxy`` names for a plain-HTTP Swift, that
+remembers the method and path of each request it forwarded.
+
+Unlike ``relay.Relay`` (bytes passed unchanged), a client sends a forward proxy the whole URL
+(``GET http://host:port/path``): the proxy sends the origin server the path alone. Request
+bodies (volumes) are read whole, by length or chunked, and forwarded with their length.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+}
+
+
+class ForwardProxy:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        seen, lock = self.seen, threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _body(self) -> bytes | None:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    parts = []
+                    while size := int(self.rfile.readline().split(b";")[0], 16):
+                        parts.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else None
+
+            def _forward(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                if url.scheme != "http" or not url.hostname:
+                    self.send_error(400, "a forward proxy takes absolute http:// URLs")
+                    return
+                with lock:
+                    seen.append((self.command, url.path))
+                body = self._body()
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
+                target = url.path + (f"?{url.query}" if url.query else "")
+                origin = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=120)
+                try:
+                    origin.request(self.command, target, body=body, headers=headers)
+                    answer = origin.getresponse()
+                    data = answer.read()
+                finally:
+                    origin.close()
+                self.send_response(answer.status, answer.reason)
+                for key, value in answer.getheaders():
+                    if key.lower() in _HOP or (
+                        key.lower() == "content-length" and self.command != "HEAD"
+                    ):
+                        continue
+                    self.send_header(key, value)
+                if self.command != "HEAD":
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = do_COPY = _forward
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> ForwardProxy:
+        threading.Thread(target=self._server.serve_forever, name="forward-proxy",
+                         daemon=True).start()  # fmt: skip
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
