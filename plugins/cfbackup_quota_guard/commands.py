@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 
-from cfbackup.errors import ConfigError, ExitCode
+from cfbackup.errors import CfbackupError, ConfigError, ExitCode
 
 
 def parse_amount(text: str, *, sizes: bool) -> int | None:
     """A quota from the command line: N, N with a unit for bytes (K/M/G/T: powers of 1000;
-    KiB/MiB/GiB/TiB: powers of 1024), or ``none`` to remove the quota."""
+    KiB/MiB/GiB/TiB: powers of 1024), or ``none`` to remove the quota. A bad amount is a
+    command-line mistake: USAGE (2)."""
     from cfbackup.units import parse_size
 
     text = text.strip()
@@ -20,9 +21,12 @@ def parse_amount(text: str, *, sizes: bool) -> int | None:
             raise ValueError(text)
         return parse_size(text)
     except ValueError:
-        raise ConfigError(
-            f"{text!r} is not {'a size (e.g. 500000000, 500M, 10GiB)' if sizes else 'a count'} "
-            "or 'none'."
+        flag = "--bytes" if sizes else "--count"
+        raise CfbackupError(
+            f"{flag} {text!r} is not "
+            f"{'a size (e.g. 500000000, 500M, 10GiB)' if sizes else 'a count (a whole number)'}"
+            " or 'none': give one of those.",
+            exit_code=ExitCode.USAGE,
         ) from None
 
 
@@ -171,23 +175,33 @@ def set_quota(args, context) -> int:
     from cfbackup.cli import output
     from cfbackup_quota_guard.guard import human
 
+    # command-line mistakes first, as USAGE (2), before the config or Swift is consulted
     if args.bytes is None and args.count is None:
-        raise ConfigError("quota set: give --bytes N and/or --count N (or 'none' to remove).")
-    profile = context.config.profile(args.profile)
-    swift.target_of(profile)
+        raise CfbackupError(
+            "quota set: nothing to set: give --bytes N and/or --count N ('none' removes a quota).",
+            exit_code=ExitCode.USAGE,
+        )
     changes = {}
     if args.bytes is not None:
         changes["quota_bytes"] = parse_amount(args.bytes, sizes=True)
     if args.count is not None:
         changes["quota_count"] = parse_amount(args.count, sizes=False)
+    if args.admin_user and not args.admin_password_env:
+        raise CfbackupError(
+            "--admin-user needs --admin-password-env VAR, VAR an environment variable holding "
+            "that user's password.",
+            exit_code=ExitCode.USAGE,
+        )
+    profile = context.config.profile(args.profile)
+    swift.target_of(profile)
     password = None
     if args.admin_user:
         variable = args.admin_password_env
-        password = os.environ.get(variable or "")
-        if not variable or not password:
+        password = os.environ.get(variable)
+        if not password:
             raise ConfigError(
-                "--admin-user needs --admin-password-env VAR naming a set environment variable "
-                "with that user's password."
+                f"--admin-password-env {variable}: that environment variable is not set (or is "
+                "empty): export the reseller admin's password in it."
             )
     conn = swift.connect(profile)
     if args.admin_user:  # the admin acts on the profile's account, not on its own
