@@ -77,8 +77,9 @@ OPTIONS = (
     Option(
         "dns_check_old",
         "boolean",
-        "Update a record only while it still holds exactly the "
-        "old addresses (RFC 2136 prerequisite), so a hand-made change is not overwritten.",
+        "Update a record only while it still holds exactly the old addresses, so a hand-made "
+        "change is not overwritten; one that already holds the new addresses is left as it is "
+        "(a rerun).",
         default=False,
     ),
     Option(
@@ -199,11 +200,13 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
                     if section["dns_check_old"]
                     else None
                 )
-                dns_server.replace(
+                already = dns_server.replace(
                     zone, {n: records[n] for n in zone_names}, section["dns_ttl"], check
                 )
                 outcome.dns += [
-                    f"{n} {t} {' '.join(a)}" for n in zone_names for t, a in dns_new.items()
+                    f"{n} {t} {' '.join(a)}" + (" (already so)" if (n, t) in already else "")
+                    for n in zone_names
+                    for t, a in dns_new.items()
                 ]
     if section["update_hosts"]:
         host_names = [server, *(n.rstrip(".") for n in names), *section["hosts_names"]]
@@ -215,7 +218,7 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
             raise ConfigError(
                 f"{where}.hosts_file: cannot rewrite {section['hosts_file']}: "
                 f"{error.strerror or error}: check the path and permissions"
-                + ("; DNS was already updated." if outcome.dns else ".")
+                + ("; DNS was already updated, and a rerun skips it." if outcome.dns else ".")
             ) from None
         outcome.hosts = [f"{section['hosts_file']}:{c.line}: {c.old} -> {c.new}" for c in changes]
         outcome.warnings += [f"{section['hosts_file']}: {w}" for w in warnings]

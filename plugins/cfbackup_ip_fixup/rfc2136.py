@@ -238,17 +238,45 @@ class Server:
             f", accepts TSIG key {self.key_name}" if self.key_name else ""
         )
 
+    def current(self, zone: str, name: str, rtype: str) -> list[str]:
+        """The addresses ``name`` has now, as the zone's primary answers them (signed query)."""
+        import dns.message
+        import dns.name
+        import dns.rcode
+        import dns.rdatatype
+
+        wanted, owner = dns.rdatatype.from_text(rtype), dns.name.from_text(name)
+        query = self._message(dns.message.make_query, owner, wanted)
+        doing = f"to a query for the {rtype} record of {shown(name)}"
+        reply = self._send(query, doing)
+        if reply.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise BackendError(
+                f"DNS server {self.label} answered {_rcode_text(reply.rcode())} {doing} "
+                f"(dns_check_old): check dns_server and dns_zone; nothing was changed in zone "
+                f"{shown(zone)}."
+            )
+        return [
+            r.to_text()
+            for rrset in reply.answer
+            if rrset.rdtype == wanted and rrset.name == owner
+            for r in rrset
+        ]
+
     def replace(
         self,
         zone: str,
         records: dict[str, dict[str, list[str]]],
         ttl: int,
         check_old: dict[str, dict[str, list[str]]] | None = None,
-    ) -> None:
+    ) -> set[tuple[str, str]]:
         """Replace the ``{name: {"A": [...], "AAAA": [...]}}`` rrsets of ``zone`` in one message.
 
-        With ``check_old`` each rrset must still hold exactly those old addresses (an RFC 2136
-        value-dependent prerequisite), so a record someone changed by hand is not overwritten.
+        With ``check_old`` (checkold.py) each rrset is read first: one that still holds exactly
+        the old addresses is replaced, one that already holds the new ones is left alone (a
+        rerun), and one holding anything else refuses the whole update before anything is sent.
+        The update itself carries value-dependent prerequisites (RFC 2136) for what was read, so
+        a change made in between makes the server refuse it (NXRRSET). Returns the
+        ``(name, type)`` pairs that already held the new addresses.
         """
         import dns.rcode
         import dns.rdata
@@ -257,30 +285,61 @@ class Server:
         import dns.rdatatype
         import dns.update
 
-        update = self._message(dns.update.UpdateMessage, zone)
+        from . import checkold
+
+        already: set[tuple[str, str]] = set()
+        expect: dict[tuple[str, str], list[str]] = {}
+        refused = []
         for name, by_type in (check_old or {}).items():
-            for rtype, addresses in by_type.items():
-                if addresses:
-                    rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, rtype, 0, addresses)
-                    update.present(name, rdataset)
-        for name, by_type in records.items():
-            for rtype, addresses in by_type.items():
-                update.replace(name, ttl, rtype, *addresses)
+            for rtype, old in by_type.items():
+                new = records.get(name, {}).get(rtype)
+                if not old or new is None:
+                    continue
+                now = self.current(zone, name, rtype)
+                verdict = checkold.state(now, old, new)
+                if verdict == checkold.CHANGED:
+                    refused.append(
+                        checkold.describe(f"the {rtype} record of {shown(name)}", now, old, new)
+                    )
+                    continue
+                if verdict == checkold.ALREADY:
+                    already.add((name, rtype))
+                expect[(name, rtype)] = new if verdict == checkold.ALREADY else old
         names = ", ".join(shown(n) for n in sorted(records))
         where_zone = f"zone {shown(zone)}"
+        if refused:
+            raise BackendError(
+                f"DNS server {self.label}: {'; '.join(refused)}: "
+                f"{checkold.refusal_fix(self.where, len(refused))}; nothing was changed in "
+                f"{where_zone}."
+            )
+        changes = [
+            (name, rtype, addresses)
+            for name, by_type in records.items()
+            for rtype, addresses in by_type.items()
+            if (name, rtype) not in already
+        ]
+        if not changes:
+            return already
+        update = self._message(dns.update.UpdateMessage, zone)
+        for (name, rtype), addresses in expect.items():
+            rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, rtype, 0, addresses)
+            update.present(name, rdataset)
+        for name, rtype, addresses in changes:
+            update.replace(name, ttl, rtype, *addresses)
         reply = self._send(update, f"while updating {names} in {where_zone}")
         code = reply.rcode()
         if code == dns.rcode.NOERROR:
-            return
+            return already
         problem = {
             dns.rcode.REFUSED: f"refused the update: its update-policy (or allow-update) does "
             f"not let {self._who()} change {names} in {where_zone}",
             dns.rcode.NOTAUTH: f"is not authoritative for {where_zone} (or did not accept "
             f"{self._who()}): send updates to the zone's primary",
             dns.rcode.NOTZONE: f"says {names} is not in {where_zone}: check dns_zone",
-            dns.rcode.NXRRSET: f"found that the records of {names} no longer hold the old "
-            "addresses (dns_check_old): someone changed them; check them "
-            "by hand",
+            dns.rcode.NXRRSET: f"found that the records of {names} no longer hold what "
+            "cfbackup had just read from it (dns_check_old): someone changed them meanwhile; "
+            "check them, then run the ip-fixup again",
             dns.rcode.YXRRSET: "found an rrset the update did not expect",
             dns.rcode.NXDOMAIN: f"found that {names} does not exist (prerequisite failed)",
             dns.rcode.SERVFAIL: "could not apply the update: see its log (can it write the "

@@ -140,14 +140,24 @@ def test_skewed_clock_is_badtime(setup, bind, monkeypatch):
     assert bind.query(host, "A") == [OLD4]
 
 
-def test_check_old_prerequisite_nxrrset(cli, setup, bind):
+def test_check_old_refuses_a_record_changed_to_a_third_value(cli, setup, bind):
     make, hosts, host = setup
     bind.set_records(host, ["10.9.9.9"])  # changed by hand since the server was parked
     config = make(dns_check_old="true")
-    refused = cli("-c", config, "ip-fixup", "--name", host, "--old", OLD4, "--new", NEW4)
+    before = hosts.read_bytes()
+    refused = cli(
+        "-c", config, "ip-fixup", "--name", host, "--old", f"{OLD4},{OLD6}",
+        "--new", f"{NEW4},{NEW6}",
+    )  # fmt: skip
     assert refused.returncode == ExitCode.BACKEND, refused
-    assert "NXRRSET" in refused.stderr and "no longer hold the old addresses" in refused.stderr
-    assert bind.query(host, "A") == ["10.9.9.9"]
+    name = bind.fqdn(host).rstrip(".")
+    assert f"the A record of {name} holds 10.9.9.9" in refused.stderr, refused
+    assert f"not the old {OLD4} nor the new {NEW4}" in refused.stderr
+    assert "dns_check_old = false" in refused.stderr and "nothing was changed" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    # nothing changed: not the AAAA record that still held the old address, not the hosts file
+    assert bind.query(host, "A") == ["10.9.9.9"] and bind.query(host, "AAAA") == [OLD6]
+    assert hosts.read_bytes() == before
     bind.set_records(host, [OLD4])
     done = cli("-c", config, "ip-fixup", "--name", host, "--old", OLD4, "--new", NEW4)
     assert done.returncode == 0, done
@@ -268,6 +278,63 @@ def test_unwritable_hosts_file_after_dns_is_a_clear_config_error(cli, setup, bin
     assert f"cannot rewrite {missing}" in result.stderr
     assert "DNS was already updated" in result.stderr
     assert bind.query(host, "A") == [NEW4]
+
+
+def test_check_old_rerun_after_a_hosts_file_failure_completes_it(cli, setup, bind, tmp_path):
+    """DNS done, hosts file failed (exit 3): the same command run again skips the records that
+    already hold the new addresses and fixes the hosts file (dns_check_old stays on)."""
+    make, hosts, host = setup
+    missing = tmp_path / "not-yet" / "hosts"
+    command = ("ip-fixup", "--name", host, "--old", f"{OLD4},{OLD6}", "--new", f"{NEW4},{NEW6}")
+    failed = cli("-c", make(dns_check_old="true", hosts_file=f'"{missing}"'), *command)
+    assert failed.returncode == ExitCode.CONFIG, failed
+    assert "DNS was already updated, and a rerun skips it" in failed.stderr
+    assert bind.query(host, "A") == [NEW4] and bind.query(host, "AAAA") == [NEW6]
+    missing.parent.mkdir()
+    missing.write_text(f"{OLD4} {host}\n")
+    again = cli("-c", make(dns_check_old="true", hosts_file=f'"{missing}"'), *command)
+    assert again.returncode == 0, again
+    fqdn = bind.fqdn(host)
+    assert f"DNS {fqdn} A {NEW4} (already so)" in again.stdout, again
+    assert missing.read_text() == f"{NEW4} {host}\n"
+    assert bind.query(host, "A") == [NEW4] and bind.query(host, "AAAA") == [NEW6]
+    # half done (A new, AAAA still old): only AAAA is updated, A is reported as already so
+    bind.set_records(host, [OLD6], "AAAA")
+    half = cli("-c", make(dns_check_old="true", update_hosts="false"), *command)
+    assert half.returncode == 0, half
+    assert f"DNS {fqdn} A {NEW4} (already so)" in half.stdout
+    assert f"DNS {fqdn} AAAA {NEW6}\n" in half.stdout
+    assert bind.query(host, "AAAA") == [NEW6]
+
+
+def test_unpark_rerun_command_completes_a_fixup_whose_hosts_file_failed(
+    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
+):
+    """The command unpark prints after a hosts-file failure runs as printed, with
+    dns_check_old on, although DNS already holds the new address."""
+    import shlex
+
+    from recovery_support import server_image_section
+
+    old = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    bind.set_records(host_name, [old])
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)
+    hosts = tmp_path / "etc" / "hosts"  # its folder is missing: the hosts file fails
+    section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)], dns_check_old="true")
+    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.CONFIG, result
+    new = emulator.server_named("web1")["addresses"]["private"][0]["addr"]
+    assert bind.query(host_name) == [new]
+    rerun = f"cfbackup -c {cfg} ip-fixup --name web1 --old {old} --new {new}"
+    assert rerun in result.stderr, result
+    hosts.parent.mkdir()
+    hosts.write_text(f"{old} web1\n")
+    fixed = cli(*shlex.split(rerun)[1:])
+    assert fixed.returncode == 0, fixed
+    assert "(already so)" in fixed.stdout
+    assert bind.query(host_name) == [new] and hosts.read_text() == f"{new} web1\n"
 
 
 @pytest.fixture
