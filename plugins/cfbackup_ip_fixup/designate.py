@@ -17,9 +17,7 @@ from cfbackup.errors import ConfigError
 from .rfc2136 import shown
 
 CLOUD_SECTION = "server_image"  # docs/plugins/ip_fixup.md: the same cloud as server_image's
-cloud_errors = functools.partial(
-    cloud.cloud_errors, timeout_setting=f"{CLOUD_SECTION}.api_timeout"
-)
+cloud_errors = functools.partial(cloud.cloud_errors, timeout_setting=f"{CLOUD_SECTION}.api_timeout")
 connect = functools.partial(cloud.connect, section=CLOUD_SECTION)
 
 

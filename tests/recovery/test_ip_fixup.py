@@ -360,10 +360,11 @@ def test_dns_server_not_authoritative_hung_or_down(cli, setup, bind, silent_dns,
     each one sentence naming the setting to check, exit BACKEND, nothing changed."""
     make, hosts, host = setup
     change, message = {
-        "notauth": ({"dns_zone": '"elsewhere.test."', "dns_names": f'["{host}.elsewhere.test."]'},
-                    "answered NOTAUTH: it is not authoritative for zone elsewhere.test "),
-        "timeout": ({"dns_port": silent_dns, "dns_timeout": 1},
-                    "did not answer within 1 s"),
+        "notauth": (
+            {"dns_zone": '"elsewhere.test."', "dns_names": f'["{host}.elsewhere.test."]'},
+            "answered NOTAUTH: it is not authoritative for zone elsewhere.test ",
+        ),
+        "timeout": ({"dns_port": silent_dns, "dns_timeout": 1}, "did not answer within 1 s"),
         "refused": ({"dns_port": _closed_port()}, "cannot reach DNS server"),
     }[case]
     before = hosts.read_bytes()
@@ -377,8 +378,9 @@ def test_dns_server_not_authoritative_hung_or_down(cli, setup, bind, silent_dns,
     assert hosts.read_bytes() == before
 
 
-def test_dns_server_that_cannot_write_its_zone_answers_servfail(cli, write_config, host_name,
-                                                                tmp_path, monkeypatch):
+def test_dns_server_that_cannot_write_its_zone_answers_servfail(
+    cli, write_config, host_name, tmp_path, monkeypatch
+):
     """A server of its own whose zone folder it may not write (no journal): SERVFAIL, one
     sentence pointing at the server's log, nothing changed."""
     import os
@@ -391,8 +393,13 @@ def test_dns_server_that_cannot_write_its_zone_answers_servfail(cli, write_confi
         monkeypatch.setenv("T_TSIG_SECRET", private.secret)
         hosts = tmp_path / "hosts"
         hosts.write_bytes(f"{OLD4} {host_name}\n".encode())
-        section = ip_fixup_section(private, hosts, [private.fqdn(host_name)],
-                                   servers=f'["{host_name}"]', dns_zone=f'"{private.zone}"')
+        section = ip_fixup_section(
+            private,
+            hosts,
+            [private.fqdn(host_name)],
+            servers=f'["{host_name}"]',
+            dns_zone=f'"{private.zone}"',
+        )
         config = write_config({"main": {"ip_fixup": section}})
         result = cli("-c", config, "ip-fixup", "--name", host_name, "--old", OLD4, "--new", NEW4)
         assert result.returncode == ExitCode.BACKEND, result
