@@ -184,8 +184,13 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
         if dns_new and section["dns_backend"] == "designate":
             from . import designate
 
+            check = (
+                {n: {t: dns_old[t] for t in dns_new if dns_old.get(t)} for n in names}
+                if section["dns_check_old"]
+                else None
+            )
             outcome.dns = designate.replace(
-                profile, section.get("dns_zone"), records, section["dns_ttl"], where
+                profile, section.get("dns_zone"), records, section["dns_ttl"], where, check
             )
         elif dns_new:
             secret = resolve_secret(section, "tsig_secret", where)

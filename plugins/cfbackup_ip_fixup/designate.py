@@ -12,7 +12,7 @@ import functools
 
 from cfbackup import cloud
 from cfbackup.config.model import Profile
-from cfbackup.errors import ConfigError
+from cfbackup.errors import BackendError, CfbackupError, ConfigError
 
 from .rfc2136 import shown
 
@@ -51,21 +51,71 @@ def replace(
     records: dict[str, dict[str, list[str]]],
     ttl: int,
     where: str,
+    check_old: dict[str, dict[str, list[str]]] | None = None,
 ) -> list[str]:
-    """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done."""
+    """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done.
+
+    Every recordset is read before any is written. With ``check_old`` each is judged as in
+    RFC 2136 (checkold.py): holding the old addresses it is updated, already holding the new
+    ones it is left alone, holding anything else refuses the whole fix-up before any write.
+    Designate has no multi-recordset transaction: the writes are one by one, so a failure
+    part-way names the recordsets already changed; the same fix-up run again completes it.
+    """
+    from . import checkold
+
     conn = connect(profile)
-    done = []
+    done: list[str] = []
+    plan = []  # (fqdn, rtype, addresses, zone, existing recordset or None)
+    refused = []
     for name, by_type in records.items():
         fqdn = name if name.endswith(".") else name + "."
         zone = _zone(conn, zone_name, fqdn, where)
         for rtype, addresses in by_type.items():
+            with cloud_errors(f"reading the {rtype} recordset of {shown(fqdn)} in Designate"):
+                existing = next(iter(conn.dns.recordsets(zone, name=fqdn, type=rtype)), None)
+            old = (check_old or {}).get(name, {}).get(rtype)
+            if check_old is not None and old:
+                current = list(existing.records or []) if existing is not None else []
+                verdict = checkold.state(current, old, addresses)
+                if verdict == checkold.CHANGED:
+                    refused.append(
+                        checkold.describe(
+                            f"the {rtype} record of {shown(fqdn)}", current, old, addresses
+                        )
+                    )
+                    continue
+                if verdict == checkold.ALREADY:
+                    done.append(f"{fqdn} {rtype} {' '.join(addresses)} (already so)")
+                    continue
+            plan.append((fqdn, rtype, addresses, zone, existing))
+    if refused:
+        raise BackendError(
+            f"Designate: {'; '.join(refused)}: {checkold.refusal_fix(where, len(refused))}; "
+            "nothing was changed."
+        )
+    changed: list[str] = []  # as shown in a sentence
+    for fqdn, rtype, addresses, zone, existing in plan:
+        try:
             with cloud_errors(f"updating the {rtype} recordset of {shown(fqdn)} in Designate"):
-                existing = list(conn.dns.recordsets(zone, name=fqdn, type=rtype))
-                if existing:
-                    conn.dns.update_recordset(existing[0], records=addresses, ttl=ttl)
+                if existing is not None:
+                    conn.dns.update_recordset(existing, records=addresses, ttl=ttl)
                 else:
                     conn.dns.create_recordset(
                         zone, name=fqdn, type=rtype, records=addresses, ttl=ttl
                     )
-            done.append(f"{fqdn} {rtype} {' '.join(addresses)}")
+        except CfbackupError as error:
+            cause = error.message.rstrip(".")
+            if not changed:
+                raise type(error)(
+                    f"{cause}; nothing was changed.", exit_code=error.exit_code
+                ) from None
+            raise type(error)(
+                f"{cause}; Designate updates are not atomic, and {', '.join(changed)} "
+                f"{'was' if len(changed) == 1 else 'were'} already changed: once that is "
+                "fixed, running the ip-fixup again completes the rest (it leaves what is done "
+                "as it is).",
+                exit_code=error.exit_code,
+            ) from None
+        changed.append(f"{shown(fqdn)} {rtype} {' '.join(addresses)}")
+        done.append(f"{fqdn} {rtype} {' '.join(addresses)}")
     return done

@@ -14,7 +14,8 @@ thread per request (stdlib ``http.server``). What matters about real Nova/Glance
   an image is queued, then saving for ``image_polls`` GETs of that image, then active;
 - injected failures: ``image_fate="killed"`` (the image ends ``killed``), ``"stuck"``
   (saving forever), ``boot_fate="error"`` (the server goes to ERROR with ``fault``),
-  ``conflicts`` (409 for an operation), ``hang(...)`` (a request answered only after a delay).
+  ``conflicts`` (409 for an operation), ``hang(...)`` (a request answered only after a delay),
+  ``recordset_faults`` (a 500 for the create/update of a Designate recordset).
 
 Every request is logged in ``requests`` (method, path, microversion header) for assertions.
 This module holds the state, the fault injection and the HTTP plumbing; each service answers
@@ -61,6 +62,8 @@ class OpenStackEmulator:
         self.images: dict[str, dict] = {}
         self.zones: dict[str, dict] = {}
         self.recordsets: dict[str, dict] = {}
+        # (name, type) of Designate recordsets whose create/update answers 500
+        self.recordset_faults: set[tuple[str, str]] = set()
         self.networks = {"private": str(uuid.uuid4()), "public": str(uuid.uuid4())}
         self.flavors = {
             fid: {
@@ -179,6 +182,7 @@ class OpenStackEmulator:
         self.image_fate, self.boot_fate = "active", "active"
         self.conflicts.clear()
         self._hangs.clear()
+        self.recordset_faults.clear()
 
     def add_zone(self, name: str) -> dict:
         zone = {

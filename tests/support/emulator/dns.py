@@ -5,7 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from support.emulator.common import not_found
+from support.emulator.common import HTTPError, not_found
+
+
+def _fault(emu, name: str, rtype: str) -> None:
+    if (name, rtype) in emu.recordset_faults:
+        raise HTTPError(500, "error", f"injected failure writing {name} {rtype}")
 
 
 # ---- Designate (zones and recordsets) -------------------------------------------------------
@@ -52,6 +57,7 @@ def handle(h: Any, method, path, query, body, mv):
         ]
         return 200, {"recordsets": found, "links": {}, "metadata": {"total_count": len(found)}}, {}
     if len(parts) == 4 and method == "POST":
+        _fault(emu, body["name"], body["type"])
         rs = {
             "id": str(uuid.uuid4()),
             "zone_id": zone["id"],
@@ -70,6 +76,7 @@ def handle(h: Any, method, path, query, body, mv):
     if rs is None:
         raise not_found(f"recordset {parts[4]}")
     if method == "PUT":
+        _fault(emu, rs["name"], rs["type"])
         rs.update({k: v for k, v in body.items() if k in ("records", "ttl", "description")})
         return 202, rs, {}
     if method == "DELETE":
