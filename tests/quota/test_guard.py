@@ -81,7 +81,6 @@ def test_duplicity_uploads_carry_a_content_length_so_swift_refuses(quota_profile
     assert int(p.head()["x-container-bytes-used"]) == 0
 
 
-
 def test_swift_enforces_the_quota_with_the_plugin_off_too(quota_profile):
     """Content-Length is core's: with quota_guard disabled, duplicity's uploads (also from its
     upload pool's worker processes, --concurrency, which start for a backup with a second
@@ -94,9 +93,7 @@ def test_swift_enforces_the_quota_with_the_plugin_off_too(quota_profile):
         p.set_container_quota(quota_bytes=100_000)
         done = p.cli("backup", check=6)
         assert "container quota exceeded: Swift refused an upload (413)" in done.stderr, extra
-        assert f"container {p.container}: 0 bytes in 0 objects, quota 100000 bytes" in (
-            done.stderr
-        )
+        assert f"container {p.container}: 0 bytes in 0 objects, quota 100000 bytes" in (done.stderr)
         assert int(p.head()["x-container-bytes-used"]) == 0
 
 
