@@ -128,9 +128,21 @@ class Daemon:
 
     # --- lifecycle ---
 
-    def run(self) -> int:
+    def build_scheduler(self, scheduler_class):
+        """The APScheduler scheduler of this daemon (``BlockingScheduler`` in :meth:`run`; a
+        test may build a ``BackgroundScheduler`` the same way)."""
         from apscheduler.events import EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
         from apscheduler.executors.pool import ThreadPoolExecutor
+
+        self.scheduler = scheduler_class(
+            executors={"default": ThreadPoolExecutor(max_workers=self.max_parallel)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        self.scheduler.add_listener(lambda event: self._started.set(), EVENT_SCHEDULER_STARTED)
+        self.scheduler.add_listener(_missed, EVENT_JOB_MISSED)
+        return self.scheduler
+
+    def run(self) -> int:
         from apscheduler.schedulers.blocking import BlockingScheduler
 
         schedules = self.load_schedules()
@@ -140,12 +152,7 @@ class Daemon:
                 "one (see docs/plugins/scheduler.md).",
                 exit_code=ExitCode.CONFIG,
             )
-        self.scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=self.max_parallel)},
-            job_defaults={"coalesce": True, "max_instances": 1},
-        )
-        self.scheduler.add_listener(lambda event: self._started.set(), EVENT_SCHEDULER_STARTED)
-        self.scheduler.add_listener(_missed, EVENT_JOB_MISSED)
+        self.build_scheduler(BlockingScheduler)
         self._apply(schedules)
         previous = {
             sig: signal.signal(sig, self._on_signal)
