@@ -138,6 +138,7 @@ def install(args, context) -> int:
         cron_line,
         systemd_units,
         unit_name,
+        unit_user,
         write_atomically,
     )
 
@@ -163,9 +164,17 @@ def install(args, context) -> int:
             print(line)
         return 0
     unit_dir = Path(args.unit_dir or DEFAULT_UNIT_DIR)
+    user = unit_user(path, unit_dir)
+    if user:
+        print(
+            f"the services run as {user} (User={user}), the owner of {path}, not as root",
+            file=sys.stderr,
+        )
     units = {}
     for schedule in schedules:
-        units.update(systemd_units(schedule, command, path, environment_file=environment_file))
+        units.update(
+            systemd_units(schedule, command, path, environment_file=environment_file, user=user)
+        )
     if args.print:
         for name, text in units.items():
             print(f"# {name}\n{text}")

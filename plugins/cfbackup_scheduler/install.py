@@ -61,8 +61,9 @@ def systemd_units(
     config_path: Path,
     *,
     environment_file: str | None = None,
+    user: str | None = None,
 ) -> dict[str, str]:
-    """``{file name: text}`` for the profile's service and timer."""
+    """``{file name: text}`` for the profile's service and timer (``user``: ``User=``)."""
     name = unit_name(schedule.profile, schedule.label)
     exec_start = " ".join(_systemd_word(w) for w in run_argv(command, config_path, schedule))
     service = [
@@ -74,6 +75,7 @@ def systemd_units(
         "[Service]",
         "Type=oneshot",
         f"ExecStart={exec_start}",
+        *([_specifiers(f"User={user}")] if user else []),
         *([f"EnvironmentFile={environment_file}"] if environment_file else []),
         "# SIGTERM reaches cfbackup only: it stops duplicity cleanly (a backup resumes next time)",
         "KillMode=mixed",
@@ -212,3 +214,22 @@ def check_environment_file(value: str, needed: list[tuple[str, str]]) -> str:
             f"add {' and '.join(f'{var}=...' for var in unset)} to it, one per line."
         )
     return str(path)
+
+
+def unit_user(config_path: Path, unit_dir: Path) -> str | None:
+    """``User=`` for system units of a config owned by someone else than root (a config
+    installed with sudo from a user's home): its owner, so that the backups, their hooks and
+    their state run as that user, not as root. None for root's configs and for units in a
+    user's own systemd directory (``~/.config/systemd/user``: they run as that user anyway)."""
+    import pwd
+
+    parts = unit_dir.absolute().parts
+    if ("systemd", "user") in zip(parts, parts[1:], strict=False):
+        return None
+    uid = config_path.stat().st_uid
+    if uid == 0:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

@@ -314,3 +314,29 @@ def test_the_environment_file_is_absolute_private_and_sets_the_variables(setup, 
     assert "does not set CFB_TEST_PASSPHRASE" in unset.stderr, unset
     secrets.write_text("CFB_TEST_PASSPHRASE=x\n")
     assert install(secrets).returncode == 0
+
+
+def test_system_units_for_a_users_config_run_as_that_user(setup, tmp_path):
+    """sudo cfbackup -c ~alice/.config/cfbackup/config.toml schedule install --systemd wrote
+    system units without User=: alice's backups (and her hooks) ran as root."""
+    import os
+    import pwd
+
+    # a user that is not root (systemd-analyze calls User=nobody unsafe)
+    owner = next(u for u in pwd.getpwall() if 0 < u.pw_uid < 65534)
+    _schedule(setup, "demo", cron="30 2 * * *")
+    units = tmp_path / "units"
+    units.mkdir()
+    setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    assert "User=" not in (units / "cfbackup-demo.service").read_text()  # root's config
+
+    os.chown(setup.path, owner.pw_uid, owner.pw_gid)
+    result = setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    assert f"the services run as {owner.pw_name}" in result.stderr, result
+    service = _unit((units / "cfbackup-demo.service").read_text())
+    assert service["Service"]["User"] == owner.pw_name
+    _systemd_verify(units)
+    user_units = tmp_path / ".config" / "systemd" / "user"  # a user's own units: no User=
+    user_units.mkdir(parents=True)
+    setup.cli("schedule", "install", "--systemd", "--unit-dir", str(user_units), check=0)
+    assert "User=" not in (user_units / "cfbackup-demo.service").read_text()
