@@ -223,16 +223,18 @@ def _environment_file(args, path: Path, config, schedules) -> str | None:
 
 
 def list_schedules(args, context) -> int:
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from cfbackup_scheduler.spec import systemd_calendars
 
     schedules = _schedules(context.config)
     if not schedules:
         print("no profile has a schedule")
-    now = datetime.now().astimezone()
+    # the trigger in APScheduler's local zone with its DST rules, as the daemon's (not today's
+    # UTC offset, which put a run after a DST change an hour off)
+    now = datetime.now(UTC)
     for schedule in schedules:
-        next_run = schedule.trigger(timezone=now.tzinfo, jitter=False).get_next_fire_time(None, now)
+        next_run = schedule.trigger(jitter=False).get_next_fire_time(None, now)
         calendar = (
             "; OnCalendar=" + " | ".join(systemd_calendars(schedule.cron)) if schedule.cron else ""
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 import subprocess
 import sys
@@ -340,3 +341,15 @@ def test_system_units_for_a_users_config_run_as_that_user(setup, tmp_path):
     user_units.mkdir(parents=True)
     setup.cli("schedule", "install", "--systemd", "--unit-dir", str(user_units), check=0)
     assert "User=" not in (user_units / "cfbackup-demo.service").read_text()
+
+
+def test_list_shows_next_runs_in_the_local_time_of_their_day(setup):
+    """schedule list computed next runs with today's UTC offset: in winter, a July run showed
+    03:00 CET, an hour off from the 03:00 CEST the daemon and the timer use."""
+    setup.add_profile("jan", schedule={"cron": "0 3 1 1 *"})
+    setup.add_profile("jul", schedule={"cron": "0 3 1 7 *"})
+    setup.write()
+    out = setup.cli("schedule", "list", env={"TZ": "Europe/Berlin"}, check=0).stdout
+    shown = dict(line.split(": ", 1) for line in out.splitlines())
+    assert re.search(r"next run \d{4}-01-01 03:00:00 CET$", shown["jan"]), shown
+    assert re.search(r"next run \d{4}-07-01 03:00:00 CEST$", shown["jul"]), shown
