@@ -190,8 +190,9 @@ SCHEDULE = (
     Option(
         "misfire_grace_time",
         "duration",
-        "A run that could not start on time (daemon busy or stopped) still starts when it is "
-        "late by at most this much; missed runs are coalesced into one.",
+        "A run that could not start on time (daemon stopped, machine asleep) still starts when "
+        "it is late by at most this much; missed runs are coalesced into one. Waiting for "
+        "--max-parallel is not lateness.",
         default="1h",
     ),
     Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),

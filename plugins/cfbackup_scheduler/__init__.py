@@ -74,7 +74,8 @@ def cfbackup_register_commands(subparsers, context):
     i.add_argument(
         "--environment-file",
         metavar="FILE",
-        help="EnvironmentFile= for the services (for secrets given as *_env)",
+        help="an absolute path to a mode 0600 file of NAME=value lines, for secrets given as "
+        "*_env (EnvironmentFile= of the services, read by the crontab line)",
     )
     i.add_argument(
         "--cron-user", metavar="USER", help="add the user column (/etc/crontab, /etc/cron.d)"
@@ -137,6 +138,7 @@ def install(args, context) -> int:
         cron_line,
         systemd_units,
         unit_name,
+        unit_user,
         write_atomically,
     )
 
@@ -146,10 +148,14 @@ def install(args, context) -> int:
         raise ConfigError(
             f"{path}: no profile has a [schedule] with cron or interval: nothing to install."
         )
+    environment_file = _environment_file(args, path, context.config, schedules)
     command = cfbackup_command()
     if args.cron:
         try:
-            lines = [cron_line(s, command, path, user=args.cron_user) for s in schedules]
+            lines = [
+                cron_line(s, command, path, user=args.cron_user, environment_file=environment_file)
+                for s in schedules
+            ]
         except ValueError as error:
             raise ConfigError(str(error) + ".") from None
         print("# cfbackup schedules (cfbackup schedule install --cron)")
@@ -157,14 +163,22 @@ def install(args, context) -> int:
             print(f"# profile {schedule.profile}: {schedule.describe()}")
             print(line)
         return 0
+    unit_dir = Path(args.unit_dir or DEFAULT_UNIT_DIR)
+    user = unit_user(path, unit_dir)
+    if user:
+        print(
+            f"the services run as {user} (User={user}), the owner of {path}, not as root",
+            file=sys.stderr,
+        )
     units = {}
     for schedule in schedules:
-        units.update(systemd_units(schedule, command, path, environment_file=args.environment_file))
+        units.update(
+            systemd_units(schedule, command, path, environment_file=environment_file, user=user)
+        )
     if args.print:
         for name, text in units.items():
             print(f"# {name}\n{text}")
         return 0
-    unit_dir = Path(args.unit_dir or DEFAULT_UNIT_DIR)
     if not unit_dir.is_dir():
         raise ConfigError(f"{unit_dir}: no such directory: create it or pass --unit-dir.")
     for name, text in units.items():
@@ -175,17 +189,52 @@ def install(args, context) -> int:
     return 0
 
 
+def _environment_file(args, path: Path, config, schedules) -> str | None:
+    """``--environment-file``, checked (absolute, private, setting the variables the scheduled
+    profiles read); without it, a profile reading a secret from the environment is refused: a
+    timer or a cron line does not get the shell's environment, and the first run would fail."""
+    import shlex
+
+    from cfbackup.errors import CfbackupError, ExitCode
+    from cfbackup_scheduler.install import check_environment_file, environment_secrets
+
+    needed = []
+    for name in dict.fromkeys(s.profile for s in schedules):
+        needed += environment_secrets(config.profile(name).data, f"profiles.{name}")
+    if args.environment_file:
+        return check_environment_file(args.environment_file, needed)
+    if not needed:
+        return None
+    how = "--systemd" if args.systemd else "--cron"
+    words = ["cfbackup", "-c", str(path), "schedule", "install", how]
+    words += ["--unit-dir", args.unit_dir] if args.unit_dir else []
+    words += ["--print"] if args.print else []
+    words += ["--cron-user", args.cron_user] if args.cron_user else []
+    command = shlex.join([*words, *args.profiles]) + " --environment-file FILE"
+    keys = ", ".join(f"{where} ({var})" for where, var in needed)
+    variables = " ".join(dict.fromkeys(f"{var}=..." for _, var in needed))
+    raise CfbackupError(
+        f"{keys} {'reads a secret' if len(needed) == 1 else 'read secrets'} from the "
+        "environment, which "
+        f"{'a systemd timer' if args.systemd else 'cron'} does not get from your shell: put "
+        f"{variables} in a file only its owner can read (chmod 600 FILE) and run {command}.",
+        exit_code=ExitCode.USAGE,
+    )
+
+
 def list_schedules(args, context) -> int:
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from cfbackup_scheduler.spec import systemd_calendars
 
     schedules = _schedules(context.config)
     if not schedules:
         print("no profile has a schedule")
-    now = datetime.now().astimezone()
+    # the trigger in APScheduler's local zone with its DST rules, as the daemon's (not today's
+    # UTC offset, which put a run after a DST change an hour off)
+    now = datetime.now(UTC)
     for schedule in schedules:
-        next_run = schedule.trigger(timezone=now.tzinfo, jitter=False).get_next_fire_time(None, now)
+        next_run = schedule.trigger(jitter=False).get_next_fire_time(None, now)
         calendar = (
             "; OnCalendar=" + " | ".join(systemd_calendars(schedule.cron)) if schedule.cron else ""
         )

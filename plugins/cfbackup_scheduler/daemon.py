@@ -92,12 +92,21 @@ def daemon_logging(level: int):
 WAKE = 60.0
 
 
+# threads APScheduler may run jobs on (created only when needed). Wide enough that a due job
+# never waits in the executor's queue: APScheduler counts that wait as lateness and drops the
+# run as missed past misfire_grace_time (with --max-parallel 1, a profile due at the same time
+# as a long backup of another was dropped every night). --max-parallel is a semaphore taken in
+# the job instead, and max_instances=1 still keeps one run per profile at a time (a run waiting
+# for its turn counts as that profile's instance).
+EXECUTOR_WIDTH = 1000
+
+
 def _missed(event) -> None:
     """A run APScheduler dropped (later than misfire_grace_time): an error naming the profile,
     not only APScheduler's own warning, so the journal and a log watcher show it."""
     log.error(
         "profile %s: the run due at %s was missed (more than misfire_grace_time late: the "
-        "machine was asleep or off, or other runs held every slot): it runs at its next time",
+        "machine was asleep or off, or the daemon was stopped): it runs at its next time",
         event.job_id,
         _when(event.scheduled_run_time),
     )
@@ -118,6 +127,8 @@ class Daemon:
         self.command = list(command)
         self.config_path = config_path
         self.max_parallel = max_parallel
+        # --max-parallel: taken inside the job, not by a narrow executor (see EXECUTOR_WIDTH)
+        self._slots = threading.BoundedSemaphore(max_parallel)
         self.schedules: dict[str, Schedule] = {}
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._children: dict[str, subprocess.Popen] = {}
@@ -128,9 +139,21 @@ class Daemon:
 
     # --- lifecycle ---
 
-    def run(self) -> int:
+    def build_scheduler(self, scheduler_class):
+        """The APScheduler scheduler of this daemon (``BlockingScheduler`` in :meth:`run`; a
+        test may build a ``BackgroundScheduler`` the same way)."""
         from apscheduler.events import EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
         from apscheduler.executors.pool import ThreadPoolExecutor
+
+        self.scheduler = scheduler_class(
+            executors={"default": ThreadPoolExecutor(max_workers=EXECUTOR_WIDTH)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+        self.scheduler.add_listener(lambda event: self._started.set(), EVENT_SCHEDULER_STARTED)
+        self.scheduler.add_listener(_missed, EVENT_JOB_MISSED)
+        return self.scheduler
+
+    def run(self) -> int:
         from apscheduler.schedulers.blocking import BlockingScheduler
 
         schedules = self.load_schedules()
@@ -140,12 +163,7 @@ class Daemon:
                 "one (see docs/plugins/scheduler.md).",
                 exit_code=ExitCode.CONFIG,
             )
-        self.scheduler = BlockingScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=self.max_parallel)},
-            job_defaults={"coalesce": True, "max_instances": 1},
-        )
-        self.scheduler.add_listener(lambda event: self._started.set(), EVENT_SCHEDULER_STARTED)
-        self.scheduler.add_listener(_missed, EVENT_JOB_MISSED)
+        self.build_scheduler(BlockingScheduler)
         self._apply(schedules)
         previous = {
             sig: signal.signal(sig, self._on_signal)
@@ -269,10 +287,25 @@ class Daemon:
     def run_profile(self, name: str) -> int:
         """One scheduled run (``name``: a schedule's key), as a child ``cfbackup ... backup
         PROFILE`` (or drill, verify); its exit code."""
+        if not self._slots.acquire(blocking=False):
+            log.info(
+                "profile %s: waiting for a free slot (at most %d run(s) at a time)",
+                name,
+                self.max_parallel,
+            )
+            while not self._slots.acquire(timeout=1.0):
+                if self._stopping:
+                    return int(ExitCode.INTERRUPTED)
+        try:
+            return self._run_child(name)
+        finally:
+            self._slots.release()
+
+    def _run_child(self, name: str) -> int:
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
         schedule = self.schedules.get(name)
-        if schedule is None:  # queued before a reload removed its schedule
+        if schedule is None:  # waited for its turn while a reload removed its schedule
             log.info("profile %s: its schedule was removed; run skipped", name)
             return int(ExitCode.OK)
         argv = run_argv(self.command, self.config_path, schedule)

@@ -10,11 +10,15 @@ resumes) before systemd's final SIGKILL.
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup_scheduler.spec import Schedule, interval_as_cron, systemd_calendars
 
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
@@ -57,8 +61,9 @@ def systemd_units(
     config_path: Path,
     *,
     environment_file: str | None = None,
+    user: str | None = None,
 ) -> dict[str, str]:
-    """``{file name: text}`` for the profile's service and timer."""
+    """``{file name: text}`` for the profile's service and timer (``user``: ``User=``)."""
     name = unit_name(schedule.profile, schedule.label)
     exec_start = " ".join(_systemd_word(w) for w in run_argv(command, config_path, schedule))
     service = [
@@ -70,6 +75,7 @@ def systemd_units(
         "[Service]",
         "Type=oneshot",
         f"ExecStart={exec_start}",
+        *([_specifiers(f"User={user}")] if user else []),
         *([f"EnvironmentFile={environment_file}"] if environment_file else []),
         "# SIGTERM reaches cfbackup only: it stops duplicity cleanly (a backup resumes next time)",
         "KillMode=mixed",
@@ -105,9 +111,15 @@ def systemd_units(
 
 
 def cron_line(
-    schedule: Schedule, command: Sequence[str], config_path: Path, *, user: str | None = None
+    schedule: Schedule,
+    command: Sequence[str],
+    config_path: Path,
+    *,
+    user: str | None = None,
+    environment_file: str | None = None,
 ) -> str:
-    """One crontab line (``user`` adds the user column of /etc/crontab and /etc/cron.d)."""
+    """One crontab line (``user`` adds the user column of /etc/crontab and /etc/cron.d;
+    ``environment_file``: NAME=value lines read by cron's /bin/sh before the command)."""
     when = " ".join(
         schedule.cron.expression.split()
         if schedule.cron
@@ -116,6 +128,8 @@ def cron_line(
     run = shlex.join(run_argv(command, config_path, schedule))
     if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
         run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
+    if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup
+        run = f"set -a && . {shlex.quote(environment_file)} && set +a && {run}"
     run = run.replace("%", "\\%")  # % ends the command in a crontab line
     return " ".join([when, *([user] if user else []), run])
 
@@ -137,3 +151,85 @@ def write_atomically(path: Path, text: str, mode: int = 0o644) -> bool:
         Path(temp).unlink(missing_ok=True)
         raise
     return True
+
+
+# --- what the scheduled runs need from the machine -----------------------------------------
+
+
+def environment_secrets(data: Any, where: str) -> list[tuple[str, str]]:
+    """``(key, variable)`` for each secret a profile's settings read from the environment
+    (``password_env``, ``passphrase_env``, ... anywhere in its tables)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.endswith("_env") and isinstance(value, str) and value:
+                found.append((f"{where}.{key}", value))
+            else:
+                found.extend(environment_secrets(value, f"{where}.{key}"))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found.extend(environment_secrets(item, f"{where}[{index}]"))
+    return found
+
+
+_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
+
+
+def check_environment_file(value: str, needed: list[tuple[str, str]]) -> str:
+    """``--environment-file``: an absolute path to a regular file only its owner can read,
+    setting every variable in ``needed``; a USAGE error (exit 2) naming the fix otherwise."""
+
+    def refuse(message: str) -> CfbackupError:
+        return CfbackupError(f"--environment-file {message}", exit_code=ExitCode.USAGE)
+
+    path = Path(value)
+    if not path.is_absolute():
+        raise refuse(
+            f"{value}: give an absolute path (timers and cron do not start in this directory): "
+            f"--environment-file {path.absolute()}."
+        )
+    try:
+        st = path.stat()
+        text = path.read_text(encoding="utf-8") if stat.S_ISREG(st.st_mode) else None
+    except FileNotFoundError:
+        raise refuse(
+            f"{path}: no such file: create it with NAME=value lines and run chmod 600 {path}."
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "it is not UTF-8 text"
+        raise refuse(f"{path}: cannot read it ({reason.lower()}).") from None
+    if text is None:
+        raise refuse(f"{path}: not a regular file: give a file of NAME=value lines.")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        raise refuse(
+            f"{path}: holds secrets but is readable by other users (mode {mode:04o}): run "
+            f"chmod 600 {path}."
+        )
+    names = {m.group(1) for m in map(_ASSIGNMENT.match, text.splitlines()) if m}
+    unset = {var: where for where, var in needed if var not in names}
+    if unset:
+        raise refuse(
+            f"{path} does not set {', '.join(unset)} (read by {', '.join(unset.values())}): "
+            f"add {' and '.join(f'{var}=...' for var in unset)} to it, one per line."
+        )
+    return str(path)
+
+
+def unit_user(config_path: Path, unit_dir: Path) -> str | None:
+    """``User=`` for system units of a config owned by someone else than root (a config
+    installed with sudo from a user's home): its owner, so that the backups, their hooks and
+    their state run as that user, not as root. None for root's configs and for units in a
+    user's own systemd directory (``~/.config/systemd/user``: they run as that user anyway)."""
+    import pwd
+
+    parts = unit_dir.absolute().parts
+    if ("systemd", "user") in zip(parts, parts[1:], strict=False):
+        return None
+    uid = config_path.stat().st_uid
+    if uid == 0:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

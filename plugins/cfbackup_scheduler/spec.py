@@ -9,6 +9,9 @@ Pure functions, no I/O. Two traps this module exists to avoid:
 - cron (Vixie/cronie) runs a job when the day of month OR the weekday matches if both fields
   are restricted (neither starts with ``*``); APScheduler and systemd require both. Such an
   expression becomes two triggers (APScheduler ``OrTrigger``, two ``OnCalendar=`` lines).
+
+And APScheduler's trigger runs a fixed-time job twice the night the clocks go back:
+``dst.py`` gives it Vixie cron's daylight saving rules.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class CronSpec:
     weekdays: frozenset[int]  # 0 = Sunday
     days_restricted: bool
     weekdays_restricted: bool
+    # neither minute nor hour starts with *: Vixie cron's rules for DST apply (dst.py)
+    fixed_time: bool = False
 
     @property
     def alternatives(self) -> tuple[CronSpec, ...]:
@@ -93,6 +98,7 @@ def parse_cron(expression: str) -> CronSpec:
         weekdays=weekdays,
         days_restricted=not parts[2].startswith("*"),
         weekdays_restricted=not parts[4].startswith("*"),
+        fixed_time=not (parts[0].startswith("*") or parts[1].startswith("*")),
     )
 
 
@@ -192,9 +198,12 @@ def _aps_field(values: frozenset[int], low: int, high: int) -> str:
 
 
 def aps_trigger(spec: CronSpec, jitter: int | None = None, timezone: Any = None):
-    """An APScheduler 3 trigger with cron's semantics (weekday names, day OR weekday)."""
+    """An APScheduler 3 trigger with cron's semantics (weekday names, day OR weekday, and
+    Vixie cron's rules on the nights the clocks change: ``dst.py``)."""
     from apscheduler.triggers.combining import OrTrigger
     from apscheduler.triggers.cron import CronTrigger
+
+    from cfbackup_scheduler.dst import VixieDstTrigger
 
     triggers = [
         CronTrigger(
@@ -207,11 +216,11 @@ def aps_trigger(spec: CronSpec, jitter: int | None = None, timezone: Any = None)
             else ",".join(WEEKDAYS[d] for d in sorted(alt.weekdays, key=MONDAY_FIRST.index)),
             second="0",
             timezone=timezone,
-            jitter=jitter,
         )
         for alt in spec.alternatives
     ]
-    return triggers[0] if len(triggers) == 1 else OrTrigger(triggers, jitter=jitter)
+    plain = triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
+    return VixieDstTrigger(plain, fixed=spec.fixed_time, jitter=jitter)
 
 
 def interval_as_cron(seconds: int) -> str:

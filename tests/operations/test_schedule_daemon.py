@@ -163,3 +163,50 @@ def test_timestamped_lines_outside_the_journal(setup, daemon_factory):
         r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO profile demo: cron '0 0 1 1 \*'$", first
     )
     assert re.search(r"profile demo: next run at \d{4}-01-01 00:00:00", text)
+
+
+# a scheduled "run": appends "start PROFILE" and "end PROFILE" lines to the file given as -c
+_FAKE_RUN = """
+import sys, time
+log, profile = sys.argv[2], sys.argv[-1]
+with open(log, "a") as f:
+    f.write(f"start {profile}\\n")
+time.sleep(1.5)
+with open(log, "a") as f:
+    f.write(f"end {profile}\\n")
+"""
+
+
+def test_a_run_waiting_for_its_turn_is_not_missed(tmp_path):
+    """--max-parallel 1 and two profiles due at the same time, each run longer than the
+    misfire grace time: the second waits for the first and then runs. It used to wait in
+    APScheduler's executor queue, which counts that wait as lateness: past misfire_grace_time
+    the run was dropped as missed, every night."""
+    from apscheduler.events import EVENT_JOB_MISSED
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from cfbackup_scheduler.daemon import Daemon
+    from cfbackup_scheduler.spec import Schedule
+
+    log = tmp_path / "runs.log"
+    log.touch()
+    schedules = [Schedule(name, None, 2, 0, 1) for name in ("first", "second")]
+    daemon = Daemon(lambda: schedules, [sys.executable, "-c", _FAKE_RUN], log, max_parallel=1)
+    scheduler = daemon.build_scheduler(BackgroundScheduler)
+    missed = []
+    scheduler.add_listener(lambda event: missed.append(event.job_id), EVENT_JOB_MISSED)
+    daemon._apply(schedules)
+    scheduler.start()
+    try:
+        wait_for(
+            lambda: {"end first", "end second"} <= set(log.read_text().splitlines()),
+            timeout=15,
+            what="a run of each profile",
+        )
+    finally:
+        daemon.stop("the test's end")
+    assert missed == []
+    running, most = 0, 0
+    for line in log.read_text().splitlines():
+        running += 1 if line.startswith("start ") else -1
+        most = max(most, running)
+    assert most == 1, log.read_text()  # --max-parallel 1 still holds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 import subprocess
 import sys
@@ -238,3 +239,117 @@ def test_a_cron_that_never_fires_is_refused_by_name(setup):
     assert "profiles.feb.schedule.cron: '0 0 30 2 *' names a day that never comes" in (
         result.stderr
     ), result
+
+
+def _env_secret_profile(setup):
+    setup.profile("demo")["schedule"] = {"cron": "30 2 * * *"}
+    setup.profile("demo")["encryption"] = {
+        "mode": "symmetric",
+        "passphrase_env": "CFB_TEST_PASSPHRASE",
+    }
+    setup.write()
+
+
+def test_a_secret_from_the_environment_needs_an_environment_file(setup, tmp_path):
+    """A timer or cron line does not get the user's shell environment: without
+    --environment-file the first night's run failed on the missing variable. install refuses
+    (exit 2), naming the variable and the command to run instead, and writes nothing."""
+    _env_secret_profile(setup)
+    units = tmp_path / "units"
+    units.mkdir()
+    for how, where in (("--systemd", "a systemd timer"), ("--cron", "cron")):
+        args = (how, "--unit-dir", str(units)) if how == "--systemd" else (how,)
+        result = setup.cli("schedule", "install", *args, env={"CFB_TEST_PASSPHRASE": "x"}, check=2)
+        message = result.stderr
+        assert "profiles.demo.encryption.passphrase_env" in message, message
+        assert "CFB_TEST_PASSPHRASE" in message and where in message, message
+        assert f"cfbackup -c {setup.path} schedule install {how}" in message, message
+        assert "--environment-file FILE" in message, message
+        assert result.stdout == "" and list(units.iterdir()) == []
+
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("# for cfbackup\nCFB_TEST_PASSPHRASE='a secret'\n")
+    secrets.chmod(0o600)
+    ok = setup.cli(
+        "schedule", "install", "--systemd", "--unit-dir", str(units),
+        "--environment-file", str(secrets), check=0,
+    )  # fmt: skip
+    assert "wrote" in ok.stdout
+    service = _unit((units / "cfbackup-demo.service").read_text())
+    assert service["Service"]["EnvironmentFile"] == str(secrets)
+    _systemd_verify(units)
+    out = setup.cli("schedule", "install", "--cron", "--environment-file", str(secrets), check=0)
+    line = next(x for x in out.stdout.splitlines() if x and not x.startswith("#"))
+    prefix, command = line.split(" ", 5)[5].split(f"{CFBACKUP} ", 1)
+    # what cron's /bin/sh does before the command: the variable is there
+    sh = subprocess.run(
+        ["/bin/sh", "-c", prefix + "printenv CFB_TEST_PASSPHRASE"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert sh.stdout == "a secret\n", sh
+
+
+def test_the_environment_file_is_absolute_private_and_sets_the_variables(setup, tmp_path):
+    _env_secret_profile(setup)
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("CFB_TEST_PASSPHRASE=x\n")
+    secrets.chmod(0o640)
+
+    def install(path):
+        return setup.cli(
+            "schedule", "install", "--systemd", "--print", "--environment-file", str(path)
+        )
+
+    relative = install("secrets.env")
+    assert relative.returncode == 2, relative
+    assert "--environment-file secrets.env: give an absolute path" in relative.stderr, relative
+    readable = install(secrets)
+    assert readable.returncode == 2, readable
+    assert f"is readable by other users (mode 0640): run chmod 600 {secrets}" in readable.stderr
+    missing = install(tmp_path / "nothing.env")
+    assert missing.returncode == 2 and "no such file" in missing.stderr, missing
+    secrets.chmod(0o600)
+    secrets.write_text("OTHER=x\n")
+    unset = install(secrets)
+    assert unset.returncode == 2, unset
+    assert "does not set CFB_TEST_PASSPHRASE" in unset.stderr, unset
+    secrets.write_text("CFB_TEST_PASSPHRASE=x\n")
+    assert install(secrets).returncode == 0
+
+
+def test_system_units_for_a_users_config_run_as_that_user(setup, tmp_path):
+    """sudo cfbackup -c ~alice/.config/cfbackup/config.toml schedule install --systemd wrote
+    system units without User=: alice's backups (and her hooks) ran as root."""
+    import os
+    import pwd
+
+    # a user that is not root (systemd-analyze calls User=nobody unsafe)
+    owner = next(u for u in pwd.getpwall() if 0 < u.pw_uid < 65534)
+    _schedule(setup, "demo", cron="30 2 * * *")
+    units = tmp_path / "units"
+    units.mkdir()
+    setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    assert "User=" not in (units / "cfbackup-demo.service").read_text()  # root's config
+
+    os.chown(setup.path, owner.pw_uid, owner.pw_gid)
+    result = setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
+    assert f"the services run as {owner.pw_name}" in result.stderr, result
+    service = _unit((units / "cfbackup-demo.service").read_text())
+    assert service["Service"]["User"] == owner.pw_name
+    _systemd_verify(units)
+    user_units = tmp_path / ".config" / "systemd" / "user"  # a user's own units: no User=
+    user_units.mkdir(parents=True)
+    setup.cli("schedule", "install", "--systemd", "--unit-dir", str(user_units), check=0)
+    assert "User=" not in (user_units / "cfbackup-demo.service").read_text()
+
+
+def test_list_shows_next_runs_in_the_local_time_of_their_day(setup):
+    """schedule list computed next runs with today's UTC offset: in winter, a July run showed
+    03:00 CET, an hour off from the 03:00 CEST the daemon and the timer use."""
+    setup.add_profile("jan", schedule={"cron": "0 3 1 1 *"})
+    setup.add_profile("jul", schedule={"cron": "0 3 1 7 *"})
+    setup.write()
+    out = setup.cli("schedule", "list", env={"TZ": "Europe/Berlin"}, check=0).stdout
+    shown = dict(line.split(": ", 1) for line in out.splitlines())
+    assert re.search(r"next run \d{4}-01-01 03:00:00 CET$", shown["jan"]), shown
+    assert re.search(r"next run \d{4}-07-01 03:00:00 CEST$", shown["jul"]), shown

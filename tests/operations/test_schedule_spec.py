@@ -235,3 +235,64 @@ def test_a_missed_run_is_an_error_naming_the_profile(caplog):
     with caplog.at_level("ERROR", logger="cfbackup"):
         daemon_module._missed(SimpleNamespace(job_id="nightly", scheduled_run_time=due))
     assert "profile nightly: the run due at 2026-12-06 02:30:00 UTC was missed" in caplog.text
+
+
+# --- daylight saving time: as Vixie cron -----------------------------------------------------
+
+BERLIN = "Europe/Berlin"  # 2026-03-29 02:00 CET -> 03:00 CEST; 2026-10-25 03:00 CEST -> 02:00 CET
+
+
+def _fire_times(expression: str, start: datetime, until: datetime) -> list[str]:
+    """What the daemon's trigger fires, as APScheduler asks it: from the previous fire time."""
+    from zoneinfo import ZoneInfo
+
+    trigger = spec.aps_trigger(spec.parse_cron(expression), timezone=ZoneInfo(BERLIN))
+    out, previous, now = [], None, start
+    while True:
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None or fire > until or len(out) > 50:
+            return out
+        out.append(fire.isoformat())
+        previous = now = fire
+
+
+def _berlin(*args) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime(*args, tzinfo=ZoneInfo(BERLIN))
+
+
+def test_a_fixed_time_runs_once_the_night_the_clocks_go_back():
+    """cron runs 30 2 * * * once on 2026-10-25 in Berlin; APScheduler's CronTrigger ran it at
+    02:30 summer time and again at 02:30 winter time."""
+    fires = _fire_times("30 2 * * *", _berlin(2026, 10, 24, 12), _berlin(2026, 10, 26, 12))
+    assert fires == ["2026-10-25T02:30:00+02:00", "2026-10-26T02:30:00+01:00"]
+    fires = _fire_times("0,30 1-3 25 10 *", _berlin(2026, 10, 25, 0), _berlin(2026, 10, 25, 5))
+    assert fires == [
+        "2026-10-25T01:00:00+02:00", "2026-10-25T01:30:00+02:00",
+        "2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00",
+        "2026-10-25T03:00:00+01:00", "2026-10-25T03:30:00+01:00",
+    ]  # fmt: skip
+
+
+def test_a_skipped_fixed_time_runs_once_right_after_the_jump():
+    """Vixie cron runs a job whose time the clocks jumped over soon after the jump: 03:00."""
+    fires = _fire_times("30 2 * * *", _berlin(2026, 3, 28, 12), _berlin(2026, 3, 30, 12))
+    assert fires == ["2026-03-29T03:00:00+02:00", "2026-03-30T02:30:00+02:00"]
+    fires = _fire_times("0,30 2 * * *", _berlin(2026, 3, 29, 0), _berlin(2026, 3, 29, 12))
+    assert fires == ["2026-03-29T03:00:00+02:00"]  # both skipped times: one run
+
+
+def test_wildcard_hours_follow_the_new_clock():
+    """``*`` in the minute or hour field: the repeated hour runs again (it is another hour of
+    real time), the skipped hour is skipped, as Vixie cron does."""
+    fires = _fire_times("*/30 * * * *", _berlin(2026, 10, 25, 1, 45), _berlin(2026, 10, 25, 3))
+    assert fires == [
+        "2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:00:00+01:00", "2026-10-25T02:30:00+01:00",
+        "2026-10-25T03:00:00+01:00",
+    ]  # fmt: skip
+    fires = _fire_times("30 * * * *", _berlin(2026, 3, 29, 0), _berlin(2026, 3, 29, 4))
+    assert fires == [
+        "2026-03-29T00:30:00+01:00", "2026-03-29T01:30:00+01:00", "2026-03-29T03:30:00+02:00"
+    ]  # fmt: skip
