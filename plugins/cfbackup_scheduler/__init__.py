@@ -202,7 +202,7 @@ def _environment_file(args, path: Path, config, schedules) -> str | None:
     for name in dict.fromkeys(s.profile for s in schedules):
         needed += environment_secrets(config.profile(name).data, f"profiles.{name}")
     if args.environment_file:
-        return check_environment_file(args.environment_file, needed)
+        return check_environment_file(args.environment_file, needed, systemd=bool(args.systemd))
     if not needed:
         return None
     how = "--systemd" if args.systemd else "--cron"

@@ -172,12 +172,16 @@ def environment_secrets(data: Any, where: str) -> list[tuple[str, str]]:
     return found
 
 
-_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
+_ASSIGNMENT = re.compile(r"\s*(export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 
 
-def check_environment_file(value: str, needed: list[tuple[str, str]]) -> str:
+def check_environment_file(
+    value: str, needed: list[tuple[str, str]], *, systemd: bool = False
+) -> str:
     """``--environment-file``: an absolute path to a regular file only its owner can read,
-    setting every variable in ``needed``; a USAGE error (exit 2) naming the fix otherwise."""
+    setting every variable in ``needed``; a USAGE error (exit 2) naming the fix otherwise.
+    For systemd units, ``export NAME=value`` does not count: the shell reads it (the cron line
+    sources the file), but systemd's ``EnvironmentFile=`` ignores it as an invalid assignment."""
 
     def refuse(message: str) -> CfbackupError:
         return CfbackupError(f"--environment-file {message}", exit_code=ExitCode.USAGE)
@@ -206,8 +210,16 @@ def check_environment_file(value: str, needed: list[tuple[str, str]]) -> str:
             f"{path}: holds secrets but is readable by other users (mode {mode:04o}): run "
             f"chmod 600 {path}."
         )
-    names = {m.group(1) for m in map(_ASSIGNMENT.match, text.splitlines()) if m}
+    found = [m for m in map(_ASSIGNMENT.match, text.splitlines()) if m]
+    names = {m.group(2) for m in found if not (systemd and m.group(1))}
+    exported = {m.group(2) for m in found if m.group(1)} - names
     unset = {var: where for where, var in needed if var not in names}
+    if unset and exported & set(unset):
+        shown = ", ".join(var for var in unset if var in exported)
+        raise refuse(
+            f"{path} sets {shown} with export, which systemd's EnvironmentFile= ignores (it "
+            f"takes NAME=value lines only): remove the word export from those lines."
+        )
     if unset:
         raise refuse(
             f"{path} does not set {', '.join(unset)} (read by {', '.join(unset.values())}): "

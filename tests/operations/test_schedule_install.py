@@ -315,6 +315,16 @@ def test_the_environment_file_is_absolute_private_and_sets_the_variables(setup, 
     assert "does not set CFB_TEST_PASSPHRASE" in unset.stderr, unset
     secrets.write_text("CFB_TEST_PASSPHRASE=x\n")
     assert install(secrets).returncode == 0
+    # systemd's EnvironmentFile= takes NAME=value only: it ignores an export line (its
+    # parser keeps "export NAME" as the key, an invalid name); the cron line's sh reads it
+    secrets.write_text("export CFB_TEST_PASSPHRASE=x\n")
+    exported = install(secrets)
+    assert exported.returncode == 2, exported
+    assert "sets CFB_TEST_PASSPHRASE with export, which systemd's EnvironmentFile= ignores" in (
+        exported.stderr
+    )
+    cron = setup.cli("schedule", "install", "--cron", "--environment-file", str(secrets))
+    assert cron.returncode == 0, cron
 
 
 def test_system_units_for_a_users_config_run_as_that_user(setup, tmp_path):
