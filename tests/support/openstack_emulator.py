@@ -12,10 +12,14 @@ thread per request (stdlib ``http.server``). What matters about real Nova/Glance
   before 2.45, in the body from 2.45; ``networks`` required on boot from 2.37);
 - state machines advanced by polls: a server is BUILD for ``build_polls`` GETs, then ACTIVE;
   an image is queued, then saving for ``image_polls`` GETs of that image, then active;
+- power: ``os-stop`` takes an ACTIVE server through task_state ``powering-off`` to SHUTOFF
+  after ``stop_polls`` GETs (``stop_fate="stuck"``: it never gets there), ``os-start`` makes a
+  SHUTOFF server ACTIVE; an image keeps the server's status at the snapshot (``_server_status``);
 - injected failures: ``image_fate="killed"`` (the image ends ``killed``), ``"stuck"``
   (saving forever), ``boot_fate="error"`` (the server goes to ERROR with ``fault``),
   ``conflicts`` (409 for an operation), ``hang(...)`` (a request answered only after a delay),
-  ``recordset_faults`` (a 500 for the create/update of a Designate recordset).
+  ``recordset_faults`` (a 500 for the create/update of a Designate recordset),
+  ``unavailable(...)`` (503 for a while, as an API behind a restarting load balancer).
 
 Every request is logged in ``requests`` (method, path, microversion header) for assertions.
 This module holds the state, the fault injection and the HTTP plumbing; each service answers
@@ -48,14 +52,18 @@ class OpenStackEmulator:
         project_name: str = "demo",
         build_polls: int = 1,
         image_polls: int = 1,
+        stop_polls: int = 1,
     ):
         self.username, self.password, self.project_name = username, password, project_name
         self.build_polls, self.image_polls = build_polls, image_polls
+        self.stop_polls = stop_polls
+        self.stop_fate = "shutoff"  # shutoff | stuck
         self.image_fate = "active"  # active | killed | stuck
         self.boot_fate = "active"  # active | error
         self.boot_fault = "No valid host was found. There are not enough hosts available."
-        self.conflicts: set[str] = set()  # createImage | delete | boot
+        self.conflicts: set[str] = set()  # createImage | delete | boot | stop
         self._hangs: list[tuple[str, re.Pattern, float]] = []
+        self._outages: list[dict] = []
         self.requests: list[tuple[str, str, str]] = []
         self.lock = threading.RLock()
         self.servers: dict[str, dict] = {}
@@ -178,11 +186,34 @@ class OpenStackEmulator:
         """Answer requests matching ``method`` and the regex only after ``seconds``."""
         self._hangs.append((method, re.compile(path_pattern), seconds))
 
+    def unavailable(
+        self, method: str, path_pattern: str, seconds: float, status: int = 503
+    ) -> None:
+        """Answer requests matching ``method`` and the regex with ``status`` (503 Service
+        Unavailable, 502 Bad Gateway, ...) for ``seconds``, counted from the first such
+        request (so the outage hits the wait, whenever it starts). openstacksdk itself retries
+        a 503 of the image API five times (0.5 s to 8 s apart), nothing else."""
+        self._outages.append(
+            {
+                "method": method,
+                "pattern": re.compile(path_pattern),
+                "seconds": seconds,
+                "status": status,
+                "until": None,
+                "answered": 0,
+            }
+        )
+
+    def outage_answers(self) -> int:
+        """How many requests the outages answered with 503."""
+        return sum(o["answered"] for o in self._outages)
+
     def clear_faults(self) -> None:
-        self.image_fate, self.boot_fate = "active", "active"
+        self.image_fate, self.boot_fate, self.stop_fate = "active", "active", "shutoff"
         self.conflicts.clear()
         self._hangs.clear()
         self.recordset_faults.clear()
+        self._outages.clear()
 
     def add_zone(self, name: str) -> dict:
         zone = {
@@ -278,6 +309,15 @@ class _Handler(BaseHTTPRequestHandler):
         for hang_method, pattern, seconds in list(emu._hangs):
             if hang_method == method and pattern.search(path):
                 time.sleep(seconds)
+        for outage in emu._outages:
+            if outage["method"] == method and outage["pattern"].search(path):
+                now_ = time.monotonic()
+                if outage["until"] is None:
+                    outage["until"] = now_ + outage["seconds"]
+                if now_ < outage["until"]:
+                    outage["answered"] += 1
+                    code = outage["status"]
+                    return self._send(code, {"error": {"code": code, "message": "outage"}})
         if (
             not path.startswith("/identity")
             and path not in ("/", "/compute", "/image", "/dns")

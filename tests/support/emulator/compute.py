@@ -1,5 +1,5 @@
 """Nova: versions and microversions, flavors, servers (boot, show, list, delete) and their actions
-(createImage, metadata)."""
+(createImage, os-stop, os-start, metadata)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,10 @@ def handle(h: Any, method, path, query, body, mv):
             if server["deleting"] > 1:
                 del emu.servers[server["id"]]
                 raise not_found(f"Instance {parts[1]}")
+        elif server.get("stopping") is not None:
+            server["stopping"] += 1
+            if server["stopping"] >= emu.stop_polls and emu.stop_fate == "shutoff":
+                server["status"], server["task_state"], server["stopping"] = "SHUTOFF", None, None
         elif server["status"] == "BUILD":
             server["polls"] += 1
             if server["polls"] >= emu.build_polls:
@@ -206,6 +210,8 @@ def _boot(h: Any, body, mv):
 
 def _action(h: Any, server: dict, body: dict, mv):
     emu = h.emu
+    if "os-stop" in body or "os-start" in body:
+        return _power(emu, server, "stop" if "os-stop" in body else "start")
     if "createImage" not in body:
         raise HTTPError(400, "badRequest", f"unsupported action {list(body)}")
     spec = body["createImage"]
@@ -253,6 +259,25 @@ def _action(h: Any, server: dict, body: dict, mv):
     }
     server["task_state"] = "image_snapshot"
     emu.images[image_id]["_server"] = server["id"]
+    emu.images[image_id]["_server_status"] = server["status"]  # running while imaged?
     if mv >= (2, 45):
         return 202, {"image_id": image_id}, {}
     return 202, None, {"Location": f"{h.base}/image/v2/images/{image_id}"}
+
+
+def _power(emu: Any, server: dict, action: str):
+    """os-stop: ACTIVE (or ERROR) -> task_state powering-off -> SHUTOFF after ``stop_polls``
+    GETs; os-start: SHUTOFF -> ACTIVE. Other states are a 409, as in Nova."""
+    allowed = ("ACTIVE", "ERROR") if action == "stop" else ("SHUTOFF",)
+    if action in emu.conflicts or server["task_state"] or server["status"] not in allowed:
+        raise HTTPError(
+            409,
+            "conflictingRequest",
+            f"Cannot '{action}' instance {server['id']} while it is in vm_state "
+            f"{server['status'].lower()}",
+        )
+    if action == "stop":
+        server["task_state"], server["stopping"] = "powering-off", 0
+    else:
+        server["status"] = "ACTIVE"
+    return 202, None, {}

@@ -7,7 +7,7 @@ from typing import Any
 
 from support.emulator.common import not_found, now
 
-_IMAGE_PRIVATE = ("polls", "_server")
+_IMAGE_PRIVATE = ("polls", "_server", "_server_status")
 
 
 def _image_view(image: dict) -> dict:
