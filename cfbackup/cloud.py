@@ -20,6 +20,8 @@ ip_fixup) and ``cfbackup firewall`` use it, never each other.
   :class:`ConfigError`, every other openstacksdk/keystoneauth1 failure a :class:`BackendError`
   (401, 403, 409, timeouts, unreachable, no endpoint), each one sentence with the fix, secrets
   masked; an unreachable endpoint is named with the system's reason ("Connection refused").
+  Failures that asking again may cure (5xx, 429, timeouts, unreachable) carry
+  ``transient = True`` (:func:`is_transient`), so a wait can ride out a short outage.
 
 Heavy imports (openstacksdk) stay inside the functions.
 """
@@ -68,7 +70,7 @@ def cloud_settings(
     raise ConfigError(
         f"profiles.{profile.name}.{section or 'swift'}: the compute and image APIs need "
         f"Keystone v3 credentials, and this profile has none: set {section or 'swift'}.cloud to "
-        "a clouds.yaml entry (or export OS_CLOUD), or use swift.auth_version = \"3\"."
+        'a clouds.yaml entry (or export OS_CLOUD), or use swift.auth_version = "3".'
     )
 
 
@@ -132,10 +134,29 @@ def connect(
     settings = cloud_settings(
         profile, cloud=cloud, section=section, region_name=region_name, api_timeout=api_timeout
     )
-    what = (f"cloud {cloud}" if cloud else
-            f"the cloud of profile {profile.name}" if profile is not None else "the cloud")
+    what = (
+        f"cloud {cloud}"
+        if cloud
+        else f"the cloud of profile {profile.name}"
+        if profile is not None
+        else "the cloud"
+    )
     with cloud_errors(f"connecting to {what}"):
         return openstack.connect(**settings)
+
+
+TRANSIENT_STATUS = (429, 500, 502, 503, 504)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether asking again may cure ``error`` (a 5xx, 429, a timeout, an unreachable
+    endpoint), as marked by :func:`cloud_errors`; a 401, 403, 404 or 409 will not go away."""
+    return bool(getattr(error, "transient", False))
+
+
+def _transient(error: BackendError) -> BackendError:
+    error.transient = True  # type: ignore[attr-defined]
+    return error
 
 
 def _short(error: BaseException) -> str:
@@ -171,8 +192,11 @@ def _unreachable(doing: str, error: BaseException, timeout_setting: str | None) 
     if isinstance(error, ks.ConnectTimeout):
         return BackendError(
             f"{doing}: the cloud did not answer in time ({url or _short(error)}): check the "
-            + (f"endpoint, or raise {timeout_setting}." if timeout_setting
-               else "endpoint and the network.")
+            + (
+                f"endpoint, or raise {timeout_setting}."
+                if timeout_setting
+                else "endpoint and the network."
+            )
         )
     return BackendError(
         f"{doing}: cannot reach the cloud{' at ' + url if url else ''} ({reason}): check the "
@@ -227,14 +251,15 @@ def cloud_errors(
             raise BackendError(
                 f"{doing}: forbidden (403): the user lacks a role for this ({_short(error)})."
             ) from None
-        raise BackendError(f"{doing}: the cloud answered {status} ({_short(error)}).") from None
+        failure = BackendError(f"{doing}: the cloud answered {status} ({_short(error)}).")
+        raise (_transient(failure) if status in TRANSIENT_STATUS else failure) from None
     except ks.Unauthorized:
         raise BackendError(
             f"{doing}: Keystone rejected the credentials (401): check the user "
             "name, password and project."
         ) from None
     except (ks.ConnectTimeout, ks.ConnectFailure) as error:
-        raise _unreachable(doing, error, timeout_setting) from None
+        raise _transient(_unreachable(doing, error, timeout_setting)) from None
     except ks.EndpointNotFound as error:
         raise BackendError(
             f"{doing}: the service catalog has no such endpoint "
@@ -244,7 +269,7 @@ def cloud_errors(
         cause = _caused_by(error, (ks.ConnectTimeout, ks.ConnectFailure))
         if cause is None:
             raise BackendError(f"{doing}: {_short(error)}: check the auth URL.") from None
-        raise _unreachable(doing, cause, timeout_setting) from None
+        raise _transient(_unreachable(doing, cause, timeout_setting)) from None
     except ks.AuthPluginException as error:
         raise ConfigError(f"{doing}: incomplete credentials ({_short(error)}).") from None
     except ks.ClientException as error:

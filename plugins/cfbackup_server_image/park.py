@@ -199,9 +199,12 @@ def park(
                 "snapshot or task); wait until it is idle and run park again",
             ),
         ):
-            image = conn.compute.create_server_image(server, image_name, metadata=metadata)
-        progress(f"snapshot of {name} started: image {image_name} ({image.id})")
-        image = _wait_image(conn, image.id, name, settings, progress)
+            # only the createImage POST: openstacksdk's create_server_image also reads the
+            # image back, and a failure of that read would hide that the snapshot started
+            image_id = server.create_image(conn.compute, image_name, metadata)
+        progress(f"snapshot of {name} started: image {image_name} ({image_id})")
+        with _not_deleted(name):
+            image = _wait_image(conn, image_id, name, settings, progress)
         record.update(
             state="parked",
             parked_at=records.utc_now(),
@@ -231,11 +234,13 @@ def _not_deleted(name: str):
 
 
 def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
+    """The image once active; its failures say what to do about the image (the caller adds
+    what became of the server)."""
+
     def fetch():
         with cloud_errors(f"checking image {image_id}"):
             return conn.image.get_image(image_id)
 
-    keep = f"the server {name} was NOT deleted"
     try:
         return wait_for(
             fetch,
@@ -250,14 +255,13 @@ def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
     except WaitFailed as failed:
         raise BackendError(
             f"the image {image_id} of {name} ended {failed.status} (the cloud could not save the "
-            f"snapshot): {keep}; remove the image (openstack image delete {image_id}) and run "
-            "park again."
+            f"snapshot): remove it (openstack image delete {image_id}) and run park again"
         ) from None
     except WaitTimedOut as late:
         raise BackendError(
             f"the image {image_id} of {name} was still {late.status} after {late.waited:.0f} s: "
-            f"{keep}; check it (openstack image show {image_id}) and run park again, or raise "
-            "server_image.image_timeout."
+            f"check it (openstack image show {image_id}) and run park again, or raise "
+            "server_image.image_timeout"
         ) from None
 
 

@@ -347,7 +347,8 @@ def test_a_failing_final_backup_parks_nothing(cli, config, emulator, tmp_path):
 
 
 def test_a_record_that_cannot_be_stored_stops_the_park_before_the_delete(
-        cli, config, emulator, tmp_path):
+    cli, config, emulator, tmp_path
+):
     """The local record's folder cannot be created (a file is in its way): the park stops
     with the image taken and the server still there, and says so."""
     emulator.add_server("web1")
@@ -360,3 +361,52 @@ def test_a_record_that_cannot_be_stored_stops_the_park_before_the_delete(
     assert "cannot write the park record" in result.stderr
     assert "check state_dir and its permissions; server web1 was NOT deleted." in result.stderr
     assert emulator.server_named("web1")["status"] == "ACTIVE"
+
+
+def test_a_short_api_outage_does_not_end_the_image_wait(cli, config, emulator, tmp_path):
+    """Glance answers 502 for 2 s (a load balancer restarting; openstacksdk retries only a
+    503 of the image API itself) while park waits for the image: the wait backs off and goes
+    on; three quick failures must not end an hour's wait."""
+    emulator.add_server("web1")
+    emulator.unavailable("GET", r"^/image/v2/images/[^/]+$", 2, status=502)
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == 0, result
+    assert emulator.outage_answers() >= 3
+    assert "answered 502" in result.stdout and "(retrying for up to" in result.stdout
+    assert _record(tmp_path)["server_deleted"] is True
+
+
+def test_an_api_outage_longer_than_the_error_window_keeps_the_server(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    from cfbackup_server_image import cloud as plugin_cloud
+
+    monkeypatch.setattr(plugin_cloud, "ERROR_WINDOW", 1.5)
+    emulator.add_server("web1")
+    emulator.unavailable("GET", r"^/image/v2/images/[^/]+$", 60, status=504)
+    result = cli("-c", config(image_timeout=30), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert result.stderr.count("\n") == 1, result
+    assert "every check of the last 2 s failed" in result.stderr
+    assert "answered 504" in result.stderr and "was NOT deleted" in result.stderr
+    assert emulator.server_named("web1") is not None
+    assert not (tmp_path / "state" / "parked" / "web1.json").exists()
+
+
+def test_an_error_asking_again_will_not_cure_ends_the_wait_at_once(cli, config, emulator):
+    """The image is deleted by someone while park waits (404): no point in polling on for
+    the error window; the server stays."""
+    import threading
+    import time
+
+    emulator.add_server("web1")
+    emulator.image_fate = "stuck"
+    timer = threading.Timer(0.5, emulator.images.clear)
+    timer.start()
+    started = time.monotonic()
+    result = cli("-c", config(image_timeout=30), "server", "park", "web1")
+    timer.join()
+    assert result.returncode == ExitCode.BACKEND, result
+    assert time.monotonic() - started < 10
+    assert "answered 404" in result.stderr and "was NOT deleted" in result.stderr, result
+    assert emulator.server_named("web1") is not None
