@@ -1,11 +1,12 @@
 """Built-in plugin ``server_image``: billing-free server parking on OpenStack.
 
-``cfbackup server park NAME`` (optionally after a final backup) snapshots the server, waits for
-the image to be ``active``, records what re-creating it needs (flavor, networks, security
-groups, key pair, metadata, addresses, availability zone) in Swift next to the backups and
-locally, and only then deletes the server. ``cfbackup server unpark NAME`` boots it again from
-that image, waits for ACTIVE and fires ``server_ip_changed`` so ``ip_fixup`` can follow the new
-addresses. ``cfbackup images prune`` removes old park images. See docs/plugins/server_image.md.
+``cfbackup server park NAME`` (optionally after a final backup) stops the server (unless
+``--live``), snapshots it, waits for the image to be ``active``, records what re-creating it
+needs (flavor, networks, security groups, key pair, metadata, addresses, availability zone) in
+Swift next to the backups and locally, and only then deletes the server. ``cfbackup server
+unpark NAME`` boots it again from that image, waits for ACTIVE and fires ``server_ip_changed``
+so ``ip_fixup`` can follow the new addresses. ``cfbackup images prune`` removes old park
+images. See docs/plugins/server_image.md.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ OPTIONS = (
     Option(
         "server_timeout",
         "integer",
-        "Seconds to wait for a server to become ACTIVE on unpark, or to disappear on park.",
+        "Seconds to wait for a server to stop (SHUTOFF) or to disappear on park, or to "
+        "become ACTIVE on unpark.",
         default=900,
         minimum=1,
     ),

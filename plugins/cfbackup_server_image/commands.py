@@ -12,7 +12,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("server", help="park a server (image it, delete it) and unpark it")
     sub = p.add_subparsers(dest="server_command", metavar="SUBCOMMAND", required=True)
 
-    park = sub.add_parser("park", help="optional final backup, snapshot, record, delete")
+    park = sub.add_parser("park", help="optional final backup, stop, snapshot, record, delete")
     park.add_argument("name", metavar="NAME", help="server name or id")
     park.add_argument(
         "--profile",
@@ -23,6 +23,11 @@ def register(subparsers) -> None:
         "--final-backup",
         metavar="PROFILE",
         help="back up this profile first; a failed backup stops the park",
+    )
+    park.add_argument(
+        "--live",
+        action="store_true",
+        help="image an ACTIVE server without stopping it first (what it writes meanwhile is lost)",
     )
     park.set_defaults(handler=park_command)
 
@@ -82,6 +87,7 @@ def park_command(args, context) -> int:
         args.name,
         pm=context.plugin_manager,
         final_backup=args.final_backup,
+        live=args.live,
         progress=_progress,
     )
     return int(ExitCode.OK)

@@ -1,14 +1,18 @@
-"""Park a server: optional final backup, snapshot, wait for the image, record, then delete.
+"""Park a server: optional final backup, stop, snapshot, wait for the image, record, then
+delete.
 
 The order of ``park`` is the safety argument: the server is deleted only after its image is
 ``active`` and the record is stored in Swift and locally. Real Nova lets a server be deleted
 while its snapshot is still saving (DESIGN.md section 5), so nothing here relies on Nova to
-refuse.
+refuse. An ACTIVE server is stopped (SHUTOFF) before the snapshot, as Nova's own shelve does:
+what a running server writes while it is imaged (up to ``image_timeout``) would not be in the
+image and would be lost with the server. ``--live`` images it running, with a warning.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import time
 from collections.abc import Callable
 from typing import Any
@@ -149,10 +153,12 @@ def park(
     *,
     pm=None,
     final_backup: str | None = None,
+    live: bool = False,
     progress: Progress = print,
     conn=None,
 ) -> dict[str, Any]:
-    """Image server ``name``, wait for the image, store the record, then delete the server."""
+    """Stop server ``name`` (unless ``live``), image it, wait for the image, store the record,
+    then delete the server."""
     settings = settings_of(profile)
     with server_lock(config, name, "park"):
         conn = conn or connect(profile)
@@ -181,9 +187,27 @@ def park(
                 "only the root disk and unpark would not attach them again; detach them first "
                 "(they are kept, and billed, on their own); nothing was done."
             )
+        if server.status == "ACTIVE" and not live and _runs_here(server):
+            raise RunRefused(
+                f"server {name} looks like the machine this cfbackup runs on (same host name): "
+                "park stops the server before its snapshot, and this run with it; run park "
+                "from another machine (with a swift:// target the record is found from "
+                "anywhere), or add --live to image it running; nothing was done."
+            )
         record = build_record(conn, server, profile, progress)
         if final_backup:
             record["final_backup"] = _final_backup(config, final_backup, pm, progress)
+        record["status_before_park"] = server.status
+        stopped = False
+        if server.status == "ACTIVE" and live:
+            progress(
+                f"warning: --live: {name} keeps running while it is imaged; what it writes "
+                "from now on is not in the image and is lost when the server is deleted"
+            )
+        elif server.status == "ACTIVE":
+            _stop(conn, server, settings, progress)
+            stopped = True
+        kept = _kept(server, stopped)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         image_name = f"cfbackup-park-{server.name}-{stamp}"
         metadata = {
@@ -192,7 +216,7 @@ def park(
             "cfbackup_parked_at": stamp,
         }
         with (
-            _not_deleted(name),
+            _not_deleted(kept),
             cloud_errors(
                 f"snapshotting server {name}",
                 conflict_fix="the server is busy (another "
@@ -203,7 +227,7 @@ def park(
             # image back, and a failure of that read would hide that the snapshot started
             image_id = server.create_image(conn.compute, image_name, metadata)
         progress(f"snapshot of {name} started: image {image_name} ({image_id})")
-        with _not_deleted(name):
+        with _not_deleted(kept):
             image = _wait_image(conn, image_id, name, settings, progress)
         record.update(
             state="parked",
@@ -211,7 +235,7 @@ def park(
             server_deleted=False,
             image={"id": image.id, "name": image.name, "size": image.size},
         )
-        with _not_deleted(name):
+        with _not_deleted(kept):
             records.save(config, profile, record)
         progress(f"record stored in {records.describe_locations(config, profile, name)}")
         _delete_server(conn, server, image.id, settings, progress)
@@ -221,14 +245,79 @@ def park(
         return record
 
 
+def _runs_here(server) -> bool:
+    """Whether ``server`` is probably this machine: Nova makes a server's host name from its
+    name, and stopping the machine park runs on would end park before the snapshot."""
+    import socket
+
+    here = socket.gethostname().split(".")[0].lower()
+    return bool(here) and here == str(server.name).split(".")[0].lower()
+
+
+def _kept(server, stopped: bool) -> str:
+    """What a park that stops before the deletion leaves, and how to get the server back."""
+    if not stopped:
+        return f"server {server.name} was NOT deleted"
+    return (
+        f"server {server.name} was NOT deleted but is stopped (SHUTOFF): start it again with "
+        f"openstack server start {shlex.quote(server.name)}, or run park again"
+    )
+
+
 @contextlib.contextmanager
-def _not_deleted(name: str):
-    """Errors before the deletion step say that the server is still there."""
+def _not_deleted(kept: str):
+    """Errors before the deletion step say that the server is still there (and stopped)."""
     try:
         yield
     except CfbackupError as error:
         raise CfbackupError(
-            f"{error.message.rstrip('.')}; server {name} was NOT deleted.",
+            f"{error.message.rstrip('.')}; {kept}.", exit_code=error.exit_code
+        ) from None
+
+
+def _stop(conn, server, settings, progress: Progress) -> None:
+    """Stop an ACTIVE server and wait for SHUTOFF, so that nothing it writes is lost."""
+    name = server.name
+    left = f"server {name} was NOT deleted"
+    progress(f"stopping {name} so that the image holds everything it wrote (--live does not)")
+    with cloud_errors(
+        f"stopping server {name}",
+        conflict_fix=f"the server is busy (another task); {left}: wait until it is idle and "
+        "run park again.",
+    ):
+        conn.compute.stop_server(server)
+
+    def fetch():
+        with cloud_errors(f"checking server {name}"):
+            return conn.compute.get_server(server.id)
+
+    try:
+        wait_for(
+            fetch,
+            what=f"server {name}",
+            goal="SHUTOFF",
+            ready=("SHUTOFF",),
+            failures=("ERROR", "DELETED"),
+            timeout=settings["server_timeout"],
+            max_interval=settings["poll_interval"],
+            progress=progress,
+        )
+    except WaitFailed as failed:
+        raise BackendError(
+            f"server {name} went to {failed.status} while stopping; it was NOT deleted and "
+            f"nothing was imaged: check it (openstack server show {server.id}) and run park "
+            "again."
+        ) from None
+    except WaitTimedOut as late:
+        raise BackendError(
+            f"server {name} did not stop within {late.waited:.0f} s (it is still "
+            f"{late.status}); it was NOT deleted and nothing was imaged: check it (openstack "
+            f"server show {server.id}) and run park again, or raise server_image.server_timeout."
+        ) from None
+    except CfbackupError as error:
+        raise CfbackupError(
+            f"{error.message.rstrip('.')}; server {name} was NOT deleted and nothing was "
+            f"imaged (it may be stopping: openstack server show {server.id}); run park again.",
             exit_code=error.exit_code,
         ) from None
 

@@ -105,8 +105,13 @@ def test_killed_image_refuses_to_delete_the_server(cli, config, emulator, tmp_pa
     emulator.image_fate = "killed"
     result = cli("-c", config(), "server", "park", "web1")
     assert result.returncode == ExitCode.BACKEND, result
+    assert result.stderr.count("\n") == 1, result  # one sentence
     assert "ended killed" in result.stderr and "was NOT deleted" in result.stderr
-    assert emulator.server_named("web1")["status"] == "ACTIVE"
+    # stopped for the snapshot: the message says so and how to get it back
+    assert "is stopped (SHUTOFF): start it again with openstack server start web1" in (
+        result.stderr
+    )
+    assert emulator.server_named("web1")["status"] == "SHUTOFF"
     assert not (tmp_path / "state" / "parked" / "web1.json").exists()
     assert not any(m == "DELETE" for m, _p, _v in emulator.requests)
 
@@ -324,7 +329,7 @@ def test_older_compute_microversion_flavor_by_id_and_image_id_from_location(
     cfg = config()
     parked = cli("-c", cfg, "server", "park", "web1")
     assert parked.returncode == 0, parked
-    assert emulator.microversions("/action") == ["2.44"]
+    assert set(emulator.microversions("/action")) == {"2.44"}  # os-stop, createImage
     flavor = _record(tmp_path)["flavor"]
     assert (flavor["id"], flavor["name"], flavor["vcpus"]) == ("2", "m1.medium", 2)
     assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
@@ -359,8 +364,10 @@ def test_a_record_that_cannot_be_stored_stops_the_park_before_the_delete(
     assert result.returncode == ExitCode.BACKEND, result
     assert result.stderr.count("\n") == 1, result  # one sentence
     assert "cannot write the park record" in result.stderr
-    assert "check state_dir and its permissions; server web1 was NOT deleted." in result.stderr
-    assert emulator.server_named("web1")["status"] == "ACTIVE"
+    assert "check state_dir and its permissions; server web1 was NOT deleted but is stopped" in (
+        result.stderr
+    )
+    assert emulator.server_named("web1")["status"] == "SHUTOFF"
 
 
 def test_a_short_api_outage_does_not_end_the_image_wait(cli, config, emulator, tmp_path):
@@ -410,3 +417,69 @@ def test_an_error_asking_again_will_not_cure_ends_the_wait_at_once(cli, config, 
     assert time.monotonic() - started < 10
     assert "answered 404" in result.stderr and "was NOT deleted" in result.stderr, result
     assert emulator.server_named("web1") is not None
+
+
+def test_park_stops_an_active_server_before_the_snapshot(cli, config, emulator, tmp_path):
+    """What a running server writes while it is imaged is not in the image and is lost with
+    the server: park stops it first (SHUTOFF), as Nova's own shelve does."""
+    emulator.add_server("web1")
+    emulator.stop_polls = 2
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == 0, result
+    assert "stopping web1" in result.stdout and "server web1 is SHUTOFF after" in result.stdout
+    (image,) = emulator.images.values()
+    assert image["_server_status"] == "SHUTOFF"  # imaged stopped, not running
+    assert _record(tmp_path)["status_before_park"] == "ACTIVE"
+    assert emulator.server_named("web1") is None
+
+
+def test_park_live_images_a_running_server_with_a_warning(cli, config, emulator):
+    emulator.add_server("web1")
+    result = cli("-c", config(), "server", "park", "web1", "--live")
+    assert result.returncode == 0, result
+    assert "warning: --live: web1 keeps running while it is imaged" in result.stdout
+    (image,) = emulator.images.values()
+    assert image["_server_status"] == "ACTIVE"
+
+
+def test_a_shutoff_server_is_imaged_as_is(cli, config, emulator):
+    emulator.add_server("web1", status="SHUTOFF")  # Nova refuses to stop it again (409)
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == 0, result
+    assert "stopping" not in result.stdout
+    (image,) = emulator.images.values()
+    assert image["_server_status"] == "SHUTOFF"
+
+
+def test_a_server_that_does_not_stop_is_neither_imaged_nor_deleted(cli, config, emulator):
+    emulator.add_server("web1")
+    emulator.stop_fate = "stuck"
+    result = cli("-c", config(server_timeout=1), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert result.stderr.count("\n") == 1, result
+    assert "server web1 did not stop within" in result.stderr
+    assert "it was NOT deleted and nothing was imaged" in result.stderr
+    assert "server_image.server_timeout" in result.stderr
+    assert not emulator.images and emulator.server_named("web1") is not None
+
+
+def test_a_refused_stop_is_one_sentence(cli, config, emulator):
+    emulator.add_server("web1")
+    emulator.conflicts.add("stop")
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "stopping server web1: the cloud refused with 409 Conflict" in result.stderr
+    assert "server web1 was NOT deleted" in result.stderr and not emulator.images
+
+
+def test_park_refuses_to_stop_the_machine_it_runs_on(cli, config, emulator, monkeypatch):
+    """Stopping the server cfbackup runs on would end the park before its snapshot."""
+    import socket
+
+    emulator.add_server("web1")
+    monkeypatch.setattr(socket, "gethostname", lambda: "web1.example.org")
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "looks like the machine this cfbackup runs on" in result.stderr
+    assert "nothing was done" in result.stderr
+    assert emulator.server_named("web1")["status"] == "ACTIVE" and not emulator.images
