@@ -25,6 +25,7 @@ from . import records
 from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 
 SNAPSHOT_STATES = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
+UNPARK_MARKER = "cfbackup_unparked_from"  # server metadata unpark sets: the park image id
 Progress = Callable[[str], None]
 
 
@@ -121,7 +122,8 @@ def build_record(conn, server, profile: Profile, progress: Progress) -> dict[str
         "networks": _network_record(conn, server, progress),
         "security_groups": groups,
         "key_name": server.key_name,
-        "metadata": dict(server.metadata or {}),
+        # the user's metadata, without the marker an earlier unpark set
+        "metadata": {k: v for k, v in (server.metadata or {}).items() if k != UNPARK_MARKER},
         "addresses": server.addresses or {},
         "ips": flat_ips(server.addresses),
         "availability_zone": server.availability_zone,

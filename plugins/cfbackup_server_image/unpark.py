@@ -4,19 +4,35 @@ key pair, security groups, metadata and availability zone; wait for ACTIVE; fire
 
 Nova >= 2.37 requires ``networks`` on boot and openstacksdk's proxy does not add it
 (DESIGN.md section 5): the recorded network ids are passed, or ``auto`` without them.
+
+The new server carries the metadata ``cfbackup_unparked_from = IMAGE_ID``. Once it is booted,
+every failure names it (id and state) and says what to do; and a rerun of ``unpark`` whose
+record is still ``parked`` adopts the server that carries its image id (the one an earlier run
+booted, when that run failed after the boot: an API outage, Swift down when the record was
+updated) instead of refusing because "a server with that name exists".
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cfbackup import suggest
+from cfbackup import cloud, suggest
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import BackendError, CfbackupError, ExitCode, RunRefused
 
 from . import records
 from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
-from .park import Progress, find_server, flat_ips, server_lock, settings_of, wait_gone
+from .park import (
+    UNPARK_MARKER,
+    Progress,
+    find_server,
+    flat_ips,
+    server_lock,
+    settings_of,
+    wait_gone,
+)
+
+ADOPTABLE = ("BUILD", "ACTIVE", "ERROR")  # what a rerun can go on with
 
 
 def _flavor_id(conn, record: dict[str, Any], wanted: str | None, progress: Progress) -> str:
@@ -90,34 +106,18 @@ def unpark(
                 "boot it again from the same image."
             )
         conn = conn or connect(profile)
+        rerun = suggest.command("server", "unpark", name, "--profile", profile.name)
         existing = find_server(conn, name)
-        if existing is not None:
+        if existing is not None and not _booted_by_us(existing, record):
             raise RunRefused(
                 f"a server named {name} already exists ({existing.id}, "
                 f"{existing.status}): nothing was booted; delete or rename it first."
             )
-        networks: Any = [{"uuid": n["id"]} for n in record.get("networks", []) if n.get("id")]
-        # Nova >= 2.37 requires `networks`; without recorded ids let Nova pick ("auto").
-        spec = {
-            "name": record["server"]["name"],
-            "image_id": record["image"]["id"],
-            "flavor_id": _flavor_id(conn, record, flavor, progress),
-            "networks": networks or "auto",
-            "metadata": record.get("metadata") or {},
-        }
-        if record.get("key_name"):
-            spec["key_name"] = record["key_name"]
-        if record.get("security_groups"):
-            spec["security_groups"] = [{"name": g} for g in record["security_groups"]]
-        if record.get("availability_zone"):
-            spec["availability_zone"] = record["availability_zone"]
-        with cloud_errors(
-            f"booting {name} from image {record['image']['id']}",
-            conflict_fix="nothing was booted; retry later.",
-        ):
-            server = conn.compute.create_server(**spec)
-        progress(f"booting {name} ({server.id}) from image {record['image']['name']}")
-        server = _wait_active(conn, server, name, settings, progress)
+        if existing is not None:
+            server = _adopt(existing, name, flavor, progress)
+        else:
+            server = _boot(conn, record, name, flavor, rerun, progress)
+        server = _wait_active(conn, server, name, settings, rerun, progress)
         new_ips = flat_ips(server.addresses)
         # after an earlier unpark (--force), DNS and hosts may hold that server's addresses
         old_ips = list(record.get("ips") or [])
@@ -129,7 +129,18 @@ def unpark(
             unparked_at=records.utc_now(),
             new_server={"id": server.id, "ips": new_ips, "addresses": server.addresses or {}},
         )
-        records.save(config, profile, record)
+        try:
+            records.save(config, profile, record)
+        except CfbackupError as error:
+            fixup = _fixup_command(name, old_ips, new_ips)
+            raise _booted_but(
+                error,
+                server,
+                name,
+                f"ACTIVE at {', '.join(new_ips) or 'no address'}",
+                rerun,
+                also=f"; to move DNS and hosts along before that, run {fixup}",
+            ) from None
         progress(
             f"{name} is ACTIVE: addresses {', '.join(old_ips) or 'none'} -> "
             f"{', '.join(new_ips) or 'none'}"
@@ -140,21 +151,96 @@ def unpark(
                     server=name, old=old_ips, new=new_ips, config=config
                 )
             except CfbackupError as error:
-                rerun = suggest.command(
-                    "ip-fixup",
-                    "--name",
-                    name,
-                    *(("--old", ",".join(old_ips)) if old_ips else ()),
-                    "--new",
-                    ",".join(new_ips),
-                )
+                fixup = _fixup_command(name, old_ips, new_ips)
                 raise CfbackupError(
                     f"{name} is ACTIVE at {', '.join(new_ips)}, but the IP fix-up failed: "
-                    f"{error.message.rstrip('.')}; once that is fixed, run {rerun}",
+                    f"{error.message.rstrip('.')}; once that is fixed, run {fixup}",
                     exit_code=error.exit_code,
                 ) from None
             _report_fixups(results, progress)
         return record
+
+
+def _booted_by_us(server, record: dict[str, Any]) -> bool:
+    """Whether ``server`` is the one an earlier unpark of this still-``parked`` record
+    booted (it carries the record's image id in its metadata)."""
+    marker = (server.metadata or {}).get(UNPARK_MARKER)
+    return record.get("state") == "parked" and marker == record["image"]["id"]
+
+
+def _adopt(server, name: str, flavor: str | None, progress: Progress):
+    if server.status not in ADOPTABLE:
+        raise RunRefused(
+            f"server {name} ({server.id}) was booted by an earlier unpark and is "
+            f"{server.status}: start it (openstack server start {server.id}) or delete it "
+            "(openstack server delete), then run unpark again; nothing was booted."
+        )
+    progress(
+        f"server {name} ({server.id}, {server.status}) was booted by an earlier unpark of "
+        "this record: going on with it"
+        + (f" (--flavor {flavor} does not apply to it)" if flavor else "")
+    )
+    return server
+
+
+def _boot(conn, record: dict[str, Any], name: str, flavor: str | None, rerun: str, progress):
+    image_id = record["image"]["id"]
+    networks: Any = [{"uuid": n["id"]} for n in record.get("networks", []) if n.get("id")]
+    # Nova >= 2.37 requires `networks`; without recorded ids let Nova pick ("auto").
+    spec = {
+        "name": record["server"]["name"],
+        "image_id": image_id,
+        "flavor_id": _flavor_id(conn, record, flavor, progress),
+        "networks": networks or "auto",
+        # the marker lets a rerun adopt this server if this run fails after the boot
+        "metadata": {**(record.get("metadata") or {}), UNPARK_MARKER: image_id},
+    }
+    if record.get("key_name"):
+        spec["key_name"] = record["key_name"]
+    if record.get("security_groups"):
+        spec["security_groups"] = [{"name": g} for g in record["security_groups"]]
+    if record.get("availability_zone"):
+        spec["availability_zone"] = record["availability_zone"]
+    try:
+        with cloud_errors(
+            f"booting {name} from image {image_id}",
+            conflict_fix="nothing was booted; retry later.",
+        ):
+            server = conn.compute.create_server(**spec)
+    except BackendError as error:
+        if not cloud.is_transient(error):
+            raise
+        # the request may have reached Nova before the answer was lost
+        raise BackendError(
+            f"{error.message.rstrip('.')}; the cloud may have booted it anyway: run {rerun} "
+            "again, which goes on with a server it booted (openstack server list shows it)."
+        ) from None
+    progress(f"booting {name} ({server.id}) from image {record['image']['name']}")
+    return server
+
+
+def _booted_but(
+    error: CfbackupError, server, name: str, state: str, rerun: str, *, also: str = ""
+) -> CfbackupError:
+    """A failure after the boot: name the new server, its state, and what to do."""
+    return CfbackupError(
+        f"server {name} was booted ({server.id}, {state}), but "
+        f"{error.message.rstrip('.')}; once that is fixed, run {rerun} again (it goes on with "
+        f"this server, marks the record unparked and fixes DNS and hosts){also}; or delete the "
+        f"server (openstack server delete {server.id}) and run unpark again.",
+        exit_code=error.exit_code,
+    )
+
+
+def _fixup_command(name: str, old_ips: list[str], new_ips: list[str]) -> str:
+    return suggest.command(
+        "ip-fixup",
+        "--name",
+        name,
+        *(("--old", ",".join(old_ips)) if old_ips else ()),
+        "--new",
+        ",".join(new_ips),
+    )
 
 
 def _report_fixups(results, progress: Progress) -> None:
@@ -170,7 +256,7 @@ def _report_fixups(results, progress: Progress) -> None:
                 progress(f"{profile}: warning: {line}")
 
 
-def _wait_active(conn, server, name: str, settings, progress: Progress):
+def _wait_active(conn, server, name: str, settings, rerun: str, progress: Progress):
     def fetch():
         with cloud_errors(f"checking server {name}"):
             return conn.compute.get_server(server.id)
@@ -193,8 +279,11 @@ def _wait_active(conn, server, name: str, settings, progress: Progress):
             with cloud_errors(f"deleting the failed server {server.id}"):
                 conn.compute.delete_server(server.id)
             wait_gone(conn, server.id, name, settings, progress)
-        except BackendError as error:
-            cleanup = f"deleting the failed server failed too ({error.message})"
+        except CfbackupError as error:
+            cleanup = (
+                f"deleting the failed server {server.id} failed too ({error.message.rstrip('.')})"
+                f": delete it (openstack server delete {server.id})"
+            )
         except (WaitFailed, WaitTimedOut) as error:
             cleanup = f"the failed server {server.id} is still {error.status}; delete it"
         raise BackendError(
@@ -205,6 +294,11 @@ def _wait_active(conn, server, name: str, settings, progress: Progress):
     except WaitTimedOut as late:
         raise BackendError(
             f"server {name} ({server.id}) was still {late.status} after {late.waited:.0f} s: it "
-            f"was left as it is; check it (openstack server show {server.id}), delete it and run "
-            "unpark again, or raise server_image.server_timeout."
+            f"was left as it is; run {rerun} again to go on waiting for it, or delete it "
+            f"(openstack server delete {server.id}) and run unpark again, or raise "
+            "server_image.server_timeout."
+        ) from None
+    except CfbackupError as error:
+        raise _booted_but(
+            error, server, name, f"last seen {server.status or 'BUILD'}", rerun
         ) from None

@@ -33,6 +33,15 @@ def config(write_config, clouds, tmp_path):
     return make
 
 
+def config_path(result) -> str:
+    """The -c FILE a message must repeat (the fixture writes config.toml)."""
+    import re
+
+    found = re.search(r"cfbackup -c (\S+config\.toml)", result.output)
+    assert found, result
+    return found.group(1)
+
+
 def _record(tmp_path, name="web1"):
     return json.loads((tmp_path / "state" / "parked" / f"{name}.json").read_text())
 
@@ -92,7 +101,8 @@ def test_park_then_unpark_happy_path(cli, config, emulator, tmp_path):
     assert new["status"] == "ACTIVE" and new["id"] != old["id"]
     assert new["image"]["id"] == record["image"]["id"] and new["flavor_id"] == "2"
     assert new["net_ids"] == [emulator.networks["private"]] and new["key_name"] == "ops"
-    assert new["metadata"] == {"role": "web"}
+    # the recorded metadata, and the marker that lets a rerun go on with this server
+    assert new["metadata"] == {"role": "web", "cfbackup_unparked_from": record["image"]["id"]}
     assert [g["name"] for g in new["security_groups"]] == ["default", "web"]
     after = _record(tmp_path)
     assert after["state"] == "unparked" and after["new_server"]["id"] == new["id"]
@@ -185,6 +195,16 @@ def test_unpark_build_timeout_and_boot_conflict(cli, config, emulator):
     slow = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
     assert slow.returncode == ExitCode.BACKEND, slow
     assert "was still BUILD after" in slow.stderr and "server_timeout" in slow.stderr
+    booted = emulator.server_named("web1")["id"]
+    assert booted in slow.stderr and f"cfbackup -c {config_path(slow)} server unpark" in (
+        slow.stderr
+    )
+    # a rerun goes on with the server the first run booted: no second boot, no refusal
+    emulator.build_polls = 1
+    again = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [booted]
 
 
 def test_unpark_refusals_and_flavor_choice(cli, config, emulator):
@@ -483,3 +503,100 @@ def test_park_refuses_to_stop_the_machine_it_runs_on(cli, config, emulator, monk
     assert "looks like the machine this cfbackup runs on" in result.stderr
     assert "nothing was done" in result.stderr
     assert emulator.server_named("web1")["status"] == "ACTIVE" and not emulator.images
+
+
+def test_unpark_whose_record_cannot_be_updated_names_the_server_and_a_rerun_adopts_it(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """The server is ACTIVE but the record cannot be marked unparked (Swift down): the
+    message names the new server and its state and gives the commands (with -c FILE); the
+    record still says parked, and a rerun goes on with that server instead of refusing
+    because "a server named web1 already exists"."""
+    from cfbackup_server_image import records
+
+    from cfbackup.errors import BackendError
+
+    emulator.add_server("web1", metadata={"role": "web"})
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    real_save = records.save
+
+    def swift_down(config_, profile, record):
+        if record.get("state") == "unparked":
+            raise BackendError("Swift at http://127.0.0.1:1 is unreachable: check the network.")
+        real_save(config_, profile, record)
+
+    monkeypatch.setattr(records, "save", swift_down)
+    failed = cli("-c", cfg, "server", "unpark", "web1")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    assert failed.stderr.count("\n") == 1, failed  # one sentence
+    new = emulator.server_named("web1")
+    ip = new["addresses"]["private"][0]["addr"]
+    assert f"server web1 was booted ({new['id']}, ACTIVE at {ip}), but Swift" in failed.stderr
+    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in failed.stderr
+    assert f"cfbackup -c {cfg} ip-fixup --name web1" in failed.stderr
+    assert f"openstack server delete {new['id']}" in failed.stderr
+    assert _record(tmp_path)["state"] == "parked"
+
+    monkeypatch.setattr(records, "save", real_save)  # Swift is back
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [new["id"]]
+    after = _record(tmp_path)
+    assert after["state"] == "unparked" and after["new_server"]["id"] == new["id"]
+    # parked again: the marker is not taken for the user's metadata
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert _record(tmp_path)["metadata"] == {"role": "web"}
+
+
+def test_unpark_whose_checks_fail_after_the_boot_names_the_server(
+    cli, config, emulator, monkeypatch
+):
+    """Nova fails every check of the new server for longer than a wait rides out: the
+    message names the booted server; a rerun once Nova answers goes on with it."""
+    from cfbackup_server_image import cloud as plugin_cloud
+
+    monkeypatch.setattr(plugin_cloud, "ERROR_WINDOW", 1.0)
+    emulator.add_server("web1")
+    cfg = config(server_timeout=30)
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.unavailable("GET", r"^/compute/v2\.1/servers/[0-9a-f-]{36}$", 60, status=502)
+    failed = cli("-c", cfg, "server", "unpark", "web1")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    new = emulator.server_named("web1")
+    assert f"server web1 was booted ({new['id']}, last seen BUILD), but" in failed.stderr
+    assert "answered 502" in failed.stderr and "server unpark web1 --profile web1 again" in (
+        failed.stderr
+    )
+    emulator.clear_faults()
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [new["id"]]
+
+
+def test_a_short_nova_outage_does_not_end_the_unpark_wait(cli, config, emulator):
+    """openstacksdk does not retry the compute API at all: a 503 for 2 s while unpark waits
+    for ACTIVE is ridden out by cfbackup's own wait."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.unavailable("GET", r"^/compute/v2\.1/servers/[0-9a-f-]{36}$", 2)
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == 0, result
+    assert emulator.outage_answers() >= 3 and "answered 503" in result.stdout
+
+
+def test_a_server_booted_by_an_earlier_unpark_but_stopped_is_not_adopted(cli, config, emulator):
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    image_id = next(iter(emulator.images))
+    stray = emulator.add_server(
+        "web1", status="SHUTOFF", metadata={"cfbackup_unparked_from": image_id}
+    )
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert f"server web1 ({stray['id']}) was booted by an earlier unpark and is SHUTOFF" in (
+        result.stderr
+    )
+    assert "nothing was booted" in result.stderr
