@@ -19,7 +19,7 @@ from typing import Any
 
 from cfbackup import suggest
 from cfbackup.config.model import Config, Profile
-from cfbackup.errors import BackendError, CfbackupError, LockHeld, RunRefused
+from cfbackup.errors import BackendError, CfbackupError, Interrupted, LockHeld, RunRefused
 
 from . import records
 from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
@@ -207,7 +207,13 @@ def park(
                 "from now on is not in the image and is lost when the server is deleted"
             )
         elif server.status == "ACTIVE":
-            _stop(conn, server, settings, progress)
+            try:
+                _stop(conn, server, settings, progress)
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    f"interrupted while server {name} was stopping: it was NOT deleted and "
+                    f"nothing was imaged (openstack server show {server.id}); run park again."
+                ) from None
             stopped = True
         kept = _kept(server, stopped)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -242,7 +248,14 @@ def park(
         progress(f"record stored in {records.describe_locations(config, profile, name)}")
         _delete_server(conn, server, image.id, settings, progress)
         record["server_deleted"] = True
-        records.save(config, profile, record)
+        try:
+            records.save(config, profile, record)
+        except CfbackupError as error:  # the park is done: the stored record is complete
+            progress(
+                f"warning: the record could not be marked server_deleted "
+                f"({error.message.rstrip('.')}); it still says the server was not deleted, "
+                "which changes nothing for unpark"
+            )
         progress(f"{name} parked: image {image.name} ({image.id}), server deleted")
         return record
 
@@ -275,6 +288,8 @@ def _not_deleted(kept: str):
         raise CfbackupError(
             f"{error.message.rstrip('.')}; {kept}.", exit_code=error.exit_code
         ) from None
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM in an hour-long wait
+        raise Interrupted(f"interrupted; {kept}.") from None
 
 
 def _stop(conn, server, settings, progress: Progress) -> None:

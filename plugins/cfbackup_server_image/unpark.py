@@ -18,7 +18,7 @@ from typing import Any
 
 from cfbackup import cloud, suggest
 from cfbackup.config.model import Config, Profile
-from cfbackup.errors import BackendError, CfbackupError, ExitCode, RunRefused
+from cfbackup.errors import BackendError, CfbackupError, ExitCode, Interrupted, RunRefused
 
 from . import records
 from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
@@ -117,7 +117,17 @@ def unpark(
             server = _adopt(existing, name, flavor, progress)
         else:
             server = _boot(conn, record, name, flavor, rerun, progress)
-        server = _wait_active(conn, server, name, settings, rerun, progress)
+        try:
+            server = _wait_active(conn, server, name, settings, rerun, progress)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what was left behind
+            raise _booted_but(
+                Interrupted("this run was interrupted"),
+                server,
+                name,
+                "not yet ACTIVE",
+                rerun,
+                when="",
+            ) from None
         new_ips = flat_ips(server.addresses)
         # after an earlier unpark (--force), DNS and hosts may hold that server's addresses
         old_ips = list(record.get("ips") or [])
@@ -220,12 +230,19 @@ def _boot(conn, record: dict[str, Any], name: str, flavor: str | None, rerun: st
 
 
 def _booted_but(
-    error: CfbackupError, server, name: str, state: str, rerun: str, *, also: str = ""
+    error: CfbackupError,
+    server,
+    name: str,
+    state: str,
+    rerun: str,
+    *,
+    also: str = "",
+    when: str = "once that is fixed, ",
 ) -> CfbackupError:
     """A failure after the boot: name the new server, its state, and what to do."""
     return CfbackupError(
         f"server {name} was booted ({server.id}, {state}), but "
-        f"{error.message.rstrip('.')}; once that is fixed, run {rerun} again (it goes on with "
+        f"{error.message.rstrip('.')}; {when}run {rerun} again (it goes on with "
         f"this server, marks the record unparked and fixes DNS and hosts){also}; or delete the "
         f"server (openstack server delete {server.id}) and run unpark again.",
         exit_code=error.exit_code,

@@ -600,3 +600,65 @@ def test_a_server_booted_by_an_earlier_unpark_but_stopped_is_not_adopted(cli, co
         result.stderr
     )
     assert "nothing was booted" in result.stderr
+
+
+def test_an_interrupted_park_says_the_server_is_stopped_not_deleted(
+    cli, config, emulator, monkeypatch
+):
+    """Ctrl-C (or SIGTERM) in the image wait, after park stopped the server."""
+    from cfbackup_server_image import park
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(park, "_wait_image", interrupted)
+    emulator.add_server("web1")
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == ExitCode.INTERRUPTED, result
+    assert "interrupted; server web1 was NOT deleted but is stopped (SHUTOFF)" in result.stderr
+    assert "openstack server start web1" in result.stderr
+    assert emulator.server_named("web1")["status"] == "SHUTOFF"
+
+
+def test_an_interrupted_unpark_names_the_booted_server(cli, config, emulator, monkeypatch):
+    from cfbackup_server_image import unpark
+
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(unpark, "_wait_active", interrupted)
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.INTERRUPTED, result
+    new = emulator.server_named("web1")
+    assert f"server web1 was booted ({new['id']}, not yet ACTIVE), but this run was " in (
+        result.stderr
+    )
+    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in result.stderr
+
+
+def test_a_record_update_failing_after_the_delete_is_a_warning(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """The park is done (image active, record stored, server deleted); only marking the
+    record server_deleted failed: a warning, not a failed park."""
+    from cfbackup_server_image import records
+
+    from cfbackup.errors import BackendError
+
+    real_save = records.save
+
+    def flaky(config_, profile, record):
+        if record.get("server_deleted"):
+            raise BackendError("Swift is unreachable.")
+        real_save(config_, profile, record)
+
+    monkeypatch.setattr(records, "save", flaky)
+    emulator.add_server("web1")
+    result = cli("-c", config(), "server", "park", "web1")
+    assert result.returncode == 0, result
+    assert "warning: the record could not be marked server_deleted" in result.stdout
+    assert _record(tmp_path)["state"] == "parked" and emulator.server_named("web1") is None
