@@ -95,7 +95,7 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     assert int(pid) != os.getpid() and keystoneclient == "None"  # core's patch came first
     core = (
         "skip-keystoneclient, upload-progress, sized-uploads, upload-pool, gpg-environment, "
-        "gpg-selftest, gpg-waiters, progress-stop"
+        "gpg-selftest, gpg-waiters, progress-stop, archive-lock"
     )
     assert f"duplicity patches: {core}, marker" in caplog.text
 
@@ -124,3 +124,40 @@ def test_every_patch_of_a_module_runs_after_its_import(tmp_path, monkeypatch):
     patches.after_import("cfb_probe_module", lambda module: module.ran.append("now"))
     assert module.ran == ["first", "second", "now"]  # already imported: at once
     monkeypatch.delitem(sys.modules, "cfb_probe_module")
+
+
+def test_a_duplicity_refused_by_the_archive_lock_leaves_it_held(tmp_path):
+    """While one process holds duplicity's archive-dir lock, a second duplicity is refused
+    and exits without deleting the holder's lock file: a third is refused too. duplicity 3.2.1
+    deleted it (its atexit release of a lock never taken), and the third duplicity then locked
+    a new file and ran beside the holder in the same archive dir."""
+    import fasteners
+
+    archive, target = tmp_path / "archive", tmp_path / "target"
+    target.mkdir()
+    lockfile = archive / "probe" / "lockfile"
+    held = fasteners.InterProcessLock(str(lockfile))  # the running duplicity's lock
+    assert held.acquire(blocking=False)
+    try:
+        inode = lockfile.stat().st_ino
+        argv = (
+            "duplicity",
+            "collection-status",
+            "--archive-dir",
+            str(archive),
+            "--name",
+            "probe",
+            "--no-encryption",
+            f"file://{target}",
+        )
+        env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+        for attempt in ("second", "third"):
+            result = run_duplicity(
+                lambda fd, argv=argv: (*argv, f"--log-fd={fd}"), env, check=False
+            )
+            assert result.returncode == 23, (attempt, result.returncode, result.output_tail)
+            assert any("Another duplicity instance" in line for line in result.output_tail)
+            assert lockfile.exists(), f"the {attempt} duplicity deleted the held lock file"
+            assert lockfile.stat().st_ino == inode
+    finally:
+        held.release()

@@ -240,6 +240,19 @@ CORE: tuple[Patch, ...] = (
         "it must wait for a volume on its way, and a volume cfbackup checked and decrypted no "
         "longer has the hash its manifest records",
     ),
+    Patch(
+        "archive-lock",
+        "cfbackup.duplicity.patches.archive_lock",
+        "3.2.1",
+        (
+            "duplicity.util:acquire_lockfile",
+            "duplicity.config:lockfile",
+            "duplicity.config:lockpath",
+        ),
+        "a duplicity refused by another's archive-dir lock deleted that lock's file as it "
+        "exited, so a third duplicity locked a new file and ran beside the first in the same "
+        "archive dir",
+    ),
 )
 
 
