@@ -45,11 +45,54 @@ def profile_lock(state_dir: Path, profile: str, action: str) -> Iterator[Path]:
         os.close(fd)
 
 
-def _held_message(path: Path, profile: str) -> str:
+def holder(state_dir: Path, profile: str) -> dict | None:
+    """Who holds the profile's lock (``pid``, ``action``, ``since``), or None when nobody does.
+
+    Looks without touching the lock: a probe that took it, even shared and for a moment, would
+    refuse a backup starting in that moment. The kernel's table of flock locks
+    (``/proc/locks``) says whether the file is held; without it (not Linux), a live holder's
+    PID is taken as the answer."""
+    path = state_dir / "locks" / f"{profile}.lock"
+    try:
+        found = os.stat(path)
+        recorded = _recorded(path)
+    except OSError:
+        return None
+    file_id = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    try:
+        with open("/proc/locks") as table:
+            held = any(
+                len(words) > 5 and words[1] == "FLOCK" and words[5] == file_id
+                for words in (line.split() for line in table)
+            )
+    except OSError:
+        held = _alive(recorded.get("pid"))
+    return (recorded or {"pid": None, "action": None, "since": None}) if held else None
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _recorded(path: Path) -> dict:
+    """What the holder wrote into the lock file (empty when unreadable)."""
     try:
         holder = json.loads(path.read_text() or "{}")
     except (OSError, ValueError):
-        holder = {}
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _held_message(path: Path, profile: str) -> str:
+    holder = _recorded(path)
     since = holder.get("since")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "unknown"
     who = f"PID {holder.get('pid', '?')} ({holder.get('action', '?')}, since {when})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import chains, history, swift, swift_usage
+from cfbackup import chains, collection, history, lock, stores, swift, swift_usage
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
@@ -13,11 +13,35 @@ from cfbackup.runtypes import Run, RunResult
 
 
 def run_status(run: Run) -> RunResult:
+    """status runs without the profile lock, beside a backup, prune or cleanup: it must not
+    take duplicity's archive-dir lock either (the other run, or this one, would fail). The
+    chains of a swift:// or file:// target are read from its object names (``collection.py``);
+    only another target's come from duplicity's collection-status, and not while a run holds
+    the profile: they are then left out, and the output says why."""
     profile = run.profile
     env = prepare(run)
+    running = lock.holder(run.config.state_dir, profile.name)
     chain_list = chains.of(profile)
-    parts = chains.run_each(profile, chain_list, lambda chain: collection_status(run, chain, env))
+    readable = stores.readable(profile.target)
+    if readable:
+        parts = chains.run_each(profile, chain_list, _collection)
+    elif running:
+        parts = [{"chains": [], "orphaned_sets": 0, "incomplete_sets": 0} for _ in chain_list]
+    else:
+        parts = chains.run_each(
+            profile, chain_list, lambda chain: collection_status(run, chain, env)
+        )
     status: dict = {"profile": profile.name, "target": profile.target}
+    status["running"] = (
+        {
+            "pid": running.get("pid"),
+            "action": running.get("action"),
+            "since": running.get("since"),
+            "chains_shown": readable,
+        }
+        if running
+        else None
+    )
     collection: dict = {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
     missing: list[dict] = []
     for chain, part in zip(chain_list, parts, strict=True):
@@ -69,6 +93,13 @@ def run_status(run: Run) -> RunResult:
     return RunResult(
         profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
     )
+
+
+def _collection(chain: chains.Chain) -> dict:
+    """One chain's collection status, read from its target and archive dir (no duplicity)."""
+    store = stores.open_store(chain.profile)
+    folder = chain.profile.archive_dir / chain.profile.backup_name
+    return collection.status(store.list(), folder)
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:

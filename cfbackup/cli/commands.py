@@ -93,6 +93,20 @@ def _print_status(result, args) -> None:
         return output.print_json(result.data)
     s = result.data
     output.info(f"profile {s['profile']}: {s['target']}")
+    running = s.get("running")
+    if running:
+        since = running.get("since")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "unknown"
+        output.info(
+            f"  running: a {running.get('action') or 'cfbackup run'} of {s['profile']} "
+            f"(PID {running.get('pid') or '?'}, since {when})"
+        )
+        if not running.get("chains_shown"):
+            output.info(
+                "  chains: not shown: duplicity reads them for this target, and the running "
+                f"{running.get('action') or 'run'} holds its archive dir; run "
+                f"{suggest.command('status', s['profile'])} again once it ends"
+            )
     output.info(f"  last full:        {s['last_full'] or 'none'}")
     output.info(f"  last incremental: {s['last_incremental'] or 'none'}")
     for chain in s["chains"]:

@@ -52,3 +52,57 @@ def test_account_line_shows_the_current_figure_and_says_the_reported_one_lags(ca
     _print_status(_status(account), argparse.Namespace(json=False))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "account:" in ln)
     assert line == "  account: 21000000 bytes in 6 objects, no quota"
+
+
+def test_a_running_backup_is_shown_and_chains_duplicity_must_read_are_explained(capsys):
+    """status beside a running backup says so; for a target whose chains only duplicity reads
+    (and the running backup's duplicity holds its archive dir) it says why none are shown and
+    which command to run later, keeping the user's -c FILE."""
+    from cfbackup import suggest
+
+    result = _status(None)
+    result.data["remote"] = None
+    result.data["running"] = {
+        "pid": 4242,
+        "action": "backup",
+        "since": 1796500000.0,
+        "chains_shown": True,
+    }
+    _print_status(result, argparse.Namespace(json=False))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("  running: a backup of web1 (PID 4242, since 20"), lines
+    assert not any("not shown" in line for line in lines)
+
+    result.data["running"]["chains_shown"] = False
+    suggest.use_config("/etc/cfb/other.toml")
+    try:
+        _print_status(result, argparse.Namespace(json=False))
+    finally:
+        suggest.use_config(None)
+    line = capsys.readouterr().out.splitlines()[2]
+    assert line.startswith("  chains: not shown: duplicity reads them for this target"), line
+    assert "cfbackup -c /etc/cfb/other.toml status web1 again once it ends" in line
+
+
+def test_the_profile_lock_holder_is_seen_without_taking_the_lock(tmp_path):
+    """status asks who holds a profile's lock without taking it even for a moment (a backup
+    starting in that moment would be refused)."""
+    import fcntl
+    import os
+
+    from cfbackup import lock
+
+    assert lock.holder(tmp_path, "web1") is None  # never locked
+    with lock.profile_lock(tmp_path, "web1", "backup") as path:
+        held = lock.holder(tmp_path, "web1")
+        assert held["pid"] == os.getpid() and held["action"] == "backup"
+        fd = os.open(path, os.O_RDONLY)  # the holder keeps its lock throughout
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                raise AssertionError("the lock was free while held")
+            except BlockingIOError:
+                pass
+        finally:
+            os.close(fd)
+    assert lock.holder(tmp_path, "web1") is None  # released: the file stays, unlocked

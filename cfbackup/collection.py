@@ -1,0 +1,175 @@
+"""duplicity's ``collection-status`` of a chain, worked out by cfbackup from the names of the
+target's objects and of the archive dir's files, without running duplicity.
+
+duplicity takes the archive dir's lock for every command, collection-status included: a
+``cfbackup status`` that overlapped a backup, a prune or a cleanup made whichever started
+second fail ("another duplicity process is using this profile's archive dir"). Read here, the
+chains need no lock, and nothing a running backup does is disturbed.
+
+The result is :func:`cfbackup.duplicity.machinelog.parse_collection_status`'s, decided as
+duplicity 3.2.1 decides it (``dup_collections.CollectionsStatus.set_values``): the target's
+names and the archive dir's partial ones (a backup in progress or interrupted) make the backup
+sets, by time; a set without a manifest is incomplete; each full set starts a chain, an
+incremental joins the chain ending where it starts (or replaces that chain's last incremental
+when it starts at the same time and ends later), else it is orphaned. The newest chain is
+``complete`` when a signature chain (in the archive dir or at the target) ends where it does
+(or where its next-to-last set does: that last set then counts as incomplete); every other
+chain is ``no-sig``. Names are parsed with duplicity's own ``file_naming``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+@dataclasses.dataclass
+class _Set:
+    kind: str  # "full" or "inc"
+    time: int | None  # a full set's
+    start: int | None  # an incremental's
+    end: int | None  # an incremental's
+    encrypted: bool
+    partial: bool
+    manifest: bool = False
+    volumes: set[int] = dataclasses.field(default_factory=set)
+
+    @property
+    def when(self) -> int:
+        return self.time if self.kind == "full" else self.end
+
+
+@dataclasses.dataclass
+class _Chain:
+    sets: list[_Set]
+
+    @property
+    def end(self) -> int:
+        return self.sets[-1].when
+
+    def listed(self) -> list[_Set]:
+        """The sets duplicity lists: a full set without volumes is left out (an empty set is
+        false to ``BackupChain.get_all_sets``)."""
+        first = self.sets[0]
+        return self.sets[1:] if first.kind == "full" and not first.volumes else self.sets
+
+
+def status(target_names: Iterable[str], archive_folder: Path) -> dict:
+    """The collection status of one chain: ``target_names`` are its objects' names at the
+    target, ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``)."""
+    from cfbackup.volumes import _file_naming
+
+    file_naming = _file_naming()
+    try:
+        local = sorted(os.listdir(archive_folder))
+    except OSError:
+        local = []
+    remote = list(target_names)
+
+    def parsed(names):
+        for name in names:
+            found = file_naming.parse(os.fsencode(name))
+            if found is not None:
+                yield found
+
+    partials = [p for p in parsed(local) if p.partial]
+    sets: list[_Set] = []
+    for pr in (*partials, *parsed(remote)):
+        if pr.type not in ("full", "inc", "full-stat", "inc-stat"):
+            continue
+        kind = pr.type.replace("-stat", "")
+        found = next(
+            (
+                s
+                for s in sets
+                if s.kind == kind
+                and s.time == pr.time
+                and s.start == pr.start_time
+                and s.end == pr.end_time
+            ),
+            None,
+        )
+        if found is None:
+            found = _Set(kind, pr.time, pr.start_time, pr.end_time, bool(pr.encrypted), pr.partial)
+            sets.append(found)
+        elif found.partial and pr.encrypted:
+            found.encrypted = True
+        if "-stat" in pr.type:
+            continue
+        if pr.manifest:
+            found.manifest = True
+        elif pr.volume_number is not None:
+            found.volumes.add(int(pr.volume_number))
+    sets.sort(key=lambda s: s.when)
+    incomplete = [s for s in sets if not s.manifest]
+
+    chains: list[_Chain] = []
+    orphaned: list[_Set] = []
+    for backup_set in sets:
+        if backup_set.kind == "full":
+            chains.append(_Chain([backup_set]))
+            continue
+        for chain in chains:
+            last = chain.sets[-1]
+            if chain.end == backup_set.start:
+                chain.sets.append(backup_set)
+                break
+            if last.kind == "inc" and backup_set.start == last.start and backup_set.end > last.end:
+                chain.sets[-1] = backup_set  # duplicity prefers the longer one
+                break
+        else:
+            orphaned.append(backup_set)
+    chains.sort(key=lambda c: c.end)
+
+    matched = None
+    signatures = _signature_ends(parsed(local)) + _signature_ends(parsed(remote))
+    if signatures and chains:
+        latest = chains[-1]
+        for end in sorted(signatures, reverse=True):
+            if end == latest.end:
+                matched = latest
+                break
+            if len(latest.listed()) >= 2 and end == latest.listed()[-2].end:
+                incomplete.append(latest.sets.pop())  # its signatures are missing
+                matched = latest
+                break
+
+    result: dict = {"chains": [], "orphaned_sets": len(orphaned), "incomplete_sets": 0}
+    for chain in [c for c in chains if c is not matched] + ([matched] if matched else []):
+        result["chains"].append(
+            {
+                "state": "complete" if chain is matched else "no-sig",
+                "sets": [_describe(s) for s in chain.listed()],
+            }
+        )
+    result["incomplete_sets"] = len(incomplete)
+    return result
+
+
+def _signature_ends(names) -> list[int]:
+    """The end times of the signature chains among parsed names (full signatures, each
+    followed by the incremental signatures that continue it)."""
+    ends: list[int] = []
+    news = []
+    for pr in names:
+        if pr.type == "full-sig":
+            ends.append(pr.time)
+        elif pr.type == "new-sig":
+            news.append(pr)
+    for pr in sorted(news, key=lambda p: int(p.start_time)):
+        if pr.start_time in ends:
+            ends[ends.index(pr.start_time)] = pr.end_time
+    return ends
+
+
+def _describe(backup_set: _Set) -> dict:
+    from duplicity import dup_time
+
+    return {
+        "type": backup_set.kind,
+        "time": dup_time.timetostring(backup_set.when),
+        "volumes": len(backup_set.volumes),
+        "encrypted": backup_set.encrypted,
+    }

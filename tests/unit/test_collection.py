@@ -1,0 +1,101 @@
+"""``cfbackup status`` works out duplicity's collection-status itself (cfbackup/collection.py),
+so it never takes duplicity's archive-dir lock: for the same target and archive dir it must say
+what duplicity's own collection-status says, chain states and counts included."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cfbackup import collection, stores
+from cfbackup.duplicity import machinelog
+from cfbackup.duplicity.run import run_duplicity
+
+T = "20261201T0{}0000Z".format  # T(1) = 01:00 UTC on 2026-12-01, ...
+FULL1 = [
+    f"duplicity-full.{T(1)}.vol1.difftar.gpg",
+    f"duplicity-full.{T(1)}.vol2.difftar.gpg",
+    f"duplicity-full.{T(1)}.manifest.gpg",
+    f"duplicity-full-signatures.{T(1)}.sigtar.gpg",
+]
+INC12 = [
+    f"duplicity-inc.{T(1)}.to.{T(2)}.vol1.difftar.gpg",
+    f"duplicity-inc.{T(1)}.to.{T(2)}.manifest.gpg",
+    f"duplicity-new-signatures.{T(1)}.to.{T(2)}.sigtar.gpg",
+]
+INC23 = [
+    f"duplicity-inc.{T(2)}.to.{T(3)}.vol1.difftar.gpg",
+    f"duplicity-inc.{T(2)}.to.{T(3)}.manifest.gpg",
+    f"duplicity-new-signatures.{T(2)}.to.{T(3)}.sigtar.gpg",
+]
+FULL4 = [
+    f"duplicity-full.{T(4)}.vol1.difftar.gz",
+    f"duplicity-full.{T(4)}.manifest",
+    f"duplicity-full-signatures.{T(4)}.sigtar.gz",
+]
+INC45 = [
+    f"duplicity-inc.{T(4)}.to.{T(5)}.vol1.difftar.gz",
+    f"duplicity-inc.{T(4)}.to.{T(5)}.manifest",
+    f"duplicity-new-signatures.{T(4)}.to.{T(5)}.sigtar.gz",
+]
+SCENARIOS = {
+    "empty": ([], []),
+    "one chain": ([*FULL1, *INC12, *INC23], []),
+    "two chains": ([*FULL1, *INC12, *INC23, *FULL4, *INC45], []),
+    "signatures only in the archive dir": (
+        [n for n in (*FULL4, *INC45) if "signatures" not in n],
+        [n for n in (*FULL4, *INC45) if "signatures" in n],
+    ),
+    "last set without its signatures": ([*FULL1, *INC12, *INC23[:2]], []),
+    "interrupted: no manifest": ([*FULL1, *INC12, INC23[0]], []),
+    "interrupted: a partial manifest in the archive dir": (
+        [*FULL4, INC45[0]],
+        [f"duplicity-inc.{T(4)}.to.{T(5)}.manifest.part"],
+    ),
+    "orphaned incrementals": ([*INC12, *INC23, *FULL4], []),
+    "a longer incremental from the same start": (
+        [*FULL1, *INC12, f"duplicity-inc.{T(1)}.to.{T(3)}.manifest.gpg"],
+        [],
+    ),
+    "a full without volumes": ([FULL1[2], FULL1[3]], []),
+    "a full without volumes, and incrementals": ([*FULL1[2:], *INC12, *INC23[:2]], []),
+}
+
+
+def _duplicitys(target, archive) -> dict:
+    result = run_duplicity(
+        lambda fd: (
+            "duplicity",
+            "collection-status",
+            "--archive-dir",
+            str(archive.parent),
+            "--name",
+            archive.name,
+            "--no-encryption",
+            f"--log-fd={fd}",
+            f"file://{target}",
+        ),
+        {"PATH": os.environ["PATH"], "HOME": str(target.parent)},
+        check=False,
+    )
+    records = result.records_with("INFO", machinelog.INFO_COLLECTION_STATUS)
+    assert records, (result.returncode, result.output_tail)
+    return machinelog.parse_collection_status(records[-1].extra)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_same_as_duplicitys_collection_status(scenario, tmp_path):
+    remote, local = SCENARIOS[scenario]
+    target, archive = tmp_path / "target", tmp_path / "archive" / "name"
+    target.mkdir()
+    archive.mkdir(parents=True)
+    for name in remote:
+        (target / name).write_bytes(b"")
+    for name in local:
+        (archive / name).write_bytes(b"")
+
+    ours = collection.status(stores.FileStore(target).list(), archive)
+
+    assert ours == _duplicitys(target, archive)
+    assert sorted(os.listdir(archive)) == sorted(local)  # nothing written, nothing locked
