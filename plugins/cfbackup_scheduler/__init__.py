@@ -126,9 +126,33 @@ def run_daemon(args, context) -> int:
     def load():
         return _schedules(load_config(path, sections))
 
+    _require_environment(context.config, load())
     level = logging.DEBUG if args.debug else logging.INFO
     with daemon_logging(level):
         return Daemon(load, cfbackup_command(), path, max_parallel=args.max_parallel).run()
+
+
+def _require_environment(config, schedules) -> None:
+    """The daemon's runs read ``*_env`` secrets from its own environment: one that is not set
+    there is refused when the daemon starts, not found by the first run at night."""
+    import os
+
+    from cfbackup_scheduler.install import environment_secrets
+
+    missing = [
+        (where, variable)
+        for name in dict.fromkeys(s.profile for s in schedules)
+        for where, variable in environment_secrets(config.profile(name).data, f"profiles.{name}")
+        if not os.environ.get(variable)
+    ]
+    if missing:
+        where, variable = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ConfigError(
+            f"{where} reads ${variable}, which is not set in the daemon's environment{more}, "
+            "so every scheduled run of that profile would fail: set it where the daemon "
+            "starts (a systemd unit's EnvironmentFile=, a file only its owner can read)."
+        )
 
 
 def install(args, context) -> int:

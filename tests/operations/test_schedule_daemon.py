@@ -151,6 +151,20 @@ def test_no_schedules_is_a_config_error(setup):
     assert "no profile has a [schedule]" in result.stderr
 
 
+def test_a_secret_the_daemon_s_environment_lacks_is_refused_at_start(setup):
+    """Each run reads *_env secrets from the daemon's environment: a missing one failed every
+    run at night; the daemon now refuses to start, naming it (config error, exit 3)."""
+    setup.profile("demo")["schedule"] = {"cron": "30 2 * * *"}
+    setup.profile("demo")["encryption"] = {"mode": "symmetric", "passphrase_env": "CFB_T_PASS"}
+    setup.write()
+    result = setup.cli("schedule", "run", env={"CFB_T_PASS": ""}, timeout=30)
+    assert result.returncode == 3, result
+    assert (
+        "profiles.demo.encryption.passphrase_env reads $CFB_T_PASS, which is not set in the "
+        "daemon's environment" in result.stderr
+    ), result
+
+
 def test_timestamped_lines_outside_the_journal(setup, daemon_factory):
     setup.profile("demo")["schedule"] = {"cron": "0 0 1 1 *"}
     setup.write()
