@@ -100,6 +100,28 @@ def include_roots(profile: Profile) -> list[str]:
     return roots
 
 
+def missing_root(chain: Chain) -> str | None:
+    """Why a split chain's include root cannot be backed up (gone, renamed, not mounted), as the
+    sentence the run reports; None when it is there. duplicity would back up an empty chain for
+    it, and retention would then remove the root's real backups."""
+    if not chain.root:
+        return None  # the single chain: check_source requires the source
+    path = PurePosixPath(str(chain.profile.source)) / chain.root
+    if os.path.exists(path):
+        return None
+    return f"{path} is missing or not mounted: mount it, or remove it from include"
+
+
+def missing_includes(profile: Profile) -> list[str]:
+    """The plain include paths (no pattern) that do not exist: duplicity backs up nothing for
+    them and says nothing (exit 0, no warning)."""
+    return [
+        item
+        for item in profile["include"]
+        if item.startswith("/") and not GLOB.search(item) and not os.path.lexists(item)
+    ]
+
+
 def slug_of(root: str) -> str:
     """``srv/www`` -> ``srv-www-1b2c3d4e``: readable, one folder deep, unique per root."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", root).strip("-.")[:60] or "root"

@@ -19,10 +19,11 @@ class ExitCode(enum.IntEnum):
     QUOTA = 6  # a Swift quota would be, or was, exceeded
     DUPLICITY = 7  # duplicity failed; its own exit code is in the message
     VERIFY_DIFFERENCES = 8  # verify/drill: differences, damaged volumes, files not restorable
-    PARTIAL = 9  # completed, not all of it: files unread, a drill checked none, a root left out
+    PARTIAL = 9  # completed, not all of it: files unread, a root missing, a drill checked none
     BACKEND = 10  # Swift, a cloud API, a DNS server or a remote host unreachable or refusing
     CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
     RESTORE_TARGET = 12  # restore target not empty (without --force) or not writable
+    RETENTION_FAILED = 13  # the backup completed and is at the target; retention failed after it
     INTERRUPTED = 130  # SIGINT/SIGTERM: as a shell reports a signal-killed command
 
 
@@ -37,12 +38,15 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.DUPLICITY: "duplicity failed (its exit code is in the message)",
     ExitCode.VERIFY_DIFFERENCES: "verify or a drill found differences or damaged volumes",
     ExitCode.PARTIAL: (
-        "completed, but some files could not be read (or a drill checked none, or a restore "
-        "left out an include root with no backup)"
+        "completed, but some files could not be read or an include root was missing (or a "
+        "drill checked none, or a restore left out an include root with no backup)"
     ),
     ExitCode.BACKEND: "Swift, a cloud API, a DNS server or a remote host unreachable or refusing",
     ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",
     ExitCode.RESTORE_TARGET: "restore target is not empty (use --force) or not writable",
+    ExitCode.RETENTION_FAILED: (
+        "the backup completed, but removing old backups (retention) failed after it"
+    ),
     ExitCode.INTERRUPTED: "interrupted by SIGINT or SIGTERM",
 }
 
@@ -109,6 +113,12 @@ class BackupDamaged(CfbackupError):
 
 class PartialBackup(CfbackupError):
     exit_code = ExitCode.PARTIAL
+
+
+class RetentionFailed(CfbackupError):
+    """The backup is at the target (post hooks fired, history counts it); its retention failed."""
+
+    exit_code = ExitCode.RETENTION_FAILED
 
 
 class BackendError(CfbackupError):

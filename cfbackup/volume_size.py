@@ -32,7 +32,8 @@ FAR_MB = 20  # across a network, uploads at FAST or more
 NEAR_MB = 50  # also what an undecided "auto" means (the default before "auto")
 FAST = 100e6 / 8  # bytes/s (100 Mbit/s): a FAR_MB volume downloads in 1.7 s at most
 RATE_STAT = "UploadBytesPerSecond"  # a backup's statistic: the rate its volumes uploaded at
-PARTS = ("success", "partial")  # the backups whose statistics hold what they uploaded
+# the backups whose statistics hold what they uploaded
+PARTS = ("success", "partial", "retention_failed")
 
 
 @dataclasses.dataclass(frozen=True)

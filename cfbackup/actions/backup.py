@@ -5,7 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from cfbackup import chains, compression, gpgkeys, link, link_choices, passcheck, volume_size
+from cfbackup import (
+    chains,
+    compression,
+    gpgkeys,
+    history,
+    link,
+    link_choices,
+    passcheck,
+    suggest,
+    volume_size,
+)
 from cfbackup.actions.common import (
     check_source,
     duplicity,
@@ -18,14 +28,42 @@ from cfbackup.duplicity import archive, commands
 from cfbackup.duplicity.environment import UploadRates, handover_environment, manifest_slot
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import PartialBackup, RunRefused
+from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
 from cfbackup.runtypes import Run, RunResult
+
+# the run history's statistic naming the chains whose partial backup started a new full
+PARTIAL_FULLS = "partial_fulls"
+
+
+def keeps_all(profile) -> bool:
+    """``retention.keep_all``: no rule ever runs, after a backup or in ``prune``."""
+    return bool(profile["retention"].get("keep_all"))
+
+
+def newest_partial_fulls(run: Run) -> list[str]:
+    """The chains whose newest full backup is partial (files it could not read), when the last
+    backup that reached the target was partial: retention would count that full as one to keep
+    and may remove the only backups of those files. A complete backup since clears it."""
+    for row in history.runs(run.config.state_dir, run.profile.name, limit=500):
+        if row["action"] == "backup" and row["result"] in REACHED_TARGET:
+            return list(row["stats"].get(PARTIAL_FULLS) or []) if row["result"] == "partial" else []
+    return []
+
+
+REACHED_TARGET = ("success", "partial", "retention_failed")  # backups now at the target
 
 
 def run_backup(run: Run) -> RunResult:
     profile = run.profile
     check_source(run)
     chain_list = chains.of(profile)
+    if not chains.is_split(profile):  # a split profile's missing root fails its chain instead
+        for item in chains.missing_includes(profile):
+            log.warning(
+                "warning: include %s does not exist, so nothing of it is backed up: fix the "
+                "path (or mount it), or remove it from include",
+                item,
+            )
     env = prepare(run)
     with contextlib.ExitStack() as stack:
         return _back_up(run, chain_list, env, stack)
@@ -70,9 +108,17 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     if choices.size.by_rate:
         rates.size_by_rate(volume_size.SLOW_MB, volume_size.FAR_MB, volume_size.FAST)
     full = bool(run.options.get("full"))
-    after = not run.dry_run and profile["retention"]["after_backup"]
+    after = not run.dry_run and profile["retention"]["after_backup"] and not keeps_all(profile)
+    left_out: dict[str, str] = {}  # chain label -> why its root was not backed up
+    new_full: dict[str, bool] = {}  # chain label -> the backup started a new full
 
-    def back_up(chain: chains.Chain) -> DuplicityResult:
+    def back_up(chain: chains.Chain) -> DuplicityResult | None:
+        why = chains.missing_root(chain)
+        if why is not None:  # an empty chain for it would let retention remove its backups
+            log.error("chain %s not backed up: %s", chain.label, why)
+            left_out[chain.label] = why
+            return None
+        before = archive.full_backups(chain.profile) or set()
         handed = slot.env if opened is None or chain is opened else {}  # never another's
         result = duplicity(
             run,
@@ -85,24 +131,70 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
             {**env, **handover_environment(handover), **handed},  # the checks' token too
             warm=warm,  # unless the token grew too old meanwhile (then a cold start)
         )
-        if after:
-            retention(run, chain, env, skip_idle=True)
+        new_full[chain.label] = bool((archive.full_backups(chain.profile) or set()) - before)
         return result
 
     results = chains.run_each(profile, chain_list, back_up)
-    stats = merged_statistics([r.statistics for r in results])
+    done = [(c, r) for c, r in zip(chain_list, results, strict=True) if r is not None]
+    if not done:
+        raise RunRefused("nothing was backed up: " + "; ".join(left_out.values()) + ".")
+    stats = merged_statistics([r.statistics for _, r in done])
     uploaded = rates.measured(volume_size.SLOW_MB)
     if uploaded is not None:  # where the next backup's volume size starts
         stats[volume_size.RATE_STAT] = round(uploaded)
         log.info("uploads: %s", volume_size.mbit(uploaded))
+    partial = [(c, r) for c, r in done if r.unreadable]
+    if partial_fulls := [c.label for c, _ in partial if new_full.get(c.label)]:
+        stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
+    retention_error: CfbackupError | None = None
+    if after:
+        # retention counts the new backup as one to keep: never when it lacks files (they may
+        # now be only in the backups it would remove) or skipped a root (its chain got none)
+        for chain, result in partial:
+            log.warning(
+                "retention skipped%s: the backup is partial (%d unreadable files); it runs after "
+                "the next complete backup",
+                f" on chain {chain.label}" if chain.root else "",
+                len(result.unreadable),
+            )
+        for label in left_out:
+            log.warning("retention skipped on chain %s: its root was not backed up", label)
+        complete = [c for c, r in done if not r.unreadable]
+        try:  # after every chain's backup: a failure here loses none of their outcomes
+            if complete:
+                chains.run_each(profile, complete, lambda c: retention(run, c, env, skip_idle=True))
+        except CfbackupError as error:
+            retention_error = error
     outcome = RunResult(profile=profile.name, action="backup", stats=stats)
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
-    unreadable = [path for result in results for path in result.unreadable]
+    unreadable = [path for _, result in partial for path in result.unreadable]
+    problems = list(left_out.values())
     if unreadable:
         shown = ", ".join(unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
+        problems.insert(
+            0,
+            f"{len(unreadable)} file(s) could not be read and are not in it: {shown}: fix their "
+            "permissions or exclude them",
+        )
+    if problems:
         raise PartialBackup(
-            f"backup completed but {len(unreadable)} file(s) could not be read and are not in "
-            f"it: {shown}: fix their permissions or exclude them.",
+            "backup completed but "
+            + "; ".join(problems)
+            + (" (retention was skipped: it runs after the next complete backup)" if after else "")
+            + (
+                f"; retention failed: {retention_error.message.rstrip('.')}"
+                if retention_error
+                else ""
+            )
+            + ".",
+            detail=retention_error.detail if retention_error else "",
+            stats=stats,
+        )
+    if retention_error is not None:
+        raise RetentionFailed(
+            f"backup completed; retention failed: {retention_error.message.rstrip('.')}: run "
+            f"`{suggest.command('prune', profile.name)}` once fixed.",
+            detail=retention_error.detail,
             stats=stats,
         )
     outcome.message = (

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
-from cfbackup import chains
-from cfbackup.actions.backup import apply_retention
-from cfbackup.actions.common import duplicity, prepare
+from cfbackup import chains, suggest
+from cfbackup.actions.backup import apply_retention, keeps_all, newest_partial_fulls
+from cfbackup.actions.common import duplicity, log, prepare
 from cfbackup.duplicity import commands
+from cfbackup.errors import RunRefused
 from cfbackup.runtypes import Run, RunResult
 
 
 def run_prune(run: Run) -> RunResult:
+    name = run.profile.name
+    if keeps_all(run.profile):
+        message = (
+            f"retention: nothing removed: profile {name} keeps every backup "
+            "(retention.keep_all = true)"
+        )
+        log.info("%s", message)
+        return RunResult(profile=name, action="prune", message=message)
+    partial = newest_partial_fulls(run)
+    if partial:
+        raise RunRefused(
+            f"prune refused: the newest full backup of {', '.join(partial)} is partial (files "
+            "it could not read may be only in the older backups retention would remove): make "
+            "them readable or exclude them, then run "
+            f"`{suggest.command('backup', name)}`, after which retention runs again."
+        )
     env = prepare(run)
     rules = apply_retention(run, env)
     applied = ", ".join(f"{command} {value}" for command, value in rules)

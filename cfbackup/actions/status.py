@@ -64,7 +64,13 @@ def run_status(run: Run) -> RunResult:
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
-            row = history.last(state_dir, profile.name, "backup", "success")
+            # a backup whose retention failed afterwards is at the target all the same
+            rows = [
+                r
+                for result in ("success", "retention_failed")
+                if (r := history.last(state_dir, profile.name, "backup", result))
+            ]
+            row = max(rows, key=lambda r: (r["started"], r["id"]), default=None)
         else:
             rows = [
                 r

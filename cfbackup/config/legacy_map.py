@@ -404,7 +404,10 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         key = "keep_full" if kind == counts[0] else "keep_incrementals_of_full"
         retention[key] = count
     else:
-        warnings.append(f"CLEAN_UP_TYPE={kind!r} is unknown; kept the default retention")
+        warnings.append(
+            f"CLEAN_UP_TYPE={kind!r} is unknown (the old script's duplicity refused it); no "
+            "backup is removed (retention.keep_all): set the retention rules you want"
+        )
     older = v.scalar("REMOVE_OLDER_THAN").strip()
     if older and "remove_older_than" in retention:
         warnings.append(
@@ -422,8 +425,8 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
             f"REMOVE_INCREMENTALS_OLDER_THAN={incrementals!r} is not a count of full backups "
             "(duplicity-backup.sh ignored it too); ignored"
         )
-    if not retention:
-        retention["after_backup"] = False
+    if not retention:  # CLEAN_UP_TYPE=none, unknown or without a value: the old script removed
+        retention["keep_all"] = True  # nothing, so neither does prune (the default rule would)
     return retention
 
 

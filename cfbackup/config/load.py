@@ -187,6 +187,13 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
             f"{where}.swift.interface: with auth_version 1 it is public, or internal for "
             "Rackspace ServiceNet"
         )
+    retention = data.get("retention", {})
+    rules = ("keep_full", "keep_incrementals_of_full", "remove_older_than")
+    if retention.get("keep_all") and any(retention.get(rule) for rule in rules):
+        problems.append(
+            f"{where}.retention.keep_all: keeps every backup, so it cannot be set with "
+            f"{', '.join(r for r in rules if retention.get(r))}: remove one or the other"
+        )
     enc = data.get("encryption", {})
     if enc.get("mode") == "pubkey" and not enc.get("encrypt_keys"):
         problems.append(f"{where}.encryption.encrypt_keys: mode pubkey needs at least one key")

@@ -159,8 +159,17 @@ RETENTION = (
     Option(
         "after_backup",
         "boolean",
-        "Apply retention after every successful backup, as dt-cf-backup.sh did.",
+        "Apply retention after every successful backup, as dt-cf-backup.sh did. Never after "
+        "a partial backup (files it could not read, an include root missing): those files may "
+        "be only in the backups retention would remove; it runs after the next complete backup.",
         default=True,
+    ),
+    Option(
+        "keep_all",
+        "boolean",
+        "Remove no backup, ever: no retention after backups, and cfbackup prune removes "
+        "nothing (the old CLEAN_UP_TYPE=none). Not with the rules above.",
+        default=False,
     ),
 )
 

@@ -199,9 +199,12 @@ def collection_status_argv(profile: Profile, *, log_fd: int | None = None) -> tu
 
 
 def retention_rules(profile: Profile) -> list[tuple[str, str]]:
-    """The duplicity retention commands a profile asks for (the default rule when none)."""
+    """The duplicity retention commands a profile asks for (the default rule when none; none
+    with ``keep_all``)."""
     retention = profile["retention"]
     rules: list[tuple[str, str]] = []
+    if retention.get("keep_all"):
+        return rules
     if retention.get("remove_older_than"):
         rules.append(("remove-older-than", retention["remove_older_than"]))
     if retention.get("keep_full"):

@@ -132,7 +132,31 @@ def test_retention_rules_of_both_lineages():
     only = built({"REMOVE_OLDER_THAN": "1Y"})  # no CLEAN_UP_TYPE: no dt-cf default on top
     assert commands.retention_rules(only) == [("remove-older-than", "1Y")]
     none = built({"CLEAN_UP_TYPE": "none"})
-    assert none["retention"]["after_backup"] is False
+    assert none["retention"]["keep_all"] is True
+    assert commands.retention_rules(none) == []  # prune removes nothing either
+
+
+@pytest.mark.parametrize("kind", ["none", "keep-forever", ""])
+def test_clean_up_types_that_removed_nothing_keep_every_backup(kind):
+    """The old script ran ``duplicity $CLEAN_UP_TYPE $CLEAN_UP_VARIABLE``: none (or a type
+    duplicity refused) removed nothing, so an explicit prune must not apply the default rule."""
+    profile = built({"CLEAN_UP_TYPE": kind})
+    assert profile["retention"]["keep_all"] is True
+    assert commands.retention_rules(profile) == []
+    _, warnings = profile_of({"CLEAN_UP_TYPE": "keep-forever"})
+    (warning,) = [w for w in warnings if "CLEAN_UP_TYPE" in w]
+    assert "no backup is removed" in warning and "default retention" not in warning
+
+
+def test_keep_all_cannot_be_set_with_a_rule():
+    from cfbackup.cli.context import CliContext
+
+    raw = {"profiles": {"p": {
+        "source": "/srv", "target": "file:///tmp/t", "encryption": {"mode": "none"},
+        "retention": {"keep_all": True, "keep_full": 2},
+    }}}  # fmt: skip
+    with pytest.raises(ConfigError, match="retention.keep_all: keeps every backup, so it cannot"):
+        build_config(raw, path=None, plugin_sections=CliContext().plugin_sections())
 
 
 def test_servicenet_and_endpoint_type():

@@ -1,0 +1,148 @@
+"""Retention never removes what the newest backup does not hold: a partial backup, a missing
+include root, a failed retention after a good upload (real Swift, duplicity, gpg)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from support.cli import BIN, CliResult
+from support.trees import assert_same_tree, make_awkward_tree
+
+from cfbackup import chains
+from cfbackup.errors import ExitCode
+
+# root without the capabilities that read any file: permission denied for real (as in
+# tests/faults/test_keys_and_permissions.py)
+NO_DAC = ("setpriv", "--bounding-set=-dac_override,-dac_read_search", "--")
+
+
+def _without_dac(cli_env, *args) -> CliResult:
+    completed = subprocess.run(
+        [*NO_DAC, str(BIN / "cfbackup"), *map(str, args)],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    return CliResult(completed)
+
+
+def _objects(local_swift, container) -> list[str]:
+    from swiftclient import client
+
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    return [o["name"] for o in conn.get_container(container, full_listing=True)[1]]
+
+
+def _fulls(names: list[str], prefix: str) -> int:
+    return sum(1 for n in names if n.startswith(prefix + "duplicity-full.") and ".manifest" in n)
+
+
+def test_a_partial_full_backup_removes_no_older_backup(
+    tmp_path, make_config, cfbackup, cli_env, local_swift, container
+):
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n")
+    closed = src / "closed dir"
+    closed.mkdir()
+    (closed / "inside").write_text("only in the first full\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    os.chown(closed, 65534, 65534)
+    closed.chmod(0o700)
+
+    result = _without_dac(cli_env, "-c", config, "backup", "--full")
+    assert result.returncode == ExitCode.PARTIAL, result
+    assert "1 file(s) could not be read" in result.stderr
+    assert "retention was skipped: it runs after the next complete backup" in result.stderr
+    assert _fulls(_objects(local_swift, container), "host1/") == 2  # the older full is kept
+
+    # an explicit prune refuses too while the newest full is the partial one
+    result = cfbackup("-c", config, "prune")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "partial" in result.stderr and f"-c {config} backup main" in result.stderr
+    assert _fulls(_objects(local_swift, container), "host1/") == 2
+
+    # a complete backup (an incremental that now holds the files) lets retention run again
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
+    assert _fulls(_objects(local_swift, container), "host1/") == 1
+    out = tmp_path / "out"
+    assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert (out / "closed dir" / "inside").read_text() == "only in the first full\n"
+
+
+def _split_tree(root):
+    make_awkward_tree(root / "etc", big_mb=0)
+    make_awkward_tree(root / "srv" / "www", big_mb=0, seed=11)
+    return root
+
+
+def test_a_missing_include_root_fails_its_chain_and_keeps_its_backups(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    src = _split_tree(tmp_path / "src")
+    extra = f'include = ["{src}/etc", "{src}/srv/www"]\nsplit_chains = true\n'
+    config = make_config(source=src, extra=extra, more="[profiles.main.retention]\nkeep_full = 1\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    www = src / "srv" / "www"
+    www.rename(src / "srv" / "www.unmounted")
+
+    result = cfbackup("-c", config, "backup", "--full")
+    assert result.returncode == ExitCode.PARTIAL, result
+    assert f"{www} is missing or not mounted: mount it, or remove it from include" in result.stderr
+    names = _objects(local_swift, container)
+    assert _fulls(names, f"host1/{chains.slug_of('srv/www')}/") == 1  # its backup is kept
+    assert _fulls(names, f"host1/{chains.slug_of('etc')}/") == 1  # the other chain: retention ran
+
+    (src / "srv" / "www.unmounted").rename(www)
+    out = tmp_path / "out"
+    assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert_same_tree(www, out / "srv" / "www")
+
+
+def test_a_missing_plain_include_is_named_on_every_backup(tmp_path, make_config, cfbackup):
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    extra = f'include = ["{src}/dir one", "{src}/gone"]\n'
+    config = make_config(source=src, extra=extra)
+    for _ in range(2):
+        result = cfbackup("-c", config, "backup")
+        assert result.returncode == 0, result
+        assert f"include {src}/gone does not exist" in result.stderr, result
+
+
+def test_a_failed_retention_keeps_the_backup_and_its_post_hooks(tmp_path, make_config, cfbackup):
+    """The retention rule is one duplicity refuses (a time it cannot read, which the schema's
+    pattern lets through): the backup is at the target, retention fails after it."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    log = tmp_path / "hooks.log"
+    more = (
+        '[profiles.main.retention]\nremove_older_than = "2026-01-01T1:2"\n'
+        f'[profiles.main.command_hooks]\nafter_backup = ["echo after_backup >> {log}"]\n'
+    )
+    config = make_config(source=src, more=more)
+    assert cfbackup("-c", config, "backup").returncode == 0  # one full: nothing to remove
+    time.sleep(1.1)
+    result = cfbackup("-c", config, "backup", "--full")
+    assert result.returncode == ExitCode.RETENTION_FAILED, result
+    assert "backup completed; retention failed:" in result.stderr
+    assert f"cfbackup -c {config} prune main" in result.stderr
+    assert log.read_text().splitlines() == ["after_backup", "after_backup"]
+    status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
+    assert len(status["chains"]) == 2
+    assert status["last_success"]["exit_code"] == ExitCode.RETENTION_FAILED
+
+
+def test_keep_all_prunes_nothing_and_says_why(tmp_path, make_config, cfbackup):
+    config = make_config(more="[profiles.main.retention]\nkeep_all = true\n")
+    result = cfbackup("-c", config, "prune")
+    assert result.returncode == 0, result
+    assert "nothing removed: profile main keeps every backup (retention.keep_all = true)" in (
+        result.output
+    )
