@@ -106,20 +106,26 @@ def missing_root(chain: Chain) -> str | None:
     it, and retention would then remove the root's real backups."""
     if not chain.root:
         return None  # the single chain: check_source requires the source
-    path = PurePosixPath(str(chain.profile.source)) / chain.root
+    path = root_path(chain)
     if os.path.exists(path):
         return None
     return f"{path} is missing or not mounted: mount it, or remove it from include"
 
 
+def root_path(chain: Chain) -> str:
+    """Where a split chain's include root is on this machine."""
+    return str(PurePosixPath(str(chain.profile.source)) / chain.root)
+
+
+def is_plain(item: str) -> bool:
+    """An include that names one path (no pattern)."""
+    return item.startswith("/") and not GLOB.search(item)
+
+
 def missing_includes(profile: Profile) -> list[str]:
     """The plain include paths (no pattern) that do not exist: duplicity backs up nothing for
     them and says nothing (exit 0, no warning)."""
-    return [
-        item
-        for item in profile["include"]
-        if item.startswith("/") and not GLOB.search(item) and not os.path.lexists(item)
-    ]
+    return [item for item in profile["include"] if is_plain(item) and not os.path.lexists(item)]
 
 
 def slug_of(root: str) -> str:

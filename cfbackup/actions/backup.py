@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 from cfbackup import (
@@ -12,6 +13,7 @@ from cfbackup import (
     history,
     link,
     link_choices,
+    mounts,
     passcheck,
     suggest,
     volume_size,
@@ -44,10 +46,29 @@ def newest_partial_fulls(run: Run) -> list[str]:
     """The chains whose newest full backup is partial (files it could not read), when the last
     backup that reached the target was partial: retention would count that full as one to keep
     and may remove the only backups of those files. A complete backup since clears it."""
+    row = _last_backup(run)
+    if row is None or row["result"] != "partial":
+        return []
+    return list(row["stats"].get(PARTIAL_FULLS) or [])
+
+
+def _last_backup(run: Run) -> dict | None:
+    """The run history's row of the last backup that reached the target."""
     for row in history.runs(run.config.state_dir, run.profile.name, limit=500):
         if row["action"] == "backup" and row["result"] in REACHED_TARGET:
-            return list(row["stats"].get(PARTIAL_FULLS) or []) if row["result"] == "partial" else []
-    return []
+            return row
+    return None
+
+
+def _watched(profile, chain_list: list[chains.Chain]) -> list[str]:
+    """The folders whose disk may not be mounted: the source, each split chain's root, and
+    the plain include paths."""
+    paths = [str(profile.source)]
+    if chains.is_split(profile):
+        paths += [chains.root_path(chain) for chain in chain_list if chain.root]
+    else:
+        paths += [item for item in profile["include"] if chains.is_plain(item)]
+    return [os.path.normpath(path) for path in paths]
 
 
 REACHED_TARGET = ("success", "partial", "retention_failed")  # backups now at the target
@@ -57,6 +78,12 @@ def run_backup(run: Run) -> RunResult:
     profile = run.profile
     check_source(run)
     chain_list = chains.of(profile)
+    watched = _watched(profile, chain_list)
+    last = _last_backup(run)
+    unmounted = mounts.unmounted((last or {}).get("stats", {}).get(mounts.STAT) or [], watched)
+    source = os.path.normpath(str(profile.source))
+    if source in unmounted:  # duplicity would back up an empty source
+        raise RunRefused(f"nothing was backed up: {unmounted[source]}.")
     if not chains.is_split(profile):  # a split profile's missing root fails its chain instead
         for item in chains.missing_includes(profile):
             log.warning(
@@ -66,10 +93,17 @@ def run_backup(run: Run) -> RunResult:
             )
     env = prepare(run)
     with contextlib.ExitStack() as stack:
-        return _back_up(run, chain_list, env, stack)
+        return _back_up(run, chain_list, env, stack, watched, unmounted)
 
 
-def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stack) -> RunResult:
+def _back_up(
+    run: Run,
+    chain_list: list[chains.Chain],
+    env: dict[str, str],
+    stack,
+    watched: list[str],
+    unmounted: dict[str, str],
+) -> RunResult:
     profile = run.profile
     with target_view(run):
         if link_choices.is_auto(profile):
@@ -113,7 +147,9 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     new_full: dict[str, bool] = {}  # chain label -> the backup started a new full
 
     def back_up(chain: chains.Chain) -> DuplicityResult | None:
-        why = chains.missing_root(chain)
+        why = chains.missing_root(chain) or (
+            unmounted.get(os.path.normpath(chains.root_path(chain))) if chain.root else None
+        )
         if why is not None:  # an empty chain for it would let retention remove its backups
             log.error("chain %s not backed up: %s", chain.label, why)
             left_out[chain.label] = why
@@ -143,7 +179,12 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     if uploaded is not None:  # where the next backup's volume size starts
         stats[volume_size.RATE_STAT] = round(uploaded)
         log.info("uploads: %s", volume_size.mbit(uploaded))
+    # remembered until mounted again: the next backup compares with it
+    stats[mounts.STAT] = sorted({*mounts.mount_points(watched), *unmounted})
     partial = [(c, r) for c, r in done if r.unreadable]
+    # an unsplit profile's include whose disk is not mounted: backed up empty, like files
+    # that could not be read, the backup lacks it
+    empty_includes = [why for path, why in unmounted.items() if not chains.is_split(run.profile)]
     if partial_fulls := [c.label for c, _ in partial if new_full.get(c.label)]:
         stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
     retention_error: CfbackupError | None = None
@@ -159,7 +200,9 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
             )
         for label in left_out:
             log.warning("retention skipped on chain %s: its root was not backed up", label)
-        complete = [c for c, r in done if not r.unreadable]
+        if empty_includes:
+            log.warning("retention skipped: an include's disk is not mounted")
+        complete = [c for c, r in done if not r.unreadable and not empty_includes]
         try:  # after every chain's backup: a failure here loses none of their outcomes
             if complete:
                 chains.run_each(profile, complete, lambda c: retention(run, c, env, skip_idle=True))
@@ -168,7 +211,7 @@ def _back_up(run: Run, chain_list: list[chains.Chain], env: dict[str, str], stac
     outcome = RunResult(profile=profile.name, action="backup", stats=stats)
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
     unreadable = [path for _, result in partial for path in result.unreadable]
-    problems = list(left_out.values())
+    problems = [*left_out.values(), *empty_includes]
     if unreadable:
         shown = ", ".join(unreadable[:10]) + (" ..." if len(unreadable) > 10 else "")
         problems.insert(

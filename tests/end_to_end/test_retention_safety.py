@@ -107,6 +107,66 @@ def test_a_missing_include_root_fails_its_chain_and_keeps_its_backups(
     assert_same_tree(www, out / "srv" / "www")
 
 
+def _with_disk(cli_env, mount_point, files, *args) -> CliResult:
+    """``cfbackup ARGS`` in a mount namespace of its own where a tmpfs holding ``files`` (a
+    folder copied in) is mounted on ``mount_point``: out of it, the folder is empty again, as a
+    disk that did not mount leaves its mount point."""
+    script = 'mount -t tmpfs cfbackup-test "$1" && cp -a "$2"/. "$1"/ && shift 2 && exec "$@"'
+    completed = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+         str(mount_point), str(files), str(BIN / "cfbackup"), *map(str, args)],
+        env=cli_env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return CliResult(completed)
+
+
+def test_an_include_root_whose_disk_is_not_mounted_keeps_its_backups(
+    tmp_path, make_config, cfbackup, cli_env, local_swift, container
+):
+    """An unmounted disk leaves its mount point as an empty folder: it exists, so it was backed
+    up empty (exit 0) and retention removed the root's real backups. A folder that was a mount
+    point at the last backup and is empty now is left out, until it is mounted again."""
+    src = _split_tree(tmp_path / "src")
+    www = src / "srv" / "www"
+    disk = tmp_path / "www-disk"
+    www.rename(disk)
+    www.mkdir()
+    extra = f'include = ["{src}/etc", "{www}"]\nsplit_chains = true\n'
+    config = make_config(source=src, extra=extra, more="[profiles.main.retention]\nkeep_full = 1\n")
+    mounted = _with_disk(cli_env, www, disk, "-c", config, "backup")
+    assert mounted.returncode == 0, mounted
+    time.sleep(1.1)
+
+    for _ in range(2):  # remembered: the next backup says it again
+        result = cfbackup("-c", config, "backup", "--full")
+        assert result.returncode == ExitCode.PARTIAL, result
+        assert (
+            f"{www} was a mount point at the last backup and is now an empty folder (its disk "
+            "is not mounted): mount it and run the backup again"
+        ) in result.stderr, result
+        names = _objects(local_swift, container)
+        assert _fulls(names, f"host1/{chains.slug_of('srv/www')}/") == 1  # its backup is kept
+
+    again = _with_disk(cli_env, www, disk, "-c", config, "backup")
+    assert again.returncode == 0, again
+    out = tmp_path / "out"
+    assert cfbackup("-c", config, "restore", "main", out).returncode == 0
+    assert_same_tree(disk, out / "srv" / "www")
+
+
+def test_a_source_whose_disk_is_not_mounted_is_not_backed_up(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    src = tmp_path / "src"
+    disk = make_awkward_tree(tmp_path / "disk", big_mb=0)
+    src.mkdir()
+    config = make_config(source=src)
+    assert _with_disk(cli_env, src, disk, "-c", config, "backup").returncode == 0
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert f"nothing was backed up: {src} was a mount point at the last backup" in result.stderr
+
+
 def test_a_missing_plain_include_is_named_on_every_backup(tmp_path, make_config, cfbackup):
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
     extra = f'include = ["{src}/dir one", "{src}/gone"]\n'
