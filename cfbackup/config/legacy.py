@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cfbackup.config.legacy_map import PROFILE_NAME, VARIABLES, normalize
+from cfbackup.config.legacy_map import PROFILE_NAME, VARIABLES, default_notes, normalize
 from cfbackup.errors import ConfigError
 
 # dt-cf-backup.sh sourced the file and went on whatever its last command returned (a final
@@ -116,7 +116,7 @@ class LegacyFile:
 
     def notes(self) -> list[str]:
         """Remarks for ``config migrate`` only (the file runs as it is on every run)."""
-        notes = []
+        notes = default_notes(self.variables)
         if self.others:
             notes.append(
                 "set but not a setting of the old scripts, so not carried over: "

@@ -19,12 +19,31 @@ from cfbackup.duplicity import options as dup_options
 PROFILE_NAME = "dt-cf-backup"
 RACKSPACE_AUTH_URL = "https://auth.api.rackspacecloud.com/v1.0"
 SAMPLE_KEY = "foobar_gpg_key"  # the placeholder in the old samples
-# What dt-cf-backup.sh used when a variable was omitted.
+# What dt-cf-backup.sh used when a variable was omitted: it set these above the line that
+# sourced ~/.dt-cf-backup.conf. zertrin's duplicity-backup.sh set none of them: without
+# CLEAN_UP_TYPE and CLEAN_UP_VARIABLE it removed nothing, without STATIC_OPTIONS it forced no
+# full backup.
 OLD_DEFAULTS = {
     "STATIC_OPTIONS": "--full-if-older-than 14D",
     "CLEAN_UP_TYPE": "remove-all-but-n-full",
     "CLEAN_UP_VARIABLE": "2",
 }
+# Variables only zertrin's duplicity-backup.sh read: a file setting one is in its form.
+# (dt-cf-backup.sh and dt-s3-backup.sh read GPG_KEY, LOG_FILE_OWNER and EMAIL_* too.)
+ZERTRIN_ONLY = (
+    "ENCRYPTION",
+    "GPG_ENC_KEY",
+    "GPG_SIGN_KEY",
+    "MAIL",
+    "INCEXCFILE",
+    "EXDEVICEFILES",
+    "EMAIL_FAILURE_ONLY",
+    "REMOVE_OLDER_THAN",
+    "REMOVE_INCREMENTALS_OLDER_THAN",
+    "REMOVE_LOGS_OLDER_THAN",
+    "HIDE_KEY_ID",
+    "SECRET_KEYRING",
+)
 SENDMAIL = "/usr/sbin/sendmail"
 
 # variable -> (where it goes, how); rendered into docs/legacy.md.
@@ -169,9 +188,9 @@ class _Variables:
 def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The native config dict for these variables, and what could not be carried over."""
     given = dict(variables)
-    for name, default in OLD_DEFAULTS.items():
-        if name not in given and not (name.startswith("CLEAN_UP") and _zertrin_retention(given)):
-            given[name] = default
+    zertrin = zertrin_form(given)
+    if not zertrin:
+        given.update(old_defaults(given))
     v = _Variables(given)
     warnings: list[str] = []
     profile: dict[str, Any] = {}
@@ -199,6 +218,10 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if extra:
         profile["extra_options"] = extra
     profile["retention"] = _retention_section(v, warnings)
+    if zertrin:
+        _zertrin_without_defaults(v, profile, zertrin, warnings)
+    # no --full-if-older-than on the old command line: duplicity never forced a full backup
+    profile.setdefault("full_if_older_than", "never")
     _verbosity(v, profile, warnings)
     if v.scalar("TMPDIR"):  # exported for duplicity; a --tempdir in STATIC_OPTIONS won
         profile.setdefault("tempdir", v.scalar("TMPDIR"))
@@ -218,9 +241,62 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return top, warnings
 
 
-def _zertrin_retention(given: dict[str, Any]) -> bool:
-    """duplicity-backup.sh ran no retention without CLEAN_UP_TYPE; its own rules then apply."""
-    return any(given.get(n) for n in ("REMOVE_OLDER_THAN", "REMOVE_INCREMENTALS_OLDER_THAN"))
+def zertrin_form(given: dict[str, Any]) -> list[str]:
+    """The variables (if any) that mark a file of zertrin's duplicity-backup.sh."""
+    return [name for name in ZERTRIN_ONLY if name in given]
+
+
+def old_defaults(given: dict[str, Any]) -> dict[str, str]:
+    """The dt-cf-backup.sh defaults a file in its form leaves in force (none in the zertrin
+    form, whose script had none)."""
+    if zertrin_form(given):
+        return {}
+    return {name: value for name, value in OLD_DEFAULTS.items() if name not in given}
+
+
+def default_notes(variables: dict[str, Any]) -> list[str]:
+    """For ``config migrate``: which of the old script's default rules this file got."""
+    zertrin = zertrin_form(variables)
+    if zertrin:
+        return [
+            f"read as a file of zertrin's duplicity-backup.sh (it sets {', '.join(zertrin)}), "
+            "whose script set no defaults: dt-cf-backup.sh's default retention and "
+            "--full-if-older-than were not applied"
+        ]
+    applied = old_defaults(variables)
+    if not applied:
+        return []
+    shown = ", ".join(f"{name}={value!r}" for name, value in applied.items())
+    return [
+        f"dt-cf-backup.sh's defaults were applied for what the file leaves out ({shown}; "
+        "no variable only duplicity-backup.sh read is set, so it is read as dt-cf-backup.sh's "
+        "config): they are in the migrated config"
+    ]
+
+
+def _zertrin_without_defaults(
+    v: _Variables, profile: dict, markers: list[str], warnings: list[str]
+) -> None:
+    """duplicity-backup.sh removed nothing without CLEAN_UP_TYPE and CLEAN_UP_VARIABLE, and
+    forced no full backup without --full-if-older-than: cfbackup does the same, and says so."""
+    retention = [k for k, value in profile["retention"].items() if k != "after_backup" and value]
+    missing, does, fixes = [], [], []
+    if "CLEAN_UP_TYPE" not in v and "CLEAN_UP_VARIABLE" not in v and not retention:
+        missing.append("CLEAN_UP_TYPE and CLEAN_UP_VARIABLE")
+        does.append("removes no backup")
+        fixes.append(
+            'CLEAN_UP_TYPE="remove-all-but-n-full" CLEAN_UP_VARIABLE="2" to remove old ones'
+        )
+    if "STATIC_OPTIONS" not in v:
+        missing.append("STATIC_OPTIONS")
+        does.append("forces no full backup by age")
+        fixes.append('STATIC_OPTIONS="--full-if-older-than 1M" to start a new chain monthly')
+    if missing:
+        warnings.append(
+            f"{' and '.join(missing)} are not set, so cfbackup {' and '.join(does)}, as "
+            f"duplicity-backup.sh did (the file sets {markers[0]}, so it is read as that "
+            f"script's config): set {', and '.join(fixes)}"
+        )
 
 
 def _swift_section(v: _Variables, profile: dict, warnings: list[str]) -> dict[str, Any]:

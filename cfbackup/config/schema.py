@@ -275,8 +275,10 @@ PROFILE = (
     Option(
         "full_if_older_than",
         "duration",
-        "Start a new full backup when the last full is older than this.",
+        'Start a new full backup when the last full is older than this; "never": only when '
+        "there is none or --full is given (a legacy file without --full-if-older-than).",
         default="14D",
+        choices=("never",),
     ),
     Option(
         "volsize",

@@ -73,9 +73,10 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
         if kind == "choice" and value not in option.choices:
             problems.append(f"{here}: {value!r} is not one of {', '.join(option.choices)}")
             return None
-        if kind == "duration" and not DURATION_RE.match(value):
+        if kind == "duration" and not DURATION_RE.match(value) and value not in option.choices:
             problems.append(
-                f"{here}: {value!r} is not a duration such as 14D, 6M, 1Y, 12h or a date 2026-01-31"
+                f"{here}: {value!r} is not a duration such as 14D, 6M, 1Y, 12h or a date "
+                "2026-01-31" + "".join(f" or {c!r}" for c in option.choices)
             )
             return None
         if kind == "path" and not value:

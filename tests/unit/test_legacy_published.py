@@ -1,0 +1,79 @@
+"""Published real-world legacy configs (``legacy_published/``), read as the old scripts read them.
+
+Each file is a config found in the wild (a duplicity-backup.sh config of imagescape, of the
+OpenAustralia Foundation, of a Selectel how-to, zertrin's 2014 example; chmouel's dt-cf-backup.sh
+with its top filled in as its README says), with only its paths and secrets changed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cfbackup.config import build_config, legacy
+from cfbackup.config.legacy_map import normalize
+from cfbackup.duplicity import commands
+
+PUBLISHED = Path(__file__).parent / "legacy_published"
+
+
+def copy(tmp_path: Path, name: str) -> Path:
+    conf = tmp_path / name
+    shutil.copyfile(PUBLISHED / name, conf)
+    conf.chmod(0o600)
+    return conf
+
+
+def built(raw: dict):
+    from cfbackup.cli.context import CliContext
+
+    config = build_config(raw, path=None, plugin_sections=CliContext().plugin_sections())
+    return config.profiles["dt-cf-backup"]
+
+
+def test_a_duplicity_backup_sh_file_without_retention_keeps_everything(tmp_path):
+    """zertrin's duplicity_cleanup ran only with CLEAN_UP_TYPE and CLEAN_UP_VARIABLE set, and
+    without STATIC_OPTIONS nothing forced a full: no dt-cf-backup.sh default on top."""
+    conf = copy(tmp_path, "imagescape-swift.conf")
+    raw, warnings = legacy.load_legacy(conf)
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["retention"] == {"after_backup": False}
+    assert profile["full_if_older_than"] == "never"
+    said = [w for w in warnings if "CLEAN_UP_TYPE and CLEAN_UP_VARIABLE" in w]
+    assert len(said) == 1, warnings
+    assert "removes no backup" in said[0] and "forces no full backup" in said[0]
+    assert "ENCRYPTION" in said[0] and 'CLEAN_UP_TYPE="remove-all-but-n-full"' in said[0]
+    assert "dt-cf-backup.sh's defaults" not in " ".join(legacy.read_file(conf).notes())
+    argv = commands.backup_argv(built(raw))
+    assert not any(a.startswith("--full-if-older-than") for a in argv), argv
+
+
+def test_a_dt_cf_backup_file_gets_the_scripts_defaults_and_migrate_says_which(tmp_path):
+    conf = copy(tmp_path, "user.conf")
+    raw, warnings = legacy.load_legacy(conf)
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["retention"] == {"keep_full": 2}
+    assert profile["full_if_older_than"] == "14D"
+    notes = " ".join(legacy.read_file(conf).notes())
+    for default in ("STATIC_OPTIONS='--full-if-older-than 14D'", "CLEAN_UP_VARIABLE='2'"):
+        assert default in notes, notes
+    assert not any("CLEAN_UP_TYPE" in w for w in warnings)
+
+
+def test_static_options_without_full_if_older_than_force_no_full():
+    """The old command line had no --full-if-older-than: duplicity never forced a full."""
+    raw, _ = normalize({"ROOT": "/", "DEST": "swift://c", "STATIC_OPTIONS": "--volsize 100"})
+    assert raw["profiles"]["dt-cf-backup"]["full_if_older_than"] == "never"
+
+
+@pytest.mark.parametrize(
+    "name", ["zertrin-2014.conf", "oaf.conf", "selectel.conf", "internal77.conf"]
+)
+def test_zertrin_files_with_their_own_rules_keep_them(name, tmp_path):
+    raw, warnings = legacy.load_legacy(copy(tmp_path, name))
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["retention"].get("keep_full"), profile["retention"]
+    assert profile["full_if_older_than"] not in ("never", None)
+    assert not any("removes no backup" in w for w in warnings)
