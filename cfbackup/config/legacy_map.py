@@ -23,10 +23,18 @@ SAMPLE_KEY = "foobar_gpg_key"  # the placeholder in the old samples
 # sourced ~/.dt-cf-backup.conf. zertrin's duplicity-backup.sh set none of them: without
 # CLEAN_UP_TYPE and CLEAN_UP_VARIABLE it removed nothing, without STATIC_OPTIONS it forced no
 # full backup.
-OLD_DEFAULTS = {
+OLD_DEFAULTS: dict[str, str | list[str]] = {
     "STATIC_OPTIONS": "--full-if-older-than 14D",
     "CLEAN_UP_TYPE": "remove-all-but-n-full",
     "CLEAN_UP_VARIABLE": "2",
+    "EXCLIST": [
+        "/home/*/Trash",
+        "/home/*/Projects/Completed",
+        "/**.DS_Store",
+        "/**Icon?",
+        "/**.AppleDouble",
+    ],
+    "VERBOSITY": "-v3",
 }
 # Variables only zertrin's duplicity-backup.sh read: a file setting one is in its form.
 # (dt-cf-backup.sh and dt-s3-backup.sh read GPG_KEY, LOG_FILE_OWNER and EMAIL_* too.)
@@ -189,8 +197,8 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The native config dict for these variables, and what could not be carried over."""
     given = dict(variables)
     zertrin = zertrin_form(given)
-    if not zertrin:
-        given.update(old_defaults(given))
+    defaults = old_defaults(given)
+    given.update(defaults)
     v = _Variables(given)
     warnings: list[str] = []
     profile: dict[str, Any] = {}
@@ -201,6 +209,8 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         profile["target"] = v.scalar("DEST")
     profile["include"] = v.items("INCLIST")
     profile["exclude"] = v.items("EXCLIST")
+    if "EXCLIST" in defaults:
+        _default_excludes(profile, warnings)
     extra: list[str] = []
     if v.scalar("EXDEVICEFILES").strip() not in ("", "0"):
         extra.append("--exclude-device-files")
@@ -246,7 +256,7 @@ def zertrin_form(given: dict[str, Any]) -> list[str]:
     return [name for name in ZERTRIN_ONLY if name in given]
 
 
-def old_defaults(given: dict[str, Any]) -> dict[str, str]:
+def old_defaults(given: dict[str, Any]) -> dict[str, str | list[str]]:
     """The dt-cf-backup.sh defaults a file in its form leaves in force (none in the zertrin
     form, whose script had none)."""
     if zertrin_form(given):
@@ -266,12 +276,36 @@ def default_notes(variables: dict[str, Any]) -> list[str]:
     applied = old_defaults(variables)
     if not applied:
         return []
-    shown = ", ".join(f"{name}={value!r}" for name, value in applied.items())
+    shown = ", ".join(f"{name}={as_bash(value)}" for name, value in applied.items())
     return [
         f"dt-cf-backup.sh's defaults were applied for what the file leaves out ({shown}; "
         "no variable only duplicity-backup.sh read is set, so it is read as dt-cf-backup.sh's "
         "config): they are in the migrated config"
     ]
+
+
+def as_bash(value: str | list[str]) -> str:
+    """A default as the script's top wrote it."""
+    if isinstance(value, list):
+        return "( " + " ".join(shlex.quote(item) for item in value) + " )"
+    return shlex.quote(value)
+
+
+def _default_excludes(profile: dict, warnings: list[str]) -> None:
+    """dt-cf-backup.sh's default EXCLIST names /home: with another ROOT its duplicity refused
+    those patterns (they cannot match under ROOT) and every backup failed. They exclude
+    nothing there, so they are left out rather than refusing the config."""
+    from cfbackup.config.load import _pattern_under
+
+    source = os.path.normpath(profile.get("source") or "/")
+    outside = [p for p in profile["exclude"] if not _pattern_under(p, source)]
+    if outside:
+        profile["exclude"] = [p for p in profile["exclude"] if p not in outside]
+        warnings.append(
+            f"EXCLIST is not set, and dt-cf-backup.sh's default excludes {', '.join(outside)} "
+            f"are outside ROOT {source} (its duplicity refused them, so its backups with this "
+            "file failed): they are left out; set EXCLIST in the file (EXCLIST=() for none)"
+        )
 
 
 def _zertrin_without_defaults(

@@ -37,9 +37,9 @@ def render_reference(plugin_sections: dict[str, tuple[Option, ...]]) -> str:
 
 def _legacy(lines: list[str]) -> None:
     """Where each variable of a legacy file goes (cfbackup/config/legacy_map.py)."""
-    from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED, OLD_DEFAULTS, ZERTRIN_ONLY
+    from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED, OLD_DEFAULTS, ZERTRIN_ONLY, as_bash
 
-    defaults = ", ".join(f"`{k}={v}`" for k, v in OLD_DEFAULTS.items())
+    defaults = ", ".join(f"`{k}={as_bash(v)}`" for k, v in OLD_DEFAULTS.items())
     markers = ", ".join(f"`{name}`" for name in ZERTRIN_ONLY)
     lines += [
         "",
@@ -53,7 +53,8 @@ def _legacy(lines: list[str]) -> None:
         "`CLEAN_UP_VARIABLE` no backup is removed, and without `--full-if-older-than` in",
         '`STATIC_OPTIONS` no full backup is forced (`full_if_older_than = "never"`), with a',
         "warning saying so. Any other file is read as dt-cf-backup.sh's, whose defaults apply",
-        "to what it omits (`config migrate` names them):",
+        "to what it omits (`config migrate` names them; default excludes outside `ROOT`, which",
+        "its duplicity refused, are left out with a warning):",
         defaults + ".",
         "Every variable set is carried over or named in a warning (the proxy and CA",
         "variables it exports become `[environment]`, as the old script's duplicity ran with",

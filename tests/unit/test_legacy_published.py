@@ -57,7 +57,7 @@ def test_a_dt_cf_backup_file_gets_the_scripts_defaults_and_migrate_says_which(tm
     assert profile["retention"] == {"keep_full": 2}
     assert profile["full_if_older_than"] == "14D"
     notes = " ".join(legacy.read_file(conf).notes())
-    for default in ("STATIC_OPTIONS='--full-if-older-than 14D'", "CLEAN_UP_VARIABLE='2'"):
+    for default in ("STATIC_OPTIONS='--full-if-older-than 14D'", "CLEAN_UP_VARIABLE=2"):
         assert default in notes, notes
     assert not any("CLEAN_UP_TYPE" in w for w in warnings)
 
@@ -77,3 +77,43 @@ def test_zertrin_files_with_their_own_rules_keep_them(name, tmp_path):
     assert profile["retention"].get("keep_full"), profile["retention"]
     assert profile["full_if_older_than"] not in ("never", None)
     assert not any("removes no backup" in w for w in warnings)
+
+
+def test_a_dt_cf_backup_conf_without_exclist_keeps_the_scripts_excludes_and_verbosity(tmp_path):
+    """dt-cf-backup.sh set EXCLIST and VERBOSITY at its top, then sourced ~/.dt-cf-backup.conf,
+    which only overrode them."""
+    conf = tmp_path / "dt-cf-backup.conf"
+    conf.write_text('ROOT="/home"\nDEST="cf+http://box"\nINCLIST=( "/home/alice" )\n')
+    raw, warnings = legacy.load_legacy(conf)
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["exclude"] == [
+        "/home/*/Trash",
+        "/home/*/Projects/Completed",
+        "/**.DS_Store",
+        "/**Icon?",
+        "/**.AppleDouble",
+    ]
+    assert profile["verbosity"] == "warning"  # -v3
+    assert not any("EXCLIST" in w for w in warnings)
+    notes = " ".join(legacy.read_file(conf).notes())
+    assert "EXCLIST=( '/home/*/Trash'" in notes and "VERBOSITY=-v3" in notes, notes
+    build_config(raw, path=None)
+
+
+def test_the_scripts_default_excludes_outside_root_are_left_out_not_refused(tmp_path):
+    """duplicity refused /home/*/Trash with ROOT=/srv (FilePrefixError): they exclude nothing
+    there, so cfbackup leaves them out and says why, instead of refusing the config."""
+    conf = tmp_path / "dt-cf-backup.conf"
+    conf.write_text('ROOT="/srv/"\nDEST="swift://box"\nINCLIST=( "/srv/www" )\n')
+    raw, warnings = legacy.load_legacy(conf)
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["exclude"] == ["/**.DS_Store", "/**Icon?", "/**.AppleDouble"]
+    said = [w for w in warnings if w.startswith("EXCLIST is not set")]
+    assert said and "/home/*/Trash, /home/*/Projects/Completed" in said[0], warnings
+    assert "EXCLIST=()" in said[0]
+    build_config(raw, path=None)  # valid
+
+
+def test_a_zertrin_file_without_exclist_has_no_excludes(tmp_path):
+    raw, _ = legacy.load_legacy(copy(tmp_path, "imagescape-swift.conf"))
+    assert raw["profiles"]["dt-cf-backup"]["exclude"] == []
