@@ -293,6 +293,12 @@ def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:
     legacy = read_file(path)
     if "ROOT" not in legacy.variables and "DEST" not in legacy.variables:
         raise ConfigError(f"{path}: neither ROOT nor DEST is set; is this a dt-cf-backup config?")
+    from cfbackup.config.load import unsupported_target
+
+    dest = legacy.variables.get("DEST") or ""
+    refused = unsupported_target(" ".join(dest) if isinstance(dest, list) else dest)
+    if refused:
+        raise ConfigError(f"{path}: DEST={refused}.")
     raw, warnings = normalize(legacy.variables)
     if legacy.carried:
         raw["environment"] = dict(legacy.carried)

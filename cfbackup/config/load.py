@@ -164,6 +164,33 @@ def _valid_profile_name(name: str) -> bool:
     )
 
 
+SUPPORTED_SCHEMES = ("swift", "file")  # file://: a local directory (tests, a copy)
+OTHER_SERVICES = {
+    "s3": "S3",
+    "s3+http": "S3",
+    "boto3+s3": "S3",
+    "gs": "Google Cloud Storage",
+    "b2": "Backblaze B2",
+    "azure": "Azure",
+}
+
+
+def unsupported_target(target: str) -> str | None:
+    """Why cfbackup refuses this target's scheme, or None. duplicity has other backends, but
+    cfbackup reads, prunes and checks only these: anything else failed at the first backup
+    (UnsupportedBackendScheme)."""
+    if "://" not in target:
+        return None
+    scheme = target.split("://", 1)[0].lower()
+    if scheme in SUPPORTED_SCHEMES or scheme.startswith("cf+http"):
+        return None
+    service = OTHER_SERVICES.get(scheme, f"the {scheme}:// scheme")
+    return (
+        f"{scheme}://... : {service} is not supported by cfbackup: back up to a Swift container "
+        "(swift://CONTAINER)"
+    )
+
+
 def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> None:
     target = data.get("target") or ""
     if target and "://" not in target:
@@ -173,6 +200,8 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
             f"{where}.target: cf+http:// is the legacy Cloud Files scheme: use swift://CONTAINER "
             'with [swift] auth_version = "1" (cfbackup config migrate does this)'
         )
+    elif unsupported_target(target):
+        problems.append(f"{where}.target: {unsupported_target(target)}")
     source = os.path.normpath(os.path.expanduser(data.get("source") or "/"))
     for key in ("include", "exclude"):
         for pattern in data.get(key) or []:

@@ -234,8 +234,9 @@ PROFILE = (
     Option(
         "target",
         "string",
-        "Where backups go: swift://container[/prefix], cf+http://container (Rackspace, mapped to "
-        "swift v1), or any other duplicity URL such as file:///srv/backup.",
+        "Where backups go: swift://container[/prefix] (the legacy cf+http://container is "
+        "mapped to swift v1 by config migrate), or a local directory file:///srv/backup; other "
+        "duplicity backends (S3, sftp, ...) are refused.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),

@@ -117,3 +117,32 @@ def test_the_scripts_default_excludes_outside_root_are_left_out_not_refused(tmp_
 def test_a_zertrin_file_without_exclist_has_no_excludes(tmp_path):
     raw, _ = legacy.load_legacy(copy(tmp_path, "imagescape-swift.conf"))
     assert raw["profiles"]["dt-cf-backup"]["exclude"] == []
+
+
+@pytest.mark.parametrize("name", ["imagescape.conf"])
+def test_an_s3_dest_is_refused_when_the_config_is_read(name, tmp_path, cli):
+    """The failure came only at backup time, from duplicity (UnsupportedBackendScheme)."""
+    from cfbackup.cli import main
+
+    conf = copy(tmp_path, name)
+    for argv in (("-c", conf, "check"), ("config", "migrate", conf)):
+        code, err = cli(main, *argv)
+        assert code == 3, err  # CONFIG
+        assert (
+            "DEST=s3+http://... : S3 is not supported by cfbackup: back up to a Swift container "
+            "(swift://CONTAINER)" in err
+        ), err
+        assert "planning.org" not in err
+
+
+@pytest.mark.parametrize(
+    "target, said",
+    [("s3://bucket/x", "S3"), ("sftp://u:pw@host/x", "the sftp:// scheme"), ("gs://b", "Google")],
+)
+def test_a_native_target_cfbackup_cannot_use_is_refused(target, said, tmp_path):
+    from cfbackup.errors import ConfigError
+
+    raw = {"profiles": {"a": {"source": "/srv", "target": target}}}
+    with pytest.raises(ConfigError, match="is not supported by cfbackup") as error:
+        build_config(raw, path=None)
+    assert said in str(error.value) and "pw" not in str(error.value)
