@@ -172,6 +172,8 @@ class _Variables:
     def __init__(self, values: dict[str, Any]):
         self.values = dict(values)
         self.used: set[str] = set()
+        self.said: list[str] = []  # warnings about how a value was read
+        self.blank_named: set[str] = set()
 
     def __contains__(self, name: str) -> bool:
         return name in self.values
@@ -186,7 +188,17 @@ class _Variables:
         self.used.add(name)
         value = self.values.get(name, [])
         if isinstance(value, list):
-            return [item for item in value if item != ""]
+            # a space after a line-continuation backslash (`"/a" \ ` in chmouel's own sample)
+            # makes bash store an item " "; the old scripts' unquoted ${EXCLIST[@]} dropped it
+            blank = [item for item in value if item and not item.strip()]
+            if blank and name not in self.blank_named:
+                self.blank_named.add(name)
+                self.said.append(
+                    f"{name} has {len(blank)} item(s) that are only blanks, most likely from a "
+                    "space after a line-continuation backslash (`\\ ` at a line end): ignored, "
+                    "as the old script did; delete the space after the backslash"
+                )
+            return [item for item in value if item.strip()]
         return value.split()
 
     def flag(self, name: str) -> bool:
@@ -245,6 +257,7 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         v.used.add(name)
         if v.values.get(name):
             warnings.append(f"{name} is not carried over: {why}")
+    warnings.extend(v.said)
     for name in sorted(set(v.values) - v.used):
         if v.values[name]:
             warnings.append(f"{name} is not used with DEST={v.values.get('DEST', '')!r}")

@@ -146,3 +146,28 @@ def test_a_native_target_cfbackup_cannot_use_is_refused(target, said, tmp_path):
     with pytest.raises(ConfigError, match="is not supported by cfbackup") as error:
         build_config(raw, path=None)
     assert said in str(error.value) and "pw" not in str(error.value)
+
+
+def test_a_space_after_a_continuation_backslash_is_dropped_with_a_warning(tmp_path):
+    """chmouel's own sample lines end in `\\ ` (a space after the backslash): bash stores an
+    item " ", which the old script's unquoted ${EXCLIST[@]} split to nothing."""
+    conf = tmp_path / "dt-cf-backup.conf"
+    conf.write_text(
+        'ROOT="/home/"\nDEST="cf+http://backupcontainer"\nGPG_KEY="1A2B3C4D"\n'
+        'INCLIST=( "/home/*/Documents" \\ \n    \t  "/home/*/Projects" \\\n        ) \n'
+        'EXCLIST=( "/home/*/Trash" \\\n\t      "/home/*/Projects/Completed" \\\n'
+        '\t      "/**.DS_Store" "/**Icon?" "/**.AppleDouble" \\ \n           ) \n'
+    )
+    assert legacy.read_file(conf).variables["INCLIST"] == [
+        "/home/*/Documents",
+        " ",
+        "/home/*/Projects",
+    ]
+    raw, warnings = legacy.load_legacy(conf)
+    profile = raw["profiles"]["dt-cf-backup"]
+    assert profile["include"] == ["/home/*/Documents", "/home/*/Projects"]
+    assert profile["exclude"][-1] == "/**.AppleDouble" and len(profile["exclude"]) == 5
+    for name in ("INCLIST", "EXCLIST"):
+        said = [w for w in warnings if w.startswith(f"{name} has 1 item(s) that are only blanks")]
+        assert len(said) == 1 and "line-continuation backslash" in said[0], warnings
+    build_config(raw, path=None)  # valid: no "' ' is not under source"
