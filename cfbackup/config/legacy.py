@@ -165,6 +165,7 @@ def read_file(path: Path) -> LegacyFile:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}.") from None
+    _refuse_script(path, data.decode("utf-8", errors="replace"))
     # a CRLF file: every line ends so (a CR LF inside a quoted value of a LF file is data)
     crlf = data.count(b"\n") == data.count(b"\r\n") > 0
     env = {
@@ -207,6 +208,34 @@ def read_file(path: Path) -> LegacyFile:
     said = [_shown(line) for line in result.tail if line.strip()]
     bom = data.startswith(b"\xef\xbb\xbf")
     return LegacyFile(path, values, others, crlf, computed, said, bom, exported, carried)
+
+
+# The old scripts themselves, never their configs: dt-cf-backup.sh's README says to fill in
+# its top, so users hand it over as it is. Sourcing it would run its body (mkdir LOGDIR, write
+# the log, unset the credentials at its end): it is recognized before bash sees it. No config
+# of the three scripts sets DUPLICITY or defines their functions.
+_SCRIPT_MARKER = re.compile(r"^#+\s*Script Happens Below This Line", re.IGNORECASE | re.MULTILINE)
+_SCRIPT_BODY = re.compile(
+    r"^\s*(export\s+)?DUPLICITY=|"
+    r"^\s*(function\s+)?(duplicity_\w+|include_exclude|check_variables|backup_this_script|"
+    r"get_file_sizes)\s*\(\s*\)",
+    re.MULTILINE,
+)
+
+
+def _refuse_script(path: Path, text: str) -> None:
+    if not _SCRIPT_BODY.search(text):
+        return
+    if _SCRIPT_MARKER.search(text):
+        script = "dt-s3-backup.sh" if "DT-S3-BACKUP" in text else "dt-cf-backup.sh"
+        raise ConfigError(
+            f"{path} is {script} itself, not its config: copy the settings above 'Script "
+            "Happens Below This Line' into ~/.dt-cf-backup.conf (or pass that file with -c)."
+        )
+    raise ConfigError(
+        f"{path} is a backup script (it runs duplicity), not its config: pass the config "
+        "file it reads with -c (for duplicity-backup.sh, its duplicity-backup.conf)."
+    )
 
 
 def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:

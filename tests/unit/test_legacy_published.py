@@ -171,3 +171,40 @@ def test_a_space_after_a_continuation_backslash_is_dropped_with_a_warning(tmp_pa
         said = [w for w in warnings if w.startswith(f"{name} has 1 item(s) that are only blanks")]
         assert len(said) == 1 and "line-continuation backslash" in said[0], warnings
     build_config(raw, path=None)  # valid: no "' ' is not under source"
+
+
+def test_the_configured_script_itself_is_refused_without_running_it(tmp_path, cli):
+    """dt-cf-backup.sh's README says to configure the script itself; handed to cfbackup, its
+    body must never run (mkdir LOGDIR, a log line, `unset` of the credentials at its end)."""
+    from cfbackup.cli import main
+    from cfbackup.errors import ConfigError
+
+    logs = tmp_path / "logs"
+    text = (PUBLISHED / "dt-cf-backup.sh").read_text()
+    text = text.replace('LOGDIR="/tmp/legacy-probe/logs/dtcf/"', f'LOGDIR="{logs}/"')
+    # as on the legacy host: duplicity and python-cloudfiles are there, so the body goes on
+    text = text.replace('DUPLICITY="$(which duplicity)"', 'DUPLICITY="/bin/true"')
+    text = text.replace("if ! python -c 'import cloudfiles'", "if false")
+    script = tmp_path / "dt-cf-backup.sh"
+    script.write_text(text)
+    script.chmod(0o700)
+    with pytest.raises(ConfigError) as error:
+        legacy.load_legacy(script)
+    assert str(error.value) == (
+        f"{script} is dt-cf-backup.sh itself, not its config: copy the settings above 'Script "
+        "Happens Below This Line' into ~/.dt-cf-backup.conf (or pass that file with -c)."
+    )
+    code, err = cli(main, "-c", script, "check")
+    assert code == 3 and "is dt-cf-backup.sh itself" in err and "0123456789abcdef" not in err
+    assert not logs.exists()  # the body never ran
+
+
+def test_a_conf_with_the_scripts_banner_but_no_body_is_read(tmp_path):
+    """The top copied with the banner under it, as users do: still a config."""
+    text = (PUBLISHED / "dt-cf-backup.sh").read_text()
+    top = text.split("if [[ -e ~/.dt-cf-backup.conf", 1)[0]  # never the real home's file
+    banner = "#" * 62 + "\n# Script Happens Below This Line - Shouldn't Require Editing #\n"
+    conf = tmp_path / "dt-cf-backup.conf"
+    conf.write_text(top + banner + "#" * 62 + "\n")
+    raw, _ = legacy.load_legacy(conf)
+    assert raw["profiles"]["dt-cf-backup"]["swift"]["username"] == "myrackuser"
