@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup.config.legacy_map import PROFILE_NAME, VARIABLES, default_notes, normalize
+from cfbackup.config.validate import unsupported_target
 from cfbackup.errors import ConfigError
 
 # dt-cf-backup.sh sourced the file and went on whatever its last command returned (a final
@@ -322,8 +323,6 @@ def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:
     legacy = read_file(path)
     if "ROOT" not in legacy.variables and "DEST" not in legacy.variables:
         raise ConfigError(f"{path}: neither ROOT nor DEST is set; is this a dt-cf-backup config?")
-    from cfbackup.config.load import unsupported_target
-
     dest = legacy.variables.get("DEST") or ""
     refused = unsupported_target(" ".join(dest) if isinstance(dest, list) else dest)
     if refused:

@@ -14,6 +14,7 @@ import shlex
 import shutil
 from typing import Any
 
+from cfbackup.config.validate import pattern_under
 from cfbackup.duplicity import options as dup_options
 
 PROFILE_NAME = "dt-cf-backup"
@@ -308,10 +309,8 @@ def _default_excludes(profile: dict, warnings: list[str]) -> None:
     """dt-cf-backup.sh's default EXCLIST names /home: with another ROOT its duplicity refused
     those patterns (they cannot match under ROOT) and every backup failed. They exclude
     nothing there, so they are left out rather than refusing the config."""
-    from cfbackup.config.load import _pattern_under
-
     source = os.path.normpath(profile.get("source") or "/")
-    outside = [p for p in profile["exclude"] if not _pattern_under(p, source)]
+    outside = [p for p in profile["exclude"] if not pattern_under(p, source)]
     if outside:
         profile["exclude"] = [p for p in profile["exclude"] if p not in outside]
         warnings.append(

@@ -15,7 +15,7 @@ from typing import Any
 from cfbackup.config import legacy
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
-from cfbackup.config.validate import deep_merge, validate_table
+from cfbackup.config.validate import deep_merge, pattern_under, unsupported_target, validate_table
 from cfbackup.errors import ConfigError
 
 SEARCH_PATHS = (
@@ -164,33 +164,6 @@ def _valid_profile_name(name: str) -> bool:
     )
 
 
-SUPPORTED_SCHEMES = ("swift", "file")  # file://: a local directory (tests, a copy)
-OTHER_SERVICES = {
-    "s3": "S3",
-    "s3+http": "S3",
-    "boto3+s3": "S3",
-    "gs": "Google Cloud Storage",
-    "b2": "Backblaze B2",
-    "azure": "Azure",
-}
-
-
-def unsupported_target(target: str) -> str | None:
-    """Why cfbackup refuses this target's scheme, or None. duplicity has other backends, but
-    cfbackup reads, prunes and checks only these: anything else failed at the first backup
-    (UnsupportedBackendScheme)."""
-    if "://" not in target:
-        return None
-    scheme = target.split("://", 1)[0].lower()
-    if scheme in SUPPORTED_SCHEMES or scheme.startswith("cf+http"):
-        return None
-    service = OTHER_SERVICES.get(scheme, f"the {scheme}:// scheme")
-    return (
-        f"{scheme}://... : {service} is not supported by cfbackup: back up to a Swift container "
-        "(swift://CONTAINER)"
-    )
-
-
 def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> None:
     target = data.get("target") or ""
     if target and "://" not in target:
@@ -205,7 +178,7 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
     source = os.path.normpath(os.path.expanduser(data.get("source") or "/"))
     for key in ("include", "exclude"):
         for pattern in data.get(key) or []:
-            if not _pattern_under(pattern, source):
+            if not pattern_under(pattern, source):
                 problems.append(
                     f"{where}.{key}: {pattern!r} is not under source {source}: a pattern is an "
                     "absolute path or glob under source, or starts with **"
@@ -231,22 +204,6 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
                 "fingerprint (8, 16 or 40 hex digits: gpg --list-secret-keys --keyid-format "
                 "long shows them), which duplicity's restore compares with each signature"
             )
-
-
-def _pattern_under(pattern: str, source: str) -> bool:
-    """duplicity refuses a selection pattern that cannot match inside source (FilePrefixError)."""
-    pattern = pattern.removeprefix("ignorecase:")
-    if pattern.startswith("**"):
-        return True
-    if not pattern.startswith("/"):
-        return False
-    root = source.rstrip("/") + "/"
-    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-    return (
-        (pattern.rstrip("/") + "/").startswith(root)
-        or root.startswith(literal)
-        or pattern.rstrip("/") == source.rstrip("/")
-    )
 
 
 def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:
