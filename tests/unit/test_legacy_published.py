@@ -208,3 +208,35 @@ def test_a_conf_with_the_scripts_banner_but_no_body_is_read(tmp_path):
     conf.write_text(top + banner + "#" * 62 + "\n")
     raw, _ = legacy.load_legacy(conf)
     assert raw["profiles"]["dt-cf-backup"]["swift"]["username"] == "myrackuser"
+
+
+def test_swift_credentials_left_in_the_environment_are_named_not_read(tmp_path, monkeypatch):
+    """duplicity-backup.sh's duplicity inherited SWIFT_* exported in ~/.bash_profile; cfbackup
+    does not read them (a stray variable in its own environment is no config), and says so."""
+    from cfbackup import swift as swift_module
+    from cfbackup.duplicity.environment import swift_environment
+    from cfbackup.errors import ConfigError
+
+    for name in ("SWIFT_USERNAME", "SWIFT_PASSWORD", "SWIFT_AUTHURL", "CLOUDFILES_APIKEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SWIFT_USERNAME", "alice")
+    monkeypatch.setenv("SWIFT_PASSWORD", "s3cret-env-pass")
+    monkeypatch.setenv("SWIFT_AUTHURL", "https://keystone.invalid/v1.0")
+    raw, warnings = legacy.load_legacy(copy(tmp_path, "imagescape-swift.conf"))
+    profile = built(raw)
+    assert not profile["swift"].get("password") and not profile["swift"].get("username")
+    said = [w for w in warnings if "SWIFT_USERNAME" in w]
+    assert len(said) == 1 and "SWIFT_PASSWORD" in said[0] and "legacy file" in said[0]
+    for call in (swift_environment, swift_module.connect):
+        with pytest.raises(ConfigError) as error:
+            call(profile)
+        message = str(error.value)
+        assert "SWIFT_AUTHURL, SWIFT_USERNAME, SWIFT_PASSWORD are set in the environment" in message
+        assert "put them in the legacy file" in message
+        assert "s3cret-env-pass" not in message and "alice" not in message
+    monkeypatch.delenv("SWIFT_PASSWORD")
+    monkeypatch.delenv("SWIFT_USERNAME")
+    monkeypatch.delenv("SWIFT_AUTHURL")
+    with pytest.raises(ConfigError) as error:
+        swift_environment(profile)
+    assert "environment" not in str(error.value)  # nothing to name: the plain error
