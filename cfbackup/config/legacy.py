@@ -10,6 +10,7 @@ meant to dt-cf-backup.sh, dt-s3-backup.sh and duplicity-backup.sh. The result ha
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,9 @@ class LegacyFile:
         if self.computed_lines:
             lines = ", ".join(str(n) for n in self.computed_lines[:10])
             notes.append(
-                f"line(s) {lines} compute values with $(...) or backquotes when the file is read; "
-                "the migrated config holds the values they gave now"
+                f"line(s) {lines} compute values when the file is read ($(...), backquotes, "
+                "or $HOSTNAME, $USER-style variables of the machine and user reading it); the "
+                "migrated config holds the values they gave now"
             )
         return notes
 
@@ -155,7 +157,11 @@ def looks_legacy(text: str) -> bool:
     return assigns
 
 
-_COMPUTED = re.compile(r"\$\(|`")
+# $(...), backquotes, and the variables of the machine and user reading the file: a migrated
+# config holds the values they gave at migration
+_COMPUTED = re.compile(
+    r"\$\(|`|\$\{?(HOSTNAME|USER|LOGNAME|HOME|UID|EUID|PWD|RANDOM|PPID|SECONDS)\b"
+)
 
 
 def read_file(path: Path) -> LegacyFile:
@@ -172,6 +178,9 @@ def read_file(path: Path) -> LegacyFile:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(Path.home()),
+        # set by cron and login for the old script: ROOT="/home/$USER" must not become /home/
+        "USER": _login_name(),
+        "LOGNAME": _login_name(),
         "__cfb_carry": " ".join(execute.NETWORK_ENV),
     }
     argv = ["bash", "--noprofile", "--norc", "-c", _READER, "cfbackup-legacy", str(path)]
@@ -237,6 +246,17 @@ def _refuse_script(path: Path, text: str) -> None:
         f"{path} is a backup script (it runs duplicity), not its config: pass the config "
         "file it reads with -c (for duplicity-backup.sh, its duplicity-backup.conf)."
     )
+
+
+def _login_name() -> str:
+    """The name of the user reading the file, from the password database (as cron and login
+    set USER and LOGNAME), never from cfbackup's own environment."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without an entry (a container): what `id -un` would fail on
+        return ""
 
 
 def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:

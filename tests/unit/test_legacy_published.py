@@ -240,3 +240,17 @@ def test_swift_credentials_left_in_the_environment_are_named_not_read(tmp_path, 
     with pytest.raises(ConfigError) as error:
         swift_environment(profile)
     assert "environment" not in str(error.value)  # nothing to name: the plain error
+
+
+def test_user_and_hostname_expansions_are_the_readers_and_noted(tmp_path):
+    """cron and login set USER and LOGNAME for the old script: ROOT="/home/$USER" was the
+    user's home, never /home/ (the whole of it)."""
+    import getpass
+
+    conf = copy(tmp_path, "user.conf")
+    read = legacy.read_file(conf)
+    user = getpass.getuser()
+    assert read.variables["ROOT"] == f"/home/{user}"
+    assert read.variables["LOGDIR"] == f"/home/{user}/logs"
+    note = next(n for n in read.notes() if n.startswith("line(s)"))
+    assert note.startswith("line(s) 1, 3, 4, 5 compute values") and "$USER" in note, note
