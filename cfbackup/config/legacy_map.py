@@ -155,6 +155,23 @@ VERBOSITY_LEVELS = {
     "i": "info",
     "d": "debug",
 }
+# duplicity's command words: in STATIC_OPTIONS they took the command's place on the old
+# command line (`--full-if-older-than 1D incremental`)
+COMMAND_WORDS = (
+    "full",
+    "incremental",
+    "incr",
+    "inc",
+    "backup",
+    "verify",
+    "restore",
+    "list-current-files",
+    "collection-status",
+    "cleanup",
+    "remove-older-than",
+    "remove-all-but-n-full",
+    "remove-all-inc-of-but-n-full",
+)
 S3_ONLY = ("--s3-use-new-style", "--s3-european-buckets", "--s3-use-multiprocessing")
 REMOVED = {
     "--asynchronous-upload": "removed in duplicity 3 (cfbackup runs one upload at a time)",
@@ -533,6 +550,12 @@ def _static_options(
             warnings.append(f"{shown} in STATIC_OPTIONS: {REMOVED[name]}; dropped")
         elif name in dup_options.VALUE_OPTIONS or name in dup_options.FLAG_OPTIONS:
             extra.append(name if value is None else f"{name}={value}")
+        elif name in COMMAND_WORDS:
+            warnings.append(
+                f"{name} in STATIC_OPTIONS is a duplicity command, not an option (cfbackup "
+                "chooses full or incremental for each run: full_if_older_than, backup --full); "
+                "dropped"
+            )
         else:
             warnings.append(f"{shown} in STATIC_OPTIONS is not a duplicity 3 option; dropped")
     if "encrypt_keys" in enc:
@@ -614,9 +637,15 @@ def _notify_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         email["sendmail_command"] = f"{sendmail} -t"
     else:
         email.update(host="localhost", port=25, security="none")
+        mail = v.scalar("MAIL").strip()
+        how = (
+            "as the old script did"
+            if not mail or os.path.basename(mail.split()[0]) == "sendmail"
+            else f"(the old script ran MAIL={mail}, which cfbackup does not use)"
+        )
         warnings.append(
             f"EMAIL_TO: there is no sendmail on this machine ({SENDMAIL}) to hand the mail to, "
-            "as the old script did: install a mail transfer agent (e.g. msmtp-mta), or point "
+            f"{how}: install a mail transfer agent (e.g. msmtp-mta), or point "
             "notify.email host, port, security and username at your mail server (it is now "
             "localhost:25)"
         )

@@ -242,6 +242,29 @@ def test_swift_credentials_left_in_the_environment_are_named_not_read(tmp_path, 
     assert "environment" not in str(error.value)  # nothing to name: the plain error
 
 
+def test_a_command_word_in_static_options_is_named_as_one(tmp_path):
+    raw, warnings = legacy.load_legacy(copy(tmp_path, "internal77.conf"))
+    assert raw["profiles"]["dt-cf-backup"]["full_if_older_than"] == "1D"
+    said = [w for w in warnings if w.startswith("incremental in STATIC_OPTIONS")]
+    assert said and "is a duplicity command, not an option" in said[0], warnings
+    assert not any("is not a duplicity 3 option" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "mail, said", [("mailx", "the old script ran MAIL=mailx"), ("", "as the old script did")]
+)
+def test_the_no_sendmail_warning_says_what_the_old_script_ran(mail, said, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    if Path("/usr/sbin/sendmail").exists() or Path("/usr/lib/sendmail").exists():
+        pytest.skip("this machine has an MTA: the fallback cannot be seen here")
+    variables = {"ROOT": "/", "DEST": "swift://c", "EMAIL_TO": "ops@x.invalid"}
+    _, warnings = normalize({**variables, **({"MAIL": mail} if mail else {})})
+    line = next(w for w in warnings if w.startswith("EMAIL_TO: there is no sendmail"))
+    assert said in line, line
+    if mail:
+        assert "as the old script did" not in line
+
+
 def test_user_and_hostname_expansions_are_the_readers_and_noted(tmp_path):
     """cron and login set USER and LOGNAME for the old script: ROOT="/home/$USER" was the
     user's home, never /home/ (the whole of it)."""
