@@ -103,7 +103,7 @@ def read_sets(objects) -> list[BackupSet]:
 
 def interval_seconds(value: str | None, now: float) -> float | None:
     """When a full backup is forced: the time before which the last full is too old."""
-    if not value:
+    if not value or value == "never":
         return None
     if value == "now":
         return now

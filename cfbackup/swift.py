@@ -84,7 +84,14 @@ def connect(
         swift["username"] = username
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
-        raise ConfigError(f"{where}: auth_url, username and a password are required.")
+        from cfbackup.config.legacy_map import inherited_credentials
+
+        given = {**swift, "password": password}
+        missing = [key for key in ("auth_url", "username", "password") if not given.get(key)]
+        raise ConfigError(
+            f"{where}: auth_url, username and a password are required (missing: "
+            f"{', '.join(missing)}){inherited_credentials(missing)}."
+        )
     connection = client.Connection
     if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
         from cfbackup import servicenet

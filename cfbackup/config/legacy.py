@@ -10,11 +10,13 @@ meant to dt-cf-backup.sh, dt-s3-backup.sh and duplicity-backup.sh. The result ha
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import Any
 
-from cfbackup.config.legacy_map import PROFILE_NAME, VARIABLES, normalize
+from cfbackup.config.legacy_map import PROFILE_NAME, VARIABLES, default_notes, normalize
+from cfbackup.config.validate import unsupported_target
 from cfbackup.errors import ConfigError
 
 # dt-cf-backup.sh sourced the file and went on whatever its last command returned (a final
@@ -116,7 +118,7 @@ class LegacyFile:
 
     def notes(self) -> list[str]:
         """Remarks for ``config migrate`` only (the file runs as it is on every run)."""
-        notes = []
+        notes = default_notes(self.variables)
         if self.others:
             notes.append(
                 "set but not a setting of the old scripts, so not carried over: "
@@ -130,8 +132,9 @@ class LegacyFile:
         if self.computed_lines:
             lines = ", ".join(str(n) for n in self.computed_lines[:10])
             notes.append(
-                f"line(s) {lines} compute values with $(...) or backquotes when the file is read; "
-                "the migrated config holds the values they gave now"
+                f"line(s) {lines} compute values when the file is read ($(...), backquotes, "
+                "or $HOSTNAME, $USER-style variables of the machine and user reading it); the "
+                "migrated config holds the values they gave now"
             )
         return notes
 
@@ -154,7 +157,11 @@ def looks_legacy(text: str) -> bool:
     return assigns
 
 
-_COMPUTED = re.compile(r"\$\(|`")
+# $(...), backquotes, and the variables of the machine and user reading the file: a migrated
+# config holds the values they gave at migration
+_COMPUTED = re.compile(
+    r"\$\(|`|\$\{?(HOSTNAME|USER|LOGNAME|HOME|UID|EUID|PWD|RANDOM|PPID|SECONDS)\b"
+)
 
 
 def read_file(path: Path) -> LegacyFile:
@@ -165,11 +172,15 @@ def read_file(path: Path) -> LegacyFile:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}.") from None
+    _refuse_script(path, data.decode("utf-8", errors="replace"))
     # a CRLF file: every line ends so (a CR LF inside a quoted value of a LF file is data)
     crlf = data.count(b"\n") == data.count(b"\r\n") > 0
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": str(Path.home()),
+        # set by cron and login for the old script: ROOT="/home/$USER" must not become /home/
+        "USER": _login_name(),
+        "LOGNAME": _login_name(),
         "__cfb_carry": " ".join(execute.NETWORK_ENV),
     }
     argv = ["bash", "--noprofile", "--norc", "-c", _READER, "cfbackup-legacy", str(path)]
@@ -207,6 +218,45 @@ def read_file(path: Path) -> LegacyFile:
     said = [_shown(line) for line in result.tail if line.strip()]
     bom = data.startswith(b"\xef\xbb\xbf")
     return LegacyFile(path, values, others, crlf, computed, said, bom, exported, carried)
+
+
+# The old scripts themselves, never their configs: dt-cf-backup.sh's README says to fill in
+# its top, so users hand it over as it is. Sourcing it would run its body (mkdir LOGDIR, write
+# the log, unset the credentials at its end): it is recognized before bash sees it. No config
+# of the three scripts sets DUPLICITY or defines their functions.
+_SCRIPT_MARKER = re.compile(r"^#+\s*Script Happens Below This Line", re.IGNORECASE | re.MULTILINE)
+_SCRIPT_BODY = re.compile(
+    r"^\s*(export\s+)?DUPLICITY=|"
+    r"^\s*(function\s+)?(duplicity_\w+|include_exclude|check_variables|backup_this_script|"
+    r"get_file_sizes)\s*\(\s*\)",
+    re.MULTILINE,
+)
+
+
+def _refuse_script(path: Path, text: str) -> None:
+    if not _SCRIPT_BODY.search(text):
+        return
+    if _SCRIPT_MARKER.search(text):
+        script = "dt-s3-backup.sh" if "DT-S3-BACKUP" in text else "dt-cf-backup.sh"
+        raise ConfigError(
+            f"{path} is {script} itself, not its config: copy the settings above 'Script "
+            "Happens Below This Line' into ~/.dt-cf-backup.conf (or pass that file with -c)."
+        )
+    raise ConfigError(
+        f"{path} is a backup script (it runs duplicity), not its config: pass the config "
+        "file it reads with -c (for duplicity-backup.sh, its duplicity-backup.conf)."
+    )
+
+
+def _login_name() -> str:
+    """The name of the user reading the file, from the password database (as cron and login
+    set USER and LOGNAME), never from cfbackup's own environment."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without an entry (a container): what `id -un` would fail on
+        return ""
 
 
 def _refuse_undecodable(path: Path, values: dict[str, str | list[str]]) -> None:
@@ -293,6 +343,10 @@ def load_legacy(path: Path) -> tuple[dict[str, Any], list[str]]:
     legacy = read_file(path)
     if "ROOT" not in legacy.variables and "DEST" not in legacy.variables:
         raise ConfigError(f"{path}: neither ROOT nor DEST is set; is this a dt-cf-backup config?")
+    dest = legacy.variables.get("DEST") or ""
+    refused = unsupported_target(" ".join(dest) if isinstance(dest, list) else dest)
+    if refused:
+        raise ConfigError(f"{path}: DEST={refused}.")
     raw, warnings = normalize(legacy.variables)
     if legacy.carried:
         raw["environment"] = dict(legacy.carried)

@@ -14,17 +14,45 @@ import shlex
 import shutil
 from typing import Any
 
+from cfbackup.config.validate import pattern_under
 from cfbackup.duplicity import options as dup_options
 
 PROFILE_NAME = "dt-cf-backup"
 RACKSPACE_AUTH_URL = "https://auth.api.rackspacecloud.com/v1.0"
 SAMPLE_KEY = "foobar_gpg_key"  # the placeholder in the old samples
-# What dt-cf-backup.sh used when a variable was omitted.
-OLD_DEFAULTS = {
+# What dt-cf-backup.sh used when a variable was omitted: it set these above the line that
+# sourced ~/.dt-cf-backup.conf. zertrin's duplicity-backup.sh set none of them: without
+# CLEAN_UP_TYPE and CLEAN_UP_VARIABLE it removed nothing, without STATIC_OPTIONS it forced no
+# full backup.
+OLD_DEFAULTS: dict[str, str | list[str]] = {
     "STATIC_OPTIONS": "--full-if-older-than 14D",
     "CLEAN_UP_TYPE": "remove-all-but-n-full",
     "CLEAN_UP_VARIABLE": "2",
+    "EXCLIST": [
+        "/home/*/Trash",
+        "/home/*/Projects/Completed",
+        "/**.DS_Store",
+        "/**Icon?",
+        "/**.AppleDouble",
+    ],
+    "VERBOSITY": "-v3",
 }
+# Variables only zertrin's duplicity-backup.sh read: a file setting one is in its form.
+# (dt-cf-backup.sh and dt-s3-backup.sh read GPG_KEY, LOG_FILE_OWNER and EMAIL_* too.)
+ZERTRIN_ONLY = (
+    "ENCRYPTION",
+    "GPG_ENC_KEY",
+    "GPG_SIGN_KEY",
+    "MAIL",
+    "INCEXCFILE",
+    "EXDEVICEFILES",
+    "EMAIL_FAILURE_ONLY",
+    "REMOVE_OLDER_THAN",
+    "REMOVE_INCREMENTALS_OLDER_THAN",
+    "REMOVE_LOGS_OLDER_THAN",
+    "HIDE_KEY_ID",
+    "SECRET_KEYRING",
+)
 SENDMAIL = "/usr/sbin/sendmail"
 
 # variable -> (where it goes, how); rendered into docs/legacy.md.
@@ -127,6 +155,23 @@ VERBOSITY_LEVELS = {
     "i": "info",
     "d": "debug",
 }
+# duplicity's command words: in STATIC_OPTIONS they took the command's place on the old
+# command line (`--full-if-older-than 1D incremental`)
+COMMAND_WORDS = (
+    "full",
+    "incremental",
+    "incr",
+    "inc",
+    "backup",
+    "verify",
+    "restore",
+    "list-current-files",
+    "collection-status",
+    "cleanup",
+    "remove-older-than",
+    "remove-all-but-n-full",
+    "remove-all-inc-of-but-n-full",
+)
 S3_ONLY = ("--s3-use-new-style", "--s3-european-buckets", "--s3-use-multiprocessing")
 REMOVED = {
     "--asynchronous-upload": "removed in duplicity 3 (cfbackup runs one upload at a time)",
@@ -145,6 +190,8 @@ class _Variables:
     def __init__(self, values: dict[str, Any]):
         self.values = dict(values)
         self.used: set[str] = set()
+        self.said: list[str] = []  # warnings about how a value was read
+        self.blank_named: set[str] = set()
 
     def __contains__(self, name: str) -> bool:
         return name in self.values
@@ -159,7 +206,17 @@ class _Variables:
         self.used.add(name)
         value = self.values.get(name, [])
         if isinstance(value, list):
-            return [item for item in value if item != ""]
+            # a space after a line-continuation backslash (`"/a" \ ` in chmouel's own sample)
+            # makes bash store an item " "; the old scripts' unquoted ${EXCLIST[@]} dropped it
+            blank = [item for item in value if item and not item.strip()]
+            if blank and name not in self.blank_named:
+                self.blank_named.add(name)
+                self.said.append(
+                    f"{name} has {len(blank)} item(s) that are only blanks, most likely from a "
+                    "space after a line-continuation backslash (`\\ ` at a line end): ignored, "
+                    "as the old script did; delete the space after the backslash"
+                )
+            return [item for item in value if item.strip()]
         return value.split()
 
     def flag(self, name: str) -> bool:
@@ -169,9 +226,9 @@ class _Variables:
 def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The native config dict for these variables, and what could not be carried over."""
     given = dict(variables)
-    for name, default in OLD_DEFAULTS.items():
-        if name not in given and not (name.startswith("CLEAN_UP") and _zertrin_retention(given)):
-            given[name] = default
+    zertrin = zertrin_form(given)
+    defaults = old_defaults(given)
+    given.update(defaults)
     v = _Variables(given)
     warnings: list[str] = []
     profile: dict[str, Any] = {}
@@ -182,12 +239,20 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         profile["target"] = v.scalar("DEST")
     profile["include"] = v.items("INCLIST")
     profile["exclude"] = v.items("EXCLIST")
+    if "EXCLIST" in defaults:
+        _default_excludes(profile, warnings)
     extra: list[str] = []
     if v.scalar("EXDEVICEFILES").strip() not in ("", "0"):
         extra.append("--exclude-device-files")
     swift = _swift_section(v, profile, warnings)
     if swift:
         profile["swift"] = swift
+    if profile.get("target", "").startswith("swift://"):
+        missing = [key for key in INHERITED_CREDENTIALS if not swift.get(key)]
+        if inherited_credentials(missing):
+            warnings.append(
+                f"the file sets no Swift {', '.join(missing)}{inherited_credentials(missing)}"
+            )
     encryption = _encryption_section(v, warnings)
     _static_options(v, profile, encryption, extra, warnings)
     if encryption.get("mode") == "none":
@@ -199,6 +264,10 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if extra:
         profile["extra_options"] = extra
     profile["retention"] = _retention_section(v, warnings)
+    if zertrin:
+        _zertrin_without_defaults(v, profile, zertrin, warnings)
+    # no --full-if-older-than on the old command line: duplicity never forced a full backup
+    profile.setdefault("full_if_older_than", "never")
     _verbosity(v, profile, warnings)
     if v.scalar("TMPDIR"):  # exported for duplicity; a --tempdir in STATIC_OPTIONS won
         profile.setdefault("tempdir", v.scalar("TMPDIR"))
@@ -212,15 +281,116 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         v.used.add(name)
         if v.values.get(name):
             warnings.append(f"{name} is not carried over: {why}")
+    warnings.extend(v.said)
     for name in sorted(set(v.values) - v.used):
         if v.values[name]:
             warnings.append(f"{name} is not used with DEST={v.values.get('DEST', '')!r}")
     return top, warnings
 
 
-def _zertrin_retention(given: dict[str, Any]) -> bool:
-    """duplicity-backup.sh ran no retention without CLEAN_UP_TYPE; its own rules then apply."""
-    return any(given.get(n) for n in ("REMOVE_OLDER_THAN", "REMOVE_INCREMENTALS_OLDER_THAN"))
+def zertrin_form(given: dict[str, Any]) -> list[str]:
+    """The variables (if any) that mark a file of zertrin's duplicity-backup.sh."""
+    return [name for name in ZERTRIN_ONLY if name in given]
+
+
+def old_defaults(given: dict[str, Any]) -> dict[str, str | list[str]]:
+    """The dt-cf-backup.sh defaults a file in its form leaves in force (none in the zertrin
+    form, whose script had none)."""
+    if zertrin_form(given):
+        return {}
+    return {name: value for name, value in OLD_DEFAULTS.items() if name not in given}
+
+
+def default_notes(variables: dict[str, Any]) -> list[str]:
+    """For ``config migrate``: which of the old script's default rules this file got."""
+    zertrin = zertrin_form(variables)
+    if zertrin:
+        return [
+            f"read as a file of zertrin's duplicity-backup.sh (it sets {', '.join(zertrin)}), "
+            "whose script set no defaults: dt-cf-backup.sh's default retention and "
+            "--full-if-older-than were not applied"
+        ]
+    applied = old_defaults(variables)
+    if not applied:
+        return []
+    shown = ", ".join(f"{name}={as_bash(value)}" for name, value in applied.items())
+    return [
+        f"dt-cf-backup.sh's defaults were applied for what the file leaves out ({shown}; "
+        "no variable only duplicity-backup.sh read is set, so it is read as dt-cf-backup.sh's "
+        "config): they are in the migrated config"
+    ]
+
+
+# Swift credentials duplicity-backup.sh's duplicity read from the environment it inherited
+# (exported in ~/.bash_profile, say), by the key they would fill.
+INHERITED_CREDENTIALS = {
+    "auth_url": ("SWIFT_AUTHURL", "CLOUDFILES_AUTHURL"),
+    "username": ("SWIFT_USERNAME", "CLOUDFILES_USERNAME"),
+    "password": ("SWIFT_PASSWORD", "CLOUDFILES_APIKEY"),
+}
+
+
+def inherited_credentials(missing: list[str], environ: dict[str, str] | None = None) -> str:
+    """For an error about missing Swift credentials: the environment variables that hold them,
+    which the old scripts' duplicity inherited and cfbackup does not read (a stray variable in
+    cfbackup's own environment is no config); "" when there are none. Names, never values."""
+    environ = os.environ if environ is None else environ
+    names = [n for key in missing for n in INHERITED_CREDENTIALS.get(key, ()) if environ.get(n)]
+    if not names:
+        return ""
+    return (
+        f" ({', '.join(names)} {'is' if len(names) == 1 else 'are'} set in the environment, "
+        "which duplicity-backup.sh's duplicity inherited but cfbackup does not read: put "
+        "them in the legacy file, or in a native config as username, auth_url and "
+        'password_env = "SWIFT_PASSWORD")'
+    )
+
+
+def as_bash(value: str | list[str]) -> str:
+    """A default as the script's top wrote it."""
+    if isinstance(value, list):
+        return "( " + " ".join(shlex.quote(item) for item in value) + " )"
+    return shlex.quote(value)
+
+
+def _default_excludes(profile: dict, warnings: list[str]) -> None:
+    """dt-cf-backup.sh's default EXCLIST names /home: with another ROOT its duplicity refused
+    those patterns (they cannot match under ROOT) and every backup failed. They exclude
+    nothing there, so they are left out rather than refusing the config."""
+    source = os.path.normpath(profile.get("source") or "/")
+    outside = [p for p in profile["exclude"] if not pattern_under(p, source)]
+    if outside:
+        profile["exclude"] = [p for p in profile["exclude"] if p not in outside]
+        warnings.append(
+            f"EXCLIST is not set, and dt-cf-backup.sh's default excludes {', '.join(outside)} "
+            f"are outside ROOT {source} (its duplicity refused them, so its backups with this "
+            "file failed): they are left out; set EXCLIST in the file (EXCLIST=() for none)"
+        )
+
+
+def _zertrin_without_defaults(
+    v: _Variables, profile: dict, markers: list[str], warnings: list[str]
+) -> None:
+    """duplicity-backup.sh removed nothing without CLEAN_UP_TYPE and CLEAN_UP_VARIABLE, and
+    forced no full backup without --full-if-older-than: cfbackup does the same, and says so."""
+    retention = [k for k, value in profile["retention"].items() if k != "after_backup" and value]
+    missing, does, fixes = [], [], []
+    if "CLEAN_UP_TYPE" not in v and "CLEAN_UP_VARIABLE" not in v and not retention:
+        missing.append("CLEAN_UP_TYPE and CLEAN_UP_VARIABLE")
+        does.append("removes no backup")
+        fixes.append(
+            'CLEAN_UP_TYPE="remove-all-but-n-full" CLEAN_UP_VARIABLE="2" to remove old ones'
+        )
+    if "STATIC_OPTIONS" not in v:
+        missing.append("STATIC_OPTIONS")
+        does.append("forces no full backup by age")
+        fixes.append('STATIC_OPTIONS="--full-if-older-than 1M" to start a new chain monthly')
+    if missing:
+        warnings.append(
+            f"{' and '.join(missing)} are not set, so cfbackup {' and '.join(does)}, as "
+            f"duplicity-backup.sh did (the file sets {markers[0]}, so it is read as that "
+            f"script's config): set {', and '.join(fixes)}"
+        )
 
 
 def _swift_section(v: _Variables, profile: dict, warnings: list[str]) -> dict[str, Any]:
@@ -380,6 +550,12 @@ def _static_options(
             warnings.append(f"{shown} in STATIC_OPTIONS: {REMOVED[name]}; dropped")
         elif name in dup_options.VALUE_OPTIONS or name in dup_options.FLAG_OPTIONS:
             extra.append(name if value is None else f"{name}={value}")
+        elif name in COMMAND_WORDS:
+            warnings.append(
+                f"{name} in STATIC_OPTIONS is a duplicity command, not an option (cfbackup "
+                "chooses full or incremental for each run: full_if_older_than, backup --full); "
+                "dropped"
+            )
         else:
             warnings.append(f"{shown} in STATIC_OPTIONS is not a duplicity 3 option; dropped")
     if "encrypt_keys" in enc:
@@ -464,9 +640,15 @@ def _notify_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         email["sendmail_command"] = f"{sendmail} -t"
     else:
         email.update(host="localhost", port=25, security="none")
+        mail = v.scalar("MAIL").strip()
+        how = (
+            "as the old script did"
+            if not mail or os.path.basename(mail.split()[0]) == "sendmail"
+            else f"(the old script ran MAIL={mail}, which cfbackup does not use)"
+        )
         warnings.append(
             f"EMAIL_TO: there is no sendmail on this machine ({SENDMAIL}) to hand the mail to, "
-            "as the old script did: install a mail transfer agent (e.g. msmtp-mta), or point "
+            f"{how}: install a mail transfer agent (e.g. msmtp-mta), or point "
             "notify.email host, port, security and username at your mail server (it is now "
             "localhost:25)"
         )

@@ -15,7 +15,7 @@ from typing import Any
 from cfbackup.config import legacy
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
-from cfbackup.config.validate import deep_merge, validate_table
+from cfbackup.config.validate import deep_merge, pattern_under, unsupported_target, validate_table
 from cfbackup.errors import ConfigError
 
 SEARCH_PATHS = (
@@ -173,10 +173,12 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
             f"{where}.target: cf+http:// is the legacy Cloud Files scheme: use swift://CONTAINER "
             'with [swift] auth_version = "1" (cfbackup config migrate does this)'
         )
+    elif unsupported_target(target):
+        problems.append(f"{where}.target: {unsupported_target(target)}")
     source = os.path.normpath(os.path.expanduser(data.get("source") or "/"))
     for key in ("include", "exclude"):
         for pattern in data.get(key) or []:
-            if not _pattern_under(pattern, source):
+            if not pattern_under(pattern, source):
                 problems.append(
                     f"{where}.{key}: {pattern!r} is not under source {source}: a pattern is an "
                     "absolute path or glob under source, or starts with **"
@@ -209,22 +211,6 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
                 "fingerprint (8, 16 or 40 hex digits: gpg --list-secret-keys --keyid-format "
                 "long shows them), which duplicity's restore compares with each signature"
             )
-
-
-def _pattern_under(pattern: str, source: str) -> bool:
-    """duplicity refuses a selection pattern that cannot match inside source (FilePrefixError)."""
-    pattern = pattern.removeprefix("ignorecase:")
-    if pattern.startswith("**"):
-        return True
-    if not pattern.startswith("/"):
-        return False
-    root = source.rstrip("/") + "/"
-    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
-    return (
-        (pattern.rstrip("/") + "/").startswith(root)
-        or root.startswith(literal)
-        or pattern.rstrip("/") == source.rstrip("/")
-    )
 
 
 def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:

@@ -37,18 +37,28 @@ def render_reference(plugin_sections: dict[str, tuple[Option, ...]]) -> str:
 
 def _legacy(lines: list[str]) -> None:
     """Where each variable of a legacy file goes (cfbackup/config/legacy_map.py)."""
-    from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED, OLD_DEFAULTS
+    from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED, OLD_DEFAULTS, ZERTRIN_ONLY, as_bash
 
-    defaults = ", ".join(f"`{k}={v}`" for k, v in OLD_DEFAULTS.items())
+    defaults = ", ".join(f"`{k}={as_bash(v)}`" for k, v in OLD_DEFAULTS.items())
+    markers = ", ".join(f"`{name}`" for name in ZERTRIN_ONLY)
     lines += [
         "",
         "## Legacy `~/.dt-cf-backup.conf`",
         "",
         "A bash file of dt-cf-backup.sh, dt-s3-backup.sh or zertrin's duplicity-backup.sh is",
         "read by bash itself and becomes the profile `dt-cf-backup` (`cfbackup config migrate",
-        "FILE -o OUT` writes the native equivalent, mode 0600). Omitted variables take the old",
-        "script's defaults:",
+        "FILE -o OUT` writes the native equivalent, mode 0600). A file setting one of",
+        markers,
+        "is read as duplicity-backup.sh's, which had no defaults: without `CLEAN_UP_TYPE` and",
+        "`CLEAN_UP_VARIABLE` no backup is removed, and without `--full-if-older-than` in",
+        '`STATIC_OPTIONS` no full backup is forced (`full_if_older_than = "never"`), with a',
+        "warning saying so. Any other file is read as dt-cf-backup.sh's, whose defaults apply",
+        "to what it omits (`config migrate` names them; default excludes outside `ROOT`, which",
+        "its duplicity refused, are left out with a warning):",
         defaults + ".",
+        "Swift credentials come from the file only: `SWIFT_*` or `CLOUDFILES_*` exported in",
+        "the environment (which the old scripts' duplicity inherited) are named in the error",
+        "about the missing ones, never read.",
         "Every variable set is carried over or named in a warning (the proxy and CA",
         "variables it exports become `[environment]`, as the old script's duplicity ran with",
         "them; any other export is named); a legacy file holding",
@@ -79,6 +89,8 @@ def _table(lines: list[str], options: tuple[Option, ...], prefix: str) -> None:
             kind = " \\| ".join(f"`{c}`" for c in option.choices)
             if option.kind == "integer":  # named values besides a number
                 kind += f" \\| integer {option.minimum}-{option.maximum}"
+            elif option.kind == "duration":
+                kind += " \\| duration"
         if option.default is REQUIRED:
             default = "**required**"
         elif option.default in (None, [], ""):

@@ -243,8 +243,9 @@ PROFILE = (
     Option(
         "target",
         "string",
-        "Where backups go: swift://container[/prefix], cf+http://container (Rackspace, mapped to "
-        "swift v1), or any other duplicity URL such as file:///srv/backup.",
+        "Where backups go: swift://container[/prefix] (the legacy cf+http://container is "
+        "mapped to swift v1 by config migrate), or a local directory file:///srv/backup; other "
+        "duplicity backends (S3, sftp, ...) are refused.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),
@@ -284,8 +285,10 @@ PROFILE = (
     Option(
         "full_if_older_than",
         "duration",
-        "Start a new full backup when the last full is older than this.",
+        'Start a new full backup when the last full is older than this; "never": only when '
+        "there is none or --full is given (a legacy file without --full-if-older-than).",
         default="14D",
+        choices=("never",),
     ),
     Option(
         "volsize",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from typing import Any
 
 from cfbackup.config.schema import DURATION_RE, Option, secret_keys
@@ -73,9 +74,10 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
         if kind == "choice" and value not in option.choices:
             problems.append(f"{here}: {value!r} is not one of {', '.join(option.choices)}")
             return None
-        if kind == "duration" and not DURATION_RE.match(value):
+        if kind == "duration" and not DURATION_RE.match(value) and value not in option.choices:
             problems.append(
-                f"{here}: {value!r} is not a duration such as 14D, 6M, 1Y, 12h or a date 2026-01-31"
+                f"{here}: {value!r} is not a duration such as 14D, 6M, 1Y, 12h or a date "
+                "2026-01-31" + "".join(f" or {c!r}" for c in option.choices)
             )
             return None
         if kind == "path" and not value:
@@ -140,3 +142,46 @@ def deep_merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+SUPPORTED_SCHEMES = ("swift", "file")  # file://: a local directory (tests, a copy)
+OTHER_SERVICES = {
+    "s3": "S3",
+    "s3+http": "S3",
+    "boto3+s3": "S3",
+    "gs": "Google Cloud Storage",
+    "b2": "Backblaze B2",
+    "azure": "Azure",
+}
+
+
+def unsupported_target(target: str) -> str | None:
+    """Why cfbackup refuses this target's scheme, or None. duplicity has other backends, but
+    cfbackup reads, prunes and checks only these: anything else failed at the first backup
+    (UnsupportedBackendScheme)."""
+    if "://" not in target:
+        return None
+    scheme = target.split("://", 1)[0].lower()
+    if scheme in SUPPORTED_SCHEMES or scheme.startswith("cf+http"):
+        return None
+    service = OTHER_SERVICES.get(scheme, f"the {scheme}:// scheme")
+    return (
+        f"{scheme}://... : {service} is not supported by cfbackup: back up to a Swift container "
+        "(swift://CONTAINER)"
+    )
+
+
+def pattern_under(pattern: str, source: str) -> bool:
+    """duplicity refuses a selection pattern that cannot match inside source (FilePrefixError)."""
+    pattern = pattern.removeprefix("ignorecase:")
+    if pattern.startswith("**"):
+        return True
+    if not pattern.startswith("/"):
+        return False
+    root = source.rstrip("/") + "/"
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0]
+    return (
+        (pattern.rstrip("/") + "/").startswith(root)
+        or root.startswith(literal)
+        or pattern.rstrip("/") == source.rstrip("/")
+    )

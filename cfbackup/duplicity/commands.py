@@ -111,7 +111,7 @@ def backup_argv(
         "full" if full else "backup",
         *common_flags(profile, log_fd),
         *selection_flags(profile),
-        *(() if full else flag("--full-if-older-than", profile["full_if_older_than"])),
+        *(() if full else flag("--full-if-older-than", _full_if_older_than(profile))),
         *flag("--volsize", volume_size.argv_value(profile)),
         *upload_flags(profile),
         *flag("--dry-run", dry_run),
@@ -196,6 +196,12 @@ def collection_status_argv(profile: Profile, *, log_fd: int | None = None) -> tu
         *extra_flags(profile),
         duplicity_url(profile.target),
     )
+
+
+def _full_if_older_than(profile: Profile) -> str | None:
+    """The --full-if-older-than value; None for "never" (duplicity then forces no full)."""
+    value = profile["full_if_older_than"]
+    return None if value == "never" else value
 
 
 def retention_rules(profile: Profile) -> list[tuple[str, str]]:

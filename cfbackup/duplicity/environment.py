@@ -75,14 +75,21 @@ def swift_environment(profile: Profile) -> dict[str, str]:
     where = f"profiles.{profile.name}.swift"
     if keystone.uses_keystone(profile):
         return keystone_environment(keystone.credentials(profile))
-    for key in ("auth_url", "username"):
-        if not swift.get(key):
-            raise ConfigError(f"{where}.{key}: required for a swift:// target.")
+    from cfbackup.config.legacy_map import inherited_credentials
+
+    missing = [key for key in ("auth_url", "username") if not swift.get(key)]
+    if missing:
+        sources = ("password", "password_env", "password_file", "password_command")
+        unset = [*missing, *(() if any(swift.get(k) for k in sources) else ("password",))]
+        raise ConfigError(
+            f"{where}.{missing[0]}: required for a swift:// target{inherited_credentials(unset)}."
+        )
     password = resolve_secret(swift, "password", where)
     if not password:
+        hint = inherited_credentials(["password"])
         raise ConfigError(
             f"{where}.password: required for a swift:// target (password_env, password_file, "
-            "password_command, or inline in a mode 0600 file)."
+            f"password_command, or inline in a mode 0600 file){hint}."
         )
     env = {
         "SWIFT_AUTHURL": swift["auth_url"],
