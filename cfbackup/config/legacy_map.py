@@ -373,7 +373,11 @@ def _zertrin_without_defaults(
 ) -> None:
     """duplicity-backup.sh removed nothing without CLEAN_UP_TYPE and CLEAN_UP_VARIABLE, and
     forced no full backup without --full-if-older-than: cfbackup does the same, and says so."""
-    retention = [k for k, value in profile["retention"].items() if k != "after_backup" and value]
+    retention = [
+        k
+        for k, value in profile["retention"].items()
+        if k not in ("after_backup", "keep_all") and value
+    ]
     missing, does, fixes = [], [], []
     if "CLEAN_UP_TYPE" not in v and "CLEAN_UP_VARIABLE" not in v and not retention:
         missing.append("CLEAN_UP_TYPE and CLEAN_UP_VARIABLE")

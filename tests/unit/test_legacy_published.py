@@ -39,7 +39,7 @@ def test_a_duplicity_backup_sh_file_without_retention_keeps_everything(tmp_path)
     conf = copy(tmp_path, "imagescape-swift.conf")
     raw, warnings = legacy.load_legacy(conf)
     profile = raw["profiles"]["dt-cf-backup"]
-    assert profile["retention"] == {"after_backup": False}
+    assert profile["retention"] == {"keep_all": True}  # prune removes nothing either
     assert profile["full_if_older_than"] == "never"
     said = [w for w in warnings if "CLEAN_UP_TYPE and CLEAN_UP_VARIABLE" in w]
     assert len(said) == 1, warnings
