@@ -35,8 +35,10 @@ OLD_DEFAULTS: dict[str, str | list[str]] = {
         "/**Icon?",
         "/**.AppleDouble",
     ],
-    "VERBOSITY": "-v3",
 }
+# Its VERBOSITY="-v3" is not one of them: it set what the script's output (its cron mail)
+# showed, and in cfbackup the verbosity only trims the run log, where duplicity's notices (a
+# resumed backup's "Restarting after volume N") are worth keeping.
 # Variables only zertrin's duplicity-backup.sh read: a file setting one is in its form.
 # (dt-cf-backup.sh and dt-s3-backup.sh read GPG_KEY, LOG_FILE_OWNER and EMAIL_* too.)
 ZERTRIN_ONLY = (
