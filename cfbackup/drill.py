@@ -81,6 +81,7 @@ class Report:
     bytes_fetched: int = 0
     bad_volumes: list[str] = dataclasses.field(default_factory=list)
     stopped: bool = False  # --max-duration reached
+    drilled: list[str] = dataclasses.field(default_factory=list)  # the backup each chain is at
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -110,6 +111,7 @@ class Report:
             "volumes_fetched": self.volumes_fetched,
             "bytes_fetched": self.bytes_fetched,
             "bad_volumes": self.bad_volumes,
+            "drilled": self.drilled,
             "stopped_at_max_duration": self.stopped,
             "problems": [
                 {"path": f.path, "status": f.status, "reason": f.reason}
@@ -247,6 +249,17 @@ class _Drill:
             if chain.root:
                 log.warning("chain %s has no backup yet: left out", chain.label)
             return None
+        lost = [s for s in sets if not s.manifest]
+        if lost:  # duplicity's restore dies there: drilling an older state would hide it
+            raise VerifyDifferences(
+                f"{volumes.lost_manifest_problem(lost[0], store)}: restore from before it "
+                "(--time) if you must, and start a sound chain with "
+                f"{suggest.command('backup', self.profile.name, '--full')}.",
+                stats={"bad_volumes": [volumes.lost_manifest_problem(s, store) for s in lost]},
+            )
+        self.report.drilled.append(
+            (f"{chain.label}: " if chain.root else "") + f"the {sets[-1].label}"
+        )
         unreadable = volumes.read_manifests(store, sets, self.keys)
         if unreadable:
             raise VerifyDifferences(

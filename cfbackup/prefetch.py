@@ -180,6 +180,11 @@ class Prefetch:
         sets = volumes.chain_at(volumes.backup_sets(self.store), when)
         if not sets:
             return False
+        lost = [s for s in sets if not s.manifest]
+        if lost:  # duplicity would die on it with "AssertionError: No remote manifest name"
+            from cfbackup.duplicity.failures import damaged
+
+            raise damaged(volumes.lost_manifest_problem(lost[0], self.store), self.profile)
         uncached = [s for s in sets if not self._cached_manifest(s)]
         if volumes.read_manifests(self.store, uncached, self.keys):
             return False  # a damaged manifest: duplicity names it as it always did

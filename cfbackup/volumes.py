@@ -167,16 +167,30 @@ def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
 
 
 def complete(sets: Iterable[BackupSet]) -> list[BackupSet]:
-    """The sets with a manifest: a set without one is an interrupted backup, which duplicity
-    neither restores from nor verifies (the next backup resumes or replaces it)."""
+    """The sets with a manifest: the ones duplicity can restore from and verify (see
+    ``lost_manifests`` for the sets without one)."""
     return [s for s in sets if s.manifest]
+
+
+def lost_manifests(sets: list[BackupSet]) -> list[BackupSet]:
+    """The sets without a manifest that are not the newest set at the target (``sets`` oldest
+    first, as ``backup_sets`` gives them). Only the newest can be an interrupted backup (the
+    next backup resumes it); a set that newer backups followed had its manifest removed or
+    lost, and duplicity's restore of any time from it on dies ("No remote manifest name")."""
+    return [s for s in sets[:-1] if not s.manifest]
 
 
 def chain_at(sets: list[BackupSet], when: float | None = None) -> list[BackupSet]:
     """The sets duplicity restores from at time ``when`` (now when None): the newest full
-    backup at or before it and the incrementals that follow it without a gap."""
+    backup at or before it and the incrementals that follow it without a gap. An interrupted
+    backup (the newest set, without a manifest) is left out; a set that lost its manifest
+    (``lost_manifests``) stays in, as duplicity reads it: check ``set.manifest`` before
+    reading the chain, or the chain would silently stop at an older state."""
     chosen: list[BackupSet] = []
-    for backup_set in complete(sets):
+    lost = {id(s) for s in lost_manifests(sets)}
+    for backup_set in sets:
+        if not backup_set.manifest and id(backup_set) not in lost:
+            continue
         if when is not None and backup_set.end > when:
             break
         if backup_set.kind == "full":
@@ -184,6 +198,16 @@ def chain_at(sets: list[BackupSet], when: float | None = None) -> list[BackupSet
         elif chosen and backup_set.start == chosen[-1].end:
             chosen.append(backup_set)
     return chosen
+
+
+def lost_manifest_problem(backup_set: BackupSet, store: Store) -> str:
+    """What a set whose manifest is lost means, for a check's message."""
+    volumes = len(backup_set.volumes)
+    return (
+        f"the {backup_set.label} has {volumes} volume(s) but no manifest at {store.label}, and "
+        "newer backups follow it (not an interrupted backup: its manifest was lost), so "
+        "duplicity cannot restore it or any later backup of its chain"
+    )
 
 
 def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[BackupSet]:

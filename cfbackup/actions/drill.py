@@ -122,7 +122,8 @@ def _drill(run: Run, facts: dict) -> RunResult:
 def _summary(report: drill.Report, elapsed: float, limit: int | None) -> str:
     """``40 of 2000 files sampled (seed 7, 2%), 38 checked ...``: what the drill did."""
     text = (
-        f"{len(report.files)} of {report.files_in_backup} files sampled (sample {report.sample}, "
+        (f"{'; '.join(report.drilled)}: " if report.drilled else "")
+        + f"{len(report.files)} of {report.files_in_backup} files sampled (sample {report.sample}, "
         f"seed {report.seed}); {human_bytes(report.bytes_restored)} restored by "
         f"{report.restores} duplicity restore(s) from {report.volumes_fetched} volume(s); "
         f"{report.count(drill.MATCH)} match, {report.count(drill.MISMATCH)} mismatch, "

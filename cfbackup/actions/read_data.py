@@ -52,9 +52,14 @@ def run_read_data(run: Run) -> RunResult:
 
     bad: list[str] = []
     every: list[tuple[stores.Store, volumes.VolumeRef]] = []
+    unchecked = 0  # the volumes of sets whose manifest is lost: nothing to check them against
     for chain in chains.of(profile):
         store = stores.open_store(chain.profile)
-        sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
+        found = volumes.backup_sets(store, chain=chain.slug)
+        for lost in volumes.lost_manifests(found):
+            bad.append(volumes.lost_manifest_problem(lost, store))
+            unchecked += len(lost.volumes)
+        sets = volumes.complete(found)
         unreadable = volumes.read_manifests(store, sets, keys)
         bad += [f"the manifest {s.manifest} of the {s.label}: {s.problem}" for s in unreadable]
         every += [(store, ref) for s in sets if s.info is not None for ref in s.volume_refs()]
@@ -91,13 +96,13 @@ def run_read_data(run: Run) -> RunResult:
         "read_data": subset.describe(),
         "slice": f"{subset.n}/{subset.t}" if subset.kind == "slice" else None,
         "seed": seed if subset.kind in ("percent", "size") else None,
-        "volumes_total": len(every),
+        "volumes_total": len(every) + unchecked,
         "volumes_checked": len(outcomes),
         "bytes_checked": checked,
         "bad_volumes": bad,
     }
     what = (
-        f"{len(outcomes)} of {len(every)} volume(s) ({subset.describe()}"
+        f"{len(outcomes)} of {len(every) + unchecked} volume(s) ({subset.describe()}"
         + (f", seed {seed}" if stats["seed"] is not None else "")
         + f", {human_bytes(checked)} in {time.monotonic() - started:.0f} s)"
     )

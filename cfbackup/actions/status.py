@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import chains, collection, history, lock, stores, swift, swift_usage
+from cfbackup import chains, collection, history, lock, stores, swift, swift_usage, volumes
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
@@ -44,6 +44,7 @@ def run_status(run: Run) -> RunResult:
     )
     collection: dict = {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
     missing: list[dict] = []
+    lost_manifests: list[dict] = []
     for chain, part in zip(chain_list, parts, strict=True):
         if chain.root:  # a split profile: each duplicity chain says which include root it holds
             for found in part["chains"]:
@@ -52,6 +53,8 @@ def run_status(run: Run) -> RunResult:
         collection["orphaned_sets"] += part.get("orphaned_sets", 0)
         collection["incomplete_sets"] += part.get("incomplete_sets", 0)
         missing += _missing_volumes(chain.profile, part)
+        for lost in part.pop("lost_manifests", []):
+            lost_manifests.append({**lost, **({"root": f"/{chain.root}"} if chain.root else {})})
     status.update(collection)
     sets = [s for chain in collection["chains"] for s in chain["sets"]]
     status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)
@@ -59,8 +62,13 @@ def run_status(run: Run) -> RunResult:
     # broken: a restore would fail (a volume is gone, or incrementals lost their full). Not
     # broken: an interrupted backup (an incomplete set the next backup resumes), or older chains
     # (duplicity calls every chain but the newest "no-sig", even with signatures).
+    # A set without a manifest that newer sets follow is no interrupted backup (duplicity
+    # resumes only the newest): its manifest is lost, and restores from it on fail. duplicity's
+    # collection-status keeps it in the chain and counts it as incomplete: so do chains and
+    # incomplete_sets here; lost_manifests names it.
     status["missing_volumes"] = missing
-    status["broken"] = bool(status["missing_volumes"]) or collection["orphaned_sets"] > 0
+    status["lost_manifests"] = lost_manifests
+    status["broken"] = bool(missing) or bool(lost_manifests) or collection["orphaned_sets"] > 0
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
@@ -105,7 +113,14 @@ def _collection(chain: chains.Chain) -> dict:
     """One chain's collection status, read from its target and archive dir (no duplicity)."""
     store = stores.open_store(chain.profile)
     folder = chain.profile.archive_dir / chain.profile.backup_name
-    return collection.status(store.list(), folder)
+    from duplicity import dup_time
+
+    found = collection.status(store.list(), folder)
+    found["lost_manifests"] = [
+        {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
+        for s in volumes.lost_manifests(volumes.backup_sets(store, chain=chain.slug))
+    ]
+    return found
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:

@@ -122,15 +122,23 @@ def _print_status(result, args) -> None:
             f"{gone['expected']} volumes at the target: restore from before it "
             f"(--time), then take a full backup ({full})"
         )
-    if s["broken"] or s["orphaned_sets"]:
+    lost = s.get("lost_manifests", [])
+    for gone in lost:
+        root = f" of {gone['root']}" if gone.get("root") else ""
+        output.info(
+            f"  BROKEN: the chain{root} is broken at the {gone['type']} set of {gone['time']}: "
+            "its manifest is missing at the target and newer backups follow it, so restores "
+            f"from it on fail: restore from before it (--time), then take a full backup ({full})"
+        )
+    interrupted = s["incomplete_sets"] - len(lost)  # duplicity counts lost manifests as well
+    if s["orphaned_sets"] or (s["broken"] and not lost and not s.get("missing_volumes")):
         output.info(
             f"  BROKEN: orphaned sets {s['orphaned_sets']}: run "
             f"{suggest.command('cleanup', s['profile'])}, then {full}"
         )
-    elif s["incomplete_sets"]:
+    elif interrupted > 0:
         output.info(
-            f"  incomplete sets {s['incomplete_sets']} (an interrupted backup): the next "
-            "backup resumes it"
+            f"  incomplete sets {interrupted} (an interrupted backup): the next backup resumes it"
         )
     for outcome in ("success", "failure"):
         last = s.get(f"last_{outcome}")

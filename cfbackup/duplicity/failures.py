@@ -130,6 +130,15 @@ def _no_space(text: str) -> CfbackupError:
 _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     (_SOURCE_MISMATCH, _source_mismatch),
     (
+        # a set whose manifest is gone while newer sets follow it: duplicity asserts on it
+        re.compile(r"No remote manifest name"),
+        lambda text, profile: damaged(
+            "a backup set that newer backups follow has no manifest at the target (lost, not an "
+            f"interrupted backup; {_cmd(profile, 'verify', '--read-data')} names it)",
+            profile,
+        ),
+    ),
+    (
         _CORRUPT,
         lambda text, profile: damaged(
             f"remote volume {_CORRUPT.search(text)[1]} is corrupt (its hash does not match the "

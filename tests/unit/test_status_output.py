@@ -106,3 +106,20 @@ def test_the_profile_lock_holder_is_seen_without_taking_the_lock(tmp_path):
         finally:
             os.close(fd)
     assert lock.holder(tmp_path, "web1") is None  # released: the file stays, unlocked
+
+
+def test_a_lost_manifest_is_broken_not_an_interrupted_backup(capsys):
+    """duplicity counts a set whose manifest is lost (newer sets follow it) as incomplete;
+    status must not call it an interrupted backup that the next backup resumes."""
+    result = _status(None)
+    result.data["remote"] = None
+    result.data.update(
+        broken=True,
+        incomplete_sets=1,
+        lost_manifests=[{"type": "inc", "time": "20261206T035816Z", "volumes": 1}],
+    )
+    _print_status(result, argparse.Namespace(json=False))
+    out = capsys.readouterr().out
+    assert "BROKEN: the chain is broken at the inc set of 20261206T035816Z" in out
+    assert "cfbackup backup web1 --full" in out
+    assert "interrupted" not in out and "orphaned" not in out

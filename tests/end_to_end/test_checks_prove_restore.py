@@ -1,0 +1,76 @@
+"""The checks are the proof that the backups restore: whenever a restore would fail, so must
+``verify --read-data`` and ``drill``, naming the cause (real duplicity and gpg, file://
+targets)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from cfbackup.errors import ExitCode
+
+
+def _error(result) -> str:
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("cfbackup: error:")]
+    assert len(lines) == 1, result
+    return lines[0]
+
+
+def test_a_manifest_lost_mid_chain_fails_every_check_and_restore_says_why(
+    tmp_path, make_config, cfbackup
+):
+    """1 full + 3 incrementals, the manifest of the second-to-last incremental deleted: the
+    checks used to leave that set out as "an interrupted backup", read the chain up to it and
+    pass, while restore died on duplicity's "AssertionError: No remote manifest name"."""
+    src, target = tmp_path / "src", tmp_path / "target"
+    src.mkdir()
+    config = make_config(source=src, target=f"file://{target}")
+    for i in range(4):
+        (src / f"file-{i}.txt").write_text(f"version {i}\n" * 200)
+        assert cfbackup("-c", config, "backup", "main").returncode == 0
+        time.sleep(1.1)  # duplicity's times have one-second resolution
+    manifests = sorted(target.glob("duplicity-inc.*.manifest.gpg"))
+    assert len(manifests) == 3
+    lost = manifests[-2]
+    lost.unlink()
+    stamp = lost.name.split(".to.")[1].split(".")[0]  # 20261206T035816Z
+    shown = _shown(stamp)
+    fix = f"cfbackup -c {config} backup main --full"
+
+    result = cfbackup("-c", config, "verify", "main", "--read-data")
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
+    line = _error(result)
+    assert f"the incremental backup of {shown} UTC has 1 volume(s) but no manifest" in line
+    assert "4 volume(s)" in line and fix in line
+
+    result = cfbackup("-c", config, "drill", "main", "--sample", "100%")
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
+    line = _error(result)
+    assert f"the incremental backup of {shown} UTC has 1 volume(s) but no manifest" in line
+    assert fix in line
+
+    status = json.loads(cfbackup("-c", config, "status", "main", "--json").stdout)
+    assert status["broken"] and status["lost_manifests"] == [
+        {"type": "inc", "time": stamp, "volumes": 1}
+    ]
+    text = cfbackup("-c", config, "status", "main").stdout
+    assert f"BROKEN: the chain is broken at the inc set of {stamp}" in text, text
+    assert "interrupted" not in text
+
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "out")
+    assert result.returncode == ExitCode.DUPLICITY, result
+    assert "AssertionError" not in result.output
+    line = _error(result)
+    assert "has no manifest at the target" in line and fix in line
+
+    # a time before the lost set restores, and the drill says which backup it drilled
+    before = sorted(target.glob("duplicity-inc.*.manifest.gpg"))[0]
+    when = before.name.split(".to.")[1].split(".")[0]
+    result = cfbackup("-c", config, "drill", "main", "--time", when)
+    assert result.returncode == 0, result
+    assert f"passed: the incremental backup of {_shown(when)} UTC: " in result.stdout, result
+
+
+def _shown(stamp: str) -> str:
+    """duplicity's 20261206T035816Z as messages show it: 2026-12-06 03:58:16."""
+    return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
