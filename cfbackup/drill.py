@@ -282,7 +282,13 @@ class _Drill:
             sigtars.append(
                 local
                 or cleanup.enter_context(
-                    volumes.clear_copy(store, backup_set.signatures, self.keys, private)
+                    volumes.clear_copy(
+                        store,
+                        backup_set.signatures,
+                        self.keys,
+                        private,
+                        profile=self.profile.name,
+                    )
                 )
             )
         copy = self.workdir / "copy" / (chain.slug or "main")

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cfbackup import suggest
 from cfbackup.config.model import Profile
 from cfbackup.errors import VerifyDifferences
 from cfbackup.stores import Missing, Store
@@ -272,8 +273,11 @@ def copy_objects(store: Store, names: Iterable[str], directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator[Path]:
-    """Object ``name`` (e.g. a signature tar) decrypted into ``directory``, deleted after."""
+def clear_copy(
+    store: Store, name: str, keys: Keys, directory: Path, *, profile: str = "PROFILE"
+) -> Iterator[Path]:
+    """Object ``name`` (e.g. a signature tar) decrypted into ``directory``, deleted after;
+    ``profile`` names the profile in the fix a damaged object's message gives."""
     encrypted = directory / name
     plain = directory / f"{name}.clear"
     try:
@@ -284,8 +288,8 @@ def clear_copy(store: Store, name: str, keys: Keys, directory: Path) -> Iterator
         except Undecryptable as error:
             raise VerifyDifferences(
                 f"{name} at {store.label} {error.described()}: the backup's signatures are "
-                "damaged or not signed as the profile says; start a sound chain with a full "
-                "backup."
+                "damaged or not signed as the profile says; start a sound chain with "
+                f"{suggest.command('backup', profile, '--full')}."
             ) from None
         encrypted.unlink()
         yield plain

@@ -64,3 +64,33 @@ def test_status_keeps_duplicitys_counts_and_names_the_lost_manifest(tmp_path):
     said = collection.status(names, tmp_path / "archive")
     assert said["incomplete_sets"] == 1 and said["chains"][0]["state"] == "complete"
     assert len(volumes.lost_manifests(sets)) == 1
+
+
+def test_a_damaged_signature_file_names_the_full_backup_command(tmp_path):
+    """The fix in the message runs as printed: with the profile and the user's -c FILE."""
+    import pytest
+
+    from cfbackup import suggest
+    from cfbackup.errors import VerifyDifferences
+    from cfbackup.volume_keys import Undecryptable
+
+    class Keys:
+        def decrypt_file(self, source, name, plain):
+            raise Undecryptable("gpg: decryption failed: Bad session key")
+
+    target = tmp_path / "target"
+    target.mkdir()
+    name = f"duplicity-full-signatures.{T(1)}.sigtar.gpg"
+    (target / name).write_bytes(b"not gpg")
+    suggest.use_config("/etc/cfb/web.toml")
+    try:
+        with pytest.raises(VerifyDifferences) as caught:
+            with volumes.clear_copy(
+                stores.FileStore(target), name, Keys(), tmp_path, profile="web1"
+            ):
+                pass
+    finally:
+        suggest.use_config(None)
+    assert "start a sound chain with cfbackup -c /etc/cfb/web.toml backup web1 --full." in (
+        caught.value.message
+    )
