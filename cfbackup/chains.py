@@ -29,6 +29,7 @@ from cfbackup.errors import CfbackupError, ConfigError, NoBackupFound
 
 log = logging.getLogger("cfbackup")
 T = TypeVar("T")
+ROOTS_STAT = "roots_backed_up"  # the run history's statistic: the include roots a backup backed up
 GLOB = re.compile(r"[*?\[\]{}]")
 
 
@@ -181,7 +182,8 @@ def run_each(
     Every chain runs to its end even when another fails (a chain that completed is a good
     backup of its root); then the first failure is raised, naming its root. Ctrl-C (or SIGTERM)
     stops every duplicity still running, as a single run would be stopped. ``skip_empty``
-    (restore, list, verify): a chain with no backup yet (a root added since the last backup)
+    (restore, list; the checks judge such a root themselves, ``common.roots_without_backup``):
+    a chain with no backup yet (a root added since the last backup)
     is left out with a warning, as long as another chain has one; its result is None.
     """
     if len(chains) == 1:
@@ -222,9 +224,8 @@ def run_each(
         chain, error = failures[0]
         if isinstance(error, CfbackupError):
             others = len(chains) - len(failures)
-            error.message = (
-                f"chain {chain.label}: {error.message}"
-                + (f" ({others} other chain(s) completed)" if others else "")
+            error.message = f"chain {chain.label}: {error.message}" + (
+                f" ({others} other chain(s) completed)" if others else ""
             )
         raise error
     return results

@@ -130,3 +130,22 @@ def newest_stat(state_dir: Path, profile: str, action: str, key: str, results: t
         log.debug("history: %s of %s not read: %s", key, profile, error)
         return None
     return None if row is None else row[0]
+
+
+def stat_values(state_dir: Path, profile: str, action: str, key: str) -> list[Any]:
+    """Every value statistic ``key`` took in ``profile``'s ``action`` runs that recorded it,
+    newest first (e.g. the include roots each backup backed up)."""
+    if not (state_dir / "history.sqlite3").exists():
+        return []
+    valid = "CASE WHEN json_valid(stats) THEN json_extract(stats, ?) END"  # a row of older code
+    try:
+        with contextlib.closing(_connect(state_dir)) as conn:
+            rows = conn.execute(
+                f"SELECT {valid} FROM runs WHERE profile=? AND action=? AND {valid} IS NOT NULL "
+                "ORDER BY started DESC, id DESC",
+                (f'$."{key}"', profile, action, f'$."{key}"'),
+            ).fetchall()
+    except sqlite3.Error as error:
+        log.debug("history: %s of %s not read: %s", key, profile, error)
+        return []
+    return [json.loads(row[0]) if isinstance(row[0], str) else row[0] for row in rows]

@@ -175,6 +175,8 @@ def _back_up(
     if not done:
         raise RunRefused("nothing was backed up: " + "; ".join(left_out.values()) + ".")
     stats = merged_statistics([r.statistics for _, r in done])
+    if chains.is_split(profile):  # a check tells a root whose chain vanished from a new one
+        stats[chains.ROOTS_STAT] = [c.label for c, _ in done]
     uploaded = rates.measured(volume_size.SLOW_MB)
     if uploaded is not None:  # where the next backup's volume size starts
         stats[volume_size.RATE_STAT] = round(uploaded)

@@ -10,12 +10,19 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from cfbackup import chains, gpgkeys, suggest
+from cfbackup import chains, gpgkeys, history, suggest
 from cfbackup.duplicity import commands, machinelog, patches
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
-from cfbackup.errors import CfbackupError, ConfigError, ExitCode, RunRefused
+from cfbackup.errors import (
+    CfbackupError,
+    ConfigError,
+    ExitCode,
+    NoBackupFound,
+    RunRefused,
+    VerifyDifferences,
+)
 from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
@@ -230,3 +237,70 @@ def collection_status(run: Run, chain: chains.Chain, env: dict[str, str]) -> dic
     if not records:
         return {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
     return machinelog.parse_collection_status(records[-1].extra)
+
+
+def roots_without_backup(run: Run, profile, labels: list[str]) -> list[str]:
+    """split_chains: of the include roots (chain labels) with no backup at the target, a check
+    fails (VerifyDifferences, exit 8) on those the run history shows were backed up: their
+    chain vanished from the target, and a restore of them would fail. Returns the others, roots
+    no backup ever covered (added since the last backup), which the check leaves out with a
+    warning; NoBackupFound when that is every root."""
+    if not labels:
+        return []
+    ever = {
+        label
+        for value in history.stat_values(
+            run.config.state_dir, run.profile.name, "backup", chains.ROOTS_STAT
+        )
+        if isinstance(value, list)
+        for label in value
+    }
+    lost = [label for label in labels if label in ever]
+    if lost:
+        where = {c.label: c.profile.target for c in chains.of(profile)}
+        raise VerifyDifferences(
+            f"include root(s) {', '.join(lost)} of profile {run.profile.name} have no backup at "
+            f"{', '.join(where.get(label, '?') for label in lost)} though the run history shows "
+            "they were backed up: their chain was removed from the target, so a restore of them "
+            f"fails; run {suggest.command('backup', run.profile.name)} to start a new chain for "
+            "them, and find out what removed it.",
+            stats={"lost_roots": lost},
+        )
+    if len(labels) == len(chains.of(profile)):
+        raise NoBackupFound(
+            f"no backup found for any include root of profile {run.profile.name}: run a backup "
+            "first or check the profile's target."
+        )
+    for label in labels:
+        log.warning(
+            "chain %s has no backup yet: left out (no backup of it in the run history: an "
+            "include root added since the last backup)",
+            label,
+        )
+    return labels
+
+
+def empty_roots(profile) -> list[str]:
+    """split_chains: the include roots (chain labels) with no complete backup set at a
+    swift:// or file:// target."""
+    from cfbackup import stores, volumes
+
+    if not chains.is_split(profile):
+        return []
+    empty = []
+    for chain in chains.of(profile):
+        if stores.readable(chain.profile.target):
+            store = stores.open_store(chain.profile)
+            if not volumes.complete(volumes.backup_sets(store, chain=chain.slug)):
+                empty.append(chain.label)
+    return empty
+
+
+def left_out_text(labels: list[str]) -> str:
+    """What a check's message adds for include roots no backup covered yet."""
+    if not labels:
+        return ""
+    return (
+        f"; {', '.join(labels)} left out: no backup of it yet (an include root added since the "
+        "last backup)"
+    )

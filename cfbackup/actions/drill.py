@@ -18,7 +18,14 @@ import time
 
 from cfbackup import drill, sampling, suggest
 from cfbackup.actions import from_nothing
-from cfbackup.actions.common import prepare, scratch, when_of
+from cfbackup.actions.common import (
+    empty_roots,
+    left_out_text,
+    prepare,
+    roots_without_backup,
+    scratch,
+    when_of,
+)
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
@@ -76,6 +83,10 @@ def _drill(run: Run, facts: dict) -> RunResult:
         else:
             from_nothing.refuse_kit_options(run)
             drilled, env = profile, prepare(run, need_secret_key=True)
+        # split_chains: a root whose chain vanished fails; one never backed up is left out
+        left_out = roots_without_backup(run, drilled, empty_roots(drilled))
+        if left_out:
+            facts["roots_without_backup"] = left_out
         started = time.monotonic()
         deadline = started + limit if limit else None
         workdir = stack.enter_context(scratch(run, "drill"))
@@ -115,7 +126,7 @@ def _drill(run: Run, facts: dict) -> RunResult:
         action="drill",
         stats=stats,
         data=report,
-        message=f"{what} passed{how}: {summary}",
+        message=f"{what} passed{how}: {summary}{left_out_text(left_out)}",
     )
 
 

@@ -15,7 +15,7 @@ import random
 import time
 
 from cfbackup import chains, history, sampling, stores, suggest, volume_fetch, volume_keys, volumes
-from cfbackup.actions.common import prepare, scratch
+from cfbackup.actions.common import left_out_text, prepare, roots_without_backup, scratch
 from cfbackup.duplicity import commands
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
@@ -53,6 +53,7 @@ def run_read_data(run: Run) -> RunResult:
     bad: list[str] = []
     every: list[tuple[stores.Store, volumes.VolumeRef]] = []
     unchecked = 0  # the volumes of sets whose manifest is lost: nothing to check them against
+    empty: list[str] = []  # split_chains: include roots with no backup at the target
     for chain in chains.of(profile):
         store = stores.open_store(chain.profile)
         found = volumes.backup_sets(store, chain=chain.slug)
@@ -60,9 +61,12 @@ def run_read_data(run: Run) -> RunResult:
             bad.append(volumes.lost_manifest_problem(lost, store))
             unchecked += len(lost.volumes)
         sets = volumes.complete(found)
+        if chain.root and not sets:
+            empty.append(chain.label)
         unreadable = volumes.read_manifests(store, sets, keys)
         bad += [f"the manifest {s.manifest} of the {s.label}: {s.problem}" for s in unreadable]
         every += [(store, ref) for s in sets if s.info is not None for ref in s.volume_refs()]
+    left_out = roots_without_backup(run, profile, empty)
     if not every and not bad:
         raise NoBackupFound(
             f"no backup of profile {profile.name} at {profile.target}: run a backup first or "
@@ -101,6 +105,8 @@ def run_read_data(run: Run) -> RunResult:
         "bytes_checked": checked,
         "bad_volumes": bad,
     }
+    if left_out:
+        stats["roots_without_backup"] = left_out
     what = (
         f"{len(outcomes)} of {len(every) + unchecked} volume(s) ({subset.describe()}"
         + (f", seed {seed}" if stats["seed"] is not None else "")
@@ -122,7 +128,7 @@ def run_read_data(run: Run) -> RunResult:
         action="verify",
         stats=stats,
         message=f"verify --read-data of {profile.name} passed: {what} downloaded, decrypted and "
-        "matching their manifests",
+        "matching their manifests" + left_out_text(left_out),
     )
 
 

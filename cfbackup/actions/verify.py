@@ -8,9 +8,15 @@ from __future__ import annotations
 import re
 
 from cfbackup import chains
-from cfbackup.actions.common import chains_at_time, duplicity, prepare
+from cfbackup.actions.common import (
+    chains_at_time,
+    duplicity,
+    left_out_text,
+    prepare,
+    roots_without_backup,
+)
 from cfbackup.duplicity import commands
-from cfbackup.errors import BackupDamaged, ExitCode, VerifyDifferences
+from cfbackup.errors import BackupDamaged, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.runtypes import Run, RunResult
 
 SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) difference\(s\) found")
@@ -51,13 +57,26 @@ def run_verify(run: Run) -> RunResult:
             raise error
         return compared, differences, found
 
+    def verify_root(chain: chains.Chain) -> tuple[int, int, list[str]] | None:
+        try:
+            return verify(chain)
+        except NoBackupFound:
+            if not chain.root:
+                raise
+            return None  # judged below: a root whose chain vanished fails the check
+
     # a --time before the oldest backup: duplicity would verify the oldest one instead
     chain_list = chains_at_time(run, chains.of(profile), env)
-    parts = [p for p in chains.run_each(profile, chain_list, verify, skip_empty=True) if p]
+    parts = chains.run_each(profile, chain_list, verify_root)
+    empty = [c.label for c, p in zip(chain_list, parts, strict=True) if p is None]
+    left_out = roots_without_backup(run, profile, empty)
+    parts = [p for p in parts if p]
     compared = sum(p[0] for p in parts)
     differences = sum(p[1] for p in parts)
     found = [f for p in parts for f in p[2]]
     stats = {"compared": compared, "differences": differences}
+    if left_out:
+        stats["roots_without_backup"] = left_out
     if differences:
         shown = "; ".join(found[:5]) + (" ..." if len(found) > 5 else "")
         raise VerifyDifferences(
@@ -69,5 +88,6 @@ def run_verify(run: Run) -> RunResult:
         profile=profile.name,
         action="verify",
         stats=stats,
-        message=f"verify of {profile.name} passed: {compared} file(s), {what}",
+        message=f"verify of {profile.name} passed: {compared} file(s), {what}"
+        + left_out_text(left_out),
     )

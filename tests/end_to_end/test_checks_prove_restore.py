@@ -74,3 +74,43 @@ def test_a_manifest_lost_mid_chain_fails_every_check_and_restore_says_why(
 def _shown(stamp: str) -> str:
     """duplicity's 20261206T035816Z as messages show it: 2026-12-06 03:58:16."""
     return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]} {stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}"
+
+
+def test_a_split_root_whose_chain_vanished_fails_every_check(tmp_path, make_config, cfbackup):
+    """split_chains: a root's chain removed from the target used to be left out of every check
+    with a warning ("no backup yet"), exit 0, while restore then exited 9 without it. A root
+    the run history shows backed up fails the checks (exit 8, named); a root added since the
+    last backup is still left out with a warning, and named in the message and stats."""
+    from cfbackup import chains, history
+
+    src, target = tmp_path / "src", tmp_path / "target"
+    for root in ("a", "b", "c"):
+        (src / root).mkdir(parents=True)
+        (src / root / f"{root}.txt").write_text(f"root {root}\n" * 100)
+    extra = f'include = ["{src}/a", "{src}/b"]\nsplit_chains = true\n'
+    config = make_config(source=src, target=f"file://{target}", extra=extra)
+    assert cfbackup("-c", config, "backup", "main").returncode == 0
+    backups = [r for r in history.runs(tmp_path / "state", "main") if r["action"] == "backup"]
+    assert backups[0]["stats"][chains.ROOTS_STAT] == ["/a", "/b"]
+    checks = (("verify",), ("verify", "--read-data"), ("drill", "--sample", "100%"))
+
+    # a root added since the last backup: left out, and said so
+    config.write_text(config.read_text().replace(f'"{src}/b"]', f'"{src}/b", "{src}/c"]'))
+    for check in checks:
+        result = cfbackup("-c", config, check[0], "main", *check[1:])
+        assert result.returncode == 0, result
+        assert "chain /c has no backup yet: left out" in result.stderr, result
+        assert "/c left out: no backup of it yet" in result.stdout, result
+        row = history.runs(tmp_path / "state", "main")[0]
+        assert row["stats"]["roots_without_backup"] == ["/c"], row
+
+    # the chain of /b vanishes from the target
+    for name in (target / chains.slug_of("b")).iterdir():
+        name.unlink()
+    for check in checks:
+        result = cfbackup("-c", config, check[0], "main", *check[1:])
+        assert result.returncode == ExitCode.VERIFY_DIFFERENCES, (check, result)
+        line = _error(result)
+        assert "include root(s) /b of profile main have no backup at" in line, line
+        assert f"cfbackup -c {config} backup main" in line
+        assert "/b, /c" not in line
