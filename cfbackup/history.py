@@ -75,15 +75,28 @@ def _json(stats: dict[str, Any]) -> str:
     return json.dumps(finite(stats), default=str)
 
 
-def runs(state_dir: Path, profile: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def runs(
+    state_dir: Path,
+    profile: str | None = None,
+    limit: int = 50,
+    *,
+    actions: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """The newest runs first (of ``profile``; of ``actions`` only, when given)."""
     if not (state_dir / "history.sqlite3").exists():
         return []
+    where, args = [], []
+    if profile:
+        where.append("profile=?")
+        args.append(profile)
+    if actions:
+        where.append(f"action IN ({', '.join('?' for _ in actions)})")
+        args += actions
     with contextlib.closing(_connect(state_dir)) as conn:
         conn.row_factory = sqlite3.Row
-        query = "SELECT * FROM runs" + (" WHERE profile=?" if profile else "")
+        query = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         rows = conn.execute(
-            query + " ORDER BY started DESC, id DESC LIMIT ?",
-            ((profile,) if profile else ()) + (limit,),
+            query + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit)
         ).fetchall()
     out = []
     for row in rows:

@@ -36,6 +36,14 @@ def parse(text: str | None) -> sampling.Subset:
 
 
 def run_read_data(run: Run) -> RunResult:
+    try:
+        return _read_data(run)
+    except CfbackupError as error:  # the history tells a failed read-data from a plain verify
+        error.stats = {"read_data": run.options.get("read_data") or "all", **error.stats}
+        raise
+
+
+def _read_data(run: Run) -> RunResult:
     profile = run.profile
     subset = parse(run.options.get("read_data"))
     if run.options.get("time"):

@@ -95,6 +95,10 @@ def run_status(run: Run) -> RunResult:
             if row
             else None
         )
+    status["last_checks"] = last_checks(state_dir, profile.name)
+    damage = _damage_found(status["last_checks"])
+    status["damage_found_by"] = damage
+    status["broken"] = status["broken"] or damage is not None
     if swift_target(profile.target) is not None:
         try:
             conn = swift.connect(profile)
@@ -158,3 +162,51 @@ def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
 
 
 VOLUME_LINE = re.compile(rb"^Volume (\d+):", re.M)  # a resumed set may list one twice
+
+
+CHECKS = ("verify", "read_data", "drill", "drill_from_nothing")  # as status names them
+
+
+def last_checks(state_dir, profile: str) -> dict[str, dict | None]:
+    """The newest finished run of each check (``verify``, ``verify --read-data``, ``drill``,
+    ``drill --from-nothing``): its result, time, exit code, message and what it found."""
+    found: dict[str, dict | None] = dict.fromkeys(CHECKS)
+    for row in history.runs(state_dir, profile, limit=1000, actions=("verify", "drill")):
+        if row["result"] is None:
+            continue  # running, or killed before it recorded an outcome
+        stats = row["stats"] or {}
+        if row["action"] == "verify":
+            kind = "read_data" if "read_data" in stats else "verify"
+        else:
+            kind = "drill_from_nothing" if stats.get("from_nothing") else "drill"
+        if found[kind] is None:
+            found[kind] = {
+                "result": row["result"],
+                "at": row["finished"] or row["started"],
+                "exit_code": row["exit_code"],
+                "message": row["message"],
+                "damage": _damaged(stats),
+            }
+        if all(found.values()):
+            break
+    return found
+
+
+def _damaged(stats: dict) -> bool:
+    """A check's statistics say the backup is damaged (not merely a changed source file)."""
+    return bool(
+        stats.get("bad_volumes")
+        or stats.get("lost_roots")
+        or stats.get("mismatches")
+        or stats.get("failures")
+    )
+
+
+def _damage_found(checks: dict[str, dict | None]) -> str | None:
+    """The check (read_data, drill or drill_from_nothing) whose newest run is the newest of
+    them, when that run found damage: the profile is broken until a check passes again."""
+    runs = [(kind, c) for kind, c in checks.items() if c and kind != "verify"]
+    if not runs:
+        return None
+    kind, newest = max(runs, key=lambda item: item[1]["at"])
+    return kind if newest["damage"] else None

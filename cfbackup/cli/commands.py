@@ -130,8 +130,16 @@ def _print_status(result, args) -> None:
             "its manifest is missing at the target and newer backups follow it, so restores "
             f"from it on fail: restore from before it (--time), then take a full backup ({full})"
         )
+    checks = s.get("last_checks") or {}
+    damage = s.get("damage_found_by")
+    if damage:
+        found = checks[damage]
+        output.info(
+            f"  BROKEN: the newest check, {CHECK_NAMES[damage]} of {_local(found['at'])}, found "
+            "damage: its line below names it and the fix"
+        )
     interrupted = s["incomplete_sets"] - len(lost)  # duplicity counts lost manifests as well
-    if s["orphaned_sets"] or (s["broken"] and not lost and not s.get("missing_volumes")):
+    if s["orphaned_sets"]:
         output.info(
             f"  BROKEN: orphaned sets {s['orphaned_sets']}: run "
             f"{suggest.command('cleanup', s['profile'])}, then {full}"
@@ -146,6 +154,18 @@ def _print_status(result, args) -> None:
         output.info(
             f"  last {outcome}: {when}"
             + (f" ({last['message']})" if last and outcome == "failure" else "")
+        )
+    for kind, name in CHECK_NAMES.items():
+        if kind not in checks:
+            continue  # an older cfbackup's status
+        found = checks[kind]
+        output.info(
+            f"  last {name}: "
+            + (
+                f"{found['result']}, {_local(found['at'])}: {found['message']}"
+                if found
+                else "never"
+            )
         )
     remote = s.get("remote")
     if remote:
@@ -174,6 +194,18 @@ def _print_status(result, args) -> None:
                 if not account.get("current_exact", True):
                     lag += " (more than 100 containers: partly Swift's lagging totals)"
                 output.info("  account: " + _quota_use(used, count, account) + lag)
+
+
+CHECK_NAMES = {
+    "verify": "verify",
+    "read_data": "verify --read-data",
+    "drill": "drill",
+    "drill_from_nothing": "drill --from-nothing",
+}
+
+
+def _local(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
 
 
 def _quota_use(used: int, count: int, stats: dict) -> str:

@@ -53,9 +53,12 @@ def test_a_manifest_lost_mid_chain_fails_every_check_and_restore_says_why(
     assert status["broken"] and status["lost_manifests"] == [
         {"type": "inc", "time": stamp, "volumes": 1}
     ]
+    # the failed checks are in status, and the newest (the drill) makes the profile broken
+    assert status["last_checks"]["read_data"]["exit_code"] == ExitCode.VERIFY_DIFFERENCES
+    assert status["last_checks"]["drill"]["damage"] and status["damage_found_by"] == "drill"
     text = cfbackup("-c", config, "status", "main").stdout
     assert f"BROKEN: the chain is broken at the inc set of {stamp}" in text, text
-    assert "interrupted" not in text
+    assert "(an interrupted backup): the next backup resumes it" not in text
 
     result = cfbackup("-c", config, "restore", "main", tmp_path / "out")
     assert result.returncode == ExitCode.DUPLICITY, result

@@ -123,3 +123,49 @@ def test_a_lost_manifest_is_broken_not_an_interrupted_backup(capsys):
     assert "BROKEN: the chain is broken at the inc set of 20261206T035816Z" in out
     assert "cfbackup backup web1 --full" in out
     assert "interrupted" not in out and "orphaned" not in out
+
+
+def test_the_last_checks_are_shown_and_a_failed_read_data_makes_the_profile_broken(
+    tmp_path, capsys
+):
+    """status used to read only backup runs: a failed verify --read-data or drill was nowhere
+    in it. Each check's newest run is shown (text and --json), and the newest of the checks
+    that read the volumes decides whether they found the backup damaged."""
+    from cfbackup import history
+    from cfbackup.actions.status import last_checks
+
+    def record(action, code, result, message, stats):
+        run_id = history.record_start(tmp_path, "web1", action)
+        history.record_finish(tmp_path, run_id, code, result, message, stats)
+
+    record("backup", 0, "success", "backup of web1 done", {})
+    record("drill", 0, "success", "drill of web1 passed: ...", {"from_nothing": False})
+    record(
+        "verify",
+        8,
+        "verify_differences",
+        "verify --read-data of web1 found 1 bad volume(s)",
+        {"read_data": "all volumes", "bad_volumes": ["duplicity-full...vol2 is corrupt"]},
+    )
+    record("verify", 0, "success", "verify of web1 passed: 6 file(s)", {"compared": 6})
+    checks = last_checks(tmp_path, "web1")
+    assert checks["verify"]["result"] == "success"  # a plain verify after it hides nothing
+    assert checks["read_data"]["exit_code"] == 8 and checks["read_data"]["damage"]
+    assert checks["drill"]["result"] == "success" and checks["drill_from_nothing"] is None
+
+    result = _status(None)
+    result.data["remote"] = None
+    result.data.update(last_checks=checks, damage_found_by="read_data", broken=True)
+    _print_status(result, argparse.Namespace(json=False))
+    lines = capsys.readouterr().out.splitlines()
+    assert any(ln.startswith("  BROKEN: the newest check, verify --read-data of ") for ln in lines)
+    assert "  last verify --read-data: verify_differences, " in "\n".join(lines)
+    assert any(ln.endswith(": verify --read-data of web1 found 1 bad volume(s)") for ln in lines)
+    assert "  last drill --from-nothing: never" in lines
+    assert not any("orphaned" in ln for ln in lines)
+
+    # a passing read-data afterwards: no longer broken
+    record("verify", 0, "success", "verify --read-data of web1 passed", {"read_data": "all"})
+    from cfbackup.actions.status import _damage_found
+
+    assert _damage_found(last_checks(tmp_path, "web1")) is None
