@@ -290,7 +290,7 @@ def _record_metrics(run, result) -> None:
         metrics.record_run(
             path,
             run.profile.name,
-            run.action,
+            metrics.action_label(run.action, run.options),
             int(result.exit_code),
             result.duration,
             result.stats or {},

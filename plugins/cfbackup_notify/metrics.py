@@ -40,11 +40,20 @@ METRICS = {
     "cfbackup_verify_bad_volumes": "Volumes the last verify --read-data found missing, corrupt "
     "or undecryptable.",
 }
-ACTIONS = ("backup", "verify", "drill", "restore", "prune", "cleanup")
+ACTIONS = ("backup", "verify", "read-data", "drill", "restore", "prune", "cleanup")
 SAMPLE = re.compile(r'^(cfbackup_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def action_label(action: str, options: dict[str, Any]) -> str:
+    """The ``action`` label of a run: ``verify --read-data`` is ``read-data``, so that a plain
+    verify passing after it (it reads only the newest chain) does not set
+    ``cfbackup_last_run_success{action="verify"}`` back to 1 and hide the bad volumes."""
+    if action == "verify" and options.get("read_data") is not None:
+        return "read-data"
+    return action
 
 
 def read_samples(path: Path) -> dict[Key, float]:
@@ -117,7 +126,7 @@ def _check_samples(
             out[("cfbackup_drill_last_success_timestamp", only)] = finished
             if stats.get("from_nothing"):
                 out[("cfbackup_drill_from_nothing_last_success_timestamp", only)] = finished
-    if action == "verify" and "volumes_checked" in stats:
+    if action in ("verify", "read-data") and "volumes_checked" in stats:
         out[("cfbackup_verify_volumes_checked", only)] = stats["volumes_checked"]
         out[("cfbackup_verify_bad_volumes", only)] = len(stats.get("bad_volumes") or ())
     return out

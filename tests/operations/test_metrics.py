@@ -94,3 +94,34 @@ def test_labels_are_escaped_and_read_back(tmp_path):
     samples = metrics.read_samples(prom)
     key = ("cfbackup_last_run_exit_code", (("action", "backup"), ("profile", 'odd"na\\me')))
     assert samples[key] == 7
+
+
+def test_a_plain_verify_after_a_failed_read_data_keeps_the_failure_visible(tmp_path):
+    """verify --read-data and verify were one action label: a plain verify passing after a
+    failed read-data set cfbackup_last_run_success{action="verify"} back to 1."""
+    import types
+
+    from cfbackup_notify import _record_metrics
+
+    prom = tmp_path / "cfbackup.prom"
+
+    def record(options, exit_code, stats):
+        run = types.SimpleNamespace(
+            options={"metrics_file": str(prom), **options},
+            dry_run=False,
+            action="verify",
+            profile=types.SimpleNamespace(name="demo"),
+            plugin_config=lambda section: {},
+        )
+        result = types.SimpleNamespace(exit_code=exit_code, duration=1.0, stats=stats)
+        _record_metrics(run, result)
+
+    bad = {"read_data": "all volumes", "volumes_checked": 5, "bad_volumes": ["vol2 is corrupt"]}
+    record({"read_data": "all"}, 8, bad)
+    record({}, 0, {"compared": 6, "differences": 0})
+    samples = parse(prom.read_text())
+    read_data = 'action="read-data",profile="demo"'
+    assert samples[("cfbackup_last_run_success", read_data)] == 0
+    assert samples[("cfbackup_last_run_exit_code", read_data)] == 8
+    assert samples[("cfbackup_last_run_success", 'action="verify",profile="demo"')] == 1
+    assert samples[("cfbackup_verify_bad_volumes", 'profile="demo"')] == 1
