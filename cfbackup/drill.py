@@ -47,8 +47,15 @@ from cfbackup import (
 )
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
-from cfbackup.errors import CfbackupError, NoBackupFound, RunRefused, VerifyDifferences
+from cfbackup.errors import (
+    BackupDamaged,
+    CfbackupError,
+    NoBackupFound,
+    RunRefused,
+    VerifyDifferences,
+)
 from cfbackup.progress import human_bytes
+from cfbackup.units import printable
 
 log = logging.getLogger("cfbackup")
 
@@ -66,7 +73,8 @@ class FileResult:
     reason: str = ""
 
     def describe(self) -> str:
-        return f"{self.path}: {self.reason}" if self.reason else self.path
+        path = printable(self.path)  # a name that is not UTF-8 is shown as caf\\xe9
+        return f"{path}: {self.reason}" if self.reason else path
 
 
 @dataclasses.dataclass
@@ -81,6 +89,9 @@ class Report:
     bytes_fetched: int = 0
     bad_volumes: list[str] = dataclasses.field(default_factory=list)
     stopped: bool = False  # --max-duration reached
+    # duplicity restores that failed for a cause other than damage (a crash, a full disk): the
+    # files they held are not checked, and the drill fails with that cause, not "damaged"
+    errors: list[CfbackupError] = dataclasses.field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -111,6 +122,7 @@ class Report:
             "bytes_fetched": self.bytes_fetched,
             "bad_volumes": self.bad_volumes,
             "stopped_at_max_duration": self.stopped,
+            "restore_errors": [e.message for e in self.errors][:10],
             "problems": [
                 {"path": f.path, "status": f.status, "reason": f.reason}
                 for f in self.files
@@ -356,10 +368,7 @@ class _Drill:
             _restore(local, unit, out, env, self.group, self.workdir)
         except CfbackupError as error:
             if not self.stop.is_set():  # cut short by the deadline: skipped, not failed
-                for entry in unit.files:
-                    result = self.results[(id(c), entry.path)]
-                    result.status = FAILED
-                    result.reason = f"duplicity restore failed: {error.message}"
+                self._restore_failed(c, unit, error)
             return
         finally:
             with self.lock:
@@ -373,6 +382,23 @@ class _Drill:
         finally:
             shutil.rmtree(out, ignore_errors=True)
         log.info("drill: restore %d of %d done (%s)", number + 1, count, unit.path or "/")
+
+    def _restore_failed(self, c: _Chain, unit: drillplan.Unit, error: CfbackupError) -> None:
+        """Only a failure duplicity's output shows to be damage (``classify_failure``) makes
+        the unit's files ones that cannot be restored; any other (duplicity crashed, no space)
+        leaves them unchecked and is the drill's own error: a false "damaged" would send the
+        user to a full backup that cannot help."""
+        damaged = isinstance(error, BackupDamaged)
+        for entry in unit.files:
+            result = self.results[(id(c), entry.path)]
+            if damaged:
+                result.status = FAILED
+                result.reason = f"duplicity restore failed: {error.message}"
+            else:
+                result.reason = f"not checked: duplicity restore failed: {error.message}"
+        if not damaged:
+            with self.lock:
+                self.report.errors.append(error)
 
 
 def _cached_signatures(profile: Profile, name: str) -> Path | None:
