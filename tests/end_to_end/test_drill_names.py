@@ -41,3 +41,19 @@ def test_a_drill_restores_names_that_are_not_utf8_and_passes(tmp_path, make_conf
     assert statuses[f"weird/{CAFE}"] == "match" and statuses[f"{CAFE}/menu"] == "match"
     assert set(statuses.values()) == {"match"}, report["files"]
 
+
+def test_restore_of_one_path_that_is_not_utf8(tmp_path, make_config, cfbackup):
+    src = tmp_path / "src"
+    _tree(src)
+    config = make_config(source=src, target=f"file://{tmp_path}/backup")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out, "--path", f"weird/{CAFE}")
+    assert result.returncode == 0, result
+    assert (out / "weird" / CAFE).read_text() == "coffee\n"
+    assert os.listdir(out / "weird") == [CAFE]  # no staging folder left beside it
+    assert "weird/caf\\xe9 restored to" in result.stdout
+    out = tmp_path / "out2"
+    result = cfbackup("-c", config, "restore", "main", out, "--path", f"{CAFE}/menu")
+    assert result.returncode == 0, result
+    assert (out / CAFE / "menu").read_text() == "espresso\n"
