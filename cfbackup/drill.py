@@ -15,7 +15,10 @@ corrupt volume fails exactly the files that need it; run the restores from that 
 - with the source file, byte for byte, when its modification time and size are as the backup
   recorded them;
 - otherwise with the signature duplicity recorded when it read the file (``signatures.py``), so
-  a file changed since the backup is no mismatch.
+  a file changed since the backup is no mismatch;
+
+and every path (but a symlink) by its type and the metadata a restore brings back, as the
+signatures recorded it: permission bits, mtime to the second, owner as root.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import logging
 import os
 import random
 import shutil
+import stat
 import threading
 import time
 from pathlib import Path
@@ -47,8 +51,15 @@ from cfbackup import (
 )
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands
-from cfbackup.errors import CfbackupError, NoBackupFound, RunRefused, VerifyDifferences
+from cfbackup.errors import (
+    BackupDamaged,
+    CfbackupError,
+    NoBackupFound,
+    RunRefused,
+    VerifyDifferences,
+)
 from cfbackup.progress import human_bytes
+from cfbackup.units import printable
 
 log = logging.getLogger("cfbackup")
 
@@ -66,7 +77,8 @@ class FileResult:
     reason: str = ""
 
     def describe(self) -> str:
-        return f"{self.path}: {self.reason}" if self.reason else self.path
+        path = printable(self.path)  # a name that is not UTF-8 is shown as caf\\xe9
+        return f"{path}: {self.reason}" if self.reason else path
 
 
 @dataclasses.dataclass
@@ -82,6 +94,9 @@ class Report:
     bad_volumes: list[str] = dataclasses.field(default_factory=list)
     stopped: bool = False  # --max-duration reached
     drilled: list[str] = dataclasses.field(default_factory=list)  # the backup each chain is at
+    # duplicity restores that failed for a cause other than damage (a crash, a full disk): the
+    # files they held are not checked, and the drill fails with that cause, not "damaged"
+    errors: list[CfbackupError] = dataclasses.field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -113,6 +128,7 @@ class Report:
             "bad_volumes": self.bad_volumes,
             "drilled": self.drilled,
             "stopped_at_max_duration": self.stopped,
+            "restore_errors": [e.message for e in self.errors][:10],
             "problems": [
                 {"path": f.path, "status": f.status, "reason": f.reason}
                 for f in self.files
@@ -214,12 +230,7 @@ class _Drill:
                 + (" at that time" if when else "")
                 + ": run a backup first, or check the profile's target and --time."
             )
-        population = [
-            (c, e)
-            for c in found
-            for e in sorted(c.entries.values(), key=lambda e: e.index)
-            if e.kind in (signatures.FILE, signatures.SYMLINK)
-        ]
+        population = [(c, e) for c in found for e in _sampleable(c.entries)]
         report.files_in_backup = len(population)
         picked = sampling.pick_files(
             population, sample, random.Random(report.seed), size=lambda item: item[1].size
@@ -375,10 +386,7 @@ class _Drill:
             _restore(local, unit, out, env, self.group, self.workdir)
         except CfbackupError as error:
             if not self.stop.is_set():  # cut short by the deadline: skipped, not failed
-                for entry in unit.files:
-                    result = self.results[(id(c), entry.path)]
-                    result.status = FAILED
-                    result.reason = f"duplicity restore failed: {error.message}"
+                self._restore_failed(c, unit, error)
             return
         finally:
             with self.lock:
@@ -392,6 +400,36 @@ class _Drill:
         finally:
             shutil.rmtree(out, ignore_errors=True)
         log.info("drill: restore %d of %d done (%s)", number + 1, count, unit.path or "/")
+
+    def _restore_failed(self, c: _Chain, unit: drillplan.Unit, error: CfbackupError) -> None:
+        """Only a failure duplicity's output shows to be damage (``classify_failure``) makes
+        the unit's files ones that cannot be restored; any other (duplicity crashed, no space)
+        leaves them unchecked and is the drill's own error: a false "damaged" would send the
+        user to a full backup that cannot help."""
+        damaged = isinstance(error, BackupDamaged)
+        for entry in unit.files:
+            result = self.results[(id(c), entry.path)]
+            if damaged:
+                result.status = FAILED
+                result.reason = f"duplicity restore failed: {error.message}"
+            else:
+                result.reason = f"not checked: duplicity restore failed: {error.message}"
+        if not damaged:
+            with self.lock:
+                self.report.errors.append(error)
+
+
+def _sampleable(entries: dict[str, signatures.Entry]) -> list[signatures.Entry]:
+    """What a drill can sample, in duplicity's order: files, symlinks, FIFOs, devices and empty
+    folders, each of which a restore brings back alone. A folder with something in it would be
+    a restore of all that (its own metadata is restored with what is sampled in it); the
+    source folder itself is the whole backup."""
+    parents = {e.index[:-1] for e in entries.values()}
+    return [
+        e
+        for e in sorted(entries.values(), key=lambda e: e.index)
+        if e.path and (e.kind != signatures.DIRECTORY or e.index not in parents)
+    ]
 
 
 def _cached_signatures(profile: Profile, name: str) -> Path | None:
@@ -468,13 +506,14 @@ def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> 
 
 
 def _compare(entry: signatures.Entry, restored: Path, source: Path, result: FileResult) -> None:
-    """Set ``result`` from what was restored at ``restored``."""
+    """Set ``result`` from what was restored at ``restored``: its type, its content (a file's
+    bytes, a symlink's target, a device's numbers) and its metadata."""
     try:
         st = restored.lstat()
     except FileNotFoundError:
         result.status, result.reason = MISMATCH, "duplicity's restore did not produce it"
         return
-    if entry.kind == signatures.SYMLINK:
+    if entry.kind == signatures.SYMLINK:  # its own mode and mtime are not restored
         target = os.readlink(restored) if restored.is_symlink() else None
         if target == entry.linkname:
             result.status, result.reference = MATCH, "link target"
@@ -484,22 +523,78 @@ def _compare(entry: signatures.Entry, restored: Path, source: Path, result: File
                 f"restored as {target!r}, the backup recorded a link to {entry.linkname!r}"
             )
         return
-    if not restored.is_file() or restored.is_symlink():
-        result.status, result.reason = MISMATCH, "not restored as a regular file"
+    want = stat.S_IFMT(entry.mode) or stat.S_IFREG
+    if stat.S_IFMT(st.st_mode) != want:
+        result.status = MISMATCH
+        got = _TYPE_NAMES.get(stat.S_IFMT(st.st_mode), "something else")
+        result.reason = f"restored as {got}, the backup recorded {_TYPE_NAMES[want]}"
+        return
+    differences = _metadata_differences(entry, st)
+    if entry.kind != signatures.FILE:
+        if differences:
+            result.status, result.reason = MISMATCH, "; ".join(differences)
+        else:
+            result.status, result.reference = MATCH, "metadata"
         return
     result.size = st.st_size
     original = source / entry.path
     if _unchanged(original, entry, st.st_size) and filecmp.cmp(restored, original, shallow=False):
         result.status, result.reference = MATCH, "source"
-        return
-    if (
+    elif (
         entry.signature is not None
         and signatures.of_file(restored, entry.block_len) == entry.signature
     ):
         result.status, result.reference = MATCH, "signature"
+    else:
+        result.status = MISMATCH
+        result.reason = "the restored bytes differ from what the backup read (its signature)"
         return
-    result.status = MISMATCH
-    result.reason = "the restored bytes differ from what the backup read (its signature)"
+    if differences:  # the bytes are right, what a restore must also bring back is not
+        result.status, result.reason = MISMATCH, "; ".join(differences)
+
+
+_TYPE_NAMES = {
+    stat.S_IFREG: "a regular file",
+    stat.S_IFDIR: "a folder",
+    stat.S_IFLNK: "a symlink",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _metadata_differences(entry: signatures.Entry, st: os.stat_result) -> list[str]:
+    """What of the metadata duplicity restores differs from what the backup recorded: the
+    permission bits (set-uid included), the mtime to the second (duplicity keeps no more), a
+    device's numbers, and the owner and group when the drill runs as root (a restore keeps
+    them only as root)."""
+    found = []
+    if stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
+        found.append(
+            f"restored with mode {stat.S_IMODE(st.st_mode):04o}, the backup recorded "
+            f"{stat.S_IMODE(entry.mode):04o}"
+        )
+    if os.geteuid() == 0 and entry.uid >= 0 and (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
+        found.append(
+            f"restored with owner {st.st_uid}:{st.st_gid}, the backup recorded "
+            f"{entry.uid}:{entry.gid}"
+        )
+    if int(st.st_mtime) != entry.mtime:
+        found.append(
+            f"restored with mtime {_when(int(st.st_mtime))}, the backup recorded "
+            f"{_when(entry.mtime)}"
+        )
+    if entry.device is not None and (os.major(st.st_rdev), os.minor(st.st_rdev)) != entry.device:
+        found.append(
+            f"restored as device {os.major(st.st_rdev)},{os.minor(st.st_rdev)}, the backup "
+            f"recorded {entry.device[0]},{entry.device[1]}"
+        )
+    return found
+
+
+def _when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
 
 
 def _unchanged(original: Path, entry: signatures.Entry, size: int) -> bool:

@@ -28,7 +28,9 @@ VOLUME_SECONDS_PER_BYTE = 0.65 / 52_000_000  # download hash + gpg + tar of a 50
 WRITE_SECONDS_PER_BYTE = 0.2 / 52_000_000  # writing restored files
 
 # duplicity's filelist reader strips blanks around a line and quotes around it, skips comment
-# lines and reads "+ "/"- " as modifiers: such paths get a restore of their own
+# lines and reads "+ "/"- " as modifiers; it also reads the list as UTF-8 text, so one name that
+# is not UTF-8 crashes the whole restore (duplicity 3.2 opens it with encoding="UTF-8"): such
+# paths get a restore of their own (``--path-to-restore`` takes any bytes)
 _UNLISTABLE_STARTS = ("#", "+ ", "- ")
 
 
@@ -73,6 +75,10 @@ class Sizes:
 def listable(entry: Entry) -> bool:
     """Can the path be a line of a restore list (see ``_UNLISTABLE_STARTS``)?"""
     path = entry.path
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:  # a name in another encoding (latin-1 from an old system)
+        return False
     quoted = len(path) > 1 and path[0] in "'\"" and path[-1] == path[0]
     return path == path.strip() and not path.startswith(_UNLISTABLE_STARTS[:3]) and not quoted
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cfbackup.units import printable
+
 log = logging.getLogger("cfbackup")
 
 SCHEMA = """
@@ -55,7 +57,8 @@ def record_finish(
     with contextlib.closing(_connect(state_dir)) as conn, conn:
         conn.execute(
             "UPDATE runs SET finished=?, exit_code=?, result=?, message=?, stats=? WHERE id=?",
-            (time.time(), exit_code, result, message, _json(stats), run_id),
+            # SQLite keeps UTF-8: a name that is not is kept as caf\\xe9
+            (time.time(), exit_code, result, printable(message), _json(stats), run_id),
         )
 
 

@@ -31,7 +31,7 @@ def run_log(config: Config, profile: Profile, action: str) -> Iterator[Path]:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     path = log_dir / f"{profile.name}-{action}-{stamp}-{os.getpid()}.log"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8", errors="backslashreplace"))
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(redact.RedactingFilter())

@@ -5,8 +5,8 @@ A full backup's ``duplicity-full-signatures`` tar and each incremental's
 librsync signature of the bytes duplicity read: a header naming the block length, then a
 rolling checksum and an 8-byte MD4 per block), ``snapshot/PATH`` for directories, symlinks (with
 their target) and special files, ``deleted/PATH`` for what an incremental saw disappear. Each
-member carries the path's modification time. Read in chain order they give every path's state
-at a backup time.
+member carries the path's type, mode, owner, group and modification time (and a device's
+numbers). Read in chain order they give every path's state at a backup time.
 
 That makes them the drill's reference for a file that changed since the backup: recorded by the
 process that read the data, at no cost to the backup, and at the target for a restore from
@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import stat
 import struct
 import tarfile
 from collections.abc import Iterable
@@ -37,6 +38,13 @@ class Entry:
     path: str
     kind: str
     mtime: int
+    # as the tar member records them: type and permission bits (st_mode), owner, a device's
+    # numbers; what a restore gives back, and the drill compares (duplicity keeps the mtime to
+    # the second, owners when it restores as root, and no symlink's own mode or mtime)
+    mode: int = 0
+    uid: int = -1
+    gid: int = -1
+    device: tuple[int, int] | None = None
     block_len: int = 0
     blocks: int = 0
     linkname: str = ""
@@ -72,13 +80,30 @@ def read(sigtars: Iterable[Path], keep: set[str] | None = None) -> dict[str, Ent
                 if kind == "deleted":
                     entries.pop(path, None)
                     continue
-                entry = Entry(path=path, kind=_kind(member), mtime=int(member.mtime))
+                entry = Entry(
+                    path=path,
+                    kind=_kind(member),
+                    mtime=int(member.mtime),
+                    mode=_TYPES.get(member.type, stat.S_IFREG) | (member.mode & 0o7777),
+                    uid=member.uid,
+                    gid=member.gid,
+                    device=(member.devmajor, member.devminor) if member.isdev() else None,
+                )
                 if kind == "signature":
                     _read_signature(archive, member, entry, keep)
                 elif member.issym():
                     entry.linkname = member.linkname
                 entries[path] = entry
     return entries
+
+
+_TYPES = {
+    tarfile.DIRTYPE: stat.S_IFDIR,
+    tarfile.SYMTYPE: stat.S_IFLNK,
+    tarfile.FIFOTYPE: stat.S_IFIFO,
+    tarfile.CHRTYPE: stat.S_IFCHR,
+    tarfile.BLKTYPE: stat.S_IFBLK,
+}  # any other member (a signature) is a regular file's
 
 
 def _kind(member: tarfile.TarInfo) -> str:

@@ -42,3 +42,9 @@ def human_duration(seconds: int | None) -> str:
         if count:
             out += f"{count}{unit}"
     return out
+
+
+def printable(text: str) -> str:
+    """``text`` with the bytes of a file name that is not UTF-8 (os.fsdecode's surrogates)
+    spelled ``\\xe9``: for messages, the terminal and the run history, which are UTF-8."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -100,16 +100,24 @@ def _drill(run: Run, facts: dict) -> RunResult:
     if problems:
         shown = "; ".join(p.describe() for p in problems[:SHOWN])
         more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+        also = (
+            f" ({len(report.errors)} restore(s) also failed for another cause: "
+            f"{report.errors[0].message.rstrip('.')})"
+            if report.errors
+            else ""
+        )
         error = VerifyDifferences(
             f"{what} found {report.count(drill.MISMATCH)} mismatch(es) and "
             f"{report.count(drill.FAILED)} file(s) that cannot be restored: {shown}{more}: the "
             f"backup is damaged; {suggest.command('verify', profile.name, '--read-data')} names "
             f"the bad volumes, and {suggest.command('backup', profile.name, '--full')} starts a "
-            f"sound chain [{summary}].",
+            f"sound chain{also} [{summary}].",
             stats=stats,
         )
         error.data = report
         raise error
+    if report.errors:
+        raise _not_damage(report, what, profile.name, summary, stats)
     if report.stopped and not report.checked:
         error = CfbackupError(
             f"{what} checked no file before --max-duration "
@@ -128,6 +136,29 @@ def _drill(run: Run, facts: dict) -> RunResult:
         data=report,
         message=f"{what} passed{how}: {summary}{left_out_text(left_out)}",
     )
+
+
+def _not_damage(
+    report: drill.Report, what: str, name: str, summary: str, stats: dict
+) -> CfbackupError:
+    """A duplicity restore failed for a cause its output does not show to be damage to the
+    backup: the drill fails with that cause and its exit code (not 8), and says the files it
+    held were not checked, not that they cannot be restored."""
+    first = report.errors[0]
+    unchecked = sum(1 for f in report.files if f.reason.startswith("not checked: "))
+    sample = report.sample.replace(" bytes", "B")  # as --sample reads it
+    error = CfbackupError(
+        f"{what} could not check {unchecked} file(s) because duplicity's restore failed, for a "
+        f"cause that is not damage to the backup: {first.message.rstrip('.')}; fix that and "
+        f"drill again with the same sample: "
+        f"{suggest.command('drill', name, '--sample', sample, '--seed', report.seed)} "
+        f"[{summary}].",
+        exit_code=first.exit_code,
+        detail=first.detail,
+        stats=stats,
+    )
+    error.data = report
+    return error
 
 
 def _summary(report: drill.Report, elapsed: float, limit: int | None) -> str:

@@ -30,6 +30,7 @@ from cfbackup.errors import (
     RunRefused,
 )
 from cfbackup.runtypes import Run, RunResult
+from cfbackup.units import printable
 
 
 def relative_path(run: Run, path: str) -> str:
@@ -101,6 +102,7 @@ def run_restore(run: Run) -> RunResult:
                 folder.rmdir()
         raise
     what = f"{rel} restored to {destination}" if rel else f"restored into {destination}"
+    what = printable(what)  # a name that is not UTF-8 is shown as caf\\xe9
     when = f" as of {run.options['time']}" if run.options.get("time") else ""
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
@@ -188,12 +190,45 @@ def _restore_one(
             )
             if plan is not None:
                 source, extra = plan.profile, plan.env
+        place = stack.enter_context(_utf8_place(into))
         duplicity(
             run,
-            lambda fd: commands.restore_argv(source, str(into), path=path, time=when, log_fd=fd),
+            lambda fd: commands.restore_argv(source, str(place), path=path, time=when, log_fd=fd),
             {**env, **extra},
             warm=warm,  # unless there is no copy to read after all (then a cold start)
         )
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _utf8_place(into: Path):
+    """Where duplicity restores what goes to ``into``: duplicity 3.2 decodes its target's path
+    as UTF-8 before it restores anything (cli_main) and crashes on a name that is not (a
+    ``--path`` such as ``weird/caf\\xe9``), so such a target is restored into a folder beside
+    it whose path is UTF-8, then moved into place. (``--path-to-restore`` itself takes any
+    bytes, as do the names it restores.)"""
+    if _utf8(into):
+        yield into
+        return
+    parent = into.parent
+    while not _utf8(parent):
+        parent = parent.parent
+    stage = Path(tempfile.mkdtemp(prefix=".cfbackup-restore-", dir=parent))
+    try:
+        yield stage / "restored"
+        if os.path.lexists(stage / "restored"):
+            if into.is_dir() and not into.is_symlink():
+                into.rmdir()  # empty: duplicity restores only into an empty target
+            shutil.move(stage / "restored", into)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager

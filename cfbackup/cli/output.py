@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from cfbackup.errors import CfbackupError
 from cfbackup.redact import redact, redact_output
+from cfbackup.units import printable
 
 
 def emit(text: str, stream: IO[str] | None = None, *, end: str = "\n") -> None:
@@ -16,7 +17,10 @@ def emit(text: str, stream: IO[str] | None = None, *, end: str = "\n") -> None:
     (``cfbackup list | head``) stay quiet, as Unix tools do, and let the run finish."""
     stream = stream or sys.stdout
     try:
-        stream.write(text + end)
+        try:
+            stream.write(text + end)
+        except UnicodeEncodeError:  # a file name that is not UTF-8 (os.fsdecode's surrogates)
+            stream.write(printable(text) + end)
     except BrokenPipeError:
         close_broken_pipe(stream)
 

@@ -7,6 +7,8 @@ exactly what duplicity's restore would download.
 
 from __future__ import annotations
 
+import os
+
 from duplicity import manifest as dup_manifest
 
 from cfbackup import drillplan, signatures, volumes
@@ -24,7 +26,7 @@ def _backup(paths_per_volume: list[list[str]], volume_size: int) -> volumes.Back
     backup_set = volumes.BackupSet(kind="full", end=1_800_000_000, manifest="m.manifest.gpg")
     info = dup_manifest.Manifest()
     for number, paths in enumerate(paths_per_volume, start=1):
-        first, last = (tuple(p.encode().split(b"/")) for p in (paths[0], paths[-1]))
+        first, last = (tuple(os.fsencode(p).split(b"/")) for p in (paths[0], paths[-1]))
         info.add_volume_info(dup_manifest.VolumeInfo().set_info(number, first, None, last, None))
         name = f"duplicity-full.20270115T080000Z.vol{number}.difftar.gpg"
         backup_set.volumes[number] = name
@@ -88,6 +90,20 @@ def test_names_a_restore_list_cannot_hold_get_their_own_restore():
     entries = _tree(2, 50, 1000) + [_entry("d00/ lead", 10), _entry("d01/#x#", 10)]
     units = _plan(entries, entries, 200, MB)
     assert [(u.whole, len(u.files)) for u in units] == [(True, 102)]
+
+
+def test_names_that_are_not_utf8_are_never_in_a_restore_list():
+    """duplicity reads a restore list as UTF-8 text: one latin-1 name in it crashed the whole
+    restore, and every file of the list was reported as damaged. Such a name (and everything
+    under a folder so named) gets a restore of its own; the others are still one list."""
+    latin1 = [os.fsdecode(b"weird/caf\xe9"), os.fsdecode(b"caf\xe9/menu"), "weird/ok"]
+    entries = _tree(10, 50, 1000) + [_entry(p, 10) for p in latin1]
+    units = _plan(entries, entries, 200, MB)
+    whole = [u for u in units if u.whole]
+    alone = sorted(u.path for u in units if not u.folder)
+    assert len(whole) == 1 and alone == sorted(latin1[:2])
+    assert "weird/ok" in [e.path for e in whole[0].files]
+    assert drillplan.listable(_entry("caf\u00e9", 1))  # UTF-8 accents are fine in a list
 
 
 def test_a_time_limit_keeps_every_restore_small_and_bad_volumes_are_avoided():

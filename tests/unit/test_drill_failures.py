@@ -1,0 +1,56 @@
+"""What a failed duplicity restore makes of a drill's files: only a failure duplicity's output
+shows to be damage (``classify_failure`` -> ``BackupDamaged``) marks them "cannot be restored"
+(exit 8, "the backup is damaged"); any other (duplicity crashed on a name, a full disk) leaves
+them unchecked and fails the drill with that cause and its own exit code."""
+
+from __future__ import annotations
+
+import threading
+
+from cfbackup import drill, drillplan, signatures, suggest
+from cfbackup.actions import drill as drill_action
+from cfbackup.errors import BackupDamaged, DuplicityFailed, ExitCode
+
+
+def _drill_with(paths):
+    state = drill._Drill.__new__(drill._Drill)
+    state.report = drill.Report(seed=7, sample="100%")
+    state.lock = threading.Lock()
+    chain = object()
+    entries = [signatures.Entry(p, signatures.FILE, 0) for p in paths]
+    state.results = {(id(chain), p): drill.FileResult(p, 0) for p in paths}
+    unit = drillplan.Unit((), True, entries, [], 0.0)
+    return state, chain, unit
+
+
+def test_a_crash_of_duplicity_is_not_damage_to_the_backup():
+    state, chain, unit = _drill_with(["a", "b"])
+    crash = DuplicityFailed(
+        "duplicity restore failed with exit code 30: UnicodeDecodeError: 'utf-8' codec can't "
+        "decode byte 0xe9",
+        returncode=30,
+    )
+    state._restore_failed(chain, unit, crash)
+    state.report.files = list(state.results.values())
+    assert state.report.count(drill.FAILED) == 0
+    assert all(f.reason.startswith("not checked: ") for f in state.report.files)
+    assert state.report.errors == [crash]
+    suggest.use_config("/etc/cfb.toml")
+    try:
+        error = drill_action._not_damage(state.report, "drill of web1", "web1", "...", {})
+    finally:
+        suggest.use_config(None)
+    assert error.exit_code == ExitCode.DUPLICITY
+    assert "damaged" not in error.message and "--full" not in error.message
+    assert "could not check 2 file(s)" in error.message
+    assert "UnicodeDecodeError" in error.message
+    assert "cfbackup -c /etc/cfb.toml drill web1 --sample 100% --seed 7" in error.message
+
+
+def test_damage_duplicity_names_still_fails_the_files():
+    state, chain, unit = _drill_with(["a"])
+    damage = BackupDamaged("remote volume x is corrupt: the backup at the target is damaged")
+    state._restore_failed(chain, unit, damage)
+    (result,) = state.results.values()
+    assert result.status == drill.FAILED and "is corrupt" in result.reason
+    assert state.report.errors == []
