@@ -16,6 +16,7 @@ from cfbackup import chains, prefetch
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
+    pid_alive,
     prepare,
     scratch,
     warm_duplicity,
@@ -284,22 +285,36 @@ def _empty(folder: Path) -> None:
                 entry.unlink()
 
 
+STAGE_PREFIX = ".cfbackup-restore-"  # backups leave such folders out (commands.selection_flags)
+
+
 @contextlib.contextmanager
 def _staging(destination: Path, occupied: bool):
     """duplicity never restores over existing files, even with --force; with --force cfbackup
     restores beside what is there, on the same filesystem, and moves each entry into place:
     inside a target folder (which may be a mount point of its own, such as a database's
-    volume), else next to the target."""
+    volume), else next to the target. The folder is named after this process, so a restore
+    killed with -9 leaves one that the next restore there removes (``_remove_stale``)."""
     if not occupied:
         yield destination
         return
     inside = destination.is_dir() and not destination.is_symlink()
     where = destination if inside else destination.parent
-    stage = Path(tempfile.mkdtemp(prefix=".cfbackup-restore-", dir=where))
+    _remove_stale(where)
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=where))
     try:
         yield stage / "restored"
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _remove_stale(where: Path) -> None:
+    """Staging folders in ``where`` left by restores killed with -9 (their pid is dead); never
+    one a failed merge kept on purpose (``.cfbackup-restore-kept-*``)."""
+    for old in where.glob(f"{STAGE_PREFIX}*"):
+        pid = old.name[len(STAGE_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _merge(source: Path, destination: Path) -> None:

@@ -72,9 +72,14 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
     )
 
 
+# the staging folders of ``restore --force`` (actions/restore.py): one left by a restore
+# killed with -9, or kept by a merge that stopped part-way, is never backed up
+STAGING_EXCLUDE = "--exclude=**/.cfbackup-restore-*"
+
+
 def selection_flags(profile: Profile) -> tuple[str, ...]:
     """Selection options from extra_options, excludes, includes, then everything else excluded
-    when includes exist.
+    when includes exist; a restore's staging folders before the excludes.
 
     duplicity applies the first matching rule; this is the order dt-cf-backup.sh emitted (its
     STATIC_OPTIONS came before the excludes).
@@ -82,6 +87,7 @@ def selection_flags(profile: Profile) -> tuple[str, ...]:
     includes = profile["include"]
     return (
         *(o for o in profile["extra_options"] if options.is_selection(o)),
+        STAGING_EXCLUDE,
         *repeated("--exclude", profile["exclude"]),
         *repeated("--include", includes),
         *(("--exclude=**",) if includes else ()),

@@ -34,6 +34,7 @@ def test_backup_argv():
         "duplicity",
         "backup",
         *COMMON,
+        "--exclude=**/.cfbackup-restore-*",  # restore --force's staging folders
         "--exclude=/srv/a/tmp",
         "--include=/srv/a",
         "--exclude=**",

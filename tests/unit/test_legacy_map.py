@@ -81,6 +81,7 @@ def test_selection_options_come_first_as_the_old_command_line_had_them():
     selection = [a for a in argv if a.startswith(("--exclude", "--include"))]
     assert selection == [
         "--exclude-if-present=.nobackup",
+        "--exclude=**/.cfbackup-restore-*",  # restore --force's staging folders
         "--exclude=**/*.tmp",
         "--include=/srv/etc/",
         "--exclude=**",
