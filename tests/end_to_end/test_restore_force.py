@@ -7,10 +7,16 @@ restores exactly what the backup holds or refuses in one sentence with the targe
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import subprocess
 import time
 
 import pytest
+from support.trees import snapshot
+
+from cfbackup.errors import ExitCode
 
 pytestmark = pytest.mark.swift  # make_config's fixtures; the profile's target is a file:// URL
 
@@ -43,6 +49,151 @@ def backed_up(tmp_path, make_config, cfbackup):
 
 def _staging_left(folder) -> list[str]:
     return sorted(str(p) for p in folder.rglob(".cfbackup-restore-*"))
+
+
+def test_one_file_over_a_folder_is_refused_and_the_folder_kept(tmp_path, backed_up, cfbackup):
+    """It used to delete the folder (with the staging folder inside it) and restore nothing;
+    with / as the destination that was shutil.rmtree("/")."""
+    src, config = backed_up
+    keep = tmp_path / "keep"
+    (keep / "b").mkdir(parents=True)
+    (keep / "a").write_text("precious a\n")
+    (keep / "b" / "c").write_text("precious c\n")
+    before = snapshot(keep)
+    result = cfbackup(
+        "-c", config, "--restore-file", "etc/hosts", keep, "--force", program="dt-cf-backup"
+    )
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert f"give the file's own path as the destination, such as {keep / 'hosts'}" in (
+        result.stderr
+    ), result
+    assert snapshot(keep) == before and not _staging_left(keep)
+
+    result = cfbackup(
+        "-c",
+        config,
+        "--restore-file",
+        "etc/hosts",
+        keep / "hosts",
+        "--force",
+        program="dt-cf-backup",
+    )
+    assert result.returncode == 0, result
+    assert (keep / "hosts").read_text() == "127.0.0.1 localhost\n"
+    assert (keep / "a").read_text() == "precious a\n" and not _staging_left(tmp_path)
+
+    # cfbackup restore --path: the same path under TARGET is a folder
+    target = tmp_path / "t2"
+    (target / "etc" / "hosts").mkdir(parents=True)
+    (target / "etc" / "hosts" / "inside").write_text("inside\n")
+    before = snapshot(target)
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/hosts", "--force")
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert f"{target}/etc/hosts is a folder and etc/hosts in the backup is a file" in (
+        result.stderr
+    ), result
+    assert snapshot(target) == before and not _staging_left(target)
+
+
+def test_a_clash_anywhere_is_refused_before_anything_moves(tmp_path, backed_up, cfbackup):
+    src, config = backed_up
+    target = tmp_path / "t"
+    (target / "etc").mkdir(parents=True)
+    (target / "etc" / "hosts").write_text("old hosts\n")  # would be replaced: must not be
+    (target / "etc" / "nginx").write_text("a file where the backup has a folder\n")
+    (tmp_path / "elsewhere").mkdir()
+    (target / "data").symlink_to(tmp_path / "elsewhere")
+    (target / "top.txt").write_text("old top\n")
+    before = snapshot(target)
+    result = cfbackup("-c", config, "restore", "main", target, "--force")
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    line = result.stderr
+    assert "nothing was changed" in line, line
+    assert f"{target}/etc/nginx is a file where the backup has a folder" in line, line
+    assert f"{target}/data is a symlink where the backup has a folder" in line, line
+    assert snapshot(target) == before and not _staging_left(target)
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
+def test_force_merge_brings_back_folder_times_and_owners(tmp_path, backed_up, cfbackup):
+    src, config = backed_up
+    target = tmp_path / "t"
+    (target / "data").mkdir(parents=True)
+    (target / "data" / "a").write_text("damaged\n")
+    (target / "etc").mkdir()
+    (target / "only-here").write_text("kept\n")
+    result = cfbackup("-c", config, "restore", "main", target, "--force")
+    assert result.returncode == 0, result
+    assert (target / "data" / "a").read_text() == "data a\n"
+    assert (target / "only-here").read_text() == "kept\n"
+    for folder in ("data", "etc", "etc/nginx", "."):
+        assert int((target / folder).stat().st_mtime) == int(OLD), folder
+    if os.geteuid() == 0:
+        assert ((target / "data").stat().st_uid, (target / "data").stat().st_gid) == (1234, 1234)
+    assert not _staging_left(target)
+
+
+@contextlib.contextmanager
+def _tmpfs(path, *options: str):
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", ",".join(("size=8m", *options)), "tmpfs", str(path)],
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@AS_ROOT
+def test_a_mount_inside_the_target_is_copied_across(tmp_path, backed_up, cfbackup):
+    """restore / --force on a server with a separate /var: os.replace gives EXDEV there."""
+    src, config = backed_up
+    target = tmp_path / "t"
+    target.mkdir()
+    (target / "top.txt").write_text("old top\n")
+    with _tmpfs(target / "data") as data:
+        (data / "a").write_text("damaged\n")
+        (data / "only-here").write_text("kept\n")
+        result = cfbackup("-c", config, "restore", "main", target, "--force")
+        assert result.returncode == 0, result
+        assert (data / "a").read_text() == "data a\n"
+        assert (data / "sub" / "b").read_text() == "data b\n"
+        assert (data / "only-here").read_text() == "kept\n"
+        assert (data.stat().st_uid, int(data.stat().st_mtime)) == (1234, int(OLD))
+        assert (target / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
+        assert not _staging_left(target)
+
+
+@AS_ROOT
+def test_a_move_failing_part_way_keeps_the_rest_and_says_where(tmp_path, backed_up, cfbackup):
+    src, config = backed_up
+    target = tmp_path / "t"
+    (target / "etc").mkdir(parents=True)
+    (target / "etc" / "hosts").write_text("old hosts\n")
+    (target / "top.txt").write_text("old top\n")
+    subprocess.run(["chattr", "+i", str(target / "etc")], check=True)  # EPERM on a move in
+    try:
+        result = cfbackup("-c", config, "restore", "main", target, "--force")
+    finally:
+        subprocess.run(["chattr", "-i", str(target / "etc")], check=True)
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    line = result.stderr
+    assert "stopped part-way" in line and "Operation not permitted" in line, line
+    kept = [p for p in target.iterdir() if p.name.startswith(".cfbackup-restore-kept-")]
+    assert len(kept) == 1, sorted(target.iterdir())
+    assert f"the rest of the restore is kept in {kept[0]}/restored" in line, line
+    assert f"{target}/data" in (kept[0] / "moved.txt").read_text().splitlines()
+    assert (target / "data" / "a").read_text() == "data a\n"  # moved before the failure
+    assert (kept[0] / "restored" / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
+    assert (kept[0] / "restored" / "top.txt").read_text() == "top\n"
+
+    # the command it prints finishes the restore by hand
+    command = re.search(r"finish by hand \((cp -a [^)]*)\)", line)[1]
+    subprocess.run(command, shell=True, check=True)
+    assert (target / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
+    assert (target / "top.txt").read_text() == "top\n"
 
 
 def test_a_staging_folder_left_by_kill_9_is_never_backed_up_and_is_removed(
