@@ -65,7 +65,7 @@ def run_restore(run: Run) -> RunResult:
     exact = bool(run.options.get("exact_destination"))
     destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
-    _check_target(destination, force)
+    _check_target(target, destination, force)
     env = prepare(run, need_secret_key=True)
     picked, inside = chains.for_path(chains.of(profile), rel or "")
     picked = chains_at_time(run, picked, env)  # refused here, before the hooks: nothing to undo
@@ -589,6 +589,13 @@ def _make_parents(folder: Path) -> list[Path]:
     return missing
 
 
+def _existing(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def _mount_point(path: Path) -> Path:
     """The mount point of the filesystem holding ``path`` (an existing folder)."""
     path = Path(os.path.realpath(path))
@@ -598,18 +605,45 @@ def _mount_point(path: Path) -> Path:
     return path
 
 
-def _check_target(destination: Path, force: bool) -> None:
-    if not os.path.lexists(destination):
+def _check_target(target: Path, destination: Path, force: bool) -> None:
+    """Refuse, before anything is downloaded, a destination the restore cannot use."""
+    found = _existing(destination)
+    if found != destination:  # what is missing is made; what holds it must be a folder
+        if not found.is_dir():
+            raise RestoreTargetError(
+                f"{found} is a file where the restore needs a folder (to hold {destination}): "
+                "move it away or choose another target."
+            )
+        _check_writable(found, destination)
         return
+    if destination == target and destination.is_symlink() and destination.is_dir():
+        raise RestoreTargetError(
+            f"{destination} is a symlink to {os.path.realpath(destination)}: give "
+            f"{os.path.realpath(destination)} as the target."
+        )
     if destination.is_dir() and not destination.is_symlink():
         if any(destination.iterdir()) and not force:
             raise RestoreTargetError(
                 f"{destination} is not empty: restore into an empty directory, or add --force to "
                 "overwrite what is there."
             )
-    elif not force:
+        _check_writable(destination, destination)
+        return
+    if not force:
         raise RestoreTargetError(
             f"{destination} already exists: choose another target, or add --force to overwrite it."
         )
-    if not os.access(destination if destination.is_dir() else destination.parent, os.W_OK):
-        raise RestoreTargetError(f"{destination} is not writable: fix permissions or run as root.")
+    _check_writable(destination.parent, destination)
+
+
+def _check_writable(folder: Path, destination: Path) -> None:
+    """``folder``, which exists, must take new entries."""
+    with contextlib.suppress(OSError):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            mount = _mount_point(folder)
+            raise RestoreTargetError(
+                f"{destination} is on a read-only file system: remount it read-write "
+                f"(mount -o remount,rw {shlex.quote(str(mount))}) or restore elsewhere."
+            )
+    if not os.access(folder, os.W_OK):
+        raise RestoreTargetError(f"{folder} is not writable: fix permissions or run as root.")

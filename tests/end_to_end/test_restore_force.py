@@ -133,6 +133,30 @@ def test_force_merge_brings_back_folder_times_and_owners(tmp_path, backed_up, cf
     assert not _staging_left(target)
 
 
+def test_a_symlink_to_a_folder_as_target_is_refused_at_once(tmp_path, backed_up, cfbackup):
+    src, config = backed_up
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    for force in ((), ("--force",)):
+        result = cfbackup("-c", config, "restore", "main", link, *force)
+        assert result.returncode == ExitCode.RESTORE_TARGET, result
+        assert f"{link} is a symlink to {real}: give {real} as the target" in result.stderr
+        assert link.is_symlink() and not any(real.iterdir())
+
+
+def test_a_file_in_the_way_of_the_path_is_named(tmp_path, backed_up, cfbackup):
+    src, config = backed_up
+    target = tmp_path / "t9"
+    target.mkdir()
+    (target / "etc").write_text("a file\n")
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/nginx/nginx.conf")
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert f"{target}/etc is a file where the restore needs a folder" in result.stderr, result
+    assert (target / "etc").read_text() == "a file\n"
+
+
 @contextlib.contextmanager
 def _tmpfs(path, *options: str):
     path.mkdir(parents=True, exist_ok=True)
@@ -194,6 +218,19 @@ def test_a_move_failing_part_way_keeps_the_rest_and_says_where(tmp_path, backed_
     subprocess.run(command, shell=True, check=True)
     assert (target / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
     assert (target / "top.txt").read_text() == "top\n"
+
+
+@AS_ROOT
+def test_a_read_only_target_names_the_remount(tmp_path, backed_up, cfbackup):
+    src, config = backed_up
+    with _tmpfs(tmp_path / "ro", "ro") as mount:
+        for target in (mount / "srv", mount):  # to be made in it; the mount point itself
+            result = cfbackup("-c", config, "restore", "main", target)
+            assert result.returncode == ExitCode.RESTORE_TARGET, result
+            assert (
+                f"{target} is on a read-only file system: remount it read-write "
+                f"(mount -o remount,rw {mount}) or restore elsewhere" in result.stderr
+            ), result
 
 
 def test_a_staging_folder_left_by_kill_9_is_never_backed_up_and_is_removed(
