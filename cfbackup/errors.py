@@ -133,5 +133,13 @@ class RestoreTargetError(CfbackupError):
     exit_code = ExitCode.RESTORE_TARGET
 
 
+class NoSpaceLeft(CfbackupError):
+    """duplicity stopped on a full local disk (``temp_check``: its own check of the temp dir's
+    free space, before it wrote anything)."""
+
+    exit_code = ExitCode.DUPLICITY
+    temp_check = False
+
+
 class Interrupted(CfbackupError):
     exit_code = ExitCode.INTERRUPTED

@@ -32,6 +32,7 @@ from cfbackup.errors import (
     ExitCode,
     Interrupted,
     NoBackupFound,
+    NoSpaceLeft,
     RestoreTargetError,
     RunRefused,
 )
@@ -87,7 +88,10 @@ def run_restore(run: Run) -> RunResult:
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
-            no_backup = _restore_chains(run, stage.into, rel, env, folder, picked, inside)
+            try:
+                no_backup = _restore_chains(run, stage.into, rel, env, folder, picked, inside)
+            except NoSpaceLeft as error:
+                raise _no_space_here(error, destination, force) from None
             if occupied:
                 _merge(stage, destination, rel, exact)
     except BaseException:
@@ -330,6 +334,33 @@ def _remove_stale(where: Path) -> None:
         pid = old.name[len(STAGE_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _no_space_here(error: NoSpaceLeft, destination: Path, force: bool) -> NoSpaceLeft:
+    """A full disk during a restore: when it is the target's (what duplicity wrote fills it
+    now), name that filesystem, not the backup's archive dir and temp dir."""
+    if error.temp_check:
+        return error
+    probe = _existing(destination)
+    try:
+        disk = os.statvfs(probe)
+    except OSError:
+        return error
+    free, size = disk.f_bavail * disk.f_frsize, disk.f_blocks * disk.f_frsize
+    if free > max(1 << 20, size // 100):  # the target has room: the temp dir is the full one
+        return error
+    room = (
+        " (--force needs room for the restored tree on top of the one it replaces, until it is "
+        "moved into place)"
+        if force
+        else ""
+    )
+    full = NoSpaceLeft(
+        f"no space left on the local disk: the filesystem of {destination} (mounted at "
+        f"{_mount_point(probe)}) is full{room}: free some space there or restore elsewhere."
+    )
+    full.detail = error.detail
+    return full
 
 
 class _Clash(Exception):

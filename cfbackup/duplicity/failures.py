@@ -23,6 +23,7 @@ from cfbackup.errors import (
     ExitCode,
     LockHeld,
     NoBackupFound,
+    NoSpaceLeft,
     QuotaExceeded,
     RunRefused,
 )
@@ -120,11 +121,12 @@ def _no_space(text: str) -> CfbackupError:
     numbers = (
         f": {found[1]} bytes free in the temp dir, duplicity needs {found[2]}" if found else ""
     )
-    return CfbackupError(
+    error = NoSpaceLeft(
         f"no space left on the local disk (archive dir or temp dir{numbers}): free some space or "
-        "set tempdir/archive_dir elsewhere, then run again (a backup resumes where it stopped).",
-        exit_code=ExitCode.DUPLICITY,
+        "set tempdir/archive_dir elsewhere, then run again (a backup resumes where it stopped)."
     )
+    error.temp_check = bool(found)
+    return error
 
 
 _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (

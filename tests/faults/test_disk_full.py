@@ -66,10 +66,30 @@ def test_restore_target_full(make_setup, small_disk, tmp_path):
     target = small_disk("restore") / "srv"
     result = setup.run("restore", target)
     assert result.returncode == ExitCode.DUPLICITY, result
-    assert "no space left on the local disk" in error_line(result)
+    line = error_line(result)
+    assert "no space left on the local disk" in line, line
+    assert f"the filesystem of {target} (mounted at {target.parent}) is full" in line, line
+    assert "archive dir" not in line, line  # a backup's message: a restore names its target
     assert not target.exists() or not any(target.iterdir()), sorted(target.rglob("*"))
     setup.assert_history(ExitCode.DUPLICITY)
     # with space, the same restore completes
     out = tmp_path / "restored"
     assert setup.run("restore", out).returncode == 0
     assert_same_tree(setup.source, out)
+
+
+def test_restore_force_target_full_keeps_the_old_tree(make_setup, small_disk, tmp_path):
+    """--force restores beside the old tree before moving it into place: the sentence says it
+    needs room for both, and the old files are untouched."""
+    setup = make_setup()
+    write_tree(setup.source, mb=3)
+    assert setup.run("backup").returncode == 0
+    target = small_disk("restore")
+    (target / "old.txt").write_text("the live file\n")
+    result = setup.run("restore", target, "--force")
+    assert result.returncode == ExitCode.DUPLICITY, result
+    line = error_line(result)
+    assert f"the filesystem of {target} (mounted at {target}) is full" in line, line
+    assert "--force needs room for the restored tree on top of the one it replaces" in line
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    assert (target / "old.txt").read_text() == "the live file\n"
