@@ -22,7 +22,7 @@ class ExitCode(enum.IntEnum):
     PARTIAL = 9  # completed, not all of it: files unread, a root missing, a drill checked none
     BACKEND = 10  # Swift, a cloud API, a DNS server or a remote host unreachable or refusing
     CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
-    RESTORE_TARGET = 12  # restore target not empty (without --force) or not writable
+    RESTORE_TARGET = 12  # restore target not empty (without --force), unusable, or in the way
     RETENTION_FAILED = 13  # the backup completed and is at the target; retention failed after it
     INTERRUPTED = 130  # SIGINT/SIGTERM: as a shell reports a signal-killed command
 
@@ -43,7 +43,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ),
     ExitCode.BACKEND: "Swift, a cloud API, a DNS server or a remote host unreachable or refusing",
     ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",
-    ExitCode.RESTORE_TARGET: "restore target is not empty (use --force) or not writable",
+    ExitCode.RESTORE_TARGET: (
+        "restore target is not empty (use --force), not writable, or in the way of the restore "
+        "(nothing changed), or a --force merge stopped part-way (the rest kept)"
+    ),
     ExitCode.RETENTION_FAILED: (
         "the backup completed, but removing old backups (retention) failed after it"
     ),
