@@ -472,7 +472,11 @@ def _move(source: Path, target: Path, home: int, moved: list[Path]) -> None:
     if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
         for entry in sorted(os.listdir(source)):
             _move(source / entry, target / entry, home, moved)
-        _set_metadata(target, info)
+        if os.geteuid() == 0:
+            _set_metadata(target, info)
+        else:  # a folder of another user's that this one may write in: its metadata stays
+            with contextlib.suppress(PermissionError):
+                _set_metadata(target, info)
         return
     if os.lstat(target.parent).st_dev != home:  # another filesystem: copy beside, then rename
         part = target.parent / f"{STAGE_PREFIX}{os.getpid()}-part-{target.name}"[:255]
@@ -503,7 +507,9 @@ def _replace(new: Path, target: Path) -> None:
     if there is None or not stat.S_ISDIR(there.st_mode):
         os.replace(new, target)
         return
-    aside = target.parent / f"{STAGE_PREFIX}{os.getpid()}-old-{target.name}"[:255]
+    # not named PID-first: a restore killed right here leaves the only copy of that folder,
+    # which _remove_stale must never take for a stale staging folder
+    aside = target.parent / f"{STAGE_PREFIX}old-{os.getpid()}-{target.name}"[:255]
     os.rename(target, aside)
     try:
         os.replace(new, target)
