@@ -224,7 +224,8 @@ def _utf8_place(into: Path):
     parent = into.parent
     while not _utf8(parent):
         parent = parent.parent
-    stage = Path(tempfile.mkdtemp(prefix=".cfbackup-restore-", dir=parent))
+    # named as _staging's: a restore killed with -9 leaves one the next restore removes
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=parent))
     try:
         yield stage / "restored"
         if os.path.lexists(stage / "restored"):
