@@ -126,6 +126,31 @@ def last(state_dir: Path, profile: str, action: str, result: str) -> dict[str, A
     return item
 
 
+# the results of a backup whose new set is at the target (a partial one lacks some files;
+# one whose retention failed afterwards is complete)
+AT_TARGET = ("success", "partial", "retention_failed")
+
+
+def last_backup_at_target(state_dir: Path, profile: str) -> dict[str, Any] | None:
+    """The newest backup of ``profile`` whose set reached the target, however many other runs
+    (``status``, ``check``, drills) came since."""
+    if not (state_dir / "history.sqlite3").exists():
+        return None
+    marks = ", ".join("?" for _ in AT_TARGET)
+    with contextlib.closing(_connect(state_dir)) as conn:
+        conn.row_factory = sqlite3.Row
+        row = conn.execute(
+            f"SELECT * FROM runs WHERE profile=? AND action='backup' AND result IN ({marks}) "
+            "ORDER BY started DESC, id DESC LIMIT 1",
+            (profile, *AT_TARGET),
+        ).fetchone()
+    if row is None:
+        return None
+    item = dict(row)
+    item["stats"] = json.loads(item["stats"]) if item["stats"] else {}
+    return item
+
+
 def newest_stat(state_dir: Path, profile: str, action: str, key: str, results: tuple[str, ...]):
     """Statistic ``key`` of the newest ``action`` run of ``profile`` that ended in one of
     ``results`` and recorded it, however many runs came since (most record none); None if none

@@ -32,8 +32,6 @@ FAR_MB = 20  # across a network, uploads at FAST or more
 NEAR_MB = 50  # also what an undecided "auto" means (the default before "auto")
 FAST = 100e6 / 8  # bytes/s (100 Mbit/s): a FAR_MB volume downloads in 1.7 s at most
 RATE_STAT = "UploadBytesPerSecond"  # a backup's statistic: the rate its volumes uploaded at
-# the backups whose statistics hold what they uploaded
-PARTS = ("success", "partial", "retention_failed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +116,7 @@ def learned_rate(state_dir: Path, profile_name: str) -> float | None:
     uploaded a volume of some size; a partial backup's counts too), in bytes/s."""
     from cfbackup import history
 
-    value = history.newest_stat(state_dir, profile_name, "backup", RATE_STAT, PARTS)
+    value = history.newest_stat(state_dir, profile_name, "backup", RATE_STAT, history.AT_TARGET)
     usable = isinstance(value, int | float) and 0 < value < float("inf")
     return float(value) if usable else None
 

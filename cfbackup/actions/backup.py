@@ -46,18 +46,10 @@ def newest_partial_fulls(run: Run) -> list[str]:
     """The chains whose newest full backup is partial (files it could not read), when the last
     backup that reached the target was partial: retention would count that full as one to keep
     and may remove the only backups of those files. A complete backup since clears it."""
-    row = _last_backup(run)
+    row = history.last_backup_at_target(run.config.state_dir, run.profile.name)
     if row is None or row["result"] != "partial":
         return []
     return list(row["stats"].get(PARTIAL_FULLS) or [])
-
-
-def _last_backup(run: Run) -> dict | None:
-    """The run history's row of the last backup that reached the target."""
-    for row in history.runs(run.config.state_dir, run.profile.name, limit=500):
-        if row["action"] == "backup" and row["result"] in REACHED_TARGET:
-            return row
-    return None
 
 
 def _watched(profile, chain_list: list[chains.Chain]) -> list[str]:
@@ -71,15 +63,12 @@ def _watched(profile, chain_list: list[chains.Chain]) -> list[str]:
     return [os.path.normpath(path) for path in paths]
 
 
-REACHED_TARGET = ("success", "partial", "retention_failed")  # backups now at the target
-
-
 def run_backup(run: Run) -> RunResult:
     profile = run.profile
     check_source(run)
     chain_list = chains.of(profile)
     watched = _watched(profile, chain_list)
-    last = _last_backup(run)
+    last = history.last_backup_at_target(run.config.state_dir, profile.name)
     unmounted = mounts.unmounted((last or {}).get("stats", {}).get(mounts.STAT) or [], watched)
     source = os.path.normpath(str(profile.source))
     if source in unmounted:  # duplicity would back up an empty source
@@ -187,9 +176,11 @@ def _back_up(
     # an unsplit profile's include whose disk is not mounted: backed up empty, like files
     # that could not be read, the backup lacks it
     empty_includes = [why for path, why in unmounted.items() if not chains.is_split(run.profile)]
-    if partial_fulls := [c.label for c, _ in partial if new_full.get(c.label)]:
+    lacking = [c for c, r in done if r.unreadable or empty_includes]  # files not in the set
+    if partial_fulls := [c.label for c in lacking if new_full.get(c.label)]:
         stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
     retention_error: CfbackupError | None = None
+    complete: list[chains.Chain] = []
     if after:
         # retention counts the new backup as one to keep: never when it lacks files (they may
         # now be only in the backups it would remove) or skipped a root (its chain got none)
@@ -222,10 +213,14 @@ def _back_up(
             "permissions or exclude them",
         )
     if problems:
+        skipped = ""
+        if after:  # on the chains that lack something; the complete ones' ran
+            where = " on the chains that lack them" if complete else ""
+            skipped = f" (retention was skipped{where}: it runs after the next complete backup)"
         raise PartialBackup(
             "backup completed but "
             + "; ".join(problems)
-            + (" (retention was skipped: it runs after the next complete backup)" if after else "")
+            + skipped
             + (
                 f"; retention failed: {retention_error.message.rstrip('.')}"
                 if retention_error

@@ -117,7 +117,7 @@ def _drill(run: Run, facts: dict) -> RunResult:
         error.data = report
         raise error
     if report.errors:
-        raise _not_damage(report, what, profile.name, summary, stats)
+        raise _not_damage(report, what, profile.name, summary, stats, _same_backup(run))
     if report.stopped and not report.checked:
         error = CfbackupError(
             f"{what} checked no file before --max-duration "
@@ -138,8 +138,20 @@ def _drill(run: Run, facts: dict) -> RunResult:
     )
 
 
+def _same_backup(run) -> list[str]:
+    """The options that chose what this drill read (``--time``, ``--from-nothing`` and its
+    kit): the same drill again reads the same backup the same way."""
+    words: list[str] = []
+    for option in ("time", "kit", "passphrase_file"):
+        if run.options.get(option):
+            words += [f"--{option.replace('_', '-')}", str(run.options[option])]
+    if run.options.get("from_nothing"):
+        words.append("--from-nothing")
+    return words
+
+
 def _not_damage(
-    report: drill.Report, what: str, name: str, summary: str, stats: dict
+    report: drill.Report, what: str, name: str, summary: str, stats: dict, same: list[str]
 ) -> CfbackupError:
     """A duplicity restore failed for a cause its output does not show to be damage to the
     backup: the drill fails with that cause and its exit code (not 8), and says the files it
@@ -151,7 +163,7 @@ def _not_damage(
         f"{what} could not check {unchecked} file(s) because duplicity's restore failed, for a "
         f"cause that is not damage to the backup: {first.message.rstrip('.')}; fix that and "
         f"drill again with the same sample: "
-        f"{suggest.command('drill', name, '--sample', sample, '--seed', report.seed)} "
+        f"{suggest.command('drill', name, '--sample', sample, '--seed', report.seed, *same)} "
         f"[{summary}].",
         exit_code=first.exit_code,
         detail=first.detail,

@@ -676,12 +676,18 @@ def _check_target(target: Path, destination: Path, force: bool) -> None:
 
 def _check_writable(folder: Path, destination: Path) -> None:
     """``folder``, which exists, must take new entries."""
-    with contextlib.suppress(OSError):
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False  # the access check below still speaks
+    if read_only:
+        try:
             mount = _mount_point(folder)
-            raise RestoreTargetError(
-                f"{destination} is on a read-only file system: remount it read-write "
-                f"(mount -o remount,rw {shlex.quote(str(mount))}) or restore elsewhere."
-            )
+        except OSError:  # a parent that cannot be stat-ed: the folder itself, then
+            mount = folder
+        raise RestoreTargetError(
+            f"{destination} is on a read-only file system: remount it read-write "
+            f"(mount -o remount,rw {shlex.quote(str(mount))}) or restore elsewhere."
+        )
     if not os.access(folder, os.W_OK):
         raise RestoreTargetError(f"{folder} is not writable: fix permissions or run as root.")

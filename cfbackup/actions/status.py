@@ -185,7 +185,9 @@ def last_checks(state_dir, profile: str) -> dict[str, dict | None]:
                 "at": row["finished"] or row["started"],
                 "exit_code": row["exit_code"],
                 "message": row["message"],
-                "damage": _damaged(stats),
+                # a plain verify's differences are the source's changes, not damage; a split
+                # root whose chain vanished from the target is
+                "damage": bool(stats.get("lost_roots")) if kind == "verify" else _damaged(stats),
             }
         if all(found.values()):
             break
@@ -203,9 +205,10 @@ def _damaged(stats: dict) -> bool:
 
 
 def _damage_found(checks: dict[str, dict | None]) -> str | None:
-    """The check (read_data, drill or drill_from_nothing) whose newest run is the newest of
-    them, when that run found damage: the profile is broken until a check passes again."""
-    runs = [(kind, c) for kind, c in checks.items() if c and kind != "verify"]
+    """The check whose newest run is the newest of them, when that run found damage: the
+    profile is broken until a check passes again. A plain verify counts only when it found a
+    split root's chain gone: its passing says nothing of the volumes."""
+    runs = [(kind, c) for kind, c in checks.items() if c and (kind != "verify" or c["damage"])]
     if not runs:
         return None
     kind, newest = max(runs, key=lambda item: item[1]["at"])

@@ -34,7 +34,14 @@ class CliContext:
         config = load_config(getattr(self.args, "config", None), self.plugin_sections())
         if config.environment:  # [environment]: for cfbackup's requests and every child's
             import os
+            import urllib.parse
 
+            from cfbackup import redact
+
+            for value in config.environment.values():  # a proxy's user and password
+                password = urllib.parse.urlsplit(value).password if "@" in value else None
+                if password:
+                    redact.register(password)
             os.environ.update(config.environment)
         if config.warnings:
             from cfbackup.cli.output import warn

@@ -572,6 +572,7 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
     kind = v.scalar("CLEAN_UP_TYPE").strip()
     value = v.scalar("CLEAN_UP_VARIABLE").strip()
     retention: dict[str, Any] = {}
+    unknown = ""
     counts = ("remove-all-but-n-full", "remove-all-inc-of-but-n-full")
     if kind in ("", "none") or ("CLEAN_UP_TYPE" in v and not value):
         pass
@@ -586,10 +587,7 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         key = "keep_full" if kind == counts[0] else "keep_incrementals_of_full"
         retention[key] = count
     else:
-        warnings.append(
-            f"CLEAN_UP_TYPE={kind!r} is unknown (the old script's duplicity refused it); no "
-            "backup is removed (retention.keep_all): set the retention rules you want"
-        )
+        unknown = kind  # said below, once the other variables' rules are known
     older = v.scalar("REMOVE_OLDER_THAN").strip()
     if older and "remove_older_than" in retention:
         warnings.append(
@@ -606,6 +604,17 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         warnings.append(
             f"REMOVE_INCREMENTALS_OLDER_THAN={incrementals!r} is not a count of full backups "
             "(duplicity-backup.sh ignored it too); ignored"
+        )
+    if unknown:
+        applies = ", ".join(f"{k} = {v}" for k, v in retention.items())
+        warnings.append(
+            f"CLEAN_UP_TYPE={unknown!r} is unknown (the old script's duplicity refused it); "
+            + (
+                f"only {applies} applies"
+                if retention
+                else "no backup is removed (retention.keep_all)"
+            )
+            + ": set the retention rules you want"
         )
     if not retention:  # CLEAN_UP_TYPE=none, unknown or without a value: the old script removed
         retention["keep_all"] = True  # nothing, so neither does prune (the default rule would)

@@ -221,7 +221,14 @@ def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:
             return any((k in secrets and v) or visit(v) for k, v in node.items())
         return False
 
-    return visit(raw)
+    return visit(raw) or any(_proxy_password(v) for v in (raw.get("environment") or {}).values())
+
+
+def _proxy_password(value: Any) -> bool:
+    """An [environment] proxy URL with a password in it (``http://user:pass@proxy:3128``)."""
+    import urllib.parse
+
+    return isinstance(value, str) and "@" in value and bool(urllib.parse.urlsplit(value).password)
 
 
 def _walk(options: tuple[Option, ...]):

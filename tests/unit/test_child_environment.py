@@ -5,6 +5,11 @@ reach it: the backup failed after the checks passed."""
 
 from __future__ import annotations
 
+import os
+import types
+
+import pytest
+
 from cfbackup import execute
 
 
@@ -45,3 +50,28 @@ def test_an_unreachable_proxy_is_named_without_its_credentials(monkeypatch):
     # the same failure without a proxy in the way is Swift's
     plain = unreachable("https://swift.example/v1/AUTH_a", "Connection refused").message
     assert plain.startswith("cannot reach Swift at https://swift.example/v1/AUTH_a"), plain
+
+
+def test_a_proxy_password_in_the_config_is_a_secret(tmp_path, monkeypatch):
+    """[environment] https_proxy = "http://user:pass@proxy:3128" holds a password: the file
+    must be private as for any inline secret, and the password is masked in every output."""
+    from cfbackup import redact
+    from cfbackup.cli.context import CliContext
+    from cfbackup.config.load import load_config
+    from cfbackup.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[environment]\nhttps_proxy = "http://backup:pr0xy-pw-77@proxy.example:3128"\n'
+        '[profiles.a]\nsource = "/srv"\ntarget = "file:///t"\n'
+    )
+    config.chmod(0o644)
+    with pytest.raises(ConfigError, match="holds a secret inline but is readable by others"):
+        load_config(config)
+    config.chmod(0o600)
+    monkeypatch.setenv("https_proxy", "")  # monkeypatch restores it: the CLI sets it for the run
+    context = CliContext()
+    context.args = types.SimpleNamespace(config=str(config))
+    assert context.config.environment["https_proxy"].startswith("http://backup:")
+    assert os.environ["https_proxy"] == context.config.environment["https_proxy"]
+    assert "pr0xy-pw-77" not in redact.redact("proxy said: backup:pr0xy-pw-77@proxy.example")

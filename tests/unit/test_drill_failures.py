@@ -6,6 +6,7 @@ them unchecked and fails the drill with that cause and its own exit code."""
 from __future__ import annotations
 
 import threading
+import types
 
 from cfbackup import drill, drillplan, signatures, suggest
 from cfbackup.actions import drill as drill_action
@@ -37,9 +38,15 @@ def test_a_crash_of_duplicity_is_not_damage_to_the_backup():
     assert state.report.errors == [crash]
     suggest.use_config("/etc/cfb.toml")
     try:
-        error = drill_action._not_damage(state.report, "drill of web1", "web1", "...", {})
+        error = drill_action._not_damage(state.report, "drill of web1", "web1", "...", {}, [])
+        run = types.SimpleNamespace(options={"time": "3D", "from_nothing": True, "kit": "k.gpg"})
+        again = drill_action._not_damage(
+            state.report, "drill of web1", "web1", "...", {}, drill_action._same_backup(run)
+        )
     finally:
         suggest.use_config(None)
+    # the same drill again reads the same backup, the same way
+    assert "--seed 7 --time 3D --kit k.gpg --from-nothing" in again.message, again.message
     assert error.exit_code == ExitCode.DUPLICITY
     assert "damaged" not in error.message and "--full" not in error.message
     assert "could not check 2 file(s)" in error.message

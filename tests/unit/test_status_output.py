@@ -169,3 +169,8 @@ def test_the_last_checks_are_shown_and_a_failed_read_data_makes_the_profile_brok
     from cfbackup.actions.status import _damage_found
 
     assert _damage_found(last_checks(tmp_path, "web1")) is None
+    # a plain verify's differences are the source's changes; a split root gone is damage
+    record("verify", 1, "verify_differences", "verify found 3 difference(s)", {"differences": 3})
+    assert _damage_found(last_checks(tmp_path, "web1")) is None
+    record("verify", 8, "backup_damaged", "chain /b is gone", {"lost_roots": ["b"]})
+    assert _damage_found(last_checks(tmp_path, "web1")) == "verify"
