@@ -66,11 +66,12 @@ def holder(state_dir: Path, profile: str) -> dict | None:
                 for words in (line.split() for line in table)
             )
     except OSError:
-        held = _alive(recorded.get("pid"))
+        held = pid_alive(recorded.get("pid"))
     return (recorded or {"pid": None, "action": None, "since": None}) if held else None
 
 
-def _alive(pid) -> bool:
+def pid_alive(pid) -> bool:
+    """A process with this id runs (another user's too); False for what is not a pid."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:

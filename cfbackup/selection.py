@@ -148,7 +148,9 @@ class Selector:
 
 def profile_rules(excludes: Sequence[str], includes: Sequence[str]) -> list[tuple[str, int]]:
     """The rules ``cfbackup.duplicity.commands.selection_flags`` gives duplicity, in order."""
-    rules = [("**/.cfbackup-restore-*", EXCLUDE)]  # restore --force's staging folders
+    from cfbackup.duplicity.commands import STAGING_GLOB  # restore --force's staging folders
+
+    rules = [(STAGING_GLOB, EXCLUDE)]
     rules += [(g, EXCLUDE) for g in excludes] + [(g, INCLUDE) for g in includes]
     if includes:
         rules.append(("**", EXCLUDE))

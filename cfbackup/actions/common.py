@@ -23,6 +23,7 @@ from cfbackup.errors import (
     RunRefused,
     VerifyDifferences,
 )
+from cfbackup.lock import pid_alive
 from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")
@@ -56,16 +57,6 @@ def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def check_source(run: Run) -> None:

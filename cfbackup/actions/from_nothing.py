@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import gpgkeys, history, redact
-from cfbackup.actions.common import pid_alive
 from cfbackup.actions.recovery_import import (
     SecretNeed,
     WrongKitPassphrase,
@@ -44,6 +43,7 @@ from cfbackup.config.model import Profile
 from cfbackup.config.schema import PROFILE
 from cfbackup.config.secrets import read_secret_file, resolve_secret
 from cfbackup.errors import CfbackupError, ConfigError, CryptoError, ExitCode, RunRefused
+from cfbackup.lock import pid_alive
 from cfbackup.runtypes import Run
 
 log = logging.getLogger("cfbackup")

@@ -19,13 +19,13 @@ from cfbackup import chains, prefetch
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
-    pid_alive,
     prepare,
     scratch,
     warm_duplicity,
     when_of,
 )
 from cfbackup.duplicity import commands
+from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import (
     CfbackupError,
     CryptoError,
@@ -36,6 +36,7 @@ from cfbackup.errors import (
     RestoreTargetError,
     RunRefused,
 )
+from cfbackup.lock import pid_alive
 from cfbackup.runtypes import Run, RunResult
 from cfbackup.units import printable
 
@@ -287,9 +288,6 @@ def _empty(folder: Path) -> None:
         else:
             with contextlib.suppress(OSError):
                 entry.unlink()
-
-
-STAGE_PREFIX = ".cfbackup-restore-"  # backups leave such folders out (commands.selection_flags)
 
 
 @dataclasses.dataclass

@@ -74,7 +74,9 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
 
 # the staging folders of ``restore --force`` (actions/restore.py): one left by a restore
 # killed with -9, or kept by a merge that stopped part-way, is never backed up
-STAGING_EXCLUDE = "--exclude=**/.cfbackup-restore-*"
+STAGE_PREFIX = ".cfbackup-restore-"
+STAGING_GLOB = f"**/{STAGE_PREFIX}*"
+STAGING_EXCLUDE = f"--exclude={STAGING_GLOB}"
 
 
 def selection_flags(profile: Profile) -> tuple[str, ...]:
