@@ -6,6 +6,17 @@ import textwrap
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _no_config_in_suggestions():
+    """A command run in-process leaves its ``-c FILE`` in ``suggest`` for the fix commands it
+    prints: every test starts without one, whatever ran before it in the same worker."""
+    from cfbackup import suggest
+
+    suggest.use_config(None)
+    yield
+    suggest.use_config(None)
+
+
 @pytest.fixture
 def cli(capsys):
     """Call ``cfbackup``'s or ``dt-cf-backup``'s main in-process; returns (code, stderr)."""
