@@ -162,6 +162,28 @@ def park(
     """Stop server ``name`` (unless ``live``), image it, wait for the image, store the record,
     then delete the server."""
     settings = settings_of(profile)
+    words = ["server", "park", name, "--profile", profile.name]
+    words += ["--final-backup", final_backup] if final_backup else []
+    with _rerun_named(suggest.command(*words, *(["--live"] if live else []))):
+        return _park(config, profile, name, pm, final_backup, live, progress, conn, settings)
+
+
+AGAIN = "run park again"  # what a message says when the fix ends with running park again
+
+
+@contextlib.contextmanager
+def _rerun_named(command: str):
+    """A message ending with "run park again" gets the command, as the user ran it (their
+    ``-c FILE``, ``--profile``, ``--live``): a fix command prints as it runs."""
+    try:
+        yield
+    except CfbackupError as error:
+        if AGAIN in error.message and command not in error.message:
+            error.message = error.message.replace(AGAIN, f"{AGAIN} ({command})")
+        raise
+
+
+def _park(config, profile, name, pm, final_backup, live, progress, conn, settings):
     with server_lock(config, name, "park"):
         conn = conn or connect(profile)
         server = find_server(conn, name)

@@ -387,6 +387,8 @@ def test_a_record_that_cannot_be_stored_stops_the_park_before_the_delete(
     assert "check state_dir and its permissions; server web1 was NOT deleted but is stopped" in (
         result.stderr
     )
+    # the rerun it suggests is the command as it was run, -c FILE included
+    assert f"or run park again (cfbackup -c {cfg} server park web1 --profile " in result.stderr
     assert emulator.server_named("web1")["status"] == "SHUTOFF"
 
 
