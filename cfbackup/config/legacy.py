@@ -164,8 +164,9 @@ _COMPUTED = re.compile(
 )
 
 
-def read_file(path: Path) -> LegacyFile:
-    """Source ``path`` with bash in a clean environment; the variables it set."""
+def read_file(path: Path, extra: tuple[str, ...] = ()) -> LegacyFile:
+    """Source ``path`` with bash in a clean environment; the variables it set (the values of
+    ``extra`` too, names the old scripts read that are no setting: ``RESTORE``)."""
     from cfbackup import execute
 
     try:
@@ -185,7 +186,7 @@ def read_file(path: Path) -> LegacyFile:
     }
     argv = ["bash", "--noprofile", "--norc", "-c", _READER, "cfbackup-legacy", str(path)]
     result = execute.capture(
-        [*argv, "1" if crlf else "0", *VARIABLES],
+        [*argv, "1" if crlf else "0", *VARIABLES, *extra],
         env=env,
         timeout=30,
         input_text="",  # a `read` in the file gets end-of-file, never the user's terminal
@@ -209,7 +210,7 @@ def read_file(path: Path) -> LegacyFile:
         for number, line in enumerate(text.splitlines(), 1)
         if not line.lstrip().startswith("#") and _COMPUTED.search(line.split(" #", 1)[0])
     ]
-    others = [name for name in others if name not in VARIABLES]
+    others = [name for name in others if name not in VARIABLES and name not in extra]
     exported = [name for name in exported if name in others]
     # what the run's own environment holds anyway is not the file's to carry (nor, with
     # ``config migrate``, to write into the native config)

@@ -124,7 +124,9 @@ NOT_CARRIED = {
     "HIDE_KEY_ID": "new volumes name their encryption key (restoring hidden ones still works)",
     "SECRET_KEYRING": "gpg 2 has no separate secret keyring: use encryption.gpg_home",
     "INCEXCFILE": "copy its + and - lines into include and exclude",
-    "ECHO": "the old debug switch: cfbackup --debug shows duplicity's output on errors",
+    "ECHO": "duplicity-backup.sh's test-run switch: while it is set, dt-cf-backup prints the "
+    "duplicity commands and runs nothing; cfbackup itself runs them (remove ECHO to back up "
+    "with dt-cf-backup; cfbackup --debug shows duplicity's output on errors)",
     "AWS_ACCESS_KEY_ID": "S3 is not supported by cfbackup",
     "AWS_SECRET_ACCESS_KEY": "S3 is not supported by cfbackup",
     "S3CMD_CONF_FILE": "S3 is not supported by cfbackup",
