@@ -345,7 +345,8 @@ PROFILE = (
     Option(
         "verbosity",
         "choice",
-        "duplicity's verbosity in the run log.",
+        "duplicity's verbosity in the run log. Never below what cfbackup reads: a backup runs "
+        "at warning at least (unreadable files), verify at notice (its differences).",
         default="notice",
         choices=("error", "warning", "notice", "info", "debug"),
     ),

@@ -44,13 +44,27 @@ def retry_policy(profile: Profile) -> tuple[int, float]:
     return max(1, int(values["--num-retries"])), float(values["--backend-retry-delay"])
 
 
-def common_flags(profile: Profile, log_fd: int | None = None) -> tuple[str, ...]:
+# duplicity's levels, quietest first: --verbosity N lets through what is at N or louder
+LEVELS = tuple(VERBOSITY)
+
+
+def verbosity(profile: Profile, at_least: str = "error") -> str:
+    """The profile's verbosity, raised to ``at_least``: a command whose outcome cfbackup reads
+    from duplicity's records at that level (verify's "Verify complete" and "Difference found"
+    are notices) needs them whatever the profile's verbosity, which only trims the run log."""
+    level = profile["verbosity"]
+    return VERBOSITY[max(level, at_least, key=LEVELS.index)]
+
+
+def common_flags(
+    profile: Profile, log_fd: int | None = None, *, at_least: str = "error"
+) -> tuple[str, ...]:
     """Options every duplicity command of this profile takes."""
     return (
         *RETRY_FLAGS,
         *flag("--archive-dir", str(profile.archive_dir)),
         *flag("--name", profile.backup_name),
-        *flag("--verbosity", VERBOSITY[profile["verbosity"]]),
+        *flag("--verbosity", verbosity(profile, at_least)),
         *flag("--log-fd", log_fd),
         *flag("--tempdir", profile.get("tempdir")),
         *encryption_flags(profile),
@@ -117,7 +131,8 @@ def backup_argv(
     return (
         DUPLICITY,
         "full" if full else "backup",
-        *common_flags(profile, log_fd),
+        # files it could not read are warnings: the backup is partial, retention skipped
+        *common_flags(profile, log_fd, at_least="warning"),
         *selection_flags(profile),
         *(() if full else flag("--full-if-older-than", _full_if_older_than(profile))),
         *flag("--volsize", volume_size.argv_value(profile)),
@@ -139,7 +154,7 @@ def verify_argv(
     return (
         DUPLICITY,
         "verify",
-        *common_flags(profile, log_fd),
+        *common_flags(profile, log_fd, at_least="notice"),  # its summary is a notice
         *selection_flags(profile),
         *flag("--compare-data", compare_data),
         *flag("--time", time),

@@ -1,5 +1,6 @@
 """Old command lines through ``dt-cf-backup`` against a real duplicity and a file:// target:
-the flags that meant "change nothing" or "run nothing" in the old scripts never run for real."""
+the flags that meant "change nothing" or "run nothing" in the old scripts never run for real,
+and verify reports a difference whatever the profile's verbosity."""
 
 from __future__ import annotations
 
@@ -110,3 +111,41 @@ def test_debug_and_echo_are_test_runs_that_run_nothing(tmp_path, run):
     conf.write_text(conf.read_text().replace("ECHO=$(which echo)", 'ECHO=""'))
     result = run("-c", conf, "-l")
     assert result.returncode == 0 and "d/b.txt" in result.stdout, result
+
+
+def test_verify_reports_a_difference_at_warning_verbosity(tmp_path, run):
+    """Before: at verbosity warning (legacy VERBOSITY="-v3") duplicity's "Verify complete"
+    and "Difference found" notices never came: a clean verify "passed: 0 file(s)", one with a
+    difference failed with exit 7 and "no output"."""
+    src = _tree(tmp_path)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        textwrap.dedent(f"""\
+        state_dir = "{tmp_path}/state"
+
+        [profiles.main]
+        source = "{src}"
+        target = "file://{tmp_path}/dest"
+        verbosity = "warning"
+
+        [profiles.main.encryption]
+        mode = "none"
+        """)
+    )
+    config.chmod(0o600)
+    assert run("-c", config, "backup", "main", program="cfbackup").returncode == 0
+    clean = run("-c", config, "verify", "main", "--compare-data", program="cfbackup")
+    assert clean.returncode == 0, clean
+    assert "passed: 4 file(s)" in clean.stdout, clean
+    (src / "a.txt").write_text("second version\n")
+    found = run("-c", config, "verify", "main", "--compare-data", program="cfbackup")
+    assert found.returncode == ExitCode.VERIFY_DIFFERENCES, found
+    assert "1 difference(s)" in found.stderr and "a.txt" in found.stderr, found
+    # the same through the old command line and a legacy VERBOSITY="-v3"
+    conf = _legacy(tmp_path)
+    (tmp_path / "dest").rename(tmp_path / "dest-native")
+    assert run("-c", conf, "-b").returncode == 0
+    (src / "d" / "b.txt").write_text("changed\n")
+    found = run("-c", conf, "-v")
+    assert found.returncode == ExitCode.VERIFY_DIFFERENCES, found
+    assert "d/b.txt" in found.stderr, found

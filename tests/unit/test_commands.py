@@ -186,3 +186,22 @@ def test_a_sign_key_that_is_no_key_id_is_a_config_error(written):
 
     with pytest.raises(ConfigError, match="is not a key ID or fingerprint"):
         _profile(encryption={"mode": "pubkey", "encrypt_keys": ["AB"], "sign_key": written})
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "verify", "backup", "restore"),
+    [
+        ("error", "notice", "warning", "error"),
+        ("warning", "notice", "warning", "warning"),
+        ("info", "info", "info", "info"),
+    ],
+)
+def test_a_quiet_profile_still_gets_the_records_cfbackup_reads(verbosity, verify, backup, restore):
+    """Before: verify at verbosity warning lost duplicity's "Verify complete" and "Difference
+    found" notices (a difference was exit 7, "no output"), and a backup at verbosity error lost
+    the warnings naming unreadable files (exit 0 and retention, not exit 9). The profile's
+    verbosity is never lowered."""
+    profile = _profile(verbosity=verbosity)
+    assert f"--verbosity={verify}" in commands.verify_argv(profile)
+    assert f"--verbosity={backup}" in commands.backup_argv(profile)
+    assert f"--verbosity={restore}" in commands.restore_argv(profile, "/r")
