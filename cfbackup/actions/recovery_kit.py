@@ -53,6 +53,11 @@ recovery-kit import lists the ones to set or re-create.
 def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
     enc = profile["encryption"]
     passphrase = resolve_secret(enc, "passphrase", f"profiles.{profile.name}.encryption")
+    if not passphrase and config.kind == "legacy":  # its fix is in the old file's words
+        raise ConfigError(
+            f"{config.path}: the recovery kit is encrypted with the backup passphrase, and the "
+            f'file sets none: set PASSPHRASE="..." in {config.path}.'
+        )
     if not passphrase:
         raise ConfigError(
             f"profiles.{profile.name}.encryption: the recovery kit is encrypted with the profile's "

@@ -166,3 +166,14 @@ def test_config_comes_from_CONFIG_when_no_c(cli, home, tmp_path, monkeypatch, ca
     monkeypatch.setenv("CONFIG", str(_legacy(tmp_path)))
     code, err = cli(legacy_cli.main, "-d", "--backup")
     assert code == ExitCode.OK, err
+
+
+def test_backup_script_without_a_passphrase_names_the_legacy_variable(cli, home, tmp_path):
+    """Before: a legacy file was told to set passphrase_file (or _env, _command)."""
+    from cfbackup import legacy_cli
+
+    conf = _legacy(tmp_path)
+    code, err = cli(legacy_cli.main, "-c", conf, "--backup-script")
+    assert code == ExitCode.CONFIG, err
+    assert f'set PASSPHRASE="..." in {conf}' in err, err
+    assert "passphrase_file" not in err, err
