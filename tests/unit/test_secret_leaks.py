@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import types
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,45 @@ def test_failed_recovery_kit_stores_a_redacted_message(secret, tmp_path, monkeyp
     rows = history.runs(tmp_path)
     assert rows and all(secret not in str(row) for row in rows)
     assert any("***" in str(row.get("message")) for row in rows)
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_keyring_copy_of_a_dead_run_is_swept(tmp_path, monkeypatch):
+    """A check killed with -9 left a copy of the secret keyring in TMPDIR: the next use of a
+    throw-away keyring removes it (its agent stopped first), and keeps a live run's copy."""
+    import subprocess
+    import tempfile
+
+    from cfbackup import gpgkeys, passcheck
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    dead = tmp_path / f"cfbackup-gpg-{_dead_pid()}-x1y2"
+    (dead / "gnupg" / "private-keys-v1.d").mkdir(parents=True)
+    (dead / "gnupg" / "private-keys-v1.d" / "KEY.key").write_text("FAKE secret key")
+    live_process = subprocess.Popen(["sleep", "30"])
+    live = tmp_path / f"cfbackup-gpg-{live_process.pid}-a1b2"
+    (live / "gnupg").mkdir(parents=True)
+    stopped = []
+    real_stop = gpgkeys.stop_agent
+    monkeypatch.setattr(gpgkeys, "stop_agent", lambda home: (stopped.append(Path(home)),
+                                                             real_stop(home)))  # fmt: skip
+    try:
+        with passcheck.empty_keyring() as gpg:
+            home = Path(gpg.gnupghome)
+            assert home.parent.name.startswith(f"cfbackup-gpg-{os.getpid()}-")
+            assert home.parent.parent == tmp_path
+        assert not dead.exists()
+        assert dead / "gnupg" in stopped
+        assert live.exists()
+        assert not home.parent.exists()
+    finally:
+        live_process.kill()
+        live_process.wait()
