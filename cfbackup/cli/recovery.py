@@ -91,7 +91,7 @@ def _kit_passphrase(path: str | None) -> str:
     if path:
         from cfbackup.config.secrets import read_secret_file
 
-        value = read_secret_file(path, "--passphrase-file", "passphrase")
+        value = read_secret_file(path, "--passphrase-file", "passphrase", warn_loose=True)
         redact.register(value)
         return value
     if not sys.stdin.isatty():

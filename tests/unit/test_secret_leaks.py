@@ -100,3 +100,66 @@ def test_keyring_copy_of_a_dead_run_is_swept(tmp_path, monkeypatch):
     finally:
         live_process.kill()
         live_process.wait()
+
+
+def _symmetric_config(config: Path, secret_file: Path) -> Path:
+    text = config.read_text().replace(
+        'mode = "none"', f'mode = "symmetric"\npassphrase_file = "{secret_file}"'
+    )
+    config.write_text(text)
+    return config
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_secret_file_others_can_read_warns_every_run_and_fails_check(
+    config, tmp_path, capsys, mode
+):
+    from cfbackup.cli import main
+    from cfbackup.config.load import load_config
+
+    secret_file = tmp_path / "passphrase"
+    secret_file.write_text("FAKEpassphraseW2\n")
+    secret_file.chmod(mode)
+    _symmetric_config(config, secret_file)
+    expected = (f"{secret_file} holds a secret but is readable by others (mode {mode:04o}): "
+                f"run chmod 600 {secret_file}")  # fmt: skip
+    loaded = load_config(config)
+    assert loaded.profile("main").secret_file_warnings == [expected]
+    assert any(expected in w for w in loaded.warnings)  # on stderr (cli.context)
+
+    code = main(["-c", str(config), "check", "main"])
+    out, err = capsys.readouterr()
+    assert code == 5, (out, err)
+    assert expected in out + err
+    assert "secret file mode" in out + err
+
+    secret_file.chmod(0o600)
+    assert load_config(config).profile("main").secret_file_warnings == []
+    main(["-c", str(config), "check", "main"])
+    out, err = capsys.readouterr()
+    assert "holds a secret" not in out + err
+
+
+def test_a_secret_file_of_another_user_warns(tmp_path):
+    from cfbackup.config import secrets
+
+    secret_file = tmp_path / "passphrase"
+    secret_file.write_text("FAKEpassphraseW2\n")
+    secret_file.chmod(0o600)
+    if os.getuid() != 0:
+        pytest.skip("giving the file to another user needs root")
+    os.chown(secret_file, 4242, -1)  # root reading another user's file: that user can change it
+    warning = secrets.loose_secret_file(secret_file)
+    assert warning and "belongs to" in warning and f"chmod 600 {secret_file}" in warning
+
+
+def test_the_run_history_and_the_notification_repeat_the_warning(config, tmp_path):
+    from cfbackup.config.load import load_config
+    from cfbackup.runner import _with_warning
+
+    secret_file = tmp_path / "passphrase"
+    secret_file.write_text("FAKEpassphraseW2\n")
+    secret_file.chmod(0o644)
+    loaded = load_config(_symmetric_config(config, secret_file))
+    profile = loaded.profile("main")
+    assert "chmod 600" in _with_warning("backup done", loaded, profile)
