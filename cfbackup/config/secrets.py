@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,31 @@ def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
         value = _run_secret_command(table[name + "_command"], f"{where}.{name}_command")
     if value:
         redact.register(value)
+        register_url_parts(value)
     return value or None
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` to mask (:mod:`cfbackup.redact`): the password of its userinfo, and
+    its path with the query when they say more than a word (``/services/T0/B0/X``, not ``/``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return [url]
+    found = [password] if password else []
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(rest.strip("/")) >= 8:
+        found.append(rest)
+    return found
+
+
+def register_url_parts(value: str) -> None:
+    """Register the secret parts of a URL-valued secret (a notify URL) with redact, so that a
+    URL built from it (``URL/fail``) or a library's line quoting its path is masked too."""
+    if "://" in value:
+        for part in url_secrets(value):
+            redact.register(part)
 
 
 def read_secret_file(
