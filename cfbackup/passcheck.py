@@ -30,8 +30,9 @@ from typing import NamedTuple
 from cfbackup import execute, gpgkeys
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import CryptoError
+from cfbackup.errors import CfbackupError, CryptoError
 
+KEYRING_PREFIX = "cfbackup-gpg-"  # + pid + "-": a dead run's copy is swept at the next use
 MANIFEST = re.compile(r"^duplicity-(?:full|inc)\.[^/]*\.manifest\.gpg$")
 
 
@@ -90,8 +91,10 @@ def empty_keyring(copy_of: str | None = None) -> Iterator:
     """A python-gnupg handle on a throw-away keyring (empty, or a copy of ``copy_of``) served by
     its own gpg-agent, which is stopped and removed after: nothing an agent has cached can
     stand in for a passphrase, and nothing is left in the user's keyring or agent."""
-    with tempfile.TemporaryDirectory(prefix="cfbackup-gpg-") as scratch:
-        home = Path(scratch) / "gnupg"  # short: gpg-agent's socket lives in it
+    _sweep_dead_keyrings()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{KEYRING_PREFIX}{os.getpid()}-"))
+    try:
+        home = scratch / "gnupg"  # short: gpg-agent's socket lives in it
         if copy_of and os.path.isdir(copy_of):
             shutil.copytree(copy_of, home, ignore=_not_keyring)
         else:
@@ -101,6 +104,26 @@ def empty_keyring(copy_of: str | None = None) -> Iterator:
             yield execute.gnupg_client(str(home))
         finally:
             gpgkeys.stop_agent(home)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _sweep_dead_keyrings() -> None:
+    """Remove the keyring copies of runs that died before their cleanup (kill -9, power
+    loss): a copy of a secret keyring must not stay in TMPDIR. Only this user's folders named
+    after a pid that no longer runs; the agent a dead run left serving one is stopped first."""
+    from cfbackup.lock import pid_alive
+
+    for old in Path(tempfile.gettempdir()).glob(f"{KEYRING_PREFIX}*"):
+        pid = old.name.removeprefix(KEYRING_PREFIX).split("-", 1)[0]
+        with contextlib.suppress(OSError):
+            mine = old.lstat().st_uid == os.getuid() and old.is_dir() and not old.is_symlink()
+            if not (mine and pid.isdigit() and not pid_alive(int(pid))):
+                continue
+            if (old / "gnupg").is_dir():
+                with contextlib.suppress(CfbackupError):  # no gpgconf: no agent ran either
+                    gpgkeys.stop_agent(old / "gnupg")
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _not_keyring(folder: str, names: list[str]) -> list[str]:

@@ -67,6 +67,8 @@ def execute_run(
         log.info("cfbackup %s of profile %s started", action, profile.name)
         if config.permission_warning:  # on stderr already (cli.context); here for the run log
             log.info("warning: %s", config.permission_warning)
+        for warning in profile.secret_file_warnings:  # the same
+            log.info("warning: %s", warning)
         run_id = history.record_start(config.state_dir, profile.name, action)
         try:
             with contextlib.ExitStack() as stack:
@@ -124,7 +126,7 @@ def execute_run(
                 run_id,
                 int(result.exit_code),
                 result.result,
-                _with_warning(result.message, config),
+                _with_warning(result.message, config, profile),
                 result.stats,
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
@@ -138,11 +140,13 @@ def execute_run(
     return result
 
 
-def _with_warning(message: str, config: Config) -> str:
-    """The history keeps the loose-mode warning of a legacy file beside every run's outcome."""
-    if not config.permission_warning:
+def _with_warning(message: str, config: Config, profile: Profile) -> str:
+    """The history keeps the loose-mode warnings (a legacy file, a secret file) beside every
+    run's outcome."""
+    loose = [w for w in (config.permission_warning, *profile.secret_file_warnings) if w]
+    if not loose:
         return message
-    warning = f"warning: {config.permission_warning}"
+    warning = "; ".join(f"warning: {w}" for w in loose)
     return f"{message} ({warning})" if message else warning
 
 

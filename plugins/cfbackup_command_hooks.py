@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from cfbackup import execute
+from cfbackup import execute, redact
 from cfbackup.config.schema import Option
 from cfbackup.hookspecs import hookimpl
 
@@ -87,6 +87,10 @@ def cfbackup_post_restore(run, result):
 
 @hookimpl
 def cfbackup_on_error(run, error):
-    failure = _run_all(run, "on_error", {"CFBACKUP_ERROR": getattr(error, "message", str(error))})
+    # the commands may log or mail it: masked like everything cfbackup writes (credential
+    # shapes only in a library's text, never over cfbackup's own sentences)
+    own = getattr(error, "message", None)
+    message = redact.redact(own) if own else redact.redact_output(str(error))
+    failure = _run_all(run, "on_error", {"CFBACKUP_ERROR": message})
     if failure:
         log.warning("%s", failure)

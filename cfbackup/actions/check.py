@@ -35,6 +35,7 @@ def run_check(run: Run) -> RunResult:
     rows: list[tuple[str, bool | None, str]] = [("config", True, f"{run.config.path} is valid")]
     if run.config.permission_warning:
         rows.append(("config mode", False, run.config.permission_warning))
+    rows.extend(("secret file mode", False, w) for w in profile.secret_file_warnings)
     for tool in ("duplicity", "gpg"):
         path = duplicity_executable() if tool == "duplicity" else shutil.which(tool)
         path = path if path and shutil.which(path) else None

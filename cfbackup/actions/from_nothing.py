@@ -141,7 +141,7 @@ def kit_passphrase(run: Run) -> str:
     """``--passphrase-file``, else the profile's passphrase (the one the kit is encrypted with)."""
     path = run.options.get("passphrase_file")
     if path:
-        value = read_secret_file(path, "--passphrase-file", "passphrase")
+        value = read_secret_file(path, "--passphrase-file", "passphrase", warn_loose=True)
         redact.register(value)
         return value
     where = f"profiles.{run.profile.name}.encryption"

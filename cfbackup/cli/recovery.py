@@ -24,7 +24,7 @@ def export_recovery_kit(args, context) -> int:
     except CfbackupError as error:
         result = ExitCode(error.exit_code).name.lower()
         history.record_finish(config.state_dir, run_id, int(error.exit_code), result,
-                              error.message, {})  # fmt: skip
+                              redact.redact(error.message), {})  # fmt: skip
         raise
     # where it is: drill --from-nothing drills the newest kit
     history.record_finish(config.state_dir, run_id, 0, "success", f"kit {path.name}",
@@ -91,7 +91,7 @@ def _kit_passphrase(path: str | None) -> str:
     if path:
         from cfbackup.config.secrets import read_secret_file
 
-        value = read_secret_file(path, "--passphrase-file", "passphrase")
+        value = read_secret_file(path, "--passphrase-file", "passphrase", warn_loose=True)
         redact.register(value)
         return value
     if not sys.stdin.isatty():

@@ -15,6 +15,7 @@ from typing import Any
 from cfbackup.config import legacy
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
+from cfbackup.config.secrets import loose_secret_file, register_url_parts
 from cfbackup.config.validate import deep_merge, pattern_under, unsupported_target, validate_table
 from cfbackup.errors import ConfigError
 
@@ -128,7 +129,13 @@ def build_config(
             _over_defaults(defaults, body), profile_schema, f"profiles.{name}", problems
         )
         _check_profile(data, f"profiles.{name}", problems)
-        profiles[name] = Profile(name=name, data=data, source_file=path)
+        _register_inline_urls(data, profile_schema)
+        profiles[name] = Profile(
+            name=name,
+            data=data,
+            source_file=path,
+            secret_file_warnings=_loose_secret_files(data, profile_schema),
+        )
     if problems:
         raise ConfigError(
             f"{where}: {len(problems)} problem(s) in the config: " + "; ".join(problems) + "."
@@ -137,6 +144,8 @@ def build_config(
     if path is not None and _has_inline_secret(raw, profile_schema):
         loose = _require_private(path, refuse=kind != "legacy")
     state_dir = Path(top["state_dir"]).expanduser()
+    for profile in profiles.values():  # on stderr once each (cli.context), whatever profile runs
+        warnings += [w for w in profile.secret_file_warnings if w not in warnings]
     return Config(
         path=path,
         kind=kind,
@@ -218,10 +227,52 @@ def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:
 
     def visit(node: Any) -> bool:
         if isinstance(node, dict):
-            return any((k in secrets and v) or visit(v) for k, v in node.items())
+            return any((k in secrets and _is_secret_value(v)) or visit(v) for k, v in node.items())
         return False
 
     return visit(raw) or any(_proxy_password(v) for v in (raw.get("environment") or {}).values())
+
+
+def _is_secret_value(value: Any) -> bool:
+    """An inline secret's value; a URL (a notify URL) only with a login, a path or a query:
+    ``https://chat.example`` alone reveals nothing, ``.../services/T0/B0/XYZ`` is the key."""
+    import urllib.parse
+
+    if not value:
+        return False
+    if not isinstance(value, str) or "://" not in value:
+        return True
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        return True
+    return bool(parts.username or parts.password or parts.path.strip("/") or parts.query)
+
+
+def _register_inline_urls(data: dict[str, Any], schema: tuple[Option, ...]) -> None:
+    """Mask the secret parts of inline URL secrets (a notify URL) from the moment the config
+    is read, before any message could quote one (other secrets are registered when resolved)."""
+    for option in schema:
+        value = data.get(option.name)
+        if option.kind == "table" and isinstance(value, dict):
+            _register_inline_urls(value, option.children)
+        elif option.kind == "secret" and isinstance(value, str):
+            register_url_parts(value)
+
+
+def _loose_secret_files(data: dict[str, Any], schema: tuple[Option, ...]) -> list[str]:
+    """A warning for each ``*_file`` secret of profile ``data`` that others can read: warned on
+    every run and a failing ``check`` row, not refused (ssh refuses such a key; a cron backup
+    that ran yesterday must not stop on the day cfbackup is upgraded)."""
+    found: list[str] = []
+    for option in schema:
+        if option.kind == "table" and isinstance(data.get(option.name), dict):
+            found += _loose_secret_files(data[option.name], option.children)
+        elif option.kind == "secret" and isinstance(data.get(option.name + "_file"), str):
+            warning = loose_secret_file(data[option.name + "_file"])
+            if warning and warning not in found:
+                found.append(warning)
+    return found
 
 
 def _proxy_password(value: Any) -> bool:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,45 @@ def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
         value = _run_secret_command(table[name + "_command"], f"{where}.{name}_command")
     if value:
         redact.register(value)
+        register_url_parts(value)
     return value or None
 
 
-def read_secret_file(path: str | os.PathLike, where: str, what: str) -> str:
+def url_secrets(url: str) -> list[str]:
+    """The parts of ``url`` to mask (:mod:`cfbackup.redact`): the password of its userinfo, and
+    its path with the query when they say more than a word (``/services/T0/B0/X``, not ``/``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return [url]
+    found = [password] if password else []
+    rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    if len(rest.strip("/")) >= 8:
+        found.append(rest)
+    return found
+
+
+def register_url_parts(value: str) -> None:
+    """Register the secret parts of a URL-valued secret (a notify URL) with redact, so that a
+    URL built from it (``URL/fail``) or a library's line quoting its path is masked too."""
+    if "://" in value:
+        for part in url_secrets(value):
+            redact.register(part)
+
+
+def read_secret_file(
+    path: str | os.PathLike, where: str, what: str, *, warn_loose: bool = False
+) -> str:
     """The secret in file ``path`` (one line; final newline dropped), named ``what`` in the
-    errors, which say which setting (``where``) pointed there and how to fix it."""
+    errors, which say which setting (``where``) pointed there and how to fix it. A config's
+    ``*_file`` settings are mode-checked when it loads (each run warns, ``check`` fails);
+    ``warn_loose``: a file named on the command line, checked here."""
     path = Path(path).expanduser()
+    if warn_loose and (loose := loose_secret_file(path)):
+        import logging
+
+        logging.getLogger("cfbackup.secrets").warning("warning: %s", loose)
     try:
         value = path.read_text(encoding="utf-8").rstrip("\r\n")
     except FileNotFoundError:
@@ -58,6 +92,39 @@ def read_secret_file(path: str | os.PathLike, where: str, what: str) -> str:
     if not value:
         raise ConfigError(f"{where}: the secret file {path} is empty: write the {what} into it.")
     return value
+
+
+def loose_secret_file(path: str | os.PathLike) -> str | None:
+    """The warning for a secret file other users can read or change, or that belongs to
+    someone else (ssh's rule for private keys: the user's or root's, mode 0600 or 0400); None
+    when it is private, or cannot be stat'ed (reading it says why)."""
+    path = Path(path).expanduser()
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid not in (os.getuid(), 0):
+        me = _user_name(os.getuid())
+        return (
+            f"{path} holds a secret but belongs to {_user_name(info.st_uid)}, who can read and "
+            f"change it: run chown {me} {path}; chmod 600 {path}"
+        )
+    if mode & 0o077:
+        how = "readable" if mode & 0o044 else "writable"
+        return (
+            f"{path} holds a secret but is {how} by others (mode {mode:04o}): run chmod 600 {path}"
+        )
+    return None
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _run_secret_command(command: str, where: str) -> str:

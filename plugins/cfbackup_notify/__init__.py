@@ -88,22 +88,26 @@ EMAIL = (
 HEALTHCHECKS = (
     Option(
         "url",
-        "string",
+        "secret",
         "A healthchecks.io-style check URL: start pings go to URL/start, success to URL, "
         "failure to URL/fail (each with the summary as its body). Pings are sent after every "
-        "run of the listed actions: the check's schedule detects runs that never happen.",
+        "run of the listed actions: the check's schedule detects runs that never happen. "
+        "Anyone holding it can ping the check: a secret (url_env, _file, _command), inline "
+        "only in a mode 0600 config.",
         example="https://hc-ping.com/your-check-uuid",
     ),
-    Option("start_url", "string", "Ping when a run starts (overrides URL/start)."),
-    Option("success_url", "string", "Ping when a run succeeds (overrides URL)."),
-    Option("fail_url", "string", "Ping when a run fails (overrides URL/fail)."),
+    Option("start_url", "secret", "Ping when a run starts (overrides URL/start)."),
+    Option("success_url", "secret", "Ping when a run succeeds (overrides URL)."),
+    Option("fail_url", "secret", "Ping when a run fails (overrides URL/fail)."),
 )
 
 WEBHOOK = (
     Option(
         "url",
-        "string",
-        "POST a JSON summary of the run here.",
+        "secret",
+        "POST a JSON summary of the run here. A webhook URL (Slack, Discord) is its own "
+        "password: a secret (url_env, _file, _command), inline only in a mode 0600 config; "
+        "user:password@ in it is sent as HTTP Basic authentication.",
         example="https://chat.example.com/hooks/backup",
     ),
     Option(
@@ -167,13 +171,18 @@ def _wanted(run) -> bool:
     return not run.dry_run and run.action in run.plugin_config(SECTION).get("actions", ())
 
 
-def _ping_urls(config: dict) -> dict[str, str | None]:
-    base = (config.get("url") or "").rstrip("/")
+def _ping_urls(config: dict, where: str) -> dict[str, str | None]:
+    """The ping URLs, each from its secret source (inline, _env, _file or _command)."""
+    base = (resolve_secret(config, "url", where) or "").rstrip("/")
     return {
-        "start": config.get("start_url") or (base + "/start" if base else None),
-        "success": config.get("success_url") or base or None,
-        "fail": config.get("fail_url") or (base + "/fail" if base else None),
+        "start": resolve_secret(config, "start_url", where) or (base + "/start" if base else None),
+        "success": resolve_secret(config, "success_url", where) or base or None,
+        "fail": resolve_secret(config, "fail_url", where) or (base + "/fail" if base else None),
     }
+
+
+def _where(run, table: str) -> str:
+    return f"profiles.{run.profile.name}.{SECTION}.{table}"
 
 
 @hookimpl
@@ -182,7 +191,11 @@ def cfbackup_run_context(run):
     if not _wanted(run):
         return None
     config = run.plugin_config(SECTION)
-    url = _ping_urls(config.get("healthchecks") or {})["start"]
+    try:
+        url = _ping_urls(config.get("healthchecks") or {}, _where(run, "healthchecks"))["start"]
+    except CfbackupError as error:  # e.g. a url_env naming an unset variable: never stops a run
+        log.warning("notify: %s", redact(error.message))
+        return None
     if not url:
         return None
     return _start_ping(url, config["timeout"])
@@ -221,7 +234,8 @@ def _ping(run, config: dict, summary: dict) -> None:
     from cfbackup_notify import summary as summaries
     from cfbackup_notify.senders import NotifyError, http_request
 
-    url = _ping_urls(config.get("healthchecks") or {})["success" if summary["ok"] else "fail"]
+    urls = _ping_urls(config.get("healthchecks") or {}, _where(run, "healthchecks"))
+    url = urls["success" if summary["ok"] else "fail"]
     if not url:
         return
     try:
@@ -269,12 +283,15 @@ def _webhook(run, config: dict, summary: dict) -> None:
     from cfbackup_notify.senders import NotifyError, post_json
 
     hook = config.get("webhook") or {}
-    if not hook.get("url") or (summary["ok"] and hook.get("when") != "always"):
+    if summary["ok"] and hook.get("when") != "always":
         return
-    where = f"profiles.{run.profile.name}.{SECTION}.webhook"
+    where = _where(run, "webhook")
+    url = resolve_secret(hook, "url", where)
+    if not url:
+        return
     token = resolve_secret(hook, "bearer_token", where)
     try:
-        post_json(hook["url"], summary, token=token, timeout=config["timeout"])
+        post_json(url, summary, token=token, timeout=config["timeout"])
         log.info("notify: webhook posted")
     except NotifyError as error:
         log.warning("notify: webhook failed: %s", error)

@@ -7,19 +7,22 @@ the plugin logs it as a warning. A notification never changes a run's result.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import shlex
 import smtplib
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 from cfbackup import __version__
-from cfbackup.redact import redact, redact_output
+from cfbackup.redact import redact_output
 
 HTTP_ATTEMPTS = 3  # a ping lost to a blip would page someone: retry 5xx and network errors
 DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -145,12 +148,23 @@ def http_request(
     request_headers = {"User-Agent": f"cfbackup/{__version__}", **(headers or {})}
     if body is not None:
         request_headers["Content-Type"] = content_type
-    shown = redact(url.split("?")[0])
+    shown = origin(url)  # the path (a webhook's token, a check's UUID) and a login are secrets
+    url, login = _without_login(url)
+    if login and "Authorization" not in request_headers:
+        request_headers["Authorization"] = "Basic " + base64.b64encode(login).decode("ascii")
     last = ""
     for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url, data=body, headers=request_headers, method="POST" if body is not None else "GET"
-        )
+        try:
+            request = urllib.request.Request(
+                url,
+                data=body,
+                headers=request_headers,
+                method="POST" if body is not None else "GET",
+            )
+        except ValueError:  # its message quotes the whole URL
+            raise NotifyError(
+                f"request to {shown} failed: not a URL (http:// or https://)"
+            ) from None
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read(65536)
@@ -162,9 +176,38 @@ def http_request(
         except (TimeoutError, urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             last = redact_output(str(reason))
+        except (ValueError, http.client.HTTPException) as error:  # InvalidURL quotes the URL
+            last = type(error).__name__
+            break
         if attempt < attempts:
             time.sleep(backoff * attempt)
     raise NotifyError(f"request to {shown} failed: {last}")
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``: what a message may show of a notify URL (its
+    path and query are often the credential: a Slack or Discord webhook, a healthchecks UUID;
+    its userinfo holds a password)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:  # a port that is not a number
+        return "an invalid URL"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _without_login(url: str) -> tuple[str, bytes | None]:
+    """``url`` without ``user:password@`` (urllib takes it for part of the host name), and
+    that login for HTTP Basic authentication."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    login = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=hostport)), login
 
 
 def post_json(url: str, data: Any, *, token: str | None = None, timeout: float = 10) -> int:

@@ -57,7 +57,14 @@ def build(run: Any, result: Any) -> dict[str, Any]:
         "log_file": str(run.log_file) if run.log_file else None,
         "cfbackup_version": __version__,
         # e.g. a legacy config readable by others: repeated on every run until it is fixed
-        "warnings": [w for w in (getattr(run.config, "permission_warning", None),) if w],
+        "warnings": [
+            w
+            for w in (
+                getattr(run.config, "permission_warning", None),
+                *getattr(run.profile, "secret_file_warnings", ()),
+            )
+            if w
+        ],
     }
     return scrub(summary)
 
