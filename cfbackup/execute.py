@@ -57,6 +57,25 @@ PASSTHROUGH_ENV = (
     *NETWORK_ENV,
 )
 
+# The CFBACKUP_* variables cfbackup itself reads (switches, the config path, plugin choices):
+# only these reach a child from cfbackup's environment, never any other CFBACKUP_* name. A user
+# may keep a secret in one (``config migrate`` suggests CFBACKUP_ENCRYPTION_PASSPHRASE), and a
+# hook, gpg or the gpg-agent gpg starts must not get it. The ones cfbackup sets for a child
+# (CFBACKUP_PROFILE, CFBACKUP_DUPLICITY_PATCHES...) it passes explicitly.
+CFBACKUP_ENV = (
+    "CFBACKUP_CONFIG",
+    "CFBACKUP_LOAD_PLUGINS",
+    "CFBACKUP_TRACE_HOOKS",
+    "CFBACKUP_INVENTORY",
+    "CFBACKUP_FIREWALL_PATH",
+    "CFBACKUP_SWIFT_SERVICENET",
+    "CFBACKUP_NO_WARM",
+    "CFBACKUP_NO_HANDED_TOKEN",
+    "CFBACKUP_NO_HANDED_MANIFEST",
+    "CFBACKUP_NO_GPG_AHEAD",
+    "CFBACKUP_NO_GPG_SELFTEST",
+    "CFBACKUP_NO_SIZED_UPLOADS",
+)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -69,7 +88,15 @@ class Result:
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH_ENV or k.startswith("CFBACKUP_")}
+    """The environment of a child: of cfbackup's own, only :data:`PASSTHROUGH_ENV` and
+    :data:`CFBACKUP_ENV`, and never a variable a ``*_env`` setting names (a user may name
+    HOME...); then ``extra``, what this child is given on purpose."""
+    named = redact.secret_variables()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if (k in PASSTHROUGH_ENV or k in CFBACKUP_ENV) and k not in named
+    }
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("LANG", "C.UTF-8")
     env.update(extra or {})

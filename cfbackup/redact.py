@@ -19,6 +19,7 @@ import threading
 MASK = "***"
 _lock = threading.Lock()
 _values: set[str] = set()
+_variables: set[str] = set()  # environment variables a ``*_env`` setting names
 _PATTERNS = (
     re.compile(r"(?i)(x-(?:auth|storage|subject)-token['\"]?\s*[:=]\s*['\"]?)([^\s'\",}]+)"),
     re.compile(
@@ -34,6 +35,20 @@ def register(value: str) -> None:
     if value and len(value) >= 4:
         with _lock:
             _values.add(value)
+
+
+def register_variable(name: str) -> None:
+    """Remember ``name`` as an environment variable that holds a secret (a ``*_env`` setting
+    names it): no child gets it from cfbackup's environment (``execute.child_environment``)."""
+    if name:
+        with _lock:
+            _variables.add(name)
+
+
+def secret_variables() -> frozenset[str]:
+    """The environment variables registered with :func:`register_variable`."""
+    with _lock:
+        return frozenset(_variables)
 
 
 def redact(text: str) -> str:

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from cfbackup import redact
 from cfbackup.config import legacy
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
@@ -140,6 +141,7 @@ def build_config(
         raise ConfigError(
             f"{where}: {len(problems)} problem(s) in the config: " + "; ".join(problems) + "."
         )
+    _register_secret_variables(raw)
     loose = None
     if path is not None and _has_inline_secret(raw, profile_schema):
         loose = _require_private(path, refuse=kind != "legacy")
@@ -220,6 +222,17 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
                 "fingerprint (8, 16 or 40 hex digits: gpg --list-secret-keys --keyid-format "
                 "long shows them), which duplicity's restore compares with each signature"
             )
+
+
+def _register_secret_variables(node: Any) -> None:
+    """Every variable a ``*_env`` setting names, wherever it is (a plugin's section too, read
+    only when its hook fires): no child gets it (``execute.child_environment``)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key.endswith("_env") and isinstance(value, str):
+                redact.register_variable(value)
+            else:
+                _register_secret_variables(value)
 
 
 def _has_inline_secret(raw: dict[str, Any], schema: tuple[Option, ...]) -> bool:

@@ -24,6 +24,7 @@ def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
         value = table[name]
     elif table.get(name + "_env"):
         var = table[name + "_env"]
+        redact.register_variable(var)  # no child gets it (execute.child_environment)
         value = os.environ.get(var)
         if not value:
             raise ConfigError(

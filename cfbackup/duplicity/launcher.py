@@ -50,8 +50,15 @@ def environment(
     env: Mapping[str, str], extra: Iterable[patches.Patch] = ()
 ) -> tuple[dict[str, str], tuple[patches.Patch, ...]]:
     """``env`` naming the patches (core's, then ``extra``) that apply to it, and those patches."""
+    from cfbackup import redact
+    from cfbackup.duplicity.patches import gpg_environment
+
     chosen = patches.chosen(env, extra)
-    return {**env, patches.ENV: ",".join(p.module for p in chosen)}, chosen
+    env = {**env, patches.ENV: ",".join(p.module for p in chosen)}
+    named = redact.secret_variables()  # for the gpg_environment patch: gpg never gets them
+    if named:
+        env[gpg_environment.NAMED] = ",".join(sorted(named))
+    return env, chosen
 
 
 def _apply() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import uuid
 
 import pytest
 from support.cli import BIN, PASSPHRASE, assert_no_secret, secret_values
@@ -159,3 +160,53 @@ def test_secret_from_file_and_command(tmp_path, make_config, cfbackup, cli_env):
     result = cfbackup("-c", config, "restore", "main", tmp_path / "out")
     assert result.returncode == 0, result
     assert (tmp_path / "out" / "plain.txt").exists()
+
+
+def _holding(value: str) -> list[str]:
+    """The processes of this user whose environment holds ``value`` (this one aside)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if value.encode() in (proc / "environ").read_bytes():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+def test_secrets_in_cfbackup_variables_reach_no_child(
+    tmp_path, make_config, cfbackup, cli_env, local_swift
+):
+    """``config migrate`` tells users to keep secrets in CFBACKUP_ENCRYPTION_PASSPHRASE and
+    CFBACKUP_SWIFT_PASSWORD: a hook, gpg and the gpg-agent it starts never get them, nor any
+    other CFBACKUP_* variable cfbackup does not define."""
+    dump = tmp_path / "hook-env"
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(
+        source=src,
+        encryption='passphrase_env = "CFBACKUP_ENCRYPTION_PASSPHRASE"',
+        more=f'[profiles.main.command_hooks]\nbefore_backup = ["env > {dump}"]\n',
+    )
+    config.write_text(config.read_text().replace('"T_SWIFT_KEY"', '"CFBACKUP_SWIFT_PASSWORD"'))
+    key = local_swift.users["admin"][1]
+    passphrase = f"own-Passphrase-{uuid.uuid4().hex}"  # held by no other test's processes
+    subprocess.run(["gpgconf", "--kill", "gpg-agent"], env=cli_env, check=False)
+    env = {
+        "CFBACKUP_ENCRYPTION_PASSPHRASE": passphrase,
+        "CFBACKUP_SWIFT_PASSWORD": key,
+        "CFBACKUP_MY_NOTE": "not cfbackup's",
+    }
+    result = cfbackup("-c", config, "backup", env=env)
+    assert result.returncode == 0, result
+    seen = dict(line.split("=", 1) for line in dump.read_text().splitlines() if "=" in line)
+    assert seen["CFBACKUP_ACTION"] == "backup"
+    given = {"CFBACKUP_PROFILE", "CFBACKUP_ACTION"}
+    leaked = {k for k in seen if k.startswith("CFBACKUP_")} - given
+    assert not leaked, leaked
+    assert passphrase not in dump.read_text() and key not in dump.read_text()
+    assert not _holding(passphrase)  # the gpg-agent the run started outlives it

@@ -75,3 +75,31 @@ def test_a_proxy_password_in_the_config_is_a_secret(tmp_path, monkeypatch):
     assert context.config.environment["https_proxy"].startswith("http://backup:")
     assert os.environ["https_proxy"] == context.config.environment["https_proxy"]
     assert "pr0xy-pw-77" not in redact.redact("proxy said: backup:pr0xy-pw-77@proxy.example")
+
+
+def test_only_cfbackups_own_variables_and_never_a_named_secret(monkeypatch):
+    """``config migrate`` suggests CFBACKUP_ENCRYPTION_PASSPHRASE: a CFBACKUP_* variable
+    cfbackup does not define never reaches a child, nor a variable a ``*_env`` setting names
+    (whatever its name); what a child is given explicitly still does."""
+    from cfbackup import redact
+    from cfbackup.config.load import build_config
+    from cfbackup.duplicity import launcher
+    from cfbackup.duplicity.patches import gpg_environment
+
+    monkeypatch.setattr(redact, "_variables", set())
+    monkeypatch.setenv("CFBACKUP_ENCRYPTION_PASSPHRASE", "FAKE-secret-1")
+    monkeypatch.setenv("CFBACKUP_NO_SIZED_UPLOADS", "1")
+    monkeypatch.setenv("TZ", "FAKE-secret-2")
+    build_config(
+        {"profiles": {"p": {"source": "/src", "target": "file:///t",
+                            "encryption": {"mode": "symmetric", "passphrase_env": "TZ"}}}},
+        path=None,
+    )  # fmt: skip
+    env = execute.child_environment({"PASSPHRASE": "given-explicitly"})
+    assert env["CFBACKUP_NO_SIZED_UPLOADS"] == "1"
+    assert env["PASSPHRASE"] == "given-explicitly"
+    assert "CFBACKUP_ENCRYPTION_PASSPHRASE" not in env and "TZ" not in env
+    # duplicity's gpg_environment patch is told the names, and removes them before gpg starts
+    dup_env, _ = launcher.environment(env)
+    assert "TZ" in gpg_environment.secret_variables(dup_env)
+    assert "PASSPHRASE" in gpg_environment.secret_variables(dup_env)

@@ -11,6 +11,10 @@ executed, the secret variables are removed; ``subprocess.Popen`` without an ``en
 ``platform`` runs ``uname -p`` so) gets the environment without them. duplicity's own
 environment is untouched: it re-executes itself with it to restart a backup, and its upload
 pool's workers (multiprocessing, not subprocess) need the Swift key.
+
+The variables a ``*_env`` setting of the config names (``passphrase_env = "MY_PASSPHRASE"``)
+are removed too: cfbackup does not pass them to duplicity (``execute.child_environment``), and
+names them in :data:`NAMED` (names, never values) in case one is given on purpose.
 """
 
 import os
@@ -28,13 +32,22 @@ SECRET_VARIABLES = (
     "OS_APPLICATION_CREDENTIAL_SECRET",
 )
 
+NAMED = "CFBACKUP_SECRET_VARIABLES"  # the variables *_env settings name, comma-separated
+
+
+def secret_variables(env=None) -> frozenset:
+    """:data:`SECRET_VARIABLES` and the variables :data:`NAMED` lists."""
+    named = (os.environ if env is None else env).get(NAMED, "")
+    return frozenset((*SECRET_VARIABLES, *(n for n in named.split(",") if n)))
+
 
 def applies(env):
     return True
 
 
 def without_secrets() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+    secret = secret_variables()
+    return {k: v for k, v in os.environ.items() if k not in secret}
 
 
 def apply(env):
@@ -52,7 +65,7 @@ def apply(env):
     as_child = gpginterface.GnuPG._as_child
 
     def _as_child(self, process, gnupg_commands, args):
-        for name in SECRET_VARIABLES:  # in the forked child only
+        for name in secret_variables():  # in the forked child only
             os.environ.pop(name, None)
         return as_child(self, process, gnupg_commands, args)
 
