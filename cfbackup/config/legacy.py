@@ -15,7 +15,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cfbackup.config.legacy_map import PROFILE_NAME, VARIABLES, default_notes, normalize
+from cfbackup import redact
+from cfbackup.config.legacy_map import (
+    PROFILE_NAME,
+    SECRET_VARIABLES,
+    VARIABLES,
+    default_notes,
+    normalize,
+)
 from cfbackup.config.validate import unsupported_target
 from cfbackup.errors import ConfigError
 
@@ -193,11 +200,17 @@ def read_file(path: Path, extra: tuple[str, ...] = ()) -> LegacyFile:
         exact=True,  # a CR in a value stays
     )
     if result.returncode != 0:
-        detail = result.tail[-1] if result.tail else f"bash exited with {result.returncode}"
+        detail = result.tail[-1] if result.tail else None
         detail = next((line for line in result.tail if "syntax error" in line), detail)
+        detail = _shown(detail) if detail else f"bash exited with {result.returncode}"
         raise ConfigError(f"{path}: bash could not read this file: {detail}")
     try:
         values, others, exported, carried = _parse_nul_stream(result.stdout)
+        # masked from here on, in bash's lines below and in everything printed or logged:
+        # the warnings print when the config loads, before any secret is resolved
+        for name in SECRET_VARIABLES:
+            for item in _items(values.get(name, "")):
+                redact.register(item)
         _refuse_undecodable(path, values)
     except ValueError:
         raise ConfigError(
@@ -216,7 +229,7 @@ def read_file(path: Path, extra: tuple[str, ...] = ()) -> LegacyFile:
     # ``config migrate``, to write into the native config)
     inherited = execute.child_environment()
     carried = {k: v for k, v in carried.items() if inherited.get(k) != v}
-    said = [_shown(line) for line in result.tail if line.strip()]
+    said = [_shown(redact.redact(line)) for line in result.tail if line.strip()]
     bom = data.startswith(b"\xef\xbb\xbf")
     return LegacyFile(path, values, others, crlf, computed, said, bom, exported, carried)
 
@@ -278,22 +291,41 @@ def _items(value: str | list[str]) -> list[str]:
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
-_NOT_FOUND = re.compile(r"^(.*line \d+: )(.*)(: command not found)$")
+_LINE = re.compile(r"^(?:.*?: )?(line \d+): (.*)$")
 _NAME = re.compile(r"^\W*([A-Za-z_][A-Za-z0-9_]*)(=?)")
+_QUOTED = re.compile(r"\s*(\(error token is|[`'\"]).*$")  # bash quotes the words it cites
+# builtins bash names before its complaint (``export: `=': not a valid identifier``)
+_BUILTINS = frozenset(
+    "alias cd declare eval exec export let local printf read readonly set shift source "
+    "test typeset unset . [".split()
+)
 
 
 def _shown(line: str) -> str:
-    """bash's line with the word it could not run reduced to a variable name: the word may be a
-    secret (``PASSPHRASE= hunter2`` runs ``hunter2``; a byte order mark before
-    ``PASSPHRASE=...`` on line 1 runs the whole assignment)."""
-    found = _NOT_FOUND.match(line)
+    """bash's line reduced to where and what went wrong, "line N: <kind of error>", without
+    the words it cites: any may be a secret (``PASSPHRASE= hunter2`` runs ``hunter2``; a byte
+    order mark before ``PASSPHRASE=...`` on line 1 runs the whole assignment; ``export
+    PASSPHRASE = "x"`` cites ``x``; an ``echo`` prints what it likes). A builtin's name and one
+    of the old scripts' variables are kept."""
+    found = _LINE.match(line)
     if not found:
-        return line
-    name = _NAME.match(found.group(2))
-    word = "a word"  # not one of the old scripts' variables: it may be a value
+        return "a line printed by the file or by bash (not shown: it may hold a secret)"
+    where, rest = found.groups()
+    if rest.startswith("`"):  # after a syntax error, the line in error, quoted
+        return f"{where}: the line in error (not shown: it may hold a secret)"
+    if rest.startswith(("syntax error", "unexpected EOF")):
+        return f"{where}: {_QUOTED.sub('', rest)}"
+    subject, _, kind = rest.rpartition(": ")
+    kind = _QUOTED.sub("", kind) or "an error"
+    subject = subject.split(": ", 1)[0]
+    name = _NAME.match(subject)
+    if subject in _BUILTINS:
+        return f"{where}: {subject}: {kind}"
     if name and name.group(1) in VARIABLES:
-        word = name.group(1) + ("=..." if name.group(2) else "")
-    return f"{found.group(1)}{word}{found.group(3)}"
+        return f"{where}: {name.group(1)}{'=...' if name.group(2) else ''}: {kind}"
+    if kind == "command not found":
+        return f"{where}: a word: {kind}"  # not one of the old scripts' variables: a value?
+    return f"{where}: {kind}"
 
 
 def read_variables(path: Path) -> dict[str, str | list[str]]:

@@ -267,3 +267,37 @@ def test_what_the_file_exports_for_duplicity_is_carried_or_named_on_every_run(tm
     assert len(named) == 1 and f"{conf} exports DUPLICITY_EXTRA, which" in named[0], warnings
     assert not any(word in named[0] for word in ("https_proxy", "CA_BUNDLE", "DAY", "PASSPHRASE"))
     assert not any("proxy.example" in w for w in read_file(conf).notes())
+
+
+def test_bash_lines_never_echo_a_secret(tmp_path, capsys):
+    """bash cites the words it could not use, and a file may print what it likes: each line
+    is reduced to its line number and the kind of error, on every run and in the comments of
+    ``config migrate``; the legacy secrets are masked from the moment the file is read."""
+    from cfbackup import redact
+    from cfbackup.cli import main
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(
+        "ROOT=/srv\nDEST=cf+http://backups\nCLOUDFILES_USERNAME=u\n"
+        "CLOUDFILES_APIKEY=FAKE-apikey-C3\n"
+        "PASSPHRASE= pa/FAKEsecretB2\n"  # line 5: runs the "passphrase"
+        'export PASSPHRASE = "FAKE-secretA1"\n'  # line 6: cites it as an identifier
+        "PASSPHRASE=FAKE-secretD4\n"
+        'echo "using passphrase $PASSPHRASE"\n'
+    )
+    conf.chmod(0o600)
+    _, warnings = load_legacy(conf)
+    said = [w.split("bash said while reading it: ", 1)[1] for w in warnings if "bash said" in w]
+    assert said == [
+        "line 5: No such file or directory",
+        "line 6: export: not a valid identifier",
+        "line 6: export: not a valid identifier",
+        "a line printed by the file or by bash (not shown: it may hold a secret)",
+    ], warnings
+    assert redact.redact("FAKE-secretD4 FAKE-apikey-C3") == "*** ***"
+    assert main(["config", "migrate", str(conf)]) == 0
+    out, err = capsys.readouterr()
+    assert "# warning:" in out and "line 6: export: not a valid identifier" in err
+    for secret in ("FAKEsecretB2", "FAKE-secretA1", "FAKE-secretD4", "FAKE-apikey-C3"):
+        assert secret not in out + err + "".join(warnings), secret
