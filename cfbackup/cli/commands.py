@@ -322,6 +322,14 @@ def config_migrate(args, context) -> int:
                 f"{key} is read from ${variable} in the printed config: export it, or "
                 "use -o FILE to write the secret into a mode 0600 file"
             )
+        raw, stripped = strip_proxy_passwords(raw)
+        for name in stripped:
+            output.warn(
+                f"environment.{name}: the proxy password is left out of the printed config: "
+                "put it back into the URL in the config file (chmod 600 it), set "
+                f"{name} in the environment cfbackup runs in, or use -o FILE to write it "
+                "into a mode 0600 file"
+            )
     body = tomli_w.dumps(raw)
     after = build_config(tomllib.loads(body), path=None, plugin_sections=sections)
     for name, profile in before.profiles.items():
@@ -355,6 +363,35 @@ def config_migrate(args, context) -> int:
 def _encryption(profile) -> tuple:
     enc = profile["encryption"]
     return enc["mode"], tuple(enc["encrypt_keys"]), enc.get("sign_key"), enc.get("gpg_options")
+
+
+def strip_proxy_passwords(raw: dict) -> tuple[dict, list[str]]:
+    """``raw`` with the password taken out of each [environment] proxy URL
+    (``http://user:pw@proxy:3128`` becomes ``http://user@proxy:3128``), and the names of the
+    variables it was taken from: a printed config never holds it."""
+    import copy
+    import urllib.parse
+
+    from cfbackup import redact
+
+    raw = copy.deepcopy(raw)
+    stripped = []
+    environment = raw.get("environment") or {}
+    for name, value in environment.items():
+        if not isinstance(value, str) or "@" not in value:
+            continue
+        try:
+            url = urllib.parse.urlsplit(value)
+            password = url.password
+        except ValueError:  # not a URL cfbackup reads a password from
+            continue
+        if password:
+            redact.register(password)
+            user = url.username or ""
+            host = url.netloc.rpartition("@")[2]
+            environment[name] = urllib.parse.urlunsplit(url._replace(netloc=f"{user}@{host}"))
+            stripped.append(name)
+    return raw, stripped
 
 
 def move_secrets_to_env(raw: dict) -> tuple[dict, list[tuple[str, str]]]:

@@ -301,3 +301,29 @@ def test_bash_lines_never_echo_a_secret(tmp_path, capsys):
     assert "# warning:" in out and "line 6: export: not a valid identifier" in err
     for secret in ("FAKEsecretB2", "FAKE-secretA1", "FAKE-secretD4", "FAKE-apikey-C3"):
         assert secret not in out + err + "".join(warnings), secret
+
+
+def test_migrate_prints_a_proxy_url_without_its_password(tmp_path, capsys):
+    """A legacy ``export https_proxy=http://user:pw@host`` becomes the config's [environment]:
+    printed without the password, with a warning saying where it goes; ``-o FILE`` (mode
+    0600) keeps it."""
+    import os
+
+    from cfbackup.cli import main
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(
+        "export https_proxy=http://backup:FAKE-proxy-pw9@proxy.example:3128\n"
+        "ROOT=/srv\nDEST=cf+http://backups\nCLOUDFILES_USERNAME=u\nCLOUDFILES_APIKEY=k\n"
+        "PASSPHRASE=p\n"
+    )
+    conf.chmod(0o600)
+    assert main(["config", "migrate", str(conf)]) == 0
+    out, err = capsys.readouterr()
+    assert 'https_proxy = "http://backup@proxy.example:3128"' in out, out
+    assert "environment.https_proxy: the proxy password is left out" in err
+    assert "FAKE-proxy-pw9" not in out + err
+    written = tmp_path / "config.toml"
+    assert main(["config", "migrate", str(conf), "-o", str(written)]) == 0
+    assert "http://backup:FAKE-proxy-pw9@proxy.example:3128" in written.read_text()
+    assert oct(os.stat(written).st_mode & 0o777) == "0o600"
