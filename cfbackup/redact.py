@@ -82,6 +82,15 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info and not record.exc_text:
+            # a Formatter formats the traceback only after the filters ran (log.exception):
+            # formatted here, it is masked, and the Formatter uses this text as it is
+            record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact_output(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact_output(record.stack_info)
         return True
+
+
+_FORMATTER = logging.Formatter()

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from cfbackup import execute
+from cfbackup.redact import RedactingFilter
 from cfbackup_firewall_lockdown import backends, lift
 from cfbackup_firewall_lockdown.record import firewall_dir, process_alive, read_record
 
@@ -125,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s dead-man[{os.getpid()}] %(levelname)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s dead-man[{os.getpid()}] %(levelname)s %(message)s")
+    )
+    handler.addFilter(RedactingFilter())  # its log and a traceback: credentials masked
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     try:
         return watch(args.state_dir, args.token)
     except Exception:
