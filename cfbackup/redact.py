@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from typing import Any
 
 MASK = "***"
 _lock = threading.Lock()
@@ -61,6 +62,22 @@ def redact(text: str) -> str:
         if value in text:
             text = text.replace(value, MASK)
     return text
+
+
+def redact_data(value: Any) -> Any:
+    """``value`` (what is about to become JSON) with every string masked, keys too,
+    recursively. Masked before ``json.dumps``: it escapes a secret's non-ASCII characters,
+    ``"`` and ``\\``, and the escaped text no longer holds the value :func:`redact` looks for.
+    Anything else JSON cannot hold becomes its ``str()``, masked, as ``default=str`` would."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v) for v in value]
+    return redact(str(value))
 
 
 def redact_output(text: str) -> str:

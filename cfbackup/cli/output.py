@@ -8,7 +8,7 @@ import sys
 from typing import IO, Any
 
 from cfbackup.errors import CfbackupError
-from cfbackup.redact import redact, redact_output
+from cfbackup.redact import redact, redact_data, redact_output
 from cfbackup.units import printable
 
 
@@ -65,7 +65,8 @@ def note(message: str) -> None:
 
 
 def print_json(data: Any) -> None:
-    emit(redact(json.dumps(data, indent=2, sort_keys=True, default=str)))
+    # masked before json.dumps escapes a secret (non-ASCII, " or \) out of redact's reach
+    emit(redact(json.dumps(redact_data(data), indent=2, sort_keys=True, default=str)))
 
 
 def print_result(result) -> None:

@@ -1,6 +1,7 @@
-"""A traceback logged with ``log.exception`` is masked like any message: the logging
-Formatter formats it only after the handler's filters ran, so RedactingFilter formats it
-itself (cfbackup/redact.py). The scheduler daemon and the firewall dead-man log so."""
+"""What cfbackup logs and prints stays masked where the masking came too late: a traceback
+logged with ``log.exception`` (the logging Formatter formats it only after the handler's
+filters ran, so RedactingFilter formats it itself; the scheduler daemon and the firewall
+dead-man log so), and ``--json`` output (masked before json.dumps escapes a secret)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,19 @@ def test_the_deadman_log_masks_a_traceback(secret, monkeypatch, capsys, tmp_path
     err = capsys.readouterr().err
     assert "the dead-man failed" in err and "RuntimeError: nft said: ***" in err, err
     assert SECRET not in err
+
+
+@pytest.mark.parametrize("value", ["pässwört-FAKE", 'quo"te-FAKE', "back\\slash-FAKE"])
+def test_json_output_masks_a_secret_json_would_escape(value, monkeypatch, capsys):
+    """``--json`` output: json.dumps writes ``pässwört`` as ``p\\u00e4ssw\\u00f6rt`` (and
+    escapes ``"`` and ``\\``), which redact no longer found after it; masked before it."""
+    import json
+
+    from cfbackup.cli import output
+
+    monkeypatch.setattr(redact, "_values", set())
+    redact.register(value)
+    output.print_json({"message": f"auth with {value} failed", value: [value, 3, None]})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"message": "auth with *** failed", "***": ["***", 3, None]}
+    assert value not in out and json.dumps(value)[1:-1] not in out
