@@ -140,7 +140,16 @@ NOT_CARRIED = {
     "and set encryption.gpg_home",
 }
 VARIABLES = (*MAPPING, *NOT_CARRIED)
-SECRET_VARIABLES = ("PASSPHRASE", "CLOUDFILES_APIKEY", "SWIFT_PASSWORD")
+# masked from the moment the file is read (legacy.read_file), carried over or not
+SECRET_VARIABLES = (
+    "PASSPHRASE",
+    "CLOUDFILES_APIKEY",
+    "SWIFT_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY",
+    "GS_SECRET_ACCESS_KEY",
+    "FTP_PASSWORD",
+    "BACKEND_PASSWORD",
+)
 
 VERBOSITY_LEVELS = {
     "0": "error",

@@ -285,6 +285,7 @@ def test_bash_lines_never_echo_a_secret(tmp_path, capsys):
         'export PASSPHRASE = "FAKE-secretA1"\n'  # line 6: cites it as an identifier
         "PASSPHRASE=FAKE-secretD4\n"
         'echo "using passphrase $PASSPHRASE"\n'
+        "FTP_PASSWORD=FAKE-ftp-E5\n"  # duplicity-backup.sh's, not carried over: masked too
     )
     conf.chmod(0o600)
     _, warnings = load_legacy(conf)
@@ -295,11 +296,17 @@ def test_bash_lines_never_echo_a_secret(tmp_path, capsys):
         "line 6: export: not a valid identifier",
         "a line printed by the file or by bash (not shown: it may hold a secret)",
     ], warnings
-    assert redact.redact("FAKE-secretD4 FAKE-apikey-C3") == "*** ***"
+    assert redact.redact("FAKE-secretD4 FAKE-apikey-C3 FAKE-ftp-E5") == "*** *** ***"
     assert main(["config", "migrate", str(conf)]) == 0
     out, err = capsys.readouterr()
     assert "# warning:" in out and "line 6: export: not a valid identifier" in err
-    for secret in ("FAKEsecretB2", "FAKE-secretA1", "FAKE-secretD4", "FAKE-apikey-C3"):
+    for secret in (
+        "FAKEsecretB2",
+        "FAKE-secretA1",
+        "FAKE-secretD4",
+        "FAKE-apikey-C3",
+        "FAKE-ftp-E5",
+    ):
         assert secret not in out + err + "".join(warnings), secret
 
 
