@@ -73,7 +73,7 @@ def _agents_serving(folder: Path) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if "gpg-agent" in line and str(folder) in line:

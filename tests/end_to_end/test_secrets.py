@@ -49,19 +49,23 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
     secret_file = tmp_path / "passphrase"
     secret_file.write_text(PASSPHRASE + "\n")
     secret_file.chmod(0o600)
-    for name, text in (("cfb-hook", HOOK.format(flag=flag)),
-                       ("cfb-passphrase", SECRET_COMMAND.format(secret_file=secret_file))):
+    for name, text in (
+        ("cfb-hook", HOOK.format(flag=flag)),
+        ("cfb-passphrase", SECRET_COMMAND.format(secret_file=secret_file)),
+    ):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
-    hooks = "".join(f'{key} = ["cfb-hook {key}"]\n' for key in (
-        "before_backup", "after_backup", "before_restore", "after_restore", "on_error"))
+    hooks = "".join(
+        f'{key} = ["cfb-hook {key}"]\n'
+        for key in ("before_backup", "after_backup", "before_restore", "after_restore", "on_error")
+    )
     src = make_awkward_tree(tmp_path / "src", big_mb=1)
     config = make_config(
         source=src,
         encryption='passphrase_command = "cfb-passphrase"',
         # no upload processes: they are duplicity's own, with its environment
         # (test_upload_workers.py counts them), and "auto" may start one on a loaded loopback
-        extra='volsize = 1\nupload_workers = 0\n',
+        extra="volsize = 1\nupload_workers = 0\n",
         more=f"[profiles.main.command_hooks]\n{hooks}",
     )
     gnupghome = tmp_path / "gnupg"  # a new agent is started, and recorded, under the trace
@@ -69,26 +73,36 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
     env = {**cli_env, "PATH": f"{bin_dir}:{cli_env['PATH']}", "GNUPGHOME": str(gnupghome)}
 
     def kill_agent():
-        subprocess.run(["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"],
-                       env=env, check=False)
+        subprocess.run(
+            ["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"], env=env, check=False
+        )
 
     execs, hook_runs, handed = [], [], []
-    for n, (args, code) in enumerate((
-        (("backup",), 0),
-        (("restore", "main", tmp_path / "restored"), 0),
-        (("verify", "main"), 0),
-        (("backup",), ExitCode.REFUSED),  # before_backup fails: on_error runs
-    )):
+    for n, (args, code) in enumerate(
+        (
+            (("backup",), 0),
+            (("restore", "main", tmp_path / "restored"), 0),
+            (("verify", "main"), 0),
+            (("backup",), ExitCode.REFUSED),  # before_backup fails: on_error runs
+        )
+    ):
         if code:
             flag.touch()
-        traced = run_traced([str(BIN / "cfbackup"), "-c", str(config), *map(str, args)],
-                            env=env, log=tmp_path / f"trace-{n}.log", after_exit=kill_agent)
+        traced = run_traced(
+            [str(BIN / "cfbackup"), "-c", str(config), *map(str, args)],
+            env=env,
+            log=tmp_path / f"trace-{n}.log",
+            after_exit=kill_agent,
+        )
         assert traced.returncode == code, traced.stderr
         assert_no_secret(traced.stdout + traced.stderr, local_swift)
         execs += traced.execs
         if args[0] == "backup":  # its duplicity, started warm or with its command
-            handed += [r.env.get("SWIFT_HANDOVER_TOKEN", "") for r in traced.execs
-                       if r.program == "cfbackup-duplicity"]
+            handed += [
+                r.env.get("SWIFT_HANDOVER_TOKEN", "")
+                for r in traced.execs
+                if r.program == "cfbackup-duplicity"
+            ]
         hook_runs += [e for e in traced.execs if e.argv[:2] == ["/bin/sh", "-c"]]
 
     secrets = secret_values(local_swift)
@@ -98,13 +112,15 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
             if record.program not in WITH_SECRETS:
                 assert not any(secret in value for value in record.env.values()), (
                     f"secret in the environment of {record}: "
-                    f"{[k for k, v in record.env.items() if secret in v]}")
+                    f"{[k for k, v in record.env.items() if secret in v]}"
+                )
     # the token of the backups' checks goes to their duplicity only, in its environment
     for record in execs:
         assert not any(TOKEN.search(arg) for arg in record.argv), f"token in argv: {record}"
         if record.program != "cfbackup-duplicity":
             assert not any(TOKEN.search(value) for value in record.env.values()), (
-                f"token in the environment of {record}")
+                f"token in the environment of {record}"
+            )
     assert handed and all(TOKEN.fullmatch(token) for token in handed), handed
     programs = [r.program for r in execs]
     # the trace saw what it was meant to see: four cfbackup runs, duplicity for the first
@@ -115,21 +131,27 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
     assert programs.count("cfb-passphrase") >= 4, programs
     ran = [r.argv[2] for r in hook_runs]
     assert ran == [
-        "cfb-hook before_backup", "cfb-hook after_backup",
-        "cfb-hook before_restore", "cfb-hook after_restore",
-        "cfb-hook before_backup", "cfb-hook on_error",
+        "cfb-hook before_backup",
+        "cfb-hook after_backup",
+        "cfb-hook before_restore",
+        "cfb-hook after_restore",
+        "cfb-hook before_backup",
+        "cfb-hook on_error",
     ], ran
     for record in hook_runs:
         extra = set(record.env) - HOOK_VARIABLES
         assert not extra, f"{record}: variables a hook must not get: {sorted(extra)}"
         assert record.env["CFBACKUP_PROFILE"] == "main"
         assert record.env["CFBACKUP_ACTION"] in ("backup", "restore")
-    assert "before_backup command 'cfb-hook before_backup' exited with code 1" in (
-        hook_runs[-1].env["CFBACKUP_ERROR"])
+    assert (
+        "before_backup command 'cfb-hook before_backup' exited with code 1"
+        in (hook_runs[-1].env["CFBACKUP_ERROR"])
+    )
 
 
-def test_no_secret_in_logs_or_output_at_debug_verbosity(tmp_path, make_config, cfbackup,
-                                                        local_swift):
+def test_no_secret_in_logs_or_output_at_debug_verbosity(
+    tmp_path, make_config, cfbackup, local_swift
+):
     """duplicity's swift backend logs its connection arguments, password included, at debug
     level: the run log holds that output, masked."""
     src = make_awkward_tree(tmp_path / "src", big_mb=1)
@@ -173,7 +195,9 @@ def _holding(value: str) -> list[str]:
             continue
         try:
             if value.encode() in (proc / "environ").read_bytes():
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+                found.append(
+                    (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
         except OSError:
             continue
     return found

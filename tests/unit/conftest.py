@@ -17,6 +17,22 @@ def _no_config_in_suggestions():
     suggest.use_config(None)
 
 
+@pytest.fixture(autouse=True)
+def _no_secrets_from_other_tests():
+    """Secrets an in-process run registers for masking stay in ``redact`` for the process: a
+    test's fake secret ("secret", say) would mask another test's paths. Each test ends with the
+    registry as it found it."""
+    from cfbackup import redact
+
+    values, variables = set(redact._values), set(redact._variables)
+    yield
+    with redact._lock:
+        redact._values.clear()
+        redact._values.update(values)
+        redact._variables.clear()
+        redact._variables.update(variables)
+
+
 @pytest.fixture
 def cli(capsys):
     """Call ``cfbackup``'s or ``dt-cf-backup``'s main in-process; returns (code, stderr)."""
