@@ -109,15 +109,18 @@ def runs(
     return out
 
 
-def last(state_dir: Path, profile: str, action: str, result: str) -> dict[str, Any] | None:
+def last(state_dir: Path, profile: str, action: str, *results: str) -> dict[str, Any] | None:
+    """The newest ``action`` run of ``profile`` that ended in one of ``results``, however many
+    other runs came since."""
     if not (state_dir / "history.sqlite3").exists():
         return None
+    marks = ", ".join("?" for _ in results)
     with contextlib.closing(_connect(state_dir)) as conn:
         conn.row_factory = sqlite3.Row
         row = conn.execute(
-            "SELECT * FROM runs WHERE profile=? AND action=? AND result=? "
+            f"SELECT * FROM runs WHERE profile=? AND action=? AND result IN ({marks}) "
             "ORDER BY started DESC, id DESC LIMIT 1",
-            (profile, action, result),
+            (profile, action, *results),
         ).fetchone()
     if row is None:
         return None
@@ -134,21 +137,7 @@ AT_TARGET = ("success", "partial", "retention_failed")
 def last_backup_at_target(state_dir: Path, profile: str) -> dict[str, Any] | None:
     """The newest backup of ``profile`` whose set reached the target, however many other runs
     (``status``, ``check``, drills) came since."""
-    if not (state_dir / "history.sqlite3").exists():
-        return None
-    marks = ", ".join("?" for _ in AT_TARGET)
-    with contextlib.closing(_connect(state_dir)) as conn:
-        conn.row_factory = sqlite3.Row
-        row = conn.execute(
-            f"SELECT * FROM runs WHERE profile=? AND action='backup' AND result IN ({marks}) "
-            "ORDER BY started DESC, id DESC LIMIT 1",
-            (profile, *AT_TARGET),
-        ).fetchone()
-    if row is None:
-        return None
-    item = dict(row)
-    item["stats"] = json.loads(item["stats"]) if item["stats"] else {}
-    return item
+    return last(state_dir, profile, "backup", *AT_TARGET)
 
 
 def newest_stat(state_dir: Path, profile: str, action: str, key: str, results: tuple[str, ...]):

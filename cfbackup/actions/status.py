@@ -73,12 +73,7 @@ def run_status(run: Run) -> RunResult:
     for outcome in ("success", "failure"):
         if outcome == "success":
             # a backup whose retention failed afterwards is at the target all the same
-            rows = [
-                r
-                for result in ("success", "retention_failed")
-                if (r := history.last(state_dir, profile.name, "backup", result))
-            ]
-            row = max(rows, key=lambda r: (r["started"], r["id"]), default=None)
+            row = history.last(state_dir, profile.name, "backup", "success", "retention_failed")
         else:
             rows = [
                 r
