@@ -175,7 +175,7 @@ def _back_up(
     partial = [(c, r) for c, r in done if r.unreadable]
     # an unsplit profile's include whose disk is not mounted: backed up empty, like files
     # that could not be read, the backup lacks it
-    empty_includes = [why for path, why in unmounted.items() if not chains.is_split(run.profile)]
+    empty_includes = [] if chains.is_split(profile) else list(unmounted.values())
     lacking = [c for c, r in done if r.unreadable or empty_includes]  # files not in the set
     if partial_fulls := [c.label for c in lacking if new_full.get(c.label)]:
         stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
