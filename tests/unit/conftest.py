@@ -20,11 +20,15 @@ def _no_config_in_suggestions():
 @pytest.fixture(autouse=True)
 def _no_secrets_from_other_tests():
     """Secrets an in-process run registers for masking stay in ``redact`` for the process: a
-    test's fake secret ("secret", say) would mask another test's paths. Each test ends with the
+    test's fake secret ("secret", say) would mask another test's paths. Each unit test starts
+    with none registered, whichever tests ran before it in the worker, and ends with the
     registry as it found it."""
     from cfbackup import redact
 
     values, variables = set(redact._values), set(redact._variables)
+    with redact._lock:  # what tests of other folders in this worker registered, too
+        redact._values.clear()
+        redact._variables.clear()
     yield
     with redact._lock:
         redact._values.clear()
