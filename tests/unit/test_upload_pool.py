@@ -142,3 +142,54 @@ def test_a_failed_upload_stops_the_next_and_its_retries_reach_the_log(tmp_path, 
             ("WARNING", "Pool1", "Attempt of put Nr"),
             ("ERROR", "Pool1", "Giving up after 2 attempts"),
         ], machine_log
+
+
+HELD = """
+import os, sys
+
+def main():
+    if sys.argv[1] == "patched":
+        from cfbackup.duplicity import patches
+
+        patches.apply(["cfbackup.duplicity.patches.upload_pool"], os.environ)
+    from duplicity import backend, backend_pool, dup_main, log, path
+
+    log.setup()
+    backend.import_backends()
+    target = sys.argv[2]
+    pool = backend_pool.BackendPool("file://" + target, processes=1)
+    track_id = pool.command_throttled("put_validated", args=(path.Path(sys.argv[3]), b"vol1"))
+    # the one worker runs its tasks in order: this returns after anything handed over before
+    pool.ppe.submit(os.getpid).result(timeout=60)
+    uploaded_before_recorded = os.path.exists(os.path.join(target, "vol1"))
+    left = pool.get_queue_length()  # dup_main asks this once the set's volumes are recorded
+    dup_main.time.sleep(30)  # dup_main's wait for what is left (2 s there)
+    records = [(r.track_id, r.result) for r in pool.results_since_last_call()]
+    pool.shutdown()
+    print(track_id, uploaded_before_recorded, left, records)
+
+if __name__ == "__main__":  # the pool's "spawn" workers run this file again
+    main()
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "patched"])
+def test_a_volume_is_handed_over_only_after_duplicity_could_record_the_one_before(tmp_path, mode):
+    """dup_main hands volume N to the pool, then records N-1 in its manifest: an upload of N
+    that ended first put the target two volumes ahead of the manifest, and a kill then made the
+    next run start the set again ("Impossible backup state"). Patched, the volume is held
+    until duplicity goes on (here: asks what is left), then uploaded under the same track id."""
+    script, target, volume = tmp_path / "pool.py", tmp_path / "target", tmp_path / "vol"
+    script.write_text(HELD)
+    target.mkdir()
+    volume.write_bytes(b"v" * 200_000)
+    done = subprocess.run(
+        [sys.executable, str(script), mode, str(target), str(volume)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    held = "False" if mode == "patched" else "True"  # plain duplicity: uploaded at once
+    assert done.stdout.split() == ["1", held, "1", "[(1,", "200000)]"], done.stdout
+    assert (target / "vol1").stat().st_size == 200_000

@@ -30,6 +30,12 @@ With ``--concurrency N`` duplicity builds the next volume while N processes of i
    (``tests/faults/test_kill.py`` on loopback, 1 MB volumes: 6 runs of 6; 1 of 6 with the
    extra volume queued and the workers starting late). Building still overlaps uploading; only
    a volume built faster than the one before it uploads waits for that upload.
+   That left one window: duplicity hands volume N over, then records N-1 (whose upload it
+   waited for) in its manifest. When N's upload ended first (duplicity's process held up
+   there, as on a loaded CI machine: the target two volumes ahead of the manifest once in
+   about ten suite runs), a kill in between lost the resume. Volume N is now held back and
+   handed over once duplicity has recorded N-1: when it starts writing the next volume, or
+   asks how many uploads are left after the last (microseconds later either way).
 5. duplicity handed the next volume to the pool before it looked at the upload it had waited
    for: when that upload had failed for good (Swift gone), the next one was already running
    and ran its retries too before duplicity could stop (about a minute more with the
@@ -65,6 +71,7 @@ class _Time:
 
     @staticmethod
     def sleep(seconds):
+        _hand_over_all()
         pending = [future for pool in list(_live) for future in pool._command_queue]
         if not pending:
             time.sleep(seconds)
@@ -152,6 +159,7 @@ def _watching(write):
 
     def write_volume(block_iter, *args, **kwargs):
         global _set_ends
+        _hand_over_all()  # the volume before this one is in duplicity's manifest by now
         pool = _unstarted_pool()
         if pool is not None and not isinstance(block_iter, _Blocks):
             from duplicity import config
@@ -200,10 +208,35 @@ def _collect_finished_cmds(self):
         self.peak_in_queue = max(self.peak_in_queue, len(self._command_queue))
 
 
+def _hold(pool, func_name, args):
+    """Keep a volume's upload until duplicity has recorded the one before it (4. above); its
+    track id is the one ``command`` would have given it."""
+    pool._track_id += 1
+    pool.cfbackup_held = (pool._track_id, func_name, args)
+    return pool._track_id
+
+
+def _hand_over(pool) -> None:
+    """Hand the held upload, if any, to the pool's workers, as ``BackendPool.command`` does."""
+    held, pool.cfbackup_held = getattr(pool, "cfbackup_held", None), None
+    if held is not None:
+        from duplicity import backend_pool
+
+        track_id, func_name, args = held
+        pool._command_queue.append(
+            pool.ppe.submit(backend_pool.track_cmd, track_id, func_name, *args)
+        )
+
+
+def _hand_over_all() -> None:
+    for pool in list(_live):
+        _hand_over(pool)
+
+
 def _patch_pool(backend_pool):
     pool = backend_pool.BackendPool
     init, shutdown, command = pool.__init__, pool.shutdown, pool.command
-    throttled = pool.command_throttled
+    throttled, get_queue_length = pool.command_throttled, pool.get_queue_length
     if getattr(init, "cfbackup_patched", False):
         return
 
@@ -225,13 +258,25 @@ def _patch_pool(backend_pool):
             _start(self, "a volume that is not its set's last is ready")
         else:
             self._collect_finished_cmds()  # a failed upload ends it here (5. above)
+        if getattr(self, "cfbackup_holding", False):
+            return _hold(self, func_name, args)
         return command(self, func_name, args, kwds)
 
     def command_throttled(self, func_name, commands_in_buffer=1, args=(), kwds=None):
-        return throttled(self, func_name, 0, args, kwds)  # see 4. above
+        _hand_over(self)
+        self.cfbackup_holding = True  # duplicity's volumes: see 4. above
+        try:
+            return throttled(self, func_name, 0, args, kwds)
+        finally:
+            self.cfbackup_holding = False
+
+    def queue_length(self):
+        _hand_over(self)  # after the last volume: duplicity has recorded the one before
+        return get_queue_length(self)
 
     def shutdown_and_forget(self, *args, **kwargs):
         _live.discard(self)
+        self.cfbackup_held = None  # the backup ended before its upload was handed over
         return shutdown(self, *args, **kwargs)
 
     lazy_init.cfbackup_patched = True
@@ -239,6 +284,7 @@ def _patch_pool(backend_pool):
     pool.__init__ = lazy_init
     pool.command = command_started
     pool.command_throttled = command_throttled
+    pool.get_queue_length = queue_length
     pool.shutdown = shutdown_and_forget
     pool._collect_finished_cmds = _collect_finished_cmds
 
