@@ -48,3 +48,31 @@ def printable(text: str) -> str:
     """``text`` with the bytes of a file name that is not UTF-8 (os.fsdecode's surrogates)
     spelled ``\\xe9``: for messages, the terminal and the run history, which are UTF-8."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+_SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def pasteable(name: str) -> str:
+    """A file name as ``list`` shows it, for the user to paste back (``restore --path``):
+    ``name`` itself, unless it is not UTF-8 (os.fsdecode's surrogates), holds a control
+    character (a newline would split the listing's line) or starts with ``$'``; then bash's
+    ``$'...'`` quoting of its bytes, ``$'weird/caf\\xe9.txt'``, which bash and zsh turn back
+    into exactly those bytes."""
+    if not name.startswith("$'") and all(" " <= c != "\x7f" and not _byte(c) for c in name):
+        return name
+    return "$'" + "".join(_shell_char(c) for c in name) + "'"
+
+
+def _byte(c: str) -> bool:
+    return "\udc80" <= c <= "\udcff"  # a byte os.fsdecode could not decode
+
+
+def _shell_char(c: str) -> str:
+    if _byte(c):
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    if c in _SHELL_ESCAPES:
+        return _SHELL_ESCAPES[c]
+    if c < " " or c == "\x7f":
+        return f"\\x{ord(c):02x}"
+    return c

@@ -8,6 +8,7 @@ from cfbackup import chains
 from cfbackup.actions.common import chains_at_time, duplicity, prepare, when_of
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.runtypes import Run, RunResult
+from cfbackup.units import pasteable
 
 
 def run_list(run: Run) -> RunResult:
@@ -50,7 +51,11 @@ def _path_order(path: str) -> tuple[str, ...]:
 
 
 def parse_file_entry(extra: str) -> dict | None:
-    """``20261126T022239Z 'sub/b c.txt' reg`` -> time, path, type."""
+    """``20261126T022239Z 'sub/b c.txt' reg`` -> time, path, type; and ``path_shell``, the
+    form ``list`` prints, for a name it cannot print as it is (``units.pasteable``).
+
+    duplicity writes the name with ``util.escape`` (``unicode-escape``: ASCII, lossless); a
+    byte that is not UTF-8 comes back as os.fsdecode spells it (``\\udce9``)."""
     timestamp, _, rest = extra.partition(" ")
     path_part, _, kind = rest.rpartition(" ")
     try:
@@ -59,4 +64,7 @@ def parse_file_entry(extra: str) -> dict | None:
         path = path_part.strip("'")
     if isinstance(path, bytes):
         path = path.decode("utf-8", "surrogateescape")
-    return {"time": timestamp, "path": path, "type": kind}
+    entry = {"time": timestamp, "path": path, "type": kind}
+    if (shown := pasteable(path)) != path:
+        entry["path_shell"] = shown
+    return entry

@@ -83,7 +83,8 @@ def _print_list(result, args) -> None:
     if args.json:
         return output.print_json(result.data)
     for entry in result.data:
-        output.info(f"{entry['time']}  {entry['type']:<4} {entry['path']}")
+        shown = entry.get("path_shell", entry["path"])  # pasted back, restore --path gets it
+        output.info(f"{entry['time']}  {entry['type']:<4} {shown}")
 
 
 def _print_status(result, args) -> None:

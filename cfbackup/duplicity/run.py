@@ -57,7 +57,7 @@ def run_duplicity(
 
     def reader() -> None:
         parser = machinelog.MachineLogParser()
-        with os.fdopen(read_fd, "r", encoding="utf-8", errors="replace") as stream:
+        with os.fdopen(read_fd, "r", encoding="utf-8", errors="backslashreplace") as stream:
             for line in stream:
                 record = parser.feed(redact.redact_output(line))
                 if record:

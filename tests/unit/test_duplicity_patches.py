@@ -95,7 +95,7 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     assert int(pid) != os.getpid() and keystoneclient == "None"  # core's patch came first
     core = (
         "skip-keystoneclient, upload-progress, sized-uploads, upload-pool, gpg-environment, "
-        "gpg-selftest, gpg-waiters, progress-stop, archive-lock"
+        "gpg-selftest, gpg-waiters, progress-stop, archive-lock, machine-log-names"
     )
     assert f"duplicity patches: {core}, marker" in caplog.text
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cfbackup.actions.listing import parse_file_entry
 from cfbackup.duplicity import machinelog
+from cfbackup.units import pasteable
 
 COLLECTION = """\
 NOTICE 1
@@ -203,3 +210,32 @@ def test_a_changed_source_host_or_folder_is_refused_with_the_fixes_that_work(mon
         assert f"the backup source {changed}; run {full} to start a new chain" in error.message
         assert 'extra_options = ["--allow-source-mismatch"]' in error.message, error.message
         assert error.message.endswith(f"(duplicity exit code {code}).")
+
+
+def test_a_file_list_entry_whose_name_is_not_utf8_keeps_its_bytes_and_a_form_to_paste():
+    """duplicity writes the name with util.escape (its real output for these bytes)."""
+    from duplicity import util
+
+    for name, shown in (
+        (b"weird/caf\xe9.txt", "$'weird/caf\\xe9.txt'"),
+        (b"caf\xc3\xa9 it's", None),  # UTF-8, printed as it is
+        (b"a\nb\\c", "$'a\\nb\\\\c'"),
+    ):
+        entry = parse_file_entry(f"20261126T022239Z {util.escape(name)} reg")
+        assert os.fsencode(entry["path"]) == name
+        assert entry.get("path_shell") == shown
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(min_size=1, max_size=24).filter(lambda b: b"\0" not in b))
+def test_a_name_as_list_prints_it_is_its_bytes_again_in_bash(name):
+    """What the user pastes into ``restore --path`` is what bash hands cfbackup: the bytes."""
+    shown = pasteable(os.fsdecode(name))
+    if shown == os.fsdecode(name):  # printed as it is: UTF-8, no control character
+        text = name.decode("utf-8")
+        assert not text.startswith("$'") and all(" " <= c != "\x7f" for c in text)
+        return
+    pasted = subprocess.run(
+        ["bash", "-c", f"printf %s {shown}"], capture_output=True, check=True
+    ).stdout
+    assert pasted == name

@@ -253,6 +253,14 @@ CORE: tuple[Patch, ...] = (
         "exited, so a third duplicity locked a new file and ran beside the first in the same "
         "archive dir",
     ),
+    Patch(
+        "machine-log-names",
+        "cfbackup.duplicity.patches.machine_log_names",
+        "3.2.1",
+        ("duplicity.log:add_fd", "duplicity.log:_logger"),
+        "duplicity's --log-fd stream is strict UTF-8: a record naming a file whose name is not "
+        "UTF-8 (latin-1 caf\\xe9) was dropped, and list left out every such file",
+    ),
 )
 
 
