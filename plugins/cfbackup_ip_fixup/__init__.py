@@ -158,14 +158,20 @@ def _in_networks(address: str, networks: list[str], where: str) -> bool:
 
 
 def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome:
-    """DNS then hosts file for one profile; raises on a DNS failure (hosts then untouched)."""
+    """DNS then hosts file for one profile; raises on a DNS failure (hosts then untouched).
+
+    A message whose fix ends with running the fix-up again names the command that does it for
+    this profile (rerun.py), as does one after RFC 2136 updates of several zones that failed
+    part-way: one UPDATE per zone, so the zones before the failing one stay changed."""
     from cfbackup.config.secrets import resolve_secret
 
     from . import hosts, rfc2136
+    from .rerun import command, part_way
 
     section = profile.plugin_config(SECTION)
     where = f"profiles.{profile.name}.{SECTION}"
     outcome = Outcome(profile.name)
+    rerun = command(server, old, new, profile.name)
     names = [n if n.endswith(".") else n + "." for n in section.get("dns_names") or []]
     if names:
         dns_new = rfc2136.by_family(
@@ -190,7 +196,13 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
                 else None
             )
             outcome.dns = designate.replace(
-                profile, section.get("dns_zone"), records, section["dns_ttl"], where, check
+                profile,
+                section.get("dns_zone"),
+                records,
+                section["dns_ttl"],
+                where,
+                check,
+                rerun=rerun,
             )
         elif dns_new:
             secret = resolve_secret(section, "tsig_secret", where)
@@ -199,15 +211,36 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
             for name in names:
                 zone = section.get("dns_zone") or dns_server.zone_of(name)
                 zones.setdefault(zone, []).append(name)
+            changed: list[str] = []  # the zones this run changed, as shown in a sentence
             for zone, zone_names in zones.items():
                 check = (
                     {n: {t: dns_old[t] for t in dns_new if dns_old.get(t)} for n in zone_names}
                     if section["dns_check_old"]
                     else None
                 )
-                already = dns_server.replace(
-                    zone, {n: records[n] for n in zone_names}, section["dns_ttl"], check
-                )
+                try:
+                    already = dns_server.replace(
+                        zone,
+                        {n: records[n] for n in zone_names},
+                        section["dns_ttl"],
+                        check,
+                        rerun=rerun,
+                    )
+                except CfbackupError as error:
+                    if not changed:
+                        raise
+                    raise part_way(
+                        error, "RFC 2136 updates are atomic only within a zone", changed, rerun
+                    ) from None
+                done = [
+                    f"{rfc2136.shown(n)} {t} {' '.join(dns_old.get(t, [])) or '(none given)'} "
+                    f"-> {' '.join(a)}"
+                    for n in zone_names
+                    for t, a in dns_new.items()
+                    if (n, t) not in already
+                ]
+                if done:
+                    changed.append(f"zone {rfc2136.shown(zone)} ({', '.join(done)})")
                 outcome.dns += [
                     f"{n} {t} {' '.join(a)}" + (" (already so)" if (n, t) in already else "")
                     for n in zone_names
@@ -222,7 +255,7 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
         except OSError as error:
             raise ConfigError(
                 f"{where}.hosts_file: cannot rewrite {section['hosts_file']}: "
-                f"{error.strerror or error}: check the path and permissions"
+                f"{error.strerror or error}: check the path and permissions, then run {rerun}"
                 + ("; DNS was already updated, and a rerun skips it." if outcome.dns else ".")
             ) from None
         outcome.hosts = [f"{section['hosts_file']}:{c.line}: {c.old} -> {c.new}" for c in changes]

@@ -38,11 +38,11 @@ def describe(record: str, current: Iterable[str], old: Iterable[str], new: Itera
     )
 
 
-def refusal_fix(where: str, count: int = 1) -> str:
-    """The fix named after ``count`` refused records (``where``: ``profiles.P.ip_fixup``)."""
+def refusal_fix(where: str, count: int, rerun: str) -> str:
+    """The fix named after ``count`` refused records (``where``: ``profiles.P.ip_fixup``,
+    ``rerun``: the command that runs the fix-up again, rerun.py)."""
     it = "it" if count == 1 else "them"
     return (
         f"someone else changed {it} since (dns_check_old): check {it}; to overwrite {it}, put "
-        f"the old addresses back or set dns_check_old = false in [{where}], then run the "
-        "ip-fixup again"
+        f"the old addresses back or set dns_check_old = false in [{where}], then run {rerun}"
     )

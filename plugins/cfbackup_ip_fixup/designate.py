@@ -52,6 +52,8 @@ def replace(
     ttl: int,
     where: str,
     check_old: dict[str, dict[str, list[str]]] | None = None,
+    *,
+    rerun: str,
 ) -> list[str]:
     """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done.
 
@@ -59,9 +61,10 @@ def replace(
     RFC 2136 (checkold.py): holding the old addresses it is updated, already holding the new
     ones it is left alone, holding anything else refuses the whole fix-up before any write.
     Designate has no multi-recordset transaction: the writes are one by one, so a failure
-    part-way names the recordsets already changed; the same fix-up run again completes it.
+    part-way names the recordsets already changed and ``rerun``, the command that completes it.
     """
     from . import checkold
+    from .rerun import part_way
 
     conn = connect(profile)
     done: list[str] = []
@@ -90,7 +93,8 @@ def replace(
             plan.append((fqdn, rtype, addresses, zone, existing))
     if refused:
         raise BackendError(
-            f"Designate: {'; '.join(refused)}: {checkold.refusal_fix(where, len(refused))}; "
+            f"Designate: {'; '.join(refused)}: "
+            f"{checkold.refusal_fix(where, len(refused), rerun)}; "
             "nothing was changed."
         )
     changed: list[str] = []  # as shown in a sentence
@@ -109,13 +113,7 @@ def replace(
                 raise type(error)(
                     f"{cause}; nothing was changed.", exit_code=error.exit_code
                 ) from None
-            raise type(error)(
-                f"{cause}; Designate updates are not atomic, and {', '.join(changed)} "
-                f"{'was' if len(changed) == 1 else 'were'} already changed: once that is "
-                "fixed, running the ip-fixup again completes the rest (it leaves what is done "
-                "as it is).",
-                exit_code=error.exit_code,
-            ) from None
+            raise part_way(error, "Designate updates are not atomic", changed, rerun) from None
         changed.append(f"{shown(fqdn)} {rtype} {' '.join(addresses)}")
         done.append(f"{fqdn} {rtype} {' '.join(addresses)}")
     return done

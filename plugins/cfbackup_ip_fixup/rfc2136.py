@@ -268,6 +268,8 @@ class Server:
         records: dict[str, dict[str, list[str]]],
         ttl: int,
         check_old: dict[str, dict[str, list[str]]] | None = None,
+        *,
+        rerun: str,
     ) -> set[tuple[str, str]]:
         """Replace the ``{name: {"A": [...], "AAAA": [...]}}`` rrsets of ``zone`` in one message.
 
@@ -276,7 +278,8 @@ class Server:
         rerun), and one holding anything else refuses the whole update before anything is sent.
         The update itself carries value-dependent prerequisites (RFC 2136) for what was read, so
         a change made in between makes the server refuse it (NXRRSET). Returns the
-        ``(name, type)`` pairs that already held the new addresses.
+        ``(name, type)`` pairs that already held the new addresses. ``rerun`` is the command
+        that runs the fix-up again, for the messages whose fix ends with it.
         """
         import dns.rcode
         import dns.rdata
@@ -310,7 +313,7 @@ class Server:
         if refused:
             raise BackendError(
                 f"DNS server {self.label}: {'; '.join(refused)}: "
-                f"{checkold.refusal_fix(self.where, len(refused))}; nothing was changed in "
+                f"{checkold.refusal_fix(self.where, len(refused), rerun)}; nothing was changed in "
                 f"{where_zone}."
             )
         changes = [
@@ -339,7 +342,7 @@ class Server:
             dns.rcode.NOTZONE: f"says {names} is not in {where_zone}: check dns_zone",
             dns.rcode.NXRRSET: f"found that the records of {names} no longer hold what "
             "cfbackup had just read from it (dns_check_old): someone changed them meanwhile; "
-            "check them, then run the ip-fixup again",
+            f"check them, then run {rerun}",
             dns.rcode.YXRRSET: "found an rrset the update did not expect",
             dns.rcode.NXDOMAIN: f"found that {names} does not exist (prerequisite failed)",
             dns.rcode.SERVFAIL: "could not apply the update: see its log (can it write the "

@@ -130,7 +130,7 @@ def build_record(conn, server, profile: Profile, progress: Progress) -> dict[str
     }
 
 
-def _final_backup(config: Config, name: str, pm, progress: Progress) -> dict[str, Any]:
+def _final_backup(config: Config, name: str, pm, progress: Progress, again: str) -> dict[str, Any]:
     from cfbackup.actions.backup import run_backup
     from cfbackup.runner import execute_run
 
@@ -141,7 +141,7 @@ def _final_backup(config: Config, name: str, pm, progress: Progress) -> dict[str
     if not result.ok:
         raise CfbackupError(
             f"the final backup of profile {profile.name} failed ({result.message}):"
-            " nothing was parked; fix the backup and run park again.",
+            f" nothing was parked; fix the backup and {again}.",
             exit_code=result.exit_code,
         )
     progress(result.message)
@@ -162,28 +162,21 @@ def park(
     """Stop server ``name`` (unless ``live``), image it, wait for the image, store the record,
     then delete the server."""
     settings = settings_of(profile)
+    again = _again(profile, name, final_backup, live)
+    return _park(config, profile, name, pm, final_backup, live, progress, conn, settings, again)
+
+
+def _again(profile: Profile, name: str, final_backup: str | None, live: bool) -> str:
+    """The end of a message whose fix is to run park again: "run park again (COMMAND)", the
+    command as the user ran it (their ``-c FILE``, ``--profile``, ``--live``), so that it
+    runs as printed. The message builders below take it as ``again``."""
     words = ["server", "park", name, "--profile", profile.name]
     words += ["--final-backup", final_backup] if final_backup else []
-    with _rerun_named(suggest.command(*words, *(["--live"] if live else []))):
-        return _park(config, profile, name, pm, final_backup, live, progress, conn, settings)
+    words += ["--live"] if live else []
+    return f"run park again ({suggest.command(*words)})"
 
 
-AGAIN = "run park again"  # what a message says when the fix ends with running park again
-
-
-@contextlib.contextmanager
-def _rerun_named(command: str):
-    """A message ending with "run park again" gets the command, as the user ran it (their
-    ``-c FILE``, ``--profile``, ``--live``): a fix command prints as it runs."""
-    try:
-        yield
-    except CfbackupError as error:
-        if AGAIN in error.message and command not in error.message:
-            error.message = error.message.replace(AGAIN, f"{AGAIN} ({command})")
-        raise
-
-
-def _park(config, profile, name, pm, final_backup, live, progress, conn, settings):
+def _park(config, profile, name, pm, final_backup, live, progress, conn, settings, again):
     with server_lock(config, name, "park"):
         conn = conn or connect(profile)
         server = find_server(conn, name)
@@ -220,7 +213,7 @@ def _park(config, profile, name, pm, final_backup, live, progress, conn, setting
             )
         record = build_record(conn, server, profile, progress)
         if final_backup:
-            record["final_backup"] = _final_backup(config, final_backup, pm, progress)
+            record["final_backup"] = _final_backup(config, final_backup, pm, progress, again)
         record["status_before_park"] = server.status
         stopped = False
         if server.status == "ACTIVE" and live:
@@ -230,14 +223,14 @@ def _park(config, profile, name, pm, final_backup, live, progress, conn, setting
             )
         elif server.status == "ACTIVE":
             try:
-                _stop(conn, server, settings, progress)
+                _stop(conn, server, settings, progress, again)
             except KeyboardInterrupt:
                 raise Interrupted(
                     f"interrupted while server {name} was stopping: it was NOT deleted and "
-                    f"nothing was imaged (openstack server show {server.id}); run park again."
+                    f"nothing was imaged (openstack server show {server.id}); {again}."
                 ) from None
             stopped = True
-        kept = _kept(server, stopped)
+        kept = _kept(server, stopped, again)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         image_name = f"cfbackup-park-{server.name}-{stamp}"
         metadata = {
@@ -250,7 +243,7 @@ def _park(config, profile, name, pm, final_backup, live, progress, conn, setting
             cloud_errors(
                 f"snapshotting server {name}",
                 conflict_fix="the server is busy (another "
-                "snapshot or task); wait until it is idle and run park again",
+                f"snapshot or task); wait until it is idle and {again}",
             ),
         ):
             # only the createImage POST: openstacksdk's create_server_image also reads the
@@ -258,7 +251,7 @@ def _park(config, profile, name, pm, final_backup, live, progress, conn, setting
             image_id = server.create_image(conn.compute, image_name, metadata)
         progress(f"snapshot of {name} started: image {image_name} ({image_id})")
         with _not_deleted(kept):
-            image = _wait_image(conn, image_id, name, settings, progress)
+            image = _wait_image(conn, image_id, name, settings, progress, again)
         record.update(
             state="parked",
             parked_at=records.utc_now(),
@@ -291,13 +284,13 @@ def _runs_here(server) -> bool:
     return bool(here) and here == str(server.name).split(".")[0].lower()
 
 
-def _kept(server, stopped: bool) -> str:
+def _kept(server, stopped: bool, again: str) -> str:
     """What a park that stops before the deletion leaves, and how to get the server back."""
     if not stopped:
         return f"server {server.name} was NOT deleted"
     return (
         f"server {server.name} was NOT deleted but is stopped (SHUTOFF): start it again with "
-        f"openstack server start {shlex.quote(server.name)}, or run park again"
+        f"openstack server start {shlex.quote(server.name)}, or {again}"
     )
 
 
@@ -314,7 +307,7 @@ def _not_deleted(kept: str):
         raise Interrupted(f"interrupted; {kept}.") from None
 
 
-def _stop(conn, server, settings, progress: Progress) -> None:
+def _stop(conn, server, settings, progress: Progress, again: str) -> None:
     """Stop an ACTIVE server and wait for SHUTOFF, so that nothing it writes is lost."""
     name = server.name
     left = f"server {name} was NOT deleted"
@@ -322,7 +315,7 @@ def _stop(conn, server, settings, progress: Progress) -> None:
     with cloud_errors(
         f"stopping server {name}",
         conflict_fix=f"the server is busy (another task); {left}: wait until it is idle and "
-        "run park again.",
+        f"{again}.",
     ):
         conn.compute.stop_server(server)
 
@@ -344,24 +337,23 @@ def _stop(conn, server, settings, progress: Progress) -> None:
     except WaitFailed as failed:
         raise BackendError(
             f"server {name} went to {failed.status} while stopping; it was NOT deleted and "
-            f"nothing was imaged: check it (openstack server show {server.id}) and run park "
-            "again."
+            f"nothing was imaged: check it (openstack server show {server.id}) and {again}."
         ) from None
     except WaitTimedOut as late:
         raise BackendError(
             f"server {name} did not stop within {late.waited:.0f} s (it is still "
             f"{late.status}); it was NOT deleted and nothing was imaged: check it (openstack "
-            f"server show {server.id}) and run park again, or raise server_image.server_timeout."
+            f"server show {server.id}) and {again}, or raise server_image.server_timeout."
         ) from None
     except CfbackupError as error:
         raise CfbackupError(
             f"{error.message.rstrip('.')}; server {name} was NOT deleted and nothing was "
-            f"imaged (it may be stopping: openstack server show {server.id}); run park again.",
+            f"imaged (it may be stopping: openstack server show {server.id}); {again}.",
             exit_code=error.exit_code,
         ) from None
 
 
-def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
+def _wait_image(conn, image_id: str, name: str, settings, progress: Progress, again: str):
     """The image once active; its failures say what to do about the image (the caller adds
     what became of the server)."""
 
@@ -383,12 +375,12 @@ def _wait_image(conn, image_id: str, name: str, settings, progress: Progress):
     except WaitFailed as failed:
         raise BackendError(
             f"the image {image_id} of {name} ended {failed.status} (the cloud could not save the "
-            f"snapshot): remove it (openstack image delete {image_id}) and run park again"
+            f"snapshot): remove it (openstack image delete {image_id}) and {again}"
         ) from None
     except WaitTimedOut as late:
         raise BackendError(
             f"the image {image_id} of {name} was still {late.status} after {late.waited:.0f} s: "
-            f"check it (openstack image show {image_id}) and run park again, or raise "
+            f"check it (openstack image show {image_id}) and {again}, or raise "
             "server_image.image_timeout"
         ) from None
 

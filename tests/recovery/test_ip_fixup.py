@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import shlex
 
 import pytest
 from recovery_support import SDK_DEPRECATIONS, ip_fixup_section, load_config, server_image_section
@@ -155,13 +156,19 @@ def test_check_old_refuses_a_record_changed_to_a_third_value(cli, setup, bind):
     assert f"not the old {OLD4} nor the new {NEW4}" in refused.stderr
     assert "dns_check_old = false" in refused.stderr and "nothing was changed" in refused.stderr
     assert refused.stderr.count("\n") == 1
+    # the fix ends with the command that runs the fix-up again, as the user ran it
+    rerun = (
+        f"cfbackup -c {config} ip-fixup --name {host} --old {OLD4},{OLD6} --new {NEW4},{NEW6} "
+        "--profile main"
+    )
+    assert f"then run {rerun}; nothing was changed" in refused.stderr, refused
     # nothing changed: not the AAAA record that still held the old address, not the hosts file
     assert bind.query(host, "A") == ["10.9.9.9"] and bind.query(host, "AAAA") == [OLD6]
     assert hosts.read_bytes() == before
-    bind.set_records(host, [OLD4])
-    done = cli("-c", config, "ip-fixup", "--name", host, "--old", OLD4, "--new", NEW4)
+    bind.set_records(host, [OLD4])  # the old address put back: the command runs as printed
+    done = cli(*shlex.split(rerun)[1:])
     assert done.returncode == 0, done
-    assert bind.query(host, "A") == [NEW4]
+    assert bind.query(host, "A") == [NEW4] and bind.query(host, "AAAA") == [NEW6]
 
 
 def test_dns_networks_keep_private_addresses_out_of_dns(cli, setup, bind):
@@ -298,13 +305,14 @@ def test_designate_failure_midway_names_what_changed_and_a_rerun_completes_it(
     assert failed.stderr.count("\n") == 1, failed
     assert "updating the AAAA recordset of web1.example.org in Designate" in failed.stderr
     assert f"not atomic, and web1.example.org A {NEW4} was already changed" in failed.stderr
-    assert "running the ip-fixup again completes the rest" in failed.stderr, failed
+    rerun = shlex.join(["cfbackup", "-c", str(config), *FIXUP, "--profile", "web1"])
+    assert f"run {rerun} to complete the rest" in failed.stderr, failed
     assert _designate_records(emulator) == {
         ("web1.example.org.", "A"): [NEW4], ("web1.example.org.", "AAAA"): [OLD6],
         ("www.example.org.", "A"): [OLD4], ("www.example.org.", "AAAA"): [OLD6],
     }  # fmt: skip
     emulator.clear_faults()
-    again = cli("-c", config, *FIXUP)
+    again = cli(*shlex.split(rerun)[1:])  # as printed
     assert again.returncode == 0, again
     assert _designate_records(emulator) == ALL_NEW
     if check_old:
@@ -381,13 +389,16 @@ def test_check_old_rerun_after_a_hosts_file_failure_completes_it(cli, setup, bin
     make, hosts, host = setup
     missing = tmp_path / "not-yet" / "hosts"
     command = ("ip-fixup", "--name", host, "--old", f"{OLD4},{OLD6}", "--new", f"{NEW4},{NEW6}")
-    failed = cli("-c", make(dns_check_old="true", hosts_file=f'"{missing}"'), *command)
+    config = make(dns_check_old="true", hosts_file=f'"{missing}"')
+    failed = cli("-c", config, *command)
     assert failed.returncode == ExitCode.CONFIG, failed
     assert "DNS was already updated, and a rerun skips it" in failed.stderr
+    rerun = shlex.join(["cfbackup", "-c", str(config), *command, "--profile", "main"])
+    assert f"check the path and permissions, then run {rerun}; DNS was" in failed.stderr, failed
     assert bind.query(host, "A") == [NEW4] and bind.query(host, "AAAA") == [NEW6]
     missing.parent.mkdir()
     missing.write_text(f"{OLD4} {host}\n")
-    again = cli("-c", make(dns_check_old="true", hosts_file=f'"{missing}"'), *command)
+    again = cli(*shlex.split(rerun)[1:])  # as printed
     assert again.returncode == 0, again
     fqdn = bind.fqdn(host)
     assert f"DNS {fqdn} A {NEW4} (already so)" in again.stdout, again
@@ -400,6 +411,54 @@ def test_check_old_rerun_after_a_hosts_file_failure_completes_it(cli, setup, bin
     assert f"DNS {fqdn} A {NEW4} (already so)" in half.stdout
     assert f"DNS {fqdn} AAAA {NEW6}\n" in half.stdout
     assert bind.query(host, "AAAA") == [NEW6]
+
+
+@pytest.mark.parametrize("check_old", [False, True])
+def test_rfc2136_failure_in_a_later_zone_names_the_zones_changed_and_the_rerun_completes_it(
+    cli, write_config, tmp_path, monkeypatch, check_old
+):
+    """One UPDATE per zone: the second zone's update-policy refuses the key after the first
+    zone was changed. The message names that zone, its records old -> new and the command;
+    once the profile signs with a key both zones grant, that command, run as printed,
+    completes the job (with dns_check_old the first zone is found already so)."""
+    from support.bind import Bind
+
+    first, second = "web.example.test.", "web.second.test."
+    with Bind(
+        records={first: [OLD4], second: [OLD4]},
+        more_zones={"second.test.": ("cfbackup-other",)},
+        also_grant=("cfbackup-other",),
+    ) as dns:
+        monkeypatch.setenv("T_TSIG_SECRET", dns.secret)
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"{OLD4} web\n")
+        section = ip_fixup_section(
+            dns, hosts, [first, second], servers='["web"]', dns_check_old=str(check_old).lower()
+        )
+        config = write_config({"main": {"ip_fixup": section}})
+        failed = cli("-c", config, "ip-fixup", "--name", "web", "--old", OLD4, "--new", NEW4)
+        assert failed.returncode == ExitCode.BACKEND, failed
+        assert failed.stderr.count("\n") == 1, failed  # one sentence
+        assert "answered REFUSED" in failed.stderr
+        assert "nothing was changed in zone second.test; " in failed.stderr, failed
+        rerun = f"cfbackup -c {config} ip-fixup --name web --old {OLD4} --new {NEW4} --profile main"
+        assert (
+            "RFC 2136 updates are atomic only within a zone, and zone example.test "
+            f"(web.example.test A {OLD4} -> {NEW4}) was already changed: once that is fixed, "
+            f"run {rerun} to complete the rest (it leaves what is done as it is)."
+        ) in failed.stderr, failed
+        assert dns.query(first) == [NEW4] and dns.query(second) == [OLD4]
+        assert hosts.read_text() == f"{OLD4} web\n"  # a DNS failure stops before the hosts file
+        # the cause fixed: the profile signs with a key the second zone grants too
+        config.write_text(config.read_text().replace(f'"{dns.key_name}"', f'"{dns.other_key}"'))
+        monkeypatch.setenv("T_TSIG_SECRET", dns.other_secret)
+        again = cli(*shlex.split(rerun)[1:])
+        assert again.returncode == 0, again
+        assert dns.query(first) == [NEW4] and dns.query(second) == [NEW4]
+        assert hosts.read_text() == f"{NEW4} web\n"
+        if check_old:
+            assert f"DNS {first} A {NEW4} (already so)" in again.stdout, again
+            assert f"DNS {second} A {NEW4}\n" in again.stdout, again
 
 
 def test_unpark_rerun_command_completes_a_fixup_whose_hosts_file_failed(

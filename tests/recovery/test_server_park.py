@@ -392,6 +392,54 @@ def test_a_record_that_cannot_be_stored_stops_the_park_before_the_delete(
     assert emulator.server_named("web1")["status"] == "SHUTOFF"
 
 
+@pytest.mark.parametrize("case", ["killed", "stuck stop", "busy", "final backup"])
+def test_every_run_park_again_names_the_command_as_it_was_run(
+    cli, config, emulator, tmp_path, case
+):
+    """Each message whose fix is to run park again gives the command with the user's -c FILE,
+    --profile and the options of the failed run (--live, --final-backup), in every place it
+    says so: the image's fix and the stopped server's."""
+    emulator.add_server("web1")
+    cfg = config(server_timeout=1)
+    options = {"busy": ["--live"], "final backup": ["--final-backup", "web1"]}.get(case, [])
+    words = ["cfbackup", "-c", str(cfg), "server", "park", "web1", "--profile", "web1", *options]
+    again = f"run park again ({shlex.join(words)})"
+    if case == "killed":
+        emulator.image_fate = "killed"
+    elif case == "stuck stop":
+        emulator.stop_fate = "stuck"
+    elif case == "busy":
+        emulator.conflicts.add("createImage")
+    else:
+        (tmp_path / "src-web1").rmdir()
+    result = cli("-c", cfg, "server", "park", "web1", *options)
+    assert result.returncode != 0, result
+    assert result.stderr.count("\n") == 1, result
+    expected = {
+        "killed": f"(openstack image delete {{}}) and {again}; server web1 was NOT deleted but "
+        f"is stopped (SHUTOFF): start it again with openstack server start web1, or {again}.",
+        "stuck stop": f") and {again}, or raise server_image.server_timeout.",
+        "busy": f"wait until it is idle and {again}; server web1 was NOT deleted.",
+        "final backup": f"nothing was parked; fix the backup and {again}.",
+    }[case]
+    if case == "killed":
+        expected = expected.format(next(iter(emulator.images)))
+    assert result.stderr.rstrip().endswith(expected), result
+
+
+def test_park_message_builders_take_the_rerun_command():
+    """The command is part of each message as it is built, not patched into its text later
+    (a message built outside park's own call, or in new code, had no command)."""
+    from types import SimpleNamespace
+
+    from cfbackup_server_image import park
+
+    again = "run park again (cfbackup -c /etc/cfbackup/a.toml server park web1 --profile web1)"
+    kept = park._kept(SimpleNamespace(name="web1"), True, again)
+    assert kept.endswith(f"start it again with openstack server start web1, or {again}")
+    assert park._kept(SimpleNamespace(name="web1"), False, again) == ("server web1 was NOT deleted")
+
+
 def test_a_short_api_outage_does_not_end_the_image_wait(cli, config, emulator, tmp_path):
     """Glance answers 502 for 2 s (a load balancer restarting; openstacksdk retries only a
     503 of the image API itself) while park waits for the image: the wait backs off and goes

@@ -1,5 +1,5 @@
-"""A real, throw-away BIND 9 ``named`` on 127.0.0.1 serving one zone that accepts TSIG-signed
-RFC 2136 updates, for the ip_fixup tests.
+"""A real, throw-away BIND 9 ``named`` on 127.0.0.1 serving a zone that accepts TSIG-signed
+RFC 2136 updates (and more zones, each granting the keys it is given), for the ip_fixup tests.
 
 What matters (DESIGN.md section 5, measured with BIND 9.18 from Debian): named starts in well
 under a second with ``-c CONF -L LOGFILE`` (without ``-L`` a failed start prints nothing); its
@@ -42,7 +42,13 @@ def _free_port() -> int:
 
 
 class Bind:
-    """``with Bind(zone="example.test.", records={"web1": ["10.0.0.5"]}) as dns: ...``"""
+    """``with Bind(zone="example.test.", records={"web1": ["10.0.0.5"]}) as dns: ...``
+
+    ``records`` names are relative to ``zone``, or absolute (a final dot) in any zone served.
+    ``more_zones`` maps more zones to the keys their update-policy grants (none: every update
+    is refused); ``also_grant`` adds keys that ``zone`` grants besides ``key_name``. Besides
+    ``key_name`` the server knows ``nogrant_key`` and ``other_key``, granted only where named.
+    """
 
     def __init__(
         self,
@@ -52,6 +58,8 @@ class Bind:
         algorithm: str = "hmac-sha256",
         secret: str | None = None,
         records: dict[str, list[str]] | None = None,
+        more_zones: dict[str, tuple[str, ...]] | None = None,
+        also_grant: tuple[str, ...] = (),
     ):
         self.zone = zone if zone.endswith(".") else zone + "."
         self.key_name, self.algorithm = key_name, algorithm
@@ -59,7 +67,12 @@ class Bind:
         # a second key the server knows but grants nothing: its updates are REFUSED
         self.nogrant_key = "cfbackup-nogrant"
         self.nogrant_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.other_key = "cfbackup-other"
+        self.other_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         self.records = records or {}
+        self.grants = {self.zone: (key_name, *also_grant)}
+        for name, keys in (more_zones or {}).items():
+            self.grants[name if name.endswith(".") else name + "."] = tuple(keys)
         self.port = 0
         self.dir: Path | None = None
         self.proc: subprocess.Popen | None = None
@@ -69,17 +82,43 @@ class Bind:
         assert self.dir is not None
         return self.dir / "named.log"
 
-    def _zone_text(self) -> str:
+    def _zone_of(self, name: str) -> str:
+        if not name.endswith("."):
+            return self.zone
+        return max((z for z in self.grants if name == z or name.endswith("." + z)), key=len)
+
+    def _zone_text(self, zone: str) -> str:
         lines = [
             "$TTL 300",
             f"@ IN SOA ns1.{self.zone} hostmaster.{self.zone} 1 3600 600 86400 300",
             f"@ IN NS ns1.{self.zone}",
-            "ns1 IN A 127.0.0.1",
         ]
+        if zone == self.zone:
+            lines.append("ns1 IN A 127.0.0.1")
         for name, addresses in self.records.items():
+            if self._zone_of(name) != zone:
+                continue
             for address in addresses:
                 lines.append(f"{name} IN {'AAAA' if ':' in address else 'A'} {address}")
         return "\n".join(lines) + "\n"
+
+    def _zone_file(self, zone: str) -> str:
+        return "zone.db" if zone == self.zone else f"zone-{zone.rstrip('.')}.db"
+
+    def _zone_conf(self, zone: str) -> str:
+        keys = self.grants[zone]
+        policy = (
+            "update-policy { " + " ".join(f"grant {k} zonesub ANY;" for k in keys) + " };"
+            if keys
+            else "allow-update { none; };"
+        )
+        return f"""\
+zone "{zone}" {{
+    type primary;
+    file "{self.dir}/{self._zone_file(zone)}";
+    {policy}
+}};
+"""
 
     def _conf_text(self) -> str:
         d = self.dir
@@ -99,17 +138,14 @@ options {{
 controls {{ }};
 key "{self.key_name}" {{ algorithm {self.algorithm}; secret "{self.secret}"; }};
 key "{self.nogrant_key}" {{ algorithm {self.algorithm}; secret "{self.nogrant_secret}"; }};
-zone "{self.zone}" {{
-    type primary;
-    file "{d}/zone.db";
-    update-policy {{ grant {self.key_name} zonesub ANY; }};
-}};
-"""
+key "{self.other_key}" {{ algorithm {self.algorithm}; secret "{self.other_secret}"; }};
+""" + "".join(self._zone_conf(zone) for zone in self.grants)
 
     def start(self, timeout: float = 15.0) -> Bind:
         self.dir = Path(tempfile.mkdtemp(prefix="named-"))
         self.port = _free_port()
-        (self.dir / "zone.db").write_text(self._zone_text())
+        for zone in self.grants:
+            (self.dir / self._zone_file(zone)).write_text(self._zone_text(zone))
         conf = self.dir / "named.conf"
         conf.write_text(self._conf_text())
         argv = [NAMED, "-f", "-4", "-n", "1", "-c", str(conf), "-L", str(self.log_file)]
