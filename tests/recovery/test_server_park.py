@@ -478,13 +478,23 @@ def test_an_error_asking_again_will_not_cure_ends_the_wait_at_once(cli, config, 
 
     emulator.add_server("web1")
     emulator.image_fate = "stuck"
-    timer = threading.Timer(0.5, emulator.images.clear)
-    timer.start()
-    started = time.monotonic()
+
+    def delete_the_image_once_made():  # park stops the server first: that takes its time
+        deadline = time.monotonic() + 60
+        while not emulator.images and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # park is polling it by now
+        made_at.append(time.monotonic())
+        emulator.images.clear()
+
+    made_at: list[float] = []
+    deleter = threading.Thread(target=delete_the_image_once_made)
+    deleter.start()
     result = cli("-c", config(image_timeout=30), "server", "park", "web1")
-    timer.join()
+    ended = time.monotonic()
+    deleter.join()
     assert result.returncode == ExitCode.BACKEND, result
-    assert time.monotonic() - started < 10
+    assert made_at and ended - made_at[0] < 10  # not the 30 s image timeout
     assert "answered 404" in result.stderr and "was NOT deleted" in result.stderr, result
     assert emulator.server_named("web1") is not None
 
