@@ -106,7 +106,7 @@ def unpark(
                 "boot it again from the same image."
             )
         conn = conn or connect(profile)
-        rerun = suggest.command("server", "unpark", name, "--profile", profile.name)
+        rerun = _rerun(profile, name, flavor, force)
         existing = find_server(conn, name)
         if existing is not None and not _booted_by_us(existing, record):
             raise RunRefused(
@@ -114,7 +114,7 @@ def unpark(
                 f"{existing.status}): nothing was booted; delete or rename it first."
             )
         if existing is not None:
-            server = _adopt(existing, name, flavor, progress)
+            server = _adopt(existing, name, flavor, rerun, progress)
         else:
             server = _boot(conn, record, name, flavor, rerun, progress)
         try:
@@ -178,12 +178,21 @@ def _booted_by_us(server, record: dict[str, Any]) -> bool:
     return record.get("state") == "parked" and marker == record["image"]["id"]
 
 
-def _adopt(server, name: str, flavor: str | None, progress: Progress):
+def _rerun(profile: Profile, name: str, flavor: str | None, force: bool) -> str:
+    """This unpark as the user ran it (their ``-c FILE``, ``--profile``, ``--flavor``,
+    ``--force``), for the messages whose fix is to run it again."""
+    words = ["server", "unpark", name, "--profile", profile.name]
+    words += ["--flavor", flavor] if flavor else []
+    words += ["--force"] if force else []
+    return suggest.command(*words)
+
+
+def _adopt(server, name: str, flavor: str | None, rerun: str, progress: Progress):
     if server.status not in ADOPTABLE:
         raise RunRefused(
             f"server {name} ({server.id}) was booted by an earlier unpark and is "
             f"{server.status}: start it (openstack server start {server.id}) or delete it "
-            "(openstack server delete), then run unpark again; nothing was booted."
+            f"(openstack server delete {server.id}), then run {rerun}; nothing was booted."
         )
     progress(
         f"server {name} ({server.id}, {server.status}) was booted by an earlier unpark of "
@@ -244,7 +253,8 @@ def _booted_but(
         f"server {name} was booted ({server.id}, {state}), but "
         f"{error.message.rstrip('.')}; {when}run {rerun} again (it goes on with "
         f"this server, marks the record unparked and fixes DNS and hosts){also}; or delete the "
-        f"server (openstack server delete {server.id}) and run unpark again.",
+        f"server (openstack server delete {server.id}) and run that command, which boots "
+        "another.",
         exit_code=error.exit_code,
     )
 
@@ -305,14 +315,14 @@ def _wait_active(conn, server, name: str, settings, rerun: str, progress: Progre
             cleanup = f"the failed server {server.id} is still {error.status}; delete it"
         raise BackendError(
             f"server {name} went to ERROR while booting: {fault}; {cleanup}, the image and the "
-            "record are untouched: fix the cause (or choose another --flavor) and run unpark "
-            "again."
+            f"record are untouched: fix the cause (or choose another --flavor) and run {rerun}."
         ) from None
     except WaitTimedOut as late:
         raise BackendError(
             f"server {name} ({server.id}) was still {late.status} after {late.waited:.0f} s: it "
             f"was left as it is; run {rerun} again to go on waiting for it, or delete it "
-            f"(openstack server delete {server.id}) and run unpark again, or raise "
+            f"(openstack server delete {server.id}) and run that command, which boots another, "
+            "or raise "
             "server_image.server_timeout."
         ) from None
     except CfbackupError as error:

@@ -169,19 +169,24 @@ def test_delete_conflict_keeps_image_and_record(cli, config, emulator, tmp_path)
 
 
 def test_unpark_error_state_reports_the_fault_then_retry_works(cli, config, emulator, tmp_path):
+    """The fix is to run the same unpark again: the message prints it as the user ran it
+    (their -c FILE and --flavor), and it runs as printed."""
     emulator.add_server("web1")
     cfg = config()
     assert cli("-c", cfg, "server", "park", "web1").returncode == 0
     emulator.boot_fate = "error"
-    failed = cli("-c", cfg, "server", "unpark", "web1")
+    failed = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m1.large")
     assert failed.returncode == ExitCode.BACKEND, failed
     assert "went to ERROR" in failed.stderr and "No valid host was found" in failed.stderr
     assert "failed server was deleted" in failed.stderr
     assert _record(tmp_path)["state"] == "parked"
+    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1 --flavor m1.large"
+    assert f"and run {rerun}." in failed.stderr, failed.stderr
     emulator.boot_fate = "active"
-    again = cli("-c", cfg, "server", "unpark", "web1")
+    again = cli(*shlex.split(rerun)[1:])  # as printed
     assert again.returncode == 0, again
     assert emulator.server_named("web1")["status"] == "ACTIVE"
+    assert emulator.server_named("web1")["flavor_id"] == "3"  # m1.large, as asked
 
 
 def test_unpark_build_timeout_and_boot_conflict(cli, config, emulator):
@@ -660,6 +665,8 @@ def test_a_server_booted_by_an_earlier_unpark_but_stopped_is_not_adopted(cli, co
         result.stderr
     )
     assert "nothing was booted" in result.stderr
+    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1"
+    assert f"(openstack server delete {stray['id']}), then run {rerun};" in result.stderr
 
 
 def test_an_interrupted_park_says_the_server_is_stopped_not_deleted(
