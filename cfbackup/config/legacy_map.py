@@ -14,6 +14,7 @@ import shlex
 import shutil
 from typing import Any
 
+from cfbackup.config.secrets import INHERITED_CREDENTIALS, inherited_credentials
 from cfbackup.config.validate import pattern_under
 from cfbackup.duplicity import options as dup_options
 
@@ -332,31 +333,6 @@ def default_notes(variables: dict[str, Any]) -> list[str]:
         "no variable only duplicity-backup.sh read is set, so it is read as dt-cf-backup.sh's "
         "config): they are in the migrated config"
     ]
-
-
-# Swift credentials duplicity-backup.sh's duplicity read from the environment it inherited
-# (exported in ~/.bash_profile, say), by the key they would fill.
-INHERITED_CREDENTIALS = {
-    "auth_url": ("SWIFT_AUTHURL", "CLOUDFILES_AUTHURL"),
-    "username": ("SWIFT_USERNAME", "CLOUDFILES_USERNAME"),
-    "password": ("SWIFT_PASSWORD", "CLOUDFILES_APIKEY"),
-}
-
-
-def inherited_credentials(missing: list[str], environ: dict[str, str] | None = None) -> str:
-    """For an error about missing Swift credentials: the environment variables that hold them,
-    which the old scripts' duplicity inherited and cfbackup does not read (a stray variable in
-    cfbackup's own environment is no config); "" when there are none. Names, never values."""
-    environ = os.environ if environ is None else environ
-    names = [n for key in missing for n in INHERITED_CREDENTIALS.get(key, ()) if environ.get(n)]
-    if not names:
-        return ""
-    return (
-        f" ({', '.join(names)} {'is' if len(names) == 1 else 'are'} set in the environment, "
-        "which duplicity-backup.sh's duplicity inherited but cfbackup does not read: put "
-        "them in the legacy file, or in a native config as username, auth_url and "
-        'password_env = "SWIFT_PASSWORD")'
-    )
 
 
 def as_bash(value: str | list[str]) -> str:
