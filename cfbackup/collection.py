@@ -59,9 +59,9 @@ class _Chain:
 def status(target_names: Iterable[str], archive_folder: Path) -> dict:
     """The collection status of one chain: ``target_names`` are its objects' names at the
     target, ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``)."""
-    from cfbackup.volumes import _file_naming
+    from cfbackup.volumes import duplicity_file_naming
 
-    file_naming = _file_naming()
+    file_naming = duplicity_file_naming()
     try:
         local = sorted(os.listdir(archive_folder))
     except OSError:

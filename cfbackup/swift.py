@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from cfbackup import keystone
 from cfbackup.config.model import Profile
-from cfbackup.config.secrets import resolve_secret
+from cfbackup.config.secrets import inherited_credentials, resolve_secret
 from cfbackup.duplicity.target import SwiftTarget, swift_target
 from cfbackup.errors import BackendError, CfbackupError, ConfigError
 
@@ -84,8 +84,6 @@ def connect(
         swift["username"] = username
     password = password or resolve_secret(swift, "password", where)
     if not swift.get("auth_url") or not swift.get("username") or not password:
-        from cfbackup.config.legacy_map import inherited_credentials
-
         given = {**swift, "password": password}
         missing = [key for key in ("auth_url", "username", "password") if not given.get(key)]
         raise ConfigError(

@@ -115,10 +115,11 @@ class BackupSet:
 _NAMING = threading.Lock()
 
 
-def _file_naming():
-    """duplicity's ``file_naming`` with its name patterns built. ``prepare_regex`` (which its
-    ``parse`` calls) assigns them one by one and returns early once the first is set, so a
-    second thread parsing meanwhile (split chains restore side by side) found one still None."""
+def duplicity_file_naming():
+    """duplicity's ``file_naming`` with its name patterns built, for whoever parses the
+    target's names (here, and ``collection.py``). ``prepare_regex`` (which its ``parse`` calls)
+    assigns them one by one and returns early once the first is set, so a second thread
+    parsing meanwhile (split chains restore side by side) found one still None."""
     from duplicity import file_naming
 
     with _NAMING:
@@ -128,7 +129,7 @@ def _file_naming():
 
 def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
     """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
-    file_naming = _file_naming()
+    file_naming = duplicity_file_naming()
     sets: dict[tuple, BackupSet] = {}
     signatures: dict[tuple, str] = {}
     for name, size in store.list().items():

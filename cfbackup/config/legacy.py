@@ -16,13 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import redact
-from cfbackup.config.legacy_map import (
-    PROFILE_NAME,
-    SECRET_VARIABLES,
-    VARIABLES,
-    default_notes,
-    normalize,
-)
+from cfbackup.config.legacy_form import default_notes
+from cfbackup.config.legacy_map import PROFILE_NAME, SECRET_VARIABLES, VARIABLES, normalize
 from cfbackup.config.validate import unsupported_target
 from cfbackup.errors import ConfigError
 

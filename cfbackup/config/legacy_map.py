@@ -4,7 +4,8 @@ Three scripts of one lineage wrote these files: dt-s3-backup.sh, its Cloud Files
 dt-cf-backup.sh, and zertrin's duplicity-backup.sh. :data:`MAPPING` says where each variable goes
 (``docs/legacy.md`` is rendered from it and checked by a test). Every variable read is either
 carried over or named in a warning, and nothing here changes how an existing chain is encrypted:
-the mode and the keys are those the old script gave duplicity.
+the mode and the keys are those the old script gave duplicity. Which script a file was
+written for, and the defaults that leaves in force, is decided in ``legacy_form.py``.
 """
 
 from __future__ import annotations
@@ -14,47 +15,14 @@ import shlex
 import shutil
 from typing import Any
 
+from cfbackup.config.legacy_form import old_defaults, zertrin_form
+from cfbackup.config.secrets import INHERITED_CREDENTIALS, inherited_credentials
 from cfbackup.config.validate import pattern_under
 from cfbackup.duplicity import options as dup_options
 
 PROFILE_NAME = "dt-cf-backup"
 RACKSPACE_AUTH_URL = "https://auth.api.rackspacecloud.com/v1.0"
 SAMPLE_KEY = "foobar_gpg_key"  # the placeholder in the old samples
-# What dt-cf-backup.sh used when a variable was omitted: it set these above the line that
-# sourced ~/.dt-cf-backup.conf. zertrin's duplicity-backup.sh set none of them: without
-# CLEAN_UP_TYPE and CLEAN_UP_VARIABLE it removed nothing, without STATIC_OPTIONS it forced no
-# full backup.
-OLD_DEFAULTS: dict[str, str | list[str]] = {
-    "STATIC_OPTIONS": "--full-if-older-than 14D",
-    "CLEAN_UP_TYPE": "remove-all-but-n-full",
-    "CLEAN_UP_VARIABLE": "2",
-    "EXCLIST": [
-        "/home/*/Trash",
-        "/home/*/Projects/Completed",
-        "/**.DS_Store",
-        "/**Icon?",
-        "/**.AppleDouble",
-    ],
-}
-# Its VERBOSITY="-v3" is not one of them: it set what the script's output (its cron mail)
-# showed, and in cfbackup the verbosity only trims the run log, where duplicity's notices (a
-# resumed backup's "Restarting after volume N") are worth keeping.
-# Variables only zertrin's duplicity-backup.sh read: a file setting one is in its form.
-# (dt-cf-backup.sh and dt-s3-backup.sh read GPG_KEY, LOG_FILE_OWNER and EMAIL_* too.)
-ZERTRIN_ONLY = (
-    "ENCRYPTION",
-    "GPG_ENC_KEY",
-    "GPG_SIGN_KEY",
-    "MAIL",
-    "INCEXCFILE",
-    "EXDEVICEFILES",
-    "EMAIL_FAILURE_ONLY",
-    "REMOVE_OLDER_THAN",
-    "REMOVE_INCREMENTALS_OLDER_THAN",
-    "REMOVE_LOGS_OLDER_THAN",
-    "HIDE_KEY_ID",
-    "SECRET_KEYRING",
-)
 SENDMAIL = "/usr/sbin/sendmail"
 
 # variable -> (where it goes, how); rendered into docs/legacy.md.
@@ -299,71 +267,6 @@ def normalize(variables: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if v.values[name]:
             warnings.append(f"{name} is not used with DEST={v.values.get('DEST', '')!r}")
     return top, warnings
-
-
-def zertrin_form(given: dict[str, Any]) -> list[str]:
-    """The variables (if any) that mark a file of zertrin's duplicity-backup.sh."""
-    return [name for name in ZERTRIN_ONLY if name in given]
-
-
-def old_defaults(given: dict[str, Any]) -> dict[str, str | list[str]]:
-    """The dt-cf-backup.sh defaults a file in its form leaves in force (none in the zertrin
-    form, whose script had none)."""
-    if zertrin_form(given):
-        return {}
-    return {name: value for name, value in OLD_DEFAULTS.items() if name not in given}
-
-
-def default_notes(variables: dict[str, Any]) -> list[str]:
-    """For ``config migrate``: which of the old script's default rules this file got."""
-    zertrin = zertrin_form(variables)
-    if zertrin:
-        return [
-            f"read as a file of zertrin's duplicity-backup.sh (it sets {', '.join(zertrin)}), "
-            "whose script set no defaults: dt-cf-backup.sh's default retention and "
-            "--full-if-older-than were not applied"
-        ]
-    applied = old_defaults(variables)
-    if not applied:
-        return []
-    shown = ", ".join(f"{name}={as_bash(value)}" for name, value in applied.items())
-    return [
-        f"dt-cf-backup.sh's defaults were applied for what the file leaves out ({shown}; "
-        "no variable only duplicity-backup.sh read is set, so it is read as dt-cf-backup.sh's "
-        "config): they are in the migrated config"
-    ]
-
-
-# Swift credentials duplicity-backup.sh's duplicity read from the environment it inherited
-# (exported in ~/.bash_profile, say), by the key they would fill.
-INHERITED_CREDENTIALS = {
-    "auth_url": ("SWIFT_AUTHURL", "CLOUDFILES_AUTHURL"),
-    "username": ("SWIFT_USERNAME", "CLOUDFILES_USERNAME"),
-    "password": ("SWIFT_PASSWORD", "CLOUDFILES_APIKEY"),
-}
-
-
-def inherited_credentials(missing: list[str], environ: dict[str, str] | None = None) -> str:
-    """For an error about missing Swift credentials: the environment variables that hold them,
-    which the old scripts' duplicity inherited and cfbackup does not read (a stray variable in
-    cfbackup's own environment is no config); "" when there are none. Names, never values."""
-    environ = os.environ if environ is None else environ
-    names = [n for key in missing for n in INHERITED_CREDENTIALS.get(key, ()) if environ.get(n)]
-    if not names:
-        return ""
-    return (
-        f" ({', '.join(names)} {'is' if len(names) == 1 else 'are'} set in the environment, "
-        "which duplicity-backup.sh's duplicity inherited but cfbackup does not read: put "
-        "them in the legacy file, or in a native config as username, auth_url and "
-        'password_env = "SWIFT_PASSWORD")'
-    )
-
-
-def as_bash(value: str | list[str]) -> str:
-    """A default as the script's top wrote it."""
-    if isinstance(value, list):
-        return "( " + " ".join(shlex.quote(item) for item in value) + " )"
-    return shlex.quote(value)
 
 
 def _default_excludes(profile: dict, warnings: list[str]) -> None:

@@ -1,7 +1,9 @@
 """Resolve a secret from the environment, a file or a command: never from argv, never logged.
 
 Every resolved value is registered with :mod:`cfbackup.redact`, so it is masked wherever
-cfbackup writes output, logs or error messages.
+cfbackup writes output, logs or error messages. When Swift credentials are missing,
+:func:`inherited_credentials` names the environment variables the old scripts' duplicity took
+them from (names only: cfbackup never reads them), for the run's errors and the legacy reader.
 """
 
 from __future__ import annotations
@@ -149,3 +151,28 @@ def _run_secret_command(command: str, where: str) -> str:
     if not value:
         raise ConfigError(f"{where}: the command printed nothing.")
     return value
+
+
+# Swift credentials duplicity-backup.sh's duplicity read from the environment it inherited
+# (exported in ~/.bash_profile, say), by the key they would fill.
+INHERITED_CREDENTIALS = {
+    "auth_url": ("SWIFT_AUTHURL", "CLOUDFILES_AUTHURL"),
+    "username": ("SWIFT_USERNAME", "CLOUDFILES_USERNAME"),
+    "password": ("SWIFT_PASSWORD", "CLOUDFILES_APIKEY"),
+}
+
+
+def inherited_credentials(missing: list[str], environ: dict[str, str] | None = None) -> str:
+    """For an error about missing Swift credentials: the environment variables that hold them,
+    which the old scripts' duplicity inherited and cfbackup does not read (a stray variable in
+    cfbackup's own environment is no config); "" when there are none. Names, never values."""
+    environ = os.environ if environ is None else environ
+    names = [n for key in missing for n in INHERITED_CREDENTIALS.get(key, ()) if environ.get(n)]
+    if not names:
+        return ""
+    return (
+        f" ({', '.join(names)} {'is' if len(names) == 1 else 'are'} set in the environment, "
+        "which duplicity-backup.sh's duplicity inherited but cfbackup does not read: put "
+        "them in the legacy file, or in a native config as username, auth_url and "
+        'password_env = "SWIFT_PASSWORD")'
+    )

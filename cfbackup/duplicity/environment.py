@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cfbackup import keystone, servicenet
 from cfbackup.config.model import Profile
-from cfbackup.config.secrets import resolve_secret
+from cfbackup.config.secrets import inherited_credentials, resolve_secret
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import ConfigError
 
@@ -75,8 +75,6 @@ def swift_environment(profile: Profile) -> dict[str, str]:
     where = f"profiles.{profile.name}.swift"
     if keystone.uses_keystone(profile):
         return keystone_environment(keystone.credentials(profile))
-    from cfbackup.config.legacy_map import inherited_credentials
-
     missing = [key for key in ("auth_url", "username") if not swift.get(key)]
     if missing:
         sources = ("password", "password_env", "password_file", "password_command")

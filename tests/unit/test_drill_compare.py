@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from cfbackup import drill, signatures
+from cfbackup import drill, drill_compare, signatures
 
 
 def _entry(path, kind, mode, mtime=1_000_000_000, uid=None, gid=None, **more):
@@ -26,8 +26,8 @@ def _entry(path, kind, mode, mtime=1_000_000_000, uid=None, gid=None, **more):
 
 
 def _check(entry, restored, source):
-    result = drill.FileResult(entry.path, 0)
-    drill._compare(entry, restored, source, result)
+    result = drill_compare.FileResult(entry.path, 0)
+    drill_compare.compare(entry, restored, source, result)
     return result
 
 
@@ -45,13 +45,13 @@ def test_a_file_with_the_right_bytes_and_the_wrong_mode_is_a_mismatch(tmp_path):
     restored = _file(out / "app.conf", "key = value\n", 0o600)
     entry = _entry("app.conf", signatures.FILE, stat.S_IFREG | 0o644, block_len=512, blocks=1)
     result = _check(entry, restored, source)
-    assert result.status == drill.MISMATCH
+    assert result.status == drill_compare.MISMATCH
     assert result.reason == "restored with mode 0600, the backup recorded 0644"
     restored.chmod(0o644)
-    assert _check(entry, restored, source).status == drill.MATCH  # mtime: to the second
+    assert _check(entry, restored, source).status == drill_compare.MATCH  # mtime: to the second
     os.utime(restored, (1_000_000_005, 1_000_000_005))
     result = _check(entry, restored, source)
-    assert result.status == drill.MISMATCH
+    assert result.status == drill_compare.MISMATCH
     assert "restored with mtime 2001-09-09 01:46:45 UTC, the backup recorded 2001-09-09 " in (
         result.reason
     )
@@ -72,7 +72,7 @@ def test_set_uid_bits_folders_and_fifos(tmp_path):
         "restored with mode 0700, the backup recorded 2700"
     )
     fifo = _entry("fifo", signatures.OTHER, stat.S_IFIFO | 0o640)
-    assert _check(fifo, out / "fifo", tmp_path).status == drill.MATCH
+    assert _check(fifo, out / "fifo", tmp_path).status == drill_compare.MATCH
     as_folder = _entry("fifo", signatures.DIRECTORY, stat.S_IFDIR | 0o640)
     assert _check(as_folder, out / "fifo", tmp_path).reason == (
         "restored as a FIFO, the backup recorded a folder"
@@ -84,7 +84,7 @@ def test_owner_and_device_numbers_as_root(tmp_path):
     os.mknod(tmp_path / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
     os.utime(tmp_path / "null", (1_000_000_000, 1_000_000_000))
     device = _entry("null", signatures.OTHER, stat.S_IFCHR | 0o600, device=(1, 3))
-    assert _check(device, tmp_path / "null", tmp_path).status == drill.MATCH
+    assert _check(device, tmp_path / "null", tmp_path).status == drill_compare.MATCH
     device.device, device.uid, device.gid = (1, 5), 1234, 4321
     assert _check(device, tmp_path / "null", tmp_path).reason == (
         "restored with owner 0:0, the backup recorded 1234:4321; "

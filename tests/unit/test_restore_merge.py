@@ -5,30 +5,31 @@ from __future__ import annotations
 
 import os
 
-from cfbackup.actions import restore
+from cfbackup import restore_target
+from cfbackup.duplicity.commands import STAGE_PREFIX
 
 
 def _stage(tmp_path):
     destination = tmp_path / "t"
     (destination / "d").mkdir(parents=True)
     (destination / "d" / "old").write_text("old\n")
-    folder = destination / f"{restore.STAGE_PREFIX}{os.getpid()}-x"
+    folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
     (folder / "restored" / "d").mkdir(parents=True)
     (folder / "restored" / "d" / "new").write_text("new\n")
-    return restore._Stage(into=folder / "restored", folder=folder), destination
+    return restore_target.Stage(into=folder / "restored", folder=folder), destination
 
 
 def test_a_folder_whose_mode_this_user_may_not_set_does_not_stop_the_merge(tmp_path, monkeypatch):
     """Not root, writing into a group-writable folder of another user: chmod/utime on it fail
     with EPERM; the files are what matters, the move is not left half-done for that."""
     stage, destination = _stage(tmp_path)
-    monkeypatch.setattr(restore.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(restore_target.os, "geteuid", lambda: 1000)
 
     def refuse(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(restore.os, "chmod", refuse)
-    restore._merge(stage, destination, None, False)
+    monkeypatch.setattr(restore_target.os, "chmod", refuse)
+    restore_target.merge(stage, destination, None, False)
     assert (destination / "d" / "new").read_text() == "new\n"
     assert (destination / "d" / "old").read_text() == "old\n"
     assert not stage.keep
@@ -43,29 +44,29 @@ def test_a_folder_set_aside_is_never_taken_for_a_stale_staging_folder(tmp_path, 
     (target / "only copy").write_text("precious\n")
     new = tmp_path / "new"
     new.write_text("from the backup\n")
-    monkeypatch.setattr(restore.os, "getpid", lambda: 99999999)  # as if that run were dead
+    monkeypatch.setattr(restore_target.os, "getpid", lambda: 99999999)  # as if that run were dead
     replace, seen = os.replace, []
 
     def killed_here(source, destination):  # the next restore runs now, in the same folder
-        restore._remove_stale(tmp_path)
-        seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(restore.STAGE_PREFIX))
+        restore_target.remove_stale(tmp_path)
+        seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(STAGE_PREFIX))
         assert any(p.read_text() == "precious\n" for p in tmp_path.rglob("only copy"))
         replace(source, destination)
 
-    monkeypatch.setattr(restore.os, "replace", killed_here)
-    restore._replace(new, target)
+    monkeypatch.setattr(restore_target.os, "replace", killed_here)
+    restore_target._replace(new, target)
     assert seen and target.read_text() == "from the backup\n"
 
 
 def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
     dead, alive = 99999999, os.getpid()
     names = {
-        f"{restore.STAGE_PREFIX}{dead}-a": False,  # killed with -9: removed
-        f"{restore.STAGE_PREFIX}{alive}-b": True,  # a restore running now
-        f"{restore.STAGE_PREFIX}kept-{dead}-c": True,  # kept by a merge that stopped part-way
-        f"{restore.STAGE_PREFIX}old-{dead}-etc": True,  # the only copy of a replaced folder
+        f"{STAGE_PREFIX}{dead}-a": False,  # killed with -9: removed
+        f"{STAGE_PREFIX}{alive}-b": True,  # a restore running now
+        f"{STAGE_PREFIX}kept-{dead}-c": True,  # kept by a merge that stopped part-way
+        f"{STAGE_PREFIX}old-{dead}-etc": True,  # the only copy of a replaced folder
     }
     for name in names:
         (tmp_path / name).mkdir()
-    restore._remove_stale(tmp_path)
+    restore_target.remove_stale(tmp_path)
     assert {name: (tmp_path / name).exists() for name in names} == names
