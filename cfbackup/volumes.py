@@ -127,12 +127,16 @@ def duplicity_file_naming():
     return file_naming
 
 
-def backup_sets(store: Store, *, chain: str = "") -> list[BackupSet]:
-    """The backup sets at the target, oldest first (complete or not: see ``complete``)."""
+def backup_sets(
+    store: Store, *, chain: str = "", listing: dict[str, int] | None = None
+) -> list[BackupSet]:
+    """The backup sets at the target, oldest first (complete or not: see ``complete``).
+    ``listing``, the store's listing already fetched by the caller, saves a second one (a
+    round trip per 10,000 objects across a network) and keeps both views of one moment."""
     file_naming = duplicity_file_naming()
     sets: dict[tuple, BackupSet] = {}
     signatures: dict[tuple, str] = {}
-    for name, size in store.list().items():
+    for name, size in (store.list() if listing is None else listing).items():
         if name.endswith(".part"):
             continue
         parsed = file_naming.parse(os.fsencode(name))

@@ -114,10 +114,13 @@ def _collection(chain: chains.Chain) -> dict:
     folder = chain.profile.archive_dir / chain.profile.backup_name
     from duplicity import dup_time
 
-    found = collection.status(store.list(), folder)
+    listing = store.list()  # one listing for both views: a backup may be running beside
+    found = collection.status(listing, folder)
     found["lost_manifests"] = [
         {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
-        for s in volumes.lost_manifests(volumes.backup_sets(store, chain=chain.slug))
+        for s in volumes.lost_manifests(
+            volumes.backup_sets(store, chain=chain.slug, listing=listing)
+        )
     ]
     return found
 
