@@ -15,6 +15,7 @@ from cfbackup import (
     link_choices,
     mounts,
     passcheck,
+    stores,
     suggest,
     volume_size,
 )
@@ -31,25 +32,9 @@ from cfbackup.duplicity.environment import UploadRates, handover_environment, ma
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
+from cfbackup.redact import redact
+from cfbackup.retention import PARTIAL_FULLS, Rule, keeps_all, left_behind, prepared
 from cfbackup.runtypes import Run, RunResult
-
-# the run history's statistic naming the chains whose partial backup started a new full
-PARTIAL_FULLS = "partial_fulls"
-
-
-def keeps_all(profile) -> bool:
-    """``retention.keep_all``: no rule ever runs, after a backup or in ``prune``."""
-    return bool(profile["retention"].get("keep_all"))
-
-
-def newest_partial_fulls(run: Run) -> list[str]:
-    """The chains whose newest full backup is partial (files it could not read), when the last
-    backup that reached the target was partial: retention would count that full as one to keep
-    and may remove the only backups of those files. A complete backup since clears it."""
-    row = history.last_backup_at_target(run.config.state_dir, run.profile.name)
-    if row is None or row["result"] != "partial":
-        return []
-    return list(row["stats"].get(PARTIAL_FULLS) or [])
 
 
 def _watched(profile, chain_list: list[chains.Chain]) -> list[str]:
@@ -328,8 +313,44 @@ def retention(
                 len(fulls or ()),
             )
         rules = [rule for rule in rules if rule not in idle]
+    applied: list[tuple[Rule, str]] = []  # each rule that ran, and why a delete failed
     for rule in rules:
         log.info("retention: duplicity %s %s%s", *rule, where)
-        duplicity(
+        ready = prepared(rule)  # its time read before duplicity reads its own
+        result = duplicity(
             run, lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd), env
+        )
+        applied.append((ready, _delete_failure(result)))
+    if applied and stores.readable(chain.profile.target):
+        _check_removed(chain, applied)
+
+
+def _delete_failure(result: DuplicityResult) -> str:
+    """duplicity's last word on a delete it could not make (a backend whose delete raises: its
+    retries warn, then it goes on; the Swift backend's never does), redacted; "" when none."""
+    said = [
+        r.message.partition(" failed. ")[2]
+        for r in result.records
+        if r.level == "WARNING" and r.message.startswith("Attempt of _do_delete")
+    ]
+    return redact(said[-1].strip()) if said else ""
+
+
+def _check_removed(chain: chains.Chain, applied: list[tuple[Rule, str]]) -> None:
+    """Raise :class:`RetentionFailed` when a rule that ran left at the target a backup set it
+    removes: duplicity does not fail when the target refuses its deletes (``retention.py``)."""
+    names = list(stores.open_store(chain.profile).list())
+    for rule, reason in applied:
+        kept = left_behind(rule, names)
+        if not kept:
+            continue
+        target = swift_target(chain.profile.target)
+        place = f"container {target.container}" if target else chain.profile.target
+        objects = sum(len(s.objects) for s in kept)
+        why = reason or "duplicity does not say why"
+        raise RetentionFailed(
+            f"{len(kept)} backup set(s) ({objects} object(s)) that duplicity {rule.command} "
+            f"{rule.value} removes are still in {place}: the target refused to delete them "
+            f"({why}); let the storage user delete objects there (its ACL, an object lock, a "
+            "quota tool or a middleware may refuse deletes)"
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from cfbackup import chains, suggest
-from cfbackup.actions.backup import apply_retention, keeps_all, newest_partial_fulls
+from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, prepare
 from cfbackup.duplicity import commands
-from cfbackup.errors import RunRefused
+from cfbackup.errors import RetentionFailed, RunRefused
+from cfbackup.retention import keeps_all, newest_partial_fulls
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -28,7 +29,14 @@ def run_prune(run: Run) -> RunResult:
             f"`{suggest.command('backup', name)}`, after which retention runs again."
         )
     env = prepare(run)
-    rules = apply_retention(run, env)
+    try:
+        rules = apply_retention(run, env)
+    except RetentionFailed as error:
+        raise RetentionFailed(
+            f"retention failed: {error.message.rstrip('.')}: run "
+            f"`{suggest.command('prune', name)}` once fixed.",
+            detail=error.detail,
+        ) from None
     applied = ", ".join(f"{command} {value}" for command, value in rules)
     return RunResult(
         profile=run.profile.name, action="prune", message=f"retention applied: {applied}"
