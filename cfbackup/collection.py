@@ -106,7 +106,7 @@ def status(target_names: Iterable[str], archive_folder: Path) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class BackupAt:
-    """One complete backup set at the target, with every object of it (volumes, manifest and
+    """One backup set at the target, with every object of it (volumes, manifest and
     its signatures: what duplicity deletes with the set)."""
 
     kind: str  # "full" or "inc"
@@ -115,10 +115,10 @@ class BackupAt:
     objects: tuple[str, ...]
 
 
-def complete_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
-    """The chains the target's objects make of the sets that have their manifest, oldest end
-    first (what duplicity's retention commands choose from); orphans and incomplete sets are
-    ``cleanup``'s."""
+def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
+    """The chains the target's objects make, oldest end first: what duplicity's retention
+    commands choose from (a set without its manifest too, as duplicity removes it with its
+    chain); orphaned incrementals are ``cleanup``'s."""
     from cfbackup.volumes import _file_naming
 
     file_naming = _file_naming()
@@ -127,8 +127,7 @@ def complete_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
         found = file_naming.parse(os.fsencode(name))
         if found is not None:
             named.append((name, found))
-    sets = [s for s in _sets(pr for _, pr in named) if s.manifest]
-    found_chains, _ = _chains(sets)
+    found_chains, _ = _chains(_sets(pr for _, pr in named))
 
     def objects(backup_set: _Set) -> tuple[str, ...]:
         kinds = {"full": ("full", "full-sig", "full-stat"), "inc": ("inc", "new-sig", "inc-stat")}

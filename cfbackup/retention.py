@@ -16,10 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 from cfbackup import history
-from cfbackup.collection import BackupAt, complete_chains
+from cfbackup.collection import BackupAt, backup_chains
+from cfbackup.duplicity.target import swift_target
+from cfbackup.redact import redact
 from cfbackup.runtypes import Run
+
+if TYPE_CHECKING:
+    from cfbackup.config.model import Profile
+    from cfbackup.duplicity.result import DuplicityResult
 
 # the run history's statistic naming the chains whose partial backup started a new full
 PARTIAL_FULLS = "partial_fulls"
@@ -68,7 +75,7 @@ def prepared(rule: tuple[str, str], now: float | None = None) -> Rule:
 def left_behind(rule: Rule, target_names) -> list[BackupAt]:
     """The backup sets at the target (``target_names``: one chain's objects) that ``rule``
     removes: after duplicity applied it, each is one it could not delete."""
-    chains = complete_chains(target_names)
+    chains = backup_chains(target_names)
     if len(chains) < 2:  # the newest chain is never removed
         return []
     if rule.command == "remove-older-than":
@@ -88,3 +95,40 @@ def left_behind(rule: Rule, target_names) -> list[BackupAt]:
     if rule.command == "remove-all-inc-of-but-n-full":
         return [s for chain in old for s in chain[1:]]
     return [s for chain in old for s in chain]
+
+
+# cleanup --force's notice before it deletes (dup_main.cleanup)
+_CLEANUP_LIST = "Deleting these file(s) from backend:"
+
+
+def cleanup_list(result: DuplicityResult) -> list[str]:
+    """The files ``duplicity cleanup --force`` set out to delete (its notice names them; those
+    in the archive dir among them are never at the target)."""
+    names: list[str] = []
+    for record in result.records_with("NOTICE"):
+        head, _, rest = record.message.partition("\n")
+        if head.strip() == _CLEANUP_LIST:
+            names += [line.strip() for line in rest.splitlines() if line.strip()]
+    return names
+
+
+def delete_failure(result: DuplicityResult) -> str:
+    """duplicity's last word on a delete it could not make, redacted; "" when none: a backend
+    whose delete raises warns at each try and goes on, duplicity's Swift backend says nothing."""
+    said = [
+        r.message.partition(" failed. ")[2]
+        for r in result.records
+        if r.level == "WARNING" and r.message.startswith("Attempt of _do_delete")
+    ]
+    return redact(said[-1].strip()) if said else ""
+
+
+def refused(profile: Profile, what: str, reason: str) -> str:
+    """The cause and fix of deletes the target refused: ``what`` (still there) names them."""
+    target = swift_target(profile.target)
+    place = f"container {target.container}" if target else profile.target
+    return (
+        f"{what} are still in {place}: the target refused to delete them "
+        f"({reason or 'duplicity does not say why'}); let the storage user delete objects there "
+        "(its ACL, an object lock, a quota tool or a middleware may refuse deletes)"
+    )

@@ -32,8 +32,15 @@ from cfbackup.duplicity.environment import UploadRates, handover_environment, ma
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
-from cfbackup.redact import redact
-from cfbackup.retention import PARTIAL_FULLS, Rule, keeps_all, left_behind, prepared
+from cfbackup.retention import (
+    PARTIAL_FULLS,
+    Rule,
+    delete_failure,
+    keeps_all,
+    left_behind,
+    prepared,
+    refused,
+)
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -320,20 +327,9 @@ def retention(
         result = duplicity(
             run, lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd), env
         )
-        applied.append((ready, _delete_failure(result)))
+        applied.append((ready, delete_failure(result)))
     if applied and stores.readable(chain.profile.target):
         _check_removed(chain, applied)
-
-
-def _delete_failure(result: DuplicityResult) -> str:
-    """duplicity's last word on a delete it could not make (a backend whose delete raises: its
-    retries warn, then it goes on; the Swift backend's never does), redacted; "" when none."""
-    said = [
-        r.message.partition(" failed. ")[2]
-        for r in result.records
-        if r.level == "WARNING" and r.message.startswith("Attempt of _do_delete")
-    ]
-    return redact(said[-1].strip()) if said else ""
 
 
 def _check_removed(chain: chains.Chain, applied: list[tuple[Rule, str]]) -> None:
@@ -342,15 +338,10 @@ def _check_removed(chain: chains.Chain, applied: list[tuple[Rule, str]]) -> None
     names = list(stores.open_store(chain.profile).list())
     for rule, reason in applied:
         kept = left_behind(rule, names)
-        if not kept:
-            continue
-        target = swift_target(chain.profile.target)
-        place = f"container {target.container}" if target else chain.profile.target
-        objects = sum(len(s.objects) for s in kept)
-        why = reason or "duplicity does not say why"
-        raise RetentionFailed(
-            f"{len(kept)} backup set(s) ({objects} object(s)) that duplicity {rule.command} "
-            f"{rule.value} removes are still in {place}: the target refused to delete them "
-            f"({why}); let the storage user delete objects there (its ACL, an object lock, a "
-            "quota tool or a middleware may refuse deletes)"
-        )
+        if kept:
+            objects = sum(len(s.objects) for s in kept)
+            what = (
+                f"{len(kept)} backup set(s) ({objects} object(s)) that duplicity {rule.command} "
+                f"{rule.value} removes"
+            )
+            raise RetentionFailed(refused(chain.profile, what, reason))

@@ -241,3 +241,32 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
     result = cfbackup("-c", config, "prune")
     assert result.returncode == 0, result
     assert _fulls(_objects(local_swift, container), "host1/") == 1
+
+
+def test_a_swift_that_refuses_deletes_fails_cleanup(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    from swiftclient import client
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    # an incremental's volume that no chain leads to: a leftover cleanup removes
+    orphan = "host1/duplicity-inc.20200101T000000Z.to.20200102T000000Z.vol1.difftar.gpg"
+    conn.put_object(container, orphan, b"leftover")
+    no_proxy = {"no_proxy": "", "NO_PROXY": ""}
+    with ForwardProxy(refuse={"DELETE": 403}) as proxy:
+        result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})
+        assert result.returncode == ExitCode.RETENTION_FAILED, result
+        assert (
+            f"cleanup failed: 1 leftover object(s) that duplicity cleanup removes are still in "
+            f"container {container}: the target refused to delete them"
+        ) in result.stderr, result
+        assert f"run `cfbackup -c {config} cleanup main` once fixed" in result.stderr, result
+        assert orphan in _objects(local_swift, container)
+
+    result = cfbackup("-c", config, "cleanup")
+    assert result.returncode == 0, result
+    assert orphan not in _objects(local_swift, container)
