@@ -75,8 +75,86 @@ def status(target_names: Iterable[str], archive_folder: Path) -> dict:
                 yield found
 
     partials = [p for p in parsed(local) if p.partial]
+    sets = _sets([*partials, *parsed(remote)])
+    incomplete = [s for s in sets if not s.manifest]
+    chains, orphaned = _chains(sets)
+
+    matched = None
+    signatures = _signature_ends(parsed(local)) + _signature_ends(parsed(remote))
+    if signatures and chains:
+        latest = chains[-1]
+        for end in sorted(signatures, reverse=True):
+            if end == latest.end:
+                matched = latest
+                break
+            if len(latest.listed()) >= 2 and end == latest.listed()[-2].end:
+                incomplete.append(latest.sets.pop())  # its signatures are missing
+                matched = latest
+                break
+
+    result: dict = {"chains": [], "orphaned_sets": len(orphaned), "incomplete_sets": 0}
+    for chain in [c for c in chains if c is not matched] + ([matched] if matched else []):
+        result["chains"].append(
+            {
+                "state": "complete" if chain is matched else "no-sig",
+                "sets": [_describe(s) for s in chain.listed()],
+            }
+        )
+    result["incomplete_sets"] = len(incomplete)
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class BackupAt:
+    """One backup set at the target, with every object of it (volumes, manifest and
+    its signatures: what duplicity deletes with the set)."""
+
+    kind: str  # "full" or "inc"
+    start: int  # a full set's time, an incremental's start
+    end: int  # a full set's time, an incremental's end
+    objects: tuple[str, ...]
+
+
+def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
+    """The chains the target's objects make, oldest end first: what duplicity's retention
+    commands choose from (a set without its manifest too, as duplicity removes it with its
+    chain); orphaned incrementals are ``cleanup``'s."""
+    from cfbackup.volumes import _file_naming
+
+    file_naming = _file_naming()
+    named = []
+    for name in target_names:
+        found = file_naming.parse(os.fsencode(name))
+        if found is not None:
+            named.append((name, found))
+    found_chains, _ = _chains(_sets(pr for _, pr in named))
+
+    def objects(backup_set: _Set) -> tuple[str, ...]:
+        kinds = {"full": ("full", "full-sig", "full-stat"), "inc": ("inc", "new-sig", "inc-stat")}
+        return tuple(
+            name
+            for name, pr in named
+            if pr.type in kinds[backup_set.kind]
+            and (
+                pr.time == backup_set.time
+                if backup_set.kind == "full"
+                else (pr.start_time, pr.end_time) == (backup_set.start, backup_set.end)
+            )
+        )
+
+    return [
+        [
+            BackupAt(s.kind, s.time if s.kind == "full" else s.start, s.when, objects(s))
+            for s in chain.sets
+        ]
+        for chain in found_chains
+    ]
+
+
+def _sets(parsed_names) -> list[_Set]:
+    """The backup sets that parsed names (``file_naming.parse``'s) make, by time."""
     sets: list[_Set] = []
-    for pr in (*partials, *parsed(remote)):
+    for pr in parsed_names:
         if pr.type not in ("full", "inc", "full-stat", "inc-stat"):
             continue
         kind = pr.type.replace("-stat", "")
@@ -103,8 +181,11 @@ def status(target_names: Iterable[str], archive_folder: Path) -> dict:
         elif pr.volume_number is not None:
             found.volumes.add(int(pr.volume_number))
     sets.sort(key=lambda s: s.when)
-    incomplete = [s for s in sets if not s.manifest]
+    return sets
 
+
+def _chains(sets: list[_Set]) -> tuple[list[_Chain], list[_Set]]:
+    """The chains ``sets`` (by time) make, oldest end first, and the orphaned incrementals."""
     chains: list[_Chain] = []
     orphaned: list[_Set] = []
     for backup_set in sets:
@@ -122,30 +203,7 @@ def status(target_names: Iterable[str], archive_folder: Path) -> dict:
         else:
             orphaned.append(backup_set)
     chains.sort(key=lambda c: c.end)
-
-    matched = None
-    signatures = _signature_ends(parsed(local)) + _signature_ends(parsed(remote))
-    if signatures and chains:
-        latest = chains[-1]
-        for end in sorted(signatures, reverse=True):
-            if end == latest.end:
-                matched = latest
-                break
-            if len(latest.listed()) >= 2 and end == latest.listed()[-2].end:
-                incomplete.append(latest.sets.pop())  # its signatures are missing
-                matched = latest
-                break
-
-    result: dict = {"chains": [], "orphaned_sets": len(orphaned), "incomplete_sets": 0}
-    for chain in [c for c in chains if c is not matched] + ([matched] if matched else []):
-        result["chains"].append(
-            {
-                "state": "complete" if chain is matched else "no-sig",
-                "sets": [_describe(s) for s in chain.listed()],
-            }
-        )
-    result["incomplete_sets"] = len(incomplete)
-    return result
+    return chains, orphaned
 
 
 def _signature_ends(names) -> list[int]:

@@ -23,7 +23,7 @@ class ExitCode(enum.IntEnum):
     BACKEND = 10  # Swift, a cloud API, a DNS server or a remote host unreachable or refusing
     CRYPTO = 11  # missing or unusable GPG key, wrong passphrase
     RESTORE_TARGET = 12  # restore target not empty (without --force), unusable, or in the way
-    RETENTION_FAILED = 13  # the backup completed and is at the target; retention failed after it
+    RETENTION_FAILED = 13  # the backup is at the target; retention (or prune, cleanup) failed
     INTERRUPTED = 130  # SIGINT/SIGTERM: as a shell reports a signal-killed command
 
 
@@ -48,7 +48,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
         "(nothing changed), or a --force merge stopped part-way (the rest kept)"
     ),
     ExitCode.RETENTION_FAILED: (
-        "the backup completed, but removing old backups (retention) failed after it"
+        "the backup completed, but removing old backups (retention) failed after it; or "
+        "prune or cleanup left at the target what it removes (the target refused deletes)"
     ),
     ExitCode.INTERRUPTED: "interrupted by SIGINT or SIGTERM",
 }
@@ -119,7 +120,8 @@ class PartialBackup(CfbackupError):
 
 
 class RetentionFailed(CfbackupError):
-    """The backup is at the target (post hooks fired, history counts it); its retention failed."""
+    """The backup is at the target (post hooks fired, history counts it); its retention failed.
+    Also ``prune`` and ``cleanup`` whose deletes the target refused (``retention.py``)."""
 
     exit_code = ExitCode.RETENTION_FAILED
 

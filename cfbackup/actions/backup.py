@@ -15,6 +15,7 @@ from cfbackup import (
     link_choices,
     mounts,
     passcheck,
+    stores,
     suggest,
     volume_size,
 )
@@ -31,25 +32,16 @@ from cfbackup.duplicity.environment import UploadRates, handover_environment, ma
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
+from cfbackup.retention import (
+    PARTIAL_FULLS,
+    Rule,
+    delete_failure,
+    keeps_all,
+    left_behind,
+    prepared,
+    refused,
+)
 from cfbackup.runtypes import Run, RunResult
-
-# the run history's statistic naming the chains whose partial backup started a new full
-PARTIAL_FULLS = "partial_fulls"
-
-
-def keeps_all(profile) -> bool:
-    """``retention.keep_all``: no rule ever runs, after a backup or in ``prune``."""
-    return bool(profile["retention"].get("keep_all"))
-
-
-def newest_partial_fulls(run: Run) -> list[str]:
-    """The chains whose newest full backup is partial (files it could not read), when the last
-    backup that reached the target was partial: retention would count that full as one to keep
-    and may remove the only backups of those files. A complete backup since clears it."""
-    row = history.last_backup_at_target(run.config.state_dir, run.profile.name)
-    if row is None or row["result"] != "partial":
-        return []
-    return list(row["stats"].get(PARTIAL_FULLS) or [])
 
 
 def _watched(profile, chain_list: list[chains.Chain]) -> list[str]:
@@ -328,8 +320,28 @@ def retention(
                 len(fulls or ()),
             )
         rules = [rule for rule in rules if rule not in idle]
+    applied: list[tuple[Rule, str]] = []  # each rule that ran, and why a delete failed
     for rule in rules:
         log.info("retention: duplicity %s %s%s", *rule, where)
-        duplicity(
+        ready = prepared(rule)  # its time read before duplicity reads its own
+        result = duplicity(
             run, lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd), env
         )
+        applied.append((ready, delete_failure(result)))
+    if applied and stores.readable(chain.profile.target):
+        _check_removed(chain, applied)
+
+
+def _check_removed(chain: chains.Chain, applied: list[tuple[Rule, str]]) -> None:
+    """Raise :class:`RetentionFailed` when a rule that ran left at the target a backup set it
+    removes: duplicity does not fail when the target refuses its deletes (``retention.py``)."""
+    names = list(stores.open_store(chain.profile).list())
+    for rule, reason in applied:
+        kept = left_behind(rule, names)
+        if kept:
+            objects = sum(len(s.objects) for s in kept)
+            what = (
+                f"{len(kept)} backup set(s) ({objects} object(s)) that duplicity {rule.command} "
+                f"{rule.value} removes"
+            )
+            raise RetentionFailed(refused(chain.profile, what, reason))

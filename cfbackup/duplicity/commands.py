@@ -263,11 +263,12 @@ def retention_argv(
 def cleanup_argv(
     profile: Profile, *, dry_run: bool = False, log_fd: int | None = None
 ) -> tuple[str, ...]:
-    """Without ``--force`` (a dry run) duplicity only lists what it would delete."""
+    """Without ``--force`` (a dry run) duplicity only lists what it would delete. With it,
+    its notice names what it deletes: cfbackup then checks they are gone (``retention.py``)."""
     return (
         DUPLICITY,
         "cleanup",
-        *common_flags(profile, log_fd),
+        *common_flags(profile, log_fd, at_least="notice"),
         *flag("--force", not dry_run),
         *extra_flags(profile),
         duplicity_url(profile.target),

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 from support.cli import BIN, CliResult
+from support.forward_proxy import ForwardProxy
 from support.trees import assert_same_tree, make_awkward_tree
 
 from cfbackup import chains
@@ -206,3 +207,66 @@ def test_keep_all_prunes_nothing_and_says_why(tmp_path, make_config, cfbackup):
     assert "nothing removed: profile main keeps every backup (retention.keep_all = true)" in (
         result.output
     )
+
+
+def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """duplicity's Swift backend ignores a refused DELETE (swiftclient's SwiftService reports it
+    in a result nobody reads): retention "ran", exit 0, and the old full stayed, billed."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    no_proxy = {"no_proxy": "", "NO_PROXY": ""}
+    with ForwardProxy(refuse={"DELETE": 403}) as proxy:
+        via = {**no_proxy, "http_proxy": proxy.url}
+        result = cfbackup("-c", config, "backup", "--full", env=via)
+        assert result.returncode == ExitCode.RETENTION_FAILED, result
+        assert any(method == "DELETE" for method, _ in proxy.seen), proxy.seen
+        assert _fulls(_objects(local_swift, container), "host1/") == 2  # refused: still there
+        assert "backup completed; retention failed: 1 backup set(s)" in result.stderr, result
+        assert f"container {container}" in result.stderr, result
+        assert f"cfbackup -c {config} prune main" in result.stderr, result
+        status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
+        assert status["last_success"]["exit_code"] == ExitCode.RETENTION_FAILED  # backup counts
+
+        result = cfbackup("-c", config, "prune", env=via)
+        assert result.returncode == ExitCode.RETENTION_FAILED, result
+        assert "retention failed: 1 backup set(s)" in result.stderr, result
+        assert "backup completed" not in result.stderr, result
+        assert _fulls(_objects(local_swift, container), "host1/") == 2
+
+    # once Swift lets it delete, the command the message named removes the old full
+    result = cfbackup("-c", config, "prune")
+    assert result.returncode == 0, result
+    assert _fulls(_objects(local_swift, container), "host1/") == 1
+
+
+def test_a_swift_that_refuses_deletes_fails_cleanup(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    from swiftclient import client
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    # an incremental's volume that no chain leads to: a leftover cleanup removes
+    orphan = "host1/duplicity-inc.20200101T000000Z.to.20200102T000000Z.vol1.difftar.gpg"
+    conn.put_object(container, orphan, b"leftover")
+    no_proxy = {"no_proxy": "", "NO_PROXY": ""}
+    with ForwardProxy(refuse={"DELETE": 403}) as proxy:
+        result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})
+        assert result.returncode == ExitCode.RETENTION_FAILED, result
+        assert (
+            f"cleanup failed: 1 leftover object(s) that duplicity cleanup removes are still in "
+            f"container {container}: the target refused to delete them"
+        ) in result.stderr, result
+        assert f"run `cfbackup -c {config} cleanup main` once fixed" in result.stderr, result
+        assert orphan in _objects(local_swift, container)
+
+    result = cfbackup("-c", config, "cleanup")
+    assert result.returncode == 0, result
+    assert orphan not in _objects(local_swift, container)

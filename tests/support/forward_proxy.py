@@ -4,6 +4,10 @@ remembers the method and path of each request it forwarded.
 Unlike ``relay.Relay`` (bytes passed unchanged), a client sends a forward proxy the whole URL
 (``GET http://host:port/path``): the proxy sends the origin server the path alone. Request
 bodies (volumes) are read whole, by length or chunked, and forwarded with their length.
+
+``refuse`` injects a fault: requests of the methods it names are answered with its status (403
+Forbidden, 503 Service Unavailable, ...) and never reach the origin, as a Swift whose ACL, a
+middleware or an object lock refuses deletes answers them. Refused requests are in ``seen`` too.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ _HOP = {
 
 
 class ForwardProxy:
-    def __init__(self) -> None:
+    def __init__(self, refuse: dict[str, int] | None = None) -> None:
         self.seen: list[tuple[str, str]] = []
         seen, lock = self.seen, threading.Lock()
+        refused = dict(refuse or {})
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -57,6 +62,15 @@ class ForwardProxy:
                 with lock:
                     seen.append((self.command, url.path))
                 body = self._body()
+                if self.command in refused:
+                    status = refused[self.command]
+                    answer = f"<html><h1>refused by the test proxy</h1><p>{status}</p></html>"
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/html; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer.encode())
+                    return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 if body is not None:
                     headers["Content-Length"] = str(len(body))

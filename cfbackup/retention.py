@@ -1,0 +1,134 @@
+"""The retention policy: whether it runs, and what each rule leaves at the target that it was
+meant to remove.
+
+duplicity ignores a delete that fails while it applies a rule (its backend's delete retries
+without failing the command, and its Swift backend does not even read SwiftService's result):
+a retention whose deletes Swift refused (an ACL, a middleware, an object lock, a 5xx) exits
+0 and the old backups stay, billed. So after duplicity, cfbackup reads the target again and
+works out, as duplicity 3.2.1 decides it (``dup_main.remove_old``,
+``dup_collections.get_chains_older_than``), what each rule would still remove: anything is
+a failed retention. It errs towards "removed": the newest chain never counts (duplicity never
+removes the active chain) and a ``remove-older-than`` time is read before duplicity starts,
+so it is never later than duplicity's own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+from cfbackup import history
+from cfbackup.collection import BackupAt, backup_chains
+from cfbackup.duplicity.target import swift_target
+from cfbackup.redact import redact
+from cfbackup.runtypes import Run
+
+if TYPE_CHECKING:
+    from cfbackup.config.model import Profile
+    from cfbackup.duplicity.result import DuplicityResult
+
+# the run history's statistic naming the chains whose partial backup started a new full
+PARTIAL_FULLS = "partial_fulls"
+
+
+def keeps_all(profile) -> bool:
+    """``retention.keep_all``: no rule ever runs, after a backup or in ``prune``."""
+    return bool(profile["retention"].get("keep_all"))
+
+
+def newest_partial_fulls(run: Run) -> list[str]:
+    """The chains whose newest full backup is partial (files it could not read), when the last
+    backup that reached the target was partial: retention would count that full as one to keep
+    and may remove the only backups of those files. A complete backup since clears it."""
+    row = history.last_backup_at_target(run.config.state_dir, run.profile.name)
+    if row is None or row["result"] != "partial":
+        return []
+    return list(row["stats"].get(PARTIAL_FULLS) or [])
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """A duplicity retention command and, for ``remove-older-than``, the time it removes
+    before (seconds since the epoch, read when the rule is about to run)."""
+
+    command: str
+    value: str
+    cutoff: int | None = None
+
+
+def prepared(rule: tuple[str, str], now: float | None = None) -> Rule:
+    """``rule`` (``commands.retention_rules``'s) with its time read now, as duplicity reads it
+    (``dup_time.genstrtotime``); a time duplicity cannot read gets none (duplicity fails)."""
+    command, value = rule
+    if command != "remove-older-than":
+        return Rule(command, value)
+    from duplicity import dup_time
+
+    try:
+        cutoff = dup_time.genstrtotime(value, override_curtime=int(now or time.time()))
+    except (dup_time.TimeException, ValueError):
+        return Rule(command, value)
+    return Rule(command, value, int(cutoff))
+
+
+def left_behind(rule: Rule, target_names) -> list[BackupAt]:
+    """The backup sets at the target (``target_names``: one chain's objects) that ``rule``
+    removes: after duplicity applied it, each is one it could not delete."""
+    chains = backup_chains(target_names)
+    if len(chains) < 2:  # the newest chain is never removed
+        return []
+    if rule.command == "remove-older-than":
+        if rule.cutoff is None:
+            return []
+        cutoff = rule.cutoff
+    else:
+        try:
+            keep = int(rule.value)
+        except ValueError:
+            return []
+        fulls = sorted((chain[0].start for chain in chains), reverse=True)
+        if keep < 1 or len(fulls) < keep:
+            return []
+        cutoff = fulls[keep - 1]
+    old = [chain for chain in chains[:-1] if chain[-1].end < cutoff]
+    if rule.command == "remove-all-inc-of-but-n-full":
+        return [s for chain in old for s in chain[1:]]
+    return [s for chain in old for s in chain]
+
+
+# cleanup --force's notice before it deletes (dup_main.cleanup)
+_CLEANUP_LIST = "Deleting these file(s) from backend:"
+
+
+def cleanup_list(result: DuplicityResult) -> list[str]:
+    """The files ``duplicity cleanup --force`` set out to delete (its notice names them; those
+    in the archive dir among them are never at the target)."""
+    names: list[str] = []
+    for record in result.records_with("NOTICE"):
+        head, _, rest = record.message.partition("\n")
+        if head.strip() == _CLEANUP_LIST:
+            names += [line.strip() for line in rest.splitlines() if line.strip()]
+    return names
+
+
+def delete_failure(result: DuplicityResult) -> str:
+    """duplicity's last word on a delete it could not make, redacted; "" when none: a backend
+    whose delete raises warns at each try and goes on, duplicity's Swift backend says nothing."""
+    said = [
+        r.message.partition(" failed. ")[2]
+        for r in result.records
+        if r.level == "WARNING" and r.message.startswith("Attempt of _do_delete")
+    ]
+    return redact(said[-1].strip()) if said else ""
+
+
+def refused(profile: Profile, what: str, reason: str) -> str:
+    """The cause and fix of deletes the target refused: ``what`` (still there) names them."""
+    target = swift_target(profile.target)
+    place = f"container {target.container}" if target else profile.target
+    return (
+        f"{what} are still in {place}: the target refused to delete them "
+        f"({reason or 'duplicity does not say why'}); let the storage user delete objects there "
+        "(its ACL, an object lock, a quota tool or a middleware may refuse deletes)"
+    )
