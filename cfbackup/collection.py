@@ -119,9 +119,9 @@ def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
     """The chains the target's objects make, oldest end first: what duplicity's retention
     commands choose from (a set without its manifest too, as duplicity removes it with its
     chain); orphaned incrementals are ``cleanup``'s."""
-    from cfbackup.volumes import _file_naming
+    from cfbackup.volumes import duplicity_file_naming
 
-    file_naming = _file_naming()
+    file_naming = duplicity_file_naming()
     named = []
     for name in target_names:
         found = file_naming.parse(os.fsencode(name))
