@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-
 from cfbackup import chains
 from cfbackup.actions.common import chains_at_time, duplicity, prepare, when_of
 from cfbackup.duplicity import commands, machinelog
@@ -58,12 +56,7 @@ def parse_file_entry(extra: str) -> dict | None:
     byte that is not UTF-8 comes back as os.fsdecode spells it (``\\udce9``)."""
     timestamp, _, rest = extra.partition(" ")
     path_part, _, kind = rest.rpartition(" ")
-    try:
-        path = ast.literal_eval(path_part) if path_part[:1] in "'\"" else path_part
-    except (ValueError, SyntaxError):
-        path = path_part.strip("'")
-    if isinstance(path, bytes):
-        path = path.decode("utf-8", "surrogateescape")
+    path = machinelog.file_name(path_part)
     entry = {"time": timestamp, "path": path, "type": kind}
     if (shown := pasteable(path)) != path:
         entry["path_shell"] = shown

@@ -6,6 +6,7 @@ with ``. ``, and a blank line. Codes are duplicity's stable Info/Warning/Error c
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 
@@ -72,6 +73,19 @@ class MachineLogParser:
             message=text[worker.end() :] if worker else text,
             worker=worker.group(1) if worker else "",
         )
+
+
+def file_name(escaped: str) -> str:
+    """A file name as duplicity writes it in a record's extra (``util.escape``: quoted,
+    ``unicode-escape``, ASCII and lossless) back to the name, as os.fsdecode gives it (a byte
+    that is not UTF-8 is a surrogate, ``\\udce9``): for ``units.printable`` or ``pasteable``."""
+    try:
+        name = ast.literal_eval(escaped) if escaped[:1] in "'\"" else escaped
+    except (ValueError, SyntaxError):
+        name = escaped.strip("'\"")
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "surrogateescape")
+    return name if isinstance(name, str) else escaped
 
 
 def parse_collection_status(extra: str) -> dict:

@@ -7,6 +7,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
+from cfbackup import units
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import launcher, machinelog
 
@@ -43,7 +44,7 @@ class DuplicityResult:
         # duplicity warns twice about a file it cannot read (signatures, then data): once here
         return list(
             dict.fromkeys(
-                r.extra.strip("'\"") or r.message
+                units.printable(machinelog.file_name(r.extra)) if r.extra else r.message
                 for r in self.records
                 if r.level == "WARNING" and r.code in codes and not _OWN_STATE.match(r.message)
             )

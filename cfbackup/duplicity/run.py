@@ -32,6 +32,23 @@ def duplicity_executable() -> str:
     return shutil.which("duplicity") or "duplicity"
 
 
+def read_records(read_fd: int, accept: Callable[[machinelog.Record], None]) -> None:
+    """Feed ``accept`` each record of duplicity's machine log on ``read_fd``, masked, until the
+    stream ends. Lines end at ``\\n`` only: a ``\\r`` in a file name (duplicity's messages
+    hold names as they are) would otherwise split a record in two."""
+    parser = machinelog.MachineLogParser()
+    with os.fdopen(
+        read_fd, "r", encoding="utf-8", errors="backslashreplace", newline="\n"
+    ) as stream:
+        for line in stream:
+            record = parser.feed(redact.redact_output(line))
+            if record:
+                accept(record)
+    last = parser.close()
+    if last:
+        accept(last)
+
+
 def run_duplicity(
     build_argv: Callable[[int], Sequence[str]],
     env: Mapping[str, str],
@@ -56,15 +73,7 @@ def run_duplicity(
     records: list[machinelog.Record] = []
 
     def reader() -> None:
-        parser = machinelog.MachineLogParser()
-        with os.fdopen(read_fd, "r", encoding="utf-8", errors="backslashreplace") as stream:
-            for line in stream:
-                record = parser.feed(redact.redact_output(line))
-                if record:
-                    _accept(record)
-        last = parser.close()
-        if last:
-            _accept(last)
+        read_records(read_fd, _accept)
 
     def _accept(record: machinelog.Record) -> None:
         records.append(record)

@@ -239,3 +239,35 @@ def test_a_name_as_list_prints_it_is_its_bytes_again_in_bash(name):
         ["bash", "-c", f"printf %s {shown}"], capture_output=True, check=True
     ).stdout
     assert pasted == name
+
+
+def test_a_carriage_return_in_a_name_does_not_split_its_record():
+    """duplicity's messages hold names as they are; only "\\n" ends a line of its log."""
+    from duplicity import util
+
+    from cfbackup.duplicity.run import read_records
+
+    name = util.escape(b"a\rb")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, f"INFO 10 20261126T022239Z {name} reg\n. Thu Nov 26 a\rb\n\n".encode())
+    os.close(write_fd)
+    records: list[machinelog.Record] = []
+    read_records(read_fd, records.append)
+    assert [(r.level, r.code) for r in records] == [("INFO", 10)], records
+    entry = parse_file_entry(records[0].extra)
+    assert (entry["path"], entry["type"], entry["path_shell"]) == ("a\rb", "reg", "$'a\\rb'")
+
+
+def test_an_unreadable_file_is_named_as_messages_name_files():
+    """The name of a file duplicity could not read, as every message spells names
+    (units.printable): a byte that is not UTF-8 as \\xe9, a UTF-8 name as it is."""
+    from duplicity import util
+
+    from cfbackup.duplicity.result import DuplicityResult
+
+    text = "".join(
+        f"WARNING 10 {util.escape(name)}\n. Error accessing possibly locked file x\n\n"
+        for name in (b"srv/caf\xe9", "srv/café".encode(), b"srv/plain")
+    )
+    result = DuplicityResult(("duplicity", "backup"), 0, _records(text), ())
+    assert result.unreadable == ["srv/caf\\xe9", "srv/café", "srv/plain"]

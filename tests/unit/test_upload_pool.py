@@ -163,7 +163,8 @@ def main():
     pool.ppe.submit(os.getpid).result(timeout=60)
     uploaded_before_recorded = os.path.exists(os.path.join(target, "vol1"))
     left = pool.get_queue_length()  # dup_main asks this once the set's volumes are recorded
-    dup_main.time.sleep(30)  # dup_main's wait for what is left (2 s there)
+    while pool.get_queue_length() and not pool._command_queue[0].done():
+        dup_main.time.sleep(0.1)  # dup_main's wait for what is left (2 s there)
     records = [(r.track_id, r.result) for r in pool.results_since_last_call()]
     pool.shutdown()
     print(track_id, uploaded_before_recorded, left, records)

@@ -35,7 +35,10 @@ With ``--concurrency N`` duplicity builds the next volume while N processes of i
    there, as on a loaded CI machine: the target two volumes ahead of the manifest once in
    about ten suite runs), a kill in between lost the resume. Volume N is now held back and
    handed over once duplicity has recorded N-1: when it starts writing the next volume, or
-   asks how many uploads are left after the last (microseconds later either way).
+   asks how many uploads are left after the last (after the manifest's flush and fsync, a
+   millisecond or two later). This holds for one worker (what upload_workers "auto" runs
+   across a network); with more, N-1 may still be uploading when N is handed over, as in
+   duplicity.
 5. duplicity handed the next volume to the pool before it looked at the upload it had waited
    for: when that upload had failed for good (Swift gone), the next one was already running
    and ran its retries too before duplicity could stop (about a minute more with the
