@@ -2,7 +2,8 @@
 meant to remove.
 
 duplicity ignores a delete that fails while it applies a rule (its backend's delete retries
-without failing the command, and its Swift backend does not even read SwiftService's result):
+without failing the command; its Swift backend did not even read SwiftService's result until
+cfbackup's ``swift-deletes`` patch, which makes it warn with Swift's answer):
 a retention whose deletes Swift refused (an ACL, a middleware, an object lock, a 5xx) exits
 0 and the old backups stay, billed. So after duplicity, cfbackup reads the target again and
 works out, as duplicity 3.2.1 decides it (``dup_main.remove_old``,
@@ -114,7 +115,8 @@ def cleanup_list(result: DuplicityResult) -> list[str]:
 
 def delete_failure(result: DuplicityResult) -> str:
     """duplicity's last word on a delete it could not make, redacted; "" when none: a backend
-    whose delete raises warns at each try and goes on, duplicity's Swift backend says nothing."""
+    whose delete raises warns at each try and goes on (the Swift backend with Swift's answer:
+    ``patches/swift_deletes.py``)."""
     said = [
         r.message.partition(" failed. ")[2]
         for r in result.records

@@ -227,6 +227,10 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
         assert _fulls(_objects(local_swift, container), "host1/") == 2  # refused: still there
         assert "backup completed; retention failed: 1 backup set(s)" in result.stderr, result
         assert f"container {container}" in result.stderr, result
+        # Swift's answer, not "duplicity does not say why" (the swift-deletes patch)
+        assert "the target refused to delete them (" in result.stderr, result
+        assert "Swift answered 403 Forbidden to the DELETE of host1/" in result.stderr, result
+        assert "does not say why" not in result.stderr, result
         assert f"cfbackup -c {config} prune main" in result.stderr, result
         status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
         assert status["last_success"]["exit_code"] == ExitCode.RETENTION_FAILED  # backup counts
@@ -234,6 +238,7 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
         result = cfbackup("-c", config, "prune", env=via)
         assert result.returncode == ExitCode.RETENTION_FAILED, result
         assert "retention failed: 1 backup set(s)" in result.stderr, result
+        assert "Swift answered 403 Forbidden to the DELETE of host1/" in result.stderr, result
         assert "backup completed" not in result.stderr, result
         assert _fulls(_objects(local_swift, container), "host1/") == 2
 

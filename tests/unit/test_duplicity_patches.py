@@ -94,7 +94,8 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     pid, keystoneclient = marker.read_text().split()
     assert int(pid) != os.getpid() and keystoneclient == "None"  # core's patch came first
     core = (
-        "skip-keystoneclient, upload-progress, sized-uploads, upload-pool, gpg-environment, "
+        "skip-keystoneclient, upload-progress, sized-uploads, swift-deletes, upload-pool, "
+        "gpg-environment, "
         "gpg-selftest, gpg-waiters, progress-stop, archive-lock, machine-log-names"
     )
     assert f"duplicity patches: {core}, marker" in caplog.text

@@ -119,6 +119,19 @@ CORE: tuple[Patch, ...] = (
         "again after its upload, one more round trip per volume",
     ),
     Patch(
+        "swift-deletes",
+        "cfbackup.duplicity.patches.swift_deletes",
+        "3.2.1",
+        (
+            "duplicity.backends.swiftbackend:SwiftBackend._delete",
+            "duplicity.backends.swiftbackend:SwiftBackend._error_code",
+            "duplicity.backend:BackendWrapper._do_delete",
+            "swiftclient.service:SwiftService.delete",
+        ),
+        "duplicity's swift backend never reads SwiftService.delete's result: a delete Swift "
+        "refused (403, 503) was silent, and retention's failure could not say why",
+    ),
+    Patch(
         "upload-pool",
         "cfbackup.duplicity.patches.upload_pool",
         "3.2.1",
