@@ -98,6 +98,30 @@ def left_behind(rule: Rule, target_names) -> list[BackupAt]:
     return [s for chain in old for s in chain]
 
 
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """A backup set a rule removes, with the end time of its chain (what duplicity's own
+    listing names: "Found old backup chain(s) at the following time")."""
+
+    backup: BackupAt
+    chain_end: int
+
+
+def removals(rules: list[Rule], target_names) -> list[tuple[Rule, list[Removal]]]:
+    """What each rule removes from the target (``target_names``: one chain's objects) when
+    the rules run in order, each on what the ones before it left, as cfbackup runs them: a
+    ``prune --dry-run``'s answer, worked out as :func:`left_behind` works out a failure."""
+    names = set(target_names)
+    planned: list[tuple[Rule, list[Removal]]] = []
+    for rule in rules:
+        ends = {s: chain[-1].end for chain in backup_chains(names) for s in chain}
+        removed = left_behind(rule, names)
+        planned.append((rule, [Removal(s, ends[s]) for s in removed]))
+        for backup_set in removed:
+            names -= set(backup_set.objects)
+    return planned
+
+
 # cleanup --force's notice before it deletes (dup_main.cleanup)
 _CLEANUP_LIST = "Deleting these file(s) from backend:"
 

@@ -1,4 +1,5 @@
-"""``cfbackup prune`` (retention) and ``cfbackup cleanup`` (duplicity's leftovers)."""
+"""``cfbackup prune`` (retention, or with ``--dry-run`` what it would remove) and ``cfbackup
+cleanup`` (duplicity's leftovers)."""
 
 from __future__ import annotations
 
@@ -7,33 +8,43 @@ from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, prepare
 from cfbackup.duplicity import commands
 from cfbackup.errors import RetentionFailed, RunRefused
+from cfbackup.progress import human_bytes
 from cfbackup.retention import (
     cleanup_list,
     delete_failure,
     keeps_all,
     newest_partial_fulls,
+    prepared,
     refused,
+    removals,
 )
 from cfbackup.runtypes import Run, RunResult
 
 
 def run_prune(run: Run) -> RunResult:
     name = run.profile.name
+    dry = "dry run: " if run.dry_run else ""
     if keeps_all(run.profile):
         message = (
-            f"retention: nothing removed: profile {name} keeps every backup "
+            f"{dry}retention: nothing removed: profile {name} keeps every backup "
             "(retention.keep_all = true)"
         )
         log.info("%s", message)
-        return RunResult(profile=name, action="prune", message=message)
+        data = {"profile": name, "dry_run": True, "chains": []} if run.dry_run else None
+        return RunResult(profile=name, action="prune", message=message, data=data, stats=_dry(run))
     partial = newest_partial_fulls(run)
-    if partial:
-        raise RunRefused(
-            f"prune refused: the newest full backup of {', '.join(partial)} is partial (files "
-            "it could not read may be only in the older backups retention would remove): make "
-            "them readable or exclude them, then run "
-            f"`{suggest.command('backup', name)}`, after which retention runs again."
-        )
+    refusal = (
+        f"the newest full backup of {', '.join(partial)} is partial (files "
+        "it could not read may be only in the older backups retention would remove): make "
+        "them readable or exclude them, then run "
+        f"`{suggest.command('backup', name)}`, after which retention runs again."
+        if partial
+        else ""
+    )
+    if run.dry_run:
+        return _prune_dry_run(run, refusal)
+    if refusal:
+        raise RunRefused(f"prune refused: {refusal}")
     env = prepare(run)
     try:
         rules = apply_retention(run, env)
@@ -47,6 +58,119 @@ def run_prune(run: Run) -> RunResult:
     return RunResult(
         profile=run.profile.name, action="prune", message=f"retention applied: {applied}"
     )
+
+
+def _dry(run: Run) -> dict:
+    """The history's mark of a dry run: its row says what would have happened, not a prune."""
+    return {"dry_run": True} if run.dry_run else {}
+
+
+def _prune_dry_run(run: Run, refusal: str) -> RunResult:
+    """What each retention rule would remove, nothing removed: for a swift:// or file://
+    target worked out from the target's listing as duplicity decides it
+    (``retention.removals``), each backup set with its objects and bytes; elsewhere
+    duplicity's own dry run (no ``--force``), its listing in the run log."""
+    name = run.profile.name
+    rules = commands.retention_rules(run.profile)
+    found: list[dict] = []
+    by_duplicity = False
+    env: dict[str, str] | None = None
+    for chain in chains.of(run.profile):
+        entry: dict = {"chain": chain.label, "rules": []}
+        found.append(entry)
+        if not stores.readable(chain.profile.target):
+            env = env if env is not None else prepare(run)
+            for rule in rules:
+                duplicity(
+                    run,
+                    lambda fd, rule=rule, profile=chain.profile: commands.retention_argv(
+                        profile, rule, dry_run=True, log_fd=fd
+                    ),
+                    env,
+                )
+                entry["rules"].append({"rule": " ".join(rule), "listed_by": "duplicity"})
+            by_duplicity = True
+            continue
+        sizes = stores.open_store(chain.profile).list()
+        for rule, removed in removals([prepared(r) for r in rules], sizes):
+            entry["rules"].append(
+                {
+                    "rule": f"{rule.command} {rule.value}",
+                    "sets": [_described(r, sizes) for r in removed],
+                }
+            )
+    sets = [s for e in found for r in e["rules"] for s in r.get("sets", ())]
+    objects = sum(s["objects"] for s in sets)
+    size = sum(s["bytes"] for s in sets)
+    if sets:
+        what = (
+            f"prune would remove {len(sets)} backup set(s), {objects} object(s), "
+            f"{human_bytes(size)}"
+        )
+    else:
+        what = "prune would remove no backup set"
+    if by_duplicity:
+        what += " (and, where cfbackup cannot list the target, what duplicity lists in the run log)"
+    message = f"dry run: {what}; nothing was removed"
+    if refusal:
+        message += f"; prune itself would be refused now: {refusal}"
+    data = {
+        "profile": name,
+        "dry_run": True,
+        "refused": refusal or None,
+        "sets": len(sets),
+        "objects": objects,
+        "bytes": size,
+        "chains": found,
+    }
+    for line in prune_plan_lines(data):
+        log.info("%s", line)
+    return RunResult(
+        profile=name,
+        action="prune",
+        message=message,
+        data=data,
+        stats={"dry_run": True, "sets": len(sets), "objects": objects, "bytes": size},
+    )
+
+
+def _described(removal, sizes: dict[str, int]) -> dict:
+    from duplicity import dup_time
+
+    backup = removal.backup
+    return {
+        "type": backup.kind,
+        "start": dup_time.timetostring(backup.start),
+        "end": dup_time.timetostring(backup.end),
+        "chain_end": dup_time.timetostring(removal.chain_end),
+        "objects": len(backup.objects),
+        "bytes": sum(sizes.get(o, 0) for o in backup.objects),
+        "names": list(backup.objects),
+    }
+
+
+def prune_plan_lines(data: dict) -> list[str]:
+    """A dry run's plan as text: each rule of each chain, and each set it would remove."""
+    lines: list[str] = []
+    split = len(data["chains"]) > 1
+    for entry in data["chains"]:
+        where = f" on chain {entry['chain']}" if split else ""
+        for rule in entry["rules"]:
+            head = f"duplicity {rule['rule']}{where}"
+            if "sets" not in rule:
+                lines.append(f"{head}: duplicity's own listing is in the run log")
+                continue
+            if not rule["sets"]:
+                lines.append(f"{head}: would remove nothing")
+                continue
+            lines.append(f"{head}: would remove {len(rule['sets'])} backup set(s):")
+            for s in rule["sets"]:
+                when = s["end"] if s["type"] == "full" else f"{s['start']} to {s['end']}"
+                lines.append(
+                    f"  {s['type']:<4} {when} (chain ending {s['chain_end']}): "
+                    f"{s['objects']} object(s), {human_bytes(s['bytes'])}"
+                )
+    return lines
 
 
 def run_cleanup(run: Run) -> RunResult:
@@ -74,6 +198,7 @@ def run_cleanup(run: Run) -> RunResult:
     return RunResult(
         profile=run.profile.name,
         action="cleanup",
+        stats=_dry(run),
         message="dry run: cleanup would remove the leftovers listed in the run log"
         if run.dry_run
         else "cleanup done: leftovers of interrupted runs removed from the target",

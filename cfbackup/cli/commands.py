@@ -272,7 +272,31 @@ def _print_drill(result, args) -> None:
     output.print_result(result)
 
 
-PRINTERS.update(list=_print_list, status=_print_status, check=_print_check, drill=_print_drill)
+def _print_prune(result, args) -> None:
+    """A dry run's plan (``prune --dry-run``), each set it would remove, then the summary."""
+    if not result.ok or not result.data:
+        if getattr(args, "json", False) and result.ok:
+            return output.print_json(
+                {"profile": result.profile, "dry_run": False, "message": result.message}
+            )
+        return output.print_result(result)
+    if getattr(args, "json", False):
+        return output.print_json(result.data)
+    from cfbackup.actions.maintenance import prune_plan_lines
+
+    output.info(f"profile {result.profile}:")
+    for line in prune_plan_lines(result.data):
+        output.info(f"  {line}")
+    output.print_result(result)
+
+
+PRINTERS.update(
+    list=_print_list,
+    status=_print_status,
+    check=_print_check,
+    drill=_print_drill,
+    prune=_print_prune,
+)
 
 
 def show_history(args, context) -> int:

@@ -108,6 +108,12 @@ def make_parser(context) -> argparse.ArgumentParser:
 
     p = sub.add_parser("prune", help="apply the retention rules")
     p.add_argument("profile", nargs="?", metavar="PROFILE")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only list the backup sets the rules would remove (objects and bytes), remove none",
+    )
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the list as JSON")
     p.set_defaults(handler=commands.profile_action("prune"))
 
     p = sub.add_parser("cleanup", help="remove leftovers of interrupted runs from the target")

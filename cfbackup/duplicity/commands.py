@@ -246,15 +246,17 @@ def retention_rules(profile: Profile) -> list[tuple[str, str]]:
 
 
 def retention_argv(
-    profile: Profile, rule: tuple[str, str], *, log_fd: int | None = None
+    profile: Profile, rule: tuple[str, str], *, dry_run: bool = False, log_fd: int | None = None
 ) -> tuple[str, ...]:
+    """Without ``--force`` (a dry run) duplicity only lists the chains it would remove, in a
+    notice ("Found old backup chain(s) at the following time")."""
     command, value = rule
     return (
         DUPLICITY,
         command,
         value,
-        *common_flags(profile, log_fd),
-        "--force",
+        *common_flags(profile, log_fd, at_least="notice" if dry_run else "error"),
+        *flag("--force", not dry_run),
         *extra_flags(profile),
         duplicity_url(profile.target),
     )

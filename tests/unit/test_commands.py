@@ -102,6 +102,9 @@ def test_retention_rules():
     ]
     argv = commands.retention_argv(profile, ("remove-older-than", "6M"))
     assert argv[:3] == ("duplicity", "remove-older-than", "6M") and "--force" in argv
+    # a dry run: duplicity only lists, in a notice the verbosity must let through
+    dry = commands.retention_argv(profile, ("remove-older-than", "6M"), dry_run=True)
+    assert "--force" not in dry and "--verbosity=notice" in dry
 
 
 def test_secrets_go_to_the_environment_only(monkeypatch):
