@@ -109,6 +109,10 @@ def runs(
     return out
 
 
+# a --dry-run changed nothing at the target: never "the last backup" (or prune) that happened
+NOT_DRY = "NOT COALESCE(CASE WHEN json_valid(stats) THEN json_extract(stats, '$.dry_run') END, 0)"
+
+
 def last(state_dir: Path, profile: str, action: str, *results: str) -> dict[str, Any] | None:
     """The newest ``action`` run of ``profile`` that ended in one of ``results``, however many
     other runs came since."""
@@ -119,7 +123,7 @@ def last(state_dir: Path, profile: str, action: str, *results: str) -> dict[str,
         conn.row_factory = sqlite3.Row
         row = conn.execute(
             f"SELECT * FROM runs WHERE profile=? AND action=? AND result IN ({marks}) "
-            "ORDER BY started DESC, id DESC LIMIT 1",
+            f"AND {NOT_DRY} ORDER BY started DESC, id DESC LIMIT 1",
             (profile, action, *results),
         ).fetchone()
     if row is None:
@@ -152,7 +156,7 @@ def newest_stat(state_dir: Path, profile: str, action: str, key: str, results: t
         with contextlib.closing(_connect(state_dir)) as conn:
             row = conn.execute(
                 f"SELECT {valid} FROM runs WHERE profile=? AND action=? "
-                f"AND result IN ({marks}) AND {valid} IS NOT NULL "
+                f"AND result IN ({marks}) AND {valid} IS NOT NULL AND {NOT_DRY} "
                 "ORDER BY started DESC, id DESC LIMIT 1",
                 (f'$."{key}"', profile, action, *results, f'$."{key}"'),
             ).fetchone()
@@ -172,7 +176,7 @@ def stat_values(state_dir: Path, profile: str, action: str, key: str) -> list[An
         with contextlib.closing(_connect(state_dir)) as conn:
             rows = conn.execute(
                 f"SELECT {valid} FROM runs WHERE profile=? AND action=? AND {valid} IS NOT NULL "
-                "ORDER BY started DESC, id DESC",
+                f"AND {NOT_DRY} ORDER BY started DESC, id DESC",
                 (f'$."{key}"', profile, action, f'$."{key}"'),
             ).fetchall()
     except sqlite3.Error as error:

@@ -127,7 +127,7 @@ def execute_run(
                 int(result.exit_code),
                 result.result,
                 _with_warning(result.message, config, profile),
-                result.stats,
+                {**result.stats, "dry_run": True} if run.dry_run else result.stats,
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
             log.info(

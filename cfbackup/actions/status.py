@@ -78,7 +78,9 @@ def run_status(run: Run) -> RunResult:
             rows = [
                 r
                 for r in history.runs(state_dir, profile.name, limit=200)
-                if r["action"] == "backup" and r["result"] not in ("success", None)
+                if r["action"] == "backup"
+                and r["result"] not in ("success", None)
+                and not r["stats"].get("dry_run")
             ]
             row = rows[0] if rows else None
         status[f"last_{outcome}"] = (

@@ -3,6 +3,7 @@ and gpg, and what comes back is byte-identical (content, modes, symlinks, empty 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -169,6 +170,12 @@ def test_dry_run_uploads_nothing(tmp_path, make_config, cfbackup, local_swift, c
         assert error.http_status == 404
         objects = []
     assert objects == []
+    # nothing reached the target: status shows no last backup, the history says it was a dry run
+    status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
+    assert status["last_success"] is None, status["last_success"]
+    (row,) = [r for r in json.loads(cfbackup("-c", config, "history", "--json").stdout)
+              if r["action"] == "backup"]  # fmt: skip
+    assert row["result"] == "success" and row["stats"]["dry_run"] is True, row
 
 
 def test_prune_keeps_the_newest_full_chains_and_cleanup_runs(tmp_path, make_config, cfbackup):
