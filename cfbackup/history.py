@@ -42,11 +42,15 @@ def _connect(state_dir: Path) -> sqlite3.Connection:
     return conn
 
 
-def record_start(state_dir: Path, profile: str, action: str) -> int:
+def record_start(
+    state_dir: Path, profile: str, action: str, stats: dict[str, Any] | None = None
+) -> int:
+    """A run begins; ``stats``: what is known of it already (its kind, ``Run.marks``), kept
+    when it never records its outcome (kill -9)."""
     with contextlib.closing(_connect(state_dir)) as conn, conn:
         cur = conn.execute(
-            "INSERT INTO runs (profile, action, started) VALUES (?, ?, ?)",
-            (profile, action, time.time()),
+            "INSERT INTO runs (profile, action, started, stats) VALUES (?, ?, ?, ?)",
+            (profile, action, time.time(), _json(stats) if stats else None),
         )
         return int(cur.lastrowid)
 

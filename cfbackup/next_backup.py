@@ -47,8 +47,6 @@ _PATTERNS = (
         ),
     ),
 )
-_INTERVAL = re.compile(r"(\d+)([smhDWMY])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
 
 
 def parse_time(stamp: str) -> float:
@@ -102,20 +100,16 @@ def read_sets(objects) -> list[BackupSet]:
 
 
 def interval_seconds(value: str | None, now: float) -> float | None:
-    """When a full backup is forced: the time before which the last full is too old."""
+    """When a full backup is forced: the time before which the last full is too old, as
+    duplicity's --full-if-older-than reads ``value`` (``duplicity/times.py``)."""
     if not value or value == "never":
         return None
-    if value == "now":
-        return now
-    if re.fullmatch(r"(\d+[smhDWMY])+", value):
-        return now - sum(int(n) * _UNITS[u] for n, u in _INTERVAL.findall(value))
-    for layout in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
-        try:
-            parsed = time.strptime(value.rstrip("Z") if layout[-1] != "Z" else value, layout)
-        except ValueError:
-            continue
-        return calendar.timegm(parsed) if layout.endswith("Z") else time.mktime(parsed)
-    return None
+    from cfbackup.duplicity.times import duplicity_time
+
+    try:
+        return duplicity_time(value, now)
+    except ValueError:  # the config refuses it when loaded
+        return None
 
 
 @dataclasses.dataclass

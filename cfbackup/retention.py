@@ -16,7 +16,6 @@ so it is never later than duplicity's own.
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import TYPE_CHECKING
 
 from cfbackup import history
@@ -60,15 +59,16 @@ class Rule:
 
 def prepared(rule: tuple[str, str], now: float | None = None) -> Rule:
     """``rule`` (``commands.retention_rules``'s) with its time read now, as duplicity reads it
-    (``dup_time.genstrtotime``); a time duplicity cannot read gets none (duplicity fails)."""
+    (``duplicity/times.py``); a time duplicity cannot read (the config refuses it when loaded)
+    gets none (duplicity fails)."""
     command, value = rule
     if command != "remove-older-than":
         return Rule(command, value)
-    from duplicity import dup_time
+    from cfbackup.duplicity.times import duplicity_time
 
     try:
-        cutoff = dup_time.genstrtotime(value, override_curtime=int(now or time.time()))
-    except (dup_time.TimeException, ValueError):
+        cutoff = duplicity_time(value, now)
+    except ValueError:
         return Rule(command, value)
     return Rule(command, value, int(cutoff))
 

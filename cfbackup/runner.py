@@ -69,7 +69,7 @@ def execute_run(
             log.info("warning: %s", config.permission_warning)
         for warning in profile.secret_file_warnings:  # the same
             log.info("warning: %s", warning)
-        run_id = history.record_start(config.state_dir, profile.name, action)
+        run_id = history.record_start(config.state_dir, profile.name, action, run.marks)
         try:
             with contextlib.ExitStack() as stack:
                 if take_lock:
@@ -81,10 +81,7 @@ def execute_run(
                 result = body(run)
         except (CfbackupError, KeyboardInterrupt) as error:
             if isinstance(error, KeyboardInterrupt):
-                error = Interrupted(
-                    "interrupted: duplicity was stopped; run the command again "
-                    "to resume (a backup resumes where it stopped)."
-                )
+                error = Interrupted(_interrupted(run))
             result = RunResult(
                 profile=profile.name,
                 action=action,
@@ -127,7 +124,7 @@ def execute_run(
                 int(result.exit_code),
                 result.result,
                 _with_warning(result.message, config, profile),
-                {**result.stats, "dry_run": True} if run.dry_run else result.stats,
+                {**run.marks, **result.stats},  # its kind, however it ended
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
             log.info(
@@ -138,6 +135,17 @@ def execute_run(
                 result.duration,
             )
     return result
+
+
+def _interrupted(run: Run) -> str:
+    """The message of a run stopped by Ctrl-C or SIGTERM, naming what was stopped."""
+    what = {"read-data": "verify --read-data", "drill-from-nothing": "drill --from-nothing"}
+    name = what.get(run.kind, run.action)
+    again = " (a backup resumes where it stopped)" if run.action == "backup" else ""
+    return (
+        f"interrupted: the {name} of {run.profile.name} was stopped before it finished; run "
+        f"the command again{again}."
+    )
 
 
 def _with_warning(message: str, config: Config, profile: Profile) -> str:

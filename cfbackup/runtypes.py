@@ -38,8 +38,38 @@ class Run:
     def dry_run(self) -> bool:
         return bool(self.options.get("dry_run"))
 
+    @property
+    def kind(self) -> str:
+        """What this run checks or does, as status and the metrics tell runs apart."""
+        return kind_of(self.action, self.options)
+
+    @property
+    def marks(self) -> dict[str, Any]:
+        """What the run history records of this run's kind from its start, whatever way it
+        ends (a failure, Ctrl-C, kill -9): a ``verify --read-data`` is not a plain verify,
+        a ``drill --from-nothing`` not a plain drill (``actions/status.last_checks``), a
+        ``--dry-run`` not a run that changed anything (``history.NOT_DRY``)."""
+        kind = self.kind
+        marks: dict[str, Any] = {"dry_run": True} if self.dry_run else {}  # changed nothing
+        if kind == "read-data":
+            marks["read_data"] = self.options.get("read_data") or "all"
+        if kind == "drill-from-nothing":
+            marks["from_nothing"] = True
+        return marks
+
     def plugin_config(self, section: str) -> dict[str, Any]:
         return self.profile.plugin_config(section)
+
+
+def kind_of(action: str, options: dict[str, Any]) -> str:
+    """``verify --read-data`` is ``read-data`` and ``drill --from-nothing`` is
+    ``drill-from-nothing``: each proves something the plain command does not (docs/checks.md),
+    so a plain one passing after it must not hide its failure; any other run is its action."""
+    if action == "verify" and options.get("read_data") is not None:
+        return "read-data"
+    if action == "drill" and options.get("from_nothing"):
+        return "drill-from-nothing"
+    return action
 
 
 @dataclasses.dataclass

@@ -113,26 +113,15 @@ def warm_duplicity(run: Run, env: dict[str, str]) -> Iterator[WarmDuplicity | No
         warm.close()
 
 
-TIME_FORMATS = (
-    "an age (3D, 12h, 1W2D; units s m h D W M Y), a date (2026-11-01, 2026/11/01, 11/01/2026), "
-    "a date and time (2026-11-01T02:30:00, local time unless it ends in Z or +01:00), "
-    "Unix seconds or now"
-)
-
-
 def parse_time(text: str) -> float:
-    """``--time`` as duplicity reads it (its ``dup_time.genstrtotime``), in Unix time; a typo is
-    a usage error naming the forms it accepts, so no path lets duplicity reject it later."""
-    from duplicity import dup_time
+    """``--time`` as duplicity reads it (``duplicity/times.py``), in Unix time; a typo is a
+    usage error naming the forms it accepts, so no path lets duplicity reject it later."""
+    from cfbackup.duplicity.times import duplicity_time
 
-    dup_time.setcurtime()
     try:
-        return float(dup_time.genstrtotime(text))
-    except dup_time.TimeException:
-        raise CfbackupError(
-            f"--time {text!r} is not a time duplicity reads: give {TIME_FORMATS}.",
-            exit_code=ExitCode.USAGE,
-        ) from None
+        return duplicity_time(text)
+    except ValueError as error:
+        raise CfbackupError(f"--time {error}.", exit_code=ExitCode.USAGE) from None
 
 
 def when_of(run: Run) -> float | None:

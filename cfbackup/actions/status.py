@@ -93,8 +93,11 @@ def run_status(run: Run) -> RunResult:
             else None
         )
     status["last_checks"] = last_checks(state_dir, profile.name)
-    damage = _damage_found(status["last_checks"])
+    verdicts = last_checks(state_dir, profile.name, conclusive=True)
+    damage = _damage_found(verdicts)
     status["damage_found_by"] = damage
+    if damage and verdicts[damage] != status["last_checks"][damage]:
+        status["damage_found"] = verdicts[damage]  # a newer run of it was interrupted
     status["broken"] = status["broken"] or damage is not None
     if swift_target(profile.target) is not None:
         try:
@@ -167,27 +170,32 @@ VOLUME_LINE = re.compile(rb"^Volume (\d+):", re.M)  # a resumed set may list one
 CHECKS = ("verify", "read_data", "drill", "drill_from_nothing")  # as status names them
 
 
-def last_checks(state_dir, profile: str) -> dict[str, dict | None]:
+def last_checks(state_dir, profile: str, *, conclusive: bool = False) -> dict[str, dict | None]:
     """The newest finished run of each check (``verify``, ``verify --read-data``, ``drill``,
-    ``drill --from-nothing``): its result, time, exit code, message and what it found."""
+    ``drill --from-nothing``): its result, time, exit code, message and what it found. With
+    ``conclusive``, the newest that passed or found damage: one interrupted, or failed for
+    another cause (Swift down), says nothing of the backup."""
     found: dict[str, dict | None] = dict.fromkeys(CHECKS)
     for row in history.runs(state_dir, profile, limit=1000, actions=("verify", "drill")):
         if row["result"] is None:
             continue  # running, or killed before it recorded an outcome
         stats = row["stats"] or {}
-        if row["action"] == "verify":
+        if row["action"] == "verify":  # the runner records the kind (Run.marks) from the start
             kind = "read_data" if "read_data" in stats else "verify"
         else:
             kind = "drill_from_nothing" if stats.get("from_nothing") else "drill"
+        # a plain verify's differences are the source's changes, not damage; a split root
+        # whose chain vanished from the target is
+        damage = bool(stats.get("lost_roots")) if kind == "verify" else _damaged(stats)
+        if conclusive and not damage and row["result"] != "success":
+            continue
         if found[kind] is None:
             found[kind] = {
                 "result": row["result"],
                 "at": row["finished"] or row["started"],
                 "exit_code": row["exit_code"],
                 "message": row["message"],
-                # a plain verify's differences are the source's changes, not damage; a split
-                # root whose chain vanished from the target is
-                "damage": bool(stats.get("lost_roots")) if kind == "verify" else _damaged(stats),
+                "damage": damage,
             }
         if all(found.values()):
             break

@@ -133,7 +133,13 @@ def _print_status(result, args) -> None:
         )
     checks = s.get("last_checks") or {}
     damage = s.get("damage_found_by")
-    if damage:
+    if damage and s.get("damage_found"):  # the newest run of that check did not finish
+        found = s["damage_found"]
+        output.info(
+            f"  BROKEN: the newest check that finished, {CHECK_NAMES[damage]} of "
+            f"{_local(found['at'])}, found damage: {found['message']}"
+        )
+    elif damage:
         found = checks[damage]
         output.info(
             f"  BROKEN: the newest check, {CHECK_NAMES[damage]} of {_local(found['at'])}, found "

@@ -25,6 +25,24 @@ RACKSPACE_AUTH_URL = "https://auth.api.rackspacecloud.com/v1.0"
 SAMPLE_KEY = "foobar_gpg_key"  # the placeholder in the old samples
 SENDMAIL = "/usr/sbin/sendmail"
 
+# native key -> where a legacy file gives its value: a problem with the value names both
+ORIGINS = {
+    "retention.remove_older_than": "REMOVE_OLDER_THAN, or CLEAN_UP_VARIABLE with "
+    "CLEAN_UP_TYPE=remove-older-than",
+    "full_if_older_than": "--full-if-older-than in STATIC_OPTIONS",
+}
+
+
+def with_origin(problem: str) -> str:
+    """A config problem with the legacy variable it comes from, where the key has one
+    (``profiles.dt-cf-backup.retention.remove_older_than (REMOVE_OLDER_THAN, ...): ...``)."""
+    for key, origin in ORIGINS.items():
+        head = f"profiles.{PROFILE_NAME}.{key}: "
+        if problem.startswith(head):
+            return f"{head[:-2]} (the file's {origin}): {problem[len(head) :]}"
+    return problem
+
+
 # variable -> (where it goes, how); rendered into docs/legacy.md.
 MAPPING: dict[str, tuple[str, str]] = {
     "ROOT": ("source", "a trailing slash is dropped (duplicity treats both alike)"),

@@ -90,8 +90,8 @@ def _table(lines: list[str], options: tuple[Option, ...], prefix: str) -> None:
             kind = " \\| ".join(f"`{c}`" for c in option.choices)
             if option.kind == "integer":  # named values besides a number
                 kind += f" \\| integer {option.minimum}-{option.maximum}"
-            elif option.kind == "duration":
-                kind += " \\| duration"
+            elif option.kind in ("duration", "time"):
+                kind += f" \\| {option.kind}"
         if option.default is REQUIRED:
             default = "**required**"
         elif option.default in (None, [], ""):

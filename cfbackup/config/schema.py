@@ -11,6 +11,7 @@ import dataclasses
 import re
 from typing import Any
 
+from cfbackup.duplicity.times import FORMATS as TIME_FORMATS
 from cfbackup.execute import NETWORK_ENV
 
 REQUIRED = object()  # marker: the option has no default and must be given
@@ -20,9 +21,11 @@ DURATION_RE = re.compile(r"^(now|\d+[smhDWMY](\d+[smhDWMY])*|\d{4}-\d{2}-\d{2}(T
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """One config key. ``kind`` is one of: string, integer, boolean, list, duration, choice,
-    path, secret, table. A ``secret`` may also be given as ``NAME_env``, ``NAME_file`` or
-    ``NAME_command``; inline it forces the file to be mode 0600."""
+    """One config key. ``kind`` is one of: string, integer, boolean, list, duration, time,
+    choice, path, secret, table. A ``time`` goes to duplicity, and is read with duplicity's
+    own parser when the config is loaded (``duplicity/times.py``). A ``secret`` may also be
+    given as ``NAME_env``, ``NAME_file`` or ``NAME_command``; inline it forces the file to be
+    mode 0600."""
 
     name: str
     kind: str
@@ -152,8 +155,10 @@ RETENTION = (
     ),
     Option(
         "remove_older_than",
-        "duration",
-        "Remove backup sets older than this (remove-older-than), e.g. 6M.",
+        "time",
+        "Remove backup sets older than this (duplicity remove-older-than), e.g. 6M: "
+        f"{TIME_FORMATS}, as duplicity reads it (a value it would not read is refused when "
+        "the config is loaded).",
         example="6M",
     ),
     Option(
@@ -284,9 +289,11 @@ PROFILE = (
     ),
     Option(
         "full_if_older_than",
-        "duration",
+        "time",
         'Start a new full backup when the last full is older than this; "never": only when '
-        "there is none or --full is given (a legacy file without --full-if-older-than).",
+        "there is none or --full is given (a legacy file without --full-if-older-than). "
+        f"Otherwise {TIME_FORMATS}, as duplicity --full-if-older-than reads it (a value it "
+        "would not read is refused when the config is loaded).",
         default="14D",
         choices=("never",),
     ),

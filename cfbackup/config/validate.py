@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 from cfbackup.config.schema import DURATION_RE, Option, secret_keys
+from cfbackup.duplicity.times import FORMATS as TIME_FORMATS
+from cfbackup.duplicity.times import duplicity_time
 
 
 def validate_table(
@@ -64,7 +66,7 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
     kind = option.kind
     if kind == "table":
         return validate_table(value, option.children, here, problems)
-    if kind in ("string", "path", "duration", "choice"):
+    if kind in ("string", "path", "duration", "time", "choice"):
         if not isinstance(value, str):
             problems.append(f"{here}: expected a string, got {_type_name(value)}")
             return None
@@ -80,6 +82,15 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
                 "2026-01-31" + "".join(f" or {c!r}" for c in option.choices)
             )
             return None
+        if kind == "time" and value not in option.choices:
+            try:
+                duplicity_time(value)
+            except ValueError:  # duplicity would refuse it mid-run (retention: after a backup)
+                named = "".join(f"{c!r}, or " for c in option.choices)
+                problems.append(
+                    f"{here}: {value!r} is not a time duplicity reads: give {named}{TIME_FORMATS}"
+                )
+                return None
         if kind == "path" and not value:
             problems.append(f"{here}: expected a non-empty path")
             return None

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cfbackup.runtypes import kind_of
+
 # name -> help. Only these are written; other lines are dropped when the file is rewritten.
 METRICS = {
     "cfbackup_last_run_timestamp_seconds": "When the last run of the action ended (Unix time).",
@@ -35,12 +37,25 @@ METRICS = {
     "cfbackup_drill_files_checked": "Files the last restore drill restored and compared.",
     "cfbackup_drill_mismatches": "Files the last restore drill found different or could not "
     "restore (0 when it passed).",
+    "cfbackup_drill_from_nothing_files_checked": "Files the last drill --from-nothing restored "
+    "and compared.",
+    "cfbackup_drill_from_nothing_mismatches": "Files the last drill --from-nothing found "
+    "different or could not restore (0 when it passed).",
     "cfbackup_verify_volumes_checked": "Volumes the last verify --read-data downloaded and "
     "checked.",
     "cfbackup_verify_bad_volumes": "Volumes the last verify --read-data found missing, corrupt "
     "or undecryptable.",
 }
-ACTIONS = ("backup", "verify", "read-data", "drill", "restore", "prune", "cleanup")
+ACTIONS = (
+    "backup",
+    "verify",
+    "read-data",
+    "drill",
+    "drill-from-nothing",
+    "restore",
+    "prune",
+    "cleanup",
+)
 SAMPLE = re.compile(r'^(cfbackup_[a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)*)\} (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
 
@@ -50,10 +65,10 @@ Key = tuple[str, tuple[tuple[str, str], ...]]
 def action_label(action: str, options: dict[str, Any]) -> str:
     """The ``action`` label of a run: ``verify --read-data`` is ``read-data``, so that a plain
     verify passing after it (it reads only the newest chain) does not set
-    ``cfbackup_last_run_success{action="verify"}`` back to 1 and hide the bad volumes."""
-    if action == "verify" and options.get("read_data") is not None:
-        return "read-data"
-    return action
+    ``cfbackup_last_run_success{action="verify"}`` back to 1 and hide the bad volumes; ``drill
+    --from-nothing`` is ``drill-from-nothing``, which proves the recovery kit, not the drill's
+    (``runtypes.kind_of``, which the run history's kinds follow too)."""
+    return kind_of(action, options)
 
 
 def read_samples(path: Path) -> dict[Key, float]:
@@ -117,15 +132,13 @@ def _check_samples(
     mismatches are the point); only a run that got as far as checking has the stats."""
     only = (("profile", profile),)
     out: dict[Key, float] = {}
-    if action == "drill" and "files_checked" in stats:
-        out[("cfbackup_drill_files_checked", only)] = stats["files_checked"]
-        out[("cfbackup_drill_mismatches", only)] = stats.get("mismatches", 0) + stats.get(
-            "failures", 0
-        )
+    drills = {"drill": "cfbackup_drill", "drill-from-nothing": "cfbackup_drill_from_nothing"}
+    if action in drills and "files_checked" in stats:
+        prefix = drills[action]
+        out[(f"{prefix}_files_checked", only)] = stats["files_checked"]
+        out[(f"{prefix}_mismatches", only)] = stats.get("mismatches", 0) + stats.get("failures", 0)
         if exit_code == 0:
-            out[("cfbackup_drill_last_success_timestamp", only)] = finished
-            if stats.get("from_nothing"):
-                out[("cfbackup_drill_from_nothing_last_success_timestamp", only)] = finished
+            out[(f"{prefix}_last_success_timestamp", only)] = finished
     if action in ("verify", "read-data") and "volumes_checked" in stats:
         out[("cfbackup_verify_volumes_checked", only)] = stats["volumes_checked"]
         out[("cfbackup_verify_bad_volumes", only)] = len(stats.get("bad_volumes") or ())

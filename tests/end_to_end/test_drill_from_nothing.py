@@ -154,9 +154,14 @@ def test_drill_from_nothing_uses_the_kit_alone(
     row = next(r for r in history if r["action"] == "drill" and r["result"] == "success")
     assert row["stats"]["from_nothing"] is True and row["stats"]["kit"] == str(kit)
     text = prom.read_text()
-    for metric in ("drill_from_nothing_last_success_timestamp", "drill_last_success_timestamp"):
-        value = next(x for x in text.splitlines() if x.startswith(f"cfbackup_{metric}{{"))
-        assert float(value.split()[-1]) >= started
+    value = next(
+        x
+        for x in text.splitlines()
+        if x.startswith("cfbackup_drill_from_nothing_last_success_timestamp{")
+    )
+    assert float(value.split()[-1]) >= started
+    assert 'cfbackup_last_run_success{action="drill-from-nothing",profile="main"} 1' in text
+    assert "cfbackup_drill_last_success_timestamp{" not in text  # no plain drill ran
 
     # Ctrl-C while the kit's keys are in use: no HOME, keyring, agent or scratch left
     with open(tmp_path / "interrupted.out", "wb") as out:
@@ -178,6 +183,11 @@ def test_drill_from_nothing_uses_the_kit_alone(
             os.killpg(run.pid, signal.SIGKILL)
     output = (tmp_path / "interrupted.out").read_text()
     assert "Traceback" not in output, output
+    assert "the drill --from-nothing of main was stopped" in output
+    history = json.loads(cfbackup("-c", config, "history", "--json", env=env).stdout)
+    newest = history[0]  # the history's kind: a drill --from-nothing, interrupted
+    assert (newest["action"], newest["result"]) == ("drill", "interrupted")
+    assert newest["stats"]["from_nothing"] is True
     assert not list(short_tmpdir.iterdir()) and not _agents_serving(short_tmpdir)
     assert not list((tmp_path / "state" / "drill").iterdir())
 

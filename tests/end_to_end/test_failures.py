@@ -115,10 +115,10 @@ BAD_CONFIGS = {
         '[profiles.a.encryption]\nmode = "rot13"\n',
         "is not one of",
     ),
-    "bad duration": (
+    "bad time": (
         '[profiles.a]\nsource = "/tmp"\ntarget = "file:///tmp/x"\n'
         'full_if_older_than = "fortnight"\n',
-        "is not a duration",
+        "'fortnight' is not a time duplicity reads",
     ),
     "target not url": ('[profiles.a]\nsource = "/tmp"\ntarget = "/srv/backup"\n', "is not a URL"),
     "non utf8": (b"# \xff\xfe\n[profiles.a]\n", "not UTF-8"),

@@ -188,18 +188,28 @@ def test_a_missing_plain_include_is_named_on_every_backup(tmp_path, make_config,
 
 
 def test_a_failed_retention_keeps_the_backup_and_its_post_hooks(tmp_path, make_config, cfbackup):
-    """The retention rule is one duplicity refuses (a time it cannot read, which the schema's
-    pattern lets through): the backup is at the target, retention fails after it."""
+    """duplicity's retention command fails (here a sitecustomize stops every duplicity
+    remove-older-than; a time duplicity cannot read did it once, and is now refused when the
+    config is loaded): the backup is at the target, retention fails after it."""
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
     log = tmp_path / "hooks.log"
     more = (
-        '[profiles.main.retention]\nremove_older_than = "2026-01-01T1:2"\n'
+        '[profiles.main.retention]\nremove_older_than = "1s"\n'
         f'[profiles.main.command_hooks]\nafter_backup = ["echo after_backup >> {log}"]\n'
     )
     config = make_config(source=src, more=more)
-    assert cfbackup("-c", config, "backup").returncode == 0  # one full: nothing to remove
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\n"
+        "if 'remove-older-than' in sys.argv:\n"
+        "    sys.stderr.write('remove-older-than refused by the test\\n')\n"
+        "    sys.exit(23)\n"
+    )
+    env = {"PYTHONPATH": str(site)}
+    assert cfbackup("-c", config, "backup", env=env).returncode == 0  # one full: nothing to remove
     time.sleep(1.1)
-    result = cfbackup("-c", config, "backup", "--full")
+    result = cfbackup("-c", config, "backup", "--full", env=env)
     assert result.returncode == ExitCode.RETENTION_FAILED, result
     assert "backup completed; retention failed:" in result.stderr
     assert f"cfbackup -c {config} prune main" in result.stderr

@@ -125,3 +125,48 @@ def test_a_plain_verify_after_a_failed_read_data_keeps_the_failure_visible(tmp_p
     assert samples[("cfbackup_last_run_exit_code", read_data)] == 8
     assert samples[("cfbackup_last_run_success", 'action="verify",profile="demo"')] == 1
     assert samples[("cfbackup_verify_bad_volumes", 'profile="demo"')] == 1
+
+
+def test_a_drill_from_nothing_has_its_own_label_and_gauges(tmp_path):
+    """drill --from-nothing shared the drill's action label and its gauges: a kit drill
+    passing set cfbackup_drill_last_success_timestamp and cfbackup_drill_mismatches 0 after a
+    plain drill had failed, and a plain drill passing set the from-nothing one's success back
+    to 1. Each proves something else (docs/checks.md): each has its own."""
+    import types
+
+    from cfbackup_notify import _record_metrics
+
+    prom = tmp_path / "cfbackup.prom"
+
+    def record(options, exit_code, stats):
+        run = types.SimpleNamespace(
+            options={"metrics_file": str(prom), **options},
+            dry_run=False,
+            action="drill",
+            profile=types.SimpleNamespace(name="demo"),
+            plugin_config=lambda section: {},
+        )
+        result = types.SimpleNamespace(exit_code=exit_code, duration=1.0, stats=stats)
+        _record_metrics(run, result)
+
+    record({}, 8, {"files_checked": 40, "mismatches": 2, "failures": 1, "from_nothing": False})
+    record({"from_nothing": True}, 0, {"files_checked": 30, "mismatches": 0, "from_nothing": True})
+    samples = parse(prom.read_text())
+    plain = 'action="drill",profile="demo"'
+    kit = 'action="drill-from-nothing",profile="demo"'
+    only = 'profile="demo"'
+    assert samples[("cfbackup_last_run_success", plain)] == 0
+    assert samples[("cfbackup_last_run_success", kit)] == 1
+    assert ("cfbackup_drill_last_success_timestamp", only) not in samples
+    assert samples[("cfbackup_drill_mismatches", only)] == 3
+    assert samples[("cfbackup_drill_files_checked", only)] == 40
+    assert samples[("cfbackup_drill_from_nothing_files_checked", only)] == 30
+    assert samples[("cfbackup_drill_from_nothing_mismatches", only)] == 0
+    assert samples[("cfbackup_drill_from_nothing_last_success_timestamp", only)] > 0
+
+    record({}, 0, {"files_checked": 40, "mismatches": 0, "from_nothing": False})
+    record({"from_nothing": True}, 11, {"from_nothing": True})  # a stale kit: nothing checked
+    samples = parse(prom.read_text())
+    assert samples[("cfbackup_last_run_success", kit)] == 0  # not hidden by the plain drill
+    assert samples[("cfbackup_last_run_success", plain)] == 1
+    assert samples[("cfbackup_drill_last_success_timestamp", only)] > 0
