@@ -1,16 +1,17 @@
-"""The retention policy: whether it runs, and what each rule leaves at the target that it was
-meant to remove.
+"""The retention policy: whether it runs, what each rule would remove (``prune --dry-run``),
+and whether the target deleted what duplicity's rules and cleanup set out to delete.
 
-duplicity ignores a delete that fails while it applies a rule (its backend's delete retries
-without failing the command; its Swift backend did not even read SwiftService's result until
-cfbackup's ``swift-deletes`` patch, which makes it warn with Swift's answer):
-a retention whose deletes Swift refused (an ACL, a middleware, an object lock, a 5xx) exits
-0 and the old backups stay, billed. So after duplicity, cfbackup reads the target again and
-works out, as duplicity 3.2.1 decides it (``dup_main.remove_old``,
-``dup_collections.get_chains_older_than``), what each rule would still remove: anything is
-a failed retention. It errs towards "removed": the newest chain never counts (duplicity never
-removes the active chain) and a ``remove-older-than`` time is read before duplicity starts,
-so it is never later than duplicity's own.
+duplicity ignores a delete that fails (its backend's delete retries without failing the
+command; its Swift backend did not even read SwiftService's result until cfbackup's
+``swift-deletes`` patch, which makes it warn with Swift's answer): a retention whose deletes
+Swift refused (an ACL, a middleware, an object lock, a 5xx) exits 0 and the old backups stay,
+billed. The check after a run does not work out what duplicity meant to delete: duplicity
+names each file as it deletes it (``patches/named_deletes.py``), and after it ends cfbackup
+asks the target for each of them; any still there is a delete the target refused.
+
+Only the preview (``prune --dry-run``, nothing deleted yet) works out what each rule removes,
+as duplicity 3.2.1 decides it (``dup_main.remove_old``,
+``dup_collections.get_chains_older_than``), from the target's listing.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from cfbackup import history
+from cfbackup import history, stores, units
 from cfbackup.collection import BackupAt, backup_chains
+from cfbackup.duplicity import machinelog
+from cfbackup.duplicity.patches import named_deletes
 from cfbackup.duplicity.target import swift_target
 from cfbackup.redact import redact
 from cfbackup.runtypes import Run
@@ -75,7 +78,7 @@ def prepared(rule: tuple[str, str], now: float | None = None) -> Rule:
 
 def left_behind(rule: Rule, target_names) -> list[BackupAt]:
     """The backup sets at the target (``target_names``: one chain's objects) that ``rule``
-    removes: after duplicity applied it, each is one it could not delete."""
+    would remove, as duplicity chooses them (for :func:`removals`)."""
     chains = backup_chains(target_names)
     if len(chains) < 2:  # the newest chain is never removed
         return []
@@ -110,7 +113,8 @@ class Removal:
 def removals(rules: list[Rule], target_names) -> list[tuple[Rule, list[Removal]]]:
     """What each rule removes from the target (``target_names``: one chain's objects) when
     the rules run in order, each on what the ones before it left, as cfbackup runs them: a
-    ``prune --dry-run``'s answer, worked out as :func:`left_behind` works out a failure."""
+    ``prune --dry-run``'s answer, before anything is deleted (a real run is checked on the
+    files duplicity names instead: :func:`deletes_refused`)."""
     names = set(target_names)
     planned: list[tuple[Rule, list[Removal]]] = []
     for rule in rules:
@@ -122,19 +126,42 @@ def removals(rules: list[Rule], target_names) -> list[tuple[Rule, list[Removal]]
     return planned
 
 
-# cleanup --force's notice before it deletes (dup_main.cleanup)
-_CLEANUP_LIST = "Deleting these file(s) from backend:"
+def deleted(result: DuplicityResult) -> list[str]:
+    """The files at the target a duplicity command set out to delete, as it named them
+    (``patches/named_deletes.py``; none under its own ``--dry-run``), each once."""
+    names = [
+        machinelog.file_name(r.extra.removeprefix(named_deletes.DELETE).strip())
+        for r in result.records_with("INFO")
+        if r.extra.startswith(named_deletes.DELETE + " ")
+    ]
+    return list(dict.fromkeys(names))
 
 
-def cleanup_list(result: DuplicityResult) -> list[str]:
-    """The files ``duplicity cleanup --force`` set out to delete (its notice names them; those
-    in the archive dir among them are never at the target)."""
-    names: list[str] = []
-    for record in result.records_with("NOTICE"):
-        head, _, rest = record.message.partition("\n")
-        if head.strip() == _CLEANUP_LIST:
-            names += [line.strip() for line in rest.splitlines() if line.strip()]
-    return names
+def left_at_target(profile: Profile, names) -> list[str]:
+    """Those of ``names`` (:func:`deleted`'s, for ``profile``'s chain) still at its target:
+    each a delete the target refused. Swift is asked object by object (its listings lag
+    deletes); [] for a target cfbackup does not read itself."""
+    names = list(names)
+    if not names or not stores.readable(profile.target):
+        return []
+    return stores.open_store(profile).remaining(names)
+
+
+def deletes_refused(profile: Profile, done: list[tuple[str, DuplicityResult]]) -> str:
+    """The cause and fix when the target kept files that the duplicity commands in ``done``
+    (each ``"remove-older-than 3M"`` or ``"cleanup"`` and its result, on ``profile``'s chain)
+    set out to delete; "" when it deleted them all."""
+    kept = left_at_target(profile, [name for _, result in done for name in deleted(result)])
+    if not kept:
+        return ""
+    commands = [what for what, result in done if set(deleted(result)) & set(kept)]
+    reasons = [reason for _, result in done if (reason := delete_failure(result))]
+    shown = ", ".join(units.printable(name) for name in kept[:3])
+    what = (
+        f"{len(kept)} object(s) that duplicity {' and '.join(commands)} set out to delete "
+        f"({shown}{', ...' if len(kept) > 3 else ''})"
+    )
+    return refused(profile, what, reasons[-1] if reasons else "")
 
 
 def delete_failure(result: DuplicityResult) -> str:

@@ -73,6 +73,9 @@ class Store(Protocol):
     def abort(self) -> None:
         """End the downloads in progress now (a stalled one too): the caller is leaving."""
 
+    def remaining(self, names) -> list[str]:
+        """Those of ``names`` (the chain's objects) still at the target, in their order."""
+
 
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
@@ -149,6 +152,32 @@ class SwiftStore:
         names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
         return {name: size for name, size in names.items() if "/" not in name}
 
+    def remaining(self, names) -> list[str]:
+        """A container listing lags acknowledged DELETEs (container updates are asynchronous):
+        only the listed names are asked again, each with a HEAD that asks every replica
+        (``X-Newest``); only a 200 is still there, a 404 is gone."""
+        from cfbackup import swift
+
+        listed = self.list()
+        asked = [name for name in dict.fromkeys(names) if name in listed]
+        if not asked:
+            return []
+        prefix = self.target.object_prefix
+
+        def there(conn, name: str) -> bool:
+            client = swift.load_client()
+            try:
+                conn.head_object(self.target.container, prefix + name, headers={"X-Newest": "true"})
+            except client.ClientException as error:
+                if error.http_status == 404:
+                    return False
+                raise
+            return True
+
+        with swift.swift_errors(self.profile):
+            found = swift.concurrently(self._conn(), there, asked)
+        return [name for name, yes in zip(asked, found, strict=True) if yes]
+
     def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
         from cfbackup import swift
 
@@ -203,6 +232,9 @@ class FileStore:
 
     def abort(self) -> None:
         """Local reads never stall: the stop event between chunks is enough."""
+
+    def remaining(self, names) -> list[str]:
+        return [name for name in dict.fromkeys(names) if os.path.lexists(self.folder / name)]
 
 
 def readable(target: str) -> bool:

@@ -15,7 +15,6 @@ from cfbackup import (
     link_choices,
     mounts,
     passcheck,
-    stores,
     suggest,
     volume_size,
 )
@@ -32,15 +31,7 @@ from cfbackup.duplicity.environment import UploadRates, handover_environment, ma
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
-from cfbackup.retention import (
-    PARTIAL_FULLS,
-    Rule,
-    delete_failure,
-    keeps_all,
-    left_behind,
-    prepared,
-    refused,
-)
+from cfbackup.retention import PARTIAL_FULLS, deletes_refused, keeps_all
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -320,28 +311,14 @@ def retention(
                 len(fulls or ()),
             )
         rules = [rule for rule in rules if rule not in idle]
-    applied: list[tuple[Rule, str]] = []  # each rule that ran, and why a delete failed
+    done = []  # each rule that ran and its result: duplicity names what it deletes
     for rule in rules:
         log.info("retention: duplicity %s %s%s", *rule, where)
-        ready = prepared(rule)  # its time read before duplicity reads its own
         result = duplicity(
             run, lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd), env
         )
-        applied.append((ready, delete_failure(result)))
-    if applied and stores.readable(chain.profile.target):
-        _check_removed(chain, applied)
-
-
-def _check_removed(chain: chains.Chain, applied: list[tuple[Rule, str]]) -> None:
-    """Raise :class:`RetentionFailed` when a rule that ran left at the target a backup set it
-    removes: duplicity does not fail when the target refuses its deletes (``retention.py``)."""
-    names = list(stores.open_store(chain.profile).list())
-    for rule, reason in applied:
-        kept = left_behind(rule, names)
-        if kept:
-            objects = sum(len(s.objects) for s in kept)
-            what = (
-                f"{len(kept)} backup set(s) ({objects} object(s)) that duplicity {rule.command} "
-                f"{rule.value} removes"
-            )
-            raise RetentionFailed(refused(chain.profile, what, reason))
+        done.append((" ".join(rule), result))
+    # duplicity goes on when the target refuses a delete (retention.py): what is still there
+    problem = deletes_refused(chain.profile, done)
+    if problem:
+        raise RetentionFailed(problem)

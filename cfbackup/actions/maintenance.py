@@ -10,12 +10,10 @@ from cfbackup.duplicity import commands
 from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
 from cfbackup.retention import (
-    cleanup_list,
-    delete_failure,
+    deletes_refused,
     keeps_all,
     newest_partial_fulls,
     prepared,
-    refused,
     removals,
 )
 from cfbackup.runtypes import Run, RunResult
@@ -182,15 +180,11 @@ def run_cleanup(run: Run) -> RunResult:
             lambda fd: commands.cleanup_argv(chain.profile, dry_run=run.dry_run, log_fd=fd),
             env,
         )
-        meant = cleanup_list(result)
-        if run.dry_run or not meant or not stores.readable(chain.profile.target):
-            return
         # duplicity ignores a delete the target refused (retention.py): what is still there
-        kept = set(meant) & set(stores.open_store(chain.profile).list())
-        if kept:
-            what = f"{len(kept)} leftover object(s) that duplicity cleanup removes"
+        problem = deletes_refused(chain.profile, [("cleanup", result)])
+        if problem:
             raise RetentionFailed(
-                f"cleanup failed: {refused(chain.profile, what, delete_failure(result))}: run "
+                f"cleanup failed: {problem}: run "
                 f"`{suggest.command('cleanup', run.profile.name)}` once fixed."
             )
 

@@ -265,8 +265,8 @@ def retention_argv(
 def cleanup_argv(
     profile: Profile, *, dry_run: bool = False, log_fd: int | None = None
 ) -> tuple[str, ...]:
-    """Without ``--force`` (a dry run) duplicity only lists what it would delete. With it,
-    its notice names what it deletes: cfbackup then checks they are gone (``retention.py``)."""
+    """Without ``--force`` (a dry run) duplicity only lists what it would delete, in a notice
+    (the run log's answer to ``cleanup --dry-run``, whatever the profile's verbosity)."""
     return (
         DUPLICITY,
         "cleanup",

@@ -1,6 +1,6 @@
-"""After duplicity's retention, cfbackup works out what each rule still removes
-(``retention.left_behind``): whatever it names must be exactly what duplicity itself removes,
-so that a retention whose deletes the target refused is told from one with nothing to do."""
+"""After duplicity's retention and cleanup, cfbackup checks that the target deleted what
+duplicity set out to delete: duplicity names each file as it deletes it (the named-deletes
+patch), whatever its verbosity; each named file still at the target is a refused delete."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import calendar
 import os
 import time
 
-import pytest
-
-from cfbackup import retention, stores
+from cfbackup import retention
 from cfbackup.config.load import load_config
-from cfbackup.duplicity import commands
+from cfbackup.duplicity.patches import Patch
 from cfbackup.duplicity.run import run_duplicity
 
 T = "20261201T0{}0000Z".format  # T(1) = 01:00 UTC on 2026-12-01, ...
@@ -34,32 +32,59 @@ def _inc(a: int, b: int) -> list[str]:
     ]
 
 
-SCENARIOS = {
-    "one chain": [*_full(1), *_inc(1, 2)],
-    "two chains": [*_full(1), *_inc(1, 2), *_full(3), *_inc(3, 4)],
-    "three chains": [*_full(1), *_inc(1, 2), *_full(3), *_full(5), *_inc(5, 6)],
-    "an old chain without incrementals": [*_full(1), *_full(3), *_inc(3, 4), *_full(5)],
-    "an incomplete old set": [*_full(1), _inc(1, 2)[0], *_full(3)],
-    "an interrupted old full": [_full(1)[0], *_full(3), *_inc(3, 4), *_full(5)],
-    "orphaned incrementals": [*_inc(1, 2), *_full(3), *_full(5)],
-}
-# 02:30 UTC: between the first chain's end and the second's
+# 02:30 UTC
 CUTOFF = str(calendar.timegm(time.strptime("20261201T023000Z", "%Y%m%dT%H%M%SZ")))
-RULES = [
-    ("remove-all-but-n-full", "1"),
-    ("remove-all-but-n-full", "2"),
-    ("remove-all-inc-of-but-n-full", "1"),
-    ("remove-older-than", CUTOFF),
-]
+
+# a module duplicity's interpreter imports (the test's tmp_path on its PYTHONPATH): the file
+# target refuses to delete the files named in REFUSED_ENV, as an ACL or an object lock would
+REFUSING = """
+REFUSED_ENV = "TEST_REFUSED"
 
 
-def _apply(target, archive, rule, at="notice"):
+def applies(env):
+    return REFUSED_ENV in env
+
+
+def apply(env):
+    import os
+
+    from duplicity.backends import localbackend
+
+    refused = set(env[REFUSED_ENV].split(","))
+    delete_list = localbackend.LocalBackend._delete_list
+
+    def refusing(self, filenames):
+        delete_list(self, [f for f in filenames if os.fsdecode(f) not in refused])
+        if any(os.fsdecode(f) in refused for f in filenames):
+            raise PermissionError("the test target refuses this delete")
+
+    localbackend.LocalBackend._delete_list = refusing
+"""
+
+
+def _target(tmp_path, names):
+    target, archive = tmp_path / "target", tmp_path / "archive" / "main"
+    target.mkdir()
+    archive.mkdir(parents=True)
+    for name in names:
+        (target / name).write_bytes(b"")
+    return target, archive
+
+
+def _apply(tmp_path, rule, *flags, refused=()):
+    target, archive = tmp_path / "target", tmp_path / "archive" / "main"
+    (tmp_path / "refusing_target.py").write_text(REFUSING)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHONPATH": str(tmp_path)}
+    if refused:
+        env["TEST_REFUSED"] = ",".join(refused)
+    patch = Patch("refusing", "refusing_target", "3.2.1", (), "test")
     result = run_duplicity(
         lambda fd: (
             "duplicity",
             *rule,
             "--force",
-            f"--verbosity={at}",
+            "--num-retries=1",
+            *flags,
             "--archive-dir",
             str(archive.parent),
             "--name",
@@ -68,56 +93,74 @@ def _apply(target, archive, rule, at="notice"):
             f"--log-fd={fd}",
             f"file://{target}",
         ),
-        {"PATH": os.environ["PATH"], "HOME": str(target.parent)},
+        env,
+        patches=(patch,),
         check=False,
     )
     assert result.returncode == 0, result.output_tail
-    return result
+    return " ".join(rule), result
 
 
-@pytest.mark.parametrize("rule", RULES, ids=" ".join)
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_what_a_rule_leaves_is_what_duplicity_removes(scenario, rule, tmp_path):
-    target, archive = tmp_path / "target", tmp_path / "archive" / "name"
-    target.mkdir()
-    archive.mkdir(parents=True)
-    for name in SCENARIOS[scenario]:
-        (target / name).write_bytes(b"")
-    before = set(stores.FileStore(target).list())
-    ready = retention.prepared(rule)
-
-    meant = {name for s in retention.left_behind(ready, before) for name in s.objects}
-    _apply(target, archive, rule)
-    after = set(stores.FileStore(target).list())
-
-    assert meant == before - after  # as a refused delete would have left them
-    assert retention.left_behind(ready, after) == []  # deleted: nothing left behind
+def _profile(config):
+    return load_config(config).profile("main")
 
 
-def test_an_unreadable_time_or_count_names_nothing():
-    names = SCENARIOS["three chains"]
-    for rule in (("remove-older-than", "2026-01-01T1:2"), ("remove-all-but-n-full", "x")):
-        assert retention.left_behind(retention.prepared(rule), names) == []
+def test_a_rule_is_not_judged_on_what_a_later_rule_left(tmp_path, config, monkeypatch):
+    """remove-older-than 02:30 rightly keeps chain A (its last incremental is at 04:00);
+    remove-all-inc-of-but-n-full 1 then removes A's incrementals. Judged on what is left, A's
+    full looked like one remove-older-than should have removed: a false exit 13."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target, _ = _target(tmp_path, [*_full(1), *_inc(1, 2), *_inc(2, 3), *_inc(3, 4), *_full(5)])
+    done = [
+        _apply(tmp_path, ("remove-older-than", CUTOFF)),
+        _apply(tmp_path, ("remove-all-inc-of-but-n-full", "1")),
+    ]
+    assert retention.deleted(done[0][1]) == []
+    assert sorted(retention.deleted(done[1][1])) == sorted([*_inc(1, 2), *_inc(2, 3), *_inc(3, 4)])
+    assert sorted(os.listdir(target)) == sorted([*_full(1), *_full(5)])
+    assert retention.deletes_refused(_profile(config), done) == ""
 
 
-def test_cleanup_names_what_it_deletes_whatever_the_profiles_verbosity(tmp_path):
-    """``cleanup`` is checked against the files duplicity's notice names: its argv asks for
-    notices even when the profile's verbosity is lower, and the notice still reads the same."""
-    target, archive = tmp_path / "target", tmp_path / "archive" / "name"
-    target.mkdir()
-    archive.mkdir(parents=True)
+def test_a_refused_incremental_delete_is_reported_whatever_the_verbosity(
+    tmp_path, config, monkeypatch
+):
+    """duplicity deletes a chain's newest incremental first and its full last: a refused
+    volume of an incremental is left without its manifest, an orphan no chain holds, which a
+    model of duplicity's choice does not see. duplicity named it: it is reported."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kept = _inc(1, 2)[0]
+    target, _ = _target(tmp_path, [*_full(1), *_inc(1, 2), *_full(3)])
+    done = [_apply(tmp_path, ("remove-all-but-n-full", "1"), "--verbosity=error", refused=(kept,))]
+    assert kept in retention.deleted(done[0][1])
+    assert sorted(os.listdir(target)) == sorted([kept, *_full(3)])
+
+    problem = retention.deletes_refused(_profile(config), done)
+    assert problem.startswith(
+        f"1 object(s) that duplicity remove-all-but-n-full 1 set out to delete ({kept}) are "
+        f"still in {_profile(config).target}: the target refused to delete them ("
+    ), problem
+
+    (target / kept).unlink()  # the target lets it go: nothing is left
+    assert retention.deletes_refused(_profile(config), done) == ""
+
+
+def test_a_dry_run_in_extra_options_names_nothing(tmp_path, config, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target, _ = _target(tmp_path, [*_full(1), *_inc(1, 2), *_full(3)])
+    done = [_apply(tmp_path, ("remove-all-but-n-full", "1"), "--dry-run")]
+    assert retention.deleted(done[0][1]) == []
+    assert len(os.listdir(target)) == 9
+    assert retention.deletes_refused(_profile(config), done) == ""
+
+
+def test_cleanup_names_what_it_deletes(tmp_path, config, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
     orphans = _inc(1, 2)
-    for name in [*orphans, *_full(3)]:
-        (target / name).write_bytes(b"")
-    result = _apply(target, archive, ("cleanup",))
-    assert sorted(retention.cleanup_list(result)) == sorted(orphans)
-    assert not set(orphans) & set(os.listdir(target))
-
-    config = tmp_path / "c.toml"
-    config.write_text(
-        f'[profiles.p]\nsource = "{tmp_path}"\ntarget = "swift://c/p"\nverbosity = "error"\n'
-        '[profiles.p.swift]\nauth_url = "http://k/auth/v1.0"\nusername = "u"\n'
-        'password_env = "T_KEY"\n[profiles.p.encryption]\npassphrase_env = "T_PASSPHRASE"\n'
-    )
-    argv = commands.cleanup_argv(load_config(config).profile("p"))
-    assert "--verbosity=notice" in argv, argv
+    target, _ = _target(tmp_path, [*orphans, *_full(3)])
+    done = [_apply(tmp_path, ("cleanup",), "--verbosity=warning", refused=(orphans[1],))]
+    assert sorted(retention.deleted(done[0][1])) == sorted(orphans)
+    problem = retention.deletes_refused(_profile(config), done)
+    assert problem.startswith(
+        f"1 object(s) that duplicity cleanup set out to delete ({orphans[1]}) are still"
+    ), problem
+    assert "(PermissionError: the test target refuses this delete)" in problem, problem

@@ -274,6 +274,20 @@ CORE: tuple[Patch, ...] = (
         "duplicity's --log-fd stream is strict UTF-8: a record naming a file whose name is not "
         "UTF-8 (latin-1 caf\\xe9) was dropped, and list left out every such file",
     ),
+    Patch(
+        "named-deletes",
+        "cfbackup.duplicity.patches.named_deletes",
+        "3.2.1",
+        (
+            "duplicity.backend:BackendWrapper.delete",
+            "duplicity.log:_logger",
+            "duplicity.log:MachineFormatter",
+            "duplicity.util:escape",
+        ),
+        "duplicity goes on when the target refuses a delete (retention and cleanup exited 0, "
+        "the old backups stayed): its machine log names each file it deletes, whatever the "
+        "verbosity, and cfbackup checks each is gone",
+    ),
 )
 
 
