@@ -1,6 +1,7 @@
 """Where a backup's objects are read from: a Swift container (under the target's prefix) or a
 local folder (a ``file://`` target, or a copy cfbackup fetched), behind one small interface:
-list the chain's objects, stream one into a callback, end the downloads in progress at once.
+list the chain's objects, stream one into a callback, end the downloads in progress at once,
+and tell which named objects are still there (retention's check of duplicity's deletes).
 
 ``volumes.py`` reads backup sets and ``volume_fetch.py`` fetches volumes through it; restore
 prefetch, ``verify --read-data`` and drills open one per chain with :func:`open_store`.

@@ -247,7 +247,10 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
         assert result.returncode == ExitCode.RETENTION_FAILED, result
         assert any(method == "DELETE" for method, _ in proxy.seen), proxy.seen
         assert _fulls(_objects(local_swift, container), "host1/") == 2  # refused: still there
-        assert "backup completed; retention failed: 1 backup set(s)" in result.stderr, result
+        assert (
+            "backup completed; retention failed: 3 object(s) that duplicity "
+            "remove-all-but-n-full 1 set out to delete (duplicity-full-signatures."
+        ) in result.stderr, result
         assert f"container {container}" in result.stderr, result
         # Swift's answer, not "duplicity does not say why" (the swift-deletes patch)
         assert "the target refused to delete them (" in result.stderr, result
@@ -259,7 +262,7 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
 
         result = cfbackup("-c", config, "prune", env=via)
         assert result.returncode == ExitCode.RETENTION_FAILED, result
-        assert "retention failed: 1 backup set(s)" in result.stderr, result
+        assert "retention failed: 3 object(s) that duplicity" in result.stderr, result
         assert "Swift answered 403 Forbidden to the DELETE of host1/" in result.stderr, result
         assert "backup completed" not in result.stderr, result
         assert _fulls(_objects(local_swift, container), "host1/") == 2
@@ -288,8 +291,9 @@ def test_a_swift_that_refuses_deletes_fails_cleanup(
         result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})
         assert result.returncode == ExitCode.RETENTION_FAILED, result
         assert (
-            f"cleanup failed: 1 leftover object(s) that duplicity cleanup removes are still in "
-            f"container {container}: the target refused to delete them"
+            f"cleanup failed: 1 object(s) that duplicity cleanup set out to delete "
+            f"({orphan.removeprefix('host1/')}) are still in container {container}: the target "
+            "refused to delete them"
         ) in result.stderr, result
         assert f"run `cfbackup -c {config} cleanup main` once fixed" in result.stderr, result
         assert orphan in _objects(local_swift, container)
@@ -401,3 +405,28 @@ def test_prune_dry_run_lists_what_prune_removes_and_removes_nothing(
     assert cfbackup("-c", config, "prune").returncode == 0
     after = _objects(local_swift, container)
     assert set(before) - set(after) == {f"host1/{n}" for n in named}
+
+
+def test_an_object_a_lagging_listing_still_shows_is_not_taken_for_a_refused_delete(
+    make_config, local_swift, container, monkeypatch
+):
+    """Swift acknowledges a DELETE before the container listing drops the object (container
+    updates are asynchronous): a check that trusted the listing failed a retention that
+    worked. Only a HEAD that asks every replica (X-Newest) answering 200 is still there."""
+    from swiftclient import client
+
+    from cfbackup import stores
+    from cfbackup.config.load import load_config
+
+    user, key = local_swift.users["admin"]
+    monkeypatch.setenv("T_SWIFT_KEY", key)
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    conn.put_container(container)
+    kept, deleted = "duplicity-full.20200101T000000Z.manifest.gpg", "duplicity-inc.x.gpg"
+    for name in (kept, deleted):
+        conn.put_object(container, f"host1/{name}", b"x")
+    store = stores.open_store(load_config(make_config()).profile("main"))
+    stale = store.list()  # the listing as it is before the delete reaches the container
+    conn.delete_object(container, f"host1/{deleted}")
+    monkeypatch.setattr(store, "list", lambda: stale)
+    assert store.remaining([deleted, kept, "never-listed"]) == [kept]
