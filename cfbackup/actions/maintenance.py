@@ -6,7 +6,7 @@ from __future__ import annotations
 from cfbackup import chains, stores, suggest
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, prepare
-from cfbackup.duplicity import commands
+from cfbackup.duplicity import commands, options
 from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
 from cfbackup.retention import (
@@ -76,7 +76,7 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
     for chain in chains.of(run.profile):
         entry: dict = {"chain": chain.label, "rules": []}
         found.append(entry)
-        if not stores.readable(chain.profile.target):
+        if not stores.readable(chain.profile.target) or _duplicity_chooses_otherwise(chain.profile):
             env = env if env is not None else prepare(run)
             for rule in rules:
                 duplicity(
@@ -130,6 +130,16 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
         data=data,
         stats={"dry_run": True, "sets": len(sets), "objects": objects, "bytes": size},
     )
+
+
+# extra_options that change which files duplicity sees or when "now" is: the listing cfbackup
+# reads would not be what duplicity decides on, so duplicity's own dry run lists instead
+CHOICE_OPTIONS = ("--file-prefix", "--file-prefix-archive", "--file-prefix-manifest",
+                  "--file-prefix-signature", "--current-time", "--no-check-remote")  # fmt: skip
+
+
+def _duplicity_chooses_otherwise(profile) -> bool:
+    return any(options.option_name(word) in CHOICE_OPTIONS for word in profile["extra_options"])
 
 
 def _described(removal, sizes: dict[str, int]) -> dict:
