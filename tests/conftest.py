@@ -32,6 +32,20 @@ from support.cli import (  # noqa: E402
 )
 
 
+def _ctrl_c_reaches_what_tests_start() -> None:
+    """A suite started in the background of a non-interactive shell (``.ci/run &``, nohup)
+    inherits SIGINT ignored, and so would every cfbackup a test starts: Python installs no
+    KeyboardInterrupt handler then, and the tests of Ctrl-C failed as if cfbackup ignored it.
+    With a handler here, the programs the tests start get SIGINT's default back at exec."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_ctrl_c_reaches_what_tests_start()
+
+
 def _hypothesis_profile() -> str:
     """CI runs hypothesis derandomized (each test's examples derive from the test itself, so a
     failure replays by running the same test again) and prints a failing example's
