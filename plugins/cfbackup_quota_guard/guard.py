@@ -204,23 +204,21 @@ def gpg_key_count(profile) -> int:
 
 
 def previous_entries(state_dir, profile_name: str) -> int | None:
-    """duplicity's SourceFiles at the last successful backup (bounds the deletions since)."""
+    """duplicity's SourceFiles at the last successful backup (bounds the deletions since); a
+    ``--dry-run``'s count is no backup's (``history.NOT_DRY``): files deleted before it would
+    drop out of the bound."""
     from cfbackup import history
 
     if state_dir is None:
         return None
     try:
-        rows = history.runs(state_dir, profile_name, limit=50)
+        value = history.newest_stat(state_dir, profile_name, "backup", "SourceFiles", ("success",))
     except Exception:  # noqa: BLE001 - a missing or locked history only loses precision
         return None
-    for row in rows:
-        value = (row.get("stats") or {}).get("SourceFiles")
-        if row.get("action") == "backup" and row.get("result") == "success" and value is not None:
-            try:
-                return int(value)
-            except (TypeError, ValueError):
-                return None
-    return None
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def estimate_next(profile, objects, *, force_full: bool, state_dir=None):
