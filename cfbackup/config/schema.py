@@ -206,8 +206,16 @@ SCHEDULE = (
         "duration",
         "A run that could not start on time (daemon stopped, machine asleep) still starts when "
         "it is late by at most this much; missed runs are coalesced into one. Waiting for "
-        "--max-parallel is not lateness.",
+        "--max-parallel is not lateness (see max_wait).",
         default="1h",
+    ),
+    Option(
+        "max_wait",
+        "duration",
+        "Daemon only: a run waiting for a free --max-parallel slot longer than this is skipped "
+        "and logged as missed (it runs at its next time). Unset: it waits however long the "
+        "runs before it take.",
+        example="4h",
     ),
     Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),
 )

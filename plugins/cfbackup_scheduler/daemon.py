@@ -6,7 +6,8 @@ child process (through :mod:`cfbackup.execute`): exactly what a user or a timer 
 the profile lock, hooks, history, notifications and metrics, and isolated from the daemon (a
 crash or a leak in one run cannot take the schedules down; config changes to a profile apply at
 its next run). One job per schedule with ``max_instances=1``; missed runs are coalesced and run
-late only within ``misfire_grace_time``.
+late only within ``misfire_grace_time``. A run waiting for a ``--max-parallel`` slot waits at most
+its schedule's ``max_wait`` (when set), and one still waiting at shutdown is named in the log.
 
 Signals are handled outside the handler: the handler only puts the signal number on a
 ``SimpleQueue`` (safe in signal handlers) and a control thread acts on it, so the scheduler's
@@ -27,13 +28,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from cfbackup import execute
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.redact import RedactingFilter
 from cfbackup_scheduler.install import run_argv
-from cfbackup_scheduler.spec import Schedule
+from cfbackup_scheduler.spec import Schedule, human
 
 log = logging.getLogger("cfbackup.scheduler")
 STOP_TIMEOUT = 90.0  # seconds a run may take to stop before it is killed
@@ -112,6 +114,10 @@ def _missed(event) -> None:
     )
 
 
+# seconds between a waiting run's looks at shutdown and at its max_wait
+WAIT_STEP = 1.0
+
+
 class Daemon:
     """The scheduler process: schedules from the config, runs as children, signals handled."""
 
@@ -133,6 +139,8 @@ class Daemon:
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._children: dict[str, subprocess.Popen] = {}
         self._children_lock = threading.Lock()
+        # runs waiting for a free slot: schedule key -> when it was due (under _children_lock)
+        self._waiting: dict[str, datetime] = {}
         self._started = threading.Event()
         self._stopping = False
         self.scheduler = None
@@ -142,7 +150,11 @@ class Daemon:
     def build_scheduler(self, scheduler_class):
         """The APScheduler scheduler of this daemon (``BlockingScheduler`` in :meth:`run`; a
         test may build a ``BackgroundScheduler`` the same way)."""
-        from apscheduler.events import EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
+        from apscheduler.events import (
+            EVENT_JOB_MAX_INSTANCES,
+            EVENT_JOB_MISSED,
+            EVENT_SCHEDULER_STARTED,
+        )
         from apscheduler.executors.pool import ThreadPoolExecutor
 
         self.scheduler = scheduler_class(
@@ -151,6 +163,7 @@ class Daemon:
         )
         self.scheduler.add_listener(lambda event: self._started.set(), EVENT_SCHEDULER_STARTED)
         self.scheduler.add_listener(_missed, EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._coalesced, EVENT_JOB_MAX_INSTANCES)
         return self.scheduler
 
     def run(self) -> int:
@@ -236,6 +249,7 @@ class Daemon:
         with self._children_lock:  # a run starting from now on is stopped at once (register)
             self._stopping = True
             running = dict(self._children)
+            waiting = dict(self._waiting)
         log.info(
             "%s received: stopping%s",
             why,
@@ -243,6 +257,14 @@ class Daemon:
             if running
             else "",
         )
+        for name, due in waiting.items():
+            log.warning(
+                "profile %s: the %s due at %s did not run: it was still waiting for a free "
+                "slot when the daemon stopped (it runs at its next time)",
+                name,
+                self._action(name),
+                _when(due),
+            )
         for child in running.values():
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGTERM)
@@ -287,19 +309,76 @@ class Daemon:
     def run_profile(self, name: str) -> int:
         """One scheduled run (``name``: a schedule's key), as a child ``cfbackup ... backup
         PROFILE`` (or drill, verify); its exit code."""
-        if not self._slots.acquire(blocking=False):
-            log.info(
-                "profile %s: waiting for a free slot (at most %d run(s) at a time)",
-                name,
-                self.max_parallel,
-            )
-            while not self._slots.acquire(timeout=1.0):
-                if self._stopping:
-                    return int(ExitCode.INTERRUPTED)
+        if not self._slots.acquire(blocking=False) and not self._wait_for_slot(name):
+            return int(ExitCode.INTERRUPTED)
         try:
             return self._run_child(name)
         finally:
             self._slots.release()
+
+    def _wait_for_slot(self, name: str) -> bool:
+        """Wait for a free --max-parallel slot: True once taken; False (logged) when the
+        schedule's max_wait passed first, or when the daemon is stopping (:meth:`stop` names
+        the runs still waiting)."""
+        schedule = self.schedules.get(name)
+        limit = schedule.max_wait if schedule is not None else 0
+        due = datetime.now().astimezone()
+        started = time.monotonic()
+        with self._children_lock:
+            if self._stopping:
+                return False
+            self._waiting[name] = due
+        log.info(
+            "profile %s: waiting for a free slot (at most %d run(s) at a time%s)",
+            name,
+            self.max_parallel,
+            f"; skipped if none is free within max_wait {human(limit)}" if limit else "",
+        )
+        while True:
+            left = limit - (time.monotonic() - started) if limit else WAIT_STEP
+            taken = left > 0 and self._slots.acquire(timeout=min(WAIT_STEP, left))
+            with self._children_lock:
+                if self._stopping:  # named by stop(), which saw it waiting
+                    self._waiting.pop(name, None)
+                    if taken:
+                        self._slots.release()
+                    return False
+                if taken:
+                    self._waiting.pop(name, None)
+                    return True
+                if limit and time.monotonic() - started >= limit:
+                    self._waiting.pop(name, None)
+                    break
+        log.error(
+            "profile %s: the %s due at %s was missed: it waited %s for a free slot, longer "
+            "than its max_wait %s, while other runs held all %d (--max-parallel): it runs at "
+            "its next time; look for a run that hangs, or raise --max-parallel or max_wait",
+            name,
+            self._action(name),
+            _when(due),
+            human(round(time.monotonic() - started)),
+            human(limit),
+            self.max_parallel,
+        )
+        return False
+
+    def _coalesced(self, event) -> None:
+        """A run due while the previous run of the same schedule still waits for a slot or
+        still runs (``max_instances=1``): not queued a second time; said by name."""
+        with self._children_lock:
+            waiting = event.job_id in self._waiting
+        log.warning(
+            "profile %s: the %s due at %s was skipped: the previous one is still %s (one run "
+            "of a schedule at a time)",
+            event.job_id,
+            self._action(event.job_id),
+            _when(max(event.scheduled_run_times)),
+            "waiting for a free slot" if waiting else "running",
+        )
+
+    def _action(self, name: str) -> str:
+        schedule = self.schedules.get(name)
+        return schedule.command if schedule is not None else "run"
 
     def _run_child(self, name: str) -> int:
         if self._stopping:

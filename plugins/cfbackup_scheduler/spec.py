@@ -255,6 +255,7 @@ class Schedule:
     action: str = "backup"  # the cfbackup command it runs: backup, drill or verify
     arguments: tuple[str, ...] = ()  # after the profile name, e.g. --read-data=next/7
     kind: str = ""  # what names its unit when the action alone does not: drill-from-nothing
+    max_wait: int = 0  # seconds a run may wait for a --max-parallel slot; 0: no bound
 
     @property
     def label(self) -> str:
@@ -332,7 +333,7 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
             "check the day of month and the month."
         )
     seconds = {}
-    for key in ("interval", "jitter", "misfire_grace_time"):
+    for key in ("interval", "jitter", "misfire_grace_time", "max_wait"):
         value = table.get(key)
         if value is None:
             seconds[key] = 0
@@ -356,4 +357,5 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
         action=SECTIONS[section],
         arguments=arguments,
         kind=section.replace("_", "-") if section == "drill_from_nothing" else "",
+        max_wait=seconds["max_wait"],
     )

@@ -224,3 +224,115 @@ def test_a_run_waiting_for_its_turn_is_not_missed(tmp_path):
         running += 1 if line.startswith("start ") else -1
         most = max(most, running)
     assert most == 1, log.read_text()  # --max-parallel 1 still holds
+
+
+# a scheduled "run" like _FAKE_RUN: profile "long" holds its slot for 4 s, any other 0.2 s
+_FAKE_LONG_RUN = _FAKE_RUN.replace("time.sleep(1.5)", 'time.sleep(4 if profile == "long" else 0.2)')
+
+
+@pytest.fixture
+def slot_held(tmp_path, caplog):
+    """A daemon with --max-parallel 1 (a BackgroundScheduler, schedules an hour apart) whose
+    slot is held by a 4 s run of "long"; ``due(name)`` makes a schedule due now."""
+    import logging
+    from datetime import UTC, datetime
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from cfbackup_scheduler.daemon import Daemon
+    from cfbackup_scheduler.spec import Schedule
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    log = tmp_path / "runs.log"
+    log.touch()
+    schedules = [
+        Schedule("long", None, 3600, 0, 60),
+        Schedule("short", None, 3600, 0, 60, max_wait=1),
+        Schedule("patient", None, 3600, 0, 60),
+    ]
+    daemon = Daemon(lambda: schedules, [sys.executable, "-c", _FAKE_LONG_RUN], log, max_parallel=1)
+    scheduler = daemon.build_scheduler(BackgroundScheduler)
+    daemon._apply(schedules)
+    scheduler.start()
+
+    def due(name):
+        scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+
+    try:
+        due("long")
+        wait_for(lambda: "start long" in log.read_text(), timeout=5, what="the long run")
+        yield daemon, due, log
+    finally:
+        if not daemon._stopping:
+            daemon.stop("the test's end")
+
+
+def _lines(caplog, profile):
+    return [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith(f"profile {profile}:")
+    ]
+
+
+def test_a_run_waiting_longer_than_max_wait_is_skipped_and_logged(slot_held, caplog):
+    """A run waited for a free slot without bound: behind a stuck or very long run, runs piled
+    up and started hours late. Past its schedule's max_wait it is now skipped, as missed."""
+    daemon, due, log = slot_held
+    due("short")  # max_wait 1 s, while "long" holds the only slot for 4 s
+    missed = wait_for(
+        lambda: [line for line in _lines(caplog, "short") if "was missed" in line],
+        timeout=3.5,
+        what="the waiting run to be skipped",
+    )
+    assert "end long" not in log.read_text()  # skipped while the slot was still held
+    assert re.fullmatch(
+        r"profile short: the backup due at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d( \S+)? was missed: "
+        r"it waited [12]s for a free slot, longer than its max_wait 1s, while other runs "
+        r"held all 1 \(--max-parallel\): "
+        r"it runs at its next time; look for a run that hangs, or raise --max-parallel or "
+        r"max_wait",
+        missed[0],
+    ), missed[0]
+    assert [r.levelname for r in caplog.records if "was missed" in r.getMessage()] == ["ERROR"]
+    wait_for(lambda: "end long" in log.read_text(), timeout=6, what="the long run's end")
+    time.sleep(0.5)
+    assert "start short" not in log.read_text()  # not run late once the slot was free
+
+
+def test_a_run_due_again_while_it_waits_is_not_queued_twice(slot_held, caplog):
+    daemon, due, log = slot_held
+    due("patient")  # no max_wait: waits for "long"
+    wait_for(
+        lambda: any("waiting for a free slot" in line for line in _lines(caplog, "patient")),
+        timeout=3,
+        what="the run to wait",
+    )
+    due("patient")
+    skipped = wait_for(
+        lambda: [line for line in _lines(caplog, "patient") if "was skipped" in line],
+        timeout=2,
+        what="the second run to be coalesced",
+    )
+    assert "the previous one is still waiting for a free slot" in skipped[0], skipped
+    wait_for(lambda: "end patient" in log.read_text(), timeout=8, what="the waiting run")
+    assert log.read_text().count("start patient") == 1
+
+
+def test_a_run_still_waiting_at_shutdown_is_named(slot_held, caplog):
+    """SIGTERM used to drop the runs waiting for a slot without a word."""
+    daemon, due, log = slot_held
+    due("patient")
+    wait_for(
+        lambda: any("waiting for a free slot" in line for line in _lines(caplog, "patient")),
+        timeout=3,
+        what="the run to wait",
+    )
+    started = time.monotonic()
+    daemon.stop("SIGTERM")
+    assert time.monotonic() - started < 5
+    dropped = [line for line in _lines(caplog, "patient") if "did not run" in line]
+    assert len(dropped) == 1, _lines(caplog, "patient")
+    assert re.fullmatch(
+        r"profile patient: the backup due at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d( \S+)? did not run: it "
+        r"was still waiting for a free slot when the daemon stopped \(it runs at its next time\)",
+        dropped[0],
+    ), dropped[0]
+    assert "start patient" not in log.read_text()

@@ -102,6 +102,10 @@ def test_schedule_for_profile_errors_name_the_key():
     assert spec.schedule_for(_profile({"cron": "@daily"}, disable=["scheduler"])) is None
     s = spec.schedule_for(_profile({"interval": "2s", "jitter": "1s", "misfire_grace_time": "1h"}))
     assert (s.interval, s.jitter, s.misfire_grace_time) == (2, 1, 3600)
+    assert s.max_wait == 0  # unset: no bound
+    assert spec.schedule_for(_profile({"interval": "1h", "max_wait": "4h"})).max_wait == 14400
+    with pytest.raises(ConfigError, match=r"profiles\.p\.schedule\.max_wait: "):
+        spec.schedule_for(_profile({"interval": "1h", "max_wait": "soon"}))
 
 
 # --- the same instants three ways -----------------------------------------------------------
