@@ -23,6 +23,7 @@ from cfbackup import history, stores, units
 from cfbackup.collection import BackupAt, backup_chains
 from cfbackup.duplicity import machinelog
 from cfbackup.duplicity.patches import named_deletes
+from cfbackup.duplicity.patches.swift_deletes import REFUSED
 from cfbackup.duplicity.target import swift_target
 from cfbackup.redact import redact
 from cfbackup.runtypes import Run
@@ -166,12 +167,15 @@ def deletes_refused(profile: Profile, done: list[tuple[str, DuplicityResult]]) -
 
 def delete_failure(result: DuplicityResult) -> str:
     """duplicity's last word on a delete it could not make, redacted; "" when none: a backend
-    whose delete raises warns at each try and goes on (the Swift backend with Swift's answer:
-    ``patches/swift_deletes.py``)."""
+    whose delete raises warns at each try and goes on; the Swift backend warns once with
+    Swift's answer (``patches/swift_deletes.py``)."""
     said = [
         r.message.partition(" failed. ")[2]
+        if r.message.startswith("Attempt of _do_delete")
+        else r.message
         for r in result.records
-        if r.level == "WARNING" and r.message.startswith("Attempt of _do_delete")
+        if r.level == "WARNING"
+        and (r.message.startswith("Attempt of _do_delete") or r.message.startswith(REFUSED))
     ]
     return redact(said[-1].strip()) if said else ""
 
