@@ -21,7 +21,8 @@ def swift_target(url: str) -> SwiftTarget | None:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme != "swift":
         return None
-    prefix = parsed.path.strip("/")
+    # as duplicity's swift backend reads it: empty parts fold (swift://c//a//b/ is a/b)
+    prefix = "/".join(part for part in parsed.path.split("/") if part)
     return SwiftTarget(container=parsed.netloc, prefix=prefix)
 
 
