@@ -291,7 +291,7 @@ def _handler(name: str, options: dict):
 
 def _print_collection_status(result, args) -> None:
     """``-s``: duplicity's collection-status text of each chain, as dt-cf-backup.sh printed
-    it; cfbackup's status where there is none (a run holds a target only duplicity reads)."""
+    it; cfbackup's status for a target only duplicity reads (cf+http://)."""
     from cfbackup.cli import commands, output
 
     texts = result.data.get("duplicity_text") if result.ok else None

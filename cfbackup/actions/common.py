@@ -204,11 +204,8 @@ def full_backup_times(run: Run, chain: chains.Chain, env: dict[str, str]) -> lis
     ]
 
 
-def collection_status(
-    run: Run, chain: chains.Chain, env: dict[str, str], *, text: bool = False
-) -> dict:
-    """duplicity's collection-status of one chain, parsed; with ``text``, also the lines it
-    printed (``text``: the last full backup's date, the status, the closing notice)."""
+def collection_status(run: Run, chain: chains.Chain, env: dict[str, str]) -> dict:
+    """duplicity's collection-status of one chain, parsed."""
     result = duplicity(
         run, lambda fd: commands.collection_status_argv(chain.profile, log_fd=fd), env, check=False
     )
@@ -219,17 +216,7 @@ def collection_status(
         raise classify_failure(result)
     if not records:
         return {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
-    found = machinelog.parse_collection_status(records[-1].extra)
-    if text:
-        dated = [
-            r.message for r in result.records_with("NOTICE") if r.message.startswith("Last full")
-        ]
-        found["text"] = [
-            *dated[-1:],
-            *records[-1].message.split("\n"),
-            "Duplicity backup complete.",
-        ]
-    return found
+    return machinelog.parse_collection_status(records[-1].extra)
 
 
 def roots_without_backup(run: Run, profile, labels: list[str]) -> list[str]:

@@ -40,7 +40,7 @@ def run_status(run: Run) -> RunResult:
         parts = [{"chains": [], "orphaned_sets": 0, "incomplete_sets": 0} for _ in chain_list]
     else:
         parts = chains.run_each(
-            profile, chain_list, lambda chain: collection_status(run, chain, env, text=text)
+            profile, chain_list, lambda chain: collection_status(run, chain, env)
         )
     status: dict = {"profile": profile.name, "target": profile.target}
     status["running"] = (
@@ -67,7 +67,7 @@ def run_status(run: Run) -> RunResult:
         for lost in part.pop("lost_manifests", []):
             lost_manifests.append({**lost, **({"root": f"/{chain.root}"} if chain.root else {})})
     status.update(collection)
-    if text:  # None: a chain read by duplicity while a run holds the profile
+    if text:  # None: a chain of a target only duplicity reads (cf+http://)
         status["duplicity_text"] = [part.get("text") for part in parts]
     sets = [s for chain in collection["chains"] for s in chain["sets"]]
     status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)
