@@ -56,9 +56,32 @@ class _Chain:
         return self.sets[1:] if first.kind == "full" and not first.volumes else self.sets
 
 
-def status(target_names: Iterable[str], archive_folder: Path) -> dict:
-    """The collection status of one chain: ``target_names`` are its objects' names at the
-    target, ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``)."""
+@dataclasses.dataclass
+class Collection:
+    """What duplicity's ``CollectionsStatus`` holds after ``set_values``: the chains without
+    matching signatures (``other``, oldest end first), the newest chain when its signatures
+    match (``primary``), the orphaned and the incomplete sets."""
+
+    other: list[_Chain]
+    primary: _Chain | None
+    orphaned: list[_Set]
+    incomplete: list[_Set]
+    # the newest chain's last set, when its signatures are missing: duplicity drops it from the
+    # chain but keeps the chain's end time
+    discarded: _Set | None = None
+
+    @property
+    def chains(self) -> list[_Chain]:
+        return self.other + ([self.primary] if self.primary else [])
+
+    def last_full(self) -> int | None:
+        """``get_last_full_backup_time``: the newest chain's full set time (None: no chain)."""
+        return max((c.sets[0].time for c in self.chains), default=None)
+
+
+def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
+    """The collection of one chain: ``target_names`` are its objects' names at the target,
+    ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``)."""
     from cfbackup.volumes import duplicity_file_naming
 
     file_naming = duplicity_file_naming()
@@ -80,6 +103,7 @@ def status(target_names: Iterable[str], archive_folder: Path) -> dict:
     chains, orphaned = _chains(sets)
 
     matched = None
+    discarded = None
     signatures = _signature_ends(parsed(local)) + _signature_ends(parsed(remote))
     if signatures and chains:
         latest = chains[-1]
@@ -88,19 +112,27 @@ def status(target_names: Iterable[str], archive_folder: Path) -> dict:
                 matched = latest
                 break
             if len(latest.listed()) >= 2 and end == latest.listed()[-2].end:
-                incomplete.append(latest.sets.pop())  # its signatures are missing
+                discarded = latest.sets.pop()  # its signatures are missing
+                incomplete.append(discarded)
                 matched = latest
                 break
+    other = [c for c in chains if c is not matched]
+    return Collection(other, matched, orphaned, incomplete, discarded)
 
-    result: dict = {"chains": [], "orphaned_sets": len(orphaned), "incomplete_sets": 0}
-    for chain in [c for c in chains if c is not matched] + ([matched] if matched else []):
+
+def status(target_names: Iterable[str], archive_folder: Path) -> dict:
+    """The collection status of one chain (:func:`read`), as
+    :func:`cfbackup.duplicity.machinelog.parse_collection_status` gives duplicity's."""
+    found = read(target_names, archive_folder)
+    result: dict = {"chains": [], "orphaned_sets": len(found.orphaned), "incomplete_sets": 0}
+    for chain in found.chains:
         result["chains"].append(
             {
-                "state": "complete" if chain is matched else "no-sig",
+                "state": "complete" if chain is found.primary else "no-sig",
                 "sets": [_describe(s) for s in chain.listed()],
             }
         )
-    result["incomplete_sets"] = len(incomplete)
+    result["incomplete_sets"] = len(found.incomplete)
     return result
 
 

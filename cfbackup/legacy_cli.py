@@ -235,10 +235,10 @@ def _command(args, legacy, given: str | None) -> tuple[str, dict] | None:
         return "verify", {**common, "compare_data": True}
     if args.cleanup:
         return "cleanup", {**common, "dry_run": args.dry_run}
-    if args.list_current_files:
-        return "list", common
-    if args.collection_status:
-        return "status", {**common, "profiles": []}
+    if args.list_current_files:  # duplicity's list-current-files text (legacy_text.py)
+        return "list", {**common, "duplicity_notices": True}
+    if args.collection_status:  # duplicity's collection-status text
+        return "status", {**common, "profiles": [], "duplicity_text": True}
     if args.restore is not None:
         if not args.restore:
             restore = legacy.variables.get("RESTORE") if legacy else None
@@ -282,8 +282,34 @@ def _handler(name: str, options: dict):
         return lambda context: export_recovery_kit(namespace, context)
     from cfbackup.cli.commands import profile_action
 
-    handler = profile_action(name, many="profiles" in options, take_lock=name != "status")
+    printer = {"status": _print_collection_status, "list": _print_current_files}.get(name)
+    handler = profile_action(
+        name, many="profiles" in options, take_lock=name != "status", printer=printer
+    )
     return lambda context: handler(namespace, context)
+
+
+def _print_collection_status(result, args) -> None:
+    """``-s``: duplicity's collection-status text of each chain, as dt-cf-backup.sh printed
+    it; cfbackup's status for a target only duplicity reads (cf+http://)."""
+    from cfbackup.cli import commands, output
+
+    texts = result.data.get("duplicity_text") if result.ok else None
+    if not texts or None in texts:
+        return commands.PRINTERS["status"](result, args)
+    for line in (line for lines in texts for line in lines):
+        output.info(line)
+
+
+def _print_current_files(result, args) -> None:
+    """``-l``: duplicity's list-current-files text, as dt-cf-backup.sh printed it."""
+    from cfbackup import legacy_text
+    from cfbackup.cli import output
+
+    if not result.ok:
+        return output.print_result(result)
+    for line in legacy_text.list_current_files(result.data["notices"], result.data["entries"]):
+        output.info(line)
 
 
 def _test_run(chosen: tuple[str, dict], context, why: str) -> int:

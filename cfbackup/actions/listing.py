@@ -21,12 +21,16 @@ def run_list(run: Run) -> RunResult:
             lambda fd: commands.list_argv(chain.profile, time=run.options.get("time"), log_fd=fd),
             env,
         )
+        notices.extend(
+            r.message for r in result.records_with("NOTICE") if r.message.startswith(NOTICES)
+        )
         return [
             entry
             for r in result.records_with("INFO", machinelog.INFO_FILE_LIST)
             if (entry := parse_file_entry(r.extra))
         ]
 
+    notices: list[str] = []
     parts = [p for p in chains.run_each(profile, chain_list, listing, skip_empty=True) if p]
     if len(chain_list) == 1:
         entries = parts[0] if parts else []
@@ -36,12 +40,24 @@ def run_list(run: Run) -> RunResult:
             if entry["path"] not in newest or entry["time"] > newest[entry["path"]]["time"]:
                 newest[entry["path"]] = entry
         entries = [newest[path] for path in sorted(newest, key=_path_order)]
+    data: list | dict = entries
+    if run.options.get("duplicity_notices"):  # dt-cf-backup -l prints them as duplicity did
+        data = {"entries": entries, "notices": list(dict.fromkeys(notices))}
     return RunResult(
         profile=profile.name,
         action="list",
-        data=entries,
+        data=data,
         message=f"{len(entries)} entries in the backup of {profile.name}",
     )
+
+
+# the notices list-current-files prints before the files: the archive dir's sync, then the date
+NOTICES = (
+    "Local and Remote metadata are synchronized",
+    "Synchronizing remote metadata",
+    "Copying ",
+    "Last full backup date:",
+)
 
 
 def _path_order(path: str) -> tuple[str, ...]:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import chains, collection, history, lock, stores, swift, swift_usage, volumes
+from cfbackup import (
+    chains,
+    collection,
+    history,
+    legacy_text,
+    lock,
+    stores,
+    swift,
+    swift_usage,
+    volumes,
+)
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
@@ -23,8 +33,9 @@ def run_status(run: Run) -> RunResult:
     running = lock.holder(run.config.state_dir, profile.name)
     chain_list = chains.of(profile)
     readable = stores.readable(profile.target)
+    text = bool(run.options.get("duplicity_text"))  # dt-cf-backup -s: duplicity's own lines
     if readable:
-        parts = chains.run_each(profile, chain_list, _collection)
+        parts = chains.run_each(profile, chain_list, lambda chain: _collection(chain, text=text))
     elif running:
         parts = [{"chains": [], "orphaned_sets": 0, "incomplete_sets": 0} for _ in chain_list]
     else:
@@ -56,6 +67,8 @@ def run_status(run: Run) -> RunResult:
         for lost in part.pop("lost_manifests", []):
             lost_manifests.append({**lost, **({"root": f"/{chain.root}"} if chain.root else {})})
     status.update(collection)
+    if text:  # None: a chain of a target only duplicity reads (cf+http://)
+        status["duplicity_text"] = [part.get("text") for part in parts]
     sets = [s for chain in collection["chains"] for s in chain["sets"]]
     status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)
     status["last_incremental"] = max((s["time"] for s in sets if s["type"] == "inc"), default=None)
@@ -113,14 +126,17 @@ def run_status(run: Run) -> RunResult:
     )
 
 
-def _collection(chain: chains.Chain) -> dict:
-    """One chain's collection status, read from its target and archive dir (no duplicity)."""
+def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
+    """One chain's collection status, read from its target and archive dir (no duplicity);
+    with ``text``, also what duplicity's collection-status prints for it (its lines)."""
     store = stores.open_store(chain.profile)
     folder = chain.profile.archive_dir / chain.profile.backup_name
     from duplicity import dup_time
 
     listing = store.list()  # one listing for both views: a backup may be running beside
     found = collection.status(listing, folder)
+    if text:
+        found["text"] = legacy_text.collection_status(collection.read(listing, folder), folder)
     found["lost_manifests"] = [
         {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
         for s in volumes.lost_manifests(

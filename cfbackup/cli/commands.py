@@ -36,8 +36,9 @@ def _action(name: str):
 PRINTERS = {}
 
 
-def profile_action(name: str, *, many: bool = False, take_lock: bool = True):
-    """A handler running action ``name`` for the profile(s) named on the command line."""
+def profile_action(name: str, *, many: bool = False, take_lock: bool = True, printer=None):
+    """A handler running action ``name`` for the profile(s) named on the command line; each
+    result printed by ``printer(result, args)`` (default: the action's own printer)."""
 
     def handler(args, context) -> int:
         from cfbackup.runner import execute_run
@@ -66,7 +67,7 @@ def profile_action(name: str, *, many: bool = False, take_lock: bool = True):
                     take_lock=take_lock,
                 )
             results.append(result)
-            PRINTERS.get(name, _print_plain)(result, args)
+            (printer or PRINTERS.get(name, _print_plain))(result, args)
         failed = [r for r in results if not r.ok]
         return int(failed[0].exit_code) if failed else int(ExitCode.OK)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
+import time
 
 import pytest
 from support.cli import BIN, CliResult
@@ -149,3 +150,61 @@ def test_verify_reports_a_difference_at_warning_verbosity(tmp_path, run):
     found = run("-c", conf, "-v")
     assert found.returncode == ExitCode.VERIFY_DIFFERENCES, found
     assert "d/b.txt" in found.stderr, found
+
+
+def _real_duplicity(config, command: str, monkeypatch, cli_env) -> subprocess.CompletedProcess:
+    """duplicity's own ``command`` for the profile of ``config``, as dt-cf-backup.sh ran it:
+    the profile's target, archive dir, name and secrets, duplicity's default verbosity."""
+    from cfbackup.config.load import load_config
+    from cfbackup.duplicity import commands
+    from cfbackup.duplicity.environment import duplicity_environment
+
+    for name in ("T_PASSPHRASE", "T_SWIFT_KEY"):
+        monkeypatch.setenv(name, cli_env[name])
+    profile = load_config(config).profile("main")
+    build = {"collection-status": commands.collection_status_argv, "list": commands.list_argv}
+    argv = [word for word in build[command](profile) if not word.startswith("--verbosity=")]
+    return subprocess.run(
+        [str(BIN / "duplicity"), *argv[1:]],
+        env={**cli_env, **duplicity_environment(profile)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+        check=True,
+    )
+
+
+@pytest.mark.swift
+def test_status_and_listing_print_duplicitys_own_text(
+    tmp_path, make_config, cfbackup, cli_env, monkeypatch
+):
+    """Before: -s and -l printed cfbackup's status and list: the cron wrappers grepping
+    dt-cf-backup.sh's "Last full backup date:" or "Chain end time:", or counting the lines of
+    -l, found nothing. Now both print what duplicity's collection-status and
+    list-current-files print for the same target and archive dir, byte for byte."""
+    src = _tree(tmp_path)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "-f", program="dt-cf-backup").returncode == 0
+    time.sleep(1.1)  # duplicity's times have one-second resolution
+    (src / "new file.txt").write_text("added by the incremental\n")
+    assert cfbackup("-c", config, "-b", program="dt-cf-backup").returncode == 0
+
+    status = cfbackup("-c", config, "-s", program="dt-cf-backup")
+    assert status.returncode == 0, status
+    real = _real_duplicity(config, "collection-status", monkeypatch, cli_env)
+    assert status.stdout == real.stdout
+    assert "Number of contained backup sets: 2\n" in status.stdout, status
+    assert "Last full backup date: " in status.stdout and "Chain end time: " in status.stdout
+
+    listing = cfbackup("-c", config, "-l", program="dt-cf-backup")
+    assert listing.returncode == 0, listing
+    real = _real_duplicity(config, "list", monkeypatch, cli_env)
+    assert listing.stdout == real.stdout
+    assert " new file.txt\n" in listing.stdout, listing
+
+    # cfbackup's own status and list are as they were
+    native = cfbackup("-c", config, "status", "main")
+    assert "  last full: " in native.stdout and "Chain end time" not in native.stdout, native
+    files = cfbackup("-c", config, "list", "main")
+    assert " new file.txt" in files.stdout and "Last full backup date" not in files.stdout

@@ -5,12 +5,13 @@ what duplicity's own collection-status says, chain states and counts included.""
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
 from cfbackup import collection, stores
 from cfbackup.duplicity import machinelog
-from cfbackup.duplicity.run import run_duplicity
+from cfbackup.duplicity.run import duplicity_executable, run_duplicity
 
 T = "20261201T0{}0000Z".format  # T(1) = 01:00 UTC on 2026-12-01, ...
 FULL1 = [
@@ -99,3 +100,61 @@ def test_the_same_as_duplicitys_collection_status(scenario, tmp_path):
 
     assert ours == _duplicitys(target, archive)
     assert sorted(os.listdir(archive)) == sorted(local)  # nothing written, nothing locked
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_dt_cf_backups_text_is_duplicitys(scenario, tmp_path, monkeypatch):
+    """``dt-cf-backup -s`` prints legacy_text's lines: byte for byte what duplicity's
+    collection-status prints on stdout for the same target and archive dir (secondary chains,
+    orphaned and incomplete sets, a full without volumes, discarded sets included), from
+    "Last full backup date:" on. The WARNING lines duplicity prints before it about damaged or
+    unfinished sets are left out (docs/quickstart.md): some need the manifests' contents."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")  # duplicity's dates are local time
+    time.tzset()
+    try:
+        _same_text_as_duplicitys(scenario, tmp_path)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def _same_text_as_duplicitys(scenario, tmp_path):
+    from cfbackup import legacy_text
+
+    remote, local = SCENARIOS[scenario]
+    target, archive = tmp_path / "target", tmp_path / "archive" / "name"
+    target.mkdir()
+    archive.mkdir(parents=True)
+    for name in remote:
+        (target / name).write_bytes(b"")
+    for name in local:
+        (archive / name).write_bytes(b"")
+    real = subprocess.run(
+        [
+            duplicity_executable(),
+            "collection-status",
+            "--archive-dir",
+            str(archive.parent),
+            "--name",
+            archive.name,
+            "--no-encryption",
+            f"file://{target}",
+        ],
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TZ": "America/New_York"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Collection Status" in real.stdout, real
+
+    found = collection.read(stores.FileStore(target).list(), archive)
+    ours = legacy_text.collection_status(found, archive)
+    if found.chains:  # 01:00 to 04:00 UTC on Dec 1: local time (New York), as duplicity prints
+        assert "Last full backup date: Mon Nov 30 " in real.stdout
+
+    warnings, _, body = real.stdout.partition("Last full backup date:")
+    assert "\n".join(ours) + "\n" == "Last full backup date:" + body
+    assert all(line.startswith(("WARNING", "duplicity-", "[")) for line in warnings.splitlines())
