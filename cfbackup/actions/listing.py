@@ -55,6 +55,7 @@ def run_list(run: Run) -> RunResult:
 NOTICES = (
     "Local and Remote metadata are synchronized",
     "Synchronizing remote metadata",
+    "Deleting local ",
     "Copying ",
     "Last full backup date:",
 )

@@ -67,7 +67,7 @@ def run_status(run: Run) -> RunResult:
         for lost in part.pop("lost_manifests", []):
             lost_manifests.append({**lost, **({"root": f"/{chain.root}"} if chain.root else {})})
     status.update(collection)
-    if text:  # None: a chain of a target only duplicity reads (cf+http://)
+    if text:  # None: a chain of a target only duplicity reads (neither swift:// nor file://)
         status["duplicity_text"] = [part.get("text") for part in parts]
     sets = [s for chain in collection["chains"] for s in chain["sets"]]
     status["last_full"] = max((s["time"] for s in sets if s["type"] == "full"), default=None)

@@ -137,11 +137,11 @@ SECRET_VARIABLES = (
     "BACKEND_PASSWORD",
 )
 
-VERBOSITY_LEVELS = {
+VERBOSITY_LEVELS = {  # duplicity 3.2's numbers (log.py): 0 error, 2 warning, 3 notice, 5 info
     "0": "error",
     "1": "error",
     "2": "warning",
-    "3": "warning",
+    "3": "notice",
     "4": "notice",
     "5": "info",
     "6": "info",

@@ -150,6 +150,11 @@ def test_verify_reports_a_difference_at_warning_verbosity(tmp_path, run):
     found = run("-c", conf, "-v")
     assert found.returncode == ExitCode.VERIFY_DIFFERENCES, found
     assert "d/b.txt" in found.stderr, found
+    # -v3 is duplicity's notice level: -l prints the notices duplicity printed first
+    listed = run("-c", conf, "-l")
+    assert listed.returncode == 0, listed
+    assert listed.stdout.startswith("Local and Remote metadata are synchronized, no sync needed.\n"
+                                    "Last full backup date: "), listed.stdout  # fmt: skip
 
 
 def _real_duplicity(config, command: str, monkeypatch, cli_env) -> subprocess.CompletedProcess:

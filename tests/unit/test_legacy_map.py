@@ -321,3 +321,18 @@ def test_migrate_with_a_plugin_switched_off_writes_a_config_that_loads(tmp_path)
     assert done.returncode == 0, done.stderr
     assert "the notify plugin is not loaded" in done.stderr and "[profiles" in out.read_text()
     assert "notify" not in out.read_text().split("\n\n", 1)[1]  # only in the warning comment
+
+
+@pytest.mark.parametrize(
+    ("given", "level"),
+    [("-v3", "notice"), ("-v2", "warning"), ("-v4", "notice"), ("-v5", "info"),
+     ("--verbosity=notice", "notice"), ("-vw", "warning")],
+)  # fmt: skip
+def test_verbosity_is_duplicity_s_level(given, level):
+    """duplicity 3.2 numbers its levels 0 error, 2 warning, 3 notice, 5 info, 9 debug (log.py):
+    the old scripts' -v3 showed duplicity's notices."""
+    from duplicity import log
+
+    assert log.NOTICE == 3 and log.WARNING == 2  # the numbers the mapping follows
+    profile, warnings = profile_of({"VERBOSITY": given, "EXCLIST": []})
+    assert profile["verbosity"] == level and not warnings, warnings
