@@ -579,6 +579,7 @@ def test_tsig_key_file_as_tsig_keygen_writes_it_or_a_bare_secret(
     )
     assert made.returncode == 0, made.stderr
     key_file.write_text(made.stdout)
+    key_file.chmod(0o600)  # as a key file is kept: check fails one that others can read
     secret = re.search(r'secret "([^"]+)"', made.stdout)[1]
     with Bind(key_name="web-fix-key", algorithm="hmac-sha512", secret=secret) as bind:
         bind.set_records(host_name, [OLD4])
@@ -588,7 +589,8 @@ def test_tsig_key_file_as_tsig_keygen_writes_it_or_a_bare_secret(
         section = re.sub(r"tsig_(key_name|secret_env) = .*\n", "", section)
         cfg = write_config({"main": {"ip_fixup": section + f'tsig_secret_file = "{key_file}"\n'}})
         checked = cli("-c", cfg, "check", "main")
-        assert "accepts TSIG key web-fix-key" in checked.stdout, checked
+        assert "accepts TSIG key web-fix-key" in checked.stdout, checked.output
+        assert checked.returncode == 0, checked.output
         done = cli("-c", cfg, "ip-fixup", "--name", host_name, "--old", OLD4, "--new", NEW4)
         assert done.returncode == 0, done
         assert bind.query(host_name) == [NEW4]

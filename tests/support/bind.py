@@ -73,6 +73,7 @@ class Bind:
         self.grants = {self.zone: (key_name, *also_grant)}
         for name, keys in (more_zones or {}).items():
             self.grants[name if name.endswith(".") else name + "."] = tuple(keys)
+        self.instance = secrets.token_hex(8)  # start() checks that this named answers
         self.port = 0
         self.dir: Path | None = None
         self.proc: subprocess.Popen | None = None
@@ -95,6 +96,7 @@ class Bind:
         ]
         if zone == self.zone:
             lines.append("ns1 IN A 127.0.0.1")
+            lines.append(f'instance IN TXT "{self.instance}"')  # this named, not another's
         for name, addresses in self.records.items():
             if self._zone_of(name) != zone:
                 continue
@@ -166,7 +168,9 @@ key "{self.other_key}" {{ algorithm {self.algorithm}; secret "{self.other_secret
             if self.proc.poll() is not None:
                 break
             try:
-                if self.query("ns1", "A") == ["127.0.0.1"]:
+                # the instance's own token: a named of another test that took the port
+                # between _free_port and this one's start answers ns1 just the same
+                if self.query("instance", "TXT") == [f'"{self.instance}"']:
                     return self
             except Exception:  # not listening yet
                 pass
