@@ -123,7 +123,11 @@ def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
 def status(target_names: Iterable[str], archive_folder: Path) -> dict:
     """The collection status of one chain (:func:`read`), as
     :func:`cfbackup.duplicity.machinelog.parse_collection_status` gives duplicity's."""
-    found = read(target_names, archive_folder)
+    return summary(read(target_names, archive_folder))
+
+
+def summary(found: Collection) -> dict:
+    """:func:`status` of a collection already read."""
     result: dict = {"chains": [], "orphaned_sets": len(found.orphaned), "incomplete_sets": 0}
     for chain in found.chains:
         result["chains"].append(

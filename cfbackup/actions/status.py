@@ -134,9 +134,10 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
     from duplicity import dup_time
 
     listing = store.list()  # one listing for both views: a backup may be running beside
-    found = collection.status(listing, folder)
+    read = collection.read(listing, folder)
+    found = collection.summary(read)
     if text:
-        found["text"] = legacy_text.collection_status(collection.read(listing, folder), folder)
+        found["text"] = legacy_text.collection_status(read, folder)
     found["lost_manifests"] = [
         {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
         for s in volumes.lost_manifests(

@@ -85,8 +85,8 @@ def _duplicitys(target, archive) -> dict:
     return machinelog.parse_collection_status(records[-1].extra)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS)
-def test_the_same_as_duplicitys_collection_status(scenario, tmp_path):
+def _layout(scenario: str, tmp_path):
+    """The target and archive dir of ``scenario``: empty files of those names."""
     remote, local = SCENARIOS[scenario]
     target, archive = tmp_path / "target", tmp_path / "archive" / "name"
     target.mkdir()
@@ -95,10 +95,17 @@ def test_the_same_as_duplicitys_collection_status(scenario, tmp_path):
         (target / name).write_bytes(b"")
     for name in local:
         (archive / name).write_bytes(b"")
+    return target, archive
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_same_as_duplicitys_collection_status(scenario, tmp_path):
+    target, archive = _layout(scenario, tmp_path)
 
     ours = collection.status(stores.FileStore(target).list(), archive)
 
     assert ours == _duplicitys(target, archive)
+    local = SCENARIOS[scenario][1]
     assert sorted(os.listdir(archive)) == sorted(local)  # nothing written, nothing locked
 
 
@@ -123,14 +130,7 @@ def test_dt_cf_backups_text_is_duplicitys(scenario, tmp_path, monkeypatch):
 def _same_text_as_duplicitys(scenario, tmp_path):
     from cfbackup import legacy_text
 
-    remote, local = SCENARIOS[scenario]
-    target, archive = tmp_path / "target", tmp_path / "archive" / "name"
-    target.mkdir()
-    archive.mkdir(parents=True)
-    for name in remote:
-        (target / name).write_bytes(b"")
-    for name in local:
-        (archive / name).write_bytes(b"")
+    target, archive = _layout(scenario, tmp_path)
     real = subprocess.run(
         [
             duplicity_executable(),
