@@ -23,6 +23,7 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 @dataclasses.dataclass
@@ -82,9 +83,6 @@ class Collection:
 def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
     """The collection of one chain: ``target_names`` are its objects' names at the target,
     ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``)."""
-    from cfbackup.volumes import duplicity_file_naming
-
-    file_naming = duplicity_file_naming()
     try:
         local = sorted(os.listdir(archive_folder))
     except OSError:
@@ -92,10 +90,7 @@ def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
     remote = list(target_names)
 
     def parsed(names):
-        for name in names:
-            found = file_naming.parse(os.fsencode(name))
-            if found is not None:
-                yield found
+        return [found for _, found in _named(names)]
 
     partials = [p for p in parsed(local) if p.partial]
     sets = _sets([*partials, *parsed(remote)])
@@ -155,14 +150,7 @@ def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
     """The chains the target's objects make, oldest end first: what duplicity's retention
     commands choose from (a set without its manifest too, as duplicity removes it with its
     chain); orphaned incrementals are ``cleanup``'s."""
-    from cfbackup.volumes import duplicity_file_naming
-
-    file_naming = duplicity_file_naming()
-    named = []
-    for name in target_names:
-        found = file_naming.parse(os.fsencode(name))
-        if found is not None:
-            named.append((name, found))
+    named = _named(target_names)
     found_chains, _ = _chains(_sets(pr for _, pr in named))
 
     def objects(backup_set: _Set) -> tuple[str, ...]:
@@ -184,6 +172,18 @@ def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
             for s in chain.sets
         ]
         for chain in found_chains
+    ]
+
+
+def _named(names: Iterable[str]) -> list[tuple[str, Any]]:
+    """Each of ``names`` that duplicity's file naming reads, with what it reads of it."""
+    from cfbackup.volumes import duplicity_file_naming
+
+    file_naming = duplicity_file_naming()
+    return [
+        (name, found)
+        for name in names
+        if (found := file_naming.parse(os.fsencode(name))) is not None
     ]
 
 
