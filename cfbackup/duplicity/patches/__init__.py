@@ -351,3 +351,15 @@ def after_import(name: str, patch: Callable[[ModuleType], None]) -> None:
     _after.setdefault(name, []).append(patch)
     if not any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
         sys.meta_path.insert(0, _AfterImport())
+
+
+def machine_log_handlers() -> list:
+    """duplicity's handlers that write its machine-readable log (``--log-fd``) in this
+    process: none without it (or before ``log.setup``)."""
+    from duplicity import log
+
+    return [
+        handler
+        for handler in getattr(log._logger, "handlers", ())
+        if isinstance(getattr(handler, "formatter", None), log.MachineFormatter)
+    ]

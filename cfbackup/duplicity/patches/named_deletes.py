@@ -39,13 +39,11 @@ def announce(names):
     """One record per name to each machine-log handler, past the logger's verbosity."""
     import logging
 
-    from duplicity import log, util
+    from duplicity import util
 
-    handlers = [
-        h
-        for h in getattr(log._logger, "handlers", ())
-        if isinstance(getattr(h, "formatter", None), log.MachineFormatter)
-    ]
+    from cfbackup.duplicity.patches import machine_log_handlers
+
+    handlers = machine_log_handlers()
     for name in names:
         record = logging.LogRecord(
             "duplicity", logging.INFO, __file__, 0, f"deleting {util.escape(name)}", None, None

@@ -294,12 +294,10 @@ def _patch_pool(backend_pool):
 
 def _machine_log_fd():
     """The descriptor duplicity's ``--log-fd`` records go to in this process, None without."""
-    from duplicity import log
+    from cfbackup.duplicity.patches import machine_log_handlers
 
-    for handler in getattr(log._logger, "handlers", ()):
-        if isinstance(handler.formatter, log.MachineFormatter):
-            return handler.stream.fileno()
-    return None
+    handlers = machine_log_handlers()
+    return handlers[0].stream.fileno() if handlers else None
 
 
 def _log_to_duplicity(backend_pool):
