@@ -96,25 +96,30 @@ def test_labels_are_escaped_and_read_back(tmp_path):
     assert samples[key] == 7
 
 
-def test_a_plain_verify_after_a_failed_read_data_keeps_the_failure_visible(tmp_path):
-    """verify --read-data and verify were one action label: a plain verify passing after a
-    failed read-data set cfbackup_last_run_success{action="verify"} back to 1."""
+def _record(prom, action: str, options: dict, exit_code: int, stats: dict) -> None:
+    """What the notify plugin records in ``prom`` for a run of ``action`` that ended so."""
     import types
 
     from cfbackup_notify import _record_metrics
 
+    run = types.SimpleNamespace(
+        options={"metrics_file": str(prom), **options},
+        dry_run=False,
+        action=action,
+        profile=types.SimpleNamespace(name="demo"),
+        plugin_config=lambda section: {},
+    )
+    result = types.SimpleNamespace(exit_code=exit_code, duration=1.0, stats=stats)
+    _record_metrics(run, result)
+
+
+def test_a_plain_verify_after_a_failed_read_data_keeps_the_failure_visible(tmp_path):
+    """verify --read-data and verify were one action label: a plain verify passing after a
+    failed read-data set cfbackup_last_run_success{action="verify"} back to 1."""
     prom = tmp_path / "cfbackup.prom"
 
     def record(options, exit_code, stats):
-        run = types.SimpleNamespace(
-            options={"metrics_file": str(prom), **options},
-            dry_run=False,
-            action="verify",
-            profile=types.SimpleNamespace(name="demo"),
-            plugin_config=lambda section: {},
-        )
-        result = types.SimpleNamespace(exit_code=exit_code, duration=1.0, stats=stats)
-        _record_metrics(run, result)
+        _record(prom, "verify", options, exit_code, stats)
 
     bad = {"read_data": "all volumes", "volumes_checked": 5, "bad_volumes": ["vol2 is corrupt"]}
     record({"read_data": "all"}, 8, bad)
@@ -132,22 +137,10 @@ def test_a_drill_from_nothing_has_its_own_label_and_gauges(tmp_path):
     passing set cfbackup_drill_last_success_timestamp and cfbackup_drill_mismatches 0 after a
     plain drill had failed, and a plain drill passing set the from-nothing one's success back
     to 1. Each proves something else (docs/checks.md): each has its own."""
-    import types
-
-    from cfbackup_notify import _record_metrics
-
     prom = tmp_path / "cfbackup.prom"
 
     def record(options, exit_code, stats):
-        run = types.SimpleNamespace(
-            options={"metrics_file": str(prom), **options},
-            dry_run=False,
-            action="drill",
-            profile=types.SimpleNamespace(name="demo"),
-            plugin_config=lambda section: {},
-        )
-        result = types.SimpleNamespace(exit_code=exit_code, duration=1.0, stats=stats)
-        _record_metrics(run, result)
+        _record(prom, "drill", options, exit_code, stats)
 
     record({}, 8, {"files_checked": 40, "mismatches": 2, "failures": 1, "from_nothing": False})
     record({"from_nothing": True}, 0, {"files_checked": 30, "mismatches": 0, "from_nothing": True})
