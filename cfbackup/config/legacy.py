@@ -17,7 +17,8 @@ from typing import Any
 
 from cfbackup import redact
 from cfbackup.config.legacy_form import default_notes
-from cfbackup.config.legacy_map import PROFILE_NAME, SECRET_VARIABLES, VARIABLES, normalize
+from cfbackup.config.legacy_map import normalize
+from cfbackup.config.legacy_vars import PROFILE_NAME, SECRET_VARIABLES, VARIABLES
 from cfbackup.config.validate import unsupported_target
 from cfbackup.errors import ConfigError
 

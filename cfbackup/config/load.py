@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import redact
-from cfbackup.config import legacy, legacy_map
+from cfbackup.config import legacy, legacy_vars
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
 from cfbackup.config.secrets import loose_secret_file, register_url_parts
@@ -138,7 +138,7 @@ def build_config(
             secret_file_warnings=_loose_secret_files(data, profile_schema),
         )
     if problems and kind == "legacy":
-        problems = [legacy_map.with_origin(p) for p in problems]
+        problems = [legacy_vars.with_origin(p) for p in problems]
     if problems:
         raise ConfigError(
             f"{where}: {len(problems)} problem(s) in the config: " + "; ".join(problems) + "."

@@ -36,9 +36,9 @@ def render_reference(plugin_sections: dict[str, tuple[Option, ...]]) -> str:
 
 
 def _legacy(lines: list[str]) -> None:
-    """Where each variable of a legacy file goes (cfbackup/config/legacy_map.py)."""
+    """Where each variable of a legacy file goes (cfbackup/config/legacy_vars.py)."""
     from cfbackup.config.legacy_form import OLD_DEFAULTS, ZERTRIN_ONLY, as_bash
-    from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED
+    from cfbackup.config.legacy_vars import MAPPING, NOT_CARRIED
 
     defaults = ", ".join(f"`{k}={as_bash(v)}`" for k, v in OLD_DEFAULTS.items())
     markers = ", ".join(f"`{name}`" for name in ZERTRIN_ONLY)

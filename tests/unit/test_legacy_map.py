@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cfbackup.config import build_config, legacy
-from cfbackup.config.legacy_map import MAPPING, NOT_CARRIED, normalize, split_static_options
+from cfbackup.config.legacy_map import normalize, split_static_options
+from cfbackup.config.legacy_vars import MAPPING, NOT_CARRIED
 from cfbackup.duplicity import commands
 from cfbackup.errors import ConfigError
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cfbackup.config.legacy import read_file, read_variables
-from cfbackup.config.legacy_map import VARIABLES
+from cfbackup.config.legacy_vars import VARIABLES
 from cfbackup.errors import ConfigError
 
 # Any character bash can hold (no NUL), unicode, CR and LF included. Not \x01 and \x7f: bash

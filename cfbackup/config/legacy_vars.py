@@ -1,0 +1,167 @@
+"""What each variable of a legacy file is to cfbackup: where it goes (:data:`MAPPING`,
+rendered into ``docs/legacy.md``), why it is not carried (:data:`NOT_CARRIED`), which are
+secrets, and the old command line's words and options; ``legacy_map.py`` does the mapping."""
+
+from __future__ import annotations
+
+PROFILE_NAME = "dt-cf-backup"
+RACKSPACE_AUTH_URL = "https://auth.api.rackspacecloud.com/v1.0"
+SAMPLE_KEY = "foobar_gpg_key"  # the placeholder in the old samples
+SENDMAIL = "/usr/sbin/sendmail"
+
+# native key -> where a legacy file gives its value: a problem with the value names both
+ORIGINS = {
+    "retention.remove_older_than": "REMOVE_OLDER_THAN, or CLEAN_UP_VARIABLE with "
+    "CLEAN_UP_TYPE=remove-older-than",
+    "full_if_older_than": "--full-if-older-than in STATIC_OPTIONS",
+}
+
+
+def with_origin(problem: str) -> str:
+    """A config problem with the legacy variable it comes from, where the key has one
+    (``profiles.dt-cf-backup.retention.remove_older_than (REMOVE_OLDER_THAN, ...): ...``)."""
+    for key, origin in ORIGINS.items():
+        head = f"profiles.{PROFILE_NAME}.{key}: "
+        if problem.startswith(head):
+            return f"{head[:-2]} (the file's {origin}): {problem[len(head) :]}"
+    return problem
+
+
+# variable -> (where it goes, how); rendered into docs/legacy.md.
+MAPPING: dict[str, tuple[str, str]] = {
+    "ROOT": ("source", "a trailing slash is dropped (duplicity treats both alike)"),
+    "DEST": ("target", "cf+http://C becomes swift://C with swift.auth_version 1"),
+    "INCLIST": ("include", "bash array; empty items are skipped, as duplicity-backup.sh did"),
+    "EXCLIST": ("exclude", "bash array; excludes are applied before includes"),
+    "EXDEVICEFILES": ("extra_options", "non-zero: --exclude-device-files"),
+    "GPG_KEY": ("encryption.encrypt_keys, sign_key", "dt-*-backup.sh encrypted and signed"),
+    "GPG_ENC_KEY": ("encryption.encrypt_keys", "used only with GPG_SIGN_KEY, as the script did"),
+    "GPG_SIGN_KEY": ("encryption.sign_key", "used only with GPG_ENC_KEY, as the script did"),
+    "PASSPHRASE": ("encryption.passphrase", "symmetric passphrase, or the signing key's"),
+    "ENCRYPTION": ("encryption.mode", '"no" is mode none; otherwise the keys decide'),
+    "GPG_OPTIONS": ("encryption.gpg_options", "passed to duplicity --gpg-options"),
+    "STATIC_OPTIONS": (
+        "several keys",
+        "split like the shell did; --full-if-older-than, --volsize, --name, --tempdir, "
+        "--archive-dir, --encrypt-key, --sign-key, --gpg-options, --no-encryption and "
+        "--verbosity go to their keys, other duplicity options to extra_options (values bound "
+        "with =); options duplicity 3 removed are dropped with a warning",
+    ),
+    "CLEAN_UP_TYPE": ("retention", "remove-older-than, remove-all-but-n-full, none, ..."),
+    "CLEAN_UP_VARIABLE": ("retention", "the value CLEAN_UP_TYPE takes"),
+    "REMOVE_OLDER_THAN": ("retention.remove_older_than", ""),
+    "REMOVE_INCREMENTALS_OLDER_THAN": (
+        "retention.keep_incrementals_of_full",
+        "remove-all-inc-of-but-n-full N, after the other retention rules",
+    ),
+    "LOGDIR": ("log_dir", ""),
+    "VERBOSITY": ("verbosity", "-v0 ... -v9, or a level name"),
+    "TMPDIR": ("tempdir", ""),
+    "CLOUDFILES_USERNAME": ("swift.username", "with a cf+http:// DEST"),
+    "CLOUDFILES_APIKEY": ("swift.password", "with a cf+http:// DEST"),
+    "CLOUDFILES_AUTHURL": ("swift.auth_url", f"default {RACKSPACE_AUTH_URL}"),
+    "RACKSPACE_SERVICENET": (
+        "swift.interface",
+        'True: "internal" (Rackspace ServiceNet with v1 auth, the internal endpoint with v3)',
+    ),
+    "SWIFT_USERNAME": ("swift.username", "with a swift:// DEST"),
+    "SWIFT_PASSWORD": ("swift.password", "with a swift:// DEST"),
+    "SWIFT_AUTHURL": ("swift.auth_url", "with a swift:// DEST"),
+    "SWIFT_AUTHVERSION": ("swift.auth_version", "2 (Keystone v2, gone) becomes 3"),
+    "SWIFT_TENANTNAME": ("swift.project_name", ""),
+    "SWIFT_PROJECT_NAME": ("swift.project_name", ""),
+    "SWIFT_PROJECT_ID": ("swift.project_id", ""),
+    "SWIFT_REGIONNAME": ("swift.region_name", ""),
+    "SWIFT_USER_DOMAIN_NAME": ("swift.user_domain_name", ""),
+    "SWIFT_USER_DOMAIN_ID": ("swift.user_domain_id", ""),
+    "SWIFT_PROJECT_DOMAIN_NAME": ("swift.project_domain_name", ""),
+    "SWIFT_PROJECT_DOMAIN_ID": ("swift.project_domain_id", ""),
+    "SWIFT_ENDPOINT_TYPE": ("swift.interface", "internalURL is internal, and so on"),
+    "EMAIL_TO": (
+        "notify.email.to",
+        "mailed through the local sendmail when there is one (else SMTP: see the warning)",
+    ),
+    "EMAIL_FROM": ("notify.email.from", ""),
+    "EMAIL_SUBJECT": ("notify.email.subject_prefix", ""),
+    "EMAIL_FAILURE_ONLY": ("notify.email.when", '"yes": failure, otherwise always'),
+    "MAIL": ("notify.email.transport", "the mail command is replaced by sendmail -t"),
+}
+# Variables the old scripts read that have no equivalent: named in a warning, with why.
+NOT_CARRIED = {
+    "LOG_FILE": "cfbackup writes one log file per run under log_dir",
+    "LOG_FILE_OWNER": "run logs are private to the user running cfbackup (mode 0600)",
+    "REMOVE_LOGS_OLDER_THAN": "remove old run logs with find or logrotate",
+    "HIDE_KEY_ID": "new volumes name their encryption key (restoring hidden ones still works)",
+    "SECRET_KEYRING": "gpg 2 has no separate secret keyring: use encryption.gpg_home",
+    "INCEXCFILE": "copy its + and - lines into include and exclude",
+    "ECHO": "duplicity-backup.sh's test-run switch: while it is set, dt-cf-backup prints the "
+    "duplicity commands and runs nothing; cfbackup itself runs them (remove ECHO to back up "
+    "with dt-cf-backup; cfbackup --debug shows duplicity's output on errors)",
+    "AWS_ACCESS_KEY_ID": "S3 is not supported by cfbackup",
+    "AWS_SECRET_ACCESS_KEY": "S3 is not supported by cfbackup",
+    "S3CMD_CONF_FILE": "S3 is not supported by cfbackup",
+    "GS_ACCESS_KEY_ID": "Google Cloud Storage is not supported by cfbackup",
+    "GS_SECRET_ACCESS_KEY": "Google Cloud Storage is not supported by cfbackup",
+    "FTP_PASSWORD": "cfbackup gives duplicity Swift credentials only",
+    "BACKEND_PASSWORD": "cfbackup gives duplicity Swift credentials only",
+    "CLOUDFILES_REGION": "with v1 auth the storage URL is the account's default region's; for "
+    "another region use Keystone v3 auth with swift.region_name",
+    "GNUPGHOME": "export GNUPGHOME before cfbackup runs, or migrate (cfbackup config migrate) "
+    "and set encryption.gpg_home",
+}
+VARIABLES = (*MAPPING, *NOT_CARRIED)
+# masked from the moment the file is read (legacy.read_file), carried over or not
+SECRET_VARIABLES = (
+    "PASSPHRASE",
+    "CLOUDFILES_APIKEY",
+    "SWIFT_PASSWORD",
+    "AWS_SECRET_ACCESS_KEY",
+    "GS_SECRET_ACCESS_KEY",
+    "FTP_PASSWORD",
+    "BACKEND_PASSWORD",
+)
+
+VERBOSITY_LEVELS = {  # duplicity 3.2's numbers (log.py): 0 error, 2 warning, 3 notice, 5 info
+    "0": "error",
+    "1": "error",
+    "2": "warning",
+    "3": "notice",
+    "4": "notice",
+    "5": "info",
+    "6": "info",
+    "7": "info",
+    "8": "debug",
+    "9": "debug",
+    "e": "error",
+    "w": "warning",
+    "n": "notice",
+    "i": "info",
+    "d": "debug",
+}
+# duplicity's command words: in STATIC_OPTIONS they took the command's place on the old
+# command line (`--full-if-older-than 1D incremental`)
+COMMAND_WORDS = (
+    "full",
+    "incremental",
+    "incr",
+    "inc",
+    "backup",
+    "verify",
+    "restore",
+    "list-current-files",
+    "collection-status",
+    "cleanup",
+    "remove-older-than",
+    "remove-all-but-n-full",
+    "remove-all-inc-of-but-n-full",
+)
+S3_ONLY = ("--s3-use-new-style", "--s3-european-buckets", "--s3-use-multiprocessing")
+REMOVED = {
+    "--asynchronous-upload": "removed in duplicity 3 (cfbackup runs one upload at a time)",
+    "--short-filenames": "removed in duplicity 3",
+    "--old-filenames": "removed in duplicity 3",
+    "--extra-clean": "removed in duplicity 3",
+    "--gio": "removed in duplicity 3",
+    "--exclude-filelist-stdin": "removed in duplicity 3",
+    "--include-filelist-stdin": "removed in duplicity 3",
+}
