@@ -120,3 +120,25 @@ def cli():
         return result
 
     return run
+
+
+@pytest.fixture
+def config(write_config, clouds, tmp_path):
+    """``config(**server_image)``: a profile web1 with server_image and ip_fixup (a hosts
+    file) sections, for the server park and unpark tests."""
+    from recovery_support import server_image_section
+
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n")
+
+    def make(**overrides):
+        return write_config(
+            {
+                "web1": {
+                    "server_image": server_image_section(**overrides),
+                    "ip_fixup": f'update_hosts = true\nhosts_file = "{hosts}"\n',
+                }
+            }
+        )
+
+    return make

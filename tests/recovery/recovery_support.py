@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,11 @@ def plugin_manager():
     pm = _ORIGINAL_MAKE(load_entry_points=True)
     missing = [name for name in BUILTINS if pm.get_plugin(name) is None]
     if missing:
-        pytest.fail(f"built-in plugin(s) {', '.join(missing)} not loaded through the 'cfbackup' "
-                    "entry points: reinstall (uv sync) or fix pyproject.toml", pytrace=False)
+        pytest.fail(
+            f"built-in plugin(s) {', '.join(missing)} not loaded through the 'cfbackup' "
+            "entry points: reinstall (uv sync) or fix pyproject.toml",
+            pytrace=False,
+        )
     return pm
 
 
@@ -66,3 +70,17 @@ def ip_fixup_section(bind: Bind, hosts: Path, names: list[str], **overrides) -> 
     }
     settings.update(overrides)
     return "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def config_path(result) -> str:
+    """The -c FILE a message must repeat (the fixture writes config.toml)."""
+    import re
+
+    found = re.search(r"cfbackup -c (\S+config\.toml)", result.output)
+    assert found, result
+    return found.group(1)
+
+
+def park_record(tmp_path, name="web1"):
+    """The park record of server ``name`` that the config fixture's state dir holds."""
+    return json.loads((tmp_path / "state" / "parked" / f"{name}.json").read_text())

@@ -8,42 +8,14 @@ import shlex
 
 import openstack
 import pytest
-from recovery_support import SDK_DEPRECATIONS, ip_fixup_section, server_image_section
+from recovery_support import (
+    SDK_DEPRECATIONS,
+    park_record,
+)
 
 from cfbackup.errors import ExitCode
 
 pytestmark = [pytest.mark.recovery, *SDK_DEPRECATIONS]
-
-
-@pytest.fixture
-def config(write_config, clouds, tmp_path):
-    hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n")
-
-    def make(**overrides):
-        return write_config(
-            {
-                "web1": {
-                    "server_image": server_image_section(**overrides),
-                    "ip_fixup": f'update_hosts = true\nhosts_file = "{hosts}"\n',
-                }
-            }
-        )
-
-    return make
-
-
-def config_path(result) -> str:
-    """The -c FILE a message must repeat (the fixture writes config.toml)."""
-    import re
-
-    found = re.search(r"cfbackup -c (\S+config\.toml)", result.output)
-    assert found, result
-    return found.group(1)
-
-
-def _record(tmp_path, name="web1"):
-    return json.loads((tmp_path / "state" / "parked" / f"{name}.json").read_text())
 
 
 def test_emulator_is_driven_by_real_openstacksdk_with_microversions(emulator, clouds):
@@ -80,7 +52,7 @@ def test_park_then_unpark_happy_path(cli, config, emulator, tmp_path):
     assert "waiting for server web1 to be deleted: it is DELETED (0 s of at most 5 s)" in out
     assert "server web1 is deleted after" in out
     assert emulator.server_named("web1") is None
-    record = _record(tmp_path)
+    record = park_record(tmp_path)
     image = emulator.images[record["image"]["id"]]
     assert image["status"] == "active" and image["cfbackup_parked_server"] == "web1"
     assert record["state"] == "parked" and record["server_deleted"] is True
@@ -104,7 +76,7 @@ def test_park_then_unpark_happy_path(cli, config, emulator, tmp_path):
     # the recorded metadata, and the marker that lets a rerun go on with this server
     assert new["metadata"] == {"role": "web", "cfbackup_unparked_from": record["image"]["id"]}
     assert [g["name"] for g in new["security_groups"]] == ["default", "web"]
-    after = _record(tmp_path)
+    after = park_record(tmp_path)
     assert after["state"] == "unparked" and after["new_server"]["id"] == new["id"]
     assert "is ACTIVE: addresses" in unparked.stdout
     assert cli("-c", cfg, "server", "list-parked").stdout.strip() == "no parked servers"
@@ -162,80 +134,10 @@ def test_delete_conflict_keeps_image_and_record(cli, config, emulator, tmp_path)
     assert (
         "409" in result.stderr and "image" in result.stderr and "record is stored" in result.stderr
     )
-    record = _record(tmp_path)
+    record = park_record(tmp_path)
     assert record["state"] == "parked" and record["server_deleted"] is False
     listed = cli("-c", config(), "server", "list-parked")
     assert "(server not deleted)" in listed.stdout
-
-
-def test_unpark_error_state_reports_the_fault_then_retry_works(cli, config, emulator, tmp_path):
-    """The fix is to run the same unpark again: the message prints it as the user ran it
-    (their -c FILE and --flavor), and it runs as printed."""
-    emulator.add_server("web1")
-    cfg = config()
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    emulator.boot_fate = "error"
-    failed = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m1.large")
-    assert failed.returncode == ExitCode.BACKEND, failed
-    assert "went to ERROR" in failed.stderr and "No valid host was found" in failed.stderr
-    assert "failed server was deleted" in failed.stderr
-    assert _record(tmp_path)["state"] == "parked"
-    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1 --flavor m1.large"
-    assert f"and run {rerun}." in failed.stderr, failed.stderr
-    emulator.boot_fate = "active"
-    again = cli(*shlex.split(rerun)[1:])  # as printed
-    assert again.returncode == 0, again
-    assert emulator.server_named("web1")["status"] == "ACTIVE"
-    assert emulator.server_named("web1")["flavor_id"] == "3"  # m1.large, as asked
-
-
-def test_unpark_build_timeout_and_boot_conflict(cli, config, emulator):
-    emulator.add_server("web1")
-    assert cli("-c", config(), "server", "park", "web1").returncode == 0
-    emulator.conflicts.add("boot")
-    conflict = cli("-c", config(), "server", "unpark", "web1")
-    assert conflict.returncode == ExitCode.BACKEND and "409" in conflict.stderr, conflict
-    emulator.conflicts.clear()
-    emulator.build_polls = 10_000
-    slow = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
-    assert slow.returncode == ExitCode.BACKEND, slow
-    assert "was still BUILD after" in slow.stderr and "server_timeout" in slow.stderr
-    booted = emulator.server_named("web1")["id"]
-    assert booted in slow.stderr and f"cfbackup -c {config_path(slow)} server unpark" in (
-        slow.stderr
-    )
-    # a rerun goes on with the server the first run booted: no second boot, no refusal
-    emulator.build_polls = 1
-    again = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
-    assert again.returncode == 0, again
-    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
-    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [booted]
-
-
-def test_unpark_refusals_and_flavor_choice(cli, config, emulator):
-    emulator.add_server("web1")
-    cfg = config()
-    missing = cli("-c", cfg, "server", "unpark", "web1")
-    assert missing.returncode == ExitCode.REFUSED and "no park record" in missing.stderr
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    again = cli("-c", cfg, "server", "park", "web1")
-    assert again.returncode == ExitCode.REFUSED and "already parked" in again.stderr
-
-    emulator.add_server("web1")  # someone re-created it by hand
-    taken = cli("-c", cfg, "server", "unpark", "web1")
-    assert taken.returncode == ExitCode.REFUSED and "already exists" in taken.stderr
-    emulator.servers.pop(emulator.server_named("web1")["id"])
-
-    del emulator.flavors["2"]  # the recorded flavor is gone
-    gone = cli("-c", cfg, "server", "unpark", "web1")
-    assert gone.returncode == ExitCode.REFUSED and "--flavor" in gone.stderr, gone
-    bad = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m9.huge")
-    assert bad.returncode == ExitCode.USAGE and "no flavor named m9.huge" in bad.stderr
-    ok = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m1.large")
-    assert ok.returncode == 0, ok
-    assert emulator.server_named("web1")["flavor_id"] == "3"
-    twice = cli("-c", cfg, "server", "unpark", "web1")
-    assert twice.returncode == ExitCode.REFUSED and "--force" in twice.stderr
 
 
 def test_images_prune_keeps_newest_and_the_parked_image(cli, config, emulator, tmp_path):
@@ -248,7 +150,7 @@ def test_images_prune_keeps_newest_and_the_parked_image(cli, config, emulator, t
     assert cli("-c", cfg, "server", "park", "web1").returncode == ExitCode.BACKEND
     emulator.image_fate = "active"
     assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    parked_image = _record(tmp_path)["image"]["id"]
+    parked_image = park_record(tmp_path)["image"]["id"]
     ordered = sorted(emulator.images.values(), key=lambda i: i["created_at"])
     for index, image in enumerate(ordered):  # distinct times: creation within one second
         image["created_at"] = f"2026-01-0{index + 1}T00:00:00Z"
@@ -311,32 +213,6 @@ def test_check_row_for_the_cloud(cli, config, emulator):
     )
 
 
-def test_unpark_reports_a_failed_ip_fixup_with_the_command_to_rerun(
-    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
-):
-    old = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
-    bind.set_records(host_name, [old])
-    monkeypatch.setenv("T_TSIG_SECRET", "c2VjcmV0LWJ1dC1ub3QtdGhlLXJpZ2h0LW9uZQ==")
-    hosts = tmp_path / "hosts"
-    hosts.write_text(f"{old} web1\n")
-    section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)])
-    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    result = cli("-c", cfg, "server", "unpark", "web1")
-    assert result.returncode == ExitCode.BACKEND, result
-    new = emulator.server_named("web1")["addresses"]["private"][0]["addr"]
-    assert f"web1 is ACTIVE at {new}, but the IP fix-up failed" in result.stderr
-    assert "(BADSIG)" in result.stderr
-    rerun = f"cfbackup -c {cfg} ip-fixup --name web1 --old {old} --new {new}"
-    assert rerun in result.stderr  # the user's -c FILE kept: it runs as printed
-    assert bind.query(host_name) == [old] and hosts.read_text() == f"{old} web1\n"
-    assert _record(tmp_path)["state"] == "unparked"
-    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)  # the cause fixed
-    fixed = cli(*shlex.split(rerun)[1:])
-    assert fixed.returncode == 0, fixed
-    assert bind.query(host_name) == [new] and hosts.read_text() == f"{new} web1\n"
-
-
 def test_server_with_volumes_is_refused(cli, config, emulator):
     emulator.add_server("web1", volumes=("vol-1",))
     result = cli("-c", config(), "server", "park", "web1")
@@ -355,7 +231,7 @@ def test_older_compute_microversion_flavor_by_id_and_image_id_from_location(
     parked = cli("-c", cfg, "server", "park", "web1")
     assert parked.returncode == 0, parked
     assert set(emulator.microversions("/action")) == {"2.44"}  # os-stop, createImage
-    flavor = _record(tmp_path)["flavor"]
+    flavor = park_record(tmp_path)["flavor"]
     assert (flavor["id"], flavor["name"], flavor["vcpus"]) == ("2", "m1.medium", 2)
     assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
     assert emulator.server_named("web1")["flavor_id"] == "2"
@@ -455,7 +331,7 @@ def test_a_short_api_outage_does_not_end_the_image_wait(cli, config, emulator, t
     assert result.returncode == 0, result
     assert emulator.outage_answers() >= 3
     assert "answered 502" in result.stdout and "(retrying for up to" in result.stdout
-    assert _record(tmp_path)["server_deleted"] is True
+    assert park_record(tmp_path)["server_deleted"] is True
 
 
 def test_an_api_outage_longer_than_the_error_window_keeps_the_server(
@@ -514,7 +390,7 @@ def test_park_stops_an_active_server_before_the_snapshot(cli, config, emulator, 
     assert "stopping web1" in result.stdout and "server web1 is SHUTOFF after" in result.stdout
     (image,) = emulator.images.values()
     assert image["_server_status"] == "SHUTOFF"  # imaged stopped, not running
-    assert _record(tmp_path)["status_before_park"] == "ACTIVE"
+    assert park_record(tmp_path)["status_before_park"] == "ACTIVE"
     assert emulator.server_named("web1") is None
 
 
@@ -570,105 +446,6 @@ def test_park_refuses_to_stop_the_machine_it_runs_on(cli, config, emulator, monk
     assert emulator.server_named("web1")["status"] == "ACTIVE" and not emulator.images
 
 
-def test_unpark_whose_record_cannot_be_updated_names_the_server_and_a_rerun_adopts_it(
-    cli, config, emulator, tmp_path, monkeypatch
-):
-    """The server is ACTIVE but the record cannot be marked unparked (Swift down): the
-    message names the new server and its state and gives the commands (with -c FILE); the
-    record still says parked, and a rerun goes on with that server instead of refusing
-    because "a server named web1 already exists"."""
-    from cfbackup_server_image import records
-
-    from cfbackup.errors import BackendError
-
-    emulator.add_server("web1", metadata={"role": "web"})
-    cfg = config()
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    real_save = records.save
-
-    def swift_down(config_, profile, record):
-        if record.get("state") == "unparked":
-            raise BackendError("Swift at http://127.0.0.1:1 is unreachable: check the network.")
-        real_save(config_, profile, record)
-
-    monkeypatch.setattr(records, "save", swift_down)
-    failed = cli("-c", cfg, "server", "unpark", "web1")
-    assert failed.returncode == ExitCode.BACKEND, failed
-    assert failed.stderr.count("\n") == 1, failed  # one sentence
-    new = emulator.server_named("web1")
-    ip = new["addresses"]["private"][0]["addr"]
-    assert f"server web1 was booted ({new['id']}, ACTIVE at {ip}), but Swift" in failed.stderr
-    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in failed.stderr
-    assert f"cfbackup -c {cfg} ip-fixup --name web1" in failed.stderr
-    assert f"openstack server delete {new['id']}" in failed.stderr
-    assert _record(tmp_path)["state"] == "parked"
-
-    monkeypatch.setattr(records, "save", real_save)  # Swift is back
-    again = cli("-c", cfg, "server", "unpark", "web1")
-    assert again.returncode == 0, again
-    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [new["id"]]
-    after = _record(tmp_path)
-    assert after["state"] == "unparked" and after["new_server"]["id"] == new["id"]
-    # parked again: the marker is not taken for the user's metadata
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    assert _record(tmp_path)["metadata"] == {"role": "web"}
-
-
-def test_unpark_whose_checks_fail_after_the_boot_names_the_server(
-    cli, config, emulator, monkeypatch
-):
-    """Nova fails every check of the new server for longer than a wait rides out: the
-    message names the booted server; a rerun once Nova answers goes on with it."""
-    from cfbackup_server_image import cloud as plugin_cloud
-
-    monkeypatch.setattr(plugin_cloud, "ERROR_WINDOW", 1.0)
-    emulator.add_server("web1")
-    cfg = config(server_timeout=30)
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    emulator.unavailable("GET", r"^/compute/v2\.1/servers/[0-9a-f-]{36}$", 60, status=502)
-    failed = cli("-c", cfg, "server", "unpark", "web1")
-    assert failed.returncode == ExitCode.BACKEND, failed
-    new = emulator.server_named("web1")
-    assert f"server web1 was booted ({new['id']}, last seen BUILD), but" in failed.stderr
-    assert "answered 502" in failed.stderr and "server unpark web1 --profile web1 again" in (
-        failed.stderr
-    )
-    emulator.clear_faults()
-    again = cli("-c", cfg, "server", "unpark", "web1")
-    assert again.returncode == 0, again
-    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [new["id"]]
-
-
-def test_a_short_nova_outage_does_not_end_the_unpark_wait(cli, config, emulator):
-    """openstacksdk does not retry the compute API at all: a 503 for 2 s while unpark waits
-    for ACTIVE is ridden out by cfbackup's own wait."""
-    emulator.add_server("web1")
-    cfg = config()
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    emulator.unavailable("GET", r"^/compute/v2\.1/servers/[0-9a-f-]{36}$", 2)
-    result = cli("-c", cfg, "server", "unpark", "web1")
-    assert result.returncode == 0, result
-    assert emulator.outage_answers() >= 3 and "answered 503" in result.stdout
-
-
-def test_a_server_booted_by_an_earlier_unpark_but_stopped_is_not_adopted(cli, config, emulator):
-    emulator.add_server("web1")
-    cfg = config()
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    image_id = next(iter(emulator.images))
-    stray = emulator.add_server(
-        "web1", status="SHUTOFF", metadata={"cfbackup_unparked_from": image_id}
-    )
-    result = cli("-c", cfg, "server", "unpark", "web1")
-    assert result.returncode == ExitCode.REFUSED, result
-    assert f"server web1 ({stray['id']}) was booted by an earlier unpark and is SHUTOFF" in (
-        result.stderr
-    )
-    assert "nothing was booted" in result.stderr
-    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1"
-    assert f"(openstack server delete {stray['id']}), then run {rerun};" in result.stderr
-
-
 def test_an_interrupted_park_says_the_server_is_stopped_not_deleted(
     cli, config, emulator, monkeypatch
 ):
@@ -685,26 +462,6 @@ def test_an_interrupted_park_says_the_server_is_stopped_not_deleted(
     assert "interrupted; server web1 was NOT deleted but is stopped (SHUTOFF)" in result.stderr
     assert "openstack server start web1" in result.stderr
     assert emulator.server_named("web1")["status"] == "SHUTOFF"
-
-
-def test_an_interrupted_unpark_names_the_booted_server(cli, config, emulator, monkeypatch):
-    from cfbackup_server_image import unpark
-
-    emulator.add_server("web1")
-    cfg = config()
-    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(unpark, "_wait_active", interrupted)
-    result = cli("-c", cfg, "server", "unpark", "web1")
-    assert result.returncode == ExitCode.INTERRUPTED, result
-    new = emulator.server_named("web1")
-    assert f"server web1 was booted ({new['id']}, not yet ACTIVE), but this run was " in (
-        result.stderr
-    )
-    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in result.stderr
 
 
 def test_a_record_update_failing_after_the_delete_is_a_warning(
@@ -728,4 +485,4 @@ def test_a_record_update_failing_after_the_delete_is_a_warning(
     result = cli("-c", config(), "server", "park", "web1")
     assert result.returncode == 0, result
     assert "warning: the record could not be marked server_deleted" in result.stdout
-    assert _record(tmp_path)["state"] == "parked" and emulator.server_named("web1") is None
+    assert park_record(tmp_path)["state"] == "parked" and emulator.server_named("web1") is None

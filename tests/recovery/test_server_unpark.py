@@ -1,0 +1,235 @@
+"""``cfbackup server unpark`` through real openstacksdk against the Nova/Glance emulator:
+booting a parked server again, and every injected failure after the park
+(test_server_park.py parks them)."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+from recovery_support import (
+    SDK_DEPRECATIONS,
+    config_path,
+    ip_fixup_section,
+    park_record,
+    server_image_section,
+)
+
+from cfbackup.errors import ExitCode
+
+pytestmark = [pytest.mark.recovery, *SDK_DEPRECATIONS]
+
+
+def test_unpark_error_state_reports_the_fault_then_retry_works(cli, config, emulator, tmp_path):
+    """The fix is to run the same unpark again: the message prints it as the user ran it
+    (their -c FILE and --flavor), and it runs as printed."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.boot_fate = "error"
+    failed = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m1.large")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    assert "went to ERROR" in failed.stderr and "No valid host was found" in failed.stderr
+    assert "failed server was deleted" in failed.stderr
+    assert park_record(tmp_path)["state"] == "parked"
+    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1 --flavor m1.large"
+    assert f"and run {rerun}." in failed.stderr, failed.stderr
+    emulator.boot_fate = "active"
+    again = cli(*shlex.split(rerun)[1:])  # as printed
+    assert again.returncode == 0, again
+    assert emulator.server_named("web1")["status"] == "ACTIVE"
+    assert emulator.server_named("web1")["flavor_id"] == "3"  # m1.large, as asked
+
+
+def test_unpark_build_timeout_and_boot_conflict(cli, config, emulator):
+    emulator.add_server("web1")
+    assert cli("-c", config(), "server", "park", "web1").returncode == 0
+    emulator.conflicts.add("boot")
+    conflict = cli("-c", config(), "server", "unpark", "web1")
+    assert conflict.returncode == ExitCode.BACKEND and "409" in conflict.stderr, conflict
+    emulator.conflicts.clear()
+    emulator.build_polls = 10_000
+    slow = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
+    assert slow.returncode == ExitCode.BACKEND, slow
+    assert "was still BUILD after" in slow.stderr and "server_timeout" in slow.stderr
+    booted = emulator.server_named("web1")["id"]
+    assert booted in slow.stderr and f"cfbackup -c {config_path(slow)} server unpark" in (
+        slow.stderr
+    )
+    # a rerun goes on with the server the first run booted: no second boot, no refusal
+    emulator.build_polls = 1
+    again = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [booted]
+
+
+def test_unpark_refusals_and_flavor_choice(cli, config, emulator):
+    emulator.add_server("web1")
+    cfg = config()
+    missing = cli("-c", cfg, "server", "unpark", "web1")
+    assert missing.returncode == ExitCode.REFUSED and "no park record" in missing.stderr
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    again = cli("-c", cfg, "server", "park", "web1")
+    assert again.returncode == ExitCode.REFUSED and "already parked" in again.stderr
+
+    emulator.add_server("web1")  # someone re-created it by hand
+    taken = cli("-c", cfg, "server", "unpark", "web1")
+    assert taken.returncode == ExitCode.REFUSED and "already exists" in taken.stderr
+    emulator.servers.pop(emulator.server_named("web1")["id"])
+
+    del emulator.flavors["2"]  # the recorded flavor is gone
+    gone = cli("-c", cfg, "server", "unpark", "web1")
+    assert gone.returncode == ExitCode.REFUSED and "--flavor" in gone.stderr, gone
+    bad = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m9.huge")
+    assert bad.returncode == ExitCode.USAGE and "no flavor named m9.huge" in bad.stderr
+    ok = cli("-c", cfg, "server", "unpark", "web1", "--flavor", "m1.large")
+    assert ok.returncode == 0, ok
+    assert emulator.server_named("web1")["flavor_id"] == "3"
+    twice = cli("-c", cfg, "server", "unpark", "web1")
+    assert twice.returncode == ExitCode.REFUSED and "--force" in twice.stderr
+
+
+def test_unpark_reports_a_failed_ip_fixup_with_the_command_to_rerun(
+    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
+):
+    old = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    bind.set_records(host_name, [old])
+    monkeypatch.setenv("T_TSIG_SECRET", "c2VjcmV0LWJ1dC1ub3QtdGhlLXJpZ2h0LW9uZQ==")
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"{old} web1\n")
+    section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)])
+    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.BACKEND, result
+    new = emulator.server_named("web1")["addresses"]["private"][0]["addr"]
+    assert f"web1 is ACTIVE at {new}, but the IP fix-up failed" in result.stderr
+    assert "(BADSIG)" in result.stderr
+    rerun = f"cfbackup -c {cfg} ip-fixup --name web1 --old {old} --new {new}"
+    assert rerun in result.stderr  # the user's -c FILE kept: it runs as printed
+    assert bind.query(host_name) == [old] and hosts.read_text() == f"{old} web1\n"
+    assert park_record(tmp_path)["state"] == "unparked"
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)  # the cause fixed
+    fixed = cli(*shlex.split(rerun)[1:])
+    assert fixed.returncode == 0, fixed
+    assert bind.query(host_name) == [new] and hosts.read_text() == f"{new} web1\n"
+
+
+def test_unpark_whose_record_cannot_be_updated_names_the_server_and_a_rerun_adopts_it(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """The server is ACTIVE but the record cannot be marked unparked (Swift down): the
+    message names the new server and its state and gives the commands (with -c FILE); the
+    record still says parked, and a rerun goes on with that server instead of refusing
+    because "a server named web1 already exists"."""
+    from cfbackup_server_image import records
+
+    from cfbackup.errors import BackendError
+
+    emulator.add_server("web1", metadata={"role": "web"})
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    real_save = records.save
+
+    def swift_down(config_, profile, record):
+        if record.get("state") == "unparked":
+            raise BackendError("Swift at http://127.0.0.1:1 is unreachable: check the network.")
+        real_save(config_, profile, record)
+
+    monkeypatch.setattr(records, "save", swift_down)
+    failed = cli("-c", cfg, "server", "unpark", "web1")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    assert failed.stderr.count("\n") == 1, failed  # one sentence
+    new = emulator.server_named("web1")
+    ip = new["addresses"]["private"][0]["addr"]
+    assert f"server web1 was booted ({new['id']}, ACTIVE at {ip}), but Swift" in failed.stderr
+    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in failed.stderr
+    assert f"cfbackup -c {cfg} ip-fixup --name web1" in failed.stderr
+    assert f"openstack server delete {new['id']}" in failed.stderr
+    assert park_record(tmp_path)["state"] == "parked"
+
+    monkeypatch.setattr(records, "save", real_save)  # Swift is back
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [new["id"]]
+    after = park_record(tmp_path)
+    assert after["state"] == "unparked" and after["new_server"]["id"] == new["id"]
+    # parked again: the marker is not taken for the user's metadata
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert park_record(tmp_path)["metadata"] == {"role": "web"}
+
+
+def test_unpark_whose_checks_fail_after_the_boot_names_the_server(
+    cli, config, emulator, monkeypatch
+):
+    """Nova fails every check of the new server for longer than a wait rides out: the
+    message names the booted server; a rerun once Nova answers goes on with it."""
+    from cfbackup_server_image import cloud as plugin_cloud
+
+    monkeypatch.setattr(plugin_cloud, "ERROR_WINDOW", 1.0)
+    emulator.add_server("web1")
+    cfg = config(server_timeout=30)
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.unavailable("GET", r"^/compute/v2\.1/servers/[0-9a-f-]{36}$", 60, status=502)
+    failed = cli("-c", cfg, "server", "unpark", "web1")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    new = emulator.server_named("web1")
+    assert f"server web1 was booted ({new['id']}, last seen BUILD), but" in failed.stderr
+    assert "answered 502" in failed.stderr and "server unpark web1 --profile web1 again" in (
+        failed.stderr
+    )
+    emulator.clear_faults()
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == 0, again
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [new["id"]]
+
+
+def test_a_short_nova_outage_does_not_end_the_unpark_wait(cli, config, emulator):
+    """openstacksdk does not retry the compute API at all: a 503 for 2 s while unpark waits
+    for ACTIVE is ridden out by cfbackup's own wait."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.unavailable("GET", r"^/compute/v2\.1/servers/[0-9a-f-]{36}$", 2)
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == 0, result
+    assert emulator.outage_answers() >= 3 and "answered 503" in result.stdout
+
+
+def test_a_server_booted_by_an_earlier_unpark_but_stopped_is_not_adopted(cli, config, emulator):
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    image_id = next(iter(emulator.images))
+    stray = emulator.add_server(
+        "web1", status="SHUTOFF", metadata={"cfbackup_unparked_from": image_id}
+    )
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert f"server web1 ({stray['id']}) was booted by an earlier unpark and is SHUTOFF" in (
+        result.stderr
+    )
+    assert "nothing was booted" in result.stderr
+    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1"
+    assert f"(openstack server delete {stray['id']}), then run {rerun};" in result.stderr
+
+
+def test_an_interrupted_unpark_names_the_booted_server(cli, config, emulator, monkeypatch):
+    from cfbackup_server_image import unpark
+
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(unpark, "_wait_active", interrupted)
+    result = cli("-c", cfg, "server", "unpark", "web1")
+    assert result.returncode == ExitCode.INTERRUPTED, result
+    new = emulator.server_named("web1")
+    assert f"server web1 was booted ({new['id']}, not yet ACTIVE), but this run was " in (
+        result.stderr
+    )
+    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in result.stderr
