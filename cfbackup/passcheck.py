@@ -31,6 +31,7 @@ from cfbackup import execute, gpgkeys
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, CryptoError
+from cfbackup.volume_keys import Keys, Undecryptable
 
 KEYRING_PREFIX = "cfbackup-gpg-"  # + pid + "-": a dead run's copy is swept at the next use
 MANIFEST = re.compile(r"^duplicity-(?:full|inc)\.[^/]*\.manifest\.gpg$")
@@ -178,9 +179,11 @@ def check_passphrase(profile: Profile, env: dict[str, str], view=None) -> Manife
     if found is None:
         return None
     with fresh_keyring(profile, with_keys=False) as gpg:
-        plaintext = _decrypted(gpg, found.data, env["PASSPHRASE"])
-        if plaintext is None:
-            raise _wrong(profile, f"decrypt the backups already at {profile.target}")
+        keys = Keys(mode="symmetric", passphrase=env["PASSPHRASE"], gnupghome=gpg.gnupghome)
+        try:  # the key derived by cfbackup (session_keys.py), else by gpg as duplicity's is
+            plaintext = keys.decrypt_bytes(found.data, found.name)
+        except Undecryptable:
+            raise _wrong(profile, f"decrypt the backups already at {profile.target}") from None
     return Manifest(found.name, plaintext)
 
 

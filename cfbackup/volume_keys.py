@@ -4,11 +4,13 @@ for an unencrypted profile, nothing for a plain one. What ``volumes.py`` reads m
 ``volume_fetch.py`` checks volumes with, and restore prefetch decrypts ahead with.
 
 A volume can also be decrypted while it downloads (:meth:`Keys.decrypting`, a ``stores.Sink``):
-gpg reads its bytes as they arrive, so its key derivation and its work overlap the download
-instead of following it, and the encrypted bytes never touch the disk. That gpg is run
-directly (``execute.fed``), with python-gnupg's settings; the passphrase, in UTF-8 as duplicity
-writes it (``execute.duplicity_passphrase``), reaches it on a pipe of its own
-(``--passphrase-fd``): python-gnupg's own streaming
+gpg reads its bytes as they arrive, so its work overlaps the download instead of following it,
+and the encrypted bytes never touch the disk. That gpg is run directly (``execute.fed``), with
+python-gnupg's settings; the passphrase, in UTF-8 as duplicity writes it
+(``execute.duplicity_passphrase``), or the session key derived from it (``session_keys.py``:
+gpg then skips its own, slower derivation), reaches it on a pipe of its own
+(``--passphrase-fd``, ``--override-session-key-fd``). Objects of a profile without a
+``sign_key`` are decrypted that way whole too. python-gnupg's own streaming
 reads from a file object in a thread of its own, which a download cannot end cleanly when gpg
 fails half way.
 """
@@ -29,7 +31,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from cfbackup import execute
+from cfbackup import execute, session_keys
 from cfbackup.config.model import Profile
 from cfbackup.errors import CryptoError
 from cfbackup.stores import CHUNK, FileSink, Sink, Stopped
@@ -135,19 +137,24 @@ class Keys:
 
     def decrypt_bytes(self, data: bytes, name: str) -> bytes:
         """A small object (a manifest) in clear."""
-        if name.endswith(".gpg"):
+        if name.endswith(".gpg") and self.sign_key:
             result = self._gpg.decrypt(data, **self._gpg_args())
             if not result.ok:
                 raise Undecryptable(_gpg_reason(result.stderr, result.status))
             self._check_signer(result)
             return result.data
+        if name.endswith(".gpg"):
+            with tempfile.TemporaryDirectory(prefix="cfbackup-clear-") as scratch:
+                output = Path(scratch) / "clear"
+                self._sink_through(self.decrypting(name, output), (data,))
+                return output.read_bytes()
         if name.endswith(".gz"):
             return gzip.decompress(data)
         return data
 
     def decrypt_file(self, source: Path, name: str, output: Path) -> None:
         """Object ``name`` downloaded to ``source``, in clear into ``output``."""
-        if name.endswith(".gpg"):
+        if name.endswith(".gpg") and self.sign_key:
             with open(source, "rb") as handle:
                 result = self._gpg.decrypt_file(handle, output=str(output), **self._gpg_args())
             if not result.ok:
@@ -158,6 +165,10 @@ class Keys:
             except Undecryptable:
                 output.unlink(missing_ok=True)
                 raise
+        elif name.endswith(".gpg"):
+            with open(source, "rb") as handle:
+                chunks = iter(functools.partial(handle.read, CHUNK), b"")
+                self._sink_through(self.decrypting(name, output), chunks)
         elif name.endswith(".gz"):
             try:
                 with gzip.open(source, "rb") as plain, open(output, "wb") as out:
@@ -166,6 +177,18 @@ class Keys:
                 raise Undecryptable(f"gzip: {error}") from None
         else:
             shutil.copyfile(source, output)
+
+    @staticmethod
+    def _sink_through(sink: Sink, chunks) -> None:
+        """Write ``chunks`` to ``sink`` and finish it (``stores.Stopped`` when the signal that
+        stops the run reached gpg first); abort it on the way out otherwise."""
+        try:
+            for chunk in chunks:
+                sink.write(chunk)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.finish()
 
     def decrypting(self, name: str, output: Path) -> Sink:
         """Object ``name`` decrypted into ``output`` as its bytes are written (a gpg, gzip or
@@ -192,24 +215,39 @@ _NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device", as gpg repor
 
 
 class _GpgSink:
-    """gpg decrypting what is written to it into ``output``, started at once: its key
-    derivation runs while the first bytes are on their way. gpg reads its input to the end
+    """gpg decrypting what is written to it into ``output``. With a passphrase it starts once
+    the object's first bytes are in: when they are gpg's usual form, the key is derived here
+    (``session_keys.py``, a third of gpg's time) and gpg decrypts without deriving it; else gpg
+    gets the passphrase and derives it while the rest arrives. gpg reads its input to the end
     even when it cannot decrypt it; when it ends before (killed: a Ctrl-C reaches the whole
     process group) the rest is dropped, never waited on, and the download goes on to its end
     (its hash checked as always) or its stop; ``finish`` then says what gpg said."""
 
     def __init__(self, argv: list[str], passphrase: str | None, output: Path):
         self.output = output
+        self._argv = argv
+        self._passphrase = passphrase
         self._out = open(output, "wb")  # noqa: SIM115 - closed by finish or abort
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 - gpg's few lines, no pipe to drain
         self._ended = False  # gpg stopped reading
-        readable = None
+        self._process: subprocess.Popen | None = None
+        # with a passphrase, gpg starts once the object's head tells its key (session_keys.py)
+        self._head = bytearray() if passphrase is not None and session_keys.enabled() else None
+        if self._head is None:
+            self._start(None)
+
+    def _start(self, session_key: str | None) -> None:
+        """gpg, given ``session_key`` when there is one, else the passphrase (if any)."""
+        secret, option = (session_key, "--override-session-key-fd")
+        if session_key is None:
+            secret, option = self._passphrase, "--passphrase-fd"
+        argv, readable = self._argv, None
         try:
-            if passphrase is not None:
+            if secret is not None:
                 readable, writable = os.pipe()
                 with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
-                    pipe.write(f"{passphrase}\n".encode())  # UTF-8, as duplicity writes it
-                argv = [*argv, "--passphrase-fd", str(readable)]
+                    pipe.write(f"{secret}\n".encode())  # UTF-8, as duplicity writes it
+                argv = [*argv, option, str(readable)]
             self._process = execute.fed(
                 [*argv, "--decrypt"],
                 stdout=self._out,
@@ -218,13 +256,28 @@ class _GpgSink:
             )
         except BaseException:
             self._close_files()
-            output.unlink(missing_ok=True)
+            self.output.unlink(missing_ok=True)
             raise
         finally:
             if readable is not None:
                 os.close(readable)
 
+    def _begin(self) -> None:
+        """The head is in (or the whole object, when smaller): start gpg and feed it that."""
+        head, self._head = bytes(self._head or b""), None
+        passphrase = (self._passphrase or "").encode("utf-8")
+        self._start(session_keys.session_key(head[: session_keys.HEAD], passphrase))
+        self._feed(head)
+
     def write(self, chunk: bytes) -> None:
+        if self._head is not None:
+            self._head += chunk
+            if len(self._head) >= session_keys.HEAD:
+                self._begin()
+            return
+        self._feed(chunk)
+
+    def _feed(self, chunk: bytes) -> None:
         if self._ended:
             return
         try:
@@ -233,6 +286,8 @@ class _GpgSink:
             self._ended = True
 
     def finish(self) -> None:
+        if self._head is not None:
+            self._begin()
         with contextlib.suppress(BrokenPipeError):
             self._process.stdin.close()
         code = self._process.wait()
@@ -252,12 +307,13 @@ class _GpgSink:
         self._close_files()
 
     def abort(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
-        with contextlib.suppress(OSError):
-            self._process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._process.wait(timeout=10)
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=10)
         self._close_files()
         self.output.unlink(missing_ok=True)
 
@@ -303,6 +359,11 @@ class _GunzipSink:
 
 
 def _gpg_reason(stderr: str | None, fallback: str | None) -> str:
-    """gpg's own words for a failed decryption: its last ``gpg:`` line."""
-    lines = [line for line in (stderr or "").splitlines() if line.startswith("gpg:")]
+    """gpg's own words for a failed decryption: its last ``gpg:`` line. Never its debug lines:
+    given a session key, gpg 2.2 prints it in one (``gpg: DBG: seskey: ...``)."""
+    lines = [
+        line
+        for line in (stderr or "").splitlines()
+        if line.startswith("gpg:") and not line.startswith("gpg: DBG:")
+    ]
     return lines[-1] if lines else fallback or "gpg failed"
