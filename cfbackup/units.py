@@ -4,6 +4,7 @@ so every command and plugin reads them alike."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _SIZE = re.compile(r"(\d+)\s*(?:([KMGT])(i)?)?B?", re.I)
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "D": 86400, "W": 7 * 86400}
@@ -46,8 +47,33 @@ def human_duration(seconds: int | None) -> str:
 
 def printable(text: str) -> str:
     """``text`` with the bytes of a file name that is not UTF-8 (os.fsdecode's surrogates)
-    spelled ``\\xe9``: for messages, the terminal and the run history, which are UTF-8."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    spelled ``\\xe9``, and every character a terminal would act on rather than show spelled
+    out: an ASCII control as ``\\x1b`` (a newline and a tab stay: messages have lines), a C1
+    control, a format or bidi control (U+202E turns the rest of a line around) or a line or
+    paragraph separator as ``\\u202e``. For messages, the terminal and the run history, which
+    are UTF-8; letters such as ``é`` or ``日本`` stay as they are."""
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(_visible(c) for c in text)
+
+
+def _visible(c: str) -> str:
+    if c in "\n\t" or not _control(c):
+        return c
+    if c < "\x80":
+        return f"\\x{ord(c):02x}"
+    return f"\\u{ord(c):04x}" if c <= "\uffff" else f"\\U{ord(c):08x}"
+
+
+_CONTROLS = frozenset(("Cc", "Cf", "Zl", "Zp"))
+
+
+def _control(c: str) -> bool:
+    """A control (C0, DEL, C1), a format or bidi control (U+200E, U+202A-U+202E, U+2066-U+2069,
+    U+061C, U+200B, ...) or a line or paragraph separator (U+2028, U+2029): characters that
+    do something to a terminal or a line instead of showing, or show as nothing."""
+    return unicodedata.category(c) in _CONTROLS
 
 
 _SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -55,11 +81,15 @@ _SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r
 
 def pasteable(name: str) -> str:
     """A file name as ``list`` shows it, for the user to paste back (``restore --path``):
-    ``name`` itself, unless it is not UTF-8 (os.fsdecode's surrogates), holds a control
-    character (a newline would split the listing's line) or starts with ``$'``; then bash's
-    ``$'...'`` quoting of its bytes, ``$'weird/caf\\xe9.txt'``, which bash and zsh turn back
-    into exactly those bytes."""
-    if not name.startswith("$'") and all(" " <= c != "\x7f" and not _byte(c) for c in name):
+    ``name`` itself, unless it is not UTF-8 (os.fsdecode's surrogates), holds a control, format
+    or bidi character or a line separator (``_control``: a newline would split the listing's
+    line, a U+202E would make it lie about the name) or starts with ``$'``; then bash's
+    ``$'...'`` quoting of its bytes, ``$'weird/caf\\xe9.txt'`` or ``$'a\\xe2\\x80\\xaeb'``, which
+    bash (any version, any locale) and zsh turn back into exactly those bytes. Not ``\\u202e``:
+    bash writes that back as the literal text ``\\u202E`` when the locale is C or POSIX."""
+    if not name.startswith("$'") and (
+        name.isprintable() or not any(_byte(c) or _control(c) for c in name)
+    ):
         return name
     return "$'" + "".join(_shell_char(c) for c in name) + "'"
 
@@ -73,6 +103,6 @@ def _shell_char(c: str) -> str:
         return f"\\x{ord(c) - 0xDC00:02x}"
     if c in _SHELL_ESCAPES:
         return _SHELL_ESCAPES[c]
-    if c < " " or c == "\x7f":
-        return f"\\x{ord(c):02x}"
+    if _control(c):  # its UTF-8 bytes, which $'...' gives back whatever the locale
+        return "".join(f"\\x{b:02x}" for b in c.encode())
     return c

@@ -190,10 +190,12 @@ def test_status_and_listing_print_duplicitys_own_text(
     list-current-files print for the same target and archive dir, byte for byte."""
     src = _tree(tmp_path)
     config = make_config(source=src)
-    assert cfbackup("-c", config, "-f", program="dt-cf-backup").returncode == 0
+    full = cfbackup("-c", config, "-f", program="dt-cf-backup")
+    assert full.returncode == 0 and " uploaded" in full.stderr, full  # progress lines
     time.sleep(1.1)  # duplicity's times have one-second resolution
     (src / "new file.txt").write_text("added by the incremental\n")
-    assert cfbackup("-c", config, "-b", program="dt-cf-backup").returncode == 0
+    incremental = cfbackup("-c", config, "-b", "-q", program="dt-cf-backup")
+    assert incremental.returncode == 0 and " uploaded" not in incremental.stderr, incremental
 
     status = cfbackup("-c", config, "-s", program="dt-cf-backup")
     assert status.returncode == 0, status
@@ -207,6 +209,13 @@ def test_status_and_listing_print_duplicitys_own_text(
     real = _real_duplicity(config, "list", monkeypatch, cli_env)
     assert listing.stdout == real.stdout
     assert " new file.txt\n" in listing.stdout, listing
+
+    # -q is "no progress output", as cfbackup's --quiet: it silences the progress lines of a
+    # backup or restore on stderr, never the text -s and -l are run for (docs/quickstart.md)
+    for flag, loud in (("-s", status), ("-l", listing)):
+        quiet = cfbackup("-c", config, flag, "-q", program="dt-cf-backup")
+        assert quiet.returncode == 0, quiet
+        assert (quiet.stdout, quiet.stderr) == (loud.stdout, loud.stderr), flag
 
     # cfbackup's own status and list are as they were
     native = cfbackup("-c", config, "status", "main")

@@ -5,7 +5,9 @@ name is not UTF-8 (a latin-1 ``caf\\xe9.txt`` from an old Windows share) failed 
 and was dropped, so ``list`` left those files out without a word. A user looking for the file
 at 3 a.m. did not see it; and a name printed as its raw bytes (or as ``caf\\xe9``) could not
 be pasted back into ``restore --path``. ``list`` now prints such a name in bash's ``$'...'``
-quoting, which pasted into the shell gives ``restore`` exactly its bytes.
+quoting, which pasted into the shell gives ``restore`` exactly its bytes. So too a UTF-8 name
+with a bidi override (U+202E made ``invoice<RLO>txt.exe`` show as ``invoiceexe.txt``) or a line
+separator (U+2028 split the listing's line).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ NAMES = {  # the files backed up, as list must show them: their bytes, their con
     "$'weird/caf\\xe9.txt'": (b"weird/" + LATIN + b".txt", "coffee\n"),
     "$'caf\\xe9/menu'": (LATIN + b"/menu", "espresso\n"),
     "$'caf\\xe9/two\\nlines'": (LATIN + b"/two\nlines", "newline\n"),  # would split a line
+    # UTF-8, but raw they make the listing lie: RLO shows "invoiceexe.txt", U+2028 splits a line
+    "$'invoice\\xe2\\x80\\xaetxt.exe'": ("invoice\u202etxt.exe".encode(), "rlo\n"),
+    "$'two\\xe2\\x80\\xa8lines'": ("two\u2028lines".encode(), "separator\n"),
 }
 
 
@@ -39,6 +44,8 @@ def _tree(src):
     (src / CAFE / "two\nlines").write_text("newline\n")
     (src / "ok.txt").write_text("ok\n")
     (src / "café.txt").write_text("utf-8\n")
+    (src / "invoice\u202etxt.exe").write_text("rlo\n")
+    (src / "two\u2028lines").write_text("separator\n")
 
 
 def test_list_shows_every_name_and_restore_takes_it_back_as_shown(
@@ -62,6 +69,8 @@ def test_list_shows_every_name_and_restore_takes_it_back_as_shown(
     assert by_bytes[b"weird/" + LATIN + b".txt"]["path_shell"] == "$'weird/caf\\xe9.txt'"
     assert by_bytes[LATIN + b"/two\nlines"]["path_shell"] == "$'caf\\xe9/two\\nlines'"
     assert "path_shell" not in by_bytes["café.txt".encode()]
+    rlo = by_bytes["invoice\u202etxt.exe".encode()]
+    assert rlo["path_shell"] == "$'invoice\\xe2\\x80\\xaetxt.exe'"
     assert len(by_bytes) == len(entries) == len(shown)
 
     for number, (name, (path, content)) in enumerate(NAMES.items()):

@@ -158,3 +158,19 @@ def _same_text_as_duplicitys(scenario, tmp_path):
     warnings, _, body = real.stdout.partition("Last full backup date:")
     assert "\n".join(ours) + "\n" == "Last full backup date:" + body
     assert all(line.startswith(("WARNING", "duplicity-", "[")) for line in warnings.splitlines())
+
+
+def test_dt_cf_backups_listing_spells_out_a_bidi_override_in_a_name():
+    """``dt-cf-backup -l``: one line per file as duplicity writes it, but a U+202E in a name
+    (shown raw, ``invoice<RLO>txt.exe`` reads ``invoiceexe.txt``) or a U+2028 (a line break
+    to some readers) is written as its escape, as every message writes names."""
+    from cfbackup import legacy_text
+
+    entries = [
+        {"time": "20261126T022239Z", "path": name}
+        for name in ("ok.txt", "café 日本", "invoice\u202etxt.exe", "a\u2028b")
+    ]
+    lines = legacy_text.list_current_files(["Last full backup date: none"], entries)
+    names = [line[25:] for line in lines[1:-1]]  # after time.asctime's 24 characters
+    assert names == ["ok.txt", "café 日本", "invoice\\u202etxt.exe", "a\\u2028b"], lines
+    assert lines[-1] == legacy_text.DONE

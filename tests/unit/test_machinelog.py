@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+import unicodedata
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from cfbackup.actions.listing import parse_file_entry
 from cfbackup.duplicity import machinelog
-from cfbackup.units import pasteable
+from cfbackup.units import pasteable, printable
 
 COLLECTION = """\
 NOTICE 1
@@ -226,19 +228,84 @@ def test_a_file_list_entry_whose_name_is_not_utf8_keeps_its_bytes_and_a_form_to_
         assert entry.get("path_shell") == shown
 
 
+# characters a terminal acts on instead of showing: the listing line must not hold them raw
+TERMINAL_CONTROLS = ("Cc", "Cf", "Zl", "Zp")
+TRICKY = (  # valid UTF-8 names with a C1 control, a separator or a format or bidi control
+    "invoice\u202etxt.exe",  # RLO: shown as "invoiceexe.txt"
+    "a\u2028b",  # LINE SEPARATOR
+    "a\u2029b",  # PARAGRAPH SEPARATOR
+    "nel\u0085x",  # C1 NEXT LINE
+    "csi\u009b31m",  # C1 CSI: starts a terminal escape sequence
+    "\u200eltr\u200frtl\u061calm",
+    "\u202aembed\u202b\u202c\u202d",
+    "\u2066iso\u2067\u2068\u2069",
+    "zero\u200bwidth",
+    "tag\U000e0041",  # a format character outside the BMP
+)
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.binary(min_size=1, max_size=24).filter(lambda b: b"\0" not in b))
+@example("invoice\u202etxt.exe".encode())
+@example("a\u2028b".encode())
+@example("nel\u0085x".encode())
 def test_a_name_as_list_prints_it_is_its_bytes_again_in_bash(name):
     """What the user pastes into ``restore --path`` is what bash hands cfbackup: the bytes."""
     shown = pasteable(os.fsdecode(name))
-    if shown == os.fsdecode(name):  # printed as it is: UTF-8, no control character
+    if shown == os.fsdecode(name):  # printed as it is: UTF-8, nothing a terminal acts on
         text = name.decode("utf-8")
-        assert not text.startswith("$'") and all(" " <= c != "\x7f" for c in text)
+        assert not text.startswith("$'")
+        assert all(unicodedata.category(c) not in TERMINAL_CONTROLS for c in text), shown
         return
     pasted = subprocess.run(
         ["bash", "-c", f"printf %s {shown}"], capture_output=True, check=True
     ).stdout
     assert pasted == name
+
+
+@pytest.mark.parametrize("locale", ["C", "POSIX", "C.UTF-8"])
+@pytest.mark.parametrize("name", TRICKY)
+def test_a_name_with_a_bidi_or_format_control_is_quoted_and_bash_gives_it_back(name, locale):
+    """A U+202E shown raw makes the listing lie about the name; quoted, and pasted into bash
+    under any locale (a server's cron or ssh session is often C), it is the name again."""
+    shown = pasteable(name)
+    assert shown.startswith("$'") and shown.isascii() and shown.isprintable(), shown
+    pasted = subprocess.run(
+        ["bash", "-c", f"printf %s {shown}"],
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ["PATH"], "LC_ALL": locale},
+    ).stdout
+    assert pasted == name.encode()
+
+
+@pytest.mark.parametrize("name", ["café.txt", "日本/報告.pdf", "naïve résumé", "a b's"])
+def test_letters_that_are_not_ascii_are_listed_and_named_as_they_are(name):
+    assert pasteable(name) == name
+    assert printable(name) == name
+
+
+def test_messages_spell_out_what_a_terminal_would_act_on():
+    """printable (messages, the run history): a bidi override, a line separator, a C1 or an
+    ASCII control in a name is written as its escape, so the terminal shows it; a message's
+    own lines and tabs stay."""
+    cases = {
+        "web1: invoice\u202etxt.exe restored to /tmp/x": (
+            "web1: invoice\\u202etxt.exe restored to /tmp/x"
+        ),
+        "a\u2028b\u2029c": "a\\u2028b\\u2029c",
+        "nel\u0085 csi\u009b": "nel\\u0085 csi\\u009b",
+        "\u200e\u200f\u061c\u2066\u2069\u202a": "\\u200e\\u200f\\u061c\\u2066\\u2069\\u202a",
+        "esc\x1b[2J cr\r del\x7f": "esc\\x1b[2J cr\\x0d del\\x7f",
+        "tag\U000e0041": "tag\\U000e0041",
+        "line one\n\tline two": "line one\n\tline two",
+        os.fsdecode(b"caf\xe9\xe2\x80\xae"): "caf\\xe9\\u202e",  # not UTF-8, then an RLO
+    }
+    for text, shown in cases.items():
+        assert printable(text) == shown, text
+        assert all(
+            unicodedata.category(c) not in TERMINAL_CONTROLS or c in "\n\t" for c in printable(text)
+        )
 
 
 def test_a_carriage_return_in_a_name_does_not_split_its_record():
