@@ -6,10 +6,13 @@ Nova >= 2.37 requires ``networks`` on boot and openstacksdk's proxy does not add
 (DESIGN.md section 5): the recorded network ids are passed, or ``auto`` without them.
 
 The new server carries the metadata ``cfbackup_unparked_from = IMAGE_ID``. Once it is booted,
-every failure names it (id and state) and says what to do; and a rerun of ``unpark`` whose
-record is still ``parked`` adopts the server that carries its image id (the one an earlier run
-booted, when that run failed after the boot: an API outage, Swift down when the record was
-updated) instead of refusing because "a server with that name exists".
+every failure names it (id and state) and says what to do; and a rerun of ``unpark`` adopts the
+server of that name that carries the record's image id (the one an earlier run booted, when that
+run failed after the boot: an API outage, Swift down when the record was updated, a failed IP
+fix-up) instead of refusing because "a server with that name exists" or booting a second one.
+That holds whatever the record says: a ``--force`` run over a record already ``unparked`` that
+fails after its boot leaves the record as it was, and its rerun must not boot again. Several such
+servers stop the run (which one to keep is the user's call).
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 from .park import (
     UNPARK_MARKER,
     Progress,
-    find_server,
     flat_ips,
     server_lock,
     settings_of,
@@ -33,6 +35,7 @@ from .park import (
 )
 
 ADOPTABLE = ("BUILD", "ACTIVE", "ERROR")  # what a rerun can go on with
+GONE = ("DELETED", "SOFT_DELETED")
 
 
 def _flavor_id(conn, record: dict[str, Any], wanted: str | None, progress: Progress) -> str:
@@ -102,19 +105,15 @@ def unpark(
         if record.get("state") != "parked" and not force:
             raise RunRefused(
                 f"{name} was already unparked at {record.get('unparked_at')} as "
-                f"server {record.get('new_server', {}).get('id')}: add --force to "
-                "boot it again from the same image."
+                f"server {record.get('new_server', {}).get('id')}: to boot it again from the "
+                f"same image, run {_rerun(profile, name, flavor, True)} (a server named {name} "
+                "that an earlier unpark booted from it, if one is left, is taken over instead)."
             )
         conn = conn or connect(profile)
         rerun = _rerun(profile, name, flavor, force)
-        existing = find_server(conn, name)
-        if existing is not None and not _booted_by_us(existing, record):
-            raise RunRefused(
-                f"a server named {name} already exists ({existing.id}, "
-                f"{existing.status}): nothing was booted; delete or rename it first."
-            )
+        existing = _booted_earlier(conn, name, record, rerun)
         if existing is not None:
-            server = _adopt(existing, name, flavor, rerun, progress)
+            server = _adopt(existing, name, flavor, record, rerun, progress)
         else:
             server = _boot(conn, record, name, flavor, rerun, progress)
         try:
@@ -129,11 +128,12 @@ def unpark(
                 when="",
             ) from None
         new_ips = flat_ips(server.addresses)
-        # after an earlier unpark (--force), DNS and hosts may hold that server's addresses
+        # after an earlier unpark (--force), DNS and hosts may hold that server's addresses,
+        # unless it is the server this run goes on with (its addresses are the new ones)
         old_ips = list(record.get("ips") or [])
-        for ip in (record.get("new_server") or {}).get("ips") or []:
-            if ip not in old_ips:
-                old_ips.append(ip)
+        earlier = record.get("new_server") or {}
+        if earlier.get("id") != server.id:
+            old_ips += [ip for ip in earlier.get("ips") or [] if ip not in old_ips]
         record.update(
             state="unparked",
             unparked_at=records.utc_now(),
@@ -171,11 +171,44 @@ def unpark(
         return record
 
 
-def _booted_by_us(server, record: dict[str, Any]) -> bool:
-    """Whether ``server`` is the one an earlier unpark of this still-``parked`` record
-    booted (it carries the record's image id in its metadata)."""
-    marker = (server.metadata or {}).get(UNPARK_MARKER)
-    return record.get("state") == "parked" and marker == record["image"]["id"]
+def _servers_named(conn, name: str) -> list:
+    """Every server named exactly ``name`` (Nova's name filter is a regular expression, so
+    the list is narrowed here); deleted ones do not count."""
+    with cloud_errors(f"looking up servers named {name}"):
+        found = list(conn.compute.servers(name=name))
+    return [s for s in found if s.name == name and s.status not in GONE]
+
+
+def _booted_earlier(conn, name: str, record: dict[str, Any], rerun: str):
+    """The server named ``name`` that an earlier unpark of this record booted (it carries
+    the record's image id in its metadata), to go on with; None when no server has that name.
+    Whatever the record's state: a failed ``--force`` run leaves it ``unparked``."""
+    servers = _servers_named(conn, name)
+    ours = [s for s in servers if (s.metadata or {}).get(UNPARK_MARKER) == record["image"]["id"]]
+    others = [s for s in servers if s not in ours]
+    if len(others) == 1:
+        raise RunRefused(
+            f"a server named {name} already exists ({others[0].id}, "
+            f"{others[0].status}): nothing was booted; delete or rename it first."
+        )
+    if others:
+        raise RunRefused(
+            f"servers named {name} already exist ({_listing(others)}): nothing was booted; "
+            "delete or rename them first."
+        )
+    if len(ours) > 1:
+        recorded = (record.get("new_server") or {}).get("id")
+        hint = f" (the record names {recorded})" if recorded in {s.id for s in ours} else ""
+        raise RunRefused(
+            f"{len(ours)} servers named {name} were booted from its park image by earlier "
+            f"unparks ({_listing(ours)}): nothing was booted; keep one{hint}, delete the others "
+            f"(openstack server delete ID), then run {rerun}, which goes on with the one left."
+        )
+    return ours[0] if ours else None
+
+
+def _listing(servers) -> str:
+    return ", ".join(f"{s.id} ({s.status})" for s in servers)
 
 
 def _rerun(profile: Profile, name: str, flavor: str | None, force: bool) -> str:
@@ -187,7 +220,21 @@ def _rerun(profile: Profile, name: str, flavor: str | None, force: bool) -> str:
     return suggest.command(*words)
 
 
-def _adopt(server, name: str, flavor: str | None, rerun: str, progress: Progress):
+def _adopt(
+    server, name: str, flavor: str | None, record: dict[str, Any], rerun: str, progress: Progress
+):
+    # the server a completed unpark brought back has run since: one in ERROR is not taken
+    # over (the wait deletes a server in ERROR), its disk may hold what nothing else holds
+    completed = record.get("state") != "parked" and server.id == (
+        record.get("new_server") or {}
+    ).get("id")
+    if server.status == "ERROR" and completed:
+        raise RunRefused(
+            f"server {name} ({server.id}) was booted by an earlier unpark and is ERROR: look "
+            f"at it (openstack server show {server.id}) and, if it cannot be saved, delete it "
+            f"(openstack server delete {server.id}) and run {rerun}, which boots another; "
+            "nothing was booted."
+        )
     if server.status not in ADOPTABLE:
         raise RunRefused(
             f"server {name} ({server.id}) was booted by an earlier unpark and is "
@@ -196,7 +243,7 @@ def _adopt(server, name: str, flavor: str | None, rerun: str, progress: Progress
         )
     progress(
         f"server {name} ({server.id}, {server.status}) was booted by an earlier unpark of "
-        "this record: going on with it"
+        "this record: going on with it instead of booting another"
         + (f" (--flavor {flavor} does not apply to it)" if flavor else "")
     )
     return server

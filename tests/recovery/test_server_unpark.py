@@ -233,3 +233,119 @@ def test_an_interrupted_unpark_names_the_booted_server(cli, config, emulator, mo
         result.stderr
     )
     assert f"run cfbackup -c {cfg} server unpark web1 --profile web1 again" in result.stderr
+
+
+def _printed_unpark(result) -> list[str]:
+    """The unpark command a failure message tells the user to run, as argv for ``cli``: from
+    "run cfbackup" to " again", a comma, semicolon or full stop, or an opening parenthesis."""
+    import re
+
+    found = re.search(r"run (cfbackup .*?)(?= again\b|[,;.](?:\s|$)| \()", result.stderr)
+    assert found, result
+    return shlex.split(found.group(1))[1:]
+
+
+def test_a_forced_unpark_that_fails_after_the_boot_is_finished_by_the_printed_rerun(
+    cli, config, emulator, tmp_path
+):
+    """--force over a record already unparked boots a server, then its wait fails: the record
+    still says unparked (with the earlier server), and the printed rerun (with --force) goes on
+    with the server that run booted instead of booting a second one."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    first = emulator.server_named("web1")["id"]
+    emulator.servers.pop(first)  # that server is lost: boot it again from the image
+    emulator.build_polls = 10_000
+    failed = cli("-c", config(server_timeout=1), "server", "unpark", "web1", "--force")
+    assert failed.returncode == ExitCode.BACKEND, failed
+    booted = emulator.server_named("web1")["id"]
+    record = park_record(tmp_path)
+    assert record["state"] == "unparked" and record["new_server"]["id"] == first
+    rerun = _printed_unpark(failed)
+    assert rerun == ["-c", str(cfg), "server", "unpark", "web1", "--profile", "web1", "--force"]
+
+    emulator.build_polls = 1
+    again = cli(*rerun)
+    assert again.returncode == 0, again
+    assert f"server web1 ({booted}, BUILD) was booted by an earlier unpark of this record: " in (
+        again.stdout
+    )
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [booted]
+    after = park_record(tmp_path)
+    assert after["state"] == "unparked" and after["new_server"]["id"] == booted
+
+
+def test_a_forced_rerun_after_a_failed_ip_fixup_goes_on_with_the_booted_server(
+    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
+):
+    """The IP fix-up of an unpark failed (the record says unparked): running unpark again is
+    refused with the --force command, and that command, as printed, boots nothing and moves DNS
+    and hosts from the parked server's address to the booted one's."""
+    old = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    bind.set_records(host_name, [old])
+    monkeypatch.setenv("T_TSIG_SECRET", "c2VjcmV0LWJ1dC1ub3QtdGhlLXJpZ2h0LW9uZQ==")
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"{old} web1\n")
+    section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)])
+    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    failed = cli("-c", cfg, "server", "unpark", "web1")
+    assert failed.returncode == ExitCode.BACKEND and "IP fix-up failed" in failed.stderr, failed
+    booted = emulator.server_named("web1")
+    new = booted["addresses"]["private"][0]["addr"]
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)  # the cause fixed
+
+    refused = cli("-c", cfg, "server", "unpark", "web1")
+    assert refused.returncode == ExitCode.REFUSED, refused
+    assert refused.stderr.count("\n") == 1, refused  # one sentence
+    forced = _printed_unpark(refused)
+    assert forced == ["-c", str(cfg), "server", "unpark", "web1", "--profile", "web1", "--force"]
+    again = cli(*forced)
+    assert again.returncode == 0, again
+    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [booted["id"]]
+    assert f"web1 is ACTIVE: addresses {old} -> {new}" in again.stdout  # its own are not old
+    assert bind.query(host_name) == [new] and hosts.read_text() == f"{new} web1\n"
+    assert park_record(tmp_path)["new_server"]["id"] == booted["id"]
+
+
+def test_several_servers_booted_from_the_park_image_stop_the_unpark(cli, config, emulator):
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    image_id = next(iter(emulator.images))
+    marker = {"cfbackup_unparked_from": image_id}
+    one = emulator.add_server("web1", metadata=marker)["id"]
+    two = emulator.add_server("web1", status="BUILD", metadata=marker)["id"]
+    emulator.add_server("web10", metadata=marker)  # another name: not a match
+    result = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert result.stderr.count("\n") == 1, result  # one sentence
+    assert f"{one} (ACTIVE)" in result.stderr and f"{two} (BUILD)" in result.stderr
+    assert "nothing was booted" in result.stderr and "openstack server delete" in result.stderr
+    assert f"cfbackup -c {cfg} server unpark web1 --profile web1 --force" in result.stderr
+    assert sorted(s["id"] for s in emulator.servers.values() if s["name"] == "web1") == sorted(
+        [one, two]
+    )
+
+
+def test_a_forced_unpark_does_not_take_over_the_unparked_server_in_error(
+    cli, config, emulator, tmp_path
+):
+    """The server a completed unpark brought back went to ERROR: --force neither deletes it
+    (its disk holds what it wrote since) nor boots a second one beside it."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    server = emulator.server_named("web1")
+    server["status"] = "ERROR"
+    result = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert f"server web1 ({server['id']}) was booted by an earlier unpark and is ERROR" in (
+        result.stderr
+    )
+    assert "nothing was booted" in result.stderr
+    assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [server["id"]]
