@@ -28,6 +28,7 @@ _PATTERNS = (
     ),
     re.compile(r"\b(AUTH_tk)[0-9a-f]{8,}\b"),
     re.compile(r"\b(gAAAAA)[A-Za-z0-9_\-]{20,}"),  # Keystone fernet tokens
+    re.compile(r"(?i)(seskey:\s*|session key:\s*'?)[0-9]+:[0-9a-f]+"),  # gpg's session keys
 )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -96,6 +96,12 @@ def opens(key: bytes, first: bytes) -> bool:
     stream = encryptor.update(b"\0" * _BLOCK + first[:_BLOCK]) + encryptor.finalize()
     clear = bytes(a ^ b for a, b in zip(first, stream, strict=False))
     return clear[_BLOCK - 2 : _BLOCK] == clear[_BLOCK : _BLOCK + 2] and bool(clear[-1] & 0x80)
+
+
+def memory_file(name: str) -> IO[bytes]:
+    """A binary file in memory (a Linux memfd), for what must never reach a disk: gpg's stderr
+    once it is given a key (gpg 2.2 prints it: ``gpg: DBG: seskey: ...``), a clear manifest."""
+    return open(os.memfd_create(name), "w+b")  # noqa: SIM115 - the caller closes it
 
 
 def read_head(data: bytes) -> Head | None:

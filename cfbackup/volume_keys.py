@@ -26,10 +26,9 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from cfbackup import execute, session_keys
 from cfbackup.config.model import Profile
@@ -144,10 +143,11 @@ class Keys:
             self._check_signer(result)
             return result.data
         if name.endswith(".gpg"):
-            with tempfile.TemporaryDirectory(prefix="cfbackup-clear-") as scratch:
-                output = Path(scratch) / "clear"
-                self._sink_through(self.decrypting(name, output), (data,))
-                return output.read_bytes()
+            with session_keys.memory_file("cfbackup-clear") as clear:  # never on a disk
+                sink = _GpgSink(self._sink_argv(), self.passphrase, None, clear)
+                self._sink_through(sink, (data,))
+                clear.seek(0)
+                return clear.read()
         if name.endswith(".gz"):
             return gzip.decompress(data)
         return data
@@ -190,6 +190,15 @@ class Keys:
             raise
         sink.finish()
 
+    def _sink_argv(self) -> list[str]:
+        """gpg for a sink. It never judges signatures (``--skip-verify``: a signed profile's
+        objects are checked by python-gnupg or duplicity; an unsigned profile's carry none it
+        needs): a signed object whose public key is not in the keyring decrypts all the same,
+        as python-gnupg counted it."""
+        home = ["--homedir", self.gnupghome] if self.gnupghome else []
+        return [self._gpg.gpgbinary, "--batch", "--no-tty", *home, "--pinentry-mode", "loopback",
+                "--skip-verify"]  # fmt: skip
+
     def decrypting(self, name: str, output: Path) -> Sink:
         """Object ``name`` decrypted into ``output`` as its bytes are written (a gpg, gzip or
         plain object). ``finish`` raises Undecryptable when it does not decrypt, and
@@ -199,10 +208,7 @@ class Keys:
         if name.endswith(".gpg"):
             if self.sign_key:  # this gpg's signature goes unchecked: duplicity checks those
                 raise ValueError("decrypting: a signed profile's objects are decrypted whole")
-            gpg = self._gpg
-            home = ["--homedir", self.gnupghome] if self.gnupghome else []
-            argv = [gpg.gpgbinary, "--batch", "--no-tty", *home, "--pinentry-mode", "loopback"]
-            return _GpgSink(argv, self.passphrase, output)
+            return _GpgSink(self._sink_argv(), self.passphrase, output)
         if name.endswith(".gz"):
             return _GunzipSink(output)
         return FileSink(output)
@@ -223,12 +229,17 @@ class _GpgSink:
     process group) the rest is dropped, never waited on, and the download goes on to its end
     (its hash checked as always) or its stop; ``finish`` then says what gpg said."""
 
-    def __init__(self, argv: list[str], passphrase: str | None, output: Path):
+    def __init__(
+        self, argv: list[str], passphrase: str | None, output: Path | None, into: IO[bytes] = None
+    ):
+        """Decrypt into the file ``output``, or into ``into`` (a file the caller owns)."""
         self.output = output
         self._argv = argv
         self._passphrase = passphrase
-        self._out = open(output, "wb")  # noqa: SIM115 - closed by finish or abort
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 - gpg's few lines, no pipe to drain
+        self._into = into
+        self._out = into or open(output, "wb")  # noqa: SIM115 - closed by finish or abort
+        # gpg's few lines (no pipe to drain), in memory: given a session key, gpg 2.2 prints it
+        self._err = session_keys.memory_file("gpg-stderr")
         self._ended = False  # gpg stopped reading
         self._process: subprocess.Popen | None = None
         # with a passphrase, gpg starts once the object's head tells its key (session_keys.py)
@@ -256,7 +267,7 @@ class _GpgSink:
             )
         except BaseException:
             self._close_files()
-            self.output.unlink(missing_ok=True)
+            self._drop_output()
             raise
         finally:
             if readable is not None:
@@ -266,7 +277,11 @@ class _GpgSink:
         """The head is in (or the whole object, when smaller): start gpg and feed it that."""
         head, self._head = bytes(self._head or b""), None
         passphrase = (self._passphrase or "").encode("utf-8")
-        self._start(session_keys.session_key(head[: session_keys.HEAD], passphrase))
+        try:
+            key = session_keys.session_key(head[: session_keys.HEAD], passphrase)
+        except Exception:  # noqa: BLE001 - any doubt: gpg derives it from the passphrase
+            key = None
+        self._start(key)
         self._feed(head)
 
     def write(self, chunk: bytes) -> None:
@@ -315,10 +330,19 @@ class _GpgSink:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=10)
         self._close_files()
-        self.output.unlink(missing_ok=True)
+        self._drop_output()
+
+    def _drop_output(self) -> None:
+        """What gpg wrote is not the object: no file left, nothing in the caller's."""
+        if self._into is None:
+            self.output.unlink(missing_ok=True)
+        elif not self._into.closed:
+            self._into.seek(0)
+            self._into.truncate()
 
     def _close_files(self) -> None:
-        self._out.close()
+        if self._into is None:
+            self._out.close()
         self._err.close()
 
 

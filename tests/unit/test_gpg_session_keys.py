@@ -91,3 +91,24 @@ def test_switched_off_or_a_wrong_passphrase_gpg_derives_and_judges(tmp_path, gnu
     assert traced.returncode != 0
     assert "Bad session key" in traced.stdout + traced.stderr  # gpg's own verdict, as before
     assert not any(OVERRIDE in argv for argv in _decrypting_gpgs(traced))
+
+
+def test_a_damaged_file_given_its_key_fails_without_showing_the_key(tmp_path, gnupghome, chain):
+    """gpg 2.2 prints the key it is given ("gpg: DBG: seskey: ..."), and duplicity's GPGError
+    quotes gpg's stderr: a signature file damaged past its head must fail without it."""
+    _src, target = chain
+    folder = Path(target.removeprefix("file://"))
+    (signatures,) = folder.glob("duplicity-full-signatures.*.sigtar.gpg")
+    data = bytearray(signatures.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    signatures.write_bytes(bytes(data))
+    traced = run_traced(
+        _duplicity(tmp_path / "new-archive", "restore", target, str(tmp_path / "restored")),
+        env=_env(gnupghome), log=tmp_path / "damaged.log",
+        after_exit=lambda: stop_gpg_agent(gnupghome),
+    )  # fmt: skip
+    said = traced.stdout + traced.stderr
+    assert traced.returncode != 0, said[-2000:]
+    assert "GPG Failed" in said  # duplicity's own report of gpg's failure, with gpg's lines
+    assert any(OVERRIDE in argv for argv in _decrypting_gpgs(traced))
+    assert "seskey" not in said and "DBG" not in said, said[-2000:]

@@ -13,7 +13,10 @@ import gnupg
 import pytest
 from support.cli import KEY_PASSPHRASE
 
-from cfbackup import execute, session_keys
+from cfbackup import execute, passcheck, redact, session_keys
+from cfbackup.config.model import Profile
+from cfbackup.duplicity import launcher
+from cfbackup.errors import CryptoError
 from cfbackup.volume_keys import Keys, Undecryptable
 
 CLEAR = os.urandom(3000) + b"text " * 2000
@@ -155,3 +158,45 @@ def test_pubkey_objects_still_decrypt_with_the_secret_keys_passphrase(gpg_keys, 
     source.write_bytes(public.data)
     keys.decrypt_file(source, "v.gpg", output)
     assert output.read_bytes() == CLEAR
+
+
+def test_a_signed_object_decrypts_without_the_signers_public_key(gpg_keys, home, tmp_path):
+    """A symmetric profile with sign_key: its manifests are signed. The passphrase check opens
+    them in an empty keyring, where gpg cannot check the signature: that is not its question
+    (python-gnupg counted it ok; duplicity checks signatures where they matter)."""
+    signer = gnupg.GPG(gnupghome=gpg_keys["home"])
+    signed = signer.encrypt(
+        CLEAR, None, symmetric=True, sign=gpg_keys["fingerprint"], passphrase=KEY_PASSPHRASE,
+        armor=False, extra_args=["--pinentry-mode", "loopback"],
+    )  # fmt: skip
+    assert signed.ok, signed.stderr
+    assert Keys("symmetric", KEY_PASSPHRASE, home).decrypt_bytes(signed.data, "m.gpg") == CLEAR
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "duplicity-full.20261206T010203Z.manifest.gpg").write_bytes(signed.data)
+    profile = Profile(
+        "main",
+        {"target": f"file://{target}", "encryption": {"mode": "symmetric",
+         "sign_key": gpg_keys["fingerprint"], "gpg_home": gpg_keys["home"]}},
+    )  # fmt: skip
+    opened = passcheck.check_passphrase(profile, {"PASSPHRASE": KEY_PASSPHRASE})
+    assert opened is not None and opened.data == CLEAR
+    with pytest.raises(CryptoError):
+        passcheck.check_passphrase(profile, {"PASSPHRASE": "not it"})
+
+
+def test_gpgs_line_with_the_key_is_masked_wherever_it_would_surface():
+    line = "gpg: DBG: seskey: 9:61C9C6AE7454E6DBFFB518C764035F6D42BCF68928EF5070CCEA3C3274BBB63E"
+    assert "61C9C6AE" not in redact.redact_output(line)
+    shown = "gpg: session key: '9:29FCEBAA056053FF72F7A185E0D85BD1672D6735958C05301E6179A491A7'"
+    assert "29FCEBAA" not in redact.redact_output(shown)
+
+
+def test_the_off_switch_reaches_duplicity(monkeypatch):
+    monkeypatch.setenv(session_keys.OFF, "1")
+    env, chosen = launcher.environment(execute.child_environment())
+    assert env.get(session_keys.OFF) == "1"
+    assert "gpg-session-keys" not in [patch.name for patch in chosen]
+    monkeypatch.delenv(session_keys.OFF)
+    _, chosen = launcher.environment({**execute.child_environment(), "PASSPHRASE": "x"})
+    assert "gpg-session-keys" in [patch.name for patch in chosen]

@@ -183,7 +183,11 @@ CORE: tuple[Patch, ...] = (
         "gpg-session-keys",
         "cfbackup.duplicity.patches.gpg_session_keys",
         "3.2.1",
-        ("duplicity.gpg:GPGFile.__init__", "duplicity.gpginterface:GnuPG.run"),
+        (
+            "duplicity.gpg:GPGFile.__init__",
+            "duplicity.gpg:GPGFile.gpg_failed",
+            "duplicity.gpginterface:GnuPG.run",
+        ),
         "gpg derives each passphrase-encrypted file's key (0.2 s of CPU) before decrypting it: "
         "every manifest and signature of a chain on a new machine, a signed profile's volumes; "
         "derived in duplicity's process it takes a third of that",

@@ -15,7 +15,9 @@ are read and its key derived and checked (``session_keys.session_key``); gpg the
 ``--override-session-key-fd`` on a pipe of its own holding the key (never its command line) and
 decrypts without deriving. Files of another form (public keys, another cipher) and a
 passphrase that is not the file's get gpg exactly as duplicity starts it: its verdict and
-message are duplicity's. ``CFBACKUP_NO_SESSION_KEYS=1`` switches it off for one run.
+message are duplicity's. gpg 2.2 prints a key it is given on its stderr (``gpg: DBG: seskey:``):
+that stderr is kept in memory, and left out of the GPGError duplicity raises with it.
+``CFBACKUP_NO_SESSION_KEYS=1`` switches it off for one run.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def apply(env):
 
     genuine_init = gpg.GPGFile.__init__
     genuine_run = gpginterface.GnuPG.run
+    genuine_failed = gpg.GPGFile.gpg_failed
 
     def key_of(encrypt_path, profile) -> str | None:
         if config.use_agent or config.use_gpgsm or not profile.passphrase:
@@ -52,16 +55,22 @@ def apply(env):
 
     def __init__(self, encrypt, encrypt_path, profile):
         _pending.key = None if encrypt else key_of(encrypt_path, profile)
+        _pending.file = self
         try:
             genuine_init(self, encrypt, encrypt_path, profile)
         finally:
-            _pending.key = None
+            _pending.key = _pending.file = None
 
     def run(self, gnupg_commands, args=None, create_fhs=None, attach_fhs=None):
-        key = getattr(_pending, "key", None)
-        if key is None or list(gnupg_commands) != ["--decrypt"]:
+        key, owner = getattr(_pending, "key", None), getattr(_pending, "file", None)
+        if key is None or owner is None or list(gnupg_commands) != ["--decrypt"]:
             return genuine_run(self, gnupg_commands, args, create_fhs, attach_fhs)
         _pending.key = None
+        # gpg 2.2 prints the key it is given ("gpg: DBG: seskey: ..."): its stderr goes to
+        # memory, never to a file in the temp dir
+        attach_fhs = dict(attach_fhs or {})
+        owner.stderr_fp.close()
+        owner.stderr_fp = attach_fhs["stderr"] = session_keys.memory_file("gpg-stderr")
         readable, writable = os.pipe()
         try:
             with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
@@ -73,5 +82,15 @@ def apply(env):
             with contextlib.suppress(OSError):
                 os.close(readable)
 
+    def gpg_failed(self):
+        """duplicity's GPGError quotes gpg's whole stderr: never the line with the key."""
+        self.stderr_fp.seek(0)
+        kept = [line for line in self.stderr_fp if not line.startswith(b"gpg: DBG:")]
+        self.stderr_fp.seek(0)
+        self.stderr_fp.truncate()
+        self.stderr_fp.writelines(kept)
+        return genuine_failed(self)
+
     gpg.GPGFile.__init__ = __init__
+    gpg.GPGFile.gpg_failed = gpg_failed
     gpginterface.GnuPG.run = run
