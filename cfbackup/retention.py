@@ -143,7 +143,8 @@ class DeleteCheck:
     """What the target answered about the files duplicity set out to delete (for
     :func:`check_deletes`): ``refused``, the cause and fix when some are still there (the run
     fails: exit 13); ``unconfirmed``, why some could not be asked about when none was seen still
-    there (a warning: the deletes were made, only their check was not); "" when not so."""
+    there and duplicity reported no refused delete (a warning: the deletes were made, only their
+    check was not); "" when not so."""
 
     refused: str = ""
     unconfirmed: str = ""
@@ -164,7 +165,7 @@ def check_deletes(profile: Profile, done: list[tuple[str, DuplicityResult]]) -> 
     """Whether the target deleted what the duplicity commands in ``done`` (each
     ``"remove-older-than 3M"`` or ``"cleanup"`` and its result, on ``profile``'s chain) set out
     to delete. A check Swift could not answer is no refused delete: only an object seen still
-    there (a 200) is one."""
+    there (a 200) is one, or a delete Swift answered with a refusal (duplicity reports it)."""
     names = list(dict.fromkeys(name for _, result in done for name in deleted(result)))
     try:
         kept, unknown, reason = left_at_target(profile, names), [], ""
@@ -176,6 +177,11 @@ def check_deletes(profile: Profile, done: list[tuple[str, DuplicityResult]]) -> 
         return DeleteCheck(refused=deletes_refused(profile, done, kept, more))
     if unknown:
         commands = [what for what, result in done if set(deleted(result)) & set(unknown)]
+        said = [r for what, result in done if what in commands and (r := delete_failure(result))]
+        if said:  # Swift's own answer to a DELETE: a refusal, whatever the check could not see
+            return DeleteCheck(
+                refused=refused_unchecked(profile, commands, unknown, said[-1], reason)
+            )
         return DeleteCheck(
             unconfirmed=f"the deletes of {len(unknown)} object(s) that duplicity "
             f"{' and '.join(commands)} set out to delete could not be confirmed ({reason})"
@@ -196,6 +202,23 @@ def deletes_refused(
         f"({shown}{', ...' if len(kept) > 3 else ''})"
     )
     return refused(profile, what, reasons[-1] if reasons else "", more)
+
+
+def refused_unchecked(
+    profile: Profile, commands: list[str], unknown: list[str], said: str, reason: str
+) -> str:
+    """The cause and fix when duplicity reported a delete the target refused (``said``) and
+    the check of ``unknown`` could not be made (``reason``: Swift's answer to it)."""
+    target = swift_target(profile.target)
+    place = f"container {target.container}" if target else profile.target
+    shown = ", ".join(units.printable(name) for name in unknown[:3])
+    return (
+        f"duplicity {' and '.join(commands)} reported that the target refused a delete "
+        f"({said}), and whether the {len(unknown)} object(s) it set out to delete ({shown}"
+        f"{', ...' if len(unknown) > 3 else ''}) are still in {place} could not be checked "
+        f"({reason}); let the storage user delete objects there (its ACL, an object lock, a "
+        "quota tool or a middleware may refuse deletes)"
+    )
 
 
 def delete_failure(result: DuplicityResult) -> str:

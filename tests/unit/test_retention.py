@@ -270,3 +270,23 @@ def test_every_object_answered_gone_is_a_clean_check(monkeypatch):
     names = _full(1)
     _answering(monkeypatch, dict.fromkeys(names, 404))
     assert retention.check_deletes(_swift_profile(), [_named(*names)]) == retention.DeleteCheck()
+
+
+def test_a_delete_swift_refused_stays_a_failure_when_the_check_cannot_be_made(monkeypatch):
+    """duplicity reported Swift's refusal of a delete (the swift-deletes patch), then the check
+    could not be made: Swift's own answer to the DELETE is no unanswered check, exit 13."""
+    from cfbackup.duplicity.machinelog import Record
+    from cfbackup.duplicity.patches.swift_deletes import REFUSED
+
+    names = _full(1)
+    _answering(monkeypatch, dict.fromkeys(names, 503))
+    what, result = _named(*names)
+    said = f"{REFUSED}host/{names[0]}: it answered 403 Forbidden"
+    result.records.append(Record("WARNING", 0, "", said))
+    check = retention.check_deletes(_swift_profile(), [(what, result)])
+    assert check.unconfirmed == ""
+    assert check.refused.startswith(
+        "duplicity remove-all-but-n-full 1 reported that the target refused a delete "
+        f"({said}), and whether the 3 object(s) it set out to delete ({names[0]}, "
+    ), check.refused
+    assert "could not be checked (Swift answered 503 Service Unavailable" in check.refused
