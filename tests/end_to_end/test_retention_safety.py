@@ -281,6 +281,16 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
     assert _fulls(_objects(local_swift, container), "host1/") == 1
 
 
+def gone_after_the_deletes(method, path, headers, seen):
+    """Swift answers 503 from the first login after duplicity's deletes (cfbackup's check
+    logs in on a connection of its own; duplicity went on with its own token)."""
+    deleted = [i for i, (m, _) in enumerate(seen) if m == "DELETE"]
+    logins = [i for i, (m, p) in enumerate(seen) if p.startswith("/auth")]
+    if deleted and (path.startswith("/auth") or (logins and logins[-1] > deleted[0])):
+        return 503
+    return None
+
+
 def test_a_check_swift_cannot_answer_warns_and_the_backup_succeeds(
     tmp_path, make_config, cfbackup, local_swift, container
 ):
@@ -293,15 +303,6 @@ def test_a_check_swift_cannot_answer_warns_and_the_backup_succeeds(
     assert cfbackup("-c", config, "backup").returncode == 0
     time.sleep(1.1)
     no_proxy = {"no_proxy": "", "NO_PROXY": ""}
-
-    def gone_after_the_deletes(method, path, headers, seen):
-        """Swift answers 503 from the first login after duplicity's deletes (cfbackup's check
-        logs in on a connection of its own; duplicity went on with its own token)."""
-        deleted = [i for i, (m, _) in enumerate(seen) if m == "DELETE"]
-        logins = [i for i, (m, p) in enumerate(seen) if p.startswith("/auth")]
-        if deleted and (path.startswith("/auth") or (logins and logins[-1] > deleted[0])):
-            return 503
-        return None
 
     with ForwardProxy(refuse_when=gone_after_the_deletes) as proxy:
         result = cfbackup(
@@ -357,6 +358,32 @@ def test_a_swift_that_refuses_deletes_fails_cleanup(
     result = cfbackup("-c", config, "cleanup")
     assert result.returncode == 0, result
     assert orphan not in _objects(local_swift, container)
+
+
+def test_a_check_swift_cannot_answer_warns_and_the_cleanup_succeeds(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    from swiftclient import client
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    orphan = "host1/duplicity-inc.20200101T000000Z.to.20200102T000000Z.vol1.difftar.gpg"
+    conn.put_object(container, orphan, b"leftover")
+    no_proxy = {"no_proxy": "", "NO_PROXY": ""}
+    with ForwardProxy(refuse_when=gone_after_the_deletes) as proxy:
+        result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})
+    assert result.returncode == 0, result
+    assert orphan not in _objects(local_swift, container)
+    assert (
+        "warning: cleanup ran, but the deletes of 1 object(s) that duplicity cleanup set out to "
+        "delete could not be confirmed (Swift answered 503 Service Unavailable"
+    ) in result.stderr, result
+    assert f"run `cfbackup -c {config} cleanup main --dry-run` once Swift answers" in (
+        result.stderr
+    ), result
 
 
 # duplicity's own dry run of each retention rule (no --force): the chains it lists, by end time
