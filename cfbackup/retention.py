@@ -115,7 +115,7 @@ def removals(rules: list[Rule], target_names) -> list[tuple[Rule, list[Removal]]
     """What each rule removes from the target (``target_names``: one chain's objects) when
     the rules run in order, each on what the ones before it left, as cfbackup runs them: a
     ``prune --dry-run``'s answer, before anything is deleted (a real run is checked on the
-    files duplicity names instead: :func:`deletes_refused`)."""
+    files duplicity names instead: :func:`check_deletes`)."""
     names = set(target_names)
     planned: list[tuple[Rule, list[Removal]]] = []
     for rule in rules:
@@ -138,23 +138,62 @@ def deleted(result: DuplicityResult) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+@dataclasses.dataclass(frozen=True)
+class DeleteCheck:
+    """What the target answered about the files duplicity set out to delete (for
+    :func:`check_deletes`): ``refused``, the cause and fix when some are still there (the run
+    fails: exit 13); ``unconfirmed``, why some could not be asked about when none was seen still
+    there and duplicity reported no refused delete (a warning: the deletes were made, only their
+    check was not); "" when not so."""
+
+    refused: str = ""
+    unconfirmed: str = ""
+
+
 def left_at_target(profile: Profile, names) -> list[str]:
     """Those of ``names`` (:func:`deleted`'s, for ``profile``'s chain) still at its target:
     each a delete the target refused. Swift is asked object by object (its listings lag
-    deletes); [] for a target cfbackup does not read itself."""
+    deletes); [] for a target cfbackup does not read itself; ``stores.Unconfirmed`` when the
+    target could not answer for some."""
     names = list(names)
     if not names or not stores.readable(profile.target):
         return []
     return stores.open_store(profile).remaining(names)
 
 
-def deletes_refused(profile: Profile, done: list[tuple[str, DuplicityResult]]) -> str:
-    """The cause and fix when the target kept files that the duplicity commands in ``done``
-    (each ``"remove-older-than 3M"`` or ``"cleanup"`` and its result, on ``profile``'s chain)
-    set out to delete; "" when it deleted them all."""
-    kept = left_at_target(profile, [name for _, result in done for name in deleted(result)])
-    if not kept:
-        return ""
+def check_deletes(profile: Profile, done: list[tuple[str, DuplicityResult]]) -> DeleteCheck:
+    """Whether the target deleted what the duplicity commands in ``done`` (each
+    ``"remove-older-than 3M"`` or ``"cleanup"`` and its result, on ``profile``'s chain) set out
+    to delete. A check Swift could not answer is no refused delete: only an object seen still
+    there (a 200) is one, or a delete Swift answered with a refusal (duplicity reports it)."""
+    names = list(dict.fromkeys(name for _, result in done for name in deleted(result)))
+    try:
+        kept, unknown, reason = left_at_target(profile, names), [], ""
+    except stores.Unconfirmed as no_answer:
+        kept, unknown, reason = no_answer.kept, no_answer.unknown, no_answer.reason
+    reason = redact(reason.strip().rstrip("."))
+    if kept:
+        more = f" ({len(unknown)} more could not be confirmed gone: {reason})" if unknown else ""
+        return DeleteCheck(refused=deletes_refused(profile, done, kept, more))
+    if unknown:
+        commands = [what for what, result in done if set(deleted(result)) & set(unknown)]
+        said = [r for what, result in done if what in commands and (r := delete_failure(result))]
+        if said:  # Swift's own answer to a DELETE: a refusal, whatever the check could not see
+            return DeleteCheck(
+                refused=refused_unchecked(profile, commands, unknown, said[-1], reason)
+            )
+        return DeleteCheck(
+            unconfirmed=f"the deletes of {len(unknown)} object(s) that duplicity "
+            f"{' and '.join(commands)} set out to delete could not be confirmed ({reason})"
+        )
+    return DeleteCheck()
+
+
+def deletes_refused(
+    profile: Profile, done: list[tuple[str, DuplicityResult]], kept: list[str], more: str = ""
+) -> str:
+    """The cause and fix when the target kept ``kept``, files that the duplicity commands in
+    ``done`` set out to delete (``more``: what else is to be said of the others)."""
     commands = [what for what, result in done if set(deleted(result)) & set(kept)]
     reasons = [reason for _, result in done if (reason := delete_failure(result))]
     shown = ", ".join(units.printable(name) for name in kept[:3])
@@ -162,7 +201,24 @@ def deletes_refused(profile: Profile, done: list[tuple[str, DuplicityResult]]) -
         f"{len(kept)} object(s) that duplicity {' and '.join(commands)} set out to delete "
         f"({shown}{', ...' if len(kept) > 3 else ''})"
     )
-    return refused(profile, what, reasons[-1] if reasons else "")
+    return refused(profile, what, reasons[-1] if reasons else "", more)
+
+
+def refused_unchecked(
+    profile: Profile, commands: list[str], unknown: list[str], said: str, reason: str
+) -> str:
+    """The cause and fix when duplicity reported a delete the target refused (``said``) and
+    the check of ``unknown`` could not be made (``reason``: Swift's answer to it)."""
+    target = swift_target(profile.target)
+    place = f"container {target.container}" if target else profile.target
+    shown = ", ".join(units.printable(name) for name in unknown[:3])
+    return (
+        f"duplicity {' and '.join(commands)} reported that the target refused a delete "
+        f"({said}), and whether the {len(unknown)} object(s) it set out to delete ({shown}"
+        f"{', ...' if len(unknown) > 3 else ''}) are still in {place} could not be checked "
+        f"({reason}); let the storage user delete objects there (its ACL, an object lock, a "
+        "quota tool or a middleware may refuse deletes)"
+    )
 
 
 def delete_failure(result: DuplicityResult) -> str:
@@ -180,12 +236,12 @@ def delete_failure(result: DuplicityResult) -> str:
     return redact(said[-1].strip()) if said else ""
 
 
-def refused(profile: Profile, what: str, reason: str) -> str:
+def refused(profile: Profile, what: str, reason: str, more: str = "") -> str:
     """The cause and fix of deletes the target refused: ``what`` (still there) names them."""
     target = swift_target(profile.target)
     place = f"container {target.container}" if target else profile.target
     return (
-        f"{what} are still in {place}: the target refused to delete them "
+        f"{what} are still in {place}{more}: the target refused to delete them "
         f"({reason or 'duplicity does not say why'}); let the storage user delete objects there "
         "(its ACL, an object lock, a quota tool or a middleware may refuse deletes)"
     )

@@ -123,7 +123,7 @@ def execute_run(
                 run_id,
                 int(result.exit_code),
                 result.result,
-                _with_warning(result.message, config, profile),
+                _with_warning(result.message, config, profile, result.warnings),
                 {**run.marks, **result.stats},  # its kind, however it ended
             )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
@@ -148,10 +148,11 @@ def _interrupted(run: Run) -> str:
     )
 
 
-def _with_warning(message: str, config: Config, profile: Profile) -> str:
+def _with_warning(message: str, config: Config, profile: Profile, warnings=()) -> str:
     """The history keeps the loose-mode warnings (a legacy file, a secret file) beside every
-    run's outcome."""
+    run's outcome, and the run's own (``RunResult.warnings``)."""
     loose = [w for w in (config.permission_warning, *profile.secret_file_warnings) if w]
+    loose += list(warnings)
     if not loose:
         return message
     warning = "; ".join(f"warning: {w}" for w in loose)

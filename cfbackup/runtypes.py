@@ -82,6 +82,8 @@ class RunResult:
     data: Any = None  # action-specific payload (file list, status)
     error: BaseException | None = None
     duration: float = 0.0
+    # what went wrong beside a success, already logged (stderr, run log): kept in the history
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:

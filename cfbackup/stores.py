@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import ConfigError
+from cfbackup.errors import CfbackupError, ConfigError
 
 CHUNK = 1 << 20
 
@@ -31,6 +31,16 @@ class Stopped(Exception):
 
 class Missing(Exception):
     """The object is not at the target."""
+
+
+class Unconfirmed(Exception):
+    """:meth:`Store.remaining` could not ask the target about some of the names (Swift
+    unreachable, a 5xx after swiftclient's retries, a 401 a new login did not fix): ``kept``
+    those seen still there, ``unknown`` those not answered, ``reason`` the target's answer."""
+
+    def __init__(self, kept: list[str], unknown: list[str], reason: str):
+        super().__init__(reason)
+        self.kept, self.unknown, self.reason = kept, unknown, reason
 
 
 class Sink(Protocol):
@@ -75,7 +85,8 @@ class Store(Protocol):
         """End the downloads in progress now (a stalled one too): the caller is leaving."""
 
     def remaining(self, names) -> list[str]:
-        """Those of ``names`` (the chain's objects) still at the target, in their order."""
+        """Those of ``names`` (the chain's objects) still at the target, in their order;
+        Unconfirmed when the target could not answer for some of them."""
 
 
 class SwiftStore:
@@ -156,28 +167,48 @@ class SwiftStore:
     def remaining(self, names) -> list[str]:
         """A container listing lags acknowledged DELETEs (container updates are asynchronous):
         only the listed names are asked again, each with a HEAD that asks every replica
-        (``X-Newest``); only a 200 is still there, a 404 is gone."""
+        (``X-Newest``); only a 200 is still there, a 404 is gone. Any other outcome (after
+        swiftclient's retries) is no answer: Unconfirmed, with those seen still there."""
         from cfbackup import swift
 
-        listed = self.list()
-        asked = [name for name in dict.fromkeys(names) if name in listed]
+        names = list(dict.fromkeys(names))
+        try:
+            listed = self.list()
+        except CfbackupError as error:
+            raise Unconfirmed([], names, error.message) from None
+        asked = [name for name in names if name in listed]
         if not asked:
             return []
         prefix = self.target.object_prefix
 
-        def there(conn, name: str) -> bool:
+        def there(conn, name: str) -> bool | CfbackupError:
             client = swift.load_client()
             try:
-                conn.head_object(self.target.container, prefix + name, headers={"X-Newest": "true"})
-            except client.ClientException as error:
-                if error.http_status == 404:
-                    return False
-                raise
+                with swift.swift_errors(self.profile):
+                    try:
+                        conn.head_object(
+                            self.target.container, prefix + name, headers={"X-Newest": "true"}
+                        )
+                    except client.ClientException as error:
+                        if error.http_status == 404:
+                            return False
+                        raise
+            except CfbackupError as error:
+                return error
             return True
 
-        with swift.swift_errors(self.profile):
-            found = swift.concurrently(self._conn(), there, asked)
-        return [name for name, yes in zip(asked, found, strict=True) if yes]
+        try:
+            with swift.swift_errors(self.profile):
+                found = swift.concurrently(self._conn(), there, asked)
+        except CfbackupError as error:  # the login before the HEADs
+            raise Unconfirmed([], asked, error.message) from None
+        kept = [name for name, yes in zip(asked, found, strict=True) if yes is True]
+        failed = [
+            (name, e) for name, e in zip(asked, found, strict=True) if not isinstance(e, bool)
+        ]
+        if failed:
+            raise Unconfirmed(kept, [name for name, _ in failed], failed[-1][1].message)
+        return kept
 
     def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
         from cfbackup import swift

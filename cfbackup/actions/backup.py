@@ -31,7 +31,7 @@ from cfbackup.duplicity.environment import UploadRates, handover_environment, ma
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
-from cfbackup.retention import PARTIAL_FULLS, deletes_refused, keeps_all
+from cfbackup.retention import PARTIAL_FULLS, check_deletes, keeps_all
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -163,6 +163,7 @@ def _back_up(
     if partial_fulls := [c.label for c in lacking if new_full.get(c.label)]:
         stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
     retention_error: CfbackupError | None = None
+    unconfirmed: list[str] = []  # retention's deletes whose check Swift could not answer
     complete: list[chains.Chain] = []
     if after:
         # retention counts the new backup as one to keep: never when it lacks files (they may
@@ -181,10 +182,13 @@ def _back_up(
         complete = [c for c, r in done if not r.unreadable and not empty_includes]
         try:  # after every chain's backup: a failure here loses none of their outcomes
             if complete:
-                chains.run_each(profile, complete, lambda c: retention(run, c, env, skip_idle=True))
+                unconfirmed = chains.run_each(
+                    profile, complete, lambda c: retention(run, c, env, skip_idle=True)
+                )
         except CfbackupError as error:
             retention_error = error
     outcome = RunResult(profile=profile.name, action="backup", stats=stats)
+    outcome.warnings = [w for w in unconfirmed if w]
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
     unreadable = [path for _, result in partial for path in result.unreadable]
     problems = [*left_out.values(), *empty_includes]
@@ -283,17 +287,20 @@ def merged_statistics(parts: list[dict]) -> dict:
     return merged
 
 
-def apply_retention(run: Run, env: dict[str, str]) -> list[tuple[str, str]]:
-    """Run each retention rule of the profile on each of its chains; returns the rules."""
+def apply_retention(run: Run, env: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Run each retention rule of the profile on each of its chains; returns the rules and the
+    warnings of the chains whose deletes could not be confirmed (:func:`retention`)."""
     chain_list = chains.of(run.profile)
-    chains.run_each(run.profile, chain_list, lambda chain: retention(run, chain, env))
-    return commands.retention_rules(run.profile)
+    warnings = chains.run_each(run.profile, chain_list, lambda chain: retention(run, chain, env))
+    return commands.retention_rules(run.profile), [w for w in warnings if w]
 
 
 def retention(
     run: Run, chain: chains.Chain, env: dict[str, str], *, skip_idle: bool = False
-) -> None:
-    """Run each retention rule on one chain.
+) -> str:
+    """Run each retention rule on one chain; RetentionFailed when the target kept what they
+    deleted. Returns the warning (already logged) when Swift could not answer the check of the
+    deletes: they were made, only not confirmed, so the run does not fail; else "".
 
     ``skip_idle`` (right after a backup, when the local archive is in step with the target)
     leaves out the rules that cannot remove anything (``duplicity/archive.py``).
@@ -319,6 +326,15 @@ def retention(
         )
         done.append((" ".join(rule), result))
     # duplicity goes on when the target refuses a delete (retention.py): what is still there
-    problem = deletes_refused(chain.profile, done)
-    if problem:
-        raise RetentionFailed(problem)
+    check = check_deletes(chain.profile, done)
+    if check.refused:
+        raise RetentionFailed(check.refused)
+    if not check.unconfirmed:
+        return ""
+    warning = (
+        f"retention ran{where}, but {check.unconfirmed}; run "
+        f"`{suggest.command('prune', run.profile.name, '--dry-run')}` once Swift answers: it "
+        "lists any old backup still there"
+    )
+    log.warning("warning: %s", warning)
+    return warning

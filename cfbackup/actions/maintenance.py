@@ -10,7 +10,7 @@ from cfbackup.duplicity import commands, options
 from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
 from cfbackup.retention import (
-    deletes_refused,
+    check_deletes,
     keeps_all,
     newest_partial_fulls,
     prepared,
@@ -45,7 +45,7 @@ def run_prune(run: Run) -> RunResult:
         raise RunRefused(f"prune refused: {refusal}")
     env = prepare(run)
     try:
-        rules = apply_retention(run, env)
+        rules, warnings = apply_retention(run, env)
     except RetentionFailed as error:
         raise RetentionFailed(
             f"retention failed: {error.message.rstrip('.')}: run "
@@ -54,7 +54,10 @@ def run_prune(run: Run) -> RunResult:
         ) from None
     applied = ", ".join(f"{command} {value}" for command, value in rules)
     return RunResult(
-        profile=run.profile.name, action="prune", message=f"retention applied: {applied}"
+        profile=run.profile.name,
+        action="prune",
+        message=f"retention applied: {applied}",
+        warnings=warnings,
     )
 
 
@@ -183,6 +186,7 @@ def prune_plan_lines(data: dict) -> list[str]:
 
 def run_cleanup(run: Run) -> RunResult:
     env = prepare(run)
+    warnings: list[str] = []
 
     def clean(chain: chains.Chain) -> None:
         result = duplicity(
@@ -191,12 +195,21 @@ def run_cleanup(run: Run) -> RunResult:
             env,
         )
         # duplicity ignores a delete the target refused (retention.py): what is still there
-        problem = deletes_refused(chain.profile, [("cleanup", result)])
-        if problem:
+        check = check_deletes(chain.profile, [("cleanup", result)])
+        if check.refused:
             raise RetentionFailed(
-                f"cleanup failed: {problem}: run "
+                f"cleanup failed: {check.refused}: run "
                 f"`{suggest.command('cleanup', run.profile.name)}` once fixed."
             )
+        if check.unconfirmed:  # the deletes were made; only their check was not
+            where = f" on chain {chain.label}" if chain.root else ""
+            warning = (
+                f"cleanup ran{where}, but {check.unconfirmed}; run "
+                f"`{suggest.command('cleanup', run.profile.name, '--dry-run')}` once Swift "
+                "answers: its run log lists any leftover still there"
+            )
+            log.warning("warning: %s", warning)
+            warnings.append(warning)
 
     chains.run_each(run.profile, chains.of(run.profile), clean)
     return RunResult(
@@ -206,4 +219,5 @@ def run_cleanup(run: Run) -> RunResult:
         message="dry run: cleanup would remove the leftovers listed in the run log"
         if run.dry_run
         else "cleanup done: leftovers of interrupted runs removed from the target",
+        warnings=warnings,
     )

@@ -9,6 +9,7 @@ import os
 import subprocess
 import time
 
+import pytest
 from support.cli import BIN, CliResult
 from support.forward_proxy import ForwardProxy
 from support.trees import assert_same_tree, make_awkward_tree
@@ -280,6 +281,55 @@ def test_a_swift_that_refuses_deletes_fails_retention_and_prune(
     assert _fulls(_objects(local_swift, container), "host1/") == 1
 
 
+def gone_after_the_deletes(method, path, headers, seen):
+    """Swift answers 503 from the first login after duplicity's deletes (cfbackup's check
+    logs in on a connection of its own; duplicity went on with its own token)."""
+    deleted = [i for i, (m, _) in enumerate(seen) if m == "DELETE"]
+    logins = [i for i, (m, p) in enumerate(seen) if p.startswith("/auth")]
+    if deleted and (path.startswith("/auth") or (logins and logins[-1] > deleted[0])):
+        return 503
+    return None
+
+
+def test_a_check_swift_cannot_answer_warns_and_the_backup_succeeds(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """Swift deleted the old full, then fails (503, after swiftclient's retries) the login of
+    the check that follows: a check that could not be made is no failed retention. The backup
+    exits 0 with one warning naming Swift's answer and the command that confirms it later;
+    only an object seen still there (a 200) fails the run (exit 13, above)."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    no_proxy = {"no_proxy": "", "NO_PROXY": ""}
+
+    with ForwardProxy(refuse_when=gone_after_the_deletes) as proxy:
+        result = cfbackup(
+            "-c", config, "backup", "--full", env={**no_proxy, "http_proxy": proxy.url}
+        )
+        assert any(method == "DELETE" for method, _ in proxy.seen), proxy.seen
+    assert result.returncode == 0, result
+    assert _fulls(_objects(local_swift, container), "host1/") == 1  # deleted, as acknowledged
+    assert (
+        "warning: retention ran, but the deletes of 3 object(s) that duplicity "
+        "remove-all-but-n-full 1 set out to delete could not be confirmed (Swift answered 503 "
+        "Service Unavailable"
+    ) in result.stderr, result
+    assert f"run `cfbackup -c {config} prune main --dry-run` once Swift answers" in (
+        result.stderr
+    ), result
+    assert "retention failed" not in result.stderr, result
+    status = json.loads(cfbackup("-c", config, "status", "--json").stdout)
+    assert status["last_success"]["exit_code"] == 0
+    assert "could not be confirmed" in status["last_success"]["message"], status
+
+    # the command it names confirms it: nothing left to remove
+    result = cfbackup("-c", config, "prune", "--dry-run")
+    assert result.returncode == 0, result
+    assert "would remove nothing" in result.stdout, result
+
+
 def test_a_swift_that_refuses_deletes_fails_cleanup(
     tmp_path, make_config, cfbackup, local_swift, container
 ):
@@ -308,6 +358,32 @@ def test_a_swift_that_refuses_deletes_fails_cleanup(
     result = cfbackup("-c", config, "cleanup")
     assert result.returncode == 0, result
     assert orphan not in _objects(local_swift, container)
+
+
+def test_a_check_swift_cannot_answer_warns_and_the_cleanup_succeeds(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    from swiftclient import client
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    user, key = local_swift.users["admin"]
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    orphan = "host1/duplicity-inc.20200101T000000Z.to.20200102T000000Z.vol1.difftar.gpg"
+    conn.put_object(container, orphan, b"leftover")
+    no_proxy = {"no_proxy": "", "NO_PROXY": ""}
+    with ForwardProxy(refuse_when=gone_after_the_deletes) as proxy:
+        result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})
+    assert result.returncode == 0, result
+    assert orphan not in _objects(local_swift, container)
+    assert (
+        "warning: cleanup ran, but the deletes of 1 object(s) that duplicity cleanup set out to "
+        "delete could not be confirmed (Swift answered 503 Service Unavailable"
+    ) in result.stderr, result
+    assert f"run `cfbackup -c {config} cleanup main --dry-run` once Swift answers" in (
+        result.stderr
+    ), result
 
 
 # duplicity's own dry run of each retention rule (no --force): the chains it lists, by end time
@@ -437,3 +513,35 @@ def test_an_object_a_lagging_listing_still_shows_is_not_taken_for_a_refused_dele
     conn.delete_object(container, f"host1/{deleted}")
     monkeypatch.setattr(store, "list", lambda: stale)
     assert store.remaining([deleted, kept, "never-listed"]) == [kept]
+
+
+def test_a_head_swift_cannot_answer_is_no_answer(make_config, local_swift, container, monkeypatch):
+    """The check's HEAD (X-Newest) of an object a lagging listing still shows fails with a 503
+    after swiftclient's retries: neither still there nor gone; an object whose HEAD answered
+    200 is still there all the same."""
+    from swiftclient import client
+
+    from cfbackup import stores
+    from cfbackup.config.load import load_config
+
+    user, key = local_swift.users["admin"]
+    monkeypatch.setenv("T_SWIFT_KEY", key)
+    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
+    conn.put_container(container)
+    kept, unknown = "duplicity-full.20200101T000000Z.manifest.gpg", "duplicity-inc.x.gpg"
+    for name in (kept, unknown):
+        conn.put_object(container, f"host1/{name}", b"x")
+
+    def refuse_its_head(method, path, headers, seen):
+        asked = method == "HEAD" and headers.get("X-Newest") and path.endswith(unknown)
+        return 503 if asked else None
+
+    with ForwardProxy(refuse_when=refuse_its_head) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("no_proxy", "")
+        monkeypatch.setenv("NO_PROXY", "")
+        store = stores.open_store(load_config(make_config()).profile("main"))
+        with pytest.raises(stores.Unconfirmed) as no_answer:
+            store.remaining([unknown, kept])
+    assert no_answer.value.kept == [kept] and no_answer.value.unknown == [unknown]
+    assert no_answer.value.reason.startswith("Swift answered 503 Service Unavailable")

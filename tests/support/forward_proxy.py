@@ -8,6 +8,9 @@ bodies (volumes) are read whole, by length or chunked, and forwarded with their 
 ``refuse`` injects a fault: requests of the methods it names are answered with its status (403
 Forbidden, 503 Service Unavailable, ...) and never reach the origin, as a Swift whose ACL, a
 middleware or an object lock refuses deletes answers them. Refused requests are in ``seen`` too.
+``refuse_when(method, path, headers, seen)`` decides for each request instead (a status, or None
+to forward it): e.g. only the requests that carry ``X-Newest`` (cfbackup's check after
+retention), or every request once the deletes have been made (a Swift gone right after them).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import http.client
 import threading
 import urllib.parse
+from collections.abc import Callable
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 _HOP = {
@@ -31,7 +36,11 @@ _HOP = {
 
 
 class ForwardProxy:
-    def __init__(self, refuse: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        refuse: dict[str, int] | None = None,
+        refuse_when: Callable[[str, str, Message, list[tuple[str, str]]], int | None] | None = None,
+    ) -> None:
         self.seen: list[tuple[str, str]] = []
         seen, lock = self.seen, threading.Lock()
         refused = dict(refuse or {})
@@ -60,16 +69,19 @@ class ForwardProxy:
                     self.send_error(400, "a forward proxy takes absolute http:// URLs")
                     return
                 with lock:
+                    status = refused.get(self.command)
+                    if refuse_when is not None:
+                        status = refuse_when(self.command, url.path, self.headers, list(seen))
                     seen.append((self.command, url.path))
                 body = self._body()
-                if self.command in refused:
-                    status = refused[self.command]
+                if status is not None:
                     answer = f"<html><h1>refused by the test proxy</h1><p>{status}</p></html>"
                     self.send_response(status)
                     self.send_header("Content-Type", "text/html; charset=UTF-8")
                     self.send_header("Content-Length", str(len(answer)))
                     self.end_headers()
-                    self.wfile.write(answer.encode())
+                    if self.command != "HEAD":  # a HEAD's answer has no body
+                        self.wfile.write(answer.encode())
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 if body is not None:

@@ -118,7 +118,7 @@ def test_a_rule_is_not_judged_on_what_a_later_rule_left(tmp_path, config, monkey
     assert retention.deleted(done[0][1]) == []
     assert sorted(retention.deleted(done[1][1])) == sorted([*_inc(1, 2), *_inc(2, 3), *_inc(3, 4)])
     assert sorted(os.listdir(target)) == sorted([*_full(1), *_full(5)])
-    assert retention.deletes_refused(_profile(config), done) == ""
+    assert retention.check_deletes(_profile(config), done) == retention.DeleteCheck()
 
 
 def test_a_refused_incremental_delete_is_reported_whatever_the_verbosity(
@@ -134,14 +134,14 @@ def test_a_refused_incremental_delete_is_reported_whatever_the_verbosity(
     assert kept in retention.deleted(done[0][1])
     assert sorted(os.listdir(target)) == sorted([kept, *_full(3)])
 
-    problem = retention.deletes_refused(_profile(config), done)
+    problem = retention.check_deletes(_profile(config), done).refused
     assert problem.startswith(
         f"1 object(s) that duplicity remove-all-but-n-full 1 set out to delete ({kept}) are "
         f"still in {_profile(config).target}: the target refused to delete them ("
     ), problem
 
     (target / kept).unlink()  # the target lets it go: nothing is left
-    assert retention.deletes_refused(_profile(config), done) == ""
+    assert retention.check_deletes(_profile(config), done) == retention.DeleteCheck()
 
 
 def test_a_dry_run_in_extra_options_names_nothing(tmp_path, config, monkeypatch):
@@ -150,7 +150,7 @@ def test_a_dry_run_in_extra_options_names_nothing(tmp_path, config, monkeypatch)
     done = [_apply(tmp_path, ("remove-all-but-n-full", "1"), "--dry-run")]
     assert retention.deleted(done[0][1]) == []
     assert len(os.listdir(target)) == 9
-    assert retention.deletes_refused(_profile(config), done) == ""
+    assert retention.check_deletes(_profile(config), done) == retention.DeleteCheck()
 
 
 def test_cleanup_names_what_it_deletes(tmp_path, config, monkeypatch):
@@ -159,8 +159,134 @@ def test_cleanup_names_what_it_deletes(tmp_path, config, monkeypatch):
     target, _ = _target(tmp_path, [*orphans, *_full(3)])
     done = [_apply(tmp_path, ("cleanup",), "--verbosity=warning", refused=(orphans[1],))]
     assert sorted(retention.deleted(done[0][1])) == sorted(orphans)
-    problem = retention.deletes_refused(_profile(config), done)
+    problem = retention.check_deletes(_profile(config), done).refused
     assert problem.startswith(
         f"1 object(s) that duplicity cleanup set out to delete ({orphans[1]}) are still"
     ), problem
     assert "(PermissionError: the test target refuses this delete)" in problem, problem
+
+
+# --- a check that could not be made (Swift unreachable, a 5xx after retries) ---------------
+
+
+def _swift_profile():
+    from cfbackup.config import build_config
+
+    profile = {
+        "source": "/srv",
+        "target": "swift://box/host",
+        "archive_dir": "/a",
+        "encryption": {"mode": "none"},
+        "swift": {"auth_url": "http://k/auth/v1.0", "username": "u", "password_env": "T_KEY"},
+    }
+    return build_config({"profiles": {"p": profile}}, path=None).profiles["p"]
+
+
+def _named(*names):
+    """A retention rule's result whose duplicity named ``names`` as it deleted them."""
+    from cfbackup.duplicity.machinelog import Record
+    from cfbackup.duplicity.patches.named_deletes import DELETE
+    from cfbackup.duplicity.result import DuplicityResult
+
+    records = [Record("INFO", 1, f"{DELETE} '{name}'", "") for name in names]
+    return ("remove-all-but-n-full 1", DuplicityResult(("duplicity",), 0, records, ()))
+
+
+class _Swift:
+    """A swiftclient Connection whose HEAD of each object answers as ``answers`` says: 200,
+    404, another status (swiftclient's ClientException) or an exception to raise (a
+    connection error after its retries)."""
+
+    url, token = "http://swift/v1/AUTH_t", "tok"
+
+    def __init__(self, answers, listing=None):
+        self.answers = answers
+        self.listing = listing
+
+    def get_container(self, container, prefix="", full_listing=False):
+        if isinstance(self.listing, Exception):
+            raise self.listing
+        return {}, [{"name": prefix + name, "bytes": 1} for name in self.answers]
+
+    def head_object(self, container, name, headers=None):
+        from swiftclient.exceptions import ClientException
+
+        answer = self.answers[name.rpartition("/")[2]]
+        if isinstance(answer, Exception):
+            raise answer
+        if answer != 200:
+            reason = {404: "Not Found", 503: "Service Unavailable"}.get(answer, "")
+            raise ClientException("HEAD failed", http_status=answer, http_reason=reason)
+        return {}
+
+
+def _answering(monkeypatch, answers, listing=None):
+    from cfbackup import swift
+
+    fake = _Swift(answers, listing)
+    monkeypatch.setattr(swift, "connect", lambda profile, **kw: fake)
+    monkeypatch.setattr(swift, "sibling", lambda conn: conn)
+
+
+def test_a_check_swift_cannot_answer_is_no_refused_delete(monkeypatch):
+    """Every HEAD fails (a 503 after swiftclient's retries): nothing was seen still there, so
+    no delete is known refused; the check says it could not confirm them, and why."""
+    names = _full(1)
+    _answering(monkeypatch, dict.fromkeys(names, 503))
+    check = retention.check_deletes(_swift_profile(), [_named(*names)])
+    assert check.refused == ""
+    assert check.unconfirmed.startswith(
+        "the deletes of 3 object(s) that duplicity remove-all-but-n-full 1 set out to delete "
+        "could not be confirmed (Swift answered 503 Service Unavailable"
+    ), check.unconfirmed
+
+
+def test_an_unreachable_swift_leaves_the_deletes_unconfirmed(monkeypatch):
+    names = _full(1)
+    _answering(monkeypatch, dict.fromkeys(names, 200), listing=ConnectionRefusedError(111, "no"))
+    check = retention.check_deletes(_swift_profile(), [_named(*names)])
+    assert check.refused == ""
+    assert (
+        "3 object(s)" in check.unconfirmed
+        and "(cannot reach Swift at http://k/auth/v1.0" in check.unconfirmed
+    )
+
+
+def test_objects_seen_still_there_are_refused_and_the_unanswered_are_counted(monkeypatch):
+    """One HEAD answers 200 (still there: a refused delete), one 404 (gone), one fails: the
+    refusal names the one seen and counts the one that could not be confirmed."""
+    kept, gone, unknown = _full(1)
+    _answering(monkeypatch, {kept: 200, gone: 404, unknown: ConnectionResetError(104, "reset")})
+    check = retention.check_deletes(_swift_profile(), [_named(kept, gone, unknown)])
+    assert check.refused.startswith(
+        f"1 object(s) that duplicity remove-all-but-n-full 1 set out to delete ({kept}) are "
+        "still in container box"
+    ), check.refused
+    assert "1 more could not be confirmed" in check.refused, check.refused
+    assert check.unconfirmed == ""
+
+
+def test_every_object_answered_gone_is_a_clean_check(monkeypatch):
+    names = _full(1)
+    _answering(monkeypatch, dict.fromkeys(names, 404))
+    assert retention.check_deletes(_swift_profile(), [_named(*names)]) == retention.DeleteCheck()
+
+
+def test_a_delete_swift_refused_stays_a_failure_when_the_check_cannot_be_made(monkeypatch):
+    """duplicity reported Swift's refusal of a delete (the swift-deletes patch), then the check
+    could not be made: Swift's own answer to the DELETE is no unanswered check, exit 13."""
+    from cfbackup.duplicity.machinelog import Record
+    from cfbackup.duplicity.patches.swift_deletes import REFUSED
+
+    names = _full(1)
+    _answering(monkeypatch, dict.fromkeys(names, 503))
+    what, result = _named(*names)
+    said = f"{REFUSED}host/{names[0]}: it answered 403 Forbidden"
+    result.records.append(Record("WARNING", 0, "", said))
+    check = retention.check_deletes(_swift_profile(), [(what, result)])
+    assert check.unconfirmed == ""
+    assert check.refused.startswith(
+        "duplicity remove-all-but-n-full 1 reported that the target refused a delete "
+        f"({said}), and whether the 3 object(s) it set out to delete ({names[0]}, "
+    ), check.refused
+    assert "could not be checked (Swift answered 503 Service Unavailable" in check.refused
