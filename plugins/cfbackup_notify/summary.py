@@ -56,12 +56,14 @@ def build(run: Any, result: Any) -> dict[str, Any]:
         "log_tail": [] if result.ok else log_tail(result, run.log_file),
         "log_file": str(run.log_file) if run.log_file else None,
         "cfbackup_version": __version__,
-        # e.g. a legacy config readable by others: repeated on every run until it is fixed
+        # e.g. a legacy config readable by others: repeated on every run until it is fixed; then
+        # the run's own (retention's deletes Swift could not confirm)
         "warnings": [
             w
             for w in (
                 getattr(run.config, "permission_warning", None),
                 *getattr(run.profile, "secret_file_warnings", ()),
+                *getattr(result, "warnings", ()),
             )
             if w
         ],
