@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from cfbackup import redact, suggest, swift
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import machinelog
+from cfbackup.duplicity.patches import interrupted_set
 from cfbackup.duplicity.result import DuplicityResult
+from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import (
     BackendError,
     BackupDamaged,
@@ -129,7 +131,29 @@ def _no_space(text: str) -> CfbackupError:
     return error
 
 
+# the interrupted-set patch's error (patches/interrupted_set.py): "[cfbackup-interrupted-set]
+# Swift refused to delete N object(s) of the interrupted backup set T (<its last refusal>)"
+_INTERRUPTED_SET = re.compile(
+    re.escape(interrupted_set.MARK) + r" Swift refused to delete .*? \((Swift refused [^\n]*)\)"
+)
+
+
+def _interrupted_set_kept(text: str, profile: Profile | None) -> BackendError:
+    answer = redact.redact_output(_INTERRUPTED_SET.search(text)[1])
+    target = swift_target(profile.target) if profile else None
+    place = f"container {target.container}" if target else "the target"
+    return BackendError(
+        f"the last backup was interrupted and the objects it left could not be deleted "
+        f"({answer}), which duplicity must do before it backs up again: nothing was backed up "
+        f"this time and no backup was lost; let the storage user delete objects in {place} (an "
+        f"ACL, an object lock or a middleware may refuse deletes), then run "
+        f"{_cmd(profile, 'cleanup')} or the backup again."
+    )
+
+
 _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
+    # before the 403 pattern: Swift's answer names it
+    (_INTERRUPTED_SET, _interrupted_set_kept),
     (_SOURCE_MISMATCH, _source_mismatch),
     (
         # a set whose manifest is gone while newer sets follow it: duplicity asserts on it

@@ -96,7 +96,8 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     core = (
         "skip-keystoneclient, upload-progress, sized-uploads, swift-deletes, upload-pool, "
         "gpg-environment, "
-        "gpg-selftest, gpg-waiters, progress-stop, archive-lock, machine-log-names, named-deletes"
+        "gpg-selftest, gpg-waiters, progress-stop, archive-lock, machine-log-names, named-deletes, "
+        "interrupted-set"
     )
     assert f"duplicity patches: {core}, marker" in caplog.text
 

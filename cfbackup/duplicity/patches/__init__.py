@@ -301,6 +301,20 @@ CORE: tuple[Patch, ...] = (
         "the old backups stayed): its machine log names each file it deletes, whatever the "
         "verbosity, and cfbackup checks each is gone",
     ),
+    Patch(
+        "interrupted-set",
+        "cfbackup.duplicity.patches.interrupted_set",
+        "3.2.1",
+        (
+            "duplicity.dup_collections:BackupSet.delete",
+            "duplicity.dup_collections:BackupSet.get_timestr",
+            "duplicity.dup_main:Restart.checkManifest",
+            "duplicity.config:action",
+        ),
+        "a backup deletes an interrupted set it cannot resume and never checks that it went: "
+        "when Swift refused the deletes, duplicity deleted it again, for ever; the backup now "
+        "ends with Swift's answer (after swift-deletes, whose refusals it reads)",
+    ),
 )
 
 

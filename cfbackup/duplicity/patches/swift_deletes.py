@@ -15,12 +15,16 @@ It warns instead of raising: raised, duplicity's retry would try each object thr
 about two minutes per object for the same answer. swiftclient's retries are what can change;
 once they are spent, the answer stands. An object already gone (404) is deleted as far as
 anyone can tell: no warning.
+
+Each refused delete is also kept in :data:`refusals` (duplicity's file name -> Swift's
+answer) for the patches that must not go on after one (``interrupted_set.py``).
 """
 
 import os
 
 _TARGET = "duplicity.backends.swiftbackend"
 REFUSED = "Swift refused to delete "  # the warning's start: cfbackup/retention.py reads it
+refusals: dict[str, str] = {}  # in this process: the file names Swift refused to delete
 
 
 def _failure(error) -> str | None:
@@ -44,6 +48,7 @@ def _reporting(delete):
             answer = _failure(result.get("error"))
             if answer is not None:
                 log.Warn(f"{REFUSED}{name}: it answered {answer}")
+                refusals[os.fsdecode(filename)] = f"{REFUSED}{name}: it answered {answer}"
 
     _delete.cfbackup_patched = True
     _delete.cfbackup_original = delete
