@@ -95,13 +95,14 @@ def test_switched_off_or_a_wrong_passphrase_gpg_derives_and_judges(tmp_path, gnu
 
 def test_a_damaged_file_given_its_key_fails_without_showing_the_key(tmp_path, gnupghome, chain):
     """gpg 2.2 prints the key it is given ("gpg: DBG: seskey: ..."), and duplicity's GPGError
-    quotes gpg's stderr: a signature file damaged past its head must fail without it."""
+    quotes gpg's stderr: a signature file cut short past its head must fail without it."""
     _src, target = chain
     folder = Path(target.removeprefix("file://"))
     (signatures,) = folder.glob("duplicity-full-signatures.*.sigtar.gpg")
-    data = bytearray(signatures.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
-    signatures.write_bytes(bytes(data))
+    data = signatures.read_bytes()
+    # cut short past its head: duplicity's gpg runs with --ignore-mdc-error, so bytes changed in
+    # the middle of uncompressed data may decrypt to a warning only; an early end never does
+    signatures.write_bytes(data[: len(data) // 2])
     traced = run_traced(
         _duplicity(tmp_path / "new-archive", "restore", target, str(tmp_path / "restored")),
         env=_env(gnupghome), log=tmp_path / "damaged.log",
