@@ -30,12 +30,12 @@ from .park import (
     Progress,
     flat_ips,
     server_lock,
+    servers_named,
     settings_of,
     wait_gone,
 )
 
 ADOPTABLE = ("BUILD", "ACTIVE", "ERROR")  # what a rerun can go on with
-GONE = ("DELETED", "SOFT_DELETED")
 
 
 def _flavor_id(conn, record: dict[str, Any], wanted: str | None, progress: Progress) -> str:
@@ -171,19 +171,11 @@ def unpark(
         return record
 
 
-def _servers_named(conn, name: str) -> list:
-    """Every server named exactly ``name`` (Nova's name filter is a regular expression, so
-    the list is narrowed here); deleted ones do not count."""
-    with cloud_errors(f"looking up servers named {name}"):
-        found = list(conn.compute.servers(name=name))
-    return [s for s in found if s.name == name and s.status not in GONE]
-
-
 def _booted_earlier(conn, name: str, record: dict[str, Any], rerun: str):
     """The server named ``name`` that an earlier unpark of this record booted (it carries
     the record's image id in its metadata), to go on with; None when no server has that name.
     Whatever the record's state: a failed ``--force`` run leaves it ``unparked``."""
-    servers = _servers_named(conn, name)
+    servers = servers_named(conn, name)
     ours = [s for s in servers if (s.metadata or {}).get(UNPARK_MARKER) == record["image"]["id"]]
     others = [s for s in servers if s not in ours]
     if len(others) == 1:

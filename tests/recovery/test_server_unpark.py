@@ -349,3 +349,35 @@ def test_a_forced_unpark_does_not_take_over_the_unparked_server_in_error(
     )
     assert "nothing was booted" in result.stderr
     assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [server["id"]]
+
+
+def _alive(emulator, name: str) -> list[str]:
+    return [
+        s["id"] for s in emulator.servers.values() if s["name"] == name and s["status"] != "DELETED"
+    ]
+
+
+@pytest.mark.parametrize("name", ["db+1", "web (old)", "[prod]web", "*web", "web (old"])
+def test_unpark_looks_a_name_with_regex_metacharacters_up_exactly(cli, config, emulator, name):
+    """Nova's name filter is a regular expression search: the name goes escaped and anchored.
+    Raw, "db+1" matched no server named db+1, so a server of that name made by hand did not
+    stop the unpark and a rerun after a timeout booted a second one; "*web" was a 400."""
+    sid = emulator.add_server(name)["id"]
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", sid).returncode == 0
+    by_hand = emulator.add_server(name)["id"]  # someone re-created it by hand
+    emulator.add_server(name.upper())  # MySQL's collation ignores case: not a match
+    taken = cli("-c", cfg, "server", "unpark", name)
+    assert taken.returncode == ExitCode.REFUSED, taken
+    assert f"a server named {name} already exists ({by_hand}, ACTIVE)" in taken.stderr
+    emulator.servers.pop(by_hand)
+
+    emulator.build_polls = 10_000
+    slow = cli("-c", config(server_timeout=1), "server", "unpark", name)
+    assert slow.returncode == ExitCode.BACKEND and "was still BUILD after" in slow.stderr, slow
+    booted = _alive(emulator, name)
+    emulator.build_polls = 1
+    again = cli("-c", config(server_timeout=1), "server", "unpark", name)
+    assert again.returncode == 0, again
+    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
+    assert len(booted) == 1 and _alive(emulator, name) == booted
