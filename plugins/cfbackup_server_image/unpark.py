@@ -12,7 +12,9 @@ run failed after the boot: an API outage, Swift down when the record was updated
 fix-up) instead of refusing because "a server with that name exists" or booting a second one.
 That holds whatever the record says: a ``--force`` run over a record already ``unparked`` that
 fails after its boot leaves the record as it was, and its rerun must not boot again. Several such
-servers stop the run (which one to keep is the user's call).
+servers stop the run (which one to keep is the user's call). A run deletes only a server it
+booted itself (one that went to ERROR while booting): an adopted server may have been used
+since, so one in ERROR is refused and left to the user.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from .park import (
     wait_gone,
 )
 
-ADOPTABLE = ("BUILD", "ACTIVE", "ERROR")  # what a rerun can go on with
+ADOPTABLE = ("BUILD", "ACTIVE")  # what a rerun can go on with
 
 
 def _flavor_id(conn, record: dict[str, Any], wanted: str | None, progress: Progress) -> str:
@@ -112,12 +114,13 @@ def unpark(
         conn = conn or connect(profile)
         rerun = _rerun(profile, name, flavor, force)
         existing = _booted_earlier(conn, name, record, rerun)
-        if existing is not None:
-            server = _adopt(existing, name, flavor, record, rerun, progress)
-        else:
+        booted = existing is None  # only a server this run booted may be deleted by it
+        if booted:
             server = _boot(conn, record, name, flavor, rerun, progress)
+        else:
+            server = _adopt(existing, name, flavor, rerun, progress)
         try:
-            server = _wait_active(conn, server, name, settings, rerun, progress)
+            server = _wait_active(conn, server, name, settings, rerun, progress, booted=booted)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what was left behind
             raise _booted_but(
                 Interrupted("this run was interrupted"),
@@ -212,15 +215,11 @@ def _rerun(profile: Profile, name: str, flavor: str | None, force: bool) -> str:
     return suggest.command(*words)
 
 
-def _adopt(
-    server, name: str, flavor: str | None, record: dict[str, Any], rerun: str, progress: Progress
-):
-    # the server a completed unpark brought back has run since: one in ERROR is not taken
-    # over (the wait deletes a server in ERROR), its disk may hold what nothing else holds
-    completed = record.get("state") != "parked" and server.id == (
-        record.get("new_server") or {}
-    ).get("id")
-    if server.status == "ERROR" and completed:
+def _adopt(server, name: str, flavor: str | None, rerun: str, progress: Progress):
+    # a server in ERROR is not taken over: this run did not boot it, and it may have run
+    # since (after a failed record update the user was told to use it), its disk holding what
+    # nothing else holds; the user looks at it and deletes it if it cannot be saved
+    if server.status == "ERROR":
         raise RunRefused(
             f"server {name} ({server.id}) was booted by an earlier unpark and is ERROR: look "
             f"at it (openstack server show {server.id}) and, if it cannot be saved, delete it "
@@ -322,7 +321,9 @@ def _report_fixups(results, progress: Progress) -> None:
                 progress(f"{profile}: warning: {line}")
 
 
-def _wait_active(conn, server, name: str, settings, rerun: str, progress: Progress):
+def _wait_active(
+    conn, server, name: str, settings, rerun: str, progress: Progress, *, booted: bool
+):
     def fetch():
         with cloud_errors(f"checking server {name}"):
             return conn.compute.get_server(server.id)
@@ -340,6 +341,13 @@ def _wait_active(conn, server, name: str, settings, rerun: str, progress: Progre
         )
     except WaitFailed as failed:
         fault = (failed.resource.fault or {}).get("message") or "no fault message"
+        if not booted:  # never delete a server this run did not boot
+            raise BackendError(
+                f"server {name} ({server.id}), booted by an earlier unpark, went to ERROR: "
+                f"{fault}; it was left as it is, the image and the record are untouched: look "
+                f"at it (openstack server show {server.id}) and, if it cannot be saved, delete "
+                f"it (openstack server delete {server.id}) and run {rerun}, which boots another."
+            ) from None
         cleanup = "the failed server was deleted"
         try:
             with cloud_errors(f"deleting the failed server {server.id}"):

@@ -381,3 +381,63 @@ def test_unpark_looks_a_name_with_regex_metacharacters_up_exactly(cli, config, e
     assert again.returncode == 0, again
     assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
     assert len(booted) == 1 and _alive(emulator, name) == booted
+
+
+def test_a_rerun_does_not_delete_the_server_an_earlier_unpark_booted_now_in_error(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """The record could not be marked unparked, the user followed the message and used the
+    server, which later went to ERROR: the rerun that would adopt it refuses it (with -c FILE)
+    and leaves it, its disk holding what it wrote since."""
+    from cfbackup_server_image import records
+
+    from cfbackup.errors import BackendError
+
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    real_save = records.save
+
+    def swift_down(config_, profile, record):
+        if record.get("state") == "unparked":
+            raise BackendError("Swift is unreachable: check the network.")
+        real_save(config_, profile, record)
+
+    monkeypatch.setattr(records, "save", swift_down)
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == ExitCode.BACKEND
+    used = emulator.server_named("web1")
+    used["status"] = "ERROR"
+    monkeypatch.setattr(records, "save", real_save)
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == ExitCode.REFUSED, again
+    assert again.stderr.count("\n") == 1, again  # one sentence
+    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1"
+    assert (
+        f"server web1 ({used['id']}) was booted by an earlier unpark and is ERROR: look at it "
+        f"(openstack server show {used['id']}) and, if it cannot be saved, delete it "
+        f"(openstack server delete {used['id']}) and run {rerun}, which boots another"
+    ) in again.stderr
+    assert _alive(emulator, "web1") == [used["id"]] and used["status"] == "ERROR"
+    assert park_record(tmp_path)["state"] == "parked"
+
+
+def test_an_adopted_server_that_goes_to_error_is_left_to_the_user(cli, config, emulator, tmp_path):
+    """A rerun goes on waiting for the server an earlier run booted; when it goes to ERROR,
+    this run did not boot it and does not delete it: the message says what to do."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.build_polls = 10_000
+    slow = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
+    assert slow.returncode == ExitCode.BACKEND, slow
+    booted = emulator.server_named("web1")["id"]
+    emulator.build_polls, emulator.boot_fate = 1, "error"
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == ExitCode.BACKEND, again
+    assert again.stderr.count("\n") == 1, again  # one sentence
+    assert f"server web1 ({booted}), booted by an earlier unpark, went to ERROR: " in again.stderr
+    assert "No valid host was found" in again.stderr and "it was left as it is" in again.stderr
+    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1, which boots" in (again.stderr)
+    assert _alive(emulator, "web1") == [booted]
+    assert emulator.servers[booted]["status"] == "ERROR"
+    assert park_record(tmp_path)["state"] == "parked"
