@@ -15,6 +15,10 @@ fails after its boot leaves the record as it was, and its rerun must not boot ag
 servers stop the run (which one to keep is the user's call). A run deletes only a server it
 booted itself (one that went to ERROR while booting): an adopted server may have been used
 since, so one in ERROR is refused and left to the user.
+
+The old addresses a fix-up is given stay in the record (``fixup_old``) until a fix-up
+succeeds: a ``--force`` rerun after a failed one, over a server booted since, still moves DNS
+and hosts away from them.
 """
 
 from __future__ import annotations
@@ -131,16 +135,14 @@ def unpark(
                 when="",
             ) from None
         new_ips = flat_ips(server.addresses)
-        # after an earlier unpark (--force), DNS and hosts may hold that server's addresses,
-        # unless it is the server this run goes on with (its addresses are the new ones)
-        old_ips = list(record.get("ips") or [])
-        earlier = record.get("new_server") or {}
-        if earlier.get("id") != server.id:
-            old_ips += [ip for ip in earlier.get("ips") or [] if ip not in old_ips]
+        old_ips = _old_ips(record, server.id)
         record.update(
             state="unparked",
             unparked_at=records.utc_now(),
             new_server={"id": server.id, "ips": new_ips, "addresses": server.addresses or {}},
+            # until the fix-up below succeeds: a rerun (--force) over a server booted since
+            # still moves DNS and hosts away from these
+            fixup_old=old_ips,
         )
         try:
             records.save(config, profile, record)
@@ -171,7 +173,40 @@ def unpark(
                     exit_code=error.exit_code,
                 ) from None
             _report_fixups(results, progress)
+            _fixup_done(config, profile, record, progress)
         return record
+
+
+def _old_ips(record: dict[str, Any], server_id: str) -> list[str]:
+    """The addresses DNS and hosts may hold for the server: the parked server's, those an
+    earlier unpark's fix-up left pending (``fixup_old``: it failed, and the record names a
+    server booted since), and after an earlier unpark (--force) that server's, unless it is
+    the server this run goes on with (its addresses are the new ones)."""
+    old_ips: list[str] = []
+    earlier = record.get("new_server") or {}
+    pending = [*(record.get("ips") or []), *(record.get("fixup_old") or [])]
+    if earlier.get("id") != server_id:
+        pending += earlier.get("ips") or []
+    for ip in pending:
+        if ip not in old_ips:
+            old_ips.append(ip)
+    return old_ips
+
+
+def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progress) -> None:
+    """The fix-up succeeded: the record no longer keeps its old addresses pending."""
+    pending = record.pop("fixup_old", None)
+    if not pending:
+        return
+    try:
+        records.save(config, profile, record)
+    except CfbackupError as error:  # the unpark is done: a later --force only repeats them
+        record["fixup_old"] = pending
+        progress(
+            f"warning: the record could not be updated after the IP fix-up "
+            f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
+            f"from {', '.join(pending)} again, which changes nothing"
+        )
 
 
 def _booted_earlier(conn, name: str, record: dict[str, Any], rerun: str):

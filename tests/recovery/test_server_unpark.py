@@ -441,3 +441,47 @@ def test_an_adopted_server_that_goes_to_error_is_left_to_the_user(cli, config, e
     assert _alive(emulator, "web1") == [booted]
     assert emulator.servers[booted]["status"] == "ERROR"
     assert park_record(tmp_path)["state"] == "parked"
+
+
+def test_a_forced_rerun_after_a_failed_ip_fixup_over_a_new_server_keeps_the_pending_old_ips(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """park (A), unpark to X (B), X lost, unpark --force boots Y (C) but the fix-up fails: the
+    record names Y, yet hosts still says B. The rerun moves hosts from A and B to C (the
+    pending old addresses are kept in the record until a fix-up succeeds)."""
+    import cfbackup_ip_fixup
+
+    from cfbackup.errors import BackendError
+
+    a = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    cfg = config()
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n{a} web1\n")
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    x = emulator.server_named("web1")
+    b = x["addresses"]["private"][0]["addr"]
+    assert hosts.read_text().endswith(f"\n{b} web1\n"), hosts.read_text()
+    assert "fixup_old" not in park_record(tmp_path)  # that fix-up succeeded
+    emulator.servers.pop(x["id"])  # lost: boot it again
+
+    real = cfbackup_ip_fixup.fix_all
+
+    def refused(*args, **kwargs):
+        raise BackendError("the DNS server refused the update (BADSIG)")
+
+    monkeypatch.setattr(cfbackup_ip_fixup, "fix_all", refused)
+    failed = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert failed.returncode == ExitCode.BACKEND and "IP fix-up failed" in failed.stderr, failed
+    y = emulator.server_named("web1")
+    c = y["addresses"]["private"][0]["addr"]
+    assert f"ip-fixup --name web1 --old {a},{b} --new {c}" in failed.stderr
+    assert park_record(tmp_path)["fixup_old"] == [a, b]
+
+    monkeypatch.setattr(cfbackup_ip_fixup, "fix_all", real)
+    again = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert again.returncode == 0, again
+    assert f"web1 is ACTIVE: addresses {a}, {b} -> {c}" in again.stdout
+    assert hosts.read_text() == f"127.0.0.1 localhost\n{c} web1\n"
+    after = park_record(tmp_path)
+    assert after["new_server"]["id"] == y["id"] and "fixup_old" not in after
