@@ -12,8 +12,10 @@ image and would be lost with the server. ``--live`` images it running, with a wa
 from __future__ import annotations
 
 import contextlib
+import re
 import shlex
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,7 @@ from .cloud import WaitFailed, WaitTimedOut, cloud_errors, connect, wait_for
 
 SNAPSHOT_STATES = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
 UNPARK_MARKER = "cfbackup_unparked_from"  # server metadata unpark sets: the park image id
+GONE = ("DELETED", "SOFT_DELETED")  # servers that no longer count
 Progress = Callable[[str], None]
 
 
@@ -58,20 +61,44 @@ def flat_ips(addresses: dict[str, list[dict]] | None) -> list[str]:
     return seen
 
 
+def servers_named(conn, name: str) -> list:
+    """Every server named exactly ``name``; deleted ones do not count. Nova's ``name`` filter
+    is a regular expression search (case-insensitive under MySQL's collation): the name goes
+    escaped and anchored, so that ``db+1`` or ``web (old)`` finds itself and ``*web`` is not a
+    400, and the answer is narrowed here to the exact name."""
+    with cloud_errors(f"looking up servers named {name}"):
+        found = list(conn.compute.servers(name="^" + re.escape(name) + "$"))
+    return [s for s in found if s.name == name and s.status not in GONE]
+
+
 def find_server(conn, name: str):
-    """The server named (or with the id) ``name``, or None; deleted ones do not count."""
+    """The server with the id ``name``, else the one named exactly ``name``, or None; deleted
+    ones do not count. Not openstacksdk's ``find_server``: it passes the name to Nova's
+    filter as a regular expression."""
     from openstack import exceptions as sdk
 
-    with cloud_errors(f"looking up server {name}"):
-        try:
-            server = conn.compute.find_server(name, ignore_missing=False)
-        except sdk.NotFoundException:
-            return None
-        except sdk.DuplicateResource:
-            raise RunRefused(
-                f"several servers are named {name}: give the server's id instead of its name."
-            ) from None
-    return None if server.status in ("DELETED", "SOFT_DELETED") else server
+    if _is_uuid(name):  # Nova's server ids are UUIDs
+        with cloud_errors(f"looking up server {name}"):
+            try:
+                server = conn.compute.get_server(name)
+            except sdk.NotFoundException:
+                server = None
+        if server is not None and server.status not in GONE:
+            return server
+    named = servers_named(conn, name)
+    if len(named) > 1:
+        raise RunRefused(
+            f"several servers are named {name}: give the server's id instead of its name."
+        )
+    return named[0] if named else None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _flavor_record(conn, server) -> dict[str, Any]:

@@ -12,7 +12,13 @@ run failed after the boot: an API outage, Swift down when the record was updated
 fix-up) instead of refusing because "a server with that name exists" or booting a second one.
 That holds whatever the record says: a ``--force`` run over a record already ``unparked`` that
 fails after its boot leaves the record as it was, and its rerun must not boot again. Several such
-servers stop the run (which one to keep is the user's call).
+servers stop the run (which one to keep is the user's call). A run deletes only a server it
+booted itself (one that went to ERROR while booting): an adopted server may have been used
+since, so one in ERROR is refused and left to the user.
+
+The old addresses a fix-up is given stay in the record (``fixup_old``) until a fix-up
+succeeds: a ``--force`` rerun after a failed one, over a server booted since, still moves DNS
+and hosts away from them.
 """
 
 from __future__ import annotations
@@ -30,12 +36,12 @@ from .park import (
     Progress,
     flat_ips,
     server_lock,
+    servers_named,
     settings_of,
     wait_gone,
 )
 
-ADOPTABLE = ("BUILD", "ACTIVE", "ERROR")  # what a rerun can go on with
-GONE = ("DELETED", "SOFT_DELETED")
+ADOPTABLE = ("BUILD", "ACTIVE")  # what a rerun can go on with
 
 
 def _flavor_id(conn, record: dict[str, Any], wanted: str | None, progress: Progress) -> str:
@@ -112,12 +118,13 @@ def unpark(
         conn = conn or connect(profile)
         rerun = _rerun(profile, name, flavor, force)
         existing = _booted_earlier(conn, name, record, rerun)
-        if existing is not None:
-            server = _adopt(existing, name, flavor, record, rerun, progress)
-        else:
+        booted = existing is None  # only a server this run booted may be deleted by it
+        if booted:
             server = _boot(conn, record, name, flavor, rerun, progress)
+        else:
+            server = _adopt(existing, name, flavor, rerun, progress)
         try:
-            server = _wait_active(conn, server, name, settings, rerun, progress)
+            server = _wait_active(conn, server, name, settings, rerun, progress, booted=booted)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what was left behind
             raise _booted_but(
                 Interrupted("this run was interrupted"),
@@ -128,16 +135,14 @@ def unpark(
                 when="",
             ) from None
         new_ips = flat_ips(server.addresses)
-        # after an earlier unpark (--force), DNS and hosts may hold that server's addresses,
-        # unless it is the server this run goes on with (its addresses are the new ones)
-        old_ips = list(record.get("ips") or [])
-        earlier = record.get("new_server") or {}
-        if earlier.get("id") != server.id:
-            old_ips += [ip for ip in earlier.get("ips") or [] if ip not in old_ips]
+        old_ips = _old_ips(record, server.id)
         record.update(
             state="unparked",
             unparked_at=records.utc_now(),
             new_server={"id": server.id, "ips": new_ips, "addresses": server.addresses or {}},
+            # until the fix-up below succeeds: a rerun (--force) over a server booted since
+            # still moves DNS and hosts away from these
+            fixup_old=old_ips,
         )
         try:
             records.save(config, profile, record)
@@ -168,22 +173,47 @@ def unpark(
                     exit_code=error.exit_code,
                 ) from None
             _report_fixups(results, progress)
+            _fixup_done(config, profile, record, progress)
         return record
 
 
-def _servers_named(conn, name: str) -> list:
-    """Every server named exactly ``name`` (Nova's name filter is a regular expression, so
-    the list is narrowed here); deleted ones do not count."""
-    with cloud_errors(f"looking up servers named {name}"):
-        found = list(conn.compute.servers(name=name))
-    return [s for s in found if s.name == name and s.status not in GONE]
+def _old_ips(record: dict[str, Any], server_id: str) -> list[str]:
+    """The addresses DNS and hosts may hold for the server: the parked server's, those an
+    earlier unpark's fix-up left pending (``fixup_old``: it failed, and the record names a
+    server booted since), and after an earlier unpark (--force) that server's, unless it is
+    the server this run goes on with (its addresses are the new ones)."""
+    old_ips: list[str] = []
+    earlier = record.get("new_server") or {}
+    pending = [*(record.get("ips") or []), *(record.get("fixup_old") or [])]
+    if earlier.get("id") != server_id:
+        pending += earlier.get("ips") or []
+    for ip in pending:
+        if ip not in old_ips:
+            old_ips.append(ip)
+    return old_ips
+
+
+def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progress) -> None:
+    """The fix-up succeeded: the record no longer keeps its old addresses pending."""
+    pending = record.pop("fixup_old", None)
+    if not pending:
+        return
+    try:
+        records.save(config, profile, record)
+    except CfbackupError as error:  # the unpark is done: a later --force only repeats them
+        record["fixup_old"] = pending
+        progress(
+            f"warning: the record could not be updated after the IP fix-up "
+            f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
+            f"from {', '.join(pending)} again, which changes nothing"
+        )
 
 
 def _booted_earlier(conn, name: str, record: dict[str, Any], rerun: str):
     """The server named ``name`` that an earlier unpark of this record booted (it carries
     the record's image id in its metadata), to go on with; None when no server has that name.
     Whatever the record's state: a failed ``--force`` run leaves it ``unparked``."""
-    servers = _servers_named(conn, name)
+    servers = servers_named(conn, name)
     ours = [s for s in servers if (s.metadata or {}).get(UNPARK_MARKER) == record["image"]["id"]]
     others = [s for s in servers if s not in ours]
     if len(others) == 1:
@@ -220,15 +250,11 @@ def _rerun(profile: Profile, name: str, flavor: str | None, force: bool) -> str:
     return suggest.command(*words)
 
 
-def _adopt(
-    server, name: str, flavor: str | None, record: dict[str, Any], rerun: str, progress: Progress
-):
-    # the server a completed unpark brought back has run since: one in ERROR is not taken
-    # over (the wait deletes a server in ERROR), its disk may hold what nothing else holds
-    completed = record.get("state") != "parked" and server.id == (
-        record.get("new_server") or {}
-    ).get("id")
-    if server.status == "ERROR" and completed:
+def _adopt(server, name: str, flavor: str | None, rerun: str, progress: Progress):
+    # a server in ERROR is not taken over: this run did not boot it, and it may have run
+    # since (after a failed record update the user was told to use it), its disk holding what
+    # nothing else holds; the user looks at it and deletes it if it cannot be saved
+    if server.status == "ERROR":
         raise RunRefused(
             f"server {name} ({server.id}) was booted by an earlier unpark and is ERROR: look "
             f"at it (openstack server show {server.id}) and, if it cannot be saved, delete it "
@@ -330,7 +356,9 @@ def _report_fixups(results, progress: Progress) -> None:
                 progress(f"{profile}: warning: {line}")
 
 
-def _wait_active(conn, server, name: str, settings, rerun: str, progress: Progress):
+def _wait_active(
+    conn, server, name: str, settings, rerun: str, progress: Progress, *, booted: bool
+):
     def fetch():
         with cloud_errors(f"checking server {name}"):
             return conn.compute.get_server(server.id)
@@ -348,6 +376,13 @@ def _wait_active(conn, server, name: str, settings, rerun: str, progress: Progre
         )
     except WaitFailed as failed:
         fault = (failed.resource.fault or {}).get("message") or "no fault message"
+        if not booted:  # never delete a server this run did not boot
+            raise BackendError(
+                f"server {name} ({server.id}), booted by an earlier unpark, went to ERROR: "
+                f"{fault}; it was left as it is, the image and the record are untouched: look "
+                f"at it (openstack server show {server.id}) and, if it cannot be saved, delete "
+                f"it (openstack server delete {server.id}) and run {rerun}, which boots another."
+            ) from None
         cleanup = "the failed server was deleted"
         try:
             with cloud_errors(f"deleting the failed server {server.id}"):

@@ -486,3 +486,19 @@ def test_a_record_update_failing_after_the_delete_is_a_warning(
     assert result.returncode == 0, result
     assert "warning: the record could not be marked server_deleted" in result.stdout
     assert park_record(tmp_path)["state"] == "parked" and emulator.server_named("web1") is None
+
+
+@pytest.mark.parametrize("name", ["web (old)", "db+1", "[prod]web", "*web", "web (old"])
+def test_park_finds_a_name_with_regex_metacharacters(cli, config, emulator, tmp_path, name):
+    """Nova's name filter is a regular expression search: park looks the name up escaped and
+    anchored (openstacksdk's find_server passes it raw: "web (old)" was "no such server" and
+    "*web" a 400), and only the server of exactly that name counts."""
+    from cfbackup_server_image import records
+
+    server = emulator.add_server(name)
+    other = emulator.add_server(name.upper())  # MySQL's collation ignores case: not a match
+    result = cli("-c", config(), "server", "park", name)
+    assert result.returncode == 0, result
+    assert emulator.server_named(name) is None and emulator.server_named(other["name"])
+    stored = tmp_path / "state" / "parked" / records.file_name(name)
+    assert json.loads(stored.read_text())["server"] == {"name": name, "id": server["id"]}

@@ -349,3 +349,139 @@ def test_a_forced_unpark_does_not_take_over_the_unparked_server_in_error(
     )
     assert "nothing was booted" in result.stderr
     assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [server["id"]]
+
+
+def _alive(emulator, name: str) -> list[str]:
+    return [
+        s["id"] for s in emulator.servers.values() if s["name"] == name and s["status"] != "DELETED"
+    ]
+
+
+@pytest.mark.parametrize("name", ["db+1", "web (old)", "[prod]web", "*web", "web (old"])
+def test_unpark_looks_a_name_with_regex_metacharacters_up_exactly(cli, config, emulator, name):
+    """Nova's name filter is a regular expression search: the name goes escaped and anchored.
+    Raw, "db+1" matched no server named db+1, so a server of that name made by hand did not
+    stop the unpark and a rerun after a timeout booted a second one; "*web" was a 400."""
+    sid = emulator.add_server(name)["id"]
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", sid).returncode == 0
+    by_hand = emulator.add_server(name)["id"]  # someone re-created it by hand
+    emulator.add_server(name.upper())  # MySQL's collation ignores case: not a match
+    taken = cli("-c", cfg, "server", "unpark", name)
+    assert taken.returncode == ExitCode.REFUSED, taken
+    assert f"a server named {name} already exists ({by_hand}, ACTIVE)" in taken.stderr
+    emulator.servers.pop(by_hand)
+
+    emulator.build_polls = 10_000
+    slow = cli("-c", config(server_timeout=1), "server", "unpark", name)
+    assert slow.returncode == ExitCode.BACKEND and "was still BUILD after" in slow.stderr, slow
+    booted = _alive(emulator, name)
+    emulator.build_polls = 1
+    again = cli("-c", config(server_timeout=1), "server", "unpark", name)
+    assert again.returncode == 0, again
+    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
+    assert len(booted) == 1 and _alive(emulator, name) == booted
+
+
+def test_a_rerun_does_not_delete_the_server_an_earlier_unpark_booted_now_in_error(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """The record could not be marked unparked, the user followed the message and used the
+    server, which later went to ERROR: the rerun that would adopt it refuses it (with -c FILE)
+    and leaves it, its disk holding what it wrote since."""
+    from cfbackup_server_image import records
+
+    from cfbackup.errors import BackendError
+
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    real_save = records.save
+
+    def swift_down(config_, profile, record):
+        if record.get("state") == "unparked":
+            raise BackendError("Swift is unreachable: check the network.")
+        real_save(config_, profile, record)
+
+    monkeypatch.setattr(records, "save", swift_down)
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == ExitCode.BACKEND
+    used = emulator.server_named("web1")
+    used["status"] = "ERROR"
+    monkeypatch.setattr(records, "save", real_save)
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == ExitCode.REFUSED, again
+    assert again.stderr.count("\n") == 1, again  # one sentence
+    rerun = f"cfbackup -c {cfg} server unpark web1 --profile web1"
+    assert (
+        f"server web1 ({used['id']}) was booted by an earlier unpark and is ERROR: look at it "
+        f"(openstack server show {used['id']}) and, if it cannot be saved, delete it "
+        f"(openstack server delete {used['id']}) and run {rerun}, which boots another"
+    ) in again.stderr
+    assert _alive(emulator, "web1") == [used["id"]] and used["status"] == "ERROR"
+    assert park_record(tmp_path)["state"] == "parked"
+
+
+def test_an_adopted_server_that_goes_to_error_is_left_to_the_user(cli, config, emulator, tmp_path):
+    """A rerun goes on waiting for the server an earlier run booted; when it goes to ERROR,
+    this run did not boot it and does not delete it: the message says what to do."""
+    emulator.add_server("web1")
+    cfg = config()
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    emulator.build_polls = 10_000
+    slow = cli("-c", config(server_timeout=1), "server", "unpark", "web1")
+    assert slow.returncode == ExitCode.BACKEND, slow
+    booted = emulator.server_named("web1")["id"]
+    emulator.build_polls, emulator.boot_fate = 1, "error"
+    again = cli("-c", cfg, "server", "unpark", "web1")
+    assert again.returncode == ExitCode.BACKEND, again
+    assert again.stderr.count("\n") == 1, again  # one sentence
+    assert f"server web1 ({booted}), booted by an earlier unpark, went to ERROR: " in again.stderr
+    assert "No valid host was found" in again.stderr and "it was left as it is" in again.stderr
+    assert f"run cfbackup -c {cfg} server unpark web1 --profile web1, which boots" in (again.stderr)
+    assert _alive(emulator, "web1") == [booted]
+    assert emulator.servers[booted]["status"] == "ERROR"
+    assert park_record(tmp_path)["state"] == "parked"
+
+
+def test_a_forced_rerun_after_a_failed_ip_fixup_over_a_new_server_keeps_the_pending_old_ips(
+    cli, config, emulator, tmp_path, monkeypatch
+):
+    """park (A), unpark to X (B), X lost, unpark --force boots Y (C) but the fix-up fails: the
+    record names Y, yet hosts still says B. The rerun moves hosts from A and B to C (the
+    pending old addresses are kept in the record until a fix-up succeeds)."""
+    import cfbackup_ip_fixup
+
+    from cfbackup.errors import BackendError
+
+    a = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    cfg = config()
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost\n{a} web1\n")
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    x = emulator.server_named("web1")
+    b = x["addresses"]["private"][0]["addr"]
+    assert hosts.read_text().endswith(f"\n{b} web1\n"), hosts.read_text()
+    assert "fixup_old" not in park_record(tmp_path)  # that fix-up succeeded
+    emulator.servers.pop(x["id"])  # lost: boot it again
+
+    real = cfbackup_ip_fixup.fix_all
+
+    def refused(*args, **kwargs):
+        raise BackendError("the DNS server refused the update (BADSIG)")
+
+    monkeypatch.setattr(cfbackup_ip_fixup, "fix_all", refused)
+    failed = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert failed.returncode == ExitCode.BACKEND and "IP fix-up failed" in failed.stderr, failed
+    y = emulator.server_named("web1")
+    c = y["addresses"]["private"][0]["addr"]
+    assert f"ip-fixup --name web1 --old {a},{b} --new {c}" in failed.stderr
+    assert park_record(tmp_path)["fixup_old"] == [a, b]
+
+    monkeypatch.setattr(cfbackup_ip_fixup, "fix_all", real)
+    again = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert again.returncode == 0, again
+    assert f"web1 is ACTIVE: addresses {a}, {b} -> {c}" in again.stdout
+    assert hosts.read_text() == f"127.0.0.1 localhost\n{c} web1\n"
+    after = park_record(tmp_path)
+    assert after["new_server"]["id"] == y["id"] and "fixup_old" not in after

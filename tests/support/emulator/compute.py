@@ -46,11 +46,7 @@ def handle(h: Any, method, path, query, body, mv):
         if method == "POST" and len(parts) == 1:
             status, payload = _boot(h, body, mv)
             return status, payload, headers
-        servers = [
-            s
-            for s in emu.servers.values()
-            if "name" not in query or re.search(query["name"], s["name"])
-        ]
+        servers = [s for s in emu.servers.values() if _name_matches(query, s["name"])]
         return 200, {"servers": [_server_view(h, s, mv) for s in servers]}, headers
     server = emu.servers.get(parts[1])
     if server is None:
@@ -100,6 +96,17 @@ def handle(h: Any, method, path, query, body, mv):
         ]
         return 200, {"interfaceAttachments": attachments}, headers
     raise not_found(path)
+
+
+def _name_matches(query, name: str) -> bool:
+    """Nova's ``name`` filter: a regular expression search, case-insensitive as MySQL's
+    collation; one that is not a valid expression is a 400."""
+    if "name" not in query:
+        return True
+    try:
+        return re.search(query["name"], name, re.IGNORECASE) is not None
+    except re.error as error:
+        raise HTTPError(400, "badRequest", f"Invalid regular expression: {error}") from None
 
 
 def _flavors(emu: Any, parts, query):
