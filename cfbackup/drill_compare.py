@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from cfbackup import signatures
-from cfbackup.units import printable
+from cfbackup.units import printable_name
 
 MATCH, MISMATCH, FAILED, SKIPPED = "match", "mismatch", "failed", "skipped"
 
@@ -32,7 +32,7 @@ class FileResult:
     reason: str = ""
 
     def describe(self) -> str:
-        path = printable(self.path)  # a name that is not UTF-8 is shown as caf\\xe9
+        path = printable_name(self.path)  # a name that is not UTF-8 is shown as caf\\xe9
         return f"{path}: {self.reason}" if self.reason else path
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from cfbackup.collection import Collection, _Chain
-from cfbackup.units import printable
+from cfbackup.units import printable_name
 
 BACKEND = "BackendWrapper"  # the class every duplicity 3 backend is wrapped in
 DONE = "Duplicity backup complete."  # duplicity's last notice, whatever the command
@@ -94,11 +94,14 @@ def list_current_files(notices: list[str], entries: Iterable[dict]) -> list[str]
     printed before the files when cfbackup ran it (the archive dir's sync, the last full
     backup's date), ``entries`` ``cfbackup list``'s (``time`` as duplicity's machine log writes
     it, ``path`` as os.fsdecode spells it). A name is written as duplicity writes it, but for
-    what ``units.printable`` spells out: a byte that is not UTF-8 (``caf\\xe9``), a control, a
-    bidi override (U+202E would make the line lie about the name) or a line separator."""
+    what ``units.printable_name`` spells out: a byte that is not UTF-8 (``caf\\xe9``), a
+    control, a newline (it would start a line that passes for another file's), a bidi override
+    (U+202E would make the line lie about the name) or a line separator."""
     from duplicity import dup_time
 
     lines = [*notices]
-    lines += [f"{pretty(dup_time.stringtotime(e['time']))} {printable(e['path'])}" for e in entries]
+    lines += [
+        f"{pretty(dup_time.stringtotime(e['time']))} {printable_name(e['path'])}" for e in entries
+    ]
     lines.append(DONE)
     return lines

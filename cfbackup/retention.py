@@ -196,7 +196,7 @@ def deletes_refused(
     ``done`` set out to delete (``more``: what else is to be said of the others)."""
     commands = [what for what, result in done if set(deleted(result)) & set(kept)]
     reasons = [reason for _, result in done if (reason := delete_failure(result))]
-    shown = ", ".join(units.printable(name) for name in kept[:3])
+    shown = ", ".join(units.printable_name(name) for name in kept[:3])
     what = (
         f"{len(kept)} object(s) that duplicity {' and '.join(commands)} set out to delete "
         f"({shown}{', ...' if len(kept) > 3 else ''})"
@@ -211,7 +211,7 @@ def refused_unchecked(
     the check of ``unknown`` could not be made (``reason``: Swift's answer to it)."""
     target = swift_target(profile.target)
     place = f"container {target.container}" if target else profile.target
-    shown = ", ".join(units.printable(name) for name in unknown[:3])
+    shown = ", ".join(units.printable_name(name) for name in unknown[:3])
     return (
         f"duplicity {' and '.join(commands)} reported that the target refused a delete "
         f"({said}), and whether the {len(unknown)} object(s) it set out to delete ({shown}"

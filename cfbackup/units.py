@@ -51,15 +51,27 @@ def printable(text: str) -> str:
     out: an ASCII control as ``\\x1b`` (a newline and a tab stay: messages have lines), a C1
     control, a format or bidi control (U+202E turns the rest of a line around) or a line or
     paragraph separator as ``\\u202e``. For messages, the terminal and the run history, which
-    are UTF-8; letters such as ``é`` or ``日本`` stay as they are."""
+    are UTF-8; letters such as ``é`` or ``日本`` stay as they are, and so do the joiners of
+    scripts and emoji (``_JOINERS``). Idempotent: what it returns holds nothing it spells out."""
+    return _spelled(text, "\n\t")
+
+
+def printable_name(name: str) -> str:
+    """One name (a file, an object) inside a message or a listing line: ``printable``, and a
+    newline or a tab spelled out too (``\\x0a``, ``\\x09``): a name's newline would start a
+    line of its own, one that can pass for another file's or another message's."""
+    return _spelled(name, "")
+
+
+def _spelled(text: str, kept: str) -> str:
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if text.isprintable():  # the common case, checked in C
         return text
-    return "".join(_visible(c) for c in text)
+    return "".join(_visible(c, kept) for c in text)
 
 
-def _visible(c: str) -> str:
-    if c in "\n\t" or not _control(c):
+def _visible(c: str, kept: str) -> str:
+    if c in kept or not _control(c):
         return c
     if c < "\x80":
         return f"\\x{ord(c):02x}"
@@ -67,13 +79,19 @@ def _visible(c: str) -> str:
 
 
 _CONTROLS = frozenset(("Cc", "Cf", "Zl", "Zp"))
+# format characters of ordinary text, which a terminal does not act on: the zero width
+# non-joiner and joiner (Persian and Indic words, emoji sequences: woman U+200D laptop) and the
+# tag characters of the emoji flags of regions (black flag, tags, U+E007F). U+FE0F, the emoji
+# variation selector, is a mark (Mn), no format character: shown as it is already.
+_JOINERS = frozenset(("\u200c", "\u200d", *map(chr, range(0xE0020, 0xE0080))))
 
 
 def _control(c: str) -> bool:
     """A control (C0, DEL, C1), a format or bidi control (U+200E, U+202A-U+202E, U+2066-U+2069,
     U+061C, U+200B, ...) or a line or paragraph separator (U+2028, U+2029): characters that
-    do something to a terminal or a line instead of showing, or show as nothing."""
-    return unicodedata.category(c) in _CONTROLS
+    do something to a terminal or a line instead of showing, or show as nothing; not the
+    joiners of ordinary text (``_JOINERS``)."""
+    return unicodedata.category(c) in _CONTROLS and c not in _JOINERS
 
 
 _SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}

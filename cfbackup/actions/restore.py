@@ -33,7 +33,7 @@ from cfbackup.errors import (
     RunRefused,
 )
 from cfbackup.runtypes import Run, RunResult
-from cfbackup.units import printable
+from cfbackup.units import printable_name
 
 
 def relative_path(run: Run, path: str) -> str:
@@ -101,8 +101,9 @@ def run_restore(run: Run) -> RunResult:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    what = f"{rel} restored to {destination}" if rel else f"restored into {destination}"
-    what = printable(what)  # a name that is not UTF-8 is shown as caf\\xe9
+    # a name that is not UTF-8 is shown as caf\\xe9, a newline in it as \\x0a
+    shown, into = printable_name(rel or ""), printable_name(str(destination))
+    what = f"{shown} restored to {into}" if rel else f"restored into {into}"
     when = f" as of {run.options['time']}" if run.options.get("time") else ""
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"

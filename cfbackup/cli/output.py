@@ -14,7 +14,8 @@ from cfbackup.units import printable
 
 def emit(text: str, stream: IO[str] | None = None, *, end: str = "\n") -> None:
     """Write a line (already redacted) to stdout or ``stream``; when the reader has gone
-    (``cfbackup list | head``) stay quiet, as Unix tools do, and let the run finish."""
+    (``cfbackup list | head``) stay quiet, as Unix tools do, and let the run finish. Written
+    as it is (``config export``'s text): messages come through ``_message``."""
     stream = stream or sys.stdout
     try:
         try:
@@ -45,23 +46,30 @@ def close_broken_pipe(stream: IO[str]) -> None:
         pass
 
 
+def _message(text: str) -> str:
+    """A message (already redacted) as the terminal gets it: a file name in it may hold an
+    ESC, a U+202E or bytes that are not UTF-8, which ``units.printable`` spells out (it keeps
+    the message's own lines; a name spelled out already stays as it is)."""
+    return printable(text)
+
+
 def print_error(error: CfbackupError, *, debug: bool) -> None:
-    emit(f"cfbackup: error: {redact(error.message)}", sys.stderr)
+    emit(_message(f"cfbackup: error: {redact(error.message)}"), sys.stderr)
     if debug and error.detail:
-        emit(redact_output(error.detail), sys.stderr)
+        emit(_message(redact_output(error.detail)), sys.stderr)
 
 
 def warn(message: str) -> None:
-    emit(f"cfbackup: warning: {redact(message)}", sys.stderr)
+    emit(_message(f"cfbackup: warning: {redact(message)}"), sys.stderr)
 
 
 def info(message: str) -> None:
-    emit(redact(message))
+    emit(_message(redact(message)))
 
 
 def note(message: str) -> None:
     """What is about to happen, on stderr: stdout stays the result scripts read."""
-    print(redact(message), file=sys.stderr, flush=True)
+    print(_message(redact(message)), file=sys.stderr, flush=True)
 
 
 def print_json(data: Any) -> None:
@@ -74,7 +82,7 @@ def print_result(result) -> None:
     if result.ok:
         info(result.message)
     else:
-        emit(f"cfbackup: error: {redact(result.message)}", sys.stderr)
+        emit(_message(f"cfbackup: error: {redact(result.message)}"), sys.stderr)
         log_file = getattr(result, "log_file", None)
         if log_file:
-            emit(f"cfbackup: the run log is {log_file}", sys.stderr)
+            emit(_message(f"cfbackup: the run log is {log_file}"), sys.stderr)

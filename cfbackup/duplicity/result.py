@@ -35,20 +35,23 @@ class DuplicityResult:
 
     @property
     def unreadable(self) -> list[str]:
+        """The files duplicity could not read, each once, as ``list`` prints names
+        (``units.pasteable``): the message asks to fix their permissions or exclude them, so a
+        name must be unambiguous (an ESC is not the text ``\\x1b``) and pasteable into chmod."""
         codes = {
             machinelog.WARNING_CANNOT_READ,
             machinelog.WARNING_CANNOT_STAT,
             machinelog.WARNING_CANNOT_ITERATE,
             machinelog.WARNING_CANNOT_PROCESS,
         }
-        # duplicity warns twice about a file it cannot read (signatures, then data): once here
-        return list(
-            dict.fromkeys(
-                units.printable(machinelog.file_name(r.extra)) if r.extra else r.message
-                for r in self.records
-                if r.level == "WARNING" and r.code in codes and not _OWN_STATE.match(r.message)
-            )
+        # duplicity warns twice about a file it cannot read (signatures, then data): once here,
+        # by the name itself (two names can look alike once spelled out)
+        named = dict.fromkeys(
+            (machinelog.file_name(r.extra), True) if r.extra else (r.message, False)
+            for r in self.records
+            if r.level == "WARNING" and r.code in codes and not _OWN_STATE.match(r.message)
         )
+        return [units.pasteable(text) if is_name else text for text, is_name in named]
 
 
 # duplicity's own progress file in the archive dir, cut short by a kill -9 of the run before:

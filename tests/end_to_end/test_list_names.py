@@ -87,5 +87,7 @@ def test_list_shows_every_name_and_restore_takes_it_back_as_shown(
         )
         assert restore.returncode == 0, (name, restore.stdout, restore.stderr)
         assert b"Traceback" not in restore.stderr
+        said = restore.stdout.decode()  # the result names the file on one line, spelled out
+        assert said.count("\n") == 1 and said.rstrip("\n").isprintable(), (name, said)
         assert (out / os.fsdecode(path)).read_text() == content, name
     assert sorted(os.listdir(tmp_path / "out3" / CAFE)) == ["menu"]  # that file, only

@@ -174,3 +174,23 @@ def test_dt_cf_backups_listing_spells_out_a_bidi_override_in_a_name():
     names = [line[25:] for line in lines[1:-1]]  # after time.asctime's 24 characters
     assert names == ["ok.txt", "café 日本", "invoice\\u202etxt.exe", "a\\u2028b"], lines
     assert lines[-1] == legacy_text.DONE
+
+
+def test_dt_cf_backups_listing_spells_out_a_newline_in_a_name():
+    """A newline in a name, written raw, would start a line that passes for another file's
+    (a name that fakes ``etc/shadow`` in the listing): one file, one line, and a tab or a
+    carriage return spelled out too."""
+    from cfbackup import legacy_text
+
+    entries = [
+        {"time": "20261126T022239Z", "path": name}
+        for name in ("evil\nThu Jan  1 00:00:00 2026 etc/shadow", "tab\there", "cr\rx")
+    ]
+    lines = legacy_text.list_current_files(["Last full backup date: none"], entries)
+    assert len(lines) == 5 and "\n" not in "".join(lines), lines
+    names = [line[25:] for line in lines[1:-1]]  # after time.asctime's 24 characters
+    assert names == [
+        "evil\\x0aThu Jan  1 00:00:00 2026 etc/shadow",
+        "tab\\x09here",
+        "cr\\x0dx",
+    ], lines

@@ -112,3 +112,10 @@ def test_what_a_drill_samples():
     }
     # not the source folder (the whole backup) nor a folder with something in it
     assert [e.path for e in drill._sampleable(entries)] == ["empty", "etc/app.conf", "fifo", "link"]
+
+
+def test_a_file_name_with_a_newline_is_one_line_of_the_drill_s_report():
+    """The drill names each file on a line of its own: a newline or a tab in the name is
+    spelled out, as an ESC or a byte that is not UTF-8 is."""
+    result = drill_compare.FileResult(os.fsdecode(b"a\nb\tc\x1b\xe9"), 0, reason="differs")
+    assert result.describe() == "a\\x0ab\\x09c\\x1b\\xe9: differs"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from cfbackup.actions.listing import parse_file_entry
 from cfbackup.duplicity import machinelog
-from cfbackup.units import pasteable, printable
+from cfbackup.units import pasteable, printable, printable_name
 
 COLLECTION = """\
 NOTICE 1
@@ -240,7 +240,8 @@ TRICKY = (  # valid UTF-8 names with a C1 control, a separator or a format or bi
     "\u202aembed\u202b\u202c\u202d",
     "\u2066iso\u2067\u2068\u2069",
     "zero\u200bwidth",
-    "tag\U000e0041",  # a format character outside the BMP
+    "lang\U000e0001",  # a format character outside the BMP (LANGUAGE TAG)
+    "soft\u00adhyphen",
 )
 
 
@@ -285,6 +286,45 @@ def test_letters_that_are_not_ascii_are_listed_and_named_as_they_are(name):
     assert printable(name) == name
 
 
+# ordinary text whose joiners are format characters (Cf): a Persian word with a zero width
+# non-joiner, an emoji ZWJ sequence (woman, ZWJ, laptop), a flag of tag characters (Scotland),
+# a Devanagari conjunct with a joiner, and an emoji with its variation selector (U+FE0F, Mn)
+JOINED = (
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.txt",
+    "\U0001f469\u200d\U0001f4bb.png",
+    "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f flag",
+    "\u0915\u094d\u200d\u0937",
+    "\u2764\ufe0f.jpg",
+)
+
+
+@pytest.mark.parametrize("name", JOINED)
+def test_the_joiners_of_words_and_emoji_are_shown_as_they_are(name):
+    """The docs promise letters as they are: ZWNJ and ZWJ (U+200C, U+200D) and the tag
+    characters of emoji flags (U+E0020-U+E007F) are format characters, but text, not
+    something a terminal acts on; bidi controls around them are still spelled out."""
+    assert pasteable(name) == name
+    assert printable(name) == printable_name(name) == name
+    assert pasteable(f"{name}\u202e") == f"$'{name}\\xe2\\x80\\xae'"
+    assert printable(f"\u2067{name}") == f"\\u2067{name}"
+
+
+def test_a_name_in_a_message_spells_out_its_newline_and_tab():
+    """printable_name (one name inside a message or a listing line): printable, and a
+    newline, a tab or a carriage return spelled out, so the name cannot start a line of its
+    own that passes for another file's; idempotent, as printable is."""
+    cases = {
+        "evil\nThu Jan  1 00:00:00 2026 etc/shadow": "evil\\x0aThu Jan  1 00:00:00 2026 etc/shadow",
+        "a\tb\rc": "a\\x09b\\x0dc",
+        "inv\u202etxt\x1b": "inv\\u202etxt\\x1b",
+        os.fsdecode(b"caf\xe9\n"): "caf\\xe9\\x0a",
+        "caf\u00e9 \u65e5\u672c": "caf\u00e9 \u65e5\u672c",
+    }
+    for name, shown in cases.items():
+        assert printable_name(name) == shown, name
+        assert printable_name(shown) == printable(shown) == shown
+
+
 def test_messages_spell_out_what_a_terminal_would_act_on():
     """printable (messages, the run history): a bidi override, a line separator, a C1 or an
     ASCII control in a name is written as its escape, so the terminal shows it; a message's
@@ -297,7 +337,7 @@ def test_messages_spell_out_what_a_terminal_would_act_on():
         "nel\u0085 csi\u009b": "nel\\u0085 csi\\u009b",
         "\u200e\u200f\u061c\u2066\u2069\u202a": "\\u200e\\u200f\\u061c\\u2066\\u2069\\u202a",
         "esc\x1b[2J cr\r del\x7f": "esc\\x1b[2J cr\\x0d del\\x7f",
-        "tag\U000e0041": "tag\\U000e0041",
+        "lang\U000e0001": "lang\\U000e0001",
         "line one\n\tline two": "line one\n\tline two",
         os.fsdecode(b"caf\xe9\xe2\x80\xae"): "caf\\xe9\\u202e",  # not UTF-8, then an RLO
     }
@@ -325,9 +365,10 @@ def test_a_carriage_return_in_a_name_does_not_split_its_record():
     assert (entry["path"], entry["type"], entry["path_shell"]) == ("a\rb", "reg", "$'a\\rb'")
 
 
-def test_an_unreadable_file_is_named_as_messages_name_files():
-    """The name of a file duplicity could not read, as every message spells names
-    (units.printable): a byte that is not UTF-8 as \\xe9, a UTF-8 name as it is."""
+def test_an_unreadable_file_is_named_as_list_prints_it():
+    """The name of a file duplicity could not read, as ``list`` prints it (units.pasteable),
+    for the user to fix its permissions or exclude it: a byte that is not UTF-8 as $'\\xe9',
+    a UTF-8 name as it is."""
     from duplicity import util
 
     from cfbackup.duplicity.result import DuplicityResult
@@ -337,4 +378,25 @@ def test_an_unreadable_file_is_named_as_messages_name_files():
         for name in (b"srv/caf\xe9", "srv/café".encode(), b"srv/plain")
     )
     result = DuplicityResult(("duplicity", "backup"), 0, _records(text), ())
-    assert result.unreadable == ["srv/caf\\xe9", "srv/café", "srv/plain"]
+    assert result.unreadable == ["$'srv/caf\\xe9'", "srv/café", "srv/plain"]
+
+
+def test_unreadable_files_whose_names_look_alike_spelled_out_are_each_counted():
+    """An ESC and the four characters \\x1b, a U+202E and the text \\u202e: four files, each
+    warned about twice (signatures, then data), are four files, each named unambiguously."""
+    from duplicity import util
+
+    from cfbackup.duplicity.result import DuplicityResult
+
+    names = ["a\x1bb", "a\\x1bb", "inv\u202etxt", "inv\\u202etxt"]
+    text = "".join(
+        f"WARNING 10 {util.escape(name.encode())}\n. Error accessing possibly locked file x\n\n"
+        for name in names * 2
+    )
+    result = DuplicityResult(("duplicity", "backup"), 0, _records(text), ())
+    assert result.unreadable == [
+        "$'a\\x1bb'",
+        "a\\x1bb",
+        "$'inv\\xe2\\x80\\xaetxt'",
+        "inv\\u202etxt",
+    ]

@@ -290,3 +290,18 @@ def test_a_delete_swift_refused_stays_a_failure_when_the_check_cannot_be_made(mo
         f"({said}), and whether the 3 object(s) it set out to delete ({names[0]}, "
     ), check.refused
     assert "could not be checked (Swift answered 503 Service Unavailable" in check.refused
+
+
+def test_an_object_name_with_a_newline_stays_on_the_message_s_line():
+    """Object names are names: a newline, a tab or an ESC in one is spelled out in the
+    message that names it, which then cannot show a line that passes for another message."""
+    profile = _swift_profile()
+    names = ["host/evil\ncfbackup: error: fake", "host/tab\there", "host/esc\x1b[2J"]
+    for problem in (
+        retention.refused_unchecked(profile, ["cleanup"], names, "403", "503"),
+        retention.deletes_refused(profile, [_named(*names)], names),
+    ):
+        assert "\n" not in problem and "\t" not in problem and "\x1b" not in problem, problem
+        assert "(host/evil\\x0acfbackup: error: fake, host/tab\\x09here, host/esc\\x1b[2J" in (
+            problem
+        )
