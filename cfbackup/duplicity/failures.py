@@ -132,9 +132,10 @@ def _no_space(text: str) -> CfbackupError:
 
 
 # the interrupted-set patch's error (patches/interrupted_set.py): "[cfbackup-interrupted-set]
-# Swift refused to delete N object(s) of the interrupted backup set T (<its last refusal>)"
+# N object(s) of the interrupted backup set T could not be deleted (<the last answer or error>)"
 _INTERRUPTED_SET = re.compile(
-    re.escape(interrupted_set.MARK) + r" Swift refused to delete .*? \((Swift refused [^\n]*)\)"
+    re.escape(interrupted_set.MARK) + r" \d+ object\(s\) of the interrupted backup set .*? could "
+    r"not be deleted \(([^\n]*)\)"
 )
 
 
@@ -143,10 +144,11 @@ def _interrupted_set_kept(text: str, profile: Profile | None) -> BackendError:
     target = swift_target(profile.target) if profile else None
     place = f"container {target.container}" if target else "the target"
     return BackendError(
-        f"the last backup was interrupted and the objects it left could not be deleted "
+        f"an incomplete backup set at the target (an interrupted backup's) could not be deleted "
         f"({answer}), which duplicity must do before it backs up again: nothing was backed up "
-        f"this time and no backup was lost; let the storage user delete objects in {place} (an "
-        f"ACL, an object lock or a middleware may refuse deletes), then run "
+        f"this time and no backup was lost; let the backup's user delete objects in {place} (a "
+        f"Swift ACL, an object lock or a middleware may refuse deletes; a local target may be "
+        f"read-only or not writable), or wait until it answers, then run "
         f"{_cmd(profile, 'cleanup')} or the backup again."
     )
 

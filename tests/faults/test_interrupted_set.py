@@ -34,12 +34,12 @@ def test_an_interrupted_set_swift_refuses_to_delete_ends_the_backup_with_the_fix
         deletes = [path for method, path in proxy.seen if method == "DELETE"]
         assert deletes and len(deletes) <= 3, deletes  # asked once, not again and again
     error = result.stderr
-    assert "the last backup was interrupted and the objects it left could not be deleted (" in (
+    assert "an incomplete backup set at the target (an interrupted backup's) could not be " in (
         error
     ), result
     assert ".vol1.difftar.gpg: it answered 403 Forbidden)" in error, result
     assert "nothing was backed up this time and no backup was lost" in error, result
-    assert f"let the storage user delete objects in container {setup.container}" in error, result
+    assert f"let the backup's user delete objects in container {setup.container}" in error, result
     assert f"run cfbackup -c {setup.config} cleanup main or the backup again" in error, result
     assert setup.remote_objects() == left  # the target as it was
 

@@ -47,8 +47,8 @@ def test_a_backup_ends_with_swift_s_answer_when_the_set_s_delete_was_refused(act
         interrupted_set._stopping(_delete)(refused)
     assert refused.deleted == 1
     assert str(raised.value) == (
-        f"{interrupted_set.MARK} Swift refused to delete 1 object(s) of the interrupted backup "
-        f"set Sun Dec  6 09:00:00 2026 ({REFUSAL})"
+        f"{interrupted_set.MARK} 1 object(s) of the interrupted backup set Sun Dec  6 09:00:00 "
+        f"2026 could not be deleted ({REFUSAL})"
     )
 
 
@@ -72,8 +72,8 @@ def test_cfbackup_says_what_happened_what_it_means_and_the_fix(monkeypatch):
     from cfbackup.errors import ExitCode
 
     text = (
-        f"ERROR 50 BackendException\n. BackendException: {interrupted_set.MARK} Swift refused "
-        f"to delete 1 object(s) of the interrupted backup set T ({REFUSAL})\n"
+        f"ERROR 50 BackendException\n. BackendException: {interrupted_set.MARK} 1 object(s) of "
+        f"the interrupted backup set T could not be deleted ({REFUSAL})\n"
     )
     from cfbackup.duplicity import machinelog
 
@@ -84,10 +84,40 @@ def test_cfbackup_says_what_happened_what_it_means_and_the_fix(monkeypatch):
     error = classify_failure(DuplicityResult(("duplicity", "full"), 50, records, ()))
     assert error.exit_code == ExitCode.BACKEND
     assert error.message == (
-        f"the last backup was interrupted and the objects it left could not be deleted "
+        "an incomplete backup set at the target (an interrupted backup's) could not be deleted "
         f"({REFUSAL}), which duplicity must do before it backs up again: nothing was backed up "
-        "this time and no backup was lost; let the storage user delete objects in the target "
-        "(an ACL, an object lock or a middleware may refuse deletes), then run "
+        "this time and no backup was lost; let the backup's user delete objects in the target "
+        "(a Swift ACL, an object lock or a middleware may refuse deletes; a local target may be "
+        "read-only or not writable), or wait until it answers, then run "
         "cfbackup -c /etc/cfbackup/x.toml cleanup PROFILE or the backup again (duplicity exit "
         "code 50)."
     )
+
+
+def test_a_local_target_that_cannot_delete_the_set_ends_the_backup(tmp_path):
+    """A file:// target whose interrupted set cannot be deleted (here a volume name that is a
+    folder with a file in it: rmdir fails as on a read-only disk, whoever runs the test):
+    duplicity's retries only warn, and the backup deleted the set again for ever."""
+    import os
+    import subprocess
+
+    from cfbackup.duplicity import launcher
+
+    source, target = tmp_path / "src", tmp_path / "target"
+    source.mkdir()
+    (source / "a.txt").write_text("a\n")
+    stuck = target / "duplicity-full.20260101T000000Z.vol1.difftar.gz"
+    stuck.mkdir(parents=True)
+    (stuck / "x").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CFBACKUP_", "SWIFT_"))}
+    run = subprocess.run(
+        [*launcher.command(), "full", "--no-encryption", "--num-retries", "1", "--archive-dir",
+         str(tmp_path / "archive"), "--name", "x", str(source), f"file://{target}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    said = run.stdout + run.stderr
+    assert run.returncode != 0, said[-2000:]
+    assert interrupted_set.MARK in said and "could not be deleted" in said, said[-2000:]
+    assert "Directory not empty" in said, said[-2000:]
+    assert said.count("Cleaning up previous partial") <= 2, said[-2000:]
+    assert stuck.is_dir()  # nothing else touched

@@ -11,12 +11,17 @@ on the next turn, and duplicity deletes it again, for ever: a cron backup that n
 backup set, restarting." five times a second).
 
 During a backup (``full``, ``inc``) the set's delete now ends duplicity with a
-``BackendException`` when Swift refused any of it (``swift_deletes.refusals``: Swift's own
-answer, not a listing, which can lag a delete that worked). Nothing was uploaded yet and
+``BackendException`` when any of it was not deleted: Swift refused it (``swift_deletes.refusals``:
+Swift's own answer, not a listing, which can lag a delete that worked), or the backend's delete
+raised on its last try (a ``file://`` target on a read-only disk or in a folder the user may not
+write: duplicity's retries only warn, and the loop was the same). Nothing was uploaded yet and
 nothing was deleted that Swift kept; cfbackup turns :data:`MARK`'s error into one sentence with
 the fix (``cfbackup/duplicity/failures.py``). Other commands are unchanged: retention and
 cleanup go on after a refused delete and cfbackup checks what stayed (``named_deletes.py``).
 """
+
+import contextlib
+import os
 
 MARK = "[cfbackup-interrupted-set]"  # the error's start: cfbackup/duplicity/failures.py reads it
 BACKUPS = ("full", "inc")  # duplicity's config.action of a backup
@@ -32,16 +37,55 @@ def _stopping(delete):
         if config.action not in BACKUPS:
             return delete(self)
         swift_deletes.refusals.clear()
-        delete(self)
-        refused = list(swift_deletes.refusals.values())
-        if refused:
+        failed: dict[str, str] = {}
+        with _recording(getattr(getattr(self, "backend", None), "backend", None), failed):
+            delete(self)
+        kept = [*swift_deletes.refusals.values(), *failed.values()]
+        if kept:
             raise BackendException(
-                f"{MARK} Swift refused to delete {len(refused)} object(s) of the interrupted "
-                f"backup set {self.get_timestr()} ({refused[-1]})"
+                f"{MARK} {len(kept)} object(s) of the interrupted backup set "
+                f"{self.get_timestr()} could not be deleted ({kept[-1]})"
             )
 
     delete_or_stop.cfbackup_patched = True
     return delete_or_stop
+
+
+@contextlib.contextmanager
+def _recording(raw, failed: dict[str, str]):
+    """While the set is deleted, each object whose last delete raised, with the error, in
+    ``failed``: duplicity's retries swallow it (``retry("delete", fatal=False)``). Swift's
+    refusals are answers, not errors (``swift_deletes``); a local target's (a read-only disk, a
+    folder it may not write) raise."""
+    wrapped = [name for name in ("_delete", "_delete_list") if callable(getattr(raw, name, None))]
+    for name in wrapped:
+        setattr(raw, name, _recorded(getattr(raw, name), failed, many=name == "_delete_list"))
+    try:
+        yield
+    finally:
+        for name in wrapped:
+            with contextlib.suppress(AttributeError):
+                delattr(raw, name)  # the class's method again
+
+
+def _recorded(method, failed: dict[str, str], *, many: bool):
+    def call(what):
+        names = [_name(n) for n in (what if many else [what])]
+        try:
+            result = method(what)
+        except Exception as error:
+            for name in names:
+                failed[name] = f"{name}: {type(error).__name__}: {error}"
+            raise
+        for name in names:
+            failed.pop(name, None)
+        return result
+
+    return call
+
+
+def _name(name) -> str:
+    return os.fsdecode(name) if isinstance(name, bytes) else str(name)
 
 
 def applies(env):
