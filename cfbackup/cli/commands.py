@@ -159,10 +159,12 @@ def _print_status(result, args) -> None:
     for outcome in ("success", "failure"):
         last = s.get(f"last_{outcome}")
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last["at"])) if last else "never"
-        output.info(
-            f"  last {outcome}: {when}"
-            + (f" ({last['message']})" if last and outcome == "failure" else "")
-        )
+        said = ""
+        if last and outcome == "failure":
+            said = f" ({last['message']})"
+        elif last and (warned := _warnings_of(last.get("message") or "")):
+            said = f" ({warned})"  # a success with warnings: retention unconfirmed, a loose file
+        output.info(f"  last {outcome}: {when}{said}")
     for kind, name in CHECK_NAMES.items():
         if kind not in checks:
             continue  # an older cfbackup's status
@@ -210,6 +212,15 @@ CHECK_NAMES = {
     "drill": "drill",
     "drill_from_nothing": "drill --from-nothing",
 }
+
+
+def _warnings_of(message: str) -> str:
+    """The warnings the history keeps with a run's message (``runner._with_warning``: "MESSAGE
+    (warning: A; warning: B)"), or ""."""
+    if message.startswith("warning: "):
+        return message
+    at = message.find(" (warning: ")
+    return message[at + 2 : -1] if at >= 0 and message.endswith(")") else ""
 
 
 def _local(when: float) -> str:

@@ -174,3 +174,19 @@ def test_the_last_checks_are_shown_and_a_failed_read_data_makes_the_profile_brok
     assert _damage_found(last_checks(tmp_path, "web1")) is None
     record("verify", 8, "backup_damaged", "chain /b is gone", {"lost_roots": ["b"]})
     assert _damage_found(last_checks(tmp_path, "web1")) == "verify"
+
+
+def test_a_success_with_warnings_shows_them_a_plain_success_does_not(capsys):
+    """A backup whose retention deletes Swift could not confirm succeeded (exit 0): status's
+    text says so beside the last success, as the history keeps it (runner._with_warning)."""
+    result = _status({})
+    result.data.pop("remote")
+    warned = "retention ran, but the deletes of 3 object(s) could not be confirmed"
+    result.data["last_success"] = {"at": 0.0, "message": f"backup done (warning: {warned})"}
+    _print_status(result, argparse.Namespace(json=False))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "last success" in ln)
+    assert line.endswith(f" (warning: {warned})"), line
+    result.data["last_success"] = {"at": 0.0, "message": "backup done (1 file (new))"}
+    _print_status(result, argparse.Namespace(json=False))
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "last success" in ln)
+    assert line.endswith(":00"), line  # the time, nothing after it
