@@ -67,11 +67,15 @@ class CfbackupError(Exception):
         exit_code: ExitCode | None = None,
         detail: str = "",
         stats: dict | None = None,
+        warnings: list[str] | None = None,
     ):
         super().__init__(message)
         self.message = message
         self.detail = detail  # e.g. the tail of duplicity's output, already redacted
         self.stats = stats or {}  # what a failed run still found out, for the run history
+        # what else went wrong in the run, already logged: the history keeps it beside the
+        # failure (``RunResult.warnings``), e.g. a chain's deletes Swift could not confirm
+        self.warnings = list(warnings or ())
         if exit_code is not None:
             self.exit_code = exit_code
 

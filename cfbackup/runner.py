@@ -90,6 +90,7 @@ def execute_run(
                 error=error,
                 stats=error.stats or result.stats,
                 data=getattr(error, "data", None),  # e.g. a failed drill's report
+                warnings=list(error.warnings),
             )
             log.info("run failed: %s", result.message)  # the CLI prints it once
             if error.detail:

@@ -180,15 +180,17 @@ def _back_up(
         if empty_includes:
             log.warning("retention skipped: an include's disk is not mounted")
         complete = [c for c, r in done if not r.unreadable and not empty_includes]
+
+        def retain(chain: chains.Chain) -> None:  # kept when another chain's retention fails
+            if warning := retention(run, chain, env, skip_idle=True):
+                unconfirmed.append(warning)
+
         try:  # after every chain's backup: a failure here loses none of their outcomes
             if complete:
-                unconfirmed = chains.run_each(
-                    profile, complete, lambda c: retention(run, c, env, skip_idle=True)
-                )
+                chains.run_each(profile, complete, retain)
         except CfbackupError as error:
             retention_error = error
-    outcome = RunResult(profile=profile.name, action="backup", stats=stats)
-    outcome.warnings = [w for w in unconfirmed if w]
+    outcome = RunResult(profile=profile.name, action="backup", stats=stats, warnings=unconfirmed)
     run.hooks.cfbackup_post_backup(run=run, result=outcome)
     unreadable = [path for _, result in partial for path in result.unreadable]
     problems = [*left_out.values(), *empty_includes]
@@ -216,6 +218,7 @@ def _back_up(
             + ".",
             detail=retention_error.detail if retention_error else "",
             stats=stats,
+            warnings=unconfirmed,
         )
     if retention_error is not None:
         raise RetentionFailed(
@@ -223,6 +226,7 @@ def _back_up(
             f"`{suggest.command('prune', profile.name)}` once fixed.",
             detail=retention_error.detail,
             stats=stats,
+            warnings=unconfirmed,
         )
     outcome.message = (
         f"{'dry run: ' if run.dry_run else ''}backup of {profile.name} done: "
@@ -289,10 +293,20 @@ def merged_statistics(parts: list[dict]) -> dict:
 
 def apply_retention(run: Run, env: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
     """Run each retention rule of the profile on each of its chains; returns the rules and the
-    warnings of the chains whose deletes could not be confirmed (:func:`retention`)."""
-    chain_list = chains.of(run.profile)
-    warnings = chains.run_each(run.profile, chain_list, lambda chain: retention(run, chain, env))
-    return commands.retention_rules(run.profile), [w for w in warnings if w]
+    warnings of the chains whose deletes could not be confirmed (:func:`retention`), which go
+    on the error raised when another chain fails."""
+    warnings: list[str] = []
+
+    def retain(chain: chains.Chain) -> None:
+        if warning := retention(run, chain, env):
+            warnings.append(warning)
+
+    try:
+        chains.run_each(run.profile, chains.of(run.profile), retain)
+    except CfbackupError as error:  # another chain's warnings stay with the run's failure
+        error.warnings += warnings
+        raise
+    return commands.retention_rules(run.profile), warnings
 
 
 def retention(

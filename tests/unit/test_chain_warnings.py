@@ -1,0 +1,95 @@
+"""split_chains: a chain's warning (its deletes Swift could not confirm) stays in the run's
+history when another chain fails the run; before, the first chain's failure left it on stderr
+and in the run log only."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfbackup import history
+from cfbackup.actions import backup, maintenance
+from cfbackup.errors import BackendError, ExitCode, RetentionFailed
+
+WARNING = "retention ran on chain /a, but the deletes of 3 object(s) could not be confirmed"
+
+
+@pytest.fixture
+def split(config, tmp_path):
+    """The unit tests' profile split into two chains (/a, /b), with a retention to run."""
+    for root in ("a", "b"):
+        (tmp_path / "src" / root).mkdir()
+        (tmp_path / "src" / root / "file").write_text(root)
+    config.write_text(
+        config.read_text().replace(
+            "restore_prefetch = 0\n",
+            f'restore_prefetch = 0\nsplit_chains = true\ninclude = ["{tmp_path}/src/a", '
+            f'"{tmp_path}/src/b"]\n\n[profiles.main.retention]\nkeep_full = 1\n',
+        )
+    )
+    return config
+
+
+def _last_run(tmp_path) -> dict:
+    return history.runs(tmp_path / "state", "main", limit=1)[0]
+
+
+def _a_warns_b_fails(error):
+    def retention(run, chain, env, **_):
+        if chain.root == "a":
+            return WARNING
+        raise error
+
+    return retention
+
+
+def test_a_backup_whose_other_chain_fails_retention_keeps_the_warning(
+    cli, split, tmp_path, monkeypatch
+):
+    from cfbackup.cli import main
+
+    monkeypatch.setattr(backup, "retention", _a_warns_b_fails(RetentionFailed("refused")))
+    code, err = cli(main, "-c", split, "backup")
+    assert code == ExitCode.RETENTION_FAILED, err
+    run = _last_run(tmp_path)
+    assert run["exit_code"] == ExitCode.RETENTION_FAILED
+    assert "chain /b: refused" in run["message"], run
+    assert f"warning: {WARNING}" in run["message"], run
+
+
+@pytest.mark.parametrize(
+    "error", [RetentionFailed("refused"), BackendError("refused")], ids=["refused", "backend"]
+)
+def test_a_prune_whose_other_chain_fails_keeps_the_warning(
+    cli, split, tmp_path, monkeypatch, error
+):
+    from cfbackup.cli import main
+
+    monkeypatch.setattr(maintenance, "prepare", lambda run: {})
+    monkeypatch.setattr(backup, "retention", _a_warns_b_fails(error))
+    code, err = cli(main, "-c", split, "prune")
+    assert code == error.exit_code, err
+    run = _last_run(tmp_path)
+    assert run["exit_code"] == error.exit_code
+    assert "chain /b: refused" in run["message"], run
+    assert f"warning: {WARNING}" in run["message"], run
+
+
+def test_a_cleanup_whose_other_chain_fails_keeps_the_warning(cli, split, tmp_path, monkeypatch):
+    from cfbackup.cli import main
+
+    class Check:  # chain /a: deletes unconfirmed; chain /b: a delete refused
+        def __init__(self, profile, done):
+            self.refused = "" if profile["include"][0].endswith("/a") else "1 object(s) left"
+            self.unconfirmed = "the deletes of 1 object(s) could not be confirmed"
+
+    monkeypatch.setattr(maintenance, "prepare", lambda run: {})
+    monkeypatch.setattr(maintenance, "duplicity", lambda run, argv, env: None)
+    monkeypatch.setattr(maintenance, "check_deletes", Check)
+    code, err = cli(main, "-c", split, "cleanup")
+    assert code == ExitCode.RETENTION_FAILED, err
+    run = _last_run(tmp_path)
+    assert run["exit_code"] == ExitCode.RETENTION_FAILED
+    assert "chain /b: cleanup failed: 1 object(s) left" in run["message"], run
+    assert (
+        "warning: cleanup ran on chain /a, but the deletes of 1 object(s) could not be confirmed"
+    ) in run["message"], run
