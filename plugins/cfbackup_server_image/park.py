@@ -65,9 +65,12 @@ def servers_named(conn, name: str) -> list:
     """Every server named exactly ``name``; deleted ones do not count. Nova's ``name`` filter
     is a regular expression search (case-insensitive under MySQL's collation): the name goes
     escaped and anchored, so that ``db+1`` or ``web (old)`` finds itself and ``*web`` is not a
-    400, and the answer is narrowed here to the exact name."""
+    400, and the answer is narrowed here to the exact name. ``|`` goes as ``[|]``: Nova's MySQL
+    path escapes every ``|`` itself (``_safe_regex_mysql``), which would turn ``\\|`` into a
+    backslash then an alternation matching every server."""
+    pattern = re.escape(name).replace("\\|", "[|]")
     with cloud_errors(f"looking up servers named {name}"):
-        found = list(conn.compute.servers(name="^" + re.escape(name) + "$"))
+        found = list(conn.compute.servers(name=f"^{pattern}$"))
     return [s for s in found if s.name == name and s.status not in GONE]
 
 

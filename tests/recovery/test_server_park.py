@@ -502,3 +502,25 @@ def test_park_finds_a_name_with_regex_metacharacters(cli, config, emulator, tmp_
     assert emulator.server_named(name) is None and emulator.server_named(other["name"])
     stored = tmp_path / "state" / "parked" / records.file_name(name)
     assert json.loads(stored.read_text())["server"] == {"name": name, "id": server["id"]}
+
+
+@pytest.mark.parametrize("name", ["web|db", "web|"])
+def test_a_bar_in_a_name_stays_a_bar_under_novas_mysql_escaping(name):
+    """Nova's MySQL path escapes every ``|`` of the name filter itself: ``re.escape``'s ``\\|``
+    became a backslash then an alternation (``web|`` matched every server, and park paged
+    through the project). The bar goes as ``[|]``."""
+    from types import SimpleNamespace
+
+    from cfbackup_server_image import park
+    from support.emulator.compute import _name_matches
+
+    sent: dict = {}
+
+    class Compute:
+        def servers(self, **query):
+            sent.update(query)
+            return []
+
+    park.servers_named(SimpleNamespace(compute=Compute()), name)
+    names = [name, name.upper(), "db", "web\\", "anything", "web"]
+    assert [n for n in names if _name_matches(sent, n)] == [name, name.upper()]

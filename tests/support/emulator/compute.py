@@ -100,11 +100,12 @@ def handle(h: Any, method, path, query, body, mv):
 
 def _name_matches(query, name: str) -> bool:
     """Nova's ``name`` filter: a regular expression search, case-insensitive as MySQL's
-    collation; one that is not a valid expression is a 400."""
+    collation, every ``|`` escaped first as Nova's MySQL path does (``_safe_regex_mysql``); one
+    that is not a valid expression is a 400."""
     if "name" not in query:
         return True
     try:
-        return re.search(query["name"], name, re.IGNORECASE) is not None
+        return re.search(query["name"].replace("|", "\\|"), name, re.IGNORECASE) is not None
     except re.error as error:
         raise HTTPError(400, "badRequest", f"Invalid regular expression: {error}") from None
 
