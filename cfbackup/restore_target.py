@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import CfbackupError, Interrupted, NoSpaceLeft, RestoreTargetError
 from cfbackup.lock import pid_alive
+from cfbackup.units import pasteable, printable_name
 
 
 def check_target(target: Path, destination: Path, force: bool) -> None:
@@ -312,26 +313,34 @@ def _set_metadata(target: Path, info: os.stat_result) -> None:
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
+def _shell(path: str) -> str:
+    """``path`` as the user pastes it into a shell command: quoted, and in bash's ``$'...'``
+    when it holds a control character or bytes that are not UTF-8 (``units.pasteable``)."""
+    shown = pasteable(path)
+    return shown if shown != path else shlex.quote(path)
+
+
 def _clash_error(
     clashes: list[tuple[Path, str]], staged: Path, destination: Path, rel: str | None, exact: bool
 ) -> RestoreTargetError:
+    shown_dest, shown_rel = printable_name(str(destination)), printable_name(rel or "")
     if len(clashes) == 1 and clashes[0][0] == destination and not staged.is_dir():
         if exact:  # dt-cf-backup --restore-file FILE DEST: DEST is the file's own path
             return RestoreTargetError(
-                f"{destination} is a folder and {rel} in the backup is a file, nothing was "
+                f"{shown_dest} is a folder and {shown_rel} in the backup is a file, nothing was "
                 "changed: give the file's own path as the destination, such as "
-                f"{destination / PurePosixPath(rel or '').name}."
+                f"{_shell(str(destination / PurePosixPath(rel or '').name))}."
             )
         return RestoreTargetError(
-            f"{destination} is a folder and {rel} in the backup is a file, nothing was changed: "
-            f"move the folder away (mv {shlex.quote(str(destination))} "
-            f"{shlex.quote(str(destination) + '.old')}) and run the restore again, or restore "
+            f"{shown_dest} is a folder and {shown_rel} in the backup is a file, nothing was "
+            f"changed: move the folder away (mv {_shell(str(destination))} "
+            f"{_shell(str(destination) + '.old')}) and run the restore again, or restore "
             "into an empty directory."
         )
-    shown = "; ".join(f"{path} is {what}" for path, what in clashes[:5])
+    shown = "; ".join(f"{_shell(str(path))} is {what}" for path, what in clashes[:5])
     more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
     return RestoreTargetError(
-        f"{len(clashes)} path(s) in {destination} are in the way of the restore, nothing was "
+        f"{len(clashes)} path(s) in {shown_dest} are in the way of the restore, nothing was "
         f"changed: {shown}{more}: move them away (mv PATH PATH.old) and run the restore "
         "again, or restore into an empty directory."
     )

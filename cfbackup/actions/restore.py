@@ -45,11 +45,14 @@ def relative_path(run: Run, path: str) -> str:
             candidate = candidate.relative_to(source)
         except ValueError:
             raise RestoreTargetError(
-                f"{path} is not under the profile's source {source}: give a path inside it."
+                f"{printable_name(path)} is not under the profile's source "
+                f"{printable_name(str(source))}: give a path inside it."
             ) from None
     parts = [p for p in candidate.parts if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise RestoreTargetError(f"{path}: '..' is not allowed in a path to restore.")
+        raise RestoreTargetError(
+            f"{printable_name(path)}: '..' is not allowed in a path to restore."
+        )
     return "/".join(parts)
 
 

@@ -23,8 +23,31 @@ def test_a_path_in_the_way_of_a_restore_is_spelled_out_in_the_error(tmp_path, ca
     output.print_error(error, debug=False)
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\u202e" not in err, err
-    assert f"{destination}/clear\\x1b[2J is a file; {destination}/invoice\\u202etxt.exe" in err
+    # as the user pastes them after mv: bash's $'...' (units.pasteable)
+    assert (
+        f"$'{destination}/clear\\x1b[2J' is a file; $'{destination}/invoice\\xe2\\x80\\xaetxt"
+        in err
+    )
     assert err.count("\n") == 1
+
+
+def test_a_newline_in_a_name_never_starts_a_line_of_its_own(tmp_path, capsys):
+    """A name holding a newline and text shaped as cfbackup's own output: one line still."""
+    from cfbackup.actions.restore import relative_path
+    from cfbackup.errors import RestoreTargetError
+
+    staged, destination = tmp_path / "staged", tmp_path / "dest"
+    fake = "a\ncfbackup: error: nothing to see"
+    error = restore_target._clash_error([(destination / fake, "a file")], staged, destination,
+                                        None, False)  # fmt: skip
+    output.print_error(error, debug=False)
+    assert capsys.readouterr().err.count("\n") == 1
+    run = type("R", (), {"profile": type("P", (), {"source": "/srv"})()})()
+    try:
+        relative_path(run, f"/etc/x\n{fake}")
+    except RestoreTargetError as raised:
+        output.print_error(raised, debug=False)
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_every_message_path_spells_out_a_name(capsys):
