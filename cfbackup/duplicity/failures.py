@@ -132,10 +132,10 @@ def _no_space(text: str) -> CfbackupError:
 
 
 # the interrupted-set patch's error (patches/interrupted_set.py): "[cfbackup-interrupted-set]
-# N object(s) of the interrupted backup set T could not be deleted (<the last answer or error>)"
+# the interrupted backup set T could not be deleted (<the last answer or error>)"
 _INTERRUPTED_SET = re.compile(
-    re.escape(interrupted_set.MARK) + r" \d+ object\(s\) of the interrupted backup set .*? could "
-    r"not be deleted \(([^\n]*)\)"
+    re.escape(interrupted_set.MARK)
+    + r" the interrupted backup set .*? could not be deleted \(([^\n]*)\)"
 )
 
 

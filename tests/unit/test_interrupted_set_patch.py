@@ -47,8 +47,8 @@ def test_a_backup_ends_with_swift_s_answer_when_the_set_s_delete_was_refused(act
         interrupted_set._stopping(_delete)(refused)
     assert refused.deleted == 1
     assert str(raised.value) == (
-        f"{interrupted_set.MARK} 1 object(s) of the interrupted backup set Sun Dec  6 09:00:00 "
-        f"2026 could not be deleted ({REFUSAL})"
+        f"{interrupted_set.MARK} the interrupted backup set Sun Dec  6 09:00:00 2026 could not "
+        f"be deleted ({REFUSAL})"
     )
 
 
@@ -72,8 +72,8 @@ def test_cfbackup_says_what_happened_what_it_means_and_the_fix(monkeypatch):
     from cfbackup.errors import ExitCode
 
     text = (
-        f"ERROR 50 BackendException\n. BackendException: {interrupted_set.MARK} 1 object(s) of "
-        f"the interrupted backup set T could not be deleted ({REFUSAL})\n"
+        f"ERROR 50 BackendException\n. BackendException: {interrupted_set.MARK} the interrupted "
+        f"backup set T could not be deleted ({REFUSAL})\n"
     )
     from cfbackup.duplicity import machinelog
 
@@ -121,3 +121,29 @@ def test_a_local_target_that_cannot_delete_the_set_ends_the_backup(tmp_path):
     assert "Directory not empty" in said, said[-2000:]
     assert said.count("Cleaning up previous partial") <= 2, said[-2000:]
     assert stuck.is_dir()  # nothing else touched
+
+
+def test_a_backend_s_own_delete_methods_are_put_back_and_a_retry_clears_a_failure():
+    """par2's backend sets _delete_list on itself: it must still be there after the set's
+    delete; a delete that failed once and then worked (duplicity retries) is no failure; a batch
+    that raised counts once, not as every name in it."""
+
+    class Own:
+        def __init__(self) -> None:
+            self.calls = 0
+            self._delete_list = self.delete_list
+
+        def delete_list(self, names):
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError("busy")
+
+    raw = Own()
+    own = raw._delete_list
+    failed: dict[str, str] = {}
+    with interrupted_set._recording(raw, failed):
+        with pytest.raises(OSError):
+            raw._delete_list(["a", "b", "c"])
+        assert list(failed.values()) == ["a (one of 3 in a batch): OSError: busy"]
+        raw._delete_list(["a", "b", "c"])  # the retry worked
+    assert failed == {} and raw._delete_list == own

@@ -43,8 +43,8 @@ def _stopping(delete):
         kept = [*swift_deletes.refusals.values(), *failed.values()]
         if kept:
             raise BackendException(
-                f"{MARK} {len(kept)} object(s) of the interrupted backup set "
-                f"{self.get_timestr()} could not be deleted ({kept[-1]})"
+                f"{MARK} the interrupted backup set {self.get_timestr()} could not be deleted "
+                f"({kept[-1]})"
             )
 
     delete_or_stop.cfbackup_patched = True
@@ -56,29 +56,43 @@ def _recording(raw, failed: dict[str, str]):
     """While the set is deleted, each object whose last delete raised, with the error, in
     ``failed``: duplicity's retries swallow it (``retry("delete", fatal=False)``). Swift's
     refusals are answers, not errors (``swift_deletes``); a local target's (a read-only disk, a
-    folder it may not write) raise."""
-    wrapped = [name for name in ("_delete", "_delete_list") if callable(getattr(raw, name, None))]
-    for name in wrapped:
-        setattr(raw, name, _recorded(getattr(raw, name), failed, many=name == "_delete_list"))
+    folder it may not write) raise. The wrappers are set on the backend object and its own
+    attributes put back after (a backend may set them itself, as par2's does)."""
+    missing = object()
+    saved: dict[str, object] = {}
     try:
+        for name in ("_delete", "_delete_list"):
+            method = getattr(raw, name, None)
+            if not callable(method):
+                continue
+            own = vars(raw).get(name, missing) if hasattr(raw, "__dict__") else missing
+            try:
+                setattr(raw, name, _recorded(method, failed, many=name == "_delete_list"))
+            except AttributeError:  # read-only (a property, __slots__): not recorded
+                continue
+            saved[name] = own
         yield
     finally:
-        for name in wrapped:
+        for name, own in saved.items():
             with contextlib.suppress(AttributeError):
-                delattr(raw, name)  # the class's method again
+                if own is missing:
+                    delattr(raw, name)  # the class's method again
+                else:
+                    setattr(raw, name, own)
 
 
 def _recorded(method, failed: dict[str, str], *, many: bool):
     def call(what):
         names = [_name(n) for n in (what if many else [what])]
+        key = names[0] if names else ""
         try:
             result = method(what)
         except Exception as error:
-            for name in names:
-                failed[name] = f"{name}: {type(error).__name__}: {error}"
+            # a batch that raised may have deleted some of its objects: one entry for it
+            some = f" (one of {len(names)} in a batch)" if len(names) > 1 else ""
+            failed[key] = f"{key}{some}: {type(error).__name__}: {error}"
             raise
-        for name in names:
-            failed.pop(name, None)
+        failed.pop(key, None)
         return result
 
     return call
