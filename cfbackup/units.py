@@ -67,11 +67,11 @@ def _spelled(text: str, kept: str) -> str:
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if text.isprintable():  # the common case, checked in C
         return text
-    return "".join(_visible(c, kept) for c in text)
+    return "".join(_visible(c, kept, odd) for c, odd in zip(text, _controls(text), strict=True))
 
 
-def _visible(c: str, kept: str) -> str:
-    if c in kept or not _control(c):
+def _visible(c: str, kept: str, odd: bool) -> str:
+    if c in kept or not odd:
         return c
     if c < "\x80":
         return f"\\x{ord(c):02x}"
@@ -79,19 +79,41 @@ def _visible(c: str, kept: str) -> str:
 
 
 _CONTROLS = frozenset(("Cc", "Cf", "Zl", "Zp"))
-# format characters of ordinary text, which a terminal does not act on: the zero width
-# non-joiner and joiner (Persian and Indic words, emoji sequences: woman U+200D laptop) and the
-# tag characters of the emoji flags of regions (black flag, tags, U+E007F). U+FE0F, the emoji
-# variation selector, is a mark (Mn), no format character: shown as it is already.
-_JOINERS = frozenset(("\u200c", "\u200d", *map(chr, range(0xE0020, 0xE0080))))
+# format characters of ordinary text, which a terminal does not act on, where they join what
+# shows: the zero width non-joiner and joiner between two visible characters (Persian and Indic
+# words, emoji sequences: woman U+200D laptop), and tag characters inside an emoji flag of a
+# region (U+1F3F4, tags, U+E007F). Anywhere else they show as nothing, and two names that look
+# the same must not (``report.pdf`` and the same with tags spelling a word after it). U+FE0F,
+# the emoji variation selector, is a mark (Mn), no format character: shown as it is already.
+_JOINERS = frozenset(("\u200c", "\u200d"))
+_TAGS = ("\U000e0020", "\U000e007f")  # first and last; the last also ends a flag
+_FLAG = "\U0001f3f4"
 
 
 def _control(c: str) -> bool:
     """A control (C0, DEL, C1), a format or bidi control (U+200E, U+202A-U+202E, U+2066-U+2069,
     U+061C, U+200B, ...) or a line or paragraph separator (U+2028, U+2029): characters that
-    do something to a terminal or a line instead of showing, or show as nothing; not the
-    joiners of ordinary text (``_JOINERS``)."""
-    return unicodedata.category(c) in _CONTROLS and c not in _JOINERS
+    do something to a terminal or a line instead of showing, or show as nothing."""
+    return unicodedata.category(c) in _CONTROLS
+
+
+def _controls(text: str) -> list[bool]:
+    """For each character of ``text``, whether it is spelled out: a ``_control``, unless it
+    joins ordinary text where it stands (``_JOINERS`` between two visible characters, tags
+    inside a flag)."""
+    odd = [_control(c) for c in text]
+    for i, c in enumerate(text):
+        if c in _JOINERS:
+            visible = 0 < i < len(text) - 1 and not (odd[i - 1] or odd[i + 1])
+            odd[i] = not (visible and not text[i - 1].isspace() and not text[i + 1].isspace())
+        elif c == _FLAG:
+            end = i + 1
+            while end < len(text) and _TAGS[0] <= text[end] < _TAGS[1]:
+                end += 1
+            if end > i + 1 and end < len(text) and text[end] == _TAGS[1]:
+                for j in range(i + 1, end + 1):
+                    odd[j] = False
+    return odd
 
 
 _SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -105,22 +127,23 @@ def pasteable(name: str) -> str:
     ``$'...'`` quoting of its bytes, ``$'weird/caf\\xe9.txt'`` or ``$'a\\xe2\\x80\\xaeb'``, which
     bash (any version, any locale) and zsh turn back into exactly those bytes. Not ``\\u202e``:
     bash writes that back as the literal text ``\\u202E`` when the locale is C or POSIX."""
-    if not name.startswith("$'") and (
-        name.isprintable() or not any(_byte(c) or _control(c) for c in name)
-    ):
+    if name.isprintable() and not name.startswith("$'"):
         return name
-    return "$'" + "".join(_shell_char(c) for c in name) + "'"
+    odd = _controls(name)
+    if not name.startswith("$'") and not any(_byte(c) or o for c, o in zip(name, odd, strict=True)):
+        return name
+    return "$'" + "".join(_shell_char(c, o) for c, o in zip(name, odd, strict=True)) + "'"
 
 
 def _byte(c: str) -> bool:
     return "\udc80" <= c <= "\udcff"  # a byte os.fsdecode could not decode
 
 
-def _shell_char(c: str) -> str:
+def _shell_char(c: str, odd: bool) -> str:
     if _byte(c):
         return f"\\x{ord(c) - 0xDC00:02x}"
     if c in _SHELL_ESCAPES:
         return _SHELL_ESCAPES[c]
-    if _control(c):  # its UTF-8 bytes, which $'...' gives back whatever the locale
+    if odd:  # its UTF-8 bytes, which $'...' gives back whatever the locale
         return "".join(f"\\x{b:02x}" for b in c.encode())
     return c

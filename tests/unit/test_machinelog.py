@@ -309,6 +309,26 @@ def test_the_joiners_of_words_and_emoji_are_shown_as_they_are(name):
     assert printable(f"\u2067{name}") == f"\\u2067{name}"
 
 
+# the same characters where they join nothing and show as nothing: a name that looks like
+# another's (report.pdf with tags spelling "evil" after it, a joiner at an end, a tag run that
+# is no flag) is quoted and spelled out
+HIDDEN = (
+    "report.pdf\U000e0065\U000e0076\U000e0069\U000e006c",
+    "\u200dreport.pdf",
+    "report.pdf\u200c",
+    "re\u200d\u200dport.pdf",
+    "a \u200d b",
+    "\U000e0067\U000e0062\U000e007f.txt",
+    "\U0001f3f4\U000e0067\U000e0062.txt",  # a flag without its cancel tag
+)
+
+
+@pytest.mark.parametrize("name", HIDDEN)
+def test_joiners_that_join_nothing_are_spelled_out(name):
+    assert pasteable(name).startswith("$'"), pasteable(name)
+    assert printable(name) != name and printable(name).isprintable()
+
+
 def test_a_name_in_a_message_spells_out_its_newline_and_tab():
     """printable_name (one name inside a message or a listing line): printable, and a
     newline, a tab or a carriage return spelled out, so the name cannot start a line of its
