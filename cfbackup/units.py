@@ -65,7 +65,7 @@ def printable_name(name: str) -> str:
 
 def _spelled(text: str, kept: str) -> str:
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    if text.isprintable():  # the common case, checked in C
+    if _plain(text):
         return text
     return "".join(_visible(c, kept, odd) for c, odd in zip(text, _controls(text), strict=True))
 
@@ -79,40 +79,85 @@ def _visible(c: str, kept: str, odd: bool) -> str:
 
 
 _CONTROLS = frozenset(("Cc", "Cf", "Zl", "Zp"))
-# format characters of ordinary text, which a terminal does not act on, where they join what
-# shows: the zero width non-joiner and joiner between two visible characters (Persian and Indic
-# words, emoji sequences: woman U+200D laptop), and tag characters inside an emoji flag of a
-# region (U+1F3F4, tags, U+E007F). Anywhere else they show as nothing, and two names that look
-# the same must not (``report.pdf`` and the same with tags spelling a word after it). U+FE0F,
-# the emoji variation selector, is a mark (Mn), no format character: shown as it is already.
-_JOINERS = frozenset(("\u200c", "\u200d"))
-_TAGS = ("\U000e0020", "\U000e007f")  # first and last; the last also ends a flag
+# Unicode's default ignorable code points that are no format characters: marks and fillers
+# that show as nothing (variation selectors, the combining grapheme joiner, Hangul fillers,
+# unassigned tags): ``report.pdf`` followed by them looks like ``report.pdf``
+_IGNORABLE = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+)
+# What joins ordinary text, kept where it does (RFC 5892's idea for joiners in domain names):
+# a zero width (non-)joiner after a virama (Indic conjuncts, Malayalam chillus) or between two
+# letters of a joining script (Persian, Arabic, Syriac, N'Ko), a joiner between two emoji
+# (woman U+200D laptop, a rainbow flag), an emoji variation selector after an emoji or a keycap
+# digit, and the tags of a subdivision flag (U+1F3F4, two letters and 1-4 letters or digits as
+# tags, U+E007F). Anywhere else they join nothing and show as nothing: spelled out.
+_JOINERS = "\u200c\u200d"
+_SELECTORS = "\ufe0e\ufe0f"
 _FLAG = "\U0001f3f4"
+_FLAG_TAGS = re.compile(
+    "[\U000e0061-\U000e007a]{2}[\U000e0061-\U000e007a\U000e0030-\U000e0039]{1,4}\U000e007f"
+)
+_SKIN_TONES = ("\U0001f3fb", "\U0001f3ff")
+
+
+def _plain(text: str) -> bool:
+    """Nothing in ``text`` to spell out (the common case, checked in C)."""
+    return text.isprintable() and _IGNORABLE.search(text) is None
 
 
 def _control(c: str) -> bool:
     """A control (C0, DEL, C1), a format or bidi control (U+200E, U+202A-U+202E, U+2066-U+2069,
-    U+061C, U+200B, ...) or a line or paragraph separator (U+2028, U+2029): characters that
-    do something to a terminal or a line instead of showing, or show as nothing."""
-    return unicodedata.category(c) in _CONTROLS
+    U+061C, U+200B, ...), a line or paragraph separator (U+2028, U+2029), or a character that
+    shows as nothing (``_IGNORABLE``): what does something to a terminal or a line instead of
+    showing, or makes one name look like another."""
+    return unicodedata.category(c) in _CONTROLS or _IGNORABLE.match(c) is not None
+
+
+def _emoji(c: str) -> bool:
+    return c >= "\u2000" and unicodedata.category(c) in ("So", "Sk")
+
+
+def _joining_letter(c: str) -> bool:
+    return unicodedata.category(c).startswith("L") and unicodedata.bidirectional(c) in ("AL", "R")
+
+
+def _joins(text: str, i: int) -> bool:
+    """Whether the joiner at ``i`` joins what stands around it (``_JOINERS``)."""
+    if i == 0:
+        return False
+    if unicodedata.combining(text[i - 1]) == 9:  # after a virama (a chillu may end a word)
+        return True
+    if i == len(text) - 1:
+        return False
+    before = i - 1
+    while before > 0 and unicodedata.category(text[before]) == "Mn":  # a letter's marks
+        before -= 1
+    after = text[i + 1]
+    if _joining_letter(text[before]) and _joining_letter(after):
+        return True
+    if text[i] != "\u200d":
+        return False
+    before = i - 1
+    while before > 0 and (
+        text[before] in _SELECTORS or _SKIN_TONES[0] <= text[before] <= _SKIN_TONES[1]
+    ):
+        before -= 1
+    return _emoji(text[before]) and _emoji(after)
 
 
 def _controls(text: str) -> list[bool]:
     """For each character of ``text``, whether it is spelled out: a ``_control``, unless it
-    joins ordinary text where it stands (``_JOINERS`` between two visible characters, tags
-    inside a flag)."""
+    joins ordinary text where it stands (``_JOINERS`` and the others above)."""
     odd = [_control(c) for c in text]
     for i, c in enumerate(text):
         if c in _JOINERS:
-            visible = 0 < i < len(text) - 1 and not (odd[i - 1] or odd[i + 1])
-            odd[i] = not (visible and not text[i - 1].isspace() and not text[i + 1].isspace())
-        elif c == _FLAG:
-            end = i + 1
-            while end < len(text) and _TAGS[0] <= text[end] < _TAGS[1]:
-                end += 1
-            if end > i + 1 and end < len(text) and text[end] == _TAGS[1]:
-                for j in range(i + 1, end + 1):
-                    odd[j] = False
+            odd[i] = not _joins(text, i)
+        elif c in _SELECTORS:
+            odd[i] = not (i > 0 and (_emoji(text[i - 1]) or text[i - 1] in "0123456789#*"))
+        elif c == _FLAG and (tags := _FLAG_TAGS.match(text, i + 1)):
+            for j in range(i + 1, tags.end()):
+                odd[j] = False
     return odd
 
 
@@ -127,7 +172,7 @@ def pasteable(name: str) -> str:
     ``$'...'`` quoting of its bytes, ``$'weird/caf\\xe9.txt'`` or ``$'a\\xe2\\x80\\xaeb'``, which
     bash (any version, any locale) and zsh turn back into exactly those bytes. Not ``\\u202e``:
     bash writes that back as the literal text ``\\u202E`` when the locale is C or POSIX."""
-    if name.isprintable() and not name.startswith("$'"):
+    if _plain(name) and not name.startswith("$'"):
         return name
     odd = _controls(name)
     if not name.startswith("$'") and not any(_byte(c) or o for c, o in zip(name, odd, strict=True)):

@@ -295,6 +295,12 @@ JOINED = (
     "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f flag",
     "\u0915\u094d\u200d\u0937",
     "\u2764\ufe0f.jpg",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",  # a family
+    "\U0001f3f3\ufe0f\u200d\U0001f308",  # the rainbow flag: white flag, U+FE0F, ZWJ
+    "\U0001f469\U0001f3fd\u200d\U0001f4bb",  # a skin tone before the joiner
+    "\U0001f3f4\u200d\u2620\ufe0f",  # the pirate flag
+    "1\ufe0f\u20e3",  # a keycap
+    "\u0d05\u0d35\u0d28\u0d4d\u200d",  # Malayalam, a chillu ending the name
 )
 
 
@@ -320,6 +326,15 @@ HIDDEN = (
     "a \u200d b",
     "\U000e0067\U000e0062\U000e007f.txt",
     "\U0001f3f4\U000e0067\U000e0062.txt",  # a flag without its cancel tag
+    "re\u200dport.pdf",  # a joiner between two Latin letters joins nothing
+    "re\u200cport.pdf",
+    "report.pdf\u200d\ufe0f",  # a variation selector after a letter shows as nothing
+    "report.pdf\ufe0f",
+    "report.pdf\U000e0100\U000e0101",
+    "report.pdf\u034f",  # the combining grapheme joiner
+    "report.pdf\u3164",  # a Hangul filler
+    "report.pdf\U000e0080",  # an unassigned tag
+    "report.pdf\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "evilpayload") + "\U000e007f",
 )
 
 
