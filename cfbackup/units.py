@@ -64,7 +64,10 @@ def printable_name(name: str) -> str:
 
 
 def _spelled(text: str, kept: str) -> str:
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to: spelled as its bytes
+        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "backslashreplace")
     if _plain(text):
         return text
     return "".join(_visible(c, kept, odd) for c, odd in zip(text, _controls(text), strict=True))
@@ -79,26 +82,37 @@ def _visible(c: str, kept: str, odd: bool) -> str:
 
 
 _CONTROLS = frozenset(("Cc", "Cf", "Zl", "Zp"))
-# Unicode's default ignorable code points that are no format characters: marks and fillers
-# that show as nothing (variation selectors, the combining grapheme joiner, Hangul fillers,
-# unassigned tags): ``report.pdf`` followed by them looks like ``report.pdf``
+# Unicode's default ignorable code points that are no format characters, and the unassigned
+# ones: marks and fillers that show as nothing (variation selectors, the combining grapheme
+# joiner, Hangul fillers, tags): ``report.pdf`` followed by them looks like ``report.pdf``
 _IGNORABLE = re.compile(
-    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2065\u3164\ufe00-\ufe0f\uffa0"
+    "\ufff0-\ufff8\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
 )
 # What joins ordinary text, kept where it does (RFC 5892's idea for joiners in domain names):
-# a zero width (non-)joiner after a virama (Indic conjuncts, Malayalam chillus) or between two
-# letters of a joining script (Persian, Arabic, Syriac, N'Ko), a joiner between two emoji
-# (woman U+200D laptop, a rainbow flag), an emoji variation selector after an emoji or a keycap
-# digit, and the tags of a subdivision flag (U+1F3F4, two letters and 1-4 letters or digits as
-# tags, U+E007F). Anywhere else they join nothing and show as nothing: spelled out.
+# a zero width (non-)joiner after a virama (Indic conjuncts, Malayalam chillus), a joiner
+# before one (Bengali ra-phala, Sinhala touching letters), a non-joiner between two Arabic-
+# script letters (Persian), a joiner between two pictographs (woman U+200D laptop, a rainbow
+# flag), an emoji variation selector after a pictograph or in a keycap (1 U+FE0F U+20E3), and
+# the tags of the three subdivision flags (England, Scotland, Wales). Anywhere else they join
+# nothing and show as nothing: spelled out. Limits (docs/runbook-restore.md): a joiner between
+# two pictographs that form no emoji, an Arabic right-joining letter before a non-joiner, and
+# look-alikes made of visible characters (composed and decomposed accents) stay as they are.
 _JOINERS = "\u200c\u200d"
 _SELECTORS = "\ufe0e\ufe0f"
 _FLAG = "\U0001f3f4"
 _FLAG_TAGS = re.compile(
-    "[\U000e0061-\U000e007a]{2}[\U000e0061-\U000e007a\U000e0030-\U000e0039]{1,4}\U000e007f"
+    "(?:"
+    + "|".join("".join(chr(0xE0000 + ord(c)) for c in flag) for flag in ("gbeng", "gbsct", "gbwls"))
+    + ")\U000e007f"
 )
 _SKIN_TONES = ("\U0001f3fb", "\U0001f3ff")
+# emoji whose base is no symbol of U+2000 and above (a copyright sign, double exclamation,
+# information source, arrows, squares, a wavy dash): their variation selector is kept too
+_EMOJI_BASES = frozenset(
+    "\u00a9\u00ae\u203c\u2049\u2139\u2194\u2195\u2196\u2197\u2198\u2199\u25fb\u25fc\u25fd"
+    "\u25fe\u2934\u2935\u3030\u303d"
+)
 
 
 def _plain(text: str) -> bool:
@@ -114,36 +128,47 @@ def _control(c: str) -> bool:
     return unicodedata.category(c) in _CONTROLS or _IGNORABLE.match(c) is not None
 
 
-def _emoji(c: str) -> bool:
-    return c >= "\u2000" and unicodedata.category(c) in ("So", "Sk")
+def _pictograph(c: str) -> bool:
+    """An emoji's base: a pictograph (U+2600-U+27BF, U+1F000 and above, but not a skin tone),
+    or one of ``_EMOJI_BASES``."""
+    if c in _EMOJI_BASES:
+        return True
+    if _SKIN_TONES[0] <= c <= _SKIN_TONES[1]:
+        return False
+    return ("\u2600" <= c <= "\u27bf" or c >= "\U0001f000") and unicodedata.category(c) == "So"
 
 
-def _joining_letter(c: str) -> bool:
-    return unicodedata.category(c).startswith("L") and unicodedata.bidirectional(c) in ("AL", "R")
+def _arabic_letter(c: str) -> bool:
+    return unicodedata.category(c).startswith("L") and unicodedata.bidirectional(c) == "AL"
 
 
-def _joins(text: str, i: int) -> bool:
-    """Whether the joiner at ``i`` joins what stands around it (``_JOINERS``)."""
+def _joins(text: str, i: int, odd: list[bool]) -> bool:
+    """Whether the joiner at ``i`` joins what stands around it (``_JOINERS``); ``odd``: what is
+    spelled out already (selectors and tags are decided first), never stepped over."""
     if i == 0:
         return False
     if unicodedata.combining(text[i - 1]) == 9:  # after a virama (a chillu may end a word)
-        return True
+        if text[i] == "\u200d":
+            return True
+        return i < len(text) - 1 and unicodedata.category(text[i + 1]).startswith("L")
     if i == len(text) - 1:
         return False
-    before = i - 1
-    while before > 0 and unicodedata.category(text[before]) == "Mn":  # a letter's marks
-        before -= 1
     after = text[i + 1]
-    if _joining_letter(text[before]) and _joining_letter(after):
-        return True
-    if text[i] != "\u200d":
-        return False
+    if text[i] == "\u200d" and unicodedata.combining(after) == 9:  # before a virama
+        return unicodedata.category(text[i - 1]).startswith("L")
     before = i - 1
-    while before > 0 and (
-        text[before] in _SELECTORS or _SKIN_TONES[0] <= text[before] <= _SKIN_TONES[1]
+    while before > 0 and unicodedata.category(text[before]) == "Mn" and not odd[before]:
+        before -= 1
+    if text[i] == "\u200c":
+        return _arabic_letter(text[before]) and _arabic_letter(after)
+    before = i - 1
+    while (
+        before > 0
+        and not odd[before]
+        and (text[before] in _SELECTORS or _SKIN_TONES[0] <= text[before] <= _SKIN_TONES[1])
     ):
         before -= 1
-    return _emoji(text[before]) and _emoji(after)
+    return not odd[before] and _pictograph(text[before]) and _pictograph(after)
 
 
 def _controls(text: str) -> list[bool]:
@@ -151,15 +176,22 @@ def _controls(text: str) -> list[bool]:
     joins ordinary text where it stands (``_JOINERS`` and the others above)."""
     odd = [_control(c) for c in text]
     for i, c in enumerate(text):
-        if c in _JOINERS:
-            odd[i] = not _joins(text, i)
-        elif c in _SELECTORS:
-            odd[i] = not (i > 0 and (_emoji(text[i - 1]) or text[i - 1] in "0123456789#*"))
+        if c in _SELECTORS:
+            keycap = text[i - 1 : i] in tuple("0123456789#*") and text[i + 1 : i + 2] == "\u20e3"
+            odd[i] = not (i > 0 and (_pictograph(text[i - 1]) or keycap))
         elif c == _FLAG and (tags := _FLAG_TAGS.match(text, i + 1)):
             for j in range(i + 1, tags.end()):
                 odd[j] = False
+    for i, c in enumerate(text):
+        if c in _JOINERS:
+            odd[i] = not _joins(text, i, odd)
     return odd
 
+
+# spaces other than U+0020 (a no-break space, an em space, an ideographic space): in a listing
+# they pass for the plain one, which a paste would not give back
+_SPACE_CHARS = "\u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
+_SPACES = re.compile(f"[{_SPACE_CHARS}]")
 
 _SHELL_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -168,14 +200,18 @@ def pasteable(name: str) -> str:
     """A file name as ``list`` shows it, for the user to paste back (``restore --path``):
     ``name`` itself, unless it is not UTF-8 (os.fsdecode's surrogates), holds a control, format
     or bidi character or a line separator (``_control``: a newline would split the listing's
-    line, a U+202E would make it lie about the name) or starts with ``$'``; then bash's
+    line, a U+202E would make it lie about the name), a space other than U+0020, starts or ends
+    with a space, or starts with ``$'``; then bash's
     ``$'...'`` quoting of its bytes, ``$'weird/caf\\xe9.txt'`` or ``$'a\\xe2\\x80\\xaeb'``, which
     bash (any version, any locale) and zsh turn back into exactly those bytes. Not ``\\u202e``:
     bash writes that back as the literal text ``\\u202E`` when the locale is C or POSIX."""
-    if _plain(name) and not name.startswith("$'"):
+    edges = name != name.strip(" ")  # a space a paste would lose
+    if _plain(name) and not name.startswith("$'") and not edges and not _SPACES.search(name):
         return name
-    odd = _controls(name)
-    if not name.startswith("$'") and not any(_byte(c) or o for c, o in zip(name, odd, strict=True)):
+    odd = [o or c in _SPACE_CHARS for c, o in zip(name, _controls(name), strict=True)]
+    if not (
+        edges or name.startswith("$'") or any(_byte(c) or o for c, o in zip(name, odd, strict=True))
+    ):
         return name
     return "$'" + "".join(_shell_char(c, o) for c, o in zip(name, odd, strict=True)) + "'"
 
