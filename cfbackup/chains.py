@@ -176,6 +176,7 @@ def run_each(
     step: Callable[[Chain], T],
     *,
     skip_empty: bool = False,
+    warnings: list[str] | None = None,
 ) -> list[T]:
     """``step(chain)`` for every chain, side by side; results in chain order.
 
@@ -185,7 +186,24 @@ def run_each(
     (restore, list; the checks judge such a root themselves, ``common.roots_without_backup``):
     a chain with no backup yet (a root added since the last backup)
     is left out with a warning, as long as another chain has one; its result is None.
+    ``warnings``: the list the steps add their warnings to; when a chain fails, they go with its
+    error (``CfbackupError.warnings``: the run's history and notification keep them).
     """
+    try:
+        return _run_each(profile, chains, step, skip_empty=skip_empty)
+    except CfbackupError as error:
+        error.warnings += warnings or []
+        raise
+
+
+def _run_each(
+    profile: Profile,
+    chains: list[Chain],
+    step: Callable[[Chain], T],
+    *,
+    skip_empty: bool,
+) -> list[T]:
+    """:func:`run_each`'s work, warnings aside."""
     if len(chains) == 1:
         return [step(chains[0])]
     skipped: list[Chain] = []

@@ -301,11 +301,7 @@ def apply_retention(run: Run, env: dict[str, str]) -> tuple[list[tuple[str, str]
         if warning := retention(run, chain, env):
             warnings.append(warning)
 
-    try:
-        chains.run_each(run.profile, chains.of(run.profile), retain)
-    except CfbackupError as error:  # another chain's warnings stay with the run's failure
-        error.warnings += warnings
-        raise
+    chains.run_each(run.profile, chains.of(run.profile), retain, warnings=warnings)
     return commands.retention_rules(run.profile), warnings
 
 

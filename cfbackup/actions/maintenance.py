@@ -7,7 +7,7 @@ from cfbackup import chains, stores, suggest
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, prepare
 from cfbackup.duplicity import commands, options
-from cfbackup.errors import CfbackupError, RetentionFailed, RunRefused
+from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
 from cfbackup.retention import (
     check_deletes,
@@ -212,11 +212,7 @@ def run_cleanup(run: Run) -> RunResult:
             log.warning("warning: %s", warning)
             warnings.append(warning)
 
-    try:
-        chains.run_each(run.profile, chains.of(run.profile), clean)
-    except CfbackupError as error:  # another chain's warnings stay with the run's failure
-        error.warnings += warnings
-        raise
+    chains.run_each(run.profile, chains.of(run.profile), clean, warnings=warnings)
     return RunResult(
         profile=run.profile.name,
         action="cleanup",
