@@ -56,14 +56,28 @@ def enabled() -> bool:
 
 def session_key(head: bytes, passphrase: bytes) -> str | None:
     """The object's session key as gpg spells it (``9:HEX``), or None: not the form this module
-    reads, or ``passphrase`` is not the one it was encrypted with."""
-    parsed = read_head(head)
-    if parsed is None:
-        return None
-    key = derive(passphrase, parsed)
-    if not opens(key, parsed.first):
+    reads, ``passphrase`` is not the one it was encrypted with, or any doubt (an error here is
+    never the object's: gpg then derives the key as it always did)."""
+    try:
+        parsed = read_head(head)
+        if parsed is None:
+            return None
+        key = derive(passphrase, parsed)
+        if not opens(key, parsed.first):
+            return None
+    except Exception:  # noqa: BLE001 - see above
         return None
     return f"{parsed.cipher}:{key.hex().upper()}"
+
+
+def secret_pipe(secret: str) -> int:
+    """The read end of a new pipe holding ``secret`` and a newline, in UTF-8 (as duplicity
+    writes a passphrase): how a passphrase or a key reaches gpg (``--passphrase-fd``,
+    ``--override-session-key-fd``), never its command line. The caller closes it."""
+    readable, writable = os.pipe()
+    with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
+        pipe.write(f"{secret}\n".encode())
+    return readable
 
 
 def derive(passphrase: bytes, head: Head) -> bytes:

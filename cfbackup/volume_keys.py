@@ -255,9 +255,7 @@ class _GpgSink:
         argv, readable = self._argv, None
         try:
             if secret is not None:
-                readable, writable = os.pipe()
-                with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
-                    pipe.write(f"{secret}\n".encode())  # UTF-8, as duplicity writes it
+                readable = session_keys.secret_pipe(secret)
                 argv = [*argv, option, str(readable)]
             self._process = execute.fed(
                 [*argv, "--decrypt"],
@@ -277,11 +275,7 @@ class _GpgSink:
         """The head is in (or the whole object, when smaller): start gpg and feed it that."""
         head, self._head = bytes(self._head or b""), None
         passphrase = (self._passphrase or "").encode("utf-8")
-        try:
-            key = session_keys.session_key(head[: session_keys.HEAD], passphrase)
-        except Exception:  # noqa: BLE001 - any doubt: gpg derives it from the passphrase
-            key = None
-        self._start(key)
+        self._start(session_keys.session_key(head[: session_keys.HEAD], passphrase))
         self._feed(head)
 
     def write(self, chunk: bytes) -> None:

@@ -49,9 +49,10 @@ def apply(env):
         try:
             with encrypt_path.open("rb") as handle:
                 head = handle.read(session_keys.HEAD)
-            return session_keys.session_key(head, profile.passphrase.encode("utf-8"))
-        except Exception:  # noqa: BLE001 - any doubt: gpg derives, as duplicity has it
+            passphrase = profile.passphrase.encode("utf-8")
+        except (OSError, UnicodeError):  # duplicity's own open and write report it
             return None
+        return session_keys.session_key(head, passphrase)
 
     def __init__(self, encrypt, encrypt_path, profile):
         _pending.key = None if encrypt else key_of(encrypt_path, profile)
@@ -71,10 +72,8 @@ def apply(env):
         attach_fhs = dict(attach_fhs or {})
         owner.stderr_fp.close()
         owner.stderr_fp = attach_fhs["stderr"] = session_keys.memory_file("gpg-stderr")
-        readable, writable = os.pipe()
+        readable = session_keys.secret_pipe(key)
         try:
-            with open(writable, "wb") as pipe:  # a few bytes: the pipe holds them
-                pipe.write(f"{key}\n".encode())
             os.set_inheritable(readable, True)  # gpginterface forks and execs: gpg gets it
             self.options.extra_args.extend(["--override-session-key-fd", str(readable)])
             return genuine_run(self, gnupg_commands, args, create_fhs, attach_fhs)
