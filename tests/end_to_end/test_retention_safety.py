@@ -330,19 +330,24 @@ def test_a_check_swift_cannot_answer_warns_and_the_backup_succeeds(
     assert "would remove nothing" in result.stdout, result
 
 
-def test_a_swift_that_refuses_deletes_fails_cleanup(
-    tmp_path, make_config, cfbackup, local_swift, container
-):
+def _backup_and_a_leftover(tmp_path, make_config, cfbackup, local_swift, container):
+    """A profile backed up once, and an incremental's volume no chain leads to beside it (a
+    leftover cleanup removes): the config and the leftover's name."""
     from swiftclient import client
 
-    src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    config = make_config(source=src)
+    config = make_config(source=make_awkward_tree(tmp_path / "src", big_mb=0))
     assert cfbackup("-c", config, "backup").returncode == 0
     user, key = local_swift.users["admin"]
     conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
-    # an incremental's volume that no chain leads to: a leftover cleanup removes
     orphan = "host1/duplicity-inc.20200101T000000Z.to.20200102T000000Z.vol1.difftar.gpg"
     conn.put_object(container, orphan, b"leftover")
+    return config, orphan
+
+
+def test_a_swift_that_refuses_deletes_fails_cleanup(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    config, orphan = _backup_and_a_leftover(tmp_path, make_config, cfbackup, local_swift, container)
     no_proxy = {"no_proxy": "", "NO_PROXY": ""}
     with ForwardProxy(refuse={"DELETE": 403}) as proxy:
         result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})
@@ -363,15 +368,7 @@ def test_a_swift_that_refuses_deletes_fails_cleanup(
 def test_a_check_swift_cannot_answer_warns_and_the_cleanup_succeeds(
     tmp_path, make_config, cfbackup, local_swift, container
 ):
-    from swiftclient import client
-
-    src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    config = make_config(source=src)
-    assert cfbackup("-c", config, "backup").returncode == 0
-    user, key = local_swift.users["admin"]
-    conn = client.Connection(authurl=local_swift.auth_url, user=user, key=key, auth_version="1")
-    orphan = "host1/duplicity-inc.20200101T000000Z.to.20200102T000000Z.vol1.difftar.gpg"
-    conn.put_object(container, orphan, b"leftover")
+    config, orphan = _backup_and_a_leftover(tmp_path, make_config, cfbackup, local_swift, container)
     no_proxy = {"no_proxy": "", "NO_PROXY": ""}
     with ForwardProxy(refuse_when=gone_after_the_deletes) as proxy:
         result = cfbackup("-c", config, "cleanup", env={**no_proxy, "http_proxy": proxy.url})

@@ -20,6 +20,24 @@ from cfbackup.errors import ExitCode
 pytestmark = [pytest.mark.recovery, *SDK_DEPRECATIONS]
 
 
+def _unparked_record_not_saved(monkeypatch, message: str):
+    """The park record's update to "unparked" fails with ``message`` (Swift down after the
+    boot); every other save goes through. The genuine save, to put back."""
+    from cfbackup_server_image import records
+
+    from cfbackup.errors import BackendError
+
+    real_save = records.save
+
+    def swift_down(config_, profile, record):
+        if record.get("state") == "unparked":
+            raise BackendError(message)
+        real_save(config_, profile, record)
+
+    monkeypatch.setattr(records, "save", swift_down)
+    return real_save
+
+
 def test_unpark_error_state_reports_the_fault_then_retry_works(cli, config, emulator, tmp_path):
     """The fix is to run the same unpark again: the message prints it as the user ran it
     (their -c FILE and --flavor), and it runs as printed."""
@@ -125,19 +143,12 @@ def test_unpark_whose_record_cannot_be_updated_names_the_server_and_a_rerun_adop
     because "a server named web1 already exists"."""
     from cfbackup_server_image import records
 
-    from cfbackup.errors import BackendError
-
     emulator.add_server("web1", metadata={"role": "web"})
     cfg = config()
     assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    real_save = records.save
-
-    def swift_down(config_, profile, record):
-        if record.get("state") == "unparked":
-            raise BackendError("Swift at http://127.0.0.1:1 is unreachable: check the network.")
-        real_save(config_, profile, record)
-
-    monkeypatch.setattr(records, "save", swift_down)
+    real_save = _unparked_record_not_saved(
+        monkeypatch, "Swift at http://127.0.0.1:1 is unreachable: check the network."
+    )
     failed = cli("-c", cfg, "server", "unpark", "web1")
     assert failed.returncode == ExitCode.BACKEND, failed
     assert failed.stderr.count("\n") == 1, failed  # one sentence
@@ -391,19 +402,10 @@ def test_a_rerun_does_not_delete_the_server_an_earlier_unpark_booted_now_in_erro
     and leaves it, its disk holding what it wrote since."""
     from cfbackup_server_image import records
 
-    from cfbackup.errors import BackendError
-
     emulator.add_server("web1")
     cfg = config()
     assert cli("-c", cfg, "server", "park", "web1").returncode == 0
-    real_save = records.save
-
-    def swift_down(config_, profile, record):
-        if record.get("state") == "unparked":
-            raise BackendError("Swift is unreachable: check the network.")
-        real_save(config_, profile, record)
-
-    monkeypatch.setattr(records, "save", swift_down)
+    real_save = _unparked_record_not_saved(monkeypatch, "Swift is unreachable: check the network.")
     assert cli("-c", cfg, "server", "unpark", "web1").returncode == ExitCode.BACKEND
     used = emulator.server_named("web1")
     used["status"] = "ERROR"

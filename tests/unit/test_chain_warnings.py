@@ -29,8 +29,13 @@ def split(config, tmp_path):
     return config
 
 
-def _last_run(tmp_path) -> dict:
-    return history.runs(tmp_path / "state", "main", limit=1)[0]
+def _assert_recorded(tmp_path, exit_code: int, failure: str, warning: str) -> None:
+    """The run's history row: the failure's exit code, its message, and the other chain's
+    warning beside it."""
+    run = history.runs(tmp_path / "state", "main", limit=1)[0]
+    assert run["exit_code"] == exit_code
+    assert failure in run["message"], run
+    assert f"warning: {warning}" in run["message"], run
 
 
 def _a_warns_b_fails(error):
@@ -50,10 +55,7 @@ def test_a_backup_whose_other_chain_fails_retention_keeps_the_warning(
     monkeypatch.setattr(backup, "retention", _a_warns_b_fails(RetentionFailed("refused")))
     code, err = cli(main, "-c", split, "backup")
     assert code == ExitCode.RETENTION_FAILED, err
-    run = _last_run(tmp_path)
-    assert run["exit_code"] == ExitCode.RETENTION_FAILED
-    assert "chain /b: refused" in run["message"], run
-    assert f"warning: {WARNING}" in run["message"], run
+    _assert_recorded(tmp_path, ExitCode.RETENTION_FAILED, "chain /b: refused", WARNING)
 
 
 @pytest.mark.parametrize(
@@ -68,10 +70,7 @@ def test_a_prune_whose_other_chain_fails_keeps_the_warning(
     monkeypatch.setattr(backup, "retention", _a_warns_b_fails(error))
     code, err = cli(main, "-c", split, "prune")
     assert code == error.exit_code, err
-    run = _last_run(tmp_path)
-    assert run["exit_code"] == error.exit_code
-    assert "chain /b: refused" in run["message"], run
-    assert f"warning: {WARNING}" in run["message"], run
+    _assert_recorded(tmp_path, error.exit_code, "chain /b: refused", WARNING)
 
 
 def test_a_cleanup_whose_other_chain_fails_keeps_the_warning(cli, split, tmp_path, monkeypatch):
@@ -87,9 +86,9 @@ def test_a_cleanup_whose_other_chain_fails_keeps_the_warning(cli, split, tmp_pat
     monkeypatch.setattr(maintenance, "check_deletes", Check)
     code, err = cli(main, "-c", split, "cleanup")
     assert code == ExitCode.RETENTION_FAILED, err
-    run = _last_run(tmp_path)
-    assert run["exit_code"] == ExitCode.RETENTION_FAILED
-    assert "chain /b: cleanup failed: 1 object(s) left" in run["message"], run
-    assert (
-        "warning: cleanup ran on chain /a, but the deletes of 1 object(s) could not be confirmed"
-    ) in run["message"], run
+    _assert_recorded(
+        tmp_path,
+        ExitCode.RETENTION_FAILED,
+        "chain /b: cleanup failed: 1 object(s) left",
+        "cleanup ran on chain /a, but the deletes of 1 object(s) could not be confirmed",
+    )
