@@ -40,7 +40,8 @@ def _rcode_text(code: int) -> str:
     return TSIG_RCODES.get(code) or dns.rcode.to_text(code)
 
 
-_COMMENTS = re.compile(r"/\*.*?\*/|(?://|#)[^\n]*", re.S)
+# a quoted string (kept: a base64 secret may hold "//"), else a comment (removed)
+_COMMENTS = re.compile(r'("[^"]*")|/\*.*?\*/|(?://|#)[^\n]*', re.S)
 _KEY = re.compile(r'\bkey\s+"?([^"\s{;]+)"?\s*\{(.*?)\}\s*;', re.S)
 _ALGORITHM = re.compile(r'\balgorithm\s+"?([\w.-]+)"?\s*;', re.I)
 _SECRET = re.compile(r'\bsecret\s+"([^"]+)"\s*;')
@@ -53,7 +54,7 @@ def tsig_key(text: str, key_name: str | None, where: str) -> tuple[str | None, s
     algorithm itself (``tsig_key_name``, when set, picks one of several keys)."""
     from cfbackup import redact
 
-    keys = _KEY.findall(_COMMENTS.sub("", text))
+    keys = _KEY.findall(_COMMENTS.sub(lambda found: found[1] or "", text))
     if not keys:
         secret = text.strip()
         if not key_name:
