@@ -112,6 +112,8 @@ class ForwardProxy:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        # what sends a client's plain-HTTP requests through it, loopback's included
+        self.env = {"http_proxy": self.url, "no_proxy": "", "NO_PROXY": ""}
 
     def __enter__(self) -> ForwardProxy:
         threading.Thread(target=self._server.serve_forever, name="forward-proxy",
