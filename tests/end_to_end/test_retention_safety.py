@@ -209,8 +209,19 @@ def test_a_failed_retention_keeps_the_backup_and_its_post_hooks(tmp_path, make_c
     assert status["last_success"]["exit_code"] == ExitCode.RETENTION_FAILED
 
 
-def test_keep_all_prunes_nothing_and_says_why(tmp_path, make_config, cfbackup):
-    config = make_config(more="[profiles.main.retention]\nkeep_all = true\n")
+def test_keep_all_prunes_nothing_and_says_why(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """Three fulls, more than the default rule (keep 2 fulls) keeps: with keep_all neither the
+    backups' own retention nor prune removes one."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_all = true\n")
+    for _ in range(3):
+        assert cfbackup("-c", config, "backup", "--full").returncode == 0
+        time.sleep(1.1)
+    before = object_names(local_swift, container)
+    assert full_backups(before, "host1/") == 3, before
+
     result = cfbackup("-c", config, "prune")
     assert result.returncode == 0, result
     assert "nothing removed: profile main keeps every backup (retention.keep_all = true)" in (
@@ -219,6 +230,7 @@ def test_keep_all_prunes_nothing_and_says_why(tmp_path, make_config, cfbackup):
     result = cfbackup("-c", config, "prune", "--dry-run", "--json")
     assert result.returncode == 0, result
     assert json.loads(result.stdout)["chains"] == []
+    assert object_names(local_swift, container) == before
 
 
 # duplicity's own dry run of each retention rule (no --force): the chains it lists, by end time
