@@ -77,9 +77,9 @@ OPTIONS = (
     Option(
         "dns_check_old",
         "boolean",
-        "Update a record only while it still holds exactly the old addresses, so a hand-made "
-        "change is not overwritten; one that already holds the new addresses is left as it is "
-        "(a rerun).",
+        "Update a record only while it still holds exactly the old addresses (beside any the "
+        "server kept), so a hand-made change is not overwritten; one that already holds the "
+        "new addresses is left as it is (a rerun).",
         default=False,
     ),
     Option(

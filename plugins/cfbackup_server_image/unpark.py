@@ -16,13 +16,14 @@ servers stop the run (which one to keep is the user's call). A run deletes only 
 booted itself (one that went to ERROR while booting): an adopted server may have been used
 since, so one in ERROR is refused and left to the user.
 
-The old addresses a fix-up is given stay in the record (``fixup_old``) until a fix-up
-succeeds: a ``--force`` rerun after a failed one, over a server booted since, still moves DNS
-and hosts away from them.
+The old addresses a fix-up is given (never one the new server has) stay in the record
+(``fixup_old``) until a fix-up succeeds: a ``--force`` rerun after a failed one, over a
+server booted since, still moves DNS and hosts away from them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from cfbackup import cloud, suggest
@@ -135,7 +136,7 @@ def unpark(
                 when="",
             ) from None
         new_ips = flat_ips(server.addresses)
-        old_ips = _old_ips(record, server.id)
+        old_ips = _old_ips(record, server.id, new_ips)
         record.update(
             state="unparked",
             unparked_at=records.utc_now(),
@@ -177,20 +178,31 @@ def unpark(
         return record
 
 
-def _old_ips(record: dict[str, Any], server_id: str) -> list[str]:
+def _old_ips(record: dict[str, Any], server_id: str, new_ips: list[str]) -> list[str]:
     """The addresses DNS and hosts may hold for the server: the parked server's, those an
     earlier unpark's fix-up left pending (``fixup_old``: it failed, and the record names a
     server booted since), and after an earlier unpark (--force) that server's, unless it is
-    the server this run goes on with (its addresses are the new ones)."""
+    the server this run goes on with (its addresses are the new ones). None of them is one
+    the server has now (``new_ips``): a cloud may hand the same fixed or floating address
+    back, and that one is current, not old."""
+    current = {_normal(ip) for ip in new_ips}
     old_ips: list[str] = []
     earlier = record.get("new_server") or {}
     pending = [*(record.get("ips") or []), *(record.get("fixup_old") or [])]
     if earlier.get("id") != server_id:
         pending += earlier.get("ips") or []
     for ip in pending:
-        if ip not in old_ips:
+        if ip not in old_ips and _normal(ip) not in current:
             old_ips.append(ip)
     return old_ips
+
+
+def _normal(ip: str) -> str:
+    """One spelling per address (IPv6 has several), to compare them."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
 
 
 def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progress) -> None:
