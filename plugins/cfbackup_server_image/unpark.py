@@ -17,8 +17,9 @@ booted itself (one that went to ERROR while booting): an adopted server may have
 since, so one in ERROR is refused and left to the user.
 
 The old addresses a fix-up is given (never one the new server has) stay in the record
-(``fixup_old``) until a fix-up succeeds: a ``--force`` rerun after a failed one, over a
-server booted since, still moves DNS and hosts away from them.
+(``fixup_old``) until a fix-up succeeds, unpark's own or ``cfbackup ip-fixup`` run by hand
+(:func:`ip_fixup_done`): a ``--force`` rerun after a failed one, over a server booted since,
+still moves DNS and hosts away from them.
 """
 
 from __future__ import annotations
@@ -219,6 +220,38 @@ def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progre
             f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
             f"from {', '.join(pending)} again, which changes nothing"
         )
+
+
+def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
+    """``cfbackup ip-fixup`` (the command a failed fix-up prints) moved DNS and hosts of
+    ``server`` away from ``old`` in every profile that follows it: those addresses are no
+    longer pending in its park record (``fixup_old``); any others stay. Only a server parked
+    from here counts (the state dir holds its record, naming the profile whose Swift holds
+    the other copy): nothing is locked or read for one that never was. Returns warnings."""
+    gone = {_normal(ip) for ip in old}
+    try:
+        local = records.load_local(config, server)
+        profile = config.profiles.get((local or {}).get("profile") or "")
+        if profile is None:
+            return []
+        with server_lock(config, server, "ip-fixup"):
+            record = records.load(config, profile, server)  # the newer copy
+            pending = (record or {}).get("fixup_old") or []
+            left = [ip for ip in pending if _normal(ip) not in gone]
+            if len(left) == len(pending) or record.get("profile") != profile.name:
+                return []
+            if left:
+                record["fixup_old"] = left
+            else:
+                record.pop("fixup_old")
+            records.save(config, profile, record)
+    except CfbackupError as error:  # the fix-up is done: a later --force only repeats it
+        return [
+            f"the park record of {server} could not be updated after the IP fix-up "
+            f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
+            f"from {', '.join(old)} again, which changes nothing"
+        ]
+    return []
 
 
 def _booted_earlier(conn, name: str, record: dict[str, Any], rerun: str):
