@@ -147,3 +147,15 @@ def cfbackup_server_ip_changed(
     :class:`cfbackup.config.Config`. Implementations update DNS, hosts files and the like, and
     may return a list of one-line outcomes that ``unpark`` and ``ip-fixup`` print.
     """
+
+
+@hookspec
+def cfbackup_ip_fixup_done(
+    server: str, old: list[str], new: list[str], config: Any
+) -> list[str] | None:
+    """Fires after ``cfbackup ip-fixup`` moved ``server`` from ``old`` to ``new`` without error
+    in every profile that follows it (not after a failed run, nor after one that ``--profile``
+    limited to some of them). ``config`` is the whole loaded config. Return warnings, one line
+    each, that ``ip-fixup`` prints, or None. server_image drops ``old`` from the addresses a
+    failed unpark fix-up left pending in the park record here.
+    """

@@ -77,9 +77,9 @@ OPTIONS = (
     Option(
         "dns_check_old",
         "boolean",
-        "Update a record only while it still holds exactly the old addresses, so a hand-made "
-        "change is not overwritten; one that already holds the new addresses is left as it is "
-        "(a rerun).",
+        "Update a record only while it still holds exactly the old addresses (beside any the "
+        "server kept), so a hand-made change is not overwritten; one that already holds the "
+        "new addresses is left as it is (a rerun).",
         default=False,
     ),
     Option(
@@ -403,4 +403,11 @@ def ip_fixup_command(args, context) -> int:
         f"ip-fixup of {args.name} done for profile(s) {', '.join(handling)}: "
         f"{', '.join(old) or '-'} -> {', '.join(new)}"
     )
+    everyone = [p.name for p in context.config.profiles.values() if handles(p, args.name)]
+    if handling == everyone:  # --profile left none out: tell the others (server_image)
+        done = context.plugin_manager.hook.cfbackup_ip_fixup_done(
+            server=args.name, old=old, new=new, config=context.config
+        )
+        for warning in (w for result in done or [] for w in result or []):
+            output.warn(warning)
     return int(ExitCode.OK)

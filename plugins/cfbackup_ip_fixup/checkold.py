@@ -4,6 +4,11 @@ A record (one name, one type) that holds exactly the old addresses is updated; o
 holds exactly the new addresses is left as it is (an earlier run did it: that is what makes
 ip-fixup safe to run again); one that holds anything else was changed by someone else and is
 refused, before anything is changed. Addresses compare as sets, as RFC 2136 prerequisites do.
+
+An address the server kept (one in both old and new, or left out of old because the server has
+it now, as unpark does) may sit beside the old ones: a record holding 10.0.0.5 and the floating
+203.0.113.7 that the new server got back is updated from old 10.0.0.5 to new 10.0.0.9 and
+203.0.113.7. A record holding only addresses the server has now is still "changed".
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ def _normal(addresses: Iterable[str]) -> frozenset[str]:
 
 
 def state(current: Iterable[str], old: Iterable[str], new: Iterable[str]) -> str:
-    now = _normal(current)
-    if now == _normal(new):
+    now, before, after = _normal(current), _normal(old), _normal(new)
+    if now == after:
         return ALREADY
-    if now == _normal(old):
+    if now == before:
+        return UPDATE
+    lost = before - after  # the old addresses the server no longer has
+    if lost and now - after == lost:
         return UPDATE
     return CHANGED
 

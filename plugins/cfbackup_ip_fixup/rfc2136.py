@@ -308,7 +308,8 @@ class Server:
                     continue
                 if verdict == checkold.ALREADY:
                     already.add((name, rtype))
-                expect[(name, rtype)] = new if verdict == checkold.ALREADY else old
+                # what was read: the old addresses, perhaps beside some the server kept
+                expect[(name, rtype)] = new if verdict == checkold.ALREADY else now
         names = ", ".join(shown(n) for n in sorted(records))
         where_zone = f"zone {shown(zone)}"
         if refused:

@@ -90,6 +90,15 @@ def cfbackup_register_commands(subparsers, context):
 
 
 @hookimpl
+def cfbackup_ip_fixup_done(server, old, new, config):
+    """A fix-up run by hand succeeded: its old addresses are no longer pending in the park
+    record (``fixup_old``)."""
+    from .unpark import ip_fixup_done
+
+    return ip_fixup_done(config, server, list(old)) or None
+
+
+@hookimpl
 def cfbackup_check(run):
     """A row only for profiles that name a cloud: the compute API answers with these
     credentials."""

@@ -16,13 +16,15 @@ servers stop the run (which one to keep is the user's call). A run deletes only 
 booted itself (one that went to ERROR while booting): an adopted server may have been used
 since, so one in ERROR is refused and left to the user.
 
-The old addresses a fix-up is given stay in the record (``fixup_old``) until a fix-up
-succeeds: a ``--force`` rerun after a failed one, over a server booted since, still moves DNS
-and hosts away from them.
+The old addresses a fix-up is given (never one the new server has) stay in the record
+(``fixup_old``) until a fix-up succeeds, unpark's own or ``cfbackup ip-fixup`` run by hand
+(:func:`ip_fixup_done`): a ``--force`` rerun after a failed one, over a server booted since,
+still moves DNS and hosts away from them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from cfbackup import cloud, suggest
@@ -135,7 +137,7 @@ def unpark(
                 when="",
             ) from None
         new_ips = flat_ips(server.addresses)
-        old_ips = _old_ips(record, server.id)
+        old_ips = _old_ips(record, server.id, new_ips)
         record.update(
             state="unparked",
             unparked_at=records.utc_now(),
@@ -177,20 +179,31 @@ def unpark(
         return record
 
 
-def _old_ips(record: dict[str, Any], server_id: str) -> list[str]:
+def _old_ips(record: dict[str, Any], server_id: str, new_ips: list[str]) -> list[str]:
     """The addresses DNS and hosts may hold for the server: the parked server's, those an
     earlier unpark's fix-up left pending (``fixup_old``: it failed, and the record names a
     server booted since), and after an earlier unpark (--force) that server's, unless it is
-    the server this run goes on with (its addresses are the new ones)."""
+    the server this run goes on with (its addresses are the new ones). None of them is one
+    the server has now (``new_ips``): a cloud may hand the same fixed or floating address
+    back, and that one is current, not old."""
+    current = {_normal(ip) for ip in new_ips}
     old_ips: list[str] = []
     earlier = record.get("new_server") or {}
     pending = [*(record.get("ips") or []), *(record.get("fixup_old") or [])]
     if earlier.get("id") != server_id:
         pending += earlier.get("ips") or []
     for ip in pending:
-        if ip not in old_ips:
+        if ip not in old_ips and _normal(ip) not in current:
             old_ips.append(ip)
     return old_ips
+
+
+def _normal(ip: str) -> str:
+    """One spelling per address (IPv6 has several), to compare them."""
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return ip
 
 
 def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progress) -> None:
@@ -207,6 +220,38 @@ def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progre
             f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
             f"from {', '.join(pending)} again, which changes nothing"
         )
+
+
+def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
+    """``cfbackup ip-fixup`` (the command a failed fix-up prints) moved DNS and hosts of
+    ``server`` away from ``old`` in every profile that follows it: those addresses are no
+    longer pending in its park record (``fixup_old``); any others stay. Only a server parked
+    from here counts (the state dir holds its record, naming the profile whose Swift holds
+    the other copy): nothing is locked or read for one that never was. Returns warnings."""
+    gone = {_normal(ip) for ip in old}
+    try:
+        local = records.load_local(config, server)
+        profile = config.profiles.get((local or {}).get("profile") or "")
+        if profile is None:
+            return []
+        with server_lock(config, server, "ip-fixup"):
+            record = records.load(config, profile, server)  # the newer copy
+            pending = (record or {}).get("fixup_old") or []
+            left = [ip for ip in pending if _normal(ip) not in gone]
+            if len(left) == len(pending) or record.get("profile") != profile.name:
+                return []
+            if left:
+                record["fixup_old"] = left
+            else:
+                record.pop("fixup_old")
+            records.save(config, profile, record)
+    except CfbackupError as error:  # the fix-up is done: a later --force only repeats it
+        return [
+            f"the park record of {server} could not be updated after the IP fix-up "
+            f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
+            f"from {', '.join(old)} again, which changes nothing"
+        ]
+    return []
 
 
 def _booted_earlier(conn, name: str, record: dict[str, Any], rerun: str):

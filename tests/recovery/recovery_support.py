@@ -83,4 +83,13 @@ def config_path(result) -> str:
 
 def park_record(tmp_path, name="web1"):
     """The park record of server ``name`` that the config fixture's state dir holds."""
-    return json.loads((tmp_path / "state" / "parked" / f"{name}.json").read_text())
+    from cfbackup_server_image import records
+
+    return json.loads((tmp_path / "state" / "parked" / records.file_name(name)).read_text())
+
+
+def alive(emulator, name: str) -> list[str]:
+    """The ids of the emulator's servers named exactly ``name`` that are not deleted."""
+    return [
+        s["id"] for s in emulator.servers.values() if s["name"] == name and s["status"] != "DELETED"
+    ]

@@ -9,6 +9,7 @@ import shlex
 import pytest
 from recovery_support import (
     SDK_DEPRECATIONS,
+    alive,
     config_path,
     ip_fixup_section,
     park_record,
@@ -362,38 +363,6 @@ def test_a_forced_unpark_does_not_take_over_the_unparked_server_in_error(
     assert [s["id"] for s in emulator.servers.values() if s["name"] == "web1"] == [server["id"]]
 
 
-def _alive(emulator, name: str) -> list[str]:
-    return [
-        s["id"] for s in emulator.servers.values() if s["name"] == name and s["status"] != "DELETED"
-    ]
-
-
-@pytest.mark.parametrize("name", ["db+1", "web (old)", "[prod]web", "*web", "web (old"])
-def test_unpark_looks_a_name_with_regex_metacharacters_up_exactly(cli, config, emulator, name):
-    """Nova's name filter is a regular expression search: the name goes escaped and anchored.
-    Raw, "db+1" matched no server named db+1, so a server of that name made by hand did not
-    stop the unpark and a rerun after a timeout booted a second one; "*web" was a 400."""
-    sid = emulator.add_server(name)["id"]
-    cfg = config()
-    assert cli("-c", cfg, "server", "park", sid).returncode == 0
-    by_hand = emulator.add_server(name)["id"]  # someone re-created it by hand
-    emulator.add_server(name.upper())  # MySQL's collation ignores case: not a match
-    taken = cli("-c", cfg, "server", "unpark", name)
-    assert taken.returncode == ExitCode.REFUSED, taken
-    assert f"a server named {name} already exists ({by_hand}, ACTIVE)" in taken.stderr
-    emulator.servers.pop(by_hand)
-
-    emulator.build_polls = 10_000
-    slow = cli("-c", config(server_timeout=1), "server", "unpark", name)
-    assert slow.returncode == ExitCode.BACKEND and "was still BUILD after" in slow.stderr, slow
-    booted = _alive(emulator, name)
-    emulator.build_polls = 1
-    again = cli("-c", config(server_timeout=1), "server", "unpark", name)
-    assert again.returncode == 0, again
-    assert "was booted by an earlier unpark of this record: going on with it" in again.stdout
-    assert len(booted) == 1 and _alive(emulator, name) == booted
-
-
 def test_a_rerun_does_not_delete_the_server_an_earlier_unpark_booted_now_in_error(
     cli, config, emulator, tmp_path, monkeypatch
 ):
@@ -419,7 +388,7 @@ def test_a_rerun_does_not_delete_the_server_an_earlier_unpark_booted_now_in_erro
         f"(openstack server show {used['id']}) and, if it cannot be saved, delete it "
         f"(openstack server delete {used['id']}) and run {rerun}, which boots another"
     ) in again.stderr
-    assert _alive(emulator, "web1") == [used["id"]] and used["status"] == "ERROR"
+    assert alive(emulator, "web1") == [used["id"]] and used["status"] == "ERROR"
     assert park_record(tmp_path)["state"] == "parked"
 
 
@@ -440,7 +409,7 @@ def test_an_adopted_server_that_goes_to_error_is_left_to_the_user(cli, config, e
     assert f"server web1 ({booted}), booted by an earlier unpark, went to ERROR: " in again.stderr
     assert "No valid host was found" in again.stderr and "it was left as it is" in again.stderr
     assert f"run cfbackup -c {cfg} server unpark web1 --profile web1, which boots" in (again.stderr)
-    assert _alive(emulator, "web1") == [booted]
+    assert alive(emulator, "web1") == [booted]
     assert emulator.servers[booted]["status"] == "ERROR"
     assert park_record(tmp_path)["state"] == "parked"
 

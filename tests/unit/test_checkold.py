@@ -1,0 +1,30 @@
+"""The ``dns_check_old`` rule (checkold.py), the same for RFC 2136 and Designate: what a record
+holds now decides whether it is updated, already done, or was changed by someone else."""
+
+from __future__ import annotations
+
+import pytest
+from cfbackup_ip_fixup.checkold import ALREADY, CHANGED, UPDATE, state
+
+A, F, X = "10.0.0.5", "203.0.113.7", "10.0.0.9"  # lost, kept (a floating IP), gained
+
+
+@pytest.mark.parametrize(
+    ("current", "old", "new", "verdict"),
+    [
+        ([A], [A], [X], UPDATE),
+        ([X], [A], [X], ALREADY),
+        (["10.9.9.9"], [A], [X], CHANGED),
+        ([], [A], [X], CHANGED),  # deleted by hand
+        # the server kept F: old may name it (ip-fixup --old A,F) or leave it out (unpark)
+        ([A, F], [A, F], [X, F], UPDATE),
+        ([A, F], [A], [X, F], UPDATE),
+        ([F, X], [A], [X, F], ALREADY),
+        ([F], [A], [X, F], CHANGED),  # the lost address is not there: someone changed it
+        ([A, F, "10.9.9.9"], [A], [X, F], CHANGED),
+        ([A, F], [F], [X, F], CHANGED),  # nothing lost: only an exact match updates
+        (["2001:db8:0::5"], ["2001:db8::5"], ["2001:db8::9"], UPDATE),  # one spelling
+    ],
+)
+def test_the_rule(current, old, new, verdict):
+    assert state(current, old, new) == verdict
