@@ -142,7 +142,7 @@ def _chain(profile: Profile, root: str) -> Chain:
     data["name"] = f"{profile.backup_name}.{slug}"
     data["include"] = [str(PurePosixPath(str(profile.source)) / root)]
     data["split_chains"] = False
-    return Chain(Profile(profile.name, data, profile.source_file), root, slug)
+    return Chain(dataclasses.replace(profile, data=data), root, slug)
 
 
 def objects_of(chain: Chain, objects: list[dict]) -> list[dict]:

@@ -31,7 +31,7 @@ from cfbackup import execute, gpgkeys
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, CryptoError
-from cfbackup.volume_keys import Keys, Undecryptable
+from cfbackup.volume_keys import Keys, Undecryptable, passphrase_source
 
 KEYRING_PREFIX = "cfbackup-gpg-"  # + pid + "-": a dead run's copy is swept at the next use
 MANIFEST = re.compile(r"^duplicity-(?:full|inc)\.[^/]*\.manifest\.gpg$")
@@ -152,19 +152,10 @@ def _decrypted(gpg, data: bytes | str, passphrase: str | None) -> bytes | None:
 
 
 def _wrong(profile: Profile, what: str) -> CryptoError:
-    enc = profile["encryption"]
-    source = next(
-        (
-            f"{k} ({enc[k]})"
-            for k in ("passphrase_file", "passphrase_env", "passphrase_command")
-            if enc.get(k)
-        ),
-        "passphrase",
-    )
     return CryptoError(
-        f"the passphrase of profile {profile.name} (encryption.{source}) does not {what}: fix "
-        "it, or the backups cannot be restored (a backup with another passphrase would start a "
-        "chain only that passphrase can restore)."
+        f"the passphrase of profile {profile.name} does not {what}: fix "
+        f"{passphrase_source(profile)}, or the backups cannot be restored (a backup with another "
+        "passphrase would start a chain only that passphrase can restore)."
     )
 
 

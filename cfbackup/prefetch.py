@@ -407,7 +407,7 @@ class Prefetch:
         outcome = outcomes[0]
         if outcome.keys:  # the passphrase or the key, not the volume
             what = f"{volume.ref.name} at {self.store.label} ({outcome.detail})"
-            raise volume_keys.keys_error(what)
+            raise volume_keys.keys_error(what, self.keys)
         if outcome.ok:
             os.replace(outcome.path, self.copy / volume.name)
         return outcome

@@ -19,12 +19,11 @@ import re
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from cfbackup import keystone
 from cfbackup.config.model import Profile
-from cfbackup.config.secrets import inherited_credentials, resolve_secret
+from cfbackup.config.secrets import inherited_credentials, resolve_secret, secret_source
 from cfbackup.duplicity.target import SwiftTarget, swift_target
 from cfbackup.errors import BackendError, CfbackupError, ConfigError
 
@@ -274,14 +273,7 @@ def _proxy_for(url: str | None) -> tuple[str, str] | None:
 
 def password_source(profile: Profile) -> str:
     """Where the Swift password came from, for a message about its rejection."""
-    swift = profile["swift"]
-    if swift.get("password_file"):
-        return f"the password read from {Path(swift['password_file']).expanduser()}"
-    if swift.get("password_env"):
-        return f"the password in ${swift['password_env']}"
-    if swift.get("password_command"):
-        return "the password printed by swift.password_command"
-    return "the password"
+    return secret_source(profile["swift"], "password", "swift") or "the password"
 
 
 def _short(error: BaseException) -> str:

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from cfbackup import execute, session_keys
 from cfbackup.config.model import Profile
+from cfbackup.config.secrets import secret_source
 from cfbackup.errors import CryptoError
 from cfbackup.stores import CHUNK, FileSink, Sink, Stopped
 
@@ -46,11 +47,23 @@ def clear_name(name: str) -> str:
     return name
 
 
-def keys_error(what: str) -> CryptoError:
-    """gpg could not decrypt ``what`` because of the passphrase or the keys."""
+def passphrase_source(profile: Profile) -> str:
+    """Where the profile's passphrase is read from, for a message that gpg refused it (never
+    the passphrase): ``the passphrase in $VAR``, ``the passphrase read from FILE``, ``the
+    passphrase printed by encryption.passphrase_command``, ``the PASSPHRASE in FILE`` (a
+    legacy file), ``encryption.passphrase in FILE``."""
+    found = secret_source(profile["encryption"], "passphrase", "encryption")
+    if found:
+        return found
+    where = f" in {profile.source_file}" if profile.source_file else ""
+    return f"the PASSPHRASE{where}" if profile.legacy else f"encryption.passphrase{where}"
+
+
+def keys_error(what: str, keys: Keys) -> CryptoError:
+    """gpg could not decrypt ``what`` with ``keys``: because of the passphrase or the keys."""
     return CryptoError(
         f"gpg could not decrypt {what}: wrong passphrase, or the secret key is missing from the "
-        "keyring: check encryption.passphrase and the keys (cfbackup check tests them)."
+        f"keyring: check {keys.source} and the keys (cfbackup check tests them)."
     )
 
 
@@ -89,6 +102,7 @@ class Keys:
     passphrase: str | None = None
     gnupghome: str | None = None
     sign_key: str | None = None  # objects must carry its good signature (duplicity's rule)
+    source: str = "encryption.passphrase"  # where the passphrase is read from (keys_error)
 
     @classmethod
     def for_profile(cls, profile: Profile, env: dict[str, str]) -> Keys:
@@ -98,6 +112,7 @@ class Keys:
             passphrase=env.get("PASSPHRASE"),
             gnupghome=env.get("GNUPGHOME") or os.environ.get("GNUPGHOME") or None,
             sign_key=enc.get("sign_key") or None,
+            source=passphrase_source(profile),
         )
 
     def _check_signer(self, result) -> None:

@@ -245,7 +245,7 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             log.warning("manifest %s is not usable: %s", backup_set.manifest, backup_set.problem)
             unreadable.append(backup_set)
     if any(s.key_problem for s in unreadable) and keys.mode != "none":
-        raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})")
+        raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})", keys)
     return unreadable
 
 
@@ -313,4 +313,4 @@ def copy_profile(
     data["archive_dir"] = str(archive)
     if tempdir is not None:
         data["tempdir"] = str(tempdir)
-    return Profile(profile.name, data, profile.source_file)
+    return dataclasses.replace(profile, data=data)

@@ -212,7 +212,7 @@ def _on_throwaway_home(profile: Profile, home: Path) -> Profile:
     data = copy.deepcopy(profile.data)
     data["archive_dir"] = str(home / ".cache" / "cfbackup" / "duplicity")
     data["encryption"]["gpg_home"] = str(home / ".gnupg")
-    return Profile(profile.name, data, profile.source_file)
+    return dataclasses.replace(profile, data=data)
 
 
 def _stale(run: Run, kit: Path, error: CryptoError) -> CryptoError:

@@ -34,6 +34,7 @@ from cfbackup.errors import (
 )
 from cfbackup.runtypes import Run, RunResult
 from cfbackup.units import printable_name
+from cfbackup.volume_keys import passphrase_source
 
 
 def relative_path(run: Run, path: str) -> str:
@@ -269,7 +270,7 @@ def _passphrase_hint(profile):
             raise
         raise CryptoError(
             f"gpg could not decrypt the backups at {profile.target} with the passphrase of "
-            f"profile {profile.name}: check encryption.passphrase."
+            f"profile {profile.name}: check {passphrase_source(profile)}."
         ) from None
 
 

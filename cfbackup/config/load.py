@@ -135,6 +135,7 @@ def build_config(
             name=name,
             data=data,
             source_file=path,
+            legacy=kind == "legacy",
             secret_file_warnings=_loose_secret_files(data, profile_schema),
         )
     if problems and kind == "legacy":

@@ -18,6 +18,7 @@ class Profile:
     name: str
     data: dict[str, Any]
     source_file: Path | None = None
+    legacy: bool = False  # read from a legacy (bash) file: its settings have the old names
     # its *_file secrets that other users can read (or that are not the user's): it runs,
     # and every run says so (stderr, run log, history, notification; check fails)
     secret_file_warnings: list[str] = dataclasses.field(default_factory=list)

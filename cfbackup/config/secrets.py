@@ -43,6 +43,20 @@ def resolve_secret(table: dict[str, Any], name: str, where: str) -> str | None:
     return value or None
 
 
+def secret_source(table: dict[str, Any], name: str, section: str) -> str | None:
+    """Where secret ``name`` of ``table`` (the config's ``section``: ``swift``) is read from, for
+    a message that it was refused: ``the password in $VAR``, ``the password read from FILE``,
+    ``the password printed by swift.password_command``; never its value. None when it is
+    given inline (the caller names the file), or not at all."""
+    if table.get(name + "_env"):
+        return f"the {name} in ${table[name + '_env']}"
+    if table.get(name + "_file"):
+        return f"the {name} read from {Path(table[name + '_file']).expanduser()}"
+    if table.get(name + "_command"):
+        return f"the {name} printed by {section}.{name}_command"
+    return None
+
+
 def url_secrets(url: str) -> list[str]:
     """The parts of ``url`` to mask (:mod:`cfbackup.redact`): the password of its userinfo, and
     its path with the query when they say more than a word (``/services/T0/B0/X``, not ``/``)."""
