@@ -77,9 +77,9 @@ OPTIONS = (
     Option(
         "dns_check_old",
         "boolean",
-        "Update a record only while it still holds exactly the old addresses (beside any the "
-        "server kept), so a hand-made change is not overwritten; one that already holds the "
-        "new addresses is left as it is (a rerun).",
+        "Update a record only while it holds nothing but the server's old or new addresses, "
+        "so a hand-made change is not overwritten; one that already holds the new addresses "
+        "is left as it is (a rerun).",
         default=False,
     ),
     Option(
@@ -191,7 +191,7 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
             from . import designate
 
             check = (
-                {n: {t: dns_old[t] for t in dns_new if dns_old.get(t)} for n in names}
+                {n: {t: dns_old.get(t, []) for t in dns_new} for n in names}
                 if section["dns_check_old"]
                 else None
             )
@@ -214,7 +214,7 @@ def fix_profile(profile, server: str, old: list[str], new: list[str]) -> Outcome
             changed: list[str] = []  # the zones this run changed, as shown in a sentence
             for zone, zone_names in zones.items():
                 check = (
-                    {n: {t: dns_old[t] for t in dns_new if dns_old.get(t)} for n in zone_names}
+                    {n: {t: dns_old.get(t, []) for t in dns_new} for n in zone_names}
                     if section["dns_check_old"]
                     else None
                 )

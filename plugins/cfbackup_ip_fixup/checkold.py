@@ -1,14 +1,16 @@
 """The ``dns_check_old`` rule, the same for RFC 2136 and Designate.
 
-A record (one name, one type) that holds exactly the old addresses is updated; one that already
-holds exactly the new addresses is left as it is (an earlier run did it: that is what makes
-ip-fixup safe to run again); one that holds anything else was changed by someone else and is
-refused, before anything is changed. Addresses compare as sets, as RFC 2136 prerequisites do.
+A record (one name, one type) that holds only addresses the server has had or has now (old or
+new ones) is updated; one that already holds exactly the new addresses is left as it is (an
+earlier run did it: that is what makes ip-fixup safe to run again); one that holds any other
+address was changed by someone else and is refused, before anything is changed. So is one
+that no longer exists while old addresses of its type were given (deleted by hand); one that
+never had any (a server's first IPv6 address) is created. Addresses compare as sets, one
+spelling each, as RFC 2136 prerequisites do.
 
-An address the server kept (one in both old and new, or left out of old because the server has
-it now, as unpark does) may sit beside the old ones: a record holding 10.0.0.5 and the floating
-203.0.113.7 that the new server got back is updated from old 10.0.0.5 to new 10.0.0.9 and
-203.0.113.7. A record holding only addresses the server has now is still "changed".
+Old and new may share addresses (a floating address the cloud handed back), and ``old`` may
+span several servers (unpark --force after a failed fix-up: the parked server's and the one
+booted since): DNS holds one of them, whichever it is.
 """
 
 from __future__ import annotations
@@ -27,12 +29,9 @@ def state(current: Iterable[str], old: Iterable[str], new: Iterable[str]) -> str
     now, before, after = _normal(current), _normal(old), _normal(new)
     if now == after:
         return ALREADY
-    if now == before:
-        return UPDATE
-    lost = before - after  # the old addresses the server no longer has
-    if lost and now - after == lost:
-        return UPDATE
-    return CHANGED
+    if not now:  # no such record: deleted by hand, unless the server never had one
+        return CHANGED if before else UPDATE
+    return UPDATE if now <= before | after else CHANGED
 
 
 def describe(record: str, current: Iterable[str], old: Iterable[str], new: Iterable[str]) -> str:
@@ -40,10 +39,11 @@ def describe(record: str, current: Iterable[str], old: Iterable[str], new: Itera
     10.0.0.9`` (``record`` is "the A record of NAME")."""
     now = sorted(_normal(current))
     holds = f"holds {' '.join(now)}" if now else "does not exist"
-    return (
-        f"{record} {holds}, not the old {' '.join(sorted(_normal(old)))} "
-        f"nor the new {' '.join(sorted(_normal(new)))}"
-    )
+    before = " ".join(sorted(_normal(old)))
+    after = " ".join(sorted(_normal(new)))
+    if not before:  # every old address of its type was kept
+        return f"{record} {holds}, not the new {after}"
+    return f"{record} {holds}, not the old {before} nor the new {after}"
 
 
 def refusal_fix(where: str, count: int, rerun: str) -> str:

@@ -58,8 +58,9 @@ def replace(
     """Create or update each ``{name: {"A": [...]}}`` recordset; returns what was done.
 
     Every recordset is read before any is written. With ``check_old`` each is judged as in
-    RFC 2136 (checkold.py): holding the old addresses it is updated, already holding the new
-    ones it is left alone, holding anything else refuses the whole fix-up before any write.
+    RFC 2136 (checkold.py): holding only the server's old or new addresses it is updated,
+    already holding the new ones it is left alone, holding anything else refuses the whole
+    fix-up before any write.
     Designate has no multi-recordset transaction: the writes are one by one, so a failure
     part-way names the recordsets already changed and ``rerun``, the command that completes it.
     """
@@ -76,8 +77,8 @@ def replace(
         for rtype, addresses in by_type.items():
             with cloud_errors(f"reading the {rtype} recordset of {shown(fqdn)} in Designate"):
                 existing = next(iter(conn.dns.recordsets(zone, name=fqdn, type=rtype)), None)
-            old = (check_old or {}).get(name, {}).get(rtype)
-            if check_old is not None and old:
+            old = (check_old or {}).get(name, {}).get(rtype) or []
+            if check_old is not None:
                 current = list(existing.records or []) if existing is not None else []
                 verdict = checkold.state(current, old, addresses)
                 if verdict == checkold.CHANGED:

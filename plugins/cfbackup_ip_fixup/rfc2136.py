@@ -274,9 +274,10 @@ class Server:
     ) -> set[tuple[str, str]]:
         """Replace the ``{name: {"A": [...], "AAAA": [...]}}`` rrsets of ``zone`` in one message.
 
-        With ``check_old`` (checkold.py) each rrset is read first: one that still holds exactly
-        the old addresses is replaced, one that already holds the new ones is left alone (a
-        rerun), and one holding anything else refuses the whole update before anything is sent.
+        With ``check_old`` (checkold.py) each rrset is read first: one that holds only the
+        server's old or new addresses is replaced, one that already holds the new ones is left
+        alone (a rerun), and one holding anything else refuses the whole update before anything
+        is sent.
         The update itself carries value-dependent prerequisites (RFC 2136) for what was read, so
         a change made in between makes the server refuse it (NXRRSET). Returns the
         ``(name, type)`` pairs that already held the new addresses. ``rerun`` is the command
@@ -297,7 +298,7 @@ class Server:
         for name, by_type in (check_old or {}).items():
             for rtype, old in by_type.items():
                 new = records.get(name, {}).get(rtype)
-                if not old or new is None:
+                if new is None:
                     continue
                 now = self.current(zone, name, rtype)
                 verdict = checkold.state(now, old, new)
@@ -308,8 +309,7 @@ class Server:
                     continue
                 if verdict == checkold.ALREADY:
                     already.add((name, rtype))
-                # what was read: the old addresses, perhaps beside some the server kept
-                expect[(name, rtype)] = new if verdict == checkold.ALREADY else now
+                expect[(name, rtype)] = new if verdict == checkold.ALREADY else now  # as read
         names = ", ".join(shown(n) for n in sorted(records))
         where_zone = f"zone {shown(zone)}"
         if refused:
@@ -328,6 +328,9 @@ class Server:
             return already
         update = self._message(dns.update.UpdateMessage, zone)
         for (name, rtype), addresses in expect.items():
+            if not addresses:  # read as absent: it must still be
+                update.absent(name, rtype)
+                continue
             rdataset = dns.rdataset.from_text_list(dns.rdataclass.IN, rtype, 0, addresses)
             update.present(name, rdataset)
         for name, rtype, addresses in changes:

@@ -217,8 +217,9 @@ def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progre
         record["fixup_old"] = pending
         progress(
             f"warning: the record could not be updated after the IP fix-up "
-            f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
-            f"from {', '.join(pending)} again, which changes nothing"
+            f"({error.message.rstrip('.')}); it still lists {', '.join(pending)} as pending, "
+            "which is harmless: a later unpark --force moves DNS and hosts away from them "
+            "again, and finds nothing to change"
         )
 
 
@@ -229,6 +230,7 @@ def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
     from here counts (the state dir holds its record, naming the profile whose Swift holds
     the other copy): nothing is locked or read for one that never was. Returns warnings."""
     gone = {_normal(ip) for ip in old}
+    kept = old  # what stays pending when the record cannot be updated
     try:
         local = records.load_local(config, server)
         profile = config.profiles.get((local or {}).get("profile") or "")
@@ -238,6 +240,7 @@ def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
             record = records.load(config, profile, server)  # the newer copy
             pending = (record or {}).get("fixup_old") or []
             left = [ip for ip in pending if _normal(ip) not in gone]
+            kept = [ip for ip in pending if _normal(ip) in gone]
             if len(left) == len(pending) or record.get("profile") != profile.name:
                 return []
             if left:
@@ -248,8 +251,9 @@ def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
     except CfbackupError as error:  # the fix-up is done: a later --force only repeats it
         return [
             f"the park record of {server} could not be updated after the IP fix-up "
-            f"({error.message.rstrip('.')}); a later unpark --force moves DNS and hosts away "
-            f"from {', '.join(old)} again, which changes nothing"
+            f"({error.message.rstrip('.')}); it still lists {', '.join(kept)} as pending, "
+            "which is harmless: a later unpark --force moves DNS and hosts away from them "
+            "again, and finds nothing to change"
         ]
     return []
 

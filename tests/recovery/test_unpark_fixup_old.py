@@ -119,8 +119,9 @@ def test_the_printed_ip_fixup_run_by_hand_clears_the_pending_old_addresses_once_
     assert unsaved.stderr.count("\n") == 1, unsaved  # one sentence
     assert (
         "the park record of web1 could not be updated after the IP fix-up (Swift is "
-        f"unreachable: check the network); a later unpark --force moves DNS and hosts away "
-        f"from {old} again, which changes nothing"
+        f"unreachable: check the network); it still lists {old} as pending, which is harmless: "
+        "a later unpark --force moves DNS and hosts away from them again, and finds nothing to "
+        "change"
     ) in unsaved.stderr
     assert park_record(tmp_path)["fixup_old"] == [old]
 
@@ -176,3 +177,64 @@ def test_an_ip_fixup_that_leaves_out_an_old_address_or_a_profile_keeps_it_pendin
     assert every.returncode == 0, every
     assert "fixup_old" not in park_record(tmp_path)
     assert hosts.read_text() == f"{new} web1\n{new} web1\n" and other.read_text() == f"{new} web1\n"
+
+
+def test_a_hand_made_record_stays_when_the_server_kept_every_address_of_its_type(
+    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
+):
+    """DNS follows only the floating address, which the cloud hands back to the server a
+    failed unpark booted; meanwhile the user pointed the name elsewhere by hand. No A address
+    is old any more (the new server has it), and dns_check_old still refuses the record: it
+    holds none of the server's addresses."""
+    import cfbackup_ip_fixup
+
+    floating = emulator.add_server("web1", floating=True)["addresses"]["public"][0]
+    bind.set_records(host_name, [floating["addr"]])
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)
+    section = ip_fixup_section(
+        bind,
+        tmp_path / "hosts",
+        [bind.fqdn(host_name)],
+        dns_check_old="true",
+        dns_networks='["203.0.113.0/24"]',
+        update_hosts="false",
+    )
+    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    real = _refuse_fixups(monkeypatch)
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == ExitCode.BACKEND
+    emulator.server_named("web1")["addresses"]["public"] = [dict(floating)]
+    monkeypatch.setattr(cfbackup_ip_fixup, "fix_all", real)
+    bind.set_records(host_name, ["198.51.100.77"])  # by hand
+
+    refused = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert refused.returncode == ExitCode.BACKEND, refused
+    assert "holds 198.51.100.77, not the new " + floating["addr"] in refused.stderr, refused
+    assert bind.query(host_name) == ["198.51.100.77"]
+
+
+def test_unpark_force_over_a_lost_server_moves_dns_from_the_one_it_replaces(
+    cli, write_config, clouds, emulator, bind, host_name, tmp_path, monkeypatch
+):
+    """With dns_check_old, DNS holds the unparked server's address (unpark wrote it) when that
+    server is lost and unpark --force boots another: the record holds one of the old
+    generations (not the parked server's and that one's at once) and is moved."""
+    parked = emulator.add_server("web1")["addresses"]["private"][0]["addr"]
+    bind.set_records(host_name, [parked])
+    monkeypatch.setenv("T_TSIG_SECRET", bind.secret)
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"{parked} web1\n")
+    section = ip_fixup_section(bind, hosts, [bind.fqdn(host_name)], dns_check_old="true")
+    cfg = write_config({"web1": {"server_image": server_image_section(), "ip_fixup": section}})
+    assert cli("-c", cfg, "server", "park", "web1").returncode == 0
+    assert cli("-c", cfg, "server", "unpark", "web1").returncode == 0
+    lost = emulator.server_named("web1")
+    assert bind.query(host_name) == [lost["addresses"]["private"][0]["addr"]]
+    lost["status"] = "DELETED"
+
+    again = cli("-c", cfg, "server", "unpark", "web1", "--force")
+    assert again.returncode == 0, again
+    (booted,) = [s for s in emulator.servers.values() if s["name"] == "web1" and s is not lost]
+    now = booted["addresses"]["private"][0]["addr"]
+    assert bind.query(host_name) == [now]
+    assert hosts.read_text() == f"{now} web1\n"

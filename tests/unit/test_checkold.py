@@ -20,9 +20,18 @@ A, F, X = "10.0.0.5", "203.0.113.7", "10.0.0.9"  # lost, kept (a floating IP), g
         ([A, F], [A, F], [X, F], UPDATE),
         ([A, F], [A], [X, F], UPDATE),
         ([F, X], [A], [X, F], ALREADY),
-        ([F], [A], [X, F], CHANGED),  # the lost address is not there: someone changed it
+        ([F], [A], [X, F], UPDATE),  # only the server's own addresses: nobody else's change
+        ([A], [A, F], [X, F], UPDATE),
         ([A, F, "10.9.9.9"], [A], [X, F], CHANGED),
-        ([A, F], [F], [X, F], CHANGED),  # nothing lost: only an exact match updates
+        ([A, F], [F], [X, F], CHANGED),  # A is none of the server's
+        # every old address of the type was kept (unpark leaves it out): a hand-made change
+        # is still refused, the server's address left alone
+        (["198.51.100.77"], [], [F], CHANGED),
+        ([F], [], [F], ALREADY),
+        ([], [], [X], UPDATE),  # the server's first address of the type: the record is made
+        # unpark --force over a server booted since: DNS holds one generation, either one
+        ([X], [A, X], ["10.0.0.14"], UPDATE),
+        ([A], [A, X], ["10.0.0.14"], UPDATE),
         (["2001:db8:0::5"], ["2001:db8::5"], ["2001:db8::9"], UPDATE),  # one spelling
     ],
 )
