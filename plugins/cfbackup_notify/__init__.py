@@ -3,8 +3,9 @@
 Per profile (``[profiles.NAME.notify]``): a mail through SMTP (STARTTLS, SSL or plain, with
 login) or the local ``sendmail -t``, healthchecks.io-style pings (start, then success or fail)
 and a generic JSON webhook, for the actions listed in ``actions``; mail and webhook on failure
-only or always. Nothing is sent for ``--dry-run``. Every text is redacted (``summary.py``); a
-delivery problem is logged as a warning and never changes the run's result.
+only, also on a success with warnings of its own, or always (:func:`should_send`). Nothing is
+sent for ``--dry-run``. Every text is redacted (``summary.py``); a delivery problem is logged
+as a warning and never changes the run's result.
 
 It also keeps a Prometheus textfile (``--metrics-file`` or ``notify.metrics_file``) up to date
 after each run (``metrics.py``). Documented in docs/plugins/notify.md and docs/operations.md.
@@ -25,7 +26,7 @@ from cfbackup.redact import redact, redact_output
 SECTION = "notify"
 log = logging.getLogger("cfbackup.notify")
 
-WHEN = ("failure", "always")
+WHEN = ("failure", "warnings", "always")
 
 EMAIL = (
     Option(
@@ -78,7 +79,9 @@ EMAIL = (
     Option(
         "when",
         "choice",
-        "Mail on failure only, or after every run.",
+        "failure: mail when a run fails; warnings: also when a run succeeds with warnings of "
+        "its own (retention deletes Swift could not confirm), not the config warnings every "
+        "run repeats; always: after every run.",
         default="failure",
         choices=WHEN,
     ),
@@ -113,7 +116,8 @@ WEBHOOK = (
     Option(
         "when",
         "choice",
-        "Post on failure only, or after every run.",
+        "failure: post when a run fails; warnings: also when a run succeeds with warnings "
+        "of its own; always: after every run (as email.when).",
         default="failure",
         choices=WHEN,
     ),
@@ -169,6 +173,16 @@ def cfbackup_add_arguments(command, parser):
 
 def _wanted(run) -> bool:
     return not run.dry_run and run.action in run.plugin_config(SECTION).get("actions", ())
+
+
+def should_send(when: str, summary: dict) -> bool:
+    """Whether a mail or webhook whose ``when`` is ``when`` goes out for the run ``summary``
+    describes: "failure" after a failed run; "warnings" also after a success that carried
+    warnings of its own (``run_warnings``; not the config warnings every run repeats, which
+    would send every time); "always" after every run."""
+    if not summary["ok"] or when == "always":
+        return True
+    return when == "warnings" and summary["run_warnings"] > 0
 
 
 def _ping_urls(config: dict, where: str) -> dict[str, str | None]:
@@ -250,7 +264,7 @@ def _mail(run, config: dict, summary: dict) -> None:
     from cfbackup_notify.senders import NotifyError, make_message, pipe_to_sendmail, send_mail
 
     email = config.get("email") or {}
-    if not email.get("to") or (summary["ok"] and email.get("when") != "always"):
+    if not email.get("to") or not should_send(email.get("when", "failure"), summary):
         return
     where = f"profiles.{run.profile.name}.{SECTION}.email"
     mail = {
@@ -283,7 +297,7 @@ def _webhook(run, config: dict, summary: dict) -> None:
     from cfbackup_notify.senders import NotifyError, post_json
 
     hook = config.get("webhook") or {}
-    if summary["ok"] and hook.get("when") != "always":
+    if not should_send(hook.get("when", "failure"), summary):
         return
     where = _where(run, "webhook")
     url = resolve_secret(hook, "url", where)

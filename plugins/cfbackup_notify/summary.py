@@ -39,6 +39,16 @@ STATS = {
 def build(run: Any, result: Any) -> dict[str, Any]:
     """The summary of a finished run (``run``: :class:`cfbackup.runtypes.Run`)."""
     finished = time.time()
+    # e.g. a legacy config readable by others: repeated on every run until it is fixed
+    standing = [
+        w
+        for w in (
+            getattr(run.config, "permission_warning", None),
+            *getattr(run.profile, "secret_file_warnings", ()),
+        )
+        if w
+    ]
+    own = [w for w in getattr(result, "warnings", ()) if w]  # retention deletes unconfirmed
     summary = {
         "profile": run.profile.name,
         "action": run.action,
@@ -56,17 +66,9 @@ def build(run: Any, result: Any) -> dict[str, Any]:
         "log_tail": [] if result.ok else log_tail(result, run.log_file),
         "log_file": str(run.log_file) if run.log_file else None,
         "cfbackup_version": __version__,
-        # e.g. a legacy config readable by others: repeated on every run until it is fixed; then
-        # the run's own (retention's deletes Swift could not confirm)
-        "warnings": [
-            w
-            for w in (
-                getattr(run.config, "permission_warning", None),
-                *getattr(run.profile, "secret_file_warnings", ()),
-                *getattr(result, "warnings", ()),
-            )
-            if w
-        ],
+        "warnings": standing + own,
+        # the run's own, the last of warnings: what when = "warnings" and the subject go by
+        "run_warnings": len(own),
     }
     return scrub(summary)
 
@@ -99,6 +101,9 @@ def scrub(value: Any) -> Any:
 
 def subject(summary: dict[str, Any], prefix: str) -> str:
     outcome = "OK" if summary["ok"] else f"FAILED ({summary['result']})"
+    count = summary["run_warnings"]
+    if summary["ok"] and count:  # the run's own: a config warning every run repeats is no news
+        outcome += f", {count} warning" + ("s" if count > 1 else "")
     return redact(
         f"{prefix} {summary['action']} of {summary['profile']} on {summary['host']}: {outcome}"
     ).strip()

@@ -17,11 +17,12 @@ from support.trees import make_awkward_tree
 from cfbackup.errors import ExitCode
 
 
-def _backed_up_once_keeping_one_full(tmp_path, make_config, cfbackup):
-    """A profile that keeps one full, backed up once (a second ago, so that the next full is
-    newer): its config. The next full backup's retention deletes the first one's 3 objects."""
+def _backed_up_once_keeping_one_full(tmp_path, make_config, cfbackup, more=""):
+    """A profile that keeps one full (and ``more`` tables), backed up once (a second ago, so
+    that the next full is newer): its config. The next full backup's retention deletes the
+    first one's 3 objects."""
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n")
+    config = make_config(source=src, more="[profiles.main.retention]\nkeep_full = 1\n" + more)
     assert cfbackup("-c", config, "backup").returncode == 0
     time.sleep(1.1)
     return config
@@ -110,6 +111,33 @@ def test_a_check_swift_cannot_answer_warns_and_the_backup_succeeds(
     result = cfbackup("-c", config, "prune", "--dry-run")
     assert result.returncode == 0, result
     assert "would remove nothing" in result.stdout, result
+
+
+def test_a_backup_with_unconfirmed_deletes_mails_with_when_warnings(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """notify.email.when = "warnings": a plain success mails nothing, a success whose
+    retention deletes Swift could not confirm mails, its subject saying so (a user who wants
+    to hear only of problems hears of this one)."""
+    from operations.smtp_server import SmtpServer
+
+    with SmtpServer() as smtp:
+        notify = (
+            '[profiles.main.notify.email]\nto = ["ops@example.com"]\nhost = "127.0.0.1"\n'
+            f'port = {smtp.port}\nsecurity = "none"\nwhen = "warnings"\n'
+        )
+        config = _backed_up_once_keeping_one_full(tmp_path, make_config, cfbackup, notify)
+        assert smtp.messages == []  # a plain success
+        with ForwardProxy(refuse_when=gone_after_the_deletes) as proxy:
+            result = cfbackup("-c", config, "backup", "--full", env=proxy.env)
+        assert result.returncode == 0, result
+        assert "could not be confirmed" in result.stderr, result
+        assert "notify" not in result.stderr, result  # no delivery warning
+        [mail] = smtp.wait(1)
+        text = SmtpServer.text(mail)
+        assert "Subject: [cfbackup] backup of main on " in text, text
+        assert text.splitlines()[0].endswith(": OK, 1 warning"), text
+        assert "WARNING: retention ran, but the deletes of 3 object(s)" in text, text
 
 
 def _backup_and_a_leftover(tmp_path, make_config, cfbackup, local_swift, container):
