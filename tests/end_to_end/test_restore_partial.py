@@ -104,3 +104,17 @@ def test_a_busy_mount_point_where_the_file_goes_is_named_not_restored(
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
             subprocess.run(["umount", point], check=True)
+
+
+@AS_ROOT
+def test_a_drill_where_mknod_is_refused_says_so_not_that_the_backup_is_damaged(
+    tmp_path, backed_up, cli_env
+):
+    """It found "dev/mynull: duplicity's restore did not produce it", exit 8, "the backup is
+    damaged" and "backup --full starts a sound chain": a full backup cannot help there."""
+    _, config = backed_up
+    result = _without_mknod(cli_env, "-c", config, "drill", "main", "--sample", "100%")
+    assert result.returncode == ExitCode.PARTIAL, result
+    assert "could not check 1 file(s)" in result.stderr, result
+    assert "duplicity could not restore dev/mynull here (Error running ['mknod'" in (result.stderr)
+    assert "damaged" not in result.output and "--full" not in result.output, result
