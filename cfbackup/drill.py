@@ -54,11 +54,13 @@ from cfbackup.duplicity import commands
 from cfbackup.errors import (
     BackupDamaged,
     CfbackupError,
+    ExitCode,
     NoBackupFound,
     RunRefused,
     VerifyDifferences,
 )
 from cfbackup.progress import human_bytes
+from cfbackup.units import printable_name
 
 log = logging.getLogger("cfbackup")
 
@@ -368,7 +370,7 @@ class _Drill:
         out = self.workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
         env = {k: v for k, v in self.env.items() if k in RESTORE_VARIABLES}
         try:
-            _restore(local, unit, out, env, self.group, self.workdir)
+            refused = _restore(local, unit, out, env, self.group, self.workdir)
         except CfbackupError as error:
             if not self.stop.is_set():  # cut short by the deadline: skipped, not failed
                 self._restore_failed(c, unit, error)
@@ -379,12 +381,30 @@ class _Drill:
         try:
             for entry in unit.files:
                 result = self.results[(id(c), entry.path)]
+                if entry.path in refused:
+                    self._not_restored_here(result, entry.path, refused[entry.path])
+                    continue
                 compare(entry, _restored_path(unit, entry, out), self.profile.source, result)
                 with self.lock:
                     self.report.bytes_restored += result.size
         finally:
             shutil.rmtree(out, ignore_errors=True)
         log.info("drill: restore %d of %d done (%s)", number + 1, count, unit.path or "/")
+
+    def _not_restored_here(self, result: FileResult, path: str, reason: str) -> None:
+        """duplicity could not write ``path`` here and went on (a device file without
+        CAP_MKNOD): this machine's limit, not the backup's damage, so the file is left
+        unchecked and the drill fails with that cause (exit 9), as a restore does; "did not
+        produce it" made it a mismatch, exit 8, "the backup is damaged"."""
+        result.reason = f"not checked: duplicity could not restore it here ({reason})"
+        with self.lock:
+            self.report.errors.append(
+                CfbackupError(
+                    f"duplicity could not restore {printable_name(path)} here "
+                    f"({printable_name(reason)})",
+                    exit_code=ExitCode.PARTIAL,
+                )
+            )
 
     def _restore_failed(self, c: _Chain, unit: drillplan.Unit, error: CfbackupError) -> None:
         """Only a failure duplicity's output shows to be damage (``classify_failure``) makes
@@ -463,7 +483,9 @@ def _restore(
     env: dict[str, str],
     group: execute.ProcessGroup,
     workdir: Path,
-) -> None:
+) -> dict[str, str]:
+    """Restore ``unit`` into ``out/tree``; returns the entries duplicity could not restore
+    and went on without (it exits 0 then), by their path in the backup, with its reason."""
     from cfbackup.duplicity.run import run_duplicity
 
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -478,7 +500,13 @@ def _restore(
         build = lambda fd: commands.restore_argv(  # noqa: E731
             profile, str(out / "tree"), path=unit.path, log_fd=fd
         )
-    run_duplicity(build, env, on_start=group.started, profile=profile)
+    refused = run_duplicity(build, env, on_start=group.started, profile=profile).not_processed
+    if unit.whole:  # restored from the top: duplicity names them by their path
+        return refused
+    return {  # named relative to unit.path ("." for itself)
+        unit.path if name == "." else f"{unit.path}/{name}": reason
+        for name, reason in refused.items()
+    }
 
 
 def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> Path:

@@ -39,7 +39,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.VERIFY_DIFFERENCES: "verify or a drill found differences or damaged volumes",
     ExitCode.PARTIAL: (
         "completed, but some files could not be read or an include root was missing (or a "
-        "drill checked none, or a restore left out an include root with no backup)"
+        "drill checked none, or a restore left out an include root with no backup at --time, "
+        "or could not restore some entries)"
     ),
     ExitCode.BACKEND: "Swift, a cloud API, a DNS server or a remote host unreachable or refusing",
     ExitCode.CRYPTO: "GPG key missing or unusable, or wrong passphrase",

@@ -143,9 +143,10 @@ def chains_at_time(
     oldest chain instead (``dup_collections.get_backup_chain_at_time`` falls back to the
     earliest one): a state newer than the one asked for, which after an incident may be the
     state after the break-in. So such a chain is left out with a warning when another chain
-    (split_chains) has a backup at that time, as a root with no backup yet is, and the run is
-    refused (REFUSED) when none has. A chain with no backup at all is kept: the errors that
-    already name that case apply."""
+    (split_chains) has a backup at that time, as a root with no backup yet is (a restore then
+    exits PARTIAL, naming it), and the run is refused (REFUSED) when none has, naming the
+    chains when they are not all the profile's (a ``--path`` under one root). A chain with no
+    backup at all is kept: the errors that already name that case apply."""
     when = when_of(run)
     if when is None:
         return chain_list
@@ -161,9 +162,15 @@ def chains_at_time(
         covered = covered or bool(fulls)
     if too_new and not covered:
         first = _utc(min(too_new.values()))
+        every = [c.label for c in chains.of(run.profile)]
+        whose = (  # a --path under one include root: that root's chain, not the profile's
+            f"the chain{'s' if len(too_new) > 1 else ''} of {', '.join(too_new)}"
+            if chains.is_split(run.profile) and sorted(too_new) != sorted(every)
+            else f"profile {run.profile.name}"
+        )
         raise RunRefused(
-            f"--time {run.options['time']} is before the oldest backup of profile "
-            f"{run.profile.name} (the full backup of {first}), so there is no state that old: "
+            f"--time {run.options['time']} is before the oldest backup of {whose} "
+            f"(the full backup of {first}), so there is no state that old: "
             f"give a --time at or after {first}, or see every backup with "
             f"{suggest.command('status', run.profile.name)}."
         )

@@ -8,6 +8,7 @@ overwrites what is there. What the restore does to TARGET on disk (those refusal
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import tempfile
@@ -33,8 +34,10 @@ from cfbackup.errors import (
     RunRefused,
 )
 from cfbackup.runtypes import Run, RunResult
-from cfbackup.units import printable_name
+from cfbackup.units import pasteable, printable_name
 from cfbackup.volume_keys import passphrase_source
+
+log = logging.getLogger("cfbackup")
 
 
 def relative_path(run: Run, path: str) -> str:
@@ -68,8 +71,10 @@ def run_restore(run: Run) -> RunResult:
     when_of(run)  # a mistyped --time is a usage error before anything else happens
     restore_target.check_target(target, destination, force)
     env = prepare(run, need_secret_key=True)
-    picked, inside = chains.for_path(chains.of(profile), rel or "")
-    picked = chains_at_time(run, picked, env)  # refused here, before the hooks: nothing to undo
+    wanted, inside = chains.for_path(chains.of(profile), rel or "")
+    picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
+    kept = {c.label for c in picked}
+    too_new = [c.label for c in wanted if c.label not in kept]  # split_chains: left out
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
@@ -89,7 +94,9 @@ def run_restore(run: Run) -> RunResult:
             _prefetch_folder(run) as folder,
         ):
             try:
-                no_backup = _restore_chains(run, stage.into, rel, env, folder, picked, inside)
+                no_backup, failed = _restore_chains(
+                    run, stage.into, rel, env, folder, picked, inside
+                )
             except NoSpaceLeft as error:
                 raise restore_target.no_space_here(error, destination, force) from None
             if occupied:
@@ -108,17 +115,37 @@ def run_restore(run: Run) -> RunResult:
     # a name that is not UTF-8 is shown as caf\\xe9, a newline in it as \\x0a
     shown, into = printable_name(rel or ""), printable_name(str(destination))
     what = f"{shown} restored to {into}" if rel else f"restored into {into}"
+    if (rel or ".") in failed:  # duplicity could not restore what was asked for itself
+        what = f"{shown or 'the backup'} could not be restored to {into}"
     when = f" as of {run.options['time']}" if run.options.get("time") else ""
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
     )
-    if no_backup:  # not all that was asked: a script must not read it as a whole restore
-        outcome.exit_code = ExitCode.PARTIAL
-        outcome.message += (
-            f", except {', '.join(no_backup)}: the target holds no backup of "
+    # not all that was asked: a script must not read it as a whole restore (exit 9); what was
+    # restored stays
+    missing = []
+    if no_backup:
+        missing.append(
+            f"{', '.join(no_backup)}: the target holds no backup of "
             f"{'it' if len(no_backup) == 1 else 'them'} (an include root added since the last "
-            "backup, or its objects are gone from the target)."
+            "backup, or its objects are gone from the target)"
         )
+    if too_new:  # as a root with no backup yet is (docs/runbook-restore.md)
+        missing.append(
+            f"{', '.join(too_new)}: no backup of {'it' if len(too_new) == 1 else 'them'} at or "
+            f"before --time {run.options['time']} (its first backup is newer)"
+        )
+    if missing:
+        outcome.exit_code = ExitCode.PARTIAL
+        outcome.message += ", except " + "; except ".join(missing)
+    if failed:
+        outcome.exit_code = ExitCode.PARTIAL
+        whole = (rel or ".") not in failed
+        outcome.message += (", but " if missing else "; but " if whole else ": ") + _not_restored(
+            failed, whole
+        )
+    elif missing:
+        outcome.message += "."
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
 
@@ -131,11 +158,12 @@ def _restore_chains(
     folder: Path | None,
     picked: list[chains.Chain],
     inside: bool,
-) -> list[str]:
+) -> tuple[list[str], dict[str, str]]:
     """Restore ``rel`` (everything when None) into ``into`` from the chain that holds it
     (``inside``), or, when it holds several include roots of a split profile, each root from
     its chain: ``picked`` (``chains.for_path``, less the chains with no backup at --time);
-    the roots the target holds no backup of at all are left out (``chains.run_each``)."""
+    the roots the target holds no backup of at all are left out (``chains.run_each``).
+    Returns those roots, and the entries duplicity could not restore (``_restore_one``)."""
     profile = run.profile
     if not picked:  # chains_at_time refuses a --time before every picked chain's backups
         roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
@@ -144,23 +172,24 @@ def _restore_chains(
             f"({roots}): give a path under one of them."
         )
     if inside:
-        _restore_one(run, picked[0], into, rel, env, folder)
-        return []
+        return [], _restore_one(run, picked[0], into, rel, env, folder)
 
-    def restore_root(chain: chains.Chain) -> bool:
+    def restore_root(chain: chains.Chain) -> dict[str, str]:
         place = into / (chain.root[len(rel) + 1 :] if rel else chain.root)
         made = _make_parents(place.parent)
         try:
-            _restore_one(run, chain, place, chain.root, env, folder)
+            return _restore_one(run, chain, place, chain.root, env, folder)
         except NoBackupFound:  # a root with no backup yet leaves no empty folder behind
             for folder_made in (place, *made):  # deepest first
                 with contextlib.suppress(OSError):
                     folder_made.rmdir()
             raise
-        return True
 
     restored = chains.run_each(profile, picked, restore_root, skip_empty=True)
-    return [f"/{chain.root}" for chain, done in zip(picked, restored, strict=True) if not done]
+    no_backup = [
+        f"/{chain.root}" for chain, done in zip(picked, restored, strict=True) if done is None
+    ]
+    return no_backup, {name: why for done in restored if done for name, why in done.items()}
 
 
 def _restore_one(
@@ -170,9 +199,11 @@ def _restore_one(
     path: str | None,
     env: dict[str, str],
     folder: Path | None,
-) -> None:
+) -> dict[str, str]:
     """One duplicity restore of one chain: from a local copy filled ahead while it runs when
-    the profile prefetches (``prefetch.py``), else straight from the target."""
+    the profile prefetches (``prefetch.py``), else straight from the target. Returns the
+    entries duplicity could not restore and went on without (it exits 0 then), by their path
+    in the backup, with its reason (``DuplicityResult.not_processed``)."""
     when = run.options.get("time")
     source, extra = chain.profile, {}
     with contextlib.ExitStack() as stack:
@@ -196,12 +227,48 @@ def _restore_one(
             if plan is not None:
                 source, extra = plan.profile, plan.env
         place = stack.enter_context(_utf8_place(into))
-        duplicity(
+        result = duplicity(
             run,
             lambda fd: commands.restore_argv(source, str(place), path=path, time=when, log_fd=fd),
             {**env, **extra},
             warm=warm,  # unless there is no copy to read after all (then a cold start)
         )
+    # duplicity names them relative to what it restored ("." for that itself)
+    return {
+        (path or ".") if name == "." else f"{path}/{name}" if path else name: reason
+        for name, reason in result.not_processed.items()
+    }
+
+
+SHOWN = 3  # the entries a partial restore's message names; the run log has every one
+
+
+def _not_restored(failed: dict[str, str], whole: bool) -> str:
+    """What a restore's message says of the entries duplicity could not restore (``failed``:
+    path in the backup -> duplicity's reason): how many, the first few as ``list`` shows names
+    (``units.pasteable``, for ``--path``), why, and that the rest is restored (``whole``: what
+    was asked for itself was, else only what came with it is kept); each goes to the run
+    log."""
+    for name, reason in failed.items():
+        log.info("not restored: %s: %s", printable_name(name), printable_name(reason))
+    names = list(failed)
+    shown = ", ".join(pasteable(name) for name in names[:SHOWN])
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    why = printable_name(failed[names[0]])[:REASON_CHARS]
+    if len(set(failed.values())) > 1:
+        why = f"for the first: {why}; the run log has each one's"
+    if not whole and len(names) == 1:  # what was asked for, alone: the message names it
+        return f"duplicity: {why}; fix the cause, then restore it again."
+    count = f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}"
+    return (
+        f"{count} could not be restored: {shown}{more} (duplicity: {why}); "
+        + ("everything else was restored and is kept" if whole else "what was restored is kept")
+        + ": fix the cause, then restore "
+        + ("those paths again with --path." if whole else "it again.")
+    )
+
+
+REASON_CHARS = 300
 
 
 def _utf8(path: Path) -> bool:

@@ -18,6 +18,7 @@ WARNING_CANNOT_STAT = 9
 WARNING_CANNOT_READ = 10
 WARNING_CANNOT_ITERATE = 8
 WARNING_CANNOT_PROCESS = 12
+WARNING_PROCESS_SKIPPED = 13  # "Skipping NAME because of previous error" (its folder's)
 # duplicity's upload processes (backend_pool) start each message with "Pool1: " (log.PREFIX)
 _WORKER = re.compile(r"^(Pool\d+): ")
 

@@ -53,6 +53,32 @@ class DuplicityResult:
         )
         return [units.pasteable(text) if is_name else text for text, is_name in named]
 
+    @property
+    def not_processed(self) -> dict[str, str]:
+        """The entries duplicity could not process (restore, verify) and went on without, each
+        once, as os.fsdecode gives their names (relative to what the command restored: ``.``
+        is that itself), with the reason duplicity gave: its ``Error '...' processing NAME``
+        (a mknod refused without CAP_MKNOD, a mount point busy, a permission denied, a delta
+        that did not apply) and the entries it then skipped inside such a folder. duplicity
+        logs them as warnings and still exits 0."""
+        found: dict[str, str] = {}
+        for record in self.records:
+            if record.level != "WARNING" or not record.extra:
+                continue
+            if record.code == machinelog.WARNING_CANNOT_PROCESS:
+                said = _CANNOT_PROCESS.match(record.message)
+                reason = said[1] if said else record.message
+            elif record.code == machinelog.WARNING_PROCESS_SKIPPED:
+                reason = "skipped: the folder it is in could not be restored"
+            else:
+                continue
+            found.setdefault(machinelog.file_name(record.extra), reason.strip())
+        return found
+
+
+# lazy.ITRBranch.on_error and patchdir.integrate_patch_iters: "Error '<exception>' processing
+# <name>" ("patching" when a delta did not apply); the name is the record's extra
+_CANNOT_PROCESS = re.compile(r"Error '(.*)' (?:processing|patching) ", re.S)
 
 # duplicity's own progress file in the archive dir, cut short by a kill -9 of the run before:
 # it warns with the code of an unreadable source file and starts afresh; no file was skipped

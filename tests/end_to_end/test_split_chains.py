@@ -262,15 +262,20 @@ def test_a_root_added_later_is_left_out_until_its_first_backup_and_named(
     assert result.returncode == 0, result
     assert (tmp_path / "o" / "other" / "not backed up.txt").exists()
     # as of a time before the new root's first backup: left out, never its newer state
+    # as a root with no backup yet is: exit 9 (PARTIAL), named in the result, not a success
     result = cfbackup("-c", config, "restore", "main", tmp_path / "then", "--time", between)
-    assert result.returncode == 0, result
+    assert result.returncode == ExitCode.PARTIAL, result
     assert "chain /other has no backup at or before --time" in result.stderr
+    assert f"except /other: no backup of it at or before --time {between}" in result.stderr
     assert sorted(os.listdir(tmp_path / "then")) == ["etc", "srv"]
     result = cfbackup(
         "-c", config, "restore", "main", tmp_path / "t", "--path", "other", "--time", between
     )
     assert result.returncode == ExitCode.REFUSED, result
-    assert "is before the oldest backup of profile main" in result.stderr
+    # the oldest backup of /other's chain, not of the profile (/etc's is older)
+    assert "is before the oldest backup of the chain of /other (the full backup of" in (
+        result.stderr
+    ), result
     assert not (tmp_path / "t").exists()
 
 

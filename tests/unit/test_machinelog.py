@@ -465,3 +465,32 @@ def test_unreadable_files_whose_names_look_alike_spelled_out_are_each_counted():
         "$'inv\\xe2\\x80\\xaetxt'",
         "inv\\u202etxt",
     ]
+
+
+def test_entries_a_restore_could_not_process_are_named_with_duplicity_s_reason():
+    """duplicity's restore warns "Error '...' processing NAME" (code 12) and "Skipping NAME
+    because of previous error" (13) and exits 0: each entry once (a folder's start and end
+    may both fail), with the reason, its name as os.fsdecode gives it (bytes that are not
+    UTF-8 kept)."""
+    from duplicity import util
+
+    from cfbackup.duplicity.result import DuplicityResult
+
+    mknod = "Error running ['mknod', b'/r/dev/mynull', 'c', '1', '3']"
+    text = (
+        f"WARNING 12 {util.escape(b'dev/mynull')}\n. Error '{mknod}' processing dev/mynull\n\n"
+        f"WARNING 12 {util.escape(b'caf' + bytes([0xE9]))}\n. Error '[Errno 16] Device or "
+        "resource busy: x' processing caf\\xe9\n\n"
+        f"WARNING 12 {util.escape(b'caf' + bytes([0xE9]))}\n. Error 'again' processing caf\n\n"
+        f"WARNING 13 {util.escape(b'caf' + bytes([0xE9]) + b'/in')}\n. Skipping caf/in because "
+        "of previous error\n\n"
+        "WARNING 12 'src/x'\n. Error 'a patch' patching src/x\n\n"
+        "WARNING 10 'unrelated'\n. Error accessing possibly locked file unrelated\n\n"
+    )
+    result = DuplicityResult(("duplicity", "restore"), 0, _records(text), ())
+    assert result.not_processed == {
+        "dev/mynull": mknod,
+        "caf\udce9": "[Errno 16] Device or resource busy: x",
+        "caf\udce9/in": "skipped: the folder it is in could not be restored",
+        "src/x": "a patch",
+    }

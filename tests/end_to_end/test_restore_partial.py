@@ -1,0 +1,120 @@
+"""A restore duplicity could not finish for some entries (a device node on a machine without
+CAP_MKNOD, a mount point in the way) exits 9 (PARTIAL) naming them and why, never 0 and
+"restored": duplicity logs each as a warning and exits 0. What was restored stays."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+
+import pytest
+from support.cli import BIN, CliResult
+
+from cfbackup.errors import ExitCode
+
+pytestmark = pytest.mark.swift  # make_config's fixtures; the profile's target is a file:// URL
+
+AS_ROOT = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root (mknod, mount, setpriv)"
+)
+
+
+@pytest.fixture
+def backed_up(tmp_path, make_config, cfbackup):
+    """A profile ``main`` (no encryption, file:// target) backing up a device node among files."""
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    (src / "dev").mkdir()
+    (src / "dev" / "afile").write_text("before\n")
+    os.mknod(src / "dev" / "mynull", 0o666 | 0o020000, os.makedev(1, 3))
+    (src / "dev" / "zafter").write_text("after\n")
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == 0, result
+    return src, config
+
+
+def _without_mknod(cli_env, *args) -> CliResult:
+    """cfbackup as on a new machine (a container) where mknod is refused: no CAP_MKNOD."""
+    return CliResult(
+        subprocess.run(
+            ["setpriv", "--inh-caps=-mknod", "--bounding-set=-mknod", str(BIN / "cfbackup")]
+            + [str(a) for a in args],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+    )
+
+
+def _run_log(tmp_path) -> str:
+    logs = sorted((tmp_path / "state" / "logs").glob("main-restore-*.log"), key=os.path.getmtime)
+    return logs[-1].read_text()
+
+
+@AS_ROOT
+@pytest.mark.parametrize("path", [None, "dev"])
+def test_a_device_node_mknod_refuses_makes_the_restore_partial_and_named(
+    tmp_path, backed_up, cli_env, path
+):
+    """It printed "dev restored to ..." and exited 0 with mynull missing."""
+    _, config = backed_up
+    out = tmp_path / "out"
+    result = _without_mknod(
+        cli_env, "-c", config, "restore", "main", out, *(("--path", path) if path else ())
+    )
+    assert result.returncode == ExitCode.PARTIAL, result
+    assert "1 entry could not be restored: dev/mynull (duplicity: Error running ['mknod'" in (
+        result.stderr
+    ), result
+    assert "everything else was restored and is kept" in result.stderr, result
+    assert "Traceback" not in result.output
+    dev = out / "dev"  # --path dev goes to TARGET/dev too
+    assert sorted(os.listdir(dev)) == ["afile", "zafter"]  # the rest is restored and stays
+    assert (dev / "zafter").read_text() == "after\n"
+    assert "not restored: dev/mynull: Error running ['mknod'" in _run_log(tmp_path)
+
+
+@AS_ROOT
+def test_a_busy_mount_point_where_the_file_goes_is_named_not_restored(
+    tmp_path, backed_up, cfbackup
+):
+    """An empty mount point where etc/hosts goes: duplicity cannot replace it (EBUSY); it said
+    "etc/hosts restored to ..." with the empty mount point still there."""
+    _, config = backed_up
+    target = tmp_path / "t"
+    point = target / "etc" / "hosts"
+    point.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "none", point], check=True)
+    try:
+        result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/hosts")
+        assert result.returncode == ExitCode.PARTIAL, result
+        assert f"main: etc/hosts could not be restored to {point}: duplicity: [Errno 16]" in (
+            result.stderr
+        ), result
+        assert "restored to" not in result.stderr.replace("could not be restored to", "")
+        assert os.path.ismount(point) and not os.listdir(point)
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            subprocess.run(["umount", point], check=True)
+
+
+@AS_ROOT
+def test_a_drill_where_mknod_is_refused_says_so_not_that_the_backup_is_damaged(
+    tmp_path, backed_up, cli_env
+):
+    """It found "dev/mynull: duplicity's restore did not produce it", exit 8, "the backup is
+    damaged" and "backup --full starts a sound chain": a full backup cannot help there."""
+    _, config = backed_up
+    result = _without_mknod(cli_env, "-c", config, "drill", "main", "--sample", "100%")
+    assert result.returncode == ExitCode.PARTIAL, result
+    assert "could not check 1 file(s)" in result.stderr, result
+    assert "duplicity could not restore dev/mynull here (Error running ['mknod'" in (result.stderr)
+    assert "damaged" not in result.output and "--full" not in result.output, result
