@@ -143,3 +143,21 @@ def test_a_signal_while_the_run_is_recorded_leaves_an_interrupted_row(setup, poi
     assert rows[0]["result"] == "interrupted" and rows[0]["exit_code"] == 130, rows
     assert rows[0]["message"] == STOPPED, rows
     _end(process, f"cfbackup: error: {STOPPED}\n")
+
+
+def test_a_signal_stops_every_profile_of_the_command_not_only_the_running_one(setup):
+    """``cfbackup backup`` with no profile runs each in turn: the profile after the one a
+    SIGTERM stopped started before, and systemd's stop ended it with SIGKILL."""
+    config = setup / "c.toml"
+    config.write_text(
+        config.read_text()
+        + f'[profiles.other]\nsource = "{setup}/src"\ntarget = "file://{setup}/other"\n'
+        + f'archive_dir = "{setup}/archive-other"\n[profiles.other.encryption]\nmode = "none"\n'
+    )
+    process = _start(
+        setup, "cfbackup.history.record_start", "after", argv=["-c", str(config), "backup"]
+    )
+    _end(process, "cfbackup: error: " + STOPPED.replace("drill", "backup").replace(
+        "again.", "again (a backup resumes where it stopped).") + "\n")  # fmt: skip
+    assert [r["result"] for r in _rows(setup)] == ["interrupted"]
+    assert history.runs(setup / "state", "other") == []
