@@ -18,9 +18,11 @@ _kept: int | None = None  # the stop signal that came while held
 
 
 def install() -> None:
-    """Both stop signals raise KeyboardInterrupt (SIGINT did already; SIGTERM killed)."""
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, _on_stop_signal)
+    """Both stop signals raise KeyboardInterrupt (SIGINT did already; SIGTERM killed). A SIGINT
+    ignored from the start stays ignored, as Python leaves it (``cfbackup ... &`` in a script)."""
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_stop_signal)
 
 
 def _on_stop_signal(signum, frame):
