@@ -161,3 +161,19 @@ def test_a_signal_stops_every_profile_of_the_command_not_only_the_running_one(se
         "again.", "again (a backup resumes where it stopped).") + "\n")  # fmt: skip
     assert [r["result"] for r in _rows(setup)] == ["interrupted"]
     assert history.runs(setup / "state", "other") == []
+
+
+def test_a_sigint_ignored_from_the_start_stays_ignored():
+    """``cfbackup backup &`` in a script: the shell ignores SIGINT for it, and so did cfbackup
+    (Python keeps an inherited ignore); SIGTERM stops it still."""
+    from cfbackup import interrupts
+
+    previous = {sig: signal.getsignal(sig) for sig in interrupts.STOP_SIGNALS}
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupts.install()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert callable(signal.getsignal(signal.SIGTERM))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
