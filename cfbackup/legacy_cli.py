@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import signal
 import sys
 from pathlib import Path
 
@@ -130,11 +129,16 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cfbackup.cli import stoppable
+
+    return stoppable(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     from cfbackup import suggest
-    from cfbackup.cli import _raise_interrupt, _setup_logging, guarded
+    from cfbackup.cli import _setup_logging, guarded
     from cfbackup.cli.context import CliContext
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     parser = make_parser()
     args = _parse(parser, argv)
     args.verbose = False

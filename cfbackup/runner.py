@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cfbackup import history, lock, plugins, redact
+from cfbackup import history, interrupts, lock, plugins, redact
 from cfbackup.config.model import Config, Profile
 from cfbackup.errors import CfbackupError, ExitCode, Interrupted
 from cfbackup.runtypes import Run, RunResult
@@ -61,7 +61,14 @@ def execute_run(
     the failure is in the returned result (so one failing profile does not stop the others)."""
     hooks = plugins.hooks_for_profile(pm, profile["disable_plugins"])
     run = Run(config=config, profile=profile, action=action, options=options, hooks=hooks)
-    result = RunResult(profile=profile.name, action=action)
+    # what the history records if the run is stopped before it has a result of its own (a
+    # signal in an ``except`` clause below): interrupted, never the success of an empty result
+    result = RunResult(
+        profile=profile.name,
+        action=action,
+        exit_code=ExitCode.INTERRUPTED,
+        message=_interrupted(run),
+    )
     with run_log(config, profile, action) as log_path:
         run.log_file = log_path
         log.info("cfbackup %s of profile %s started", action, profile.name)
@@ -69,8 +76,13 @@ def execute_run(
             log.info("warning: %s", config.permission_warning)
         for warning in profile.secret_file_warnings:  # the same
             log.info("warning: %s", warning)
-        run_id = history.record_start(config.state_dir, profile.name, action, run.marks)
+        run_id = None
         try:
+            # a Ctrl-C or SIGTERM while the row is written waits for it, and is raised here,
+            # inside the try: the row always gets its outcome (before: left "running", then
+            # closed as killed by kill -9); one before this statement records nothing
+            with interrupts.held():
+                run_id = history.record_start(config.state_dir, profile.name, action, run.marks)
             with contextlib.ExitStack() as stack:
                 if take_lock:
                     stack.enter_context(lock.profile_lock(config.state_dir, profile.name, action))
@@ -118,15 +130,17 @@ def execute_run(
             _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
             raise
         finally:
-            result.duration = time.time() - run.started
-            history.record_finish(
-                config.state_dir,
-                run_id,
-                int(result.exit_code),
-                result.result,
-                _with_warning(result.message, config, profile, result.warnings),
-                {**run.marks, **result.stats},  # its kind, however it ended
-            )
+            with interrupts.held():  # a second signal does not cut the outcome's write short
+                result.duration = time.time() - run.started
+                if run_id is not None:  # else stopped before its row was written
+                    history.record_finish(
+                        config.state_dir,
+                        run_id,
+                        int(result.exit_code),
+                        result.result,
+                        _with_warning(result.message, config, profile, result.warnings),
+                        {**run.marks, **result.stats},  # its kind, however it ended
+                    )
             _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
             log.info(
                 "cfbackup %s of profile %s finished: %s in %.1f s",

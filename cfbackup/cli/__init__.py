@@ -7,23 +7,43 @@ Nothing here runs duplicity or talks to Swift; ``main`` is the one place where a
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from collections.abc import Callable
 
+from cfbackup import interrupts
 from cfbackup.errors import CfbackupError, ExitCode
 
 
-def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: contexts unwind
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
+    return stoppable(lambda: _main(argv))
+
+
+def stoppable(start: Callable[[], int]) -> int:
+    """Run a front-end's ``start`` with Ctrl-C and SIGTERM raising KeyboardInterrupt from its
+    first statement on: one that comes while the parser is built or the plugins load (before
+    :func:`guarded` takes over) ends in the same one line and exit code, not a traceback."""
+    try:
+        interrupts.install()
+        return start()
+    except KeyboardInterrupt:
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    with interrupts.ignored():  # a second signal must not print a traceback into this line
+        from cfbackup.cli import output
+        from cfbackup.cli.output import print_error
+
+        print_error(CfbackupError(interrupts.MESSAGE, exit_code=ExitCode.INTERRUPTED), debug=False)
+        output.flush_stdout()
+    return int(ExitCode.INTERRUPTED)
+
+
+def _main(argv: list[str] | None) -> int:
     from cfbackup import suggest
     from cfbackup.cli.context import CliContext
     from cfbackup.cli.parser import make_parser
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     context = CliContext()
     parser = make_parser(context)
     args = parser.parse_args(argv)
@@ -48,9 +68,8 @@ def guarded(command: Callable[[], int], *, debug: bool) -> int:
     except CfbackupError as error:
         print_error(error, debug=debug)
         code = error.exit_code
-    except KeyboardInterrupt:
-        print_error(CfbackupError("interrupted.", exit_code=ExitCode.INTERRUPTED), debug=False)
-        code = ExitCode.INTERRUPTED
+    except KeyboardInterrupt:  # outside a run (a run records and reports its own)
+        return _interrupted()
     except BrokenPipeError:  # the reader left (cfbackup list | head): stop quietly, like cat
         output.close_broken_pipe(sys.stdout)
         code = ExitCode.OK

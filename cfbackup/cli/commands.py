@@ -68,6 +68,8 @@ def profile_action(name: str, *, many: bool = False, take_lock: bool = True, pri
                 )
             results.append(result)
             (printer or PRINTERS.get(name, _print_plain))(result, args)
+            if result.exit_code == ExitCode.INTERRUPTED:  # Ctrl-C or SIGTERM stops them all,
+                break  # not this profile's run alone (systemd would kill the next one)
         failed = [r for r in results if not r.ok]
         return int(failed[0].exit_code) if failed else int(ExitCode.OK)
 

@@ -253,9 +253,7 @@ class Daemon:
         log.info(
             "%s received: stopping%s",
             why,
-            f"; interrupting {', '.join(running)} (the backup resumes at its next run)"
-            if running
-            else "",
+            f"; interrupting {', '.join(map(self._interrupting, running))}" if running else "",
         )
         for name, due in waiting.items():
             log.warning(
@@ -375,6 +373,15 @@ class Daemon:
             _when(max(event.scheduled_run_times)),
             "waiting for a free slot" if waiting else "running",
         )
+
+    def _interrupting(self, name: str) -> str:
+        """A run the stop interrupts, and what becomes of it: only a backup resumes."""
+        schedule = self.schedules.get(name)
+        if schedule is None:  # its schedule was removed by a reload while it ran
+            return name
+        if schedule.action == "backup":
+            return f"{name} (the backup resumes at its next run)"
+        return f"{name} (the {schedule.command} runs again at its next time)"
 
     def _action(self, name: str) -> str:
         schedule = self.schedules.get(name)

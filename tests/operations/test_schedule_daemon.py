@@ -336,3 +336,44 @@ def test_a_run_still_waiting_at_shutdown_is_named(slot_held, caplog):
         dropped[0],
     ), dropped[0]
     assert "start patient" not in log.read_text()
+
+
+def test_the_stop_line_says_what_becomes_of_each_interrupted_run(tmp_path, caplog):
+    """It said "(the backup resumes at its next run)" of a drill too: a drill does not resume,
+    it runs again at its next time."""
+    import logging
+    from datetime import UTC, datetime
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from cfbackup_scheduler.daemon import Daemon
+    from cfbackup_scheduler.spec import Schedule
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    log = tmp_path / "runs.log"
+    log.touch()
+    schedules = [
+        Schedule("demo", None, 3600, 0, 60),
+        Schedule("demo", None, 3600, 0, 60, action="drill"),
+    ]
+    slow = _FAKE_RUN.replace("time.sleep(1.5)", "time.sleep(60)")  # until the stop's SIGTERM
+    daemon = Daemon(lambda: schedules, [sys.executable, "-c", slow], log, max_parallel=2)
+    scheduler = daemon.build_scheduler(BackgroundScheduler)
+    daemon._apply(schedules)
+    scheduler.start()
+    try:
+        for name in ("demo", "demo:drill"):
+            scheduler.modify_job(name, next_run_time=datetime.now(UTC))
+        wait_for(
+            lambda: log.read_text().count("start demo") == 2 and len(daemon._children) == 2,
+            timeout=5,
+            what="the backup and the drill to run",
+        )
+    finally:
+        daemon.stop("SIGTERM")
+    stopping = [r.getMessage() for r in caplog.records if "received: stopping" in r.getMessage()]
+    assert len(stopping) == 1 and stopping[0].startswith("SIGTERM received: stopping; "), stopping
+    interrupted = stopping[0].split("; interrupting ", 1)[1].split(", ")
+    assert sorted(interrupted) == [
+        "demo (the backup resumes at its next run)",
+        "demo:drill (the drill runs again at its next time)",
+    ], stopping

@@ -14,7 +14,7 @@ from cfbackup.errors import ExitCode
 
 
 def _interrupt(*args, **kwargs):
-    raise KeyboardInterrupt  # what Ctrl-C (and SIGTERM, cli._raise_interrupt) raises
+    raise KeyboardInterrupt  # what Ctrl-C (and SIGTERM, interrupts.install) raises
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,58 @@
+"""Ctrl-C and SIGTERM stop cfbackup the same way: a ``KeyboardInterrupt`` in the main thread,
+so that every context unwinds (the lock released, firewall rules restored, the run's outcome
+recorded). :func:`held` keeps one back, for the few statements that must not be cut in two: a
+run's history row written and the ``try`` that finishes it entered."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+MESSAGE = "interrupted (Ctrl-C or SIGTERM): run the same command again."
+
+_depth = 0  # how many held() are open (main thread only: handlers run there)
+_kept: int | None = None  # the stop signal that came while held
+
+
+def install() -> None:
+    """Both stop signals raise KeyboardInterrupt (SIGINT did already; SIGTERM killed). A SIGINT
+    ignored from the start stays ignored, as Python leaves it (``cfbackup ... &`` in a script)."""
+    signal.signal(signal.SIGTERM, _on_stop_signal)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _on_stop_signal)
+
+
+def _on_stop_signal(signum, frame):
+    global _kept
+    if _depth:
+        _kept = signum
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def ignored() -> Iterator[None]:
+    """cfbackup is stopping already: one more signal must not cut its last line in two."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """A stop signal that comes inside waits until the block ends, and is raised there."""
+    global _depth, _kept
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if not _depth and _kept is not None:
+            _kept = None
+            raise KeyboardInterrupt
