@@ -269,7 +269,12 @@ def _command(args, legacy, given: str | None) -> tuple[str, dict] | None:
                 exit_code=ExitCode.USAGE,
             )
         path = one[0]
-        dest = one[1] if len(one) > 1 else os.path.basename(path.rstrip("/")) or "."
+        name = os.path.basename(path.rstrip("/"))
+        dest = one[1] if len(one) > 1 else name or "."
+        if args.restore_file and dest.endswith("/") and name:
+            # the old scripts gave DEST to duplicity as the file's own path, which refused a
+            # folder there; a trailing slash says "into this folder", as cp reads it
+            dest += name
         options = {"target": dest, "path": path, "force": args.force, "exact_destination": True}
         return "restore", {**common, **options}
     if args.backup_script:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import shlex
 import shutil
@@ -23,36 +24,94 @@ from cfbackup.errors import CfbackupError, Interrupted, NoSpaceLeft, RestoreTarg
 from cfbackup.lock import pid_alive
 from cfbackup.units import pasteable, printable_name
 
+log = logging.getLogger("cfbackup")
 
-def check_target(target: Path, destination: Path, force: bool) -> None:
-    """Refuse, before anything is downloaded, a destination the restore cannot use."""
+
+def check_target(
+    target: Path, destination: Path, force: bool, *, rel: str | None = None, exact: bool = False
+) -> None:
+    """Refuse, before anything is downloaded, a destination the restore cannot use. ``rel``:
+    the one path restored (``--path``), at ``destination``; ``exact``: ``destination`` is its
+    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``."""
+    check_path_to(target, destination)
+    shown = printable_name(str(destination))
     found = _existing(destination)
     if found != destination:  # what is missing is made; what holds it must be a folder
         if not found.is_dir():
-            raise RestoreTargetError(
-                f"{found} is a file where the restore needs a folder (to hold {destination}): "
-                "move it away or choose another target."
-            )
+            raise _in_the_way(found, destination)
         _check_writable(found, destination)
         return
     if destination == target and destination.is_symlink() and destination.is_dir():
+        real = os.path.realpath(destination)
         raise RestoreTargetError(
-            f"{destination} is a symlink to {os.path.realpath(destination)}: give "
-            f"{os.path.realpath(destination)} as the target."
+            f"{shown} is a symlink to {printable_name(real)}: give {_shell(real)} as the target."
         )
     if destination.is_dir() and not destination.is_symlink():
         if any(destination.iterdir()) and not force:
-            raise RestoreTargetError(
-                f"{destination} is not empty: restore into an empty directory, or add --force to "
-                "overwrite what is there."
-            )
+            raise RestoreTargetError(_not_empty(destination, rel, exact))
         _check_writable(destination, destination)
         return
     if not force:
         raise RestoreTargetError(
-            f"{destination} already exists: choose another target, or add --force to overwrite it."
+            f"{shown} already exists: choose another target, or add --force to overwrite it."
         )
     _check_writable(destination.parent, destination)
+
+
+def check_path_to(target: Path, destination: Path) -> None:
+    """Every folder between ``target`` and ``destination`` (``--path``'s parents) must be a
+    folder, never a symlink: the restore would write through it, outside the target (a
+    symlink such as var/run -> /run comes back with a restore of the backup's own symlinks).
+    Checked with lstat before anything downloads, and again right before duplicity runs."""
+    try:
+        parts = destination.relative_to(target).parts[:-1]
+    except ValueError:
+        return
+    path = target
+    for part in parts:
+        path = path / part
+        try:
+            info = os.lstat(path)
+        except OSError:  # missing (made by the restore), or a name too long: said when made
+            return
+        if stat.S_ISLNK(info.st_mode):
+            raise _clash_error(
+                [(path, "a symlink where the backup has a folder")], path, target, None, False
+            )
+        if not stat.S_ISDIR(info.st_mode):
+            raise _in_the_way(path, destination)
+
+
+def _in_the_way(path: Path, destination: Path) -> RestoreTargetError:
+    return RestoreTargetError(
+        f"{printable_name(str(path))} is a file where the restore needs a folder (to hold "
+        f"{printable_name(str(destination))}): move it away ({_mv(path)}) or choose another "
+        "target."
+    )
+
+
+def _not_empty(destination: Path, rel: str | None, exact: bool) -> str:
+    """The refusal of a folder that is not empty, without --force. For one path restored
+    there it cannot yet say whether the backup has a file or a folder at ``rel``: it gives
+    the fix of each (with --force, a file over a folder is refused: ``_clash_error``)."""
+    shown = printable_name(str(destination))
+    if not rel:
+        return (
+            f"{shown} is not empty: restore into an empty directory, or add --force to "
+            "overwrite what is there."
+        )
+    shown_rel = printable_name(rel)
+    if exact:
+        return (
+            f"{shown} is a folder and not empty, nothing was changed: give the file's own path "
+            f"as the destination, such as {_shell(str(destination / PurePosixPath(rel).name))}, "
+            f"or add --force to merge the backup's folder {shown_rel} into it."
+        )
+    return (
+        f"{shown} is not empty: restore into an empty directory, or add --force to merge the "
+        f"backup's folder {shown_rel} into it (if {shown_rel} is a file, move the folder away "
+        f"first: {_mv(destination)})."
+    )
 
 
 def _check_writable(folder: Path, destination: Path) -> None:
@@ -67,11 +126,13 @@ def _check_writable(folder: Path, destination: Path) -> None:
         except OSError:  # a parent that cannot be stat-ed: the folder itself, then
             mount = folder
         raise RestoreTargetError(
-            f"{destination} is on a read-only file system: remount it read-write "
-            f"(mount -o remount,rw {shlex.quote(str(mount))}) or restore elsewhere."
+            f"{printable_name(str(destination))} is on a read-only file system: remount it "
+            f"read-write (mount -o remount,rw {_shell(str(mount))}) or restore elsewhere."
         )
     if not os.access(folder, os.W_OK):
-        raise RestoreTargetError(f"{folder} is not writable: fix permissions or run as root.")
+        raise RestoreTargetError(
+            f"{printable_name(str(folder))} is not writable: fix permissions or run as root."
+        )
 
 
 @dataclasses.dataclass
@@ -152,7 +213,8 @@ def merge(stage: Stage, destination: Path, rel: str | None, exact: bool) -> None
         if not moved:
             if isinstance(error, OSError):
                 raise RestoreTargetError(
-                    f"moving the restored files into {destination} failed, nothing was changed "
+                    f"moving the restored files into {printable_name(str(destination))} failed, "
+                    "nothing was changed "
                     f"({error.strerror or error}): restore into an empty directory instead."
                 ) from None
             raise
@@ -213,7 +275,8 @@ def _check_room(room: dict[int, tuple[Path, int]]) -> None:
         free = disk.f_bavail * disk.f_frsize
         if need > free:
             raise RestoreTargetError(
-                f"the filesystem mounted at {_mount_point(folder)} has {free} bytes free, the "
+                f"the filesystem mounted at {printable_name(str(_mount_point(folder)))} has "
+                f"{free} bytes free, the "
                 f"restore must copy {need} bytes onto it (--force keeps the old files until each "
                 "is replaced), nothing was changed: free some space there or restore into an "
                 "empty directory elsewhere."
@@ -320,6 +383,14 @@ def _shell(path: str) -> str:
     return shown if shown != path else shlex.quote(path)
 
 
+def _mv(path: Path) -> str:
+    """The command that moves ``path`` out of the restore's way, to paste as it is."""
+    return f"mv {_shell(str(path))} {_shell(str(path) + '.old')}"
+
+
+SHOWN_CLASHES = 5  # in the message; all of them in the run log
+
+
 def _clash_error(
     clashes: list[tuple[Path, str]], staged: Path, destination: Path, rel: str | None, exact: bool
 ) -> RestoreTargetError:
@@ -333,16 +404,26 @@ def _clash_error(
             )
         return RestoreTargetError(
             f"{shown_dest} is a folder and {shown_rel} in the backup is a file, nothing was "
-            f"changed: move the folder away (mv {_shell(str(destination))} "
-            f"{_shell(str(destination) + '.old')}) and run the restore again, or restore "
-            "into an empty directory."
+            f"changed: move the folder away ({_mv(destination)}) and run the restore again, or "
+            "restore into an empty directory."
         )
-    shown = "; ".join(f"{_shell(str(path))} is {what}" for path, what in clashes[:5])
-    more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
+    if len(clashes) == 1:
+        path, what = clashes[0]
+        return RestoreTargetError(
+            f"{printable_name(str(path))} is {what}, nothing was changed: move it away "
+            f"({_mv(path)}) and run the restore again, or restore into an empty directory."
+        )
+    for path, what in clashes:  # the whole list, with a command each
+        log.info(f"in the way of the restore: {printable_name(str(path))} is {what} ({_mv(path)})")
+    first = clashes[:SHOWN_CLASHES]
+    shown = "; ".join(f"{_shell(str(path))} is {what}" for path, what in first)
+    rest = len(clashes) - len(first)
+    more = f" (and {rest} more, listed in the run log)" if rest else ""
+    commands = "; ".join(_mv(path) for path, _ in first)
     return RestoreTargetError(
-        f"{len(clashes)} path(s) in {shown_dest} are in the way of the restore, nothing was "
-        f"changed: {shown}{more}: move them away (mv PATH PATH.old) and run the restore "
-        "again, or restore into an empty directory."
+        f"{len(clashes)} paths in {shown_dest} are in the way of the restore, nothing was "
+        f"changed: {shown}{more}: move them away ({commands}) and run the restore again, or "
+        "restore into an empty directory."
     )
 
 
@@ -361,19 +442,21 @@ def _unfinished(
         listing.write_text("".join(f"{path}\n" for path in moved))
     rest = stage.folder / "restored"
     copy = (
-        f"cp -a {shlex.quote(str(rest))}/. {shlex.quote(str(destination))}/"
+        f"cp -a {_shell(f'{rest}/.')} {_shell(f'{destination}/')}"
         if rest.is_dir() and not rest.is_symlink()
-        else f"cp -a {shlex.quote(str(rest))} {shlex.quote(str(destination))}"
+        else f"cp -a {_shell(str(rest))} {_shell(str(destination))}"
     )
     cause = (
         error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
     )
-    where = f" at {error.filename}" if isinstance(error, OSError) and error.filename else ""
+    failed = error.filename if isinstance(error, OSError) else None
+    where = f" at {printable_name(os.fsdecode(failed))}" if failed else ""
     message = (
-        f"moving the restored files into {destination} stopped part-way{where} ({cause}) "
-        f"after {len(moved)} entries were moved (listed in {listing}): the rest of the restore "
-        f"is kept in {rest}: finish by hand ({copy}) once the cause is fixed, then delete "
-        f"{stage.folder}, or run the restore again."
+        f"moving the restored files into {printable_name(str(destination))} stopped "
+        f"part-way{where} ({cause}) after {len(moved)} entries were moved (listed in "
+        f"{printable_name(str(listing))}): the rest of the restore is kept in "
+        f"{printable_name(str(rest))}: finish by hand ({copy}) once the cause is fixed, then "
+        f"delete {printable_name(str(stage.folder))}, or run the restore again."
     )
     if isinstance(error, (KeyboardInterrupt, Interrupted)):
         return Interrupted(message)
@@ -400,8 +483,9 @@ def no_space_here(error: NoSpaceLeft, destination: Path, force: bool) -> NoSpace
         else ""
     )
     full = NoSpaceLeft(
-        f"no space left on the local disk: the filesystem of {destination} (mounted at "
-        f"{_mount_point(probe)}) is full{room}: free some space there or restore elsewhere."
+        f"no space left on the local disk: the filesystem of {printable_name(str(destination))} "
+        f"(mounted at {printable_name(str(_mount_point(probe)))}) is full{room}: free some space "
+        "there or restore elsewhere."
     )
     full.detail = error.detail
     return full

@@ -69,7 +69,7 @@ def run_restore(run: Run) -> RunResult:
     exact = bool(run.options.get("exact_destination"))
     destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
-    restore_target.check_target(target, destination, force)
+    restore_target.check_target(target, destination, force, rel=rel, exact=exact)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
@@ -78,13 +78,17 @@ def run_restore(run: Run) -> RunResult:
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
+    # again: a symlink the hooks put there meanwhile, before any folder is made through it
+    restore_target.check_path_to(target, destination)
     try:
         created = _make_parents(destination.parent)
     except OSError as error:  # a name too long, a parent that is a file, no permission
         raise RestoreTargetError(
-            f"{str(destination)[:200]}: {error.strerror}: choose another target."
+            f"{printable_name(str(destination)[:200])}: {error.strerror}: choose another target."
         ) from None
-    occupied = _occupied(destination)
+    # one path restored onto a folder, even an empty one, is staged: when the backup has a
+    # file there, the merge refuses it instead of duplicity replacing the folder
+    occupied = _occupied(destination) or bool(rel) and _real_folder(destination)
     existed = os.path.lexists(destination)
     emptied = existed and not occupied  # an empty folder (mkdir first, as the runbook says)
     try:
@@ -347,6 +351,10 @@ def _occupied(destination: Path) -> bool:
     return not (
         destination.is_dir() and not destination.is_symlink() and not any(destination.iterdir())
     )
+
+
+def _real_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
 
 
 def _empty(folder: Path) -> None:

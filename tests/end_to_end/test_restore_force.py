@@ -254,3 +254,108 @@ def test_a_staging_folder_left_by_kill_9_is_never_backed_up_and_is_removed(
     result = cfbackup("-c", config, "restore", "main", src, "--force")
     assert result.returncode == 0, result
     assert not stale.exists() and kept.is_dir()
+
+
+@pytest.mark.parametrize("force", [(), ("--force",)])
+def test_a_symlink_above_the_path_is_never_written_through(tmp_path, backed_up, cfbackup, force):
+    """Before: with TARGET/etc a symlink to a live folder (a restore of the backup's own
+    symlinks leaves such as var/run -> /run), `--path etc/hosts --force` replaced the live
+    hosts file, and without --force created one there."""
+    src, config = backed_up
+    live = tmp_path / "live"
+    live.mkdir()
+    if force:
+        (live / "hosts").write_text("LIVE\n")
+    target = tmp_path / "tsl"
+    target.mkdir()
+    (target / "etc").symlink_to(live)
+    before = snapshot(live)
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/hosts", *force)
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    link = target / "etc"
+    assert f"{link} is a symlink where the backup has a folder, nothing was changed" in (
+        result.stderr
+    ), result
+    assert snapshot(live) == before and (target / "etc").is_symlink()
+    # the command it prints makes the next restore work
+    command = re.search(r"move it away \((mv [^)]*)\)", result.stderr)[1]
+    subprocess.run(command, shell=True, check=True)
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/hosts", *force)
+    assert result.returncode == 0, result
+    assert (target / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
+    assert snapshot(live) == before
+
+
+def test_a_folder_where_the_backup_has_a_file_is_refused_every_time(tmp_path, backed_up, cfbackup):
+    """Before: an empty folder was replaced by the file without --force; a folder that was not
+    empty was first told "add --force", then, with --force, "give the file's own path"."""
+    src, config = backed_up
+    target = tmp_path / "te"
+    (target / "etc" / "hosts").mkdir(parents=True)
+    for force in ((), ("--force",)):
+        result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/hosts", *force)
+        assert result.returncode == ExitCode.RESTORE_TARGET, result
+        assert f"{target}/etc/hosts is a folder and etc/hosts in the backup is a file" in (
+            result.stderr
+        ), result
+        assert (target / "etc" / "hosts").is_dir() and not any((target / "etc" / "hosts").iterdir())
+        assert not _staging_left(target)
+
+    legacy = ("-c", config, "--restore-file", "etc/hosts")
+    empty, full = tmp_path / "te4", tmp_path / "te3"
+    empty.mkdir()
+    (full / "x").mkdir(parents=True)
+    for folder in (empty, full):
+        for force in ((), ("--force",)):
+            result = cfbackup(*legacy, folder, *force, program="dt-cf-backup")
+            assert result.returncode == ExitCode.RESTORE_TARGET, result
+            fix = f"give the file's own path as the destination, such as {folder}/hosts"
+            assert fix in result.stderr, result
+            assert folder.is_dir() and not _staging_left(folder)
+    assert not any(empty.iterdir()) and [p.name for p in full.iterdir()] == ["x"]
+
+    # with a trailing slash: into that folder, as cp reads it
+    result = cfbackup(*legacy, f"{empty}/", program="dt-cf-backup")
+    assert result.returncode == 0, result
+    assert (empty / "hosts").read_text() == "127.0.0.1 localhost\n"
+
+
+def test_a_restore_into_an_empty_folder_of_the_path_still_works(tmp_path, backed_up, cfbackup):
+    """The runbook's mkdir first: a folder of the backup restored into an empty folder."""
+    src, config = backed_up
+    target = tmp_path / "tn"
+    (target / "etc" / "nginx").mkdir(parents=True)
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/nginx")
+    assert result.returncode == 0, result
+    assert (target / "etc" / "nginx" / "nginx.conf").read_text() == "worker_processes 1;\n"
+    assert int((target / "etc" / "nginx").stat().st_mtime) == int(OLD)
+    assert not _staging_left(target)
+
+
+def test_a_newline_in_the_target_keeps_a_failure_on_one_line(tmp_path, backed_up, cfbackup):
+    """Before: run_restore's "TARGET...: File name too long" split at the newline."""
+    src, config = backed_up
+    target = tmp_path / "t\nnl"
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "x" * 300 + "/y")
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert result.stderr.count("\n") == 1 and "t\\x0anl" in result.stderr, result
+
+
+def test_a_symlink_made_after_the_first_check_is_refused_too(tmp_path, cfbackup, make_config):
+    """A before_restore hook (or anything else) putting the symlink there after the checks
+    made before the hooks: refused right before duplicity, no folder made through it."""
+    src = tmp_path / "src"
+    (src / "etc" / "nginx").mkdir(parents=True)
+    (src / "etc" / "nginx" / "nginx.conf").write_text("worker_processes 1;\n")
+    live, target = tmp_path / "live", tmp_path / "tr"
+    live.mkdir()
+    target.mkdir()
+    more = f'[profiles.main.command_hooks]\nbefore_restore = ["ln -s {live} {target}/etc"]\n'
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"', more=more
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/nginx/nginx.conf")
+    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert f"{target}/etc is a symlink where the backup has a folder" in result.stderr, result
+    assert not any(live.iterdir())

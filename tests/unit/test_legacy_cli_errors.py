@@ -153,6 +153,28 @@ def test_restore_to_dir_is_restore(cli, home, tmp_path):
     assert code == ExitCode.OK, err
 
 
+def test_restore_file_into_a_folder_with_a_slash_is_restored_as_folder_name(home, tmp_path, capsys):
+    """Before: `--restore-file etc/hosts /tmp/x/` replaced the folder x by the file. The old
+    scripts gave DEST to duplicity as the file's own path (a folder there was refused); a
+    trailing slash says "into this folder", as cp reads it: DEST/hosts."""
+    from cfbackup import legacy_cli
+
+    conf = _legacy(tmp_path)
+    (tmp_path / "into").mkdir()
+    for dest, restored in (
+        (f"{tmp_path}/into/", f"{tmp_path}/into/hosts"),
+        (f"{tmp_path}/new/", f"{tmp_path}/new/hosts"),  # a folder to be made
+        (f"{tmp_path}/into/h2", f"{tmp_path}/into/h2"),  # no slash: the file's own path
+    ):
+        code = legacy_cli.main(["-c", str(conf), "-d", "--restore-file", "etc/hosts", dest])
+        out = capsys.readouterr().out
+        assert code == ExitCode.OK, out
+        assert f"--path-to-restore=etc/hosts file://{tmp_path}/dest {restored}\n" in out, out
+    code = legacy_cli.main(["-c", str(conf), "-d", "--restore-dir", "etc", f"{tmp_path}/d/"])
+    out = capsys.readouterr().out
+    assert f"--path-to-restore=etc file://{tmp_path}/dest {tmp_path}/d\n" in out, out
+
+
 def test_config_comes_from_CONFIG_when_no_c(cli, home, tmp_path, monkeypatch, capsys):  # noqa: N802
     """Before: $CONFIG (duplicity-backup.sh v1.7.1) was ignored, and a missing default file
     said "check the path given with -c" to a command line without -c."""

@@ -1,0 +1,113 @@
+"""Where a restore writes: ``restore_target``'s refusals before anything downloads, on folders
+made by the tests. A symlink between the target and the path restored (the restore would write
+through it, outside the target), a folder where a one-path restore may put a file, a target
+path holding a newline, several paths in the way of a ``--force`` merge."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+
+import pytest
+
+from cfbackup import restore_target
+from cfbackup.cli import output
+from cfbackup.errors import RestoreTargetError
+
+LOGGED = re.compile(r"in the way of the restore: (.*) is a .* \((mv .*)\)$")
+
+
+def _refusal(target, destination, force, **kwargs) -> str:
+    with pytest.raises(RestoreTargetError) as raised:
+        restore_target.check_target(target, destination, force, **kwargs)
+    return raised.value.message
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_symlink_between_the_target_and_the_path_is_refused(tmp_path, force):
+    """Before: `restore --path etc/hosts` with TARGET/etc a symlink to a live folder wrote
+    through it, replacing the live file (with --force) or creating one (without)."""
+    live = tmp_path / "live"
+    live.mkdir()
+    target = tmp_path / "tsl"
+    target.mkdir()
+    (target / "etc").symlink_to(live)
+    message = _refusal(target, target / "etc" / "hosts", force, rel="etc/hosts")
+    link = target / "etc"
+    assert message == (
+        f"{link} is a symlink where the backup has a folder, nothing was changed: move it "
+        f"away (mv {link} {link}.old) and run the restore again, or restore into an empty "
+        "directory."
+    )
+    # deeper down, and a symlink to a folder inside the target is no better
+    (target / "a" / "real").mkdir(parents=True)
+    (target / "a" / "b").symlink_to(target / "a" / "real")
+    message = _refusal(target, target / "a" / "b" / "c" / "d", force, rel="a/b/c/d")
+    assert message.startswith(f"{target}/a/b is a symlink where the backup has a folder"), message
+    assert not any(live.iterdir()) and not any((target / "a" / "real").iterdir())
+
+
+def test_the_check_is_made_again_right_before_the_restore(tmp_path):
+    """A symlink put there after check_target (by a pre-restore hook, say) is refused too."""
+    target = tmp_path / "t"
+    target.mkdir()
+    restore_target.check_path_to(target, target / "etc" / "hosts")  # nothing there: fine
+    (target / "etc").symlink_to(tmp_path)
+    with pytest.raises(RestoreTargetError, match="is a symlink where the backup has a folder"):
+        restore_target.check_path_to(target, target / "etc" / "hosts")
+
+
+def test_a_folder_that_is_not_empty_names_the_files_own_path_at_once(tmp_path):
+    """Before: `dt-cf-backup --restore-file etc/hosts te3` said "add --force", which then said
+    "give the file's own path": the first refusal now names it."""
+    folder = tmp_path / "te3"
+    folder.mkdir()
+    (folder / "x").write_text("x\n")
+    message = _refusal(folder, folder, False, rel="etc/hosts", exact=True)
+    assert f"give the file's own path as the destination, such as {folder}/hosts" in message
+    assert message.count("--force") == 1 and "to merge the backup's folder etc/hosts" in message
+    # cfbackup restore --path: TARGET/etc/hosts is a folder, not empty
+    (tmp_path / "t" / "etc" / "hosts" / "x").mkdir(parents=True)
+    dest = tmp_path / "t" / "etc" / "hosts"
+    message = _refusal(tmp_path / "t", dest, False, rel="etc/hosts")
+    assert f"(if etc/hosts is a file, move the folder away first: mv {dest} {dest}.old)" in message
+
+
+def test_a_newline_in_the_target_stays_on_one_line(tmp_path, capsys):
+    """Before: "cfbackup: error: /tmp/rv/t" and "nl is not empty: ..." on two lines."""
+    target = tmp_path / "t\nnl"
+    target.mkdir()
+    (target / "x").write_text("x\n")
+    (target / "etc").write_text("a file\n")
+    for destination, rel in ((target, None), (target / "etc" / "hosts", "etc/hosts"),
+                             (target / "x", "x")):  # fmt: skip
+        message = _refusal(target, destination, False, **({"rel": rel} if rel else {}))
+        output.print_error(RestoreTargetError(message), debug=False)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "t\\x0anl" in err, err
+
+
+def test_several_paths_in_the_way_print_commands_that_run(tmp_path, caplog):
+    """Before: "move them away (mv PATH PATH.old)", a template. Now each mv as it is pasted,
+    the first five in the message, the rest counted there and listed in the run log."""
+    destination = tmp_path / "dest"
+    destination.mkdir()
+    names = ["a b", "caf\udce9", "new\nline", "d", "e", "f", "g"]
+    for name in names:
+        (destination / name).mkdir()
+    clashes = [(destination / name, "a folder where the backup has a file") for name in names]
+    with caplog.at_level(logging.INFO, logger="cfbackup"):
+        error = restore_target._clash_error(clashes, tmp_path / "s", destination, None, False)
+    message = error.message
+    assert "PATH" not in message and "(and 2 more, listed in the run log)" in message, message
+    commands = message.split("move them away (")[1].split(") and run the restore again")[0]
+    assert commands.count("mv ") == 5 and "\n" not in commands, commands
+    subprocess.run(["bash", "-c", commands], check=True)
+    logged = {m[1]: m[2] for m in map(LOGGED.match, caplog.messages) if m}
+    assert len(logged) == len(names), caplog.messages
+    for name in ("f", "g"):
+        subprocess.run(["bash", "-c", logged[str(destination / name)]], check=True)
+    for name in names:
+        path = destination / name
+        assert not path.exists() and path.with_name(name + ".old").is_dir(), name
