@@ -16,7 +16,7 @@ corrupt volume fails exactly the files that need it; run the restores from that 
 - with the source file, byte for byte, when its modification time and size are as the backup
   recorded them;
 - otherwise with the signature duplicity recorded when it read the file (``signatures.py``), so
-  a file changed since the backup is no mismatch;
+  a file changed since the backup is no mismatch, nor one the drill cannot read;
 
 and every path (but a symlink) by its type and the metadata a restore brings back, as the
 signatures recorded it: permission bits, mtime to the second, owner as root.
