@@ -54,6 +54,7 @@ from cfbackup.duplicity import commands
 from cfbackup.errors import (
     BackupDamaged,
     CfbackupError,
+    ExitCode,
     NoBackupFound,
     RunRefused,
     VerifyDifferences,
@@ -240,8 +241,10 @@ class _Drill:
         self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
     ) -> _Chain | None:
         store = stores.open_store(chain.profile)
-        sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
+        every = volumes.backup_sets(store, chain=chain.slug)
+        sets = volumes.chain_at(every, when)
         if not sets:
+            self._refuse_unfinished(every, store, when, interrupted_ok=bool(chain.root))
             if chain.root:
                 log.warning("chain %s has no backup yet: left out", chain.label)
             return None
@@ -289,6 +292,45 @@ class _Drill:
             )
         copy = self.workdir / "copy" / (chain.slug or "main")
         return _Chain(chain, store, sets, signatures.read(sigtars), sigtars, copy)
+
+    def _refuse_unfinished(
+        self,
+        every: list[volumes.BackupSet],
+        store: stores.Store,
+        when: float | None,
+        *,
+        interrupted_ok: bool,
+    ) -> None:
+        """Nothing to drill at ``when``, but a set without a manifest is there: say which, not
+        "no backup". duplicity uploads a backup's signatures, then its manifest: with the
+        signatures there the manifest was lost (``verify``'s damage), without them the backup
+        was interrupted (the next backup resumes it; ``interrupted_ok``: an include root whose
+        first backup was interrupted is left out as one never backed up)."""
+        unfinished = [s for s in every if not s.manifest and (when is None or s.end <= when)]
+        if not unfinished:
+            return
+        newest = unfinished[-1]
+        if not newest.signatures:
+            if interrupted_ok:
+                return
+            raise NoBackupFound(
+                f"no complete backup of profile {self.profile.name} at {store.label}"
+                + (" at that time" if when else "")
+                + f": the {newest.label} there was interrupted before its end (its manifest is "
+                f"not there); run {suggest.command('backup', self.profile.name)}, which resumes "
+                "it, and drill again."
+            )
+        from cfbackup.duplicity.failures import damaged
+
+        error = damaged(
+            f"the {newest.label} has {len(newest.volumes)} volume(s) and its signatures but no "
+            f"manifest at {store.label} (its manifest was lost; "
+            f"{suggest.command('verify', self.profile.name)} checks it), and no complete backup "
+            "precedes it for the drill",
+            self.profile,
+        )
+        error.exit_code = ExitCode.VERIFY_DIFFERENCES  # what a drill was asked to find
+        raise error
 
     def _drill_chain(self, c: _Chain, members: list[signatures.Entry]) -> None:
         """Fetch what the sample of one chain needs, restore it, compare. With a time limit no
