@@ -33,6 +33,7 @@ import random
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cfbackup import (
@@ -150,13 +151,14 @@ def run(
     seed: int,
     when: float | None = None,
     deadline: float | None = None,
+    same: Sequence[str] = (),
 ) -> Report:
     """Drill ``profile`` (its chain at ``when``, Unix time; the newest when None) in
     ``workdir``, an empty private folder the caller removes; stop at ``deadline``
-    (time.monotonic())."""
-    return _Drill(profile, env, workdir, Report(seed=seed, sample=sample.describe()), deadline).run(
-        sample, when
-    )
+    (time.monotonic()). ``same``: the options that chose the backup drilled (``--time T``,
+    ``--from-nothing``), kept by a drill command a message suggests."""
+    report = Report(seed=seed, sample=sample.describe())
+    return _Drill(profile, env, workdir, report, deadline, same).run(sample, when)
 
 
 class _Drill:
@@ -169,9 +171,10 @@ class _Drill:
         workdir: Path,
         report: Report,
         deadline: float | None,
+        same: Sequence[str] = (),
     ):
         self.profile, self.env, self.workdir, self.report = profile, env, workdir, report
-        self.deadline = deadline
+        self.deadline, self.same = deadline, list(same)
         self.keys = volume_keys.Keys.for_profile(profile, env)
         self.stop = threading.Event()
         self.group = execute.ProcessGroup()
@@ -353,7 +356,7 @@ class _Drill:
             need = {v.key: v for u in units for v in u.volumes if v.key not in fetched}
             if not need:
                 break
-            _check_space(c.copy, list(need.values()), units)
+            self._check_space(c.copy, list(need.values()), units)
             for outcome in volume_fetch.fetch(
                 c.store,
                 need.values(),
@@ -376,6 +379,20 @@ class _Drill:
             u for u in units if all(v.key in fetched and fetched[v.key].ok for v in u.volumes)
         ]
         self._restore_units(c, runnable)
+
+    def _check_space(self, folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
+        """Enough room for the volumes and the largest restore (deleted after its
+        comparison)."""
+        largest = max((sum(e.size for e in u.files) for u in units), default=0)
+        wanted = sum(v.size or 0 for v in need) + largest
+        free = shutil.disk_usage(folder).free
+        if wanted * 1.1 > free:
+            raise RunRefused(
+                f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
+                f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
+                "free some space there, or drill a smaller sample, down to one file: "
+                f"{suggest.command('drill', self.profile.name, '--sample', '1', *self.same)}."
+            )
 
     def _fail_if_broken(self, c: _Chain, entry: signatures.Entry, fetched: dict) -> bool:
         """Mark a file that needs a bad volume as failed, naming the volume."""
@@ -464,19 +481,6 @@ def _cached_signatures(profile: Profile, name: str) -> Path | None:
     local = name[: -len(".gpg")] + ".gz" if name.endswith(".gpg") else name
     path = profile.archive_dir / profile.backup_name / local
     return path if path.is_file() else None
-
-
-def _check_space(folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
-    """Enough room for the volumes and the largest restore (deleted after its comparison)."""
-    largest = max((sum(e.size for e in u.files) for u in units), default=0)
-    wanted = sum(v.size or 0 for v in need) + largest
-    free = shutil.disk_usage(folder).free
-    if wanted * 1.1 > free:
-        raise RunRefused(
-            f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
-            f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
-            "free some space, or drill a smaller --sample."
-        )
 
 
 class _WorkerFolders:

@@ -91,7 +91,14 @@ def _drill(run: Run, facts: dict) -> RunResult:
         deadline = started + limit if limit else None
         workdir = stack.enter_context(scratch(run, "drill"))
         report = drill.run(
-            drilled, env, workdir, sample=sample, seed=seed, when=when, deadline=deadline
+            drilled,
+            env,
+            workdir,
+            sample=sample,
+            seed=seed,
+            when=when,
+            deadline=deadline,
+            same=_same_backup(run),
         )
     elapsed = time.monotonic() - started
     stats = {**report.stats(), **facts}

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import types
 
+import pytest
+
 from cfbackup import drill, drillplan, signatures, suggest
 from cfbackup.actions import drill as drill_action
 from cfbackup.errors import BackupDamaged, DuplicityFailed, ExitCode
@@ -61,3 +63,28 @@ def test_damage_duplicity_names_still_fails_the_files():
     (result,) = state.results.values()
     assert result.status == drill.FAILED and "is corrupt" in result.reason
     assert state.report.errors == []
+
+
+def test_too_little_space_suggests_a_drill_that_runs_as_printed(tmp_path, monkeypatch):
+    """A drill refused for lack of space names a smaller drill as a command (-c FILE, the
+    profile, the options that chose the backup), not just "a smaller --sample"."""
+    import shutil
+
+    from cfbackup import volumes
+    from cfbackup.errors import RunRefused
+
+    state = drill._Drill.__new__(drill._Drill)
+    state.profile = types.SimpleNamespace(name="web1")
+    state.same = ["--time", "3D"]
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=1000))
+    need = [volumes.VolumeRef("duplicity-full.T.vol1.difftar.gpg", 1, "full", 10_000, None)]
+    suggest.use_config("/etc/cfb.toml")
+    try:
+        with pytest.raises(RunRefused) as raised:
+            state._check_space(tmp_path, need, [])
+    finally:
+        suggest.use_config(None)
+    assert raised.value.message.endswith(
+        "drill a smaller sample, down to one file: cfbackup -c /etc/cfb.toml drill web1 "
+        "--sample 1 --time 3D."
+    ), raised.value.message
