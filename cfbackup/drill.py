@@ -237,8 +237,9 @@ class _Drill:
                 self._drill_chain(c, members)
         report.files = [self.results[(id(c), e.path)] for c, e in picked]
         report.stopped = self.stop.is_set() and self.deadline is not None
+        why = "max-duration reached before it was restored" if report.stopped else "not restored"
         for result in report.named(SKIPPED):
-            result.reason = result.reason or "max-duration reached before it was restored"
+            result.reason = result.reason or why
 
     def _read_chain(
         self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
