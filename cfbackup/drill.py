@@ -16,7 +16,7 @@ corrupt volume fails exactly the files that need it; run the restores from that 
 - with the source file, byte for byte, when its modification time and size are as the backup
   recorded them;
 - otherwise with the signature duplicity recorded when it read the file (``signatures.py``), so
-  a file changed since the backup is no mismatch;
+  a file changed since the backup is no mismatch, nor one the drill cannot read;
 
 and every path (but a symlink) by its type and the metadata a restore brings back, as the
 signatures recorded it: permission bits, mtime to the second, owner as root.
@@ -33,6 +33,7 @@ import random
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cfbackup import (
@@ -151,13 +152,14 @@ def run(
     seed: int,
     when: float | None = None,
     deadline: float | None = None,
+    same: Sequence[str] = (),
 ) -> Report:
     """Drill ``profile`` (its chain at ``when``, Unix time; the newest when None) in
     ``workdir``, an empty private folder the caller removes; stop at ``deadline``
-    (time.monotonic())."""
-    return _Drill(profile, env, workdir, Report(seed=seed, sample=sample.describe()), deadline).run(
-        sample, when
-    )
+    (time.monotonic()). ``same``: the options that chose the backup drilled (``--time T``,
+    ``--from-nothing``), kept by a drill command a message suggests."""
+    report = Report(seed=seed, sample=sample.describe())
+    return _Drill(profile, env, workdir, report, deadline, same).run(sample, when)
 
 
 class _Drill:
@@ -170,9 +172,10 @@ class _Drill:
         workdir: Path,
         report: Report,
         deadline: float | None,
+        same: Sequence[str] = (),
     ):
         self.profile, self.env, self.workdir, self.report = profile, env, workdir, report
-        self.deadline = deadline
+        self.deadline, self.same = deadline, list(same)
         self.keys = volume_keys.Keys.for_profile(profile, env)
         self.stop = threading.Event()
         self.group = execute.ProcessGroup()
@@ -235,15 +238,18 @@ class _Drill:
                 self._drill_chain(c, members)
         report.files = [self.results[(id(c), e.path)] for c, e in picked]
         report.stopped = self.stop.is_set() and self.deadline is not None
+        why = "max-duration reached before it was restored" if report.stopped else "not restored"
         for result in report.named(SKIPPED):
-            result.reason = result.reason or "max-duration reached before it was restored"
+            result.reason = result.reason or why
 
     def _read_chain(
         self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
     ) -> _Chain | None:
         store = stores.open_store(chain.profile)
-        sets = volumes.chain_at(volumes.backup_sets(store, chain=chain.slug), when)
+        every = volumes.backup_sets(store, chain=chain.slug)
+        sets = volumes.chain_at(every, when)
         if not sets:
+            self._refuse_unfinished(every, store, when, interrupted_ok=bool(chain.root))
             if chain.root:
                 log.warning("chain %s has no backup yet: left out", chain.label)
             return None
@@ -292,6 +298,45 @@ class _Drill:
         copy = self.workdir / "copy" / (chain.slug or "main")
         return _Chain(chain, store, sets, signatures.read(sigtars), sigtars, copy)
 
+    def _refuse_unfinished(
+        self,
+        every: list[volumes.BackupSet],
+        store: stores.Store,
+        when: float | None,
+        *,
+        interrupted_ok: bool,
+    ) -> None:
+        """Nothing to drill at ``when``, but a set without a manifest is there: say which, not
+        "no backup". duplicity uploads a backup's signatures, then its manifest: with the
+        signatures there the manifest was lost (``verify``'s damage), without them the backup
+        was interrupted (the next backup resumes it; ``interrupted_ok``: an include root whose
+        first backup was interrupted is left out as one never backed up)."""
+        unfinished = [s for s in every if not s.manifest and (when is None or s.end <= when)]
+        if not unfinished:
+            return
+        newest = unfinished[-1]
+        if not newest.signatures:
+            if interrupted_ok:
+                return
+            raise NoBackupFound(
+                f"no complete backup of profile {self.profile.name} at {store.label}"
+                + (" at that time" if when else "")
+                + f": the {newest.label} there was interrupted before its end (its manifest is "
+                f"not there); run {suggest.command('backup', self.profile.name)}, which resumes "
+                "it, and drill again."
+            )
+        from cfbackup.duplicity.failures import damaged
+
+        error = damaged(
+            f"the {newest.label} has {len(newest.volumes)} volume(s) and its signatures but no "
+            f"manifest at {store.label} (its manifest was lost; "
+            f"{suggest.command('verify', self.profile.name)} checks it), and no complete backup "
+            "precedes it for the drill",
+            self.profile,
+        )
+        error.exit_code = ExitCode.VERIFY_DIFFERENCES  # what a drill was asked to find
+        raise error
+
     def _drill_chain(self, c: _Chain, members: list[signatures.Entry]) -> None:
         """Fetch what the sample of one chain needs, restore it, compare. With a time limit no
         restore is planned to take more than a quarter of the time left."""
@@ -313,7 +358,7 @@ class _Drill:
             need = {v.key: v for u in units for v in u.volumes if v.key not in fetched}
             if not need:
                 break
-            _check_space(c.copy, list(need.values()), units)
+            self._check_space(c.copy, list(need.values()), units)
             for outcome in volume_fetch.fetch(
                 c.store,
                 need.values(),
@@ -336,6 +381,20 @@ class _Drill:
             u for u in units if all(v.key in fetched and fetched[v.key].ok for v in u.volumes)
         ]
         self._restore_units(c, runnable)
+
+    def _check_space(self, folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
+        """Enough room for the volumes and the largest restore (deleted after its
+        comparison)."""
+        largest = max((sum(e.size for e in u.files) for u in units), default=0)
+        wanted = sum(v.size or 0 for v in need) + largest
+        free = shutil.disk_usage(folder).free
+        if wanted * 1.1 > free:
+            raise RunRefused(
+                f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
+                f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
+                "free some space there, or drill a smaller sample, down to one file: "
+                f"{suggest.command('drill', self.profile.name, '--sample', '1', *self.same)}."
+            )
 
     def _fail_if_broken(self, c: _Chain, entry: signatures.Entry, fetched: dict) -> bool:
         """Mark a file that needs a bad volume as failed, naming the volume."""
@@ -442,19 +501,6 @@ def _cached_signatures(profile: Profile, name: str) -> Path | None:
     local = name[: -len(".gpg")] + ".gz" if name.endswith(".gpg") else name
     path = profile.archive_dir / profile.backup_name / local
     return path if path.is_file() else None
-
-
-def _check_space(folder: Path, need: list[volumes.VolumeRef], units: list) -> None:
-    """Enough room for the volumes and the largest restore (deleted after its comparison)."""
-    largest = max((sum(e.size for e in u.files) for u in units), default=0)
-    wanted = sum(v.size or 0 for v in need) + largest
-    free = shutil.disk_usage(folder).free
-    if wanted * 1.1 > free:
-        raise RunRefused(
-            f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
-            f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
-            "free some space, or drill a smaller --sample."
-        )
 
 
 class _WorkerFolders:

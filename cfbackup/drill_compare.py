@@ -1,17 +1,19 @@
 """How a drill judges one restored path against what the backup recorded.
 
 A file's bytes are compared with the source file when its mtime and size are as the backup
-recorded them, otherwise with the signature duplicity recorded when it read the file
-(``signatures.py``), so a file changed since the backup is no mismatch; every path (but a
-symlink) is also compared by its type and the metadata a restore brings back: permission bits,
-mtime to the second, a device's numbers, owner as root. Kept apart from ``drill.py`` (sampling,
-fetching, restoring) because it needs none of that: a restored path and an entry are enough.
+recorded them and it can be read, otherwise with the signature duplicity recorded when it read
+the file (``signatures.py``), so a file changed since the backup is no mismatch; every path
+(but a symlink) is also compared by its type and the metadata a restore brings back:
+permission bits, mtime to the second, a device's numbers, owner as root. Kept apart from
+``drill.py`` (sampling, fetching, restoring) because it needs none of that: a restored path and
+an entry are enough.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import filecmp
+import logging
 import os
 import stat
 import time
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from cfbackup import signatures
 from cfbackup.units import printable_name
+
+log = logging.getLogger("cfbackup")
 
 MATCH, MISMATCH, FAILED, SKIPPED = "match", "mismatch", "failed", "skipped"
 
@@ -69,7 +73,7 @@ def compare(entry: signatures.Entry, restored: Path, source: Path, result: FileR
         return
     result.size = st.st_size
     original = source / entry.path
-    if _unchanged(original, entry, st.st_size) and filecmp.cmp(restored, original, shallow=False):
+    if _unchanged(original, entry, st.st_size) and _same_bytes(restored, original):
         result.status, result.reference = MATCH, "source"
     elif (
         entry.signature is not None
@@ -126,6 +130,18 @@ def _metadata_differences(entry: signatures.Entry, st: os.stat_result) -> list[s
 
 def _when(seconds: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def _same_bytes(restored: Path, original: Path) -> bool:
+    """The restored file holds the source file's bytes; False when the source cannot be read
+    (no permission for the drill's user, an I/O error): the signature is the reference then."""
+    try:
+        return filecmp.cmp(restored, original, shallow=False)
+    except OSError as error:
+        log.info(
+            "drill: source file %s unreadable (%s): compared with its signature", original, error
+        )
+        return False
 
 
 def _unchanged(original: Path, entry: signatures.Entry, size: int) -> bool:

@@ -30,7 +30,7 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
-from cfbackup import execute, session_keys
+from cfbackup import execute, session_keys, suggest
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import secret_source
 from cfbackup.errors import CryptoError
@@ -63,7 +63,8 @@ def keys_error(what: str, keys: Keys) -> CryptoError:
     """gpg could not decrypt ``what`` with ``keys``: because of the passphrase or the keys."""
     return CryptoError(
         f"gpg could not decrypt {what}: wrong passphrase, or the secret key is missing from the "
-        f"keyring: check {keys.source} and the keys (cfbackup check tests them)."
+        f"keyring: check {keys.source} and the keys; "
+        f"{suggest.command('check', keys.profile or 'PROFILE', '--for-restore')} tests them."
     )
 
 
@@ -103,6 +104,7 @@ class Keys:
     gnupghome: str | None = None
     sign_key: str | None = None  # objects must carry its good signature (duplicity's rule)
     source: str = "encryption.passphrase"  # where the passphrase is read from (keys_error)
+    profile: str = ""  # the profile's name, for the command keys_error suggests
 
     @classmethod
     def for_profile(cls, profile: Profile, env: dict[str, str]) -> Keys:
@@ -113,6 +115,7 @@ class Keys:
             gnupghome=env.get("GNUPGHOME") or os.environ.get("GNUPGHOME") or None,
             sign_key=enc.get("sign_key") or None,
             source=passphrase_source(profile),
+            profile=profile.name,
         )
 
     def _check_signer(self, result) -> None:

@@ -241,8 +241,10 @@ def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[
             IndexError,
         ) as error:
             backup_set.problem = f"it is not a manifest duplicity can read ({error})"
-        if backup_set.problem:
-            log.warning("manifest %s is not usable: %s", backup_set.manifest, backup_set.problem)
+        if backup_set.problem:  # one the keys cannot open: the error below says why, once
+            (log.info if backup_set.key_problem and keys.mode != "none" else log.warning)(
+                "manifest %s is not usable: %s", backup_set.manifest, backup_set.problem
+            )
             unreadable.append(backup_set)
     if any(s.key_problem for s in unreadable) and keys.mode != "none":
         raise keys_error(f"the manifests at {store.label} ({unreadable[0].problem})", keys)

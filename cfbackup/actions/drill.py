@@ -91,7 +91,14 @@ def _drill(run: Run, facts: dict) -> RunResult:
         deadline = started + limit if limit else None
         workdir = stack.enter_context(scratch(run, "drill"))
         report = drill.run(
-            drilled, env, workdir, sample=sample, seed=seed, when=when, deadline=deadline
+            drilled,
+            env,
+            workdir,
+            sample=sample,
+            seed=seed,
+            when=when,
+            deadline=deadline,
+            same=_same_backup(run),
         )
     elapsed = time.monotonic() - started
     stats = {**report.stats(), **facts}
@@ -118,11 +125,10 @@ def _drill(run: Run, facts: dict) -> RunResult:
         raise error
     if report.errors:
         raise _not_damage(report, what, profile.name, summary, stats, _same_backup(run))
-    if report.stopped and not report.checked:
+    if not report.checked:  # a drill that compared nothing proves nothing: it does not pass
         error = CfbackupError(
-            f"{what} checked no file before --max-duration "
-            f"{human_duration(limit)} ran out: allow more time or drill a smaller --sample "
-            f"[{summary}].",
+            _nothing_checked(report, what, profile.name, drilled.source, limit, _same_backup(run))
+            + f" [{summary}].",
             exit_code=ExitCode.PARTIAL,
             stats=stats,
         )
@@ -135,6 +141,33 @@ def _drill(run: Run, facts: dict) -> RunResult:
         stats=stats,
         data=report,
         message=f"{what} passed{how}: {summary}{left_out_text(left_out)}",
+    )
+
+
+def _nothing_checked(
+    report: drill.Report, what: str, name: str, source, limit: int | None, same: list[str]
+) -> str:
+    """Why a drill that met no error compared no file, and the fix (one sentence)."""
+    sample = report.sample.replace(" bytes", "B")  # as --sample reads it
+    if report.stopped:
+        longer = human_duration(2 * limit) if limit else "1h"
+        return (
+            f"{what} checked no file before --max-duration {human_duration(limit)} ran out: "
+            "allow more time, e.g. "
+            f"{suggest.command('drill', name, '--sample', sample, '--max-duration', longer, *same)}"
+            ", or drill a smaller --sample"
+        )
+    if not report.files_in_backup:  # a backup of an empty tree, or of one excluded entirely
+        return (
+            f"{what} found nothing to check: {' and '.join(report.drilled) or 'the backup'} holds "
+            f"no file (the source {source} was empty, or include/exclude left nothing of "
+            f"it, when that backup ran), so the drill proves nothing; check profiles.{name}."
+            f"source and its include/exclude, then run {suggest.command('backup', name)}"
+        )
+    return (
+        f"{what} checked none of the {len(report.files)} file(s) it sampled, so it proves "
+        f"nothing: {report.files[0].describe() if report.files else 'no file was sampled'}; "
+        f"drill again: {suggest.command('drill', name, '--sample', sample, *same)}"
     )
 
 

@@ -119,3 +119,31 @@ def test_a_file_name_with_a_newline_is_one_line_of_the_drill_s_report():
     spelled out, as an ESC or a byte that is not UTF-8 is."""
     result = drill_compare.FileResult(os.fsdecode(b"a\nb\tc\x1b\xe9"), 0, reason="differs")
     assert result.describe() == "a\\x0ab\\x09c\\x1b\\xe9: differs"
+
+
+def test_a_source_file_that_cannot_be_read_falls_back_to_the_signature(tmp_path, monkeypatch):
+    """A source file as the backup recorded it (mtime, size) that the drill cannot read (no
+    permission for its user, an I/O error on NFS) is no internal error: the restored bytes are
+    compared with the signature instead, and a wrong byte is still a mismatch."""
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir(), out.mkdir()
+    _file(source / "secret", "s3cret\n", 0o600)
+    restored = _file(out / "secret", "s3cret\n", 0o600)
+    entry = _entry(
+        "secret",
+        signatures.FILE,
+        stat.S_IFREG | 0o600,
+        block_len=512,
+        blocks=1,
+        signature=signatures.of_file(restored, 512),
+    )
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(source / "secret"))
+
+    monkeypatch.setattr(drill_compare.filecmp, "cmp", unreadable)
+    result = _check(entry, restored, source)
+    assert (result.status, result.reference) == (drill_compare.MATCH, "signature"), result
+    _file(out / "secret", "s3creT\n", 0o600)
+    result = _check(entry, restored, source)
+    assert result.status == drill_compare.MISMATCH and "signature" in result.reason, result

@@ -8,6 +8,8 @@ from __future__ import annotations
 import threading
 import types
 
+import pytest
+
 from cfbackup import drill, drillplan, signatures, suggest
 from cfbackup.actions import drill as drill_action
 from cfbackup.errors import BackupDamaged, DuplicityFailed, ExitCode
@@ -61,3 +63,50 @@ def test_damage_duplicity_names_still_fails_the_files():
     (result,) = state.results.values()
     assert result.status == drill.FAILED and "is corrupt" in result.reason
     assert state.report.errors == []
+
+
+def test_too_little_space_suggests_a_drill_that_runs_as_printed(tmp_path, monkeypatch):
+    """A drill refused for lack of space names a smaller drill as a command (-c FILE, the
+    profile, the options that chose the backup), not just "a smaller --sample"."""
+    import shutil
+
+    from cfbackup import volumes
+    from cfbackup.errors import RunRefused
+
+    state = drill._Drill.__new__(drill._Drill)
+    state.profile = types.SimpleNamespace(name="web1")
+    state.same = ["--time", "3D"]
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: types.SimpleNamespace(free=1000))
+    need = [volumes.VolumeRef("duplicity-full.T.vol1.difftar.gpg", 1, "full", 10_000, None)]
+    suggest.use_config("/etc/cfb.toml")
+    try:
+        with pytest.raises(RunRefused) as raised:
+            state._check_space(tmp_path, need, [])
+    finally:
+        suggest.use_config(None)
+    assert raised.value.message.endswith(
+        "drill a smaller sample, down to one file: cfbackup -c /etc/cfb.toml drill web1 "
+        "--sample 1 --time 3D."
+    ), raised.value.message
+
+
+def test_a_drill_that_checked_no_file_suggests_one_that_can():
+    """Cut short before its first file, the drill suggests the same drill with twice the time;
+    one that sampled files but checked none (and met no error) says so: neither passes."""
+    report = drill.Report(seed=7, sample="2%", files_in_backup=50, stopped=True)
+    report.files = [drill.FileResult("a", 0, reason="max-duration reached before it was restored")]
+    suggest.use_config("/etc/cfb.toml")
+    try:
+        stopped = drill_action._nothing_checked(report, "drill of web1", "web1", "/srv", 4, [])
+        report.stopped, report.files[0].reason = False, "not restored"
+        none = drill_action._nothing_checked(
+            report, "drill of web1", "web1", "/srv", None, ["--time", "3D"]
+        )
+    finally:
+        suggest.use_config(None)
+    assert stopped.startswith("drill of web1 checked no file before --max-duration 4s ran out")
+    assert "cfbackup -c /etc/cfb.toml drill web1 --sample 2% --max-duration 8s," in stopped
+    assert (
+        "checked none of the 1 file(s) it sampled, so it proves nothing: a: not restored;" in none
+    )
+    assert none.endswith("drill again: cfbackup -c /etc/cfb.toml drill web1 --sample 2% --time 3D")

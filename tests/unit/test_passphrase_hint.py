@@ -91,3 +91,19 @@ def test_a_decryption_ahead_names_it(loaded):
     message = keys_error("the manifests at X", Keys.for_profile(profile, {})).message
     assert f"check {words} and the keys" in message
     _checked(message, words)
+
+
+def test_a_decryption_ahead_suggests_a_check_that_runs_as_printed(loaded):
+    """The check it suggests names the profile and the config the run was given."""
+    from cfbackup import suggest
+    from cfbackup.volume_keys import Keys, keys_error
+
+    profile, _ = loaded
+    suggest.use_config("/etc/cfb.toml")
+    try:
+        message = keys_error("the manifests at X", Keys.for_profile(profile, {})).message
+    finally:
+        suggest.use_config(None)
+    assert message.endswith(
+        f"; cfbackup -c /etc/cfb.toml check {profile.name} --for-restore tests them."
+    ), message
