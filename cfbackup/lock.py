@@ -3,6 +3,11 @@
 An ``flock`` on ``STATE_DIR/locks/PROFILE.lock``: the kernel drops it when the holder dies, even
 by kill -9, so a lock left by a dead process is simply taken over. The file records who holds it,
 for the message the second run prints.
+
+A run started with ``CFBACKUP_LOCK_WAIT=DURATION`` in its environment (the scheduled runs: the
+daemon's children, the generated systemd units and crontab lines) waits up to that long for the
+lock instead of failing at once, so two schedules of one profile falling due together (a backup
+and a drill at 02:30, or both fired at boot after downtime) run one after the other.
 """
 
 from __future__ import annotations
@@ -10,26 +15,47 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup.errors import LockHeld
+from cfbackup.errors import ConfigError, LockHeld
+from cfbackup.units import human_duration, parse_duration
+
+log = logging.getLogger("cfbackup.lock")
+WAIT_VARIABLE = "CFBACKUP_LOCK_WAIT"
+POLL = 0.5  # seconds between tries while waiting for the lock
+
+
+def wait_from_environment() -> int:
+    """Seconds to wait for a held lock: ``$CFBACKUP_LOCK_WAIT`` (a duration: 6h, 30m), 0 when
+    unset or empty; ConfigError naming the variable when it is not a duration."""
+    text = os.environ.get(WAIT_VARIABLE, "").strip()
+    if not text:
+        return 0
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise ConfigError(f"${WAIT_VARIABLE}: {error}: set it to a duration such as 6h.") from None
 
 
 @contextlib.contextmanager
-def profile_lock(state_dir: Path, profile: str, action: str) -> Iterator[Path]:
+def profile_lock(
+    state_dir: Path, profile: str, action: str, wait: int | None = None
+) -> Iterator[Path]:
+    """Hold the profile's lock; LockHeld (exit 4) when another run holds it for longer than
+    ``wait`` seconds (None: ``$CFBACKUP_LOCK_WAIT``, else 0: at once)."""
+    if wait is None:
+        wait = wait_from_environment()
     lock_dir = state_dir / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = lock_dir / f"{profile}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockHeld(_held_message(path, profile)) from None
+        _acquire(fd, path, profile, wait)
         holder = {
             "pid": os.getpid(),
             "action": action,
@@ -43,6 +69,37 @@ def profile_lock(state_dir: Path, profile: str, action: str) -> Iterator[Path]:
         yield path
     finally:
         os.close(fd)
+
+
+def _acquire(fd: int, path: Path, profile: str, wait: int) -> None:
+    """flock ``fd``, trying again for up to ``wait`` seconds while another run holds it."""
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                break
+        if not said:
+            said = True
+            log.info(
+                "profile %s is locked by another cfbackup run, %s: waiting up to %s "
+                "($%s) for it to finish",
+                profile,
+                _holder_words(path),
+                human_duration(wait),
+                WAIT_VARIABLE,
+            )
+        time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+    if not wait:
+        raise LockHeld(_held_message(path, profile))
+    raise LockHeld(
+        f"profile {profile} is locked by another cfbackup run, {_holder_words(path)}: waited "
+        f"{human_duration(wait)} (${WAIT_VARIABLE}) for it to finish: check whether that run "
+        f"hangs, or raise {WAIT_VARIABLE}."
+    )
 
 
 def holder(state_dir: Path, profile: str) -> dict | None:
@@ -92,12 +149,16 @@ def _recorded(path: Path) -> dict:
     return holder if isinstance(holder, dict) else {}
 
 
-def _held_message(path: Path, profile: str) -> str:
+def _holder_words(path: Path) -> str:
+    """``PID 123 (backup, since 2026-12-06 02:30:00)``: who holds the lock, as recorded."""
     holder = _recorded(path)
     since = holder.get("since")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "unknown"
-    who = f"PID {holder.get('pid', '?')} ({holder.get('action', '?')}, since {when})"
+    return f"PID {holder.get('pid', '?')} ({holder.get('action', '?')}, since {when})"
+
+
+def _held_message(path: Path, profile: str) -> str:
     return (
-        f"profile {profile} is locked by another cfbackup run, {who}: wait for it to finish "
-        f"(the lock is released when that process ends)."
+        f"profile {profile} is locked by another cfbackup run, {_holder_words(path)}: wait for "
+        f"it to finish (the lock is released when that process ends)."
     )

@@ -212,9 +212,11 @@ SCHEDULE = (
     Option(
         "max_wait",
         "duration",
-        "Daemon only: a run waiting for a free --max-parallel slot longer than this is skipped "
-        "and logged as missed (it runs at its next time). Unset: it waits however long the "
-        "runs before it take.",
+        "How long a run waits for its turn. For another run of the same profile to finish "
+        "(its backup, drill or verify due at the same time): daemon, systemd and cron "
+        "(CFBACKUP_LOCK_WAIT), 6h when unset; past it the run is skipped with exit 4. In the "
+        "daemon also for a free --max-parallel slot (unset: however long the runs before it "
+        "take); past it the run is skipped and logged as missed (it runs at its next time).",
         example="4h",
     ),
     Option("enabled", "boolean", "Set to false to keep the schedule but not run it.", default=True),

@@ -105,6 +105,15 @@ def _schedules(config, names=None):
     return found
 
 
+def _warn_shared_times(schedules) -> None:
+    """Two schedules of one profile due at the same time: said before anything else."""
+    from cfbackup.cli import output
+    from cfbackup_scheduler.spec import shared_times
+
+    for warning in shared_times(schedules):
+        output.warn(warning)
+
+
 def _config_path(context) -> Path:
     path = context.config.path
     if path is None:
@@ -173,6 +182,7 @@ def install(args, context) -> int:
             f"{path}: no profile has a [schedule] with cron or interval: nothing to install."
         )
     environment_file = _environment_file(args, path, context.config, schedules)
+    _warn_shared_times(schedules)
     command = cfbackup_command()
     if args.cron:
         try:
@@ -254,6 +264,7 @@ def list_schedules(args, context) -> int:
     schedules = _schedules(context.config)
     if not schedules:
         print("no profile has a schedule")
+    _warn_shared_times(schedules)
     # the trigger in APScheduler's local zone with its DST rules, as the daemon's (not today's
     # UTC offset, which put a run after a DST change an hour off)
     now = datetime.now(UTC)

@@ -6,8 +6,12 @@ child process (through :mod:`cfbackup.execute`): exactly what a user or a timer 
 the profile lock, hooks, history, notifications and metrics, and isolated from the daemon (a
 crash or a leak in one run cannot take the schedules down; config changes to a profile apply at
 its next run). One job per schedule with ``max_instances=1``; missed runs are coalesced and run
-late only within ``misfire_grace_time``. A run waiting for a ``--max-parallel`` slot waits at most
-its schedule's ``max_wait`` (when set), and one still waiting at shutdown is named in the log.
+late only within ``misfire_grace_time``. The runs of one profile (its backup, drill, verify) go
+one after the other: a run due while its profile is busy waits for it (at most its schedule's
+``max_wait``, else ``DEFAULT_LOCK_WAIT``) instead of starting a child that would fail on the
+profile lock (exit 4); the child itself waits as long for a lock held outside the daemon
+(``$CFBACKUP_LOCK_WAIT``). A run waiting for a ``--max-parallel`` slot waits at most its
+schedule's ``max_wait`` (when set), and one still waiting at shutdown is named in the log.
 
 Signals are handled outside the handler: the handler only puts the signal number on a
 ``SimpleQueue`` (safe in signal handlers) and a control thread acts on it, so the scheduler's
@@ -31,11 +35,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from cfbackup import execute
+from cfbackup import execute, lock
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.redact import RedactingFilter
 from cfbackup_scheduler.install import run_argv
-from cfbackup_scheduler.spec import Schedule, human
+from cfbackup_scheduler.spec import Schedule, human, shared_times
 
 log = logging.getLogger("cfbackup.scheduler")
 STOP_TIMEOUT = 90.0  # seconds a run may take to stop before it is killed
@@ -139,8 +143,12 @@ class Daemon:
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._children: dict[str, subprocess.Popen] = {}
         self._children_lock = threading.Lock()
-        # runs waiting for a free slot: schedule key -> when it was due (under _children_lock)
-        self._waiting: dict[str, datetime] = {}
+        # runs waiting for their turn: schedule key -> (when it was due, what it waits for),
+        # under _children_lock
+        self._waiting: dict[str, tuple[datetime, str]] = {}
+        # one run of a profile at a time: profile -> its lock, and what holds it ("the drill")
+        self._profiles: dict[str, threading.Lock] = {}
+        self._holders: dict[str, str] = {}
         self._started = threading.Event()
         self._stopping = False
         self.scheduler = None
@@ -255,13 +263,14 @@ class Daemon:
             why,
             f"; interrupting {', '.join(map(self._interrupting, running))}" if running else "",
         )
-        for name, due in waiting.items():
+        for name, (due, what) in waiting.items():
             log.warning(
-                "profile %s: the %s due at %s did not run: it was still waiting for a free "
-                "slot when the daemon stopped (it runs at its next time)",
+                "profile %s: the %s due at %s did not run: it was still waiting for %s when "
+                "the daemon stopped (it runs at its next time)",
                 name,
                 self._action(name),
                 _when(due),
+                what,
             )
         for child in running.values():
             with contextlib.suppress(ProcessLookupError):
@@ -302,30 +311,106 @@ class Daemon:
             )
             log.info("profile %s: %s", name, schedule.describe())
         self.schedules = wanted
+        for warning in shared_times(schedules):
+            log.warning("%s", warning)
         return added, changed, removed
 
     def run_profile(self, name: str) -> int:
         """One scheduled run (``name``: a schedule's key), as a child ``cfbackup ... backup
-        PROFILE`` (or drill, verify); its exit code."""
-        if not self._slots.acquire(blocking=False) and not self._wait_for_slot(name):
-            return int(ExitCode.INTERRUPTED)
-        try:
-            return self._run_child(name)
-        finally:
-            self._slots.release()
-
-    def _wait_for_slot(self, name: str) -> bool:
-        """Wait for a free --max-parallel slot: True once taken; False (logged) when the
-        schedule's max_wait passed first, or when the daemon is stopping (:meth:`stop` names
-        the runs still waiting)."""
-        schedule = self.schedules.get(name)
-        limit = schedule.max_wait if schedule is not None else 0
+        PROFILE`` (or drill, verify), after the profile's other run and in a free slot; its
+        exit code."""
         due = datetime.now().astimezone()
         started = time.monotonic()
+        schedule = self.schedules.get(name)
+        if schedule is None:
+            return self._run_child(name)  # its schedule was removed: says so
+        busy = self._profile_lock(schedule.profile)
+        if not busy.acquire(blocking=False):
+            code = self._wait_for_profile(name, schedule, busy, due, started)
+            if code is not None:
+                return code
+        try:
+            with self._children_lock:
+                self._holders[schedule.profile] = f"the {schedule.command}"
+            if not self._slots.acquire(blocking=False) and not self._wait_for_slot(
+                name, due, started
+            ):
+                return int(ExitCode.INTERRUPTED)
+            try:
+                return self._run_child(name, time.monotonic() - started)
+            finally:
+                self._slots.release()
+        finally:
+            with self._children_lock:
+                self._holders.pop(schedule.profile, None)
+            busy.release()
+
+    def _profile_lock(self, profile: str) -> threading.Lock:
+        with self._children_lock:
+            return self._profiles.setdefault(profile, threading.Lock())
+
+    def _wait_for_profile(
+        self, name: str, schedule: Schedule, busy: threading.Lock, due: datetime, started: float
+    ) -> int | None:
+        """Wait for the run of the same profile in progress (or waiting for a slot) to end:
+        None once ``busy`` is taken; an exit code (logged) when the schedule's lock_wait passed
+        first (LOCKED, as the child would have said), or when the daemon is stopping."""
+        limit = schedule.lock_wait
+        with self._children_lock:
+            if self._stopping:
+                return int(ExitCode.INTERRUPTED)
+            other = self._holders.get(schedule.profile, "the profile's other run")
+            self._waiting[name] = (due, f"{other} to finish")
+        log.info(
+            "profile %s: the %s waits for %s to finish (one run of a profile at a time; at most "
+            "%s, max_wait)",
+            name,
+            schedule.command,
+            other,
+            human(limit),
+        )
+        while True:
+            left = limit - (time.monotonic() - started)
+            taken = left > 0 and busy.acquire(timeout=min(WAIT_STEP, left))
+            with self._children_lock:
+                if self._stopping:  # named by stop(), which saw it waiting
+                    self._waiting.pop(name, None)
+                    if taken:
+                        busy.release()
+                    return int(ExitCode.INTERRUPTED)
+                if taken:
+                    self._waiting.pop(name, None)
+                    return None
+                if time.monotonic() - started >= limit:
+                    self._waiting.pop(name, None)
+                    other = self._holders.get(schedule.profile, other)
+                    break
+        log.error(
+            "profile %s: the %s due at %s did not run (exit code %d): %s was still running "
+            "after %s (max_wait%s): it runs at its next time; look for a run that hangs, or "
+            "raise max_wait in [profiles.%s.%s]",
+            name,
+            schedule.command,
+            _when(due),
+            int(ExitCode.LOCKED),
+            other,
+            human(limit),
+            "" if schedule.max_wait else ", the default",
+            schedule.profile,
+            schedule.section,
+        )
+        return int(ExitCode.LOCKED)
+
+    def _wait_for_slot(self, name: str, due: datetime, started: float) -> bool:
+        """Wait for a free --max-parallel slot: True once taken; False (logged) when the
+        schedule's max_wait passed first (counted from when it was due), or when the daemon is
+        stopping (:meth:`stop` names the runs still waiting)."""
+        schedule = self.schedules.get(name)
+        limit = schedule.max_wait if schedule is not None else 0
         with self._children_lock:
             if self._stopping:
                 return False
-            self._waiting[name] = due
+            self._waiting[name] = (due, "a free slot")
         log.info(
             "profile %s: waiting for a free slot (at most %d run(s) at a time%s)",
             name,
@@ -364,14 +449,14 @@ class Daemon:
         """A run due while the previous run of the same schedule still waits for a slot or
         still runs (``max_instances=1``): not queued a second time; said by name."""
         with self._children_lock:
-            waiting = event.job_id in self._waiting
+            waiting = self._waiting.get(event.job_id)
         log.warning(
             "profile %s: the %s due at %s was skipped: the previous one is still %s (one run "
             "of a schedule at a time)",
             event.job_id,
             self._action(event.job_id),
             _when(max(event.scheduled_run_times)),
-            "waiting for a free slot" if waiting else "running",
+            f"waiting for {waiting[1]}" if waiting else "running",
         )
 
     def _interrupting(self, name: str) -> str:
@@ -387,7 +472,7 @@ class Daemon:
         schedule = self.schedules.get(name)
         return schedule.command if schedule is not None else "run"
 
-    def _run_child(self, name: str) -> int:
+    def _run_child(self, name: str, waited: float = 0.0) -> int:
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
         schedule = self.schedules.get(name)
@@ -407,10 +492,13 @@ class Daemon:
 
         try:
             # the child is cfbackup itself: it gets the whole environment (secrets named by
-            # *_env keys live there), unlike duplicity, which gets only what it needs
+            # *_env keys live there), unlike duplicity, which gets only what it needs; and
+            # waits what is left of its max_wait for a lock held outside the daemon (a run
+            # typed by hand, a systemd timer)
+            left = max(1, round(schedule.lock_wait - waited))
             result = execute.stream(
                 argv,
-                env=dict(os.environ),
+                env={**os.environ, lock.WAIT_VARIABLE: f"{left}s"},
                 on_start=register,
                 on_line=lambda line: log.log(_level(line), "[%s] %s", name, line),
             )

@@ -5,6 +5,11 @@ The generated units run ``cfbackup -c CONFIG --quiet backup PROFILE`` (or ``dril
 hooks, history and notifications. ``KillMode=mixed`` sends the
 stop signal to cfbackup alone, which stops duplicity with SIGINT (it cleans up and the next run
 resumes) before systemd's final SIGKILL.
+
+Two schedules of one profile falling due together (a backup and a drill at the same time, or
+both started at boot by ``Persistent=true`` after downtime) must not knock each other out on
+the profile lock: each scheduled command runs with ``CFBACKUP_LOCK_WAIT`` set to its
+``max_wait`` (default 6h), so the second waits for the first instead of failing with exit 4.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup_scheduler.spec import Schedule, interval_as_cron, systemd_calendars
+from cfbackup.lock import WAIT_VARIABLE
+from cfbackup_scheduler.spec import Schedule, human, interval_as_cron, systemd_calendars
 
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
 
@@ -40,6 +46,11 @@ def run_argv(command: Sequence[str], config_path: Path, schedule: Schedule) -> l
         schedule.profile,
         *schedule.arguments,
     ]
+
+
+def lock_wait(schedule: Schedule) -> str:
+    """``CFBACKUP_LOCK_WAIT=6h``: how long the scheduled run waits for its profile's lock."""
+    return f"{WAIT_VARIABLE}={human(schedule.lock_wait)}"
 
 
 def _specifiers(line: str) -> str:
@@ -77,6 +88,8 @@ def systemd_units(
         f"ExecStart={exec_start}",
         *([_specifiers(f"User={user}")] if user else []),
         *([f"EnvironmentFile={environment_file}"] if environment_file else []),
+        "# another run of the profile (its backup, drill, verify) holds the lock: wait for it",
+        f"Environment={lock_wait(schedule)}",
         "# SIGTERM reaches cfbackup only: it stops duplicity cleanly (a backup resumes next time)",
         "KillMode=mixed",
         "TimeoutStopSec=120",
@@ -125,7 +138,8 @@ def cron_line(
         if schedule.cron
         else [interval_as_cron(schedule.interval or 0)]
     )
-    run = shlex.join(run_argv(command, config_path, schedule))
+    # another run of the profile holds its lock: wait for it (VAR=value: for this command)
+    run = f"{lock_wait(schedule)} {shlex.join(run_argv(command, config_path, schedule))}"
     if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
         run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
     if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup

@@ -244,6 +244,11 @@ def interval_as_cron(seconds: int) -> str:
 
 # --- a profile's schedule ------------------------------------------------------------------
 
+# seconds a scheduled run waits for another run of its profile (a backup and a drill due
+# together) when its schedule sets no max_wait: a night's backup fits; one stuck longer is
+# not waited for forever
+DEFAULT_LOCK_WAIT = 6 * 3600
+
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
@@ -255,7 +260,18 @@ class Schedule:
     action: str = "backup"  # the cfbackup command it runs: backup, drill or verify
     arguments: tuple[str, ...] = ()  # after the profile name, e.g. --read-data=next/7
     kind: str = ""  # what names its unit when the action alone does not: drill-from-nothing
-    max_wait: int = 0  # seconds a run may wait for a --max-parallel slot; 0: no bound
+    max_wait: int = 0  # seconds a run may wait for its turn; 0: DEFAULT_LOCK_WAIT / no bound
+
+    @property
+    def lock_wait(self) -> int:
+        """Seconds a run waits for another run of its profile to end: ``max_wait``, else
+        DEFAULT_LOCK_WAIT (the daemon's wait for a --max-parallel slot has no default bound)."""
+        return self.max_wait or DEFAULT_LOCK_WAIT
+
+    @property
+    def section(self) -> str:
+        """The profile's table this schedule comes from: schedule, drill, verify..."""
+        return "schedule" if self.label == "backup" else self.label.replace("-", "_")
 
     @property
     def label(self) -> str:
@@ -359,3 +375,68 @@ def schedule_for(profile: Any, section: str = "schedule") -> Schedule | None:
         kind=section.replace("_", "-") if section == "drill_from_nothing" else "",
         max_wait=seconds["max_wait"],
     )
+
+
+def _timing(schedule: Schedule) -> str:
+    return (
+        f"cron {schedule.cron.expression!r}"
+        if schedule.cron
+        else f"every {human(schedule.interval)}"
+    )
+
+
+def _next_shared(a: CronSpec, b: CronSpec, now: Any, timezone: Any = None):
+    """The next time both cron expressions fire (local time), None when they never meet."""
+    found = []
+    for x in a.alternatives:
+        for y in b.alternatives:
+            both = CronSpec(
+                expression="",
+                minutes=x.minutes & y.minutes,
+                hours=x.hours & y.hours,
+                days=x.days & y.days,
+                months=x.months & y.months,
+                weekdays=x.weekdays & y.weekdays,
+                days_restricted=False,  # each alternative already ANDs day and weekday
+                weekdays_restricted=False,
+            )
+            if not all((both.minutes, both.hours, both.days, both.months, both.weekdays)):
+                continue
+            moment = aps_trigger(both, None, timezone).get_next_fire_time(None, now)
+            if moment is not None:
+                found.append(moment)
+    return min(found, default=None)
+
+
+def shared_times(schedules: list[Schedule], now: Any = None) -> list[str]:
+    """One warning per two schedules of a profile that fall due at the same time (two cron
+    expressions meeting, or two intervals one a multiple of the other): one of them waits for
+    the other to finish, so it runs late or, past its max_wait, not at all."""
+    from datetime import UTC, datetime
+
+    now = now or datetime.now(UTC)
+    warnings = []
+    for i, a in enumerate(schedules):
+        for b in schedules[i + 1 :]:
+            if a.profile != b.profile:
+                continue
+            if a.cron and b.cron:
+                moment = _next_shared(a.cron, b.cron, now)
+                if moment is None:
+                    continue
+                when = f"next on {moment:%Y-%m-%d at %H:%M}"
+            elif a.interval and b.interval:
+                longer, shorter = max(a.interval, b.interval), min(a.interval, b.interval)
+                if longer % shorter:
+                    continue
+                when = f"every {human(longer)}"
+            else:
+                continue
+            warnings.append(
+                f"profiles.{a.profile}.{a.section} ({_timing(a)}) and "
+                f"profiles.{b.profile}.{b.section} ({_timing(b)}) fall due at the same time "
+                f"({when}), so one waits for the other to finish (at most max_wait, "
+                f"{human(DEFAULT_LOCK_WAIT)} when unset): give profiles.{b.profile}.{b.section} "
+                "a time of its own."
+            )
+    return warnings

@@ -351,9 +351,9 @@ def test_the_stop_line_says_what_becomes_of_each_interrupted_run(tmp_path, caplo
     caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
     log = tmp_path / "runs.log"
     log.touch()
-    schedules = [
+    schedules = [  # two profiles: one profile's runs wait for each other
         Schedule("demo", None, 3600, 0, 60),
-        Schedule("demo", None, 3600, 0, 60, action="drill"),
+        Schedule("web", None, 3600, 0, 60, action="drill"),
     ]
     slow = _FAKE_RUN.replace("time.sleep(1.5)", "time.sleep(60)")  # until the stop's SIGTERM
     daemon = Daemon(lambda: schedules, [sys.executable, "-c", slow], log, max_parallel=2)
@@ -361,10 +361,10 @@ def test_the_stop_line_says_what_becomes_of_each_interrupted_run(tmp_path, caplo
     daemon._apply(schedules)
     scheduler.start()
     try:
-        for name in ("demo", "demo:drill"):
+        for name in ("demo", "web:drill"):
             scheduler.modify_job(name, next_run_time=datetime.now(UTC))
         wait_for(
-            lambda: log.read_text().count("start demo") == 2 and len(daemon._children) == 2,
+            lambda: log.read_text().count("start ") == 2 and len(daemon._children) == 2,
             timeout=5,
             what="the backup and the drill to run",
         )
@@ -375,5 +375,185 @@ def test_the_stop_line_says_what_becomes_of_each_interrupted_run(tmp_path, caplo
     interrupted = stopping[0].split("; interrupting ", 1)[1].split(", ")
     assert sorted(interrupted) == [
         "demo (the backup resumes at its next run)",
-        "demo:drill (the drill runs again at its next time)",
+        "web:drill (the drill runs again at its next time)",
     ], stopping
+
+
+# --- the runs of one profile go one after the other ----------------------------------------
+
+# a scheduled "run" that logs "start ACTION PROFILE" and "end ACTION PROFILE" (1.5 s apart)
+_FAKE_ACTION_RUN = """
+import sys, time
+log, action, profile = sys.argv[2], sys.argv[-2], sys.argv[-1]
+with open(log, "a") as f:
+    f.write(f"start {action} {profile}\\n")
+time.sleep(1.5)
+with open(log, "a") as f:
+    f.write(f"end {action} {profile}\\n")
+"""
+
+
+def _fake_daemon(tmp_path, schedules, max_parallel):
+    from apscheduler.events import EVENT_JOB_EXECUTED
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from cfbackup_scheduler.daemon import Daemon
+
+    log = tmp_path / "runs.log"
+    log.touch()
+    daemon = Daemon(
+        lambda: schedules, [sys.executable, "-c", _FAKE_ACTION_RUN], log, max_parallel=max_parallel
+    )
+    scheduler = daemon.build_scheduler(BackgroundScheduler)
+    codes = {}
+    scheduler.add_listener(
+        lambda event: codes.update({event.job_id: event.retval}), EVENT_JOB_EXECUTED
+    )
+    daemon._apply(schedules)
+    scheduler.start()
+    return daemon, scheduler, log, codes
+
+
+def _due_now(scheduler, *names):
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    for name in names:
+        scheduler.modify_job(name, next_run_time=now)
+
+
+def test_runs_of_one_profile_wait_for_each_other_others_run_in_parallel(tmp_path, caplog):
+    """A backup and a drill of one profile due together started two children: the second
+    failed on the profile lock (exit 4) and that night's backup or drill was lost. Now the
+    second waits for the first; another profile still runs beside them (--max-parallel)."""
+    import logging
+
+    from cfbackup_scheduler.spec import Schedule
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    schedules = [
+        Schedule("web", None, 3600, 0, 60),
+        Schedule("web", None, 3600, 0, 60, action="drill"),
+        Schedule("db", None, 3600, 0, 60),
+    ]
+    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, max_parallel=3)
+    try:
+        _due_now(scheduler, "web", "web:drill", "db")
+        wait_for(
+            lambda: (
+                {"end backup web", "end drill web", "end backup db"}
+                <= set(log.read_text().splitlines())
+            ),
+            timeout=10,
+            what="the three runs",
+        )
+        wait_for(lambda: len(codes) == 3, timeout=3, what="the jobs' ends")
+    finally:
+        daemon.stop("the test's end")
+    lines = log.read_text().splitlines()
+    web, running, most = 0, 0, 0
+    for line in lines:
+        step = 1 if line.startswith("start ") else -1
+        running += step
+        most = max(most, running)
+        if line.endswith(" web"):
+            web += step
+            assert web <= 1, lines  # the backup and the drill of web never overlap
+    assert most == 2, lines  # db ran beside web
+    assert codes == {"web": 0, "web:drill": 0, "db": 0}
+    waited = [
+        r.getMessage()
+        for r in caplog.records
+        if r.getMessage().startswith("profile ") and " waits for the " in r.getMessage()
+    ]
+    assert len(waited) == 1, waited
+    assert re.fullmatch(
+        r"profile web(:drill)?: the (backup|drill) waits for the (drill|backup) to finish \(one "
+        r"run of a profile at a time; at most 6h, max_wait\)",
+        waited[0],
+    ), waited
+
+
+def test_a_run_waiting_for_its_profile_longer_than_max_wait_gives_up(tmp_path, caplog):
+    import logging
+
+    from cfbackup_scheduler.spec import Schedule
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    schedules = [
+        Schedule("web", None, 3600, 0, 60),
+        Schedule("web", None, 3600, 0, 60, action="drill", max_wait=1),
+    ]
+    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, max_parallel=2)
+    try:
+        _due_now(scheduler, "web")
+        wait_for(lambda: "start backup web" in log.read_text(), timeout=5, what="the backup")
+        _due_now(scheduler, "web:drill")
+        wait_for(lambda: "web:drill" in codes, timeout=5, what="the drill to give up")
+        assert "end backup web" not in log.read_text()  # given up while the backup ran
+        wait_for(lambda: "web" in codes, timeout=5, what="the backup's end")
+    finally:
+        daemon.stop("the test's end")
+    assert codes == {"web": 0, "web:drill": 4}
+    assert "drill" not in log.read_text()  # no child sure to fail was started
+    gave_up = [r for r in caplog.records if "did not run" in r.getMessage()]
+    assert [r.levelname for r in gave_up] == ["ERROR"]
+    assert re.fullmatch(
+        r"profile web:drill: the drill due at \S+ \S+( \S+)? did not run \(exit code 4\): the "
+        r"backup was still running after 1s \(max_wait\): it runs at its next time; look for a "
+        r"run that hangs, or raise max_wait in \[profiles\.web\.drill\]",
+        gave_up[0].getMessage(),
+    ), gave_up[0].getMessage()
+
+
+def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(tmp_path, caplog):
+    import logging
+
+    from cfbackup_scheduler.spec import Schedule, parse_cron
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    nightly, sundays = parse_cron("30 2 * * *"), parse_cron("30 2 * * sun")
+    schedules = [
+        Schedule("web", nightly, None, 0, 60),
+        Schedule("web", sundays, None, 0, 60, action="drill"),
+        Schedule("db", nightly, None, 0, 60),  # another profile: not a clash
+    ]
+    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, max_parallel=1)
+    daemon.stop("the test's end")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(
+        "profiles.web.schedule (cron '30 2 * * *') and profiles.web.drill (cron '30 2 * * sun') "
+        "fall due at the same time (next on "
+    ), warnings
+
+
+def test_a_real_backup_and_drill_due_together_both_succeed(setup, daemon_factory):
+    """The reviewer's case, with the real daemon and real runs against a file:// target: the
+    backup (held 2 s by a before_backup hook) and the drill of one profile due at the same
+    moment (the same interval, counted from the daemon's start), with --max-parallel 2. One
+    of them failed on the profile lock (exit 4); now the second waits and both succeed."""
+    setup.cli("backup", "demo", check=0)
+    setup.profile("demo")["schedule"] = {"interval": "3s"}
+    setup.profile("demo")["drill"] = {"interval": "3s", "sample": "100%"}
+    setup.profile("demo")["command_hooks"] = {"before_backup": ["sleep 2"]}
+    setup.write()
+    daemon = daemon_factory(setup, "--max-parallel", "2")
+
+    def finished(action):
+        return [
+            r
+            for r in setup.history("demo")
+            if r["action"] == action and r["finished"] and r["result"] != "interrupted"
+        ]
+
+    wait_for(
+        lambda: len(finished("backup")) >= 2 and finished("drill"),  # the first is by hand
+        timeout=60,
+        what="a scheduled backup and drill",
+    )
+    assert daemon.stop(timeout=30) == 0
+    rows = [r for r in setup.history("demo") if r["result"] != "interrupted"]
+    assert [r for r in rows if r["exit_code"] != 0] == [], rows
+    assert "another run holds the profile's lock" not in daemon.text()
+    assert re.search(r"profile demo(:drill)?: the (backup|drill) waits for the", daemon.text())
+    assert "fall due at the same time (every 3s)" in daemon.text()  # and it was warned about

@@ -104,8 +104,11 @@ def test_cron_lines(setup):
     assert fields[:5] == ["30", "2", "*", "*", "1-5"]
     assert fields[5].startswith("sleep $(shuf -i 0-600 -n 1) && ")
     command = shlex.split(fields[5].split(" && ", 1)[1])
-    assert command == [str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"]
-    assert lines[1].startswith("*/15 * * * * " + str(CFBACKUP))
+    assert command == [
+        "CFBACKUP_LOCK_WAIT=6h",  # another run of the profile holds its lock: wait for it
+        *[str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"],
+    ]
+    assert lines[1].startswith("*/15 * * * * CFBACKUP_LOCK_WAIT=6h " + str(CFBACKUP))
     # the line really runs under /bin/sh, as cron would run it (here without the schedule)
     sh = subprocess.run(["/bin/sh", "-c", lines[1].split(" ", 5)[5]], capture_output=True)
     assert sh.returncode == 0, sh.stderr
@@ -185,7 +188,7 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     for line in out.splitlines():
         if line and not line.startswith("#"):
             command = line.split(" ", 5)[5].split(" && ")[-1]
-            words = shlex.split(command)[len(base) :]
+            words = shlex.split(command)[len(base) + 1 :]  # after CFBACKUP_LOCK_WAIT=6h
             commands[words[0] + ("-from-nothing" if "--from-nothing" in words else "")] = command
     assert sorted(commands) == ["backup", "drill", "drill-from-nothing", "verify"]
     assert shlex.split(commands["verify"].replace("\\%", "%"))[-1] == "--read-data=5%"
@@ -363,3 +366,75 @@ def test_list_shows_next_runs_in_the_local_time_of_their_day(setup):
     shown = dict(line.split(": ", 1) for line in out.splitlines())
     assert re.search(r"next run \d{4}-01-01 03:00:00 CET$", shown["jan"]), shown
     assert re.search(r"next run \d{4}-07-01 03:00:00 CEST$", shown["jul"]), shown
+
+
+def test_scheduled_runs_of_a_profile_wait_for_its_lock(setup, tmp_path):
+    """A backup and a drill of one profile due together (or both fired at boot by
+    Persistent=true after downtime): the second failed on the profile lock (exit 4) and that
+    night's run was lost. The units and crontab lines now wait for the lock, up to max_wait
+    (default 6h)."""
+    setup.profile("demo")["schedule"] = {"cron": "30 2 * * *"}
+    setup.profile("demo")["drill"] = {"cron": "30 2 * * *", "max_wait": "2h"}
+    setup.write()
+    printed = setup.cli("schedule", "install", "--systemd", "--print", check=0).stdout
+    parts = re.split(r"^# (cfbackup-\S+)\n", printed, flags=re.M)[1:]
+    units = {name: _unit(text) for name, text in zip(parts[::2], parts[1::2], strict=True)}
+    assert units["cfbackup-demo.service"]["Service"]["Environment"] == "CFBACKUP_LOCK_WAIT=6h"
+    drill = units["cfbackup-demo-drill.service"]["Service"]
+    assert drill["Environment"] == "CFBACKUP_LOCK_WAIT=2h"
+
+    # the crontab line, run by /bin/sh as cron would, while another run holds the lock for 4 s
+    setup.cli("backup", "demo", check=0)
+    out = setup.cli("schedule", "install", "--cron", check=0).stdout
+    line = next(x for x in out.splitlines() if x.startswith("30 2 * * * CFBACKUP_LOCK_WAIT=2h "))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from cfbackup import lock\n"
+            "with lock.profile_lock(Path(sys.argv[1]), 'demo', 'backup', wait=0):\n"
+            "    print('held', flush=True); time.sleep(4)\n"
+            "print(time.time(), flush=True)",
+            setup.config["state_dir"],
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        sh = subprocess.run(
+            ["/bin/sh", "-c", line.split(" ", 5)[5]], capture_output=True, text=True
+        )
+        released = float(holder.stdout.readline())
+    finally:
+        holder.wait(timeout=10)
+    assert sh.returncode == 0, sh
+    assert setup.history("demo")[0]["started"] < released  # it ran, and waited for the lock
+    assert setup.history("demo")[0]["action"] == "drill"
+    assert setup.history("demo")[0]["result"] == "success"
+
+
+def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(setup):
+    setup.profile("demo")["schedule"] = {"cron": "30 2 * * *"}
+    setup.profile("demo")["drill"] = {"cron": "30 2 * * sun"}
+    setup.profile("demo")["verify"] = {"cron": "0 4 1 * *"}  # another time: no warning
+    setup.write()
+    warning = (
+        "cfbackup: warning: profiles.demo.schedule (cron '30 2 * * *') and profiles.demo.drill "
+        "(cron '30 2 * * sun') fall due at the same time (next on "
+    )
+    for command in (["list"], ["install", "--cron"], ["install", "--systemd", "--print"]):
+        result = setup.cli("schedule", *command, check=0)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith(warning), (command, result.stderr)
+        assert re.search(
+            r"\(next on \d{4}-\d\d-\d\d at 02:30\), so one waits for the other to finish "
+            r"\(at most max_wait, 6h when unset\): give profiles\.demo\.drill a time of its "
+            r"own\.$",
+            lines[0],
+        ), lines[0]
+        assert "Sun" in result.stdout or "sun" in result.stdout
+
+    setup.profile("demo")["drill"] = {"cron": "30 5 * * sun"}
+    setup.write()
+    assert setup.cli("schedule", "list", check=0).stderr == ""

@@ -300,3 +300,31 @@ def test_wildcard_hours_follow_the_new_clock():
     assert fires == [
         "2026-03-29T00:30:00+01:00", "2026-03-29T01:30:00+01:00", "2026-03-29T03:30:00+02:00"
     ]  # fmt: skip
+
+
+def test_shared_times_of_a_profile_s_schedules():
+    """Two schedules of one profile meeting: cron expressions with a common time (day of month
+    OR weekday counted as cron does), or intervals one a multiple of the other."""
+    from datetime import UTC, datetime
+
+    from cfbackup_scheduler.spec import Schedule, parse_cron, shared_times
+
+    def cron(expression, action="backup", profile="web"):
+        return Schedule(profile, parse_cron(expression), None, 0, 60, action=action)
+
+    def every(seconds, action="backup"):
+        return Schedule("web", None, seconds, 0, 60, action=action)
+
+    now = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # a Sunday
+    (one,) = shared_times([cron("30 2 * * *"), cron("30 2 1 * mon", "drill")], now)
+    assert "(next on 2026-12-07 at 02:30)" in one  # Monday, not the 1st: cron's OR
+    assert not shared_times([cron("30 2 * * *"), cron("31 2 * * *", "drill")], now)
+    assert not shared_times([cron("30 2 1 * *"), cron("30 2 2 * *", "verify")], now)
+    assert not shared_times([cron("30 2 * * *"), cron("30 2 * * *", profile="db")], now)
+    assert not shared_times([cron("0 0 31 * *"), cron("0 0 * 2 *", "drill")], now)  # no 31 Feb
+    (daily,) = shared_times([every(6 * 3600), every(86400, "verify")], now)
+    assert daily.startswith(
+        "profiles.web.schedule (every 6h) and profiles.web.verify (every 1D) fall due at the "
+        "same time (every 1D)"
+    )
+    assert not shared_times([every(3600), every(5400, "drill")], now)
