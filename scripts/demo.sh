@@ -2,5 +2,5 @@
 # Set up everything, then show the whole product in a minute against a real local Swift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --dev
 exec .venv/bin/python scripts/demo.py "$@"

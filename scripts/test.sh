@@ -2,7 +2,7 @@
 # Set up everything, then run the whole test suite (real Swift, duplicity, gpg, nftables, BIND).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --dev
 .venv/bin/ruff check .
 # Several workers (pytest-xdist), each with its own session fixtures (its own Swift, BIND,
 # namespaces): the tests mostly wait on servers and subprocesses, so 3 workers on 2 cores.
