@@ -203,7 +203,7 @@ def mail_setup(tmp_path, cli_env):
     from operations.smtp_server import SmtpServer
 
     msmtp = shutil.which("msmtp")
-    assert msmtp, "msmtp is missing: run scripts/setup.sh"
+    assert msmtp, "msmtp is missing: run scripts/setup.sh --dev"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "sendmail").symlink_to(msmtp)

@@ -234,7 +234,7 @@ def test_sendmail_transport_hands_the_mail_to_msmtp(setup, smtp_server, tmp_path
     refuses is a warning and never changes the run's result."""
     import shutil
 
-    assert shutil.which("msmtp"), "msmtp is missing: run scripts/setup.sh"
+    assert shutil.which("msmtp"), "msmtp is missing: run scripts/setup.sh --dev"
     rc = tmp_path / "msmtprc"
     rc.write_text(
         f"account default\nhost 127.0.0.1\nport {smtp_server.port}\nauth off\ntls off\n"

@@ -102,7 +102,7 @@ def run_traced(argv: list[str], *, env: dict, log: Path, timeout: float = 300,
     children) started. Daemons it left (gpg-agent) keep strace waiting: ``after_exit`` ends
     them once the command itself has exited."""
     strace = shutil.which("strace")
-    assert strace, "strace is missing (scripts/setup.sh installs it)"
+    assert strace, "strace is missing (scripts/setup.sh --dev installs it)"
     process = subprocess.Popen(
         [strace, "-f", "-q", "-v", "-s", "1000000", "-e", "trace=execve", "-e", "signal=none",
          "-o", str(log), *argv],
