@@ -384,7 +384,10 @@ def _shell(path: str) -> str:
 
 
 def _mv(path: Path) -> str:
-    """The command that moves ``path`` out of the restore's way, to paste as it is."""
+    """The command that moves ``path`` out of the restore's way, to paste as it is; a mount
+    point cannot be moved (EBUSY): the command unmounts it."""
+    if os.path.ismount(path):
+        return f"umount {_shell(str(path))}"
     return f"mv {_shell(str(path))} {_shell(str(path) + '.old')}"
 
 

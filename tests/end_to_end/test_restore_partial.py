@@ -83,11 +83,11 @@ def test_a_device_node_mknod_refuses_makes_the_restore_partial_and_named(
 
 
 @AS_ROOT
-def test_a_busy_mount_point_where_the_file_goes_is_named_not_restored(
-    tmp_path, backed_up, cfbackup
-):
-    """An empty mount point where etc/hosts goes: duplicity cannot replace it (EBUSY); it said
-    "etc/hosts restored to ..." with the empty mount point still there."""
+def test_a_mount_point_where_the_file_goes_is_refused_with_umount(tmp_path, backed_up, cfbackup):
+    """An empty mount point where etc/hosts goes: duplicity could not replace it (EBUSY) and it
+    said "etc/hosts restored to ..." with the empty mount point still there. A folder where the
+    backup has a file is refused before anything changes; the fix for a mount point is to
+    unmount it (mv cannot move one)."""
     _, config = backed_up
     target = tmp_path / "t"
     point = target / "etc" / "hosts"
@@ -95,11 +95,12 @@ def test_a_busy_mount_point_where_the_file_goes_is_named_not_restored(
     subprocess.run(["mount", "-t", "tmpfs", "none", point], check=True)
     try:
         result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/hosts")
-        assert result.returncode == ExitCode.PARTIAL, result
-        assert f"main: etc/hosts could not be restored to {point}: duplicity: [Errno 16]" in (
+        assert result.returncode == ExitCode.RESTORE_TARGET, result
+        assert f"{point} is a folder and etc/hosts in the backup is a file, nothing was " in (
             result.stderr
         ), result
-        assert "restored to" not in result.stderr.replace("could not be restored to", "")
+        assert f"(umount {point})" in result.stderr, result
+        assert "restored to" not in result.stderr, result
         assert os.path.ismount(point) and not os.listdir(point)
     finally:
         with contextlib.suppress(subprocess.CalledProcessError):
