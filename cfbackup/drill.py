@@ -40,6 +40,7 @@ from cfbackup import (
     chains,
     drillplan,
     execute,
+    restore_target,
     sampling,
     signatures,
     stores,
@@ -535,16 +536,17 @@ def _restore(
     from cfbackup.duplicity.run import run_duplicity
 
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    owners = restore_target.can_chown()
     if unit.whole:
         listing = workdir / "lists" / f"{out.name}.list"
         listing.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         listing.write_bytes(b"".join(os.fsencode(e.path) + b"\0" for e in unit.files))
         build = lambda fd: commands.restore_argv(  # noqa: E731
-            profile, str(out / "tree"), only=str(listing), log_fd=fd
+            profile, str(out / "tree"), only=str(listing), log_fd=fd, owners=owners
         )
     else:
         build = lambda fd: commands.restore_argv(  # noqa: E731
-            profile, str(out / "tree"), path=unit.path, log_fd=fd
+            profile, str(out / "tree"), path=unit.path, log_fd=fd, owners=owners
         )
     refused = run_duplicity(build, env, on_start=group.started, profile=profile).not_processed
     if unit.whole:  # restored from the top: duplicity names them by their path

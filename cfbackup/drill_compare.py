@@ -102,15 +102,18 @@ _TYPE_NAMES = {
 def _metadata_differences(entry: signatures.Entry, st: os.stat_result) -> list[str]:
     """What of the metadata duplicity restores differs from what the backup recorded: the
     permission bits (set-uid included), the mtime to the second (duplicity keeps no more), a
-    device's numbers, and the owner and group when the drill runs as root (a restore keeps
-    them only as root)."""
+    device's numbers, and the owner and group when the drill may set them (root with
+    CAP_CHOWN, ``restore_target.can_chown``: only then does its restore give owners)."""
+    from cfbackup.restore_target import can_chown
+
+    owners = can_chown()
     found = []
     if stat.S_IMODE(st.st_mode) != stat.S_IMODE(entry.mode):
         found.append(
             f"restored with mode {stat.S_IMODE(st.st_mode):04o}, the backup recorded "
             f"{stat.S_IMODE(entry.mode):04o}"
         )
-    if os.geteuid() == 0 and entry.uid >= 0 and (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
+    if owners and entry.uid >= 0 and (st.st_uid, st.st_gid) != (entry.uid, entry.gid):
         found.append(
             f"restored with owner {st.st_uid}:{st.st_gid}, the backup recorded "
             f"{entry.uid}:{entry.gid}"

@@ -324,7 +324,7 @@ def _print_current_files(result, args) -> None:
 def _test_run(chosen: tuple[str, dict], context, why: str) -> int:
     """zertrin's test run (``-d``, ``ECHO``): the duplicity command lines this run would
     start, built as the run builds them; nothing runs, no lock, no history."""
-    from cfbackup import chains, redact, stores
+    from cfbackup import chains, redact, restore_target, stores
     from cfbackup.cli import output
     from cfbackup.duplicity import commands
 
@@ -364,6 +364,7 @@ def _test_run(chosen: tuple[str, dict], context, why: str) -> int:
                         path=options["path"],
                         time=time,
                         force=options["force"],
+                        owners=restore_target.can_chown(),
                     )
                 )
         if not lines:  # status of a swift:// or file:// target: no duplicity

@@ -383,6 +383,28 @@ def _shell(path: str) -> str:
     return shown if shown != path else shlex.quote(path)
 
 
+CAP_CHOWN = 0  # linux/capability.h
+
+
+def can_chown() -> bool:
+    """Whether this process may give files any owner (root with CAP_CHOWN). duplicity sets a
+    restored entry's owner first, then its mode and times: a chown refused (any user but root,
+    a container without CAP_CHOWN) lost the mode and times too (a private key restored 0644)
+    and made duplicity log every entry as not processed. Without it, restores ask duplicity to
+    leave owners alone (``--no-restore-ownership``): each entry is its restorer's, with its
+    mode and times."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> CAP_CHOWN & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return True
+
+
 def _mv(path: Path) -> str:
     """The command that moves ``path`` out of the restore's way, to paste as it is; a mount
     point cannot be moved (EBUSY): the command unmounts it."""

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains, prefetch, restore_target
+from cfbackup import chains, prefetch, restore_target, suggest
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -145,8 +145,9 @@ def run_restore(run: Run) -> RunResult:
     if failed:
         outcome.exit_code = ExitCode.PARTIAL
         whole = (rel or ".") not in failed
+        again = None if exact else (profile.name, target)  # restore PROFILE TARGET --path NAME
         outcome.message += (", but " if missing else "; but " if whole else ": ") + _not_restored(
-            failed, whole
+            failed, whole, again
         )
     elif missing:
         outcome.message += "."
@@ -231,9 +232,12 @@ def _restore_one(
             if plan is not None:
                 source, extra = plan.profile, plan.env
         place = stack.enter_context(_utf8_place(into))
+        owners = restore_target.can_chown()
         result = duplicity(
             run,
-            lambda fd: commands.restore_argv(source, str(place), path=path, time=when, log_fd=fd),
+            lambda fd: commands.restore_argv(
+                source, str(place), path=path, time=when, log_fd=fd, owners=owners
+            ),
             {**env, **extra},
             warm=warm,  # unless there is no copy to read after all (then a cold start)
         )
@@ -247,12 +251,15 @@ def _restore_one(
 SHOWN = 3  # the entries a partial restore's message names; the run log has every one
 
 
-def _not_restored(failed: dict[str, str], whole: bool) -> str:
+def _not_restored(
+    failed: dict[str, str], whole: bool, again: tuple[str, Path] | None = None
+) -> str:
     """What a restore's message says of the entries duplicity could not restore (``failed``:
     path in the backup -> duplicity's reason): how many, the first few as ``list`` shows names
     (``units.pasteable``, for ``--path``), why, and that the rest is restored (``whole``: what
     was asked for itself was, else only what came with it is kept); each goes to the run
-    log."""
+    log. ``again``: the profile and target of the command that restores the first one again
+    (a path not there yet needs no --force)."""
     for name, reason in failed.items():
         log.info("not restored: %s: %s", printable_name(name), printable_name(reason))
     names = list(failed)
@@ -268,8 +275,17 @@ def _not_restored(failed: dict[str, str], whole: bool) -> str:
         f"{count} could not be restored: {shown}{more} (duplicity: {why}); "
         + ("everything else was restored and is kept" if whole else "what was restored is kept")
         + ": fix the cause, then restore "
-        + ("those paths again with --path." if whole else "it again.")
+        + (_again(names[0], again) if whole else "it again.")
     )
+
+
+def _again(name: str, again: tuple[str, Path] | None) -> str:
+    """The command that restores ``name`` again, when it pastes as printed (a name that is
+    not UTF-8 or holds a control character is shown in bash's $'...' instead, above)."""
+    if again is None or pasteable(name) != name or pasteable(str(again[1])) != str(again[1]):
+        return "those paths again with --path."
+    command = suggest.command("restore", again[0], again[1], "--path", name)
+    return f"each again with --path ({command})."
 
 
 REASON_CHARS = 300

@@ -173,9 +173,12 @@ def restore_argv(
     force: bool = False,
     log_fd: int | None = None,
     only: str | None = None,
+    owners: bool = True,
 ) -> tuple[str, ...]:
     """``only``: a file listing archive paths (NUL-separated, taken literally, not as globs):
-    restore just those (duplicity 3.2 applies selection to a restore of the whole backup)."""
+    restore just those (duplicity 3.2 applies selection to a restore of the whole backup).
+    ``owners``: give entries their owners (``restore_target.can_chown``: only a process that
+    may), else duplicity leaves them to the restorer and still sets modes and times."""
     return (
         DUPLICITY,
         "restore",
@@ -194,6 +197,7 @@ def restore_argv(
         ),
         *flag("--time", time),
         *flag("--force", force),
+        *flag("--no-restore-ownership", not owners),
         *extra_flags(profile),
         duplicity_url(profile.target),
         target_dir,

@@ -41,9 +41,18 @@ def backed_up(tmp_path, make_config, cfbackup):
 
 def _without_mknod(cli_env, *args) -> CliResult:
     """cfbackup as on a new machine (a container) where mknod is refused: no CAP_MKNOD."""
+    return _without("mknod", cli_env, *args)
+
+
+def _without(capability: str, cli_env, *args) -> CliResult:
     return CliResult(
         subprocess.run(
-            ["setpriv", "--inh-caps=-mknod", "--bounding-set=-mknod", str(BIN / "cfbackup")]
+            [
+                "setpriv",
+                f"--inh-caps=-{capability}",
+                f"--bounding-set=-{capability}",
+                str(BIN / "cfbackup"),
+            ]
             + [str(a) for a in args],
             env=cli_env,
             capture_output=True,
@@ -75,11 +84,42 @@ def test_a_device_node_mknod_refuses_makes_the_restore_partial_and_named(
         result.stderr
     ), result
     assert "everything else was restored and is kept" in result.stderr, result
+    again = f"(cfbackup -c {config} restore main {out} --path dev/mynull)"
+    assert again in result.stderr, result  # the fix, as it runs
     assert "Traceback" not in result.output
     dev = out / "dev"  # --path dev goes to TARGET/dev too
     assert sorted(os.listdir(dev)) == ["afile", "zafter"]  # the rest is restored and stays
     assert (dev / "zafter").read_text() == "after\n"
     assert "not restored: dev/mynull: Error running ['mknod'" in _run_log(tmp_path)
+
+
+@AS_ROOT
+@pytest.mark.parametrize("path", [None, "etc"])
+def test_a_restore_that_may_not_set_owners_keeps_modes_and_times(
+    tmp_path, backed_up, cli_env, path
+):
+    """Without CAP_CHOWN (any user but root; a container) duplicity's chown of each entry
+    failed, which skipped its mode and times too (a 0600 file came back 0644) and, read as
+    entries not restored, made the restore exit 9 for every file. Owners are now left to the
+    restorer; modes and times come back; the restore succeeds."""
+    src, config = backed_up
+    secret = src / "etc" / "hosts"
+    os.chown(secret, 1000, 1000)
+    os.chmod(secret, 0o600)
+    os.utime(secret, (1_700_000_000, 1_700_000_000))
+    assert (
+        subprocess.run([BIN / "cfbackup", "-c", config, "backup", "--full"], env=cli_env).returncode
+        == 0
+    )
+    out = tmp_path / "out"
+    result = _without(
+        "chown", cli_env, "-c", config, "restore", "main", out, *(("--path", path) if path else ())
+    )
+    assert result.returncode == 0, result
+    assert "could not be restored" not in result.output, result
+    restored = os.stat(out / "etc" / "hosts")
+    assert (restored.st_mode & 0o7777, restored.st_mtime) == (0o600, 1_700_000_000)
+    assert restored.st_uid == 0  # the restorer's
 
 
 @AS_ROOT
