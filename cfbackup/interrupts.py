@@ -45,8 +45,10 @@ def ignored() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def held() -> Iterator[None]:
-    """A stop signal that comes inside waits until the block ends, and is raised there."""
+def held(*, drop: bool = False) -> Iterator[None]:
+    """A stop signal that comes inside waits until the block ends, and is raised there; with
+    ``drop``, forgotten instead (the run's outcome is written: it is over, and a stop signal
+    must not turn the success just recorded into exit 130)."""
     global _depth, _kept
     _depth += 1
     try:
@@ -55,4 +57,5 @@ def held() -> Iterator[None]:
         _depth -= 1
         if not _depth and _kept is not None:
             _kept = None
-            raise KeyboardInterrupt
+            if not drop:
+                raise KeyboardInterrupt

@@ -82,7 +82,9 @@ def execute_run(
             # inside the try: the row always gets its outcome (before: left "running", then
             # closed as killed by kill -9); one before this statement records nothing
             with interrupts.held():
-                run_id = history.record_start(config.state_dir, profile.name, action, run.marks)
+                run_id = history.record_start(
+                    config.state_dir, profile.name, action, {**run.marks, "pid": os.getpid()}
+                )
             with contextlib.ExitStack() as stack:
                 if take_lock:
                     stack.enter_context(lock.profile_lock(config.state_dir, profile.name, action))
@@ -130,7 +132,8 @@ def execute_run(
             _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
             raise
         finally:
-            with interrupts.held():  # a second signal does not cut the outcome's write short
+            # a signal does not cut the outcome's write short, nor undo it: the run is over
+            with interrupts.held(drop=True):
                 result.duration = time.time() - run.started
                 if run_id is not None:  # else stopped before its row was written
                     history.record_finish(
@@ -187,6 +190,8 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
     closed here by mistake would overwrite this record when it finishes."""
     for row in history.runs(state_dir, profile, limit=200):
         if row["finished"] is None and row["id"] < current and row["action"] not in UNLOCKED:
+            if _alive((row["stats"] or {}).get("pid")):  # waiting for the lock (LOCK_WAIT)
+                continue
             log.warning(
                 "an earlier %s of %s (run %s): %s", row["action"], profile, row["id"], ABANDONED
             )
@@ -196,8 +201,20 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
                 int(ExitCode.INTERRUPTED),
                 ExitCode.INTERRUPTED.name.lower(),
                 ABANDONED,
-                row["stats"],
+                {k: v for k, v in (row["stats"] or {}).items() if k != "pid"},
             )
+
+
+def _alive(pid) -> bool:
+    """Whether ``pid`` (a run's, kept in its row while it runs) is a cfbackup still running:
+    a run that waits for the lock (``CFBACKUP_LOCK_WAIT``) wrote its row before it."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"cfbackup" in cmdline.read()  # dt-cf-backup too
+    except OSError:
+        return False
 
 
 def internal_error_message(error: BaseException) -> str:

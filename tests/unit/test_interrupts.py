@@ -177,3 +177,42 @@ def test_a_sigint_ignored_from_the_start_stays_ignored():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_signal_while_the_outcome_is_written_leaves_the_run_as_it_ended(setup):
+    """A SIGTERM right after record_finish wrote a success turned it into exit 130 ("run the
+    same command again") and skipped the run_finished hooks (no success ping): the run is
+    over, and it ends as recorded."""
+    process = _start(
+        setup,
+        "cfbackup.history.record_finish",
+        "after",
+        argv=["-c", str(setup / "c.toml"), "backup", "main"],
+    )
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    assert [r["result"] for r in _rows(setup)] == ["success"]
+
+
+def test_a_run_waiting_for_the_lock_is_not_closed_as_killed(setup):
+    """Runs waiting for the profile lock (CFBACKUP_LOCK_WAIT) have their rows open: the one
+    that got the lock first closed every other as "killed (kill -9, the OOM killer)" while
+    they still waited; a row whose cfbackup is gone is still closed."""
+    from cfbackup import runner
+
+    state = setup / "state"
+    waiting = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "cfbackup", "backup"]
+    )
+    try:
+        alive = history.record_start(state, "main", "backup", {"pid": waiting.pid})
+        dead = history.record_start(state, "main", "drill", {"pid": 2**22 + 1})
+        current = history.record_start(state, "main", "backup", {"pid": os.getpid()})
+        runner._close_abandoned_runs(state, "main", current)
+        rows = {r["id"]: r for r in _rows(setup)}
+        assert rows[alive]["finished"] is None, rows[alive]
+        assert rows[dead]["result"] == "interrupted", rows[dead]
+        assert "pid" not in (rows[dead]["stats"] or {}), rows[dead]
+    finally:
+        waiting.kill()
+        waiting.wait()
