@@ -1,7 +1,8 @@
 """The only place that spawns processes.
 
 Children get their own environment (secrets travel there, never in argv), die with cfbackup
-(PR_SET_PDEATHSIG), and their output is redacted before it reaches a log or the terminal.
+(PR_SET_PDEATHSIG; a user's command with all it started: :mod:`cfbackup.groupwatch`), and their
+output is redacted before it reaches a log or the terminal.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import dataclasses
 import functools
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
-from cfbackup import redact
+from cfbackup import groupwatch, redact
 from cfbackup.errors import CfbackupError, ExitCode
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ CFBACKUP_ENV = (
     "CFBACKUP_NO_SESSION_KEYS",
 )
 _PR_SET_PDEATHSIG = 1
+GROUPWATCH = groupwatch.__file__  # run as a program (``capture(own_group=True)``)
 
 
 @dataclasses.dataclass
@@ -179,12 +183,27 @@ def capture(
     timeout: float | None = None,
     input_text: str | None = None,
     exact: bool = False,
+    own_group: bool = False,
 ) -> Result:
     """Run a short command and capture its output (secret commands, gpg checks, bash).
 
     ``exact`` keeps the output as it was written (a CR before a LF is data, not a line end, and
-    a byte that is not UTF-8 is kept as os.fsdecode keeps it)."""
-    argv = tuple(argv)
+    a byte that is not UTF-8 is kept as os.fsdecode keeps it).
+
+    ``own_group`` is for a user's command (a hook), which may start commands of its own: it
+    runs under :mod:`cfbackup.groupwatch`, in a process group of its own that is stopped whole
+    when cfbackup stops (interrupted, timed out, killed). Without it, only the command itself
+    gets cfbackup's stop or parent-death signal, and its children (the ``sleep`` under
+    ``sh -c``) were left running under PID 1."""
+    argv = given = tuple(argv)
+    shown = argv[0]
+    if own_group:
+        # not found: said as for any command, not as the watch's exit code 127
+        if shutil.which(shown, path=child_environment(env)["PATH"]) is None:
+            raise CfbackupError(
+                f"{shown} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
+            )
+        argv = (sys.executable, "-I", "-S", GROUPWATCH, *argv)
     data = input_text.encode() if exact and input_text is not None else input_text
     try:
         with _forking():  # subprocess.run, with the fork alone under _forking
@@ -202,25 +221,38 @@ def capture(
             try:
                 stdout, stderr = process.communicate(data, timeout=timeout)
             except BaseException:
-                # killed and left, never read to its end: a command's own child (the sleep
+                # stopped and left, never read to its end: a command's own child (the sleep
                 # under a hook's sh) can hold the output open long after it, and an
                 # interrupted hook then stopped nothing until that child ended
-                process.kill()
+                _stop(process, own_group)
                 raise
     except FileNotFoundError:
         raise CfbackupError(
-            f"{argv[0]} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
+            f"{shown} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
         ) from None
     except subprocess.TimeoutExpired:
         raise CfbackupError(
-            f"{os.path.basename(argv[0])} did not finish within {timeout:.0f} s.",
+            f"{os.path.basename(shown)} did not finish within {timeout:.0f} s.",
             exit_code=ExitCode.CONFIG,
         ) from None
     if exact:  # a byte that is not UTF-8 stays itself (surrogateescape), as os.fsdecode keeps it
         stdout = stdout.decode("utf-8", "surrogateescape")
         stderr = stderr.decode("utf-8", "replace")
     tail = tuple(redact.redact_output(line) for line in stderr.splitlines()[-20:])
-    return Result(argv, process.returncode, stdout, tail)
+    return Result(given, process.returncode, stdout, tail)
+
+
+def _stop(process: subprocess.Popen, own_group: bool) -> None:
+    """A command :func:`capture` gives up on: killed; under :mod:`cfbackup.groupwatch`, asked
+    to stop its whole group (SIGTERM, then SIGKILL after its grace), and killed only if it
+    does not end by then (a SIGKILL to the watch would leave the group running)."""
+    if own_group:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=2 * groupwatch.GRACE + 5)
+            return
+    process.kill()
 
 
 def stream(

@@ -52,7 +52,10 @@ def _run_all(run, key: str, extra_env: dict | None = None) -> str | None:
             **(extra_env or {}),
         }
         log.info("%s: running %s", key, command)
-        result = execute.capture(["/bin/sh", "-c", command], env=env, timeout=TIMEOUT)
+        # own_group: what the command starts is stopped with it when cfbackup stops
+        result = execute.capture(
+            ["/bin/sh", "-c", command], env=env, timeout=TIMEOUT, own_group=True
+        )
         if result.returncode != 0:
             tail = result.tail[-1] if result.tail else ""
             return f"{key} command {command!r} exited with code {result.returncode}" + (

@@ -154,7 +154,7 @@ def _run_secret_command(command: str, where: str) -> str:
     if not argv:
         raise ConfigError(f"{where}: the command is empty.")
     try:
-        result = execute.capture(argv, timeout=60)
+        result = execute.capture(argv, timeout=60, own_group=True)
     except CfbackupError as error:
         raise ConfigError(f"{where}: {error.message}") from None
     if result.returncode != 0:

@@ -62,7 +62,9 @@ def pipe_to_sendmail(command: str, message: EmailMessage, *, timeout: float = 30
     if not argv:
         raise NotifyError("notify.email.sendmail_command is empty")
     try:
-        result = execute.capture(argv, input_text=message.as_string(), timeout=timeout)
+        result = execute.capture(
+            argv, input_text=message.as_string(), timeout=timeout, own_group=True
+        )
     except CfbackupError as error:  # not found, or it hung
         raise NotifyError(
             f"{error.message.rstrip('.')}: check notify.email.sendmail_command"

@@ -25,7 +25,7 @@ def test_on_error_hook_gets_a_redacted_error(secret, monkeypatch):
 
     seen = {}
 
-    def capture(argv, env=None, timeout=None):
+    def capture(argv, env=None, timeout=None, own_group=False):
         seen.update(env)
         return types.SimpleNamespace(returncode=0, tail=[])
 
