@@ -18,6 +18,7 @@ import dataclasses
 import io
 import os
 import re
+import shlex
 import tarfile
 import tomllib
 from collections.abc import Mapping
@@ -57,7 +58,12 @@ class SecretNeed:
         if self.how == "file":
             if self.present:
                 return f"{self.key}: {self.value} exists here"
-            return f"{self.key}: re-create {self.value} holding the {name} (chmod 600 {self.value})"
+            path = Path(self.value).expanduser()
+            folder, file = shlex.quote(str(path.parent)), shlex.quote(str(path))
+            return (
+                f"{self.key}: re-create {self.value} holding the {name} (mkdir -p -m 700 "
+                f"{folder} && install -m 600 /dev/null {file})"
+            )
         return f"{self.key}: make sure the command {self.value} prints the {name} on this machine"
 
 

@@ -77,7 +77,7 @@ def test_secret_needs_name_each_variable_file_and_command(tmp_path):
     )
     assert gone[0].advice() == (
         "profiles.w.swift.password_file: re-create /nonexistent/pw holding the password "
-        "(chmod 600 /nonexistent/pw)"
+        "(mkdir -p -m 700 /nonexistent && install -m 600 /dev/null /nonexistent/pw)"
     )
 
 
@@ -171,3 +171,54 @@ def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
         "0o600"
     )
     assert not agent_running(new_keyring)  # the import's agent was stopped
+
+
+def test_a_legacy_kits_readme_names_its_member_and_its_commands_run_as_printed(tmp_path):
+    """A kit of a ~/.dt-cf-backup.conf holds dt-cf-backup.conf, not config.toml: its README
+    says so, names where import installs it, and its by-hand check runs as printed in the
+    folder the kit was extracted into (it said ``-c config.toml``: exit 3, no such file)."""
+    import os
+    import re
+    import shlex
+    import subprocess
+    import sys
+    import tarfile
+
+    from cfbackup.cli import main
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(f"ROOT={tmp_path}/src\nDEST=file://{tmp_path}/t\nPASSPHRASE=pass-words\n")
+    conf.chmod(0o600)
+    assert main(["-c", str(conf), "recovery-kit", "export", str(tmp_path / "kit")]) == 0
+    (kit,) = (tmp_path / "kit").glob("*.tar.gpg")
+    scratch = Path(tempfile.mkdtemp(prefix="cf-", dir="/tmp"))
+    try:
+        decrypted = subprocess.run(
+            ["gpg", "--homedir", str(scratch), "--batch", "--pinentry-mode", "loopback",
+             "--passphrase-fd", "0", "--decrypt", str(kit)],
+            input=b"pass-words\n", capture_output=True, check=True,
+        )  # fmt: skip
+    finally:
+        stop_gpg_agent(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    extracted = tmp_path / "extracted"
+    extracted.mkdir()
+    with tarfile.open(fileobj=__import__("io").BytesIO(decrypted.stdout)) as tar:
+        tar.extractall(extracted, filter="data")
+    readme = (extracted / "README.txt").read_text()
+    assert sorted(p.name for p in extracted.iterdir()) == ["README.txt", "dt-cf-backup.conf"]
+    assert "config.toml" not in readme, readme
+    assert "installs the config at ~/.dt-cf-backup.conf" in readme, readme
+    printed = re.search(r"^(cfbackup -c \S+ check \S+ --for-restore)\.$", readme, re.M)
+    assert printed, readme
+    argv = shlex.split(printed[1])
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+        cwd=extracted,
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done
+    assert "[ok] config: dt-cf-backup.conf is valid" in done.stdout, done
