@@ -2,9 +2,11 @@
 
 The kit (``recovery_kit.export_kit``) is a tar archive encrypted with the profile's passphrase
 holding the config and, for public-key encryption, the keys. :func:`import_kit` decrypts it,
-installs the config for the user it is given (``HOME``), imports the keys into the keyring it is
-given (``GNUPGHOME``), points ``gpg_home`` there, and lists what the config still needs from
-this machine: secrets read from the environment, files or commands are never in the kit. It
+installs the config for the user it is given (``HOME``) (a config already there is kept),
+imports the keys into the keyring it is given (``GNUPGHOME``), points the kit's own profile's
+``gpg_home`` there (its README names the profile: another profile's keys are in its own kit),
+and lists what that profile still needs from this machine: secrets read from the
+environment, files or commands are never in the kit. It
 takes its HOME and keyring as arguments, so a drill can run it in a throw-away HOME.
 
 Nothing is half-done: every check (passphrase, archive, config, the file already there) runs

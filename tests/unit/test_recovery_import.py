@@ -222,3 +222,17 @@ def test_a_legacy_kits_readme_names_its_member_and_its_commands_run_as_printed(t
     )
     assert done.returncode == 0, done
     assert "[ok] config: dt-cf-backup.conf is valid" in done.stdout, done
+
+
+def test_only_the_gpg_homes_named_are_repointed_and_the_others_stay_as_written():
+    """A kit of web1 repoints web1's keyring (and the defaults' it inherits), never another
+    profile's: that one's keys are in its own kit."""
+    text = TEXT + '\n[profiles.keys.encryption]\ngpg_home = "/srv/other"  # keys\n'
+    only = {"profiles.web1.encryption.gpg_home"}
+    edited, old = set_gpg_home(text, tomllib.loads(text), "/new", only=only)
+    assert old == {"profiles.web1.encryption.gpg_home": "/srv/keys"}
+    data = tomllib.loads(edited)
+    assert data["profiles"]["web1"]["encryption"]["gpg_home"] == "/new"
+    assert data["profiles"]["keys"]["encryption"]["gpg_home"] == "/srv/other"
+    assert data["defaults"]["encryption"]["gpg_home"] == "/root/.gnupg-old"
+    assert "# keys" in edited and "# the old keyring" in edited  # the line edit, not a rewrite
