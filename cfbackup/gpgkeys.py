@@ -218,6 +218,15 @@ def stop_agent(home: str | os.PathLike) -> None:
     execute.capture(["gpgconf", "--homedir", str(home), "--kill", "all"], timeout=30)
 
 
+def agent_running(home: str | os.PathLike) -> bool:
+    """Whether a gpg-agent serves keyring ``home`` (its socket is there): an action that
+    starts one stops it after, and leaves alone one that was already running."""
+    result = execute.capture(["gpgconf", "--homedir", str(home), "--list-dirs", "agent-socket"],
+                             timeout=30)  # fmt: skip
+    socket = result.stdout.strip()
+    return result.returncode == 0 and bool(socket) and os.path.exists(socket)
+
+
 def find_key(keys, key_id: str):
     wanted = key_id.upper().removeprefix("0X")
     for key in keys:

@@ -105,7 +105,7 @@ def _not_empty(destination: Path, rel: str | None, exact: bool) -> str:
         return (
             f"{shown} is a folder and not empty, nothing was changed: give the file's own path "
             f"as the destination, such as {_shell(str(destination / PurePosixPath(rel).name))}, "
-            f"or add --force to merge the backup's folder {shown_rel} into it."
+            f"or move the folder away first ({_mv(destination)})."
         )
     return (
         f"{shown} is not empty: restore into an empty directory, or add --force to merge the "

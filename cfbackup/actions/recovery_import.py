@@ -2,9 +2,11 @@
 
 The kit (``recovery_kit.export_kit``) is a tar archive encrypted with the profile's passphrase
 holding the config and, for public-key encryption, the keys. :func:`import_kit` decrypts it,
-installs the config for the user it is given (``HOME``), imports the keys into the keyring it is
-given (``GNUPGHOME``), points ``gpg_home`` there, and lists what the config still needs from
-this machine: secrets read from the environment, files or commands are never in the kit. It
+installs the config for the user it is given (``HOME``) (a config already there is kept),
+imports the keys into the keyring it is given (``GNUPGHOME``), points the kit's own profile's
+``gpg_home`` there (its README names the profile: another profile's keys are in its own kit),
+and lists what that profile still needs from this machine: secrets read from the
+environment, files or commands are never in the kit. It
 takes its HOME and keyring as arguments, so a drill can run it in a throw-away HOME.
 
 Nothing is half-done: every check (passphrase, archive, config, the file already there) runs
@@ -13,10 +15,12 @@ before the first change, and the config is written last, atomically.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import os
 import re
+import shlex
 import tarfile
 import tomllib
 from collections.abc import Mapping
@@ -26,7 +30,7 @@ from typing import Any
 from cfbackup import execute
 from cfbackup.config.model import Config
 from cfbackup.config.schema import Option, with_plugin_sections
-from cfbackup.errors import ConfigError, CryptoError, RunRefused
+from cfbackup.errors import CfbackupError, ConfigError, CryptoError
 
 NATIVE, LEGACY, KEYS = "config.toml", "dt-cf-backup.conf", "keys.asc"
 MEMBERS = (NATIVE, LEGACY, KEYS, "README.txt")
@@ -56,7 +60,12 @@ class SecretNeed:
         if self.how == "file":
             if self.present:
                 return f"{self.key}: {self.value} exists here"
-            return f"{self.key}: re-create {self.value} holding the {name} (chmod 600 {self.value})"
+            path = Path(self.value).expanduser()
+            folder, file = shlex.quote(str(path.parent)), shlex.quote(str(path))
+            return (
+                f"{self.key}: re-create {self.value} holding the {name} (mkdir -p -m 700 "
+                f"{folder} && install -m 600 /dev/null {file})"
+            )
         return f"{self.key}: make sure the command {self.value} prints the {name} on this machine"
 
 
@@ -71,6 +80,10 @@ class ImportedKit:
     secrets: list[SecretNeed]
     missing_sources: list[tuple[str, str]]  # (profile, source) that do not exist here yet
     config: Config | None = None  # the installed config, loaded
+    own: list[str] = dataclasses.field(default_factory=list)  # the profile(s) the kit is for
+    host: str = ""  # the machine the kit was made on (its README says), else ""
+    kept: bool = False  # a config was already there: kept, only the keys imported
+    gpg_home_elsewhere: dict[str, str] = dataclasses.field(default_factory=dict)  # kept config
 
 
 def import_kit(
@@ -86,35 +99,49 @@ def import_kit(
 ) -> ImportedKit:
     """Install the kit's config for the user whose home is ``home`` (at ``to``, else the
     default place under ``home``), mode 0600, and import its keys into ``gnupghome`` (else
-    ``home/.gnupg``). Refuses to overwrite an existing config unless ``force``."""
+    ``home/.gnupg``). Only the kit's own profile (its README names it) is prepared: its
+    ``gpg_home`` points at the keys, its secrets are listed. A config already there is kept
+    unless ``force`` (the kit's keys are imported all the same: a second kit, of another
+    profile of that config, adds its keys); its own profile's ``gpg_home`` is repointed only
+    where it still names the old machine's keyring, as the kit's config does."""
     environ = os.environ if environ is None else environ
     members = _open_kit(kit, passphrase)
     kind = NATIVE if NATIVE in members else LEGACY
     if kind not in members:
         raise ConfigError(f"{kit}: the recovery kit holds no config: make a new kit.")
     text = members[kind].decode("utf-8")
+    host, named = _made_for(members.get("README.txt", b""))
     keyring = Path(gnupghome or home / ".gnupg").expanduser()
     destination = Path(to).expanduser() if to else home / DEFAULT_PLACES[kind]
-    if destination.exists() and not force:
-        raise RunRefused(
-            f"{destination} already exists; nothing was changed: move it away, or add --force "
-            "to overwrite it with the kit's config."
-        )
+    kept = destination.exists() and not force
     from cfbackup.config.load import build_config, read_raw
 
-    rewritten: dict[str, str] = {}
+    schema = with_plugin_sections(plugin_sections or {})
     if kind == NATIVE:  # valid before anything changes (a legacy file is read by bash: after)
-        text, rewritten = set_gpg_home(text, _parse(text, kit), str(keyring))
+        kit_raw = _parse(text, kit)
+        own = _own(kit_raw, named)
+        text, rewritten = set_gpg_home(text, kit_raw, str(keyring), only=_gpg_homes(kit_raw, own))
         build_config(tomllib.loads(text), path=None, plugin_sections=plugin_sections or {})
+    else:
+        kit_raw, own, rewritten = {}, [], {}
+    elsewhere: dict[str, str] = {}
+    if kept:  # the kit's config is not installed: the one there must load, before any change
+        text, rewritten, elsewhere = _kept_config(destination, kit_raw, own, str(keyring))
+        raw, config_kind, _warnings = read_raw(destination)
+        build_config(raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {})
     keys = _import_keys(members.get(KEYS), passphrase, keyring) if KEYS in members else []
     if rewritten and not keyring.is_dir():  # symmetric kits: gpg needs the directory anyway
         keyring.mkdir(parents=True, mode=0o700)
-    _write_private(destination, text)
+    if not kept or rewritten:
+        _write_private(destination, text)
     raw, config_kind, _warnings = read_raw(destination)
     config = build_config(
         raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {}
     )
-    schema = with_plugin_sections(plugin_sections or {})
+    own = [name for name in own if name in config.profiles] if own else list(config.profiles)
+    if kept and named and named not in config.profiles:
+        own = []  # the config there is another one: nothing in it is this kit's
+    mine = tuple(f"profiles.{name}." for name in own) + ("defaults.",)
     return ImportedKit(
         config_path=destination,
         kind=config_kind,
@@ -122,12 +149,68 @@ def import_kit(
         keyring=keyring,
         keys=keys,
         gpg_home_was=rewritten,
-        secrets=secret_needs(raw, schema, environ),
+        secrets=[n for n in secret_needs(raw, schema, environ) if n.key.startswith(mine)],
         missing_sources=[
-            (name, str(p.source)) for name, p in config.profiles.items() if not p.source.is_dir()
+            (name, str(config.profiles[name].source))
+            for name in own
+            if not config.profiles[name].source.is_dir()
         ],
         config=config,
+        own=own,
+        host=host,
+        kept=kept,
+        gpg_home_elsewhere=elsewhere,
     )
+
+
+_MADE_FOR = re.compile(
+    rb"^cfbackup recovery kit for (\S+), made .*?passphrase of profile (\S+)", re.S
+)
+
+
+def _made_for(readme: bytes) -> tuple[str, str | None]:
+    """The host and the profile the kit was made for, as its README (``recovery_kit.README``)
+    names them; ("", None) for a README that does not."""
+    found = _MADE_FOR.match(readme)
+    if not found:
+        return "", None
+    return found[1].decode("utf-8", "replace"), found[2].decode("utf-8", "replace")
+
+
+def _own(raw: dict[str, Any], named: str | None) -> list[str]:
+    """The profile(s) of the kit's config the kit is for: the one it names, else all."""
+    profiles = list(raw.get("profiles") or {})
+    return [named] if named in profiles else profiles
+
+
+def _gpg_homes(raw: dict[str, Any], own: list[str]) -> set[str]:
+    """The dotted ``gpg_home`` keys that ``own`` profiles use: their own, and the defaults'
+    when one of them has none of its own."""
+    keys = {key for key, _ in _find_key(raw, "gpg_home", "")}
+    mine = {key for key in keys if key.startswith(tuple(f"profiles.{n}." for n in own))}
+    if any(not any(key.startswith(f"profiles.{n}.") for key in mine) for n in own):
+        mine |= {key for key in keys if key.startswith("defaults.")}  # one inherits it
+    return mine
+
+
+def _kept_config(
+    destination: Path, kit_raw: dict[str, Any], own: list[str], keyring: str
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The config already at ``destination`` (kept), with the ``own`` profiles' ``gpg_home``
+    repointed at ``keyring`` where it still names what the kit's config names (the old
+    machine's keyring); and those left pointing elsewhere (dotted key -> value)."""
+    try:
+        text = destination.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "", {}, {}  # a legacy file, or one read_raw reports on
+    kit_values = dict(_find_key(kit_raw, "gpg_home", ""))
+    here = dict(_find_key(raw, "gpg_home", ""))
+    wanted = _gpg_homes(raw, own)
+    stale = {key for key in wanted if here[key] == kit_values.get(key) and here[key] != keyring}
+    elsewhere = {key: here[key] for key in wanted - stale if here[key] != keyring}
+    edited, rewritten = set_gpg_home(text, raw, keyring, only=stale) if stale else (text, {})
+    return edited, rewritten, elsewhere
 
 
 def _open_kit(kit: Path, passphrase: str) -> dict[str, bytes]:
@@ -177,13 +260,23 @@ def _parse(text: str, kit: Path) -> dict[str, Any]:
 
 
 def _import_keys(data: bytes | None, passphrase: str, keyring: Path) -> list[str]:
+    from cfbackup import gpgkeys
+
     keyring.mkdir(parents=True, exist_ok=True, mode=0o700)
+    running = False
+    with contextlib.suppress(CfbackupError):  # no gpgconf: stop_agent fails quietly too
+        running = gpgkeys.agent_running(keyring)
     gpg = execute.gnupg_client(str(keyring))
-    result = gpg.import_keys(
-        (data or b"").decode("utf-8", "replace"),
-        passphrase=passphrase,
-        extra_args=["--pinentry-mode", "loopback"],
-    )
+    try:
+        result = gpg.import_keys(
+            (data or b"").decode("utf-8", "replace"),
+            passphrase=passphrase,
+            extra_args=["--pinentry-mode", "loopback"],
+        )
+    finally:
+        if not running:  # the agent this import started: not left serving a new HOME
+            with contextlib.suppress(CfbackupError):
+                gpgkeys.stop_agent(keyring)
     fingerprints = list(dict.fromkeys(f for f in result.fingerprints if f))
     if not fingerprints:
         raise CryptoError(
@@ -193,21 +286,34 @@ def _import_keys(data: bytes | None, passphrase: str, keyring: Path) -> list[str
     return fingerprints
 
 
-_GPG_HOME_LINE = re.compile(r"""^(\s*gpg_home\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$""", re.M)
+_GPG_HOME_LINE = re.compile(r"""^(\s*gpg_home\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$""")
+_TABLE_LINE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]\s*(#.*)?$")
 
 
-def set_gpg_home(text: str, raw: dict[str, Any], keyring: str) -> tuple[str, dict[str, str]]:
-    """``text`` with every ``gpg_home`` set to ``keyring`` (comments and layout kept), and the
-    old values by dotted key. A layout the line edit cannot handle (an inline table) is
-    written out again in full, with a comment saying so."""
+def set_gpg_home(
+    text: str, raw: dict[str, Any], keyring: str, *, only: set[str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """``text`` with every ``gpg_home`` (or those whose dotted key is in ``only``) set to
+    ``keyring`` (comments and layout kept), and the old values by dotted key. A layout the
+    line edit cannot handle (an inline table) is written out again in full, with a comment
+    saying so."""
     import tomli_w
 
-    old = dict(_find_key(raw, "gpg_home", ""))
+    old = {k: v for k, v in _find_key(raw, "gpg_home", "") if only is None or k in only}
     if not old:
         return text, {}
     value = tomli_w.dumps({"v": keyring}).split("=", 1)[1].strip()
-    edited = _GPG_HOME_LINE.sub(lambda m: m[1] + value + m[3], text)
-    wanted = _replace_key(raw, "gpg_home", keyring)
+    lines, table = [], ""
+    for line in text.splitlines(keepends=True):
+        header = _TABLE_LINE.match(line)
+        if header:
+            table = ".".join(part.strip() for part in header[1].split("."))
+        found = _GPG_HOME_LINE.match(line.rstrip("\r\n"))
+        if found and f"{table}.gpg_home".lstrip(".") in old:
+            line = found[1] + value + found[3] + line[len(line.rstrip("\r\n")) :]
+        lines.append(line)
+    edited = "".join(lines)
+    wanted = _replace_key(raw, "gpg_home", keyring, set(old))
     try:
         if tomllib.loads(edited) == wanted:
             return edited, old
@@ -227,12 +333,16 @@ def _find_key(node: Any, key: str, path: str):
                 yield from _find_key(v, key, here)
 
 
-def _replace_key(node: Any, key: str, value: str) -> Any:
+def _replace_key(node: Any, key: str, value: str, only: set[str], path: str = "") -> Any:
     if isinstance(node, dict):
-        return {
-            k: value if k == key and isinstance(v, str) else _replace_key(v, key, value)
-            for k, v in node.items()
-        }
+        result = {}
+        for k, v in node.items():
+            here = f"{path}.{k}" if path else k
+            if k == key and isinstance(v, str) and here in only:
+                result[k] = value
+            else:
+                result[k] = _replace_key(v, key, value, only, here)
+        return result
     return node
 
 

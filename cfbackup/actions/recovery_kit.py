@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from cfbackup import gpgkeys
+from cfbackup.actions.recovery_import import DEFAULT_PLACES, LEGACY, NATIVE
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import ConfigError, CryptoError
@@ -42,8 +43,10 @@ On a new machine, with cfbackup installed (docs/runbook-restore.md):
     cfbackup check {profile} --for-restore
     cfbackup restore {profile} /srv/restore
 
-By hand: gpg --decrypt {kit} | tar -x, then gpg --import keys.asc (only when the
-kit holds keys) and cfbackup -c config.toml check {profile} --for-restore.
+recovery-kit import installs the config at {installed}.
+By hand, in an empty folder: gpg --decrypt {kit} | tar -x gives
+{member} and README.txt (and keys.asc: gpg --import keys.asc), then
+cfbackup -c {member} check {profile} --for-restore.
 
 Secrets the config reads from the environment, files or commands are NOT in the kit:
 recovery-kit import lists the ones to set or re-create.
@@ -64,11 +67,8 @@ def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
             "passphrase, and none is set: set passphrase_file (or _env, _command)."
         )
     gpg = gpgkeys.keyring(profile)
-    members: dict[str, bytes] = {
-        "config.toml" if config.kind == "native" else "dt-cf-backup.conf": Path(
-            config.path
-        ).read_bytes()
-    }
+    member = NATIVE if config.kind == "native" else LEGACY
+    members: dict[str, bytes] = {member: Path(config.path).read_bytes()}
     if enc["mode"] == "pubkey":
         keys = list(enc["encrypt_keys"]) + ([enc["sign_key"]] if enc.get("sign_key") else [])
         public = gpg.export_keys(keys)
@@ -80,7 +80,12 @@ def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
     when = time.strftime("%Y%m%dT%H%M%S")
     kit = f"cfbackup-recovery-kit-{host}-{profile.name}-{when}.tar.gpg"
     members["README.txt"] = README.format(
-        host=host, when=when, kit=kit, profile=profile.name
+        host=host,
+        when=when,
+        kit=kit,
+        profile=profile.name,
+        member=member,
+        installed=f"~/{DEFAULT_PLACES[member]}",
     ).encode()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:

@@ -395,7 +395,7 @@ def config_migrate(args, context) -> int:
     for note in notes:
         output.warn(f"note: {note}")
     if args.output:
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = _open_private(Path(args.output))
         os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -403,6 +403,21 @@ def config_migrate(args, context) -> int:
     else:
         output.emit(text, end="")
     return 0
+
+
+def _open_private(path: Path) -> int:
+    """``path`` opened for writing, mode 0600; a missing folder is made (mode 0700), as on a
+    new machine where ``~/.config/cfbackup`` does not exist yet."""
+    from cfbackup.errors import CfbackupError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as error:
+        raise CfbackupError(
+            f"cannot write {path} ({error.strerror}): give -o a file in a folder you can write.",
+            exit_code=ExitCode.USAGE,
+        ) from None
 
 
 def _encryption(profile) -> tuple:

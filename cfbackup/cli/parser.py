@@ -167,7 +167,11 @@ def make_parser(context) -> argparse.ArgumentParser:
         metavar="FILE",
         help="install the config here (default: -c FILE, else ~/.config/cfbackup/config.toml)",
     )
-    k.add_argument("--force", action="store_true", help="overwrite a config already there")
+    k.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a config already there (else it is kept, and the kit's keys imported)",
+    )
     k.set_defaults(handler=commands.recovery_kit_import)
 
     p = sub.add_parser("plugins", help="list loaded plugins and their hooks")

@@ -56,14 +56,25 @@ def import_recovery_kit(args, context) -> int:
     # the commands it suggests run as printed: without -c only where cfbackup looks first
     found_first = kit.config_path == home / ".config/cfbackup/config.toml"
     suggest.use_config(None if found_first else kit.config_path)
-    output.info(
-        f"installed the config of profile(s) {', '.join(kit.profiles)} at {kit.config_path} "
-        "(mode 0600)"
-    )
+    if kit.kept:
+        output.info(
+            f"kept the config already at {kit.config_path} (add --force to replace it with the "
+            "kit's config)"
+        )
+    else:
+        output.info(
+            f"installed the config of profile(s) {', '.join(kit.profiles)} at {kit.config_path} "
+            "(mode 0600)"
+        )
     if kit.keys:
         output.info(f"imported {len(kit.keys)} key(s) into {kit.keyring}: {', '.join(kit.keys)}")
     for key, old in kit.gpg_home_was.items():
         output.info(f"{key} now points at {kit.keyring} (it was {old})")
+    for key, value in kit.gpg_home_elsewhere.items():
+        output.info(
+            f"{key} in {kit.config_path} is {value}, not {kit.keyring} where the keys are: set "
+            "it to the keyring that holds them"
+        )
     if kit.keys and not kit.gpg_home_was and kit.keyring != home / ".gnupg":
         output.info(
             f"the keys are in {kit.keyring}, not gpg's default keyring: keep GNUPGHOME="
@@ -78,7 +89,21 @@ def import_recovery_kit(args, context) -> int:
         output.info(
             f"profile {name}: source {source} does not exist here yet, as expected before a restore"
         )
-    for name in kit.profiles:
+    made_for = ", ".join(kit.own) or "a profile this config does not have"
+    if kit.kept and not kit.own:
+        output.info(
+            f"{kit.config_path} is not the config of the kit's profile: add --force to replace "
+            "it with the kit's config, or give --to FILE to install it elsewhere"
+        )
+    for name in kit.profiles if kit.own else []:
+        if name not in kit.own:
+            host = kit.host or "*"
+            output.info(
+                f"profile {name}: not prepared by this kit (made for {made_for}): import its own "
+                f"kit, cfbackup-recovery-kit-{host}-{name}-*.tar.gpg, with cfbackup recovery-kit "
+                "import (it keeps this config and adds that kit's keys)"
+            )
+    for name in kit.own:
         output.info(
             f"next, for profile {name}: {suggest.command('check', name, '--for-restore')}, then "
             f"{suggest.command('restore', name, '/srv/restore')} (an empty directory)"

@@ -24,9 +24,7 @@ def _keyring_copy(source: str, destination) -> None:
     destination.chmod(0o700)
 
 
-def test_from_the_kit_alone_to_a_full_restore(
-    tmp_path, cfbackup, gpg_keys, local_swift, container
-):
+def test_from_the_kit_alone_to_a_full_restore(tmp_path, cfbackup, gpg_keys, local_swift, container):
     # --- the old machine: public-key encryption, secrets in files, its own keyring ---------
     old = tmp_path / "old"
     old_home = old / "home"
@@ -113,7 +111,8 @@ def test_from_the_kit_alone_to_a_full_restore(
         assert f"re-create {old}/swift-password" in imported.stdout
         again = cfbackup("recovery-kit", "import", kit, "--passphrase-file", passphrase_file,
                          env=on_new)  # fmt: skip
-        assert again.returncode == ExitCode.REFUSED and "--force" in again.stderr, again
+        assert again.returncode == 0 and "kept the config already at" in again.stdout, again
+        assert installed.read_text() == text  # kept as it was: --force replaces it
 
         # check says what is missing, each in one line with its fix
         check = cfbackup("check", "web1", "--for-restore", env=on_new)
@@ -124,12 +123,13 @@ def test_from_the_kit_alone_to_a_full_restore(
 
         # re-create the secret files where the config reads them, as import said
         for line in imported.stdout.splitlines():
-            found = re.search(r"re-create (\S+) holding the (passphrase|password)", line)
-            if found:
+            found = re.search(r"re-create (\S+) holding the (passphrase|password) \((.*)\)$", line)
+            if found:  # the command it prints makes the folder, gone with the old machine
+                made = subprocess.run(["sh", "-c", found[3]], capture_output=True, text=True)
+                assert made.returncode == 0, made.stderr
                 path = tmp_path / found[1].removeprefix(f"{tmp_path}/")
-                path.parent.mkdir(parents=True, exist_ok=True)
+                assert oct(path.stat().st_mode & 0o777) == "0o600", found[3]
                 path.write_text((KEY_PASSPHRASE if found[2] == "passphrase" else key) + "\n")
-                path.chmod(0o600)
         check = cfbackup("check", "web1", "--for-restore", env=on_new)
         assert check.returncode == 0, check
         proven = "[ok] passphrase test: unlocks the secret key; opens the newest backup"

@@ -109,6 +109,13 @@ def test_dt_cf_backup_flags_drive_backup_restore_and_list(
     assert oct(installed.stat().st_mode & 0o777) == "0o600"
     again = cfbackup("--list-current-files", program="dt-cf-backup", env=on_new)
     assert again.returncode == 0 and "with space.txt" in again.stdout, again
+    readme = kit.with_name(kit.name + ".README.txt").read_text()
+    assert "installs the config at ~/.dt-cf-backup.conf" in readme and "config.toml" not in readme
+    # the quickstart's migrate on the new machine, where ~/.config/cfbackup does not exist yet
+    native = new_home / ".config" / "cfbackup" / "config.toml"
+    migrated = cfbackup("config", "migrate", installed, "-o", native, env=on_new)
+    assert migrated.returncode == 0, migrated
+    assert oct(native.parent.stat().st_mode & 0o777) == "0o700"
 
 
 def test_a_proxy_the_legacy_file_exports_carries_cfbackups_requests_and_duplicitys(

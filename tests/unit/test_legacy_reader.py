@@ -334,3 +334,27 @@ def test_migrate_prints_a_proxy_url_without_its_password(tmp_path, capsys):
     assert main(["config", "migrate", str(conf), "-o", str(written)]) == 0
     assert "http://backup:FAKE-proxy-pw9@proxy.example:3128" in written.read_text()
     assert oct(os.stat(written).st_mode & 0o777) == "0o600"
+
+
+def test_migrate_o_into_a_folder_that_does_not_exist_makes_it_private(tmp_path, capsys):
+    """On a new machine ``~/.config/cfbackup`` does not exist yet (a legacy kit installs only
+    ``~/.dt-cf-backup.conf``): quickstart's ``-o ~/.config/cfbackup/config.toml`` makes it,
+    mode 0700; a folder that cannot be made is refused in one line, exit 2."""
+    import os
+
+    from cfbackup.cli import main
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=file:///t\nPASSPHRASE=pass-words\n")
+    conf.chmod(0o600)
+    written = tmp_path / "home" / ".config" / "cfbackup" / "config.toml"
+    assert main(["config", "migrate", str(conf), "-o", str(written)]) == 0
+    assert "[profiles" in written.read_text()
+    assert oct(os.stat(written.parent).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(written).st_mode & 0o777) == "0o600"
+    capsys.readouterr()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["config", "migrate", str(conf), "-o", str(blocked / "config.toml")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {blocked / 'config.toml'}" in err and "bug" not in err, err

@@ -3,7 +3,14 @@ losing the config's comments, and listing the secrets a config reads from this m
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+import textwrap
 import tomllib
+from pathlib import Path
+
+import pytest
+from support.cli import KEY_PASSPHRASE, stop_gpg_agent
 
 from cfbackup.actions.recovery_import import secret_needs, set_gpg_home
 from cfbackup.config.schema import PROFILE
@@ -70,5 +77,162 @@ def test_secret_needs_name_each_variable_file_and_command(tmp_path):
     )
     assert gone[0].advice() == (
         "profiles.w.swift.password_file: re-create /nonexistent/pw holding the password "
-        "(chmod 600 /nonexistent/pw)"
+        "(mkdir -p -m 700 /nonexistent && install -m 600 /dev/null /nonexistent/pw)"
     )
+
+
+@pytest.fixture
+def short_home():
+    """A new machine's HOME, short: gpg-agent's socket lives in its keyring."""
+    folder = Path(tempfile.mkdtemp(prefix="cf-", dir="/tmp"))
+    yield folder
+    stop_gpg_agent(folder / ".gnupg")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
+    tmp_path, short_home, gpg_keys, capsys, monkeypatch
+):
+    """One config, two profiles, a kit each: the web1 kit prepares web1 only (no next step
+    nor gpg_home for profile keys, whose keys are in its own kit); the keys kit, imported
+    next, keeps the config, imports its keys, points keys' gpg_home at them; no gpg-agent
+    is left serving the new keyring."""
+    from cfbackup.cli import main
+    from cfbackup.gpgkeys import agent_running
+
+    old = tmp_path / "old"
+    old.mkdir()
+    keyring = old / "gnupg"
+    shutil.copytree(gpg_keys["home"], keyring, ignore=shutil.ignore_patterns("S.*", "*.lock"))
+    keyring.chmod(0o700)
+    for name in ("pass-web1", "key-passphrase"):
+        (old / name).write_text((KEY_PASSPHRASE if name == "key-passphrase" else "web1-pw") + "\n")
+        (old / name).chmod(0o600)
+    config = old / "config.toml"
+    config.write_text(
+        textwrap.dedent(f"""\
+        state_dir = "{old}/state"
+
+        [profiles.web1]
+        source = "{old}/src"
+        target = "file://{old}/t/web1"
+
+        [profiles.web1.encryption]
+        passphrase_file = "{old}/pass-web1"
+
+        [profiles.keys]
+        source = "{old}/src"
+        target = "file://{old}/t/keys"
+
+        [profiles.keys.encryption]
+        mode = "pubkey"
+        encrypt_keys = ["{gpg_keys["fingerprint"]}"]
+        gpg_home = "{keyring}"   # the old machine's
+        passphrase_file = "{old}/key-passphrase"
+        """)
+    )
+    config.chmod(0o600)
+    monkeypatch.setenv("GNUPGHOME", str(keyring))
+    try:
+        for name in ("web1", "keys"):
+            assert main(["-c", str(config), "recovery-kit", "export", str(old / name),
+                         "--profile", name]) == 0  # fmt: skip
+    finally:
+        stop_gpg_agent(keyring)
+    (web1_kit,) = (old / "web1").glob("*.tar.gpg")
+    (keys_kit,) = (old / "keys").glob("*.tar.gpg")
+    capsys.readouterr()
+
+    monkeypatch.setenv("HOME", str(short_home))
+    monkeypatch.delenv("GNUPGHOME")
+    new_keyring = short_home / ".gnupg"
+    installed = short_home / ".config" / "cfbackup" / "config.toml"
+    assert main(["recovery-kit", "import", str(web1_kit), "--passphrase-file",
+                 str(old / "pass-web1")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "next, for profile web1: cfbackup check web1 --for-restore" in out, out
+    assert "next, for profile keys" not in out and "profiles.keys" not in out, out
+    assert "profile keys: not prepared by this kit (made for web1): import its own kit, " in out
+    assert tomllib.loads(installed.read_text())["profiles"]["keys"]["encryption"]["gpg_home"] == (
+        str(keyring)
+    )
+
+    assert main(["recovery-kit", "import", str(keys_kit), "--passphrase-file",
+                 str(old / "key-passphrase")]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert f"kept the config already at {installed} (add --force" in out, out
+    assert f"into {new_keyring}: {gpg_keys['fingerprint']}" in out, out
+    assert f"profiles.keys.encryption.gpg_home now points at {new_keyring}" in out, out
+    assert "next, for profile keys: cfbackup check keys --for-restore" in out, out
+    assert "next, for profile web1" not in out, out
+    text = installed.read_text()
+    assert f'gpg_home = "{new_keyring}"   # the old machine\'s' in text  # the line kept
+    assert "[profiles.web1.encryption]" in text and oct(installed.stat().st_mode & 0o777) == (
+        "0o600"
+    )
+    assert not agent_running(new_keyring)  # the import's agent was stopped
+
+
+def test_a_legacy_kits_readme_names_its_member_and_its_commands_run_as_printed(tmp_path):
+    """A kit of a ~/.dt-cf-backup.conf holds dt-cf-backup.conf, not config.toml: its README
+    says so, names where import installs it, and its by-hand check runs as printed in the
+    folder the kit was extracted into (it said ``-c config.toml``: exit 3, no such file)."""
+    import os
+    import re
+    import shlex
+    import subprocess
+    import sys
+    import tarfile
+
+    from cfbackup.cli import main
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(f"ROOT={tmp_path}/src\nDEST=file://{tmp_path}/t\nPASSPHRASE=pass-words\n")
+    conf.chmod(0o600)
+    assert main(["-c", str(conf), "recovery-kit", "export", str(tmp_path / "kit")]) == 0
+    (kit,) = (tmp_path / "kit").glob("*.tar.gpg")
+    scratch = Path(tempfile.mkdtemp(prefix="cf-", dir="/tmp"))
+    try:
+        decrypted = subprocess.run(
+            ["gpg", "--homedir", str(scratch), "--batch", "--pinentry-mode", "loopback",
+             "--passphrase-fd", "0", "--decrypt", str(kit)],
+            input=b"pass-words\n", capture_output=True, check=True,
+        )  # fmt: skip
+    finally:
+        stop_gpg_agent(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+    extracted = tmp_path / "extracted"
+    extracted.mkdir()
+    with tarfile.open(fileobj=__import__("io").BytesIO(decrypted.stdout)) as tar:
+        tar.extractall(extracted, filter="data")
+    readme = (extracted / "README.txt").read_text()
+    assert sorted(p.name for p in extracted.iterdir()) == ["README.txt", "dt-cf-backup.conf"]
+    assert "config.toml" not in readme, readme
+    assert "installs the config at ~/.dt-cf-backup.conf" in readme, readme
+    printed = re.search(r"^(cfbackup -c \S+ check \S+ --for-restore)\.$", readme, re.M)
+    assert printed, readme
+    argv = shlex.split(printed[1])
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / argv[0]), *argv[1:]],
+        cwd=extracted,
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done
+    assert "[ok] config: dt-cf-backup.conf is valid" in done.stdout, done
+
+
+def test_only_the_gpg_homes_named_are_repointed_and_the_others_stay_as_written():
+    """A kit of web1 repoints web1's keyring (and the defaults' it inherits), never another
+    profile's: that one's keys are in its own kit."""
+    text = TEXT + '\n[profiles.keys.encryption]\ngpg_home = "/srv/other"  # keys\n'
+    only = {"profiles.web1.encryption.gpg_home"}
+    edited, old = set_gpg_home(text, tomllib.loads(text), "/new", only=only)
+    assert old == {"profiles.web1.encryption.gpg_home": "/srv/keys"}
+    data = tomllib.loads(edited)
+    assert data["profiles"]["web1"]["encryption"]["gpg_home"] == "/new"
+    assert data["profiles"]["keys"]["encryption"]["gpg_home"] == "/srv/other"
+    assert data["defaults"]["encryption"]["gpg_home"] == "/root/.gnupg-old"
+    assert "# keys" in edited and "# the old keyring" in edited  # the line edit, not a rewrite

@@ -60,13 +60,14 @@ def test_the_check_is_made_again_right_before_the_restore(tmp_path):
 
 def test_a_folder_that_is_not_empty_names_the_files_own_path_at_once(tmp_path):
     """Before: `dt-cf-backup --restore-file etc/hosts te3` said "add --force", which then said
-    "give the file's own path": the first refusal now names it."""
+    "give the file's own path": the first refusal now names it, and offers no --force."""
     folder = tmp_path / "te3"
     folder.mkdir()
     (folder / "x").write_text("x\n")
     message = _refusal(folder, folder, False, rel="etc/hosts", exact=True)
     assert f"give the file's own path as the destination, such as {folder}/hosts" in message
-    assert message.count("--force") == 1 and "to merge the backup's folder etc/hosts" in message
+    # --restore-file's DEST is the file's own path: no --force merge (a file cannot merge)
+    assert "--force" not in message and f"move the folder away first (mv {folder} " in message
     # cfbackup restore --path: TARGET/etc/hosts is a folder, not empty
     (tmp_path / "t" / "etc" / "hosts" / "x").mkdir(parents=True)
     dest = tmp_path / "t" / "etc" / "hosts"
