@@ -77,4 +77,17 @@ def cfbackup_check(run):
     admin = lockdown.can_change_firewall()
     rows.append(("firewall privileges", admin, "root (CAP_NET_ADMIN)" if admin else
                  "not root: restores of this profile will be refused; run them as root"))
+    if admin:
+        rows += _lockdown_row(settings, run.config.state_dir)
     return rows
+
+
+def _lockdown_row(settings, state_dir):
+    """The lock-down in force, if any: orphaned (nobody lifts it) or foreign fails the check."""
+    from cfbackup.errors import CfbackupError
+    from cfbackup_firewall_lockdown import backends, lockdown
+
+    try:
+        return [lockdown.check_row(backends.detect(settings.backend), state_dir)]
+    except CfbackupError:
+        return []  # no firewall tool: the "firewall tool" row says so
