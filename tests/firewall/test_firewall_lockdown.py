@@ -305,13 +305,16 @@ def _kill_restore_and_deadman(site, tmp_path, process) -> int:
     return record["owner_pid"]
 
 
-def test_orphaned_lockdown_is_reported_failed_by_check_and_taken_over(site, tmp_path, backed_up):
-    before = site.ruleset()
-    process, config = _start_restore(site, tmp_path, backed_up, deadman_timeout=600)
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_orphaned_lockdown_is_reported_failed_by_check_and_taken_over(site, tmp_path, backed_up,
+                                                                      backend):
+    before, before_iptables = site.ruleset(), site.iptables_save()
+    process, config = _start_restore(site, tmp_path, backed_up, backend=backend,
+                                     deadman_timeout=600)
     with process:
         owner = _kill_restore_and_deadman(site, tmp_path, process)
     time.sleep(1)  # a dead-man would have lifted it by now: nobody does
-    assert "cfbackup_lockdown" in site.ruleset()
+    assert site.ruleset() != before
     unlock = f"cfbackup -c {config} firewall unlock"
 
     status = site.cfbackup("-c", config, "firewall", "status")
@@ -324,18 +327,35 @@ def test_orphaned_lockdown_is_reported_failed_by_check_and_taken_over(site, tmp_
     assert state["orphaned"] is True and state["owner_alive"] is False
     assert state["deadman_alive"] is False and unlock in state["advice"]
 
+    overview = site.cfbackup("-c", config, "status", "site")
+    assert overview.returncode == 0, overview.stderr
+    assert "  WARNING: the firewall lock-down in force since" in overview.stdout
+    assert "is orphaned" in overview.stdout and unlock in overview.stdout
+    overview = json.loads(site.cfbackup("-c", config, "status", "site", "--json").stdout)
+    assert len(overview["plugin_warnings"]) == 1 and unlock in overview["plugin_warnings"][0]
+
     check = site.cfbackup("-c", config, "check", "site")
     assert check.returncode == 5, check.stdout + check.stderr
     assert "firewall lock-down in force: the firewall lock-down in force since" in check.stdout
     assert unlock in check.stdout
 
     # the next restore takes it over: its own dead-man, this profile's rules, lifted at its end
-    (tmp_path / "flags" / "go").write_text("0")
-    again = site.cfbackup("-c", config, "restore", "site", str(tmp_path / "again"))
-    assert again.returncode == 0, again.stderr
-    assert "took over the orphaned firewall lock-down" in again.stderr
-    assert "differs" not in again.stderr  # the orphan's saved ruleset (from before it) is kept
-    assert site.ruleset() == before
+    (tmp_path / "flags" / "locked").unlink()
+    again = site.server.popen(CFBACKUP, "-c", config, "restore", "site", str(tmp_path / "again"),
+                              env=cfbackup_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    with again:
+        assert wait_for(lambda: (tmp_path / "flags" / "locked").exists(), 30)
+        taken = json.loads(site.cfbackup("-c", config, "firewall", "status", "--json").stdout)
+        assert taken["token"] != state["token"] and taken["owner_pid"] != owner
+        assert taken["orphaned"] is False and taken["owner_alive"] and taken["deadman_alive"]
+        site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
+        (tmp_path / "flags" / "go").write_text("0")
+        out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "took over the orphaned firewall lock-down" in err
+    assert "differs" not in err  # the orphan's saved ruleset (from before it) is kept
+    assert site.ruleset() == before and site.iptables_save() == before_iptables
     site.expect(service="open")
     assert not (tmp_path / "state" / "firewall" / "lockdown.json").exists()
 
