@@ -243,7 +243,7 @@ def _status(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
     state: dict[str, Any] = {"locked": False}
     for backend in _candidates(settings, state_dir):
         state = lockdown.status(backend, state_dir)
-        if state["locked"]:
+        if state["locked"] or state.get("foreign"):
             break
     seed_backend = backends.detect(settings.backend)
     state["seed"] = seed.describe(seed_backend, settings, state_dir)

@@ -226,9 +226,9 @@ def status(backend: backends.Backend, state_dir: Path) -> dict[str, Any]:
         return state
     state.update(where=info.where, since=info.since, token=info.token or None,
                  owner_pid=info.pid, dropped_packets=info.dropped, foreign=info.foreign)
-    if info.foreign:
-        state.update(orphaned=False, advice=str(info.foreign_error("it is no lock-down of "
-                                                                   "cfbackup's")))
+    if info.foreign:  # no lock-down is in force: nothing of cfbackup's filters the host
+        advice = str(info.foreign_error("it is no lock-down of cfbackup's"))
+        state.update(locked=False, orphaned=False, advice=advice)
         return state
     who = holder(info, state_dir)
     state.update(owner_pid=who.owner_pid, owner_alive=who.owner_alive,
@@ -247,10 +247,10 @@ def check_row(backend: backends.Backend, state_dir: Path) -> tuple[str, bool, st
     """``cfbackup check``'s row for the lock-down in force: a failure when it is orphaned or
     foreign (the host stays locked, or a restore would be refused)."""
     state = status(backend, state_dir)
-    if not state["locked"]:
-        return ("firewall lock-down in force", True, "none")
     if state.get("advice"):
         return ("firewall lock-down in force", False, state["advice"])
+    if not state["locked"]:
+        return ("firewall lock-down in force", True, "none")
     held = state.get("reason") or "by hand"
     return ("firewall lock-down in force", True,
             f"since {_stamp(state.get('since'))}, held by {held}")

@@ -414,6 +414,8 @@ def test_a_foreign_table_of_the_same_name_is_refused_never_adopted_nor_deleted(
     assert not (tmp_path / "restored").exists()
     status = site.cfbackup("-c", config, "firewall", "status")
     assert message in status.stderr and "in force since" not in status.stdout
+    state = json.loads(site.cfbackup("-c", config, "firewall", "status", "--json").stdout)
+    assert state["locked"] is False and state["foreign"] is True and message in state["advice"]
     unlocked = site.cfbackup("-c", config, "firewall", "unlock")
     assert unlocked.returncode == 5 and message in unlocked.stderr, unlocked.stderr
     check = site.cfbackup("-c", config, "check", "site")
