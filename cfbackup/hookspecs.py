@@ -134,6 +134,13 @@ def cfbackup_check(run: Run) -> list[tuple[str, bool, str]] | None:
     ``run.options["for_restore"]`` is set by ``check --for-restore``."""
 
 
+@hookspec
+def cfbackup_status(run: Run) -> list[str] | None:
+    """Warnings for ``cfbackup status`` of this profile: one sentence each, naming the cause and
+    the command that fixes it (shown as ``WARNING:`` lines, and under ``plugin_warnings`` with
+    ``--json``); None or an empty list when all is well. Must not raise."""
+
+
 # --- incident recovery -------------------------------------------------------------------
 
 

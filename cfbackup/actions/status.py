@@ -121,6 +121,9 @@ def run_status(run: Run) -> RunResult:
             status["remote"]["account"] = swift_usage.account_usage(profile, conn)
         except CfbackupError as error:
             status["remote"] = {"error": error.message}
+    status["plugin_warnings"] = [
+        line for lines in run.hooks.cfbackup_status(run=run) for line in lines or []
+    ]
     return RunResult(
         profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
     )

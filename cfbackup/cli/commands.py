@@ -111,6 +111,8 @@ def _print_status(result, args) -> None:
                 f"{running.get('action') or 'run'} holds its archive dir; run "
                 f"{suggest.command('status', s['profile'])} again once it ends"
             )
+    for warning in s.get("plugin_warnings", []):  # a firewall lock-down nobody lifts, ...
+        output.info(f"  WARNING: {warning}")
     output.info(f"  last full:        {s['last_full'] or 'none'}")
     output.info(f"  last incremental: {s['last_incremental'] or 'none'}")
     for chain in s["chains"]:

@@ -16,6 +16,7 @@ Modules: ``settings`` (schema, rule grammar), ``render`` (rulesets as text), ``b
 
 from __future__ import annotations
 
+from cfbackup import suggest
 from cfbackup.hookspecs import hookimpl
 from cfbackup_firewall_lockdown.settings import OPTIONS, SECTION, settings_from_section
 
@@ -77,4 +78,37 @@ def cfbackup_check(run):
     admin = lockdown.can_change_firewall()
     rows.append(("firewall privileges", admin, "root (CAP_NET_ADMIN)" if admin else
                  "not root: restores of this profile will be refused; run them as root"))
+    if admin:
+        rows += _lockdown_row(settings, run.config.state_dir)
     return rows
+
+
+def _lockdown_row(settings, state_dir):
+    """The lock-down in force, if any: orphaned (nobody lifts it) or foreign fails the check."""
+    from cfbackup.errors import CfbackupError
+    from cfbackup_firewall_lockdown import backends, lockdown
+
+    try:
+        return [lockdown.check_row(backends.detect(settings.backend), state_dir)]
+    except CfbackupError:
+        return []  # no firewall tool: the "firewall tool" row says so
+
+
+@hookimpl
+def cfbackup_status(run):
+    """A lock-down in force that nobody will lift (orphaned), or a foreign table of its name."""
+    section = run.plugin_config(SECTION)
+    if not section.get("enabled"):
+        return None
+    from cfbackup.errors import CfbackupError
+    from cfbackup_firewall_lockdown import lockdown
+
+    if not lockdown.can_change_firewall():
+        return None  # reading the ruleset needs root; cfbackup status does not
+    try:
+        settings = settings_from_section(section, f"profiles.{run.profile.name}.{SECTION}")
+        row = _lockdown_row(settings, run.config.state_dir)
+    except (CfbackupError, OSError) as error:  # status must not fail for the firewall's sake
+        return [f"the firewall lock-down could not be read ({error}): run "
+                f"{suggest.command('check', run.profile.name)} for details."]
+    return [detail for _, ok, detail in row if ok is False]

@@ -52,6 +52,18 @@ class LockInfo:
     where: str
     dropped: int | None = None  # packets dropped so far (nftables only)
 
+    @property
+    def foreign(self) -> bool:
+        """A table or chain of our name without our ``since=... token=...`` comment: someone
+        else's, never adopted as a lock-down in force nor deleted."""
+        return not self.token
+
+    def foreign_error(self, doing: str) -> FirewallError:
+        return FirewallError(
+            f"{self.where} exists but was not made by cfbackup (it has no cfbackup "
+            f"\"since=... token=...\" comment), so {doing}: rename or delete it yourself if it "
+            "is not needed; cfbackup neither adopts nor deletes it.")
+
 
 def comment_for(token: str, since: float, pid: int | None) -> str:
     return f"cfbackup lock-down since={int(since)} token={token}" + (f" pid={pid}" if pid else "")
@@ -120,18 +132,27 @@ class Nft:
         table = self._table(render.LOCKDOWN_TABLE)
         return None if table is None else self._info(table[0])
 
-    def apply_lockdown(self, rules: tuple[AllowRule, ...], comment: str) -> None:
-        _run([self.nft, "-f", "-"], "applying the lock-down",
-             input_text=render.nft_lockdown(rules, comment))
+    def apply_lockdown(self, rules: tuple[AllowRule, ...], comment: str, *,
+                       replace: bool = False) -> None:
+        """Add the lock-down; ``replace``: in the same transaction as deleting the one in force
+        (taking over an orphaned lock-down leaves no moment unfiltered)."""
+        text = render.nft_lockdown(rules, comment)
+        if replace:
+            text = render.nft_replace(render.LOCKDOWN_TABLE, text)
+        _run([self.nft, "-f", "-"], "applying the lock-down", input_text=text)
 
     def remove_lockdown(self, token: str | None = None) -> bool:
-        """Delete the lock-down table (only the one carrying ``token``, when given)."""
+        """Delete the lock-down table (only the one carrying ``token``, when given; a foreign
+        table of the same name is refused)."""
         table = self._table(render.LOCKDOWN_TABLE)
         if table is None:
             return False
         listing, handle = table
-        if token is not None and self._info(listing).token != token:
+        info = self._info(listing)
+        if token is not None and info.token != token:
             return False
+        if info.foreign:
+            raise info.foreign_error("it was not deleted")
         # By handle: a newer lock-down that replaced this one in between is left alone.
         result = execute.capture([self.nft, "delete", "table", "inet", "handle", handle],
                                  timeout=TIMEOUT)
@@ -222,11 +243,15 @@ class Iptables:
         return _parse_comment(comment[1] if comment else "",
                               f"iptables chain {render.LOCKDOWN_CHAIN}")
 
-    def apply_lockdown(self, rules: tuple[AllowRule, ...], comment: str) -> None:
+    def apply_lockdown(self, rules: tuple[AllowRule, ...], comment: str, *,
+                       replace: bool = False) -> None:
+        """Add the lock-down chains; ``replace``: each family's chain and jump are replaced in
+        one commit (taking over an orphaned lock-down leaves no moment unfiltered)."""
         done: list[int] = []
         try:
             for version in self.families:
-                self._restore(version, render.iptables_lockdown(rules, version, comment),
+                jumps = self._jumps(version, render.LOCKDOWN_CHAIN) if replace else []
+                self._restore(version, render.iptables_lockdown(rules, version, comment, jumps),
                               f"applying the IPv{version} lock-down")
                 done.append(version)
         except BaseException:
@@ -242,10 +267,11 @@ class Iptables:
         return True
 
     def remove_lockdown(self, token: str | None = None) -> bool:
-        if token is not None:
-            info = self.lockdown_info()
-            if info is None or info.token != token:
-                return False
+        info = self.lockdown_info()
+        if token is not None and (info is None or info.token != token):
+            return False
+        if info is not None and info.foreign:
+            raise info.foreign_error("it was not deleted")
         removed = [self._remove(version, render.LOCKDOWN_CHAIN) for version in self.families]
         return any(removed)
 

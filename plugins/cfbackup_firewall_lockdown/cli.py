@@ -206,6 +206,9 @@ def _lock(settings: Settings, backend: backends.Backend, state_dir: Path,
         output.info(f"a lock-down is already in force since {_when(locked.already.since)} "
                     f"({locked.already.where}): nothing changed")
         return int(ExitCode.OK)
+    if locked.took_over:
+        output.warn(f"took over the orphaned lock-down in force since "
+                    f"{_when(locked.took_over[0].since)} (its owner and dead-man were gone)")
     allowed = ", ".join(rule.describe() for rule in settings.lockdown_rules)
     output.info(f"firewall locked down ({backend.name}): new inbound connections are dropped "
                 f"except loopback, established traffic and {allowed}")
@@ -240,28 +243,33 @@ def _status(settings: Settings, state_dir: Path, args: argparse.Namespace, outpu
     state: dict[str, Any] = {"locked": False}
     for backend in _candidates(settings, state_dir):
         state = lockdown.status(backend, state_dir)
-        if state["locked"]:
+        if state["locked"] or state.get("foreign"):
             break
     seed_backend = backends.detect(settings.backend)
     state["seed"] = seed.describe(seed_backend, settings, state_dir)
     if args.json:
         output.print_json(state)
         return int(ExitCode.OK)
-    if state["locked"]:
+    if state.get("foreign"):
+        output.warn(f"lock-down: not cfbackup's: {state['advice']}")
+    elif state["locked"]:
         minutes = (time.time() - state["since"]) / 60 if state.get("since") else None
         age = f" ({minutes:.0f} min ago)" if minutes is not None else ""
         output.info(f"lock-down: in force since {_when(state.get('since'))}{age} "
                     f"({state['where']})")
-        if state.get("reason"):
-            output.info(f"  held by: {state['reason']}" + (
-                f" (pid {state['owner_pid']})" if state.get("owner_pid") else ""))
+        if state.get("reason") or state.get("owner_pid"):
+            alive = "running" if state.get("owner_alive") else "NOT running"
+            output.info(f"  held by: {state.get('reason') or 'cfbackup'}" + (
+                f" (pid {state['owner_pid']}, {alive})" if state.get("owner_pid") else ""))
         if state.get("deadman_pid"):
             alive = "running" if state.get("deadman_alive") else "NOT running"
             until = f", lifts it at {_when(state['deadline'])} at the latest" \
-                if state.get("deadline") else ""
+                if state.get("deadline") and state.get("deadman_alive") else ""
             output.info(f"  dead-man: pid {state['deadman_pid']} ({alive}){until}")
         if state.get("dropped_packets") is not None:
             output.info(f"  dropped so far: {state['dropped_packets']} packets")
+        if state.get("orphaned"):
+            output.warn(state["advice"])
     else:
         output.info("lock-down: not in force")
     s = state["seed"]

@@ -4,7 +4,9 @@ Lifecycle of a lock-down (every step is undone if a later one fails, so nothing 
 half-applied):
 
 1. refuse unless we may change the firewall (CAP_NET_ADMIN, i.e. root);
-2. under a file lock, look for a lock-down already in force (then leave it alone);
+2. under a file lock, look for a lock-down already in force: one whose holder still runs is
+   left alone (a restore refuses to start beside it), an orphaned one (its owner and its
+   dead-man gone) is taken over, a foreign table or chain of the same name is refused;
 3. save the whole ruleset to ``STATE_DIR/firewall/saved-ruleset.*`` (mode 0600);
 4. write the record ``lockdown.json`` (token, start, owner process, deadline, backend);
 5. start the dead-man (:mod:`.deadman`) and wait until it is watching;
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import suggest
-from cfbackup.errors import CfbackupError, ExitCode, RunRefused
+from cfbackup.errors import CfbackupError, ExitCode, LockHeld, RunRefused
 from cfbackup_firewall_lockdown import backends
 from cfbackup_firewall_lockdown.lift import unlock
 from cfbackup_firewall_lockdown.record import (
@@ -38,6 +40,7 @@ from cfbackup_firewall_lockdown.record import (
     process_alive,
     process_start,
     read_record,
+    read_saved,
     save_ruleset,
     stop_deadman,
     write_json,
@@ -71,9 +74,76 @@ def require_admin(command: str, *, verb: str = "changes") -> None:
 # --- lock, unlock, status ----------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class Holder:
+    """Who answers for a lock-down in force: its owner process and its dead-man, from the
+    record (when it belongs to this lock-down) and the kernel's comment."""
+
+    record: dict[str, Any] | None
+    owner_pid: int | None
+    owner_alive: bool
+    deadman_pid: int | None
+    deadman_alive: bool
+
+    @property
+    def orphaned(self) -> bool:
+        """Someone was to lift it (an owner, a dead-man) and none of them runs any more
+        (kill -9 of both, an OOM kill of the unit, a reboot with the ruleset saved while
+        locked). A lock by hand without a dead-man (``lock --timeout 0``) is nobody's to
+        lift but ``unlock``'s: not orphaned."""
+        answerable = self.owner_pid is not None or self.deadman_pid is not None
+        return answerable and not self.owner_alive and not self.deadman_alive
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
+
+
+def holder(info: backends.LockInfo, state_dir: Path) -> Holder:
+    """The owner and dead-man of the lock-down ``info`` (read under :func:`exclusive`, or for
+    display). Without its record, the owner is the PID in the comment if it is still a cfbackup
+    process, and no dead-man watches it (a dead-man needs the record)."""
+    record = read_record(state_dir)
+    if record is not None and (info.foreign or record.get("token") != info.token):
+        record = None  # the record belongs to another (or no) lock-down
+    if record is not None:
+        owner = record.get("owner_pid")
+        owner_alive = bool(owner) and process_alive(owner, record.get("owner_start"))
+        deadman = record.get("deadman_pid")
+        # its command line carries the token: a reused PID (after a reboot) is not it
+        deadman_alive = bool(deadman) and process_alive(deadman, None) and \
+            info.token.encode() in _cmdline(deadman)
+        return Holder(record, owner, owner_alive, deadman, deadman_alive)
+    owner = info.pid
+    owner_alive = bool(owner) and process_alive(owner, None) and b"cfbackup" in _cmdline(owner)
+    return Holder(None, owner, owner_alive, None, False)
+
+
+def orphan_advice(info: backends.LockInfo, who: Holder) -> str:
+    """One sentence for an orphaned lock-down: what it is, why nobody lifts it, the fix."""
+    held = (who.record or {}).get("reason") or "cfbackup"
+    pid = f" (pid {who.owner_pid})" if who.owner_pid else ""
+    return (f"the firewall lock-down in force since {_stamp(info.since)} ({info.where}) is "
+            f"orphaned: {held}{pid} and its dead-man are gone, so nobody will lift it; run "
+            f"{suggest.command('firewall', 'unlock')} once the host is ready to be reachable "
+            "(the next restore with the lock-down enabled takes it over).")
+
+
+def _stamp(since: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "an unknown time"
+
+
+# --- lock, unlock, status ----------------------------------------------------------------------
+
+
 @dataclasses.dataclass
 class Locked:
-    """The outcome of :func:`lock`: ours (with a token), or one that was already in force."""
+    """The outcome of :func:`lock`: ours (with a token), or one that was already in force (and
+    who holds it); ``took_over``: the orphaned lock-down ours replaced."""
 
     backend: backends.Backend
     token: str | None
@@ -81,18 +151,31 @@ class Locked:
     deadline: float | None
     deadman_pid: int | None
     already: backends.LockInfo | None = None
+    holder: Holder | None = None
+    took_over: tuple[backends.LockInfo, Holder] | None = None
 
 
 def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
          owner_pid: int | None, timeout: int, reason: str) -> Locked:
-    """Apply the lock-down (idempotent: an existing one is reported, not replaced)."""
+    """Apply the lock-down. One in force whose holder still runs is reported, not replaced; an
+    orphaned one is taken over (replaced by ours in one transaction: the host is never open in
+    between, and its saved ruleset, from before it, is kept); a foreign one is refused."""
     from cfbackup_firewall_lockdown import deadman
 
     with exclusive(state_dir):
         present = backend.lockdown_info()
+        orphan = None
         if present is not None:
-            return Locked(backend, None, present.since or 0, None, None, already=present)
-        saved = save_ruleset(backend, state_dir)
+            if present.foreign:
+                raise present.foreign_error("no lock-down was applied")
+            who = holder(present, state_dir)
+            if not who.orphaned:
+                return Locked(backend, None, present.since or 0, None, None, already=present,
+                              holder=who)
+            orphan = (present, who)
+        saved = _orphan_saved(orphan[1]) if orphan else None
+        if saved is None:
+            saved = save_ruleset(backend, state_dir)
         token = secrets.token_hex(6)
         since = time.time()
         deadline = since + timeout if timeout > 0 else None
@@ -111,7 +194,8 @@ def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
                 record["deadman_pid"] = deadman_pid
                 write_json(firewall_dir(state_dir) / RECORD, record)
             backend.apply_lockdown(settings.lockdown_rules,
-                                   backends.comment_for(token, since, owner_pid))
+                                   backends.comment_for(token, since, owner_pid),
+                                   replace=orphan is not None)
         except BaseException:
             cleaned = False
             with contextlib.suppress(Exception):  # an interrupted nft may have committed
@@ -122,27 +206,54 @@ def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
                 stop_deadman(record)
             raise
     log.info("firewall lock-down in force (%s, token %s)", backend.name, token)
-    return Locked(backend, token, since, deadline, deadman_pid)
+    return Locked(backend, token, since, deadline, deadman_pid, took_over=orphan)
+
+
+def _orphan_saved(who: Holder) -> dict[str, str] | None:
+    """The orphan's saved ruleset (from before it), when its record still names it: saving
+    now would record the orphan's own table as part of "the ruleset"."""
+    if who.record is None or not who.record.get("saved") or read_saved(who.record) is None:
+        return None
+    return dict(who.record["saved"])
 
 
 def status(backend: backends.Backend, state_dir: Path) -> dict[str, Any]:
-    """What is in force, from the kernel first and the record second."""
+    """What is in force, from the kernel first and the record second; ``orphaned``: nobody
+    will lift it (``advice`` says what to run), ``foreign``: not cfbackup's."""
     info = backend.lockdown_info()
-    record = read_record(state_dir)
-    if record and info and record.get("token") != info.token:
-        record = None  # the record belongs to another (or no) lock-down
     state: dict[str, Any] = {"locked": info is not None, "backend": backend.name}
     if info is None:
         return state
-    state.update(where=info.where, since=info.since, token=info.token, owner_pid=info.pid,
-                 dropped_packets=info.dropped)
-    if record:
+    state.update(where=info.where, since=info.since, token=info.token or None,
+                 owner_pid=info.pid, dropped_packets=info.dropped, foreign=info.foreign)
+    if info.foreign:  # no lock-down is in force: nothing of cfbackup's filters the host
+        advice = str(info.foreign_error("it is no lock-down of cfbackup's"))
+        state.update(locked=False, orphaned=False, advice=advice)
+        return state
+    who = holder(info, state_dir)
+    state.update(owner_pid=who.owner_pid, owner_alive=who.owner_alive,
+                 deadman_pid=who.deadman_pid, deadman_alive=who.deadman_alive,
+                 orphaned=who.orphaned)
+    if who.record:
+        record = who.record
         state.update(reason=record.get("reason"), deadline=record.get("deadline"),
-                     deadman_pid=record.get("deadman_pid"),
-                     deadman_alive=bool(record.get("deadman_pid"))
-                     and process_alive(record["deadman_pid"], None),
                      saved=record.get("saved"))
+    if who.orphaned:
+        state["advice"] = orphan_advice(info, who)
     return state
+
+
+def check_row(backend: backends.Backend, state_dir: Path) -> tuple[str, bool, str]:
+    """``cfbackup check``'s row for the lock-down in force: a failure when it is orphaned or
+    foreign (the host stays locked, or a restore would be refused)."""
+    state = status(backend, state_dir)
+    if state.get("advice"):
+        return ("firewall lock-down in force", False, state["advice"])
+    if not state["locked"]:
+        return ("firewall lock-down in force", True, "none")
+    held = state.get("reason") or "by hand"
+    return ("firewall lock-down in force", True,
+            f"since {_stamp(state.get('since'))}, held by {held}")
 
 
 @contextlib.contextmanager
@@ -155,10 +266,29 @@ def hold(settings: Settings, state_dir: Path, *, reason: str,
     locked = lock(settings, backend, state_dir, owner_pid=os.getpid(),
                   timeout=settings.deadman_timeout, reason=reason)
     if locked.already is not None:
-        logger.warning("a firewall lock-down is already in force (%s): the run keeps it and "
-                       "leaves it in force", locked.already.where)
+        who = locked.holder
+        if who is not None and who.owner_pid is not None:
+            # relying on it would leave this run open once that run lifts it at its end, and
+            # with that run's allow-list instead of this profile's
+            held = (who.record or {}).get("reason") or "another cfbackup run"
+            since = _stamp(locked.already.since)
+            if who.owner_alive:
+                raise LockHeld(f"the firewall lock-down is held by {held} (pid "
+                               f"{who.owner_pid}, since {since}): run this restore again once "
+                               "that run has ended.")
+            raise LockHeld(f"the dead-man (pid {who.deadman_pid}) is lifting the firewall "
+                           f"lock-down of {held} (pid {who.owner_pid}, ended): run this "
+                           "restore again in a few seconds.")
+        logger.warning("a firewall lock-down is already in force (%s, locked by hand): the run "
+                       "keeps it and leaves it in force", locked.already.where)
         yield locked
         return
+    if locked.took_over is not None:
+        info, who = locked.took_over
+        held = (who.record or {}).get("reason") or "cfbackup"
+        logger.warning("took over the orphaned firewall lock-down in force since %s (%s, whose "
+                       "owner and dead-man were gone): it now has this profile's rules and is "
+                       "lifted at the end of this run", _stamp(info.since), held)
     limit = f", lifted at the latest after {settings.deadman_timeout} s" \
         if locked.deadline else ""
     logger.info("firewall locked down with %s (dead-man pid %s%s)", backend.name,

@@ -132,11 +132,13 @@ def _jump_deletions(jumps: list[str]) -> list[str]:
     return ["-D" + line[2:] for line in jumps if line.startswith("-A INPUT ")]
 
 
-def iptables_lockdown(rules: tuple[AllowRule, ...], version: int, comment: str) -> str:
+def iptables_lockdown(rules: tuple[AllowRule, ...], version: int, comment: str,
+                      jumps: list[str] | None = None) -> str:
     """An ``iptables-restore --noflush`` script adding the lock-down chain and its jump at the
-    top of INPUT, in one commit."""
+    top of INPUT, in one commit; ``jumps`` (those of a lock-down in force) are replaced."""
     chain = LOCKDOWN_CHAIN
-    lines = ["*filter", f":{chain} - [0:0]", f"-A {chain} -i lo -j RETURN",
+    lines = ["*filter", *_jump_deletions(jumps or []), f":{chain} - [0:0]",
+             *([f"-F {chain}"] if jumps else []), f"-A {chain} -i lo -j RETURN",
              f"-A {chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"]
     if version == 6:
         lines += [f"-A {chain} -p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN"

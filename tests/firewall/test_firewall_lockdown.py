@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -287,3 +289,138 @@ def test_check_reports_the_lockdown_settings_tool_and_privileges(tmp_path):
         in result.stdout, result.stdout + result.stderr
     assert "[ok] firewall tool: nft: nftables v" in result.stdout
     assert "[ok] firewall privileges: root (CAP_NET_ADMIN)" in result.stdout
+
+
+def _kill_restore_and_deadman(site, tmp_path, process) -> int:
+    """kill -9 cfbackup and its dead-man together (a unit killed with KillMode=control-group,
+    the OOM killer): the lock-down stays with nobody to lift it. Returns cfbackup's PID."""
+    record = json.loads((tmp_path / "state" / "firewall" / "lockdown.json").read_text())
+    os.kill(record["deadman_pid"], signal.SIGKILL)
+    process.kill()
+    process.wait(10)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(record["owner_pid"], signal.SIGKILL)
+    gone = [record["owner_pid"], record["deadman_pid"]]
+    assert wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in gone), 10)
+    return record["owner_pid"]
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_orphaned_lockdown_is_reported_failed_by_check_and_taken_over(site, tmp_path, backed_up,
+                                                                      backend):
+    before, before_iptables = site.ruleset(), site.iptables_save()
+    process, config = _start_restore(site, tmp_path, backed_up, backend=backend,
+                                     deadman_timeout=600)
+    with process:
+        owner = _kill_restore_and_deadman(site, tmp_path, process)
+    time.sleep(1)  # a dead-man would have lifted it by now: nobody does
+    assert site.ruleset() != before
+    unlock = f"cfbackup -c {config} firewall unlock"
+
+    status = site.cfbackup("-c", config, "firewall", "status")
+    assert status.returncode == 0, status.stderr
+    assert f"(pid {owner}, NOT running)" in status.stdout
+    assert "at the latest" not in status.stdout  # no deadline nobody keeps
+    assert "is orphaned" in status.stderr and "nobody will lift it" in status.stderr
+    assert unlock in status.stderr
+    state = json.loads(site.cfbackup("-c", config, "firewall", "status", "--json").stdout)
+    assert state["orphaned"] is True and state["owner_alive"] is False
+    assert state["deadman_alive"] is False and unlock in state["advice"]
+
+    overview = site.cfbackup("-c", config, "status", "site")
+    assert overview.returncode == 0, overview.stderr
+    assert "  WARNING: the firewall lock-down in force since" in overview.stdout
+    assert "is orphaned" in overview.stdout and unlock in overview.stdout
+    overview = json.loads(site.cfbackup("-c", config, "status", "site", "--json").stdout)
+    assert len(overview["plugin_warnings"]) == 1 and unlock in overview["plugin_warnings"][0]
+
+    check = site.cfbackup("-c", config, "check", "site")
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert "firewall lock-down in force: the firewall lock-down in force since" in check.stdout
+    assert unlock in check.stdout
+
+    # the next restore takes it over: its own dead-man, this profile's rules, lifted at its end
+    (tmp_path / "flags" / "locked").unlink()
+    again = site.server.popen(CFBACKUP, "-c", config, "restore", "site", str(tmp_path / "again"),
+                              env=cfbackup_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    with again:
+        assert wait_for(lambda: (tmp_path / "flags" / "locked").exists(), 30)
+        taken = json.loads(site.cfbackup("-c", config, "firewall", "status", "--json").stdout)
+        assert taken["token"] != state["token"] and taken["owner_pid"] != owner
+        assert taken["orphaned"] is False and taken["owner_alive"] and taken["deadman_alive"]
+        site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
+        (tmp_path / "flags" / "go").write_text("0")
+        out, err = again.communicate(timeout=60)
+    assert again.returncode == 0, err
+    assert "took over the orphaned firewall lock-down" in err
+    assert "differs" not in err  # the orphan's saved ruleset (from before it) is kept
+    assert site.ruleset() == before and site.iptables_save() == before_iptables
+    site.expect(service="open")
+    assert not (tmp_path / "state" / "firewall" / "lockdown.json").exists()
+
+
+def _second_profile(config: str, data) -> None:
+    """Add profile ``two`` (same backup, lock-down with the defaults) to ``config``."""
+    with open(config, "a", encoding="utf-8") as handle:
+        handle.write(f"""
+[profiles.two]
+source = "{data}/src"
+target = "file://{data}/backup"
+archive_dir = "{data}/archive-two"
+[profiles.two.encryption]
+mode = "none"
+[profiles.two.firewall_lockdown]
+enabled = true
+""")
+
+
+def test_a_restore_is_refused_while_another_restore_holds_the_lockdown(site, tmp_path,
+                                                                      backed_up):
+    process, config = _start_restore(site, tmp_path, backed_up)
+    _second_profile(config, backed_up)
+    with process:
+        during = site.ruleset()
+        second = site.cfbackup("-c", config, "restore", "two", str(tmp_path / "two"))
+        assert second.returncode == 4, second.stderr
+        assert "the firewall lock-down is held by cfbackup restore of profile site (pid " \
+            in second.stderr
+        assert "run this restore again once that run has ended" in second.stderr
+        assert not (tmp_path / "two").exists()
+        assert site.ruleset() == during  # the first run's lock-down is untouched
+        site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
+        (tmp_path / "flags" / "go").write_text("0")
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+
+
+@pytest.mark.parametrize("backend", ["nft", "iptables"])
+def test_a_foreign_table_of_the_same_name_is_refused_never_adopted_nor_deleted(
+        site, tmp_path, backed_up, backend):
+    if backend == "nft":
+        site.server.run("nft", "add", "table", "inet", "cfbackup_lockdown")
+        where = "nft table inet cfbackup_lockdown"
+    else:
+        site.server.run("iptables", "-N", "CFBACKUP_LOCKDOWN")
+        where = "iptables chain CFBACKUP_LOCKDOWN"
+    before, before_iptables = site.ruleset(), site.iptables_save()
+    config = str(write_config(tmp_path / "config.toml", backend=backend, data=backed_up))
+    message = f"{where} exists but was not made by cfbackup"
+
+    locked = site.cfbackup("-c", config, "firewall", "lock")
+    assert locked.returncode == 5 and message in locked.stderr, locked.stderr
+    restore = site.cfbackup("-c", config, "restore", "site", str(tmp_path / "restored"))
+    assert restore.returncode == 5 and message in restore.stderr, restore.stderr
+    assert not (tmp_path / "restored").exists()
+    status = site.cfbackup("-c", config, "firewall", "status")
+    assert message in status.stderr and "in force since" not in status.stdout
+    state = json.loads(site.cfbackup("-c", config, "firewall", "status", "--json").stdout)
+    assert state["locked"] is False and state["foreign"] is True and message in state["advice"]
+    unlocked = site.cfbackup("-c", config, "firewall", "unlock")
+    assert unlocked.returncode == 5 and message in unlocked.stderr, unlocked.stderr
+    check = site.cfbackup("-c", config, "check", "site")
+    assert check.returncode == 5 and message in check.stdout
+    assert site.ruleset() == before and site.iptables_save() == before_iptables
+    site.expect(service="open")
+    if backend == "iptables":
+        site.server.run("iptables", "-X", "CFBACKUP_LOCKDOWN")
