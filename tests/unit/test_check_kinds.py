@@ -4,6 +4,8 @@ drill (status would show a verify that never ran, and hide the read-data that di
 
 from __future__ import annotations
 
+import os
+
 import argparse
 
 import pytest
@@ -74,7 +76,8 @@ def test_the_kind_is_in_the_history_from_the_start(config, tmp_path):
         make_plugin_manager(load_entry_points=False),
         body,
     )
-    assert seen["finished"] is None and seen["stats"] == {"read_data": "1/7"}
+    # and its pid, so that a run waiting for the lock is not taken for a dead one
+    assert seen["finished"] is None and seen["stats"] == {"read_data": "1/7", "pid": os.getpid()}
 
 
 def test_an_interrupted_read_data_does_not_clear_the_damage_an_earlier_one_found(tmp_path, capsys):
