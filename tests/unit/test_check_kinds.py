@@ -4,9 +4,8 @@ drill (status would show a verify that never ran, and hide the read-data that di
 
 from __future__ import annotations
 
-import os
-
 import argparse
+import os
 
 import pytest
 
