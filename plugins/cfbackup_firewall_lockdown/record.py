@@ -1,7 +1,9 @@
 """A lock-down's state on disk, and the processes it names: what every party to it shares.
 
 ``STATE_DIR/firewall/`` holds ``lockdown.json`` (token, start, owner process, deadline,
-backend, dead-man), the saved ruleset (``saved-ruleset.*``, mode 0600) and the seed; a file
+backend, dead-man, the allow rules so the dead-man can re-apply the lock-down), the saved
+ruleset (``saved-ruleset.*``, mode 0600; kept as ``kept-ruleset.*`` when the lock-down ended
+with the ruleset changed, so that ``unlock --reload-saved`` finds it later) and the seed; a file
 lock there serializes cfbackup processes and the dead-man. The lock-down (``lockdown.py``), the
 dead-man (``deadman.py``) and the seed (``seed.py``) read and write it through this module, so
 the dead-man needs neither the lock-down nor its settings.
@@ -20,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup_firewall_lockdown import backends
+from cfbackup_firewall_lockdown.settings import AllowRule, parse_network
 
 log = logging.getLogger("cfbackup.firewall_lockdown")
 
 RECORD = "lockdown.json"
+KEPT = "kept-ruleset"
 
 
 def firewall_dir(state_dir: Path, *, create: bool = False) -> Path:
@@ -98,6 +102,43 @@ def read_saved(record: dict[str, Any]) -> dict[str, str] | None:
                 for name, path in record.get("saved", {}).items()}
     except OSError:
         return None
+
+
+def keep_saved(state_dir: Path, record: dict[str, Any]) -> tuple[list[Path], bool]:
+    """Move the lock-down's saved copy to ``kept-ruleset.*``, out of the next lock-down's way;
+    returns the kept files and whether they replaced an older kept copy."""
+    older = list(firewall_dir(state_dir).glob(f"{KEPT}.*"))
+    for path in older:  # one set: no older file of another IP family mixed in
+        path.unlink(missing_ok=True)
+    kept, replaced = [], bool(older)
+    for name, path in record.get("saved", {}).items():
+        target = firewall_dir(state_dir) / f"{KEPT}.{name}"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+            kept.append(target)
+    return kept, replaced
+
+
+def read_kept(state_dir: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """The kept copy (of the given backend's files), by name."""
+    found = {name: firewall_dir(state_dir) / f"{KEPT}.{name}" for name in names}
+    return {name: path for name, path in found.items() if path.is_file()}
+
+
+# --- the allow rules, for the dead-man ----------------------------------------------------
+
+
+def encode_rules(rules: tuple[AllowRule, ...]) -> list[dict[str, Any]]:
+    return [{"proto": r.proto, "ports": list(r.ports) if r.ports else None,
+             "sources": [str(n) for n in r.sources]} for r in rules]
+
+
+def decode_rules(data: list[dict[str, Any]] | None) -> tuple[AllowRule, ...] | None:
+    """The rules of :func:`encode_rules`; None for a record written without them."""
+    if data is None:
+        return None
+    return tuple(AllowRule(r["proto"], tuple(r["ports"]) if r["ports"] else None,  # type: ignore[arg-type]
+                           tuple(parse_network(n) for n in r["sources"])) for r in data)
 
 
 # --- processes --------------------------------------------------------------------------------
