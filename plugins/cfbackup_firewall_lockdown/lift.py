@@ -14,6 +14,7 @@ from typing import Any
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup_firewall_lockdown import backends
 from cfbackup_firewall_lockdown.record import (
+    call_off_deadman,
     drop_record,
     exclusive,
     firewall_dir,
@@ -47,6 +48,8 @@ def unlock(backend: backends.Backend, state_dir: Path, *, token: str | None = No
         record = read_record(state_dir)
         if token is not None and record is not None and record.get("token") != token:
             record = None
+        if token is None:  # whoever holds it: its dead-man must not re-apply it
+            _call_off_other(backend, state_dir, record)
         removed = backend.remove_lockdown(token)
         saved = read_saved(record) if record else None
         reloaded_from = None
@@ -78,3 +81,16 @@ def unlock(backend: backends.Backend, state_dir: Path, *, token: str | None = No
             drop_record(state_dir, record["token"])
             stop_deadman(record)
     return Unlocked(removed, drift, record, reloaded_from)
+
+
+def _call_off_other(backend: backends.Backend, state_dir: Path,
+                    record: dict[str, Any] | None) -> None:
+    """A lock-down in force that is not the one recorded here (another state dir's): stop its
+    dead-man and drop its record, so that it is lifted, not re-applied or left "held"."""
+    info = backend.lockdown_info()
+    if info is None or not info.token or (record and record.get("token") == info.token):
+        return
+    other = call_off_deadman(info.token)
+    if other is not None and Path(other).resolve() != Path(state_dir).resolve():
+        with exclusive(other):
+            drop_record(other, info.token)
