@@ -72,7 +72,8 @@ def cfbackup_check(run):
                  f"{settings.deadman_timeout or 'no'} s"))
     try:
         backend = backends.detect(settings.backend)
-        rows.append(("firewall tool", True, f"{backend.name}: {backend.version()}"))
+        gap = backend.ipv6_warning() if isinstance(backend, backends.Iptables) else None
+        rows.append(("firewall tool", gap is None, gap or f"{backend.name}: {backend.version()}"))
     except CfbackupError as error:
         rows.append(("firewall tool", False, error.message))
     admin = lockdown.can_change_firewall()

@@ -9,6 +9,7 @@ even without the state files. Every process is spawned through :func:`cfbackup.e
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ from cfbackup_firewall_lockdown.settings import AllowRule
 # cron and sudo often leave /usr/sbin out of PATH, where Debian installs nft and iptables.
 SBIN_DIRS = ("/usr/sbin", "/sbin", "/usr/local/sbin")
 TIMEOUT = 30
+log = logging.getLogger("cfbackup.firewall_lockdown")
 _COMMENT_RE = re.compile(r"since=(?P<since>\d+) token=(?P<token>[0-9a-f]+)(?: pid=(?P<pid>\d+))?")
 
 
@@ -91,6 +93,7 @@ class Nft:
     """nftables: the lock-down and the seed each live in their own ``inet`` table."""
 
     name = "nft"
+    saved_names = ("nft",)  # the keys of :meth:`save`
 
     def __init__(self, nft: str):
         self.nft = nft
@@ -106,8 +109,11 @@ class Nft:
 
     @staticmethod
     def normalize(text: str) -> str:
-        """Live counters and set-element expiry change by themselves: not part of "the ruleset"."""
+        """Live counters (in rules, set elements and named ``counter`` objects), quota usage and
+        set-element expiry change by themselves: not part of "the ruleset"."""
         text = re.sub(r"counter packets \d+ bytes \d+", "counter", text)
+        text = re.sub(r"^(\s*)packets \d+ bytes \d+$", r"\1packets bytes", text, flags=re.M)
+        text = re.sub(r" used \d+ \S*bytes", "", text)
         return re.sub(r" expires \S+", "", text)
 
     def _table(self, table: str) -> tuple[str, str] | None:
@@ -187,9 +193,12 @@ class Iptables:
     top of INPUT. IPv4 is required; IPv6 is covered when ip6tables works on this host."""
 
     name = "iptables"
+    saved_names = ("iptables", "ip6tables")  # the keys of :meth:`save`
 
-    def __init__(self, families: dict[int, dict[str, str]]):
+    def __init__(self, families: dict[int, dict[str, str]], ipv6_gap: str | None = None):
         self.families = families  # {4: {"cmd": ..., "save": ..., "restore": ...}, 6: ...}
+        # why IPv6 is not covered although this kernel has it on (None: covered, or IPv6 off)
+        self.ipv6_gap = ipv6_gap
 
     @classmethod
     def find(cls) -> Iptables | None:
@@ -201,11 +210,24 @@ class Iptables:
                 families[version] = tools  # type: ignore[assignment]
         if 4 not in families:
             return None
-        if 6 in families:
+        gap = None
+        if 6 not in families:
+            gap = "ip6tables, ip6tables-save or ip6tables-restore is missing"
+        else:
             probe = execute.capture([families[6]["cmd"], "-w", "-S", "INPUT"], timeout=TIMEOUT)
-            if probe.returncode != 0:  # IPv6 disabled in this kernel
+            if probe.returncode != 0:  # IPv6 disabled in this kernel, or ip6tables broken
                 del families[6]
-        return cls(families)
+                detail = " ".join(line.strip() for line in probe.tail[-1:])
+                gap = f"ip6tables fails ({detail or f'exit {probe.returncode}'})"
+        return cls(families, gap if gap and ipv6_enabled() else None)
+
+    def ipv6_warning(self) -> str | None:
+        """One sentence when IPv6 is on in this kernel but not covered, else None."""
+        if self.ipv6_gap is None:
+            return None
+        return (f"IPv6 is enabled in this kernel but {self.ipv6_gap}, so the lock-down leaves "
+                "IPv6 traffic unfiltered: install ip6tables (apt install iptables) or use the "
+                "nft backend (apt install nftables).")
 
     def describe(self) -> dict:
         return {"kind": "iptables", "families": {str(k): v for k, v in self.families.items()}}
@@ -220,8 +242,13 @@ class Iptables:
 
     @staticmethod
     def normalize(text: str) -> str:
+        """Packet counters ignored, and a table holding nothing (built-in chains with ACCEPT
+        policy, no rule: what adding our chain to a host without that table leaves) counts as
+        absent."""
         lines = [line for line in text.splitlines() if not line.startswith("#")]
-        return re.sub(r"\[\d+:\d+\]", "[0:0]", "\n".join(lines))
+        text = re.sub(r"\[\d+:\d+\]", "[0:0]", "\n".join(lines))
+        return re.sub(r"^\*\w+\n(?::[A-Z]+ ACCEPT \[0:0\]\n)*COMMIT(?:\n|$)", "", text,
+                      flags=re.M)
 
     def _jumps(self, version: int, chain: str) -> list[str]:
         result = _run([self.families[version]["cmd"], "-w", "-S", "INPUT"], "reading INPUT")
@@ -247,6 +274,8 @@ class Iptables:
                        replace: bool = False) -> None:
         """Add the lock-down chains; ``replace``: each family's chain and jump are replaced in
         one commit (taking over an orphaned lock-down leaves no moment unfiltered)."""
+        if self.ipv6_warning():
+            log.warning("%s", self.ipv6_warning())
         done: list[int] = []
         try:
             for version in self.families:
@@ -295,6 +324,15 @@ class Iptables:
 
 
 Backend = Nft | Iptables
+
+
+def ipv6_enabled() -> bool:
+    """True when this kernel (this network namespace) has IPv6 on."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/all/disable_ipv6", encoding="ascii") as flag:
+            return flag.read().strip() == "0"
+    except OSError:
+        return False  # no IPv6 in this kernel at all
 
 
 def detect(choice: str = "auto") -> Backend:

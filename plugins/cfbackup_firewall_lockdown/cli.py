@@ -224,12 +224,19 @@ def _lock(settings: Settings, backend: backends.Backend, state_dir: Path,
 
 def _unlock(settings: Settings, state_dir: Path, args: argparse.Namespace, output: Any) -> int:
     removed = False
-    for backend in _candidates(settings, state_dir):
+    candidates = _candidates(settings, state_dir)
+    if args.reload_saved and len(candidates) > 1:  # no record: reload where a copy is kept
+        candidates = [b for b in candidates if lift.has_kept(b, state_dir)] or candidates[:1]
+    reloaded: list[Path] = []
+    for backend in candidates:
         result = lift.unlock(backend, state_dir, reload_saved=args.reload_saved)
         removed = removed or result.removed
+        reloaded += result.reloaded_from or []
         if result.drift and not args.reload_saved:
             reload = suggest.command("firewall", "unlock", "--reload-saved")
             output.warn(result.drift + f" ({reload} loads it back)")
+    if reloaded:
+        output.info(f"saved ruleset reloaded from {', '.join(str(p) for p in reloaded)}")
     if removed:
         what = "saved ruleset reloaded" if args.reload_saved else "ruleset as saved"
         output.info(f"firewall lock-down lifted ({what})")

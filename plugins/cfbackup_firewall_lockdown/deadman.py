@@ -8,7 +8,13 @@ whose token it was given) when
   another process: the start time is compared), or
 - the deadline passes (``deadman_timeout`` after the start, or ``lock --timeout``).
 
-It ends quietly when the lock-down is lifted by its owner (the record disappears) or on SIGTERM.
+While neither happens it also keeps the lock-down in force: when its table or chain vanishes
+although nobody lifted it (the record is still there), e.g. ``systemctl reload nftables`` loading
+a ruleset that starts with ``flush ruleset``, it re-applies it at once from the rules in the
+record, logs a warning and notes the time in the record, so the owner warns at its end (the
+restore keeps running: it is locked down again within half a second). It ends quietly when the
+lock-down is lifted by its owner or by ``cfbackup firewall unlock`` (the record disappears) or
+on SIGTERM.
 It is double-forked into its own session so that neither kill -9 of cfbackup, a Ctrl-C in the
 terminal, nor cfbackup's "children die with me" rule (PR_SET_PDEATHSIG) takes it down; its
 output goes to ``STATE_DIR/firewall/deadman.log``.
@@ -29,7 +35,15 @@ from pathlib import Path
 from cfbackup import execute
 from cfbackup.redact import RedactingFilter
 from cfbackup_firewall_lockdown import backends, lift
-from cfbackup_firewall_lockdown.record import firewall_dir, process_alive, read_record
+from cfbackup_firewall_lockdown.record import (
+    RECORD,
+    decode_rules,
+    exclusive,
+    firewall_dir,
+    process_alive,
+    read_record,
+    write_json,
+)
 
 POLL_SECONDS = 0.5
 log = logging.getLogger("cfbackup.firewall_lockdown.deadman")
@@ -89,6 +103,41 @@ def _why_lift(record: dict) -> str | None:
     return None
 
 
+def _keep_in_force(backend: backends.Backend, state_dir: Path, record: dict, seen: bool,
+                   failing: bool) -> tuple[bool, bool]:
+    """Re-apply the lock-down if it vanished after it was in force (``seen``) while its record
+    says nobody lifted it; returns the new (seen, failing)."""
+    try:
+        if backend.lockdown_info() is not None:
+            return True, False
+    except backends.FirewallError as error:  # a passing failure must not end the watch
+        log.warning("could not read the lock-down (%s): trying again", error)
+        return seen, failing
+    if not seen:  # not applied yet (or its application failed): nothing to keep
+        return False, failing
+    token, rules = record["token"], decode_rules(record.get("rules"))
+    if rules is None:
+        if not failing:
+            log.error("lock-down %s was removed by something else, and its record has no rules "
+                      "to re-apply it with: the host is not locked down", token)
+        return seen, True
+    try:
+        backend.remove_lockdown()  # what is left of it (iptables: the other IP family's chain)
+        backend.apply_lockdown(rules, backends.comment_for(token, record["since"],
+                                                           record.get("owner_pid")))
+    except backends.FirewallError as error:
+        if not failing:
+            log.error("lock-down %s was removed by something else and could not be re-applied "
+                      "(%s): the host is not locked down; retrying every %s s", token, error,
+                      POLL_SECONDS)
+        return seen, True
+    log.warning("lock-down %s was removed by something else while it was held (a firewall "
+                "reload such as systemctl reload nftables?): re-applied", token)
+    record["reapplied"] = [*record.get("reapplied", []), time.time()]
+    write_json(firewall_dir(state_dir) / RECORD, record)
+    return seen, False
+
+
 def watch(state_dir: Path, token: str) -> int:
     record = read_record(state_dir)
     if not record or record.get("token") != token:
@@ -97,14 +146,17 @@ def watch(state_dir: Path, token: str) -> int:
     backend = backends.from_description(record["backend"])
     log.info("watching lock-down %s (owner pid %s, deadline %s)", token,
              record.get("owner_pid"), record.get("deadline"))
+    seen = failing = False
     while True:
-        record = read_record(state_dir)
-        if not record or record.get("token") != token:
-            log.info("lock-down %s was lifted by its owner: done", token)
-            return 0
-        reason = _why_lift(record)
-        if reason:
-            break
+        with exclusive(state_dir):  # an unlock removes table and record together
+            record = read_record(state_dir)
+            if not record or record.get("token") != token:
+                log.info("lock-down %s was lifted by its owner: done", token)
+                return 0
+            reason = _why_lift(record)
+            if reason:
+                break
+            seen, failing = _keep_in_force(backend, state_dir, record, seen, failing)
         time.sleep(POLL_SECONDS)
     log.warning("lifting lock-down %s: %s", token, reason)
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # finish what we started

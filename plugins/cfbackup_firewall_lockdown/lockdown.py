@@ -8,7 +8,7 @@ half-applied):
    left alone (a restore refuses to start beside it), an orphaned one (its owner and its
    dead-man gone) is taken over, a foreign table or chain of the same name is refused;
 3. save the whole ruleset to ``STATE_DIR/firewall/saved-ruleset.*`` (mode 0600);
-4. write the record ``lockdown.json`` (token, start, owner process, deadline, backend);
+4. write the record ``lockdown.json`` (token, start, owner process, deadline, backend, rules);
 5. start the dead-man (:mod:`.deadman`) and wait until it is watching;
 6. add the lock-down in one transaction, its comment carrying start time and token.
 
@@ -35,6 +35,7 @@ from cfbackup_firewall_lockdown.lift import unlock
 from cfbackup_firewall_lockdown.record import (
     RECORD,
     drop_record,
+    encode_rules,
     exclusive,
     firewall_dir,
     process_alive,
@@ -185,6 +186,7 @@ def lock(settings: Settings, backend: backends.Backend, state_dir: Path, *,
             "owner_pid": owner_pid,
             "owner_start": process_start(owner_pid) if owner_pid else None,
             "deadman_pid": None,
+            "rules": encode_rules(settings.lockdown_rules),  # the dead-man re-applies them
         }
         write_json(firewall_dir(state_dir) / RECORD, record)
         deadman_pid = None
@@ -313,10 +315,31 @@ def _release(backend: backends.Backend, state_dir: Path, locked: Locked,
             logger.error("%s", message)
             return
         raise CfbackupError(message, exit_code=ExitCode.REFUSED) from None
+    deadman_log = firewall_dir(state_dir) / "deadman.log"
+    reapplied = (result.record or {}).get("reapplied") or []
+    if reapplied:
+        logger.warning("the firewall lock-down was removed by something else %d time(s) during "
+                       "the run (first at %s; a firewall reload such as systemctl reload "
+                       "nftables?) and the dead-man re-applied it within a second each time; see "
+                       "%s", len(reapplied),
+                       time.strftime("%H:%M:%S", time.localtime(reapplied[0])), deadman_log)
     if not result.removed:
-        logger.warning("the firewall lock-down was lifted before the run ended (by hand, or by "
-                       "the dead-man at its timeout: raise deadman_timeout for long restores)")
+        logger.warning("%s", _why_gone(result.record, locked, deadman_log))
     else:
         logger.info("firewall lock-down lifted, ruleset restored")
     if result.drift:
         logger.warning("%s", result.drift)
+
+
+def _why_gone(record: dict[str, Any] | None, locked: Locked, deadman_log: Path) -> str:
+    """Why the run's lock-down was no longer in force at its end, as far as can be told."""
+    if record is None and locked.deadline is not None and time.time() >= locked.deadline:
+        return (f"the firewall lock-down was lifted before the run ended, by the dead-man at its "
+                f"timeout of {locked.deadline - locked.since:.0f} s: raise deadman_timeout for "
+                "long restores")
+    if record is None:
+        return ("the firewall lock-down was lifted before the run ended (by "
+                f"{suggest.command('firewall', 'unlock')}, or by the dead-man: see {deadman_log})")
+    return ("the firewall lock-down was removed by something else during the run (a firewall "
+            "reload such as systemctl reload nftables?) and the dead-man could not re-apply it, "
+            f"so the host was not locked down for the rest of the run: see {deadman_log}")

@@ -1,7 +1,9 @@
 """A lock-down's state on disk, and the processes it names: what every party to it shares.
 
 ``STATE_DIR/firewall/`` holds ``lockdown.json`` (token, start, owner process, deadline,
-backend, dead-man), the saved ruleset (``saved-ruleset.*``, mode 0600) and the seed; a file
+backend, dead-man, the allow rules so the dead-man can re-apply the lock-down), the saved
+ruleset (``saved-ruleset.*``, mode 0600; kept as ``kept-ruleset.*`` when the lock-down ended
+with the ruleset changed, so that ``unlock --reload-saved`` finds it later) and the seed; a file
 lock there serializes cfbackup processes and the dead-man. The lock-down (``lockdown.py``), the
 dead-man (``deadman.py``) and the seed (``seed.py``) read and write it through this module, so
 the dead-man needs neither the lock-down nor its settings.
@@ -20,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup_firewall_lockdown import backends
+from cfbackup_firewall_lockdown.settings import AllowRule, parse_network
 
 log = logging.getLogger("cfbackup.firewall_lockdown")
 
 RECORD = "lockdown.json"
+KEPT = "kept-ruleset"
 
 
 def firewall_dir(state_dir: Path, *, create: bool = False) -> Path:
@@ -100,6 +104,43 @@ def read_saved(record: dict[str, Any]) -> dict[str, str] | None:
         return None
 
 
+def keep_saved(state_dir: Path, record: dict[str, Any]) -> tuple[list[Path], bool]:
+    """Move the lock-down's saved copy to ``kept-ruleset.*``, out of the next lock-down's way;
+    returns the kept files and whether they replaced an older kept copy."""
+    older = list(firewall_dir(state_dir).glob(f"{KEPT}.*"))
+    for path in older:  # one set: no older file of another IP family mixed in
+        path.unlink(missing_ok=True)
+    kept, replaced = [], bool(older)
+    for name, path in record.get("saved", {}).items():
+        target = firewall_dir(state_dir) / f"{KEPT}.{name}"
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, target)
+            kept.append(target)
+    return kept, replaced
+
+
+def read_kept(state_dir: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    """The kept copy (of the given backend's files), by name."""
+    found = {name: firewall_dir(state_dir) / f"{KEPT}.{name}" for name in names}
+    return {name: path for name, path in found.items() if path.is_file()}
+
+
+# --- the allow rules, for the dead-man ----------------------------------------------------
+
+
+def encode_rules(rules: tuple[AllowRule, ...]) -> list[dict[str, Any]]:
+    return [{"proto": r.proto, "ports": list(r.ports) if r.ports else None,
+             "sources": [str(n) for n in r.sources]} for r in rules]
+
+
+def decode_rules(data: list[dict[str, Any]] | None) -> tuple[AllowRule, ...] | None:
+    """The rules of :func:`encode_rules`; None for a record written without them."""
+    if data is None:
+        return None
+    return tuple(AllowRule(r["proto"], tuple(r["ports"]) if r["ports"] else None,  # type: ignore[arg-type]
+                           tuple(parse_network(n) for n in r["sources"])) for r in data)
+
+
 # --- processes --------------------------------------------------------------------------------
 
 
@@ -118,6 +159,30 @@ def process_start(pid: int) -> int | None:
 def process_alive(pid: int, start: int | None) -> bool:
     now = process_start(pid)
     return now is not None and (start is None or now == start)
+
+
+def call_off_deadman(token: str, wait: float = 3.0) -> Path | None:
+    """Stop the dead-man of lock-down ``token`` wherever its state is (a lock-down lifted from
+    another state dir: it would re-apply it) and wait for it to end; returns its state dir."""
+    import time
+
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"cfbackup_firewall_lockdown.deadman" not in argv or token.encode() not in argv:
+            continue
+        state_dir = argv[argv.index(b"--state-dir") + 1] if b"--state-dir" in argv else None
+        with contextlib.suppress(OSError):
+            os.kill(int(entry.name), signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        while process_alive(int(entry.name), None) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return Path(os.fsdecode(state_dir)) if state_dir else None
+    return None
 
 
 def stop_deadman(record: dict[str, Any]) -> None:

@@ -20,6 +20,10 @@ import time
 import uuid
 
 import pytest
+from cfbackup_firewall_lockdown import render
+from cfbackup_firewall_lockdown.backends import comment_for
+from cfbackup_firewall_lockdown.record import process_alive
+from cfbackup_firewall_lockdown.settings import settings_from_section
 from cloudlink import CLOUD4, Relay
 from fwlab import CFBACKUP, OTHER4, SERVER4, SERVICE_PORT, cfbackup_env, wait_for, write_config
 from support.cli import PASSPHRASE, stop_gpg_agent
@@ -234,29 +238,51 @@ def test_a_reused_pid_is_not_the_owner(site, tmp_path):
 
 
 def test_a_newer_lockdown_is_left_alone(site, tmp_path):
-    """A dead-man lifts only the lock-down it was started for. Here its lock-down is lifted
-    by a cfbackup with another state dir (unlock finds it in the kernel), which cannot stop
-    that dead-man, and locks down anew; at its deadline the old dead-man removes nothing."""
+    """A dead-man lifts only the lock-down it was started for. Here its lock-down is replaced,
+    in one transaction, by one with another token; at its deadline the dead-man removes
+    nothing (and, the lock-down being there, re-applies nothing)."""
+    config = str(write_config(tmp_path / "config.toml"))
+    before = site.ruleset()
+    assert site.cfbackup("-c", config, "firewall", "lock", "--timeout", "3").returncode == 0
+    first = json.loads(_record_path(tmp_path).read_text())
+    newer = render.nft_lockdown(settings_from_section(None).lockdown_rules,
+                                comment_for("0123456789ab", time.time(), None))
+    site.server.run("nft", "-f", "-",
+                    input=f"delete table inet {render.LOCKDOWN_TABLE}\n{newer}")
+    during = site.ruleset()
+    log = tmp_path / "state" / "firewall" / "deadman.log"
+    assert wait_for(lambda: "was already gone\n" in log.read_text(), 15), log.read_text()
+    text = log.read_text()
+    assert f"lifting lock-down {first['token']}: its timeout of 3 s passed" in text
+    assert f"lock-down {first['token']} was already gone\n" in text
+    assert "re-applied" not in text
+    # its saved copy predates the newer lock-down: it says the ruleset differs, and changes nothing
+    assert "differs from the copy saved before the lock-down" in text
+    assert site.ruleset() == during and "0123456789ab" in during  # the newer one stays
+    assert site.cfbackup("-c", config, "firewall", "unlock").returncode == 0
+    assert site.ruleset() == before
+
+
+def test_unlock_from_another_state_dir_calls_off_the_dead_man(site, tmp_path):
+    """``firewall unlock`` with another config lifts the lock-down it finds in the kernel; the
+    dead-man of that lock-down (another state dir) is stopped and its record dropped, so it
+    neither re-applies it nor touches the newer lock-down taken afterwards."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first_config = str(write_config(tmp_path / "a" / "config.toml"))
     other_config = str(write_config(tmp_path / "b" / "config.toml"))
     before = site.ruleset()
-    assert site.cfbackup("-c", first_config, "firewall", "lock", "--timeout", "3").returncode == 0
+    assert site.cfbackup("-c", first_config, "firewall", "lock", "--timeout", "60").returncode == 0
     first = json.loads(_record_path(tmp_path / "a").read_text())
     assert site.cfbackup("-c", other_config, "firewall", "unlock").returncode == 0
+    assert wait_for(lambda: not process_alive(first["deadman_pid"], None), 1)
+    assert not _record_path(tmp_path / "a").exists()
+    time.sleep(1)  # the dead-man polls twice a second: it would have re-applied it by now
+    assert site.ruleset() == before
     assert site.cfbackup("-c", other_config, "firewall", "lock", "--timeout", "0").returncode == 0
     during = site.ruleset()
-    log = tmp_path / "a" / "state" / "firewall" / "deadman.log"
-    assert wait_for(lambda: "was already gone\n" in log.read_text(), 15), log.read_text()
-    deadman = re.search(r"dead-man\[(\d+)\]", log.read_text())[1]
-    assert wait_for(lambda: not os.path.exists(f"/proc/{deadman}"), 10), log.read_text()
-    text = log.read_text()
-    assert f"lifting lock-down {first['token']}: its timeout of 3 s passed" in text
-    assert f"lock-down {first['token']} was already gone\n" in text
-    # its saved copy predates the newer lock-down: it says the ruleset differs, and changes nothing
-    assert "differs from the copy saved before the lock-down" in text
-    assert site.ruleset() == during and "cfbackup_lockdown" in during  # the newer one stays
+    time.sleep(1)
+    assert site.ruleset() == during
     assert site.cfbackup("-c", other_config, "firewall", "unlock").returncode == 0
     assert site.ruleset() == before
 
