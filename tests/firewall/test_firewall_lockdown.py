@@ -419,6 +419,17 @@ def test_firewall_reload_during_restore_the_dead_man_reapplies_the_lockdown(
         (tmp_path / "flags" / "go").write_text("0")
         out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
+    assert "was removed by something else 1 time(s) during the run" in err
+    assert "re-applied it" in err
+    assert "raise deadman_timeout" not in err
+    # the reloaded ruleset stays, nothing of ours left; with nft the reload dropped the
+    # iptables-nft tables, which the usual warning names
+    assert "cfbackup_lockdown" not in site.ruleset()
+    assert "CFBACKUP_LOCKDOWN" not in site.iptables_save()
+    assert ("differs from the copy saved before the lock-down" in err) == (backend == "nft")
+    site.expect(service="open")
+    log = (tmp_path / "state" / "firewall" / "deadman.log").read_text()
+    assert "was removed by something else while it was held" in log
 
 
 @pytest.mark.parametrize("backend", ["nft", "iptables"])
@@ -453,17 +464,6 @@ def test_a_foreign_table_of_the_same_name_is_refused_never_adopted_nor_deleted(
         site.server.run("iptables", "-X", "CFBACKUP_LOCKDOWN")
 
 
-    assert "was removed by something else 1 time(s) during the run" in err
-    assert "re-applied it" in err
-    assert "raise deadman_timeout" not in err
-    # the reloaded ruleset stays, nothing of ours left; with nft the reload dropped the
-    # iptables-nft tables, which the usual warning names
-    assert "cfbackup_lockdown" not in site.ruleset()
-    assert "CFBACKUP_LOCKDOWN" not in site.iptables_save()
-    assert ("differs from the copy saved before the lock-down" in err) == (backend == "nft")
-    site.expect(service="open")
-    log = (tmp_path / "state" / "firewall" / "deadman.log").read_text()
-    assert "was removed by something else while it was held" in log
 
 
 def test_lockdown_removed_by_hand_during_restore_is_not_blamed_on_the_timeout(
