@@ -341,11 +341,15 @@ def test_a_newline_in_the_target_keeps_a_failure_on_one_line(tmp_path, backed_up
     assert result.stderr.count("\n") == 1 and "t\\x0anl" in result.stderr, result
 
 
-def test_a_symlink_made_after_the_first_check_is_refused_too(tmp_path, cfbackup, make_config):
+@pytest.mark.parametrize("path", ["etc/hosts", "etc/nginx/nginx.conf"])
+def test_a_symlink_made_after_the_first_check_is_refused_too(tmp_path, cfbackup, make_config, path):
     """A before_restore hook (or anything else) putting the symlink there after the checks
-    made before the hooks: refused right before duplicity, no folder made through it."""
+    made before the hooks: refused right before duplicity, nothing written through it. Without
+    that second check, etc/hosts went straight to live/hosts, and etc/nginx/nginx.conf made
+    live/nginx first (exit 0 both times)."""
     src = tmp_path / "src"
     (src / "etc" / "nginx").mkdir(parents=True)
+    (src / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
     (src / "etc" / "nginx" / "nginx.conf").write_text("worker_processes 1;\n")
     live, target = tmp_path / "live", tmp_path / "tr"
     live.mkdir()
@@ -355,7 +359,16 @@ def test_a_symlink_made_after_the_first_check_is_refused_too(tmp_path, cfbackup,
         source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"', more=more
     )
     assert cfbackup("-c", config, "backup").returncode == 0
-    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/nginx/nginx.conf")
+    result = cfbackup("-c", config, "restore", "main", target, "--path", path)
     assert result.returncode == ExitCode.RESTORE_TARGET, result
-    assert f"{target}/etc is a symlink where the backup has a folder" in result.stderr, result
+    link = target / "etc"
+    assert f"{link} is a symlink where the backup has a folder, nothing was changed" in (
+        result.stderr
+    ), result
+    assert not any(live.iterdir()) and link.is_symlink()
+    # the command it prints runs as printed and moves the symlink itself, not what it points to
+    command = re.search(r"move it away \((mv [^)]*)\)", result.stderr)[1]
+    assert command == f"mv {link} {link}.old", command
+    subprocess.run(command, shell=True, check=True)
+    assert not os.path.lexists(link) and (target / "etc.old").is_symlink()
     assert not any(live.iterdir())
