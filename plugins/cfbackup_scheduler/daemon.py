@@ -38,7 +38,7 @@ from pathlib import Path
 from cfbackup import execute, lock
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.redact import RedactingFilter
-from cfbackup_scheduler.install import run_argv
+from cfbackup_scheduler.install import run_argv, scheduled_marker
 from cfbackup_scheduler.spec import Schedule, human, shared_times
 
 log = logging.getLogger("cfbackup.scheduler")
@@ -498,7 +498,11 @@ class Daemon:
             left = max(1, round(schedule.lock_wait - waited))
             result = execute.stream(
                 argv,
-                env={**os.environ, lock.WAIT_VARIABLE: f"{left}s"},
+                env={
+                    **os.environ,
+                    lock.WAIT_VARIABLE: f"{left}s",
+                    lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
+                },
                 on_start=register,
                 on_line=lambda line: log.log(_level(line), "[%s] %s", name, line),
             )
