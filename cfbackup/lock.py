@@ -78,6 +78,8 @@ def profile_lock(
     if wait is None:
         wait = wait_from_environment()
     scheduled = scheduled_from_environment()
+    if scheduled and scheduled[1].rpartition(".")[0] != f"profiles.{profile}":
+        scheduled = None  # inherited by another profile's run (a hook's cfbackup command)
     lock_dir = state_dir / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.ExitStack() as stack:

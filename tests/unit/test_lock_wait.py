@@ -227,3 +227,15 @@ def test_a_scheduled_run_s_wait_names_max_wait_and_how_to_apply_it(tmp_path, mon
                 ": waited 1s (max_wait in [profiles.web.drill]) for it to finish: check whether "
                 f"that run hangs, or raise max_wait in [profiles.web.drill] and {apply}"
             ), refused.value.message
+
+
+def test_the_schedule_marker_applies_to_its_own_profile_only(tmp_path, monkeypatch):
+    """A hook of a scheduled run that runs cfbackup for another profile inherits
+    $CFBACKUP_SCHEDULED: it must not take that schedule's lock (refused as its own previous
+    run) nor speak of its max_wait."""
+    monkeypatch.setenv(lock.SCHEDULED_VARIABLE, "cron:profiles.web.schedule")
+    monkeypatch.delenv(lock.WAIT_VARIABLE, raising=False)
+    with lock.profile_lock(tmp_path, "web", "backup"), lock.profile_lock(tmp_path, "db", "backup"):
+        with pytest.raises(LockHeld) as refused, lock.profile_lock(tmp_path, "db", "drill", 1):
+            pass
+    assert "($CFBACKUP_LOCK_WAIT)" in refused.value.message
