@@ -562,6 +562,53 @@ def test_a_lock_held_outside_the_daemon_does_not_hold_a_slot(tmp_path, caplog):
     assert len(waits) == 1  # said once
 
 
+def test_a_lock_held_outside_past_max_wait_gives_up_and_a_stop_names_the_wait(tmp_path, caplog):
+    import logging
+
+    from cfbackup_scheduler.spec import Schedule
+
+    from cfbackup import lock
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    state = tmp_path / "state"
+    schedules = [Schedule("a", None, 3600, 0, 60, max_wait=1), Schedule("b", None, 3600, 0, 60)]
+    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, 1, state_dir=state)
+    try:
+        with (
+            lock.profile_lock(state, "a", "restore", wait=0),
+            lock.profile_lock(state, "b", "restore", wait=0),
+        ):
+            _due_now(scheduler, "a", "b")
+            wait_for(lambda: "a" in codes, timeout=5, what="a to give up")
+            wait_for(
+                lambda: any(" waits for PID " in line for line in _lines(caplog, "b")),
+                timeout=5,
+                what="b to wait",
+            )
+            started = time.monotonic()
+            daemon.stop("SIGTERM")
+            assert time.monotonic() - started < 5
+    finally:
+        if not daemon._stopping:
+            daemon.stop("the test's end")
+    assert codes["a"] == 4
+    assert log.read_text() == ""  # no child sure to fail was started
+    gave_up = [line for line in _lines(caplog, "a") if "did not run" in line]
+    assert re.fullmatch(
+        r"profile a: the backup due at \S+ \S+( \S+)? did not run \(exit code 4\): PID \d+ "
+        r"\(restore, since [^)]+\), a cfbackup run outside the scheduler, still held profile "
+        r"a's lock after 1s \(max_wait\): it runs at its next time; check whether that run "
+        r"hangs, or raise max_wait in \[profiles\.a\.schedule\]",
+        gave_up[0],
+    ), gave_up
+    stopped = [line for line in _lines(caplog, "b") if "did not run" in line]
+    assert len(stopped) == 1 and re.search(
+        r"it was still waiting for PID \d+ \(restore, since [^)]+\) to release profile b's "
+        r"lock when the daemon stopped",
+        stopped[0],
+    ), stopped
+
+
 def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(tmp_path, caplog):
     import logging
 
