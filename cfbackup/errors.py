@@ -155,3 +155,8 @@ class NoSpaceLeft(CfbackupError):
 
 class Interrupted(CfbackupError):
     exit_code = ExitCode.INTERRUPTED
+
+
+class LockWaitStopped(Interrupted):
+    """Stopped (Ctrl-C, SIGTERM) while waiting for the profile's lock: nothing was run, so no
+    ``on_error`` hook or failure notification fires."""

@@ -56,13 +56,23 @@ def record_start(
 
 
 def record_finish(
-    state_dir: Path, run_id: int, exit_code: int, result: str, message: str, stats: dict[str, Any]
+    state_dir: Path,
+    run_id: int,
+    exit_code: int,
+    result: str,
+    message: str,
+    stats: dict[str, Any],
+    *,
+    started: float | None = None,
 ) -> None:
+    """A run ends; ``started``: when it really started (it took the profile lock), if later
+    than its row was written (a wait for the lock is not part of its duration)."""
     with contextlib.closing(_connect(state_dir)) as conn, conn:
         conn.execute(
-            "UPDATE runs SET finished=?, exit_code=?, result=?, message=?, stats=? WHERE id=?",
+            "UPDATE runs SET finished=?, exit_code=?, result=?, message=?, stats=?, "
+            "started=MAX(started, COALESCE(?, started)) WHERE id=?",
             # SQLite keeps UTF-8: a name that is not is kept as caf\\xe9
-            (time.time(), exit_code, result, printable(message), _json(stats), run_id),
+            (time.time(), exit_code, result, printable(message), _json(stats), started, run_id),
         )
 
 

@@ -119,12 +119,14 @@ def cfbackup_post_restore(run: Run, result: RunResult) -> None:
 
 @hookspec
 def cfbackup_on_error(run: Run, error: BaseException) -> None:
-    """Fires when an action fails (any error, including an interruption). Must not raise."""
+    """Fires when an action fails (any error, including an interruption; not a stop while
+    waiting for the profile lock, when nothing ran). Must not raise."""
 
 
 @hookspec
 def cfbackup_run_finished(run: Run, result: RunResult) -> None:
-    """Fires once at the end of every run, success or failure (history, notifications)."""
+    """Fires once at the end of every run, success or failure (history, notifications); not
+    for a run stopped while waiting for the profile lock (nothing ran)."""
 
 
 @hookspec

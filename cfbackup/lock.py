@@ -8,6 +8,14 @@ A run started with ``CFBACKUP_LOCK_WAIT=DURATION`` in its environment (the sched
 daemon's children, the generated systemd units and crontab lines) waits up to that long for the
 lock instead of failing at once, so two schedules of one profile falling due together (a backup
 and a drill at 02:30, or both fired at boot after downtime) run one after the other.
+
+The scheduled runs also carry ``CFBACKUP_SCHEDULED=HOW:TABLE`` (``cron:profiles.web.schedule``;
+HOW: ``systemd``, ``cron`` or ``daemon``). With it a run first takes its schedule's own lock
+(``locks/schedules/TABLE.lock``) without waiting: cron starts a line again at its next time
+even while the previous run still runs or waits, and that second firing exits at once (exit 4)
+instead of queueing behind it. A different schedule of the profile still waits for the profile
+lock. The marker also lets the messages name ``max_wait`` in TABLE (which sets the wait) rather
+than the variable.
 """
 
 from __future__ import annotations
@@ -17,16 +25,18 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup.errors import ConfigError, LockHeld
+from cfbackup.errors import ConfigError, LockHeld, LockWaitStopped
 from cfbackup.units import human_duration, parse_duration
 
 log = logging.getLogger("cfbackup.lock")
 WAIT_VARIABLE = "CFBACKUP_LOCK_WAIT"
+SCHEDULED_VARIABLE = "CFBACKUP_SCHEDULED"
 POLL = 0.5  # seconds between tries while waiting for the lock
 
 
@@ -42,63 +52,138 @@ def wait_from_environment() -> int:
         raise ConfigError(f"${WAIT_VARIABLE}: {error}: set it to a duration such as 6h.") from None
 
 
+def scheduled_from_environment() -> tuple[str, str] | None:
+    """``(how, table)`` from ``$CFBACKUP_SCHEDULED`` (``cron:profiles.web.schedule``): the
+    scheduled run's origin and its schedule's table; None for a run typed by hand."""
+    text = os.environ.get(SCHEDULED_VARIABLE, "").strip()
+    if not text:
+        return None
+    how, _, table = text.rpartition(":")
+    return how, table
+
+
 @contextlib.contextmanager
 def profile_lock(
-    state_dir: Path, profile: str, action: str, wait: int | None = None
+    state_dir: Path,
+    profile: str,
+    action: str,
+    wait: int | None = None,
+    *,
+    config_path: Path | None = None,
 ) -> Iterator[Path]:
     """Hold the profile's lock; LockHeld (exit 4) when another run holds it for longer than
-    ``wait`` seconds (None: ``$CFBACKUP_LOCK_WAIT``, else 0: at once)."""
+    ``wait`` seconds (None: ``$CFBACKUP_LOCK_WAIT``, else 0: at once), or when the previous
+    run of the same schedule (``$CFBACKUP_SCHEDULED``) still runs or waits; LockWaitStopped
+    (exit 130) when stopped while waiting. ``config_path`` is named in the messages."""
     if wait is None:
         wait = wait_from_environment()
+    scheduled = scheduled_from_environment()
+    if scheduled and scheduled[1].rpartition(".")[0] != f"profiles.{profile}":
+        scheduled = None  # inherited by another profile's run (a hook's cfbackup command)
     lock_dir = state_dir / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = lock_dir / f"{profile}.lock"
+    with contextlib.ExitStack() as stack:
+        if scheduled:
+            stack.enter_context(_schedule_lock(lock_dir, profile, action, scheduled[1]))
+        path = lock_dir / f"{profile}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        stack.callback(os.close, fd)
+        _acquire(fd, path, profile, wait, scheduled, config_path)
+        _write_holder(fd, action)
+        yield path
+
+
+@contextlib.contextmanager
+def _schedule_lock(lock_dir: Path, profile: str, action: str, table: str) -> Iterator[None]:
+    """One run of a schedule at a time, taken without waiting: a second firing of a cron line
+    while the first still runs or waits for the profile lock exits at once (LockHeld)."""
+    schedules = lock_dir / "schedules"
+    schedules.mkdir(exist_ok=True, mode=0o700)
+    path = schedules / (re.sub(r"[^A-Za-z0-9._-]", "_", table).lstrip(".") + ".lock")
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        _acquire(fd, path, profile, wait)
-        holder = {
-            "pid": os.getpid(),
-            "action": action,
-            "since": time.time(),
-            "argv": " ".join(
-                os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:4])
-            ),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        yield path
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(
+                f"the previous run of [{table}], {_holder_words(path)}, is still running or "
+                f"waiting for profile {profile}'s lock: this {action} is skipped (one run of a "
+                f"schedule at a time); check whether that run hangs."
+            ) from None
+        _write_holder(fd, action)
+        yield
     finally:
         os.close(fd)
 
 
-def _acquire(fd: int, path: Path, profile: str, wait: int) -> None:
-    """flock ``fd``, trying again for up to ``wait`` seconds while another run holds it."""
+def _write_holder(fd: int, action: str) -> None:
+    """Record who holds the lock of ``fd``, for the message another run prints."""
+    holder = {
+        "pid": os.getpid(),
+        "action": action,
+        "since": time.time(),
+        "argv": " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv[:4])),
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(holder).encode(), 0)
+
+
+def _acquire(
+    fd: int,
+    path: Path,
+    profile: str,
+    wait: int,
+    scheduled: tuple[str, str] | None = None,
+    config_path: Path | None = None,
+) -> None:
+    """flock ``fd``, trying again for up to ``wait`` seconds while another run holds it;
+    a stop signal while waiting is LockWaitStopped (nothing was run)."""
     deadline = time.monotonic() + wait
     said = False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                break
-        if not said:
-            said = True
-            log.info(
-                "profile %s is locked by another cfbackup run, %s: waiting up to %s "
-                "($%s) for it to finish",
-                profile,
-                _holder_words(path),
-                human_duration(wait),
-                WAIT_VARIABLE,
-            )
-        time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+    source = f"max_wait in [{scheduled[1]}]" if scheduled else f"${WAIT_VARIABLE}"
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    break
+            if not said:
+                said = True
+                log.info(
+                    "profile %s is locked by another cfbackup run, %s: waiting up to %s (%s) "
+                    "for it to finish",
+                    profile,
+                    _holder_words(path),
+                    human_duration(wait),
+                    source,
+                )
+            time.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
+    except KeyboardInterrupt:
+        recorded = _recorded(path)
+        raise LockWaitStopped(
+            f"stopped while waiting for PID {recorded.get('pid', '?')} "
+            f"({recorded.get('action', '?')}) to release profile {profile}'s lock; nothing "
+            f"was run."
+        ) from None
     if not wait:
         raise LockHeld(_held_message(path, profile))
+    if scheduled:
+        how, table = scheduled
+        config = str(config_path) if config_path else "FILE"
+        apply = {
+            "systemd": f"apply it with cfbackup -c {config} schedule install --systemd",
+            "cron": f"apply it with cfbackup -c {config} schedule install --cron",
+            "daemon": "reload the scheduler daemon (SIGHUP, or systemctl reload)",
+        }.get(how, f"apply it with cfbackup -c {config} schedule install")
+        fix = f"raise max_wait in [{table}] and {apply}"
+    else:
+        fix = f"raise {WAIT_VARIABLE}"
     raise LockHeld(
         f"profile {profile} is locked by another cfbackup run, {_holder_words(path)}: waited "
-        f"{human_duration(wait)} (${WAIT_VARIABLE}) for it to finish: check whether that run "
-        f"hangs, or raise {WAIT_VARIABLE}."
+        f"{human_duration(wait)} ({source}) for it to finish: check whether that run hangs, "
+        f"or {fix}."
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from cfbackup import history, interrupts, lock, plugins, redact
 from cfbackup.config.model import Config, Profile
-from cfbackup.errors import CfbackupError, ExitCode, Interrupted
+from cfbackup.errors import CfbackupError, ExitCode, Interrupted, LockWaitStopped
 from cfbackup.runtypes import Run, RunResult
 
 log = logging.getLogger("cfbackup")
@@ -87,7 +87,14 @@ def execute_run(
                 )
             with contextlib.ExitStack() as stack:
                 if take_lock:
-                    stack.enter_context(lock.profile_lock(config.state_dir, profile.name, action))
+                    stack.enter_context(
+                        lock.profile_lock(
+                            config.state_dir, profile.name, action, config_path=config.path
+                        )
+                    )
+                    # the run starts now: a wait for the lock ($CFBACKUP_LOCK_WAIT) is not
+                    # part of its duration (history, notifications, metrics)
+                    run.started = time.time()
                     _close_abandoned_runs(config.state_dir, profile.name, run_id)
                 for context in hooks.cfbackup_run_context(run=run):
                     if context is not None:
@@ -109,7 +116,10 @@ def execute_run(
             log.info("run failed: %s", result.message)  # the CLI prints it once
             if error.detail:
                 log.info("duplicity output (last lines):\n%s", error.detail)
-            _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
+            if isinstance(error, LockWaitStopped):  # nothing was run: nothing failed
+                run.started = time.time()
+            else:
+                _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
         except Exception as error:  # a bug: record the failure (never a success), then raise
             error.cfbackup_log_file = run.log_file  # type: ignore[attr-defined]
             result = RunResult(
@@ -143,8 +153,10 @@ def execute_run(
                         result.result,
                         _with_warning(result.message, config, profile, result.warnings),
                         {**run.marks, **result.stats},  # its kind, however it ended
+                        started=run.started,  # when it took the lock
                     )
-            _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
+            if not isinstance(result.error, LockWaitStopped):  # no notification, no metrics
+                _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
             log.info(
                 "cfbackup %s of profile %s finished: %s in %.1f s",
                 action,

@@ -138,7 +138,13 @@ def run_daemon(args, context) -> int:
     _require_environment(context.config, load())
     level = logging.DEBUG if args.debug else logging.INFO
     with daemon_logging(level):
-        return Daemon(load, cfbackup_command(), path, max_parallel=args.max_parallel).run()
+        return Daemon(
+            load,
+            cfbackup_command(),
+            path,
+            max_parallel=args.max_parallel,
+            state_dir=context.config.state_dir,
+        ).run()
 
 
 def _require_environment(config, schedules) -> None:

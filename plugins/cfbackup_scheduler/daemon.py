@@ -10,7 +10,10 @@ late only within ``misfire_grace_time``. The runs of one profile (its backup, dr
 one after the other: a run due while its profile is busy waits for it (at most its schedule's
 ``max_wait``, else ``DEFAULT_LOCK_WAIT``) instead of starting a child that would fail on the
 profile lock (exit 4); the child itself waits as long for a lock held outside the daemon
-(``$CFBACKUP_LOCK_WAIT``). A run waiting for a ``--max-parallel`` slot waits at most its
+(``$CFBACKUP_LOCK_WAIT``). A lock held outside the daemon (a restore typed by hand) is looked
+at before a ``--max-parallel`` slot is taken: the run waits for it outside the slot (at most its
+``max_wait``), so that one long restore does not hold every other profile's run, and the log
+says who holds it. A run waiting for a ``--max-parallel`` slot waits at most its
 schedule's ``max_wait`` (when set), and one still waiting at shutdown is named in the log.
 
 Signals are handled outside the handler: the handler only puts the signal number on a
@@ -38,7 +41,7 @@ from pathlib import Path
 from cfbackup import execute, lock
 from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.redact import RedactingFilter
-from cfbackup_scheduler.install import run_argv
+from cfbackup_scheduler.install import run_argv, scheduled_marker
 from cfbackup_scheduler.spec import Schedule, human, shared_times
 
 log = logging.getLogger("cfbackup.scheduler")
@@ -132,8 +135,12 @@ class Daemon:
         config_path: Path,
         *,
         max_parallel: int = 1,
+        state_dir: Path | None = None,
     ):
         self.load_schedules = load_schedules
+        # where the profile locks are (the config's state_dir): a lock held outside the
+        # daemon is waited for before a slot is taken (None: not looked at)
+        self.state_dir = state_dir
         self.command = list(command)
         self.config_path = config_path
         self.max_parallel = max_parallel
@@ -332,6 +339,9 @@ class Daemon:
         try:
             with self._children_lock:
                 self._holders[schedule.profile] = f"the {schedule.command}"
+            code = self._wait_for_outside_lock(name, schedule, due, started)
+            if code is not None:
+                return code
             if not self._slots.acquire(blocking=False) and not self._wait_for_slot(
                 name, due, started
             ):
@@ -398,6 +408,63 @@ class Daemon:
             "" if schedule.max_wait else ", the default",
             schedule.profile,
             schedule.section,
+        )
+        return int(ExitCode.LOCKED)
+
+    def _wait_for_outside_lock(
+        self, name: str, schedule: Schedule, due: datetime, started: float
+    ) -> int | None:
+        """Wait, without a --max-parallel slot, while a run outside the daemon (a restore typed
+        by hand, a timer) holds the profile's lock: None once it is free; an exit code (logged)
+        when the schedule's lock_wait passed first (LOCKED), or when the daemon is stopping."""
+        held = lock.holder(self.state_dir, schedule.profile) if self.state_dir else None
+        if held is None:
+            return None
+        limit = schedule.lock_wait
+        since = held.get("since")
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "unknown"
+        who = f"PID {held.get('pid', '?')} ({held.get('action', '?')}, since {when})"
+        what = f"{who} to release profile {schedule.profile}'s lock"
+        with self._children_lock:
+            if self._stopping:
+                return int(ExitCode.INTERRUPTED)
+            self._waiting[name] = (due, what)
+        log.info(
+            "profile %s: the %s waits for %s, a cfbackup run outside the scheduler (at most %s, "
+            "max_wait; it takes no --max-parallel slot meanwhile)",
+            name,
+            schedule.command,
+            what,
+            human(limit),
+        )
+        while True:
+            with self._children_lock:
+                if self._stopping:  # named by stop(), which saw it waiting
+                    self._waiting.pop(name, None)
+                    return int(ExitCode.INTERRUPTED)
+            if lock.holder(self.state_dir, schedule.profile) is None:
+                with self._children_lock:
+                    self._waiting.pop(name, None)
+                return None
+            left = limit - (time.monotonic() - started)
+            if left <= 0:
+                with self._children_lock:
+                    self._waiting.pop(name, None)
+                break
+            time.sleep(min(WAIT_STEP, left))
+        log.error(
+            "profile %s: the %s due at %s did not run (exit code %d): %s, a cfbackup run "
+            "outside the scheduler, still held profile %s's lock after %s (max_wait%s): it runs "
+            "at its next time; check whether that run hangs, or raise max_wait in [%s]",
+            name,
+            schedule.command,
+            _when(due),
+            int(ExitCode.LOCKED),
+            who,
+            schedule.profile,
+            human(limit),
+            "" if schedule.max_wait else ", the default",
+            schedule.table,
         )
         return int(ExitCode.LOCKED)
 
@@ -498,7 +565,11 @@ class Daemon:
             left = max(1, round(schedule.lock_wait - waited))
             result = execute.stream(
                 argv,
-                env={**os.environ, lock.WAIT_VARIABLE: f"{left}s"},
+                env={
+                    **os.environ,
+                    lock.WAIT_VARIABLE: f"{left}s",
+                    lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
+                },
                 on_start=register,
                 on_line=lambda line: log.log(_level(line), "[%s] %s", name, line),
             )

@@ -10,6 +10,9 @@ Two schedules of one profile falling due together (a backup and a drill at the s
 both started at boot by ``Persistent=true`` after downtime) must not knock each other out on
 the profile lock: each scheduled command runs with ``CFBACKUP_LOCK_WAIT`` set to its
 ``max_wait`` (default 6h), so the second waits for the first instead of failing with exit 4.
+It also runs with ``CFBACKUP_SCHEDULED=HOW:TABLE`` (``cron:profiles.web.schedule``): cron has no
+one-instance rule of its own, so a second firing of a line while the first still runs or
+waits exits at once (:mod:`cfbackup.lock`) instead of queueing; the messages name max_wait.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup.lock import WAIT_VARIABLE
+from cfbackup.lock import SCHEDULED_VARIABLE, WAIT_VARIABLE
 from cfbackup_scheduler.spec import Schedule, human, interval_as_cron, systemd_calendars
 
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
@@ -51,6 +54,12 @@ def run_argv(command: Sequence[str], config_path: Path, schedule: Schedule) -> l
 def lock_wait(schedule: Schedule) -> str:
     """``CFBACKUP_LOCK_WAIT=6h``: how long the scheduled run waits for its profile's lock."""
     return f"{WAIT_VARIABLE}={human(schedule.lock_wait)}"
+
+
+def scheduled_marker(schedule: Schedule, how: str) -> str:
+    """``cron:profiles.web.schedule``: the value of ``$CFBACKUP_SCHEDULED`` (one run of the
+    schedule at a time; its messages name max_wait in that table); how: systemd, cron, daemon."""
+    return f"{how}:{schedule.table}"
 
 
 def _specifiers(line: str) -> str:
@@ -90,6 +99,7 @@ def systemd_units(
         *([f"EnvironmentFile={environment_file}"] if environment_file else []),
         "# another run of the profile (its backup, drill, verify) holds the lock: wait for it",
         f"Environment={lock_wait(schedule)}",
+        f"Environment={SCHEDULED_VARIABLE}={scheduled_marker(schedule, 'systemd')}",
         "# SIGTERM reaches cfbackup only: it stops duplicity cleanly (a backup resumes next time)",
         "KillMode=mixed",
         "TimeoutStopSec=120",
@@ -138,8 +148,10 @@ def cron_line(
         if schedule.cron
         else [interval_as_cron(schedule.interval or 0)]
     )
-    # another run of the profile holds its lock: wait for it (VAR=value: for this command)
-    run = f"{lock_wait(schedule)} {shlex.join(run_argv(command, config_path, schedule))}"
+    # another run of the profile holds its lock: wait for it (VAR=value: for this command);
+    # the previous run of this line still runs or waits: exit at once (CFBACKUP_SCHEDULED)
+    marker = shlex.quote(f"{SCHEDULED_VARIABLE}={scheduled_marker(schedule, 'cron')}")
+    run = f"{marker} {lock_wait(schedule)} {shlex.join(run_argv(command, config_path, schedule))}"
     if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
         run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
     if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup

@@ -274,6 +274,11 @@ class Schedule:
         return "schedule" if self.label == "backup" else self.label.replace("-", "_")
 
     @property
+    def table(self) -> str:
+        """``profiles.web.schedule``: where the schedule is set (its max_wait, for messages)."""
+        return f"profiles.{self.profile}.{self.section}"
+
+    @property
     def label(self) -> str:
         """backup, drill, verify or drill-from-nothing: what the unit name ends in."""
         return self.kind or self.action

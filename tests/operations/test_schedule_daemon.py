@@ -393,7 +393,7 @@ with open(log, "a") as f:
 """
 
 
-def _fake_daemon(tmp_path, schedules, max_parallel):
+def _fake_daemon(tmp_path, schedules, max_parallel, state_dir=None):
     from apscheduler.events import EVENT_JOB_EXECUTED
     from apscheduler.schedulers.background import BackgroundScheduler
     from cfbackup_scheduler.daemon import Daemon
@@ -401,7 +401,11 @@ def _fake_daemon(tmp_path, schedules, max_parallel):
     log = tmp_path / "runs.log"
     log.touch()
     daemon = Daemon(
-        lambda: schedules, [sys.executable, "-c", _FAKE_ACTION_RUN], log, max_parallel=max_parallel
+        lambda: schedules,
+        [sys.executable, "-c", _FAKE_ACTION_RUN],
+        log,
+        max_parallel=max_parallel,
+        state_dir=state_dir,
     )
     scheduler = daemon.build_scheduler(BackgroundScheduler)
     codes = {}
@@ -503,6 +507,106 @@ def test_a_run_waiting_for_its_profile_longer_than_max_wait_gives_up(tmp_path, c
         r"run that hangs, or raise max_wait in \[profiles\.web\.drill\]",
         gave_up[0].getMessage(),
     ), gave_up[0].getMessage()
+
+
+def test_a_lock_held_outside_the_daemon_does_not_hold_a_slot(tmp_path, caplog):
+    """A restore typed by hand held profile a's lock: a's scheduled run took the only
+    --max-parallel slot and its child waited for the lock inside it (up to 6h), so b waited
+    too, and the daemon's log did not say why. Now a waits outside the slot, and says for
+    whom; b runs meanwhile, and a once the restore ends."""
+    import logging
+    import threading
+
+    from cfbackup_scheduler.spec import Schedule
+
+    from cfbackup import lock
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    state = tmp_path / "state"
+    held, release = threading.Event(), threading.Event()
+
+    def restore():
+        with lock.profile_lock(state, "a", "restore", wait=0):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=restore)
+    holder.start()
+    assert held.wait(5)
+    schedules = [Schedule("a", None, 3600, 0, 60), Schedule("b", None, 3600, 0, 60)]
+    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, 1, state_dir=state)
+    try:
+        _due_now(scheduler, "a")
+        waits = wait_for(
+            lambda: [line for line in _lines(caplog, "a") if " waits for PID " in line],
+            timeout=5,
+            what="a to wait for the lock",
+        )
+        _due_now(scheduler, "b")
+        wait_for(lambda: "end backup b" in log.read_text(), timeout=8, what="b to run")
+        assert "start backup a" not in log.read_text()  # the restore still holds a's lock
+        release.set()
+        wait_for(lambda: "end backup a" in log.read_text(), timeout=8, what="a to run")
+        wait_for(lambda: len(codes) == 2, timeout=3, what="the jobs' ends")
+    finally:
+        release.set()
+        holder.join()
+        daemon.stop("the test's end")
+    assert codes == {"a": 0, "b": 0}
+    assert re.fullmatch(
+        rf"profile a: the backup waits for PID {os.getpid()} \(restore, since [^)]+\) to "
+        r"release profile a's lock, a cfbackup run outside the scheduler \(at most 6h, "
+        r"max_wait; it takes no --max-parallel slot meanwhile\)",
+        waits[0],
+    ), waits
+    assert len(waits) == 1  # said once
+
+
+def test_a_lock_held_outside_past_max_wait_gives_up_and_a_stop_names_the_wait(tmp_path, caplog):
+    import logging
+
+    from cfbackup_scheduler.spec import Schedule
+
+    from cfbackup import lock
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    state = tmp_path / "state"
+    schedules = [Schedule("a", None, 3600, 0, 60, max_wait=1), Schedule("b", None, 3600, 0, 60)]
+    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, 1, state_dir=state)
+    try:
+        with (
+            lock.profile_lock(state, "a", "restore", wait=0),
+            lock.profile_lock(state, "b", "restore", wait=0),
+        ):
+            _due_now(scheduler, "a", "b")
+            wait_for(lambda: "a" in codes, timeout=5, what="a to give up")
+            wait_for(
+                lambda: any(" waits for PID " in line for line in _lines(caplog, "b")),
+                timeout=5,
+                what="b to wait",
+            )
+            started = time.monotonic()
+            daemon.stop("SIGTERM")
+            assert time.monotonic() - started < 5
+    finally:
+        if not daemon._stopping:
+            daemon.stop("the test's end")
+    assert codes["a"] == 4
+    assert log.read_text() == ""  # no child sure to fail was started
+    gave_up = [line for line in _lines(caplog, "a") if "did not run" in line]
+    assert re.fullmatch(
+        r"profile a: the backup due at \S+ \S+( \S+)? did not run \(exit code 4\): PID \d+ "
+        r"\(restore, since [^)]+\), a cfbackup run outside the scheduler, still held profile "
+        r"a's lock after 1s \(max_wait\): it runs at its next time; check whether that run "
+        r"hangs, or raise max_wait in \[profiles\.a\.schedule\]",
+        gave_up[0],
+    ), gave_up
+    stopped = [line for line in _lines(caplog, "b") if "did not run" in line]
+    assert len(stopped) == 1 and re.search(
+        r"it was still waiting for PID \d+ \(restore, since [^)]+\) to release profile b's "
+        r"lock when the daemon stopped",
+        stopped[0],
+    ), stopped
 
 
 def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(tmp_path, caplog):

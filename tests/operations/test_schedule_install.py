@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 CFBACKUP = Path(sys.executable).parent / "cfbackup"
@@ -105,10 +106,15 @@ def test_cron_lines(setup):
     assert fields[5].startswith("sleep $(shuf -i 0-600 -n 1) && ")
     command = shlex.split(fields[5].split(" && ", 1)[1])
     assert command == [
+        # one run of the line at a time; its messages name max_wait in this table
+        "CFBACKUP_SCHEDULED=cron:profiles.nightly.schedule",
         "CFBACKUP_LOCK_WAIT=6h",  # another run of the profile holds its lock: wait for it
         *[str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"],
     ]
-    assert lines[1].startswith("*/15 * * * * CFBACKUP_LOCK_WAIT=6h " + str(CFBACKUP))
+    assert lines[1].startswith(
+        "*/15 * * * * CFBACKUP_SCHEDULED=cron:profiles.often.schedule CFBACKUP_LOCK_WAIT=6h "
+        + str(CFBACKUP)
+    )
     # the line really runs under /bin/sh, as cron would run it (here without the schedule)
     sh = subprocess.run(["/bin/sh", "-c", lines[1].split(" ", 5)[5]], capture_output=True)
     assert sh.returncode == 0, sh.stderr
@@ -188,7 +194,7 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     for line in out.splitlines():
         if line and not line.startswith("#"):
             command = line.split(" ", 5)[5].split(" && ")[-1]
-            words = shlex.split(command)[len(base) + 1 :]  # after CFBACKUP_LOCK_WAIT=6h
+            words = shlex.split(command)[len(base) + 2 :]  # after the two VAR=value
             commands[words[0] + ("-from-nothing" if "--from-nothing" in words else "")] = command
     assert sorted(commands) == ["backup", "drill", "drill-from-nothing", "verify"]
     assert shlex.split(commands["verify"].replace("\\%", "%"))[-1] == "--read-data=5%"
@@ -379,14 +385,19 @@ def test_scheduled_runs_of_a_profile_wait_for_its_lock(setup, tmp_path):
     printed = setup.cli("schedule", "install", "--systemd", "--print", check=0).stdout
     parts = re.split(r"^# (cfbackup-\S+)\n", printed, flags=re.M)[1:]
     units = {name: _unit(text) for name, text in zip(parts[::2], parts[1::2], strict=True)}
-    assert units["cfbackup-demo.service"]["Service"]["Environment"] == "CFBACKUP_LOCK_WAIT=6h"
-    drill = units["cfbackup-demo-drill.service"]["Service"]
-    assert drill["Environment"] == "CFBACKUP_LOCK_WAIT=2h"
+    services = dict(zip(parts[::2], parts[1::2], strict=True))
+    assert "\nEnvironment=CFBACKUP_LOCK_WAIT=6h\n" in services["cfbackup-demo.service"]
+    assert "\nEnvironment=CFBACKUP_LOCK_WAIT=2h\n" in services["cfbackup-demo-drill.service"]
+    assert (
+        "\nEnvironment=CFBACKUP_SCHEDULED=systemd:profiles.demo.drill\n"
+        in services["cfbackup-demo-drill.service"]
+    )
+    assert units["cfbackup-demo-drill.service"]["Service"]["Type"] == "oneshot"
 
     # the crontab line, run by /bin/sh as cron would, while another run holds the lock for 4 s
     setup.cli("backup", "demo", check=0)
     out = setup.cli("schedule", "install", "--cron", check=0).stdout
-    line = next(x for x in out.splitlines() if x.startswith("30 2 * * * CFBACKUP_LOCK_WAIT=2h "))
+    line = next(x for x in out.splitlines() if "CFBACKUP_LOCK_WAIT=2h " in x)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -409,8 +420,62 @@ def test_scheduled_runs_of_a_profile_wait_for_its_lock(setup, tmp_path):
     finally:
         holder.wait(timeout=10)
     assert sh.returncode == 0, sh
-    assert setup.history("demo")[0]["started"] < released  # it ran, and waited for the lock
+    # it waited for the lock, and ran once the holder let go (its run counts from then)
+    assert setup.history("demo")[0]["started"] >= released
     assert setup.history("demo")[0]["action"] == "drill"
+    assert setup.history("demo")[0]["result"] == "success"
+
+
+def test_a_second_firing_of_a_cron_line_does_not_queue_behind_the_first(setup):
+    """cron has no one-instance rule: an hourly line fired during a hung run waited up to 6h
+    at each firing, a queue of processes each with a running history row, which then ran one
+    after the other. The second firing now exits at once, with one line saying why."""
+    setup.profile("demo")["schedule"] = {"cron": "0 * * * *"}
+    setup.write()
+    out = setup.cli("schedule", "install", "--cron", check=0).stdout
+    command = next(x for x in out.splitlines() if x and not x.startswith("#")).split(" ", 5)[5]
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from cfbackup import lock\n"
+            "with lock.profile_lock(Path(sys.argv[1]), 'demo', 'restore', wait=0):\n"
+            "    print('held', flush=True); sys.stdin.readline()",
+            setup.config["state_dir"],
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    first = None
+    try:
+        assert holder.stdout.readline() == "held\n"
+        first = subprocess.Popen(["/bin/sh", "-c", command], stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while not [r for r in setup.history("demo") if r["finished"] is None]:
+            assert time.monotonic() < deadline, "the first firing never started waiting"
+            time.sleep(0.2)
+        started = time.monotonic()
+        second = subprocess.run(
+            ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=15
+        )
+        assert time.monotonic() - started < 5
+        assert second.returncode == 4, second
+        assert re.fullmatch(
+            r"cfbackup: error: the previous run of \[profiles\.demo\.schedule\], PID \d+ "
+            r"\(backup, since [^)]+\), is still running or waiting for profile demo's lock: "
+            r"this backup is skipped \(one run of a schedule at a time\); check whether that "
+            r"run hangs\.\n",
+            second.stderr,
+        ), second.stderr
+        rows = setup.history("demo")
+        assert len([r for r in rows if r["finished"] is None]) == 1  # the first one only
+        assert first.poll() is None  # still waiting for the lock
+    finally:
+        holder.communicate("\n", timeout=10)
+        if first is not None:
+            first.wait(timeout=60)
+    assert first.returncode == 0, first.stderr.read()
     assert setup.history("demo")[0]["result"] == "success"
 
 

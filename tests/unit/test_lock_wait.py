@@ -3,13 +3,16 @@ scheduled runs) a run waits for the holder, within a bound."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
 import pytest
 
-from cfbackup import lock
+from cfbackup import history, lock
 from cfbackup.errors import ConfigError, ExitCode, LockHeld
+from cfbackup.hookspecs import hookimpl
+from cfbackup.runtypes import RunResult
 
 
 def test_a_held_lock_is_refused_at_once_without_a_wait(tmp_path, monkeypatch):
@@ -67,3 +70,172 @@ def test_a_wait_that_is_not_a_duration_is_a_config_error(tmp_path, monkeypatch):
         pass
     assert refused.value.message.startswith("$CFBACKUP_LOCK_WAIT: 'six hours' is not a duration")
     assert refused.value.message.endswith("set it to a duration such as 6h.")
+
+
+def _hold(state_dir, profile, action, seconds):
+    """Another run holding ``profile``'s lock for ``seconds`` (a thread): started once held."""
+    held = threading.Event()
+
+    def holder():
+        with lock.profile_lock(state_dir, profile, action, wait=0):
+            held.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert held.wait(5)
+    return thread
+
+
+class _Hooks:
+    """Records the hooks a run fires."""
+
+    def __init__(self):
+        self.fired = []
+
+    @hookimpl
+    def cfbackup_on_error(self, run, error):
+        self.fired.append("on_error")
+
+    @hookimpl
+    def cfbackup_run_finished(self, run, result):
+        self.fired.append("run_finished")
+
+
+def _execute(config_path, body, hooks=None):
+    from cfbackup.config import load_config
+    from cfbackup.plugins import make_plugin_manager
+    from cfbackup.runner import execute_run
+
+    loaded = load_config(config_path)
+    pm = make_plugin_manager(load_entry_points=False)
+    if hooks is not None:
+        pm.register(hooks, name="recorder")
+    return loaded, execute_run(loaded, loaded.profile("main"), "backup", {}, pm, body)
+
+
+def test_a_stop_while_waiting_for_the_lock_says_nothing_was_run(config, tmp_path, monkeypatch):
+    """Before: recorded as a backup "stopped before it finished", with on_error hooks and
+    failure notifications for a run that had only waited."""
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "30s")
+    sleeps = []
+
+    def sleep(seconds):  # the third look at the lock is where SIGTERM (KeyboardInterrupt) lands
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+        time.sleep(seconds)
+
+    thread = _hold(tmp_path / "state", "main", "restore", 3)
+    monkeypatch.setattr(lock.time, "sleep", sleep)
+    hooks = _Hooks()
+    ran = []
+    try:
+        loaded, result = _execute(config, ran.append, hooks)
+    finally:
+        monkeypatch.undo()
+        thread.join()
+    assert ran == []
+    assert result.exit_code == ExitCode.INTERRUPTED
+    assert re.fullmatch(
+        r"stopped while waiting for PID \d+ \(restore\) to release profile main's lock; "
+        r"nothing was run\.",
+        result.message,
+    ), result.message
+    assert hooks.fired == []  # no on_error, no failure notification or metrics
+    row = history.runs(loaded.state_dir, "main", limit=1)[0]
+    assert (row["result"], row["exit_code"]) == ("interrupted", 130)
+    assert row["message"] == result.message
+    assert row["finished"] - row["started"] < 0.5  # nothing ran
+
+
+def test_the_wait_for_the_lock_is_not_part_of_the_run_s_duration(config, tmp_path, monkeypatch):
+    """Before: a 0.2 s backup after a 1.5 s wait was recorded (history, notifications,
+    metrics) as a 1.7 s run."""
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "30s")
+    thread = _hold(tmp_path / "state", "main", "backup", 1.5)
+
+    def body(run):
+        time.sleep(0.2)
+        return RunResult(profile="main", action="backup")
+
+    try:
+        loaded, result = _execute(config, body)
+    finally:
+        thread.join()
+    assert result.exit_code == ExitCode.OK
+    assert 0.2 <= result.duration < 1.0
+    row = history.runs(loaded.state_dir, "main", limit=1)[0]
+    assert 0.2 <= row["finished"] - row["started"] < 1.0
+
+
+def test_a_second_firing_of_a_schedule_exits_at_once(tmp_path, monkeypatch):
+    """cron starts a line again at its next time: while the first firing still waits for the
+    profile lock (a hung run holds it), the second one exits at once instead of queueing
+    behind it (before: up to six processes queued, each with a running history row); a
+    different schedule of the profile still waits for its turn."""
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "30s")
+    holder = _hold(tmp_path, "web", "restore", 2.5)
+    monkeypatch.setenv(lock.SCHEDULED_VARIABLE, "cron:profiles.web.schedule")
+    first_in = threading.Event()
+
+    def first():
+        with lock.profile_lock(tmp_path, "web", "backup"):
+            first_in.set()
+
+    waiting = threading.Thread(target=first)
+    waiting.start()
+    time.sleep(0.5)  # the first firing waits for the lock by now
+    started = time.monotonic()
+    with pytest.raises(LockHeld) as refused, lock.profile_lock(tmp_path, "web", "backup"):
+        pass
+    assert time.monotonic() - started < 0.5
+    assert re.fullmatch(
+        r"the previous run of \[profiles\.web\.schedule\], PID \d+ \(backup, since [^)]+\), "
+        r"is still running or waiting for profile web's lock: this backup is skipped \(one "
+        r"run of a schedule at a time\); check whether that run hangs\.",
+        refused.value.message,
+    ), refused.value.message
+    # the drill's schedule is another: it waits for the profile lock, and gets it
+    monkeypatch.setenv(lock.SCHEDULED_VARIABLE, "cron:profiles.web.drill")
+    with lock.profile_lock(tmp_path, "web", "drill"):
+        pass
+    holder.join()
+    waiting.join()
+    assert first_in.is_set()
+
+
+def test_a_scheduled_run_s_wait_names_max_wait_and_how_to_apply_it(tmp_path, monkeypatch):
+    """$CFBACKUP_LOCK_WAIT of a scheduled run is written from max_wait: raising the variable
+    by hand is lost at the next schedule install (before, the message said to)."""
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
+    config = tmp_path / "c.toml"
+    expected = {
+        "cron": f"apply it with cfbackup -c {config} schedule install --cron.",
+        "systemd": f"apply it with cfbackup -c {config} schedule install --systemd.",
+        "daemon": "reload the scheduler daemon (SIGHUP, or systemctl reload).",
+    }
+    with lock.profile_lock(tmp_path, "web", "backup", wait=0):
+        for how, apply in expected.items():
+            monkeypatch.setenv(lock.SCHEDULED_VARIABLE, f"{how}:profiles.web.drill")
+            with (
+                pytest.raises(LockHeld) as refused,
+                lock.profile_lock(tmp_path, "web", "drill", config_path=config),
+            ):
+                pass
+            assert refused.value.message.endswith(
+                ": waited 1s (max_wait in [profiles.web.drill]) for it to finish: check whether "
+                f"that run hangs, or raise max_wait in [profiles.web.drill] and {apply}"
+            ), refused.value.message
+
+
+def test_the_schedule_marker_applies_to_its_own_profile_only(tmp_path, monkeypatch):
+    """A hook of a scheduled run that runs cfbackup for another profile inherits
+    $CFBACKUP_SCHEDULED: it must not take that schedule's lock (refused as its own previous
+    run) nor speak of its max_wait."""
+    monkeypatch.setenv(lock.SCHEDULED_VARIABLE, "cron:profiles.web.schedule")
+    monkeypatch.delenv(lock.WAIT_VARIABLE, raising=False)
+    with lock.profile_lock(tmp_path, "web", "backup"), lock.profile_lock(tmp_path, "db", "backup"):
+        with pytest.raises(LockHeld) as refused, lock.profile_lock(tmp_path, "db", "drill", 1):
+            pass
+    assert "($CFBACKUP_LOCK_WAIT)" in refused.value.message
