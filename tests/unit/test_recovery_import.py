@@ -153,7 +153,10 @@ def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
     out = capsys.readouterr().out
     assert "next, for profile web1: cfbackup check web1 --for-restore" in out, out
     assert "next, for profile keys" not in out and "profiles.keys" not in out, out
-    assert "profile keys: not prepared by this kit (made for web1): import its own kit, " in out
+    assert (
+        "profile keys: not prepared by this kit (made for web1): import its own kit with "
+        "cfbackup recovery-kit import cfbackup-recovery-kit-"
+    ) in out, out
     assert tomllib.loads(installed.read_text())["profiles"]["keys"]["encryption"]["gpg_home"] == (
         str(keyring)
     )
@@ -350,3 +353,38 @@ def test_a_kept_config_the_line_edit_cannot_follow_is_refused_not_rewritten(tmp_
     ) in refused.value.message
     assert not (tmp_path / "g").exists()
 
+
+def test_the_next_kits_import_command_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """After --to FILE (and with GNUPGHOME set), the advice to import the other profile's
+    kit carries the config and the keyring: followed as printed, it keeps that config and
+    repoints that profile's gpg_home."""
+    import shlex
+
+    from cfbackup.cli import main
+
+    text = DOTTED.replace("site.old", "db1")
+    to = tmp_path / "etc" / "cfbackup.toml"
+    keyring = tmp_path / "gnupg restore"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GNUPGHOME", str(keyring))
+    (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)
+    _fake_kit(monkeypatch, text, "site")
+    assert main(["recovery-kit", "import", "k1", "--passphrase-file", str(tmp_path / "pw"),
+                 "--to", str(to)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    found = re.search(r"import its own kit with (.*) \(it keeps", out)
+    assert found, out
+    argv = shlex.split(found[1])
+    assert argv[0] == f"GNUPGHOME={keyring}", argv
+    assert argv[1:5] == ["cfbackup", "-c", str(to), "recovery-kit"], argv
+    assert argv[5:] == ["import", "cfbackup-recovery-kit-oldhost-db1-*.tar.gpg"], argv
+
+    _fake_kit(monkeypatch, text, "db1")
+    monkeypatch.delenv("GNUPGHOME")
+    monkeypatch.setenv(*argv[0].split("=", 1))
+    assert main([*argv[2:5], "import", "k2", "--passphrase-file", str(tmp_path / "pw")]) == 0
+    assert "kept the config already at" in capsys.readouterr().out
+    assert tomllib.loads(to.read_text())["profiles"]["db1"]["encryption"]["gpg_home"] == str(
+        keyring
+    )
