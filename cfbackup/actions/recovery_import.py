@@ -243,7 +243,7 @@ def _kept_config(
         key = dotted(min(stale))
         raise ConfigError(
             f"{destination} is laid out in a way recovery-kit import cannot edit line by line "
-            f"(an inline table or a dotted key), and it will not rewrite it: set {key} = "
+            f"(an inline table or a dotted key), and it will not rewrite it: set {key} to "
             f"{_toml_string(keyring)} in {destination} by hand, then import the kit again "
             "(nothing was changed)."
         )

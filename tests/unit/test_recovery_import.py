@@ -349,7 +349,7 @@ def test_a_kept_config_the_line_edit_cannot_follow_is_refused_not_rewritten(tmp_
         import_kit(Path("k"), "pw", home=tmp_path, gnupghome=tmp_path / "g", to=destination)
     assert destination.read_text() == text
     assert (
-        f'set profiles.web1.encryption.gpg_home = "{tmp_path / "g"}" in {destination} by hand'
+        f'set profiles.web1.encryption.gpg_home to "{tmp_path / "g"}" in {destination} by hand'
     ) in refused.value.message
     assert not (tmp_path / "g").exists()
 
