@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -219,12 +220,15 @@ def stop_agent(home: str | os.PathLike) -> None:
 
 
 def agent_running(home: str | os.PathLike) -> bool:
-    """Whether a gpg-agent serves keyring ``home`` (its socket is there): an action that
-    starts one stops it after, and leaves alone one that was already running."""
-    result = execute.capture(["gpgconf", "--homedir", str(home), "--list-dirs", "agent-socket"],
-                             timeout=30)  # fmt: skip
-    socket = result.stdout.strip()
-    return result.returncode == 0 and bool(socket) and os.path.exists(socket)
+    """Whether a gpg-agent serves keyring ``home``: an action that starts one stops it after,
+    and leaves alone one that was already running. The agent is asked (without starting
+    one) for its pid: a socket file alone may be stale (an agent killed with kill -9) or a
+    systemd socket unit's, with no agent behind it."""
+    result = execute.capture(["gpg-connect-agent", "--no-autostart", "--homedir", str(home),
+                              "GETINFO pid", "/bye"], timeout=30)  # fmt: skip
+    return result.returncode == 0 and any(
+        re.fullmatch(r"D \d+", line.strip()) for line in result.stdout.splitlines()
+    )
 
 
 def find_key(keys, key_id: str):

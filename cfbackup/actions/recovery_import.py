@@ -76,7 +76,7 @@ class ImportedKit:
     profiles: list[str]
     keyring: Path
     keys: list[str]  # fingerprints imported
-    gpg_home_was: dict[str, str]  # dotted key -> the old value, for each gpg_home rewritten
+    gpg_home_was: dict[str, str]  # key (as TOML spells it) -> the old value, each one rewritten
     secrets: list[SecretNeed]
     missing_sources: list[tuple[str, str]]  # (profile, source) that do not exist here yet
     config: Config | None = None  # the installed config, loaded
@@ -126,9 +126,17 @@ def import_kit(
         kit_raw, own, rewritten = {}, [], {}
     elsewhere: dict[str, str] = {}
     if kept:  # the kit's config is not installed: the one there must load, before any change
-        text, rewritten, elsewhere = _kept_config(destination, kit_raw, own, str(keyring))
         raw, config_kind, _warnings = read_raw(destination)
-        build_config(raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {})
+        here = build_config(
+            raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {}
+        )
+        if named and named not in here.profiles:
+            own = []  # the config there is another one: nothing in it is this kit's
+        elif own:
+            own = [name for name in own if name in here.profiles]
+        else:  # a legacy kit: its one profile
+            own = list(here.profiles)
+        text, rewritten, elsewhere = _kept_config(destination, kit_raw, own, str(keyring))
     keys = _import_keys(members.get(KEYS), passphrase, keyring) if KEYS in members else []
     if rewritten and not keyring.is_dir():  # symmetric kits: gpg needs the directory anyway
         keyring.mkdir(parents=True, mode=0o700)
@@ -138,10 +146,12 @@ def import_kit(
     config = build_config(
         raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {}
     )
-    own = [name for name in own if name in config.profiles] if own else list(config.profiles)
-    if kept and named and named not in config.profiles:
-        own = []  # the config there is another one: nothing in it is this kit's
-    mine = tuple(f"profiles.{name}." for name in own) + ("defaults.",)
+    if not kept:
+        own = own or list(config.profiles)
+    profiles = raw.get("profiles") if isinstance(raw.get("profiles"), dict) else {}
+    mine = {"profiles": {name: profiles[name] for name in own if name in profiles}}
+    if own:  # the defaults are the kit's profile's too; a config that is not the kit's: none
+        mine["defaults"] = raw.get("defaults")
     return ImportedKit(
         config_path=destination,
         kind=config_kind,
@@ -149,7 +159,7 @@ def import_kit(
         keyring=keyring,
         keys=keys,
         gpg_home_was=rewritten,
-        secrets=[n for n in secret_needs(raw, schema, environ) if n.key.startswith(mine)],
+        secrets=secret_needs(mine, schema, environ),
         missing_sources=[
             (name, str(config.profiles[name].source))
             for name in own
@@ -183,14 +193,26 @@ def _own(raw: dict[str, Any], named: str | None) -> list[str]:
     return [named] if named in profiles else profiles
 
 
-def _gpg_homes(raw: dict[str, Any], own: list[str]) -> set[str]:
-    """The dotted ``gpg_home`` keys that ``own`` profiles use: their own, and the defaults'
-    when one of them has none of its own."""
-    keys = {key for key, _ in _find_key(raw, "gpg_home", "")}
-    mine = {key for key in keys if key.startswith(tuple(f"profiles.{n}." for n in own))}
-    if any(not any(key.startswith(f"profiles.{n}.") for key in mine) for n in own):
-        mine |= {key for key in keys if key.startswith("defaults.")}  # one inherits it
+Key = tuple[str, ...]  # a key's table path, e.g. ("profiles", "site.old", "encryption", ...)
+
+
+def _gpg_homes(raw: dict[str, Any], own: list[str]) -> set[Key]:
+    """The ``gpg_home`` keys that ``own`` profiles use: their own, and the defaults' when one
+    of them has none of its own."""
+    keys = {key for key, _ in _find_key(raw, "gpg_home")}
+    mine = {key for key in keys if key[:2] in {("profiles", n) for n in own}}
+    if any(not any(key[:2] == ("profiles", n) for key in mine) for n in own):
+        mine |= {key for key in keys if key[0] == "defaults"}  # one inherits it
     return mine
+
+
+def dotted(key: Key) -> str:
+    """``key`` as TOML spells it: profiles."site.old".encryption.gpg_home."""
+    import tomli_w
+
+    return ".".join(
+        part if _BARE.fullmatch(part) else tomli_w.dumps({"v": part})[4:].strip() for part in key
+    )
 
 
 def _kept_config(
@@ -198,19 +220,34 @@ def _kept_config(
 ) -> tuple[str, dict[str, str], dict[str, str]]:
     """The config already at ``destination`` (kept), with the ``own`` profiles' ``gpg_home``
     repointed at ``keyring`` where it still names what the kit's config names (the old
-    machine's keyring); and those left pointing elsewhere (dotted key -> value)."""
+    machine's keyring); and those left pointing elsewhere (key -> value). ``own`` are the
+    kit's profiles this config has (none: it is another config, left as it is). The user's
+    file is only ever edited line by line: a layout that needs more is refused (ConfigError),
+    with the setting to change by hand."""
     try:
         text = destination.read_text(encoding="utf-8")
         raw = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return "", {}, {}  # a legacy file, or one read_raw reports on
-    kit_values = dict(_find_key(kit_raw, "gpg_home", ""))
-    here = dict(_find_key(raw, "gpg_home", ""))
+    if not own:
+        return text, {}, {}
+    kit_values = dict(_find_key(kit_raw, "gpg_home"))
+    here = dict(_find_key(raw, "gpg_home"))
     wanted = _gpg_homes(raw, own)
     stale = {key for key in wanted if here[key] == kit_values.get(key) and here[key] != keyring}
-    elsewhere = {key: here[key] for key in wanted - stale if here[key] != keyring}
-    edited, rewritten = set_gpg_home(text, raw, keyring, only=stale) if stale else (text, {})
-    return edited, rewritten, elsewhere
+    elsewhere = {dotted(k): here[k] for k in sorted(wanted - stale) if here[k] != keyring}
+    if not stale:
+        return text, {}, elsewhere
+    edited = _line_edit(text, raw, keyring, stale)
+    if edited is None:
+        key = dotted(min(stale))
+        raise ConfigError(
+            f"{destination} is laid out in a way recovery-kit import cannot edit line by line "
+            f"(an inline table or a dotted key), and it will not rewrite it: set {key} to "
+            f"{_toml_string(keyring)} in {destination} by hand, then import the kit again "
+            "(nothing was changed)."
+        )
+    return edited, {dotted(k): here[k] for k in sorted(stale)}, elsewhere
 
 
 def _open_kit(kit: Path, passphrase: str) -> dict[str, bytes]:
@@ -287,61 +324,91 @@ def _import_keys(data: bytes | None, passphrase: str, keyring: Path) -> list[str
 
 
 _GPG_HOME_LINE = re.compile(r"""^(\s*gpg_home\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$""")
-_TABLE_LINE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\s]+?)\s*\]\s*(#.*)?$")
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+_PART = r"""\s*([A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')\s*"""
+_TABLE_LINE = re.compile(rf"^\s*\[({_PART}(?:\.{_PART})*)\]\s*(#.*)?$")
+_ARRAY_LINE = re.compile(r"^\s*\[\[")
 
 
 def set_gpg_home(
-    text: str, raw: dict[str, Any], keyring: str, *, only: set[str] | None = None
+    text: str, raw: dict[str, Any], keyring: str, *, only: set[Key] | None = None
 ) -> tuple[str, dict[str, str]]:
-    """``text`` with every ``gpg_home`` (or those whose dotted key is in ``only``) set to
-    ``keyring`` (comments and layout kept), and the old values by dotted key. A layout the
+    """The kit's config ``text`` with every ``gpg_home`` (or those whose key is in ``only``)
+    set to ``keyring`` (comments and layout kept), and the old values by key. A layout the
     line edit cannot handle (an inline table) is written out again in full, with a comment
-    saying so."""
+    saying so: never a config already on this machine (:func:`_kept_config` refuses)."""
     import tomli_w
 
-    old = {k: v for k, v in _find_key(raw, "gpg_home", "") if only is None or k in only}
+    old = {k: v for k, v in _find_key(raw, "gpg_home") if only is None or k in only}
     if not old:
         return text, {}
-    value = tomli_w.dumps({"v": keyring}).split("=", 1)[1].strip()
-    lines, table = [], ""
+    edited = _line_edit(text, raw, keyring, set(old))
+    if edited is None:
+        header = (
+            "# written by cfbackup recovery-kit import (gpg_home points at the imported keys)\n"
+        )
+        edited = header + tomli_w.dumps(_replace_key(raw, "gpg_home", keyring, set(old)))
+    return edited, {dotted(k): v for k, v in sorted(old.items())}
+
+
+def _line_edit(text: str, raw: dict[str, Any], keyring: str, keys: set[Key]) -> str | None:
+    """``text`` with the ``gpg_home`` lines of ``keys`` set to ``keyring``, every other byte
+    as it was; None when the result is not exactly that (a layout lines cannot follow)."""
+    value = _toml_string(keyring)
+    lines: list[str] = []
+    table: Key | None = ()
     for line in text.splitlines(keepends=True):
         header = _TABLE_LINE.match(line)
         if header:
-            table = ".".join(part.strip() for part in header[1].split("."))
+            table = _key_of(header[1])
+        elif _ARRAY_LINE.match(line):
+            table = None  # an array of tables: no gpg_home of ours is in one
         found = _GPG_HOME_LINE.match(line.rstrip("\r\n"))
-        if found and f"{table}.gpg_home".lstrip(".") in old:
+        if found and table is not None and (*table, "gpg_home") in keys:
             line = found[1] + value + found[3] + line[len(line.rstrip("\r\n")) :]
         lines.append(line)
     edited = "".join(lines)
-    wanted = _replace_key(raw, "gpg_home", keyring, set(old))
     try:
-        if tomllib.loads(edited) == wanted:
-            return edited, old
+        if tomllib.loads(edited) == _replace_key(raw, "gpg_home", keyring, keys):
+            return edited
     except tomllib.TOMLDecodeError:
         pass
-    header = "# written by cfbackup recovery-kit import (gpg_home points at the imported keys)\n"
-    return header + tomli_w.dumps(wanted), old
+    return None
 
 
-def _find_key(node: Any, key: str, path: str):
+def _key_of(spelled: str) -> Key:
+    """The table path a header spells (``profiles."app.prod".encryption``)."""
+    data: Any = tomllib.loads(f"[{spelled}]\n")
+    path: list[str] = []
+    while isinstance(data, dict) and len(data) == 1:
+        ((name, data),) = data.items()
+        path.append(name)
+    return tuple(path)
+
+
+def _toml_string(value: str) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
+
+
+def _find_key(node: Any, key: str, path: Key = ()):
     if isinstance(node, dict):
         for k, v in node.items():
-            here = f"{path}.{k}" if path else k
             if k == key and isinstance(v, str):
-                yield here, v
+                yield (*path, k), v
             else:
-                yield from _find_key(v, key, here)
+                yield from _find_key(v, key, (*path, k))
 
 
-def _replace_key(node: Any, key: str, value: str, only: set[str], path: str = "") -> Any:
+def _replace_key(node: Any, key: str, value: str, only: set[Key], path: Key = ()) -> Any:
     if isinstance(node, dict):
         result = {}
         for k, v in node.items():
-            here = f"{path}.{k}" if path else k
-            if k == key and isinstance(v, str) and here in only:
+            if k == key and isinstance(v, str) and (*path, k) in only:
                 result[k] = value
             else:
-                result[k] = _replace_key(v, key, value, only, here)
+                result[k] = _replace_key(v, key, value, only, (*path, k))
         return result
     return node
 
@@ -352,7 +419,7 @@ def secret_needs(
     """Each secret the config reads from the environment, a file or a command."""
     needs: list[SecretNeed] = []
     tables = [("defaults", raw.get("defaults"))]
-    tables += [(f"profiles.{n}", t) for n, t in (raw.get("profiles") or {}).items()]
+    tables += [(dotted(("profiles", n)), t) for n, t in (raw.get("profiles") or {}).items()]
     for where, table in tables:
         if isinstance(table, dict):
             _walk_secrets(table, schema, where, environ, needs)

@@ -97,11 +97,10 @@ def import_recovery_kit(args, context) -> int:
         )
     for name in kit.profiles if kit.own else []:
         if name not in kit.own:
-            host = kit.host or "*"
             output.info(
                 f"profile {name}: not prepared by this kit (made for {made_for}): import its own "
-                f"kit, cfbackup-recovery-kit-{host}-{name}-*.tar.gpg, with cfbackup recovery-kit "
-                "import (it keeps this config and adds that kit's keys)"
+                f"kit with {_next_import(kit.host, name, gnupghome)} (it keeps this config and "
+                "adds that kit's keys)"
             )
     for name in kit.own:
         output.info(
@@ -109,6 +108,20 @@ def import_recovery_kit(args, context) -> int:
             f"{suggest.command('restore', name, '/srv/restore')} (an empty directory)"
         )
     return int(ExitCode.OK)
+
+
+def _next_import(host: str, profile: str, gnupghome: str | None) -> str:
+    """The import of another profile's kit, as it runs: the same config (-c) and keyring
+    (GNUPGHOME), the kit's name a glob for the shell (its time is not known here)."""
+    import shlex
+
+    environment = f"GNUPGHOME={shlex.quote(gnupghome)} " if gnupghome else ""
+    made = (
+        shlex.quote(f"cfbackup-recovery-kit-{host}-{profile}-")
+        if host
+        else (f"cfbackup-recovery-kit-*-{shlex.quote(profile + '-')}")
+    )
+    return f"{environment}{suggest.command('recovery-kit', 'import')} {made}*.tar.gpg"
 
 
 def _kit_passphrase(path: str | None) -> str:

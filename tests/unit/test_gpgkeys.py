@@ -206,3 +206,27 @@ def test_the_import_command_printed_runs_as_printed(
     subprocess.run(command, cwd=kit, check=True, capture_output=True, stdin=subprocess.DEVNULL)
     assert gpgkeys.check_keys(configured, need_secret=need_secret) == []
     assert not (tmp_path / "home" / ".gnupg" / "pubring.kbx").exists()
+
+
+def test_a_stale_agent_socket_is_not_a_running_agent():
+    """A socket file no agent listens on (one killed with kill -9, a systemd socket unit's):
+    not running, so the import that starts one stops it; a started agent is running."""
+    import shutil
+    import socket
+    import tempfile
+
+    home = Path(tempfile.mkdtemp(prefix="cf-", dir="/tmp"))  # short: the socket lives in it
+    try:
+        listed = subprocess.run(["gpgconf", "--homedir", str(home), "--list-dirs", "agent-socket"],
+                                capture_output=True, text=True, check=True)  # fmt: skip
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(listed.stdout.strip())
+        stale.close()  # the file stays, nobody listens
+        assert Path(listed.stdout.strip()).exists()
+        assert not gpgkeys.agent_running(home)
+        subprocess.run(["gpg-connect-agent", "--homedir", str(home), "/bye"],
+                       capture_output=True, check=True)  # fmt: skip
+        assert gpgkeys.agent_running(home)
+    finally:
+        stop_gpg_agent(home)
+        shutil.rmtree(home, ignore_errors=True)

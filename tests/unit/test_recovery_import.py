@@ -3,6 +3,7 @@ losing the config's comments, and listing the secrets a config reads from this m
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import textwrap
@@ -152,7 +153,10 @@ def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
     out = capsys.readouterr().out
     assert "next, for profile web1: cfbackup check web1 --for-restore" in out, out
     assert "next, for profile keys" not in out and "profiles.keys" not in out, out
-    assert "profile keys: not prepared by this kit (made for web1): import its own kit, " in out
+    assert (
+        "profile keys: not prepared by this kit (made for web1): import its own kit with "
+        "cfbackup recovery-kit import cfbackup-recovery-kit-"
+    ) in out, out
     assert tomllib.loads(installed.read_text())["profiles"]["keys"]["encryption"]["gpg_home"] == (
         str(keyring)
     )
@@ -228,7 +232,7 @@ def test_only_the_gpg_homes_named_are_repointed_and_the_others_stay_as_written()
     """A kit of web1 repoints web1's keyring (and the defaults' it inherits), never another
     profile's: that one's keys are in its own kit."""
     text = TEXT + '\n[profiles.keys.encryption]\ngpg_home = "/srv/other"  # keys\n'
-    only = {"profiles.web1.encryption.gpg_home"}
+    only = {("profiles", "web1", "encryption", "gpg_home")}
     edited, old = set_gpg_home(text, tomllib.loads(text), "/new", only=only)
     assert old == {"profiles.web1.encryption.gpg_home": "/srv/keys"}
     data = tomllib.loads(edited)
@@ -236,3 +240,151 @@ def test_only_the_gpg_homes_named_are_repointed_and_the_others_stay_as_written()
     assert data["profiles"]["keys"]["encryption"]["gpg_home"] == "/srv/other"
     assert data["defaults"]["encryption"]["gpg_home"] == "/root/.gnupg-old"
     assert "# keys" in edited and "# the old keyring" in edited  # the line edit, not a rewrite
+
+
+def _fake_kit(monkeypatch, kit_text: str, profile: str) -> None:
+    """import_kit's kit: this config, a README naming ``profile``, keys gpg 'imports'."""
+    from cfbackup.actions import recovery_import
+
+    readme = (
+        "cfbackup recovery kit for oldhost, made 2026-12-06\n\ncfbackup-recovery-kit-oldhost-"
+        f"{profile}-1.tar.gpg is a tar archive encrypted with the passphrase of profile "
+        f"{profile}\n"
+    ).encode()
+    members = {"config.toml": kit_text.encode(), "README.txt": readme, "keys.asc": b"k"}
+    monkeypatch.setattr(recovery_import, "_open_kit", lambda kit, passphrase: members)
+    monkeypatch.setattr(recovery_import, "_import_keys", lambda data, p, keyring: ["FPR"])
+
+
+def test_a_config_that_is_not_the_kits_is_never_edited_nor_its_secrets_listed(
+    tmp_path, monkeypatch
+):
+    """The machine's own config (profile db1) shares the kit's defaults gpg_home: a kit of
+    web1 imports its keys and leaves that config byte for byte (db1's keyring was repointed
+    at one without its keys), and lists none of its secrets."""
+    from cfbackup.actions.recovery_import import import_kit
+
+    shared = '[defaults.encryption]\ngpg_home = "/root/.gnupg"\npassphrase_file = "/root/p"\n'
+    _fake_kit(monkeypatch, shared + '[profiles.web1]\nsource = "/srv/web"\ntarget = "file:///w"\n',
+              "web1")  # fmt: skip
+    here = (
+        "# this machine's own\n" + shared + '[profiles.db1]\nsource = "/d"\ntarget = "file:///d"\n'
+    )
+    destination = tmp_path / ".config/cfbackup/config.toml"
+    destination.parent.mkdir(parents=True)
+    destination.write_text(here)
+    kit = import_kit(Path("k"), "pw", home=tmp_path, gnupghome=tmp_path / "restore-gnupg")
+    assert (kit.kept, kit.own, kit.gpg_home_was, kit.secrets) == (True, [], {}, [])
+    assert destination.read_text() == here
+
+
+DOTTED = """\
+# who to call: ops
+[profiles.site]
+source = "/srv/site"
+target = "file:///b/site"
+[profiles.site.encryption]
+gpg_home = "/root/.gnupg-site"
+passphrase_file = "/root/site-pass"
+
+[profiles."site.old"]   # the archive
+source = "/srv/old"
+target = "file:///b/old"
+[profiles."site.old".encryption]
+gpg_home = "/root/.gnupg-site"
+passphrase_file = "/root/old-pass"
+"""
+
+
+def test_a_profile_named_like_another_plus_a_dot_is_not_the_kits(tmp_path, monkeypatch):
+    """Keys compare as table paths: a kit of ``site`` repoints site's gpg_home only (not
+    "site.old"'s), lists site's secrets only, and edits the lines (comments kept)."""
+    from cfbackup.actions.recovery_import import import_kit
+
+    _fake_kit(monkeypatch, DOTTED, "site")
+    kit = import_kit(Path("k"), "pw", home=tmp_path, gnupghome=tmp_path / "g")
+    assert kit.gpg_home_was == {"profiles.site.encryption.gpg_home": "/root/.gnupg-site"}
+    assert [need.value for need in kit.secrets] == ["/root/site-pass"]
+    text = kit.config_path.read_text()
+    data = tomllib.loads(text)
+    assert data["profiles"]["site"]["encryption"]["gpg_home"] == str(tmp_path / "g")
+    assert data["profiles"]["site.old"]["encryption"]["gpg_home"] == "/root/.gnupg-site"
+    assert "# who to call: ops" in text and "# the archive" in text
+
+
+def test_a_quoted_profile_name_is_edited_in_its_line_in_a_kept_config(tmp_path, monkeypatch):
+    """[profiles."app.prod".encryption] is a table header the line edit follows: a second
+    kit's import repoints that gpg_home in the config already there, comments kept."""
+    from cfbackup.actions.recovery_import import import_kit
+
+    text = DOTTED.replace("site.old", "app.prod")
+    _fake_kit(monkeypatch, text, "app.prod")
+    destination = tmp_path / ".config/cfbackup/config.toml"
+    destination.parent.mkdir(parents=True)
+    destination.write_text(text)
+    kit = import_kit(Path("k"), "pw", home=tmp_path, gnupghome=tmp_path / "g")
+    assert kit.kept and kit.own == ["app.prod"]
+    assert kit.gpg_home_was == {'profiles."app.prod".encryption.gpg_home': "/root/.gnupg-site"}
+    edited = destination.read_text()
+    assert edited == text.replace(
+        '[profiles."app.prod".encryption]\ngpg_home = "/root/.gnupg-site"',
+        f'[profiles."app.prod".encryption]\ngpg_home = "{tmp_path / "g"}"',
+    )
+
+
+def test_a_kept_config_the_line_edit_cannot_follow_is_refused_not_rewritten(tmp_path, monkeypatch):
+    """An inline table in the user's config: no rewrite that drops its comments, one
+    sentence naming the setting to change by hand, nothing changed."""
+    from cfbackup.actions.recovery_import import import_kit
+    from cfbackup.errors import ConfigError
+
+    text = (
+        '# mine\nprofiles.web1 = { source = "/s", target = "file:///t", '
+        'encryption = { gpg_home = "/root/.gnupg-old" } }\n'
+    )
+    _fake_kit(monkeypatch, text, "web1")
+    destination = tmp_path / "cfbackup.toml"
+    destination.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        import_kit(Path("k"), "pw", home=tmp_path, gnupghome=tmp_path / "g", to=destination)
+    assert destination.read_text() == text
+    assert (
+        f'set profiles.web1.encryption.gpg_home to "{tmp_path / "g"}" in {destination} by hand'
+    ) in refused.value.message
+    assert not (tmp_path / "g").exists()
+
+
+def test_the_next_kits_import_command_runs_as_printed(tmp_path, monkeypatch, capsys):
+    """After --to FILE (and with GNUPGHOME set), the advice to import the other profile's
+    kit carries the config and the keyring: followed as printed, it keeps that config and
+    repoints that profile's gpg_home."""
+    import shlex
+
+    from cfbackup.cli import main
+
+    text = DOTTED.replace("site.old", "db1")
+    to = tmp_path / "etc" / "cfbackup.toml"
+    keyring = tmp_path / "gnupg restore"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GNUPGHOME", str(keyring))
+    (tmp_path / "pw").write_text("pw\n")
+    (tmp_path / "pw").chmod(0o600)
+    _fake_kit(monkeypatch, text, "site")
+    assert main(["recovery-kit", "import", "k1", "--passphrase-file", str(tmp_path / "pw"),
+                 "--to", str(to)]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    found = re.search(r"import its own kit with (.*) \(it keeps", out)
+    assert found, out
+    argv = shlex.split(found[1])
+    assert argv[0] == f"GNUPGHOME={keyring}", argv
+    assert argv[1:5] == ["cfbackup", "-c", str(to), "recovery-kit"], argv
+    assert argv[5:] == ["import", "cfbackup-recovery-kit-oldhost-db1-*.tar.gpg"], argv
+
+    _fake_kit(monkeypatch, text, "db1")
+    monkeypatch.delenv("GNUPGHOME")
+    monkeypatch.setenv(*argv[0].split("=", 1))
+    assert main([*argv[2:5], "import", "k2", "--passphrase-file", str(tmp_path / "pw")]) == 0
+    assert "kept the config already at" in capsys.readouterr().out
+    assert tomllib.loads(to.read_text())["profiles"]["db1"]["encryption"]["gpg_home"] == str(
+        keyring
+    )
