@@ -91,6 +91,12 @@ class LockHeld(CfbackupError):
     exit_code = ExitCode.LOCKED
 
 
+class ScheduleBusy(LockHeld):
+    """A scheduled run skipped because the previous run of its schedule still runs or waits
+    (``$CFBACKUP_SCHEDULED``, a cron line firing again): nothing was run, so, as with
+    :class:`LockWaitStopped`, no history row, no ``on_error`` hook, no notification."""
+
+
 class RunRefused(CfbackupError):
     exit_code = ExitCode.REFUSED
 

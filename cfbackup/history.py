@@ -55,6 +55,13 @@ def record_start(
         return int(cur.lastrowid)
 
 
+def forget(state_dir: Path, run_id: int) -> None:
+    """Remove the row of a run that ran nothing (stopped while it waited for the lock, or a
+    schedule's second firing skipped): it is neither a failure nor a run ``status`` shows."""
+    with contextlib.closing(_connect(state_dir)) as conn, conn:
+        conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
+
+
 def record_finish(
     state_dir: Path,
     run_id: int,

@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cfbackup.errors import ConfigError, LockHeld, LockWaitStopped
+from cfbackup.errors import ConfigError, LockHeld, LockWaitStopped, ScheduleBusy
 from cfbackup.units import human_duration, parse_duration
 
 log = logging.getLogger("cfbackup.lock")
@@ -96,7 +96,7 @@ def profile_lock(
 @contextlib.contextmanager
 def _schedule_lock(lock_dir: Path, profile: str, action: str, table: str) -> Iterator[None]:
     """One run of a schedule at a time, taken without waiting: a second firing of a cron line
-    while the first still runs or waits for the profile lock exits at once (LockHeld)."""
+    while the first still runs or waits for the profile lock exits at once (ScheduleBusy)."""
     schedules = lock_dir / "schedules"
     schedules.mkdir(exist_ok=True, mode=0o700)
     path = schedules / (re.sub(r"[^A-Za-z0-9._-]", "_", table).lstrip(".") + ".lock")
@@ -105,7 +105,7 @@ def _schedule_lock(lock_dir: Path, profile: str, action: str, table: str) -> Ite
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockHeld(
+            raise ScheduleBusy(
                 f"the previous run of [{table}], {_holder_words(path)}, is still running or "
                 f"waiting for profile {profile}'s lock: this {action} is skipped (one run of a "
                 f"schedule at a time); check whether that run hangs."

@@ -17,7 +17,7 @@ from typing import Any
 
 from cfbackup import history, interrupts, lock, plugins, redact
 from cfbackup.config.model import Config, Profile
-from cfbackup.errors import CfbackupError, ExitCode, Interrupted, LockWaitStopped
+from cfbackup.errors import CfbackupError, ExitCode, Interrupted, LockWaitStopped, ScheduleBusy
 from cfbackup.runtypes import Run, RunResult
 
 log = logging.getLogger("cfbackup")
@@ -116,7 +116,7 @@ def execute_run(
             log.info("run failed: %s", result.message)  # the CLI prints it once
             if error.detail:
                 log.info("duplicity output (last lines):\n%s", error.detail)
-            if isinstance(error, LockWaitStopped):  # nothing was run: nothing failed
+            if isinstance(error, NOTHING_RUN):  # nothing failed: no hook, no notification
                 run.started = time.time()
             else:
                 _fire_safely(hooks.cfbackup_on_error, run=run, error=error)
@@ -145,7 +145,9 @@ def execute_run(
             # a signal does not cut the outcome's write short, nor undo it: the run is over
             with interrupts.held(drop=True):
                 result.duration = time.time() - run.started
-                if run_id is not None:  # else stopped before its row was written
+                if run_id is not None and isinstance(result.error, NOTHING_RUN):
+                    history.forget(config.state_dir, run_id)  # the run log keeps its line
+                elif run_id is not None:  # else stopped before its row was written
                     history.record_finish(
                         config.state_dir,
                         run_id,
@@ -155,7 +157,7 @@ def execute_run(
                         {**run.marks, **result.stats},  # its kind, however it ended
                         started=run.started,  # when it took the lock
                     )
-            if not isinstance(result.error, LockWaitStopped):  # no notification, no metrics
+            if not isinstance(result.error, NOTHING_RUN):  # no notification, no metrics
                 _fire_safely(hooks.cfbackup_run_finished, run=run, result=result)
             log.info(
                 "cfbackup %s of profile %s finished: %s in %.1f s",
@@ -165,6 +167,10 @@ def execute_run(
                 result.duration,
             )
     return result
+
+
+# a run that ran nothing: stopped while it waited for the lock, a schedule's firing skipped
+NOTHING_RUN = (LockWaitStopped, ScheduleBusy)
 
 
 def _interrupted(run: Run) -> str:

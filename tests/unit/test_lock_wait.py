@@ -143,10 +143,9 @@ def test_a_stop_while_waiting_for_the_lock_says_nothing_was_run(config, tmp_path
         result.message,
     ), result.message
     assert hooks.fired == []  # no on_error, no failure notification or metrics
-    row = history.runs(loaded.state_dir, "main", limit=1)[0]
-    assert (row["result"], row["exit_code"]) == ("interrupted", 130)
-    assert row["message"] == result.message
-    assert row["finished"] - row["started"] < 0.5  # nothing ran
+    # no row: status showed it as the last failure, hiding a real one, and it sorted above
+    # the run that held the lock
+    assert history.runs(loaded.state_dir, "main") == []
 
 
 def test_the_wait_for_the_lock_is_not_part_of_the_run_s_duration(config, tmp_path, monkeypatch):
@@ -239,3 +238,34 @@ def test_the_schedule_marker_applies_to_its_own_profile_only(tmp_path, monkeypat
         with pytest.raises(LockHeld) as refused, lock.profile_lock(tmp_path, "db", "drill", 1):
             pass
     assert "($CFBACKUP_LOCK_WAIT)" in refused.value.message
+
+
+def test_a_skipped_firing_leaves_no_row_and_fires_no_hook(config, tmp_path, monkeypatch):
+    """A cron line firing again while its previous run still waits ran nothing: it was a
+    "locked" failure row (status's last failure, hiding a real one) with on_error hooks and a
+    failure notification every hour of a long backup."""
+    from cfbackup.errors import ScheduleBusy
+
+    state = tmp_path / "state"
+    monkeypatch.setenv(lock.SCHEDULED_VARIABLE, "cron:profiles.main.schedule")
+    in_first = threading.Event()
+    release = threading.Event()
+
+    def first():  # the schedule's previous run, holding its schedule lock
+        with lock.profile_lock(state, "main", "backup", wait=0):
+            in_first.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert in_first.wait(5)
+    hooks, ran = _Hooks(), []
+    try:
+        loaded, result = _execute(config, ran.append, hooks)
+    finally:
+        release.set()
+        thread.join()
+    assert ran == [] and isinstance(result.error, ScheduleBusy), result
+    assert result.exit_code == ExitCode.LOCKED
+    assert hooks.fired == []
+    assert history.runs(loaded.state_dir, "main") == []
