@@ -159,19 +159,25 @@ def _exec(argv: list[str], env: dict[bytes, bytes], ignored: list[int], tty: int
         os._exit(127)
 
 
-def _wait(pid: int, tty: int | None) -> int:
-    """The wait status of the ended leader ``pid``. A Ctrl-Z at the terminal the command has
-    stops it: cfbackup's group is then stopped too (the shell gets its terminal back, and
-    ``fg`` continues cfbackup), as it would have been without the command, and continued, the
-    command's group gets the terminal back and is continued."""
+def _wait(pid: int, terminal: list[int | None]) -> int:
+    """The wait status of the ended leader ``pid``. Stopped at the terminal (a Ctrl-Z; a read
+    from it while cfbackup runs in the background, SIGTTIN), the command's job is cfbackup's:
+    cfbackup's group is stopped too, the shell takes the terminal back, and once ``fg``
+    continues it, the command's group gets the terminal (``terminal[0]``) and is continued.
+    Continued in the background (``bg``), a command stopped for the terminal stays stopped."""
     while True:
         code = os.waitpid(pid, os.WUNTRACED)[1]
         if not os.WIFSTOPPED(code):
             return code
-        if tty is not None and os.WSTOPSIG(code) in (signal.SIGTSTP, signal.SIGTTIN):
-            _give_terminal(tty, os.getpgrp())
-            os.killpg(os.getpgrp(), signal.SIGTSTP)  # here too: continued by fg (SIGCONT)
-            _give_terminal(tty, pid)
+        if os.WSTOPSIG(code) not in (signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+            continue  # SIGSTOP: whoever sent it continues it
+        if terminal[0] is not None:
+            _give_terminal(terminal[0], os.getpgrp())
+            os.close(terminal[0])
+        os.killpg(os.getpgrp(), signal.SIGTSTP)  # here too: continued by fg or bg (SIGCONT)
+        terminal[0] = _terminal()
+        if terminal[0] is not None or os.WSTOPSIG(code) == signal.SIGTSTP:
+            _give_terminal(terminal[0], pid)
             os.killpg(pid, signal.SIGCONT)
 
 
@@ -192,7 +198,7 @@ def main(argv: list[str]) -> int:
     ignored = [sig for sig in (*STOPS, signal.SIGTTOU) if signal.getsignal(sig) == signal.SIG_IGN]
     watched = [sig for sig in STOPS if sig not in ignored]
     env = _environment()
-    tty = _terminal()
+    terminal = [_terminal()]  # while cfbackup's group has it (it may change: ``_wait``)
     # held until the command runs in its own group: a stop signal meanwhile then stops it too
     signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
     for sig in watched:
@@ -200,28 +206,28 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # taking the terminal back, from a background
     pid = os.fork()
     if pid == 0:
-        _exec(argv, env, ignored, tty)
+        _exec(argv, env, ignored, terminal[0])
     try:
         os.setpgid(pid, pid)  # as the child does: whichever runs first
     except OSError:
         pass  # it has run its command already
-    _give_terminal(tty, pid)
+    _give_terminal(terminal[0], pid)
     status: list[int] = []
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
-        status.append(_wait(pid, tty))
+        status.append(_wait(pid, terminal))
         signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)  # it ended: nothing left to stop
     except _Stopped as stopped:
         for sig in watched:
             signal.signal(sig, signal.SIG_IGN)
         stop_group(pid, status)
-        _give_terminal(tty, os.getpgrp())
+        _give_terminal(terminal[0], os.getpgrp())
         _die_of(stopped.signum)
         return 128 + stopped.signum
-    _give_terminal(tty, os.getpgrp())
+    _give_terminal(terminal[0], os.getpgrp())
     if os.WIFSIGNALED(status[0]):  # killed by a signal: so is this process, as if it were it
         signum = os.WTERMSIG(status[0])
-        if signum == signal.SIGINT and tty is not None and signum in watched:
+        if signum == signal.SIGINT and terminal[0] is not None and signum in watched:
             # a Ctrl-C at the terminal the command had: cfbackup's group gets it too, as it
             # would have without the command; what the command started is stopped first
             for sig in watched:

@@ -193,9 +193,10 @@ signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 pid = os.fork()
 if pid == 0:
     os.setpgid(0, 0)
-    os.tcsetpgrp(0, os.getpid())
+    if sys.argv[1] == "fg":
+        os.tcsetpgrp(0, os.getpid())
     signal.signal(signal.SIGTTOU, signal.SIG_DFL)
-    os.execv(sys.executable, [sys.executable, "-c", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-c", *sys.argv[2:]])
 os.setpgid(pid, pid)
 while True:
     _, status = os.waitpid(pid, os.WUNTRACED)
@@ -208,14 +209,14 @@ while True:
 """
 
 
-def _at_terminal(command: str, steps: list[tuple[bytes, bytes]], job: bool = False) -> str:
+def _at_terminal(command: str, steps: list[tuple[bytes, bytes]], job: str = "") -> str:
     """``capture(own_group=True)`` of ``sh -c COMMAND`` by a process in the foreground of a
-    terminal (a pty; ``job``: a job of a shell there): each answer of ``steps`` is typed once
-    what it follows was shown; all it shows."""
+    terminal (a pty; ``job`` "fg" or "bg": a job of a shell there): each answer of ``steps`` is
+    typed once what it follows was shown; all it shows."""
     pid, master = pty.fork()
     if pid == 0:  # the session leader, in the terminal's foreground group, as at a shell
         try:
-            code = [AS_A_JOB] if job else []
+            code = [AS_A_JOB, job] if job else []
             os.execv(sys.executable, [sys.executable, "-c", *code, CAPTURE_AT_TERMINAL, command])
         finally:
             os._exit(127)
@@ -276,7 +277,17 @@ def test_ctrl_z_at_the_terminal_stops_cfbackup_too_and_fg_continues_the_command(
     shown = _at_terminal(
         'echo ready >/dev/tty; read name </dev/tty; echo "got $name"',
         [(b"ready", b"\x1a"), (b"job stopped", b"hello\r")],
-        job=True,
+        job="fg",
     )
     assert "job stopped" in shown, shown
+    assert "result 0 'got hello\\n' ()" in shown, shown
+
+
+def test_a_command_reading_the_terminal_in_the_background_stops_cfbackup_until_fg():
+    """``cfbackup backup &`` and a command asking at the terminal: stopped alone (SIGTTIN),
+    it waited unseen until its hour was up; now cfbackup's job shows as stopped, and fg gives
+    the terminal to the command."""
+    shown = _at_terminal(
+        'read name </dev/tty; echo "got $name"', [(b"job stopped", b"hello\r")], job="bg"
+    )
     assert "result 0 'got hello\\n' ()" in shown, shown
