@@ -390,6 +390,9 @@ def test_a_restore_is_refused_while_another_restore_holds_the_lockdown(site, tmp
         assert "run this restore again once that run has ended" in second.stderr
         assert not (tmp_path / "two").exists()
         assert site.ruleset() == during  # the first run's lock-down is untouched
+        (tmp_path / "flags" / "go").write_text("0")  # the first goes on (its hook waited 60 s)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
 
 
 # --- reloads, drift and the saved copy ---------------------------------------------------------
