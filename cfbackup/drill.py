@@ -548,13 +548,8 @@ def _restore(
         build = lambda fd: commands.restore_argv(  # noqa: E731
             profile, str(out / "tree"), path=unit.path, log_fd=fd, owners=owners
         )
-    refused = run_duplicity(build, env, on_start=group.started, profile=profile).not_processed
-    if unit.whole:  # restored from the top: duplicity names them by their path
-        return refused
-    return {  # named relative to unit.path ("." for itself)
-        unit.path if name == "." else f"{unit.path}/{name}": reason
-        for name, reason in refused.items()
-    }
+    result = run_duplicity(build, env, on_start=group.started, profile=profile)
+    return result.not_processed_under(None if unit.whole else unit.path)
 
 
 def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> Path:

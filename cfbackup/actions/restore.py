@@ -86,10 +86,10 @@ def run_restore(run: Run) -> RunResult:
         raise RestoreTargetError(
             f"{printable_name(str(destination)[:200])}: {error.strerror}: choose another target."
         ) from None
-    # one path restored onto a folder, even an empty one, is staged: when the backup has a
-    # file there, the merge refuses it instead of duplicity replacing the folder
-    occupied = _occupied(destination) or bool(rel) and _real_folder(destination)
+    # one path restored onto anything there, an empty folder too, is staged: when the backup
+    # has a file there, the merge refuses it instead of duplicity replacing the folder
     existed = os.path.lexists(destination)
+    occupied = existed if rel else _occupied(destination)
     emptied = existed and not occupied  # an empty folder (mkdir first, as the runbook says)
     try:
         with (
@@ -241,11 +241,7 @@ def _restore_one(
             {**env, **extra},
             warm=warm,  # unless there is no copy to read after all (then a cold start)
         )
-    # duplicity names them relative to what it restored ("." for that itself)
-    return {
-        (path or ".") if name == "." else f"{path}/{name}" if path else name: reason
-        for name, reason in result.not_processed.items()
-    }
+    return result.not_processed_under(path)
 
 
 SHOWN = 3  # the entries a partial restore's message names; the run log has every one
@@ -367,10 +363,6 @@ def _occupied(destination: Path) -> bool:
     return not (
         destination.is_dir() and not destination.is_symlink() and not any(destination.iterdir())
     )
-
-
-def _real_folder(path: Path) -> bool:
-    return path.is_dir() and not path.is_symlink()
 
 
 def _empty(folder: Path) -> None:

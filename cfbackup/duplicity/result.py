@@ -75,6 +75,15 @@ class DuplicityResult:
             found.setdefault(machinelog.file_name(record.extra), reason.strip())
         return found
 
+    def not_processed_under(self, path: str | None) -> dict[str, str]:
+        """:attr:`not_processed` by their paths in the backup, for a command that restored
+        ``path`` (duplicity names them relative to it, ``.`` for ``path`` itself; None: the
+        whole backup)."""
+        return {
+            ((path or ".") if name == "." else f"{path}/{name}" if path else name): reason
+            for name, reason in self.not_processed.items()
+        }
+
 
 # lazy.ITRBranch.on_error and patchdir.integrate_patch_iters: "Error '<exception>' processing
 # <name>" ("patching" when a delta did not apply); the name is the record's extra
