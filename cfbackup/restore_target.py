@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import shlex
@@ -386,6 +387,7 @@ def _shell(path: str) -> str:
 CAP_CHOWN = 0  # linux/capability.h
 
 
+@functools.cache  # asked per compared file by drills; a process keeps its capabilities
 def can_chown() -> bool:
     """Whether this process may give files any owner (root with CAP_CHOWN). duplicity sets a
     restored entry's owner first, then its mode and times: a chown refused (any user but root,
