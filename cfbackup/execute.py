@@ -25,6 +25,7 @@ from typing import IO
 
 from cfbackup import groupwatch, redact
 from cfbackup.errors import CfbackupError, ExitCode
+from cfbackup.interrupts import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def duplicity_passphrase(passphrase: str | None) -> str | None:
     return passphrase.encode("utf-8").decode(GNUPG_ENCODING)
 
 
-_HELD = (signal.SIGINT, signal.SIGTERM)  # how a run is stopped (cfbackup's handlers raise)
+_HELD = STOP_SIGNALS  # how a run is stopped (cfbackup's handlers raise)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -197,9 +198,10 @@ def capture(
     ``sh -c``) were left running under PID 1."""
     argv = given = tuple(argv)
     shown = argv[0]
+    environment = child_environment(env)
     if own_group:
         # not found: said as for any command, not as the watch's exit code 127
-        if shutil.which(shown, path=child_environment(env)["PATH"]) is None:
+        if shutil.which(shown, path=environment["PATH"]) is None:
             raise CfbackupError(
                 f"{shown} was not found: install it or check PATH.", exit_code=ExitCode.CONFIG
             )
@@ -209,7 +211,7 @@ def capture(
         with _forking():  # subprocess.run, with the fork alone under _forking
             process = subprocess.Popen(
                 argv,
-                env=child_environment(env),
+                env=environment,
                 stdin=subprocess.PIPE if data is not None else None,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

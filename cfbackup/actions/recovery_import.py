@@ -140,12 +140,14 @@ def import_kit(
     keys = _import_keys(members.get(KEYS), passphrase, keyring) if KEYS in members else []
     if rewritten and not keyring.is_dir():  # symmetric kits: gpg needs the directory anyway
         keyring.mkdir(parents=True, mode=0o700)
-    if not kept or rewritten:
+    if kept and not rewritten:  # the file there, as loaded above
+        config = here
+    else:
         _write_private(destination, text)
-    raw, config_kind, _warnings = read_raw(destination)
-    config = build_config(
-        raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {}
-    )
+        raw, config_kind, _warnings = read_raw(destination)
+        config = build_config(
+            raw, path=destination, kind=config_kind, plugin_sections=plugin_sections or {}
+        )
     if not kept:
         own = own or list(config.profiles)
     profiles = raw.get("profiles") if isinstance(raw.get("profiles"), dict) else {}
@@ -208,11 +210,7 @@ def _gpg_homes(raw: dict[str, Any], own: list[str]) -> set[Key]:
 
 def dotted(key: Key) -> str:
     """``key`` as TOML spells it: profiles."site.old".encryption.gpg_home."""
-    import tomli_w
-
-    return ".".join(
-        part if _BARE.fullmatch(part) else tomli_w.dumps({"v": part})[4:].strip() for part in key
-    )
+    return ".".join(part if _BARE.fullmatch(part) else _toml_string(part) for part in key)
 
 
 def _kept_config(
