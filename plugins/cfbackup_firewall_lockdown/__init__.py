@@ -70,9 +70,10 @@ def cfbackup_check(run):
                  f"SSH {settings.ssh_port}/tcp from {ssh_from}; "
                  f"{len(settings.allow)} more allow rule(s); dead-man after "
                  f"{settings.deadman_timeout or 'no'} s"))
+    backend = None
     try:
         backend = backends.detect(settings.backend)
-        gap = backend.ipv6_warning() if isinstance(backend, backends.Iptables) else None
+        gap = backend.ipv6_warning()
         rows.append(("firewall tool", gap is None, gap or f"{backend.name}: {backend.version()}"))
     except CfbackupError as error:
         rows.append(("firewall tool", False, error.message))
@@ -80,17 +81,18 @@ def cfbackup_check(run):
     rows.append(("firewall privileges", admin, "root (CAP_NET_ADMIN)" if admin else
                  "not root: restores of this profile will be refused; run them as root"))
     if admin:
-        rows += _lockdown_row(settings, run.config.state_dir)
+        rows += _lockdown_row(settings, run.config.state_dir, backend)
     return rows
 
 
-def _lockdown_row(settings, state_dir):
-    """The lock-down in force, if any: orphaned (nobody lifts it) or foreign fails the check."""
+def _lockdown_row(settings, state_dir, backend=None):
+    """The lock-down in force, if any: orphaned (nobody lifts it) or foreign fails the check.
+    ``backend``: the one the caller detected already (each detection starts the tools)."""
     from cfbackup.errors import CfbackupError
     from cfbackup_firewall_lockdown import backends, lockdown
 
     try:
-        return [lockdown.check_row(backends.detect(settings.backend), state_dir)]
+        return [lockdown.check_row(backend or backends.detect(settings.backend), state_dir)]
     except CfbackupError:
         return []  # no firewall tool: the "firewall tool" row says so
 

@@ -98,6 +98,10 @@ class Nft:
     def __init__(self, nft: str):
         self.nft = nft
 
+    def ipv6_warning(self) -> str | None:
+        """nftables' inet table covers IPv6 with IPv4: never a gap (as Iptables.ipv6_warning)."""
+        return None
+
     def describe(self) -> dict:
         return {"kind": "nft", "nft": self.nft}
 
@@ -274,8 +278,9 @@ class Iptables:
                        replace: bool = False) -> None:
         """Add the lock-down chains; ``replace``: each family's chain and jump are replaced in
         one commit (taking over an orphaned lock-down leaves no moment unfiltered)."""
-        if self.ipv6_warning():
-            log.warning("%s", self.ipv6_warning())
+        warning = self.ipv6_warning()
+        if warning:
+            log.warning("%s", warning)
         done: list[int] = []
         try:
             for version in self.families:

@@ -215,12 +215,17 @@ def _fixup_done(config: Config, profile: Profile, record: dict[str, Any], progre
         records.save(config, profile, record)
     except CfbackupError as error:  # the unpark is done: a later --force only repeats them
         record["fixup_old"] = pending
-        progress(
-            f"warning: the record could not be updated after the IP fix-up "
-            f"({error.message.rstrip('.')}); it still lists {', '.join(pending)} as pending, "
-            "which is harmless: a later unpark --force moves DNS and hosts away from them "
-            "again, and finds nothing to change"
-        )
+        progress("warning: " + _still_pending("the record", error, pending))
+
+
+def _still_pending(record: str, error: CfbackupError, pending: list[str]) -> str:
+    """The warning when a fix-up succeeded but ``record`` could not drop its pending old
+    addresses (``fixup_old``)."""
+    return (
+        f"{record} could not be updated after the IP fix-up ({error.message.rstrip('.')}); it "
+        f"still lists {', '.join(pending)} as pending, which is harmless: a later unpark "
+        "--force moves DNS and hosts away from them again, and finds nothing to change"
+    )
 
 
 def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
@@ -249,12 +254,7 @@ def ip_fixup_done(config: Config, server: str, old: list[str]) -> list[str]:
                 record.pop("fixup_old")
             records.save(config, profile, record)
     except CfbackupError as error:  # the fix-up is done: a later --force only repeats it
-        return [
-            f"the park record of {server} could not be updated after the IP fix-up "
-            f"({error.message.rstrip('.')}); it still lists {', '.join(kept)} as pending, "
-            "which is harmless: a later unpark --force moves DNS and hosts away from them "
-            "again, and finds nothing to change"
-        ]
+        return [_still_pending(f"the park record of {server}", error, kept)]
     return []
 
 
