@@ -365,6 +365,13 @@ def _retention_section(v: _Variables, warnings: list[str]) -> dict[str, Any]:
         except ValueError:
             warnings.append(f"CLEAN_UP_VARIABLE={value!r} is not a number; kept 2 full backups")
             count = 2
+        if count < 1:  # the old script backed up, and only its cleanup failed: back up too
+            warnings.append(
+                f"CLEAN_UP_VARIABLE={value!r} is not a count of at least 1 (the old script "
+                "backed up, and only its cleanup failed); kept 2 full backups: set "
+                "CLEAN_UP_VARIABLE to 1 or more"
+            )
+            count = 2
         key = "keep_full" if kind == counts[0] else "keep_incrementals_of_full"
         retention[key] = count
     else:

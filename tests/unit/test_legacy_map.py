@@ -138,6 +138,20 @@ def test_retention_rules_of_both_lineages():
     assert commands.retention_rules(none) == []  # prune removes nothing either
 
 
+@pytest.mark.parametrize("count", ["0", "-1"])
+@pytest.mark.parametrize("kind", ["remove-all-but-n-full", "remove-all-inc-of-but-n-full"])
+def test_a_count_below_one_keeps_two_and_warns_like_a_non_number(kind, count):
+    """The old script backed up with CLEAN_UP_VARIABLE=0 (only its cleanup failed): the file
+    must load, with the default of 2 and a warning naming the variable, not stop every backup
+    with "keep_full: must be at least 1"."""
+    profile = built({"CLEAN_UP_TYPE": kind, "CLEAN_UP_VARIABLE": count})
+    key = "keep_full" if kind == "remove-all-but-n-full" else "keep_incrementals_of_full"
+    assert profile["retention"][key] == 2
+    _, warnings = profile_of({"CLEAN_UP_TYPE": kind, "CLEAN_UP_VARIABLE": count})
+    (warning,) = [w for w in warnings if "CLEAN_UP_VARIABLE" in w]
+    assert warning.startswith(f"CLEAN_UP_VARIABLE={count!r} is not a count of at least 1")
+
+
 @pytest.mark.parametrize("kind", ["none", "keep-forever", ""])
 def test_clean_up_types_that_removed_nothing_keep_every_backup(kind):
     """The old script ran ``duplicity $CLEAN_UP_TYPE $CLEAN_UP_VARIABLE``: none (or a type
