@@ -11,6 +11,7 @@ SENDMAIL = "/usr/sbin/sendmail"
 
 # native key -> where a legacy file gives its value: a problem with the value names both
 ORIGINS = {
+    "target": "DEST",
     "retention.remove_older_than": "REMOVE_OLDER_THAN, or CLEAN_UP_VARIABLE with "
     "CLEAN_UP_TYPE=remove-older-than",
     "full_if_older_than": "--full-if-older-than in STATIC_OPTIONS",

@@ -181,7 +181,14 @@ def _valid_profile_name(name: str) -> bool:
 def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> None:
     target = data.get("target") or ""
     if target and "://" not in target:
-        problems.append(f"{where}.target: {target!r} is not a URL such as swift://container")
+        problems.append(f"{where}.target: {target!r} is not a URL: {_url_for(target)}")
+    elif target.lower().startswith("file://") and not target[7:].startswith("/"):
+        # duplicity reads file://backups/web as ./backups/web: a backup under whatever folder
+        # cfbackup runs in, and "no backup found" from any other
+        problems.append(
+            f"{where}.target: {target} is not an absolute path (duplicity would read it "
+            f"relative to the current directory): write file:///{target[7:]}"
+        )
     elif target.startswith("cf+http"):
         problems.append(
             f"{where}.target: cf+http:// is the legacy Cloud Files scheme: use swift://CONTAINER "
@@ -225,6 +232,17 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
                 "fingerprint (8, 16 or 40 hex digits: gpg --list-secret-keys --keyid-format "
                 "long shows them), which duplicity's restore compares with each signature"
             )
+
+
+def _url_for(target: str) -> str:
+    """How to write a target given without a scheme as the URL it most likely means."""
+    if target.startswith("/"):
+        return f"write file://{target} for a local folder, or swift://CONTAINER for Swift"
+    if target.lower().startswith("file:"):
+        return f"write file:///{target[5:].lstrip('/')} (file:// and an absolute path)"
+    if "/" not in target and target.strip():
+        return f"write swift://{target} for a Swift container, or file:///PATH for a local folder"
+    return "write swift://CONTAINER for Swift, or file:///ABSOLUTE/PATH for a local folder"
 
 
 def _register_secret_variables(node: Any) -> None:

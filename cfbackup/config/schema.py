@@ -259,8 +259,9 @@ PROFILE = (
         "target",
         "string",
         "Where backups go: swift://container[/prefix] (the legacy cf+http://container is "
-        "mapped to swift v1 by config migrate), or a local directory file:///srv/backup; other "
-        "duplicity backends (S3, sftp, ...) are refused.",
+        "mapped to swift v1 by config migrate), or a local directory by its absolute path, "
+        "file:///srv/backup (three slashes: file://srv/backup, relative to the current "
+        "directory, is refused); other duplicity backends (S3, sftp, ...) are refused.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),

@@ -1,0 +1,55 @@
+"""The mistakes a sysadmin makes in a config in a hurry: each is refused (exit 3) or read as
+meant, with one message naming the key where it is written, the cause and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from cfbackup.config import build_config
+from cfbackup.errors import ConfigError, ExitCode
+
+
+def problems_of(raw: dict) -> str:
+    with pytest.raises(ConfigError) as error:
+        build_config(raw, path=None)
+    assert error.value.exit_code == ExitCode.CONFIG
+    return error.value.message
+
+
+def web(**keys) -> dict:
+    return {"profiles": {"web": {"source": "/srv", "target": "file:///b", **keys}}}
+
+
+@pytest.mark.parametrize(
+    "target, fix",
+    [
+        ("file://backups/web", "write file:///backups/web"),
+        ("file://localhost/srv/b", "write file:///localhost/srv/b"),
+        ("FILE://b", "write file:///b"),
+    ],
+)
+def test_a_relative_file_target_is_refused_with_the_absolute_url(target, fix):
+    """duplicity reads file://backups/web under the current directory: a backup from one
+    folder, "no backup found" (and a stray folder) from every other."""
+    message = problems_of(web(target=target))
+    assert f"profiles.web.target: {target} is not an absolute path" in message
+    assert message.endswith(f"{fix}.")
+
+
+def test_an_absolute_file_target_is_accepted():
+    config = build_config(web(target="file:///srv/backups/web"), path=None)
+    assert config.profiles["web"].target == "file:///srv/backups/web"
+
+
+@pytest.mark.parametrize(
+    "target, fix",
+    [
+        ("/tmp/rv/target", "write file:///tmp/rv/target for a local folder"),
+        ("file:/tmp/rv/target", "write file:///tmp/rv/target"),
+        ("backups", "write swift://backups for a Swift container"),
+        ("rel/dir", "write swift://CONTAINER for Swift, or file:///ABSOLUTE/PATH"),
+    ],
+)
+def test_a_target_without_a_scheme_names_the_url_it_means(target, fix):
+    message = problems_of(web(target=target))
+    assert f"profiles.web.target: {target!r} is not a URL: {fix}" in message
