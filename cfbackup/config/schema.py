@@ -109,7 +109,8 @@ SWIFT = (
     Option(
         "auth_version",
         "choice",
-        "Swift authentication: 1 (tempauth, Rackspace Cloud Files) or 3 (Keystone v3).",
+        "Swift authentication: 1 (tempauth, Rackspace Cloud Files) or 3 (Keystone v3), "
+        'as a number or a string ("3").',
         default="1",
         choices=("1", "3"),
     ),

@@ -67,6 +67,8 @@ def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> 
     if kind == "table":
         return validate_table(value, option.children, here, problems)
     if kind in ("string", "path", "duration", "time", "choice"):
+        if kind == "choice" and type(value) is int and str(value) in option.choices:
+            value = str(value)  # auth_version = 3, as the reference writes `1` | `3`
         if not isinstance(value, str):
             problems.append(f"{here}: expected a string, got {_type_name(value)}")
             return None

@@ -53,3 +53,16 @@ def test_an_absolute_file_target_is_accepted():
 def test_a_target_without_a_scheme_names_the_url_it_means(target, fix):
     message = problems_of(web(target=target))
     assert f"profiles.web.target: {target!r} is not a URL: {fix}" in message
+
+
+@pytest.mark.parametrize("version", [1, 3, "3"])
+def test_auth_version_is_read_as_a_number_too(version):
+    """The reference shows `1` | `3`: auth_version = 3 (a TOML integer) means "3"."""
+    config = build_config(web(swift={"auth_version": version}), path=None)
+    assert config.profiles["web"]["swift"]["auth_version"] == str(version)
+
+
+@pytest.mark.parametrize("version", [2, True, 3.0])
+def test_auth_version_other_numbers_are_still_refused(version):
+    message = problems_of(web(swift={"auth_version": version}))
+    assert "profiles.web.swift.auth_version:" in message
