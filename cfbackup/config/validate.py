@@ -45,7 +45,13 @@ def validate_table(
                 problems.append(f"{here}: give only one of {', '.join(given)}")
             for key in given:
                 value = data[key]
-                if not isinstance(value, str) or not value:
+                if key.endswith("_command") and isinstance(value, list):
+                    problems.append(  # the command's words are not shown: a secret may be one
+                        f"{_join(path, key)}: expected one string, got a list: write the "
+                        f'command as one string, such as {key} = "pass show backup" (cfbackup '
+                        "splits it as a shell would and runs it without a shell)"
+                    )
+                elif not isinstance(value, str) or not value:
                     problems.append(f"{_join(path, key)}: expected a non-empty string")
                 else:
                     result[key] = value

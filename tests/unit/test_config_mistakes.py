@@ -66,3 +66,14 @@ def test_auth_version_is_read_as_a_number_too(version):
 def test_auth_version_other_numbers_are_still_refused(version):
     message = problems_of(web(swift={"auth_version": version}))
     assert "profiles.web.swift.auth_version:" in message
+
+
+def test_a_secret_command_given_as_a_list_says_to_write_one_string():
+    message = problems_of(
+        web(encryption={"passphrase_command": ["pass", "show", "FAKE-word-Q7"]})
+    )
+    assert (
+        'profiles.web.encryption.passphrase_command: expected one string, got a list: write the '
+        'command as one string, such as passphrase_command = "pass show backup"'
+    ) in message
+    assert "FAKE-word-Q7" not in message  # the command's words may hold a secret
