@@ -5,6 +5,7 @@ Both kinds end as the same validated :class:`Config`; only the reading differs.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -17,7 +18,13 @@ from cfbackup.config import legacy, legacy_vars
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
 from cfbackup.config.secrets import loose_secret_file, register_url_parts
-from cfbackup.config.validate import deep_merge, pattern_under, unsupported_target, validate_table
+from cfbackup.config.validate import (
+    deep_merge,
+    pattern_under,
+    unknown_key,
+    unsupported_target,
+    validate_table,
+)
 from cfbackup.errors import ConfigError
 
 SEARCH_PATHS = (
@@ -91,18 +98,31 @@ def build_config(
     warnings: list[str] | None = None,
 ) -> Config:
     where = str(path) if path else "config"
+    if not raw:
+        raise ConfigError(
+            f"{where} is empty: write a [profiles.NAME] table with source and target in it "
+            "(conf/example.toml shows one), or for dt-cf-backup set ROOT and DEST."
+        )
     problems: list[str] = []
     profile_schema = with_plugin_sections(plugin_sections or {})
+    top_names = [option.name for option in TOP]
+    # a [default] or [profile.web] table: said as a typo of defaults or profiles
+    problems += [unknown_key("", key, top_names) for key in raw if key not in top_names]
     top_schema = tuple(o for o in TOP if o.name not in ("profiles", "defaults"))
-    top_raw = {k: v for k, v in raw.items() if k not in ("profiles", "defaults")}
+    top_raw = {k: v for k, v in raw.items() if k in top_names and k not in ("profiles", "defaults")}
     top = validate_table(top_raw, top_schema, "", problems)
     defaults = raw.get("defaults", {})
     if not isinstance(defaults, dict):
         problems.append("defaults: expected a table")
         defaults = {}
+    # [defaults] on its own, so that a mistake in it is named there once, not in every profile
+    in_defaults: list[str] = []
+    validate_table(defaults, _optional(profile_schema), "defaults", in_defaults)
+    problems += in_defaults
     raw_profiles = raw.get("profiles")
     if not isinstance(raw_profiles, dict) or not raw_profiles:
-        problems.append("profiles: at least one [profiles.NAME] table is required")
+        if not any("did you mean profiles?" in problem for problem in problems):
+            problems.append("profiles: at least one [profiles.NAME] table is required")
         raw_profiles = {}
     warnings = list(warnings or [])
     if kind == "legacy":  # a plugin switched off (CFBACKUP_LOAD_PLUGINS) must not stop the run
@@ -126,9 +146,13 @@ def build_config(
         if not isinstance(body, dict):
             problems.append(f"profiles.{name}: expected a table")
             continue
+        own: list[str] = []
         data = validate_table(
-            _over_defaults(defaults, body), profile_schema, f"profiles.{name}", problems
+            _over_defaults(defaults, body), profile_schema, f"profiles.{name}", own
         )
+        problems += [
+            p for p in own if not _said_in_defaults(p, f"profiles.{name}", body, in_defaults)
+        ]
         _check_profile(data, f"profiles.{name}", problems)
         _register_inline_urls(data, profile_schema)
         profiles[name] = Profile(
@@ -166,6 +190,35 @@ def build_config(
 
 def _log_dir(top: dict[str, Any], state_dir: Path) -> Path:
     return Path(top["log_dir"]).expanduser() if top.get("log_dir") else state_dir / "logs"
+
+
+def _optional(options: tuple[Option, ...]) -> tuple[Option, ...]:
+    """``options`` with nothing required: [defaults] gives what it likes, profiles the rest."""
+    return tuple(
+        dataclasses.replace(
+            option,
+            default=None if option.required else option.default,
+            children=_optional(option.children),
+        )
+        for option in options
+    )
+
+
+def _said_in_defaults(problem: str, where: str, body: dict, in_defaults: list[str]) -> bool:
+    """Whether a profile's ``problem`` is one of [defaults] (``in_defaults``) that the profile
+    only inherits: the same problem at the same key, which the profile's own table does not
+    set."""
+    if not problem.startswith(where + "."):
+        return False
+    rest = problem[len(where) + 1 :]
+    if f"defaults.{rest}" not in in_defaults:
+        return False
+    node: Any = body
+    for key in rest.split(": ", 1)[0].split("."):
+        if not isinstance(node, dict) or key not in node:
+            return True
+        node = node[key]
+    return False
 
 
 def _valid_profile_name(name: str) -> bool:

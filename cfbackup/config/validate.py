@@ -33,10 +33,7 @@ def validate_table(
     result: dict[str, Any] = {}
     for key in data:
         if key not in known:
-            allowed = ", ".join(sorted(known)) or "none"
-            close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.75)
-            guess = f": did you mean {close[0]}?" if close else ""
-            problems.append(f"{_join(path, key)}: unknown key{guess} (allowed here: {allowed})")
+            problems.append(unknown_key(path, key, list(known)))
     for option in options:
         here = _join(path, option.name)
         if option.kind == "secret":
@@ -66,6 +63,14 @@ def validate_table(
             continue
         result[option.name] = _check_value(data[option.name], option, here, problems)
     return result
+
+
+def unknown_key(path: str, key: str, known: list[str]) -> str:
+    """The problem for ``key``, unknown at ``path``: the close match, and what is allowed."""
+    allowed = ", ".join(sorted(known)) or "none"
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+    guess = f": did you mean {close[0]}?" if close else ""
+    return f"{_join(path, key)}: unknown key{guess} (allowed here: {allowed})"
 
 
 def _check_value(value: Any, option: Option, here: str, problems: list[str]) -> Any:

@@ -77,3 +77,75 @@ def test_a_secret_command_given_as_a_list_says_to_write_one_string():
         'command as one string, such as passphrase_command = "pass show backup"'
     ) in message
     assert "FAKE-word-Q7" not in message  # the command's words may hold a secret
+
+
+def two_profiles(defaults: dict, **web_keys) -> dict:
+    return {
+        "defaults": defaults,
+        "profiles": {
+            "web": {"source": "/srv", "target": "file:///b/web", **web_keys},
+            "never": {"source": "/srv", "target": "file:///b/never"},
+        },
+    }
+
+
+def test_a_typo_in_defaults_is_named_there_once():
+    message = problems_of(two_profiles({"encrytion": {"mode": "none"}}))
+    assert message.count("encrytion") == 1, message
+    assert "1 problem(s)" in message
+    assert "defaults.encrytion: unknown key: did you mean encryption?" in message
+
+
+def test_a_secret_given_twice_in_defaults_is_named_there_once():
+    message = problems_of(
+        two_profiles({"encryption": {"passphrase_env": "P", "passphrase_file": "/f"}})
+    )
+    assert message.count("give only one of") == 1, message
+    assert "defaults.encryption.passphrase: give only one of" in message
+
+
+def test_a_list_command_in_defaults_is_named_there_once():
+    message = problems_of(two_profiles({"encryption": {"passphrase_command": ["pass", "x"]}}))
+    assert message.count("expected one string, got a list") == 1, message
+    assert message.count("defaults.encryption.passphrase_command:") == 1
+
+
+def test_a_profile_repeating_the_defaults_mistake_is_named_too():
+    message = problems_of(two_profiles({"bogus": 1}, bogus=2))
+    assert "defaults.bogus: unknown key" in message
+    assert "profiles.web.bogus: unknown key" in message
+    assert "profiles.never.bogus" not in message
+
+
+def test_defaults_need_no_source_or_target():
+    config = build_config(two_profiles({"volsize": 10}), path=None)
+    assert config.profiles["never"]["volsize"] == 10
+
+
+@pytest.mark.parametrize(
+    "table, guess",
+    [("default", "defaults"), ("profile", "profiles"), ("Profiles", "profiles")],
+)
+def test_a_misspelt_top_level_table_says_did_you_mean(table, guess):
+    raw = {"profiles": {"web": {"source": "/srv", "target": "file:///b"}}, table: {"x": {}}}
+    if table != "default":
+        del raw["profiles"]
+    message = problems_of(raw)
+    assert f"{table}: unknown key: did you mean {guess}? (allowed here: " in message
+    assert "at least one [profiles.NAME]" not in message  # the typo is the cause
+    assert "1 problem(s)" in message
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_an_empty_file_says_it_is_empty(tmp_path, text):
+    from cfbackup.config import load_config
+
+    conf = tmp_path / "e.conf"
+    conf.write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_config(conf)
+    assert error.value.exit_code == ExitCode.CONFIG
+    assert error.value.message == (
+        f"{conf} is empty: write a [profiles.NAME] table with source and target in it "
+        "(conf/example.toml shows one), or for dt-cf-backup set ROOT and DEST."
+    )
