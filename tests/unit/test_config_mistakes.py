@@ -69,11 +69,9 @@ def test_auth_version_other_numbers_are_still_refused(version):
 
 
 def test_a_secret_command_given_as_a_list_says_to_write_one_string():
-    message = problems_of(
-        web(encryption={"passphrase_command": ["pass", "show", "FAKE-word-Q7"]})
-    )
+    message = problems_of(web(encryption={"passphrase_command": ["pass", "show", "FAKE-word-Q7"]}))
     assert (
-        'profiles.web.encryption.passphrase_command: expected one string, got a list: write the '
+        "profiles.web.encryption.passphrase_command: expected one string, got a list: write the "
         'command as one string, such as passphrase_command = "pass show backup"'
     ) in message
     assert "FAKE-word-Q7" not in message  # the command's words may hold a secret
@@ -148,4 +146,16 @@ def test_an_empty_file_says_it_is_empty(tmp_path, text):
     assert error.value.message == (
         f"{conf} is empty: write a [profiles.NAME] table with source and target in it "
         "(conf/example.toml shows one), or for dt-cf-backup set ROOT and DEST."
+    )
+
+
+@pytest.mark.parametrize(
+    "asked, guess", [("Web", ": did you mean web?"), ("webb", ": did you mean web?"), ("x", "")]
+)
+def test_a_profile_name_differing_by_case_or_a_typo_says_did_you_mean(asked, guess):
+    config = build_config(two_profiles({}), path=None)
+    with pytest.raises(ConfigError) as error:
+        config.profile(asked)
+    assert error.value.message == (
+        f"None: no profile named {asked!r} (profiles: web, never){guess}."
     )
