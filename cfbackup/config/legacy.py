@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,10 @@ def read_file(path: Path, extra: tuple[str, ...] = ()) -> LegacyFile:
         detail = result.tail[-1] if result.tail else None
         detail = next((line for line in result.tail if "syntax error" in line), detail)
         detail = _shown(detail) if detail else f"bash exited with {result.returncode}"
-        raise ConfigError(f"{path}: bash could not read this file: {detail}")
+        raise ConfigError(
+            f"{path}: bash could not read this file: {detail}: fix the file (bash -n "
+            f"{shlex.quote(str(path))} shows where)."
+        )
     try:
         values, others, exported, carried = _parse_nul_stream(result.stdout)
         # masked from here on, in bash's lines below and in everything printed or logged:
@@ -289,6 +293,7 @@ def _items(value: str | list[str]) -> list[str]:
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _LINE = re.compile(r"^(?:.*?: )?(line \d+): (.*)$")
 _NAME = re.compile(r"^\W*([A-Za-z_][A-Za-z0-9_]*)(=?)")
+_UNCLOSED = re.compile(r"unexpected EOF while looking for matching `(.)'")
 _QUOTED = re.compile(r"\s*(\(error token is|[`'\"]).*$")  # bash quotes the words it cites
 # builtins bash names before its complaint (``export: `=': not a valid identifier``)
 _BUILTINS = frozenset(
@@ -309,6 +314,9 @@ def _shown(line: str) -> str:
     where, rest = found.groups()
     if rest.startswith("`"):  # after a syntax error, the line in error, quoted
         return f"{where}: the line in error (not shown: it may hold a secret)"
+    unclosed = _UNCLOSED.match(rest)
+    if unclosed:  # the quote itself is no secret, and the sentence is nothing without it
+        return f"{where}: a {unclosed.group(1)} quote is not closed (bash read on to the end)"
     if rest.startswith(("syntax error", "unexpected EOF")):
         return f"{where}: {_QUOTED.sub('', rest)}"
     subject, _, kind = rest.rpartition(": ")

@@ -159,3 +159,18 @@ def test_a_profile_name_differing_by_case_or_a_typo_says_did_you_mean(asked, gue
     assert error.value.message == (
         f"None: no profile named {asked!r} (profiles: web, never){guess}."
     )
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_an_unclosed_quote_in_a_legacy_file_is_named_with_the_fix(tmp_path, quote):
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "my dt.conf"
+    conf.write_text(f"ROOT=/srv\nDEST=file:///b\nPASSPHRASE={quote}FAKE-pw-U8\nX=1\n")
+    with pytest.raises(ConfigError) as error:
+        load_legacy(conf)
+    assert error.value.exit_code == ExitCode.CONFIG
+    assert error.value.message == (
+        f"{conf}: bash could not read this file: line 3: a {quote} quote is not closed (bash "
+        f"read on to the end): fix the file (bash -n '{conf}' shows where)."
+    )
