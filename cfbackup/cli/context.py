@@ -46,8 +46,9 @@ class CliContext:
         if config.warnings:
             from cfbackup.cli.output import warn
 
-            for warning in config.warnings:
-                warn(f"{config.path}: {warning}")
+            for warning in config.warnings:  # some name the file already ("FILE exports X")
+                named = warning.startswith(f"{config.path}")
+                warn(warning if named else f"{config.path}: {warning}")
         return config
 
     def load_config(self):

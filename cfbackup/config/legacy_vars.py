@@ -1,8 +1,12 @@
 """What each variable of a legacy file is to cfbackup: where it goes (:data:`MAPPING`,
 rendered into ``docs/legacy.md``), why it is not carried (:data:`NOT_CARRIED`), which are
-secrets, and the old command line's words and options; ``legacy_map.py`` does the mapping."""
+secrets, where a file left one empty (:func:`left_empty`), and the old command line's words
+and options; ``legacy_map.py`` does the mapping."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 PROFILE_NAME = "dt-cf-backup"
 RACKSPACE_AUTH_URL = "https://auth.api.rackspacecloud.com/v1.0"
@@ -18,14 +22,50 @@ ORIGINS = {
 }
 
 
-def with_origin(problem: str) -> str:
+# native key -> the variable that alone gives it its value: a problem with that key, raised
+# once the file was read (``path``), is the variable's, left empty (a failed $(...))
+SET_BY = {"encryption.passphrase": "PASSPHRASE"}
+
+
+def with_origin(problem: str, path: Path | None = None) -> str:
     """A config problem with the legacy variable it comes from, where the key has one
-    (``profiles.dt-cf-backup.retention.remove_older_than (REMOVE_OLDER_THAN, ...): ...``)."""
+    (``profiles.dt-cf-backup.retention.remove_older_than (REMOVE_OLDER_THAN, ...): ...``);
+    with the file's ``path``, a value it needs and left empty is said as the file's
+    (``FILE: PASSPHRASE is empty (the command on line 4 failed ...): ...``)."""
+    for key, variable in SET_BY.items():
+        if path is not None and problem.startswith(f"profiles.{PROFILE_NAME}.{key}: "):
+            return left_empty(path, variable)
     for key, origin in ORIGINS.items():
         head = f"profiles.{PROFILE_NAME}.{key}: "
         if problem.startswith(head):
             return f"{head[:-2]} (the file's {origin}): {problem[len(head) :]}"
     return problem
+
+
+def left_empty(path: Path, name: str) -> str:
+    """Why the file at ``path`` left variable ``name`` empty, and the fix: the line that sets
+    it last, and whether a command there gave the value. Never the value, nor what the
+    command printed (a secret, as often as not)."""
+    assigns = re.compile(
+        rf"^\s*(?:(?:export|declare|typeset|readonly|local)(?:\s+-\w+)*\s+)?{name}\+?="
+    )
+    found = None
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    for number, line in enumerate(text.splitlines(), 1):
+        if assigns.match(line):
+            found = number, "$(" in line or "`" in line
+    if found is None:
+        return f"{path}: {name} is not set: set it in the file (or GPG_KEY, to encrypt to keys)."
+    number, computed = found
+    if computed:
+        return (
+            f"{path}: {name} is empty (the command on line {number} failed or printed "
+            "nothing): run that command by hand to see why, and fix it."
+        )
+    return f"{path}: {name} is empty (line {number}): give it a value in the file."
 
 
 # variable -> (where it goes, how); rendered into docs/legacy.md.

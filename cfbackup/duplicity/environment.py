@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cfbackup import keystone, servicenet
+from cfbackup.config.legacy_vars import with_origin
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import inherited_credentials, resolve_secret
 from cfbackup.duplicity.target import swift_target
@@ -56,6 +57,9 @@ def encryption_environment(profile: Profile) -> dict[str, str]:
         return env
     passphrase = resolve_secret(enc, "passphrase", where)
     if enc["mode"] == "symmetric" and not passphrase:
+        if profile.legacy:  # the file's PASSPHRASE, and why it is empty (a failed $(...))
+            problem = f"{where}.passphrase: mode symmetric needs one: set PASSPHRASE in the file"
+            raise ConfigError(with_origin(problem, profile.source_file))
         raise ConfigError(
             f"{where}: mode symmetric needs a passphrase: set passphrase_file, passphrase_env or "
             "passphrase_command (or an inline passphrase in a mode 0600 file)."

@@ -174,3 +174,51 @@ def test_an_unclosed_quote_in_a_legacy_file_is_named_with_the_fix(tmp_path, quot
         f"{conf}: bash could not read this file: line 3: a {quote} quote is not closed (bash "
         f"read on to the end): fix the file (bash -n '{conf}' shows where)."
     )
+
+
+@pytest.mark.parametrize(
+    "line, said",
+    [
+        (
+            'PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"',
+            "PASSPHRASE is empty (the command on line 4 failed or printed nothing): run that "
+            "command by hand to see why, and fix it.",
+        ),
+        (
+            "export PASSPHRASE=`false`",
+            "PASSPHRASE is empty (the command on line 4 failed or printed nothing): run that "
+            "command by hand to see why, and fix it.",
+        ),
+        ('PASSPHRASE=""', "PASSPHRASE is empty (line 4): give it a value in the file."),
+        ("# no passphrase", "PASSPHRASE is not set: set it in the file (or GPG_KEY, to encrypt "
+         "to keys)."),
+    ],
+)  # fmt: skip
+def test_a_legacy_passphrase_left_empty_is_named_with_its_line(tmp_path, line, said):
+    """A failed $(...) left PASSPHRASE empty: the error named the native keys to set
+    (passphrase_file ...), which a legacy file does not have, and not the line."""
+    from cfbackup.config import load_config
+    from cfbackup.duplicity.environment import encryption_environment
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(f"ROOT=/srv\nDEST=file:///b\nEXCLIST=()\n{line}\n")
+    profile = load_config(conf).profile(None)
+    with pytest.raises(ConfigError) as error:
+        encryption_environment(profile)
+    assert error.value.exit_code == ExitCode.CONFIG
+    assert error.value.message == f"{conf}: {said}"
+    assert "FAKE-pass-file" not in error.value.message
+
+
+def test_a_legacy_file_warning_names_the_file_once(tmp_path, capsys):
+    from cfbackup.cli.context import CliContext
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=file:///b\nEXCLIST=()\nPASSPHRASE=x\nexport FOO=1\n")
+    conf.chmod(0o600)
+    context = CliContext()
+    context.args = type("Args", (), {"config": str(conf)})()
+    assert context.config.kind == "legacy"
+    err = capsys.readouterr().err
+    assert f"warning: {conf} exports FOO" in err, err
+    assert f"{conf}: {conf}" not in err

@@ -199,3 +199,18 @@ def test_backup_script_without_a_passphrase_names_the_legacy_variable(cli, home,
     assert code == ExitCode.CONFIG, err
     assert f'set PASSPHRASE="..." in {conf}' in err, err
     assert "passphrase_file" not in err, err
+
+
+def test_a_passphrase_command_that_failed_is_named_with_its_line(cli, home, tmp_path):
+    """Before: the warning named the file twice and the error told a legacy file to set
+    passphrase_file (or _env, _command), not which line left PASSPHRASE empty."""
+    from cfbackup import legacy_cli
+
+    conf = _legacy(tmp_path, "ENCRYPTION=yes", 'PASSPHRASE="$(cat /nonexistent/FAKE-pw-V3)"')
+    code, err = cli(legacy_cli.main, "-c", conf, "--backup")
+    assert code == ExitCode.CONFIG, err
+    assert err.splitlines()[-1] == (
+        f"cfbackup: error: {conf}: PASSPHRASE is empty (the command on line 7 failed or printed "
+        "nothing): run that command by hand to see why, and fix it."
+    ), err
+    assert f"{conf}: {conf}" not in err and "FAKE-pw-V3" not in err, err
