@@ -42,10 +42,13 @@ def _interrupted() -> int:
 def _main(argv: list[str] | None) -> int:
     from cfbackup import suggest
     from cfbackup.cli.context import CliContext
-    from cfbackup.cli.parser import make_parser
+    from cfbackup.cli.parser import make_parser, misplaced_option
 
     context = CliContext()
     parser = make_parser(context)
+    misplaced = misplaced_option(parser, sys.argv[1:] if argv is None else argv)
+    if misplaced:
+        parser.error(misplaced)  # exit 2, as argparse's own usage errors
     args = parser.parse_args(argv)
     context.args = args
     _setup_logging(args)

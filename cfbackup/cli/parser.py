@@ -15,19 +15,7 @@ def make_parser(context) -> argparse.ArgumentParser:
         "around them. Exit codes: see docs/exit-codes.md.",
     )
     parser.add_argument("--version", action="version", version=f"cfbackup {__version__}")
-    parser.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help="config file: native TOML or a legacy ~/.dt-cf-backup.conf",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="show progress messages")
-    parser.add_argument(
-        "--debug", action="store_true", help="show duplicity's output tail on errors"
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar or progress lines"
-    )
+    _global_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("backup", help="back up profiles (all when none is named)")
@@ -181,4 +169,94 @@ def make_parser(context) -> argparse.ArgumentParser:
     for name, command_parser in sub.choices.items():
         context.plugin_manager.hook.cfbackup_add_arguments(command=name, parser=command_parser)
     context.plugin_manager.hook.cfbackup_register_commands(subparsers=sub, context=context)
+    _after_the_command_too(sub)
     return parser
+
+
+# (option strings, keywords): cfbackup's own options, taken before the command and after it
+GLOBAL_OPTIONS = (
+    (
+        ("-c", "--config"),
+        {"metavar": "FILE", "help": "config file: native TOML or a legacy ~/.dt-cf-backup.conf"},
+    ),
+    (("-v", "--verbose"), {"action": "store_true", "help": "show progress messages"}),
+    (("--debug",), {"action": "store_true", "help": "show duplicity's output tail on errors"}),
+    (("-q", "--quiet"), {"action": "store_true", "help": "no progress bar or progress lines"}),
+)
+
+
+def _global_options(parser: argparse.ArgumentParser, default) -> None:
+    """The global options on ``parser``: the main one with their defaults; a command's with
+    ``argparse.SUPPRESS`` (an option not given after the command leaves the value given before
+    it), and without the strings a command already uses for its own options."""
+    taken = set(parser._option_string_actions)
+    for strings, keywords in GLOBAL_OPTIONS:
+        free = [s for s in strings if s not in taken]
+        if free:
+            parser.add_argument(
+                *free, **keywords, **({} if default is None else {"default": default})
+            )
+
+
+def _after_the_command_too(sub) -> None:
+    """``cfbackup status web -c base.toml`` and ``cfbackup backup web -q`` mean what they say:
+    every command (a plugin's, a sub-command's too) takes the global options after it."""
+    for command_parser in dict.fromkeys(sub.choices.values()):
+        _global_options(command_parser, default=argparse.SUPPRESS)
+        for action in command_parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _after_the_command_too(action)
+
+
+def misplaced_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """For an option of a command given before the command (``cfbackup --time 3D -c base.toml
+    list web``, which argparse refuses as "invalid choice: '3D'"): the message naming it and
+    the command line with it moved after the command, as it runs; None otherwise."""
+    import shlex
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    moved: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i] not in sub.choices:
+        word = argv[i]
+        if word == "--" or not word.startswith("-") or word == "-":
+            return None  # a stray word: argparse's own message says it
+        action = _top_level(parser, word)
+        if action is not None:
+            # a value follows -c and --config (--conf), not -cFILE, --config=FILE, -q, -qv
+            takes = action.nargs is None and "=" not in word
+            count = 2 if takes and (word.startswith("--") or len(word) == 2) else 1
+            rest += argv[i : i + count]
+            i += count
+            continue
+        moved.append(word)
+        i += 1
+        while i < len(argv) and not argv[i].startswith("-") and argv[i] not in sub.choices:
+            moved.append(argv[i])  # its value (3D), checked below against the command
+            i += 1
+    if not moved or i >= len(argv):
+        return None
+    command = sub.choices[argv[i]]
+    options = [word.split("=", 1)[0] for word in moved if word.startswith("-")]
+    if not all(name in command._option_string_actions for name in options):
+        return None  # not the command's either: argparse's own message
+    name = options[0]
+    if command._option_string_actions[name].nargs == 0 and len(moved) > len(options):
+        return None  # a flag followed by stray words
+    fixed = [*rest, *argv[i:], *moved]
+    return (
+        f"{name} is an option of {argv[i]}: it goes after the command: cfbackup {shlex.join(fixed)}"
+    )
+
+
+def _top_level(parser: argparse.ArgumentParser, word: str):
+    """The main parser's action for ``word`` (``-c``, ``--config=F``, ``-cF``, ``--conf``)."""
+    name = word.split("=", 1)[0]
+    actions = parser._option_string_actions
+    if name in actions:
+        return actions[name]
+    if not name.startswith("--") and name[:2] in actions:
+        return actions[name[:2]]  # -cFILE, -qv
+    matches = [s for s in actions if s.startswith("--") and s.startswith(name) and len(name) > 2]
+    return actions[matches[0]] if len(matches) == 1 else None

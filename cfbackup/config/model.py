@@ -80,7 +80,7 @@ class Config:
         except KeyError:
             known = ", ".join(self.profiles) or "none"
             raise ConfigError(
-                f"{self.path}: no profile named {name!r} (profiles: {known}){self._close(name)}."
+                f"{self.path}: no profile named {name!r} (profiles: {known}){self._close(name)}"
             ) from None
 
     def _close(self, name: str) -> str:
@@ -89,7 +89,7 @@ class Config:
 
         same = [known for known in self.profiles if known.lower() == name.lower()]
         close = same or difflib.get_close_matches(name, list(self.profiles), n=1, cutoff=0.75)
-        return f": did you mean {close[0]}?" if close else ""
+        return f": did you mean {close[0]}?" if close else "."
 
     def select(self, names: list[str] | None) -> list[Profile]:
         if not names:

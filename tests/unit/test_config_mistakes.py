@@ -150,14 +150,14 @@ def test_an_empty_file_says_it_is_empty(tmp_path, text):
 
 
 @pytest.mark.parametrize(
-    "asked, guess", [("Web", ": did you mean web?"), ("webb", ": did you mean web?"), ("x", "")]
+    "asked, guess", [("Web", ": did you mean web?"), ("webb", ": did you mean web?"), ("x", ".")]
 )
 def test_a_profile_name_differing_by_case_or_a_typo_says_did_you_mean(asked, guess):
     config = build_config(two_profiles({}), path=None)
     with pytest.raises(ConfigError) as error:
         config.profile(asked)
     assert error.value.message == (
-        f"None: no profile named {asked!r} (profiles: web, never){guess}."
+        f"None: no profile named {asked!r} (profiles: web, never){guess}"
     )
 
 
