@@ -1,8 +1,8 @@
 """``cfbackup restore``: the whole tree or one path, at a point in time, into TARGET.
 
 A non-empty TARGET is refused without ``--force``, so a restore typed in a hurry never
-overwrites what is there. What the restore does to TARGET on disk (those refusals, and
-``--force``'s staging and merge) is in ``cfbackup/restore_target.py``.
+overwrites what is there. What the restore does to TARGET on disk is elsewhere: those refusals in
+``cfbackup/restore_target.py``, ``--force``'s staging and merge in ``cfbackup/restore_merge.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains, prefetch, restore_target, suggest
+from cfbackup import chains, prefetch, restore_merge, restore_target, suggest
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -93,7 +93,7 @@ def run_restore(run: Run) -> RunResult:
     emptied = existed and not occupied  # an empty folder (mkdir first, as the runbook says)
     try:
         with (
-            restore_target.staging(destination, occupied) as stage,
+            restore_merge.staging(destination, occupied) as stage,
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
@@ -104,7 +104,7 @@ def run_restore(run: Run) -> RunResult:
             except NoSpaceLeft as error:
                 raise restore_target.no_space_here(error, destination, force) from None
             if occupied:
-                restore_target.merge(stage, destination, rel, exact)
+                restore_merge.merge(stage, destination, rel, exact)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
             shutil.rmtree(destination, ignore_errors=True)
@@ -308,7 +308,7 @@ def _utf8_place(into: Path):
     parent = into.parent
     while not _utf8(parent):
         parent = parent.parent
-    # named as restore_target.staging's: a restore killed with -9 leaves one the next
+    # named as restore_merge.staging's: a restore killed with -9 leaves one the next
     # restore removes
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=parent))
     try:

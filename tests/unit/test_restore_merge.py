@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from cfbackup import restore_target
+from cfbackup import restore_merge
 from cfbackup.duplicity.commands import STAGE_PREFIX
 
 
@@ -16,20 +16,20 @@ def _stage(tmp_path):
     folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
     (folder / "restored" / "d").mkdir(parents=True)
     (folder / "restored" / "d" / "new").write_text("new\n")
-    return restore_target.Stage(into=folder / "restored", folder=folder), destination
+    return restore_merge.Stage(into=folder / "restored", folder=folder), destination
 
 
 def test_a_folder_whose_mode_this_user_may_not_set_does_not_stop_the_merge(tmp_path, monkeypatch):
     """Not root, writing into a group-writable folder of another user: chmod/utime on it fail
     with EPERM; the files are what matters, the move is not left half-done for that."""
     stage, destination = _stage(tmp_path)
-    monkeypatch.setattr(restore_target.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(restore_merge.os, "geteuid", lambda: 1000)
 
     def refuse(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(restore_target.os, "chmod", refuse)
-    restore_target.merge(stage, destination, None, False)
+    monkeypatch.setattr(restore_merge.os, "chmod", refuse)
+    restore_merge.merge(stage, destination, None, False)
     assert (destination / "d" / "new").read_text() == "new\n"
     assert (destination / "d" / "old").read_text() == "old\n"
     assert not stage.keep
@@ -44,17 +44,17 @@ def test_a_folder_set_aside_is_never_taken_for_a_stale_staging_folder(tmp_path, 
     (target / "only copy").write_text("precious\n")
     new = tmp_path / "new"
     new.write_text("from the backup\n")
-    monkeypatch.setattr(restore_target.os, "getpid", lambda: 99999999)  # as if that run were dead
+    monkeypatch.setattr(restore_merge.os, "getpid", lambda: 99999999)  # as if that run were dead
     replace, seen = os.replace, []
 
     def killed_here(source, destination):  # the next restore runs now, in the same folder
-        restore_target.remove_stale(tmp_path)
+        restore_merge.remove_stale(tmp_path)
         seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(STAGE_PREFIX))
         assert any(p.read_text() == "precious\n" for p in tmp_path.rglob("only copy"))
         replace(source, destination)
 
-    monkeypatch.setattr(restore_target.os, "replace", killed_here)
-    restore_target._replace(new, target)
+    monkeypatch.setattr(restore_merge.os, "replace", killed_here)
+    restore_merge._replace(new, target)
     assert seen and target.read_text() == "from the backup\n"
 
 
@@ -68,5 +68,5 @@ def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
     }
     for name in names:
         (tmp_path / name).mkdir()
-    restore_target.remove_stale(tmp_path)
+    restore_merge.remove_stale(tmp_path)
     assert {name: (tmp_path / name).exists() for name in names} == names

@@ -88,7 +88,7 @@ def test_several_paths_in_the_way_print_commands_that_run(tmp_path, caplog):
         (destination / name).mkdir()
     clashes = [(destination / name, "a folder where the backup has a file") for name in names]
     with caplog.at_level(logging.INFO, logger="cfbackup"):
-        error = restore_target._clash_error(clashes, tmp_path / "s", destination, None, False)
+        error = restore_target.clash_error(clashes, tmp_path / "s", destination, None, False)
     message = error.message
     assert "PATH" not in message and "(and 2 more, listed in the run log)" in message, message
     commands = message.split("move them away (")[1].split(") and run the restore again")[0]
