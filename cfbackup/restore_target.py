@@ -12,6 +12,7 @@ import logging
 import os
 import shlex
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from cfbackup.errors import NoSpaceLeft, RestoreTargetError
@@ -19,14 +20,25 @@ from cfbackup.units import pasteable, printable_name
 
 log = logging.getLogger("cfbackup")
 
+# the command that runs the same restore into another target (a path, as given), to paste as it
+# is printed; None when there is none to give
+Again = Callable[[str], "str | None"]
+
 
 def check_target(
-    target: Path, destination: Path, force: bool, *, rel: str | None = None, exact: bool = False
+    target: Path,
+    destination: Path,
+    force: bool,
+    *,
+    rel: str | None = None,
+    exact: bool = False,
+    again: Again | None = None,
 ) -> None:
     """Refuse, before anything is downloaded, a destination the restore cannot use. ``rel``:
     the one path restored (``--path``), at ``destination``; ``exact``: ``destination`` is its
-    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``."""
-    check_path_to(target, destination)
+    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``; ``again``:
+    ``check_path_to``'s."""
+    check_path_to(target, destination, again)
     shown = printable_name(str(destination))
     found = _existing(destination)
     if found != destination:  # what is missing is made; what holds it must be a folder
@@ -34,11 +46,6 @@ def check_target(
             raise _in_the_way(found, destination)
         _check_writable(found, destination)
         return
-    if destination == target and destination.is_symlink() and destination.is_dir():
-        real = os.path.realpath(destination)
-        raise RestoreTargetError(
-            f"{shown} is a symlink to {printable_name(real)}: give {quoted(real)} as the target."
-        )
     if destination.is_dir() and not destination.is_symlink():
         if any(destination.iterdir()) and not force:
             raise RestoreTargetError(_not_empty(destination, rel, exact))
@@ -51,11 +58,16 @@ def check_target(
     _check_writable(destination.parent, destination)
 
 
-def check_path_to(target: Path, destination: Path) -> None:
+def check_path_to(target: Path, destination: Path, again: Again | None = None) -> None:
     """Every folder between ``target`` and ``destination`` (``--path``'s parents) must be a
     folder, never a symlink: the restore would write through it, outside the target (a
     symlink such as var/run -> /run comes back with a restore of the backup's own symlinks).
+    Nor may ``target`` itself be a symlink to a folder, whether the whole tree or one path is
+    restored: the folder it points to may be a live tree the user never typed; the message
+    names it, with ``again(it)``: the command that restores there (None: none to give).
     Checked with lstat before anything downloads, and again right before duplicity runs."""
+    if os.path.islink(target) and os.path.isdir(target):
+        raise _symlinked(target, again)
     try:
         parts = destination.relative_to(target).parts[:-1]
     except ValueError:
@@ -73,6 +85,15 @@ def check_path_to(target: Path, destination: Path) -> None:
             )
         if not stat.S_ISDIR(info.st_mode):
             raise _in_the_way(path, destination)
+
+
+def _symlinked(target: Path, again: Again | None) -> RestoreTargetError:
+    real = os.path.realpath(target)
+    command = again(real) if again else None
+    return RestoreTargetError(
+        f"{printable_name(str(target))} is a symlink to {printable_name(real)}: give "
+        f"{quoted(real)} as the target{f' ({command})' if command else ''}."
+    )
 
 
 def _in_the_way(path: Path, destination: Path) -> RestoreTargetError:

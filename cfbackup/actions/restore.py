@@ -69,7 +69,11 @@ def run_restore(run: Run) -> RunResult:
     exact = bool(run.options.get("exact_destination"))
     destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
-    restore_target.check_target(target, destination, force, rel=rel, exact=exact)
+
+    def elsewhere(real: str) -> str | None:  # the same restore into the folder a symlink names
+        return None if exact else _restore_command(run, real, rel, force)
+
+    restore_target.check_target(target, destination, force, rel=rel, exact=exact, again=elsewhere)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
@@ -79,7 +83,7 @@ def run_restore(run: Run) -> RunResult:
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
     # again: a symlink the hooks put there meanwhile, before any folder is made through it
-    restore_target.check_path_to(target, destination)
+    restore_target.check_path_to(target, destination, elsewhere)
     try:
         created = _make_parents(destination.parent)
     except OSError as error:  # a name too long, a parent that is a file, no permission
@@ -285,6 +289,24 @@ def _again(name: str, again: tuple[str, Path] | None) -> str:
 
 
 REASON_CHARS = 300
+
+
+def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str | None:
+    """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
+    restore again, into ``target``; None when a word would not paste as printed (a name that
+    is not UTF-8 or holds a control character: messages show those in bash's $'...')."""
+    when = run.options.get("time")
+    words = [
+        "restore",
+        run.profile.name,
+        str(target),
+        *(("--path", rel) if rel else ()),
+        *(("--time", when) if when else ()),
+        *(("--force",) if force else ()),
+    ]
+    if any(pasteable(word) != word for word in words):
+        return None
+    return suggest.command(*words)
 
 
 def _utf8(path: Path) -> bool:

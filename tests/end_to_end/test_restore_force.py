@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import subprocess
 import time
 
@@ -134,16 +135,27 @@ def test_force_merge_brings_back_folder_times_and_owners(tmp_path, backed_up, cf
 
 
 def test_a_symlink_to_a_folder_as_target_is_refused_at_once(tmp_path, backed_up, cfbackup):
+    """The whole tree and one path alike (before: `--path etc/hosts` wrote through the
+    symlink, into the folder it points to); the printed command restores there as printed."""
     src, config = backed_up
     real = tmp_path / "real"
     real.mkdir()
     link = tmp_path / "link"
     link.symlink_to(real)
-    for force in ((), ("--force",)):
-        result = cfbackup("-c", config, "restore", "main", link, *force)
-        assert result.returncode == ExitCode.RESTORE_TARGET, result
-        assert f"{link} is a symlink to {real}: give {real} as the target" in result.stderr
-        assert link.is_symlink() and not any(real.iterdir())
+    for path in ((), ("--path", "etc/hosts")):
+        for force in ((), ("--force",)):
+            result = cfbackup("-c", config, "restore", "main", link, *path, *force)
+            assert result.returncode == ExitCode.RESTORE_TARGET, result
+            command = shlex.join(["cfbackup", "-c", str(config), "restore", "main", str(real)])
+            command = shlex.join([*shlex.split(command), *path, *force])
+            assert (
+                f"{link} is a symlink to {real}: give {real} as the target ({command})."
+                in result.stderr
+            ), result
+            assert link.is_symlink() and not any(real.iterdir())
+    result = cfbackup(*shlex.split(command)[1:])
+    assert result.returncode == 0, result
+    assert (real / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
 
 
 def test_a_file_in_the_way_of_the_path_is_named(tmp_path, backed_up, cfbackup):
