@@ -74,11 +74,15 @@ class _Clash(Exception):
         self.clashes = clashes
 
 
-def merge(stage: Stage, destination: Path, rel: str | None, exact: bool) -> None:
+def merge(
+    stage: Stage, destination: Path, rel: str | None, exact: bool, again: str | None = None
+) -> None:
     """Move the staged restore over ``destination``: files replaced one by one (os.replace,
     atomic), directories merged; entries only in ``destination`` are kept. Every pair is
     checked before anything moves (``_check_merge``): a clash is refused with nothing changed.
-    A move that still fails part-way keeps the staging folder, with what was moved listed."""
+    A move that still fails part-way keeps the staging folder, with what was moved listed;
+    ``again``: the command that runs this restore again then (with --force: ``destination``
+    is no longer empty), None when there is none to give."""
     staged = stage.into
     try:
         room = _check_merge(staged, destination)
@@ -106,7 +110,7 @@ def merge(stage: Stage, destination: Path, rel: str | None, exact: bool) -> None
             raise
         assert stage.folder is not None
         stage.keep = True
-        raise _unfinished(stage, destination, moved, error) from None
+        raise _unfinished(stage, destination, moved, error, again) from None
 
 
 def _check_merge(staged: Path, destination: Path) -> dict[int, tuple[Path, int]]:
@@ -262,19 +266,24 @@ def _set_metadata(target: Path, info: os.stat_result) -> None:
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
+MOVED = "moved.nul"  # docs/runbook-restore.md says how to read it
+
+
 def _unfinished(
-    stage: Stage, destination: Path, moved: list[Path], error: BaseException
+    stage: Stage, destination: Path, moved: list[Path], error: BaseException, again: str | None
 ) -> CfbackupError:
     """A merge that failed part-way: the staging folder stays, renamed so that no later
-    restore removes it as stale, with the paths already moved listed in it."""
+    restore removes it as stale, with the paths already moved listed in it (``MOVED``: each
+    path's bytes followed by a NUL, as ``find -print0`` writes them: a file name may hold a
+    newline, never a NUL)."""
     assert stage.folder is not None
     kept = stage.folder.with_name(stage.folder.name.replace(STAGE_PREFIX, STAGE_PREFIX + "kept-"))
     with contextlib.suppress(OSError):
         os.rename(stage.folder, kept)
         stage.folder = kept
-    listing = stage.folder / "moved.txt"
+    listing = stage.folder / MOVED
     with contextlib.suppress(OSError):
-        listing.write_text("".join(f"{path}\n" for path in moved))
+        listing.write_bytes(b"".join(os.fsencode(path) + b"\0" for path in moved))
     rest = stage.folder / "restored"
     copy = (
         f"cp -a {quoted(f'{rest}/.')} {quoted(f'{destination}/')}"
@@ -286,12 +295,14 @@ def _unfinished(
     )
     failed = error.filename if isinstance(error, OSError) else None
     where = f" at {printable_name(os.fsdecode(failed))}" if failed else ""
+    count = "1 entry was" if len(moved) == 1 else f"{len(moved)} entries were"
+    retry = f"run the restore again ({again})" if again else "run the restore again with --force"
     message = (
         f"moving the restored files into {printable_name(str(destination))} stopped "
-        f"part-way{where} ({cause}) after {len(moved)} entries were moved (listed in "
-        f"{printable_name(str(listing))}): the rest of the restore is kept in "
-        f"{printable_name(str(rest))}: finish by hand ({copy}) once the cause is fixed, then "
-        f"delete {printable_name(str(stage.folder))}, or run the restore again."
+        f"part-way{where} ({cause}) after {count} moved (listed in "
+        f"{printable_name(str(listing))}, NUL-separated): the rest of the restore is kept in "
+        f"{printable_name(str(rest))}: once the cause is fixed, finish by hand ({copy}) or "
+        f"{retry}, then delete {printable_name(str(stage.folder))}."
     )
     if isinstance(error, (KeyboardInterrupt, Interrupted)):
         return Interrupted(message)

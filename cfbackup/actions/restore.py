@@ -108,7 +108,8 @@ def run_restore(run: Run) -> RunResult:
             except NoSpaceLeft as error:
                 raise restore_target.no_space_here(error, destination, force) from None
             if occupied:
-                restore_merge.merge(stage, destination, rel, exact)
+                again = None if exact else _restore_command(run, target, rel, True)
+                restore_merge.merge(stage, destination, rel, exact, again)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
             shutil.rmtree(destination, ignore_errors=True)

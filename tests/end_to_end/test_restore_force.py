@@ -220,7 +220,7 @@ def test_a_move_failing_part_way_keeps_the_rest_and_says_where(tmp_path, backed_
     kept = [p for p in target.iterdir() if p.name.startswith(".cfbackup-restore-kept-")]
     assert len(kept) == 1, sorted(target.iterdir())
     assert f"the rest of the restore is kept in {kept[0]}/restored" in line, line
-    assert f"{target}/data" in (kept[0] / "moved.txt").read_text().splitlines()
+    assert f"{target}/data".encode() in (kept[0] / "moved.nul").read_bytes().split(b"\0")
     assert (target / "data" / "a").read_text() == "data a\n"  # moved before the failure
     assert (kept[0] / "restored" / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
     assert (kept[0] / "restored" / "top.txt").read_text() == "top\n"
@@ -230,6 +230,12 @@ def test_a_move_failing_part_way_keeps_the_rest_and_says_where(tmp_path, backed_
     subprocess.run(command, shell=True, check=True)
     assert (target / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
     assert (target / "top.txt").read_text() == "top\n"
+    # and so does the restore it prints, -c FILE and --force kept
+    again = re.search(r"run the restore again \((cfbackup [^)]*)\), then delete", line)[1]
+    assert again == shlex.join(
+        ["cfbackup", "-c", str(config), "restore", "main", str(target), "--force"]
+    )
+    assert cfbackup(*shlex.split(again)[1:]).returncode == 0
 
 
 @AS_ROOT

@@ -3,10 +3,14 @@ tests/end_to_end/test_restore_force.py)."""
 
 from __future__ import annotations
 
+import errno
 import os
+
+import pytest
 
 from cfbackup import restore_merge
 from cfbackup.duplicity.commands import STAGE_PREFIX
+from cfbackup.errors import RestoreTargetError
 
 
 def _stage(tmp_path):
@@ -70,3 +74,51 @@ def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
         (tmp_path / name).mkdir()
     restore_merge.remove_stale(tmp_path)
     assert {name: (tmp_path / name).exists() for name in names} == names
+
+
+def _stopped_part_way(tmp_path, monkeypatch, names, **again):
+    """``restore --path d`` into an empty folder ``t/d`` (no --force needed): the staged
+    entries ``names`` are moved in one by one, and the second move fails."""
+    destination = tmp_path / "t" / "d"
+    folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
+    (folder / "restored").mkdir(parents=True)
+    for name in names:
+        (folder / "restored" / name).write_text(f"{name!r}\n")
+    stage = restore_merge.Stage(into=folder / "restored", folder=folder)
+    replace, calls = os.replace, []
+
+    def second_fails(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error", os.fspath(target))
+        replace(source, target)
+
+    monkeypatch.setattr(restore_merge.os, "replace", second_fails)
+    with pytest.raises(RestoreTargetError) as raised:
+        restore_merge.merge(stage, destination, "d", False, **again)
+    monkeypatch.undo()
+    assert stage.keep and any(destination.iterdir())  # a retry now needs --force
+    return raised.value.message, stage, destination
+
+
+def test_a_merge_stopped_part_way_gives_a_retry_that_runs_as_printed(tmp_path, monkeypatch):
+    """Before: "... or run the restore again": run as typed (no --force, the folder was empty),
+    that retry was refused, the folder no longer being empty."""
+    # no command to give (dt-cf-backup --restore-file): the flag it needs, named
+    message, stage, _ = _stopped_part_way(tmp_path, monkeypatch, ["a", "b"])
+    assert f"run the restore again with --force, then delete {stage.folder}." in message, message
+    again = "cfbackup -c /etc/c.toml restore main /srv/t --path d --force"
+    message, stage, _ = _stopped_part_way(tmp_path / "2", monkeypatch, ["a", "b"], again=again)
+    assert f"run the restore again ({again}), then delete {stage.folder}." in message, message
+
+
+def test_the_list_of_moved_paths_holds_any_name(tmp_path, monkeypatch):
+    """Before: moved.txt had one path a line: a name holding a newline read as two paths."""
+    names = ["a\nb", "z"]  # sorted: "a\nb" moves, then "z" fails
+    message, stage, destination = _stopped_part_way(tmp_path, monkeypatch, names)
+    listing = stage.folder / "moved.nul"
+    assert f"(listed in {listing}, NUL-separated)" in message, message
+    moved = listing.read_bytes().split(b"\0")
+    assert moved == [os.fsencode(destination / "a\nb"), b""]
+    assert (destination / "a\nb").read_text() == "'a\\nb'\n"
+    assert not (stage.folder / "moved.txt").exists()
