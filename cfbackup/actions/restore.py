@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, prefetch, restore_merge, restore_target, suggest
@@ -150,7 +151,10 @@ def run_restore(run: Run) -> RunResult:
     if failed:
         outcome.exit_code = ExitCode.PARTIAL
         whole = (rel or ".") not in failed
-        again = None if exact else (profile.name, target)  # restore PROFILE TARGET --path NAME
+
+        def again(name: str) -> str | None:  # a path not there yet needs no --force
+            return None if exact else _restore_command(run, target, name, False)
+
         outcome.message += (", but " if missing else "; but " if whole else ": ") + _not_restored(
             failed, whole, again
         )
@@ -253,14 +257,14 @@ SHOWN = 3  # the entries a partial restore's message names; the run log has ever
 
 
 def _not_restored(
-    failed: dict[str, str], whole: bool, again: tuple[str, Path] | None = None
+    failed: dict[str, str], whole: bool, again: Callable[[str], str | None] | None = None
 ) -> str:
     """What a restore's message says of the entries duplicity could not restore (``failed``:
     path in the backup -> duplicity's reason): how many, the first few as ``list`` shows names
     (``units.pasteable``, for ``--path``), why, and that the rest is restored (``whole``: what
     was asked for itself was, else only what came with it is kept); each goes to the run
-    log. ``again``: the profile and target of the command that restores the first one again
-    (a path not there yet needs no --force)."""
+    log. ``again``: the command that restores one of them again, as of the same --time (None:
+    none to give)."""
     for name, reason in failed.items():
         log.info("not restored: %s: %s", printable_name(name), printable_name(reason))
     names = list(failed)
@@ -280,12 +284,12 @@ def _not_restored(
     )
 
 
-def _again(name: str, again: tuple[str, Path] | None) -> str:
+def _again(name: str, again: Callable[[str], str | None] | None) -> str:
     """The command that restores ``name`` again, when it pastes as printed (a name that is
     not UTF-8 or holds a control character is shown in bash's $'...' instead, above)."""
-    if again is None or pasteable(name) != name or pasteable(str(again[1])) != str(again[1]):
+    command = again(name) if again else None
+    if command is None:
         return "those paths again with --path."
-    command = suggest.command("restore", again[0], again[1], "--path", name)
     return f"each again with --path ({command})."
 
 
