@@ -1,40 +1,44 @@
-"""What a restore does to its TARGET on disk: the refusals made before anything downloads (a
-non-empty folder without ``--force``, a symlinked target, a file in the way, a read-only
-filesystem), and ``restore --force``'s merge: the restore is staged beside what is there, every
-pair checked before anything moves, then moved into place entry by entry (copied across a
-mount inside the target), owners, modes and times kept; a merge that stops part-way keeps its
-staging folder. Kept apart from ``actions/restore.py`` (the action's flow) because it is plain
-file-system work, tested on folders made by the tests.
+"""What a restore checks of its TARGET on disk before anything downloads: a non-empty folder
+without ``--force``, a symlinked target, a symlink or a file in the way of ``--path``, a
+read-only filesystem; and the messages that name what is in the way, shared with
+``restore --force``'s merge (``restore_merge.py``). Kept apart from ``actions/restore.py`` (the
+action's flow) because it is plain file-system work, tested on folders made by the tests.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import functools
 import logging
 import os
 import shlex
-import shutil
 import stat
-import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
-from cfbackup.errors import CfbackupError, Interrupted, NoSpaceLeft, RestoreTargetError
-from cfbackup.lock import pid_alive
+from cfbackup.errors import NoSpaceLeft, RestoreTargetError
 from cfbackup.units import pasteable, printable_name
 
 log = logging.getLogger("cfbackup")
 
+# the command that runs the same restore into another target (a path, as given), to paste as it
+# is printed; None when there is none to give
+Again = Callable[[str], "str | None"]
+
 
 def check_target(
-    target: Path, destination: Path, force: bool, *, rel: str | None = None, exact: bool = False
+    target: Path,
+    destination: Path,
+    force: bool,
+    *,
+    rel: str | None = None,
+    exact: bool = False,
+    again: Again | None = None,
 ) -> None:
     """Refuse, before anything is downloaded, a destination the restore cannot use. ``rel``:
     the one path restored (``--path``), at ``destination``; ``exact``: ``destination`` is its
-    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``."""
-    check_path_to(target, destination)
+    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``; ``again``:
+    ``check_path_to``'s."""
+    check_path_to(target, destination, again)
     shown = printable_name(str(destination))
     found = _existing(destination)
     if found != destination:  # what is missing is made; what holds it must be a folder
@@ -42,11 +46,6 @@ def check_target(
             raise _in_the_way(found, destination)
         _check_writable(found, destination)
         return
-    if destination == target and destination.is_symlink() and destination.is_dir():
-        real = os.path.realpath(destination)
-        raise RestoreTargetError(
-            f"{shown} is a symlink to {printable_name(real)}: give {_shell(real)} as the target."
-        )
     if destination.is_dir() and not destination.is_symlink():
         if any(destination.iterdir()) and not force:
             raise RestoreTargetError(_not_empty(destination, rel, exact))
@@ -59,11 +58,16 @@ def check_target(
     _check_writable(destination.parent, destination)
 
 
-def check_path_to(target: Path, destination: Path) -> None:
+def check_path_to(target: Path, destination: Path, again: Again | None = None) -> None:
     """Every folder between ``target`` and ``destination`` (``--path``'s parents) must be a
     folder, never a symlink: the restore would write through it, outside the target (a
     symlink such as var/run -> /run comes back with a restore of the backup's own symlinks).
+    Nor may ``target`` itself be a symlink to a folder, whether the whole tree or one path is
+    restored: the folder it points to may be a live tree the user never typed; the message
+    names it, with ``again(it)``: the command that restores there (None: none to give).
     Checked with lstat before anything downloads, and again right before duplicity runs."""
+    if os.path.islink(target) and os.path.isdir(target):
+        raise _symlinked(target, again)
     try:
         parts = destination.relative_to(target).parts[:-1]
     except ValueError:
@@ -76,11 +80,20 @@ def check_path_to(target: Path, destination: Path) -> None:
         except OSError:  # missing (made by the restore), or a name too long: said when made
             return
         if stat.S_ISLNK(info.st_mode):
-            raise _clash_error(
+            raise clash_error(
                 [(path, "a symlink where the backup has a folder")], path, target, None, False
             )
         if not stat.S_ISDIR(info.st_mode):
             raise _in_the_way(path, destination)
+
+
+def _symlinked(target: Path, again: Again | None) -> RestoreTargetError:
+    real = os.path.realpath(target)
+    command = again(real) if again else None
+    return RestoreTargetError(
+        f"{printable_name(str(target))} is a symlink to {printable_name(real)}: give "
+        f"{quoted(real)} as the target{f' ({command})' if command else ''}."
+    )
 
 
 def _in_the_way(path: Path, destination: Path) -> RestoreTargetError:
@@ -94,7 +107,7 @@ def _in_the_way(path: Path, destination: Path) -> RestoreTargetError:
 def _not_empty(destination: Path, rel: str | None, exact: bool) -> str:
     """The refusal of a folder that is not empty, without --force. For one path restored
     there it cannot yet say whether the backup has a file or a folder at ``rel``: it gives
-    the fix of each (with --force, a file over a folder is refused: ``_clash_error``)."""
+    the fix of each (with --force, a file over a folder is refused: ``clash_error``)."""
     shown = printable_name(str(destination))
     if not rel:
         return (
@@ -105,7 +118,7 @@ def _not_empty(destination: Path, rel: str | None, exact: bool) -> str:
     if exact:
         return (
             f"{shown} is a folder and not empty, nothing was changed: give the file's own path "
-            f"as the destination, such as {_shell(str(destination / PurePosixPath(rel).name))}, "
+            f"as the destination, such as {quoted(str(destination / PurePosixPath(rel).name))}, "
             f"or move the folder away first ({_mv(destination)})."
         )
     return (
@@ -123,12 +136,12 @@ def _check_writable(folder: Path, destination: Path) -> None:
         read_only = False  # the access check below still speaks
     if read_only:
         try:
-            mount = _mount_point(folder)
+            mount = mount_point(folder)
         except OSError:  # a parent that cannot be stat-ed: the folder itself, then
             mount = folder
         raise RestoreTargetError(
             f"{printable_name(str(destination))} is on a read-only file system: remount it "
-            f"read-write (mount -o remount,rw {_shell(str(mount))}) or restore elsewhere."
+            f"read-write (mount -o remount,rw {quoted(str(mount))}) or restore elsewhere."
         )
     if not os.access(folder, os.W_OK):
         raise RestoreTargetError(
@@ -136,248 +149,7 @@ def _check_writable(folder: Path, destination: Path) -> None:
         )
 
 
-@dataclasses.dataclass
-class Stage:
-    into: Path  # where duplicity restores
-    folder: Path | None = None  # the staging folder holding ``into``; None: straight in place
-    keep: bool = False  # a merge stopped part-way: the rest of the restore stays here
-    # the target folder and the staged folder's times, set again once the staging folder
-    # inside it is gone (removing it changes the folder's time)
-    times: tuple[Path, os.stat_result] | None = None
-
-
-@contextlib.contextmanager
-def staging(destination: Path, occupied: bool):
-    """duplicity never restores over existing files, even with --force; with --force cfbackup
-    restores beside what is there, on the same filesystem, and moves each entry into place:
-    inside a target folder (which may be a mount point of its own, such as a database's
-    volume), else next to the target. The folder is named after this process, so a restore
-    killed with -9 leaves one that the next restore there removes (``remove_stale``)."""
-    if not occupied:
-        yield Stage(into=destination)
-        return
-    inside = destination.is_dir() and not destination.is_symlink()
-    where = destination if inside else destination.parent
-    remove_stale(where)
-    folder = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=where))
-    stage = Stage(into=folder / "restored", folder=folder)
-    try:
-        yield stage
-    finally:
-        if not stage.keep:
-            shutil.rmtree(folder, ignore_errors=True)
-            if stage.times is not None:
-                target, info = stage.times
-                with contextlib.suppress(OSError):
-                    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
-
-
-def remove_stale(where: Path) -> None:
-    """Staging folders in ``where`` left by restores killed with -9 (their pid is dead); never
-    one a failed merge kept on purpose (``.cfbackup-restore-kept-*``)."""
-    for old in where.glob(f"{STAGE_PREFIX}*"):
-        pid = old.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
-            shutil.rmtree(old, ignore_errors=True)
-
-
-class _Clash(Exception):
-    """Paths in the target in the way of the restore, found before anything was moved."""
-
-    def __init__(self, clashes: list[tuple[Path, str]]):
-        super().__init__(clashes)
-        self.clashes = clashes
-
-
-def merge(stage: Stage, destination: Path, rel: str | None, exact: bool) -> None:
-    """Move the staged restore over ``destination``: files replaced one by one (os.replace,
-    atomic), directories merged; entries only in ``destination`` are kept. Every pair is
-    checked before anything moves (``_check_merge``): a clash is refused with nothing changed.
-    A move that still fails part-way keeps the staging folder, with what was moved listed."""
-    staged = stage.into
-    try:
-        room = _check_merge(staged, destination)
-    except _Clash as clash:
-        raise _clash_error(clash.clashes, staged, destination, rel, exact) from None
-    _check_room(room)
-    info = os.lstat(staged)
-    if (
-        stat.S_ISDIR(info.st_mode)
-        and stage.folder is not None
-        and destination == stage.folder.parent
-    ):
-        stage.times = (destination, info)
-    moved: list[Path] = []
-    try:
-        _move(staged, destination, os.lstat(staged.parent).st_dev, moved)
-    except BaseException as error:
-        if not moved:
-            if isinstance(error, OSError):
-                raise RestoreTargetError(
-                    f"moving the restored files into {printable_name(str(destination))} failed, "
-                    "nothing was changed "
-                    f"({error.strerror or error}): restore into an empty directory instead."
-                ) from None
-            raise
-        assert stage.folder is not None
-        stage.keep = True
-        raise _unfinished(stage, destination, moved, error) from None
-
-
-def _check_merge(staged: Path, destination: Path) -> dict[int, tuple[Path, int]]:
-    """Walk the staged tree against ``destination`` before anything moves: raise ``_Clash`` for
-    a folder where the backup has a file, a file or a symlink where it has a folder. An entry
-    whose folder is on another filesystem than the staging folder (a mount inside the target)
-    is copied there: return, by st_dev, a folder there and the bytes it must take."""
-    home = os.lstat(staged.parent).st_dev
-    clashes: list[tuple[Path, str]] = []
-    room: dict[int, tuple[Path, int]] = {}
-
-    def walk(source: Path, target: Path, parent_dev: int) -> None:
-        mode = os.lstat(source).st_mode
-        try:
-            there = os.lstat(target)
-        except FileNotFoundError:
-            there = None
-        if there is not None and stat.S_ISDIR(mode):
-            if stat.S_ISLNK(there.st_mode):
-                clashes.append((target, "a symlink where the backup has a folder"))
-            elif not stat.S_ISDIR(there.st_mode):
-                clashes.append((target, "a file where the backup has a folder"))
-            else:
-                for entry in sorted(os.listdir(source)):
-                    walk(source / entry, target / entry, there.st_dev)
-            return
-        if there is not None and stat.S_ISDIR(there.st_mode):
-            clashes.append((target, "a folder where the backup has a file"))
-            return
-        if parent_dev != home:
-            folder, need = room.get(parent_dev, (target.parent, 0))
-            room[parent_dev] = (folder, need + _size(source))
-
-    walk(staged, destination, os.lstat(destination.parent).st_dev)
-    if clashes:
-        raise _Clash(clashes)
-    return room
-
-
-def _size(path: Path) -> int:
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        return info.st_size if stat.S_ISREG(info.st_mode) else 0
-    return sum(_size(path / entry) for entry in os.listdir(path)) + info.st_size
-
-
-def _check_room(room: dict[int, tuple[Path, int]]) -> None:
-    """The entries copied to another filesystem (a mount inside the target) must fit there,
-    with the old ones still in place until each is replaced."""
-    for folder, need in room.values():
-        disk = os.statvfs(folder)
-        free = disk.f_bavail * disk.f_frsize
-        if need > free:
-            raise RestoreTargetError(
-                f"the filesystem mounted at {printable_name(str(_mount_point(folder)))} has "
-                f"{free} bytes free, the "
-                f"restore must copy {need} bytes onto it (--force keeps the old files until each "
-                "is replaced), nothing was changed: free some space there or restore into an "
-                "empty directory elsewhere."
-            )
-
-
-def _move(source: Path, target: Path, home: int, moved: list[Path]) -> None:
-    """Move ``source`` (staged) to ``target``: folders merged, then given the staged folder's
-    owner, mode and times (taken before its entries move out, which changes its time)."""
-    info = os.lstat(source)
-    there = _lstat(target)
-    if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
-        for entry in sorted(os.listdir(source)):
-            _move(source / entry, target / entry, home, moved)
-        if os.geteuid() == 0:
-            _set_metadata(target, info)
-        else:  # a folder of another user's that this one may write in: its metadata stays
-            with contextlib.suppress(PermissionError):
-                _set_metadata(target, info)
-        return
-    if os.lstat(target.parent).st_dev != home:  # another filesystem: copy beside, then rename
-        part = target.parent / f"{STAGE_PREFIX}{os.getpid()}-part-{target.name}"[:255]
-        try:
-            _copy(source, part)
-            _replace(part, target)
-        except BaseException:
-            _remove(part)
-            raise
-        moved.append(target)
-        _remove(source)  # the staged copy: room on the staging filesystem again
-        return
-    _replace(source, target)
-    moved.append(target)
-
-
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except FileNotFoundError:
-        return None
-
-
-def _replace(new: Path, target: Path) -> None:
-    """os.replace, but a folder in the way (it appeared after ``_check_merge``) is renamed
-    aside first and deleted only once ``new`` is in its place."""
-    there = _lstat(target)
-    if there is None or not stat.S_ISDIR(there.st_mode):
-        os.replace(new, target)
-        return
-    # not named PID-first: a restore killed right here leaves the only copy of that folder,
-    # which remove_stale must never take for a stale staging folder
-    aside = target.parent / f"{STAGE_PREFIX}old-{os.getpid()}-{target.name}"[:255]
-    os.rename(target, aside)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.rename(aside, target)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _remove(path: Path) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-def _copy(source: Path, target: Path) -> None:
-    """Copy one staged entry to another filesystem as duplicity restored it: file type (FIFOs
-    and device nodes too, never opened), symlink targets, owner (as root), mode, times."""
-    info = os.lstat(source)
-    mode = info.st_mode
-    if stat.S_ISDIR(mode):
-        os.mkdir(target, 0o700)
-        for entry in sorted(os.listdir(source)):
-            _copy(source / entry, target / entry)
-    elif stat.S_ISLNK(mode):
-        os.symlink(os.readlink(source), target)
-    elif stat.S_ISREG(mode):
-        shutil.copyfile(source, target, follow_symlinks=False)
-    elif stat.S_ISFIFO(mode):
-        os.mkfifo(target, 0o600)
-    else:  # a device node or a socket
-        os.mknod(target, stat.S_IFMT(mode) | 0o600, info.st_rdev)
-    _set_metadata(target, info)
-
-
-def _set_metadata(target: Path, info: os.stat_result) -> None:
-    """Owner (as root; before the mode: chown clears set-uid bits), mode, then times."""
-    link = stat.S_ISLNK(info.st_mode)
-    if os.geteuid() == 0:
-        os.lchown(target, info.st_uid, info.st_gid)
-    if not link:
-        os.chmod(target, stat.S_IMODE(info.st_mode))
-    os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
-
-
-def _shell(path: str) -> str:
+def quoted(path: str) -> str:
     """``path`` as the user pastes it into a shell command: quoted, and in bash's ``$'...'``
     when it holds a control character or bytes that are not UTF-8 (``units.pasteable``)."""
     shown = pasteable(path)
@@ -411,14 +183,14 @@ def _mv(path: Path) -> str:
     """The command that moves ``path`` out of the restore's way, to paste as it is; a mount
     point cannot be moved (EBUSY): the command unmounts it."""
     if os.path.ismount(path):
-        return f"umount {_shell(str(path))}"
-    return f"mv {_shell(str(path))} {_shell(str(path) + '.old')}"
+        return f"umount {quoted(str(path))}"
+    return f"mv {quoted(str(path))} {quoted(str(path) + '.old')}"
 
 
 SHOWN_CLASHES = 5  # in the message; all of them in the run log
 
 
-def _clash_error(
+def clash_error(
     clashes: list[tuple[Path, str]], staged: Path, destination: Path, rel: str | None, exact: bool
 ) -> RestoreTargetError:
     shown_dest, shown_rel = printable_name(str(destination)), printable_name(rel or "")
@@ -427,7 +199,7 @@ def _clash_error(
             return RestoreTargetError(
                 f"{shown_dest} is a folder and {shown_rel} in the backup is a file, nothing was "
                 "changed: give the file's own path as the destination, such as "
-                f"{_shell(str(destination / PurePosixPath(rel or '').name))}."
+                f"{quoted(str(destination / PurePosixPath(rel or '').name))}."
             )
         return RestoreTargetError(
             f"{shown_dest} is a folder and {shown_rel} in the backup is a file, nothing was "
@@ -443,7 +215,7 @@ def _clash_error(
     for path, what in clashes:  # the whole list, with a command each
         log.info(f"in the way of the restore: {printable_name(str(path))} is {what} ({_mv(path)})")
     first = clashes[:SHOWN_CLASHES]
-    shown = "; ".join(f"{_shell(str(path))} is {what}" for path, what in first)
+    shown = "; ".join(f"{quoted(str(path))} is {what}" for path, what in first)
     rest = len(clashes) - len(first)
     more = f" (and {rest} more, listed in the run log)" if rest else ""
     commands = "; ".join(_mv(path) for path, _ in first)
@@ -452,42 +224,6 @@ def _clash_error(
         f"changed: {shown}{more}: move them away ({commands}) and run the restore again, or "
         "restore into an empty directory."
     )
-
-
-def _unfinished(
-    stage: Stage, destination: Path, moved: list[Path], error: BaseException
-) -> CfbackupError:
-    """A merge that failed part-way: the staging folder stays, renamed so that no later
-    restore removes it as stale, with the paths already moved listed in it."""
-    assert stage.folder is not None
-    kept = stage.folder.with_name(stage.folder.name.replace(STAGE_PREFIX, STAGE_PREFIX + "kept-"))
-    with contextlib.suppress(OSError):
-        os.rename(stage.folder, kept)
-        stage.folder = kept
-    listing = stage.folder / "moved.txt"
-    with contextlib.suppress(OSError):
-        listing.write_text("".join(f"{path}\n" for path in moved))
-    rest = stage.folder / "restored"
-    copy = (
-        f"cp -a {_shell(f'{rest}/.')} {_shell(f'{destination}/')}"
-        if rest.is_dir() and not rest.is_symlink()
-        else f"cp -a {_shell(str(rest))} {_shell(str(destination))}"
-    )
-    cause = (
-        error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
-    )
-    failed = error.filename if isinstance(error, OSError) else None
-    where = f" at {printable_name(os.fsdecode(failed))}" if failed else ""
-    message = (
-        f"moving the restored files into {printable_name(str(destination))} stopped "
-        f"part-way{where} ({cause}) after {len(moved)} entries were moved (listed in "
-        f"{printable_name(str(listing))}): the rest of the restore is kept in "
-        f"{printable_name(str(rest))}: finish by hand ({copy}) once the cause is fixed, then "
-        f"delete {printable_name(str(stage.folder))}, or run the restore again."
-    )
-    if isinstance(error, (KeyboardInterrupt, Interrupted)):
-        return Interrupted(message)
-    return RestoreTargetError(message)
 
 
 def no_space_here(error: NoSpaceLeft, destination: Path, force: bool) -> NoSpaceLeft:
@@ -511,7 +247,7 @@ def no_space_here(error: NoSpaceLeft, destination: Path, force: bool) -> NoSpace
     )
     full = NoSpaceLeft(
         f"no space left on the local disk: the filesystem of {printable_name(str(destination))} "
-        f"(mounted at {printable_name(str(_mount_point(probe)))}) is full{room}: free some space "
+        f"(mounted at {printable_name(str(mount_point(probe)))}) is full{room}: free some space "
         "there or restore elsewhere."
     )
     full.detail = error.detail
@@ -525,7 +261,7 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _mount_point(path: Path) -> Path:
+def mount_point(path: Path) -> Path:
     """The mount point of the filesystem holding ``path`` (an existing folder)."""
     path = Path(os.path.realpath(path))
     dev = os.stat(path).st_dev

@@ -1,8 +1,8 @@
 """``cfbackup restore``: the whole tree or one path, at a point in time, into TARGET.
 
 A non-empty TARGET is refused without ``--force``, so a restore typed in a hurry never
-overwrites what is there. What the restore does to TARGET on disk (those refusals, and
-``--force``'s staging and merge) is in ``cfbackup/restore_target.py``.
+overwrites what is there. What the restore does to TARGET on disk is elsewhere: those refusals in
+``cfbackup/restore_target.py``, ``--force``'s staging and merge in ``cfbackup/restore_merge.py``.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains, prefetch, restore_target, suggest
+from cfbackup import chains, prefetch, restore_merge, restore_target, suggest
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -69,7 +70,11 @@ def run_restore(run: Run) -> RunResult:
     exact = bool(run.options.get("exact_destination"))
     destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
-    restore_target.check_target(target, destination, force, rel=rel, exact=exact)
+
+    def elsewhere(real: str) -> str | None:  # the same restore into the folder a symlink names
+        return None if exact else _restore_command(run, real, rel, force)
+
+    restore_target.check_target(target, destination, force, rel=rel, exact=exact, again=elsewhere)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
@@ -79,7 +84,7 @@ def run_restore(run: Run) -> RunResult:
     if vetoes:
         raise RunRefused("restore refused: " + "; ".join(vetoes))
     # again: a symlink the hooks put there meanwhile, before any folder is made through it
-    restore_target.check_path_to(target, destination)
+    restore_target.check_path_to(target, destination, elsewhere)
     try:
         created = _make_parents(destination.parent)
     except OSError as error:  # a name too long, a parent that is a file, no permission
@@ -93,7 +98,7 @@ def run_restore(run: Run) -> RunResult:
     emptied = existed and not occupied  # an empty folder (mkdir first, as the runbook says)
     try:
         with (
-            restore_target.staging(destination, occupied) as stage,
+            restore_merge.staging(destination, occupied) as stage,
             _passphrase_hint(profile),
             _prefetch_folder(run) as folder,
         ):
@@ -104,7 +109,8 @@ def run_restore(run: Run) -> RunResult:
             except NoSpaceLeft as error:
                 raise restore_target.no_space_here(error, destination, force) from None
             if occupied:
-                restore_target.merge(stage, destination, rel, exact)
+                again = None if exact else _restore_command(run, target, rel, True)
+                restore_merge.merge(stage, destination, rel, exact, again)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
             shutil.rmtree(destination, ignore_errors=True)
@@ -145,7 +151,10 @@ def run_restore(run: Run) -> RunResult:
     if failed:
         outcome.exit_code = ExitCode.PARTIAL
         whole = (rel or ".") not in failed
-        again = None if exact else (profile.name, target)  # restore PROFILE TARGET --path NAME
+
+        def again(name: str) -> str | None:  # a path not there yet needs no --force
+            return None if exact else _restore_command(run, target, name, False)
+
         outcome.message += (", but " if missing else "; but " if whole else ": ") + _not_restored(
             failed, whole, again
         )
@@ -248,14 +257,14 @@ SHOWN = 3  # the entries a partial restore's message names; the run log has ever
 
 
 def _not_restored(
-    failed: dict[str, str], whole: bool, again: tuple[str, Path] | None = None
+    failed: dict[str, str], whole: bool, again: Callable[[str], str | None] | None = None
 ) -> str:
     """What a restore's message says of the entries duplicity could not restore (``failed``:
     path in the backup -> duplicity's reason): how many, the first few as ``list`` shows names
     (``units.pasteable``, for ``--path``), why, and that the rest is restored (``whole``: what
     was asked for itself was, else only what came with it is kept); each goes to the run
-    log. ``again``: the profile and target of the command that restores the first one again
-    (a path not there yet needs no --force)."""
+    log. ``again``: the command that restores one of them again, as of the same --time (None:
+    none to give)."""
     for name, reason in failed.items():
         log.info("not restored: %s: %s", printable_name(name), printable_name(reason))
     names = list(failed)
@@ -275,16 +284,34 @@ def _not_restored(
     )
 
 
-def _again(name: str, again: tuple[str, Path] | None) -> str:
+def _again(name: str, again: Callable[[str], str | None] | None) -> str:
     """The command that restores ``name`` again, when it pastes as printed (a name that is
     not UTF-8 or holds a control character is shown in bash's $'...' instead, above)."""
-    if again is None or pasteable(name) != name or pasteable(str(again[1])) != str(again[1]):
+    command = again(name) if again else None
+    if command is None:
         return "those paths again with --path."
-    command = suggest.command("restore", again[0], again[1], "--path", name)
     return f"each again with --path ({command})."
 
 
 REASON_CHARS = 300
+
+
+def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str | None:
+    """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
+    restore again, into ``target``; None when a word would not paste as printed (a name that
+    is not UTF-8 or holds a control character: messages show those in bash's $'...')."""
+    when = run.options.get("time")
+    words = [
+        "restore",
+        run.profile.name,
+        str(target),
+        *(("--path", rel) if rel else ()),
+        *(("--time", when) if when else ()),
+        *(("--force",) if force else ()),
+    ]
+    if any(pasteable(word) != word for word in words):
+        return None
+    return suggest.command(*words)
 
 
 def _utf8(path: Path) -> bool:
@@ -308,7 +335,7 @@ def _utf8_place(into: Path):
     parent = into.parent
     while not _utf8(parent):
         parent = parent.parent
-    # named as restore_target.staging's: a restore killed with -9 leaves one the next
+    # named as restore_merge.staging's: a restore killed with -9 leaves one the next
     # restore removes
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=parent))
     try:

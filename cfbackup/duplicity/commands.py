@@ -86,7 +86,7 @@ def encryption_flags(profile: Profile) -> tuple[str, ...]:
     )
 
 
-# the staging folders of ``restore --force`` (restore_target.py): one left by a restore
+# the staging folders of ``restore --force`` (restore_merge.py): one left by a restore
 # killed with -9, or kept by a merge that stopped part-way, is never backed up
 STAGE_PREFIX = ".cfbackup-restore-"
 STAGING_GLOB = f"**/{STAGE_PREFIX}*"

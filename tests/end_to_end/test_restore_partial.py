@@ -69,22 +69,25 @@ def _run_log(tmp_path) -> str:
 
 
 @AS_ROOT
-@pytest.mark.parametrize("path", [None, "dev"])
+@pytest.mark.parametrize("path, time", [(None, None), ("dev", None), (None, "2099-01-01")])
 def test_a_device_node_mknod_refuses_makes_the_restore_partial_and_named(
-    tmp_path, backed_up, cli_env, path
+    tmp_path, backed_up, cli_env, path, time
 ):
-    """It printed "dev restored to ..." and exited 0 with mynull missing."""
+    """It printed "dev restored to ..." and exited 0 with mynull missing. The restore it
+    suggests keeps --time (it used to drop it: the entry came back as of the latest backup,
+    beside a tree restored as of --time)."""
     _, config = backed_up
     out = tmp_path / "out"
+    when = ("--time", time) if time else ()
     result = _without_mknod(
-        cli_env, "-c", config, "restore", "main", out, *(("--path", path) if path else ())
+        cli_env, "-c", config, "restore", "main", out, *(("--path", path) if path else ()), *when
     )
     assert result.returncode == ExitCode.PARTIAL, result
     assert "1 entry could not be restored: dev/mynull (duplicity: Error running ['mknod'" in (
         result.stderr
     ), result
     assert "everything else was restored and is kept" in result.stderr, result
-    again = f"(cfbackup -c {config} restore main {out} --path dev/mynull)"
+    again = f"(cfbackup -c {config} restore main {out} --path dev/mynull{' '.join(('', *when))})"
     assert again in result.stderr, result  # the fix, as it runs
     assert "Traceback" not in result.output
     dev = out / "dev"  # --path dev goes to TARGET/dev too

@@ -19,7 +19,7 @@ RLO = "invoice\u202etxt.exe"  # raw, it reads "invoiceexe.txt"
 def test_a_path_in_the_way_of_a_restore_is_spelled_out_in_the_error(tmp_path, capsys):
     staged, destination = tmp_path / "staged", tmp_path / "dest"
     clashes = [(destination / ESC, "a file"), (destination / RLO, "a folder")]
-    error = restore_target._clash_error(clashes, staged, destination, None, False)
+    error = restore_target.clash_error(clashes, staged, destination, None, False)
     output.print_error(error, debug=False)
     err = capsys.readouterr().err
     assert "\x1b" not in err and "\u202e" not in err, err
@@ -38,7 +38,7 @@ def test_a_newline_in_a_name_never_starts_a_line_of_its_own(tmp_path, capsys):
 
     staged, destination = tmp_path / "staged", tmp_path / "dest"
     fake = "a\ncfbackup: error: nothing to see"
-    error = restore_target._clash_error([(destination / fake, "a file")], staged, destination,
+    error = restore_target.clash_error([(destination / fake, "a file")], staged, destination,
                                         None, False)  # fmt: skip
     output.print_error(error, debug=False)
     assert capsys.readouterr().err.count("\n") == 1

@@ -3,10 +3,14 @@ tests/end_to_end/test_restore_force.py)."""
 
 from __future__ import annotations
 
+import errno
 import os
 
-from cfbackup import restore_target
+import pytest
+
+from cfbackup import restore_merge
 from cfbackup.duplicity.commands import STAGE_PREFIX
+from cfbackup.errors import RestoreTargetError
 
 
 def _stage(tmp_path):
@@ -16,20 +20,20 @@ def _stage(tmp_path):
     folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
     (folder / "restored" / "d").mkdir(parents=True)
     (folder / "restored" / "d" / "new").write_text("new\n")
-    return restore_target.Stage(into=folder / "restored", folder=folder), destination
+    return restore_merge.Stage(into=folder / "restored", folder=folder), destination
 
 
 def test_a_folder_whose_mode_this_user_may_not_set_does_not_stop_the_merge(tmp_path, monkeypatch):
     """Not root, writing into a group-writable folder of another user: chmod/utime on it fail
     with EPERM; the files are what matters, the move is not left half-done for that."""
     stage, destination = _stage(tmp_path)
-    monkeypatch.setattr(restore_target.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(restore_merge.os, "geteuid", lambda: 1000)
 
     def refuse(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr(restore_target.os, "chmod", refuse)
-    restore_target.merge(stage, destination, None, False)
+    monkeypatch.setattr(restore_merge.os, "chmod", refuse)
+    restore_merge.merge(stage, destination, None, False)
     assert (destination / "d" / "new").read_text() == "new\n"
     assert (destination / "d" / "old").read_text() == "old\n"
     assert not stage.keep
@@ -44,17 +48,17 @@ def test_a_folder_set_aside_is_never_taken_for_a_stale_staging_folder(tmp_path, 
     (target / "only copy").write_text("precious\n")
     new = tmp_path / "new"
     new.write_text("from the backup\n")
-    monkeypatch.setattr(restore_target.os, "getpid", lambda: 99999999)  # as if that run were dead
+    monkeypatch.setattr(restore_merge.os, "getpid", lambda: 99999999)  # as if that run were dead
     replace, seen = os.replace, []
 
     def killed_here(source, destination):  # the next restore runs now, in the same folder
-        restore_target.remove_stale(tmp_path)
+        restore_merge.remove_stale(tmp_path)
         seen.extend(p.name for p in tmp_path.iterdir() if p.name.startswith(STAGE_PREFIX))
         assert any(p.read_text() == "precious\n" for p in tmp_path.rglob("only copy"))
         replace(source, destination)
 
-    monkeypatch.setattr(restore_target.os, "replace", killed_here)
-    restore_target._replace(new, target)
+    monkeypatch.setattr(restore_merge.os, "replace", killed_here)
+    restore_merge._replace(new, target)
     assert seen and target.read_text() == "from the backup\n"
 
 
@@ -68,5 +72,53 @@ def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
     }
     for name in names:
         (tmp_path / name).mkdir()
-    restore_target.remove_stale(tmp_path)
+    restore_merge.remove_stale(tmp_path)
     assert {name: (tmp_path / name).exists() for name in names} == names
+
+
+def _stopped_part_way(tmp_path, monkeypatch, names, **again):
+    """``restore --path d`` into an empty folder ``t/d`` (no --force needed): the staged
+    entries ``names`` are moved in one by one, and the second move fails."""
+    destination = tmp_path / "t" / "d"
+    folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
+    (folder / "restored").mkdir(parents=True)
+    for name in names:
+        (folder / "restored" / name).write_text(f"{name!r}\n")
+    stage = restore_merge.Stage(into=folder / "restored", folder=folder)
+    replace, calls = os.replace, []
+
+    def second_fails(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error", os.fspath(target))
+        replace(source, target)
+
+    monkeypatch.setattr(restore_merge.os, "replace", second_fails)
+    with pytest.raises(RestoreTargetError) as raised:
+        restore_merge.merge(stage, destination, "d", False, **again)
+    monkeypatch.undo()
+    assert stage.keep and any(destination.iterdir())  # a retry now needs --force
+    return raised.value.message, stage, destination
+
+
+def test_a_merge_stopped_part_way_gives_a_retry_that_runs_as_printed(tmp_path, monkeypatch):
+    """Before: "... or run the restore again": run as typed (no --force, the folder was empty),
+    that retry was refused, the folder no longer being empty."""
+    # no command to give (dt-cf-backup --restore-file): the flag it needs, named
+    message, stage, _ = _stopped_part_way(tmp_path, monkeypatch, ["a", "b"])
+    assert f"run the restore again with --force, then delete {stage.folder}." in message, message
+    again = "cfbackup -c /etc/c.toml restore main /srv/t --path d --force"
+    message, stage, _ = _stopped_part_way(tmp_path / "2", monkeypatch, ["a", "b"], again=again)
+    assert f"run the restore again ({again}), then delete {stage.folder}." in message, message
+
+
+def test_the_list_of_moved_paths_holds_any_name(tmp_path, monkeypatch):
+    """Before: moved.txt had one path a line: a name holding a newline read as two paths."""
+    names = ["a\nb", "z"]  # sorted: "a\nb" moves, then "z" fails
+    message, stage, destination = _stopped_part_way(tmp_path, monkeypatch, names)
+    listing = stage.folder / "moved.nul"
+    assert f"(listed in {listing}, NUL-separated)" in message, message
+    moved = listing.read_bytes().split(b"\0")
+    assert moved == [os.fsencode(destination / "a\nb"), b""]
+    assert (destination / "a\nb").read_text() == "'a\\nb'\n"
+    assert not (stage.folder / "moved.txt").exists()

@@ -47,6 +47,36 @@ def test_a_symlink_between_the_target_and_the_path_is_refused(tmp_path, force):
     assert message.startswith(f"{target}/a/b is a symlink where the backup has a folder"), message
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_a_symlinked_target_is_refused_for_one_path_as_for_the_whole_tree(tmp_path, force):
+    """Before: `restore main /srv/link --path etc/hosts` with /srv/link a symlink to a live tree
+    wrote through it (only the folders between the target and the path were checked), while
+    the whole-tree restore refused the same target. Both refuse now, with the same sentence
+    and the command that restores into the folder it points to, checked again after the hooks
+    (check_path_to)."""
+    live = tmp_path / "live"
+    (live / "etc").mkdir(parents=True)
+    (live / "etc" / "hosts").write_text("LIVE\n")
+    link = tmp_path / "link"
+    link.symlink_to(live)
+
+    def again(real):
+        return f"cfbackup restore main {real}"
+
+    expected = (
+        f"{link} is a symlink to {live}: give {live} as the target (cfbackup restore main {live})."
+    )
+    # with no command to give (dt-cf-backup --restore-file, a name that does not paste)
+    message = _refusal(link, link / "etc" / "hosts", force, rel="etc/hosts")
+    assert message == f"{link} is a symlink to {live}: give {live} as the target."
+    for destination, rel in ((link, None), (link / "etc" / "hosts", "etc/hosts")):
+        assert _refusal(link, destination, force, rel=rel, again=again) == expected, rel
+        with pytest.raises(RestoreTargetError) as raised:
+            restore_target.check_path_to(link, destination, again)
+        assert raised.value.message == expected
+    assert (live / "etc" / "hosts").read_text() == "LIVE\n"
+
+
 def test_a_folder_that_is_not_empty_names_the_files_own_path_at_once(tmp_path):
     """Before: `dt-cf-backup --restore-file etc/hosts te3` said "add --force", which then said
     "give the file's own path": the first refusal now names it, and offers no --force."""
@@ -88,7 +118,7 @@ def test_several_paths_in_the_way_print_commands_that_run(tmp_path, caplog):
         (destination / name).mkdir()
     clashes = [(destination / name, "a folder where the backup has a file") for name in names]
     with caplog.at_level(logging.INFO, logger="cfbackup"):
-        error = restore_target._clash_error(clashes, tmp_path / "s", destination, None, False)
+        error = restore_target.clash_error(clashes, tmp_path / "s", destination, None, False)
     message = error.message
     assert "PATH" not in message and "(and 2 more, listed in the run log)" in message, message
     commands = message.split("move them away (")[1].split(") and run the restore again")[0]
