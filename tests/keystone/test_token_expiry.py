@@ -80,7 +80,6 @@ def _new_requests(tier, account: str, skip: int) -> list[tuple[str, str, int]]:
 def _spawn(tier, config, env, action: tuple[str, ...], account: str) -> dict:
     """Start ``cfbackup -c CONFIG ACTION`` in a process group of its own."""
     skip = len(tier.proxy_log())
-    started = time.monotonic()
     process = subprocess.Popen(
         [str(BIN / "cfbackup"), "-c", str(config), *action],
         env=env,
@@ -89,7 +88,7 @@ def _spawn(tier, config, env, action: tuple[str, ...], account: str) -> dict:
         text=True,
         start_new_session=True,
     )
-    return {"process": process, "account": account, "skip": skip, "started": started}
+    return {"process": process, "account": account, "skip": skip}
 
 
 def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, tmp_path):
@@ -123,16 +122,16 @@ def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, tmp_path)
                     for m, p, s in _new_requests(tier, run["account"], run["skip"])
                 ):
                     os.killpg(run["process"].pid, signal.SIGSTOP)  # cfbackup and duplicity
+                    run["frozen"] = time.monotonic()
                     waiting.discard(project)
                 else:
                     assert run["process"].poll() is None, (project, run["process"].communicate())
             assert time.monotonic() < deadline, f"{name} never downloaded a volume: {waiting}"
             time.sleep(0.05)
-        # the token's lifetime is the point: it must pass. Every token a run holds was issued
-        # before it was frozen, the newest after it started at the latest: all have expired
-        # TOKEN_LIFETIME (and a margin) after the later start.
-        newest = max(run["started"] for run in runs.values())
-        time.sleep(max(0.0, newest + TOKEN_LIFETIME + 3 - time.monotonic()))
+        # the token's lifetime is the point: it must pass. A run may have been given a new
+        # token until it was frozen: the later one frozen waits a whole lifetime (and a margin).
+        last = max(run["frozen"] for run in runs.values())
+        time.sleep(max(0.0, last + TOKEN_LIFETIME + 3 - time.monotonic()))
         resumed = len(tier.proxy_log())
         for run in runs.values():
             os.killpg(run["process"].pid, signal.SIGCONT)
