@@ -250,13 +250,9 @@ def _member(tar_bytes: bytes, name: str):
 
 def test_a_swift_outage_mid_read_data_is_tried_again(make_setup, tmp_path):
     """``verify --read-data`` downloads volumes itself: one that fails on Swift (its proxy
-    stopped once the first volume is in; swiftclient retries it once, 1 s later, as the
-    profile's ``swift.retries`` says) is announced and tried again as the profile's duplicity
+    stopped once the first volume is in) is announced and tried again as the profile's duplicity
     options say; with Swift back, every volume is checked and the run passes."""
-    setup = make_setup(
-        extra='extra_options = ["--num-retries=3", "--backend-retry-delay=5"]\n',
-        swift_options="retries = 1\n",
-    )
+    setup = make_setup(extra='extra_options = ["--num-retries=3", "--backend-retry-delay=2"]\n')
     write_tree(setup.source, mb=16)  # about 17 volumes, fetched 4 at a time
     assert setup.run("backup").returncode == 0
     logs = setup.state_dir / "logs"
@@ -271,7 +267,7 @@ def test_a_swift_outage_mid_read_data_is_tried_again(make_setup, tmp_path):
     try:
         with run.frozen():  # the downloads not yet begun meet a stopped proxy
             setup.swift.stop_proxy()
-        wait_for(lambda: re.search(r"verify: fetching \S+ failed, trying again in 5 s \(try 2 of "
+        wait_for(lambda: re.search(r"verify: fetching \S+ failed, trying again in 2 s \(try 2 of "
                                    r"3\): cannot reach Swift", run.out.read_text()),
                  timeout=90, what="a download to be tried again")
     finally:

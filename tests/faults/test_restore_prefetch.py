@@ -135,7 +135,7 @@ def _log_of(run_log_dir: Path) -> str:
 
 
 RETRIED = re.compile(
-    r"restore: fetching \S+ failed, trying again in 5 s \(try 2 of 3\): cannot reach Swift")
+    r"restore: fetching \S+ failed, trying again in 2 s \(try 2 of 3\): cannot reach Swift")
 
 
 def _outage_mid_prefetch(setup, out: Path):
@@ -158,15 +158,11 @@ def _outage_mid_prefetch(setup, out: Path):
 def test_a_swift_outage_mid_prefetch_is_tried_again_and_one_that_persists_ends_the_restore(
     make_setup, tmp_path
 ):
-    """A download that fails on Swift (its proxy down, after swiftclient's own retries: one,
-    1 s later, as the profile's ``swift.retries`` says) is tried again as the profile's
-    duplicity options say (here 3 tries, 5 s apart); the outage over, the restore completes
-    byte for byte. An outage that outlasts the tries ends the restore with exit 10 and one
-    sentence, no partial tree and no copy left."""
-    setup = make_setup(
-        extra='extra_options = ["--num-retries=3", "--backend-retry-delay", "5"]\n',
-        swift_options="retries = 1\n",
-    )
+    """A download that fails on Swift (its proxy down, after swiftclient's own retries) is tried
+    again as the profile's duplicity options say (here 3 tries, 2 s apart); the outage over,
+    the restore completes byte for byte. An outage that outlasts the tries ends the restore with
+    exit 10 and one sentence, no partial tree and no copy left."""
+    setup = make_setup(extra='extra_options = ["--num-retries=3", "--backend-retry-delay", "2"]\n')
     write_tree(setup.source, mb=12)  # about 13 volumes: more than the 4 fetched ahead
     assert setup.run("backup").returncode == 0
     logs = setup.state_dir / "logs"
@@ -193,7 +189,7 @@ def test_a_swift_outage_mid_prefetch_is_tried_again_and_one_that_persists_ends_t
     assert code == ExitCode.BACKEND, output
     errors = [line for line in output.splitlines() if line.startswith("cfbackup: error:")]
     assert len(errors) == 1 and "Swift" in errors[0], output
-    tries = [int(n) for n in re.findall(r"trying again in 5 s \(try (\d) of 3\)", output)]
+    tries = [int(n) for n in re.findall(r"trying again in 2 s \(try (\d) of 3\)", output)]
     assert tries and max(tries) == 3, output  # the third try was the last
     assert not out.exists(), "a failed restore left a partial tree"
     _no_copy_left(setup)
