@@ -89,6 +89,9 @@ class Store(Protocol):
         Unconfirmed when the target could not answer for some of them."""
 
 
+DOWNLOAD_RETRIES = 3  # swiftclient's retries of a request when swift.retries is unset (~7 s)
+
+
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
     (a swiftclient Connection is not thread-safe). The first thread's connection logs in; the
@@ -110,6 +113,8 @@ class SwiftStore:
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
         self._login: tuple[str, str] | None = None  # the newest (storage URL, token) seen
+        retries = profile["swift"].get("retries")  # swiftclient's own, per request
+        self.retries = DOWNLOAD_RETRIES if retries is None else retries
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
@@ -118,7 +123,7 @@ class SwiftStore:
 
             with self._making:
                 if self._first is None:
-                    conn = self._first = swift.connect(self.profile, retries=3)
+                    conn = self._first = swift.connect(self.profile, retries=self.retries)
                 else:
                     conn = swift.sibling(self._first)
                     if conn.session is not None:  # Keystone: the session's token, kept fresh

@@ -135,6 +135,20 @@ SWIFT = (
         default="public",
         choices=("public", "internal", "admin"),
     ),
+    Option(
+        "retries",
+        "integer",
+        "How many times swiftclient retries a request that failed on the network or with a "
+        "5xx, with a back-off of 1, 2, 4... s, before duplicity, or cfbackup's own downloads "
+        "(restore, verify --read-data, drill), count it one failed try and wait "
+        "--backend-retry-delay for the next (--num-retries tries). Unset: 5 in duplicity "
+        "(about 31 s per try), 3 in cfbackup's downloads (about 7 s). Lower it to give up "
+        "sooner on a Swift that is gone, raise it to ride out longer outages "
+        "(docs/reliability.md).",
+        example=2,
+        minimum=0,
+        maximum=10,
+    ),
     Option("application_credential_id", "string", "Keystone application credential id."),
     Option("application_credential_secret", "secret", "Keystone application credential secret."),
     Option("cloud", "string", "Name of a cloud in clouds.yaml (instead of the keys above)."),

@@ -21,6 +21,7 @@ from cfbackup import keystone, servicenet
 from cfbackup.config.legacy_vars import with_origin
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import inherited_credentials, resolve_secret
+from cfbackup.duplicity.patches import swift_retries
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import ConfigError
 
@@ -75,6 +76,15 @@ def encryption_environment(profile: Profile) -> dict[str, str]:
 
 
 def swift_environment(profile: Profile) -> dict[str, str]:
+    """The profile's Swift credentials, and ``swift.retries`` for the swift-retries patch."""
+    env = _swift_credentials(profile)
+    retries = profile["swift"].get("retries")
+    if retries is not None:
+        env[swift_retries.ENVIRONMENT] = str(retries)
+    return env
+
+
+def _swift_credentials(profile: Profile) -> dict[str, str]:
     swift = profile["swift"]
     where = f"profiles.{profile.name}.swift"
     if keystone.uses_keystone(profile):

@@ -66,8 +66,9 @@ def webhook():
 
 @pytest.fixture
 def make_setup(tmp_path, cli_env, local_swift):
-    """``make_setup(front_end, source=..., swift=..., profiles=(...), extra=..., encryption=...)``:
-    a profile on its own container; the source tree is empty unless given."""
+    """``make_setup(front_end, source=..., swift=..., profiles=(...), extra=..., encryption=...,
+    swift_options=...)``: a profile on its own container; the source tree is empty unless
+    given. ``swift_options`` are more keys of the profile's [swift] table (native configs)."""
 
     def make(
         front_end: str = "cfbackup",
@@ -79,6 +80,7 @@ def make_setup(tmp_path, cli_env, local_swift):
         encryption: str = 'passphrase_env = "T_PASSPHRASE"',
         static_options: str = "--volsize 1",
         notify_url: str | None = None,
+        swift_options: str = "",
     ) -> Setup:
         swift = swift or local_swift
         source = source or tmp_path / "src"
@@ -108,6 +110,7 @@ def make_setup(tmp_path, cli_env, local_swift):
                 extra=extra,
                 encryption=encryption,
                 notify_url=notify_url,
+                swift_options=swift_options,
             )
             state_dir, archive_dir, profile = tmp_path / "state", tmp_path / "archive", profiles[0]
         return Setup(

@@ -294,6 +294,7 @@ def native_config(
     extra: str,
     encryption: str,
     notify_url: str | None = None,
+    swift_options: str = "",
 ) -> None:
     text = f'state_dir = "{workdir}/state"\n'
     for name in profiles:
@@ -315,7 +316,9 @@ def native_config(
             auth_url = "{swift.auth_url}"
             username = "{swift.users["admin"][0]}"
             password_env = "T_SWIFT_KEY"
-
+            """)
+            + swift_options
+            + textwrap.dedent(f"""
             [profiles.{name}.encryption]
             """)
             + encryption

@@ -77,44 +77,85 @@ def _new_requests(tier, account: str, skip: int) -> list[tuple[str, str, int]]:
     return found
 
 
-@pytest.mark.parametrize("project", ExpiryRuns.PROJECTS)
-def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, project, tmp_path):
-    """The run is frozen once it has downloaded a volume, for longer than a token lives; the
+def _spawn(tier, config, env, action: tuple[str, ...], account: str) -> dict:
+    """Start ``cfbackup -c CONFIG ACTION`` in a process group of its own."""
+    skip = len(tier.proxy_log())
+    process = subprocess.Popen(
+        [str(BIN / "cfbackup"), "-c", str(config), *action],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    return {"process": process, "account": account, "skip": skip}
+
+
+def test_restore_and_verify_outlive_the_token(tier, token_expiry_runs, tmp_path):
+    """Each run is frozen once it has downloaded a volume, for longer than a token lives; the
     downloads after the pause use a new token (duplicity's after a 401; the restore prefetch's
-    keystoneauth renews before it asks), the run completes."""
-    result, _seconds = token_expiry_runs.results()[project]
-    assert result.returncode == 0, result
-    config = token_expiry_runs.configs[project]
+    keystoneauth renews before it asks), the run completes. The two projects' restores, then
+    their verifies, run and are frozen side by side: each project is an account of its own, so
+    Swift's log tells their requests apart."""
     env = {**tier.cli_env(token_expiry_runs.base), "T_KS_APPCRED": token_expiry_runs.secret}
-    account = tier.account(project)
-    for action in (("restore", "main", str(tmp_path / "restored")), ("verify", "main")):
-        skip = len(tier.proxy_log())
-        process = subprocess.Popen(
-            [str(BIN / "cfbackup"), "-c", str(config), *action], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    results = token_expiry_runs.results()
+    for project in ExpiryRuns.PROJECTS:
+        assert results[project][0].returncode == 0, (project, results[project][0])
+    for name in ("restore", "verify"):
+        runs = {}
+        for project in ExpiryRuns.PROJECTS:
+            action = (
+                ("restore", "main", str(tmp_path / project))
+                if name == "restore"
+                else ("verify", "main")
+            )
+            runs[project] = _spawn(
+                tier, token_expiry_runs.configs[project], env, action, tier.account(project)
+            )
         deadline = time.monotonic() + 120
-        while not any(m == "GET" and ".vol" in p and s == 200
-                      for m, p, s in _new_requests(tier, account, skip)):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, f"{action[0]} never downloaded a volume"
+        waiting = set(runs)
+        while waiting:
+            for project in sorted(waiting):
+                run = runs[project]
+                if any(
+                    m == "GET" and ".vol" in p and s == 200
+                    for m, p, s in _new_requests(tier, run["account"], run["skip"])
+                ):
+                    os.killpg(run["process"].pid, signal.SIGSTOP)  # cfbackup and duplicity
+                    run["frozen"] = time.monotonic()
+                    waiting.discard(project)
+                else:
+                    assert run["process"].poll() is None, (project, run["process"].communicate())
+            assert time.monotonic() < deadline, f"{name} never downloaded a volume: {waiting}"
             time.sleep(0.05)
-        os.killpg(process.pid, signal.SIGSTOP)  # cfbackup and duplicity, mid-download
-        time.sleep(TOKEN_LIFETIME + 3)  # the token's lifetime is the point: it must pass
-        os.killpg(process.pid, signal.SIGCONT)
+        # the token's lifetime is the point: it must pass. A run may have been given a new
+        # token until it was frozen: the later one frozen waits a whole lifetime (and a margin).
+        last = max(run["frozen"] for run in runs.values())
+        time.sleep(max(0.0, last + TOKEN_LIFETIME + 3 - time.monotonic()))
         resumed = len(tier.proxy_log())
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, (project, action[0], err)
-        tier.assert_no_secret(out + err)
-        requests = _new_requests(tier, account, skip)
-        refused = [i for i, (_m, _p, status) in enumerate(requests) if status == 401]
-        # every token issued before the pause has expired: a volume downloaded after it was
-        # downloaded with a new one. duplicity learns it from a 401; cfbackup's own restore
-        # prefetch (keystoneauth) renews an expired token before using it, so no 401 there.
-        later = [p for m, p, s in _new_requests(tier, account, resumed) if m == "GET" and s == 200]
-        assert any(".vol" in p for p in later), (project, action[0], requests)
-        if action[0] == "verify":  # duplicity's own downloads
-            assert refused, f"{project} verify: no 401: the token did not expire mid-run"
-        print(f"{project} {action[0]}: {len(refused)} x 401, {len(later)} downloads after pause")
-    assert (tmp_path / "restored").is_dir()
-    assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == sorted(
-        p.name for p in token_expiry_runs.source.iterdir())
+        for run in runs.values():
+            os.killpg(run["process"].pid, signal.SIGCONT)
+        for project, run in runs.items():
+            out, err = run["process"].communicate(timeout=300)
+            assert run["process"].returncode == 0, (project, name, err)
+            tier.assert_no_secret(out + err)
+            requests = _new_requests(tier, run["account"], run["skip"])
+            refused = [i for i, (_m, _p, status) in enumerate(requests) if status == 401]
+            # every token issued before the pause has expired: a volume downloaded after it was
+            # downloaded with a new one. duplicity learns it from a 401; cfbackup's own restore
+            # prefetch (keystoneauth) renews an expired token before using it, so no 401 there.
+            later = [
+                p
+                for m, p, s in _new_requests(tier, run["account"], resumed)
+                if m == "GET" and s == 200
+            ]
+            assert any(".vol" in p for p in later), (project, name, requests)
+            if name == "verify":  # duplicity's own downloads
+                assert refused, f"{project} verify: no 401: the token did not expire mid-run"
+            print(f"{project} {name}: {len(refused)} x 401, {len(later)} downloads after pause")
+    for project in ExpiryRuns.PROJECTS:
+        restored = tmp_path / project
+        assert restored.is_dir(), project
+        assert sorted(p.name for p in restored.iterdir()) == sorted(
+            p.name for p in token_expiry_runs.source.iterdir()
+        ), project

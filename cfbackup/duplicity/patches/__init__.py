@@ -86,6 +86,18 @@ CORE: tuple[Patch, ...] = (
         "with its own credentials when Swift rejects it",
     ),
     Patch(
+        "swift-retries",
+        "cfbackup.duplicity.patches.swift_retries",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+        ),
+        "duplicity's swiftclient retries each request 5 times (about 31 s) before an attempt "
+        "counts as failed, and duplicity has no option for it: a profile's swift.retries sets it",
+    ),
+    Patch(
         "handed-manifest",
         "cfbackup.duplicity.patches.handed_manifest",
         "3.2.1",
