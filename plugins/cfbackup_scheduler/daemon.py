@@ -13,7 +13,9 @@ profile lock (exit 4); the child itself waits as long for a lock held outside th
 (``$CFBACKUP_LOCK_WAIT``). A lock held outside the daemon (a restore typed by hand) is looked
 at before a ``--max-parallel`` slot is taken: the run waits for it outside the slot (at most its
 ``max_wait``), so that one long restore does not hold every other profile's run, and the log
-says who holds it. A run waiting for a ``--max-parallel`` slot waits at most its
+says who holds it. A run given up on past its ``max_wait`` (its profile still busy) is started
+all the same, told to wait no more: it is recorded as any run finding the lock held is (history,
+hooks, notifications). A run waiting for a ``--max-parallel`` slot waits at most its
 schedule's ``max_wait`` (when set), and one still waiting at shutdown is named in the log.
 
 Signals are handled outside the handler: the handler only puts the signal number on a
@@ -334,12 +336,16 @@ class Daemon:
         busy = self._profile_lock(schedule.profile)
         if not busy.acquire(blocking=False):
             code = self._wait_for_profile(name, schedule, busy, due, started)
+            if code == ExitCode.LOCKED:
+                return self._run_given_up(name, time.monotonic() - started)
             if code is not None:
                 return code
         try:
             with self._children_lock:
                 self._holders[schedule.profile] = f"the {schedule.command}"
             code = self._wait_for_outside_lock(name, schedule, due, started)
+            if code == ExitCode.LOCKED:
+                return self._run_given_up(name, time.monotonic() - started)
             if code is not None:
                 return code
             if not self._slots.acquire(blocking=False) and not self._wait_for_slot(
@@ -354,6 +360,20 @@ class Daemon:
             with self._children_lock:
                 self._holders.pop(schedule.profile, None)
             busy.release()
+
+    def _run_given_up(self, name: str, waited: float) -> int:
+        """A run given up on, its profile still busy past max_wait (its other run, or a run
+        outside the daemon): started all the same, told to wait no more, so that it is
+        recorded as any run finding the lock held is (LOCKED in the history, on_error,
+        notifications) and says how long it waited. It takes a --max-parallel slot if one is
+        free, and does not wait for one: it only fails (unless the lock was released this very
+        moment: then it runs)."""
+        slot = self._slots.acquire(blocking=False)
+        try:
+            return self._run_child(name, waited, wait=0)
+        finally:
+            if slot:
+                self._slots.release()
 
     def _profile_lock(self, profile: str) -> threading.Lock:
         with self._children_lock:
@@ -539,7 +559,9 @@ class Daemon:
         schedule = self.schedules.get(name)
         return schedule.command if schedule is not None else "run"
 
-    def _run_child(self, name: str, waited: float = 0.0) -> int:
+    def _run_child(self, name: str, waited: float = 0.0, *, wait: int | None = None) -> int:
+        """The child of one run; ``waited``: seconds it waited for its turn, ``wait``: seconds
+        it may wait for the lock (None: what is left of its max_wait)."""
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
         schedule = self.schedules.get(name)
@@ -562,12 +584,13 @@ class Daemon:
             # *_env keys live there), unlike duplicity, which gets only what it needs; and
             # waits what is left of its max_wait for a lock held outside the daemon (a run
             # typed by hand, a systemd timer)
-            left = max(1, round(schedule.lock_wait - waited))
+            left = max(1, round(schedule.lock_wait - waited)) if wait is None else wait
             result = execute.stream(
                 argv,
                 env={
                     **os.environ,
                     lock.WAIT_VARIABLE: f"{left}s",
+                    lock.WAITED_VARIABLE: f"{round(waited)}s",
                     lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
                 },
                 on_start=register,

@@ -269,3 +269,28 @@ def test_a_skipped_firing_leaves_no_row_and_fires_no_hook(config, tmp_path, monk
     assert result.exit_code == ExitCode.LOCKED
     assert hooks.fired == []
     assert history.runs(loaded.state_dir, "main") == []
+
+
+def test_what_the_daemon_waited_is_counted_in_the_message(tmp_path, monkeypatch):
+    """The daemon waits for its turn before it starts a run, then gives the child what is left
+    of max_wait: a child giving up said it waited only that rest, and one the daemon gave up on
+    (started so that it is recorded, told to wait no more) said "wait for it to finish" as if
+    nothing had waited. $CFBACKUP_LOCK_WAITED (the daemon's own runs only) is counted."""
+    monkeypatch.setenv(lock.WAITED_VARIABLE, "1h")
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "0s")
+    with lock.profile_lock(tmp_path, "web", "backup", wait=0):
+        for marker, waited in (("daemon:profiles.web.drill", "1h"), (None, None)):
+            if marker:
+                monkeypatch.setenv(lock.SCHEDULED_VARIABLE, marker)
+            else:
+                monkeypatch.delenv(lock.SCHEDULED_VARIABLE)
+            started = time.monotonic()
+            with pytest.raises(LockHeld) as refused, lock.profile_lock(tmp_path, "web", "drill"):
+                pass
+            assert time.monotonic() - started < 0.5  # it waits no more
+            if waited:
+                assert f": waited {waited} (max_wait in [profiles.web.drill]) for it" in (
+                    refused.value.message
+                ), refused.value.message
+            else:  # not a daemon's run: the variable is not its own
+                assert "wait for it to finish (the lock is released" in refused.value.message
