@@ -294,3 +294,21 @@ def test_what_the_daemon_waited_is_counted_in_the_message(tmp_path, monkeypatch)
                 ), refused.value.message
             else:  # not a daemon's run: the variable is not its own
                 assert "wait for it to finish (the lock is released" in refused.value.message
+
+
+def test_a_run_giving_up_on_the_lock_records_no_wait_as_its_duration(config, tmp_path, monkeypatch):
+    """A run that waited 1 s for the lock and then gave up (LockHeld) was recorded (history,
+    notifications, metrics) as a 1 s run: it ran nothing; its message says it waited."""
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
+    thread = _hold(tmp_path / "state", "main", "restore", 3)
+    hooks = _Hooks()
+    try:
+        loaded, result = _execute(config, lambda run: None, hooks)
+    finally:
+        thread.join()
+    assert result.exit_code == ExitCode.LOCKED
+    assert ": waited 1s ($CFBACKUP_LOCK_WAIT) for it to finish" in result.message
+    assert result.duration < 0.5
+    row = history.runs(loaded.state_dir, "main", limit=1)[0]
+    assert row["result"] == "locked" and row["finished"] - row["started"] < 0.5, row
+    assert hooks.fired == ["on_error", "run_finished"]  # recorded, and heard of
