@@ -42,6 +42,7 @@ from cfbackup.units import human_duration, parse_duration
 log = logging.getLogger("cfbackup.lock")
 WAIT_VARIABLE = "CFBACKUP_LOCK_WAIT"
 WAITED_VARIABLE = "CFBACKUP_LOCK_WAITED"
+APPLY_VARIABLE = "CFBACKUP_SCHEDULE_APPLY"
 SCHEDULED_VARIABLE = "CFBACKUP_SCHEDULED"
 POLL = 0.5  # seconds between tries while waiting for the lock
 
@@ -181,20 +182,38 @@ def _acquire(
     if not wait and not waited:
         raise LockHeld(_held_message(path, profile))
     if scheduled:
-        how, table = scheduled
-        config = str(config_path) if config_path else "FILE"
-        apply = {
-            "systemd": f"apply it with cfbackup -c {config} schedule install --systemd",
-            "cron": f"apply it with cfbackup -c {config} schedule install --cron",
-            "daemon": "reload the scheduler daemon (SIGHUP, or systemctl reload)",
-        }.get(how, f"apply it with cfbackup -c {config} schedule install")
-        fix = f"raise max_wait in [{table}] and {apply}"
+        fix = _raise_max_wait(*scheduled, config_path)
     else:
         fix = f"raise {WAIT_VARIABLE}"
     raise LockHeld(
         f"profile {profile} is locked by another cfbackup run, {_holder_words(path)}: waited "
         f"{human_duration(wait + waited)} ({source}) for it to finish: check whether that run "
         f"hangs, or {fix}."
+    )
+
+
+def _raise_max_wait(how: str, table: str, config_path: Path | None) -> str:
+    """How to raise the max_wait of a scheduled run's schedule and apply it, as installed:
+    ``$CFBACKUP_SCHEDULE_APPLY`` (written with the schedule: the install command with its
+    options, the daemon's reload) runs as printed; without it (installed by an older
+    cfbackup), the command to adapt."""
+    command = os.environ.get(APPLY_VARIABLE, "").strip()
+    raise_it = f"raise max_wait in [{table}]"
+    if how == "cron":
+        command = command or (
+            f"cfbackup -c {config_path or 'FILE'} schedule install --cron (with the options "
+            "it was installed with)"
+        )
+        return (
+            f"{raise_it}, then run {command} and put its {table} line in place of this one in "
+            "the crontab"
+        )
+    if how == "daemon":
+        return f"{raise_it} and reload the scheduler daemon ({command or 'SIGHUP'})"
+    return f"{raise_it} and apply it with " + (
+        command
+        or f"cfbackup -c {config_path or 'FILE'} schedule install --{how or 'systemd'} (with the "
+        "options it was installed with) && systemctl daemon-reload"
     )
 
 

@@ -175,6 +175,7 @@ def install(args, context) -> int:
     from cfbackup_scheduler.install import (
         DEFAULT_UNIT_DIR,
         cron_line,
+        systemctl,
         systemd_units,
         unit_name,
         unit_user,
@@ -213,7 +214,14 @@ def install(args, context) -> int:
     units = {}
     for schedule in schedules:
         units.update(
-            systemd_units(schedule, command, path, environment_file=environment_file, user=user)
+            systemd_units(
+                schedule,
+                command,
+                path,
+                environment_file=environment_file,
+                user=user,
+                unit_dir=unit_dir,
+            )
         )
     if args.print:
         for name, text in units.items():
@@ -225,7 +233,8 @@ def install(args, context) -> int:
         changed = write_atomically(unit_dir / name, text)
         print(f"{'wrote' if changed else 'unchanged'} {unit_dir / name}")
     timers = " ".join(f"{unit_name(s.profile, s.label)}.timer" for s in schedules)
-    print(f"now run: systemctl daemon-reload && systemctl enable --now {timers}", file=sys.stderr)
+    run = " ".join(systemctl(unit_dir))
+    print(f"now run: {run} daemon-reload && {run} enable --now {timers}", file=sys.stderr)
     return 0
 
 

@@ -591,6 +591,7 @@ class Daemon:
                     **os.environ,
                     lock.WAIT_VARIABLE: f"{left}s",
                     lock.WAITED_VARIABLE: f"{round(waited)}s",
+                    lock.APPLY_VARIABLE: f"kill -HUP {os.getpid()}",
                     lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
                 },
                 on_start=register,

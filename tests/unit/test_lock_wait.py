@@ -206,26 +206,39 @@ def test_a_second_firing_of_a_schedule_exits_at_once(tmp_path, monkeypatch):
 
 def test_a_scheduled_run_s_wait_names_max_wait_and_how_to_apply_it(tmp_path, monkeypatch):
     """$CFBACKUP_LOCK_WAIT of a scheduled run is written from max_wait: raising the variable
-    by hand is lost at the next schedule install (before, the message said to)."""
+    by hand is lost at the next schedule install (before, the message said to). How to apply
+    it is what the schedule was installed with ($CFBACKUP_SCHEDULE_APPLY: the test of each
+    in test_schedule_install.py runs it); without it (an older install), the command to adapt."""
     monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
     config = tmp_path / "c.toml"
     expected = {
-        "cron": f"apply it with cfbackup -c {config} schedule install --cron.",
-        "systemd": f"apply it with cfbackup -c {config} schedule install --systemd.",
-        "daemon": "reload the scheduler daemon (SIGHUP, or systemctl reload).",
+        ("cron", None): " and put its profiles.web.drill line in place of this one in the crontab.",
+        ("cron", "cfb -c c.toml schedule install --cron web"): ", then run cfb -c c.toml "
+        "schedule install --cron web and put its profiles.web.drill line in place of this one "
+        "in the crontab.",
+        ("systemd", None): f" and apply it with cfbackup -c {config} schedule install --systemd "
+        "(with the options it was installed with) && systemctl daemon-reload.",
+        ("systemd", "x --unit-dir d && systemctl --user daemon-reload"): " and apply it with x "
+        "--unit-dir d && systemctl --user daemon-reload.",
+        ("daemon", None): " and reload the scheduler daemon (SIGHUP).",
+        ("daemon", "kill -HUP 42"): " and reload the scheduler daemon (kill -HUP 42).",
     }
     with lock.profile_lock(tmp_path, "web", "backup", wait=0):
-        for how, apply in expected.items():
+        for (how, command), apply in expected.items():
             monkeypatch.setenv(lock.SCHEDULED_VARIABLE, f"{how}:profiles.web.drill")
+            monkeypatch.setenv(lock.APPLY_VARIABLE, command or "")
             with (
                 pytest.raises(LockHeld) as refused,
                 lock.profile_lock(tmp_path, "web", "drill", config_path=config),
             ):
                 pass
-            assert refused.value.message.endswith(
-                ": waited 1s (max_wait in [profiles.web.drill]) for it to finish: check whether "
-                f"that run hangs, or raise max_wait in [profiles.web.drill] and {apply}"
-            ), refused.value.message
+            message = refused.value.message
+            assert ": waited 1s (max_wait in [profiles.web.drill]) for it to finish: check " in (
+                message
+            ), message
+            assert message.endswith(apply), (how, command, message)
+            if how == "cron" and command is None:
+                assert f", then run cfbackup -c {config} schedule install --cron (with" in message
 
 
 def test_the_schedule_marker_applies_to_its_own_profile_only(tmp_path, monkeypatch):
