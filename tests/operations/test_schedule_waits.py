@@ -327,7 +327,7 @@ def test_a_run_waiting_for_its_profile_longer_than_max_wait_gives_up(tmp_path, c
         _due_now(scheduler, "web:drill")
         wait_for(lambda: "start drill web" in log.read_text(), timeout=5, what="the drill")
         # given up while the backup ran: its child is started all the same, to be recorded
-        # (the real one, told to wait no more, finds the lock held: see
+        # (the real one, told to wait no more, finds the lock held: test_schedule_daemon.py,
         # test_a_run_given_up_behind_its_profile_s_other_run_is_recorded)
         assert "end backup web" not in log.read_text()
         wait_for(lambda: len(codes) == 2, timeout=5, what="the runs' ends")
@@ -427,7 +427,8 @@ def test_a_lock_held_outside_past_max_wait_gives_up_and_a_stop_names_the_wait(tm
         if not daemon._stopping:
             daemon.stop("the test's end")
     # a's child was started all the same, to be recorded (the real one, told to wait no more,
-    # finds the lock held: see ..._is_recorded_and_fires_on_error); b's, still waiting, not
+    # finds the lock held: test_schedule_daemon.py, ..._is_recorded_and_fires_on_error); b's,
+    # still waiting, not
     assert codes["a"] == 0  # what the fake child said
     assert "backup b" not in log.read_text() and "start backup a" in log.read_text()
     gave_up = [line for line in _lines(caplog, "a") if "did not run" in line]
