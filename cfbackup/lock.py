@@ -16,6 +16,11 @@ even while the previous run still runs or waits, and that second firing exits at
 instead of queueing behind it. A different schedule of the profile still waits for the profile
 lock. The marker also lets the messages name ``max_wait`` in TABLE (which sets the wait) rather
 than the variable.
+
+The daemon waits for its turn before it starts a run, and sets ``CFBACKUP_LOCK_WAITED`` (a
+duration) to what it already waited: the message of a run giving up counts it, and a run the
+daemon gave up on (started with ``CFBACKUP_LOCK_WAIT=0s`` so that it is recorded, in the
+history and by the hooks, like any run finding the lock held) says it waited.
 """
 
 from __future__ import annotations
@@ -36,20 +41,23 @@ from cfbackup.units import human_duration, parse_duration
 
 log = logging.getLogger("cfbackup.lock")
 WAIT_VARIABLE = "CFBACKUP_LOCK_WAIT"
+WAITED_VARIABLE = "CFBACKUP_LOCK_WAITED"
+APPLY_VARIABLE = "CFBACKUP_SCHEDULE_APPLY"
 SCHEDULED_VARIABLE = "CFBACKUP_SCHEDULED"
 POLL = 0.5  # seconds between tries while waiting for the lock
 
 
-def wait_from_environment() -> int:
+def wait_from_environment(variable: str = WAIT_VARIABLE) -> int:
     """Seconds to wait for a held lock: ``$CFBACKUP_LOCK_WAIT`` (a duration: 6h, 30m), 0 when
-    unset or empty; ConfigError naming the variable when it is not a duration."""
-    text = os.environ.get(WAIT_VARIABLE, "").strip()
+    unset or empty; ConfigError naming the variable when it is not a duration. (``variable``:
+    ``CFBACKUP_LOCK_WAITED``, what the daemon waited already.)"""
+    text = os.environ.get(variable, "").strip()
     if not text:
         return 0
     try:
         return parse_duration(text)
     except ValueError as error:
-        raise ConfigError(f"${WAIT_VARIABLE}: {error}: set it to a duration such as 6h.") from None
+        raise ConfigError(f"${variable}: {error}: set it to a duration such as 6h.") from None
 
 
 def scheduled_from_environment() -> tuple[str, str] | None:
@@ -80,6 +88,8 @@ def profile_lock(
     scheduled = scheduled_from_environment()
     if scheduled and scheduled[1].rpartition(".")[0] != f"profiles.{profile}":
         scheduled = None  # inherited by another profile's run (a hook's cfbackup command)
+    # what the daemon waited before it started this run (its own: never inherited by a hook's)
+    waited = wait_from_environment(WAITED_VARIABLE) if scheduled else 0
     lock_dir = state_dir / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.ExitStack() as stack:
@@ -88,7 +98,7 @@ def profile_lock(
         path = lock_dir / f"{profile}.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         stack.callback(os.close, fd)
-        _acquire(fd, path, profile, wait, scheduled, config_path)
+        _acquire(fd, path, profile, wait, scheduled, config_path, waited)
         _write_holder(fd, action)
         yield path
 
@@ -135,9 +145,11 @@ def _acquire(
     wait: int,
     scheduled: tuple[str, str] | None = None,
     config_path: Path | None = None,
+    waited: int = 0,
 ) -> None:
     """flock ``fd``, trying again for up to ``wait`` seconds while another run holds it;
-    a stop signal while waiting is LockWaitStopped (nothing was run)."""
+    a stop signal while waiting is LockWaitStopped (nothing was run). ``waited``: seconds the
+    daemon waited before this run, counted in the message of one that gives up."""
     deadline = time.monotonic() + wait
     said = False
     source = f"max_wait in [{scheduled[1]}]" if scheduled else f"${WAIT_VARIABLE}"
@@ -167,23 +179,41 @@ def _acquire(
             f"({recorded.get('action', '?')}) to release profile {profile}'s lock; nothing "
             f"was run."
         ) from None
-    if not wait:
+    if not wait and not waited:
         raise LockHeld(_held_message(path, profile))
     if scheduled:
-        how, table = scheduled
-        config = str(config_path) if config_path else "FILE"
-        apply = {
-            "systemd": f"apply it with cfbackup -c {config} schedule install --systemd",
-            "cron": f"apply it with cfbackup -c {config} schedule install --cron",
-            "daemon": "reload the scheduler daemon (SIGHUP, or systemctl reload)",
-        }.get(how, f"apply it with cfbackup -c {config} schedule install")
-        fix = f"raise max_wait in [{table}] and {apply}"
+        fix = _raise_max_wait(*scheduled, config_path)
     else:
         fix = f"raise {WAIT_VARIABLE}"
     raise LockHeld(
         f"profile {profile} is locked by another cfbackup run, {_holder_words(path)}: waited "
-        f"{human_duration(wait)} ({source}) for it to finish: check whether that run hangs, "
-        f"or {fix}."
+        f"{human_duration(wait + waited)} ({source}) for it to finish: check whether that run "
+        f"hangs, or {fix}."
+    )
+
+
+def _raise_max_wait(how: str, table: str, config_path: Path | None) -> str:
+    """How to raise the max_wait of a scheduled run's schedule and apply it, as installed:
+    ``$CFBACKUP_SCHEDULE_APPLY`` (written with the schedule: the install command with its
+    options, the daemon's reload) runs as printed; without it (installed by an older
+    cfbackup), the command to adapt."""
+    command = os.environ.get(APPLY_VARIABLE, "").strip()
+    raise_it = f"raise max_wait in [{table}]"
+    if how == "cron":
+        command = command or (
+            f"cfbackup -c {config_path or 'FILE'} schedule install --cron (with the options "
+            "it was installed with)"
+        )
+        return (
+            f"{raise_it}, then run {command} and put its {table} line in place of this one in "
+            "the crontab"
+        )
+    if how == "daemon":
+        return f"{raise_it} and reload the scheduler daemon ({command or 'SIGHUP'})"
+    return f"{raise_it} and apply it with " + (
+        command
+        or f"cfbackup -c {config_path or 'FILE'} schedule install --{how or 'systemd'} (with the "
+        "options it was installed with) && systemctl daemon-reload"
     )
 
 

@@ -17,7 +17,14 @@ from typing import Any
 
 from cfbackup import history, interrupts, lock, plugins, redact
 from cfbackup.config.model import Config, Profile
-from cfbackup.errors import CfbackupError, ExitCode, Interrupted, LockWaitStopped, ScheduleBusy
+from cfbackup.errors import (
+    CfbackupError,
+    ExitCode,
+    Interrupted,
+    LockHeld,
+    LockWaitStopped,
+    ScheduleBusy,
+)
 from cfbackup.runtypes import Run, RunResult
 
 log = logging.getLogger("cfbackup")
@@ -87,11 +94,17 @@ def execute_run(
                 )
             with contextlib.ExitStack() as stack:
                 if take_lock:
-                    stack.enter_context(
-                        lock.profile_lock(
-                            config.state_dir, profile.name, action, config_path=config.path
+                    try:
+                        stack.enter_context(
+                            lock.profile_lock(
+                                config.state_dir, profile.name, action, config_path=config.path
+                            )
                         )
-                    )
+                    except LockHeld:
+                        # it never started: a wait for the lock (its message says how long)
+                        # is not a duration
+                        run.started = time.time()
+                        raise
                     # the run starts now: a wait for the lock ($CFBACKUP_LOCK_WAIT) is not
                     # part of its duration (history, notifications, metrics)
                     run.started = time.time()

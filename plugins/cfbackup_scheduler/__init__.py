@@ -5,7 +5,8 @@ Each profile may have a ``[profiles.NAME.schedule]`` table (a cron expression or
 jitter, enabled) for its backups, and the same keys in ``[profiles.NAME.drill]`` for
 ``cfbackup drill`` and in ``[profiles.NAME.verify]`` for ``cfbackup verify --read-data``
 (those two tables belong to the core schema; this plugin runs them). ``cfbackup schedule run``
-is an APScheduler daemon (``daemon.py``); ``cfbackup schedule install --systemd|--cron``
+is an APScheduler daemon (``daemon.py``; its runs' waits for their turn in ``waiting.py``, its
+log lines in ``journal.py``); ``cfbackup schedule install --systemd|--cron``
 writes timer units or prints crontab lines (``install.py``); ``cfbackup schedule list`` shows
 each schedule and its next run. Parsing and conversions are pure functions in ``spec.py``.
 Documented in docs/plugins/scheduler.md.
@@ -125,7 +126,8 @@ def run_daemon(args, context) -> int:
     import logging
 
     from cfbackup.config import load_config
-    from cfbackup_scheduler.daemon import Daemon, cfbackup_command, daemon_logging
+    from cfbackup_scheduler.daemon import Daemon, cfbackup_command
+    from cfbackup_scheduler.journal import daemon_logging
 
     if args.max_parallel < 1:
         raise ConfigError("--max-parallel must be at least 1.")
@@ -175,6 +177,7 @@ def install(args, context) -> int:
     from cfbackup_scheduler.install import (
         DEFAULT_UNIT_DIR,
         cron_line,
+        systemctl,
         systemd_units,
         unit_name,
         unit_user,
@@ -213,7 +216,14 @@ def install(args, context) -> int:
     units = {}
     for schedule in schedules:
         units.update(
-            systemd_units(schedule, command, path, environment_file=environment_file, user=user)
+            systemd_units(
+                schedule,
+                command,
+                path,
+                environment_file=environment_file,
+                user=user,
+                unit_dir=unit_dir,
+            )
         )
     if args.print:
         for name, text in units.items():
@@ -225,7 +235,8 @@ def install(args, context) -> int:
         changed = write_atomically(unit_dir / name, text)
         print(f"{'wrote' if changed else 'unchanged'} {unit_dir / name}")
     timers = " ".join(f"{unit_name(s.profile, s.label)}.timer" for s in schedules)
-    print(f"now run: systemctl daemon-reload && systemctl enable --now {timers}", file=sys.stderr)
+    run = " ".join(systemctl(unit_dir))
+    print(f"now run: {run} daemon-reload && {run} enable --now {timers}", file=sys.stderr)
     return 0
 
 

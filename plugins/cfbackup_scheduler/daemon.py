@@ -13,7 +13,9 @@ profile lock (exit 4); the child itself waits as long for a lock held outside th
 (``$CFBACKUP_LOCK_WAIT``). A lock held outside the daemon (a restore typed by hand) is looked
 at before a ``--max-parallel`` slot is taken: the run waits for it outside the slot (at most its
 ``max_wait``), so that one long restore does not hold every other profile's run, and the log
-says who holds it. A run waiting for a ``--max-parallel`` slot waits at most its
+says who holds it. A run given up on past its ``max_wait`` (its profile still busy) is started
+all the same, told to wait no more: it is recorded as any run finding the lock held is (history,
+hooks, notifications). A run waiting for a ``--max-parallel`` slot waits at most its
 schedule's ``max_wait`` (when set), and one still waiting at shutdown is named in the log.
 
 Signals are handled outside the handler: the handler only puts the signal number on a
@@ -40,60 +42,13 @@ from pathlib import Path
 
 from cfbackup import execute, lock
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup.redact import RedactingFilter
 from cfbackup_scheduler.install import run_argv, scheduled_marker
-from cfbackup_scheduler.spec import Schedule, human, shared_times
+from cfbackup_scheduler.journal import line_level, when
+from cfbackup_scheduler.spec import Schedule, shared_times
+from cfbackup_scheduler.waiting import Turns
 
 log = logging.getLogger("cfbackup.scheduler")
 STOP_TIMEOUT = 90.0  # seconds a run may take to stop before it is killed
-_PRIORITY = {"DEBUG": 7, "INFO": 6, "WARNING": 4, "ERROR": 3, "CRITICAL": 2}
-
-
-class JournalFormatter(logging.Formatter):
-    """``<priority>message`` lines: journald stores the priority and adds its own timestamp."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        priority = _PRIORITY.get(record.levelname, 6)
-        return "\n".join(
-            f"<{priority}>{line}" for line in super().format(record).splitlines() or [""]
-        )
-
-
-def stderr_is_journal() -> bool:
-    """systemd sets JOURNAL_STREAM=dev:inode when stderr is connected to the journal."""
-    stream = os.environ.get("JOURNAL_STREAM", "")
-    try:
-        device, inode = (int(x) for x in stream.split(":"))
-        st = os.fstat(sys.stderr.fileno())
-    except (ValueError, OSError):
-        return False
-    return (st.st_dev, st.st_ino) == (device, inode)
-
-
-@contextlib.contextmanager
-def daemon_logging(level: int):
-    """The daemon's own stderr lines (not the CLI's terse handler), for journald or a terminal."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
-    if stderr_is_journal():
-        handler.setFormatter(JournalFormatter("%(message)s"))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    loggers = [(log, level), (logging.getLogger("apscheduler"), max(level, logging.WARNING))]
-    saved = [(lg, lg.level, lg.propagate) for lg, _ in loggers]
-    for logger, lvl in loggers:
-        logger.addHandler(handler)
-        logger.setLevel(lvl)
-        logger.propagate = False
-    try:
-        yield
-    finally:
-        for logger, lvl, propagate in saved:
-            logger.removeHandler(handler)
-            logger.setLevel(lvl)
-            logger.propagate = propagate
-
-
 # seconds between the scheduler's looks at the wall clock. It sleeps until the next run on a
 # clock that stops while the machine is suspended (Python 3.11's waits, APScheduler 3's main
 # loop): a machine suspended for 2 h woke the daemon 2 h after a 02:30 run, past its misfire
@@ -117,15 +72,11 @@ def _missed(event) -> None:
         "profile %s: the run due at %s was missed (more than misfire_grace_time late: the "
         "machine was asleep or off, or the daemon was stopped): it runs at its next time",
         event.job_id,
-        _when(event.scheduled_run_time),
+        when(event.scheduled_run_time),
     )
 
 
-# seconds between a waiting run's looks at shutdown and at its max_wait
-WAIT_STEP = 1.0
-
-
-class Daemon:
+class Daemon(Turns):
     """The scheduler process: schedules from the config, runs as children, signals handled."""
 
     def __init__(
@@ -221,7 +172,7 @@ class Daemon:
     def _control(self) -> None:
         self._started.wait()
         for job in self.scheduler.get_jobs():
-            log.info("profile %s: next run at %s", job.id, _when(job.next_run_time))
+            log.info("profile %s: next run at %s", job.id, when(job.next_run_time))
         while True:
             try:
                 signum = self._signals.get(timeout=WAKE)
@@ -258,7 +209,7 @@ class Daemon:
         for name in added + changed:
             job = self.scheduler.get_job(name)
             if job is not None:
-                log.info("profile %s: next run at %s", name, _when(job.next_run_time))
+                log.info("profile %s: next run at %s", name, when(job.next_run_time))
 
     def stop(self, why: str) -> None:
         with self._children_lock:  # a run starting from now on is stopped at once (register)
@@ -276,7 +227,7 @@ class Daemon:
                 "the daemon stopped (it runs at its next time)",
                 name,
                 self._action(name),
-                _when(due),
+                when(due),
                 what,
             )
         for child in running.values():
@@ -334,12 +285,16 @@ class Daemon:
         busy = self._profile_lock(schedule.profile)
         if not busy.acquire(blocking=False):
             code = self._wait_for_profile(name, schedule, busy, due, started)
+            if code == ExitCode.LOCKED:
+                return self._run_given_up(name, time.monotonic() - started)
             if code is not None:
                 return code
         try:
             with self._children_lock:
                 self._holders[schedule.profile] = f"the {schedule.command}"
             code = self._wait_for_outside_lock(name, schedule, due, started)
+            if code == ExitCode.LOCKED:
+                return self._run_given_up(name, time.monotonic() - started)
             if code is not None:
                 return code
             if not self._slots.acquire(blocking=False) and not self._wait_for_slot(
@@ -355,176 +310,19 @@ class Daemon:
                 self._holders.pop(schedule.profile, None)
             busy.release()
 
-    def _profile_lock(self, profile: str) -> threading.Lock:
-        with self._children_lock:
-            return self._profiles.setdefault(profile, threading.Lock())
-
-    def _wait_for_profile(
-        self, name: str, schedule: Schedule, busy: threading.Lock, due: datetime, started: float
-    ) -> int | None:
-        """Wait for the run of the same profile in progress (or waiting for a slot) to end:
-        None once ``busy`` is taken; an exit code (logged) when the schedule's lock_wait passed
-        first (LOCKED, as the child would have said), or when the daemon is stopping."""
-        limit = schedule.lock_wait
-        with self._children_lock:
-            if self._stopping:
-                return int(ExitCode.INTERRUPTED)
-            other = self._holders.get(schedule.profile, "the profile's other run")
-            self._waiting[name] = (due, f"{other} to finish")
-        log.info(
-            "profile %s: the %s waits for %s to finish (one run of a profile at a time; at most "
-            "%s, max_wait)",
-            name,
-            schedule.command,
-            other,
-            human(limit),
-        )
-        while True:
-            left = limit - (time.monotonic() - started)
-            taken = left > 0 and busy.acquire(timeout=min(WAIT_STEP, left))
-            with self._children_lock:
-                if self._stopping:  # named by stop(), which saw it waiting
-                    self._waiting.pop(name, None)
-                    if taken:
-                        busy.release()
-                    return int(ExitCode.INTERRUPTED)
-                if taken:
-                    self._waiting.pop(name, None)
-                    return None
-                if time.monotonic() - started >= limit:
-                    self._waiting.pop(name, None)
-                    other = self._holders.get(schedule.profile, other)
-                    break
-        log.error(
-            "profile %s: the %s due at %s did not run (exit code %d): %s was still running "
-            "after %s (max_wait%s): it runs at its next time; look for a run that hangs, or "
-            "raise max_wait in [profiles.%s.%s]",
-            name,
-            schedule.command,
-            _when(due),
-            int(ExitCode.LOCKED),
-            other,
-            human(limit),
-            "" if schedule.max_wait else ", the default",
-            schedule.profile,
-            schedule.section,
-        )
-        return int(ExitCode.LOCKED)
-
-    def _wait_for_outside_lock(
-        self, name: str, schedule: Schedule, due: datetime, started: float
-    ) -> int | None:
-        """Wait, without a --max-parallel slot, while a run outside the daemon (a restore typed
-        by hand, a timer) holds the profile's lock: None once it is free; an exit code (logged)
-        when the schedule's lock_wait passed first (LOCKED), or when the daemon is stopping."""
-        held = lock.holder(self.state_dir, schedule.profile) if self.state_dir else None
-        if held is None:
-            return None
-        limit = schedule.lock_wait
-        since = held.get("since")
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since)) if since else "unknown"
-        who = f"PID {held.get('pid', '?')} ({held.get('action', '?')}, since {when})"
-        what = f"{who} to release profile {schedule.profile}'s lock"
-        with self._children_lock:
-            if self._stopping:
-                return int(ExitCode.INTERRUPTED)
-            self._waiting[name] = (due, what)
-        log.info(
-            "profile %s: the %s waits for %s, a cfbackup run outside the scheduler (at most %s, "
-            "max_wait; it takes no --max-parallel slot meanwhile)",
-            name,
-            schedule.command,
-            what,
-            human(limit),
-        )
-        while True:
-            with self._children_lock:
-                if self._stopping:  # named by stop(), which saw it waiting
-                    self._waiting.pop(name, None)
-                    return int(ExitCode.INTERRUPTED)
-            if lock.holder(self.state_dir, schedule.profile) is None:
-                with self._children_lock:
-                    self._waiting.pop(name, None)
-                return None
-            left = limit - (time.monotonic() - started)
-            if left <= 0:
-                with self._children_lock:
-                    self._waiting.pop(name, None)
-                break
-            time.sleep(min(WAIT_STEP, left))
-        log.error(
-            "profile %s: the %s due at %s did not run (exit code %d): %s, a cfbackup run "
-            "outside the scheduler, still held profile %s's lock after %s (max_wait%s): it runs "
-            "at its next time; check whether that run hangs, or raise max_wait in [%s]",
-            name,
-            schedule.command,
-            _when(due),
-            int(ExitCode.LOCKED),
-            who,
-            schedule.profile,
-            human(limit),
-            "" if schedule.max_wait else ", the default",
-            schedule.table,
-        )
-        return int(ExitCode.LOCKED)
-
-    def _wait_for_slot(self, name: str, due: datetime, started: float) -> bool:
-        """Wait for a free --max-parallel slot: True once taken; False (logged) when the
-        schedule's max_wait passed first (counted from when it was due), or when the daemon is
-        stopping (:meth:`stop` names the runs still waiting)."""
-        schedule = self.schedules.get(name)
-        limit = schedule.max_wait if schedule is not None else 0
-        with self._children_lock:
-            if self._stopping:
-                return False
-            self._waiting[name] = (due, "a free slot")
-        log.info(
-            "profile %s: waiting for a free slot (at most %d run(s) at a time%s)",
-            name,
-            self.max_parallel,
-            f"; skipped if none is free within max_wait {human(limit)}" if limit else "",
-        )
-        while True:
-            left = limit - (time.monotonic() - started) if limit else WAIT_STEP
-            taken = left > 0 and self._slots.acquire(timeout=min(WAIT_STEP, left))
-            with self._children_lock:
-                if self._stopping:  # named by stop(), which saw it waiting
-                    self._waiting.pop(name, None)
-                    if taken:
-                        self._slots.release()
-                    return False
-                if taken:
-                    self._waiting.pop(name, None)
-                    return True
-                if limit and time.monotonic() - started >= limit:
-                    self._waiting.pop(name, None)
-                    break
-        log.error(
-            "profile %s: the %s due at %s was missed: it waited %s for a free slot, longer "
-            "than its max_wait %s, while other runs held all %d (--max-parallel): it runs at "
-            "its next time; look for a run that hangs, or raise --max-parallel or max_wait",
-            name,
-            self._action(name),
-            _when(due),
-            human(round(time.monotonic() - started)),
-            human(limit),
-            self.max_parallel,
-        )
-        return False
-
-    def _coalesced(self, event) -> None:
-        """A run due while the previous run of the same schedule still waits for a slot or
-        still runs (``max_instances=1``): not queued a second time; said by name."""
-        with self._children_lock:
-            waiting = self._waiting.get(event.job_id)
-        log.warning(
-            "profile %s: the %s due at %s was skipped: the previous one is still %s (one run "
-            "of a schedule at a time)",
-            event.job_id,
-            self._action(event.job_id),
-            _when(max(event.scheduled_run_times)),
-            f"waiting for {waiting[1]}" if waiting else "running",
-        )
+    def _run_given_up(self, name: str, waited: float) -> int:
+        """A run given up on, its profile still busy past max_wait (its other run, or a run
+        outside the daemon): started all the same, told to wait no more, so that it is
+        recorded as any run finding the lock held is (LOCKED in the history, on_error,
+        notifications) and says how long it waited. It takes a --max-parallel slot if one is
+        free, and does not wait for one: it only fails (unless the lock was released this very
+        moment: then it runs)."""
+        slot = self._slots.acquire(blocking=False)
+        try:
+            return self._run_child(name, waited, wait=0)
+        finally:
+            if slot:
+                self._slots.release()
 
     def _interrupting(self, name: str) -> str:
         """A run the stop interrupts, and what becomes of it: only a backup resumes."""
@@ -535,11 +333,9 @@ class Daemon:
             return f"{name} (the backup resumes at its next run)"
         return f"{name} (the {schedule.command} runs again at its next time)"
 
-    def _action(self, name: str) -> str:
-        schedule = self.schedules.get(name)
-        return schedule.command if schedule is not None else "run"
-
-    def _run_child(self, name: str, waited: float = 0.0) -> int:
+    def _run_child(self, name: str, waited: float = 0.0, *, wait: int | None = None) -> int:
+        """The child of one run; ``waited``: seconds it waited for its turn, ``wait``: seconds
+        it may wait for the lock (None: what is left of its max_wait)."""
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
         schedule = self.schedules.get(name)
@@ -562,16 +358,18 @@ class Daemon:
             # *_env keys live there), unlike duplicity, which gets only what it needs; and
             # waits what is left of its max_wait for a lock held outside the daemon (a run
             # typed by hand, a systemd timer)
-            left = max(1, round(schedule.lock_wait - waited))
+            left = max(1, round(schedule.lock_wait - waited)) if wait is None else wait
             result = execute.stream(
                 argv,
                 env={
                     **os.environ,
                     lock.WAIT_VARIABLE: f"{left}s",
+                    lock.WAITED_VARIABLE: f"{round(waited)}s",
+                    lock.APPLY_VARIABLE: f"kill -HUP {os.getpid()}",
                     lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
                 },
                 on_start=register,
-                on_line=lambda line: log.log(_level(line), "[%s] %s", name, line),
+                on_line=lambda line: log.log(line_level(line), "[%s] %s", name, line),
             )
             code = result.returncode
         except CfbackupError as error:
@@ -596,17 +394,8 @@ class Daemon:
         )
         job = None if self._stopping else self.scheduler.get_job(name)
         if job is not None:
-            log.info("profile %s: next run at %s", name, _when(job.next_run_time))
+            log.info("profile %s: next run at %s", name, when(job.next_run_time))
         return code
-
-
-def _level(line: str) -> int:
-    """The child's own error and warning lines keep their weight in the journal."""
-    if line.startswith("cfbackup: error"):
-        return logging.ERROR
-    if line.startswith("cfbackup: warning") or line.startswith("plugin "):
-        return logging.WARNING
-    return logging.INFO
 
 
 def _meaning(code: int) -> str:
@@ -616,10 +405,6 @@ def _meaning(code: int) -> str:
         return EXIT_CODE_MEANINGS[ExitCode(code)]
     except ValueError:
         return "unexpected exit code"
-
-
-def _when(moment) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if moment else "never (paused)"
 
 
 def cfbackup_command() -> list[str]:

@@ -13,6 +13,8 @@ the profile lock: each scheduled command runs with ``CFBACKUP_LOCK_WAIT`` set to
 It also runs with ``CFBACKUP_SCHEDULED=HOW:TABLE`` (``cron:profiles.web.schedule``): cron has no
 one-instance rule of its own, so a second firing of a line while the first still runs or
 waits exits at once (:mod:`cfbackup.lock`) instead of queueing; the messages name max_wait.
+And with ``CFBACKUP_SCHEDULE_APPLY``: the install that wrote it, with its options, which those
+messages give as the way to apply a raised max_wait (it runs as printed).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup.errors import CfbackupError, ExitCode
-from cfbackup.lock import SCHEDULED_VARIABLE, WAIT_VARIABLE
+from cfbackup.lock import APPLY_VARIABLE, SCHEDULED_VARIABLE, WAIT_VARIABLE
 from cfbackup_scheduler.spec import Schedule, human, interval_as_cron, systemd_calendars
 
 DEFAULT_UNIT_DIR = "/etc/systemd/system"
@@ -62,9 +64,52 @@ def scheduled_marker(schedule: Schedule, how: str) -> str:
     return f"{how}:{schedule.table}"
 
 
+def install_argv(
+    command: Sequence[str],
+    config_path: Path,
+    schedule: Schedule,
+    how: str,
+    *,
+    unit_dir: Path | None = None,
+    environment_file: str | None = None,
+    cron_user: str | None = None,
+) -> list[str]:
+    """The ``schedule install`` that wrote (systemd) or printed (cron) this schedule's units or
+    line, with the options it was given: what applies a changed max_wait to it."""
+    return [
+        *command,
+        "-c",
+        str(config_path),
+        "schedule",
+        "install",
+        f"--{how}",
+        *(["--unit-dir", str(unit_dir.absolute())] if unit_dir else []),
+        *(["--cron-user", cron_user] if cron_user else []),
+        *(["--environment-file", environment_file] if environment_file else []),
+        schedule.profile,
+    ]
+
+
+def systemctl(unit_dir: Path) -> list[str]:
+    """``systemctl``, with ``--user`` for units in a user's own directory."""
+    return ["systemctl", "--user"] if _user_unit_dir(unit_dir) else ["systemctl"]
+
+
+def _user_unit_dir(unit_dir: Path) -> bool:
+    parts = unit_dir.absolute().parts
+    return ("systemd", "user") in zip(parts, parts[1:], strict=False)
+
+
 def _specifiers(line: str) -> str:
     """A unit file line with ``%`` written as systemd reads it literally (``--read-data=5%``)."""
     return line.replace("%", "%%")
+
+
+def _systemd_assignment(name: str, value: str) -> str:
+    """``"NAME=value"`` for ``Environment=``: quoted (spaces), ``%`` doubled (a specifier);
+    ``$`` is not expanded there."""
+    assignment = f"{name}={value}".replace("%", "%%")
+    return '"' + assignment.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _systemd_word(word: str) -> str:
@@ -82,10 +127,21 @@ def systemd_units(
     *,
     environment_file: str | None = None,
     user: str | None = None,
+    unit_dir: Path = Path(DEFAULT_UNIT_DIR),
 ) -> dict[str, str]:
-    """``{file name: text}`` for the profile's service and timer (``user``: ``User=``)."""
+    """``{file name: text}`` for the profile's service and timer (``user``: ``User=``;
+    ``unit_dir``: where they go, named in the command that applies a changed max_wait)."""
     name = unit_name(schedule.profile, schedule.label)
     exec_start = " ".join(_systemd_word(w) for w in run_argv(command, config_path, schedule))
+    install = install_argv(
+        command,
+        config_path,
+        schedule,
+        "systemd",
+        unit_dir=unit_dir,
+        environment_file=environment_file,
+    )
+    apply = f"{shlex.join(install)} && {shlex.join([*systemctl(unit_dir), 'daemon-reload'])}"
     service = [
         "[Unit]",
         _specifiers(f"Description=cfbackup {schedule.command} of profile {schedule.profile}"),
@@ -100,6 +156,8 @@ def systemd_units(
         "# another run of the profile (its backup, drill, verify) holds the lock: wait for it",
         f"Environment={lock_wait(schedule)}",
         f"Environment={SCHEDULED_VARIABLE}={scheduled_marker(schedule, 'systemd')}",
+        "# what its messages say to run to apply a changed max_wait",
+        f"Environment={_systemd_assignment(APPLY_VARIABLE, apply)}",
         "# SIGTERM reaches cfbackup only: it stops duplicity cleanly (a backup resumes next time)",
         "KillMode=mixed",
         "TimeoutStopSec=120",
@@ -151,7 +209,19 @@ def cron_line(
     # another run of the profile holds its lock: wait for it (VAR=value: for this command);
     # the previous run of this line still runs or waits: exit at once (CFBACKUP_SCHEDULED)
     marker = shlex.quote(f"{SCHEDULED_VARIABLE}={scheduled_marker(schedule, 'cron')}")
-    run = f"{marker} {lock_wait(schedule)} {shlex.join(run_argv(command, config_path, schedule))}"
+    install = install_argv(
+        command,
+        config_path,
+        schedule,
+        "cron",
+        cron_user=user,
+        environment_file=environment_file,
+    )
+    apply = f"{APPLY_VARIABLE}={shlex.quote(shlex.join(install))}"  # the value quoted only
+    run = (
+        f"{marker} {lock_wait(schedule)} {apply} "
+        f"{shlex.join(run_argv(command, config_path, schedule))}"
+    )
     if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
         run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
     if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup
@@ -261,8 +331,7 @@ def unit_user(config_path: Path, unit_dir: Path) -> str | None:
     user's own systemd directory (``~/.config/systemd/user``: they run as that user anyway)."""
     import pwd
 
-    parts = unit_dir.absolute().parts
-    if ("systemd", "user") in zip(parts, parts[1:], strict=False):
+    if _user_unit_dir(unit_dir):
         return None
     uid = config_path.stat().st_uid
     if uid == 0:

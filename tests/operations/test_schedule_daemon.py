@@ -12,18 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from polling import wait_for
 
 CFBACKUP = Path(sys.executable).parent / "cfbackup"
-
-
-def wait_for(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 class DaemonProcess:
@@ -179,458 +170,6 @@ def test_timestamped_lines_outside_the_journal(setup, daemon_factory):
     assert re.search(r"profile demo: next run at \d{4}-01-01 00:00:00", text)
 
 
-# a scheduled "run": appends "start PROFILE" and "end PROFILE" lines to the file given as -c
-_FAKE_RUN = """
-import sys, time
-log, profile = sys.argv[2], sys.argv[-1]
-with open(log, "a") as f:
-    f.write(f"start {profile}\\n")
-time.sleep(1.5)
-with open(log, "a") as f:
-    f.write(f"end {profile}\\n")
-"""
-
-
-def test_a_run_waiting_for_its_turn_is_not_missed(tmp_path):
-    """--max-parallel 1 and two profiles due at the same time, each run longer than the
-    misfire grace time: the second waits for the first and then runs. It used to wait in
-    APScheduler's executor queue, which counts that wait as lateness: past misfire_grace_time
-    the run was dropped as missed, every night."""
-    from apscheduler.events import EVENT_JOB_MISSED
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from cfbackup_scheduler.daemon import Daemon
-    from cfbackup_scheduler.spec import Schedule
-
-    log = tmp_path / "runs.log"
-    log.touch()
-    schedules = [Schedule(name, None, 2, 0, 1) for name in ("first", "second")]
-    daemon = Daemon(lambda: schedules, [sys.executable, "-c", _FAKE_RUN], log, max_parallel=1)
-    scheduler = daemon.build_scheduler(BackgroundScheduler)
-    missed = []
-    scheduler.add_listener(lambda event: missed.append(event.job_id), EVENT_JOB_MISSED)
-    daemon._apply(schedules)
-    scheduler.start()
-    try:
-        wait_for(
-            lambda: {"end first", "end second"} <= set(log.read_text().splitlines()),
-            timeout=15,
-            what="a run of each profile",
-        )
-    finally:
-        daemon.stop("the test's end")
-    assert missed == []
-    running, most = 0, 0
-    for line in log.read_text().splitlines():
-        running += 1 if line.startswith("start ") else -1
-        most = max(most, running)
-    assert most == 1, log.read_text()  # --max-parallel 1 still holds
-
-
-# a scheduled "run" like _FAKE_RUN: profile "long" holds its slot for 4 s, any other 0.2 s
-_FAKE_LONG_RUN = _FAKE_RUN.replace("time.sleep(1.5)", 'time.sleep(4 if profile == "long" else 0.2)')
-
-
-@pytest.fixture
-def slot_held(tmp_path, caplog):
-    """A daemon with --max-parallel 1 (a BackgroundScheduler, schedules an hour apart) whose
-    slot is held by a 4 s run of "long"; ``due(name)`` makes a schedule due now."""
-    import logging
-    from datetime import UTC, datetime
-
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from cfbackup_scheduler.daemon import Daemon
-    from cfbackup_scheduler.spec import Schedule
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    log = tmp_path / "runs.log"
-    log.touch()
-    schedules = [
-        Schedule("long", None, 3600, 0, 60),
-        Schedule("short", None, 3600, 0, 60, max_wait=1),
-        Schedule("patient", None, 3600, 0, 60),
-    ]
-    daemon = Daemon(lambda: schedules, [sys.executable, "-c", _FAKE_LONG_RUN], log, max_parallel=1)
-    scheduler = daemon.build_scheduler(BackgroundScheduler)
-    daemon._apply(schedules)
-    scheduler.start()
-
-    def due(name):
-        scheduler.modify_job(name, next_run_time=datetime.now(UTC))
-
-    try:
-        due("long")
-        wait_for(lambda: "start long" in log.read_text(), timeout=5, what="the long run")
-        yield daemon, due, log
-    finally:
-        if not daemon._stopping:
-            daemon.stop("the test's end")
-
-
-def _lines(caplog, profile):
-    return [
-        r.getMessage() for r in caplog.records if r.getMessage().startswith(f"profile {profile}:")
-    ]
-
-
-def test_a_run_waiting_longer_than_max_wait_is_skipped_and_logged(slot_held, caplog):
-    """A run waited for a free slot without bound: behind a stuck or very long run, runs piled
-    up and started hours late. Past its schedule's max_wait it is now skipped, as missed."""
-    daemon, due, log = slot_held
-    due("short")  # max_wait 1 s, while "long" holds the only slot for 4 s
-    missed = wait_for(
-        lambda: [line for line in _lines(caplog, "short") if "was missed" in line],
-        timeout=3.5,
-        what="the waiting run to be skipped",
-    )
-    assert "end long" not in log.read_text()  # skipped while the slot was still held
-    assert re.fullmatch(
-        r"profile short: the backup due at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d( \S+)? was missed: "
-        r"it waited [12]s for a free slot, longer than its max_wait 1s, while other runs "
-        r"held all 1 \(--max-parallel\): "
-        r"it runs at its next time; look for a run that hangs, or raise --max-parallel or "
-        r"max_wait",
-        missed[0],
-    ), missed[0]
-    assert [r.levelname for r in caplog.records if "was missed" in r.getMessage()] == ["ERROR"]
-    wait_for(lambda: "end long" in log.read_text(), timeout=6, what="the long run's end")
-    time.sleep(0.5)
-    assert "start short" not in log.read_text()  # not run late once the slot was free
-
-
-def test_a_run_due_again_while_it_waits_is_not_queued_twice(slot_held, caplog):
-    daemon, due, log = slot_held
-    due("patient")  # no max_wait: waits for "long"
-    wait_for(
-        lambda: any("waiting for a free slot" in line for line in _lines(caplog, "patient")),
-        timeout=3,
-        what="the run to wait",
-    )
-    due("patient")
-    skipped = wait_for(
-        lambda: [line for line in _lines(caplog, "patient") if "was skipped" in line],
-        timeout=2,
-        what="the second run to be coalesced",
-    )
-    assert "the previous one is still waiting for a free slot" in skipped[0], skipped
-    wait_for(lambda: "end patient" in log.read_text(), timeout=8, what="the waiting run")
-    assert log.read_text().count("start patient") == 1
-
-
-def test_a_run_still_waiting_at_shutdown_is_named(slot_held, caplog):
-    """SIGTERM used to drop the runs waiting for a slot without a word."""
-    daemon, due, log = slot_held
-    due("patient")
-    wait_for(
-        lambda: any("waiting for a free slot" in line for line in _lines(caplog, "patient")),
-        timeout=3,
-        what="the run to wait",
-    )
-    started = time.monotonic()
-    daemon.stop("SIGTERM")
-    assert time.monotonic() - started < 5
-    dropped = [line for line in _lines(caplog, "patient") if "did not run" in line]
-    assert len(dropped) == 1, _lines(caplog, "patient")
-    assert re.fullmatch(
-        r"profile patient: the backup due at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d( \S+)? did not run: it "
-        r"was still waiting for a free slot when the daemon stopped \(it runs at its next time\)",
-        dropped[0],
-    ), dropped[0]
-    assert "start patient" not in log.read_text()
-
-
-def test_the_stop_line_says_what_becomes_of_each_interrupted_run(tmp_path, caplog):
-    """It said "(the backup resumes at its next run)" of a drill too: a drill does not resume,
-    it runs again at its next time."""
-    import logging
-    from datetime import UTC, datetime
-
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from cfbackup_scheduler.daemon import Daemon
-    from cfbackup_scheduler.spec import Schedule
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    log = tmp_path / "runs.log"
-    log.touch()
-    schedules = [  # two profiles: one profile's runs wait for each other
-        Schedule("demo", None, 3600, 0, 60),
-        Schedule("web", None, 3600, 0, 60, action="drill"),
-    ]
-    slow = _FAKE_RUN.replace("time.sleep(1.5)", "time.sleep(60)")  # until the stop's SIGTERM
-    daemon = Daemon(lambda: schedules, [sys.executable, "-c", slow], log, max_parallel=2)
-    scheduler = daemon.build_scheduler(BackgroundScheduler)
-    daemon._apply(schedules)
-    scheduler.start()
-    try:
-        for name in ("demo", "web:drill"):
-            scheduler.modify_job(name, next_run_time=datetime.now(UTC))
-        wait_for(
-            lambda: log.read_text().count("start ") == 2 and len(daemon._children) == 2,
-            timeout=5,
-            what="the backup and the drill to run",
-        )
-    finally:
-        daemon.stop("SIGTERM")
-    stopping = [r.getMessage() for r in caplog.records if "received: stopping" in r.getMessage()]
-    assert len(stopping) == 1 and stopping[0].startswith("SIGTERM received: stopping; "), stopping
-    interrupted = stopping[0].split("; interrupting ", 1)[1].split(", ")
-    assert sorted(interrupted) == [
-        "demo (the backup resumes at its next run)",
-        "web:drill (the drill runs again at its next time)",
-    ], stopping
-
-
-# --- the runs of one profile go one after the other ----------------------------------------
-
-# a scheduled "run" that logs "start ACTION PROFILE" and "end ACTION PROFILE" (1.5 s apart)
-_FAKE_ACTION_RUN = """
-import sys, time
-log, action, profile = sys.argv[2], sys.argv[-2], sys.argv[-1]
-with open(log, "a") as f:
-    f.write(f"start {action} {profile}\\n")
-time.sleep(1.5)
-with open(log, "a") as f:
-    f.write(f"end {action} {profile}\\n")
-"""
-
-
-def _fake_daemon(tmp_path, schedules, max_parallel, state_dir=None):
-    from apscheduler.events import EVENT_JOB_EXECUTED
-    from apscheduler.schedulers.background import BackgroundScheduler
-    from cfbackup_scheduler.daemon import Daemon
-
-    log = tmp_path / "runs.log"
-    log.touch()
-    daemon = Daemon(
-        lambda: schedules,
-        [sys.executable, "-c", _FAKE_ACTION_RUN],
-        log,
-        max_parallel=max_parallel,
-        state_dir=state_dir,
-    )
-    scheduler = daemon.build_scheduler(BackgroundScheduler)
-    codes = {}
-    scheduler.add_listener(
-        lambda event: codes.update({event.job_id: event.retval}), EVENT_JOB_EXECUTED
-    )
-    daemon._apply(schedules)
-    scheduler.start()
-    return daemon, scheduler, log, codes
-
-
-def _due_now(scheduler, *names):
-    from datetime import UTC, datetime
-
-    now = datetime.now(UTC)
-    for name in names:
-        scheduler.modify_job(name, next_run_time=now)
-
-
-def test_runs_of_one_profile_wait_for_each_other_others_run_in_parallel(tmp_path, caplog):
-    """A backup and a drill of one profile due together started two children: the second
-    failed on the profile lock (exit 4) and that night's backup or drill was lost. Now the
-    second waits for the first; another profile still runs beside them (--max-parallel)."""
-    import logging
-
-    from cfbackup_scheduler.spec import Schedule
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    schedules = [
-        Schedule("web", None, 3600, 0, 60),
-        Schedule("web", None, 3600, 0, 60, action="drill"),
-        Schedule("db", None, 3600, 0, 60),
-    ]
-    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, max_parallel=3)
-    try:
-        _due_now(scheduler, "web", "web:drill", "db")
-        wait_for(
-            lambda: (
-                {"end backup web", "end drill web", "end backup db"}
-                <= set(log.read_text().splitlines())
-            ),
-            timeout=10,
-            what="the three runs",
-        )
-        wait_for(lambda: len(codes) == 3, timeout=3, what="the jobs' ends")
-    finally:
-        daemon.stop("the test's end")
-    lines = log.read_text().splitlines()
-    web, running, most = 0, 0, 0
-    for line in lines:
-        step = 1 if line.startswith("start ") else -1
-        running += step
-        most = max(most, running)
-        if line.endswith(" web"):
-            web += step
-            assert web <= 1, lines  # the backup and the drill of web never overlap
-    assert most == 2, lines  # db ran beside web
-    assert codes == {"web": 0, "web:drill": 0, "db": 0}
-    waited = [
-        r.getMessage()
-        for r in caplog.records
-        if r.getMessage().startswith("profile ") and " waits for the " in r.getMessage()
-    ]
-    assert len(waited) == 1, waited
-    assert re.fullmatch(
-        r"profile web(:drill)?: the (backup|drill) waits for the (drill|backup) to finish \(one "
-        r"run of a profile at a time; at most 6h, max_wait\)",
-        waited[0],
-    ), waited
-
-
-def test_a_run_waiting_for_its_profile_longer_than_max_wait_gives_up(tmp_path, caplog):
-    import logging
-
-    from cfbackup_scheduler.spec import Schedule
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    schedules = [
-        Schedule("web", None, 3600, 0, 60),
-        Schedule("web", None, 3600, 0, 60, action="drill", max_wait=1),
-    ]
-    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, max_parallel=2)
-    try:
-        _due_now(scheduler, "web")
-        wait_for(lambda: "start backup web" in log.read_text(), timeout=5, what="the backup")
-        _due_now(scheduler, "web:drill")
-        wait_for(lambda: "web:drill" in codes, timeout=5, what="the drill to give up")
-        assert "end backup web" not in log.read_text()  # given up while the backup ran
-        wait_for(lambda: "web" in codes, timeout=5, what="the backup's end")
-    finally:
-        daemon.stop("the test's end")
-    assert codes == {"web": 0, "web:drill": 4}
-    assert "drill" not in log.read_text()  # no child sure to fail was started
-    gave_up = [r for r in caplog.records if "did not run" in r.getMessage()]
-    assert [r.levelname for r in gave_up] == ["ERROR"]
-    assert re.fullmatch(
-        r"profile web:drill: the drill due at \S+ \S+( \S+)? did not run \(exit code 4\): the "
-        r"backup was still running after 1s \(max_wait\): it runs at its next time; look for a "
-        r"run that hangs, or raise max_wait in \[profiles\.web\.drill\]",
-        gave_up[0].getMessage(),
-    ), gave_up[0].getMessage()
-
-
-def test_a_lock_held_outside_the_daemon_does_not_hold_a_slot(tmp_path, caplog):
-    """A restore typed by hand held profile a's lock: a's scheduled run took the only
-    --max-parallel slot and its child waited for the lock inside it (up to 6h), so b waited
-    too, and the daemon's log did not say why. Now a waits outside the slot, and says for
-    whom; b runs meanwhile, and a once the restore ends."""
-    import logging
-    import threading
-
-    from cfbackup_scheduler.spec import Schedule
-
-    from cfbackup import lock
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    state = tmp_path / "state"
-    held, release = threading.Event(), threading.Event()
-
-    def restore():
-        with lock.profile_lock(state, "a", "restore", wait=0):
-            held.set()
-            release.wait(30)
-
-    holder = threading.Thread(target=restore)
-    holder.start()
-    assert held.wait(5)
-    schedules = [Schedule("a", None, 3600, 0, 60), Schedule("b", None, 3600, 0, 60)]
-    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, 1, state_dir=state)
-    try:
-        _due_now(scheduler, "a")
-        waits = wait_for(
-            lambda: [line for line in _lines(caplog, "a") if " waits for PID " in line],
-            timeout=5,
-            what="a to wait for the lock",
-        )
-        _due_now(scheduler, "b")
-        wait_for(lambda: "end backup b" in log.read_text(), timeout=8, what="b to run")
-        assert "start backup a" not in log.read_text()  # the restore still holds a's lock
-        release.set()
-        wait_for(lambda: "end backup a" in log.read_text(), timeout=8, what="a to run")
-        wait_for(lambda: len(codes) == 2, timeout=3, what="the jobs' ends")
-    finally:
-        release.set()
-        holder.join()
-        daemon.stop("the test's end")
-    assert codes == {"a": 0, "b": 0}
-    assert re.fullmatch(
-        rf"profile a: the backup waits for PID {os.getpid()} \(restore, since [^)]+\) to "
-        r"release profile a's lock, a cfbackup run outside the scheduler \(at most 6h, "
-        r"max_wait; it takes no --max-parallel slot meanwhile\)",
-        waits[0],
-    ), waits
-    assert len(waits) == 1  # said once
-
-
-def test_a_lock_held_outside_past_max_wait_gives_up_and_a_stop_names_the_wait(tmp_path, caplog):
-    import logging
-
-    from cfbackup_scheduler.spec import Schedule
-
-    from cfbackup import lock
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    state = tmp_path / "state"
-    schedules = [Schedule("a", None, 3600, 0, 60, max_wait=1), Schedule("b", None, 3600, 0, 60)]
-    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, 1, state_dir=state)
-    try:
-        with (
-            lock.profile_lock(state, "a", "restore", wait=0),
-            lock.profile_lock(state, "b", "restore", wait=0),
-        ):
-            _due_now(scheduler, "a", "b")
-            wait_for(lambda: "a" in codes, timeout=5, what="a to give up")
-            wait_for(
-                lambda: any(" waits for PID " in line for line in _lines(caplog, "b")),
-                timeout=5,
-                what="b to wait",
-            )
-            started = time.monotonic()
-            daemon.stop("SIGTERM")
-            assert time.monotonic() - started < 5
-    finally:
-        if not daemon._stopping:
-            daemon.stop("the test's end")
-    assert codes["a"] == 4
-    assert log.read_text() == ""  # no child sure to fail was started
-    gave_up = [line for line in _lines(caplog, "a") if "did not run" in line]
-    assert re.fullmatch(
-        r"profile a: the backup due at \S+ \S+( \S+)? did not run \(exit code 4\): PID \d+ "
-        r"\(restore, since [^)]+\), a cfbackup run outside the scheduler, still held profile "
-        r"a's lock after 1s \(max_wait\): it runs at its next time; check whether that run "
-        r"hangs, or raise max_wait in \[profiles\.a\.schedule\]",
-        gave_up[0],
-    ), gave_up
-    stopped = [line for line in _lines(caplog, "b") if "did not run" in line]
-    assert len(stopped) == 1 and re.search(
-        r"it was still waiting for PID \d+ \(restore, since [^)]+\) to release profile b's "
-        r"lock when the daemon stopped",
-        stopped[0],
-    ), stopped
-
-
-def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(tmp_path, caplog):
-    import logging
-
-    from cfbackup_scheduler.spec import Schedule, parse_cron
-
-    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
-    nightly, sundays = parse_cron("30 2 * * *"), parse_cron("30 2 * * sun")
-    schedules = [
-        Schedule("web", nightly, None, 0, 60),
-        Schedule("web", sundays, None, 0, 60, action="drill"),
-        Schedule("db", nightly, None, 0, 60),  # another profile: not a clash
-    ]
-    daemon, scheduler, log, codes = _fake_daemon(tmp_path, schedules, max_parallel=1)
-    daemon.stop("the test's end")
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(
-        "profiles.web.schedule (cron '30 2 * * *') and profiles.web.drill (cron '30 2 * * sun') "
-        "fall due at the same time (next on "
-    ), warnings
-
-
 def test_a_real_backup_and_drill_due_together_both_succeed(setup, daemon_factory):
     """The reviewer's case, with the real daemon and real runs against a file:// target: the
     backup (held 2 s by a before_backup hook) and the drill of one profile due at the same
@@ -661,3 +200,67 @@ def test_a_real_backup_and_drill_due_together_both_succeed(setup, daemon_factory
     assert "another run holds the profile's lock" not in daemon.text()
     assert re.search(r"profile demo(:drill)?: the (backup|drill) waits for the", daemon.text())
     assert "fall due at the same time (every 3s)" in daemon.text()  # and it was warned about
+
+
+def test_a_run_given_up_on_an_outside_lock_is_recorded_and_fires_on_error(setup, daemon_factory):
+    """A scheduled backup the daemon gave up on, the profile's lock held outside it past
+    max_wait, left only a journal line: no history row and no on_error hook or notification,
+    so status and the notify plugin never learned it did not happen. It is now recorded as a
+    run finding the lock held is (LOCKED, with its hooks), and its message says it waited."""
+    from cfbackup import lock
+
+    errors = setup.root / "on_error.txt"
+    setup.profile("demo")["schedule"] = {"interval": "2s", "max_wait": "1s"}
+    setup.profile("demo")["command_hooks"] = {"on_error": [f'echo "$CFBACKUP_ERROR" >> {errors}']}
+    setup.write()
+    state = Path(setup.config["state_dir"])
+    with lock.profile_lock(state, "demo", "restore", wait=0):
+        daemon = daemon_factory(setup)
+        rows = wait_for(
+            lambda: [r for r in setup.history("demo") if r["finished"]],
+            timeout=30,
+            what="the run given up to be recorded",
+        )
+        assert daemon.stop(timeout=30) == 0
+    assert rows[0]["action"] == "backup" and rows[0]["exit_code"] == 4, rows
+    assert rows[0]["result"] == "locked", rows
+    message = rows[0]["message"]
+    assert re.match(
+        rf"profile demo is locked by another cfbackup run, PID {os.getpid()} \(restore, since "
+        r"[^)]+\): waited 1s \(max_wait in \[profiles\.demo\.schedule\]\) for it to finish",
+        message,
+    ), message
+    assert errors.read_text().startswith("profile demo is locked by another cfbackup run"), (
+        daemon.text()
+    )
+    assert "did not run (exit code 4)" in daemon.text(), daemon.text()
+
+
+def test_a_run_given_up_behind_its_profile_s_other_run_is_recorded(setup, daemon_factory):
+    """The same for a drill the daemon gave up on while the profile's backup still ran past
+    the drill's max_wait: only a journal line, where a timer's drill giving up after the same
+    wait is recorded (LOCKED) and fires on_error."""
+    errors = setup.root / "on_error.txt"
+    setup.profile("demo")["schedule"] = {"interval": "2s"}
+    setup.profile("demo")["drill"] = {"interval": "3s", "max_wait": "1s"}
+    setup.profile("demo")["command_hooks"] = {
+        "before_backup": ["sleep 5"],
+        "on_error": [f'echo "$CFBACKUP_ERROR" >> {errors}'],
+    }
+    setup.write()
+    daemon = daemon_factory(setup)
+    rows = wait_for(  # the next drill, due while no backup runs, runs (and succeeds)
+        lambda: [
+            r for r in setup.history("demo") if r["action"] == "drill" and r["exit_code"] == 4
+        ],
+        timeout=20,
+        what="the drill given up to be recorded",
+    )
+    assert daemon.stop(timeout=30) == 0
+    assert rows[0]["result"] == "locked", rows
+    assert re.match(
+        r"profile demo is locked by another cfbackup run, PID \d+ \(backup, since [^)]+\): "
+        r"waited 1s \(max_wait in \[profiles\.demo\.drill\]\) for it to finish",
+        rows[0]["message"],
+    ), rows
+    assert errors.read_text().startswith("profile demo is locked by another cfbackup run")

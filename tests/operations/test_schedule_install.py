@@ -109,10 +109,13 @@ def test_cron_lines(setup):
         # one run of the line at a time; its messages name max_wait in this table
         "CFBACKUP_SCHEDULED=cron:profiles.nightly.schedule",
         "CFBACKUP_LOCK_WAIT=6h",  # another run of the profile holds its lock: wait for it
+        # what its messages say to run to apply a changed max_wait
+        f"CFBACKUP_SCHEDULE_APPLY={CFBACKUP} -c {setup.path} schedule install --cron nightly",
         *[str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"],
     ]
     assert lines[1].startswith(
         "*/15 * * * * CFBACKUP_SCHEDULED=cron:profiles.often.schedule CFBACKUP_LOCK_WAIT=6h "
+        f"CFBACKUP_SCHEDULE_APPLY='{CFBACKUP} -c {setup.path} schedule install --cron often' "
         + str(CFBACKUP)
     )
     # the line really runs under /bin/sh, as cron would run it (here without the schedule)
@@ -194,7 +197,7 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     for line in out.splitlines():
         if line and not line.startswith("#"):
             command = line.split(" ", 5)[5].split(" && ")[-1]
-            words = shlex.split(command)[len(base) + 2 :]  # after the two VAR=value
+            words = shlex.split(command)[len(base) + 3 :]  # after the three VAR=value
             commands[words[0] + ("-from-nothing" if "--from-nothing" in words else "")] = command
     assert sorted(commands) == ["backup", "drill", "drill-from-nothing", "verify"]
     assert shlex.split(commands["verify"].replace("\\%", "%"))[-1] == "--read-data=5%"
@@ -289,7 +292,7 @@ def test_a_secret_from_the_environment_needs_an_environment_file(setup, tmp_path
     _systemd_verify(units)
     out = setup.cli("schedule", "install", "--cron", "--environment-file", str(secrets), check=0)
     line = next(x for x in out.stdout.splitlines() if x and not x.startswith("#"))
-    prefix, command = line.split(" ", 5)[5].split(f"{CFBACKUP} ", 1)
+    prefix, command = line.split(" ", 5)[5].rsplit(f"{CFBACKUP} ", 1)
     # what cron's /bin/sh does before the command: the variable is there
     sh = subprocess.run(
         ["/bin/sh", "-c", prefix + "printenv CFB_TEST_PASSPHRASE"],
@@ -503,3 +506,78 @@ def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(setup):
     setup.profile("demo")["drill"] = {"cron": "30 5 * * sun"}
     setup.write()
     assert setup.cli("schedule", "list", check=0).stderr == ""
+
+
+def _environment(service: str) -> dict[str, str]:
+    """The Environment= assignments of a unit, as systemd reads them (quotes, ``%%``)."""
+    found = {}
+    for line in service.splitlines():
+        if line.startswith("Environment="):
+            for word in shlex.split(line.split("=", 1)[1]):
+                name, _, value = word.replace("%%", "%").partition("=")
+                found[name] = value
+    return found
+
+
+def _locked_run(setup, command, env=None):
+    """``command`` (a unit's or crontab line's) run by /bin/sh while the profile's lock is
+    held by another run: its stderr."""
+    from cfbackup import lock
+
+    with lock.profile_lock(Path(setup.config["state_dir"]), "demo", "restore", wait=0):
+        run = subprocess.run(
+            ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60, env=env
+        )
+    assert run.returncode == 4, run
+    return run.stderr
+
+
+def test_the_fix_after_a_lock_wait_runs_as_printed_for_how_it_was_installed(setup, tmp_path):
+    """A scheduled run giving up on the lock said to apply a raised max_wait with `schedule
+    install --systemd`: that wrote into /etc/systemd/system, not the --unit-dir the units were
+    installed in, without the --environment-file they need (refused), and without the
+    daemon-reload that makes systemd read them; for cron, `install --cron` only prints. The
+    command it names now runs as printed and rewrites the units the user installed (or, for
+    cron, prints the line to put in place of the crontab's)."""
+    import os
+
+    setup.profile("demo")["drill"] = {"cron": "30 2 * * *", "max_wait": "1s"}
+    setup.profile("demo")["encryption"] = {"mode": "symmetric", "passphrase_env": "CFB_PASS"}
+    setup.write()
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("CFB_PASS='a secret'\n")
+    secrets.chmod(0o600)
+    units = tmp_path / "units"
+    units.mkdir()
+    setup.cli(
+        "schedule", "install", "--systemd", "--unit-dir", str(units),
+        "--environment-file", str(secrets), check=0,
+    )  # fmt: skip
+    service = (units / "cfbackup-demo-drill.service").read_text()
+    env = {**os.environ, **_environment(service), "CFB_PASS": "a secret"}
+    exec_start = next(x for x in service.splitlines() if x.startswith("ExecStart="))
+    message = _locked_run(setup, exec_start.split("=", 1)[1], env)
+    fix = message.rstrip().rsplit(" and apply it with ", 1)[1].removesuffix(".")
+    install, reload = fix.split(" && ")
+    assert reload == "systemctl daemon-reload", message
+    assert f"--unit-dir {units}" in install and f"--environment-file {secrets}" in install
+    (units / "cfbackup-demo-drill.service").unlink()
+    done = subprocess.run(["/bin/sh", "-c", install], capture_output=True, text=True)
+    assert done.returncode == 0, done
+    assert (units / "cfbackup-demo-drill.service").read_text() == service
+
+    lines = setup.cli(
+        "schedule", "install", "--cron", "--cron-user", "root", "--environment-file",
+        str(secrets), check=0,
+    ).stdout.splitlines()  # fmt: skip
+    line = next(x for x in lines if "cron:profiles.demo.drill" in x)
+    message = _locked_run(setup, line.split(" ", 6)[6])
+    fix = re.search(
+        r", then run (.+) and put its profiles\.demo\.drill line in place of this one in the "
+        r"crontab\.$",
+        message.rstrip(),
+    )
+    assert fix, message
+    printed = subprocess.run(["/bin/sh", "-c", fix[1]], capture_output=True, text=True)
+    assert printed.returncode == 0, printed
+    assert line in printed.stdout.splitlines(), (line, printed.stdout)

@@ -206,26 +206,39 @@ def test_a_second_firing_of_a_schedule_exits_at_once(tmp_path, monkeypatch):
 
 def test_a_scheduled_run_s_wait_names_max_wait_and_how_to_apply_it(tmp_path, monkeypatch):
     """$CFBACKUP_LOCK_WAIT of a scheduled run is written from max_wait: raising the variable
-    by hand is lost at the next schedule install (before, the message said to)."""
+    by hand is lost at the next schedule install (before, the message said to). How to apply
+    it is what the schedule was installed with ($CFBACKUP_SCHEDULE_APPLY: the test of each
+    in test_schedule_install.py runs it); without it (an older install), the command to adapt."""
     monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
     config = tmp_path / "c.toml"
     expected = {
-        "cron": f"apply it with cfbackup -c {config} schedule install --cron.",
-        "systemd": f"apply it with cfbackup -c {config} schedule install --systemd.",
-        "daemon": "reload the scheduler daemon (SIGHUP, or systemctl reload).",
+        ("cron", None): " and put its profiles.web.drill line in place of this one in the crontab.",
+        ("cron", "cfb -c c.toml schedule install --cron web"): ", then run cfb -c c.toml "
+        "schedule install --cron web and put its profiles.web.drill line in place of this one "
+        "in the crontab.",
+        ("systemd", None): f" and apply it with cfbackup -c {config} schedule install --systemd "
+        "(with the options it was installed with) && systemctl daemon-reload.",
+        ("systemd", "x --unit-dir d && systemctl --user daemon-reload"): " and apply it with x "
+        "--unit-dir d && systemctl --user daemon-reload.",
+        ("daemon", None): " and reload the scheduler daemon (SIGHUP).",
+        ("daemon", "kill -HUP 42"): " and reload the scheduler daemon (kill -HUP 42).",
     }
     with lock.profile_lock(tmp_path, "web", "backup", wait=0):
-        for how, apply in expected.items():
+        for (how, command), apply in expected.items():
             monkeypatch.setenv(lock.SCHEDULED_VARIABLE, f"{how}:profiles.web.drill")
+            monkeypatch.setenv(lock.APPLY_VARIABLE, command or "")
             with (
                 pytest.raises(LockHeld) as refused,
                 lock.profile_lock(tmp_path, "web", "drill", config_path=config),
             ):
                 pass
-            assert refused.value.message.endswith(
-                ": waited 1s (max_wait in [profiles.web.drill]) for it to finish: check whether "
-                f"that run hangs, or raise max_wait in [profiles.web.drill] and {apply}"
-            ), refused.value.message
+            message = refused.value.message
+            assert ": waited 1s (max_wait in [profiles.web.drill]) for it to finish: check " in (
+                message
+            ), message
+            assert message.endswith(apply), (how, command, message)
+            if how == "cron" and command is None:
+                assert f", then run cfbackup -c {config} schedule install --cron (with" in message
 
 
 def test_the_schedule_marker_applies_to_its_own_profile_only(tmp_path, monkeypatch):
@@ -269,3 +282,46 @@ def test_a_skipped_firing_leaves_no_row_and_fires_no_hook(config, tmp_path, monk
     assert result.exit_code == ExitCode.LOCKED
     assert hooks.fired == []
     assert history.runs(loaded.state_dir, "main") == []
+
+
+def test_what_the_daemon_waited_is_counted_in_the_message(tmp_path, monkeypatch):
+    """The daemon waits for its turn before it starts a run, then gives the child what is left
+    of max_wait: a child giving up said it waited only that rest, and one the daemon gave up on
+    (started so that it is recorded, told to wait no more) said "wait for it to finish" as if
+    nothing had waited. $CFBACKUP_LOCK_WAITED (the daemon's own runs only) is counted."""
+    monkeypatch.setenv(lock.WAITED_VARIABLE, "1h")
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "0s")
+    with lock.profile_lock(tmp_path, "web", "backup", wait=0):
+        for marker, waited in (("daemon:profiles.web.drill", "1h"), (None, None)):
+            if marker:
+                monkeypatch.setenv(lock.SCHEDULED_VARIABLE, marker)
+            else:
+                monkeypatch.delenv(lock.SCHEDULED_VARIABLE)
+            started = time.monotonic()
+            with pytest.raises(LockHeld) as refused, lock.profile_lock(tmp_path, "web", "drill"):
+                pass
+            assert time.monotonic() - started < 0.5  # it waits no more
+            if waited:
+                assert f": waited {waited} (max_wait in [profiles.web.drill]) for it" in (
+                    refused.value.message
+                ), refused.value.message
+            else:  # not a daemon's run: the variable is not its own
+                assert "wait for it to finish (the lock is released" in refused.value.message
+
+
+def test_a_run_giving_up_on_the_lock_records_no_wait_as_its_duration(config, tmp_path, monkeypatch):
+    """A run that waited 1 s for the lock and then gave up (LockHeld) was recorded (history,
+    notifications, metrics) as a 1 s run: it ran nothing; its message says it waited."""
+    monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
+    thread = _hold(tmp_path / "state", "main", "restore", 3)
+    hooks = _Hooks()
+    try:
+        loaded, result = _execute(config, lambda run: None, hooks)
+    finally:
+        thread.join()
+    assert result.exit_code == ExitCode.LOCKED
+    assert ": waited 1s ($CFBACKUP_LOCK_WAIT) for it to finish" in result.message
+    assert result.duration < 0.5
+    row = history.runs(loaded.state_dir, "main", limit=1)[0]
+    assert row["result"] == "locked" and row["finished"] - row["started"] < 0.5, row
+    assert hooks.fired == ["on_error", "run_finished"]  # recorded, and heard of
