@@ -7,6 +7,7 @@ import re
 from cfbackup import (
     chains,
     collection,
+    future_sets,
     history,
     legacy_text,
     lock,
@@ -82,6 +83,10 @@ def run_status(run: Run) -> RunResult:
     status["missing_volumes"] = missing
     status["lost_manifests"] = lost_manifests
     status["broken"] = bool(missing) or bool(lost_manifests) or collection["orphaned_sets"] > 0
+    # sets a clock that was ahead dated: backups and retention refuse until they are moved
+    futures = future_sets.found(profile) if readable else []
+    status["future_sets"] = future_sets.described(futures)
+    status["future_sets_fix"] = future_sets.refusal(profile, futures) or None
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
