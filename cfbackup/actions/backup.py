@@ -347,7 +347,8 @@ def retention(
                 len(fulls or ()),
             )
         rules = [rule for rule in rules if rule not in idle]
-    if rules and stores.readable(chain.profile.target):
+    # only remove-older-than can reach the newest chain: no listing for the other rules
+    if any(r[0] == "remove-older-than" for r in rules) and stores.readable(chain.profile.target):
         label = chain.label if chain.root else ""
         listing = stores.open_store(chain.profile).list()
         if why := unprotected_newest(chain.profile, rules, listing, label):
