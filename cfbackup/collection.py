@@ -175,6 +175,11 @@ def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
     ]
 
 
+def parsed_names(names: Iterable[str]) -> list[tuple[str, Any]]:
+    """Each of ``names`` that duplicity's file naming reads, with what it reads of it."""
+    return _named(names)
+
+
 def _named(names: Iterable[str]) -> list[tuple[str, Any]]:
     """Each of ``names`` that duplicity's file naming reads, with what it reads of it."""
     from cfbackup.volumes import duplicity_file_naming

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from cfbackup import history, stores, units
+from cfbackup import collection, history, stores, suggest, units
 from cfbackup.collection import BackupAt, backup_chains
 from cfbackup.duplicity import machinelog
 from cfbackup.duplicity.patches import named_deletes
@@ -49,6 +49,35 @@ def newest_partial_fulls(run: Run) -> list[str]:
     if row is None or row["result"] != "partial":
         return []
     return list(row["stats"].get(PARTIAL_FULLS) or [])
+
+
+def unprotected_newest(profile: Profile, rules, target_names, chain: str = "") -> str:
+    """Why ``remove-older-than`` among ``rules`` would remove the newest chain of ``profile``
+    (one chain's; ``target_names``: its objects, ``chain``: its label with ``split_chains``),
+    "" when it would not. duplicity keeps only the chain its signatures match
+    (``dup_collections.get_chains_older_than``): with the newest chain's signatures gone from
+    the target and the archive dir (a new machine, a lost signature file), it removes every
+    chain older than the rule's time, the newest too. ``remove-all-but-n-full`` and
+    ``remove-all-inc-of-but-n-full`` cut at the n-th newest full, which the newest chain never
+    ends before: they keep it either way."""
+    if not any(command == "remove-older-than" for command, _ in rules):
+        return ""
+    found = collection.read(target_names, profile.archive_dir / profile.backup_name)
+    if found.primary is not None or not found.chains:
+        return ""
+    from duplicity import dup_time
+
+    newest = found.chains[-1]
+    where = f" of {chain}" if chain else ""
+    return (
+        f"the newest backup chain{where} (the full backup of "
+        f"{dup_time.timetostring(newest.sets[0].when)}, ending "
+        f"{dup_time.timetostring(newest.end)}) has no signatures, at the target or in the "
+        f"archive dir, so duplicity's remove-older-than would not keep it but delete it with "
+        "every older chain the rule reaches; run "
+        f"`{suggest.command('backup', profile.name, '--full')}` to start a new chain "
+        "with its signatures, after which retention runs again"
+    )
 
 
 @dataclasses.dataclass(frozen=True)

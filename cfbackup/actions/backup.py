@@ -9,12 +9,14 @@ from collections.abc import Iterator
 from cfbackup import (
     chains,
     compression,
+    future_sets,
     gpgkeys,
     history,
     link,
     link_choices,
     mounts,
     passcheck,
+    stores,
     suggest,
     volume_size,
 )
@@ -31,7 +33,7 @@ from cfbackup.duplicity.environment import UploadRates, handover_environment, ma
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
-from cfbackup.retention import PARTIAL_FULLS, check_deletes, keeps_all
+from cfbackup.retention import PARTIAL_FULLS, check_deletes, keeps_all, unprotected_newest
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -99,9 +101,14 @@ def _back_up(
                 if not run.options.get("full"):  # a full reads no manifest of the last set
                     slot.put(manifest)
                 break
+        futures = future_sets.found(profile, _listings(run, chain_list))
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = link.probed(run)
         since = compression.changed_since(run) if link.is_far(round_trip) else None
+    if futures:  # duplicity would take them for the newest backups (future_sets.py)
+        raise RunRefused(
+            f"backup refused before anything was uploaded: {future_sets.refusal(profile, futures)}."
+        )
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     swift = swift_target(profile.target) is not None
@@ -238,6 +245,18 @@ def _back_up(
     return outcome
 
 
+def _listings(run: Run, chain_list: list[chains.Chain]) -> dict[str, list[str]]:
+    """The object names of each chain that the target view has listed already (Swift)."""
+    if run.target_view is None:
+        return {}
+    found = {}
+    for chain in chain_list:
+        objects = run.target_view.objects(chain.profile)
+        if objects is not None:
+            found[chain.label] = [o["name"] for o in objects]
+    return found
+
+
 def upload_rates(run: Run, stack: contextlib.ExitStack) -> UploadRates:
     """A private folder of the run for its uploads' rates, when the target is Swift."""
     if swift_target(run.profile.target) is None:
@@ -328,6 +347,12 @@ def retention(
                 len(fulls or ()),
             )
         rules = [rule for rule in rules if rule not in idle]
+    # only remove-older-than can reach the newest chain: no listing for the other rules
+    if any(r[0] == "remove-older-than" for r in rules) and stores.readable(chain.profile.target):
+        label = chain.label if chain.root else ""
+        listing = stores.open_store(chain.profile).list()
+        if why := unprotected_newest(chain.profile, rules, listing, label):
+            raise RunRefused(f"retention refused{where}: {why}")
     done = []  # each rule that ran and its result: duplicity names what it deletes
     for rule in rules:
         log.info("retention: duplicity %s %s%s", *rule, where)

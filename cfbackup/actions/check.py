@@ -8,10 +8,12 @@ import time
 from cfbackup import (
     chains,
     execute,
+    future_sets,
     gpgkeys,
     history,
     keystone,
     passcheck,
+    stores,
     suggest,
     swift,
     swift_usage,
@@ -104,6 +106,14 @@ def run_check(run: Run) -> RunResult:
         except CfbackupError as error:
             if rows[-1][0] != "keystone" or rows[-1][1]:
                 rows.append(("swift", False, error.message))
+    if stores.readable(profile.target) and not any(
+        what in ("swift", "keystone") and ok is False for what, ok, _ in rows
+    ):
+        try:  # a clock that was ahead dated them: backups and retention refuse (future_sets.py)
+            if futures := future_sets.found(profile):
+                rows.append(("backup dates", False, future_sets.refusal(profile, futures) + "."))
+        except CfbackupError as error:
+            rows.append(("backup dates", False, error.message))
     for plugin_rows in run.hooks.cfbackup_check(run=run):
         rows.extend(plugin_rows or [])
     if not for_restore:

@@ -3,7 +3,7 @@ cleanup`` (duplicity's leftovers)."""
 
 from __future__ import annotations
 
-from cfbackup import chains, stores, suggest
+from cfbackup import chains, future_sets, stores, suggest
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, prepare
 from cfbackup.duplicity import commands, options
@@ -15,6 +15,7 @@ from cfbackup.retention import (
     newest_partial_fulls,
     prepared,
     removals,
+    unprotected_newest,
 )
 from cfbackup.runtypes import Run, RunResult
 
@@ -30,15 +31,22 @@ def run_prune(run: Run) -> RunResult:
         log.info("%s", message)
         data = {"profile": name, "dry_run": True, "chains": []} if run.dry_run else None
         return RunResult(profile=name, action="prune", message=message, data=data, stats=_dry(run))
+    # before any rule, and before the dry run works out a plan duplicity would not follow
+    if futures := future_sets.found(run.profile):
+        raise RunRefused(f"prune refused: {future_sets.refusal(run.profile, futures)}.")
     partial = newest_partial_fulls(run)
-    refusal = (
-        f"the newest full backup of {', '.join(partial)} is partial (files "
-        "it could not read may be only in the older backups retention would remove): make "
-        "them readable or exclude them, then run "
-        f"`{suggest.command('backup', name)}`, after which retention runs again."
+    reasons = (
+        [
+            f"the newest full backup of {', '.join(partial)} is partial (files "
+            "it could not read may be only in the older backups retention would remove): make "
+            "them readable or exclude them, then run "
+            f"`{suggest.command('backup', name)}`, after which retention runs again"
+        ]
         if partial
-        else ""
+        else []
     )
+    reasons += _unprotected(run.profile)
+    refusal = "; ".join(reasons) + "." if reasons else ""
     if run.dry_run:
         return _prune_dry_run(run, refusal)
     if refusal:
@@ -60,6 +68,26 @@ def run_prune(run: Run) -> RunResult:
         message=f"retention applied: {applied}",
         warnings=warnings,
     )
+
+
+def _unprotected(profile) -> list[str]:
+    """Why a rule would remove the newest chain of each chain of ``profile`` whose target
+    cfbackup reads (``retention.unprotected_newest``)."""
+    rules = commands.retention_rules(profile)
+    if not stores.readable(profile.target) or not any(c == "remove-older-than" for c, _ in rules):
+        return []
+    return [
+        why
+        for chain in chains.of(profile)
+        if (
+            why := unprotected_newest(
+                chain.profile,
+                rules,
+                stores.open_store(chain.profile).list(),
+                chain.label if chain.root else "",
+            )
+        )
+    ]
 
 
 def _dry(run: Run) -> dict:

@@ -7,6 +7,7 @@ import re
 from cfbackup import (
     chains,
     collection,
+    future_sets,
     history,
     legacy_text,
     lock,
@@ -54,6 +55,11 @@ def run_status(run: Run) -> RunResult:
         else None
     )
     collection: dict = {"chains": [], "orphaned_sets": 0, "incomplete_sets": 0}
+    listings = {  # each chain's names as _collection listed them: no second listing
+        chain.label: part.pop("listing")
+        for chain, part in zip(chain_list, parts, strict=True)
+        if "listing" in part
+    }
     missing: list[dict] = []
     lost_manifests: list[dict] = []
     for chain, part in zip(chain_list, parts, strict=True):
@@ -82,6 +88,10 @@ def run_status(run: Run) -> RunResult:
     status["missing_volumes"] = missing
     status["lost_manifests"] = lost_manifests
     status["broken"] = bool(missing) or bool(lost_manifests) or collection["orphaned_sets"] > 0
+    # sets a clock that was ahead dated: backups and retention refuse until they are moved
+    futures = future_sets.found(profile, listings) if readable else []
+    status["future_sets"] = future_sets.described(futures)
+    status["future_sets_fix"] = future_sets.refusal(profile, futures) or None
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
@@ -141,6 +151,7 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
     found = collection.summary(read)
     if text:
         found["text"] = legacy_text.collection_status(read, folder)
+    found["listing"] = list(listing)
     found["lost_manifests"] = [
         {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
         for s in volumes.lost_manifests(

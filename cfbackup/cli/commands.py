@@ -136,6 +136,8 @@ def _print_status(result, args) -> None:
             "its manifest is missing at the target and newer backups follow it, so restores "
             f"from it on fail: restore from before it (--time), then take a full backup ({full})"
         )
+    if s.get("future_sets_fix"):  # a clock that was ahead (future_sets.py)
+        output.info(f"  REFUSED: backups and retention refuse to run: {s['future_sets_fix']}")
     checks = s.get("last_checks") or {}
     damage = s.get("damage_found_by")
     if damage and s.get("damage_found"):  # the newest run of that check did not finish

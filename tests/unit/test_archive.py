@@ -8,8 +8,9 @@ from cfbackup.duplicity import archive
 T1, T2, T3 = "20261101T010000Z", "20261115T010000Z", "20261126T010000Z"
 
 
-def _profile(tmp_path):
+def _profile(tmp_path, extra_options=()):
     profile = {
+        "extra_options": list(extra_options),
         "source": "/srv",
         "target": "swift://box/host",
         "archive_dir": str(tmp_path),
@@ -59,3 +60,19 @@ def test_rules_that_cannot_remove_anything():
 def test_an_archive_that_cannot_be_listed_counts_as_unknown(tmp_path):
     (tmp_path / "p").write_text("not a folder")
     assert archive.full_backups(_profile(tmp_path)) is None
+
+
+def test_full_backups_are_read_under_the_profiles_file_prefixes(tmp_path):
+    """duplicity names its files with ``--file-prefix`` and the prefix of their kind: read
+    without them, no full was found and retention was skipped as having nothing to remove."""
+    _archive(
+        tmp_path,
+        f"web1-m.duplicity-full.{T1}.manifest",
+        f"web1-s.duplicity-full-signatures.{T2}.sigtar.gz",
+        f"web1-m.duplicity-inc.{T1}.to.{T2}.manifest",
+        f"duplicity-full.{T3}.manifest",  # another profile's, without the prefix
+    )
+    options = ["--file-prefix", "web1-", "--file-prefix-manifest=m.", "--file-prefix-sig=s."]
+    assert archive.full_backups(_profile(tmp_path, options)) == {T1, T2}
+    assert archive.full_backups(_profile(tmp_path)) == {T3}
+    assert archive.full_backups(_profile(tmp_path, ["--file-prefix=web1-"])) == set()
