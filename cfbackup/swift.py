@@ -170,16 +170,91 @@ def swift_errors(profile: Profile):
         if status is None:
             raise unreachable(url, str(error)) from None
         raise BackendError(
-            f"Swift answered {status} {error.http_reason} ({_short(error)})."
+            f"Swift answered {status} {error.http_reason} ({_short(error)}): {status_fix(status)}."
         ) from None
     except (OSError, ConnectionError) as error:
+        if _CUT_SHORT.search(str(error)):  # requests' ChunkedEncodingError
+            raise cut_short() from None
         if keystone.uses_keystone(profile):  # Keystone answered; the storage URL is the catalog's
             raise unreachable(None, str(error), fix=CATALOG_FIX) from None
-        raise unreachable(url, str(error)) from None
+        raise _unreachable_v1(profile, error) from None
     except Exception as error:  # keystoneauth1 raises its own hierarchy
         if type(error).__module__.startswith("keystoneauth1"):
             raise BackendError(f"Keystone authentication failed ({_short(error)}).") from None
+        if _broken_answer(error):  # a download's body, read from urllib3 by swiftclient
+            text = str(error)
+            raise (cut_short() if _CUT_SHORT.search(text) else unreachable(url, text)) from None
         raise
+
+
+def _broken_answer(error: BaseException) -> bool:
+    """An answer that broke off while swiftclient read it, after its own resumes (urllib3's
+    ProtocolError around an IncompleteRead, a read timeout): not OSError, not requests'."""
+    import http.client
+
+    import urllib3.exceptions
+
+    return isinstance(error, (urllib3.exceptions.HTTPError, http.client.HTTPException))
+
+
+def cut_short() -> BackendError:
+    """Swift began an answer and the connection ended (an unreliable link or proxy): a backend
+    error, so that what retries downloads (``volume_fetch.fetch``) tries it again."""
+    return BackendError(
+        "the connection to Swift was closed before its answer was complete (after swiftclient "
+        "resumed it): the network or a proxy on the way drops it; run the command again, and "
+        "if it keeps happening check the link to Swift or ask Swift's operator."
+    )
+
+
+def status_fix(status: int) -> str:
+    """What to do about an HTTP status Swift answered (401 and 403 have their own sentences)."""
+    if status >= 500:
+        return (
+            "Swift's proxy or its storage servers are failing (swiftclient already retried); "
+            "try again later, and ask Swift's operator if it persists"
+        )
+    if status == 404:
+        return "the container or the account is not there: check the target and swift.auth_url"
+    if status in (429, 498):
+        return (
+            "Swift limits this account's request rate; try again later, or ask Swift's "
+            "operator to raise the limit"
+        )
+    return "Swift refused the request: ask Swift's operator what its proxy's log says about it"
+
+
+def _unreachable_v1(profile: Profile, error: BaseException) -> BackendError:
+    """v1: the auth URL cannot be reached, or (the auth answered) the storage URL it returned,
+    told apart by the URL of the request that failed (requests keeps it on its errors)."""
+    url = profile["swift"].get("auth_url")
+    failed = getattr(getattr(error, "request", None), "url", None)
+    if not failed or not url or _origin(failed) == _origin(url):
+        return unreachable(url, str(error))
+    account = re.match(r"[^?#]*?/v1/[^/?#]+", failed)  # the storage URL ends at its account
+    internal = profile["swift"].get("interface") == "internal"
+    return unreachable(
+        account[0] if account else _origin(failed),
+        str(error),
+        fix=(
+            f"Swift's auth at {url} answered and returned this storage URL, which this machine "
+            "cannot reach: check DNS and firewalls on the way to its host"
+            + (
+                ' (swift.interface = "internal" asks for the provider\'s internal host, '
+                'reachable only from inside its network: set "public" elsewhere)'
+                if internal
+                else ""
+            )
+            + ", or ask Swift's operator for a storage URL reachable from here"
+        ),
+    )
+
+
+def _origin(url: str) -> str:
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def _keystone_swift_error(profile: Profile, error) -> BackendError:
@@ -234,6 +309,11 @@ _REASONS = (  # what a connection failure says, in every client's words -> a few
 )
 
 
+# an answer that ended early, in urllib3's and requests' words (unreachable() calls it "the
+# connection was closed" too, for a request that never got an answer)
+_CUT_SHORT = re.compile(
+    r"Connection broken|IncompleteRead|InvalidChunkLength|Response ended prematurely", re.I
+)
 _VIA_PROXY = re.compile(r"ProxyError|Unable to connect to proxy|Cannot connect to proxy", re.I)
 
 

@@ -21,8 +21,11 @@ def swift_target(url: str) -> SwiftTarget | None:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme != "swift":
         return None
-    # as duplicity's swift backend reads it: empty parts fold (swift://c//a//b/ is a/b)
-    prefix = "/".join(part for part in parsed.path.split("/") if part)
+    # as duplicity reads it (backend.ParsedUrl, then its swift backend): the path is
+    # percent-decoded (web%2001 is "web 01", a%2Fb is a/b), the container is not, and empty
+    # parts fold (swift://c//a//b/ is a/b)
+    path = urllib.parse.unquote(parsed.path)
+    prefix = "/".join(part for part in path.split("/") if part)
     return SwiftTarget(container=parsed.netloc, prefix=prefix)
 
 

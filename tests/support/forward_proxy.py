@@ -11,11 +11,20 @@ middleware or an object lock refuses deletes answers them. Refused requests are 
 ``refuse_when(method, path, headers, seen)`` decides for each request instead (a status, or None
 to forward it): e.g. only the requests that carry ``X-Newest`` (cfbackup's check after
 retention), or every request once the deletes have been made (a Swift gone right after them).
+
+``fault_when(method, path, headers, seen)`` (same arguments) injects a fault of the network or
+of Swift's answer instead of a status: :data:`STALL` (the request is read, body and all, and
+never answered: the connection stays open until the proxy closes), :class:`Cut` (the answer is
+sent with its full Content-Length but closed after ``after`` bytes of its body, as a link that
+drops mid-download), :class:`Headers` (the answer forwarded with those headers replaced, e.g.
+the storage URL a v1 auth returns), or None.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
+import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -35,15 +44,38 @@ _HOP = {
 }
 
 
+STALL = "stall"  # fault_when: read the request, never answer it
+
+
+@dataclasses.dataclass(frozen=True)
+class Cut:
+    """fault_when: the answer's body ends (the connection closed) after ``after`` bytes."""
+
+    after: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Headers:
+    """fault_when: the answer forwarded with these headers replaced."""
+
+    values: dict[str, str]
+
+
+Fault = str | Cut | Headers
+Decide = Callable[[str, str, Message, list[tuple[str, str]]], "int | Fault | None"]
+
+
 class ForwardProxy:
     def __init__(
         self,
         refuse: dict[str, int] | None = None,
-        refuse_when: Callable[[str, str, Message, list[tuple[str, str]]], int | None] | None = None,
+        refuse_when: Decide | None = None,
+        fault_when: Decide | None = None,
     ) -> None:
         self.seen: list[tuple[str, str]] = []
         seen, lock = self.seen, threading.Lock()
         refused = dict(refuse or {})
+        self._closing = closing = threading.Event()  # releases the stalled requests
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -72,8 +104,15 @@ class ForwardProxy:
                     status = refused.get(self.command)
                     if refuse_when is not None:
                         status = refuse_when(self.command, url.path, self.headers, list(seen))
+                    fault = None
+                    if fault_when is not None and status is None:
+                        fault = fault_when(self.command, url.path, self.headers, list(seen))
                     seen.append((self.command, url.path))
                 body = self._body()
+                if fault == STALL:
+                    closing.wait()
+                    self.close_connection = True
+                    return
                 if status is not None:
                     answer = f"<html><h1>refused by the test proxy</h1><p>{status}</p></html>"
                     self.send_response(status)
@@ -94,18 +133,28 @@ class ForwardProxy:
                     data = answer.read()
                 finally:
                     origin.close()
+                replaced = {}
+                if isinstance(fault, Headers):
+                    replaced = {k.lower(): v for k, v in fault.values.items()}
                 self.send_response(answer.status, answer.reason)
                 for key, value in answer.getheaders():
                     if key.lower() in _HOP or (
                         key.lower() == "content-length" and self.command != "HEAD"
                     ):
                         continue
-                    self.send_header(key, value)
+                    self.send_header(key, replaced.get(key.lower(), value))
                 if self.command != "HEAD":
                     self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
+                if self.command == "HEAD":
+                    return
+                if isinstance(fault, Cut) and fault.after < len(data):
+                    self.wfile.write(data[: fault.after])
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
 
             do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = do_COPY = _forward
 
@@ -121,5 +170,6 @@ class ForwardProxy:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()

@@ -94,8 +94,8 @@ def test_a_plugins_patch_runs_inside_duplicity_after_cores(tmp_path, caplog, mon
     pid, keystoneclient = marker.read_text().split()
     assert int(pid) != os.getpid() and keystoneclient == "None"  # core's patch came first
     core = (
-        "skip-keystoneclient, upload-progress, sized-uploads, swift-deletes, upload-pool, "
-        "gpg-environment, "
+        "skip-keystoneclient, swift-timeout, upload-progress, sized-uploads, swift-deletes, "
+        "upload-pool, gpg-environment, "
         "gpg-selftest, gpg-waiters, progress-stop, archive-lock, machine-log-names, named-deletes, "
         "interrupted-set"
     )
@@ -163,3 +163,43 @@ def test_a_duplicity_refused_by_the_archive_lock_leaves_it_held(tmp_path):
             assert lockfile.stat().st_ino == inode
     finally:
         held.release()
+
+
+TIMEOUT_PROBE = """
+import sys
+from cfbackup.duplicity import launcher
+launcher._apply()
+import swiftclient, swiftclient.client, swiftclient.service
+from duplicity import config
+config.timeout = 7  # what duplicity's --timeout=7 sets
+made = [
+    swiftclient.Connection(authurl="http://a/auth/v1.0", user="u", key="k"),  # the backend's
+    swiftclient.service.get_conn(dict(  # SwiftService's
+        swiftclient.service._default_local_options, os_options={},
+        auth="http://a/auth/v1.0", user="u", key="k",
+    )),
+    swiftclient.client.Connection(preauthurl="http://a/v1/A", preauthtoken="t", timeout=3),
+]
+print(type(made[0]).__name__, [c.timeout for c in made])
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "outermost"),
+    [({}, "TimedConnection"), ({"CFBACKUP_SWIFT_SERVICENET": "1"}, "ServiceNetConnection")],
+)
+def test_every_swift_connection_duplicity_makes_has_its_timeout(extra, outermost):
+    """duplicity's backend and SwiftService made theirs without one: a Swift that never
+    answered held the run for ever (patches/swift_timeout.py; end to end:
+    tests/faults/test_swift_misbehaving.py). A timeout given stays."""
+    import subprocess
+    import sys
+
+    from cfbackup.duplicity import launcher
+
+    env, _ = launcher.environment({"SWIFT_AUTHVERSION": "1", "PATH": "/usr/bin:/bin", **extra})
+    out = subprocess.run(
+        [sys.executable, "-c", TIMEOUT_PROBE], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split(None, 1) == [outermost, "[7, 7, 3]\n"], out.stdout

@@ -61,7 +61,7 @@ def test_duplicitys_interpreter_gets_the_servicenet_connection():
     from cfbackup.duplicity import launcher
 
     base = {"SWIFT_AUTHVERSION": "1", "PATH": "/usr/bin:/bin"}
-    for extra, expected in (({ENVIRONMENT: "1"}, "ServiceNetConnection"), ({}, "Connection")):
+    for extra, expected in (({ENVIRONMENT: "1"}, "ServiceNetConnection"), ({}, "TimedConnection")):
         env, _ = launcher.environment({**base, **extra})
         out = subprocess.run(
             [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60

@@ -25,5 +25,34 @@ def test_the_prefix_is_duplicity_s(url, prefix):
     assert target.object_prefix == (f"{prefix}/" if prefix else "")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "swift://backups/web%2001",
+        "swift://backups/caf%C3%A9/x",
+        "swift://backups/100%25",
+        "swift://backups/a%2Fb",
+        "swift://backups/100%",
+        "swift://backups/%zz",
+        "swift://backups/%ff",
+        "swift://my%20box/p",
+        "swift://backups/web 01",
+        "swift://backups/a?x=1#f",
+    ],
+)
+def test_a_percent_encoded_target_is_read_as_duplicity_reads_it(url):
+    """duplicity decodes the path (not the container): it stored swift://backups/web%2001's
+    objects under "web 01/", where cfbackup's status, verify --read-data and retention's check
+    of the deletes looked under "web%2001/" and found nothing."""
+    import duplicity.backend
+
+    parts = [p for p in duplicity.backend.ParsedUrl(url).path.split("/") if p]
+    target = swift_target(url)
+    assert (target.container, target.object_prefix) == (
+        parts[0],
+        "/".join(parts[1:]) + "/" if parts[1:] else "",
+    )
+
+
 def test_other_schemes_are_no_swift_target():
     assert swift_target("file:///srv/backups") is None

@@ -46,6 +46,20 @@ CORE: tuple[Patch, ...] = (
         "oslo.utils, which v1 never uses: 0.2 s of every run",
     ),
     Patch(
+        "swift-timeout",
+        "cfbackup.duplicity.patches.swift_timeout",
+        "3.2.1",
+        (
+            "swiftclient:Connection",
+            "swiftclient.client:Connection",
+            "swiftclient.service:Connection",
+            "duplicity.config:timeout",
+        ),
+        "duplicity's swift backend and its SwiftService make their Connections without a "
+        "timeout (--timeout only sets the socket default, which requests overrides): a proxy "
+        "that took a volume's PUT and never answered held the backup for ever",
+    ),
+    Patch(
         "servicenet",
         "cfbackup.duplicity.patches.servicenet",
         "3.2.1",
