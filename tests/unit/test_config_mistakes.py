@@ -179,6 +179,36 @@ def test_an_unclosed_quote_in_a_legacy_file_is_named_with_the_fix(tmp_path, quot
 @pytest.mark.parametrize(
     "line, said",
     [
+        (  # bash names the line after the last for a $(, not the line it opens on
+            "PASSPHRASE=$(cat /nonexistent/FAKE-pw-U8",
+            "a $( or <( is not closed by ) (bash read on to the end of the file)",
+        ),
+        ('PASSPHRASE="$(cat /FAKE-pw-U8', "a $( or <( is not closed by ) (bash read on to the "
+         "end of the file)"),
+        ("X=${FAKE-pw-U8", "line 3: a ${ is not closed by } (bash read on to the end)"),
+        ('EXCLIST=( "/FAKE-pw-U8"', "line 3: a ( or $(( is not closed by ) (bash read on to the "
+         "end)"),
+    ],
+)  # fmt: skip
+def test_an_unclosed_substitution_or_array_is_not_called_a_quote(tmp_path, line, said):
+    """They were "line 5: a ) quote is not closed": no ) quote exists, and line 5 was the end
+    of a 4-line file."""
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(f"ROOT=/srv\nDEST=file:///b\n{line}\nX=1\n")
+    with pytest.raises(ConfigError) as error:
+        load_legacy(conf)
+    assert error.value.exit_code == ExitCode.CONFIG
+    assert error.value.message == (
+        f"{conf}: bash could not read this file: {said}: fix the file (bash -n {conf} shows where)."
+    )
+    assert "FAKE-pw" not in error.value.message
+
+
+@pytest.mark.parametrize(
+    "line, said",
+    [
         (
             'PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"',
             "PASSPHRASE is empty (the command on line 4 failed or printed nothing): run that "
