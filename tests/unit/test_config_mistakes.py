@@ -220,6 +220,30 @@ def test_an_unclosed_substitution_or_array_is_not_called_a_quote(tmp_path, line,
             "command by hand to see why, and fix it.",
         ),
         ('PASSPHRASE=""', "PASSPHRASE is empty (line 4): give it a value in the file."),
+        ('PASSPHRASE=""  # for now', "PASSPHRASE is empty (line 4): give it a value in the "
+         "file."),
+        # a form feed is no line end to bash: the line was counted one too many
+        ('# page\x0cbreak\nPASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"', "PASSPHRASE is "
+         "empty (the command on line 5 failed or printed nothing): run that command by hand to "
+         "see why, and fix it."),
+        # the cause is on the line that built PW: not "give it a value" on line 5
+        ('PW="$(cat /nonexistent/FAKE-pass-file)"\nPASSPHRASE="$PW"', "PASSPHRASE is empty where "
+         "line 5 sets it: check what it is built from (the variables it uses, and the lines "
+         "that set them)."),
+        # it may not have run: the file is read as text, so neither line is said to be the one
+        ('if [ -f /etc/hostname ]; then PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"; else '
+         'PASSPHRASE=""; fi', "PASSPHRASE is empty or not set, and line(s) 4 set it under a "
+         "condition or more than once: check which one ran and what it is built from (run a "
+         "command there by hand to see why it failed)."),
+        ('if true; then\n  PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"\nelse\n  '
+         'PASSPHRASE=""\nfi', "PASSPHRASE is empty or not set, and line(s) 5, 7 set it under a "
+         "condition or more than once: check which one ran and what it is built from (run a "
+         "command there by hand to see why it failed)."),
+        # "not set: set it in the file", though the file sets it
+        ("[ -r /nonexistent/FAKE-pass-file ] && PASSPHRASE=$(cat /nonexistent/FAKE-pass-file)",
+         "PASSPHRASE is empty or not set, and line(s) 4 set it under a condition or more than "
+         "once: check which one ran and what it is built from (run a command there by hand to "
+         "see why it failed)."),
         ("# no passphrase", "PASSPHRASE is not set: set it in the file (or GPG_KEY, to encrypt "
          "to keys)."),
     ],
