@@ -90,7 +90,11 @@ _CONDITIONAL = re.compile(r"&&|\|\||\b(?:if|then|else|elif|case|while|until|for)
 # variable -> (where it goes, how); rendered into docs/legacy.md.
 MAPPING: dict[str, tuple[str, str]] = {
     "ROOT": ("source", "a trailing slash is dropped (duplicity treats both alike)"),
-    "DEST": ("target", "cf+http://C becomes swift://C with swift.auth_version 1"),
+    "DEST": (
+        "target",
+        "cf+http://C becomes swift://C with swift.auth_version 1; a relative file://DIR is kept "
+        "(under the folder cfbackup runs in, the home from cron), with a warning naming it",
+    ),
     "INCLIST": ("include", "bash array; empty items are skipped, as duplicity-backup.sh did"),
     "EXCLIST": ("exclude", "bash array; excludes are applied before includes"),
     "EXDEVICEFILES": ("extra_options", "non-zero: --exclude-device-files"),

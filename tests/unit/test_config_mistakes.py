@@ -3,6 +3,8 @@ meant, with one message naming the key where it is written, the cause and the fi
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cfbackup.config import build_config
@@ -20,20 +22,86 @@ def web(**keys) -> dict:
     return {"profiles": {"web": {"source": "/srv", "target": "file:///b", **keys}}}
 
 
+def _home() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
+
+
 @pytest.mark.parametrize(
-    "target, fix",
+    "target, folder, note",
     [
-        ("file://backups/web", "write file:///backups/web"),
-        ("file://localhost/srv/b", "write file:///localhost/srv/b"),
-        ("FILE://b", "write file:///b"),
+        ("file://backups/web", "backups/web", ""),
+        ("FILE://b", "b", ""),
+        ("file://./b", "b", ""),
+        ("file://~/b", "~/b", " (duplicity does not expand ~: it reads a folder named ~)"),
+        (
+            "file://localhost/srv/b",
+            "localhost/srv/b",
+            " (duplicity reads localhost as a folder's name, not as this machine)",
+        ),
     ],
 )
-def test_a_relative_file_target_is_refused_with_the_absolute_url(target, fix):
-    """duplicity reads file://backups/web under the current directory: a backup from one
-    folder, "no backup found" (and a stray folder) from every other."""
+def test_a_relative_file_target_names_the_folders_its_backups_went_to(
+    tmp_path, monkeypatch, target, folder, note
+):
+    """duplicity reads file://backups/web under the folder cfbackup runs in: the message said
+    to write file:///backups/web, a folder at / (empty: the next backup starts a new chain)."""
+    monkeypatch.chdir(tmp_path)
     message = problems_of(web(target=target))
-    assert f"profiles.web.target: {target} is not an absolute path" in message
-    assert message.endswith(f"{fix}.")
+    here = os.path.normpath(f"{tmp_path}/{folder}")
+    cron = os.path.normpath(f"{_home()}/{folder}")
+    assert message == (
+        f"config: 1 problem(s) in the config: profiles.web.target: {target} is a relative "
+        f"path{note}, which duplicity reads under the folder cfbackup runs in, so backups so far "
+        f"are under the folder each run started in: file://{here} (run in {tmp_path}), "
+        f"file://{cron} (from cron: the user's home) or file:///{folder.removeprefix('./')} (from "
+        "systemd): write file:// and the absolute path of the folder that holds them "
+        "(file:///ABSOLUTE/PATH)."
+    )
+
+
+@pytest.mark.parametrize(
+    "target", ["file://backups/web", "file://localhost/srv/b", "file://~/b", "file://./b"]
+)
+def test_the_relative_folder_is_the_one_duplicity_reads(target):
+    """What the message says is where duplicity's local backend writes (ParsedUrl folds the
+    host into the path for file://; localbackend takes path[2:] relative to its folder)."""
+    from duplicity.backend import ParsedUrl
+
+    from cfbackup.config.file_target import relative_folder
+
+    assert relative_folder(target) == ParsedUrl(target).path[2:]
+    assert relative_folder("file:///srv/b") is None
+
+
+def test_a_file_target_naming_no_folder_is_refused(tmp_path, monkeypatch):
+    message = problems_of(web(target="file://"))
+    assert message.endswith(
+        "profiles.web.target: file:// names no folder (duplicity refuses it): write file:// "
+        "and the absolute path of a folder (file:///ABSOLUTE/PATH)."
+    )
+
+
+def test_a_legacy_relative_dest_warns_and_backs_up_as_the_old_script_did(tmp_path, monkeypatch):
+    """dt-cf-backup.sh ran from cron in the user's home with DEST=file://backups/web for years:
+    refused, every scheduled run stopped on the day cfbackup replaced it."""
+    from cfbackup.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=file://backups/web\nPASSPHRASE=x\n")
+    conf.chmod(0o600)
+    config = load_config(conf)
+    assert config.profile(None).target == "file://backups/web"  # unchanged: where it went
+    home = _home()
+    assert (
+        f"{conf}: DEST=file://backups/web is a relative path, which duplicity reads under the "
+        f"folder cfbackup runs in: run here it is file://{tmp_path}/backups/web, and by the old "
+        f"script from cron (your home) it was file://{home}/backups/web: write "
+        f"DEST=file://{home}/backups/web (or the absolute path of the folder that holds your "
+        "backups) so that every run and restore finds them"
+    ) in config.warnings
 
 
 def test_an_absolute_file_target_is_accepted():
@@ -47,6 +115,12 @@ def test_an_absolute_file_target_is_accepted():
         ("/tmp/rv/target", "write file:///tmp/rv/target for a local folder"),
         ("file:/tmp/rv/target", "write file:///tmp/rv/target"),
         ("backups", "write swift://backups for a Swift container"),
+        ("swift:backups", "write swift://backups."),  # was swift://swift:backups
+        ("swift:/backups/web", "write swift://backups/web."),
+        (
+            "cf+http:backups",
+            'write swift://backups with [swift] auth_version = "1" (cf+http is legacy).',
+        ),
         ("rel/dir", "write swift://CONTAINER for Swift, or file:///ABSOLUTE/PATH"),
     ],
 )
@@ -276,3 +350,19 @@ def test_a_legacy_file_warning_names_the_file_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"warning: {conf} exports FOO" in err, err
     assert f"{conf}: {conf}" not in err
+
+
+def test_a_legacy_dest_without_slashes_names_the_dest_to_write(tmp_path):
+    """DEST=cf+http:backups: the old scheme is right for a legacy file (migrated to swift://
+    with auth_version 1); it was "write swift://cf+http:backups"."""
+    from cfbackup.config import load_config
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=cf+http:backups\nPASSPHRASE=x\n")
+    conf.chmod(0o600)
+    with pytest.raises(ConfigError) as error:
+        load_config(conf)
+    assert error.value.message.endswith(
+        "profiles.dt-cf-backup.target (the file's DEST): 'cf+http:backups' is not a URL: write "
+        "cf+http://backups."
+    )
