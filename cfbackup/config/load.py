@@ -118,7 +118,8 @@ def build_config(
     # [defaults] on its own, so that a mistake in it is named there once, not in every profile
     in_defaults: list[str] = []
     validate_table(defaults, _optional(profile_schema), "defaults", in_defaults)
-    problems += in_defaults
+    at_defaults = len(problems)  # where they go once it is known which a profile inherits
+    inherited: set[str] = set()
     raw_profiles = raw.get("profiles")
     if not isinstance(raw_profiles, dict) or not raw_profiles:
         if not any("did you mean profiles?" in problem for problem in problems):
@@ -150,9 +151,9 @@ def build_config(
         data = validate_table(
             _over_defaults(defaults, body), profile_schema, f"profiles.{name}", own
         )
-        problems += [
-            p for p in own if not _said_in_defaults(p, f"profiles.{name}", body, in_defaults)
-        ]
+        said = [p for p in own if _said_in_defaults(p, f"profiles.{name}", body, in_defaults)]
+        inherited.update("defaults." + p[len(f"profiles.{name}.") :] for p in said)
+        problems += [p for p in own if p not in said]
         _check_profile(
             data, f"profiles.{name}", problems, warnings, legacy=kind == "legacy", path=path
         )
@@ -164,6 +165,17 @@ def build_config(
             legacy=kind == "legacy",
             secret_file_warnings=_loose_secret_files(data, profile_schema),
         )
+    # a [defaults] mistake every profile overrides was never read (the config loaded before
+    # [defaults] was checked on its own): a warning, unless the config is refused anyway
+    unused = [p for p in in_defaults if p not in inherited]
+    refused = bool(problems) or len(unused) < len(in_defaults)
+    problems[at_defaults:at_defaults] = in_defaults if refused else []
+    if not refused:
+        warnings += [
+            f"{p} (every profile sets its own, so it is not used: fix it or remove it from "
+            "[defaults] before a profile inherits it)"
+            for p in unused
+        ]
     if problems and kind == "legacy":
         problems = [legacy_vars.with_origin(p) for p in problems]
     if problems:

@@ -194,6 +194,35 @@ def test_defaults_need_no_source_or_target():
     assert config.profiles["never"]["volsize"] == 10
 
 
+def test_a_defaults_mistake_every_profile_overrides_warns_and_loads():
+    """It was never read, and the config loaded before [defaults] was checked on its own: a
+    scheduled backup must not stop on the day cfbackup is upgraded."""
+    own = {"retention": {"keep_full": 3}, "volsize": 50}
+    raw = {
+        "defaults": {"retention": {"keep_full": 0}, "volsize": "big"},
+        "profiles": {
+            "web": {"source": "/srv", "target": "file:///b/web", **own},
+            "db": {"source": "/srv", "target": "file:///b/db", **own},
+        },
+    }
+    config = build_config(raw, path=None)
+    assert config.profiles["web"]["volsize"] == 50
+    unused = [w for w in config.warnings if w.startswith("defaults.")]
+    assert len(unused) == 2, config.warnings
+    assert all(
+        w.endswith(
+            "(every profile sets its own, so it is not used: fix it or remove it from "
+            "[defaults] before a profile inherits it)"
+        )
+        for w in unused
+    )
+    raw["profiles"]["db"] = {"source": "/srv", "target": "file:///b/db"}  # inherits them
+    message = problems_of(raw)
+    assert message.startswith("config: 2 problem(s) in the config: defaults.")
+    raw["profiles"]["db"] = {"source": "/srv", "target": "file:///b/db", **own, "bogus": 1}
+    assert "defaults.volsize" in problems_of(raw)  # refused anyway: every mistake is named
+
+
 @pytest.mark.parametrize(
     "table, guess",
     [("default", "defaults"), ("profile", "profiles"), ("Profiles", "profiles")],
