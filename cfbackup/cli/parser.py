@@ -8,8 +8,21 @@ from cfbackup import __version__
 from cfbackup.cli import commands
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, where an abbreviation (``backup --d``, ``quota set web --co 5``)
+    means the command's own option it meant before the global options were taken after the
+    command too, not "ambiguous option: --d could match --dry-run, --debug"; one that only a
+    global option starts with (``status --conf x.toml``) is that option. Sub-parsers, a
+    plugin's too, are of this class (``add_subparsers`` makes them of the parser's class)."""
+
+    def _get_option_tuples(self, option_string):
+        found = super()._get_option_tuples(option_string)
+        own = [t for t in found if not getattr(t[0], "after_the_command", False)]
+        return own or found
+
+
 def make_parser(context) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cfbackup",
         description="duplicity backups to OpenStack Swift, and the incident-recovery steps "
         "around them. Exit codes: see docs/exit-codes.md.",
@@ -193,9 +206,10 @@ def _global_options(parser: argparse.ArgumentParser, default) -> None:
     for strings, keywords in GLOBAL_OPTIONS:
         free = [s for s in strings if s not in taken]
         if free:
-            parser.add_argument(
+            action = parser.add_argument(
                 *free, **keywords, **({} if default is None else {"default": default})
             )
+            action.after_the_command = default is not None  # see _Parser
 
 
 def _after_the_command_too(sub) -> None:
@@ -209,14 +223,16 @@ def _after_the_command_too(sub) -> None:
 
 
 def misplaced_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
-    """For an option of a command given before the command (``cfbackup --time 3D -c base.toml
-    list web``, which argparse refuses as "invalid choice: '3D'"): the message naming it and
-    the command line with it moved after the command, as it runs; None otherwise."""
+    """For options of a command given before the command (``cfbackup --time 3D -c base.toml
+    list web``, which argparse refuses as "invalid choice: '3D'"): the message naming them and
+    the command line with each moved right after the word of the command or sub-command that
+    owns it (``firewall -s h1 status``, ``list --time 3D -- web``), checked to parse; None
+    otherwise (argparse's own message says it)."""
     import shlex
 
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    moved: list[str] = []
+    sub = _subparsers(parser)
     rest: list[str] = []
+    groups: list[list[str]] = []  # an option as typed, then the words after it (its value)
     i = 0
     while i < len(argv) and argv[i] not in sub.choices:
         word = argv[i]
@@ -230,24 +246,128 @@ def misplaced_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | 
             rest += argv[i : i + count]
             i += count
             continue
-        moved.append(word)
+        groups.append([word])
         i += 1
         while i < len(argv) and not argv[i].startswith("-") and argv[i] not in sub.choices:
-            moved.append(argv[i])  # its value (3D), checked below against the command
+            groups[-1].append(argv[i])  # its value (3D), checked below against its action
             i += 1
-    if not moved or i >= len(argv):
+    if not groups or i >= len(argv):
         return None
-    command = sub.choices[argv[i]]
-    options = [word.split("=", 1)[0] for word in moved if word.startswith("-")]
-    if not all(name in command._option_string_actions for name in options):
-        return None  # not the command's either: argparse's own message
-    name = options[0]
-    if command._option_string_actions[name].nargs == 0 and len(moved) > len(options):
-        return None  # a flag followed by stray words
-    fixed = [*rest, *argv[i:], *moved]
-    return (
-        f"{name} is an option of {argv[i]}: it goes after the command: cfbackup {shlex.join(fixed)}"
-    )
+    chain = _command_chain(sub, argv, i)
+    # index in argv of a command word -> the words put after it (index - 0.5: before it)
+    after: dict[float, list[str]] = {}
+    said: list[tuple[str, str]] = []  # (option, the command words it belongs to)
+    missing = None  # the option given without its value (cfbackup --time list): its name
+    for group in groups:
+        name = group[0].split("=", 1)[0]
+        owner = _owner(chain, name)
+        if owner is None:
+            return None  # not the command's either: argparse's own message
+        action, at = owner
+        given = len(group) - 1 + ("=" in group[0])
+        words = list(group)
+        if not _takes(action, given):
+            if given or missing or action.nargs not in (None, 1):
+                return None  # a flag followed by stray words, or too many of them
+            missing = name
+            words.append(action.metavar or action.dest.upper())  # the user's to give
+        if action.nargs in ("?", "*") and "=" not in group[0]:
+            at = _segment_end(chain, argv, at)  # verify web --read-data: web is no SUBSET
+        after.setdefault(at, []).extend(words)
+        said.append((name, " ".join(argv[a] for _, a in chain if a <= at)))
+    fixed = list(rest)
+    for index in range(i, len(argv)):
+        fixed += [*after.get(index - 0.5, []), argv[index], *after.get(index, [])]
+    fixed += after.get(len(argv) - 0.5, [])
+    said = list(dict.fromkeys(said))  # --full --full: named once
+    owners = {words for _, words in said}
+    if len(said) == 1:
+        whose = f"{said[0][0]} is an option of {said[0][1]}: it goes"
+    elif len(owners) == 1:
+        names = [name for name, _ in said]
+        whose = f"{', '.join(names[:-1])} and {names[-1]} are options of {said[0][1]}: they go"
+    else:
+        listed = [f"{name} (of {words})" for name, words in said]
+        whose = f"{', '.join(listed[:-1])} and {listed[-1]} go"
+    if missing is not None:  # a placeholder stands for the value: not checked to parse
+        return (
+            f"{whose} after the command, and {missing} needs a value: cfbackup {shlex.join(fixed)}"
+        )
+    if not _parses(parser, fixed):
+        return None
+    return f"{whose} after the command: cfbackup {shlex.join(fixed)}"
+
+
+def _subparsers(parser: argparse.ArgumentParser):
+    return next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+
+
+def _command_chain(sub, argv: list[str], i: int) -> list[tuple[argparse.ArgumentParser, int]]:
+    """The command named at ``argv[i]`` and its sub-commands after it (``firewall status``):
+    each parser with the index of its word in ``argv``."""
+    chain = [(sub.choices[argv[i]], i)]
+    while (inner := _subparsers(chain[-1][0])) is not None:
+        at = chain[-1][1]
+        j = next((j for j in range(at + 1, len(argv)) if argv[j] in (*inner.choices, "--")), None)
+        if j is None or argv[j] == "--":
+            break
+        chain.append((inner.choices[argv[j]], j))
+    return chain
+
+
+def _segment_end(chain, argv: list[str], at: int) -> float:
+    """Where the words of the command at ``argv[at]`` end (before its sub-command's word, a
+    ``--``, or the end), as a place between words: for an option whose value is optional,
+    which would take the next word as its value."""
+    later = [a for _, a in chain if a > at]
+    stop = min([*later, *(j for j in range(at + 1, len(argv)) if argv[j] == "--"), len(argv)])
+    return stop - 0.5
+
+
+def _owner(chain, name: str):
+    """(action, index of the command word to put it after) for option ``name`` (``--time``, or
+    an abbreviation argparse takes, ``--ti``): the innermost command of ``chain`` that has it
+    (a sub-command's default would overwrite a value given to its parent)."""
+    for command, at in reversed(chain):
+        actions = {
+            s: a
+            for s, a in command._option_string_actions.items()
+            if not getattr(a, "after_the_command", False)
+        }
+        if name in actions:
+            return actions[name], at
+        if name.startswith("--") and len(name) > 2:
+            matches = {a for s, a in actions.items() if s.startswith(name)}
+            if len(matches) == 1:
+                return matches.pop(), at
+    return None
+
+
+def _takes(action: argparse.Action, given: int) -> bool:
+    """Whether ``action`` takes ``given`` values (a flag none, --time one, --read-data 0 or 1)."""
+    nargs = action.nargs
+    if nargs is None:
+        return given == 1
+    if nargs == "?":
+        return given <= 1
+    if nargs == "*":
+        return True
+    if nargs == "+":
+        return given >= 1
+    return isinstance(nargs, int) and given == nargs
+
+
+def _parses(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
+    """Whether ``argv`` parses (nothing printed): a suggested command line runs as printed."""
+    import contextlib
+    import io
+
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            parser.parse_args(argv)
+    except SystemExit:
+        return False
+    return True
 
 
 def _top_level(parser: argparse.ArgumentParser, word: str):

@@ -199,7 +199,8 @@ def read_file(path: Path, extra: tuple[str, ...] = ()) -> LegacyFile:
     if result.returncode != 0:
         detail = result.tail[-1] if result.tail else None
         detail = next((line for line in result.tail if "syntax error" in line), detail)
-        detail = _shown(detail) if detail else f"bash exited with {result.returncode}"
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))  # bash's count, \r or not
+        detail = _shown(detail, lines) if detail else f"bash exited with {result.returncode}"
         raise ConfigError(
             f"{path}: bash could not read this file: {detail}: fix the file (bash -n "
             f"{shlex.quote(str(path))} shows where)."
@@ -302,7 +303,18 @@ _BUILTINS = frozenset(
 )
 
 
-def _shown(line: str) -> str:
+# what bash looked for at the end of the file: the quote, or what a ) ] } closes
+_OPENED = {
+    '"': 'a " quote',
+    "'": "a ' quote",
+    "`": "a ` quote",
+    ")": "a ( or $(( is not closed by )",
+    "}": "a ${ is not closed by }",
+    "]": "a $[ is not closed by ]",
+}
+
+
+def _shown(line: str, lines: int | None = None) -> str:
     """bash's line reduced to where and what went wrong, "line N: <kind of error>", without
     the words it cites: any may be a secret (``PASSPHRASE= hunter2`` runs ``hunter2``; a byte
     order mark before ``PASSPHRASE=...`` on line 1 runs the whole assignment; ``export
@@ -315,8 +327,14 @@ def _shown(line: str) -> str:
     if rest.startswith("`"):  # after a syntax error, the line in error, quoted
         return f"{where}: the line in error (not shown: it may hold a secret)"
     unclosed = _UNCLOSED.match(rest)
-    if unclosed:  # the quote itself is no secret, and the sentence is nothing without it
-        return f"{where}: a {unclosed.group(1)} quote is not closed (bash read on to the end)"
+    if unclosed:  # what is unclosed is no secret, and the sentence is nothing without it
+        opened = _OPENED.get(unclosed.group(1), f"a {unclosed.group(1)} is not closed")
+        if opened.endswith("quote"):  # bash names the line the quote opens on
+            return f"{where}: {opened} is not closed (bash read on to the end)"
+        if lines is not None and int(where.split()[1]) > lines and opened.endswith(")"):
+            # a $( or <(: bash names the line after the last, not where it opens
+            return "a $( or <( is not closed by ) (bash read on to the end of the file)"
+        return f"{where}: {opened} (bash read on to the end)"
     if rest.startswith(("syntax error", "unexpected EOF")):
         return f"{where}: {_QUOTED.sub('', rest)}"
     subject, _, kind = rest.rpartition(": ")

@@ -44,34 +44,57 @@ def with_origin(problem: str, path: Path | None = None) -> str:
 
 def left_empty(path: Path, name: str) -> str:
     """Why the file at ``path`` left variable ``name`` empty, and the fix: the line that sets
-    it last, and whether a command there gave the value. Never the value, nor what the
-    command printed (a secret, as often as not)."""
-    assigns = re.compile(
-        rf"^\s*(?:(?:export|declare|typeset|readonly|local)(?:\s+-\w+)*\s+)?{name}\+?="
-    )
-    found = None
+    it, and whether a command there gave the value. Never the value, nor what the command
+    printed (a secret, as often as not). The file is read as text, not run: a line said to
+    set it for sure is the only one to, unconditionally; otherwise the lines are named for
+    the user to check, without saying which ran."""
+    anywhere = re.compile(rf"(?:^|[\s;&|({{\"'`])(?:{_DECLARE})?{name}\+?=")
+    plain = re.compile(rf"^\s*(?:{_DECLARE})?{name}\+?=")
     try:
         text = path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         text = ""
-    for number, line in enumerate(text.splitlines(), 1):
-        if assigns.match(line):
-            found = number, "$(" in line or "`" in line
-    if found is None:
+    found = [
+        (number, line)
+        for number, line in enumerate(text.split("\n"), 1)  # bash's lines: \f is no line end
+        if not line.lstrip().startswith("#") and anywhere.search(line)
+    ]
+    if not found:
         return f"{path}: {name} is not set: set it in the file (or GPG_KEY, to encrypt to keys)."
-    number, computed = found
+    (number, line), computed = found[-1], "$(" in found[-1][1] or "`" in found[-1][1]
+    if len(found) > 1 or not plain.match(line) or _CONDITIONAL.search(line.split(" #")[0]):
+        lines = ", ".join(str(n) for n, _ in found[:10])
+        return (
+            f"{path}: {name} is empty or not set, and line(s) {lines} set it under a condition "
+            "or more than once: check which one ran and what it is built from (run a command "
+            "there by hand to see why it failed)."
+        )
     if computed:
         return (
             f"{path}: {name} is empty (the command on line {number} failed or printed "
             "nothing): run that command by hand to see why, and fix it."
         )
+    if "$" in line.split("=", 1)[1]:  # PASSPHRASE="$PW": empty where PW is set, not here
+        return (
+            f"{path}: {name} is empty where line {number} sets it: check what it is built from "
+            "(the variables it uses, and the lines that set them)."
+        )
     return f"{path}: {name} is empty (line {number}): give it a value in the file."
+
+
+_DECLARE = r"(?:export|declare|typeset|readonly|local)(?:\s+-\w+)*\s+"
+# a line that may not run its assignment: `[ -r f ] && PASSPHRASE=...`, `if ...; then ...`
+_CONDITIONAL = re.compile(r"&&|\|\||\b(?:if|then|else|elif|case|while|until|for)\b")
 
 
 # variable -> (where it goes, how); rendered into docs/legacy.md.
 MAPPING: dict[str, tuple[str, str]] = {
     "ROOT": ("source", "a trailing slash is dropped (duplicity treats both alike)"),
-    "DEST": ("target", "cf+http://C becomes swift://C with swift.auth_version 1"),
+    "DEST": (
+        "target",
+        "cf+http://C becomes swift://C with swift.auth_version 1; a relative file://DIR is kept "
+        "(under the folder cfbackup runs in, the home from cron), with a warning naming it",
+    ),
     "INCLIST": ("include", "bash array; empty items are skipped, as duplicity-backup.sh did"),
     "EXCLIST": ("exclude", "bash array; excludes are applied before includes"),
     "EXDEVICEFILES": ("extra_options", "non-zero: --exclude-device-files"),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import redact
-from cfbackup.config import legacy, legacy_vars
+from cfbackup.config import file_target, legacy, legacy_vars
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.schema import PROFILE, TOP, Option, secret_keys, with_plugin_sections
 from cfbackup.config.secrets import loose_secret_file, register_url_parts
@@ -118,7 +118,8 @@ def build_config(
     # [defaults] on its own, so that a mistake in it is named there once, not in every profile
     in_defaults: list[str] = []
     validate_table(defaults, _optional(profile_schema), "defaults", in_defaults)
-    problems += in_defaults
+    at_defaults = len(problems)  # where they go once it is known which a profile inherits
+    inherited: set[str] = set()
     raw_profiles = raw.get("profiles")
     if not isinstance(raw_profiles, dict) or not raw_profiles:
         if not any("did you mean profiles?" in problem for problem in problems):
@@ -150,10 +151,12 @@ def build_config(
         data = validate_table(
             _over_defaults(defaults, body), profile_schema, f"profiles.{name}", own
         )
-        problems += [
-            p for p in own if not _said_in_defaults(p, f"profiles.{name}", body, in_defaults)
-        ]
-        _check_profile(data, f"profiles.{name}", problems)
+        said = [p for p in own if _said_in_defaults(p, f"profiles.{name}", body, in_defaults)]
+        inherited.update("defaults." + p[len(f"profiles.{name}.") :] for p in said)
+        problems += [p for p in own if p not in said]
+        _check_profile(
+            data, f"profiles.{name}", problems, warnings, legacy=kind == "legacy", path=path
+        )
         _register_inline_urls(data, profile_schema)
         profiles[name] = Profile(
             name=name,
@@ -162,6 +165,17 @@ def build_config(
             legacy=kind == "legacy",
             secret_file_warnings=_loose_secret_files(data, profile_schema),
         )
+    # a [defaults] mistake every profile overrides was never read (the config loaded before
+    # [defaults] was checked on its own): a warning, unless the config is refused anyway
+    unused = [p for p in in_defaults if p not in inherited]
+    refused = bool(problems) or len(unused) < len(in_defaults)
+    problems[at_defaults:at_defaults] = in_defaults if refused else []
+    if not refused:
+        warnings += [
+            f"{p} (every profile sets its own, so it is not used: fix it or remove it from "
+            "[defaults] before a profile inherits it)"
+            for p in unused
+        ]
     if problems and kind == "legacy":
         problems = [legacy_vars.with_origin(p) for p in problems]
     if problems:
@@ -231,17 +245,26 @@ def _valid_profile_name(name: str) -> bool:
     )
 
 
-def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> None:
+def _check_profile(
+    data: dict[str, Any],
+    where: str,
+    problems: list[str],
+    warnings: list[str],
+    *,
+    legacy: bool = False,
+    path: Path | None = None,
+) -> None:
     target = data.get("target") or ""
     if target and "://" not in target:
-        problems.append(f"{where}.target: {target!r} is not a URL: {_url_for(target)}")
-    elif target.lower().startswith("file://") and not target[7:].startswith("/"):
+        problems.append(f"{where}.target: {target!r} is not a URL: {_url_for(target, legacy)}")
+    elif target.lower().startswith("file://") and file_target.relative_folder(target) is not None:
         # duplicity reads file://backups/web as ./backups/web: a backup under whatever folder
-        # cfbackup runs in, and "no backup found" from any other
-        problems.append(
-            f"{where}.target: {target} is not an absolute path (duplicity would read it "
-            f"relative to the current directory): write file:///{target[7:]}"
-        )
+        # cfbackup runs in, and "no backup found" from any other. A legacy file ran so from
+        # cron for years: it goes on (a warning on every run), as dt-cf-backup.sh did
+        if legacy and file_target.relative_folder(target):
+            warnings.append(file_target.legacy_warning(path, target))
+        else:
+            problems.append(f"{where}.target: {file_target.relative_target(target)}")
     elif target.startswith("cf+http"):
         problems.append(
             f"{where}.target: cf+http:// is the legacy Cloud Files scheme: use swift://CONTAINER "
@@ -287,15 +310,26 @@ def _check_profile(data: dict[str, Any], where: str, problems: list[str]) -> Non
             )
 
 
-def _url_for(target: str) -> str:
-    """How to write a target given without a scheme as the URL it most likely means."""
+def _url_for(target: str, legacy: bool = False) -> str:
+    """How to write a target given without ``://`` as the URL it most likely means."""
     if target.startswith("/"):
         return f"write file://{target} for a local folder, or swift://CONTAINER for Swift"
     if target.lower().startswith("file:"):
         return f"write file:///{target[5:].lstrip('/')} (file:// and an absolute path)"
+    scheme, _, rest = target.partition(":")  # swift:backups: the scheme, and the container
+    rest = rest.lstrip("/")
+    if _SCHEME.fullmatch(scheme) and rest:
+        scheme = scheme.lower()
+        if scheme == "swift" or (legacy and scheme.startswith("cf+http")):
+            return f"write {scheme}://{rest}"
+        if scheme.startswith("cf+http"):
+            return f'write swift://{rest} with [swift] auth_version = "1" (cf+http is legacy)'
     if "/" not in target and target.strip():
         return f"write swift://{target} for a Swift container, or file:///PATH for a local folder"
     return "write swift://CONTAINER for Swift, or file:///ABSOLUTE/PATH for a local folder"
+
+
+_SCHEME = re.compile(r"swift|cf\+https?", re.IGNORECASE)
 
 
 def _register_secret_variables(node: Any) -> None:

@@ -275,8 +275,10 @@ PROFILE = (
         "string",
         "Where backups go: swift://container[/prefix] (the legacy cf+http://container is "
         "mapped to swift v1 by config migrate), or a local directory by its absolute path, "
-        "file:///srv/backup (three slashes: file://srv/backup, relative to the current "
-        "directory, is refused); other duplicity backends (S3, sftp, ...) are refused.",
+        "file:///srv/backup (three slashes: file://srv/backup, which duplicity reads under "
+        "the folder cfbackup runs in, is refused, naming the folders its backups went to; a "
+        "legacy DEST so is kept, with a warning); other duplicity backends (S3, sftp, ...) are "
+        "refused.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),

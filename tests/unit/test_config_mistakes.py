@@ -3,6 +3,8 @@ meant, with one message naming the key where it is written, the cause and the fi
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cfbackup.config import build_config
@@ -20,20 +22,86 @@ def web(**keys) -> dict:
     return {"profiles": {"web": {"source": "/srv", "target": "file:///b", **keys}}}
 
 
+def _home() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_dir
+
+
 @pytest.mark.parametrize(
-    "target, fix",
+    "target, folder, note",
     [
-        ("file://backups/web", "write file:///backups/web"),
-        ("file://localhost/srv/b", "write file:///localhost/srv/b"),
-        ("FILE://b", "write file:///b"),
+        ("file://backups/web", "backups/web", ""),
+        ("FILE://b", "b", ""),
+        ("file://./b", "b", ""),
+        ("file://~/b", "~/b", " (duplicity does not expand ~: it reads a folder named ~)"),
+        (
+            "file://localhost/srv/b",
+            "localhost/srv/b",
+            " (duplicity reads localhost as a folder's name, not as this machine)",
+        ),
     ],
 )
-def test_a_relative_file_target_is_refused_with_the_absolute_url(target, fix):
-    """duplicity reads file://backups/web under the current directory: a backup from one
-    folder, "no backup found" (and a stray folder) from every other."""
+def test_a_relative_file_target_names_the_folders_its_backups_went_to(
+    tmp_path, monkeypatch, target, folder, note
+):
+    """duplicity reads file://backups/web under the folder cfbackup runs in: the message said
+    to write file:///backups/web, a folder at / (empty: the next backup starts a new chain)."""
+    monkeypatch.chdir(tmp_path)
     message = problems_of(web(target=target))
-    assert f"profiles.web.target: {target} is not an absolute path" in message
-    assert message.endswith(f"{fix}.")
+    here = os.path.normpath(f"{tmp_path}/{folder}")
+    cron = os.path.normpath(f"{_home()}/{folder}")
+    assert message == (
+        f"config: 1 problem(s) in the config: profiles.web.target: {target} is a relative "
+        f"path{note}, which duplicity reads under the folder cfbackup runs in, so backups so far "
+        f"are under the folder each run started in: file://{here} (run in {tmp_path}), "
+        f"file://{cron} (from cron: the user's home) or file:///{folder.removeprefix('./')} (from "
+        "systemd): write file:// and the absolute path of the folder that holds them "
+        "(file:///ABSOLUTE/PATH)."
+    )
+
+
+@pytest.mark.parametrize(
+    "target", ["file://backups/web", "file://localhost/srv/b", "file://~/b", "file://./b"]
+)
+def test_the_relative_folder_is_the_one_duplicity_reads(target):
+    """What the message says is where duplicity's local backend writes (ParsedUrl folds the
+    host into the path for file://; localbackend takes path[2:] relative to its folder)."""
+    from duplicity.backend import ParsedUrl
+
+    from cfbackup.config.file_target import relative_folder
+
+    assert relative_folder(target) == ParsedUrl(target).path[2:]
+    assert relative_folder("file:///srv/b") is None
+
+
+def test_a_file_target_naming_no_folder_is_refused(tmp_path, monkeypatch):
+    message = problems_of(web(target="file://"))
+    assert message.endswith(
+        "profiles.web.target: file:// names no folder (duplicity refuses it): write file:// "
+        "and the absolute path of a folder (file:///ABSOLUTE/PATH)."
+    )
+
+
+def test_a_legacy_relative_dest_warns_and_backs_up_as_the_old_script_did(tmp_path, monkeypatch):
+    """dt-cf-backup.sh ran from cron in the user's home with DEST=file://backups/web for years:
+    refused, every scheduled run stopped on the day cfbackup replaced it."""
+    from cfbackup.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=file://backups/web\nPASSPHRASE=x\n")
+    conf.chmod(0o600)
+    config = load_config(conf)
+    assert config.profile(None).target == "file://backups/web"  # unchanged: where it went
+    home = _home()
+    assert (
+        f"{conf}: DEST=file://backups/web is a relative path, which duplicity reads under the "
+        f"folder cfbackup runs in: run here it is file://{tmp_path}/backups/web, and by the old "
+        f"script from cron (your home) it was file://{home}/backups/web: write "
+        f"DEST=file://{home}/backups/web (or the absolute path of the folder that holds your "
+        "backups) so that every run and restore finds them"
+    ) in config.warnings
 
 
 def test_an_absolute_file_target_is_accepted():
@@ -47,6 +115,12 @@ def test_an_absolute_file_target_is_accepted():
         ("/tmp/rv/target", "write file:///tmp/rv/target for a local folder"),
         ("file:/tmp/rv/target", "write file:///tmp/rv/target"),
         ("backups", "write swift://backups for a Swift container"),
+        ("swift:backups", "write swift://backups."),  # was swift://swift:backups
+        ("swift:/backups/web", "write swift://backups/web."),
+        (
+            "cf+http:backups",
+            'write swift://backups with [swift] auth_version = "1" (cf+http is legacy).',
+        ),
         ("rel/dir", "write swift://CONTAINER for Swift, or file:///ABSOLUTE/PATH"),
     ],
 )
@@ -120,6 +194,35 @@ def test_defaults_need_no_source_or_target():
     assert config.profiles["never"]["volsize"] == 10
 
 
+def test_a_defaults_mistake_every_profile_overrides_warns_and_loads():
+    """It was never read, and the config loaded before [defaults] was checked on its own: a
+    scheduled backup must not stop on the day cfbackup is upgraded."""
+    own = {"retention": {"keep_full": 3}, "volsize": 50}
+    raw = {
+        "defaults": {"retention": {"keep_full": 0}, "volsize": "big"},
+        "profiles": {
+            "web": {"source": "/srv", "target": "file:///b/web", **own},
+            "db": {"source": "/srv", "target": "file:///b/db", **own},
+        },
+    }
+    config = build_config(raw, path=None)
+    assert config.profiles["web"]["volsize"] == 50
+    unused = [w for w in config.warnings if w.startswith("defaults.")]
+    assert len(unused) == 2, config.warnings
+    assert all(
+        w.endswith(
+            "(every profile sets its own, so it is not used: fix it or remove it from "
+            "[defaults] before a profile inherits it)"
+        )
+        for w in unused
+    )
+    raw["profiles"]["db"] = {"source": "/srv", "target": "file:///b/db"}  # inherits them
+    message = problems_of(raw)
+    assert message.startswith("config: 2 problem(s) in the config: defaults.")
+    raw["profiles"]["db"] = {"source": "/srv", "target": "file:///b/db", **own, "bogus": 1}
+    assert "defaults.volsize" in problems_of(raw)  # refused anyway: every mistake is named
+
+
 @pytest.mark.parametrize(
     "table, guess",
     [("default", "defaults"), ("profile", "profiles"), ("Profiles", "profiles")],
@@ -179,6 +282,36 @@ def test_an_unclosed_quote_in_a_legacy_file_is_named_with_the_fix(tmp_path, quot
 @pytest.mark.parametrize(
     "line, said",
     [
+        (  # bash names the line after the last for a $(, not the line it opens on
+            "PASSPHRASE=$(cat /nonexistent/FAKE-pw-U8",
+            "a $( or <( is not closed by ) (bash read on to the end of the file)",
+        ),
+        ('PASSPHRASE="$(cat /FAKE-pw-U8', "a $( or <( is not closed by ) (bash read on to the "
+         "end of the file)"),
+        ("X=${FAKE-pw-U8", "line 3: a ${ is not closed by } (bash read on to the end)"),
+        ('EXCLIST=( "/FAKE-pw-U8"', "line 3: a ( or $(( is not closed by ) (bash read on to the "
+         "end)"),
+    ],
+)  # fmt: skip
+def test_an_unclosed_substitution_or_array_is_not_called_a_quote(tmp_path, line, said):
+    """They were "line 5: a ) quote is not closed": no ) quote exists, and line 5 was the end
+    of a 4-line file."""
+    from cfbackup.config.legacy import load_legacy
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(f"ROOT=/srv\nDEST=file:///b\n{line}\nX=1\n")
+    with pytest.raises(ConfigError) as error:
+        load_legacy(conf)
+    assert error.value.exit_code == ExitCode.CONFIG
+    assert error.value.message == (
+        f"{conf}: bash could not read this file: {said}: fix the file (bash -n {conf} shows where)."
+    )
+    assert "FAKE-pw" not in error.value.message
+
+
+@pytest.mark.parametrize(
+    "line, said",
+    [
         (
             'PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"',
             "PASSPHRASE is empty (the command on line 4 failed or printed nothing): run that "
@@ -190,6 +323,30 @@ def test_an_unclosed_quote_in_a_legacy_file_is_named_with_the_fix(tmp_path, quot
             "command by hand to see why, and fix it.",
         ),
         ('PASSPHRASE=""', "PASSPHRASE is empty (line 4): give it a value in the file."),
+        ('PASSPHRASE=""  # for now', "PASSPHRASE is empty (line 4): give it a value in the "
+         "file."),
+        # a form feed is no line end to bash: the line was counted one too many
+        ('# page\x0cbreak\nPASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"', "PASSPHRASE is "
+         "empty (the command on line 5 failed or printed nothing): run that command by hand to "
+         "see why, and fix it."),
+        # the cause is on the line that built PW: not "give it a value" on line 5
+        ('PW="$(cat /nonexistent/FAKE-pass-file)"\nPASSPHRASE="$PW"', "PASSPHRASE is empty where "
+         "line 5 sets it: check what it is built from (the variables it uses, and the lines "
+         "that set them)."),
+        # it may not have run: the file is read as text, so neither line is said to be the one
+        ('if [ -f /etc/hostname ]; then PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"; else '
+         'PASSPHRASE=""; fi', "PASSPHRASE is empty or not set, and line(s) 4 set it under a "
+         "condition or more than once: check which one ran and what it is built from (run a "
+         "command there by hand to see why it failed)."),
+        ('if true; then\n  PASSPHRASE="$(cat /nonexistent/FAKE-pass-file)"\nelse\n  '
+         'PASSPHRASE=""\nfi', "PASSPHRASE is empty or not set, and line(s) 5, 7 set it under a "
+         "condition or more than once: check which one ran and what it is built from (run a "
+         "command there by hand to see why it failed)."),
+        # "not set: set it in the file", though the file sets it
+        ("[ -r /nonexistent/FAKE-pass-file ] && PASSPHRASE=$(cat /nonexistent/FAKE-pass-file)",
+         "PASSPHRASE is empty or not set, and line(s) 4 set it under a condition or more than "
+         "once: check which one ran and what it is built from (run a command there by hand to "
+         "see why it failed)."),
         ("# no passphrase", "PASSPHRASE is not set: set it in the file (or GPG_KEY, to encrypt "
          "to keys)."),
     ],
@@ -222,3 +379,19 @@ def test_a_legacy_file_warning_names_the_file_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"warning: {conf} exports FOO" in err, err
     assert f"{conf}: {conf}" not in err
+
+
+def test_a_legacy_dest_without_slashes_names_the_dest_to_write(tmp_path):
+    """DEST=cf+http:backups: the old scheme is right for a legacy file (migrated to swift://
+    with auth_version 1); it was "write swift://cf+http:backups"."""
+    from cfbackup.config import load_config
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=cf+http:backups\nPASSPHRASE=x\n")
+    conf.chmod(0o600)
+    with pytest.raises(ConfigError) as error:
+        load_config(conf)
+    assert error.value.message.endswith(
+        "profiles.dt-cf-backup.target (the file's DEST): 'cf+http:backups' is not a URL: write "
+        "cf+http://backups."
+    )
