@@ -19,6 +19,7 @@ from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
     prepare,
+    require_target,
     scratch,
     warm_duplicity,
     when_of,
@@ -70,6 +71,7 @@ def run_restore(run: Run) -> RunResult:
     destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
     restore_target.check_target(target, destination, force, rel=rel, exact=exact)
+    require_target(run)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
