@@ -42,30 +42,68 @@ def with_origin(problem: str, path: Path | None = None) -> str:
     return problem
 
 
-def left_empty(path: Path, name: str) -> str:
-    """Why the file at ``path`` left variable ``name`` empty, and the fix: the line that sets
-    it last, and whether a command there gave the value. Never the value, nor what the
-    command printed (a secret, as often as not)."""
+# variable -> the fix when a file does not set it at all (left_empty); default: set it
+NOT_SET_FIX = {"PASSPHRASE": "set it in the file (or GPG_KEY, to encrypt to keys)"}
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_assignment(text: str, name: str) -> tuple[int, str] | None:
+    """The line number and text of the last line of ``text`` that assigns ``name``."""
     assigns = re.compile(
         rf"^\s*(?:(?:export|declare|typeset|readonly|local)(?:\s+-\w+)*\s+)?{name}\+?="
     )
     found = None
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
-        text = ""
     for number, line in enumerate(text.splitlines(), 1):
         if assigns.match(line):
-            found = number, "$(" in line or "`" in line
+            found = number, line
+    return found
+
+
+def left_empty(path: Path, name: str, *, needed_for: str = "", not_set: str = "") -> str:
+    """Why the file at ``path`` left variable ``name`` empty, and the fix: the line that sets
+    it last, and whether a command there gave the value. Never the value, nor what the
+    command printed (a secret, as often as not). ``needed_for`` says what needs the value
+    (``the recovery kit is encrypted with it``); ``not_set`` is the fix when no line sets it."""
+    found = _last_assignment(_text(path), name)
+    head = f"{path}: {needed_for}, and" if needed_for else f"{path}:"
     if found is None:
-        return f"{path}: {name} is not set: set it in the file (or GPG_KEY, to encrypt to keys)."
-    number, computed = found
+        return (
+            f"{head} {name} is not set: {not_set or NOT_SET_FIX.get(name, 'set it in the file')}."
+        )
+    number, line = found
+    computed = "$(" in line or "`" in line
     if computed:
         return (
-            f"{path}: {name} is empty (the command on line {number} failed or printed "
+            f"{head} {name} is empty (the command on line {number} failed or printed "
             "nothing): run that command by hand to see why, and fix it."
         )
-    return f"{path}: {name} is empty (line {number}): give it a value in the file."
+    return f"{head} {name} is empty (line {number}): give it a value in the file."
+
+
+def swift_secret(path: Path) -> str:
+    """The variable that gives the Swift password in the file at ``path``, as ``legacy_map``
+    reads it: CLOUDFILES_APIKEY with a cf+http(s):// DEST, SWIFT_PASSWORD with a swift://
+    one; with a DEST the line does not show (``DEST=$X``), the one the file sets."""
+    text = _text(path)
+    dest = _last_assignment(text, "DEST")
+    value = dest[1].split("=", 1)[1].lstrip("\"' ") if dest else ""
+    if value.startswith("cf+"):
+        return "CLOUDFILES_APIKEY"
+    if value.startswith("swift:"):
+        return "SWIFT_PASSWORD"
+    assigned = [n for n in ("SWIFT_PASSWORD", "CLOUDFILES_APIKEY") if _last_assignment(text, n)]
+    return assigned[0] if len(assigned) == 1 else "SWIFT_PASSWORD"
+
+
+def swift_secret_left_empty(path: Path) -> str:
+    """:func:`left_empty` for the file's Swift password variable (:func:`swift_secret`)."""
+    return left_empty(path, swift_secret(path))
 
 
 # variable -> (where it goes, how); rendered into docs/legacy.md.
