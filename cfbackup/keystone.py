@@ -24,6 +24,7 @@ import os
 from typing import Any
 
 from cfbackup import redact
+from cfbackup.config import legacy_vars
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import BackendError, CfbackupError, ConfigError
@@ -136,6 +137,8 @@ def credentials(profile: Profile) -> Credentials:
             "application_credential_id, or cloud)."
         )
     password = resolve_secret(swift, "password", where)
+    if not password and profile.legacy and profile.source_file:
+        raise ConfigError(legacy_vars.swift_secret_left_empty(profile.source_file))
     if not password:
         raise ConfigError(
             f"{where}: Keystone password authentication needs the user's password (password_env, "

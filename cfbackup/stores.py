@@ -88,6 +88,11 @@ class Store(Protocol):
         """Those of ``names`` (the chain's objects) still at the target, in their order;
         Unconfirmed when the target could not answer for some of them."""
 
+    def exists(self) -> bool:
+        """Whether the target itself (the folder, the container) is there: duplicity creates
+        a missing one as a side effect of any command, so commands that only read or remove
+        ask first."""
+
 
 DOWNLOAD_RETRIES = 3  # swiftclient's retries of a request when swift.retries is unset (~7 s)
 
@@ -168,6 +173,22 @@ class SwiftStore:
                 raise
         names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
         return {name: size for name, size in names.items() if "/" not in name}
+
+    def exists(self) -> bool:
+        """A HEAD of the container: 404 is no container (no backup), not a Swift error."""
+        from cfbackup import swift
+
+        with swift.swift_errors(self.profile):
+            client = swift.load_client()
+            conn = self._conn()
+            try:
+                conn.head_container(self.target.container)
+            except client.ClientException as error:
+                if error.http_status == 404:
+                    return False
+                raise
+            self._logged_in(conn)
+        return True
 
     def remaining(self, names) -> list[str]:
         """A container listing lags acknowledged DELETEs (container updates are asynchronous):
@@ -273,10 +294,21 @@ class FileStore:
     def remaining(self, names) -> list[str]:
         return [name for name in dict.fromkeys(names) if os.path.lexists(self.folder / name)]
 
+    def exists(self) -> bool:
+        return self.folder.is_dir()
+
 
 def readable(target: str) -> bool:
     """Whether :func:`open_store` reads this target (swift:// and file://)."""
     return swift_target(target) is not None or urllib.parse.urlsplit(target).scheme == "file"
+
+
+def target_exists(profile: Profile) -> bool | None:
+    """Whether the (chain's) profile target exists: its folder (file://) or its container
+    (swift://; a prefix is no object of its own); None for a target cfbackup does not read."""
+    if not readable(profile.target):
+        return None
+    return open_store(profile).exists()
 
 
 def open_store(profile: Profile) -> Store:

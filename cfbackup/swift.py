@@ -22,6 +22,7 @@ import time
 from typing import Any, NamedTuple
 
 from cfbackup import keystone
+from cfbackup.config import legacy_vars
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import inherited_credentials, resolve_secret, secret_source
 from cfbackup.duplicity.target import SwiftTarget, swift_target
@@ -82,6 +83,8 @@ def connect(
     if username:
         swift["username"] = username
     password = password or resolve_secret(swift, "password", where)
+    if not password and profile.legacy and profile.source_file:
+        raise ConfigError(legacy_vars.swift_secret_left_empty(profile.source_file))
     if not swift.get("auth_url") or not swift.get("username") or not password:
         given = {**swift, "password": password}
         missing = [key for key in ("auth_url", "username", "password") if not given.get(key)]

@@ -13,6 +13,7 @@ from pathlib import Path
 from cfbackup import chains, gpgkeys, history, suggest
 from cfbackup.duplicity import commands, machinelog, patches
 from cfbackup.duplicity.environment import duplicity_environment
+from cfbackup.duplicity.failures import no_backup_message
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
 from cfbackup.errors import (
@@ -57,6 +58,27 @@ def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def missing_target(profile) -> str | None:
+    """Why a swift:// or file:// target holds no backup because it does not exist (the folder,
+    the container), or None when it exists (or cfbackup cannot tell: another scheme)."""
+    from cfbackup import stores
+    from cfbackup.duplicity.target import swift_target
+
+    if stores.target_exists(profile) is not False:
+        return None
+    found = swift_target(profile.target)
+    return f"container {found.container} does not exist" if found else "the folder does not exist"
+
+
+def require_target(run: Run) -> None:
+    """Refuse a command that only reads backups when its target does not exist, before
+    duplicity runs: duplicity would create the folder or the container (a typo in the target
+    left behind as an empty one) and then fail with "no backup chains found"."""
+    why = missing_target(run.profile)
+    if why is not None:
+        raise NoBackupFound(no_backup_message(run.profile, f"{why}; nothing was created"))
 
 
 def check_source(run: Run) -> None:

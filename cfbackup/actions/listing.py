@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cfbackup import chains
-from cfbackup.actions.common import chains_at_time, duplicity, prepare, when_of
+from cfbackup.actions.common import chains_at_time, duplicity, prepare, require_target, when_of
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.runtypes import Run, RunResult
 from cfbackup.units import pasteable
@@ -12,6 +12,7 @@ from cfbackup.units import pasteable
 def run_list(run: Run) -> RunResult:
     profile = run.profile
     when_of(run)  # a mistyped --time is a usage error, not a duplicity failure
+    require_target(run)
     env = prepare(run, need_secret_key=True)
     chain_list = chains_at_time(run, chains.of(profile), env)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from cfbackup import chains, future_sets, stores, suggest
 from cfbackup.actions.backup import apply_retention
-from cfbackup.actions.common import duplicity, log, prepare
+from cfbackup.actions.common import duplicity, log, missing_target, prepare
 from cfbackup.duplicity import commands, options
+from cfbackup.duplicity.failures import target_setting
 from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
 from cfbackup.retention import (
@@ -28,6 +29,12 @@ def run_prune(run: Run) -> RunResult:
             f"{dry}retention: nothing removed: profile {name} keeps every backup "
             "(retention.keep_all = true)"
         )
+        log.info("%s", message)
+        data = {"profile": name, "dry_run": True, "chains": []} if run.dry_run else None
+        return RunResult(profile=name, action="prune", message=message, data=data, stats=_dry(run))
+    nothing = _nothing_there(run)
+    if nothing:
+        message = f"{dry}nothing to prune: {nothing}"
         log.info("%s", message)
         data = {"profile": name, "dry_run": True, "chains": []} if run.dry_run else None
         return RunResult(profile=name, action="prune", message=message, data=data, stats=_dry(run))
@@ -213,7 +220,37 @@ def prune_plan_lines(data: dict) -> list[str]:
     return lines
 
 
+def _nothing_there(run: Run) -> str | None:
+    """Why prune or cleanup has nothing to do, or None: the target does not exist (checked
+    before duplicity runs, which would create it), or, at a swift:// or file:// target, no
+    chain of the profile has an object there (duplicity would remove nothing and report no
+    problem)."""
+    profile = run.profile
+    why = missing_target(profile)
+    if why is not None:
+        why = f"{why}; nothing was created"
+    else:
+        every = chains.of(profile)
+        if not all(stores.readable(c.profile.target) for c in every):
+            return None
+        if any(stores.open_store(c.profile).list() for c in every):
+            return None
+        why = f"it holds no backup of profile {profile.name}"
+    return (
+        f"no backup at {profile.target} ({why}); check {target_setting(profile)} if there "
+        "should be one"
+    )
+
+
 def run_cleanup(run: Run) -> RunResult:
+    nothing = _nothing_there(run)
+    if nothing:
+        dry = "dry run: " if run.dry_run else ""
+        message = f"{dry}nothing to clean up: {nothing}"
+        log.info("%s", message)
+        return RunResult(
+            profile=run.profile.name, action="cleanup", stats=_dry(run), message=message
+        )
     env = prepare(run)
     warnings: list[str] = []
 

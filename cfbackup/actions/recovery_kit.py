@@ -16,6 +16,7 @@ from pathlib import Path
 
 from cfbackup import gpgkeys
 from cfbackup.actions.recovery_import import DEFAULT_PLACES, LEGACY, NATIVE
+from cfbackup.config import legacy_vars
 from cfbackup.config.model import Config, Profile
 from cfbackup.config.secrets import resolve_secret
 from cfbackup.errors import ConfigError, CryptoError
@@ -57,9 +58,13 @@ def export_kit(config: Config, profile: Profile, directory: Path) -> Path:
     enc = profile["encryption"]
     passphrase = resolve_secret(enc, "passphrase", f"profiles.{profile.name}.encryption")
     if not passphrase and config.kind == "legacy":  # its fix is in the old file's words
-        raise ConfigError(
-            f"{config.path}: the recovery kit is encrypted with the backup passphrase, and the "
-            f'file sets none: set PASSPHRASE="..." in {config.path}.'
+        raise ConfigError(  # a failed $(...) named with its line; never the value or output
+            legacy_vars.left_empty(
+                Path(config.path),
+                "PASSPHRASE",
+                needed_for="the recovery kit is encrypted with the backup passphrase",
+                not_set=f'set PASSPHRASE="..." in {config.path}',
+            )
         )
     if not passphrase:
         raise ConfigError(

@@ -20,6 +20,7 @@ from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
     prepare,
+    require_target,
     scratch,
     warm_duplicity,
     when_of,
@@ -75,6 +76,7 @@ def run_restore(run: Run) -> RunResult:
         return None if exact else _restore_command(run, real, rel, force)
 
     restore_target.check_target(target, destination, force, rel=rel, exact=exact, again=elsewhere)
+    require_target(run)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo

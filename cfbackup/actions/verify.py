@@ -13,6 +13,7 @@ from cfbackup.actions.common import (
     duplicity,
     left_out_text,
     prepare,
+    require_target,
     roots_without_backup,
 )
 from cfbackup.duplicity import commands
@@ -23,6 +24,7 @@ SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) differen
 
 
 def run_verify(run: Run) -> RunResult:
+    require_target(run)
     if run.options.get("read_data") is not None:
         from cfbackup.actions.read_data import run_read_data
 

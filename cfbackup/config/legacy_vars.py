@@ -42,44 +42,86 @@ def with_origin(problem: str, path: Path | None = None) -> str:
     return problem
 
 
-def left_empty(path: Path, name: str) -> str:
+# variable -> the fix when a file does not set it at all (left_empty); default: set it
+NOT_SET_FIX = {"PASSPHRASE": "set it in the file (or GPG_KEY, to encrypt to keys)"}
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_assignment(text: str, name: str) -> tuple[int, str] | None:
+    """The line number and text of the last line of ``text`` that starts by assigning
+    ``name`` (bash's lines: only a newline ends one)."""
+    assigns = re.compile(rf"^\s*(?:{_DECLARE})?{name}\+?=")
+    found = None
+    for number, line in enumerate(text.split("\n"), 1):
+        if assigns.match(line):
+            found = number, line
+    return found
+
+
+def left_empty(path: Path, name: str, *, needed_for: str = "", not_set: str = "") -> str:
     """Why the file at ``path`` left variable ``name`` empty, and the fix: the line that sets
     it, and whether a command there gave the value. Never the value, nor what the command
     printed (a secret, as often as not). The file is read as text, not run: a line said to
     set it for sure is the only one to, unconditionally; otherwise the lines are named for
-    the user to check, without saying which ran."""
+    the user to check, without saying which ran. ``needed_for`` says what needs the value
+    (``the recovery kit is encrypted with it``); ``not_set`` is the fix when no line sets it."""
     anywhere = re.compile(rf"(?:^|[\s;&|({{\"'`])(?:{_DECLARE})?{name}\+?=")
     plain = re.compile(rf"^\s*(?:{_DECLARE})?{name}\+?=")
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
-        text = ""
+    head = f"{path}: {needed_for}, and" if needed_for else f"{path}:"
     found = [
         (number, line)
-        for number, line in enumerate(text.split("\n"), 1)  # bash's lines: \f is no line end
+        for number, line in enumerate(_text(path).split("\n"), 1)  # bash's lines: \f is no line end
         if not line.lstrip().startswith("#") and anywhere.search(line)
     ]
     if not found:
-        return f"{path}: {name} is not set: set it in the file (or GPG_KEY, to encrypt to keys)."
+        return (
+            f"{head} {name} is not set: {not_set or NOT_SET_FIX.get(name, 'set it in the file')}."
+        )
     (number, line), computed = found[-1], "$(" in found[-1][1] or "`" in found[-1][1]
     if len(found) > 1 or not plain.match(line) or _CONDITIONAL.search(line.split(" #")[0]):
         lines = ", ".join(str(n) for n, _ in found[:10])
         return (
-            f"{path}: {name} is empty or not set, and line(s) {lines} set it under a condition "
+            f"{head} {name} is empty or not set, and line(s) {lines} set it under a condition "
             "or more than once: check which one ran and what it is built from (run a command "
             "there by hand to see why it failed)."
         )
     if computed:
         return (
-            f"{path}: {name} is empty (the command on line {number} failed or printed "
+            f"{head} {name} is empty (the command on line {number} failed or printed "
             "nothing): run that command by hand to see why, and fix it."
         )
     if "$" in line.split("=", 1)[1]:  # PASSPHRASE="$PW": empty where PW is set, not here
         return (
-            f"{path}: {name} is empty where line {number} sets it: check what it is built from "
+            f"{head} {name} is empty where line {number} sets it: check what it is built from "
             "(the variables it uses, and the lines that set them)."
         )
-    return f"{path}: {name} is empty (line {number}): give it a value in the file."
+    return f"{head} {name} is empty (line {number}): give it a value in the file."
+
+
+def swift_secret(path: Path) -> str:
+    """The variable that gives the Swift password in the file at ``path``, as ``legacy_map``
+    reads it: CLOUDFILES_APIKEY with a cf+http(s):// DEST, SWIFT_PASSWORD with a swift://
+    one; with a DEST the line does not show (``DEST=$X``), the one the file sets."""
+    text = _text(path)
+    dest = _last_assignment(text, "DEST")
+    value = dest[1].split("=", 1)[1].lstrip("\"' ") if dest else ""
+    if value.startswith("cf+"):
+        return "CLOUDFILES_APIKEY"
+    if value.startswith("swift:"):
+        return "SWIFT_PASSWORD"
+    assigned = [n for n in ("SWIFT_PASSWORD", "CLOUDFILES_APIKEY") if _last_assignment(text, n)]
+    return assigned[0] if len(assigned) == 1 else "SWIFT_PASSWORD"
+
+
+def swift_secret_left_empty(path: Path) -> str:
+    """:func:`left_empty` for the file's Swift password variable (:func:`swift_secret`)."""
+    return left_empty(path, swift_secret(path))
 
 
 _DECLARE = r"(?:export|declare|typeset|readonly|local)(?:\s+-\w+)*\s+"

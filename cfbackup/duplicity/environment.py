@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from cfbackup import keystone, servicenet
-from cfbackup.config.legacy_vars import with_origin
+from cfbackup.config.legacy_vars import swift_secret_left_empty, with_origin
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import inherited_credentials, resolve_secret
 from cfbackup.duplicity.patches import swift_retries
@@ -97,6 +97,9 @@ def _swift_credentials(profile: Profile) -> dict[str, str]:
             f"{where}.{missing[0]}: required for a swift:// target{inherited_credentials(unset)}."
         )
     password = resolve_secret(swift, "password", where)
+    if not password and profile.legacy and profile.source_file:
+        # the file's SWIFT_PASSWORD (or CLOUDFILES_APIKEY), and why it is empty
+        raise ConfigError(swift_secret_left_empty(profile.source_file))
     if not password:
         hint = inherited_credentials(["password"])
         raise ConfigError(

@@ -6,6 +6,7 @@ error. ``run.py`` runs duplicity and calls :func:`classify_failure`."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -107,6 +108,27 @@ _MISSING = re.compile(r"difftar volume (\d+) not found in backup", re.I)
 def _cmd(profile: Profile | None, command: str, *more: str) -> str:
     """A cfbackup command naming the profile, as it runs (with the user's -c FILE)."""
     return suggest.command(command, profile.name if profile else "PROFILE", *more)
+
+
+def target_setting(profile: Profile) -> str:
+    """Where the profile's target is set, as a message names it (a legacy file's DEST)."""
+    key = "DEST" if profile.legacy else f"profiles.{profile.name}.target"
+    return f"{key} in {os.path.abspath(profile.source_file)}" if profile.source_file else key
+
+
+def no_backup_message(profile: Profile, why: str = "") -> str:
+    """The one sentence for a target with no backup: the target, why (``why``), the fix."""
+    because = f" ({why})" if why else ""
+    return (
+        f"no backup at {profile.target}{because}: check {target_setting(profile)}, or run "
+        f"{_cmd(profile, 'backup')} to make the first backup."
+    )
+
+
+def _no_backup(profile: Profile | None) -> str:
+    if profile is None:
+        return "no backup found at the target: run a backup first or check the profile's target."
+    return no_backup_message(profile)
 
 
 def damaged(what: str, profile: Profile | None) -> BackupDamaged:
@@ -250,9 +272,7 @@ _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
             r"'.*manifest",
             re.I,
         ),
-        lambda text, profile: NoBackupFound(
-            "no backup found at the target: run a backup first or check the profile's target."
-        ),
+        lambda text, profile: NoBackupFound(_no_backup(profile)),
     ),
     (
         re.compile(r"not found in archive|no files? to restore|File .* not found", re.I),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cfbackup import history
+from cfbackup import chains, history
 from cfbackup.actions import backup, maintenance
 from cfbackup.errors import BackendError, ExitCode, RetentionFailed
 
@@ -27,6 +27,15 @@ def split(config, tmp_path):
         )
     )
     return config
+
+
+def _objects_at_target(tmp_path) -> None:
+    """An object in each chain's folder at the target: prune and cleanup on a target with
+    nothing of the profile say there is nothing to do, without running duplicity."""
+    for root in ("a", "b"):
+        folder = tmp_path / "target" / chains.slug_of(root)
+        folder.mkdir(parents=True)
+        (folder / "duplicity-full.20261201T000000Z.manifest").write_bytes(b"")
 
 
 def _assert_recorded(tmp_path, exit_code: int, failure: str, warning: str) -> None:
@@ -67,6 +76,7 @@ def test_a_prune_whose_other_chain_fails_keeps_the_warning(
     from cfbackup.cli import main
 
     monkeypatch.setattr(maintenance, "prepare", lambda run: {})
+    _objects_at_target(tmp_path)
     monkeypatch.setattr(backup, "retention", _a_warns_b_fails(error))
     code, err = cli(main, "-c", split, "prune")
     assert code == error.exit_code, err
@@ -82,6 +92,7 @@ def test_a_cleanup_whose_other_chain_fails_keeps_the_warning(cli, split, tmp_pat
             self.unconfirmed = "the deletes of 1 object(s) could not be confirmed"
 
     monkeypatch.setattr(maintenance, "prepare", lambda run: {})
+    _objects_at_target(tmp_path)
     monkeypatch.setattr(maintenance, "duplicity", lambda run, argv, env: None)
     monkeypatch.setattr(maintenance, "check_deletes", Check)
     code, err = cli(main, "-c", split, "cleanup")

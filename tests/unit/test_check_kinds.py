@@ -43,6 +43,7 @@ def test_an_interrupted_check_is_recorded_as_that_check(
     from cfbackup.cli import main
 
     monkeypatch.setattr(patched, _interrupt)  # Ctrl-C during the check's set-up
+    (tmp_path / "target").mkdir()  # a target that does not exist is refused before set-up
     code, err = cli(main, "-c", config, *argv)
     assert code == ExitCode.INTERRUPTED, err
     checks = last_checks(tmp_path / "state", "main")

@@ -395,3 +395,80 @@ def test_a_legacy_dest_without_slashes_names_the_dest_to_write(tmp_path):
         "profiles.dt-cf-backup.target (the file's DEST): 'cf+http:backups' is not a URL: write "
         "cf+http://backups."
     )
+
+
+SWIFT_V1 = "SWIFT_USERNAME=test:tester\nSWIFT_AUTHURL=http://127.0.0.1:1/auth/v1.0\n"
+SWIFT_V3 = (
+    "SWIFT_USERNAME=tester\nSWIFT_AUTHURL=http://127.0.0.1:1/v3\nSWIFT_AUTHVERSION=3\n"
+    "SWIFT_PROJECT_NAME=p\nSWIFT_USER_DOMAIN_NAME=Default\n"
+)
+CF = "CLOUDFILES_USERNAME=tester\nCLOUDFILES_AUTHURL=http://127.0.0.1:1/auth/v1.0\n"
+
+
+@pytest.mark.parametrize(
+    "dest, lines, said",
+    [
+        (
+            "swift://bk",
+            SWIFT_V1 + 'SWIFT_PASSWORD="$(cat /nonexistent/FAKE-swift-pw)"',
+            "SWIFT_PASSWORD is empty (the command on line 6 failed or printed nothing): run "
+            "that command by hand to see why, and fix it.",
+        ),
+        (
+            "swift://bk",
+            SWIFT_V3 + "export SWIFT_PASSWORD=`cat /nonexistent/FAKE-swift-pw`",
+            "SWIFT_PASSWORD is empty (the command on line 9 failed or printed nothing): run "
+            "that command by hand to see why, and fix it.",
+        ),
+        (
+            "cf+http://bk",
+            CF + 'CLOUDFILES_APIKEY="$(cat /nonexistent/FAKE-swift-pw)"',
+            "CLOUDFILES_APIKEY is empty (the command on line 6 failed or printed nothing): run "
+            "that command by hand to see why, and fix it.",
+        ),
+        ("swift://bk", SWIFT_V1 + 'SWIFT_PASSWORD=""', "SWIFT_PASSWORD is empty (line 6): give "
+         "it a value in the file."),
+        ("cf+http://bk", CF + "# no key", "CLOUDFILES_APIKEY is not set: set it in the file."),
+    ],
+)  # fmt: skip
+def test_a_legacy_swift_secret_left_empty_is_named_with_its_line(tmp_path, dest, lines, said):
+    """A failed $(...) left the Swift password empty: the error named the native keys
+    (password_env, password_file ...), which a legacy file does not have, and not the line;
+    duplicity's environment and cfbackup's own Swift client say the same."""
+    from cfbackup import swift
+    from cfbackup.config import load_config
+    from cfbackup.duplicity.environment import swift_environment
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(f"ROOT=/srv\nDEST={dest}\nEXCLIST=()\n{lines}\n")
+    conf.chmod(0o600)
+    profile = load_config(conf).profile(None)
+    for build in (swift_environment, swift.connect):
+        with pytest.raises(ConfigError) as error:
+            build(profile)
+        assert error.value.exit_code == ExitCode.CONFIG
+        assert error.value.message == f"{conf}: {said}", build
+        assert "FAKE-swift-pw" not in error.value.message
+
+
+def test_a_recovery_kit_of_a_legacy_passphrase_left_empty_names_its_line(tmp_path):
+    """Before: "the file sets none: set PASSPHRASE=..." for a file that sets it with a command
+    that failed."""
+    from cfbackup.actions.recovery_kit import export_kit
+    from cfbackup.config import load_config
+
+    conf = tmp_path / "dt.conf"
+    conf.write_text(
+        'ROOT=/srv\nDEST=file:///b\nEXCLIST=()\nPASSPHRASE="$(cat /nonexistent/FAKE-kit-pw)"\n'
+    )
+    conf.chmod(0o600)
+    config = load_config(conf)
+    with pytest.raises(ConfigError) as error:
+        export_kit(config, config.profile(None), tmp_path / "kit")
+    assert error.value.message == (
+        f"{conf}: the recovery kit is encrypted with the backup passphrase, and PASSPHRASE is "
+        "empty (the command on line 4 failed or printed nothing): run that command by hand to "
+        "see why, and fix it."
+    )
+    assert "FAKE-kit-pw" not in error.value.message
+    assert not (tmp_path / "kit").exists()
