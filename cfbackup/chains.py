@@ -110,7 +110,7 @@ def missing_root(chain: Chain) -> str | None:
     path = root_path(chain)
     if os.path.exists(path):
         return None
-    return f"{path} is missing or not mounted: mount it, or remove it from include"
+    return missing_include(path)
 
 
 def root_path(chain: Chain) -> str:
@@ -127,6 +127,12 @@ def missing_includes(profile: Profile) -> list[str]:
     """The plain include paths (no pattern) that do not exist: duplicity backs up nothing for
     them and says nothing (exit 0, no warning)."""
     return [item for item in profile["include"] if is_plain(item) and not os.path.lexists(item)]
+
+
+def missing_include(item: str) -> str:
+    """The sentence naming a plain include that does not exist, as :func:`missing_root` says
+    it of a split root: the backup lacks it, so it is partial and no retention follows."""
+    return f"{item} is missing or not mounted: mount it, or remove it from include"
 
 
 def slug_of(root: str) -> str:

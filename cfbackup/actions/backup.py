@@ -56,16 +56,14 @@ def run_backup(run: Run) -> RunResult:
     source = os.path.normpath(str(profile.source))
     if source in unmounted:  # duplicity would back up an empty source
         raise RunRefused(f"nothing was backed up: {unmounted[source]}.")
-    if not chains.is_split(profile):  # a split profile's missing root fails its chain instead
-        for item in chains.missing_includes(profile):
-            log.warning(
-                "warning: include %s does not exist, so nothing of it is backed up: fix the "
-                "path (or mount it), or remove it from include",
-                item,
-            )
+    # a split profile's missing root fails its chain instead (chains.missing_root); one
+    # chain backs up the others and is partial: retention would remove the include's backups
+    missing = [] if chains.is_split(profile) else chains.missing_includes(profile)
+    for item in missing:
+        log.warning("warning: include %s", chains.missing_include(item))
     env = prepare(run)
     with contextlib.ExitStack() as stack:
-        return _back_up(run, chain_list, env, stack, watched, unmounted)
+        return _back_up(run, chain_list, env, stack, watched, unmounted, missing)
 
 
 def _back_up(
@@ -75,6 +73,7 @@ def _back_up(
     stack,
     watched: list[str],
     unmounted: dict[str, str],
+    missing: list[str],
 ) -> RunResult:
     profile = run.profile
     with target_view(run):
@@ -158,7 +157,9 @@ def _back_up(
     partial = [(c, r) for c, r in done if r.unreadable]
     # an unsplit profile's include whose disk is not mounted: backed up empty, like files
     # that could not be read, the backup lacks it
+    # an unsplit profile's plain include that does not exist: nothing of it in the set either
     empty_includes = [] if chains.is_split(profile) else list(unmounted.values())
+    empty_includes += [chains.missing_include(item) for item in missing]
     lacking = [c for c, r in done if r.unreadable or empty_includes]  # files not in the set
     if partial_fulls := [c.label for c in lacking if new_full.get(c.label)]:
         stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
@@ -178,7 +179,7 @@ def _back_up(
         for label in left_out:
             log.warning("retention skipped on chain %s: its root was not backed up", label)
         if empty_includes:
-            log.warning("retention skipped: an include's disk is not mounted")
+            log.warning("retention skipped: an include is missing or its disk is not mounted")
         complete = [c for c, r in done if not r.unreadable and not empty_includes]
 
         def retain(chain: chains.Chain) -> None:  # kept when another chain's retention fails

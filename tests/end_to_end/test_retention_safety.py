@@ -167,14 +167,35 @@ def test_a_source_whose_disk_is_not_mounted_is_not_backed_up(
     assert f"nothing was backed up: {src} was a mount point at the last backup" in result.stderr
 
 
-def test_a_missing_plain_include_is_named_on_every_backup(tmp_path, make_config, cfbackup):
-    src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    extra = f'include = ["{src}/dir one", "{src}/gone"]\n'
-    config = make_config(source=src, extra=extra)
-    for _ in range(2):
-        result = cfbackup("-c", config, "backup")
-        assert result.returncode == 0, result
-        assert f"include {src}/gone does not exist" in result.stderr, result
+def test_a_missing_plain_include_makes_the_backup_partial_and_keeps_its_backups(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """Without split_chains, an include moved away was a warning and exit 0, and the full
+    backup's retention then removed the only backup holding its files: now it is named, the
+    backup exits 9 and no retention runs, as for a split root."""
+    src = tmp_path / "src"
+    for name in ("a", "b"):
+        (src / name).mkdir(parents=True)
+        (src / name / "f").write_text(f"in {name}\n")
+    extra = f'include = ["{src}/a", "{src}/b"]\n'
+    config = make_config(source=src, extra=extra, more="[profiles.main.retention]\nkeep_full = 1\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    first = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    (src / "b").rename(tmp_path / "b moved")
+    for _ in range(2):  # named on every backup
+        result = cfbackup("-c", config, "backup", "--full")
+        assert result.returncode == ExitCode.PARTIAL, result
+        assert f"{src}/b is missing or not mounted: mount it, or remove it from include" in (
+            result.stderr
+        ), result
+        assert "retention was skipped: it runs after the next complete backup" in result.stderr
+        time.sleep(1.1)
+    assert full_backups(object_names(local_swift, container), "host1/") == 3  # the first kept
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out, "--path", "b/f", "--time", first)
+    assert result.returncode == 0, result
+    assert (out / "b" / "f").read_text() == "in b\n"
 
 
 def test_a_failed_retention_keeps_the_backup_and_its_post_hooks(tmp_path, make_config, cfbackup):
