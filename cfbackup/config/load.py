@@ -21,6 +21,7 @@ from cfbackup.config.secrets import loose_secret_file, register_url_parts
 from cfbackup.config.validate import (
     deep_merge,
     pattern_under,
+    shared_targets,
     unknown_key,
     unsupported_target,
     validate_table,
@@ -162,6 +163,7 @@ def build_config(
             legacy=kind == "legacy",
             secret_file_warnings=_loose_secret_files(data, profile_schema),
         )
+    problems += shared_targets({name: profile.data for name, profile in profiles.items()})
     if problems and kind == "legacy":
         problems = [legacy_vars.with_origin(p) for p in problems]
     if problems:

@@ -262,7 +262,10 @@ PROFILE = (
         "Where backups go: swift://container[/prefix] (the legacy cf+http://container is "
         "mapped to swift v1 by config migrate), or a local directory by its absolute path, "
         "file:///srv/backup (three slashes: file://srv/backup, relative to the current "
-        "directory, is refused); other duplicity backends (S3, sftp, ...) are refused.",
+        "directory, is refused); other duplicity backends (S3, sftp, ...) are refused. Each "
+        "profile has its own: two profiles whose targets are one place, or one inside the other "
+        "(a split_chains profile's chains too), are refused, since each one's fulls and "
+        "retention would delete the other's backups.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),

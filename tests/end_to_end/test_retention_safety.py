@@ -351,3 +351,43 @@ def test_prune_dry_run_lists_what_prune_removes_and_removes_nothing(
     assert cfbackup("-c", config, "prune").returncode == 0
     after = object_names(local_swift, container)
     assert set(before) - set(after) == {f"host1/{n}" for n in named}
+
+
+def test_two_profiles_on_one_target_are_refused_when_the_config_is_loaded(
+    tmp_path, make_config, cfbackup, container, local_swift
+):
+    """Two profiles at one target (written differently), or one inside the other's prefix (a
+    split profile's chain prefix too), deleted each other's backups: `check` said ready, the
+    second backup was refused as a changed source with the advice to run --full, and that
+    full's retention removed the first profile's only backup. Refused at load, exit 3."""
+    other_src = tmp_path / "other"
+    other_src.mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("web\n")
+    target = tmp_path / "target"
+    second = (
+        f'[profiles.dbB]\nsource = "{other_src}"\ntarget = "file://{tmp_path}//./target/"\n'
+        '[profiles.dbB.encryption]\nmode = "none"\n'
+    )
+    config = make_config(target=f"file://{target}", encryption='mode = "none"', more=second)
+    for command in (("check",), ("backup", "main"), ("backup", "dbB", "--full")):
+        result = cfbackup("-c", config, *command)
+        assert result.returncode == ExitCode.CONFIG, result
+        assert f"profile main's target file://{target} and profile dbB's target " \
+            f"file://{tmp_path}//./target/ are the same place, so each one's full backups and " \
+            "retention would delete the other's backups: give each profile its own container " \
+            "or prefix" in result.stderr, result  # fmt: skip
+    assert not target.exists()
+
+    slug = chains.slug_of("db")  # where a split profile's chain of /db goes
+    extra = f'split_chains = true\ninclude = ["{tmp_path}/src/db"]\n'
+    more = (
+        f'[profiles.dbB]\nsource = "{other_src}"\ntarget = "swift://{container}/host1/{slug}"\n'
+        f'[profiles.dbB.swift]\nauth_url = "{local_swift.auth_url}"\n'
+        f'username = "{local_swift.users["admin"][0]}"\npassword_env = "T_SWIFT_KEY"\n'
+    )
+    config = make_config(extra=extra, more=more, name="split.toml")
+    result = cfbackup("-c", config, "check")
+    assert result.returncode == ExitCode.CONFIG, result
+    assert f"profile dbB's target swift://{container}/host1/{slug} is inside profile main's " \
+        f"target swift://{container}/host1, so " in result.stderr, result  # fmt: skip
