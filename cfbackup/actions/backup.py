@@ -21,6 +21,7 @@ from cfbackup import (
 from cfbackup.actions.common import (
     check_source,
     duplicity,
+    keep_lost_manifests,
     log,
     prepare,
     scratch,
@@ -61,7 +62,17 @@ def run_backup(run: Run) -> RunResult:
     missing = [] if chains.is_split(profile) else chains.missing_includes(profile)
     for item in missing:
         log.warning("warning: include %s", chains.missing_include(item))
-    env = prepare(run)
+    env = prepare(run, keep_manifests=False)
+    if lost := keep_lost_manifests(run):  # duplicity would delete the copy, go on, exit 0
+        if not run.options.get("full"):
+            raise RunRefused(
+                "nothing was backed up: "
+                + "; ".join(lost)
+                + "; an incremental onto that chain could not be restored either: run "
+                f"{suggest.command('backup', profile.name, '--full')} to start a new chain."
+            )
+        for text in lost:
+            log.warning("warning: %s", text)
     with contextlib.ExitStack() as stack:
         return _back_up(run, chain_list, env, stack, watched, unmounted, missing)
 

@@ -29,14 +29,56 @@ from cfbackup.runtypes import Run
 log = logging.getLogger("cfbackup")
 
 
-def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
-    """Resolve secrets and check keys before anything touches the target."""
+def prepare(
+    run: Run, *, need_secret_key: bool = False, keep_manifests: bool = True
+) -> dict[str, str]:
+    """Resolve secrets and check keys before anything touches the target; with
+    ``keep_manifests`` (every command that runs duplicity on the target, which syncs the
+    archive dir), copy aside the archive dir's manifests the target lost (a warning each)."""
     profile = run.profile
     env = duplicity_environment(profile)
     for warning in gpgkeys.check_keys(profile, need_secret=need_secret_key):
         log.warning("warning: %s", warning)
     profile.archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if keep_manifests:
+        for lost in keep_lost_manifests(run):
+            log.warning("warning: %s", lost)
     return env
+
+
+def keep_lost_manifests(run: Run) -> list[str]:
+    """Copy each manifest that only the archive dir still has (its set is at the target
+    without one: ``volumes.only_local_manifests``) to ``state_dir/kept-manifests/PROFILE``,
+    before a duplicity syncing the archive dir deletes it; one sentence each, naming the set
+    and the copy. Nothing when the target cannot be listed (duplicity will say why)."""
+    from cfbackup import stores, volumes
+
+    found: list[str] = []
+    for chain in chains.of(run.profile):
+        profile = chain.profile
+        folder = profile.archive_dir / profile.backup_name
+        if not stores.readable(profile.target) or not any(folder.glob("*.manifest")):
+            continue  # no local manifest: nothing to lose, no listing
+        store = stores.open_store(profile)
+        try:
+            sets = volumes.backup_sets(store, chain=chain.slug)
+        except CfbackupError as error:
+            log.info("the target's manifests were not compared: %s", error.message)
+            continue
+        for backup_set, local in volumes.only_local_manifests(sets, folder):
+            kept = run.config.state_dir / "kept-manifests" / run.profile.name / chain.slug
+            kept.mkdir(parents=True, exist_ok=True, mode=0o700)
+            kept = kept / local.name
+            shutil.copy2(local, kept)
+            kept.chmod(0o600)
+            where = f" of chain {chain.label}" if chain.root else ""
+            found.append(
+                f"the {backup_set.label}{where} has {len(backup_set.volumes)} volume(s) but no "
+                f"manifest at {store.label}, so duplicity cannot restore it or any later backup "
+                "of its chain; the archive dir's copy of its manifest, the last one (duplicity "
+                f"deletes it), is kept at {kept}"
+            )
+    return found
 
 
 @contextlib.contextmanager

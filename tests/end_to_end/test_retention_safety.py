@@ -391,3 +391,45 @@ def test_two_profiles_on_one_target_are_refused_when_the_config_is_loaded(
     assert result.returncode == ExitCode.CONFIG, result
     assert f"profile dbB's target swift://{container}/host1/{slug} is inside profile main's " \
         f"target swift://{container}/host1, so " in result.stderr, result  # fmt: skip
+
+
+def test_a_manifest_lost_at_the_target_is_kept_and_no_incremental_goes_onto_its_chain(
+    tmp_path, make_config, cfbackup
+):
+    """A full backup whose manifest is gone from the target (its archive-dir copy left): the
+    next backup exited 0 with an incremental onto a chain that cannot be restored, and
+    duplicity deleted the last copy of the manifest ("not authoritative at backend"). Now the
+    incremental is refused (5) and the copy is kept aside, by the other commands too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("one\n")
+    target = tmp_path / "target"
+    config = make_config(source=src, target=f"file://{target}")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    assert cfbackup("-c", config, "backup", "--full").returncode == 0
+    time.sleep(1.1)
+    (src / "f").write_text("two\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    newest_full = sorted(target.glob("duplicity-full.*.manifest.gpg"))[-1]
+    newest_full.unlink()
+    local = tmp_path / "archive" / "main" / newest_full.name.removesuffix(".gpg")
+    original = local.read_bytes()
+    kept = tmp_path / "state" / "kept-manifests" / "main" / local.name
+    before = sorted(p.name for p in target.iterdir())
+
+    time.sleep(1.1)
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "has 1 volume(s) but no manifest at file://" in result.stderr, result
+    assert f"is kept at {kept}; an incremental onto that chain could not be restored " \
+        f"either: run cfbackup -c {config} backup main --full to start a new chain" in (
+            result.stderr
+        ), result  # fmt: skip
+    assert sorted(p.name for p in target.iterdir()) == before  # nothing uploaded
+    assert kept.read_bytes() == original
+    kept.unlink()
+
+    result = cfbackup("-c", config, "list", "main")  # duplicity syncs the archive dir here too
+    assert f"is kept at {kept}" in result.stderr, result
+    assert kept.read_bytes() == original
