@@ -141,6 +141,12 @@ def slug_of(root: str) -> str:
     return f"{readable}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
 
 
+def of_root(profile: Profile, root: str) -> Chain:
+    """The chain a split profile has (or had) for include root ``root`` (relative to the
+    source), whether or not it is in include now."""
+    return _chain(profile, root)
+
+
 def _chain(profile: Profile, root: str) -> Chain:
     slug = slug_of(root)
     data = copy.deepcopy(profile.data)

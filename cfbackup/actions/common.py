@@ -210,6 +210,15 @@ def chains_at_time(
             if chains.is_split(run.profile) and sorted(too_new) != sorted(every)
             else f"profile {run.profile.name}"
         )
+        older = unsplit_full_before(run.profile, when)
+        if older is not None:  # the chain of the layout before split_chains was switched on
+            raise RunRefused(
+                f"--time {run.options['time']} is before the oldest backup of {whose} "
+                f"(the full backup of {first}), but the backups made before split_chains was "
+                f"switched on are still at {run.profile.target} (from the full backup of "
+                f"{_utc(older)}): set split_chains = false in {run.config.path} for this "
+                f"{run.action}, run {same_command(run)}, then set it back to true."
+            )
         raise RunRefused(
             f"--time {run.options['time']} is before the oldest backup of {whose} "
             f"(the full backup of {first}), so there is no state that old: "
@@ -225,6 +234,50 @@ def chains_at_time(
             _utc(oldest),
         )
     return kept
+
+
+def unsplit_full_before(profile, when: float) -> float | None:
+    """split_chains: the oldest full backup at or before ``when`` of the chain right at the
+    profile's target (not in a chain's sub-prefix), which the backups made before
+    split_chains was switched on left there; None when there is none (or the target is not a
+    swift:// or file:// one)."""
+    from cfbackup import stores, volumes
+
+    if not chains.is_split(profile) or not stores.readable(profile.target):
+        return None
+    sets = volumes.complete(volumes.backup_sets(stores.open_store(profile)))
+    return min((s.end for s in sets if s.kind == "full" and s.end <= when), default=None)
+
+
+def removed_root_with_backups(profile, rel: str) -> str | None:
+    """split_chains: the folder holding ``rel`` (itself or one above it) whose chain is still
+    at the target though it is no longer an include root (removed from include); None when
+    there is none."""
+    from cfbackup import stores, volumes
+
+    if not chains.is_split(profile) or not stores.readable(profile.target):
+        return None
+    parts = rel.split("/")
+    for depth in range(1, len(parts) + 1):
+        root = "/".join(parts[:depth])
+        chain = chains.of_root(profile, root)
+        if volumes.complete(volumes.backup_sets(stores.open_store(chain.profile))):
+            return root
+    return None
+
+
+def same_command(run: Run) -> str:
+    """The cfbackup command of this run (a restore, list or verify), as it runs again."""
+    words = [run.action, run.profile.name]
+    if run.action == "restore":
+        words.append(run.options["target"])
+        if run.options.get("path"):
+            words += ["--path", run.options["path"]]
+    if run.action == "verify" and run.options.get("compare_data"):
+        words.append("--compare-data")
+    if run.options.get("time"):
+        words += ["--time", run.options["time"]]
+    return suggest.command(*words)
 
 
 def _utc(when: float) -> str:
