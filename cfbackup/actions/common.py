@@ -62,8 +62,10 @@ def keep_lost_manifests(run: Run) -> list[str]:
         store = stores.open_store(profile)
         try:
             sets = volumes.backup_sets(store, chain=chain.slug)
-        except CfbackupError as error:
-            log.info("the target's manifests were not compared: %s", error.message)
+        except (CfbackupError, OSError) as error:  # duplicity will meet it and say so
+            log.info(
+                "the target's manifests were not compared: %s", getattr(error, "message", error)
+            )
             continue
         for backup_set, local in volumes.only_local_manifests(sets, folder):
             kept = run.config.state_dir / "kept-manifests" / run.profile.name / chain.slug
@@ -245,7 +247,10 @@ def unsplit_full_before(profile, when: float) -> float | None:
 
     if not chains.is_split(profile) or not stores.readable(profile.target):
         return None
-    sets = volumes.complete(volumes.backup_sets(stores.open_store(profile)))
+    try:
+        sets = volumes.complete(volumes.backup_sets(stores.open_store(profile)))
+    except (CfbackupError, OSError):  # only a hint: the refusal stands without it
+        return None
     return min((s.end for s in sets if s.kind == "full" and s.end <= when), default=None)
 
 
@@ -261,8 +266,11 @@ def removed_root_with_backups(profile, rel: str) -> str | None:
     for depth in range(1, len(parts) + 1):
         root = "/".join(parts[:depth])
         chain = chains.of_root(profile, root)
-        if volumes.complete(volumes.backup_sets(stores.open_store(chain.profile))):
-            return root
+        try:
+            if volumes.complete(volumes.backup_sets(stores.open_store(chain.profile))):
+                return root
+        except (CfbackupError, OSError):  # only a hint: the refusal stands without it
+            return None
     return None
 
 

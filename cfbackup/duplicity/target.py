@@ -36,7 +36,10 @@ def place(url: str) -> tuple[str, ...] | None:
     """Where a target's objects are, as parts that compare however the URL is written:
     ``("swift", container, *prefix)`` (a legacy ``cf+http://container`` is that container too)
     or ``("file", *absolute path)``; None for a URL that names no such place."""
-    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError:  # swift://[ : refused where the target is checked
+        return None
     scheme = parsed.scheme.lower()
     if scheme == "swift" or scheme.startswith("cf+http"):
         parts = [part for part in parsed.path.split("/") if part]
