@@ -110,7 +110,7 @@ def missing_root(chain: Chain) -> str | None:
     path = root_path(chain)
     if os.path.exists(path):
         return None
-    return f"{path} is missing or not mounted: mount it, or remove it from include"
+    return missing_include(path)
 
 
 def root_path(chain: Chain) -> str:
@@ -129,10 +129,22 @@ def missing_includes(profile: Profile) -> list[str]:
     return [item for item in profile["include"] if is_plain(item) and not os.path.lexists(item)]
 
 
+def missing_include(item: str) -> str:
+    """The sentence naming a plain include that does not exist, as :func:`missing_root` says
+    it of a split root: the backup lacks it, so it is partial and no retention follows."""
+    return f"{item} is missing or not mounted: mount it, or remove it from include"
+
+
 def slug_of(root: str) -> str:
     """``srv/www`` -> ``srv-www-1b2c3d4e``: readable, one folder deep, unique per root."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", root).strip("-.")[:60] or "root"
     return f"{readable}-{hashlib.sha256(root.encode()).hexdigest()[:8]}"
+
+
+def of_root(profile: Profile, root: str) -> Chain:
+    """The chain a split profile has (or had) for include root ``root`` (relative to the
+    source), whether or not it is in include now."""
+    return _chain(profile, root)
 
 
 def _chain(profile: Profile, root: str) -> Chain:

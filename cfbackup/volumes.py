@@ -186,6 +186,22 @@ def lost_manifests(sets: list[BackupSet]) -> list[BackupSet]:
     return [s for s in sets[:-1] if not s.manifest]
 
 
+def only_local_manifests(sets: list[BackupSet], archive_folder: Path) -> list[tuple]:
+    """``(set, local manifest)`` for each set at the target that has volumes but no manifest
+    while the archive dir still holds its complete one (duplicity writes it there only once the
+    target has it: the target's was lost). duplicity's next command that syncs the archive dir
+    deletes that copy, the last one ("not authoritative at backend")."""
+    found = []
+    for backup_set in sets:
+        if backup_set.manifest or not backup_set.volumes:
+            continue
+        volume = next(iter(backup_set.volumes.values()))
+        local = archive_folder / (volume[: volume.index(".vol")] + ".manifest")
+        if local.is_file():
+            found.append((backup_set, local))
+    return found
+
+
 def chain_at(sets: list[BackupSet], when: float | None = None) -> list[BackupSet]:
     """The sets duplicity restores from at time ``when`` (now when None): the newest full
     backup at or before it and the incrementals that follow it without a gap. An interrupted

@@ -23,6 +23,7 @@ from cfbackup import (
 from cfbackup.actions.common import (
     check_source,
     duplicity,
+    keep_lost_manifests,
     log,
     prepare,
     scratch,
@@ -58,16 +59,24 @@ def run_backup(run: Run) -> RunResult:
     source = os.path.normpath(str(profile.source))
     if source in unmounted:  # duplicity would back up an empty source
         raise RunRefused(f"nothing was backed up: {unmounted[source]}.")
-    if not chains.is_split(profile):  # a split profile's missing root fails its chain instead
-        for item in chains.missing_includes(profile):
-            log.warning(
-                "warning: include %s does not exist, so nothing of it is backed up: fix the "
-                "path (or mount it), or remove it from include",
-                item,
+    # a split profile's missing root fails its chain instead (chains.missing_root); one
+    # chain backs up the others and is partial: retention would remove the include's backups
+    missing = [] if chains.is_split(profile) else chains.missing_includes(profile)
+    for item in missing:
+        log.warning("warning: include %s", chains.missing_include(item))
+    env = prepare(run, keep_manifests=False)
+    if lost := keep_lost_manifests(run):  # duplicity would delete the copy, go on, exit 0
+        if not run.options.get("full"):
+            raise RunRefused(
+                "nothing was backed up: "
+                + "; ".join(lost)
+                + "; an incremental onto that chain could not be restored either: run "
+                f"{suggest.command('backup', profile.name, '--full')} to start a new chain."
             )
-    env = prepare(run)
+        for text in lost:
+            log.warning("warning: %s", text)
     with contextlib.ExitStack() as stack:
-        return _back_up(run, chain_list, env, stack, watched, unmounted)
+        return _back_up(run, chain_list, env, stack, watched, unmounted, missing)
 
 
 def _back_up(
@@ -77,6 +86,7 @@ def _back_up(
     stack,
     watched: list[str],
     unmounted: dict[str, str],
+    missing: list[str],
 ) -> RunResult:
     profile = run.profile
     with target_view(run):
@@ -165,7 +175,9 @@ def _back_up(
     partial = [(c, r) for c, r in done if r.unreadable]
     # an unsplit profile's include whose disk is not mounted: backed up empty, like files
     # that could not be read, the backup lacks it
+    # an unsplit profile's plain include that does not exist: nothing of it in the set either
     empty_includes = [] if chains.is_split(profile) else list(unmounted.values())
+    empty_includes += [chains.missing_include(item) for item in missing]
     lacking = [c for c, r in done if r.unreadable or empty_includes]  # files not in the set
     if partial_fulls := [c.label for c in lacking if new_full.get(c.label)]:
         stats[PARTIAL_FULLS] = partial_fulls  # prune refuses while they are the newest fulls
@@ -185,7 +197,7 @@ def _back_up(
         for label in left_out:
             log.warning("retention skipped on chain %s: its root was not backed up", label)
         if empty_includes:
-            log.warning("retention skipped: an include's disk is not mounted")
+            log.warning("retention skipped: an include is missing or its disk is not mounted")
         complete = [c for c, r in done if not r.unreadable and not empty_includes]
 
         def retain(chain: chains.Chain) -> None:  # kept when another chain's retention fails

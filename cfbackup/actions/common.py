@@ -30,14 +30,58 @@ from cfbackup.runtypes import Run
 log = logging.getLogger("cfbackup")
 
 
-def prepare(run: Run, *, need_secret_key: bool = False) -> dict[str, str]:
-    """Resolve secrets and check keys before anything touches the target."""
+def prepare(
+    run: Run, *, need_secret_key: bool = False, keep_manifests: bool = True
+) -> dict[str, str]:
+    """Resolve secrets and check keys before anything touches the target; with
+    ``keep_manifests`` (every command that runs duplicity on the target, which syncs the
+    archive dir), copy aside the archive dir's manifests the target lost (a warning each)."""
     profile = run.profile
     env = duplicity_environment(profile)
     for warning in gpgkeys.check_keys(profile, need_secret=need_secret_key):
         log.warning("warning: %s", warning)
     profile.archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if keep_manifests:
+        for lost in keep_lost_manifests(run):
+            log.warning("warning: %s", lost)
     return env
+
+
+def keep_lost_manifests(run: Run) -> list[str]:
+    """Copy each manifest that only the archive dir still has (its set is at the target
+    without one: ``volumes.only_local_manifests``) to ``state_dir/kept-manifests/PROFILE``,
+    before a duplicity syncing the archive dir deletes it; one sentence each, naming the set
+    and the copy. Nothing when the target cannot be listed (duplicity will say why)."""
+    from cfbackup import stores, volumes
+
+    found: list[str] = []
+    for chain in chains.of(run.profile):
+        profile = chain.profile
+        folder = profile.archive_dir / profile.backup_name
+        if not stores.readable(profile.target) or not any(folder.glob("*.manifest")):
+            continue  # no local manifest: nothing to lose, no listing
+        store = stores.open_store(profile)
+        try:
+            sets = volumes.backup_sets(store, chain=chain.slug)
+        except (CfbackupError, OSError) as error:  # duplicity will meet it and say so
+            log.info(
+                "the target's manifests were not compared: %s", getattr(error, "message", error)
+            )
+            continue
+        for backup_set, local in volumes.only_local_manifests(sets, folder):
+            kept = run.config.state_dir / "kept-manifests" / run.profile.name / chain.slug
+            kept.mkdir(parents=True, exist_ok=True, mode=0o700)
+            kept = kept / local.name
+            shutil.copy2(local, kept)
+            kept.chmod(0o600)
+            where = f" of chain {chain.label}" if chain.root else ""
+            found.append(
+                f"the {backup_set.label}{where} has {len(backup_set.volumes)} volume(s) but no "
+                f"manifest at {store.label}, so duplicity cannot restore it or any later backup "
+                "of its chain; the archive dir's copy of its manifest, the last one (duplicity "
+                f"deletes it), is kept at {kept}"
+            )
+    return found
 
 
 @contextlib.contextmanager
@@ -190,6 +234,15 @@ def chains_at_time(
             if chains.is_split(run.profile) and sorted(too_new) != sorted(every)
             else f"profile {run.profile.name}"
         )
+        older = unsplit_full_before(run.profile, when)
+        if older is not None:  # the chain of the layout before split_chains was switched on
+            raise RunRefused(
+                f"--time {run.options['time']} is before the oldest backup of {whose} "
+                f"(the full backup of {first}), but the backups made before split_chains was "
+                f"switched on are still at {run.profile.target} (from the full backup of "
+                f"{_utc(older)}): set split_chains = false in {run.config.path} for this "
+                f"{run.action}, run {same_command(run)}, then set it back to true."
+            )
         raise RunRefused(
             f"--time {run.options['time']} is before the oldest backup of {whose} "
             f"(the full backup of {first}), so there is no state that old: "
@@ -205,6 +258,56 @@ def chains_at_time(
             _utc(oldest),
         )
     return kept
+
+
+def unsplit_full_before(profile, when: float) -> float | None:
+    """split_chains: the oldest full backup at or before ``when`` of the chain right at the
+    profile's target (not in a chain's sub-prefix), which the backups made before
+    split_chains was switched on left there; None when there is none (or the target is not a
+    swift:// or file:// one)."""
+    from cfbackup import stores, volumes
+
+    if not chains.is_split(profile) or not stores.readable(profile.target):
+        return None
+    try:
+        sets = volumes.complete(volumes.backup_sets(stores.open_store(profile)))
+    except (CfbackupError, OSError):  # only a hint: the refusal stands without it
+        return None
+    return min((s.end for s in sets if s.kind == "full" and s.end <= when), default=None)
+
+
+def removed_root_with_backups(profile, rel: str) -> str | None:
+    """split_chains: the folder holding ``rel`` (itself or one above it) whose chain is still
+    at the target though it is no longer an include root (removed from include); None when
+    there is none."""
+    from cfbackup import stores, volumes
+
+    if not chains.is_split(profile) or not stores.readable(profile.target):
+        return None
+    parts = rel.split("/")
+    for depth in range(1, len(parts) + 1):
+        root = "/".join(parts[:depth])
+        chain = chains.of_root(profile, root)
+        try:
+            if volumes.complete(volumes.backup_sets(stores.open_store(chain.profile))):
+                return root
+        except (CfbackupError, OSError):  # only a hint: the refusal stands without it
+            return None
+    return None
+
+
+def same_command(run: Run) -> str:
+    """The cfbackup command of this run (a restore, list or verify), as it runs again."""
+    words = [run.action, run.profile.name]
+    if run.action == "restore":
+        words.append(run.options["target"])
+        if run.options.get("path"):
+            words += ["--path", run.options["path"]]
+    if run.action == "verify" and run.options.get("compare_data"):
+        words.append("--compare-data")
+    if run.options.get("time"):
+        words += ["--time", run.options["time"]]
+    return suggest.command(*words)
 
 
 def _utc(when: float) -> str:

@@ -20,7 +20,9 @@ from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
     prepare,
+    removed_root_with_backups,
     require_target,
+    same_command,
     scratch,
     warm_duplicity,
     when_of,
@@ -28,6 +30,7 @@ from cfbackup.actions.common import (
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import (
+    CfbackupError,
     CryptoError,
     ExitCode,
     NoBackupFound,
@@ -79,6 +82,8 @@ def run_restore(run: Run) -> RunResult:
     require_target(run)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
+    if not wanted:
+        raise _outside_roots(run, rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
     kept = {c.label for c in picked}
     too_new = [c.label for c in wanted if c.label not in kept]  # split_chains: left out
@@ -166,6 +171,30 @@ def run_restore(run: Run) -> RunResult:
     return outcome
 
 
+def _outside_roots(run: Run, rel: str) -> CfbackupError:
+    """A --path in none of a split profile's include roots: a usage error (it was a target
+    error, exit 12), which names the chain of a root removed from include that still holds
+    it, and how to reach it."""
+    profile = run.profile
+    roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
+    shown = printable_name(rel)
+    old = removed_root_with_backups(profile, rel)
+    if old is None:
+        return CfbackupError(
+            f"{shown} is in none of the include roots backed up by profile {profile.name} "
+            f"({roots}): give a path under one of them.",
+            exit_code=ExitCode.USAGE,
+        )
+    folder = str(PurePosixPath(str(profile.source)) / old)
+    return CfbackupError(
+        f"{shown} is in none of the include roots of profile {profile.name} ({roots}), but the "
+        f"backups of /{old} made before it was removed from include are still at the target "
+        f"({chains.of_root(profile, old).profile.target}): add {folder} to include in "
+        f"{run.config.path} for this restore, run {same_command(run)}, then remove it again.",
+        exit_code=ExitCode.USAGE,
+    )
+
+
 def _restore_chains(
     run: Run,
     into: Path,
@@ -181,12 +210,6 @@ def _restore_chains(
     the roots the target holds no backup of at all are left out (``chains.run_each``).
     Returns those roots, and the entries duplicity could not restore (``_restore_one``)."""
     profile = run.profile
-    if not picked:  # chains_at_time refuses a --time before every picked chain's backups
-        roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
-        raise RestoreTargetError(
-            f"{rel} is in none of the include roots backed up by profile {profile.name} "
-            f"({roots}): give a path under one of them."
-        )
     if inside:
         return [], _restore_one(run, picked[0], into, rel, env, folder)
 

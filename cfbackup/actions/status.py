@@ -30,7 +30,7 @@ def run_status(run: Run) -> RunResult:
     only another target's come from duplicity's collection-status, and not while a run holds
     the profile: they are then left out, and the output says why."""
     profile = run.profile
-    env = prepare(run)
+    env = prepare(run, keep_manifests=False)  # reads the target itself: no duplicity sync
     running = lock.holder(run.config.state_dir, profile.name)
     chain_list = chains.of(profile)
     readable = stores.readable(profile.target)

@@ -21,6 +21,7 @@ from cfbackup.config.secrets import loose_secret_file, register_url_parts
 from cfbackup.config.validate import (
     deep_merge,
     pattern_under,
+    shared_targets,
     unknown_key,
     unsupported_target,
     validate_table,
@@ -165,6 +166,7 @@ def build_config(
             legacy=kind == "legacy",
             secret_file_warnings=_loose_secret_files(data, profile_schema),
         )
+    problems += shared_targets({name: profile.data for name, profile in profiles.items()})
     # a [defaults] mistake every profile overrides was never read (the config loaded before
     # [defaults] was checked on its own): a warning, unless the config is refused anyway
     unused = [p for p in in_defaults if p not in inherited]

@@ -278,7 +278,10 @@ PROFILE = (
         "file:///srv/backup (three slashes: file://srv/backup, which duplicity reads under "
         "the folder cfbackup runs in, is refused, naming the folders its backups went to; a "
         "legacy DEST so is kept, with a warning); other duplicity backends (S3, sftp, ...) are "
-        "refused.",
+        "refused. Each "
+        "profile has its own: two profiles whose targets are one place, or one inside the other "
+        "(a split_chains profile's chains too), are refused, since each one's fulls and "
+        "retention would delete the other's backups.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),

@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 from cfbackup.config.schema import DURATION_RE, Option, secret_keys
+from cfbackup.duplicity import options as duplicity_options
+from cfbackup.duplicity import target as targets
 from cfbackup.duplicity.times import FORMATS as TIME_FORMATS
 from cfbackup.duplicity.times import duplicity_time
 
@@ -209,3 +211,83 @@ def pattern_under(pattern: str, source: str) -> bool:
         or root.startswith(literal)
         or pattern.rstrip("/") == source.rstrip("/")
     )
+
+
+PREFIX_OPTIONS = ("--file-prefix", "--file-prefix-archive", "--file-prefix-manifest",
+                  "--file-prefix-signature")  # fmt: skip
+
+
+def shared_targets(profiles: dict[str, dict[str, Any]]) -> list[str]:
+    """A problem for each two profiles whose targets are one place, or one inside the other
+    (a split profile's chains are sub-prefixes of its target): each profile's full backup and
+    retention would delete the other's backups (duplicity sees them as one collection, and a
+    changed source is refused with the advice to start a new chain)."""
+    seen: list[tuple[str, tuple[str, ...], tuple]] = []
+    problems: list[str] = []
+    for name, data in profiles.items():
+        where = targets.place(data.get("target") or "")
+        if where is None:
+            continue
+        kept_apart = _kept_apart(data)
+        for other, other_where, other_apart in seen:
+            if other_apart != kept_apart:  # duplicity only sees the files of its own prefix
+                continue
+            if where == other_where and data["target"] == profiles[other]["target"]:
+                how = f"profiles {other} and {name} both back up to {data['target']}"
+            elif where == other_where:
+                how = (
+                    f"profile {other}'s target {profiles[other]['target']} and profile {name}'s "
+                    f"target {data['target']} are the same place"
+                )
+            elif targets.inside(where, other_where):
+                how = (
+                    f"profile {name}'s target {data['target']} is inside profile {other}'s "
+                    f"target {profiles[other]['target']}"
+                )
+            elif targets.inside(other_where, where):
+                how = (
+                    f"profile {other}'s target {profiles[other]['target']} is inside profile "
+                    f"{name}'s target {data['target']}"
+                )
+            else:
+                continue
+            problems.append(
+                f"{how}, so each one's full backups and retention would delete the other's "
+                "backups: give each profile its own container or prefix, neither inside the "
+                f"other's (such as {_beside(profiles[other]['target'], other)} and "
+                f"{_beside(data['target'], name)})"
+            )
+        seen.append((name, where, kept_apart))
+    return problems
+
+
+def _kept_apart(data: dict[str, Any]) -> tuple:
+    """What keeps a profile's files apart at a shared target: its duplicity file prefixes and,
+    for Swift, the account (another account's container of that name is another container)."""
+    words = list(data.get("extra_options") or [])
+    prefixes = []
+    for i, word in enumerate(words):
+        name = duplicity_options.option_name(word)
+        if name in PREFIX_OPTIONS:
+            value = word.split("=", 1)[1] if "=" in word else (words[i + 1 : i + 2] or [""])[0]
+            prefixes.append((name, value))
+    swift = data.get("swift") or {}
+    if swift.get("cloud"):
+        account: tuple = ("cloud", swift["cloud"], swift.get("region_name"))
+    elif swift.get("auth_version") == "3":
+        project = swift.get("project_id") or swift.get("project_name")
+        account = (
+            (swift.get("auth_url") or "").rstrip("/"),
+            swift.get("region_name"),
+            project or swift.get("application_credential_id"),
+            swift.get("project_domain_id") or swift.get("project_domain_name"),
+        )
+    else:  # v1: the account is the user's (tempauth: the part before the colon)
+        user = (swift.get("username") or "").split(":")[0]
+        account = ((swift.get("auth_url") or "").rstrip("/"), swift.get("region_name"), user)
+    scheme = (data.get("target") or "").split("://", 1)[0].lower()
+    return (tuple(sorted(prefixes)), account if scheme != "file" else ())
+
+
+def _beside(target: str, name: str) -> str:
+    return f"{target.rstrip('/')}-{name}"

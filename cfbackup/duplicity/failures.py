@@ -92,9 +92,14 @@ def _source_mismatch(text: str, profile: Profile | None) -> RunRefused:
         if what == "host"
         else f"the source is {now} now, the last backup read {before}"
     )
+    # a --full is no fix when the backups at the target are another source's (another
+    # machine's or config's profile writing there): retention after it would delete them
     return RunRefused(
         f"duplicity refused the incremental backup: the backup source {what} has changed "
-        f"({where}); run {_cmd(profile, 'backup', '--full')} to start a new chain, or, if it is "
+        f"({where}); if the backups at the target are of another source (another machine or "
+        "config backs up there), give this profile its own container or prefix, since a full "
+        "backup there would let retention delete them; otherwise run "
+        f"{_cmd(profile, 'backup', '--full')} to start a new chain, or, if it is "
         "the same data (restored onto a new machine or into another folder), add "
         'extra_options = ["--allow-source-mismatch"] to the profile, or --allow-source-mismatch '
         "to STATIC_OPTIONS in a legacy file."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import urllib.parse
 
 
@@ -32,3 +33,28 @@ def swift_target(url: str) -> SwiftTarget | None:
 def duplicity_url(url: str) -> str:
     """The URL as duplicity wants it (``swift://c/prefix`` and other schemes pass through)."""
     return url
+
+
+def place(url: str) -> tuple[str, ...] | None:
+    """Where a target's objects are, as parts that compare however the URL is written:
+    ``("swift", container, *prefix)`` (a legacy ``cf+http://container`` is that container too)
+    or ``("file", *absolute path)``; None for a URL that names no such place."""
+    try:
+        parsed = urllib.parse.urlsplit(url)
+    except ValueError:  # swift://[ : refused where the target is checked
+        return None
+    scheme = parsed.scheme.lower()
+    if scheme == "swift" or scheme.startswith("cf+http"):
+        parts = [part for part in parsed.path.split("/") if part]
+        return ("swift", parsed.netloc, *parts) if parsed.netloc else None
+    if scheme == "file":  # duplicity reads file://rel as a relative path, file:///abs as absolute
+        path = urllib.parse.unquote(parsed.netloc + parsed.path)
+        if not path:
+            return None
+        return ("file", *(part for part in os.path.realpath(path).split("/") if part))
+    return None
+
+
+def inside(inner: tuple[str, ...], outer: tuple[str, ...]) -> bool:
+    """Whether place ``inner`` is ``outer`` or under it (a prefix or folder of it)."""
+    return inner[: len(outer)] == outer

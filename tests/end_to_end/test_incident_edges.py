@@ -264,10 +264,11 @@ def test_the_first_backup_after_a_move_names_the_fixes_that_work(
     result = cfbackup("-c", other, "backup")
     assert result.returncode == ExitCode.REFUSED, result
     assert f"the backup source directory has changed (the source is {moved} now, the last " \
-        f"backup read {src}); run " in result.stderr, result  # fmt: skip
+        f"backup read {src}); if " in result.stderr, result  # fmt: skip
     assert 'add extra_options = ["--allow-source-mismatch"] to the profile' in result.stderr
     assert "(duplicity exit code 42)." in result.stderr, result
-    suggested = re.search(r"; run (cfbackup .+?) to start a new chain", result.stderr)[1]
+    assert "if the backups at the target are of another source" in result.stderr, result
+    suggested = re.search(r"otherwise run (cfbackup .+?) to start a new chain", result.stderr)[1]
     assert suggested == f"cfbackup -c {other} backup main --full", suggested
     assert cfbackup(*shlex.split(suggested)[1:]).returncode == 0  # as printed
 

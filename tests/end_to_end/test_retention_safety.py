@@ -167,14 +167,35 @@ def test_a_source_whose_disk_is_not_mounted_is_not_backed_up(
     assert f"nothing was backed up: {src} was a mount point at the last backup" in result.stderr
 
 
-def test_a_missing_plain_include_is_named_on_every_backup(tmp_path, make_config, cfbackup):
-    src = make_awkward_tree(tmp_path / "src", big_mb=0)
-    extra = f'include = ["{src}/dir one", "{src}/gone"]\n'
-    config = make_config(source=src, extra=extra)
-    for _ in range(2):
-        result = cfbackup("-c", config, "backup")
-        assert result.returncode == 0, result
-        assert f"include {src}/gone does not exist" in result.stderr, result
+def test_a_missing_plain_include_makes_the_backup_partial_and_keeps_its_backups(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """Without split_chains, an include moved away was a warning and exit 0, and the full
+    backup's retention then removed the only backup holding its files: now it is named, the
+    backup exits 9 and no retention runs, as for a split root."""
+    src = tmp_path / "src"
+    for name in ("a", "b"):
+        (src / name).mkdir(parents=True)
+        (src / name / "f").write_text(f"in {name}\n")
+    extra = f'include = ["{src}/a", "{src}/b"]\n'
+    config = make_config(source=src, extra=extra, more="[profiles.main.retention]\nkeep_full = 1\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    first = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    (src / "b").rename(tmp_path / "b moved")
+    for _ in range(2):  # named on every backup
+        result = cfbackup("-c", config, "backup", "--full")
+        assert result.returncode == ExitCode.PARTIAL, result
+        assert f"{src}/b is missing or not mounted: mount it, or remove it from include" in (
+            result.stderr
+        ), result
+        assert "retention was skipped: it runs after the next complete backup" in result.stderr
+        time.sleep(1.1)
+    assert full_backups(object_names(local_swift, container), "host1/") == 3  # the first kept
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out, "--path", "b/f", "--time", first)
+    assert result.returncode == 0, result
+    assert (out / "b" / "f").read_text() == "in b\n"
 
 
 def test_a_failed_retention_keeps_the_backup_and_its_post_hooks(tmp_path, make_config, cfbackup):
@@ -330,3 +351,85 @@ def test_prune_dry_run_lists_what_prune_removes_and_removes_nothing(
     assert cfbackup("-c", config, "prune").returncode == 0
     after = object_names(local_swift, container)
     assert set(before) - set(after) == {f"host1/{n}" for n in named}
+
+
+def test_two_profiles_on_one_target_are_refused_when_the_config_is_loaded(
+    tmp_path, make_config, cfbackup, container, local_swift
+):
+    """Two profiles at one target (written differently), or one inside the other's prefix (a
+    split profile's chain prefix too), deleted each other's backups: `check` said ready, the
+    second backup was refused as a changed source with the advice to run --full, and that
+    full's retention removed the first profile's only backup. Refused at load, exit 3."""
+    other_src = tmp_path / "other"
+    other_src.mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("web\n")
+    target = tmp_path / "target"
+    second = (
+        f'[profiles.dbB]\nsource = "{other_src}"\ntarget = "file://{tmp_path}//./target/"\n'
+        '[profiles.dbB.encryption]\nmode = "none"\n'
+    )
+    config = make_config(target=f"file://{target}", encryption='mode = "none"', more=second)
+    for command in (("check",), ("backup", "main"), ("backup", "dbB", "--full")):
+        result = cfbackup("-c", config, *command)
+        assert result.returncode == ExitCode.CONFIG, result
+        assert f"profile main's target file://{target} and profile dbB's target " \
+            f"file://{tmp_path}//./target/ are the same place, so each one's full backups and " \
+            "retention would delete the other's backups: give each profile its own container " \
+            "or prefix" in result.stderr, result  # fmt: skip
+    assert not target.exists()
+
+    slug = chains.slug_of("db")  # where a split profile's chain of /db goes
+    extra = f'split_chains = true\ninclude = ["{tmp_path}/src/db"]\n'
+    more = (
+        f'[profiles.dbB]\nsource = "{other_src}"\ntarget = "swift://{container}/host1/{slug}"\n'
+        f'[profiles.dbB.swift]\nauth_url = "{local_swift.auth_url}"\n'
+        f'username = "{local_swift.users["admin"][0]}"\npassword_env = "T_SWIFT_KEY"\n'
+    )
+    config = make_config(extra=extra, more=more, name="split.toml")
+    result = cfbackup("-c", config, "check")
+    assert result.returncode == ExitCode.CONFIG, result
+    assert f"profile dbB's target swift://{container}/host1/{slug} is inside profile main's " \
+        f"target swift://{container}/host1, so " in result.stderr, result  # fmt: skip
+
+
+def test_a_manifest_lost_at_the_target_is_kept_and_no_incremental_goes_onto_its_chain(
+    tmp_path, make_config, cfbackup
+):
+    """A full backup whose manifest is gone from the target (its archive-dir copy left): the
+    next backup exited 0 with an incremental onto a chain that cannot be restored, and
+    duplicity deleted the last copy of the manifest ("not authoritative at backend"). Now the
+    incremental is refused (5) and the copy is kept aside, by the other commands too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("one\n")
+    target = tmp_path / "target"
+    config = make_config(source=src, target=f"file://{target}")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    assert cfbackup("-c", config, "backup", "--full").returncode == 0
+    time.sleep(1.1)
+    (src / "f").write_text("two\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    newest_full = sorted(target.glob("duplicity-full.*.manifest.gpg"))[-1]
+    newest_full.unlink()
+    local = tmp_path / "archive" / "main" / newest_full.name.removesuffix(".gpg")
+    original = local.read_bytes()
+    kept = tmp_path / "state" / "kept-manifests" / "main" / local.name
+    before = sorted(p.name for p in target.iterdir())
+
+    time.sleep(1.1)
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "has 1 volume(s) but no manifest at file://" in result.stderr, result
+    assert f"is kept at {kept}; an incremental onto that chain could not be restored " \
+        f"either: run cfbackup -c {config} backup main --full to start a new chain" in (
+            result.stderr
+        ), result  # fmt: skip
+    assert sorted(p.name for p in target.iterdir()) == before  # nothing uploaded
+    assert kept.read_bytes() == original
+    kept.unlink()
+
+    result = cfbackup("-c", config, "list", "main")  # duplicity syncs the archive dir here too
+    assert f"is kept at {kept}" in result.stderr, result
+    assert kept.read_bytes() == original

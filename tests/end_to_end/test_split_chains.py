@@ -92,7 +92,7 @@ def test_each_root_is_its_own_chain_and_commands_work_across_them(
     assert result.returncode == 0, result
     assert_same_tree(src / "srv" / "www", part / "srv" / "www")
     result = cfbackup("-c", config, "restore", "main", tmp_path / "x", "--path", "other")
-    assert result.returncode == ExitCode.RESTORE_TARGET, result
+    assert result.returncode == ExitCode.USAGE, result  # no target problem (it was 12)
     assert "in none of the include roots" in result.stderr
     assert not (tmp_path / "x").exists()
 
@@ -283,3 +283,60 @@ def _history(tmp_path):
     from cfbackup import history
 
     return history.runs(tmp_path / "state", "main")
+
+
+def test_backups_from_before_a_layout_change_are_named_with_the_way_to_them(
+    tmp_path, make_config, cfbackup
+):
+    """After split_chains is switched on, a --time before it said "there is no state that old"
+    though the old chain is at the target; after a root is removed from include, a --path
+    under it was a target error (12). Both now name the old backups and the command (with
+    -c FILE) that reaches them, which runs as printed once the setting is switched back."""
+    src = tmp_path / "src"
+    for root in ("etc", "db"):
+        (src / root).mkdir(parents=True)
+        (src / root / "d").write_text(f"{root} before\n")
+    extra = f'include = ["{src}/etc", "{src}/db"]\nsplit_chains = false\n'
+    config = make_config(source=src, extra=extra)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    before = time.strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1.1)
+    (src / "db" / "d").write_text("db after\n")
+    text = config.read_text()
+    config.write_text(text.replace("split_chains = false", "split_chains = true"))
+    assert cfbackup("-c", config, "backup").returncode == 0
+
+    out = tmp_path / "out"
+    result = cfbackup("-c", config, "restore", "main", out, "--time", before)
+    assert result.returncode == ExitCode.REFUSED, result
+    assert "the backups made before split_chains was switched on are still at swift://" in (
+        result.stderr
+    ), result
+    printed = f"cfbackup -c {config} restore main {out} --time {before}"
+    assert f"set split_chains = false in {config} for this restore, run {printed}, then set " \
+        "it back to true." in result.stderr, result  # fmt: skip
+    config.write_text(text)  # split_chains = false, as the message says
+    result = cfbackup(*printed.split()[1:])
+    assert result.returncode == 0, result
+    assert (out / "db" / "d").read_text() == "db before\n"
+
+    # db removed from include (split_chains on): its chain is still at the target
+    config.write_text(
+        text.replace("split_chains = false", "split_chains = true").replace(f', "{src}/db"', "")
+    )
+    one = tmp_path / "one"
+    result = cfbackup("-c", config, "restore", "main", one, "--path", "db/d")
+    assert result.returncode == ExitCode.USAGE, result
+    printed = f"cfbackup -c {config} restore main {one} --path db/d"
+    assert "db/d is in none of the include roots of profile main (/etc), but the backups of " \
+        "/db made before it was removed from include are still at the target (swift://" in (
+            result.stderr
+        ), result  # fmt: skip
+    assert f": add {src}/db to include in {config} for this restore, run {printed}, then " \
+        "remove it again." in result.stderr, result  # fmt: skip
+    assert not one.exists()
+    config.write_text(text.replace("split_chains = false", "split_chains = true"))
+    result = cfbackup(*printed.split()[1:])
+    assert result.returncode == 0, result
+    assert (one / "db" / "d").read_text() == "db after\n"

@@ -209,7 +209,12 @@ def test_a_changed_source_host_or_folder_is_refused_with_the_fixes_that_work(mon
         result = DuplicityResult(("duplicity", "backup"), code, _records(text), (), profile=profile)
         error = classify_failure(result)
         assert error.exit_code == ExitCode.REFUSED, error.message
-        assert f"the backup source {changed}; run {full} to start a new chain" in error.message
+        assert (
+            f"the backup source {changed}; if the backups at the target are of another "
+            "source (another machine or config backs up there), give this profile its own "
+            "container or prefix, since a full backup there would let retention delete them; "
+            f"otherwise run {full} to start a new chain"
+        ) in error.message, error.message
         assert 'extra_options = ["--allow-source-mismatch"]' in error.message, error.message
         assert error.message.endswith(f"(duplicity exit code {code}).")
 
