@@ -27,6 +27,7 @@ from cfbackup.actions.common import (
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import (
+    CfbackupError,
     CryptoError,
     ExitCode,
     NoBackupFound,
@@ -42,23 +43,56 @@ log = logging.getLogger("cfbackup")
 
 
 def relative_path(run: Run, path: str) -> str:
-    """A path inside the backup, relative to the source; absolute paths under source accepted."""
+    """A path inside the backup, relative to the source; absolute paths under source accepted.
+    Any other absolute path, or one with '..', is a mistake on the command line (exit 2): the
+    message gives the relative form the user likely meant, when there is one."""
     source = PurePosixPath(str(run.profile.source))
     candidate = PurePosixPath(path)
     if candidate.is_absolute():
         try:
             candidate = candidate.relative_to(source)
         except ValueError:
-            raise RestoreTargetError(
-                f"{printable_name(path)} is not under the profile's source "
-                f"{printable_name(str(source))}: give a path inside it."
+            raise _bad_path(
+                run, path, f"is not under the profile's source {printable_name(str(source))}"
             ) from None
     parts = [p for p in candidate.parts if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise RestoreTargetError(
-            f"{printable_name(path)}: '..' is not allowed in a path to restore."
-        )
+        raise _bad_path(run, path, "holds '..', which a path to restore may not")
     return "/".join(parts)
+
+
+def _bad_path(run: Run, path: str, why: str) -> CfbackupError:
+    """``--path PATH`` refused: ``why``, and the path relative to the source the user likely
+    meant (``_meant``), with the restore that takes it when it pastes as printed."""
+    shown = printable_name(path)
+    source = str(run.profile.source)
+    meant = _meant(source, path)
+    if meant is None:
+        fix = f"give a path relative to the source, {printable_name(source)}"
+    else:
+        full = printable_name(str(PurePosixPath(source) / meant))
+        fix = f"give it relative to the source: {pasteable(meant)} for {full}"
+        options = getattr(run, "options", {})
+        if options.get("target") and not options.get("exact_destination"):
+            command = _restore_command(run, options["target"], meant, bool(options.get("force")))
+            fix += f" ({command})" if command else ""
+    return CfbackupError(f"--path {shown} {why}: {fix}.", exit_code=ExitCode.USAGE)
+
+
+def _meant(source: str, path: str) -> str | None:
+    """The path relative to ``source`` that ``path`` likely means: under the folder the source
+    resolves to (a source /srv that is a symlink to /data/srv, given /data/srv/www), else the
+    path read as relative to the source (/etc/nginx: etc/nginx); None when that is nothing or
+    leaves the source ('..' above it)."""
+    candidate = PurePosixPath(path)
+    if candidate.is_absolute():
+        with contextlib.suppress(ValueError):
+            return _meant(source, str(candidate.relative_to(os.path.realpath(source))))
+        candidate = candidate.relative_to("/")
+    meant = os.path.normpath(str(candidate))
+    if meant in (".", "") or meant == ".." or meant.startswith("../"):
+        return None
+    return meant
 
 
 def run_restore(run: Run) -> RunResult:
