@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import shlex
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from cfbackup import suggest
 from cfbackup.errors import NoSpaceLeft, RestoreTargetError
-from cfbackup.units import pasteable, printable_name
+from cfbackup.units import printable_name
 
 log = logging.getLogger("cfbackup")
 
@@ -164,10 +164,8 @@ def _check_writable(folder: Path, destination: Path) -> None:
 
 
 def quoted(path: str) -> str:
-    """``path`` as the user pastes it into a shell command: quoted, and in bash's ``$'...'``
-    when it holds a control character or bytes that are not UTF-8 (``units.pasteable``)."""
-    shown = pasteable(path)
-    return shown if shown != path else shlex.quote(path)
+    """``path`` as the user pastes it into a shell command (``suggest.word``)."""
+    return suggest.word(path)
 
 
 CAP_CHOWN = 0  # linux/capability.h

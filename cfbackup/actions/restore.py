@@ -319,8 +319,8 @@ def _not_restored(
 
 
 def _again(name: str, again: Callable[[str], str | None] | None) -> str:
-    """The command that restores ``name`` again, when it pastes as printed (a name that is
-    not UTF-8 or holds a control character is shown in bash's $'...' instead, above)."""
+    """The command that restores ``name`` again (None from ``again``: dt-cf-backup's exact
+    destination, which has none to give)."""
     command = again(name) if again else None
     if command is None:
         return "those paths again with --path."
@@ -330,10 +330,10 @@ def _again(name: str, again: Callable[[str], str | None] | None) -> str:
 REASON_CHARS = 300
 
 
-def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str | None:
+def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str:
     """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
-    restore again, into ``target``; None when a word would not paste as printed (a name that
-    is not UTF-8 or holds a control character: messages show those in bash's $'...')."""
+    restore again, into ``target`` (a name that is not UTF-8 or holds a control character in
+    bash's $'...': ``suggest.word``)."""
     when = run.options.get("time")
     words = [
         "restore",
@@ -343,8 +343,6 @@ def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> 
         *(("--time", when) if when else ()),
         *(("--force",) if force else ()),
     ]
-    if any(pasteable(word) != word for word in words):
-        return None
     return suggest.command(*words)
 
 
