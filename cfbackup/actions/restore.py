@@ -8,14 +8,16 @@ overwrites what is there. What the restore does to TARGET on disk is elsewhere: 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains, prefetch, restore_merge, restore_target, suggest
+from cfbackup import chains, prefetch, restore_merge, restore_target, signatures, suggest
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -32,6 +34,7 @@ from cfbackup.errors import (
     ExitCode,
     NoBackupFound,
     NoSpaceLeft,
+    PathNotInBackup,
     RestoreTargetError,
     RunRefused,
 )
@@ -74,7 +77,7 @@ def _bad_path(run: Run, path: str, why: str) -> CfbackupError:
         fix = f"give it relative to the source: {pasteable(meant)} for {full}"
         options = getattr(run, "options", {})
         if options.get("target") and not options.get("exact_destination"):
-            command = _restore_command(run, options["target"], meant, bool(options.get("force")))
+            command = _restore_command(run, _target(options), meant, bool(options.get("force")))
             fix += f" ({command})" if command else ""
     return CfbackupError(f"--path {shown} {why}: {fix}.", exit_code=ExitCode.USAGE)
 
@@ -97,7 +100,7 @@ def _meant(source: str, path: str) -> str | None:
 
 def run_restore(run: Run) -> RunResult:
     profile = run.profile
-    target = Path(run.options["target"]).expanduser().absolute()
+    target = _target(run.options)
     force = bool(run.options.get("force"))
     path = run.options.get("path")
     rel = relative_path(run, path) if path else None
@@ -161,7 +164,7 @@ def run_restore(run: Run) -> RunResult:
     what = f"{shown} restored to {into}" if rel else f"restored into {into}"
     if (rel or ".") in failed:  # duplicity could not restore what was asked for itself
         what = f"{shown or 'the backup'} could not be restored to {into}"
-    when = f" as of {run.options['time']}" if run.options.get("time") else ""
+    when = _from_backup(run, picked)
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
     )
@@ -196,6 +199,32 @@ def run_restore(run: Run) -> RunResult:
         outcome.message += "."
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
+
+
+def _target(options: dict) -> Path:
+    return Path(options["target"]).expanduser().absolute()
+
+
+def _from_backup(run: Run, picked: list[chains.Chain]) -> str:
+    """With --time, the backup restored (``chains_at_time``: the newest at or before it, as
+    duplicity picks it), one per chain when they differ: not the --time given, which may be
+    later than any backup, or between two."""
+    when = run.options.get("time")
+    if not when:
+        return ""
+    found = run.options.get("restored_backups", {})
+    times = {c.label: found[c.label] for c in picked if found.get(c.label) is not None}
+    if not times:
+        return f" as of --time {when}"
+    if len(set(times.values())) == 1:
+        which = f"the backup of {_utc(next(iter(times.values())))}"
+    else:
+        which = "the backups of " + ", ".join(f"{_utc(t)} ({label})" for label, t in times.items())
+    return f" from {which} (the newest at or before --time {when})"
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
 
 
 def _restore_chains(
@@ -276,15 +305,74 @@ def _restore_one(
                 source, extra = plan.profile, plan.env
         place = stack.enter_context(_utf8_place(into))
         owners = restore_target.can_chown()
-        result = duplicity(
-            run,
-            lambda fd: commands.restore_argv(
-                source, str(place), path=path, time=when, log_fd=fd, owners=owners
-            ),
-            {**env, **extra},
-            warm=warm,  # unless there is no copy to read after all (then a cold start)
-        )
+        try:
+            result = duplicity(
+                run,
+                lambda fd: commands.restore_argv(
+                    source, str(place), path=path, time=when, log_fd=fd, owners=owners
+                ),
+                {**env, **extra},
+                warm=warm,  # unless there is no copy to read after all (then a cold start)
+            )
+        except PathNotInBackup as error:
+            raise _not_in_backup(run, chain, path or "", error) from None
     return result.not_processed_under(path)
+
+
+def _not_in_backup(
+    run: Run, chain: chains.Chain, rel: str, error: PathNotInBackup
+) -> PathNotInBackup:
+    """duplicity's "not found in archive", with the path named, and the path of the backup
+    it likely means when the archive dir's signature tars (synced by the restore that just
+    failed: nothing is downloaded for it) hold one (``near_match``)."""
+    profile = run.profile
+    when = run.options.get("time")
+    at = f" at --time {when}" if when else ""
+    sigtars = signatures.local_chain(chain.profile.archive_dir / chain.profile.backup_name,
+                                     when_of(run))  # fmt: skip
+    meant = near_match(rel, signatures.names(sigtars)) if sigtars else None
+    options = run.options
+    if meant is not None:
+        again = "" if options.get("exact_destination") else (
+            " (" + _restore_command(run, _target(options), meant, bool(options.get("force")))
+            + ")"
+        )  # fmt: skip
+        fix = f"did you mean {pasteable(meant)}{again}? Every path it holds: "
+    else:
+        fix = "check the path against "
+    found = PathNotInBackup(
+        f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}: {fix}"
+        f"{suggest.command('list', profile.name, *(('--time', when) if when else ()))}."
+    )
+    found.detail = error.detail
+    return found
+
+
+def near_match(rel: str, paths: set[str]) -> str | None:
+    """The path of ``paths`` (a backup's) that ``rel``, which is not one of them, likely
+    means: the one that differs only by case, else, under the deepest folder of ``rel`` the
+    backup has, its entry whose name is closest to the next part of ``rel``."""
+    if rel in paths:  # the signature tars say otherwise: no hint
+        return None
+    folded = [p for p in paths if p.casefold() == rel.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    parts = rel.split("/")
+    depth = len(parts) - 1
+    while depth > 0 and "/".join(parts[:depth]) not in paths:
+        depth -= 1
+    parent = "/".join(parts[:depth])
+    children = {
+        p.rsplit("/", 1)[-1] for p in paths if p != "." and (p.rpartition("/")[0] == parent)
+    }
+    close = difflib.get_close_matches(parts[depth], sorted(children), n=1, cutoff=0.6)
+    if not close:
+        lower = {c.casefold(): c for c in children}
+        close = [lower[parts[depth].casefold()]] if parts[depth].casefold() in lower else []
+    if not close:
+        return None
+    whole = "/".join([*parts[:depth], close[0], *parts[depth + 1 :]])
+    return whole if whole in paths else "/".join([*parts[:depth], close[0]])
 
 
 SHOWN = 3  # the entries a partial restore's message names; the run log has every one
