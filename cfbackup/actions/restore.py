@@ -66,7 +66,8 @@ def relative_path(run: Run, path: str) -> str:
 
 def _bad_path(run: Run, path: str, why: str) -> CfbackupError:
     """``--path PATH`` refused: ``why``, and the path relative to the source the user likely
-    meant (``_meant``), with the restore that takes it when it pastes as printed."""
+    meant (``_meant``), with the restore that takes it (none for dt-cf-backup's exact
+    destination)."""
     shown = printable_name(path)
     source = str(run.profile.source)
     meant = _meant(source, path)
@@ -78,7 +79,7 @@ def _bad_path(run: Run, path: str, why: str) -> CfbackupError:
         options = getattr(run, "options", {})
         if options.get("target") and not options.get("exact_destination"):
             command = _restore_command(run, _target(options), meant, bool(options.get("force")))
-            fix += f" ({command})" if command else ""
+            fix += f" ({command})"
     return CfbackupError(f"--path {shown} {why}: {fix}.", exit_code=ExitCode.USAGE)
 
 
