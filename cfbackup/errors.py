@@ -105,6 +105,11 @@ class NoBackupFound(RunRefused):
     """The target holds no backup (yet) for what was asked."""
 
 
+class PathNotInBackup(RunRefused):
+    """duplicity found no ``--path-to-restore`` in the backup it restored from: the restore
+    names the path (``actions/restore.py``)."""
+
+
 class QuotaExceeded(CfbackupError):
     exit_code = ExitCode.QUOTA
 

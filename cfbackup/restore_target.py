@@ -10,13 +10,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import shlex
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from cfbackup import suggest
 from cfbackup.errors import NoSpaceLeft, RestoreTargetError
-from cfbackup.units import pasteable, printable_name
+from cfbackup.units import printable_name
 
 log = logging.getLogger("cfbackup")
 
@@ -51,6 +51,10 @@ def check_target(
             raise RestoreTargetError(_not_empty(destination, rel, exact))
         _check_writable(destination, destination)
         return
+    if not rel:  # the whole backup is a folder: --force would only refuse it after downloading
+        raise RestoreTargetError(
+            _one_clash(destination, f"{_kind(destination)} where the backup has a folder")
+        )
     if not force:
         raise RestoreTargetError(
             f"{shown} already exists: choose another target, or add --force to overwrite it."
@@ -96,9 +100,19 @@ def _symlinked(target: Path, again: Again | None) -> RestoreTargetError:
     )
 
 
+def _kind(path: Path) -> str:
+    """What ``path``, which exists and is not a folder, is, for a message: a file, or a symlink
+    and where it points (a link to a folder is refused on its own: ``_symlinked``)."""
+    if not os.path.islink(path):
+        return "a file"
+    real = os.path.realpath(path)
+    missing = "" if os.path.exists(path) else " (which does not exist)"
+    return f"a symlink to {printable_name(real)}{missing}"
+
+
 def _in_the_way(path: Path, destination: Path) -> RestoreTargetError:
     return RestoreTargetError(
-        f"{printable_name(str(path))} is a file where the restore needs a folder (to hold "
+        f"{printable_name(str(path))} is {_kind(path)} where the restore needs a folder (to hold "
         f"{printable_name(str(destination))}): move it away ({_mv(path)}) or choose another "
         "target."
     )
@@ -150,10 +164,8 @@ def _check_writable(folder: Path, destination: Path) -> None:
 
 
 def quoted(path: str) -> str:
-    """``path`` as the user pastes it into a shell command: quoted, and in bash's ``$'...'``
-    when it holds a control character or bytes that are not UTF-8 (``units.pasteable``)."""
-    shown = pasteable(path)
-    return shown if shown != path else shlex.quote(path)
+    """``path`` as the user pastes it into a shell command (``suggest.word``)."""
+    return suggest.word(path)
 
 
 CAP_CHOWN = 0  # linux/capability.h
@@ -207,11 +219,7 @@ def clash_error(
             "restore into an empty directory."
         )
     if len(clashes) == 1:
-        path, what = clashes[0]
-        return RestoreTargetError(
-            f"{printable_name(str(path))} is {what}, nothing was changed: move it away "
-            f"({_mv(path)}) and run the restore again, or restore into an empty directory."
-        )
+        return RestoreTargetError(_one_clash(*clashes[0]))
     for path, what in clashes:  # the whole list, with a command each
         log.info(f"in the way of the restore: {printable_name(str(path))} is {what} ({_mv(path)})")
     first = clashes[:SHOWN_CLASHES]
@@ -223,6 +231,13 @@ def clash_error(
         f"{len(clashes)} paths in {shown_dest} are in the way of the restore, nothing was "
         f"changed: {shown}{more}: move them away ({commands}) and run the restore again, or "
         "restore into an empty directory."
+    )
+
+
+def _one_clash(path: Path, what: str) -> str:
+    return (
+        f"{printable_name(str(path))} is {what}, nothing was changed: move it away "
+        f"({_mv(path)}) and run the restore again, or restore into an empty directory."
     )
 
 

@@ -138,3 +138,47 @@ def of_file(path: Path, block_len: int) -> bytes:
         while chunk := handle.read(1 << 20):
             generator.update(chunk)
     return generator.getsig()
+
+
+NAMES_MAX_BYTES = 256 << 20  # local signature tars read for a hint's sake, at most
+
+
+def local_chain(folder: Path, when: float | None = None) -> list[Path] | None:
+    """duplicity's clear copies, in ``folder`` (the archive dir), of the signature tars of the
+    chain a restore at ``when`` (now when None) reads: the newest full at or before it, then
+    the incrementals that follow it; None when there is none, or more than
+    ``NAMES_MAX_BYTES`` to read."""
+    from cfbackup.volumes import duplicity_file_naming
+
+    file_naming = duplicity_file_naming()
+    fulls, incs = [], []
+    for path in folder.glob("duplicity-*-signatures.*.sigtar.gz"):
+        parsed = file_naming.parse(os.fsencode(path.name))
+        if parsed is None:
+            continue
+        if parsed.type == "full-sig" and (when is None or parsed.time <= when):
+            fulls.append((parsed.time, path))
+        elif parsed.type == "new-sig" and (when is None or parsed.end_time <= when):
+            incs.append((parsed.start_time, parsed.end_time, path))
+    if not fulls:
+        return None
+    end, chain = max(fulls)[0], [max(fulls)[1]]
+    for start, stop, path in sorted(incs):
+        if start == end:
+            chain.append(path)
+            end = stop
+    if sum(path.stat().st_size for path in chain) > NAMES_MAX_BYTES:
+        return None
+    return chain
+
+
+def names(sigtars: Iterable[Path]) -> set[str]:
+    """The paths in the state the signature tars leave (``read``'s keys, without reading the
+    signatures)."""
+    found: set[str] = set()
+    for sigtar in sigtars:
+        with tarfile.open(sigtar, "r:*") as archive:
+            for member in archive:
+                kind, _, path = member.name.partition("/")
+                (found.discard if kind == "deleted" else found.add)(path)
+    return found

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shlex
 
+from cfbackup.units import pasteable
+
 _config: str | None = None
 
 
@@ -20,6 +22,15 @@ def use_config(path: str | os.PathLike | None) -> None:
 
 
 def command(*words: object) -> str:
-    """``cfbackup [-c FILE] WORDS...``, each word quoted for a shell when it needs it."""
+    """``cfbackup [-c FILE] WORDS...``, each word quoted for a shell when it needs it
+    (``word``)."""
     config = ("-c", _config) if _config else ()
-    return shlex.join(["cfbackup", *config, *(str(w) for w in words)])
+    return " ".join(word(str(w)) for w in ("cfbackup", *config, *words))
+
+
+def word(text: str) -> str:
+    """``text`` as one shell word that pastes as printed: in bash's ``$'...'`` when it holds a
+    control character or bytes that are not UTF-8 (``units.pasteable``: messages spell those
+    out, so plain quoting would print a word that no longer runs), else ``shlex.quote``."""
+    shown = pasteable(text)
+    return shown if shown != text else shlex.quote(text)

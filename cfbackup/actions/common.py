@@ -219,8 +219,9 @@ def chains_at_time(
     kept: list[chains.Chain] = []
     too_new: dict[str, float] = {}  # chain label -> its oldest full backup
     covered = False  # a kept chain has a backup at --time
+    restored = run.options.setdefault("restored_backups", {})
     for chain in chain_list:
-        fulls = full_backup_times(run, chain, env)
+        fulls, restored[chain.label] = backup_times(run, chain, env, when)
         if fulls and min(fulls) > when:
             too_new[chain.label] = min(fulls)
             continue
@@ -315,25 +316,31 @@ def _utc(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-def full_backup_times(run: Run, chain: chains.Chain, env: dict[str, str]) -> list[float]:
-    """The times of the complete full backups of one chain: read from the target's object
-    names where cfbackup reads the target itself (swift://, file://), else from duplicity's
-    collection-status."""
+def backup_times(
+    run: Run, chain: chains.Chain, env: dict[str, str], when: float
+) -> tuple[list[float], float | None]:
+    """The times of the complete full backups of one chain, and the time of the backup a
+    restore or listing at ``when`` reads: the newest at or before it, in the chain of the
+    newest full at or before it, as duplicity picks it (None: no backup that old). Read from
+    the target's object names where cfbackup reads the target itself (swift://, file://),
+    else from duplicity's collection-status."""
     from cfbackup import stores, volumes
 
     if stores.readable(chain.profile.target):
         store = stores.open_store(chain.profile)
         sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
-        return [float(s.end) for s in sets if s.kind == "full"]
+        at = volumes.chain_at(sets, when)
+        return [float(s.end) for s in sets if s.kind == "full"], float(at[-1].end) if at else None
     from duplicity import dup_time
 
     collection = collection_status(run, chain, env)
-    return [
-        float(dup_time.stringtotime(s["time"]))
-        for found in collection["chains"]
-        for s in found["sets"]
-        if s["type"] == "full"
-    ]
+    fulls, newest = [], None
+    for found in collection["chains"]:
+        times = [(s["type"], float(dup_time.stringtotime(s["time"]))) for s in found["sets"]]
+        fulls += [t for kind, t in times if kind == "full"]
+        if times and times[0][1] <= when:  # a newer chain at or before ``when`` replaces it
+            newest = max(t for _, t in times if t <= when)
+    return fulls, newest
 
 
 def collection_status(run: Run, chain: chains.Chain, env: dict[str, str]) -> dict:

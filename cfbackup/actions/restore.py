@@ -8,14 +8,16 @@ overwrites what is there. What the restore does to TARGET on disk is elsewhere: 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains, prefetch, restore_merge, restore_target, suggest
+from cfbackup import chains, prefetch, restore_merge, restore_target, signatures, suggest
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -35,6 +37,7 @@ from cfbackup.errors import (
     ExitCode,
     NoBackupFound,
     NoSpaceLeft,
+    PathNotInBackup,
     RestoreTargetError,
     RunRefused,
 )
@@ -46,28 +49,62 @@ log = logging.getLogger("cfbackup")
 
 
 def relative_path(run: Run, path: str) -> str:
-    """A path inside the backup, relative to the source; absolute paths under source accepted."""
+    """A path inside the backup, relative to the source; absolute paths under source accepted.
+    Any other absolute path, or one with '..', is a mistake on the command line (exit 2): the
+    message gives the relative form the user likely meant, when there is one."""
     source = PurePosixPath(str(run.profile.source))
     candidate = PurePosixPath(path)
     if candidate.is_absolute():
         try:
             candidate = candidate.relative_to(source)
         except ValueError:
-            raise RestoreTargetError(
-                f"{printable_name(path)} is not under the profile's source "
-                f"{printable_name(str(source))}: give a path inside it."
+            raise _bad_path(
+                run, path, f"is not under the profile's source {printable_name(str(source))}"
             ) from None
     parts = [p for p in candidate.parts if p not in ("", ".")]
     if any(p == ".." for p in parts):
-        raise RestoreTargetError(
-            f"{printable_name(path)}: '..' is not allowed in a path to restore."
-        )
+        raise _bad_path(run, path, "holds '..', which a path to restore may not")
     return "/".join(parts)
+
+
+def _bad_path(run: Run, path: str, why: str) -> CfbackupError:
+    """``--path PATH`` refused: ``why``, and the path relative to the source the user likely
+    meant (``_meant``), with the restore that takes it (none for dt-cf-backup's exact
+    destination)."""
+    shown = printable_name(path)
+    source = str(run.profile.source)
+    meant = _meant(source, path)
+    if meant is None:
+        fix = f"give a path relative to the source, {printable_name(source)}"
+    else:
+        full = printable_name(str(PurePosixPath(source) / meant))
+        fix = f"give it relative to the source: {pasteable(meant)} for {full}"
+        options = getattr(run, "options", {})
+        if options.get("target") and not options.get("exact_destination"):
+            command = _restore_command(run, _target(options), meant, bool(options.get("force")))
+            fix += f" ({command})"
+    return CfbackupError(f"--path {shown} {why}: {fix}.", exit_code=ExitCode.USAGE)
+
+
+def _meant(source: str, path: str) -> str | None:
+    """The path relative to ``source`` that ``path`` likely means: under the folder the source
+    resolves to (a source /srv that is a symlink to /data/srv, given /data/srv/www), else the
+    path read as relative to the source (/etc/nginx: etc/nginx); None when that is nothing or
+    leaves the source ('..' above it)."""
+    candidate = PurePosixPath(path)
+    if candidate.is_absolute():
+        with contextlib.suppress(ValueError):
+            return _meant(source, str(candidate.relative_to(os.path.realpath(source))))
+        candidate = candidate.relative_to("/")
+    meant = os.path.normpath(str(candidate))
+    if meant in (".", "") or meant == ".." or meant.startswith("../"):
+        return None
+    return meant
 
 
 def run_restore(run: Run) -> RunResult:
     profile = run.profile
-    target = Path(run.options["target"]).expanduser().absolute()
+    target = _target(run.options)
     force = bool(run.options.get("force"))
     path = run.options.get("path")
     rel = relative_path(run, path) if path else None
@@ -134,7 +171,7 @@ def run_restore(run: Run) -> RunResult:
     what = f"{shown} restored to {into}" if rel else f"restored into {into}"
     if (rel or ".") in failed:  # duplicity could not restore what was asked for itself
         what = f"{shown or 'the backup'} could not be restored to {into}"
-    when = f" as of {run.options['time']}" if run.options.get("time") else ""
+    when = _from_backup(run, picked)
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
     )
@@ -193,6 +230,32 @@ def _outside_roots(run: Run, rel: str) -> CfbackupError:
         f"{run.config.path} for this restore, run {same_command(run)}, then remove it again.",
         exit_code=ExitCode.USAGE,
     )
+
+
+def _target(options: dict) -> Path:
+    return Path(options["target"]).expanduser().absolute()
+
+
+def _from_backup(run: Run, picked: list[chains.Chain]) -> str:
+    """With --time, the backup restored (``chains_at_time``: the newest at or before it, as
+    duplicity picks it), one per chain when they differ: not the --time given, which may be
+    later than any backup, or between two."""
+    when = run.options.get("time")
+    if not when:
+        return ""
+    found = run.options.get("restored_backups", {})
+    times = {c.label: found[c.label] for c in picked if found.get(c.label) is not None}
+    if not times:
+        return f" as of --time {when}"
+    if len(set(times.values())) == 1:
+        which = f"the backup of {_utc(next(iter(times.values())))}"
+    else:
+        which = "the backups of " + ", ".join(f"{_utc(t)} ({label})" for label, t in times.items())
+    return f" from {which} (the newest at or before --time {when})"
+
+
+def _utc(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
 
 
 def _restore_chains(
@@ -267,15 +330,74 @@ def _restore_one(
                 source, extra = plan.profile, plan.env
         place = stack.enter_context(_utf8_place(into))
         owners = restore_target.can_chown()
-        result = duplicity(
-            run,
-            lambda fd: commands.restore_argv(
-                source, str(place), path=path, time=when, log_fd=fd, owners=owners
-            ),
-            {**env, **extra},
-            warm=warm,  # unless there is no copy to read after all (then a cold start)
-        )
+        try:
+            result = duplicity(
+                run,
+                lambda fd: commands.restore_argv(
+                    source, str(place), path=path, time=when, log_fd=fd, owners=owners
+                ),
+                {**env, **extra},
+                warm=warm,  # unless there is no copy to read after all (then a cold start)
+            )
+        except PathNotInBackup as error:
+            raise _not_in_backup(run, chain, path or "", error) from None
     return result.not_processed_under(path)
+
+
+def _not_in_backup(
+    run: Run, chain: chains.Chain, rel: str, error: PathNotInBackup
+) -> PathNotInBackup:
+    """duplicity's "not found in archive", with the path named, and the path of the backup
+    it likely means when the archive dir's signature tars (synced by the restore that just
+    failed: nothing is downloaded for it) hold one (``near_match``)."""
+    profile = run.profile
+    when = run.options.get("time")
+    at = f" at --time {when}" if when else ""
+    sigtars = signatures.local_chain(chain.profile.archive_dir / chain.profile.backup_name,
+                                     when_of(run))  # fmt: skip
+    meant = near_match(rel, signatures.names(sigtars)) if sigtars else None
+    options = run.options
+    if meant is not None:
+        again = "" if options.get("exact_destination") else (
+            " (" + _restore_command(run, _target(options), meant, bool(options.get("force")))
+            + ")"
+        )  # fmt: skip
+        fix = f"did you mean {pasteable(meant)}{again}? Every path it holds: "
+    else:
+        fix = "check the path against "
+    found = PathNotInBackup(
+        f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}: {fix}"
+        f"{suggest.command('list', profile.name, *(('--time', when) if when else ()))}."
+    )
+    found.detail = error.detail
+    return found
+
+
+def near_match(rel: str, paths: set[str]) -> str | None:
+    """The path of ``paths`` (a backup's) that ``rel``, which is not one of them, likely
+    means: the one that differs only by case, else, under the deepest folder of ``rel`` the
+    backup has, its entry whose name is closest to the next part of ``rel``."""
+    if rel in paths:  # the signature tars say otherwise: no hint
+        return None
+    folded = [p for p in paths if p.casefold() == rel.casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    parts = rel.split("/")
+    depth = len(parts) - 1
+    while depth > 0 and "/".join(parts[:depth]) not in paths:
+        depth -= 1
+    parent = "/".join(parts[:depth])
+    children = {
+        p.rsplit("/", 1)[-1] for p in paths if p != "." and (p.rpartition("/")[0] == parent)
+    }
+    close = difflib.get_close_matches(parts[depth], sorted(children), n=1, cutoff=0.6)
+    if not close:
+        lower = {c.casefold(): c for c in children}
+        close = [lower[parts[depth].casefold()]] if parts[depth].casefold() in lower else []
+    if not close:
+        return None
+    whole = "/".join([*parts[:depth], close[0], *parts[depth + 1 :]])
+    return whole if whole in paths else "/".join([*parts[:depth], close[0]])
 
 
 SHOWN = 3  # the entries a partial restore's message names; the run log has every one
@@ -310,8 +432,8 @@ def _not_restored(
 
 
 def _again(name: str, again: Callable[[str], str | None] | None) -> str:
-    """The command that restores ``name`` again, when it pastes as printed (a name that is
-    not UTF-8 or holds a control character is shown in bash's $'...' instead, above)."""
+    """The command that restores ``name`` again (None from ``again``: dt-cf-backup's exact
+    destination, which has none to give)."""
     command = again(name) if again else None
     if command is None:
         return "those paths again with --path."
@@ -321,10 +443,10 @@ def _again(name: str, again: Callable[[str], str | None] | None) -> str:
 REASON_CHARS = 300
 
 
-def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str | None:
+def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str:
     """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
-    restore again, into ``target``; None when a word would not paste as printed (a name that
-    is not UTF-8 or holds a control character: messages show those in bash's $'...')."""
+    restore again, into ``target`` (a name that is not UTF-8 or holds a control character in
+    bash's $'...': ``suggest.word``)."""
     when = run.options.get("time")
     words = [
         "restore",
@@ -334,8 +456,6 @@ def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> 
         *(("--time", when) if when else ()),
         *(("--force",) if force else ()),
     ]
-    if any(pasteable(word) != word for word in words):
-        return None
     return suggest.command(*words)
 
 

@@ -23,10 +23,10 @@ from cfbackup.errors import (
     ConfigError,
     CryptoError,
     DuplicityFailed,
-    ExitCode,
     LockHeld,
     NoBackupFound,
     NoSpaceLeft,
+    PathNotInBackup,
     QuotaExceeded,
     RunRefused,
 )
@@ -281,9 +281,8 @@ _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
     ),
     (
         re.compile(r"not found in archive|no files? to restore|File .* not found", re.I),
-        lambda text, profile: CfbackupError(
-            f"the path to restore is not in that backup: check it with {_cmd(profile, 'list')}.",
-            exit_code=ExitCode.REFUSED,
+        lambda text, profile: PathNotInBackup(
+            f"the path to restore is not in that backup: check it with {_cmd(profile, 'list')}."
         ),
     ),
     (

@@ -34,7 +34,6 @@ def test_a_path_in_the_way_of_a_restore_is_spelled_out_in_the_error(tmp_path, ca
 def test_a_newline_in_a_name_never_starts_a_line_of_its_own(tmp_path, capsys):
     """A name holding a newline and text shaped as cfbackup's own output: one line still."""
     from cfbackup.actions.restore import relative_path
-    from cfbackup.errors import RestoreTargetError
 
     staged, destination = tmp_path / "staged", tmp_path / "dest"
     fake = "a\ncfbackup: error: nothing to see"
@@ -45,7 +44,7 @@ def test_a_newline_in_a_name_never_starts_a_line_of_its_own(tmp_path, capsys):
     run = type("R", (), {"profile": type("P", (), {"source": "/srv"})()})()
     try:
         relative_path(run, f"/etc/x\n{fake}")
-    except RestoreTargetError as raised:
+    except CfbackupError as raised:  # a usage error (exit 2)
         output.print_error(raised, debug=False)
     assert capsys.readouterr().err.count("\n") == 1
 

@@ -131,3 +131,50 @@ def test_several_paths_in_the_way_print_commands_that_run(tmp_path, caplog):
     for name in names:
         path = destination / name
         assert not path.exists() and path.with_name(name + ".old").is_dir(), name
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_whole_restore_onto_a_file_is_refused_at_once_without_offering_force(tmp_path, force):
+    """Before: `restore web /tmp/rv/afile` said "add --force to overwrite it", and --force
+    then downloaded the backup to say "is a file where the backup has a folder". The whole
+    backup is a folder: that second refusal comes first, with or without --force (as for
+    dt-cf-backup --restore FILE)."""
+    afile = tmp_path / "afile"
+    afile.write_text("kept\n")
+    message = _refusal(afile, afile, force)
+    assert message == (
+        f"{afile} is a file where the backup has a folder, nothing was changed: move it away "
+        f"(mv {afile} {afile}.old) and run the restore again, or restore into an empty "
+        "directory."
+    )
+    # a symlink that points to no folder says so, and where it points
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    message = _refusal(dangling, dangling, force)
+    assert message.startswith(
+        f"{dangling} is a symlink to {tmp_path}/nowhere (which does not exist) where the "
+        "backup has a folder, nothing was changed:"
+    ), message
+    # one path restored onto a file: the backup may have a file there, --force replaces it
+    message = _refusal(tmp_path, afile, False, rel="afile")
+    assert "add --force to overwrite it" in message, message
+    restore_target.check_target(tmp_path, afile, True, rel="afile")
+    assert afile.read_text() == "kept\n"
+
+
+def test_a_symlink_to_no_folder_in_the_way_of_a_path_says_where_it_points(tmp_path):
+    """Before: a dangling symlink (or one to a file) as the target of `restore --path` was
+    "a file where the restore needs a folder": it is a symlink, and the message says so."""
+    (tmp_path / "real").write_text("a file\n")
+    for name, points, missing in (
+        ("dangling", tmp_path / "nowhere", " (which does not exist)"),
+        ("tofile", tmp_path / "real", ""),
+    ):
+        link = tmp_path / name
+        link.symlink_to(points)
+        message = _refusal(link, link / "etc" / "hosts", False, rel="etc/hosts")
+        assert message == (
+            f"{link} is a symlink to {points}{missing} where the restore needs a folder (to "
+            f"hold {link}/etc/hosts): move it away (mv {link} {link}.old) or choose another "
+            "target."
+        ), message

@@ -1,0 +1,80 @@
+"""What a restore's messages name: the backup a ``--time`` restored (not the --time given,
+which may be later than every backup or fall between two), and the path ``--path`` gave that
+the backup does not hold, with the path it likely means."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+import pytest
+
+pytestmark = pytest.mark.swift  # make_config's fixtures; the profile's target is a file:// URL
+
+
+@pytest.fixture
+def two_backups(tmp_path, make_config, cfbackup):
+    """A full backup, then an incremental (log.txt changed): their times, as restore names
+    them."""
+    src = tmp_path / "src"
+    (src / "etc" / "nginx").mkdir(parents=True)
+    (src / "etc" / "nginx" / "nginx.conf").write_text("conf\n")
+    (src / "log.txt").write_text("first\n")
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    times = []
+    for text in ("first\n", "second\n"):
+        (src / "log.txt").write_text(text)
+        result = cfbackup("-c", config, "backup")
+        assert result.returncode == 0, result
+        listed = sorted((tmp_path / "backups").glob("*.manifest"))
+        stamp = re.search(r"(\d{8}T\d{6}Z)\.manifest$", listed[-1].name)[1]
+        times.append(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+        time.sleep(1.1)  # a second backup in the same second would share its time
+    return config, [time.strftime("%Y-%m-%d %H:%M:%S UTC", t) for t in times]
+
+
+def test_a_restore_at_a_time_names_the_backup_it_restored(tmp_path, cfbackup, two_backups):
+    """Before: "restored ... as of 2099-01-01", a time later than any backup, also in the run
+    history. duplicity restores the newest backup at or before --time: the message names it,
+    for a --time after every backup and for one between two."""
+    config, (first, second) = two_backups
+    seconds = calendar.timegm(time.strptime(first, "%Y-%m-%d %H:%M:%S UTC"))
+    between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds + 1))  # before the second
+    for when, backup, content in (("2099-01-01", second, "second\n"), (between, first, "first\n")):
+        into = tmp_path / f"r-{content.strip()}"
+        result = cfbackup("-c", config, "restore", "main", into, "--path", "log.txt",
+                          "--time", when)  # fmt: skip
+        assert result.returncode == 0, result
+        said = f"from the backup of {backup} (the newest at or before --time {when})"
+        assert said in result.stdout and "as of" not in result.stdout, result.stdout
+        assert (into / "log.txt").read_text() == content
+        history = cfbackup("-c", config, "history", "main", "--limit", "1")
+        assert said in history.stdout, history.stdout
+
+
+def test_a_path_not_in_the_backup_is_named_with_the_path_meant(tmp_path, cfbackup, two_backups):
+    """Before: "the path to restore is not in that backup: check it with cfbackup -c FILE list
+    main", naming no path."""
+    config, _ = two_backups
+    into = tmp_path / "r"
+    for given, meant in (
+        ("etc/Nginx", "etc/nginx"),
+        ("etc/ngnix/nginx.conf", "etc/nginx/nginx.conf"),
+        ("etc/nginx/nginx.cnf", "etc/nginx/nginx.conf"),
+        ("nothing/like/it", None),
+    ):
+        result = cfbackup("-c", config, "restore", "main", into, "--path", given)
+        assert result.returncode == 5, result
+        assert f"error: {given} is not in the backup of profile main: " in result.stderr, result
+        if meant:
+            assert (
+                f"did you mean {meant} (cfbackup -c {config} restore main {into} --path {meant})?"
+                in result.stderr
+            ), result.stderr
+        else:
+            assert "did you mean" not in result.stderr, result.stderr
+        assert result.stderr.rstrip().endswith(f"cfbackup -c {config} list main."), result
+        assert not into.exists()

@@ -1,0 +1,72 @@
+"""``restore --path``: what the command line gives, read as a path in the backup
+(``actions/restore.relative_path``). A path that cannot be one is a mistake on the command
+line (exit 2, USAGE), and the message gives the relative form meant, when there is one."""
+
+from __future__ import annotations
+
+import shlex
+from types import SimpleNamespace
+
+import pytest
+
+from cfbackup import suggest
+from cfbackup.actions.restore import relative_path
+from cfbackup.errors import CfbackupError, ExitCode
+
+
+def _run(source, **options):
+    profile = SimpleNamespace(source=source, name="web")
+    return SimpleNamespace(profile=profile, options={"target": "/tmp/r2", **options})
+
+
+def _refusal(run, path) -> str:
+    with pytest.raises(CfbackupError) as raised:
+        relative_path(run, path)
+    assert raised.value.exit_code == ExitCode.USAGE, raised.value.message
+    return raised.value.message
+
+
+@pytest.fixture(autouse=True)
+def _config():
+    suggest.use_config("/etc/cfbackup/base.toml")
+    yield
+    suggest.use_config(None)
+
+
+def test_an_absolute_path_outside_the_source_is_a_usage_error_naming_the_relative_form():
+    """Before: "/etc/nginx is not under the profile's source /srv/src: give a path inside
+    it.", exit 12 (a restore TARGET problem), and no word of etc/nginx."""
+    message = _refusal(_run("/srv/src", force=True), "/etc/nginx")
+    assert message == (
+        "--path /etc/nginx is not under the profile's source /srv/src: give it relative to the "
+        "source: etc/nginx for /srv/src/etc/nginx (cfbackup -c /etc/cfbackup/base.toml restore "
+        "web /tmp/r2 --path etc/nginx --force)."
+    )
+    command = message.split(" (", 1)[1].removesuffix(").")
+    assert shlex.split(command)[-3:] == ["--path", "etc/nginx", "--force"]
+    # no relative form of / itself; dt-cf-backup --restore-file gets no cfbackup command
+    assert _refusal(_run("/srv/src"), "/").endswith(
+        ": give a path relative to the source, /srv/src."
+    )
+    message = _refusal(_run("/srv/src", exact_destination=True), "/etc/hosts")
+    assert message.endswith("etc/hosts for /srv/src/etc/hosts."), message
+    # what is under the source is taken as it was
+    assert relative_path(_run("/srv/src"), "/srv/src/etc/nginx/") == "etc/nginx"
+
+
+def test_a_path_under_the_folder_a_symlinked_source_resolves_to(tmp_path):
+    (tmp_path / "data" / "src").mkdir(parents=True)
+    (tmp_path / "src").symlink_to(tmp_path / "data" / "src")
+    message = _refusal(_run(str(tmp_path / "src")), str(tmp_path / "data" / "src" / "www" / "x"))
+    assert f": give it relative to the source: www/x for {tmp_path}/src/www/x (" in message
+
+
+def test_dot_dot_is_a_usage_error_with_the_path_meant_when_it_stays_inside():
+    """Before: "../etc: '..' is not allowed in a path to restore.", exit 12."""
+    message = _refusal(_run("/srv/src"), "../etc")
+    assert message == (
+        "--path ../etc holds '..', which a path to restore may not: give a path relative to "
+        "the source, /srv/src."
+    )
+    message = _refusal(_run("/srv/src"), "etc/../var/www")
+    assert ": give it relative to the source: var/www for /srv/src/var/www (" in message
