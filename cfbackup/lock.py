@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -243,10 +244,26 @@ def _given_up_message(
 def _raise_max_wait(how: str, table: str, config_path: Path | None) -> str:
     """How to raise the max_wait of a scheduled run's schedule and apply it, as installed:
     ``$CFBACKUP_SCHEDULE_APPLY`` (written with the schedule: the install command with its
-    options, the daemon's reload) runs as printed; without it (installed by an older
+    options, the daemon's reload; for a crontab line only the install's options, ``--cron
+    --cron-user root``, completed here) runs as printed; without it (installed by an older
     cfbackup), the command to adapt."""
     command = os.environ.get(APPLY_VARIABLE, "").strip()
     raise_it = f"raise max_wait in [{table}]"
+    if (
+        how == "cron"
+        and command.startswith("--cron")
+        and config_path
+        and os.path.isabs(sys.argv[0])
+    ):
+        # a crontab line carries only the install's options (cron cuts a long line): the rest
+        # is this run's own cfbackup, config file and profile
+        profile = table.removeprefix("profiles.").rpartition(".")[0]
+        command = shlex.join(
+            [sys.argv[0], "-c", str(config_path), "schedule", "install", *shlex.split(command)]
+            + [profile]
+        )
+    elif how == "cron" and command.startswith("--cron"):
+        command = ""  # cannot be rebuilt: the command to adapt
     if how == "cron":
         command = command or (
             f"cfbackup -c {config_path or 'FILE'} schedule install --cron (with the options "
