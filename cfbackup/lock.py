@@ -20,7 +20,11 @@ than the variable.
 The daemon waits for its turn before it starts a run, and sets ``CFBACKUP_LOCK_WAITED`` (a
 duration) to what it already waited: the message of a run giving up counts it, and a run the
 daemon gave up on (started with ``CFBACKUP_LOCK_WAIT=0s`` so that it is recorded, in the
-history and by the hooks, like any run finding the lock held) says it waited.
+history and by the hooks, like any run finding the lock held) says it waited. That run also
+carries ``CFBACKUP_LOCK_GIVEN_UP`` (what the daemon waited for: ``the backup to finish``): it
+never takes the lock, even one free by then (the run it waited for ended a moment after the
+daemon gave up), so it never runs outside the daemon's turns and --max-parallel slots; it only
+fails, recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 from collections.abc import Iterator
@@ -44,6 +49,7 @@ WAIT_VARIABLE = "CFBACKUP_LOCK_WAIT"
 WAITED_VARIABLE = "CFBACKUP_LOCK_WAITED"
 APPLY_VARIABLE = "CFBACKUP_SCHEDULE_APPLY"
 SCHEDULED_VARIABLE = "CFBACKUP_SCHEDULED"
+GIVEN_UP_VARIABLE = "CFBACKUP_LOCK_GIVEN_UP"
 POLL = 0.5  # seconds between tries while waiting for the lock
 
 
@@ -90,12 +96,20 @@ def profile_lock(
         scheduled = None  # inherited by another profile's run (a hook's cfbackup command)
     # what the daemon waited before it started this run (its own: never inherited by a hook's)
     waited = wait_from_environment(WAITED_VARIABLE) if scheduled else 0
+    # a run the daemon gave up on: what it waited for (its own, as WAITED)
+    given_up = os.environ.get(GIVEN_UP_VARIABLE, "").strip() if scheduled else ""
     lock_dir = state_dir / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with contextlib.ExitStack() as stack:
         if scheduled:
             stack.enter_context(_schedule_lock(lock_dir, profile, action, scheduled[1]))
         path = lock_dir / f"{profile}.lock"
+        if given_up:  # never taken, even when free by now: the daemon's turn was not given
+            raise LockHeld(
+                _given_up_message(
+                    state_dir, path, profile, action, scheduled, config_path, waited, given_up
+                )
+            )
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         stack.callback(os.close, fd)
         _acquire(fd, path, profile, wait, scheduled, config_path, waited)
@@ -181,24 +195,75 @@ def _acquire(
         ) from None
     if not wait and not waited:
         raise LockHeld(_held_message(path, profile))
+    raise LockHeld(_waited_message(path, profile, scheduled, config_path, wait + waited))
+
+
+def _waited_message(
+    path: Path,
+    profile: str,
+    scheduled: tuple[str, str] | None,
+    config_path: Path | None,
+    waited: int,
+) -> str:
+    """The message of a run that waited ``waited`` seconds in all for the held lock."""
     if scheduled:
+        source = f"max_wait in [{scheduled[1]}]"
         fix = _raise_max_wait(*scheduled, config_path)
     else:
+        source = f"${WAIT_VARIABLE}"
         fix = f"raise {WAIT_VARIABLE}"
-    raise LockHeld(
+    return (
         f"profile {profile} is locked by another cfbackup run, {_holder_words(path)}: waited "
-        f"{human_duration(wait + waited)} ({source}) for it to finish: check whether that run "
+        f"{human_duration(waited)} ({source}) for it to finish: check whether that run "
         f"hangs, or {fix}."
+    )
+
+
+def _given_up_message(
+    state_dir: Path,
+    path: Path,
+    profile: str,
+    action: str,
+    scheduled: tuple[str, str],
+    config_path: Path | None,
+    waited: int,
+    reason: str,
+) -> str:
+    """The message of a run the daemon gave up on after ``waited`` seconds waiting for
+    ``reason`` (``$CFBACKUP_LOCK_GIVEN_UP``): who holds the lock when it is still held; else
+    what the daemon waited for (it may have ended a moment after the daemon gave up)."""
+    if holder(state_dir, profile) is not None:
+        return _waited_message(path, profile, scheduled, config_path, waited)
+    return (
+        f"profile {profile}: the scheduler gave up on this {action} after waiting "
+        f"{human_duration(waited)} (max_wait in [{scheduled[1]}]) for {reason}, so it did not "
+        f"run: check whether that run hangs, or {_raise_max_wait(*scheduled, config_path)}."
     )
 
 
 def _raise_max_wait(how: str, table: str, config_path: Path | None) -> str:
     """How to raise the max_wait of a scheduled run's schedule and apply it, as installed:
     ``$CFBACKUP_SCHEDULE_APPLY`` (written with the schedule: the install command with its
-    options, the daemon's reload) runs as printed; without it (installed by an older
+    options, the daemon's reload; for a crontab line only the install's options, ``--cron
+    --cron-user root``, completed here) runs as printed; without it (installed by an older
     cfbackup), the command to adapt."""
     command = os.environ.get(APPLY_VARIABLE, "").strip()
     raise_it = f"raise max_wait in [{table}]"
+    if (
+        how == "cron"
+        and command.startswith("--cron")
+        and config_path
+        and os.path.isabs(sys.argv[0])
+    ):
+        # a crontab line carries only the install's options (cron cuts a long line): the rest
+        # is this run's own cfbackup, config file and profile
+        profile = table.removeprefix("profiles.").rpartition(".")[0]
+        command = shlex.join(
+            [sys.argv[0], "-c", str(config_path), "schedule", "install", *shlex.split(command)]
+            + [profile]
+        )
+    elif how == "cron" and command.startswith("--cron"):
+        command = ""  # cannot be rebuilt: the command to adapt
     if how == "cron":
         command = command or (
             f"cfbackup -c {config_path or 'FILE'} schedule install --cron (with the options "

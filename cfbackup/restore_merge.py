@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import shutil
 import stat
@@ -282,8 +283,13 @@ def _unfinished(
         os.rename(stage.folder, kept)
         stage.folder = kept
     listing = stage.folder / MOVED
-    with contextlib.suppress(OSError):
+    try:
         listing.write_bytes(b"".join(os.fsencode(path) + b"\0" for path in moved))
+        listed = f"listed in {printable_name(str(listing))}, NUL-separated"
+    except OSError as failure:  # the disk that is full, say: no list, not a cut one
+        with contextlib.suppress(OSError):
+            listing.unlink()
+        listed = f"their list could not be written ({failure.strerror or failure})"
     rest = stage.folder / "restored"
     copy = (
         f"cp -a {quoted(f'{rest}/.')} {quoted(f'{destination}/')}"
@@ -297,12 +303,23 @@ def _unfinished(
     where = f" at {printable_name(os.fsdecode(failed))}" if failed else ""
     count = "1 entry was" if len(moved) == 1 else f"{len(moved)} entries were"
     retry = f"run the restore again ({again})" if again else "run the restore again with --force"
+    kept_folder = printable_name(str(stage.folder))
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        # the kept copy takes room on that disk: a retry stages a whole copy beside it
+        fix = (
+            f"free room there first (the kept copy takes room too), then finish by hand "
+            f"({copy}) and delete {kept_folder}; or delete {kept_folder} first and {retry}, or "
+            f"restore into a folder on another disk"
+        )
+    else:
+        fix = (
+            f"once the cause is fixed, finish by hand ({copy}) or {retry}, then delete "
+            f"{kept_folder}"
+        )
     message = (
         f"moving the restored files into {printable_name(str(destination))} stopped "
-        f"part-way{where} ({cause}) after {count} moved (listed in "
-        f"{printable_name(str(listing))}, NUL-separated): the rest of the restore is kept in "
-        f"{printable_name(str(rest))}: once the cause is fixed, finish by hand ({copy}) or "
-        f"{retry}, then delete {printable_name(str(stage.folder))}."
+        f"part-way{where} ({cause}) after {count} moved ({listed}): the rest of the restore "
+        f"is kept in {printable_name(str(rest))}: {fix}."
     )
     if isinstance(error, (KeyboardInterrupt, Interrupted)):
         return Interrupted(message)

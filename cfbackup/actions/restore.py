@@ -31,6 +31,7 @@ from cfbackup.actions.common import (
 )
 from cfbackup.duplicity import commands
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
+from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import (
     CfbackupError,
     CryptoError,
@@ -446,8 +447,11 @@ REASON_CHARS = 300
 def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str:
     """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
     restore again, into ``target`` (a name that is not UTF-8 or holds a control character in
-    bash's $'...': ``suggest.word``)."""
+    bash's $'...': ``suggest.word``). A relative ``--time`` (3D) is printed as the
+    moment it meant: the command runs later."""
     when = run.options.get("time")
+    if when:
+        when = as_typed_later(when, when_of(run))
     words = [
         "restore",
         run.profile.name,

@@ -27,3 +27,15 @@ def duplicity_time(text: str, now: float | None = None) -> float:
         )
     except (dup_time.TimeException, ValueError, OverflowError):  # 400 digits: no float
         raise ValueError(f"{text!r} is not a time duplicity reads: give {FORMATS}") from None
+
+
+def as_typed_later(text: str, when: float) -> str:
+    """``--time`` for a command printed to run later: ``text`` as typed when it names a fixed
+    moment; an age or ``now`` (3D: counted back from when it is read, so hours later another
+    moment) as the moment ``when`` it meant, a date and time with its UTC offset
+    (``2026-12-03T02:30:00+01:00``), which duplicity reads back to the same second."""
+    if duplicity_time(text, now=0) == duplicity_time(text, now=86400):
+        return text
+    from datetime import datetime
+
+    return datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")

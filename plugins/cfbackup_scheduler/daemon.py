@@ -45,7 +45,7 @@ from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup_scheduler.install import run_argv, scheduled_marker
 from cfbackup_scheduler.journal import line_level, when
 from cfbackup_scheduler.spec import Schedule, shared_times
-from cfbackup_scheduler.waiting import Turns
+from cfbackup_scheduler.waiting import GivenUp, Turns
 
 log = logging.getLogger("cfbackup.scheduler")
 STOP_TIMEOUT = 90.0  # seconds a run may take to stop before it is killed
@@ -106,7 +106,7 @@ class Daemon(Turns):
         self._waiting: dict[str, tuple[datetime, str]] = {}
         # one run of a profile at a time: profile -> its lock, and what holds it ("the drill")
         self._profiles: dict[str, threading.Lock] = {}
-        self._holders: dict[str, str] = {}
+        self._holders: dict[str, tuple[str, str]] = {}  # profile -> (its schedule key, words)
         self._started = threading.Event()
         self._stopping = False
         self.scheduler = None
@@ -285,16 +285,16 @@ class Daemon(Turns):
         busy = self._profile_lock(schedule.profile)
         if not busy.acquire(blocking=False):
             code = self._wait_for_profile(name, schedule, busy, due, started)
-            if code == ExitCode.LOCKED:
-                return self._run_given_up(name, time.monotonic() - started)
+            if isinstance(code, GivenUp):
+                return self._run_given_up(name, code, due, time.monotonic() - started)
             if code is not None:
                 return code
         try:
             with self._children_lock:
-                self._holders[schedule.profile] = f"the {schedule.command}"
+                self._holders[schedule.profile] = (name, f"the {schedule.command}")
             code = self._wait_for_outside_lock(name, schedule, due, started)
-            if code == ExitCode.LOCKED:
-                return self._run_given_up(name, time.monotonic() - started)
+            if isinstance(code, GivenUp):
+                return self._run_given_up(name, code, due, time.monotonic() - started)
             if code is not None:
                 return code
             if not self._slots.acquire(blocking=False) and not self._wait_for_slot(
@@ -310,19 +310,38 @@ class Daemon(Turns):
                 self._holders.pop(schedule.profile, None)
             busy.release()
 
-    def _run_given_up(self, name: str, waited: float) -> int:
+    def _run_given_up(self, name: str, given_up: GivenUp, due: datetime, waited: float) -> int:
         """A run given up on, its profile still busy past max_wait (its other run, or a run
-        outside the daemon): started all the same, told to wait no more, so that it is
-        recorded as any run finding the lock held is (LOCKED in the history, on_error,
-        notifications) and says how long it waited. It takes a --max-parallel slot if one is
-        free, and does not wait for one: it only fails (unless the lock was released this very
-        moment: then it runs)."""
-        slot = self._slots.acquire(blocking=False)
-        try:
-            return self._run_child(name, waited, wait=0)
-        finally:
-            if slot:
-                self._slots.release()
+        outside the daemon): its child is started all the same, to be recorded as any run
+        finding the lock held is (LOCKED in the history, on_error, notifications) and to say
+        how long it waited. Told it was given up on (``$CFBACKUP_LOCK_GIVEN_UP``), the child
+        never takes the lock, even one released by now: it never runs, so it takes no
+        --max-parallel slot. Logged once its exit code is known."""
+        schedule = self.schedules.get(name)
+        code = self._run_child(name, waited, wait=0, given_up=given_up.reason)
+        if schedule is None:
+            return code
+        if code == ExitCode.LOCKED:
+            log.error(
+                "profile %s: the %s due at %s did not run (exit code %d): %s",
+                name,
+                schedule.command,
+                when(due),
+                code,
+                given_up.why,
+            )
+        else:  # recording it failed (a broken config, the shutdown): the child said why
+            log.error(
+                "profile %s: the %s due at %s did not run (given up: %s); recording it ended "
+                "with: %s (exit code %d)",
+                name,
+                schedule.command,
+                when(due),
+                given_up.why,
+                _meaning(code),
+                code,
+            )
+        return code
 
     def _interrupting(self, name: str) -> str:
         """A run the stop interrupts, and what becomes of it: only a backup resumes."""
@@ -333,9 +352,18 @@ class Daemon(Turns):
             return f"{name} (the backup resumes at its next run)"
         return f"{name} (the {schedule.command} runs again at its next time)"
 
-    def _run_child(self, name: str, waited: float = 0.0, *, wait: int | None = None) -> int:
+    def _run_child(
+        self,
+        name: str,
+        waited: float = 0.0,
+        *,
+        wait: int | None = None,
+        given_up: str | None = None,
+    ) -> int:
         """The child of one run; ``waited``: seconds it waited for its turn, ``wait``: seconds
-        it may wait for the lock (None: what is left of its max_wait)."""
+        it may wait for the lock (None: what is left of its max_wait); ``given_up``: what it
+        waited for when the daemon gave up on it (the child only records that it did not run;
+        :meth:`_run_given_up` logs it, not as started and finished)."""
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
         schedule = self.schedules.get(name)
@@ -345,7 +373,8 @@ class Daemon(Turns):
         argv = run_argv(self.command, self.config_path, schedule)
         action = schedule.action
         started = time.monotonic()
-        log.info("profile %s: %s started", schedule.profile, action)
+        if given_up is None:
+            log.info("profile %s: %s started", schedule.profile, action)
 
         def register(process: subprocess.Popen) -> None:
             with self._children_lock:
@@ -359,15 +388,19 @@ class Daemon(Turns):
             # waits what is left of its max_wait for a lock held outside the daemon (a run
             # typed by hand, a systemd timer)
             left = max(1, round(schedule.lock_wait - waited)) if wait is None else wait
+            env = {
+                **os.environ,
+                lock.WAIT_VARIABLE: f"{left}s",
+                lock.WAITED_VARIABLE: f"{round(waited)}s",
+                lock.APPLY_VARIABLE: f"kill -HUP {os.getpid()}",
+                lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
+            }
+            env.pop(lock.GIVEN_UP_VARIABLE, None)  # never the daemon's own environment's
+            if given_up is not None:
+                env[lock.GIVEN_UP_VARIABLE] = given_up
             result = execute.stream(
                 argv,
-                env={
-                    **os.environ,
-                    lock.WAIT_VARIABLE: f"{left}s",
-                    lock.WAITED_VARIABLE: f"{round(waited)}s",
-                    lock.APPLY_VARIABLE: f"kill -HUP {os.getpid()}",
-                    lock.SCHEDULED_VARIABLE: scheduled_marker(schedule, "daemon"),
-                },
+                env=env,
                 on_start=register,
                 on_line=lambda line: log.log(line_level(line), "[%s] %s", name, line),
             )
@@ -378,6 +411,8 @@ class Daemon(Turns):
         finally:
             with self._children_lock:
                 self._children.pop(name, None)
+        if given_up is not None:  # it never ran: _run_given_up says so
+            return code
         if self._stopping and code == ExitCode.INTERRUPTED:
             log.info("profile %s: %s interrupted by the shutdown", schedule.profile, action)
             return code

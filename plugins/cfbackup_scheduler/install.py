@@ -191,6 +191,12 @@ def systemd_units(
     return {f"{name}.service": "\n".join(service), f"{name}.timer": "\n".join(timer)}
 
 
+# the longest command a crontab line may hold: Vixie cron (Debian's cron) reads it into a
+# buffer of MAX_COMMAND = 1000 bytes (entry.c, load_entry: get_string(cmd, MAX_COMMAND, ...)),
+# keeping the first 999 and silently dropping the rest
+CRON_COMMAND_MAX = 999
+
+
 def cron_line(
     schedule: Schedule,
     command: Sequence[str],
@@ -217,6 +223,8 @@ def cron_line(
         cron_user=user,
         environment_file=environment_file,
     )
+    if len(command) == 1:  # only the install's options: the run's message rebuilds the rest
+        install = install[install.index("--cron") : -1]  # (its cfbackup, -c FILE, profile)
     apply = f"{APPLY_VARIABLE}={shlex.quote(shlex.join(install))}"  # the value quoted only
     run = (
         f"{marker} {lock_wait(schedule)} {apply} "
@@ -227,6 +235,14 @@ def cron_line(
     if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup
         run = f"set -a && . {shlex.quote(environment_file)} && set +a && {run}"
     run = run.replace("%", "\\%")  # % ends the command in a crontab line
+    if len(run.encode()) > CRON_COMMAND_MAX:
+        raise ValueError(
+            f"the crontab line of [{schedule.table}] would run a command of "
+            f"{len(run.encode())} bytes, and cron (Debian's, Vixie cron) cuts a command at "
+            f"{CRON_COMMAND_MAX}: give cfbackup, the config file and the environment file "
+            f"shorter paths (a symlink such as /etc/cfbackup/cfg.toml), or install with "
+            f"--systemd"
+        )
     return " ".join([when, *([user] if user else []), run])
 
 

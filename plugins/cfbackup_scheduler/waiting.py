@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from cfbackup import lock
 from cfbackup.errors import ExitCode
@@ -26,6 +27,16 @@ log = logging.getLogger("cfbackup.scheduler")
 
 # seconds between a waiting run's looks at shutdown and at its max_wait
 WAIT_STEP = 1.0
+SLOT = "a free slot"  # what a run waiting for a --max-parallel slot waits for
+
+
+class GivenUp(NamedTuple):
+    """A run given up on, past its max_wait: ``reason``, what it waited for (``the backup to
+    finish``: the child's message, ``$CFBACKUP_LOCK_GIVEN_UP``); ``why``, the journal's words
+    after "did not run (exit code 4):"."""
+
+    reason: str
+    why: str
 
 
 class Turns:
@@ -37,15 +48,16 @@ class Turns:
 
     def _wait_for_profile(
         self, name: str, schedule: Schedule, busy: threading.Lock, due: datetime, started: float
-    ) -> int | None:
+    ) -> int | GivenUp | None:
         """Wait for the run of the same profile in progress (or waiting for a slot) to end:
-        None once ``busy`` is taken; an exit code (logged) when the schedule's lock_wait passed
-        first (LOCKED, as the child would have said), or when the daemon is stopping."""
+        None once ``busy`` is taken; GivenUp when the schedule's lock_wait passed first (its
+        child is then started to record it: :meth:`Daemon._run_given_up`); an exit code when
+        the daemon is stopping."""
         limit = schedule.lock_wait
         with self._children_lock:
             if self._stopping:
                 return int(ExitCode.INTERRUPTED)
-            other = self._holders.get(schedule.profile, "the profile's other run")
+            other = self._holders.get(schedule.profile, (None, "the profile's other run"))[1]
             self._waiting[name] = (due, f"{other} to finish")
         log.info(
             "profile %s: the %s waits for %s to finish (one run of a profile at a time; at most "
@@ -61,22 +73,24 @@ class Turns:
         if taken:
             return None
         with self._children_lock:
-            other = self._holders.get(schedule.profile, other)
-        log.error(
-            "profile %s: the %s due at %s did not run (exit code %d): %s was still running "
-            "after %s (max_wait%s): it runs at its next time; look for a run that hangs, or "
-            "raise max_wait in [profiles.%s.%s]",
-            name,
-            schedule.command,
-            when(due),
-            int(ExitCode.LOCKED),
-            other,
-            human(limit),
-            "" if schedule.max_wait else ", the default",
-            schedule.profile,
-            schedule.section,
+            key, other = self._holders.get(schedule.profile, (None, other))
+            # the other run may not run yet: it holds the profile's turn while it waits for a
+            # free slot (or for a lock held outside the daemon)
+            waiting = self._waiting.get(key) if key else None
+        fix = "look for a run that hangs, or raise max_wait"
+        if waiting:
+            state = f"was still waiting for {waiting[1]}"
+            reason = f"{other} (still waiting for {waiting[1]}) to finish"
+            if waiting[1] == SLOT:
+                fix = "look for a run that hangs, or raise --max-parallel or max_wait"
+        else:
+            state, reason = "was still running", f"{other} to finish"
+        return GivenUp(
+            reason,
+            f"{other} {state} after {human(limit)} (max_wait"
+            f"{'' if schedule.max_wait else ', the default'}): it runs at its next time; {fix} "
+            f"in [{schedule.table}]",
         )
-        return int(ExitCode.LOCKED)
 
     def _wait_to_take(
         self,
@@ -109,10 +123,10 @@ class Turns:
 
     def _wait_for_outside_lock(
         self, name: str, schedule: Schedule, due: datetime, started: float
-    ) -> int | None:
+    ) -> int | GivenUp | None:
         """Wait, without a --max-parallel slot, while a run outside the daemon (a restore typed
-        by hand, a timer) holds the profile's lock: None once it is free; an exit code (logged)
-        when the schedule's lock_wait passed first (LOCKED), or when the daemon is stopping."""
+        by hand, a timer) holds the profile's lock: None once it is free; GivenUp when the
+        schedule's lock_wait passed first; an exit code when the daemon is stopping."""
         held = lock.holder(self.state_dir, schedule.profile) if self.state_dir else None
         if held is None:
             return None
@@ -148,21 +162,13 @@ class Turns:
                     self._waiting.pop(name, None)
                 break
             time.sleep(min(WAIT_STEP, left))
-        log.error(
-            "profile %s: the %s due at %s did not run (exit code %d): %s, a cfbackup run "
-            "outside the scheduler, still held profile %s's lock after %s (max_wait%s): it runs "
-            "at its next time; check whether that run hangs, or raise max_wait in [%s]",
-            name,
-            schedule.command,
-            when(due),
-            int(ExitCode.LOCKED),
-            who,
-            schedule.profile,
-            human(limit),
-            "" if schedule.max_wait else ", the default",
-            schedule.table,
+        return GivenUp(
+            what,
+            f"{who}, a cfbackup run outside the scheduler, still held profile "
+            f"{schedule.profile}'s lock after {human(limit)} (max_wait"
+            f"{'' if schedule.max_wait else ', the default'}): it runs at its next time; check "
+            f"whether that run hangs, or raise max_wait in [{schedule.table}]",
         )
-        return int(ExitCode.LOCKED)
 
     def _wait_for_slot(self, name: str, due: datetime, started: float) -> bool:
         """Wait for a free --max-parallel slot: True once taken; False (logged) when the
@@ -173,7 +179,7 @@ class Turns:
         with self._children_lock:
             if self._stopping:
                 return False
-            self._waiting[name] = (due, "a free slot")
+            self._waiting[name] = (due, SLOT)
         log.info(
             "profile %s: waiting for a free slot (at most %d run(s) at a time%s)",
             name,

@@ -221,6 +221,8 @@ def test_a_run_given_up_on_an_outside_lock_is_recorded_and_fires_on_error(setup,
             timeout=30,
             what="the run given up to be recorded",
         )
+        # said once the child has recorded it
+        wait_for(lambda: "did not run" in daemon.text(), timeout=10, what="the journal line")
         assert daemon.stop(timeout=30) == 0
     assert rows[0]["action"] == "backup" and rows[0]["exit_code"] == 4, rows
     assert rows[0]["result"] == "locked", rows
@@ -264,3 +266,123 @@ def test_a_run_given_up_behind_its_profile_s_other_run_is_recorded(setup, daemon
         rows[0]["message"],
     ), rows
     assert errors.read_text().startswith("profile demo is locked by another cfbackup run")
+
+
+class _NoJobs:
+    """The scheduler of an in-process daemon whose runs a test starts itself."""
+
+    def get_job(self, name):
+        return None
+
+
+def _in_process_daemon(setup, schedules):
+    """A daemon with --max-parallel 1 running real children, its only slot held (by another
+    profile's long backup, say); runs are started with ``daemon.run_profile(key)``."""
+    from cfbackup_scheduler.daemon import Daemon
+
+    daemon = Daemon(
+        lambda: schedules,
+        [str(CFBACKUP)],
+        setup.path,
+        max_parallel=1,
+        state_dir=Path(setup.config["state_dir"]),
+    )
+    daemon.schedules = {s.key: s for s in schedules}
+    daemon.scheduler = _NoJobs()
+    assert daemon._slots.acquire(blocking=False)
+    return daemon
+
+
+def test_a_run_given_up_on_an_outside_lock_released_meanwhile_does_not_run(setup, caplog):
+    """The lock held outside the daemon was released a moment after the daemon gave up: its
+    child, started to record the give-up with CFBACKUP_LOCK_WAIT=0s, found the lock free and
+    ran the whole backup, without a --max-parallel slot, while the journal said "did not
+    run". It now never takes the lock: it is recorded as given up, and runs nothing."""
+    import logging
+    import threading
+
+    from cfbackup_scheduler.spec import Schedule, parse_cron
+
+    from cfbackup import lock
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    backup = Schedule("demo", parse_cron("@daily"), None, 0, 3600, max_wait=1)
+    daemon = _in_process_daemon(setup, [backup])
+    state = Path(setup.config["state_dir"])
+    held, waited = threading.Event(), threading.Event()
+
+    def restore():  # released as soon as the daemon gives up, before its child starts
+        with lock.profile_lock(state, "demo", "restore", wait=0):
+            held.set()
+            wait_for(lambda: "demo" in daemon._waiting, timeout=10, what="the run to wait")
+            wait_for(lambda: "demo" not in daemon._waiting, timeout=10, what="the give-up")
+            waited.set()
+
+    holder = threading.Thread(target=restore)
+    holder.start()
+    try:
+        assert held.wait(5)
+        code = daemon.run_profile("demo")
+    finally:
+        holder.join()
+    assert waited.is_set()
+    assert code == 4
+    assert not (setup.root / "target-demo").exists()  # nothing was backed up
+    rows = setup.history("demo")
+    assert [(r["action"], r["result"]) for r in rows] == [("backup", "locked")], rows
+    assert re.fullmatch(
+        rf"profile demo: the scheduler gave up on this backup after waiting 1s \(max_wait in "
+        rf"\[profiles\.demo\.schedule\]\) for PID {os.getpid()} \(restore, since [^)]+\) to "
+        r"release profile demo's lock, so it did not run: check whether that run hangs, or "
+        r"raise max_wait in \[profiles\.demo\.schedule\] and reload the scheduler daemon "
+        r"\(kill -HUP \d+\)\.",
+        rows[0]["message"],
+    ), rows[0]["message"]
+    journal = [r.getMessage() for r in caplog.records if r.name == "cfbackup.scheduler"]
+    assert not [line for line in journal if "backup started" in line], journal
+    assert [line for line in journal if "did not run (exit code 4)" in line], journal
+
+
+def test_a_run_given_up_behind_its_profile_s_run_waiting_for_a_slot_does_not_run(setup, caplog):
+    """The profile's backup waited for a --max-parallel slot (holding the profile's turn, not
+    its lock): the verify given up behind it was said to wait for "the backup still running",
+    and its child found the lock free and ran the whole verify without a slot. Now the
+    journal says the backup was waiting for a slot, and the verify does not run."""
+    import logging
+    import threading
+
+    from cfbackup_scheduler.spec import Schedule, parse_cron
+
+    setup.cli("backup", "demo", check=0)  # a verify that ran would succeed
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    backup = Schedule("demo", parse_cron("@daily"), None, 0, 3600)
+    verify = Schedule("demo", parse_cron("@daily"), None, 0, 3600, action="verify", max_wait=1)
+    daemon = _in_process_daemon(setup, [backup, verify])
+    waiting = threading.Thread(target=daemon.run_profile, args=(backup.key,))
+    waiting.start()
+    try:
+        wait_for(lambda: backup.key in daemon._waiting, timeout=10, what="the backup to wait")
+        code = daemon.run_profile(verify.key)
+    finally:
+        with daemon._children_lock:
+            daemon._stopping = True  # the waiting backup gives up
+        waiting.join(10)
+    assert code == 4
+    rows = [r for r in setup.history("demo") if r["action"] == "verify"]
+    assert [r["result"] for r in rows] == ["locked"], rows
+    assert re.fullmatch(
+        r"profile demo: the scheduler gave up on this verify after waiting 1s \(max_wait in "
+        r"\[profiles\.demo\.verify\]\) for the backup \(still waiting for a free slot\) to "
+        r"finish, so it did not run: .*",
+        rows[0]["message"],
+    ), rows[0]["message"]
+    journal = [r.getMessage() for r in caplog.records if r.name == "cfbackup.scheduler"]
+    gave_up = [line for line in journal if line.startswith("profile ") and "did not run" in line]
+    assert len(gave_up) == 1 and re.fullmatch(
+        r"profile demo:verify: the verify due at \S+ \S+( \S+)? did not run \(exit code 4\): the "
+        r"backup was still waiting for a free slot after 1s \(max_wait\): it runs at its next "
+        r"time; look for a run that hangs, or raise --max-parallel or max_wait in "
+        r"\[profiles\.demo\.verify\]",
+        gave_up[0],
+    ), gave_up
+    assert not [line for line in journal if "verify started" in line], journal

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 CFBACKUP = Path(sys.executable).parent / "cfbackup"
 
 
@@ -110,13 +112,13 @@ def test_cron_lines(setup):
         "CFBACKUP_SCHEDULED=cron:profiles.nightly.schedule",
         "CFBACKUP_LOCK_WAIT=6h",  # another run of the profile holds its lock: wait for it
         # what its messages say to run to apply a changed max_wait
-        f"CFBACKUP_SCHEDULE_APPLY={CFBACKUP} -c {setup.path} schedule install --cron nightly",
+        # (only the install's options: the message adds this line's cfbackup, -c and profile)
+        "CFBACKUP_SCHEDULE_APPLY=--cron",
         *[str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"],
     ]
     assert lines[1].startswith(
         "*/15 * * * * CFBACKUP_SCHEDULED=cron:profiles.often.schedule CFBACKUP_LOCK_WAIT=6h "
-        f"CFBACKUP_SCHEDULE_APPLY='{CFBACKUP} -c {setup.path} schedule install --cron often' "
-        + str(CFBACKUP)
+        "CFBACKUP_SCHEDULE_APPLY=--cron " + str(CFBACKUP)
     )
     # the line really runs under /bin/sh, as cron would run it (here without the schedule)
     sh = subprocess.run(["/bin/sh", "-c", lines[1].split(" ", 5)[5]], capture_output=True)
@@ -125,6 +127,70 @@ def test_cron_lines(setup):
 
     with_user = setup.cli("schedule", "install", "--cron", "--cron-user", "root", "often", check=0)
     assert "*/15 * * * * root " in with_user.stdout
+
+
+def _long_verify(profile="fileserver-nightly-offsite"):
+    from cfbackup_scheduler.spec import Schedule, parse_cron
+
+    return Schedule(
+        profile,
+        parse_cron("30 2 * * 1-5"),
+        None,
+        900,
+        3600,
+        max_wait=21600,
+        action="verify",
+        arguments=("--read-data=next/7",),
+    )
+
+
+def test_a_cron_line_with_long_paths_stays_well_within_cron_s_limit():
+    """CFBACKUP_SCHEDULE_APPLY repeated cfbackup's path, the config file and the profile in
+    each line (677 bytes of command here): Debian's cron (Vixie cron) keeps the first 999 bytes
+    of a command and silently drops the rest. The variable now carries only the install's
+    options, which the run's message completes; this line stays under 60% of the limit."""
+    from pathlib import Path
+
+    from cfbackup_scheduler.install import CRON_COMMAND_MAX, cron_line
+
+    line = cron_line(
+        _long_verify(),
+        ["/opt/backup-tools/cfbackup-0.1.0/.venv/bin/cfbackup"],
+        Path("/etc/cfbackup/production/fileserver-nightly-offsite.toml"),
+        user="backupadmin",
+        environment_file="/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env",
+    )
+    command = line.split(" ", 6)[6]  # after the five time fields and the user
+    assert CRON_COMMAND_MAX == 999
+    assert len(command.encode()) <= 0.6 * CRON_COMMAND_MAX, (len(command), command)
+    assert (
+        "CFBACKUP_SCHEDULE_APPLY='--cron --cron-user backupadmin --environment-file "
+        "/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env' "
+    ) in command
+
+
+def test_a_cron_line_cron_would_cut_is_refused():
+    """A command longer than cron keeps was printed all the same: cron would have run its
+    first 999 bytes."""
+    from pathlib import Path
+
+    from cfbackup_scheduler.install import cron_line
+
+    deep = "/srv/" + "/".join(["a-rather-long-folder-name"] * 12)
+    with pytest.raises(ValueError) as refused:
+        cron_line(
+            _long_verify(),
+            [f"{deep}/cfbackup"],
+            Path(f"{deep}/config.toml"),
+            environment_file=f"{deep}/secrets.env",
+        )
+    assert re.fullmatch(
+        r"the crontab line of \[profiles\.fileserver-nightly-offsite\.verify\] would run a "
+        r"command of \d{4} bytes, and cron \(Debian's, Vixie cron\) cuts a command at 999: give "
+        r"cfbackup, the config file and the environment file shorter paths \(a symlink such as "
+        r"/etc/cfbackup/cfg\.toml\), or install with --systemd",
+        str(refused.value),
+    ), refused.value
 
 
 def test_interval_cron_cannot_express_is_a_config_error(setup):

@@ -214,10 +214,15 @@ def test_the_stop_line_says_what_becomes_of_each_interrupted_run(tmp_path, caplo
 
 # --- the runs of one profile go one after the other ----------------------------------------
 
-# a scheduled "run" that logs "start ACTION PROFILE" and "end ACTION PROFILE" (1.5 s apart)
+# a scheduled "run" that logs "start ACTION PROFILE" and "end ACTION PROFILE" (1.5 s apart);
+# one the daemon gave up on logs "given up ACTION PROFILE" and fails as the real one does
 _FAKE_ACTION_RUN = """
-import sys, time
+import os, sys, time
 log, action, profile = sys.argv[2], sys.argv[-2], sys.argv[-1]
+if os.environ.get("CFBACKUP_LOCK_GIVEN_UP"):
+    with open(log, "a") as f:
+        f.write(f"given up {action} {profile}\\n")
+    sys.exit(4)
 with open(log, "a") as f:
     f.write(f"start {action} {profile}\\n")
 time.sleep(1.5)
@@ -325,15 +330,17 @@ def test_a_run_waiting_for_its_profile_longer_than_max_wait_gives_up(tmp_path, c
         _due_now(scheduler, "web")
         wait_for(lambda: "start backup web" in log.read_text(), timeout=5, what="the backup")
         _due_now(scheduler, "web:drill")
-        wait_for(lambda: "start drill web" in log.read_text(), timeout=5, what="the drill")
-        # given up while the backup ran: its child is started all the same, to be recorded
-        # (the real one, told to wait no more, finds the lock held: test_schedule_daemon.py,
+        wait_for(lambda: "given up drill web" in log.read_text(), timeout=5, what="the drill")
+        # given up while the backup ran: its child is started all the same, told so, to be
+        # recorded (the real one fails at once: test_schedule_daemon.py,
         # test_a_run_given_up_behind_its_profile_s_other_run_is_recorded)
         assert "end backup web" not in log.read_text()
         wait_for(lambda: len(codes) == 2, timeout=5, what="the runs' ends")
     finally:
         daemon.stop("the test's end")
-    assert codes == {"web": 0, "web:drill": 0}  # what the fake children said
+    assert codes == {"web": 0, "web:drill": 4}  # what the fake children said
+    assert "start drill web" not in log.read_text()
+    assert "profile web: drill started" not in [r.getMessage() for r in caplog.records]
     gave_up = [r for r in caplog.records if "did not run" in r.getMessage()]
     assert [r.levelname for r in gave_up] == ["ERROR"]
     assert re.fullmatch(
@@ -426,11 +433,12 @@ def test_a_lock_held_outside_past_max_wait_gives_up_and_a_stop_names_the_wait(tm
     finally:
         if not daemon._stopping:
             daemon.stop("the test's end")
-    # a's child was started all the same, to be recorded (the real one, told to wait no more,
-    # finds the lock held: test_schedule_daemon.py, ..._is_recorded_and_fires_on_error); b's,
+    # a's child was started all the same, told it was given up on, to be recorded (the real
+    # one fails at once: test_schedule_daemon.py, ..._is_recorded_and_fires_on_error); b's,
     # still waiting, not
-    assert codes["a"] == 0  # what the fake child said
-    assert "backup b" not in log.read_text() and "start backup a" in log.read_text()
+    assert codes["a"] == 4  # what the fake child said
+    assert "backup b" not in log.read_text() and "given up backup a" in log.read_text()
+    assert "start backup a" not in log.read_text()
     gave_up = [line for line in _lines(caplog, "a") if "did not run" in line]
     assert re.fullmatch(
         r"profile a: the backup due at \S+ \S+( \S+)? did not run \(exit code 4\): PID \d+ "

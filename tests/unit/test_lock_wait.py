@@ -210,12 +210,18 @@ def test_a_scheduled_run_s_wait_names_max_wait_and_how_to_apply_it(tmp_path, mon
     it is what the schedule was installed with ($CFBACKUP_SCHEDULE_APPLY: the test of each
     in test_schedule_install.py runs it); without it (an older install), the command to adapt."""
     monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
+    monkeypatch.setattr(lock.sys, "argv", ["/opt/cfb/bin/cfbackup", "-c", "c.toml"])
     config = tmp_path / "c.toml"
     expected = {
         ("cron", None): " and put its profiles.web.drill line in place of this one in the crontab.",
         ("cron", "cfb -c c.toml schedule install --cron web"): ", then run cfb -c c.toml "
         "schedule install --cron web and put its profiles.web.drill line in place of this one "
         "in the crontab.",
+        # a crontab line's: only the install's options, completed with this run's own
+        # cfbackup, config file and profile (the whole command made lines cron would cut)
+        ("cron", "--cron --cron-user root"): ", then run /opt/cfb/bin/cfbackup -c "
+        f"{config} schedule install --cron --cron-user root web and put its profiles.web.drill "
+        "line in place of this one in the crontab.",
         ("systemd", None): f" and apply it with cfbackup -c {config} schedule install --systemd "
         "(with the options it was installed with) && systemctl daemon-reload.",
         ("systemd", "x --unit-dir d && systemctl --user daemon-reload"): " and apply it with x "

@@ -76,7 +76,7 @@ def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
     assert {name: (tmp_path / name).exists() for name in names} == names
 
 
-def _stopped_part_way(tmp_path, monkeypatch, names, **again):
+def _stopped_part_way(tmp_path, monkeypatch, names, failure=errno.EIO, **again):
     """``restore --path d`` into an empty folder ``t/d`` (no --force needed): the staged
     entries ``names`` are moved in one by one, and the second move fails."""
     destination = tmp_path / "t" / "d"
@@ -90,7 +90,7 @@ def _stopped_part_way(tmp_path, monkeypatch, names, **again):
     def second_fails(source, target):
         calls.append(target)
         if len(calls) == 2:
-            raise OSError(errno.EIO, "Input/output error", os.fspath(target))
+            raise OSError(failure, os.strerror(failure), os.fspath(target))
         replace(source, target)
 
     monkeypatch.setattr(restore_merge.os, "replace", second_fails)
@@ -122,3 +122,34 @@ def test_the_list_of_moved_paths_holds_any_name(tmp_path, monkeypatch):
     assert moved == [os.fsencode(destination / "a\nb"), b""]
     assert (destination / "a\nb").read_text() == "'a\\nb'\n"
     assert not (stage.folder / "moved.txt").exists()
+
+
+def test_a_merge_stopped_by_a_full_disk_says_what_to_free_first(tmp_path, monkeypatch):
+    """The disk full, moved.nul could not be written either: the message still said the moved
+    entries were "listed in" it, and its advice, run the restore again then delete the kept
+    copy, staged a second whole copy beside the first on the disk that was full."""
+    from pathlib import Path
+
+    write_bytes = Path.write_bytes
+
+    def disk_full(self, data):
+        if self.name == "moved.nul":
+            write_bytes(self, data[:3])  # cut short, as a full disk does
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    again = "cfbackup -c /etc/c.toml restore main /srv/t --path d --force"
+    message, stage, destination = _stopped_part_way(
+        tmp_path, monkeypatch, ["a", "b"], failure=errno.ENOSPC, again=again
+    )
+    kept, rest = stage.folder, stage.folder / "restored"
+    assert not (kept / "moved.nul").exists()  # no list rather than a cut one
+    assert message == (
+        f"moving the restored files into {destination} stopped part-way at {destination}/b (No "
+        f"space left on device) after 1 entry was moved (their list could not be written (No "
+        f"space left on device)): the rest of the restore is kept in {rest}: free room there "
+        f"first (the kept copy takes room too), then finish by hand (cp -a {rest}/. "
+        f"{destination}/) and delete {kept}; or delete {kept} first and run the restore again "
+        f"({again}), or restore into a folder on another disk."
+    ), message

@@ -54,3 +54,32 @@ def test_dt_cf_backup_reads_time_the_same_way(cli, config, tmp_path):
     assert code == ExitCode.USAGE, err
     assert "--time 'yesterday' is not a time duplicity reads" in err
     assert not (tmp_path / "restored").exists()
+
+
+def test_a_restore_printed_to_run_later_names_the_moment_a_relative_time_meant(
+    cli, config, tmp_path
+):
+    """The restores a message prints (into the folder a symlinked target points to, after a
+    partial restore, after a merge that stopped) copied `--time 3D` as typed: run hours
+    later, 3D is another moment, and another backup may be restored. A relative time is now
+    printed as the moment it meant; a date is kept as typed."""
+    import re
+    import time
+
+    from cfbackup.cli import main
+
+    live = tmp_path / "live"
+    live.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(live)
+    before = time.time()
+    code, err = cli(main, "-c", config, "restore", "main", link, "--path", "a", "--time", "3D")
+    assert code == ExitCode.RESTORE_TARGET, err
+    printed = re.search(rf"\(cfbackup -c \S+ restore main {live} --path a --time (\S+)\)", err)
+    assert printed, err
+    assert printed[1] != "3D" and re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", printed[1]
+    )
+    assert before - 3 * 86400 - 1 <= parse_time(printed[1]) <= time.time() - 3 * 86400
+    code, err = cli(main, "-c", config, "restore", "main", link, "--time", "2026-11-01")
+    assert f"restore main {live} --time 2026-11-01)" in err, err
