@@ -106,7 +106,9 @@ def _start_restore(site, cloud, stored, local_swift, tmp_path, *, deadman_timeou
         assert wait_for(lambda: cloud.holding() or process.poll() is not None, 180), \
             "the restore never got halfway through its download"
         assert process.poll() is None, process.communicate(timeout=5)
-        assert _running(site, "cfbackup-duplicity", " restore "), "no duplicity restore runs"
+        # the prefetch may reach the hold before duplicity has started: it starts regardless
+        assert wait_for(lambda: _running(site, "cfbackup-duplicity", " restore "), 30), \
+            "no duplicity restore runs"
     except BaseException:
         cloud.release()
         process.kill()
