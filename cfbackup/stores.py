@@ -9,15 +9,14 @@ prefetch, ``verify --read-data`` and drills open one per chain with :func:`open_
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from cfbackup import sockwatch
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, ConfigError
@@ -113,7 +112,8 @@ class SwiftStore:
         self.target = swift_target(profile.target)
         self.label = profile.target
         self._local = threading.local()
-        self._reading: dict[int, tuple[Any, Any]] = {}  # thread -> (connection, object body)
+        self._reading: dict[int, Any] = {}  # thread -> the connection it downloads with
+        self._sockets = sockwatch.Sockets()  # those the downloads connect, for abort()
         self._aborted = False
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
@@ -144,16 +144,14 @@ class SwiftStore:
 
     def abort(self) -> None:
         """Shut the sockets of the downloads in progress, and let swiftclient retry none of
-        them: a read that waits on a stalled link (up to ``timeout`` per retry, minutes in all)
-        ends at once, so Ctrl-C or SIGTERM mid-restore is not held up by the network."""
+        them: a download that waits on a stalled link (connecting, for the response headers,
+        or in the body; up to ``timeout`` per retry, minutes in all) ends at once, so Ctrl-C
+        or SIGTERM mid-restore is not held up by the network. For good: a download started
+        afterwards stops at once too."""
         self._aborted = True
-        for conn, body in list(self._reading.values()):
-            conn.retries = 0  # swiftclient resumes a broken read while attempts <= retries
-            sock = getattr(getattr(getattr(body, "resp", None), "raw", None), "connection", None)
-            sock = getattr(sock, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        for conn in list(self._reading.values()):
+            conn.retries = 0  # swiftclient tries a failed request again while attempts <= retries
+        self._sockets.shut_all()
 
     def list(self) -> dict[str, int]:
         from cfbackup import swift
@@ -237,10 +235,22 @@ class SwiftStore:
         return kept
 
     def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        me = threading.get_ident()
+        with self._sockets.watching():  # its sockets, from the login on, are abort()'s
+            try:
+                conn = self._reading[me] = self._conn()  # a new thread's may log in first
+            except Exception:
+                if self._aborted:
+                    raise Stopped from None
+                raise
+            try:
+                self._download(conn, name, into, stop)
+            finally:
+                self._reading.pop(me, None)
+
+    def _download(self, conn, name: str, into: Callable[[bytes], None], stop) -> None:
         from cfbackup import swift
 
-        me, conn = threading.get_ident(), self._conn()
-        self._reading[me] = (conn, None)
         with swift.swift_errors(self.profile):
             client = swift.load_client()
             try:
@@ -250,7 +260,6 @@ class SwiftStore:
                     self.target.container, self.target.object_prefix + name, resp_chunk_size=CHUNK
                 )
                 self._logged_in(conn)
-                self._reading[me] = (conn, body)
                 for chunk in body:
                     if stop.is_set() or self._aborted:
                         raise Stopped
@@ -261,8 +270,6 @@ class SwiftStore:
                 if self._aborted:
                     raise Stopped from None
                 raise
-            finally:
-                self._reading.pop(me, None)
 
 
 class FileStore:

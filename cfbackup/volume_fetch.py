@@ -144,11 +144,15 @@ def fetch(
             if on_outcome:
                 on_outcome(outcome)
 
+    def halt() -> None:  # a failure, or Ctrl-C/SIGTERM: the batch is over
+        stop.set()
+        store.abort()  # a download stalled on the link must not hold the caller up
+
     workpool.run_all(
         [functools.partial(one, i, ref) for i, ref in enumerate(refs)],
         workers=workers,
         name="fetch",
-        halt=stop.set,
+        halt=halt,
     )
     return [results[i] for i in sorted(results)]
 

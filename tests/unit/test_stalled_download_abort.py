@@ -1,0 +1,200 @@
+"""A Swift download stalled on the network ends at once when the run stops (Ctrl-C, SIGTERM):
+``SwiftStore.abort()`` in every phase of the request (still connecting, waiting for the
+response headers, reading the body), and ``volume_fetch.fetch`` when its caller is interrupted
+(``verify --read-data``, drills). Before, only a download already in its body was cut: one
+waiting for its headers sat until swiftclient's 30 s timeout, and held up the restore's exit
+(and the firewall lock-down around it) that long.
+
+A stand-in Swift on loopback: v1 auth answers, then the storage endpoint stalls in the chosen
+phase (a listener whose accept queue is full never completes a connection)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from cfbackup import volume_fetch
+from cfbackup.config import build_config
+from cfbackup.stores import Stopped, SwiftStore
+from cfbackup.volumes import VolumeRef
+
+BOUND = 2.0  # seconds from abort (or Ctrl-C) to the download's end
+
+
+class StalledSwift:
+    """v1 auth on one port; object GETs on another, stalled in ``phase``."""
+
+    def __init__(self, phase: str):
+        self.phase = phase
+        self.asked = threading.Event()  # a GET arrived (headers), or its first MB left (body)
+        self._open: list[socket.socket] = []
+        self.auth = self._listen(8)
+        self.storage = self._listen(0)
+        if phase == "connect":  # fill the accept queue: further connects wait for ever
+            for _ in range(3):
+                filler = socket.socket()
+                filler.setblocking(False)
+                try:
+                    filler.connect(self.storage.getsockname())
+                except BlockingIOError:
+                    pass
+                self._open.append(filler)
+            time.sleep(0.2)
+        else:
+            threading.Thread(target=self._serve_storage, daemon=True).start()
+        threading.Thread(target=self._serve_auth, daemon=True).start()
+
+    def _listen(self, backlog: int) -> socket.socket:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(backlog)
+        self._open.append(server)
+        return server
+
+    @property
+    def auth_url(self) -> str:
+        return f"http://127.0.0.1:{self.auth.getsockname()[1]}/auth/v1.0"
+
+    def _serve_auth(self) -> None:
+        url = f"http://127.0.0.1:{self.storage.getsockname()[1]}/v1/AUTH_test"
+        while True:
+            try:
+                conn, _ = self.auth.accept()
+            except OSError:
+                return
+            self._open.append(conn)
+            _read_request(conn)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nX-Storage-Url: " + url.encode() + b"\r\n"
+                b"X-Auth-Token: AUTH_tk0\r\nContent-Length: 0\r\n\r\n"
+            )
+
+    def _serve_storage(self) -> None:
+        while True:
+            try:
+                conn, _ = self.storage.accept()
+            except OSError:
+                return
+            self._open.append(conn)
+            _read_request(conn)
+            if self.phase == "body":
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n"
+                    b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * (1 << 20)
+                )
+            self.asked.set()  # then nothing more, as a stalled link
+
+    def close(self) -> None:
+        for sock in self._open:
+            sock.close()
+
+
+def _read_request(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+
+
+@pytest.fixture
+def swift(request, monkeypatch):
+    monkeypatch.setenv("T_KEY", "a-test-key")
+    server = StalledSwift(request.param)
+    yield server
+    server.close()
+
+
+def _store(server: StalledSwift) -> SwiftStore:
+    raw = {
+        "profiles": {
+            "p": {
+                "source": "/",
+                "target": "swift://box",
+                "swift": {"auth_url": server.auth_url, "username": "u:v", "password_env": "T_KEY"},
+            }
+        }
+    }
+    return SwiftStore(build_config(raw, path=None).profiles["p"])
+
+
+def _stalled(server: StalledSwift, store: SwiftStore) -> bool:
+    if server.phase == "connect":  # logged in and asking: the connect is under way
+        return bool(store._reading) and (time.sleep(0.5) or True)
+    return server.asked.wait(0)
+
+
+def _wait(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the download never reached the stalled phase"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("swift", ["connect", "headers", "body"], indirect=True)
+def test_abort_ends_a_stalled_download_at_once(swift):
+    store = _store(swift)
+    errors: list[BaseException] = []
+
+    def download():
+        try:
+            store.download("volume", lambda chunk: None, threading.Event())
+        except BaseException as error:  # noqa: BLE001 - looked at below
+            errors.append(error)
+
+    thread = threading.Thread(target=download, daemon=True)
+    thread.start()
+    _wait(lambda: _stalled(swift, store))
+    started = time.monotonic()
+    store.abort()
+    thread.join(BOUND)
+    took = time.monotonic() - started
+    assert not thread.is_alive(), f"the {swift.phase} phase held the download past abort()"
+    assert took < BOUND
+    assert len(errors) == 1 and isinstance(errors[0], Stopped), errors
+    # and nothing starts on it afterwards
+    with pytest.raises(Stopped):
+        store.download("other", lambda chunk: None, threading.Event())
+
+
+@pytest.mark.parametrize("swift", ["headers"], indirect=True)
+def test_ctrl_c_ends_a_fetch_stalled_for_its_headers(swift, tmp_path):
+    """``verify --read-data`` and drills fetch from the main thread: a Ctrl-C (SIGTERM becomes
+    the same KeyboardInterrupt) ends the batch within the bound, its threads gone and no
+    partial volume left."""
+    store = _store(swift)
+    refs = [
+        VolumeRef(
+            f"duplicity-full.20260101T000000Z.vol{n}.difftar.gz",
+            n,
+            "full",
+            1 << 20,
+            ("sha1", hashlib.sha1(b"").hexdigest()),
+        )
+        for n in (1, 2)
+    ]
+    before = set(threading.enumerate())
+    interrupted: list[float] = []
+
+    def interrupt() -> None:
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # both downloads waiting for their headers
+        interrupted.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
+
+    timer = threading.Thread(target=interrupt, daemon=True)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        volume_fetch.fetch(store, refs, tmp_path / "fetched", keep=False, workers=2)
+    took = time.monotonic() - interrupted[0]
+    timer.join()
+    assert took < BOUND, f"the fetch took {took:.1f} s to stop"
+    assert set(threading.enumerate()) <= before
+    assert list((tmp_path / "fetched").iterdir()) == []
