@@ -21,7 +21,8 @@ import urllib.parse
 from collections.abc import Iterable
 
 from cfbackup import chains, stores, suggest
-from cfbackup.collection import BackupAt, backup_chains, parsed_names
+from cfbackup.collection import BackupAt, backup_chains
+from cfbackup.duplicity import names as file_names
 from cfbackup.duplicity import options
 from cfbackup.duplicity.target import swift_target
 
@@ -56,15 +57,18 @@ def now(profile) -> float:
         return time.time()
 
 
-def dated_after(target_names: Iterable[str], when: float) -> list[BackupAt]:
-    """The backup sets among ``target_names`` (one chain's objects) that end or start after
-    ``when``: orphaned incrementals too (one that starts in the future and ends now)."""
+def dated_after(
+    target_names: Iterable[str], when: float, *, naming: file_names.Naming
+) -> list[BackupAt]:
+    """The backup sets among ``target_names`` (one chain's objects, read with ``naming``) that
+    end or start after ``when``: orphaned incrementals too (one that starts in the future and
+    ends now)."""
     names = list(target_names)
-    grouped = [s for chain in backup_chains(names) for s in chain]
+    grouped = [s for chain in backup_chains(names, naming=naming) for s in chain]
     found = [s for s in grouped if max(s.start, s.end) > when]
     seen = {o for s in grouped for o in s.objects}
     loose: dict[tuple, list[str]] = {}  # orphaned sets and stray signatures: by their times
-    for name, parsed in parsed_names(names):
+    for name, parsed in naming.parsed(names):
         if name in seen:
             continue
         times = [int(t) for t in (parsed.time, parsed.start_time, parsed.end_time) if t]
@@ -88,7 +92,7 @@ def found(profile, listings: dict[str, Iterable[str]] | None = None) -> list[Fut
         names = (listings or {}).get(chain.label)
         if names is None:
             names = stores.open_store(chain.profile).list()
-        sets = dated_after(names, when)
+        sets = dated_after(names, when, naming=file_names.of(chain.profile))
         if sets:
             result.append(Future(chain.label if chain.root else "", chain.profile.target, sets))
     return result

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cfbackup import chains, gpgkeys, history, suggest
-from cfbackup.duplicity import commands, machinelog, patches
+from cfbackup.duplicity import commands, machinelog, names, patches
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
@@ -198,7 +198,9 @@ def full_backup_times(run: Run, chain: chains.Chain, env: dict[str, str]) -> lis
 
     if stores.readable(chain.profile.target):
         store = stores.open_store(chain.profile)
-        sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
+        sets = volumes.complete(
+            volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
+        )
         return [float(s.end) for s in sets if s.kind == "full"]
     from duplicity import dup_time
 
@@ -278,7 +280,8 @@ def empty_roots(profile) -> list[str]:
     for chain in chains.of(profile):
         if stores.readable(chain.profile.target):
             store = stores.open_store(chain.profile)
-            if not volumes.complete(volumes.backup_sets(store, chain=chain.slug)):
+            found = volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
+            if not volumes.complete(found):
                 empty.append(chain.label)
     return empty
 

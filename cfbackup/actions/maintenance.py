@@ -6,7 +6,7 @@ from __future__ import annotations
 from cfbackup import chains, future_sets, stores, suggest
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, prepare
-from cfbackup.duplicity import commands, options
+from cfbackup.duplicity import commands, names, options
 from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
 from cfbackup.retention import (
@@ -122,7 +122,8 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
             by_duplicity = True
             continue
         sizes = stores.open_store(chain.profile).list()
-        for rule, removed in removals([prepared(r) for r in rules], sizes):
+        plan = removals([prepared(r) for r in rules], sizes, naming=names.of(chain.profile))
+        for rule, removed in plan:
             entry["rules"].append(
                 {
                     "rule": f"{rule.command} {rule.value}",
@@ -165,9 +166,9 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
 
 
 # extra_options that change which files duplicity sees or when "now" is: the listing cfbackup
-# reads would not be what duplicity decides on, so duplicity's own dry run lists instead
-CHOICE_OPTIONS = ("--file-prefix", "--file-prefix-archive", "--file-prefix-manifest",
-                  "--file-prefix-signature", "--current-time", "--no-check-remote")  # fmt: skip
+# reads would not be what duplicity decides on, so duplicity's own dry run lists instead (the
+# --file-prefix options are read with the listing: duplicity/names.py)
+CHOICE_OPTIONS = ("--current-time", "--no-check-remote")
 
 
 def _duplicity_chooses_otherwise(profile) -> bool:

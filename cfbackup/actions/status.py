@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from cfbackup import (
@@ -18,6 +19,7 @@ from cfbackup import (
 )
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
+from cfbackup.duplicity import names
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
 from cfbackup.runtypes import Run, RunResult
@@ -147,7 +149,8 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
     from duplicity import dup_time
 
     listing = store.list()  # one listing for both views: a backup may be running beside
-    read = collection.read(listing, folder)
+    naming = names.of(chain.profile)
+    read = collection.read(listing, folder, naming=naming)
     found = collection.summary(read)
     if text:
         found["text"] = legacy_text.collection_status(read, folder)
@@ -155,7 +158,7 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
     found["lost_manifests"] = [
         {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
         for s in volumes.lost_manifests(
-            volumes.backup_sets(store, chain=chain.slug, listing=listing)
+            volumes.backup_sets(store, naming=naming, chain=chain.slug, listing=listing)
         )
     ]
     return found
@@ -166,17 +169,23 @@ def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
     cfbackup's back, which duplicity's collection-status does not notice (it counts the volumes
     it sees). The manifests are the copies duplicity keeps in the archive dir; a set whose
     manifest is not there is not checked."""
+    from duplicity import dup_time
+
     folder = profile.archive_dir / profile.backup_name
+    try:
+        local = sorted(os.listdir(folder))
+    except OSError:
+        local = []
+    manifests = {  # the archive dir's plain copies, by (type, end time)
+        (found.type, found.time or found.end_time): folder / name
+        for name, found in names.of(profile).parsed(local)
+        if found.manifest and not found.partial and name.endswith(".manifest")
+    }
     missing = []
     for chain in collection["chains"]:
         for backup_set in chain["sets"]:
             time, present = backup_set["time"], backup_set["volumes"]
-            pattern = (
-                f"duplicity-full.{time}.manifest"
-                if backup_set["type"] == "full"
-                else f"duplicity-inc.*.to.{time}.manifest"
-            )
-            manifest = next(iter(sorted(folder.glob(pattern))), None)
+            manifest = manifests.get((backup_set["type"], dup_time.stringtotime(time)))
             if manifest is None or present is None:
                 continue
             try:
