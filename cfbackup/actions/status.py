@@ -12,6 +12,7 @@ from cfbackup import (
     history,
     legacy_text,
     lock,
+    retention,
     stores,
     swift,
     swift_usage,
@@ -19,7 +20,7 @@ from cfbackup import (
 )
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
-from cfbackup.duplicity import names
+from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
 from cfbackup.runtypes import Run, RunResult
@@ -94,6 +95,8 @@ def run_status(run: Run) -> RunResult:
     futures = future_sets.found(profile, listings) if readable else []
     status["future_sets"] = future_sets.described(futures)
     status["future_sets_fix"] = future_sets.refusal(profile, futures) or None
+    # a newest chain without signatures: remove-older-than would delete it, so retention refuses
+    status["unprotected_newest"] = _unprotected_newest(profile, chain_list, listings)
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
@@ -162,6 +165,25 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
         )
     ]
     return found
+
+
+def _unprotected_newest(profile: Profile, chain_list, listings: dict) -> list[str]:
+    """Why retention refuses to run ``remove-older-than`` on each chain whose newest chain has
+    no signatures (``retention.unprotected_newest``, as ``prune`` and a backup's retention
+    refuse), from the listings status already made; none when no such rule runs."""
+    if retention.keeps_all(profile):
+        return []
+    rules = commands.retention_rules(profile)
+    return [
+        why
+        for chain in chain_list
+        if chain.label in listings
+        and (
+            why := retention.unprotected_newest(
+                chain.profile, rules, listings[chain.label], chain.label if chain.root else ""
+            )
+        )
+    ]
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:

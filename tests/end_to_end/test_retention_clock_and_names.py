@@ -70,6 +70,12 @@ def test_prune_refuses_remove_older_than_while_the_newest_chain_has_no_signature
     before = sorted(p.name for p in target.iterdir())
 
     fix = f"`cfbackup -c {config} backup main --full` to start a new chain with its signatures"
+    status = cfbackup("-c", config, "status")
+    assert status.returncode == 0, status
+    said = "REFUSED: remove-older-than retention refuses to run: the newest backup chain (the full"
+    assert said in status.stdout and fix in status.stdout, status
+    (why,) = json.loads(cfbackup("-c", config, "status", "--json").stdout)["unprotected_newest"]
+    assert why.startswith("the newest backup chain (the full backup of ") and fix in why, why
     result = cfbackup("-c", config, "prune", "--dry-run")
     assert result.returncode == 0, result
     assert "prune itself would be refused now: the newest backup chain (the full backup of " in (
@@ -84,6 +90,7 @@ def test_prune_refuses_remove_older_than_while_the_newest_chain_has_no_signature
     # the fix as printed: a new chain, after which prune removes the older ones only
     assert cfbackup("-c", config, "backup", "main", "--full").returncode == 0
     time.sleep(1.5)
+    assert json.loads(cfbackup("-c", config, "status", "--json").stdout)["unprotected_newest"] == []
     result = cfbackup("-c", config, "prune")
     assert result.returncode == 0, result
     assert len(_manifests(target)) == 1 and newest not in _manifests(target)[0]
