@@ -7,9 +7,11 @@ older than it, so ``keep_full`` retention removes that full right after it is ma
 is the future full), ``remove-older-than`` removes every chain dated before it, and
 ``full_if_older_than`` never starts a full. Nothing in duplicity compares a set's date with now.
 
-Backups and retention (after a backup and in ``prune``, its dry run included) refuse while the
-target holds a set dated more than :data:`TOLERANCE` after now; ``status`` and ``check`` flag
-it. "Now" is duplicity's: ``--current-time`` from ``extra_options`` when given.
+Backups, retention (after a backup and in ``prune``, its dry run included) and ``cleanup`` (its
+dry run too: an incremental made after the clock was corrected starts at a future set and ends
+before it, so duplicity's cleanup deletes it as orphaned) refuse while the target holds a set
+dated more than :data:`TOLERANCE` after now; ``status`` and ``check`` flag it. "Now" is
+duplicity's: ``--current-time`` from ``extra_options`` when given.
 """
 
 from __future__ import annotations
