@@ -122,3 +122,26 @@ def test_the_archive_dir_s_full_backups_are_counted_with_the_prefixes(tmp_path):
         (folder / name).write_bytes(b"")
     (folder / f"duplicity-full.{T2}.manifest").write_bytes(b"")  # another profile's, unprefixed
     assert archive.full_backups(profile) == {T1, T2}
+
+
+def test_a_prefixed_profile_s_future_sets_and_unsigned_newest_chain_are_found(tmp_path):
+    """The refusals retfix added (future-dated sets, a newest chain without signatures) read
+    a prefixed profile's names: read without its prefixes they found nothing to refuse."""
+    from cfbackup import retention
+
+    profile = _profile(tmp_path, ["--file-prefix=host1-"])
+    target = tmp_path / "target"
+    target.mkdir()
+    ahead = "20991101T010000Z"
+    for name in (
+        f"duplicity-full.{ahead}.manifest.gpg",
+        f"duplicity-full.{ahead}.vol1.difftar.gpg",
+    ):
+        (target / f"host1-{name}").write_bytes(b"x")
+    (futures,) = future_sets.found(profile)
+    assert [s.kind for s in futures.sets] == ["full"]
+
+    listing = stores.FileStore(target).list()
+    rules = [("remove-older-than", "1M")]
+    why = retention.unprotected_newest(profile, rules, listing)
+    assert why.startswith("the newest backup chain (the full backup of 20991101T010000Z"), why
