@@ -14,7 +14,8 @@ incremental joins the chain ending where it starts (or replaces that chain's las
 when it starts at the same time and ends later), else it is orphaned. The newest chain is
 ``complete`` when a signature chain (in the archive dir or at the target) ends where it does
 (or where its next-to-last set does: that last set then counts as incomplete); every other
-chain is ``no-sig``. Names are parsed with duplicity's own ``file_naming``.
+chain is ``no-sig``. Names are parsed with duplicity's own ``file_naming``, with the profile's
+file prefixes (``duplicity/names.py``: pass ``names.of(profile)``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import dataclasses
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+
+from cfbackup.duplicity.names import Naming
 
 
 @dataclasses.dataclass
@@ -80,9 +82,9 @@ class Collection:
         return max((c.sets[0].time for c in self.chains), default=None)
 
 
-def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
+def read(target_names: Iterable[str], archive_folder: Path, *, naming: Naming) -> Collection:
     """The collection of one chain: ``target_names`` are its objects' names at the target,
-    ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``)."""
+    ``archive_folder`` its archive dir (``ARCHIVE_DIR/NAME``), ``naming`` the profile's."""
     try:
         local = sorted(os.listdir(archive_folder))
     except OSError:
@@ -90,7 +92,7 @@ def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
     remote = list(target_names)
 
     def parsed(names):
-        return [found for _, found in _named(names)]
+        return [found for _, found in naming.parsed(names)]
 
     partials = [p for p in parsed(local) if p.partial]
     sets = _sets([*partials, *parsed(remote)])
@@ -115,10 +117,10 @@ def read(target_names: Iterable[str], archive_folder: Path) -> Collection:
     return Collection(other, matched, orphaned, incomplete, discarded)
 
 
-def status(target_names: Iterable[str], archive_folder: Path) -> dict:
+def status(target_names: Iterable[str], archive_folder: Path, *, naming: Naming) -> dict:
     """The collection status of one chain (:func:`read`), as
     :func:`cfbackup.duplicity.machinelog.parse_collection_status` gives duplicity's."""
-    return summary(read(target_names, archive_folder))
+    return summary(read(target_names, archive_folder, naming=naming))
 
 
 def summary(found: Collection) -> dict:
@@ -146,11 +148,11 @@ class BackupAt:
     objects: tuple[str, ...]
 
 
-def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
+def backup_chains(target_names: Iterable[str], *, naming: Naming) -> list[list[BackupAt]]:
     """The chains the target's objects make, oldest end first: what duplicity's retention
     commands choose from (a set without its manifest too, as duplicity removes it with its
     chain); orphaned incrementals are ``cleanup``'s."""
-    named = _named(target_names)
+    named = naming.parsed(target_names)
     found_chains, _ = _chains(_sets(pr for _, pr in named))
 
     def objects(backup_set: _Set) -> tuple[str, ...]:
@@ -172,23 +174,6 @@ def backup_chains(target_names: Iterable[str]) -> list[list[BackupAt]]:
             for s in chain.sets
         ]
         for chain in found_chains
-    ]
-
-
-def parsed_names(names: Iterable[str]) -> list[tuple[str, Any]]:
-    """Each of ``names`` that duplicity's file naming reads, with what it reads of it."""
-    return _named(names)
-
-
-def _named(names: Iterable[str]) -> list[tuple[str, Any]]:
-    """Each of ``names`` that duplicity's file naming reads, with what it reads of it."""
-    from cfbackup.volumes import duplicity_file_naming
-
-    file_naming = duplicity_file_naming()
-    return [
-        (name, found)
-        for name in names
-        if (found := file_naming.parse(os.fsencode(name))) is not None
     ]
 
 

@@ -106,12 +106,13 @@ def since_of(profile: Profile, objects: list[dict], *, force_full: bool) -> floa
     of its target (``next_backup``, as the quota guard reads it); None for a full, or for a
     split profile, whose chains differ (the whole selection is sampled)."""
     from cfbackup import chains, next_backup
+    from cfbackup.duplicity import names
 
     if chains.is_split(profile):
         return None
     try:
         plan = next_backup.plan_next(
-            next_backup.read_sets(objects),
+            next_backup.read_sets(objects, naming=names.of(profile)),
             force_full=force_full,
             full_if_older_than=profile["full_if_older_than"],
             archive_dir=profile.archive_dir / profile.backup_name,

@@ -52,7 +52,7 @@ from cfbackup import (
 )
 from cfbackup.config.model import Profile
 from cfbackup.drill_compare import FAILED, MATCH, MISMATCH, SKIPPED, FileResult, compare
-from cfbackup.duplicity import commands
+from cfbackup.duplicity import commands, names
 from cfbackup.errors import (
     BackupDamaged,
     CfbackupError,
@@ -247,7 +247,7 @@ class _Drill:
         self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
     ) -> _Chain | None:
         store = stores.open_store(chain.profile)
-        every = volumes.backup_sets(store, chain=chain.slug)
+        every = volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
         sets = volumes.chain_at(every, when)
         if not sets:
             self._refuse_unfinished(every, store, when, interrupted_ok=bool(chain.root))

@@ -7,9 +7,11 @@ older than it, so ``keep_full`` retention removes that full right after it is ma
 is the future full), ``remove-older-than`` removes every chain dated before it, and
 ``full_if_older_than`` never starts a full. Nothing in duplicity compares a set's date with now.
 
-Backups and retention (after a backup and in ``prune``, its dry run included) refuse while the
-target holds a set dated more than :data:`TOLERANCE` after now; ``status`` and ``check`` flag
-it. "Now" is duplicity's: ``--current-time`` from ``extra_options`` when given.
+Backups, retention (after a backup and in ``prune``, its dry run included) and ``cleanup`` (its
+dry run too: an incremental made after the clock was corrected starts at a future set and ends
+before it, so duplicity's cleanup deletes it as orphaned) refuse while the target holds a set
+dated more than :data:`TOLERANCE` after now; ``status`` and ``check`` flag it. "Now" is
+duplicity's: ``--current-time`` from ``extra_options`` when given.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import urllib.parse
 from collections.abc import Iterable
 
 from cfbackup import chains, stores, suggest
-from cfbackup.collection import BackupAt, backup_chains, parsed_names
+from cfbackup.collection import BackupAt, backup_chains
+from cfbackup.duplicity import names as file_names
 from cfbackup.duplicity import options
 from cfbackup.duplicity.target import swift_target
 
@@ -56,15 +59,18 @@ def now(profile) -> float:
         return time.time()
 
 
-def dated_after(target_names: Iterable[str], when: float) -> list[BackupAt]:
-    """The backup sets among ``target_names`` (one chain's objects) that end or start after
-    ``when``: orphaned incrementals too (one that starts in the future and ends now)."""
+def dated_after(
+    target_names: Iterable[str], when: float, *, naming: file_names.Naming
+) -> list[BackupAt]:
+    """The backup sets among ``target_names`` (one chain's objects, read with ``naming``) that
+    end or start after ``when``: orphaned incrementals too (one that starts in the future and
+    ends now)."""
     names = list(target_names)
-    grouped = [s for chain in backup_chains(names) for s in chain]
+    grouped = [s for chain in backup_chains(names, naming=naming) for s in chain]
     found = [s for s in grouped if max(s.start, s.end) > when]
     seen = {o for s in grouped for o in s.objects}
     loose: dict[tuple, list[str]] = {}  # orphaned sets and stray signatures: by their times
-    for name, parsed in parsed_names(names):
+    for name, parsed in naming.parsed(names):
         if name in seen:
             continue
         times = [int(t) for t in (parsed.time, parsed.start_time, parsed.end_time) if t]
@@ -88,7 +94,7 @@ def found(profile, listings: dict[str, Iterable[str]] | None = None) -> list[Fut
         names = (listings or {}).get(chain.label)
         if names is None:
             names = stores.open_store(chain.profile).list()
-        sets = dated_after(names, when)
+        sets = dated_after(names, when, naming=file_names.of(chain.profile))
         if sets:
             result.append(Future(chain.label if chain.root else "", chain.profile.target, sets))
     return result

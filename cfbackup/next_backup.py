@@ -4,49 +4,18 @@ duplicity decides from the same listing (its collection status): no complete ful
 full backup; a last full older than ``--full-if-older-than`` means a full; otherwise an
 incremental against the newest complete set. An interrupted set (volumes, no manifest) is
 resumed when the local archive dir still holds its ``.manifest.part``: its volumes already
-uploaded are not sent again. Names follow duplicity 3.2's ``file_naming`` (long names only).
+uploaded are not sent again. Names are read with duplicity's ``file_naming`` and the profile's
+file prefixes (``duplicity/names.py``).
 """
 
 from __future__ import annotations
 
 import calendar
 import dataclasses
-import re
 import time
 from pathlib import Path
 
-_TIME = r"(?P<{}>\d{{8}}T\d{{6}}Z)"
-_PATTERNS = (
-    ("full", "volume", re.compile(rf"^duplicity-full\.{_TIME.format('end')}\.vol\d+\.difftar")),
-    ("full", "manifest", re.compile(rf"^duplicity-full\.{_TIME.format('end')}\.manifest(\.|$)")),
-    (
-        "full",
-        "signature",
-        re.compile(rf"^duplicity-full-signatures\.{_TIME.format('end')}\.sigtar(\.|$)"),
-    ),
-    (
-        "inc",
-        "volume",
-        re.compile(
-            rf"^duplicity-inc\.{_TIME.format('start')}\.to\.{_TIME.format('end')}\.vol\d+\.difftar"
-        ),
-    ),
-    (
-        "inc",
-        "manifest",
-        re.compile(
-            rf"^duplicity-inc\.{_TIME.format('start')}\.to\.{_TIME.format('end')}\.manifest(\.|$)"
-        ),
-    ),
-    (
-        "inc",
-        "signature",
-        re.compile(
-            rf"^duplicity-new-signatures\.{_TIME.format('start')}\.to\."
-            rf"{_TIME.format('end')}\.sigtar(\.|$)"
-        ),
-    ),
-)
+from cfbackup.duplicity.names import PLAIN, Naming
 
 
 def parse_time(stamp: str) -> float:
@@ -62,6 +31,7 @@ class BackupSet:
     manifest: bool = False
     signature: bool = False
     volumes: list[int] = dataclasses.field(default_factory=list)  # sizes in bytes
+    naming: Naming = PLAIN  # the file prefixes its names carry
 
     @property
     def complete(self) -> bool:
@@ -73,29 +43,29 @@ class BackupSet:
 
     @property
     def manifest_stem(self) -> str:
-        if self.type == "full":
-            return f"duplicity-full.{self.end}.manifest"
-        return f"duplicity-inc.{self.start}.to.{self.end}.manifest"
+        return self.naming.manifest_name(self.type, self.end, self.start)
 
 
-def read_sets(objects) -> list[BackupSet]:
-    """The backup sets among ``objects`` (dicts with ``name`` and ``bytes``), oldest first."""
+def read_sets(objects, *, naming: Naming) -> list[BackupSet]:
+    """The backup sets among ``objects`` (dicts with ``name`` and ``bytes``), oldest first;
+    ``naming``: the profile's (``names.of(profile)``)."""
+    from duplicity import dup_time
+
     sets: dict[tuple, BackupSet] = {}
     for obj in objects:
-        for kind, role, pattern in _PATTERNS:
-            match = pattern.match(obj["name"])
-            if not match:
-                continue
-            start = match.groupdict().get("start")
-            key = (kind, start, match["end"])
-            entry = sets.setdefault(key, BackupSet(kind, start, match["end"]))
-            if role == "volume":
-                entry.volumes.append(int(obj.get("bytes", 0)))
-            elif role == "manifest":
-                entry.manifest = True
-            else:
-                entry.signature = True
-            break
+        parsed = naming.parse(obj["name"])
+        if parsed is None or parsed.type in ("full-stat", "inc-stat"):
+            continue
+        kind = "full" if parsed.type in ("full", "full-sig") else "inc"
+        end = dup_time.timetostring(parsed.time if kind == "full" else parsed.end_time)
+        start = None if kind == "full" else dup_time.timetostring(parsed.start_time)
+        entry = sets.setdefault((kind, start, end), BackupSet(kind, start, end, naming=naming))
+        if parsed.type in ("full-sig", "new-sig"):
+            entry.signature = True
+        elif parsed.manifest:
+            entry.manifest = True
+        else:
+            entry.volumes.append(int(obj.get("bytes", 0)))
     return sorted(sets.values(), key=lambda s: (s.end, s.type == "inc"))
 
 

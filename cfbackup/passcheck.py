@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import tempfile
 import urllib.parse
@@ -29,12 +28,12 @@ from typing import NamedTuple
 
 from cfbackup import execute, gpgkeys
 from cfbackup.config.model import Profile
+from cfbackup.duplicity import names
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, CryptoError
 from cfbackup.volume_keys import Keys, Undecryptable, passphrase_source
 
 KEYRING_PREFIX = "cfbackup-gpg-"  # + pid + "-": a dead run's copy is swept at the next use
-MANIFEST = re.compile(r"^duplicity-(?:full|inc)\.[^/]*\.manifest\.gpg$")
 
 
 class Manifest(NamedTuple):
@@ -56,28 +55,31 @@ def newest_manifest(profile: Profile, view=None) -> Manifest | None:
 
         with swift.swift_errors(profile):
             conn, objects = swift.target_listing(profile, view)
-            names = [o["name"] for o in objects if MANIFEST.match(o["name"])]
-            if not names:
+            name = _newest(profile, (o["name"] for o in objects))
+            if name is None:
                 return None
-            name = max(names, key=_manifest_time)
             return Manifest(name, conn.get_object(target.container, target.object_prefix + name)[1])
     parsed = urllib.parse.urlsplit(profile.target)
     if parsed.scheme == "file":
         folder = Path(urllib.parse.unquote(parsed.path))
         if not folder.is_dir():
             return None
-        names = [n for n in os.listdir(folder) if MANIFEST.match(n)]
-        if not names:
+        name = _newest(profile, os.listdir(folder))
+        if name is None:
             return None
-        name = max(names, key=_manifest_time)
         return Manifest(name, (folder / name).read_bytes())
     return None
 
 
-def _manifest_time(name: str) -> str:
-    # duplicity-full.20261126T022930Z.manifest.gpg / duplicity-inc.A.to.B.manifest.gpg
-    stamps = re.findall(r"\d{8}T\d{6}Z", name)
-    return stamps[-1] if stamps else ""
+def _newest(profile: Profile, found) -> str | None:
+    """The newest of the encrypted manifests among ``found`` (names, read with the profile's
+    file prefixes), None when there is none."""
+    manifests = [
+        (parsed.time or parsed.end_time, name)
+        for name, parsed in names.of(profile).parsed(found)
+        if parsed.manifest and not parsed.partial and name.endswith(".gpg") and "/" not in name
+    ]
+    return max(manifests)[1] if manifests else None
 
 
 def fresh_keyring(profile: Profile, *, with_keys: bool):

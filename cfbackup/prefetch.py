@@ -45,7 +45,7 @@ from pathlib import Path
 
 from cfbackup import stores, volume_fetch, volume_keys, volume_size, volumes
 from cfbackup.config.model import Profile
-from cfbackup.duplicity import commands
+from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.patches import prefetched_volumes as protocol
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, ExitCode
@@ -177,7 +177,8 @@ class Prefetch:
     def plan(self, path: str | None, when: float | None) -> bool:
         """Read the chain at ``when`` and write the copy's manifests and listing; False when
         duplicity should see the target itself."""
-        sets = volumes.chain_at(volumes.backup_sets(self.store), when)
+        found = volumes.backup_sets(self.store, naming=names.of(self.profile))
+        sets = volumes.chain_at(found, when)
         if not sets:
             return False
         lost = [s for s in sets if not s.manifest]

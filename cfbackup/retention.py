@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from cfbackup import collection, history, stores, suggest, units
 from cfbackup.collection import BackupAt, backup_chains
 from cfbackup.duplicity import machinelog
+from cfbackup.duplicity import names as file_names
 from cfbackup.duplicity.patches import named_deletes
 from cfbackup.duplicity.patches.swift_deletes import REFUSED
 from cfbackup.duplicity.target import swift_target
@@ -62,7 +63,9 @@ def unprotected_newest(profile: Profile, rules, target_names, chain: str = "") -
     ends before: they keep it either way."""
     if not any(command == "remove-older-than" for command, _ in rules):
         return ""
-    found = collection.read(target_names, profile.archive_dir / profile.backup_name)
+    found = collection.read(
+        target_names, profile.archive_dir / profile.backup_name, naming=file_names.of(profile)
+    )
     if found.primary is not None or not found.chains:
         return ""
     from duplicity import dup_time
@@ -106,10 +109,10 @@ def prepared(rule: tuple[str, str], now: float | None = None) -> Rule:
     return Rule(command, value, int(cutoff))
 
 
-def left_behind(rule: Rule, target_names) -> list[BackupAt]:
-    """The backup sets at the target (``target_names``: one chain's objects) that ``rule``
-    would remove, as duplicity chooses them (for :func:`removals`)."""
-    chains = backup_chains(target_names)
+def left_behind(rule: Rule, target_names, *, naming: file_names.Naming) -> list[BackupAt]:
+    """The backup sets at the target (``target_names``: one chain's objects, read with
+    ``naming``) that ``rule`` would remove, as duplicity chooses them (for :func:`removals`)."""
+    chains = backup_chains(target_names, naming=naming)
     if len(chains) < 2:  # the newest chain is never removed
         return []
     if rule.command == "remove-older-than":
@@ -140,19 +143,22 @@ class Removal:
     chain_end: int
 
 
-def removals(rules: list[Rule], target_names) -> list[tuple[Rule, list[Removal]]]:
-    """What each rule removes from the target (``target_names``: one chain's objects) when
+def removals(
+    rules: list[Rule], target_names, *, naming: file_names.Naming
+) -> list[tuple[Rule, list[Removal]]]:
+    """What each rule removes from the target (``target_names``: one chain's objects, read with
+    ``naming``) when
     the rules run in order, each on what the ones before it left, as cfbackup runs them: a
     ``prune --dry-run``'s answer, before anything is deleted (a real run is checked on the
     files duplicity names instead: :func:`check_deletes`)."""
-    names = set(target_names)
+    left = set(target_names)
     planned: list[tuple[Rule, list[Removal]]] = []
     for rule in rules:
-        ends = {s: chain[-1].end for chain in backup_chains(names) for s in chain}
-        removed = left_behind(rule, names)
+        ends = {s: chain[-1].end for chain in backup_chains(left, naming=naming) for s in chain}
+        removed = left_behind(rule, left, naming=naming)
         planned.append((rule, [Removal(s, ends[s]) for s in removed]))
         for backup_set in removed:
-            names -= set(backup_set.objects)
+            left -= set(backup_set.objects)
     return planned
 
 

@@ -7,7 +7,7 @@ prefetch before a restore is::
 
     store = stores.open_store(chain.profile)               # the chain's swift:// or file:// target
     keys = volume_keys.Keys.for_profile(chain.profile, env)  # env: duplicity_environment(...)
-    sets = volumes.chain_at(volumes.backup_sets(store), when)  # the sets duplicity would read
+    sets = volumes.chain_at(volumes.backup_sets(store, naming=names.of(chain.profile)), when)
     volumes.read_manifests(store, sets, keys)
     wanted = volumes.needed_for(sets, [index])             # index: path in the backup, as bytes
     volumes.copy_objects(store, [s.manifest for s in sets], directory)
@@ -15,7 +15,8 @@ prefetch before a restore is::
     # directory is now a target ``duplicity restore --path-to-restore PATH --time WHEN
     # file://DIRECTORY`` reads: it holds the manifests and every volume that path needs.
 
-Names are parsed with duplicity's own ``file_naming`` and manifests with its ``Manifest``
+Names are parsed with duplicity's own ``file_naming`` (with the profile's file prefixes:
+``duplicity/names.py``) and manifests with its ``Manifest``
 class, so cfbackup reads them exactly as duplicity does. Manifests and signatures are decrypted
 with ``volume_keys.py``: the passphrase reaches gpg on a pipe (``--passphrase-fd``), never its
 command line.
@@ -26,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -35,6 +35,7 @@ from typing import Any
 
 from cfbackup import suggest
 from cfbackup.config.model import Profile
+from cfbackup.duplicity.names import PLAIN, Naming
 from cfbackup.errors import VerifyDifferences
 from cfbackup.stores import Missing, Store
 from cfbackup.volume_keys import Keys, Undecryptable, keys_error
@@ -77,6 +78,7 @@ class BackupSet:
     chain: str = ""
     problem: str = ""  # why the manifest could not be read
     key_problem: bool = False  # ... because of the keys or passphrase, not the manifest
+    naming: Naming = PLAIN  # the file prefixes its names carry
 
     @property
     def label(self) -> str:
@@ -108,38 +110,29 @@ class BackupSet:
             suffix = known[known.index(".difftar") + len(".difftar") :]
         else:
             suffix = ".gpg" if (self.manifest or "").endswith(".gpg") else ".gz"
-        base = self.manifest[: self.manifest.index(".manifest")] if self.manifest else "?"
-        return f"{base}.vol{number}.difftar{suffix}"
-
-
-_NAMING = threading.Lock()
-
-
-def duplicity_file_naming():
-    """duplicity's ``file_naming`` with its name patterns built, for whoever parses the
-    target's names (here, and ``collection.py``). ``prepare_regex`` (which its ``parse`` calls)
-    assigns them one by one and returns early once the first is set, so a second thread
-    parsing meanwhile (split chains restore side by side) found one still None."""
-    from duplicity import file_naming
-
-    with _NAMING:
-        file_naming.prepare_regex()
-    return file_naming
+        if not self.manifest:
+            return f"?.vol{number}.difftar{suffix}"
+        stem = self.manifest[len(self.naming.prefix("manifest")) : self.manifest.index(".manifest")]
+        return f"{self.naming.prefix('archive')}{stem}.vol{number}.difftar{suffix}"
 
 
 def backup_sets(
-    store: Store, *, chain: str = "", listing: dict[str, int] | None = None
+    store: Store,
+    *,
+    naming: Naming,
+    chain: str = "",
+    listing: dict[str, int] | None = None,
 ) -> list[BackupSet]:
     """The backup sets at the target, oldest first (complete or not: see ``complete``).
     ``listing``, the store's listing already fetched by the caller, saves a second one (a
-    round trip per 10,000 objects across a network) and keeps both views of one moment."""
-    file_naming = duplicity_file_naming()
+    round trip per 10,000 objects across a network) and keeps both views of one moment.
+    ``naming``: the profile's (``names.of(profile)``), its file prefixes included."""
     sets: dict[tuple, BackupSet] = {}
     signatures: dict[tuple, str] = {}
     for name, size in (store.list() if listing is None else listing).items():
         if name.endswith(".part"):
             continue
-        parsed = file_naming.parse(os.fsencode(name))
+        parsed = naming.parse(name)
         if parsed is None:
             continue
         if parsed.type in ("full-sig", "new-sig"):
@@ -160,6 +153,7 @@ def backup_sets(
                 end=int(parsed.time if parsed.type == "full" else parsed.end_time),
                 start=None if parsed.type == "full" else int(parsed.start_time),
                 chain=chain,
+                naming=naming,
             ),
         )
         found.sizes[name] = size

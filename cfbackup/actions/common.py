@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cfbackup import chains, gpgkeys, history, suggest
-from cfbackup.duplicity import commands, machinelog, patches
+from cfbackup.duplicity import commands, machinelog, names, patches
 from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.failures import no_backup_message
 from cfbackup.duplicity.result import DuplicityResult
@@ -62,7 +62,7 @@ def keep_lost_manifests(run: Run) -> list[str]:
             continue  # no local manifest: nothing to lose, no listing
         store = stores.open_store(profile)
         try:
-            sets = volumes.backup_sets(store, chain=chain.slug)
+            sets = volumes.backup_sets(store, naming=names.of(profile), chain=chain.slug)
         except (CfbackupError, OSError) as error:  # duplicity will meet it and say so
             log.info(
                 "the target's manifests were not compared: %s", getattr(error, "message", error)
@@ -271,7 +271,9 @@ def unsplit_full_before(profile, when: float) -> float | None:
     if not chains.is_split(profile) or not stores.readable(profile.target):
         return None
     try:
-        sets = volumes.complete(volumes.backup_sets(stores.open_store(profile)))
+        sets = volumes.complete(
+            volumes.backup_sets(stores.open_store(profile), naming=names.of(profile))
+        )
     except (CfbackupError, OSError):  # only a hint: the refusal stands without it
         return None
     return min((s.end for s in sets if s.kind == "full" and s.end <= when), default=None)
@@ -290,7 +292,8 @@ def removed_root_with_backups(profile, rel: str) -> str | None:
         root = "/".join(parts[:depth])
         chain = chains.of_root(profile, root)
         try:
-            if volumes.complete(volumes.backup_sets(stores.open_store(chain.profile))):
+            store = stores.open_store(chain.profile)
+            if volumes.complete(volumes.backup_sets(store, naming=names.of(chain.profile))):
                 return root
         except (CfbackupError, OSError):  # only a hint: the refusal stands without it
             return None
@@ -328,7 +331,9 @@ def backup_times(
 
     if stores.readable(chain.profile.target):
         store = stores.open_store(chain.profile)
-        sets = volumes.complete(volumes.backup_sets(store, chain=chain.slug))
+        sets = volumes.complete(
+            volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
+        )
         at = volumes.chain_at(sets, when)
         return [float(s.end) for s in sets if s.kind == "full"], float(at[-1].end) if at else None
     from duplicity import dup_time
@@ -410,7 +415,8 @@ def empty_roots(profile) -> list[str]:
     for chain in chains.of(profile):
         if stores.readable(chain.profile.target):
             store = stores.open_store(chain.profile)
-            if not volumes.complete(volumes.backup_sets(store, chain=chain.slug)):
+            found = volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
+            if not volumes.complete(found):
                 empty.append(chain.label)
     return empty
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from cfbackup import chains, future_sets, stores, suggest
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, missing_target, prepare
-from cfbackup.duplicity import commands, options
+from cfbackup.duplicity import commands, names, options
 from cfbackup.duplicity.failures import target_setting
 from cfbackup.errors import RetentionFailed, RunRefused
 from cfbackup.progress import human_bytes
@@ -129,7 +129,8 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
             by_duplicity = True
             continue
         sizes = stores.open_store(chain.profile).list()
-        for rule, removed in removals([prepared(r) for r in rules], sizes):
+        plan = removals([prepared(r) for r in rules], sizes, naming=names.of(chain.profile))
+        for rule, removed in plan:
             entry["rules"].append(
                 {
                     "rule": f"{rule.command} {rule.value}",
@@ -172,9 +173,9 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
 
 
 # extra_options that change which files duplicity sees or when "now" is: the listing cfbackup
-# reads would not be what duplicity decides on, so duplicity's own dry run lists instead
-CHOICE_OPTIONS = ("--file-prefix", "--file-prefix-archive", "--file-prefix-manifest",
-                  "--file-prefix-signature", "--current-time", "--no-check-remote")  # fmt: skip
+# reads would not be what duplicity decides on, so duplicity's own dry run lists instead (the
+# --file-prefix options are read with the listing: duplicity/names.py)
+CHOICE_OPTIONS = ("--current-time", "--no-check-remote")
 
 
 def _duplicity_chooses_otherwise(profile) -> bool:
@@ -251,6 +252,11 @@ def run_cleanup(run: Run) -> RunResult:
         return RunResult(
             profile=run.profile.name, action="cleanup", stats=_dry(run), message=message
         )
+    # an incremental made after the clock was corrected starts at a future-dated set and ends
+    # before it: duplicity calls it orphaned and deletes it, the only backup of what changed
+    # since (future_sets.py's fix moves it aside with the sets it continues)
+    if futures := future_sets.found(run.profile):
+        raise RunRefused(f"cleanup refused: {future_sets.refusal(run.profile, futures)}.")
     env = prepare(run)
     warnings: list[str] = []
 

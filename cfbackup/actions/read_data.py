@@ -16,7 +16,7 @@ import time
 
 from cfbackup import chains, history, sampling, stores, suggest, volume_fetch, volume_keys, volumes
 from cfbackup.actions.common import left_out_text, prepare, roots_without_backup, scratch
-from cfbackup.duplicity import commands
+from cfbackup.duplicity import commands, names
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
@@ -64,7 +64,7 @@ def _read_data(run: Run) -> RunResult:
     empty: list[str] = []  # split_chains: include roots with no backup at the target
     for chain in chains.of(profile):
         store = stores.open_store(chain.profile)
-        found = volumes.backup_sets(store, chain=chain.slug)
+        found = volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
         for lost in volumes.lost_manifests(found):
             bad.append(volumes.lost_manifest_problem(lost, store))
             unchecked += len(lost.volumes)

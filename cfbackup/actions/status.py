@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from cfbackup import (
@@ -11,6 +12,7 @@ from cfbackup import (
     history,
     legacy_text,
     lock,
+    retention,
     stores,
     swift,
     swift_usage,
@@ -18,6 +20,7 @@ from cfbackup import (
 )
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
+from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
 from cfbackup.runtypes import Run, RunResult
@@ -92,6 +95,8 @@ def run_status(run: Run) -> RunResult:
     futures = future_sets.found(profile, listings) if readable else []
     status["future_sets"] = future_sets.described(futures)
     status["future_sets_fix"] = future_sets.refusal(profile, futures) or None
+    # a newest chain without signatures: remove-older-than would delete it, so retention refuses
+    status["unprotected_newest"] = _unprotected_newest(profile, chain_list, listings)
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
@@ -147,7 +152,8 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
     from duplicity import dup_time
 
     listing = store.list()  # one listing for both views: a backup may be running beside
-    read = collection.read(listing, folder)
+    naming = names.of(chain.profile)
+    read = collection.read(listing, folder, naming=naming)
     found = collection.summary(read)
     if text:
         found["text"] = legacy_text.collection_status(read, folder)
@@ -155,10 +161,29 @@ def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
     found["lost_manifests"] = [
         {"type": s.kind, "time": dup_time.timetostring(s.end), "volumes": len(s.volumes)}
         for s in volumes.lost_manifests(
-            volumes.backup_sets(store, chain=chain.slug, listing=listing)
+            volumes.backup_sets(store, naming=naming, chain=chain.slug, listing=listing)
         )
     ]
     return found
+
+
+def _unprotected_newest(profile: Profile, chain_list, listings: dict) -> list[str]:
+    """Why retention refuses to run ``remove-older-than`` on each chain whose newest chain has
+    no signatures (``retention.unprotected_newest``, as ``prune`` and a backup's retention
+    refuse), from the listings status already made; none when no such rule runs."""
+    if retention.keeps_all(profile):
+        return []
+    rules = commands.retention_rules(profile)
+    return [
+        why
+        for chain in chain_list
+        if chain.label in listings
+        and (
+            why := retention.unprotected_newest(
+                chain.profile, rules, listings[chain.label], chain.label if chain.root else ""
+            )
+        )
+    ]
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
@@ -166,17 +191,23 @@ def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
     cfbackup's back, which duplicity's collection-status does not notice (it counts the volumes
     it sees). The manifests are the copies duplicity keeps in the archive dir; a set whose
     manifest is not there is not checked."""
+    from duplicity import dup_time
+
     folder = profile.archive_dir / profile.backup_name
+    try:
+        local = sorted(os.listdir(folder))
+    except OSError:
+        local = []
+    manifests = {  # the archive dir's plain copies, by (type, end time)
+        (found.type, found.time or found.end_time): folder / name
+        for name, found in names.of(profile).parsed(local)
+        if found.manifest and not found.partial and name.endswith(".manifest")
+    }
     missing = []
     for chain in collection["chains"]:
         for backup_set in chain["sets"]:
             time, present = backup_set["time"], backup_set["volumes"]
-            pattern = (
-                f"duplicity-full.{time}.manifest"
-                if backup_set["type"] == "full"
-                else f"duplicity-inc.*.to.{time}.manifest"
-            )
-            manifest = next(iter(sorted(folder.glob(pattern))), None)
+            manifest = manifests.get((backup_set["type"], dup_time.stringtotime(time)))
             if manifest is None or present is None:
                 continue
             try:

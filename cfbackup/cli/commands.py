@@ -138,6 +138,8 @@ def _print_status(result, args) -> None:
         )
     if s.get("future_sets_fix"):  # a clock that was ahead (future_sets.py)
         output.info(f"  REFUSED: backups and retention refuse to run: {s['future_sets_fix']}")
+    for why in s.get("unprotected_newest") or []:  # no signatures (retention.py)
+        output.info(f"  REFUSED: remove-older-than retention refuses to run: {why}")
     checks = s.get("last_checks") or {}
     damage = s.get("damage_found_by")
     if damage and s.get("damage_found"):  # the newest run of that check did not finish

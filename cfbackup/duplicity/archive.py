@@ -16,41 +16,24 @@ import os
 import re
 
 from cfbackup.config.model import Profile
-from cfbackup.duplicity import options
-
-# duplicity-full.20261126T054842Z.manifest, duplicity-full-signatures.<T>.sigtar.gz, and their
-# .part / .gpg variants
-FULL = re.compile(r"^duplicity-full(?:-signatures)?\.(\d{8}T\d{6}Z)\.")
+from cfbackup.duplicity import names
 
 
 def full_pattern(profile: Profile) -> re.Pattern:
-    """:data:`FULL` with the file prefixes the profile's ``extra_options`` give duplicity
-    (``file_naming.prepare_regex``: ``--file-prefix`` first, then the one of the file's kind)."""
-    words = list(profile["extra_options"])
-
-    def prefix(name: str) -> str:
-        return re.escape(options.last_value(words, name) or "")
-
-    common = prefix("--file-prefix")
-    kinds = {
-        prefix("--file-prefix-archive") + "duplicity-full",
-        prefix("--file-prefix-manifest") + "duplicity-full",
-        prefix("--file-prefix-signature") + "duplicity-full-signatures",
-    }
-    if kinds == {"duplicity-full", "duplicity-full-signatures"} and not common:
-        return FULL
-    return re.compile(f"^{common}(?:{'|'.join(sorted(kinds))})\\.(\\d{{8}}T\\d{{6}}Z)\\.")
+    """The names of a full backup's files with the file prefixes the profile's
+    ``extra_options`` give duplicity (``names.Naming.full_pattern``)."""
+    return names.of(profile).full_pattern()
 
 
 def full_backups(profile: Profile) -> set[str] | None:
     """The times of the full backups in the local archive; None when it cannot be read."""
     folder = profile.archive_dir / profile.backup_name
     try:
-        names = os.listdir(folder)
+        found = os.listdir(folder)
     except OSError:
         return None
     pattern = full_pattern(profile)
-    return {m.group(1) for m in map(pattern.match, names) if m}
+    return {m.group(1) for m in map(pattern.match, found) if m}
 
 
 def rule_can_remove(rule: tuple[str, str], fulls: set[str] | None) -> bool:

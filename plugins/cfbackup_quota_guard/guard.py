@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from cfbackup import next_backup, selection, suggest, volume_size
+from cfbackup.duplicity import names
 from cfbackup_quota_guard import estimate
 
 log = logging.getLogger("cfbackup.quota_guard")
@@ -229,7 +230,7 @@ def estimate_next(profile, objects, *, force_full: bool, state_dir=None):
         return _estimate_chains(profile, objects, force_full=force_full)
     archive = profile.archive_dir / profile.backup_name
     plan = next_backup.plan_next(
-        next_backup.read_sets(objects),
+        next_backup.read_sets(objects, naming=names.of(profile)),
         force_full=force_full,
         full_if_older_than=profile["full_if_older_than"],
         archive_dir=archive,

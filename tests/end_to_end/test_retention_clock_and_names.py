@@ -8,7 +8,9 @@ import json
 import shlex
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from support.trees import make_awkward_tree
@@ -70,6 +72,12 @@ def test_prune_refuses_remove_older_than_while_the_newest_chain_has_no_signature
     before = sorted(p.name for p in target.iterdir())
 
     fix = f"`cfbackup -c {config} backup main --full` to start a new chain with its signatures"
+    status = cfbackup("-c", config, "status")
+    assert status.returncode == 0, status
+    said = "REFUSED: remove-older-than retention refuses to run: the newest backup chain (the full"
+    assert said in status.stdout and fix in status.stdout, status
+    (why,) = json.loads(cfbackup("-c", config, "status", "--json").stdout)["unprotected_newest"]
+    assert why.startswith("the newest backup chain (the full backup of ") and fix in why, why
     result = cfbackup("-c", config, "prune", "--dry-run")
     assert result.returncode == 0, result
     assert "prune itself would be refused now: the newest backup chain (the full backup of " in (
@@ -84,6 +92,7 @@ def test_prune_refuses_remove_older_than_while_the_newest_chain_has_no_signature
     # the fix as printed: a new chain, after which prune removes the older ones only
     assert cfbackup("-c", config, "backup", "main", "--full").returncode == 0
     time.sleep(1.5)
+    assert json.loads(cfbackup("-c", config, "status", "--json").stdout)["unprotected_newest"] == []
     result = cfbackup("-c", config, "prune")
     assert result.returncode == 0, result
     assert len(_manifests(target)) == 1 and newest not in _manifests(target)[0]
@@ -161,3 +170,56 @@ def test_backup_and_retention_refuse_while_the_target_holds_sets_dated_after_now
     out = tmp_path / "out"
     assert cfbackup("-c", path, "restore", "main", out).returncode == 0
     assert (out / "new file").read_text() == "after the clock was corrected\n"
+
+
+def test_cleanup_refuses_while_the_target_holds_sets_dated_after_now(
+    tmp_path, make_config, cfbackup
+):
+    """An incremental made after the clock was corrected continues from the future-dated full
+    and ends before it starts: duplicity calls it orphaned, and ``cleanup`` deleted it, the
+    only backup of what changed since, which moving the future-dated sets aside keeps. cleanup
+    (its dry run too) now refuses as backup and prune do, and runs once the sets are moved."""
+    from duplicity import dup_time
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    target = tmp_path / "target"
+    ahead = int(time.time()) + 365 * 86400
+    assert (
+        cfbackup(
+            "-c",
+            make_config(
+                source=src,
+                target=f"file://{target}",
+                encryption=PLAIN,
+                extra=f'extra_options = ["--current-time={ahead}"]\n',
+            ),
+            "backup",
+        ).returncode
+        == 0
+    )
+    path = make_config(source=src, target=f"file://{target}", encryption=PLAIN)
+    (src / "new file").write_text("changed after the clock was corrected\n")
+    # what cfbackup before the future-set guard (or duplicity alone) made next: duplicity itself
+    duplicity = str(Path(sys.executable).parent / "duplicity")  # the venv's
+    made = subprocess.run(
+        [duplicity, "incremental", "--no-encryption", "--archive-dir", str(tmp_path / "archive"),
+         "--name", "main", str(src), f"file://{target}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    (inc,) = _manifests(target, "inc")
+    assert inc.startswith(f"duplicity-inc.{dup_time.timetostring(ahead)}.to."), inc
+    before = sorted(p.name for p in target.iterdir())
+
+    for args in (("cleanup",), ("cleanup", "--dry-run")):
+        result = cfbackup("-c", path, *args)
+        assert result.returncode == ExitCode.REFUSED, result
+        assert "cleanup refused: the target holds 2 backup set(s) dated after now" in (
+            result.stderr
+        ), result
+        assert sorted(p.name for p in target.iterdir()) == before  # the incremental is kept
+
+    move = _quoted(result.stderr, "move them out of the target with ")
+    assert subprocess.run(["sh", "-c", move], check=False).returncode == 0, move
+    assert inc in {p.name for p in (tmp_path / "target.future-dated").iterdir()}
+    assert cfbackup("-c", path, "cleanup").returncode == 0

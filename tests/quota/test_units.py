@@ -13,6 +13,7 @@ from cfbackup_quota_guard import commands, estimate, guard
 from cfbackup import next_backup as chain
 from cfbackup import selection, swift_usage
 from cfbackup.duplicity.failures import classify_failure
+from cfbackup.duplicity.names import PLAIN
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.errors import ExitCode
 
@@ -41,7 +42,8 @@ def test_plan_incremental_since_the_newest_complete_set():
             f"{INC}.vol1.difftar.gpg", f"{INC}.manifest.gpg",
             "duplicity-new-signatures.20260101T000000Z.to.20260102T000000Z.sigtar.gpg",
             "unrelated/duplicity-full.20270101T000000Z.manifest.gpg",
-        )
+        ),
+        naming=PLAIN,
     )  # fmt: skip
     assert [(s.type, s.complete) for s in sets] == [("full", True), ("inc", True)]
     plan = chain.plan_next(sets, force_full=False, full_if_older_than="14D", archive_dir=None,
@@ -57,7 +59,8 @@ def test_plan_incremental_since_the_newest_complete_set():
 def test_plan_resumes_an_interrupted_set_only_with_its_local_partial_manifest(tmp_path):
     names = [f"{FULL}.vol{i}.difftar.gpg" for i in (1, 2, 3)]
     sets = chain.read_sets(
-        [{"name": n, "bytes": b} for n, b in zip(names, (900, 1000, 300), strict=True)]
+        [{"name": n, "bytes": b} for n, b in zip(names, (900, 1000, 300), strict=True)],
+        naming=PLAIN,
     )
     plan = chain.plan_next(sets, force_full=False, full_if_older_than=None, archive_dir=tmp_path)
     assert (plan.kind, plan.resume_bytes) == ("full", 0)

@@ -11,6 +11,7 @@ import pytest
 
 from cfbackup import collection, stores
 from cfbackup.duplicity import machinelog
+from cfbackup.duplicity.names import PLAIN
 from cfbackup.duplicity.run import duplicity_executable, run_duplicity
 
 T = "20261201T0{}0000Z".format  # T(1) = 01:00 UTC on 2026-12-01, ...
@@ -102,7 +103,7 @@ def _layout(scenario: str, tmp_path):
 def test_the_same_as_duplicitys_collection_status(scenario, tmp_path):
     target, archive = _layout(scenario, tmp_path)
 
-    ours = collection.status(stores.FileStore(target).list(), archive)
+    ours = collection.status(stores.FileStore(target).list(), archive, naming=PLAIN)
 
     assert ours == _duplicitys(target, archive)
     local = SCENARIOS[scenario][1]
@@ -150,7 +151,7 @@ def _same_text_as_duplicitys(scenario, tmp_path):
     )
     assert "Collection Status" in real.stdout, real
 
-    found = collection.read(stores.FileStore(target).list(), archive)
+    found = collection.read(stores.FileStore(target).list(), archive, naming=PLAIN)
     ours = legacy_text.collection_status(found, archive)
     if found.chains:  # 01:00 to 04:00 UTC on Dec 1: local time (New York), as duplicity prints
         assert "Last full backup date: Mon Nov 30 " in real.stdout

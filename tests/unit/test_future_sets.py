@@ -6,6 +6,7 @@ from duplicity import dup_time
 
 from cfbackup import future_sets
 from cfbackup.config import build_config
+from cfbackup.duplicity.names import PLAIN
 
 OLD, NOW, AHEAD = "20261101T010000Z", "20261206T120000Z", "20271206T120000Z"
 
@@ -34,14 +35,16 @@ def _profile(target: str, extra_options=()):
 def test_sets_dated_after_now_include_an_incremental_that_ends_before_it_starts():
     now = dup_time.stringtotime(NOW)
     names = _names(OLD, AHEAD, f"{AHEAD}.to.{NOW}")
-    found = future_sets.dated_after(names, now + future_sets.TOLERANCE)
+    found = future_sets.dated_after(names, now + future_sets.TOLERANCE, naming=PLAIN)
     assert [(s.kind, s.start, s.end) for s in found] == [
         ("inc", dup_time.stringtotime(AHEAD), now),
         ("full", dup_time.stringtotime(AHEAD), dup_time.stringtotime(AHEAD)),
     ]
-    assert future_sets.dated_after(_names(OLD, NOW), now) == []
+    assert future_sets.dated_after(_names(OLD, NOW), now, naming=PLAIN) == []
     # a few minutes ahead is another machine's clock, not a future set
-    assert future_sets.dated_after(_names(NOW), now - 60 + future_sets.TOLERANCE) == []
+    assert (
+        future_sets.dated_after(_names(NOW), now - 60 + future_sets.TOLERANCE, naming=PLAIN) == []
+    )
 
 
 def test_the_refusal_names_the_newest_set_now_and_the_fix(tmp_path):

@@ -6,6 +6,7 @@ the chain as if it stopped before it (they would prove an older state and pass).
 from __future__ import annotations
 
 from cfbackup import collection, stores, volumes
+from cfbackup.duplicity.names import PLAIN
 
 T = "20261201T0{}0000Z".format
 
@@ -32,7 +33,7 @@ def _sets(tmp_path, names):
     target.mkdir()
     for name in names:
         (target / name).write_bytes(b"")
-    return volumes.backup_sets(stores.FileStore(target)), target
+    return volumes.backup_sets(stores.FileStore(target), naming=PLAIN), target
 
 
 def test_a_manifest_lost_mid_chain_is_not_an_interrupted_backup(tmp_path):
@@ -61,7 +62,7 @@ def test_status_keeps_duplicitys_counts_and_names_the_lost_manifest(tmp_path):
     incomplete set); status adds the lost manifest and calls the profile broken."""
     names = _names(1, 2, 3, 4, without_manifest=(3,))
     sets, target = _sets(tmp_path, names)
-    said = collection.status(names, tmp_path / "archive")
+    said = collection.status(names, tmp_path / "archive", naming=PLAIN)
     assert said["incomplete_sets"] == 1 and said["chains"][0]["state"] == "complete"
     assert len(volumes.lost_manifests(sets)) == 1
 

@@ -15,8 +15,8 @@ from cfbackup.actions.maintenance import _duplicity_chooses_otherwise
         ([], False),
         (["--num-retries=5", "--volsize", "50"], False),
         (["--current-time=1796539713"], True),
-        (["--file-prefix", "host1-"], True),
-        (["--file-prefix-manifest=m-"], True),
+        (["--file-prefix", "host1-"], False),  # read with the listing: duplicity/names.py
+        (["--file-prefix-manifest=m-"], False),
         (["--no-check-remote"], True),
     ],
 )

@@ -10,6 +10,7 @@ import threading
 from duplicity import file_naming
 
 from cfbackup import stores, volumes
+from cfbackup.duplicity.names import PLAIN
 
 NAMES = (
     "duplicity-full.20261204T101010Z.manifest.gpg",
@@ -26,7 +27,7 @@ PATTERNS = [name for name in vars(file_naming) if name.endswith(("_re", "_re_sho
 def test_sets_are_read_from_the_names(tmp_path):
     for name in NAMES:
         (tmp_path / name).write_bytes(b"x")
-    sets = volumes.backup_sets(stores.FileStore(tmp_path))
+    sets = volumes.backup_sets(stores.FileStore(tmp_path), naming=PLAIN)
     assert [(s.kind, sorted(s.volumes)) for s in sets] == [("full", [1, 2]), ("inc", [1])]
 
 
@@ -55,7 +56,7 @@ def _rounds(store) -> None:
         def read(start=start, failures=failures):
             start.wait()
             try:
-                assert len(volumes.backup_sets(store)) == 2
+                assert len(volumes.backup_sets(store, naming=PLAIN)) == 2
             except BaseException as error:  # noqa: BLE001 - reported by the test
                 failures.append(error)
 
