@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.swift]
 # the stalled runs: a 2 s --timeout, one duplicity attempt and one retry of swiftclient's (the
 # defaults: 30 s, 3 attempts 10 s apart, 5 retries: about 11 minutes, docs/reliability.md)
 TIMEOUT, NUM_RETRIES, SWIFT_RETRIES = 2, 1, 1
+JITTER = 0.2  # s: the proxy notes a request when its thread gets to it
 QUICK = f'extra_options = ["--num-retries={NUM_RETRIES}", "--timeout={TIMEOUT}"]\n'
 # docs/reliability.md's bound: each attempt waits --timeout for each of swiftclient's tries, with
 # 1, 2, 4... s of back-off between them; the attempts are --backend-retry-delay (10 s) apart
@@ -62,9 +63,10 @@ def test_a_put_swift_never_answers_ends_the_backup_in_bounded_time(make_setup, w
     # tries of the PUT per attempt, each given up after --timeout, then swiftclient's back-off
     assert len(stalled) == NUM_RETRIES * (SWIFT_RETRIES + 1), stalled
     gaps = [b - a for a, b in itertools.pairwise(stalled)]
-    assert all(gap >= TIMEOUT + 2**i for i, gap in enumerate(gaps)), gaps
+    assert all(gap > TIMEOUT + 2**i - JITTER for i, gap in enumerate(gaps)), gaps
     waited = ended - stalled[0]  # the bound, and what the run does once it gave up
-    assert STALL_BOUND <= waited < STALL_BOUND + 10, (
+    print(f"gave up {waited:.1f} s after the first PUT (bound {STALL_BOUND} s), gaps {gaps}")
+    assert STALL_BOUND - JITTER < waited < STALL_BOUND + 10, (
         f"the backup gave up {waited:.1f} s after the first PUT (bound {STALL_BOUND} s)"
     )
     assert setup.lock_is_free()
