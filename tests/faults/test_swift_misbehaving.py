@@ -6,6 +6,7 @@ the cause and the fix; what retrying can cure is retried."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 
@@ -18,9 +19,17 @@ from cfbackup.errors import ExitCode
 
 pytestmark = [pytest.mark.faults, pytest.mark.swift]
 
-# a shorter --timeout and one duplicity attempt keep the stalled runs under a minute (the
-# defaults: 30 s and 3 attempts, docs/reliability.md)
-QUICK = 'extra_options = ["--num-retries=1", "--timeout=2"]\n'
+# the stalled runs: a 2 s --timeout, one duplicity attempt and one retry of swiftclient's (the
+# defaults: 30 s, 3 attempts 10 s apart, 5 retries: about 11 minutes, docs/reliability.md)
+TIMEOUT, NUM_RETRIES, SWIFT_RETRIES = 2, 1, 1
+JITTER = 0.2  # s: the proxy notes a request when its thread gets to it
+QUICK = f'extra_options = ["--num-retries={NUM_RETRIES}", "--timeout={TIMEOUT}"]\n'
+# docs/reliability.md's bound: each attempt waits --timeout for each of swiftclient's tries, with
+# 1, 2, 4... s of back-off between them; the attempts are --backend-retry-delay (10 s) apart
+STALL_BOUND = (
+    NUM_RETRIES * ((SWIFT_RETRIES + 1) * TIMEOUT + sum(min(2**i, 64) for i in range(SWIFT_RETRIES)))
+    + (NUM_RETRIES - 1) * 10
+)
 
 
 def _volume(path: str) -> bool:
@@ -30,25 +39,36 @@ def _volume(path: str) -> bool:
 @pytest.mark.parametrize("workers", [0, 1], ids=["duplicity-uploads", "upload-process"])
 def test_a_put_swift_never_answers_ends_the_backup_in_bounded_time(make_setup, workers):
     """It hung for ever (duplicity's swiftclient had no timeout: patches/swift_timeout.py)."""
-    setup = make_setup(extra=f"upload_workers = {workers}\n{QUICK}")
+    setup = make_setup(
+        extra=f"upload_workers = {workers}\n{QUICK}", swift_options=f"retries = {SWIFT_RETRIES}\n"
+    )
     write_tree(setup.source, mb=2)
+    stalled: list[float] = []  # when each volume PUT came
 
     def stall(method, path, headers, seen):
-        return STALL if method == "PUT" and _volume(path) else None
+        if method == "PUT" and _volume(path):
+            stalled.append(time.monotonic())
+            return STALL
+        return None
 
     with ForwardProxy(fault_when=stall) as proxy:
-        started = time.monotonic()
         result = setup.run("backup", env=proxy.env, timeout=150)
-        elapsed = time.monotonic() - started
-        puts = [p for m, p in proxy.seen if m == "PUT" and _volume(p)]
+        ended = time.monotonic()
     assert result.returncode == ExitCode.BACKEND, result
     assert (
         f"cannot reach Swift at {setup.swift.auth_url} (connection failed: timed out)"
         in error_line(result)
     ), result
-    # one duplicity attempt: swiftclient's 6 tries of the PUT, 2 s each, 31 s of back-off
-    assert len(puts) == 6, puts
-    assert elapsed < 90, f"the backup took {elapsed:.0f} s to give up"
+    # both patches in duplicity's (or the upload process's) connections: swift.retries + 1
+    # tries of the PUT per attempt, each given up after --timeout, then swiftclient's back-off
+    assert len(stalled) == NUM_RETRIES * (SWIFT_RETRIES + 1), stalled
+    gaps = [b - a for a, b in itertools.pairwise(stalled)]
+    assert all(gap > TIMEOUT + 2**i - JITTER for i, gap in enumerate(gaps)), gaps
+    waited = ended - stalled[0]  # the bound, and what the run does once it gave up
+    print(f"gave up {waited:.1f} s after the first PUT (bound {STALL_BOUND} s), gaps {gaps}")
+    assert STALL_BOUND - JITTER < waited < STALL_BOUND + 10, (
+        f"the backup gave up {waited:.1f} s after the first PUT (bound {STALL_BOUND} s)"
+    )
     assert setup.lock_is_free()
     setup.assert_history(ExitCode.BACKEND)
 
@@ -94,7 +114,8 @@ def test_downloads_cut_short_are_tried_again_then_fail_as_swift_unreachable(make
 
 
 def test_a_503_on_every_listing_names_the_fix(make_setup):
-    setup = make_setup()
+    """One retry of swiftclient's (``swift.retries``; 3 unset: 7 s of back-off per command)."""
+    setup = make_setup(swift_options="retries = 1\n")
     write_tree(setup.source, mb=1)
     assert setup.run("backup").returncode == 0
 
@@ -103,7 +124,10 @@ def test_a_503_on_every_listing_names_the_fix(make_setup):
 
     with ForwardProxy(refuse_when=listing) as proxy:
         for args in (("status",), ("verify", "--read-data")):
+            before = len(proxy.seen)
             result = setup.run(*args, env=proxy.env)
+            listings = [r for r in proxy.seen[before:] if r[0] == "GET" and r[1].count("/") == 3]
+            assert len(listings) == 2, listings  # the try and swiftclient's one retry
             assert result.returncode == ExitCode.BACKEND, result
             line = error_line(result)
             assert "Swift answered 503 Service Unavailable (" in line, result
@@ -115,8 +139,9 @@ def test_a_503_on_every_listing_names_the_fix(make_setup):
 
 def test_a_storage_url_nobody_can_reach_is_named_not_the_auth_url(make_setup):
     """The auth answers, with a storage URL this machine cannot reach (a host of the provider's
-    internal network, a firewall): the message blamed swift.auth_url."""
-    setup = make_setup()
+    internal network, a firewall): the message blamed swift.auth_url. One retry of
+    swiftclient's (``swift.retries``; 3 unset: 7 s of back-off per command)."""
+    setup = make_setup(swift_options="retries = 1\n")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]

@@ -203,3 +203,71 @@ def test_every_swift_connection_duplicity_makes_has_its_timeout(extra, outermost
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split(None, 1) == [outermost, "[7, 7, 3]\n"], out.stdout
+
+
+BOTH_PROBE = """
+import json, sys
+
+from cfbackup.duplicity import launcher  # in an upload-pool worker: applies the patches
+
+def made():
+    import swiftclient, swiftclient.client, swiftclient.service
+    backend = swiftclient.Connection(authurl="http://a/auth/v1.0", user="u", key="k")
+    pool = swiftclient.service.get_conn(dict(  # SwiftService's: passes retries=5 itself
+        swiftclient.service._default_local_options, os_options={},
+        auth="http://a/auth/v1.0", user="u", key="k",
+    ))
+    return [(c.timeout, c.retries) for c in (backend, pool)]
+
+if __name__ == "__main__":  # the pool's "spawn" workers run this file again
+    launcher._apply()
+    from duplicity import backend, backend_pool, config, log, path
+
+    config.timeout = 7  # what duplicity's --timeout=7 sets; a worker gets it with the config
+    log.setup()
+    backend.import_backends()
+    pool = backend_pool.BackendPool("file://" + sys.argv[1], processes=1)
+    pool.command("put_validated", args=(path.Path(sys.argv[2]), b"vol1"))  # starts the worker
+    worker = pool.ppe.submit(made).result(timeout=60)
+    pool.shutdown()
+    print(json.dumps({"duplicity": made(), "worker": worker}))
+"""
+
+
+@pytest.mark.parametrize("order", ["registry", "retries-first"])
+def test_every_swift_connection_duplicity_makes_has_its_timeout_and_its_retries(tmp_path, order):
+    """swift-timeout and swift-retries both subclass the Connection they find: each must keep
+    the other's, whichever is applied first, on the backend's Connection, SwiftService's and
+    in an upload-pool worker (a spawned interpreter that applies the patches itself)."""
+    import json
+    import subprocess
+    import sys
+
+    from cfbackup.duplicity import launcher
+    from cfbackup.duplicity.patches import swift_retries, swift_timeout
+
+    env, _ = launcher.environment(
+        {"SWIFT_AUTHVERSION": "1", "PATH": "/usr/bin:/bin", swift_retries.ENVIRONMENT: "2"}
+    )
+    if order == "retries-first":
+        listed = env[patches.ENV].split(",")
+        pair = [swift_retries.__name__, swift_timeout.__name__]
+        others = [name for name in listed if name not in pair]
+        env[patches.ENV] = ",".join([*(n for n in pair if n in listed), *others])
+    script, target, volume = tmp_path / "probe.py", tmp_path / "target", tmp_path / "vol"
+    script.write_text(BOTH_PROBE)
+    target.mkdir()
+    volume.write_bytes(b"v" * 1000)
+    out = subprocess.run(
+        [sys.executable, str(script), str(target), str(volume)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines and json.loads(lines[-1]) == {
+        "duplicity": [[7, 2], [7, 2]],
+        "worker": [[7, 2], [7, 2]],
+    }, out.stdout + out.stderr

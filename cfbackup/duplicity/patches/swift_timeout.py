@@ -8,9 +8,10 @@ with no timeout at all. A proxy that accepted a volume's PUT and never answered 
 and its lock, for ever. Every Connection created without a timeout now gets
 ``duplicity.config.timeout``, read when it is created: after duplicity parsed its arguments, and
 in an upload-pool worker after it loaded duplicity's config. It bounds connecting and each wait
-for a byte; swiftclient then retries the request (5 times more, 1+2+4+8+16 s apart), duplicity
-the operation (``--num-retries``), and the run ends with "cannot reach Swift ... timed out"
-(docs/reliability.md). Applied first: the other Connection patches build on it.
+for a byte; swiftclient then retries the request (``swift.retries`` times more, 5 unless set:
+patches/swift_retries.py, whatever the order the two are applied in), duplicity the operation
+(``--num-retries``), and the run ends with "cannot reach Swift ... timed out" (the bound:
+docs/reliability.md). Applied first: the other Connection patches build on it.
 """
 
 from __future__ import annotations
