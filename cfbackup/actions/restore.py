@@ -29,7 +29,7 @@ from cfbackup.actions.common import (
     warm_duplicity,
     when_of,
 )
-from cfbackup.duplicity import commands
+from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import (
@@ -354,8 +354,11 @@ def _not_in_backup(
     profile = run.profile
     when = run.options.get("time")
     at = f" at --time {when}" if when else ""
-    sigtars = signatures.local_chain(chain.profile.archive_dir / chain.profile.backup_name,
-                                     when_of(run))  # fmt: skip
+    sigtars = signatures.local_chain(
+        chain.profile.archive_dir / chain.profile.backup_name,
+        when_of(run),
+        names.of(chain.profile),
+    )
     meant = near_match(rel, signatures.names(sigtars)) if sigtars else None
     options = run.options
     if meant is not None:
