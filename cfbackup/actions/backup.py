@@ -205,7 +205,11 @@ def _back_up(
         complete = [c for c, r in done if not r.unreadable and not empty_includes]
         # a set whose manifest only the kept copy holds: retention would delete its chain
         if complete and (held := kept_manifests.found(run)):
-            warning = "retention skipped: " + "; ".join(held)
+            warning = (
+                "retention skipped: "
+                + "; ".join(held)
+                + "; retention runs after the next backup once it is back"
+            )
             log.warning("warning: %s", warning)
             unconfirmed.append(warning)
             complete = []
