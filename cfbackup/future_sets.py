@@ -41,14 +41,6 @@ class Future:
     target: str
     sets: list[BackupAt]
 
-    @property
-    def times(self) -> list[str]:
-        """Each time the sets' names hold, once: the names of their objects hold one of them."""
-        from duplicity import dup_time
-
-        found = sorted({t for s in self.sets for t in (s.start, s.end)})
-        return [dup_time.timetostring(t) for t in found]
-
 
 def now(profile) -> float:
     """duplicity's now for ``profile``: ``--current-time`` in ``extra_options``, else the clock."""
@@ -129,30 +121,27 @@ def refusal(profile, futures: list[Future]) -> str:
 
 
 def _move(profile, futures: list[Future]) -> str:
-    """How to take the future-dated sets out of the target: a command that runs as printed for
-    a file:// target; for Swift, which objects (docs/reliability.md shows the commands)."""
+    """How to take the future-dated sets out of the target: exactly their objects (never a
+    correctly dated parent full whose time an incremental's name also holds), as a command
+    that runs as printed for a file:// target (a symlinked folder too); for Swift, the objects
+    by name (docs/reliability.md shows the commands)."""
     steps = []
     for future in futures:
+        objects = sorted({o for s in future.sets for o in s.objects})
         swift = swift_target(future.target)
         if swift is None:
             parsed = urllib.parse.urlsplit(future.target)
             folder = urllib.parse.unquote(parsed.netloc + parsed.path).rstrip("/")
-            aside = f"{folder}.future-dated"
-            names = " -o ".join(f"-name {shlex.quote(f'*{t}*')}" for t in future.times)
+            aside = shlex.quote(f"{folder}.future-dated")
+            paths = " ".join(shlex.quote(f"{folder}/{name}") for name in objects)
             steps.append(
-                f"move them out of the target with `mkdir -p {shlex.quote(aside)} && find "
-                f"{shlex.quote(folder)} -maxdepth 1 -type f \\( {names} \\) -exec mv -t "
-                f"{shlex.quote(aside)} {{}} +`"
+                f"move them out of the target with `mkdir -p {aside} && mv -t {aside} -- {paths}`"
             )
             continue
-        where = f"container {swift.container}" + (
-            f", prefix {swift.prefix}/" if swift.prefix else ""
-        )
-        shown = ", ".join(future.times[:4]) + (", ..." if len(future.times) > 4 else "")
+        prefix = f"{swift.prefix}/" if swift.prefix else ""
         steps.append(
-            f"move the objects of {where} whose names hold {shown} to another container "
-            "(swift copy, then swift delete; "
-            f"`{suggest.command('status', profile.name, '--json')}` lists them as future_sets)"
+            f"move these objects of container {swift.container} to another container (swift "
+            f"copy, then swift delete): {', '.join(prefix + name for name in objects)}"
         )
     return "; ".join(steps)
 

@@ -12,6 +12,7 @@ from cfbackup import (
     future_sets,
     gpgkeys,
     history,
+    kept_manifests,
     link,
     link_choices,
     mounts,
@@ -70,8 +71,11 @@ def run_backup(run: Run) -> RunResult:
             raise RunRefused(
                 "nothing was backed up: "
                 + "; ".join(lost)
-                + "; an incremental onto that chain could not be restored either: run "
-                f"{suggest.command('backup', profile.name, '--full')} to start a new chain."
+                + "; an incremental onto that chain could not be restored either: "
+                + "; ".join(kept_manifests.found(run))
+                + f", then run {suggest.command('backup', profile.name)} again; or run "
+                f"{suggest.command('backup', profile.name, '--full')} to start a new chain "
+                "(retention keeps the old one while its manifest is not back)."
             )
         for text in lost:
             log.warning("warning: %s", text)
@@ -199,6 +203,16 @@ def _back_up(
         if empty_includes:
             log.warning("retention skipped: an include is missing or its disk is not mounted")
         complete = [c for c, r in done if not r.unreadable and not empty_includes]
+        # a set whose manifest only the kept copy holds: retention would delete its chain
+        if complete and (held := kept_manifests.found(run)):
+            warning = (
+                "retention skipped: "
+                + "; ".join(held)
+                + "; retention runs after the next backup once it is back"
+            )
+            log.warning("warning: %s", warning)
+            unconfirmed.append(warning)
+            complete = []
 
         def retain(chain: chains.Chain) -> None:  # kept when another chain's retention fails
             if warning := retention(run, chain, env, skip_idle=True):

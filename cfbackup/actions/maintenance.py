@@ -3,7 +3,7 @@ cleanup`` (duplicity's leftovers)."""
 
 from __future__ import annotations
 
-from cfbackup import chains, future_sets, stores, suggest
+from cfbackup import chains, future_sets, kept_manifests, stores, suggest
 from cfbackup.actions.backup import apply_retention
 from cfbackup.actions.common import duplicity, log, missing_target, prepare
 from cfbackup.duplicity import commands, names, options
@@ -58,7 +58,9 @@ def run_prune(run: Run) -> RunResult:
         return _prune_dry_run(run, refusal)
     if refusal:
         raise RunRefused(f"prune refused: {refusal}")
-    env = prepare(run)
+    env = prepare(run)  # keeps the manifests the target lost: kept_manifests reads them
+    if held := kept_manifests.found(run):  # retention would delete the chains they restore
+        raise RunRefused(f"prune refused: {kept_manifests.refusal(held)}")
     try:
         rules, warnings = apply_retention(run, env)
     except RetentionFailed as error:
@@ -257,7 +259,9 @@ def run_cleanup(run: Run) -> RunResult:
     # since (future_sets.py's fix moves it aside with the sets it continues)
     if futures := future_sets.found(run.profile):
         raise RunRefused(f"cleanup refused: {future_sets.refusal(run.profile, futures)}.")
-    env = prepare(run)
+    env = prepare(run)  # keeps the manifests the target lost: kept_manifests reads them
+    if held := kept_manifests.found(run):  # duplicity deletes such a set as incomplete
+        raise RunRefused(f"cleanup refused: {kept_manifests.refusal(held)}")
     warnings: list[str] = []
 
     def clean(chain: chains.Chain) -> None:

@@ -223,3 +223,44 @@ def test_cleanup_refuses_while_the_target_holds_sets_dated_after_now(
     assert subprocess.run(["sh", "-c", move], check=False).returncode == 0, move
     assert inc in {p.name for p in (tmp_path / "target.future-dated").iterdir()}
     assert cfbackup("-c", path, "cleanup").returncode == 0
+
+
+def test_the_way_out_moves_only_the_future_dated_sets_through_a_symlinked_target(
+    tmp_path, make_config, cfbackup
+):
+    """A full made with the clock right, then an incremental made while it was a day ahead:
+    the incremental's names hold the full's time too, and the printed fix (find by times)
+    moved the full with it; through a symlinked target folder it moved nothing. The printed
+    `mv` moves exactly the incremental's objects, the full stays, and the next backup runs."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    real = tmp_path / "real"
+    real.mkdir()
+    target = tmp_path / "target"
+    target.symlink_to(real)  # the profile's target folder is a symlink
+    path = make_config(source=src, target=f"file://{target}", encryption=PLAIN)
+    assert cfbackup("-c", path, "backup").returncode == 0
+    (full,) = _manifests(real)
+    time.sleep(1.1)
+    (src / "new file").write_text("made while the clock was ahead\n")
+    ahead = make_config(
+        source=src,
+        target=f"file://{target}",
+        encryption=PLAIN,
+        extra=f'extra_options = ["--current-time={int(time.time()) + 86400}"]\n',
+    )
+    assert cfbackup("-c", ahead, "backup").returncode == 0
+    (inc,) = _manifests(real, "inc")
+    before = {p.name for p in real.iterdir()}
+    path = make_config(source=src, target=f"file://{target}", encryption=PLAIN)  # clock right
+
+    result = cfbackup("-c", path, "backup")
+    assert result.returncode == ExitCode.REFUSED, result
+    move = _quoted(result.stderr, "move them out of the target with ")
+    assert subprocess.run(["sh", "-c", move], check=False).returncode == 0, move
+    moved = {p.name for p in (tmp_path / "target.future-dated").iterdir()}
+    stamp = inc.split(".")[1] + "." + inc.split(".")[2] + "." + inc.split(".")[3]
+    assert moved and all(stamp in name for name in moved), moved
+    assert {p.name for p in real.iterdir()} == before - moved  # the full stays
+    assert _manifests(real) == [full]
+    assert cfbackup("-c", path, "backup").returncode == 0
+    assert _manifests(real) == [full] and len(_manifests(real, "inc")) == 1

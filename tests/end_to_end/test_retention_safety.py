@@ -423,9 +423,13 @@ def test_a_manifest_lost_at_the_target_is_kept_and_no_incremental_goes_onto_its_
     assert result.returncode == ExitCode.REFUSED, result
     assert "has 1 volume(s) but no manifest at file://" in result.stderr, result
     assert f"is kept at {kept}; an incremental onto that chain could not be restored " \
-        f"either: run cfbackup -c {config} backup main --full to start a new chain" in (
-            result.stderr
-        ), result  # fmt: skip
+        f"either: the full backup of " in result.stderr, result  # fmt: skip
+    assert f"but its manifest is kept at {kept}: put it back with encrypt {kept} with the " \
+        f"profile's gpg key or passphrase and put it at file://{target} as {local.name}.gpg " \
+        f"(docs/reliability.md, lost manifests), then run cfbackup -c {config} backup main " \
+        f"again; or run cfbackup -c {config} backup main --full to start a new chain " \
+        "(retention keeps the old one while its manifest is not back)." in result.stderr, \
+        result  # fmt: skip
     assert sorted(p.name for p in target.iterdir()) == before  # nothing uploaded
     assert kept.read_bytes() == original
     kept.unlink()
@@ -433,3 +437,71 @@ def test_a_manifest_lost_at_the_target_is_kept_and_no_incremental_goes_onto_its_
     result = cfbackup("-c", config, "list", "main")  # duplicity syncs the archive dir here too
     assert f"is kept at {kept}" in result.stderr, result
     assert kept.read_bytes() == original
+
+
+def test_a_set_whose_manifest_only_the_kept_copy_holds_is_neither_cleaned_up_nor_retired(
+    tmp_path, make_config, cfbackup
+):
+    """A full whose manifest was lost at the target, its copy kept aside: duplicity takes the
+    set for an incomplete one, so `cleanup` deleted its volumes (exit 0, "leftovers removed")
+    and the `backup --full` the refusal names let keep_full = 1 delete the chain the kept
+    manifest restores. Now retention is skipped after that full, cleanup and prune refuse (5)
+    naming the put-back command, and that command, run as printed, makes the chain restorable
+    by duplicity itself."""
+    import sys
+    from pathlib import Path
+
+    from duplicity import dup_time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_text("one\n")
+    target = tmp_path / "target"
+    config = make_config(
+        source=src,
+        target=f"file://{target}",
+        encryption='mode = "none"',
+        more="[profiles.main.retention]\nkeep_full = 1\n",
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    (src / "f").write_text("two\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    (old_full,) = target.glob("duplicity-full.*.manifest")
+    (inc,) = target.glob("duplicity-inc.*.manifest")
+    old_full.unlink()
+    kept = tmp_path / "state" / "kept-manifests" / "main" / old_full.name
+    put_back = f"put it back with `cp -- {kept} {target}/{old_full.name}`"
+
+    result = cfbackup("-c", config, "backup")
+    assert result.returncode == ExitCode.REFUSED and put_back in result.stderr, result
+    time.sleep(1.1)
+    (src / "f").write_text("three\n")
+    result = cfbackup("-c", config, "backup", "--full")
+    assert result.returncode == 0, result
+    assert "retention skipped: the full backup of " in result.stderr, result
+    assert put_back in result.stderr, result
+    old_volumes = sorted(target.glob(old_full.name.replace(".manifest", ".vol*")))
+    assert old_volumes and inc.exists()  # the old chain is still there
+    before = sorted(p.name for p in target.iterdir())
+    for args in (("cleanup",), ("prune",)):
+        result = cfbackup("-c", config, *args)
+        assert result.returncode == ExitCode.REFUSED, result
+        assert f"{args[0]} refused: the full backup of " in result.stderr, result
+        assert put_back in result.stderr, result
+        assert sorted(p.name for p in target.iterdir()) == before, args
+
+    command = result.stderr.split(put_back.split("`")[0] + "`", 1)[1].split("`", 1)[0]
+    assert subprocess.run(["sh", "-c", command], check=False).returncode == 0, command
+    duplicity = str(Path(sys.executable).parent / "duplicity")  # the venv's
+    out = tmp_path / "out"
+    when = dup_time.stringtotime(inc.name.split(".")[3])
+    restored = subprocess.run(
+        [duplicity, "restore", "--no-encryption", "--archive-dir", str(tmp_path / "dup-archive"),
+         "--time", str(int(when)), f"file://{target}", str(out)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert (out / "f").read_text() == "two\n"
+    assert cfbackup("-c", config, "cleanup").returncode == 0
+    assert sorted(p.name for p in target.iterdir()) == sorted([*before, old_full.name])

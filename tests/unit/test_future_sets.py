@@ -60,7 +60,9 @@ def test_the_refusal_names_the_newest_set_now_and_the_fix(tmp_path):
         f"the target holds 1 backup set(s) dated after now (the newest: the full backup of "
         f"{AHEAD}), and it is {NOW} here: if this clock is behind, set it right"
     ), said
-    assert f"-name '*{AHEAD}*'" in said and "'" + str(target) + ".future-dated'" in said
+    aside = "'" + str(target) + ".future-dated'"
+    moved = " ".join(f"'{target}/{name}'" for name in sorted(_names(AHEAD)))
+    assert f"`mkdir -p {aside} && mv -t {aside} -- {moved}`" in said, said
     assert said.endswith("then run `cfbackup backup p --full` to start a new chain")
     assert (
         future_sets.refusal(
@@ -71,3 +73,22 @@ def test_the_refusal_names_the_newest_set_now_and_the_fix(tmp_path):
         )
         == ""
     )
+
+
+def test_the_way_out_moves_an_incremental_dated_after_now_but_not_its_parent_full(tmp_path):
+    """An incremental made while the clock was ahead names its correctly dated parent full's
+    time as its start: the fix moves the incremental's objects only, not the full's."""
+    target = tmp_path / "target"
+    target.mkdir()
+    for name in _names(NOW, f"{NOW}.to.{AHEAD}"):
+        (target / name).write_bytes(b"")
+    profile = _profile(f"file://{target}", [f"--current-time={dup_time.stringtotime(NOW)}"])
+    said = future_sets.refusal(profile, future_sets.found(profile))
+    assert all(f"{target}/{name}" in said for name in _names(f"{NOW}.to.{AHEAD}")), said
+    assert not any(name in said for name in _names(NOW)), said
+    swift = _profile("swift://backups/web", [f"--current-time={dup_time.stringtotime(NOW)}"])
+    said = future_sets.refusal(swift, [future_sets.Future("", swift.target, future_sets.found(
+        profile)[0].sets)])  # fmt: skip
+    assert "move these objects of container backups to another container" in said, said
+    assert f"web/duplicity-inc.{NOW}.to.{AHEAD}.manifest" in said, said
+    assert f"duplicity-full.{NOW}.manifest" not in said, said
