@@ -75,7 +75,7 @@ def read(sigtars: Iterable[Path], keep: set[str] | None = None) -> dict[str, Ent
     entries: dict[str, Entry] = {}
     for sigtar in sigtars:
         with tarfile.open(sigtar, "r:*") as archive:
-            for member in archive:
+            for member in _members(archive):
                 kind, _, path = member.name.partition("/")
                 if kind == "deleted":
                     entries.pop(path, None)
@@ -178,7 +178,15 @@ def names(sigtars: Iterable[Path]) -> set[str]:
     found: set[str] = set()
     for sigtar in sigtars:
         with tarfile.open(sigtar, "r:*") as archive:
-            for member in archive:
+            for member in _members(archive):
                 kind, _, path = member.name.partition("/")
                 (found.discard if kind == "deleted" else found.add)(path)
     return found
+
+
+def _members(archive: tarfile.TarFile) -> Iterable[tarfile.TarInfo]:
+    """The members of ``archive`` one at a time, none kept: iterating a TarFile keeps every
+    TarInfo in ``archive.members`` (300,000 paths, a small signature tar: 290 MB of memory)."""
+    while (member := archive.next()) is not None:
+        archive.members.clear()
+        yield member
