@@ -25,6 +25,8 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from cfbackup.duplicity.names import PLAIN, Naming
+
 HEADER = struct.Struct(">III")  # magic, block length, strong checksum length
 WEAK = 4  # bytes of the rolling checksum per block
 
@@ -143,17 +145,16 @@ def of_file(path: Path, block_len: int) -> bytes:
 NAMES_MAX_BYTES = 256 << 20  # local signature tars read for a hint's sake, at most
 
 
-def local_chain(folder: Path, when: float | None = None) -> list[Path] | None:
+def local_chain(
+    folder: Path, when: float | None = None, naming: Naming = PLAIN
+) -> list[Path] | None:
     """duplicity's clear copies, in ``folder`` (the archive dir), of the signature tars of the
     chain a restore at ``when`` (now when None) reads: the newest full at or before it, then
     the incrementals that follow it; None when there is none, or more than
-    ``NAMES_MAX_BYTES`` to read."""
-    from cfbackup.volumes import duplicity_file_naming
-
-    file_naming = duplicity_file_naming()
+    ``NAMES_MAX_BYTES`` to read. ``naming``: the profile's file prefixes (``names.of``)."""
     fulls, incs = [], []
-    for path in folder.glob("duplicity-*-signatures.*.sigtar.gz"):
-        parsed = file_naming.parse(os.fsencode(path.name))
+    for path in folder.glob("*duplicity-*-signatures.*.sigtar.gz"):
+        parsed = naming.parse(path.name)
         if parsed is None:
             continue
         if parsed.type == "full-sig" and (when is None or parsed.time <= when):

@@ -30,6 +30,7 @@ from cfbackup.actions.common import (
     when_of,
 )
 from cfbackup.duplicity import commands
+from cfbackup.duplicity import names as file_names
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import (
@@ -354,8 +355,9 @@ def _not_in_backup(
     profile = run.profile
     when = run.options.get("time")
     at = f" at --time {when}" if when else ""
+    later = as_typed_later(when, when_of(run)) if when else None  # 3D: the moment it meant
     sigtars = signatures.local_chain(chain.profile.archive_dir / chain.profile.backup_name,
-                                     when_of(run))  # fmt: skip
+                                     when_of(run), file_names.of(chain.profile))  # fmt: skip
     meant = near_match(rel, signatures.names(sigtars)) if sigtars else None
     options = run.options
     if meant is not None:
@@ -368,7 +370,7 @@ def _not_in_backup(
         fix = "check the path against "
     found = PathNotInBackup(
         f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}: {fix}"
-        f"{suggest.command('list', profile.name, *(('--time', when) if when else ()))}."
+        f"{suggest.command('list', profile.name, *(('--time', later) if when else ()))}."
     )
     found.detail = error.detail
     return found

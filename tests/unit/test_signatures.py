@@ -38,3 +38,16 @@ def test_the_members_of_a_signature_tar_are_not_kept(tmp_path, monkeypatch, read
     found = read([sigtar])
     assert len(found) == 1999 and "d/f0" not in found and "d/f1999" in found
     assert [len(archive.members) for archive in opened] == [0]
+
+
+def test_the_local_chain_is_found_with_the_profile_s_file_prefixes(tmp_path):
+    """local_chain imported a helper the file-prefix change had removed: every restore of a
+    path not in the backup ended in an internal error instead of naming the path."""
+    from cfbackup.duplicity.names import Naming
+
+    full = tmp_path / "s_duplicity-full-signatures.20261201T000000Z.sigtar.gz"
+    inc = tmp_path / "s_duplicity-new-signatures.20261201T000000Z.to.20261202T000000Z.sigtar.gz"
+    for path in (full, inc):
+        _sigtar(path, 1)
+    assert signatures.local_chain(tmp_path, naming=Naming(signature="s_")) == [full, inc]
+    assert signatures.local_chain(tmp_path) is None  # without the prefix: not duplicity's names
