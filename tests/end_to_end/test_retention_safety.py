@@ -182,6 +182,7 @@ def test_a_missing_plain_include_makes_the_backup_partial_and_keeps_its_backups(
     assert cfbackup("-c", config, "backup").returncode == 0
     time.sleep(1.1)
     first = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    time.sleep(1.1)  # the next full in the same second as `first` would be the one restored
     (src / "b").rename(tmp_path / "b moved")
     for _ in range(2):  # named on every backup
         result = cfbackup("-c", config, "backup", "--full")
