@@ -186,7 +186,7 @@ def swift_errors(profile: Profile):
             raise BackendError(f"Keystone authentication failed ({_short(error)}).") from None
         if _broken_answer(error):  # a download's body, read from urllib3 by swiftclient
             text = str(error)
-            raise (cut_short() if _CUT_SHORT.search(text) else unreachable(url, text)) from None
+            raise (cut_short() if _CUT_SHORT.search(text) else stalled(text)) from None
         raise
 
 
@@ -207,6 +207,18 @@ def cut_short() -> BackendError:
         "the connection to Swift was closed before its answer was complete (after swiftclient "
         "resumed it): the network or a proxy on the way drops it; run the command again, and "
         "if it keeps happening check the link to Swift or ask Swift's operator."
+    )
+
+
+def stalled(text: str) -> BackendError:
+    """Swift answered and then stopped sending the body (a read timeout in a download, after
+    swiftclient's resumes): the auth and the storage URL were reached, so neither is to blame
+    by name; a backend error, so that what retries downloads tries it again."""
+    reason = next((plain for pattern, plain in _REASONS if pattern.search(text)), "")
+    return BackendError(
+        f"Swift stopped sending in the middle of an answer ({reason or 'broken off'}, after "
+        "swiftclient resumed it): the link to Swift's storage URL or a proxy on the way stalls; "
+        "run the command again, and if it keeps happening check that link or ask Swift's operator."
     )
 
 

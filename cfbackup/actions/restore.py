@@ -354,6 +354,7 @@ def _not_in_backup(
     profile = run.profile
     when = run.options.get("time")
     at = f" at --time {when}" if when else ""
+    later = as_typed_later(when, when_of(run)) if when else None  # 3D: the moment it meant
     sigtars = signatures.local_chain(
         chain.profile.archive_dir / chain.profile.backup_name,
         when_of(run),
@@ -371,7 +372,7 @@ def _not_in_backup(
         fix = "check the path against "
     found = PathNotInBackup(
         f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}: {fix}"
-        f"{suggest.command('list', profile.name, *(('--time', when) if when else ()))}."
+        f"{suggest.command('list', profile.name, *(('--time', later) if when else ()))}."
     )
     found.detail = error.detail
     return found

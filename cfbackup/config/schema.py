@@ -279,9 +279,10 @@ PROFILE = (
         "the folder cfbackup runs in, is refused, naming the folders its backups went to; a "
         "legacy DEST so is kept, with a warning); other duplicity backends (S3, sftp, ...) are "
         "refused. Each "
-        "profile has its own: two profiles whose targets are one place, or one inside the other "
-        "(a split_chains profile's chains too), are refused, since each one's fulls and "
-        "retention would delete the other's backups.",
+        "profile has its own: two profiles whose targets are one place, or a target at a "
+        "split_chains profile's chain prefix (TARGET/SLUG), are refused, since each one's fulls "
+        "and retention would delete the other's backups; targets only nested (swift://c/a and "
+        "swift://c/a/b) are fine.",
         default=REQUIRED,
         example="swift://backups/web1",
     ),

@@ -11,11 +11,14 @@ import difflib
 import re
 from typing import Any
 
+from cfbackup import chains
+from cfbackup.config.model import Profile
 from cfbackup.config.schema import DURATION_RE, Option, secret_keys
 from cfbackup.duplicity import options as duplicity_options
 from cfbackup.duplicity import target as targets
 from cfbackup.duplicity.times import FORMATS as TIME_FORMATS
 from cfbackup.duplicity.times import duplicity_time
+from cfbackup.errors import ConfigError
 
 
 def validate_table(
@@ -218,20 +221,25 @@ PREFIX_OPTIONS = ("--file-prefix", "--file-prefix-archive", "--file-prefix-manif
 
 
 def shared_targets(profiles: dict[str, dict[str, Any]]) -> list[str]:
-    """A problem for each two profiles whose targets are one place, or one inside the other
-    (a split profile's chains are sub-prefixes of its target): each profile's full backup and
-    retention would delete the other's backups (duplicity sees them as one collection, and a
-    changed source is refused with the advice to start a new chain)."""
-    seen: list[tuple[str, tuple[str, ...], tuple]] = []
+    """A problem for each two profiles that back up to one place: their targets are one place,
+    or one's target is where a ``split_chains`` profile keeps one of its chains
+    (``<target>/<slug>``). Each one's full backup and retention would delete the other's
+    backups (duplicity sees them as one collection, and a changed source is refused with the
+    advice to start a new chain). Targets only nested (``swift://c/a`` and ``swift://c/a/b``)
+    are apart: duplicity's file names are matched from the start of the name in the folder, and
+    Swift is listed under ``prefix/`` only."""
+    seen: list[tuple[str, dict[tuple[str, ...], str], tuple]] = []
     problems: list[str] = []
     for name, data in profiles.items():
-        where = targets.place(data.get("target") or "")
-        if where is None:
+        places = _places(name, data)
+        if not places:
             continue
         kept_apart = _kept_apart(data)
-        for other, other_where, other_apart in seen:
+        where = targets.place(data["target"])
+        for other, other_places, other_apart in seen:
             if other_apart != kept_apart:  # duplicity only sees the files of its own prefix
                 continue
+            other_where = targets.place(profiles[other]["target"])
             if where == other_where and data["target"] == profiles[other]["target"]:
                 how = f"profiles {other} and {name} both back up to {data['target']}"
             elif where == other_where:
@@ -239,26 +247,46 @@ def shared_targets(profiles: dict[str, dict[str, Any]]) -> list[str]:
                     f"profile {other}'s target {profiles[other]['target']} and profile {name}'s "
                     f"target {data['target']} are the same place"
                 )
-            elif targets.inside(where, other_where):
+            elif where in other_places:
                 how = (
-                    f"profile {name}'s target {data['target']} is inside profile {other}'s "
-                    f"target {profiles[other]['target']}"
+                    f"profile {name}'s target {data['target']} is where profile {other} keeps "
+                    f"its chain of {other_places[where]} (split_chains)"
                 )
-            elif targets.inside(other_where, where):
+            elif other_where in places:
                 how = (
-                    f"profile {other}'s target {profiles[other]['target']} is inside profile "
-                    f"{name}'s target {data['target']}"
+                    f"profile {other}'s target {profiles[other]['target']} is where profile "
+                    f"{name} keeps its chain of {places[other_where]} (split_chains)"
                 )
             else:
                 continue
             problems.append(
                 f"{how}, so each one's full backups and retention would delete the other's "
-                "backups: give each profile its own container or prefix, neither inside the "
-                f"other's (such as {_beside(profiles[other]['target'], other)} and "
+                "backups: give each profile its own container or prefix (such as "
+                f"{_beside(profiles[other]['target'], other)} and "
                 f"{_beside(data['target'], name)})"
             )
-        seen.append((name, where, kept_apart))
+        seen.append((name, places, kept_apart))
     return problems
+
+
+def _places(name: str, data: dict[str, Any]) -> dict[tuple[str, ...], str]:
+    """Where a profile's backups are: its target, and with ``split_chains`` each chain's
+    ``<target>/<slug>`` (the value: the chain's include root, as the message names it)."""
+    where = targets.place(data.get("target") or "")
+    if where is None:
+        return {}
+    places = {where: ""}
+    profile = Profile(name=name, data=data)
+    if chains.is_split(profile):
+        try:
+            split = chains.of(profile)
+        except ConfigError:  # include roots that cannot be chains: refused when it runs
+            split = []
+        for chain in split:
+            chain_where = targets.place(chain.profile.target)
+            if chain_where is not None:
+                places[chain_where] = chain.label
+    return places
 
 
 def _kept_apart(data: dict[str, Any]) -> tuple:

@@ -45,7 +45,8 @@ def place(url: str) -> tuple[str, ...] | None:
         return None
     scheme = parsed.scheme.lower()
     if scheme == "swift" or scheme.startswith("cf+http"):
-        parts = [part for part in parsed.path.split("/") if part]
+        # as swift_target reads it: the prefix percent-decoded, the container as written
+        parts = [part for part in urllib.parse.unquote(parsed.path).split("/") if part]
         return ("swift", parsed.netloc, *parts) if parsed.netloc else None
     if scheme == "file":  # duplicity reads file://rel as a relative path, file:///abs as absolute
         path = urllib.parse.unquote(parsed.netloc + parsed.path)
@@ -53,8 +54,3 @@ def place(url: str) -> tuple[str, ...] | None:
             return None
         return ("file", *(part for part in os.path.realpath(path).split("/") if part))
     return None
-
-
-def inside(inner: tuple[str, ...], outer: tuple[str, ...]) -> bool:
-    """Whether place ``inner`` is ``outer`` or under it (a prefix or folder of it)."""
-    return inner[: len(outer)] == outer

@@ -182,6 +182,7 @@ def test_a_missing_plain_include_makes_the_backup_partial_and_keeps_its_backups(
     assert cfbackup("-c", config, "backup").returncode == 0
     time.sleep(1.1)
     first = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime())
+    time.sleep(1.1)  # the next full in the same second as `first` would be the one restored
     (src / "b").rename(tmp_path / "b moved")
     for _ in range(2):  # named on every backup
         result = cfbackup("-c", config, "backup", "--full")
@@ -356,8 +357,8 @@ def test_prune_dry_run_lists_what_prune_removes_and_removes_nothing(
 def test_two_profiles_on_one_target_are_refused_when_the_config_is_loaded(
     tmp_path, make_config, cfbackup, container, local_swift
 ):
-    """Two profiles at one target (written differently), or one inside the other's prefix (a
-    split profile's chain prefix too), deleted each other's backups: `check` said ready, the
+    """Two profiles at one target (written differently), or one at a split profile's chain
+    prefix, deleted each other's backups: `check` said ready, the
     second backup was refused as a changed source with the advice to run --full, and that
     full's retention removed the first profile's only backup. Refused at load, exit 3."""
     other_src = tmp_path / "other"
@@ -389,8 +390,8 @@ def test_two_profiles_on_one_target_are_refused_when_the_config_is_loaded(
     config = make_config(extra=extra, more=more, name="split.toml")
     result = cfbackup("-c", config, "check")
     assert result.returncode == ExitCode.CONFIG, result
-    assert f"profile dbB's target swift://{container}/host1/{slug} is inside profile main's " \
-        f"target swift://{container}/host1, so " in result.stderr, result  # fmt: skip
+    assert f"profile dbB's target swift://{container}/host1/{slug} is where profile main " \
+        "keeps its chain of /db (split_chains), so " in result.stderr, result  # fmt: skip
 
 
 def test_a_manifest_lost_at_the_target_is_kept_and_no_incremental_goes_onto_its_chain(

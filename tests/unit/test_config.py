@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 
+from cfbackup import chains
 from cfbackup.config import build_config, load_config
 from cfbackup.config.legacy import load_legacy, normalize
 from cfbackup.config.schema import PROFILE, REQUIRED
@@ -183,3 +184,55 @@ def test_legacy_broken_bash_is_a_config_error(tmp_path):
     conf.write_text('ROOT="/\nDEST=x\n')
     with pytest.raises(ConfigError, match="bash could not read this file"):
         load_legacy(conf)
+
+
+def _two(first: dict, second: dict) -> list[str]:
+    """The problems of a config of profiles a and b (mode none, one Swift account)."""
+    swift = {"auth_url": "http://auth.example/auth/v1.0", "username": "u:v", "password_env": "K"}
+    raw = {
+        "profiles": {
+            name: {"source": "/srv", "swift": swift, "encryption": {"mode": "none"}, **body}
+            for name, body in (("a", first), ("b", second))
+        }
+    }
+    try:
+        build_config(raw, path=None)
+    except ConfigError as error:
+        return [str(error)]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner"),
+    [
+        ("file:///x/tgt", "file:///x/tgt/b"),
+        ("swift://c/a", "swift://c/a/b"),
+        ("swift://c", "swift://c/a"),
+    ],
+)
+def test_nested_targets_are_apart(outer, inner):
+    """They were refused at load (every scheduled backup of a config that worked stopped), but
+    duplicity matches its names from the start of a file name in the target's own folder and
+    lists Swift under prefix/ only: neither sees the other's backups."""
+    assert _two({"target": outer}, {"target": inner}) == []
+    assert _two({"target": inner}, {"target": outer}) == []
+    split = {"target": outer, "split_chains": True, "include": ["/srv/db"]}
+    assert _two(split, {"target": inner}) == []  # b is not at the chain's place
+
+
+def test_a_profile_at_another_s_place_is_refused():
+    assert (
+        "profiles a and b both back up to swift://c/a"
+        in _two({"target": "swift://c/a"}, {"target": "swift://c/a"})[0]
+    )
+    assert "are the same place" in _two({"target": "swift://c/a/"}, {"target": "swift://c//a"})[0]
+    slug = chains.slug_of("db")
+    split = {"target": "swift://c/a", "split_chains": True, "include": ["/srv/db", "/srv/www"]}
+    for first, second in ((split, {"target": f"swift://c/a/{slug}"}),
+                          ({"target": f"swift://c/a/{slug}/"}, split)):  # fmt: skip
+        problems = _two(first, second)
+        assert problems, (first, second)
+        assert f"target swift://c/a/{slug}" in problems[0], problems
+        assert "keeps its chain of /db (split_chains), so each one's full backups and " \
+            "retention would delete the other's backups: give each profile its own container " \
+            "or prefix (such as " in problems[0], problems  # fmt: skip

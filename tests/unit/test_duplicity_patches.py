@@ -271,3 +271,78 @@ def test_every_swift_connection_duplicity_makes_has_its_timeout_and_its_retries(
         "duplicity": [[7, 2], [7, 2]],
         "worker": [[7, 2], [7, 2]],
     }, out.stdout + out.stderr
+
+
+UPLOAD_PROBE = r"""
+import io, socket, sys, threading, time
+from cfbackup.duplicity.patches import swift_timeout
+swift_timeout.apply({})
+import swiftclient.client
+from duplicity import config
+
+config.timeout = 1.0
+SIZE = 3_000_000
+
+
+def serve(srv, how):
+    c, _ = srv.accept()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.recv(1)
+    if how == "mute":  # takes nothing more, never answers
+        time.sleep(30)
+        return
+    got = 0
+    while got < SIZE:
+        chunk = c.recv(4096)
+        if not chunk:
+            break
+        got += len(chunk)
+        time.sleep(0.005)  # about 800 kB/s: the last sendall returns with MBs still buffered
+    if how == "slow":
+        c.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nEtag: x\r\n\r\n")
+        c.close()
+    else:  # "silent": took every byte, never answers
+        time.sleep(30)
+
+
+for how in sys.argv[1:]:
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    threading.Thread(target=serve, args=(srv, how), daemon=True).start()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/v1/AUTH_t"
+    conn = swiftclient.client.Connection(preauthurl=url, preauthtoken="t", retries=0)
+    started = time.monotonic()
+    try:
+        conn.put_object("c", "o", contents=io.BytesIO(b"x" * SIZE), content_length=SIZE)
+        outcome = "ok"
+    except Exception as error:
+        outcome = type(error).__name__
+    print(how, outcome, round(time.monotonic() - started, 1), flush=True)
+"""
+
+
+def test_a_slow_healthy_upload_is_no_timeout_and_a_mute_swift_still_is():
+    """--timeout counted from the last sendall, while the send buffer still held MBs that a
+    slow uplink takes longer than that to deliver: every volume PUT of a healthy upload at
+    under ~1 Mbit/s timed out (patches/swift_timeout.py). A Swift that takes nothing more, or
+    takes all and never answers, still fails within about the timeout."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", UPLOAD_PROBE, "slow", "mute", "silent"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    results = {line.split()[0]: line.split()[1:] for line in out.stdout.splitlines()}
+    assert results["slow"][0] == "ok", out.stdout
+    for how in ("mute", "silent"):
+        outcome, elapsed = results[how]
+        assert outcome in ("ConnectionError", "ReadTimeout"), out.stdout  # requests' timeouts
+        assert float(elapsed) < 8, out.stdout

@@ -70,3 +70,24 @@ def test_dot_dot_is_a_usage_error_with_the_path_meant_when_it_stays_inside():
     )
     message = _refusal(_run("/srv/src"), "etc/../var/www")
     assert ": give it relative to the source: var/www for /srv/src/var/www (" in message
+
+
+def test_the_list_command_for_a_path_not_in_the_backup_names_the_moment_meant(tmp_path):
+    """`list main --time 3D` was printed as typed: run later, it lists another backup than
+    the restore looked in (the restore command beside it already said the moment)."""
+    from datetime import datetime
+
+    from cfbackup import chains
+    from cfbackup.actions import restore
+    from cfbackup.errors import PathNotInBackup
+
+    chain_profile = SimpleNamespace(archive_dir=tmp_path, backup_name="web", get=lambda *_: None)
+    chain = chains.Chain(chain_profile, "")
+    when = 1_800_000_000.0
+    run = _run("/srv", time="3D", when=when)
+    found = restore._not_in_backup(run, chain, "etc/x", PathNotInBackup("not found"))
+    moment = datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
+    assert "at --time 3D: check the path against " in found.message, found.message
+    assert found.message.endswith(f"list web --time {moment}."), found.message
+    fixed = restore._not_in_backup(_run("/srv", time="2026-12-01"), chain, "x", found)
+    assert fixed.message.endswith("list web --time 2026-12-01."), fixed.message

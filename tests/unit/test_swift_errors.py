@@ -53,10 +53,27 @@ def test_a_download_cut_short_is_a_backend_error():
         assert message.startswith(
             "the connection to Swift was closed before its answer was complete"
         ), message
-    assert (
-        "timed out"
-        in _raised(urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")).message
-    )
+
+
+@pytest.mark.parametrize("keystone", [False, True])
+def test_a_download_that_stalls_part_way_does_not_blame_the_auth_url(keystone):
+    """swiftclient's _RetryBody.read re-raises urllib3's ReadTimeoutError: it was reported as
+    "cannot reach Swift at <auth_url> ...: check swift.auth_url", though the auth had answered
+    and so had the storage URL."""
+    profile = _profile()
+    if keystone:
+        raw = {"profiles": {"p": {"source": "/", "target": "swift://box", "swift": {
+            "auth_version": "3", "auth_url": "https://keystone.example:5000/v3",
+            "username": "u", "password_env": "T_KEY", "user_domain_name": "Default",
+            "project_name": "p", "project_domain_name": "Default"}}}}  # fmt: skip
+        profile = build_config(raw, path=None).profiles["p"]
+    url = "https://swift-storage.example/v1/AUTH_x/box/vol1"
+    message = _raised(urllib3.exceptions.ReadTimeoutError(None, url, "Read timed out."), profile)
+    assert message.message.startswith(
+        "Swift stopped sending in the middle of an answer (timed out, after swiftclient resumed "
+        "it): the link to Swift's storage URL or a proxy on the way stalls; run the command again"
+    ), message.message
+    assert "auth" not in message.message and "keystone" not in message.message, message.message
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from cfbackup.duplicity import target as targets
 from cfbackup.duplicity.target import swift_target
 
 
@@ -56,3 +57,18 @@ def test_a_percent_encoded_target_is_read_as_duplicity_reads_it(url):
 
 def test_other_schemes_are_no_swift_target():
     assert swift_target("file:///srv/backups") is None
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("swift://backups/web%2001", "swift://backups/web 01"),
+        ("swift://backups/a%2Fb", "swift://backups/a/b"),
+        ("cf+http://backups/a%2Fb/", "swift://backups//a/b"),
+    ],
+)
+def test_a_percent_encoded_prefix_is_the_place_duplicity_writes_to(one, other):
+    """place() did not decode a Swift prefix (swift_target and duplicity do): two profiles
+    writing to one prefix were not told apart from two at different prefixes."""
+    assert targets.place(one) == targets.place(other)
+    assert targets.place("swift://web%2001/a") != targets.place("swift://web 01/a")  # container

@@ -54,10 +54,12 @@ CORE: tuple[Patch, ...] = (
             "swiftclient.client:Connection",
             "swiftclient.service:Connection",
             "duplicity.config:timeout",
+            "urllib3.connection:HTTPConnection.getresponse",
         ),
         "duplicity's swift backend and its SwiftService make their Connections without a "
         "timeout (--timeout only sets the socket default, which requests overrides): a proxy "
-        "that took a volume's PUT and never answered held the backup for ever",
+        "that took a volume's PUT and never answered held the backup for ever; the wait for "
+        "the answer starts once the buffered body is acknowledged, or a slow uplink timed out",
     ),
     Patch(
         "servicenet",

@@ -12,10 +12,21 @@ for a byte; swiftclient then retries the request (``swift.retries`` times more, 
 patches/swift_retries.py, whatever the order the two are applied in), duplicity the operation
 (``--num-retries``), and the run ends with "cannot reach Swift ... timed out" (the bound:
 docs/reliability.md). Applied first: the other Connection patches build on it.
+
+The wait for an answer starts when the last ``sendall`` of a request's body returns, while the
+kernel's send buffer (up to ``tcp_wmem``'s 4 MB) and the queues on the way still hold bytes that
+an uplink slower than about 1 Mbit/s needs more than ``--timeout`` to deliver: every volume PUT
+of a healthy slow upload timed out. urllib3's ``getresponse`` now first waits while the socket's
+unacknowledged bytes (``TIOCOUTQ``) go down, each wait for progress at most the read timeout;
+once Swift has them all (or where the count cannot be read) the timeout counts as before. A
+proxy that takes nothing more and never answers is still given up on after the timeout.
 """
 
 from __future__ import annotations
 
+import select
+import struct
+import time
 from collections.abc import Mapping
 
 
@@ -27,10 +38,62 @@ def apply(env: Mapping[str, str]) -> None:
     import swiftclient
     import swiftclient.client
     import swiftclient.service
+    import urllib3.connection
 
     cls = timed(swiftclient.client.Connection)
     swiftclient.Connection = swiftclient.client.Connection = cls
     swiftclient.service.Connection = cls
+    base = urllib3.connection.HTTPConnection
+    if not getattr(base.getresponse, "cfbackup_patched", False):
+        base.getresponse = after_upload(base.getresponse)
+
+
+def after_upload(getresponse):
+    """urllib3's ``HTTPConnection.getresponse``, waiting first while the request's bytes still
+    leave (:func:`drain`)."""
+
+    def getresponse_after_upload(self, *args, **kwargs):
+        sock = getattr(self, "sock", None)
+        if sock is not None and isinstance(self.timeout, int | float) and self.timeout > 0:
+            drain(sock, float(self.timeout))
+        return getresponse(self, *args, **kwargs)
+
+    getresponse_after_upload.cfbackup_patched = True
+    return getresponse_after_upload
+
+
+def drain(sock, timeout: float, step: float = 1.0) -> None:
+    """Return when ``sock`` has an answer to read or every byte sent is acknowledged; raise
+    ``TimeoutError`` when ``timeout`` seconds pass with neither an answer nor fewer bytes
+    unacknowledged (a peer that takes nothing more and says nothing)."""
+    last = unacknowledged(sock)
+    deadline = time.monotonic() + timeout
+    while last:
+        if getattr(sock, "pending", lambda: 0)():  # TLS: an answer already decrypted
+            return
+        readable, _, _ = select.select(
+            [sock], [], [], max(0.0, min(step, deadline - time.monotonic()))
+        )
+        if readable:
+            return
+        now, left = time.monotonic(), unacknowledged(sock)
+        if left < last:
+            last, deadline = left, now + timeout
+        elif now >= deadline:
+            raise TimeoutError("timed out")
+
+
+def unacknowledged(sock) -> int:
+    """The bytes sent on ``sock`` its peer has not acknowledged yet (Linux ``TIOCOUTQ``); 0
+    where that cannot be read (the plain read timeout applies)."""
+    try:
+        import fcntl
+        import termios
+
+        raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (ImportError, AttributeError, OSError, ValueError):
+        return 0
+    return struct.unpack("i", raw)[0]
 
 
 def timed(base: type) -> type:
