@@ -66,7 +66,15 @@ def run_backup(run: Run) -> RunResult:
     for item in missing:
         log.warning("warning: include %s", chains.missing_include(item))
     env = prepare(run, keep_manifests=False)
-    if lost := keep_lost_manifests(run):  # duplicity would delete the copy, go on, exit 0
+    with contextlib.ExitStack() as stack:
+        return _back_up(run, chain_list, env, stack, watched, unmounted, missing)
+
+
+def _keep_lost_manifests(run: Run, listings: dict[str, dict[str, int]]) -> None:
+    """Before duplicity syncs its archive dir (volumes.only_local_manifests), from the
+    listing the target view made."""
+    profile = run.profile
+    if lost := keep_lost_manifests(run, listings):  # duplicity would delete the copy
         if not run.options.get("full"):
             raise RunRefused(
                 "nothing was backed up: "
@@ -79,8 +87,6 @@ def run_backup(run: Run) -> RunResult:
             )
         for text in lost:
             log.warning("warning: %s", text)
-    with contextlib.ExitStack() as stack:
-        return _back_up(run, chain_list, env, stack, watched, unmounted, missing)
 
 
 def _back_up(
@@ -116,6 +122,7 @@ def _back_up(
                     slot.put(manifest)
                 break
         futures = future_sets.found(profile, _listings(run, chain_list))
+        sized = _sized_listings(run, chain_list)
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = link.probed(run)
         since = compression.changed_since(run) if link.is_far(round_trip) else None
@@ -123,6 +130,7 @@ def _back_up(
         raise RunRefused(
             f"backup refused before anything was uploaded: {future_sets.refusal(profile, futures)}."
         )
+    _keep_lost_manifests(run, sized)
     if vetoes and not run.options.get("ignore_guards"):
         raise RunRefused("backup refused before anything was uploaded: " + "; ".join(vetoes))
     swift = swift_target(profile.target) is not None
@@ -269,6 +277,18 @@ def _back_up(
     )
     log.info("%s", outcome.message)
     return outcome
+
+
+def _sized_listings(run: Run, chain_list: list[chains.Chain]) -> dict[str, dict[str, int]]:
+    """Each chain's objects the target view has listed already (Swift), name: bytes."""
+    if run.target_view is None:
+        return {}
+    found = {}
+    for chain in chain_list:
+        objects = run.target_view.objects(chain.profile)
+        if objects is not None:
+            found[chain.label] = {o["name"]: int(o.get("bytes", 0)) for o in objects}
+    return found
 
 
 def _listings(run: Run, chain_list: list[chains.Chain]) -> dict[str, list[str]]:

@@ -47,11 +47,13 @@ def prepare(
     return env
 
 
-def keep_lost_manifests(run: Run) -> list[str]:
+def keep_lost_manifests(run: Run, listings: dict[str, dict[str, int]] | None = None) -> list[str]:
     """Copy each manifest that only the archive dir still has (its set is at the target
     without one: ``volumes.only_local_manifests``) to ``state_dir/kept-manifests/PROFILE``,
     before a duplicity syncing the archive dir deletes it; one sentence each, naming the set
-    and the copy. Nothing when the target cannot be listed (duplicity will say why)."""
+    and the copy. Nothing when the target cannot be listed (duplicity will say why).
+    ``listings``: each chain's objects (name: bytes) a backup's target view already listed, by
+    chain label: no second login and listing."""
     from cfbackup import stores, volumes
 
     found: list[str] = []
@@ -62,7 +64,12 @@ def keep_lost_manifests(run: Run) -> list[str]:
             continue  # no local manifest: nothing to lose, no listing
         store = stores.open_store(profile)
         try:
-            sets = volumes.backup_sets(store, naming=names.of(profile), chain=chain.slug)
+            sets = volumes.backup_sets(
+                store,
+                naming=names.of(profile),
+                chain=chain.slug,
+                listing=(listings or {}).get(chain.label),
+            )
         except (CfbackupError, OSError) as error:  # duplicity will meet it and say so
             log.info(
                 "the target's manifests were not compared: %s", getattr(error, "message", error)

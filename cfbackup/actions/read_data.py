@@ -54,7 +54,7 @@ def _read_data(run: Run) -> RunResult:
     if subset.kind == "slice" and subset.n is None:
         subset = sampling.Subset("slice", n=_next_slice(run, subset.t), t=subset.t)
     seed = int(run.options.get("seed") or random.SystemRandom().randrange(2**32))
-    env = prepare(run, need_secret_key=True)
+    env = prepare(run, need_secret_key=True, keep_manifests=False)  # runs no duplicity: no sync
     keys = volume_keys.Keys.for_profile(profile, env)
     started = time.monotonic()
 

@@ -363,12 +363,14 @@ def test_orphaned_lockdown_is_reported_failed_by_check_and_taken_over(site, tmp_
 
 
 def _second_profile(config: str, data) -> None:
-    """Add profile ``two`` (same backup, lock-down with the defaults) to ``config``."""
+    """Add profile ``two`` (a copy of the same backup: two profiles may not share a target;
+    lock-down with the defaults) to ``config``."""
+    shutil.copytree(f"{data}/backup", f"{data}/backup-two", dirs_exist_ok=True)
     with open(config, "a", encoding="utf-8") as handle:
         handle.write(f"""
 [profiles.two]
 source = "{data}/src"
-target = "file://{data}/backup"
+target = "file://{data}/backup-two"
 archive_dir = "{data}/archive-two"
 [profiles.two.encryption]
 mode = "none"
