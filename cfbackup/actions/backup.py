@@ -121,8 +121,8 @@ def _back_up(
                 if not run.options.get("full"):  # a full reads no manifest of the last set
                     slot.put(manifest)
                 break
-        futures = future_sets.found(profile, _listings(run, chain_list))
         sized = _sized_listings(run, chain_list)
+        futures = future_sets.found(profile, {label: list(o) for label, o in sized.items()})
         vetoes = [reason for reason in run.hooks.cfbackup_pre_backup(run=run) if reason]
         round_trip = link.probed(run)
         since = compression.changed_since(run) if link.is_far(round_trip) else None
@@ -288,18 +288,6 @@ def _sized_listings(run: Run, chain_list: list[chains.Chain]) -> dict[str, dict[
         objects = run.target_view.objects(chain.profile)
         if objects is not None:
             found[chain.label] = {o["name"]: int(o.get("bytes", 0)) for o in objects}
-    return found
-
-
-def _listings(run: Run, chain_list: list[chains.Chain]) -> dict[str, list[str]]:
-    """The object names of each chain that the target view has listed already (Swift)."""
-    if run.target_view is None:
-        return {}
-    found = {}
-    for chain in chain_list:
-        objects = run.target_view.objects(chain.profile)
-        if objects is not None:
-            found[chain.label] = [o["name"] for o in objects]
     return found
 
 
