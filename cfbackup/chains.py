@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import TypeVar
 
-from cfbackup import execute
+from cfbackup import execute, interrupts
 from cfbackup.config.model import Profile
 from cfbackup.errors import CfbackupError, ConfigError, NoBackupFound
 
@@ -236,7 +236,7 @@ def _run_each(
     ) as pool:
         futures = [pool.submit(_tracked, track, step, chain) for chain in chains]
         try:
-            concurrent.futures.wait(futures)
+            interrupts.wait(futures)
         except BaseException:
             track.stop_all()
             concurrent.futures.wait(futures)

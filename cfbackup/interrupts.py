@@ -5,13 +5,16 @@ run's history row written and the ``try`` that finishes it entered."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 MESSAGE = "interrupted (Ctrl-C or SIGTERM): run the same command again."
+
+SLICE = 0.2  # seconds: how late a stop signal that another thread took is acted on, at most
 
 _depth = 0  # how many held() are open (main thread only: handlers run there)
 _kept: int | None = None  # the stop signal that came while held
@@ -59,3 +62,30 @@ def held(*, drop: bool = False) -> Iterator[None]:
             _kept = None
             if not drop:
                 raise KeyboardInterrupt
+
+
+def wait(
+    futures: Collection[concurrent.futures.Future],
+    return_when: str = concurrent.futures.ALL_COMPLETED,
+) -> set[concurrent.futures.Future]:
+    """``concurrent.futures.wait`` in slices of :data:`SLICE`; the futures done. The kernel hands
+    a process-wide SIGINT or SIGTERM to any thread, and Python runs its handler only when the
+    main thread next runs bytecode: a main thread blocked on futures without a timeout slept
+    through a signal a worker thread took (a fetch stalled on Swift held Ctrl-C 30 s)."""
+    while True:
+        done, pending = concurrent.futures.wait(futures, timeout=SLICE, return_when=return_when)
+        if (
+            not pending
+            or (
+                return_when == concurrent.futures.FIRST_EXCEPTION
+                and any(f.exception() is not None for f in done if not f.cancelled())
+            )
+            or (return_when == concurrent.futures.FIRST_COMPLETED and done)
+        ):
+            return done
+
+
+def result(future: concurrent.futures.Future):
+    """``future.result()``, waited for as :func:`wait` does (a stop signal is acted on)."""
+    wait([future])
+    return future.result()

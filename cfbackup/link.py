@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import time
 
+from cfbackup import interrupts
+
 FAR = 0.010  # seconds: the fastest answer of a Swift across a network, at least
 PROBES = 4  # requests on one connection at most; the fastest counts
 PROBE_KEY = "link-round-trip"
@@ -54,7 +56,7 @@ def probed(run) -> float | None:
     if future is None:
         return None
     try:
-        return future.result()
+        return interrupts.result(future)
     except Exception as error:  # noqa: BLE001 - a failed measurement means "unknown"
         log.debug("link: the round-trip probe failed: %s", type(error).__name__)
         return None

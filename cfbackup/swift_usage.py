@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cfbackup import interrupts
 from cfbackup.config.model import Profile
 from cfbackup.errors import BackendError
 from cfbackup.swift import concurrently, connect, full_listing, swift_errors, target_of
@@ -131,7 +132,7 @@ def account_usage(
             name = listed["name"]
             if name in known:
                 figures = known[name]
-                figures = figures.result() if hasattr(figures, "result") else figures
+                figures = interrupts.result(figures) if hasattr(figures, "result") else figures
                 head = (figures["bytes_used"], figures["object_count"])
             elif index >= max_heads:
                 head = (int(listed.get("bytes", 0)), int(listed.get("count", 0)))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import concurrent.futures
 from collections.abc import Callable, Sequence
 
+from cfbackup import interrupts
+
 
 def run_all(
     calls: Sequence[Callable[[], object]],
@@ -26,8 +28,9 @@ def run_all(
     ) as pool:
         futures = [pool.submit(call) for call in calls]
         try:
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
+            done = interrupts.wait(futures, concurrent.futures.FIRST_EXCEPTION)
+            for future in done:
+                future.result()  # the first failure, if any: every call has ended otherwise
         except BaseException:
             halt()
             for future in futures:

@@ -3,7 +3,9 @@ cancels the ones not started and is raised (Ctrl-C included)."""
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 
 import pytest
 
@@ -18,8 +20,12 @@ def test_every_call_runs_on_at_most_workers_threads():
         with lock:
             seen.append(threading.current_thread().name)
 
-    workpool.run_all([lambda n=n: call(n) for n in range(10)], workers=3, name="w",
-                     halt=lambda: pytest.fail("halted without a failure"))
+    workpool.run_all(
+        [lambda n=n: call(n) for n in range(10)],
+        workers=3,
+        name="w",
+        halt=lambda: pytest.fail("halted without a failure"),
+    )
     assert len(seen) == 10
     assert all(name.startswith("w") for name in seen)
     assert len(set(seen)) <= 3
@@ -45,7 +51,33 @@ def test_first_failure_halts_the_running_cancels_the_rest_and_is_raised(error):
         started.append(2)
 
     with pytest.raises(type(error)):
-        workpool.run_all([waits_for_halt, fails, never, never], workers=2, name="w",
-                         halt=stop.set)
+        workpool.run_all([waits_for_halt, fails, never, never], workers=2, name="w", halt=stop.set)
     assert stop.is_set()
     assert sorted(started) == [0, 1]  # the two queued calls were cancelled
+
+
+def test_a_stop_signal_taken_by_a_worker_thread_still_stops_the_batch():
+    """The kernel hands a process-wide SIGINT (Ctrl-C, or SIGTERM) to any thread that does not
+    block it; Python runs the handler in the main thread only when that thread next runs
+    bytecode. A main thread blocked for ever on the batch's futures slept through a signal a
+    worker thread took: a fetch stalled for its headers held Ctrl-C until swiftclient's 30 s
+    timeout (seen in CI). The batch waits in short slices, so the signal is acted on."""
+    stop = threading.Event()
+    worker: list[int] = []
+
+    def stalls():
+        worker.append(threading.get_ident())
+        assert stop.wait(20), "never halted"
+
+    def ctrl_c_to_the_worker():
+        while not worker:
+            time.sleep(0.01)
+        time.sleep(0.2)  # the main thread is waiting on the futures by now
+        signal.pthread_kill(worker[0], signal.SIGINT)
+
+    threading.Thread(target=ctrl_c_to_the_worker, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        workpool.run_all([stalls], workers=1, name="w", halt=stop.set)
+    assert time.monotonic() - started < 2, "the signal waited for the call to end"
+    assert stop.is_set()
