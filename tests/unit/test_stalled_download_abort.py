@@ -182,9 +182,10 @@ def test_ctrl_c_ends_a_fetch_stalled_for_its_headers(swift, tmp_path):
     ]
     before = set(threading.enumerate())
     interrupted: list[float] = []
+    reached: list[bool] = []
 
     def interrupt() -> None:
-        _wait(swift.asked.is_set)
+        reached.append(swift.asked.wait(20))  # else Ctrl-C all the same, and say so below
         time.sleep(0.3)  # both downloads waiting for their headers
         interrupted.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
@@ -195,6 +196,7 @@ def test_ctrl_c_ends_a_fetch_stalled_for_its_headers(swift, tmp_path):
         volume_fetch.fetch(store, refs, tmp_path / "fetched", keep=False, workers=2)
     took = time.monotonic() - interrupted[0]
     timer.join()
+    assert reached == [True], "no GET reached the stalled Swift in 20 s"
     assert took < BOUND, f"the fetch took {took:.1f} s to stop"
     assert set(threading.enumerate()) <= before
     assert list((tmp_path / "fetched").iterdir()) == []
