@@ -318,7 +318,8 @@ class Daemon(Turns):
         never takes the lock, even one released by now: it never runs, so it takes no
         --max-parallel slot. Logged once its exit code is known."""
         schedule = self.schedules.get(name)
-        code = self._run_child(name, waited, wait=0, given_up=given_up.reason)
+        said: list[str] = []  # the child's error lines: this one line says them
+        code = self._run_child(name, waited, wait=0, given_up=given_up.reason, errors=said)
         if schedule is None:
             return code
         if code == ExitCode.LOCKED:
@@ -333,15 +334,26 @@ class Daemon(Turns):
         else:  # recording it failed (a broken config, the shutdown): the child said why
             log.error(
                 "profile %s: the %s due at %s did not run (given up: %s); recording it ended "
-                "with: %s (exit code %d)",
+                "with: %s (exit code %d)%s",
                 name,
                 schedule.command,
                 when(due),
                 given_up.why,
                 _meaning(code),
                 code,
+                f": {' '.join(said)}" if said else "",
             )
         return code
+
+    @staticmethod
+    def _child_line(name: str, line: str, errors: list[str] | None) -> None:
+        """One line of a child, in the journal with its weight; an error line collected in
+        ``errors`` instead, when given (the daemon's own line says it)."""
+        level = line_level(line)
+        if errors is not None and level == logging.ERROR:
+            errors.append(line.removeprefix("cfbackup: error:").strip())
+            level = logging.DEBUG
+        log.log(level, "[%s] %s", name, line)
 
     def _interrupting(self, name: str) -> str:
         """A run the stop interrupts, and what becomes of it: only a backup resumes."""
@@ -359,11 +371,13 @@ class Daemon(Turns):
         *,
         wait: int | None = None,
         given_up: str | None = None,
+        errors: list[str] | None = None,
     ) -> int:
         """The child of one run; ``waited``: seconds it waited for its turn, ``wait``: seconds
         it may wait for the lock (None: what is left of its max_wait); ``given_up``: what it
         waited for when the daemon gave up on it (the child only records that it did not run;
-        :meth:`_run_given_up` logs it, not as started and finished)."""
+        :meth:`_run_given_up` logs it, not as started and finished). ``errors``: collects the
+        child's error lines (without ``cfbackup: error:``), then logged at DEBUG only."""
         if self._stopping:
             return int(ExitCode.INTERRUPTED)
         schedule = self.schedules.get(name)
@@ -402,7 +416,7 @@ class Daemon(Turns):
                 argv,
                 env=env,
                 on_start=register,
-                on_line=lambda line: log.log(line_level(line), "[%s] %s", name, line),
+                on_line=lambda line: self._child_line(name, line, errors),
             )
             code = result.returncode
         except CfbackupError as error:

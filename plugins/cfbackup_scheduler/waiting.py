@@ -12,6 +12,7 @@ uses (``schedules``, ``state_dir``, ``max_parallel``, ``_slots``, ``_profiles``,
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,15 @@ class GivenUp(NamedTuple):
 
     reason: str
     why: str
+
+
+def _raise_max_wait(schedule: Schedule) -> str:
+    """The fix of a run given up on past its max_wait: the daemon reads a raised one on SIGHUP
+    (the given-up child's own message, which said so, is not logged: one line per event)."""
+    return (
+        f"raise max_wait in [{schedule.table}] and reload the scheduler daemon "
+        f"(kill -HUP {os.getpid()})"
+    )
 
 
 class Turns:
@@ -77,19 +87,19 @@ class Turns:
             # the other run may not run yet: it holds the profile's turn while it waits for a
             # free slot (or for a lock held outside the daemon)
             waiting = self._waiting.get(key) if key else None
-        fix = "look for a run that hangs, or raise max_wait"
+        fix = "look for a run that hangs, or "
         if waiting:
             state = f"was still waiting for {waiting[1]}"
             reason = f"{other} (still waiting for {waiting[1]}) to finish"
             if waiting[1] == SLOT:
-                fix = "look for a run that hangs, or raise --max-parallel or max_wait"
+                fix = "look for a run that hangs, or raise --max-parallel, or "
         else:
             state, reason = "was still running", f"{other} to finish"
         return GivenUp(
             reason,
             f"{other} {state} after {human(limit)} (max_wait"
-            f"{'' if schedule.max_wait else ', the default'}): it runs at its next time; {fix} "
-            f"in [{schedule.table}]",
+            f"{'' if schedule.max_wait else ', the default'}): it runs at its next time; {fix}"
+            f"{_raise_max_wait(schedule)}",
         )
 
     def _wait_to_take(
@@ -167,7 +177,7 @@ class Turns:
             f"{who}, a cfbackup run outside the scheduler, still held profile "
             f"{schedule.profile}'s lock after {human(limit)} (max_wait"
             f"{'' if schedule.max_wait else ', the default'}): it runs at its next time; check "
-            f"whether that run hangs, or raise max_wait in [{schedule.table}]",
+            f"whether that run hangs, or {_raise_max_wait(schedule)}",
         )
 
     def _wait_for_slot(self, name: str, due: datetime, started: float) -> bool:

@@ -340,7 +340,28 @@ def test_a_run_given_up_on_an_outside_lock_released_meanwhile_does_not_run(setup
     ), rows[0]["message"]
     journal = [r.getMessage() for r in caplog.records if r.name == "cfbackup.scheduler"]
     assert not [line for line in journal if "backup started" in line], journal
-    assert [line for line in journal if "did not run (exit code 4)" in line], journal
+    # one error line for the one event: the daemon's, naming the fix (the child's own refusal,
+    # logged as an error beside it, said it a second time)
+    errors = _journal_errors(caplog)
+    assert len(errors) == 1 and re.fullmatch(
+        r"profile demo: the backup due at \S+ \S+( \S+)? did not run \(exit code 4\): PID "
+        rf"{os.getpid()} \(restore, since [^)]+\), a cfbackup run outside the scheduler, still "
+        r"held profile demo's lock after 1s \(max_wait\): it runs at its next time; check "
+        r"whether that run hangs, or raise max_wait in \[profiles\.demo\.schedule\] and "
+        rf"reload the scheduler daemon \(kill -HUP {os.getpid()}\)",
+        errors[0],
+    ), errors
+
+
+def _journal_errors(caplog) -> list[str]:
+    """The daemon's error lines (its children's included, logged under its name)."""
+    import logging
+
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "cfbackup.scheduler" and r.levelno >= logging.ERROR
+    ]
 
 
 def test_a_run_given_up_behind_its_profile_s_run_waiting_for_a_slot_does_not_run(setup, caplog):
@@ -381,8 +402,9 @@ def test_a_run_given_up_behind_its_profile_s_run_waiting_for_a_slot_does_not_run
     assert len(gave_up) == 1 and re.fullmatch(
         r"profile demo:verify: the verify due at \S+ \S+( \S+)? did not run \(exit code 4\): the "
         r"backup was still waiting for a free slot after 1s \(max_wait\): it runs at its next "
-        r"time; look for a run that hangs, or raise --max-parallel or max_wait in "
-        r"\[profiles\.demo\.verify\]",
+        r"time; look for a run that hangs, or raise --max-parallel, or raise max_wait in "
+        rf"\[profiles\.demo\.verify\] and reload the scheduler daemon \(kill -HUP {os.getpid()}\)",
         gave_up[0],
     ), gave_up
     assert not [line for line in journal if "verify started" in line], journal
+    assert _journal_errors(caplog) == gave_up  # the child's refusal is not said twice

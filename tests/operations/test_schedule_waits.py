@@ -346,7 +346,8 @@ def test_a_run_waiting_for_its_profile_longer_than_max_wait_gives_up(tmp_path, c
     assert re.fullmatch(
         r"profile web:drill: the drill due at \S+ \S+( \S+)? did not run \(exit code 4\): the "
         r"backup was still running after 1s \(max_wait\): it runs at its next time; look for a "
-        r"run that hangs, or raise max_wait in \[profiles\.web\.drill\]",
+        r"run that hangs, or raise max_wait in \[profiles\.web\.drill\] and reload the "
+        rf"scheduler daemon \(kill -HUP {os.getpid()}\)",
         gave_up[0].getMessage(),
     ), gave_up[0].getMessage()
 
@@ -444,7 +445,8 @@ def test_a_lock_held_outside_past_max_wait_gives_up_and_a_stop_names_the_wait(tm
         r"profile a: the backup due at \S+ \S+( \S+)? did not run \(exit code 4\): PID \d+ "
         r"\(restore, since [^)]+\), a cfbackup run outside the scheduler, still held profile "
         r"a's lock after 1s \(max_wait\): it runs at its next time; check whether that run "
-        r"hangs, or raise max_wait in \[profiles\.a\.schedule\]",
+        r"hangs, or raise max_wait in \[profiles\.a\.schedule\] and reload the scheduler "
+        rf"daemon \(kill -HUP {os.getpid()}\)",
         gave_up[0],
     ), gave_up
     stopped = [line for line in _lines(caplog, "b") if "did not run" in line]
