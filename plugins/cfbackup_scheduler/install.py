@@ -226,14 +226,22 @@ def cron_line(
     if len(command) == 1:  # only the install's options: the run's message rebuilds the rest
         install = install[install.index("--cron") : -1]  # (its cfbackup, -c FILE, profile)
     apply = f"{APPLY_VARIABLE}={shlex.quote(shlex.join(install))}"  # the value quoted only
+    if environment_file and shlex.quote(environment_file) == environment_file:
+        # the file is sourced as $1 (below): named so in the options too, not written twice
+        # (a path the shell must quote is written out: the message splits the value again)
+        words = shlex.join(install[: install.index("--environment-file") + 1])
+        rest = shlex.join(install[install.index("--environment-file") + 2 :])
+        apply = f'{APPLY_VARIABLE}="{_double_quoted(words)} $1{f" {rest}" if rest else ""}"'
     run = (
         f"{marker} {lock_wait(schedule)} {apply} "
         f"{shlex.join(run_argv(command, config_path, schedule))}"
     )
     if schedule.jitter:  # cron has no jitter of its own; /bin/sh has no $RANDOM
         run = f"sleep $(shuf -i 0-{schedule.jitter} -n 1) && {run}"
-    if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup
-        run = f"set -a && . {shlex.quote(environment_file)} && set +a && {run}"
+    if environment_file:  # set -a: every NAME=value of the file is exported to cfbackup;
+        # -- FILE: the file is $1 (sourced, and named in the install's options). Left on: no
+        # plain assignment follows (VAR=value before a command is exported to it anyway).
+        run = f'set -a -- {shlex.quote(environment_file)} && . "$1" && {run}'
     run = run.replace("%", "\\%")  # % ends the command in a crontab line
     if len(run.encode()) > CRON_COMMAND_MAX:
         raise ValueError(
@@ -244,6 +252,11 @@ def cron_line(
             f"--systemd"
         )
     return " ".join([when, *([user] if user else []), run])
+
+
+def _double_quoted(text: str) -> str:
+    """``text`` for the inside of a shell's double quotes: ``\\ " $ ` `` escaped."""
+    return re.sub(r'([\\"$`])', r"\\\1", text)
 
 
 def write_atomically(path: Path, text: str, mode: int = 0o644) -> bool:

@@ -163,10 +163,49 @@ def test_a_cron_line_with_long_paths_stays_well_within_cron_s_limit():
     command = line.split(" ", 6)[6]  # after the five time fields and the user
     assert CRON_COMMAND_MAX == 999
     assert len(command.encode()) <= 0.6 * CRON_COMMAND_MAX, (len(command), command)
+    # the environment file's path is written once: the line sources it as $1, and the
+    # install's options name it as $1 (the two copies cost cron 2 x 63 bytes here)
+    assert command.count("/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env") == 1
+    assert command.startswith(
+        'set -a -- /etc/cfbackup/production/fileserver-nightly-offsite.secrets.env && . "$1" && '
+    ), command
     assert (
-        "CFBACKUP_SCHEDULE_APPLY='--cron --cron-user backupadmin --environment-file "
-        "/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env' "
+        'CFBACKUP_SCHEDULE_APPLY="--cron --cron-user backupadmin --environment-file $1" '
     ) in command
+    # what cron's /bin/sh makes of it: the install's options with the path
+    apply = re.search(r'CFBACKUP_SCHEDULE_APPLY="[^"]*"', command)[0]
+    sh = subprocess.run(
+        ["/bin/sh", "-c", command.split(" && ")[0].replace("set -a", "set")
+         + f" && {apply} /bin/sh -c 'printf %s \"$CFBACKUP_SCHEDULE_APPLY\"'"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert sh.stdout == (
+        "--cron --cron-user backupadmin --environment-file "
+        "/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env"
+    ), sh
+
+
+def test_an_environment_file_whose_path_needs_quoting_is_named_in_full():
+    """A path the shell must quote cannot be named as $1 inside the install's options (they
+    are split again by the run's message): it is written out, quoted, there."""
+    import shlex
+    from pathlib import Path
+
+    from cfbackup_scheduler.install import cron_line
+
+    line = cron_line(
+        _long_verify(),
+        ["/usr/bin/cfbackup"],
+        Path("/etc/cfbackup/config.toml"),
+        environment_file="/etc/cfbackup/my secrets.env",
+    )
+    command = line.split(" ", 5)[5]
+    assert command.startswith("set -a -- '/etc/cfbackup/my secrets.env' && . \"$1\" && ")
+    apply = re.search(r"CFBACKUP_SCHEDULE_APPLY=('[^']*'(?:\"'\"'[^']*')*)", command)
+    assert apply, command
+    assert shlex.split(shlex.split(apply[1])[0]) == [
+        "--cron", "--environment-file", "/etc/cfbackup/my secrets.env"
+    ]  # fmt: skip
 
 
 def test_a_cron_line_cron_would_cut_is_refused():
