@@ -251,6 +251,9 @@ def misplaced_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | 
         while i < len(argv) and not argv[i].startswith("-") and argv[i] not in sub.choices:
             groups[-1].append(argv[i])  # its value (3D), checked below against its action
             i += 1
+        if "=" not in word and len(groups[-1]) == 1 and _command_as_value(sub, argv, i, word):
+            groups[-1].append(argv[i])  # --time list list web: the first list is its value
+            i += 1
     if not groups or i >= len(argv):
         return None
     chain = _command_chain(sub, argv, i)
@@ -296,6 +299,16 @@ def misplaced_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | 
     if not _parses(parser, fixed):
         return None
     return f"{whose} after the command: cfbackup {shlex.join(fixed)}"
+
+
+def _command_as_value(sub, argv: list[str], i: int, name: str) -> bool:
+    """Whether ``argv[i]``, a command's word, is the value of option ``name`` before it: a
+    command's word follows it (``--time list list web``), and that command's ``name`` takes
+    exactly one value."""
+    if i + 1 >= len(argv) or argv[i] not in sub.choices or argv[i + 1] not in sub.choices:
+        return False
+    owner = _owner(_command_chain(sub, argv, i + 1), name)
+    return owner is not None and owner[0].nargs is None
 
 
 def _subparsers(parser: argparse.ArgumentParser):

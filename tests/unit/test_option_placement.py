@@ -94,6 +94,14 @@ MISPLACED = [
         ["verify", "web", "--read-data"],
     ),
     (
+        # a value spelled like a command (--time list), then the command: the value was taken
+        # for the command, and the line printed `cfbackup list --time T list web` (a profile
+        # "list", and a placeholder for the value given)
+        ["--time", "list", "list", "web"],
+        "--time is an option of list: it goes after the command: cfbackup list --time list web",
+        ["list", "web", "--time", "list"],
+    ),
+    (
         ["--ti", "3D", "list", "web"],  # an abbreviation argparse takes after the command
         "--ti is an option of list: it goes after the command: cfbackup list --ti 3D web",
         ["list", "web", "--time", "3D"],
