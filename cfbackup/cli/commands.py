@@ -348,7 +348,7 @@ def config_migrate(args, context) -> int:
     legacy file gives it, so a migrated config never starts a differently encrypted chain."""
     import tomli_w
 
-    from cfbackup.config import legacy
+    from cfbackup.config import file_target, legacy
     from cfbackup.config.load import build_config, read_raw
     from cfbackup.config.schema import with_plugin_sections
     from cfbackup.errors import ConfigError
@@ -357,9 +357,16 @@ def config_migrate(args, context) -> int:
     raw, kind, warnings = read_raw(path)
     if kind != "legacy":
         raise ConfigError(f"{path}: is already a native config; nothing to migrate.")
+    migrated = []  # a relative DEST: the absolute folder the legacy runs from cron used
+    for body in raw["profiles"].values():
+        if isinstance(body.get("target"), str) and (
+            absolute := file_target.legacy_migrated(body["target"])
+        ):
+            body["target"], said = absolute
+            migrated.append(said)
     sections = context.plugin_sections()
     before = build_config(raw, path=None, kind=kind, plugin_sections=sections)
-    warnings = [w for w in before.warnings if w not in warnings] + warnings
+    warnings = migrated + [w for w in before.warnings if w not in warnings] + warnings
     known = {option.name for option in with_plugin_sections(sections)}  # a plugin switched off
     raw["profiles"] = {
         name: {k: v for k, v in body.items() if k in known}

@@ -63,6 +63,24 @@ def legacy_warning(path: Path | None, target: str) -> str:
     )
 
 
+def legacy_migrated(target: str) -> tuple[str, str] | None:
+    """For ``config migrate`` of a legacy ``DEST=file://backups/web`` (a native config refuses
+    a relative target): the absolute target to write, the folder the old script from cron (the
+    user's home) backed up to, as :func:`legacy_warning` says to write, and the warning saying
+    so; None for an absolute target."""
+    folder = relative_folder(target)
+    if not folder:
+        return None
+    home, here = _home(), _cwd()
+    written = _url(home, folder)
+    here_too = "" if here is None or here == home else f"; run here it was {_url(here, folder)}"
+    return written, (
+        f'DEST={target} is a relative path{_note(folder)}: migrated as target = "{written}", '
+        f"the folder the old script put its backups in from cron (your home{here_too}): if "
+        "your backups are elsewhere, put the absolute path of their folder there"
+    )
+
+
 def _places(folder: str) -> str:
     """Each folder the backups went to, by how cfbackup ran (here, cron, systemd), once each."""
     by_folder: dict[str, list[str]] = {}

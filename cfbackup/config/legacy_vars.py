@@ -135,7 +135,8 @@ MAPPING: dict[str, tuple[str, str]] = {
     "DEST": (
         "target",
         "cf+http://C becomes swift://C with swift.auth_version 1; a relative file://DIR is kept "
-        "(under the folder cfbackup runs in, the home from cron), with a warning naming it",
+        "(under the folder cfbackup runs in, the home from cron), with a warning naming it; "
+        "config migrate writes it absolute, under the home, with a warning",
     ),
     "INCLIST": ("include", "bash array; empty items are skipped, as duplicity-backup.sh did"),
     "EXCLIST": ("exclude", "bash array; excludes are applied before includes"),

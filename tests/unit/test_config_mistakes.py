@@ -104,6 +104,40 @@ def test_a_legacy_relative_dest_warns_and_backs_up_as_the_old_script_did(tmp_pat
     ) in config.warnings
 
 
+def test_migrating_a_legacy_relative_dest_writes_where_the_old_script_put_the_backups(
+    tmp_path, monkeypatch, capsys
+):
+    """config migrate of DEST=file://backups/web stopped on the native config's refusal of a
+    relative file:// target (exit 3), a file the legacy run reads with a warning. It now writes
+    the absolute folder the old script from cron (the user's home) backed up to, and says so
+    in the file and on stderr, with the other folder a run typed here would have used."""
+    import tomllib
+
+    from cfbackup.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    conf = tmp_path / "dt.conf"
+    conf.write_text("ROOT=/srv\nDEST=file://backups/web\nPASSPHRASE=x\nEXCLIST=()\n")
+    conf.chmod(0o600)
+    written = tmp_path / "config.toml"
+    assert main(["config", "migrate", str(conf), "-o", str(written)]) == 0
+    home = _home()
+    text = written.read_text()
+    assert tomllib.loads(text)["profiles"]["dt-cf-backup"]["target"] == (
+        f"file://{home}/backups/web"
+    )
+    said = (
+        f"DEST=file://backups/web is a relative path: migrated as target = "
+        f'"file://{home}/backups/web", the folder the old script put its backups in from cron '
+        f"(your home; run here it was file://{tmp_path}/backups/web): if your backups are "
+        "elsewhere, put the absolute path of their folder there"
+    )
+    assert f"# warning: {said}\n" in text, text
+    err = capsys.readouterr().err
+    assert f"cfbackup: warning: {said}" in err, err
+    assert "DEST=file://backups/web (or" not in text + err  # the legacy run's "write DEST="
+
+
 def test_an_absolute_file_target_is_accepted():
     config = build_config(web(target="file:///srv/backups/web"), path=None)
     assert config.profiles["web"].target == "file:///srv/backups/web"
