@@ -408,3 +408,32 @@ def test_a_run_given_up_behind_its_profile_s_run_waiting_for_a_slot_does_not_run
     ), gave_up
     assert not [line for line in journal if "verify started" in line], journal
     assert _journal_errors(caplog) == gave_up  # the child's refusal is not said twice
+
+
+def test_a_run_given_up_on_runs_no_secret_command_it_does_not_need(setup, tmp_path):
+    """A child the daemon gave up on only records that it did not run (a locked row, its
+    on_error hook): the passphrase it would back up with is never read, so its
+    passphrase_command (a password manager's prompt, a vault login) is not run."""
+    marker = tmp_path / "passphrase-command-ran"
+    errors = tmp_path / "on_error.txt"
+    setup.profile("demo")["encryption"] = {
+        "mode": "symmetric",
+        "passphrase_command": f"sh -c 'touch {marker}; echo a-passphrase'",
+    }
+    setup.profile("demo")["schedule"] = {"cron": "@daily"}
+    setup.profile("demo")["command_hooks"] = {"on_error": [f'echo "$CFBACKUP_ERROR" >> {errors}']}
+    setup.write()
+    given_up = {  # as the daemon starts it (Daemon._run_child)
+        "CFBACKUP_SCHEDULED": "daemon:profiles.demo.schedule",
+        "CFBACKUP_LOCK_GIVEN_UP": "the drill to finish",
+        "CFBACKUP_LOCK_WAIT": "0s",
+        "CFBACKUP_LOCK_WAITED": "6h",
+    }
+    result = setup.cli("--quiet", "backup", "demo", env=given_up, check=4)
+    assert "the scheduler gave up on this backup after waiting 6h" in result.stderr, result
+    assert [r["result"] for r in setup.history("demo")] == ["locked"]
+    assert errors.read_text().startswith("profile demo: the scheduler gave up")
+    assert not marker.exists()
+    # the same config, run by hand, does run it (the test would see it)
+    setup.cli("--quiet", "backup", "demo", check=0)
+    assert marker.exists()
