@@ -301,11 +301,11 @@ def _handler(name: str, options: dict):
 def _print_collection_status(result, args) -> None:
     """``-s``: duplicity's collection-status text of each chain, as dt-cf-backup.sh printed
     it; cfbackup's status for a target only duplicity reads (cf+http://)."""
-    from cfbackup.cli import commands, output
+    from cfbackup.cli import output, printers
 
     texts = result.data.get("duplicity_text") if result.ok else None
     if not texts or None in texts:
-        return commands.PRINTERS["status"](result, args)
+        return printers.print_status(result, args)
     for line in (line for lines in texts for line in lines):
         output.info(line)
 

@@ -81,7 +81,7 @@ def test_the_kind_is_in_the_history_from_the_start(config, tmp_path):
 
 
 def test_an_interrupted_read_data_does_not_clear_the_damage_an_earlier_one_found(tmp_path, capsys):
-    from cfbackup.cli.commands import _print_status
+    from cfbackup.cli.printers import print_status
     from cfbackup.runtypes import RunResult
 
     def record(action, code, result, message, stats):
@@ -117,7 +117,7 @@ def test_an_interrupted_read_data_does_not_clear_the_damage_an_earlier_one_found
         "damage_found": verdicts["read_data"],
     }
     result = RunResult(profile="web1", action="status", data=data)
-    _print_status(result, argparse.Namespace(json=False))
+    print_status(result, argparse.Namespace(json=False))
     out = capsys.readouterr().out
     assert "BROKEN: the newest check that finished, verify --read-data of " in out
     assert "found damage: verify --read-data of web1 found 1 bad volume(s)" in out

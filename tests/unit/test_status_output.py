@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cfbackup.cli.commands import _print_status
+from cfbackup.cli.printers import print_status
 from cfbackup.runtypes import RunResult
 
 
@@ -43,13 +43,13 @@ def test_account_line_shows_the_current_figure_and_says_the_reported_one_lags(ca
         "quota_bytes": None,
         "quota_count": None,
     }
-    _print_status(_status(account), argparse.Namespace(json=False))
+    print_status(_status(account), argparse.Namespace(json=False))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "account:" in ln)
     assert line.startswith("  account: 21000000 bytes in 6 objects, no quota"), line
     assert "Swift's own account total still says 0 bytes in 0 objects: it lags" in line
 
     account.update(bytes_used=21_000_000, object_count=6)  # caught up: nothing to say
-    _print_status(_status(account), argparse.Namespace(json=False))
+    print_status(_status(account), argparse.Namespace(json=False))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "account:" in ln)
     assert line == "  account: 21000000 bytes in 6 objects, no quota"
 
@@ -68,7 +68,7 @@ def test_a_running_backup_is_shown_and_chains_duplicity_must_read_are_explained(
         "since": 1796500000.0,
         "chains_shown": True,
     }
-    _print_status(result, argparse.Namespace(json=False))
+    print_status(result, argparse.Namespace(json=False))
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("  running: a backup of web1 (PID 4242, since 20"), lines
     assert not any("not shown" in line for line in lines)
@@ -76,7 +76,7 @@ def test_a_running_backup_is_shown_and_chains_duplicity_must_read_are_explained(
     result.data["running"]["chains_shown"] = False
     suggest.use_config("/etc/cfb/other.toml")
     try:
-        _print_status(result, argparse.Namespace(json=False))
+        print_status(result, argparse.Namespace(json=False))
     finally:
         suggest.use_config(None)
     line = capsys.readouterr().out.splitlines()[2]
@@ -118,7 +118,7 @@ def test_a_lost_manifest_is_broken_not_an_interrupted_backup(capsys):
         incomplete_sets=1,
         lost_manifests=[{"type": "inc", "time": "20261206T035816Z", "volumes": 1}],
     )
-    _print_status(result, argparse.Namespace(json=False))
+    print_status(result, argparse.Namespace(json=False))
     out = capsys.readouterr().out
     assert "BROKEN: the chain is broken at the inc set of 20261206T035816Z" in out
     assert "cfbackup backup web1 --full" in out
@@ -156,7 +156,7 @@ def test_the_last_checks_are_shown_and_a_failed_read_data_makes_the_profile_brok
     result = _status(None)
     result.data["remote"] = None
     result.data.update(last_checks=checks, damage_found_by="read_data", broken=True)
-    _print_status(result, argparse.Namespace(json=False))
+    print_status(result, argparse.Namespace(json=False))
     lines = capsys.readouterr().out.splitlines()
     assert any(ln.startswith("  BROKEN: the newest check, verify --read-data of ") for ln in lines)
     assert "  last verify --read-data: verify_differences, " in "\n".join(lines)
@@ -183,10 +183,10 @@ def test_a_success_with_warnings_shows_them_a_plain_success_does_not(capsys):
     result.data.pop("remote")
     warned = "retention ran, but the deletes of 3 object(s) could not be confirmed"
     result.data["last_success"] = {"at": 0.0, "message": f"backup done (warning: {warned})"}
-    _print_status(result, argparse.Namespace(json=False))
+    print_status(result, argparse.Namespace(json=False))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "last success" in ln)
     assert line.endswith(f" (warning: {warned})"), line
     result.data["last_success"] = {"at": 0.0, "message": "backup done (1 file (new))"}
-    _print_status(result, argparse.Namespace(json=False))
+    print_status(result, argparse.Namespace(json=False))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "last success" in ln)
     assert line.endswith(":00"), line  # the time, nothing after it
