@@ -477,3 +477,36 @@ def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(tmp_path, 
         "profiles.web.schedule (cron '30 2 * * *') and profiles.web.drill (cron '30 2 * * sun') "
         "fall due at the same time (next on "
     ), warnings
+
+
+def test_a_given_up_run_whose_record_fails_is_one_error_line_with_the_child_s_reason(
+    tmp_path, caplog
+):
+    """The child of a run given up on could not record it (a config broken since the daemon
+    read it): its error line and the daemon's made two for one event. The daemon's line now
+    carries the child's reason."""
+    import logging
+    from datetime import datetime
+
+    from cfbackup_scheduler.daemon import Daemon
+    from cfbackup_scheduler.spec import Schedule
+    from cfbackup_scheduler.waiting import GivenUp
+
+    caplog.set_level(logging.INFO, logger="cfbackup.scheduler")
+    broken = (
+        "import sys; print('cfbackup: error: profiles.web.target: not a URL: write "
+        "swift://CONTAINER.'); sys.exit(3)"
+    )
+    drill = Schedule("web", None, 3600, 0, 60, action="drill", max_wait=1)
+    daemon = Daemon(lambda: [drill], [sys.executable, "-c", broken], tmp_path / "c.toml")
+    daemon.schedules = {drill.key: drill}
+    given_up = GivenUp("the backup to finish", "the backup was still running after 1s")
+    code = daemon._run_given_up(drill.key, given_up, datetime.now().astimezone(), 1.0)
+    assert code == 3
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and re.fullmatch(
+        r"profile web:drill: the drill due at \S+ \S+( \S+)? did not run \(given up: the "
+        r"backup was still running after 1s\); recording it ended with: .+ \(exit code 3\): "
+        r"profiles\.web\.target: not a URL: write swift://CONTAINER\.",
+        errors[0],
+    ), errors
