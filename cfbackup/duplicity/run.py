@@ -91,6 +91,8 @@ def run_duplicity(
         argv = tuple(build_argv(write_fd))
         if argv and argv[0] == "duplicity":
             env, chosen = launcher.environment(execute.child_environment(env), patches)
+            if warm is not None:  # what it was started with (a late token's patch, given none)
+                chosen = warm.chosen
             log.debug("duplicity patches: %s", ", ".join(p.name for p in chosen) or "none")
             argv = (*launcher.command(), *argv[1:])
         elif warm is not None:

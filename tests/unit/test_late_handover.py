@@ -89,3 +89,20 @@ def test_a_late_warm_duplicity_fits_the_run_with_or_without_the_token(monkeypatc
         assert not warm.fits({**env, "OTHER": "1"})
     finally:
         warm.close()
+
+
+def test_the_run_log_names_the_patches_the_warm_duplicity_runs_with(caplog):
+    """Given no token (too old to hand over), a late warm duplicity still runs with the inert
+    handed-token patch it was started with: the run log says so."""
+    import logging
+
+    from cfbackup.duplicity.run import run_duplicity
+
+    env = {"LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+    warm = WarmDuplicity({**env, handed_token.LATE: "1"})
+    with caplog.at_level(logging.DEBUG, logger="cfbackup.duplicity"):
+        result = run_duplicity(lambda fd: ("duplicity", "--version"), env, warm=warm)
+    assert result.returncode == 0
+    assert warm.sent  # it ran in the warm one
+    named = [r.getMessage() for r in caplog.records if "duplicity patches:" in r.getMessage()]
+    assert len(named) == 1 and "handed-token" in named[0], named
