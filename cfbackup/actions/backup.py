@@ -31,7 +31,12 @@ from cfbackup.actions.common import (
     warm_duplicity,
 )
 from cfbackup.duplicity import archive, commands
-from cfbackup.duplicity.environment import UploadRates, handover_environment, manifest_slot
+from cfbackup.duplicity.environment import (
+    UploadRates,
+    handover_environment,
+    late_handover_environment,
+    manifest_slot,
+)
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, PartialBackup, RetentionFailed, RunRefused
@@ -100,19 +105,19 @@ def _back_up(
 ) -> RunResult:
     profile = run.profile
     with target_view(run):
-        if link_choices.is_auto(profile):
-            link.start_probe(run)
-        run.hooks.cfbackup_backup_lookups(run=run)
-        handover = authenticated(run)
         # where duplicity finds the manifest the check decrypts
         slot = manifest_slot(stack.enter_context(scratch(run, "manifest")))
         rates = upload_rates(run, stack)  # where duplicity writes down its uploads' rates
         env = {**env, **rates.env}
+        # duplicity starts now and waits for its arguments (and the token the checks get, on
+        # the same pipe) while the checks below run: its imports overlap them
+        late = late_handover_environment(run.target_view is not None)
+        warm = stack.enter_context(warm_duplicity(run, {**env, **late, **slot.env}))
+        if link_choices.is_auto(profile):
+            link.start_probe(run)
+        run.hooks.cfbackup_backup_lookups(run=run)
+        handover = authenticated(run)
         stack.enter_context(gpgkeys.calibrated_agent(profile))  # its first gpg's wait, now
-        # duplicity starts now and waits for its arguments while the checks below run
-        warm = stack.enter_context(
-            warm_duplicity(run, {**env, **handover_environment(handover), **slot.env})
-        )
         opened = None  # the chain whose manifest the check decrypted: for its duplicity
         for chain in chain_list:  # one decryption proves the passphrase for every chain
             manifest = passcheck.check_passphrase(chain.profile, env, run.target_view)

@@ -214,6 +214,17 @@ def handover_environment(handover, *, now: float | None = None) -> dict[str, str
     return {handed_token.URL: handover.url, handed_token.TOKEN: handover.token}
 
 
+def late_handover_environment(swift: bool) -> dict[str, str]:
+    """For a backup's warm duplicity started before the checks authenticate: the variable that
+    makes it wait for their token with its arguments (``patches/handed_token.py``), for a Swift
+    target unless the hand-over is switched off."""
+    from cfbackup.duplicity.patches import handed_token
+
+    if not swift or os.environ.get(NO_HANDOVER):
+        return {}
+    return {handed_token.LATE: "1"}
+
+
 NO_MANIFEST_HANDOVER = "CFBACKUP_NO_HANDED_MANIFEST"  # =1: duplicity downloads it itself
 
 

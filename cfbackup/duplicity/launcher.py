@@ -23,7 +23,10 @@ and swiftclient (0.3-0.4 s of CPU) while cfbackup's checks still run, then waits
 arguments on a pipe. It does
 nothing else before them: no lock, no file, no request. When the pipe closes without them (a
 check failed, a guard refused), it exits 0 at once. Once it has them, its process title shows
-them (setproctitle), so ``ps`` shows the duplicity command as it would for a cold start.
+them (setproctitle), so ``ps`` shows the duplicity command as it would for a cold start. A
+backup's warm duplicity starts before the checks have authenticated: their storage URL and
+token come on the pipe with the arguments (``patches/handed_token.py``, ``LATE``), never in its
+environment.
 """
 
 from __future__ import annotations
@@ -81,11 +84,20 @@ def _warm_up() -> None:
 
 
 def _argv_from(fd: int) -> list[str] | None:
-    """The arguments cfbackup writes on ``fd`` (JSON) once its checks passed; None when it
-    closed the pipe without them."""
+    """The arguments cfbackup writes on ``fd`` (JSON: ``{"argv": [...], "handover": {...}}``)
+    once its checks passed, the checks' storage URL and token handed to the patch that waits
+    for them; None when it closed the pipe without them."""
     with os.fdopen(fd, "rb") as pipe:
         data = pipe.read()
-    return json.loads(data) if data else None
+    if not data:
+        return None
+    message = json.loads(data)
+    handover = message.get("handover")
+    if handover:
+        from cfbackup.duplicity.patches import handed_token
+
+        handed_token.hand(handover["url"], handover["token"])
+    return message["argv"]
 
 
 def _show(argv: list[str]) -> None:

@@ -16,7 +16,7 @@ from cfbackup import execute, redact
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import launcher, machinelog
 from cfbackup.duplicity.failures import classify_failure
-from cfbackup.duplicity.patches import Patch
+from cfbackup.duplicity.patches import Patch, handed_token
 from cfbackup.duplicity.result import DuplicityResult
 
 log = logging.getLogger("cfbackup.duplicity")
@@ -91,13 +91,15 @@ def run_duplicity(
         argv = tuple(build_argv(write_fd))
         if argv and argv[0] == "duplicity":
             env, chosen = launcher.environment(execute.child_environment(env), patches)
+            if warm is not None:  # what it was started with (a late token's patch, given none)
+                chosen = warm.chosen
             log.debug("duplicity patches: %s", ", ".join(p.name for p in chosen) or "none")
             argv = (*launcher.command(), *argv[1:])
         elif warm is not None:
             raise ValueError("a warm duplicity runs duplicity commands only")
         if warm is not None:
             log.debug("running: %s", " ".join(argv))
-            process = warm.start(argv[len(launcher.command()) :])
+            process = warm.start(argv[len(launcher.command()) :], env)
             if on_start:
                 on_start(process)
             result = execute.follow(process, argv, on_line=lambda line: log.info("%s", line))
@@ -133,11 +135,16 @@ class WarmDuplicity:
     one run.
 
     Its log pipe belongs to it until :meth:`take` hands both ends to ``run_duplicity``; from
-    then on :meth:`close` only stops the process (when its arguments never went out)."""
+    then on :meth:`close` only stops the process (when its arguments never went out).
+
+    Started with ``handed_token.LATE`` in ``env`` (a backup's, before its checks authenticated),
+    it fits a run's environment with or without the checks' token, and the token goes with
+    the arguments (:meth:`start`)."""
 
     OFF = "CFBACKUP_NO_WARM"
 
     def __init__(self, env: Mapping[str, str], patches: Sequence[Patch] = ()):
+        self.late = env.get(handed_token.LATE) == "1"
         self.env, self.chosen = launcher.environment(execute.child_environment(env), patches)
         self.log_read, self.log_write = os.pipe()
         argv_read, self._argv_write = os.pipe()
@@ -159,7 +166,7 @@ class WarmDuplicity:
         """Was it started with what a run with ``env`` and ``patches`` would get (the checks'
         token, for one, is only handed over while young), and is it still waiting? One that
         died waiting (a patch failed, a kill) is not used: a cold start says why."""
-        wanted, chosen = launcher.environment(execute.child_environment(env), patches)
+        wanted, chosen = launcher.environment(execute.child_environment(self._early(env)), patches)
         return (
             not (self.taken or self.closed)
             and wanted == self.env
@@ -167,16 +174,28 @@ class WarmDuplicity:
             and self.process.poll() is None
         )
 
+    def _early(self, env: Mapping[str, str]) -> Mapping[str, str]:
+        """``env`` as this one was started with it: the token it takes late left out."""
+        if not self.late:
+            return env
+        early = {k: v for k, v in env.items() if k not in (handed_token.URL, handed_token.TOKEN)}
+        return {**early, handed_token.LATE: "1"}
+
     def take(self) -> tuple[int, int]:
         """The log pipe's (read, write) ends, now the caller's to close."""
         self.taken = True
         return self.log_read, self.log_write
 
-    def start(self, args: Sequence[str]) -> subprocess.Popen:
-        """Send duplicity its arguments (the pipe then closes)."""
+    def start(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
+        """Send duplicity its arguments (the pipe then closes), with the checks' token of the
+        run's ``env`` when it takes it late."""
         fd, self._argv_write = self._argv_write, None
         self.sent = True
-        data = json.dumps(list(args)).encode()
+        message: dict = {"argv": list(args)}
+        url, token = ((env or {}).get(handed_token.URL), (env or {}).get(handed_token.TOKEN))
+        if self.late and url and token:
+            message["handover"] = {"url": url, "token": token}
+        data = json.dumps(message).encode()
         try:
             while data:
                 data = data[os.write(fd, data) :]

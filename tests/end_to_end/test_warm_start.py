@@ -191,3 +191,28 @@ def test_an_error_before_the_arguments_stops_the_warm_duplicity_at_once():
     assert time.monotonic() - started < 15  # not the log reader's 30 s
     assert warm.process.returncode is not None
     warm.close()  # again, as the run's ExitStack does: nothing left to close
+
+
+def test_a_check_that_fails_after_the_warm_start_still_stops_the_backup(
+    tmp_path, make_config, cli_env
+):
+    """The warm duplicity starts before the checks authenticate (their token follows on its
+    argument pipe): Swift refusing the credentials still ends the run with its one sentence,
+    and that duplicity, started, never ran a command or touched the target."""
+    from support.cli import BIN
+    from support.exectrace import run_traced
+
+    src = make_awkward_tree(tmp_path / "src", big_mb=1)
+    config = make_config(source=src)
+    traced = run_traced(
+        [str(BIN / "cfbackup"), "-c", str(config), "backup"],
+        env={**cli_env, "T_SWIFT_KEY": "not-the-key"},
+        log=tmp_path / "trace.log",
+    )
+    assert traced.returncode != 0, traced.stdout
+    errors = [line for line in traced.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "auth" in errors[0].lower(), traced.stderr
+    started = [r.argv[1:] for r in traced.execs if r.program == "cfbackup-duplicity"]
+    assert started == [[started[0][0]]] and started[0][0].startswith(launcher.ARGV_FROM), started
+    archive = tmp_path / "archive"
+    assert not archive.exists() or not [p for p in archive.rglob("*") if p.is_file()]

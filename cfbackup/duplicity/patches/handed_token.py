@@ -21,6 +21,12 @@ at all and an expired token ends the run (DESIGN.md section 5).
 
 The variables leave duplicity's environment when the patch is applied: gpg, a restarted
 duplicity and upload-pool workers authenticate as before.
+
+A backup's warm duplicity (``run.WarmDuplicity``) starts before the checks have authenticated,
+so that its imports overlap them: it gets ``SWIFT_HANDOVER_LATE=1`` instead, the patch is
+applied with no token yet, and the URL and token come with its arguments (:func:`hand`, from
+the launcher), before duplicity makes its first Connection. Given none (the token grew too old),
+every Connection authenticates as without the patch.
 """
 
 from __future__ import annotations
@@ -30,23 +36,36 @@ from collections.abc import Mapping
 
 URL = "SWIFT_HANDOVER_STORAGE_URL"
 TOKEN = "SWIFT_HANDOVER_TOKEN"
+LATE = "SWIFT_HANDOVER_LATE"  # =1: the URL and token come with a warm duplicity's arguments
+_handed: dict[str, str] = {}  # the URL and token Connections start with, once known
 
 
 def applies(env: Mapping[str, str]) -> bool:
-    return bool(env.get(URL) and env.get(TOKEN))
+    return bool(env.get(URL) and env.get(TOKEN)) or env.get(LATE) == "1"
 
 
 def apply(env: Mapping[str, str]) -> None:
     handed = (env.get(URL), env.get(TOKEN))
-    for variable in (URL, TOKEN):
+    late = env.get(LATE) == "1"
+    for variable in (URL, TOKEN, LATE):
         os.environ.pop(variable, None)
     if all(handed):  # a pool worker (spawned after the pop) finds none: nothing to do
         install(*handed)
+    elif late:
+        install(None, None)
 
 
-def install(url: str, token: str) -> None:
+def hand(url: str, token: str) -> None:
+    """The URL and token a patch applied with ``LATE`` waited for; Connections made from now on
+    start with them."""
+    _handed.update(url=url, token=token)
+
+
+def install(url: str | None, token: str | None) -> None:
     """Make every swiftclient Connection created from now on without a URL and token start
-    with ``url`` and ``token``."""
+    with ``url`` and ``token`` (or with those :func:`hand` gives later, once it has)."""
+    if url and token:
+        hand(url, token)
     import swiftclient
     import swiftclient.client
     import swiftclient.service
@@ -57,9 +76,9 @@ def install(url: str, token: str) -> None:
     class HandedTokenConnection(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.handed = not self.url and not self.token
+            self.handed = not self.url and not self.token and bool(_handed)
             if self.handed:
-                self.url, self.token = url, token
+                self.url, self.token = _handed["url"], _handed["token"]
 
         def get_auth(self):
             self.handed = False  # its own token from now on
