@@ -9,7 +9,10 @@ calls not started yet are cancelled, and the first failure is raised once every 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable, Sequence
+
+POLL = 0.1  # s: how soon a ``stop`` set from outside halts the batch
 
 
 def run_all(
@@ -18,16 +21,32 @@ def run_all(
     workers: int,
     name: str,
     halt: Callable[[], None],
+    stop: threading.Event | None = None,
 ) -> None:
     """Run ``calls`` on up to ``workers`` threads (named ``name``); on the first exception,
-    KeyboardInterrupt included, call ``halt``, cancel what has not started and raise it."""
+    KeyboardInterrupt included, call ``halt``, cancel what has not started and raise it. When
+    ``stop`` is set from outside (a drill's --max-duration), ``halt`` is called too, within
+    :data:`POLL` seconds, and the calls end as they see it: a call blocked on the network must
+    not wait for the event it cannot poll."""
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, min(workers, len(calls) or 1)), thread_name_prefix=name
     ) as pool:
         futures = [pool.submit(call) for call in calls]
+        halted = False
         try:
-            for future in concurrent.futures.as_completed(futures):
-                future.result()
+            pending = set(futures)
+            while pending:
+                watch = stop is not None and not halted
+                done, pending = concurrent.futures.wait(
+                    pending,
+                    timeout=POLL if watch else None,
+                    return_when=concurrent.futures.FIRST_EXCEPTION,
+                )
+                for future in done:
+                    future.result()
+                if watch and stop.is_set():
+                    halted = True
+                    halt()
         except BaseException:
             halt()
             for future in futures:
