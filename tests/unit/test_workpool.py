@@ -49,3 +49,22 @@ def test_first_failure_halts_the_running_cancels_the_rest_and_is_raised(error):
                          halt=stop.set)
     assert stop.is_set()
     assert sorted(started) == [0, 1]  # the two queued calls were cancelled
+
+
+def test_a_stop_set_from_outside_halts_the_batch_once_and_raises_nothing():
+    """A drill's --max-duration sets the batch's stop from a timer: the calls blocked where
+    they cannot see it (a download stalled on the network) end only when ``halt`` (the
+    store's abort) is called, which it was not before."""
+    stop, aborted = threading.Event(), threading.Event()
+    halts: list[float] = []
+
+    def blocked():  # as a download waiting on a mute Swift: only halt frees it
+        assert aborted.wait(10), "never halted"
+
+    def halt():
+        halts.append(0)
+        aborted.set()
+
+    threading.Timer(0.2, stop.set).start()
+    workpool.run_all([blocked, blocked], workers=2, name="w", halt=halt, stop=stop)
+    assert halts == [0]
