@@ -115,8 +115,8 @@ class SwiftStore:
         self.target = swift_target(profile.target)
         self.label = profile.target
         self._local = threading.local()
-        self._reading: dict[int, Any] = {}  # thread -> the connection it downloads with
-        self._sockets = sockwatch.Sockets()  # those the downloads connect, for abort()
+        self._reading: dict[int, Any] = {}  # thread -> its connection (a download, a HEAD)
+        self._sockets = sockwatch.Sockets()  # those the downloads and HEADs connect, for abort()
         self._aborted = False
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
@@ -146,11 +146,11 @@ class SwiftStore:
             self._login = (conn.url, conn.token)
 
     def abort(self) -> None:
-        """Shut the sockets of the downloads in progress, and let swiftclient retry none of
-        them: a download that waits on a stalled link (connecting, for the response headers,
-        or in the body; up to ``timeout`` per retry, minutes in all) ends at once, so Ctrl-C
-        or SIGTERM mid-restore is not held up by the network. For good: a download started
-        afterwards stops at once too."""
+        """Shut the sockets of the downloads (and :meth:`remaining`'s HEADs) in progress, and
+        let swiftclient retry none of them: a download that waits on a stalled link
+        (connecting, for the response headers, or in the body; up to ``timeout`` per retry,
+        minutes in all) ends at once, so Ctrl-C or SIGTERM mid-restore is not held up by the
+        network. For good: a download started afterwards stops at once too."""
         self._aborted = True
         for conn in list(self._reading.values()):
             conn.retries = 0  # swiftclient tries a failed request again while attempts <= retries
