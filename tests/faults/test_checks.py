@@ -235,9 +235,7 @@ def test_max_duration_ends_downloads_stalled_on_a_mute_swift(make_setup):
     its timer set the fetch's stop, which the downloads only look at between chunks, so each
     ran on for swiftclient's timeout (30 s) and retries. One try here (swift.retries = 0,
     --num-retries=1): it ended about 30 s after the deadline; now within a few seconds."""
-    setup = make_setup(
-        extra='extra_options = ["--num-retries=1"]\n', swift_options="retries = 0\n"
-    )
+    setup = make_setup(extra='extra_options = ["--num-retries=1"]\n', swift_options="retries = 0\n")
     _tree(setup.source)
     assert setup.run("backup").returncode == 0
     scratch = setup.state_dir / "drill"
@@ -261,7 +259,6 @@ def test_max_duration_ends_downloads_stalled_on_a_mute_swift(make_setup):
     assert "checked no file before --max-duration 6s ran out" in report["message"]
     assert elapsed < 6 + 8, f"the drill ended {elapsed:.1f} s after it started (max 6 s)"
     assert not list(scratch.iterdir())
-
 
 
 def _gnupghome(tmp_path):
