@@ -9,14 +9,16 @@ prefetch, ``verify --read-data`` and drills open one per chain with :func:`open_
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from cfbackup import sockwatch
+from cfbackup import sockwatch, workpool
 from cfbackup.config.model import Profile
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError, ConfigError
@@ -93,6 +95,7 @@ class Store(Protocol):
         ask first."""
 
 
+HEADS_AT_ONCE = 4  # remaining()'s HEADs in flight: one round trip for several objects
 DOWNLOAD_RETRIES = 3  # swiftclient's retries of a request when swift.retries is unset (~7 s)
 
 
@@ -112,8 +115,8 @@ class SwiftStore:
         self.target = swift_target(profile.target)
         self.label = profile.target
         self._local = threading.local()
-        self._reading: dict[int, Any] = {}  # thread -> the connection it downloads with
-        self._sockets = sockwatch.Sockets()  # those the downloads connect, for abort()
+        self._reading: dict[int, Any] = {}  # thread -> its connection (a download, a HEAD)
+        self._sockets = sockwatch.Sockets()  # those the downloads and HEADs connect, for abort()
         self._aborted = False
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
@@ -143,11 +146,11 @@ class SwiftStore:
             self._login = (conn.url, conn.token)
 
     def abort(self) -> None:
-        """Shut the sockets of the downloads in progress, and let swiftclient retry none of
-        them: a download that waits on a stalled link (connecting, for the response headers,
-        or in the body; up to ``timeout`` per retry, minutes in all) ends at once, so Ctrl-C
-        or SIGTERM mid-restore is not held up by the network. For good: a download started
-        afterwards stops at once too."""
+        """Shut the sockets of the downloads (and :meth:`remaining`'s HEADs) in progress, and
+        let swiftclient retry none of them: a download that waits on a stalled link
+        (connecting, for the response headers, or in the body; up to ``timeout`` per retry,
+        minutes in all) ends at once, so Ctrl-C or SIGTERM mid-restore is not held up by the
+        network. For good: a download started afterwards stops at once too."""
         self._aborted = True
         for conn in list(self._reading.values()):
             conn.retries = 0  # swiftclient tries a failed request again while attempts <= retries
@@ -204,39 +207,48 @@ class SwiftStore:
         if not asked:
             return []
         prefix = self.target.object_prefix
+        client = swift.load_client()
+        found: dict[int, bool | CfbackupError] = {}
 
-        def there(conn, name: str) -> bool | CfbackupError:
-            client = swift.load_client()
+        def there(position: int, name: str) -> None:
             try:
-                with swift.swift_errors(self.profile):
+                with swift.swift_errors(self.profile), self._watched() as conn:
                     try:
                         conn.head_object(
                             self.target.container, prefix + name, headers={"X-Newest": "true"}
                         )
                     except client.ClientException as error:
-                        if error.http_status == 404:
-                            return False
-                        raise
+                        if error.http_status != 404:
+                            raise
+                        found[position] = False
+                    else:
+                        found[position] = True
             except CfbackupError as error:
-                return error
-            return True
+                found[position] = error
 
-        try:
-            with swift.swift_errors(self.profile):
-                found = swift.concurrently(self._conn(), there, asked)
-        except CfbackupError as error:  # the login before the HEADs
-            raise Unconfirmed([], asked, error.message) from None
-        kept = [name for name, yes in zip(asked, found, strict=True) if yes is True]
+        # on threads whose sockets abort() shuts: a Ctrl-C or SIGTERM while a HEAD waits on a
+        # Swift that stopped answering ends it at once, not after swiftclient's timeout (30 s)
+        workpool.run_all(
+            [functools.partial(there, i, name) for i, name in enumerate(asked)],
+            workers=HEADS_AT_ONCE,
+            name="head",
+            halt=self.abort,
+        )
+        answers = [found[i] for i in range(len(asked))]
+        kept = [name for name, yes in zip(asked, answers, strict=True) if yes is True]
         failed = [
-            (name, e) for name, e in zip(asked, found, strict=True) if not isinstance(e, bool)
+            (name, e) for name, e in zip(asked, answers, strict=True) if not isinstance(e, bool)
         ]
         if failed:
             raise Unconfirmed(kept, [name for name, _ in failed], failed[-1][1].message)
         return kept
 
-    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+    @contextlib.contextmanager
+    def _watched(self) -> Iterator[Any]:
+        """This thread's connection, its sockets (from the login on) and its retries
+        :meth:`abort`'s while the block runs: Stopped when it was aborted before."""
         me = threading.get_ident()
-        with self._sockets.watching():  # its sockets, from the login on, are abort()'s
+        with self._sockets.watching():
             try:
                 conn = self._reading[me] = self._conn()  # a new thread's may log in first
             except Exception:
@@ -244,9 +256,13 @@ class SwiftStore:
                     raise Stopped from None
                 raise
             try:
-                self._download(conn, name, into, stop)
+                yield conn
             finally:
                 self._reading.pop(me, None)
+
+    def download(self, name: str, into: Callable[[bytes], None], stop: threading.Event) -> None:
+        with self._watched() as conn:
+            self._download(conn, name, into, stop)
 
     def _download(self, conn, name: str, into: Callable[[bytes], None], stop) -> None:
         from cfbackup import swift

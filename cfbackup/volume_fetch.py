@@ -114,7 +114,10 @@ def fetch(
     delete each once checked. ``clear`` (not with ``keys``): keep each in clear instead
     (without its .gpg/.gz), decrypted with these keys as it downloads; it is there only once
     its hash matched and it decrypted (else UNDECRYPTABLE). Outcomes come back in the order
-    of ``refs``; a volume not fetched because ``stop`` was set has no outcome. A Swift failure
+    of ``refs``; a volume not fetched because ``stop`` was set has no outcome: set by the
+    caller (a drill's --max-duration), it also ends the downloads in progress at once, even one
+    stalled on the network (``store.abort()``, for good: the store downloads nothing more). A
+    Swift failure
     (unreachable, refused) is tried again, ``retry`` = (tries, seconds between them;
     ``commands.retry_policy``, as duplicity would), announced for ``action``; then it raises.
     A bad volume does not."""
@@ -144,7 +147,7 @@ def fetch(
             if on_outcome:
                 on_outcome(outcome)
 
-    def halt() -> None:  # a failure, or Ctrl-C/SIGTERM: the batch is over
+    def halt() -> None:  # a failure, Ctrl-C/SIGTERM, or the caller's stop: the batch is over
         stop.set()
         store.abort()  # a download stalled on the link must not hold the caller up
 
@@ -153,6 +156,7 @@ def fetch(
         workers=workers,
         name="fetch",
         halt=halt,
+        stop=stop,
     )
     return [results[i] for i in sorted(results)]
 

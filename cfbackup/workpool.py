@@ -9,9 +9,13 @@ calls not started yet are cancelled, and the first failure is raised once every 
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Callable, Sequence
 
-from cfbackup import interrupts
+# s: how soon a ``stop`` set from outside halts the batch, and a stop signal that a worker
+# thread took is acted on (Python runs handlers only when the main thread runs: a main thread
+# blocked on the futures without a timeout slept through a Ctrl-C, see interrupts.wait)
+POLL = 0.1
 
 
 def run_all(
@@ -20,17 +24,29 @@ def run_all(
     workers: int,
     name: str,
     halt: Callable[[], None],
+    stop: threading.Event | None = None,
 ) -> None:
     """Run ``calls`` on up to ``workers`` threads (named ``name``); on the first exception,
-    KeyboardInterrupt included, call ``halt``, cancel what has not started and raise it."""
+    KeyboardInterrupt included, call ``halt``, cancel what has not started and raise it. When
+    ``stop`` is set from outside (a drill's --max-duration), ``halt`` is called too, within
+    :data:`POLL` seconds, and the calls end as they see it: a call blocked on the network must
+    not wait for the event it cannot poll."""
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, min(workers, len(calls) or 1)), thread_name_prefix=name
     ) as pool:
         futures = [pool.submit(call) for call in calls]
+        halted = False
         try:
-            done = interrupts.wait(futures, concurrent.futures.FIRST_EXCEPTION)
-            for future in done:
-                future.result()  # the first failure, if any: every call has ended otherwise
+            pending = set(futures)
+            while pending:
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=POLL, return_when=concurrent.futures.FIRST_EXCEPTION
+                )
+                for future in done:
+                    future.result()  # the first failure, raised here
+                if stop is not None and not halted and stop.is_set():
+                    halted = True
+                    halt()
         except BaseException:
             halt()
             for future in futures:

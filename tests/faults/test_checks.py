@@ -24,6 +24,7 @@ import gnupg
 import pytest
 from faultkit import error_line, wait_for, write_tree
 from support.cli import PASSPHRASE
+from support.forward_proxy import STALL, ForwardProxy
 
 from cfbackup.errors import ExitCode
 
@@ -230,6 +231,37 @@ def test_max_duration_stops_in_time_and_ctrl_c_leaves_nothing(make_setup, tmp_pa
     assert run.wait(60) == ExitCode.INTERRUPTED, run.output()
     assert not list(scratch.iterdir())
     assert setup.history()[0]["result"] == "interrupted"
+
+
+def test_max_duration_ends_downloads_stalled_on_a_mute_swift(make_setup):
+    """A drill whose volume downloads Swift takes and never answers ran past --max-duration:
+    its timer set the fetch's stop, which the downloads only look at between chunks, so each
+    ran on for swiftclient's timeout (30 s) and retries. One try here (swift.retries = 0,
+    --num-retries=1): it ended about 30 s after the deadline; now within a few seconds."""
+    setup = make_setup(extra='extra_options = ["--num-retries=1"]\n', swift_options="retries = 0\n")
+    _tree(setup.source)
+    assert setup.run("backup").returncode == 0
+    scratch = setup.state_dir / "drill"
+    stalled: list[float] = []
+
+    def stall(method, path, headers, seen):
+        if method == "GET" and ".difftar." in path:
+            stalled.append(time.monotonic())
+            return STALL
+        return None
+
+    with ForwardProxy(fault_when=stall) as proxy:
+        started = time.monotonic()
+        drill = ("drill", setup.profile, "--json", "--sample", "100%", "--max-duration", "6s")
+        result = setup.run("cli", *drill, env=proxy.env, timeout=120)
+        elapsed = time.monotonic() - started
+    assert stalled, "no volume download reached the mute Swift"
+    report = json.loads(result.stdout)
+    assert result.returncode == ExitCode.PARTIAL, result  # checked no file in its time
+    assert report["stats"]["stopped_at_max_duration"] is True
+    assert "checked no file before --max-duration 6s ran out" in report["message"]
+    assert elapsed < 6 + 8, f"the drill ended {elapsed:.1f} s after it started (max 6 s)"
+    assert not list(scratch.iterdir())
 
 
 def _gnupghome(tmp_path):

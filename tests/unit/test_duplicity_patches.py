@@ -346,3 +346,82 @@ def test_a_slow_healthy_upload_is_no_timeout_and_a_mute_swift_still_is():
         outcome, elapsed = results[how]
         assert outcome in ("ConnectionError", "ReadTimeout"), out.stdout  # requests' timeouts
         assert float(elapsed) < 8, out.stdout
+
+
+ONCE_PROBE = r"""
+import io, json, socket, threading, time
+from cfbackup.duplicity.patches import swift_retries, swift_timeout
+swift_timeout.apply({})
+swift_retries.install(3)  # a profile's swift.retries, applied after (the registry's order)
+import swiftclient.client
+
+accepted = []
+
+
+def serve(srv, how):
+    while True:
+        c, _ = srv.accept()
+        accepted.append(c)
+        if how == "body":  # headers, a first part of the body, then nothing more
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\nEtag: x\r\n\r\n" + b"y" * 1000)
+
+
+def tries(how, call):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}/v1/AUTH_t"
+    if how == "refused":
+        srv.close()
+    else:
+        threading.Thread(target=serve, args=(srv, how), daemon=True).start()
+    conn = swiftclient.client.Connection(
+        preauthurl=url, preauthtoken="t", timeout=0.5, starting_backoff=0.01
+    )
+    before, started = len(accepted), time.monotonic()
+    try:
+        call(conn)
+        outcome = "ok"
+    except Exception as error:
+        outcome = type(error).__name__
+    return [outcome, conn.attempts, len(accepted) - before, round(time.monotonic() - started, 2)]
+
+
+def get(conn):
+    for _ in conn.get_object("c", "o", resp_chunk_size=1024)[1]:
+        pass
+
+
+put = lambda conn: conn.put_object("c", "o", contents=io.BytesIO(b"x" * 1000), content_length=1000)
+print(json.dumps({
+    "head": tries("mute", lambda conn: conn.head_object("c", "o")),
+    "put": tries("mute", put),
+    "body": tries("body", get),
+    "refused": tries("refused", lambda conn: conn.head_object("c", "o")),
+}))
+"""
+
+
+def test_a_request_that_timed_out_is_not_tried_again_by_swiftclient():
+    """swiftclient tried a timed-out request swift.retries times more (5 unset), each try
+    waiting the whole timeout again: with duplicity's 3 attempts a mute Swift held a run about
+    11 minutes (patches/swift_timeout.py; end to end: tests/faults/test_swift_misbehaving.py).
+    Now one try per duplicity attempt, for a request, and for a body that stalls (no resume);
+    a refused connection is still retried (swift.retries + 1 tries)."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", ONCE_PROBE], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    for what in ("head", "put", "body"):
+        outcome, attempts, connections, took = seen[what]
+        assert outcome in ("ReadTimeout", "ReadTimeoutError", "ConnectionError"), seen
+        assert connections == 1, seen  # one request, no retry, no resume
+        assert took < 1.5, seen  # one timeout (0.5 s), not 4
+    outcome, attempts, _, _ = seen["refused"]
+    assert outcome == "ConnectionError" and attempts == 4, seen  # swift.retries + 1

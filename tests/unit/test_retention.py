@@ -197,7 +197,7 @@ class _Swift:
     404, another status (swiftclient's ClientException) or an exception to raise (a
     connection error after its retries)."""
 
-    url, token = "http://swift/v1/AUTH_t", "tok"
+    url, token, session = "http://swift/v1/AUTH_t", "tok", None  # v1: no keystone session
 
     def __init__(self, answers, listing=None):
         self.answers = answers

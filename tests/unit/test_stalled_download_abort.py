@@ -11,6 +11,7 @@ phase (a listener whose accept queue is full never completes a connection)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -19,7 +20,7 @@ import time
 
 import pytest
 
-from cfbackup import volume_fetch
+from cfbackup import retention, volume_fetch
 from cfbackup.config import build_config
 from cfbackup.stores import Stopped, SwiftStore
 from cfbackup.volumes import VolumeRef
@@ -28,7 +29,10 @@ BOUND = 2.0  # seconds from abort (or Ctrl-C) to the download's end
 
 
 class StalledSwift:
-    """v1 auth on one port; object GETs on another, stalled in ``phase``."""
+    """v1 auth on one port; object GETs on another, stalled in ``phase`` ("head": the
+    container listing answers ``names``, every other request, a HEAD, stalls)."""
+
+    names = ("a", "b", "c")
 
     def __init__(self, phase: str):
         self.phase = phase
@@ -82,26 +86,41 @@ class StalledSwift:
             except OSError:
                 return
             self._open.append(conn)
-            _read_request(conn)
-            if self.phase == "body":
-                conn.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n"
-                    b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * (1 << 20)
-                )
-            self.asked.set()  # then nothing more, as a stalled link
+            threading.Thread(
+                target=self._answer, args=(conn,), name="stand-in", daemon=True
+            ).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        request = _read_request(conn)
+        while self.phase == "head" and request.startswith(b"GET "):  # the listing answers
+            more = b"marker=" not in request.split(b"\r\n", 1)[0]
+            names = self.names if more else ()
+            listing = json.dumps([{"name": n, "bytes": 1} for n in names]).encode()
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(listing)).encode() + b"\r\n\r\n" + listing
+            )
+            request = _read_request(conn)  # the next one on this connection
+        if self.phase == "body":
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n"
+                b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * (1 << 20)
+            )
+        self.asked.set()  # then nothing more, as a stalled link
 
     def close(self) -> None:
         for sock in self._open:
             sock.close()
 
 
-def _read_request(conn: socket.socket) -> None:
+def _read_request(conn: socket.socket) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = conn.recv(65536)
         if not chunk:
-            return
+            break
         data += chunk
+    return data
 
 
 @pytest.fixture
@@ -112,7 +131,7 @@ def swift(request, monkeypatch):
     server.close()
 
 
-def _store(server: StalledSwift) -> SwiftStore:
+def _profile(server: StalledSwift):
     raw = {
         "profiles": {
             "p": {
@@ -122,13 +141,22 @@ def _store(server: StalledSwift) -> SwiftStore:
             }
         }
     }
-    return SwiftStore(build_config(raw, path=None).profiles["p"])
+    return build_config(raw, path=None).profiles["p"]
+
+
+def _store(server: StalledSwift) -> SwiftStore:
+    return SwiftStore(_profile(server))
 
 
 def _stalled(server: StalledSwift, store: SwiftStore) -> bool:
     if server.phase == "connect":  # logged in and asking: the connect is under way
         return bool(store._reading) and (time.sleep(0.5) or True)
     return server.asked.wait(0)
+
+
+def _ours(threads) -> set[threading.Thread]:
+    """The threads but the stand-in Swift's."""
+    return {thread for thread in threads if thread.name != "stand-in"}
 
 
 def _wait(condition, timeout: float = 10) -> None:
@@ -198,5 +226,75 @@ def test_ctrl_c_ends_a_fetch_stalled_for_its_headers(swift, tmp_path):
     timer.join()
     assert reached == [True], "no GET reached the stalled Swift in 20 s"
     assert took < BOUND, f"the fetch took {took:.1f} s to stop"
-    assert set(threading.enumerate()) <= before
+    assert _ours(threading.enumerate()) <= before
     assert list((tmp_path / "fetched").iterdir()) == []
+
+
+def _refs(count: int) -> list[VolumeRef]:
+    return [
+        VolumeRef(
+            f"duplicity-full.20260101T000000Z.vol{n}.difftar.gz",
+            n,
+            "full",
+            1 << 20,
+            ("sha1", hashlib.sha1(b"").hexdigest()),
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+@pytest.mark.parametrize("swift", ["headers", "body"], indirect=True)
+def test_a_stop_set_by_the_caller_ends_a_fetch_stalled_on_the_network(swift, tmp_path):
+    """A drill's --max-duration sets the fetch's ``stop`` from a timer: the downloads only
+    polled it between chunks, so one stalled for its headers or in its body held the drill
+    past its max duration (swiftclient's 30 s a try, retries and all). The fetch now ends
+    within the bound, with no outcome for what it did not finish, no thread and no part
+    file left."""
+    store = _store(swift)
+    stop = threading.Event()
+    before = set(threading.enumerate())
+    set_at: list[float] = []
+
+    def time_up() -> None:
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # both downloads stalled
+        set_at.append(time.monotonic())
+        stop.set()  # as drill._time_up
+
+    timer = threading.Thread(target=time_up, daemon=True)
+    timer.start()
+    outcomes = volume_fetch.fetch(
+        store, _refs(2), tmp_path / "fetched", keep=True, workers=2, stop=stop
+    )
+    took = time.monotonic() - set_at[0]
+    timer.join()
+    assert outcomes == []
+    assert took < BOUND, f"the fetch took {took:.1f} s to stop after its stop was set"
+    assert _ours(threading.enumerate()) <= before
+    assert list((tmp_path / "fetched").iterdir()) == []
+
+
+@pytest.mark.parametrize("swift", ["head"], indirect=True)
+def test_ctrl_c_ends_retention_s_check_stalled_on_its_heads(swift):
+    """Retention's check of duplicity's deletes asks Swift with a HEAD per object, on threads
+    nothing stopped: a Ctrl-C or SIGTERM while Swift did not answer them waited for
+    swiftclient's timeout (30 s a try, swift.retries more) before the run could end. Now the
+    HEADs end within the bound, no thread left."""
+    profile = _profile(swift)
+    before = set(threading.enumerate())
+    interrupted: list[float] = []
+
+    def interrupt() -> None:
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # every HEAD waiting for its answer
+        interrupted.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
+
+    timer = threading.Thread(target=interrupt, daemon=True)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        retention.left_at_target(profile, list(swift.names))
+    took = time.monotonic() - interrupted[0]
+    timer.join()
+    assert took < BOUND, f"the check took {took:.1f} s to stop"
+    assert _ours(threading.enumerate()) <= before

@@ -81,3 +81,22 @@ def test_a_stop_signal_taken_by_a_worker_thread_still_stops_the_batch():
         workpool.run_all([stalls], workers=1, name="w", halt=stop.set)
     assert time.monotonic() - started < 2, "the signal waited for the call to end"
     assert stop.is_set()
+
+
+def test_a_stop_set_from_outside_halts_the_batch_once_and_raises_nothing():
+    """A drill's --max-duration sets the batch's stop from a timer: the calls blocked where
+    they cannot see it (a download stalled on the network) end only when ``halt`` (the
+    store's abort) is called, which it was not before."""
+    stop, aborted = threading.Event(), threading.Event()
+    halts: list[float] = []
+
+    def blocked():  # as a download waiting on a mute Swift: only halt frees it
+        assert aborted.wait(10), "never halted"
+
+    def halt():
+        halts.append(0)
+        aborted.set()
+
+    threading.Timer(0.2, stop.set).start()
+    workpool.run_all([blocked, blocked], workers=2, name="w", halt=halt, stop=stop)
+    assert halts == [0]

@@ -55,11 +55,16 @@ CORE: tuple[Patch, ...] = (
             "swiftclient.service:Connection",
             "duplicity.config:timeout",
             "urllib3.connection:HTTPConnection.getresponse",
+            "swiftclient.client:Connection._retry",
+            "swiftclient.client:Connection.get_object",
+            "swiftclient.client:_RetryBody.read",
         ),
         "duplicity's swift backend and its SwiftService make their Connections without a "
         "timeout (--timeout only sets the socket default, which requests overrides): a proxy "
         "that took a volume's PUT and never answered held the backup for ever; the wait for "
-        "the answer starts once the buffered body is acknowledged, or a slow uplink timed out",
+        "the answer starts once the buffered body is acknowledged, or a slow uplink timed out; "
+        "a request that timed out is not retried by swiftclient (each retry waited the whole "
+        "timeout again: a mute Swift held a run about 11 minutes), duplicity's attempts remain",
     ),
     Patch(
         "servicenet",

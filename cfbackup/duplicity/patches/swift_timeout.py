@@ -8,10 +8,15 @@ with no timeout at all. A proxy that accepted a volume's PUT and never answered 
 and its lock, for ever. Every Connection created without a timeout now gets
 ``duplicity.config.timeout``, read when it is created: after duplicity parsed its arguments, and
 in an upload-pool worker after it loaded duplicity's config. It bounds connecting and each wait
-for a byte; swiftclient then retries the request (``swift.retries`` times more, 5 unless set:
-patches/swift_retries.py, whatever the order the two are applied in), duplicity the operation
-(``--num-retries``), and the run ends with "cannot reach Swift ... timed out" (the bound:
-docs/reliability.md). Applied first: the other Connection patches build on it.
+for a byte. A request that timed out is not tried again by swiftclient: its ``_retry`` tried
+every failed request ``swift.retries`` times more (5 unless set), each try waiting the whole
+timeout again, so a mute Swift held each of duplicity's ``--num-retries`` attempts 6 x 30 s plus
+31 s of back-off: about 11 minutes in all before the run said anything but warnings. duplicity's
+own loop still tries the operation again (``--num-retries``, each failure announced), and
+swiftclient still retries what fails fast (connection refused or reset, a 5xx) as before; the
+run ends with "cannot reach Swift ... timed out" after about 2 minutes (the bound:
+docs/reliability.md). The same holds for a download's body that stalls: swiftclient's resume of
+it (``_RetryBody``) is not made. Applied first: the other Connection patches build on it.
 
 The wait for an answer starts when the last ``sendall`` of a request's body returns, while the
 kernel's send buffer (up to ``tcp_wmem``'s 4 MB) and the queues on the way still hold bytes that
@@ -25,6 +30,7 @@ proxy that takes nothing more and never answers is still given up on after the t
 from __future__ import annotations
 
 import select
+import socket
 import struct
 import time
 from collections.abc import Mapping
@@ -40,7 +46,7 @@ def apply(env: Mapping[str, str]) -> None:
     import swiftclient.service
     import urllib3.connection
 
-    cls = timed(swiftclient.client.Connection)
+    cls = timed(swiftclient.client.Connection, timeout_errors())
     swiftclient.Connection = swiftclient.client.Connection = cls
     swiftclient.service.Connection = cls
     base = urllib3.connection.HTTPConnection
@@ -96,8 +102,42 @@ def unacknowledged(sock) -> int:
     return struct.unpack("i", raw)[0]
 
 
-def timed(base: type) -> type:
-    """A ``base`` (swiftclient Connection) whose timeout, when none is given, is duplicity's."""
+def timeout_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "no answer within the timeout", from the socket up through
+    urllib3 to requests (a connect or a read; a body read that timed out is a requests
+    ConnectionError wrapping urllib3's ReadTimeoutError: :func:`timed_out` looks inside)."""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return (socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)
+
+
+def timed_out(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``error``, or an error it wraps (its cause, its context, an exception among its
+    arguments), is one of ``kinds``."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kinds):
+            return True
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError, ProtocolError
+        if isinstance(reason, BaseException):
+            pending.append(reason)
+    return False
+
+
+def timed(base: type, kinds: tuple[type[BaseException], ...] = (socket.timeout,)) -> type:
+    """A ``base`` (swiftclient Connection) whose timeout, when none is given, is duplicity's,
+    and which does not try a request again once it timed out (``kinds``: :func:`timeout_errors`).
+
+    swiftclient's ``_retry`` raises a network error once ``attempts > retries``, and so does a
+    download's ``_RetryBody.read`` instead of resuming: a timeout marks the attempts used up."""
 
     class TimedConnection(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args, **kwargs):
@@ -106,5 +146,35 @@ def timed(base: type) -> type:
 
                 kwargs["timeout"] = config.timeout
             super().__init__(*args, **kwargs)
+
+        def _given_up(self, error: BaseException) -> None:
+            if timed_out(error, kinds):
+                self.attempts = max(self.attempts, self.retries + 1)
+
+        def _retry(self, reset_func, func, *args, **kwargs):
+            def once_if_timed_out(*a, **kw):
+                try:
+                    return func(*a, **kw)
+                except Exception as error:
+                    self._given_up(error)
+                    raise
+
+            return super()._retry(reset_func, once_if_timed_out, *args, **kwargs)
+
+        def get_object(self, *args, **kwargs):
+            headers, body = super().get_object(*args, **kwargs)
+            resp = getattr(body, "resp", None)
+            if getattr(body, "conn", None) is self and resp is not None:  # a _RetryBody
+                read = resp.read
+
+                def read_once_if_timed_out(*a, **kw):
+                    try:
+                        return read(*a, **kw)
+                    except Exception as error:
+                        self._given_up(error)
+                        raise
+
+                resp.read = read_once_if_timed_out
+            return headers, body
 
     return TimedConnection
