@@ -15,6 +15,7 @@ from cfbackup.actions.common import (
     prepare,
     require_target,
     roots_without_backup,
+    target_view,
 )
 from cfbackup.duplicity import commands
 from cfbackup.errors import BackupDamaged, ExitCode, NoBackupFound, VerifyDifferences
@@ -24,6 +25,11 @@ SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) differen
 
 
 def run_verify(run: Run) -> RunResult:
+    with target_view(run):  # one login and one listing for the checks (read-data's too)
+        return _verify(run)
+
+
+def _verify(run: Run) -> RunResult:
     require_target(run)
     if run.options.get("read_data") is not None:
         from cfbackup.actions.read_data import run_read_data
