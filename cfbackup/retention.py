@@ -185,28 +185,25 @@ class DeleteCheck:
     unconfirmed: str = ""
 
 
-def left_at_target(profile: Profile, names, view=None) -> list[str]:
+def left_at_target(profile: Profile, names) -> list[str]:
     """Those of ``names`` (:func:`deleted`'s, for ``profile``'s chain) still at its target:
     each a delete the target refused. Swift is asked object by object (its listings lag
-    deletes), listed anew (with the run's login when ``view``, its target view, is given);
-    [] for a target cfbackup does not read itself; ``stores.Unconfirmed`` when the target
-    could not answer for some."""
+    deletes); [] for a target cfbackup does not read itself; ``stores.Unconfirmed`` when the
+    target could not answer for some."""
     names = list(names)
     if not names or not stores.readable(profile.target):
         return []
-    return stores.open_store(profile, view).remaining(names)
+    return stores.open_store(profile).remaining(names)
 
 
-def check_deletes(
-    profile: Profile, done: list[tuple[str, DuplicityResult]], view=None
-) -> DeleteCheck:
+def check_deletes(profile: Profile, done: list[tuple[str, DuplicityResult]]) -> DeleteCheck:
     """Whether the target deleted what the duplicity commands in ``done`` (each
     ``"remove-older-than 3M"`` or ``"cleanup"`` and its result, on ``profile``'s chain) set out
     to delete. A check Swift could not answer is no refused delete: only an object seen still
     there (a 200) is one, or a delete Swift answered with a refusal (duplicity reports it)."""
     names = list(dict.fromkeys(name for _, result in done for name in deleted(result)))
     try:
-        kept, unknown, reason = left_at_target(profile, names, view), [], ""
+        kept, unknown, reason = left_at_target(profile, names), [], ""
     except stores.Unconfirmed as no_answer:
         kept, unknown, reason = no_answer.kept, no_answer.unknown, no_answer.reason
     reason = redact(reason.strip().rstrip("."))

@@ -96,6 +96,13 @@ class Store(Protocol):
 DOWNLOAD_RETRIES = 3  # swiftclient's retries of a request when swift.retries is unset (~7 s)
 
 
+def request_retries(profile: Profile) -> int:
+    """swiftclient's retries of each request of a store: ``swift.retries``, else
+    :data:`DOWNLOAD_RETRIES`."""
+    retries = profile["swift"].get("retries")
+    return DOWNLOAD_RETRIES if retries is None else retries
+
+
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
     (a swiftclient Connection is not thread-safe). The first thread's connection logs in; the
@@ -109,7 +116,7 @@ class SwiftStore:
 
     ``view``: the run's ``swift.TargetView`` (restore, verify, list, prune, cleanup): the
     first connection starts with its token, and :meth:`list` and :meth:`exists` answer from
-    its one listing of the target (:meth:`remaining`, after duplicity deleted, lists again)."""
+    its one listing of the target (:meth:`remaining`, after duplicity deleted, lists anew)."""
 
     def __init__(self, profile: Profile, view=None):
         self.profile = profile
@@ -123,8 +130,7 @@ class SwiftStore:
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
         self._login: tuple[str, str] | None = None  # the newest (storage URL, token) seen
-        retries = profile["swift"].get("retries")  # swiftclient's own, per request
-        self.retries = DOWNLOAD_RETRIES if retries is None else retries
+        self.retries = request_retries(profile)  # swiftclient's own, per request
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
@@ -177,9 +183,9 @@ class SwiftStore:
             client = swift.load_client()
             try:
                 conn = self._conn()
-                _, listing = swift.full_listing(
-                    conn.get_container, self.target.container, prefix=prefix
-                )
+                listing = conn.get_container(
+                    self.target.container, prefix=prefix, full_listing=True
+                )[1]
                 self._logged_in(conn)
             except client.ClientException as error:
                 if error.http_status == 404:

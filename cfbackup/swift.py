@@ -499,8 +499,9 @@ class TargetView:
     Thread-safe: each thread gets its own connection with the run's token.
     """
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, *, retries: int = 1):
         self.profile = profile
+        self.retries = retries  # swiftclient's, of each request on the view's connections
         self._origin = None
         self._failed: BaseException | None = None
         self._objects: list[dict[str, Any]] | None = None
@@ -522,7 +523,7 @@ class TargetView:
                 raise self._failed
             if self._origin is None:
                 try:
-                    origin = connect(self.profile)
+                    origin = connect(self.profile, retries=self.retries)
                     origin.get_auth()
                     self._authenticated_at = time.monotonic()
                 except Exception as error:

@@ -380,7 +380,7 @@ def retention(
         )
         done.append((" ".join(rule), result))
     # duplicity goes on when the target refuses a delete (retention.py): what is still there
-    check = check_deletes(chain.profile, done, run.target_view)
+    check = check_deletes(chain.profile, done)
     if check.refused:
         raise RetentionFailed(check.refused)
     if not check.unconfirmed:

@@ -92,12 +92,14 @@ def keep_lost_manifests(run: Run, listings: dict[str, dict[str, int]] | None = N
 
 
 @contextlib.contextmanager
-def target_view(run: Run) -> Iterator[None]:
+def target_view(run: Run, *, retries: int = 1) -> Iterator[None]:
     """One login and one listing of a Swift target for the run's checks (``swift.TargetView``,
     ``run.target_view``): a backup's before duplicity starts (then dropped; only its token goes
     on, to the backup's duplicity: ``environment.handover_environment``); restore's, verify's,
     list's, prune's and cleanup's for the whole run, listed again after each duplicity command
-    that deletes (:func:`duplicity`'s ``changes_target``). Nothing for another target."""
+    that deletes (:func:`duplicity`'s ``changes_target``). Nothing for another target.
+    ``retries``: swiftclient's, of each request (those commands: their stores' own,
+    ``stores.request_retries``, as their checks had when each made its own connection)."""
     from cfbackup.duplicity.target import swift_target
 
     if swift_target(run.profile.target) is None or run.target_view is not None:
@@ -105,7 +107,7 @@ def target_view(run: Run) -> Iterator[None]:
         return
     from cfbackup import swift
 
-    run.target_view = swift.TargetView(run.profile)
+    run.target_view = swift.TargetView(run.profile, retries=retries)
     try:
         yield
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cfbackup import chains
+from cfbackup import chains, stores
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -17,7 +17,9 @@ from cfbackup.units import pasteable
 
 
 def run_list(run: Run) -> RunResult:
-    with target_view(run):  # one login and one listing for the checks
+    with target_view(
+        run, retries=stores.request_retries(run.profile)
+    ):  # one login and one listing for the checks
         return _list(run)
 
 

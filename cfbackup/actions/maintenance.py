@@ -22,8 +22,9 @@ from cfbackup.runtypes import Run, RunResult
 
 
 def run_prune(run: Run) -> RunResult:
-    with target_view(run):  # one login and one listing for every check (listed again after
-        return _prune(run)  # each duplicity that deletes)
+    # one login and one listing for every check (listed again after each duplicity that deletes)
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _prune(run)
 
 
 def _prune(run: Run) -> RunResult:
@@ -252,7 +253,9 @@ def _nothing_there(run: Run) -> str | None:
 
 
 def run_cleanup(run: Run) -> RunResult:
-    with target_view(run):  # one login and one listing for every check
+    with target_view(
+        run, retries=stores.request_retries(run.profile)
+    ):  # one login and one listing for every check
         return _cleanup(run)
 
 
@@ -283,7 +286,7 @@ def _cleanup(run: Run) -> RunResult:
             changes_target=not run.dry_run,
         )
         # duplicity ignores a delete the target refused (retention.py): what is still there
-        check = check_deletes(chain.profile, [("cleanup", result)], run.target_view)
+        check = check_deletes(chain.profile, [("cleanup", result)])
         if check.refused:
             raise RetentionFailed(
                 f"cleanup failed: {check.refused}: run "

@@ -115,7 +115,7 @@ def _meant(source: str, path: str) -> str | None:
 def run_restore(run: Run) -> RunResult:
     # one login and one listing of the target for the checks and the prefetch's plan, whose
     # downloads start with that login's token
-    with target_view(run):
+    with target_view(run, retries=stores.request_retries(run.profile)):
         return _restore(run)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import chains
+from cfbackup import chains, stores
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -25,7 +25,9 @@ SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) differen
 
 
 def run_verify(run: Run) -> RunResult:
-    with target_view(run):  # one login and one listing for the checks (read-data's too)
+    with target_view(
+        run, retries=stores.request_retries(run.profile)
+    ):  # one login and one listing for the checks (read-data's too)
         return _verify(run)
 
 
