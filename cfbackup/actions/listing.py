@@ -17,9 +17,8 @@ from cfbackup.units import pasteable
 
 
 def run_list(run: Run) -> RunResult:
-    with target_view(
-        run, retries=stores.request_retries(run.profile)
-    ):  # one login and one listing for the checks
+    # one login and one listing of the target for the checks
+    with target_view(run, retries=stores.request_retries(run.profile)):
         return _list(run)
 
 

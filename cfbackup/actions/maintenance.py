@@ -253,9 +253,8 @@ def _nothing_there(run: Run) -> str | None:
 
 
 def run_cleanup(run: Run) -> RunResult:
-    with target_view(
-        run, retries=stores.request_retries(run.profile)
-    ):  # one login and one listing for every check
+    # one login and one listing for every check (listed again after each duplicity that deletes)
+    with target_view(run, retries=stores.request_retries(run.profile)):
         return _cleanup(run)
 
 
