@@ -25,9 +25,8 @@ SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) differen
 
 
 def run_verify(run: Run) -> RunResult:
-    with target_view(
-        run, retries=stores.request_retries(run.profile)
-    ):  # one login and one listing for the checks (read-data's too)
+    # one login and one listing of the target for the checks (read-data's too)
+    with target_view(run, retries=stores.request_retries(run.profile)):
         return _verify(run)
 
 
