@@ -17,7 +17,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from cfbackup import chains, prefetch, restore_merge, restore_target, signatures, suggest
+from cfbackup import (
+    chains,
+    prefetch,
+    restore_merge,
+    restore_target,
+    signatures,
+    stores,
+    suggest,
+)
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -26,6 +34,7 @@ from cfbackup.actions.common import (
     require_target,
     same_command,
     scratch,
+    target_view,
     warm_duplicity,
     when_of,
 )
@@ -104,6 +113,13 @@ def _meant(source: str, path: str) -> str | None:
 
 
 def run_restore(run: Run) -> RunResult:
+    # one login and one listing of the target for the checks and the prefetch's plan, whose
+    # downloads start with that login's token
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _restore(run)
+
+
+def _restore(run: Run) -> RunResult:
     profile = run.profile
     target = _target(run.options)
     force = bool(run.options.get("force"))
@@ -325,6 +341,7 @@ def _restore_one(
                     path=path,
                     when=when_of(run),
                     user_folder=_prefetch_root(run),
+                    store=stores.open_store(chain.profile, run.target_view),
                 )
             )
             if plan is not None:
