@@ -126,6 +126,27 @@ def test_a_path_the_local_signatures_lack_is_refused_before_any_volume_downloads
     assert result.returncode == 0, result
     assert (into / "etc" / "added.conf").read_text() == "new\n"
 
+    # a restore syncs manifests, not signatures: the archive dir still lacks the incremental's,
+    # so it is certain at a --time before the incremental (which etc/added.conf is not in),
+    # and not now (duplicity is asked); a backup here brings the signatures, and certainty
+    stamp = re.search(r"full-signatures\.(\w+)\.", str(next(archive.rglob("*full-sig*"))))[1]
+    first = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    for given, when, certain in (
+        ("etc/added.conf", ("--time", first), True),
+        ("etc/Nginx", ("--time", first), True),
+        ("etc/Nginx", (), False),
+        ("etc/Nginx", (), True),
+    ):
+        if certain and not when:
+            assert cfbackup("-c", config, "backup").returncode == 0
+        skip = proxylog.length(local_swift)
+        result = cfbackup("-c", config, "restore", "main", tmp_path / "r1", "--path", given,
+                          *when)  # fmt: skip
+        assert result.returncode == 5, result
+        assert f"error: {given} is not in the backup of profile main" in result.stderr, result
+        read = _volume_gets(proxylog.requests_since(local_swift, skip))
+        assert (read == []) == certain, (given, when, read)
+
     # a new machine: no local signatures, so duplicity is asked, as before
     shutil.rmtree(archive)
     skip = proxylog.length(local_swift)
