@@ -154,3 +154,30 @@ def test_a_path_the_local_signatures_lack_is_refused_before_any_volume_downloads
     assert result.returncode == 5, result
     assert "error: etc/Nginx is not in the backup of profile main: " in result.stderr, result
     assert _volume_gets(proxylog.requests_since(local_swift, skip)), "duplicity read a volume"
+
+
+def test_a_prefixed_profile_refuses_a_missing_path_before_any_volume_downloads(
+    tmp_path, make_config, cfbackup, local_swift
+):
+    """The archive dir's signatures and the target's sets are read with the profile's file
+    prefixes (``--file-prefix*``), with prefetch on: still certain, still no volume read."""
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    extra = (
+        'restore_prefetch = 2\nextra_options = ["--file-prefix=host1-", '
+        '"--file-prefix-manifest=m_", "--file-prefix-signature", "s_"]\n'
+    )
+    config = make_config(source=src, extra=extra)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    (src / "etc" / "hosts").write_text("changed\n")
+    assert cfbackup("-c", config, "backup").returncode == 0  # a full and an incremental
+    skip = proxylog.length(local_swift)
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "r", "--path", "etc/host")
+    assert result.returncode == 5, result
+    assert "did you mean etc/hosts" in result.stderr, result.stderr
+    assert _volume_gets(proxylog.requests_since(local_swift, skip)) == []
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "r", "--path", "etc/hosts")
+    assert result.returncode == 0, result
+    assert (tmp_path / "r" / "etc" / "hosts").read_text() == "changed\n"
