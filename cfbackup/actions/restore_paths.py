@@ -108,19 +108,24 @@ def outside_roots(run: Run, rel: str) -> CfbackupError:
 
 def refuse_absent(run: Run, chain: chains.Chain, rel: str) -> None:
     """Refuse ``rel`` before any volume downloads when the backup a restore at --time reads
-    certainly does not hold it (``_certain_names``); else leave it to duplicity, which reads
-    a volume first (20 MB over a WAN) and says "not found in archive"."""
-    held = _certain_names(run, chain)
-    if held is not None and rel not in held:
+    certainly does not hold it (``_certainly_absent``); else leave it to duplicity, which
+    reads a volume first (20 MB over a WAN) and says "not found in archive"."""
+    held = _certainly_absent(run, chain, rel)
+    if held is not None:
         raise not_in_backup(run, chain, rel, held)
 
 
-def _certain_names(run: Run, chain: chains.Chain) -> set[str] | None:
-    """Every path of the backup a restore of ``chain`` at --time reads, from duplicity's
-    clear copies of its signature tars in the archive dir, when those are the very sets of
-    the target's chain at that time (its listing: one request); None when that cannot be
-    said (no or other local signatures: a new machine, a backup made elsewhere since; a
-    target cfbackup does not read; a set without its manifest, which duplicity reports)."""
+HOLDS_SECONDS = 1.0  # at most this long spent reading signatures before a restore that works
+
+
+def _certainly_absent(run: Run, chain: chains.Chain, rel: str) -> set[str] | None:
+    """Every path of the backup a restore of ``chain`` at --time reads (for the near match)
+    when ``rel`` is certainly not one of them, else None. Certain: duplicity's clear copies of
+    the signature tars in the archive dir are those of the very sets of the target's chain at
+    that time (its listing: one request), and say so within ``HOLDS_SECONDS``. Not: no or
+    other local signatures (a new machine; a backup made elsewhere since, whose signatures a
+    restore does not fetch), a target cfbackup does not read, a set without its manifest
+    (duplicity reports it), or a backup too large to read in that time."""
     profile = chain.profile
     if not stores.readable(profile.target):
         return None
@@ -146,6 +151,8 @@ def _certain_names(run: Run, chain: chains.Chain) -> set[str] | None:
     if local != remote:
         return None
     try:
+        if signatures.holds(sigtars, rel, within=HOLDS_SECONDS) is not False:
+            return None
         return signatures.names(sigtars)
     except (OSError, tarfile.TarError, EOFError):  # a damaged copy: duplicity replaces it
         return None
