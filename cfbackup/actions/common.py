@@ -16,6 +16,7 @@ from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.failures import no_backup_message
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
+from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import (
     CfbackupError,
     ConfigError,
@@ -353,8 +354,8 @@ def same_command(run: Run) -> str:
             words += ["--path", run.options["path"]]
     if run.action == "verify" and run.options.get("compare_data"):
         words.append("--compare-data")
-    if run.options.get("time"):
-        words += ["--time", run.options["time"]]
+    if run.options.get("time"):  # 3D: the moment it meant, as the command runs later
+        words += ["--time", as_typed_later(run.options["time"], when_of(run))]
     return suggest.command(*words)
 
 
