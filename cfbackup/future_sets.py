@@ -19,14 +19,13 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import time
-import urllib.parse
 from collections.abc import Iterable
 
 from cfbackup import chains, stores, suggest
 from cfbackup.collection import BackupAt, backup_chains
 from cfbackup.duplicity import names as file_names
 from cfbackup.duplicity import options
-from cfbackup.duplicity.target import swift_target
+from cfbackup.duplicity.target import file_folder, swift_target
 
 # clocks of machines a few minutes apart (a set made elsewhere and copied in) are no future sets
 TOLERANCE = 5 * 60
@@ -131,8 +130,7 @@ def _move(profile, futures: list[Future]) -> str:
         objects = sorted({o for s in future.sets for o in s.objects})
         swift = swift_target(future.target)
         if swift is None:
-            parsed = urllib.parse.urlsplit(future.target)
-            folder = urllib.parse.unquote(parsed.netloc + parsed.path).rstrip("/")
+            folder = file_folder(future.target).rstrip("/")
             aside = shlex.quote(f"{folder}.future-dated")
             paths = " ".join(shlex.quote(f"{folder}/{name}") for name in objects)
             steps.append(

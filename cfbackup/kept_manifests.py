@@ -11,12 +11,11 @@ retention refuse while one is at the target.
 from __future__ import annotations
 
 import shlex
-import urllib.parse
 from pathlib import Path
 
 from cfbackup import chains, stores
 from cfbackup.duplicity import names
-from cfbackup.duplicity.target import swift_target
+from cfbackup.duplicity.target import file_folder, swift_target
 from cfbackup.errors import CfbackupError
 
 
@@ -41,8 +40,7 @@ def put_back(chain: chains.Chain, kept: Path) -> str:
             f"`swift upload --object-name {shlex.quote(name)} {shlex.quote(swift.container)} "
             f"{shlex.quote(str(kept))}`"
         )
-    parsed = urllib.parse.urlsplit(profile.target)
-    where = urllib.parse.unquote(parsed.netloc + parsed.path).rstrip("/")
+    where = file_folder(profile.target).rstrip("/")
     return f"`cp -- {shlex.quote(str(kept))} {shlex.quote(where + '/' + kept.name)}`"
 
 

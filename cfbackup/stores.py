@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from cfbackup import sockwatch, workpool
 from cfbackup.config.model import Profile
-from cfbackup.duplicity.target import swift_target
+from cfbackup.duplicity.target import file_folder, swift_target
 from cfbackup.errors import CfbackupError, ConfigError
 
 CHUNK = 1 << 20
@@ -371,7 +371,7 @@ def open_store(profile: Profile, view=None) -> Store:
         return SwiftStore(profile)
     parsed = urllib.parse.urlsplit(profile.target)
     if parsed.scheme == "file":
-        return FileStore(Path(urllib.parse.unquote(parsed.netloc + parsed.path)))
+        return FileStore(Path(file_folder(profile.target)))
     raise ConfigError(
         f"profiles.{profile.name}.target: {profile.target}: cfbackup reads volumes itself only "
         "from swift:// and file:// targets; use cfbackup verify (duplicity's own check) here."

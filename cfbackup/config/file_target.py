@@ -15,12 +15,13 @@ import os
 import urllib.parse
 from pathlib import Path
 
+from cfbackup.duplicity.target import file_folder
+
 
 def relative_folder(target: str) -> str | None:
     """The relative folder a ``file://`` target names (``backups/web``), as duplicity and
     ``stores.FileStore`` read it; None for an absolute one (``file:///srv/b``)."""
-    parts = urllib.parse.urlsplit(target)
-    folder = urllib.parse.unquote(parts.netloc + parts.path)
+    folder = file_folder(target)
     return None if folder.startswith("/") else folder
 
 

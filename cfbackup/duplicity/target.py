@@ -35,6 +35,13 @@ def duplicity_url(url: str) -> str:
     return url
 
 
+def file_folder(url: str) -> str:
+    """The folder a ``file://`` URL names, as duplicity's ``ParsedUrl`` reads it: the path
+    percent-decoded, a host part (``file://b%20c``, relative) as written; "" for none."""
+    parsed = urllib.parse.urlsplit(url)
+    return parsed.netloc + urllib.parse.unquote(parsed.path)
+
+
 def place(url: str) -> tuple[str, ...] | None:
     """Where a target's objects are, as parts that compare however the URL is written:
     ``("swift", container, *prefix)`` (a legacy ``cf+http://container`` is that container too)
@@ -49,7 +56,7 @@ def place(url: str) -> tuple[str, ...] | None:
         parts = [part for part in urllib.parse.unquote(parsed.path).split("/") if part]
         return ("swift", parsed.netloc, *parts) if parsed.netloc else None
     if scheme == "file":  # duplicity reads file://rel as a relative path, file:///abs as absolute
-        path = urllib.parse.unquote(parsed.netloc + parsed.path)
+        path = file_folder(url)
         if not path:
             return None
         return ("file", *(part for part in os.path.realpath(path).split("/") if part))

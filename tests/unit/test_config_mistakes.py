@@ -4,9 +4,12 @@ meant, with one message naming the key where it is written, the cause and the fi
 from __future__ import annotations
 
 import os
+import types
+from pathlib import Path
 
 import pytest
 
+from cfbackup import stores
 from cfbackup.config import build_config
 from cfbackup.errors import ConfigError, ExitCode
 
@@ -62,7 +65,15 @@ def test_a_relative_file_target_names_the_folders_its_backups_went_to(
 
 
 @pytest.mark.parametrize(
-    "target", ["file://backups/web", "file://localhost/srv/b", "file://~/b", "file://./b"]
+    "target",
+    [
+        "file://backups/web",
+        "file://localhost/srv/b",
+        "file://~/b",
+        "file://./b",
+        "file://b%20c",  # the host part as written: a folder named b%20c
+        "file://backups/web%20x",  # the path decoded: web x
+    ],
 )
 def test_the_relative_folder_is_the_one_duplicity_reads(target):
     """What the message says is where duplicity's local backend writes (ParsedUrl folds the
@@ -73,6 +84,9 @@ def test_the_relative_folder_is_the_one_duplicity_reads(target):
 
     assert relative_folder(target) == ParsedUrl(target).path[2:]
     assert relative_folder("file:///srv/b") is None
+    # and where cfbackup's own checks read a legacy profile's backups (retention, kept manifests)
+    read = stores.open_store(types.SimpleNamespace(target=target)).folder
+    assert read == Path(ParsedUrl(target).path[2:])
 
 
 def test_a_file_target_naming_no_folder_is_refused(tmp_path, monkeypatch):
