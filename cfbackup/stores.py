@@ -96,7 +96,7 @@ class Store(Protocol):
 
 
 HEADS_AT_ONCE = 4  # remaining()'s HEADs in flight: one round trip for several objects
-DOWNLOAD_RETRIES = 3  # swiftclient's retries of a request when swift.retries is unset (~7 s)
+DOWNLOAD_RETRIES = 3  # swiftclient's retries when swift.retries is unset (~7 s; not of a timeout)
 
 
 class SwiftStore:

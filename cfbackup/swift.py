@@ -21,12 +21,14 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from cfbackup import keystone
+from cfbackup import keystone, swift_timeouts
 from cfbackup.config import legacy_vars
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import inherited_credentials, resolve_secret, secret_source
 from cfbackup.duplicity.target import SwiftTarget, swift_target
 from cfbackup.errors import BackendError, CfbackupError, ConfigError
+
+TIMEOUT = 30.0  # s: connecting, and each wait for a byte of Swift's answer (one try)
 
 
 def target_of(profile: Profile) -> SwiftTarget:
@@ -69,7 +71,9 @@ def connect(
 ):
     """A swiftclient Connection for the profile's credentials (or another user's, e.g. a
     reseller admin setting an account quota: ``username``/``password`` override them, and
-    ``storage_url`` points that user at the profile's account instead of its own)."""
+    ``storage_url`` points that user at the profile's account instead of its own). A request
+    that timed out is not tried again by swiftclient (``swift_timeouts.py``): ``retries``
+    covers what fails fast."""
     client = load_client()
     if keystone.uses_keystone(profile):
         creds = keystone.credentials(profile)
@@ -77,7 +81,7 @@ def connect(
             creds = dataclasses.replace(
                 creds, method=keystone.PASSWORD, username=username, user_id=None, password=password
             )
-        return keystone_connection(creds, retries=retries, timeout=30, storage_url=storage_url)
+        return keystone_connection(creds, retries=retries, storage_url=storage_url)
     swift = dict(profile["swift"])
     where = f"profiles.{profile.name}.swift"
     if username:
@@ -92,7 +96,7 @@ def connect(
             f"{where}: auth_url, username and a password are required (missing: "
             f"{', '.join(missing)}){inherited_credentials(missing)}."
         )
-    connection = client.Connection
+    connection = swift_timeouts.tried_once(client.Connection)
     if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
         from cfbackup import servicenet
 
@@ -103,14 +107,14 @@ def connect(
         key=password,
         auth_version="1",
         retries=retries,
-        timeout=30,
+        timeout=TIMEOUT,
         os_options={"object_storage_url": storage_url} if storage_url else {},
     )
 
 
 @functools.cache
 def keystone_connection_class():
-    class KeystoneConnection(load_client().Connection):
+    class KeystoneConnection(swift_timeouts.tried_once(load_client().Connection)):
         """A swiftclient Connection that takes its token and storage URL from one keystoneauth1
         session. On a 401 swiftclient invalidates that session, forgets its token and calls
         get_auth() again: a fresh token from Keystone, so an expired token costs one retry."""
@@ -135,7 +139,7 @@ def keystone_connection(
     keystone_session=None,
     storage_url: str | None = None,
     retries: int = 1,
-    timeout: float = 30.0,
+    timeout: float | None = None,
     **kwargs,
 ):
     """A swiftclient Connection authenticated through Keystone (lazily, on first request)."""
@@ -143,7 +147,7 @@ def keystone_connection(
         credentials=creds,
         keystone_session=keystone_session or keystone.session(creds),
         retries=retries,
-        timeout=timeout,
+        timeout=TIMEOUT if timeout is None else timeout,
         os_options={"object_storage_url": storage_url} if storage_url else {},
         **kwargs,
     )

@@ -37,6 +37,7 @@ class StalledSwift:
     def __init__(self, phase: str):
         self.phase = phase
         self.asked = threading.Event()  # a GET arrived (headers), or its first MB left (body)
+        self.requests = 0  # requests the storage endpoint received (a listing's included)
         self._open: list[socket.socket] = []
         self.auth = self._listen(8)
         self.storage = self._listen(0)
@@ -92,6 +93,7 @@ class StalledSwift:
 
     def _answer(self, conn: socket.socket) -> None:
         request = _read_request(conn)
+        self.requests += 1
         while self.phase == "head" and request.startswith(b"GET "):  # the listing answers
             more = b"marker=" not in request.split(b"\r\n", 1)[0]
             names = self.names if more else ()
@@ -101,6 +103,7 @@ class StalledSwift:
                 b"Content-Length: " + str(len(listing)).encode() + b"\r\n\r\n" + listing
             )
             request = _read_request(conn)  # the next one on this connection
+            self.requests += 1
         if self.phase == "body":
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n"
@@ -298,3 +301,25 @@ def test_ctrl_c_ends_retention_s_check_stalled_on_its_heads(swift):
     timer.join()
     assert took < BOUND, f"the check took {took:.1f} s to stop"
     assert _ours(threading.enumerate()) <= before
+
+
+@pytest.mark.parametrize("swift", ["headers", "body"], indirect=True)
+def test_cfbackups_client_does_not_retry_a_request_that_timed_out(swift, monkeypatch, tmp_path):
+    """cfbackup's own client (restore prefetch, verify --read-data, drills, checks) tried a
+    timed-out request swift.retries times more (3 unset), each waiting the whole timeout (30 s)
+    again: about 2 minutes per fetch try against a mute Swift, 6.5 with the default 3 tries.
+    Now one request per try (``swift_timeouts.py``, the rule duplicity's patch follows): the
+    fetch's own tries remain, each announced, and it fails as Swift not answering."""
+    from cfbackup import swift as swift_module
+    from cfbackup.errors import BackendError
+
+    monkeypatch.setattr(swift_module, "TIMEOUT", 0.5)
+    store = _store(swift)
+    assert store.retries == 3  # swiftclient's, unset: what a timeout no longer uses
+    started = time.monotonic()
+    with pytest.raises(BackendError) as raised:
+        volume_fetch.fetch(store, _refs(1), tmp_path / "fetched", retry=(2, 0.1), workers=1)
+    took = time.monotonic() - started
+    assert swift.requests == 2, swift.requests  # one GET per fetch try, not 4 each
+    assert took < 4, f"{took:.1f} s: swiftclient retried the timed-out request"
+    assert "timed out" in raised.value.message, raised.value.message
