@@ -31,6 +31,16 @@ from cfbackup.errors import BackendError, CfbackupError, ConfigError
 TIMEOUT = 30.0  # s: connecting, and each wait for a byte of Swift's answer (one try)
 
 
+def request_timeout(profile: Profile) -> float:
+    """How long cfbackup's client waits for Swift (connecting, each byte of an answer): the
+    profile's duplicity ``--timeout`` when its extra_options set one (the last wins, as in
+    duplicity), else duplicity's default, :data:`TIMEOUT`."""
+    from cfbackup.duplicity import options
+
+    value = (options.last_value(list(profile["extra_options"]), "--timeout") or "").strip()
+    return float(value) if value.isdigit() and int(value) > 0 else TIMEOUT
+
+
 def target_of(profile: Profile) -> SwiftTarget:
     target = swift_target(profile.target)
     if target is None:
@@ -81,7 +91,9 @@ def connect(
             creds = dataclasses.replace(
                 creds, method=keystone.PASSWORD, username=username, user_id=None, password=password
             )
-        return keystone_connection(creds, retries=retries, storage_url=storage_url)
+        return keystone_connection(
+            creds, retries=retries, timeout=request_timeout(profile), storage_url=storage_url
+        )
     swift = dict(profile["swift"])
     where = f"profiles.{profile.name}.swift"
     if username:
@@ -107,7 +119,7 @@ def connect(
         key=password,
         auth_version="1",
         retries=retries,
-        timeout=TIMEOUT,
+        timeout=request_timeout(profile),
         os_options={"object_storage_url": storage_url} if storage_url else {},
     )
 
@@ -333,6 +345,9 @@ _REASONS = (  # what a connection failure says, in every client's words -> a few
 _CUT_SHORT = re.compile(
     r"Connection broken|IncompleteRead|InvalidChunkLength|Response ended prematurely", re.I
 )
+# connected, then no answer within the read timeout (requests' ReadTimeout, urllib3's
+# ReadTimeoutError: "Read timed out. (read timeout=30)"); a connect that timed out is not one
+_SILENT = re.compile(r"Read timed out(?:\.? \(read timeout=([\d.]+)\))?", re.I)
 _VIA_PROXY = re.compile(r"ProxyError|Unable to connect to proxy|Cannot connect to proxy", re.I)
 
 
@@ -350,6 +365,15 @@ def unreachable(url: str | None, text: str, *, fix: str = AUTH_URL_FIX) -> Backe
             f"cannot reach the HTTP proxy {address} on the way to Swift{where} ({failed}): "
             f"check that the proxy is up, or {variable}, which names it (the config file's "
             "[environment] or export, or the environment cfbackup runs in)."
+        )
+    silent = _SILENT.search(text)
+    if silent:  # the host took the connection: neither DNS nor a firewall is to blame
+        within = f" ({float(silent[1].rstrip('.')):g} s)" if silent[1] else ""
+        return BackendError(
+            f"Swift{where} accepted the connection but sent no answer within the timeout"
+            f"{within}: its proxy, or a load balancer in front of it, holds the requests; check "
+            "the proxy's health and the load balancer's, or ask Swift's operator (if Swift is "
+            "only slow, raise --timeout in the profile's extra_options)."
         )
     return BackendError(f"cannot reach Swift{where} ({failed}): {fix}.")
 

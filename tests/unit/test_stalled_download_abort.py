@@ -134,13 +134,14 @@ def swift(request, monkeypatch):
     server.close()
 
 
-def _profile(server: StalledSwift):
+def _profile(server: StalledSwift, **more):
     raw = {
         "profiles": {
             "p": {
                 "source": "/",
                 "target": "swift://box",
                 "swift": {"auth_url": server.auth_url, "username": "u:v", "password_env": "T_KEY"},
+                **more,
             }
         }
     }
@@ -323,3 +324,32 @@ def test_cfbackups_client_does_not_retry_a_request_that_timed_out(swift, monkeyp
     assert swift.requests == 2, swift.requests  # one GET per fetch try, not 4 each
     assert took < 4, f"{took:.1f} s: swiftclient retried the timed-out request"
     assert "timed out" in raised.value.message, raised.value.message
+
+
+@pytest.mark.parametrize("swift", ["headers", "connect"], indirect=True)
+def test_a_storage_url_that_connects_and_never_answers_is_not_called_unreachable(swift):
+    """A storage URL whose host took the connection and then said nothing was "cannot be
+    reached: check DNS and firewalls": wrong, and the wrong place to look. Now the sentence
+    says it connected and got no answer within the timeout (the profile's --timeout, which
+    cfbackup's client follows too), and where to look; a host that never completes the
+    connection keeps the DNS-and-firewalls sentence."""
+    from cfbackup.errors import BackendError
+
+    profile = _profile(swift, extra_options=["--timeout=1"])
+    started = time.monotonic()
+    with pytest.raises(BackendError) as raised:
+        SwiftStore(profile).list()
+    took = time.monotonic() - started
+    message = raised.value.message
+    storage = f"http://127.0.0.1:{swift.storage.getsockname()[1]}/v1/AUTH_test"
+    assert took < 5, f"{took:.1f} s: the profile's --timeout (1 s) was not used"
+    if swift.phase == "headers":
+        assert message == (
+            f"Swift at {storage} accepted the connection but sent no answer within the timeout "
+            "(1 s): its proxy, or a load balancer in front of it, holds the requests; check the "
+            "proxy's health and the load balancer's, or ask Swift's operator (if Swift is only "
+            "slow, raise --timeout in the profile's extra_options)."
+        ), message
+    else:
+        assert message.startswith(f"cannot reach Swift at {storage} (connection failed: "), message
+        assert "check DNS and firewalls" in message, message
