@@ -160,10 +160,11 @@ class SwiftStore:
         from cfbackup import swift
 
         prefix = self.target.object_prefix
-        with swift.swift_errors(self.profile):
+        with self._watched() as conn, swift.swift_errors(self.profile):  # abort() ends it too
             client = swift.load_client()
             try:
-                conn = self._conn()
+                if self._aborted:
+                    raise Stopped
                 listing = conn.get_container(
                     self.target.container, prefix=prefix, full_listing=True
                 )[1]
@@ -171,6 +172,10 @@ class SwiftStore:
             except client.ClientException as error:
                 if error.http_status == 404:
                     return {}
+                raise
+            except Exception:
+                if self._aborted:
+                    raise Stopped from None
                 raise
         names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
         return {name: size for name, size in names.items() if "/" not in name}

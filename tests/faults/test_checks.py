@@ -265,6 +265,37 @@ def test_max_duration_ends_downloads_stalled_on_a_mute_swift(make_setup):
     assert not list(scratch.iterdir())
 
 
+def test_max_duration_ends_a_manifest_download_stalled_on_a_mute_swift(make_setup):
+    """The drill's manifest (and signature) downloads ran with a stop event of their own,
+    which nothing set: one Swift took and never answered ran past --max-duration for
+    cfbackup's timeout (30 s), then failed as Swift unreachable. Now the drill's stop aborts
+    it, and the drill ends as stopped at its max duration."""
+    setup = make_setup(extra='extra_options = ["--num-retries=1"]\n', swift_options="retries = 0\n")
+    _tree(setup.source)
+    assert setup.run("backup").returncode == 0
+    scratch = setup.state_dir / "drill"
+    stalled: list[float] = []
+
+    def stall(method, path, headers, seen):
+        if method == "GET" and ".manifest" in path:
+            stalled.append(time.monotonic())
+            return STALL
+        return None
+
+    with ForwardProxy(fault_when=stall) as proxy:
+        started = time.monotonic()
+        drill = ("drill", setup.profile, "--json", "--sample", "100%", "--max-duration", "6s")
+        result = setup.run("cli", *drill, env=proxy.env, timeout=120)
+        elapsed = time.monotonic() - started
+    assert stalled, "no manifest download reached the mute Swift"
+    assert elapsed < 6 + 8, f"the drill ended {elapsed:.1f} s after it started (max 6 s)"
+    assert result.returncode == ExitCode.PARTIAL, result  # checked no file in its time
+    report = json.loads(result.stdout)
+    assert report["stats"]["stopped_at_max_duration"] is True
+    assert "checked no file before --max-duration 6s ran out" in report["message"]
+    assert not list(scratch.iterdir())
+
+
 @pytest.fixture
 def attacker_gnupg(tmp_path):
     """The attacker's GnuPG home; its gpg-agent (which gpg starts on first use and leaves
