@@ -348,13 +348,19 @@ _CUT_SHORT = re.compile(
 # connected, then no answer within the read timeout (requests' ReadTimeout, urllib3's
 # ReadTimeoutError: "Read timed out. (read timeout=30)"); a connect that timed out is not one
 _SILENT = re.compile(r"Read timed out(?:\.? \(read timeout=([\d.]+)\))?", re.I)
+_POOL = re.compile(r"(https?)ConnectionPool\(host='([^']+)', port=(\d+)\)", re.I)  # urllib3's
 _VIA_PROXY = re.compile(r"ProxyError|Unable to connect to proxy|Cannot connect to proxy", re.I)
 
 
-def unreachable(url: str | None, text: str, *, fix: str = AUTH_URL_FIX) -> BackendError:
+def unreachable(
+    url: str | None, text: str, *, fix: str = AUTH_URL_FIX, failed_at: bool = True
+) -> BackendError:
     """The one wording of "Swift cannot be reached", whether cfbackup's client or duplicity's
     hit it: the URL, the cause in plain words (never the client's text cut mid-word), the fix.
-    When the HTTP proxy on the way is what cannot be reached, it is named instead."""
+    When the HTTP proxy on the way is what cannot be reached, it is named instead; when the
+    host took the connection and never answered, that is said. ``failed_at``: whether ``url``
+    is the one the request went to (duplicity's failures name only the auth URL: a silent host
+    is then the one its text names)."""
     reason = next((plain for pattern, plain in _REASONS if pattern.search(text)), "")
     where = f" at {url}" if url else " at the storage URL Keystone's catalog gave"
     failed = f"connection failed{': ' + reason if reason else ''}"
@@ -369,6 +375,9 @@ def unreachable(url: str | None, text: str, *, fix: str = AUTH_URL_FIX) -> Backe
     silent = _SILENT.search(text)
     if silent:  # the host took the connection: neither DNS nor a firewall is to blame
         within = f" ({float(silent[1].rstrip('.')):g} s)" if silent[1] else ""
+        if not failed_at:
+            pool = _POOL.search(text)
+            where = f" at {pool[1].lower()}://{pool[2]}:{pool[3]}" if pool else ""
         return BackendError(
             f"Swift{where} accepted the connection but sent no answer within the timeout"
             f"{within}: its proxy, or a load balancer in front of it, holds the requests; check "

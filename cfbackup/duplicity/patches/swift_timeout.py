@@ -14,9 +14,9 @@ timeout again, so a mute Swift held each of duplicity's ``--num-retries`` attemp
 31 s of back-off: about 11 minutes in all before the run said anything but warnings. duplicity's
 own loop still tries the operation again (``--num-retries``, each failure announced), and
 swiftclient still retries what fails fast (connection refused or reset, a 5xx) as before; the
-run ends with "cannot reach Swift ... timed out" after about 2 minutes (the bound:
-docs/reliability.md). The same holds for a download's body that stalls: swiftclient's resume of
-it (``_RetryBody``) is not made. Applied first: the other Connection patches build on it.
+run ends with "Swift ... accepted the connection but sent no answer" after about 2 minutes (the
+bound: docs/reliability.md). The same holds for a download's body that stalls: swiftclient's
+resume of it (``_RetryBody``) is not made. Applied first: the other Connection patches build on it.
 
 The wait for an answer starts when the last ``sendall`` of a request's body returns, while the
 kernel's send buffer (up to ``tcp_wmem``'s 4 MB) and the queues on the way still hold bytes that
