@@ -457,23 +457,41 @@ def sibling(conn):
 def concurrently(conn, work, items: list, *, workers: int = 4) -> list:
     """``work(connection, item)`` for each item, in order, on up to ``workers`` threads with a
     connection each (:func:`sibling`): Swift requests that do not depend on each other cost
-    one round trip together instead of one each."""
+    one round trip together instead of one each. On Ctrl-C or SIGTERM, or the first failure,
+    the requests in flight end at once (their sockets shut, swiftclient retrying none), not
+    after the client's timeout on a Swift that stopped answering (as ``stores.SwiftStore``'s
+    HEADs)."""
     if len(items) <= 1:
         return [work(conn, item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
+    from cfbackup import sockwatch, workpool
 
     if not conn.url or not conn.token:  # here, not in each thread
         conn.get_auth()
 
     local = threading.local()
+    sockets = sockwatch.Sockets()  # those the threads' connections connect, for halt()
+    made: list = []
+    results: list = [None] * len(items)
 
-    def run(item):
-        if not hasattr(local, "conn"):
-            local.conn = sibling(conn)
-        return work(local.conn, item)
+    def run(index: int, item) -> None:
+        with sockets.watching():
+            if not hasattr(local, "conn"):
+                local.conn = sibling(conn)
+                made.append(local.conn)
+            results[index] = work(local.conn, item)
 
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(run, items))
+    def halt() -> None:
+        for twin in list(made):
+            twin.retries = 0  # swiftclient tries a failed request again while attempts <= retries
+        sockets.shut_all()
+
+    workpool.run_all(
+        [functools.partial(run, index, item) for index, item in enumerate(items)],
+        workers=min(workers, len(items)),
+        name="swift",
+        halt=halt,
+    )
+    return results
 
 
 def list_target_objects(profile: Profile, conn=None) -> list[dict[str, Any]]:
@@ -538,6 +556,7 @@ class TargetView:
         self._pool = None
         self._started: dict[str, Any] = {}
         self._authenticated_at: float | None = None
+        self._sockets = None  # a sockwatch.Sockets: those the look-ups connect, for close()
 
     def connection(self):
         """This thread's connection, with the token of the run's one authentication."""
@@ -595,16 +614,30 @@ class TargetView:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
+            from cfbackup import sockwatch
+
+            self._sockets = sockwatch.Sockets()
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cfbackup-look")
-        self._started[key] = self._pool.submit(work, self)
+        self._started[key] = self._pool.submit(self._watched, work)
+
+    def _watched(self, work):
+        with self._sockets.watching():  # close(abort=True) shuts what it connects
+            return work(self)
 
     def take(self, key: str):
         """The future of the look-up started under ``key``, or None when none was."""
         return self._started.pop(key, None)
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         """Wait for look-ups still running (their requests are bounded by the client's
-        timeout), then close every connection."""
+        timeout), then close every connection. ``abort`` (the run is interrupted, or failed):
+        end the look-ups' requests at once first (their sockets shut, swiftclient retrying
+        none), not after the timeout on a Swift that stopped answering."""
+        if abort and self._sockets is not None:
+            with self._lock:
+                for conn in self._made:
+                    conn.retries = 0  # swiftclient retries while attempts <= retries
+            self._sockets.shut_all()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:

@@ -323,7 +323,8 @@ def test_cfbackups_client_does_not_retry_a_request_that_timed_out(swift, monkeyp
     took = time.monotonic() - started
     assert swift.requests == 2, swift.requests  # one GET per fetch try, not 4 each
     assert took < 4, f"{took:.1f} s: swiftclient retried the timed-out request"
-    assert "timed out" in raised.value.message, raised.value.message
+    message = raised.value.message
+    assert "no answer within the timeout" in message or "timed out" in message, message
 
 
 @pytest.mark.parametrize("swift", ["headers", "connect"], indirect=True)
@@ -353,3 +354,54 @@ def test_a_storage_url_that_connects_and_never_answers_is_not_called_unreachable
     else:
         assert message.startswith(f"cannot reach Swift at {storage} (connection failed: "), message
         assert "check DNS and firewalls" in message, message
+
+
+@pytest.mark.parametrize("swift", ["head"], indirect=True)
+def test_ctrl_c_ends_a_quota_check_stalled_on_its_container_heads(swift):
+    """The account's current usage (the quota guard, ``status``, ``check``) HEADs each
+    container on threads of ``swift.concurrently`` that nothing stopped: a Ctrl-C or SIGTERM
+    while Swift did not answer them waited for the client's timeout (30 s). Now the HEADs
+    end within the bound, no thread left."""
+    from cfbackup import swift_usage
+
+    profile = _profile(swift)
+    before = set(threading.enumerate())
+    interrupted: list[float] = []
+
+    def interrupt() -> None:
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # every HEAD waiting for its answer
+        interrupted.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
+
+    timer = threading.Thread(target=interrupt, daemon=True)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        swift_usage.account_usage(profile)
+    took = time.monotonic() - interrupted[0]
+    timer.join()
+    assert took < BOUND, f"the quota check took {took:.1f} s to stop"
+    assert _ours(threading.enumerate()) <= before
+
+
+@pytest.mark.parametrize("swift", ["headers"], indirect=True)
+def test_ctrl_c_during_a_backup_s_checks_does_not_wait_for_their_look_ups(swift):
+    """A backup's target view runs look-ups (login, listing, the link's round trip) on threads
+    beside the passphrase check; closing it waited for them (``shutdown(wait=True)``): a
+    Ctrl-C or SIGTERM while Swift did not answer held the run for the client's timeout (30 s).
+    Now the look-ups end within the bound when the run is interrupted."""
+    import types
+
+    from cfbackup.actions import backup
+
+    run = types.SimpleNamespace(profile=_profile(swift), target_view=None)
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt), backup.target_view(run):
+        run.target_view.start("probe", lambda view: view.connection().head_container("box"))
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # the HEAD waiting for its answer
+        interrupted = time.monotonic()
+        raise KeyboardInterrupt  # as Ctrl-C in the main thread, mid-checks
+    took = time.monotonic() - interrupted
+    assert took < BOUND, f"closing the target view took {took:.1f} s"
+    assert _ours(threading.enumerate()) <= before
