@@ -311,7 +311,7 @@ def test_cfbackups_client_does_not_retry_a_request_that_timed_out(swift, monkeyp
     again: about 2 minutes per fetch try against a mute Swift, 6.5 with the default 3 tries.
     Now one request per try (``swift_timeouts.py``, the rule duplicity's patch follows): the
     fetch's own tries remain, each announced, and it fails as Swift not answering."""
-    from cfbackup import swift as swift_module
+    from cfbackup import swift_connect as swift_module
     from cfbackup.errors import BackendError
 
     monkeypatch.setattr(swift_module, "TIMEOUT", 0.5)
