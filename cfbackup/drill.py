@@ -20,6 +20,8 @@ corrupt volume fails exactly the files that need it; run the restores from that 
 
 and every path (but a symlink) by its type and the metadata a restore brings back, as the
 signatures recorded it: permission bits, mtime to the second, owner as root.
+
+What it says when it cannot drill, or cannot check a file, is built in ``drill_messages.py``.
 """
 
 from __future__ import annotations
@@ -44,25 +46,19 @@ from cfbackup import (
     sampling,
     signatures,
     stores,
-    suggest,
     volume_fetch,
     volume_keys,
     volumes,
     workpool,
 )
+from cfbackup import drill_messages as messages
 from cfbackup.config.model import Profile
 from cfbackup.drill_compare import FAILED, MATCH, MISMATCH, SKIPPED, FileResult, compare
 from cfbackup.duplicity import commands, names
 from cfbackup.errors import (
     BackupDamaged,
     CfbackupError,
-    ExitCode,
-    NoBackupFound,
-    RunRefused,
-    VerifyDifferences,
 )
-from cfbackup.progress import human_bytes
-from cfbackup.units import printable_name
 
 log = logging.getLogger("cfbackup")
 
@@ -239,11 +235,7 @@ class _Drill:
             if c is not None:
                 found.append(c)
         if not found:
-            raise NoBackupFound(
-                f"no backup of profile {self.profile.name} at {self.profile.target}"
-                + (" at that time" if when else "")
-                + ": run a backup first, or check the profile's target and --time."
-            )
+            raise messages.no_backup(self.profile, when)
         population = [(c, e) for c in found for e in _sampleable(c.entries)]
         report.files_in_backup = len(population)
         picked = sampling.pick_files(
@@ -279,33 +271,19 @@ class _Drill:
             return None
         lost = [s for s in sets if not s.manifest]
         if lost:  # duplicity's restore dies there: drilling an older state would hide it
-            raise VerifyDifferences(
-                f"{volumes.lost_manifest_problem(lost[0], store)}: restore from before it "
-                "(--time) if you must, and start a sound chain with "
-                f"{suggest.command('backup', self.profile.name, '--full')}.",
-                stats={"bad_volumes": [volumes.lost_manifest_problem(s, store) for s in lost]},
-            )
+            raise messages.lost_manifests(lost, store, self.profile.name)
         self.report.drilled.append(
             (f"{chain.label}: " if chain.root else "") + f"the {sets[-1].label}"
         )
         unreadable = volumes.read_manifests(store, sets, self.keys, self.stop)
         if unreadable:
-            raise VerifyDifferences(
-                f"the manifest {unreadable[0].manifest} of the {unreadable[0].label} cannot be "
-                f"read: {unreadable[0].problem}: the backup is damaged; restore from an earlier "
-                "chain (--time) if there is one, and start a sound chain with "
-                f"{suggest.command('backup', self.profile.name, '--full')}."
-            )
+            raise messages.unreadable_manifest(unreadable[0], self.profile.name)
         private = self.workdir / "signatures" / (chain.slug or "main")
         private.mkdir(parents=True, exist_ok=True, mode=0o700)
         sigtars = []
         for backup_set in sets:
             if not backup_set.signatures:
-                raise VerifyDifferences(
-                    f"the {backup_set.label} has no signatures at {store.label}: the drill has "
-                    "nothing to compare with; start a sound chain with "
-                    f"{suggest.command('backup', self.profile.name, '--full')}."
-                )
+                raise messages.no_signatures(backup_set, store, self.profile.name)
             local = _cached_signatures(chain.profile, backup_set.signatures)
             sigtars.append(
                 local
@@ -343,24 +321,8 @@ class _Drill:
         if not newest.signatures:
             if interrupted_ok:
                 return
-            raise NoBackupFound(
-                f"no complete backup of profile {self.profile.name} at {store.label}"
-                + (" at that time" if when else "")
-                + f": the {newest.label} there was interrupted before its end (its manifest is "
-                f"not there); run {suggest.command('backup', self.profile.name)}, which resumes "
-                "it, and drill again."
-            )
-        from cfbackup.duplicity.failures import damaged
-
-        error = damaged(
-            f"the {newest.label} has {len(newest.volumes)} volume(s) and its signatures but no "
-            f"manifest at {store.label} (its manifest was lost; "
-            f"{suggest.command('verify', self.profile.name)} checks it), and no complete backup "
-            "precedes it for the drill",
-            self.profile,
-        )
-        error.exit_code = ExitCode.VERIFY_DIFFERENCES  # what a drill was asked to find
-        raise error
+            raise messages.interrupted(newest, store, self.profile.name, when)
+        raise messages.manifest_lost(newest, store, self.profile)
 
     def _drill_chain(self, c: _Chain, members: list[signatures.Entry]) -> None:
         """Fetch what the sample of one chain needs, restore it, compare. With a time limit no
@@ -419,12 +381,7 @@ class _Drill:
         wanted = sum(v.size or 0 for v in need) + largest
         free = shutil.disk_usage(folder).free
         if wanted * 1.1 > free:
-            raise RunRefused(
-                f"the drill needs about {human_bytes(wanted)} of free space under {folder} for "
-                f"{len(need)} volume(s) and the restored files, and {human_bytes(free)} is free: "
-                "free some space there, or drill a smaller sample, down to one file: "
-                f"{suggest.command('drill', self.profile.name, '--sample', '1', *self.same)}."
-            )
+            raise messages.no_room(folder, len(need), wanted, free, self.profile.name, self.same)
 
     def _fail_if_broken(self, c: _Chain, entry: signatures.Entry, fetched: dict) -> bool:
         """Mark a file that needs a bad volume as failed, naming the volume."""
@@ -485,15 +442,9 @@ class _Drill:
         CAP_MKNOD): this machine's limit, not the backup's damage, so the file is left
         unchecked and the drill fails with that cause (exit 9), as a restore does; "did not
         produce it" made it a mismatch, exit 8, "the backup is damaged"."""
-        result.reason = f"not checked: duplicity could not restore it here ({reason})"
+        result.reason, error = messages.not_restorable_here(path, reason)
         with self.lock:
-            self.report.errors.append(
-                CfbackupError(
-                    f"duplicity could not restore {printable_name(path)} here "
-                    f"({printable_name(reason)})",
-                    exit_code=ExitCode.PARTIAL,
-                )
-            )
+            self.report.errors.append(error)
 
     def _restore_failed(self, c: _Chain, unit: drillplan.Unit, error: CfbackupError) -> None:
         """Only a failure duplicity's output shows to be damage (``classify_failure``) makes

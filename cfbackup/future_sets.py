@@ -74,10 +74,11 @@ def dated_after(
     return sorted(found, key=lambda s: (s.end, s.start))
 
 
-def found(profile, listings: dict[str, Iterable[str]] | None = None) -> list[Future]:
+def found(profile, listings: dict[str, Iterable[str]] | None = None, view=None) -> list[Future]:
     """The future-dated sets of each chain of ``profile`` whose target cfbackup reads (swift://,
     file://; others are not listed): ``listings`` (chain label -> its object names) saves
-    listing again a chain already listed."""
+    listing again a chain already listed; ``view``, the run's target view, lists the others
+    (``stores.open_store``)."""
     if not stores.readable(profile.target):
         return []
     when = now(profile) + TOLERANCE
@@ -85,7 +86,7 @@ def found(profile, listings: dict[str, Iterable[str]] | None = None) -> list[Fut
     for chain in chains.of(profile):
         names = (listings or {}).get(chain.label)
         if names is None:
-            names = stores.open_store(chain.profile).list()
+            names = stores.open_store(chain.profile, view).list()
         sets = dated_after(names, when, naming=file_names.of(chain.profile))
         if sets:
             result.append(Future(chain.label if chain.root else "", chain.profile.target, sets))

@@ -48,7 +48,8 @@ def put_back(chain: chains.Chain, kept: Path) -> str:
 
 def found(run) -> list[str]:
     """One sentence for each set at the target (swift://, file://) that has volumes and no
-    manifest while ``state_dir/kept-manifests`` holds its manifest, naming the put-back step."""
+    manifest while ``state_dir/kept-manifests`` holds its manifest, naming the put-back step;
+    read from the run's target view when it has one (``actions.common.target_view``)."""
     from cfbackup import volumes
 
     result: list[str] = []
@@ -60,7 +61,9 @@ def found(run) -> list[str]:
             continue
         try:
             sets = volumes.backup_sets(
-                stores.open_store(chain.profile), naming=names.of(chain.profile), chain=chain.slug
+                stores.open_store(chain.profile, run.target_view),
+                naming=names.of(chain.profile),
+                chain=chain.slug,
             )
         except (CfbackupError, OSError):  # duplicity will meet it and say so
             continue

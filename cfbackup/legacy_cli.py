@@ -276,6 +276,7 @@ def _command(args, legacy, given: str | None) -> tuple[str, dict] | None:
             # folder there; a trailing slash says "into this folder", as cp reads it
             dest += name
         options = {"target": dest, "path": path, "force": args.force, "exact_destination": True}
+        options["restore_dir"] = bool(args.restore_dir)  # a file at DEST: refused as for a folder
         return "restore", {**common, **options}
     if args.backup_script:
         return "recovery-kit", {**common, "directory": "."}

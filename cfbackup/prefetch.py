@@ -91,6 +91,7 @@ def restore_source(
     path: str | None,
     when: float | None,
     user_folder: Path,
+    store: stores.Store | None = None,
 ) -> Iterator[Plan | None]:
     """The local copy a restore of ``path`` (everything when None) at ``when`` (Unix time,
     now when None) reads, filled
@@ -99,9 +100,15 @@ def restore_source(
     caller removes; ``user_folder``: the folder it is in that the user chose and can make room
     in (the profile's tempdir, else state_dir), named when there is no room. A failure inside
     the block that the prefetch explains (a damaged volume, Swift gone, no space) is replaced
-    by the prefetch's own sentence."""
+    by the prefetch's own sentence. ``store``: the chain's store (the run's target view's,
+    which has listed it already), else one of its own."""
     fetcher = Prefetch(
-        profile, env, folder, ahead=int(profile["restore_prefetch"]), user_folder=user_folder
+        profile,
+        env,
+        folder,
+        ahead=int(profile["restore_prefetch"]),
+        user_folder=user_folder,
+        store=store,
     )
     if not fetcher.plan(path, when):
         yield None
@@ -152,6 +159,7 @@ class Prefetch:
         *,
         ahead: int,
         user_folder: Path,
+        store: stores.Store | None = None,
     ):
         self.profile = profile
         self.folder = folder
@@ -161,7 +169,7 @@ class Prefetch:
         self.ahead = max(1, ahead)
         # a download that fails on Swift is tried again as duplicity tries its own requests
         self.retry = commands.retry_policy(profile)
-        self.store = stores.open_store(profile)
+        self.store = store or stores.open_store(profile)
         self.keys = volume_keys.Keys.for_profile(profile, env)
         enc = profile["encryption"]
         self.clear = not enc.get("sign_key")  # environment() decides the same

@@ -32,11 +32,14 @@ def check_target(
     *,
     rel: str | None = None,
     exact: bool = False,
+    folder: bool = False,
     again: Again | None = None,
 ) -> None:
     """Refuse, before anything is downloaded, a destination the restore cannot use. ``rel``:
     the one path restored (``--path``), at ``destination``; ``exact``: ``destination`` is its
-    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``; ``again``:
+    own path (``dt-cf-backup --restore-file FILE DEST``), not ``target / rel``; ``folder``:
+    ``rel`` is known to be a folder (``dt-cf-backup --restore-dir``), so a file at
+    ``destination`` is refused as the whole backup's target is; ``again``:
     ``check_path_to``'s."""
     check_path_to(target, destination, again)
     shown = printable_name(str(destination))
@@ -51,7 +54,7 @@ def check_target(
             raise RestoreTargetError(_not_empty(destination, rel, exact))
         _check_writable(destination, destination)
         return
-    if not rel:  # the whole backup is a folder: --force would only refuse it after downloading
+    if not rel or folder:  # a folder there: --force would only refuse it after downloading
         raise RestoreTargetError(
             _one_clash(destination, f"{_kind(destination)} where the backup has a folder")
         )

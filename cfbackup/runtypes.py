@@ -30,8 +30,10 @@ class Run:
     started: float = dataclasses.field(default_factory=time.time)
     log_file: Path | None = None
     log: logging.Logger = log
-    # a backup's checks share one connection and listing of the target (swift.TargetView);
-    # set from the start of the checks until duplicity starts, None otherwise
+    # a run's checks share one connection and listing of the target (swift.TargetView): a
+    # backup's from the start of its checks until duplicity starts; restore's, verify's,
+    # list's, prune's and cleanup's for the whole run (listed again after a duplicity that
+    # deletes: actions/common.target_view); None otherwise
     target_view: Any = None
 
     @property

@@ -99,6 +99,13 @@ HEADS_AT_ONCE = 4  # remaining()'s HEADs in flight: one round trip for several o
 DOWNLOAD_RETRIES = 3  # swiftclient's retries when swift.retries is unset (~7 s; not of a timeout)
 
 
+def request_retries(profile: Profile) -> int:
+    """swiftclient's retries of each request of a store: ``swift.retries``, else
+    :data:`DOWNLOAD_RETRIES`."""
+    retries = profile["swift"].get("retries")
+    return DOWNLOAD_RETRIES if retries is None else retries
+
+
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
     (a swiftclient Connection is not thread-safe). The first thread's connection logs in; the
@@ -108,10 +115,15 @@ class SwiftStore:
     keystoneauth session, which renews it before it expires; otherwise it starts with the
     newest token a connection of the store got (one renewed after a 401 included, so each new
     thread does not meet the same 401). On a 401 a connection logs in again, as swiftclient
-    always does."""
+    always does.
 
-    def __init__(self, profile: Profile):
+    ``view``: the run's ``swift.TargetView`` (restore, verify, list, prune, cleanup): the
+    first connection starts with its token, and :meth:`list` and :meth:`exists` answer from
+    its one listing of the target (:meth:`remaining`, after duplicity deleted, lists anew)."""
+
+    def __init__(self, profile: Profile, view=None):
         self.profile = profile
+        self.view = view
         self.target = swift_target(profile.target)
         self.label = profile.target
         self._local = threading.local()
@@ -121,8 +133,7 @@ class SwiftStore:
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
         self._login: tuple[str, str] | None = None  # the newest (storage URL, token) seen
-        retries = profile["swift"].get("retries")  # swiftclient's own, per request
-        self.retries = DOWNLOAD_RETRIES if retries is None else retries
+        self.retries = request_retries(profile)  # swiftclient's own, per request
 
     def _conn(self):
         conn = getattr(self._local, "conn", None)
@@ -130,7 +141,11 @@ class SwiftStore:
             from cfbackup import swift
 
             with self._making:
-                if self._first is None:
+                if self._first is None and self.view is not None:  # the run's login
+                    with swift.swift_errors(self.profile):
+                        conn = self._first = swift.sibling(self.view.connection())
+                    conn.retries = self.retries
+                elif self._first is None:
                     conn = self._first = swift.connect(self.profile, retries=self.retries)
                 else:
                     conn = swift.sibling(self._first)
@@ -157,6 +172,13 @@ class SwiftStore:
         self._sockets.shut_all()
 
     def list(self) -> dict[str, int]:
+        if self.view is None:
+            return self._listed()
+        objects = self.view.objects(self.profile)
+        return {o["name"]: int(o["bytes"]) for o in objects if "/" not in o["name"]}
+
+    def _listed(self) -> dict[str, int]:
+        """The chain's objects, listed now."""
         from cfbackup import swift
 
         prefix = self.target.object_prefix
@@ -181,8 +203,12 @@ class SwiftStore:
         return {name: size for name, size in names.items() if "/" not in name}
 
     def exists(self) -> bool:
-        """A HEAD of the container: 404 is no container (no backup), not a Swift error."""
+        """A HEAD of the container: 404 is no container (no backup), not a Swift error.
+        With a view, its listing answers (a 404 there is no container either)."""
         from cfbackup import swift
+
+        if self.view is not None:
+            return self.view.exists()
 
         with swift.swift_errors(self.profile):
             client = swift.load_client()
@@ -205,7 +231,7 @@ class SwiftStore:
 
         names = list(dict.fromkeys(names))
         try:
-            listed = self.list()
+            listed = self._listed()  # never a view's: it is older than the deletes
         except CfbackupError as error:
             raise Unconfirmed([], names, error.message) from None
         asked = [name for name in names if name in listed]
@@ -331,17 +357,22 @@ def readable(target: str) -> bool:
     return swift_target(target) is not None or urllib.parse.urlsplit(target).scheme == "file"
 
 
-def target_exists(profile: Profile) -> bool | None:
+def target_exists(profile: Profile, view=None) -> bool | None:
     """Whether the (chain's) profile target exists: its folder (file://) or its container
-    (swift://; a prefix is no object of its own); None for a target cfbackup does not read."""
+    (swift://; a prefix is no object of its own); None for a target cfbackup does not read.
+    ``view``: as :func:`open_store`'s."""
     if not readable(profile.target):
         return None
-    return open_store(profile).exists()
+    return open_store(profile, view).exists()
 
 
-def open_store(profile: Profile) -> Store:
-    """The store of a (chain's) profile target: swift:// or file://."""
+def open_store(profile: Profile, view=None) -> Store:
+    """The store of a (chain's) profile target: swift:// or file://. ``view``: the run's
+    ``swift.TargetView`` (or None): a Swift target it covers is read through it, one login and
+    one listing for every check of the run."""
     if swift_target(profile.target) is not None:
+        if view is not None and view.covers(profile):
+            return view.store(profile)
         return SwiftStore(profile)
     parsed = urllib.parse.urlsplit(profile.target)
     if parsed.scheme == "file":

@@ -101,6 +101,11 @@ def full_listing(get, *args, **params) -> tuple[dict, list[dict]]:
 
 def list_target_objects(profile: Profile, conn=None) -> list[dict[str, Any]]:
     """Name (relative to the target's prefix) and size of every object under the target."""
+    return _target_objects(profile, conn) or []
+
+
+def _target_objects(profile: Profile, conn=None) -> list[dict[str, Any]] | None:
+    """:func:`list_target_objects`, None when the container does not exist (a 404)."""
     target = target_of(profile)
     with swift_errors(profile):
         conn = conn or connect(profile)
@@ -112,7 +117,7 @@ def list_target_objects(profile: Profile, conn=None) -> list[dict[str, Any]]:
             )[1]
         except ClientException as error:
             if error.http_status == 404:
-                return []
+                return None
             raise
         cut = len(target.object_prefix)
         return [{"name": o["name"][cut:], "bytes": int(o.get("bytes", 0))} for o in objects]
@@ -147,14 +152,20 @@ class TargetView:
     (``actions/backup.py``), so the listing is never older than the run's checks: a partial
     set that an interrupted run left is in it, and nothing after the checks reads it. Only its
     token goes on, to that backup's duplicity (:meth:`handover`).
+    restore, verify, list, prune and cleanup keep theirs for the whole run
+    (``actions/common.target_view``): their checks read the chains' objects through
+    :meth:`store`, and a duplicity command that deletes from the target drops the listing
+    (:meth:`forget`), so the next check lists again.
     Thread-safe: each thread gets its own connection with the run's token.
     """
 
-    def __init__(self, profile: Profile):
+    def __init__(self, profile: Profile, *, retries: int = 1):
         self.profile = profile
+        self.retries = retries  # swiftclient's, of each request on the view's connections
         self._origin = None
         self._failed: BaseException | None = None
         self._objects: list[dict[str, Any]] | None = None
+        self._missing = False  # the listing found no container (404)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._made: list = []
@@ -173,7 +184,7 @@ class TargetView:
                 raise self._failed
             if self._origin is None:
                 try:
-                    origin = connect(self.profile)
+                    origin = connect(self.profile, retries=self.retries)
                     origin.get_auth()
                     self._authenticated_at = time.monotonic()
                 except Exception as error:
@@ -190,20 +201,58 @@ class TargetView:
     def objects(self, profile: Profile | None = None) -> list[dict[str, Any]] | None:
         """:func:`list_target_objects` of the view's profile, or of one of its chains (a
         sub-prefix of the same target), listed on first use; None for a profile elsewhere."""
-        conn = self.connection()
+        sub = self._sub_prefix(profile)
+        if sub is None:
+            return None
+        objects = self._listing()
+        if not sub:
+            return objects
+        return [dict(o, name=o["name"][len(sub) :]) for o in objects if o["name"].startswith(sub)]
+
+    def _listing(self) -> list[dict[str, Any]]:
+        with swift_errors(self.profile):
+            conn = self.connection()
         with self._lock:
             if self._objects is None:
-                self._objects = list_target_objects(self.profile, conn)
-            objects = self._objects
+                found = _target_objects(self.profile, conn)
+                self._objects, self._missing = found or [], found is None
+            return self._objects
+
+    def _sub_prefix(self, profile: Profile | None) -> str | None:
+        """The prefix of ``profile``'s target under the view's ("" for the view's own target),
+        None when it is not under it."""
         if profile is None or profile.target == self.profile.target:
-            return objects
+            return ""
         mine, theirs = target_of(self.profile), swift_target(profile.target)
         if theirs is None or theirs.container != mine.container:
             return None
         sub = theirs.object_prefix[len(mine.object_prefix) :]
         if not theirs.object_prefix.startswith(mine.object_prefix) or not sub:
             return None
-        return [dict(o, name=o["name"][len(sub) :]) for o in objects if o["name"].startswith(sub)]
+        return sub
+
+    def covers(self, profile: Profile) -> bool:
+        """Whether ``profile``'s target is the view's or one of its chains'."""
+        return self._sub_prefix(profile) is not None
+
+    def exists(self) -> bool:
+        """Whether the container is there, from the view's listing (a 404 is none): the
+        listing answers what a HEAD would, without a request of its own."""
+        self._listing()
+        with self._lock:
+            return not self._missing
+
+    def forget(self) -> None:
+        """Drop the listing: duplicity changed the target, and the next check lists again."""
+        with self._lock:
+            self._objects, self._missing = None, False
+
+    def store(self, profile: Profile):
+        """A ``stores.SwiftStore`` of ``profile`` (the view's own target or a chain's) that
+        lists from the view and logs in with its token."""
+        from cfbackup import stores
+
+        return stores.SwiftStore(profile, view=self)
 
     def handover(self) -> Handover | None:
         """The storage URL and token of the view's authentication, for the backup's duplicity
@@ -248,4 +297,4 @@ class TargetView:
         with self._lock:
             for conn in self._made:
                 conn.close()
-            self._made, self._origin, self._objects = [], None, None
+            self._made, self._origin, self._objects, self._missing = [], None, None, False

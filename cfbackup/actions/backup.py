@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
 
 from cfbackup import (
     chains,
@@ -28,6 +27,7 @@ from cfbackup.actions.common import (
     log,
     prepare,
     scratch,
+    target_view,
     warm_duplicity,
 )
 from cfbackup.duplicity import archive, commands
@@ -303,26 +303,6 @@ def upload_rates(run: Run, stack: contextlib.ExitStack) -> UploadRates:
     return UploadRates(str(stack.enter_context(scratch(run, "uploads"))))
 
 
-@contextlib.contextmanager
-def target_view(run: Run) -> Iterator[None]:
-    """One connection and one listing of a Swift target for the checks before a backup (the
-    passphrase check, the quota guard), dropped before duplicity changes the target (only its
-    token goes on, to the backup's duplicity: ``environment.handover_environment``)."""
-    if swift_target(run.profile.target) is None:
-        yield
-        return
-    from cfbackup import swift
-
-    run.target_view = swift.TargetView(run.profile)
-    ending = True  # interrupted (Ctrl-C, SIGTERM) or failed: its look-ups serve nothing more
-    try:
-        yield
-        ending = False
-    finally:
-        view, run.target_view = run.target_view, None
-        view.close(abort=ending)
-
-
 def authenticated(run: Run):
     """The target view's token (it authenticates now, once for the run), for duplicity
     (``environment.handover_environment``); None for a target that is not Swift."""
@@ -391,14 +371,17 @@ def retention(
     # only remove-older-than can reach the newest chain: no listing for the other rules
     if any(r[0] == "remove-older-than" for r in rules) and stores.readable(chain.profile.target):
         label = chain.label if chain.root else ""
-        listing = stores.open_store(chain.profile).list()
+        listing = stores.open_store(chain.profile, run.target_view).list()
         if why := unprotected_newest(chain.profile, rules, listing, label):
             raise RunRefused(f"retention refused{where}: {why}")
     done = []  # each rule that ran and its result: duplicity names what it deletes
     for rule in rules:
         log.info("retention: duplicity %s %s%s", *rule, where)
         result = duplicity(
-            run, lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd), env
+            run,
+            lambda fd, rule=rule: commands.retention_argv(chain.profile, rule, log_fd=fd),
+            env,
+            changes_target=True,
         )
         done.append((" ".join(rule), result))
     # duplicity goes on when the target refuses a delete (retention.py): what is still there

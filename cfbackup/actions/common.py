@@ -16,6 +16,7 @@ from cfbackup.duplicity.environment import duplicity_environment
 from cfbackup.duplicity.failures import no_backup_message
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
+from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import (
     CfbackupError,
     ConfigError,
@@ -62,7 +63,7 @@ def keep_lost_manifests(run: Run, listings: dict[str, dict[str, int]] | None = N
         folder = profile.archive_dir / profile.backup_name
         if not stores.readable(profile.target) or not any(folder.glob("*.manifest")):
             continue  # no local manifest: nothing to lose, no listing
-        store = stores.open_store(profile)
+        store = stores.open_store(profile, run.target_view)
         try:
             sets = volumes.backup_sets(
                 store,
@@ -92,6 +93,32 @@ def keep_lost_manifests(run: Run, listings: dict[str, dict[str, int]] | None = N
 
 
 @contextlib.contextmanager
+def target_view(run: Run, *, retries: int = 1) -> Iterator[None]:
+    """One login and one listing of a Swift target for the run's checks (``swift.TargetView``,
+    ``run.target_view``): a backup's before duplicity starts (then dropped; only its token goes
+    on, to the backup's duplicity: ``environment.handover_environment``); restore's, verify's,
+    list's, prune's and cleanup's for the whole run, listed again after each duplicity command
+    that deletes (:func:`duplicity`'s ``changes_target``). Nothing for another target.
+    ``retries``: swiftclient's, of each request (those commands: their stores' own,
+    ``stores.request_retries``, as their checks had when each made its own connection)."""
+    from cfbackup.duplicity.target import swift_target
+
+    if swift_target(run.profile.target) is None or run.target_view is not None:
+        yield
+        return
+    from cfbackup import swift
+
+    run.target_view = swift.TargetView(run.profile, retries=retries)
+    ending = True  # interrupted (Ctrl-C, SIGTERM) or failed: its look-ups serve nothing more
+    try:
+        yield
+        ending = False
+    finally:
+        view, run.target_view = run.target_view, None
+        view.close(abort=ending)
+
+
+@contextlib.contextmanager
 def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
     """A private folder ``state_dir/KIND/PROFILE-PID`` (or under ``under``) for one run (a
     drill's downloads and restores), removed on every way out; folders that runs killed with -9
@@ -111,13 +138,14 @@ def scratch(run: Run, kind: str, under: Path | None = None) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def missing_target(profile) -> str | None:
+def missing_target(profile, view=None) -> str | None:
     """Why a swift:// or file:// target holds no backup because it does not exist (the folder,
-    the container), or None when it exists (or cfbackup cannot tell: another scheme)."""
+    the container), or None when it exists (or cfbackup cannot tell: another scheme).
+    ``view``: the run's target view, whose listing tells (:func:`target_view`)."""
     from cfbackup import stores
     from cfbackup.duplicity.target import swift_target
 
-    if stores.target_exists(profile) is not False:
+    if stores.target_exists(profile, view) is not False:
         return None
     found = swift_target(profile.target)
     return f"container {found.container} does not exist" if found else "the folder does not exist"
@@ -127,7 +155,7 @@ def require_target(run: Run) -> None:
     """Refuse a command that only reads backups when its target does not exist, before
     duplicity runs: duplicity would create the folder or the container (a typo in the target
     left behind as an empty one) and then fail with "no backup chains found"."""
-    why = missing_target(run.profile)
+    why = missing_target(run.profile, run.target_view)
     if why is not None:
         raise NoBackupFound(no_backup_message(run.profile, f"{why}; nothing was created"))
 
@@ -148,11 +176,23 @@ def check_source(run: Run) -> None:
 
 
 def duplicity(
-    run: Run, build: Callable[[int], tuple[str, ...]], env: dict[str, str], **kwargs
+    run: Run,
+    build: Callable[[int], tuple[str, ...]],
+    env: dict[str, str],
+    *,
+    changes_target: bool = False,
+    **kwargs,
 ) -> DuplicityResult:
     """Run one duplicity command, with the patches the profile's plugins register for it; with a
     progress reporter, ask duplicity for the progress records it only emits on request
-    (``--progress`` costs ~18% on a small incremental)."""
+    (``--progress`` costs ~18% on a small incremental). ``changes_target``: the command deletes
+    from the target (retention, cleanup): the run's target view lists it again for the next
+    check, whether duplicity ended well or not."""
+    if changes_target and run.target_view is not None:
+        try:
+            return duplicity(run, build, env, **kwargs)
+        finally:
+            run.target_view.forget()
     kwargs.setdefault("patches", patches.from_plugins(run.hooks))
     progress = run.options.get("progress")
     kwargs.setdefault("profile", run.profile)
@@ -316,8 +356,8 @@ def same_command(run: Run) -> str:
             words += ["--path", run.options["path"]]
     if run.action == "verify" and run.options.get("compare_data"):
         words.append("--compare-data")
-    if run.options.get("time"):
-        words += ["--time", run.options["time"]]
+    if run.options.get("time"):  # 3D: the moment it meant, as the command runs later
+        words += ["--time", as_typed_later(run.options["time"], when_of(run))]
     return suggest.command(*words)
 
 
@@ -337,7 +377,7 @@ def backup_times(
     from cfbackup import stores, volumes
 
     if stores.readable(chain.profile.target):
-        store = stores.open_store(chain.profile)
+        store = stores.open_store(chain.profile, run.target_view)
         sets = volumes.complete(
             volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
         )

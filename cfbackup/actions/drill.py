@@ -26,6 +26,7 @@ from cfbackup.actions.common import (
     scratch,
     when_of,
 )
+from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
@@ -172,10 +173,13 @@ def _nothing_checked(
 
 
 def _same_backup(run) -> list[str]:
-    """The options that chose what this drill read (``--time``, ``--from-nothing`` and its
+    """The options that chose what this drill read (``--time``, as the moment it meant: a
+    relative one read later is another moment, maybe another backup; ``--from-nothing`` and its
     kit): the same drill again reads the same backup the same way."""
     words: list[str] = []
-    for option in ("time", "kit", "passphrase_file"):
+    if run.options.get("time"):  # 3D: the moment it meant; the suggested drill runs later
+        words += ["--time", as_typed_later(run.options["time"], when_of(run))]
+    for option in ("kit", "passphrase_file"):
         if run.options.get(option):
             words += [f"--{option.replace('_', '-')}", str(run.options[option])]
     if run.options.get("from_nothing"):

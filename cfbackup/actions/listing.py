@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from cfbackup import chains
-from cfbackup.actions.common import chains_at_time, duplicity, prepare, require_target, when_of
+from cfbackup import chains, stores
+from cfbackup.actions.common import (
+    chains_at_time,
+    duplicity,
+    prepare,
+    require_target,
+    target_view,
+    when_of,
+)
 from cfbackup.duplicity import commands, machinelog
 from cfbackup.runtypes import Run, RunResult
 from cfbackup.units import pasteable
 
 
 def run_list(run: Run) -> RunResult:
+    # one login and one listing of the target for the checks
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _list(run)
+
+
+def _list(run: Run) -> RunResult:
     profile = run.profile
     when_of(run)  # a mistyped --time is a usage error, not a duplicity failure
     require_target(run)

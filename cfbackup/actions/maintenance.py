@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cfbackup import chains, future_sets, kept_manifests, stores, suggest
 from cfbackup.actions.backup import apply_retention
-from cfbackup.actions.common import duplicity, log, missing_target, prepare
+from cfbackup.actions.common import duplicity, log, missing_target, prepare, target_view
 from cfbackup.duplicity import commands, names, options
 from cfbackup.duplicity.failures import target_setting
 from cfbackup.errors import RetentionFailed, RunRefused
@@ -22,6 +22,12 @@ from cfbackup.runtypes import Run, RunResult
 
 
 def run_prune(run: Run) -> RunResult:
+    # one login and one listing for every check (listed again after each duplicity that deletes)
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _prune(run)
+
+
+def _prune(run: Run) -> RunResult:
     name = run.profile.name
     dry = "dry run: " if run.dry_run else ""
     if keeps_all(run.profile):
@@ -39,7 +45,7 @@ def run_prune(run: Run) -> RunResult:
         data = {"profile": name, "dry_run": True, "chains": []} if run.dry_run else None
         return RunResult(profile=name, action="prune", message=message, data=data, stats=_dry(run))
     # before any rule, and before the dry run works out a plan duplicity would not follow
-    if futures := future_sets.found(run.profile):
+    if futures := future_sets.found(run.profile, view=run.target_view):
         raise RunRefused(f"prune refused: {future_sets.refusal(run.profile, futures)}.")
     partial = newest_partial_fulls(run)
     reasons = (
@@ -52,7 +58,7 @@ def run_prune(run: Run) -> RunResult:
         if partial
         else []
     )
-    reasons += _unprotected(run.profile)
+    reasons += _unprotected(run)
     refusal = "; ".join(reasons) + "." if reasons else ""
     if run.dry_run:
         return _prune_dry_run(run, refusal)
@@ -79,9 +85,10 @@ def run_prune(run: Run) -> RunResult:
     )
 
 
-def _unprotected(profile) -> list[str]:
-    """Why a rule would remove the newest chain of each chain of ``profile`` whose target
+def _unprotected(run: Run) -> list[str]:
+    """Why a rule would remove the newest chain of each chain of the profile whose target
     cfbackup reads (``retention.unprotected_newest``)."""
+    profile = run.profile
     rules = commands.retention_rules(profile)
     if not stores.readable(profile.target) or not any(c == "remove-older-than" for c, _ in rules):
         return []
@@ -92,7 +99,7 @@ def _unprotected(profile) -> list[str]:
             why := unprotected_newest(
                 chain.profile,
                 rules,
-                stores.open_store(chain.profile).list(),
+                stores.open_store(chain.profile, run.target_view).list(),
                 chain.label if chain.root else "",
             )
         )
@@ -130,7 +137,7 @@ def _prune_dry_run(run: Run, refusal: str) -> RunResult:
                 entry["rules"].append({"rule": " ".join(rule), "listed_by": "duplicity"})
             by_duplicity = True
             continue
-        sizes = stores.open_store(chain.profile).list()
+        sizes = stores.open_store(chain.profile, run.target_view).list()
         plan = removals([prepared(r) for r in rules], sizes, naming=names.of(chain.profile))
         for rule, removed in plan:
             entry["rules"].append(
@@ -229,14 +236,14 @@ def _nothing_there(run: Run) -> str | None:
     chain of the profile has an object there (duplicity would remove nothing and report no
     problem)."""
     profile = run.profile
-    why = missing_target(profile)
+    why = missing_target(profile, run.target_view)
     if why is not None:
         why = f"{why}; nothing was created"
     else:
         every = chains.of(profile)
         if not all(stores.readable(c.profile.target) for c in every):
             return None
-        if any(stores.open_store(c.profile).list() for c in every):
+        if any(stores.open_store(c.profile, run.target_view).list() for c in every):
             return None
         why = f"it holds no backup of profile {profile.name}"
     return (
@@ -246,6 +253,12 @@ def _nothing_there(run: Run) -> str | None:
 
 
 def run_cleanup(run: Run) -> RunResult:
+    # one login and one listing for every check (listed again after each duplicity that deletes)
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _cleanup(run)
+
+
+def _cleanup(run: Run) -> RunResult:
     nothing = _nothing_there(run)
     if nothing:
         dry = "dry run: " if run.dry_run else ""
@@ -257,7 +270,7 @@ def run_cleanup(run: Run) -> RunResult:
     # an incremental made after the clock was corrected starts at a future-dated set and ends
     # before it: duplicity calls it orphaned and deletes it, the only backup of what changed
     # since (future_sets.py's fix moves it aside with the sets it continues)
-    if futures := future_sets.found(run.profile):
+    if futures := future_sets.found(run.profile, view=run.target_view):
         raise RunRefused(f"cleanup refused: {future_sets.refusal(run.profile, futures)}.")
     env = prepare(run)  # keeps the manifests the target lost: kept_manifests reads them
     if held := kept_manifests.found(run):  # duplicity deletes such a set as incomplete
@@ -269,6 +282,7 @@ def run_cleanup(run: Run) -> RunResult:
             run,
             lambda fd: commands.cleanup_argv(chain.profile, dry_run=run.dry_run, log_fd=fd),
             env,
+            changes_target=not run.dry_run,
         )
         # duplicity ignores a delete the target refused (retention.py): what is still there
         check = check_deletes(chain.profile, [("cleanup", result)])

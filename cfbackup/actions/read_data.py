@@ -63,7 +63,7 @@ def _read_data(run: Run) -> RunResult:
     unchecked = 0  # the volumes of sets whose manifest is lost: nothing to check them against
     empty: list[str] = []  # split_chains: include roots with no backup at the target
     for chain in chains.of(profile):
-        store = stores.open_store(chain.profile)
+        store = stores.open_store(chain.profile, run.target_view)
         found = volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
         for lost in volumes.lost_manifests(found):
             bad.append(volumes.lost_manifest_problem(lost, store))

@@ -2,38 +2,36 @@
 
 A non-empty TARGET is refused without ``--force``, so a restore typed in a hurry never
 overwrites what is there. What the restore does to TARGET on disk is elsewhere: those refusals in
-``cfbackup/restore_target.py``, ``--force``'s staging and merge in ``cfbackup/restore_merge.py``.
+``cfbackup/restore_target.py``, ``--force``'s staging and merge in ``cfbackup/restore_merge.py``;
+which path ``--path`` names in ``actions/restore_paths.py``; what the result says in
+``actions/restore_report.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import logging
 import os
 import shutil
 import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from cfbackup import chains, prefetch, restore_merge, restore_target, signatures, suggest
+from cfbackup import chains, prefetch, restore_merge, restore_target, stores
+from cfbackup.actions import restore_paths, restore_report
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
     prepare,
-    removed_root_with_backups,
     require_target,
-    same_command,
     scratch,
+    target_view,
     warm_duplicity,
     when_of,
 )
-from cfbackup.duplicity import commands, names
+from cfbackup.actions.restore_paths import relative_path, target_of
+from cfbackup.duplicity import commands
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
-from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import (
-    CfbackupError,
     CryptoError,
     ExitCode,
     NoBackupFound,
@@ -43,69 +41,22 @@ from cfbackup.errors import (
     RunRefused,
 )
 from cfbackup.runtypes import Run, RunResult
-from cfbackup.units import pasteable, printable_name
+from cfbackup.units import printable_name
 from cfbackup.volume_keys import passphrase_source
 
 log = logging.getLogger("cfbackup")
 
 
-def relative_path(run: Run, path: str) -> str:
-    """A path inside the backup, relative to the source; absolute paths under source accepted.
-    Any other absolute path, or one with '..', is a mistake on the command line (exit 2): the
-    message gives the relative form the user likely meant, when there is one."""
-    source = PurePosixPath(str(run.profile.source))
-    candidate = PurePosixPath(path)
-    if candidate.is_absolute():
-        try:
-            candidate = candidate.relative_to(source)
-        except ValueError:
-            raise _bad_path(
-                run, path, f"is not under the profile's source {printable_name(str(source))}"
-            ) from None
-    parts = [p for p in candidate.parts if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise _bad_path(run, path, "holds '..', which a path to restore may not")
-    return "/".join(parts)
-
-
-def _bad_path(run: Run, path: str, why: str) -> CfbackupError:
-    """``--path PATH`` refused: ``why``, and the path relative to the source the user likely
-    meant (``_meant``), with the restore that takes it (none for dt-cf-backup's exact
-    destination)."""
-    shown = printable_name(path)
-    source = str(run.profile.source)
-    meant = _meant(source, path)
-    if meant is None:
-        fix = f"give a path relative to the source, {printable_name(source)}"
-    else:
-        full = printable_name(str(PurePosixPath(source) / meant))
-        fix = f"give it relative to the source: {pasteable(meant)} for {full}"
-        options = getattr(run, "options", {})
-        if options.get("target") and not options.get("exact_destination"):
-            command = _restore_command(run, _target(options), meant, bool(options.get("force")))
-            fix += f" ({command})"
-    return CfbackupError(f"--path {shown} {why}: {fix}.", exit_code=ExitCode.USAGE)
-
-
-def _meant(source: str, path: str) -> str | None:
-    """The path relative to ``source`` that ``path`` likely means: under the folder the source
-    resolves to (a source /srv that is a symlink to /data/srv, given /data/srv/www), else the
-    path read as relative to the source (/etc/nginx: etc/nginx); None when that is nothing or
-    leaves the source ('..' above it)."""
-    candidate = PurePosixPath(path)
-    if candidate.is_absolute():
-        with contextlib.suppress(ValueError):
-            return _meant(source, str(candidate.relative_to(os.path.realpath(source))))
-        candidate = candidate.relative_to("/")
-    meant = os.path.normpath(str(candidate))
-    if meant in (".", "") or meant == ".." or meant.startswith("../"):
-        return None
-    return meant
-
-
 def run_restore(run: Run) -> RunResult:
+    # one login and one listing of the target for the checks and the prefetch's plan, whose
+    # downloads start with that login's token
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _restore(run)
+
+
+def _restore(run: Run) -> RunResult:
     profile = run.profile
-    target = _target(run.options)
+    target = target_of(run.options)
     force = bool(run.options.get("force"))
     path = run.options.get("path")
     rel = relative_path(run, path) if path else None
@@ -114,15 +65,20 @@ def run_restore(run: Run) -> RunResult:
     when_of(run)  # a mistyped --time is a usage error before anything else happens
 
     def elsewhere(real: str) -> str | None:  # the same restore into the folder a symlink names
-        return None if exact else _restore_command(run, real, rel, force)
+        return None if exact else restore_report.restore_command(run, real, rel, force)
 
-    restore_target.check_target(target, destination, force, rel=rel, exact=exact, again=elsewhere)
+    a_folder = bool(run.options.get("restore_dir"))  # dt-cf-backup --restore-dir DIR
+    restore_target.check_target(
+        target, destination, force, rel=rel, exact=exact, folder=a_folder, again=elsewhere
+    )
     require_target(run)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
     if not wanted:
-        raise _outside_roots(run, rel or "")
+        raise restore_paths.outside_roots(run, rel or "")
     picked = chains_at_time(run, wanted, env)  # refused here, before the hooks: nothing to undo
+    if rel and inside and picked:  # a path the backup surely lacks: before any volume downloads
+        restore_paths.refuse_absent(run, picked[0], rel)
     kept = {c.label for c in picked}
     too_new = [c.label for c in wanted if c.label not in kept]  # split_chains: left out
     vetoes = [reason for reason in run.hooks.cfbackup_pre_restore(run=run) if reason]
@@ -154,7 +110,7 @@ def run_restore(run: Run) -> RunResult:
             except NoSpaceLeft as error:
                 raise restore_target.no_space_here(error, destination, force) from None
             if occupied:
-                again = None if exact else _restore_command(run, target, rel, True)
+                again = None if exact else restore_report.restore_command(run, target, rel, True)
                 restore_merge.merge(stage, destination, rel, exact, again)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
@@ -172,7 +128,7 @@ def run_restore(run: Run) -> RunResult:
     what = f"{shown} restored to {into}" if rel else f"restored into {into}"
     if (rel or ".") in failed:  # duplicity could not restore what was asked for itself
         what = f"{shown or 'the backup'} could not be restored to {into}"
-    when = _from_backup(run, picked)
+    when = restore_report.from_backup(run, picked)
     outcome = RunResult(
         profile=profile.name, action="restore", message=f"{profile.name}: {what}{when}"
     )
@@ -198,65 +154,14 @@ def run_restore(run: Run) -> RunResult:
         whole = (rel or ".") not in failed
 
         def again(name: str) -> str | None:  # a path not there yet needs no --force
-            return None if exact else _restore_command(run, target, name, False)
+            return None if exact else restore_report.restore_command(run, target, name, False)
 
-        outcome.message += (", but " if missing else "; but " if whole else ": ") + _not_restored(
-            failed, whole, again
-        )
+        joint = ", but " if missing else "; but " if whole else ": "
+        outcome.message += joint + restore_report.not_restored(failed, whole, again)
     elif missing:
         outcome.message += "."
     run.hooks.cfbackup_post_restore(run=run, result=outcome)
     return outcome
-
-
-def _outside_roots(run: Run, rel: str) -> CfbackupError:
-    """A --path in none of a split profile's include roots: a usage error (it was a target
-    error, exit 12), which names the chain of a root removed from include that still holds
-    it, and how to reach it."""
-    profile = run.profile
-    roots = ", ".join(f"/{c.root}" for c in chains.of(profile))
-    shown = printable_name(rel)
-    old = removed_root_with_backups(profile, rel)
-    if old is None:
-        return CfbackupError(
-            f"{shown} is in none of the include roots backed up by profile {profile.name} "
-            f"({roots}): give a path under one of them.",
-            exit_code=ExitCode.USAGE,
-        )
-    folder = str(PurePosixPath(str(profile.source)) / old)
-    return CfbackupError(
-        f"{shown} is in none of the include roots of profile {profile.name} ({roots}), but the "
-        f"backups of /{old} made before it was removed from include are still at the target "
-        f"({chains.of_root(profile, old).profile.target}): add {folder} to include in "
-        f"{run.config.path} for this restore, run {same_command(run)}, then remove it again.",
-        exit_code=ExitCode.USAGE,
-    )
-
-
-def _target(options: dict) -> Path:
-    return Path(options["target"]).expanduser().absolute()
-
-
-def _from_backup(run: Run, picked: list[chains.Chain]) -> str:
-    """With --time, the backup restored (``chains_at_time``: the newest at or before it, as
-    duplicity picks it), one per chain when they differ: not the --time given, which may be
-    later than any backup, or between two."""
-    when = run.options.get("time")
-    if not when:
-        return ""
-    found = run.options.get("restored_backups", {})
-    times = {c.label: found[c.label] for c in picked if found.get(c.label) is not None}
-    if not times:
-        return f" as of --time {when}"
-    if len(set(times.values())) == 1:
-        which = f"the backup of {_utc(next(iter(times.values())))}"
-    else:
-        which = "the backups of " + ", ".join(f"{_utc(t)} ({label})" for label, t in times.items())
-    return f" from {which} (the newest at or before --time {when})"
-
-
-def _utc(when: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
 
 
 def _restore_chains(
@@ -325,6 +230,7 @@ def _restore_one(
                     path=path,
                     when=when_of(run),
                     user_folder=_prefetch_root(run),
+                    store=stores.open_store(chain.profile, run.target_view),
                 )
             )
             if plan is not None:
@@ -341,130 +247,10 @@ def _restore_one(
                 warm=warm,  # unless there is no copy to read after all (then a cold start)
             )
         except PathNotInBackup as error:
-            raise _not_in_backup(run, chain, path or "", error) from None
+            found = restore_paths.not_in_backup(run, chain, path or "")
+            found.detail = error.detail
+            raise found from None
     return result.not_processed_under(path)
-
-
-def _not_in_backup(
-    run: Run, chain: chains.Chain, rel: str, error: PathNotInBackup
-) -> PathNotInBackup:
-    """duplicity's "not found in archive", with the path named, and the path of the backup
-    it likely means when the archive dir's signature tars (synced by the restore that just
-    failed: nothing is downloaded for it) hold one (``near_match``)."""
-    profile = run.profile
-    when = run.options.get("time")
-    at = f" at --time {when}" if when else ""
-    later = as_typed_later(when, when_of(run)) if when else None  # 3D: the moment it meant
-    sigtars = signatures.local_chain(
-        chain.profile.archive_dir / chain.profile.backup_name,
-        when_of(run),
-        names.of(chain.profile),
-    )
-    meant = near_match(rel, signatures.names(sigtars)) if sigtars else None
-    options = run.options
-    if meant is not None:
-        again = "" if options.get("exact_destination") else (
-            " (" + _restore_command(run, _target(options), meant, bool(options.get("force")))
-            + ")"
-        )  # fmt: skip
-        fix = f"did you mean {pasteable(meant)}{again}? Every path it holds: "
-    else:
-        fix = "check the path against "
-    found = PathNotInBackup(
-        f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}: {fix}"
-        f"{suggest.command('list', profile.name, *(('--time', later) if when else ()))}."
-    )
-    found.detail = error.detail
-    return found
-
-
-def near_match(rel: str, paths: set[str]) -> str | None:
-    """The path of ``paths`` (a backup's) that ``rel``, which is not one of them, likely
-    means: the one that differs only by case, else, under the deepest folder of ``rel`` the
-    backup has, its entry whose name is closest to the next part of ``rel``."""
-    if rel in paths:  # the signature tars say otherwise: no hint
-        return None
-    folded = [p for p in paths if p.casefold() == rel.casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    parts = rel.split("/")
-    depth = len(parts) - 1
-    while depth > 0 and "/".join(parts[:depth]) not in paths:
-        depth -= 1
-    parent = "/".join(parts[:depth])
-    children = {
-        p.rsplit("/", 1)[-1] for p in paths if p != "." and (p.rpartition("/")[0] == parent)
-    }
-    close = difflib.get_close_matches(parts[depth], sorted(children), n=1, cutoff=0.6)
-    if not close:
-        lower = {c.casefold(): c for c in children}
-        close = [lower[parts[depth].casefold()]] if parts[depth].casefold() in lower else []
-    if not close:
-        return None
-    whole = "/".join([*parts[:depth], close[0], *parts[depth + 1 :]])
-    return whole if whole in paths else "/".join([*parts[:depth], close[0]])
-
-
-SHOWN = 3  # the entries a partial restore's message names; the run log has every one
-
-
-def _not_restored(
-    failed: dict[str, str], whole: bool, again: Callable[[str], str | None] | None = None
-) -> str:
-    """What a restore's message says of the entries duplicity could not restore (``failed``:
-    path in the backup -> duplicity's reason): how many, the first few as ``list`` shows names
-    (``units.pasteable``, for ``--path``), why, and that the rest is restored (``whole``: what
-    was asked for itself was, else only what came with it is kept); each goes to the run
-    log. ``again``: the command that restores one of them again, as of the same --time (None:
-    none to give)."""
-    for name, reason in failed.items():
-        log.info("not restored: %s: %s", printable_name(name), printable_name(reason))
-    names = list(failed)
-    shown = ", ".join(pasteable(name) for name in names[:SHOWN])
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    why = printable_name(failed[names[0]])[:REASON_CHARS]
-    if len(set(failed.values())) > 1:
-        why = f"for the first: {why}; the run log has each one's"
-    if not whole and len(names) == 1:  # what was asked for, alone: the message names it
-        return f"duplicity: {why}; fix the cause, then restore it again."
-    count = f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}"
-    return (
-        f"{count} could not be restored: {shown}{more} (duplicity: {why}); "
-        + ("everything else was restored and is kept" if whole else "what was restored is kept")
-        + ": fix the cause, then restore "
-        + (_again(names[0], again) if whole else "it again.")
-    )
-
-
-def _again(name: str, again: Callable[[str], str | None] | None) -> str:
-    """The command that restores ``name`` again (None from ``again``: dt-cf-backup's exact
-    destination, which has none to give)."""
-    command = again(name) if again else None
-    if command is None:
-        return "those paths again with --path."
-    return f"each again with --path ({command})."
-
-
-REASON_CHARS = 300
-
-
-def _restore_command(run: Run, target: object, rel: str | None, force: bool) -> str:
-    """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
-    restore again, into ``target`` (a name that is not UTF-8 or holds a control character in
-    bash's $'...': ``suggest.word``). A relative ``--time`` (3D) is printed as the
-    moment it meant: the command runs later."""
-    when = run.options.get("time")
-    if when:
-        when = as_typed_later(when, when_of(run))
-    words = [
-        "restore",
-        run.profile.name,
-        str(target),
-        *(("--path", rel) if rel else ()),
-        *(("--time", when) if when else ()),
-        *(("--force",) if force else ()),
-    ]
-    return suggest.command(*words)
 
 
 def _utf8(path: Path) -> bool:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from cfbackup import chains
+from cfbackup import chains, stores
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -15,6 +15,7 @@ from cfbackup.actions.common import (
     prepare,
     require_target,
     roots_without_backup,
+    target_view,
 )
 from cfbackup.duplicity import commands
 from cfbackup.errors import BackupDamaged, ExitCode, NoBackupFound, VerifyDifferences
@@ -24,6 +25,12 @@ SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) differen
 
 
 def run_verify(run: Run) -> RunResult:
+    # one login and one listing of the target for the checks (read-data's too)
+    with target_view(run, retries=stores.request_retries(run.profile)):
+        return _verify(run)
+
+
+def _verify(run: Run) -> RunResult:
     require_target(run)
     if run.options.get("read_data") is not None:
         from cfbackup.actions.read_data import run_read_data

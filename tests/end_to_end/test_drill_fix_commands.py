@@ -7,6 +7,10 @@ with "no config file found" or checked another config.
 
 from __future__ import annotations
 
+import re
+import time
+from datetime import datetime
+
 import pytest
 
 from cfbackup.errors import ExitCode
@@ -31,3 +35,28 @@ def test_a_wrong_passphrase_is_one_line_naming_a_check_that_runs(tmp_path, make_
     checked = cfbackup(*check.split()[1:], env=wrong)
     assert checked.returncode == ExitCode.REFUSED, checked
     assert "the passphrase of profile main does not decrypt the backups" in checked.output
+
+
+def test_a_drill_again_with_a_relative_time_names_the_moment_it_meant(
+    tmp_path, make_config, cfbackup
+):
+    """Before: "drill again ... --time 1m" as typed: pasted later, it counts back from then
+    and may drill another backup. As the restore's suggestions do, it names the moment."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for number in range(200):
+        (src / f"file{number}").write_text(f"data {number}\n")
+    config = make_config(source=src, target=f"file://{tmp_path}/backup")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(2)
+    before = time.time()
+    # a second is less than duplicity takes to start: the drill checks no file in it
+    result = cfbackup("-c", config, "drill", "main", "--time", "1s", "--max-duration", "1s",
+                      "--sample", "100%")  # fmt: skip
+    assert result.returncode == ExitCode.PARTIAL, result
+    assert "checked no file before --max-duration 1s ran out" in result.stderr, result
+    assert "--time 1s" not in result.stderr, result.stderr
+    given = re.search(r"--max-duration 2s --time (\S+),", result.stderr)
+    assert given, result.stderr
+    meant = datetime.fromisoformat(given[1]).timestamp()
+    assert before - 2 <= meant <= time.time(), (given[1], before)

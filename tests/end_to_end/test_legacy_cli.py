@@ -222,3 +222,28 @@ def test_status_and_listing_print_duplicitys_own_text(
     assert "  last full: " in native.stdout and "Chain end time" not in native.stdout, native
     files = cfbackup("-c", config, "list", "main")
     assert " new file.txt" in files.stdout and "Last full backup date" not in files.stdout
+
+
+def test_restore_dir_onto_a_file_is_refused_with_a_fix_that_runs(tmp_path, run):
+    """Before: `--restore-dir d DEST` with a file at DEST said "add --force to overwrite it",
+    which restored nothing there and would have replaced the file. As `cfbackup restore` does
+    for a file target, it is refused with or without --force, before anything downloads, and
+    the way out it prints runs as printed."""
+    _tree(tmp_path)
+    conf = _legacy(tmp_path)
+    assert run("-c", conf, "-b").returncode == 0
+    dest = tmp_path / "out"
+    dest.write_text("a file the user keeps\n")
+    for force in ((), ("--force",)):
+        result = run("-c", conf, *force, "--restore-dir", "d", dest)
+        assert result.returncode == ExitCode.RESTORE_TARGET, result
+        assert "--force" not in result.stderr, result.stderr
+        message = f"{dest} is a file where the backup has a folder, nothing was changed: "
+        assert message in result.stderr, result.stderr
+        assert dest.read_text() == "a file the user keeps\n"
+    move = f"mv {dest} {dest}.old"
+    assert f"move it away ({move}) and run the restore again" in result.stderr, result.stderr
+    assert subprocess.run(move.split(), check=False).returncode == 0
+    again = run("-c", conf, "--restore-dir", "d", dest)
+    assert again.returncode == 0, again
+    assert (dest / "b.txt").read_text() == "b\n"

@@ -351,10 +351,11 @@ def test_a_restore_into_an_empty_folder_of_the_path_still_works(tmp_path, backed
 
 
 def test_a_newline_in_the_target_keeps_a_failure_on_one_line(tmp_path, backed_up, cfbackup):
-    """Before: run_restore's "TARGET...: File name too long" split at the newline."""
+    """Before: run_restore's "TARGET...: File name too long" split at the newline. (The name
+    too long is the target's: a --path the backup lacks is refused before, exit 5.)"""
     src, config = backed_up
-    target = tmp_path / "t\nnl"
-    result = cfbackup("-c", config, "restore", "main", target, "--path", "x" * 300 + "/y")
+    target = tmp_path / "t\nnl" / ("x" * 300)
+    result = cfbackup("-c", config, "restore", "main", target, "--path", "etc/nginx")
     assert result.returncode == ExitCode.RESTORE_TARGET, result
     assert result.stderr.count("\n") == 1 and "t\\x0anl" in result.stderr, result
 

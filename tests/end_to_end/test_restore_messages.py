@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import calendar
 import re
+import shutil
 import time
 
 import pytest
+from support import proxylog
 
 pytestmark = pytest.mark.swift  # make_config's fixtures; the profile's target is a file:// URL
 
@@ -78,3 +80,104 @@ def test_a_path_not_in_the_backup_is_named_with_the_path_meant(tmp_path, cfbacku
             assert "did you mean" not in result.stderr, result.stderr
         assert result.stderr.rstrip().endswith(f"cfbackup -c {config} list main."), result
         assert not into.exists()
+
+
+def _volume_gets(requests) -> list[str]:
+    """The volumes downloaded (not the listings that name one as their marker)."""
+    return [p for m, p, _s in requests if m == "GET" and ".difftar" in p and "%3F" not in p]
+
+
+def test_a_path_the_local_signatures_lack_is_refused_before_any_volume_downloads(
+    tmp_path, make_config, cfbackup, local_swift
+):
+    """Before: duplicity downloaded a volume (20 MB over a WAN, seconds) before it said the
+    path was not there. When duplicity's archive dir holds the signatures of the very backups
+    the target's chain at --time has, they say for certain: the restore refuses before any
+    volume is read, with the same message. A path only a backup the archive dir has not seen
+    holds is restored; with no local signatures (a new machine) the restore asks duplicity."""
+    src = tmp_path / "src"
+    (src / "etc" / "nginx").mkdir(parents=True)
+    (src / "etc" / "nginx" / "nginx.conf").write_text("conf\n")
+    config = make_config(source=src)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    into = tmp_path / "r"
+    for given, meant in (("etc/Nginx", "etc/nginx"), ("nothing/like/it", None)):
+        skip = proxylog.length(local_swift)
+        result = cfbackup("-c", config, "restore", "main", into, "--path", given)
+        requests = proxylog.requests_since(local_swift, skip)
+        assert result.returncode == 5, result
+        assert f"error: {given} is not in the backup of profile main: " in result.stderr, result
+        assert ("did you mean" in result.stderr) == bool(meant), result.stderr
+        assert result.stderr.rstrip().endswith(f"cfbackup -c {config} list main."), result
+        assert _volume_gets(requests) == [], requests
+        assert not into.exists()
+
+    # a backup made elsewhere (the archive dir is put back as it was): the local signatures
+    # no longer describe the target's chain, so they decide nothing
+    archive = tmp_path / "archive"
+    kept = tmp_path / "archive-before"
+    shutil.copytree(archive, kept)
+    time.sleep(1.1)  # duplicity's times have one-second resolution
+    (src / "etc" / "added.conf").write_text("new\n")
+    assert cfbackup("-c", config, "backup").returncode == 0
+    shutil.rmtree(archive)
+    shutil.copytree(kept, archive)
+    result = cfbackup("-c", config, "restore", "main", into, "--path", "etc/added.conf")
+    assert result.returncode == 0, result
+    assert (into / "etc" / "added.conf").read_text() == "new\n"
+
+    # a restore syncs manifests, not signatures: the archive dir still lacks the incremental's,
+    # so it is certain at a --time before the incremental (which etc/added.conf is not in),
+    # and not now (duplicity is asked); a backup here brings the signatures, and certainty
+    stamp = re.search(r"full-signatures\.(\w+)\.", str(next(archive.rglob("*full-sig*"))))[1]
+    first = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    for given, when, certain in (
+        ("etc/added.conf", ("--time", first), True),
+        ("etc/Nginx", ("--time", first), True),
+        ("etc/Nginx", (), False),
+        ("etc/Nginx", (), True),
+    ):
+        if certain and not when:
+            assert cfbackup("-c", config, "backup").returncode == 0
+        skip = proxylog.length(local_swift)
+        result = cfbackup("-c", config, "restore", "main", tmp_path / "r1", "--path", given,
+                          *when)  # fmt: skip
+        assert result.returncode == 5, result
+        assert f"error: {given} is not in the backup of profile main" in result.stderr, result
+        read = _volume_gets(proxylog.requests_since(local_swift, skip))
+        assert (read == []) == certain, (given, when, read)
+
+    # a new machine: no local signatures, so duplicity is asked, as before
+    shutil.rmtree(archive)
+    skip = proxylog.length(local_swift)
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "r2", "--path", "etc/Nginx")
+    assert result.returncode == 5, result
+    assert "error: etc/Nginx is not in the backup of profile main: " in result.stderr, result
+    assert _volume_gets(proxylog.requests_since(local_swift, skip)), "duplicity read a volume"
+
+
+def test_a_prefixed_profile_refuses_a_missing_path_before_any_volume_downloads(
+    tmp_path, make_config, cfbackup, local_swift
+):
+    """The archive dir's signatures and the target's sets are read with the profile's file
+    prefixes (``--file-prefix*``), with prefetch on: still certain, still no volume read."""
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "hosts").write_text("127.0.0.1 localhost\n")
+    extra = (
+        'restore_prefetch = 2\nextra_options = ["--file-prefix=host1-", '
+        '"--file-prefix-manifest=m_", "--file-prefix-signature", "s_"]\n'
+    )
+    config = make_config(source=src, extra=extra)
+    assert cfbackup("-c", config, "backup").returncode == 0
+    time.sleep(1.1)
+    (src / "etc" / "hosts").write_text("changed\n")
+    assert cfbackup("-c", config, "backup").returncode == 0  # a full and an incremental
+    skip = proxylog.length(local_swift)
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "r", "--path", "etc/host")
+    assert result.returncode == 5, result
+    assert "did you mean etc/hosts" in result.stderr, result.stderr
+    assert _volume_gets(proxylog.requests_since(local_swift, skip)) == []
+    result = cfbackup("-c", config, "restore", "main", tmp_path / "r", "--path", "etc/hosts")
+    assert result.returncode == 0, result
+    assert (tmp_path / "r" / "etc" / "hosts").read_text() == "changed\n"

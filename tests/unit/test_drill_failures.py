@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import types
+from datetime import datetime
 
 import pytest
 
@@ -41,14 +42,16 @@ def test_a_crash_of_duplicity_is_not_damage_to_the_backup():
     suggest.use_config("/etc/cfb.toml")
     try:
         error = drill_action._not_damage(state.report, "drill of web1", "web1", "...", {}, [])
-        run = types.SimpleNamespace(options={"time": "3D", "from_nothing": True, "kit": "k.gpg"})
+        options = {"time": "3D", "when": 1_800_000_000.0, "from_nothing": True, "kit": "k.gpg"}
+        run = types.SimpleNamespace(options=options)
         again = drill_action._not_damage(
             state.report, "drill of web1", "web1", "...", {}, drill_action._same_backup(run)
         )
     finally:
         suggest.use_config(None)
-    # the same drill again reads the same backup, the same way
-    assert "--seed 7 --time 3D --kit k.gpg --from-nothing" in again.message, again.message
+    # the same drill again reads the same backup, the same way: 3D as the moment it meant
+    moment = datetime.fromtimestamp(1_800_000_000).astimezone().isoformat(timespec="seconds")
+    assert f"--seed 7 --time {moment} --kit k.gpg --from-nothing" in again.message, again.message
     assert error.exit_code == ExitCode.DUPLICITY
     assert "damaged" not in error.message and "--full" not in error.message
     assert "could not check 2 file(s)" in error.message

@@ -78,16 +78,31 @@ def test_the_list_command_for_a_path_not_in_the_backup_names_the_moment_meant(tm
     from datetime import datetime
 
     from cfbackup import chains
-    from cfbackup.actions import restore
-    from cfbackup.errors import PathNotInBackup
+    from cfbackup.actions import restore_paths
 
     chain_profile = SimpleNamespace(archive_dir=tmp_path, backup_name="web", get=lambda *_: None)
     chain = chains.Chain(chain_profile, "")
     when = 1_800_000_000.0
     run = _run("/srv", time="3D", when=when)
-    found = restore._not_in_backup(run, chain, "etc/x", PathNotInBackup("not found"))
+    found = restore_paths.not_in_backup(run, chain, "etc/x")
     moment = datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
     assert "at --time 3D: check the path against " in found.message, found.message
     assert found.message.endswith(f"list web --time {moment}."), found.message
-    fixed = restore._not_in_backup(_run("/srv", time="2026-12-01"), chain, "x", found)
+    fixed = restore_paths.not_in_backup(_run("/srv", time="2026-12-01"), chain, "x")
     assert fixed.message.endswith("list web --time 2026-12-01."), fixed.message
+
+
+def test_the_same_restore_again_names_the_moment_a_relative_time_meant():
+    """``same_command`` (the restore to run once include or split_chains is set back) printed
+    `--time 3D` as typed: run after the edit, it counts back from then."""
+    from datetime import datetime
+
+    from cfbackup.actions.common import same_command
+
+    when = 1_800_000_000.0
+    run = _run("/srv", time="3D", when=when, path="etc/x")
+    run.action = "restore"
+    moment = datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
+    assert same_command(run).endswith(f"restore web /tmp/r2 --path etc/x --time {moment}")
+    run.options["time"] = "2026-12-01"
+    assert same_command(run).endswith("--path etc/x --time 2026-12-01")

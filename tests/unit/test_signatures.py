@@ -51,3 +51,24 @@ def test_the_local_chain_is_found_with_the_profile_s_file_prefixes(tmp_path):
         _sigtar(path, 1)
     assert signatures.local_chain(tmp_path, naming=Naming(signature="s_")) == [full, inc]
     assert signatures.local_chain(tmp_path) is None  # without the prefix: not duplicity's names
+
+
+def _tar(path, members: list[str]):
+    with tarfile.open(path, "w:gz") as archive:
+        for name in members:
+            archive.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+    return path
+
+
+def test_holds_reads_the_state_the_chain_leaves_and_gives_up_past_its_time(tmp_path):
+    """A restore asks, before any volume downloads, whether the backup holds its --path: in
+    the full, deleted by an incremental, added by one; and it spends no more than the time
+    given (None: not known), so a restore of a path that is there never waits long for it."""
+    full = _tar(tmp_path / "full", ["snapshot/etc", "signature/etc/a", "signature/etc/b"])
+    inc = _tar(tmp_path / "inc", ["deleted/etc/a", "signature/etc/c"])
+    assert signatures.holds([full], "etc/a", within=60) is True
+    assert signatures.holds([full, inc], "etc/a", within=60) is False
+    assert signatures.holds([full, inc], "etc/b", within=60) is True
+    assert signatures.holds([full, inc], "etc/c", within=60) is True
+    assert signatures.holds([full, inc], "etc/x", within=60) is False
+    assert signatures.holds([full, inc], "etc/x", within=-1) is None

@@ -392,11 +392,11 @@ def test_ctrl_c_during_a_backup_s_checks_does_not_wait_for_their_look_ups(swift)
     Now the look-ups end within the bound when the run is interrupted."""
     import types
 
-    from cfbackup.actions import backup
+    from cfbackup.actions import common
 
     run = types.SimpleNamespace(profile=_profile(swift), target_view=None)
     before = set(threading.enumerate())
-    with pytest.raises(KeyboardInterrupt), backup.target_view(run):
+    with pytest.raises(KeyboardInterrupt), common.target_view(run):
         run.target_view.start("probe", lambda view: view.connection().head_container("box"))
         _wait(swift.asked.is_set)
         time.sleep(0.3)  # the HEAD waiting for its answer
