@@ -372,7 +372,7 @@ def open_store(profile: Profile, view=None) -> Store:
     one listing for every check of the run."""
     if swift_target(profile.target) is not None:
         if view is not None and view.covers(profile):
-            return view.store(profile)
+            return SwiftStore(profile, view=view)  # lists from the view, with its token
         return SwiftStore(profile)
     parsed = urllib.parse.urlsplit(profile.target)
     if parsed.scheme == "file":

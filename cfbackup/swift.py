@@ -247,13 +247,6 @@ class TargetView:
         with self._lock:
             self._objects, self._missing = None, False
 
-    def store(self, profile: Profile):
-        """A ``stores.SwiftStore`` of ``profile`` (the view's own target or a chain's) that
-        lists from the view and logs in with its token."""
-        from cfbackup import stores
-
-        return stores.SwiftStore(profile, view=self)
-
     def handover(self) -> Handover | None:
         """The storage URL and token of the view's authentication, for the backup's duplicity
         (``patches/handed_token.py``); None when the checks never authenticated."""
