@@ -129,9 +129,13 @@ def _read_request(conn: socket.socket) -> bytes:
 @pytest.fixture
 def swift(request, monkeypatch):
     monkeypatch.setenv("T_KEY", "a-test-key")
+    # the tests' SIGINT is Python's Ctrl-C, whatever handler an earlier test in this process
+    # left (in the whole unit suite one swallowed it: the Ctrl-C tests then waited 30 s)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     server = StalledSwift(request.param)
     yield server
     server.close()
+    signal.signal(signal.SIGINT, handler)
 
 
 def _profile(server: StalledSwift, **more):
