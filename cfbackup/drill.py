@@ -175,6 +175,7 @@ class _Drill:
         self.deadline, self.same = deadline, list(same)
         self.keys = volume_keys.Keys.for_profile(profile, env)
         self.stop = threading.Event()
+        self.stores: list[stores.Store] = []  # the chains' stores: _halt ends their downloads
         self.group = execute.ProcessGroup()
         self.results: dict[tuple[int, str], FileResult] = {}
         self.lock = threading.Lock()
@@ -201,16 +202,38 @@ class _Drill:
         self._halt()
 
     def _halt(self) -> None:
-        self.stop.set()
+        with self.lock:
+            self.stop.set()
+            opened = list(self.stores)
+        for store in opened:  # a listing or a manifest's download stalled on the network
+            store.abort()
         self.group.stop_all()
+
+    def _open_store(self, profile: Profile) -> stores.Store:
+        """The chain's store, which :meth:`_halt` aborts (at once when it ran already)."""
+        store = stores.open_store(profile)
+        with self.lock:
+            self.stores.append(store)
+            halted = self.stop.is_set()
+        if halted:
+            store.abort()
+        return store
 
     def _drill(self, sample: sampling.Sample, when: float | None, cleanup) -> None:
         report = self.report
-        found = [
-            c
-            for c in (self._read_chain(chain, cleanup, when) for chain in chains.of(self.profile))
-            if c is not None
-        ]
+        found = []
+        for chain in chains.of(self.profile):
+            try:
+                c = self._read_chain(chain, cleanup, when)
+            except stores.Stopped:  # max-duration ran out while it read the chain
+                if not self.stop.is_set():
+                    raise
+                c = None
+            if self.stop.is_set():
+                report.stopped = self.deadline is not None
+                return
+            if c is not None:
+                found.append(c)
         if not found:
             raise messages.no_backup(self.profile, when)
         population = [(c, e) for c in found for e in _sampleable(c.entries)]
@@ -238,7 +261,7 @@ class _Drill:
     def _read_chain(
         self, chain: chains.Chain, cleanup: contextlib.ExitStack, when: float | None
     ) -> _Chain | None:
-        store = stores.open_store(chain.profile)
+        store = self._open_store(chain.profile)
         every = volumes.backup_sets(store, naming=names.of(chain.profile), chain=chain.slug)
         sets = volumes.chain_at(every, when)
         if not sets:
@@ -252,7 +275,7 @@ class _Drill:
         self.report.drilled.append(
             (f"{chain.label}: " if chain.root else "") + f"the {sets[-1].label}"
         )
-        unreadable = volumes.read_manifests(store, sets, self.keys)
+        unreadable = volumes.read_manifests(store, sets, self.keys, self.stop)
         if unreadable:
             raise messages.unreadable_manifest(unreadable[0], self.profile.name)
         private = self.workdir / "signatures" / (chain.slug or "main")
@@ -271,6 +294,7 @@ class _Drill:
                         self.keys,
                         private,
                         profile=self.profile.name,
+                        stop=self.stop,
                     )
                 )
             )
@@ -307,7 +331,12 @@ class _Drill:
         sizes = drillplan.Sizes(list(c.entries.values()))
         fetched: dict[str, volume_fetch.Outcome] = {}
         remaining = list(members)
-        volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy)
+        try:
+            volumes.copy_objects(c.store, [s.manifest for s in c.sets], c.copy, self.stop)
+        except stores.Stopped:  # max-duration ran out: its files stay skipped
+            if not self.stop.is_set():
+                raise
+            return
         units: list[drillplan.Unit] = []
         while remaining and not self.stop.is_set():
             bad = {key for key, outcome in fetched.items() if not outcome.ok}

@@ -96,7 +96,7 @@ class Store(Protocol):
 
 
 HEADS_AT_ONCE = 4  # remaining()'s HEADs in flight: one round trip for several objects
-DOWNLOAD_RETRIES = 3  # swiftclient's retries of a request when swift.retries is unset (~7 s)
+DOWNLOAD_RETRIES = 3  # swiftclient's retries when swift.retries is unset (~7 s; not of a timeout)
 
 
 def request_retries(profile: Profile) -> int:
@@ -182,10 +182,11 @@ class SwiftStore:
         from cfbackup import swift
 
         prefix = self.target.object_prefix
-        with swift.swift_errors(self.profile):
+        with self._watched() as conn, swift.swift_errors(self.profile):  # abort() ends it too
             client = swift.load_client()
             try:
-                conn = self._conn()
+                if self._aborted:
+                    raise Stopped
                 listing = conn.get_container(
                     self.target.container, prefix=prefix, full_listing=True
                 )[1]
@@ -193,6 +194,10 @@ class SwiftStore:
             except client.ClientException as error:
                 if error.http_status == 404:
                     return {}
+                raise
+            except Exception:
+                if self._aborted:
+                    raise Stopped from None
                 raise
         names = {o["name"][len(prefix) :]: int(o["bytes"]) for o in listing}
         return {name: size for name, size in names.items() if "/" not in name}

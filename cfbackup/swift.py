@@ -1,32 +1,67 @@
-"""Where cfbackup talks to Swift itself: authentication, errors in one sentence, listings.
+"""Where cfbackup talks to Swift itself: the target's listings and the checks' shared view of
+it (:class:`TargetView`).
 
 duplicity has its own client; this one serves ``check``, ``status``, the checks before a
-backup and the plugins (usage and quotas are in ``swift_usage.py``). v1 (tempauth, Rackspace)
-goes through swiftclient's own auth, Keystone v3 (password, application credential,
-clouds.yaml) through one keystoneauth1 session (``keystone.py``), which also renews the token
-when Swift answers 401. Heavy imports stay inside the functions so
-``cfbackup --help`` is fast.
+backup and the plugins (usage and quotas are in ``swift_usage.py``). Its connections are in
+``swift_connect.py``, its error sentences in ``swift_messages.py``; both are importable from
+here too (``swift.connect``, ``swift.swift_errors``...), the names every caller uses.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import dataclasses
-import functools
-import os
-import re
-import sys
 import threading
 import time
 from typing import Any, NamedTuple
 
-from cfbackup import keystone
-from cfbackup.config import legacy_vars
 from cfbackup.config.model import Profile
-from cfbackup.config.secrets import inherited_credentials, resolve_secret, secret_source
 from cfbackup.duplicity.target import SwiftTarget, swift_target
-from cfbackup.errors import BackendError, CfbackupError, ConfigError
+from cfbackup.errors import ConfigError
+from cfbackup.swift_connect import (
+    TIMEOUT,
+    concurrently,
+    connect,
+    keystone_connection,
+    keystone_connection_class,
+    load_client,
+    request_timeout,
+    sibling,
+)
+from cfbackup.swift_messages import (
+    AUTH_URL_FIX,
+    CATALOG_FIX,
+    cut_short,
+    password_source,
+    stalled,
+    status_fix,
+    swift_errors,
+    unreachable,
+)
+
+__all__ = [
+    "AUTH_URL_FIX",
+    "CATALOG_FIX",
+    "LISTING_LIMIT",
+    "TIMEOUT",
+    "Handover",
+    "TargetView",
+    "concurrently",
+    "connect",
+    "cut_short",
+    "full_listing",
+    "keystone_connection",
+    "keystone_connection_class",
+    "list_target_objects",
+    "load_client",
+    "password_source",
+    "request_timeout",
+    "sibling",
+    "stalled",
+    "status_fix",
+    "swift_errors",
+    "target_listing",
+    "target_of",
+    "unreachable",
+]
 
 
 def target_of(profile: Profile) -> SwiftTarget:
@@ -36,348 +71,6 @@ def target_of(profile: Profile) -> SwiftTarget:
             f"profiles.{profile.name}.target: {profile.target} is not a swift:// target."
         )
     return target
-
-
-def load_client():
-    """``swiftclient.client``, imported without python-keystoneclient.
-
-    swiftclient imports keystoneclient (and oslo.utils) when it can, for its own Keystone v2/v3
-    code: 0.2 s of every run's start (measured, ``-X importtime``). cfbackup never takes that
-    path (v1 goes through swiftclient's v1 auth, Keystone through a keystoneauth1 session,
-    ``keystone.py``), so the import is refused while swiftclient loads, and allowed again after
-    (duplicity's own process, which does use it, is not affected).
-    """
-    import importlib
-
-    refuse = "swiftclient.client" not in sys.modules and "keystoneclient" not in sys.modules
-    if refuse:
-        sys.modules["keystoneclient"] = None  # type: ignore[assignment]  # -> ImportError
-    try:
-        return importlib.import_module("swiftclient.client")
-    finally:
-        if refuse and sys.modules.get("keystoneclient", False) is None:
-            del sys.modules["keystoneclient"]
-
-
-def connect(
-    profile: Profile,
-    *,
-    retries: int = 1,
-    username: str | None = None,
-    password: str | None = None,
-    storage_url: str | None = None,
-):
-    """A swiftclient Connection for the profile's credentials (or another user's, e.g. a
-    reseller admin setting an account quota: ``username``/``password`` override them, and
-    ``storage_url`` points that user at the profile's account instead of its own)."""
-    client = load_client()
-    if keystone.uses_keystone(profile):
-        creds = keystone.credentials(profile)
-        if username:  # another Keystone user (e.g. a reseller admin), same domains and project
-            creds = dataclasses.replace(
-                creds, method=keystone.PASSWORD, username=username, user_id=None, password=password
-            )
-        return keystone_connection(creds, retries=retries, timeout=30, storage_url=storage_url)
-    swift = dict(profile["swift"])
-    where = f"profiles.{profile.name}.swift"
-    if username:
-        swift["username"] = username
-    password = password or resolve_secret(swift, "password", where)
-    if not password and profile.legacy and profile.source_file:
-        raise ConfigError(legacy_vars.swift_secret_left_empty(profile.source_file))
-    if not swift.get("auth_url") or not swift.get("username") or not password:
-        given = {**swift, "password": password}
-        missing = [key for key in ("auth_url", "username", "password") if not given.get(key)]
-        raise ConfigError(
-            f"{where}: auth_url, username and a password are required (missing: "
-            f"{', '.join(missing)}){inherited_credentials(missing)}."
-        )
-    connection = client.Connection
-    if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
-        from cfbackup import servicenet
-
-        connection = servicenet.connection_class(connection)
-    return connection(
-        authurl=swift["auth_url"],
-        user=swift["username"],
-        key=password,
-        auth_version="1",
-        retries=retries,
-        timeout=30,
-        os_options={"object_storage_url": storage_url} if storage_url else {},
-    )
-
-
-@functools.cache
-def keystone_connection_class():
-    class KeystoneConnection(load_client().Connection):
-        """A swiftclient Connection that takes its token and storage URL from one keystoneauth1
-        session. On a 401 swiftclient invalidates that session, forgets its token and calls
-        get_auth() again: a fresh token from Keystone, so an expired token costs one retry."""
-
-        def __init__(self, *args, credentials: keystone.Credentials, keystone_session, **kwargs):
-            kwargs["session"] = keystone_session
-            super().__init__(*args, **kwargs)
-            self.credentials = credentials
-
-        def get_auth(self):
-            url, token = keystone.storage_url_and_token(self.session, self.credentials)
-            self.url = self.os_options.get("object_storage_url") or url
-            self.token = token
-            return self.url, self.token
-
-    return KeystoneConnection
-
-
-def keystone_connection(
-    creds: keystone.Credentials,
-    *,
-    keystone_session=None,
-    storage_url: str | None = None,
-    retries: int = 1,
-    timeout: float = 30.0,
-    **kwargs,
-):
-    """A swiftclient Connection authenticated through Keystone (lazily, on first request)."""
-    return keystone_connection_class()(
-        credentials=creds,
-        keystone_session=keystone_session or keystone.session(creds),
-        retries=retries,
-        timeout=timeout,
-        os_options={"object_storage_url": storage_url} if storage_url else {},
-        **kwargs,
-    )
-
-
-@contextlib.contextmanager
-def swift_errors(profile: Profile):
-    """Turn client exceptions into one sentence naming the cause and the fix."""
-    ClientException = load_client().ClientException  # noqa: N806
-
-    url = profile["swift"].get("auth_url")
-    try:
-        yield
-    except ClientException as error:
-        status = getattr(error, "http_status", None)
-        if keystone.uses_keystone(profile) and status in (401, 403, None):
-            raise _keystone_swift_error(profile, error) from None
-        if status == 401:
-            raise BackendError(
-                f"Swift at {url} rejected the credentials of {profile['swift'].get('username')} "
-                f"(401): check swift.username and {password_source(profile)}."
-            ) from None
-        if status == 403:
-            raise BackendError(
-                "Swift refused access (403): the user lacks a role that Swift accepts."
-            ) from None
-        if status is None:
-            raise unreachable(url, str(error)) from None
-        raise BackendError(
-            f"Swift answered {status} {error.http_reason} ({_short(error)}): {status_fix(status)}."
-        ) from None
-    except (OSError, ConnectionError) as error:
-        if _CUT_SHORT.search(str(error)):  # requests' ChunkedEncodingError
-            raise cut_short() from None
-        if keystone.uses_keystone(profile):  # Keystone answered; the storage URL is the catalog's
-            raise unreachable(None, str(error), fix=CATALOG_FIX) from None
-        raise _unreachable_v1(profile, error) from None
-    except Exception as error:  # keystoneauth1 raises its own hierarchy
-        if type(error).__module__.startswith("keystoneauth1"):
-            raise BackendError(f"Keystone authentication failed ({_short(error)}).") from None
-        if _broken_answer(error):  # a download's body, read from urllib3 by swiftclient
-            text = str(error)
-            raise (cut_short() if _CUT_SHORT.search(text) else stalled(text)) from None
-        raise
-
-
-def _broken_answer(error: BaseException) -> bool:
-    """An answer that broke off while swiftclient read it, after its own resumes (urllib3's
-    ProtocolError around an IncompleteRead, a read timeout): not OSError, not requests'."""
-    import http.client
-
-    import urllib3.exceptions
-
-    return isinstance(error, (urllib3.exceptions.HTTPError, http.client.HTTPException))
-
-
-def cut_short() -> BackendError:
-    """Swift began an answer and the connection ended (an unreliable link or proxy): a backend
-    error, so that what retries downloads (``volume_fetch.fetch``) tries it again."""
-    return BackendError(
-        "the connection to Swift was closed before its answer was complete (after swiftclient "
-        "resumed it): the network or a proxy on the way drops it; run the command again, and "
-        "if it keeps happening check the link to Swift or ask Swift's operator."
-    )
-
-
-def stalled(text: str) -> BackendError:
-    """Swift answered and then stopped sending the body (a read timeout in a download, after
-    swiftclient's resumes): the auth and the storage URL were reached, so neither is to blame
-    by name; a backend error, so that what retries downloads tries it again."""
-    reason = next((plain for pattern, plain in _REASONS if pattern.search(text)), "")
-    return BackendError(
-        f"Swift stopped sending in the middle of an answer ({reason or 'broken off'}, after "
-        "swiftclient resumed it): the link to Swift's storage URL or a proxy on the way stalls; "
-        "run the command again, and if it keeps happening check that link or ask Swift's operator."
-    )
-
-
-def status_fix(status: int) -> str:
-    """What to do about an HTTP status Swift answered (401 and 403 have their own sentences)."""
-    if status >= 500:
-        return (
-            "Swift's proxy or its storage servers are failing (swiftclient already retried); "
-            "try again later, and ask Swift's operator if it persists"
-        )
-    if status == 404:
-        return "the container or the account is not there: check the target and swift.auth_url"
-    if status in (429, 498):
-        return (
-            "Swift limits this account's request rate; try again later, or ask Swift's "
-            "operator to raise the limit"
-        )
-    return "Swift refused the request: ask Swift's operator what its proxy's log says about it"
-
-
-def _unreachable_v1(profile: Profile, error: BaseException) -> BackendError:
-    """v1: the auth URL cannot be reached, or (the auth answered) the storage URL it returned,
-    told apart by the URL of the request that failed (requests keeps it on its errors)."""
-    url = profile["swift"].get("auth_url")
-    failed = getattr(getattr(error, "request", None), "url", None)
-    if not failed or not url or _origin(failed) == _origin(url):
-        return unreachable(url, str(error))
-    account = re.match(r"[^?#]*?/v1/[^/?#]+", failed)  # the storage URL ends at its account
-    internal = profile["swift"].get("interface") == "internal"
-    return unreachable(
-        account[0] if account else _origin(failed),
-        str(error),
-        fix=(
-            f"Swift's auth at {url} answered and returned this storage URL, which this machine "
-            "cannot reach: check DNS and firewalls on the way to its host"
-            + (
-                ' (swift.interface = "internal" asks for the provider\'s internal host, '
-                'reachable only from inside its network: set "public" elsewhere)'
-                if internal
-                else ""
-            )
-            + ", or ask Swift's operator for a storage URL reachable from here"
-        ),
-    )
-
-
-def _origin(url: str) -> str:
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
-
-
-def _keystone_swift_error(profile: Profile, error) -> BackendError:
-    """Swift's refusal of a Keystone token, naming the identity (Keystone itself accepted it)."""
-    try:
-        creds = keystone.credentials(profile)
-        who = f"{creds.who}" + (f" on {creds.project}" if creds.project else "")
-    except CfbackupError:
-        who = "the profile's Keystone identity"
-    status = error.http_status
-    if status == 403:
-        return BackendError(
-            f"Swift refused access (403) to {who}: Keystone authenticated it, but none of its "
-            "roles is one Swift accepts (the proxy's operator_roles, often member or "
-            "swiftoperator): ask the cloud's admin to grant one on the project."
-        )
-    if status == 401:
-        return BackendError(
-            f"Swift rejected the token Keystone issued to {who} (401) even after a fresh one: "
-            "Swift's authtoken middleware cannot validate it (its service user or its Keystone "
-            "URL); ask the cloud's admin."
-        )
-    return unreachable(None, str(error), fix=CATALOG_FIX)
-
-
-AUTH_URL_FIX = "check swift.auth_url and that the proxy is up and reachable from here"
-CATALOG_FIX = (  # Keystone answered: the storage URL is its catalog's
-    "check the proxy at the storage URL Keystone's catalog gives and, with several regions, "
-    "swift.region_name and swift.interface"
-)
-_REASONS = (  # what a connection failure says, in every client's words -> a few plain ones
-    (re.compile(r"Connection refused|ConnectionRefused|Errno 111", re.I), "connection refused"),
-    (
-        re.compile(
-            r"Name or service not known|Temporary failure in name resolution|"
-            r"nodename nor servname|getaddrinfo failed|No address associated",
-            re.I,
-        ),
-        "host name not found",
-    ),
-    (re.compile(r"Network is unreachable", re.I), "network unreachable"),
-    (re.compile(r"No route to host", re.I), "no route to host"),
-    (re.compile(r"timed out|timeout", re.I), "timed out"),
-    (
-        re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify failed", re.I),
-        "its TLS certificate is not trusted",
-    ),
-    (
-        re.compile(r"Connection reset|RemoteDisconnected|Connection aborted", re.I),
-        "the connection was closed",
-    ),
-)
-
-
-# an answer that ended early, in urllib3's and requests' words (unreachable() calls it "the
-# connection was closed" too, for a request that never got an answer)
-_CUT_SHORT = re.compile(
-    r"Connection broken|IncompleteRead|InvalidChunkLength|Response ended prematurely", re.I
-)
-_VIA_PROXY = re.compile(r"ProxyError|Unable to connect to proxy|Cannot connect to proxy", re.I)
-
-
-def unreachable(url: str | None, text: str, *, fix: str = AUTH_URL_FIX) -> BackendError:
-    """The one wording of "Swift cannot be reached", whether cfbackup's client or duplicity's
-    hit it: the URL, the cause in plain words (never the client's text cut mid-word), the fix.
-    When the HTTP proxy on the way is what cannot be reached, it is named instead."""
-    reason = next((plain for pattern, plain in _REASONS if pattern.search(text)), "")
-    where = f" at {url}" if url else " at the storage URL Keystone's catalog gave"
-    failed = f"connection failed{': ' + reason if reason else ''}"
-    proxy = _proxy_for(url) if _VIA_PROXY.search(text) else None
-    if proxy is not None:
-        variable, address = proxy
-        return BackendError(
-            f"cannot reach the HTTP proxy {address} on the way to Swift{where} ({failed}): "
-            f"check that the proxy is up, or {variable}, which names it (the config file's "
-            "[environment] or export, or the environment cfbackup runs in)."
-        )
-    return BackendError(f"cannot reach Swift{where} ({failed}): {fix}.")
-
-
-def _proxy_for(url: str | None) -> tuple[str, str] | None:
-    """(the variable, the proxy's address without credentials) the request to ``url`` went
-    through, as requests chose it from the environment; None when none applies."""
-    import urllib.parse
-
-    scheme = urllib.parse.urlsplit(url).scheme if url else "https"
-    for variable in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY", "all_proxy", "ALL_PROXY"):
-        value = os.environ.get(variable)
-        if value:
-            parts = urllib.parse.urlsplit(value if "://" in value else f"http://{value}")
-            return variable, f"{parts.scheme}://{parts.hostname}" + (
-                f":{parts.port}" if parts.port else ""
-            )
-    return None
-
-
-def password_source(profile: Profile) -> str:
-    """Where the Swift password came from, for a message about its rejection."""
-    return secret_source(profile["swift"], "password", "swift") or "the password"
-
-
-def _short(error: BaseException) -> str:
-    from cfbackup.redact import redact_output
-
-    text = redact_output(str(error).splitlines()[0] if str(error) else type(error).__name__)
-    if len(text) > 200:  # at a word's end, never in the middle of one
-        text = text[:200].rsplit(" ", 1)[0] + " ..."
-    return text.rstrip(" .")
 
 
 LISTING_LIMIT = 10000  # Swift's default container_listing_limit and account_listing_limit
@@ -404,39 +97,6 @@ def full_listing(get, *args, **params) -> tuple[dict, list[dict]]:
         _, page = get(*args, limit=LISTING_LIMIT, marker=entries[-1]["name"], **params)
         entries.extend(page)
     return headers, entries
-
-
-def sibling(conn):
-    """Another connection with ``conn``'s token, for another thread (a swiftclient Connection
-    is not thread-safe): it opens its own HTTP connection and authenticates again only when
-    Swift rejects the token. ``conn`` authenticates first if it has not yet."""
-    if not conn.url or not conn.token:
-        conn.get_auth()
-    twin = copy.copy(conn)
-    twin.http_conn = None
-    return twin
-
-
-def concurrently(conn, work, items: list, *, workers: int = 4) -> list:
-    """``work(connection, item)`` for each item, in order, on up to ``workers`` threads with a
-    connection each (:func:`sibling`): Swift requests that do not depend on each other cost
-    one round trip together instead of one each."""
-    if len(items) <= 1:
-        return [work(conn, item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not conn.url or not conn.token:  # here, not in each thread
-        conn.get_auth()
-
-    local = threading.local()
-
-    def run(item):
-        if not hasattr(local, "conn"):
-            local.conn = sibling(conn)
-        return work(local.conn, item)
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(run, items))
 
 
 def list_target_objects(profile: Profile, conn=None) -> list[dict[str, Any]]:
@@ -512,6 +172,7 @@ class TargetView:
         self._pool = None
         self._started: dict[str, Any] = {}
         self._authenticated_at: float | None = None
+        self._sockets = None  # a sockwatch.Sockets: those the look-ups connect, for close()
 
     def connection(self):
         """This thread's connection, with the token of the run's one authentication."""
@@ -600,16 +261,30 @@ class TargetView:
         if self._pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
+            from cfbackup import sockwatch
+
+            self._sockets = sockwatch.Sockets()
             self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cfbackup-look")
-        self._started[key] = self._pool.submit(work, self)
+        self._started[key] = self._pool.submit(self._watched, work)
+
+    def _watched(self, work):
+        with self._sockets.watching():  # close(abort=True) shuts what it connects
+            return work(self)
 
     def take(self, key: str):
         """The future of the look-up started under ``key``, or None when none was."""
         return self._started.pop(key, None)
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         """Wait for look-ups still running (their requests are bounded by the client's
-        timeout), then close every connection."""
+        timeout), then close every connection. ``abort`` (the run is interrupted, or failed):
+        end the look-ups' requests at once first (their sockets shut, swiftclient retrying
+        none), not after the timeout on a Swift that stopped answering."""
+        if abort and self._sockets is not None:
+            with self._lock:
+                for conn in self._made:
+                    conn.retries = 0  # swiftclient retries while attempts <= retries
+            self._sockets.shut_all()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
         with self._lock:

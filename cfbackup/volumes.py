@@ -226,17 +226,21 @@ def lost_manifest_problem(backup_set: BackupSet, store: Store) -> str:
     )
 
 
-def read_manifests(store: Store, sets: Iterable[BackupSet], keys: Keys) -> list[BackupSet]:
+def read_manifests(
+    store: Store, sets: Iterable[BackupSet], keys: Keys, stop: threading.Event | None = None
+) -> list[BackupSet]:
     """Download, decrypt and parse each set's manifest (duplicity's Manifest in ``set.info``).
     Returns the sets whose manifest could not be read (``set.problem`` says why); raises
-    CryptoError when the keys or the passphrase are the reason."""
+    CryptoError when the keys or the passphrase are the reason. ``stop``: the caller's
+    (a drill's --max-duration; the download raises Stopped once it is set)."""
+    stop = stop or threading.Event()
     from duplicity import manifest as duplicity_manifest
 
     unreadable = []
     for backup_set in sets:
         data = bytearray()
         try:
-            store.download(backup_set.manifest, data.extend, threading.Event())
+            store.download(backup_set.manifest, data.extend, stop)
             plain = keys.decrypt_bytes(bytes(data), backup_set.manifest)
             backup_set.info = duplicity_manifest.Manifest().from_string(plain)
         except Missing:
@@ -281,25 +285,36 @@ def needed_for(sets: Iterable[BackupSet], indexes: Iterable[tuple[bytes, ...]]) 
     return wanted
 
 
-def copy_objects(store: Store, names: Iterable[str], directory: Path) -> None:
-    """Copy objects as they are (manifests, signatures) into ``directory``."""
+def copy_objects(
+    store: Store, names: Iterable[str], directory: Path, stop: threading.Event | None = None
+) -> None:
+    """Copy objects as they are (manifests, signatures) into ``directory``; ``stop`` as in
+    :func:`read_manifests`."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stop = stop or threading.Event()
     for name in names:
         with open(directory / name, "wb") as handle:
-            store.download(name, handle.write, threading.Event())
+            store.download(name, handle.write, stop)
 
 
 @contextlib.contextmanager
 def clear_copy(
-    store: Store, name: str, keys: Keys, directory: Path, *, profile: str = "PROFILE"
+    store: Store,
+    name: str,
+    keys: Keys,
+    directory: Path,
+    *,
+    profile: str = "PROFILE",
+    stop: threading.Event | None = None,
 ) -> Iterator[Path]:
     """Object ``name`` (e.g. a signature tar) decrypted into ``directory``, deleted after;
-    ``profile`` names the profile in the fix a damaged object's message gives."""
+    ``profile`` names the profile in the fix a damaged object's message gives; ``stop`` as in
+    :func:`read_manifests`."""
     encrypted = directory / name
     plain = directory / f"{name}.clear"
     try:
         with open(encrypted, "wb") as handle:
-            store.download(name, handle.write, threading.Event())
+            store.download(name, handle.write, stop or threading.Event())
         try:
             keys.decrypt_file(encrypted, name, plain)
         except Undecryptable as error:

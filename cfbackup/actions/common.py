@@ -109,11 +109,13 @@ def target_view(run: Run, *, retries: int = 1) -> Iterator[None]:
     from cfbackup import swift
 
     run.target_view = swift.TargetView(run.profile, retries=retries)
+    ending = True  # interrupted (Ctrl-C, SIGTERM) or failed: its look-ups serve nothing more
     try:
         yield
+        ending = False
     finally:
         view, run.target_view = run.target_view, None
-        view.close()
+        view.close(abort=ending)
 
 
 @contextlib.contextmanager

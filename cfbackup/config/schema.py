@@ -139,8 +139,9 @@ SWIFT = (
         "retries",
         "integer",
         "How many times swiftclient retries a request that failed on the network or with a "
-        "5xx (in duplicity not one that timed out: that is tried once, each --timeout "
-        "counting), with a back-off of 1, 2, 4... s, before duplicity, or cfbackup's own downloads "
+        "5xx (not one that timed out: that is tried once, each timeout counting; duplicity's "
+        "--timeout, 30 s in cfbackup's own client), with a back-off of 1, 2, 4... s, before "
+        "duplicity, or cfbackup's own downloads "
         "(restore, verify --read-data, drill), count it one failed try and wait "
         "--backend-retry-delay for the next (--num-retries tries). Unset: 5 in duplicity "
         "(about 31 s per try), 3 in cfbackup's downloads (about 7 s). Lower it to give up "

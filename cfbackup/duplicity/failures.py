@@ -258,7 +258,7 @@ _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
             re.I,
         ),
         lambda text, profile: swift.unreachable(
-            profile["swift"].get("auth_url") if profile else None, text
+            profile["swift"].get("auth_url") if profile else None, text, failed_at=False
         ),
     ),
     (

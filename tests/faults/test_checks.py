@@ -15,6 +15,7 @@ import os
 import random
 import re
 import signal
+import subprocess
 import tarfile
 import textwrap
 import time
@@ -144,7 +145,7 @@ def test_damaged_volumes_are_named_by_read_data_and_drill(make_setup, webhook, t
     assert posted["stats"]["problems"][0]["status"] == "failed"
 
 
-def test_a_file_changed_inside_a_volume_that_still_decrypts(make_setup, tmp_path):
+def test_a_file_changed_inside_a_volume_that_still_decrypts(make_setup, attacker_gnupg):
     """The attack (or bug) a volume hash cannot see: a volume decrypted, one file's bytes
     changed, encrypted again with the same passphrase, and the manifest's hash updated to
     match. verify --read-data passes (the volume is what the manifest says); the drill, which
@@ -153,7 +154,7 @@ def test_a_file_changed_inside_a_volume_that_still_decrypts(make_setup, tmp_path
     _tree(setup.source)
     (setup.source / "data" / "ledger.txt").write_text("balance: 1000\n" * 400)
     assert setup.run("backup").returncode == 0
-    gpg = gnupg.GPG(gnupghome=str(_gnupghome(tmp_path)))
+    gpg = gnupg.GPG(gnupghome=str(attacker_gnupg))
     conn = setup.connection()
 
     def decrypt(name: str) -> bytes:
@@ -264,11 +265,46 @@ def test_max_duration_ends_downloads_stalled_on_a_mute_swift(make_setup):
     assert not list(scratch.iterdir())
 
 
-def _gnupghome(tmp_path):
+def test_max_duration_ends_a_manifest_download_stalled_on_a_mute_swift(make_setup):
+    """The drill's manifest (and signature) downloads ran with a stop event of their own,
+    which nothing set: one Swift took and never answered ran past --max-duration for
+    cfbackup's timeout (30 s), then failed as Swift unreachable. Now the drill's stop aborts
+    it, and the drill ends as stopped at its max duration."""
+    setup = make_setup(extra='extra_options = ["--num-retries=1"]\n', swift_options="retries = 0\n")
+    _tree(setup.source)
+    assert setup.run("backup").returncode == 0
+    scratch = setup.state_dir / "drill"
+    stalled: list[float] = []
+
+    def stall(method, path, headers, seen):
+        if method == "GET" and ".manifest" in path:
+            stalled.append(time.monotonic())
+            return STALL
+        return None
+
+    with ForwardProxy(fault_when=stall) as proxy:
+        started = time.monotonic()
+        drill = ("drill", setup.profile, "--json", "--sample", "100%", "--max-duration", "6s")
+        result = setup.run("cli", *drill, env=proxy.env, timeout=120)
+        elapsed = time.monotonic() - started
+    assert stalled, "no manifest download reached the mute Swift"
+    assert elapsed < 6 + 8, f"the drill ended {elapsed:.1f} s after it started (max 6 s)"
+    assert result.returncode == ExitCode.PARTIAL, result  # checked no file in its time
+    report = json.loads(result.stdout)
+    assert report["stats"]["stopped_at_max_duration"] is True
+    assert "checked no file before --max-duration 6s ran out" in report["message"]
+    assert not list(scratch.iterdir())
+
+
+@pytest.fixture
+def attacker_gnupg(tmp_path):
+    """The attacker's GnuPG home; its gpg-agent (which gpg starts on first use and leaves
+    running) is stopped after the test."""
     home = tmp_path / "attacker-gnupg"
     home.mkdir(mode=0o700)
     (home / "gpg-agent.conf").write_text("allow-loopback-pinentry\n")
-    return home
+    yield home
+    subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
 
 
 def _gpg_args() -> dict:

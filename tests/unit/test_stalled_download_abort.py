@@ -37,6 +37,7 @@ class StalledSwift:
     def __init__(self, phase: str):
         self.phase = phase
         self.asked = threading.Event()  # a GET arrived (headers), or its first MB left (body)
+        self.requests = 0  # requests the storage endpoint received (a listing's included)
         self._open: list[socket.socket] = []
         self.auth = self._listen(8)
         self.storage = self._listen(0)
@@ -92,6 +93,7 @@ class StalledSwift:
 
     def _answer(self, conn: socket.socket) -> None:
         request = _read_request(conn)
+        self.requests += 1
         while self.phase == "head" and request.startswith(b"GET "):  # the listing answers
             more = b"marker=" not in request.split(b"\r\n", 1)[0]
             names = self.names if more else ()
@@ -101,6 +103,7 @@ class StalledSwift:
                 b"Content-Length: " + str(len(listing)).encode() + b"\r\n\r\n" + listing
             )
             request = _read_request(conn)  # the next one on this connection
+            self.requests += 1
         if self.phase == "body":
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Length: 10485760\r\n"
@@ -126,18 +129,23 @@ def _read_request(conn: socket.socket) -> bytes:
 @pytest.fixture
 def swift(request, monkeypatch):
     monkeypatch.setenv("T_KEY", "a-test-key")
+    # the tests' SIGINT is Python's Ctrl-C, whatever handler an earlier test in this process
+    # left (in the whole unit suite one swallowed it: the Ctrl-C tests then waited 30 s)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
     server = StalledSwift(request.param)
     yield server
     server.close()
+    signal.signal(signal.SIGINT, handler)
 
 
-def _profile(server: StalledSwift):
+def _profile(server: StalledSwift, **more):
     raw = {
         "profiles": {
             "p": {
                 "source": "/",
                 "target": "swift://box",
                 "swift": {"auth_url": server.auth_url, "username": "u:v", "password_env": "T_KEY"},
+                **more,
             }
         }
     }
@@ -297,4 +305,107 @@ def test_ctrl_c_ends_retention_s_check_stalled_on_its_heads(swift):
     took = time.monotonic() - interrupted[0]
     timer.join()
     assert took < BOUND, f"the check took {took:.1f} s to stop"
+    assert _ours(threading.enumerate()) <= before
+
+
+@pytest.mark.parametrize("swift", ["headers", "body"], indirect=True)
+def test_cfbackups_client_does_not_retry_a_request_that_timed_out(swift, monkeypatch, tmp_path):
+    """cfbackup's own client (restore prefetch, verify --read-data, drills, checks) tried a
+    timed-out request swift.retries times more (3 unset), each waiting the whole timeout (30 s)
+    again: about 2 minutes per fetch try against a mute Swift, 6.5 with the default 3 tries.
+    Now one request per try (``swift_timeouts.py``, the rule duplicity's patch follows): the
+    fetch's own tries remain, each announced, and it fails as Swift not answering."""
+    from cfbackup import swift_connect as swift_module
+    from cfbackup.errors import BackendError
+
+    monkeypatch.setattr(swift_module, "TIMEOUT", 0.5)
+    store = _store(swift)
+    assert store.retries == 3  # swiftclient's, unset: what a timeout no longer uses
+    started = time.monotonic()
+    with pytest.raises(BackendError) as raised:
+        volume_fetch.fetch(store, _refs(1), tmp_path / "fetched", retry=(2, 0.1), workers=1)
+    took = time.monotonic() - started
+    assert swift.requests == 2, swift.requests  # one GET per fetch try, not 4 each
+    assert took < 4, f"{took:.1f} s: swiftclient retried the timed-out request"
+    message = raised.value.message
+    assert "no answer within the timeout" in message or "timed out" in message, message
+
+
+@pytest.mark.parametrize("swift", ["headers", "connect"], indirect=True)
+def test_a_storage_url_that_connects_and_never_answers_is_not_called_unreachable(swift):
+    """A storage URL whose host took the connection and then said nothing was "cannot be
+    reached: check DNS and firewalls": wrong, and the wrong place to look. Now the sentence
+    says it connected and got no answer within the timeout (the profile's --timeout, which
+    cfbackup's client follows too), and where to look; a host that never completes the
+    connection keeps the DNS-and-firewalls sentence."""
+    from cfbackup.errors import BackendError
+
+    profile = _profile(swift, extra_options=["--timeout=1"])
+    started = time.monotonic()
+    with pytest.raises(BackendError) as raised:
+        SwiftStore(profile).list()
+    took = time.monotonic() - started
+    message = raised.value.message
+    storage = f"http://127.0.0.1:{swift.storage.getsockname()[1]}/v1/AUTH_test"
+    assert took < 5, f"{took:.1f} s: the profile's --timeout (1 s) was not used"
+    if swift.phase == "headers":
+        assert message == (
+            f"Swift at {storage} accepted the connection but sent no answer within the timeout "
+            "(1 s): its proxy, or a load balancer in front of it, holds the requests; check the "
+            "proxy's health and the load balancer's, or ask Swift's operator (if Swift is only "
+            "slow, raise --timeout in the profile's extra_options)."
+        ), message
+    else:
+        assert message.startswith(f"cannot reach Swift at {storage} (connection failed: "), message
+        assert "check DNS and firewalls" in message, message
+
+
+@pytest.mark.parametrize("swift", ["head"], indirect=True)
+def test_ctrl_c_ends_a_quota_check_stalled_on_its_container_heads(swift):
+    """The account's current usage (the quota guard, ``status``, ``check``) HEADs each
+    container on threads of ``swift.concurrently`` that nothing stopped: a Ctrl-C or SIGTERM
+    while Swift did not answer them waited for the client's timeout (30 s). Now the HEADs
+    end within the bound, no thread left."""
+    from cfbackup import swift_usage
+
+    profile = _profile(swift)
+    before = set(threading.enumerate())
+    interrupted: list[float] = []
+
+    def interrupt() -> None:
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # every HEAD waiting for its answer
+        interrupted.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
+
+    timer = threading.Thread(target=interrupt, daemon=True)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        swift_usage.account_usage(profile)
+    took = time.monotonic() - interrupted[0]
+    timer.join()
+    assert took < BOUND, f"the quota check took {took:.1f} s to stop"
+    assert _ours(threading.enumerate()) <= before
+
+
+@pytest.mark.parametrize("swift", ["headers"], indirect=True)
+def test_ctrl_c_during_a_backup_s_checks_does_not_wait_for_their_look_ups(swift):
+    """A backup's target view runs look-ups (login, listing, the link's round trip) on threads
+    beside the passphrase check; closing it waited for them (``shutdown(wait=True)``): a
+    Ctrl-C or SIGTERM while Swift did not answer held the run for the client's timeout (30 s).
+    Now the look-ups end within the bound when the run is interrupted."""
+    import types
+
+    from cfbackup.actions import common
+
+    run = types.SimpleNamespace(profile=_profile(swift), target_view=None)
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt), common.target_view(run):
+        run.target_view.start("probe", lambda view: view.connection().head_container("box"))
+        _wait(swift.asked.is_set)
+        time.sleep(0.3)  # the HEAD waiting for its answer
+        interrupted = time.monotonic()
+        raise KeyboardInterrupt  # as Ctrl-C in the main thread, mid-checks
+    took = time.monotonic() - interrupted
+    assert took < BOUND, f"closing the target view took {took:.1f} s"
     assert _ours(threading.enumerate()) <= before

@@ -14,9 +14,9 @@ timeout again, so a mute Swift held each of duplicity's ``--num-retries`` attemp
 31 s of back-off: about 11 minutes in all before the run said anything but warnings. duplicity's
 own loop still tries the operation again (``--num-retries``, each failure announced), and
 swiftclient still retries what fails fast (connection refused or reset, a 5xx) as before; the
-run ends with "cannot reach Swift ... timed out" after about 2 minutes (the bound:
-docs/reliability.md). The same holds for a download's body that stalls: swiftclient's resume of
-it (``_RetryBody``) is not made. Applied first: the other Connection patches build on it.
+run ends with "Swift ... accepted the connection but sent no answer" after about 2 minutes (the
+bound: docs/reliability.md). The same holds for a download's body that stalls: swiftclient's
+resume of it (``_RetryBody``) is not made. Applied first: the other Connection patches build on it.
 
 The wait for an answer starts when the last ``sendall`` of a request's body returns, while the
 kernel's send buffer (up to ``tcp_wmem``'s 4 MB) and the queues on the way still hold bytes that
@@ -103,78 +103,25 @@ def unacknowledged(sock) -> int:
 
 
 def timeout_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "no answer within the timeout", from the socket up through
-    urllib3 to requests (a connect or a read; a body read that timed out is a requests
-    ConnectionError wrapping urllib3's ReadTimeoutError: :func:`timed_out` looks inside)."""
-    import requests.exceptions
-    import urllib3.exceptions
+    """What "no answer within the timeout" is (``cfbackup/swift_timeouts.py``, shared with
+    cfbackup's own client)."""
+    from cfbackup import swift_timeouts
 
-    return (socket.timeout, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError)
-
-
-def timed_out(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
-    """Whether ``error``, or an error it wraps (its cause, its context, an exception among its
-    arguments), is one of ``kinds``."""
-    seen: set[int] = set()
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, kinds):
-            return True
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        pending.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError, ProtocolError
-        if isinstance(reason, BaseException):
-            pending.append(reason)
-    return False
+    return swift_timeouts.timeout_errors()
 
 
 def timed(base: type, kinds: tuple[type[BaseException], ...] = (socket.timeout,)) -> type:
     """A ``base`` (swiftclient Connection) whose timeout, when none is given, is duplicity's,
-    and which does not try a request again once it timed out (``kinds``: :func:`timeout_errors`).
+    and which does not try a request again once it timed out (``kinds``: :func:`timeout_errors`;
+    ``swift_timeouts.tried_once``, the rule cfbackup's own client follows too)."""
+    from cfbackup import swift_timeouts
 
-    swiftclient's ``_retry`` raises a network error once ``attempts > retries``, and so does a
-    download's ``_RetryBody.read`` instead of resuming: a timeout marks the attempts used up."""
-
-    class TimedConnection(base):  # type: ignore[misc, valid-type]
+    class TimedConnection(swift_timeouts.tried_once(base, kinds)):  # type: ignore[misc]
         def __init__(self, *args, **kwargs):
             if kwargs.get("timeout") is None:
                 from duplicity import config
 
                 kwargs["timeout"] = config.timeout
             super().__init__(*args, **kwargs)
-
-        def _given_up(self, error: BaseException) -> None:
-            if timed_out(error, kinds):
-                self.attempts = max(self.attempts, self.retries + 1)
-
-        def _retry(self, reset_func, func, *args, **kwargs):
-            def once_if_timed_out(*a, **kw):
-                try:
-                    return func(*a, **kw)
-                except Exception as error:
-                    self._given_up(error)
-                    raise
-
-            return super()._retry(reset_func, once_if_timed_out, *args, **kwargs)
-
-        def get_object(self, *args, **kwargs):
-            headers, body = super().get_object(*args, **kwargs)
-            resp = getattr(body, "resp", None)
-            if getattr(body, "conn", None) is self and resp is not None:  # a _RetryBody
-                read = resp.read
-
-                def read_once_if_timed_out(*a, **kw):
-                    try:
-                        return read(*a, **kw)
-                    except Exception as error:
-                        self._given_up(error)
-                        raise
-
-                resp.read = read_once_if_timed_out
-            return headers, body
 
     return TimedConnection
