@@ -93,7 +93,7 @@ def test_a_cleanup_whose_other_chain_fails_keeps_the_warning(cli, split, tmp_pat
 
     monkeypatch.setattr(maintenance, "prepare", lambda run: {})
     _objects_at_target(tmp_path)
-    monkeypatch.setattr(maintenance, "duplicity", lambda run, argv, env: None)
+    monkeypatch.setattr(maintenance, "duplicity", lambda run, argv, env, **options: None)
     monkeypatch.setattr(maintenance, "check_deletes", Check)
     code, err = cli(main, "-c", split, "cleanup")
     assert code == ExitCode.RETENTION_FAILED, err
