@@ -23,6 +23,7 @@ from cfbackup.swift_connect import (
     keystone_connection,
     keystone_connection_class,
     load_client,
+    log_in,
     request_timeout,
     sibling,
 )
@@ -185,7 +186,7 @@ class TargetView:
             if self._origin is None:
                 try:
                     origin = connect(self.profile, retries=self.retries)
-                    origin.get_auth()
+                    log_in(origin)
                     self._authenticated_at = time.monotonic()
                 except Exception as error:
                     self._failed = error

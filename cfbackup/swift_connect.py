@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import sys
 import threading
+import time
 
 from cfbackup import keystone, swift_timeouts
 from cfbackup.config import legacy_vars
@@ -148,12 +149,52 @@ def keystone_connection(
     )
 
 
+MAX_BACKOFF = 64  # s: swiftclient's own cap between tries
+
+
+def log_in(conn, *, sleep=time.sleep) -> None:
+    """``conn.get_auth()``, tried as swiftclient tries the login of a request it makes: after
+    a network error or a 5xx/408 answer again in 1, 2, 4 ... s, ``conn.retries`` more times at
+    most. A login made on its own (the run's one login that every check shares) went without
+    them: one 503 or reset connection of the auth service failed a whole restore that the
+    checks' own logins used to ride out. A timeout is not tried again (``swift_timeouts.py``);
+    any other answer (a 401: the credentials) is final at once."""
+    backoff = getattr(conn, "starting_backoff", 1) or 1
+    tries = max(0, int(getattr(conn, "retries", 0) or 0)) + 1
+    for attempt in range(1, tries + 1):
+        try:
+            conn.get_auth()
+            return
+        except Exception as error:
+            if attempt == tries or not _passing(error):
+                raise
+        sleep(backoff)
+        backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _passing(error: BaseException) -> bool:
+    """Whether a failed login may well work when tried again: no answer (connection refused,
+    reset, cut) or the auth service's 5xx/408; not a timeout, not a 401 or any other answer."""
+    if swift_timeouts.timed_out(error):
+        return False
+    status = getattr(error, "http_status", None)
+    if isinstance(status, int):
+        return status >= 500 or status == 408
+    if isinstance(error, OSError):  # sockets, and requests' errors (IOError subclasses)
+        return True
+    try:  # Keystone through keystoneauth1: its own connection errors
+        from keystoneauth1 import exceptions as ks
+    except ImportError:
+        return False
+    return isinstance(error, ks.ConnectionError)
+
+
 def sibling(conn):
     """Another connection with ``conn``'s token, for another thread (a swiftclient Connection
     is not thread-safe): it opens its own HTTP connection and authenticates again only when
     Swift rejects the token. ``conn`` authenticates first if it has not yet."""
     if not conn.url or not conn.token:
-        conn.get_auth()
+        log_in(conn)
     twin = copy.copy(conn)
     twin.http_conn = None
     return twin
@@ -171,7 +212,7 @@ def concurrently(conn, work, items: list, *, workers: int = 4) -> list:
     from cfbackup import sockwatch, workpool
 
     if not conn.url or not conn.token:  # here, not in each thread
-        conn.get_auth()
+        log_in(conn)
 
     local = threading.local()
     sockets = sockwatch.Sockets()  # those the threads' connections connect, for halt()
