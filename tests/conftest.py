@@ -124,6 +124,24 @@ def local_swift():
 
 
 @pytest.fixture(autouse=True)
+def _stop_signals_as_they_were():
+    """Each test leaves SIGINT and SIGTERM handled as it found them, and no stop signal held
+    (``interrupts.held``): tests run cfbackup's main, its daemon and its patches in the test
+    process, and a handler one of them left swallowed a later test's Ctrl-C in CI (the stalled
+    download tests then waited for swiftclient's 30 s timeout)."""
+    import signal
+
+    from cfbackup import interrupts
+
+    before = {sig: signal.getsignal(sig) for sig in interrupts.STOP_SIGNALS}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler and handler is not None:
+            signal.signal(sig, handler)
+    interrupts._depth, interrupts._kept = 0, None
+
+
+@pytest.fixture(autouse=True)
 def _hermetic_home(tmp_path, monkeypatch):
     """Keep every test away from the real ~/.config and ~/.dt-cf-backup.conf."""
     home = tmp_path / "home"
