@@ -12,7 +12,11 @@ from pathlib import Path
 
 from cfbackup import chains, gpgkeys, history, suggest
 from cfbackup.duplicity import commands, machinelog, names, patches
-from cfbackup.duplicity.environment import duplicity_environment
+from cfbackup.duplicity.environment import (
+    duplicity_environment,
+    handover_environment,
+    late_handover_environment,
+)
 from cfbackup.duplicity.failures import no_backup_message
 from cfbackup.duplicity.result import DuplicityResult
 from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
@@ -187,12 +191,19 @@ def duplicity(
     progress reporter, ask duplicity for the progress records it only emits on request
     (``--progress`` costs ~18% on a small incremental). ``changes_target``: the command deletes
     from the target (retention, cleanup): the run's target view lists it again for the next
-    check, whether duplicity ended well or not."""
+    check, whether duplicity ended well or not.
+
+    With the run's target view (restore, verify, list, prune, cleanup), duplicity gets its
+    storage URL and token, as a backup's does (``patches/handed_token.py``): asked for at each
+    command's start, so each gets one only while it is young
+    (``environment.handover_environment``); older, duplicity logs in itself."""
     if changes_target and run.target_view is not None:
         try:
             return duplicity(run, build, env, **kwargs)
         finally:
             run.target_view.forget()
+    if run.target_view is not None:
+        env = {**env, **handover_environment(run.target_view.handover())}
     kwargs.setdefault("patches", patches.from_plugins(run.hooks))
     progress = run.options.get("progress")
     kwargs.setdefault("profile", run.profile)
@@ -215,11 +226,13 @@ def warm_duplicity(run: Run, env: dict[str, str]) -> Iterator[WarmDuplicity | No
     """A duplicity started now for a backup's or a restore's duplicity command, with ``env``
     and the profile's patches (``run.WarmDuplicity``), given to :func:`duplicity` as
     ``warm=``; None where several run at once (split chains) or with ``CFBACKUP_NO_WARM=1``.
+    With the run's target view it takes the view's token with its arguments (``LATE``).
     Stopped on the way out when nothing used it."""
     if os.environ.get(WarmDuplicity.OFF) or chains.is_split(run.profile):
         yield None
         return
-    warm = WarmDuplicity(env, patches.from_plugins(run.hooks))
+    late = late_handover_environment(run.target_view is not None)
+    warm = WarmDuplicity({**env, **late}, patches.from_plugins(run.hooks))
     try:
         yield warm
     finally:

@@ -65,10 +65,16 @@ def run_duplicity(
 
     A ``duplicity`` command runs through the launcher with core's patches and ``patches`` (the
     plugins') that apply to ``env``; in ``warm``, started earlier, when it was started with
-    that same environment and patches."""
+    that same environment and patches.
+
+    The storage URL and token ``env`` hands over (``patches/handed_token.py``) never go into
+    duplicity's environment (``/proc/PID/environ`` keeps what a process started with): without
+    a warm duplicity that fits, one is started now and given them with its arguments."""
     if warm is not None and not warm.fits(env, patches):
         warm.close()
         warm = None
+    if warm is None and env.get(handed_token.TOKEN):
+        warm = WarmDuplicity(late(env), patches)  # a cold start, the token on its pipe
     read_fd, write_fd = warm.take() if warm is not None else os.pipe()
     records: list[machinelog.Record] = []
 
@@ -120,10 +126,18 @@ def run_duplicity(
     for record in records:
         if record.level == "NOTICE" and "Backup Statistics" in record.message:
             stats = machinelog.parse_statistics(record.message)
+    env = {k: v for k, v in env.items() if k not in (handed_token.URL, handed_token.TOKEN)}
     outcome = DuplicityResult(argv, result.returncode, records, result.tail, stats, env, profile)
     if check and result.returncode != 0:
         raise classify_failure(outcome)
     return outcome
+
+
+def late(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the URL and token it hands over, and with ``handed_token.LATE`` when it
+    had them: the environment of a duplicity that takes them with its arguments."""
+    kept = {k: v for k, v in env.items() if k not in (handed_token.URL, handed_token.TOKEN)}
+    return {**kept, handed_token.LATE: "1"} if env.get(handed_token.TOKEN) else kept
 
 
 class WarmDuplicity:

@@ -75,14 +75,16 @@ def test_a_one_file_restore_and_read_data_log_in_and_list_once(
 def test_list_and_verify_check_with_one_login_and_listing(
     tmp_path, make_config, cfbackup, local_swift
 ):
-    """duplicity's own backend and its SwiftService log in themselves (2 logins, 2 HEADs):
-    cfbackup's checks add one login and one listing. Before: 2 logins, a HEAD, 2 pages."""
+    """cfbackup's checks log in once and list once; duplicity's own backend and its
+    SwiftService (2 HEADs) start with that login's token (``patches/handed_token.py``).
+    Before: 2 logins, a HEAD, 2 pages for the checks; then 2 logins of duplicity's own."""
     src = make_awkward_tree(tmp_path / "src", big_mb=0)
     config = make_config(source=src)
     _backups(cfbackup, config, src, count=1)
     for args in (("list", "main"), ("verify", "main")):
         requests = _requests(cfbackup, local_swift, "-c", config, *args)
-        assert _auths(requests) == 1 + 2, (args, requests)
+        assert _auths(requests) == 1, (args, requests)  # was 1 + 2: duplicity's own
+        assert not [r for r in requests if r[2] == 401], (args, requests)
         assert sum(1 for m, *_ in requests if m == "HEAD") == 2, (args, requests)
         assert len(_listings(requests)) == 1, (args, requests)
         assert requests[0][1].startswith("/auth/") and requests[1][1] == _listings(requests)[0]
@@ -112,12 +114,13 @@ def test_prune_and_cleanup_list_once_before_duplicity(
     assert before[0][1].startswith("/auth/") and before[1][1] == _listings(before)[0], requests
     firsts = [p for p in _listings(after) if "marker=" not in p]  # a listing's first page
     assert len(firsts) == 1, requests  # the deletes' check: listed anew
-    # cfbackup's checks' one; duplicity's backend, its SwiftService's stat and its deletes:
-    # three; the deletes' check: its own (test_retention_unconfirmed.py fails its login)
-    assert _auths(before) == 1 + 3 and _auths(requests) == 1 + 3 + 1, requests
+    # cfbackup's checks' one, handed to duplicity (its backend, its SwiftService's stat and
+    # its deletes logged in themselves: three more); the deletes' check: its own
+    # (test_retention_unconfirmed.py fails its login)
+    assert _auths(before) == 1 and _auths(requests) == 1 + 1, requests
 
     requests = _requests(cfbackup, local_swift, "-c", config, "cleanup")
-    assert len(_listings(requests)) == 1 and _auths(requests) == 1 + 2, requests
+    assert len(_listings(requests)) == 1 and _auths(requests) == 1, requests  # was 1 + 2
 
 
 def test_a_split_profile_lists_its_chains_once(tmp_path, make_config, cfbackup, local_swift):
@@ -138,6 +141,46 @@ def test_a_split_profile_lists_its_chains_once(tmp_path, make_config, cfbackup, 
             requests,
         )
     assert (tmp_path / "out" / "srv").is_dir() and (tmp_path / "out" / "etc").is_dir()
+
+
+def test_duplicity_reading_swift_itself_starts_with_the_checks_login(
+    tmp_path, make_config, cfbackup, local_swift, container
+):
+    """Without the prefetch duplicity downloads the volumes itself: it starts with the token
+    of the checks' login, one duplicity after another (two rules of prune), and each chain's
+    at once (split_chains: started cold, in parallel). Before: 2-3 logins per duplicity."""
+    src = tmp_path / "src"
+    make_awkward_tree(src / "etc", big_mb=0)
+    make_awkward_tree(src / "srv", big_mb=0, seed=3)
+    more = (
+        '[profiles.main.retention]\nafter_backup = false\nremove_older_than = "1s"\nkeep_full = 1\n'
+    )
+    for split in ("false", "true"):
+        extra = (
+            f'include = ["{src}/etc", "{src}/srv"]\nsplit_chains = {split}\nrestore_prefetch = 0\n'
+        )
+        config = make_config(
+            source=src,
+            extra=extra,
+            more=more,
+            target=f"swift://{container}/split-{split}",
+            name=f"split-{split}.toml",
+        )
+        _backups(cfbackup, config, src)
+        for args in (
+            ("restore", "main", tmp_path / f"out-{split}"),
+            ("verify", "main"),
+            ("prune",),
+        ):
+            requests = _requests(cfbackup, local_swift, "-c", config, *args)
+            # prune's check of each chain's deletes keeps its own login
+            deletes_checks = (2 if split == "true" else 1) if args[0] == "prune" else 0
+            assert _auths(requests) == 1 + deletes_checks, (split, args, requests)
+            assert not [r for r in requests if r[2] == 401], (split, args, requests)
+            if args[0] == "restore":  # duplicity read the volumes itself
+                volumes = [p for m, p, _s in requests if m == "GET" and ".difftar" in p]
+                assert volumes, (split, requests)
+        assert (tmp_path / f"out-{split}" / "srv").is_dir()
 
 
 def test_the_listing_is_read_again_after_a_duplicity_that_deletes(

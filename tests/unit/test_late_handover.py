@@ -106,3 +106,33 @@ def test_the_run_log_names_the_patches_the_warm_duplicity_runs_with(caplog):
     assert warm.sent  # it ran in the warm one
     named = [r.getMessage() for r in caplog.records if "duplicity patches:" in r.getMessage()]
     assert len(named) == 1 and "handed-token" in named[0], named
+
+
+def test_a_cold_start_gets_the_token_on_its_pipe_never_in_its_environment(monkeypatch):
+    """A duplicity started with no warm one (split chains, a second command of the run) to which
+    the run hands a token is started through the argument pipe as a warm one is: the token is
+    in no environment and no argv of what is started (``/proc/PID/environ`` keeps them)."""
+    from cfbackup import execute
+    from cfbackup.duplicity.run import run_duplicity
+
+    started = []
+    spawn = execute.spawn
+
+    def recorded(argv, *, env=None, pass_fds=()):
+        started.append((list(argv), dict(env or {})))
+        return spawn(argv, env=env, pass_fds=pass_fds)
+
+    monkeypatch.setattr(execute, "spawn", recorded)
+    env = {"LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"}
+    result = run_duplicity(
+        lambda fd: ("duplicity", "--version"),
+        {**env, handed_token.URL: URL, handed_token.TOKEN: TOKEN},
+    )
+    assert result.returncode == 0
+    assert len(started) == 1, started
+    argv, child_env = started[0]
+    assert argv[-1].startswith(launcher.ARGV_FROM), argv  # its arguments came on the pipe
+    assert child_env.get(handed_token.LATE) == "1"
+    assert not [a for a in argv if TOKEN in a or URL in a]
+    assert not [k for k, v in child_env.items() if TOKEN in v or URL in v], child_env
+    assert TOKEN not in repr(result) and TOKEN not in str(result.env)

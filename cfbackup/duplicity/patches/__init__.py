@@ -102,9 +102,9 @@ CORE: tuple[Patch, ...] = (
             "swiftclient.client:Connection._retry",
             "swiftclient.client:Connection.get_auth",
         ),
-        "a backup's duplicity authenticated three times (2 round trips each across a WAN) "
-        "right after cfbackup's checks had; it starts with their token, and re-authenticates "
-        "with its own credentials when Swift rejects it",
+        "duplicity authenticated two or three times (2 round trips each across a WAN) right "
+        "after cfbackup's checks had (backup, restore, verify, list, prune, cleanup); it starts "
+        "with their token, and re-authenticates with its own credentials when Swift rejects it",
     ),
     Patch(
         "swift-retries",

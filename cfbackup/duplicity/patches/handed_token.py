@@ -5,9 +5,11 @@ then authenticated three times more, once per swiftclient Connection it makes: i
 and one in each of the two SwiftService thread pools it uses (the container's stat at start,
 each volume's size after its upload). Each is 1-2 round trips (Keystone: more), 0.5 s of a run
 at 80 ms. The backup action hands the checks' storage URL and token to the backup's duplicity
-in its environment (``SWIFT_HANDOVER_STORAGE_URL``/``SWIFT_HANDOVER_TOKEN``, set only by
-``actions/backup.py`` and only for a token of that run that is minutes old at most,
-``environment.handover_environment``).
+(``SWIFT_HANDOVER_STORAGE_URL``/``SWIFT_HANDOVER_TOKEN`` in the run's environment for it, only
+for a token of that run that is minutes old at most, ``environment.handover_environment``);
+restore, verify, list, prune and cleanup hand over the login their checks share the same way,
+asked for at each duplicity command's start (``actions/common.duplicity``). ``run.run_duplicity``
+never puts them in a process's environment: they go on the launcher's argument pipe (below).
 
 Every Connection created without a token of its own then starts with that one, and keeps the
 credentials duplicity gave it: when Swift rejects the token (expired, revoked) the request is
@@ -25,8 +27,9 @@ duplicity and upload-pool workers authenticate as before.
 A backup's warm duplicity (``run.WarmDuplicity``) starts before the checks have authenticated,
 so that its imports overlap them: it gets ``SWIFT_HANDOVER_LATE=1`` instead, the patch is
 applied with no token yet, and the URL and token come with its arguments (:func:`hand`, from
-the launcher), before duplicity makes its first Connection. Given none (the token grew too old),
-every Connection authenticates as without the patch.
+the launcher), before duplicity makes its first Connection. A restore's warm duplicity and every
+duplicity started cold with a token to hand over are started the same way. Given none (the token
+grew too old), every Connection authenticates as without the patch.
 """
 
 from __future__ import annotations
