@@ -20,7 +20,10 @@ from cfbackup.duplicity.target import file_folder
 
 def relative_folder(target: str) -> str | None:
     """The relative folder a ``file://`` target names (``backups/web``), as duplicity and
-    ``stores.FileStore`` read it; None for an absolute one (``file:///srv/b``)."""
+    ``stores.FileStore`` read it; None for an absolute one (``file:///srv/b``) and for any other
+    scheme."""
+    if not target.lower().startswith("file://"):  # swift://container is no folder at all
+        return None
     folder = file_folder(target)
     return None if folder.startswith("/") else folder
 

@@ -152,6 +152,19 @@ def test_migrating_a_legacy_relative_dest_writes_where_the_old_script_put_the_ba
     assert "DEST=file://backups/web (or" not in text + err  # the legacy run's "write DEST="
 
 
+@pytest.mark.parametrize(
+    "dest", ["swift://backups", "cf+http://backups", "file:///srv/backups", "sftp://host/b"]
+)
+def test_migrating_any_other_legacy_dest_keeps_it(dest):
+    """Only a relative file:// DEST is moved under the home: the first version read the name of
+    a swift:// or cf+http:// container as a relative folder and migrated the published sample
+    configs to file:///root/CONTAINER (the legacy corpus test caught it)."""
+    from cfbackup.config.file_target import legacy_migrated, relative_folder
+
+    assert legacy_migrated(dest) is None
+    assert relative_folder(dest) is None
+
+
 def test_an_absolute_file_target_is_accepted():
     config = build_config(web(target="file:///srv/backups/web"), path=None)
     assert config.profiles["web"].target == "file:///srv/backups/web"
