@@ -388,7 +388,10 @@ def explain(error: BaseException, creds: Credentials) -> CfbackupError:
             f"Keystone refused the request (400): {_short(error)}: check the domain and project "
             f"settings in {creds.where}."
         )
-    return BackendError(f"Keystone authentication failed for {creds.who}: {_short(error)}.")
+    failed = BackendError(f"Keystone authentication failed for {creds.who}: {_short(error)}.")
+    if isinstance(status, int):  # a 5xx may pass: swift_connect.log_in tries it again
+        failed.http_status = status  # type: ignore[attr-defined]
+    return failed
 
 
 def _explain_password_401(creds: Credentials) -> CfbackupError:

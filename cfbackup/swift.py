@@ -174,6 +174,7 @@ class TargetView:
         self._started: dict[str, Any] = {}
         self._authenticated_at: float | None = None
         self._sockets = None  # a sockwatch.Sockets: those the look-ups connect, for close()
+        self._stopping = threading.Event()  # close(abort=True): a login's back-off ends at once
 
     def connection(self):
         """This thread's connection, with the token of the run's one authentication."""
@@ -186,7 +187,7 @@ class TargetView:
             if self._origin is None:
                 try:
                     origin = connect(self.profile, retries=self.retries)
-                    log_in(origin)
+                    log_in(origin, wait=self._stopping.wait)
                     self._authenticated_at = time.monotonic()
                 except Exception as error:
                     self._failed = error
@@ -281,6 +282,8 @@ class TargetView:
         timeout), then close every connection. ``abort`` (the run is interrupted, or failed):
         end the look-ups' requests at once first (their sockets shut, swiftclient retrying
         none), not after the timeout on a Swift that stopped answering."""
+        if abort:
+            self._stopping.set()  # before the lock: a login backing off holds it
         if abort and self._sockets is not None:
             with self._lock:
                 for conn in self._made:

@@ -152,13 +152,15 @@ def keystone_connection(
 MAX_BACKOFF = 64  # s: swiftclient's own cap between tries
 
 
-def log_in(conn, *, sleep=time.sleep) -> None:
+def log_in(conn, *, wait=None) -> None:
     """``conn.get_auth()``, tried as swiftclient tries the login of a request it makes: after
     a network error or a 5xx/408 answer again in 1, 2, 4 ... s, ``conn.retries`` more times at
     most. A login made on its own (the run's one login that every check shares) went without
     them: one 503 or reset connection of the auth service failed a whole restore that the
-    checks' own logins used to ride out. A timeout is not tried again (``swift_timeouts.py``);
-    any other answer (a 401: the credentials) is final at once."""
+    checks' own logins used to ride out. A timeout is not tried again (``swift_timeouts.py``),
+    nor any other answer (a 401: the credentials) or a mistake of the setup (TLS, the URL).
+    ``wait(seconds)`` waits between tries (default: sleeps); when it returns True the run is
+    stopping (Ctrl-C: ``TargetView.close``) and the last failure is raised at once."""
     backoff = getattr(conn, "starting_backoff", 1) or 1
     tries = max(0, int(getattr(conn, "retries", 0) or 0)) + 1
     for attempt in range(1, tries + 1):
@@ -168,25 +170,36 @@ def log_in(conn, *, sleep=time.sleep) -> None:
         except Exception as error:
             if attempt == tries or not _passing(error):
                 raise
-        sleep(backoff)
+            if wait(backoff) if wait is not None else time.sleep(backoff):
+                raise
         backoff = min(backoff * 2, MAX_BACKOFF)
 
 
 def _passing(error: BaseException) -> bool:
     """Whether a failed login may well work when tried again: no answer (connection refused,
-    reset, cut) or the auth service's 5xx/408; not a timeout, not a 401 or any other answer."""
-    if swift_timeouts.timed_out(error):
+    reset, cut: swiftclient's requests errors; Keystone unreachable) or the auth service's
+    5xx/408; not a timeout, not a 401 or any other answer, not TLS or a malformed URL (which
+    swiftclient does not try again either)."""
+    import requests.exceptions
+
+    if swift_timeouts.timed_out(error, swift_timeouts.timeout_errors() + _keystone_timeouts()):
         return False
     status = getattr(error, "http_status", None)
     if isinstance(status, int):
         return status >= 500 or status == 408
-    if isinstance(error, OSError):  # sockets, and requests' errors (IOError subclasses)
+    if isinstance(error, requests.exceptions.SSLError):
+        return False
+    if isinstance(error, keystone.KeystoneUnreachable):  # explain() of a connection error
         return True
-    try:  # Keystone through keystoneauth1: its own connection errors
+    return isinstance(error, (ConnectionError, requests.exceptions.ConnectionError))
+
+
+def _keystone_timeouts() -> tuple[type[BaseException], ...]:
+    try:
         from keystoneauth1 import exceptions as ks
     except ImportError:
-        return False
-    return isinstance(error, ks.ConnectionError)
+        return ()
+    return (ks.ConnectTimeout,)
 
 
 def sibling(conn):
