@@ -97,22 +97,19 @@ def test_retries_bound_the_tries():
     assert conn.calls == 3
 
 
-def test_the_run_s_shared_login_rides_out_one_503(monkeypatch):
+def _profile(monkeypatch):
     monkeypatch.setenv("T_KEY", "FAKE-key")
-    raw = {
-        "profiles": {
-            "p": {
-                "source": "/",
-                "target": "swift://box",
-                "swift": {
-                    "auth_url": "http://127.0.0.1:9/auth/v1.0",
-                    "username": "u:v",
-                    "password_env": "T_KEY",
-                },
-            }
-        }
+    swift_table = {"auth_url": "http://127.0.0.1:9/auth/v1.0", "username": "u:v"}
+    body = {
+        "source": "/",
+        "target": "swift://box",
+        "swift": {**swift_table, "password_env": "T_KEY"},
     }
-    profile = build_config(raw, path=None).profiles["p"]
+    return build_config({"profiles": {"p": body}}, path=None).profiles["p"]
+
+
+def test_the_run_s_shared_login_rides_out_one_503(monkeypatch):
+    profile = _profile(monkeypatch)
     flaky = FlakyAuth([ClientException("Auth GET failed", http_status=503)])
     monkeypatch.setattr(swift, "connect", lambda profile, retries=1: flaky)
     view = swift.TargetView(profile, retries=3)
@@ -126,21 +123,7 @@ def test_closing_the_view_for_a_stop_ends_a_login_s_back_off_at_once(monkeypatch
     import threading
     import time
 
-    monkeypatch.setenv("T_KEY", "FAKE-key")
-    raw = {
-        "profiles": {
-            "p": {
-                "source": "/",
-                "target": "swift://box",
-                "swift": {
-                    "auth_url": "http://127.0.0.1:9/auth/v1.0",
-                    "username": "u:v",
-                    "password_env": "T_KEY",
-                },
-            }
-        }
-    }
-    profile = build_config(raw, path=None).profiles["p"]
+    profile = _profile(monkeypatch)
     flaky = FlakyAuth([ConnectionResetError()] * 20, retries=10)
     monkeypatch.setattr(swift, "connect", lambda profile, retries=1: flaky)
     view = swift.TargetView(profile, retries=10)
