@@ -64,25 +64,14 @@ def held(*, drop: bool = False) -> Iterator[None]:
                 raise KeyboardInterrupt
 
 
-def wait(
-    futures: Collection[concurrent.futures.Future],
-    return_when: str = concurrent.futures.ALL_COMPLETED,
-) -> set[concurrent.futures.Future]:
-    """``concurrent.futures.wait`` in slices of :data:`SLICE`; the futures done. The kernel hands
-    a process-wide SIGINT or SIGTERM to any thread, and Python runs its handler only when the
-    main thread next runs bytecode: a main thread blocked on futures without a timeout slept
+def wait(futures: Collection[concurrent.futures.Future]) -> None:
+    """``concurrent.futures.wait`` for every future, in slices of :data:`SLICE`. The kernel
+    hands a process-wide SIGINT or SIGTERM to any thread, and Python runs its handler only when
+    the main thread next runs bytecode: a main thread blocked on futures without a timeout slept
     through a signal a worker thread took (a fetch stalled on Swift held Ctrl-C 30 s)."""
-    while True:
-        done, pending = concurrent.futures.wait(futures, timeout=SLICE, return_when=return_when)
-        if (
-            not pending
-            or (
-                return_when == concurrent.futures.FIRST_EXCEPTION
-                and any(f.exception() is not None for f in done if not f.cancelled())
-            )
-            or (return_when == concurrent.futures.FIRST_COMPLETED and done)
-        ):
-            return done
+    pending = set(futures)
+    while pending:
+        pending = concurrent.futures.wait(pending, timeout=SLICE).not_done
 
 
 def result(future: concurrent.futures.Future):
