@@ -174,6 +174,29 @@ def _wait(condition, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
+def _ctrl_c_once_stalled(swift: StalledSwift, call) -> float:
+    """Run ``call``; 0.3 s after the stand-in Swift saw its request (every request in flight
+    waiting for its answer by then), a real SIGINT as Ctrl-C (a real signal wakes the main
+    thread). ``call`` must end in KeyboardInterrupt; the seconds it took after the signal."""
+    interrupted: list[float] = []
+    reached: list[bool] = []
+
+    def interrupt() -> None:
+        reached.append(swift.asked.wait(20))  # else Ctrl-C all the same, and say so below
+        time.sleep(0.3)
+        interrupted.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    timer = threading.Thread(target=interrupt, daemon=True)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        call()
+    took = time.monotonic() - interrupted[0]
+    timer.join()
+    assert reached == [True], "no request reached the stalled Swift in 20 s"
+    return took
+
+
 @pytest.mark.parametrize("swift", ["connect", "headers", "body"], indirect=True)
 def test_abort_ends_a_stalled_download_at_once(swift):
     store = _store(swift)
@@ -217,22 +240,9 @@ def test_ctrl_c_ends_a_fetch_stalled_for_its_headers(swift, tmp_path):
         for n in (1, 2)
     ]
     before = set(threading.enumerate())
-    interrupted: list[float] = []
-    reached: list[bool] = []
-
-    def interrupt() -> None:
-        reached.append(swift.asked.wait(20))  # else Ctrl-C all the same, and say so below
-        time.sleep(0.3)  # both downloads waiting for their headers
-        interrupted.append(time.monotonic())
-        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
-
-    timer = threading.Thread(target=interrupt, daemon=True)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        volume_fetch.fetch(store, refs, tmp_path / "fetched", keep=False, workers=2)
-    took = time.monotonic() - interrupted[0]
-    timer.join()
-    assert reached == [True], "no GET reached the stalled Swift in 20 s"
+    took = _ctrl_c_once_stalled(
+        swift, lambda: volume_fetch.fetch(store, refs, tmp_path / "fetched", keep=False, workers=2)
+    )
     assert took < BOUND, f"the fetch took {took:.1f} s to stop"
     assert _ours(threading.enumerate()) <= before
     assert list((tmp_path / "fetched").iterdir()) == []
@@ -290,20 +300,7 @@ def test_ctrl_c_ends_retention_s_check_stalled_on_its_heads(swift):
     HEADs end within the bound, no thread left."""
     profile = _profile(swift)
     before = set(threading.enumerate())
-    interrupted: list[float] = []
-
-    def interrupt() -> None:
-        _wait(swift.asked.is_set)
-        time.sleep(0.3)  # every HEAD waiting for its answer
-        interrupted.append(time.monotonic())
-        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
-
-    timer = threading.Thread(target=interrupt, daemon=True)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        retention.left_at_target(profile, list(swift.names))
-    took = time.monotonic() - interrupted[0]
-    timer.join()
+    took = _ctrl_c_once_stalled(swift, lambda: retention.left_at_target(profile, list(swift.names)))
     assert took < BOUND, f"the check took {took:.1f} s to stop"
     assert _ours(threading.enumerate()) <= before
 
@@ -370,20 +367,7 @@ def test_ctrl_c_ends_a_quota_check_stalled_on_its_container_heads(swift):
 
     profile = _profile(swift)
     before = set(threading.enumerate())
-    interrupted: list[float] = []
-
-    def interrupt() -> None:
-        _wait(swift.asked.is_set)
-        time.sleep(0.3)  # every HEAD waiting for its answer
-        interrupted.append(time.monotonic())
-        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C: a real signal wakes the main thread
-
-    timer = threading.Thread(target=interrupt, daemon=True)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        swift_usage.account_usage(profile)
-    took = time.monotonic() - interrupted[0]
-    timer.join()
+    took = _ctrl_c_once_stalled(swift, lambda: swift_usage.account_usage(profile))
     assert took < BOUND, f"the quota check took {took:.1f} s to stop"
     assert _ours(threading.enumerate()) <= before
 
