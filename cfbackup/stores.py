@@ -108,8 +108,10 @@ def request_retries(profile: Profile) -> int:
 
 class SwiftStore:
     """A chain's objects in a Swift container (under its prefix), one connection per thread
-    (a swiftclient Connection is not thread-safe). The first thread's connection logs in; the
-    others are its siblings (``swift.sibling``), so a download thread does not log in again
+    (a swiftclient Connection is not thread-safe). The first thread's connection logs in as it
+    is made, before another thread can copy it (a thread that copied it while its own thread's
+    login was under way logged it in a second time, from the wrong thread); the others are
+    its siblings (``swift.sibling``), so a download thread does not log in again
     before a restore's first volume can start (a request on a connection of its own, two round
     trips or more across a network). With Keystone a sibling takes its token from the shared
     keystoneauth session, which renews it before it expires; otherwise it starts with the
@@ -130,6 +132,7 @@ class SwiftStore:
         self._reading: dict[int, Any] = {}  # thread -> its connection (a download, a HEAD)
         self._sockets = sockwatch.Sockets()  # those the downloads and HEADs connect, for abort()
         self._aborted = False
+        self._stop = threading.Event()  # abort(): a login's back-off ends at once
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
         self._login: tuple[str, str] | None = None  # the newest (storage URL, token) seen
@@ -141,12 +144,16 @@ class SwiftStore:
             from cfbackup import swift
 
             with self._making:
-                if self._first is None and self.view is not None:  # the run's login
+                if self._first is None:
                     with swift.swift_errors(self.profile):
-                        conn = self._first = swift.sibling(self.view.connection())
-                    conn.retries = self.retries
-                elif self._first is None:
-                    conn = self._first = swift.connect(self.profile, retries=self.retries)
+                        if self.view is not None:  # the run's login
+                            conn = swift.sibling(self.view.connection())
+                            conn.retries = self.retries
+                        else:
+                            conn = swift.connect(self.profile, retries=self.retries)
+                        if not conn.url or not conn.token:  # before another thread copies it
+                            swift.log_in(conn, wait=self._stop.wait)
+                    self._first = conn
                 else:
                     conn = swift.sibling(self._first)
                     if conn.session is not None:  # Keystone: the session's token, kept fresh
@@ -167,6 +174,7 @@ class SwiftStore:
         minutes in all) ends at once, so Ctrl-C or SIGTERM mid-restore is not held up by the
         network. For good: a download started afterwards stops at once too."""
         self._aborted = True
+        self._stop.set()
         for conn in list(self._reading.values()):
             conn.retries = 0  # swiftclient tries a failed request again while attempts <= retries
         self._sockets.shut_all()

@@ -205,11 +205,15 @@ def _keystone_timeouts() -> tuple[type[BaseException], ...]:
 def sibling(conn):
     """Another connection with ``conn``'s token, for another thread (a swiftclient Connection
     is not thread-safe): it opens its own HTTP connection and authenticates again only when
-    Swift rejects the token. ``conn`` authenticates first if it has not yet."""
-    if not conn.url or not conn.token:
-        log_in(conn)
-    twin = copy.copy(conn)
+    Swift rejects the token. ``conn`` itself is never logged in here: it may be in use on its
+    own thread, where swiftclient forgets its token on a 401 and, 1 s later, logs in again; a
+    twin made meanwhile (or of a connection that never logged in) has no token and logs in on
+    its first request, on its own thread. A caller that wants every twin to share one login
+    logs ``conn`` in first (:func:`concurrently`, ``stores.SwiftStore``)."""
+    twin = copy.copy(conn)  # one snapshot: conn's url and token are read together
     twin.http_conn = None
+    if not twin.url or not twin.token:  # half of a pair that is being replaced: neither
+        twin.url = twin.token = None
     return twin
 
 

@@ -68,3 +68,94 @@ def test_a_token_swift_refuses_is_replaced_by_a_new_login(store, logins):
     again = download_in_another_thread(swift_store, name)
     assert len(logins) == 2
     assert data == again == setup.connection().get_object(setup.container, name)[1]
+
+
+@pytest.fixture
+def slow_logins(monkeypatch):
+    """The logins as (connection, thread) pairs, each taking 0.5 s (a far auth service): long
+    enough for another thread to come while one is in progress."""
+    import threading
+    import time
+
+    import swiftclient.client
+
+    seen: list[tuple[int, int]] = []
+    original = swiftclient.client.Connection.get_auth
+
+    def slow(self):
+        seen.append((id(self), threading.get_ident()))
+        time.sleep(0.5)
+        return original(self)
+
+    monkeypatch.setattr(swiftclient.client.Connection, "get_auth", slow)
+    return seen
+
+
+def _one_thread_each(logins: list[tuple[int, int]]) -> None:
+    """No connection logged in on two threads: a swiftclient Connection is not thread-safe,
+    and one thread logging in another thread's connection changes its token under it."""
+    threads: dict[int, set[int]] = {}
+    for conn, thread in logins:
+        threads.setdefault(conn, set()).add(thread)
+    shared = {conn: seen for conn, seen in threads.items() if len(seen) > 1}
+    assert not shared, f"a connection logged in on {len(next(iter(shared.values())))} threads"
+
+
+def test_download_threads_that_start_together_share_one_login(store, slow_logins, monkeypatch):
+    """A store without a view (drill, status, prefetch on its own) whose threads start at once:
+    the second thread's sibling logged the first thread's connection in again, on the second
+    thread, while the first thread's own login of it was in progress (two logins)."""
+    import threading
+
+    setup, listed = store
+    name = _a_volume(listed)
+    expected = setup.connection().get_object(setup.container, name)[1]
+    swift_store = stores.open_store(listed.profile)  # never logged in
+    slow_logins.clear()
+    got: dict[int, bytes] = {}
+
+    def download(index: int) -> None:
+        parts: list[bytes] = []
+        swift_store.download(name, parts.append, threading.Event())
+        got[index] = b"".join(parts)
+
+    threads = [threading.Thread(target=download, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert got == dict.fromkeys(range(3), expected)
+    _one_thread_each(slow_logins)
+    assert len(slow_logins) == 1, f"{len(slow_logins)} logins for one store"
+
+
+def test_a_sibling_made_while_its_origin_renews_its_token_does_not_log_the_origin_in(
+    store, slow_logins
+):
+    """The view's connection gets a 401 (its token expired) and swiftclient forgets the token,
+    waits 1 s and logs in again; a thread that asks the view for a connection meanwhile logged
+    that connection in from its own thread, under the thread using it."""
+    import threading
+    import time
+
+    from cfbackup import swift
+
+    setup, listed = store
+    view = swift.TargetView(listed.profile, retries=1)
+    origin = view.connection()
+    origin.token = "AUTH_tk" + "0" * 32  # a token this Swift never issued: a 401, then a login
+    slow_logins.clear()
+    renewing = threading.Thread(target=lambda: origin.head_container(setup.container))
+    renewing.start()
+    time.sleep(0.3)  # the 401 came: swiftclient waits its back-off (1 s), the token forgotten
+    assert origin.token is None, "the 401 did not come in time"
+    twin: list = []
+    other = threading.Thread(target=lambda: twin.append(view.connection()))
+    other.start()
+    other.join(30)
+    renewing.join(30)
+    assert twin and twin[0] is not origin
+    twin[0].head_container(setup.container)  # a token of its own, from a login on its own thread
+    _one_thread_each(slow_logins)
+    by_origin = {thread for conn, thread in slow_logins if conn == id(origin)}
+    assert by_origin == {renewing.ident}, "another thread logged in the view's connection"
