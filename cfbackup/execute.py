@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from cfbackup import groupwatch, redact
-from cfbackup.errors import CfbackupError, ExitCode
+from cfbackup.errors import CfbackupError, ExitCode, Interrupted
 from cfbackup.interrupts import STOP_SIGNALS
 
 log = logging.getLogger(__name__)
@@ -271,7 +271,13 @@ def stream(
     log.debug("running: %s", " ".join(argv))
     process = spawn(argv, env=env, pass_fds=pass_fds)
     if on_start:
-        on_start(process)
+        try:
+            on_start(process)
+        except BaseException:  # refused (the run is stopping): stopped before it gets far
+            terminate([process])
+            if process.stdout is not None:
+                process.stdout.close()
+            raise
     return follow(process, argv, on_line=on_line, tail_lines=tail_lines)
 
 
@@ -377,12 +383,15 @@ class ProcessGroup:
         self.stopping = False
 
     def started(self, process: subprocess.Popen) -> None:
-        """``on_start`` for :func:`stream`: a process started after stop_all is stopped too."""
+        """``on_start`` for :func:`stream` and ``run_duplicity``: the process joins the group;
+        after :meth:`stop_all` it does not, and Interrupted says so: the caller stops it
+        (a duplicity that waits for its arguments never gets them). A process that came late
+        was sent one SIGINT, after it had been given its command, and never a harder signal."""
         with self._lock:
-            self._live.append(process)
-            stopping = self.stopping
-        if stopping:
-            process.send_signal(signal.SIGINT)
+            if not self.stopping:
+                self._live.append(process)
+                return
+        raise Interrupted("stopped as it started: the run is stopping.")
 
     def stop_all(self) -> None:
         """SIGINT to every process (duplicity cleans up, as a single interrupted run does),

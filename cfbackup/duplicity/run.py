@@ -105,9 +105,9 @@ def run_duplicity(
             raise ValueError("a warm duplicity runs duplicity commands only")
         if warm is not None:
             log.debug("running: %s", " ".join(argv))
+            if on_start:  # before its arguments: refused (a stop came first), it never gets them
+                on_start(warm.process)
             process = warm.start(argv[len(launcher.command()) :], env)
-            if on_start:
-                on_start(process)
             result = execute.follow(process, argv, on_line=lambda line: log.info("%s", line))
         else:
             result = execute.stream(

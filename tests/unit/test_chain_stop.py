@@ -1,0 +1,72 @@
+"""A chain's duplicity that starts after the run's stop was decided (Ctrl-C or SIGTERM while
+the split chains run, a drill's time up: ``execute.ProcessGroup.stop_all``) is stopped at once
+and never does its command: the stop does not reach a process the group does not know yet.
+With the run's token, duplicity starts before its arguments are known (a cold start in
+``duplicity/run.py``) and was registered only once they were sent: a stop between the two
+reached it only after it had been given its command. Real duplicity, through the launcher."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cfbackup import execute
+from cfbackup.duplicity.patches import handed_token
+from cfbackup.duplicity.run import WarmDuplicity, run_duplicity
+from cfbackup.errors import Interrupted
+
+TOKEN_ENV = {handed_token.URL: "http://127.0.0.1:9/v1/AUTH_test", handed_token.TOKEN: "tk"}
+
+
+@pytest.fixture
+def spawned(monkeypatch):
+    """The processes started for duplicity, and the arguments sent to a warm/cold one."""
+    seen: dict[str, list] = {"processes": [], "sent": []}
+    spawn, start = execute.spawn, WarmDuplicity.start
+
+    def recorded_spawn(*args, **kwargs):
+        seen["processes"].append(spawn(*args, **kwargs))
+        return seen["processes"][-1]
+
+    def recorded_start(self, args, env=None):
+        seen["sent"].append(list(args))
+        return start(self, args, env)
+
+    monkeypatch.setattr(execute, "spawn", recorded_spawn)
+    monkeypatch.setattr(WarmDuplicity, "start", recorded_start)
+    return seen
+
+
+def _collection_status(tmp_path):
+    target = f"file://{tmp_path}/target"
+    return lambda fd: ("duplicity", "collection-status", f"--log-fd={fd}", target)
+
+
+def test_a_cold_start_stopped_before_its_arguments_went_out_never_gets_them(tmp_path, spawned):
+    group = execute.ProcessGroup()
+    build = _collection_status(tmp_path)
+
+    def stop_now(fd: int):  # duplicity is started (for the token), its arguments not yet sent
+        assert len(spawned["processes"]) == 1 and spawned["processes"][0].poll() is None
+        group.stop_all()  # the main thread's Ctrl-C, just then
+        return build(fd)
+
+    began = time.monotonic()
+    with pytest.raises(Interrupted):
+        run_duplicity(stop_now, TOKEN_ENV, on_start=group.started)
+    assert spawned["sent"] == [], "duplicity was given its command after the stop"
+    assert all(p.poll() is not None for p in spawned["processes"])
+    assert time.monotonic() - began < 15
+
+
+@pytest.mark.parametrize("env", [{}, TOKEN_ENV], ids=["cold", "cold-with-token"])
+def test_a_chain_that_starts_after_the_stop_is_stopped_at_once(tmp_path, spawned, env):
+    group = execute.ProcessGroup()
+    group.stop_all()
+    began = time.monotonic()
+    with pytest.raises(Interrupted):
+        run_duplicity(_collection_status(tmp_path), env, on_start=group.started)
+    assert spawned["sent"] == []
+    assert all(p.poll() is not None for p in spawned["processes"])
+    assert time.monotonic() - began < 15
