@@ -76,6 +76,31 @@ def test_a_put_swift_never_answers_ends_the_backup_in_bounded_time(make_setup, w
     setup.assert_history(ExitCode.BACKEND)
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["duplicity-uploads", "upload-process"])
+def test_a_put_that_times_out_once_is_tried_again_and_the_backup_succeeds(make_setup, workers):
+    """A far Swift slow once (a volume's first PUT never answered, the next one is): swiftclient
+    gives up on the timed-out PUT (patches/swift_timeout.py), duplicity's next attempt
+    (--num-retries) uploads it, announced as a warning. Not tried 6 times by swiftclient any
+    more, but tried again all the same: the bound above cost nothing to a flaky link."""
+    setup = make_setup(extra=f"upload_workers = {workers}\n{QUICK}")
+    write_tree(setup.source, mb=2)
+    puts: list[str] = []  # each volume PUT's path: the first one stalls
+
+    def stall_first(method, path, headers, seen):
+        if method != "PUT" or not _volume(path):
+            return None
+        puts.append(path)
+        return STALL if len(puts) == 1 else None
+
+    with ForwardProxy(fault_when=stall_first) as proxy:
+        result = setup.run("backup", env=proxy.env, timeout=150)
+    assert result.returncode == 0, result
+    assert puts.count(puts[0]) == 2, puts  # the stalled volume, once more, and only once
+    assert "a request to the backend failed, duplicity retries it" in result.output, result
+    assert len(setup.volumes("full")) == len(set(puts)), puts
+    setup.assert_history(0)
+
+
 def _cut(method, path, headers, seen):
     """fault_when: every download of a volume ends 200 kB in."""
     return Cut(200_000) if method == "GET" and _volume(path) else None
