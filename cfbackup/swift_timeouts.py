@@ -59,34 +59,27 @@ def tried_once(base: type, kinds: tuple[type[BaseException], ...] | None = None)
     kinds = timeout_errors() if kinds is None else kinds
 
     class TriedOnceIfTimedOut(base):  # type: ignore[misc, valid-type]
-        def _given_up(self, error: BaseException) -> None:
-            if timed_out(error, kinds):
-                self.attempts = max(self.attempts, self.retries + 1)
+        def _once_if_timed_out(self, call):
+            """``call``, after which a timeout marks this connection's attempts used up."""
 
-        def _retry(self, reset_func, func, *args, **kwargs):
             def once_if_timed_out(*a, **kw):
                 try:
-                    return func(*a, **kw)
+                    return call(*a, **kw)
                 except Exception as error:
-                    self._given_up(error)
+                    if timed_out(error, kinds):
+                        self.attempts = max(self.attempts, self.retries + 1)
                     raise
 
-            return super()._retry(reset_func, once_if_timed_out, *args, **kwargs)
+            return once_if_timed_out
+
+        def _retry(self, reset_func, func, *args, **kwargs):
+            return super()._retry(reset_func, self._once_if_timed_out(func), *args, **kwargs)
 
         def get_object(self, *args, **kwargs):
             headers, body = super().get_object(*args, **kwargs)
             resp = getattr(body, "resp", None)
             if getattr(body, "conn", None) is self and resp is not None:  # a _RetryBody
-                read = resp.read
-
-                def read_once_if_timed_out(*a, **kw):
-                    try:
-                        return read(*a, **kw)
-                    except Exception as error:
-                        self._given_up(error)
-                        raise
-
-                resp.read = read_once_if_timed_out
+                resp.read = self._once_if_timed_out(resp.read)
             return headers, body
 
     TriedOnceIfTimedOut.__name__ = TriedOnceIfTimedOut.__qualname__ = base.__name__
