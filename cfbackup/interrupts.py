@@ -14,7 +14,10 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 MESSAGE = "interrupted (Ctrl-C or SIGTERM): run the same command again."
 
-SLICE = 0.2  # seconds: how late a stop signal that another thread took is acted on, at most
+# s: how late a stop signal that a worker thread took is acted on, at most (a main thread that
+# waits on threads waits in slices of it: :func:`wait`, ``workpool.run_all``), and how soon
+# run_all sees a stop event set from outside
+SLICE = 0.1
 
 _depth = 0  # how many held() are open (main thread only: handlers run there)
 _kept: int | None = None  # the stop signal that came while held

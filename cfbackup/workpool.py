@@ -12,10 +12,7 @@ import concurrent.futures
 import threading
 from collections.abc import Callable, Sequence
 
-# s: how soon a ``stop`` set from outside halts the batch, and a stop signal that a worker
-# thread took is acted on (Python runs handlers only when the main thread runs: a main thread
-# blocked on the futures without a timeout slept through a Ctrl-C, see interrupts.wait)
-POLL = 0.1
+from cfbackup import interrupts
 
 
 def run_all(
@@ -29,8 +26,10 @@ def run_all(
     """Run ``calls`` on up to ``workers`` threads (named ``name``); on the first exception,
     KeyboardInterrupt included, call ``halt``, cancel what has not started and raise it. When
     ``stop`` is set from outside (a drill's --max-duration), ``halt`` is called too, within
-    :data:`POLL` seconds, and the calls end as they see it: a call blocked on the network must
-    not wait for the event it cannot poll."""
+    ``interrupts.SLICE`` seconds, and the calls end as they see it: a call blocked on the
+    network must not wait for the event it cannot poll. The futures are waited for in slices
+    of it: a stop signal a worker thread took is acted on as soon (Python runs handlers only
+    when the main thread runs)."""
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, min(workers, len(calls) or 1)), thread_name_prefix=name
     ) as pool:
@@ -40,7 +39,9 @@ def run_all(
             pending = set(futures)
             while pending:
                 done, pending = concurrent.futures.wait(
-                    pending, timeout=POLL, return_when=concurrent.futures.FIRST_EXCEPTION
+                    pending,
+                    timeout=interrupts.SLICE,
+                    return_when=concurrent.futures.FIRST_EXCEPTION,
                 )
                 for future in done:
                     future.result()  # the first failure, raised here
