@@ -10,8 +10,8 @@ of a split profile); pick the sample from the files the signatures list (``sampl
 plan the duplicity restores (``drillplan.py``); fetch the volumes they need into a local copy,
 several at once, each checked against its manifest hash (``volume_fetch.py``): a missing or
 corrupt volume fails exactly the files that need it; run the restores from that copy
-(``file://``, duplicity's own restore code, several at once), and compare each restored file
-(``drill_compare.py``):
+(``file://``, duplicity's own restore code, several at once: ``drill_restore.py``), and compare
+each restored file (``drill_compare.py``):
 
 - with the source file, byte for byte, when its modification time and size are as the backup
   recorded them;
@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import os
 import random
 import shutil
 import threading
@@ -40,9 +39,9 @@ from pathlib import Path
 
 from cfbackup import (
     chains,
+    drill_restore,
     drillplan,
     execute,
-    restore_target,
     sampling,
     signatures,
     stores,
@@ -61,9 +60,6 @@ from cfbackup.errors import (
 )
 
 log = logging.getLogger("cfbackup")
-
-# what a restore from the local copy needs of the drill's environment (HOME: a drill from nothing)
-RESTORE_VARIABLES = ("PASSPHRASE", "SIGN_PASSPHRASE", "GNUPGHOME", "HOME")
 
 
 @dataclasses.dataclass
@@ -396,7 +392,7 @@ class _Drill:
     def _restore_units(self, c: _Chain, units: list[drillplan.Unit]) -> None:
         """Run the units' restores (``parallel`` at once, each worker its own archive dir:
         duplicity locks it) and compare what they restored."""
-        archives = _WorkerFolders(self.workdir / "archive")
+        archives = drill_restore.WorkerFolders(self.workdir / "archive")
         workpool.run_all(
             [
                 functools.partial(self._restore_unit, c, i, u, len(units), archives)
@@ -408,15 +404,20 @@ class _Drill:
         )
 
     def _restore_unit(
-        self, c: _Chain, number: int, unit: drillplan.Unit, count: int, archives: _WorkerFolders
+        self,
+        c: _Chain,
+        number: int,
+        unit: drillplan.Unit,
+        count: int,
+        archives: drill_restore.WorkerFolders,
     ) -> None:
         if self.stop.is_set():
             return
         local = volumes.copy_profile(c.chain.profile, c.copy, archives.mine())
         out = self.workdir / "restored" / f"{c.chain.slug or 'main'}-{number}"
-        env = {k: v for k, v in self.env.items() if k in RESTORE_VARIABLES}
+        env = {k: v for k, v in self.env.items() if k in drill_restore.RESTORE_VARIABLES}
         try:
-            refused = _restore(local, unit, out, env, self.group, self.workdir)
+            refused = drill_restore.restore(local, unit, out, env, self.group, self.workdir)
         except CfbackupError as error:
             if not self.stop.is_set():  # cut short by the deadline: skipped, not failed
                 self._restore_failed(c, unit, error)
@@ -430,7 +431,12 @@ class _Drill:
                 if entry.path in refused:
                     self._not_restored_here(result, entry.path, refused[entry.path])
                     continue
-                compare(entry, _restored_path(unit, entry, out), self.profile.source, result)
+                compare(
+                    entry,
+                    drill_restore.restored_path(unit, entry, out),
+                    self.profile.source,
+                    result,
+                )
                 with self.lock:
                     self.report.bytes_restored += result.size
         finally:
@@ -482,60 +488,3 @@ def _cached_signatures(profile: Profile, name: str) -> Path | None:
     local = name[: -len(".gpg")] + ".gz" if name.endswith(".gpg") else name
     path = profile.archive_dir / profile.backup_name / local
     return path if path.is_file() else None
-
-
-class _WorkerFolders:
-    """One archive dir per worker thread (duplicity allows one process per archive dir)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self._local = threading.local()
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def mine(self) -> Path:
-        folder = getattr(self._local, "folder", None)
-        if folder is None:
-            with self._lock:
-                self._count += 1
-                folder = self._local.folder = self.root / f"worker-{self._count}"
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        return folder
-
-
-def _restore(
-    profile: Profile,
-    unit: drillplan.Unit,
-    out: Path,
-    env: dict[str, str],
-    group: execute.ProcessGroup,
-    workdir: Path,
-) -> dict[str, str]:
-    """Restore ``unit`` into ``out/tree``; returns the entries duplicity could not restore
-    and went on without (it exits 0 then), by their path in the backup, with its reason."""
-    from cfbackup.duplicity.run import run_duplicity
-
-    out.mkdir(parents=True, exist_ok=True, mode=0o700)
-    owners = restore_target.can_chown()
-    if unit.whole:
-        listing = workdir / "lists" / f"{out.name}.list"
-        listing.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        listing.write_bytes(b"".join(os.fsencode(e.path) + b"\0" for e in unit.files))
-        build = lambda fd: commands.restore_argv(  # noqa: E731
-            profile, str(out / "tree"), only=str(listing), log_fd=fd, owners=owners
-        )
-    else:
-        build = lambda fd: commands.restore_argv(  # noqa: E731
-            profile, str(out / "tree"), path=unit.path, log_fd=fd, owners=owners
-        )
-    result = run_duplicity(build, env, on_start=group.started, profile=profile)
-    return result.not_processed_under(None if unit.whole else unit.path)
-
-
-def _restored_path(unit: drillplan.Unit, entry: signatures.Entry, out: Path) -> Path:
-    tree = out / "tree"
-    if unit.whole:
-        return tree / entry.path
-    if not unit.folder:
-        return tree
-    return tree / os.fsdecode(b"/".join(entry.index[len(unit.prefix) :]))
