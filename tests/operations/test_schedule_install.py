@@ -1,16 +1,17 @@
-"""``cfbackup schedule install`` and ``schedule list`` through the installed CLI."""
+"""``cfbackup schedule install`` and ``schedule list`` through the installed CLI: systemd units,
+environment files, what ``list`` shows. The crontab lines are in
+``test_schedule_install_cron.py``, how installed runs wait for the profile's lock in
+``test_schedule_install_locks.py``."""
 
 from __future__ import annotations
 
-import configparser
 import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
+from schedule_helpers import unit
 
 CFBACKUP = Path(sys.executable).parent / "cfbackup"
 
@@ -18,13 +19,6 @@ CFBACKUP = Path(sys.executable).parent / "cfbackup"
 def _schedule(setup, name, **schedule):
     setup.profile(name)["schedule"] = schedule
     setup.write()
-
-
-def _unit(text: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None)
-    parser.optionxform = str
-    parser.read_string(text)
-    return parser
 
 
 def _systemd_verify(units: Path) -> None:
@@ -54,7 +48,7 @@ def test_systemd_units_verify_and_say_what_they_should(setup, tmp_path):
     )
     _systemd_verify(units)
 
-    service = _unit((units / "cfbackup-nightly.service").read_text())
+    service = unit((units / "cfbackup-nightly.service").read_text())
     argv = shlex.split(service["Service"]["ExecStart"])
     assert argv == [str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"]
     assert service["Service"]["Type"] == "oneshot"
@@ -94,142 +88,6 @@ def test_unit_quoting_survives_odd_paths(tmp_path):
     assert verify.returncode == 0 and verify.stderr == "", verify
     assert '"-c" ' not in units["cfbackup-p.service"]
     assert '"' + str(tmp_path) + '/my 100%% config$$.toml"' in units["cfbackup-p.service"]
-
-
-def test_cron_lines(setup):
-    setup.add_profile("nightly", schedule={"cron": "30 2 * * 1-5", "jitter": "10m"})
-    setup.add_profile("often", schedule={"interval": "15m"})
-    setup.write()
-    out = setup.cli("schedule", "install", "--cron", check=0).stdout
-    lines = [line for line in out.splitlines() if line and not line.startswith("#")]
-    assert len(lines) == 2
-    fields = lines[0].split(" ", 5)
-    assert fields[:5] == ["30", "2", "*", "*", "1-5"]
-    assert fields[5].startswith("sleep $(shuf -i 0-600 -n 1) && ")
-    command = shlex.split(fields[5].split(" && ", 1)[1])
-    assert command == [
-        # one run of the line at a time; its messages name max_wait in this table
-        "CFBACKUP_SCHEDULED=cron:profiles.nightly.schedule",
-        "CFBACKUP_LOCK_WAIT=6h",  # another run of the profile holds its lock: wait for it
-        # what its messages say to run to apply a changed max_wait
-        # (only the install's options: the message adds this line's cfbackup, -c and profile)
-        "CFBACKUP_SCHEDULE_APPLY=--cron",
-        *[str(CFBACKUP), "-c", str(setup.path), "--quiet", "backup", "nightly"],
-    ]
-    assert lines[1].startswith(
-        "*/15 * * * * CFBACKUP_SCHEDULED=cron:profiles.often.schedule CFBACKUP_LOCK_WAIT=6h "
-        "CFBACKUP_SCHEDULE_APPLY=--cron " + str(CFBACKUP)
-    )
-    # the line really runs under /bin/sh, as cron would run it (here without the schedule)
-    sh = subprocess.run(["/bin/sh", "-c", lines[1].split(" ", 5)[5]], capture_output=True)
-    assert sh.returncode == 0, sh.stderr
-    assert setup.history("often")[0]["result"] == "success"
-
-    with_user = setup.cli("schedule", "install", "--cron", "--cron-user", "root", "often", check=0)
-    assert "*/15 * * * * root " in with_user.stdout
-
-
-def _long_verify(profile="fileserver-nightly-offsite"):
-    from cfbackup_scheduler.spec import Schedule, parse_cron
-
-    return Schedule(
-        profile,
-        parse_cron("30 2 * * 1-5"),
-        None,
-        900,
-        3600,
-        max_wait=21600,
-        action="verify",
-        arguments=("--read-data=next/7",),
-    )
-
-
-def test_a_cron_line_with_long_paths_stays_well_within_cron_s_limit():
-    """CFBACKUP_SCHEDULE_APPLY repeated cfbackup's path, the config file and the profile in
-    each line (677 bytes of command here): Debian's cron (Vixie cron) keeps the first 999 bytes
-    of a command and silently drops the rest. The variable now carries only the install's
-    options, which the run's message completes; this line stays under 60% of the limit."""
-    from pathlib import Path
-
-    from cfbackup_scheduler.install import CRON_COMMAND_MAX, cron_line
-
-    line = cron_line(
-        _long_verify(),
-        ["/opt/backup-tools/cfbackup-0.1.0/.venv/bin/cfbackup"],
-        Path("/etc/cfbackup/production/fileserver-nightly-offsite.toml"),
-        user="backupadmin",
-        environment_file="/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env",
-    )
-    command = line.split(" ", 6)[6]  # after the five time fields and the user
-    assert CRON_COMMAND_MAX == 999
-    assert len(command.encode()) <= 0.6 * CRON_COMMAND_MAX, (len(command), command)
-    # the environment file's path is written once: the line sources it as $1, and the
-    # install's options name it as $1 (the two copies cost cron 2 x 63 bytes here)
-    assert command.count("/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env") == 1
-    assert command.startswith(
-        'set -a -- /etc/cfbackup/production/fileserver-nightly-offsite.secrets.env && . "$1" && '
-    ), command
-    assert (
-        'CFBACKUP_SCHEDULE_APPLY="--cron --cron-user backupadmin --environment-file $1" '
-    ) in command
-    # what cron's /bin/sh makes of it: the install's options with the path
-    apply = re.search(r'CFBACKUP_SCHEDULE_APPLY="[^"]*"', command)[0]
-    sh = subprocess.run(
-        ["/bin/sh", "-c", command.split(" && ")[0].replace("set -a", "set")
-         + f" && {apply} /bin/sh -c 'printf %s \"$CFBACKUP_SCHEDULE_APPLY\"'"],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert sh.stdout == (
-        "--cron --cron-user backupadmin --environment-file "
-        "/etc/cfbackup/production/fileserver-nightly-offsite.secrets.env"
-    ), sh
-
-
-def test_an_environment_file_whose_path_needs_quoting_is_named_in_full():
-    """A path the shell must quote cannot be named as $1 inside the install's options (they
-    are split again by the run's message): it is written out, quoted, there."""
-    import shlex
-    from pathlib import Path
-
-    from cfbackup_scheduler.install import cron_line
-
-    line = cron_line(
-        _long_verify(),
-        ["/usr/bin/cfbackup"],
-        Path("/etc/cfbackup/config.toml"),
-        environment_file="/etc/cfbackup/my secrets.env",
-    )
-    command = line.split(" ", 5)[5]
-    assert command.startswith("set -a -- '/etc/cfbackup/my secrets.env' && . \"$1\" && ")
-    apply = re.search(r"CFBACKUP_SCHEDULE_APPLY=('[^']*'(?:\"'\"'[^']*')*)", command)
-    assert apply, command
-    assert shlex.split(shlex.split(apply[1])[0]) == [
-        "--cron", "--environment-file", "/etc/cfbackup/my secrets.env"
-    ]  # fmt: skip
-
-
-def test_a_cron_line_cron_would_cut_is_refused():
-    """A command longer than cron keeps was printed all the same: cron would have run its
-    first 999 bytes."""
-    from pathlib import Path
-
-    from cfbackup_scheduler.install import cron_line
-
-    deep = "/srv/" + "/".join(["a-rather-long-folder-name"] * 12)
-    with pytest.raises(ValueError) as refused:
-        cron_line(
-            _long_verify(),
-            [f"{deep}/cfbackup"],
-            Path(f"{deep}/config.toml"),
-            environment_file=f"{deep}/secrets.env",
-        )
-    assert re.fullmatch(
-        r"the crontab line of \[profiles\.fileserver-nightly-offsite\.verify\] would run a "
-        r"command of \d{4} bytes, and cron \(Debian's, Vixie cron\) cuts a command at 999: give "
-        r"cfbackup, the config file and the environment file shorter paths \(a symlink such as "
-        r"/etc/cfbackup/cfg\.toml\), or install with --systemd",
-        str(refused.value),
-    ), refused.value
 
 
 def test_interval_cron_cannot_express_is_a_config_error(setup):
@@ -278,11 +136,11 @@ def test_drill_and_verify_schedules_become_their_own_units_and_lines(setup, tmp_
     )
     _systemd_verify(units)
     base = [str(CFBACKUP), "-c", str(setup.path), "--quiet"]
-    drill = _unit((units / "cfbackup-demo-drill.service").read_text())["Service"]
+    drill = unit((units / "cfbackup-demo-drill.service").read_text())["Service"]
     assert shlex.split(drill["ExecStart"]) == [*base, "drill", "demo"]
-    kit = _unit((units / "cfbackup-demo-drill-from-nothing.service").read_text())["Service"]
+    kit = unit((units / "cfbackup-demo-drill-from-nothing.service").read_text())["Service"]
     assert shlex.split(kit["ExecStart"]) == [*base, "drill", "demo", "--from-nothing"]
-    checks = _unit((units / "cfbackup-demo-verify.service").read_text())["Service"]
+    checks = unit((units / "cfbackup-demo-verify.service").read_text())["Service"]
     assert shlex.split(checks["ExecStart"].replace("%%", "%")) == [
         *base, "verify", "demo", "--read-data=5%"
     ]  # fmt: skip
@@ -392,7 +250,7 @@ def test_a_secret_from_the_environment_needs_an_environment_file(setup, tmp_path
         "--environment-file", str(secrets), check=0,
     )  # fmt: skip
     assert "wrote" in ok.stdout
-    service = _unit((units / "cfbackup-demo.service").read_text())
+    service = unit((units / "cfbackup-demo.service").read_text())
     assert service["Service"]["EnvironmentFile"] == str(secrets)
     _systemd_verify(units)
     out = setup.cli("schedule", "install", "--cron", "--environment-file", str(secrets), check=0)
@@ -461,7 +319,7 @@ def test_system_units_for_a_users_config_run_as_that_user(setup, tmp_path):
     os.chown(setup.path, owner.pw_uid, owner.pw_gid)
     result = setup.cli("schedule", "install", "--systemd", "--unit-dir", str(units), check=0)
     assert f"the services run as {owner.pw_name}" in result.stderr, result
-    service = _unit((units / "cfbackup-demo.service").read_text())
+    service = unit((units / "cfbackup-demo.service").read_text())
     assert service["Service"]["User"] == owner.pw_name
     _systemd_verify(units)
     user_units = tmp_path / ".config" / "systemd" / "user"  # a user's own units: no User=
@@ -480,209 +338,3 @@ def test_list_shows_next_runs_in_the_local_time_of_their_day(setup):
     shown = dict(line.split(": ", 1) for line in out.splitlines())
     assert re.search(r"next run \d{4}-01-01 03:00:00 CET$", shown["jan"]), shown
     assert re.search(r"next run \d{4}-07-01 03:00:00 CEST$", shown["jul"]), shown
-
-
-def test_scheduled_runs_of_a_profile_wait_for_its_lock(setup, tmp_path):
-    """A backup and a drill of one profile due together (or both fired at boot by
-    Persistent=true after downtime): the second failed on the profile lock (exit 4) and that
-    night's run was lost. The units and crontab lines now wait for the lock, up to max_wait
-    (default 6h)."""
-    setup.profile("demo")["schedule"] = {"cron": "30 2 * * *"}
-    setup.profile("demo")["drill"] = {"cron": "30 2 * * *", "max_wait": "2h"}
-    setup.write()
-    printed = setup.cli("schedule", "install", "--systemd", "--print", check=0).stdout
-    parts = re.split(r"^# (cfbackup-\S+)\n", printed, flags=re.M)[1:]
-    units = {name: _unit(text) for name, text in zip(parts[::2], parts[1::2], strict=True)}
-    services = dict(zip(parts[::2], parts[1::2], strict=True))
-    assert "\nEnvironment=CFBACKUP_LOCK_WAIT=6h\n" in services["cfbackup-demo.service"]
-    assert "\nEnvironment=CFBACKUP_LOCK_WAIT=2h\n" in services["cfbackup-demo-drill.service"]
-    assert (
-        "\nEnvironment=CFBACKUP_SCHEDULED=systemd:profiles.demo.drill\n"
-        in services["cfbackup-demo-drill.service"]
-    )
-    assert units["cfbackup-demo-drill.service"]["Service"]["Type"] == "oneshot"
-
-    # the crontab line, run by /bin/sh as cron would, while another run holds the lock for 4 s
-    setup.cli("backup", "demo", check=0)
-    out = setup.cli("schedule", "install", "--cron", check=0).stdout
-    line = next(x for x in out.splitlines() if "CFBACKUP_LOCK_WAIT=2h " in x)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from cfbackup import lock\n"
-            "with lock.profile_lock(Path(sys.argv[1]), 'demo', 'backup', wait=0):\n"
-            "    print('held', flush=True); time.sleep(4)\n"
-            "print(time.time(), flush=True)",
-            setup.config["state_dir"],
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline() == "held\n"
-        sh = subprocess.run(
-            ["/bin/sh", "-c", line.split(" ", 5)[5]], capture_output=True, text=True
-        )
-        released = float(holder.stdout.readline())
-    finally:
-        holder.wait(timeout=10)
-    assert sh.returncode == 0, sh
-    # it waited for the lock, and ran once the holder let go (its run counts from then)
-    assert setup.history("demo")[0]["started"] >= released
-    assert setup.history("demo")[0]["action"] == "drill"
-    assert setup.history("demo")[0]["result"] == "success"
-
-
-def test_a_second_firing_of_a_cron_line_does_not_queue_behind_the_first(setup):
-    """cron has no one-instance rule: an hourly line fired during a hung run waited up to 6h
-    at each firing, a queue of processes each with a running history row, which then ran one
-    after the other. The second firing now exits at once, with one line saying why."""
-    setup.profile("demo")["schedule"] = {"cron": "0 * * * *"}
-    setup.write()
-    out = setup.cli("schedule", "install", "--cron", check=0).stdout
-    command = next(x for x in out.splitlines() if x and not x.startswith("#")).split(" ", 5)[5]
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from cfbackup import lock\n"
-            "with lock.profile_lock(Path(sys.argv[1]), 'demo', 'restore', wait=0):\n"
-            "    print('held', flush=True); sys.stdin.readline()",
-            setup.config["state_dir"],
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    first = None
-    try:
-        assert holder.stdout.readline() == "held\n"
-        first = subprocess.Popen(["/bin/sh", "-c", command], stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while not [r for r in setup.history("demo") if r["finished"] is None]:
-            assert time.monotonic() < deadline, "the first firing never started waiting"
-            time.sleep(0.2)
-        started = time.monotonic()
-        second = subprocess.run(
-            ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=15
-        )
-        assert time.monotonic() - started < 5
-        assert second.returncode == 4, second
-        assert re.fullmatch(
-            r"cfbackup: error: the previous run of \[profiles\.demo\.schedule\], PID \d+ "
-            r"\(backup, since [^)]+\), is still running or waiting for profile demo's lock: "
-            r"this backup is skipped \(one run of a schedule at a time\); check whether that "
-            r"run hangs\.\n",
-            second.stderr,
-        ), second.stderr
-        rows = setup.history("demo")
-        assert len([r for r in rows if r["finished"] is None]) == 1  # the first one only
-        assert first.poll() is None  # still waiting for the lock
-    finally:
-        holder.communicate("\n", timeout=10)
-        if first is not None:
-            first.wait(timeout=60)
-    assert first.returncode == 0, first.stderr.read()
-    assert setup.history("demo")[0]["result"] == "success"
-
-
-def test_two_schedules_of_a_profile_at_the_same_time_are_warned_about(setup):
-    setup.profile("demo")["schedule"] = {"cron": "30 2 * * *"}
-    setup.profile("demo")["drill"] = {"cron": "30 2 * * sun"}
-    setup.profile("demo")["verify"] = {"cron": "0 4 1 * *"}  # another time: no warning
-    setup.write()
-    warning = (
-        "cfbackup: warning: profiles.demo.schedule (cron '30 2 * * *') and profiles.demo.drill "
-        "(cron '30 2 * * sun') fall due at the same time (next on "
-    )
-    for command in (["list"], ["install", "--cron"], ["install", "--systemd", "--print"]):
-        result = setup.cli("schedule", *command, check=0)
-        lines = result.stderr.splitlines()
-        assert len(lines) == 1 and lines[0].startswith(warning), (command, result.stderr)
-        assert re.search(
-            r"\(next on \d{4}-\d\d-\d\d at 02:30\), so one waits for the other to finish "
-            r"\(at most max_wait, 6h when unset\): give profiles\.demo\.drill a time of its "
-            r"own\.$",
-            lines[0],
-        ), lines[0]
-        assert "Sun" in result.stdout or "sun" in result.stdout
-
-    setup.profile("demo")["drill"] = {"cron": "30 5 * * sun"}
-    setup.write()
-    assert setup.cli("schedule", "list", check=0).stderr == ""
-
-
-def _environment(service: str) -> dict[str, str]:
-    """The Environment= assignments of a unit, as systemd reads them (quotes, ``%%``)."""
-    found = {}
-    for line in service.splitlines():
-        if line.startswith("Environment="):
-            for word in shlex.split(line.split("=", 1)[1]):
-                name, _, value = word.replace("%%", "%").partition("=")
-                found[name] = value
-    return found
-
-
-def _locked_run(setup, command, env=None):
-    """``command`` (a unit's or crontab line's) run by /bin/sh while the profile's lock is
-    held by another run: its stderr."""
-    from cfbackup import lock
-
-    with lock.profile_lock(Path(setup.config["state_dir"]), "demo", "restore", wait=0):
-        run = subprocess.run(
-            ["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60, env=env
-        )
-    assert run.returncode == 4, run
-    return run.stderr
-
-
-def test_the_fix_after_a_lock_wait_runs_as_printed_for_how_it_was_installed(setup, tmp_path):
-    """A scheduled run giving up on the lock said to apply a raised max_wait with `schedule
-    install --systemd`: that wrote into /etc/systemd/system, not the --unit-dir the units were
-    installed in, without the --environment-file they need (refused), and without the
-    daemon-reload that makes systemd read them; for cron, `install --cron` only prints. The
-    command it names now runs as printed and rewrites the units the user installed (or, for
-    cron, prints the line to put in place of the crontab's)."""
-    import os
-
-    setup.profile("demo")["drill"] = {"cron": "30 2 * * *", "max_wait": "1s"}
-    setup.profile("demo")["encryption"] = {"mode": "symmetric", "passphrase_env": "CFB_PASS"}
-    setup.write()
-    secrets = tmp_path / "secrets.env"
-    secrets.write_text("CFB_PASS='a secret'\n")
-    secrets.chmod(0o600)
-    units = tmp_path / "units"
-    units.mkdir()
-    setup.cli(
-        "schedule", "install", "--systemd", "--unit-dir", str(units),
-        "--environment-file", str(secrets), check=0,
-    )  # fmt: skip
-    service = (units / "cfbackup-demo-drill.service").read_text()
-    env = {**os.environ, **_environment(service), "CFB_PASS": "a secret"}
-    exec_start = next(x for x in service.splitlines() if x.startswith("ExecStart="))
-    message = _locked_run(setup, exec_start.split("=", 1)[1], env)
-    fix = message.rstrip().rsplit(" and apply it with ", 1)[1].removesuffix(".")
-    install, reload = fix.split(" && ")
-    assert reload == "systemctl daemon-reload", message
-    assert f"--unit-dir {units}" in install and f"--environment-file {secrets}" in install
-    (units / "cfbackup-demo-drill.service").unlink()
-    done = subprocess.run(["/bin/sh", "-c", install], capture_output=True, text=True)
-    assert done.returncode == 0, done
-    assert (units / "cfbackup-demo-drill.service").read_text() == service
-
-    lines = setup.cli(
-        "schedule", "install", "--cron", "--cron-user", "root", "--environment-file",
-        str(secrets), check=0,
-    ).stdout.splitlines()  # fmt: skip
-    line = next(x for x in lines if "cron:profiles.demo.drill" in x)
-    message = _locked_run(setup, line.split(" ", 6)[6])
-    fix = re.search(
-        r", then run (.+) and put its profiles\.demo\.drill line in place of this one in the "
-        r"crontab\.$",
-        message.rstrip(),
-    )
-    assert fix, message
-    printed = subprocess.run(["/bin/sh", "-c", fix[1]], capture_output=True, text=True)
-    assert printed.returncode == 0, printed
-    assert line in printed.stdout.splitlines(), (line, printed.stdout)

@@ -207,8 +207,9 @@ def test_a_second_firing_of_a_schedule_exits_at_once(tmp_path, monkeypatch):
 def test_a_scheduled_run_s_wait_names_max_wait_and_how_to_apply_it(tmp_path, monkeypatch):
     """$CFBACKUP_LOCK_WAIT of a scheduled run is written from max_wait: raising the variable
     by hand is lost at the next schedule install (before, the message said to). How to apply
-    it is what the schedule was installed with ($CFBACKUP_SCHEDULE_APPLY: the test of each
-    in test_schedule_install.py runs it); without it (an older install), the command to adapt."""
+    it is what the schedule was installed with ($CFBACKUP_SCHEDULE_APPLY: the test of each in
+    test_schedule_install_locks.py runs it); without it (an older install), the command to
+    adapt."""
     monkeypatch.setenv(lock.WAIT_VARIABLE, "1s")
     monkeypatch.setattr(lock.sys, "argv", ["/opt/cfb/bin/cfbackup", "-c", "c.toml"])
     config = tmp_path / "c.toml"
