@@ -1,4 +1,5 @@
-"""Helpers of the schedule tests: reading what ``schedule install --systemd`` writes."""
+"""Helpers of the schedule tests: reading what ``schedule install --systemd`` writes, and
+what the scheduler daemon logs of a profile."""
 
 from __future__ import annotations
 
@@ -11,3 +12,10 @@ def unit(text: str) -> configparser.ConfigParser:
     parser.optionxform = str
     parser.read_string(text)
     return parser
+
+
+def profile_lines(caplog, profile: str) -> list[str]:
+    """The daemon's log messages about ``profile`` (``profile NAME: ...``)."""
+    return [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith(f"profile {profile}:")
+    ]
