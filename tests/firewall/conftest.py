@@ -1,11 +1,15 @@
 """Fixtures of the firewall_lockdown tests: the namespaces of :mod:`fwlab` and the sshd fleet
 of :mod:`sshfleet`, created once per session, and a clean server namespace holding only the
-site's own firewall for each test."""
+site's own firewall for each test; a small tree backed up once per test module for the restore
+tests."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from fwlab import (
+    CFBACKUP,
     MGMT4,
     MGMT6,
     OTHER4,
@@ -18,7 +22,9 @@ from fwlab import (
     Lab,
     Listeners,
     Netns,
+    cfbackup_env,
     link,
+    write_config,
 )
 from sshfleet import ssh_fleet
 
@@ -64,6 +70,17 @@ def site(lab):
     lab.server.run("nft", "flush", "ruleset")
 
 
+@pytest.fixture(scope="module")
+def backed_up(tmp_path_factory):
+    """A small tree backed up once (file:// target, duplicity) for the restore tests."""
+    data = tmp_path_factory.mktemp("data")
+    (data / "src").mkdir()
+    (data / "src" / "data.txt").write_text("restored bytes\n")
+    config = str(write_config(data / "config.toml", data=data))
+    backup = subprocess.run([CFBACKUP, "-c", config, "backup"], env=cfbackup_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert backup.returncode == 0, backup.stderr
+    return data
 
 
 @pytest.fixture(scope="session")

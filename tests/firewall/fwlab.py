@@ -12,7 +12,8 @@ Topology (all addresses live inside namespaces this session creates; nothing lea
 Probing runs in threads that entered the client namespace (setns), so a probe costs no
 process start. cfbackup itself runs as the user runs it: the installed ``cfbackup`` command
 under ``ip netns exec server``. Every namespace and every process started inside one is removed
-at the end, also when a test fails.
+at the end, also when a test fails. :func:`start_restore` starts a real restore that waits
+inside the lock-down (in its before_restore hook) until the test lets it go.
 """
 
 from __future__ import annotations
@@ -305,3 +306,41 @@ def wait_for(predicate, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+HOLD_HOOK = """#!/bin/sh
+# before_restore hook: says "locked" and waits for the test to say how the hook ends
+touch "$1/locked"
+n=0
+while [ ! -e "$1/go" ]; do
+  sleep 0.05; n=$((n+1)); [ "$n" -gt 1200 ] && exit 3
+done
+exit "$(cat "$1/go")"
+"""
+
+
+def _sigint_as_at_a_terminal() -> None:
+    """A suite started as a background job inherits SIGINT ignored (POSIX shells do that
+    without job control), and so would cfbackup: the interrupt tests need Ctrl-C's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start_restore(site, tmp_path, data, backend="nft", deadman_timeout=60):
+    """Start ``cfbackup restore`` of the backup in ``data`` in the server namespace; it stops
+    in its before_restore hook, inside the lock-down, until the test writes flags/go."""
+    (tmp_path / "flags").mkdir()
+    (tmp_path / "hook.sh").write_text(HOLD_HOOK)
+    config = str(write_config(tmp_path / "config.toml", backend=backend, data=data,
+                              deadman_timeout=deadman_timeout,
+                              hook=f"sh {tmp_path}/hook.sh {tmp_path}/flags"))
+    process = site.server.popen(CFBACKUP, "-c", config, "restore", "site",
+                                str(tmp_path / "restored"), env=cfbackup_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_sigint_as_at_a_terminal)
+    try:
+        assert wait_for(lambda: (tmp_path / "flags" / "locked").exists(), 30), \
+            process.communicate(timeout=5) if process.poll() is not None else "hook not reached"
+    except BaseException:
+        process.kill()
+        raise
+    return process, config

@@ -1,11 +1,11 @@
-"""The lock-down with real packets: by hand, around a real restore, and when cfbackup dies."""
+"""The lock-down with real packets: by hand, around a real restore, and when cfbackup dies.
+A firewall reloaded or changed under the lock-down is in ``test_firewall_drift.py``."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -17,23 +17,13 @@ from fwlab import (
     OTHER4,
     SERVER4,
     SERVICE_PORT,
-    SITE_RULESET,
     cfbackup_env,
+    start_restore,
     wait_for,
     write_config,
 )
 
 pytestmark = pytest.mark.firewall
-
-HOOK = """#!/bin/sh
-# before_restore hook: says "locked" and waits for the test to say how the hook ends
-touch "$1/locked"
-n=0
-while [ ! -e "$1/go" ]; do
-  sleep 0.05; n=$((n+1)); [ "$n" -gt 1200 ] && exit 3
-done
-exit "$(cat "$1/go")"
-"""
 
 
 def _without_nft(tmp_path) -> dict:
@@ -123,50 +113,10 @@ def test_manual_lock_is_lifted_by_the_dead_man_at_its_timeout(site, tmp_path):
     assert "timeout of 2 s passed" in log.read_text()
 
 
-@pytest.fixture(scope="module")
-def backed_up(tmp_path_factory):
-    """A small tree backed up once (file:// target, duplicity) for the restore tests."""
-    data = tmp_path_factory.mktemp("data")
-    (data / "src").mkdir()
-    (data / "src" / "data.txt").write_text("restored bytes\n")
-    config = str(write_config(data / "config.toml", data=data))
-    backup = subprocess.run([CFBACKUP, "-c", config, "backup"], env=cfbackup_env(),
-                            capture_output=True, text=True, timeout=120)
-    assert backup.returncode == 0, backup.stderr
-    return data
-
-
-def _sigint_as_at_a_terminal() -> None:
-    """A suite started as a background job inherits SIGINT ignored (POSIX shells do that
-    without job control), and so would cfbackup: the interrupt tests need Ctrl-C's default."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _start_restore(site, tmp_path, data, backend="nft", deadman_timeout=60):
-    """Start ``cfbackup restore`` of the backup in ``data`` in the server namespace; it stops
-    in its before_restore hook, inside the lock-down, until the test writes flags/go."""
-    (tmp_path / "flags").mkdir()
-    (tmp_path / "hook.sh").write_text(HOOK)
-    config = str(write_config(tmp_path / "config.toml", backend=backend, data=data,
-                              deadman_timeout=deadman_timeout,
-                              hook=f"sh {tmp_path}/hook.sh {tmp_path}/flags"))
-    process = site.server.popen(CFBACKUP, "-c", config, "restore", "site",
-                                str(tmp_path / "restored"), env=cfbackup_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=_sigint_as_at_a_terminal)
-    try:
-        assert wait_for(lambda: (tmp_path / "flags" / "locked").exists(), 30), \
-            process.communicate(timeout=5) if process.poll() is not None else "hook not reached"
-    except BaseException:
-        process.kill()
-        raise
-    return process, config
-
-
 def test_restore_runs_locked_down_and_the_ruleset_comes_back_exactly(site, tmp_path, backed_up):
     before = site.ruleset()
     site.expect(service="open")
-    process, config = _start_restore(site, tmp_path, backed_up)
+    process, config = start_restore(site, tmp_path, backed_up)
     with process:
         site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
         status = site.cfbackup("-c", config, "firewall", "status")
@@ -183,7 +133,7 @@ def test_restore_runs_locked_down_and_the_ruleset_comes_back_exactly(site, tmp_p
 
 def test_failed_restore_restores_the_ruleset(site, tmp_path, backed_up):
     before = site.ruleset()
-    process, _ = _start_restore(site, tmp_path, backed_up)
+    process, _ = start_restore(site, tmp_path, backed_up)
     with process:
         assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
         (tmp_path / "flags" / "go").write_text("1")  # the hook fails: the restore is vetoed
@@ -197,7 +147,7 @@ def test_failed_restore_restores_the_ruleset(site, tmp_path, backed_up):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_restore_restores_the_ruleset(site, tmp_path, backed_up, signum):
     before = site.ruleset()
-    process, _ = _start_restore(site, tmp_path, backed_up)
+    process, _ = start_restore(site, tmp_path, backed_up)
     with process:
         assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
         process.send_signal(signum)
@@ -210,7 +160,7 @@ def test_interrupted_restore_restores_the_ruleset(site, tmp_path, backed_up, sig
 @pytest.mark.parametrize("backend", ["nft", "iptables"])
 def test_kill_9_during_restore_the_dead_man_restores_it(site, tmp_path, backed_up, backend):
     before, before_iptables = site.ruleset(), site.iptables_save()
-    process, _ = _start_restore(site, tmp_path, backed_up, backend=backend,
+    process, _ = start_restore(site, tmp_path, backed_up, backend=backend,
                                   deadman_timeout=600)
     with process:
         assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
@@ -311,7 +261,7 @@ def _kill_restore_and_deadman(site, tmp_path, process) -> int:
 def test_orphaned_lockdown_is_reported_failed_by_check_and_taken_over(site, tmp_path, backed_up,
                                                                       backend):
     before, before_iptables = site.ruleset(), site.iptables_save()
-    process, config = _start_restore(site, tmp_path, backed_up, backend=backend,
+    process, config = start_restore(site, tmp_path, backed_up, backend=backend,
                                      deadman_timeout=600)
     with process:
         owner = _kill_restore_and_deadman(site, tmp_path, process)
@@ -381,7 +331,7 @@ enabled = true
 
 def test_a_restore_is_refused_while_another_restore_holds_the_lockdown(site, tmp_path,
                                                                       backed_up):
-    process, config = _start_restore(site, tmp_path, backed_up)
+    process, config = start_restore(site, tmp_path, backed_up)
     _second_profile(config, backed_up)
     with process:
         during = site.ruleset()
@@ -395,162 +345,3 @@ def test_a_restore_is_refused_while_another_restore_holds_the_lockdown(site, tmp
         (tmp_path / "flags" / "go").write_text("0")  # the first goes on (its hook waited 60 s)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-
-
-# --- reloads, drift and the saved copy ---------------------------------------------------------
-
-
-def _reload_firewall(site, backend: str) -> None:
-    """What ``systemctl reload nftables`` (or netfilter-persistent for iptables) does: the
-    whole ruleset replaced by the site's own, without cfbackup's lock-down."""
-    if backend == "nft":
-        site.server.run("nft", "-f", "-", input="flush ruleset\n" + SITE_RULESET)
-    else:
-        site.server.run("iptables-restore", input="*filter\n:INPUT ACCEPT [0:0]\n"
-                        "-A INPUT -p tcp --dport 9999 -j ACCEPT\nCOMMIT\n")
-
-
-@pytest.mark.parametrize("backend", ["nft", "iptables"])
-def test_firewall_reload_during_restore_the_dead_man_reapplies_the_lockdown(
-        site, tmp_path, backed_up, backend):
-    process, _ = _start_restore(site, tmp_path, backed_up, backend=backend, deadman_timeout=600)
-    with process:
-        assert site.probe(OTHER4, SERVER4, SERVICE_PORT) == "blocked"
-        _reload_firewall(site, backend)
-        # the dead-man polls twice a second: locked down again at once, the owner still runs
-        assert wait_for(lambda: site.probe(OTHER4, SERVER4, SERVICE_PORT, timeout=0.3)
-                        == "blocked", 5)
-        site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")
-        (tmp_path / "flags" / "go").write_text("0")
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
-    assert "was removed by something else 1 time(s) during the run" in err
-    assert "re-applied it" in err
-    assert "raise deadman_timeout" not in err
-    # the reloaded ruleset stays, nothing of ours left; with nft the reload dropped the
-    # iptables-nft tables, which the usual warning names
-    assert "cfbackup_lockdown" not in site.ruleset()
-    assert "CFBACKUP_LOCKDOWN" not in site.iptables_save()
-    assert ("differs from the copy saved before the lock-down" in err) == (backend == "nft")
-    site.expect(service="open")
-    log = (tmp_path / "state" / "firewall" / "deadman.log").read_text()
-    assert "was removed by something else while it was held" in log
-
-
-@pytest.mark.parametrize("backend", ["nft", "iptables"])
-def test_a_foreign_table_of_the_same_name_is_refused_never_adopted_nor_deleted(
-        site, tmp_path, backed_up, backend):
-    if backend == "nft":
-        site.server.run("nft", "add", "table", "inet", "cfbackup_lockdown")
-        where = "nft table inet cfbackup_lockdown"
-    else:
-        site.server.run("iptables", "-N", "CFBACKUP_LOCKDOWN")
-        where = "iptables chain CFBACKUP_LOCKDOWN"
-    before, before_iptables = site.ruleset(), site.iptables_save()
-    config = str(write_config(tmp_path / "config.toml", backend=backend, data=backed_up))
-    message = f"{where} exists but was not made by cfbackup"
-
-    locked = site.cfbackup("-c", config, "firewall", "lock")
-    assert locked.returncode == 5 and message in locked.stderr, locked.stderr
-    restore = site.cfbackup("-c", config, "restore", "site", str(tmp_path / "restored"))
-    assert restore.returncode == 5 and message in restore.stderr, restore.stderr
-    assert not (tmp_path / "restored").exists()
-    status = site.cfbackup("-c", config, "firewall", "status")
-    assert message in status.stderr and "in force since" not in status.stdout
-    state = json.loads(site.cfbackup("-c", config, "firewall", "status", "--json").stdout)
-    assert state["locked"] is False and state["foreign"] is True and message in state["advice"]
-    unlocked = site.cfbackup("-c", config, "firewall", "unlock")
-    assert unlocked.returncode == 5 and message in unlocked.stderr, unlocked.stderr
-    check = site.cfbackup("-c", config, "check", "site")
-    assert check.returncode == 5 and message in check.stdout
-    assert site.ruleset() == before and site.iptables_save() == before_iptables
-    site.expect(service="open")
-    if backend == "iptables":
-        site.server.run("iptables", "-X", "CFBACKUP_LOCKDOWN")
-
-
-
-
-def test_lockdown_removed_by_hand_during_restore_is_not_blamed_on_the_timeout(
-        site, tmp_path, backed_up):
-    process, config = _start_restore(site, tmp_path, backed_up, deadman_timeout=600)
-    with process:
-        site.cfbackup("-c", config, "firewall", "unlock", check=True)
-        (tmp_path / "flags" / "go").write_text("0")
-        out, err = process.communicate(timeout=60)
-    assert process.returncode == 0, err
-    assert "lifted before the run ended (by cfbackup -c" in err
-    assert "raise deadman_timeout" not in err
-
-
-def test_named_counters_and_quotas_are_not_reported_as_changes(site, tmp_path):
-    site.server.run("nft", "-f", "-", input="""table inet counted {
-\tcounter ssh { }
-\tquota q { over 100 mbytes }
-\tchain input {
-\t\ttype filter hook input priority filter + 5; policy accept;
-\t\ttcp dport 22 counter name "ssh" quota name "q" quota 50 mbytes
-\t}
-}
-""")
-    config = str(write_config(tmp_path / "config.toml"))
-    site.cfbackup("-c", config, "firewall", "lock", check=True)
-    site.expect(service="blocked", ssh_mgmt="open", ssh_other="blocked")  # counts SSH packets
-    counted = site.ruleset()
-    assert re.search(r"counter ssh \{\s*packets [1-9]", counted), counted
-    assert re.search(r"quota q \{\s*over 100 mbytes used [1-9]", counted), counted
-    unlocked = site.cfbackup("-c", config, "firewall", "unlock")
-    assert unlocked.returncode == 0, unlocked.stderr
-    assert "differs" not in unlocked.stderr
-
-
-def test_the_empty_ip6_filter_table_our_chain_created_is_not_a_change(site, tmp_path):
-    site.server.run("nft", "delete", "table", "ip6", "filter")  # a host without ip6 filter
-    config = str(write_config(tmp_path / "config.toml", backend="iptables"))
-    site.cfbackup("-c", config, "firewall", "lock", check=True)
-    unlocked = site.cfbackup("-c", config, "firewall", "unlock")
-    assert unlocked.returncode == 0, unlocked.stderr
-    assert "differs" not in unlocked.stderr
-
-
-def test_the_printed_reload_saved_command_runs_as_printed(site, tmp_path):
-    config = str(write_config(tmp_path / "config.toml"))
-    before = site.ruleset()
-    site.cfbackup("-c", config, "firewall", "lock", check=True)
-    site.server.run("nft", "add", "table", "inet", "meanwhile")
-    unlocked = site.cfbackup("-c", config, "firewall", "unlock")
-    kept = tmp_path / "state" / "firewall" / "kept-ruleset.nft"
-    assert f"the saved copy is kept in {kept}" in unlocked.stderr, unlocked.stderr
-    printed = unlocked.stderr.rsplit(" (", 1)[1].split(" loads it back)")[0]
-    assert printed == f"cfbackup -c {config} firewall unlock --reload-saved"
-    # a later lock-down does not overwrite the copy the user was told about
-    site.cfbackup("-c", config, "firewall", "lock", check=True)
-    site.cfbackup("-c", config, "firewall", "unlock", check=True)
-    assert "table inet meanwhile" not in kept.read_text()
-    reloaded = site.cfbackup("-c", config, *printed.split()[3:])
-    assert reloaded.returncode == 0, reloaded.stderr
-    assert f"saved ruleset reloaded from {kept}" in reloaded.stdout
-    assert site.ruleset() == before
-
-
-def test_iptables_without_ip6tables_on_an_ipv6_host_warns_and_check_fails(site, tmp_path):
-    sbin = tmp_path / "sbin"
-    sbin.mkdir()
-    for suffix in ("", "-save", "-restore"):
-        os.symlink(shutil.which("iptables" + suffix), sbin / ("iptables" + suffix))
-    env = {"CFBACKUP_FIREWALL_PATH": str(sbin)}
-    (tmp_path / "src").mkdir()
-    config = str(write_config(tmp_path / "config.toml", backend="iptables"))
-    assert site.server.run("cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6").stdout.strip() == "0"
-    locked = site.cfbackup("-c", config, "firewall", "lock", env=env)
-    assert locked.returncode == 0, locked.stderr
-    assert ("IPv6 is enabled in this kernel but ip6tables, ip6tables-save or ip6tables-restore "
-            "is missing, so the lock-down leaves IPv6 traffic unfiltered: install ip6tables "
-            "(apt install iptables) or use the nft backend (apt install nftables).") \
-        in locked.stderr
-    site.cfbackup("-c", config, "firewall", "unlock", env=env, check=True)
-    checked = site.cfbackup("-c", config, "check", env=env)
-    assert "firewall tool: IPv6 is enabled in this kernel but ip6tables" in checked.stdout, \
-        checked.stdout + checked.stderr
-    assert "[ok] firewall tool" not in checked.stdout
-    assert checked.returncode != 0
