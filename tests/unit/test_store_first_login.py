@@ -5,13 +5,48 @@ fails."""
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import os
 import socket
+import subprocess
 import threading
+import time
+from collections.abc import Iterator
 
 import pytest
+from support.cli import BIN, CliResult
 
 from cfbackup import stores
 from cfbackup.config import build_config
+from cfbackup.errors import BackendError, ExitCode
+
+
+@contextlib.contextmanager
+def stand_in_auth(status: int) -> Iterator[tuple[str, list[float]]]:
+    """An auth endpoint that answers every request with ``status``: its URL, and when each
+    request came."""
+    hits: list[float] = []
+
+    class Auth(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            hits.append(time.monotonic())
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Auth)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/auth/v1.0", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 def _profile(monkeypatch, auth_url: str, **swift_more):
@@ -46,3 +81,57 @@ def test_an_aborted_store_makes_no_login(monkeypatch):
         with pytest.raises(stores.Stopped):
             call()
         assert looked_up == [], f"{name}() looked up the auth host after abort()"
+
+
+def test_an_auth_url_answering_404_is_named_not_taken_for_an_empty_target(monkeypatch):
+    """A wrong auth_url path: swiftclient's request-time login gave a 404 that list() took
+    for no container ({}), exists() for False and download() for Missing, so status and a
+    drill reported an empty target; the login now fails first, naming swift.auth_url."""
+    with stand_in_auth(404) as (auth_url, _):
+        profile = _profile(monkeypatch, auth_url)
+        calls = {
+            "list": lambda store: store.list(),
+            "exists": lambda store: store.exists(),
+            "download": lambda store: store.download("v", lambda chunk: None, threading.Event()),
+        }
+        for name, call in calls.items():
+            with pytest.raises(BackendError) as caught:
+                call(stores.open_store(profile))
+            assert caught.value.exit_code == ExitCode.BACKEND, name
+            assert "404" in caught.value.message and "swift.auth_url" in caught.value.message
+
+
+def test_status_with_an_auth_url_answering_404_fails_naming_it(tmp_path):
+    """``cfbackup status`` against it: exit 10 with the auth URL's fix, not "no backup"."""
+    with stand_in_auth(404) as (auth_url, hits):
+        config = tmp_path / "config.toml"
+        config.write_text(
+            f"""state_dir = "{tmp_path}/state"
+[profiles.main]
+source = "{tmp_path}"
+target = "swift://box/host1"
+archive_dir = "{tmp_path}/archive"
+[profiles.main.swift]
+auth_url = "{auth_url}"
+username = "u:v"
+password_env = "T_KEY"
+[profiles.main.encryption]
+mode = "none"
+"""
+        )
+        config.chmod(0o600)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CFBACKUP_")}
+        result = CliResult(
+            subprocess.run(
+                [str(BIN / "cfbackup"), "-c", str(config), "status", "main"],
+                env={**env, "T_KEY": "FAKE-key"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    assert hits, "status never asked the auth endpoint"
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "404" in result.output and "swift.auth_url" in result.output, result
+    assert "Traceback" not in result.output and "FAKE-key" not in result.output
