@@ -135,3 +135,37 @@ mode = "none"
     assert result.returncode == ExitCode.BACKEND, result
     assert "404" in result.output and "swift.auth_url" in result.output, result
     assert "Traceback" not in result.output and "FAKE-key" not in result.output
+
+
+def test_abort_ends_a_first_login_s_back_off_at_once(monkeypatch):
+    """Ctrl-C or a drill's time up while a store's first login backs off (the auth service
+    answering 503): abort() must not wait for the tries left (1, 2, 4 ... s, minutes with
+    swift.retries 10). The first thread logs in holding the store's lock; the others wait on
+    it, then must not log in again."""
+    with stand_in_auth(503) as (auth_url, hits):
+        store = stores.open_store(_profile(monkeypatch, auth_url, retries=10))
+        outcomes: list[BaseException] = []
+
+        def download():
+            try:
+                store.download("v", lambda chunk: None, threading.Event())
+            except BaseException as error:  # noqa: BLE001 - looked at below
+                outcomes.append(error)
+
+        threads = [threading.Thread(target=download, daemon=True) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(hits) < 3:  # backing off (4 s) after the third 503
+            assert time.monotonic() < deadline, "the login was not tried again"
+            time.sleep(0.02)
+        asked = len(hits)
+        started = time.monotonic()
+        store.abort()
+        for thread in threads:
+            thread.join(5)
+        took = time.monotonic() - started
+    assert not any(thread.is_alive() for thread in threads)
+    assert took < 2, f"abort() took {took:.1f}s"
+    assert len(outcomes) == 3 and all(isinstance(e, stores.Stopped) for e in outcomes), outcomes
+    assert len(hits) == asked, "a login was tried after abort()"
