@@ -18,7 +18,9 @@ Real duplicity, through the launcher."""
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,28 @@ def test_a_chain_that_starts_after_the_stop_is_stopped_at_once(tmp_path, spawned
     else:  # execute.stream's path: started with its command line, stopped as it started
         assert "collection-status" in process.args
     assert time.monotonic() - began < 15
+
+
+def test_a_stop_while_duplicity_waits_for_its_arguments_puts_no_traceback_in_the_log():
+    """stop_all's SIGINT (what ``terminate`` sends first) to a duplicity still starting up, here
+    one waiting for its arguments on the pipe: it ended in a KeyboardInterrupt traceback that
+    ``follow`` logged line by line. It now ends by the signal as before (-2), quietly."""
+    warm = WarmDuplicity({})
+    try:
+        wchan = Path(f"/proc/{warm.process.pid}/wchan")
+        deadline = time.monotonic() + 60
+        while "pipe" not in wchan.read_text():  # its imports done, it reads the argv pipe
+            assert time.monotonic() < deadline, "it never waited for its arguments"
+            assert warm.process.poll() is None, "it ended before its arguments"
+            time.sleep(0.05)
+        group = execute.ProcessGroup()
+        group.started(warm.process)
+        group.stop_all()
+        logged: list[str] = []
+        result = execute.follow(warm.process, ("duplicity",), on_line=logged.append)
+    finally:
+        warm.close()
+    assert result.returncode == -signal.SIGINT
+    assert not [line for line in logged if "Traceback" in line or "KeyboardInterrupt" in line], (
+        logged
+    )
