@@ -285,8 +285,11 @@ class SwiftStore:
     @contextlib.contextmanager
     def _watched(self) -> Iterator[Any]:
         """This thread's connection, its sockets (from the login on) and its retries
-        :meth:`abort`'s while the block runs: Stopped when it was aborted before."""
+        :meth:`abort`'s while the block runs: Stopped when it was aborted before, with no
+        login (a DNS look-up that does not answer would hold up the stop)."""
         me = threading.get_ident()
+        if self._aborted:
+            raise Stopped
         with self._sockets.watching():
             try:
                 conn = self._reading[me] = self._conn()  # a new thread's may log in first

@@ -31,10 +31,13 @@ environment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 
 from cfbackup.duplicity import patches
 
@@ -112,16 +115,37 @@ def _show(argv: list[str]) -> None:
         pass
 
 
+@contextlib.contextmanager
+def _quiet_interrupt() -> Iterator[None]:
+    """Until duplicity's own main runs, SIGINT ends the process at once by the signal (exit
+    -2, as an uncaught KeyboardInterrupt does) with no traceback: a stop that comes while it
+    imports or waits for its arguments (``execute.ProcessGroup.stop_all``, ``terminate``)
+    put one KeyboardInterrupt traceback, line by line, in the run log. It holds nothing yet
+    (no lock, no file, no request). duplicity gets Python's handler back (its own clean-up)."""
+    handler = signal.getsignal(signal.SIGINT)
+    quiet = handler is signal.default_int_handler and threading.current_thread() is (
+        threading.main_thread()
+    )
+    if quiet:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if quiet:
+            signal.signal(signal.SIGINT, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    _apply()
-    if len(argv) == 1 and argv[0].startswith(ARGV_FROM):
-        _warm_up()
-        argv = _argv_from(int(argv[0][len(ARGV_FROM) :]))
-        if argv is None:
-            return 0
-        _show(argv)
-    from duplicity.__main__ import dup_run
+    with _quiet_interrupt():
+        _apply()
+        if len(argv) == 1 and argv[0].startswith(ARGV_FROM):
+            _warm_up()
+            argv = _argv_from(int(argv[0][len(ARGV_FROM) :]))
+            if argv is None:
+                return 0
+            _show(argv)
+        from duplicity.__main__ import dup_run
 
     # argv[0] stays what duplicity re-executes to restart a backup (see above)
     sys.argv = [sys.argv[0], *argv]

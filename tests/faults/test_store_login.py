@@ -130,13 +130,16 @@ def test_download_threads_that_start_together_share_one_login(store, slow_logins
 
 
 def test_a_sibling_made_while_its_origin_renews_its_token_does_not_log_the_origin_in(
-    store, slow_logins
+    store, slow_logins, monkeypatch
 ):
     """The view's connection gets a 401 (its token expired) and swiftclient forgets the token,
     waits 1 s and logs in again; a thread that asks the view for a connection meanwhile logged
-    that connection in from its own thread, under the thread using it."""
+    that connection in from its own thread, under the thread using it. swiftclient's back-off
+    is held open until the twin is made, so the twin is made during it however loaded the
+    machine is (a fixed sleep could miss the 401, or the back-off)."""
     import threading
-    import time
+
+    import swiftclient.client
 
     from cfbackup import swift
 
@@ -145,14 +148,25 @@ def test_a_sibling_made_while_its_origin_renews_its_token_does_not_log_the_origi
     origin = view.connection()
     origin.token = "AUTH_tk" + "0" * 32  # a token this Swift never issued: a 401, then a login
     slow_logins.clear()
+    backing_off, twin_made = threading.Event(), threading.Event()
+    sleep = swiftclient.client.sleep
+
+    def held_back_off(seconds):  # the renewing thread's, after the 401: until the twin is made
+        if threading.current_thread() is renewing:
+            backing_off.set()
+            twin_made.wait(30)
+        sleep(seconds)
+
+    monkeypatch.setattr(swiftclient.client, "sleep", held_back_off)
     renewing = threading.Thread(target=lambda: origin.head_container(setup.container))
     renewing.start()
-    time.sleep(0.3)  # the 401 came: swiftclient waits its back-off (1 s), the token forgotten
-    assert origin.token is None, "the 401 did not come in time"
+    assert backing_off.wait(30), "the 401 did not come"
+    assert origin.token is None, "swiftclient kept the token Swift refused"
     twin: list = []
     other = threading.Thread(target=lambda: twin.append(view.connection()))
     other.start()
     other.join(30)
+    twin_made.set()
     renewing.join(30)
     assert twin and twin[0] is not origin
     twin[0].head_container(setup.container)  # a token of its own, from a login on its own thread
