@@ -34,7 +34,7 @@ def restore_command(run: Run, target: object, rel: str | None, force: bool) -> s
         "restore",
         run.profile.name,
         str(target),
-        *(("--path", rel) if rel else ()),
+        *(suggest.option("--path", rel) if rel else ()),
         *(("--time", when) if when else ()),
         *(("--force",) if force else ()),
     ]

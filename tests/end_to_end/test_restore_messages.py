@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import shlex
 import shutil
 import time
 
@@ -181,3 +182,26 @@ def test_a_prefixed_profile_refuses_a_missing_path_before_any_volume_downloads(
     result = cfbackup("-c", config, "restore", "main", tmp_path / "r", "--path", "etc/hosts")
     assert result.returncode == 0, result
     assert (tmp_path / "r" / "etc" / "hosts").read_text() == "changed\n"
+
+
+def test_a_suggested_path_that_starts_with_a_dash_runs_as_printed(tmp_path, make_config, cfbackup):
+    """Before: ``did you mean -notes.txt (cfbackup ... restore main R --path -notes.txt)?``,
+    which argparse refuses (``--path: expected one argument``, exit 2): the suggestion joins
+    such a path to its option, ``--path=-notes.txt``, as docs/runbook-restore.md tells users
+    to type it. The command printed is run as printed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "-notes.txt").write_text("notes\n")
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    into = tmp_path / "r"
+    result = cfbackup("-c", config, "restore", "main", into, "--path=-ntoes.txt")
+    assert result.returncode == 5, result
+    printed = re.search(r"did you mean -notes\.txt \((cfbackup [^)]*)\)\?", result.stderr)
+    assert printed, result.stderr
+    assert printed[1].endswith(f"restore main {into} --path=-notes.txt"), printed[1]
+    again = cfbackup(*shlex.split(printed[1])[1:])
+    assert again.returncode == 0, again
+    assert (into / "-notes.txt").read_text() == "notes\n"
