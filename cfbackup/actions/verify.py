@@ -1,7 +1,8 @@
 """``cfbackup verify``: duplicity's verify (every volume of the newest backup downloads,
-decrypts and restores, and the files' metadata match the source); with ``--compare-data`` also
-the files' contents; with ``--read-data`` cfbackup's own check of the volumes against their
-manifests, without the source (``read_data.py``). A difference is its own exit code."""
+decrypts and restores; duplicity 3.2 compares nothing with the source); with ``--compare-data``
+each file's type, mode, time and content with the source; with ``--read-data`` cfbackup's own
+check of the volumes against their manifests, without the source (``read_data.py``). A
+difference is its own exit code."""
 
 from __future__ import annotations
 

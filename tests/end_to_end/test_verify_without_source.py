@@ -45,3 +45,23 @@ def test_verify_makes_no_source_folder_and_compare_data_names_the_missing_source
     (tmp_path / "old-machine").rename(tmp_path / "srv")  # restored into place: compared again
     result = cfbackup("-c", config, "verify", "main", "--compare-data")
     assert result.returncode == 0, result
+
+
+def test_plain_verify_checks_the_volumes_not_the_source(tmp_path, make_config, cfbackup):
+    """docs/checks.md said plain ``verify`` compares each file's type, size and modification
+    time with the source ("a changed file is a difference"): duplicity 3.2's verify compares
+    nothing with the source unless --compare-data is given (``ROPath.compare_verbose``), so a
+    changed file, mode or mtime passes it. This test fails when duplicity starts comparing."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("first\n")
+    target = f"file://{tmp_path}/backups"
+    config = make_config(source=src, target=target, encryption='mode = "none"')
+    assert cfbackup("-c", config, "backup").returncode == 0
+    (src / "a.txt").write_text("changed, and longer than before\n")
+    (src / "a.txt").chmod(0o600)
+    result = cfbackup("-c", config, "verify", "main")
+    assert result.returncode == 0 and "every volume is intact" in result.stdout, result
+    result = cfbackup("-c", config, "verify", "main", "--compare-data")
+    assert result.returncode == ExitCode.VERIFY_DIFFERENCES, result
+    assert "a.txt has permissions" in result.stderr, result
