@@ -132,16 +132,16 @@ def cannot_decrypt(profile: Profile | None) -> CryptoError:
     if encryption["mode"] == "symmetric":
         return CryptoError(
             f"{at} with the passphrase of profile {profile.name}: check "
-            f"{passphrase_source(profile)} ({check} tests it)."
+            f"{passphrase_source(profile)}; {check} tests it."
         )
     if not any(encryption.get(f"passphrase{how}") for how in ("", "_env", "_file", "_command")):
         return CryptoError(
             f"{at} with the secret key of profile {profile.name}: import the secret key of one "
-            f"of encryption.encrypt_keys into its keyring ({check} tests it)."
+            f"of encryption.encrypt_keys into its keyring; {check} tests it."
         )
     return CryptoError(
         f"{at} with the secret key of profile {profile.name}: check {passphrase_source(profile)}"
-        f", which must unlock it, and that the key is in its keyring ({check} tests both)."
+        f", which must unlock it, and that the key is in its keyring; {check} tests both."
     )
 
 
