@@ -5,6 +5,8 @@ and verify reports a difference whatever the profile's verbosity."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import textwrap
 import time
@@ -278,3 +280,11 @@ def test_the_legacy_profile_behind_a_native_config_is_named_with_its_file(tmp_pa
     assert run("-c", legacy, "backup", "dt-cf-backup", program="cfbackup").returncode == 0
     result = run("-c", legacy, "status", "dt-cf-backup", program="cfbackup")
     assert result.returncode == 0 and "profile dt-cf-backup" in result.stdout, result
+    # dt-cf-backup reads the old file: the cfbackup commands its messages suggest carry it
+    # (cfbackup would read the native config), and run as printed
+    result = run("--restore-file", "zzz/none", tmp_path / "out" / "none")
+    assert result.returncode == ExitCode.REFUSED, result
+    printed = re.search(r"check the path against (cfbackup .*)\.$", result.stderr.strip())
+    assert printed and printed[1] == f"cfbackup -c {legacy} list dt-cf-backup", result.stderr
+    listed = run(*shlex.split(printed[1])[1:], program="cfbackup")
+    assert listed.returncode == 0 and "d/b.txt" in listed.stdout, listed
