@@ -178,7 +178,8 @@ def not_in_backup(
         )
         held = signatures.names(sigtars) if sigtars else None
     options = run.options
-    earlier = _held_earlier(run, chain, rel)
+    # an earlier backup's path, unless the local signatures (stale) say this one holds it too
+    earlier = None if held and rel in held else _held_earlier(run, chain, rel)
     if earlier is not None:
         return earlier
     meant = near_match(rel, held) if held else None

@@ -317,14 +317,26 @@ def test_a_wrong_passphrase_on_a_new_machine_names_where_it_was_read(
         ), result.stderr
         assert "secret key" not in result.stderr, result.stderr
 
+    # a keyring of its own: a gpg-agent that cached the key's passphrase would decrypt anyway
+    home = tmp_path / "keyring"
+    shutil.copytree(gpg_keys["home"], home, ignore=shutil.ignore_patterns("S.*", "*.lock"))
     enc = (
         f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
-        f'gpg_home = "{gpg_keys["home"]}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
+        f'gpg_home = "{home}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
     )
     pubkey = make_config(source=src, target=f"file://{tmp_path}/pub", encryption=enc,
                          name="pub.toml")  # fmt: skip
     right = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
-    assert cfbackup("-c", pubkey, "backup", env=right).returncode == 0
+    try:
+        assert cfbackup("-c", pubkey, "backup", env=right).returncode == 0
+        stop_gpg_agent(home)  # a new machine's agent has cached nothing
+        _refused_with_a_wrong_key_passphrase(tmp_path, cfbackup, pubkey)
+    finally:
+        stop_gpg_agent(home)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def _refused_with_a_wrong_key_passphrase(tmp_path, cfbackup, pubkey) -> None:
     for args in (("list", "main"), ("verify", "main"), ("restore", "main", tmp_path / "r2")):
         shutil.rmtree(tmp_path / "archive", ignore_errors=True)
         result = cfbackup("-c", pubkey, *args, env={"T_KEY_PASSPHRASE": WRONG_PASSPHRASE})
@@ -334,4 +346,3 @@ def test_a_wrong_passphrase_on_a_new_machine_names_where_it_was_read(
             "profile main: check the passphrase in $T_KEY_PASSPHRASE" in result.stderr
         ), result.stderr
         assert f"cfbackup -c {pubkey} check main --for-restore" in result.stderr, result.stderr
-    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
