@@ -134,6 +134,19 @@ def main(argv: list[str] | None = None) -> int:
     return stoppable(lambda: _main(argv))
 
 
+def _unless_found_first(default: str) -> str | None:
+    """The old file, for the ``-c`` of the cfbackup commands messages suggest, unless cfbackup
+    finds it first: with a native config also there (a new machine with both), a command
+    without ``-c`` reads that one, which has no profile dt-cf-backup."""
+    from cfbackup.config.load import find_config
+
+    try:
+        found = find_config(None)
+    except CfbackupError:  # none at all: the run says so
+        return None
+    return None if os.path.abspath(found) == os.path.abspath(default) else default
+
+
 def _main(argv: list[str] | None) -> int:
     from cfbackup import suggest
     from cfbackup.cli import _setup_logging, guarded
@@ -152,7 +165,7 @@ def _main(argv: list[str] | None) -> int:
         return _print_versions()
     context = CliContext()
     context.args = args
-    suggest.use_config(given)
+    suggest.use_config(given or _unless_found_first(args.config))
 
     def command() -> int:
         _refuse_what_cannot_run_as_asked(args)

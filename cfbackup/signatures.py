@@ -205,6 +205,62 @@ def holds(sigtars: Iterable[Path], path: str, within: float) -> bool | None:
     return present
 
 
+def last_holding(
+    folder: Path,
+    path: str,
+    when: float | None = None,
+    naming: Naming = PLAIN,
+    within: float = 1.0,
+) -> float | None:
+    """The time of the newest backup at or before ``when`` whose state holds ``path``, read
+    from duplicity's clear copies of the signature tars of every chain in ``folder`` (the
+    archive dir); None when none does, none are here, they are more than ``NAMES_MAX_BYTES``,
+    or reading them takes more than ``within`` seconds: a hint, never a wait."""
+    fulls, incs = [], []
+    for sigtar in folder.glob("*duplicity-*-signatures.*.sigtar.gz"):
+        parsed = naming.parse(sigtar.name)
+        if parsed is None:
+            continue
+        if parsed.type == "full-sig" and (when is None or parsed.time <= when):
+            fulls.append((parsed.time, sigtar))
+        elif parsed.type == "new-sig" and (when is None or parsed.end_time <= when):
+            incs.append((parsed.start_time, parsed.end_time, sigtar))
+    if sum(p.stat().st_size for _t, p in fulls) + sum(i[2].stat().st_size for i in incs) > (
+        NAMES_MAX_BYTES
+    ):
+        return None
+    stop, newest = time.monotonic() + within, None
+    for end, full in sorted(fulls):
+        chain = [(end, full)]
+        for start, later, sigtar in sorted(incs):
+            if start == end:
+                chain.append((later, sigtar))
+                end = later
+        present = False
+        for set_time, sigtar in chain:
+            mentioned = _mentions(sigtar, path, stop)
+            if mentioned == "timeout":
+                return None
+            if mentioned is not None:
+                present = mentioned
+            if present and (newest is None or set_time > newest):
+                newest = set_time
+    return newest
+
+
+def _mentions(sigtar: Path, path: str, stop: float) -> bool | str | None:
+    """Whether one signature tar says ``path`` is there (True) or deleted (False); None when
+    it does not name it (an incremental names only what changed), "timeout" past ``stop``."""
+    with tarfile.open(sigtar, "r:*") as archive:
+        for count, member in enumerate(_members(archive)):
+            if count % 1000 == 0 and time.monotonic() > stop:
+                return "timeout"
+            kind, _, name = member.name.partition("/")
+            if name == path:
+                return kind != "deleted"
+    return None
+
+
 def _members(archive: tarfile.TarFile) -> Iterable[tarfile.TarInfo]:
     """The members of ``archive`` one at a time, none kept: iterating a TarFile keeps every
     TarInfo in ``archive.members`` (300,000 paths, a small signature tar: 290 MB of memory)."""

@@ -28,6 +28,12 @@ def command(*words: object) -> str:
     return " ".join(word(str(w)) for w in ("cfbackup", *config, *words))
 
 
+def option(name: str, value: str) -> tuple[str, ...]:
+    """``name value`` as the words of a command, joined (``--path=-notes.txt``) when the value
+    starts with ``-``: argparse would read it as an option, and the command would not run."""
+    return (f"{name}={value}",) if value.startswith("-") else (name, value)
+
+
 def word(text: str) -> str:
     """``text`` as one shell word that pastes as printed: in bash's ``$'...'`` when it holds a
     control character or bytes that are not UTF-8 (``units.pasteable``: messages spell those

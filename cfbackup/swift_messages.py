@@ -122,14 +122,25 @@ def _unreachable_v1(profile: Profile, error: BaseException) -> BackendError:
         fix=(
             f"Swift's auth at {url} answered and returned this storage URL, which this machine "
             "cannot reach: check DNS and firewalls on the way to its host"
-            + (
-                ' (swift.interface = "internal" asks for the provider\'s internal host, '
-                'reachable only from inside its network: set "public" elsewhere)'
-                if internal
-                else ""
-            )
+            + (_internal_setting(profile) if internal else "")
             + ", or ask Swift's operator for a storage URL reachable from here"
         ),
+    )
+
+
+def _internal_setting(profile: Profile) -> str:
+    """Which line asked for the provider's internal host, and the fix: a legacy file's
+    ``RACKSPACE_SERVICENET=True`` (the sample's, copied to a machine outside the provider's
+    network) has no ``swift.interface`` to change."""
+    if profile.legacy:
+        where = f" in {profile.source_file}" if profile.source_file else ""
+        return (
+            f" (RACKSPACE_SERVICENET=True{where} asks for the provider's internal host "
+            "(ServiceNet), reachable only from inside its network: remove that line elsewhere)"
+        )
+    return (
+        ' (swift.interface = "internal" asks for the provider\'s internal host, '
+        'reachable only from inside its network: set "public" elsewhere)'
     )
 
 

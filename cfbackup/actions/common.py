@@ -366,7 +366,7 @@ def same_command(run: Run) -> str:
     if run.action == "restore":
         words.append(run.options["target"])
         if run.options.get("path"):
-            words += ["--path", run.options["path"]]
+            words += suggest.option("--path", run.options["path"])
     if run.action == "verify" and run.options.get("compare_data"):
         words.append("--compare-data")
     if run.options.get("time"):  # 3D: the moment it meant, as the command runs later

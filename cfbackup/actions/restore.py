@@ -95,7 +95,7 @@ def _restore(run: Run) -> RunResult:
     # one path restored onto anything there, an empty folder too, is staged: when the backup
     # has a file there, the merge refuses it instead of duplicity replacing the folder
     existed = os.path.lexists(destination)
-    occupied = existed if rel else _occupied(destination)
+    occupied = existed if rel else _occupied(destination) or _current_folder(destination)
     emptied = existed and not occupied  # an empty folder (mkdir first, as the runbook says)
     try:
         with (
@@ -321,6 +321,17 @@ def _passphrase_hint(profile):
             f"gpg could not decrypt the backups at {profile.target} with the passphrase of "
             f"profile {profile.name}: check {passphrase_source(profile)}."
         ) from None
+
+
+def _current_folder(destination: Path) -> bool:
+    """``destination`` is the folder cfbackup runs in (``cfbackup restore web .`` typed in the
+    empty /srv/restore): duplicity refuses to restore into its current folder ("is not empty
+    or is current_dir"), so it is staged inside it and moved in, as for --force, and the
+    folder itself (the shell's current one) stays."""
+    try:
+        return os.path.samefile(destination, os.getcwd())
+    except OSError:
+        return False
 
 
 def _occupied(destination: Path) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import os
 import tarfile
+import time
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, signatures, stores, suggest, volumes
@@ -176,8 +177,12 @@ def not_in_backup(
             names.of(chain.profile),
         )
         held = signatures.names(sigtars) if sigtars else None
-    meant = near_match(rel, held) if held else None
     options = run.options
+    # an earlier backup's path, unless the local signatures (stale) say this one holds it too
+    earlier = None if held and rel in held else _held_earlier(run, chain, rel)
+    if earlier is not None:
+        return earlier
+    meant = near_match(rel, held) if held else None
     if meant is not None:
         again = "" if options.get("exact_destination") else (
             " (" + restore_command(run, target_of(options), meant, bool(options.get("force")))
@@ -189,6 +194,34 @@ def not_in_backup(
     return PathNotInBackup(
         f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}: {fix}"
         f"{suggest.command('list', profile.name, *(('--time', later) if when else ()))}."
+    )
+
+
+def _held_earlier(run: Run, chain: chains.Chain, rel: str) -> PathNotInBackup | None:
+    """``rel`` is not in the backup a restore at --time reads, but an earlier backup holds it
+    (deleted or renamed since: the incident's own case), as the archive dir's signature tars
+    say (``signatures.last_holding``): the refusal naming that backup, with the restore from
+    it; None when they say nothing of it (a new machine before any list: no hint)."""
+    profile, options = run.profile, run.options
+    found = signatures.last_holding(
+        chain.profile.archive_dir / chain.profile.backup_name, rel, when_of(run),
+        names.of(chain.profile),
+    )  # fmt: skip
+    if found is None:
+        return None
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(found))
+    shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(found))
+    at = f" at --time {options['time']}" if options.get("time") else ""
+    if options.get("exact_destination"):
+        fix = f"restore it from there with --time {stamp}"
+    else:
+        command = restore_command(
+            run, target_of(options), rel, bool(options.get("force")), when=stamp
+        )
+        fix = f"restore it from there with {command}"
+    return PathNotInBackup(
+        f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}, but the backup "
+        f"of {shown} holds it (it was deleted or renamed after that): {fix}."
     )
 
 

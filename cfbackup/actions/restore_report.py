@@ -22,19 +22,20 @@ SHOWN = 3  # the entries a partial restore's message names; the run log has ever
 REASON_CHARS = 300
 
 
-def restore_command(run: Run, target: object, rel: str | None, force: bool) -> str:
+def restore_command(
+    run: Run, target: object, rel: str | None, force: bool, when: str | None = None
+) -> str:
     """``cfbackup [-c FILE] restore PROFILE TARGET [--path REL] [--time T] [--force]``: this
     restore again, into ``target`` (a name that is not UTF-8 or holds a control character in
     bash's $'...': ``suggest.word``). A relative ``--time`` (3D) is printed as the
-    moment it meant: the command runs later."""
-    when = run.options.get("time")
-    if when:
-        when = as_typed_later(when, when_of(run))
+    moment it meant: the command runs later. ``when``: another --time than the run's."""
+    if when is None and run.options.get("time"):
+        when = as_typed_later(run.options["time"], when_of(run))
     words = [
         "restore",
         run.profile.name,
         str(target),
-        *(("--path", rel) if rel else ()),
+        *(suggest.option("--path", rel) if rel else ()),
         *(("--time", when) if when else ()),
         *(("--force",) if force else ()),
     ]

@@ -1,13 +1,17 @@
 """``cfbackup verify``: duplicity's verify (every volume of the newest backup downloads,
-decrypts and restores, and the files' metadata match the source); with ``--compare-data`` also
-the files' contents; with ``--read-data`` cfbackup's own check of the volumes against their
-manifests, without the source (``read_data.py``). A difference is its own exit code."""
+decrypts and restores; duplicity 3.2 compares nothing with the source); with ``--compare-data``
+each file's type, mode, time and content with the source; with ``--read-data`` cfbackup's own
+check of the volumes against their manifests, without the source (``read_data.py``). A
+difference is its own exit code."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+from pathlib import Path
 
-from cfbackup import chains, stores
+from cfbackup import chains, stores, suggest
 from cfbackup.actions.common import (
     chains_at_time,
     duplicity,
@@ -18,8 +22,15 @@ from cfbackup.actions.common import (
     target_view,
 )
 from cfbackup.duplicity import commands
-from cfbackup.errors import BackupDamaged, ExitCode, NoBackupFound, VerifyDifferences
+from cfbackup.errors import (
+    BackupDamaged,
+    ExitCode,
+    NoBackupFound,
+    RunRefused,
+    VerifyDifferences,
+)
 from cfbackup.runtypes import Run, RunResult
+from cfbackup.units import printable_name
 
 SUMMARY = re.compile(r"Verify complete: (\d+) file\(s\) compared, (\d+) difference\(s\) found")
 
@@ -37,8 +48,44 @@ def _verify(run: Run) -> RunResult:
 
         return run_read_data(run)
     profile = run.profile
-    env = prepare(run, need_secret_key=True)
     compare = bool(run.options.get("compare_data"))
+    absent = _absent_folders(profile)
+    if compare and Path(profile.source) in absent:
+        raise RunRefused(
+            f"the source {printable_name(str(profile.source))} of profile {profile.name} does "
+            "not exist on this machine, so verify --compare-data has nothing to compare the "
+            "backup with: restore into it first, or check the backup without it with "
+            f"{suggest.command('verify', profile.name, '--read-data')}."
+        )
+    env = prepare(run, need_secret_key=True)
+    try:
+        return _run_verify(run, env, compare)
+    finally:
+        _remove_if_empty(absent)
+
+
+def _absent_folders(profile) -> list[Path]:
+    """The source folders of the profile's chains (and their parents) that do not exist here,
+    deepest first: duplicity's verify makes its local folder when it is missing (a new machine
+    before the restore is moved into place), which :func:`_remove_if_empty` undoes."""
+    absent: list[Path] = []
+    for chain in chains.of(profile):
+        folder = Path(chain.profile.source).absolute()
+        while not os.path.lexists(folder) and folder not in absent:
+            absent.append(folder)
+            folder = folder.parent
+    return sorted(absent, key=lambda p: len(p.parts), reverse=True)
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    """Remove the folders duplicity made (``_absent_folders``) that are still empty."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _run_verify(run: Run, env: dict[str, str], compare: bool) -> RunResult:
+    profile = run.profile
 
     def verify(chain: chains.Chain) -> tuple[int, int, list[str]]:
         result = duplicity(

@@ -80,8 +80,23 @@ class Config:
         except KeyError:
             known = ", ".join(self.profiles) or "none"
             raise ConfigError(
-                f"{self.path}: no profile named {name!r} (profiles: {known}){self._close(name)}"
+                f"{self.path}: no profile named {name!r} (profiles: {known})"
+                f"{self._legacy_file(name) or self._close(name)}"
             ) from None
+
+    def _legacy_file(self, name: str) -> str | None:
+        """ ": it is the profile of ~/.dt-cf-backup.conf ...": the old file's profile asked
+        for while a native config was found first (both on a new machine: the config copied
+        back, or a legacy recovery kit imported beside it), with the ``-c`` that reads it."""
+        from cfbackup.config.legacy_vars import PROFILE_NAME
+
+        legacy = Path("~/.dt-cf-backup.conf").expanduser()
+        if name != PROFILE_NAME or self.kind != "native" or not legacy.is_file():
+            return None
+        return (
+            f": it is the profile of {legacy}, which cfbackup reads only when it finds no other "
+            f"config: add -c {legacy} to the command."
+        )
 
     def _close(self, name: str) -> str:
         """ ": did you mean web?" for a name that differs by case (Web) or a letter or two."""

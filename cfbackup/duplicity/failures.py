@@ -115,6 +115,36 @@ def _cmd(profile: Profile | None, command: str, *more: str) -> str:
     return suggest.command(command, profile.name if profile else "PROFILE", *more)
 
 
+def cannot_decrypt(profile: Profile | None) -> CryptoError:
+    """gpg could not decrypt the backups: the one sentence naming the profile's passphrase
+    source (never the passphrase) and the check that tests it, so that ``list`` and
+    ``verify`` on a new machine say what a restore says; a symmetric profile has no secret
+    key to blame."""
+    if profile is None:
+        return CryptoError(
+            "gpg could not decrypt: wrong passphrase or the secret key is missing from the keyring."
+        )
+    from cfbackup.volume_keys import passphrase_source
+
+    check = _cmd(profile, "check", "--for-restore")
+    encryption = profile["encryption"]
+    at = f"gpg could not decrypt the backups at {profile.target}"
+    if encryption["mode"] == "symmetric":
+        return CryptoError(
+            f"{at} with the passphrase of profile {profile.name}: check "
+            f"{passphrase_source(profile)}; {check} tests it."
+        )
+    if not any(encryption.get(f"passphrase{how}") for how in ("", "_env", "_file", "_command")):
+        return CryptoError(
+            f"{at} with the secret key of profile {profile.name}: import the secret key of one "
+            f"of encryption.encrypt_keys into its keyring; {check} tests it."
+        )
+    return CryptoError(
+        f"{at} with the secret key of profile {profile.name}: check {passphrase_source(profile)}"
+        f", which must unlock it, and that the key is in its keyring; {check} tests both."
+    )
+
+
 def target_setting(profile: Profile) -> str:
     """Where the profile's target is set, as a message names it (a legacy file's DEST)."""
     key = "DEST" if profile.legacy else f"profiles.{profile.name}.target"
@@ -267,9 +297,7 @@ _PATTERNS: tuple[tuple[re.Pattern, Make], ...] = (
             r"GPG error|gpg: decryption failed|GPGError",
             re.I,
         ),
-        lambda text, profile: CryptoError(
-            "gpg could not decrypt: wrong passphrase or the secret key is missing from the keyring."
-        ),
+        lambda text, profile: cannot_decrypt(profile),
     ),
     (
         re.compile(

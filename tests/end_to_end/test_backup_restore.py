@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import time
 
 import pytest
+from support.cli import BIN
 from support.trees import assert_same_tree, make_awkward_tree
 
 from cfbackup.errors import ExitCode
@@ -274,3 +276,32 @@ def test_retention_after_backup_runs_only_when_it_can_remove(tmp_path, make_conf
     out = tmp_path / "out"
     assert cfbackup("-c", config, "restore", "main", out).returncode == 0
     assert_same_tree(src, out)
+
+
+def test_a_restore_into_the_empty_folder_it_is_typed_in(tmp_path, make_config, cli_env):
+    """``mkdir /srv/restore && cd /srv/restore && cfbackup restore web .``: duplicity refuses to
+    restore into the folder it runs in ("Restore '/srv/restore' is not empty or is
+    current_dir"), and the restore failed with exit 7. It restores there now, the folder
+    itself kept (the shell's current folder stays valid), and is refused, as anywhere, once
+    the folder is not empty."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    target = f"file://{tmp_path}/backups"
+    config = make_config(source=src, target=target, encryption='mode = "none"')
+    here = tmp_path / "restore"
+    here.mkdir()
+
+    def cfbackup(*args):
+        done = subprocess.run([str(BIN / "cfbackup"), "-c", str(config), *args], cwd=here,
+                              env=cli_env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    assert cfbackup("backup").returncode == 0
+    inode = here.stat().st_ino
+    done = cfbackup("restore", "main", ".")
+    assert done.returncode == 0, done.stderr
+    assert here.stat().st_ino == inode
+    assert_same_tree(src, here)
+    done = cfbackup("restore", "main", ".")
+    assert done.returncode == ExitCode.RESTORE_TARGET, done.stderr
+    assert "is not empty" in done.stderr, done.stderr

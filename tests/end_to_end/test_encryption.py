@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from support.cli import BIN, KEY_PASSPHRASE, stop_gpg_agent
+from support.cli import BIN, KEY_PASSPHRASE, WRONG_PASSPHRASE, stop_gpg_agent
 from support.trees import assert_same_tree, make_awkward_tree
 from swiftclient import client
 
@@ -291,3 +291,58 @@ def test_public_keys_without_a_passphrase_need_no_terminal(tmp_path, cli_env, fr
         assert_same_tree(src, out)
     finally:
         stop_gpg_agent(home)
+
+
+def test_a_wrong_passphrase_on_a_new_machine_names_where_it_was_read(
+    tmp_path, make_config, cfbackup, gpg_keys
+):
+    """Before: ``list`` and ``verify`` (and a public-key ``restore``) with a wrong passphrase
+    said only "gpg could not decrypt: wrong passphrase or the secret key is missing from the
+    keyring", naming no setting (and a secret key for a symmetric profile, which has none).
+    On a new machine (no archive dir) each names the backups, the profile and where its
+    passphrase was read, as a symmetric restore already did."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("a\n")
+    symmetric = make_config(source=src, target=f"file://{tmp_path}/sym")
+    assert cfbackup("-c", symmetric, "backup").returncode == 0
+    wrong = {"T_PASSPHRASE": WRONG_PASSPHRASE}
+    for args in (("list", "main"), ("verify", "main"), ("restore", "main", tmp_path / "r1")):
+        shutil.rmtree(tmp_path / "archive", ignore_errors=True)
+        result = cfbackup("-c", symmetric, *args, env=wrong)
+        assert result.returncode == ExitCode.CRYPTO, result
+        assert (
+            f"gpg could not decrypt the backups at file://{tmp_path}/sym with the passphrase of "
+            "profile main: check the passphrase in $T_PASSPHRASE" in result.stderr
+        ), result.stderr
+        assert "secret key" not in result.stderr, result.stderr
+
+    # a keyring of its own: a gpg-agent that cached the key's passphrase would decrypt anyway
+    home = tmp_path / "keyring"
+    shutil.copytree(gpg_keys["home"], home, ignore=shutil.ignore_patterns("S.*", "*.lock"))
+    enc = (
+        f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
+        f'gpg_home = "{home}"\npassphrase_env = "T_KEY_PASSPHRASE"\n'
+    )
+    pubkey = make_config(source=src, target=f"file://{tmp_path}/pub", encryption=enc,
+                         name="pub.toml")  # fmt: skip
+    right = {"T_KEY_PASSPHRASE": KEY_PASSPHRASE}
+    try:
+        assert cfbackup("-c", pubkey, "backup", env=right).returncode == 0
+        stop_gpg_agent(home)  # a new machine's agent has cached nothing
+        _refused_with_a_wrong_key_passphrase(tmp_path, cfbackup, pubkey)
+    finally:
+        stop_gpg_agent(home)
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def _refused_with_a_wrong_key_passphrase(tmp_path, cfbackup, pubkey) -> None:
+    for args in (("list", "main"), ("verify", "main"), ("restore", "main", tmp_path / "r2")):
+        shutil.rmtree(tmp_path / "archive", ignore_errors=True)
+        result = cfbackup("-c", pubkey, *args, env={"T_KEY_PASSPHRASE": WRONG_PASSPHRASE})
+        assert result.returncode == ExitCode.CRYPTO, result
+        assert (
+            f"gpg could not decrypt the backups at file://{tmp_path}/pub with the secret key of "
+            "profile main: check the passphrase in $T_KEY_PASSPHRASE" in result.stderr
+        ), result.stderr
+        assert f"cfbackup -c {pubkey} check main --for-restore" in result.stderr, result.stderr

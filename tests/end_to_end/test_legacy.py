@@ -193,3 +193,23 @@ def test_dt_cf_backup_without_config_says_where_it_looked(tmp_path, cfbackup):
         "no ~/.dt-cf-backup.conf: give your old config with -c FILE (or set CONFIG=FILE)"
         in result.stderr
     ), result
+
+
+def test_servicenet_unreachable_on_a_new_machine_names_the_legacy_line(
+    tmp_path, cfbackup, local_swift, container
+):
+    """An old file with ``export RACKSPACE_SERVICENET=True`` (the published sample's) copied
+    back to a new machine outside the provider's network: the storage URL's snet- host is not
+    reachable from there. Before: the fix named ``swift.interface = "internal"`` and to set
+    "public", a setting the old file does not have; it names the file's own line now."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    conf = _legacy_conf(tmp_path / "dt-cf-backup.conf", src, local_swift, container)
+    conf.write_text(conf.read_text() + "export RACKSPACE_SERVICENET=True\n")
+    result = cfbackup("-c", conf, "-l", program="dt-cf-backup")  # snet-127.0.0.1: no such host
+    assert result.returncode == ExitCode.BACKEND, result
+    assert "snet-127.0.0.1" in result.stderr, result.stderr
+    assert (
+        f"(RACKSPACE_SERVICENET=True in {conf} asks for the provider's internal host (ServiceNet), "
+        "reachable only from inside its network: remove that line elsewhere)" in result.stderr
+    ), result.stderr
+    assert "swift.interface" not in result.stderr, result.stderr

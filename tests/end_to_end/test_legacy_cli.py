@@ -5,6 +5,8 @@ and verify reports a difference whatever the profile's verbosity."""
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import textwrap
 import time
@@ -247,3 +249,42 @@ def test_restore_dir_onto_a_file_is_refused_with_a_fix_that_runs(tmp_path, run):
     again = run("-c", conf, "--restore-dir", "d", dest)
     assert again.returncode == 0, again
     assert (dest / "b.txt").read_text() == "b\n"
+
+
+def test_the_legacy_profile_behind_a_native_config_is_named_with_its_file(tmp_path, run):
+    """A new machine with both files (a native config and the old ``~/.dt-cf-backup.conf``
+    copied back, or its recovery kit imported): ``cfbackup check dt-cf-backup --for-restore``,
+    as docs/runbook-restore.md prints it, read the native config, which cfbackup finds first,
+    and said only "no profile named 'dt-cf-backup' (profiles: web)". The message names the
+    legacy file and the ``-c`` that reads it; the command then runs with it."""
+    _tree(tmp_path)
+    home = tmp_path / "home"
+    legacy = home / ".dt-cf-backup.conf"
+    legacy.write_text(_legacy(tmp_path).read_text())
+    legacy.chmod(0o600)
+    native = home / ".config" / "cfbackup" / "config.toml"
+    native.parent.mkdir(parents=True)
+    native.write_text(
+        f'[profiles.web]\nsource = "{tmp_path}/src"\ntarget = "file://{tmp_path}/web"\n'
+        '[profiles.web.encryption]\nmode = "none"\n'
+    )
+    native.chmod(0o600)
+    assert run("backup", "dt-cf-backup", program="cfbackup").returncode == ExitCode.CONFIG
+    result = run("status", "dt-cf-backup", program="cfbackup")
+    assert result.returncode == ExitCode.CONFIG, result
+    assert result.stderr.strip() == (
+        f"cfbackup: error: {native}: no profile named 'dt-cf-backup' (profiles: web): it is the "
+        f"profile of {legacy}, which cfbackup reads only when it finds no other config: add "
+        f"-c {legacy} to the command."
+    ), result.stderr
+    assert run("-c", legacy, "backup", "dt-cf-backup", program="cfbackup").returncode == 0
+    result = run("-c", legacy, "status", "dt-cf-backup", program="cfbackup")
+    assert result.returncode == 0 and "profile dt-cf-backup" in result.stdout, result
+    # dt-cf-backup reads the old file: the cfbackup commands its messages suggest carry it
+    # (cfbackup would read the native config), and run as printed
+    result = run("--restore-file", "zzz/none", tmp_path / "out" / "none")
+    assert result.returncode == ExitCode.REFUSED, result
+    printed = re.search(r"check the path against (cfbackup .*)\.$", result.stderr.strip())
+    assert printed and printed[1] == f"cfbackup -c {legacy} list dt-cf-backup", result.stderr
+    listed = run(*shlex.split(printed[1])[1:], program="cfbackup")
+    assert listed.returncode == 0 and "d/b.txt" in listed.stdout, listed

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import calendar
 import re
+import shlex
 import shutil
 import time
 
@@ -181,3 +182,68 @@ def test_a_prefixed_profile_refuses_a_missing_path_before_any_volume_downloads(
     result = cfbackup("-c", config, "restore", "main", tmp_path / "r", "--path", "etc/hosts")
     assert result.returncode == 0, result
     assert (tmp_path / "r" / "etc" / "hosts").read_text() == "changed\n"
+
+
+def test_a_suggested_path_that_starts_with_a_dash_runs_as_printed(tmp_path, make_config, cfbackup):
+    """Before: ``did you mean -notes.txt (cfbackup ... restore main R --path -notes.txt)?``,
+    which argparse refuses (``--path: expected one argument``, exit 2): the suggestion joins
+    such a path to its option, ``--path=-notes.txt``, as docs/runbook-restore.md tells users
+    to type it. The command printed is run as printed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "-notes.txt").write_text("notes\n")
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    into = tmp_path / "r"
+    result = cfbackup("-c", config, "restore", "main", into, "--path=-ntoes.txt")
+    assert result.returncode == 5, result
+    printed = re.search(r"did you mean -notes\.txt \((cfbackup [^)]*)\)\?", result.stderr)
+    assert printed, result.stderr
+    assert printed[1].endswith(f"restore main {into} --path=-notes.txt"), printed[1]
+    again = cfbackup(*shlex.split(printed[1])[1:])
+    assert again.returncode == 0, again
+    assert (into / "-notes.txt").read_text() == "notes\n"
+
+
+def test_a_path_deleted_since_an_earlier_backup_is_named_with_the_restore_that_has_it(
+    tmp_path, make_config, cfbackup
+):
+    """The incident's own case: a file deleted (or renamed) before the last backup. Before:
+    "-old.conf is not in the backup of profile main: check the path against cfbackup list
+    main", and that list (the newest backup) does not have it either. When the archive dir's
+    signatures (a list on a new machine fetches them, as docs/runbook-restore.md's step 2
+    runs it) show an earlier backup holding it, the message names that backup and the restore
+    that takes it, which runs as printed."""
+    src = tmp_path / "src"
+    (src / "etc").mkdir(parents=True)
+    (src / "etc" / "-old.conf").write_text("kept\n")
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    full = re.search(r"full\.(\w+)\.manifest", str(next((tmp_path / "backups").glob("*.manifest"))))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.strptime(full[1], "%Y%m%dT%H%M%SZ"))
+    time.sleep(1.1)
+    (src / "etc" / "-old.conf").unlink()
+    assert cfbackup("-c", config, "backup").returncode == 0
+
+    shutil.rmtree(tmp_path / "archive")  # a new machine
+    assert cfbackup("-c", config, "list", "main").returncode == 0  # the runbook's step 2
+    into = tmp_path / "r"
+    result = cfbackup("-c", config, "restore", "main", into, "--path=etc/-old.conf")
+    assert result.returncode == 5, result
+    printed = re.search(r"restore it from there with (cfbackup .*)\.$", result.stderr.strip())
+    assert printed, result.stderr
+    assert (
+        f"etc/-old.conf is not in the backup of profile main, but the backup of "
+        f"{stamp.replace('T', ' ').replace('Z', ' UTC')} holds it" in result.stderr
+    ), result.stderr
+    assert printed[1] == (
+        f"cfbackup -c {config} restore main {into} --path etc/-old.conf --time {stamp}"
+    ), printed[1]
+    assert not into.exists()
+    again = cfbackup(*shlex.split(printed[1])[1:])
+    assert again.returncode == 0, again
+    assert (into / "etc" / "-old.conf").read_text() == "kept\n"

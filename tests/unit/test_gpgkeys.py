@@ -129,6 +129,9 @@ def test_a_restore_without_any_recipients_secret_key_is_refused(make_keyring, pr
     assert f"the secret keys for {own} and {offsite} are all missing (one is enough)" in refused
     refused = _refusal(profile(public_only, encrypt=["own"]), need_secret=True)
     assert f"the secret key for {own} is missing, so backups cannot be decrypted" in refused
+    # the runbook's section 1 names the words a user sees, to be found with a search there
+    runbook = (Path(__file__).parents[2] / "docs" / "runbook-restore.md").read_text()
+    assert "`the secret key for KEY is missing`" in " ".join(runbook.split())
 
 
 def test_a_restore_checks_signatures_with_the_public_sign_key(make_keyring, profile, keys):
