@@ -121,3 +121,41 @@ def test_a_rejected_login_keeps_nothing(local_swift, monkeypatch):
     assert raised.value.http_status == 401
     assert conn._kept is None
 
+
+def test_a_restore_download_goes_on_a_connection_opened_ahead(local_swift, monkeypatch):
+    """``TargetView.connect_ahead`` (a restore's, while its checks list the target): the
+    prefetch's first download sends its request on a connection already open, and the store's
+    abort() (Ctrl-C mid-download) shuts that connection as it shuts those it opens itself."""
+    import threading
+    import uuid
+
+    from cfbackup import stores, swift
+
+    profile = _profile(local_swift, monkeypatch)
+    profile.data["target"] = target = f"swift://keepalive-{uuid.uuid4().hex[:8]}"
+    setup = swift_connect.connect(profile)
+    setup.put_container(target.removeprefix("swift://"))
+    setup.put_object(target.removeprefix("swift://"), "volume", b"x" * 70000)
+    setup.close()
+
+    for ahead in (False, True):
+        view = swift.TargetView(profile)
+        if ahead:
+            view.connect_ahead(1)
+        assert view.exists()  # the login and the listing, on this thread
+        for _ in range(100):
+            if not ahead or view._spares:
+                break
+            threading.Event().wait(0.05)
+        store = stores.SwiftStore(profile, view)
+        connects, got = Connects(), []
+        with connects.watching():
+            store.download("volume", got.append, threading.Event())
+        assert b"".join(got) == b"x" * 70000
+        assert connects.count == (0 if ahead else 1), ahead
+        if ahead:
+            adopted = list(store._sockets._sockets)
+            assert len(adopted) == 1
+            store.abort()
+            assert adopted[0].recv(1) == b""  # shut: what a stalled read would see
+        view.close()
