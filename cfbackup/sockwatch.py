@@ -85,6 +85,13 @@ class Sockets:
             if attempt < RECHECKS - 1:
                 time.sleep(RECHECK_PAUSE)
 
+    def adopt(self, sockets) -> None:
+        """Sockets another thread connected (``swift_keepalive.preconnect``) whose requests
+        run inside :meth:`watching` here: :meth:`shut_all` shuts them too; after it, they are
+        refused as a new connection is."""
+        for sock in sockets:
+            self._connecting(sock)
+
     def _connecting(self, sock: socket.socket) -> None:
         with self._lock:
             if self.shut:

@@ -121,7 +121,9 @@ class SwiftStore:
 
     ``view``: the run's ``swift.TargetView`` (restore, verify, list, prune, cleanup): the
     first connection starts with its token, and :meth:`list` and :meth:`exists` answer from
-    its one listing of the target (:meth:`remaining`, after duplicity deleted, lists anew)."""
+    its one listing of the target (:meth:`remaining`, after duplicity deleted, lists anew). A
+    thread takes a connection the view opened ahead when it has one
+    (``TargetView.connect_ahead``, a restore's): no handshake before its first volume."""
 
     def __init__(self, profile: Profile, view=None):
         self.profile = profile
@@ -144,7 +146,13 @@ class SwiftStore:
             from cfbackup import swift
 
             with self._making:
-                if self._first is None:
+                spare = self.view.spare() if self.view is not None else None
+                if spare is not None:  # the run's token, connected while the checks listed
+                    conn = spare
+                    conn.retries = self.retries
+                    if self._first is None:
+                        self._first = conn
+                elif self._first is None:
                     with swift.swift_errors(self.profile):
                         if self.view is not None:  # the run's login
                             conn = swift.sibling(self.view.connection())
@@ -293,6 +301,9 @@ class SwiftStore:
         with self._sockets.watching():
             try:
                 conn = self._reading[me] = self._conn()  # a new thread's may log in first
+                # a connection made ahead (TargetView.connect_ahead): abort() shuts it too
+                self._sockets.adopt(getattr(conn, "_connected_ahead", ()))
+                conn._connected_ahead = ()
             except Exception:
                 if self._aborted:
                     raise Stopped from None

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from cfbackup import keystone, swift_timeouts
+from cfbackup import keystone, swift_keepalive, swift_timeouts
 from cfbackup.config import legacy_vars
 from cfbackup.config.model import Profile
 from cfbackup.config.secrets import inherited_credentials, resolve_secret
@@ -92,7 +92,8 @@ def connect(
             f"{where}: auth_url, username and a password are required (missing: "
             f"{', '.join(missing)}){inherited_credentials(missing)}."
         )
-    connection = swift_timeouts.tried_once(client.Connection)
+    # the login's HTTP connection serves the first request too: a round trip less across a WAN
+    connection = swift_keepalive.kept_login(swift_timeouts.tried_once(client.Connection))
     if swift["interface"] == "internal":  # Rackspace ServiceNet (v1 has no catalog)
         from cfbackup import servicenet
 
@@ -214,6 +215,7 @@ def sibling(conn):
     twin.http_conn = None
     if not twin.url or not twin.token:  # half of a pair that is being replaced: neither
         twin.url = twin.token = None
+    swift_keepalive.forget_kept(twin)
     return twin
 
 

@@ -51,6 +51,9 @@ def run_restore(run: Run) -> RunResult:
     # one login and one listing of the target for the checks and the prefetch's plan, whose
     # downloads start with that login's token
     with target_view(run, retries=stores.request_retries(run.profile)):
+        if run.target_view is not None and prefetch.enabled(run.profile):
+            # the first volumes' connections, opened while the checks list the target
+            run.target_view.connect_ahead(prefetch.WORKERS)
         return _restore(run)
 
 

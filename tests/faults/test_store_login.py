@@ -1,7 +1,7 @@
 """A store's connections share one login (``stores.SwiftStore``): the thread that downloads a
 restore's volume starts with the token the listing got instead of logging in again, and a token
 Swift no longer takes makes it log in with the profile's credentials, as swiftclient does.
-Against the real Swift (tempauth), with swiftclient's own ``get_auth`` counted (it still runs);
+Against the real Swift (tempauth), with its auth requests counted;
 with Keystone: tests/keystone/test_store_login_keystone.py."""
 
 from __future__ import annotations
@@ -28,17 +28,19 @@ def store(make_setup, monkeypatch):
 
 @pytest.fixture
 def logins(monkeypatch):
-    """The connections that logged in (swiftclient's get_auth, run as always)."""
+    """The logins made (each v1 auth request, whether swiftclient's get_auth_1_0 sends it or
+    cfbackup's login that keeps its connection, ``swift_keepalive.py``)."""
     import swiftclient.client
 
     seen = []
-    original = swiftclient.client.Connection.get_auth
+    original = swiftclient.client.HTTPConnection.request
 
-    def counted(self):
-        seen.append(self)
-        return original(self)
+    def counted(self, method, full_path, *args, **kwargs):
+        if full_path.startswith("/auth/"):
+            seen.append(self)
+        return original(self, method, full_path, *args, **kwargs)
 
-    monkeypatch.setattr(swiftclient.client.Connection, "get_auth", counted)
+    monkeypatch.setattr(swiftclient.client.HTTPConnection, "request", counted)
     return seen
 
 
