@@ -75,21 +75,26 @@ def test_a_token_swift_refuses_is_replaced_by_a_new_login(store, logins):
 @pytest.fixture
 def slow_logins(monkeypatch):
     """The logins as (connection, thread) pairs, each taking 0.5 s (a far auth service): long
-    enough for another thread to come while one is in progress."""
+    enough for another thread to come while one is in progress. Recorded in the connection
+    class cfbackup makes (``swift_keepalive.kept_login``'s, whose v1 login is its own)."""
     import threading
     import time
 
-    import swiftclient.client
+    from cfbackup import swift_keepalive
 
     seen: list[tuple[int, int]] = []
-    original = swiftclient.client.Connection.get_auth
+    kept_login = swift_keepalive.kept_login
 
-    def slow(self):
-        seen.append((id(self), threading.get_ident()))
-        time.sleep(0.5)
-        return original(self)
+    def slowed(base):
+        class Slow(kept_login(base)):
+            def get_auth(self):
+                seen.append((id(self), threading.get_ident()))
+                time.sleep(0.5)
+                return super().get_auth()
 
-    monkeypatch.setattr(swiftclient.client.Connection, "get_auth", slow)
+        return Slow
+
+    monkeypatch.setattr(swift_keepalive, "kept_login", slowed)
     return seen
 
 
