@@ -410,4 +410,6 @@ def _print_versions() -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    from cfbackup import quick_exit
+
+    quick_exit.exit_now(main())

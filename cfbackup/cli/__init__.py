@@ -104,4 +104,6 @@ def _setup_logging(args) -> None:
 
 
 def run() -> None:
-    sys.exit(main())
+    from cfbackup import quick_exit
+
+    quick_exit.exit_now(main())

@@ -153,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    from cfbackup import quick_exit
+
+    quick_exit.exit_now(main())  # without the teardown: a backup's end waits for it
 
 
 if __name__ == "__main__":
