@@ -70,47 +70,73 @@ def check_keys(profile: Profile, *, need_secret: bool = False) -> list[str]:
     if enc["mode"] != "pubkey":
         return []
     gpg = keyring(profile)
-    where = f"profiles.{profile.name}.encryption"
+    keys_at, sign_at = key_setting(profile, "encrypt_keys"), key_setting(profile, "sign_key")
+    unsign = _unsign(profile)
     secret = gpg.list_keys(secret=True)
     public = gpg.list_keys()
     if need_secret:
-        warnings = _decryption_keys(enc["encrypt_keys"], secret, public, where, home)
+        warnings = _decryption_keys(enc["encrypt_keys"], secret, public, keys_at, home)
     else:
         warnings = []
         for key_id in enc["encrypt_keys"]:
             key = find_key(public, key_id)
             if key is None:
                 raise CryptoError(
-                    f"{where}.encrypt_keys: key {key_id} is not in the keyring "
+                    f"{keys_at}: key {key_id} is not in the keyring "
                     f"{home or '~/.gnupg'}: import it ({import_command(home)}), or fix the key id."
                 )
-            _check_usable(key, key_id, where + ".encrypt_keys", capability="e", home=home)
+            _check_usable(key, key_id, keys_at, capability="e", home=home, unsign=unsign)
     sign_key = enc.get("sign_key")
     if sign_key and need_secret:  # checking signatures: the public key, valid (duplicity's rule)
         key = find_key(public, sign_key)
         if key is None:
             raise CryptoError(
-                f"{where}.sign_key: key {sign_key} is not in the keyring {home or '~/.gnupg'}, "
+                f"{sign_at}: key {sign_key} is not in the keyring {home or '~/.gnupg'}, "
                 "and a restore checks each volume's signature with it: import its public key "
-                f"({import_command(home)}), or remove sign_key."
+                f"({import_command(home)}), or {unsign}."
             )
-        _check_verifies(key, sign_key, where + ".sign_key")
-        _check_signing_subkey(key, sign_key, where + ".sign_key")
+        _check_verifies(key, sign_key, sign_at, unsign)
+        _check_signing_subkey(key, sign_key, sign_at, profile)
     elif sign_key:
         key = find_key(secret, sign_key)
         if key is None:
             raise CryptoError(
-                f"{where}.sign_key: no secret key {sign_key} in the keyring "
-                f"{home or '~/.gnupg'}: import it ({import_command(home)}), or remove sign_key."
+                f"{sign_at}: no secret key {sign_key} in the keyring "
+                f"{home or '~/.gnupg'}: import it ({import_command(home)}), or {unsign}."
             )
-        _check_usable(key, sign_key, where + ".sign_key", capability="s", home=home)
-        _check_signing_subkey(key, sign_key, where + ".sign_key")
+        _check_usable(key, sign_key, sign_at, capability="s", home=home, unsign=unsign)
+        _check_signing_subkey(key, sign_key, sign_at, profile)
     return warnings
+
+
+def key_setting(profile: Profile, key: str) -> str:
+    """Where the profile's ``encrypt_keys`` or ``sign_key`` is set, as a message names it: a
+    legacy file's variable (``GPG_KEY in /root/.dt-cf-backup.conf``), which has no native key
+    to look for."""
+    if not profile.legacy:
+        return f"profiles.{profile.name}.encryption.{key}"
+    from cfbackup.config.legacy_vars import key_origin
+
+    where = f" in {profile.source_file}" if profile.source_file else ""
+    return f"{key_origin(profile.source_file, f'encryption.{key}')}{where}"
+
+
+def _unsign(profile: Profile) -> str:
+    """The fix that stops signing: a legacy file's GPG_KEY (or GPG_ENC_KEY with GPG_SIGN_KEY)
+    signs with the key it encrypts to, and removing it drops the keys, so it is the migrated
+    config's ``sign_key`` to remove (or STATIC_OPTIONS' ``--sign-key``, where that alone signs)."""
+    if not profile.legacy:
+        return "remove sign_key"
+    origin = key_setting(profile, "sign_key")
+    if origin.startswith("--sign-key in STATIC_OPTIONS"):
+        return f"remove {origin}"
+    return "migrate the file (cfbackup config migrate) and remove sign_key from the new config"
 
 
 def _decryption_keys(encrypt_keys, secret, public, where: str, home: str | None) -> list[str]:
     """gpg decrypts with any one recipient's secret key, expired or revoked (passcheck's "key
-    holders" rule): refuse only when none is here; one whose backups are refused is a warning."""
+    holders" rule): refuse only when none is here; one whose backups are refused is a warning.
+    ``where``: where the keys are set (:func:`key_setting`)."""
     holders = [(key_id, find_key(secret, key_id)) for key_id in encrypt_keys]
     holders = [(key_id, key) for key_id, key in holders if key is not None]
     if not holders:
@@ -121,7 +147,7 @@ def _decryption_keys(encrypt_keys, secret, public, where: str, home: str | None)
             else f"the secret keys for {keys} are all missing (one is enough)"
         )
         raise CryptoError(
-            f"{where}.encrypt_keys: {what}, so backups cannot be decrypted: import "
+            f"{where}: {what}, so backups cannot be decrypted: import "
             f"{'it' if len(encrypt_keys) == 1 else 'one'} from the recovery kit's keys.asc "
             f"({import_command(home)}), or run cfbackup recovery-kit import."
         )
@@ -129,7 +155,7 @@ def _decryption_keys(encrypt_keys, secret, public, where: str, home: str | None)
     for key_id, key in holders:
         listed = find_key(public, key_id) or key
         try:
-            _check_usable(listed, key_id, f"{where}.encrypt_keys", capability="e", home=home)
+            _check_usable(listed, key_id, where, capability="e", home=home)
         except CryptoError as error:
             warnings.append(
                 f"{error.message.removesuffix('.')} (until then backups are refused; restores "
@@ -138,7 +164,7 @@ def _decryption_keys(encrypt_keys, secret, public, where: str, home: str | None)
     return warnings
 
 
-def _check_verifies(key, sign_key: str, where: str) -> None:
+def _check_verifies(key, sign_key: str, where: str, unsign: str = "remove sign_key") -> None:
     """duplicity's restore takes a volume's signer from gpg's ``GOODSIG`` line; by a revoked or
     expired key gpg writes ``REVKEYSIG`` / ``EXPKEYSIG`` instead, and every volume is refused
     ("Volume was signed by key None"). So that is refused here, in one line."""
@@ -151,11 +177,11 @@ def _check_verifies(key, sign_key: str, where: str) -> None:
         )
         raise CryptoError(
             f"{where}: key {sign_key} {problem}, and duplicity's restore takes no signature by "
-            f"such a key as good: {renew}remove sign_key to restore without checking signatures."
+            f"such a key as good: {renew}{unsign} to restore without checking signatures."
         )
 
 
-def _check_signing_subkey(key, sign_key: str, where: str) -> None:
+def _check_signing_subkey(key, sign_key: str, where: str, profile: Profile) -> None:
     """gpg signs with a key's newest signing subkey when it has one, even when asked for the
     primary key; duplicity's restore then compares that subkey's ID with ``sign_key`` and
     refuses every volume ("Volume was signed by key SUBKEY, not PRIMARY"). So ``sign_key``
@@ -175,10 +201,19 @@ def _check_signing_subkey(key, sign_key: str, where: str) -> None:
         return
     newest = max(signing, key=lambda sub: int(sub.get("date") or 0))
     subkey = newest.get("fingerprint") or newest.get("keyid")
+    fix, signer = f'set sign_key = "{subkey}"', "sign_key"
+    if profile.legacy:  # GPG_KEY encrypts too: the migrated config's sign_key alone changes
+        from cfbackup.config.legacy_vars import key_origin
+
+        origin, signer = key_origin(profile.source_file, "encryption.sign_key"), "the signing key"
+        fix = (
+            f"set {origin} to {subkey}"
+            if origin in ("GPG_SIGN_KEY", "--sign-key in STATIC_OPTIONS")
+            else f"migrate the file (cfbackup config migrate) and {fix} in the new config"
+        )
     raise CryptoError(
         f"{where}: {sign_key} is the primary key, but gpg signs with its subkey {subkey}, and "
-        "duplicity's restore refuses volumes not signed by sign_key: set sign_key = "
-        f'"{subkey}".'
+        f"duplicity's restore refuses volumes not signed by {signer}: {fix}."
     )
 
 
@@ -254,7 +289,9 @@ def _revoked_or_expired(key) -> str | None:
     return None
 
 
-def _check_usable(key, key_id: str, where: str, capability: str, home: str | None) -> None:
+def _check_usable(
+    key, key_id: str, where: str, capability: str, home: str | None, unsign: str = "remove sign_key"
+) -> None:
     """What encrypting to or signing with ``key`` needs: not revoked, not expired, a (sub)key
     that can do it. Each fix command names the profile's keyring (``home``)."""
     problem = _revoked_or_expired(key)
@@ -271,7 +308,7 @@ def _check_usable(key, key_id: str, where: str, capability: str, home: str | Non
         if capability == "s":
             raise CryptoError(
                 f"{where}: key {key_id} cannot sign (it can only {_abilities(caps)}): add a "
-                f"signing subkey with {add} sign, or remove sign_key."
+                f"signing subkey with {add} sign, or {unsign}."
             )
         lapsed = [  # it had an encryption subkey, expired or revoked since
             sub

@@ -23,7 +23,7 @@ import re
 import shlex
 import tarfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -295,23 +295,14 @@ def _parse(text: str, kit: Path) -> dict[str, Any]:
 
 
 def _import_keys(data: bytes | None, passphrase: str, keyring: Path) -> list[str]:
-    from cfbackup import gpgkeys
-
     keyring.mkdir(parents=True, exist_ok=True, mode=0o700)
-    running = False
-    with contextlib.suppress(CfbackupError):  # no gpgconf: stop_agent fails quietly too
-        running = gpgkeys.agent_running(keyring)
     gpg = execute.gnupg_client(str(keyring))
-    try:
+    with _agent_as_found(keyring):
         result = gpg.import_keys(
             (data or b"").decode("utf-8", "replace"),
             passphrase=passphrase,
             extra_args=["--pinentry-mode", "loopback"],
         )
-    finally:
-        if not running:  # the agent this import started: not left serving a new HOME
-            with contextlib.suppress(CfbackupError):
-                gpgkeys.stop_agent(keyring)
     fingerprints = list(dict.fromkeys(f for f in result.fingerprints if f))
     if not fingerprints:
         raise CryptoError(
@@ -319,6 +310,45 @@ def _import_keys(data: bytes | None, passphrase: str, keyring: Path) -> list[str
             "that the directory is yours and writable."
         )
     return fingerprints
+
+
+@contextlib.contextmanager
+def _agent_as_found(keyring: Path) -> Iterator[None]:
+    """gpg-agent as it was for ``keyring`` once the block is done: one the block started
+    (gpg starts one to import or list secret keys) is not left serving a new HOME."""
+    from cfbackup import gpgkeys
+
+    running = False
+    with contextlib.suppress(CfbackupError):  # no gpgconf: stop_agent fails quietly too
+        running = gpgkeys.agent_running(keyring)
+    try:
+        yield
+    finally:
+        if not running:
+            with contextlib.suppress(CfbackupError):
+                gpgkeys.stop_agent(keyring)
+
+
+def needing_own_kit(config: Config, own: list[str], home: Path) -> list[str]:
+    """The profiles of ``config``, other than the kit's ``own``, that need their own kit
+    imported: a keyring (``gpg_home``) that is not on this machine, or a public-key profile
+    without the secret key a restore decrypts with (as ``check --for-restore`` finds them).
+    A passphrase-only profile, or one whose keys are here already, needs none. ``home``: the
+    user's, whose ``.gnupg`` is gpg's default keyring."""
+    from cfbackup import gpgkeys
+
+    needing = []
+    for name, profile in config.profiles.items():
+        if name in own:
+            continue
+        try:
+            keyring = gpgkeys.gpg_home(profile)
+            if profile["encryption"]["mode"] == "pubkey":
+                with _agent_as_found(Path(keyring) if keyring else home / ".gnupg"):
+                    gpgkeys.check_keys(profile, need_secret=True)
+        except CfbackupError:
+            needing.append(name)
+    return needing
 
 
 _GPG_HOME_LINE = re.compile(r"""^(\s*gpg_home\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$""")

@@ -21,6 +21,7 @@ from cfbackup import (
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, names
+from cfbackup.duplicity.environment import swift_environment
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
 from cfbackup.runtypes import Run, RunResult
@@ -33,10 +34,10 @@ def run_status(run: Run) -> RunResult:
     only another target's come from duplicity's collection-status, and not while a run holds
     the profile: they are then left out, and the output says why."""
     profile = run.profile
-    env = prepare(run, keep_manifests=False)  # reads the target itself: no duplicity sync
+    readable = stores.readable(profile.target)
+    env = _prepare(run, readable)
     running = lock.holder(run.config.state_dir, profile.name)
     chain_list = chains.of(profile)
-    readable = stores.readable(profile.target)
     text = bool(run.options.get("duplicity_text"))  # dt-cf-backup -s: duplicity's own lines
     if readable:
         parts = chains.run_each(profile, chain_list, lambda chain: _collection(chain, text=text))
@@ -142,6 +143,20 @@ def run_status(run: Run) -> RunResult:
     return RunResult(
         profile=profile.name, action="status", data=status, message=f"status of {profile.name}"
     )
+
+
+def _prepare(run: Run, readable: bool) -> dict[str, str]:
+    """What status needs before it reads the target. A swift:// or file:// target it reads
+    itself, object names and the archive dir's plain manifests, never decrypting anything: no
+    passphrase nor key is needed (on a new machine before its passphrase file is back), only
+    the Swift credentials, checked now. Another target's duplicity needs them all."""
+    if not readable:
+        return prepare(run, keep_manifests=False)  # no duplicity sync
+    profile = run.profile
+    if swift_target(profile.target) is not None:
+        swift_environment(profile)  # a missing Swift secret: its sentence, before any request
+    profile.archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return {}
 
 
 def _collection(chain: chains.Chain, *, text: bool = False) -> dict:

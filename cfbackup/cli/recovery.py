@@ -38,7 +38,7 @@ def export_recovery_kit(args, context) -> int:
 
 
 def import_recovery_kit(args, context) -> int:
-    from cfbackup.actions.recovery_import import import_kit
+    from cfbackup.actions.recovery_import import import_kit, needing_own_kit
 
     passphrase = _kit_passphrase(args.passphrase_file)
     home = Path.home()
@@ -95,13 +95,13 @@ def import_recovery_kit(args, context) -> int:
             f"{kit.config_path} is not the config of the kit's profile: add --force to replace "
             "it with the kit's config, or give --to FILE to install it elsewhere"
         )
-    for name in kit.profiles if kit.own else []:
-        if name not in kit.own:
-            output.info(
-                f"profile {name}: not prepared by this kit (made for {made_for}): import its own "
-                f"kit with {_next_import(kit.host, name, gnupghome)} (it keeps this config and "
-                "adds that kit's keys)"
-            )
+    needing = needing_own_kit(kit.config, kit.own, home) if kit.own and kit.config else []
+    for name in needing:  # a passphrase-only profile, or one whose keys are here: none
+        output.info(
+            f"profile {name}: not prepared by this kit (made for {made_for}): import its own "
+            f"kit with {_next_import(kit.host, name, gnupghome)} (it keeps this config and "
+            "adds that kit's keys)"
+        )
     for name in kit.own:
         output.info(
             f"next, for profile {name}: {suggest.command('check', name, '--for-restore')}, then "

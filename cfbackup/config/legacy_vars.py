@@ -22,6 +22,29 @@ ORIGINS = {
 }
 
 
+# native key -> where a legacy file gives its keys, in the order legacy_map reads them
+KEY_ORIGINS = {
+    "encryption.encrypt_keys": ("GPG_KEY", "GPG_ENC_KEY", "--encrypt-key"),
+    "encryption.sign_key": ("GPG_KEY", "GPG_SIGN_KEY", "--sign-key"),
+}
+ORIGINS.update(
+    {key: f"{a}, {b} or {c} in STATIC_OPTIONS" for key, (a, b, c) in KEY_ORIGINS.items()}
+)
+
+
+def key_origin(path: Path | None, key: str) -> str:
+    """Where the legacy file at ``path`` gives ``key`` (``encryption.encrypt_keys`` or
+    ``encryption.sign_key``), as a message names it: the variable(s) it assigns
+    (``GPG_KEY``), or the option in its STATIC_OPTIONS; ``GPG_KEY`` when it cannot tell."""
+    *variables, option = KEY_ORIGINS[key]
+    text = _text(path) if path is not None else ""
+    found = [name for name in variables if _last_assignment(text, name)]
+    static = _last_assignment(text, "STATIC_OPTIONS")
+    if static and option in static[1]:
+        found.append(f"{option} in STATIC_OPTIONS")
+    return " and ".join(found) or variables[0]
+
+
 # native key -> the variable that alone gives it its value: a problem with that key, raised
 # once the file was read (``path``), is the variable's, left empty (a failed $(...))
 SET_BY = {"encryption.passphrase": "PASSPHRASE"}

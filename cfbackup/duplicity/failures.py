@@ -136,13 +136,22 @@ def cannot_decrypt(profile: Profile | None) -> CryptoError:
         )
     if not any(encryption.get(f"passphrase{how}") for how in ("", "_env", "_file", "_command")):
         return CryptoError(
-            f"{at} with the secret key of profile {profile.name}: import the secret key of one "
-            f"of encryption.encrypt_keys into its keyring; {check} tests it."
+            f"{at} with the secret key of profile {profile.name}: import the secret key of "
+            f"{_keys_named(profile)} into its keyring; {check} tests it."
         )
     return CryptoError(
         f"{at} with the secret key of profile {profile.name}: check {passphrase_source(profile)}"
         f", which must unlock it, and that the key is in its keyring; {check} tests both."
     )
+
+
+def _keys_named(profile: Profile) -> str:
+    """The keys a profile encrypts to, as a fix names them: a legacy file's variable."""
+    if not profile.legacy:
+        return "one of encryption.encrypt_keys"
+    from cfbackup.gpgkeys import key_setting
+
+    return key_setting(profile, "encrypt_keys")
 
 
 def target_setting(profile: Profile) -> str:

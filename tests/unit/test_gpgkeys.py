@@ -233,3 +233,40 @@ def test_a_stale_agent_socket_is_not_a_running_agent():
     finally:
         stop_gpg_agent(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_legacy_files_key_problems_name_its_variables(tmp_path, make_keyring, keys, monkeypatch):
+    """A ~/.dt-cf-backup.conf has no encryption.encrypt_keys nor sign_key: a key problem names
+    the variable that set the key, in the file; a fix that drops signing says to migrate (the
+    old file's GPG_KEY signs with the key it encrypts to, and its GPG_SIGN_KEY only counts
+    beside GPG_ENC_KEY)."""
+    home = make_keyring(public=["own", "signer"])
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    own, signer, offsite = (keys["fpr"][n] for n in ("own", "signer", "offsite"))
+
+    def legacy(lines: str):
+        conf = tmp_path / "dt.conf"
+        conf.write_text(f"ROOT={tmp_path}\nDEST=file://{tmp_path}/t\nPASSPHRASE=\n{lines}")
+        conf.chmod(0o600)
+        return conf, load_config(conf).profile("dt-cf-backup")
+
+    conf, profile = legacy(f"GPG_KEY={offsite}\n")
+    refused = _refusal(profile, need_secret=False)
+    assert refused.startswith(f"GPG_KEY in {conf}: key {offsite} is not in the keyring"), refused
+    refused = _refusal(profile, need_secret=True)
+    assert refused.startswith(f"GPG_KEY in {conf}: the secret key for {offsite} is missing")
+
+    conf, profile = legacy(f"GPG_KEY={own}\n")  # its public key only: it cannot sign
+    refused = _refusal(profile, need_secret=False)
+    assert refused.startswith(f"GPG_KEY in {conf}: no secret key {own} in the keyring"), refused
+    assert refused.endswith(
+        "or migrate the file (cfbackup config migrate) and remove sign_key from the new config."
+    ), refused
+
+    conf, profile = legacy(f"GPG_ENC_KEY={own}\nGPG_SIGN_KEY={signer}\n")
+    refused = _refusal(profile, need_secret=False)
+    assert refused.startswith(f"GPG_SIGN_KEY in {conf}: no secret key {signer}"), refused
+    conf, profile = legacy(f"GPG_ENC_KEY={offsite}\nGPG_SIGN_KEY={signer}\n")
+    refused = _refusal(profile, need_secret=True)
+    assert refused.startswith(f"GPG_ENC_KEY in {conf}: the secret key for {offsite}"), refused
+    assert "profiles." not in refused

@@ -97,7 +97,9 @@ def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
     """One config, two profiles, a kit each: the web1 kit prepares web1 only (no next step
     nor gpg_home for profile keys, whose keys are in its own kit); the keys kit, imported
     next, keeps the config, imports its keys, points keys' gpg_home at them; no gpg-agent
-    is left serving the new keyring."""
+    is left serving the new keyring. Another profile's kit import is named only where that
+    profile needs a key not here: not for keys while its keyring is still here, nor for
+    web1 (a passphrase only) after the keys kit."""
     from cfbackup.cli import main
     from cfbackup.gpgkeys import agent_running
 
@@ -151,6 +153,13 @@ def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
     assert main(["recovery-kit", "import", str(web1_kit), "--passphrase-file",
                  str(old / "pass-web1")]) == 0  # fmt: skip
     out = capsys.readouterr().out
+    assert "profile keys: not prepared" not in out, out  # its keyring, with its key, is here
+    assert not agent_running(keyring)  # the look at it left no agent behind
+
+    keyring.rename(old / "gone")  # a new machine: the old keyring is not there
+    assert main(["recovery-kit", "import", str(web1_kit), "--passphrase-file",
+                 str(old / "pass-web1"), "--force"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
     assert "next, for profile web1: cfbackup check web1 --for-restore" in out, out
     assert "next, for profile keys" not in out and "profiles.keys" not in out, out
     assert (
@@ -169,6 +178,7 @@ def test_a_kit_prepares_its_own_profile_and_a_second_kit_adds_its_keys(
     assert f"profiles.keys.encryption.gpg_home now points at {new_keyring}" in out, out
     assert "next, for profile keys: cfbackup check keys --for-restore" in out, out
     assert "next, for profile web1" not in out, out
+    assert "profile web1: not prepared" not in out, out  # a passphrase only: no kit to import
     text = installed.read_text()
     assert f'gpg_home = "{new_keyring}"   # the old machine\'s' in text  # the line kept
     assert "[profiles.web1.encryption]" in text and oct(installed.stat().st_mode & 0o777) == (
