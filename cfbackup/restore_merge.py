@@ -30,6 +30,10 @@ class Stage:
     # the target folder and the staged folder's times, set again once the staging folder
     # inside it is gone (removing it changes the folder's time)
     times: tuple[Path, os.stat_result] | None = None
+    # staged folders cfbackup made itself, not restored from the backup (split_chains: the
+    # top folder and those above each root): merged into a folder there, they leave its
+    # owner, mode and times alone (mkdir's root 0755 on a user's folder, else)
+    made: set[Path] = dataclasses.field(default_factory=set)
 
 
 @contextlib.contextmanager
@@ -95,11 +99,12 @@ def merge(
         stat.S_ISDIR(info.st_mode)
         and stage.folder is not None
         and destination == stage.folder.parent
+        and staged not in stage.made
     ):
         stage.times = (destination, info)
     moved: list[Path] = []
     try:
-        _move(staged, destination, os.lstat(staged.parent).st_dev, moved)
+        _move(staged, destination, os.lstat(staged.parent).st_dev, moved, stage.made)
     except BaseException as error:
         if not moved:
             if isinstance(error, OSError):
@@ -174,14 +179,17 @@ def _check_room(room: dict[int, tuple[Path, int]]) -> None:
             )
 
 
-def _move(source: Path, target: Path, home: int, moved: list[Path]) -> None:
+def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Path]) -> None:
     """Move ``source`` (staged) to ``target``: folders merged, then given the staged folder's
-    owner, mode and times (taken before its entries move out, which changes its time)."""
+    owner, mode and times (taken before its entries move out, which changes its time), unless
+    cfbackup made the staged folder itself (``made``: it holds nothing of the backup's)."""
     info = os.lstat(source)
     there = _lstat(target)
     if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
         for entry in sorted(os.listdir(source)):
-            _move(source / entry, target / entry, home, moved)
+            _move(source / entry, target / entry, home, moved, made)
+        if source in made:
+            return
         if os.geteuid() == 0:
             _set_metadata(target, info)
         else:  # a folder of another user's that this one may write in: its metadata stays
