@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -17,9 +18,10 @@ from pathlib import Path
 
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import CfbackupError, Interrupted, RestoreTargetError
-from cfbackup.lock import pid_alive
-from cfbackup.restore_target import clash_error, mount_point, quoted
+from cfbackup.restore_target import clash_error, mount_point, quoted, stale_stage
 from cfbackup.units import printable_name
+
+log = logging.getLogger("cfbackup")
 
 
 @dataclasses.dataclass
@@ -63,12 +65,16 @@ def staging(destination: Path, occupied: bool):
 
 
 def remove_stale(where: Path) -> None:
-    """Staging folders in ``where`` left by restores killed with -9 (their pid is dead); never
-    one a failed merge kept on purpose (``.cfbackup-restore-kept-*``)."""
+    """Staging folders in ``where`` left by restores killed with -9 (``stale_stage``), each
+    named in a warning: a hidden folder the user never saw, removed."""
     for old in where.glob(f"{STAGE_PREFIX}*"):
-        pid = old.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
+        if stale_stage(old):
             shutil.rmtree(old, ignore_errors=True)
+            log.warning(
+                "warning: removed %s, left by a restore that did not finish (its process is "
+                "gone): it held only what that restore had copied from the backup",
+                printable_name(str(old)),
+            )
 
 
 class _Clash(Exception):
