@@ -212,8 +212,8 @@ def _held_earlier(run: Run, chain: chains.Chain, rel: str) -> PathNotInBackup | 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(found))
     shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(found))
     at = f" at --time {options['time']}" if options.get("time") else ""
-    if options.get("exact_destination"):
-        fix = f"restore it from there with --time {stamp}"
+    if options.get("exact_destination"):  # dt-cf-backup --restore-file/--restore-dir
+        fix = f"restore it from there with {_old_restore(options, rel, stamp)}"
     else:
         command = restore_command(
             run, target_of(options), rel, bool(options.get("force")), when=stamp
@@ -223,6 +223,25 @@ def _held_earlier(run: Run, chain: chains.Chain, rel: str) -> PathNotInBackup | 
         f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}, but the backup "
         f"of {shown} holds it (it was deleted or renamed after that): {fix}."
     )
+
+
+def _old_restore(options: dict, rel: str, when: str) -> str:
+    """``dt-cf-backup [-c FILE] --restore-file|--restore-dir REL DEST --time WHEN``: the same
+    restore at ``when``, to paste as it is printed (a ``rel`` starting with '-' as ``./-x``:
+    argparse would take it for an option; the old file's -c only when it was given)."""
+    flag = "--restore-dir" if options.get("restore_dir") else "--restore-file"
+    config = options.get("legacy_config")
+    words = [
+        "dt-cf-backup",
+        *(("-c", os.path.abspath(os.path.expanduser(config))) if config else ()),
+        flag,
+        f"./{rel}" if rel.startswith("-") else rel,
+        str(target_of(options)),
+        "--time",
+        when,
+        *(("--force",) if options.get("force") else ()),
+    ]
+    return " ".join(suggest.word(word) for word in words)
 
 
 def near_match(rel: str, paths: set[str]) -> str | None:
