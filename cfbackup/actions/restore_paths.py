@@ -12,6 +12,7 @@ import difflib
 import os
 import tarfile
 import time
+import zlib
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, signatures, stores, suggest, volumes
@@ -116,6 +117,10 @@ def refuse_absent(run: Run, chain: chains.Chain, rel: str) -> None:
         raise not_in_backup(run, chain, rel, held)
 
 
+# what reading a damaged local signature tar raises (a disk error, a copy cut short): the
+# hints read from them are left out, never the refusal they go with
+DAMAGED = (OSError, tarfile.TarError, EOFError, zlib.error)
+
 HOLDS_SECONDS = 1.0  # at most this long spent reading signatures before a restore that works
 
 
@@ -156,7 +161,7 @@ def _certainly_absent(run: Run, chain: chains.Chain, rel: str) -> set[str] | Non
         if signatures.holds(sigtars, rel, within=HOLDS_SECONDS) is not False:
             return None
         return signatures.names(sigtars)
-    except (OSError, tarfile.TarError, EOFError):  # a damaged copy: duplicity replaces it
+    except DAMAGED:  # a damaged copy: duplicity replaces it
         return None
 
 
@@ -171,15 +176,21 @@ def not_in_backup(
     at = f" at --time {when}" if when else ""
     later = as_typed_later(when, when_of(run)) if when else None  # 3D: the moment it meant
     if held is None:
-        sigtars = signatures.local_chain(
-            chain.profile.archive_dir / chain.profile.backup_name,
-            when_of(run),
-            names.of(chain.profile),
-        )
-        held = signatures.names(sigtars) if sigtars else None
+        try:
+            sigtars = signatures.local_chain(
+                chain.profile.archive_dir / chain.profile.backup_name,
+                when_of(run),
+                names.of(chain.profile),
+            )
+            held = signatures.names(sigtars) if sigtars else None
+        except DAMAGED:  # duplicity's sync keeps a damaged copy of a set the target has
+            held = None
     options = run.options
     # an earlier backup's path, unless the local signatures (stale) say this one holds it too
-    earlier = None if held and rel in held else _held_earlier(run, chain, rel)
+    try:
+        earlier = None if held and rel in held else _held_earlier(run, chain, rel)
+    except DAMAGED:
+        earlier = None
     if earlier is not None:
         return earlier
     meant = near_match(rel, held) if held else None
