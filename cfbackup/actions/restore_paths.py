@@ -214,12 +214,17 @@ def _held_earlier(run: Run, chain: chains.Chain, rel: str) -> PathNotInBackup | 
     say (``signatures.last_holding``): the refusal naming that backup, with the restore from
     it; None when they say nothing of it (a new machine before any list: no hint)."""
     profile, options = run.profile, run.options
-    found = signatures.last_holding(
-        chain.profile.archive_dir / chain.profile.backup_name, rel, when_of(run),
-        names.of(chain.profile),
-    )  # fmt: skip
+    folder, naming = chain.profile.archive_dir / chain.profile.backup_name, names.of(chain.profile)
+    found = signatures.last_holding(folder, rel, when_of(run), naming)
     if found is None:
         return None
+    # never the very backup just said to lack it (or a later one): only one strictly before
+    # the newest set of the chain the restore read, should two readings of the tars disagree
+    local = signatures.local_chain(folder, when_of(run), naming)
+    if local:
+        newest = naming.parse(local[-1].name)
+        if found >= (newest.time if newest.type == "full-sig" else newest.end_time):
+            return None
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(found))
     shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(found))
     at = f" at --time {options['time']}" if options.get("time") else ""
