@@ -290,6 +290,7 @@ def _command(args, legacy, given: str | None) -> tuple[str, dict] | None:
             dest += name
         options = {"target": dest, "path": path, "force": args.force, "exact_destination": True}
         options["restore_dir"] = bool(args.restore_dir)  # a file at DEST: refused as for a folder
+        options["legacy_config"] = given  # the -c of the dt-cf-backup commands messages give
         return "restore", {**common, **options}
     if args.backup_script:
         return "recovery-kit", {**common, "directory": "."}

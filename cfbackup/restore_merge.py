@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
+import logging
 import os
 import shutil
 import stat
@@ -17,9 +18,10 @@ from pathlib import Path
 
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import CfbackupError, Interrupted, RestoreTargetError
-from cfbackup.lock import pid_alive
-from cfbackup.restore_target import clash_error, mount_point, quoted
+from cfbackup.restore_target import clash_error, mount_point, quoted, stale_stage
 from cfbackup.units import printable_name
+
+log = logging.getLogger("cfbackup")
 
 
 @dataclasses.dataclass
@@ -30,6 +32,10 @@ class Stage:
     # the target folder and the staged folder's times, set again once the staging folder
     # inside it is gone (removing it changes the folder's time)
     times: tuple[Path, os.stat_result] | None = None
+    # staged folders cfbackup made itself, not restored from the backup (split_chains: the
+    # top folder and those above each root): merged into a folder there, they leave its
+    # owner, mode and times alone (mkdir's root 0755 on a user's folder, else)
+    made: set[Path] = dataclasses.field(default_factory=set)
 
 
 @contextlib.contextmanager
@@ -59,12 +65,16 @@ def staging(destination: Path, occupied: bool):
 
 
 def remove_stale(where: Path) -> None:
-    """Staging folders in ``where`` left by restores killed with -9 (their pid is dead); never
-    one a failed merge kept on purpose (``.cfbackup-restore-kept-*``)."""
+    """Staging folders in ``where`` left by restores killed with -9 (``stale_stage``), each
+    named in a warning: a hidden folder the user never saw, removed."""
     for old in where.glob(f"{STAGE_PREFIX}*"):
-        pid = old.name[len(STAGE_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not pid_alive(int(pid)) and old.is_dir() and not old.is_symlink():
+        if stale_stage(old):
             shutil.rmtree(old, ignore_errors=True)
+            log.warning(
+                "warning: removed %s, left by a restore that did not finish (its process is "
+                "gone): it held only what that restore had copied from the backup",
+                printable_name(str(old)),
+            )
 
 
 class _Clash(Exception):
@@ -95,11 +105,12 @@ def merge(
         stat.S_ISDIR(info.st_mode)
         and stage.folder is not None
         and destination == stage.folder.parent
+        and staged not in stage.made
     ):
         stage.times = (destination, info)
     moved: list[Path] = []
     try:
-        _move(staged, destination, os.lstat(staged.parent).st_dev, moved)
+        _move(staged, destination, os.lstat(staged.parent).st_dev, moved, stage.made)
     except BaseException as error:
         if not moved:
             if isinstance(error, OSError):
@@ -174,14 +185,17 @@ def _check_room(room: dict[int, tuple[Path, int]]) -> None:
             )
 
 
-def _move(source: Path, target: Path, home: int, moved: list[Path]) -> None:
+def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Path]) -> None:
     """Move ``source`` (staged) to ``target``: folders merged, then given the staged folder's
-    owner, mode and times (taken before its entries move out, which changes its time)."""
+    owner, mode and times (taken before its entries move out, which changes its time), unless
+    cfbackup made the staged folder itself (``made``: it holds nothing of the backup's)."""
     info = os.lstat(source)
     there = _lstat(target)
     if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
         for entry in sorted(os.listdir(source)):
-            _move(source / entry, target / entry, home, moved)
+            _move(source / entry, target / entry, home, moved, made)
+        if source in made:
+            return
         if os.geteuid() == 0:
             _set_metadata(target, info)
         else:  # a folder of another user's that this one may write in: its metadata stays

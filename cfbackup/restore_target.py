@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from cfbackup import suggest
+from cfbackup.duplicity.commands import STAGE_PREFIX
 from cfbackup.errors import NoSpaceLeft, RestoreTargetError
+from cfbackup.lock import pid_alive
 from cfbackup.units import printable_name
 
 log = logging.getLogger("cfbackup")
@@ -50,7 +52,7 @@ def check_target(
         _check_writable(found, destination)
         return
     if destination.is_dir() and not destination.is_symlink():
-        if any(destination.iterdir()) and not force:
+        if not force and any(not stale_stage(entry) for entry in destination.iterdir()):
             raise RestoreTargetError(_not_empty(destination, rel, exact))
         _check_writable(destination, destination)
         return
@@ -63,6 +65,18 @@ def check_target(
             f"{shown} already exists: choose another target, or add --force to overwrite it."
         )
     _check_writable(destination.parent, destination)
+
+
+def stale_stage(entry: Path) -> bool:
+    """``entry`` is a staging folder a restore killed with -9 left (its pid is dead): it holds
+    only what that restore copied from the backup, which the next restore there removes
+    (``restore_merge.remove_stale``) and restores again; so it leaves a folder empty. Never
+    one a failed merge kept on purpose (``.cfbackup-restore-kept-*``), nor a folder of the
+    user's set aside during a merge (``.cfbackup-restore-old-*``: its only copy)."""
+    if not entry.name.startswith(STAGE_PREFIX):
+        return False
+    pid = entry.name[len(STAGE_PREFIX) :].split("-", 1)[0]
+    return pid.isdigit() and not pid_alive(int(pid)) and entry.is_dir() and not entry.is_symlink()
 
 
 def check_path_to(target: Path, destination: Path, again: Again | None = None) -> None:

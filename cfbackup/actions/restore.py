@@ -114,6 +114,8 @@ def _restore(run: Run) -> RunResult:
                 raise restore_target.no_space_here(error, destination, force) from None
             if occupied:
                 again = None if exact else restore_report.restore_command(run, target, rel, True)
+                if not inside:  # split_chains: folders made to hold each root, not restored
+                    stage.made = _made_folders(stage.into, rel, picked)
                 restore_merge.merge(stage, destination, rel, exact, again)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
@@ -186,7 +188,7 @@ def _restore_chains(
         return [], _restore_one(run, picked[0], into, rel, env, folder)
 
     def restore_root(chain: chains.Chain) -> dict[str, str]:
-        place = into / (chain.root[len(rel) + 1 :] if rel else chain.root)
+        place = _place(into, rel, chain)
         made = _make_parents(place.parent)
         try:
             return _restore_one(run, chain, place, chain.root, env, folder)
@@ -201,6 +203,26 @@ def _restore_chains(
         f"/{chain.root}" for chain, done in zip(picked, restored, strict=True) if done is None
     ]
     return no_backup, {name: why for done in restored if done for name, why in done.items()}
+
+
+def _place(into: Path, rel: str | None, chain: chains.Chain) -> Path:
+    """Where a split profile's ``chain`` restores its root, in a restore of ``rel`` (a folder
+    above the roots; None: everything) into ``into``."""
+    return into / (chain.root[len(rel) + 1 :] if rel else chain.root)
+
+
+def _made_folders(into: Path, rel: str | None, picked: list[chains.Chain]) -> set[Path]:
+    """The folders a split restore into a staging folder made itself (``_make_parents``):
+    ``into`` and those between it and each root. They hold nothing of the backup's own (no
+    chain's root is another's parent: ``chains.py``), so their owner, mode and times are
+    mkdir's, not to be copied onto the user's folders by the merge."""
+    made = {into}
+    for chain in picked:
+        folder = _place(into, rel, chain).parent
+        while folder != into and into in folder.parents:
+            made.add(folder)
+            folder = folder.parent
+    return made
 
 
 def _restore_one(

@@ -12,6 +12,7 @@ import difflib
 import os
 import tarfile
 import time
+import zlib
 from pathlib import Path, PurePosixPath
 
 from cfbackup import chains, signatures, stores, suggest, volumes
@@ -116,6 +117,10 @@ def refuse_absent(run: Run, chain: chains.Chain, rel: str) -> None:
         raise not_in_backup(run, chain, rel, held)
 
 
+# what reading a damaged local signature tar raises (a disk error, a copy cut short): the
+# hints read from them are left out, never the refusal they go with
+DAMAGED = (OSError, tarfile.TarError, EOFError, zlib.error)
+
 HOLDS_SECONDS = 1.0  # at most this long spent reading signatures before a restore that works
 
 
@@ -156,7 +161,7 @@ def _certainly_absent(run: Run, chain: chains.Chain, rel: str) -> set[str] | Non
         if signatures.holds(sigtars, rel, within=HOLDS_SECONDS) is not False:
             return None
         return signatures.names(sigtars)
-    except (OSError, tarfile.TarError, EOFError):  # a damaged copy: duplicity replaces it
+    except DAMAGED:  # a damaged copy: duplicity replaces it
         return None
 
 
@@ -171,15 +176,21 @@ def not_in_backup(
     at = f" at --time {when}" if when else ""
     later = as_typed_later(when, when_of(run)) if when else None  # 3D: the moment it meant
     if held is None:
-        sigtars = signatures.local_chain(
-            chain.profile.archive_dir / chain.profile.backup_name,
-            when_of(run),
-            names.of(chain.profile),
-        )
-        held = signatures.names(sigtars) if sigtars else None
+        try:
+            sigtars = signatures.local_chain(
+                chain.profile.archive_dir / chain.profile.backup_name,
+                when_of(run),
+                names.of(chain.profile),
+            )
+            held = signatures.names(sigtars) if sigtars else None
+        except DAMAGED:  # duplicity's sync keeps a damaged copy of a set the target has
+            held = None
     options = run.options
     # an earlier backup's path, unless the local signatures (stale) say this one holds it too
-    earlier = None if held and rel in held else _held_earlier(run, chain, rel)
+    try:
+        earlier = None if held and rel in held else _held_earlier(run, chain, rel)
+    except DAMAGED:
+        earlier = None
     if earlier is not None:
         return earlier
     meant = near_match(rel, held) if held else None
@@ -203,17 +214,22 @@ def _held_earlier(run: Run, chain: chains.Chain, rel: str) -> PathNotInBackup | 
     say (``signatures.last_holding``): the refusal naming that backup, with the restore from
     it; None when they say nothing of it (a new machine before any list: no hint)."""
     profile, options = run.profile, run.options
-    found = signatures.last_holding(
-        chain.profile.archive_dir / chain.profile.backup_name, rel, when_of(run),
-        names.of(chain.profile),
-    )  # fmt: skip
+    folder, naming = chain.profile.archive_dir / chain.profile.backup_name, names.of(chain.profile)
+    found = signatures.last_holding(folder, rel, when_of(run), naming)
     if found is None:
         return None
+    # never the very backup just said to lack it (or a later one): only one strictly before
+    # the newest set of the chain the restore read, should two readings of the tars disagree
+    local = signatures.local_chain(folder, when_of(run), naming)
+    if local:
+        newest = naming.parse(local[-1].name)
+        if found >= (newest.time if newest.type == "full-sig" else newest.end_time):
+            return None
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(found))
     shown = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(found))
     at = f" at --time {options['time']}" if options.get("time") else ""
-    if options.get("exact_destination"):
-        fix = f"restore it from there with --time {stamp}"
+    if options.get("exact_destination"):  # dt-cf-backup --restore-file/--restore-dir
+        fix = f"restore it from there with {_old_restore(options, rel, stamp)}"
     else:
         command = restore_command(
             run, target_of(options), rel, bool(options.get("force")), when=stamp
@@ -223,6 +239,25 @@ def _held_earlier(run: Run, chain: chains.Chain, rel: str) -> PathNotInBackup | 
         f"{pasteable(rel)} is not in the backup of profile {profile.name}{at}, but the backup "
         f"of {shown} holds it (it was deleted or renamed after that): {fix}."
     )
+
+
+def _old_restore(options: dict, rel: str, when: str) -> str:
+    """``dt-cf-backup [-c FILE] --restore-file|--restore-dir REL DEST --time WHEN``: the same
+    restore at ``when``, to paste as it is printed (a ``rel`` starting with '-' as ``./-x``:
+    argparse would take it for an option; the old file's -c only when it was given)."""
+    flag = "--restore-dir" if options.get("restore_dir") else "--restore-file"
+    config = options.get("legacy_config")
+    words = [
+        "dt-cf-backup",
+        *(("-c", os.path.abspath(os.path.expanduser(config))) if config else ()),
+        flag,
+        f"./{rel}" if rel.startswith("-") else rel,
+        str(target_of(options)),
+        "--time",
+        when,
+        *(("--force",) if options.get("force") else ()),
+    ]
+    return " ".join(suggest.word(word) for word in words)
 
 
 def near_match(rel: str, paths: set[str]) -> str | None:

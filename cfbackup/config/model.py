@@ -88,14 +88,17 @@ class Config:
         """ ": it is the profile of ~/.dt-cf-backup.conf ...": the old file's profile asked
         for while a native config was found first (both on a new machine: the config copied
         back, or a legacy recovery kit imported beside it), with the ``-c`` that reads it."""
+        from cfbackup import suggest
         from cfbackup.config.legacy_vars import PROFILE_NAME
+        from cfbackup.units import printable_name
 
         legacy = Path("~/.dt-cf-backup.conf").expanduser()
         if name != PROFILE_NAME or self.kind != "native" or not legacy.is_file():
             return None
+        # the -c as one shell word: a HOME with a space or a byte that is not UTF-8 pastes
         return (
-            f": it is the profile of {legacy}, which cfbackup reads only when it finds no other "
-            f"config: add -c {legacy} to the command."
+            f": it is the profile of {printable_name(str(legacy))}, which cfbackup reads only "
+            f"when it finds no other config: add -c {suggest.word(str(legacy))} to the command."
         )
 
     def _close(self, name: str) -> str:

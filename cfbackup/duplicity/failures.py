@@ -135,9 +135,10 @@ def cannot_decrypt(profile: Profile | None) -> CryptoError:
             f"{passphrase_source(profile)}; {check} tests it."
         )
     if not any(encryption.get(f"passphrase{how}") for how in ("", "_env", "_file", "_command")):
+        # gpg fails alike when no secret key is there and when it is there but protected by a
+        # passphrase cfbackup was not given (gpgkeys.check_keys passes then): both, each fix
         return CryptoError(
-            f"{at} with the secret key of profile {profile.name}: import the secret key of "
-            f"{_keys_named(profile)} into its keyring; {check} tests it."
+            f"{at} with the secret key of profile {profile.name}: {_no_key(profile)}"
         )
     return CryptoError(
         f"{at} with the secret key of profile {profile.name}: check {passphrase_source(profile)}"
@@ -145,13 +146,27 @@ def cannot_decrypt(profile: Profile | None) -> CryptoError:
     )
 
 
-def _keys_named(profile: Profile) -> str:
-    """The keys a profile encrypts to, as a fix names them: a legacy file's variable."""
-    if not profile.legacy:
-        return "one of encryption.encrypt_keys"
-    from cfbackup.gpgkeys import key_setting
+def _no_key(profile: Profile) -> str:
+    """The two causes of a public-key profile's failed decryption when it has no passphrase
+    setting, with their fixes, in the profile's own names (a legacy file's GPG_KEY and
+    PASSPHRASE: it has no encryption.* keys)."""
+    check = _cmd(profile, "check", "--for-restore")
+    where = f" in {os.path.abspath(profile.source_file)}" if profile.source_file else ""
+    if profile.legacy:
+        from cfbackup.gpgkeys import key_setting
 
-    return key_setting(profile, "encrypt_keys")
+        return (
+            f"either the secret key of {key_setting(profile, 'encrypt_keys')} is not in its "
+            "keyring (import it), or the "
+            "key is protected by a passphrase cfbackup was not given (set PASSPHRASE"
+            f"{where} to it); {check} tests both."
+        )
+    return (
+        f"either no secret key of encryption.encrypt_keys{where} is in its keyring (import "
+        "one), or the key is protected by a passphrase cfbackup was not given (set "
+        f"encryption.passphrase_env, passphrase_file or passphrase_command{where} to read "
+        f"it); {check} tests both."
+    )
 
 
 def target_setting(profile: Profile) -> str:

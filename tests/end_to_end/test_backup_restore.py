@@ -305,3 +305,27 @@ def test_a_restore_into_the_empty_folder_it_is_typed_in(tmp_path, make_config, c
     done = cfbackup("restore", "main", ".")
     assert done.returncode == ExitCode.RESTORE_TARGET, done.stderr
     assert "is not empty" in done.stderr, done.stderr
+
+
+def test_a_restore_into_the_current_folder_killed_before_it_finished_can_be_run_again(
+    tmp_path, make_config, cli_env
+):
+    """A restore into '.' killed with -9 (the OOM killer, a power cut) leaves only its hidden
+    staging folder (``.cfbackup-restore-PID-*``) there; the retry said "is not empty" about a
+    folder where ``ls`` shows nothing, without naming it. The retry removes it (it holds only
+    what the dead restore copied from the backup, which the retry restores again), says so,
+    and restores."""
+    src = make_awkward_tree(tmp_path / "src", big_mb=0)
+    target = f"file://{tmp_path}/backups"
+    config = make_config(source=src, target=target, encryption='mode = "none"')
+    here = tmp_path / "restore"
+    left = here / ".cfbackup-restore-99999999-x1y2" / "restored"
+    left.mkdir(parents=True)
+    (left / "plain.txt").write_text("half restored\n")
+    run = [str(BIN / "cfbackup"), "-c", str(config)]
+    assert subprocess.run([*run, "backup"], env=cli_env, timeout=300).returncode == 0
+    done = subprocess.run([*run, "restore", "main", "."], cwd=here, env=cli_env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"removed {left.parent}, left by a restore that did not finish" in done.stderr
+    assert_same_tree(src, here)

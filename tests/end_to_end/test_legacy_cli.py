@@ -288,3 +288,33 @@ def test_the_legacy_profile_behind_a_native_config_is_named_with_its_file(tmp_pa
     assert printed and printed[1] == f"cfbackup -c {legacy} list dt-cf-backup", result.stderr
     listed = run(*shlex.split(printed[1])[1:], program="cfbackup")
     assert listed.returncode == 0 and "d/b.txt" in listed.stdout, listed
+
+
+@pytest.mark.parametrize("flag", ["--restore-file", "--restore-dir"])
+def test_a_path_only_an_earlier_backup_holds_is_given_a_dt_cf_backup_command(
+    tmp_path, run, flag
+):
+    """``dt-cf-backup --restore-file FILE DEST`` of a file deleted before the last backup: the
+    message named the earlier backup that holds it and said "restore it from there with
+    --time STAMP", prose, not a command. It gives the dt-cf-backup command now, which runs as
+    printed."""
+    src = _tree(tmp_path)
+    (src / "d" / "gone").mkdir()
+    (src / "d" / "gone" / "-old.conf").write_text("kept\n")
+    conf = _legacy(tmp_path)
+    assert run("-c", conf, "-b").returncode == 0
+    time.sleep(1.1)
+    (src / "d" / "gone" / "-old.conf").unlink()
+    (src / "d" / "gone").rmdir()
+    assert run("-c", conf, "-b").returncode == 0
+    wanted = "d/gone/-old.conf" if flag == "--restore-file" else "d/gone"
+    dest = tmp_path / "out" / "x y"
+    result = run("-c", conf, flag, wanted, dest)
+    assert result.returncode == ExitCode.REFUSED, result
+    printed = re.search(r"restore it from there with (dt-cf-backup .*)\.$", result.stderr.strip())
+    assert printed, result.stderr
+    assert not dest.exists()
+    again = run(*shlex.split(printed[1])[1:])
+    assert again.returncode == 0, again
+    restored = dest if flag == "--restore-file" else dest / "-old.conf"
+    assert restored.read_text() == "kept\n"

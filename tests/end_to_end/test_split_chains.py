@@ -340,3 +340,47 @@ def test_backups_from_before_a_layout_change_are_named_with_the_way_to_them(
     result = cfbackup(*printed.split()[1:])
     assert result.returncode == 0, result
     assert (one / "db" / "d").read_text() == "db after\n"
+
+
+def test_a_restore_into_the_current_folder_keeps_its_owner_and_mode(
+    tmp_path, make_config, cli_env
+):
+    """``cd /srv/restore && cfbackup restore web .`` stages the restore inside the folder and
+    merges it in. With split_chains the staged top folder is not from the backup (cfbackup made
+    it, to hold each root): its owner, mode and times were copied onto the user's folder, an
+    empty one owned by another user with mode 0750 became root's with 0755. The folder keeps
+    its own now, as when the same restore is given its absolute path; with --force too, and
+    so do the folders above a root."""
+    src = _tree(tmp_path / "src")
+    extra = f'include = ["{src}/etc", "{src}/srv/www"]\nsplit_chains = true\n'
+    config = make_config(
+        source=src, extra=extra, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    here = tmp_path / "restore"
+    here.mkdir()
+    os.chown(here, 1234, 1234)
+    here.chmod(0o750)
+
+    def cfbackup(*args):
+        done = subprocess.run([str(BIN / "cfbackup"), "-c", str(config), *args], cwd=here,
+                              env=cli_env, capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    def owner_and_mode(folder):
+        info = folder.stat()
+        return info.st_uid, info.st_gid, oct(info.st_mode & 0o7777)
+
+    assert cfbackup("backup").returncode == 0
+    for force in ([], ["--force"]):
+        done = cfbackup("restore", "main", ".", *force)
+        assert done.returncode == 0, done.stderr
+        assert owner_and_mode(here) == (1234, 1234, "0o750")
+        if force:  # srv, above the root srv/www, is the user's folder too
+            assert owner_and_mode(here / "srv") == (1234, 1234, "0o700")
+        else:
+            os.chown(here / "srv", 1234, 1234)
+            (here / "srv").chmod(0o700)
+        assert_same_tree(src / "etc", here / "etc")
+        assert_same_tree(src / "srv" / "www", here / "srv" / "www")
+        assert sorted(os.listdir(here)) == ["etc", "srv"]

@@ -236,3 +236,26 @@ def test_a_profile_at_another_s_place_is_refused():
         assert "keeps its chain of /db (split_chains), so each one's full backups and " \
             "retention would delete the other's backups: give each profile its own container " \
             "or prefix (such as " in problems[0], problems  # fmt: skip
+
+
+def test_the_legacy_profile_s_hint_gives_a_c_that_pastes_and_runs(tmp_path, monkeypatch):
+    """``cfbackup status dt-cf-backup`` reading a native config says to add ``-c
+    ~/.dt-cf-backup.conf``: the path was printed raw, so a HOME holding a space or a byte
+    that is not UTF-8 gave a -c that did not paste and run."""
+    import os
+    import re
+    import subprocess
+
+    home = tmp_path / os.fsdecode(b"my home \xe9")
+    home.mkdir()
+    (home / ".dt-cf-backup.conf").write_text("ROOT=/\n")
+    monkeypatch.setenv("HOME", str(home))
+    config = build_config(
+        {"profiles": {"web": {"source": "/", "target": "file:///t"}}}, path=tmp_path / "c.toml"
+    )
+    with pytest.raises(ConfigError) as raised:
+        config.profile("dt-cf-backup")
+    message = raised.value.message
+    printed = re.search(r"add -c (.*) to the command\.$", message)[1]
+    assert "\udce9" not in message  # the prose shows the byte as \xe9
+    assert subprocess.run(["bash", "-c", f"test -f {printed}"]).returncode == 0, printed

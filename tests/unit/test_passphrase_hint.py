@@ -107,3 +107,51 @@ def test_a_decryption_ahead_suggests_a_check_that_runs_as_printed(loaded):
     assert message.endswith(
         f"; cfbackup -c /etc/cfb.toml check {profile.name} --for-restore tests them."
     ), message
+
+
+KEY = "0123456789ABCDEF0123456789ABCDEF01234567"
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["native", "legacy"])
+def test_a_public_key_profile_without_a_passphrase_names_both_causes(tmp_path, legacy):
+    """gpg fails the same way when the secret key is not in the keyring and when it is there
+    but protected by a passphrase cfbackup was not given (``check_keys`` passes then): the
+    message said only "import the secret key". It names both, with each fix; for a legacy
+    file by the file's own variables (GPG_KEY, PASSPHRASE), not native keys it does not
+    have."""
+    from cfbackup.config.load import load_config
+    from cfbackup.duplicity.failures import cannot_decrypt
+
+    (tmp_path / "src").mkdir()
+    if legacy:
+        path = tmp_path / "dt-cf-backup.conf"
+        path.write_text(
+            f"ROOT={tmp_path}/src\nDEST=file://{tmp_path}/target\nGPG_KEY={KEY}\nPASSPHRASE=\"\"\n"
+        )
+        path.chmod(0o600)
+    else:
+        path = _native(tmp_path, "").with_suffix(".toml")
+        path.write_text(
+            path.read_text().replace(
+                'mode = "symmetric"', f'mode = "pubkey"\nencrypt_keys = ["{KEY}"]'
+            )
+        )
+    config = load_config(path)
+    profile = next(iter(config.profiles.values()))
+    message = cannot_decrypt(profile).message
+    at = f"gpg could not decrypt the backups at file://{tmp_path}/target"
+    check = f"cfbackup check {profile.name} --for-restore tests both."
+    if legacy:
+        assert message == (
+            f"{at} with the secret key of profile dt-cf-backup: either the secret key of GPG_KEY "
+            f"in {path} is not in its keyring (import it), or the key is protected by a "
+            f"passphrase cfbackup was not given (set PASSPHRASE in {path} to it); {check}"
+        )
+        assert "encryption." not in message
+    else:
+        assert message == (
+            f"{at} with the secret key of profile main: either no secret key of "
+            f"encryption.encrypt_keys in {path} is in its keyring (import one), or the key is "
+            "protected by a passphrase cfbackup was not given (set encryption.passphrase_env, "
+            f"passphrase_file or passphrase_command in {path} to read it); {check}"
+        )

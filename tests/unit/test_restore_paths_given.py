@@ -106,3 +106,50 @@ def test_the_same_restore_again_names_the_moment_a_relative_time_meant():
     assert same_command(run).endswith(f"restore web /tmp/r2 --path etc/x --time {moment}")
     run.options["time"] = "2026-12-01"
     assert same_command(run).endswith("--path etc/x --time 2026-12-01")
+
+
+def test_a_damaged_local_signature_tar_leaves_the_refusal_without_a_hint(tmp_path):
+    """The refusal of a path duplicity did not find reads the archive dir's signature tars
+    for a hint (a near match, an earlier backup holding it): a damaged one (a disk error, a
+    copy cut short) raised out of it, an internal error in place of the refusal."""
+    from cfbackup import chains
+    from cfbackup.actions import restore_paths
+
+    (tmp_path / "web").mkdir()
+    damaged = tmp_path / "web" / "duplicity-full-signatures.20261201T000000Z.sigtar.gz"
+    damaged.write_bytes(b"\x1f\x8b\x08\x00not a gzip stream after all")
+    chain_profile = SimpleNamespace(archive_dir=tmp_path, backup_name="web", get=lambda *_: None)
+    chain = chains.Chain(chain_profile, "")
+    found = restore_paths.not_in_backup(_run("/srv", when=None), chain, "x")
+    assert found.message.endswith(
+        ": check the path against cfbackup -c /etc/cfbackup/base.toml list web."
+    ), found.message
+
+
+def test_the_earlier_backup_named_is_never_the_one_just_said_to_lack_the_path(
+    tmp_path, monkeypatch
+):
+    """The refusal names an earlier backup holding the path (``signatures.last_holding``)
+    after the backup the restore read (the local chain's newest set) was said to lack it:
+    should the two readings of the signature tars ever disagree, it named that very backup
+    ("x is not in the backup ..., but the backup of <its own time> holds it"). A backup not
+    strictly earlier is no hint."""
+    import calendar
+    import tarfile
+    import time
+
+    from cfbackup import chains, signatures
+    from cfbackup.actions import restore_paths
+
+    (tmp_path / "web").mkdir()
+    sigtar = tmp_path / "web" / "duplicity-full-signatures.20261201T000000Z.sigtar.gz"
+    (tmp_path / "etc").write_text("")
+    with tarfile.open(sigtar, "w:gz") as archive:
+        archive.add(tmp_path / "etc", arcname="signature/etc")
+    read = calendar.timegm(time.strptime("20261201T000000Z", "%Y%m%dT%H%M%SZ"))
+    chain_profile = SimpleNamespace(archive_dir=tmp_path, backup_name="web", get=lambda *_: None)
+    chain = chains.Chain(chain_profile, "")
+    for when, named in ((read, False), (read - 86400, True)):
+        monkeypatch.setattr(signatures, "last_holding", lambda *_a, when=when, **_k: when)
+        found = restore_paths.not_in_backup(_run("/srv", when=None), chain, "x")
+        assert ("but the backup of" in found.message) is named, found.message

@@ -6,6 +6,7 @@ path holding a newline, several paths in the way of a ``--force`` merge."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 
@@ -178,3 +179,20 @@ def test_a_symlink_to_no_folder_in_the_way_of_a_path_says_where_it_points(tmp_pa
             f"hold {link}/etc/hosts): move it away (mv {link} {link}.old) or choose another "
             "target."
         ), message
+
+
+def test_a_staging_folder_left_by_a_dead_restore_does_not_make_the_folder_not_empty(tmp_path):
+    """``cfbackup restore web .`` killed (-9, the OOM killer, a power cut) leaves only a hidden
+    ``.cfbackup-restore-PID-*`` in the folder: the retry said "is not empty" about a folder
+    where ``ls`` shows nothing. Such a folder holds only what that restore copied from the
+    backup (the staging step removes it: ``restore_merge.remove_stale``); one of a restore
+    running now, or one kept on purpose, still counts."""
+    from cfbackup.duplicity.commands import STAGE_PREFIX
+
+    target = tmp_path / "restore"
+    (target / f"{STAGE_PREFIX}99999999-a" / "restored").mkdir(parents=True)
+    restore_target.check_target(target, target, False)
+    for kept in (f"{STAGE_PREFIX}{os.getpid()}-b", f"{STAGE_PREFIX}kept-99999999-c"):
+        (target / kept).mkdir()
+        assert "is not empty" in _refusal(target, target, False)
+        (target / kept).rmdir()
