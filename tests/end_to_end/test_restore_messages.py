@@ -35,7 +35,7 @@ def two_backups(tmp_path, make_config, cfbackup):
         listed = sorted((tmp_path / "backups").glob("*.manifest"))
         stamp = re.search(r"(\d{8}T\d{6}Z)\.manifest$", listed[-1].name)[1]
         times.append(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
-        time.sleep(1.1)  # a second backup in the same second would share its time
+        time.sleep(2.1)  # >= 2 s apart: the test restores at a --time 1 s after the first
     return config, [time.strftime("%Y-%m-%d %H:%M:%S UTC", t) for t in times]
 
 
