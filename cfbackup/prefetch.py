@@ -110,21 +110,24 @@ def restore_source(
         user_folder=user_folder,
         store=store,
     )
-    if not fetcher.plan(path, when):
-        yield None
-        return
-    local = _local_profile(profile, fetcher)
-    extra = environment(profile, folder)
-    with fetcher:
-        try:
-            yield Plan(local, extra, fetcher)
-        except CfbackupError as error:
-            fetcher.close()
-            better = fetcher.failure()
-            if better is None:
-                raise
-            better.detail = error.detail
-            raise better from None
+    try:
+        if not fetcher.plan(path, when):
+            yield None
+            return
+        local = _local_profile(profile, fetcher)
+        extra = environment(profile, folder)
+        with fetcher:
+            try:
+                yield Plan(local, extra, fetcher)
+            except CfbackupError as error:
+                fetcher.close()
+                better = fetcher.failure()
+                if better is None:
+                    raise
+                better.detail = error.detail
+                raise better from None
+    finally:
+        fetcher.close()  # the store's connections, also when the plan read only manifests
 
 
 def environment(profile: Profile, folder: Path) -> dict[str, str]:
@@ -271,6 +274,7 @@ class Prefetch:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        self.store.close()  # its connections: the downloads are over (a spare's too)
 
     def _schedule(self) -> None:
         """Keep up to ``ahead`` volumes on their way or waiting, in reading order, and any

@@ -85,6 +85,9 @@ class Store(Protocol):
     def abort(self) -> None:
         """End the downloads in progress now (a stalled one too): the caller is leaving."""
 
+    def close(self) -> None:
+        """Close its connections: the caller is done with it (after :meth:`abort` too)."""
+
     def remaining(self, names) -> list[str]:
         """Those of ``names`` (the chain's objects) still at the target, in their order;
         Unconfirmed when the target could not answer for some of them."""
@@ -138,6 +141,7 @@ class SwiftStore:
         self._first = None  # the first thread's connection: the others are its siblings
         self._making = threading.Lock()
         self._login: tuple[str, str] | None = None  # the newest (storage URL, token) seen
+        self._conns: list = []  # those it made or took (a spare): close() closes them
         self.retries = request_retries(profile)  # swiftclient's own, per request
 
     def _conn(self):
@@ -150,6 +154,8 @@ class SwiftStore:
                 if spare is not None:  # the run's token, connected while the checks listed
                     conn = spare
                     conn.retries = self.retries
+                    if conn.session is None and self._login is not None:  # a newer login
+                        conn.url, conn.token = self._login
                     if self._first is None:
                         self._first = conn
                 elif self._first is None:
@@ -168,6 +174,7 @@ class SwiftStore:
                         conn.url = conn.token = None
                     elif self._login is not None:
                         conn.url, conn.token = self._login
+                self._conns.append(conn)
             self._local.conn = conn
         return conn
 
@@ -186,6 +193,15 @@ class SwiftStore:
         for conn in list(self._reading.values()):
             conn.retries = 0  # swiftclient tries a failed request again while attempts <= retries
         self._sockets.shut_all()
+
+    def close(self) -> None:
+        """Close the connections it made or took from the view (a spare): the view closes only
+        its own and the spares nobody took. Its user calls it when done (a prefetch's end)."""
+        with self._making:
+            conns, self._conns, self._first = self._conns, [], None
+        self._local = threading.local()  # a later call (none expected) connects anew
+        for conn in conns:
+            conn.close()
 
     def list(self) -> dict[str, int]:
         if self.view is None:
@@ -366,6 +382,9 @@ class FileStore:
 
     def abort(self) -> None:
         """Local reads never stall: the stop event between chunks is enough."""
+
+    def close(self) -> None:
+        """Nothing held open between reads."""
 
     def remaining(self, names) -> list[str]:
         return [name for name in dict.fromkeys(names) if os.path.lexists(self.folder / name)]

@@ -9,6 +9,7 @@ from cfbackup import (
     chains,
     collection,
     future_sets,
+    gpgkeys,
     history,
     legacy_text,
     lock,
@@ -21,7 +22,7 @@ from cfbackup import (
 from cfbackup.actions.common import collection_status, prepare
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, names
-from cfbackup.duplicity.environment import swift_environment
+from cfbackup.duplicity.environment import encryption_environment, swift_environment
 from cfbackup.duplicity.target import swift_target
 from cfbackup.errors import CfbackupError
 from cfbackup.runtypes import Run, RunResult
@@ -98,6 +99,7 @@ def run_status(run: Run) -> RunResult:
     status["future_sets_fix"] = future_sets.refusal(profile, futures) or None
     # a newest chain without signatures: remove-older-than would delete it, so retention refuses
     status["unprotected_newest"] = _unprotected_newest(profile, chain_list, listings)
+    status["backup_refused"] = _backup_refused(profile) if readable else []
     state_dir = run.config.state_dir
     for outcome in ("success", "failure"):
         if outcome == "success":
@@ -157,6 +159,20 @@ def _prepare(run: Run, readable: bool) -> dict[str, str]:
         swift_environment(profile)  # a missing Swift secret: its sentence, before any request
     profile.archive_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return {}
+
+
+def _backup_refused(profile: Profile) -> list[str]:
+    """Why the next backup will be refused before it starts, one sentence per check: the
+    encryption passphrase and the keys it encrypts and signs with, as its ``prepare`` checks
+    them. status reads without them (:func:`_prepare`), but must not look healthy while the
+    nightly backup cannot run. (A target only duplicity reads: ``prepare`` already refused.)"""
+    found = []
+    for check in (encryption_environment, gpgkeys.check_keys):
+        try:
+            check(profile)
+        except CfbackupError as error:
+            found.append(error.message)
+    return found
 
 
 def _collection(chain: chains.Chain, *, text: bool = False) -> dict:

@@ -72,6 +72,8 @@ def print_status(result, args) -> None:
         )
     if s.get("future_sets_fix"):  # a clock that was ahead (future_sets.py)
         output.info(f"  REFUSED: backups and retention refuse to run: {s['future_sets_fix']}")
+    for why in s.get("backup_refused") or []:  # no passphrase, a key not in the keyring
+        output.info(f"  REFUSED: the next backup will be refused: {why}")
     for why in s.get("unprotected_newest") or []:  # no signatures (retention.py)
         output.info(f"  REFUSED: remove-older-than retention refuses to run: {why}")
     checks = s.get("last_checks") or {}

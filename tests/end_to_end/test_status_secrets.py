@@ -1,14 +1,33 @@
 """``cfbackup status`` of a swift:// target reads object names and the archive dir's plain
 manifests, never decrypting: it runs without the encryption passphrase or keys (a new machine
-before its passphrase file is back), and still needs the Swift credentials."""
+before its passphrase file is back), and still needs the Swift credentials. What a backup would
+be refused for (a missing passphrase, a key not in the keyring, no secret sign key) it shows as
+a ``REFUSED:`` line (``backup_refused`` in ``--json``), exiting 0."""
 
 from __future__ import annotations
 
+import json
+
+import gnupg
 import pytest
 
 from cfbackup.errors import ExitCode
 
 pytestmark = pytest.mark.swift
+
+REFUSED = "REFUSED: the next backup will be refused: "
+
+
+def _refused(cfbackup, config, env=None) -> list[str]:
+    """status's human lines saying the next backup is refused, checked against --json's."""
+    result = cfbackup("-c", config, "status", "main", env=env)
+    assert result.returncode == 0, result
+    assert "last full:        20" in result.stdout, result
+    lines = [line.strip() for line in result.stdout.splitlines() if REFUSED in line]
+    data = cfbackup("-c", config, "status", "main", "--json", env=env)
+    assert data.returncode == 0, data
+    assert [REFUSED + why for why in json.loads(data.stdout)["backup_refused"]] == lines
+    return lines
 
 
 def test_status_needs_no_passphrase_nor_key_but_the_swift_password(
@@ -19,21 +38,26 @@ def test_status_needs_no_passphrase_nor_key_but_the_swift_password(
     passphrase.chmod(0o600)
     config = make_config(encryption=f'passphrase_file = "{passphrase}"')
     assert cfbackup("-c", config, "backup", "main", "--full").returncode == 0
+    assert _refused(cfbackup, config) == []  # nothing wrong: no such line
 
     passphrase.unlink()  # it exited 3: "the secret file ... does not exist on this machine"
-    result = cfbackup("-c", config, "status", "main")
-    assert result.returncode == 0, result
-    assert "last full:        20" in result.stdout, result
-    assert "passphrase" not in result.output, result
+    (line,) = _refused(cfbackup, config)
+    assert "passphrase_file" in line and "does not exist" in line, line
+    assert "status-pw" not in line
 
+    fpr = gpg_keys["fingerprint"]
     keys = make_config(  # public keys, none of them in the keyring (GNUPGHOME empty)
-        encryption=f'mode = "pubkey"\nencrypt_keys = ["{gpg_keys["fingerprint"]}"]\n'
-        f'sign_key = "{gpg_keys["fingerprint"]}"',
+        encryption=f'mode = "pubkey"\nencrypt_keys = ["{fpr}"]\nsign_key = "{fpr}"',
         name="keys.toml",
     )
-    result = cfbackup("-c", keys, "status", "main", env={"GNUPGHOME": str(empty_gnupghome)})
-    assert result.returncode == 0, result
-    assert "last full:        20" in result.stdout, result
+    env = {"GNUPGHOME": str(empty_gnupghome)}
+    (line,) = _refused(cfbackup, keys, env)
+    assert f"encrypt_keys: key {fpr} is not in the keyring" in line, line
+
+    public = gnupg.GPG(gnupghome=gpg_keys["home"]).export_keys(fpr)
+    assert gnupg.GPG(gnupghome=str(empty_gnupghome)).import_keys(public).count == 1
+    (line,) = _refused(cfbackup, keys, env)  # the public key only: nothing signs the volumes
+    assert f"sign_key: no secret key {fpr}" in line, line
 
     result = cfbackup("-c", config, "status", "main", env={"T_SWIFT_KEY": ""})
     assert result.returncode == ExitCode.CONFIG, result

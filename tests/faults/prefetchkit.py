@@ -33,6 +33,9 @@ class HeldStore:
     def abort(self) -> None:
         self.store.abort()
 
+    def close(self) -> None:
+        self.store.close()
+
     def download(self, name, into, stop) -> None:
         sent = 0
 
