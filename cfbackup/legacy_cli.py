@@ -323,6 +323,8 @@ def _print_collection_status(result, args) -> None:
         return printers.print_status(result, args)
     for line in (line for lines in texts for line in lines):
         output.info(line)
+    for why in result.data.get("backup_refused") or []:  # on stderr: the text stays duplicity's
+        output.warn(f"the next backup will be refused: {why}")
 
 
 def _print_current_files(result, args) -> None:

@@ -44,6 +44,10 @@ def test_status_needs_no_passphrase_nor_key_but_the_swift_password(
     (line,) = _refused(cfbackup, config)
     assert "passphrase_file" in line and "does not exist" in line, line
     assert "status-pw" not in line
+    legacy = cfbackup("-c", config, "-s", program="dt-cf-backup")  # duplicity's own text on stdout
+    assert legacy.returncode == 0, legacy
+    assert "the next backup will be refused: " in legacy.stderr, legacy
+    assert "passphrase_file" in legacy.stderr and "status-pw" not in legacy.output, legacy
 
     fpr = gpg_keys["fingerprint"]
     keys = make_config(  # public keys, none of them in the keyring (GNUPGHOME empty)
