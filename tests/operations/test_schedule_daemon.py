@@ -318,6 +318,13 @@ def test_a_run_given_up_on_an_outside_lock_released_meanwhile_does_not_run(setup
             wait_for(lambda: "demo" not in daemon._waiting, timeout=10, what="the give-up")
             waited.set()
 
+    given_up = daemon._run_given_up
+
+    def after_the_release(*args, **kwargs):  # the child starts once the lock is free, as meant
+        wait_for(lambda: lock.holder(state, "demo") is None, timeout=10, what="the release")
+        return given_up(*args, **kwargs)
+
+    daemon._run_given_up = after_the_release  # else a fast child raced the holder's release
     holder = threading.Thread(target=restore)
     holder.start()
     try:
