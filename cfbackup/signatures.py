@@ -146,13 +146,11 @@ def of_file(path: Path, block_len: int) -> bytes:
 NAMES_MAX_BYTES = 256 << 20  # local signature tars read for a hint's sake, at most
 
 
-def local_chain(
-    folder: Path, when: float | None = None, naming: Naming = PLAIN
-) -> list[Path] | None:
-    """duplicity's clear copies, in ``folder`` (the archive dir), of the signature tars of the
-    chain a restore at ``when`` (now when None) reads: the newest full at or before it, then
-    the incrementals that follow it; None when there is none, or more than
-    ``NAMES_MAX_BYTES`` to read. ``naming``: the profile's file prefixes (``names.of``)."""
+def _sigtars(
+    folder: Path, when: float | None, naming: Naming
+) -> tuple[list[tuple[float, Path]], list[tuple[float, float, Path]]]:
+    """The signature tars' clear copies in ``folder`` of the backups at or before ``when``
+    (every one when None): the fulls as (time, path), the incrementals as (start, end, path)."""
     fulls, incs = [], []
     for path in folder.glob("*duplicity-*-signatures.*.sigtar.gz"):
         parsed = naming.parse(path.name)
@@ -162,6 +160,17 @@ def local_chain(
             fulls.append((parsed.time, path))
         elif parsed.type == "new-sig" and (when is None or parsed.end_time <= when):
             incs.append((parsed.start_time, parsed.end_time, path))
+    return fulls, incs
+
+
+def local_chain(
+    folder: Path, when: float | None = None, naming: Naming = PLAIN
+) -> list[Path] | None:
+    """duplicity's clear copies, in ``folder`` (the archive dir), of the signature tars of the
+    chain a restore at ``when`` (now when None) reads: the newest full at or before it, then
+    the incrementals that follow it; None when there is none, or more than
+    ``NAMES_MAX_BYTES`` to read. ``naming``: the profile's file prefixes (``names.of``)."""
+    fulls, incs = _sigtars(folder, when, naming)
     if not fulls:
         return None
     end, chain = max(fulls)[0], [max(fulls)[1]]
@@ -216,15 +225,7 @@ def last_holding(
     from duplicity's clear copies of the signature tars of every chain in ``folder`` (the
     archive dir); None when none does, none are here, they are more than ``NAMES_MAX_BYTES``,
     or reading them takes more than ``within`` seconds: a hint, never a wait."""
-    fulls, incs = [], []
-    for sigtar in folder.glob("*duplicity-*-signatures.*.sigtar.gz"):
-        parsed = naming.parse(sigtar.name)
-        if parsed is None:
-            continue
-        if parsed.type == "full-sig" and (when is None or parsed.time <= when):
-            fulls.append((parsed.time, sigtar))
-        elif parsed.type == "new-sig" and (when is None or parsed.end_time <= when):
-            incs.append((parsed.start_time, parsed.end_time, sigtar))
+    fulls, incs = _sigtars(folder, when, naming)
     if sum(p.stat().st_size for _t, p in fulls) + sum(i[2].stat().st_size for i in incs) > (
         NAMES_MAX_BYTES
     ):
