@@ -135,6 +135,17 @@ def missing_include(item: str) -> str:
     return f"{item} is missing or not mounted: mount it, or remove it from include"
 
 
+def watched_folders(profile: Profile, chain_list: list[Chain]) -> list[str]:
+    """The folders whose disk may not be mounted: the source, each split chain's root, and
+    the plain include paths."""
+    paths = [str(profile.source)]
+    if is_split(profile):
+        paths += [root_path(chain) for chain in chain_list if chain.root]
+    else:
+        paths += [item for item in profile["include"] if is_plain(item)]
+    return [os.path.normpath(path) for path in paths]
+
+
 def slug_of(root: str) -> str:
     """``srv/www`` -> ``srv-www-1b2c3d4e``: readable, one folder deep, unique per root."""
     readable = re.sub(r"[^A-Za-z0-9._-]+", "-", root).strip("-.")[:60] or "root"

@@ -44,22 +44,11 @@ from cfbackup.retention import PARTIAL_FULLS, check_deletes, keeps_all, unprotec
 from cfbackup.runtypes import Run, RunResult
 
 
-def _watched(profile, chain_list: list[chains.Chain]) -> list[str]:
-    """The folders whose disk may not be mounted: the source, each split chain's root, and
-    the plain include paths."""
-    paths = [str(profile.source)]
-    if chains.is_split(profile):
-        paths += [chains.root_path(chain) for chain in chain_list if chain.root]
-    else:
-        paths += [item for item in profile["include"] if chains.is_plain(item)]
-    return [os.path.normpath(path) for path in paths]
-
-
 def run_backup(run: Run) -> RunResult:
     profile = run.profile
     check_source(run)
     chain_list = chains.of(profile)
-    watched = _watched(profile, chain_list)
+    watched = chains.watched_folders(profile, chain_list)
     last = history.last_backup_at_target(run.config.state_dir, profile.name)
     unmounted = mounts.unmounted((last or {}).get("stats", {}).get(mounts.STAT) or [], watched)
     source = os.path.normpath(str(profile.source))

@@ -57,11 +57,34 @@ def _verify(run: Run) -> RunResult:
             "backup with: restore into it first, or check the backup without it with "
             f"{suggest.command('verify', profile.name, '--read-data')}."
         )
+    if compare:
+        _refuse_unmounted(run)
     env = prepare(run, need_secret_key=True)
     try:
         return _run_verify(run, env, compare)
     finally:
         _remove_if_empty(absent)
+
+
+def _refuse_unmounted(run: Run) -> None:
+    """--compare-data against a folder whose disk is not mounted (a mount point at the last
+    backup, an empty folder now, as ``mounts.unmounted`` finds for a backup) would report
+    every file under it missing, exit 8 for a disk that only needs mounting: refused, named."""
+    from cfbackup import history, mounts
+
+    profile = run.profile
+    last = history.last_backup_at_target(run.config.state_dir, profile.name)
+    previous = (last or {}).get("stats", {}).get(mounts.STAT) or []
+    unmounted = mounts.unmounted(previous, chains.watched_folders(profile, chains.of(profile)))
+    if unmounted:
+        folders = ", ".join(printable_name(path) for path in sorted(unmounted))
+        raise RunRefused(
+            f"{folders} of profile {profile.name} was a mount point at the last backup and is "
+            "now an empty folder (its disk is not mounted), so verify --compare-data would "
+            "report every file under it missing: mount it and run the same command again, or "
+            "check the backup without the source with "
+            f"{suggest.command('verify', profile.name, '--read-data')}."
+        )
 
 
 def _absent_folders(profile) -> list[Path]:

@@ -165,6 +165,13 @@ def test_a_source_whose_disk_is_not_mounted_is_not_backed_up(
     result = cfbackup("-c", config, "backup")
     assert result.returncode == ExitCode.REFUSED, result
     assert f"nothing was backed up: {src} was a mount point at the last backup" in result.stderr
+    # verify --compare-data said every file was missing (exit 8): the disk only needs mounting
+    compare = cfbackup("-c", config, "verify", "--compare-data")
+    assert compare.returncode == ExitCode.REFUSED, compare
+    assert f"{src} of profile main was a mount point at the last backup" in compare.stderr
+    assert f"-c {config} verify main --read-data." in compare.stderr, compare
+    mounted = _with_disk(cli_env, src, disk, "-c", config, "verify", "--compare-data")
+    assert mounted.returncode == 0, mounted
 
 
 def test_a_missing_plain_include_makes_the_backup_partial_and_keeps_its_backups(
