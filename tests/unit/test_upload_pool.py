@@ -197,5 +197,9 @@ def test_a_volume_is_handed_over_only_after_duplicity_could_record_the_one_befor
     )
     assert done.returncode == 0, done.stderr
     held = "False" if mode == "patched" else "True"  # plain duplicity: uploaded at once
-    assert done.stdout.split() == ["1", held, "1", "[(1,", "200000)]"], done.stdout
+    track, uploaded, left, *records = done.stdout.split()
+    assert [track, uploaded, *records] == ["1", held, "[(1,", "200000)]"], done.stdout
+    if mode == "patched":  # still queued when duplicity asks; plain duplicity's own pool may
+        assert left == "1", done.stdout  # have collected the finished upload already (its
+        # command() waits 0.1 s for finished ones: a loaded machine let that wait see it done)
     assert (target / "vol1").stat().st_size == 200_000
