@@ -97,10 +97,10 @@ def main():
     log.add_fd(write)  # what --log-fd does
     backend.import_backends()
     pool = backend_pool.BackendPool("file://" + sys.argv[1], processes=1)
-    pool.command("put_validated", args=(path.Path(sys.argv[2]), b"vol1"))
-    while not pool._command_queue[0].done():
-        time.sleep(0.05)
-    try:
+    try:  # plain duplicity's command() waits 0.1 s for finished uploads: it may raise here
+        pool.command("put_validated", args=(path.Path(sys.argv[2]), b"vol1"))
+        while not pool._command_queue[0].done():
+            time.sleep(0.05)
         pool.command("put_validated", args=(path.Path(sys.argv[2]), b"vol2"))
     except Exception as error:  # both raise it: patched, before vol2 is handed over
         second = f"{type(error).__name__} after {pool._track_id} upload(s) handed over"
@@ -135,8 +135,11 @@ def test_a_failed_upload_stops_the_next_and_its_retries_reach_the_log(tmp_path, 
     result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert result, done.stdout + done.stderr
     second, machine_log = json.loads(result[0].removeprefix("RESULT "))
-    if mode == "plain":
-        assert second == "FatalError after 2 upload(s) handed over", done.stdout
+    if mode == "plain":  # vol2 handed over, unless its 0.1 s wait for vol1 saw the failure
+        assert second in (  # (a loaded machine: CI run 5)
+            "FatalError after 2 upload(s) handed over",
+            "FatalError after 1 upload(s) handed over",
+        ), done.stdout
         assert "Pool1: Attempt" not in machine_log, done.stdout
     else:
         assert second == "FatalError after 1 upload(s) handed over", done.stdout
