@@ -7,7 +7,9 @@ with "no config file found" or checked another config.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from datetime import datetime
 
@@ -49,10 +51,18 @@ def test_a_drill_again_with_a_relative_time_names_the_moment_it_meant(
     config = make_config(source=src, target=f"file://{tmp_path}/backup")
     assert cfbackup("-c", config, "backup").returncode == 0
     time.sleep(2)
+    # a machine where a decryption takes 2 s: in its --max-duration 1s the drill checks no
+    # file (duplicity's start alone took about that long, but not always: CI run 9ff615c)
+    slow = tmp_path / "slow-gpg"
+    slow.mkdir()
+    gpg = slow / "gpg"
+    gpg.write_text(
+        f'#!/bin/sh\ncase "$*" in *--decrypt*) sleep 2;; esac\nexec {shutil.which("gpg")} "$@"\n'
+    )
+    gpg.chmod(0o755)
     before = time.time()
-    # a second is less than duplicity takes to start: the drill checks no file in it
     result = cfbackup("-c", config, "drill", "main", "--time", "1s", "--max-duration", "1s",
-                      "--sample", "100%")  # fmt: skip
+                      "--sample", "100%", env={"PATH": f"{slow}:{os.environ['PATH']}"})  # fmt: skip
     assert result.returncode == ExitCode.PARTIAL, result
     assert "checked no file before --max-duration 1s ran out" in result.stderr, result
     assert "--time 1s" not in result.stderr, result.stderr
