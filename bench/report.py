@@ -195,6 +195,7 @@ def as_json(bench: Bench) -> dict:
         },
         "paired_ratios": {
             peer: {op: bench.paired(peer, op) for op in OPS}
+            | {"start-up": bench.paired_startup(peer)}
             for peer in peers([t.name for t in bench.tools])
         },
         "stored_bytes": bench.stored,

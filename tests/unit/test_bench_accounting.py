@@ -174,6 +174,23 @@ def test_the_bench_pairs_each_peer_within_a_repetition(bench):
     # dup-same+ret: dup-same's backup and the retention after it, in the same repetition
     assert bench.paired("dup-same+ret", "full") == pytest.approx({0: 3.3 / 3.5, 1: 2.2 / 2.5})
     assert bench.paired("dup-same+ret", "restore-all") == {}
+    bench.startup = {"cfbackup": [0.2, 0.3], "duplicity": [0.4, 0.3], "restic": [0.1, 0.05]}
+    assert bench.paired_startup("dup-same") == pytest.approx({0: 0.5, 1: 1.0})
+    assert bench.paired_startup("restic") == pytest.approx({0: 2.0, 1: 6.0})
+
+
+def test_the_json_keeps_every_run_and_the_paired_ratios(bench):
+    import json
+
+    import report
+
+    found = json.loads(json.dumps(report.as_json(bench)))
+    run = found["samples"]["cfbackup"]["restore-all"][1]
+    assert (run["rep"], run["position"], run["user"], run["other_system"], run["load"]) == (
+        1, 2, 0.75, 0.2, 1.3,
+    )  # fmt: skip
+    assert found["paired_ratios"]["restic"]["restore-all"] == pytest.approx({"0": 1.0, "1": 2.2})
+    assert found["paired_ratios"]["restic"]["start-up"] == {}
 
 
 def test_the_report_prints_paired_ratios_beside_the_ratio_of_medians_and_each_run(bench):
