@@ -24,7 +24,10 @@ Operations, in this order in every repetition (the tools' order rotates from one
 the next): full backup, incremental after a ~1% change (``dataset.change``), a run with no
 change, restore of one file, restore of everything (both checked byte for byte against the
 source, outside the timing), then the change is undone; CLI start-up (``--help``) at the end.
-Medians are reported with ratios; peak RSS is the largest process of the run's tree.
+Medians are reported with ratios: of the medians, and paired (cfbackup over the peer within
+each repetition, their median and range: the targets are read from these, bench/README.md).
+Every run is charged its own user and system CPU, the Swift's, and the rest of the machine's
+(``cpu.py``), printed run by run; peak RSS is the largest process of the run's tree.
 
 ``--wan RTT_MS:MBIT,...`` runs the same loop once per network profile, each with its own Swift
 in a network namespace behind a rate-limited veth pair and a delay relay (``wan.py``,
@@ -32,7 +35,8 @@ in a network namespace behind a rate-limited veth pair and a delay relay (``wan.
 are printed with the tables.
 
 This file is the command line; ``contestants.py`` says what each tool runs, ``loop.py`` runs
-the repetitions, ``runlog.py`` reads cfbackup's run logs and ``report.py`` prints the tables.
+the repetitions, ``cpu.py`` charges each run its CPU, ``pairs.py`` pairs the ratios,
+``runlog.py`` reads cfbackup's run logs and ``report.py`` prints the tables.
 """
 
 from __future__ import annotations

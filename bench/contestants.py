@@ -215,15 +215,7 @@ class DupSame(Tool):
                 lambda fd, rule=rule: commands.retention_argv(self.profile, rule, log_fd=fd),
                 "retention",
             )
-            if total is None:
-                total = sample
-            else:
-                total = Sample(
-                    total.wall + sample.wall,
-                    total.cpu + sample.cpu,
-                    max(total.peak_rss, sample.peak_rss),
-                    sample.returncode,
-                )
+            total = sample if total is None else total.plus(sample)
         return total
 
     def restore(self, rep: Rep, target: Path, rel: str | None) -> tuple[Sample, Path]:

@@ -1,10 +1,11 @@
 """Shared pieces of the benchmarks: a local Swift, one measured child process, medians, tables.
 
-A measured run is one child process waited for with ``os.wait4``: wall time, CPU time (user +
+A measured run is one child process waited for with ``os.wait4``: wall time, CPU time (user and
 system of the child and every descendant it waited for: duplicity's gpg, cfbackup's duplicity),
-the CPU time the local Swift spent meanwhile, and peak memory (GNU time's %M: the largest
-maximum RSS among those processes: the kernel keeps a maximum, not a sum, so cfbackup's own
-interpreter and its duplicity count separately).
+the CPU time the local Swift and the rest of the machine spent meanwhile and the load average
+at its start (``cpu.py``), and peak memory (GNU time's %M: the largest maximum RSS among those
+processes: the kernel keeps a maximum, not a sum, so cfbackup's own interpreter and its
+duplicity count separately).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 CFBACKUP = VENV_BIN / "cfbackup"
@@ -33,15 +36,46 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 @dataclasses.dataclass
 class Sample:
+    """One timed run. CPU figures are seconds (``cpu.charge``); ``rep`` and ``position`` (its
+    place in the repetition's order, from 0) are set by the loop that ran it."""
+
     wall: float
-    cpu: float
+    cpu: float  # user + system
     peak_rss: int  # bytes
     returncode: int
     swift_cpu: float = 0.0  # CPU the local Swift spent meanwhile (serving this run)
+    user: float = 0.0
+    system: float = 0.0
+    swift_user: float = 0.0
+    swift_system: float = 0.0
+    other_user: float = 0.0  # the rest of the machine (cpu.py)
+    other_system: float = 0.0
+    idle: float = 0.0
+    steal: float = 0.0
+    load: float = 0.0  # 1-minute load average at the start
+    rep: int = -1
+    position: int = -1
+
+    @property
+    def other(self) -> float:
+        return self.other_user + self.other_system
+
+    def plus(self, later: Sample) -> Sample:
+        """This run and a later one as one (dup-same's retention rules): times and CPU added,
+        the larger peak, the later exit code, the first's load, repetition and place."""
+        added = {
+            f.name: getattr(self, f.name) + getattr(later, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("peak_rss", "returncode", "load", "rep", "position")
+        }
+        return dataclasses.replace(
+            self, **added, peak_rss=max(self.peak_rss, later.peak_rss), returncode=later.returncode
+        )
 
 
 # set while a benchmark Swift runs: measure() also charges each run the Swift's CPU time
-swift_cpu_probe = None
+swift_cpu_probe = None  # -> seconds (levers.py)
+swift_pids_probe = None  # -> the Swift's pids (and a WAN rig's relay)
 
 
 class BenchError(RuntimeError):
@@ -63,7 +97,8 @@ def measure(
         log.write(f"\n$ {shlex.join(argv)}\n".encode())
         log.flush()
         settle()
-        swift_before = swift_cpu_probe() if swift_cpu_probe else 0.0
+        swift_pids = swift_pids_probe() if swift_pids_probe else []
+        before = cpu.read(swift_pids)
         start = time.perf_counter()
         process = subprocess.Popen(
             [*peak_wrapper(peak_file), *argv],
@@ -76,13 +111,14 @@ def measure(
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - start
         process.returncode = os.waitstatus_to_exitcode(status)
-    swift_cpu = swift_cpu_probe() - swift_before if swift_cpu_probe else 0.0
+    charged = cpu.charge(before, cpu.read(swift_pids), usage.ru_utime, usage.ru_stime)
     sample = Sample(
         wall,
         usage.ru_utime + usage.ru_stime,
         read_peak(peak_file, usage),
         process.returncode,
-        swift_cpu,
+        charged["swift_user"] + charged["swift_system"],
+        **charged,
     )
     if check and sample.returncode != 0:
         tail = log_path.read_text(errors="replace").splitlines()[-25:]
@@ -132,7 +168,7 @@ def restore_disk(work: Path, size: int) -> Iterator[Path]:
     )
     if mounted:
         restore_disk_note = (
-            f"- restores into a fresh ext4 ({size >> 30} GiB, mkfs.ext4 defaults: with a "
+            f"- restores into a fresh ext4 ({size / 2**30:.1f} GiB, mkfs.ext4 defaults: with a "
             "journal) on a loop device, made for this run"
         )
     else:
@@ -280,8 +316,8 @@ class Swift:
     def __enter__(self) -> Swift:
         if self.rig is None:
             self.local.start()
-        global swift_cpu_probe
-        swift_cpu_probe = self.cpu_seconds
+        global swift_cpu_probe, swift_pids_probe
+        swift_cpu_probe, swift_pids_probe = self.cpu_seconds, self.pids
         from swiftclient import client
 
         user, key = self.local.users["admin"]
@@ -297,33 +333,26 @@ class Swift:
         return self
 
     def __exit__(self, *exc) -> None:
-        global swift_cpu_probe
-        swift_cpu_probe = None
+        global swift_cpu_probe, swift_pids_probe
+        swift_cpu_probe = swift_pids_probe = None
         if self.throttle:
             self.throttle.stop()
         if self.rig is None:  # a rig stops its own Swift
             self.local.stop()
 
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by the Swift servers and memcached (they share the machine with
-        the contestants: uploading and downloading cost CPU here, not only on a real Swift),
-        and by a WAN rig's relay."""
-        ticks = os.sysconf("SC_CLK_TCK")
+    def pids(self) -> list[int]:
+        """The Swift servers and memcached (they share the machine with the contestants:
+        uploading and downloading cost CPU here, not only on a real Swift), and a WAN rig's
+        relay."""
         pids = [p.get("pid") for p in self.local.state()["processes"].values()]
         if self.rig is not None:
             pids += self.rig.pids()
-        total = 0.0
-        for pid in pids:
-            if not pid:
-                continue
-            try:
-                with open(f"/proc/{pid}/stat") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # utime, stime, cutime, cstime: fields 14-17 of stat(5), here from index 11
-            total += sum(int(f) for f in fields[11:15]) / ticks
-        return total
+        return [p for p in pids if p]
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by those processes and their children."""
+        user, system = cpu.tree_times(self.pids(), cpu.process_table())
+        return user + system
 
     def env_v1(self) -> dict[str, str]:
         """duplicity's SWIFT_* and swiftclient's ST_* (DESIGN.md section 5), via the throttle

@@ -4,6 +4,7 @@ set, with the samples, stored bytes and phases kept for the report."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import dataset
 import harness
+import pairs
 from contestants import TOOL_CLASSES, Rep, Tool
 from harness import CFBACKUP, DUPLICITY, RESTIC, Sample, measure, median
 from runlog import duplicity_words
@@ -79,8 +81,17 @@ class Bench:
 
     def run(self, source: Path) -> None:
         size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
-        # every restored tree stays until the run ends: the disk holds them all
+        # every restored tree stays until the run ends: the disk holds them all (a sparse
+        # file: it takes what the trees take, growing with --repeat)
         disk = int(size * 1.25) * len(self.tools) * self.args.repeat + (512 << 20)
+        needed = int(size * 1.1) * len(self.tools) * self.args.repeat
+        free = shutil.disk_usage(self.work).free
+        if free < needed + (1 << 30):
+            raise harness.BenchError(
+                f"{self.work} has {free >> 20} MiB free; the restored trees of "
+                f"{self.args.repeat} repetitions take about {needed >> 20} MiB: "
+                "pass --work on a larger disk or a smaller --repeat"
+            )
         with harness.restore_disk(self.work, disk) as self.restores:
             for index in range(self.args.repeat):
                 rep = Rep(index, self.work / f"r{index}", source)
@@ -107,29 +118,31 @@ class Bench:
                 if op == "incremental":
                     self.dirty = True
                     undo = dataset.change(rep.source, self.args.change, CHANGE_SEED)
-                for tool in order:
+                for position, tool in enumerate(order):
                     self._op = op
-                    sample = tool.backup(rep)
+                    sample = placed(tool.backup(rep), rep, position)
                     self.samples[tool.name][op].append(sample)
                     self.stored[tool.name][op].append(
                         self.swift.container_bytes(tool.container(rep))[0]
                     )
                     extra = tool.after_backup(rep)
                     if extra is not None:
-                        self.retention[op].append(extra)
+                        self.retention[op].append(placed(extra, rep, position))
                     self.log(
                         f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s"
                         + (f" (+ retention {extra.wall:.2f} s)" if extra else "")
+                        + f"  {cpu_note(sample)}"
                     )
             changed = {rel for rel, _ in undo["rewritten"]} if undo else set()
             rel = pick_file(rep.source, changed)
             want_file = file_digest(rep.source / rel)
             want_tree = dataset.tree_digest(rep.source)
             for op in RESTORE_OPS:
-                for tool in order:
+                for position, tool in enumerate(order):
                     self._op = op
                     target = self.restores / f"r{rep.index}" / f"restore-{op}-{tool.name}"
                     sample, landed = tool.restore(rep, target, rel if op == "restore-one" else None)
+                    sample = placed(sample, rep, position)
                     got = (
                         file_digest(landed) if op == "restore-one" else dataset.tree_digest(landed)
                     )
@@ -139,7 +152,10 @@ class Bench:
                         )
                     self.samples[tool.name][op].append(sample)
                     # restored trees stay until the run ends (harness.restore_disk)
-                    self.log(f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s (verified)")
+                    self.log(
+                        f"  {op:<12} {tool.name:<9} {sample.wall:7.2f} s (verified)"
+                        f"  {cpu_note(sample)}"
+                    )
         finally:
             if undo:
                 dataset.undo_change(rep.source, undo)
@@ -165,6 +181,31 @@ class Bench:
     def medians(self, tool: str, op: str) -> float:
         return median([s.wall for s in self.samples.get(tool, {}).get(op, [])])
 
+    def walls(self, tool: str, op: str) -> dict[int, float]:
+        """Repetition -> the wall time of ``tool``'s ``op`` in it (``dup-same+ret``: dup-same's
+        backup and the retention after it, added)."""
+        if tool == "dup-same+ret":
+            if op not in BACKUP_OPS:
+                return {}
+            extra = {s.rep: s.wall for s in self.retention.get(op, [])}
+            return {
+                s.rep: s.wall + extra.get(s.rep, 0.0)
+                for s in self.samples.get("dup-same", {}).get(op, [])
+            }
+        return {s.rep: s.wall for s in self.samples.get(tool, {}).get(op, [])}
+
+    def paired(self, peer: str, op: str) -> dict[int, float]:
+        """Repetition -> cfbackup's time over ``peer``'s in it (pairs.py)."""
+        return pairs.paired(self.walls("cfbackup", op), self.walls(peer, op))
+
+    def paired_startup(self, peer: str) -> dict[int, float]:
+        """Round -> cfbackup's ``--help`` over the peer's in the same round."""
+        theirs = "duplicity" if peer.startswith("dup-") else peer
+        return pairs.paired(
+            dict(enumerate(self.startup.get("cfbackup", []))),
+            dict(enumerate(self.startup.get(theirs, []))),
+        )
+
     def with_retention(self, op: str) -> float:
         backups = self.samples.get("dup-same", {}).get(op, [])
         extra = self.retention.get(op, [])
@@ -173,6 +214,23 @@ class Bench:
         if not extra:
             return median([s.wall for s in backups])
         return median([b.wall + r.wall for b, r in zip(backups, extra, strict=True)])
+
+
+def placed(sample: Sample, rep: Rep, position: int) -> Sample:
+    """The sample, marked with its repetition and its place in that repetition's order."""
+    return dataclasses.replace(sample, rep=rep.index, position=position)
+
+
+def cpu_note(sample: Sample) -> str:
+    """A run's CPU in a few words: its own user+system, the Swift's, the rest of the
+    machine's, steal when there was any, and the load at its start."""
+    note = (
+        f"cpu {sample.user:.2f}u+{sample.system:.2f}s, Swift {sample.swift_cpu:.2f}, "
+        f"other {sample.other_user:.2f}u+{sample.other_system:.2f}s"
+    )
+    if sample.steal >= 0.01:
+        note += f", steal {sample.steal:.2f}"
+    return note + f", load {sample.load:.2f}"
 
 
 def pick_file(source: Path, changed: set[str]) -> str:

@@ -7,6 +7,7 @@ import dataclasses
 import re
 
 import harness
+import pairs
 from harness import median
 from loop import OPS, Bench
 from runlog import duplicity_words
@@ -21,11 +22,7 @@ def render(bench: Bench, title: str = "") -> str:
     has_same = "dup-same" in names
     if has_same:
         headers.insert(headers.index("dup-same") + 1, "dup-same+ret")
-    ratios = []
-    if "cfbackup" in names:
-        for other in ("dup-same", "dup-same+ret", "dup-def", "restic"):
-            if other in names or (other == "dup-same+ret" and has_same):
-                ratios.append(other)
+    ratios = peers(names)
     headers += [f"cfb/{r}" for r in ratios]
     rows = []
     for op in OPS:
@@ -50,19 +47,35 @@ def render(bench: Bench, title: str = "") -> str:
         rows.append(row)
     out.append(harness.table(headers, rows))
     out.append("")
+    if ratios:
+        out.append(paired_table(bench, ratios))
+        out.append("")
     rows = []
     for op in OPS:
         row = [op]
         for n in names:
             found = bench.samples[n][op]
-            cpu = median([s.cpu for s in found])
-            swift_cpu = median([s.swift_cpu for s in found])
             peak = max((s.peak_rss for s in found), default=float("nan"))
             row.append(
-                f"{harness.seconds(cpu)} + {harness.seconds(swift_cpu)} / {harness.mib(peak)}"
+                " + ".join(
+                    [
+                        f"{cpu_s(found, 'user')}+{cpu_s(found, 'system')}",
+                        cpu_s(found, "swift_cpu"),
+                        cpu_s(found, "other"),
+                    ]
+                )
+                + f" / {harness.mib(peak)}"
             )
         rows.append(row)
-    out.append(harness.table(["CPU s: tool + Swift (median) / peak RSS MiB (max)"] + names, rows))
+    out.append(
+        harness.table(
+            ["CPU s (median): tool user+sys + Swift + rest of machine / peak RSS MiB (max)"]
+            + names,
+            rows,
+        )
+    )
+    out.append("")
+    out.append(runs_table(bench))
     out.append("")
     source_bytes = bench.source_bytes
     rows = []
@@ -101,6 +114,76 @@ def render(bench: Bench, title: str = "") -> str:
     return "\n".join(out)
 
 
+def peers(names: list[str]) -> list[str]:
+    """Whom cfbackup is compared with, in the tables' order."""
+    if "cfbackup" not in names:
+        return []
+    return [
+        other
+        for other in ("dup-same", "dup-same+ret", "dup-def", "restic")
+        if other in names or (other == "dup-same+ret" and "dup-same" in names)
+    ]
+
+
+def cpu_s(found: list, field: str) -> str:
+    return harness.seconds(median([getattr(s, field) for s in found]))
+
+
+def paired_table(bench: Bench, ratios: list[str]) -> str:
+    """cfbackup over each peer: the median of the per-repetition ratios with their range (what
+    the targets are read from, bench/README.md), beside the ratio of the medians."""
+    headers = ["cfbackup / peer"]
+    for peer in ratios:
+        headers += [f"cfb/{peer} paired (min-max)", f"cfb/{peer} of medians"]
+    rows = []
+    for op in OPS:
+        mine = bench.medians("cfbackup", op)
+        row = [op]
+        for peer in ratios:
+            theirs = bench.with_retention(op) if peer == "dup-same+ret" else bench.medians(peer, op)
+            row += [pairs.text(bench.paired(peer, op)), harness.ratio(mine, theirs)]
+        rows.append(row)
+    if bench.startup:
+        row = ["start-up (--help)"]
+        mine = median(bench.startup["cfbackup"])
+        for peer in ratios:
+            theirs = median(bench.startup["duplicity" if peer.startswith("dup-") else peer])
+            row += [pairs.text(bench.paired_startup(peer)), harness.ratio(mine, theirs)]
+        rows.append(row)
+    return harness.table(headers, rows)
+
+
+def runs_table(bench: Bench) -> str:
+    """Every timed run: wall time, its place in its repetition's order, its own CPU, the
+    Swift's and the rest of the machine's; the load average at the operation's first run."""
+    names = [t.name for t in bench.tools]
+    by_run = {(name, op, s.rep): s for name in names for op in OPS for s in bench.samples[name][op]}
+    reps = sorted({rep for (_, _, rep) in by_run})
+    rows = []
+    for rep in reps:
+        for op in OPS:
+            found = {n: by_run.get((n, op, rep)) for n in names}
+            first = min((s for s in found.values() if s), key=lambda s: s.position, default=None)
+            row = [f"r{rep + 1} {op}", f"{first.load:.2f}" if first else "-"]
+            row += [run_cell(found[n]) for n in names]
+            rows.append(row)
+    header = "run (s: wall #place: own user+sys, Swift, rest user+sys)"
+    return harness.table([header, "load"] + names, rows)
+
+
+def run_cell(sample) -> str:
+    if sample is None:
+        return "-"
+    cell = (
+        f"{harness.seconds(sample.wall)} #{sample.position + 1}: "
+        f"{sample.user:.2f}+{sample.system:.2f}, Swift {sample.swift_cpu:.2f}, "
+        f"rest {sample.other_user:.2f}+{sample.other_system:.2f}"
+    )
+    if sample.steal >= 0.01:
+        cell += f", steal {sample.steal:.2f}"
+    return cell
+
+
 def as_json(bench: Bench) -> dict:
     return {
         "samples": {
@@ -109,6 +192,11 @@ def as_json(bench: Bench) -> dict:
         },
         "retention_after_backup": {
             op: [dataclasses.asdict(s) for s in v] for op, v in bench.retention.items()
+        },
+        "paired_ratios": {
+            peer: {op: bench.paired(peer, op) for op in OPS}
+            | {"start-up": bench.paired_startup(peer)}
+            for peer in peers([t.name for t in bench.tools])
         },
         "stored_bytes": bench.stored,
         "cfbackup_phases": bench.phases,
