@@ -20,6 +20,7 @@ from cfbackup import (
     volumes,
 )
 from cfbackup.actions.common import collection_status, prepare
+from cfbackup.config import secrets
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.environment import encryption_environment, swift_environment
@@ -167,12 +168,26 @@ def _backup_refused(profile: Profile) -> list[str]:
     them. status reads without them (:func:`_prepare`), but must not look healthy while the
     nightly backup cannot run. (A target only duplicity reads: ``prepare`` already refused.)"""
     found = []
-    for check in (encryption_environment, gpgkeys.check_keys):
+    for check in (_passphrase_readable, gpgkeys.check_keys):
         try:
             check(profile)
         except CfbackupError as error:
             found.append(error.message)
     return found
+
+
+def _passphrase_readable(profile: Profile) -> None:
+    """``encryption_environment``'s refusals, but a ``passphrase_command`` is never run (only
+    its program looked for): status, which monitoring calls every few minutes, needs no
+    passphrase, and the command may ask gpg-agent (``pass show``), be audited (a vault read)
+    or prompt."""
+    enc = profile["encryption"]
+    given = any(enc.get(f"passphrase{kind}") for kind in ("", "_env", "_file"))
+    if enc["mode"] == "none" or given or not enc.get("passphrase_command"):
+        encryption_environment(profile)
+        return
+    where = f"profiles.{profile.name}.encryption.passphrase_command"
+    secrets.check_secret_command(enc["passphrase_command"], where)
 
 
 def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
