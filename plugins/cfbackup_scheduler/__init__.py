@@ -49,6 +49,17 @@ def cfbackup_check(run):
 
 
 @hookimpl
+def cfbackup_status(run):
+    """A schedule of the profile that missed its last run (its daemon or timer stopped)."""
+    from cfbackup_scheduler.overdue import overdue
+
+    try:
+        return overdue(run.profile, run.config.state_dir)
+    except ConfigError:
+        return None  # an invalid schedule: check says it; status must not fail for it
+
+
+@hookimpl
 def cfbackup_register_commands(subparsers, context):
     p = subparsers.add_parser(
         "schedule", help="run or install the profiles' schedules (backup, drill, verify)"
