@@ -25,7 +25,7 @@ from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.environment import encryption_environment, swift_environment
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import CfbackupError
+from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -287,6 +287,8 @@ def last_checks(state_dir, profile: str, *, conclusive: bool = False) -> dict[st
     for row in history.runs(state_dir, profile, limit=1000, actions=("verify", "drill")):
         if row["result"] is None:
             continue  # running, or killed before it recorded an outcome
+        if row["exit_code"] == ExitCode.USAGE:
+            continue  # refused for its command line (--kit without --from-nothing): no check
         stats = row["stats"] or {}
         if row["action"] == "verify":  # the runner records the kind (Run.marks) from the start
             kind = "read_data" if "read_data" in stats else "verify"
