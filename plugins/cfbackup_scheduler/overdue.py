@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cfbackup import history, suggest
+from cfbackup.errors import ExitCode
 from cfbackup_scheduler.journal import when
 from cfbackup_scheduler.spec import Schedule, schedules_for
 
@@ -61,7 +62,7 @@ def _last_run(state_dir: Path, schedule: Schedule) -> datetime | None:
     from_nothing = "--from-nothing" in schedule.arguments
     for row in history.runs(state_dir, schedule.profile, limit=1000, actions=(schedule.action,)):
         stats = row["stats"] or {}
-        if stats.get("dry_run"):
+        if stats.get("dry_run") or row["exit_code"] == ExitCode.USAGE:  # neither ran the check
             continue
         if schedule.action == "verify" and ("read_data" in stats) != read_data:
             continue

@@ -49,6 +49,8 @@ def test_a_scheduled_drill_that_missed_its_time_is_flagged_by_status(
     assert line.endswith(f"(cfbackup -c {config} schedule list shows them), or run {again} now."), (
         line
     )
+    typo = cfbackup("-c", config, "drill", "main", "--kit", tmp_path / "kit")  # exit 2: no drill
+    assert "WARNING" in cfbackup("-c", config, "status", "main").stdout, typo
     data = json.loads(cfbackup("-c", config, "status", "main", "--json").stdout)
     assert [f"WARNING: {w}" for w in data["plugin_warnings"]] == [line]
 
