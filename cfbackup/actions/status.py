@@ -93,7 +93,13 @@ def run_status(run: Run) -> RunResult:
     # incomplete_sets here; lost_manifests names it.
     status["missing_volumes"] = missing
     status["lost_manifests"] = lost_manifests
-    status["broken"] = bool(missing) or bool(lost_manifests) or collection["orphaned_sets"] > 0
+    status["lost_roots"] = _lost_roots(run, chain_list, parts) if readable else []
+    status["broken"] = (
+        bool(missing)
+        or bool(lost_manifests)
+        or bool(status["lost_roots"])
+        or collection["orphaned_sets"] > 0
+    )
     # sets a clock that was ahead dated: backups and retention refuse until they are moved
     futures = future_sets.found(profile, listings) if readable else []
     status["future_sets"] = future_sets.described(futures)
@@ -230,6 +236,31 @@ def _unprotected_newest(profile: Profile, chain_list, listings: dict) -> list[st
             )
         )
     ]
+
+
+def _lost_roots(run: Run, chain_list, parts: list[dict]) -> list[str]:
+    """split_chains: the include roots whose chain has no backup set at the target though the
+    run history shows them backed up (``roots_without_backup``, which every check fails on):
+    their chain was removed, and a restore of them fails. A root added since the last backup
+    has no chain yet, and is none of them."""
+    if not chains.is_split(run.profile):
+        return []
+    empty = [
+        chain.label
+        for chain, part in zip(chain_list, parts, strict=True)
+        if not any(found["sets"] for found in part["chains"])
+    ]
+    if not empty:
+        return []
+    ever = {
+        label
+        for value in history.stat_values(
+            run.config.state_dir, run.profile.name, "backup", chains.ROOTS_STAT
+        )
+        if isinstance(value, list)
+        for label in value
+    }
+    return [label for label in empty if label in ever]
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
