@@ -264,9 +264,11 @@ def remove_tree(path: Path) -> None:
         with contextlib.suppress(OSError):
             _owner_may_write(path, os.lstat(path))
         for folder, subfolders, _ in os.walk(path):  # top-down: a folder before its entries
-            for name in subfolders:  # os.walk does not enter symlinks
+            for name in subfolders:  # os.walk does not enter symlinks; chmod never follows one
                 with contextlib.suppress(OSError):
-                    _owner_may_write(Path(folder, name), os.lstat(os.path.join(folder, name)))
+                    info = os.lstat(os.path.join(folder, name))
+                    if stat.S_ISDIR(info.st_mode):
+                        _owner_may_write(Path(folder, name), info)
     shutil.rmtree(path, ignore_errors=True)
 
 
