@@ -51,12 +51,15 @@ def cfbackup_check(run):
 @hookimpl
 def cfbackup_status(run):
     """A schedule of the profile that missed its last run (its daemon or timer stopped)."""
+    import sqlite3
+
+    from cfbackup.errors import CfbackupError
     from cfbackup_scheduler.overdue import overdue
 
     try:
         return overdue(run.profile, run.config.state_dir)
-    except ConfigError:
-        return None  # an invalid schedule: check says it; status must not fail for it
+    except (CfbackupError, OSError, sqlite3.Error):  # an invalid schedule: check says it
+        return None  # status must not fail for a warning's sake
 
 
 @hookimpl
