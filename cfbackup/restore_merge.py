@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import CfbackupError, Interrupted, RestoreTargetError
-from cfbackup.restore_target import clash_error, mount_point, quoted, stale_stage
+from cfbackup.restore_target import MOVED, clash_error, mount_point, quoted, stale_stage
 from cfbackup.units import printable_name
 
 log = logging.getLogger("cfbackup")
@@ -57,11 +57,29 @@ def staging(destination: Path, occupied: bool):
         yield stage
     finally:
         if not stage.keep:
-            shutil.rmtree(folder, ignore_errors=True)
+            _remove_from(folder)
             if stage.times is not None:
                 target, info = stage.times
                 with contextlib.suppress(OSError):
                     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _remove_from(folder: Path) -> None:
+    """Remove the staging ``folder`` from the target folder holding it, which the merge may
+    have just given the backup's mode: a 0555 one is made writable for that, then given its
+    mode again."""
+    parent = folder.parent
+    try:
+        info = os.lstat(parent)
+        changed = _owner_may_write(parent, info)
+    except OSError:  # not the user's folder: it keeps its mode
+        changed = False
+    try:
+        remove_tree(folder)
+    finally:
+        if changed:
+            with contextlib.suppress(OSError):
+                os.chmod(parent, stat.S_IMODE(info.st_mode))
 
 
 def remove_stale(where: Path) -> None:
@@ -69,7 +87,7 @@ def remove_stale(where: Path) -> None:
     named in a warning: a hidden folder the user never saw, removed."""
     for old in where.glob(f"{STAGE_PREFIX}*"):
         if stale_stage(old):
-            shutil.rmtree(old, ignore_errors=True)
+            remove_tree(old)
             log.warning(
                 "warning: removed %s, left by a restore that did not finish (its process is "
                 "gone): it held only what that restore had copied from the backup",
@@ -192,6 +210,7 @@ def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Pa
     info = os.lstat(source)
     there = _lstat(target)
     if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
+        _owner_may_write(source, info)  # its entries move out (info keeps the backup's mode)
         for entry in sorted(os.listdir(source)):
             _move(source / entry, target / entry, home, moved, made)
         if source in made:
@@ -213,8 +232,44 @@ def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Pa
         moved.append(target)
         _remove(source)  # the staged copy: room on the staging filesystem again
         return
-    _replace(source, target)
+    if stat.S_ISDIR(info.st_mode) and _owner_may_write(source, info):
+        try:  # a folder moved to another parent must be writable (its '..' changes)
+            _replace(source, target)
+        except BaseException:
+            os.chmod(source, stat.S_IMODE(info.st_mode))
+            raise
+        os.chmod(target, stat.S_IMODE(info.st_mode))  # the backup's mode again
+    else:
+        _replace(source, target)
     moved.append(target)
+
+
+def _owner_may_write(folder: Path, info: os.stat_result) -> bool:
+    """Give ``folder`` (staged, its mode in ``info``) its owner's write and search bits when it
+    lacks them, so that entries can move out of it, or it to another folder: a backup's 0555
+    folder, which only root could otherwise change, a user restoring it got Permission denied
+    and a staging folder left behind. True when its mode was changed."""
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o300 == 0o300:
+        return False
+    os.chmod(folder, mode | 0o700)
+    return True
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a staging folder of cfbackup's (never a user's tree), read-only folders in it
+    too: as a user, shutil.rmtree cannot empty a 0555 folder a restore wrote there, and it
+    silently left the staging folder behind. Each folder gets its owner's bits first."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        with contextlib.suppress(OSError):
+            _owner_may_write(path, os.lstat(path))
+        for folder, subfolders, _ in os.walk(path):  # top-down: a folder before its entries
+            for name in subfolders:  # os.walk does not enter symlinks; chmod never follows one
+                with contextlib.suppress(OSError):
+                    info = os.lstat(os.path.join(folder, name))
+                    if stat.S_ISDIR(info.st_mode):
+                        _owner_may_write(Path(folder, name), info)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _lstat(path: Path) -> os.stat_result | None:
@@ -240,12 +295,12 @@ def _replace(new: Path, target: Path) -> None:
     except BaseException:
         os.rename(aside, target)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    remove_tree(aside)
 
 
 def _remove(path: Path) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
     else:
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -281,7 +336,6 @@ def _set_metadata(target: Path, info: os.stat_result) -> None:
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
-MOVED = "moved.nul"  # docs/runbook-restore.md says how to read it
 
 
 def _unfinished(

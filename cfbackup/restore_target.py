@@ -52,8 +52,11 @@ def check_target(
         _check_writable(found, destination)
         return
     if destination.is_dir() and not destination.is_symlink():
-        if not force and any(not stale_stage(entry) for entry in destination.iterdir()):
-            raise RestoreTargetError(_not_empty(destination, rel, exact))
+        blocking = [e for e in destination.iterdir() if not stale_stage(e)] if not force else []
+        if blocking:
+            raise RestoreTargetError(
+                _restores_left(destination, blocking) or _not_empty(destination, rel, exact)
+            )
         _check_writable(destination, destination)
         return
     if not rel or folder:  # a folder there: --force would only refuse it after downloading
@@ -77,6 +80,45 @@ def stale_stage(entry: Path) -> bool:
         return False
     pid = entry.name[len(STAGE_PREFIX) :].split("-", 1)[0]
     return pid.isdigit() and not pid_alive(int(pid)) and entry.is_dir() and not entry.is_symlink()
+
+
+def _restores_left(destination: Path, entries: list[Path]) -> str | None:
+    """The refusal of a folder that holds nothing but folders of cfbackup's restores (hidden:
+    ``ls`` shows the folder empty), naming each and what to do with it; None when the user's
+    own files are there too (the usual sentence)."""
+    said, tails = [], []
+    for entry in entries:
+        if not entry.name.startswith(STAGE_PREFIX):
+            return None
+        rest, name, path = entry.name[len(STAGE_PREFIX) :], printable_name(entry.name), entry
+        if rest.startswith("kept-"):
+            said.append(
+                f"{name}, the rest of a restore --force whose merge stopped part-way (the "
+                f"entries it moved are listed in {printable_name(str(path / MOVED))}): finish "
+                f"it by hand or delete it (rm -rf {quoted(str(path))}), then restore again"
+            )
+        elif rest.startswith("old-"):
+            said.append(
+                f"{name}, a folder a restore --force set aside to replace it (its only copy): "
+                "move it back or delete it, then restore again"
+            )
+        else:
+            pid = rest.split("-", 1)[0]
+            said.append(
+                f"{name}, the staging folder of a restore still running there (PID {pid}): "
+                "wait for that restore to finish"
+            )
+            tails.append(
+                f" (if PID {pid} is no cfbackup restore, remove the folder: rm -rf "
+                f"{quoted(str(path))})"
+            )
+    return (
+        f"{printable_name(str(destination))} is not empty: it holds {'; and '.join(said)}, or "
+        f"restore into another directory{''.join(tails)}."
+    )
+
+
+MOVED = "moved.nul"  # a kept merge's list of what it moved (docs/runbook-restore.md)
 
 
 def check_path_to(target: Path, destination: Path, again: Again | None = None) -> None:

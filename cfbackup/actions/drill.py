@@ -16,9 +16,10 @@ import contextlib
 import random
 import time
 
-from cfbackup import drill, sampling, suggest
+from cfbackup import chains, drill, sampling, suggest
 from cfbackup.actions import from_nothing
 from cfbackup.actions.common import (
+    chains_at_time,
     empty_roots,
     left_out_text,
     prepare,
@@ -27,7 +28,7 @@ from cfbackup.actions.common import (
     when_of,
 )
 from cfbackup.duplicity.times import as_typed_later
-from cfbackup.errors import CfbackupError, ExitCode, VerifyDifferences
+from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
 from cfbackup.units import human_duration, parse_duration
@@ -91,16 +92,21 @@ def _drill(run: Run, facts: dict) -> RunResult:
         started = time.monotonic()
         deadline = started + limit if limit else None
         workdir = stack.enter_context(scratch(run, "drill"))
-        report = drill.run(
-            drilled,
-            env,
-            workdir,
-            sample=sample,
-            seed=seed,
-            when=when,
-            deadline=deadline,
-            same=_same_backup(run),
-        )
+        try:
+            report = drill.run(
+                drilled,
+                env,
+                workdir,
+                sample=sample,
+                seed=seed,
+                when=when,
+                deadline=deadline,
+                same=_same_backup(run),
+            )
+        except NoBackupFound:
+            if when is not None:  # before the oldest backup: restore's sentence, naming it
+                chains_at_time(run, chains.of(drilled), env)
+            raise
     elapsed = time.monotonic() - started
     stats = {**report.stats(), **facts}
     summary = _summary(report, elapsed, limit)

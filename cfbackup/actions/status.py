@@ -20,11 +20,12 @@ from cfbackup import (
     volumes,
 )
 from cfbackup.actions.common import collection_status, prepare
+from cfbackup.config import secrets
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, names
 from cfbackup.duplicity.environment import encryption_environment, swift_environment
 from cfbackup.duplicity.target import swift_target
-from cfbackup.errors import CfbackupError
+from cfbackup.errors import CfbackupError, ExitCode
 from cfbackup.runtypes import Run, RunResult
 
 
@@ -92,7 +93,13 @@ def run_status(run: Run) -> RunResult:
     # incomplete_sets here; lost_manifests names it.
     status["missing_volumes"] = missing
     status["lost_manifests"] = lost_manifests
-    status["broken"] = bool(missing) or bool(lost_manifests) or collection["orphaned_sets"] > 0
+    status["lost_roots"] = _lost_roots(run, chain_list, parts) if readable else []
+    status["broken"] = (
+        bool(missing)
+        or bool(lost_manifests)
+        or bool(status["lost_roots"])
+        or collection["orphaned_sets"] > 0
+    )
     # sets a clock that was ahead dated: backups and retention refuse until they are moved
     futures = future_sets.found(profile, listings) if readable else []
     status["future_sets"] = future_sets.described(futures)
@@ -167,12 +174,26 @@ def _backup_refused(profile: Profile) -> list[str]:
     them. status reads without them (:func:`_prepare`), but must not look healthy while the
     nightly backup cannot run. (A target only duplicity reads: ``prepare`` already refused.)"""
     found = []
-    for check in (encryption_environment, gpgkeys.check_keys):
+    for check in (_passphrase_readable, gpgkeys.check_keys):
         try:
             check(profile)
         except CfbackupError as error:
             found.append(error.message)
     return found
+
+
+def _passphrase_readable(profile: Profile) -> None:
+    """``encryption_environment``'s refusals, but a ``passphrase_command`` is never run (only
+    its program looked for): status, which monitoring calls every few minutes, needs no
+    passphrase, and the command may ask gpg-agent (``pass show``), be audited (a vault read)
+    or prompt."""
+    enc = profile["encryption"]
+    given = any(enc.get(f"passphrase{kind}") for kind in ("", "_env", "_file"))
+    if enc["mode"] == "none" or given or not enc.get("passphrase_command"):
+        encryption_environment(profile)
+        return
+    where = f"profiles.{profile.name}.encryption.passphrase_command"
+    secrets.check_secret_command(enc["passphrase_command"], where)
 
 
 def _collection(chain: chains.Chain, *, text: bool = False) -> dict:
@@ -215,6 +236,31 @@ def _unprotected_newest(profile: Profile, chain_list, listings: dict) -> list[st
             )
         )
     ]
+
+
+def _lost_roots(run: Run, chain_list, parts: list[dict]) -> list[str]:
+    """split_chains: the include roots whose chain has no backup set at the target though the
+    run history shows them backed up (``roots_without_backup``, which every check fails on):
+    their chain was removed, and a restore of them fails. A root added since the last backup
+    has no chain yet, and is none of them."""
+    if not chains.is_split(run.profile):
+        return []
+    empty = [
+        chain.label
+        for chain, part in zip(chain_list, parts, strict=True)
+        if not any(found["sets"] for found in part["chains"])
+    ]
+    if not empty:
+        return []
+    ever = {
+        label
+        for value in history.stat_values(
+            run.config.state_dir, run.profile.name, "backup", chains.ROOTS_STAT
+        )
+        if isinstance(value, list)
+        for label in value
+    }
+    return [label for label in empty if label in ever]
 
 
 def _missing_volumes(profile: Profile, collection: dict) -> list[dict]:
@@ -272,6 +318,8 @@ def last_checks(state_dir, profile: str, *, conclusive: bool = False) -> dict[st
     for row in history.runs(state_dir, profile, limit=1000, actions=("verify", "drill")):
         if row["result"] is None:
             continue  # running, or killed before it recorded an outcome
+        if row["exit_code"] == ExitCode.USAGE:
+            continue  # refused for its command line (--kit without --from-nothing): no check
         stats = row["stats"] or {}
         if row["action"] == "verify":  # the runner records the kind (Run.marks) from the start
             kind = "read_data" if "read_data" in stats else "verify"

@@ -70,6 +70,13 @@ def print_status(result, args) -> None:
             "its manifest is missing at the target and newer backups follow it, so restores "
             f"from it on fail: restore from before it (--time), then take a full backup ({full})"
         )
+    for root in s.get("lost_roots", []):  # split_chains: a backed-up root's chain is gone
+        output.info(
+            f"  BROKEN: the chain of {root} is gone from the target though the run history "
+            f"shows it was backed up: a restore of {root} fails: run "
+            f"{suggest.command('backup', s['profile'])} to start a new chain for it, and find "
+            "out what removed it"
+        )
     if s.get("future_sets_fix"):  # a clock that was ahead (future_sets.py)
         output.info(f"  REFUSED: backups and retention refuse to run: {s['future_sets_fix']}")
     for why in s.get("backup_refused") or []:  # no passphrase, a key not in the keyring

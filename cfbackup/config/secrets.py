@@ -144,15 +144,33 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def _run_secret_command(command: str, where: str) -> str:
-    from cfbackup import execute
-
+def _command_argv(command: str, where: str) -> list[str]:
     try:
         argv = shlex.split(command)
     except ValueError as error:
         raise ConfigError(f"{where}: cannot split the command: {error}.") from None
     if not argv:
         raise ConfigError(f"{where}: the command is empty.")
+    return argv
+
+
+def check_secret_command(command: str, where: str) -> None:
+    """Refuse, as running it would, a secret command that cannot be run (it cannot be split,
+    or its program is not found), without running it: for ``status``, which needs no such
+    secret and must not make a ``pass show`` or a vault read (or a prompt) on every call."""
+    import shutil
+
+    from cfbackup import execute
+
+    shown = _command_argv(command, where)[0]
+    if shutil.which(shown, path=execute.child_environment(None)["PATH"]) is None:
+        raise ConfigError(f"{where}: {shown} was not found: install it or check PATH.")
+
+
+def _run_secret_command(command: str, where: str) -> str:
+    from cfbackup import execute
+
+    argv = _command_argv(command, where)
     try:
         result = execute.capture(argv, timeout=60, own_group=True)
     except CfbackupError as error:

@@ -49,6 +49,20 @@ def cfbackup_check(run):
 
 
 @hookimpl
+def cfbackup_status(run):
+    """A schedule of the profile that missed its last run (its daemon or timer stopped)."""
+    import sqlite3
+
+    from cfbackup.errors import CfbackupError
+    from cfbackup_scheduler.overdue import overdue
+
+    try:
+        return overdue(run.profile, run.config.state_dir)
+    except (CfbackupError, OSError, sqlite3.Error):  # an invalid schedule: check says it
+        return None  # status must not fail for a warning's sake
+
+
+@hookimpl
 def cfbackup_register_commands(subparsers, context):
     p = subparsers.add_parser(
         "schedule", help="run or install the profiles' schedules (backup, drill, verify)"

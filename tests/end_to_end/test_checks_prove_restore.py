@@ -117,3 +117,32 @@ def test_a_split_root_whose_chain_vanished_fails_every_check(tmp_path, make_conf
         assert "include root(s) /b of profile main have no backup at" in line, line
         assert f"cfbackup -c {config} backup main" in line
         assert "/b, /c" not in line
+
+
+def test_status_says_a_split_roots_chain_vanished(tmp_path, make_config, cfbackup):
+    """split_chains: with a root's chain removed from the target, status listed the other
+    roots' chains, "broken": false, until a check ran: the chain of that root simply was not
+    there. A root the run history shows backed up is now BROKEN (``lost_roots`` in --json);
+    one added since the last backup is not (its first backup is still to come)."""
+    from cfbackup import chains
+
+    src, target = tmp_path / "src", tmp_path / "target"
+    for root in ("a", "b", "c"):
+        (src / root).mkdir(parents=True)
+        (src / root / f"{root}.txt").write_text(f"root {root}\n")
+    extra = f'include = ["{src}/a", "{src}/b"]\nsplit_chains = true\n'
+    config = make_config(source=src, target=f"file://{target}", extra=extra)
+    assert cfbackup("-c", config, "backup", "main").returncode == 0
+    config.write_text(config.read_text().replace(f'"{src}/b"]', f'"{src}/b", "{src}/c"]'))
+    for name in (target / chains.slug_of("b")).iterdir():
+        name.unlink()
+    result = cfbackup("-c", config, "status", "main")
+    assert result.returncode == 0, result
+    (line,) = [x.strip() for x in result.stdout.splitlines() if x.strip().startswith("BROKEN")]
+    assert line == (
+        "BROKEN: the chain of /b is gone from the target though the run history shows it was "
+        f"backed up: a restore of /b fails: run cfbackup -c {config} backup main to start a new "
+        "chain for it, and find out what removed it"
+    ), line
+    data = json.loads(cfbackup("-c", config, "status", "main", "--json").stdout)
+    assert data["broken"] is True and data["lost_roots"] == ["/b"], data

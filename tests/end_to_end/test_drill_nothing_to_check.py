@@ -80,3 +80,29 @@ def test_a_lost_manifest_with_nothing_before_it_is_named(tmp_path, make_config, 
     assert "no complete backup of profile main at file://" in line, line
     assert "was interrupted before its end" in line, line
     assert f"run cfbackup -c {config} backup main, which resumes it, and drill again." in line
+
+
+def test_a_drill_before_the_oldest_backup_names_it_as_restore_does(
+    tmp_path, make_config, cfbackup
+):
+    """``drill --time`` before the oldest backup said "no backup of profile main at ... at
+    that time: run a backup first", beside a backup there, without naming it; ``restore``
+    with the same --time names the oldest backup and the --time to give. The drill now says
+    what restore says (exit 5), and the --time it names drills that backup."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "file.txt").write_text("proof\n")
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backup", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup", "main").returncode == 0
+    before = "2000-01-01T00:00:00Z"
+    restore = cfbackup("-c", config, "restore", "main", tmp_path / "out", "--time", before)
+    drill = cfbackup("-c", config, "drill", "main", "--time", before)
+    assert drill.returncode == restore.returncode == ExitCode.REFUSED, drill
+    said = _error_line(restore)
+    assert _error_line(drill) == said, drill
+    assert said.endswith(f"or see every backup with cfbackup -c {config} status main."), said
+    oldest = said.split("give a --time at or after ", 1)[1].split(",", 1)[0]
+    again = cfbackup("-c", config, "drill", "main", "--time", oldest)
+    assert again.returncode == 0, again

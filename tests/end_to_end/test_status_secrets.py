@@ -66,3 +66,33 @@ def test_status_needs_no_passphrase_nor_key_but_the_swift_password(
     result = cfbackup("-c", config, "status", "main", env={"T_SWIFT_KEY": ""})
     assert result.returncode == ExitCode.CONFIG, result
     assert "profiles.main.swift" in result.stderr and "T_SWIFT_KEY" in result.stderr, result
+
+
+def test_status_never_runs_the_passphrase_command(tmp_path, make_config, cfbackup):
+    """status ran ``encryption.passphrase_command`` on every call, to see whether the next
+    backup could read its passphrase: a monitoring check calling status every few minutes made
+    ``pass show``, a vault read (audited) or a command that prompts run each time, hanging on
+    a prompt for up to its 60 s timeout. status needs no passphrase: it now only checks that
+    the command's program is there, as the backup would first."""
+    ran = tmp_path / "ran"
+    command = tmp_path / "passphrase-command"
+    command.write_text(f"#!/bin/sh\necho run >> {ran}\necho status-pw\n")
+    command.chmod(0o700)
+    config = make_config(encryption=f'passphrase_command = "{command}"')
+    assert cfbackup("-c", config, "backup", "main", "--full").returncode == 0
+    assert ran.read_text() == "run\n"  # the backup needs it
+    ran.unlink()
+    assert _refused(cfbackup, config) == []
+    assert not ran.exists(), ran.read_text()
+
+    gone = make_config(
+        encryption=f'passphrase_command = "{tmp_path}/no-such-command --quiet"', name="gone.toml"
+    )
+    (line,) = _refused(cfbackup, gone)
+    assert line == (
+        f"{REFUSED}profiles.main.encryption.passphrase_command: {tmp_path}/no-such-command was "
+        "not found: install it or check PATH."
+    ), line
+    backup = cfbackup("-c", gone, "backup", "main")  # the backup's own sentence
+    assert backup.returncode == ExitCode.CONFIG, backup
+    assert line.removeprefix(REFUSED) in backup.stderr, backup

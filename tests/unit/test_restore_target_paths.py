@@ -196,3 +196,37 @@ def test_a_staging_folder_left_by_a_dead_restore_does_not_make_the_folder_not_em
         (target / kept).mkdir()
         assert "is not empty" in _refusal(target, target, False)
         (target / kept).rmdir()
+
+
+def test_a_folder_holding_only_a_restores_hidden_folders_names_them(tmp_path):
+    """A folder where ``ls`` shows nothing was refused as "not empty" without naming what is
+    in it: the hidden staging folder of a restore running there now (``cfbackup restore web
+    .`` in another terminal), or one a ``--force`` merge that stopped part-way kept. The
+    refusal names the folder, whose restore it is, and what to do with it."""
+    from cfbackup.duplicity.commands import STAGE_PREFIX
+
+    target = tmp_path / "restore"
+    live = target / f"{STAGE_PREFIX}{os.getpid()}-b"
+    live.mkdir(parents=True)
+    message = _refusal(target, target, False)
+    assert message == (
+        f"{target} is not empty: it holds {live.name}, the staging folder of a restore still "
+        f"running there (PID {os.getpid()}): wait for that restore to finish, or restore into "
+        f"another directory (if PID {os.getpid()} is no cfbackup restore, remove the folder: "
+        f"rm -rf {live})."
+    ), message
+    live.rmdir()
+    kept = target / f"{STAGE_PREFIX}kept-99999999-c"
+    kept.mkdir()
+    message = _refusal(target, target, False)
+    assert message == (
+        f"{target} is not empty: it holds {kept.name}, the rest of a restore --force whose "
+        f"merge stopped part-way (the entries it moved are listed in {kept}/moved.nul): finish "
+        f"it by hand or delete it (rm -rf {kept}), then restore again, or restore into another "
+        "directory."
+    ), message
+    (target / "mine.txt").write_text("mine\n")  # the user's own files: the usual sentence
+    assert _refusal(target, target, False) == (
+        f"{target} is not empty: restore into an empty directory, or add --force to overwrite "
+        "what is there."
+    )

@@ -190,3 +190,24 @@ def test_a_success_with_warnings_shows_them_a_plain_success_does_not(capsys):
     print_status(result, argparse.Namespace(json=False))
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "last success" in ln)
     assert line.endswith(":00"), line  # the time, nothing after it
+
+
+def test_a_check_refused_for_its_command_line_is_not_the_last_check(tmp_path):
+    """``drill web --kit K`` without --from-nothing, or ``verify web --read-data --time 1D``,
+    exits 2 (USAGE) after its run's row is written: status then showed it as the last drill
+    ("last drill: usage, ...") in place of the drill that passed, so the one line saying
+    when the backup was last proven restorable said nothing. A usage error checked nothing."""
+    from cfbackup import history
+    from cfbackup.actions.status import last_checks
+
+    def record(action, code, result, message, stats):
+        run_id = history.record_start(tmp_path, "web1", action)
+        history.record_finish(tmp_path, run_id, code, result, message, stats)
+
+    record("drill", 0, "success", "drill of web1 passed: ...", {"from_nothing": False})
+    record("verify", 0, "success", "verify --read-data of web1 passed", {"read_data": "all"})
+    record("drill", 2, "usage", "--kit go with --from-nothing: ...", {"from_nothing": False})
+    record("verify", 2, "usage", "--read-data checks every ...", {"read_data": "all"})
+    checks = last_checks(tmp_path, "web1")
+    assert checks["drill"]["result"] == "success", checks
+    assert checks["read_data"]["result"] == "success", checks

@@ -1,0 +1,83 @@
+"""Restores, as a user who is not root, of a backup whose folders are read-only (mode 0555).
+
+Without root's CAP_DAC_OVERRIDE nothing can be moved out of, or removed from, a folder its
+owner may not write: the staged restore (``restore_merge.py``) must still be moved into place
+and its staging folder removed. The tests drop every capability (``setpriv``) so that root runs
+cfbackup as an ordinary user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+from support.cli import BIN
+
+pytestmark = pytest.mark.swift  # make_config's fixtures; the profile's target is a file:// URL
+
+AS_ROOT = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv"
+)
+
+
+def _as_a_user(cli_env, here, *args) -> subprocess.CompletedProcess:
+    """cfbackup ARGS in folder ``here`` with no capability: as a user who is not root."""
+    return subprocess.run(
+        ["setpriv", "--inh-caps=-all", "--bounding-set=-all", str(BIN / "cfbackup"), *args],
+        cwd=here,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@AS_ROOT
+@pytest.mark.parametrize("force", [False, True])
+def test_read_only_folders_restore_into_the_current_folder_as_a_user(
+    tmp_path, make_config, cfbackup, cli_env, force
+):
+    """``cfbackup restore PROFILE .`` of a source whose top folder and a subfolder are 0555
+    exited 12 ("moving the restored files into ... failed ... (Permission denied): restore
+    into an empty directory instead", typed in one) and left its staging folder, which no
+    later restore could remove either; with --force, so did a merge into a folder already
+    there. Now they restore, the folders keep the backup's modes, and nothing is left."""
+    src = tmp_path / "src"
+    (src / "ro").mkdir(parents=True)
+    (src / "ro" / "f").write_text("in a read-only folder\n")
+    (src / "top.txt").write_text("top\n")
+    os.chmod(src / "ro", 0o555)
+    os.chmod(src, 0o555)
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    here = tmp_path / "restore"
+    here.mkdir()
+    if force:  # what is there already: a file of the user's, and the read-only folder's name
+        (here / "mine.txt").write_text("mine\n")
+        (here / "ro").mkdir()
+        (here / "ro" / "old").write_text("old\n")
+    done = _as_a_user(cli_env, here, "-c", config, "restore", "main", ".", *(["--force"] * force))
+    try:
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert (here / "top.txt").read_text() == "top\n"
+        assert (here / "ro" / "f").read_text() == "in a read-only folder\n"
+        assert _mode(here) == 0o555 and _mode(here / "ro") == 0o555
+        assert [p.name for p in here.iterdir() if p.name.startswith(".cfbackup")] == []
+        if force:
+            assert (here / "mine.txt").read_text() == "mine\n"
+            assert (here / "ro" / "old").read_text() == "old\n"
+    finally:
+        for folder in (here, *here.rglob("*")):
+            if folder.is_dir() and not folder.is_symlink():
+                os.chmod(folder, 0o755)

@@ -1,0 +1,59 @@
+"""``cfbackup status`` says when a scheduled drill, verify or backup missed its last run (the
+daemon or its timers stopped): a three-week-old "last drill: success" looked as healthy as last
+Sunday's, and nothing but a metrics alert could tell."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sqlite3
+
+import pytest
+
+pytestmark = pytest.mark.swift  # make_config's fixtures; the profile's target is a file:// URL
+
+
+def _age_runs(state_dir, action: str, days: float) -> None:
+    """Make the runs of ``action`` as old as if they had run ``days`` ago."""
+    with sqlite3.connect(state_dir / "history.sqlite3") as conn:
+        conn.execute(
+            "UPDATE runs SET started=started-?, finished=finished-? WHERE action=?",
+            (days * 86400, days * 86400, action),
+        )
+
+
+def test_a_scheduled_drill_that_missed_its_time_is_flagged_by_status(
+    tmp_path, make_config, cfbackup
+):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "file.txt").write_text("proof\n")
+    config = make_config(
+        target=f"file://{tmp_path}/backups",
+        encryption='mode = "none"',
+        more='[profiles.main.drill]\ncron = "0 5 * * *"\nmax_wait = "1m"\nsample = "100%"\n',
+    )
+    assert cfbackup("-c", config, "backup", "main").returncode == 0
+    assert cfbackup("-c", config, "drill", "main").returncode == 0
+    fresh = cfbackup("-c", config, "status", "main")
+    assert fresh.returncode == 0 and "WARNING" not in fresh.stdout, fresh
+
+    _age_runs(tmp_path / "state", "drill", 3)  # the daemon stopped three days ago
+    late = cfbackup("-c", config, "status", "main")
+    assert late.returncode == 0, late  # status reports; it never fails for what it finds
+    (line,) = [ln.strip() for ln in late.stdout.splitlines() if "WARNING" in ln]
+    again = f"cfbackup -c {config} drill main"
+    assert line.startswith(
+        "WARNING: the drill scheduled in profiles.main.drill (cron '0 5 * * *') was due at "
+    ), line
+    assert "and has not run since (its last run began " in line, line
+    assert line.endswith(f"(cfbackup -c {config} schedule list shows them), or run {again} now."), (
+        line
+    )
+    typo = cfbackup("-c", config, "drill", "main", "--kit", tmp_path / "kit")  # exit 2: no drill
+    assert "WARNING" in cfbackup("-c", config, "status", "main").stdout, typo
+    data = json.loads(cfbackup("-c", config, "status", "main", "--json").stdout)
+    assert [f"WARNING: {w}" for w in data["plugin_warnings"]] == [line]
+
+    assert cfbackup(*shlex.split(again)[1:]).returncode == 0  # the fix, as printed
+    done = cfbackup("-c", config, "status", "main")
+    assert "WARNING" not in done.stdout, done
