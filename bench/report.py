@@ -206,14 +206,23 @@ def as_json(bench: Bench) -> dict:
     }
 
 
+def normalized_argv(text: str, tool: str, work: str) -> str:
+    """A command line with the bench's work dir, the tool's own folder and container
+    (".../cfbackup/archive", "swift://cfbackup-r0") and the log fd put as placeholders; the same
+    word inside an option stays (cfbackup's "--exclude=**/.cfbackup-restore-*", which dup-same
+    runs too: replaced, the check reported a difference that was not there)."""
+    text = text.replace(work, "<work>")
+    text = re.sub(rf"(?<=/){re.escape(tool)}(?=[-/\s]|$)", "<tool>", text)
+    return re.sub(r"--log-fd=\d+", "--log-fd=N", text)
+
+
 def argv_check(bench: Bench) -> str:
     """Compare what dup-same ran with what cfbackup ran, paths and names normalized."""
     if "dup-same" not in bench.argv or not bench.ran:
         return ""
 
     def normal(text: str, tool: str) -> str:
-        text = text.replace(str(bench.work), "<work>").replace(tool, "<tool>")
-        return re.sub(r"--log-fd=\d+", "--log-fd=N", text)
+        return normalized_argv(text, tool, str(bench.work))
 
     same = {
         w: normal(" ".join(duplicity_words(" ".join(a))), "dup-same")

@@ -219,3 +219,21 @@ def test_retention_runs_add_up_into_one_sample():
     both = first.plus(second)
     assert (both.wall, both.cpu, both.swift_cpu, both.user, both.steal) == (3.0, 1.5, 0.75, 1, 0.75)
     assert (both.peak_rss, both.returncode, both.load, both.rep) == (300, 1, 2.0, 3)
+
+
+def test_the_argv_check_keeps_the_tool_name_inside_an_option():
+    """cfbackup's exclude of its restore staging folders named "cfbackup" too: replaced by
+    "<tool>" in cfbackup's line only, dup-same's same exclude made the check report that dup-same
+    did not run what cfbackup ran."""
+    import report  # noqa: PLC0415
+
+    mine = (
+        "backup --log-fd=7 --exclude=**/.cfbackup-restore-* "
+        "--archive-dir=/W/r0/{}/archive /W/src swift://{}-r0"
+    )
+    cfbackup = report.normalized_argv(mine.format("cfbackup", "cfbackup"), "cfbackup", "/W")
+    same = report.normalized_argv(mine.format("dup-same", "dup-same"), "dup-same", "/W")
+    assert cfbackup == same
+    assert "--exclude=**/.cfbackup-restore-*" in cfbackup
+    assert "swift://<tool>-r0" in cfbackup and "<work>/r0/<tool>/archive" in cfbackup
+    assert "--log-fd=N" in cfbackup
