@@ -86,9 +86,10 @@ def refuse_kit_options(run: Run) -> None:
     """``--kit`` and ``--passphrase-file`` belong to ``--from-nothing``."""
     given = [f"--{k.replace('_', '-')}" for k in KIT_OPTIONS if run.options.get(k)]
     if given:
+        go, them = ("go", "them") if len(given) > 1 else ("goes", "it")
         raise CfbackupError(
-            f"{' and '.join(given)} go with --from-nothing: add --from-nothing to drill from the "
-            "recovery kit, or leave them out.",
+            f"{' and '.join(given)} {go} with --from-nothing: add --from-nothing to drill from "
+            f"the recovery kit, or leave {them} out.",
             exit_code=ExitCode.USAGE,
         )
 

@@ -104,7 +104,8 @@ def test_drill_from_nothing_uses_the_kit_alone(
     assert "has no recovery kit to drill from" in _one_line(none)
     assert f"cfbackup -c {config} recovery-kit export" in none.stderr  # runs as printed
     usage = cfbackup("-c", config, "drill", "main", "--kit", tmp_path / "k", env=env)
-    assert usage.returncode == ExitCode.USAGE and "go with --from-nothing" in usage.stderr
+    assert usage.returncode == ExitCode.USAGE, usage
+    assert "--kit goes with --from-nothing: " in usage.stderr and "leave it out." in usage.stderr
 
     exported = cfbackup("-c", config, "recovery-kit", "export", tmp_path / "kits", env=env)
     assert exported.returncode == 0, exported
