@@ -31,9 +31,10 @@ from cfbackup.duplicity.times import as_typed_later
 from cfbackup.errors import CfbackupError, ExitCode, NoBackupFound, VerifyDifferences
 from cfbackup.progress import human_bytes
 from cfbackup.runtypes import Run, RunResult
-from cfbackup.units import human_duration, parse_duration
+from cfbackup.units import human_duration, parse_duration, printable_name
 
-SHOWN = 5  # problems named in the one-line message (all of them are in the report and history)
+SHOWN = 5  # causes named in the one-line message (all of them are in the report and history)
+NAMED = 3  # files named for each cause
 
 
 def options_of(run: Run) -> tuple[sampling.Sample, int | None, int]:
@@ -112,8 +113,7 @@ def _drill(run: Run, facts: dict) -> RunResult:
     summary = _summary(report, elapsed, limit)
     problems = report.named(drill.MISMATCH) + report.named(drill.FAILED)
     if problems:
-        shown = "; ".join(p.describe() for p in problems[:SHOWN])
-        more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
+        shown = _by_cause(problems)
         also = (
             f" ({len(report.errors)} restore(s) also failed for another cause: "
             f"{report.errors[0].message.rstrip('.')})"
@@ -122,7 +122,7 @@ def _drill(run: Run, facts: dict) -> RunResult:
         )
         error = VerifyDifferences(
             f"{what} found {report.count(drill.MISMATCH)} mismatch(es) and "
-            f"{report.count(drill.FAILED)} file(s) that cannot be restored: {shown}{more}: the "
+            f"{report.count(drill.FAILED)} file(s) that cannot be restored: {shown}: the "
             f"backup is damaged; {suggest.command('verify', profile.name, '--read-data')} names "
             f"the bad volumes, and {suggest.command('backup', profile.name, '--full')} starts a "
             f"sound chain{also} [{summary}].",
@@ -149,6 +149,23 @@ def _drill(run: Run, facts: dict) -> RunResult:
         data=report,
         message=f"{what} passed{how}: {summary}{left_out_text(left_out)}",
     )
+
+
+def _by_cause(problems: list[drill.FileResult]) -> str:
+    """``a, b, c and 9 more file(s): its volume 3 ... is corrupt; d: restored as ...``: files
+    with one cause named together, so one damaged volume reads as one cause, not as the same
+    sentence after each of its files; at most SHOWN causes, the files left over counted."""
+    causes: dict[str, list[str]] = {}
+    for problem in problems:
+        causes.setdefault(problem.reason, []).append(printable_name(problem.path))
+    parts = []
+    for reason, paths in list(causes.items())[:SHOWN]:
+        names = ", ".join(paths[:NAMED])
+        if len(paths) > NAMED:
+            names += f" and {len(paths) - NAMED} more file(s)"
+        parts.append(f"{names}: {reason}" if reason else names)
+    left = sum(len(paths) for paths in list(causes.values())[SHOWN:])
+    return "; ".join(parts) + (f"; and {left} more file(s)" if left else "")
 
 
 def _nothing_checked(

@@ -113,3 +113,18 @@ def test_a_drill_that_checked_no_file_suggests_one_that_can():
         "checked none of the 1 file(s) it sampled, so it proves nothing: a: not restored;" in none
     )
     assert none.endswith("drill again: cfbackup -c /etc/cfb.toml drill web1 --sample 2% --time 3D")
+
+
+def test_files_lost_to_one_cause_are_named_together_in_the_message():
+    """Eight files of one damaged volume read as one cause, not as the same sentence after each
+    of the first five files; another cause keeps its own place."""
+    volume = "its volume 3 of the full backup of 2026-12-06 (x.vol3.difftar.gpg) is corrupt"
+    problems = [drill.FileResult(f"d/f{n}", 0, drill.FAILED, reason=volume) for n in range(8)]
+    problems.append(drill.FileResult("e/g", 0, drill.MISMATCH, reason="mode 0600, backup 0644"))
+    shown = drill_action._by_cause(problems)
+    assert shown == (
+        f"d/f0, d/f1, d/f2 and 5 more file(s): {volume}; e/g: mode 0600, backup 0644"
+    )
+    assert shown.count(volume) == 1
+    causes = [drill.FileResult(f"c{n}", 0, drill.FAILED, reason=f"cause {n}") for n in range(7)]
+    assert drill_action._by_cause(causes).endswith("c4: cause 4; and 2 more file(s)")
