@@ -48,11 +48,16 @@ log = logging.getLogger("cfbackup")
 
 
 def run_restore(run: Run) -> RunResult:
-    # the refusals of a folder in the way first (nothing made yet), then the folder is held
-    # against any other restore into it (restore_lock.py) until the last move and clean-up,
-    # and checked again under that lock
-    target, destination, _, exact = _check(run)
-    with restore_lock.held(destination.parent if exact else target):
+    # the folder is held against any other restore into it (restore_lock.py) from the checks
+    # of the target to the last move and clean-up: a folder there is locked first (a second
+    # restore into it hears of the first, not that the first's files make it "not empty"); a
+    # folder to be made is checked first, so that what is in its way is refused before
+    # anything is made, then again under the lock
+    target, destination, rel, exact = _places(run)
+    folder = destination.parent if exact else target
+    if not folder.is_dir() or folder.is_symlink():
+        _check(run)
+    with restore_lock.held(folder):
         # one login and one listing of the target for the checks and the prefetch's plan,
         # whose downloads start with that login's token
         with target_view(run, retries=stores.request_retries(run.profile)):
@@ -62,17 +67,22 @@ def run_restore(run: Run) -> RunResult:
             return _restore(run)
 
 
-def _check(run: Run) -> tuple[Path, Path, str | None, bool]:
+def _places(run: Run) -> tuple[Path, Path, str | None, bool]:
     """The restore's target folder, where it restores (``--path``'s place in it, or the file's
-    own path: ``exact``), the path restored, and ``exact``; refused (restore_target.py) when
-    they cannot take the restore, before anything downloads."""
+    own path: ``exact``), the path restored, and ``exact``."""
     target = target_of(run.options)
-    force = bool(run.options.get("force"))
     path = run.options.get("path")
     rel = relative_path(run, path) if path else None
     exact = bool(run.options.get("exact_destination"))
-    destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
+    return target, target / rel if rel and not exact else target, rel, exact
+
+
+def _check(run: Run) -> tuple[Path, Path, str | None, bool]:
+    """``_places``, refused (restore_target.py) when they cannot take the restore, before
+    anything downloads."""
+    target, destination, rel, exact = _places(run)
+    force = bool(run.options.get("force"))
 
     def elsewhere(real: str) -> str | None:  # the same restore into the folder a symlink names
         return None if exact else restore_report.restore_command(run, real, rel, force)

@@ -84,10 +84,13 @@ class HeldRestore:
             self.process.wait()
 
 
+@pytest.mark.parametrize("second", [["--force"], []], ids=["force", "plain"])
 @pytest.mark.parametrize("first", ["--force", "."])
 def test_a_restore_of_another_profile_into_a_folder_being_restored_into_is_refused(
-    tmp_path, two_configs, cfbackup, cli_env, first
+    tmp_path, two_configs, cfbackup, cli_env, first, second
 ):
+    """Without --force too, the second restore hears of the first: not that the first's files
+    (or its hidden staging folder) make the folder "not empty", which --force then merged."""
     config, other = two_configs
     folder = tmp_path / "restore"
     folder.mkdir()
@@ -99,13 +102,13 @@ def test_a_restore_of_another_profile_into_a_folder_being_restored_into_is_refus
         held = HeldRestore(tmp_path, cli_env, ["-c", config, "restore", "main", "."], cwd=folder)
     try:
         before = snapshot(folder)
-        second = cfbackup("-c", other, "restore", "other", folder, "--force")
-        assert second.returncode == ExitCode.LOCKED, second
-        assert second.stderr == (
+        refused = cfbackup("-c", other, "restore", "other", folder, *second)
+        assert refused.returncode == ExitCode.LOCKED, refused
+        assert refused.stderr == (
             f"cfbackup: error: {folder} is being restored into by another restore (PID "
             f"{held.process.pid}): wait for it to finish (the lock is released when that "
             "process ends), or restore into another folder.\n"
-        ), second
+        ), refused
         assert snapshot(folder) == before  # nothing touched
         code, stderr = held.release()
     finally:
@@ -113,6 +116,8 @@ def test_a_restore_of_another_profile_into_a_folder_being_restored_into_is_refus
     assert code == 0, stderr
     assert (folder / "etc" / "hosts").read_text() == "127.0.0.1 localhost\n"
     assert not list(folder.glob(".cfbackup-restore-*"))
+    if first == "--force":
+        assert (folder / "mine.txt").read_text() == "the user's own file\n"
     # the folder is free again: the same restore of the other profile now runs
     again = cfbackup("-c", other, "restore", "other", folder, "--force")
     assert again.returncode == 0, again

@@ -57,3 +57,12 @@ def test_a_failed_restore_removes_the_folders_made_for_it_when_empty(tmp_path):
         (folder / "kept").write_text("something restored\n")
         raise RestoreTargetError("failed")
     assert (folder / "kept").exists()  # only empty folders are removed
+
+
+def test_a_new_folder_made_by_the_first_restore_is_refused_to_the_second_and_kept(tmp_path):
+    folder = tmp_path / "new"
+    with restore_lock.held(folder) as made:
+        assert made == [folder]
+        with pytest.raises(LockHeld), restore_lock.held(folder):
+            pass
+        assert folder.is_dir()  # the refused one never removes what the first restores into
