@@ -78,15 +78,15 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _shared(stack: contextlib.ExitStack, above: Path, folder: Path) -> bool:
-    """A shared lock on ``above``, a folder holding ``folder``: False when it cannot be had
-    (a folder this user may not read, a file system that cannot lock: nothing to hold)."""
+def _shared(stack: contextlib.ExitStack, above: Path, folder: Path) -> None:
+    """A shared lock on ``above``, a folder holding ``folder``; none on a folder this user may
+    not read (the folders above it are still held)."""
     try:
         fd = os.open(above, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
-        return True  # the folders above it are still held
+        return
     stack.callback(os.close, fd)
-    return _flock(fd, fcntl.LOCK_SH, above, inner=folder)
+    _flock(fd, fcntl.LOCK_SH, above, inner=folder)
 
 
 def _exclusive(stack: contextlib.ExitStack, folder: Path) -> None:

@@ -157,3 +157,41 @@ def test_a_restore_inside_or_around_a_folder_being_restored_into_is_refused(
         held.stop()
     assert code == 0, stderr
     assert (inner / "etc" / "hosts").exists() and (outer / "beside" / "top.txt").exists()
+
+
+def test_a_dt_cf_backup_restore_into_a_folder_being_restored_into_is_refused(
+    tmp_path, two_configs, cfbackup, cli_env
+):
+    """The old front-end's restore goes through the same lock: another backup, another state,
+    the same folder."""
+    config, _ = two_configs
+    (tmp_path / "old-src").mkdir()
+    (tmp_path / "old-src" / "old.txt").write_text("old\n")
+    old = tmp_path / "old.conf"
+    old.write_text(
+        f'ROOT="{tmp_path}/old-src"\nDEST="file://{tmp_path}/old-dest"\nINCLIST=()\n'
+        f"EXCLIST=()\nENCRYPTION='no'\nLOGDIR=\"{tmp_path}/old-logs/\"\n"
+    )
+    old.chmod(0o600)
+    home = tmp_path / "old-home"
+    home.mkdir()
+    env = {**cli_env, "HOME": str(home)}
+    assert cfbackup("-c", old, "-b", program="dt-cf-backup", env=env).returncode == 0
+    folder = tmp_path / "restore"
+    folder.mkdir()
+    held = HeldRestore(tmp_path, cli_env, ["-c", config, "restore", "main", folder, "--force"])
+    try:
+        refused = cfbackup(
+            "-c", old, "--force", "--restore", folder, program="dt-cf-backup", env=env
+        )
+        assert refused.returncode == ExitCode.LOCKED, refused
+        assert (
+            f"{folder} is being restored into by another restore (PID {held.process.pid}): "
+            "wait for it to finish" in refused.stderr
+        ), refused
+        assert not (folder / "old.txt").exists()
+        code, stderr = held.release()
+    finally:
+        held.stop()
+    assert code == 0, stderr
+    assert not (folder / "old.txt").exists()
