@@ -14,7 +14,7 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 1  # a bug in cfbackup: the only case that may show a traceback (with --debug)
     USAGE = 2  # bad command line (argparse uses 2 as well)
     CONFIG = 3  # the config file is missing, unreadable, invalid or unsafe
-    LOCKED = 4  # another cfbackup run holds this profile's lock (or the firewall lock-down)
+    LOCKED = 4  # another run holds the profile's lock, the firewall lock-down or the folder
     REFUSED = 5  # a precondition or a plugin guard vetoed the run before anything changed
     QUOTA = 6  # a Swift quota would be, or was, exceeded
     DUPLICITY = 7  # duplicity failed; its own exit code is in the message
@@ -33,7 +33,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.USAGE: "bad command line",
     ExitCode.CONFIG: "configuration error (missing, invalid or unsafe config file)",
     ExitCode.LOCKED: (
-        "another run holds the profile's lock (or, for a restore, the firewall lock-down)"
+        "another run holds the profile's lock (or, for a restore, the firewall lock-down, or "
+        "another restore's hold on its target folder)"
     ),
     ExitCode.REFUSED: "a precondition or plugin guard refused to start the run",
     ExitCode.QUOTA: "a Swift container or account quota would be or was exceeded",

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cfbackup import chains, prefetch, restore_merge, restore_target, stores
+from cfbackup import chains, prefetch, restore_lock, restore_merge, restore_target, stores
 from cfbackup.actions import restore_paths, restore_report
 from cfbackup.actions.common import (
     chains_at_time,
@@ -48,24 +48,41 @@ log = logging.getLogger("cfbackup")
 
 
 def run_restore(run: Run) -> RunResult:
-    # one login and one listing of the target for the checks and the prefetch's plan, whose
-    # downloads start with that login's token
-    with target_view(run, retries=stores.request_retries(run.profile)):
-        if run.target_view is not None and prefetch.enabled(run.profile):
-            # the first volumes' connections, opened while the checks list the target
-            run.target_view.connect_ahead(prefetch.WORKERS)
-        return _restore(run)
+    # the folder is held against any other restore into it (restore_lock.py) from the checks
+    # of the target to the last move and clean-up: a folder there is locked first (a second
+    # restore into it hears of the first, not that the first's files make it "not empty"); a
+    # folder to be made is checked first, so that what is in its way is refused before
+    # anything is made, then again under the lock
+    target, destination, rel, exact = _places(run)
+    folder = destination.parent if exact else target
+    if not folder.is_dir() or folder.is_symlink():
+        _check(run)
+    with restore_lock.held(folder):
+        # one login and one listing of the target for the checks and the prefetch's plan,
+        # whose downloads start with that login's token
+        with target_view(run, retries=stores.request_retries(run.profile)):
+            if run.target_view is not None and prefetch.enabled(run.profile):
+                # the first volumes' connections, opened while the checks list the target
+                run.target_view.connect_ahead(prefetch.WORKERS)
+            return _restore(run)
 
 
-def _restore(run: Run) -> RunResult:
-    profile = run.profile
+def _places(run: Run) -> tuple[Path, Path, str | None, bool]:
+    """The restore's target folder, where it restores (``--path``'s place in it, or the file's
+    own path: ``exact``), the path restored, and ``exact``."""
     target = target_of(run.options)
-    force = bool(run.options.get("force"))
     path = run.options.get("path")
     rel = relative_path(run, path) if path else None
     exact = bool(run.options.get("exact_destination"))
-    destination = target / rel if rel and not exact else target
     when_of(run)  # a mistyped --time is a usage error before anything else happens
+    return target, target / rel if rel and not exact else target, rel, exact
+
+
+def _check(run: Run) -> tuple[Path, Path, str | None, bool]:
+    """``_places``, refused (restore_target.py) when they cannot take the restore, before
+    anything downloads."""
+    target, destination, rel, exact = _places(run)
+    force = bool(run.options.get("force"))
 
     def elsewhere(real: str) -> str | None:  # the same restore into the folder a symlink names
         return None if exact else restore_report.restore_command(run, real, rel, force)
@@ -74,6 +91,17 @@ def _restore(run: Run) -> RunResult:
     restore_target.check_target(
         target, destination, force, rel=rel, exact=exact, folder=a_folder, again=elsewhere
     )
+    return target, destination, rel, exact
+
+
+def _restore(run: Run) -> RunResult:
+    profile = run.profile
+    target, destination, rel, exact = _check(run)
+    force = bool(run.options.get("force"))
+
+    def elsewhere(real: str) -> str | None:  # the same restore into the folder a symlink names
+        return None if exact else restore_report.restore_command(run, real, rel, force)
+
     require_target(run)
     env = prepare(run, need_secret_key=True)
     wanted, inside = chains.for_path(chains.of(profile), rel or "")
