@@ -81,3 +81,42 @@ def test_read_only_folders_restore_into_the_current_folder_as_a_user(
         for folder in (here, *here.rglob("*")):
             if folder.is_dir() and not folder.is_symlink():
                 os.chmod(folder, 0o755)
+
+
+@AS_ROOT
+def test_restore_force_again_over_read_only_folders_as_a_user(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """``restore --force`` over what the same restore left (a read-only folder there already,
+    as the backup has it) stopped part-way as a user: the restored files could not move into
+    the 0555 folder (Permission denied), exit 12, a kept staging folder, and the retry it
+    suggested failed the same way. Now the folder takes them and keeps the backup's mode."""
+    src = tmp_path / "src"
+    (src / "ro").mkdir(parents=True)
+    (src / "ro" / "f").write_text("in a read-only folder\n")
+    (src / "a.txt").write_text("moved before ro\n")
+    os.chmod(src / "ro", 0o555)
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    here = tmp_path / "restore"
+    here.mkdir()
+    try:
+        first = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", str(here))
+        assert first.returncode == 0, first.stderr
+        assert _mode(here / "ro") == 0o555
+        (here / "ro" / "mine").mkdir(mode=0o555)  # the user's own, in the read-only folder
+        (here / "a.txt").write_text("changed since\n")
+        again = _as_a_user(
+            cli_env, tmp_path, "-c", config, "restore", "main", str(here), "--force"
+        )
+        assert again.returncode == 0, again.stderr
+        assert (here / "a.txt").read_text() == "moved before ro\n"
+        assert (here / "ro" / "f").read_text() == "in a read-only folder\n"
+        assert _mode(here / "ro") == 0o555 and _mode(here / "ro" / "mine") == 0o555
+        assert [p.name for p in here.iterdir() if p.name.startswith(".cfbackup")] == []
+    finally:
+        for folder in (here, *here.rglob("*")):
+            if folder.is_dir() and not folder.is_symlink():
+                os.chmod(folder, 0o755)
