@@ -57,3 +57,53 @@ def test_a_scheduled_drill_that_missed_its_time_is_flagged_by_status(
     assert cfbackup(*shlex.split(again)[1:]).returncode == 0  # the fix, as printed
     done = cfbackup("-c", config, "status", "main")
     assert "WARNING" not in done.stdout, done
+
+
+def test_a_run_still_going_or_ended_after_its_next_time_is_not_flagged(
+    tmp_path, make_config, cfbackup
+):
+    """An hourly drill that takes 80 minutes: the daemon skips the time due while it runs (one
+    run of a schedule at a time), and status said "was due at ... and has not run since" of a
+    drill running right then, or just finished: a false alarm at every long run. A drill that
+    ended before its time and none since is still flagged."""
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "file.txt").write_text("proof\n")
+    config = make_config(
+        target=f"file://{tmp_path}/backups",
+        encryption='mode = "none"',
+        more='[profiles.main.drill]\ncron = "0 * * * *"\nmax_wait = "1m"\nsample = "100%"\n',
+    )
+    assert cfbackup("-c", config, "backup", "main").returncode == 0
+    assert cfbackup("-c", config, "drill", "main").returncode == 0
+    history = tmp_path / "state" / "history.sqlite3"
+    # a cfbackup drill still running (its row has no outcome yet, its pid lives)
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "cfbackup"])
+    try:
+        now = time.time()
+        with sqlite3.connect(history) as conn:
+            conn.execute(
+                "UPDATE runs SET started=?, finished=NULL, exit_code=NULL, result=NULL, "
+                "stats=? WHERE action='drill'",
+                (now - 80 * 60, json.dumps({"pid": running.pid})),
+            )
+        busy = cfbackup("-c", config, "status", "main")
+        assert busy.returncode == 0 and "WARNING" not in busy.stdout, busy
+    finally:
+        running.kill()
+        running.wait()
+    with sqlite3.connect(history) as conn:  # it ended a minute ago, after the time it skipped
+        conn.execute(
+            "UPDATE runs SET finished=?, exit_code=0, result='success', stats='{}' "
+            "WHERE action='drill'",
+            (now - 60,),
+        )
+    ended = cfbackup("-c", config, "status", "main")
+    assert ended.returncode == 0 and "WARNING" not in ended.stdout, ended
+    with sqlite3.connect(history) as conn:  # it ended before its next time: that one was missed
+        conn.execute("UPDATE runs SET finished=started+60 WHERE action='drill'")
+    missed = cfbackup("-c", config, "status", "main")
+    assert "WARNING: the drill scheduled in profiles.main.drill" in missed.stdout, missed
