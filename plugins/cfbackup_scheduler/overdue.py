@@ -10,7 +10,7 @@ says ``never``, and one just added has had no chance yet.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,9 @@ def overdue(profile: Any, state_dir: Path, now: datetime | None = None) -> list[
             else f"every {schedule.interval} s"
         )
         found.append(
-            f"the {what} scheduled in {schedule.table} ({timing}) was due at {when(due)} and "
-            f"has not run since (its last run began {when(last)}): check that cfbackup "
+            f"the {what} scheduled in {schedule.table} ({timing}) was due at "
+            f"{when(due.astimezone())} and has not run since (its last run began {when(last)}): "
+            "check that cfbackup "
             f"schedule run or its timers run ({suggest.command('schedule', 'list')} shows "
             f"them), or run {suggest.command(schedule.action, profile.name, *schedule.arguments)}"
             " now."
@@ -94,8 +95,12 @@ def _last_due(schedule: Schedule, moment: datetime) -> datetime | None:
         if fire is None or fire > moment:
             continue
         while True:
+            # in UTC: a local time plus a second is wall-clock arithmetic, which drops the fold
+            # of the hour the clocks go back (01:00 EST + 1 s is 01:00:01 EDT, an hour back):
+            # the trigger gave the same time again, and status looped for ever that night
+            fire = fire.astimezone(UTC)
             following = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-            if following is None or following > moment:
+            if following is None or following > moment or following <= fire:
                 return fire
             fire = following
     return None

@@ -5,6 +5,7 @@ Sunday's, and nothing but a metrics alert could tell."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sqlite3
 
@@ -107,3 +108,42 @@ def test_a_run_still_going_or_ended_after_its_next_time_is_not_flagged(
         conn.execute("UPDATE runs SET finished=started+60 WHERE action='drill'")
     missed = cfbackup("-c", config, "status", "main")
     assert "WARNING: the drill scheduled in profiles.main.drill" in missed.stdout, missed
+
+
+def test_the_last_due_time_on_the_night_the_clocks_go_back():
+    """Berlin, 2026-10-25: 03:00 CEST becomes 02:00 CET (01:00 UTC). An hourly schedule's
+    02:00 CET comes a second time (fold 1); the next due time was asked for from it plus a
+    second of wall-clock arithmetic, which dropped the fold (02:00:01 CEST, an hour back): the
+    trigger gave 02:00 CET again, and status looped for ever, that night, at every call."""
+    import subprocess
+    import sys
+
+    code = (
+        "from datetime import datetime, UTC\n"
+        "from cfbackup_scheduler.spec import Schedule, parse_cron\n"
+        "from cfbackup_scheduler.overdue import _last_due\n"
+        "for expression in ('0 * * * *', '*/15 * * * *', '30 2 * * *'):\n"
+        "    s = Schedule('p', parse_cron(expression), None, 0, 60, action='drill')\n"
+        "    for moment in ('2026-10-25T01:30', '2026-10-25T02:20', '2026-10-26T00:40'):\n"
+        "        at = datetime.fromisoformat(moment).replace(tzinfo=UTC).astimezone()\n"
+        "        print(expression, moment, _last_due(s, at).astimezone(UTC).strftime('%d %H:%M'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TZ": "Europe/Berlin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "0 * * * * 2026-10-25T01:30 25 01:00",  # 02:00 CET, the second 02:00
+        "0 * * * * 2026-10-25T02:20 25 02:00",
+        "0 * * * * 2026-10-26T00:40 26 00:00",
+        "*/15 * * * * 2026-10-25T01:30 25 01:30",
+        "*/15 * * * * 2026-10-25T02:20 25 02:15",
+        "*/15 * * * * 2026-10-26T00:40 26 00:30",
+        "30 2 * * * 2026-10-25T01:30 25 00:30",  # once, at the first 02:30 (CEST), as cron
+        "30 2 * * * 2026-10-25T02:20 25 00:30",
+        "30 2 * * * 2026-10-26T00:40 25 00:30",
+    ], done.stdout
