@@ -119,7 +119,7 @@ def _restore(run: Run) -> RunResult:
                 restore_merge.merge(stage, destination, rel, exact, again)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
-            shutil.rmtree(destination, ignore_errors=True)
+            restore_merge.remove_tree(destination)  # its read-only (0555) folders too
             with contextlib.suppress(OSError):
                 destination.unlink()
         elif emptied:  # the folder stays, empty as it was: a retry needs no --force
@@ -368,9 +368,12 @@ def _occupied(destination: Path) -> bool:
 
 
 def _empty(folder: Path) -> None:
+    """Remove what a failed restore wrote into ``folder``, empty before it: its read-only
+    (0555) folders too, which rmtree could not empty as a user (the retry was refused, the
+    folder not empty)."""
     for entry in folder.iterdir():
         if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
+            restore_merge.remove_tree(entry)
         else:
             with contextlib.suppress(OSError):
                 entry.unlink()

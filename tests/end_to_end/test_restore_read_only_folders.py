@@ -120,3 +120,49 @@ def test_restore_force_again_over_read_only_folders_as_a_user(
         for folder in (here, *here.rglob("*")):
             if folder.is_dir() and not folder.is_symlink():
                 os.chmod(folder, 0o755)
+
+
+@AS_ROOT
+@pytest.mark.parametrize("made", [False, True])
+def test_a_failed_restore_of_read_only_folders_as_a_user_leaves_nothing(
+    tmp_path, make_config, cfbackup, cli_env, made
+):
+    """A restore into a new folder, or an empty one, that fails part-way (a corrupt last
+    volume) removes what it wrote, so that the retry needs no --force. As a user, a read-only
+    folder it had restored could not be emptied (rmtree, errors ignored): the new folder
+    stayed with part of the backup in it, and the empty one was no longer empty."""
+    src = tmp_path / "src"
+    (src / "a_ro").mkdir(parents=True)
+    (src / "a_ro" / "small").write_text("restored first\n")
+    (src / "a_ro" / "big").write_bytes(os.urandom(1_500_000))
+    (src / "z").mkdir()
+    (src / "z" / "big").write_bytes(os.urandom(1_500_000))
+    os.chmod(src / "a_ro", 0o555)
+    config = make_config(
+        source=src,
+        target=f"file://{tmp_path}/backups",
+        encryption='mode = "none"',
+        extra="volsize = 1\n",
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    volumes = sorted(
+        (tmp_path / "backups").glob("*.vol*.difftar.gz"),
+        key=lambda p: int(p.name.split(".vol")[1].split(".")[0]),
+    )
+    assert len(volumes) > 2
+    volumes[-1].write_bytes(os.urandom(1000))  # the last volume: corrupt
+    here = tmp_path / "restore"
+    if made:
+        here.mkdir()
+    try:
+        done = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", str(here))
+        assert done.returncode == 7 and "is corrupt" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        if made:
+            assert list(here.iterdir()) == []
+        else:
+            assert not os.path.lexists(here)
+    finally:
+        for folder in (here, *here.rglob("*")) if here.exists() else ():
+            if folder.is_dir() and not folder.is_symlink():
+                os.chmod(folder, 0o755)
