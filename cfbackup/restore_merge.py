@@ -74,7 +74,7 @@ def _remove_from(folder: Path) -> None:
     try:
         with contextlib.suppress(OSError), interrupts.held():  # not the user's: its mode stays
             info = os.lstat(parent)
-            changed = _owner_may_write(parent, info)
+            changed = owner_may_write(parent, info)
         remove_tree(folder)
     finally:
         if changed:
@@ -210,7 +210,7 @@ def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Pa
     info = os.lstat(source)
     there = _lstat(target)
     if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
-        _owner_may_write(source, info)  # its entries move out (info keeps the backup's mode)
+        owner_may_write(source, info)  # its entries move out (info keeps the backup's mode)
         opened, own_mode = False, True  # the target folder made writable; its mode to put back
         try:
             with interrupts.held():  # a Ctrl-C in between leaves no mode changed
@@ -243,7 +243,7 @@ def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Pa
     if stat.S_ISDIR(info.st_mode):
         # a Ctrl-C waits until the folder has the backup's mode again and is listed as moved
         with interrupts.held():
-            changed = _owner_may_write(source, info)
+            changed = owner_may_write(source, info)
             try:  # a folder moved to another parent must be writable (its '..' changes)
                 _replace(source, target)
             except BaseException:
@@ -267,12 +267,12 @@ def _opened(folder: Path, info: os.stat_result) -> bool:
     if info.st_uid != os.geteuid() or os.access(folder, os.W_OK | os.X_OK):
         return False
     try:
-        return _owner_may_write(folder, info)
+        return owner_may_write(folder, info)
     except OSError:  # the move into it says why
         return False
 
 
-def _owner_may_write(folder: Path, info: os.stat_result) -> bool:
+def owner_may_write(folder: Path, info: os.stat_result) -> bool:
     """Give ``folder`` (staged, its mode in ``info``) its owner's write and search bits when it
     lacks them, so that entries can move out of it, or it to another folder: a backup's 0555
     folder, which only root could otherwise change, a user restoring it got Permission denied
@@ -290,13 +290,13 @@ def remove_tree(path: Path) -> None:
     silently left the staging folder behind. Each folder gets its owner's bits first."""
     if os.path.isdir(path) and not os.path.islink(path):
         with contextlib.suppress(OSError):
-            _owner_may_write(path, os.lstat(path))
+            owner_may_write(path, os.lstat(path))
         for folder, subfolders, _ in os.walk(path):  # top-down: a folder before its entries
             for name in subfolders:  # os.walk does not enter symlinks; chmod never follows one
                 with contextlib.suppress(OSError):
                     info = os.lstat(os.path.join(folder, name))
                     if stat.S_ISDIR(info.st_mode):
-                        _owner_may_write(Path(folder, name), info)
+                        owner_may_write(Path(folder, name), info)
     shutil.rmtree(path, ignore_errors=True)
 
 

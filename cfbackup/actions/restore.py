@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -302,14 +303,21 @@ def _utf8_place(into: Path):
     # named as restore_merge.staging's: a restore killed with -9 leaves one the next
     # restore removes
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=parent))
+    restored = stage / "restored"
     try:
-        yield stage / "restored"
-        if os.path.lexists(stage / "restored"):
+        yield restored
+        if os.path.lexists(restored):
             if into.is_dir() and not into.is_symlink():
                 into.rmdir()  # empty: duplicity restores only into an empty target
-            shutil.move(stage / "restored", into)
+            # a read-only (0555) folder moves to another parent only when writable ('..'
+            # changes): as a user, shutil.move copied it, failed to remove it (exit 1)
+            info = os.lstat(restored)
+            opened = stat.S_ISDIR(info.st_mode) and restore_merge.owner_may_write(restored, info)
+            shutil.move(restored, into)
+            if opened:
+                os.chmod(into, stat.S_IMODE(info.st_mode))
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        restore_merge.remove_tree(stage)
 
 
 @contextlib.contextmanager

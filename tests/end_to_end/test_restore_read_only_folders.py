@@ -166,3 +166,34 @@ def test_a_failed_restore_of_read_only_folders_as_a_user_leaves_nothing(
         for folder in (here, *here.rglob("*")) if here.exists() else ():
             if folder.is_dir() and not folder.is_symlink():
                 os.chmod(folder, 0o755)
+
+
+@AS_ROOT
+def test_read_only_folders_restore_into_a_target_whose_name_is_not_utf8_as_a_user(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """A target whose path is not UTF-8 (caf\\xe9) is restored beside it, then moved there:
+    as a user, a read-only (0555) top folder could not be renamed to another parent,
+    shutil.move copied it and failed to remove the copy (exit 1, an internal error and a
+    traceback) and left its staging folder. It moves, keeping the backup's modes."""
+    src = tmp_path / "src"
+    (src / "ro").mkdir(parents=True)
+    (src / "ro" / "f").write_text("in a read-only folder\n")
+    (src / "top.txt").write_text("top\n")
+    os.chmod(src / "ro", 0o555)
+    os.chmod(src, 0o555)
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    here = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9")
+    try:
+        done = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", here)
+        assert done.returncode == 0, done.stderr
+        with open(os.path.join(here, "ro", "f")) as restored:
+            assert restored.read() == "in a read-only folder\n"
+        assert _mode(here) == 0o555 and _mode(os.path.join(here, "ro")) == 0o555
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".cfbackup")] == []
+    finally:
+        for folder, _, _ in os.walk(tmp_path):
+            os.chmod(folder, 0o755)
