@@ -41,7 +41,9 @@ def overdue(profile: Any, state_dir: Path, now: datetime | None = None) -> list[
             # a run longer than its interval skipped the times due while it ran: the next
             # comes at most an interval after its end
             due = last + every if ended <= last + every else ended + every
-            if due > latest:
+            # the daemon's interval (a timer's OnActiveSec too) counts from its start: after a
+            # restart (a reboot) the next run comes up to an interval after that time
+            if due + every > latest:
                 continue
         else:
             due = _last_due(schedule, latest)

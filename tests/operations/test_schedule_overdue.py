@@ -147,3 +147,29 @@ def test_the_last_due_time_on_the_night_the_clocks_go_back():
         "30 2 * * * 2026-10-25T02:20 25 00:30",
         "30 2 * * * 2026-10-26T00:40 25 00:30",
     ], done.stdout
+
+
+def test_an_interval_schedule_is_given_the_interval_a_restart_puts_off(
+    tmp_path, make_config, cfbackup
+):
+    """The daemon's interval (and a systemd timer's OnActiveSec) counts from its start: after
+    a reboot the next run of an "every 1D" drill comes up to a day after its due time, and
+    status flagged a healthy daemon for most of that day. Two intervals without a run still
+    are flagged."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "file.txt").write_text("proof\n")
+    config = make_config(
+        target=f"file://{tmp_path}/backups",
+        encryption='mode = "none"',
+        more='[profiles.main.drill]\ninterval = "1D"\nmax_wait = "1m"\nsample = "100%"\n',
+    )
+    assert cfbackup("-c", config, "backup", "main").returncode == 0
+    assert cfbackup("-c", config, "drill", "main").returncode == 0
+    _age_runs(tmp_path / "state", "drill", 1.5)  # the daemon restarted half a day after it
+    restarted = cfbackup("-c", config, "status", "main")
+    assert restarted.returncode == 0 and "WARNING" not in restarted.stdout, restarted
+    _age_runs(tmp_path / "state", "drill", 1)  # two and a half days: missed
+    missed = cfbackup("-c", config, "status", "main")
+    assert "WARNING: the drill scheduled in profiles.main.drill (every 86400 s)" in (
+        missed.stdout
+    ), missed
