@@ -262,7 +262,14 @@ class _Drill:
         sets = volumes.chain_at(every, when)
         if not sets:
             self._refuse_unfinished(every, store, when, interrupted_ok=bool(chain.root))
-            if chain.root:
+            fulls = [s for s in volumes.complete(every) if s.kind == "full"]
+            if chain.root and when is not None and fulls:  # backed up, after --time only
+                log.warning(
+                    "chain %s has no backup at or before --time (its oldest is the %s): left out",
+                    chain.label,
+                    fulls[0].label,
+                )
+            elif chain.root:
                 log.warning("chain %s has no backup yet: left out", chain.label)
             return None
         lost = [s for s in sets if not s.manifest]

@@ -16,6 +16,7 @@ import stat
 import tempfile
 from pathlib import Path
 
+from cfbackup import interrupts
 from cfbackup.duplicity.commands import STAGE_PREFIX  # backups leave these folders out
 from cfbackup.errors import CfbackupError, Interrupted, RestoreTargetError
 from cfbackup.restore_target import MOVED, clash_error, mount_point, quoted, stale_stage
@@ -69,12 +70,11 @@ def _remove_from(folder: Path) -> None:
     have just given the backup's mode: a 0555 one is made writable for that, then given its
     mode again."""
     parent = folder.parent
+    changed = False
     try:
-        info = os.lstat(parent)
-        changed = _owner_may_write(parent, info)
-    except OSError:  # not the user's folder: it keeps its mode
-        changed = False
-    try:
+        with contextlib.suppress(OSError), interrupts.held():  # not the user's: its mode stays
+            info = os.lstat(parent)
+            changed = owner_may_write(parent, info)
         remove_tree(folder)
     finally:
         if changed:
@@ -210,16 +210,24 @@ def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Pa
     info = os.lstat(source)
     there = _lstat(target)
     if stat.S_ISDIR(info.st_mode) and there is not None and stat.S_ISDIR(there.st_mode):
-        _owner_may_write(source, info)  # its entries move out (info keeps the backup's mode)
-        for entry in sorted(os.listdir(source)):
-            _move(source / entry, target / entry, home, moved, made)
-        if source in made:
-            return
-        if os.geteuid() == 0:
-            _set_metadata(target, info)
-        else:  # a folder of another user's that this one may write in: its metadata stays
-            with contextlib.suppress(PermissionError):
-                _set_metadata(target, info)
+        owner_may_write(source, info)  # its entries move out (info keeps the backup's mode)
+        opened, own_mode = False, True  # the target folder made writable; its mode to put back
+        try:
+            with interrupts.held():  # a Ctrl-C in between leaves no mode changed
+                opened = _opened(target, there)
+            for entry in sorted(os.listdir(source)):
+                _move(source / entry, target / entry, home, moved, made)
+            if source not in made:
+                if os.geteuid() == 0:
+                    _set_metadata(target, info)
+                else:  # a folder of another user's that this one may write in: it stays
+                    with contextlib.suppress(PermissionError):
+                        _set_metadata(target, info)
+                own_mode = False  # it has the backup's mode now
+        finally:
+            if opened and own_mode:  # stopped part-way, or a folder cfbackup made: its own
+                with contextlib.suppress(OSError):
+                    os.chmod(target, stat.S_IMODE(there.st_mode))
         return
     if os.lstat(target.parent).st_dev != home:  # another filesystem: copy beside, then rename
         part = target.parent / f"{STAGE_PREFIX}{os.getpid()}-part-{target.name}"[:255]
@@ -232,19 +240,39 @@ def _move(source: Path, target: Path, home: int, moved: list[Path], made: set[Pa
         moved.append(target)
         _remove(source)  # the staged copy: room on the staging filesystem again
         return
-    if stat.S_ISDIR(info.st_mode) and _owner_may_write(source, info):
-        try:  # a folder moved to another parent must be writable (its '..' changes)
-            _replace(source, target)
-        except BaseException:
-            os.chmod(source, stat.S_IMODE(info.st_mode))
-            raise
-        os.chmod(target, stat.S_IMODE(info.st_mode))  # the backup's mode again
-    else:
-        _replace(source, target)
+    if stat.S_ISDIR(info.st_mode):
+        # a Ctrl-C waits until the folder has the backup's mode again and is listed as moved
+        with interrupts.held():
+            changed = owner_may_write(source, info)
+            try:  # a folder moved to another parent must be writable (its '..' changes)
+                _replace(source, target)
+            except BaseException:
+                if changed:
+                    os.chmod(source, stat.S_IMODE(info.st_mode))
+                raise
+            if changed:
+                os.chmod(target, stat.S_IMODE(info.st_mode))  # the backup's mode again
+            moved.append(target)
+        return
+    _replace(source, target)
     moved.append(target)
 
 
-def _owner_may_write(folder: Path, info: os.stat_result) -> bool:
+def _opened(folder: Path, info: os.stat_result) -> bool:
+    """Give a folder of the user's in the target (its mode in ``info``) that its owner may not
+    write, a 0555 one an earlier restore of the backup put there, its owner's bits while the
+    restore moves entries into it: a ``restore --force`` as a user over an earlier restore
+    stopped part-way there (Permission denied). Not one of another user's, nor where this
+    process may write already (root). True when its mode was changed."""
+    if info.st_uid != os.geteuid() or os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        return owner_may_write(folder, info)
+    except OSError:  # the move into it says why
+        return False
+
+
+def owner_may_write(folder: Path, info: os.stat_result) -> bool:
     """Give ``folder`` (staged, its mode in ``info``) its owner's write and search bits when it
     lacks them, so that entries can move out of it, or it to another folder: a backup's 0555
     folder, which only root could otherwise change, a user restoring it got Permission denied
@@ -262,13 +290,13 @@ def remove_tree(path: Path) -> None:
     silently left the staging folder behind. Each folder gets its owner's bits first."""
     if os.path.isdir(path) and not os.path.islink(path):
         with contextlib.suppress(OSError):
-            _owner_may_write(path, os.lstat(path))
+            owner_may_write(path, os.lstat(path))
         for folder, subfolders, _ in os.walk(path):  # top-down: a folder before its entries
             for name in subfolders:  # os.walk does not enter symlinks; chmod never follows one
                 with contextlib.suppress(OSError):
                     info = os.lstat(os.path.join(folder, name))
                     if stat.S_ISDIR(info.st_mode):
-                        _owner_may_write(Path(folder, name), info)
+                        owner_may_write(Path(folder, name), info)
     shutil.rmtree(path, ignore_errors=True)
 
 

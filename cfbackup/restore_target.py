@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -88,16 +89,17 @@ def _restores_left(destination: Path, entries: list[Path]) -> str | None:
     own files are there too (the usual sentence)."""
     said, tails = [], []
     for entry in entries:
-        if not entry.name.startswith(STAGE_PREFIX):
+        kind = _restores_folder(entry)
+        if kind is None:
             return None
         rest, name, path = entry.name[len(STAGE_PREFIX) :], printable_name(entry.name), entry
-        if rest.startswith("kept-"):
+        if kind == "kept":
             said.append(
                 f"{name}, the rest of a restore --force whose merge stopped part-way (the "
                 f"entries it moved are listed in {printable_name(str(path / MOVED))}): finish "
                 f"it by hand or delete it (rm -rf {quoted(str(path))}), then restore again"
             )
-        elif rest.startswith("old-"):
+        elif kind == "old":
             said.append(
                 f"{name}, a folder a restore --force set aside to replace it (its only copy): "
                 "move it back or delete it, then restore again"
@@ -119,6 +121,27 @@ def _restores_left(destination: Path, entries: list[Path]) -> str | None:
 
 
 MOVED = "moved.nul"  # a kept merge's list of what it moved (docs/runbook-restore.md)
+
+# the names cfbackup gives its folders in a target (after STAGE_PREFIX): a staging folder
+# (PID-random, restore_merge.staging), a kept merge (kept-PID-random), a folder set aside
+# (old-PID-name)
+_OWN_NAMES = re.compile(r"(?:(?P<kind>kept|old)-)?[0-9]+-.", re.DOTALL)
+
+
+def _restores_folder(entry: Path) -> str | None:
+    """What cfbackup folder ``entry`` is ("stage", "kept", "old"); None when it is none: not
+    a real folder (a file, a symlink), or a name cfbackup never gives, such as a user's file
+    .cfbackup-restore-notes.txt, which a message must never tell to ``rm -rf``."""
+    if not entry.name.startswith(STAGE_PREFIX):
+        return None
+    match = _OWN_NAMES.match(entry.name[len(STAGE_PREFIX) :])
+    try:
+        folder = stat.S_ISDIR(os.lstat(entry).st_mode)
+    except OSError:
+        return None
+    if match is None or not folder:
+        return None
+    return match["kind"] or "stage"
 
 
 def check_path_to(target: Path, destination: Path, again: Again | None = None) -> None:

@@ -221,7 +221,7 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
     closed here by mistake would overwrite this record when it finishes."""
     for row in history.runs(state_dir, profile, limit=200):
         if row["finished"] is None and row["id"] < current and row["action"] not in UNLOCKED:
-            if _alive((row["stats"] or {}).get("pid")):  # waiting for the lock (LOCK_WAIT)
+            if run_alive((row["stats"] or {}).get("pid")):  # waiting for the lock (LOCK_WAIT)
                 continue
             log.warning(
                 "an earlier %s of %s (run %s): %s", row["action"], profile, row["id"], ABANDONED
@@ -236,7 +236,7 @@ def _close_abandoned_runs(state_dir: Path, profile: str, current: int) -> None:
             )
 
 
-def _alive(pid) -> bool:
+def run_alive(pid) -> bool:
     """Whether ``pid`` (a run's, kept in its row while it runs) is a cfbackup still running:
     a run that waits for the lock (``CFBACKUP_LOCK_WAIT``) wrote its row before it."""
     if not isinstance(pid, int) or pid <= 0:

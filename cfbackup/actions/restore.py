@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -147,7 +148,7 @@ def _restore(run: Run) -> RunResult:
                 restore_merge.merge(stage, destination, rel, exact, again)
     except BaseException:
         if not existed:  # what a failed restore wrote where nothing was: remove it
-            shutil.rmtree(destination, ignore_errors=True)
+            restore_merge.remove_tree(destination)  # its read-only (0555) folders too
             with contextlib.suppress(OSError):
                 destination.unlink()
         elif emptied:  # the folder stays, empty as it was: a retry needs no --force
@@ -330,14 +331,21 @@ def _utf8_place(into: Path):
     # named as restore_merge.staging's: a restore killed with -9 leaves one the next
     # restore removes
     stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}-", dir=parent))
+    restored = stage / "restored"
     try:
-        yield stage / "restored"
-        if os.path.lexists(stage / "restored"):
+        yield restored
+        if os.path.lexists(restored):
             if into.is_dir() and not into.is_symlink():
                 into.rmdir()  # empty: duplicity restores only into an empty target
-            shutil.move(stage / "restored", into)
+            # a read-only (0555) folder moves to another parent only when writable ('..'
+            # changes): as a user, shutil.move copied it, failed to remove it (exit 1)
+            info = os.lstat(restored)
+            opened = stat.S_ISDIR(info.st_mode) and restore_merge.owner_may_write(restored, info)
+            shutil.move(restored, into)
+            if opened:
+                os.chmod(into, stat.S_IMODE(info.st_mode))
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        restore_merge.remove_tree(stage)
 
 
 @contextlib.contextmanager
@@ -396,9 +404,12 @@ def _occupied(destination: Path) -> bool:
 
 
 def _empty(folder: Path) -> None:
+    """Remove what a failed restore wrote into ``folder``, empty before it: its read-only
+    (0555) folders too, which rmtree could not empty as a user (the retry was refused, the
+    folder not empty)."""
     for entry in folder.iterdir():
         if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
+            restore_merge.remove_tree(entry)
         else:
             with contextlib.suppress(OSError):
                 entry.unlink()

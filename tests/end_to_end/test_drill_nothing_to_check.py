@@ -106,3 +106,38 @@ def test_a_drill_before_the_oldest_backup_names_it_as_restore_does(
     oldest = said.split("give a --time at or after ", 1)[1].split(",", 1)[0]
     again = cfbackup("-c", config, "drill", "main", "--time", oldest)
     assert again.returncode == 0, again
+
+
+def test_a_split_root_backed_up_after_the_time_drilled_is_not_said_never_backed_up(
+    tmp_path, make_config, cfbackup
+):
+    """split_chains, ``drill --time T`` where the root /db was first backed up after T: the
+    drill left /db out saying "chain /db has no backup yet", beside its backups (restore with
+    the same --time says "no backup of it at or before --time"). It names the oldest now."""
+    import time
+
+    src = tmp_path / "src"
+    for root in ("etc", "db"):
+        (src / root).mkdir(parents=True)
+        (src / root / "file.txt").write_text(f"{root}\n")
+
+    def config(*roots):
+        include = ", ".join(f'"{src}/{root}"' for root in roots)
+        return make_config(
+            source=src,
+            target=f"file://{tmp_path}/backup",
+            encryption='mode = "none"',
+            extra=f"include = [{include}]\nsplit_chains = true\n",
+        )
+
+    assert cfbackup("-c", config("etc"), "backup", "main").returncode == 0
+    time.sleep(1.5)
+    between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.5)
+    assert cfbackup("-c", config("etc", "db"), "backup", "main").returncode == 0
+    drill = cfbackup("-c", config("etc", "db"), "drill", "main", "--time", between)
+    assert drill.returncode == 0, drill
+    assert "chain /db has no backup yet" not in drill.stderr, drill
+    assert "chain /db has no backup at or before --time (its oldest is the full backup of " in (
+        drill.stderr
+    ), drill

@@ -81,3 +81,119 @@ def test_read_only_folders_restore_into_the_current_folder_as_a_user(
         for folder in (here, *here.rglob("*")):
             if folder.is_dir() and not folder.is_symlink():
                 os.chmod(folder, 0o755)
+
+
+@AS_ROOT
+def test_restore_force_again_over_read_only_folders_as_a_user(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """``restore --force`` over what the same restore left (a read-only folder there already,
+    as the backup has it) stopped part-way as a user: the restored files could not move into
+    the 0555 folder (Permission denied), exit 12, a kept staging folder, and the retry it
+    suggested failed the same way. Now the folder takes them and keeps the backup's mode."""
+    src = tmp_path / "src"
+    (src / "ro").mkdir(parents=True)
+    (src / "ro" / "f").write_text("in a read-only folder\n")
+    (src / "a.txt").write_text("moved before ro\n")
+    os.chmod(src / "ro", 0o555)
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    here = tmp_path / "restore"
+    here.mkdir()
+    try:
+        first = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", str(here))
+        assert first.returncode == 0, first.stderr
+        assert _mode(here / "ro") == 0o555
+        (here / "ro" / "mine").mkdir(mode=0o555)  # the user's own, in the read-only folder
+        (here / "a.txt").write_text("changed since\n")
+        again = _as_a_user(
+            cli_env, tmp_path, "-c", config, "restore", "main", str(here), "--force"
+        )
+        assert again.returncode == 0, again.stderr
+        assert (here / "a.txt").read_text() == "moved before ro\n"
+        assert (here / "ro" / "f").read_text() == "in a read-only folder\n"
+        assert _mode(here / "ro") == 0o555 and _mode(here / "ro" / "mine") == 0o555
+        assert [p.name for p in here.iterdir() if p.name.startswith(".cfbackup")] == []
+    finally:
+        for folder in (here, *here.rglob("*")):
+            if folder.is_dir() and not folder.is_symlink():
+                os.chmod(folder, 0o755)
+
+
+@AS_ROOT
+@pytest.mark.parametrize("made", [False, True])
+def test_a_failed_restore_of_read_only_folders_as_a_user_leaves_nothing(
+    tmp_path, make_config, cfbackup, cli_env, made
+):
+    """A restore into a new folder, or an empty one, that fails part-way (a corrupt last
+    volume) removes what it wrote, so that the retry needs no --force. As a user, a read-only
+    folder it had restored could not be emptied (rmtree, errors ignored): the new folder
+    stayed with part of the backup in it, and the empty one was no longer empty."""
+    src = tmp_path / "src"
+    (src / "a_ro").mkdir(parents=True)
+    (src / "a_ro" / "small").write_text("restored first\n")
+    (src / "a_ro" / "big").write_bytes(os.urandom(1_500_000))
+    (src / "z").mkdir()
+    (src / "z" / "big").write_bytes(os.urandom(1_500_000))
+    os.chmod(src / "a_ro", 0o555)
+    config = make_config(
+        source=src,
+        target=f"file://{tmp_path}/backups",
+        encryption='mode = "none"',
+        extra="volsize = 1\n",
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    volumes = sorted(
+        (tmp_path / "backups").glob("*.vol*.difftar.gz"),
+        key=lambda p: int(p.name.split(".vol")[1].split(".")[0]),
+    )
+    assert len(volumes) > 2
+    volumes[-1].write_bytes(os.urandom(1000))  # the last volume: corrupt
+    here = tmp_path / "restore"
+    if made:
+        here.mkdir()
+    try:
+        done = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", str(here))
+        assert done.returncode == 7 and "is corrupt" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        if made:
+            assert list(here.iterdir()) == []
+        else:
+            assert not os.path.lexists(here)
+    finally:
+        for folder in (here, *here.rglob("*")) if here.exists() else ():
+            if folder.is_dir() and not folder.is_symlink():
+                os.chmod(folder, 0o755)
+
+
+@AS_ROOT
+def test_read_only_folders_restore_into_a_target_whose_name_is_not_utf8_as_a_user(
+    tmp_path, make_config, cfbackup, cli_env
+):
+    """A target whose path is not UTF-8 (caf\\xe9) is restored beside it, then moved there:
+    as a user, a read-only (0555) top folder could not be renamed to another parent,
+    shutil.move copied it and failed to remove the copy (exit 1, an internal error and a
+    traceback) and left its staging folder. It moves, keeping the backup's modes."""
+    src = tmp_path / "src"
+    (src / "ro").mkdir(parents=True)
+    (src / "ro" / "f").write_text("in a read-only folder\n")
+    (src / "top.txt").write_text("top\n")
+    os.chmod(src / "ro", 0o555)
+    os.chmod(src, 0o555)
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    here = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9")
+    try:
+        done = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", here)
+        assert done.returncode == 0, done.stderr
+        with open(os.path.join(here, "ro", "f")) as restored:
+            assert restored.read() == "in a read-only folder\n"
+        assert _mode(here) == 0o555 and _mode(os.path.join(here, "ro")) == 0o555
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".cfbackup")] == []
+    finally:
+        for folder, _, _ in os.walk(tmp_path):
+            os.chmod(folder, 0o755)

@@ -153,3 +153,42 @@ def test_a_merge_stopped_by_a_full_disk_says_what_to_free_first(tmp_path, monkey
         f"{destination}/) and delete {kept}; or delete {kept} first and run the restore again "
         f"({again}), or restore into a folder on another disk."
     ), message
+
+
+def test_a_ctrl_c_as_a_read_only_folder_moves_leaves_it_with_its_mode_and_listed(tmp_path):
+    """A staged 0555 folder is made writable to move it to its place, then given its mode
+    again: a Ctrl-C right after the rename left it 0755 in the user's tree, missing from
+    moved.nul, and the mode put back on the staged path (gone) raised FileNotFoundError in
+    place of the interruption. The signal now waits until the folder is in place, 0555."""
+    import signal
+    import stat
+
+    from cfbackup import interrupts
+    from cfbackup.errors import Interrupted
+
+    destination = tmp_path / "t"
+    destination.mkdir()
+    folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
+    (folder / "restored" / "ro").mkdir(parents=True)
+    (folder / "restored" / "ro" / "f").write_text("f\n")
+    (folder / "restored" / "z").write_text("z\n")
+    os.chmod(folder / "restored" / "ro", 0o555)
+    stage = restore_merge.Stage(into=folder / "restored", folder=folder)
+    replace = os.replace
+
+    def ctrl_c_after(source, target):
+        replace(source, target)
+        if os.path.basename(target) == "ro":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, interrupts._on_stop_signal)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(restore_merge.os, "replace", ctrl_c_after)
+            with pytest.raises(Interrupted):
+                restore_merge.merge(stage, destination, None, False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stat.S_IMODE(os.lstat(destination / "ro").st_mode) == 0o555
+    listing = (stage.folder / "moved.nul").read_bytes().split(b"\0")
+    assert os.fsencode(destination / "ro") in listing

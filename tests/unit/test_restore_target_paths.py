@@ -230,3 +230,27 @@ def test_a_folder_holding_only_a_restores_hidden_folders_names_them(tmp_path):
         f"{target} is not empty: restore into an empty directory, or add --force to overwrite "
         "what is there."
     )
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "symlink"])
+def test_a_users_entry_named_like_cfbackups_hidden_folders_is_no_restores(tmp_path, kind):
+    """Any entry whose name began with .cfbackup-restore- was taken for a restore's staging
+    folder: a user's file .cfbackup-restore-notes.txt was named "the staging folder of a
+    restore still running there (PID notes.txt)", with ``rm -rf`` of it to paste; a symlink
+    named .cfbackup-restore-1-x too (PID 1). Only cfbackup's own folders are named so; the
+    user's entries get the usual sentence, which deletes nothing."""
+    from cfbackup.duplicity.commands import STAGE_PREFIX
+
+    target = tmp_path / "restore"
+    target.mkdir()
+    if kind == "file":
+        (target / f"{STAGE_PREFIX}notes.txt").write_text("precious\n")
+    elif kind == "folder":
+        (target / f"{STAGE_PREFIX}mine").mkdir()
+    else:
+        (target / f"{STAGE_PREFIX}1-x").symlink_to(tmp_path)
+    message = _refusal(target, target, False)
+    assert message == (
+        f"{target} is not empty: restore into an empty directory, or add --force to overwrite "
+        "what is there."
+    ), message
