@@ -2,9 +2,10 @@
 
 The warm duplicity (``run.WarmDuplicity``) can only start once the run's environment is known:
 after the plugins, the config, the run log, the history row and the key checks, about 0.12 s
-into a backup. Its start-up then raced cfbackup's checks for the two cores, and was last to
-the hand-over of the arguments: the interpreter and the launcher (35 ms), requests and urllib3
-(35 ms, inside the swift-timeout patch), the other patches and duplicity's imports (60 ms).
+into a backup. Its start-up then raced cfbackup's checks for the two cores (it was the last
+to the hand-over of the arguments on a nearly idle machine, the checks were under load): the
+interpreter and the launcher (35 ms), requests and urllib3 (35 ms, inside the swift-timeout
+patch), the other patches and duplicity's imports (60 ms).
 Started here, the interpreter and the imports that depend on nothing of the run's (the
 standard library's, requests') run beside cfbackup's own start-up, on a core that idles
 meanwhile (docs/performance.md, thirteenth stop).
