@@ -16,6 +16,15 @@ from cfbackup.duplicity import early, launcher
 from cfbackup.duplicity.run import WarmDuplicity
 
 
+@pytest.fixture(autouse=True)
+def _none_waiting():
+    """Each test starts and ends with no interpreter waiting (another test's in-process
+    ``cfbackup backup`` may have left one, started with that test's environment)."""
+    early.discard()
+    yield
+    early.discard()
+
+
 @pytest.mark.parametrize(
     ("argv", "backup"),
     [
