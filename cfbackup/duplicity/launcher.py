@@ -27,6 +27,10 @@ them (setproctitle), so ``ps`` shows the duplicity command as it would for a col
 backup's warm duplicity starts before the checks have authenticated: their storage URL and
 token come on the pipe with the arguments (``patches/handed_token.py``, ``LATE``), never in its
 environment.
+
+A backup's is started even earlier, at cfbackup's first statement (``early.py``, ``ENV_FIRST``):
+it imports requests, then takes the run's environment, one JSON line on the same pipe, as its
+own before it applies the patches; the rest is the warm start's.
 """
 
 from __future__ import annotations
