@@ -49,13 +49,15 @@ class BackupSet:
 def read_sets(objects, *, naming: Naming) -> list[BackupSet]:
     """The backup sets among ``objects`` (dicts with ``name`` and ``bytes``), oldest first;
     ``naming``: the profile's (``names.of(profile)``)."""
-    from duplicity import dup_time
-
     sets: dict[tuple, BackupSet] = {}
     for obj in objects:
         parsed = naming.parse(obj["name"])
         if parsed is None or parsed.type in ("full-stat", "inc-stat"):
             continue
+        # here, not above: a first backup's empty target needs none of duplicity's modules
+        # (its import is 8 ms of the quota guard's estimate, before duplicity may start)
+        from duplicity import dup_time
+
         kind = "full" if parsed.type in ("full", "full-sig") else "inc"
         end = dup_time.timetostring(parsed.time if kind == "full" else parsed.end_time)
         start = None if kind == "full" else dup_time.timetostring(parsed.start_time)

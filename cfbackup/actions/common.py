@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cfbackup import chains, gpgkeys, history, suggest
-from cfbackup.duplicity import commands, machinelog, names, patches
+from cfbackup.duplicity import commands, early, machinelog, names, patches
 from cfbackup.duplicity.environment import (
     duplicity_environment,
     handover_environment,
@@ -229,6 +229,7 @@ def warm_duplicity(run: Run, env: dict[str, str]) -> Iterator[WarmDuplicity | No
     With the run's target view it takes the view's token with its arguments (``LATE``).
     Stopped on the way out when nothing used it."""
     if os.environ.get(WarmDuplicity.OFF) or chains.is_split(run.profile):
+        early.discard()  # started for a backup that runs its chains' duplicity at once
         yield None
         return
     late = late_handover_environment(run.target_view is not None)

@@ -40,6 +40,9 @@ def _interrupted() -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    from cfbackup.duplicity import early
+
+    early.start(sys.argv[1:] if argv is None else argv)  # a backup's duplicity, beside the rest
     from cfbackup import suggest
     from cfbackup.cli.context import CliContext
     from cfbackup.cli.parser import make_parser, misplaced_option

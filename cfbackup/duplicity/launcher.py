@@ -27,6 +27,10 @@ them (setproctitle), so ``ps`` shows the duplicity command as it would for a col
 backup's warm duplicity starts before the checks have authenticated: their storage URL and
 token come on the pipe with the arguments (``patches/handed_token.py``, ``LATE``), never in its
 environment.
+
+A backup's is started even earlier, at cfbackup's first statement (``early.py``, ``ENV_FIRST``):
+it imports requests, then takes the run's environment, one JSON line on the same pipe, as its
+own before it applies the patches; the rest is the warm start's.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from typing import BinaryIO
 
 from cfbackup.duplicity import patches
 
 MODULE = "cfbackup.duplicity.launcher"
 SCRIPT = "cfbackup-duplicity"  # pyproject.toml's console script for run()
 ARGV_FROM = "--cfbackup-argv-from="  # warm start: duplicity's arguments come on this descriptor
+ENV_FIRST = "--cfbackup-env-first"  # started early: its environment comes first (early.py)
 
 
 def command() -> tuple[str, ...]:
@@ -86,12 +92,37 @@ def _warm_up() -> None:
     backend.import_backends()
 
 
-def _argv_from(fd: int) -> list[str] | None:
-    """The arguments cfbackup writes on ``fd`` (JSON: ``{"argv": [...], "handover": {...}}``)
-    once its checks passed, the checks' storage URL and token handed to the patch that waits
-    for them; None when it closed the pipe without them."""
-    with os.fdopen(fd, "rb") as pipe:
-        data = pipe.read()
+def _preload() -> None:
+    """Before the run's environment is known (``early.py``): what a backup's duplicity
+    imports anyway and no patch needs applied first, nor any variable of the run read."""
+    import requests  # noqa: F401 - urllib3, ssl, http.client, email, json: the most of it
+
+
+def _environment_from(pipe: BinaryIO) -> bool:
+    """The run's environment, the first line on the argument pipe, made this process's own
+    (``early.fits`` made sure the interpreter's start did not depend on what differs); False
+    when the pipe closed first."""
+    line = pipe.readline()
+    if not line.endswith(b"\n"):
+        return False
+    import setproctitle
+
+    # setproctitle takes the memory of argv and of the environment the process started with
+    # (early.py gives it room) at its first call: made after the environment is replaced,
+    # ps would go on showing the launcher's own argv
+    setproctitle.getproctitle()
+    os.environ.clear()
+    os.environ.update(json.loads(line))
+    return True
+
+
+def _argv_from(pipe: int | BinaryIO) -> list[str] | None:
+    """The arguments cfbackup writes on ``pipe`` (a descriptor, or the pipe its environment
+    came on) once its checks passed (JSON: ``{"argv": [...], "handover": {...}}``), the checks'
+    storage URL and token handed to the patch that waits for them; None when it closed the
+    pipe without them."""
+    with os.fdopen(pipe, "rb") if isinstance(pipe, int) else pipe as stream:
+        data = stream.read()
     if not data:
         return None
     message = json.loads(data)
@@ -138,10 +169,17 @@ def _quiet_interrupt() -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     with _quiet_interrupt():
+        pipe = None
+        if argv and argv[0].startswith(ARGV_FROM) and argv[1:] in ([], [ENV_FIRST]):
+            pipe = os.fdopen(int(argv[0][len(ARGV_FROM) :]), "rb")
+            if argv[1:]:
+                _preload()
+                if not _environment_from(pipe):
+                    return 0
         _apply()
-        if len(argv) == 1 and argv[0].startswith(ARGV_FROM):
+        if pipe is not None:
             _warm_up()
-            argv = _argv_from(int(argv[0][len(ARGV_FROM) :]))
+            argv = _argv_from(pipe)
             if argv is None:
                 return 0
             _show(argv)

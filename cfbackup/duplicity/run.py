@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from cfbackup import execute, redact
 from cfbackup.config.model import Profile
-from cfbackup.duplicity import launcher, machinelog
+from cfbackup.duplicity import early, launcher, machinelog
 from cfbackup.duplicity.failures import classify_failure
 from cfbackup.duplicity.patches import Patch, handed_token
 from cfbackup.duplicity.result import DuplicityResult
@@ -153,13 +153,22 @@ class WarmDuplicity:
 
     Started with ``handed_token.LATE`` in ``env`` (a backup's, before its checks authenticated),
     it fits a run's environment with or without the checks' token, and the token goes with
-    the arguments (:meth:`start`)."""
+    the arguments (:meth:`start`).
+
+    A backup's takes the interpreter ``early.py`` started at cfbackup's first statement, when
+    one waits and fits: it is given ``env`` on its pipe instead of at its start."""
 
     OFF = "CFBACKUP_NO_WARM"
 
     def __init__(self, env: Mapping[str, str], patches: Sequence[Patch] = ()):
         self.late = env.get(handed_token.LATE) == "1"
         self.env, self.chosen = launcher.environment(execute.child_environment(env), patches)
+        self.taken = self.sent = self.closed = False
+        found = early.take(execute.child_environment(self.env))  # what a cold start gets
+        if found is not None:  # started at cfbackup's first statement, now given self.env
+            self.process, self._argv_write = found.process, found.argv_write
+            self.log_read, self.log_write = found.log_read, found.log_write
+            return
         self.log_read, self.log_write = os.pipe()
         argv_read, self._argv_write = os.pipe()
         try:

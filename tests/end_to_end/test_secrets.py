@@ -12,8 +12,10 @@ import pytest
 from support.cli import BIN, PASSPHRASE, assert_no_secret, secret_values
 from support.trees import make_awkward_tree
 
+from cfbackup.duplicity.early import ROOM
+from cfbackup.duplicity.launcher import ENV_FIRST
 from cfbackup.errors import ExitCode
-from cfbackup.execute import PASSTHROUGH_ENV
+from cfbackup.execute import CFBACKUP_ENV, PASSTHROUGH_ENV
 
 pytestmark = pytest.mark.swift
 
@@ -77,7 +79,7 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
             ["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"], env=env, check=False
         )
 
-    execs, hook_runs, handed = [], [], []
+    execs, hook_runs, handed, started_early = [], [], [], []
     for n, (args, code) in enumerate(
         (
             (("backup",), 0),
@@ -101,8 +103,11 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
             handed += [
                 r.env.get("SWIFT_HANDOVER_LATE", "")
                 for r in traced.execs
-                if r.program == "cfbackup-duplicity"
+                if r.program == "cfbackup-duplicity" and ENV_FIRST not in r.argv
             ]
+        # a backup's duplicity started before the config was read: its whole environment,
+        # the secrets and the late hand-over included, comes on its argument pipe
+        started_early += [r for r in traced.execs if ENV_FIRST in r.argv]
         hook_runs += [e for e in traced.execs if e.argv[:2] == ["/bin/sh", "-c"]]
 
     secrets = secret_values(local_swift)
@@ -120,7 +125,10 @@ def test_every_program_started_is_recorded_and_none_gets_a_secret(
         assert not any(TOKEN.search(value) for value in record.env.values()), (
             f"token in the environment of {record}"
         )
-    assert len(handed) >= 3 and all(late == "1" for late in handed), handed
+    assert len(handed) >= 2 and all(late == "1" for late in handed), handed
+    assert len(started_early) == 2, started_early  # the two backups'
+    for record in started_early:
+        assert set(record.env) <= {*PASSTHROUGH_ENV, *CFBACKUP_ENV, ROOM}, record
     programs = [r.program for r in execs]
     # the trace saw what it was meant to see: four cfbackup runs, duplicity for the first
     # three, gpg under it, the agent gpg starts, the passphrase command each time

@@ -66,6 +66,8 @@ def test_duplicity_waits_warm_during_the_checks(tmp_path, make_config, cfbackup)
     waiting = _waiting(out.read_text())
     assert len(waiting) == 1, out.read_text()  # started, its arguments not given yet
     assert " backup " not in waiting[0] and "swift://" not in waiting[0]
+    # the interpreter started at cfbackup's first statement, then given the run's environment
+    assert launcher.ENV_FIRST in waiting[0], waiting
     logs = "\n".join(p.read_text() for p in (tmp_path / "state" / "logs").glob("*.log"))
     assert "running: " in logs and " backup " in logs  # the arguments it was given, logged
 
@@ -216,6 +218,8 @@ def test_a_check_that_fails_after_the_warm_start_still_stops_the_backup(
     errors = [line for line in traced.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "auth" in errors[0].lower(), traced.stderr
     started = [r.argv[1:] for r in traced.execs if r.program == "cfbackup-duplicity"]
-    assert started == [[started[0][0]]] and started[0][0].startswith(launcher.ARGV_FROM), started
+    # one, started at cfbackup's first statement (early.py), never given a command
+    assert started == [[started[0][0], launcher.ENV_FIRST]], started
+    assert started[0][0].startswith(launcher.ARGV_FROM), started
     archive = tmp_path / "archive"
     assert not archive.exists() or not [p for p in archive.rglob("*") if p.is_file()]
