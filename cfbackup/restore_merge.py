@@ -374,9 +374,10 @@ def _unfinished(
     path's bytes followed by a NUL, as ``find -print0`` writes them: a file name may hold a
     newline, never a NUL)."""
     assert stage.folder is not None
-    kept = stage.folder.with_name(stage.folder.name.replace(STAGE_PREFIX, STAGE_PREFIX + "kept-"))
+    staged = stage.folder
+    kept = staged.with_name(staged.name.replace(STAGE_PREFIX, STAGE_PREFIX + "kept-"))
     with contextlib.suppress(OSError):
-        os.rename(stage.folder, kept)
+        os.rename(staged, kept)
         stage.folder = kept
     listing = stage.folder / MOVED
     try:
@@ -396,7 +397,11 @@ def _unfinished(
         error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
     )
     failed = error.filename if isinstance(error, OSError) else None
-    where = f" at {printable_name(os.fsdecode(failed))}" if failed else ""
+    if failed:  # a path in the staging folder is named where it is now, after the rename
+        failed = os.fsdecode(failed)
+        if stage.folder != staged and Path(failed).is_relative_to(staged):
+            failed = str(stage.folder / Path(failed).relative_to(staged))
+    where = f" at {printable_name(failed)}" if failed else ""
     count = "1 entry was" if len(moved) == 1 else f"{len(moved)} entries were"
     retry = f"run the restore again ({again})" if again else "run the restore again with --force"
     kept_folder = printable_name(str(stage.folder))

@@ -76,9 +76,12 @@ def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
     assert {name: (tmp_path / name).exists() for name in names} == names
 
 
-def _stopped_part_way(tmp_path, monkeypatch, names, failure=errno.EIO, **again):
+def _stopped_part_way(
+    tmp_path, monkeypatch, names, failure=errno.EIO, as_os_does=False, **again
+):
     """``restore --path d`` into an empty folder ``t/d`` (no --force needed): the staged
-    entries ``names`` are moved in one by one, and the second move fails."""
+    entries ``names`` are moved in one by one, and the second move fails (naming its target,
+    or, ``as_os_does``, its source then its target, as ``os.replace``'s own errors do)."""
     destination = tmp_path / "t" / "d"
     folder = destination / f"{STAGE_PREFIX}{os.getpid()}-x"
     (folder / "restored").mkdir(parents=True)
@@ -90,7 +93,8 @@ def _stopped_part_way(tmp_path, monkeypatch, names, failure=errno.EIO, **again):
     def second_fails(source, target):
         calls.append(target)
         if len(calls) == 2:
-            raise OSError(failure, os.strerror(failure), os.fspath(target))
+            named = (os.fspath(source), os.fspath(target)) if as_os_does else (target,)
+            raise OSError(failure, os.strerror(failure), *map(os.fspath, named))
         replace(source, target)
 
     monkeypatch.setattr(restore_merge.os, "replace", second_fails)
@@ -122,6 +126,18 @@ def test_the_list_of_moved_paths_holds_any_name(tmp_path, monkeypatch):
     assert moved == [os.fsencode(destination / "a\nb"), b""]
     assert (destination / "a\nb").read_text() == "'a\\nb'\n"
     assert not (stage.folder / "moved.txt").exists()
+
+
+def test_a_merge_stopped_on_a_staged_path_names_it_in_the_kept_folder(tmp_path, monkeypatch):
+    """os.replace's error names the staged entry first: the message named it in the staging
+    folder as it was before it was renamed to the kept one, a path that no longer existed."""
+    message, stage, destination = _stopped_part_way(
+        tmp_path, monkeypatch, ["a", "b"], as_os_does=True
+    )
+    assert STAGE_PREFIX + "kept-" in stage.folder.name
+    staged = stage.folder / "restored" / "b"
+    assert staged.exists()
+    assert f"stopped part-way at {staged} (Input/output error)" in message, message
 
 
 def test_a_merge_stopped_by_a_full_disk_says_what_to_free_first(tmp_path, monkeypatch):
