@@ -364,8 +364,6 @@ def _set_metadata(target: Path, info: os.stat_result) -> None:
     os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
-
-
 def _unfinished(
     stage: Stage, destination: Path, moved: list[Path], error: BaseException, again: str | None
 ) -> CfbackupError:

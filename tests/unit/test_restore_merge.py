@@ -76,9 +76,7 @@ def test_only_staging_folders_of_dead_restores_are_removed(tmp_path):
     assert {name: (tmp_path / name).exists() for name in names} == names
 
 
-def _stopped_part_way(
-    tmp_path, monkeypatch, names, failure=errno.EIO, as_os_does=False, **again
-):
+def _stopped_part_way(tmp_path, monkeypatch, names, failure=errno.EIO, as_os_does=False, **again):
     """``restore --path d`` into an empty folder ``t/d`` (no --force needed): the staged
     entries ``names`` are moved in one by one, and the second move fails (naming its target,
     or, ``as_os_does``, its source then its target, as ``os.replace``'s own errors do)."""
