@@ -282,13 +282,20 @@ def stream(
 
 
 def spawn(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, pass_fds: Sequence[int] = ()
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+    exact_env: bool = False,
 ) -> subprocess.Popen:
     """Start a long command whose output :func:`follow` reads (a warm duplicity is started
-    before its arguments are known: ``duplicity/run.py``)."""
+    before its arguments are known: ``duplicity/run.py``). With ``exact_env``, ``env`` is its
+    whole environment, nothing of cfbackup's added (``duplicity/early.py``: started before the
+    config says which variables hold a secret)."""
     return _popen(
         argv,
-        env,
+        dict(env or {}) if exact_env else env,
+        exact_env=exact_env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -322,11 +329,16 @@ def background(argv: Sequence[str], env: Mapping[str, str] | None = None) -> sub
     )
 
 
-def _popen(argv: Sequence[str], env: Mapping[str, str] | None, **kwargs) -> subprocess.Popen:
+def _popen(
+    argv: Sequence[str], env: Mapping[str, str] | None, *, exact_env: bool = False, **kwargs
+) -> subprocess.Popen:
     try:
         with _forking():
             return subprocess.Popen(
-                tuple(argv), env=child_environment(env), preexec_fn=_child_setup(), **kwargs
+                tuple(argv),
+                env=env if exact_env else child_environment(env),
+                preexec_fn=_child_setup(),
+                **kwargs,
             )
     except FileNotFoundError:
         raise CfbackupError(

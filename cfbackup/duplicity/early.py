@@ -10,14 +10,17 @@ Started here, the interpreter and the imports that depend on nothing of the run'
 standard library's, requests') run beside cfbackup's own start-up, on a core that idles
 meanwhile (docs/performance.md, thirteenth stop).
 
-It starts with the environment every child of cfbackup gets before the config is read
-(``execute.child_environment``: the variables passed through, no secret) and only imports
-until the run's environment comes on its argument pipe (``launcher.ENV_FIRST``); it takes that
-environment as its own, then applies the patches and waits for its arguments as a warm
-duplicity does. It is used only when that environment keeps every variable it started with,
-unchanged, and adds none an interpreter reads when it starts (:func:`fits`: the locale, the
-time zone, ``PYTHON*``); otherwise, and for another command, a split profile or a run that
-ends before its duplicity, it is stopped: it holds nothing (no file, no lock, no request).
+It starts with only the locale of the environment every child of cfbackup gets
+(``execute.child_environment``), the one thing its start reads and keeps: not the rest of it,
+which before the config is read may still hold a variable a ``*_env`` setting names (TZ, HOME:
+a secret, which no child gets and ``/proc/PID/environ`` would show for the process's life).
+It only imports until the run's environment comes on its argument pipe
+(``launcher.ENV_FIRST``); it takes that environment as its own (the time zone re-read), then
+applies the patches and waits for its arguments as a warm duplicity does. It is used only when
+that environment keeps the locale it started with and adds nothing else an interpreter reads
+when it starts (:func:`fits`: ``PYTHON*``, a HOME other than the user's own); otherwise, and
+for another command, a split profile or a run that ends before its duplicity, it is stopped:
+it holds nothing (no file, no lock, no request).
 ``CFBACKUP_NO_WARM=1`` switches it off with the warm start.
 """
 
@@ -34,8 +37,8 @@ from cfbackup.duplicity import launcher
 
 OFF = "CFBACKUP_NO_WARM"  # run.WarmDuplicity.OFF
 # what an interpreter reads from its environment when it starts, and keeps: the locale (file
-# names' encoding), the time zone, the module path
-STARTUP = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# names' encoding), and the module path (PYTHON*); the time zone the launcher re-reads
+STARTUP = ("LANG", "LC_ALL", "LC_CTYPE")
 # global options of cfbackup that take a value (cli/parser.py): their value is not the command
 _VALUED = ("-c", "--config")
 # room for the process title (``launcher._show``: ps shows the duplicity command it runs, in the
@@ -56,6 +59,7 @@ class Early:
                 (*launcher.command(), f"{launcher.ARGV_FROM}{argv_read}", launcher.ENV_FIRST),
                 env={**self.env, ROOM: " " * 4096},
                 pass_fds=(self.log_write, argv_read),
+                exact_env=True,
             )
         except BaseException:
             for fd in (self.log_read, self.log_write, self.argv_write):
@@ -98,7 +102,7 @@ def start(argv: Sequence[str]) -> None:
     if _waiting is not None or os.environ.get(OFF) or not is_backup(argv):
         return
     try:
-        _waiting = Early(execute.child_environment())
+        _waiting = Early(start_environment(execute.child_environment()))
     except Exception:  # noqa: BLE001 - the ordinary start says what is wrong
         return
     atexit.register(discard)
@@ -119,12 +123,35 @@ def is_backup(argv: Sequence[str]) -> bool:
 def fits(early: Mapping[str, str], env: Mapping[str, str]) -> bool:
     """Whether an interpreter started with ``early`` and then given ``env`` runs as one started
     with ``env``: every variable of ``early`` kept with its value, and none that an interpreter
-    reads only when it starts added or changed."""
+    reads only when it starts added or changed (a HOME only where it finds the user's
+    site-packages, :func:`_own`)."""
     if any(env.get(name) != value for name, value in early.items()):
         return False
     return not any(
-        name in STARTUP or name.startswith(("LC_", "PYTHON")) for name in env.keys() - early.keys()
+        name in STARTUP or name.startswith(("LC_", "PYTHON")) or name == "HOME" and not _own(value)
+        for name, value in env.items()
+        if name not in early
     )
+
+
+def _own(home: str) -> bool:
+    """Whether an interpreter started without HOME finds the same user site-packages as with
+    ``home``: none looked for (a venv), or ``home`` is the user's home in the password
+    database, where ``site`` looks without HOME."""
+    import pwd
+    import site
+
+    if not site.ENABLE_USER_SITE:
+        return True
+    try:
+        return os.path.realpath(home) == os.path.realpath(pwd.getpwuid(os.getuid()).pw_dir)
+    except (KeyError, OSError):
+        return False
+
+
+def start_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """Of a child's environment, what the early interpreter starts with: its locale."""
+    return {name: value for name, value in env.items() if name in STARTUP}
 
 
 def take(env: Mapping[str, str]) -> Early | None:

@@ -113,6 +113,9 @@ def _environment_from(pipe: BinaryIO) -> bool:
     setproctitle.getproctitle()
     os.environ.clear()
     os.environ.update(json.loads(line))
+    import time
+
+    time.tzset()  # read when time was imported, without the run's TZ (early.py)
     return True
 
 

@@ -55,7 +55,8 @@ START = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
         ({**START, "LANG": "de_DE.UTF-8"}, False),  # the locale: file names' encoding
         ({**START, "LC_ALL": "C"}, False),
         ({**START, "LC_CTYPE": "C"}, False),
-        ({**START, "TZ": "Europe/Berlin"}, False),  # read once, when time is imported
+        ({**START, "TZ": "Europe/Berlin"}, True),  # the launcher reads it again (tzset)
+        ({"LANG": "C.UTF-8"}, False),  # none of START's kept: what it started with, gone
         ({**START, "PYTHONPATH": "/opt/lib"}, False),
         ({k: v for k, v in START.items() if k != "HOME"}, False),  # one it had, taken away
         ({**START, "PATH": "/opt/bin:/usr/bin"}, False),
@@ -89,16 +90,51 @@ def test_a_waiting_interpreter_that_does_not_fit_is_stopped_and_one_started_as_b
     monkeypatch,
 ):
     monkeypatch.delenv(WarmDuplicity.OFF, raising=False)
-    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("LANG", "C.UTF-8")
     early.start(["backup"])
     waiting = early._waiting
     assert waiting is not None
-    monkeypatch.setenv("TZ", "Europe/Berlin")  # changed since: the early one started with UTC
+    monkeypatch.setenv("LANG", "en_US.UTF-8")  # changed since: file names' encoding at its start
     warm = WarmDuplicity({})
     try:
         assert warm.process is not waiting.process
         assert launcher.ENV_FIRST not in _cmdline(warm.process.pid)
         assert waiting.process.poll() is not None  # stopped, not left waiting
+    finally:
+        warm.close()
+
+
+def _environ(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(v.decode().split("=", 1) for v in f.read().split(b"\0") if v)
+
+
+def test_it_starts_before_the_config_with_only_the_locale_never_a_named_secret(monkeypatch):
+    """A ``*_env`` setting may name any variable (``passphrase_env = "TZ"``, HOME...); before
+    the config is read nobody knows which, and ``/proc/PID/environ`` keeps what a process
+    started with for its whole life: it starts with the locale only, the rest comes on its
+    pipe once the run's environment (without the named ones) is known."""
+    monkeypatch.delenv(WarmDuplicity.OFF, raising=False)
+    monkeypatch.setenv("TZ", "FAKE-secret-tz")
+    monkeypatch.setenv("HOME", "/FAKE-secret-home")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    early.start(["backup"])
+    waiting = early._waiting
+    assert waiting is not None
+    environ = _environ(waiting.process.pid)
+    assert not any("FAKE-secret" in value for value in environ.values()), environ.keys()
+    assert set(environ) <= {*early.STARTUP, early.ROOM}, environ.keys()
+    assert environ["LANG"] == "C.UTF-8"
+
+
+def test_a_run_with_the_users_home_and_a_time_zone_takes_it(monkeypatch):
+    monkeypatch.delenv(WarmDuplicity.OFF, raising=False)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    early.start(["backup"])
+    waiting = early._waiting
+    warm = WarmDuplicity({"PASSPHRASE": "not-used"})
+    try:
+        assert warm.process is waiting.process
     finally:
         warm.close()
 
@@ -136,6 +172,27 @@ def test_the_launcher_takes_the_environment_then_the_arguments_from_one_pipe():
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found == {"taken": True, "environ": {"ONLY": "this"}, "argv": ["--version"]}
+
+
+TZ_PROBE = """
+import io, time
+from cfbackup.duplicity import launcher
+
+time.strftime("%z")  # imported, its zone read, before the run's environment came
+pipe = io.BufferedReader(io.BytesIO(b'{"TZ": "Asia/Kolkata"}\\n'))
+launcher._environment_from(pipe)
+print(time.strftime("%z", time.localtime(0)))
+"""
+
+
+def test_the_runs_time_zone_is_the_one_duplicity_uses():
+    """An interpreter reads TZ when it imports time: the early one, started without the run's
+    TZ, reads it again when it takes the run's environment (the local times duplicity shows
+    and parses, as for a cold start)."""
+    env = {"PATH": os.environ["PATH"], "TZ": "UTC"}
+    done = subprocess.run([sys.executable, "-c", TZ_PROBE], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "+0530"
 
 
 def test_a_pipe_closed_before_the_environment_ends_the_launcher_at_once():
