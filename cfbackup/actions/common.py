@@ -424,6 +424,19 @@ def collection_status(run: Run, chain: chains.Chain, env: dict[str, str]) -> dic
     return machinelog.parse_collection_status(records[-1].extra)
 
 
+def backed_up_roots(run: Run) -> set[str]:
+    """split_chains: the include roots (chain labels) the run history shows a backup of the
+    profile covered: a root among them with no chain at the target lost its chain."""
+    return {
+        label
+        for value in history.stat_values(
+            run.config.state_dir, run.profile.name, "backup", chains.ROOTS_STAT
+        )
+        if isinstance(value, list)
+        for label in value
+    }
+
+
 def roots_without_backup(run: Run, profile, labels: list[str]) -> list[str]:
     """split_chains: of the include roots (chain labels) with no backup at the target, a check
     fails (VerifyDifferences, exit 8) on those the run history shows were backed up: their
@@ -432,14 +445,7 @@ def roots_without_backup(run: Run, profile, labels: list[str]) -> list[str]:
     warning; NoBackupFound when that is every root."""
     if not labels:
         return []
-    ever = {
-        label
-        for value in history.stat_values(
-            run.config.state_dir, run.profile.name, "backup", chains.ROOTS_STAT
-        )
-        if isinstance(value, list)
-        for label in value
-    }
+    ever = backed_up_roots(run)
     lost = [label for label in labels if label in ever]
     if lost:
         where = {c.label: c.profile.target for c in chains.of(profile)}

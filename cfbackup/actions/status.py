@@ -19,7 +19,7 @@ from cfbackup import (
     swift_usage,
     volumes,
 )
-from cfbackup.actions.common import collection_status, prepare
+from cfbackup.actions.common import backed_up_roots, collection_status, prepare
 from cfbackup.config import secrets
 from cfbackup.config.model import Profile
 from cfbackup.duplicity import commands, names
@@ -252,14 +252,7 @@ def _lost_roots(run: Run, chain_list, parts: list[dict]) -> list[str]:
     ]
     if not empty:
         return []
-    ever = {
-        label
-        for value in history.stat_values(
-            run.config.state_dir, run.profile.name, "backup", chains.ROOTS_STAT
-        )
-        if isinstance(value, list)
-        for label in value
-    }
+    ever = backed_up_roots(run)
     return [label for label in empty if label in ever]
 
 
