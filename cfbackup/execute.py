@@ -385,6 +385,19 @@ def terminate(processes: Sequence[subprocess.Popen]) -> None:
                 process.wait(timeout=max(0.0, deadline - time.monotonic()))
 
 
+def end_waiting(process: subprocess.Popen) -> None:
+    """Stop a child that holds nothing yet (a duplicity still waiting for its arguments):
+    SIGTERM at once, harder if it lingers; then close its output pipe."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        terminate([process])
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 class ProcessGroup:
     """Processes started from several threads (split chains, a drill's restores), to stop them
     all at once: on interruption, or when a run's time is up."""

@@ -29,7 +29,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 
 from cfbackup import execute
@@ -80,14 +79,7 @@ class Early:
     def stop(self) -> None:
         """Stop it unused (it holds nothing: SIGTERM at once) and close its pipes."""
         os.close(self.argv_write)
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            execute.terminate([self.process])
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        execute.end_waiting(self.process)
         os.close(self.log_read)
         os.close(self.log_write)
 

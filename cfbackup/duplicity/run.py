@@ -238,14 +238,7 @@ class WarmDuplicity:
             os.close(self._argv_write)
             self._argv_write = None
         if not self.sent:
-            if self.process.poll() is None:
-                self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                execute.terminate([self.process])
-            if self.process.stdout is not None:
-                self.process.stdout.close()
+            execute.end_waiting(self.process)
         if not self.taken:
             os.close(self.log_read)
             os.close(self.log_write)
