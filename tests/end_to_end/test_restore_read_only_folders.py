@@ -40,6 +40,22 @@ def _mode(path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
+def _backed_up(tmp_path, make_config, cfbackup, files: dict[str, str], read_only) -> str:
+    """A backup (file://, unencrypted) of ``src`` holding ``files``, then the folders named in
+    ``read_only`` (relative, "" for ``src`` itself) made 0555; returns the config."""
+    src = tmp_path / "src"
+    for name, text in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    for folder in read_only:
+        os.chmod(src / folder, 0o555)
+    config = make_config(
+        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
+    )
+    assert cfbackup("-c", config, "backup").returncode == 0
+    return config
+
+
 @AS_ROOT
 @pytest.mark.parametrize("force", [False, True])
 def test_read_only_folders_restore_into_the_current_folder_as_a_user(
@@ -50,16 +66,8 @@ def test_read_only_folders_restore_into_the_current_folder_as_a_user(
     into an empty directory instead", typed in one) and left its staging folder, which no
     later restore could remove either; with --force, so did a merge into a folder already
     there. Now they restore, the folders keep the backup's modes, and nothing is left."""
-    src = tmp_path / "src"
-    (src / "ro").mkdir(parents=True)
-    (src / "ro" / "f").write_text("in a read-only folder\n")
-    (src / "top.txt").write_text("top\n")
-    os.chmod(src / "ro", 0o555)
-    os.chmod(src, 0o555)
-    config = make_config(
-        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
-    )
-    assert cfbackup("-c", config, "backup").returncode == 0
+    files = {"ro/f": "in a read-only folder\n", "top.txt": "top\n"}
+    config = _backed_up(tmp_path, make_config, cfbackup, files, read_only=("ro", ""))
     here = tmp_path / "restore"
     here.mkdir()
     if force:  # what is there already: a file of the user's, and the read-only folder's name
@@ -91,15 +99,8 @@ def test_restore_force_again_over_read_only_folders_as_a_user(
     as the backup has it) stopped part-way as a user: the restored files could not move into
     the 0555 folder (Permission denied), exit 12, a kept staging folder, and the retry it
     suggested failed the same way. Now the folder takes them and keeps the backup's mode."""
-    src = tmp_path / "src"
-    (src / "ro").mkdir(parents=True)
-    (src / "ro" / "f").write_text("in a read-only folder\n")
-    (src / "a.txt").write_text("moved before ro\n")
-    os.chmod(src / "ro", 0o555)
-    config = make_config(
-        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
-    )
-    assert cfbackup("-c", config, "backup").returncode == 0
+    files = {"ro/f": "in a read-only folder\n", "a.txt": "moved before ro\n"}
+    config = _backed_up(tmp_path, make_config, cfbackup, files, read_only=("ro",))
     here = tmp_path / "restore"
     here.mkdir()
     try:
@@ -176,16 +177,8 @@ def test_read_only_folders_restore_into_a_target_whose_name_is_not_utf8_as_a_use
     as a user, a read-only (0555) top folder could not be renamed to another parent,
     shutil.move copied it and failed to remove the copy (exit 1, an internal error and a
     traceback) and left its staging folder. It moves, keeping the backup's modes."""
-    src = tmp_path / "src"
-    (src / "ro").mkdir(parents=True)
-    (src / "ro" / "f").write_text("in a read-only folder\n")
-    (src / "top.txt").write_text("top\n")
-    os.chmod(src / "ro", 0o555)
-    os.chmod(src, 0o555)
-    config = make_config(
-        source=src, target=f"file://{tmp_path}/backups", encryption='mode = "none"'
-    )
-    assert cfbackup("-c", config, "backup").returncode == 0
+    files = {"ro/f": "in a read-only folder\n", "top.txt": "top\n"}
+    config = _backed_up(tmp_path, make_config, cfbackup, files, read_only=("ro", ""))
     here = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9")
     try:
         done = _as_a_user(cli_env, tmp_path, "-c", config, "restore", "main", here)
