@@ -23,18 +23,25 @@ def _age_runs(state_dir, action: str, days: float) -> None:
         )
 
 
-def test_a_scheduled_drill_that_missed_its_time_is_flagged_by_status(
-    tmp_path, make_config, cfbackup
-):
+def _drilled(tmp_path, make_config, cfbackup, schedule: str) -> str:
+    """A profile whose drill runs on ``schedule`` (``cron = "..."`` or ``interval = "..."``),
+    backed up and drilled once; returns the config."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "file.txt").write_text("proof\n")
     config = make_config(
         target=f"file://{tmp_path}/backups",
         encryption='mode = "none"',
-        more='[profiles.main.drill]\ncron = "0 5 * * *"\nmax_wait = "1m"\nsample = "100%"\n',
+        more=f'[profiles.main.drill]\n{schedule}\nmax_wait = "1m"\nsample = "100%"\n',
     )
     assert cfbackup("-c", config, "backup", "main").returncode == 0
     assert cfbackup("-c", config, "drill", "main").returncode == 0
+    return config
+
+
+def test_a_scheduled_drill_that_missed_its_time_is_flagged_by_status(
+    tmp_path, make_config, cfbackup
+):
+    config = _drilled(tmp_path, make_config, cfbackup, 'cron = "0 5 * * *"')
     fresh = cfbackup("-c", config, "status", "main")
     assert fresh.returncode == 0 and "WARNING" not in fresh.stdout, fresh
 
@@ -71,15 +78,7 @@ def test_a_run_still_going_or_ended_after_its_next_time_is_not_flagged(
     import sys
     import time
 
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "file.txt").write_text("proof\n")
-    config = make_config(
-        target=f"file://{tmp_path}/backups",
-        encryption='mode = "none"',
-        more='[profiles.main.drill]\ncron = "0 * * * *"\nmax_wait = "1m"\nsample = "100%"\n',
-    )
-    assert cfbackup("-c", config, "backup", "main").returncode == 0
-    assert cfbackup("-c", config, "drill", "main").returncode == 0
+    config = _drilled(tmp_path, make_config, cfbackup, 'cron = "0 * * * *"')
     history = tmp_path / "state" / "history.sqlite3"
     # a cfbackup drill still running (its row has no outcome yet, its pid lives)
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "cfbackup"])
@@ -156,15 +155,7 @@ def test_an_interval_schedule_is_given_the_interval_a_restart_puts_off(
     a reboot the next run of an "every 1D" drill comes up to a day after its due time, and
     status flagged a healthy daemon for most of that day. Two intervals without a run still
     are flagged."""
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "file.txt").write_text("proof\n")
-    config = make_config(
-        target=f"file://{tmp_path}/backups",
-        encryption='mode = "none"',
-        more='[profiles.main.drill]\ninterval = "1D"\nmax_wait = "1m"\nsample = "100%"\n',
-    )
-    assert cfbackup("-c", config, "backup", "main").returncode == 0
-    assert cfbackup("-c", config, "drill", "main").returncode == 0
+    config = _drilled(tmp_path, make_config, cfbackup, 'interval = "1D"')
     _age_runs(tmp_path / "state", "drill", 1.5)  # the daemon restarted half a day after it
     restarted = cfbackup("-c", config, "status", "main")
     assert restarted.returncode == 0 and "WARNING" not in restarted.stdout, restarted
