@@ -312,7 +312,9 @@ HOLD_HOOK = """#!/bin/sh
 # before_restore hook: says "locked" and waits for the test to say how the hook ends
 touch "$1/locked"
 n=0
-while [ ! -e "$1/go" ]; do
+# -s, not -e: write_text("0") creates the file before it writes the code, and a hook that saw
+# it empty ran `exit ""` (Illegal number, exit 2: CI run 5d9521e)
+while [ ! -s "$1/go" ]; do
   sleep 0.05; n=$((n+1)); [ "$n" -gt 1200 ] && exit 3
 done
 exit "$(cat "$1/go")"
